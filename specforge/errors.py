@@ -1,0 +1,89 @@
+"""User-facing errors.
+
+Every mistake a user can make is one of these exceptions.  Each carries where it
+happened (file, line, column, spec path) so the CLI can print one line
+``FILE:LINE:COL: error: PATH: message`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Location:
+    """Where in a user's file something is: 1-based line and column, and the spec path."""
+
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    path: str = ""
+
+    def prefix(self) -> str:
+        """``FILE:LINE:COL`` with the parts that are known."""
+        parts = [self.file or "<input>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+
+@dataclass
+class Problem:
+    """One error message at one place."""
+
+    message: str
+    location: Location = field(default_factory=Location)
+
+    def format(self) -> str:
+        path = f"{self.location.path}: " if self.location.path else ""
+        return f"{self.location.prefix()}: error: {path}{self.message}"
+
+    def to_json(self) -> dict:
+        return {
+            "file": self.location.file,
+            "line": self.location.line,
+            "column": self.location.column,
+            "path": self.location.path,
+            "message": self.message,
+        }
+
+
+class SpecforgeError(Exception):
+    """Base of all user errors: one or more problems, reported together."""
+
+    kind = "error"
+
+    def __init__(self, message: str | None = None, *, file: str | None = None, line: int | None = None,
+                 column: int | None = None, path: str = "", problems: list[Problem] | None = None):
+        if problems is None:
+            problems = [Problem(message or "", Location(file, line, column, path))]
+        self.problems = problems
+        super().__init__("\n".join(p.format() for p in problems))
+
+    def format(self) -> str:
+        return "\n".join(p.format() for p in self.problems)
+
+    def to_json(self) -> list[dict]:
+        return [p.to_json() for p in self.problems]
+
+
+class SpecError(SpecforgeError):
+    """The spec text or its content is wrong (syntax, schema, semantics)."""
+
+
+class ShapeError(SpecforgeError):
+    """A layer cannot take the shape it is given."""
+
+
+class DataError(SpecforgeError):
+    """A data file is missing, corrupt, or does not fit the spec."""
+
+
+class ExportError(SpecforgeError):
+    """The model cannot be exported, or the export does not match the numpy forward."""
+
+
+class RunError(SpecforgeError):
+    """A run directory is missing, incomplete, or cannot be resumed."""

@@ -1,0 +1,80 @@
+"""A small helper through which layers emit ONNX nodes.
+
+It makes unique names, holds initializers, and tracks for every tensor its
+logical shape (NHWC, without the batch axis, as in the spec) and its physical
+layout.  The model's input is NHWC; ONNX's Conv and pooling want NCHW, so a
+layer asks ``to_layout(name, "NCHW")`` and the builder inserts a Transpose only
+when the tensor is not already in that layout (and reuses it when asked twice).
+Elementwise nodes keep their input's layout, so a run of Conv -> Relu -> Conv
+has no Transposes between the convolutions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Sequence
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+NHWC, NCHW = "NHWC", "NCHW"
+_PERM = {(NHWC, NCHW): [0, 3, 1, 2], (NCHW, NHWC): [0, 2, 3, 1]}
+
+
+class OnnxBuilder:
+    def __init__(self, opset: int = 13):
+        self.opset = opset
+        self.nodes: list = []
+        self.initializers: list = []
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.layouts: dict[str, str] = {}
+        self._used: Counter = Counter()
+        self._transposed: dict[tuple[str, str], str] = {}
+        self.prefix = ""
+
+    def unique(self, hint: str) -> str:
+        base = f"{self.prefix}{hint}"
+        self._used[base] += 1
+        count = self._used[base]
+        return base if count == 1 else f"{base}_{count - 1}"
+
+    def initializer(self, array: np.ndarray, hint: str) -> str:
+        name = self.unique(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def constant_int64(self, values: Sequence[int], hint: str) -> str:
+        return self.initializer(np.asarray(values, dtype=np.int64), hint)
+
+    def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, *,
+             layout: str | None = None, outputs: int = 1, **attrs: Any) -> str | list[str]:
+        """Add a node; its output keeps the first input's layout unless ``layout`` is given."""
+        names = [self.unique(hint or op_type.lower()) for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=names[0], **attrs))
+        out_layout = layout or (self.layouts.get(inputs[0], NHWC) if inputs else NHWC)
+        for name in names:
+            self.layouts[name] = out_layout
+        return names[0] if outputs == 1 else names
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Logical shape (spec order, no batch axis) of a tensor the exporter has registered."""
+        return self.shapes[name]
+
+    def layout(self, name: str) -> str:
+        return self.layouts.get(name, NHWC)
+
+    def to_layout(self, name: str, layout: str) -> str:
+        """``name`` in ``layout`` (NHWC or NCHW); only image tensors (rank 3 without batch) are transposed."""
+        current = self.layout(name)
+        if current == layout or len(self.shapes.get(name, ())) != 3:
+            return name
+        key = (name, layout)
+        if key not in self._transposed:
+            out = self.node("Transpose", [name], f"{name}_to_{layout.lower()}", layout=layout,
+                            perm=_PERM[(current, layout)])
+            self.shapes[out] = self.shapes[name]
+            self._transposed[key] = out
+        return self._transposed[key]
+
+    def value_info(self, name: str, shape: Sequence[int | str], doc: str = "") -> Any:
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape), doc_string=doc)

@@ -1,0 +1,156 @@
+"""The layer contract: one class per layer kind holds everything about that kind.
+
+A kind declares its spec name (``type``), its JSON Schema fragment (``schema``:
+property name -> schema, with descriptions and defaults), small valid configs
+(``examples``) for the generic tests, and the math: shape rule, parameter
+initialisation, FLOPs, forward and backward side by side, and ONNX conversion.
+
+Shapes never include the batch axis: an MNIST image is ``(28, 28, 1)``.
+Tensors always do: ``x`` has shape ``(N, *input_shape)``, float32, NHWC.
+
+Activations given as a layer option (``Conv2D(..., activation: relu)``) are not
+applied by the layer: the graph splits them into an ``Activation`` node so that
+the loss can take logits (softmax + cross-entropy is fused with log-sum-exp).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import numpy as np
+
+from specforge.errors import ShapeError
+
+Shape = tuple[int, ...]
+Params = dict[str, np.ndarray]
+
+
+class Layer:
+    """Base class of every layer kind; subclasses fill in the class attributes and the math."""
+
+    type: ClassVar[str]
+    description: ClassVar[str] = ""
+    schema: ClassVar[dict[str, dict]] = {}
+    required: ClassVar[tuple[str, ...]] = ()
+    #: ``(config, input_shape)`` pairs: small valid uses of the kind, run by the generic tests.
+    examples: ClassVar[list[tuple[dict, Shape]]] = []
+    #: parameter names that are state, not trained (BatchNormalization's moving statistics).
+    non_trainable: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
+        config = dict(config or {})
+        config.pop("type", None)
+        self.name = config.pop("name", None) or name or self.type.lower()
+        self.config = {key: copy.deepcopy(prop["default"]) for key, prop in self.schema.items() if "default" in prop}
+        self.config.update(config)
+
+    def __repr__(self) -> str:
+        return f"{self.type}({self.name!r}, {self.config})"
+
+    @classmethod
+    def json_schema(cls) -> dict:
+        """The schema of one ``model.layers`` item of this kind."""
+        properties = {
+            "type": {"const": cls.type, "description": cls.description},
+            "name": {"type": "string", "description": "Layer name shown in summaries and ONNX node names. "
+                                                      "Default: the type in snake case with a counter, e.g. conv2d_1."},
+            **cls.schema,
+        }
+        return {
+            "type": "object",
+            "description": cls.description,
+            "properties": properties,
+            "required": ["type", *cls.required],
+            "additionalProperties": False,
+            "examples": [{"type": cls.type, **config} for config, _ in cls.examples[:2]],
+        }
+
+    # -- shapes and sizes ---------------------------------------------------------
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """The output shape for ``input_shape``; raises ShapeError with the numbers put in the formula."""
+        raise NotImplementedError
+
+    def init_params(self, input_shape: Shape, rng: np.random.Generator) -> Params:
+        return {}
+
+    def count_params(self, input_shape: Shape) -> int:
+        shapes = self.param_shapes(input_shape)
+        return int(sum(np.prod(s, dtype=np.int64) for s in shapes.values()))
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        """Shapes of the parameters, without allocating them."""
+        return {}
+
+    def flops(self, input_shape: Shape) -> int:
+        """Forward FLOPs per example, counting a multiply-add as 2 (biases and activations not counted)."""
+        return 0
+
+    # -- math --------------------------------------------------------------------
+    def forward(self, params: Params, x: np.ndarray, training: bool = False,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+        """``(y, cache)``: the output and whatever backward needs."""
+        raise NotImplementedError
+
+    def backward(self, params: Params, cache: Any, dy: np.ndarray,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+        """``(dx, grads)`` given the output gradient; ``dx`` is None when ``need_dx`` is False."""
+        raise NotImplementedError
+
+    # -- export -------------------------------------------------------------------
+    def to_onnx(self, builder, params: Params, input_name: str) -> str:
+        """Emit this layer's ONNX nodes through ``builder``; return the output tensor's name."""
+        raise NotImplementedError
+
+
+def shape_error(message: str) -> ShapeError:
+    """A ShapeError without a position; the graph adds the file, line and layer path."""
+    return ShapeError(message)
+
+
+def as_pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:
+    """Keras' ``int or (int, int)`` option as a pair."""
+    if isinstance(value, int):
+        return (value, value)
+    return (int(value[0]), int(value[1]))
+
+
+def int_or_pair(description: str, default: Any = None, minimum: int = 1) -> dict:
+    """Schema of an option that is an int or a pair of ints (height, width)."""
+    schema: dict = {
+        "description": description,
+        "oneOf": [
+            {"type": "integer", "minimum": minimum},
+            {"type": "array", "items": {"type": "integer", "minimum": minimum}, "minItems": 2, "maxItems": 2},
+        ],
+    }
+    if default is not None:
+        schema["default"] = default
+    return schema
+
+
+PADDING_SCHEMA = {
+    "description": "valid: no padding, the output shrinks by the kernel; same: zero-pad so that "
+                   "output = ceil(input / stride) (TensorFlow's rule: the extra pixel goes after).",
+    "enum": ["valid", "same"],
+    "default": "valid",
+}
+
+#: Activation names the spec accepts; ``specforge.activations`` implements exactly these.
+ACTIVATION_NAMES = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "leaky_relu", "gelu", "swish")
+#: Initializer names the spec accepts; ``specforge.initializers`` implements exactly these.
+INITIALIZER_NAMES = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+                     "lecun_normal", "zeros", "ones", "random_normal", "random_uniform")
+
+
+def activation_schema(default: str = "linear") -> dict:
+    return {
+        "description": "Activation applied to the output. softmax as the last layer's activation is fused "
+                       "with cross-entropy losses (computed on logits, stable for raw 0-255 inputs).",
+        "enum": list(ACTIVATION_NAMES),
+        "default": default,
+    }
+
+
+def initializer_schema(default: str, what: str) -> dict:
+    return {"description": f"Initializer of the {what}.", "enum": list(INITIALIZER_NAMES), "default": default}
