@@ -1,0 +1,220 @@
+"""JSON Schema (draft-07) of a spec's ``data`` section.
+
+Every source's options sit next to ``source`` in one flat mapping.  The top level
+lists all options (so editors complete them); one ``if source == X then ...``
+branch per source says which of them that source requires and accepts, so a
+misplaced option is reported against the source that does not take it.
+"""
+
+from __future__ import annotations
+
+SOURCES = ("mnist", "idx", "npz", "npy", "csv", "image_folder", "url")
+SPLITS = ("train", "test", "validation")
+URL_FORMATS = ("npz", "csv")
+NPZ_DEFAULT_KEYS = {
+    "x_train": "x_train", "y_train": "y_train",
+    "x_test": "x_test", "y_test": "y_test",
+    "x_validation": "x_validation", "y_validation": "y_validation",
+}
+
+
+def _path(description: str) -> dict:
+    return {"type": "string", "minLength": 1,
+            "description": description + " Relative paths are relative to the spec file's directory."}
+
+
+def _file_pair_properties(kind: str) -> dict:
+    """``train_images``, ``train_labels``, ... for a source that stores each split as two files."""
+    properties = {}
+    for split in SPLITS:
+        need = "Required." if split == "train" else (
+            "Optional; given together with its labels." if split == "test" else
+            "Optional; used when fit.validation is 'validation'.")
+        properties[f"{split}_images"] = _path(f"{kind} file of the {split} images. {need}")
+        properties[f"{split}_labels"] = _path(f"{kind} file of the {split} labels (integers). {need}")
+    return properties
+
+
+_IDX = _file_pair_properties("IDX (raw or .gz)")
+_NPY = _file_pair_properties(".npy")
+
+_KEYS = {
+    "type": "object",
+    "description": "Names of the arrays inside the .npz archive. A split is loaded when both of its "
+                   "arrays are in the archive; the training arrays are required.",
+    "properties": {
+        key: {"type": "string", "minLength": 1, "default": default,
+              "description": f"Array holding the {'images' if key[0] == 'x' else 'labels'} of the "
+                             f"{key.split('_', 1)[1]} split."}
+        for key, default in NPZ_DEFAULT_KEYS.items()
+    },
+    "additionalProperties": False,
+    "default": dict(NPZ_DEFAULT_KEYS),
+    "examples": [{"x_train": "train_images", "y_train": "train_labels"}],
+}
+
+_CSV_OPTIONS = {
+    "label_column": {
+        "description": "The column holding the label: a 0-based index or a header name. "
+                       "Default: the column named 'label' when the file has a header with one, else column 0.",
+        "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1}],
+        "default": None,
+        "examples": [0, "label"],
+    },
+    "header": {
+        "description": "Whether the first row holds column names. auto: yes when it has a cell that is not a number.",
+        "enum": ["auto", True, False],
+        "default": "auto",
+    },
+}
+
+_SPLIT_FILES = {
+    split: _path(f"CSV file of the {split} split: one row per example, the label plus "
+                 f"the pixel values in row-major order."
+                 + (" Required." if split == "train" else " Optional."))
+    for split in SPLITS
+}
+_SPLIT_DIRS = {
+    split: _path(f"Directory of the {split} split with one sub-folder per class (the folder name is the "
+                 f"class name) holding PNG or JPEG images."
+                 + (" Required." if split == "train" else " Optional."))
+    for split in SPLITS
+}
+
+_NORMALIZE_VALUE = {
+    "oneOf": [{"type": "number"},
+              {"type": "array", "items": {"type": "number"}, "minItems": 1}],
+}
+
+PREPROCESSING_SCHEMA = {
+    "type": "object",
+    "description": "Steps applied to every batch (training, evaluation, prediction and export alike), "
+                   "in this order: reshape, rescale, normalize. They are recorded in the run directory.",
+    "properties": {
+        "rescale": {
+            "type": "number", "default": 1.0, "exclusiveMinimum": 0,
+            "description": "Multiply every pixel by this factor, e.g. 0.00392156862745098 (1/255) for [0, 1]. "
+                           "Default 1.0: raw 0-255 pixels, as the seed tutorial.",
+            "examples": [1.0, 0.00392156862745098],
+        },
+        "normalize": {
+            "description": "Subtract mean and divide by std after rescaling; scalars or one value per channel. "
+                           "Default: no normalisation.",
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "mean": {**_NORMALIZE_VALUE, "description": "Mean to subtract (after rescale)."},
+                        "std": {**_NORMALIZE_VALUE, "description": "Standard deviation to divide by (after rescale); "
+                                                                   "every value must be positive."},
+                    },
+                    "required": ["mean", "std"],
+                    "additionalProperties": False,
+                },
+            ],
+            "default": None,
+            "examples": [{"mean": 0.1307, "std": 0.3081}, {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}],
+        },
+        "reshape": {
+            "description": "Shape each image is reshaped to, without the batch axis. It must equal "
+                           "model.input_shape; default: model.input_shape (28x28 images become 28x28x1, "
+                           "as the seed's reshape).",
+            "oneOf": [{"type": "null"},
+                      {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}],
+            "default": None,
+            "examples": [[28, 28, 1]],
+        },
+        "labels": {
+            "description": "Label encoding fed to the loss: one_hot (Keras' to_categorical, for "
+                           "categorical_crossentropy) or sparse integers (for sparse_categorical_crossentropy).",
+            "enum": ["one_hot", "sparse"],
+            "default": "one_hot",
+        },
+    },
+    "additionalProperties": False,
+    "default": {},
+    "examples": [{"rescale": 1.0, "labels": "one_hot"}],
+}
+
+_COMMON = {
+    "source": {
+        "description": "Where the data comes from: mnist (embedded in the package, works offline), idx, npz, "
+                       "npy, csv, image_folder, or url (downloaded once into the user's cache directory).",
+        "enum": list(SOURCES),
+        "default": "mnist",
+    },
+    "preprocessing": PREPROCESSING_SCHEMA,
+    "num_classes": {
+        "type": "integer", "minimum": 2,
+        "description": "Number of classes. Default: inferred (10 for mnist, the number of class sub-folders for "
+                       "image_folder, else the largest training label + 1).",
+        "examples": [10],
+    },
+    "class_names": {
+        "type": "array", "items": {"type": "string"}, "minItems": 2,
+        "description": "Name of each class, in label order. Default: the folder names for image_folder, "
+                       "else the labels as text ('0', '1', ...).",
+        "examples": [["T-shirt", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]],
+    },
+}
+
+_BY_SOURCE: dict[str, tuple[dict, list[str]]] = {
+    "mnist": ({}, []),
+    "idx": (_IDX, ["train_images", "train_labels"]),
+    "npy": (_NPY, ["train_images", "train_labels"]),
+    "npz": ({"path": _path("The .npz archive."), "keys": _KEYS}, ["path"]),
+    "csv": ({**_SPLIT_FILES, **_CSV_OPTIONS}, ["train"]),
+    "image_folder": (_SPLIT_DIRS, ["train"]),
+    "url": ({
+        "url": {"type": "string", "pattern": "^(https?|file)://", "description":
+                "Address of the file, downloaded once into $XDG_CACHE_HOME/specforge (default ~/.cache/specforge) "
+                "and checked against sha256.",
+                "examples": ["https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"]},
+        "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$",
+                   "description": "SHA-256 of the file (64 hex digits); a download that does not match is refused."},
+        "format": {"enum": list(URL_FORMATS), "default": "npz",
+                   "description": "Format of the downloaded file: npz (arrays named by keys) or csv (the training "
+                                  "split, label_column and header as for the csv source)."},
+        "keys": _KEYS,
+        **_CSV_OPTIONS,
+    }, ["url", "sha256"]),
+}
+
+# Each source's options are listed under their source; the first source that defines a name wins
+# (idx and npy share names and differ only in wording).
+_ALL_OPTIONS: dict[str, dict] = dict(_COMMON)
+for _options, _ in _BY_SOURCE.values():
+    for _name, _schema in _options.items():
+        _ALL_OPTIONS.setdefault(_name, _schema)
+
+
+def _branch(source: str) -> dict:
+    options, required = _BY_SOURCE[source]
+    condition: dict = {"properties": {"source": {"const": source}}}
+    if source != "mnist":
+        condition["required"] = ["source"]
+    allowed = {name: True for name in [*_COMMON, *options]}
+    return {"if": condition,
+            "then": {"properties": allowed, "required": required, "additionalProperties": False}}
+
+
+DATA_SCHEMA: dict = {
+    "type": "object",
+    "description": "The data set, its splits, and the preprocessing applied to every batch.",
+    "properties": _ALL_OPTIONS,
+    "additionalProperties": False,
+    "allOf": [_branch(source) for source in SOURCES],
+    "default": {"source": "mnist"},
+    "examples": [
+        {"source": "mnist", "preprocessing": {"rescale": 1.0, "labels": "one_hot"}},
+        {"source": "idx", "train_images": "fashion/train-images-idx3-ubyte.gz",
+         "train_labels": "fashion/train-labels-idx1-ubyte.gz",
+         "test_images": "fashion/t10k-images-idx3-ubyte.gz", "test_labels": "fashion/t10k-labels-idx1-ubyte.gz"},
+        {"source": "image_folder", "train": "images/train", "test": "images/test",
+         "preprocessing": {"rescale": 0.00392156862745098}},
+        {"source": "url", "url": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
+         "sha256": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1", "format": "npz"},
+    ],
+}
