@@ -1,0 +1,222 @@
+"""Convolutions: Conv2D and DepthwiseConv2D (Keras 3 options, kernels stored as Keras stores them).
+
+Both are grouped convolutions (one group, or one group per input channel), computed by
+:func:`specforge.layers.windows.grouped_conv`: im2col over the whole batch and one GEMM.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from specforge.errors import SpecError
+from specforge.initializers import compute_fans, initialize
+from specforge.layers.base import (
+    PADDING_SCHEMA, Layer, Params, Shape, activation_schema, as_pair, initializer_schema, int_or_pair,
+)
+from specforge.layers.windows import Window, grouped_conv, grouped_conv_backward, plan_window, require_image
+
+_USE_BIAS = {"type": "boolean", "default": True, "description": "Whether to add a learned bias per output channel."}
+_COMMON_SCHEMA = {
+    "kernel_size": int_or_pair("Height and width of the convolution window; an int for a square window."),
+    "strides": int_or_pair("Step of the window along height and width.", default=1),
+    "padding": PADDING_SCHEMA,
+    "dilation_rate": int_or_pair("Spacing between kernel taps (atrous convolution); cannot be combined "
+                                 "with strides > 1.", default=1),
+    "activation": activation_schema(),
+    "use_bias": _USE_BIAS,
+}
+
+
+class _Convolution(Layer):
+    """What Conv2D and DepthwiseConv2D share; a subclass maps its kernel to and from the grouped form."""
+
+    #: the option naming the kernel's initializer
+    kernel_initializer_option: ClassVar[str]
+
+    def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
+        super().__init__(config, name)
+        strides, dilation = as_pair(self.config["strides"]), as_pair(self.config["dilation_rate"])
+        if max(strides) > 1 and max(dilation) > 1:
+            raise SpecError(f"{self.type} cannot combine strides > 1 with dilation_rate > 1 (received "
+                            f"strides={self.config['strides']}, dilation_rate={self.config['dilation_rate']}); "
+                            f"use strides: 1 or dilation_rate: 1")
+
+    # -- the kind's kernel ------------------------------------------------------------
+    def kernel_shape(self, channels: int) -> Shape:
+        raise NotImplementedError
+
+    def out_channels(self, channels: int) -> int:
+        raise NotImplementedError
+
+    def groups(self, channels: int) -> int:
+        raise NotImplementedError
+
+    @staticmethod
+    def to_grouped(kernel: np.ndarray) -> np.ndarray:
+        """The kernel as ``(G, KH, KW, Cin per group, Cout per group)``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def from_grouped(grouped: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def onnx_weight(kernel: np.ndarray) -> np.ndarray:
+        """The kernel in ONNX Conv's ``(M, C/group, KH, KW)`` layout."""
+        raise NotImplementedError
+
+    # -- shapes and sizes -----------------------------------------------------------------
+    def window(self, input_shape: Shape) -> Window:
+        height, width, _ = require_image(self.type, input_shape)
+        return plan_window(self.type, "kernel_size", (height, width), as_pair(self.config["kernel_size"]),
+                           as_pair(self.config["strides"]), as_pair(self.config["dilation_rate"]),
+                           self.config["padding"])
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        out_h, out_w = self.window(input_shape).output_size(tuple(input_shape[:2]))
+        return (out_h, out_w, self.out_channels(input_shape[2]))
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        require_image(self.type, input_shape)
+        shapes = {"kernel": self.kernel_shape(input_shape[2])}
+        if self.config["use_bias"]:
+            shapes["bias"] = (self.out_channels(input_shape[2]),)
+        return shapes
+
+    def init_params(self, input_shape: Shape, rng: np.random.Generator) -> Params:
+        shapes = self.param_shapes(input_shape)
+        fan_in, fan_out = compute_fans(shapes["kernel"])
+        params = {"kernel": initialize(self.config[self.kernel_initializer_option], shapes["kernel"],
+                                       fan_in, fan_out, rng, dtype=np.float32)}
+        if "bias" in shapes:
+            params["bias"] = initialize(self.config["bias_initializer"], shapes["bias"], fan_in, fan_out, rng,
+                                        dtype=np.float32)
+        return params
+
+    def flops(self, input_shape: Shape) -> int:
+        out_h, out_w, _ = self.output_shape(input_shape)
+        return 2 * out_h * out_w * int(np.prod(self.kernel_shape(input_shape[2])))
+
+    # -- math ---------------------------------------------------------------------------------
+    def forward(self, params: Params, x: np.ndarray, training: bool = False,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+        window = self.window(x.shape[1:])
+        y, cols = grouped_conv(x, self.to_grouped(params["kernel"]), window)
+        if "bias" in params:
+            y += params["bias"]
+        return y, (x.shape, window, cols)
+
+    def backward(self, params: Params, cache: Any, dy: np.ndarray,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+        x_shape, window, cols = cache
+        dx, dgrouped = grouped_conv_backward(x_shape, self.to_grouped(params["kernel"]), window, cols, dy,
+                                             need_dx)
+        grads = {"kernel": self.from_grouped(dgrouped)}
+        if "bias" in params:
+            grads["bias"] = dy.sum(axis=(0, 1, 2))
+        return dx, grads
+
+    # -- export -----------------------------------------------------------------------------------
+    def to_onnx(self, builder, params: Params, input_name: str) -> str:
+        input_shape = builder.shape(input_name)
+        window = self.window(input_shape)
+        inputs = [builder.to_layout(input_name, "NCHW"),
+                  builder.initializer(self.onnx_weight(params["kernel"]).astype(np.float32), f"{self.name}_kernel")]
+        if "bias" in params:
+            inputs.append(builder.initializer(params["bias"].astype(np.float32), f"{self.name}_bias"))
+        return builder.node("Conv", inputs, hint=self.name, layout="NCHW", kernel_shape=list(window.kernel),
+                            strides=list(window.strides), dilations=list(window.dilation), pads=window.onnx_pads,
+                            group=self.groups(input_shape[2]))
+
+
+class Conv2D(_Convolution):
+    type = "Conv2D"
+    description = "2-D convolution over an image (height, width, channels) with a learned kernel per output channel."
+    schema = {
+        "filters": {"type": "integer", "minimum": 1, "description": "Number of output channels."},
+        **_COMMON_SCHEMA,
+        "kernel_initializer": initializer_schema("glorot_uniform", "kernel (height, width, in, out)"),
+        "bias_initializer": initializer_schema("zeros", "bias"),
+    }
+    required = ("filters", "kernel_size")
+    examples = [
+        ({"filters": 4, "kernel_size": [3, 2]}, (7, 6, 3)),
+        ({"filters": 2, "kernel_size": [2, 3], "strides": [2, 1], "padding": "same"}, (7, 6, 3)),
+        ({"filters": 3, "kernel_size": 3, "dilation_rate": [2, 1], "use_bias": False}, (7, 6, 2)),
+        ({"filters": 2, "kernel_size": [3, 4], "strides": 2, "padding": "same"}, (5, 7, 3)),
+        ({"filters": 2, "kernel_size": 2, "strides": 3}, (7, 6, 1)),
+        ({"filters": 2, "kernel_size": [2, 3], "dilation_rate": 2, "padding": "same"}, (6, 5, 2)),
+    ]
+    kernel_initializer_option = "kernel_initializer"
+
+    def kernel_shape(self, channels: int) -> Shape:
+        return (*as_pair(self.config["kernel_size"]), channels, self.config["filters"])
+
+    def out_channels(self, channels: int) -> int:
+        return self.config["filters"]
+
+    def groups(self, channels: int) -> int:
+        return 1
+
+    @staticmethod
+    def to_grouped(kernel: np.ndarray) -> np.ndarray:
+        return kernel[None]
+
+    @staticmethod
+    def from_grouped(grouped: np.ndarray) -> np.ndarray:
+        return grouped[0]
+
+    @staticmethod
+    def onnx_weight(kernel: np.ndarray) -> np.ndarray:
+        return kernel.transpose(3, 2, 0, 1)
+
+
+class DepthwiseConv2D(_Convolution):
+    type = "DepthwiseConv2D"
+    description = ("Depthwise 2-D convolution: each input channel is convolved with its own depth_multiplier "
+                   "kernels, giving channels * depth_multiplier outputs.")
+    schema = {
+        "kernel_size": _COMMON_SCHEMA["kernel_size"],
+        "strides": _COMMON_SCHEMA["strides"],
+        "padding": PADDING_SCHEMA,
+        "depth_multiplier": {"type": "integer", "minimum": 1, "default": 1,
+                             "description": "Output channels per input channel (input c, multiplier m -> "
+                                            "output c * depth_multiplier + m)."},
+        **{key: _COMMON_SCHEMA[key] for key in ("dilation_rate", "activation", "use_bias")},
+        "depthwise_initializer": initializer_schema("glorot_uniform", "depthwise kernel (height, width, "
+                                                                      "channels, depth_multiplier)"),
+        "bias_initializer": initializer_schema("zeros", "bias"),
+    }
+    required = ("kernel_size",)
+    examples = [
+        ({"kernel_size": [3, 2]}, (7, 6, 3)),
+        ({"kernel_size": 3, "depth_multiplier": 2, "strides": [1, 2], "padding": "same"}, (7, 6, 3)),
+        ({"kernel_size": [2, 3], "dilation_rate": 2, "padding": "same", "depth_multiplier": 3, "use_bias": False},
+         (6, 7, 2)),
+        ({"kernel_size": 2, "strides": 2}, (5, 7, 2)),
+    ]
+    kernel_initializer_option = "depthwise_initializer"
+
+    def kernel_shape(self, channels: int) -> Shape:
+        return (*as_pair(self.config["kernel_size"]), channels, self.config["depth_multiplier"])
+
+    def out_channels(self, channels: int) -> int:
+        return channels * self.config["depth_multiplier"]
+
+    def groups(self, channels: int) -> int:
+        return channels
+
+    @staticmethod
+    def to_grouped(kernel: np.ndarray) -> np.ndarray:
+        return kernel.transpose(2, 0, 1, 3)[:, :, :, None, :]
+
+    @staticmethod
+    def from_grouped(grouped: np.ndarray) -> np.ndarray:
+        return grouped[:, :, :, 0, :].transpose(1, 2, 0, 3)
+
+    @staticmethod
+    def onnx_weight(kernel: np.ndarray) -> np.ndarray:
+        kh, kw, channels, multiplier = kernel.shape
+        return kernel.reshape(kh, kw, channels * multiplier).transpose(2, 0, 1)[:, None]

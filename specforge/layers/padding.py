@@ -1,0 +1,71 @@
+"""ZeroPadding2D: zero rows and columns around an image (Keras 3 options)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from specforge.layers.base import Layer, Params, Shape
+from specforge.layers.windows import crop_padding, pad_image, require_image
+
+_SIZE = {"type": "integer", "minimum": 0}
+_PAIR = {"type": "array", "items": _SIZE, "minItems": 2, "maxItems": 2}
+
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+def image_pads(padding: int | list) -> Pads:
+    """Keras' ``padding`` option as ``((top, bottom), (left, right))``."""
+    if isinstance(padding, int):
+        return ((padding, padding), (padding, padding))
+    height, width = padding
+    if isinstance(height, int):
+        return ((height, height), (width, width))
+    return ((int(height[0]), int(height[1])), (int(width[0]), int(width[1])))
+
+
+class ZeroPadding2D(Layer):
+    type = "ZeroPadding2D"
+    description = "Adds rows and columns of zeros at the top, bottom, left and right of an image."
+    schema = {
+        "padding": {
+            "description": "An int (the same on all four sides), [height, width] (symmetric per axis) or "
+                           "[[top, bottom], [left, right]].",
+            "oneOf": [_SIZE, _PAIR, {"type": "array", "items": _PAIR, "minItems": 2, "maxItems": 2}],
+            "default": 1,
+        },
+    }
+    examples = [
+        ({}, (4, 5, 2)),
+        ({"padding": [1, 2]}, (3, 4, 1)),
+        ({"padding": [[0, 2], [1, 3]]}, (3, 2, 2)),
+    ]
+
+    @property
+    def pads(self) -> Pads:
+        return image_pads(self.config["padding"])
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        height, width, channels = require_image(self.type, input_shape)
+        (top, bottom), (left, right) = self.pads
+        return (height + top + bottom, width + left + right, channels)
+
+    def forward(self, params: Params, x: np.ndarray, training: bool = False,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+        require_image(self.type, x.shape[1:])
+        return pad_image(x, self.pads), None
+
+    def backward(self, params: Params, cache: Any, dy: np.ndarray,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+        return (crop_padding(dy, self.pads) if need_dx else None), {}
+
+    def to_onnx(self, builder, params: Params, input_name: str) -> str:
+        """A Pad node in whatever layout the input already has, so it adds no Transpose."""
+        (top, bottom), (left, right) = self.pads
+        if builder.layout(input_name) == "NCHW":
+            pads = [0, 0, top, left, 0, 0, bottom, right]
+        else:
+            pads = [0, top, left, 0, 0, bottom, right, 0]
+        return builder.node("Pad", [input_name, builder.constant_int64(pads, f"{self.name}_pads")], hint=self.name,
+                            mode="constant")

@@ -1,0 +1,204 @@
+"""Pooling: MaxPooling2D, AveragePooling2D and their global forms (Keras 3 options).
+
+Windowed pooling reduces over the kernel offsets of the padded input: one vectorised
+operation per offset of the (small) pool window, none per pixel or example.
+
+Max pooling sends the gradient of a window to its first maximal element in row-major
+order (as TensorFlow and PyTorch do), so a window of equal values (e.g. all zeros after
+a ReLU) passes its whole gradient to one pixel.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from specforge.layers.base import PADDING_SCHEMA, Layer, Params, Shape, as_pair, int_or_pair
+from specforge.layers.windows import Window, crop_padding, offset_slices, pad_image, plan_window, require_image
+
+
+_STRIDES = int_or_pair("Step of the window along height and width; null (the default) means pool_size.")
+
+
+class _Pooling2D(Layer):
+    """What MaxPooling2D and AveragePooling2D share: options, shapes and the ONNX node."""
+
+    schema = {
+        "pool_size": int_or_pair("Height and width of the pooling window; an int for a square window.", default=2),
+        "strides": {**_STRIDES, "oneOf": [*_STRIDES["oneOf"], {"type": "null"}], "default": None},
+        "padding": PADDING_SCHEMA,
+    }
+    examples = [
+        ({}, (7, 6, 3)),
+        ({"pool_size": [3, 2], "strides": [2, 1], "padding": "same"}, (7, 6, 2)),
+        ({"pool_size": 3, "strides": 2, "padding": "same"}, (6, 5, 2)),
+        ({"pool_size": [2, 3], "strides": 1}, (5, 6, 1)),
+    ]
+    onnx_op: ClassVar[str]
+    onnx_attrs: ClassVar[dict[str, Any]] = {}
+    #: the value of padded pixels, neutral for the reduction (0 for a sum, -inf for a maximum)
+    pad_value: ClassVar[float] = 0.0
+
+    def window(self, input_shape: Shape) -> Window:
+        height, width, _ = require_image(self.type, input_shape)
+        pool = as_pair(self.config["pool_size"])
+        strides = pool if self.config["strides"] is None else as_pair(self.config["strides"])
+        return plan_window(self.type, "pool_size", (height, width), pool, strides, (1, 1), self.config["padding"])
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (*self.window(input_shape).output_size(tuple(input_shape[:2])), input_shape[2])
+
+    def forward(self, params: Params, x: np.ndarray, training: bool = False,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+        window, size = self.window(x.shape[1:]), x.shape[1:3]
+        xp = pad_image(x, window.pads, self.pad_value)
+        slices = [xp[index] for *_, index in offset_slices(window, window.output_size(size))]
+        y = self.reduce(slices, window, size)
+        return y, (xp, y, window, size)
+
+    def backward(self, params: Params, cache: Any, dy: np.ndarray,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+        if not need_dx:
+            return None, {}
+        xp, y, window, size = cache
+        dxp = np.zeros_like(xp)
+        self.spread(dxp, xp, y, dy, window, size)
+        return crop_padding(dxp, window.pads), {}
+
+    def to_onnx(self, builder, params: Params, input_name: str) -> str:
+        window = self.window(builder.shape(input_name))
+        return builder.node(self.onnx_op, [builder.to_layout(input_name, "NCHW")], hint=self.name, layout="NCHW",
+                            kernel_shape=list(window.kernel), strides=list(window.strides), pads=window.onnx_pads,
+                            **self.onnx_attrs)
+
+    # -- what a kind fills in -------------------------------------------------------------
+    def reduce(self, slices: list[np.ndarray], window: Window, size: tuple[int, int]) -> np.ndarray:
+        """The pooled output from the input pixels under each kernel offset."""
+        raise NotImplementedError
+
+    def spread(self, dxp: np.ndarray, xp: np.ndarray, y: np.ndarray, dy: np.ndarray, window: Window,
+               size: tuple[int, int]) -> None:
+        """Add the input gradient of the padded input into ``dxp``."""
+        raise NotImplementedError
+
+
+class MaxPooling2D(_Pooling2D):
+    type = "MaxPooling2D"
+    description = "Maximum over each pool_size window of an image, per channel."
+    onnx_op = "MaxPool"
+    pad_value = -np.inf
+
+    def reduce(self, slices: list[np.ndarray], window: Window, size: tuple[int, int]) -> np.ndarray:
+        y = slices[0].copy()
+        for part in slices[1:]:
+            np.maximum(y, part, out=y)
+        return y
+
+    def spread(self, dxp: np.ndarray, xp: np.ndarray, y: np.ndarray, dy: np.ndarray, window: Window,
+               size: tuple[int, int]) -> None:
+        pending = np.ones(y.shape, dtype=bool)
+        for *_, index in offset_slices(window, window.output_size(size)):
+            first = pending & (xp[index] == y)
+            pending ^= first
+            dxp[index] += dy * first
+
+
+class AveragePooling2D(_Pooling2D):
+    type = "AveragePooling2D"
+    description = ("Mean over each pool_size window of an image, per channel; with padding: same a window "
+                   "averages only its real (non-padded) pixels.")
+    onnx_op = "AveragePool"
+    onnx_attrs = {"count_include_pad": 0}
+
+    def reduce(self, slices: list[np.ndarray], window: Window, size: tuple[int, int]) -> np.ndarray:
+        y = slices[0].copy()
+        for part in slices[1:]:
+            y += part
+        y /= self._counts(window, size, y.dtype)
+        return y
+
+    def spread(self, dxp: np.ndarray, xp: np.ndarray, y: np.ndarray, dy: np.ndarray, window: Window,
+               size: tuple[int, int]) -> None:
+        share = dy / self._counts(window, size, dy.dtype)
+        for *_, index in offset_slices(window, window.output_size(size)):
+            dxp[index] += share
+
+    @staticmethod
+    def _counts(window: Window, size: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+        """``(OH, OW, 1)``: how many real pixels each window covers."""
+        real = pad_image(np.ones((1, *size, 1), dtype=dtype), window.pads)
+        out_size = window.output_size(size)
+        return sum(real[index] for *_, index in offset_slices(window, out_size))[0]
+
+
+class _GlobalPooling2D(Layer):
+    """A reduction over height and width, per channel."""
+
+    schema = {
+        "keepdims": {"type": "boolean", "default": False,
+                     "description": "Keep the spatial axes: output (1, 1, channels) instead of (channels,)."},
+    }
+    examples = [({}, (5, 4, 3)), ({"keepdims": True}, (3, 4, 2))]
+    onnx_op: ClassVar[str]
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        channels = require_image(self.type, input_shape)[2]
+        return (1, 1, channels) if self.config["keepdims"] else (channels,)
+
+    def forward(self, params: Params, x: np.ndarray, training: bool = False,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+        require_image(self.type, x.shape[1:])
+        flat = x.reshape(x.shape[0], -1, x.shape[3])
+        y, cache = self.reduce(flat)
+        return (y[:, None, None] if self.config["keepdims"] else y), (x.shape, cache)
+
+    def backward(self, params: Params, cache: Any, dy: np.ndarray,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+        if not need_dx:
+            return None, {}
+        x_shape, reduce_cache = cache
+        dy = dy.reshape(x_shape[0], x_shape[3])
+        return self.spread(dy, reduce_cache, x_shape[1] * x_shape[2]).reshape(x_shape), {}
+
+    def to_onnx(self, builder, params: Params, input_name: str) -> str:
+        pooled = builder.node(self.onnx_op, [builder.to_layout(input_name, "NCHW")], hint=self.name, layout="NCHW")
+        if self.config["keepdims"]:
+            return pooled
+        return builder.node("Flatten", [pooled], hint=f"{self.name}_flatten", layout="NHWC", axis=1)
+
+    def reduce(self, flat: np.ndarray) -> tuple[np.ndarray, Any]:
+        """``(y, cache)`` for ``flat`` (N, H*W, C)."""
+        raise NotImplementedError
+
+    def spread(self, dy: np.ndarray, cache: Any, pixels: int) -> np.ndarray:
+        """The ``(N, H*W, C)`` input gradient of ``dy`` (N, C)."""
+        raise NotImplementedError
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    type = "GlobalAveragePooling2D"
+    description = "Mean of each channel over the whole image."
+    onnx_op = "GlobalAveragePool"
+
+    def reduce(self, flat: np.ndarray) -> tuple[np.ndarray, Any]:
+        return flat.mean(axis=1), None
+
+    def spread(self, dy: np.ndarray, cache: Any, pixels: int) -> np.ndarray:
+        return np.broadcast_to((dy / pixels)[:, None, :], (dy.shape[0], pixels, dy.shape[1]))
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    type = "GlobalMaxPooling2D"
+    description = ("Maximum of each channel over the whole image; the gradient goes to the first maximal pixel "
+                   "in row-major order.")
+    onnx_op = "GlobalMaxPool"
+
+    def reduce(self, flat: np.ndarray) -> tuple[np.ndarray, Any]:
+        first = flat.argmax(axis=1)[:, None, :]
+        return np.take_along_axis(flat, first, axis=1)[:, 0], first
+
+    def spread(self, dy: np.ndarray, cache: Any, pixels: int) -> np.ndarray:
+        dx = np.zeros((dy.shape[0], pixels, dy.shape[1]), dtype=dy.dtype)
+        np.put_along_axis(dx, cache, dy[:, None, :], axis=1)
+        return dx

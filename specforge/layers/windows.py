@@ -1,0 +1,183 @@
+"""Sliding-window geometry and the window math shared by the convolution and pooling kinds.
+
+Everything is NHWC and batch-level: windows are strided views of the padded
+input (``sliding_window_view``), a convolution is one im2col copy plus one GEMM
+(a batched GEMM over channel groups for depthwise), and pooling reduces over
+the window axes of the same view.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from specforge.layers.base import Shape, shape_error
+
+_AXES = ("height", "width")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A 2-D sliding window: its size, strides, dilation and explicit zero padding.
+
+    ``pads`` is ``((top, bottom), (left, right))``.
+    """
+
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: tuple[tuple[int, int], tuple[int, int]]
+
+    @property
+    def effective(self) -> tuple[int, int]:
+        """The extent of the dilated kernel, ``D*(K-1)+1`` per axis."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return tuple((n + a + b - e) // s + 1
+                     for n, (a, b), e, s in zip(size, self.pads, self.effective, self.strides))
+
+    @property
+    def onnx_pads(self) -> list[int]:
+        """ONNX order: all begins, then all ends (``[top, left, bottom, right]``)."""
+        (top, bottom), (left, right) = self.pads
+        return [top, left, bottom, right]
+
+
+def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: tuple[int, int],
+                strides: tuple[int, int], dilation: tuple[int, int], padding: str) -> Window:
+    """The window over a ``size`` (height, width) image; ShapeError when an output dimension is not positive.
+
+    ``same`` padding follows TensorFlow: output ``ceil(n / s)``, and the odd pixel of padding goes after.
+    """
+    pads = []
+    for n, k, s, d in zip(size, kernel, strides, dilation):
+        effective = d * (k - 1) + 1
+        if padding == "same":
+            total = max((math.ceil(n / s) - 1) * s + effective - n, 0)
+            pads.append((total // 2, total - total // 2))
+        else:
+            pads.append((0, 0))
+    window = Window(kernel, strides, dilation, tuple(pads))
+    for axis, n, (before, after), e, s, d, out in zip(_AXES, size, window.pads, window.effective, strides,
+                                                       dilation, window.output_size(size)):
+        if out < 1:
+            fitting = (n + before + after - 1) // d + 1
+            raise shape_error(f"{layer_type} output {axis} (({n} - {e} + 2*{before}) / {s}) + 1 = {out} "
+                              f"is not positive; use padding: same or {size_name} <= {fitting}")
+    return window
+
+
+def require_image(layer_type: str, input_shape: Shape) -> tuple[int, int, int]:
+    """``input_shape`` as ``(height, width, channels)``; ShapeError naming a Reshape that would fit."""
+    if len(input_shape) == 3:
+        return tuple(int(n) for n in input_shape)
+    message = f"{layer_type} expects an image input (height, width, channels), got shape {tuple(input_shape)}"
+    suggestion = _image_reshape(input_shape)
+    if suggestion is None:
+        raise shape_error(f"{message}; it needs rank 3, reshape or pool the input to 3 axes first")
+    raise shape_error(f"{message}; add a Reshape layer with target_shape {suggestion} before it")
+
+
+def _image_reshape(input_shape: Shape) -> list[int] | None:
+    """The obvious image shape for a flat square (``(784,)``) or a single-channel ``(H, W)`` input."""
+    if len(input_shape) == 2:
+        return [int(input_shape[0]), int(input_shape[1]), 1]
+    if len(input_shape) == 1:
+        side = math.isqrt(int(input_shape[0]))
+        if side > 1 and side * side == input_shape[0]:
+            return [side, side, 1]
+    return None
+
+
+# -- window views -------------------------------------------------------------------
+def pad_image(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], value: float = 0.0) -> np.ndarray:
+    if not any(a or b for a, b in pads):
+        return x
+    return np.pad(x, ((0, 0), *pads, (0, 0)), constant_values=value)
+
+
+def window_view(xp: np.ndarray, window: Window) -> np.ndarray:
+    """``(N, OH, OW, C, KH, KW)`` strided view of the padded input ``xp``; no copy."""
+    view = sliding_window_view(xp, window.effective, axis=(1, 2))
+    (sh, sw), (dh, dw) = window.strides, window.dilation
+    out_h, out_w = window.output_size((xp.shape[1], xp.shape[2]))
+    return view[:, :out_h * sh:sh, :out_w * sw:sw, :, ::dh, ::dw]
+
+
+def offset_slices(window: Window, out_size: tuple[int, int]):
+    """For each kernel offset, ``(kh, kw, index)`` where ``padded[index]`` are the pixels it touches."""
+    (sh, sw), (dh, dw) = window.strides, window.dilation
+    out_h, out_w = out_size
+    for kh in range(window.kernel[0]):
+        for kw in range(window.kernel[1]):
+            rows = slice(kh * dh, kh * dh + (out_h - 1) * sh + 1, sh)
+            cols = slice(kw * dw, kw * dw + (out_w - 1) * sw + 1, sw)
+            yield kh, kw, (slice(None), rows, cols)
+
+
+def crop_padding(xp: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
+    (top, bottom), (left, right) = pads
+    return xp[:, top:xp.shape[1] - bottom, left:xp.shape[2] - right]
+
+
+# -- grouped convolution (Conv2D is one group, DepthwiseConv2D one group per channel) ----------------
+def grouped_conv(x: np.ndarray, kernel: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, cols)`` for ``x`` (N, H, W, G*Cin) and ``kernel`` (G, KH, KW, Cin, Cout).
+
+    ``cols`` (G, N*OH*OW, KH*KW*Cin) are the im2col columns, kept for the kernel gradient;
+    the output channels are group-major (group g, channel o -> g*Cout + o), as Keras orders them.
+    """
+    groups, kh, kw, cin, cout = kernel.shape
+    view = window_view(pad_image(x, window.pads), window)
+    n, out_h, out_w = view.shape[:3]
+    view = view.reshape(n, out_h, out_w, groups, cin, kh, kw)
+    # (KH, KW, Cin) innermost keeps runs of Cin contiguous in the copy and matches Keras' kernel layout.
+    cols = view.transpose(3, 0, 1, 2, 5, 6, 4).reshape(groups, n * out_h * out_w, kh * kw * cin)
+    y = _group_matmul(cols, kernel.reshape(groups, kh * kw * cin, cout))
+    return y.transpose(1, 0, 2).reshape(n, out_h, out_w, groups * cout), cols
+
+
+def grouped_conv_backward(x_shape: tuple[int, ...], kernel: np.ndarray, window: Window, cols: np.ndarray,
+                          dy: np.ndarray, need_dx: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """``(dx, dkernel)`` of :func:`grouped_conv`.
+
+    ``dx`` is the full correlation of the output gradient, spread out by the strides, with the
+    flipped kernel whose in/out channels are swapped: another im2col + GEMM.
+    """
+    groups, kh, kw, cin, cout = kernel.shape
+    n, out_h, out_w, _ = dy.shape
+    dy_groups = dy.reshape(n * out_h * out_w, groups, cout).transpose(1, 0, 2)
+    dkernel = _group_matmul(cols.transpose(0, 2, 1), dy_groups).reshape(kernel.shape)
+    if not need_dx:
+        return None, dkernel
+    flipped = kernel[:, ::-1, ::-1].transpose(0, 1, 2, 4, 3)
+    spread = _spread_gradient(dy, window, x_shape[1:3])
+    full = Window(window.kernel, (1, 1), window.dilation, ((0, 0), (0, 0)))
+    dx, _ = grouped_conv(spread, np.ascontiguousarray(flipped), full)
+    return dx, dkernel
+
+
+def _spread_gradient(dy: np.ndarray, window: Window, size: tuple[int, int]) -> np.ndarray:
+    """``dy`` placed at the strided output positions inside a zero image sized for a full correlation.
+
+    The result has ``size + effective - 1`` pixels per axis, cropped to the unpadded input, so a
+    valid stride-1 correlation with the flipped kernel yields exactly the input gradient.
+    """
+    n, out_h, out_w, channels = dy.shape
+    (eh, ew), (sh, sw) = window.effective, window.strides
+    (top, _), (left, _) = window.pads
+    spread = np.zeros((n, size[0] + eh - 1, size[1] + ew - 1, channels), dtype=dy.dtype)
+    row, col = eh - 1 - top, ew - 1 - left
+    spread[:, row:row + (out_h - 1) * sh + 1:sh, col:col + (out_w - 1) * sw + 1:sw] = dy
+    return spread
+
+
+def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` per group ``(G, P, K) @ (G, K, C) -> (G, P, C)``; one plain GEMM for a single group."""
+    if a.shape[0] == 1:
+        return (a[0] @ b[0])[None]
+    return np.matmul(a, b)
