@@ -1,0 +1,242 @@
+"""Activation functions: the forward, the backward and the ONNX nodes of each, side by side.
+
+Semantics follow Keras 3: softmax over the last axis, ``elu`` with alpha 1,
+``leaky_relu`` with negative slope 0.2, exact (erf) ``gelu``, ``swish`` = x * sigmoid(x).
+
+``backward(z, y, dy)`` receives the input ``z`` and output ``y`` of the forward
+(each function uses whichever is cheaper) and returns ``dL/dz``.  Everything
+keeps the dtype of its input, so float64 gradient checks see float64 math.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from specforge.errors import SpecError
+
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+# Chebyshev coefficients of erfc (Numerical Recipes, 3rd ed., section 6.2.2): about 1e-16 absolute accuracy.
+_ERFC_COEFFICIENTS = (
+    -1.3026537197817094, 6.4196979235649026e-1, 1.9476473204185836e-2, -9.561514786808631e-3,
+    -9.46595344482036e-4, 3.66839497852761e-4, 4.2523324806907e-5, -2.0278578112534e-5,
+    -1.624290004647e-6, 1.303655835580e-6, 1.5626441722e-8, -8.5238095915e-8, 6.529054439e-9,
+    5.059343495e-9, -9.91364156e-10, -2.27365122e-10, 9.6467911e-11, 2.394038e-12, -6.886027e-12,
+    8.94487e-13, 3.13092e-13, -1.12708e-13, 3.81e-16, 7.106e-15, -1.523e-15, -9.4e-17, 1.21e-16, -2.8e-17,
+)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function, elementwise, computed in float64 and returned in ``x``'s dtype."""
+    x = np.asarray(x)
+    z = np.abs(x, dtype=np.float64)
+    t = 2.0 / (2.0 + z)
+    ty = 4.0 * t - 2.0
+    d = np.zeros_like(z)
+    dd = np.zeros_like(z)
+    for c in _ERFC_COEFFICIENTS[:0:-1]:
+        d, dd = ty * d - dd + c, d
+    erfc = t * np.exp(-z * z + 0.5 * (_ERFC_COEFFICIENTS[0] + ty * d) - dd)
+    return (np.sign(x) * (1.0 - erfc)).astype(x.dtype, copy=False)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """Stable logistic: exp only ever sees non-positive numbers, so nothing overflows."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0, e) / (1.0 + e)
+
+
+def _scalar(builder, value: float, hint: str) -> str:
+    return builder.initializer(np.asarray(value, dtype=np.float32), hint)
+
+
+class ActivationFunction:
+    """One activation: ``forward(z)``, ``backward(z, y, dy)`` and ``to_onnx(builder, input_name, hint)``."""
+
+    name: ClassVar[str]
+
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_onnx(self, builder, input_name: str, hint: str) -> str:
+        raise NotImplementedError
+
+
+class Linear(ActivationFunction):
+    name = "linear"
+
+    def forward(self, z):
+        return z
+
+    def backward(self, z, y, dy):
+        return dy
+
+    def to_onnx(self, builder, input_name, hint):
+        return input_name
+
+
+class Relu(ActivationFunction):
+    """Keras' ReLU with its options: ``x`` above ``threshold`` (capped at ``max_value``),
+    ``negative_slope * (x - threshold)`` below; the defaults give max(x, 0)."""
+
+    name = "relu"
+
+    def __init__(self, max_value: float | None = None, negative_slope: float = 0.0, threshold: float = 0.0):
+        self.max_value = max_value
+        self.negative_slope = negative_slope
+        self.threshold = threshold
+
+    def forward(self, z):
+        if self.negative_slope == 0 and self.threshold == 0:
+            y = np.maximum(z, 0)
+        else:
+            y = np.where(z > self.threshold, z, self.negative_slope * (z - self.threshold))
+        if self.max_value is not None:
+            np.minimum(y, self.max_value, out=y)
+        return y
+
+    def backward(self, z, y, dy):
+        above = z > self.threshold
+        dz = np.where(above, dy, self.negative_slope * dy) if self.negative_slope else dy * above
+        if self.max_value is not None:
+            dz *= z < self.max_value
+        return dz
+
+    def to_onnx(self, builder, input_name, hint):
+        if self.threshold == 0:
+            if self.negative_slope:
+                y = builder.node("LeakyRelu", [input_name], hint, alpha=float(self.negative_slope))
+            else:
+                y = builder.node("Relu", [input_name], hint)
+        else:
+            t = _scalar(builder, self.threshold, f"{hint}_threshold")
+            below = builder.node("Mul", [builder.node("Sub", [input_name, t], f"{hint}_shifted"),
+                                         _scalar(builder, self.negative_slope, f"{hint}_slope")], f"{hint}_below")
+            above = builder.node("Greater", [input_name, t], f"{hint}_above")
+            y = builder.node("Where", [above, input_name, below], hint)
+        if self.max_value is not None:
+            y = builder.node("Min", [y, _scalar(builder, self.max_value, f"{hint}_max")], f"{hint}_capped")
+        return y
+
+
+class LeakyRelu(Relu):
+    name = "leaky_relu"
+
+    def __init__(self, negative_slope: float = 0.2):
+        super().__init__(negative_slope=negative_slope)
+
+
+class Sigmoid(ActivationFunction):
+    name = "sigmoid"
+
+    def forward(self, z):
+        return _sigmoid(z)
+
+    def backward(self, z, y, dy):
+        return dy * y * (1 - y)
+
+    def to_onnx(self, builder, input_name, hint):
+        return builder.node("Sigmoid", [input_name], hint)
+
+
+class Tanh(ActivationFunction):
+    name = "tanh"
+
+    def forward(self, z):
+        return np.tanh(z)
+
+    def backward(self, z, y, dy):
+        return dy * (1 - y * y)
+
+    def to_onnx(self, builder, input_name, hint):
+        return builder.node("Tanh", [input_name], hint)
+
+
+class Softmax(ActivationFunction):
+    """Softmax over the last axis of the logical (NHWC) shape: the channels of an image."""
+
+    name = "softmax"
+
+    def forward(self, z):
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        e /= e.sum(axis=-1, keepdims=True)
+        return e
+
+    def backward(self, z, y, dy):
+        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+    def to_onnx(self, builder, input_name, hint):
+        from specforge.export.builder import NHWC
+
+        return builder.node("Softmax", [builder.to_layout(input_name, NHWC)], hint, axis=-1)
+
+
+class Elu(ActivationFunction):
+    """ELU with alpha 1: ``x`` above 0, ``exp(x) - 1`` below."""
+
+    name = "elu"
+
+    def forward(self, z):
+        return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
+
+    def backward(self, z, y, dy):
+        return dy * np.where(z > 0, 1, y + 1)
+
+    def to_onnx(self, builder, input_name, hint):
+        return builder.node("Elu", [input_name], hint, alpha=1.0)
+
+
+class Gelu(ActivationFunction):
+    """Exact GELU: ``x * Phi(x)`` with Phi the standard normal CDF, ``0.5 * (1 + erf(x / sqrt 2))``."""
+
+    name = "gelu"
+
+    def forward(self, z):
+        return 0.5 * z * (1 + erf(z / _SQRT2))
+
+    def backward(self, z, y, dy):
+        cdf = 0.5 * (1 + erf(z / _SQRT2))
+        return dy * (cdf + z * _INV_SQRT_2PI * np.exp(-0.5 * z * z))
+
+    def to_onnx(self, builder, input_name, hint):
+        scaled = builder.node("Div", [input_name, _scalar(builder, _SQRT2, f"{hint}_sqrt2")], f"{hint}_scaled")
+        erf_1 = builder.node("Add", [builder.node("Erf", [scaled], f"{hint}_erf"),
+                                     _scalar(builder, 1.0, f"{hint}_one")], f"{hint}_erf_plus_1")
+        half_x = builder.node("Mul", [input_name, _scalar(builder, 0.5, f"{hint}_half")], f"{hint}_half_x")
+        return builder.node("Mul", [half_x, erf_1], hint)
+
+
+class Swish(ActivationFunction):
+    """``x * sigmoid(x)`` (also called SiLU)."""
+
+    name = "swish"
+
+    def forward(self, z):
+        return z * _sigmoid(z)
+
+    def backward(self, z, y, dy):
+        s = _sigmoid(z)
+        return dy * (s + y * (1 - s))
+
+    def to_onnx(self, builder, input_name, hint):
+        return builder.node("Mul", [input_name, builder.node("Sigmoid", [input_name], f"{hint}_sigmoid")], hint)
+
+
+ACTIVATIONS: dict[str, ActivationFunction] = {
+    fn.name: fn for fn in (Linear(), Relu(), Sigmoid(), Tanh(), Softmax(), Elu(), LeakyRelu(), Gelu(), Swish())
+}
+
+
+def get_activation(name: str) -> ActivationFunction:
+    """The activation called ``name`` in a spec; a SpecError listing the valid names otherwise."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise SpecError(f"unknown activation {name!r}; use one of: {', '.join(ACTIVATIONS)}") from None

@@ -1,0 +1,90 @@
+"""Activation layers: Activation (any named function) and the configurable ReLU, LeakyReLU and Softmax."""
+
+from __future__ import annotations
+
+from specforge import activations
+from specforge.layers.base import ACTIVATION_NAMES, Layer, Shape
+
+
+class _ActivationLayer(Layer):
+    """A layer that applies one activation function elementwise (softmax: over the channels)."""
+
+    def function(self) -> activations.ActivationFunction:
+        raise NotImplementedError
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
+
+    def forward(self, params, x, training=False, rng=None):
+        y = self.function().forward(x)
+        return y, (x, y)
+
+    def backward(self, params, cache, dy, need_dx=True):
+        if not need_dx:
+            return None, {}
+        x, y = cache
+        return self.function().backward(x, y, dy), {}
+
+    def to_onnx(self, builder, params, input_name):
+        return self.function().to_onnx(builder, input_name, self.name)
+
+
+class Activation(_ActivationLayer):
+    type = "Activation"
+    description = "Applies an activation function to its input."
+    schema = {
+        "activation": {"enum": list(ACTIVATION_NAMES),
+                       "description": "Name of the function; softmax normalises over the last axis."},
+    }
+    required = ("activation",)
+    examples = [({"activation": name}, (2, 3) if name == "softmax" else (3, 2, 2)) for name in ACTIVATION_NAMES]
+
+    def function(self):
+        return activations.get_activation(self.config["activation"])
+
+
+class ReLU(_ActivationLayer):
+    type = "ReLU"
+    description = ("Rectified linear unit: x above threshold (capped at max_value), "
+                   "negative_slope * (x - threshold) below.")
+    schema = {
+        "max_value": {"type": ["number", "null"], "minimum": 0, "default": None,
+                      "description": "Largest output value; null: no cap (6 gives ReLU6)."},
+        "negative_slope": {"type": "number", "minimum": 0, "default": 0.0,
+                           "description": "Slope below the threshold."},
+        "threshold": {"type": "number", "default": 0.0,
+                      "description": "Input value below which the negative slope applies."},
+    }
+    examples = [
+        ({}, (3, 2, 2)),
+        ({"max_value": 6.0}, (5,)),
+        ({"max_value": 1.5, "negative_slope": 0.1, "threshold": 0.5}, (2, 3, 2)),
+    ]
+
+    def function(self):
+        return activations.Relu(self.config["max_value"], self.config["negative_slope"], self.config["threshold"])
+
+
+class LeakyReLU(_ActivationLayer):
+    type = "LeakyReLU"
+    description = "Leaky rectified linear unit: x for x >= 0, negative_slope * x below."
+    schema = {
+        "negative_slope": {"type": "number", "minimum": 0, "default": 0.3,
+                           "description": "Slope for negative inputs."},
+    }
+    examples = [({}, (3, 2, 2)), ({"negative_slope": 0.05}, (4,))]
+
+    def function(self):
+        return activations.LeakyRelu(self.config["negative_slope"])
+
+
+class Softmax(_ActivationLayer):
+    type = "Softmax"
+    description = "Softmax over the last axis (the channels of an image): outputs are positive and sum to 1."
+    schema = {
+        "axis": {"enum": [-1], "default": -1, "description": "The normalised axis; only the last."},
+    }
+    examples = [({}, (5,)), ({}, (2, 3, 4))]
+
+    def function(self):
+        return activations.get_activation("softmax")

@@ -1,0 +1,105 @@
+"""BatchNormalization over the last axis (the channels), as Keras 3."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from specforge.initializers import compute_fans, initialize
+from specforge.layers.base import Layer, Params, Shape, initializer_schema
+
+
+class BatchNormalization(Layer):
+    """Training normalises with the batch's statistics over every axis but the channels (biased
+    variance) and moves the running statistics in place; inference uses the running statistics."""
+
+    type = "BatchNormalization"
+    description = ("Normalises each channel to zero mean and unit variance (batch statistics in training, "
+                   "moving averages at inference), then scales by gamma and shifts by beta.")
+    schema = {
+        "axis": {"enum": [-1], "default": -1, "description": "The normalised axis; only the last (channels)."},
+        "momentum": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.99,
+                     "description": "Weight of the old value in the moving mean and variance updates."},
+        "epsilon": {"type": "number", "exclusiveMinimum": 0, "default": 0.001,
+                    "description": "Added to the variance before the square root, for stability."},
+        "center": {"type": "boolean", "default": True, "description": "Whether to learn a shift beta."},
+        "scale": {"type": "boolean", "default": True, "description": "Whether to learn a scale gamma."},
+        "beta_initializer": initializer_schema("zeros", "shift beta"),
+        "gamma_initializer": initializer_schema("ones", "scale gamma"),
+    }
+    examples = [
+        ({}, (3, 2, 4)),
+        ({"momentum": 0.9, "epsilon": 0.01, "center": False, "gamma_initializer": "random_uniform"}, (5,)),
+        ({"scale": False}, (2, 3)),
+    ]
+    non_trainable = ("moving_mean", "moving_variance")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        channels = (input_shape[-1],)
+        learned = [name for name, on in (("gamma", self.config["scale"]), ("beta", self.config["center"])) if on]
+        return {name: channels for name in (*learned, *self.non_trainable)}
+
+    def init_params(self, input_shape: Shape, rng: np.random.Generator) -> Params:
+        initializers = {"gamma": self.config["gamma_initializer"], "beta": self.config["beta_initializer"],
+                        "moving_mean": "zeros", "moving_variance": "ones"}
+        return {name: initialize(initializers[name], shape, *compute_fans(shape), rng)
+                for name, shape in self.param_shapes(input_shape).items()}
+
+    def flops(self, input_shape: Shape) -> int:
+        return 2 * int(np.prod(input_shape))
+
+    def forward(self, params, x, training=False, rng=None):
+        if training:
+            axes = tuple(range(x.ndim - 1))
+            mean = x.mean(axis=axes)
+            x_hat = x - mean
+            variance = np.mean(x_hat * x_hat, axis=axes)
+            momentum = self.config["momentum"]
+            for name, batch in (("moving_mean", mean), ("moving_variance", variance)):
+                params[name] *= momentum
+                params[name] += (1 - momentum) * batch
+        else:
+            x_hat = x - params["moving_mean"]
+            variance = params["moving_variance"]
+        inv_std = 1 / np.sqrt(variance + self.config["epsilon"])
+        x_hat *= inv_std
+        y = x_hat * params["gamma"] if "gamma" in params else x_hat.copy()
+        if "beta" in params:
+            y += params["beta"]
+        return y, (x_hat, inv_std, training)
+
+    def backward(self, params, cache, dy, need_dx=True):
+        x_hat, inv_std, training = cache
+        axes = tuple(range(dy.ndim - 1))
+        grads = {}
+        if "gamma" in params:
+            grads["gamma"] = (dy * x_hat).sum(axis=axes)
+        if "beta" in params:
+            grads["beta"] = dy.sum(axis=axes)
+        if not need_dx:
+            return None, grads
+        dx_hat = dy * params["gamma"] if "gamma" in params else dy
+        if not training:
+            return dx_hat * inv_std, grads
+        count = dy.size // dy.shape[-1]
+        dx = dx_hat - dx_hat.sum(axis=axes) / count - x_hat * ((dx_hat * x_hat).sum(axis=axes) / count)
+        dx *= inv_std
+        return dx, grads
+
+    def to_onnx(self, builder, params, input_name):
+        """Folded into one Mul and one Add per channel; constants shaped to broadcast in the tensor's layout."""
+        from specforge.export.builder import NCHW
+
+        inv_std = 1 / np.sqrt(params["moving_variance"].astype(np.float64) + self.config["epsilon"])
+        scale = inv_std * params["gamma"] if "gamma" in params else inv_std
+        shift = -params["moving_mean"] * scale
+        if "beta" in params:
+            shift = shift + params["beta"]
+        if builder.layout(input_name) == NCHW and len(builder.shape(input_name)) == 3:
+            scale, shift = scale[:, None, None], shift[:, None, None]
+        scaled = builder.node("Mul", [input_name, builder.initializer(scale.astype(np.float32), f"{self.name}_scale")],
+                              f"{self.name}_scaled")
+        return builder.node("Add", [scaled, builder.initializer(shift.astype(np.float32), f"{self.name}_shift")],
+                            self.name)
