@@ -1,0 +1,129 @@
+"""validated spec -> graph: the ordered layers with every shape, parameter count and FLOP count known.
+
+Each spec layer becomes one node, plus an ``Activation`` node when the layer
+names a non-linear ``activation``: keeping activations separate lets the loss
+take the logits of a final softmax (fused, stable cross-entropy) and lets each
+layer's math stay about one thing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from specforge.errors import ShapeError
+from specforge.layers import REGISTRY, Layer
+from specforge.layers.base import Params, Shape
+
+
+@dataclass
+class Node:
+    layer: Layer
+    input_shape: Shape
+    output_shape: Shape
+    #: index of the spec layer this node comes from (``model.layers[i]``)
+    spec_index: int
+
+    @property
+    def param_count(self) -> int:
+        return self.layer.count_params(self.input_shape)
+
+    @property
+    def flops(self) -> int:
+        return self.layer.flops(self.input_shape)
+
+
+@dataclass
+class SummaryRow:
+    name: str
+    type: str
+    output_shape: Shape
+    params: int
+    flops: int
+
+
+@dataclass
+class Graph:
+    input_shape: Shape
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.nodes[-1].output_shape if self.nodes else self.input_shape
+
+    @property
+    def final_activation(self) -> str:
+        """The activation of the model's output ('linear' when the last node is not an activation)."""
+        layer = self.nodes[-1].layer
+        if layer.type in ("Activation", "Softmax"):
+            return layer.config.get("activation", "softmax")
+        return "linear"
+
+    def summary(self) -> list[SummaryRow]:
+        """One row per spec layer (its activation node folded in)."""
+        rows: dict[int, SummaryRow] = {}
+        for node in self.nodes:
+            row = rows.get(node.spec_index)
+            if row is None:
+                rows[node.spec_index] = SummaryRow(node.layer.name, node.layer.type, node.output_shape,
+                                                   node.param_count, node.flops)
+            else:
+                row.output_shape = node.output_shape
+                row.params += node.param_count
+                row.flops += node.flops
+        return list(rows.values())
+
+    @property
+    def total_params(self) -> int:
+        return sum(node.param_count for node in self.nodes)
+
+    @property
+    def trainable_params(self) -> int:
+        total = 0
+        for node in self.nodes:
+            shapes = node.layer.param_shapes(node.input_shape)
+            total += sum(int(np.prod(s)) for n, s in shapes.items() if n not in node.layer.non_trainable)
+        return total
+
+    @property
+    def total_flops(self) -> int:
+        return sum(node.flops for node in self.nodes)
+
+    def init_params(self, rng: np.random.Generator) -> list[Params]:
+        """Fresh parameters for every node, drawn in order from ``rng``."""
+        return [node.layer.init_params(node.input_shape, rng) for node in self.nodes]
+
+
+def _snake(kind: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", kind).lower().replace("2_d", "2d")
+
+
+def build_graph(spec) -> Graph:
+    """Infer every shape of ``spec``'s model; a layer that cannot work raises ShapeError located at it."""
+    model = spec.config["model"]
+    graph = Graph(input_shape=tuple(model["input_shape"]))
+    shape = graph.input_shape
+    counters: dict[str, int] = {}
+    for index, layer_config in enumerate(model["layers"]):
+        config = dict(layer_config)
+        kind = config["type"]
+        base = _snake(kind)
+        count = counters.get(base, 0)
+        counters[base] = count + 1
+        name = config.pop("name", None) or (base if count == 0 else f"{base}_{count}")
+        activation = config.get("activation", "linear") if kind not in ("Activation",) else "linear"
+        layer = REGISTRY[kind](config, name=name)
+        for node_layer in [layer] + ([REGISTRY["Activation"]({"activation": activation}, name=f"{name}_{activation}")]
+                                     if activation != "linear" else []):
+            try:
+                out = tuple(node_layer.output_shape(shape))
+            except ShapeError as error:
+                location = spec.locate(("model", "layers", index))
+                message = error.problems[0].message
+                raise ShapeError(message, file=location.file, line=location.line, column=location.column,
+                                 path=location.path) from None
+            graph.nodes.append(Node(node_layer, shape, out, index))
+            shape = out
+    return graph

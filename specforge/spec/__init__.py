@@ -1,0 +1,108 @@
+"""text -> validated spec: read YAML/JSON with positions, apply ``--set`` overrides, validate, fill defaults."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from specforge.errors import Location, SpecError
+from specforge.spec.defaults import with_defaults
+from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
+from specforge.spec.schema import load_schema
+from specforge.spec.validate import validate_document
+
+__all__ = ["Spec", "load_spec", "spec_from_dict", "parse_override", "format_path"]
+
+
+@dataclass
+class Spec:
+    """A schema-valid spec: the user's document and the resolved config with every default filled in."""
+
+    document: Document
+    config: dict
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    @property
+    def file(self) -> str:
+        return self.document.file
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory that relative data paths in the spec are resolved against."""
+        return Path(self.document.file).resolve().parent if Path(self.document.file).exists() else Path.cwd()
+
+    def locate(self, path: SpecPath, *, at_key: bool = False) -> Location:
+        return self.document.locate(path, at_key=at_key)
+
+    def sha256(self) -> str:
+        """Hash of the resolved config (stable key order), recorded in runs and ONNX metadata."""
+        return hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()
+
+
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
+    """Read, override, validate and resolve a spec file; raises SpecError listing every problem."""
+    return _resolve(read_document(path), overrides)
+
+
+def spec_from_dict(data: dict, overrides: Sequence[str] = (), *, file: str = "<spec>") -> Spec:
+    """A spec given as Python data (notebooks); errors carry paths but no line numbers."""
+    return _resolve(parse_text(json.dumps(data), file, as_json=True), overrides)
+
+
+def _resolve(doc: Document, overrides: Sequence[str]) -> Spec:
+    for text in overrides:
+        path, value = parse_override(text)
+        _assign(doc, path, value, text)
+        doc.overrides[path] = text
+    schema = load_schema()
+    validate_document(doc, schema)
+    return Spec(document=doc, config=with_defaults(doc.data, schema))
+
+
+_KEY = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\])*")
+_STEP = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")
+
+
+def parse_override(text: str) -> tuple[SpecPath, Any]:
+    """``fit.epochs=1`` or ``model.layers[0].filters=32`` -> (path, value parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not _KEY.fullmatch(key):
+        raise SpecError(f"--set takes PATH=VALUE like fit.epochs=1 or model.layers[0].filters=32, got {text!r}",
+                        file="--set")
+    path = tuple(name if name else int(index) for name, index in _STEP.findall(key))
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def _assign(doc: Document, path: SpecPath, value: Any, text: str) -> None:
+    node = doc.data
+    for depth, part in enumerate(path[:-1]):
+        child = path[depth + 1]
+        try:
+            if isinstance(node, dict) and part not in node:
+                node[part] = [] if isinstance(child, int) else {}
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            raise SpecError(f"--set {text}: {format_path(path[:depth + 1])} does not exist in the spec",
+                            file="--set") from None
+    last = path[-1]
+    if isinstance(node, list) and isinstance(last, int) and last < len(node):
+        node[last] = value
+    elif isinstance(node, dict) and isinstance(last, str):
+        node[last] = value
+    else:
+        raise SpecError(f"--set {text}: cannot set {format_path(path)}; the path does not exist in the spec",
+                        file="--set")

@@ -1,0 +1,137 @@
+"""Reading spec text (YAML or JSON) into plain data plus the position of every key and value.
+
+Positions let every later error point at the exact line and column in the
+user's file.  YAML is read with PyYAML's safe loader; JSON with the json module
+(so JSON syntax errors read as JSON errors), then composed as YAML only to learn
+where each value sits (JSON is YAML flow syntax).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from specforge.errors import Location, SpecError
+
+SpecPath = tuple[str | int, ...]
+
+
+def format_path(path: SpecPath) -> str:
+    """``("model", "layers", 1, "kernel_size")`` -> ``model.layers[1].kernel_size``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+@dataclass
+class Document:
+    """Parsed spec data and where each piece of it came from."""
+
+    data: Any
+    file: str
+    values: dict[SpecPath, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[SpecPath, tuple[int, int]] = field(default_factory=dict)
+    #: paths set on the command line (``--set a.b=1``), located at that option instead of the file.
+    overrides: dict[SpecPath, str] = field(default_factory=dict)
+
+    def locate(self, path: SpecPath, *, at_key: bool = False) -> Location:
+        """The location of the value at ``path`` (or of its key), falling back to the nearest parent."""
+        text = format_path(path)
+        for depth in range(len(path), -1, -1):
+            prefix = path[:depth]
+            if prefix in self.overrides:
+                return Location(f"--set {self.overrides[prefix]}", None, None, text)
+            table = self.keys if at_key and depth == len(path) and prefix in self.keys else self.values
+            if prefix in table:
+                line, column = table[prefix]
+                return Location(self.file, line, column, text)
+        return Location(self.file, None, None, text)
+
+
+def read_document(path: str | Path) -> Document:
+    """Read a spec file; raises SpecError (located) on a missing file or a syntax error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"no such spec file; check the path (e.g. specs/mnist.yaml)", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read the spec: {exc}", file=str(path)) from None
+    return parse_text(text, str(path), as_json=path.suffix.lower() == ".json")
+
+
+def parse_text(text: str, file: str, *, as_json: bool = False) -> Document:
+    data = _parse_json(text, file) if as_json else None
+    node = _compose(text, file, strict=not as_json)
+    doc = Document(data=None, file=file)
+    constructed = _walk(node, (), doc) if node is not None else None
+    doc.data = data if as_json else constructed
+    if doc.data is None:
+        raise SpecError("the spec is empty; start from `specforge init NAME`", file=file, line=1, column=1)
+    return doc
+
+
+def _parse_json(text: str, file: str) -> Any:
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+        seen: dict = {}
+        for key, value in pairs:
+            if key in seen:
+                raise SpecError(f"duplicate key {key!r}; each key may appear once", file=file)
+            seen[key] = value
+        return seen
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno, column=exc.colno) from None
+
+
+def _compose(text: str, file: str, *, strict: bool) -> yaml.Node | None:
+    loader = yaml.SafeLoader(text)
+    try:
+        return loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        if not strict:
+            return None
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        context = f" ({exc.context})" if exc.context and exc.problem else ""
+        raise SpecError(f"invalid YAML: {problem}{context}", file=file,
+                        line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid YAML: {exc}", file=file) from None
+    finally:
+        loader.dispose()
+
+
+_constructor = yaml.SafeLoader("")
+
+
+def _walk(node: yaml.Node, path: SpecPath, doc: Document) -> Any:
+    """Build plain data from a YAML node, recording the position of every value and key."""
+    doc.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        _constructor.flatten_mapping(node)
+        result: dict = {}
+        for key_node, value_node in node.value:
+            key = _constructor.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):
+                raise SpecError("a key must be a plain name", file=doc.file,
+                                line=key_node.start_mark.line + 1, column=key_node.start_mark.column + 1)
+            key = key if isinstance(key, str) else str(key)
+            child = path + (key,)
+            if key in result:
+                location = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                raise SpecError(f"duplicate key {key!r}; each key may appear once", file=doc.file,
+                                line=location[0], column=location[1], path=format_path(child))
+            doc.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = _walk(value_node, child, doc)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(item, path + (index,), doc) for index, item in enumerate(node.value)]
+    return _constructor.construct_object(node, deep=True)

@@ -1,0 +1,141 @@
+"""The spec's JSON Schema (draft-07), assembled from the parts that own each section.
+
+Layer kinds contribute their own fragments (``Layer.json_schema``), as do the
+data sources, losses, optimizers, metrics and callbacks.  The assembled schema
+is written to ``specforge/specforge.schema.json`` (``schemas/`` links to it);
+``load_schema`` reads that file, and a test fails when it is stale.
+Regenerate with ``python -m specforge.spec`` (which also refreshes the README's reference).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "specforge.schema.json"
+SPEC_VERSION = 1
+
+
+def build_schema() -> dict:
+    """Assemble the full schema from the registry and the section owners."""
+    from specforge.callbacks import CALLBACKS_SCHEMA
+    from specforge.data.schema import DATA_SCHEMA
+    from specforge.layers import REGISTRY
+    from specforge.losses import LOSS_SCHEMA
+    from specforge.metrics import METRICS_SCHEMA
+    from specforge.optimizers import OPTIMIZER_SCHEMA
+
+    layer_item = {
+        "type": "object",
+        "description": "One layer. `type` picks the kind; the other keys are that kind's options (Keras names).",
+        "required": ["type"],
+        "properties": {"type": {"description": "The layer kind.", "enum": list(REGISTRY)}},
+        "allOf": [
+            {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+             "then": {"$ref": f"#/definitions/layers/{kind}"}}
+            for kind in REGISTRY
+        ],
+    }
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": "specforge.schema.json",
+        "title": "specforge model spec",
+        "description": "A model as data: where the data comes from, the layers, the compile options and the "
+                       "fit settings. Names follow Keras.",
+        "type": "object",
+        "required": ["version", "name", "model", "compile"],
+        "additionalProperties": False,
+        "properties": {
+            "$schema": {"type": "string", "description": "Path or URL of this schema, for editors (JSON specs)."},
+            "version": {
+                "description": f"Spec format version. {SPEC_VERSION} is the current one; later releases "
+                               "upgrade older versions instead of rejecting them.",
+                "const": SPEC_VERSION,
+                "examples": [SPEC_VERSION],
+            },
+            "name": {
+                "description": "Model name: used for the run directory (runs/NAME/) and the ONNX metadata.",
+                "type": "string",
+                "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                "examples": ["mnist-cnn"],
+            },
+            "description": {"description": "Free text about the model.", "type": "string", "default": ""},
+            "data": {**DATA_SCHEMA, "default": {"source": "mnist"}},
+            "model": {
+                "description": "The network: the input shape and the ordered list of layers (a Keras Sequential).",
+                "type": "object",
+                "required": ["input_shape", "layers"],
+                "additionalProperties": False,
+                "properties": {
+                    "input_shape": {
+                        "description": "Shape of one example without the batch axis, channels last: "
+                                       "[height, width, channels] for images, [features] for vectors.",
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 1},
+                        "minItems": 1,
+                        "maxItems": 3,
+                        "examples": [[28, 28, 1], [784]],
+                    },
+                    "layers": {
+                        "description": "Layers applied in order.",
+                        "type": "array",
+                        "minItems": 1,
+                        "items": layer_item,
+                    },
+                },
+            },
+            "compile": {
+                "description": "What to minimise and how (Keras' model.compile).",
+                "type": "object",
+                "required": ["loss"],
+                "additionalProperties": False,
+                "properties": {
+                    "optimizer": {**OPTIMIZER_SCHEMA, "default": OPTIMIZER_SCHEMA.get("default", "rmsprop")},
+                    "loss": LOSS_SCHEMA,
+                    "metrics": METRICS_SCHEMA,
+                },
+            },
+            "fit": {
+                "description": "How to train (Keras' model.fit).",
+                "type": "object",
+                "additionalProperties": False,
+                "default": {},
+                "properties": {
+                    "epochs": {"description": "Passes over the training data.", "type": "integer",
+                               "minimum": 1, "default": 1},
+                    "batch_size": {"description": "Examples per gradient step.", "type": "integer",
+                                   "minimum": 1, "default": 32},
+                    "validation": {
+                        "description": "Data evaluated after each epoch: `test` (the test split, as the "
+                                       "tutorial's validation_data), `validation` (the data's own validation "
+                                       "files), a fraction in (0, 1) held out from the end of the training "
+                                       "set (Keras' validation_split), or `none`.",
+                        "oneOf": [
+                            {"enum": ["test", "validation", "none"]},
+                            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                        ],
+                        "default": "none",
+                    },
+                    "shuffle": {"description": "Shuffle the training data before each epoch.",
+                                "type": "boolean", "default": True},
+                    "seed": {"description": "Seed of every random choice (initial weights, shuffling, dropout): "
+                                            "the same spec and seed give bit-identical results.",
+                             "type": "integer", "minimum": 0, "default": 0},
+                    "callbacks": CALLBACKS_SCHEMA,
+                },
+            },
+        },
+        "definitions": {"layers": {kind: cls.json_schema() for kind, cls in REGISTRY.items()}},
+    }
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict:
+    """The installed schema file (fast: no registry import needed to read it)."""
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def schema_text(schema: dict) -> str:
+    return json.dumps(schema, indent=2) + "\n"
+
