@@ -1,0 +1,148 @@
+"""Loading the data a spec declares, checked against the model's input shape and classes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from math import prod
+from pathlib import Path
+
+import numpy as np
+
+from specforge.data.mnist import NUM_CLASSES as MNIST_CLASSES
+from specforge.data.preprocessing import Preprocessing
+from specforge.data.sources import LOADERS
+from specforge.data.splits import Loaded, Split
+from specforge.errors import DataError
+
+Validation = str | float
+
+
+@dataclass
+class Dataset:
+    """The splits a run uses, and the preprocessing that turns them into model inputs."""
+
+    train: Split
+    validation: Split | None
+    test: Split | None
+    preprocessing: Preprocessing
+    #: SHA-256 over the data files' own SHA-256s, by role: changes when any data file changes.
+    source_hash: str
+    digests: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.preprocessing.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return self.preprocessing.num_classes
+
+    def splits(self) -> dict[str, Split]:
+        """The splits that are present, by name (validation may be the test split itself)."""
+        named = {"train": self.train, "validation": self.validation, "test": self.test}
+        return {name: split for name, split in named.items() if split is not None}
+
+
+def declared_num_classes(data_spec: dict) -> int | None:
+    """The number of classes the spec states or implies without reading data; None when only the data knows."""
+    if "num_classes" in data_spec:
+        return int(data_spec["num_classes"])
+    if "class_names" in data_spec:
+        return len(data_spec["class_names"])
+    if data_spec.get("source", "mnist") == "mnist":
+        return MNIST_CLASSES
+    return None
+
+
+def source_hash(digests: dict[str, str]) -> str:
+    """SHA-256 of ``role sha256`` lines in role order: independent of where the files are stored."""
+    text = "".join(f"{role} {digest}\n" for role, digest in sorted(digests.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _fit_images(split: Split, input_shape: tuple[int, ...]) -> Split:
+    """``split`` with flat rows reshaped to ``input_shape`` (a view); refuses images that cannot fit."""
+    image_shape = split.images.shape[1:]
+    if prod(image_shape) != prod(input_shape):
+        shape = "x".join(map(str, image_shape))
+        raise DataError(f"{split.name} images are {shape} ({prod(image_shape)} values each) and cannot be reshaped "
+                        f"to model.input_shape {list(input_shape)} ({prod(input_shape)} values); use an input_shape "
+                        f"with {prod(image_shape)} values, e.g. {list(image_shape) + ([1] if len(image_shape) == 2 else [])}",
+                        file=split.images_file)
+    if len(image_shape) == 1 and len(input_shape) > 1:
+        split.images = split.images.reshape((len(split), *input_shape))
+    return split
+
+
+def _num_classes(data_spec: dict, loaded: Loaded) -> int:
+    declared = declared_num_classes(data_spec)
+    if declared is not None:
+        return declared
+    if loaded.class_names is not None:
+        return len(loaded.class_names)
+    largest = max(int(split.labels.max()) for split in loaded.splits.values() if len(split))
+    if largest < 1:
+        raise DataError("every label is 0: a classifier needs at least two classes; check the label column or "
+                        "set data.num_classes", file=loaded.splits["train"].labels_file)
+    return largest + 1
+
+
+def _check_labels(split: Split, num_classes: int) -> None:
+    bad = np.flatnonzero((split.labels < 0) | (split.labels >= num_classes))
+    if bad.size:
+        index = int(bad[0])
+        value = int(split.labels[index])
+        fix = (f"set data.num_classes to {value + 1}" if value >= num_classes
+               else "labels are class indices 0, 1, ...")
+        raise DataError(f"{split.name} label {value} at index {index} is outside [0, {num_classes}) "
+                        f"({bad.size} such labels); {fix}", file=split.labels_file)
+
+
+def _select_validation(splits: dict[str, Split], validation: Validation) -> tuple[Split, Split | None]:
+    """``(train, validation)`` for fit.validation: 'test', 'validation', 'none' or a fraction held out."""
+    train = splits["train"]
+    if isinstance(validation, (int, float)) and not isinstance(validation, bool):
+        if not 0 < validation < 1:
+            raise DataError(f"validation fraction {validation} is not between 0 and 1; use e.g. 0.1",
+                            path="fit.validation")
+        split_at = int(len(train) * (1.0 - validation))
+        if split_at == 0 or split_at == len(train):
+            raise DataError(f"validation {validation} of {len(train)} training examples leaves "
+                            f"{split_at} to train on and {len(train) - split_at} to validate; use a fraction that "
+                            "leaves both some examples", path="fit.validation")
+        return train.part("train", None, split_at), train.part("validation", split_at, None)
+    if validation == "none":
+        return train, None
+    if validation in ("test", "validation"):
+        if validation not in splits:
+            raise DataError(f"fit.validation is {validation!r} but the data has no {validation} split; give its "
+                            "files in data, or use a fraction such as 0.1, or 'none'", path="fit.validation")
+        return train, splits[validation]
+    raise DataError(f"fit.validation {validation!r} is not understood; use 'test', 'validation', 'none' or a "
+                    "fraction such as 0.1", path="fit.validation")
+
+
+def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: Validation = "test",
+                 base_dir: Path = Path(".")) -> Dataset:
+    """Read, check and split the data a spec's ``data`` section declares.
+
+    Images keep their stored dtype (uint8 for every image format) and shape (flat CSV
+    rows become ``input_shape``); they are converted batch by batch by ``preprocessing``.
+    """
+    input_shape = tuple(int(d) for d in input_shape)
+    source = data_spec.get("source", "mnist")
+    if source not in LOADERS:
+        raise DataError(f"unknown data source {source!r}; use one of {sorted(LOADERS)}", path="data.source")
+    loaded = LOADERS[source](data_spec, Path(base_dir), input_shape)
+    splits = {name: _fit_images(split, input_shape) for name, split in loaded.splits.items()}
+    num_classes = _num_classes(data_spec, loaded)
+    for split in splits.values():
+        _check_labels(split, num_classes)
+    class_names = data_spec.get("class_names") or loaded.class_names or [str(i) for i in range(num_classes)]
+    preprocessing = Preprocessing.from_spec(data_spec, input_shape, num_classes, class_names)
+    for split in splits.values():
+        split.preprocessing = preprocessing
+    train, held_out = _select_validation(splits, validation)
+    return Dataset(train, held_out, splits.get("test"), preprocessing, source_hash(loaded.digests),
+                   dict(loaded.digests))

@@ -1,0 +1,72 @@
+"""Reading data files: path resolution, existence, gzip, and SHA-256 digests.
+
+Every failure is a DataError naming the file and what would work.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import zlib
+from pathlib import Path
+
+from specforge.errors import DataError
+
+GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20
+
+
+def resolve(base_dir: Path, value: str) -> Path:
+    """A path from the spec: ``~`` expanded, relative paths taken from the spec file's directory."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(base_dir) / path
+
+
+def require_file(path: Path, option: str) -> Path:
+    """``path`` if it is a readable file; else a DataError that names the spec option that gave it."""
+    if path.is_file():
+        return path
+    what = "is a directory, not a file" if path.is_dir() else "no such file"
+    raise DataError(f"{what} (given by data.{option}); relative paths start at the spec file's directory",
+                    file=str(path))
+
+
+def require_dir(path: Path, option: str) -> Path:
+    """``path`` if it is a directory; else a DataError that names the spec option that gave it."""
+    if path.is_dir():
+        return path
+    what = "is a file, not a directory" if path.exists() else "no such directory"
+    raise DataError(f"{what} (given by data.{option}); relative paths start at the spec file's directory",
+                    file=str(path))
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise DataError(f"cannot read the file: {error.strerror or error}; check its permissions",
+                        file=str(path)) from error
+
+
+def gunzip_if_compressed(data: bytes, path: Path) -> bytes:
+    """``data`` decompressed when it starts with the gzip magic number, else unchanged."""
+    if not data.startswith(GZIP_MAGIC):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as error:
+        raise DataError(f"truncated or corrupt gzip data ({error}); download the file again",
+                        file=str(path)) from error
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, read in chunks so that large files are not held in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,86 @@
+"""Image folders: one sub-folder per class holding PNG or JPEG files, decoded with Pillow.
+
+Pillow is imported when an image is read, so that commands which never read one start fast.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from specforge.data.files import read_bytes, require_dir, sha256_bytes
+from specforge.data.splits import Split, make_split
+from specforge.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def image_mode(input_shape: tuple[int, ...]) -> tuple[str, tuple[int, int]]:
+    """Pillow's mode and the (width, height) an image must have to fit ``input_shape``."""
+    channels = input_shape[2] if len(input_shape) == 3 else 1
+    if len(input_shape) not in (2, 3) or channels not in _MODES:
+        raise DataError(f"images cannot be converted to model.input_shape {list(input_shape)}; "
+                        "use [height, width] or [height, width, channels] with 1, 3 or 4 channels",
+                        path="model.input_shape")
+    return _MODES[channels], (input_shape[1], input_shape[0])
+
+
+def decode_image(data: bytes, input_shape: tuple[int, ...], file: str) -> np.ndarray:
+    """Encoded image bytes as uint8 of ``input_shape``: converted to its channels, resized to its size."""
+    from PIL import Image, UnidentifiedImageError
+
+    mode, size = image_mode(input_shape)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image = image.convert(mode)
+            if image.size != size:
+                image = image.resize(size, Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise DataError(f"cannot read the image ({error}); use PNG or JPEG files", file=file) from error
+    return pixels.reshape(input_shape)
+
+
+def read_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """One image file as uint8 of ``input_shape`` (the same conversion as image folders)."""
+    return decode_image(read_bytes(path), input_shape, str(path))
+
+
+def class_folders(directory: Path) -> list[str]:
+    """The class sub-folders' names, sorted (so labels follow the names' order, as Keras does)."""
+    return sorted(entry.name for entry in directory.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+
+
+def load_folder_split(name: str, directory: Path, option: str, input_shape: tuple[int, ...],
+                      class_names: list[str] | None) -> tuple[Split, list[str], dict[str, str]]:
+    """One split, the class names (``class_names`` or the folders'), and a digest per image file.
+
+    A split other than the training split may hold only some of the classes; a class the
+    training split does not have is refused.
+    """
+    image_mode(input_shape)
+    require_dir(directory, option)
+    folders = class_folders(directory)
+    if not folders:
+        raise DataError("no class sub-folders; put each class's images in its own folder, e.g. train/cat/1.png",
+                        file=str(directory))
+    classes = class_names if class_names is not None else folders
+    unknown = [folder for folder in folders if folder not in classes]
+    if unknown:
+        raise DataError(f"class folder {unknown[0]!r} is not among the classes {classes}; use the same class "
+                        "folders in every split", file=str(directory))
+    files = [(classes.index(folder), path) for folder in folders for path in sorted((directory / folder).iterdir())
+             if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+    if not files:
+        raise DataError(f"no PNG or JPEG files in the class folders {folders}", file=str(directory))
+    images = np.empty((len(files), *input_shape), dtype=np.uint8)
+    digests = {}
+    for index, (_, path) in enumerate(files):
+        data = read_bytes(path)
+        images[index] = decode_image(data, input_shape, str(path))
+        digests[f"{name}/{path.relative_to(directory).as_posix()}"] = sha256_bytes(data)
+    labels = np.array([label for label, _ in files], dtype=np.int64)
+    return make_split(name, images, labels, str(directory)), list(classes), digests

@@ -1,0 +1,129 @@
+"""The exact steps that turn stored images and labels into the arrays a model sees.
+
+A ``Preprocessing`` is built from the spec once, saved with the run (``to_dict``) and
+read back (``from_dict``) by evaluate, predict and export, so that every stage applies
+the same steps: reshape to ``input_shape``, multiply by ``rescale``, subtract ``mean``
+and divide by ``std`` (scalars or one value per channel, the last axis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from math import prod
+
+import numpy as np
+
+from specforge.errors import DataError
+
+LABEL_ENCODINGS = ("one_hot", "sparse")
+
+
+def _values(value: float | list[float] | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    return tuple(float(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Reshape, rescale, normalise; labels one-hot (float32) or sparse (int64)."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    class_names: tuple[str, ...]
+    rescale: float = 1.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    labels_encoding: str = "one_hot"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "mean", _values(self.mean))
+        object.__setattr__(self, "std", _values(self.std))
+        if (self.mean is None) != (self.std is None):
+            raise DataError("normalize needs both mean and std", path="data.preprocessing.normalize")
+        width = self.input_shape[-1]
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if values is not None and len(values) not in (1, width):
+                raise DataError(f"normalize.{name} has {len(values)} values; give one number or one per channel "
+                                f"({width}, the last axis of input_shape {list(self.input_shape)})",
+                                path=f"data.preprocessing.normalize.{name}")
+        if self.std is not None and min(self.std) <= 0:
+            raise DataError(f"normalize.std {list(self.std)} has a value <= 0; standard deviations are positive",
+                            path="data.preprocessing.normalize.std")
+        if self.labels_encoding not in LABEL_ENCODINGS:
+            raise DataError(f"labels {self.labels_encoding!r} is not a label encoding; use one_hot or sparse",
+                            path="data.preprocessing.labels")
+        if len(self.class_names) != self.num_classes:
+            raise DataError(f"{len(self.class_names)} class_names for {self.num_classes} classes; give one name "
+                            "per class", path="data.class_names")
+
+    @classmethod
+    def from_spec(cls, data_spec: dict, input_shape: tuple[int, ...], num_classes: int,
+                  class_names: list[str]) -> Preprocessing:
+        """The steps the spec's ``data.preprocessing`` asks for (defaults filled in)."""
+        spec = data_spec.get("preprocessing") or {}
+        reshape = spec.get("reshape")
+        if reshape is not None and tuple(reshape) != tuple(input_shape):
+            raise DataError(f"reshape {list(reshape)} differs from model.input_shape {list(input_shape)}; "
+                            "leave reshape out (it defaults to the input shape) or make them equal",
+                            path="data.preprocessing.reshape")
+        normalize = spec.get("normalize") or {}
+        return cls(tuple(input_shape), num_classes, tuple(class_names), float(spec.get("rescale", 1.0)),
+                   normalize.get("mean"), normalize.get("std"), spec.get("labels", "one_hot"))
+
+    # -- persistence -----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-friendly form, stored in the run directory."""
+        return {
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names),
+            "rescale": self.rescale,
+            "mean": None if self.mean is None else list(self.mean),
+            "std": None if self.std is None else list(self.std),
+            "labels": self.labels_encoding,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocessing:
+        return cls(tuple(data["input_shape"]), int(data["num_classes"]), tuple(data["class_names"]),
+                   float(data["rescale"]), data.get("mean"), data.get("std"), data["labels"])
+
+    # -- the steps ---------------------------------------------------------------------
+    @cached_property
+    def scale_and_offset(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(a, b)``, float32, broadcasting over the last axis: the steps are ``x * a + b``.
+
+        ``a = rescale / std`` and ``b = -mean / std`` (``a = rescale``, ``b = 0`` without
+        normalisation): the form an exporter can embed as one Mul and one Add.
+        """
+        mean = np.asarray(self.mean if self.mean is not None else (0.0,), dtype=np.float64)
+        std = np.asarray(self.std if self.std is not None else (1.0,), dtype=np.float64)
+        return (self.rescale / std).astype(np.float32), (-mean / std).astype(np.float32)
+
+    def images(self, batch: np.ndarray) -> np.ndarray:
+        """float32 ``(B, *input_shape)`` from stored images ``(B, ...)`` (any dtype, same element count)."""
+        batch = np.asarray(batch)
+        per_example = prod(batch.shape[1:])
+        if per_example != prod(self.input_shape):
+            raise DataError(f"images of shape {list(batch.shape[1:])} ({per_example} values) cannot be reshaped "
+                            f"to input_shape {list(self.input_shape)} ({prod(self.input_shape)} values)")
+        scale, offset = self.scale_and_offset
+        out = np.multiply(batch.reshape((len(batch), *self.input_shape)), scale, dtype=np.float32)
+        if self.mean is not None:
+            out += offset
+        return out
+
+    def labels(self, batch: np.ndarray) -> np.ndarray:
+        """One-hot float32 ``(B, num_classes)`` (Keras' to_categorical) or int64 ``(B,)``."""
+        batch = np.asarray(batch, dtype=np.int64)
+        if self.labels_encoding == "sparse":
+            return batch
+        return self._identity[batch]
+
+    @cached_property
+    def _identity(self) -> np.ndarray:
+        return np.eye(self.num_classes, dtype=np.float32)
