@@ -1,6 +1,20 @@
-"""Optimizers with Keras 3's update rules, updating float32 parameters in place."""
+"""Optimizers with Keras 3's update rules, updating parameters in place.
+
+An optimizer keeps its state (moments, velocities) in buffers allocated on the
+first step with the parameters' shapes and dtypes, and one shared scratch buffer
+per dtype, so a step allocates nothing the size of the weights.  ``state_dict``
+and ``load_state_dict`` carry the state, the step counter and the current
+learning rate, so a resumed run continues bit for bit.
+"""
 
 from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from specforge.errors import RunError, SpecError
 
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop")
 #: Keras 3's default learning rate of each optimizer.
@@ -84,3 +98,244 @@ OPTIMIZER_SCHEMA = {
     ],
     "examples": ["adam", {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True}],
 }
+
+
+def resolve(spec_value: str | dict) -> dict[str, Any]:
+    """The spec's ``compile.optimizer`` as a mapping with every option, Keras defaults filled in."""
+    options = {"name": spec_value} if isinstance(spec_value, str) else dict(spec_value)
+    name = options.get("name")
+    if name not in OPTIMIZER_NAMES:
+        raise SpecError(f"unknown optimizer {name!r}; expected one of: {', '.join(OPTIMIZER_NAMES)}",
+                        path="compile.optimizer" if isinstance(spec_value, str) else "compile.optimizer.name")
+    properties = _properties(name)
+    for key in options:
+        if key not in properties:
+            raise SpecError(f"{name} has no option {key!r}; its options: {', '.join(properties)}",
+                            path=f"compile.optimizer.{key}")
+    if options.get("clipnorm") is not None and options.get("clipvalue") is not None:
+        raise SpecError("only one of clipnorm and clipvalue can be set; received both",
+                        path="compile.optimizer.clipvalue")
+    return {key: options.get(key, prop.get("default")) for key, prop in properties.items()}
+
+
+def create(spec_value: str | dict) -> "Optimizer":
+    """The optimizer a spec's ``compile.optimizer`` describes."""
+    options = resolve(spec_value)
+    return OPTIMIZERS[options.pop("name")](**options)
+
+
+class Optimizer:
+    """Updates a fixed list of parameters from their gradients, one ``step`` per batch.
+
+    Options are the schema's (``Adam(learning_rate=0.01)``; the rest take Keras' defaults).
+    ``learning_rate`` may be changed between steps (schedules do); ``iterations`` counts the steps.
+    """
+
+    name: ClassVar[str]
+    #: scratch arrays of a parameter's size that one update needs.
+    scratch_count: ClassVar[int] = 1
+    learning_rate: float
+    clipnorm: float | None
+    clipvalue: float | None
+
+    def __init__(self, **options: Any):
+        self.config = resolve({"name": self.name, **options})
+        del self.config["name"]
+        for key, value in self.config.items():
+            setattr(self, key, value)
+        self.learning_rate = float(self.learning_rate)
+        self.iterations = 0
+        self._slots: dict[str, list[np.ndarray]] | None = None
+        self._scratch: dict[np.dtype, np.ndarray] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+    def slot_names(self) -> tuple[str, ...]:
+        """Names of the per-parameter state buffers this configuration needs."""
+        return ()
+
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """Update ``params`` in place from ``grads``. Clipping, when configured, rescales ``grads`` in place."""
+        if self._slots is None:
+            self._slots = {slot: [np.zeros_like(p) for p in params] for slot in self.slot_names()}
+        else:
+            self._check_shapes(params)
+        self._clip(grads)
+        t = self.iterations + 1
+        for index, (param, grad) in enumerate(zip(params, grads, strict=True)):
+            self._update(index, param, grad, t, self._scratch_for(param))
+        self.iterations = t
+
+    def state_dict(self) -> dict[str, np.ndarray | int | float]:
+        """Copies of everything a resumed run needs: ``iterations``, ``learning_rate``, ``SLOT.INDEX`` arrays."""
+        state: dict[str, np.ndarray | int | float] = {"iterations": self.iterations,
+                                                       "learning_rate": self.learning_rate}
+        for slot, buffers in (self._slots or {}).items():
+            state.update({f"{slot}.{index}": buffer.copy() for index, buffer in enumerate(buffers)})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()`` of an optimizer with the same configuration."""
+        slots = self.slot_names()
+        arrays = {key: value for key, value in state.items() if key not in ("iterations", "learning_rate")}
+        count = len(arrays) // len(slots) if slots else 0
+        expected = {f"{slot}.{index}" for slot in slots for index in range(count)}
+        if set(arrays) != expected or (slots and not arrays and state["iterations"] > 0):
+            raise RunError(f"the saved {self.name} state holds {', '.join(sorted(arrays)) or 'no buffers'}, but "
+                           f"this configuration keeps {', '.join(slots) or 'none'} per weight; resume with the "
+                           "optimizer settings the run started with")
+        self.iterations = int(state["iterations"])
+        self.learning_rate = float(state["learning_rate"])
+        self._slots = {slot: [np.array(arrays[f"{slot}.{index}"]) for index in range(count)]
+                       for slot in slots} if arrays else None
+
+    # -- subclasses ----------------------------------------------------------------------------
+    def _update(self, index: int, param: np.ndarray, grad: np.ndarray, t: int, tmp: list[np.ndarray]) -> None:
+        """Update one parameter in place; ``t`` counts steps from 1; ``tmp`` are scratch arrays of its shape."""
+        raise NotImplementedError
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _clip(self, grads: list[np.ndarray]) -> None:
+        """Keras' clipnorm (per weight) and clipvalue, in place."""
+        if self.clipnorm is not None:
+            for grad in grads:
+                norm = math.sqrt(float(np.vdot(grad, grad)))
+                if norm > self.clipnorm:
+                    grad *= self.clipnorm / norm
+        elif self.clipvalue is not None:
+            for grad in grads:
+                np.clip(grad, -self.clipvalue, self.clipvalue, out=grad)
+
+    def _scratch_for(self, param: np.ndarray) -> list[np.ndarray]:
+        buffer = self._scratch.get(param.dtype)
+        if buffer is None or buffer.shape[1] < param.size:
+            buffer = self._scratch[param.dtype] = np.empty((self.scratch_count, param.size), dtype=param.dtype)
+        return [row[:param.size].reshape(param.shape) for row in buffer]
+
+    def _check_shapes(self, params: list[np.ndarray]) -> None:
+        for buffers in self._slots.values():
+            if [b.shape for b in buffers] != [p.shape for p in params]:
+                raise RunError(f"the {self.name} state was made for weights of shapes {[b.shape for b in buffers]}, "
+                               f"not {[p.shape for p in params]}")
+
+
+class SGD(Optimizer):
+    """velocity = momentum * velocity - lr * g; weights += velocity
+    (Nesterov: weights += momentum * velocity - lr * g). Without momentum: weights -= lr * g."""
+
+    name = "sgd"
+    scratch_count = 2
+    momentum: float
+    nesterov: bool
+
+    def slot_names(self):
+        return ("velocity",) if self.momentum != 0 else ()
+
+    def _update(self, index, param, grad, t, tmp):
+        scaled = np.multiply(grad, self.learning_rate, out=tmp[0])
+        if self.momentum == 0:
+            param -= scaled
+            return
+        velocity = self._slots["velocity"][index]
+        velocity *= self.momentum
+        velocity -= scaled
+        if self.nesterov:
+            change = np.multiply(velocity, self.momentum, out=tmp[1])
+            change -= scaled
+            param += change
+        else:
+            param += velocity
+
+
+class Adam(Optimizer):
+    """m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2);
+    weights -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon).
+    AMSGrad divides by the running maximum of v instead."""
+
+    name = "adam"
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    amsgrad: bool
+
+    def slot_names(self):
+        return ("m", "v", "v_hat") if self.amsgrad else ("m", "v")
+
+    def _update(self, index, param, grad, t, tmp):
+        (work,) = tmp
+        m, v = self._slots["m"][index], self._slots["v"][index]
+        alpha = self.learning_rate * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        np.subtract(grad, m, out=work)
+        work *= 1 - self.beta_1
+        m += work
+        np.multiply(grad, grad, out=work)
+        work -= v
+        work *= 1 - self.beta_2
+        v += work
+        if self.amsgrad:
+            v = np.maximum(self._slots["v_hat"][index], v, out=self._slots["v_hat"][index])
+        np.sqrt(v, out=work)
+        work += self.epsilon
+        np.divide(m, work, out=work)
+        work *= alpha
+        param -= work
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: each step first does weights -= lr * weight_decay * weights."""
+
+    name = "adamw"
+    weight_decay: float
+
+    def _update(self, index, param, grad, t, tmp):
+        if self.weight_decay:
+            decay = np.multiply(param, self.learning_rate * self.weight_decay, out=tmp[0])
+            param -= decay
+        super()._update(index, param, grad, t, tmp)
+
+
+class RMSprop(Optimizer):
+    """v = rho v + (1 - rho) g^2; step = lr g / sqrt(v + epsilon) (centered: sqrt(v - a^2 + epsilon),
+    a = rho a + (1 - rho) g); with momentum: velocity = momentum * velocity + step; weights -= velocity."""
+
+    name = "rmsprop"
+    scratch_count = 2
+    rho: float
+    momentum: float
+    epsilon: float
+    centered: bool
+
+    def slot_names(self):
+        return ("v",) + (("mean_gradient",) if self.centered else ()) + (("velocity",) if self.momentum > 0 else ())
+
+    def _update(self, index, param, grad, t, tmp):
+        denominator, change = tmp
+        v = self._slots["v"][index]
+        v *= self.rho
+        np.multiply(grad, grad, out=denominator)
+        denominator *= 1 - self.rho
+        v += denominator
+        if self.centered:
+            mean = self._slots["mean_gradient"][index]
+            mean *= self.rho
+            np.multiply(grad, 1 - self.rho, out=denominator)
+            mean += denominator
+            np.multiply(mean, mean, out=denominator)
+            np.subtract(v, denominator, out=denominator)
+            denominator += self.epsilon
+        else:
+            np.add(v, self.epsilon, out=denominator)
+        np.sqrt(denominator, out=denominator)
+        np.multiply(grad, self.learning_rate, out=change)
+        change /= denominator
+        if self.momentum > 0:
+            velocity = self._slots["velocity"][index]
+            velocity *= self.momentum
+            velocity += change
+            param -= velocity
+        else:
+            param -= change
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop)}
