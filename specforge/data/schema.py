@@ -1,9 +1,12 @@
 """JSON Schema (draft-07) of a spec's ``data`` section.
 
 Every source's options sit next to ``source`` in one flat mapping.  The top level
-lists all options (so editors complete them); one ``if source == X then ...``
-branch per source says which of them that source requires and accepts, so a
-misplaced option is reported against the source that does not take it.
+lists all options with their descriptions and defaults (so editors complete them).
+Exactly one ``if ... then`` branch applies to any mapping: the one of its source (mnist
+when ``source`` is left out), or a last one for a source that is not known.  Each
+branch says which options its source requires and accepts, with
+``additionalProperties: false``; the top level has none of its own, so an unknown or
+misplaced key is reported once, against the options of the source in use.
 """
 
 from __future__ import annotations
@@ -190,22 +193,29 @@ for _options, _ in _BY_SOURCE.values():
         _ALL_OPTIONS.setdefault(_name, _schema)
 
 
-def _branch(source: str) -> dict:
+def _branch(condition: dict, allowed: list[str], required: list[str]) -> dict:
+    return {"if": condition,
+            "then": {"properties": {name: True for name in allowed}, "required": required,
+                     "additionalProperties": False}}
+
+
+def _source_branch(source: str) -> dict:
     options, required = _BY_SOURCE[source]
     condition: dict = {"properties": {"source": {"const": source}}}
     if source != "mnist":
         condition["required"] = ["source"]
-    allowed = {name: True for name in [*_COMMON, *options]}
-    return {"if": condition,
-            "then": {"properties": allowed, "required": required, "additionalProperties": False}}
+    return _branch(condition, [*_COMMON, *options], required)
+
+
+_UNKNOWN_SOURCE_BRANCH = _branch({"properties": {"source": {"not": {"enum": list(SOURCES)}}}, "required": ["source"]},
+                                 list(_ALL_OPTIONS), [])
 
 
 DATA_SCHEMA: dict = {
     "type": "object",
     "description": "The data set, its splits, and the preprocessing applied to every batch.",
     "properties": _ALL_OPTIONS,
-    "additionalProperties": False,
-    "allOf": [_branch(source) for source in SOURCES],
+    "allOf": [*(_source_branch(source) for source in SOURCES), _UNKNOWN_SOURCE_BRANCH],
     "default": {"source": "mnist"},
     "examples": [
         {"source": "mnist", "preprocessing": {"rescale": 1.0, "labels": "one_hot"}},
