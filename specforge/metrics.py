@@ -1,6 +1,19 @@
-"""Metrics: accumulators over the batches of an epoch, named as Keras reports them."""
+"""Metrics: accumulators over the batches of an epoch, named as Keras reports them.
+
+Each metric counts integers (correct predictions, true positives, ...) over the
+batches given to ``update`` since the last ``reset``, so an epoch's result does not
+depend on how it was split into batches.  ``update`` takes the network's
+probabilities, shape ``(N, units)``, and the integer class labels, shape ``(N,)``;
+one output unit means a sigmoid over two classes (probability of class 1).
+"""
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from specforge.errors import SpecError
 
 METRIC_NAMES = ("accuracy", "top_k_accuracy", "precision", "recall")
 
@@ -58,3 +71,175 @@ METRICS_SCHEMA = {
     "default": ["accuracy"],
     "examples": [["accuracy", {"name": "top_k_accuracy", "k": 3}]],
 }
+
+
+def resolve(spec_list: list[str | dict]) -> list[dict[str, Any]]:
+    """The spec's ``compile.metrics`` as mappings with every option, defaults filled in."""
+    resolved = []
+    for index, item in enumerate(spec_list):
+        options = {"name": item} if isinstance(item, str) else dict(item)
+        name = options.get("name")
+        if name not in METRIC_NAMES:
+            raise SpecError(f"unknown metric {name!r}; expected one of: {', '.join(METRIC_NAMES)}",
+                            path=f"compile.metrics[{index}]")
+        unknown = sorted(options.keys() - {"name", *OPTIONS[name]})
+        if unknown:
+            raise SpecError(f"{name} has no option {unknown[0]!r}; its options: {', '.join(OPTIONS[name]) or 'none'}",
+                            path=f"compile.metrics[{index}].{unknown[0]}")
+        resolved.append({"name": name, **{key: options.get(key, prop["default"])
+                                          for key, prop in OPTIONS[name].items()}})
+    return resolved
+
+
+def create(spec_list: list[str | dict], num_classes: int) -> list["Metric"]:
+    """The metrics of ``compile.metrics`` for a last layer of ``num_classes`` output units.
+
+    Names are Keras': the metric's name, with ``_1``, ``_2``, ... for repeats.
+    """
+    metrics: list[Metric] = []
+    seen: dict[str, int] = {}
+    for index, options in enumerate(resolve(spec_list)):
+        name = options.pop("name")
+        problem = METRICS[name].check(num_classes, **options)
+        if problem:
+            key, message = problem
+            raise SpecError(message, path=f"compile.metrics[{index}].{key}")
+        repeat = seen.get(name, 0)
+        seen[name] = repeat + 1
+        metrics.append(METRICS[name](f"{name}_{repeat}" if repeat else name, **options))
+    return metrics
+
+
+class Metric:
+    """An accumulator: ``reset()``, ``update(probabilities, labels)`` per batch, ``result()``."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, name: str | None = None):
+        self.name = name or self.kind
+        self.reset()
+
+    def __repr__(self) -> str:
+        return f"<metric {self.name}: {self.result():.4f}>"
+
+    @classmethod
+    def check(cls, num_classes: int, **options: Any) -> tuple[str, str] | None:
+        """``(option, message)`` when the options do not suit ``num_classes`` output units, else None."""
+        return None
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def update(self, probabilities: np.ndarray, labels: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def result(self) -> float:
+        raise NotImplementedError
+
+
+class _Fraction(Metric):
+    """A count of hits over a count of examples."""
+
+    def reset(self) -> None:
+        self.hits = 0
+        self.total = 0
+
+    def result(self) -> float:
+        return self.hits / self.total if self.total else 0.0
+
+
+class Accuracy(_Fraction):
+    """Most probable class == label; for one sigmoid unit, probability > 0.5 == (label == 1)."""
+
+    kind = "accuracy"
+
+    def update(self, probabilities, labels):
+        if probabilities.shape[-1] == 1:
+            predicted = probabilities[:, 0] > 0.5
+            self.hits += int(np.count_nonzero(predicted == (labels == 1)))
+        else:
+            self.hits += int(np.count_nonzero(probabilities.argmax(axis=-1) == labels))
+        self.total += len(labels)
+
+
+class TopKAccuracy(_Fraction):
+    """The label is among the k most probable classes (ties with the k-th count as inside, as in_top_k)."""
+
+    kind = "top_k_accuracy"
+
+    def __init__(self, name: str | None = None, k: int = 5):
+        self.k = k
+        super().__init__(name)
+
+    @classmethod
+    def check(cls, num_classes, k=5):
+        if num_classes < 2:
+            return "name", "top_k_accuracy needs one output unit per class; received a single unit"
+        if k >= num_classes:
+            return "k", (f"k={k} with {num_classes} classes counts every prediction as correct; "
+                         f"use k < {num_classes}")
+        return None
+
+    def update(self, probabilities, labels):
+        label_probability = probabilities[np.arange(len(labels)), labels]
+        above = np.count_nonzero(probabilities > label_probability[:, None], axis=-1)
+        self.hits += int(np.count_nonzero(above < self.k))
+        self.total += len(labels)
+
+
+class _Thresholded(Metric):
+    """Keras' Precision and Recall: each output unit is a yes/no prediction, probability > thresholds,
+    compared with the one-hot label; ``class_id`` restricts the counts to one unit."""
+
+    def __init__(self, name: str | None = None, thresholds: float = 0.5, class_id: int | None = None):
+        self.thresholds = thresholds
+        self.class_id = class_id
+        super().__init__(name)
+
+    @classmethod
+    def check(cls, num_classes, thresholds=0.5, class_id=None):
+        if class_id is not None and class_id >= num_classes:
+            return "class_id", (f"class_id={class_id} with {num_classes} output unit(s); "
+                                f"use a unit index in 0..{num_classes - 1}")
+        return None
+
+    def reset(self) -> None:
+        self.true_positives = 0
+        self.predicted_positives = 0
+        self.actual_positives = 0
+
+    def update(self, probabilities, labels):
+        units = probabilities.shape[-1]
+        if units == 1:
+            predicted = probabilities > self.thresholds
+            actual = (labels == 1)[:, None]
+        elif self.class_id is not None:
+            predicted = probabilities[:, self.class_id] > self.thresholds
+            actual = labels == self.class_id
+        else:
+            predicted = probabilities > self.thresholds
+            actual = labels[:, None] == np.arange(units)
+        self.true_positives += int(np.count_nonzero(predicted & actual))
+        self.predicted_positives += int(np.count_nonzero(predicted))
+        self.actual_positives += int(np.count_nonzero(actual))
+
+
+class Precision(_Thresholded):
+    """TP / (TP + FP); 0 when nothing was predicted positive."""
+
+    kind = "precision"
+
+    def result(self) -> float:
+        return self.true_positives / self.predicted_positives if self.predicted_positives else 0.0
+
+
+class Recall(_Thresholded):
+    """TP / (TP + FN); 0 when there were no positives."""
+
+    kind = "recall"
+
+    def result(self) -> float:
+        return self.true_positives / self.actual_positives if self.actual_positives else 0.0
+
+
+METRICS: dict[str, type[Metric]] = {cls.kind: cls for cls in (Accuracy, TopKAccuracy, Precision, Recall)}
