@@ -37,7 +37,7 @@ class Activation(_ActivationLayer):
                        "description": "Name of the function; softmax normalises over the last axis."},
     }
     required = ("activation",)
-    examples = [({"activation": name}, (2, 3) if name == "softmax" else (3, 2, 2)) for name in ACTIVATION_NAMES]
+    examples = [({"activation": name}, (2, 3, 4)) for name in ACTIVATION_NAMES]
 
     def function(self):
         return activations.get_activation(self.config["activation"])

@@ -13,6 +13,7 @@ import pytest
 from jsonschema import Draft7Validator
 from onnx.reference import ReferenceEvaluator
 
+from specforge.errors import ExportError
 from specforge.export.onnx import graph_to_onnx
 from specforge.layers import REGISTRY
 
@@ -163,3 +164,67 @@ def test_onnx_matches_numpy(kind, config, shape):
     layer, params = make_layer(kind, config, shape, dtype=np.float32)
     x = np.random.default_rng(6).standard_normal((BATCH, *shape)).astype(np.float32)
     check_onnx_parity([(layer, params)], shape, x)
+
+
+# -- graph assembly ------------------------------------------------------------------------------
+def _steps(*layers: tuple[str, dict], input_shape: tuple) -> list:
+    rng = np.random.default_rng(7)
+    steps, shape = [], input_shape
+    for kind, config in layers:
+        layer = REGISTRY[kind](config)
+        steps.append((layer, layer.init_params(shape, rng)))
+        shape = layer.output_shape(shape)
+    return steps
+
+
+def _dims(value_info) -> list:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize("opset,ir_version", [(13, 7), (14, 7), (15, 8), (17, 8), (18, 8), (19, 9), (21, 10)])
+def test_model_interface_and_versions(opset, ir_version):
+    steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Activation", {"activation": "softmax"}),
+                   input_shape=(4, 3, 1))
+    model = graph_to_onnx(steps, (4, 3, 1), opset=opset)
+    assert model.ir_version == ir_version
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", opset)]
+    (graph_input,), (graph_output,) = model.graph.input, model.graph.output
+    assert (graph_input.name, _dims(graph_input)) == ("input", ["N", 4, 3, 1])
+    assert (graph_output.name, _dims(graph_output)) == ("output", ["N", 3, 2, 2])
+    assert graph_input.type.tensor_type.elem_type == graph_output.type.tensor_type.elem_type == 1  # FLOAT
+    assert {init.name for init in model.graph.initializer} >= {"conv2d_kernel", "conv2d_bias"}
+    x = np.random.default_rng(8).standard_normal((5, 4, 3, 1)).astype(np.float32)
+    check_onnx_parity(steps, (4, 3, 1), x)
+
+
+def test_unsupported_opset_is_an_export_error():
+    with pytest.raises(ExportError, match="opset=12"):
+        graph_to_onnx(_steps(("Flatten", {}), input_shape=(2, 2, 1)), (2, 2, 1), opset=12)
+
+
+@pytest.mark.parametrize("layers", [[("Dropout", {"rate": 0.5})], [("Activation", {"activation": "linear"})], []])
+def test_graph_without_nodes_gets_an_identity(layers):
+    steps = _steps(*layers, input_shape=(3, 2))
+    model = graph_to_onnx(steps, (3, 2), output_name="scores")
+    assert [node.op_type for node in model.graph.node] == ["Identity"]
+    x = np.random.default_rng(9).standard_normal((4, 3, 2)).astype(np.float32)
+    for got in run_onnx(model, x):
+        np.testing.assert_array_equal(got, x)
+
+
+def test_layers_named_like_the_graph_tensors():
+    steps = [(REGISTRY["Dense"]({"units": 2}, name=name), {}) for name in ("input", "output")]
+    for (layer, params), shape in zip(steps, [(3,), (2,)]):
+        params.update(layer.init_params(shape, np.random.default_rng(0)))
+    x = np.random.default_rng(10).standard_normal((4, 3)).astype(np.float32)
+    check_onnx_parity(steps, (3,), x)
+
+
+def test_no_transposes_between_convolutions():
+    steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("ReLU", {}), ("BatchNormalization", {}),
+                   ("Conv2D", {"filters": 3, "kernel_size": 2}), ("Activation", {"activation": "gelu"}),
+                   ("Flatten", {}), ("Dense", {"units": 2}), input_shape=(5, 5, 1))
+    model = graph_to_onnx(steps, (5, 5, 1))
+    assert [node.op_type for node in model.graph.node].count("Transpose") == 2
+    x = np.random.default_rng(11).standard_normal((2, 5, 5, 1)).astype(np.float32)
+    check_onnx_parity(steps, (5, 5, 1), x)

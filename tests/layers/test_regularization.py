@@ -1,0 +1,45 @@
+"""Dropout: inverted dropout in training, the identity at inference, reproducible masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from specforge.layers import REGISTRY
+
+Dropout = REGISTRY["Dropout"]
+
+
+def test_training_drops_the_rate_and_rescales_the_rest():
+    x = np.ones((200, 500), dtype=np.float32)
+    y, mask = Dropout({"rate": 0.3}).forward({}, x, training=True, rng=np.random.default_rng(0))
+    assert y.dtype == np.float32
+    assert set(np.unique(y)) == {np.float32(0), np.float32(1 / 0.7)}
+    assert (y == 0).mean() == pytest.approx(0.3, abs=0.005)
+    assert y.mean() == pytest.approx(1.0, abs=0.01)
+    dx, grads = Dropout({"rate": 0.3}).backward({}, mask, np.full_like(x, 2.0))
+    np.testing.assert_array_equal(dx, 2 * y)
+    assert grads == {}
+
+
+def test_inference_and_rate_zero_are_the_identity():
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    y, cache = Dropout({"rate": 0.5}).forward({}, x, training=False)
+    assert y is x
+    dy = np.ones_like(x)
+    assert Dropout({"rate": 0.5}).backward({}, cache, dy)[0] is dy
+    assert Dropout({"rate": 0.0}).forward({}, x, training=True, rng=np.random.default_rng(0))[0] is x
+
+
+def test_seed_makes_masks_reproducible_and_different_per_step():
+    x = np.ones((10, 10))
+    first, second = Dropout({"rate": 0.5, "seed": 3}), Dropout({"rate": 0.5, "seed": 3})
+    a1, a2 = (first.forward({}, x, training=True)[0] for _ in range(2))
+    b1 = second.forward({}, x, training=True, rng=np.random.default_rng(99))[0]
+    np.testing.assert_array_equal(a1, b1)
+    assert not np.array_equal(a1, a2)
+
+
+def test_training_without_a_generator_is_refused():
+    with pytest.raises(ValueError, match="rng"):
+        Dropout({"rate": 0.5}).forward({}, np.ones((2, 2)), training=True)

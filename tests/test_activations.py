@@ -1,0 +1,107 @@
+"""Activation functions against independent formulas, their gradients, and their ONNX nodes."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from layers.test_generic import check_gradients, check_onnx_parity, make_layer
+from specforge.activations import ACTIVATIONS, Relu, erf, get_activation
+from specforge.errors import SpecError
+from specforge.layers import REGISTRY
+from specforge.layers.base import ACTIVATION_NAMES
+
+_erf = np.vectorize(math.erf)
+REFERENCES = {
+    "linear": lambda x: x,
+    "relu": lambda x: np.where(x > 0, x, 0.0),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "tanh": lambda x: (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x)),
+    "softmax": lambda x: np.exp(x) / np.exp(x).sum(axis=-1, keepdims=True),
+    "elu": lambda x: np.where(x > 0, x, np.exp(x) - 1),
+    "leaky_relu": lambda x: np.where(x > 0, x, 0.2 * x),
+    "gelu": lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))),
+    "swish": lambda x: x / (1 + np.exp(-x)),
+}
+
+
+def test_names_are_exactly_the_spec_names():
+    assert set(ACTIVATIONS) == set(ACTIVATION_NAMES)
+    assert set(REFERENCES) == set(ACTIVATION_NAMES)
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_forward_matches_reference(name):
+    x = np.random.default_rng(0).uniform(-4, 4, size=(5, 2, 3, 6))
+    np.testing.assert_allclose(get_activation(name).forward(x), REFERENCES[name](x), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_float32_stays_float32(name):
+    fn = get_activation(name)
+    x = np.linspace(-3, 3, 24, dtype=np.float32).reshape(4, 6)
+    y = fn.forward(x)
+    assert y.dtype == np.float32
+    assert fn.backward(x, y, np.ones_like(y)).dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "swish", "softmax", "elu", "gelu", "tanh"])
+def test_extreme_inputs_stay_finite(name):
+    x = np.array([[-1000.0, -30.0, 0.0, 30.0, 1000.0]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = get_activation(name).forward(x)
+    assert np.all(np.isfinite(y))
+
+
+def test_sigmoid_saturates_exactly():
+    y = get_activation("sigmoid").forward(np.array([-1000.0, 0.0, 1000.0]))
+    np.testing.assert_array_equal(y, [0.0, 0.5, 1.0])
+
+
+def test_softmax_is_over_the_last_axis():
+    x = np.random.default_rng(1).standard_normal((2, 3, 4, 5))
+    y = get_activation("softmax").forward(x + 500)
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0)
+    np.testing.assert_allclose(y, REFERENCES["softmax"](x), rtol=1e-12)
+
+
+def test_erf_matches_math_erf():
+    x = np.concatenate([np.linspace(-7, 7, 20001), [-1e-9, 1e-12, 0.0, 30.0, -30.0]])
+    np.testing.assert_allclose(erf(x), _erf(x), rtol=1e-9, atol=1e-15)
+    assert erf(np.float32(0.5)).dtype == np.float32
+
+
+@pytest.mark.parametrize("config,x,expected", [
+    ({}, [-2.0, 0.0, 3.0], [0.0, 0.0, 3.0]),
+    ({"max_value": 6.0}, [-1.0, 5.0, 7.0], [0.0, 5.0, 6.0]),
+    ({"negative_slope": 0.5}, [-2.0, 1.0], [-1.0, 1.0]),
+    ({"threshold": 1.0, "negative_slope": 0.5}, [0.0, 0.5, 2.0], [-0.5, -0.25, 2.0]),
+    ({"threshold": 1.0}, [0.5, 1.0, 1.5], [0.0, 0.0, 1.5]),
+])
+def test_relu_options_hand_worked(config, x, expected):
+    np.testing.assert_allclose(Relu(**config).forward(np.array(x)), expected)
+
+
+def test_unknown_activation_is_a_spec_error():
+    with pytest.raises(SpecError, match="unknown activation 'rleu'.*relu"):
+        get_activation("rleu")
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_gradient(name):
+    x = np.random.default_rng(2).uniform(-3, 3, size=(3, 2, 4))
+    check_gradients("Activation", {"activation": name}, {}, x)
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_onnx_after_a_convolution(name):
+    """After Conv2D the tensor is NCHW in ONNX: elementwise nodes must work there and softmax must still
+    normalise the channels."""
+    conv, conv_params = make_layer("Conv2D", {"filters": 3, "kernel_size": 2}, (4, 5, 2), dtype=np.float32)
+    act = REGISTRY["Activation"]({"activation": name})
+    x = np.random.default_rng(3).standard_normal((2, 4, 5, 2)).astype(np.float32)
+    check_onnx_parity([(conv, conv_params), (act, {})], (4, 5, 2), x)
