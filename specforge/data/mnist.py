@@ -35,21 +35,22 @@ def read_checksums(directory: Path) -> dict[str, str]:
 
 
 @lru_cache(maxsize=None)
-def read_mnist(directory: Path = MNIST_DIR) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def read_mnist(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The four arrays by role (read-only uint8 views of the decompressed files) and their checked digests."""
     sums = read_checksums(directory)
-    arrays, digests = {}, {}
+    missing = [name for name in FILES.values() if name not in sums]
+    if missing:
+        raise DataError(f"SHA256SUMS has no line for {missing[0]}; {_REINSTALL}", file=str(directory / "SHA256SUMS"))
+    stored, digests = {}, {}
     for role, name in FILES.items():
         path = require_file(directory / name, "source (embedded MNIST)")
-        stored = read_bytes(path)
-        digest = sha256_bytes(stored)
-        if name not in sums:
-            raise DataError(f"SHA256SUMS has no line for {name}; {_REINSTALL}", file=str(directory / "SHA256SUMS"))
-        if digest != sums[name]:
-            raise DataError(f"checksum mismatch: sha256 is {digest}, SHA256SUMS says {sums[name]}; {_REINSTALL}",
-                            file=str(path))
-        arrays[role] = parse_idx(gunzip_if_compressed(stored, path), path)
-        digests[role] = digest
+        stored[role] = read_bytes(path)
+        digests[role] = sha256_bytes(stored[role])
+        if digests[role] != sums[name]:
+            raise DataError(f"checksum mismatch: sha256 is {digests[role]}, SHA256SUMS says {sums[name]}; "
+                            f"{_REINSTALL}", file=str(path))
+    arrays = {role: parse_idx(gunzip_if_compressed(data, directory / FILES[role]), directory / FILES[role])
+              for role, data in stored.items()}
     return arrays, digests
 
 

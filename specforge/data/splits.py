@@ -62,7 +62,7 @@ def labels_as_int64(labels: np.ndarray, file: str) -> np.ndarray:
         if whole.all():
             return labels.astype(np.int64)
         index = int(np.flatnonzero(~whole)[0])
-        raise DataError(f"label {labels[index]!r} at index {index} is not an integer; labels must be class "
+        raise DataError(f"label {labels[index].item()!r} at index {index} is not an integer; labels must be class "
                         "indices 0, 1, ...", file=file)
     raise DataError(f"labels have dtype {labels.dtype}; expected integer class indices 0, 1, ...", file=file)
 
