@@ -14,7 +14,7 @@ from specforge.graph import Graph, build_graph
 from specforge.spec import Spec, load_spec
 from specforge.spec.checks import check_compatibility
 
-__all__ = ["load_spec", "build", "validate"]
+__all__ = ["load_spec", "build", "build_graph", "validate"]
 
 
 def build(spec: Spec) -> Graph:

@@ -100,6 +100,14 @@ def _snake(kind: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", kind).lower().replace("2_d", "2d")
 
 
+def _auto_name(kind: str, counters: dict[str, int]) -> str:
+    """Keras' naming: conv2d, conv2d_1, ... counting only the layers the user did not name."""
+    base = _snake(kind)
+    count = counters.get(base, 0)
+    counters[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
 def build_graph(spec) -> Graph:
     """Infer every shape of ``spec``'s model; a layer that cannot work raises ShapeError located at it."""
     model = spec.config["model"]
@@ -109,11 +117,8 @@ def build_graph(spec) -> Graph:
     for index, layer_config in enumerate(model["layers"]):
         config = dict(layer_config)
         kind = config["type"]
-        base = _snake(kind)
-        count = counters.get(base, 0)
-        counters[base] = count + 1
-        name = config.pop("name", None) or (base if count == 0 else f"{base}_{count}")
-        activation = config.get("activation", "linear") if kind not in ("Activation",) else "linear"
+        name = config.pop("name", None) or _auto_name(kind, counters)
+        activation = config.get("activation", "linear") if kind != "Activation" else "linear"
         layer = REGISTRY[kind](config, name=name)
         for node_layer in [layer] + ([REGISTRY["Activation"]({"activation": activation}, name=f"{name}_{activation}")]
                                      if activation != "linear" else []):

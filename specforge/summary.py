@@ -47,6 +47,6 @@ def print_summary(spec: Spec, graph: Graph) -> None:
     table.add_row("Total", "", f"{graph.total_params:,}", f"{graph.total_flops:,}")
     console.print(table)
     non_trainable = graph.total_params - graph.trainable_params
-    console.print(f"Trainable params: {graph.trainable_params:,}   Non-trainable params: {non_trainable:,}   "
-                  f"Forward: {human(graph.total_flops)}FLOP per example")
-    console.print(f"[green]{spec.file}: valid[/green]")
+    console.print(f"Trainable params: {graph.trainable_params:,}; non-trainable: {non_trainable:,}; "
+                  f"forward {human(graph.total_flops)}FLOP per example", soft_wrap=True)
+    console.print(f"[green]{spec.file}: valid[/green]", soft_wrap=True)

@@ -84,7 +84,17 @@ def parse_override(text: str) -> tuple[SpecPath, Any]:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
-    return path, value
+    return path, _number_or_text(value)
+
+
+def _number_or_text(value: Any) -> Any:
+    """YAML 1.1 reads ``5e-4`` as text; on the command line it is meant as a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _assign(doc: Document, path: SpecPath, value: Any, text: str) -> None:

@@ -9,7 +9,7 @@ from specforge.spec import Spec
 
 def check_compatibility(spec: Spec, graph: Graph) -> None:
     """Raise SpecError listing every mismatch between the output layer, the data's classes and the loss."""
-    problems = _class_problems(spec, graph)
+    problems = _class_problems(spec, graph) + _loss_problems(spec, graph)
     if problems:
         raise SpecError(problems=problems)
 
@@ -27,8 +27,29 @@ def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
         return [Problem(f"the model's output has shape {output} but a classifier of {classes} classes needs "
                         f"({classes},); end with Flatten (or GlobalAveragePooling2D) and Dense with units: {classes}",
                         spec.locate(("model", "layers", last)))]
-    if output[0] != classes:
+    binary = spec.config["compile"]["loss"] == "binary_crossentropy" and output[0] == 1 and classes == 2
+    if output[0] != classes and not binary:
         where = ("model", "layers", last, "units") if "units" in layers[last] else ("model", "layers", last)
         return [Problem(f"the model outputs {output[0]} values but the data has {classes} classes; "
                         f"use units: {classes}", spec.locate(where))]
     return []
+
+
+def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
+    from specforge import losses
+
+    loss = losses.get(spec.config["compile"]["loss"])
+    problems = []
+    last = len(spec.config["model"]["layers"]) - 1
+    layer = spec.config["model"]["layers"][last]
+    hint = loss.fits(graph.final_activation, graph.output_shape[-1])
+    if hint:
+        where = ("model", "layers", last, "activation") if "activation" in layer else ("model", "layers", last)
+        problems.append(Problem(hint, spec.locate(where)))
+    encoding = spec.config["data"].get("preprocessing", {}).get("labels", "one_hot")
+    if loss.label_encoding in ("one_hot", "sparse") and encoding != loss.label_encoding:
+        other = "sparse_categorical_crossentropy" if encoding == "sparse" else "categorical_crossentropy"
+        problems.append(Problem(f"{loss.name} takes {loss.label_encoding} labels but data.preprocessing.labels is "
+                                f"{encoding}; use loss: {other} or labels: {loss.label_encoding}",
+                                spec.locate(("compile", "loss"))))
+    return problems

@@ -45,6 +45,8 @@ def _branches(title: str, node: dict, root: dict) -> list[str]:
         if "$ref" in then or "properties" not in branch.get("if", {}) or not then.get("properties"):
             continue
         key, condition = next(iter(branch["if"]["properties"].items()))
+        if "const" not in condition:
+            continue
         heading = f"{title} with `{key}: {condition['const']}`"
         options = {name: spec for name, spec in then["properties"].items() if name != key}
         if not options:

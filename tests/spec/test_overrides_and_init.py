@@ -1,0 +1,62 @@
+"""`--set` overrides and `specforge init` templates."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from specforge import api
+from specforge.errors import SpecError
+from specforge.spec import parse_override
+from specforge.starter import TEMPLATES
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "specs" / "mnist.yaml"
+
+
+def test_parse_override_paths_and_yaml_values():
+    assert parse_override("fit.epochs=1") == (("fit", "epochs"), 1)
+    assert parse_override("model.layers[0].kernel_size=[3, 5]") == (("model", "layers", 0, "kernel_size"), [3, 5])
+    assert parse_override("compile.optimizer.learning_rate=5e-4") == (("compile", "optimizer", "learning_rate"),
+                                                                      0.0005)
+    with pytest.raises(SpecError, match="PATH=VALUE"):
+        parse_override("fit.epochs")
+
+
+def test_overrides_change_the_resolved_spec_and_shapes():
+    spec, graph = api.validate(SEED, ["fit.epochs=1", "model.layers[0].filters=16",
+                                      "compile.optimizer={name: adam, learning_rate: 0.0005}"])
+    assert spec.config["fit"]["epochs"] == 1
+    assert spec.config["compile"]["optimizer"]["learning_rate"] == 0.0005
+    assert graph.summary()[0].output_shape == (26, 26, 16)
+
+
+def test_an_invalid_override_is_located_at_the_option():
+    with pytest.raises(SpecError) as error:
+        api.validate(SEED, ["fit.epochs=zero"])
+    assert error.value.format() == "--set fit.epochs=zero: error: fit.epochs: expected an integer >= 1, got 'zero'"
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_init_writes_a_valid_commented_spec(tmp_path, template):
+    result = subprocess.run([sys.executable, "-m", "specforge", "init", "my-model", "--template", template,
+                             "--dir", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "my-model.yaml"
+    text = path.read_text()
+    assert text.startswith("# yaml-language-server: $schema=")
+    assert Path(text.splitlines()[0].split("$schema=", 1)[1]).is_file()
+    spec, graph = api.validate(path)
+    assert spec.name == "my-model"
+    assert graph.output_shape == (10,)
+
+
+def test_init_refuses_to_overwrite(tmp_path):
+    (tmp_path / "taken.yaml").write_text("keep me")
+    result = subprocess.run([sys.executable, "-m", "specforge", "init", "taken", "--dir", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"{tmp_path / 'taken.yaml'}: error: file exists; pick another NAME or pass --force to overwrite it"
+    assert (tmp_path / "taken.yaml").read_text() == "keep me"

@@ -1,0 +1,72 @@
+"""The seed tutorial's model: shapes, parameter counts and FLOPs worked out by hand."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from specforge import api
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "specs" / "mnist.yaml"
+
+
+def test_seed_shapes_params_and_flops():
+    _, graph = api.validate(SEED)
+    rows = graph.summary()
+    assert [row.type for row in rows] == ["Conv2D", "Conv2D", "Flatten", "Dense"]
+    assert [row.output_shape for row in rows] == [(26, 26, 64), (24, 24, 32), (18432,), (10,)]
+    # 3*3*1*64 + 64; 3*3*64*32 + 32; 0; 18432*10 + 10
+    assert [row.params for row in rows] == [640, 18_464, 0, 184_330]
+    assert graph.total_params == 203_434 == graph.trainable_params
+    # 2 FLOPs per multiply-add: 26*26*64*9*2, 24*24*32*576*2, 18432*10*2
+    assert [row.flops for row in rows] == [778_752, 21_233_664, 0, 368_640]
+    assert graph.final_activation == "softmax"
+
+
+def test_seed_resolved_config_is_the_tutorial():
+    spec, _ = api.validate(SEED)
+    config = spec.config
+    assert config["data"]["source"] == "mnist"
+    assert config["data"]["preprocessing"]["rescale"] == 1.0
+    assert config["data"]["preprocessing"]["labels"] == "one_hot"
+    assert config["compile"]["loss"] == "categorical_crossentropy"
+    assert config["compile"]["optimizer"] == "adam"
+    assert config["compile"]["metrics"] == ["accuracy"]
+    assert (config["fit"]["epochs"], config["fit"]["batch_size"], config["fit"]["validation"]) == (3, 32, "test")
+    conv = config["model"]["layers"][0]
+    # defaults filled in from the schema (Keras' defaults)
+    assert (conv["strides"], conv["padding"], conv["dilation_rate"], conv["use_bias"]) == (1, "valid", 1, True)
+    assert conv["kernel_initializer"] == "glorot_uniform"
+
+
+def test_cli_validate_prints_the_summary():
+    result = subprocess.run([sys.executable, "-m", "specforge", "validate", str(SEED)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    for text in ("(26, 26, 64)", "(24, 24, 32)", "(18432,)", "(10,)", "203,434", "184,330", "22,381,056"):
+        assert text in result.stdout
+
+
+def test_cli_validate_json():
+    result = subprocess.run([sys.executable, "-m", "specforge", "validate", str(SEED), "--json"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0
+    summary = json.loads(result.stdout)
+    assert summary["valid"] is True
+    assert summary["total_params"] == 203_434
+    assert [layer["output_shape"] for layer in summary["layers"]] == [[26, 26, 64], [24, 24, 32], [18432], [10]]
+
+
+def test_validate_imports_neither_onnx_nor_onnxruntime():
+    probe = ("import sys; from specforge import api; api.validate(sys.argv[1]); "
+             "print(','.join(m for m in ('onnx', 'onnxruntime') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe, str(SEED)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_every_example_spec_validates():
+    for path in sorted((ROOT / "specs").glob("*.yaml")):
+        spec, graph = api.validate(path)
+        assert graph.output_shape == (10,), path
