@@ -1,6 +1,30 @@
-"""Callbacks: early stopping, keep-best checkpoint and learning-rate schedules."""
+"""Callbacks: early stopping, keep-best checkpoint and learning-rate schedules.
+
+The protocol between the training loop and a callback:
+
+- The loop passes itself as ``trainer`` (see ``Trainer``): ``trainer.optimizer.learning_rate`` is read
+  and set by the schedules, ``trainer.stop_training = True`` asks the loop to stop after the current
+  epoch, ``get_weights()`` returns copies of the weights, ``set_weights(weights)`` restores them, and
+  ``save_best(epoch, logs)`` writes the current weights to best.npz in the run directory atomically.
+- Calls, in the order of the callbacks list: ``on_train_begin(trainer)`` once per ``fit`` (again after
+  a resume), then per epoch ``on_epoch_begin(epoch, trainer)`` and ``on_epoch_end(epoch, logs,
+  trainer)``, finally ``on_train_end(trainer)``, also when a callback stopped training. Epochs count
+  from 0 across resumes. ``logs`` maps the names Keras reports (``loss``, ``accuracy``, ``val_loss``,
+  ``val_accuracy``, ...) to the epoch's values.
+- Resume: ``state_dict()`` returns what a callback has learned so far (numbers, None, and arrays under
+  ``NAME.INDEX`` keys), saved with each epoch's checkpoint; a resumed run builds its callbacks afresh,
+  calls ``load_state_dict(state)`` and then ``on_train_begin``, which never resets learned state, so it
+  continues exactly as an uninterrupted run.
+"""
 
 from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Iterable, Protocol
+
+import numpy as np
+
+from specforge.errors import SpecError
 
 CALLBACK_TYPES = ("EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau", "LearningRateScheduler")
 SCHEDULES = ("step", "exponential", "cosine")
@@ -146,3 +170,288 @@ CALLBACKS_SCHEMA = {
     "examples": [[{"type": "EarlyStopping", "monitor": "val_loss", "patience": 2, "restore_best_weights": True},
                   {"type": "LearningRateScheduler", "schedule": "cosine"}]],
 }
+
+
+class LearningRateHolder(Protocol):
+    learning_rate: float
+
+
+class Trainer(Protocol):
+    """What the training loop offers to callbacks."""
+
+    optimizer: LearningRateHolder
+    stop_training: bool
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights, in a fixed order."""
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        """Replace the weights with ``weights`` (as returned by ``get_weights``)."""
+
+    def save_best(self, epoch: int, logs: dict[str, float]) -> None:
+        """Write the current weights to best.npz in the run directory, atomically."""
+
+
+_LEARNING_RATE_SETTERS = ("ReduceLROnPlateau", "LearningRateScheduler")
+
+
+def resolve(spec_list: list[dict], epochs: int | None = None) -> list[dict[str, Any]]:
+    """The spec's ``fit.callbacks`` with every option filled in; a cosine schedule's ``total_epochs``
+    defaults to ``epochs`` (fit.epochs)."""
+    resolved = [_resolve_item(item, f"fit.callbacks[{index}]", epochs) for index, item in enumerate(spec_list)]
+    setters = [index for index, item in enumerate(resolved) if item["type"] in _LEARNING_RATE_SETTERS]
+    if len(setters) > 1:
+        first, second = (resolved[index]["type"] for index in setters[:2])
+        raise SpecError(f"{first} and {second} both set the learning rate; keep one of them",
+                        path=f"fit.callbacks[{setters[1]}]")
+    return resolved
+
+
+def create(spec_list: list[dict], epochs: int | None = None,
+           log_names: Iterable[str] | None = None) -> list["Callback"]:
+    """The callbacks of ``fit.callbacks``. With ``log_names`` (the names in each epoch's logs), a monitor
+    that is not among them is reported now rather than at the end of the first epoch."""
+    callbacks = []
+    for index, options in enumerate(resolve(spec_list, epochs)):
+        callback = CALLBACKS[options.pop("type")](**options)
+        callback.path = f"fit.callbacks[{index}]"
+        if log_names is not None and isinstance(callback, _Monitoring):
+            callback.check_monitor(list(log_names))
+        callbacks.append(callback)
+    return callbacks
+
+
+def _resolve_item(item: dict, path: str, epochs: int | None) -> dict[str, Any]:
+    kind = item.get("type")
+    if kind not in CALLBACK_TYPES:
+        raise SpecError(f"unknown callback type {kind!r}; expected one of: {', '.join(CALLBACK_TYPES)}",
+                        path=f"{path}.type")
+    if kind == "LearningRateScheduler":
+        schedule = item.get("schedule")
+        if schedule not in SCHEDULES:
+            raise SpecError(f"LearningRateScheduler needs schedule: one of {', '.join(SCHEDULES)}; "
+                            f"received {schedule!r}", path=f"{path}.schedule")
+        head, options, what = ("type", "schedule"), SCHEDULE_OPTIONS[schedule], f"the {schedule} schedule"
+        required = _REQUIRED_SCHEDULE_OPTIONS[schedule]
+    else:
+        head, options, what, required = ("type",), OPTIONS[kind], kind, []
+    known = {*head, *options}
+    unknown = sorted(item.keys() - known)
+    if unknown:
+        raise SpecError(f"{what} has no option {unknown[0]!r}; its options: {', '.join(sorted(known - {'type'}))}",
+                        path=f"{path}.{unknown[0]}")
+    missing = [key for key in required if key not in item]
+    if missing:
+        raise SpecError(f"{what} needs {missing[0]}", path=path)
+    resolved = {**{key: item[key] for key in head},
+                **{key: item.get(key, prop.get("default")) for key, prop in options.items()}}
+    if resolved.get("schedule") == "cosine" and resolved["total_epochs"] is None:
+        if epochs is None:
+            raise SpecError("the cosine schedule needs total_epochs (default: fit.epochs)", path=path)
+        resolved["total_epochs"] = epochs
+    return resolved
+
+
+class Callback:
+    """Base of the callbacks: hooks that do nothing, and state made of the attributes in ``state_fields``."""
+
+    type: ClassVar[str]
+    state_fields: ClassVar[tuple[str, ...]] = ()
+    path = "fit.callbacks"
+
+    def __init__(self, **options: Any):
+        self.config = _resolve_item({"type": self.type, **options}, self.path, None)
+        del self.config["type"]
+        for key, value in self.config.items():
+            setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        return f"{self.type}({self.config})"
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, trainer: Trainer) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Trainer) -> None:
+        pass
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.state_fields}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.state_fields:
+            setattr(self, name, state[name])
+
+
+class _Monitoring(Callback):
+    """A callback that watches one value of the logs and remembers the best seen."""
+
+    monitor: str
+    mode: str
+    min_delta: float = 0.0
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.best: float | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        """mode max, or auto on a metric (every metric here grows as the model improves; losses shrink)."""
+        return self.mode == "max" or (self.mode == "auto" and self.monitor.removeprefix("val_") != "loss")
+
+    def improved(self, current: float) -> bool:
+        """Whether ``current`` beats the best so far by more than ``min_delta`` (the first value always does)."""
+        if self.best is None:
+            return True
+        if self.higher_is_better:
+            return current - self.min_delta > self.best
+        return current + self.min_delta < self.best
+
+    def check_monitor(self, log_names: list[str]) -> None:
+        if self.monitor not in log_names:
+            hint = " (there is no validation data: set fit.validation, or monitor a training value)" \
+                if self.monitor.startswith("val_") and not any(n.startswith("val_") for n in log_names) else ""
+            raise SpecError(f"{self.type} monitors {self.monitor!r}, which training does not report{hint}; "
+                            f"reported: {', '.join(log_names)}", path=f"{self.path}.monitor")
+
+    def current(self, logs: dict[str, float]) -> float:
+        if self.monitor not in logs:
+            self.check_monitor(list(logs))
+        return float(logs[self.monitor])
+
+
+class EarlyStopping(_Monitoring):
+    """Keras 3's EarlyStopping: stop when ``patience`` epochs in a row did not improve on the best.
+
+    With ``restore_best_weights`` the weights of the best epoch are put back at the end of training,
+    whether or not training stopped early.
+    """
+
+    type = "EarlyStopping"
+    state_fields = ("best", "wait", "best_epoch", "stopped_epoch")
+    patience: int
+    restore_best_weights: bool
+    start_from_epoch: int
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.wait = 0
+        self.best_epoch = 0
+        self.stopped_epoch = 0
+        self.best_weights: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch, logs, trainer):
+        current = self.current(logs)
+        if epoch < self.start_from_epoch:
+            return
+        self.wait += 1
+        if self.improved(current):
+            self.best = current
+            self.best_epoch = epoch
+            self.wait = 0
+            if self.restore_best_weights:
+                self.best_weights = trainer.get_weights()
+        elif self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            trainer.stop_training = True
+
+    def on_train_end(self, trainer):
+        if self.restore_best_weights and self.best_weights is not None:
+            trainer.set_weights(self.best_weights)
+
+    def state_dict(self):
+        state = super().state_dict()
+        state.update({f"best_weights.{index}": weight for index, weight in enumerate(self.best_weights or [])})
+        return state
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        count = sum(1 for key in state if key.startswith("best_weights."))
+        self.best_weights = [np.array(state[f"best_weights.{index}"]) for index in range(count)] or None
+
+
+class ModelCheckpoint(_Monitoring):
+    """Keep the best weights as best.npz: written when the monitored value improves (every epoch when
+    ``save_best_only`` is false)."""
+
+    type = "ModelCheckpoint"
+    state_fields = ("best",)
+    save_best_only: bool
+
+    def on_epoch_end(self, epoch, logs, trainer):
+        if not self.save_best_only:
+            trainer.save_best(epoch, logs)
+            return
+        current = self.current(logs)
+        if self.improved(current):
+            self.best = current
+            trainer.save_best(epoch, logs)
+
+
+class ReduceLROnPlateau(_Monitoring):
+    """Keras' ReduceLROnPlateau: after ``patience`` epochs without improvement, lr = max(lr * factor,
+    min_lr), then ``cooldown`` epochs in which epochs without improvement are not counted."""
+
+    type = "ReduceLROnPlateau"
+    state_fields = ("best", "wait", "cooldown_counter")
+    factor: float
+    patience: int
+    cooldown: int
+    min_lr: float
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.wait = 0
+        self.cooldown_counter = 0
+
+    def on_epoch_end(self, epoch, logs, trainer):
+        current = self.current(logs)
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.improved(current):
+            self.best = current
+            self.wait = 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            if self.wait >= self.patience and trainer.optimizer.learning_rate > self.min_lr:
+                trainer.optimizer.learning_rate = max(trainer.optimizer.learning_rate * self.factor, self.min_lr)
+                self.cooldown_counter = self.cooldown
+                self.wait = 0
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch from the optimizer's initial learning rate."""
+
+    type = "LearningRateScheduler"
+    state_fields = ("initial_lr",)
+    schedule: str
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.initial_lr: float | None = None
+
+    def on_train_begin(self, trainer):
+        if self.initial_lr is None:
+            self.initial_lr = float(trainer.optimizer.learning_rate)
+
+    def on_epoch_begin(self, epoch, trainer):
+        trainer.optimizer.learning_rate = self.learning_rate(epoch)
+
+    def learning_rate(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (counted from 0)."""
+        if self.schedule == "step":
+            return self.initial_lr * self.gamma ** (epoch // self.step_size)
+        if self.schedule == "exponential":
+            return self.initial_lr * self.decay_rate ** epoch
+        progress = min(epoch, self.total_epochs) / self.total_epochs
+        return self.initial_lr * (self.alpha + (1 - self.alpha) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+CALLBACKS: dict[str, type[Callback]] = {cls.type: cls for cls in
+                                         (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, LearningRateScheduler)}
