@@ -53,7 +53,7 @@ class _Pooling2D(Layer):
                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
         window, size = self.window(x.shape[1:]), x.shape[1:3]
         xp = pad_image(x, window.pads, self.pad_value)
-        slices = [xp[index] for *_, index in offset_slices(window, window.output_size(size))]
+        slices = [xp[index] for index in offset_slices(window, window.output_size(size))]
         y = self.reduce(slices, window, size)
         return y, (xp, y, window, size)
 
@@ -98,7 +98,7 @@ class MaxPooling2D(_Pooling2D):
     def spread(self, dxp: np.ndarray, xp: np.ndarray, y: np.ndarray, dy: np.ndarray, window: Window,
                size: tuple[int, int]) -> None:
         pending = np.ones(y.shape, dtype=bool)
-        for *_, index in offset_slices(window, window.output_size(size)):
+        for index in offset_slices(window, window.output_size(size)):
             first = pending & (xp[index] == y)
             pending ^= first
             dxp[index] += dy * first
@@ -121,7 +121,7 @@ class AveragePooling2D(_Pooling2D):
     def spread(self, dxp: np.ndarray, xp: np.ndarray, y: np.ndarray, dy: np.ndarray, window: Window,
                size: tuple[int, int]) -> None:
         share = dy / self._counts(window, size, dy.dtype)
-        for *_, index in offset_slices(window, window.output_size(size)):
+        for index in offset_slices(window, window.output_size(size)):
             dxp[index] += share
 
     @staticmethod
@@ -129,7 +129,7 @@ class AveragePooling2D(_Pooling2D):
         """``(OH, OW, 1)``: how many real pixels each window covers."""
         real = pad_image(np.ones((1, *size, 1), dtype=dtype), window.pads)
         out_size = window.output_size(size)
-        return sum(real[index] for *_, index in offset_slices(window, out_size))[0]
+        return sum(real[index] for index in offset_slices(window, out_size))[0]
 
 
 class _GlobalPooling2D(Layer):

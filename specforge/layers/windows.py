@@ -2,8 +2,8 @@
 
 Everything is NHWC and batch-level: windows are strided views of the padded
 input (``sliding_window_view``), a convolution is one im2col copy plus one GEMM
-(a batched GEMM over channel groups for depthwise), and pooling reduces over
-the window axes of the same view.
+(a batched GEMM over channel groups for depthwise), and pooling combines the
+strided slices under each kernel offset (one vectorised operation per offset).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def require_image(layer_type: str, input_shape: Shape) -> tuple[int, int, int]:
     message = f"{layer_type} expects an image input (height, width, channels), got shape {tuple(input_shape)}"
     suggestion = _image_reshape(input_shape)
     if suggestion is None:
-        raise shape_error(f"{message}; it needs rank 3, reshape or pool the input to 3 axes first")
+        raise shape_error(f"{message}; it needs 3 axes, add a Reshape layer before it")
     raise shape_error(f"{message}; add a Reshape layer with target_shape {suggestion} before it")
 
 
@@ -102,21 +102,19 @@ def pad_image(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], valu
 
 def window_view(xp: np.ndarray, window: Window) -> np.ndarray:
     """``(N, OH, OW, C, KH, KW)`` strided view of the padded input ``xp``; no copy."""
-    view = sliding_window_view(xp, window.effective, axis=(1, 2))
     (sh, sw), (dh, dw) = window.strides, window.dilation
-    out_h, out_w = window.output_size((xp.shape[1], xp.shape[2]))
-    return view[:, :out_h * sh:sh, :out_w * sw:sw, :, ::dh, ::dw]
+    return sliding_window_view(xp, window.effective, axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
 
 
 def offset_slices(window: Window, out_size: tuple[int, int]):
-    """For each kernel offset, ``(kh, kw, index)`` where ``padded[index]`` are the pixels it touches."""
+    """For each kernel offset, the index of the padded input's pixels it touches, one per output pixel."""
     (sh, sw), (dh, dw) = window.strides, window.dilation
     out_h, out_w = out_size
     for kh in range(window.kernel[0]):
         for kw in range(window.kernel[1]):
             rows = slice(kh * dh, kh * dh + (out_h - 1) * sh + 1, sh)
             cols = slice(kw * dw, kw * dw + (out_w - 1) * sw + 1, sw)
-            yield kh, kw, (slice(None), rows, cols)
+            yield slice(None), rows, cols
 
 
 def crop_padding(xp: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:

@@ -193,7 +193,7 @@ def test_init_params_shapes_and_dtype():
      "add a Reshape layer with target_shape [28, 20, 1] before it"),
     (DepthwiseConv2D, {"kernel_size": 3}, (10,),
      "DepthwiseConv2D expects an image input (height, width, channels), got shape (10,); "
-     "it needs rank 3, reshape or pool the input to 3 axes first"),
+     "it needs 3 axes, add a Reshape layer before it"),
 ])
 def test_shape_errors(kind, config, input_shape, message):
     with pytest.raises(ShapeError) as error:

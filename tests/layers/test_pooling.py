@@ -169,7 +169,7 @@ def test_global_max_ties_send_the_gradient_to_the_first_pixel():
      "add a Reshape layer with target_shape [28, 28, 1] before it"),
     (GlobalAveragePooling2D, {}, (4, 4, 4, 2),
      "GlobalAveragePooling2D expects an image input (height, width, channels), got shape (4, 4, 4, 2); "
-     "it needs rank 3, reshape or pool the input to 3 axes first"),
+     "it needs 3 axes, add a Reshape layer before it"),
 ])
 def test_shape_errors(kind, config, input_shape, message):
     with pytest.raises(ShapeError) as error:
