@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specforge.data.files import require_file, sha256_file
+from specforge.data.files import sha256_file
 from specforge.data.schema import NPZ_DEFAULT_KEYS
 from specforge.data.splits import SPLIT_NAMES, Loaded, Split, make_split
 from specforge.errors import DataError

@@ -66,10 +66,10 @@ def _fit_images(split: Split, input_shape: tuple[int, ...]) -> Split:
     image_shape = split.images.shape[1:]
     if prod(image_shape) != prod(input_shape):
         shape = "x".join(map(str, image_shape))
+        example = list(image_shape) + ([1] if len(image_shape) == 2 else [])
         raise DataError(f"{split.name} images are {shape} ({prod(image_shape)} values each) and cannot be reshaped "
                         f"to model.input_shape {list(input_shape)} ({prod(input_shape)} values); use an input_shape "
-                        f"with {prod(image_shape)} values, e.g. {list(image_shape) + ([1] if len(image_shape) == 2 else [])}",
-                        file=split.images_file)
+                        f"with {prod(image_shape)} values, e.g. {example}", file=split.images_file)
     if len(image_shape) == 1 and len(input_shape) > 1:
         split.images = split.images.reshape((len(split), *input_shape))
     return split
