@@ -9,11 +9,13 @@ layer's math stay about one thing.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
-from specforge.errors import ShapeError
+from specforge.errors import Location, SpecforgeError
 from specforge.layers import REGISTRY, Layer
 from specforge.layers.base import Params, Shape
 
@@ -100,6 +102,16 @@ def _snake(kind: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", kind).lower().replace("2_d", "2d")
 
 
+@contextmanager
+def _located(location: Location) -> Iterator[None]:
+    """Re-raise a layer's unlocated error (ShapeError, SpecError) at the layer's place in the spec."""
+    try:
+        yield
+    except SpecforgeError as error:
+        raise type(error)(error.problems[0].message, file=location.file, line=location.line,
+                          column=location.column, path=location.path) from None
+
+
 def _auto_name(kind: str, counters: dict[str, int]) -> str:
     """Keras' naming: conv2d, conv2d_1, ... counting only the layers the user did not name."""
     base = _snake(kind)
@@ -119,16 +131,15 @@ def build_graph(spec) -> Graph:
         kind = config["type"]
         name = config.pop("name", None) or _auto_name(kind, counters)
         activation = config.get("activation", "linear") if kind != "Activation" else "linear"
-        layer = REGISTRY[kind](config, name=name)
-        for node_layer in [layer] + ([REGISTRY["Activation"]({"activation": activation}, name=f"{name}_{activation}")]
-                                     if activation != "linear" else []):
-            try:
+        location = spec.locate(("model", "layers", index))
+        with _located(location):
+            layer = REGISTRY[kind](config, name=name)
+        nodes = [layer]
+        if activation != "linear":
+            nodes.append(REGISTRY["Activation"]({"activation": activation}, name=f"{name}_{activation}"))
+        for node_layer in nodes:
+            with _located(location):
                 out = tuple(node_layer.output_shape(shape))
-            except ShapeError as error:
-                location = spec.locate(("model", "layers", index))
-                message = error.problems[0].message
-                raise ShapeError(message, file=location.file, line=location.line, column=location.column,
-                                 path=location.path) from None
             graph.nodes.append(Node(node_layer, shape, out, index))
             shape = out
     return graph

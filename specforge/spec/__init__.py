@@ -104,6 +104,8 @@ def _assign(doc: Document, path: SpecPath, value: Any, text: str) -> None:
         try:
             if isinstance(node, dict) and part not in node:
                 node[part] = [] if isinstance(child, int) else {}
+            if isinstance(node[part], str) and isinstance(child, str):
+                node[part] = {"name": node[part]}  # `optimizer: adam` is short for `{name: adam}`
             node = node[part]
         except (KeyError, IndexError, TypeError):
             raise SpecError(f"--set {text}: {format_path(path[:depth + 1])} does not exist in the spec",

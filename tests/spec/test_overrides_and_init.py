@@ -32,6 +32,11 @@ def test_overrides_change_the_resolved_spec_and_shapes():
     assert graph.summary()[0].output_shape == (26, 26, 16)
 
 
+def test_an_override_inside_a_named_shorthand_expands_it():
+    spec, _ = api.validate(SEED, ["compile.optimizer.learning_rate=0.0005"])
+    assert spec.config["compile"]["optimizer"] == {"name": "adam", "learning_rate": 0.0005}
+
+
 def test_an_invalid_override_is_located_at_the_option():
     with pytest.raises(SpecError) as error:
         api.validate(SEED, ["fit.epochs=zero"])
