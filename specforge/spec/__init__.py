@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from specforge.errors import Location, SpecError
+from specforge.errors import Location, Problem, SpecError
 from specforge.spec.defaults import with_defaults
 from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
 from specforge.spec.schema import load_schema
@@ -65,7 +65,28 @@ def _resolve(doc: Document, overrides: Sequence[str]) -> Spec:
         doc.overrides[path] = text
     schema = load_schema()
     validate_document(doc, schema)
-    return Spec(document=doc, config=with_defaults(doc.data, schema))
+    config = with_defaults(doc.data, schema)
+    _resolve_sections(doc, config)
+    return Spec(document=doc, config=config)
+
+
+def _resolve_sections(doc: Document, config: dict) -> None:
+    """Expand shorthands (``optimizer: adam``) to full mappings and apply the cross-field rules of each section."""
+    from specforge import callbacks, metrics, optimizers
+
+    compile_, fit = config["compile"], config["fit"]
+    try:
+        compile_["optimizer"] = optimizers.resolve(compile_["optimizer"])
+        compile_["metrics"] = metrics.resolve(compile_["metrics"])
+        fit["callbacks"] = callbacks.resolve(fit["callbacks"], fit["epochs"])
+    except SpecError as error:
+        raise SpecError(problems=[Problem(problem.message, doc.locate(_path_of(problem.location.path)))
+                                  for problem in error.problems]) from None
+
+
+def _path_of(text: str) -> SpecPath:
+    """``compile.metrics[1].k`` -> ``("compile", "metrics", 1, "k")``."""
+    return tuple(name if name else int(index) for name, index in _STEP.findall(text))
 
 
 _KEY = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\])*")
@@ -79,7 +100,7 @@ def parse_override(text: str) -> tuple[SpecPath, Any]:
     if not sep or not _KEY.fullmatch(key):
         raise SpecError(f"--set takes PATH=VALUE like fit.epochs=1 or model.layers[0].filters=32, got {text!r}",
                         file="--set")
-    path = tuple(name if name else int(index) for name, index in _STEP.findall(key))
+    path = _path_of(key)
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:

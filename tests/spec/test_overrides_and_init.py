@@ -34,7 +34,8 @@ def test_overrides_change_the_resolved_spec_and_shapes():
 
 def test_an_override_inside_a_named_shorthand_expands_it():
     spec, _ = api.validate(SEED, ["compile.optimizer.learning_rate=0.0005"])
-    assert spec.config["compile"]["optimizer"] == {"name": "adam", "learning_rate": 0.0005}
+    optimizer = spec.config["compile"]["optimizer"]
+    assert (optimizer["name"], optimizer["learning_rate"], optimizer["beta_1"]) == ("adam", 0.0005, 0.9)
 
 
 def test_an_invalid_override_is_located_at_the_option():

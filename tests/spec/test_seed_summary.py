@@ -31,8 +31,11 @@ def test_seed_resolved_config_is_the_tutorial():
     assert config["data"]["preprocessing"]["rescale"] == 1.0
     assert config["data"]["preprocessing"]["labels"] == "one_hot"
     assert config["compile"]["loss"] == "categorical_crossentropy"
-    assert config["compile"]["optimizer"] == "adam"
-    assert config["compile"]["metrics"] == ["accuracy"]
+    # the shorthand `optimizer: adam` resolved to Keras' Adam defaults
+    assert config["compile"]["optimizer"] == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
+                                              "epsilon": 1e-7, "amsgrad": False, "clipnorm": None,
+                                              "clipvalue": None}
+    assert [metric["name"] for metric in config["compile"]["metrics"]] == ["accuracy"]
     assert (config["fit"]["epochs"], config["fit"]["batch_size"], config["fit"]["validation"]) == (3, 32, "test")
     conv = config["model"]["layers"][0]
     # defaults filled in from the schema (Keras' defaults)
