@@ -124,7 +124,7 @@ def _select_validation(splits: dict[str, Split], validation: Validation) -> tupl
 
 
 def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: Validation = "test",
-                 base_dir: Path = Path(".")) -> Dataset:
+                 base_dir: Path) -> Dataset:
     """Read, check and split the data a spec's ``data`` section declares.
 
     Images keep their stored dtype (uint8 for every image format) and shape (flat CSV

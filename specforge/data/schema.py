@@ -1,12 +1,14 @@
 """JSON Schema (draft-07) of a spec's ``data`` section.
 
 Every source's options sit next to ``source`` in one flat mapping.  The top level
-lists all options with their descriptions and defaults (so editors complete them).
-Exactly one ``if ... then`` branch applies to any mapping: the one of its source (mnist
-when ``source`` is left out), or a last one for a source that is not known.  Each
-branch says which options its source requires and accepts, with
-``additionalProperties: false``; the top level has none of its own, so an unknown or
-misplaced key is reported once, against the options of the source in use.
+lists all options with their descriptions (so editors complete them) and checks their
+values.  Exactly one ``if ... then`` branch applies to any mapping: the one of its
+source (mnist when ``source`` is left out), or a last one for a source that is not
+known.  Each branch says which options its source requires and accepts, with
+``additionalProperties: false``, and holds the defaults of its source's own options, so
+that filling in defaults adds only options the source takes.  The top level has no
+``additionalProperties`` of its own, so an unknown or misplaced key is reported once,
+against the options of the source in use.
 """
 
 from __future__ import annotations
@@ -61,7 +63,6 @@ _CSV_OPTIONS = {
         "description": "The column holding the label: a 0-based index or a header name. "
                        "Default: the column named 'label' when the file has a header with one, else column 0.",
         "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1}],
-        "default": None,
         "examples": [0, "label"],
     },
     "header": {
@@ -185,18 +186,20 @@ _BY_SOURCE: dict[str, tuple[dict, list[str]]] = {
     }, ["url", "sha256"]),
 }
 
-# Each source's options are listed under their source; the first source that defines a name wins
-# (idx and npy share names and differ only in wording).
+# The top level lists every option once, without the defaults that belong to a source; the first
+# source that defines a name wins (idx and npy share names and differ only in wording).
 _ALL_OPTIONS: dict[str, dict] = dict(_COMMON)
 for _options, _ in _BY_SOURCE.values():
     for _name, _schema in _options.items():
-        _ALL_OPTIONS.setdefault(_name, _schema)
+        _ALL_OPTIONS.setdefault(_name, {key: value for key, value in _schema.items() if key != "default"})
 
 
-def _branch(condition: dict, allowed: list[str], required: list[str]) -> dict:
+def _branch(condition: dict, options: dict[str, dict], required: list[str]) -> dict:
+    """``if condition then`` accept exactly ``options``, filling in their defaults."""
+    properties = {name: ({"default": schema["default"]} if "default" in schema and name not in _COMMON else True)
+                  for name, schema in options.items()}
     return {"if": condition,
-            "then": {"properties": {name: True for name in allowed}, "required": required,
-                     "additionalProperties": False}}
+            "then": {"properties": properties, "required": required, "additionalProperties": False}}
 
 
 def _source_branch(source: str) -> dict:
@@ -204,11 +207,11 @@ def _source_branch(source: str) -> dict:
     condition: dict = {"properties": {"source": {"const": source}}}
     if source != "mnist":
         condition["required"] = ["source"]
-    return _branch(condition, [*_COMMON, *options], required)
+    return _branch(condition, {**_COMMON, **options}, required)
 
 
 _UNKNOWN_SOURCE_BRANCH = _branch({"properties": {"source": {"not": {"enum": list(SOURCES)}}}, "required": ["source"]},
-                                 list(_ALL_OPTIONS), [])
+                                 {name: {} for name in _ALL_OPTIONS}, [])
 
 
 DATA_SCHEMA: dict = {

@@ -25,7 +25,7 @@ def _is_number(cell: str) -> bool:
 
 
 def _first_line(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
         return [cell.strip().strip('"') for cell in handle.readline().rstrip("\r\n").split(",")]
 
 
@@ -50,7 +50,8 @@ def _read_table(path: Path, skip_header: bool) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            table = np.loadtxt(path, delimiter=",", skiprows=int(skip_header), dtype=np.float32, ndmin=2)
+            table = np.loadtxt(path, delimiter=",", skiprows=int(skip_header), dtype=np.float32, ndmin=2,
+                               encoding="utf-8-sig")
     except ValueError as error:
         reason = _USECOLS_HINT.sub("", str(error)).rstrip(".")
         reason = _ROW.sub(lambda match: f" on line {int(match.group(1)) + 1}", reason)

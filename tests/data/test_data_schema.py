@@ -6,6 +6,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from specforge.data.schema import DATA_SCHEMA, SOURCES
+from specforge.spec.defaults import with_defaults
 
 VALIDATOR = Draft7Validator(DATA_SCHEMA)
 
@@ -40,12 +41,28 @@ def test_every_property_is_described_and_every_object_closed():
         assert branch["then"]["additionalProperties"] is False
 
 
-def test_optional_properties_have_defaults():
-    optional = {"source", "preprocessing", "keys", "label_column", "header", "format"}
-    for name in optional:
-        assert "default" in DATA_SCHEMA["properties"][name], name
+def branch(source):
+    return next(b["then"] for b in DATA_SCHEMA["allOf"] if b["if"]["properties"]["source"].get("const") == source)
+
+
+def test_optional_properties_have_defaults_where_their_source_is():
+    assert DATA_SCHEMA["properties"]["source"]["default"] == "mnist"
+    assert DATA_SCHEMA["properties"]["preprocessing"]["default"] == {}
     for name, prop in DATA_SCHEMA["properties"]["preprocessing"]["properties"].items():
         assert "default" in prop, name
+    assert branch("csv")["properties"]["header"] == {"default": "auto"}
+    assert branch("url")["properties"]["format"] == {"default": "npz"}
+    assert branch("npz")["properties"]["keys"]["default"]["x_train"] == "x_train"
+    assert "header" not in branch("npz")["properties"] and "default" not in DATA_SCHEMA["properties"]["header"]
+
+
+@pytest.mark.parametrize("instance", [{}, {"source": "csv", "train": "a.csv"}, {"source": "npz", "path": "d.npz"}])
+def test_filling_in_defaults_adds_only_the_sources_options(instance):
+    full = with_defaults(instance, DATA_SCHEMA)
+    assert errors(full) == []
+    assert full["preprocessing"] == {"rescale": 1.0, "normalize": None, "reshape": None, "labels": "one_hot"}
+    assert set(full) - set(instance) <= {"source", "preprocessing", "header", "keys"}
+    assert ("header" in full) == (full["source"] == "csv") and ("keys" in full) == (full["source"] == "npz")
 
 
 def test_examples_are_valid():
