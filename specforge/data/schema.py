@@ -46,7 +46,8 @@ _NPY = _file_pair_properties(".npy")
 _KEYS = {
     "type": "object",
     "description": "Names of the arrays inside the .npz archive. A split is loaded when both of its "
-                   "arrays are in the archive; the training arrays are required.",
+                   "arrays are in the archive; the training arrays are required. Default: Keras' mnist.npz "
+                   "names x_train, y_train, x_test, y_test (and x_validation, y_validation).",
     "properties": {
         key: {"type": "string", "minLength": 1, "default": default,
               "description": f"Array holding the {'images' if key[0] == 'x' else 'labels'} of the "
@@ -66,7 +67,8 @@ _CSV_OPTIONS = {
         "examples": [0, "label"],
     },
     "header": {
-        "description": "Whether the first row holds column names. auto: yes when it has a cell that is not a number.",
+        "description": "Whether the first row holds column names. auto: yes when it has a cell that is not a "
+                       "number. Default: auto.",
         "enum": ["auto", True, False],
         "default": "auto",
     },
@@ -180,7 +182,7 @@ _BY_SOURCE: dict[str, tuple[dict, list[str]]] = {
                    "description": "SHA-256 of the file (64 hex digits); a download that does not match is refused."},
         "format": {"enum": list(URL_FORMATS), "default": "npz",
                    "description": "Format of the downloaded file: npz (arrays named by keys) or csv (the training "
-                                  "split, label_column and header as for the csv source)."},
+                                  "split, label_column and header as for the csv source). Default: npz."},
         "keys": _KEYS,
         **_CSV_OPTIONS,
     }, ["url", "sha256"]),
