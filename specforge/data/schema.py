@@ -28,20 +28,17 @@ def _path(description: str) -> dict:
             "description": description + " Relative paths are relative to the spec file's directory."}
 
 
-def _file_pair_properties(kind: str) -> dict:
-    """``train_images``, ``train_labels``, ... for a source that stores each split as two files."""
-    properties = {}
-    for split in SPLITS:
-        need = "Required." if split == "train" else (
-            "Optional; given together with its labels." if split == "test" else
-            "Optional; used when fit.validation is 'validation'.")
-        properties[f"{split}_images"] = _path(f"{kind} file of the {split} images. {need}")
-        properties[f"{split}_labels"] = _path(f"{kind} file of the {split} labels (integers). {need}")
-    return properties
+def _need(split: str) -> str:
+    return {"train": "Required.", "test": "Optional.",
+            "validation": "Optional; used when fit.validation is 'validation'."}[split]
 
 
-_IDX = _file_pair_properties("IDX (raw or .gz)")
-_NPY = _file_pair_properties(".npy")
+# Sources that store each split as two files: IDX (raw or .gz) for source idx, .npy for source npy.
+_PAIRS = {
+    f"{split}_{kind}": _path(f"File of the {split} {kind} (IDX, raw or .gz, for source idx; .npy for source npy); "
+                             f"given together with the {split} {other}. {_need(split)}")
+    for split in SPLITS for kind, other in (("images", "labels"), ("labels", "images"))
+}
 
 _KEYS = {
     "type": "object",
@@ -75,15 +72,13 @@ _CSV_OPTIONS = {
 }
 
 _SPLIT_FILES = {
-    split: _path(f"CSV file of the {split} split: one row per example, the label plus "
-                 f"the pixel values in row-major order."
-                 + (" Required." if split == "train" else " Optional."))
+    split: _path(f"CSV file of the {split} split: one row per example, the label plus the pixel values in "
+                 f"row-major order. {_need(split)}")
     for split in SPLITS
 }
 _SPLIT_DIRS = {
-    split: _path(f"Directory of the {split} split with one sub-folder per class (the folder name is the "
-                 f"class name) holding PNG or JPEG images."
-                 + (" Required." if split == "train" else " Optional."))
+    split: _path(f"Directory of the {split} split with one sub-folder per class (the folder name is the class "
+                 f"name) holding PNG or JPEG images. {_need(split)}")
     for split in SPLITS
 }
 
@@ -168,8 +163,8 @@ _COMMON = {
 
 _BY_SOURCE: dict[str, tuple[dict, list[str]]] = {
     "mnist": ({}, []),
-    "idx": (_IDX, ["train_images", "train_labels"]),
-    "npy": (_NPY, ["train_images", "train_labels"]),
+    "idx": (_PAIRS, ["train_images", "train_labels"]),
+    "npy": (_PAIRS, ["train_images", "train_labels"]),
     "npz": ({"path": _path("The .npz archive."), "keys": _KEYS}, ["path"]),
     "csv": ({**_SPLIT_FILES, **_CSV_OPTIONS}, ["train"]),
     "image_folder": (_SPLIT_DIRS, ["train"]),
@@ -188,8 +183,7 @@ _BY_SOURCE: dict[str, tuple[dict, list[str]]] = {
     }, ["url", "sha256"]),
 }
 
-# The top level lists every option once, without the defaults that belong to a source; the first
-# source that defines a name wins (idx and npy share names and differ only in wording).
+# The top level lists every option once, without the defaults that belong to a source.
 _ALL_OPTIONS: dict[str, dict] = dict(_COMMON)
 for _options, _ in _BY_SOURCE.values():
     for _name, _schema in _options.items():
