@@ -48,6 +48,9 @@ class Handler(BaseHTTPRequestHandler):
         requested = self.headers.get("Range")
         if requested and not server.ignore_range:
             start = int(requested.removeprefix("bytes=").rstrip("-"))
+            if start >= len(PAYLOAD):
+                self.send_error(416)
+                return
         body = PAYLOAD[start:]
         self.send_response(206 if start else 200)
         if start:
@@ -118,6 +121,15 @@ def test_restarts_when_the_server_ignores_the_range(server, tmp_path):
     part.parent.mkdir(parents=True)
     part.write_bytes(b"stale bytes from elsewhere")
     load_dataset(spec(server.url), SHAPE, base_dir=tmp_path)
+    assert cached(server).read_bytes() == PAYLOAD
+
+
+def test_a_partial_file_longer_than_the_download_is_started_again(server, tmp_path):
+    part = cached(server).with_name(cached(server).name + ".part")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(PAYLOAD + b"junk")
+    load_dataset(spec(server.url), SHAPE, base_dir=tmp_path)
+    assert server.ranges == [f"bytes={len(PAYLOAD) + 4}-", None]
     assert cached(server).read_bytes() == PAYLOAD
 
 
