@@ -54,6 +54,8 @@ def _branches(title: str, node: dict, root: dict) -> list[str]:
         if all(spec is True for spec in options.values()):
             lines += [f"- {heading} takes: {_key_list(options, then.get('required', []))}"]
         else:
+            shared = node.get("properties", {})
+            options = {name: shared.get(name, {}) if spec is True else spec for name, spec in options.items()}
             lines += _table(heading, {"properties": options, "required": then.get("required", [])}, root,
                             level="####")
     return lines + ([""] if lines and lines[-1] else [])
