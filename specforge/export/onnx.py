@@ -1,14 +1,18 @@
 """Graph + weights -> ONNX model.
 
 The model's input is ``input``: float32, NHWC as in the spec, with a symbolic
-batch axis ``N``.  Each layer emits its nodes through an OnnxBuilder, which
-inserts NHWC <-> NCHW Transposes only where a layer needs the other layout;
-the output is brought back to the spec's layout and named ``output``.
+batch axis ``N``.  Optional preprocessing (``x * scale + offset``, the run's
+rescale and normalisation) comes first, so a deployed model takes raw values.
+Each layer emits its nodes through an OnnxBuilder, which inserts NHWC <-> NCHW
+Transposes only where a layer needs the other layout; the output is brought
+back to the spec's layout.  ``export_graph`` gives a trained classifier its
+deployment interface: ``probabilities`` and, on request, the ``logits`` before
+the final softmax.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import onnx
@@ -17,50 +21,145 @@ from onnx import helper
 import specforge
 from specforge.errors import ExportError
 from specforge.export.builder import NHWC, OnnxBuilder
-from specforge.layers.base import Layer
+from specforge.layers.base import Layer, Params
+
+if TYPE_CHECKING:
+    from specforge.data.preprocessing import Preprocessing
+    from specforge.graph import Graph
 
 #: The ONNX IR version that goes with each default-domain opset (onnx.helper.VERSION_TABLE).
 IR_VERSIONS = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
+DEFAULT_OPSET = 13
 INPUT_NAME = "input"
+PROBABILITIES = "probabilities"
+LOGITS = "logits"
+
+Steps = Sequence[tuple[Layer, Params]]
 
 
-def graph_to_onnx(steps: Sequence[tuple[Layer, dict[str, np.ndarray]]], input_shape: tuple[int, ...], *,
-                  opset: int = 13, output_name: str = "output") -> onnx.ModelProto:
-    """The ONNX model computing ``steps`` (layers with their parameters, in order) in inference mode."""
+def graph_to_onnx(steps: Steps, input_shape: tuple[int, ...], *, opset: int = DEFAULT_OPSET,
+                  output_name: str = "output", preprocessing: Preprocessing | None = None,
+                  logits_name: str | None = None, doc: str = "") -> onnx.ModelProto:
+    """The ONNX model computing ``steps`` (layers with their parameters, in order) in inference mode.
+
+    ``preprocessing`` puts its scale and offset before the first layer.  ``logits_name``
+    also outputs the input of the last step (which must be the final softmax).  Raises
+    ExportError naming a layer that cannot be converted.
+    """
     if opset not in IR_VERSIONS:
         raise ExportError(f"Received: opset={opset}; use an opset from {min(IR_VERSIONS)} to {max(IR_VERSIONS)}")
     builder = OnnxBuilder(opset)
     # Reserve the graph's own names so that no layer's tensor can take them.
-    name = builder.unique(INPUT_NAME)
-    builder.unique(output_name)
+    for reserved in (INPUT_NAME, output_name, logits_name):
+        if reserved:
+            builder.unique(reserved)
     shape = tuple(int(d) for d in input_shape)
-    builder.shapes[name] = shape
-    builder.layouts[name] = NHWC
+    name = _preprocess(builder, INPUT_NAME, shape, preprocessing)
+    before_last = name
     for layer, params in steps:
-        out_shape = layer.output_shape(shape)
-        name = layer.to_onnx(builder, params, name)
+        before_last = name
+        out_shape = tuple(layer.output_shape(shape))
+        name = _convert(layer, builder, params, name)
         builder.shapes[name] = out_shape
         shape = out_shape
-    _name_output(builder, builder.to_layout(name, NHWC), output_name)
+    outputs = [(builder.to_layout(name, NHWC), output_name, shape)]
+    if logits_name:
+        outputs.append((builder.to_layout(before_last, NHWC), logits_name, shape))
+    for tensor, public, _ in outputs:
+        _rename(builder, tensor, public)
 
     graph = helper.make_graph(
         builder.nodes, "specforge",
-        [builder.value_info(INPUT_NAME, ["N", *input_shape], "NHWC, float32, as in the spec")],
-        [builder.value_info(output_name, ["N", *shape])],
+        [builder.value_info(INPUT_NAME, ["N", *input_shape], _input_doc(input_shape, preprocessing))],
+        [builder.value_info(public, ["N", *dims], _OUTPUT_DOCS.get(public, "")) for _, public, dims in outputs],
         initializer=builder.initializers,
+        doc_string=doc,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               ir_version=IR_VERSIONS[opset], producer_name="specforge",
                               producer_version=specforge.__version__)
-    onnx.checker.check_model(model, full_check=True)
+    check_model(model)
     return model
 
 
-def _name_output(builder: OnnxBuilder, tensor: str, output_name: str) -> None:
-    """Rename the node output ``tensor`` to ``output_name``, or add an Identity when no node makes it
-    (the graph input itself, e.g. a model of only Dropout)."""
-    for node in reversed(builder.nodes):
-        if tensor in node.output:
-            node.output[list(node.output).index(tensor)] = output_name
-            return
-    builder.nodes.append(helper.make_node("Identity", [tensor], [output_name], name=output_name))
+def export_graph(graph: Graph, params: Sequence[Params], *, opset: int = DEFAULT_OPSET, logits: bool = False,
+                 preprocessing: Preprocessing | None = None, until: int | None = None,
+                 doc: str = "") -> onnx.ModelProto:
+    """A classifier's deployment model: ``input`` -> ``probabilities`` (and ``logits`` when asked).
+
+    ``logits`` needs a final softmax.  ``until`` exports only the first ``until`` nodes, for the
+    parity gate's comparison of prefixes (not combined with ``logits``).
+    """
+    if logits and graph.final_activation != "softmax":
+        raise ExportError(f"--logits needs a model whose last activation is softmax; this one ends with "
+                          f"{graph.final_activation!r}, so its output already is what the last layer computes; "
+                          "leave --logits out")
+    steps = [(node.layer, node_params) for node, node_params in zip(graph.nodes, params)][:until]
+    return graph_to_onnx(steps, graph.input_shape, opset=opset, output_name=PROBABILITIES,
+                         preprocessing=preprocessing, logits_name=LOGITS if logits else None, doc=doc)
+
+
+def check_model(model: onnx.ModelProto) -> None:
+    """The ONNX checker (full check) and strict shape inference with type checks; ExportError when either fails."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"the exported model is not valid ONNX: {first}") from error
+
+
+_OUTPUT_DOCS = {
+    PROBABILITIES: "[N, classes] float32: the model's output (class probabilities after a final softmax).",
+    LOGITS: "[N, classes] float32: the final softmax's input.",
+}
+
+
+def _input_doc(input_shape: Sequence[int], preprocessing: Preprocessing | None) -> str:
+    shape = ", ".join(["N", *map(str, input_shape)])
+    values = ("raw values as stored in the training data; the run's preprocessing is in the graph"
+              if preprocessing is not None else "preprocessed values (apply the preprocessing in the metadata)")
+    layout = "NHWC" if len(input_shape) == 3 else "as in the spec"
+    return f"[{shape}] float32, {layout}: {values}."
+
+
+def _preprocess(builder: OnnxBuilder, name: str, shape: tuple[int, ...],
+                preprocessing: Preprocessing | None) -> str:
+    """``x * scale + offset`` as Preprocessing.images computes it (the Mul left out when the scale is 1)."""
+    builder.shapes[name] = shape
+    builder.layouts[name] = NHWC
+    if preprocessing is None:
+        return name
+    scale, offset = preprocessing.scale_and_offset
+    if np.any(scale != 1):
+        name = builder.node("Mul", [name, builder.initializer(scale, "preprocess_scale")], "preprocess_scaled")
+    if preprocessing.mean is not None:
+        name = builder.node("Add", [name, builder.initializer(offset, "preprocess_offset")], "preprocessed")
+    builder.shapes[name] = shape
+    return name
+
+
+def _convert(layer: Layer, builder: OnnxBuilder, params: Params, input_name: str) -> str:
+    """``layer.to_onnx`` with its failures named after the layer."""
+    try:
+        return layer.to_onnx(builder, params, input_name)
+    except NotImplementedError:
+        raise ExportError(f"layer {layer.name!r} ({layer.type}) has no ONNX conversion; export supports "
+                          "the layer kinds whose class implements to_onnx") from None
+    except ExportError as error:
+        raise ExportError(f"layer {layer.name!r} ({layer.type}) cannot be exported: "
+                          f"{error.problems[0].message}") from None
+
+
+def _rename(builder: OnnxBuilder, tensor: str, public: str) -> None:
+    """Give ``tensor`` the graph-level name ``public`` in the node that makes it and in every consumer;
+    a tensor no node makes (the graph input itself, e.g. a model of only Dropout) gets an Identity."""
+    producer = next((node for node in reversed(builder.nodes) if tensor in node.output), None)
+    if producer is None:
+        builder.nodes.append(helper.make_node("Identity", [tensor], [public], name=public))
+        return
+    for node in builder.nodes:
+        for field in (node.input, node.output):
+            for index, value in enumerate(field):
+                if value == tensor:
+                    field[index] = public

@@ -1,0 +1,78 @@
+"""What an ONNX file holds: interface, versions, producer, metadata, size and operators."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+from specforge.errors import DataError
+
+
+def describe(path: str | Path) -> dict:
+    """``specforge inspect``: a JSON-friendly description of the ONNX model at ``path``."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("no such file; give an .onnx file", file=str(path))
+    try:
+        model = onnx.load(str(path))
+    except (DecodeError, OSError, ValueError) as error:
+        raise DataError(f"cannot read as an ONNX model ({error}); give a file written by specforge export",
+                        file=str(path)) from None
+    graph = model.graph
+    initializers = {tensor.name for tensor in graph.initializer}
+    return {
+        "file": str(path),
+        "size": path.stat().st_size,
+        "ir_version": model.ir_version,
+        "opsets": {entry.domain or "ai.onnx": entry.version for entry in model.opset_import},
+        "producer": {"name": model.producer_name, "version": model.producer_version},
+        "doc": graph.doc_string,
+        "inputs": [_value(value) for value in graph.input if value.name not in initializers],
+        "outputs": [_value(value) for value in graph.output],
+        "metadata": {prop.key: prop.value for prop in model.metadata_props},
+        "nodes": len(graph.node),
+        "ops": dict(sorted(Counter(node.op_type for node in graph.node).items(), key=lambda kv: (-kv[1], kv[0]))),
+        "parameters": sum(math.prod(tensor.dims) for tensor in graph.initializer),
+    }
+
+
+def format_description(info: dict) -> str:
+    """The description as aligned text lines."""
+    def interface(values: list[dict]) -> list[str]:
+        return [f"  {v['name']}: {v['type']} [{', '.join(map(str, v['shape']))}]"
+                + (f"  {v['doc']}" if v["doc"] else "") for v in values]
+
+    opsets = ", ".join(f"{domain} {version}" for domain, version in info["opsets"].items())
+    lines = [
+        f"file: {info['file']} ({_human(info['size'])})",
+        f"producer: {info['producer']['name']} {info['producer']['version']}".rstrip(),
+        f"IR version: {info['ir_version']}; opset: {opsets}",
+        *([f"doc: {info['doc']}"] if info["doc"] else []),
+        "inputs:", *interface(info["inputs"]),
+        "outputs:", *interface(info["outputs"]),
+        f"nodes: {info['nodes']} ({', '.join(f'{op} {count}' for op, count in info['ops'].items())}); "
+        f"parameters: {info['parameters']:,}",
+    ]
+    if info["metadata"]:
+        width = max(map(len, info["metadata"]))
+        lines += ["metadata:", *(f"  {key:<{width}}  {value}" for key, value in info["metadata"].items())]
+    return "\n".join(lines)
+
+
+def _value(value) -> dict:
+    import onnx
+
+    tensor = value.type.tensor_type
+    shape = [dim.dim_param or dim.dim_value for dim in tensor.shape.dim]
+    return {"name": value.name, "type": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name,
+            "shape": shape, "doc": value.doc_string}
+
+
+def _human(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    return f"{size / 1024:.1f} KiB" if size < 1024 ** 2 else f"{size / 1024 ** 2:.1f} MiB"

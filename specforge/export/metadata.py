@@ -1,0 +1,89 @@
+"""What a deployer needs to know about an exported model, stored in its ``metadata_props``.
+
+Every value is a string (ONNX's rule); lists and dicts are JSON.  The keys:
+
+=======================  ===========================================================================
+``spec_name``            the spec's ``name``
+``spec_sha256``          hash of the resolved spec the run trained
+``class_names``          JSON list, index = class
+``input_name``           ``input``
+``input_shape``          JSON list, e.g. ``["N", 28, 28, 1]``
+``input_layout``         ``NHWC`` for images (``NC`` for flat features)
+``input_range``          the values the input expects, e.g. ``0-255 raw pixels``
+``image_shape``          JSON list: the shape of one stored example (e.g. ``[28, 28]``), for image decoders
+``outputs``              JSON list of the output names (``probabilities``, and ``logits`` when exported)
+``preprocessing``        JSON: the run's preprocessing (rescale, mean, std, ...)
+``preprocessing_in_graph``  ``true``: feed raw values; ``false``: apply ``preprocessing`` first
+``test_accuracy``        the run's test accuracy (absent when the run has none)
+``test_metrics``         JSON: every test metric of the run
+``specforge_version``    the version that exported the file
+=======================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+import specforge
+
+if TYPE_CHECKING:
+    import onnx
+
+    from specforge.data.preprocessing import Preprocessing
+
+
+def build_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preprocessing, in_graph: bool,
+                   input_shape: Sequence[int], outputs: Sequence[str], raw: np.ndarray,
+                   metrics: dict | None = None) -> dict[str, str]:
+    """The metadata of an exported classifier; ``raw`` is a batch of stored examples (their dtype and
+    range say what values the input takes)."""
+    metadata = {
+        "spec_name": spec_name,
+        "spec_sha256": spec_sha256,
+        "class_names": json.dumps(list(preprocessing.class_names)),
+        "input_name": "input",
+        "input_shape": json.dumps(["N", *map(int, input_shape)]),
+        "input_layout": input_layout(input_shape),
+        "input_range": input_range(raw, preprocessing, in_graph),
+        "image_shape": json.dumps([int(d) for d in raw.shape[1:]]),
+        "outputs": json.dumps(list(outputs)),
+        "preprocessing": json.dumps(preprocessing.to_dict()),
+        "preprocessing_in_graph": json.dumps(in_graph),
+        "specforge_version": specforge.__version__,
+    }
+    if metrics:
+        metadata["test_metrics"] = json.dumps(metrics)
+        if "accuracy" in metrics:
+            metadata["test_accuracy"] = repr(float(metrics["accuracy"]))
+    return metadata
+
+
+def input_range(raw: np.ndarray, preprocessing: Preprocessing, in_graph: bool) -> str:
+    """The values the model's input expects, in words: the stored range (``0-255 raw pixels`` for
+    uint8 images) or, without in-graph preprocessing, that range after the preprocessing."""
+    pixels = raw.dtype == np.uint8
+    low, high = (0.0, 255.0) if pixels else (float(np.min(raw)), float(np.max(raw)))
+    stored = f"{_span(low, high)} raw {'pixels' if pixels else 'values'}"
+    if in_graph:
+        return stored
+    scale, offset = preprocessing.scale_and_offset
+    ends = np.stack([low * scale.astype(np.float64) + offset, high * scale.astype(np.float64) + offset])
+    return f"{_span(float(ends.min()), float(ends.max()))} ({stored} after the preprocessing)"
+
+
+def input_layout(input_shape: Sequence[int]) -> str:
+    """``NHWC`` for images (as the spec), ``NC`` for flat feature vectors, ``N`` + one letter per axis otherwise."""
+    return {3: "NHWC", 2: "NHW", 1: "NC"}.get(len(input_shape), "N" + "D" * len(input_shape))
+
+
+def attach_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
+    from onnx import helper
+
+    helper.set_model_props(model, metadata)
+
+
+def _span(low: float, high: float) -> str:
+    return f"{low:.4g}-{high:.4g}" if low >= 0 else f"{low:.4g} to {high:.4g}"

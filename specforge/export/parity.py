@@ -1,0 +1,123 @@
+"""The parity gate: an exported model must compute what the numpy forward computes.
+
+Both run on the same batch of real data: the numpy ``Model`` on the preprocessed
+images, onnxruntime on raw values when the preprocessing is in the graph.  The
+outputs must agree within ``RTOL``/``ATOL`` and the predicted classes on every
+example.  When they do not, each prefix of the graph is exported and compared
+with the numpy output of the same layers, and the first layer whose output
+differs is named.  Intermediate tensors can be large (raw 0-255 pixels give
+activations in the hundreds), so that search scales the absolute tolerance by
+each tensor's largest magnitude.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from specforge.errors import ExportError
+from specforge.export.onnx import DEFAULT_OPSET, INPUT_NAME, PROBABILITIES, export_graph
+from specforge.export.runtime import make_session
+
+if TYPE_CHECKING:
+    import onnx
+
+    from specforge.data.preprocessing import Preprocessing
+    from specforge.graph import Graph
+    from specforge.layers.base import Params
+
+RTOL = 1e-4
+ATOL = 1e-5
+#: The smallest batch the gate runs on.
+MIN_EXAMPLES = 256
+
+
+@dataclass
+class ParityResult:
+    """How the exported model's outputs compare with the numpy forward's on ``examples`` inputs."""
+
+    examples: int
+    max_abs_diff: float
+    classes_agree: int
+    passed: bool
+    rtol: float = RTOL
+    atol: float = ATOL
+    #: the data the batch came from, e.g. "mnist test[0:256]"
+    data: str = ""
+    #: the first layer (``name (Type)``) whose ONNX output differs, when the gate failed
+    first_mismatch: str | None = None
+
+    def summary(self) -> str:
+        return (f"{self.examples} examples{f' of {self.data}' if self.data else ''}: max abs difference "
+                f"{self.max_abs_diff:.3g} (rtol {self.rtol:g}, atol {self.atol:g}), "
+                f"classes agree on {self.classes_agree}/{self.examples}")
+
+    def failure(self) -> str:
+        """The ExportError message of a failed gate."""
+        if self.first_mismatch is None:
+            where = ("no single layer's output differs beyond float32 rounding; the differences add up "
+                     "along the network")
+        else:
+            where = f"the first layer whose ONNX output differs from the numpy forward is {self.first_mismatch}"
+        return f"parity check failed on {self.summary()}; {where}; nothing was written"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto, raw: np.ndarray,
+                 preprocessing: Preprocessing, *, in_graph: bool, opset: int = DEFAULT_OPSET,
+                 data: str = "") -> ParityResult:
+    """Compare ``model`` (made by ``export_graph``) under onnxruntime with the numpy forward on ``raw``.
+
+    ``raw`` holds stored values (``(N, ...)``, any dtype); ``in_graph`` says whether ``model``
+    contains ``preprocessing``.  A failed comparison comes back with ``first_mismatch`` set.
+    """
+    from specforge.model import Model
+
+    x = preprocessing.images(raw)
+    feed = _feed(raw, x, in_graph)
+    expected = Model(graph, list(params)).forward(x)
+    if not np.all(np.isfinite(expected)):
+        raise ExportError(f"the numpy forward gives NaN or infinite outputs on {data or 'the parity batch'}; "
+                          "the weights are not usable (did training diverge?); nothing was written")
+    got = _run(model.SerializeToString(), feed)
+    agree = int(np.sum(got.argmax(axis=-1) == expected.argmax(axis=-1)))
+    passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL)) and agree == len(x)
+    result = ParityResult(len(x), _max_abs_diff(got, expected), agree, passed, data=data)
+    if not passed:
+        result.first_mismatch = first_mismatch(graph, params, x, feed, preprocessing if in_graph else None, opset)
+    return result
+
+
+def first_mismatch(graph: Graph, params: Sequence[Params], x: np.ndarray, feed: np.ndarray,
+                   preprocessing: Preprocessing | None, opset: int = DEFAULT_OPSET) -> str | None:
+    """``name (Type)`` of the first node whose exported prefix differs from the numpy forward (or
+    ``"the preprocessing"``); None when every prefix agrees within the scaled tolerance."""
+    expected = x
+    for until in range(len(graph.nodes) + 1):
+        if until:
+            node = graph.nodes[until - 1]
+            expected = node.layer.forward(params[until - 1], expected, training=False)[0]
+        prefix = export_graph(graph, params, opset=opset, preprocessing=preprocessing, until=until)
+        got = _run(prefix.SerializeToString(), feed)
+        scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+        if got.shape != expected.shape or not np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale):
+            return "the preprocessing" if until == 0 else f"{node.layer.name!r} ({node.layer.type})"
+    return None
+
+
+def _feed(raw: np.ndarray, x: np.ndarray, in_graph: bool) -> np.ndarray:
+    """The model's input: raw values as float32 in the input shape, or the preprocessed batch."""
+    return np.asarray(raw, dtype=np.float32).reshape(x.shape) if in_graph else x
+
+
+def _run(model_bytes: bytes, feed: np.ndarray) -> np.ndarray:
+    session = make_session(model_bytes)
+    return session.run([PROBABILITIES], {INPUT_NAME: feed})[0]
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a.astype(np.float64) - b), initial=0.0))

@@ -1,0 +1,117 @@
+"""A trained run -> ``model.onnx``: build, check parity on the run's data, add metadata, write atomically.
+
+Nothing is written unless the parity gate passes; the gate's result is stored in the
+run (``export.json``) beside the file's path, hash and interface.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from specforge.errors import DataError, ExportError
+from specforge.export.metadata import attach_metadata, build_metadata
+from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, LOGITS, PROBABILITIES, export_graph
+from specforge.export.parity import MIN_EXAMPLES, ParityResult, check_parity
+from specforge.fileio import write_bytes
+
+if TYPE_CHECKING:
+    import onnx
+
+    from specforge.data.preprocessing import Preprocessing
+    from specforge.graph import Graph
+    from specforge.layers.base import Params
+
+MODEL_FILE = "model.onnx"
+EXPORT_RECORD = "export.json"
+
+
+@dataclass
+class ExportResult:
+    """A written ONNX file and how it was checked."""
+
+    path: Path
+    parity: ParityResult
+    opset: int
+    ir_version: int
+    outputs: list[str]
+    preprocessing_in_graph: bool
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "path": str(self.path), "parity": self.parity.to_dict()}
+
+
+def export_classifier(graph: Graph, params: Sequence[Params], preprocessing: Preprocessing, raw: np.ndarray, *,
+                      spec_name: str, spec_sha256: str, metrics: dict | None = None, opset: int = DEFAULT_OPSET,
+                      logits: bool = False, in_graph: bool = True, data: str = "",
+                      description: str = "") -> tuple[onnx.ModelProto, ParityResult]:
+    """The checked, documented ONNX model of a classifier, and its parity result.
+
+    ``raw`` is the parity batch as stored (at least ``MIN_EXAMPLES`` examples where the data
+    has them).  Raises ExportError when a layer cannot be converted or the gate fails.
+    """
+    doc = (f"{spec_name}{f': {description}' if description else ''}. Input 'input' [N, "
+           f"{', '.join(map(str, graph.input_shape))}] float32 NHWC; output 'probabilities' "
+           f"[N, {', '.join(map(str, graph.output_shape))}]. See metadata_props for classes and preprocessing.")
+    model = export_graph(graph, params, opset=opset, logits=logits,
+                         preprocessing=preprocessing if in_graph else None, doc=doc)
+    parity = check_parity(graph, params, model, raw, preprocessing, in_graph=in_graph, opset=opset, data=data)
+    if not parity.passed:
+        raise ExportError(parity.failure())
+    attach_metadata(model, build_metadata(
+        spec_name=spec_name, spec_sha256=spec_sha256, preprocessing=preprocessing, in_graph=in_graph,
+        input_shape=graph.input_shape, outputs=[output.name for output in model.graph.output], raw=raw,
+        metrics=metrics))
+    return model, parity
+
+
+def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool = False,
+               preprocessing: bool = True, output: str | Path | None = None) -> ExportResult:
+    """``specforge export RUN --onnx``: write RUN/model.onnx (or ``output``) and RUN/export.json."""
+    from specforge.data.preprocessing import Preprocessing
+    from specforge.runs import open_run, write_json
+
+    run = open_run(run_path)
+    spec = run.spec()
+    graph = run.graph()
+    steps = Preprocessing.from_dict(run.preprocessing)
+    raw, data = parity_batch(run.config, graph.input_shape, spec.base_dir)
+    model, parity = export_classifier(
+        graph, run.weights(), steps, raw, spec_name=spec.name, spec_sha256=spec.sha256(), metrics=run.metrics,
+        opset=opset, logits=logits, in_graph=preprocessing, data=data,
+        description=run.config.get("description", ""))
+    payload = model.SerializeToString()
+    path = Path(output) if output is not None else run.path / MODEL_FILE
+    write_bytes(path, payload)
+    result = ExportResult(path, parity, opset, IR_VERSIONS[opset], [PROBABILITIES, *([LOGITS] if logits else [])],
+                          preprocessing, len(payload), hashlib.sha256(payload).hexdigest())
+    write_json(run.path / EXPORT_RECORD, result.to_dict())
+    return result
+
+
+def parity_batch(config: dict, input_shape: tuple[int, ...], base_dir: Path,
+                 size: int = MIN_EXAMPLES) -> tuple[np.ndarray, str]:
+    """The first ``size`` examples of the spec's test split (then its training split when the test split
+    is smaller), as stored, and a description such as ``mnist test[0:256]``."""
+    from specforge.data import load_dataset
+
+    dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
+    parts, names = [], []
+    for split in (dataset.test, dataset.train):
+        if split is None or not len(split):
+            continue
+        take = min(size - sum(len(part) for part in parts), len(split))
+        if take <= 0:
+            break
+        parts.append(np.asarray(split.images[:take]))
+        names.append(f"{split.name}[0:{take}]")
+    if not parts:
+        raise DataError("the spec's data has no examples to check the export on")
+    source = config["data"].get("source", "mnist")
+    return np.concatenate(parts), f"{source} {' + '.join(names)}"
