@@ -1,0 +1,493 @@
+"""The invalid-spec corpus: every file under tests/spec/invalid/ is a mistake a user makes, and
+validation must report it with exactly the expected lines ``FILE:LINE:COL: error: PATH: message``.
+
+Files are validated from inside the corpus directory, so FILE is the bare name as the user typed it.
+Cases whose current message is wrong or unkind carry the line they should produce and are marked
+``xfail(strict=True)``: they flip to failures (and must lose the mark) once the message is fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+import yaml
+
+from specforge import api
+from specforge.errors import SpecforgeError
+from specforge.summary import summary_json
+
+CORPUS = Path(__file__).resolve().parent / "invalid"
+REPO = CORPUS.parents[2]
+SEED = REPO / "specs" / "mnist.yaml"
+
+_ACTIVATIONS = "linear, relu, sigmoid, tanh, softmax, elu, leaky_relu, gelu, swish"
+_LOSSES = ("categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mean_squared_error, "
+           "mean_absolute_error")
+_OPTIMIZERS = "sgd, adam, adamw, rmsprop"
+_SGD_KEYS = "name, learning_rate, momentum, nesterov, clipnorm, clipvalue"
+_TOP_KEYS = "$schema, version, name, description, data, model, compile, fit"
+_INT_OR_PAIR = "expected an integer >= 1 or a list of 2 integers"
+_EMPTY = "the spec is empty; start from `specforge init NAME`"
+
+#: file -> the exact lines validation reports, in order.
+EXPECTED: dict[str, list[str]] = {
+    # misspelled or misplaced keys
+    "top_level_key_misspelled.yaml": [
+        "top_level_key_misspelled.yaml:12:1: error: complie: unknown key 'complie'; did you mean 'compile'?",
+    ],
+    "top_level_key_misplaced.yaml": [
+        "top_level_key_misplaced.yaml:3:1: error: epochs: unknown key 'epochs'; did you mean 'fit.epochs'?",
+    ],
+    "model_key_misspelled.yaml": [
+        "model_key_misspelled.yaml:4:3: error: model.inputshape: unknown key 'inputshape'; "
+        "did you mean 'input_shape'?",
+    ],
+    "fit_key_misspelled.yaml": [
+        "fit_key_misspelled.yaml:14:3: error: fit.epoch: unknown key 'epoch'; did you mean 'epochs'?",
+    ],
+    "layer_key_misspelled.yaml": [
+        "layer_key_misspelled.yaml:8:7: error: model.layers[0].kernal_size: unknown key 'kernal_size'; "
+        "did you mean 'kernel_size'?",
+    ],
+    "layer_key_from_other_library.yaml": [
+        "layer_key_from_other_library.yaml:9:7: error: model.layers[1]: missing required key 'units' (needed by Dense)",
+        "layer_key_from_other_library.yaml:10:7: error: model.layers[1].out_features: unknown key 'out_features'; "
+        "allowed keys: type, name, units, activation, use_bias, kernel_initializer, bias_initializer",
+    ],
+    "optimizer_option_of_other.yaml": [
+        "optimizer_option_of_other.yaml:14:5: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
+        f"(an option of adam, adamw); allowed keys: {_SGD_KEYS}",
+    ],
+    "optimizer_option_of_other.json": [
+        "optimizer_option_of_other.json:12:57: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
+        f"(an option of adam, adamw); allowed keys: {_SGD_KEYS}",
+    ],
+    "data_option_of_other_source.yaml": [
+        "data_option_of_other_source.yaml:5:3: error: data.path: unknown key 'path' for source mnist "
+        "(an option of source npz); allowed keys: source, preprocessing, num_classes, class_names",
+    ],
+    "callback_option_wrong.yaml": [
+        "callback_option_wrong.yaml:18:17: error: fit.callbacks[0].patience: expected an integer >= 0, got '3'",
+        "callback_option_wrong.yaml:21:7: error: fit.callbacks[1].restore_best_weights: unknown key "
+        "'restore_best_weights'; allowed keys: type, monitor, factor, patience, mode, min_delta, cooldown, min_lr",
+    ],
+    # misspelled enum values
+    "activation_misspelled.yaml": [
+        "activation_misspelled.yaml:9:19: error: model.layers[0].activation: unknown value 'rellu'; "
+        f"did you mean 'relu'? expected one of: {_ACTIVATIONS}",
+    ],
+    "activation_misspelled.json": [
+        "activation_misspelled.json:7:73: error: model.layers[0].activation: unknown value 'rellu'; "
+        f"did you mean 'relu'? expected one of: {_ACTIVATIONS}",
+    ],
+    "padding_misspelled.yaml": [
+        "padding_misspelled.yaml:9:16: error: model.layers[0].padding: unknown value 'samee'; "
+        "did you mean 'same'? expected one of: valid, same",
+    ],
+    "optimizer_misspelled.yaml": [
+        "optimizer_misspelled.yaml:11:14: error: compile.optimizer: unknown value 'adamm'; "
+        f"did you mean 'adam'? expected one of: {_OPTIMIZERS}",
+    ],
+    "optimizer_name_misspelled.yaml": [
+        "optimizer_name_misspelled.yaml:11:21: error: compile.optimizer.name: unknown value 'rmsprob'; "
+        f"did you mean 'rmsprop'? expected one of: {_OPTIMIZERS}",
+    ],
+    "loss_misspelled.yaml": [
+        "loss_misspelled.yaml:12:9: error: compile.loss: unknown value 'categorical_cross_entropy'; "
+        f"did you mean 'categorical_crossentropy'? expected one of: {_LOSSES}",
+    ],
+    "loss_keras_alias.yaml": [
+        "loss_keras_alias.yaml:10:9: error: compile.loss: unknown value 'mse'; "
+        f"did you mean 'mean_squared_error'? expected one of: {_LOSSES}",
+    ],
+    "metric_misspelled.yaml": [
+        "metric_misspelled.yaml:13:13: error: compile.metrics[0]: unknown value 'acc'; "
+        "did you mean 'accuracy'? expected one of: accuracy, top_k_accuracy, precision, recall",
+    ],
+    "data_source_misspelled.yaml": [
+        "data_source_misspelled.yaml:4:11: error: data.source: unknown value 'mnsit'; "
+        "did you mean 'mnist'? expected one of: mnist, idx, npz, npy, csv, image_folder, url",
+    ],
+    "layer_type_wrong_case.yaml": [
+        "layer_type_wrong_case.yaml:6:13: error: model.layers[0].type: unknown value 'Conv2d'; "
+        "did you mean 'Conv2D'? expected one of: Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, "
+        "DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, LeakyReLU, MaxPooling2D, "
+        "ReLU, Reshape, Softmax, ZeroPadding2D",
+    ],
+    "callback_type_misspelled.yaml": [
+        "callback_type_misspelled.yaml:16:13: error: fit.callbacks[0].type: unknown value 'EarlyStoping'; "
+        "did you mean 'EarlyStopping'? expected one of: EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, "
+        "LearningRateScheduler",
+    ],
+    # wrong types and ranges
+    "filters_quoted.yaml": [
+        "filters_quoted.yaml:7:16: error: model.layers[0].filters: expected an integer >= 1, got '64'",
+    ],
+    "kernel_size_one_item.yaml": [
+        f"kernel_size_one_item.yaml:8:20: error: model.layers[0].kernel_size: {_INT_OR_PAIR}, got [3]",
+    ],
+    "kernel_size_zero.yaml": [
+        f"kernel_size_zero.yaml:8:20: error: model.layers[0].kernel_size: {_INT_OR_PAIR}, got 0",
+    ],
+    "strides_negative.yaml": [
+        f"strides_negative.yaml:9:16: error: model.layers[0].strides: {_INT_OR_PAIR}, got -1",
+    ],
+    "use_bias_string.yaml": [
+        "use_bias_string.yaml:9:17: error: model.layers[0].use_bias: expected true or false, got 'no'",
+    ],
+    "epochs_zero.yaml": [
+        "epochs_zero.yaml:14:11: error: fit.epochs: must be >= 1, got 0",
+    ],
+    "batch_size_float.yaml": [
+        "batch_size_float.yaml:15:15: error: fit.batch_size: expected an integer >= 1, got 1.5",
+    ],
+    "dropout_rate_too_big.yaml": [
+        "dropout_rate_too_big.yaml:10:13: error: model.layers[1].rate: must be < 1, got 1.5",
+    ],
+    "validation_fraction_too_big.yaml": [
+        "validation_fraction_too_big.yaml:15:15: error: fit.validation: expected one of test, validation, none "
+        "or a number > 0 and < 1, got 1.5",
+    ],
+    "callbacks_not_a_list.yaml": [
+        "callbacks_not_a_list.yaml:16:5: error: fit.callbacks: expected a list of values, "
+        "got {'type': 'EarlyStopping', 'patience': 2}",
+    ],
+    "name_with_space.yaml": [
+        "name_with_space.yaml:2:7: error: name: 'my first model' does not match the allowed form "
+        "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    ],
+    "version_2.yaml": [
+        "version_2.yaml:1:10: error: version: expected 1, got 2",
+    ],
+    # missing required keys
+    "version_missing.yaml": [
+        "version_missing.yaml:1:1: error: missing required key 'version'",
+    ],
+    "layers_missing.yaml": [
+        "layers_missing.yaml:4:3: error: model: missing required key 'layers'",
+    ],
+    "layers_empty.yaml": [
+        "layers_empty.yaml:5:11: error: model.layers: needs at least 1 item(s), got 0",
+    ],
+    "loss_missing.yaml": [
+        "loss_missing.yaml:11:3: error: compile: missing required key 'loss'",
+    ],
+    "filters_missing.yaml": [
+        "filters_missing.yaml:6:7: error: model.layers[0]: missing required key 'filters' (needed by Conv2D)",
+    ],
+    "units_missing.yaml": [
+        "units_missing.yaml:6:7: error: model.layers[0]: missing required key 'units' (needed by Dense)",
+    ],
+    "units_missing.json": [
+        "units_missing.json:7:7: error: model.layers[0]: missing required key 'units' (needed by Dense)",
+    ],
+    # every problem at once, in line order
+    "several_errors.yaml": [
+        "several_errors.yaml:9:19: error: model.layers[0].activation: unknown value 'rellu'; "
+        f"did you mean 'relu'? expected one of: {_ACTIVATIONS}",
+        f"several_errors.yaml:11:18: error: model.layers[1].pool_size: {_INT_OR_PAIR}, got 0",
+        "several_errors.yaml:15:7: error: model.layers[3].use_bais: unknown key 'use_bais'; did you mean 'use_bias'?",
+        "several_errors.yaml:18:14: error: compile.optimizer: unknown value 'adamm'; "
+        f"did you mean 'adam'? expected one of: {_OPTIMIZERS}",
+        "several_errors.yaml:21:11: error: fit.epochs: expected an integer >= 1, got 'three'",
+    ],
+    "several_errors.json": [
+        "several_errors.json:7:73: error: model.layers[0].activation: unknown value 'rellu'; "
+        f"did you mean 'relu'? expected one of: {_ACTIVATIONS}",
+        f"several_errors.json:8:45: error: model.layers[1].pool_size: {_INT_OR_PAIR}, got 0",
+        "several_errors.json:10:38: error: model.layers[3].use_bais: unknown key 'use_bais'; did you mean 'use_bias'?",
+        "several_errors.json:13:28: error: compile.optimizer: unknown value 'adamm'; "
+        f"did you mean 'adam'? expected one of: {_OPTIMIZERS}",
+        "several_errors.json:14:21: error: fit.epochs: expected an integer >= 1, got 'three'",
+    ],
+    # syntax errors, duplicate keys, empty files
+    "yaml_bad_indentation.yaml": [
+        "yaml_bad_indentation.yaml:9:6: error: invalid YAML: bad indentation; indent this key like the other keys "
+        "of its mapping",
+    ],
+    "yaml_unclosed_bracket.yaml": [
+        "yaml_unclosed_bracket.yaml:4:16: error: invalid YAML: this '[' is not closed; "
+        "expected ',' or ']' before ':' at 5:9",
+    ],
+    "yaml_tab_indent.yaml": [
+        "yaml_tab_indent.yaml:8:1: error: invalid YAML: a tab cannot indent YAML; indent with spaces",
+    ],
+    "yaml_duplicate_key.yaml": [
+        "yaml_duplicate_key.yaml:9:7: error: model.layers[0].filters: duplicate key 'filters'; "
+        "each key may appear once",
+    ],
+    "yaml_empty.yaml": [f"yaml_empty.yaml:1:1: error: {_EMPTY}"],
+    "yaml_only_comments.yaml": [f"yaml_only_comments.yaml:1:1: error: {_EMPTY}"],
+    "json_trailing_comma.json": [
+        "json_trailing_comma.json:8:62: error: invalid JSON: a comma after the last item is not allowed; "
+        "remove this comma",
+    ],
+    "json_single_quotes.json": [
+        "json_single_quotes.json:8:38: error: invalid JSON: Expecting property name enclosed in double quotes",
+    ],
+    "json_comment.json": [
+        "json_comment.json:2:3: error: invalid JSON: JSON has no comments; remove this line or write the spec "
+        "in YAML",
+    ],
+    "json_duplicate_key.json": [
+        "json_duplicate_key.json:8:63: error: model.layers[1].units: duplicate key 'units'; each key may appear once",
+    ],
+    "json_empty.json": [f"json_empty.json:1:1: error: {_EMPTY}"],
+    # shapes: the offending layer, with the numbers put into the formula
+    "kernel_larger_than_input.yaml": [
+        "kernel_larger_than_input.yaml:6:7: error: model.layers[0]: Conv2D output height ((5 - 7 + 2*0) / 1) + 1 "
+        "= -1 is not positive; use padding: same or kernel_size <= 5",
+    ],
+    "kernel_larger_than_input.json": [
+        "kernel_larger_than_input.json:7:7: error: model.layers[0]: Conv2D output height ((5 - 7 + 2*0) / 1) + 1 "
+        "= -1 is not positive; use padding: same or kernel_size <= 5",
+    ],
+    "kernel_larger_after_pooling.yaml": [
+        "kernel_larger_after_pooling.yaml:18:7: error: model.layers[4]: Conv2D output height "
+        "((5 - 7 + 2*0) / 1) + 1 = -1 is not positive; use padding: same or kernel_size <= 5",
+    ],
+    "dilation_too_wide.yaml": [
+        "dilation_too_wide.yaml:6:7: error: model.layers[0]: Conv2D output height ((8 - 9 + 2*0) / 1) + 1 = 0 "
+        "is not positive, with the dilated kernel 4*(3 - 1) + 1 = 9; use padding: same, kernel_size <= 2 "
+        "or dilation_rate <= 3",
+    ],
+    "strides_with_dilation.yaml": [
+        "strides_with_dilation.yaml:6:7: error: model.layers[0]: Conv2D cannot combine strides > 1 with "
+        "dilation_rate > 1 (received strides=2, dilation_rate=2); use strides: 1 or dilation_rate: 1",
+    ],
+    "pooling_too_big.yaml": [
+        "pooling_too_big.yaml:11:7: error: model.layers[1]: MaxPooling2D output height floor((7 - 8 + 2*0) / 8) + 1 "
+        "= 0 is not positive; use padding: same or pool_size <= 7",
+    ],
+    "input_shape_without_channels.yaml": [
+        "input_shape_without_channels.yaml:6:7: error: model.layers[0]: Conv2D expects an image input "
+        "(height, width, channels), got shape (28, 28); add a Reshape layer with target_shape [28, 28, 1] before it",
+    ],
+    "dense_without_flatten.yaml": [
+        "dense_without_flatten.yaml:10:7: error: model.layers[1]: Dense expects a flat input (features,), "
+        "got shape (26, 26, 32); add a Flatten (or GlobalAveragePooling2D) layer before it",
+    ],
+    "reshape_element_count.yaml": [
+        "reshape_element_count.yaml:6:7: error: model.layers[0]: Reshape cannot turn (784,) = 784 values into "
+        "(28, 28, 3) = 2352 values; the target_shape must multiply to 784",
+    ],
+    # the model against its data and loss
+    "units_not_classes.yaml": [
+        "units_not_classes.yaml:13:14: error: model.layers[2].units: the model outputs 12 values but the data "
+        "has 10 classes; use units: 10",
+    ],
+    "units_one_softmax.yaml": [
+        "units_one_softmax.yaml:8:14: error: model.layers[1].units: the model outputs 1 value but the data has "
+        "10 classes; use units: 10",
+        "units_one_softmax.yaml:9:19: error: model.layers[1].activation: softmax over 1 unit always outputs 1: "
+        "use one unit per class, or activation: sigmoid with binary_crossentropy for two classes",
+    ],
+    "loss_after_linear.yaml": [
+        "loss_after_linear.yaml:7:7: error: model.layers[1].activation: categorical_crossentropy expects "
+        "probabilities over the classes: use activation: softmax on the last layer (received: linear)",
+    ],
+    "loss_after_relu.yaml": [
+        "loss_after_relu.yaml:9:19: error: model.layers[1].activation: categorical_crossentropy expects "
+        "probabilities over the classes: use activation: softmax on the last layer (received: relu)",
+    ],
+    "loss_vs_sparse_labels.yaml": [
+        "loss_vs_sparse_labels.yaml:16:9: error: compile.loss: categorical_crossentropy takes one_hot labels but "
+        "data.preprocessing.labels is sparse; use loss: sparse_categorical_crossentropy or labels: one_hot",
+    ],
+    "reshape_vs_input_shape.yaml": [
+        "reshape_vs_input_shape.yaml:6:14: error: data.preprocessing.reshape: [28, 28, 1] does not match "
+        "model.input_shape [784]; use reshape: [784] or leave it out",
+    ],
+}
+
+_REDUNDANT_MISSING = ("a misspelled required key is also reported as 'missing required key'; the did-you-mean "
+                      "line alone says it")
+_OTHER_OWNER = "a key that belongs to another {} is only 'unknown'; the message should say whose option it is"
+
+#: file -> why its current output falls short of the expected line(s).
+KNOWN_PROBLEMS: dict[str, str] = {
+    "top_level_key_misspelled.yaml": _REDUNDANT_MISSING,
+    "model_key_misspelled.yaml": _REDUNDANT_MISSING,
+    "layer_key_misspelled.yaml": _REDUNDANT_MISSING,
+    "top_level_key_misplaced.yaml": "a section's key at the top level gets no hint of the section it belongs to",
+    "optimizer_option_of_other.yaml": _OTHER_OWNER.format("optimizer"),
+    "optimizer_option_of_other.json": _OTHER_OWNER.format("optimizer"),
+    "data_option_of_other_source.yaml": _OTHER_OWNER.format("data source"),
+    "loss_keras_alias.yaml": "Keras' loss alias 'mse' gets no did-you-mean",
+    "validation_fraction_too_big.yaml": "'a number > 0 < 1' does not read as a range",
+    "yaml_bad_indentation.yaml": "PyYAML's '<block end>'/'<block mapping start>' jargon is passed through",
+    "yaml_unclosed_bracket.yaml": "points past the unclosed '[' and does not say where it opened",
+    "yaml_tab_indent.yaml": "PyYAML's 'cannot start any token' does not say tabs are not allowed",
+    "json_trailing_comma.json": "'Expecting value' at the ']' instead of naming the trailing comma",
+    "json_comment.json": "a comment in JSON is reported as 'Expecting property name'",
+    "json_duplicate_key.json": "a duplicate JSON key has no line, column or path",
+    "json_empty.json": "an empty JSON file says 'Expecting value' while an empty YAML file says the spec is empty",
+    "dilation_too_wide.yaml": "the effective kernel 9 appears unexplained and dilation_rate is not offered as a fix",
+    "pooling_too_big.yaml": "with stride > 1 the printed formula omits the floor, so its arithmetic is false",
+    "units_one_softmax.yaml": "'1 values'",
+    "reshape_vs_input_shape.yaml": "validate accepts a data reshape that differs from model.input_shape",
+}
+
+#: ``--set`` options applied to the seed spec -> the exact lines.
+OVERRIDES: dict[tuple[str, ...], list[str]] = {
+    ("fit.epochs=0",): ["--set fit.epochs=0: error: fit.epochs: must be >= 1, got 0"],
+    ("compile.optimizer=adamm",): [
+        "--set compile.optimizer=adamm: error: compile.optimizer: unknown value 'adamm'; did you mean 'adam'? "
+        f"expected one of: {_OPTIMIZERS}",
+    ],
+    ("fit.epoch=3",): ["--set fit.epoch=3: error: fit.epoch: unknown key 'epoch'; did you mean 'epochs'?"],
+    ("model.layers[3].units=12",): [
+        "--set model.layers[3].units=12: error: model.layers[3].units: the model outputs 12 values but the data "
+        "has 10 classes; use units: 10",
+    ],
+    ("fit.epochs",): [
+        "--set: error: --set takes PATH=VALUE like fit.epochs=1 or model.layers[0].filters=32, got 'fit.epochs'",
+    ],
+    ("model.layers[7].units=3",): [
+        "--set model.layers[7].units=3: error: model.layers[7]: does not exist; model.layers has 4 items (0 to 3)",
+    ],
+    ("model.layers[0].kernel_size=29",): [
+        "--set model.layers[0].kernel_size=29: error: model.layers[0]: Conv2D output height "
+        "((28 - 29 + 2*0) / 1) + 1 = 0 is not positive; use padding: same or kernel_size <= 28",
+    ],
+}
+
+OVERRIDE_PROBLEMS: dict[tuple[str, ...], str] = {
+    ("model.layers[7].units=3",): "'--set: error: --set ...' repeats the option and does not say what exists",
+    ("model.layers[0].kernel_size=29",): "a shape error caused by --set points at the file, whose layer says "
+                                         "kernel_size: 3",
+}
+
+#: corpus files also checked through the real command line.
+CLI_CASES = ["several_errors.yaml", "kernel_larger_than_input.yaml", "loss_vs_sparse_labels.yaml",
+             "yaml_duplicate_key.yaml", "json_single_quotes.json"]
+
+_LINE = re.compile(r"(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): error: (?:(?P<path>[^ :]+): )?(?P<message>.*)")
+
+
+def _params(table: dict, problems: dict) -> list:
+    return [pytest.param(key, id=key if isinstance(key, str) else " ".join(key),
+                         marks=[pytest.mark.xfail(strict=True, reason=problems[key])] if key in problems else [])
+            for key in table]
+
+
+def validation_errors(path: str | Path, overrides: Sequence[str] = ()) -> SpecforgeError | None:
+    """The error ``api.validate`` raises for ``path``, or None when the spec is valid."""
+    try:
+        api.validate(path, overrides)
+    except SpecforgeError as error:
+        return error
+    return None
+
+
+def error_lines(path: str | Path, overrides: Sequence[str] = ()) -> list[str]:
+    error = validation_errors(path, overrides)
+    assert error is not None, f"{path} passed validation"
+    return [problem.format() for problem in error.problems]
+
+
+def paths_and_messages(path: str | Path) -> list[tuple[str, str]]:
+    error = validation_errors(path)
+    return [] if error is None else [(p.location.path, p.message) for p in error.problems]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "specforge", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def in_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(CORPUS)
+
+
+def test_every_corpus_file_has_expected_lines():
+    files = {path.name for path in CORPUS.iterdir()}
+    assert files == set(EXPECTED)
+    assert len(files) >= 36 and sum(name.endswith(".json") for name in files) >= 5
+    assert set(KNOWN_PROBLEMS) <= files
+
+
+@pytest.mark.parametrize("name", _params(EXPECTED, KNOWN_PROBLEMS))
+def test_invalid_spec_reports_exact_lines(name: str, in_corpus: None):
+    assert error_lines(name) == EXPECTED[name]
+
+
+@pytest.mark.parametrize("overrides", _params(OVERRIDES, OVERRIDE_PROBLEMS))
+def test_override_errors_point_at_the_option(overrides: tuple[str, ...]):
+    assert error_lines(SEED, overrides) == OVERRIDES[overrides]
+
+
+@pytest.mark.parametrize("name", CLI_CASES)
+def test_cli_prints_one_line_per_problem_and_exits_2(name: str):
+    result = run_cli("validate", f"tests/spec/invalid/{name}")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"tests/spec/invalid/{line}" for line in EXPECTED[name]]
+
+
+def test_cli_override_error_exits_2():
+    result = run_cli("validate", "specs/mnist.yaml", "--set", "fit.epochs=0")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == OVERRIDES[("fit.epochs=0",)]
+
+
+def test_cli_json_errors_match_the_lines():
+    result = run_cli("validate", "--json", "tests/spec/invalid/several_errors.yaml")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    expected = []
+    for line in EXPECTED["several_errors.yaml"]:
+        parts = _LINE.fullmatch(line).groupdict()
+        expected.append({"file": f"tests/spec/invalid/{parts['file']}", "line": int(parts["line"]),
+                         "column": int(parts["column"]), "path": parts["path"], "message": parts["message"]})
+    assert json.loads(result.stdout) == {"valid": False, "errors": expected}
+
+
+# -- YAML and JSON say the same thing -------------------------------------------------------------
+
+def _json_twin(yaml_path: Path, directory: Path) -> Path:
+    twin = directory / f"{yaml_path.stem}.json"
+    twin.write_text(json.dumps(yaml.safe_load(yaml_path.read_text(encoding="utf-8")), indent=2), encoding="utf-8")
+    return twin
+
+
+@pytest.mark.parametrize("seed", sorted((REPO / "specs").glob("*.yaml")), ids=lambda path: path.name)
+def test_json_twin_of_a_valid_spec_resolves_and_summarises_the_same(seed: Path, tmp_path: Path):
+    spec, graph = api.validate(seed)
+    twin_spec, twin_graph = api.validate(_json_twin(seed, tmp_path))
+    assert twin_spec.config == spec.config
+    summary, twin_summary = summary_json(spec, graph), summary_json(twin_spec, twin_graph)
+    assert summary.pop("file") == str(seed) and twin_summary.pop("file") == str(tmp_path / f"{seed.stem}.json")
+    assert twin_summary == summary
+
+
+TWIN_PAIRS = sorted(path.stem for path in CORPUS.glob("*.json") if path.with_suffix(".yaml").exists())
+
+
+def test_the_corpus_has_yaml_json_pairs():
+    assert len(TWIN_PAIRS) >= 3
+
+
+@pytest.mark.parametrize("stem", TWIN_PAIRS)
+def test_yaml_and_json_pair_give_the_same_errors(stem: str):
+    yaml_errors = paths_and_messages(CORPUS / f"{stem}.yaml")
+    assert yaml_errors and yaml_errors == paths_and_messages(CORPUS / f"{stem}.json")
+
+
+#: YAML files whose content survives a round trip through JSON (not syntax, duplicate-key or empty cases).
+CONTENT_CASES = sorted(path.name for path in CORPUS.glob("*.yaml") if not path.name.startswith("yaml_"))
+
+
+@pytest.mark.parametrize("name", CONTENT_CASES)
+def test_json_twin_of_an_invalid_spec_gives_the_same_errors(name: str, tmp_path: Path):
+    original = CORPUS / name
+    assert sorted(paths_and_messages(original)) == sorted(paths_and_messages(_json_twin(original, tmp_path)))
