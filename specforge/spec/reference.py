@@ -52,13 +52,14 @@ def _branches(title: str, node: dict, root: dict) -> list[str]:
         if not options:
             continue
         if all(spec is True for spec in options.values()):
-            lines += [f"- {heading} takes: {_key_list(options, then.get('required', []))}"]
+            lines += [f"- {heading} takes: {_key_list(options, then.get('required', []))}", ""]
         else:
             shared = node.get("properties", {})
-            options = {name: shared.get(name, {}) if spec is True else spec for name, spec in options.items()}
+            options = {name: {**shared.get(name, {}), **(spec if isinstance(spec, dict) else {})}
+                       for name, spec in options.items()}
             lines += _table(heading, {"properties": options, "required": then.get("required", [])}, root,
                             level="####")
-    return lines + ([""] if lines and lines[-1] else [])
+    return lines
 
 
 def _key_list(options: dict, required: list[str]) -> str:

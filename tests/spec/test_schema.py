@@ -48,8 +48,9 @@ def _properties(node, path="$"):
 
 
 def test_every_property_has_a_description():
+    # A branch may set only the default of an option that the section documents once.
     missing = [path for path, prop in _properties(load_schema())
-               if "description" not in prop and "$ref" not in prop and "/if" not in path]
+               if "description" not in prop and "$ref" not in prop and "/if" not in path and set(prop) != {"default"}]
     assert not missing
 
 
