@@ -66,8 +66,14 @@ def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: 
                                                        dilation, window.output_size(size)):
         if out < 1:
             fitting = (n + before + after - 1) // d + 1
-            raise shape_error(f"{layer_type} output {axis} (({n} - {e} + 2*{before}) / {s}) + 1 = {out} "
-                              f"is not positive; use padding: same or {size_name} <= {fitting}")
+            formula = f"(({n} - {e} + 2*{before}) / {s}) + 1" if s == 1 else f"floor(({n} - {e} + 2*{before}) / {s}) + 1"
+            fixes = f"padding: same or {size_name} <= {fitting}"
+            dilated = ""
+            if d > 1:
+                k = (e - 1) // d + 1
+                dilated = f", with the dilated kernel {d}*({k} - 1) + 1 = {e}"
+                fixes = f"padding: same, {size_name} <= {fitting} or dilation_rate <= {(n - 1) // (k - 1)}"
+            raise shape_error(f"{layer_type} output {axis} {formula} = {out} is not positive{dilated}; use {fixes}")
     return window
 
 

@@ -120,22 +120,25 @@ def _number_or_text(value: Any) -> Any:
 
 def _assign(doc: Document, path: SpecPath, value: Any, text: str) -> None:
     node = doc.data
-    for depth, part in enumerate(path[:-1]):
-        child = path[depth + 1]
-        try:
-            if isinstance(node, dict) and part not in node:
-                node[part] = [] if isinstance(child, int) else {}
-            if isinstance(node[part], str) and isinstance(child, str):
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        if isinstance(node, dict) and isinstance(part, str):
+            if last:
+                node[part] = value
+                return
+            if part not in node:
+                node[part] = [] if isinstance(path[depth + 1], int) else {}
+            if isinstance(node[part], str) and isinstance(path[depth + 1], str):
                 node[part] = {"name": node[part]}  # `optimizer: adam` is short for `{name: adam}`
             node = node[part]
-        except (KeyError, IndexError, TypeError):
-            raise SpecError(f"--set {text}: {format_path(path[:depth + 1])} does not exist in the spec",
-                            file="--set") from None
-    last = path[-1]
-    if isinstance(node, list) and isinstance(last, int) and last < len(node):
-        node[last] = value
-    elif isinstance(node, dict) and isinstance(last, str):
-        node[last] = value
-    else:
-        raise SpecError(f"--set {text}: cannot set {format_path(path)}; the path does not exist in the spec",
-                        file="--set")
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            if last:
+                node[part] = value
+                return
+            node = node[part]
+        else:
+            where = format_path(path[:depth])
+            have = (f"{where} has {len(node)} items (0 to {len(node) - 1})" if isinstance(node, list) and node
+                    else f"{where} is {type(node).__name__}, not a mapping" if depth else "")
+            raise SpecError(f"does not exist; {have}".rstrip("; "), file=f"--set {text}",
+                            path=format_path(path[:depth + 1]))

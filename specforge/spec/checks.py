@@ -9,9 +9,19 @@ from specforge.spec import Spec
 
 def check_compatibility(spec: Spec, graph: Graph) -> None:
     """Raise SpecError listing every mismatch between the output layer, the data's classes and the loss."""
-    problems = _class_problems(spec, graph) + _loss_problems(spec, graph)
+    problems = _reshape_problems(spec) + _class_problems(spec, graph) + _loss_problems(spec, graph)
     if problems:
         raise SpecError(problems=problems)
+
+
+def _reshape_problems(spec: Spec) -> list[Problem]:
+    reshape = spec.config["data"].get("preprocessing", {}).get("reshape")
+    input_shape = spec.config["model"]["input_shape"]
+    if reshape is None or list(reshape) == list(input_shape):
+        return []
+    return [Problem(f"{list(reshape)} does not match model.input_shape {list(input_shape)}; "
+                    f"use reshape: {list(input_shape)} or leave it out",
+                    spec.locate(("data", "preprocessing", "reshape")))]
 
 
 def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
@@ -30,7 +40,8 @@ def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
     binary = spec.config["compile"]["loss"] == "binary_crossentropy" and output[0] == 1 and classes == 2
     if output[0] != classes and not binary:
         where = ("model", "layers", last, "units") if "units" in layers[last] else ("model", "layers", last)
-        return [Problem(f"the model outputs {output[0]} values but the data has {classes} classes; "
+        values = "value" if output[0] == 1 else "values"
+        return [Problem(f"the model outputs {output[0]} {values} but the data has {classes} classes; "
                         f"use units: {classes}", spec.locate(where))]
     return []
 

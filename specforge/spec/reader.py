@@ -42,10 +42,12 @@ class Document:
     def locate(self, path: SpecPath, *, at_key: bool = False) -> Location:
         """The location of the value at ``path`` (or of its key), falling back to the nearest parent."""
         text = format_path(path)
+        overridden = [option for target, option in self.overrides.items()
+                      if target[:len(path)] == path or path[:len(target)] == target]
+        if overridden:  # this value, something inside it, or a parent was set on the command line
+            return Location(f"--set {overridden[-1]}", None, None, text)
         for depth in range(len(path), -1, -1):
             prefix = path[:depth]
-            if prefix in self.overrides:
-                return Location(f"--set {self.overrides[prefix]}", None, None, text)
             table = self.keys if at_key and depth == len(path) and prefix in self.keys else self.values
             if prefix in table:
                 line, column = table[prefix]
@@ -66,6 +68,8 @@ def read_document(path: str | Path) -> Document:
 
 
 def parse_text(text: str, file: str, *, as_json: bool = False) -> Document:
+    if not text.strip():
+        raise SpecError("the spec is empty; start from `specforge init NAME`", file=file, line=1, column=1)
     data = _parse_json(text, file) if as_json else None
     node = _compose(text, file, strict=not as_json)
     doc = Document(data=None, file=file)
@@ -77,18 +81,27 @@ def parse_text(text: str, file: str, *, as_json: bool = False) -> Document:
 
 
 def _parse_json(text: str, file: str) -> Any:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-        seen: dict = {}
-        for key, value in pairs:
-            if key in seen:
-                raise SpecError(f"duplicate key {key!r}; each key may appear once", file=file)
-            seen[key] = value
-        return seen
-
+    """JSON data; duplicate keys are left for the positional walk, which reports them with their place."""
     try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno, column=exc.colno) from None
+        message, position = _explain_json(exc)
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        raise SpecError(f"invalid JSON: {message}", file=file, line=line, column=column) from None
+
+
+def _explain_json(exc: json.JSONDecodeError) -> tuple[str, int]:
+    """json's message and offset, put in a user's terms for the mistakes people make most."""
+    text, position = exc.doc, exc.pos
+    if text.startswith(("//", "/*"), position):
+        return "JSON has no comments; remove this line or write the spec in YAML", position
+    if text.startswith("'", position):
+        return "JSON needs double quotes around keys and strings; write \"...\" instead of '...'", position
+    before = len(text[:position].rstrip()) - 1
+    if text.startswith(("]", "}"), position) and before >= 0 and text[before] == ",":
+        return "a comma after the last item is not allowed; remove this comma", before
+    return exc.msg, position
 
 
 def _compose(text: str, file: str, *, strict: bool) -> yaml.Node | None:
@@ -98,15 +111,32 @@ def _compose(text: str, file: str, *, strict: bool) -> yaml.Node | None:
     except yaml.MarkedYAMLError as exc:
         if not strict:
             return None
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "syntax error"
-        context = f" ({exc.context})" if exc.context and exc.problem else ""
-        raise SpecError(f"invalid YAML: {problem}{context}", file=file,
+        message, mark = _explain_yaml(exc)
+        raise SpecError(f"invalid YAML: {message}", file=file,
                         line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", file=file) from None
     finally:
         loader.dispose()
+
+
+_OPENERS = {"while parsing a flow sequence": "[", "while parsing a flow mapping": "{"}
+
+
+def _explain_yaml(exc: yaml.MarkedYAMLError) -> tuple[str, yaml.Mark | None]:
+    """PyYAML's message and place, put in a user's terms for the mistakes people make most."""
+    problem, mark = exc.problem or exc.context or "syntax error", exc.problem_mark or exc.context_mark
+    if "'\\t'" in problem or "\t" in problem:
+        return "a tab cannot indent YAML; indent with spaces", mark
+    opener = _OPENERS.get(exc.context or "")
+    if opener and exc.context_mark and exc.problem_mark:
+        found = problem.rsplit(" got ", 1)[-1]
+        where = f"{exc.problem_mark.line + 1}:{exc.problem_mark.column + 1}"
+        return f"this '{opener}' is not closed; expected ',' or '{'[{'.index(opener) and '}' or ']'}' before {found} at {where}", exc.context_mark
+    if "expected <block end>" in problem:
+        return "bad indentation; indent this key like the other keys of its mapping", mark
+    context = f" ({exc.context})" if exc.context and exc.problem else ""
+    return f"{problem}{context}", mark
 
 
 _constructor = yaml.SafeLoader("")

@@ -16,13 +16,19 @@ from jsonschema.exceptions import ValidationError
 from specforge.errors import Problem, SpecError
 from specforge.spec.reader import Document, SpecPath
 
+_PATTERNS = {
+    "^[A-Za-z0-9][A-Za-z0-9._-]*$": "is not a valid name: use letters, digits, '.', '_' and '-', "
+                                    "starting with a letter or digit",
+    "^[0-9a-fA-F]{64}$": "is not a SHA-256 digest: 64 hexadecimal digits",
+}
 _TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
                "array": "a list", "object": "a mapping", "null": "null"}
 
 
 def validate_document(doc: Document, schema: dict) -> None:
     """Raise SpecError listing every schema violation in ``doc`` (sorted by position)."""
-    problems = list(_problems(doc, Draft7Validator(schema).iter_errors(doc.data)))
+    errors = list(Draft7Validator(schema).iter_errors(doc.data))
+    problems = list(_problems(doc, _without_misspelled_required(errors), schema))
     if problems:
         unique = {p.format(): p for p in problems}
         ordered = sorted(unique.values(), key=lambda p: (p.location.file or "", p.location.line or 0,
@@ -30,18 +36,66 @@ def validate_document(doc: Document, schema: dict) -> None:
         raise SpecError(problems=ordered)
 
 
-def _problems(doc: Document, errors: Iterable[ValidationError]) -> Iterable[Problem]:
+def _without_misspelled_required(errors: list[ValidationError]) -> list[ValidationError]:
+    """Drop "missing key 'x'" where the same mapping has an unknown key that is a misspelling of 'x':
+    the did-you-mean on the unknown key says it all."""
+    guesses = {(tuple(e.absolute_path), guess) for e in errors if e.validator == "additionalProperties"
+               for key in _unknown_keys(e) for guess in _close(key, list(e.schema.get("properties", {})))}
+    return [e for e in errors
+            if not (e.validator == "required" and (tuple(e.absolute_path), _missing_key(e)) in guesses)]
+
+
+def _problems(doc: Document, errors: Iterable[ValidationError], schema: dict) -> Iterable[Problem]:
     for error in errors:
         path: SpecPath = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
             allowed = list(error.schema.get("properties", {}))
-            for key in sorted(set(error.instance) - set(allowed)):
-                yield Problem(_unknown_key(key, allowed), doc.locate(path + (key,), at_key=True))
+            for key in _unknown_keys(error):
+                message = _unknown_key(key, allowed, _owners(schema, error, key), _sections(schema, error, key))
+                yield Problem(message, doc.locate(path + (key,), at_key=True))
         elif error.validator == "required":
-            missing = error.message.split("'")[1]
-            yield Problem(f"missing required key {missing!r}{_in_kind(error.instance)}", doc.locate(path))
+            message = f"missing required key {_missing_key(error)!r}{_in_kind(error.instance)}"
+            yield Problem(message, doc.locate(path, at_key=True))
         else:
             yield Problem(_message(error), doc.locate(path))
+
+
+def _unknown_keys(error: ValidationError) -> list[str]:
+    return sorted(set(error.instance) - set(error.schema.get("properties", {})))
+
+
+def _missing_key(error: ValidationError) -> str:
+    return error.message.split("'")[1]
+
+
+def _close(word: str, options: list[str]) -> list[str]:
+    """Spelling neighbours of ``word``, or the option it abbreviates (mse -> mean_squared_error)."""
+    initials = [option for option in options if "_" in option and "".join(w[0] for w in option.split("_")) == word]
+    return initials or difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+
+
+def _owners(schema: dict, error: ValidationError, key: str) -> tuple[str, list[str]] | None:
+    """For a key refused by one branch of a choice (sgd's options), the choice made and the branches that take it."""
+    path = list(error.schema_path)
+    if "allOf" not in path:
+        return None
+    cut = len(path) - 1 - path[::-1].index("allOf")
+    node: Any = schema
+    for part in path[:cut + 1]:
+        node = node[part]
+    branch = node[path[cut + 1]]
+    (field, condition), = branch["if"]["properties"].items()
+    takers = [str(other["if"]["properties"][field]["const"]) for other in node
+              if "const" in other.get("if", {}).get("properties", {}).get(field, {})
+              and key in other.get("then", {}).get("properties", {})]
+    chosen = f"{field} {condition['const']}" if field != "name" else str(condition["const"])
+    return (chosen, [f"{field} {taker}" if field != "name" else taker for taker in takers]) if takers else None
+
+
+def _sections(schema: dict, error: ValidationError, key: str) -> list[str]:
+    """Sections one level down that have ``key``: `epochs` at the top level belongs in `fit`."""
+    return [f"{name}.{key}" for name, prop in error.schema.get("properties", {}).items()
+            if isinstance(prop, dict) and key in prop.get("properties", {})]
 
 
 def _in_kind(instance: Any) -> str:
@@ -50,23 +104,32 @@ def _in_kind(instance: Any) -> str:
     return ""
 
 
-def _unknown_key(key: str, allowed: list[str]) -> str:
-    guess = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+def _unknown_key(key: str, allowed: list[str], owners: tuple[str, list[str]] | None, sections: list[str]) -> str:
+    guess = _close(key, allowed) or sections
+    if owners:
+        chosen, takers = owners
+        return f"unknown key {key!r} for {chosen} (an option of {', '.join(takers)}); allowed keys: {', '.join(allowed)}"
     hint = f"did you mean {guess[0]!r}?" if guess else f"allowed keys: {', '.join(allowed)}"
     return f"unknown key {key!r}; {hint}"
 
 
 def _show(value: Any) -> str:
-    return repr(value) if not isinstance(value, bool) else str(value).lower()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
 
 
 def _message(error: ValidationError) -> str:
     value, schema, validator = error.instance, error.schema, error.validator
     if validator == "enum":
         options = [str(option) for option in schema["enum"]]
-        guess = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
+        guess = _close(str(value), options) or difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
         hint = f"did you mean {guess[0]!r}? " if guess else ""
         return f"unknown value {_show(value)}; {hint}expected one of: {', '.join(options)}"
+    if validator == "const" and tuple(error.absolute_path) == ("version",):
+        return f"this specforge reads spec version {schema['const']}, got {_show(value)}; use version: {schema['const']}"
     if validator == "const":
         return f"expected {_show(schema['const'])}, got {_show(value)}"
     if validator == "type":
@@ -77,11 +140,11 @@ def _message(error: ValidationError) -> str:
         op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[validator]
         return f"must be {op} {schema[validator]}, got {_show(value)}"
     if validator == "minItems":
-        return f"needs at least {schema['minItems']} item(s), got {len(value)}"
+        return f"needs at least {_count(schema['minItems'], 'item')}, got {len(value)}"
     if validator == "maxItems":
-        return f"takes at most {schema['maxItems']} item(s), got {len(value)}"
+        return f"takes at most {_count(schema['maxItems'], 'item')}, got {len(value)}"
     if validator == "pattern":
-        return f"{_show(value)} does not match the allowed form {schema['pattern']}"
+        return f"{_show(value)} {_PATTERNS.get(schema['pattern'], 'does not match ' + schema['pattern'])}"
     return error.message
 
 
@@ -102,11 +165,14 @@ def _expected(schema: dict) -> str:
         if count is not None and count == schema.get("maxItems"):
             return f"a list of {count} {_plural(items)}"
         return f"a list of {_plural(items)}"
-    phrase = _TYPE_NAMES.get(kind, "a value")
-    for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
-        if key in schema:
-            phrase += f" {op} {schema[key]}"
-    return phrase
+    bounds = [f"{op} {schema[key]}" for key, op in
+              (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+              if key in schema]
+    return " ".join([_TYPE_NAMES.get(kind, "a value"), " and ".join(bounds)]).strip()
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _plural(items: dict) -> str:

@@ -2,8 +2,6 @@
 validation must report it with exactly the expected lines ``FILE:LINE:COL: error: PATH: message``.
 
 Files are validated from inside the corpus directory, so FILE is the bare name as the user typed it.
-Cases whose current message is wrong or unkind carry the line they should produce and are marked
-``xfail(strict=True)``: they flip to failures (and must lose the mark) once the message is fixed.
 """
 
 from __future__ import annotations
@@ -76,7 +74,8 @@ EXPECTED: dict[str, list[str]] = {
     "callback_option_wrong.yaml": [
         "callback_option_wrong.yaml:18:17: error: fit.callbacks[0].patience: expected an integer >= 0, got '3'",
         "callback_option_wrong.yaml:21:7: error: fit.callbacks[1].restore_best_weights: unknown key "
-        "'restore_best_weights'; allowed keys: type, monitor, factor, patience, mode, min_delta, cooldown, min_lr",
+        "'restore_best_weights' for type ReduceLROnPlateau (an option of type EarlyStopping); "
+        "allowed keys: type, monitor, factor, patience, mode, min_delta, cooldown, min_lr",
     ],
     # misspelled enum values
     "activation_misspelled.yaml": [
@@ -156,28 +155,27 @@ EXPECTED: dict[str, list[str]] = {
         "or a number > 0 and < 1, got 1.5",
     ],
     "callbacks_not_a_list.yaml": [
-        "callbacks_not_a_list.yaml:16:5: error: fit.callbacks: expected a list of values, "
-        "got {'type': 'EarlyStopping', 'patience': 2}",
+        "callbacks_not_a_list.yaml:16:5: error: fit.callbacks: expected a list of values, got a mapping",
     ],
     "name_with_space.yaml": [
-        "name_with_space.yaml:2:7: error: name: 'my first model' does not match the allowed form "
-        "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        "name_with_space.yaml:2:7: error: name: 'my first model' is not a valid name: use letters, digits, "
+        "'.', '_' and '-', starting with a letter or digit",
     ],
     "version_2.yaml": [
-        "version_2.yaml:1:10: error: version: expected 1, got 2",
+        "version_2.yaml:1:10: error: version: this specforge reads spec version 1, got 2; use version: 1",
     ],
     # missing required keys
     "version_missing.yaml": [
         "version_missing.yaml:1:1: error: missing required key 'version'",
     ],
     "layers_missing.yaml": [
-        "layers_missing.yaml:4:3: error: model: missing required key 'layers'",
+        "layers_missing.yaml:3:1: error: model: missing required key 'layers'",
     ],
     "layers_empty.yaml": [
-        "layers_empty.yaml:5:11: error: model.layers: needs at least 1 item(s), got 0",
+        "layers_empty.yaml:5:11: error: model.layers: needs at least 1 item, got 0",
     ],
     "loss_missing.yaml": [
-        "loss_missing.yaml:11:3: error: compile: missing required key 'loss'",
+        "loss_missing.yaml:10:1: error: compile: missing required key 'loss'",
     ],
     "filters_missing.yaml": [
         "filters_missing.yaml:6:7: error: model.layers[0]: missing required key 'filters' (needed by Conv2D)",
@@ -230,7 +228,8 @@ EXPECTED: dict[str, list[str]] = {
         "remove this comma",
     ],
     "json_single_quotes.json": [
-        "json_single_quotes.json:8:38: error: invalid JSON: Expecting property name enclosed in double quotes",
+        "json_single_quotes.json:8:38: error: invalid JSON: JSON needs double quotes around keys and strings; "
+        "write \"...\" instead of '...'",
     ],
     "json_comment.json": [
         "json_comment.json:2:3: error: invalid JSON: JSON has no comments; remove this line or write the spec "
@@ -307,34 +306,6 @@ EXPECTED: dict[str, list[str]] = {
     ],
 }
 
-_REDUNDANT_MISSING = ("a misspelled required key is also reported as 'missing required key'; the did-you-mean "
-                      "line alone says it")
-_OTHER_OWNER = "a key that belongs to another {} is only 'unknown'; the message should say whose option it is"
-
-#: file -> why its current output falls short of the expected line(s).
-KNOWN_PROBLEMS: dict[str, str] = {
-    "top_level_key_misspelled.yaml": _REDUNDANT_MISSING,
-    "model_key_misspelled.yaml": _REDUNDANT_MISSING,
-    "layer_key_misspelled.yaml": _REDUNDANT_MISSING,
-    "top_level_key_misplaced.yaml": "a section's key at the top level gets no hint of the section it belongs to",
-    "optimizer_option_of_other.yaml": _OTHER_OWNER.format("optimizer"),
-    "optimizer_option_of_other.json": _OTHER_OWNER.format("optimizer"),
-    "data_option_of_other_source.yaml": _OTHER_OWNER.format("data source"),
-    "loss_keras_alias.yaml": "Keras' loss alias 'mse' gets no did-you-mean",
-    "validation_fraction_too_big.yaml": "'a number > 0 < 1' does not read as a range",
-    "yaml_bad_indentation.yaml": "PyYAML's '<block end>'/'<block mapping start>' jargon is passed through",
-    "yaml_unclosed_bracket.yaml": "points past the unclosed '[' and does not say where it opened",
-    "yaml_tab_indent.yaml": "PyYAML's 'cannot start any token' does not say tabs are not allowed",
-    "json_trailing_comma.json": "'Expecting value' at the ']' instead of naming the trailing comma",
-    "json_comment.json": "a comment in JSON is reported as 'Expecting property name'",
-    "json_duplicate_key.json": "a duplicate JSON key has no line, column or path",
-    "json_empty.json": "an empty JSON file says 'Expecting value' while an empty YAML file says the spec is empty",
-    "dilation_too_wide.yaml": "the effective kernel 9 appears unexplained and dilation_rate is not offered as a fix",
-    "pooling_too_big.yaml": "with stride > 1 the printed formula omits the floor, so its arithmetic is false",
-    "units_one_softmax.yaml": "'1 values'",
-    "reshape_vs_input_shape.yaml": "validate accepts a data reshape that differs from model.input_shape",
-}
-
 #: ``--set`` options applied to the seed spec -> the exact lines.
 OVERRIDES: dict[tuple[str, ...], list[str]] = {
     ("fit.epochs=0",): ["--set fit.epochs=0: error: fit.epochs: must be >= 1, got 0"],
@@ -359,12 +330,6 @@ OVERRIDES: dict[tuple[str, ...], list[str]] = {
     ],
 }
 
-OVERRIDE_PROBLEMS: dict[tuple[str, ...], str] = {
-    ("model.layers[7].units=3",): "'--set: error: --set ...' repeats the option and does not say what exists",
-    ("model.layers[0].kernel_size=29",): "a shape error caused by --set points at the file, whose layer says "
-                                         "kernel_size: 3",
-}
-
 #: corpus files also checked through the real command line.
 CLI_CASES = ["several_errors.yaml", "kernel_larger_than_input.yaml", "loss_vs_sparse_labels.yaml",
              "yaml_duplicate_key.yaml", "json_single_quotes.json"]
@@ -372,10 +337,8 @@ CLI_CASES = ["several_errors.yaml", "kernel_larger_than_input.yaml", "loss_vs_sp
 _LINE = re.compile(r"(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): error: (?:(?P<path>[^ :]+): )?(?P<message>.*)")
 
 
-def _params(table: dict, problems: dict) -> list:
-    return [pytest.param(key, id=key if isinstance(key, str) else " ".join(key),
-                         marks=[pytest.mark.xfail(strict=True, reason=problems[key])] if key in problems else [])
-            for key in table]
+def _params(table: dict) -> list:
+    return [pytest.param(key, id=key if isinstance(key, str) else " ".join(key)) for key in table]
 
 
 def validation_errors(path: str | Path, overrides: Sequence[str] = ()) -> SpecforgeError | None:
@@ -413,15 +376,14 @@ def test_every_corpus_file_has_expected_lines():
     files = {path.name for path in CORPUS.iterdir()}
     assert files == set(EXPECTED)
     assert len(files) >= 36 and sum(name.endswith(".json") for name in files) >= 5
-    assert set(KNOWN_PROBLEMS) <= files
 
 
-@pytest.mark.parametrize("name", _params(EXPECTED, KNOWN_PROBLEMS))
+@pytest.mark.parametrize("name", _params(EXPECTED))
 def test_invalid_spec_reports_exact_lines(name: str, in_corpus: None):
     assert error_lines(name) == EXPECTED[name]
 
 
-@pytest.mark.parametrize("overrides", _params(OVERRIDES, OVERRIDE_PROBLEMS))
+@pytest.mark.parametrize("overrides", _params(OVERRIDES))
 def test_override_errors_point_at_the_option(overrides: tuple[str, ...]):
     assert error_lines(SEED, overrides) == OVERRIDES[overrides]
 
