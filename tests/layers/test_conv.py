@@ -179,9 +179,10 @@ def test_init_params_shapes_and_dtype():
     (Conv2D, {"filters": 1, "kernel_size": 7}, (5, 5, 1),
      "Conv2D output height ((5 - 7 + 2*0) / 1) + 1 = -1 is not positive; use padding: same or kernel_size <= 5"),
     (Conv2D, {"filters": 1, "kernel_size": 5, "dilation_rate": 2}, (5, 5, 1),
-     "Conv2D output height ((5 - 9 + 2*0) / 1) + 1 = -3 is not positive; use padding: same or kernel_size <= 3"),
+     "Conv2D output height ((5 - 9 + 2*0) / 1) + 1 = -3 is not positive, with the dilated kernel 2*(5 - 1) + 1 = 9; "
+     "use padding: same, kernel_size <= 3 or dilation_rate <= 1"),
     (Conv2D, {"filters": 1, "kernel_size": [3, 7], "strides": 2}, (5, 6, 1),
-     "Conv2D output width ((6 - 7 + 2*0) / 2) + 1 = 0 is not positive; use padding: same or kernel_size <= 6"),
+     "Conv2D output width floor((6 - 7 + 2*0) / 2) + 1 = 0 is not positive; use padding: same or kernel_size <= 6"),
     (DepthwiseConv2D, {"kernel_size": [4, 2]}, (3, 1, 1),
      "DepthwiseConv2D output height ((3 - 4 + 2*0) / 1) + 1 = 0 is not positive; "
      "use padding: same or kernel_size <= 3"),
