@@ -81,9 +81,10 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
     spec = run.spec()
     graph = run.graph()
     steps = Preprocessing.from_dict(run.preprocessing)
-    raw, data = parity_batch(run.config, graph.input_shape, spec.base_dir)
+    raw, data = parity_batch(run.config, graph.input_shape, Path(run.manifest.get("base_dir", spec.base_dir)))
     model, parity = export_classifier(
-        graph, run.weights(), steps, raw, spec_name=spec.name, spec_sha256=spec.sha256(), metrics=run.metrics,
+        graph, run.weights(), steps, raw, spec_name=spec.name,
+        spec_sha256=run.manifest.get("spec_sha256", spec.sha256()), metrics=run.metrics,
         opset=opset, logits=logits, in_graph=preprocessing, data=data,
         description=run.config.get("description", ""))
     payload = model.SerializeToString()

@@ -1,0 +1,77 @@
+"""``specforge export`` and ``specforge inspect`` on the command line: what they print, and their errors."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import onnx
+from typer.testing import CliRunner
+
+from export.test_parity import scaled_output
+from specforge.cli import app
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [*map(str, args)])
+
+
+def test_export_prints_the_parity_and_the_path(run_copy):
+    result = invoke("export", run_copy, "--onnx")
+    assert result.exit_code == 0, result.output
+    parity, model = result.stdout.splitlines()
+    assert parity.startswith("parity: 256 examples of mnist test[0:256]: max abs difference ")
+    assert parity.endswith(" (rtol 0.0001, atol 1e-05), classes agree on 256/256")
+    size = (run_copy / "model.onnx").stat().st_size
+    assert model == f"model: {run_copy / 'model.onnx'} (opset 13, IR 7, {size / 1024:.1f} KiB)"
+
+
+def test_export_options(run_copy, tmp_path):
+    result = invoke("export", run_copy, "--opset", "21", "--logits", "--no-preprocessing", "-o", tmp_path / "m.onnx")
+    assert result.exit_code == 0, result.output
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    assert (model.ir_version, model.opset_import[0].version) == (10, 21)
+    assert [o.name for o in model.graph.output] == ["probabilities", "logits"]
+    assert {p.key: p.value for p in model.metadata_props}["preprocessing_in_graph"] == "false"
+
+
+def test_export_errors_are_one_line(run_copy, tmp_path, monkeypatch):
+    assert invoke("export", run_copy, "--opset", "12").exit_code == 2
+    missing = invoke("export", tmp_path / "nowhere")
+    assert missing.exit_code == 2 and len(missing.stderr.splitlines()) == 1
+    assert missing.stderr.startswith(f"{tmp_path / 'nowhere'}: error: ")
+    scaled_output(monkeypatch, "Conv2D")
+    broken = invoke("export", run_copy)
+    assert broken.exit_code == 2 and broken.stdout == ""
+    (line,) = broken.stderr.splitlines()
+    assert "parity check failed" in line and "'conv2d' (Conv2D)" in line and line.endswith("nothing was written")
+    assert not (run_copy / "model.onnx").exists()
+
+
+def test_inspect(run_copy):
+    assert invoke("export", run_copy).exit_code == 0
+    path = run_copy / "model.onnx"
+    model = onnx.load(str(path))
+    result = invoke("inspect", path)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"file: {path} ({path.stat().st_size / 1024:.1f} KiB)"
+    assert "producer: specforge 0.1.0" in lines
+    assert "IR version: 7; opset: ai.onnx 13" in lines
+    assert any(line.startswith("  input: float32 [N, 28, 28, 1]") for line in lines)
+    assert any(line.startswith("  probabilities: float32 [N, 10]") for line in lines)
+    assert any(line.split() == ["spec_name", "small-cnn"] for line in lines)
+
+    info = json.loads(invoke("inspect", path, "--json").stdout)
+    assert info["ops"] == dict(Counter(node.op_type for node in model.graph.node))
+    assert info["nodes"] == len(model.graph.node)
+    assert info["metadata"] == {p.key: p.value for p in model.metadata_props}
+    assert info["inputs"] == [{"name": "input", "type": "float32", "shape": ["N", 28, 28, 1],
+                               "doc": model.graph.input[0].doc_string}]
+    assert info["size"] == path.stat().st_size
+
+
+def test_inspect_refuses_what_is_not_a_model(tmp_path):
+    (tmp_path / "x.onnx").write_bytes(b"\x00garbage")
+    result = invoke("inspect", tmp_path / "x.onnx")
+    assert result.exit_code == 2 and "cannot read as an ONNX model" in result.stderr
