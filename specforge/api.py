@@ -3,18 +3,28 @@
     from specforge import api
     spec = api.load_spec("specs/mnist.yaml")
     graph = api.build(spec)
+    run = api.fit(spec, limit_train=5000)           # trains with numpy, writes runs/mnist-cnn/<n>
+    api.evaluate(run)                               # {'split': 'test', 'loss': ..., 'accuracy': ...}
+    api.predict(run, images)                        # probabilities for raw images (uint8 as stored)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from specforge.graph import Graph, build_graph
 from specforge.spec import Spec, load_spec
 from specforge.spec.checks import check_compatibility
 
-__all__ = ["load_spec", "build", "build_graph", "validate"]
+if TYPE_CHECKING:
+    import numpy as np
+
+    from specforge.data import Dataset
+    from specforge.progress import Progress
+    from specforge.runs import Run
+
+__all__ = ["load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data"]
 
 
 def build(spec: Spec) -> Graph:
@@ -28,3 +38,68 @@ def validate(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Spec, Gra
     """``specforge validate``: the resolved spec and its graph, or a SpecError/ShapeError naming every problem."""
     spec = load_spec(path, overrides)
     return spec, build(spec)
+
+
+def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (), out: str | Path | None = None,
+        root: str | Path = "runs", resume: str | Path | None = None, quiet: bool = False,
+        progress: Progress | None = None, limit_train: int | None = None, limit_test: int | None = None) -> Run:
+    """``specforge train``: train a spec (object or file) into a run directory, or resume a run; returns the Run.
+
+    ``overrides`` (``"fit.epochs=1"``) apply when loading a spec file, or to a resumed run (fit.epochs only).
+    """
+    from specforge import train
+
+    if isinstance(spec, (str, Path)):
+        spec, overrides = load_spec(spec, overrides), ()
+    return train.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
+                     limit_train=limit_train, limit_test=limit_test)
+
+
+def load_run(path: str | Path) -> Run:
+    """A finished run directory (``runs/x/latest``, ``runs/x/3``, ...) as a ``specforge.runs.Run``."""
+    from specforge.runs import open_run
+
+    return open_run(path)
+
+
+def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | None = None,
+             limit: int | None = None) -> dict:
+    """``specforge evaluate``: loss and metrics of a run (a Run or its path) on a split of its data."""
+    from specforge import train
+
+    return train.evaluate(_as_run(run), split, batch_size=batch_size, limit=limit)
+
+
+def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
+            preprocess: bool = True) -> np.ndarray:
+    """Outputs (class probabilities) of a run's model with the numpy backend.
+
+    ``images`` are as stored (uint8 pixels, ``(N, H, W[, C])`` or flat rows); the run's preprocessing is
+    applied batch by batch unless ``preprocess`` is False (then they must already be model inputs).
+    """
+    import numpy as np
+
+    from specforge.data import Preprocessing
+
+    run = _as_run(run)
+    model = run.model()
+    steps = Preprocessing.from_dict(run.preprocessing)
+    images = np.asarray(images)
+    if not preprocess:
+        return model.predict(images.astype(np.float32, copy=False), batch_size)
+    parts = [model.predict(steps.images(images[start:start + batch_size]), batch_size)
+             for start in range(0, len(images), batch_size)]
+    return np.concatenate(parts) if parts else model.predict(np.zeros((0, *steps.input_shape), np.float32))
+
+
+def load_data(spec: Spec) -> Dataset:
+    """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
+    from specforge.train import load_data as load
+
+    return load(spec.config, spec.base_dir, {})
+
+
+def _as_run(run: Run | str | Path) -> Run:
+    from specforge.runs import Run, open_run
+
+    return run if isinstance(run, Run) else open_run(run)

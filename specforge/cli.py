@@ -88,6 +88,105 @@ def init(name: str = typer.Argument(..., help="Model name; the spec is written t
     typer.echo(f"wrote {path}; check it with: specforge validate {path}")
 
 
+#: Exit status of a run stopped with Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_EXIT = 130
+
+
+@command()
+def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out with --resume."),
+          out: Optional[Path] = typer.Option(None, "--out", help="Run directory to create (default: the next "
+                                                                  "runs/<spec name>/<n>)."),
+          overrides: Optional[List[str]] = SetOption,
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="One line per epoch, no progress bar."),
+          resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN",
+                                                help="Continue an interrupted run from its last checkpoint."),
+          limit_train: Optional[int] = typer.Option(None, "--limit-train", min=1, metavar="N",
+                                                    help="Train on the first N training examples only."),
+          limit_test: Optional[int] = typer.Option(None, "--limit-test", min=1, metavar="N",
+                                                   help="Validate and test on the first N examples only.")) -> None:
+    """Train a spec with the numpy backend; writes a run directory and prints its path."""
+    from specforge import api
+    from specforge.progress import format_logs
+    from specforge.runs import display_path
+    from specforge.train import TrainingInterrupted
+
+    if (spec is None) == (resume is None):
+        raise typer.BadParameter("give a spec file, or --resume RUN to continue a run (not both)")
+    try:
+        run = api.fit(spec, overrides=overrides or (), out=out, resume=resume, quiet=quiet,
+                      limit_train=limit_train, limit_test=limit_test)
+    except TrainingInterrupted as interruption:
+        typer.echo(str(interruption), err=True)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    if run.metrics is not None:
+        results = {key: value for key, value in run.metrics.items() if key not in ("split", "examples")}
+        typer.echo(f"test ({run.metrics['examples']} examples){format_logs(results)}")
+    typer.echo(f"run: {display_path(run.path)}")
+
+
+@command()
+def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-cnn/latest."),
+             split: str = typer.Option("test", "--split", help="test, train or validation."),
+             limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
+                                                 help="Evaluate the first N examples only."),
+             as_json: bool = JsonOption) -> None:
+    """Print the loss and metrics of a trained run on a split of its data."""
+    from specforge import api
+    from specforge.progress import format_logs
+
+    results = api.evaluate(run, split, limit=limit)
+    if as_json:
+        _echo_json(results)
+        return
+    values = {key: value for key, value in results.items() if key not in ("split", "examples")}
+    typer.echo(f"{results['split']} ({results['examples']} examples){format_logs(values)}")
+
+
+data_app = typer.Typer(help="Look at the data a spec declares.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@command(data_app, name="info")
+def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Optional[List[str]] = SetOption,
+              as_json: bool = JsonOption) -> None:
+    """Counts, shapes, dtypes, value ranges and class balance of each split."""
+    from specforge import api
+    from specforge.data import data_info as describe
+
+    info = describe(api.load_data(api.load_spec(spec, overrides or ())))
+    if as_json:
+        _echo_json(info)
+        return
+    typer.echo(f"classes: {info['num_classes']} ({', '.join(info['class_names'])})")
+    for name, split in info["splits"].items():
+        shape = "x".join(map(str, split["image_shape"]))
+        balance = " ".join(map(str, split.get("class_counts", [])))
+        typer.echo(f"{name}: {split['count']} images {shape} {split['dtype']}, values {split['min']}..{split['max']}"
+                   + (f", per class: {balance}" if balance else ""))
+
+
+@command(data_app, name="show")
+def data_show(spec: Path = typer.Argument(..., help="Spec file."),
+              out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write "
+                                                                     "(default: <spec name>-<split>.png)."),
+              split: str = typer.Option("train", "--split", help="train or test."),
+              count: int = typer.Option(25, "--count", min=1, help="Number of images."),
+              overrides: Optional[List[str]] = SetOption) -> None:
+    """Write a PNG grid of sample images with their labels and print its path."""
+    from specforge import api
+    from specforge.data import render_grid
+    from specforge.errors import DataError
+
+    resolved = api.load_spec(spec, overrides or ())
+    dataset = api.load_data(resolved)
+    chosen = dataset.splits().get(split)
+    if chosen is None:
+        raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
+                        file=str(spec))
+    path = render_grid(chosen, dataset.class_names, out or Path(f"{resolved.name}-{split}.png"), count)
+    typer.echo(str(path))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

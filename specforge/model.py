@@ -1,0 +1,182 @@
+"""A graph with its parameters: batched forward, inference, one training step, weights on disk.
+
+Parameters are a list with one ``{name: array}`` dict per graph node.  Trainable
+parameters (every one not in a layer's ``non_trainable``) are handed to the
+optimizer as one flat list in a fixed order (node order, then the layer's
+parameter order), so optimizer state saved by one process fits another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from specforge.errors import RunError
+from specforge.fileio import atomic_open
+from specforge.graph import Graph
+from specforge.layers.base import Params
+from specforge.losses import Loss
+from specforge.optimizers import Optimizer
+
+_SOFTMAX_LIKE = ("Activation", "Softmax")
+
+
+class Model:
+    """``graph`` evaluated with ``params`` (one dict per node, updated in place by training)."""
+
+    def __init__(self, graph: Graph, params: list[Params]):
+        if len(params) != len(graph.nodes):
+            raise ValueError(f"{len(params)} parameter dicts for a graph of {len(graph.nodes)} nodes")
+        self.graph = graph
+        self.params = params
+        self._trainable = [(index, name)
+                           for index, node in enumerate(graph.nodes)
+                           for name in node.layer.param_shapes(node.input_shape)
+                           if name not in node.layer.non_trainable]
+
+    @classmethod
+    def initialize(cls, graph: Graph, rng: np.random.Generator) -> Model:
+        """Fresh parameters drawn from ``rng`` (the spec's initializers)."""
+        return cls(graph, graph.init_params(rng))
+
+    @property
+    def node_names(self) -> list[str]:
+        return [node.layer.name for node in self.graph.nodes]
+
+    # -- inference ---------------------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                until: int | None = None) -> np.ndarray:
+        """The output of the first ``until`` nodes (all by default) for a batch ``x`` of shape ``(N, *input)``."""
+        for node, params in zip(self.graph.nodes[:until], self.params[:until]):
+            x, _ = node.layer.forward(params, x, training, rng)
+        return x
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The model's outputs (probabilities for a softmax classifier) for ``x``, in batches, inference mode."""
+        if len(x) == 0:
+            return np.zeros((0, *self.graph.output_shape), dtype=np.float32)
+        first = self.forward(x[:batch_size])
+        out = np.empty((len(x), *first.shape[1:]), dtype=first.dtype)
+        out[:len(first)] = first
+        for start in range(batch_size, len(x), batch_size):
+            out[start:start + batch_size] = self.forward(x[start:start + batch_size])
+        return out
+
+    # -- training ------------------------------------------------------------------------------
+    def fuses(self, loss: Loss) -> bool:
+        """Whether the last node is the activation ``loss`` takes the logits of (softmax for cross-entropy)."""
+        last = self.graph.nodes[-1].layer
+        return (loss.fused_activation is not None and last.type in _SOFTMAX_LIKE
+                and self.graph.final_activation == loss.fused_activation)
+
+    def gradients(self, x: np.ndarray, y: np.ndarray, loss: Loss,
+                  rng: np.random.Generator | None = None) -> tuple[float, np.ndarray, list[np.ndarray]]:
+        """``(loss value, outputs, gradients of the trainable parameters)`` for one batch, training mode.
+
+        With a fused loss the last activation is skipped and the loss works on the logits;
+        ``outputs`` are then the activation of the logits, so they are always what
+        ``forward`` would return (probabilities for metrics).
+        """
+        fused = self.fuses(loss)
+        nodes = self.graph.nodes[:-1] if fused else self.graph.nodes
+        caches = []
+        for node, params in zip(nodes, self.params):
+            x, cache = node.layer.forward(params, x, True, rng)
+            caches.append(cache)
+        value, dy = loss.value_and_grad(x, y, from_logits=fused)
+        outputs = loss.to_probabilities(x, fused)
+        grads: list[Params] = [{} for _ in self.params]
+        for index in range(len(nodes) - 1, -1, -1):
+            dy, grads[index] = nodes[index].layer.backward(self.params[index], caches[index], dy,
+                                                           need_dx=index > 0)
+            caches[index] = None
+        return value, outputs, [grads[index][name] for index, name in self._trainable]
+
+    def train_step(self, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer,
+                   rng: np.random.Generator | None = None) -> tuple[float, np.ndarray]:
+        """One gradient step on a batch: ``(loss value, outputs)``.
+
+        When the loss is not finite the parameters are left as they were, so the
+        caller can stop with the last good weights.
+        """
+        value, outputs, grads = self.gradients(x, y, loss, rng)
+        if np.isfinite(value):
+            optimizer.step(self.trainable_params(), grads)
+        return value, outputs
+
+    def trainable_params(self) -> list[np.ndarray]:
+        """The arrays the optimizer updates, in their fixed order."""
+        return [self.params[index][name] for index, name in self._trainable]
+
+    # -- weights ---------------------------------------------------------------------------------
+    def get_weights(self) -> list[Params]:
+        """Copies of every node's parameters."""
+        return [{name: value.copy() for name, value in params.items()} for params in self.params]
+
+    def set_weights(self, weights: list[Params]) -> None:
+        """Copy ``weights`` (as ``get_weights`` returns) into the parameters in place; shapes must match."""
+        if len(weights) != len(self.params):
+            raise RunError(f"{len(weights)} weight sets for a model of {len(self.params)} nodes")
+        for node, params, new in zip(self.graph.nodes, self.params, weights):
+            if set(new) != set(params):
+                raise RunError(f"layer {node.layer.name} has parameters {sorted(params)}, the weights give "
+                               f"{sorted(new)}")
+            for name, value in new.items():
+                if value.shape != params[name].shape:
+                    raise RunError(f"{node.layer.name}/{name} has shape {params[name].shape}, the weights give "
+                                   f"{value.shape}; the weights belong to another model")
+                np.copyto(params[name], value)
+
+    def weight_arrays(self) -> dict[str, np.ndarray]:
+        """The parameters keyed ``"{node name}/{param}"``: the layout of weights files."""
+        return {weight_key(name, key): value
+                for name, params in zip(self.node_names, self.params) for key, value in params.items()}
+
+    def save_weights(self, path: str | Path) -> Path:
+        """Write the parameters to ``path`` (.npz, keys ``"{node name}/{param}"``), atomically."""
+        write_npz(path, self.weight_arrays())
+        return Path(path)
+
+    def load_weights(self, path: str | Path) -> None:
+        """Read parameters written by ``save_weights`` into this model."""
+        self.set_weights(params_from_arrays(self.graph, read_npz(path), str(path)))
+
+
+def weight_key(node_name: str, param: str) -> str:
+    """The key of one parameter in weights files."""
+    return f"{node_name}/{param}"
+
+
+def params_from_arrays(graph: Graph, arrays: dict[str, np.ndarray], source: str) -> list[Params]:
+    """Per-node parameter dicts from arrays keyed as ``Model.weight_arrays``; RunError naming ``source``
+    when the keys or shapes do not fit ``graph``."""
+    shapes = {weight_key(node.layer.name, name): shape
+              for node in graph.nodes for name, shape in node.layer.param_shapes(node.input_shape).items()}
+    missing, extra = sorted(shapes.keys() - arrays.keys()), sorted(arrays.keys() - shapes.keys())
+    if missing or extra:
+        detail = f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(extra[:3])}"
+        raise RunError(f"the weights do not fit this model ({detail}); they belong to another spec", file=source)
+    for key, shape in shapes.items():
+        if arrays[key].shape != tuple(shape):
+            raise RunError(f"{key} has shape {arrays[key].shape}, the model needs {tuple(shape)}; the weights "
+                           "belong to another spec", file=source)
+    return [{name: np.asarray(arrays[weight_key(node.layer.name, name)])
+             for name in node.layer.param_shapes(node.input_shape)} for node in graph.nodes]
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """An uncompressed .npz written atomically."""
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file, loaded (no pickles); RunError when it is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise RunError("the file does not exist", file=str(path)) from None
+    except (OSError, ValueError) as error:
+        raise RunError(f"not a readable .npz file ({error})", file=str(path)) from None

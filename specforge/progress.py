@@ -1,0 +1,145 @@
+"""Keras-style training progress on a text stream.
+
+On a terminal each epoch shows a bar updated in place with the running loss and
+metrics and the time left, then the epoch's line with the validation values::
+
+    Epoch 1/3
+    1875/1875 [==============================] - 41s 22ms/step - loss: 0.2345 - accuracy: 0.9456 - val_loss: ...
+
+When the stream is not a terminal (a log file, a pipe) only the finished line of each
+epoch is written.  ``quiet`` writes one line per epoch with its time and values.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Mapping, Protocol, TextIO
+
+BAR_WIDTH = 30
+#: Seconds between two redraws of the bar on a terminal.
+REDRAW_INTERVAL = 0.1
+
+
+class Progress(Protocol):
+    """What the training loop reports; ``logs`` map names (loss, accuracy, val_loss, ...) to values."""
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        """Epoch ``epoch`` (from 0) of ``epochs`` starts, with ``steps`` batches."""
+
+    def batch_end(self, step: int, logs: Mapping[str, float]) -> None:
+        """Batch ``step`` (from 1) is done; ``logs`` hold the running means over the epoch so far."""
+
+    def epoch_end(self, logs: Mapping[str, float]) -> None:
+        """The epoch is done; ``logs`` hold its training and validation values."""
+
+    def message(self, text: str) -> None:
+        """A line about the training (early stop, restored weights, ...)."""
+
+
+class Silent:
+    """Reports nothing."""
+
+    def epoch_start(self, epoch, epochs, steps):
+        pass
+
+    def batch_end(self, step, logs):
+        pass
+
+    def epoch_end(self, logs):
+        pass
+
+    def message(self, text):
+        pass
+
+
+def format_value(value: float) -> str:
+    """Keras' number format: 4 decimals, or scientific notation below 1e-3."""
+    return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.4e}"
+
+
+def format_logs(logs: Mapping[str, float]) -> str:
+    return "".join(f" - {name}: {format_value(value)}" for name, value in logs.items())
+
+
+def format_duration(seconds: float) -> str:
+    """``41s``, ``2:05`` or ``1:02:05``, as Keras' ETA."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    if seconds >= 60:
+        return f"{seconds // 60}:{seconds % 60:02d}"
+    return f"{seconds}s"
+
+
+def format_step_time(seconds: float) -> str:
+    """Time per step: ``1s/step``, ``22ms/step`` or ``850us/step``."""
+    if seconds >= 1:
+        return f"{seconds:.0f}s/step"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.0f}ms/step"
+    return f"{seconds * 1e6:.0f}us/step"
+
+
+def bar(step: int, steps: int) -> str:
+    """``[=====>........]`` for ``step`` of ``steps``."""
+    done = BAR_WIDTH * step // steps if steps else BAR_WIDTH
+    arrow = "=" * max(done - 1, 0) + (">" if step < steps else "=") if done else ""
+    return f"[{arrow}{'.' * (BAR_WIDTH - len(arrow))}]"
+
+
+class ConsoleProgress:
+    """Keras' progress bar (verbose=1) on ``stream``; with ``quiet`` one line per epoch (verbose=2)."""
+
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False, clock=time.perf_counter):
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+        self.live = not quiet and _is_terminal(self.stream)
+        self.clock = clock
+        self._steps = 0
+        self._step = 0
+        self._started = 0.0
+        self._drawn_at = 0.0
+        self._epoch_label = ""
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        self._steps, self._step = steps, 0
+        self._started = self._drawn_at = self.clock()
+        self._epoch_label = f"Epoch {epoch + 1}/{epochs}"
+        if not self.quiet:
+            self._write(self._epoch_label + "\n")
+
+    def batch_end(self, step: int, logs: Mapping[str, float]) -> None:
+        self._step = step
+        if not self.live:
+            return
+        now = self.clock()
+        if step < self._steps and now - self._drawn_at < REDRAW_INTERVAL:
+            return
+        self._drawn_at = now
+        elapsed = now - self._started
+        eta = elapsed / step * (self._steps - step) if step else 0.0
+        counter = f"{step:>{len(str(self._steps))}}/{self._steps}"
+        self._write(f"\r{counter} {bar(step, self._steps)} - ETA: {format_duration(eta)}"
+                    f"{format_logs(logs)}\x1b[K")
+
+    def epoch_end(self, logs: Mapping[str, float]) -> None:
+        elapsed = self.clock() - self._started
+        timing = f"{format_duration(elapsed)} {format_step_time(elapsed / max(self._step, 1))}"
+        if self.quiet:
+            self._write(f"{self._epoch_label} - {timing}{format_logs(logs)}\n")
+            return
+        line = f"{self._steps}/{self._steps} {bar(self._steps, self._steps)} - {timing}{format_logs(logs)}"
+        self._write(("\r" + line + "\x1b[K\n") if self.live else line + "\n")
+
+    def message(self, text: str) -> None:
+        self._write(text + "\n")
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())

@@ -1,0 +1,120 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from specforge import api, runs
+from specforge.errors import RunError
+from specforge.progress import Silent
+from specforge.spec import spec_from_dict
+
+TINY = {
+    "version": 1, "name": "tiny-mlp",
+    "data": {"source": "mnist", "preprocessing": {"reshape": [784], "rescale": 0.00392156862745098}},
+    "model": {"input_shape": [784], "layers": [{"type": "Dense", "units": 10, "activation": "softmax"}]},
+    "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
+    "fit": {"epochs": 1, "seed": 3},
+}
+
+
+@pytest.fixture
+def finished(tmp_path, monkeypatch):
+    """A finished run trained under tmp_path/runs, the working directory."""
+    monkeypatch.chdir(tmp_path)
+    return api.fit(spec_from_dict(TINY, ["fit.epochs=2"]), progress=Silent(), limit_train=64, limit_test=32)
+
+
+def test_runs_are_numbered_per_spec_with_a_latest_pointer(tmp_path):
+    first = runs.create_run_dir("net", root=tmp_path)
+    runs.point_latest(first)
+    second = runs.create_run_dir("net", root=tmp_path)
+    runs.point_latest(second)
+    assert (first, second) == (tmp_path / "net" / "1", tmp_path / "net" / "2")
+    assert (tmp_path / "net" / "latest").resolve() == second.resolve()
+    (tmp_path / "net" / "7").mkdir()
+    assert runs.create_run_dir("net", root=tmp_path).name == "8"
+
+
+def test_latest_falls_back_to_a_text_file_without_symlinks(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("symlinks are not supported here")
+
+    monkeypatch.setattr(Path, "symlink_to", refuse)
+    run_dir = runs.create_run_dir("net", root=tmp_path)
+    (run_dir / runs.MANIFEST).write_text("{}")
+    runs.point_latest(run_dir)
+    latest = tmp_path / "net" / "latest"
+    assert latest.is_file() and latest.read_text().strip() == "1"
+    assert runs.resolve_run_path(latest) == run_dir
+
+
+def test_out_must_be_new_or_empty(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert runs.create_run_dir("net", out=empty) == empty
+    (empty / "manifest.json").write_text("{}")
+    with pytest.raises(RunError, match="not empty; choose a new directory; resume it with"):
+        runs.create_run_dir("net", out=empty)
+
+
+def test_a_finished_run_holds_every_file_and_reads_back(finished, tmp_path):
+    names = {"spec.yaml", "spec.resolved.json", "manifest.json", "preprocessing.json", "weights.npz",
+             "checkpoint.npz", "checkpoint.json", "history.csv", "history.json", "metrics.json"}
+    assert names <= {p.name for p in finished.path.iterdir()}
+    assert finished.path == Path("runs/tiny-mlp/1")
+    for name in ("runs/tiny-mlp/latest", "runs/tiny-mlp/1", tmp_path / "runs" / "tiny-mlp" / "1"):
+        run = runs.open_run(name)
+        assert run.config == finished.config and run.metrics == finished.metrics
+    manifest = finished.manifest
+    assert manifest["status"] == "completed" and manifest["epochs_completed"] == 2
+    assert manifest["seed"] == 3 and manifest["overrides"] == ["fit.epochs=2"]
+    assert manifest["spec_sha256"] == spec_from_dict(TINY, ["fit.epochs=2"]).sha256()
+    assert manifest["numpy"] == np.__version__ and manifest["blas"]
+    assert manifest["limits"] == {"train": 64, "test": 32} and len(manifest["data_hash"]) == 64
+    assert finished.config["fit"]["epochs"] == 2 and finished.config["fit"]["batch_size"] == 32
+    assert finished.preprocessing["input_shape"] == [784] and finished.preprocessing["labels"] == "one_hot"
+    assert finished.spec().sha256() == manifest["spec_sha256"]
+    weights = finished.weights()
+    assert [sorted(p) for p in weights] == [["bias", "kernel"], []]
+    assert weights[0]["kernel"].shape == (784, 10) and weights[0]["kernel"].dtype == np.float32
+
+
+def test_missing_and_unfinished_runs_say_what_to_do(finished, tmp_path):
+    with pytest.raises(RunError) as missing:
+        runs.open_run("runs/tiny-mlp/9")
+    assert missing.value.format() == ("runs/tiny-mlp/9: error: no run directory here; give a run such as "
+                                      "runs/<spec name>/latest or runs/<spec name>/1 (specforge train prints the path)")
+    (finished.path / "weights.npz").unlink()
+    with pytest.raises(RunError) as unfinished:
+        runs.open_run("runs/tiny-mlp/latest")
+    assert unfinished.value.problems[0].message == ("no weights.npz: the run did not finish; resume it with "
+                                                    "specforge train --resume runs/tiny-mlp/1")
+    with pytest.raises(RunError, match="not a run directory"):
+        runs.open_run(tmp_path)
+
+
+def test_checkpoint_keeps_arrays_and_state_together(tmp_path):
+    arrays = {"weights/dense/kernel": np.arange(6, dtype=np.float32).reshape(2, 3), "optimizer/m.0": np.ones(3)}
+    state = {"epoch": 2, "rng": {"state": 2 ** 100 + 1}, "history": {"loss": [0.5, 0.25]}}
+    runs.save_checkpoint(tmp_path, arrays, state)
+    loaded_arrays, loaded_state = runs.load_checkpoint(tmp_path)
+    assert loaded_state == state
+    assert loaded_arrays.keys() == arrays.keys()
+    np.testing.assert_array_equal(loaded_arrays["weights/dense/kernel"], arrays["weights/dense/kernel"])
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 2
+    with pytest.raises(RunError, match="no checkpoint.npz"):
+        runs.load_checkpoint(tmp_path / "elsewhere")
+
+
+def test_history_is_written_as_csv_and_json(tmp_path):
+    runs.write_history(tmp_path, {"loss": [0.5, 0.25], "val_accuracy": [0.75, 0.875]})
+    assert (tmp_path / "history.csv").read_text() == "epoch,loss,val_accuracy\n0,0.5,0.75\n1,0.25,0.875\n"
+    assert json.loads((tmp_path / "history.json").read_text()) == {"loss": [0.5, 0.25], "val_accuracy": [0.75, 0.875]}
+
+
+def test_update_manifest_changes_only_what_it_is_given(tmp_path):
+    runs.write_json(tmp_path / "manifest.json", {"status": "running", "seed": 1, "updated": "then"})
+    manifest = runs.update_manifest(tmp_path, status="completed")
+    assert manifest["status"] == "completed" and manifest["seed"] == 1 and manifest["updated"] != "then"
+    assert runs.read_json(tmp_path / "manifest.json") == manifest
