@@ -1,0 +1,69 @@
+"""Exported files under onnxruntime-node and onnxruntime-web (its WebAssembly backend, run by Node.js) give
+Python's predictions: the README's JavaScript example, on the small CNN and on the strided example spec.
+
+Each package's test is skipped unless ``node`` is installed and can load it (``npm install onnxruntime-node
+onnxruntime-web`` in this directory or a parent, or a folder on NODE_PATH).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from export.models import SPECS_DIR, export_spec, small_spec
+from specforge.spec import load_spec
+
+SCRIPT = """
+const fs = require('fs');
+async function main(runtime, modelPath, pixelsPath, count) {
+  const ort = require(runtime);
+  const session = await ort.InferenceSession.create(modelPath);
+  const bytes = fs.readFileSync(pixelsPath);
+  const pixels = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  const input = new ort.Tensor('float32', pixels, [count, 28, 28, 1]);   // raw 0-255 values, NHWC
+  const { probabilities } = await session.run({ input });
+  console.log(JSON.stringify({ inputs: session.inputNames, outputs: session.outputNames,
+                               dims: probabilities.dims, data: Array.from(probabilities.data) }));
+}
+main(...process.argv.slice(2, 5), Number(process.argv[5]));
+"""
+
+
+NODE = shutil.which("node")
+RUNTIMES = ("onnxruntime-node", "onnxruntime-web")
+
+
+def loadable(package: str) -> bool:
+    return NODE is not None and subprocess.run([NODE, "-e", f"require.resolve('{package}')"],
+                                               capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module", params=["small", "strided"])
+def exported(request, tmp_path_factory):
+    spec = small_spec() if request.param == "small" else load_spec(SPECS_DIR / "strided.yaml")
+    model, _, numpy_model, dataset, _ = export_spec(spec)
+    path = tmp_path_factory.mktemp(request.param) / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path, numpy_model, dataset
+
+
+@pytest.mark.parametrize("runtime", [pytest.param(name, marks=pytest.mark.skipif(
+    not loadable(name), reason=f"node with {name} is not available")) for name in RUNTIMES])
+def test_javascript_predicts_what_python_predicts(runtime, exported, tmp_path):
+    path, numpy_model, dataset = exported
+    raw = dataset.test.images[:16]
+    raw.astype(np.float32).tofile(tmp_path / "pixels.f32")
+    (tmp_path / "predict.js").write_text(SCRIPT)
+    done = subprocess.run([NODE, str(tmp_path / "predict.js"), runtime, str(path), str(tmp_path / "pixels.f32"),
+                           "16"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["inputs"], result["outputs"], result["dims"]) == (["input"], ["probabilities"], [16, 10])
+    probabilities = np.array(result["data"], dtype=np.float32).reshape(16, 10)
+    expected = numpy_model.forward(dataset.preprocessing.images(raw))
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-4, atol=1e-5)
+    assert list(probabilities.argmax(axis=1)) == list(expected.argmax(axis=1))
