@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge.graph import Graph, build_graph
 from specforge.spec import Spec, load_spec
@@ -21,10 +21,13 @@ if TYPE_CHECKING:
     import numpy as np
 
     from specforge.data import Dataset
+    from specforge.export.run_export import ExportResult
+    from specforge.predict import PredictionReport
     from specforge.progress import Progress
     from specforge.runs import Run
 
-__all__ = ["load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data"]
+__all__ = ["load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
+           "export", "predict_onnx", "inspect"]
 
 
 def build(spec: Spec) -> Graph:
@@ -97,6 +100,39 @@ def load_data(spec: Spec) -> Dataset:
     from specforge.train import load_data as load
 
     return load(spec.config, spec.base_dir, {})
+
+
+def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, preprocessing: bool = True,
+           output: str | Path | None = None) -> ExportResult:
+    """``specforge export RUN --onnx``: write the run's model as ONNX (RUN/model.onnx unless ``output``) once it
+    passes the parity gate; the result (path, versions, parity) is also stored in RUN/export.json."""
+    from specforge.export.run_export import export_run
+
+    return export_run(run.path if not isinstance(run, (str, Path)) else run, opset=opset, logits=logits,
+                      preprocessing=preprocessing, output=output)
+
+
+def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: str | None = None,
+                 limit: int | None = None, top_k: int = 1, threads: int | None = None, batch_size: int = 256,
+                 invert: bool = True, on_batch: Callable[[int, int], None] | None = None) -> PredictionReport:
+    """``specforge predict``: an exported model's top-``top_k`` classes for image/array files or ``data``
+    (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches."""
+    from specforge.errors import DataError
+    from specforge.predict import OnnxModel, predict, read_data, read_files
+
+    if bool(inputs) == bool(data):
+        raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
+                        if inputs else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)")
+    session = OnnxModel(model, threads)
+    examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
+    return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
+
+
+def inspect(model: str | Path) -> dict:
+    """``specforge inspect``: an ONNX file's interface, versions, producer, metadata, size and operators."""
+    from specforge.export.inspect import describe
+
+    return describe(model)
 
 
 def _as_run(run: Run | str | Path) -> Run:

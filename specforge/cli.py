@@ -187,6 +187,112 @@ def data_show(spec: Path = typer.Argument(..., help="Spec file."),
     typer.echo(str(path))
 
 
+@command()
+def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-cnn/latest."),
+           onnx: bool = typer.Option(True, "--onnx", help="Write ONNX (the default and only format)."),
+           opset: int = typer.Option(13, "--opset", min=13, max=21,
+                                     help="ONNX opset, 13 to 21; the IR version follows (13-14: 7, 21: 10)."),
+           logits: bool = typer.Option(False, "--logits", help="Also output 'logits', the final softmax's input."),
+           no_preprocessing: bool = typer.Option(False, "--no-preprocessing",
+                                                 help="Leave the run's preprocessing out of the graph: the model "
+                                                      "then takes preprocessed values, not raw pixels."),
+           output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the model "
+                                                                              "(default: RUN/model.onnx).")) -> None:
+    """Export a trained run as ONNX once it computes what the numpy model computes; prints the path and the parity."""
+    from specforge import api
+    from specforge.runs import display_path
+
+    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output)
+    typer.echo(f"parity: {result.parity.summary()}")
+    typer.echo(f"model: {display_path(result.path)} (opset {result.opset}, IR {result.ir_version}, "
+               f"{result.size / 1024:.1f} KiB)")
+
+
+@command()
+def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export."),
+            inputs: Optional[List[Path]] = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
+                                                                     "(N, H, W[, C]) of raw values."),
+            data: Optional[str] = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
+                                               help="A data split with labels, e.g. mnist:test or "
+                                                    "specs/mnist.yaml:test."),
+            limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N", help="The first N inputs only."),
+            top_k: int = typer.Option(1, "--top-k", min=1, metavar="K", help="Show the K most likely classes."),
+            as_json: bool = typer.Option(False, "--json", help="One JSON object per input and line."),
+            output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
+                                                  help="Write every prediction to FILE.csv or FILE.json instead."),
+            threads: Optional[int] = typer.Option(None, "--threads", min=1,
+                                                  help="onnxruntime threads (default: the cores this process "
+                                                       "may use)."),
+            batch_size: int = typer.Option(256, "--batch-size", min=1, help="Inputs per onnxruntime call."),
+            no_invert: bool = typer.Option(False, "--no-invert",
+                                           help="Keep dark-on-light images as they are (by default a one-channel "
+                                                "image brighter than 127 on average is inverted, as MNIST digits "
+                                                "are white on black).")) -> None:
+    """Predict classes with an exported model: images, arrays or a data split; onnxruntime, batched."""
+    import sys
+
+    from specforge import api
+    from specforge.predict import accuracy_line, format_line, json_line, write_report
+
+    bar = _ProgressBar() if sys.stderr.isatty() else None
+    try:
+        report = api.predict_onnx(model, inputs or (), data=data, limit=limit, top_k=top_k, threads=threads,
+                                  batch_size=batch_size, invert=not no_invert, on_batch=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = accuracy_line(report)
+    if output is not None:
+        write_report(report, output)
+        typer.echo(f"wrote {len(report.predictions)} predictions to {output}")
+    elif as_json:
+        for prediction in report.predictions:
+            typer.echo(json_line(prediction))
+    else:
+        width = max((len(p.source) for p in report.predictions), default=0)
+        for prediction in report.predictions:
+            typer.echo(format_line(prediction, width))
+    if summary:
+        typer.echo(summary, err=as_json and output is None)
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr, shown once predictions take more than one batch."""
+
+    def __init__(self) -> None:
+        self._progress = None
+        self._task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._progress is None:
+            if done >= total:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._progress = Progress(console=Console(stderr=True), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("predicting", total=total)
+        self._progress.update(self._task, completed=done)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@command()
+def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool = JsonOption) -> None:
+    """Print an ONNX file's inputs and outputs, opset, IR version, producer, metadata, size and operators."""
+    from specforge import api
+    from specforge.export.inspect import format_description
+
+    info = api.inspect(model)
+    if as_json:
+        _echo_json(info)
+    else:
+        typer.echo(format_description(info))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
