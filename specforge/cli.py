@@ -108,10 +108,12 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
     from specforge import api
     from specforge.progress import format_logs
     from specforge.runs import display_path
+    from specforge.errors import RunError
     from specforge.train import TrainingInterrupted
 
     if (spec is None) == (resume is None):
-        raise typer.BadParameter("give a spec file, or --resume RUN to continue a run (not both)")
+        raise RunError("give a spec file to start a run, or --resume RUN to continue one (not both)",
+                       file="specforge train")
     try:
         run = api.fit(spec, overrides=overrides or (), out=out, resume=resume, quiet=quiet,
                       limit_train=limit_train, limit_test=limit_test)

@@ -9,9 +9,11 @@ history, so a resumed run ends with the same weights, bit for bit, as one never 
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import yaml
@@ -329,7 +331,8 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         trainer.save_checkpoint()
     runs.update_manifest(run_dir, status="running")
     try:
-        trainer.train()
+        with _quiet_float_warnings():
+            trainer.train()
     except KeyboardInterrupt:
         runs.update_manifest(run_dir, status="interrupted")
         raise TrainingInterrupted(run_dir, trainer.epoch + 1, trainer.batch) from None
@@ -338,6 +341,15 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         raise
     _finish(trainer)
     return runs.open_run(run_dir)
+
+
+@contextmanager
+def _quiet_float_warnings() -> Iterator[None]:
+    """No numpy overflow warnings (from any thread): overflow shows up as a non-finite loss, which stops
+    training with its epoch and batch."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning)
+        yield
 
 
 def _finish(trainer: Trainer) -> None:
