@@ -105,6 +105,7 @@ def limit_dataset(dataset: Dataset, limit_train: int | None, limit_test: int | N
 
 
 def load_data(config: dict, base_dir: Path, limits: dict[str, int | None]) -> Dataset:
+    """The data of a resolved spec ``config``, split as ``fit.validation`` says, cut to ``limits`` (train, test)."""
     dataset = load_dataset(config["data"], tuple(config["model"]["input_shape"]),
                            validation=config["fit"]["validation"], base_dir=base_dir)
     return limit_dataset(dataset, limits.get("train"), limits.get("test"))

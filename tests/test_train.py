@@ -1,10 +1,11 @@
+import io
 import json
 
 import numpy as np
 import pytest
 
 from specforge import api, runs
-from specforge.progress import Silent
+from specforge.progress import ConsoleProgress, Silent
 from specforge.spec import spec_from_dict
 from specforge.train import LossNotFinite, TrainingInterrupted
 
@@ -170,3 +171,47 @@ def test_a_small_cnn_learns_mnist_in_one_epoch(tmp_path):
     run = api.fit(spec_from_dict(spec), out=tmp_path / "quick", progress=Silent(), limit_train=5000, limit_test=2000)
     assert run.metrics["examples"] == 2000
     assert run.metrics["accuracy"] >= 0.90
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def report_one_epoch(stream, quiet=False):
+    clock = Clock()
+    progress = ConsoleProgress(stream, quiet=quiet, clock=clock)
+    progress.epoch_start(0, 3, 1875)
+    for step in (500, 1875):
+        clock.now = step * 0.022
+        progress.batch_end(step, {"loss": 0.2345, "accuracy": 0.9456})
+    progress.epoch_end({"loss": 0.2345, "accuracy": 0.9456, "val_loss": 0.0893, "val_accuracy": 0.97331})
+    return stream.getvalue()
+
+
+END_OF_EPOCH = "1875/1875 [==============================] - 41s 22ms/step - loss: 0.2345 - accuracy: 0.9456 - " \
+               "val_loss: 0.0893 - val_accuracy: 0.9733"
+
+
+def test_progress_prints_keras_lines_to_a_log():
+    assert report_one_epoch(io.StringIO()) == f"Epoch 1/3\n{END_OF_EPOCH}\n"
+
+
+def test_progress_redraws_the_bar_in_place_on_a_terminal():
+    lines = report_one_epoch(Terminal()).split("\r")
+    assert lines[0] == "Epoch 1/3\n"
+    assert lines[1] == " 500/1875 [=======>......................] - ETA: 30s - loss: 0.2345 - accuracy: 0.9456\x1b[K"
+    assert lines[-1] == END_OF_EPOCH + "\x1b[K\n"
+
+
+def test_quiet_progress_is_one_line_per_epoch():
+    assert report_one_epoch(Terminal(), quiet=True) == ("Epoch 1/3 - 41s 22ms/step - loss: 0.2345 - accuracy: 0.9456"
+                                                        " - val_loss: 0.0893 - val_accuracy: 0.9733\n")
