@@ -65,6 +65,14 @@ class ActivationFunction:
     def backward(self, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def forward_into(self, z: np.ndarray, out: np.ndarray) -> None:
+        """``out[...] = forward(z)``; a function that can write straight into ``out`` overrides it."""
+        out[...] = self.forward(z)
+
+    def backward_into(self, z: np.ndarray, y: np.ndarray, dy: np.ndarray, out: np.ndarray) -> None:
+        """``out[...] = backward(z, y, dy)``; a function that can write straight into ``out`` overrides it."""
+        out[...] = self.backward(z, y, dy)
+
     def to_onnx(self, builder, input_name: str, hint: str) -> str:
         raise NotImplementedError
 
@@ -94,20 +102,31 @@ class Relu(ActivationFunction):
         self.threshold = threshold
 
     def forward(self, z):
-        if self.negative_slope == 0 and self.threshold == 0:
-            y = np.maximum(z, 0)
-        else:
-            y = np.where(z > self.threshold, z, self.negative_slope * (z - self.threshold))
-        if self.max_value is not None:
-            np.minimum(y, self.max_value, out=y)
+        y = np.empty_like(z)
+        self.forward_into(z, y)
         return y
 
     def backward(self, z, y, dy):
-        above = z > self.threshold
-        dz = np.where(above, dy, self.negative_slope * dy) if self.negative_slope else dy * above
-        if self.max_value is not None:
-            dz *= z < self.max_value
+        dz = np.empty(dy.shape, np.result_type(z, dy))
+        self.backward_into(z, y, dy, dz)
         return dz
+
+    def forward_into(self, z, out):
+        if self.negative_slope == 0 and self.threshold == 0:
+            np.maximum(z, 0, out=out)
+        else:
+            np.copyto(out, np.where(z > self.threshold, z, self.negative_slope * (z - self.threshold)))
+        if self.max_value is not None:
+            np.minimum(out, self.max_value, out=out)
+
+    def backward_into(self, z, y, dy, out):
+        above = z > self.threshold
+        if self.negative_slope:
+            np.copyto(out, np.where(above, dy, self.negative_slope * dy))
+        else:
+            np.multiply(dy, above, out=out)
+        if self.max_value is not None:
+            out *= z < self.max_value
 
     def to_onnx(self, builder, input_name, hint):
         if self.threshold == 0:

@@ -6,6 +6,7 @@ Both are grouped convolutions (one group, or one group per input channel), compu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,7 +16,11 @@ from specforge.initializers import compute_fans, initialize
 from specforge.layers.base import (
     PADDING_SCHEMA, Layer, Params, Shape, activation_schema, as_pair, initializer_schema, int_or_pair,
 )
-from specforge.layers.windows import Window, grouped_conv, grouped_conv_backward, plan_window, require_image
+from specforge.layers import parallel, taps
+from specforge.layers.windows import (
+    Window, crop_padding, grouped_conv, grouped_input_gradient, grouped_kernel_gradient, pad_image, plan_window,
+    require_image,
+)
 
 _USE_BIAS = {"type": "boolean", "default": True, "description": "Whether to add a learned bias per output channel."}
 _COMMON_SCHEMA = {
@@ -27,6 +32,18 @@ _COMMON_SCHEMA = {
     "activation": activation_schema(),
     "use_bias": _USE_BIAS,
 }
+
+
+@dataclass
+class _Saved:
+    """What a convolution's backward needs: the shards of the batch and, per form of the forward,
+    the padded input (tap products) or each shard's im2col columns."""
+
+    window: Window
+    parts: list[slice]
+    x_shape: Shape
+    xp: np.ndarray | None = None
+    cols: list[np.ndarray] | None = None
 
 
 class _Convolution(Layer):
@@ -103,19 +120,68 @@ class _Convolution(Layer):
     def forward(self, params: Params, x: np.ndarray, training: bool = False,
                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
         window = self.window(x.shape[1:])
-        y, cols = grouped_conv(x, self.to_grouped(params["kernel"]), window)
-        if "bias" in params:
-            y += params["bias"]
-        return y, (x.shape, window, cols)
+        kernel, bias = params["kernel"], params.get("bias")
+        dtype = np.result_type(x, kernel)
+        parts = parallel.shards(len(x), self.flops(x.shape[1:]))
+        if taps.takes_forward(window, self.groups(x.shape[3]), x.shape[3]):
+            xp = np.ascontiguousarray(pad_image(x, window.pads))
+            pixels = xp.shape[1] * xp.shape[2]
+            out = np.empty((len(x) * pixels, kernel.shape[-1]), dtype)
+
+            def tap_shard(part: slice) -> None:
+                shard = xp[part]
+                taps.forward(shard, kernel, taps.TapPlan.of(window, shard.shape), bias,
+                             out[part.start * pixels:part.stop * pixels])
+
+            parallel.run(tap_shard, parts)
+            return taps.TapPlan.of(window, xp.shape).outputs(out), _Saved(window, parts, x.shape, xp=xp)
+        y = np.empty((len(x), *self.output_shape(x.shape[1:])), dtype)
+        grouped = self.to_grouped(kernel)
+
+        def im2col_shard(part: slice) -> np.ndarray:
+            cols = grouped_conv(x[part], grouped, window, y[part])
+            if bias is not None:
+                y[part] += bias
+            return cols
+
+        return y, _Saved(window, parts, x.shape, cols=parallel.run(im2col_shard, parts))
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
-        x_shape, window, cols = cache
-        dx, dgrouped = grouped_conv_backward(x_shape, self.to_grouped(params["kernel"]), window, cols, dy,
-                                             need_dx)
-        grads = {"kernel": self.from_grouped(dgrouped)}
+        saved: _Saved = cache
+        window, kernel = saved.window, params["kernel"]
+        grouped = self.to_grouped(kernel)
+        one_group = grouped.shape[0] == 1
+        dtype = np.result_type(dy, kernel)
+        n, height, width, channels = saved.x_shape
+        (top, bottom), (left, right) = window.pads
+        padded = (height + top + bottom, width + left + right)
+        dx = None
+        if need_dx:
+            dx = np.empty((n, *padded, channels) if one_group else saved.x_shape, dtype)
+
+        def shard(index: int) -> tuple[np.ndarray, np.ndarray | None]:
+            part = saved.parts[index]
+            dy_part = dy[part]
+            plan = taps.TapPlan.of(window, (part.stop - part.start, *padded))
+            grid = taps.gradient_grid(dy_part, plan, dtype) if one_group and (need_dx or saved.xp is not None) \
+                else None
+            if saved.xp is not None:
+                dkernel = taps.kernel_gradient(saved.xp[part], grid, plan, kernel.shape)
+            else:
+                dkernel = self.from_grouped(grouped_kernel_gradient(saved.cols[index], dy_part, grouped.shape))
+            if need_dx and one_group:
+                taps.input_gradient(grid, kernel, plan, dx[part].reshape(-1, channels))
+            elif need_dx:
+                grouped_input_gradient(grouped, window, dy_part, dx[part])
+            return dkernel, (dy_part.sum(axis=(0, 1, 2)) if "bias" in params else None)
+
+        results = parallel.run(shard, range(len(saved.parts)))
+        grads = {"kernel": parallel.sum_in_order([dkernel for dkernel, _ in results])}
         if "bias" in params:
-            grads["bias"] = dy.sum(axis=(0, 1, 2))
+            grads["bias"] = parallel.sum_in_order([dbias for _, dbias in results])
+        if dx is not None and one_group:
+            dx = crop_padding(dx, window.pads)
         return dx, grads
 
     # -- export -----------------------------------------------------------------------------------

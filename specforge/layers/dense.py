@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from specforge.initializers import compute_fans, initialize
+from specforge.layers import parallel
 from specforge.layers.base import Layer, Params, Shape, activation_schema, initializer_schema, shape_error
 
 
@@ -49,17 +50,32 @@ class Dense(Layer):
         return int(input_shape[0])
 
     def forward(self, params, x, training=False, rng=None):
-        y = x @ params["kernel"]
-        if "bias" in params:
-            y += params["bias"]
-        return y, x
+        kernel, bias = params["kernel"], params.get("bias")
+        y = np.empty((len(x), kernel.shape[1]), np.result_type(x, kernel))
+        parts = parallel.shards(len(x), self.flops(x.shape[1:]))
+
+        def shard(part: slice) -> None:
+            np.matmul(x[part], kernel, out=y[part])
+            if bias is not None:
+                y[part] += bias
+
+        parallel.run(shard, parts)
+        return y, (x, parts)
 
     def backward(self, params, cache, dy, need_dx=True):
-        x = cache
-        grads = {"kernel": x.T @ dy}
+        x, parts = cache
+        kernel = params["kernel"]
+        dx = np.empty(x.shape, np.result_type(dy, kernel)) if need_dx else None
+
+        def shard(part: slice) -> tuple[np.ndarray, np.ndarray]:
+            if need_dx:
+                np.matmul(dy[part], kernel.T, out=dx[part])
+            return x[part].T @ dy[part], dy[part].sum(axis=0)
+
+        results = parallel.run(shard, parts)
+        grads = {"kernel": parallel.sum_in_order([dkernel for dkernel, _ in results])}
         if "bias" in params:
-            grads["bias"] = dy.sum(axis=0)
-        dx = dy @ params["kernel"].T if need_dx else None
+            grads["bias"] = parallel.sum_in_order([dbias for _, dbias in results])
         return dx, grads
 
     def to_onnx(self, builder, params, input_name):

@@ -129,11 +129,12 @@ def crop_padding(xp: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) 
 
 
 # -- grouped convolution (Conv2D is one group, DepthwiseConv2D one group per channel) ----------------
-def grouped_conv(x: np.ndarray, kernel: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
-    """``(y, cols)`` for ``x`` (N, H, W, G*Cin) and ``kernel`` (G, KH, KW, Cin, Cout).
+def grouped_conv(x: np.ndarray, kernel: np.ndarray, window: Window, out: np.ndarray | None = None) -> np.ndarray:
+    """The im2col columns ``cols`` for ``x`` (N, H, W, G*Cin) and ``kernel`` (G, KH, KW, Cin, Cout),
+    with the convolution written to ``out`` (N, OH, OW, G*Cout).
 
-    ``cols`` (G, N*OH*OW, KH*KW*Cin) are the im2col columns, kept for the kernel gradient;
-    the output channels are group-major (group g, channel o -> g*Cout + o), as Keras orders them.
+    ``cols`` (G, N*OH*OW, KH*KW*Cin) are kept for the kernel gradient; the output channels are
+    group-major (group g, channel o -> g*Cout + o), as Keras orders them.
     """
     groups, kh, kw, cin, cout = kernel.shape
     view = window_view(pad_image(x, window.pads), window)
@@ -141,28 +142,29 @@ def grouped_conv(x: np.ndarray, kernel: np.ndarray, window: Window) -> tuple[np.
     view = view.reshape(n, out_h, out_w, groups, cin, kh, kw)
     # (KH, KW, Cin) innermost keeps runs of Cin contiguous in the copy and matches Keras' kernel layout.
     cols = view.transpose(3, 0, 1, 2, 5, 6, 4).reshape(groups, n * out_h * out_w, kh * kw * cin)
-    y = _group_matmul(cols, kernel.reshape(groups, kh * kw * cin, cout))
-    return y.transpose(1, 0, 2).reshape(n, out_h, out_w, groups * cout), cols
+    taps = kernel.reshape(groups, kh * kw * cin, cout)
+    if groups == 1:
+        np.matmul(cols[0], taps[0], out=out.reshape(-1, cout))
+    else:
+        out.reshape(-1, groups, cout)[...] = np.matmul(cols, taps).transpose(1, 0, 2)
+    return cols
 
 
-def grouped_conv_backward(x_shape: tuple[int, ...], kernel: np.ndarray, window: Window, cols: np.ndarray,
-                          dy: np.ndarray, need_dx: bool) -> tuple[np.ndarray | None, np.ndarray]:
-    """``(dx, dkernel)`` of :func:`grouped_conv`.
+def grouped_kernel_gradient(cols: np.ndarray, dy: np.ndarray, kernel_shape: tuple[int, ...]) -> np.ndarray:
+    """The kernel gradient of :func:`grouped_conv` from its columns and the output gradient."""
+    groups, cout = kernel_shape[0], kernel_shape[-1]
+    dy_groups = dy.reshape(-1, groups, cout).transpose(1, 0, 2)
+    return _group_matmul(cols.transpose(0, 2, 1), dy_groups).reshape(kernel_shape)
 
-    ``dx`` is the full correlation of the output gradient, spread out by the strides, with the
-    flipped kernel whose in/out channels are swapped: another im2col + GEMM.
-    """
-    groups, kh, kw, cin, cout = kernel.shape
-    n, out_h, out_w, _ = dy.shape
-    dy_groups = dy.reshape(n * out_h * out_w, groups, cout).transpose(1, 0, 2)
-    dkernel = _group_matmul(cols.transpose(0, 2, 1), dy_groups).reshape(kernel.shape)
-    if not need_dx:
-        return None, dkernel
+
+def grouped_input_gradient(kernel: np.ndarray, window: Window, dy: np.ndarray, out: np.ndarray) -> None:
+    """The input gradient of :func:`grouped_conv`, written to ``out`` (N, H, W, G*Cin): the full
+    correlation of the output gradient, spread out by the strides, with the flipped kernel whose
+    in/out channels are swapped (another im2col + GEMM)."""
     flipped = kernel[:, ::-1, ::-1].transpose(0, 1, 2, 4, 3)
-    spread = _spread_gradient(dy, window, x_shape[1:3])
+    spread = _spread_gradient(dy, window, out.shape[1:3])
     full = Window(window.kernel, (1, 1), window.dilation, ((0, 0), (0, 0)))
-    dx, _ = grouped_conv(spread, np.ascontiguousarray(flipped), full)
-    return dx, dkernel
+    grouped_conv(spread, np.ascontiguousarray(flipped), full, out)
 
 
 def _spread_gradient(dy: np.ndarray, window: Window, size: tuple[int, int]) -> np.ndarray:

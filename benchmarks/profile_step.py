@@ -1,0 +1,113 @@
+"""Where a training step of a spec's model spends its time: forward and backward per layer, loss, optimizer.
+
+    python benchmarks/profile_step.py                       # the seed model, batch 32, float32
+    python benchmarks/profile_step.py specs/mnist.yaml --batches 300 --batch-size 32
+
+The step is the one ``Model.gradients`` + ``optimizer.step`` run (softmax fused into the loss,
+no input gradient for the first layer), taken apart so that each phase is timed on its own.
+Inputs are random 0-255 pixels with random one-hot labels: the work does not depend on the values.
+Prints, per phase and slowest first, the wall-clock milliseconds per batch, their share of the
+step, and the CPU milliseconds of all threads together (on a machine that other processes keep
+busy, CPU time is the steadier of the two; CPU / wall is how many cores the phase kept busy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from specforge import optimizers  # noqa: E402
+from specforge.api import build, load_spec  # noqa: E402
+from specforge.losses import get as get_loss  # noqa: E402
+from specforge.model import Model  # noqa: E402
+
+
+def random_batch(model: Model, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Raw-pixel-like inputs and one-hot targets for ``model``."""
+    x = rng.integers(0, 256, size=(batch_size, *model.graph.input_shape)).astype(np.float32)
+    classes = model.graph.output_shape[-1]
+    y = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, size=batch_size)]
+    return x, y
+
+
+class PhaseClock:
+    """Wall-clock and process CPU seconds summed per phase name."""
+
+    def __init__(self):
+        self.wall: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.enabled = False
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        if self.enabled:
+            self.wall[phase] += time.perf_counter() - wall
+            self.cpu[phase] += time.process_time() - cpu
+
+
+def profile(model: Model, loss, optimizer, batches: int, batch_size: int, warmup: int = 20) -> PhaseClock:
+    """Seconds per phase summed over ``batches`` timed steps (after ``warmup`` untimed ones)."""
+    rng = np.random.default_rng(0)
+    fused = model.fuses(loss)
+    nodes = model.graph.nodes[:-1] if fused else model.graph.nodes
+    trainable = [(index, name) for index, node in enumerate(nodes)
+                 for name in node.layer.param_shapes(node.input_shape) if name not in node.layer.non_trainable]
+    clock = PhaseClock()
+    for step in range(warmup + batches):
+        x, y = random_batch(model, batch_size, rng)
+        clock.enabled = step >= warmup
+        caches = []
+        for node, params in zip(nodes, model.params):
+            with clock(f"forward  {node.layer.name}"):
+                x, cache = node.layer.forward(params, x, True, rng)
+            caches.append(cache)
+        with clock("loss (value, gradient, probabilities)"):
+            _, dy = loss.value_and_grad(x, y, from_logits=fused)
+            loss.to_probabilities(x, fused)
+        grads: list[dict] = [{} for _ in model.params]
+        for index in range(len(nodes) - 1, -1, -1):
+            with clock(f"backward {nodes[index].layer.name}"):
+                dy, grads[index] = nodes[index].layer.backward(model.params[index], caches[index], dy,
+                                                               need_dx=index > 0)
+        with clock(f"optimizer {optimizer.name}"):
+            optimizer.step(model.trainable_params(), [grads[index][name] for index, name in trainable])
+    return clock
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("spec", nargs="?", default=str(ROOT / "specs" / "mnist.yaml"))
+    parser.add_argument("--batches", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    spec = load_spec(args.spec)
+    graph = build(spec)
+    model = Model.initialize(graph, np.random.default_rng(0))
+    loss = get_loss(spec.config["compile"]["loss"])
+    optimizer = optimizers.create(spec.config["compile"]["optimizer"])
+    clock = profile(model, loss, optimizer, args.batches, args.batch_size)
+
+    step, cpu = sum(clock.wall.values()), sum(clock.cpu.values())
+    print(f"{spec.name}: batch {args.batch_size}, {args.batches} batches, {step / args.batches * 1e3:.2f} ms per "
+          f"step ({cpu / args.batches * 1e3:.2f} CPU ms), {args.batches * args.batch_size / step:,.0f} images/s")
+    print(f"{'phase':<40} {'ms/batch':>9} {'share':>7} {'CPU ms':>8}")
+    for phase, seconds in sorted(clock.wall.items(), key=lambda item: -item[1]):
+        print(f"{phase:<40} {seconds / args.batches * 1e3:9.3f} {seconds / step:7.1%} "
+              f"{clock.cpu[phase] / args.batches * 1e3:8.3f}")
+
+
+if __name__ == "__main__":
+    main()

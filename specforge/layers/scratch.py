@@ -1,0 +1,35 @@
+"""Per-thread scratch buffers that repeat every batch, allocated once.
+
+A scratch buffer lives only inside one forward or backward call: it is never returned and
+never kept in a cache, so reusing it on the next call cannot overwrite anything a caller
+holds. Buffers are per thread, so shards of a batch running in parallel never share one.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Hashable
+
+import numpy as np
+
+#: Distinct buffers a thread keeps before it drops them all (batch shapes seldom vary more).
+_MAX_BUFFERS = 32
+_local = threading.local()
+
+
+def scratch(key: Hashable, shape: tuple[int, ...], dtype: np.dtype, zeroed: bool = False) -> np.ndarray:
+    """This thread's buffer for ``key`` with ``shape`` and ``dtype``, made on first use.
+
+    ``zeroed`` buffers start as zeros; callers keep that invariant for the parts they do not
+    rewrite on every call (a zero frame around the region they fill).
+    """
+    buffers: dict = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    full_key = (key, tuple(shape), np.dtype(dtype).str, zeroed)
+    buffer = buffers.get(full_key)
+    if buffer is None:
+        if len(buffers) >= _MAX_BUFFERS:
+            buffers.clear()
+        buffer = buffers[full_key] = (np.zeros if zeroed else np.empty)(shape, dtype)
+    return buffer

@@ -1,0 +1,95 @@
+"""Batch shards: their boundaries, and layers computing the same values split or whole, run after run."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from layers.test_generic import make_layer
+from specforge.layers import parallel
+from specforge.layers.scratch import scratch
+
+
+@pytest.fixture
+def many_shards(monkeypatch):
+    """Split every batch into up to 3 shards, however little work it holds."""
+    monkeypatch.setattr(parallel, "_WORKERS", 3)
+    monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", 1)
+
+
+def test_shards_cover_the_batch_in_order(many_shards):
+    assert parallel.shards(7, 1e9) == [slice(0, 2), slice(2, 4), slice(4, 7)]
+    assert parallel.shards(2, 1e9) == [slice(0, 1), slice(1, 2)]
+
+
+def test_small_work_stays_whole(monkeypatch):
+    monkeypatch.setattr(parallel, "_WORKERS", 2)
+    assert parallel.shards(32, parallel.MIN_FLOPS_PER_SHARD / 32) == [slice(0, 32)]
+    assert parallel.shards(32, parallel.MIN_FLOPS_PER_SHARD) == [slice(0, 16), slice(16, 32)]
+
+
+def test_run_keeps_the_order_of_the_parts(many_shards):
+    threads = parallel.run(lambda part: (part.start, threading.get_ident()), parallel.shards(9, 1e9))
+    assert [start for start, _ in threads] == [0, 3, 6]
+    assert threads[0][1] == threading.get_ident() and len({ident for _, ident in threads}) > 1
+
+
+def test_sum_in_order_adds_left_to_right():
+    parts = [np.float32([1e8]), np.float32([1.0]), np.float32([-1e8])]
+    # (1e8 + 1) rounds to 1e8 in float32, so left to right gives 0, not 1
+    assert parallel.sum_in_order([p.copy() for p in parts])[0] == 0.0
+
+
+LAYERS = [
+    ("Conv2D", {"filters": 3, "kernel_size": 3, "padding": "same"}, (6, 5, 40)),
+    ("Conv2D", {"filters": 4, "kernel_size": [2, 3]}, (7, 6, 2)),
+    ("Conv2D", {"filters": 2, "kernel_size": 3, "strides": 2}, (7, 7, 3)),
+    ("DepthwiseConv2D", {"kernel_size": 2, "depth_multiplier": 2}, (5, 4, 3)),
+    ("Dense", {"units": 4}, (9,)),
+    ("Activation", {"activation": "relu"}, (4, 3, 2)),
+    ("Activation", {"activation": "softmax"}, (4, 3, 5)),
+    ("ReLU", {"max_value": 1.0, "negative_slope": 0.1, "threshold": 0.2}, (6,)),
+]
+
+
+def forward_backward(kind, config, shape, dtype=np.float64):
+    layer, params = make_layer(kind, config, shape, dtype=dtype)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((7, *shape)).astype(dtype)
+    y, cache = layer.forward(params, x, training=True)
+    dx, grads = layer.backward(params, cache, rng.standard_normal(y.shape).astype(dtype))
+    return [y, dx, *(grads[name] for name in sorted(grads))]
+
+
+@pytest.mark.parametrize("kind, config, shape", LAYERS)
+def test_split_batch_computes_the_whole_batch_result(kind, config, shape, monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", float("inf"))
+    whole = forward_backward(kind, config, shape)
+    monkeypatch.setattr(parallel, "_WORKERS", 3)
+    monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", 1)
+    split = forward_backward(kind, config, shape)
+    for expected, actual in zip(whole, split, strict=True):
+        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind, config, shape", LAYERS)
+def test_split_batch_is_deterministic_in_float32(kind, config, shape, many_shards):
+    first = forward_backward(kind, config, shape, np.float32)
+    for _ in range(3):
+        for expected, actual in zip(first, forward_backward(kind, config, shape, np.float32), strict=True):
+            np.testing.assert_array_equal(actual, expected)
+
+
+def test_scratch_is_per_thread_and_per_key():
+    a = scratch("a", (3,), np.float32)
+    assert scratch("a", (3,), np.float32) is a
+    assert scratch("b", (3,), np.float32) is not a
+    assert scratch("a", (3,), np.float64) is not a
+    other = []
+    thread = threading.Thread(target=lambda: other.append(scratch("a", (3,), np.float32)))
+    thread.start()
+    thread.join()
+    assert other[0] is not a
+    assert not scratch("z", (4,), np.float32, zeroed=True).any()
