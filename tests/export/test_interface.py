@@ -57,7 +57,10 @@ def test_every_example_spec_exports(path):
     expected = numpy_model.forward(dataset.preprocessing.images(raw))
     got = run(model, raw.reshape(len(raw), *numpy_model.graph.input_shape).astype(np.float32))[0]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
-    assert METADATA_KEYS <= {prop.key for prop in model.metadata_props}
+    meta = {prop.key: prop.value for prop in model.metadata_props}
+    assert METADATA_KEYS <= set(meta)
+    assert meta["input_range"] == "0-255 raw pixels"
+    assert json.loads(meta["preprocessing"]) == dataset.preprocessing.to_dict()
 
 
 def test_logits_are_the_final_softmax_input(small):
@@ -118,13 +121,6 @@ def test_metadata_and_docs(small):
     assert (model.producer_name, model.producer_version) == ("specforge", specforge.__version__)
     assert "small-cnn" in model.graph.doc_string
     assert model.graph.input[0].doc_string and all(output.doc_string for output in model.graph.output)
-
-
-def test_the_seed_takes_raw_pixels():
-    model, *_ = export_spec(load_spec(SPEC_FILES[[p.stem for p in SPEC_FILES].index("mnist")]))
-    meta = {prop.key: prop.value for prop in model.metadata_props}
-    assert meta["input_range"] == "0-255 raw pixels"
-    assert json.loads(meta["preprocessing"])["rescale"] == 1.0
 
 
 @pytest.mark.parametrize("opset", [12, 22])
