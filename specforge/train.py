@@ -334,13 +334,13 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
     try:
         with _quiet_float_warnings():
             trainer.train()
+        _finish(trainer)
     except KeyboardInterrupt:
         runs.update_manifest(run_dir, status="interrupted")
-        raise TrainingInterrupted(run_dir, trainer.epoch + 1, trainer.batch) from None
+        raise TrainingInterrupted(run_dir, min(trainer.epoch + 1, setup.fit["epochs"]), trainer.batch) from None
     except BaseException:
         runs.update_manifest(run_dir, status="failed")
         raise
-    _finish(trainer)
     return runs.open_run(run_dir)
 
 
