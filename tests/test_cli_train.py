@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,11 +85,12 @@ def test_nan_loss_exits_with_status_2_naming_the_batch(tmp_path):
 
 def test_ctrl_c_saves_and_resume_finishes_the_run(tmp_path):
     out = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "specforge", "train", SEED_SPEC, "--limit-train", "2000",
+    process = subprocess.Popen([sys.executable, "-m", "specforge", "train", SEED_SPEC, "--limit-train", "4000",
                                 "--limit-test", "32", "--set", "fit.epochs=1", "--out", str(out)],
                                cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     assert process.stdout.readline() == "Epoch 1/1\n"  # the loop is running
+    time.sleep(1)  # a few batches in
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
