@@ -1,7 +1,10 @@
 """Convolutions: Conv2D and DepthwiseConv2D (Keras 3 options, kernels stored as Keras stores them).
 
-Both are grouped convolutions (one group, or one group per input channel), computed by
-:func:`specforge.layers.windows.grouped_conv`: im2col over the whole batch and one GEMM.
+Both are grouped convolutions (one group, or one group per input channel). A Conv2D with stride 1
+and enough input channels runs as one matrix product per kernel tap (:mod:`specforge.layers.taps`);
+the others as im2col and one GEMM (:func:`specforge.layers.windows.grouped_conv`). The input
+gradient of a Conv2D always takes the tap form. Each batch is split across the cores
+(:mod:`specforge.layers.parallel`).
 """
 
 from __future__ import annotations

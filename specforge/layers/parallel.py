@@ -23,6 +23,8 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
+from specforge.layers.memory import keep_freed_memory
+
 T = TypeVar("T")
 P = TypeVar("P")
 
@@ -59,6 +61,7 @@ def run(work: Callable[[P], T], parts: Sequence[P]) -> list[T]:
     BLAS runs single-threaded even for one part: its worker threads, once woken, keep spinning
     for a while and would take the cores from the next shards.
     """
+    keep_freed_memory()
     with _single_threaded_blas():
         if len(parts) == 1:
             return [work(parts[0])]

@@ -27,6 +27,8 @@ from specforge.layers.windows import Window
 
 #: Fewest input channels for which the forward and kernel gradient take the tap products.
 MIN_CHANNELS = 32
+#: Most grid rows that one block of tap products covers (about 16 images of 26x26 pixels).
+BLOCK_ROWS = 12288
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,13 @@ def kernel_gradient(xp: np.ndarray, grid: np.ndarray, plan: TapPlan, kernel_shap
     cin = kernel_shape[2]
     source, dy_rows = xp.reshape(-1, cin), grid[plan.lead:plan.lead + plan.rows]
     dkernel = np.empty((len(plan.offsets), cin, kernel_shape[3]), grid.dtype)
-    for tap, offset in enumerate(plan.offsets):
-        np.matmul(source[offset:offset + plan.rows].T, dy_rows, out=dkernel[tap])
+    term = scratch("tap kernel term", dkernel.shape[1:], dkernel.dtype)
+    for block, (start, stop) in enumerate(_blocks(plan.rows)):
+        for tap, offset in enumerate(plan.offsets):
+            product = np.matmul(source[offset + start:offset + stop].T, dy_rows[start:stop],
+                                out=term if block else dkernel[tap])
+            if block:
+                dkernel[tap] += product
     return dkernel.reshape(kernel_shape)
 
 
@@ -111,11 +118,19 @@ def input_gradient(grid: np.ndarray, kernel: np.ndarray, plan: TapPlan, out: np.
 
 def _sum_of_taps(out: np.ndarray, source: np.ndarray, taps: np.ndarray, starts: tuple[int, ...]) -> None:
     """``out = sum over t of source[starts[t]:starts[t] + len(out)] @ taps[t]``."""
-    rows = len(out)
-    np.matmul(source[starts[0]:starts[0] + rows], taps[0], out=out)
-    if len(starts) == 1:
-        return
-    term = scratch("tap term", out.shape, out.dtype)
-    for start, tap in zip(starts[1:], taps[1:]):
-        np.matmul(source[start:start + rows], tap, out=term)
-        out += term
+    blocks = _blocks(len(out))
+    term = scratch("tap term", (max(stop - start for start, stop in blocks), out.shape[1]), out.dtype)
+    for start, stop in blocks:
+        block, block_term = out[start:stop], term[:stop - start]
+        np.matmul(source[starts[0] + start:starts[0] + stop], taps[0], out=block)
+        for first, tap in zip(starts[1:], taps[1:]):
+            np.matmul(source[first + start:first + stop], tap, out=block_term)
+            block += block_term
+
+
+def _blocks(rows: int) -> list[tuple[int, int]]:
+    """``rows`` cut into equal blocks of at most BLOCK_ROWS, so that the operands of a block's products
+    stay in cache from one tap to the next."""
+    count = -(-rows // BLOCK_ROWS)
+    bounds = [rows * index // count for index in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))

@@ -1,7 +1,7 @@
 """Sliding-window geometry and the window math shared by the convolution and pooling kinds.
 
 Everything is NHWC and batch-level: windows are strided views of the padded
-input (``sliding_window_view``), a convolution is one im2col copy plus one GEMM
+input (``sliding_window_view``), an im2col convolution is one copy plus one GEMM
 (a batched GEMM over channel groups for depthwise), and pooling combines the
 strided slices under each kernel offset (one vectorised operation per offset).
 """

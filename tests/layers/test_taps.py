@@ -52,6 +52,17 @@ def test_backward_matches_im2col(config, input_shape, monkeypatch):
         np.testing.assert_allclose(grads[name], grads_im2col[name], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("config, input_shape", CASES[:2])
+def test_blocks_of_rows_give_the_same_result(config, input_shape, monkeypatch):
+    whole = forward_backward(config, input_shape)[3:]
+    monkeypatch.setattr(taps, "BLOCK_ROWS", 7)
+    blocked = forward_backward(config, input_shape)[3:]
+    for expected, actual in zip(whole[:3], blocked[:3]):
+        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
+    for name in whole[3]:
+        np.testing.assert_allclose(blocked[3][name], whole[3][name], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("config, input_shape", [(dict(c, use_bias=False), s) for c, s in CASES])
 def test_backward_is_the_adjoint(config, input_shape):
     """Linear in x and in the kernel: <y, dy> = <x, dx> = <kernel, dkernel>."""
