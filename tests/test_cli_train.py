@@ -89,10 +89,13 @@ def test_ctrl_c_saves_and_resume_finishes_the_run(tmp_path):
                                 "--limit-test", "32", "--set", "fit.epochs=1", "--out", str(out)],
                                cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
-    assert process.stdout.readline() == "Epoch 1/1\n"  # the loop is running
-    time.sleep(1)  # a few batches in
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    try:
+        assert process.stdout.readline() == "Epoch 1/1\n"  # the loop is running
+        time.sleep(1)  # a few batches in
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
     assert process.returncode == 130, stderr
     assert stderr.startswith("interrupted at epoch 1, batch ")
     assert stderr.strip().endswith("; resume with: specforge train --resume run")
