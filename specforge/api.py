@@ -6,6 +6,9 @@
     run = api.fit(spec, limit_train=5000)           # trains with numpy, writes runs/mnist-cnn/<n>
     api.evaluate(run)                               # {'split': 'test', 'loss': ..., 'accuracy': ...}
     api.predict(run, images)                        # probabilities for raw images (uint8 as stored)
+    api.export(run)                                 # run/model.onnx, once it passes the parity gate
+    api.predict_onnx("model.onnx", data="mnist:test", limit=4)   # onnxruntime predictions with labels
+    api.inspect("model.onnx")                       # interface, versions, metadata, operators
 """
 
 from __future__ import annotations
