@@ -3,8 +3,9 @@
     python benchmarks/profile_step.py                       # the seed model, batch 32, float32
     python benchmarks/profile_step.py specs/mnist.yaml --batches 300 --batch-size 32
 
-The step is the one ``Model.gradients`` + ``optimizer.step`` run (softmax fused into the loss,
-no input gradient for the first layer), taken apart so that each phase is timed on its own.
+The step is the one ``Model.gradients`` + ``optimizer.step`` run (its steps: a layer with the
+activation it applies to its own output; softmax fused into the loss; no input gradient for the
+first layer), taken apart so that each phase is timed on its own.
 Inputs are random 0-255 pixels with random one-hot labels: the work does not depend on the values.
 Prints, per phase and slowest first, the wall-clock milliseconds per batch, their share of the
 step, and the CPU milliseconds of all threads together (on a machine that other processes keep
@@ -61,26 +62,29 @@ def profile(model: Model, loss, optimizer, batches: int, batch_size: int, warmup
     """Seconds per phase summed over ``batches`` timed steps (after ``warmup`` untimed ones)."""
     rng = np.random.default_rng(0)
     fused = model.fuses(loss)
-    nodes = model.graph.nodes[:-1] if fused else model.graph.nodes
-    trainable = [(index, name) for index, node in enumerate(nodes)
+    steps = model.steps(len(model.graph.nodes) - 1 if fused else None)
+    names = [" + ".join(node.layer.name for node in model.graph.nodes[step.index:step.index + step.nodes])
+             for step in steps]
+    trainable = [(index, name) for index, node in enumerate(model.graph.nodes)
                  for name in node.layer.param_shapes(node.input_shape) if name not in node.layer.non_trainable]
     clock = PhaseClock()
-    for step in range(warmup + batches):
+    for batch in range(warmup + batches):
         x, y = random_batch(model, batch_size, rng)
-        clock.enabled = step >= warmup
+        clock.enabled = batch >= warmup
         caches = []
-        for node, params in zip(nodes, model.params):
-            with clock(f"forward  {node.layer.name}"):
-                x, cache = node.layer.forward(params, x, True, rng)
+        for step, name in zip(steps, names):
+            with clock(f"forward  {name}"):
+                x, cache = step.forward(model.params[step.index], x, True, rng)
             caches.append(cache)
         with clock("loss (value, gradient, probabilities)"):
             _, dy = loss.value_and_grad(x, y, from_logits=fused)
             loss.to_probabilities(x, fused)
         grads: list[dict] = [{} for _ in model.params]
-        for index in range(len(nodes) - 1, -1, -1):
-            with clock(f"backward {nodes[index].layer.name}"):
-                dy, grads[index] = nodes[index].layer.backward(model.params[index], caches[index], dy,
-                                                               need_dx=index > 0)
+        for position in range(len(steps) - 1, -1, -1):
+            step = steps[position]
+            with clock(f"backward {names[position]}"):
+                dy, grads[step.index] = step.backward(model.params[step.index], caches[position], dy,
+                                                      need_dx=step.index > 0)
         with clock(f"optimizer {optimizer.name}"):
             optimizer.step(model.trainable_params(), [grads[index][name] for index, name in trainable])
     return clock

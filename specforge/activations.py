@@ -58,6 +58,9 @@ class ActivationFunction:
     """One activation: ``forward(z)``, ``backward(z, y, dy)`` and ``to_onnx(builder, input_name, hint)``."""
 
     name: ClassVar[str]
+    #: Whether ``backward`` needs only the output: ``backward(y, y, dy)`` is the gradient, so the function
+    #: can overwrite its input with its output (a layer applying it to its own output in place).
+    output_suffices: ClassVar[bool] = False
 
     def forward(self, z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -79,6 +82,7 @@ class ActivationFunction:
 
 class Linear(ActivationFunction):
     name = "linear"
+    output_suffices = True
 
     def forward(self, z):
         return z
@@ -100,6 +104,11 @@ class Relu(ActivationFunction):
         self.max_value = max_value
         self.negative_slope = negative_slope
         self.threshold = threshold
+
+    @property
+    def output_suffices(self) -> bool:
+        """With threshold 0 the output is above 0 (and below max_value) exactly where the input is."""
+        return self.threshold == 0
 
     def forward(self, z):
         y = np.empty_like(z)
@@ -154,6 +163,7 @@ class LeakyRelu(Relu):
 
 class Sigmoid(ActivationFunction):
     name = "sigmoid"
+    output_suffices = True
 
     def forward(self, z):
         return _sigmoid(z)
@@ -167,6 +177,7 @@ class Sigmoid(ActivationFunction):
 
 class Tanh(ActivationFunction):
     name = "tanh"
+    output_suffices = True
 
     def forward(self, z):
         return np.tanh(z)
@@ -182,6 +193,7 @@ class Softmax(ActivationFunction):
     """Softmax over the last axis of the logical (NHWC) shape: the channels of an image."""
 
     name = "softmax"
+    output_suffices = True
 
     def forward(self, z):
         e = np.exp(z - z.max(axis=-1, keepdims=True))
@@ -201,6 +213,7 @@ class Elu(ActivationFunction):
     """ELU with alpha 1: ``x`` above 0, ``exp(x) - 1`` below."""
 
     name = "elu"
+    output_suffices = True
 
     def forward(self, z):
         return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))

@@ -16,6 +16,7 @@ from specforge.errors import RunError
 from specforge.fileio import atomic_open
 from specforge.graph import Graph
 from specforge.layers.base import Params
+from specforge.layers.fusion import Step, plan_steps
 from specforge.losses import Loss
 from specforge.optimizers import Optimizer
 
@@ -34,6 +35,7 @@ class Model:
                            for index, node in enumerate(graph.nodes)
                            for name in node.layer.param_shapes(node.input_shape)
                            if name not in node.layer.non_trainable]
+        self._plans: dict[int | None, list[Step]] = {}
 
     @classmethod
     def initialize(cls, graph: Graph, rng: np.random.Generator) -> Model:
@@ -48,8 +50,8 @@ class Model:
     def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 until: int | None = None) -> np.ndarray:
         """The output of the first ``until`` nodes (all by default) for a batch ``x`` of shape ``(N, *input)``."""
-        for node, params in zip(self.graph.nodes[:until], self.params[:until]):
-            x, _ = node.layer.forward(params, x, training, rng)
+        for step in self.steps(until):
+            x, _ = step.forward(self.params[step.index], x, training, rng)
         return x
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -79,19 +81,27 @@ class Model:
         ``forward`` would return (probabilities for metrics).
         """
         fused = self.fuses(loss)
-        nodes = self.graph.nodes[:-1] if fused else self.graph.nodes
+        steps = self.steps(len(self.graph.nodes) - 1 if fused else None)
         caches = []
-        for node, params in zip(nodes, self.params):
-            x, cache = node.layer.forward(params, x, True, rng)
+        for step in steps:
+            x, cache = step.forward(self.params[step.index], x, True, rng)
             caches.append(cache)
         value, dy = loss.value_and_grad(x, y, from_logits=fused)
         outputs = loss.to_probabilities(x, fused)
         grads: list[Params] = [{} for _ in self.params]
-        for index in range(len(nodes) - 1, -1, -1):
-            dy, grads[index] = nodes[index].layer.backward(self.params[index], caches[index], dy,
-                                                           need_dx=index > 0)
-            caches[index] = None
+        for position in range(len(steps) - 1, -1, -1):
+            step = steps[position]
+            dy, grads[step.index] = step.backward(self.params[step.index], caches[position], dy,
+                                                  need_dx=step.index > 0)
+            caches[position] = None
         return value, outputs, [grads[index][name] for index, name in self._trainable]
+
+    def steps(self, until: int | None = None) -> list[Step]:
+        """The first ``until`` nodes as the steps that compute them: a layer and the activation node
+        after it run as one step when the layer can apply it to its own output (specforge.layers.fusion)."""
+        if until not in self._plans:
+            self._plans[until] = plan_steps([node.layer for node in self.graph.nodes[:until]])
+        return self._plans[until]
 
     def train_step(self, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer,
                    rng: np.random.Generator | None = None) -> tuple[float, np.ndarray]:

@@ -13,7 +13,7 @@ def _parts(x: np.ndarray) -> list[slice]:
     return parallel.shards(len(x), parallel.ELEMENTWISE_FLOPS * x[0].size)
 
 
-class _ActivationLayer(Layer):
+class ActivationLayer(Layer):
     """A layer that applies one activation function elementwise (softmax: over the channels)."""
 
     def function(self) -> activations.ActivationFunction:
@@ -41,7 +41,7 @@ class _ActivationLayer(Layer):
         return self.function().to_onnx(builder, input_name, self.name)
 
 
-class Activation(_ActivationLayer):
+class Activation(ActivationLayer):
     type = "Activation"
     description = "Applies an activation function to its input."
     schema = {
@@ -55,7 +55,7 @@ class Activation(_ActivationLayer):
         return activations.get_activation(self.config["activation"])
 
 
-class ReLU(_ActivationLayer):
+class ReLU(ActivationLayer):
     type = "ReLU"
     description = ("Rectified linear unit: x above threshold (capped at max_value), "
                    "negative_slope * (x - threshold) below.")
@@ -77,7 +77,7 @@ class ReLU(_ActivationLayer):
         return activations.Relu(self.config["max_value"], self.config["negative_slope"], self.config["threshold"])
 
 
-class LeakyReLU(_ActivationLayer):
+class LeakyReLU(ActivationLayer):
     type = "LeakyReLU"
     description = "Leaky rectified linear unit: x for x >= 0, negative_slope * x below."
     schema = {
@@ -90,7 +90,7 @@ class LeakyReLU(_ActivationLayer):
         return activations.LeakyRelu(self.config["negative_slope"])
 
 
-class Softmax(_ActivationLayer):
+class Softmax(ActivationLayer):
     type = "Softmax"
     description = "Softmax over the last axis (the channels of an image): outputs are positive and sum to 1."
     schema = {

@@ -37,6 +37,10 @@ class Layer:
     examples: ClassVar[list[tuple[dict, Shape]]] = []
     #: parameter names that are state, not trained (BatchNormalization's moving statistics).
     non_trainable: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``forward`` takes ``activation=``: an ActivationFunction to apply to the fresh output in
+    #: place (one whose gradient needs only its output); ``backward`` then starts with its gradient.
+    #: See specforge.layers.fusion.
+    fuses_activation: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
         config = dict(config or {})

@@ -14,12 +14,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from specforge.activations import ActivationFunction
 from specforge.errors import SpecError
 from specforge.initializers import compute_fans, initialize
+from specforge.layers import parallel, taps
 from specforge.layers.base import (
     PADDING_SCHEMA, Layer, Params, Shape, activation_schema, as_pair, initializer_schema, int_or_pair,
 )
-from specforge.layers import parallel, taps
+from specforge.layers.fusion import activation_gradient, add_bias_and_activate
+from specforge.layers.scratch import column_sums, scratch
 from specforge.layers.windows import (
     Window, crop_padding, grouped_conv, grouped_input_gradient, grouped_kernel_gradient, pad_image, plan_window,
     require_image,
@@ -39,18 +42,23 @@ _COMMON_SCHEMA = {
 
 @dataclass
 class _Saved:
-    """What a convolution's backward needs: the shards of the batch and, per form of the forward,
-    the padded input (tap products) or each shard's im2col columns."""
+    """What a convolution's backward needs: the shards of the batch, the fused activation with the
+    output it produced, and per shard, as the forward ran, its padded input (tap products) or its
+    im2col columns."""
 
     window: Window
     parts: list[slice]
     x_shape: Shape
-    xp: np.ndarray | None = None
+    activation: ActivationFunction | None
+    y: np.ndarray
+    tap_inputs: list[np.ndarray] | None = None
     cols: list[np.ndarray] | None = None
 
 
 class _Convolution(Layer):
     """What Conv2D and DepthwiseConv2D share; a subclass maps its kernel to and from the grouped form."""
+
+    fuses_activation = True
 
     #: the option naming the kernel's initializer
     kernel_initializer_option: ClassVar[str]
@@ -120,34 +128,32 @@ class _Convolution(Layer):
         return 2 * out_h * out_w * int(np.prod(self.kernel_shape(input_shape[2])))
 
     # -- math ---------------------------------------------------------------------------------
-    def forward(self, params: Params, x: np.ndarray, training: bool = False,
-                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
         window = self.window(x.shape[1:])
         kernel, bias = params["kernel"], params.get("bias")
         dtype = np.result_type(x, kernel)
         parts = parallel.shards(len(x), self.flops(x.shape[1:]))
-        if taps.takes_forward(window, self.groups(x.shape[3]), x.shape[3]):
-            xp = np.ascontiguousarray(pad_image(x, window.pads))
-            pixels = xp.shape[1] * xp.shape[2]
-            out = np.empty((len(x) * pixels, kernel.shape[-1]), dtype)
-
-            def tap_shard(part: slice) -> None:
-                shard = xp[part]
-                taps.forward(shard, kernel, taps.TapPlan.of(window, shard.shape), bias,
-                             out[part.start * pixels:part.stop * pixels])
-
-            parallel.run(tap_shard, parts)
-            return taps.TapPlan.of(window, xp.shape).outputs(out), _Saved(window, parts, x.shape, xp=xp)
         y = np.empty((len(x), *self.output_shape(x.shape[1:])), dtype)
+        if taps.takes_forward(window, self.groups(x.shape[3]), x.shape[3]):
+            def tap_shard(part: slice) -> np.ndarray:
+                xp = np.ascontiguousarray(pad_image(x[part], window.pads))
+                plan = taps.TapPlan.of(window, xp.shape)
+                grid = scratch(("tap output grid", plan), (plan.grid_rows, kernel.shape[-1]), dtype)
+                taps.forward(xp, kernel, plan, grid, bias, activation)
+                y[part] = plan.outputs(grid)
+                return xp
+
+            return y, _Saved(window, parts, x.shape, activation, y, tap_inputs=parallel.run(tap_shard, parts))
         grouped = self.to_grouped(kernel)
 
         def im2col_shard(part: slice) -> np.ndarray:
             cols = grouped_conv(x[part], grouped, window, y[part])
-            if bias is not None:
-                y[part] += bias
+            add_bias_and_activate(y[part], bias, activation)
             return cols
 
-        return y, _Saved(window, parts, x.shape, cols=parallel.run(im2col_shard, parts))
+        cols = parallel.run(im2col_shard, parts)
+        return y, _Saved(window, parts, x.shape, activation, y, cols=cols)
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
@@ -163,21 +169,22 @@ class _Convolution(Layer):
         if need_dx:
             dx = np.empty((n, *padded, channels) if one_group else saved.x_shape, dtype)
 
-        def shard(index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        def shard(index: int) -> tuple[np.ndarray, np.ndarray]:
             part = saved.parts[index]
-            dy_part = dy[part]
-            plan = taps.TapPlan.of(window, (part.stop - part.start, *padded))
-            grid = taps.gradient_grid(dy_part, plan, dtype) if one_group and (need_dx or saved.xp is not None) \
-                else None
-            if saved.xp is not None:
-                dkernel = taps.kernel_gradient(saved.xp[part], grid, plan, kernel.shape)
+            dz = activation_gradient(saved.activation, saved.y[part], dy[part])
+            grid = plan = None
+            if one_group and (need_dx or saved.tap_inputs is not None):
+                plan = taps.TapPlan.of(window, (part.stop - part.start, *padded))
+                grid = taps.gradient_grid(dz, plan, dtype)
+            if saved.tap_inputs is not None:
+                dkernel = taps.kernel_gradient(saved.tap_inputs[index], grid, plan, kernel.shape)
             else:
-                dkernel = self.from_grouped(grouped_kernel_gradient(saved.cols[index], dy_part, grouped.shape))
-            if need_dx and one_group:
+                dkernel = self.from_grouped(grouped_kernel_gradient(saved.cols[index], dz, grouped.shape))
+            if need_dx and grid is not None:
                 taps.input_gradient(grid, kernel, plan, dx[part].reshape(-1, channels))
             elif need_dx:
-                grouped_input_gradient(grouped, window, dy_part, dx[part])
-            return dkernel, (dy_part.sum(axis=(0, 1, 2)) if "bias" in params else None)
+                grouped_input_gradient(grouped, window, dz, dx[part])
+            return dkernel, column_sums(dz.reshape(-1, dz.shape[-1]))
 
         results = parallel.run(shard, range(len(saved.parts)))
         grads = {"kernel": parallel.sum_in_order([dkernel for dkernel, _ in results])}

@@ -6,6 +6,8 @@ import numpy as np
 
 from specforge.initializers import compute_fans, initialize
 from specforge.layers import parallel
+from specforge.layers.fusion import activation_gradient, add_bias_and_activate
+from specforge.layers.scratch import column_sums
 from specforge.layers.base import Layer, Params, Shape, activation_schema, initializer_schema, shape_error
 
 
@@ -20,6 +22,7 @@ class Dense(Layer):
         "bias_initializer": initializer_schema("zeros", "bias"),
     }
     required = ("units",)
+    fuses_activation = True
     examples = [
         ({"units": 3}, (4,)),
         ({"units": 2, "use_bias": False, "activation": "relu", "kernel_initializer": "he_normal"}, (5,)),
@@ -49,28 +52,28 @@ class Dense(Layer):
                               "add a Flatten (or GlobalAveragePooling2D) layer before it")
         return int(input_shape[0])
 
-    def forward(self, params, x, training=False, rng=None):
+    def forward(self, params, x, training=False, rng=None, activation=None):
         kernel, bias = params["kernel"], params.get("bias")
         y = np.empty((len(x), kernel.shape[1]), np.result_type(x, kernel))
         parts = parallel.shards(len(x), self.flops(x.shape[1:]))
 
         def shard(part: slice) -> None:
             np.matmul(x[part], kernel, out=y[part])
-            if bias is not None:
-                y[part] += bias
+            add_bias_and_activate(y[part], bias, activation)
 
         parallel.run(shard, parts)
-        return y, (x, parts)
+        return y, (x, parts, activation, y)
 
     def backward(self, params, cache, dy, need_dx=True):
-        x, parts = cache
+        x, parts, activation, y = cache
         kernel = params["kernel"]
         dx = np.empty(x.shape, np.result_type(dy, kernel)) if need_dx else None
 
         def shard(part: slice) -> tuple[np.ndarray, np.ndarray]:
+            dz = activation_gradient(activation, y[part], dy[part])
             if need_dx:
-                np.matmul(dy[part], kernel.T, out=dx[part])
-            return x[part].T @ dy[part], dy[part].sum(axis=0)
+                np.matmul(dz, kernel.T, out=dx[part])
+            return x[part].T @ dz, column_sums(dz)
 
         results = parallel.run(shard, parts)
         grads = {"kernel": parallel.sum_in_order([dkernel for dkernel, _ in results])}

@@ -19,9 +19,12 @@ sits at every stride-th grid pixel, so the input gradient of any stride takes th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
+from specforge.activations import ActivationFunction
+from specforge.layers.fusion import add_bias_and_activate
 from specforge.layers.scratch import scratch
 from specforge.layers.windows import Window
 
@@ -75,21 +78,20 @@ def takes_forward(window: Window, groups: int, channels: int) -> bool:
     return groups == 1 and window.strides == (1, 1) and channels >= MIN_CHANNELS
 
 
-def forward(xp: np.ndarray, kernel: np.ndarray, plan: TapPlan, bias: np.ndarray | None,
-            out: np.ndarray) -> None:
+def forward(xp: np.ndarray, kernel: np.ndarray, plan: TapPlan, out: np.ndarray, bias: np.ndarray | None = None,
+            activation: ActivationFunction | None = None) -> None:
     """Fill ``out`` (grid_rows, Cout) so that ``plan.outputs(out)`` is the stride-1 convolution of the
-    padded, contiguous ``xp`` (N, Hp, Wp, Cin) with ``kernel`` (KH, KW, Cin, Cout), plus ``bias``."""
+    padded, contiguous ``xp`` (N, Hp, Wp, Cin) with ``kernel`` (KH, KW, Cin, Cout), plus ``bias``, through
+    ``activation`` (each applied to a block of rows while it is in cache)."""
     kh, kw, cin, cout = kernel.shape
-    valid = out[:plan.rows]
-    _sum_of_taps(valid, xp.reshape(-1, cin), kernel.reshape(kh * kw, cin, cout), plan.offsets)
-    if bias is not None:
-        valid += bias
+    _sum_of_taps(out[:plan.rows], xp.reshape(-1, cin), kernel.reshape(kh * kw, cin, cout), plan.offsets,
+                 lambda block: add_bias_and_activate(block, bias, activation))
 
 
 def gradient_grid(dy: np.ndarray, plan: TapPlan, dtype: np.dtype) -> np.ndarray:
     """``dy`` (N, OH, OW, C) on the grid, after ``plan.lead`` zero rows: a per-thread scratch buffer
     whose other rows stay zero because only the output pixels are ever written."""
-    grid = scratch(("tap gradient grid", plan), (plan.lead + plan.grid_rows, dy.shape[-1]), dtype, zeroed=True)
+    grid = scratch(("tap gradient grid", plan), (plan.lead + plan.grid_rows, dy.shape[-1]), dtype, fill=0.0)
     plan.outputs(grid[plan.lead:])[...] = dy
     return grid
 
@@ -116,8 +118,9 @@ def input_gradient(grid: np.ndarray, kernel: np.ndarray, plan: TapPlan, out: np.
     _sum_of_taps(out, grid, taps_t, tuple(plan.lead - offset for offset in plan.offsets))
 
 
-def _sum_of_taps(out: np.ndarray, source: np.ndarray, taps: np.ndarray, starts: tuple[int, ...]) -> None:
-    """``out = sum over t of source[starts[t]:starts[t] + len(out)] @ taps[t]``."""
+def _sum_of_taps(out: np.ndarray, source: np.ndarray, taps: np.ndarray, starts: tuple[int, ...],
+                 finish: Callable[[np.ndarray], None] | None = None) -> None:
+    """``out = sum over t of source[starts[t]:starts[t] + len(out)] @ taps[t]``, then ``finish`` on each block."""
     blocks = _blocks(len(out))
     term = scratch("tap term", (max(stop - start for start, stop in blocks), out.shape[1]), out.dtype)
     for start, stop in blocks:
@@ -126,6 +129,8 @@ def _sum_of_taps(out: np.ndarray, source: np.ndarray, taps: np.ndarray, starts: 
         for first, tap in zip(starts[1:], taps[1:]):
             np.matmul(source[first + start:first + stop], tap, out=block_term)
             block += block_term
+        if finish is not None:
+            finish(block)
 
 
 def _blocks(rows: int) -> list[tuple[int, int]]:

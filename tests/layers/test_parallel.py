@@ -92,4 +92,5 @@ def test_scratch_is_per_thread_and_per_key():
     thread.start()
     thread.join()
     assert other[0] is not a
-    assert not scratch("z", (4,), np.float32, zeroed=True).any()
+    assert not scratch("z", (4,), np.float32, fill=0.0).any()
+    assert (scratch("z", (4,), np.float32, fill=1.0) == 1).all()

@@ -1,0 +1,71 @@
+"""Fused activations: which layer and activation pairs fuse, and that a fused step computes exactly what
+the two nodes compute one after the other."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from layers.test_generic import make_layer
+from specforge.activations import ACTIVATIONS, Relu
+from specforge.layers import REGISTRY
+from specforge.layers.fusion import plan_steps
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_output_suffices_means_the_output_gives_the_gradient(name):
+    function = ACTIVATIONS[name]
+    z = np.random.default_rng(0).normal(scale=2, size=(3, 5))
+    y, dy = function.forward(z), np.random.default_rng(1).normal(size=(3, 5))
+    from_output = np.allclose(function.backward(y, y, dy), function.backward(z, y, dy), rtol=1e-12, atol=1e-12)
+    assert function.output_suffices == from_output
+
+
+def test_relu_with_a_threshold_needs_its_input():
+    assert Relu(max_value=6.0, negative_slope=0.1).output_suffices
+    assert not Relu(threshold=0.5).output_suffices
+
+
+def layers(*specs):
+    return [REGISTRY[kind](config) for kind, config in specs]
+
+
+def test_plan_pairs_a_layer_with_the_activation_it_can_take():
+    chain = layers(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Activation", {"activation": "relu"}),
+                   ("Conv2D", {"filters": 2, "kernel_size": 2}), ("Activation", {"activation": "gelu"}),
+                   ("Flatten", {}), ("ReLU", {}), ("Dense", {"units": 3}), ("ReLU", {"threshold": 0.5}),
+                   ("Dense", {"units": 2}), ("Softmax", {}))
+    steps = plan_steps(chain)
+    assert [(step.index, step.nodes) for step in steps] == [(0, 2), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1),
+                                                            (7, 1), (8, 2)]
+    assert steps[0].activation.name == "relu" and steps[-1].activation.name == "softmax"
+
+
+CASES = [
+    ("Conv2D", {"filters": 3, "kernel_size": [3, 2]}, (6, 5, 2), "relu"),
+    ("Conv2D", {"filters": 3, "kernel_size": 3, "padding": "same"}, (5, 4, 32), "relu"),
+    ("Conv2D", {"filters": 2, "kernel_size": 2, "strides": 2, "use_bias": False}, (6, 5, 3), "tanh"),
+    ("DepthwiseConv2D", {"kernel_size": 2, "depth_multiplier": 2}, (5, 4, 3), "sigmoid"),
+    ("Dense", {"units": 4}, (7,), "elu"),
+    ("Dense", {"units": 3}, (6,), "softmax"),
+]
+
+
+@pytest.mark.parametrize("kind, config, shape, activation", CASES)
+def test_fused_step_equals_the_two_nodes(kind, config, shape, activation):
+    layer, params = make_layer(kind, config, shape)
+    node = REGISTRY["Activation"]({"activation": activation})
+    (step,) = plan_steps([layer, node])
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, *shape))
+    z, layer_cache = layer.forward(params, x, training=True)
+    y, node_cache = node.forward({}, z, training=True)
+    fused_y, cache = step.forward(params, x, training=True)
+    np.testing.assert_allclose(fused_y, y, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dz, _ = node.backward({}, node_cache, dy)
+    dx, grads = layer.backward(params, layer_cache, dz)
+    fused_dx, fused_grads = step.backward(params, cache, dy)
+    np.testing.assert_allclose(fused_dx, dx, rtol=1e-12, atol=1e-12)
+    for name in grads:
+        np.testing.assert_allclose(fused_grads[name], grads[name], rtol=1e-12, atol=1e-12)
