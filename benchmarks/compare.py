@@ -135,7 +135,7 @@ def torch_onnx(model: Model) -> bytes:
 
 
 # -- measuring ----------------------------------------------------------------------------------------
-def best_rate(run: Callable[[], None], images: int, seconds: float = 0.5) -> float:
+def best_rate(run: Callable[[], None], images: int, seconds: float = 1.0) -> float:
     """Images per second of ``run`` (``images`` per call), calls repeated for ``seconds``."""
     run()
     calls, start = 0, time.perf_counter()
@@ -196,7 +196,7 @@ def specforge_command(epochs: int, out: Path) -> list[str]:
 
 
 def timed_run(command: list[str]) -> tuple[float, float, str]:
-    """``(wall seconds, peak resident MB, last line printed)`` of ``command`` run in a subprocess from the
+    """``(wall seconds, peak resident MB, last epoch's line)`` of ``command`` run in a subprocess from the
     repository root.
 
     The peak is the child's own VmHWM, read from /proc while it runs: ``ru_maxrss`` of children would
@@ -217,8 +217,8 @@ def timed_run(command: list[str]) -> tuple[float, float, str]:
     if child.returncode:
         raise subprocess.CalledProcessError(child.returncode, command)
     output.seek(0)
-    lines = output.read().strip().splitlines()
-    return seconds, peak_kb / 1024, lines[-1] if lines else ""
+    epochs = [line for line in output.read().splitlines() if line.startswith(("Epoch", "epoch"))]
+    return seconds, peak_kb / 1024, epochs[-1] if epochs else ""
 
 
 def torch_fit(epochs: int) -> None:
@@ -238,11 +238,22 @@ def torch_fit(epochs: int) -> None:
 
 
 # -- report ---------------------------------------------------------------------------------------------
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=200, help="timed training batches per round")
     parser.add_argument("--warmup", type=int, default=20, help="untimed training batches before each round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--full", action="store_true", help="also time full 3-epoch runs of both")
     parser.add_argument("--torch-fit", type=int, metavar="EPOCHS", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -261,7 +272,7 @@ def main() -> None:
     train = load_data(spec).train
     training_flops = 3 * graph.total_flops
 
-    print(f"machine: {platform.processor() or platform.machine()}, {threads} cores; numpy {np.__version__}, "
+    print(f"machine: {cpu_name()}, {threads} cores; numpy {np.__version__}, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}")
     gemm = gemm_gflops()
     print(f"float32 GEMM 2048 x 2048: {gemm:.1f} GFLOP/s (benchmarks/matmul.py)")
