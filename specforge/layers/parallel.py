@@ -8,9 +8,10 @@ the threads do not fight over the cores. The split lives in the layers rather th
 step because only a layer knows whether its examples are independent (BatchNormalization's batch
 statistics are not), and so that inference, training and tests all take the same path.
 
-Shard boundaries depend only on the batch size and the number of cores, and per-shard results
-are combined in shard order (``sum_in_order``), so results are the same from run to run on a
-machine.
+Shard boundaries depend only on the batch size, the layer's work and the number of cores, and
+per-shard results are combined in shard order (``sum_in_order``), so results are the same from
+run to run on a machine (one with another number of cores rounds differently). BLAS's thread
+count is a process-wide setting, so layers are not meant to compute from several threads at once.
 """
 
 from __future__ import annotations

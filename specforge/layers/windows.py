@@ -129,9 +129,9 @@ def crop_padding(xp: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) 
 
 
 # -- grouped convolution (Conv2D is one group, DepthwiseConv2D one group per channel) ----------------
-def grouped_conv(x: np.ndarray, kernel: np.ndarray, window: Window, out: np.ndarray | None = None) -> np.ndarray:
+def grouped_conv(x: np.ndarray, kernel: np.ndarray, window: Window, out: np.ndarray) -> np.ndarray:
     """The im2col columns ``cols`` for ``x`` (N, H, W, G*Cin) and ``kernel`` (G, KH, KW, Cin, Cout),
-    with the convolution written to ``out`` (N, OH, OW, G*Cout).
+    with the convolution written to ``out`` (N, OH, OW, G*Cout), a C-contiguous array.
 
     ``cols`` (G, N*OH*OW, KH*KW*Cin) are kept for the kernel gradient; the output channels are
     group-major (group g, channel o -> g*Cout + o), as Keras orders them.
