@@ -17,6 +17,7 @@ count is a process-wide setting, so layers are not meant to compute from several
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -87,8 +88,30 @@ def _executor() -> ThreadPoolExecutor:
     if _pool is None:
         with _lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=max(1, _WORKERS - 1), thread_name_prefix="specforge-shard")
+                _pool = _started_pool(max(1, _WORKERS - 1))
     return _pool
+
+
+def _started_pool(workers: int) -> ThreadPoolExecutor:
+    """A pool whose every worker thread is already running.
+
+    ThreadPoolExecutor starts threads lazily inside ``submit``; a Ctrl-C landing in that moment leaves
+    a thread the pool never registered and the process hangs at exit.  So all workers are started at
+    once, with SIGINT held back until they are (it is delivered right after).
+    """
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="specforge-shard")
+    blockable = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    if blockable:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        barrier = threading.Barrier(workers + 1)
+        for _ in range(workers):
+            pool.submit(barrier.wait)
+        barrier.wait()
+    finally:
+        if blockable:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    return pool
 
 
 @contextmanager
