@@ -24,18 +24,18 @@ def resolve(base_dir: Path, value: str) -> Path:
 
 def require_file(path: Path, option: str) -> Path:
     """``path`` if it is a readable file; else a DataError that names the spec option that gave it."""
-    if path.is_file():
-        return path
-    what = "is a directory, not a file" if path.is_dir() else "no such file"
-    raise DataError(f"{what} (given by data.{option}); relative paths start at the spec file's directory",
-                    file=str(path))
+    return _require(path, option, path.is_file(), "is a directory, not a file", "no such file")
 
 
 def require_dir(path: Path, option: str) -> Path:
     """``path`` if it is a directory; else a DataError that names the spec option that gave it."""
-    if path.is_dir():
+    return _require(path, option, path.is_dir(), "is a file, not a directory", "no such directory")
+
+
+def _require(path: Path, option: str, ok: bool, wrong_kind: str, missing: str) -> Path:
+    if ok:
         return path
-    what = "is a file, not a directory" if path.exists() else "no such directory"
+    what = wrong_kind if path.exists() else missing
     raise DataError(f"{what} (given by data.{option}); relative paths start at the spec file's directory",
                     file=str(path))
 
