@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.matmul import gemm_gflops  # noqa: E402
+from benchmarks.rates import best_rate  # noqa: E402
 from benchmarks.train_throughput import training_images_per_second  # noqa: E402
 from specforge.api import build, load_data, load_spec  # noqa: E402
 from specforge.export.onnx import export_graph  # noqa: E402
@@ -135,18 +136,6 @@ def torch_onnx(model: Model) -> bytes:
 
 
 # -- measuring ----------------------------------------------------------------------------------------
-def best_rate(run: Callable[[], None], images: int, seconds: float = 1.0) -> float:
-    """Images per second of ``run`` (``images`` per call), calls repeated for ``seconds``."""
-    run()
-    calls, start = 0, time.perf_counter()
-    while True:
-        run()
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return calls * images / elapsed
-
-
 def alternate(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
     """The best of ``rounds`` results of each measure, taken in turns."""
     best = {name: 0.0 for name in measures}

@@ -13,18 +13,21 @@ timed rounds, each round at least ``--seconds`` long.
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from specforge.api import build
-from specforge.data import load_dataset
-from specforge.export.onnx import export_graph
-from specforge.export.runtime import default_threads, make_session
-from specforge.model import Model
-from specforge.spec import load_spec
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.rates import best_rate  # noqa: E402
+from specforge.api import build  # noqa: E402
+from specforge.data import load_dataset  # noqa: E402
+from specforge.export.onnx import export_graph  # noqa: E402
+from specforge.export.runtime import default_threads, make_session  # noqa: E402
+from specforge.model import Model  # noqa: E402
+from specforge.spec import load_spec  # noqa: E402
 
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
 BATCH_SIZES = (1, 32, 256)
@@ -32,18 +35,7 @@ BATCH_SIZES = (1, 32, 256)
 
 def images_per_second(run: Callable[[], object], batch: int, seconds: float, rounds: int = 3) -> float:
     """Best rate over ``rounds`` rounds, each repeating ``run`` (one batch) for at least ``seconds``."""
-    run()
-    best = 0.0
-    for _ in range(rounds):
-        count, start = 0, time.perf_counter()
-        while True:
-            run()
-            count += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= seconds:
-                break
-        best = max(best, count * batch / elapsed)
-    return best
+    return max(best_rate(run, batch, seconds) for _ in range(rounds))
 
 
 def seed_model(run_dir: str | None) -> tuple[Model, object]:
