@@ -23,18 +23,13 @@ SetOption = typer.Option(None, "--set", metavar="PATH=VALUE",
 JsonOption = typer.Option(False, "--json", help="Print JSON for tools instead of a table.")
 
 
-class _Errors:
-    """How user errors are printed: text lines, or JSON when a command was asked for --json."""
-
-    as_json = False
-
-
 def _echo_json(payload: object) -> None:
     typer.echo(json.dumps(payload, indent=2))
 
 
 def command(group: typer.Typer = app, **options) -> Callable:
-    """Register a command whose user errors print as one line per problem and exit with status 2."""
+    """Register a command whose user errors print as one line per problem (as JSON when the command was
+    given --json) and exit with status 2."""
 
     def register(function: Callable) -> Callable:
         @functools.wraps(function)
@@ -42,7 +37,7 @@ def command(group: typer.Typer = app, **options) -> Callable:
             try:
                 return function(*args, **kwargs)
             except SpecforgeError as error:
-                if _Errors.as_json:
+                if kwargs.get("as_json"):
                     _echo_json({"valid": False, "errors": error.to_json()})
                 else:
                     typer.echo(error.format(), err=True)
@@ -60,7 +55,6 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
     from specforge import api
     from specforge.summary import print_summary, summary_json
 
-    _Errors.as_json = as_json
     resolved, graph = api.validate(spec, overrides or ())
     if as_json:
         _echo_json(summary_json(resolved, graph))
