@@ -20,9 +20,6 @@ from specforge.layers.fusion import Step, plan_steps
 from specforge.losses import Loss
 from specforge.optimizers import Optimizer
 
-_SOFTMAX_LIKE = ("Activation", "Softmax")
-
-
 class Model:
     """``graph`` evaluated with ``params`` (one dict per node, updated in place by training)."""
 
@@ -68,9 +65,7 @@ class Model:
     # -- training ------------------------------------------------------------------------------
     def fuses(self, loss: Loss) -> bool:
         """Whether the last node is the activation ``loss`` takes the logits of (softmax for cross-entropy)."""
-        last = self.graph.nodes[-1].layer
-        return (loss.fused_activation is not None and last.type in _SOFTMAX_LIKE
-                and self.graph.final_activation == loss.fused_activation)
+        return loss.fused_activation is not None and self.graph.final_activation == loss.fused_activation
 
     def gradients(self, x: np.ndarray, y: np.ndarray, loss: Loss,
                   rng: np.random.Generator | None = None) -> tuple[float, np.ndarray, list[np.ndarray]]:
