@@ -15,7 +15,7 @@ def check_compatibility(spec: Spec, graph: Graph) -> None:
 
 
 def _reshape_problems(spec: Spec) -> list[Problem]:
-    reshape = spec.config["data"].get("preprocessing", {}).get("reshape")
+    reshape = spec.config["data"]["preprocessing"]["reshape"]
     input_shape = spec.config["model"]["input_shape"]
     if reshape is None or list(reshape) == list(input_shape):
         return []
@@ -57,7 +57,7 @@ def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
     if hint:
         where = ("model", "layers", last, "activation") if "activation" in layer else ("model", "layers", last)
         problems.append(Problem(hint, spec.locate(where)))
-    encoding = spec.config["data"].get("preprocessing", {}).get("labels", "one_hot")
+    encoding = spec.config["data"]["preprocessing"]["labels"]
     if loss.label_encoding in ("one_hot", "sparse") and encoding != loss.label_encoding:
         other = "sparse_categorical_crossentropy" if encoding == "sparse" else "categorical_crossentropy"
         problems.append(Problem(f"{loss.name} takes {loss.label_encoding} labels but data.preprocessing.labels is "
