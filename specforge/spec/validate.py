@@ -68,10 +68,10 @@ def _missing_key(error: ValidationError) -> str:
     return error.message.split("'")[1]
 
 
-def _close(word: str, options: list[str]) -> list[str]:
+def _close(word: str, options: list[str], cutoff: float = 0.6) -> list[str]:
     """Spelling neighbours of ``word``, or the option it abbreviates (mse -> mean_squared_error)."""
     initials = [option for option in options if "_" in option and "".join(w[0] for w in option.split("_")) == word]
-    return initials or difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return initials or difflib.get_close_matches(word, options, n=1, cutoff=cutoff)
 
 
 def _owners(schema: dict, error: ValidationError, key: str) -> tuple[str, list[str]] | None:
@@ -125,7 +125,7 @@ def _message(error: ValidationError) -> str:
     value, schema, validator = error.instance, error.schema, error.validator
     if validator == "enum":
         options = [str(option) for option in schema["enum"]]
-        guess = _close(str(value), options) or difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
+        guess = _close(str(value), options, cutoff=0.5)
         hint = f"did you mean {guess[0]!r}? " if guess else ""
         return f"unknown value {_show(value)}; {hint}expected one of: {', '.join(options)}"
     if validator == "const" and tuple(error.absolute_path) == ("version",):
