@@ -120,7 +120,8 @@ def _compose(text: str, file: str, *, strict: bool) -> yaml.Node | None:
         loader.dispose()
 
 
-_OPENERS = {"while parsing a flow sequence": "[", "while parsing a flow mapping": "{"}
+#: PyYAML's context of an unclosed flow collection -> its opening and closing brackets.
+_OPENERS = {"while parsing a flow sequence": ("[", "]"), "while parsing a flow mapping": ("{", "}")}
 
 
 def _explain_yaml(exc: yaml.MarkedYAMLError) -> tuple[str, yaml.Mark | None]:
@@ -128,11 +129,12 @@ def _explain_yaml(exc: yaml.MarkedYAMLError) -> tuple[str, yaml.Mark | None]:
     problem, mark = exc.problem or exc.context or "syntax error", exc.problem_mark or exc.context_mark
     if "'\\t'" in problem or "\t" in problem:
         return "a tab cannot indent YAML; indent with spaces", mark
-    opener = _OPENERS.get(exc.context or "")
-    if opener and exc.context_mark and exc.problem_mark:
+    brackets = _OPENERS.get(exc.context or "")
+    if brackets and exc.context_mark and exc.problem_mark:
+        opener, closer = brackets
         found = problem.rsplit(" got ", 1)[-1]
         where = f"{exc.problem_mark.line + 1}:{exc.problem_mark.column + 1}"
-        return f"this '{opener}' is not closed; expected ',' or '{'[{'.index(opener) and '}' or ']'}' before {found} at {where}", exc.context_mark
+        return f"this '{opener}' is not closed; expected ',' or '{closer}' before {found} at {where}", exc.context_mark
     if "expected <block end>" in problem:
         return "bad indentation; indent this key like the other keys of its mapping", mark
     context = f" ({exc.context})" if exc.context and exc.problem else ""
