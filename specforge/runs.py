@@ -200,7 +200,7 @@ def resume_spec(run_dir: Path, manifest: dict, overrides: Sequence[str], limited
 
     ``limited`` says the caller asked for example limits, which a resumed run cannot change.
     """
-    from specforge.spec import spec_from_dict
+    from specforge.spec import override_spec
 
     if limited:
         raise RunError("a resumed run keeps the example limits it started with; leave out --limit-train and "
@@ -212,7 +212,8 @@ def resume_spec(run_dir: Path, manifest: dict, overrides: Sequence[str], limited
         if text.partition("=")[0].strip() not in RESUMABLE_OVERRIDES:
             raise RunError(f"--set {text}: a resumed run keeps the spec it started with; only "
                            f"{', '.join(RESUMABLE_OVERRIDES)} can change", file=display_path(run_dir))
-    return spec_from_dict(read_json(run_dir / RESOLVED), overrides, file=str(run_dir / RESOLVED))
+    spec = run_spec(run_dir, manifest, read_json(run_dir / RESOLVED))
+    return override_spec(spec, overrides) if overrides else spec
 
 
 def check_same_data(run_dir: Path, manifest: dict, dataset: Dataset) -> None:
@@ -227,6 +228,15 @@ def record_overrides(run_dir: Path, manifest: dict, spec: Spec, overrides: Seque
     write_json(run_dir / RESOLVED, spec.config)
     update_manifest(run_dir, spec_sha256=spec.sha256(), epochs=spec.config["fit"]["epochs"],
                     overrides=manifest["overrides"] + list(overrides))
+
+
+def run_spec(run_dir: Path, manifest: dict, config: dict) -> Spec:
+    """The run's resolved spec as it was stored (not validated again), located in the run's spec.yaml."""
+    from specforge.spec import resolved_spec
+
+    return resolved_spec(config, run_dir / SPEC_TEXT, text_is_json=manifest["spec_file"].lower().endswith(".json"),
+                         recorded_overrides=manifest.get("overrides", ()),
+                         data_root=Path(manifest["base_dir"]) if "base_dir" in manifest else None)
 
 
 # -- checkpoints ------------------------------------------------------------------------------------
@@ -276,10 +286,8 @@ class Run:
     _graph: Any = field(default=None, repr=False)
 
     def spec(self) -> Spec:
-        """The resolved spec the run trained (validated again)."""
-        from specforge.spec import spec_from_dict
-
-        return spec_from_dict(self.config, file=str(self.path / RESOLVED))
+        """The resolved spec the run trained, as stored; errors point into the run's spec.yaml."""
+        return run_spec(self.path, self.manifest, self.config)
 
     def graph(self):
         if self._graph is None:
@@ -329,6 +337,6 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-__all__ = ["Run", "open_run", "start_run", "resume_spec", "check_same_data", "record_overrides",
+__all__ = ["Run", "open_run", "start_run", "resume_spec", "check_same_data", "record_overrides", "run_spec",
            "create_run_dir", "point_latest", "resolve_run_path", "environment",
            "update_manifest", "save_checkpoint", "load_checkpoint", "write_history", "write_json", "read_json"]
