@@ -27,6 +27,7 @@ from specforge.layers.windows import (
     Window, crop_padding, grouped_conv, grouped_input_gradient, grouped_kernel_gradient, pad_image, plan_window,
     require_image,
 )
+from specforge.layout import NCHW
 
 _USE_BIAS = {"type": "boolean", "default": True, "description": "Whether to add a learned bias per output channel."}
 _COMMON_SCHEMA = {
@@ -198,11 +199,11 @@ class _Convolution(Layer):
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         input_shape = builder.shape(input_name)
         window = self.window(input_shape)
-        inputs = [builder.to_layout(input_name, "NCHW"),
+        inputs = [builder.to_layout(input_name, NCHW),
                   builder.initializer(self.onnx_weight(params["kernel"]).astype(np.float32), f"{self.name}_kernel")]
         if "bias" in params:
             inputs.append(builder.initializer(params["bias"].astype(np.float32), f"{self.name}_bias"))
-        return builder.node("Conv", inputs, hint=self.name, layout="NCHW", kernel_shape=list(window.kernel),
+        return builder.node("Conv", inputs, hint=self.name, layout=NCHW, kernel_shape=list(window.kernel),
                             strides=list(window.strides), dilations=list(window.dilation), pads=window.onnx_pads,
                             group=self.groups(input_shape[2]))
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from specforge.layers.base import Layer, Params, Shape
 from specforge.layers.windows import crop_padding, pad_image, require_image
+from specforge.layout import NCHW
 
 _SIZE = {"type": "integer", "minimum": 0}
 _PAIR = {"type": "array", "items": _SIZE, "minItems": 2, "maxItems": 2}
@@ -63,7 +64,7 @@ class ZeroPadding2D(Layer):
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         """A Pad node in whatever layout the input already has, so it adds no Transpose."""
         (top, bottom), (left, right) = self.pads
-        if builder.layout(input_name) == "NCHW":
+        if builder.layout(input_name) == NCHW:
             pads = [0, 0, top, left, 0, 0, bottom, right]
         else:
             pads = [0, top, left, 0, 0, bottom, right, 0]

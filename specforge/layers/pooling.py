@@ -16,6 +16,7 @@ import numpy as np
 
 from specforge.layers.base import PADDING_SCHEMA, Layer, Params, Shape, as_pair, int_or_pair
 from specforge.layers.windows import Window, crop_padding, offset_slices, pad_image, plan_window, require_image
+from specforge.layout import NCHW, NHWC
 
 
 _STRIDES = int_or_pair("Step of the window along height and width; null (the default) means pool_size.")
@@ -68,7 +69,7 @@ class _Pooling2D(Layer):
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         window = self.window(builder.shape(input_name))
-        return builder.node(self.onnx_op, [builder.to_layout(input_name, "NCHW")], hint=self.name, layout="NCHW",
+        return builder.node(self.onnx_op, [builder.to_layout(input_name, NCHW)], hint=self.name, layout=NCHW,
                             kernel_shape=list(window.kernel), strides=list(window.strides), pads=window.onnx_pads,
                             **self.onnx_attrs)
 
@@ -162,10 +163,10 @@ class _GlobalPooling2D(Layer):
         return self.spread(dy, reduce_cache, x_shape[1] * x_shape[2]).reshape(x_shape), {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
-        pooled = builder.node(self.onnx_op, [builder.to_layout(input_name, "NCHW")], hint=self.name, layout="NCHW")
+        pooled = builder.node(self.onnx_op, [builder.to_layout(input_name, NCHW)], hint=self.name, layout=NCHW)
         if self.config["keepdims"]:
             return pooled
-        return builder.node("Flatten", [pooled], hint=f"{self.name}_flatten", layout="NHWC", axis=1)
+        return builder.node("Flatten", [pooled], hint=f"{self.name}_flatten", layout=NHWC, axis=1)
 
     def reduce(self, flat: np.ndarray) -> tuple[np.ndarray, Any]:
         """``(y, cache)`` for ``flat`` (N, H*W, C)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from specforge.layers.base import Layer, Shape, shape_error
+from specforge.layout import NHWC
 
 
 class _Reshaping(Layer):
@@ -20,8 +21,6 @@ class _Reshaping(Layer):
         return (dy.reshape(cache) if need_dx else None), {}
 
     def to_onnx(self, builder, params, input_name):
-        from specforge.export.builder import NHWC
-
         return self._emit(builder, builder.to_layout(input_name, NHWC), tuple(builder.shape(input_name)))
 
     def _emit(self, builder, input_name: str, input_shape: Shape) -> str:
