@@ -51,7 +51,7 @@ class BatchNormalization(Layer):
     def flops(self, input_shape: Shape) -> int:
         return 2 * int(np.prod(input_shape))
 
-    def forward(self, params, x, training=False, rng=None):
+    def forward(self, params, x, training=False, rng=None, activation=None):
         if training:
             axes = tuple(range(x.ndim - 1))
             mean = x.mean(axis=axes)

@@ -14,8 +14,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from specforge.activations import ActivationFunction
+from specforge.kernels.im2col import Window, crop_padding, offset_slices, pad_image
 from specforge.layers.base import PADDING_SCHEMA, Layer, Params, Shape, as_pair, int_or_pair
-from specforge.layers.windows import Window, crop_padding, offset_slices, pad_image, plan_window, require_image
+from specforge.layers.windows import plan_window, require_image
 from specforge.layout import NCHW, NHWC
 
 
@@ -50,8 +52,8 @@ class _Pooling2D(Layer):
     def output_shape(self, input_shape: Shape) -> Shape:
         return (*self.window(input_shape).output_size(tuple(input_shape[:2])), input_shape[2])
 
-    def forward(self, params: Params, x: np.ndarray, training: bool = False,
-                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
         window, size = self.window(x.shape[1:]), x.shape[1:3]
         xp = pad_image(x, window.pads, self.pad_value)
         slices = [xp[index] for index in offset_slices(window, window.output_size(size))]
@@ -147,8 +149,8 @@ class _GlobalPooling2D(Layer):
         channels = require_image(self.type, input_shape)[2]
         return (1, 1, channels) if self.config["keepdims"] else (channels,)
 
-    def forward(self, params: Params, x: np.ndarray, training: bool = False,
-                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
         require_image(self.type, x.shape[1:])
         flat = x.reshape(x.shape[0], -1, x.shape[3])
         y, cache = self.reduce(flat)

@@ -14,7 +14,7 @@ class _Reshaping(Layer):
 
     onnx_op = ""
 
-    def forward(self, params, x, training=False, rng=None):
+    def forward(self, params, x, training=False, rng=None, activation=None):
         return x.reshape(len(x), *self.output_shape(x.shape[1:])), x.shape
 
     def backward(self, params, cache, dy, need_dx=True):
