@@ -36,7 +36,8 @@ class Layer:
     required: ClassVar[tuple[str, ...]] = ()
     #: ``(config, input_shape)`` pairs: small valid uses of the kind, run by the generic tests.
     examples: ClassVar[list[tuple[dict, Shape]]] = []
-    #: parameter names that are state, not trained (BatchNormalization's moving statistics).
+    #: parameter names that are state, not trained (BatchNormalization's moving statistics); a training
+    #: forward returns their update through ``new_state``.
     non_trainable: ClassVar[tuple[str, ...]] = ()
     #: Whether the step planner may hand ``forward`` an ``activation`` to apply to the fresh output in
     #: place (one whose gradient needs only its output); ``backward`` then starts with its gradient.
@@ -99,6 +100,11 @@ class Layer:
         ``activation`` is only given to a kind that ``fuses_activation``, which applies it to ``y``.
         """
         raise NotImplementedError
+
+    def new_state(self, cache: Any) -> Params:
+        """The new values of the ``non_trainable`` parameters after the training forward that made ``cache``
+        (forward never changes ``params``; the training step applies these); ``{}`` for kinds without state."""
+        return {}
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:

@@ -43,11 +43,9 @@ def make_layer(kind: str, config: dict, shape: tuple, dtype=np.float64, seed: in
 
 
 def forward_fresh(kind: str, config: dict, params: dict, x: np.ndarray, training: bool):
-    """Forward through a new layer with copies of ``params`` and a fixed generator, so that repeated calls
-    see the same dropout mask and never each other's moving-statistics updates."""
+    """Forward through a new layer with a fixed generator, so that repeated calls see the same dropout mask."""
     layer = REGISTRY[kind](config)
-    copies = {name: value.copy() for name, value in params.items()}
-    return layer, layer.forward(copies, x, training=training, rng=np.random.default_rng(1))
+    return layer, layer.forward(params, x, training=training, rng=np.random.default_rng(1))
 
 
 def check_gradients(kind: str, config: dict, params: dict, x: np.ndarray, training: bool = True,
@@ -170,6 +168,22 @@ def test_fused_step_equals_the_two_nodes(kind, config, shape, activation):
     np.testing.assert_allclose(fused_dx, dx, rtol=1e-12, atol=1e-12)
     for name in grads:
         np.testing.assert_allclose(fused_grads[name], grads[name], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind,config,shape", CASES)
+@pytest.mark.parametrize("training", [False, True])
+def test_forward_leaves_the_parameters_alone(kind, config, shape, training):
+    """State (moving statistics) comes back through ``new_state``, for non-trainable parameters only."""
+    layer, params = make_layer(kind, config, shape)
+    before = {name: value.copy() for name, value in params.items()}
+    x = np.random.default_rng(5).standard_normal((BATCH, *shape))
+    _, cache = layer.forward(params, x, training=training, rng=np.random.default_rng(0))
+    for name, value in before.items():
+        np.testing.assert_array_equal(params[name], value)
+    state = layer.new_state(cache)
+    assert set(state) == (set(layer.non_trainable) if training else set())
+    for name, value in state.items():
+        assert value.shape == params[name].shape
 
 
 @pytest.mark.parametrize("kind,config,shape", CASES)
