@@ -113,7 +113,9 @@ class Layer:
 
     # -- export -------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
-        """Emit this layer's ONNX nodes through ``builder``; return the output tensor's name."""
+        """Emit this layer's ONNX nodes through ``builder``; return the output tensor's name. The node
+        making the output is hinted with the layer's name, so that the exporter can name a graph output
+        when that node is made (``OnnxBuilder.claim``)."""
         raise NotImplementedError
 
 
