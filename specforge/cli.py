@@ -18,6 +18,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        from specforge import __version__
+
+        typer.echo(f"specforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Declarative model specs: validate, train with numpy, export to ONNX, predict with onnxruntime."""
+
+
 SetOption = typer.Option(None, "--set", metavar="PATH=VALUE",
                          help="Override a spec value, e.g. --set fit.epochs=1 (repeatable).")
 JsonOption = typer.Option(False, "--json", help="Print JSON for tools instead of a table.")
@@ -289,6 +303,32 @@ def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool 
         typer.echo(format_description(info))
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def usage_error_line(error: Exception) -> str:
+    """A command-line mistake (unknown option or command, value out of range) as one line, like every other
+    user error, with where to find the command's usage."""
+    context = getattr(error, "ctx", None)
+    command_path = context.command_path if context is not None else "specforge"
+    message = " ".join(error.format_message().split())
+    return f"specforge: error: {message} (usage: {command_path} --help)"
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    """Console-script entry point: runs the command and exits with its status; usage errors exit with 2."""
+    import sys
+
+    try:
+        from typer import _click as click
+    except ImportError:  # typer before 0.28 uses click itself
+        import click
+
+    try:
+        status = app(args=args, prog_name="specforge", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as error:
+        typer.echo(error.format_message())
+        status = error.exit_code
+    except click.ClickException as error:
+        typer.echo(usage_error_line(error), err=True)
+        status = error.exit_code
+    except click.Abort:
+        status = INTERRUPTED_EXIT
+    sys.exit(status if isinstance(status, int) else 0)
