@@ -135,6 +135,9 @@ def _explain_yaml(exc: yaml.MarkedYAMLError) -> tuple[str, yaml.Mark | None]:
         found = problem.rsplit(" got ", 1)[-1]
         where = f"{exc.problem_mark.line + 1}:{exc.problem_mark.column + 1}"
         return f"this '{opener}' is not closed; expected ',' or '{closer}' before {found} at {where}", exc.context_mark
+    if problem == "mapping values are not allowed here":
+        return ("a ':' after a value on the same line; put each key on its own line, or quote a value that "
+                "contains ': '"), mark
     if "expected <block end>" in problem:
         return "bad indentation; indent this key like the other keys of its mapping", mark
     context = f" ({exc.context})" if exc.context and exc.problem else ""
