@@ -55,8 +55,9 @@ class Document:
         return Location(self.file, None, None, text)
 
 
-def read_document(path: str | Path) -> Document:
-    """Read a spec file; raises SpecError (located) on a missing file, text that is not UTF-8 or a syntax error."""
+def read_document(path: str | Path, *, as_json: bool | None = None) -> Document:
+    """Read a spec file, as JSON when ``as_json`` (default: when it is named .json); raises SpecError
+    (located) on a missing file, text that is not UTF-8 or a syntax error."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -64,7 +65,8 @@ def read_document(path: str | Path) -> Document:
         raise SpecError(f"no such spec file; check the path (e.g. specs/mnist.yaml)", file=str(path)) from None
     except OSError as exc:
         raise SpecError(f"cannot read the spec: {exc.strerror or exc}", file=str(path)) from None
-    return parse_text(_decode(raw, str(path)), str(path), as_json=path.suffix.lower() == ".json")
+    return parse_text(_decode(raw, str(path)), str(path),
+                      as_json=path.suffix.lower() == ".json" if as_json is None else as_json)
 
 
 def _decode(raw: bytes, file: str) -> str:
