@@ -79,11 +79,16 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
 
 
 @command()
-def schema() -> None:
+def schema(write: Optional[Path] = typer.Option(None, "--write", metavar="DIR",
+                                                help="Write DIR/specforge.schema.json instead, for a spec's "
+                                                     "$schema line to name by a relative path.")) -> None:
     """Print the spec's JSON Schema (draft-07)."""
     from specforge import api
 
-    typer.echo(api.schema_text(), nl=False)
+    if write is None:
+        typer.echo(api.schema_text(), nl=False)
+    else:
+        typer.echo(f"wrote {api.write_schema(write)}")
 
 
 @command()
@@ -95,7 +100,8 @@ def init(name: str = typer.Argument(..., help="Model name; the spec is written t
     from specforge import api
 
     path = api.write_template(name, template, directory, force=force)
-    typer.echo(f"wrote {path}; check it with: specforge validate {path}")
+    typer.echo(f"wrote {path} (its $schema line names the copy of the schema in schemas/ beside it); "
+               f"check it with: specforge validate {path}")
 
 
 #: Exit status of a run stopped with Ctrl-C (128 + SIGINT, as shells report it).
@@ -208,7 +214,8 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
 @command()
 def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export."),
             inputs: Optional[List[Path]] = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
-                                                                     "(N, H, W[, C]) of raw values."),
+                                                                     "(N, H, W[, C]) of raw values; an .npz gives its only "
+                                                                     "array, else x_test, images, x or inputs."),
             data: Optional[str] = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
                                                help="A data split with labels, e.g. mnist:test or "
                                                     "specs/mnist.yaml:test."),
