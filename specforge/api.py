@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from specforge import __version__
 from specforge.build import build
 from specforge.errors import DataError, RunError, SpecforgeError, TrainingInterrupted
 from specforge.graph import Graph, build_graph
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
     from specforge.progress import Progress
     from specforge.runs import Run
 
-__all__ = ["load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
-           "data_info", "render_samples", "export", "predict_onnx", "inspect", "schema_text", "write_template",
+__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
+           "data_info", "render_samples", "export", "predict_onnx", "inspect", "schema_text", "write_schema", "write_template",
            "SpecforgeError", "DataError", "RunError", "TrainingInterrupted"]
 
 
@@ -125,6 +126,13 @@ def schema_text() -> str:
     from specforge.spec.schema import SCHEMA_FILE
 
     return SCHEMA_FILE.read_text(encoding="utf-8")
+
+
+def write_schema(directory: str | Path) -> Path:
+    """``specforge schema --write DIR``: copy the schema to DIR/specforge.schema.json for editors."""
+    from specforge.spec.schema import write_schema_copy
+
+    return write_schema_copy(Path(directory))
 
 
 def write_template(name: str, template: str = "cnn", directory: str | Path = ".", *, force: bool = False) -> Path:
