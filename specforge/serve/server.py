@@ -7,6 +7,8 @@ a service manager expects.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 from specforge.errors import DataError
@@ -29,6 +31,17 @@ def model_file(path: str | Path) -> Path:
     return path
 
 
+def check_address(host: str, port: int) -> None:
+    """A one-line error now, rather than uvicorn's log lines later, when ``host:port`` cannot be listened on."""
+    try:
+        with socket.create_server((host, port), reuse_port=False) as probe:
+            probe.getsockname()
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise DataError(f"cannot listen here ({reason}); choose another --port or --host",
+                        file=f"{host}:{port}") from None
+
+
 def serve(path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
           limits: Limits | None = None, threads: int | None = None) -> None:
     """Serve the model at ``path`` (file or run) until SIGTERM/SIGINT."""
@@ -40,6 +53,7 @@ def serve(path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: 
     from specforge.serve.app import create_app
 
     model = OnnxModel(model_file(path), threads)
+    check_address(host, port)
     name = name or model.metadata.get("spec_name") or model.path.stem
     print(f"serving {name} ({model.path}) on http://{host}:{port}/v2/models/{name}", flush=True)
     config = uvicorn.Config(create_app(model, name, limits), host=host, port=port, log_level="warning",

@@ -186,3 +186,16 @@ def test_serve_refuses_a_run_without_an_exported_model(tmp_path):
     result = CliRunner().invoke(app, ["serve", str(tmp_path)])
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == f"{tmp_path}: error: the run has no model.onnx; export it first: specforge export {tmp_path}\n"
+
+
+def test_serve_refuses_a_port_in_use(seed_run):
+    from typer.testing import CliRunner
+
+    from specforge.cli import app
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", str(seed_run), "--port", str(port)])
+    assert result.exit_code == 2
+    assert result.stderr == (f"127.0.0.1:{port}: error: cannot listen here (Address already in use); choose another "
+                             "--port or --host\n")
