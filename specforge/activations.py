@@ -136,7 +136,8 @@ class Relu(ActivationFunction):
         else:
             np.multiply(dy, above, out=out)
         if self.max_value is not None:
-            out *= z < self.max_value
+            # Only values above the threshold reach the cap (below it the output is at most 0).
+            out *= (z < self.max_value) | ~above
 
     def to_onnx(self, builder, input_name, hint):
         """The node making the output is hinted ``hint`` (the Min when capped), as every conversion's."""

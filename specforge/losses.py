@@ -126,6 +126,12 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     def encode_labels(self, labels: np.ndarray, units: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
         return _check_labels(labels, units, f"{units} output units").astype(np.intp)
 
+    def _compute(self, outputs, y, from_logits, need_grad):
+        rows = outputs.size // outputs.shape[-1]
+        if from_logits:
+            return _crossentropy_of_logits(outputs, y, rows, need_grad)
+        return _crossentropy_of_clipped_probabilities(outputs, y, rows, need_grad)
+
     def _targets(self, outputs, y_true):
         if y_true.shape != outputs.shape[:-1]:
             raise DataError(f"{self.name}: labels of shape {y_true.shape} do not match outputs of shape "
@@ -277,6 +283,20 @@ def _crossentropy_of_probabilities(outputs, y, rows, need_grad):
     grad_q -= (grad_q * q).sum(axis=-1, keepdims=True)
     grad_q /= total
     return value, grad_q
+
+
+def _crossentropy_of_clipped_probabilities(outputs, y, rows, need_grad):
+    # As Keras' sparse version: clip away from 0 and 1 first, then renormalise (its log-softmax of the log).
+    clipped = np.clip(outputs, EPSILON, 1 - EPSILON)
+    total = clipped.sum(axis=-1, keepdims=True)
+    value = -float(np.vdot(y, np.log(clipped / total))) / rows
+    if not need_grad:
+        return value, None
+    # d/dc of -sum(y log(c / sum(c))) is sum(y) / sum(c) - y / c; nothing flows through a clipped value.
+    grad = y.sum(axis=-1, keepdims=True) / total - y / clipped
+    grad *= _inside_clip(outputs)
+    grad /= rows
+    return value, grad
 
 
 def _inside_clip(values: np.ndarray) -> np.ndarray:

@@ -86,6 +86,14 @@ def test_relu_options_hand_worked(config, x, expected):
     np.testing.assert_allclose(Relu(**config).forward(np.array(x)), expected)
 
 
+def test_relu_capped_below_its_threshold_keeps_the_slope_under_the_threshold():
+    """Below the threshold the output is negative, under the cap: the slope applies on [max_value, threshold)."""
+    function = Relu(max_value=0.25, negative_slope=0.1, threshold=0.5)
+    z = np.array([0.3, 0.4, 0.45, 0.1, 0.6])
+    dz = function.backward(z, function.forward(z), np.ones_like(z))
+    np.testing.assert_allclose(dz, [0.1, 0.1, 0.1, 0.1, 0.0])
+
+
 def test_unknown_activation_is_a_spec_error():
     with pytest.raises(SpecError, match="unknown activation 'rleu'.*relu"):
         get_activation("rleu")

@@ -211,3 +211,18 @@ def test_errors():
         losses.get("categorical_crossentropy").value(np.zeros((2, 3)), np.array([0, 1]), True)
     with pytest.raises(ValueError, match="no fused activation"):
         losses.get("mean_squared_error").value(np.zeros((2, 1)), np.zeros((2, 1)), True)
+
+
+def test_sparse_crossentropy_from_probabilities_clips_before_renormalising():
+    """Keras' sparse form: -log(c_y / sum(c)) with c the outputs clipped to [1e-7, 1 - 1e-7]; a clipped label
+    entry still passes a gradient to the other entries (renormalising first would stop all of it)."""
+    loss = losses.get("sparse_categorical_crossentropy")
+    outputs = np.array([[0.5, 0.3, 0.0, 0.2], [0.6, 0.1, 0.1, 0.2], [1.0, 0.0, 0.0, 0.0]])
+    labels = np.array([2, 1, 0])
+    clipped = np.clip(outputs, 1e-7, 1 - 1e-7)
+    expected = -np.mean(np.log(clipped[np.arange(3), labels] / clipped.sum(axis=1)))
+    value, grad = loss.value_and_grad(outputs.copy(), labels, from_logits=False)
+    assert value == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(grad[0], [1 / 3 / clipped[0].sum()] * 2 + [0, 1 / 3 / clipped[0].sum()])
+    inside = np.array([[0.5, 0.3, 0.05, 0.2], [0.6, 0.1, 0.1, 0.2]])
+    check_grad(loss, inside, labels[:2], from_logits=False)

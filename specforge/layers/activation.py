@@ -64,13 +64,16 @@ class ReLU(ActivationLayer):
                       "description": "Largest output value; null: no cap (6 gives ReLU6)."},
         "negative_slope": {"type": "number", "minimum": 0, "default": 0.0,
                            "description": "Slope below the threshold."},
-        "threshold": {"type": "number", "default": 0.0,
-                      "description": "Input value below which the negative slope applies."},
+        "threshold": {"type": "number", "minimum": 0, "default": 0.0,
+                      "description": "Input value below which the negative slope applies; not negative, as "
+                                     "in Keras."},
     }
     examples = [
         ({}, (3, 2, 2)),
         ({"max_value": 6.0}, (5,)),
         ({"max_value": 1.5, "negative_slope": 0.1, "threshold": 0.5}, (2, 3, 2)),
+        # a cap below the threshold: the negative slope still applies on [max_value, threshold)
+        ({"max_value": 0.25, "negative_slope": 0.1, "threshold": 0.5}, (4, 5)),
     ]
 
     def function(self):

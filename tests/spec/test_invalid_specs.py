@@ -269,6 +269,9 @@ EXPECTED: dict[str, list[str]] = {
         "input_shape_without_channels.yaml:6:7: error: model.layers[0]: Conv2D expects an image input "
         "(height, width, channels), got shape (28, 28); add a Reshape layer with target_shape [28, 28, 1] before it",
     ],
+    "relu_negative_threshold.yaml": [
+        "relu_negative_threshold.yaml:11:18: error: model.layers[1].threshold: must be >= 0, got -0.5",
+    ],
     "dense_without_flatten.yaml": [
         "dense_without_flatten.yaml:10:7: error: model.layers[1]: Dense expects a flat input (features,), "
         "got shape (26, 26, 32); add a Flatten (or GlobalAveragePooling2D) layer before it",
