@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from layers.test_generic import check_gradients, check_onnx_parity, make_layer
+from helpers import check_gradients, check_onnx_parity, make_layer
 from specforge.activations import ACTIVATIONS, Relu, erf, get_activation
 from specforge.errors import SpecError
 from specforge.layers import REGISTRY

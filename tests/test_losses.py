@@ -3,30 +3,19 @@ import math
 import numpy as np
 import pytest
 
+from helpers import numerical_gradient
 from specforge import losses
 from specforge.errors import DataError, SpecError
 
 RNG = np.random.default_rng(0)
 
 
-def numerical_grad(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        saved = x[index]
-        x[index] = saved + eps
-        up = f(x)
-        x[index] = saved - eps
-        down = f(x)
-        x[index] = saved
-        grad[index] = (up - down) / (2 * eps)
-    return grad
-
-
 def check_grad(loss, outputs, y, from_logits):
     value, grad = loss.value_and_grad(outputs.copy(), y, from_logits)
     assert grad.shape == outputs.shape and grad.dtype == outputs.dtype
     assert value == pytest.approx(loss.value(outputs, y, from_logits), rel=1e-12)
-    expected = numerical_grad(lambda o: loss.value(o, y, from_logits), outputs.copy())
+    perturbed = outputs.copy()
+    expected = numerical_gradient(lambda: loss.value(perturbed, y, from_logits), perturbed)
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-8)
 
 
