@@ -179,13 +179,14 @@ def write_template(name: str, template: str = "cnn", directory: str | Path = "."
 
 
 def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, preprocessing: bool = True,
-           output: str | Path | None = None) -> ExportResult:
+           output: str | Path | None = None, web: str | Path | None = None) -> ExportResult:
     """``specforge export RUN --onnx``: write the run's model as ONNX (RUN/model.onnx unless ``output``) once it
-    passes the parity gate; the result (path, versions, parity) is also stored in RUN/export.json."""
+    passes the parity gate; the result (path, versions, parity) is also stored in RUN/export.json.
+    ``web``: a directory to write a static page that runs the model in the browser."""
     from specforge.export.run_export import export_run
 
     return export_run(run.path if not isinstance(run, (str, Path)) else run, opset=opset, logits=logits,
-                      preprocessing=preprocessing, output=output)
+                      preprocessing=preprocessing, output=output, web=web)
 
 
 def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: str | None = None,

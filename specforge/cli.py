@@ -233,15 +233,21 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
                                                  help="Leave the run's preprocessing out of the graph: the model "
                                                       "then takes preprocessed values, not raw pixels."),
            output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the model "
-                                                                              "(default: RUN/model.onnx).")) -> None:
+                                                                              "(default: RUN/model.onnx)."),
+           web: Optional[Path] = typer.Option(None, "--web", metavar="DIR",
+                                              help="Also write a static web page that runs the model in the "
+                                                   "browser (onnxruntime-web, no CDN) into DIR.")) -> None:
     """Export a trained run as ONNX once it computes what the numpy model computes; prints the path and the parity."""
     from specforge import api
     from specforge.cli_present import display_path
 
-    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output)
+    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output, web=web)
     typer.echo(f"parity: {result.parity.summary()}")
     typer.echo(f"model: {display_path(result.path)} (opset {result.opset}, IR {result.ir_version}, "
                f"{result.size / 1024:.1f} KiB)")
+    if result.site is not None:
+        typer.echo(f"web page: {display_path(result.site)} (serve it, e.g. python -m http.server -d "
+                   f"{display_path(result.site)}, and open http://127.0.0.1:8000/)")
 
 
 @command()
