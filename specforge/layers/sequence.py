@@ -16,10 +16,12 @@ from typing import Any, Callable
 import numpy as np
 
 from specforge.activations import ActivationFunction
+from specforge.kernels.im2col import Window
 from specforge.layers.base import Layer, Params, Shape, activation_schema, initializer_schema, shape_error
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
 from specforge.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
-from specforge.layers.windows import Window, plan_window
+from specforge.layers.windows import plan_window
+from specforge.layout import NHWC
 
 #: How plan_window names the axes of a sequence seen as a ``(1, steps)`` image.
 _AXES = ("height", "steps")
@@ -107,8 +109,7 @@ class _SequenceLayer(Layer):
     # -- math ------------------------------------------------------------------------------------------
     def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
-        fused = {} if activation is None else {"activation": activation}
-        y, cache = self.image_layer.forward(self.image_params(params), x[:, None], training, rng, **fused)
+        y, cache = self.image_layer.forward(self.image_params(params), x[:, None], training, rng, activation)
         return y.reshape(len(x), *self.from_image_shape(y.shape[1:])), (cache, y.shape)
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
@@ -121,8 +122,6 @@ class _SequenceLayer(Layer):
     # -- export --------------------------------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         """The image layer's nodes between an Unsqueeze to ``(N, 1, steps, channels)`` and a Reshape back."""
-        from specforge.export.builder import NHWC
-
         image_shape = self.image_shape(builder.shape(input_name))
         image = builder.node("Unsqueeze", [input_name, builder.constant_int64([1], f"{self.name}_image_axis")],
                              f"{self.name}_as_image", layout=NHWC)

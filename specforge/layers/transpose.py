@@ -27,14 +27,16 @@ import numpy as np
 from specforge.activations import ActivationFunction
 from specforge.errors import SpecError
 from specforge.initializers import compute_fans, initialize
-from specforge.layers import parallel, taps
+from specforge.kernels import parallel, taps
+from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
+from specforge.kernels.im2col import Window
+from specforge.kernels.scratch import column_sums, scratch
 from specforge.layers.base import (
     PADDING_SCHEMA, Layer, Params, Shape, activation_schema, as_pair, initializer_schema, int_or_pair,
 )
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
-from specforge.layers.fusion import activation_gradient, add_bias_and_activate
-from specforge.layers.scratch import column_sums, scratch
-from specforge.layers.windows import Window, require_image
+from specforge.layers.windows import require_image
+from specforge.layout import NCHW
 
 _OUTPUT_PADDING = int_or_pair("Extra rows and columns at the bottom and right of the output, each smaller than "
                               "the stride; null (the default): the size padding gives.", minimum=0)
@@ -199,12 +201,12 @@ class Conv2DTranspose(Layer):
     # -- export ----------------------------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         frame = self.frame(builder.shape(input_name))
-        inputs = [builder.to_layout(input_name, "NCHW"),
+        inputs = [builder.to_layout(input_name, NCHW),
                   builder.initializer(params["kernel"].transpose(3, 2, 0, 1).astype(np.float32),
                                       f"{self.name}_kernel")]
         if "bias" in params:
             inputs.append(builder.initializer(params["bias"].astype(np.float32), f"{self.name}_bias"))
         window = frame.window
-        return builder.node("ConvTranspose", inputs, hint=self.name, layout="NCHW", kernel_shape=list(window.kernel),
+        return builder.node("ConvTranspose", inputs, hint=self.name, layout=NCHW, kernel_shape=list(window.kernel),
                             strides=list(window.strides), dilations=list(window.dilation), pads=frame.onnx_pads,
                             output_padding=frame.onnx_output_padding)
