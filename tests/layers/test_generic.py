@@ -23,7 +23,8 @@ from specforge.layers.fusion import plan_steps
 KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
          "GlobalMaxPooling2D", "ZeroPadding2D", "Dense", "Flatten", "Reshape", "Dropout", "BatchNormalization",
          "Activation", "ReLU", "LeakyReLU", "Softmax", "Conv1D", "MaxPooling1D", "AveragePooling1D",
-         "GlobalAveragePooling1D", "GlobalMaxPooling1D", "SeparableConv2D", "Conv2DTranspose")
+         "GlobalAveragePooling1D", "GlobalMaxPooling1D", "SeparableConv2D", "Conv2DTranspose",
+         "UpSampling2D", "Cropping2D", "SpatialDropout2D", "LayerNormalization")
 BATCH = 3
 CASES = [pytest.param(kind, config, shape, id=f"{kind}-{i}")
          for kind, cls in REGISTRY.items() for i, (config, shape) in enumerate(cls.examples)]

@@ -117,9 +117,10 @@ EXPECTED: dict[str, list[str]] = {
     "layer_type_wrong_case.yaml": [
         "layer_type_wrong_case.yaml:6:13: error: model.layers[0].type: unknown value 'Conv2d'; "
         "did you mean 'Conv2D'? expected one of: Activation, AveragePooling1D, AveragePooling2D, "
-        "BatchNormalization, Conv1D, Conv2D, Conv2DTranspose, Dense, DepthwiseConv2D, Dropout, Flatten, "
-        "GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, LeakyReLU, "
-        "MaxPooling1D, MaxPooling2D, ReLU, Reshape, SeparableConv2D, Softmax, ZeroPadding2D",
+        "BatchNormalization, Conv1D, Conv2D, Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, "
+        "Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, "
+        "LayerNormalization, LeakyReLU, MaxPooling1D, MaxPooling2D, ReLU, Reshape, SeparableConv2D, Softmax, "
+        "SpatialDropout2D, UpSampling2D, ZeroPadding2D",
     ],
     "callback_type_misspelled.yaml": [
         "callback_type_misspelled.yaml:16:13: error: fit.callbacks[0].type: unknown value 'EarlyStoping'; "
