@@ -20,7 +20,8 @@ import numpy as np
 
 from specforge.activations import ActivationFunction
 from specforge.initializers import compute_fans, initialize
-from specforge.layers.base import Layer, Params, Shape, initializer_schema, shape_error
+from specforge.layers.base import Layer, Params, Shape, shape_error
+from specforge.layers.normalization import BatchNormalization
 from specforge.layout import NHWC
 
 _AXIS = {"type": "integer", "not": {"const": 0}}
@@ -35,12 +36,9 @@ class LayerNormalization(Layer):
                                 "is the last (channels), [1, 2, 3] every axis of an image.",
                  "oneOf": [_AXIS, {"type": "array", "items": _AXIS, "minItems": 1, "uniqueItems": True}],
                  "default": -1},
-        "epsilon": {"type": "number", "exclusiveMinimum": 0, "default": 0.001,
-                    "description": "Added to the variance before the square root, for stability."},
-        "center": {"type": "boolean", "default": True, "description": "Whether to learn a shift beta."},
-        "scale": {"type": "boolean", "default": True, "description": "Whether to learn a scale gamma."},
-        "beta_initializer": initializer_schema("zeros", "shift beta"),
-        "gamma_initializer": initializer_schema("ones", "scale gamma"),
+        # Keras gives both normalizations the same options and defaults besides the axis.
+        **{key: BatchNormalization.schema[key]
+           for key in ("epsilon", "center", "scale", "beta_initializer", "gamma_initializer")},
     }
     examples = [
         ({}, (3, 2, 4)),
