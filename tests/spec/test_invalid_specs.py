@@ -25,7 +25,8 @@ CORPUS = Path(__file__).resolve().parent / "invalid"
 REPO = CORPUS.parents[2]
 SEED = REPO / "specs" / "mnist.yaml"
 
-_ACTIVATIONS = "linear, relu, sigmoid, tanh, softmax, elu, leaky_relu, gelu, swish"
+_ACTIVATIONS = ("linear, relu, sigmoid, tanh, softmax, elu, leaky_relu, gelu, swish, selu, softplus, softsign, "
+                "hard_sigmoid, mish")
 _LOSSES = ("categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mean_squared_error, "
            "mean_absolute_error")
 _OPTIMIZERS = "sgd, adam, adamw, rmsprop"
