@@ -29,7 +29,7 @@ _ACTIVATIONS = ("linear, relu, sigmoid, tanh, softmax, elu, leaky_relu, gelu, sw
                 "hard_sigmoid, mish")
 _LOSSES = ("categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mean_squared_error, "
            "mean_absolute_error")
-_OPTIMIZERS = "sgd, adam, adamw, rmsprop"
+_OPTIMIZERS = "sgd, adam, adamw, rmsprop, adagrad, nadam"
 _SGD_KEYS = "name, learning_rate, momentum, nesterov, clipnorm, clipvalue"
 _TOP_KEYS = "$schema, version, name, description, data, model, compile, fit"
 _INT_OR_PAIR = "expected an integer >= 1 or a list of 2 integers"
@@ -62,11 +62,11 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "optimizer_option_of_other.yaml": [
         "optimizer_option_of_other.yaml:14:5: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
-        f"(an option of adam, adamw); allowed keys: {_SGD_KEYS}",
+        f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}",
     ],
     "optimizer_option_of_other.json": [
         "optimizer_option_of_other.json:12:57: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
-        f"(an option of adam, adamw); allowed keys: {_SGD_KEYS}",
+        f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}",
     ],
     "data_option_of_other_source.yaml": [
         "data_option_of_other_source.yaml:5:3: error: data.path: unknown key 'path' for source mnist "
