@@ -122,12 +122,16 @@ class LayerNormalization(Layer):
         epsilon = builder.initializer(np.asarray(self.config["epsilon"], np.float32), f"{self.name}_epsilon")
         std = builder.node("Sqrt", [builder.node("Add", [variance, epsilon], f"{self.name}_variance_epsilon")],
                            f"{self.name}_std")
-        y = builder.node("Div", [centred, std], f"{self.name}_normalised")
+        operations = [("Div", std)]
         for name, op in (("gamma", "Mul"), ("beta", "Add")):
             if name in params:
-                value = builder.initializer(params[name].reshape(broadcast).astype(np.float32), f"{self.name}_{name}")
-                y = builder.node(op, [y, value], f"{self.name}_{name}_applied")
-        return y
+                value = params[name].reshape(broadcast).astype(np.float32)
+                operations.append((op, builder.initializer(value, f"{self.name}_{name}")))
+        y = centred
+        for op, operand in operations[:-1]:
+            y = builder.node(op, [y, operand], f"{self.name}_{op.lower()}")
+        op, operand = operations[-1]
+        return builder.node(op, [y, operand], self.name)
 
     def _mean(self, builder, name: str, axes: list[int], hint: str) -> str:
         """ReduceMean over ``axes`` keeping them; its axes moved from an attribute to an input in opset 18."""

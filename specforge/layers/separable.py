@@ -61,7 +61,7 @@ class SeparableConv2D(Layer):
         self.pointwise = Conv2D({"filters": self.config["filters"], "kernel_size": 1,
                                  "use_bias": self.config["use_bias"],
                                  "kernel_initializer": self.config["pointwise_initializer"],
-                                 "bias_initializer": self.config["bias_initializer"]}, f"{self.name}_pointwise")
+                                 "bias_initializer": self.config["bias_initializer"]}, self.name)
 
     @staticmethod
     def split(params: Params) -> tuple[Params, Params]:

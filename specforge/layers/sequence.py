@@ -77,6 +77,11 @@ class _SequenceLayer(Layer):
     def make_image_layer(self) -> Layer:
         raise NotImplementedError
 
+    @property
+    def image_name(self) -> str:
+        """The image layer's name, which its ONNX nodes and weights take."""
+        return f"{self.name}_image"
+
     def image_shape(self, input_shape: Shape) -> Shape:
         return (1, *require_sequence(self.type, input_shape))
 
@@ -129,10 +134,8 @@ class _SequenceLayer(Layer):
         out = self.image_layer.to_onnx(builder, self.image_params(params), image)
         out_shape = self.image_layer.output_shape(image_shape)
         builder.shapes[out] = out_shape
-        if len(out_shape) != 3:
-            return out
-        target = builder.constant_int64([-1, *self.from_image_shape(out_shape)], f"{self.name}_sequence_shape")
-        return builder.node("Reshape", [builder.to_layout(out, NHWC), target], f"{self.name}_as_sequence")
+        target = builder.constant_int64([-1, *self.from_image_shape(out_shape)], f"{self.name}_shape")
+        return builder.node("Reshape", [builder.to_layout(out, NHWC), target], self.name)
 
 
 class Conv1D(_SequenceLayer):
@@ -175,7 +178,7 @@ class Conv1D(_SequenceLayer):
     def make_image_layer(self) -> Layer:
         require_strides_or_dilation(self)
         config = {key: self.config[key] for key in ("filters", "use_bias", "kernel_initializer", "bias_initializer")}
-        return _RowConv2D({**config, "kernel_size": [1, self.config["kernel_size"]]}, self.name, self.window)
+        return _RowConv2D({**config, "kernel_size": [1, self.config["kernel_size"]]}, self.image_name, self.window)
 
     def window(self, steps: int) -> Window:
         k, s, d = (self.config[key] for key in ("kernel_size", "strides", "dilation_rate"))
@@ -203,7 +206,7 @@ class _Pooling1D(_SequenceLayer):
     image_kind: type[Layer]
 
     def make_image_layer(self) -> Layer:
-        return self.image_kind({"pool_size": [1, self.config["pool_size"]]}, self.name, self.window)
+        return self.image_kind({"pool_size": [1, self.config["pool_size"]]}, self.image_name, self.window)
 
     def window(self, steps: int) -> Window:
         pool = self.config["pool_size"]
@@ -234,7 +237,7 @@ class _GlobalPooling1D(_SequenceLayer):
     image_kind: type[Layer]
 
     def make_image_layer(self) -> Layer:
-        return self.image_kind(self.config, self.name)
+        return self.image_kind(self.config, self.image_name)
 
 
 class GlobalAveragePooling1D(_GlobalPooling1D):
