@@ -54,9 +54,9 @@ class LayerNormalization(Layer):
         axes = self.config["axis"] if isinstance(self.config["axis"], list) else [self.config["axis"]]
         for axis in axes:
             if not -rank < axis < rank:
+                allowed = ", ".join(map(str, [*range(1, rank), *range(-1, -rank, -1)]))
                 raise shape_error(f"LayerNormalization axis {axis} is out of range for input shape "
-                                  f"{tuple(input_shape)} (axis 0 is the batch); use an axis from 1 to {rank - 1} "
-                                  f"or from -1 to -{rank - 1}")
+                                  f"{tuple(input_shape)} (axis 0 is the batch); use one of {allowed}")
         return tuple(sorted({axis % rank for axis in axes}))
 
     def broadcast_shape(self, input_shape: Shape) -> Shape:

@@ -43,4 +43,4 @@ def test_axis_out_of_range_is_a_shape_error():
     with pytest.raises(ShapeError) as error:
         LayerNormalization({"axis": 3}).output_shape((5, 4))
     assert error.value.problems[0].message == ("LayerNormalization axis 3 is out of range for input shape (5, 4) "
-                                               "(axis 0 is the batch); use an axis from 1 to 2 or from -1 to -2")
+                                               "(axis 0 is the batch); use one of 1, 2, -1, -2")
