@@ -46,7 +46,12 @@ class Activation(ActivationLayer):
     description = "Applies an activation function to its input."
     schema = {
         "activation": {"enum": list(ACTIVATION_NAMES),
-                       "description": "Name of the function; softmax normalises over the last axis."},
+                       "description": "Name of the function, as Keras 3 defines it: softmax normalises over the "
+                                      "last axis; elu has alpha 1, leaky_relu slope 0.2; gelu is exact (erf); "
+                                      "swish is x * sigmoid(x); selu has Keras' alpha 1.6733 and scale 1.0507; "
+                                      "softplus is log(1 + exp(x)), softsign x / (1 + |x|); hard_sigmoid is "
+                                      "relu6(x + 3) / 6 (Keras 2 had clip(0.2 x + 0.5, 0, 1)); mish is "
+                                      "x * tanh(softplus(x))."},
     }
     required = ("activation",)
     examples = [({"activation": name}, (2, 3, 4)) for name in ACTIVATION_NAMES]

@@ -20,7 +20,9 @@ from specforge.layers.fusion import plan_steps
 
 KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
          "GlobalMaxPooling2D", "ZeroPadding2D", "Dense", "Flatten", "Reshape", "Dropout", "BatchNormalization",
-         "Activation", "ReLU", "LeakyReLU", "Softmax")
+         "Activation", "ReLU", "LeakyReLU", "Softmax", "Conv1D", "MaxPooling1D", "AveragePooling1D",
+         "GlobalAveragePooling1D", "GlobalMaxPooling1D", "SeparableConv2D", "Conv2DTranspose",
+         "UpSampling2D", "Cropping2D", "SpatialDropout2D", "LayerNormalization")
 BATCH = 3
 FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
 FUSABLE = sorted(name for name, function in ACTIVATIONS.items() if function.output_suffices and name != "linear")
