@@ -144,16 +144,24 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
              split: str = typer.Option("test", "--split", help="test, train or validation."),
              limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
                                                  help="Evaluate the first N examples only."),
-             as_json: bool = JsonOption) -> None:
-    """Print the loss and metrics of a trained run on a split of its data."""
+             as_json: bool = JsonOption,
+             plot: bool = typer.Option(False, "--plot", help="Also write the confusion matrix as a PNG, "
+                                                             "RUN/confusion-<split>.png (needs specforge[plot]).")) -> None:
+    """Print the loss and metrics of a trained run on a split of its data, each class's precision, recall and F1,
+    and the confusion matrix."""
     from specforge import api
-    from specforge.cli_present import format_results
+    from specforge.cli_present import format_confusion, format_per_class, format_results
 
-    results = api.evaluate(run, split, limit=limit)
+    results = api.evaluate(run, split, limit=limit, details=True)
+    picture = api.plot_confusion(run, results) if plot else None
     if as_json:
-        _echo_json(results)
+        _echo_json({**results, **({"confusion_png": str(picture)} if picture else {})})
         return
     typer.echo(format_results(results))
+    typer.echo("\n" + format_per_class(results))
+    typer.echo("\nconfusion matrix (rows: true class, columns: predicted class)\n" + format_confusion(results))
+    if picture is not None:
+        typer.echo(f"\nwrote {picture}")
 
 
 data_app = typer.Typer(help="Look at the data a spec declares.", no_args_is_help=True)
@@ -179,16 +187,41 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Op
 
 
 @command(data_app, name="show")
-def data_show(spec: Path = typer.Argument(..., help="Spec file."),
-              out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write "
-                                                                     "(default: <spec name>-<split>.png)."),
-              split: str = typer.Option("train", "--split", help="train or test."),
+def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
+                                          help="Spec file; with --misclassified, a run directory."),
+              out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: "
+                                                                     "<spec name>-<split>.png, or "
+                                                                     "RUN/misclassified-<split>.png)."),
+              split: Optional[str] = typer.Option(None, "--split", help="train or test (default: train, or test "
+                                                                        "with --misclassified)."),
               count: int = typer.Option(25, "--count", min=1, help="Number of images."),
+              misclassified: bool = typer.Option(False, "--misclassified",
+                                                 help="Draw the examples the run's model gets wrong, with the "
+                                                      "predicted and the true class (needs specforge[plot])."),
+              limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
+                                                  help="With --misclassified: look at the first N examples only."),
               overrides: Optional[List[str]] = SetOption) -> None:
-    """Write a PNG grid of sample images with their labels and print its path."""
+    """Write a PNG grid of sample images with their labels, or of a run's mistakes, and print where."""
     from specforge import api
 
-    typer.echo(str(api.render_samples(api.load_spec(spec, overrides or ()), split, out, count)))
+    if misclassified:
+        path, wrong, examples = api.plot_misclassified(spec, split or "test", out=out, count=count, limit=limit)
+        typer.echo(f"{wrong} of {examples} {split or 'test'} examples are misclassified; wrote the first "
+                   f"{min(count, wrong)} to {path}")
+        return
+    typer.echo(f"wrote {api.render_samples(api.load_spec(spec, overrides or ()), split or 'train', out, count)}")
+
+
+@command()
+def plot(runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run directories, e.g. runs/mnist-cnn/latest; "
+                                                                        "several are overlaid."),
+         out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: RUN/curves.png for "
+                                                                "one run, else curves.png).")) -> None:
+    """Write a PNG of the training curves: loss and every metric per epoch, training and validation, with each
+    run's best epoch marked (needs specforge[plot])."""
+    from specforge import api
+
+    typer.echo(f"wrote {api.plot(runs, out)}")
 
 
 class Quantization(str, Enum):
