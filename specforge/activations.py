@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from specforge.errors import SpecError
+from specforge.registry import Registry
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -261,9 +262,9 @@ class Swish(ActivationFunction):
         return builder.node("Mul", [input_name, builder.node("Sigmoid", [input_name], f"{hint}_sigmoid")], hint)
 
 
-ACTIVATIONS: dict[str, ActivationFunction] = {
-    fn.name: fn for fn in (Linear(), Relu(), Sigmoid(), Tanh(), Softmax(), Elu(), LeakyRelu(), Gelu(), Swish())
-}
+#: Every activation a spec may name, by name.
+ACTIVATIONS: Registry[ActivationFunction] = Registry("activation", lambda fn: fn.name, (
+    Linear(), Relu(), Sigmoid(), Tanh(), Softmax(), Elu(), LeakyRelu(), Gelu(), Swish()))
 
 
 def get_activation(name: str) -> ActivationFunction:

@@ -71,6 +71,12 @@ EXPECTED: dict[str, list[str]] = {
         "data_option_of_other_source.yaml:5:3: error: data.path: unknown key 'path' for source mnist "
         "(an option of source npz); allowed keys: source, preprocessing, num_classes, class_names",
     ],
+    "options_that_exclude_each_other.yaml": [
+        "options_that_exclude_each_other.yaml:14:16: error: compile.optimizer.clipvalue: only one of clipnorm and "
+        "clipvalue can be set; received both",
+        "options_that_exclude_each_other.yaml:20:7: error: fit.callbacks[1]: ReduceLROnPlateau and "
+        "LearningRateScheduler both set the learning rate; keep one of them",
+    ],
     "callback_option_wrong.yaml": [
         "callback_option_wrong.yaml:18:17: error: fit.callbacks[0].patience: expected an integer >= 0, got '3'",
         "callback_option_wrong.yaml:21:7: error: fit.callbacks[1].restore_best_weights: unknown key "
