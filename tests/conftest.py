@@ -1,10 +1,10 @@
-"""Test-session settings for the whole suite.
+"""Fixtures shared across test packages, and test-session settings for the whole suite.
 
 - Node.js finds the JavaScript runtimes that ``npm ci`` installs from the repository's package.json
   (``node_modules/`` at the root), wherever a test runs its script.
 - Under CI (environment CI=true) a test that would be skipped, for a tool or package that is not
   installed, fails instead: CI installs everything the suite needs, so a skip there hides a test that
-  never ran.
+  never ran (``needs.require`` fails such a test directly; this hook catches every other skip).
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from specforge import api
+
 pytest_plugins = ["pytester"]
 
+SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
 NODE_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
 if NODE_MODULES.is_dir():
     os.environ["NODE_PATH"] = os.pathsep.join(filter(None, [str(NODE_MODULES), os.environ.get("NODE_PATH")]))
@@ -34,3 +37,13 @@ def pytest_runtest_makereport(item, call):
         reason = reason.removeprefix("Skipped: ")
         report.outcome = "failed"
         report.longrepr = f"skipped under CI, where every test must run: {reason}"
+
+
+@pytest.fixture(scope="session")
+def seed_run(tmp_path_factory) -> Path:
+    """The seed CNN (specs/mnist.yaml) trained for one epoch on 4000 images and exported: good enough to
+    read the first test digits and a drawn stroke, quick enough for the suite."""
+    run = api.fit(SEED_SPEC, overrides=["fit.epochs=1"], out=tmp_path_factory.mktemp("runs") / "seed", quiet=True,
+                  limit_train=4000, limit_test=500)
+    api.export(run)
+    return run.path
