@@ -122,7 +122,7 @@ def problems_of(section: str, key: str, value) -> list[str]:
     ("fit", "callbacks", [{"type": "EarlyStopping"}, {"type": "ReduceLROnPlateau"},
                           {"type": "LearningRateScheduler", "schedule": "cosine"}],
      "fit.callbacks[2]: ReduceLROnPlateau and LearningRateScheduler both set the learning rate; keep one of them"),
-    ("compile", "optimizer", "adagrad", "compile.optimizer: unknown value 'adagrad'; did you mean 'adam'?"),
+    ("compile", "optimizer", "adadelta", "compile.optimizer: unknown value 'adadelta'; did you mean 'adagrad'?"),
     ("compile", "optimizer", {"name": "sgd", "beta_1": 0.9}, "compile.optimizer.beta_1: unknown key 'beta_1' for sgd"),
     ("compile", "optimizer", {"name": "adam", "clipnorm": 1.0, "clipvalue": 1.0},
      "compile.optimizer.clipvalue: only one of clipnorm and clipvalue can be set; received both"),

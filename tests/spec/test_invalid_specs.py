@@ -72,11 +72,11 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "optimizer_option_of_other.yaml": [
         "optimizer_option_of_other.yaml:14:5: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
-        f"(an option of adam, adamw); allowed keys: {_SGD_KEYS}",
+        f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}",
     ],
     "optimizer_option_of_other.json": [
         "optimizer_option_of_other.json:12:57: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
-        f"(an option of adam, adamw); allowed keys: {_SGD_KEYS}",
+        f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}",
     ],
     "data_option_of_other_source.yaml": [
         "data_option_of_other_source.yaml:5:3: error: data.path: unknown key 'path' for source mnist "
@@ -296,6 +296,9 @@ EXPECTED: dict[str, list[str]] = {
         "input_shape_without_channels.yaml:6:7: error: model.layers[0]: Conv2D expects an image input "
         "(height, width, channels), got shape (28, 28); add a Reshape layer with target_shape [28, 28, 1] before it",
     ],
+    "relu_negative_threshold.yaml": [
+        "relu_negative_threshold.yaml:11:18: error: model.layers[1].threshold: must be >= 0, got -0.5",
+    ],
     "dense_without_flatten.yaml": [
         "dense_without_flatten.yaml:10:7: error: model.layers[1]: Dense expects a flat input (features,), "
         "got shape (26, 26, 32); add a Flatten (or GlobalAveragePooling2D) layer before it",
@@ -303,6 +306,27 @@ EXPECTED: dict[str, list[str]] = {
     "reshape_element_count.yaml": [
         "reshape_element_count.yaml:6:7: error: model.layers[0]: Reshape cannot turn (784,) = 784 values into "
         "(28, 28, 3) = 2352 values; the target_shape must multiply to 784",
+    ],
+    "conv1d_on_image.yaml": [
+        "conv1d_on_image.yaml:6:7: error: model.layers[0]: Conv1D expects a sequence input (steps, channels), "
+        "got shape (28, 28, 1); add a Reshape layer with target_shape [28, 28] before it",
+    ],
+    "conv1d_kernel_too_long.yaml": [
+        "conv1d_kernel_too_long.yaml:12:7: error: model.layers[1]: Conv1D output steps ((7 - 9 + 2*0) / 1) + 1 "
+        "= -1 is not positive; use padding: same or kernel_size <= 7",
+    ],
+    "transpose_output_padding.yaml": [
+        "transpose_output_padding.yaml:10:7: error: model.layers[1]: Conv2DTranspose output_padding must be "
+        "smaller than strides along each axis (received strides=2, output_padding=2); use output_padding < "
+        "strides or null",
+    ],
+    "cropping_everything.yaml": [
+        "cropping_everything.yaml:10:7: error: model.layers[1]: Cropping2D removes 7 + 6 = 13 of the 13 columns "
+        "of its input, leaving none; crop fewer than 13 columns in all",
+    ],
+    "layer_normalization_axis.yaml": [
+        "layer_normalization_axis.yaml:12:7: error: model.layers[1]: LayerNormalization axis 2 is out of range "
+        "for input shape (64,) (axis 0 is the batch); use one of 1, -1",
     ],
     # the model against its data and loss
     "units_not_classes.yaml": [
