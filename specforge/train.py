@@ -82,10 +82,21 @@ def evaluate_split(model: Model, split: Split, loss: Loss, metrics: Sequence[Met
         labels, targets = labels_and_targets(loss, y, units)
         total += loss.value(outputs, targets, from_logits=fused) * len(x)
         count += len(x)
-        probabilities = loss.to_probabilities(outputs, fused)
-        for metric in metrics:
-            metric.update(probabilities, labels)
+        update_metrics(metrics, loss.to_probabilities(outputs, fused), labels, targets, preprocessing
+                       or split.preprocessing)
     return {"loss": total / count if count else float("nan"), **{m.name: m.result() for m in metrics}}
+
+
+def update_metrics(metrics: Sequence[Metric], outputs: np.ndarray, labels: np.ndarray, targets: np.ndarray,
+                   preprocessing: Preprocessing | None) -> None:
+    """Classification metrics get the probabilities and class labels; regression metrics the outputs and the
+    targets, both in the target's own units."""
+    units = preprocessing.target_units if preprocessing is not None else (lambda values: values)
+    for metric in metrics:
+        if metric.takes_targets:
+            metric.update(units(outputs), units(targets))
+        else:
+            metric.update(outputs, labels)
 
 
 def labels_and_targets(loss: Loss, y: np.ndarray, units: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,8 +253,7 @@ class Trainer:
                                     "learning rate or rescale the inputs", file=runs.display_path(self.run_dir))
             total += value * len(x)
             count += len(x)
-            for metric in setup.metrics:
-                metric.update(outputs, labels)
+            update_metrics(setup.metrics, outputs, labels, targets, train.preprocessing)
             self.progress.batch_end(step, {"loss": total / count, **{m.name: m.result() for m in setup.metrics}})
         return {"loss": total / count, **{m.name: m.result() for m in setup.metrics}}
 

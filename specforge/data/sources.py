@@ -13,6 +13,7 @@ from specforge.data.mnist import load_mnist
 from specforge.data.pairs import Reader, load_pairs
 from specforge.data.splits import SPLIT_NAMES, Loaded
 from specforge.data.table import load_csv_split
+from specforge.data.table_source import load_table
 
 SourceLoader = Callable[[dict, Path, tuple[int, ...]], Loaded]
 
@@ -69,4 +70,5 @@ LOADERS: dict[str, SourceLoader] = {
     "csv": _csv,
     "image_folder": _image_folder,
     "url": _url,
+    "table": load_table,
 }

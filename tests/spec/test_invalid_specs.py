@@ -108,11 +108,11 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "metric_misspelled.yaml": [
         "metric_misspelled.yaml:13:13: error: compile.metrics[0]: unknown value 'acc'; "
-        "did you mean 'accuracy'? expected one of: accuracy, top_k_accuracy, precision, recall",
+        "did you mean 'accuracy'? expected one of: accuracy, top_k_accuracy, precision, recall, mae, rmse, r2",
     ],
     "data_source_misspelled.yaml": [
         "data_source_misspelled.yaml:4:11: error: data.source: unknown value 'mnsit'; "
-        "did you mean 'mnist'? expected one of: mnist, idx, npz, npy, csv, image_folder, url",
+        "did you mean 'mnist'? expected one of: mnist, idx, npz, npy, csv, image_folder, url, table",
     ],
     "layer_type_wrong_case.yaml": [
         "layer_type_wrong_case.yaml:6:13: error: model.layers[0].type: unknown value 'Conv2d'; "
