@@ -100,9 +100,13 @@ def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
 
 def load_data(spec: Spec) -> Dataset:
     """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
+    from specforge.errors import DataError
     from specforge.train import load_data as load
 
-    return load(spec.config, spec.base_dir, {})
+    try:
+        return load(spec.config, spec.base_dir, {})
+    except DataError as error:
+        raise spec.located(error) from None
 
 
 def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, preprocessing: bool = True,

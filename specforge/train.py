@@ -21,7 +21,7 @@ import yaml
 from specforge import callbacks as callback_kinds
 from specforge import losses, metrics as metric_kinds, optimizers, runs
 from specforge.data import Dataset, Preprocessing, Split, batch_count, iterate_batches, load_dataset
-from specforge.errors import RunError
+from specforge.errors import DataError, RunError
 from specforge.fileio import write_text
 from specforge.graph import Graph
 from specforge.losses import Loss
@@ -127,7 +127,10 @@ def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
 
     graph = build(spec)
     config = spec.config
-    dataset = load_data(config, base_dir, limits)
+    try:
+        dataset = load_data(config, base_dir, limits)
+    except DataError as error:
+        raise spec.located(error) from None
     setup = _Setup(spec, graph, dataset, losses.get(config["compile"]["loss"]),
                    metric_kinds.create(config["compile"]["metrics"], graph.output_shape[-1]),
                    optimizers.create(config["compile"]["optimizer"]), [])

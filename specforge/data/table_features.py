@@ -81,7 +81,7 @@ class Feature:
                           "most_frequent": lambda: float(_most_frequent(present.tolist())),
                           "constant": lambda: float(config.get("fill_value", 0.0))}[fill]()
             filled = np.where(np.isnan(values), fill_value, values)
-            feature = cls(column, kind, fill_value, config.get("scale", "standardize"))
+            feature = cls(column, kind, fill_value, config["scale"])
             feature._learn_scale(filled, table, where)
             return feature
         texts = table.texts(column, where)

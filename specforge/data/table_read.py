@@ -44,7 +44,7 @@ class Table:
             return self.columns[name]
         close = difflib.get_close_matches(name, list(self.columns), n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}?" if close else f"the header has: {', '.join(list(self.columns)[:12])}"
-        raise DataError(f"{self.file} has no column {name!r}; {hint}", path=where)
+        raise DataError(f"{self.file} has no column {name!r}; {hint}", path=f"{where}.column" if where else "")
 
     def numbers(self, name: str, where: str = "") -> np.ndarray:
         """float64 values of column ``name``, NaN where missing; a cell that is not a number is refused."""
@@ -78,6 +78,13 @@ def as_text(cell: object) -> str:
     if isinstance(cell, float) and cell.is_integer():
         return str(int(cell))
     return str(cell)
+
+
+def _missing(value: object) -> bool:
+    """None, NaN, or a text that CSV cells would also read as missing."""
+    if isinstance(value, float):
+        return math.isnan(value)
+    return value is None or (isinstance(value, str) and value.strip() in MISSING)
 
 
 def read_table(path: Path, option: str) -> Table:
@@ -121,7 +128,8 @@ def _read_parquet(path: Path) -> Table:
     count = len(next(iter(columns.values()), []))
     if not count:
         raise DataError("the Parquet file has no rows", file=str(path))
-    cells = {name: np.array([None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-                             for value in values] + [None], dtype=object)[:-1]
-             for name, values in columns.items()}
+    cells = {}
+    for name, values in columns.items():
+        cells[name] = np.empty(count, dtype=object)
+        cells[name][:] = [None if _missing(value) else value for value in values]
     return Table(str(path), cells, np.arange(1, count + 1), "row")

@@ -41,7 +41,7 @@ FEATURE_SCHEMA = {
                  "description": "Value for a missing cell: the training split's mean or median (numeric), its most "
                                 "frequent value, or fill_value. Default: mean for numeric, most_frequent otherwise."},
         "fill_value": {"type": ["number", "string"], "description": "The value of fill: constant. Default: 0 / ''."},
-        "scale": {"enum": list(SCALINGS),
+        "scale": {"enum": list(SCALINGS), "default": "standardize",
                   "description": "Numeric scaling, with the training split's statistics: standardize (x - mean) / "
                                  "std, minmax (x - min) / (max - min), log ln(1 + x), or none. Default: standardize."},
     },
