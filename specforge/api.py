@@ -8,6 +8,7 @@
     api.predict(run, images)                        # probabilities for raw images (uint8 as stored)
     api.export(run)                                 # run/model.onnx, once it passes the parity gate
     api.predict_onnx("model.onnx", data="mnist:test", limit=4)   # onnxruntime predictions with labels
+    api.predict_rows("model.onnx", "rows.csv")      # a table model on raw rows (CSV or Parquet)
     api.inspect("model.onnx")                       # interface, versions, metadata, operators
 """
 
@@ -26,11 +27,12 @@ if TYPE_CHECKING:
     from specforge.data import Dataset
     from specforge.export.run_export import ExportResult
     from specforge.predict import PredictionReport
+    from specforge.predict_table import RowPredictions
     from specforge.progress import Progress
     from specforge.runs import Run
 
 __all__ = ["load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
-           "export", "predict_onnx", "inspect"]
+           "export", "predict_onnx", "predict_rows", "inspect"]
 
 
 def build(spec: Spec) -> Graph:
@@ -133,6 +135,15 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
     session = OnnxModel(model, threads)
     examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
     return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
+
+
+def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
+                 limit: int | None = None) -> RowPredictions:
+    """``specforge predict MODEL rows.csv``: an exported table model's predictions for the raw rows of a CSV or
+    Parquet file (the model's feature columns by name; other columns are ignored)."""
+    from specforge.predict_table import predict_rows as run_rows
+
+    return run_rows(model, rows, threads=threads, limit=limit)
 
 
 def inspect(model: str | Path) -> dict:

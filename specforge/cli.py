@@ -207,7 +207,8 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
 @command()
 def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export."),
             inputs: Optional[List[Path]] = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
-                                                                     "(N, H, W[, C]) of raw values."),
+                                                                     "(N, H, W[, C]) of raw values, or one CSV/"
+                                                                     "Parquet file of raw rows for a table model."),
             data: Optional[str] = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
                                                help="A data split with labels, e.g. mnist:test or "
                                                     "specs/mnist.yaml:test."),
@@ -224,11 +225,16 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
                                            help="Keep dark-on-light images as they are (by default a one-channel "
                                                 "image brighter than 127 on average is inverted, as MNIST digits "
                                                 "are white on black).")) -> None:
-    """Predict classes with an exported model: images, arrays or a data split; onnxruntime, batched."""
+    """Predict with an exported model: images, arrays, a data split, or a table model's raw rows (CSV/Parquet)."""
     import sys
 
     from specforge import api
     from specforge.predict import accuracy_line, format_line, json_line, write_report
+    from specforge.predict_table import TABLE_SUFFIXES
+
+    if inputs and len(inputs) == 1 and inputs[0].suffix.lower() in TABLE_SUFFIXES and data is None:
+        _predict_rows(model, inputs[0], limit, as_json, output, threads)
+        return
 
     bar = _ProgressBar() if sys.stderr.isatty() else None
     try:
@@ -250,6 +256,20 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
             typer.echo(format_line(prediction, width))
     if summary:
         typer.echo(summary, err=as_json and output is None)
+
+
+def _predict_rows(model: Path, rows: Path, limit: int | None, as_json: bool, output: Path | None,
+                  threads: int | None) -> None:
+    from specforge import api
+    from specforge.predict_table import write_row_predictions
+
+    predictions = api.predict_rows(model, rows, threads=threads, limit=limit)
+    if output is not None:
+        write_row_predictions(predictions, output)
+        typer.echo(f"wrote {len(predictions.rows)} predictions to {output}")
+        return
+    for line in (map(json.dumps, predictions.records()) if as_json else predictions.lines()):
+        typer.echo(line)
 
 
 class _ProgressBar:

@@ -13,6 +13,7 @@ import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -69,6 +70,13 @@ class Table:
         """The rows at ``indices``, in that order."""
         return Table(self.file, {name: cells[indices] for name, cells in self.columns.items()}, self.rows[indices],
                      self.row_word)
+
+
+def join_tables(tables: Sequence[Table]) -> Table:
+    """The rows of ``tables`` one after another, with the columns of the first (named after its file)."""
+    first = tables[0]
+    return Table(first.file, {name: np.concatenate([table.columns[name] for table in tables]) for name in first.columns},
+                 np.concatenate([table.rows for table in tables]), first.row_word)
 
 
 def as_text(cell: object) -> str:

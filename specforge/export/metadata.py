@@ -18,6 +18,10 @@ Every value is a string (ONNX's rule); lists and dicts are JSON.  The keys:
 ``test_metrics``         JSON: every test metric of the run
 ``specforge_version``    the version that exported the file
 =======================  ===========================================================================
+
+A table model (raw rows in) has ``inputs`` (JSON list of ``{"name", "type"}``, one per feature
+column, type ``float`` or ``string``) and ``task`` (``classification`` or ``regression``)
+instead of ``input_name``, ``input_shape``, ``input_layout``, ``input_range`` and ``image_shape``.
 """
 
 from __future__ import annotations
@@ -52,6 +56,31 @@ def build_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preproces
         "outputs": json.dumps(list(outputs)),
         "preprocessing": json.dumps(preprocessing.to_dict()),
         "preprocessing_in_graph": json.dumps(in_graph),
+        "specforge_version": specforge.__version__,
+    }
+    if metrics:
+        metadata["test_metrics"] = json.dumps(metrics)
+        if "accuracy" in metrics:
+            metadata["test_accuracy"] = repr(float(metrics["accuracy"]))
+    return metadata
+
+
+def table_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preprocessing,
+                   inputs: Sequence[onnx.ValueInfoProto], outputs: Sequence[str],
+                   metrics: dict | None = None) -> dict[str, str]:
+    """The metadata of an exported table model: its named inputs, the task, classes or target columns."""
+    from onnx import TensorProto
+
+    metadata = {
+        "spec_name": spec_name,
+        "spec_sha256": spec_sha256,
+        "task": "regression" if preprocessing.regression else "classification",
+        "class_names": json.dumps(list(preprocessing.class_names)),
+        "inputs": json.dumps([{"name": info.name, "type": "string" if info.type.tensor_type.elem_type
+                               == TensorProto.STRING else "float"} for info in inputs]),
+        "outputs": json.dumps(list(outputs)),
+        "preprocessing": json.dumps(preprocessing.to_dict()),
+        "preprocessing_in_graph": "true",
         "specforge_version": specforge.__version__,
     }
     if metrics:
