@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from specforge.errors import SpecError
+from specforge.layout import NHWC
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -204,8 +205,6 @@ class Softmax(ActivationFunction):
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
 
     def to_onnx(self, builder, input_name, hint):
-        from specforge.export.builder import NHWC
-
         return builder.node("Softmax", [builder.to_layout(input_name, NHWC)], hint, axis=-1)
 
 

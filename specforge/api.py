@@ -17,9 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from specforge.build import build
+from specforge.errors import DataError, RunError, SpecforgeError, TrainingInterrupted
 from specforge.graph import Graph, build_graph
 from specforge.spec import Spec, load_spec
-from specforge.spec.checks import check_compatibility
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,14 +33,8 @@ if TYPE_CHECKING:
     from specforge.runs import Run
 
 __all__ = ["load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
-           "export", "predict_onnx", "predict_rows", "inspect"]
-
-
-def build(spec: Spec) -> Graph:
-    """Infer every layer's shape and check the model fits its data and loss; raises located errors."""
-    graph = build_graph(spec)
-    check_compatibility(spec, graph)
-    return graph
+           "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "schema_text",
+           "write_template", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted"]
 
 
 def validate(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Spec, Graph]:
@@ -73,9 +68,9 @@ def load_run(path: str | Path) -> Run:
 def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | None = None,
              limit: int | None = None) -> dict:
     """``specforge evaluate``: loss and metrics of a run (a Run or its path) on a split of its data."""
-    from specforge import train
+    from specforge.evaluate import evaluate_run
 
-    return train.evaluate(_as_run(run), split, batch_size=batch_size, limit=limit)
+    return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit)
 
 
 def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
@@ -102,13 +97,46 @@ def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
 
 def load_data(spec: Spec) -> Dataset:
     """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
-    from specforge.errors import DataError
-    from specforge.train import load_data as load
+    from specforge.data import load_data as load
 
     try:
         return load(spec.config, spec.base_dir, {})
     except DataError as error:
         raise spec.located(error) from None
+
+
+def data_info(spec: Spec) -> dict:
+    """``specforge data info``: counts, shapes, dtypes, value ranges and class balance of each split."""
+    from specforge.data import data_info as describe
+
+    return describe(load_data(spec))
+
+
+def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25) -> Path:
+    """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels (default file:
+    ``<spec name>-<split>.png``); returns its path."""
+    from specforge.data import render_grid
+
+    dataset = load_data(spec)
+    chosen = dataset.splits().get(split)
+    if chosen is None:
+        raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
+                        file=str(spec.file))
+    return render_grid(chosen, dataset.class_names, Path(out or f"{spec.name}-{split}.png"), count)
+
+
+def schema_text() -> str:
+    """``specforge schema``: the spec's JSON Schema (draft-07) as stored in the package."""
+    from specforge.spec.schema import SCHEMA_FILE
+
+    return SCHEMA_FILE.read_text(encoding="utf-8")
+
+
+def write_template(name: str, template: str = "cnn", directory: str | Path = ".", *, force: bool = False) -> Path:
+    """``specforge init``: a new, valid, commented spec NAME.yaml from ``template`` (cnn, mlp or lenet)."""
+    from specforge.starter import write_template as write
+
+    return write(name, template, Path(directory), force=force)
 
 
 def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, preprocessing: bool = True,
@@ -126,8 +154,8 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
                  invert: bool = True, on_batch: Callable[[int, int], None] | None = None) -> PredictionReport:
     """``specforge predict``: an exported model's top-``top_k`` classes for image/array files or ``data``
     (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches."""
-    from specforge.errors import DataError
-    from specforge.predict import OnnxModel, predict, read_data, read_files
+    from specforge.data.inputs import read_files
+    from specforge.predict import OnnxModel, predict, read_data
 
     if bool(inputs) == bool(data):
         raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
@@ -135,6 +163,13 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
     session = OnnxModel(model, threads)
     examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
     return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
+
+
+def is_rows_file(path: str | Path) -> bool:
+    """Whether ``path`` names a CSV or Parquet file of table rows (for ``predict_rows``)."""
+    from specforge.predict_table import is_rows_file as rows_file
+
+    return rows_file(path)
 
 
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,

@@ -1,4 +1,5 @@
-"""The ``specforge`` command: parse arguments, call the API, print.  User errors become exit status 2 here."""
+"""The ``specforge`` command: parse arguments, call the API (``specforge.api``), show the results with the
+presenters (``specforge.cli_present``).  User errors become exit status 2 here."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 import typer
-
-from specforge.errors import SpecforgeError
 
 app = typer.Typer(
     help="Declarative model specs: validate, train with numpy, export to ONNX, predict with onnxruntime.",
@@ -34,6 +33,8 @@ def command(group: typer.Typer = app, **options) -> Callable:
     def register(function: Callable) -> Callable:
         @functools.wraps(function)
         def run(*args, **kwargs):
+            from specforge.api import SpecforgeError
+
             try:
                 return function(*args, **kwargs)
             except SpecforgeError as error:
@@ -53,7 +54,7 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
              overrides: Optional[List[str]] = SetOption, as_json: bool = JsonOption) -> None:
     """Check a spec against the schema, infer every layer's shape and print the model summary."""
     from specforge import api
-    from specforge.summary import print_summary, summary_json
+    from specforge.cli_present import print_summary, summary_json
 
     resolved, graph = api.validate(spec, overrides or ())
     if as_json:
@@ -65,9 +66,9 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
 @command()
 def schema() -> None:
     """Print the spec's JSON Schema (draft-07)."""
-    from specforge.spec.schema import SCHEMA_FILE
+    from specforge import api
 
-    typer.echo(SCHEMA_FILE.read_text(encoding="utf-8"), nl=False)
+    typer.echo(api.schema_text(), nl=False)
 
 
 @command()
@@ -76,9 +77,9 @@ def init(name: str = typer.Argument(..., help="Model name; the spec is written t
          directory: Path = typer.Option(Path("."), "--dir", help="Where to write the spec."),
          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Write a new, valid, commented spec to edit."""
-    from specforge.starter import write_template
+    from specforge import api
 
-    path = write_template(name, template, directory, force=force)
+    path = api.write_template(name, template, directory, force=force)
     typer.echo(f"wrote {path}; check it with: specforge validate {path}")
 
 
@@ -100,23 +101,19 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
                                                    help="Validate and test on the first N examples only.")) -> None:
     """Train a spec with the numpy backend; writes a run directory and prints its path."""
     from specforge import api
-    from specforge.progress import format_logs
-    from specforge.runs import display_path
-    from specforge.errors import RunError
-    from specforge.train import TrainingInterrupted
+    from specforge.cli_present import display_path, format_results
 
     if (spec is None) == (resume is None):
-        raise RunError("give a spec file to start a run, or --resume RUN to continue one (not both)",
+        raise api.RunError("give a spec file to start a run, or --resume RUN to continue one (not both)",
                        file="specforge train")
     try:
         run = api.fit(spec, overrides=overrides or (), out=out, resume=resume, quiet=quiet,
                       limit_train=limit_train, limit_test=limit_test)
-    except TrainingInterrupted as interruption:
+    except api.TrainingInterrupted as interruption:
         typer.echo(str(interruption), err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None
     if run.metrics is not None:
-        results = {key: value for key, value in run.metrics.items() if key not in ("split", "examples")}
-        typer.echo(f"test ({run.metrics['examples']} examples){format_logs(results)}")
+        typer.echo(format_results(run.metrics))
     typer.echo(f"run: {display_path(run.path)}")
 
 
@@ -128,14 +125,13 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
              as_json: bool = JsonOption) -> None:
     """Print the loss and metrics of a trained run on a split of its data."""
     from specforge import api
-    from specforge.progress import format_logs
+    from specforge.cli_present import format_results
 
     results = api.evaluate(run, split, limit=limit)
     if as_json:
         _echo_json(results)
         return
-    values = {key: value for key, value in results.items() if key not in ("split", "examples")}
-    typer.echo(f"{results['split']} ({results['examples']} examples){format_logs(values)}")
+    typer.echo(format_results(results))
 
 
 data_app = typer.Typer(help="Look at the data a spec declares.", no_args_is_help=True)
@@ -147,9 +143,8 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Op
               as_json: bool = JsonOption) -> None:
     """Counts, shapes, dtypes, value ranges and class balance of each split."""
     from specforge import api
-    from specforge.data import data_info as describe
 
-    info = describe(api.load_data(api.load_spec(spec, overrides or ())))
+    info = api.data_info(api.load_spec(spec, overrides or ()))
     if as_json:
         _echo_json(info)
         return
@@ -170,17 +165,8 @@ def data_show(spec: Path = typer.Argument(..., help="Spec file."),
               overrides: Optional[List[str]] = SetOption) -> None:
     """Write a PNG grid of sample images with their labels and print its path."""
     from specforge import api
-    from specforge.data import render_grid
-    from specforge.errors import DataError
 
-    resolved = api.load_spec(spec, overrides or ())
-    dataset = api.load_data(resolved)
-    chosen = dataset.splits().get(split)
-    if chosen is None:
-        raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
-                        file=str(spec))
-    path = render_grid(chosen, dataset.class_names, out or Path(f"{resolved.name}-{split}.png"), count)
-    typer.echo(str(path))
+    typer.echo(str(api.render_samples(api.load_spec(spec, overrides or ()), split, out, count)))
 
 
 @command()
@@ -196,7 +182,7 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
                                                                               "(default: RUN/model.onnx).")) -> None:
     """Export a trained run as ONNX once it computes what the numpy model computes; prints the path and the parity."""
     from specforge import api
-    from specforge.runs import display_path
+    from specforge.cli_present import display_path
 
     result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output)
     typer.echo(f"parity: {result.parity.summary()}")
@@ -229,10 +215,9 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
     import sys
 
     from specforge import api
-    from specforge.predict import accuracy_line, format_line, json_line, write_report
-    from specforge.predict_table import TABLE_SUFFIXES
+    from specforge.cli_present import accuracy_line, format_line, json_line, write_report
 
-    if inputs and len(inputs) == 1 and inputs[0].suffix.lower() in TABLE_SUFFIXES and data is None:
+    if inputs and len(inputs) == 1 and api.is_rows_file(inputs[0]) and data is None:
         _predict_rows(model, inputs[0], limit, as_json, output, threads)
         return
 
@@ -261,14 +246,14 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
 def _predict_rows(model: Path, rows: Path, limit: int | None, as_json: bool, output: Path | None,
                   threads: int | None) -> None:
     from specforge import api
-    from specforge.predict_table import write_row_predictions
+    from specforge.cli_present import row_lines, write_row_predictions
 
     predictions = api.predict_rows(model, rows, threads=threads, limit=limit)
     if output is not None:
         write_row_predictions(predictions, output)
         typer.echo(f"wrote {len(predictions.rows)} predictions to {output}")
         return
-    for line in (map(json.dumps, predictions.records()) if as_json else predictions.lines()):
+    for line in (map(json.dumps, predictions.records()) if as_json else row_lines(predictions)):
         typer.echo(line)
 
 
@@ -300,7 +285,7 @@ class _ProgressBar:
 def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool = JsonOption) -> None:
     """Print an ONNX file's inputs and outputs, opset, IR version, producer, metadata, size and operators."""
     from specforge import api
-    from specforge.export.inspect import format_description
+    from specforge.cli_present import format_description
 
     info = api.inspect(model)
     if as_json:

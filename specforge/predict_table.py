@@ -9,8 +9,6 @@ probable class and its probability, a regression the predicted numbers in the ta
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from specforge.errors import DataError
-from specforge.fileio import write_text
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -43,14 +40,10 @@ class RowPredictions:
         return [{"row": row, "class": int(index), "name": self.names[index], "probability": float(values[index])}
                 for row, index, values in zip(self.rows, best, self.outputs)]
 
-    def lines(self) -> list[str]:
-        """``line 2  malignant 0.9876`` or ``line 2  progression 151.2``, one per row."""
-        width = max((len(row) for row in self.rows), default=0)
-        if self.task == "regression":
-            return [f"{row:<{width}}  " + "  ".join(f"{name} {value:.6g}" for name, value in zip(self.names, values))
-                    for row, values in zip(self.rows, self.outputs)]
-        return [f"{record['row']:<{width}}  {record['class']} ({record['name']}) {record['probability']:.4f}"
-                for record in self.records()]
+
+def is_rows_file(path: str | Path) -> bool:
+    """Whether ``path`` is a file of table rows (CSV or Parquet) rather than images or arrays."""
+    return Path(path).suffix.lower() in TABLE_SUFFIXES
 
 
 def is_table_model(metadata: dict[str, str]) -> bool:
@@ -80,20 +73,3 @@ def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = N
     outputs = session.run([output], rows_feed(table, inputs))[0]
     return RowPredictions(str(model), metadata["task"], json.loads(metadata["class_names"]),
                           [f"{table.row_word} {row}" for row in table.rows], outputs)
-
-
-def write_row_predictions(predictions: RowPredictions, path: str | Path) -> Path:
-    """The predictions as CSV (one row per input row) or JSON, written atomically."""
-    path = Path(path)
-    records = predictions.records()
-    if path.suffix.lower() == ".json":
-        return write_text(path, json.dumps({"model": predictions.model, "task": predictions.task,
-                                            "predictions": records}, indent=2) + "\n")
-    if path.suffix.lower() != ".csv":
-        raise DataError(f"cannot write predictions as {path.suffix or 'a suffix-less file'}; name a .csv or .json "
-                        "file", file=str(path))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(records[0]) if records else ["row"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
-    return write_text(path, buffer.getvalue())

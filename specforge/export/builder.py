@@ -17,7 +17,8 @@ from typing import Any, Sequence
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-NHWC, NCHW = "NHWC", "NCHW"
+from specforge.layout import NCHW, NHWC
+
 _PERM = {(NHWC, NCHW): [0, 3, 1, 2], (NCHW, NHWC): [0, 2, 3, 1]}
 
 

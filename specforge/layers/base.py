@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from specforge.activations import ActivationFunction
 from specforge.errors import ShapeError
 
 Shape = tuple[int, ...]
@@ -37,9 +38,9 @@ class Layer:
     examples: ClassVar[list[tuple[dict, Shape]]] = []
     #: parameter names that are state, not trained (BatchNormalization's moving statistics).
     non_trainable: ClassVar[tuple[str, ...]] = ()
-    #: Whether ``forward`` takes ``activation=``: an ActivationFunction to apply to the fresh output in
+    #: Whether the step planner may hand ``forward`` an ``activation`` to apply to the fresh output in
     #: place (one whose gradient needs only its output); ``backward`` then starts with its gradient.
-    #: See specforge.layers.fusion.
+    #: Kinds that do not fuse are never given one. See specforge.layers.fusion.
     fuses_activation: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
@@ -91,9 +92,12 @@ class Layer:
         return 0
 
     # -- math --------------------------------------------------------------------
-    def forward(self, params: Params, x: np.ndarray, training: bool = False,
-                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
-        """``(y, cache)``: the output and whatever backward needs."""
+    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+        """``(y, cache)``: the output and whatever backward needs; every kind takes the same arguments.
+
+        ``activation`` is only given to a kind that ``fuses_activation``, which applies it to ``y``.
+        """
         raise NotImplementedError
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,

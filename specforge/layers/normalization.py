@@ -6,6 +6,7 @@ import numpy as np
 
 from specforge.initializers import compute_fans, initialize
 from specforge.layers.base import Layer, Params, Shape, initializer_schema
+from specforge.layout import NCHW
 
 
 class BatchNormalization(Layer):
@@ -50,7 +51,7 @@ class BatchNormalization(Layer):
     def flops(self, input_shape: Shape) -> int:
         return 2 * int(np.prod(input_shape))
 
-    def forward(self, params, x, training=False, rng=None):
+    def forward(self, params, x, training=False, rng=None, activation=None):
         if training:
             axes = tuple(range(x.ndim - 1))
             mean = x.mean(axis=axes)
@@ -90,8 +91,6 @@ class BatchNormalization(Layer):
 
     def to_onnx(self, builder, params, input_name):
         """Folded into one Mul and one Add per channel; constants shaped to broadcast in the tensor's layout."""
-        from specforge.export.builder import NCHW
-
         inv_std = 1 / np.sqrt(params["moving_variance"].astype(np.float64) + self.config["epsilon"])
         scale = inv_std * params["gamma"] if "gamma" in params else inv_std
         shift = -params["moving_mean"] * scale

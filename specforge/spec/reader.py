@@ -55,8 +55,9 @@ class Document:
         return Location(self.file, None, None, text)
 
 
-def read_document(path: str | Path) -> Document:
-    """Read a spec file; raises SpecError (located) on a missing file or a syntax error."""
+def read_document(path: str | Path, *, as_json: bool | None = None) -> Document:
+    """Read a spec file, as JSON when ``as_json`` (default: when it is named .json); raises SpecError
+    (located) on a missing file or a syntax error."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -64,7 +65,7 @@ def read_document(path: str | Path) -> Document:
         raise SpecError(f"no such spec file; check the path (e.g. specs/mnist.yaml)", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the spec: {exc}", file=str(path)) from None
-    return parse_text(text, str(path), as_json=path.suffix.lower() == ".json")
+    return parse_text(text, str(path), as_json=path.suffix.lower() == ".json" if as_json is None else as_json)
 
 
 def parse_text(text: str, file: str, *, as_json: bool = False) -> Document:

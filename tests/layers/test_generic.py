@@ -5,6 +5,7 @@ A kind is covered the moment it is registered; its own test file only adds what 
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
@@ -13,9 +14,11 @@ import pytest
 from jsonschema import Draft7Validator
 from onnx.reference import ReferenceEvaluator
 
+from specforge.activations import ACTIVATIONS
 from specforge.errors import ExportError
 from specforge.export.onnx import graph_to_onnx
-from specforge.layers import REGISTRY
+from specforge.layers import REGISTRY, Layer
+from specforge.layers.fusion import plan_steps
 
 KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
          "GlobalMaxPooling2D", "ZeroPadding2D", "Dense", "Flatten", "Reshape", "Dropout", "BatchNormalization",
@@ -23,6 +26,8 @@ KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "Globa
 BATCH = 3
 CASES = [pytest.param(kind, config, shape, id=f"{kind}-{i}")
          for kind, cls in REGISTRY.items() for i, (config, shape) in enumerate(cls.examples)]
+FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
+FUSABLE = sorted(name for name, function in ACTIVATIONS.items() if function.output_suffices and name != "linear")
 
 
 # -- helpers shared with the kind-specific tests ---------------------------------------------------
@@ -136,6 +141,35 @@ def test_backward_without_dx(kind, config, shape):
     assert sorted(grads_only) == sorted(grads)
     for name in grads:
         np.testing.assert_allclose(grads_only[name], grads[name])
+
+
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
+def test_every_kind_takes_the_same_forward_arguments(kind):
+    assert inspect.signature(REGISTRY[kind].forward).parameters.keys() == \
+        inspect.signature(Layer.forward).parameters.keys()
+
+
+@pytest.mark.parametrize("kind,config,shape", FUSING_CASES)
+@pytest.mark.parametrize("activation", FUSABLE)
+def test_fused_step_equals_the_two_nodes(kind, config, shape, activation):
+    """A layer run with the activation after it fused computes what the two nodes compute in turn."""
+    layer, params = make_layer(kind, config, shape)
+    node = REGISTRY["Activation"]({"activation": activation})
+    (step,) = plan_steps([layer, node])
+    assert step.activation is not None
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((BATCH, *shape))
+    z, layer_cache = layer.forward(params, x, training=True)
+    y, node_cache = node.forward({}, z, training=True)
+    fused_y, cache = step.forward(params, x, training=True)
+    np.testing.assert_allclose(fused_y, y, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dz, _ = node.backward({}, node_cache, dy)
+    dx, grads = layer.backward(params, layer_cache, dz)
+    fused_dx, fused_grads = step.backward(params, cache, dy)
+    np.testing.assert_allclose(fused_dx, dx, rtol=1e-12, atol=1e-12)
+    for name in grads:
+        np.testing.assert_allclose(fused_grads[name], grads[name], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind,config,shape", CASES)

@@ -1,0 +1,106 @@
+"""How the ``specforge`` command shows results: the model summary, training and evaluation lines, predictions
+as text lines, JSON lines or CSV/JSON files, an ONNX file's description.  The command imports the API and
+these presenters only."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from specforge.errors import DataError
+from specforge.export.inspect import format_description
+from specforge.fileio import write_text
+from specforge.predict import Prediction, PredictionReport
+from specforge.predict_table import RowPredictions
+from specforge.progress import format_logs
+from specforge.runs import display_path
+from specforge.summary import print_summary, summary_json
+
+def format_line(prediction: Prediction, width: int = 0) -> str:
+    """``source  class (name)  probability`` (every top-k class), with the true label when known."""
+    def shown(cls: int, name: str) -> str:
+        return str(cls) if name == str(cls) else f"{cls} ({name})"
+
+    best = "   ".join(f"{shown(c, n)} {p:.4f}" for c, n, p in prediction.top)
+    line = f"{prediction.source:<{width}}  {best}"
+    if prediction.inverted:
+        line += "  [inverted]"
+    if prediction.label is not None:
+        line += f"  true {shown(prediction.label, prediction.label_name)}{'' if prediction.correct else ' (wrong)'}"
+    return line
+
+
+def accuracy_line(report: PredictionReport) -> str | None:
+    accuracy = report.accuracy
+    if accuracy is None:
+        return None
+    right = sum(bool(p.correct) for p in report.predictions)
+    return f"accuracy: {accuracy:.4f} ({right}/{len(report.predictions)})"
+
+
+def write_report(report: PredictionReport, path: str | Path) -> Path:
+    """The predictions as CSV (one row per input, top-k as extra columns) or JSON, written atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
+    if suffix != ".csv":
+        raise DataError(f"cannot write predictions as {suffix or 'a suffix-less file'}; name a .csv or .json file",
+                        file=str(path))
+    k = len(report.predictions[0].top) if report.predictions else 1
+    labelled = any(p.label is not None for p in report.predictions)
+    header = ["source", "class", "name", "probability"]
+    header += [f"{column}_{rank}" for rank in range(2, k + 1) for column in ("class", "name", "probability")]
+    header += ["label", "correct"] if labelled else []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for p in report.predictions:
+        row = [p.source, *(value for entry in p.top for value in entry)]
+        writer.writerow(row + ([p.label, p.correct] if labelled else []))
+    return write_text(path, buffer.getvalue())
+
+
+def row_lines(predictions: RowPredictions) -> list[str]:
+    """``line 2  1 (malignant) 0.9876`` or ``line 2  progression 151.2``, one per row of a table model's input."""
+    width = max((len(row) for row in predictions.rows), default=0)
+    if predictions.task == "regression":
+        return [f"{row:<{width}}  " + "  ".join(f"{name} {value:.6g}" for name, value in zip(predictions.names, values))
+                for row, values in zip(predictions.rows, predictions.outputs)]
+    return [f"{record['row']:<{width}}  {record['class']} ({record['name']}) {record['probability']:.4f}"
+            for record in predictions.records()]
+
+
+def write_row_predictions(predictions: RowPredictions, path: str | Path) -> Path:
+    """A table model's predictions as CSV (one line per input row) or JSON, written atomically."""
+    path = Path(path)
+    records = predictions.records()
+    if path.suffix.lower() == ".json":
+        return write_text(path, json.dumps({"model": predictions.model, "task": predictions.task,
+                                            "predictions": records}, indent=2) + "\n")
+    if path.suffix.lower() != ".csv":
+        raise DataError(f"cannot write predictions as {path.suffix or 'a suffix-less file'}; name a .csv or .json "
+                        "file", file=str(path))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(records[0]) if records else ["row"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return write_text(path, buffer.getvalue())
+
+
+def json_line(prediction: Prediction) -> str:
+    return json.dumps(prediction.to_dict())
+
+
+
+
+def format_results(results: dict) -> str:
+    """``test (10000 examples) - loss: ... - accuracy: ...`` from an evaluation's results."""
+    values = {key: value for key, value in results.items() if key not in ("split", "examples")}
+    return f"{results['split']} ({results['examples']} examples){format_logs(values)}"
+
+
+__all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_description",
+           "display_path", "print_summary", "summary_json"]
