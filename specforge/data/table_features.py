@@ -218,6 +218,12 @@ class TablePipeline:
     @classmethod
     def fit(cls, features: list[dict], target: dict, train: Table) -> TablePipeline:
         fitted = [Feature.fit(config, train, f"data.features[{index}]") for index, config in enumerate(features)]
+        numeric: dict[str, bool] = {}
+        for index, feature in enumerate(fitted):
+            if numeric.setdefault(feature.column, feature.type == "numeric") != (feature.type == "numeric"):
+                raise DataError(f"column {feature.column!r} is read as numbers by one feature and as text by "
+                                "another; give each column one kind (numeric, or categorical/binary)",
+                                path=f"data.features[{index}].type")
         return cls(fitted, Target.fit(target, train, "data.target"))
 
     def encode(self, table: Table) -> np.ndarray:

@@ -107,10 +107,18 @@ def _model(graph: _Graph, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.
                              opset_imports=opsets, ir_version=network.ir_version)
 
 
+def _first_of_each_column(pipeline: TablePipeline) -> list[Feature]:
+    """One feature per column (a column may feed several features, e.g. scaled two ways): one input each."""
+    seen: dict[str, Feature] = {}
+    for feature in pipeline.features:
+        seen.setdefault(feature.column, feature)
+    return list(seen.values())
+
+
 def input_infos(pipeline: TablePipeline) -> list[onnx.ValueInfoProto]:
     """The model's inputs: one ``[N, 1]`` tensor per feature column, float or string."""
     infos = []
-    for feature in pipeline.features:
+    for feature in _first_of_each_column(pipeline):
         numeric = feature.type == "numeric"
         doc = (f"{feature.type} column {feature.column!r}: " +
                ("raw number, NaN when missing" if numeric else "raw text, '' when missing; values not seen in "
@@ -187,7 +195,7 @@ def rows_feed(table: Table, inputs: Sequence[tuple[str, bool]]) -> dict[str, np.
 
 
 def pipeline_inputs(pipeline: TablePipeline) -> list[tuple[str, bool]]:
-    return [(feature.column, feature.type != "numeric") for feature in pipeline.features]
+    return [(feature.column, feature.type != "numeric") for feature in _first_of_each_column(pipeline)]
 
 
 def numpy_outputs(graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table) -> np.ndarray:
