@@ -113,16 +113,21 @@ def data_info(spec: Spec) -> dict:
 
 
 def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25) -> Path:
-    """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels (default file:
-    ``<spec name>-<split>.png``); returns its path."""
+    """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels, or for a table
+    histograms of each feature column and the target (default file: ``<spec name>-<split>.png``); returns its
+    path."""
     from specforge.data import render_grid
+    from specforge.data.table_info import render_histograms
 
     dataset = load_data(spec)
     chosen = dataset.splits().get(split)
     if chosen is None:
         raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
                         file=str(spec.file))
-    return render_grid(chosen, dataset.class_names, Path(out or f"{spec.name}-{split}.png"), count)
+    path = Path(out or f"{spec.name}-{split}.png")
+    if dataset.preprocessing.pipeline is not None:
+        return render_histograms(dataset.preprocessing.pipeline, chosen.table, path)
+    return render_grid(chosen, dataset.class_names, path, count)
 
 
 def schema_text() -> str:

@@ -148,6 +148,12 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Op
     if as_json:
         _echo_json(info)
         return
+    if "columns" in info:
+        from specforge.cli_present import table_info_lines
+
+        for line in table_info_lines(info):
+            typer.echo(line)
+        return
     typer.echo(f"classes: {info['num_classes']} ({', '.join(info['class_names'])})")
     for name, split in info["splits"].items():
         shape = "x".join(map(str, split["image_shape"]))
@@ -163,7 +169,8 @@ def data_show(spec: Path = typer.Argument(..., help="Spec file."),
               split: str = typer.Option("train", "--split", help="train or test."),
               count: int = typer.Option(25, "--count", min=1, help="Number of images."),
               overrides: Optional[List[str]] = SetOption) -> None:
-    """Write a PNG grid of sample images with their labels and print its path."""
+    """Write a PNG grid of sample images with their labels (for a table: histograms of its columns); print its
+    path."""
     from specforge import api
 
     typer.echo(str(api.render_samples(api.load_spec(spec, overrides or ()), split, out, count)))

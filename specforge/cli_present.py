@@ -90,6 +90,33 @@ def write_row_predictions(predictions: RowPredictions, path: str | Path) -> Path
     return write_text(path, buffer.getvalue())
 
 
+def table_info_lines(info: dict) -> list[str]:
+    """``data info`` of a table: rows per split, one line per feature column, the target's balance or spread."""
+    def spread(stats: dict) -> str:
+        if stats["min"] is None:
+            return "no values"
+        return f"{stats['min']:.4g}..{stats['max']:.4g}, mean {stats['mean']:.4g}, std {stats['std']:.4g}"
+
+    lines = ["rows: " + ", ".join(f"{name} {split['count']}" for name, split in info["splits"].items())
+             + f"; {info['preprocessing']['input_shape'][0]} model inputs"]
+    for column in info["columns"]:
+        missing = ", ".join(f"{name} {count}" for name, count in column["missing"].items())
+        detail = (spread(column) + f", scale {column['scale']}" if column["type"] == "numeric"
+                  else f"{column['vocabulary_size']} values ({', '.join(column['vocabulary'])}"
+                       f"{', ...' if column['vocabulary_size'] > len(column['vocabulary']) else ''})")
+        lines.append(f"  {column['column']}: {column['type']}, {detail}; missing: {missing}")
+    target = info["target"]
+    if "class_counts" in target:
+        for name, counts in target["class_counts"].items():
+            lines.append(f"target {target['columns'][0]} ({target['type']}), {name}: "
+                         + ", ".join(f"{cls} {count}" for cls, count in counts.items()))
+    else:
+        for name, columns in target["distribution"].items():
+            for column, stats in columns.items():
+                lines.append(f"target {column} (numeric), {name}: {spread(stats)}")
+    return lines
+
+
 def json_line(prediction: Prediction) -> str:
     return json.dumps(prediction.to_dict())
 
