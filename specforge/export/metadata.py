@@ -39,20 +39,14 @@ if TYPE_CHECKING:
     from specforge.data.preprocessing import Preprocessing
 
 
-def build_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preprocessing, in_graph: bool,
-                   input_shape: Sequence[int], outputs: Sequence[str], raw: np.ndarray,
-                   metrics: dict | None = None) -> dict[str, str]:
-    """The metadata of an exported classifier; ``raw`` is a batch of stored examples (their dtype and
-    range say what values the input takes)."""
+def _run_metadata(spec_name: str, spec_sha256: str, preprocessing: Preprocessing, outputs: Sequence[str],
+                  in_graph: bool, metrics: dict | None, interface: dict[str, str]) -> dict[str, str]:
+    """The keys every exported model has, around ``interface`` (the keys that describe its inputs)."""
     metadata = {
         "spec_name": spec_name,
         "spec_sha256": spec_sha256,
         "class_names": json.dumps(list(preprocessing.class_names)),
-        "input_name": "input",
-        "input_shape": json.dumps(["N", *map(int, input_shape)]),
-        "input_layout": input_layout(input_shape),
-        "input_range": input_range(raw, preprocessing, in_graph),
-        "image_shape": json.dumps([int(d) for d in raw.shape[1:]]),
+        **interface,
         "outputs": json.dumps(list(outputs)),
         "preprocessing": json.dumps(preprocessing.to_dict()),
         "preprocessing_in_graph": json.dumps(in_graph),
@@ -65,29 +59,31 @@ def build_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preproces
     return metadata
 
 
+def build_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preprocessing, in_graph: bool,
+                   input_shape: Sequence[int], outputs: Sequence[str], raw: np.ndarray,
+                   metrics: dict | None = None) -> dict[str, str]:
+    """The metadata of an exported classifier; ``raw`` is a batch of stored examples (their dtype and
+    range say what values the input takes)."""
+    return _run_metadata(spec_name, spec_sha256, preprocessing, outputs, in_graph, metrics, {
+        "input_name": "input",
+        "input_shape": json.dumps(["N", *map(int, input_shape)]),
+        "input_layout": input_layout(input_shape),
+        "input_range": input_range(raw, preprocessing, in_graph),
+        "image_shape": json.dumps([int(d) for d in raw.shape[1:]]),
+    })
+
+
 def table_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preprocessing,
                    inputs: Sequence[onnx.ValueInfoProto], outputs: Sequence[str],
                    metrics: dict | None = None) -> dict[str, str]:
-    """The metadata of an exported table model: its named inputs, the task, classes or target columns."""
+    """The metadata of an exported table model: the task, its named inputs, the classes or target columns."""
     from onnx import TensorProto
 
-    metadata = {
-        "spec_name": spec_name,
-        "spec_sha256": spec_sha256,
+    return _run_metadata(spec_name, spec_sha256, preprocessing, outputs, True, metrics, {
         "task": "regression" if preprocessing.regression else "classification",
-        "class_names": json.dumps(list(preprocessing.class_names)),
         "inputs": json.dumps([{"name": info.name, "type": "string" if info.type.tensor_type.elem_type
                                == TensorProto.STRING else "float"} for info in inputs]),
-        "outputs": json.dumps(list(outputs)),
-        "preprocessing": json.dumps(preprocessing.to_dict()),
-        "preprocessing_in_graph": "true",
-        "specforge_version": specforge.__version__,
-    }
-    if metrics:
-        metadata["test_metrics"] = json.dumps(metrics)
-        if "accuracy" in metrics:
-            metadata["test_accuracy"] = repr(float(metrics["accuracy"]))
-    return metadata
+    })
 
 
 def input_range(raw: np.ndarray, preprocessing: Preprocessing, in_graph: bool) -> str:
