@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from specforge import __version__
 from specforge.build import build
 from specforge.errors import DataError, RunError, SpecforgeError, TrainingInterrupted
 from specforge.graph import Graph, build_graph
@@ -32,9 +33,9 @@ if TYPE_CHECKING:
     from specforge.progress import Progress
     from specforge.runs import Run
 
-__all__ = ["load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
-           "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "schema_text",
-           "write_template", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted"]
+__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
+           "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "schema_text", "write_schema", "write_template",
+           "SpecforgeError", "DataError", "RunError", "TrainingInterrupted"]
 
 
 def validate(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Spec, Graph]:
@@ -137,6 +138,13 @@ def schema_text() -> str:
     return SCHEMA_FILE.read_text(encoding="utf-8")
 
 
+def write_schema(directory: str | Path) -> Path:
+    """``specforge schema --write DIR``: copy the schema to DIR/specforge.schema.json for editors."""
+    from specforge.spec.schema import write_schema_copy
+
+    return write_schema_copy(Path(directory))
+
+
 def write_template(name: str, template: str = "cnn", directory: str | Path = ".", *, force: bool = False) -> Path:
     """``specforge init``: a new, valid, commented spec NAME.yaml from ``template`` (cnn, mlp or lenet)."""
     from specforge.starter import write_template as write
@@ -145,13 +153,14 @@ def write_template(name: str, template: str = "cnn", directory: str | Path = "."
 
 
 def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, preprocessing: bool = True,
-           output: str | Path | None = None) -> ExportResult:
+           output: str | Path | None = None, web: str | Path | None = None) -> ExportResult:
     """``specforge export RUN --onnx``: write the run's model as ONNX (RUN/model.onnx unless ``output``) once it
-    passes the parity gate; the result (path, versions, parity) is also stored in RUN/export.json."""
+    passes the parity gate; the result (path, versions, parity) is also stored in RUN/export.json.
+    ``web``: a directory to write a static page that runs the model in the browser."""
     from specforge.export.run_export import export_run
 
     return export_run(run.path if not isinstance(run, (str, Path)) else run, opset=opset, logits=logits,
-                      preprocessing=preprocessing, output=output)
+                      preprocessing=preprocessing, output=output, web=web)
 
 
 def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: str | None = None,

@@ -17,6 +17,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        from specforge.api import __version__
+
+        typer.echo(f"specforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Declarative model specs: validate, train with numpy, export to ONNX, predict with onnxruntime."""
+
+
 SetOption = typer.Option(None, "--set", metavar="PATH=VALUE",
                          help="Override a spec value, e.g. --set fit.epochs=1 (repeatable).")
 JsonOption = typer.Option(False, "--json", help="Print JSON for tools instead of a table.")
@@ -64,11 +79,16 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
 
 
 @command()
-def schema() -> None:
+def schema(write: Optional[Path] = typer.Option(None, "--write", metavar="DIR",
+                                                help="Write DIR/specforge.schema.json instead, for a spec's "
+                                                     "$schema line to name by a relative path.")) -> None:
     """Print the spec's JSON Schema (draft-07)."""
     from specforge import api
 
-    typer.echo(api.schema_text(), nl=False)
+    if write is None:
+        typer.echo(api.schema_text(), nl=False)
+    else:
+        typer.echo(f"wrote {api.write_schema(write)}")
 
 
 @command()
@@ -80,7 +100,8 @@ def init(name: str = typer.Argument(..., help="Model name; the spec is written t
     from specforge import api
 
     path = api.write_template(name, template, directory, force=force)
-    typer.echo(f"wrote {path}; check it with: specforge validate {path}")
+    typer.echo(f"wrote {path} (its $schema line names the copy of the schema in schemas/ beside it); "
+               f"check it with: specforge validate {path}")
 
 
 #: Exit status of a run stopped with Ctrl-C (128 + SIGINT, as shells report it).
@@ -186,22 +207,29 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
                                                  help="Leave the run's preprocessing out of the graph: the model "
                                                       "then takes preprocessed values, not raw pixels."),
            output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the model "
-                                                                              "(default: RUN/model.onnx).")) -> None:
+                                                                              "(default: RUN/model.onnx)."),
+           web: Optional[Path] = typer.Option(None, "--web", metavar="DIR",
+                                              help="Also write a static web page that runs the model in the "
+                                                   "browser (onnxruntime-web, no CDN) into DIR.")) -> None:
     """Export a trained run as ONNX once it computes what the numpy model computes; prints the path and the parity."""
     from specforge import api
     from specforge.cli_present import display_path
 
-    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output)
+    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output, web=web)
     typer.echo(f"parity: {result.parity.summary()}")
     typer.echo(f"model: {display_path(result.path)} (opset {result.opset}, IR {result.ir_version}, "
                f"{result.size / 1024:.1f} KiB)")
+    if result.site is not None:
+        typer.echo(f"web page: {display_path(result.site)} (serve it, e.g. python -m http.server -d "
+                   f"{display_path(result.site)}, and open http://127.0.0.1:8000/)")
 
 
 @command()
 def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export."),
             inputs: Optional[List[Path]] = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
-                                                                     "(N, H, W[, C]) of raw values, or one CSV/"
-                                                                     "Parquet file of raw rows for a table model."),
+                                                                     "(N, H, W[, C]) of raw values; an .npz gives its only "
+                                                                     "array, else x_test, images, x or inputs. For a "
+                                                                     "table model: one CSV or Parquet file of raw rows."),
             data: Optional[str] = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
                                                help="A data split with labels, e.g. mnist:test or "
                                                     "specs/mnist.yaml:test."),
@@ -301,6 +329,32 @@ def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool 
         typer.echo(format_description(info))
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def usage_error_line(error: Exception) -> str:
+    """A command-line mistake (unknown option or command, value out of range) as one line, like every other
+    user error, with where to find the command's usage."""
+    context = getattr(error, "ctx", None)
+    command_path = context.command_path if context is not None else "specforge"
+    message = " ".join(error.format_message().split())
+    return f"specforge: error: {message} (usage: {command_path} --help)"
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    """Console-script entry point: runs the command and exits with its status; usage errors exit with 2."""
+    import sys
+
+    try:
+        from typer import _click as click
+    except ImportError:  # typer before 0.28 uses click itself
+        import click
+
+    try:
+        status = app(args=args, prog_name="specforge", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as error:
+        typer.echo(error.format_message())
+        status = error.exit_code
+    except click.ClickException as error:
+        typer.echo(usage_error_line(error), err=True)
+        status = error.exit_code
+    except click.Abort:
+        status = INTERRUPTED_EXIT
+    sys.exit(status if isinstance(status, int) else 0)

@@ -15,7 +15,7 @@ import numpy as np
 
 from specforge.errors import DataError, ExportError
 from specforge.export.metadata import attach_metadata, build_metadata, table_metadata
-from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, LOGITS, PROBABILITIES, export_graph
+from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, export_graph
 from specforge.export.parity import MIN_EXAMPLES, ParityResult, check_parity
 from specforge.fileio import write_bytes
 
@@ -43,9 +43,12 @@ class ExportResult:
     preprocessing_in_graph: bool
     size: int
     sha256: str
+    #: the static site written by ``--web``, when asked for
+    site: Path | None = None
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "path": str(self.path), "parity": self.parity.to_dict()}
+        return {**asdict(self), "path": str(self.path), "parity": self.parity.to_dict(),
+                "site": None if self.site is None else str(self.site)}
 
 
 def export_classifier(graph: Graph, params: Sequence[Params], preprocessing: Preprocessing, raw: np.ndarray, *,
@@ -73,14 +76,20 @@ def export_classifier(graph: Graph, params: Sequence[Params], preprocessing: Pre
 
 
 def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool = False,
-               preprocessing: bool = True, output: str | Path | None = None) -> ExportResult:
-    """``specforge export RUN --onnx``: write RUN/model.onnx (or ``output``) and RUN/export.json."""
+               preprocessing: bool = True, output: str | Path | None = None,
+               web: str | Path | None = None) -> ExportResult:
+    """``specforge export RUN --onnx``: write RUN/model.onnx (or ``output``) and RUN/export.json; with ``web``,
+    also the static site that runs the model in a browser (checked to be possible before anything is written)."""
     from specforge.data.preprocessing import Preprocessing
     from specforge.runs import open_run, write_json
 
     run = open_run(run_path)
     spec = run.spec()
     graph = run.graph()
+    if web is not None:
+        from specforge.export.web import page_mode, write_site
+
+        mode = page_mode(graph.input_shape, preprocessing)
     steps = Preprocessing.from_dict(run.preprocessing)
     base_dir = Path(run.manifest.get("base_dir", spec.base_dir))
     common = {"spec_name": spec.name, "spec_sha256": run.manifest.get("spec_sha256", spec.sha256()),
@@ -98,8 +107,11 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
     payload = model.SerializeToString()
     path = Path(output) if output is not None else run.path / MODEL_FILE
     write_bytes(path, payload)
+    if web is not None:
+        web = write_site(web, payload, name=spec.name, class_names=steps.class_names, input_shape=graph.input_shape,
+                         mode=mode)
     result = ExportResult(path, parity, opset, IR_VERSIONS[opset], [output.name for output in model.graph.output],
-                          preprocessing, len(payload), hashlib.sha256(payload).hexdigest())
+                          preprocessing, len(payload), hashlib.sha256(payload).hexdigest(), web)
     write_json(run.path / EXPORT_RECORD, result.to_dict())
     return result
 

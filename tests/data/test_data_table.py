@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from specforge.data import DATA_SCHEMA, load_dataset
 from specforge.data.table_read import read_table
 from specforge.errors import DataError
 from specforge.spec.defaults import with_defaults
+from needs import require
 
 HEADER = "age,city,smoker,income,label,price"
 ROWS = [
@@ -115,7 +116,7 @@ def test_stratified_seeded_fraction(tmp_path):
 
 
 def test_parquet_reads_as_the_csv_does(tmp_path):
-    pyarrow = pytest.importorskip("pyarrow") if os.environ.get("CI") != "true" else __import__("pyarrow")
+    require(importlib.util.find_spec("pyarrow") is not None, "pyarrow (pip install 'specforge[parquet]')")
     import pyarrow.csv
     import pyarrow.parquet
 

@@ -14,6 +14,7 @@ import pytest
 
 from export.test_node import loadable
 from export.test_readme_examples import link_node_modules, run_node
+from needs import require
 from specforge import api
 from specforge.data import Preprocessing
 from specforge.data.table_read import read_table
@@ -56,16 +57,16 @@ def test_python_example(deployed, monkeypatch, capsys):
     assert float(capsys.readouterr().out) == pytest.approx(expected, rel=1e-5, abs=1e-3)
 
 
-@pytest.mark.skipif(not loadable("onnxruntime-node"), reason="node with onnxruntime-node is not available")
 def test_node_example(deployed):
+    require(loadable("onnxruntime-node"), "node with onnxruntime-node (npm ci --ignore-scripts)")
     directory, expected = deployed
     link_node_modules(directory, "onnxruntime-node")
     assert float(run_node(directory, "table.mjs", table_examples()["js"])) == pytest.approx(expected, rel=1e-5,
                                                                                               abs=1e-3)
 
 
-@pytest.mark.skipif(not loadable("onnxruntime-web"), reason="node with onnxruntime-web is not available")
 def test_browser_example(deployed):
+    require(loadable("onnxruntime-web"), "node with onnxruntime-web (npm ci --ignore-scripts)")
     directory, expected = deployed
     (code,) = re.findall(r"<script>\n(.*?)</script>", table_examples()["html"], re.DOTALL)
     row = "{" + ", ".join(f"{name}: {value if name != 'sex' else repr(value)}" for name, value in ROW.items()) + "}"
