@@ -7,13 +7,14 @@ import numpy as np
 from specforge.errors import DataError, SpecError
 
 LOSS_NAMES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
-              "mean_squared_error", "mean_absolute_error")
+              "mean_squared_error", "mean_absolute_error", "huber")
 
 LOSS_SCHEMA = {
     "description": "Loss minimised during training (Keras names). categorical_crossentropy: one-hot labels, "
                    "softmax output; sparse_categorical_crossentropy: integer labels, softmax output; "
                    "binary_crossentropy: 0/1 labels per output unit, sigmoid output; mean_squared_error and "
-                   "mean_absolute_error: targets with the output's shape (integer labels are one-hot encoded). "
+                   "mean_absolute_error: targets with the output's shape (integer labels are one-hot encoded); huber: "
+                   "Keras' Huber with delta 1, squared for errors up to 1 and linear beyond (0.5 e^2 or |e| - 0.5). "
                    "Cross-entropy is computed on the logits of the last layer's softmax or sigmoid, so it "
                    "stays finite for any input scale.",
     "enum": list(LOSS_NAMES),
@@ -186,9 +187,27 @@ class MeanAbsoluteError(Loss):
         return value, None
 
 
+class Huber(Loss):
+    """Keras' Huber loss with delta 1: 0.5 e^2 where |e| <= 1, |e| - 0.5 beyond; the mean over every value."""
+
+    name = "huber"
+    delta = 1.0
+
+    def _compute(self, outputs, y, from_logits, need_grad):
+        diff = outputs - y
+        size = np.abs(diff)
+        inside = size <= self.delta
+        value = float(np.where(inside, 0.5 * diff * diff, self.delta * (size - 0.5 * self.delta)).mean())
+        if need_grad:
+            grad = np.where(inside, diff, self.delta * np.sign(diff)).astype(outputs.dtype, copy=False)
+            grad /= diff.size
+            return value, grad
+        return value, None
+
+
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
     CategoricalCrossentropy(), SparseCategoricalCrossentropy(), BinaryCrossentropy(),
-    MeanSquaredError(), MeanAbsoluteError())}
+    MeanSquaredError(), MeanAbsoluteError(), Huber())}
 
 
 def get(name: str) -> Loss:

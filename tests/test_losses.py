@@ -67,7 +67,7 @@ def test_binary_crossentropy_gradient(from_logits):
     check_grad(losses.get("binary_crossentropy"), outputs, y, from_logits)
 
 
-@pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error"])
+@pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error", "huber"])
 def test_regression_gradient(name):
     outputs = RNG.normal(size=(4, 3, 2))
     check_grad(losses.get(name), outputs, outputs + RNG.uniform(0.1, 1, size=outputs.shape)
@@ -140,6 +140,8 @@ def test_regression_values():
     targets = np.array([[0.0, 2.0], [5.0, 4.0]])
     assert losses.get("mean_squared_error").value(outputs, targets) == pytest.approx((1 + 0 + 4 + 1) / 4)
     assert losses.get("mean_absolute_error").value(outputs, targets) == pytest.approx((1 + 0 + 2 + 1) / 4)
+    # Huber: errors 1, 0, 2, 1 -> 0.5, 0, 2 - 0.5, 0.5
+    assert losses.get("huber").value(outputs, targets) == pytest.approx((0.5 + 0 + 1.5 + 0.5) / 4)
 
 
 def test_float32_in_float32_out():
@@ -180,7 +182,7 @@ def test_fits_rejects_outputs_that_are_not_probabilities():
 
 def test_declared_fusion_and_encoding():
     assert [(loss.fused_activation, loss.label_encoding) for loss in losses.LOSSES.values()] == [
-        ("softmax", "one_hot"), ("softmax", "sparse"), ("sigmoid", "any"), (None, "any"), (None, "any")]
+        ("softmax", "one_hot"), ("softmax", "sparse"), ("sigmoid", "any"), (None, "any"), (None, "any"), (None, "any")]
 
 
 def test_encode_labels():

@@ -219,3 +219,21 @@ def test_data_show_draws_a_histogram_per_column_and_the_target(tmp_path):
     path = api.render_samples(api.load_spec(write_spec(tmp_path, table_spec(tmp_path))), "train", tmp_path / "h.png")
     with Image.open(path) as image:
         assert image.size == (3 * 220, 2 * 120)  # 5 panels (4 feature columns, the target) in a 3-wide grid
+
+
+def test_a_numeric_target_needs_a_regression_loss_metrics_and_outputs(tmp_path):
+    from specforge.errors import SpecError
+
+    data = table_spec(tmp_path, target={"column": "price", "type": "numeric"})
+    path = write_spec(tmp_path, data)
+    spec = yaml.safe_load(path.read_text())
+    spec["compile"]["metrics"] = ["accuracy", "r2"]
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(SpecError) as caught:
+        api.validate(path)
+    assert [(p.location.path, p.message.split(";")[0]) for p in caught.value.problems] == [
+        ("compile.metrics[0]", "accuracy is a classification metric and the target is numeric"),
+        ("compile.loss", "categorical_crossentropy is a classification loss and the target is numeric"),
+        ("model.layers[0]", "the model outputs shape (2,) but the target has 1 numeric column(s)"),
+    ]
+    assert all(p.location.line for p in caught.value.problems)

@@ -27,7 +27,7 @@ SEED = REPO / "specs" / "mnist.yaml"
 
 _ACTIVATIONS = "linear, relu, sigmoid, tanh, softmax, elu, leaky_relu, gelu, swish"
 _LOSSES = ("categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mean_squared_error, "
-           "mean_absolute_error")
+           "mean_absolute_error, huber")
 _OPTIMIZERS = "sgd, adam, adamw, rmsprop"
 _SGD_KEYS = "name, learning_rate, momentum, nesterov, clipnorm, clipvalue"
 _TOP_KEYS = "$schema, version, name, description, data, model, compile, fit"
