@@ -148,6 +148,10 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
         preprocessing = Preprocessing.from_spec(data_spec, input_shape, num_classes, class_names, loaded.pipeline)
     for split in splits.values():
         split.preprocessing = preprocessing
+    if loaded.pipeline is not None and isinstance(validation, float):
+        raise DataError(f"fit.validation {validation} would hold out rows the table's statistics were already "
+                        "learned on; draw them before with data.validation_fraction and set fit.validation: "
+                        "validation", path="fit.validation")
     train, held_out = _select_validation(splits, validation)
     return Dataset(train, held_out, splits.get("test"), preprocessing, source_hash(loaded.digests),
                    dict(loaded.digests))

@@ -237,3 +237,31 @@ def test_a_numeric_target_needs_a_regression_loss_metrics_and_outputs(tmp_path):
         ("model.layers[0]", "the model outputs shape (2,) but the target has 1 numeric column(s)"),
     ]
     assert all(p.location.line for p in caught.value.problems)
+
+
+def test_a_validation_fraction_is_drawn_before_fitting(tmp_path):
+    spec = table_spec(tmp_path, validation_fraction=0.5)
+    spec["features"] = [{"column": "age"}]
+    dataset = load(spec, tmp_path, width=1, validation="validation")
+    assert (len(dataset.train), len(dataset.validation)) == (2, 4)  # round(1.5) = 2 rows of each class drawn
+    assert sorted(dataset.validation.labels.tolist()) == [0, 0, 1, 1]
+    held_out = dataset.validation.table.numbers("age")
+    assert dataset.preprocessing.pipeline.features[0].center == pytest.approx(
+        np.nanmean(dataset.train.table.numbers("age")))
+    assert not set(held_out[~np.isnan(held_out)]) & set(dataset.train.table.numbers("age"))
+    with pytest.raises(DataError, match="draw them before with data.validation_fraction"):
+        load(table_spec(tmp_path), tmp_path, validation=0.25)
+
+
+def test_the_command_line_names_the_parquet_extra_in_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from specforge.cli import app
+
+    (tmp_path / "train.parquet").write_bytes(b"PAR1")
+    data = {**table_spec(tmp_path), "train": "train.parquet"}
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    result = CliRunner().invoke(app, ["data", "info", str(write_spec(tmp_path, data))])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"{tmp_path / 'train.parquet'}: error: reading Parquet needs pyarrow: pip install 'specforge[parquet]'"]
