@@ -153,7 +153,8 @@ PADDING_SCHEMA = {
 }
 
 #: Activation names the spec accepts; ``specforge.activations`` implements exactly these.
-ACTIVATION_NAMES = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "leaky_relu", "gelu", "swish")
+ACTIVATION_NAMES = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "leaky_relu", "gelu", "swish", "selu",
+                    "softplus", "softsign", "hard_sigmoid", "mish")
 #: Initializer names the spec accepts; ``specforge.initializers`` implements exactly these.
 INITIALIZER_NAMES = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
                      "lecun_normal", "zeros", "ones", "random_normal", "random_uniform")
