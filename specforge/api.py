@@ -209,11 +209,15 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
     (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches."""
     from specforge.data.inputs import read_files
     from specforge.predict import OnnxModel, predict, read_data
+    from specforge.predict_table import is_table_model
 
     if bool(inputs) == bool(data):
         raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
                         if inputs else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)")
     session = OnnxModel(model, threads)
+    if is_table_model(session.metadata):
+        raise DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
+                        "columns", file=str(model))
     examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
     return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
 

@@ -219,4 +219,5 @@ def check_table_parity(graph: Graph, params: Sequence[Params], model: onnx.Model
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
     passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale)) and agree == len(got)
     difference = float(np.max(np.abs(got.astype(np.float64) - expected), initial=0.0))
-    return ParityResult(len(got), difference, agree, passed, atol=ATOL * scale, data=data)
+    return ParityResult(len(got), difference, agree, passed, atol=ATOL * scale, data=data,
+                        classes=not pipeline.target.regression)

@@ -96,6 +96,7 @@ def test_the_exported_model_takes_one_named_input_per_feature_column(regression)
     assert json.loads(meta["inputs"])[1] == {"name": "city", "type": "string"}
     assert result.parity.passed and result.parity.examples == 256
     assert result.parity.data == "table test[0:60] + train[0:196]"
+    assert "classes agree" not in result.parity.summary()
 
 
 def test_onnxruntime_on_raw_rows_equals_the_numpy_pipeline_with_unseen_and_missing_values(regression, tmp_path):
@@ -159,6 +160,15 @@ def test_predict_refuses_rows_without_a_feature_column(regression, tmp_path):
     assert out.output.strip().splitlines() == [
         f"{tmp_path / 'rows.csv'}: error: the model needs the columns 'income', which the file does not have; "
         "its header has: age, city, smoker"]
+
+
+def test_a_table_model_refuses_images_and_arrays(regression, tmp_path):
+    _, _, result = regression
+    np.save(tmp_path / "x.npy", np.zeros((2, WIDTH), np.float32))
+    out = invoke("predict", result.path, tmp_path / "x.npy")
+    assert out.exit_code == 2
+    assert out.output.strip() == (f"{result.path}: error: this model takes table rows: give one CSV or Parquet "
+                                  "file of raw rows with its feature columns")
 
 
 def test_table_export_refuses_logits(regression):
