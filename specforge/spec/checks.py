@@ -45,6 +45,7 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
 
 
 def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
+    from specforge import losses
     from specforge.data import declared_num_classes
 
     classes = declared_num_classes(spec.config["data"])
@@ -57,7 +58,8 @@ def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
         return [Problem(f"the model's output has shape {output} but a classifier of {classes} classes needs "
                         f"({classes},); end with Flatten (or GlobalAveragePooling2D) and Dense with units: {classes}",
                         spec.locate(("model", "layers", last)))]
-    binary = spec.config["compile"]["loss"] == "binary_crossentropy" and output[0] == 1 and classes == 2
+    loss = losses.get(spec.config["compile"]["loss"])
+    binary = loss.name == "binary_crossentropy" and output[0] == 1 and classes == 2
     if output[0] != classes and not binary:
         where = ("model", "layers", last, "units") if "units" in layers[last] else ("model", "layers", last)
         values = "value" if output[0] == 1 else "values"
