@@ -56,7 +56,7 @@ def test_binary_crossentropy_gradient(from_logits):
     check_grad(losses.get("binary_crossentropy"), outputs, y, from_logits)
 
 
-@pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error"])
+@pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error", "huber"])
 def test_regression_gradient(name):
     outputs = RNG.normal(size=(4, 3, 2))
     check_grad(losses.get(name), outputs, outputs + RNG.uniform(0.1, 1, size=outputs.shape)
