@@ -23,7 +23,7 @@ from specforge.spec import spec_from_dict
 #: family -> (registry, the JSON Schema of one value naming a kind, the examples of a kind)
 FAMILIES = {
     "activation": (ACTIVATIONS, activation_schema(), lambda name, kind: [name]),
-    "initializer": (INITIALIZERS, initializer_schema("zeros", "kernel"), lambda name, kind: [name]),
+    "initializer": (INITIALIZERS, initializer_schema("zeros", "kernel"), lambda name, kind: kind.examples),
     "loss": (losses.LOSSES, losses.LOSS_SCHEMA, lambda name, kind: [name]),
     "metric": (metrics.METRICS, metrics.METRIC_ITEM_SCHEMA, lambda name, kind: kind.examples),
     "optimizer": (optimizers.OPTIMIZERS, optimizers.OPTIMIZER_SCHEMA, lambda name, kind: kind.examples),
@@ -73,6 +73,20 @@ def test_every_kind_has_examples_its_family_schema_accepts(family, name):
     for example in examples:
         assert [error.message for error in validator.iter_errors(example)] == [], example
         assert _named(example) == name
+
+
+#: families whose kinds each carry their own schema fragment (``schema``) and a ``description``
+OWN_SCHEMA = ["initializer"]
+
+
+@pytest.mark.parametrize("family,name", [(family, name) for family, name in KINDS if family in OWN_SCHEMA])
+def test_a_kind_describes_itself_and_its_own_schema_accepts_its_examples(family, name):
+    registry, _, examples_of = FAMILIES[family]
+    kind = registry[name]
+    assert kind.description.strip() and kind.schema["description"].strip()
+    validator = Draft7Validator(kind.schema)
+    for example in examples_of(name, kind):
+        assert [error.message for error in validator.iter_errors(example)] == [], example
 
 
 #: family -> where its schema lists the names of its kinds
