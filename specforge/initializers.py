@@ -28,8 +28,7 @@ class Initializer:
     name: str
     description: str
 
-    @property
-    def schema(self) -> dict:
+    def json_schema(self) -> dict:
         """The JSON Schema fragment of a value naming this initializer."""
         return {"const": self.name, "description": self.description}
 
