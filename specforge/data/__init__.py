@@ -2,7 +2,7 @@
 
 The spec's ``data`` section (schema: ``specforge.data.schema.DATA_SCHEMA``, generated from the
 registry ``specforge.data.sources.SOURCES``) names a source (``mnist``, ``idx``, ``npz``, ``npy``,
-``csv``, ``image_folder``, ``url``), its files, the preprocessing and the classes.  The API:
+``csv``, ``image_folder``, ``url``, ``table``), its files, the preprocessing and the classes.  The API:
 
 ``declared_num_classes(data_spec) -> int | None``
     The classes the spec states or implies (10 for mnist) without reading any file; for

@@ -18,6 +18,9 @@ from specforge.data.mnist import load_mnist
 from specforge.data.pairs import Reader, load_pairs
 from specforge.data.splits import SPLIT_NAMES, Loaded
 from specforge.data.table import load_csv_split
+from specforge.data.table_source import OPTIONS as TABLE_OPTIONS
+from specforge.data.table_source import REQUIRED as TABLE_REQUIRED
+from specforge.data.table_source import load_table
 from specforge.registry import Registry
 
 URL_FORMATS = ("npz", "csv")
@@ -233,6 +236,23 @@ class Url(DataSource):
         return load_npz(path, spec.get("keys"))
 
 
+class Table(DataSource):
+    name = "table"
+    description = ("named numeric, binary and categorical columns from CSV or Parquet (the features and the "
+                   "target, their preprocessing learned on the training split).")
+    schema = TABLE_OPTIONS
+    required = tuple(TABLE_REQUIRED)
+    examples = [{"source": "table", "train": "data/breast_cancer.csv", "test_fraction": 0.2, "split_seed": 0,
+                 "features": [{"column": "mean_radius"}, {"column": "mean_texture"}],
+                 "target": {"column": "diagnosis", "type": "categorical"}},
+                {"source": "table", "train": "data/diabetes.csv", "test_fraction": 0.2,
+                 "features": [{"column": "age"}, {"column": "sex", "type": "categorical"}, {"column": "bmi"}],
+                 "target": {"column": "progression", "type": "numeric", "standardize": True}}]
+
+    def load(self, spec, base_dir, input_shape):
+        return load_table(spec, base_dir, input_shape)
+
+
 #: Every source a spec may name, by name.
 SOURCES: Registry[DataSource] = Registry("data source", lambda source: source.name, (
-    Mnist(), Idx(), Npz(), Npy(), Csv(), ImageFolder(), Url()))
+    Mnist(), Idx(), Npz(), Npy(), Csv(), ImageFolder(), Url(), Table()))
