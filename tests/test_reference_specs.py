@@ -1,4 +1,4 @@
-"""The reference specs in specs/ (residual, inception, mobilenet, sequence) train on a slice of MNIST.
+"""The reference specs in specs/ train on a slice of MNIST.
 
 Exporting every spec in specs/ is tested in tests/export/test_interface.py; here each reference spec runs
 through ``train`` itself, with its own optimizer, callbacks and batch size, on 256 training images for two
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REFERENCE_SPECS
 from specforge import api
 from specforge.progress import Silent
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
-REFERENCE = ["sequence", "mobilenet"]
 
 
-@pytest.mark.parametrize("name", REFERENCE)
+@pytest.mark.parametrize("name", REFERENCE_SPECS)
 def test_a_reference_spec_learns_on_a_slice(tmp_path, name):
     run = api.fit(api.load_spec(SPECS / f"{name}.yaml", ["fit.epochs=2", "fit.batch_size=32"]),
                   out=tmp_path / name, progress=Silent(), limit_train=256, limit_test=128)

@@ -13,10 +13,10 @@ from specforge.errors import SpecError
 from specforge.spec import parse_override
 from specforge.starter import STARTERS_DIR, TEMPLATES
 
+from helpers import REFERENCE_SPECS
+
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "specs" / "mnist.yaml"
-#: Templates that are links to the reference specs in specs/ (the package ships them as copies).
-REFERENCE_TEMPLATES = [name for name in TEMPLATES if (STARTERS_DIR / f"{name}.yaml").is_symlink()]
 
 
 def test_parse_override_paths_and_yaml_values():
@@ -92,7 +92,14 @@ def test_schema_write_copies_the_schema_for_hand_written_specs(tmp_path):
     assert (tmp_path / "s" / "specforge.schema.json").read_text() == SCHEMA_FILE.read_text()
 
 
-@pytest.mark.parametrize("template", REFERENCE_TEMPLATES)
+def test_init_offers_the_reference_specs_as_links_to_them():
+    links = [name for name in TEMPLATES if (STARTERS_DIR / f"{name}.yaml").is_symlink()]
+    assert links == sorted(REFERENCE_SPECS)
+    for name in links:
+        assert (STARTERS_DIR / f"{name}.yaml").resolve() == ROOT / "specs" / f"{name}.yaml"
+
+
+@pytest.mark.parametrize("template", REFERENCE_SPECS)
 def test_a_reference_spec_template_is_the_spec_with_its_schema_line_and_name(tmp_path, template):
     written = api.write_template("mine", template, tmp_path).read_text().splitlines()
     spec = (ROOT / "specs" / f"{template}.yaml").read_text().splitlines()
