@@ -13,6 +13,9 @@ from specforge.export.onnx import graph_to_onnx
 from specforge.graph import Graph
 from specforge.layers import REGISTRY
 
+#: The reference specs in specs/, each also a template of ``specforge init`` (a link in specforge/starters/).
+REFERENCE_SPECS = ("mobilenet", "sequence")
+
 #: Every registered layer kind's examples, as pytest parameters ``kind, config, shape``.
 CASES = [pytest.param(kind, config, shape, id=f"{kind}-{i}")
          for kind, cls in REGISTRY.items() for i, (config, shape) in enumerate(cls.examples)]
