@@ -196,14 +196,17 @@ def write_template(name: str, template: str = "cnn", directory: str | Path = "."
 
 
 def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, preprocessing: bool = True,
-           output: str | Path | None = None, web: str | Path | None = None) -> ExportResult:
+           output: str | Path | None = None, web: str | Path | None = None, quantize: str | None = None,
+           max_accuracy_drop: float | None = None) -> ExportResult:
     """``specforge export RUN --onnx``: write the run's model as ONNX (RUN/model.onnx unless ``output``) once it
     passes the parity gate; the result (path, versions, parity) is also stored in RUN/export.json.
-    ``web``: a directory to write a static page that runs the model in the browser."""
+    ``web``: a directory to write a static page that runs the model in the browser.  ``quantize="int8"``: write
+    the int8 model (RUN/model.int8.onnx) once its test accuracy is within ``max_accuracy_drop`` points."""
     from specforge.export.run_export import export_run
 
     return export_run(run.path if not isinstance(run, (str, Path)) else run, opset=opset, logits=logits,
-                      preprocessing=preprocessing, output=output, web=web)
+                      preprocessing=preprocessing, output=output, web=web, quantize=quantize,
+                      max_accuracy_drop=max_accuracy_drop)
 
 
 def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: str | None = None,

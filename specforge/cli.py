@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -250,6 +251,10 @@ def plot(runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run dire
     typer.echo(f"wrote {api.plot(runs, out)}")
 
 
+class Quantization(str, Enum):
+    int8 = "int8"
+
+
 @command()
 def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-cnn/latest."),
            onnx: bool = typer.Option(True, "--onnx", help="Write ONNX (the default and only format)."),
@@ -263,13 +268,22 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
                                                                               "(default: RUN/model.onnx)."),
            web: Optional[Path] = typer.Option(None, "--web", metavar="DIR",
                                               help="Also write a static web page that runs the model in the "
-                                                   "browser (onnxruntime-web, no CDN) into DIR.")) -> None:
+                                                   "browser (onnxruntime-web, no CDN) into DIR."),
+           quantize: Optional[Quantization] = typer.Option(None, "--quantize",
+                                                           help="Write an int8 model (default: RUN/model.int8.onnx) "
+                                                                "once it keeps the float model's test accuracy."),
+           max_accuracy_drop: float = typer.Option(0.5, "--max-accuracy-drop", min=0, metavar="POINTS",
+                                                   help="With --quantize: the most test accuracy, in percentage "
+                                                        "points, the int8 model may lose.")) -> None:
     """Export a trained run as ONNX once it computes what the numpy model computes; prints the path and the parity."""
     from specforge import api
     from specforge.cli_present import display_path
 
-    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output, web=web)
+    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output, web=web,
+                        quantize=quantize.value if quantize else None, max_accuracy_drop=max_accuracy_drop)
     typer.echo(f"parity: {result.parity.summary()}")
+    if result.quantization is not None:
+        typer.echo(f"int8: {result.quantization.summary()}")
     typer.echo(f"model: {display_path(result.path)} (opset {result.opset}, IR {result.ir_version}, "
                f"{result.size / 1024:.1f} KiB)")
     if result.site is not None:

@@ -84,8 +84,7 @@ def latest_note(run) -> str | None:
     if counts_as_latest(run.manifest):
         return None
     why = "on a slice of the data" if any(run.manifest.get("limits", {}).values()) else "written with --out"
-    return (f"{LATEST}: unchanged; a run {why} does not replace runs/{run.manifest['spec']}/{LATEST} (the newest "
-            "completed run on the whole data)")
+    return f"{LATEST}: unchanged (a run {why})"
 
 
 def _duration(seconds: float | None) -> str:
