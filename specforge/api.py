@@ -10,6 +10,7 @@
     api.predict_onnx("model.onnx", data="mnist:test", limit=4)   # onnxruntime predictions with labels
     api.predict_rows("model.onnx", "rows.csv")      # a table model on raw rows (CSV or Parquet)
     api.inspect("model.onnx")                       # interface, versions, metadata, operators
+    api.serve("model.onnx", port=8000)              # the Open Inference Protocol on 127.0.0.1 (specforge[serve])
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from specforge.runs import Run
 
 __all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
-           "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "schema_text", "runs", "compare_runs", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
+           "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
            "SpecforgeError", "DataError", "RunError", "TrainingInterrupted"]
 
 
@@ -260,6 +261,16 @@ def inspect(model: str | Path) -> dict:
     from specforge.export.inspect import describe
 
     return describe(model)
+
+
+def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
+          max_batch: int = 256, max_body_bytes: int = 8 * 1024 * 1024, threads: int | None = None) -> None:
+    """``specforge serve``: serve an ONNX file (or a run's exported model) on the Open Inference Protocol until
+    SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``."""
+    from specforge.serve.app import Limits
+    from specforge.serve.server import serve as run_server
+
+    run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch), threads=threads)
 
 
 def _as_run(run: Run | str | Path) -> Run:

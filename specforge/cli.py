@@ -403,6 +403,24 @@ def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool 
         typer.echo(format_description(info))
 
 
+@command()
+def serve(model: Path = typer.Argument(..., metavar="MODEL_OR_RUN",
+                                      help="An .onnx file, or a run directory with its exported model.onnx."),
+          host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0: every interface)."),
+          port: int = typer.Option(8000, "--port", min=1, max=65535),
+          name: Optional[str] = typer.Option(None, "--name", help="The model's name in URLs (default: the spec's)."),
+          max_batch: int = typer.Option(256, "--max-batch", min=1, help="Most examples in one infer request."),
+          max_request_mb: float = typer.Option(8.0, "--max-request-mb", min=0.001,
+                                               help="Largest request body, in MiB (larger: 413)."),
+          threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime threads.")) -> None:
+    """Serve a model over HTTP on the Open Inference Protocol (KServe v2 REST), plus an image upload endpoint;
+    stops gracefully on SIGTERM or Ctrl-C."""
+    from specforge import api
+
+    api.serve(model, host=host, port=port, name=name, max_batch=max_batch,
+              max_body_bytes=int(max_request_mb * 1024 * 1024), threads=threads)
+
+
 def usage_error_line(error: Exception) -> str:
     """A command-line mistake (unknown option or command, value out of range) as one line, like every other
     user error, with where to find the command's usage."""
