@@ -9,6 +9,8 @@
     api.export(run)                                 # run/model.onnx, once it passes the parity gate
     api.predict_onnx("model.onnx", data="mnist:test", limit=4)   # onnxruntime predictions with labels
     api.inspect("model.onnx")                       # interface, versions, metadata, operators
+    result = api.sweep("specs/mnist-sweep.yaml", trials=12)   # Optuna trials, each a run directory
+    result.trials, result.best, result.best_run     # sorted records, the best one, its Run
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ from specforge.spec.checks import check_compatibility
 if TYPE_CHECKING:
     import numpy as np
 
+    from specforge.callbacks import Callback
     from specforge.data import Dataset
     from specforge.export.run_export import ExportResult
     from specforge.predict import PredictionReport
     from specforge.progress import Progress
     from specforge.runs import Run
+    from specforge.sweep.results import SweepResult
+    from specforge.sweep.runner import OnUpdate
 
 __all__ = ["load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
-           "export", "predict_onnx", "inspect"]
+           "export", "predict_onnx", "inspect", "sweep"]
 
 
 def build(spec: Spec) -> Graph:
@@ -43,22 +48,29 @@ def build(spec: Spec) -> Graph:
 def validate(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Spec, Graph]:
     """``specforge validate``: the resolved spec and its graph, or a SpecError/ShapeError naming every problem."""
     spec = load_spec(path, overrides)
-    return spec, build(spec)
+    graph = build(spec)
+    if "sweep" in spec.config:
+        from specforge.sweep.space import sweep_config
+
+        sweep_config(spec, spec.config["sweep"], graph.output_shape[-1], spec.locate)
+    return spec, graph
 
 
 def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (), out: str | Path | None = None,
         root: str | Path = "runs", resume: str | Path | None = None, quiet: bool = False,
-        progress: Progress | None = None, limit_train: int | None = None, limit_test: int | None = None) -> Run:
+        progress: Progress | None = None, limit_train: int | None = None, limit_test: int | None = None,
+        observers: Sequence[Callback] = ()) -> Run:
     """``specforge train``: train a spec (object or file) into a run directory, or resume a run; returns the Run.
 
     ``overrides`` (``"fit.epochs=1"``) apply when loading a spec file, or to a resumed run (fit.epochs only).
+    ``observers``: callbacks besides the spec's (``specforge.callbacks.Callback``), not saved in checkpoints.
     """
     from specforge import train
 
     if isinstance(spec, (str, Path)):
         spec, overrides = load_spec(spec, overrides), ()
     return train.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
-                     limit_train=limit_train, limit_test=limit_test)
+                     limit_train=limit_train, limit_test=limit_test, observers=observers)
 
 
 def load_run(path: str | Path) -> Run:
@@ -136,6 +148,23 @@ def inspect(model: str | Path) -> dict:
     from specforge.export.inspect import describe
 
     return describe(model)
+
+
+def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int | None = None, jobs: int = 1,
+          backend: str = "local", address: str | None = None, root: str | Path = "runs",
+          limit_train: int | None = None, limit_test: int | None = None,
+          on_update: OnUpdate | None = None) -> SweepResult:
+    """``specforge sweep``: run the spec's ``sweep:`` (or a sweep file's) in ``root/<name>/sweeps/<n>/``.
+
+    ``backend`` local: Optuna with a journal file, ``jobs`` trial processes sharing the cores; the same call
+    after a crash continues the sweep.  ``backend`` ray: Ray Tune at ``address`` (or RAY_ADDRESS, else a
+    local Ray), ``jobs`` trials at once.  Returns the trials sorted by the objective, the best one
+    (``result.best``, ``result.best_run``) and the path of ``best.yaml``.
+    """
+    from specforge.sweep.runner import run_sweep
+
+    return run_sweep(spec, overrides=overrides, trials=trials, jobs=jobs, backend=backend, address=address,
+                     root=root, limit_train=limit_train, limit_test=limit_test, on_update=on_update)
 
 
 def _as_run(run: Run | str | Path) -> Run:

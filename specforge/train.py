@@ -133,8 +133,11 @@ def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.
 class Trainer:
     """One run's training state; offers callbacks what ``specforge.callbacks.Trainer`` describes."""
 
-    def __init__(self, setup: _Setup, run_dir: Path, progress: Progress):
+    def __init__(self, setup: _Setup, run_dir: Path, progress: Progress,
+                 observers: Sequence[callback_kinds.Callback] = ()):
         self.setup = setup
+        #: callbacks from outside the spec (a sweep's pruning), called after the spec's and not checkpointed
+        self.callbacks = [*setup.callbacks, *observers]
         self.run_dir = run_dir
         self.progress = progress
         init_rng, self.shuffle_rng, self.dropout_rng = generators(setup.fit["seed"])
@@ -200,7 +203,7 @@ class Trainer:
     def train(self) -> None:
         """Epochs from ``self.epoch`` to fit.epochs (or an early stop), a checkpoint after each."""
         setup, fit = self.setup, self.setup.fit
-        for callback in setup.callbacks:
+        for callback in self.callbacks:
             callback.on_train_begin(self)
         while self.epoch < fit["epochs"] and not self.stop_training:
             logs = self.train_epoch()
@@ -210,7 +213,7 @@ class Trainer:
                 logs.update({f"val_{name}": value for name, value in validation.items()})
             for name, value in logs.items():
                 self.history[name].append(value)
-            for callback in setup.callbacks:
+            for callback in self.callbacks:
                 callback.on_epoch_end(self.epoch, logs, self)
             self.progress.epoch_end(logs)
             self.epoch += 1
@@ -218,14 +221,14 @@ class Trainer:
             runs.update_manifest(self.run_dir, epochs_completed=self.epoch)
             if self.stop_training:
                 self.progress.message(f"Epoch {self.epoch}: early stopping")
-        for callback in setup.callbacks:
+        for callback in self.callbacks:
             callback.on_train_end(self)
 
     def train_epoch(self) -> dict[str, float]:
         setup, fit = self.setup, self.setup.fit
         train = setup.dataset.train
         units = setup.graph.output_shape[-1]
-        for callback in setup.callbacks:
+        for callback in self.callbacks:
             callback.on_epoch_begin(self.epoch, self)
         self.progress.epoch_start(self.epoch, fit["epochs"], batch_count(train, fit["batch_size"]))
         for metric in setup.metrics:
@@ -291,13 +294,14 @@ def _resume_spec(run_dir: Path, overrides: Sequence[str]) -> Spec:
 def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | Path = runs.RUNS_ROOT,
         resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
         progress: Progress | None = None, limit_train: int | None = None,
-        limit_test: int | None = None) -> runs.Run:
+        limit_test: int | None = None, observers: Sequence[callback_kinds.Callback] = ()) -> runs.Run:
     """Train ``spec`` into a new run directory, or continue the run ``resume``; return the finished run.
 
     ``out`` is the run directory itself (default: the next ``root/<spec name>/<n>``).  ``overrides``
     apply to a resumed run's spec (only ``fit.epochs``); a new run takes them through ``load_spec``.
     ``limit_train``/``limit_test`` keep the first N training / test and validation examples.
     ``progress`` receives the epoch and batch reports (default: Keras-style lines on stdout).
+    ``observers`` are callbacks from outside the spec (a sweep's pruning), called after the spec's ones.
     Raises TrainingInterrupted on Ctrl-C and LossNotFinite when the loss stops being finite.
     """
     progress = progress or ConsoleProgress(quiet=quiet)
@@ -320,7 +324,7 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
             runs.write_json(run_dir / runs.RESOLVED, spec.config)
             runs.update_manifest(run_dir, spec_sha256=spec.sha256(), epochs=spec.config["fit"]["epochs"],
                                  overrides=manifest["overrides"] + list(overrides))
-        trainer = Trainer(setup, run_dir, progress)
+        trainer = Trainer(setup, run_dir, progress, observers)
         trainer.load_checkpoint()
     else:
         if spec is None:
@@ -328,7 +332,7 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         limits = {"train": limit_train, "test": limit_test}
         setup = _setup(spec, spec.base_dir, limits)
         run_dir = _start_run(spec, setup, out, root, limits)
-        trainer = Trainer(setup, run_dir, progress)
+        trainer = Trainer(setup, run_dir, progress, observers)
         trainer.save_checkpoint()
     runs.update_manifest(run_dir, status="running")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -17,7 +18,7 @@ from specforge.spec.reader import Document, SpecPath, format_path, parse_text, r
 from specforge.spec.schema import load_schema
 from specforge.spec.validate import validate_document
 
-__all__ = ["Spec", "load_spec", "spec_from_dict", "parse_override", "format_path"]
+__all__ = ["Spec", "load_spec", "spec_from_dict", "parse_override", "parse_path", "format_path", "with_overrides"]
 
 
 @dataclass
@@ -53,6 +54,11 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
     return _resolve(read_document(path), overrides)
 
 
+def with_overrides(spec: Spec, overrides: Sequence[str]) -> Spec:
+    """``spec`` as read from its file with ``overrides`` (``PATH=VALUE``) applied after its own, revalidated."""
+    return _resolve(copy.deepcopy(spec.document), overrides)
+
+
 def spec_from_dict(data: dict, overrides: Sequence[str] = (), *, file: str = "<spec>") -> Spec:
     """A spec given as Python data (notebooks); errors carry paths but no line numbers."""
     return _resolve(parse_text(json.dumps(data), file, as_json=True), overrides)
@@ -82,6 +88,11 @@ def _resolve_sections(doc: Document, config: dict) -> None:
     except SpecError as error:
         raise SpecError(problems=[Problem(problem.message, doc.locate(_path_of(problem.location.path)))
                                   for problem in error.problems]) from None
+
+
+def parse_path(text: str) -> SpecPath | None:
+    """``model.layers[0].filters`` -> ``("model", "layers", 0, "filters")``; None when it is not such a path."""
+    return _path_of(text) if _KEY.fullmatch(text) else None
 
 
 def _path_of(text: str) -> SpecPath:

@@ -25,6 +25,7 @@ def build_schema() -> dict:
     from specforge.losses import LOSS_SCHEMA
     from specforge.metrics import METRICS_SCHEMA
     from specforge.optimizers import OPTIMIZER_SCHEMA
+    from specforge.sweep.schema import SWEEP_SCHEMA
 
     layer_item = {
         "type": "object",
@@ -125,6 +126,7 @@ def build_schema() -> dict:
                     "callbacks": CALLBACKS_SCHEMA,
                 },
             },
+            "sweep": SWEEP_SCHEMA,
         },
         "definitions": {"layers": {kind: cls.json_schema() for kind, cls in REGISTRY.items()}},
     }

@@ -156,6 +156,8 @@ def _expected(schema: dict) -> str:
         return "one of " + ", ".join(str(option) for option in schema["enum"])
     if "const" in schema:
         return _show(schema["const"])
+    if set(schema) == {"required"}:
+        return f"a mapping with {' and '.join(schema['required'])}"
     kind = schema.get("type")
     if isinstance(kind, list):
         return " or ".join(_TYPE_NAMES.get(k, k) for k in kind)

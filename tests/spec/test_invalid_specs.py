@@ -30,7 +30,7 @@ _LOSSES = ("categorical_crossentropy, sparse_categorical_crossentropy, binary_cr
            "mean_absolute_error")
 _OPTIMIZERS = "sgd, adam, adamw, rmsprop"
 _SGD_KEYS = "name, learning_rate, momentum, nesterov, clipnorm, clipvalue"
-_TOP_KEYS = "$schema, version, name, description, data, model, compile, fit"
+_TOP_KEYS = "$schema, version, name, description, data, model, compile, fit, sweep"
 _INT_OR_PAIR = "expected an integer >= 1 or a list of 2 integers"
 _EMPTY = "the spec is empty; start from `specforge init NAME`"
 
