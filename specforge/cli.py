@@ -277,6 +277,49 @@ class _ProgressBar:
 
 
 @command()
+def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or a sweep file {spec: PATH, sweep: ...}."),
+          trials: Optional[int] = typer.Option(None, "--trials", min=1, metavar="N",
+                                               help="Number of trials (default: sweep.trials)."),
+          jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N",
+                                   help="Trials at once; locally each gets cores / N."),
+          backend: str = typer.Option("local", "--backend", help="local (Optuna, a journal file) or ray (Ray Tune)."),
+          address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+                                                help="Ray cluster to use (default: RAY_ADDRESS, else a local Ray)."),
+          overrides: Optional[List[str]] = SetOption,
+          limit_train: Optional[int] = typer.Option(None, "--limit-train", min=1, metavar="N",
+                                                    help="Train each trial on the first N training examples."),
+          limit_test: Optional[int] = typer.Option(None, "--limit-test", min=1, metavar="N",
+                                                   help="Validate and test on the first N examples only."),
+          as_json: bool = JsonOption) -> None:
+    """Run a spec's hyperparameter sweep: each trial a run directory, then the trials sorted, the best run and
+    best.yaml.  Run again after an interruption, the same command continues the sweep."""
+    import sys
+
+    from rich.console import Console
+
+    from specforge import api
+    from specforge.sweep.display import LiveTable, TrialLines, print_result
+    from specforge.sweep.local import SweepInterrupted
+
+    terminal = sys.stdout.isatty()
+    console = Console(stderr=as_json, width=None if terminal else 200)
+    shown = None if as_json else LiveTable(console) if terminal else TrialLines(console)
+    try:
+        result = api.sweep(spec, overrides=overrides or (), trials=trials, jobs=jobs, backend=backend,
+                           address=address, limit_train=limit_train, limit_test=limit_test, on_update=shown)
+    except SweepInterrupted as interruption:
+        typer.echo(str(interruption), err=True)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    finally:
+        if shown is not None:
+            shown.close()
+    if as_json:
+        _echo_json(result.to_json())
+    else:
+        print_result(result, console)
+
+
+@command()
 def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool = JsonOption) -> None:
     """Print an ONNX file's inputs and outputs, opset, IR version, producer, metadata, size and operators."""
     from specforge import api
