@@ -27,7 +27,8 @@ from specforge import losses, metrics, optimizers  # noqa: E402
 from specforge.api import build, load_data, load_spec  # noqa: E402
 from specforge.data import iterate_batches  # noqa: E402
 from specforge.model import Model  # noqa: E402
-from specforge.train import generators, labels_and_targets  # noqa: E402
+from specforge.evaluate import labels_and_targets  # noqa: E402
+from specforge.train import generators  # noqa: E402
 
 
 def training_images_per_second(spec_path: str | Path, batches: int = 200, warmup: int = 20,

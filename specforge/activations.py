@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from specforge.errors import SpecError
+from specforge.layout import NHWC
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -138,19 +139,21 @@ class Relu(ActivationFunction):
             out *= z < self.max_value
 
     def to_onnx(self, builder, input_name, hint):
+        """The node making the output is hinted ``hint`` (the Min when capped), as every conversion's."""
+        rectified = hint if self.max_value is None else f"{hint}_uncapped"
         if self.threshold == 0:
             if self.negative_slope:
-                y = builder.node("LeakyRelu", [input_name], hint, alpha=float(self.negative_slope))
+                y = builder.node("LeakyRelu", [input_name], rectified, alpha=float(self.negative_slope))
             else:
-                y = builder.node("Relu", [input_name], hint)
+                y = builder.node("Relu", [input_name], rectified)
         else:
             t = _scalar(builder, self.threshold, f"{hint}_threshold")
             below = builder.node("Mul", [builder.node("Sub", [input_name, t], f"{hint}_shifted"),
                                          _scalar(builder, self.negative_slope, f"{hint}_slope")], f"{hint}_below")
             above = builder.node("Greater", [input_name, t], f"{hint}_above")
-            y = builder.node("Where", [above, input_name, below], hint)
+            y = builder.node("Where", [above, input_name, below], rectified)
         if self.max_value is not None:
-            y = builder.node("Min", [y, _scalar(builder, self.max_value, f"{hint}_max")], f"{hint}_capped")
+            y = builder.node("Min", [y, _scalar(builder, self.max_value, f"{hint}_max")], hint)
         return y
 
 
@@ -204,8 +207,6 @@ class Softmax(ActivationFunction):
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
 
     def to_onnx(self, builder, input_name, hint):
-        from specforge.export.builder import NHWC
-
         return builder.node("Softmax", [builder.to_layout(input_name, NHWC)], hint, axis=-1)
 
 

@@ -15,12 +15,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from specforge import __version__
+from specforge.build import build
+from specforge.errors import DataError, RunError, SpecforgeError, TrainingInterrupted
 from specforge.graph import Graph, build_graph
 from specforge.spec import Spec, load_spec
-from specforge.spec.checks import check_compatibility
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,15 +37,9 @@ if TYPE_CHECKING:
     from specforge.sweep.results import SweepResult
     from specforge.sweep.runner import OnUpdate
 
-__all__ = ["load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
-           "export", "predict_onnx", "inspect", "sweep"]
-
-
-def build(spec: Spec) -> Graph:
-    """Infer every layer's shape and check the model fits its data and loss; raises located errors."""
-    graph = build_graph(spec)
-    check_compatibility(spec, graph)
-    return graph
+__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
+           "data_info", "render_samples", "export", "predict_onnx", "inspect", "schema_text", "write_schema", "write_template",
+           "sweep", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted"]
 
 
 def validate(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Spec, Graph]:
@@ -83,9 +80,9 @@ def load_run(path: str | Path) -> Run:
 def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | None = None,
              limit: int | None = None) -> dict:
     """``specforge evaluate``: loss and metrics of a run (a Run or its path) on a split of its data."""
-    from specforge import train
+    from specforge.evaluate import evaluate_run
 
-    return train.evaluate(_as_run(run), split, batch_size=batch_size, limit=limit)
+    return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit)
 
 
 def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
@@ -112,35 +109,91 @@ def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
 
 def load_data(spec: Spec) -> Dataset:
     """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
-    from specforge.train import load_data as load
+    from specforge.data import load_data as load
 
     return load(spec.config, spec.base_dir, {})
 
 
+def data_info(spec: Spec) -> dict:
+    """``specforge data info``: counts, shapes, dtypes, value ranges and class balance of each split."""
+    from specforge.data import data_info as describe
+
+    return describe(load_data(spec))
+
+
+def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25) -> Path:
+    """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels (default file:
+    ``<spec name>-<split>.png``); returns its path."""
+    from specforge.data import render_grid
+
+    dataset = load_data(spec)
+    chosen = dataset.splits().get(split)
+    if chosen is None:
+        raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
+                        file=str(spec.file))
+    return render_grid(chosen, dataset.class_names, Path(out or f"{spec.name}-{split}.png"), count)
+
+
+def schema_text() -> str:
+    """``specforge schema``: the spec's JSON Schema (draft-07) as stored in the package."""
+    from specforge.spec.schema import SCHEMA_FILE
+
+    return SCHEMA_FILE.read_text(encoding="utf-8")
+
+
+def write_schema(directory: str | Path) -> Path:
+    """``specforge schema --write DIR``: copy the schema to DIR/specforge.schema.json for editors."""
+    from specforge.spec.schema import write_schema_copy
+
+    return write_schema_copy(Path(directory))
+
+
+def write_template(name: str, template: str = "cnn", directory: str | Path = ".", *, force: bool = False) -> Path:
+    """``specforge init``: a new, valid, commented spec NAME.yaml from ``template`` (cnn, mlp or lenet)."""
+    from specforge.starter import write_template as write
+
+    return write(name, template, Path(directory), force=force)
+
+
 def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, preprocessing: bool = True,
-           output: str | Path | None = None) -> ExportResult:
+           output: str | Path | None = None, web: str | Path | None = None) -> ExportResult:
     """``specforge export RUN --onnx``: write the run's model as ONNX (RUN/model.onnx unless ``output``) once it
-    passes the parity gate; the result (path, versions, parity) is also stored in RUN/export.json."""
+    passes the parity gate; the result (path, versions, parity) is also stored in RUN/export.json.
+    ``web``: a directory to write a static page that runs the model in the browser."""
     from specforge.export.run_export import export_run
 
     return export_run(run.path if not isinstance(run, (str, Path)) else run, opset=opset, logits=logits,
-                      preprocessing=preprocessing, output=output)
+                      preprocessing=preprocessing, output=output, web=web)
 
 
 def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: str | None = None,
                  limit: int | None = None, top_k: int = 1, threads: int | None = None, batch_size: int = 256,
-                 invert: bool = True, on_batch: Callable[[int, int], None] | None = None) -> PredictionReport:
+                 invert: bool = True, on_batch: Callable[[int, int], None] | None = None, backend: str = "local",
+                 address: str | None = None, actors: int | None = None) -> PredictionReport:
     """``specforge predict``: an exported model's top-``top_k`` classes for image/array files or ``data``
-    (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches."""
-    from specforge.errors import DataError
-    from specforge.predict import OnnxModel, predict, read_data, read_files
+    (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches.
+
+    ``backend`` ray: the batches run on Ray Data (at ``address``, RAY_ADDRESS or a local Ray) in ``actors``
+    actors of ``threads`` CPUs each (default 1; actors default: the cluster's CPUs / threads)."""
+    from specforge.data.inputs import read_files
+    from specforge.predict import OnnxModel, predict, read_data
 
     if bool(inputs) == bool(data):
         raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
                         if inputs else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)")
-    session = OnnxModel(model, threads)
-    examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
-    return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
+    if backend not in ("local", "ray"):
+        raise DataError(f"unknown backend {backend!r}; use local or ray", file="--backend")
+    with contextlib.ExitStack() as ray:
+        if backend == "ray":
+            from specforge.predict_ray import RayOnnxModel
+            from specforge.raycluster import connect
+
+            ray.enter_context(connect(address, "predict", "data"))
+            session = RayOnnxModel(model, threads=threads or 1, actors=actors)
+        else:
+            session = OnnxModel(model, threads)
+        examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
+        return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
 
 
 def inspect(model: str | Path) -> dict:

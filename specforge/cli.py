@@ -1,4 +1,5 @@
-"""The ``specforge`` command: parse arguments, call the API, print.  User errors become exit status 2 here."""
+"""The ``specforge`` command: parse arguments, call the API (``specforge.api``), show the results with the
+presenters (``specforge.cli_present``).  User errors become exit status 2 here."""
 
 from __future__ import annotations
 
@@ -9,14 +10,27 @@ from typing import Callable, List, Optional
 
 import typer
 
-from specforge.errors import SpecforgeError
-
 app = typer.Typer(
     help="Declarative model specs: validate, train with numpy, export to ONNX, predict with onnxruntime.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        from specforge.api import __version__
+
+        typer.echo(f"specforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Declarative model specs: validate, train with numpy, export to ONNX, predict with onnxruntime."""
+
 
 SetOption = typer.Option(None, "--set", metavar="PATH=VALUE",
                          help="Override a spec value, e.g. --set fit.epochs=1 (repeatable).")
@@ -34,6 +48,8 @@ def command(group: typer.Typer = app, **options) -> Callable:
     def register(function: Callable) -> Callable:
         @functools.wraps(function)
         def run(*args, **kwargs):
+            from specforge.api import SpecforgeError
+
             try:
                 return function(*args, **kwargs)
             except SpecforgeError as error:
@@ -53,7 +69,7 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
              overrides: Optional[List[str]] = SetOption, as_json: bool = JsonOption) -> None:
     """Check a spec against the schema, infer every layer's shape and print the model summary."""
     from specforge import api
-    from specforge.summary import print_summary, summary_json
+    from specforge.cli_present import print_summary, summary_json
 
     resolved, graph = api.validate(spec, overrides or ())
     if as_json:
@@ -63,11 +79,16 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
 
 
 @command()
-def schema() -> None:
+def schema(write: Optional[Path] = typer.Option(None, "--write", metavar="DIR",
+                                                help="Write DIR/specforge.schema.json instead, for a spec's "
+                                                     "$schema line to name by a relative path.")) -> None:
     """Print the spec's JSON Schema (draft-07)."""
-    from specforge.spec.schema import SCHEMA_FILE
+    from specforge import api
 
-    typer.echo(SCHEMA_FILE.read_text(encoding="utf-8"), nl=False)
+    if write is None:
+        typer.echo(api.schema_text(), nl=False)
+    else:
+        typer.echo(f"wrote {api.write_schema(write)}")
 
 
 @command()
@@ -76,10 +97,11 @@ def init(name: str = typer.Argument(..., help="Model name; the spec is written t
          directory: Path = typer.Option(Path("."), "--dir", help="Where to write the spec."),
          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Write a new, valid, commented spec to edit."""
-    from specforge.starter import write_template
+    from specforge import api
 
-    path = write_template(name, template, directory, force=force)
-    typer.echo(f"wrote {path}; check it with: specforge validate {path}")
+    path = api.write_template(name, template, directory, force=force)
+    typer.echo(f"wrote {path} (its $schema line names the copy of the schema in schemas/ beside it); "
+               f"check it with: specforge validate {path}")
 
 
 #: Exit status of a run stopped with Ctrl-C (128 + SIGINT, as shells report it).
@@ -100,23 +122,19 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
                                                    help="Validate and test on the first N examples only.")) -> None:
     """Train a spec with the numpy backend; writes a run directory and prints its path."""
     from specforge import api
-    from specforge.progress import format_logs
-    from specforge.runs import display_path
-    from specforge.errors import RunError
-    from specforge.train import TrainingInterrupted
+    from specforge.cli_present import display_path, format_results
 
     if (spec is None) == (resume is None):
-        raise RunError("give a spec file to start a run, or --resume RUN to continue one (not both)",
+        raise api.RunError("give a spec file to start a run, or --resume RUN to continue one (not both)",
                        file="specforge train")
     try:
         run = api.fit(spec, overrides=overrides or (), out=out, resume=resume, quiet=quiet,
                       limit_train=limit_train, limit_test=limit_test)
-    except TrainingInterrupted as interruption:
+    except api.TrainingInterrupted as interruption:
         typer.echo(str(interruption), err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None
     if run.metrics is not None:
-        results = {key: value for key, value in run.metrics.items() if key not in ("split", "examples")}
-        typer.echo(f"test ({run.metrics['examples']} examples){format_logs(results)}")
+        typer.echo(format_results(run.metrics))
     typer.echo(f"run: {display_path(run.path)}")
 
 
@@ -128,14 +146,13 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
              as_json: bool = JsonOption) -> None:
     """Print the loss and metrics of a trained run on a split of its data."""
     from specforge import api
-    from specforge.progress import format_logs
+    from specforge.cli_present import format_results
 
     results = api.evaluate(run, split, limit=limit)
     if as_json:
         _echo_json(results)
         return
-    values = {key: value for key, value in results.items() if key not in ("split", "examples")}
-    typer.echo(f"{results['split']} ({results['examples']} examples){format_logs(values)}")
+    typer.echo(format_results(results))
 
 
 data_app = typer.Typer(help="Look at the data a spec declares.", no_args_is_help=True)
@@ -147,9 +164,8 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Op
               as_json: bool = JsonOption) -> None:
     """Counts, shapes, dtypes, value ranges and class balance of each split."""
     from specforge import api
-    from specforge.data import data_info as describe
 
-    info = describe(api.load_data(api.load_spec(spec, overrides or ())))
+    info = api.data_info(api.load_spec(spec, overrides or ()))
     if as_json:
         _echo_json(info)
         return
@@ -170,17 +186,8 @@ def data_show(spec: Path = typer.Argument(..., help="Spec file."),
               overrides: Optional[List[str]] = SetOption) -> None:
     """Write a PNG grid of sample images with their labels and print its path."""
     from specforge import api
-    from specforge.data import render_grid
-    from specforge.errors import DataError
 
-    resolved = api.load_spec(spec, overrides or ())
-    dataset = api.load_data(resolved)
-    chosen = dataset.splits().get(split)
-    if chosen is None:
-        raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
-                        file=str(spec))
-    path = render_grid(chosen, dataset.class_names, out or Path(f"{resolved.name}-{split}.png"), count)
-    typer.echo(str(path))
+    typer.echo(str(api.render_samples(api.load_spec(spec, overrides or ()), split, out, count)))
 
 
 @command()
@@ -193,21 +200,28 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
                                                  help="Leave the run's preprocessing out of the graph: the model "
                                                       "then takes preprocessed values, not raw pixels."),
            output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the model "
-                                                                              "(default: RUN/model.onnx).")) -> None:
+                                                                              "(default: RUN/model.onnx)."),
+           web: Optional[Path] = typer.Option(None, "--web", metavar="DIR",
+                                              help="Also write a static web page that runs the model in the "
+                                                   "browser (onnxruntime-web, no CDN) into DIR.")) -> None:
     """Export a trained run as ONNX once it computes what the numpy model computes; prints the path and the parity."""
     from specforge import api
-    from specforge.runs import display_path
+    from specforge.cli_present import display_path
 
-    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output)
+    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output, web=web)
     typer.echo(f"parity: {result.parity.summary()}")
     typer.echo(f"model: {display_path(result.path)} (opset {result.opset}, IR {result.ir_version}, "
                f"{result.size / 1024:.1f} KiB)")
+    if result.site is not None:
+        typer.echo(f"web page: {display_path(result.site)} (serve it, e.g. python -m http.server -d "
+                   f"{display_path(result.site)}, and open http://127.0.0.1:8000/)")
 
 
 @command()
 def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export."),
             inputs: Optional[List[Path]] = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
-                                                                     "(N, H, W[, C]) of raw values."),
+                                                                     "(N, H, W[, C]) of raw values; an .npz gives its only "
+                                                                     "array, else x_test, images, x or inputs."),
             data: Optional[str] = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
                                                help="A data split with labels, e.g. mnist:test or "
                                                     "specs/mnist.yaml:test."),
@@ -215,11 +229,20 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
             top_k: int = typer.Option(1, "--top-k", min=1, metavar="K", help="Show the K most likely classes."),
             as_json: bool = typer.Option(False, "--json", help="One JSON object per input and line."),
             output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
-                                                  help="Write every prediction to FILE.csv or FILE.json instead."),
+                                                  help="Write every prediction to FILE.csv, .json, .jsonl or "
+                                                       ".parquet instead."),
             threads: Optional[int] = typer.Option(None, "--threads", min=1,
                                                   help="onnxruntime threads (default: the cores this process "
                                                        "may use)."),
             batch_size: int = typer.Option(256, "--batch-size", min=1, help="Inputs per onnxruntime call."),
+            backend: str = typer.Option("local", "--backend", help="local (one session here) or ray (Ray Data: a "
+                                                                   "pool of actors, one session each)."),
+            address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+                                                  help="With --backend ray: the cluster (default: RAY_ADDRESS, else "
+                                                       "a local Ray)."),
+            actors: Optional[int] = typer.Option(None, "--actors", min=1, metavar="N",
+                                                 help="With --backend ray: actors in the pool (default: the "
+                                                      "cluster's CPUs / --threads, which defaults to 1 there)."),
             no_invert: bool = typer.Option(False, "--no-invert",
                                            help="Keep dark-on-light images as they are (by default a one-channel "
                                                 "image brighter than 127 on average is inverted, as MNIST digits "
@@ -228,12 +251,13 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
     import sys
 
     from specforge import api
-    from specforge.predict import accuracy_line, format_line, json_line, write_report
+    from specforge.cli_present import accuracy_line, format_line, json_line, write_report
 
     bar = _ProgressBar() if sys.stderr.isatty() else None
     try:
         report = api.predict_onnx(model, inputs or (), data=data, limit=limit, top_k=top_k, threads=threads,
-                                  batch_size=batch_size, invert=not no_invert, on_batch=bar)
+                                  batch_size=batch_size, invert=not no_invert, on_batch=bar, backend=backend,
+                                  address=address, actors=actors)
     finally:
         if bar is not None:
             bar.close()
@@ -323,7 +347,7 @@ def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or 
 def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool = JsonOption) -> None:
     """Print an ONNX file's inputs and outputs, opset, IR version, producer, metadata, size and operators."""
     from specforge import api
-    from specforge.export.inspect import format_description
+    from specforge.cli_present import format_description
 
     info = api.inspect(model)
     if as_json:
@@ -332,6 +356,32 @@ def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool 
         typer.echo(format_description(info))
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def usage_error_line(error: Exception) -> str:
+    """A command-line mistake (unknown option or command, value out of range) as one line, like every other
+    user error, with where to find the command's usage."""
+    context = getattr(error, "ctx", None)
+    command_path = context.command_path if context is not None else "specforge"
+    message = " ".join(error.format_message().split())
+    return f"specforge: error: {message} (usage: {command_path} --help)"
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    """Console-script entry point: runs the command and exits with its status; usage errors exit with 2."""
+    import sys
+
+    try:
+        from typer import _click as click
+    except ImportError:  # typer before 0.28 uses click itself
+        import click
+
+    try:
+        status = app(args=args, prog_name="specforge", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as error:
+        typer.echo(error.format_message())
+        status = error.exit_code
+    except click.ClickException as error:
+        typer.echo(usage_error_line(error), err=True)
+        status = error.exit_code
+    except click.Abort:
+        status = INTERRUPTED_EXIT
+    sys.exit(status if isinstance(status, int) else 0)

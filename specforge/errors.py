@@ -8,6 +8,7 @@ happened (file, line, column, spec path) so the CLI can print one line
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -87,3 +88,15 @@ class ExportError(SpecforgeError):
 
 class RunError(SpecforgeError):
     """A run directory is missing, incomplete, or cannot be resumed."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training: the last epoch's checkpoint is on disk and the run is marked interrupted.
+
+    ``shown`` is the run directory as the user would type it, for the resume command in the message.
+    """
+
+    def __init__(self, run_dir: Path, epoch: int, batch: int, shown: str):
+        self.run_dir, self.epoch, self.batch = run_dir, epoch, batch
+        super().__init__(f"interrupted at epoch {epoch}, batch {batch}; resume with: "
+                         f"specforge train --resume {shown}")

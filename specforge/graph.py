@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -50,6 +50,20 @@ class SummaryRow:
 class Graph:
     input_shape: Shape
     nodes: list[Node] = field(default_factory=list)
+
+    @classmethod
+    def chain(cls, input_shape: Shape, layers: Sequence[Layer]) -> Graph:
+        """The graph of ``layers`` one after the other, every shape inferred (ShapeError when one does not fit)."""
+        graph, shape = cls(tuple(input_shape)), tuple(input_shape)
+        for index, layer in enumerate(layers):
+            out = tuple(layer.output_shape(shape))
+            graph.nodes.append(Node(layer, shape, out, index))
+            shape = out
+        return graph
+
+    def prefix(self, until: int | None) -> Graph:
+        """The graph of the first ``until`` nodes (all of them for None)."""
+        return Graph(self.input_shape, self.nodes[:until])
 
     @property
     def output_shape(self) -> Shape:

@@ -23,13 +23,18 @@ import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+import yaml
 
 from specforge.errors import RunError
 from specforge.fileio import write_text
 from specforge.layers.base import Params
+
+if TYPE_CHECKING:
+    from specforge.data import Dataset
+    from specforge.spec import Spec
 
 RUNS_ROOT = Path("runs")
 LATEST = "latest"
@@ -45,6 +50,9 @@ CHECKPOINT_STATE = "checkpoint.json"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 METRICS = "metrics.json"
+
+#: The only spec value a resumed run may change.
+RESUMABLE_OVERRIDES = ("fit.epochs",)
 
 #: The key of the JSON state inside checkpoint.npz.
 _STATE_KEY = "__state__"
@@ -92,6 +100,36 @@ def create_run_dir(spec_name: str, out: str | Path | None = None, root: str | Pa
             return parent / str(number)
         except FileExistsError:
             number += 1
+
+
+def start_run(spec: Spec, dataset: Dataset, out: str | Path | None, root: str | Path,
+              limits: dict[str, int | None]) -> Path:
+    """A new run directory holding the spec (as given and resolved), the data's preprocessing and a manifest
+    with status ``running``; ``latest`` points at it unless ``out`` chose the directory."""
+    run_dir = create_run_dir(spec.name, out, root)
+    if out is None:
+        point_latest(run_dir)
+    write_text(run_dir / SPEC_TEXT, _spec_text(spec))
+    write_json(run_dir / RESOLVED, spec.config)
+    write_json(run_dir / PREPROCESSING, dataset.preprocessing.to_dict())
+    created = now()
+    write_json(run_dir / MANIFEST, {
+        "spec": spec.name, "spec_file": str(Path(spec.file).resolve()) if Path(spec.file).is_file() else spec.file,
+        "base_dir": str(spec.base_dir), "spec_sha256": spec.sha256(), "seed": spec.config["fit"]["seed"],
+        "overrides": list(spec.document.overrides.values()), "limits": limits,
+        "data_hash": dataset.source_hash, "data_files": dataset.digests,
+        **environment(),
+        "status": "running", "epochs": spec.config["fit"]["epochs"], "epochs_completed": 0,
+        "created": created, "updated": created,
+    })
+    return run_dir
+
+
+def _spec_text(spec: Spec) -> str:
+    path = Path(spec.file)
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    return yaml.safe_dump(spec.document.data, sort_keys=False)
 
 
 def point_latest(run_dir: Path) -> None:
@@ -156,6 +194,51 @@ def update_manifest(run_dir: Path, **changes: Any) -> dict:
     return manifest
 
 
+# -- resuming a run ----------------------------------------------------------------------------------
+def resume_spec(run_dir: Path, manifest: dict, overrides: Sequence[str], limited: bool) -> Spec:
+    """The spec a stopped run continues with: its own, with ``fit.epochs`` changed when ``overrides`` say so.
+
+    ``limited`` says the caller asked for example limits, which a resumed run cannot change.
+    """
+    from specforge.spec import override_spec
+
+    if limited:
+        raise RunError("a resumed run keeps the example limits it started with; leave out --limit-train and "
+                       "--limit-test", file=display_path(run_dir))
+    if manifest["status"] == "completed" and not overrides:
+        raise RunError("the run has completed all its epochs; to train it longer: specforge train --resume "
+                       f"{display_path(run_dir)} --set fit.epochs=N", file=display_path(run_dir))
+    for text in overrides:
+        if text.partition("=")[0].strip() not in RESUMABLE_OVERRIDES:
+            raise RunError(f"--set {text}: a resumed run keeps the spec it started with; only "
+                           f"{', '.join(RESUMABLE_OVERRIDES)} can change", file=display_path(run_dir))
+    spec = run_spec(run_dir, manifest, read_json(run_dir / RESOLVED))
+    return override_spec(spec, overrides) if overrides else spec
+
+
+def check_same_data(run_dir: Path, manifest: dict, dataset: Dataset) -> None:
+    """A resumed run trains on the data it started with (the same hash)."""
+    if dataset.source_hash != manifest["data_hash"]:
+        raise RunError("the data has changed since the run started (its hash differs from the manifest's); "
+                       "a resumed run must train on the same data", file=display_path(run_dir))
+
+
+def record_overrides(run_dir: Path, manifest: dict, spec: Spec, overrides: Sequence[str]) -> None:
+    """Store the resolved spec a resumed run continues with, and the ``--set`` options that changed it."""
+    write_json(run_dir / RESOLVED, spec.config)
+    update_manifest(run_dir, spec_sha256=spec.sha256(), epochs=spec.config["fit"]["epochs"],
+                    overrides=manifest["overrides"] + list(overrides))
+
+
+def run_spec(run_dir: Path, manifest: dict, config: dict) -> Spec:
+    """The run's resolved spec as it was stored (not validated again), located in the run's spec.yaml."""
+    from specforge.spec import resolved_spec
+
+    return resolved_spec(config, run_dir / SPEC_TEXT, text_is_json=manifest["spec_file"].lower().endswith(".json"),
+                         recorded_overrides=manifest.get("overrides", ()),
+                         data_root=Path(manifest["base_dir"]) if "base_dir" in manifest else None)
+
+
 # -- checkpoints ------------------------------------------------------------------------------------
 def save_checkpoint(run_dir: Path, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
     """Write ``arrays`` and the JSON-able ``state`` into checkpoint.npz in one atomic rename, then a readable copy."""
@@ -202,11 +285,9 @@ class Run:
     metrics: dict | None = None
     _graph: Any = field(default=None, repr=False)
 
-    def spec(self):
-        """The resolved spec the run trained (validated again)."""
-        from specforge.spec import spec_from_dict
-
-        return spec_from_dict(self.config, file=str(self.path / RESOLVED))
+    def spec(self) -> Spec:
+        """The resolved spec the run trained, as stored; errors point into the run's spec.yaml."""
+        return run_spec(self.path, self.manifest, self.config)
 
     def graph(self):
         if self._graph is None:
@@ -256,5 +337,6 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-__all__ = ["Run", "open_run", "create_run_dir", "point_latest", "resolve_run_path", "environment",
+__all__ = ["Run", "open_run", "start_run", "resume_spec", "check_same_data", "record_overrides", "run_spec",
+           "create_run_dir", "point_latest", "resolve_run_path", "environment",
            "update_manifest", "save_checkpoint", "load_checkpoint", "write_history", "write_json", "read_json"]

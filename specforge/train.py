@@ -1,4 +1,5 @@
-"""The training loop: batches, steps, validation, callbacks, checkpoints, resume.
+"""The training loop: batches, steps, validation, callbacks, checkpoints, resume (the run directory's
+files belong to ``specforge.runs``, evaluation to ``specforge.evaluate``).
 
 Randomness comes from the spec's ``fit.seed`` only: the initial weights from
 ``Generator(PCG64(seed))``, shuffling and dropout from two generators spawned from
@@ -16,32 +17,19 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-import yaml
 
 from specforge import callbacks as callback_kinds
 from specforge import losses, metrics as metric_kinds, optimizers, runs
-from specforge.data import Dataset, Preprocessing, Split, batch_count, iterate_batches, load_dataset
-from specforge.errors import RunError
-from specforge.fileio import write_text
+from specforge.build import build
+from specforge.data import Dataset, batch_count, iterate_batches, load_data
+from specforge.errors import RunError, TrainingInterrupted
+from specforge.evaluate import evaluate_split, labels_and_targets
 from specforge.graph import Graph
 from specforge.losses import Loss
 from specforge.metrics import Metric
 from specforge.model import Model, params_from_arrays
 from specforge.progress import ConsoleProgress, Progress
-from specforge.spec import Spec, spec_from_dict
-
-#: The only spec value a resumed run may change.
-RESUMABLE_OVERRIDES = ("fit.epochs",)
-
-
-class TrainingInterrupted(Exception):
-    """Ctrl-C during training: the last epoch's checkpoint is on disk and the run is marked interrupted."""
-
-    def __init__(self, run_dir: Path, epoch: int, batch: int):
-        self.run_dir, self.epoch, self.batch = run_dir, epoch, batch
-        super().__init__(f"interrupted at epoch {epoch}, batch {batch}; resume with: "
-                         f"specforge train --resume {runs.display_path(run_dir)}")
-
+from specforge.spec import Spec
 
 class LossNotFinite(RunError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
@@ -68,52 +56,7 @@ class _Setup:
         return names + [f"val_{name}" for name in names] if self.dataset.validation is not None else names
 
 
-def evaluate_split(model: Model, split: Split, loss: Loss, metrics: Sequence[Metric], batch_size: int,
-                   preprocessing: Preprocessing | None = None) -> dict[str, float]:
-    """The mean loss and the metrics of ``model`` on ``split`` (inference mode)."""
-    fused = model.fuses(loss)
-    until = len(model.graph.nodes) - 1 if fused else None
-    units = model.graph.output_shape[-1]
-    for metric in metrics:
-        metric.reset()
-    total, count = 0.0, 0
-    for x, y in iterate_batches(split, batch_size, shuffle=False, preprocessing=preprocessing):
-        outputs = model.forward(x, until=until)
-        labels, targets = labels_and_targets(loss, y, units)
-        total += loss.value(outputs, targets, from_logits=fused) * len(x)
-        count += len(x)
-        probabilities = loss.to_probabilities(outputs, fused)
-        for metric in metrics:
-            metric.update(probabilities, labels)
-    return {"loss": total / count if count else float("nan"), **{m.name: m.result() for m in metrics}}
-
-
-def labels_and_targets(loss: Loss, y: np.ndarray, units: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer class labels (for metrics) and the loss's targets from a batch's preprocessed labels."""
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    expected = y.shape[:1] if loss.label_encoding == "sparse" else (len(y), units)
-    return labels, (y if y.shape == expected else loss.encode_labels(labels, units))
-
-
-def limit_dataset(dataset: Dataset, limit_train: int | None, limit_test: int | None) -> Dataset:
-    """The first ``limit_train`` training examples and the first ``limit_test`` of the test and validation splits."""
-    def first(split: Split | None, limit: int | None) -> Split | None:
-        return split if split is None or limit is None else split.part(split.name, None, limit)
-
-    return Dataset(first(dataset.train, limit_train), first(dataset.validation, limit_test),
-                   first(dataset.test, limit_test), dataset.preprocessing, dataset.source_hash, dataset.digests)
-
-
-def load_data(config: dict, base_dir: Path, limits: dict[str, int | None]) -> Dataset:
-    """The data of a resolved spec ``config``, split as ``fit.validation`` says, cut to ``limits`` (train, test)."""
-    dataset = load_dataset(config["data"], tuple(config["model"]["input_shape"]),
-                           validation=config["fit"]["validation"], base_dir=base_dir)
-    return limit_dataset(dataset, limits.get("train"), limits.get("test"))
-
-
 def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
-    from specforge.api import build
-
     graph = build(spec)
     config = spec.config
     dataset = load_data(config, base_dir, limits)
@@ -255,42 +198,6 @@ def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.nda
     return {key.removeprefix(prefix): value for key, value in arrays.items() if key.startswith(prefix)}
 
 
-def _spec_text(spec: Spec) -> str:
-    path = Path(spec.file)
-    if path.is_file():
-        return path.read_text(encoding="utf-8")
-    return yaml.safe_dump(spec.document.data, sort_keys=False)
-
-
-def _start_run(spec: Spec, setup: _Setup, out: str | Path | None, root: str | Path,
-               limits: dict[str, int | None]) -> Path:
-    run_dir = runs.create_run_dir(spec.name, out, root)
-    if out is None:
-        runs.point_latest(run_dir)
-    write_text(run_dir / runs.SPEC_TEXT, _spec_text(spec))
-    runs.write_json(run_dir / runs.RESOLVED, spec.config)
-    runs.write_json(run_dir / runs.PREPROCESSING, setup.dataset.preprocessing.to_dict())
-    created = runs.now()
-    runs.write_json(run_dir / runs.MANIFEST, {
-        "spec": spec.name, "spec_file": str(Path(spec.file).resolve()) if Path(spec.file).is_file() else spec.file,
-        "base_dir": str(spec.base_dir), "spec_sha256": spec.sha256(), "seed": spec.config["fit"]["seed"],
-        "overrides": list(spec.document.overrides.values()), "limits": limits,
-        "data_hash": setup.dataset.source_hash, "data_files": setup.dataset.digests,
-        **runs.environment(),
-        "status": "running", "epochs": spec.config["fit"]["epochs"], "epochs_completed": 0,
-        "created": created, "updated": created,
-    })
-    return run_dir
-
-
-def _resume_spec(run_dir: Path, overrides: Sequence[str]) -> Spec:
-    for text in overrides:
-        if text.partition("=")[0].strip() not in RESUMABLE_OVERRIDES:
-            raise RunError(f"--set {text}: a resumed run keeps the spec it started with; only "
-                           f"{', '.join(RESUMABLE_OVERRIDES)} can change", file=runs.display_path(run_dir))
-    return spec_from_dict(runs.read_json(run_dir / runs.RESOLVED), overrides, file=str(run_dir / runs.RESOLVED))
-
-
 def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | Path = runs.RUNS_ROOT,
         resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
         progress: Progress | None = None, limit_train: int | None = None,
@@ -307,23 +214,12 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
     progress = progress or ConsoleProgress(quiet=quiet)
     if resume is not None:
         run_dir = runs.resolve_run_path(resume)
-        if limit_train is not None or limit_test is not None:
-            raise RunError("a resumed run keeps the example limits it started with; leave out --limit-train and "
-                           "--limit-test", file=runs.display_path(run_dir))
         manifest = runs.read_json(run_dir / runs.MANIFEST)
-        if manifest["status"] == "completed" and not overrides:
-            raise RunError("the run has completed all its epochs; to train it longer: specforge train --resume "
-                           f"{runs.display_path(run_dir)} --set fit.epochs=N", file=runs.display_path(run_dir))
-        spec = _resume_spec(run_dir, overrides)
-        limits = manifest["limits"]
-        setup = _setup(spec, Path(manifest["base_dir"]), limits)
-        if setup.dataset.source_hash != manifest["data_hash"]:
-            raise RunError("the data has changed since the run started (its hash differs from the manifest's); "
-                           "a resumed run must train on the same data", file=runs.display_path(run_dir))
+        spec = runs.resume_spec(run_dir, manifest, overrides, limited=limit_train is not None or limit_test is not None)
+        setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"])
+        runs.check_same_data(run_dir, manifest, setup.dataset)
         if overrides:
-            runs.write_json(run_dir / runs.RESOLVED, spec.config)
-            runs.update_manifest(run_dir, spec_sha256=spec.sha256(), epochs=spec.config["fit"]["epochs"],
-                                 overrides=manifest["overrides"] + list(overrides))
+            runs.record_overrides(run_dir, manifest, spec, overrides)
         trainer = Trainer(setup, run_dir, progress, observers)
         trainer.load_checkpoint()
     else:
@@ -331,7 +227,7 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
             raise ValueError("fit needs a spec, or resume= naming a run")
         limits = {"train": limit_train, "test": limit_test}
         setup = _setup(spec, spec.base_dir, limits)
-        run_dir = _start_run(spec, setup, out, root, limits)
+        run_dir = runs.start_run(spec, setup.dataset, out, root, limits)
         trainer = Trainer(setup, run_dir, progress, observers)
         trainer.save_checkpoint()
     runs.update_manifest(run_dir, status="running")
@@ -341,7 +237,8 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         _finish(trainer)
     except KeyboardInterrupt:
         runs.update_manifest(run_dir, status="interrupted")
-        raise TrainingInterrupted(run_dir, min(trainer.epoch + 1, setup.fit["epochs"]), trainer.batch) from None
+        raise TrainingInterrupted(run_dir, min(trainer.epoch + 1, setup.fit["epochs"]), trainer.batch,
+                                 runs.display_path(run_dir)) from None
     except BaseException:
         runs.update_manifest(run_dir, status="failed")
         raise
@@ -369,22 +266,4 @@ def _finish(trainer: Trainer) -> None:
     runs.update_manifest(run_dir, status="completed", epochs_completed=trainer.epoch)
 
 
-def evaluate(run: runs.Run, split: str = "test", *, batch_size: int | None = None,
-             limit: int | None = None) -> dict[str, Any]:
-    """Loss and metrics of a finished run on ``split`` (test, train or validation), with the run's preprocessing."""
-    config = run.config
-    dataset = load_data(config, Path(run.manifest.get("base_dir", ".")), {})
-    chosen = dataset.splits().get(split)
-    if chosen is None:
-        raise RunError(f"the run's data has no {split} split; use one of: {', '.join(dataset.splits())}",
-                       file=runs.display_path(run.path))
-    if limit is not None:
-        chosen = chosen.part(chosen.name, None, limit)
-    model = run.model()
-    results = evaluate_split(model, chosen, losses.get(config["compile"]["loss"]),
-                             metric_kinds.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
-                             batch_size or config["fit"]["batch_size"], Preprocessing.from_dict(run.preprocessing))
-    return {"split": split, "examples": len(chosen), **results}
-
-
-__all__ = ["fit", "evaluate", "evaluate_split", "Trainer", "TrainingInterrupted", "LossNotFinite"]
+__all__ = ["fit", "generators", "Trainer", "TrainingInterrupted", "LossNotFinite"]

@@ -118,3 +118,55 @@ def test_update_manifest_changes_only_what_it_is_given(tmp_path):
     manifest = runs.update_manifest(tmp_path, status="completed")
     assert manifest["status"] == "completed" and manifest["seed"] == 1 and manifest["updated"] != "then"
     assert runs.read_json(tmp_path / "manifest.json") == manifest
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(number for number, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def _damage(run: runs.Run, change) -> None:
+    """Edit the run's spec.resolved.json as a damaged or hand-edited file would be."""
+    config = json.loads((run.path / runs.RESOLVED).read_text())
+    change(config)
+    (run.path / runs.RESOLVED).write_text(json.dumps(config))
+
+
+def test_a_run_loads_its_resolved_spec_as_stored_without_validating_it_again(finished, monkeypatch):
+    def no_validation(*args):
+        raise AssertionError("the run's spec went through the schema again")
+
+    monkeypatch.setattr("specforge.spec.validate_document", no_validation)
+    spec = api.load_run(finished.path).spec()
+    assert spec.config == finished.config
+    assert spec.file == str(finished.path / runs.SPEC_TEXT)
+    assert spec.base_dir == Path(finished.manifest["base_dir"])
+
+
+def test_an_error_about_a_run_names_its_spec_yaml_at_the_real_line(finished):
+    _damage(finished, lambda config: config["model"]["layers"].insert(0, {"type": "MaxPooling2D"}))
+    with pytest.raises(api.SpecforgeError) as caught:
+        api.evaluate(finished.path)
+    spec_text = finished.path / runs.SPEC_TEXT
+    line = _line_of(spec_text, "- type: Dense")
+    assert caught.value.format().startswith(f"{spec_text}:{line}:5: error: model.layers[0]: MaxPooling2D expects")
+
+
+def test_a_resumed_run_locates_errors_in_its_spec_yaml_and_at_the_option(finished):
+    _damage(finished, lambda config: config["model"]["layers"][0].update(units=0))
+    with pytest.raises(api.SpecforgeError) as caught:
+        api.fit(resume=finished.path, overrides=["fit.epochs=0"], progress=Silent())
+    spec_text = finished.path / runs.SPEC_TEXT
+    assert caught.value.format().splitlines() == [
+        "--set fit.epochs=0: error: fit.epochs: must be >= 1, got 0",
+        f"{spec_text}:{_line_of(spec_text, 'units: 10')}:12: error: model.layers[0].units: must be >= 1, got 0",
+    ]
+
+
+def test_a_run_of_a_json_spec_reads_its_spec_text_as_json(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY, indent="\t"))  # tabs: JSON, but not YAML
+    run = api.fit(path, progress=Silent(), limit_train=64, limit_test=32)
+    spec = api.load_run(run.path).spec()
+    assert spec.config == run.config
+    assert spec.locate(("fit", "seed")).line == api.load_spec(path).locate(("fit", "seed")).line

@@ -186,9 +186,9 @@ class Terminal(io.StringIO):
         return True
 
 
-def report_one_epoch(stream, quiet=False):
+def report_one_epoch(stream, quiet=False, columns=140):
     clock = Clock()
-    progress = ConsoleProgress(stream, quiet=quiet, clock=clock)
+    progress = ConsoleProgress(stream, quiet=quiet, clock=clock, columns=columns)
     progress.epoch_start(0, 3, 1875)
     for step in (500, 1875):
         clock.now = step * 0.022

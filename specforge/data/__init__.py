@@ -24,6 +24,10 @@ preprocessing and the classes.  The API:
     float32 ``(B, *input_shape)``; ``labels(batch)`` one-hot float32 or int64;
     ``scale_and_offset`` the same steps as ``x * a + b`` for an exporter.
 
+``load_data(config, base_dir, limits) -> Dataset``
+    The data of a resolved spec's ``config``, split as its ``fit.validation`` says and cut to
+    ``limits`` (``{"train": n, "test": n}``, None for all).
+
 ``iterate_batches(split, batch_size, *, shuffle, rng, preprocessing=None)``
     One epoch of preprocessed ``(x, y)`` batches; the order is one ``rng.permutation`` drawn
     per call.  ``batch_count(split, batch_size)`` is the number of batches.
@@ -41,11 +45,12 @@ from specforge.data.batches import batch_count, iterate_batches
 from specforge.data.dataset import Dataset, declared_num_classes, load_dataset
 from specforge.data.folders import read_image
 from specforge.data.info import data_info, render_grid
+from specforge.data.loading import limit_dataset, load_data
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.schema import DATA_SCHEMA
 from specforge.data.splits import Split
 
 __all__ = [
     "DATA_SCHEMA", "Dataset", "Preprocessing", "Split", "batch_count", "data_info", "declared_num_classes",
-    "iterate_batches", "load_dataset", "read_image", "render_grid",
+    "iterate_batches", "limit_dataset", "load_data", "load_dataset", "read_image", "render_grid",
 ]

@@ -42,9 +42,12 @@ class ExportResult:
     preprocessing_in_graph: bool
     size: int
     sha256: str
+    #: the static site written by ``--web``, when asked for
+    site: Path | None = None
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "path": str(self.path), "parity": self.parity.to_dict()}
+        return {**asdict(self), "path": str(self.path), "parity": self.parity.to_dict(),
+                "site": None if self.site is None else str(self.site)}
 
 
 def export_classifier(graph: Graph, params: Sequence[Params], preprocessing: Preprocessing, raw: np.ndarray, *,
@@ -72,14 +75,20 @@ def export_classifier(graph: Graph, params: Sequence[Params], preprocessing: Pre
 
 
 def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool = False,
-               preprocessing: bool = True, output: str | Path | None = None) -> ExportResult:
-    """``specforge export RUN --onnx``: write RUN/model.onnx (or ``output``) and RUN/export.json."""
+               preprocessing: bool = True, output: str | Path | None = None,
+               web: str | Path | None = None) -> ExportResult:
+    """``specforge export RUN --onnx``: write RUN/model.onnx (or ``output``) and RUN/export.json; with ``web``,
+    also the static site that runs the model in a browser (checked to be possible before anything is written)."""
     from specforge.data.preprocessing import Preprocessing
     from specforge.runs import open_run, write_json
 
     run = open_run(run_path)
     spec = run.spec()
     graph = run.graph()
+    if web is not None:
+        from specforge.export.web import page_mode, write_site
+
+        mode = page_mode(graph.input_shape, preprocessing)
     steps = Preprocessing.from_dict(run.preprocessing)
     raw, data = parity_batch(run.config, graph.input_shape, Path(run.manifest.get("base_dir", spec.base_dir)))
     model, parity = export_classifier(
@@ -90,8 +99,11 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
     payload = model.SerializeToString()
     path = Path(output) if output is not None else run.path / MODEL_FILE
     write_bytes(path, payload)
+    if web is not None:
+        web = write_site(web, payload, name=spec.name, class_names=steps.class_names, input_shape=graph.input_shape,
+                         mode=mode)
     result = ExportResult(path, parity, opset, IR_VERSIONS[opset], [PROBABILITIES, *([LOGITS] if logits else [])],
-                          preprocessing, len(payload), hashlib.sha256(payload).hexdigest())
+                          preprocessing, len(payload), hashlib.sha256(payload).hexdigest(), web)
     write_json(run.path / EXPORT_RECORD, result.to_dict())
     return result
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from specforge import activations
-from specforge.layers import parallel
+from specforge.kernels import parallel
 from specforge.layers.base import ACTIVATION_NAMES, Layer, Shape
 
 
@@ -22,7 +22,7 @@ class ActivationLayer(Layer):
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
-    def forward(self, params, x, training=False, rng=None):
+    def forward(self, params, x, training=False, rng=None, activation=None):
         function = self.function()
         y = np.empty(x.shape, x.dtype)
         parallel.run(lambda part: function.forward_into(x[part], y[part]), _parts(x))

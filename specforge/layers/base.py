@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from specforge.activations import ActivationFunction
 from specforge.errors import ShapeError
 
 Shape = tuple[int, ...]
@@ -35,11 +36,12 @@ class Layer:
     required: ClassVar[tuple[str, ...]] = ()
     #: ``(config, input_shape)`` pairs: small valid uses of the kind, run by the generic tests.
     examples: ClassVar[list[tuple[dict, Shape]]] = []
-    #: parameter names that are state, not trained (BatchNormalization's moving statistics).
+    #: parameter names that are state, not trained (BatchNormalization's moving statistics); a training
+    #: forward returns their update through ``new_state``.
     non_trainable: ClassVar[tuple[str, ...]] = ()
-    #: Whether ``forward`` takes ``activation=``: an ActivationFunction to apply to the fresh output in
+    #: Whether the step planner may hand ``forward`` an ``activation`` to apply to the fresh output in
     #: place (one whose gradient needs only its output); ``backward`` then starts with its gradient.
-    #: See specforge.layers.fusion.
+    #: Kinds that do not fuse are never given one. See specforge.layers.fusion.
     fuses_activation: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
@@ -91,10 +93,18 @@ class Layer:
         return 0
 
     # -- math --------------------------------------------------------------------
-    def forward(self, params: Params, x: np.ndarray, training: bool = False,
-                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
-        """``(y, cache)``: the output and whatever backward needs."""
+    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+        """``(y, cache)``: the output and whatever backward needs; every kind takes the same arguments.
+
+        ``activation`` is only given to a kind that ``fuses_activation``, which applies it to ``y``.
+        """
         raise NotImplementedError
+
+    def new_state(self, cache: Any) -> Params:
+        """The new values of the ``non_trainable`` parameters after the training forward that made ``cache``
+        (forward never changes ``params``; the training step applies these); ``{}`` for kinds without state."""
+        return {}
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
@@ -103,7 +113,9 @@ class Layer:
 
     # -- export -------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
-        """Emit this layer's ONNX nodes through ``builder``; return the output tensor's name."""
+        """Emit this layer's ONNX nodes through ``builder``; return the output tensor's name. The node
+        making the output is hinted with the layer's name, so that the exporter can name a graph output
+        when that node is made (``OnnxBuilder.claim``)."""
         raise NotImplementedError
 
 

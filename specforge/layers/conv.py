@@ -1,10 +1,10 @@
 """Convolutions: Conv2D and DepthwiseConv2D (Keras 3 options, kernels stored as Keras stores them).
 
 Both are grouped convolutions (one group, or one group per input channel). A Conv2D with stride 1
-and enough input channels runs as one matrix product per kernel tap (:mod:`specforge.layers.taps`);
-the others as im2col and one GEMM (:func:`specforge.layers.windows.grouped_conv`). The input
+and enough input channels runs as one matrix product per kernel tap (:mod:`specforge.kernels.taps`);
+the others as im2col and one GEMM (:func:`specforge.kernels.im2col.grouped_conv`). The input
 gradient of a Conv2D always takes the tap form. Each batch is split across the cores
-(:mod:`specforge.layers.parallel`).
+(:mod:`specforge.kernels.parallel`).
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ import numpy as np
 from specforge.activations import ActivationFunction
 from specforge.errors import SpecError
 from specforge.initializers import compute_fans, initialize
-from specforge.layers import parallel, taps
+from specforge.kernels import parallel, taps
+from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
+from specforge.kernels.im2col import (
+    Window, crop_padding, grouped_conv, grouped_input_gradient, grouped_kernel_gradient, pad_image,
+)
+from specforge.kernels.scratch import column_sums, scratch
 from specforge.layers.base import (
     PADDING_SCHEMA, Layer, Params, Shape, activation_schema, as_pair, initializer_schema, int_or_pair,
 )
-from specforge.layers.fusion import activation_gradient, add_bias_and_activate
-from specforge.layers.scratch import column_sums, scratch
-from specforge.layers.windows import (
-    Window, crop_padding, grouped_conv, grouped_input_gradient, grouped_kernel_gradient, pad_image, plan_window,
-    require_image,
-)
+from specforge.layers.windows import plan_window, require_image
+from specforge.layout import NCHW
 
 _USE_BIAS = {"type": "boolean", "default": True, "description": "Whether to add a learned bias per output channel."}
 _COMMON_SCHEMA = {
@@ -198,11 +199,11 @@ class _Convolution(Layer):
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         input_shape = builder.shape(input_name)
         window = self.window(input_shape)
-        inputs = [builder.to_layout(input_name, "NCHW"),
+        inputs = [builder.to_layout(input_name, NCHW),
                   builder.initializer(self.onnx_weight(params["kernel"]).astype(np.float32), f"{self.name}_kernel")]
         if "bias" in params:
             inputs.append(builder.initializer(params["bias"].astype(np.float32), f"{self.name}_bias"))
-        return builder.node("Conv", inputs, hint=self.name, layout="NCHW", kernel_shape=list(window.kernel),
+        return builder.node("Conv", inputs, hint=self.name, layout=NCHW, kernel_shape=list(window.kernel),
                             strides=list(window.strides), dilations=list(window.dilation), pads=window.onnx_pads,
                             group=self.groups(input_shape[2]))
 
@@ -224,6 +225,8 @@ class Conv2D(_Convolution):
         ({"filters": 2, "kernel_size": [3, 4], "strides": 2, "padding": "same"}, (5, 7, 3)),
         ({"filters": 2, "kernel_size": 2, "strides": 3}, (7, 6, 1)),
         ({"filters": 2, "kernel_size": [2, 3], "dilation_rate": 2, "padding": "same"}, (6, 5, 2)),
+        # enough input channels for the tap products (specforge.kernels.taps.MIN_CHANNELS)
+        ({"filters": 2, "kernel_size": 2, "padding": "same"}, (3, 4, 32)),
     ]
     kernel_initializer_option = "kernel_initializer"
 

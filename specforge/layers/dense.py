@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from specforge.initializers import compute_fans, initialize
-from specforge.layers import parallel
-from specforge.layers.fusion import activation_gradient, add_bias_and_activate
-from specforge.layers.scratch import column_sums
+from specforge.kernels import parallel
+from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
+from specforge.kernels.scratch import column_sums
 from specforge.layers.base import Layer, Params, Shape, activation_schema, initializer_schema, shape_error
 
 

@@ -18,7 +18,6 @@ import numpy as np
 from specforge.activations import ActivationFunction
 from specforge.layers.activation import ActivationLayer
 from specforge.layers.base import Layer, Params
-from specforge.layers.scratch import scratch
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,10 @@ class Step:
 
     def forward(self, params: Params, x: np.ndarray, training: bool = False,
                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
-        if self.activation is None:
-            return self.layer.forward(params, x, training, rng)
-        return self.layer.forward(params, x, training, rng, activation=self.activation)
+        return self.layer.forward(params, x, training, rng, self.activation)
+
+    def new_state(self, cache: Any) -> Params:
+        return self.layer.new_state(cache)
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
@@ -59,21 +59,3 @@ def plan_steps(layers: Sequence[Layer]) -> list[Step]:
             steps.append(Step(index, layer))
         index += steps[-1].nodes
     return steps
-
-
-def add_bias_and_activate(out: np.ndarray, bias: np.ndarray | None, activation: ActivationFunction | None) -> None:
-    """``out += bias``, then the fused activation in place, on a block of a layer's fresh output."""
-    if bias is not None:
-        out += bias
-    if activation is not None:
-        activation.forward_into(out, out)
-
-
-def activation_gradient(activation: ActivationFunction | None, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """The gradient before the fused ``activation`` from its output ``y`` and the gradient ``dy`` after it:
-    ``dy`` itself without one, else this thread's scratch array (valid until its next call)."""
-    if activation is None:
-        return dy
-    dz = scratch("activation gradient", dy.shape, np.result_type(y, dy))
-    activation.backward_into(y, y, dy, dz)
-    return dz

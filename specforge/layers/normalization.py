@@ -6,11 +6,13 @@ import numpy as np
 
 from specforge.initializers import compute_fans, initialize
 from specforge.layers.base import Layer, Params, Shape, initializer_schema
+from specforge.layout import NCHW
 
 
 class BatchNormalization(Layer):
     """Training normalises with the batch's statistics over every axis but the channels (biased
-    variance) and moves the running statistics in place; inference uses the running statistics."""
+    variance) and returns the moved running statistics as ``new_state``; inference uses the running
+    statistics."""
 
     type = "BatchNormalization"
     description = ("Normalises each channel to zero mean and unit variance (batch statistics in training, "
@@ -50,7 +52,8 @@ class BatchNormalization(Layer):
     def flops(self, input_shape: Shape) -> int:
         return 2 * int(np.prod(input_shape))
 
-    def forward(self, params, x, training=False, rng=None):
+    def forward(self, params, x, training=False, rng=None, activation=None):
+        state = {}
         if training:
             axes = tuple(range(x.ndim - 1))
             mean = x.mean(axis=axes)
@@ -58,8 +61,8 @@ class BatchNormalization(Layer):
             variance = np.mean(x_hat * x_hat, axis=axes)
             momentum = self.config["momentum"]
             for name, batch in (("moving_mean", mean), ("moving_variance", variance)):
-                params[name] *= momentum
-                params[name] += (1 - momentum) * batch
+                state[name] = params[name] * momentum
+                state[name] += (1 - momentum) * batch
         else:
             x_hat = x - params["moving_mean"]
             variance = params["moving_variance"]
@@ -68,10 +71,13 @@ class BatchNormalization(Layer):
         y = x_hat * params["gamma"] if "gamma" in params else x_hat.copy()
         if "beta" in params:
             y += params["beta"]
-        return y, (x_hat, inv_std, training)
+        return y, (x_hat, inv_std, training, state)
+
+    def new_state(self, cache):
+        return cache[3]
 
     def backward(self, params, cache, dy, need_dx=True):
-        x_hat, inv_std, training = cache
+        x_hat, inv_std, training, _ = cache
         axes = tuple(range(dy.ndim - 1))
         grads = {}
         if "gamma" in params:
@@ -90,8 +96,6 @@ class BatchNormalization(Layer):
 
     def to_onnx(self, builder, params, input_name):
         """Folded into one Mul and one Add per channel; constants shaped to broadcast in the tensor's layout."""
-        from specforge.export.builder import NCHW
-
         inv_std = 1 / np.sqrt(params["moving_variance"].astype(np.float64) + self.config["epsilon"])
         scale = inv_std * params["gamma"] if "gamma" in params else inv_std
         shift = -params["moving_mean"] * scale

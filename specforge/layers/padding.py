@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from specforge.activations import ActivationFunction
+from specforge.kernels.im2col import Pads, crop_padding, pad_image
 from specforge.layers.base import Layer, Params, Shape
-from specforge.layers.windows import crop_padding, pad_image, require_image
+from specforge.layers.windows import require_image
+from specforge.layout import NCHW
 
 _SIZE = {"type": "integer", "minimum": 0}
 _PAIR = {"type": "array", "items": _SIZE, "minItems": 2, "maxItems": 2}
-
-Pads = tuple[tuple[int, int], tuple[int, int]]
 
 
 def image_pads(padding: int | list) -> Pads:
@@ -51,8 +52,8 @@ class ZeroPadding2D(Layer):
         (top, bottom), (left, right) = self.pads
         return (height + top + bottom, width + left + right, channels)
 
-    def forward(self, params: Params, x: np.ndarray, training: bool = False,
-                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
         require_image(self.type, x.shape[1:])
         return pad_image(x, self.pads), None
 
@@ -63,7 +64,7 @@ class ZeroPadding2D(Layer):
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         """A Pad node in whatever layout the input already has, so it adds no Transpose."""
         (top, bottom), (left, right) = self.pads
-        if builder.layout(input_name) == "NCHW":
+        if builder.layout(input_name) == NCHW:
             pads = [0, 0, top, left, 0, 0, bottom, right]
         else:
             pads = [0, top, left, 0, 0, bottom, right, 0]

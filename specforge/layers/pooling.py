@@ -14,8 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from specforge.activations import ActivationFunction
+from specforge.kernels.im2col import Window, crop_padding, offset_slices, pad_image
 from specforge.layers.base import PADDING_SCHEMA, Layer, Params, Shape, as_pair, int_or_pair
-from specforge.layers.windows import Window, crop_padding, offset_slices, pad_image, plan_window, require_image
+from specforge.layers.windows import plan_window, require_image
+from specforge.layout import NCHW, NHWC
 
 
 _STRIDES = int_or_pair("Step of the window along height and width; null (the default) means pool_size.")
@@ -49,8 +52,8 @@ class _Pooling2D(Layer):
     def output_shape(self, input_shape: Shape) -> Shape:
         return (*self.window(input_shape).output_size(tuple(input_shape[:2])), input_shape[2])
 
-    def forward(self, params: Params, x: np.ndarray, training: bool = False,
-                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
         window, size = self.window(x.shape[1:]), x.shape[1:3]
         xp = pad_image(x, window.pads, self.pad_value)
         slices = [xp[index] for index in offset_slices(window, window.output_size(size))]
@@ -68,7 +71,7 @@ class _Pooling2D(Layer):
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         window = self.window(builder.shape(input_name))
-        return builder.node(self.onnx_op, [builder.to_layout(input_name, "NCHW")], hint=self.name, layout="NCHW",
+        return builder.node(self.onnx_op, [builder.to_layout(input_name, NCHW)], hint=self.name, layout=NCHW,
                             kernel_shape=list(window.kernel), strides=list(window.strides), pads=window.onnx_pads,
                             **self.onnx_attrs)
 
@@ -146,8 +149,8 @@ class _GlobalPooling2D(Layer):
         channels = require_image(self.type, input_shape)[2]
         return (1, 1, channels) if self.config["keepdims"] else (channels,)
 
-    def forward(self, params: Params, x: np.ndarray, training: bool = False,
-                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
         require_image(self.type, x.shape[1:])
         flat = x.reshape(x.shape[0], -1, x.shape[3])
         y, cache = self.reduce(flat)
@@ -162,10 +165,11 @@ class _GlobalPooling2D(Layer):
         return self.spread(dy, reduce_cache, x_shape[1] * x_shape[2]).reshape(x_shape), {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
-        pooled = builder.node(self.onnx_op, [builder.to_layout(input_name, "NCHW")], hint=self.name, layout="NCHW")
+        pooled = builder.node(self.onnx_op, [builder.to_layout(input_name, NCHW)], layout=NCHW,
+                              hint=self.name if self.config["keepdims"] else f"{self.name}_pooled")
         if self.config["keepdims"]:
             return pooled
-        return builder.node("Flatten", [pooled], hint=f"{self.name}_flatten", layout="NHWC", axis=1)
+        return builder.node("Flatten", [pooled], hint=self.name, layout=NHWC, axis=1)
 
     def reduce(self, flat: np.ndarray) -> tuple[np.ndarray, Any]:
         """``(y, cache)`` for ``flat`` (N, H*W, C)."""

@@ -30,7 +30,7 @@ class Dropout(Layer):
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
-    def forward(self, params, x, training=False, rng=None):
+    def forward(self, params, x, training=False, rng=None, activation=None):
         rate = self.config["rate"]
         if not training or rate == 0:
             return x, None

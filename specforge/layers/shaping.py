@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from specforge.layers.base import Layer, Shape, shape_error
+from specforge.layout import NHWC
 
 
 class _Reshaping(Layer):
@@ -13,15 +14,13 @@ class _Reshaping(Layer):
 
     onnx_op = ""
 
-    def forward(self, params, x, training=False, rng=None):
+    def forward(self, params, x, training=False, rng=None, activation=None):
         return x.reshape(len(x), *self.output_shape(x.shape[1:])), x.shape
 
     def backward(self, params, cache, dy, need_dx=True):
         return (dy.reshape(cache) if need_dx else None), {}
 
     def to_onnx(self, builder, params, input_name):
-        from specforge.export.builder import NHWC
-
         return self._emit(builder, builder.to_layout(input_name, NHWC), tuple(builder.shape(input_name)))
 
     def _emit(self, builder, input_name: str, input_shape: Shape) -> str:

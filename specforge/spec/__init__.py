@@ -6,7 +6,7 @@ import copy
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,7 +18,8 @@ from specforge.spec.reader import Document, SpecPath, format_path, parse_text, r
 from specforge.spec.schema import load_schema
 from specforge.spec.validate import validate_document
 
-__all__ = ["Spec", "load_spec", "spec_from_dict", "parse_override", "parse_path", "format_path", "with_overrides"]
+__all__ = ["Spec", "load_spec", "spec_from_dict", "resolved_spec", "override_spec", "parse_override", "parse_path",
+           "format_path"]
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Spec:
 
     document: Document
     config: dict
+    #: where relative data paths start when it is not the spec file's directory (a run's recorded base_dir)
+    data_root: Path | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -39,6 +42,8 @@ class Spec:
     @property
     def base_dir(self) -> Path:
         """Directory that relative data paths in the spec are resolved against."""
+        if self.data_root is not None:
+            return self.data_root
         return Path(self.document.file).resolve().parent if Path(self.document.file).exists() else Path.cwd()
 
     def locate(self, path: SpecPath, *, at_key: bool = False) -> Location:
@@ -54,14 +59,31 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
     return _resolve(read_document(path), overrides)
 
 
-def with_overrides(spec: Spec, overrides: Sequence[str]) -> Spec:
-    """``spec`` as read from its file with ``overrides`` (``PATH=VALUE``) applied after its own, revalidated."""
-    return _resolve(copy.deepcopy(spec.document), overrides)
-
-
 def spec_from_dict(data: dict, overrides: Sequence[str] = (), *, file: str = "<spec>") -> Spec:
     """A spec given as Python data (notebooks); errors carry paths but no line numbers."""
     return _resolve(parse_text(json.dumps(data), file, as_json=True), overrides)
+
+
+def resolved_spec(config: dict, text_file: str | Path, *, text_is_json: bool = False,
+                  recorded_overrides: Sequence[str] = (), data_root: Path | None = None) -> Spec:
+    """A spec resolved and validated before (a run's ``spec.resolved.json``), taken as it is: not validated
+    again.  ``text_file`` is the text it came from (a run's ``spec.yaml``, which holds JSON when
+    ``text_is_json``), read only so that later errors point at its real lines; ``recorded_overrides`` are
+    the ``--set`` options it was resolved with, so that errors about those values point at the option."""
+    doc = read_document(text_file, as_json=text_is_json)
+    for text in recorded_overrides:
+        doc.overrides[parse_override(text)[0]] = text
+    return Spec(document=doc, config=config, data_root=data_root)
+
+
+def override_spec(spec: Spec, overrides: Sequence[str]) -> Spec:
+    """``spec`` with ``--set`` ``overrides`` applied to its resolved config, validated by the schema again
+    (errors about the new values name the option, the others keep the spec's own positions)."""
+    doc = Document(copy.deepcopy(spec.config), spec.file, spec.document.values, spec.document.keys,
+                   dict(spec.document.overrides))
+    resolved = _resolve(doc, overrides)
+    resolved.data_root = spec.data_root
+    return resolved
 
 
 def _resolve(doc: Document, overrides: Sequence[str]) -> Spec:

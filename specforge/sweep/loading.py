@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from specforge.build import build
 from specforge.errors import SpecError
 from specforge.spec import Spec, load_spec
 from specforge.spec.defaults import with_defaults
@@ -17,8 +18,6 @@ from specforge.sweep.space import SweepConfig, sweep_config
 def load_sweep(source: str | Path | Spec, overrides: Sequence[str] = (), *, trials: int | None = None) -> SweepConfig:
     """The checked sweep of a spec (file or object) or sweep file; ``trials`` replaces its number of trials.
     ``overrides`` (``--set``) apply to the spec.  Raises SpecError locating every problem."""
-    from specforge.api import build
-
     if isinstance(source, Spec):
         spec, section, locate = source, source.config.get("sweep"), source.locate
     else:

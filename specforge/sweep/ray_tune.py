@@ -1,9 +1,8 @@
 """The Ray backend: the same search on Ray Tune, with its Optuna search and the ASHA scheduler.
 
-``connect`` joins the cluster at ``--address`` (or RAY_ADDRESS), or starts a local Ray with 2 CPUs and
-no dashboard.  Each trial requests ``cpus / jobs`` CPUs and uses only that many (shards and BLAS
-threads), trains into ``trials/<k>/`` of the sweep directory like a local trial, and reports its
-objective after every epoch; ASHA stops the trials that fall behind.  A trial writes how it ended to
+It runs on the Ray that ``specforge.raycluster.connect`` joined or started.  Each trial requests
+``cpus / jobs`` CPUs and uses only that many (shards and BLAS threads), trains into ``trials/<k>/`` of
+the sweep directory like a local trial, and reports its objective after every epoch; ASHA stops the trials that fall behind.  A trial writes how it ended to
 ``trials/<k>/outcome.json``; a trial ASHA stopped has none and is recorded as pruned.
 """
 
@@ -12,64 +11,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from specforge import runs
-from specforge.errors import RunError
 from specforge.sweep import directory
 from specforge.sweep.results import TrialRecord
 from specforge.sweep.space import SweepConfig, sweep_from_payload, sweep_payload
 from specforge.sweep.trial import FAILED, PRUNED, run_trial
 
-INSTALL = "pip install 'specforge[ray]'"
 OUTCOME = "outcome.json"
-#: A local Ray instance, when no cluster is named.
-LOCAL_CPUS = 2
-#: Seconds to wait for a cluster's address to answer before saying it is unreachable.
-CONNECT_TIMEOUT = 5
-
-
-def ray_module() -> Any:
-    """``ray`` (with Tune), or a one-line error naming the install command."""
-    try:
-        import ray
-        import ray.tune  # noqa: F401  (the tune extra)
-    except ImportError:
-        raise RunError(f"--backend ray needs Ray; install it with: {INSTALL}", file="specforge sweep") from None
-    return ray
-
-
-@contextlib.contextmanager
-def connect(address: str | None) -> Iterator[Any]:
-    """Ray, joined to ``address`` (or RAY_ADDRESS) or started locally, shut down afterwards."""
-    ray = ray_module()
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address and address != "auto":
-        _check_reachable(address)
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-        else:
-            ray.init(num_cpus=LOCAL_CPUS, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RunError(f"cannot join the Ray cluster: {first}", file=f"--address {address or 'local'}") from None
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
-def _check_reachable(address: str) -> None:
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT):
-            pass
-    except (OSError, ValueError) as error:
-        raise RunError(f"no Ray cluster answers at {address} ({error.strerror or error}); start one with "
-                       "`ray start --head` or give its HOST:PORT", file=f"--address {address}") from None
 
 
 def run_ray(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str, int | None],
@@ -111,7 +62,7 @@ def _trial(config: dict, orders: dict) -> None:
     """A Ray Tune trial: the spec with ``config``'s values, trained on this trial's CPUs."""
     from ray import tune
 
-    from specforge.layers.parallel import limited_to
+    from specforge.kernels.parallel import limited_to
 
     os.chdir(orders["cwd"])
     sweep = sweep_from_payload(orders["sweep"])

@@ -35,9 +35,10 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
             on_update(sweep, found)
 
     if backend == "ray":
-        from specforge.sweep.ray_tune import connect, run_ray
+        from specforge.raycluster import connect
+        from specforge.sweep.ray_tune import run_ray
 
-        with connect(address):
+        with connect(address, "sweep", "tune"):
             sweep_dir = directory.create(sweep.spec.name, definition, root)
             found = run_ray(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update)
     else:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from specforge.errors import Location, Problem, SpecError
-from specforge.spec import Spec, format_path, parse_path, with_overrides
+from specforge.spec import Spec, format_path, parse_path, override_spec
 from specforge.spec.reader import SpecPath
 
 FLOAT_KINDS = ("uniform", "loguniform")
@@ -87,7 +87,7 @@ class SweepConfig:
 
     def trial_spec(self, values: dict[str, Any]) -> Spec:
         """The spec with one trial's values applied, as ``--set`` would apply them."""
-        return with_overrides(self.spec, self.overrides(values))
+        return override_spec(self.spec, self.overrides(values))
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         return {parameter.key: parameter.suggest(trial) for parameter in self.parameters}
@@ -161,7 +161,7 @@ def _parameter_problems(spec: Spec, parameter: Parameter, sampler: str) -> list[
     problems = []
     for value in parameter.checked_values():
         try:
-            with_overrides(spec, [override(parameter.key, value)])
+            override_spec(spec, [override(parameter.key, value)])
         except SpecError as error:
             problems += [f"{parameter.kind} value {json.dumps(value)} does not fit {parameter.key}: {p.message}"
                          for p in error.problems]

@@ -14,9 +14,10 @@ import onnxruntime as ort
 import pytest
 from onnx.reference import ReferenceEvaluator
 
+from helpers import onnx_of
 from layers.test_generic import make_layer
 from specforge.data.preprocessing import Preprocessing
-from specforge.export.onnx import IR_VERSIONS, graph_to_onnx
+from specforge.export.onnx import IR_VERSIONS
 from specforge.layers import REGISTRY
 
 CASES = [pytest.param(kind, config, shape, id=f"{kind}-{i}")
@@ -37,7 +38,7 @@ def run_both(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
 
 def check(steps, shape, x, expected=None, **options) -> onnx.ModelProto:
     """Export ``steps``, check the file (checker, strict shape inference, declared output shape) and compare."""
-    model = graph_to_onnx(steps, shape, **options)
+    model = onnx_of(steps, shape, **options)
     inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     out_shape = numpy_forward(steps, np.zeros((1, *shape), np.float32)).shape[1:]
     dims = inferred.graph.output[0].type.tensor_type.shape.dim

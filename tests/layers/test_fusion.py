@@ -1,12 +1,11 @@
-"""Fused activations: which layer and activation pairs fuse, and that a fused step computes exactly what
-the two nodes compute one after the other."""
+"""Fused activations: which layer and activation pairs fuse (tests/layers/test_generic.py checks that every
+fusing kind's fused step computes exactly what the two nodes compute one after the other)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from layers.test_generic import make_layer
 from specforge.activations import ACTIVATIONS, Relu
 from specforge.layers import REGISTRY
 from specforge.layers.fusion import plan_steps
@@ -39,33 +38,3 @@ def test_plan_pairs_a_layer_with_the_activation_it_can_take():
     assert [(step.index, step.nodes) for step in steps] == [(0, 2), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1),
                                                             (7, 1), (8, 2)]
     assert steps[0].activation.name == "relu" and steps[-1].activation.name == "softmax"
-
-
-CASES = [
-    ("Conv2D", {"filters": 3, "kernel_size": [3, 2]}, (6, 5, 2), "relu"),
-    ("Conv2D", {"filters": 3, "kernel_size": 3, "padding": "same"}, (5, 4, 32), "relu"),
-    ("Conv2D", {"filters": 2, "kernel_size": 2, "strides": 2, "use_bias": False}, (6, 5, 3), "tanh"),
-    ("DepthwiseConv2D", {"kernel_size": 2, "depth_multiplier": 2}, (5, 4, 3), "sigmoid"),
-    ("Dense", {"units": 4}, (7,), "elu"),
-    ("Dense", {"units": 3}, (6,), "softmax"),
-]
-
-
-@pytest.mark.parametrize("kind, config, shape, activation", CASES)
-def test_fused_step_equals_the_two_nodes(kind, config, shape, activation):
-    layer, params = make_layer(kind, config, shape)
-    node = REGISTRY["Activation"]({"activation": activation})
-    (step,) = plan_steps([layer, node])
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((5, *shape))
-    z, layer_cache = layer.forward(params, x, training=True)
-    y, node_cache = node.forward({}, z, training=True)
-    fused_y, cache = step.forward(params, x, training=True)
-    np.testing.assert_allclose(fused_y, y, rtol=1e-12, atol=1e-12)
-    dy = rng.standard_normal(y.shape)
-    dz, _ = node.backward({}, node_cache, dy)
-    dx, grads = layer.backward(params, layer_cache, dz)
-    fused_dx, fused_grads = step.backward(params, cache, dy)
-    np.testing.assert_allclose(fused_dx, dx, rtol=1e-12, atol=1e-12)
-    for name in grads:
-        np.testing.assert_allclose(fused_grads[name], grads[name], rtol=1e-12, atol=1e-12)

@@ -5,6 +5,7 @@ A kind is covered the moment it is registered; its own test file only adds what 
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
@@ -13,9 +14,11 @@ import pytest
 from jsonschema import Draft7Validator
 from onnx.reference import ReferenceEvaluator
 
+from helpers import onnx_of
+from specforge.activations import ACTIVATIONS
 from specforge.errors import ExportError
-from specforge.export.onnx import graph_to_onnx
-from specforge.layers import REGISTRY
+from specforge.layers import REGISTRY, Layer
+from specforge.layers.fusion import plan_steps
 
 KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
          "GlobalMaxPooling2D", "ZeroPadding2D", "Dense", "Flatten", "Reshape", "Dropout", "BatchNormalization",
@@ -23,6 +26,8 @@ KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "Globa
 BATCH = 3
 CASES = [pytest.param(kind, config, shape, id=f"{kind}-{i}")
          for kind, cls in REGISTRY.items() for i, (config, shape) in enumerate(cls.examples)]
+FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
+FUSABLE = sorted(name for name, function in ACTIVATIONS.items() if function.output_suffices and name != "linear")
 
 
 # -- helpers shared with the kind-specific tests ---------------------------------------------------
@@ -38,11 +43,9 @@ def make_layer(kind: str, config: dict, shape: tuple, dtype=np.float64, seed: in
 
 
 def forward_fresh(kind: str, config: dict, params: dict, x: np.ndarray, training: bool):
-    """Forward through a new layer with copies of ``params`` and a fixed generator, so that repeated calls
-    see the same dropout mask and never each other's moving-statistics updates."""
+    """Forward through a new layer with a fixed generator, so that repeated calls see the same dropout mask."""
     layer = REGISTRY[kind](config)
-    copies = {name: value.copy() for name, value in params.items()}
-    return layer, layer.forward(copies, x, training=training, rng=np.random.default_rng(1))
+    return layer, layer.forward(params, x, training=training, rng=np.random.default_rng(1))
 
 
 def check_gradients(kind: str, config: dict, params: dict, x: np.ndarray, training: bool = True,
@@ -84,7 +87,7 @@ def check_onnx_parity(steps, input_shape: tuple, x: np.ndarray) -> None:
     expected = x
     for layer, params in steps:
         expected = layer.forward(params, expected, training=False)[0]
-    for got in run_onnx(graph_to_onnx(steps, input_shape), x):
+    for got in run_onnx(onnx_of(steps, input_shape), x):
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
@@ -138,6 +141,51 @@ def test_backward_without_dx(kind, config, shape):
         np.testing.assert_allclose(grads_only[name], grads[name])
 
 
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
+def test_every_kind_takes_the_same_forward_arguments(kind):
+    assert inspect.signature(REGISTRY[kind].forward).parameters.keys() == \
+        inspect.signature(Layer.forward).parameters.keys()
+
+
+@pytest.mark.parametrize("kind,config,shape", FUSING_CASES)
+@pytest.mark.parametrize("activation", FUSABLE)
+def test_fused_step_equals_the_two_nodes(kind, config, shape, activation):
+    """A layer run with the activation after it fused computes what the two nodes compute in turn."""
+    layer, params = make_layer(kind, config, shape)
+    node = REGISTRY["Activation"]({"activation": activation})
+    (step,) = plan_steps([layer, node])
+    assert step.activation is not None
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((BATCH, *shape))
+    z, layer_cache = layer.forward(params, x, training=True)
+    y, node_cache = node.forward({}, z, training=True)
+    fused_y, cache = step.forward(params, x, training=True)
+    np.testing.assert_allclose(fused_y, y, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dz, _ = node.backward({}, node_cache, dy)
+    dx, grads = layer.backward(params, layer_cache, dz)
+    fused_dx, fused_grads = step.backward(params, cache, dy)
+    np.testing.assert_allclose(fused_dx, dx, rtol=1e-12, atol=1e-12)
+    for name in grads:
+        np.testing.assert_allclose(fused_grads[name], grads[name], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind,config,shape", CASES)
+@pytest.mark.parametrize("training", [False, True])
+def test_forward_leaves_the_parameters_alone(kind, config, shape, training):
+    """State (moving statistics) comes back through ``new_state``, for non-trainable parameters only."""
+    layer, params = make_layer(kind, config, shape)
+    before = {name: value.copy() for name, value in params.items()}
+    x = np.random.default_rng(5).standard_normal((BATCH, *shape))
+    _, cache = layer.forward(params, x, training=training, rng=np.random.default_rng(0))
+    for name, value in before.items():
+        np.testing.assert_array_equal(params[name], value)
+    state = layer.new_state(cache)
+    assert set(state) == (set(layer.non_trainable) if training else set())
+    for name, value in state.items():
+        assert value.shape == params[name].shape
+
+
 @pytest.mark.parametrize("kind,config,shape", CASES)
 def test_param_counts(kind, config, shape):
     layer, params = make_layer(kind, config, shape)
@@ -185,7 +233,7 @@ def _dims(value_info) -> list:
 def test_model_interface_and_versions(opset, ir_version):
     steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Activation", {"activation": "softmax"}),
                    input_shape=(4, 3, 1))
-    model = graph_to_onnx(steps, (4, 3, 1), opset=opset)
+    model = onnx_of(steps, (4, 3, 1), opset=opset)
     assert model.ir_version == ir_version
     assert [(o.domain, o.version) for o in model.opset_import] == [("", opset)]
     (graph_input,), (graph_output,) = model.graph.input, model.graph.output
@@ -199,13 +247,13 @@ def test_model_interface_and_versions(opset, ir_version):
 
 def test_unsupported_opset_is_an_export_error():
     with pytest.raises(ExportError, match="opset=12"):
-        graph_to_onnx(_steps(("Flatten", {}), input_shape=(2, 2, 1)), (2, 2, 1), opset=12)
+        onnx_of(_steps(("Flatten", {}), input_shape=(2, 2, 1)), (2, 2, 1), opset=12)
 
 
 @pytest.mark.parametrize("layers", [[("Dropout", {"rate": 0.5})], [("Activation", {"activation": "linear"})], []])
 def test_graph_without_nodes_gets_an_identity(layers):
     steps = _steps(*layers, input_shape=(3, 2))
-    model = graph_to_onnx(steps, (3, 2), output_name="scores")
+    model = onnx_of(steps, (3, 2), output_name="scores")
     assert [node.op_type for node in model.graph.node] == ["Identity"]
     x = np.random.default_rng(9).standard_normal((4, 3, 2)).astype(np.float32)
     for got in run_onnx(model, x):
@@ -224,7 +272,33 @@ def test_no_transposes_between_convolutions():
     steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("ReLU", {}), ("BatchNormalization", {}),
                    ("Conv2D", {"filters": 3, "kernel_size": 2}), ("Activation", {"activation": "gelu"}),
                    ("Flatten", {}), ("Dense", {"units": 2}), input_shape=(5, 5, 1))
-    model = graph_to_onnx(steps, (5, 5, 1))
+    model = onnx_of(steps, (5, 5, 1))
     assert [node.op_type for node in model.graph.node].count("Transpose") == 2
     x = np.random.default_rng(11).standard_normal((2, 5, 5, 1)).astype(np.float32)
     check_onnx_parity(steps, (5, 5, 1), x)
+
+
+def _producers(model) -> dict[str, str]:
+    return {output: node.op_type for node in model.graph.node for output in node.output}
+
+
+def test_outputs_are_named_by_the_nodes_that_make_them():
+    steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Flatten", {}), ("Dense", {"units": 3}),
+                   ("Activation", {"activation": "softmax"}), input_shape=(4, 3, 1))
+    producers = _producers(onnx_of(steps, (4, 3, 1), logits_name="logits"))
+    assert (producers["output"], producers["logits"]) == ("Softmax", "Gemm")
+    assert "Identity" not in producers.values()
+    image_out = onnx_of(_steps(("Conv2D", {"filters": 2, "kernel_size": 2}), input_shape=(4, 3, 1)), (4, 3, 1))
+    assert _producers(image_out)["output"] == "Transpose"
+
+
+def test_a_conversion_that_hints_another_node_with_the_layer_name_is_refused():
+    class Doubled(REGISTRY["Dense"]):
+        def to_onnx(self, builder, params, input_name):
+            out = super().to_onnx(builder, params, input_name)
+            return builder.node("Add", [out, out], f"{self.name}_doubled")
+
+    layer = Doubled({"units": 2}, name="doubled")
+    steps = [(layer, layer.init_params((3,), np.random.default_rng(0)))]
+    with pytest.raises(ExportError, match="'doubled' .*hinted with the layer's name"):
+        onnx_of(steps, (3,))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import onnx_of
 from specforge.errors import ShapeError
 from specforge.layers.conv import Conv2D
 from specforge.layers.padding import ZeroPadding2D
@@ -48,14 +49,13 @@ def test_onnx_pad_follows_the_input_layout(after_conv):
     """The Pad node works in the input's current layout: after a Conv (NCHW) it adds no Transpose."""
     from onnx.reference import ReferenceEvaluator
 
-    from specforge.export.onnx import graph_to_onnx
 
     rng = np.random.default_rng(0)
     steps = [(ZeroPadding2D({"padding": [[0, 2], [1, 3]]}), {})]
     if after_conv:
         conv = Conv2D({"filters": 2, "kernel_size": 1})
         steps.insert(0, (conv, conv.init_params((3, 2, 2), rng)))
-    model = graph_to_onnx(steps, (3, 2, 2))
+    model = onnx_of(steps, (3, 2, 2))
     x = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
     expected = x
     for layer, params in steps:

@@ -214,6 +214,19 @@ EXPECTED: dict[str, list[str]] = {
         "yaml_unclosed_bracket.yaml:4:16: error: invalid YAML: this '[' is not closed; "
         "expected ',' or ']' before ':' at 5:9",
     ],
+    "yaml_value_then_key.yaml": [
+        "yaml_value_then_key.yaml:6:24: error: invalid YAML: a ':' after a value on the same line; put each key on "
+        "its own line, or quote a value that contains ': '",
+    ],
+    "fit_keys_dedented.yaml": [
+        "fit_keys_dedented.yaml:40:5: error: fit: expected a mapping, got nothing; indent the keys that belong to "
+        "fit under `fit:`",
+        "fit_keys_dedented.yaml:41:1: error: epochs: unknown key 'epochs'; did you mean 'fit.epochs'?",
+        "fit_keys_dedented.yaml:42:1: error: batch_size: unknown key 'batch_size'; did you mean 'fit.batch_size'?",
+        "fit_keys_dedented.yaml:43:1: error: validation: unknown key 'validation'; did you mean 'fit.validation'?",
+        "fit_keys_dedented.yaml:44:1: error: shuffle: unknown key 'shuffle'; did you mean 'fit.shuffle'?",
+        "fit_keys_dedented.yaml:45:1: error: seed: unknown key 'seed'; did you mean 'fit.seed'?",
+    ],
     "yaml_tab_indent.yaml": [
         "yaml_tab_indent.yaml:8:1: error: invalid YAML: a tab cannot indent YAML; indent with spaces",
     ],

@@ -140,15 +140,18 @@ def test_jobs_divide_the_cores(tmp_path, monkeypatch):
         assert all(pool["num_threads"] == max(1, cores // 2) for pool in blas)
 
 
-def _finished(journal: Path) -> list[int]:
+def _trials(journal: Path) -> dict:
     optuna = need("optuna")
     if not journal.exists():
-        return []
-    study = optuna.load_study(study_name="specforge-sweep",
-                              storage=optuna.storages.JournalStorage(
-                                  optuna.storages.journal.JournalFileBackend(str(journal))))
-    return [t.number for t in study.trials if t.state.name == "COMPLETE"], \
-        [t.number for t in study.trials if t.state.name == "RUNNING" and t.intermediate_values]
+        return {}
+    study = optuna.load_study(study_name="specforge-sweep", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    return {trial.number: trial for trial in study.trials}
+
+
+def _numbers(trials: dict, state: str, *, reported: bool = False) -> list[int]:
+    return [number for number, trial in trials.items()
+            if trial.state.name == state and (trial.intermediate_values or not reported)]
 
 
 def test_sigkill_then_the_same_command_continues_without_losing_or_repeating(tmp_path):
@@ -158,10 +161,10 @@ def test_sigkill_then_the_same_command_continues_without_losing_or_repeating(tmp
     first = cli(*command, cwd=tmp_path, background=True)
     try:
         deadline = time.time() + 240
-        while time.time() < deadline:
+        while time.time() < deadline and first.poll() is None:
             time.sleep(0.05)
-            complete, running = _finished(journal) if journal.exists() else ([], [])
-            if complete and running:
+            trials = _trials(journal)
+            if _numbers(trials, "COMPLETE") and _numbers(trials, "RUNNING", reported=True):
                 break
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
@@ -169,10 +172,9 @@ def test_sigkill_then_the_same_command_continues_without_losing_or_repeating(tmp
         if first.poll() is None:
             first.kill()
             first.wait()
-    assert complete and running, "the sweep ended before it could be killed in a trial"
-    before = {trial.number: trial for trial in need("optuna").load_study(
-        study_name="specforge-sweep", storage=need("optuna").storages.JournalStorage(
-            need("optuna").storages.journal.JournalFileBackend(str(journal)))).trials}
+    before = _trials(journal)
+    complete, running = _numbers(before, "COMPLETE"), _numbers(before, "RUNNING")
+    assert complete and running, "the sweep was not killed in the middle of a trial"
     size = journal.stat().st_size
     time.sleep(1.5)
     assert journal.stat().st_size == size, "a trial process outlived the killed sweep"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from layers.test_generic import make_layer
-from specforge.layers import parallel
-from specforge.layers.scratch import scratch
+from specforge.kernels import parallel
+from specforge.kernels.scratch import scratch
 
 
 @pytest.fixture

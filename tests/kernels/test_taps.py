@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from layers.test_conv import random_params, reference_conv
-from specforge.layers import taps
+from specforge.kernels import taps
 from specforge.layers.conv import Conv2D
 
 CHANNELS = taps.MIN_CHANNELS
@@ -94,3 +94,10 @@ def test_float32_stays_float32():
     y, cache = layer.forward(params, x, training=True)
     dx, grads = layer.backward(params, cache, np.ones_like(y))
     assert {y.dtype, dx.dtype, *(g.dtype for g in grads.values())} == {np.dtype(np.float32)}
+
+
+def test_a_registry_example_takes_the_tap_products():
+    """So that the generic layer tests (gradients, fusion, export) run the tap path too."""
+    tapped = [config for config, shape in Conv2D.examples
+              if taps.takes_forward(Conv2D(config).window(shape), 1, shape[-1])]
+    assert tapped

@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from specforge.layers.memory import keep_freed_memory
+from specforge.kernels.memory import keep_freed_memory
 
 T = TypeVar("T")
 P = TypeVar("P")

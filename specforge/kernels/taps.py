@@ -24,9 +24,9 @@ from typing import Callable
 import numpy as np
 
 from specforge.activations import ActivationFunction
-from specforge.layers.fusion import add_bias_and_activate
-from specforge.layers.scratch import scratch
-from specforge.layers.windows import Window
+from specforge.kernels.epilogue import add_bias_and_activate
+from specforge.kernels.im2col import Window
+from specforge.kernels.scratch import scratch
 
 #: Fewest input channels for which the forward and kernel gradient take the tap products.
 MIN_CHANNELS = 32

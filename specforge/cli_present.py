@@ -1,0 +1,101 @@
+"""How the ``specforge`` command shows results: the model summary, training and evaluation lines, predictions
+as text lines, JSON lines or CSV/JSON files, an ONNX file's description.  The command imports the API and
+these presenters only."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from specforge.errors import DataError
+from specforge.export.inspect import format_description
+from specforge.fileio import atomic_open, write_text
+from specforge.predict import Prediction, PredictionReport
+from specforge.progress import format_logs
+from specforge.runs import display_path
+from specforge.summary import print_summary, summary_json
+
+def format_line(prediction: Prediction, width: int = 0) -> str:
+    """``source  class (name)  probability`` (every top-k class), with the true label when known."""
+    def shown(cls: int, name: str) -> str:
+        return str(cls) if name == str(cls) else f"{cls} ({name})"
+
+    best = "   ".join(f"{shown(c, n)} {p:.4f}" for c, n, p in prediction.top)
+    line = f"{prediction.source:<{width}}  {best}"
+    if prediction.inverted:
+        line += "  [inverted]"
+    if prediction.label is not None:
+        line += f"  true {shown(prediction.label, prediction.label_name)}{'' if prediction.correct else ' (wrong)'}"
+    return line
+
+
+def accuracy_line(report: PredictionReport) -> str | None:
+    accuracy = report.accuracy
+    if accuracy is None:
+        return None
+    right = sum(bool(p.correct) for p in report.predictions)
+    return f"accuracy: {accuracy:.4f} ({right}/{len(report.predictions)})"
+
+
+def write_report(report: PredictionReport, path: str | Path) -> Path:
+    """The predictions as CSV (one row per input, top-k as extra columns), JSON, JSON lines (.jsonl, one
+    object per input) or Parquet (the CSV's columns; needs pyarrow, in the ray extra), written atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
+    if suffix == ".jsonl":
+        return write_text(path, "".join(json_line(p) + "\n" for p in report.predictions))
+    if suffix not in (".csv", ".parquet"):
+        raise DataError(f"cannot write predictions as {suffix or 'a suffix-less file'}; name a .csv, .json, .jsonl "
+                        "or .parquet file", file=str(path))
+    header, rows = _table(report)
+    if suffix == ".parquet":
+        return _write_parquet(path, header, rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text(path, buffer.getvalue())
+
+
+def _table(report: PredictionReport) -> tuple[list[str], list[list]]:
+    k = len(report.predictions[0].top) if report.predictions else 1
+    labelled = any(p.label is not None for p in report.predictions)
+    header = ["source", "class", "name", "probability"]
+    header += [f"{column}_{rank}" for rank in range(2, k + 1) for column in ("class", "name", "probability")]
+    header += ["label", "correct"] if labelled else []
+    rows = [[p.source, *(value for entry in p.top for value in entry)] + ([p.label, p.correct] if labelled else [])
+            for p in report.predictions]
+    return header, rows
+
+
+def _write_parquet(path: Path, header: list[str], rows: list[list]) -> Path:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError("writing Parquet needs pyarrow; install it with: pip install 'specforge[ray]'",
+                        file=str(path)) from None
+    table = pa.table({name: [row[index] for row in rows] for index, name in enumerate(header)})
+    with atomic_open(path, "wb") as handle:
+        pq.write_table(table, handle)
+    return path
+
+
+def json_line(prediction: Prediction) -> str:
+    return json.dumps(prediction.to_dict())
+
+
+
+
+def format_results(results: dict) -> str:
+    """``test (10000 examples) - loss: ... - accuracy: ...`` from an evaluation's results."""
+    values = {key: value for key, value in results.items() if key not in ("split", "examples")}
+    return f"{results['split']} ({results['examples']} examples){format_logs(values)}"
+
+
+__all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_description",
+           "display_path", "print_summary", "summary_json"]

@@ -1,0 +1,27 @@
+"""The data of a resolved spec, split as ``fit.validation`` says and cut to the run's example limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from specforge.data.dataset import Dataset, load_dataset
+from specforge.data.splits import Split
+
+
+def limit_dataset(dataset: Dataset, limit_train: int | None, limit_test: int | None) -> Dataset:
+    """The first ``limit_train`` training examples and the first ``limit_test`` of the test and validation splits."""
+    def first(split: Split | None, limit: int | None) -> Split | None:
+        return split if split is None or limit is None else split.part(split.name, None, limit)
+
+    return Dataset(first(dataset.train, limit_train), first(dataset.validation, limit_test),
+                   first(dataset.test, limit_test), dataset.preprocessing, dataset.source_hash, dataset.digests)
+
+
+def load_data(config: dict, base_dir: Path, limits: dict[str, int | None]) -> Dataset:
+    """The data of a resolved spec ``config``, split as ``fit.validation`` says, cut to ``limits`` (train, test)."""
+    dataset = load_dataset(config["data"], tuple(config["model"]["input_shape"]),
+                           validation=config["fit"]["validation"], base_dir=base_dir)
+    return limit_dataset(dataset, limits.get("train"), limits.get("test"))
+
+
+__all__ = ["limit_dataset", "load_data"]
