@@ -109,7 +109,7 @@ def _in_kind(instance: Any) -> str:
 
 
 def _unknown_key(key: str, allowed: list[str], owners: tuple[str, list[str]] | None, sections: list[str]) -> str:
-    guess = _close(key, allowed) or sections
+    guess = sections or _close(key, allowed)  # an exact key of a section beats a spelling neighbour
     if owners:
         chosen, takers = owners
         return f"unknown key {key!r} for {chosen} (an option of {', '.join(takers)}); allowed keys: {', '.join(allowed)}"
