@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from specforge import api, runs
 from specforge.errors import RunError
