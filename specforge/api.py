@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge import __version__
 from specforge.build import build
-from specforge.errors import DataError, RunError, SpecforgeError, TrainingInterrupted
+from specforge.errors import DataError, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
 from specforge.graph import Graph, build_graph
 from specforge.spec import Spec, load_spec
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
            "data_info", "render_samples", "export", "predict_onnx", "inspect", "schema_text", "write_schema", "write_template",
-           "sweep", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted"]
+           "sweep", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted", "SweepInterrupted"]
 
 
 def validate(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Spec, Graph]:

@@ -322,16 +322,15 @@ def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or 
     from rich.console import Console
 
     from specforge import api
-    from specforge.sweep.display import LiveTable, TrialLines, print_result
-    from specforge.sweep.local import SweepInterrupted
+    from specforge.cli_present import print_sweep, sweep_view
 
     terminal = sys.stdout.isatty()
     console = Console(stderr=as_json, width=None if terminal else 200)
-    shown = None if as_json else LiveTable(console) if terminal else TrialLines(console)
+    shown = None if as_json else sweep_view(console, terminal)
     try:
         result = api.sweep(spec, overrides=overrides or (), trials=trials, jobs=jobs, backend=backend,
                            address=address, limit_train=limit_train, limit_test=limit_test, on_update=shown)
-    except SweepInterrupted as interruption:
+    except api.SweepInterrupted as interruption:
         typer.echo(str(interruption), err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None
     finally:
@@ -340,7 +339,7 @@ def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or 
     if as_json:
         _echo_json(result.to_json())
     else:
-        print_result(result, console)
+        print_sweep(result, console)
 
 
 @command()

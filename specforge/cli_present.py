@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 from specforge.errors import DataError
 from specforge.export.inspect import format_description
@@ -97,5 +98,20 @@ def format_results(results: dict) -> str:
     return f"{results['split']} ({results['examples']} examples){format_logs(values)}"
 
 
+def sweep_view(console: Any, terminal: bool) -> Any:
+    """What a running sweep shows: a live table on a terminal, else one line per finished trial (imported here,
+    not at startup: validate does not need it)."""
+    from specforge.sweep.display import LiveTable, TrialLines
+
+    return LiveTable(console) if terminal else TrialLines(console)
+
+
+def print_sweep(result: Any, console: Any) -> None:
+    """A finished sweep: its trials sorted, the best run and best.yaml."""
+    from specforge.sweep.display import print_result
+
+    print_result(result, console)
+
+
 __all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_description",
-           "display_path", "print_summary", "summary_json"]
+           "display_path", "print_summary", "summary_json", "sweep_view", "print_sweep"]

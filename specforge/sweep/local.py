@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from specforge import runs
-from specforge.errors import RunError
+from specforge.errors import RunError, SweepInterrupted
 from specforge.sweep import directory
 from specforge.sweep.results import TrialRecord
 from specforge.sweep.space import SweepConfig, sweep_payload
@@ -27,10 +27,6 @@ from specforge.sweep.study import mark_interrupted, open_study, queue_grid, reco
 #: Seconds between two looks at the journal while the workers run.
 POLL_INTERVAL = 0.5
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-class SweepInterrupted(Exception):
-    """Ctrl-C during a sweep: finished trials are in the journal; the same command continues."""
 
 
 def core_shares(jobs: int) -> list[list[int]]:

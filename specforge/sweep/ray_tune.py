@@ -31,13 +31,14 @@ def run_ray(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str,
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from specforge.sweep.study import optuna_module, planned_trials
+    from specforge.sweep.study import grid_points, optuna_module, planned_trials
 
     optuna = optuna_module()
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // jobs)
     mode = "max" if sweep.maximize else "min"
-    sampler = optuna.samplers.RandomSampler(seed=sweep.seed) if sweep.sampler != "tpe" else \
-        optuna.samplers.TPESampler(seed=sweep.seed)
+    sampler = optuna.samplers.TPESampler(seed=sweep.seed) if sweep.sampler == "tpe" else \
+        optuna.samplers.RandomSampler(seed=sweep.seed)
+    grid = grid_points(sweep) if sweep.sampler == "grid" else None  # evaluated first, one trial each
     epochs = sweep.spec.config["fit"]["epochs"]
     # max_t beyond the last epoch: ASHA stops a trial that reaches max_t, before it could finish its run
     scheduler = (ASHAScheduler(metric=sweep.metric, mode=mode, time_attr="epoch", max_t=epochs + 1, grace_period=1)
@@ -47,7 +48,7 @@ def run_ray(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str,
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(_trial, orders=orders), {"cpu": cpus}),
         tune_config=tune.TuneConfig(search_alg=OptunaSearch(space=sweep.suggest, metric=sweep.metric, mode=mode,
-                                                            sampler=sampler),
+                                                            sampler=sampler, points_to_evaluate=grid),
                                     scheduler=scheduler, num_samples=planned_trials(sweep),
                                     max_concurrent_trials=jobs, time_budget_s=sweep.timeout),
         run_config=tune.RunConfig(storage_path=str((sweep_dir / "ray").resolve()), name="tune", verbose=0))

@@ -98,18 +98,23 @@ def _pruner(optuna: Any, sweep: SweepConfig) -> Any:
     return optuna.pruners.NopPruner()
 
 
-def queue_grid(study: Any, sweep: SweepConfig) -> None:
-    """A new grid sweep's points queued in a seeded random order (Optuna's GridSampler stops the study itself,
-    which ask-and-tell workers cannot have)."""
-    if sweep.sampler != "grid" or study.get_trials(deepcopy=False):
-        return
+def grid_points(sweep: SweepConfig) -> list[dict[str, Any]]:
+    """A grid sweep's points, as many as it runs, in an order shuffled by its seed."""
     import itertools
     import random
 
     points = list(itertools.product(*(parameter.grid() for parameter in sweep.parameters)))
     random.Random(sweep.seed).shuffle(points)
-    for point in points[:planned_trials(sweep)]:
-        study.enqueue_trial(dict(zip((parameter.key for parameter in sweep.parameters), point)))
+    keys = [parameter.key for parameter in sweep.parameters]
+    return [dict(zip(keys, point)) for point in points[:planned_trials(sweep)]]
+
+
+def queue_grid(study: Any, sweep: SweepConfig) -> None:
+    """A new grid sweep's points queued (Optuna's GridSampler stops the study itself, which ask-and-tell
+    workers cannot have)."""
+    if sweep.sampler == "grid" and not study.get_trials(deepcopy=False):
+        for point in grid_points(sweep):
+            study.enqueue_trial(point)
 
 
 def planned_trials(sweep: SweepConfig) -> int:

@@ -41,29 +41,31 @@ class _Reporter(Callback):
 
     type = "SweepReporter"
 
-    def __init__(self, metric: str, report: Report):
-        self.metric, self.report = metric, report
+    def __init__(self, metric: str, report: Report, epochs: int):
+        self.metric, self.report, self.epochs = metric, report, epochs
         self.values: list[float] = []
         self.pruned = False
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], trainer: Any) -> None:
         value = float(logs[self.metric])
         self.values.append(value)
-        if not math.isfinite(value) or self.report(epoch + 1, value):
-            self.pruned = math.isfinite(value)
+        if not math.isfinite(value):
             trainer.stop_training = True
+        elif self.report(epoch + 1, value) and epoch + 1 < self.epochs:  # after the last epoch nothing is saved
+            self.pruned = trainer.stop_training = True
 
 
 def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report: Report, *,
               limit_train: int | None = None, limit_test: int | None = None) -> Outcome:
     """Train the spec with ``values`` into ``run_dir``; never raises for a failing trial."""
-    from specforge import api
     from specforge.errors import SpecforgeError
     from specforge.progress import Silent
+    from specforge.train import fit
 
-    reporter = _Reporter(sweep.metric, report)
+    spec = sweep.trial_spec(values)
+    reporter = _Reporter(sweep.metric, report, spec.config["fit"]["epochs"])
     try:
-        api.fit(sweep.trial_spec(values), out=run_dir, progress=Silent(), limit_train=limit_train,
+        fit(spec, out=run_dir, progress=Silent(), limit_train=limit_train,
                 limit_test=limit_test, observers=[reporter])
     except SpecforgeError as error:
         return Outcome(FAILED, reporter.values, error.problems[0].message)

@@ -98,6 +98,8 @@ def test_the_pruner_is_fed_once_per_epoch_and_stops_the_run(tmp_path):
     assert outcome.state == PRUNED and [epoch for epoch, _ in reports] == [1, 2]
     assert outcome.values == [value for _, value in reports]
     assert runs.read_json(tmp_path / "run" / runs.MANIFEST)["epochs_completed"] == 2
+    late = run_trial(sweep, values, tmp_path / "late", lambda epoch, value: epoch == 3, **LIMITS)
+    assert late.state == COMPLETE and len(late.values) == 3  # a prune after the last epoch saves nothing
 
 
 def test_median_pruning_in_a_sweep(tmp_path, monkeypatch):
@@ -143,8 +145,11 @@ def _trials(journal: Path) -> dict:
     optuna = need("optuna")
     if not journal.exists():
         return {}
-    study = optuna.load_study(study_name="specforge-sweep", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
+    try:
+        study = optuna.load_study(study_name="specforge-sweep", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))))
+    except KeyError:  # the sweep has not created its study yet
+        return {}
     return {trial.number: trial for trial in study.trials}
 
 
