@@ -9,7 +9,7 @@
     api.export(run)                                 # run/model.onnx, once it passes the parity gate
     api.predict_onnx("model.onnx", data="mnist:test", limit=4)   # onnxruntime predictions with labels
     api.inspect("model.onnx")                       # interface, versions, metadata, operators
-    result = api.sweep("specs/mnist-sweep.yaml", trials=12)   # Optuna trials, each a run directory
+    result = api.sweep("specs/sweeps/mnist.yaml", limit_train=1000)   # Optuna trials, each a run directory
     result.trials, result.best, result.best_run     # sorted records, the best one, its Run
 """
 

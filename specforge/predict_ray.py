@@ -35,9 +35,12 @@ class RayOnnxModel(OnnxModel):
         self.actors = actors
 
     def run(self, examples: np.ndarray, batch_size: int = 256, on_batch: OnBatch | None = None) -> np.ndarray:
+        import logging
+
         import ray
         import ray.data
 
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset progress lines on stderr
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False

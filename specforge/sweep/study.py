@@ -9,6 +9,7 @@ are queued to run once more; finished trials are kept and never repeated.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -46,7 +47,7 @@ def open_study(sweep: SweepConfig, sweep_dir: Path, *, worker: int = 0) -> Any:
     path = sweep_dir / directory.JOURNAL
     _check_journal(path)
     try:
-        storage = JournalStorage(JournalFileBackend(str(path)))
+        storage = JournalStorage(JournalFileBackend(str(path), lock_obj=_JournalLock(path)))
         done = len(storage.get_all_studies()) and _trial_count(storage)
         return optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=sweep.direction,
                                    sampler=_sampler(optuna, sweep, worker, done), pruner=_pruner(optuna, sweep),
@@ -55,6 +56,26 @@ def open_study(sweep: SweepConfig, sweep_dir: Path, *, worker: int = 0) -> Any:
         raise RunError(f"cannot read the sweep's journal ({type(error).__name__}: {error}); it is damaged or not "
                        "written by specforge sweep: move it away to start the sweep afresh",
                        file=runs.display_path(path)) from None
+
+
+class _JournalLock:
+    """The journal's write lock as an flock on ``journal.log.lock``: the system drops it when its holder dies.
+    Optuna's default lock, a symlink, would outlive a sweep killed while writing, for its 30 s grace period."""
+
+    def __init__(self, journal: Path):
+        self._path = journal.with_name(journal.name + ".lock")
+        self._descriptor: int | None = None
+
+    def acquire(self) -> bool:
+        descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        self._descriptor = descriptor
+        return True
+
+    def release(self) -> None:
+        descriptor, self._descriptor = self._descriptor, None
+        if descriptor is not None:
+            os.close(descriptor)
 
 
 def _check_journal(path: Path) -> None:
