@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -143,16 +144,24 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
              split: str = typer.Option("test", "--split", help="test, train or validation."),
              limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
                                                  help="Evaluate the first N examples only."),
-             as_json: bool = JsonOption) -> None:
-    """Print the loss and metrics of a trained run on a split of its data."""
+             as_json: bool = JsonOption,
+             plot: bool = typer.Option(False, "--plot", help="Also write the confusion matrix as a PNG, "
+                                                             "RUN/confusion-<split>.png (needs specforge[plot]).")) -> None:
+    """Print the loss and metrics of a trained run on a split of its data, each class's precision, recall and F1,
+    and the confusion matrix."""
     from specforge import api
-    from specforge.cli_present import format_results
+    from specforge.cli_present import format_confusion, format_per_class, format_results
 
-    results = api.evaluate(run, split, limit=limit)
+    results = api.evaluate(run, split, limit=limit, details=True)
+    picture = api.plot_confusion(run, results) if plot else None
     if as_json:
-        _echo_json(results)
+        _echo_json({**results, **({"confusion_png": str(picture)} if picture else {})})
         return
     typer.echo(format_results(results))
+    typer.echo("\n" + format_per_class(results))
+    typer.echo("\nconfusion matrix (rows: true class, columns: predicted class)\n" + format_confusion(results))
+    if picture is not None:
+        typer.echo(f"\nwrote {picture}")
 
 
 data_app = typer.Typer(help="Look at the data a spec declares.", no_args_is_help=True)
@@ -178,16 +187,45 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Op
 
 
 @command(data_app, name="show")
-def data_show(spec: Path = typer.Argument(..., help="Spec file."),
-              out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write "
-                                                                     "(default: <spec name>-<split>.png)."),
-              split: str = typer.Option("train", "--split", help="train or test."),
+def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
+                                          help="Spec file; with --misclassified, a run directory."),
+              out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: "
+                                                                     "<spec name>-<split>.png, or "
+                                                                     "RUN/misclassified-<split>.png)."),
+              split: Optional[str] = typer.Option(None, "--split", help="train or test (default: train, or test "
+                                                                        "with --misclassified)."),
               count: int = typer.Option(25, "--count", min=1, help="Number of images."),
+              misclassified: bool = typer.Option(False, "--misclassified",
+                                                 help="Draw the examples the run's model gets wrong, with the "
+                                                      "predicted and the true class (needs specforge[plot])."),
+              limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
+                                                  help="With --misclassified: look at the first N examples only."),
               overrides: Optional[List[str]] = SetOption) -> None:
-    """Write a PNG grid of sample images with their labels and print its path."""
+    """Write a PNG grid of sample images with their labels, or of a run's mistakes, and print where."""
     from specforge import api
 
-    typer.echo(str(api.render_samples(api.load_spec(spec, overrides or ()), split, out, count)))
+    if misclassified:
+        path, wrong, examples = api.plot_misclassified(spec, split or "test", out=out, count=count, limit=limit)
+        typer.echo(f"{wrong} of {examples} {split or 'test'} examples are misclassified; wrote the first "
+                   f"{min(count, wrong)} to {path}")
+        return
+    typer.echo(f"wrote {api.render_samples(api.load_spec(spec, overrides or ()), split or 'train', out, count)}")
+
+
+@command()
+def plot(runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run directories, e.g. runs/mnist-cnn/latest; "
+                                                                        "several are overlaid."),
+         out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: RUN/curves.png for "
+                                                                "one run, else curves.png).")) -> None:
+    """Write a PNG of the training curves: loss and every metric per epoch, training and validation, with each
+    run's best epoch marked (needs specforge[plot])."""
+    from specforge import api
+
+    typer.echo(f"wrote {api.plot(runs, out)}")
+
+
+class Quantization(str, Enum):
+    int8 = "int8"
 
 
 @command()
@@ -203,13 +241,22 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
                                                                               "(default: RUN/model.onnx)."),
            web: Optional[Path] = typer.Option(None, "--web", metavar="DIR",
                                               help="Also write a static web page that runs the model in the "
-                                                   "browser (onnxruntime-web, no CDN) into DIR.")) -> None:
+                                                   "browser (onnxruntime-web, no CDN) into DIR."),
+           quantize: Optional[Quantization] = typer.Option(None, "--quantize",
+                                                           help="Write an int8 model (default: RUN/model.int8.onnx) "
+                                                                "once it keeps the float model's test accuracy."),
+           max_accuracy_drop: float = typer.Option(0.5, "--max-accuracy-drop", min=0, metavar="POINTS",
+                                                   help="With --quantize: the most test accuracy, in percentage "
+                                                        "points, the int8 model may lose.")) -> None:
     """Export a trained run as ONNX once it computes what the numpy model computes; prints the path and the parity."""
     from specforge import api
     from specforge.cli_present import display_path
 
-    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output, web=web)
+    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output, web=web,
+                        quantize=quantize.value if quantize else None, max_accuracy_drop=max_accuracy_drop)
     typer.echo(f"parity: {result.parity.summary()}")
+    if result.quantization is not None:
+        typer.echo(f"int8: {result.quantization.summary()}")
     typer.echo(f"model: {display_path(result.path)} (opset {result.opset}, IR {result.ir_version}, "
                f"{result.size / 1024:.1f} KiB)")
     if result.site is not None:

@@ -113,7 +113,8 @@ class Graph:
 
 
 def _snake(kind: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", kind).lower().replace("2_d", "2d")
+    """Keras' snake case of a class name: Conv2DTranspose -> conv2d_transpose, ReLU -> re_lu."""
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", kind)).lower()
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from helpers import numerical_gradient
 from specforge import losses, optimizers
 from specforge.api import build
 from specforge.errors import RunError
@@ -58,18 +59,9 @@ def test_fused_gradient_equals_finite_differences_of_the_unfused_loss():
     value, outputs, grads, _ = model.gradients(x, y, loss)
     assert value == pytest.approx(unfused_loss(model, x, y, loss), rel=1e-9)
     np.testing.assert_allclose(outputs, model.forward(x, training=True), rtol=1e-12)
-    eps = 1e-6
     for param, grad in zip(model.trainable_params(), grads):
         assert grad.shape == param.shape
-        numeric = np.zeros_like(param)
-        for index in np.ndindex(param.shape):
-            saved = param[index]
-            param[index] = saved + eps
-            up = unfused_loss(model, x, y, loss)
-            param[index] = saved - eps
-            down = unfused_loss(model, x, y, loss)
-            param[index] = saved
-            numeric[index] = (up - down) / (2 * eps)
+        numeric = numerical_gradient(lambda: unfused_loss(model, x, y, loss), param)
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-9)
 
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from specforge.fileio import write_text
+from specforge.registry import NAME_PATTERN
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "specforge.schema.json"
 SPEC_VERSION = 1
@@ -60,7 +61,7 @@ def build_schema() -> dict:
             "name": {
                 "description": "Model name: used for the run directory (runs/NAME/) and the ONNX metadata.",
                 "type": "string",
-                "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                "pattern": NAME_PATTERN,
                 "examples": ["mnist-cnn"],
             },
             "description": {"description": "Free text about the model.", "type": "string", "default": ""},

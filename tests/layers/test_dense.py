@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import onnx_of
-from layers.test_generic import check_onnx_parity
+from helpers import check_onnx_parity, onnx_of
 from specforge.errors import ShapeError
 from specforge.layers import REGISTRY
 

@@ -9,12 +9,10 @@ import inspect
 import json
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from jsonschema import Draft7Validator
-from onnx.reference import ReferenceEvaluator
 
-from helpers import onnx_of
+from helpers import CASES, check_gradients, check_onnx_parity, make_layer, onnx_of, run_onnx
 from specforge.activations import ACTIVATIONS
 from specforge.errors import ExportError
 from specforge.layers import REGISTRY, Layer
@@ -22,74 +20,12 @@ from specforge.layers.fusion import plan_steps
 
 KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
          "GlobalMaxPooling2D", "ZeroPadding2D", "Dense", "Flatten", "Reshape", "Dropout", "BatchNormalization",
-         "Activation", "ReLU", "LeakyReLU", "Softmax")
+         "Activation", "ReLU", "LeakyReLU", "Softmax", "Conv1D", "MaxPooling1D", "AveragePooling1D",
+         "GlobalAveragePooling1D", "GlobalMaxPooling1D", "SeparableConv2D", "Conv2DTranspose",
+         "UpSampling2D", "Cropping2D", "SpatialDropout2D", "LayerNormalization")
 BATCH = 3
-CASES = [pytest.param(kind, config, shape, id=f"{kind}-{i}")
-         for kind, cls in REGISTRY.items() for i, (config, shape) in enumerate(cls.examples)]
 FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
 FUSABLE = sorted(name for name, function in ACTIVATIONS.items() if function.output_suffices and name != "linear")
-
-
-# -- helpers shared with the kind-specific tests ---------------------------------------------------
-def make_layer(kind: str, config: dict, shape: tuple, dtype=np.float64, seed: int = 0):
-    """A layer of ``kind`` with its parameters, moved off special values (zero biases, unit gammas)."""
-    layer = REGISTRY[kind](config)
-    rng = np.random.default_rng(seed)
-    params = {name: (value + 0.1 * rng.standard_normal(value.shape)).astype(dtype)
-              for name, value in layer.init_params(shape, rng).items()}
-    if "moving_variance" in params:
-        params["moving_variance"] = np.abs(params["moving_variance"]) + 0.5
-    return layer, params
-
-
-def forward_fresh(kind: str, config: dict, params: dict, x: np.ndarray, training: bool):
-    """Forward through a new layer with a fixed generator, so that repeated calls see the same dropout mask."""
-    layer = REGISTRY[kind](config)
-    return layer, layer.forward(params, x, training=training, rng=np.random.default_rng(1))
-
-
-def check_gradients(kind: str, config: dict, params: dict, x: np.ndarray, training: bool = True,
-                    eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7) -> None:
-    """Analytic dx and trainable parameter gradients against central differences of ``sum(w * y)``."""
-    layer, (y, cache) = forward_fresh(kind, config, params, x, training)
-    w = np.random.default_rng(2).standard_normal(y.shape)
-    dx, grads = layer.backward(params, cache, w.copy())
-
-    def loss() -> float:
-        return float(np.sum(w * forward_fresh(kind, config, params, x, training)[1][0]))
-
-    trainable = [name for name in params if name not in layer.non_trainable]
-    assert sorted(grads) == sorted(trainable)
-    for name, array, analytic in [("x", x, dx), *((n, params[n], grads[n]) for n in trainable)]:
-        assert analytic.shape == array.shape, name
-        numeric = np.empty_like(array)
-        for i in np.ndindex(array.shape):
-            original = array[i]
-            array[i] = original + eps
-            plus = loss()
-            array[i] = original - eps
-            minus = loss()
-            array[i] = original
-            numeric[i] = (plus - minus) / (2 * eps)
-        np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol, err_msg=f"gradient of {name}")
-
-
-def run_onnx(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The model's output on ``x`` under onnxruntime and under the ONNX reference evaluator."""
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    runtime = session.run(None, {"input": x})[0]
-    reference = ReferenceEvaluator(model).run(None, {"input": x})[0]
-    return runtime, reference
-
-
-def check_onnx_parity(steps, input_shape: tuple, x: np.ndarray) -> None:
-    """The exported ``steps`` compute what the numpy forward computes in inference mode."""
-    expected = x
-    for layer, params in steps:
-        expected = layer.forward(params, expected, training=False)[0]
-    for got in run_onnx(onnx_of(steps, input_shape), x):
-        assert got.shape == expected.shape
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
 # -- the generic tests ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layers.test_generic import check_gradients, check_onnx_parity, make_layer
+from helpers import check_gradients, check_onnx_parity, make_layer
 from specforge.layers import REGISTRY
 
 BatchNormalization = REGISTRY["BatchNormalization"]

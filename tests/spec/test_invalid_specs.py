@@ -18,6 +18,13 @@ import pytest
 import yaml
 
 from specforge import api
+from specforge.activations import ACTIVATIONS
+from specforge.callbacks import CALLBACKS
+from specforge.data.sources import LOADERS
+from specforge.layers import REGISTRY
+from specforge.losses import LOSSES
+from specforge.metrics import METRICS
+from specforge.optimizers import OPTIMIZERS
 from specforge.errors import SpecforgeError
 from specforge.summary import summary_json
 
@@ -25,10 +32,14 @@ CORPUS = Path(__file__).resolve().parent / "invalid"
 REPO = CORPUS.parents[2]
 SEED = REPO / "specs" / "mnist.yaml"
 
-_ACTIVATIONS = "linear, relu, sigmoid, tanh, softmax, elu, leaky_relu, gelu, swish"
-_LOSSES = ("categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mean_squared_error, "
-           "mean_absolute_error")
-_OPTIMIZERS = "sgd, adam, adamw, rmsprop"
+#: The names each registry holds, as the "expected one of" lists spell them.
+_ACTIVATIONS = ", ".join(ACTIVATIONS)
+_LOSSES = ", ".join(LOSSES)
+_OPTIMIZERS = ", ".join(OPTIMIZERS)
+_METRICS = ", ".join(METRICS)
+_SOURCES = ", ".join(LOADERS)
+_LAYERS = ", ".join(REGISTRY)
+_CALLBACKS = ", ".join(CALLBACKS)
 _SGD_KEYS = "name, learning_rate, momentum, nesterov, clipnorm, clipvalue"
 _TOP_KEYS = "$schema, version, name, description, data, model, compile, fit, sweep"
 _INT_OR_PAIR = "expected an integer >= 1 or a list of 2 integers"
@@ -61,15 +72,21 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "optimizer_option_of_other.yaml": [
         "optimizer_option_of_other.yaml:14:5: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
-        f"(an option of adam, adamw); allowed keys: {_SGD_KEYS}",
+        f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}",
     ],
     "optimizer_option_of_other.json": [
         "optimizer_option_of_other.json:12:57: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
-        f"(an option of adam, adamw); allowed keys: {_SGD_KEYS}",
+        f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}",
     ],
     "data_option_of_other_source.yaml": [
         "data_option_of_other_source.yaml:5:3: error: data.path: unknown key 'path' for source mnist "
         "(an option of source npz); allowed keys: source, preprocessing, num_classes, class_names",
+    ],
+    "options_that_exclude_each_other.yaml": [
+        "options_that_exclude_each_other.yaml:14:16: error: compile.optimizer.clipvalue: only one of clipnorm and "
+        "clipvalue can be set; received both",
+        "options_that_exclude_each_other.yaml:20:7: error: fit.callbacks[1]: ReduceLROnPlateau and "
+        "LearningRateScheduler both set the learning rate; keep one of them",
     ],
     "callback_option_wrong.yaml": [
         "callback_option_wrong.yaml:18:17: error: fit.callbacks[0].patience: expected an integer >= 0, got '3'",
@@ -108,22 +125,19 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "metric_misspelled.yaml": [
         "metric_misspelled.yaml:13:13: error: compile.metrics[0]: unknown value 'acc'; "
-        "did you mean 'accuracy'? expected one of: accuracy, top_k_accuracy, precision, recall",
+        f"did you mean 'accuracy'? expected one of: {_METRICS}",
     ],
     "data_source_misspelled.yaml": [
         "data_source_misspelled.yaml:4:11: error: data.source: unknown value 'mnsit'; "
-        "did you mean 'mnist'? expected one of: mnist, idx, npz, npy, csv, image_folder, url",
+        f"did you mean 'mnist'? expected one of: {_SOURCES}",
     ],
     "layer_type_wrong_case.yaml": [
         "layer_type_wrong_case.yaml:6:13: error: model.layers[0].type: unknown value 'Conv2d'; "
-        "did you mean 'Conv2D'? expected one of: Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, "
-        "DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, LeakyReLU, MaxPooling2D, "
-        "ReLU, Reshape, Softmax, ZeroPadding2D",
+        f"did you mean 'Conv2D'? expected one of: {_LAYERS}",
     ],
     "callback_type_misspelled.yaml": [
         "callback_type_misspelled.yaml:16:13: error: fit.callbacks[0].type: unknown value 'EarlyStoping'; "
-        "did you mean 'EarlyStopping'? expected one of: EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, "
-        "LearningRateScheduler",
+        f"did you mean 'EarlyStopping'? expected one of: {_CALLBACKS}",
     ],
     # wrong types and ranges
     "filters_quoted.yaml": [
@@ -282,6 +296,9 @@ EXPECTED: dict[str, list[str]] = {
         "input_shape_without_channels.yaml:6:7: error: model.layers[0]: Conv2D expects an image input "
         "(height, width, channels), got shape (28, 28); add a Reshape layer with target_shape [28, 28, 1] before it",
     ],
+    "relu_negative_threshold.yaml": [
+        "relu_negative_threshold.yaml:11:18: error: model.layers[1].threshold: must be >= 0, got -0.5",
+    ],
     "dense_without_flatten.yaml": [
         "dense_without_flatten.yaml:10:7: error: model.layers[1]: Dense expects a flat input (features,), "
         "got shape (26, 26, 32); add a Flatten (or GlobalAveragePooling2D) layer before it",
@@ -289,6 +306,27 @@ EXPECTED: dict[str, list[str]] = {
     "reshape_element_count.yaml": [
         "reshape_element_count.yaml:6:7: error: model.layers[0]: Reshape cannot turn (784,) = 784 values into "
         "(28, 28, 3) = 2352 values; the target_shape must multiply to 784",
+    ],
+    "conv1d_on_image.yaml": [
+        "conv1d_on_image.yaml:6:7: error: model.layers[0]: Conv1D expects a sequence input (steps, channels), "
+        "got shape (28, 28, 1); add a Reshape layer with target_shape [28, 28] before it",
+    ],
+    "conv1d_kernel_too_long.yaml": [
+        "conv1d_kernel_too_long.yaml:12:7: error: model.layers[1]: Conv1D output steps ((7 - 9 + 2*0) / 1) + 1 "
+        "= -1 is not positive; use padding: same or kernel_size <= 7",
+    ],
+    "transpose_output_padding.yaml": [
+        "transpose_output_padding.yaml:10:7: error: model.layers[1]: Conv2DTranspose output_padding must be "
+        "smaller than strides along each axis (received strides=2, output_padding=2); use output_padding < "
+        "strides or null",
+    ],
+    "cropping_everything.yaml": [
+        "cropping_everything.yaml:10:7: error: model.layers[1]: Cropping2D removes 7 + 6 = 13 of the 13 columns "
+        "of its input, leaving none; crop fewer than 13 columns in all",
+    ],
+    "layer_normalization_axis.yaml": [
+        "layer_normalization_axis.yaml:12:7: error: model.layers[1]: LayerNormalization axis 2 is out of range "
+        "for input shape (64,) (axis 0 is the batch); use one of 1, -1",
     ],
     # the model against its data and loss
     "units_not_classes.yaml": [
@@ -465,4 +503,6 @@ CONTENT_CASES = sorted(path.name for path in CORPUS.glob("*.yaml") if not path.n
 @pytest.mark.parametrize("name", CONTENT_CASES)
 def test_json_twin_of_an_invalid_spec_gives_the_same_errors(name: str, tmp_path: Path):
     original = CORPUS / name
-    assert sorted(paths_and_messages(original)) == sorted(paths_and_messages(_json_twin(original, tmp_path)))
+    errors = paths_and_messages(original)
+    assert errors, f"{name} passed validation"
+    assert sorted(errors) == sorted(paths_and_messages(_json_twin(original, tmp_path)))

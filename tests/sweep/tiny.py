@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import os
+import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-import pytest
 import yaml
+
+from needs import require
 
 #: An MLP on MNIST with two searched values; trials run on slices of the data (LIMITS).
 TINY = {
@@ -37,7 +38,7 @@ def write_spec(directory: Path, name: str = "tiny.yaml", **changes: dict) -> Pat
 
 
 def need(module: str) -> ModuleType:
-    """``module``, or a skip when it is not installed; under CI (CI=true) a missing module fails instead."""
-    if os.environ.get("CI") == "true":
-        return importlib.import_module(module)
-    return pytest.importorskip(module)
+    """``module``, or a skip when it is not installed (a failure under CI, see ``needs.require``)."""
+    require(importlib.util.find_spec(module.partition(".")[0]) is not None,
+            f"{module} (pip install -e '.[test,ray]')")
+    return importlib.import_module(module)
