@@ -8,6 +8,7 @@
     api.predict(run, images)                        # probabilities for raw images (uint8 as stored)
     api.export(run)                                 # run/model.onnx, once it passes the parity gate
     api.predict_onnx("model.onnx", data="mnist:test", limit=4)   # onnxruntime predictions with labels
+    api.predict_rows("model.onnx", "rows.csv")      # a table model on raw rows (CSV or Parquet)
     api.inspect("model.onnx")                       # interface, versions, metadata, operators
     result = api.sweep("specs/sweeps/mnist.yaml", limit_train=1000)   # Optuna trials, each a run directory
     result.trials, result.best, result.best_run     # sorted records, the best one, its Run
@@ -32,13 +33,14 @@ if TYPE_CHECKING:
     from specforge.data import Dataset
     from specforge.export.run_export import ExportResult
     from specforge.predict import PredictionReport
+    from specforge.predict_table import RowPredictions
     from specforge.progress import Progress
     from specforge.runs import Run
     from specforge.sweep.results import SweepResult
     from specforge.sweep.runner import OnUpdate
 
 __all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
-           "data_info", "render_samples", "export", "predict_onnx", "inspect", "schema_text", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
+           "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "schema_text", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
            "sweep", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted", "SweepInterrupted"]
 
 
@@ -147,7 +149,10 @@ def load_data(spec: Spec) -> Dataset:
     """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
     from specforge.data import load_data as load
 
-    return load(spec.config, spec.base_dir, {})
+    try:
+        return load(spec.config, spec.base_dir, {})
+    except DataError as error:
+        raise spec.located(error) from None
 
 
 def data_info(spec: Spec) -> dict:
@@ -158,16 +163,21 @@ def data_info(spec: Spec) -> dict:
 
 
 def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25) -> Path:
-    """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels (default file:
-    ``<spec name>-<split>.png``); returns its path."""
+    """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels, or for a table
+    histograms of each feature column and the target (default file: ``<spec name>-<split>.png``); returns its
+    path."""
     from specforge.data import render_grid
+    from specforge.data.table_info import render_histograms
 
     dataset = load_data(spec)
     chosen = dataset.splits().get(split)
     if chosen is None:
         raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
                         file=str(spec.file))
-    return render_grid(chosen, dataset.class_names, Path(out or f"{spec.name}-{split}.png"), count)
+    path = Path(out or f"{spec.name}-{split}.png")
+    if dataset.preprocessing.pipeline is not None:
+        return render_histograms(dataset.preprocessing.pipeline, chosen.table, path)
+    return render_grid(chosen, dataset.class_names, path, count)
 
 
 def schema_text() -> str:
@@ -216,6 +226,7 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
     actors of ``threads`` CPUs each (default 1; actors default: the cluster's CPUs / threads)."""
     from specforge.data.inputs import read_files
     from specforge.predict import OnnxModel, predict, read_data
+    from specforge.predict_table import is_table_model
 
     if bool(inputs) == bool(data):
         raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
@@ -231,8 +242,27 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
             session = RayOnnxModel(model, threads=threads or 1, actors=actors)
         else:
             session = OnnxModel(model, threads)
+        if is_table_model(session.metadata):
+            raise DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
+                            "columns", file=str(model))
         examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
         return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
+
+
+def is_rows_file(path: str | Path) -> bool:
+    """Whether ``path`` names a CSV or Parquet file of table rows (for ``predict_rows``)."""
+    from specforge.predict_table import is_rows_file as rows_file
+
+    return rows_file(path)
+
+
+def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
+                 limit: int | None = None) -> RowPredictions:
+    """``specforge predict MODEL rows.csv``: an exported table model's predictions for the raw rows of a CSV or
+    Parquet file (the model's feature columns by name; other columns are ignored)."""
+    from specforge.predict_table import predict_rows as run_rows
+
+    return run_rows(model, rows, threads=threads, limit=limit)
 
 
 def inspect(model: str | Path) -> dict:

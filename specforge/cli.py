@@ -178,6 +178,12 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Op
     if as_json:
         _echo_json(info)
         return
+    if "columns" in info:
+        from specforge.cli_present import table_info_lines
+
+        for line in table_info_lines(info):
+            typer.echo(line)
+        return
     typer.echo(f"classes: {info['num_classes']} ({', '.join(info['class_names'])})")
     for name, split in info["splits"].items():
         shape = "x".join(map(str, split["image_shape"]))
@@ -201,7 +207,8 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
               limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
                                                   help="With --misclassified: look at the first N examples only."),
               overrides: Optional[List[str]] = SetOption) -> None:
-    """Write a PNG grid of sample images with their labels, or of a run's mistakes, and print where."""
+    """Write a PNG grid of sample images with their labels (for a table: histograms of its columns), or of a
+    run's mistakes, and print where."""
     from specforge import api
 
     if misclassified:
@@ -268,7 +275,8 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
 def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export."),
             inputs: Optional[List[Path]] = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
                                                                      "(N, H, W[, C]) of raw values; an .npz gives its only "
-                                                                     "array, else x_test, images, x or inputs."),
+                                                                     "array, else x_test, images, x or inputs. For a "
+                                                                     "table model: one CSV or Parquet file of raw rows."),
             data: Optional[str] = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
                                                help="A data split with labels, e.g. mnist:test or "
                                                     "specs/mnist.yaml:test."),
@@ -294,11 +302,15 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
                                            help="Keep dark-on-light images as they are (by default a one-channel "
                                                 "image brighter than 127 on average is inverted, as MNIST digits "
                                                 "are white on black).")) -> None:
-    """Predict classes with an exported model: images, arrays or a data split; onnxruntime, batched."""
+    """Predict with an exported model: images, arrays, a data split, or a table model's raw rows (CSV/Parquet)."""
     import sys
 
     from specforge import api
     from specforge.cli_present import accuracy_line, format_line, json_line, write_report
+
+    if inputs and len(inputs) == 1 and api.is_rows_file(inputs[0]) and data is None:
+        _predict_rows(model, inputs[0], limit, as_json, output, threads)
+        return
 
     bar = _ProgressBar() if sys.stderr.isatty() else None
     try:
@@ -321,6 +333,20 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
             typer.echo(format_line(prediction, width))
     if summary:
         typer.echo(summary, err=as_json and output is None)
+
+
+def _predict_rows(model: Path, rows: Path, limit: int | None, as_json: bool, output: Path | None,
+                  threads: int | None) -> None:
+    from specforge import api
+    from specforge.cli_present import row_lines, write_row_predictions
+
+    predictions = api.predict_rows(model, rows, threads=threads, limit=limit)
+    if output is not None:
+        write_row_predictions(predictions, output)
+        typer.echo(f"wrote {len(predictions.rows)} predictions to {output}")
+        return
+    for line in (map(json.dumps, predictions.records()) if as_json else row_lines(predictions)):
+        typer.echo(line)
 
 
 class _ProgressBar:

@@ -11,7 +11,7 @@ from specforge.spec import Spec
 def check_compatibility(spec: Spec, graph: Graph) -> None:
     """Raise SpecError listing every mismatch between the output layer, the data's classes and the loss."""
     problems = (option_problems(spec) + _reshape_problems(spec) + _class_problems(spec, graph)
-                + _loss_problems(spec, graph))
+                + _loss_problems(spec, graph) + _target_problems(spec, graph))
     if problems:
         raise SpecError(problems=problems)
 
@@ -45,6 +45,7 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
 
 
 def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
+    from specforge import losses
     from specforge.data import declared_num_classes
 
     classes = declared_num_classes(spec.config["data"])
@@ -57,7 +58,8 @@ def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
         return [Problem(f"the model's output has shape {output} but a classifier of {classes} classes needs "
                         f"({classes},); end with Flatten (or GlobalAveragePooling2D) and Dense with units: {classes}",
                         spec.locate(("model", "layers", last)))]
-    binary = spec.config["compile"]["loss"] == "binary_crossentropy" and output[0] == 1 and classes == 2
+    loss = losses.get(spec.config["compile"]["loss"])
+    binary = loss.name == "binary_crossentropy" and output[0] == 1 and classes == 2
     if output[0] != classes and not binary:
         where = ("model", "layers", last, "units") if "units" in layers[last] else ("model", "layers", last)
         values = "value" if output[0] == 1 else "values"
@@ -83,4 +85,36 @@ def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
         problems.append(Problem(f"{loss.name} takes {loss.label_encoding} labels but data.preprocessing.labels is "
                                 f"{encoding}; use loss: {other} or labels: {loss.label_encoding}",
                                 spec.locate(("compile", "loss"))))
+    return problems
+
+
+def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
+    """A table's numeric target needs a regression loss and metrics, one output per target column; a class
+    target takes no regression metrics."""
+    from specforge import losses
+    from specforge.metrics import METRICS
+
+    data = spec.config["data"]
+    if data.get("source") != "table":
+        return []
+    target = data["target"]
+    metrics = spec.config["compile"]["metrics"]
+    regression = target["type"] == "numeric"
+    problems = [Problem(f"{metric['name']} is a {'classification' if regression else 'regression'} metric and "
+                        f"the target is {target['type']}; use "
+                        f"{'mae, rmse or r2' if regression else 'accuracy, top_k_accuracy, precision or recall'}",
+                        spec.locate(("compile", "metrics", index)))
+                for index, metric in enumerate(metrics) if METRICS[metric["name"]].takes_targets != regression]
+    if not regression:
+        return problems
+    loss = losses.get(spec.config["compile"]["loss"])
+    if loss.label_encoding != "any" or loss.fused_activation is not None:
+        problems.append(Problem(f"{loss.name} is a classification loss and the target is numeric; use "
+                                "mean_squared_error, mean_absolute_error or huber", spec.locate(("compile", "loss"))))
+    columns = target["column"] if isinstance(target["column"], list) else [target["column"]]
+    if graph.output_shape != (len(columns),):
+        last = len(spec.config["model"]["layers"]) - 1
+        problems.append(Problem(f"the model outputs shape {graph.output_shape} but the target has {len(columns)} "
+                                f"numeric column(s); end with Dense with units: {len(columns)}",
+                                spec.locate(("model", "layers", last))))
     return problems
