@@ -46,15 +46,37 @@ __all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit"
            "sweep", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted", "SweepInterrupted"]
 
 
-def validate(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Spec, Graph]:
-    """``specforge validate``: the resolved spec and its graph, or a SpecError/ShapeError naming every problem."""
+def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = True) -> tuple[Spec, Graph]:
+    """``specforge validate``: the resolved spec and its graph, or a SpecError/ShapeError naming every problem.
+
+    Also refused: callbacks monitoring a value training will not report, and (unless ``data`` is false) data
+    that training would refuse as far as the files' headers and small label files tell
+    (``specforge.data.precheck``)."""
+    from specforge import callbacks
+    from specforge.data.precheck import check_data
+
     spec = load_spec(path, overrides)
     graph = build(spec)
+    try:
+        if data:
+            check_data(spec.config, spec.base_dir, graph.output_shape[-1])
+        callbacks.create(spec.config["fit"]["callbacks"], spec.config["fit"]["epochs"], _log_names(spec, graph))
+    except SpecforgeError as error:
+        raise spec.located(error) from None
     if "sweep" in spec.config:
         from specforge.sweep.space import sweep_config
 
         sweep_config(spec, spec.config["sweep"], graph.output_shape[-1], spec.locate)
     return spec, graph
+
+
+def _log_names(spec: Spec, graph: Graph) -> list[str]:
+    """The names training will report each epoch (as ``train._Setup.log_names``), known from the spec alone."""
+    from specforge import metrics
+
+    names = ["loss", *(metric.name for metric in metrics.create(spec.config["compile"]["metrics"],
+                                                                graph.output_shape[-1]))]
+    return names if spec.config["fit"]["validation"] == "none" else names + [f"val_{name}" for name in names]
 
 
 def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (), out: str | Path | None = None,

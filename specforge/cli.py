@@ -67,12 +67,16 @@ def command(group: typer.Typer = app, **options) -> Callable:
 
 @command()
 def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .json)."),
-             overrides: Optional[List[str]] = SetOption, as_json: bool = JsonOption) -> None:
-    """Check a spec against the schema, infer every layer's shape and print the model summary."""
+             overrides: Optional[List[str]] = SetOption, as_json: bool = JsonOption,
+             no_data: bool = typer.Option(False, "--no-data",
+                                          help="Skip the data checks (files exist, headers and label files fit "
+                                               "the model).")) -> None:
+    """Check a spec against the schema, infer every layer's shape, check its data files as far as their headers
+    tell, and print the model summary."""
     from specforge import api
     from specforge.cli_present import print_summary, summary_json
 
-    resolved, graph = api.validate(spec, overrides or ())
+    resolved, graph = api.validate(spec, overrides or (), data=not no_data)
     if as_json:
         _echo_json(summary_json(resolved, graph))
     else:

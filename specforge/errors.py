@@ -36,6 +36,8 @@ class Problem:
 
     message: str
     location: Location = field(default_factory=Location)
+    #: the spec setting a problem found in a data file comes from (``data.num_classes``), for ``Spec.located``
+    setting: str = ""
 
     def format(self) -> str:
         path = f"{self.location.path}: " if self.location.path else ""
@@ -57,9 +59,10 @@ class SpecforgeError(Exception):
     kind = "error"
 
     def __init__(self, message: str | None = None, *, file: str | None = None, line: int | None = None,
-                 column: int | None = None, path: str = "", problems: list[Problem] | None = None):
+                 column: int | None = None, path: str = "", setting: str = "",
+                 problems: list[Problem] | None = None):
         if problems is None:
-            problems = [Problem(message or "", Location(file, line, column, path))]
+            problems = [Problem(message or "", Location(file, line, column, path), setting)]
         self.problems = problems
         super().__init__("\n".join(p.format() for p in problems))
 

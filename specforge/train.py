@@ -22,7 +22,7 @@ from specforge import callbacks as callback_kinds
 from specforge import losses, metrics as metric_kinds, optimizers, runs
 from specforge.build import build
 from specforge.data import Dataset, batch_count, iterate_batches, load_data
-from specforge.errors import DataError, RunError, TrainingInterrupted
+from specforge.errors import DataError, RunError, SpecError, TrainingInterrupted
 from specforge.evaluate import evaluate_split, labels_and_targets, update_metrics
 from specforge.graph import Graph
 from specforge.losses import Loss
@@ -66,7 +66,11 @@ def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
     setup = _Setup(spec, graph, dataset, losses.get(config["compile"]["loss"]),
                    metric_kinds.create(config["compile"]["metrics"], graph.output_shape[-1]),
                    optimizers.create(config["compile"]["optimizer"]), [])
-    setup.callbacks = callback_kinds.create(config["fit"]["callbacks"], config["fit"]["epochs"], setup.log_names())
+    try:
+        setup.callbacks = callback_kinds.create(config["fit"]["callbacks"], config["fit"]["epochs"],
+                                                setup.log_names())
+    except SpecError as error:
+        raise spec.located(error) from None
     return setup
 
 

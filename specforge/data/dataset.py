@@ -61,15 +61,27 @@ def source_hash(digests: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _fit_images(split: Split, input_shape: tuple[int, ...]) -> Split:
-    """``split`` with flat rows reshaped to ``input_shape`` (a view); refuses images that cannot fit."""
-    image_shape = split.images.shape[1:]
+def shape_setting(data_spec: dict) -> str:
+    """The spec setting that decides the shape examples are given to the model in."""
+    return "data.preprocessing.reshape" if (data_spec.get("preprocessing") or {}).get("reshape") \
+        else "model.input_shape"
+
+
+def check_fits(name: str, image_shape: tuple[int, ...], input_shape: tuple[int, ...], file: str | None,
+               setting: str) -> None:
+    """Refuse stored examples of ``image_shape`` that cannot be reshaped to ``input_shape``."""
     if prod(image_shape) != prod(input_shape):
         shape = "x".join(map(str, image_shape))
         example = list(image_shape) + ([1] if len(image_shape) == 2 else [])
-        raise DataError(f"{split.name} images are {shape} ({prod(image_shape)} values each) and cannot be reshaped "
+        raise DataError(f"{name} images are {shape} ({prod(image_shape)} values each) and cannot be reshaped "
                         f"to model.input_shape {list(input_shape)} ({prod(input_shape)} values); use an input_shape "
-                        f"with {prod(image_shape)} values, e.g. {example}", file=split.images_file)
+                        f"with {prod(image_shape)} values, e.g. {example}", file=file, setting=setting)
+
+
+def _fit_images(split: Split, input_shape: tuple[int, ...], setting: str) -> Split:
+    """``split`` with flat rows reshaped to ``input_shape`` (a view); refuses images that cannot fit."""
+    image_shape = split.images.shape[1:]
+    check_fits(split.name, image_shape, input_shape, split.images_file, setting)
     if len(image_shape) == 1 and len(input_shape) > 1:
         split.images = split.images.reshape((len(split), *input_shape))
     return split
@@ -88,15 +100,23 @@ def _num_classes(data_spec: dict, loaded: Loaded) -> int:
     return largest + 1
 
 
-def _check_labels(split: Split, num_classes: int) -> None:
-    bad = np.flatnonzero((split.labels < 0) | (split.labels >= num_classes))
+def check_labels(name: str, labels: np.ndarray, num_classes: int, file: str | None, setting: str) -> None:
+    """Refuse class labels outside ``[0, num_classes)``; ``setting`` is the spec setting that gave the count."""
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if bad.size:
         index = int(bad[0])
-        value = int(split.labels[index])
-        fix = (f"set data.num_classes to {value + 1}" if value >= num_classes
-               else "labels are class indices 0, 1, ...")
-        raise DataError(f"{split.name} label {value} at index {index} is outside [0, {num_classes}) "
-                        f"({bad.size} such labels); {fix}", file=split.labels_file)
+        value = int(labels[index])
+        more = f"give the last layer {value + 1} units" if setting == "model.layers" \
+            else f"set data.num_classes to {value + 1}"
+        fix = more if value >= num_classes else "labels are class indices 0, 1, ..."
+        raise DataError(f"{name} label {value} at index {index} is outside [0, {num_classes}) "
+                        f"({bad.size} such labels); {fix}", file=file, setting=setting)
+
+
+def missing_split(validation: str) -> DataError:
+    """The error for a fit.validation naming a split the data does not have."""
+    return DataError(f"fit.validation is {validation!r} but the data has no {validation} split; give its files in "
+                     "data, or use a fraction such as 0.1, or 'none'", path="fit.validation")
 
 
 def _select_validation(splits: dict[str, Split], validation: Validation) -> tuple[Split, Split | None]:
@@ -116,8 +136,7 @@ def _select_validation(splits: dict[str, Split], validation: Validation) -> tupl
         return train, None
     if validation in ("test", "validation"):
         if validation not in splits:
-            raise DataError(f"fit.validation is {validation!r} but the data has no {validation} split; give its "
-                            "files in data, or use a fraction such as 0.1, or 'none'", path="fit.validation")
+            raise missing_split(validation)
         return train, splits[validation]
     raise DataError(f"fit.validation {validation!r} is not understood; use 'test', 'validation', 'none' or a "
                     "fraction such as 0.1", path="fit.validation")
@@ -135,15 +154,17 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}; use one of {sorted(SOURCES)}", path="data.source")
     loaded = SOURCES[source].load(data_spec, Path(base_dir), input_shape)
-    splits = {name: _fit_images(split, input_shape) for name, split in loaded.splits.items()}
+    setting = shape_setting(data_spec)
+    splits = {name: _fit_images(split, input_shape, setting) for name, split in loaded.splits.items()}
     if loaded.pipeline is not None and loaded.pipeline.target.regression:
         names = loaded.pipeline.target.names
         preprocessing = Preprocessing(input_shape, len(names), names, labels_encoding="values",
                                       table=loaded.pipeline.to_dict())
     else:
         num_classes = _num_classes(data_spec, loaded)
+        counted_by = "data.num_classes" if declared_num_classes(data_spec) is not None else "data"
         for split in splits.values():
-            _check_labels(split, num_classes)
+            check_labels(split.name, split.labels, num_classes, split.labels_file, counted_by)
         class_names = data_spec.get("class_names") or loaded.class_names or [str(i) for i in range(num_classes)]
         preprocessing = Preprocessing.from_spec(data_spec, input_shape, num_classes, class_names, loaded.pipeline)
     for split in splits.values():

@@ -56,6 +56,20 @@ def class_folders(directory: Path) -> list[str]:
     return sorted(entry.name for entry in directory.iterdir() if entry.is_dir() and not entry.name.startswith("."))
 
 
+def folder_classes(directory: Path, option: str) -> dict[str, int]:
+    """Each class sub-folder of a split's directory with its number of image files (the images unread)."""
+    require_dir(directory, option)
+    folders = class_folders(directory)
+    if not folders:
+        raise DataError("no class sub-folders; put each class's images in its own folder, e.g. train/cat/1.png",
+                        file=str(directory))
+    return {folder: len(_images_in(directory / folder)) for folder in folders}
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return [path for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+
+
 def load_folder_split(name: str, directory: Path, option: str, input_shape: tuple[int, ...],
                       class_names: list[str] | None) -> tuple[Split, list[str], dict[str, str]]:
     """One split, the class names (``class_names`` or the folders'), and a digest per image file.
@@ -64,18 +78,13 @@ def load_folder_split(name: str, directory: Path, option: str, input_shape: tupl
     training split does not have is refused.
     """
     image_mode(input_shape)
-    require_dir(directory, option)
-    folders = class_folders(directory)
-    if not folders:
-        raise DataError("no class sub-folders; put each class's images in its own folder, e.g. train/cat/1.png",
-                        file=str(directory))
+    folders = list(folder_classes(directory, option))
     classes = class_names if class_names is not None else folders
     unknown = [folder for folder in folders if folder not in classes]
     if unknown:
         raise DataError(f"class folder {unknown[0]!r} is not among the classes {classes}; use the same class "
                         "folders in every split", file=str(directory))
-    files = [(classes.index(folder), path) for folder in folders for path in sorted((directory / folder).iterdir())
-             if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+    files = [(classes.index(folder), path) for folder in folders for path in _images_in(directory / folder)]
     if not files:
         raise DataError(f"no PNG or JPEG files in the class folders {folders}", file=str(directory))
     images = np.empty((len(files), *input_shape), dtype=np.uint8)

@@ -6,12 +6,14 @@ uint32 per dimension, then the values in row-major order (big-endian).
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from math import prod
 from pathlib import Path
 
 import numpy as np
 
-from specforge.data.files import gunzip_if_compressed, read_bytes, sha256_bytes
+from specforge.data.files import GZIP_MAGIC, gunzip_if_compressed, read_bytes, sha256_bytes
 from specforge.errors import DataError
 
 _TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
@@ -19,8 +21,8 @@ _TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
 _USE = "expected 0x00000803 (images) or 0x00000801 (labels), raw or gzip-compressed"
 
 
-def parse_idx(data: bytes, path: Path) -> np.ndarray:
-    """The array stored in IDX bytes; uint8 payloads are a read-only view of ``data``."""
+def _header(data: bytes, path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    """The value type, the dimensions and the header's length of IDX bytes (only the header need be there)."""
     if len(data) < 4:
         raise DataError(f"truncated: {len(data)} bytes, too short for an IDX header; download the file again",
                         file=str(path))
@@ -32,8 +34,12 @@ def parse_idx(data: bytes, path: Path) -> np.ndarray:
     if len(data) < header:
         raise DataError(f"truncated: the header declares {ndim} dimensions but the file ends at byte {len(data)}; "
                         "download the file again", file=str(path))
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = _TYPES[code]
+    return _TYPES[code], tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)), header
+
+
+def parse_idx(data: bytes, path: Path) -> np.ndarray:
+    """The array stored in IDX bytes; uint8 payloads are a read-only view of ``data``."""
+    dtype, dims, header = _header(data, path)
     expected = prod(dims) * dtype.itemsize
     found = len(data) - header
     if found != expected:
@@ -42,6 +48,20 @@ def parse_idx(data: bytes, path: Path) -> np.ndarray:
                         f"({expected} bytes) but the file holds {found}; download the file again", file=str(path))
     array = np.frombuffer(data, dtype=dtype, count=prod(dims), offset=header).reshape(dims)
     return array if dtype.isnative or dtype.itemsize == 1 else array.astype(dtype.newbyteorder("="))
+
+
+def read_idx_dims(path: Path) -> tuple[int, ...]:
+    """The dimensions an IDX file (raw or gzip) declares, from its header alone."""
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == GZIP_MAGIC
+    try:
+        with (gzip.open if compressed else open)(path, "rb") as handle:
+            start = handle.read(4)
+            rest = handle.read(4 * start[3]) if len(start) == 4 else b""
+    except (EOFError, OSError, zlib.error) as error:
+        raise DataError(f"truncated or corrupt gzip data ({error}); download the file again",
+                        file=str(path)) from error
+    return _header(start + rest, path)[1]
 
 
 def read_idx_file(path: Path) -> tuple[np.ndarray, str]:

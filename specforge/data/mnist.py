@@ -20,6 +20,8 @@ FILES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 NUM_CLASSES = 10
+#: The shape of one stored MNIST image.
+MNIST_SHAPE = (28, 28)
 _REINSTALL = "the installed data is damaged; reinstall specforge"
 
 

@@ -7,17 +7,18 @@ The ``data`` section's schema is generated from this registry (``specforge.data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from specforge.data.arrays import NPZ_DEFAULT_KEYS, load_npz, read_npy_file
+from specforge.data.arrays import NPZ_DEFAULT_KEYS, load_npz, read_npy, read_npy_file
 from specforge.data.files import require_file, resolve
-from specforge.data.folders import load_folder_split
-from specforge.data.idx import read_idx_file
-from specforge.data.mnist import load_mnist
+from specforge.data.folders import folder_classes, load_folder_split
+from specforge.data.idx import read_idx_dims, read_idx_file
+from specforge.data.mnist import MNIST_SHAPE, load_mnist
 from specforge.data.pairs import Reader, load_pairs
-from specforge.data.splits import SPLIT_NAMES, Loaded
-from specforge.data.table import load_csv_split
+from specforge.data.splits import SPLIT_NAMES, Loaded, Probe
+from specforge.data.table import csv_row_values, load_csv_split
 from specforge.data.table_source import OPTIONS as TABLE_OPTIONS
 from specforge.data.table_source import REQUIRED as TABLE_REQUIRED
 from specforge.data.table_source import load_table
@@ -105,6 +106,12 @@ class DataSource:
         """The splits of a valid ``data`` section, relative paths taken from ``base_dir``."""
         raise NotImplementedError
 
+    def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
+        """What each split's files say without reading the data set whole (``specforge validate``): the files
+        exist, the examples' shape where a header tells it, labels where they are small; None when nothing can be
+        learned without reading or downloading everything (a URL, a table)."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -116,6 +123,9 @@ class Mnist(DataSource):
 
     def load(self, spec, base_dir, input_shape):
         return load_mnist()
+
+    def probe(self, spec, base_dir):
+        return {split: Probe("mnist", MNIST_SHAPE) for split in ("train", "test")}
 
 
 _PAIRS = {
@@ -131,16 +141,28 @@ class _Pairs(DataSource):
     schema = _PAIRS
     required = ("train_images", "train_labels")
     read: ClassVar[Reader]
+    #: the dimensions of a file, read from its header alone
+    dims: ClassVar[Callable[[Path], tuple[int, ...]]]
 
     def load(self, spec, base_dir, input_shape):
         files = {option: resolve(base_dir, spec[option]) for option in _PAIRS if option in spec}
         return load_pairs(files, self.read)
+
+    def probe(self, spec, base_dir):
+        probes = {}
+        for split in SPLIT_NAMES:
+            if f"{split}_images" in spec and f"{split}_labels" in spec:
+                images = require_file(resolve(base_dir, spec[f"{split}_images"]), f"{split}_images")
+                labels = require_file(resolve(base_dir, spec[f"{split}_labels"]), f"{split}_labels")
+                probes[split] = Probe(str(images), self.dims(images)[1:], self.read(labels)[0], str(labels))
+        return probes
 
 
 class Idx(_Pairs):
     name = "idx"
     description = "IDX files (raw or .gz), as the original MNIST and Fashion-MNIST downloads."
     read = staticmethod(read_idx_file)
+    dims = staticmethod(read_idx_dims)
     examples = [{"source": "idx", "train_images": "fashion/train-images-idx3-ubyte.gz",
                  "train_labels": "fashion/train-labels-idx1-ubyte.gz",
                  "test_images": "fashion/t10k-images-idx3-ubyte.gz",
@@ -151,6 +173,7 @@ class Npy(_Pairs):
     name = "npy"
     description = "a pair of .npy files (images, labels) per split."
     read = staticmethod(read_npy_file)
+    dims = staticmethod(lambda path: read_npy(path).shape)
     examples = [{"source": "npy", "train_images": "x.npy", "train_labels": "y.npy", "validation_images": "vx.npy",
                  "validation_labels": "vy.npy"}]
 
@@ -164,6 +187,10 @@ class Npz(DataSource):
 
     def load(self, spec, base_dir, input_shape):
         return load_npz(require_file(resolve(base_dir, spec["path"]), "path"), spec.get("keys"))
+
+    def probe(self, spec, base_dir):
+        require_file(resolve(base_dir, spec["path"]), "path")
+        return None
 
 
 class Csv(DataSource):
@@ -181,6 +208,11 @@ class Csv(DataSource):
     def load(self, spec, base_dir, input_shape):
         return _csv_splits(spec, {split: (resolve(base_dir, spec[split]), split)
                                   for split in SPLIT_NAMES if split in spec})
+
+    def probe(self, spec, base_dir):
+        paths = {split: require_file(resolve(base_dir, spec[split]), split) for split in SPLIT_NAMES if split in spec}
+        return {split: Probe(str(path), (csv_row_values(path, spec.get("label_column"), spec.get("header", "auto")),))
+                for split, path in paths.items()}
 
 
 class ImageFolder(DataSource):
@@ -203,6 +235,11 @@ class ImageFolder(DataSource):
                     split, resolve(base_dir, spec[split]), split, input_shape, loaded.class_names)
                 loaded.digests.update(digests)
         return loaded
+
+    def probe(self, spec, base_dir):
+        directories = {split: resolve(base_dir, spec[split]) for split in SPLIT_NAMES if split in spec}
+        return {split: Probe(str(directory), classes=folder_classes(directory, split))
+                for split, directory in directories.items()}
 
 
 class Url(DataSource):

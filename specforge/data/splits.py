@@ -18,6 +18,19 @@ SPLIT_NAMES = ("train", "test", "validation")
 
 
 @dataclass
+class Probe:
+    """What a split's files say without reading them whole (``specforge validate``): where its examples are,
+    their shape when a header tells it, and its labels when they are small enough to read."""
+
+    file: str
+    image_shape: tuple[int, ...] | None = None
+    labels: np.ndarray | None = None
+    labels_file: str | None = None
+    #: class folders (image_folder): name -> number of image files
+    classes: dict[str, int] | None = None
+
+
+@dataclass
 class Split:
     """Images as stored (uint8 or the file's dtype), shape ``(N, H, W[, C])``, and int64 labels ``(N,)``.
 

@@ -48,6 +48,14 @@ def _label_index(names: list[str], has_header: bool, label_column: int | str | N
     return names.index(label_column)
 
 
+def csv_row_values(path: Path, label_column: int | str | None = None, header: bool | str = "auto") -> int:
+    """How many values besides the label a CSV file's rows hold, from its first line alone."""
+    names = _first_line(path)
+    has_header = (not all(_is_number(cell) for cell in names)) if header == "auto" else bool(header)
+    _label_index(names, has_header, label_column, path)
+    return len(names) - 1
+
+
 def _read_table(path: Path, skip_header: bool) -> np.ndarray:
     try:
         with warnings.catch_warnings():

@@ -51,11 +51,18 @@ class Spec:
 
     def located(self, error: SpecforgeError) -> SpecforgeError:
         """``error`` with each problem that names only a spec path (a data column the file lacks, say) placed at
-        that path's line in the spec; problems that name a file already keep it."""
-        problems = [Problem(problem.message, self.locate(_path_of(problem.location.path)))
-                    if problem.location.file is None and problem.location.path else problem
-                    for problem in error.problems]
-        return type(error)(problems=problems)
+        that path's line in the spec; a problem found in a data file that names the spec setting involved (a
+        label beyond data.num_classes) is placed at that setting, the data file named in its message; other
+        problems that name a file keep it."""
+        return type(error)(problems=[self._located(problem) for problem in error.problems])
+
+    def _located(self, problem: Problem) -> Problem:
+        if problem.setting:
+            message = f"in {problem.location.file}: {problem.message}" if problem.location.file else problem.message
+            return Problem(message, self.locate(_path_of(problem.setting)))
+        if problem.location.file is None and problem.location.path:
+            return Problem(problem.message, self.locate(_path_of(problem.location.path)))
+        return problem
 
     def sha256(self) -> str:
         """Hash of the resolved config (stable key order), recorded in runs and ONNX metadata."""
