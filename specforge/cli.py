@@ -125,7 +125,7 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
                                                    help="Validate and test on the first N examples only.")) -> None:
     """Train a spec with the numpy backend; writes a run directory and prints its path."""
     from specforge import api
-    from specforge.cli_present import display_path, format_results
+    from specforge.cli_present import display_path, format_results, latest_note
 
     if (spec is None) == (resume is None):
         raise api.RunError("give a spec file to start a run, or --resume RUN to continue one (not both)",
@@ -139,6 +139,9 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
     if run.metrics is not None:
         typer.echo(format_results(run.metrics))
     typer.echo(f"run: {display_path(run.path)}")
+    note = latest_note(run)
+    if note:
+        typer.echo(note)
 
 
 @command()
@@ -221,6 +224,30 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
     typer.echo(f"wrote {api.render_samples(api.load_spec(spec, overrides or ()), split or 'train', out, count)}")
 
 
+@command(name="runs")
+def list_runs(args: Optional[List[str]] = typer.Argument(None, metavar="[NAME] | compare A B",
+                                                         help="A spec name to list only its runs, or compare and two "
+                                                              "run directories."),
+              root: Path = typer.Option(Path("runs"), "--root", help="Where the runs are."),
+              as_json: bool = JsonOption) -> None:
+    """List the runs (status, epochs, best validation value, test metrics, duration, spec hash), or compare two:
+    the spec values that differ and both runs' results."""
+    from specforge import api
+    from specforge.cli_present import format_comparison, format_runs
+
+    args = args or []
+    if args[:1] == ["compare"]:
+        if len(args) != 3:
+            raise api.RunError("compare takes two runs: specforge runs compare RUN_A RUN_B", file="specforge runs")
+        comparison = api.compare_runs(args[1], args[2])
+        typer.echo(json.dumps(comparison.to_json(), indent=2) if as_json else format_comparison(comparison))
+        return
+    if len(args) > 1:
+        raise api.RunError("give at most one spec name, or: compare RUN_A RUN_B", file="specforge runs")
+    records = api.runs(args[0] if args else None, root)
+    typer.echo(json.dumps([record.to_json() for record in records], indent=2) if as_json else format_runs(records))
+
+
 @command()
 def plot(runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run directories, e.g. runs/mnist-cnn/latest; "
                                                                         "several are overlaid."),
@@ -286,11 +313,20 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
             top_k: int = typer.Option(1, "--top-k", min=1, metavar="K", help="Show the K most likely classes."),
             as_json: bool = typer.Option(False, "--json", help="One JSON object per input and line."),
             output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
-                                                  help="Write every prediction to FILE.csv or FILE.json instead."),
+                                                  help="Write every prediction to FILE.csv, .json, .jsonl or "
+                                                       ".parquet instead."),
             threads: Optional[int] = typer.Option(None, "--threads", min=1,
                                                   help="onnxruntime threads (default: the cores this process "
                                                        "may use)."),
             batch_size: int = typer.Option(256, "--batch-size", min=1, help="Inputs per onnxruntime call."),
+            backend: str = typer.Option("local", "--backend", help="local (one session here) or ray (Ray Data: a "
+                                                                   "pool of actors, one session each)."),
+            address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+                                                  help="With --backend ray: the cluster (default: RAY_ADDRESS, else "
+                                                       "a local Ray)."),
+            actors: Optional[int] = typer.Option(None, "--actors", min=1, metavar="N",
+                                                 help="With --backend ray: actors in the pool (default: the "
+                                                      "cluster's CPUs / --threads, which defaults to 1 there)."),
             no_invert: bool = typer.Option(False, "--no-invert",
                                            help="Keep dark-on-light images as they are (by default a one-channel "
                                                 "image brighter than 127 on average is inverted, as MNIST digits "
@@ -308,7 +344,8 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
     bar = _ProgressBar() if sys.stderr.isatty() else None
     try:
         report = api.predict_onnx(model, inputs or (), data=data, limit=limit, top_k=top_k, threads=threads,
-                                  batch_size=batch_size, invert=not no_invert, on_batch=bar)
+                                  batch_size=batch_size, invert=not no_invert, on_batch=bar, backend=backend,
+                                  address=address, actors=actors)
     finally:
         if bar is not None:
             bar.close()
@@ -363,6 +400,48 @@ class _ProgressBar:
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+@command()
+def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or a sweep file {spec: PATH, sweep: ...}."),
+          trials: Optional[int] = typer.Option(None, "--trials", min=1, metavar="N",
+                                               help="Number of trials (default: sweep.trials)."),
+          jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N",
+                                   help="Trials at once; locally each gets cores / N."),
+          backend: str = typer.Option("local", "--backend", help="local (Optuna, a journal file) or ray (Ray Tune)."),
+          address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+                                                help="Ray cluster to use (default: RAY_ADDRESS, else a local Ray)."),
+          overrides: Optional[List[str]] = SetOption,
+          limit_train: Optional[int] = typer.Option(None, "--limit-train", min=1, metavar="N",
+                                                    help="Train each trial on the first N training examples."),
+          limit_test: Optional[int] = typer.Option(None, "--limit-test", min=1, metavar="N",
+                                                   help="Validate and test on the first N examples only."),
+          as_json: bool = JsonOption) -> None:
+    """Run a spec's hyperparameter sweep: each trial a run directory, then the trials sorted, the best run and
+    best.yaml.  Run again after an interruption, the same command continues the sweep."""
+    import sys
+
+    from rich.console import Console
+
+    from specforge import api
+    from specforge.cli_present import print_sweep, sweep_view
+
+    terminal = sys.stdout.isatty()
+    console = Console(stderr=as_json, width=None if terminal else 200)
+    shown = None if as_json else sweep_view(console, terminal)
+    try:
+        result = api.sweep(spec, overrides=overrides or (), trials=trials, jobs=jobs, backend=backend,
+                           address=address, limit_train=limit_train, limit_test=limit_test, on_update=shown)
+    except api.SweepInterrupted as interruption:
+        typer.echo(str(interruption), err=True)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    finally:
+        if shown is not None:
+            shown.close()
+    if as_json:
+        _echo_json(result.to_json())
+    else:
+        print_sweep(result, console)
 
 
 @command()

@@ -8,14 +8,16 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 from specforge.errors import DataError
 from specforge.export.inspect import format_description
-from specforge.fileio import write_text
+from specforge.fileio import atomic_open, write_text
 from specforge.predict import Prediction, PredictionReport
 from specforge.predict_table import RowPredictions
 from specforge.progress import format_logs
-from specforge.runs import display_path
+from specforge.records import Comparison, RunRecord
+from specforge.runs import LATEST, counts_as_latest, display_path
 from specforge.summary import print_summary, summary_json
 
 def format_line(prediction: Prediction, width: int = 0) -> str:
@@ -41,26 +43,49 @@ def accuracy_line(report: PredictionReport) -> str | None:
 
 
 def write_report(report: PredictionReport, path: str | Path) -> Path:
-    """The predictions as CSV (one row per input, top-k as extra columns) or JSON, written atomically."""
+    """The predictions as CSV (one row per input, top-k as extra columns), JSON, JSON lines (.jsonl, one
+    object per input) or Parquet (the CSV's columns; needs pyarrow: the parquet or ray extra), written atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
         return write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
-    if suffix != ".csv":
-        raise DataError(f"cannot write predictions as {suffix or 'a suffix-less file'}; name a .csv or .json file",
-                        file=str(path))
+    if suffix == ".jsonl":
+        return write_text(path, "".join(json_line(p) + "\n" for p in report.predictions))
+    if suffix not in (".csv", ".parquet"):
+        raise DataError(f"cannot write predictions as {suffix or 'a suffix-less file'}; name a .csv, .json, .jsonl "
+                        "or .parquet file", file=str(path))
+    header, rows = _table(report)
+    if suffix == ".parquet":
+        return _write_parquet(path, header, rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text(path, buffer.getvalue())
+
+
+def _table(report: PredictionReport) -> tuple[list[str], list[list]]:
     k = len(report.predictions[0].top) if report.predictions else 1
     labelled = any(p.label is not None for p in report.predictions)
     header = ["source", "class", "name", "probability"]
     header += [f"{column}_{rank}" for rank in range(2, k + 1) for column in ("class", "name", "probability")]
     header += ["label", "correct"] if labelled else []
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for p in report.predictions:
-        row = [p.source, *(value for entry in p.top for value in entry)]
-        writer.writerow(row + ([p.label, p.correct] if labelled else []))
-    return write_text(path, buffer.getvalue())
+    rows = [[p.source, *(value for entry in p.top for value in entry)] + ([p.label, p.correct] if labelled else [])
+            for p in report.predictions]
+    return header, rows
+
+
+def _write_parquet(path: Path, header: list[str], rows: list[list]) -> Path:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError("writing Parquet needs pyarrow; install it with: pip install 'specforge[parquet]'",
+                        file=str(path)) from None
+    table = pa.table({name: [row[index] for row in rows] for index, name in enumerate(header)})
+    with atomic_open(path, "wb") as handle:
+        pq.write_table(table, handle)
+    return path
 
 
 def row_lines(predictions: RowPredictions) -> list[str]:
@@ -133,6 +158,69 @@ def format_results(results: dict) -> str:
     return f"{results['split']} ({results['examples']} examples){format_logs(values)}"
 
 
+def latest_note(run) -> str | None:
+    """Why a finished run is not its spec's ``latest`` (a run on a slice of the data, or written with --out)."""
+    if counts_as_latest(run.manifest):
+        return None
+    why = "on a slice of the data" if any(run.manifest.get("limits", {}).values()) else "written with --out"
+    return f"{LATEST}: unchanged (a run {why})"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def format_runs(records: list[RunRecord]) -> str:
+    """One row per run: status, epochs, best monitored value, test metrics, duration, spec hash."""
+    if not records:
+        return "no runs yet; train one with: specforge train SPEC"
+    rows = [("run", "status", "epochs", "best", "test", "time", "spec")]
+    for record in records:
+        best = (f"{record.best['name']} {record.best['value']:.4f} @{record.best['epoch']}" if record.best else "-")
+        test = " ".join(f"{name} {value:.4f}" for name, value in record.test.items()) or "-"
+        sliced = "*" if any(record.limits.values()) else ""
+        rows.append((record.path + sliced, record.status, f"{record.epochs_completed}/{record.epochs}", best, test,
+                     _duration(record.seconds), record.spec_sha256[:12]))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    if any(any(record.limits.values()) for record in records):
+        lines.append("* trained on a slice of the data (--limit-train/--limit-test)")
+    return "\n".join(lines)
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """The spec values that differ (``path: a -> b``), then the results side by side with their difference."""
+    lines = [f"a: {comparison.a.path}", f"b: {comparison.b.path}", "", "spec (a -> b):"]
+    lines += [f"  {path}: {json.dumps(a)} -> {json.dumps(b)}" for path, (a, b) in comparison.spec.items()] \
+        or ["  the same"]
+    lines += ["", "results (a, b, b - a):"]
+    width = max((len(name) for name in comparison.results), default=0)
+    for name, (a, b) in comparison.results.items():
+        shown = [f"{value:.4f}" if value is not None and name != "epochs" else
+                 (str(int(value)) if value is not None else "-") for value in (a, b)]
+        change = f"{b - a:+.4f}" if a is not None and b is not None and name != "epochs" else \
+            (f"{int(b - a):+d}" if a is not None and b is not None else "")
+        lines.append(f"  {name:<{width}}  {shown[0]:>9}  {shown[1]:>9}  {change:>9}".rstrip())
+    return "\n".join(lines)
+def sweep_view(console: Any, terminal: bool) -> Any:
+    """What a running sweep shows: a live table on a terminal, else one line per finished trial (imported here,
+    not at startup: validate does not need it)."""
+    from specforge.sweep.display import LiveTable, TrialLines
+
+    return LiveTable(console) if terminal else TrialLines(console)
+
+
+def print_sweep(result: Any, console: Any) -> None:
+    """A finished sweep: its trials sorted, the best run and best.yaml."""
+    from specforge.sweep.display import print_result
+
+    print_result(result, console)
+
+
 def format_per_class(results: dict) -> str:
     """A table of each class's precision, recall, F1 and support, with their macro and weighted averages."""
     rows = results["per_class"]
@@ -161,5 +249,5 @@ def format_confusion(results: dict) -> str:
 
 
 __all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_per_class",
-           "format_confusion", "format_description",
-           "display_path", "print_summary", "summary_json"]
+           "format_confusion", "format_runs", "format_comparison", "latest_note", "format_description",
+           "display_path", "print_summary", "summary_json", "sweep_view", "print_sweep"]

@@ -28,7 +28,7 @@ from specforge.graph import Graph
 from specforge.losses import Loss
 from specforge.metrics import Metric
 from specforge.model import Model, params_from_arrays
-from specforge.progress import ConsoleProgress, Progress
+from specforge.progress import Both, ConsoleProgress, Progress
 from specforge.spec import Spec
 
 class LossNotFinite(RunError):
@@ -79,8 +79,11 @@ def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.
 class Trainer:
     """One run's training state; offers callbacks what ``specforge.callbacks.Trainer`` describes."""
 
-    def __init__(self, setup: _Setup, run_dir: Path, progress: Progress):
+    def __init__(self, setup: _Setup, run_dir: Path, progress: Progress,
+                 observers: Sequence[callback_kinds.Callback] = ()):
         self.setup = setup
+        #: callbacks from outside the spec (a sweep's pruning), called after the spec's and not checkpointed
+        self.callbacks = [*setup.callbacks, *observers]
         self.run_dir = run_dir
         self.progress = progress
         init_rng, self.shuffle_rng, self.dropout_rng = generators(setup.fit["seed"])
@@ -146,7 +149,7 @@ class Trainer:
     def train(self) -> None:
         """Epochs from ``self.epoch`` to fit.epochs (or an early stop), a checkpoint after each."""
         setup, fit = self.setup, self.setup.fit
-        for callback in setup.callbacks:
+        for callback in self.callbacks:
             callback.on_train_begin(self)
         while self.epoch < fit["epochs"] and not self.stop_training:
             logs = self.train_epoch()
@@ -156,7 +159,7 @@ class Trainer:
                 logs.update({f"val_{name}": value for name, value in validation.items()})
             for name, value in logs.items():
                 self.history[name].append(value)
-            for callback in setup.callbacks:
+            for callback in self.callbacks:
                 callback.on_epoch_end(self.epoch, logs, self)
             self.progress.epoch_end(logs)
             self.epoch += 1
@@ -164,14 +167,14 @@ class Trainer:
             runs.update_manifest(self.run_dir, epochs_completed=self.epoch)
             if self.stop_training:
                 self.progress.message(f"Epoch {self.epoch}: early stopping")
-        for callback in setup.callbacks:
+        for callback in self.callbacks:
             callback.on_train_end(self)
 
     def train_epoch(self) -> dict[str, float]:
         setup, fit = self.setup, self.setup.fit
         train = setup.dataset.train
         units = setup.graph.output_shape[-1]
-        for callback in setup.callbacks:
+        for callback in self.callbacks:
             callback.on_epoch_begin(self.epoch, self)
         self.progress.epoch_start(self.epoch, fit["epochs"], batch_count(train, fit["batch_size"]))
         for metric in setup.metrics:
@@ -200,13 +203,14 @@ def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.nda
 def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | Path = runs.RUNS_ROOT,
         resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
         progress: Progress | None = None, limit_train: int | None = None,
-        limit_test: int | None = None) -> runs.Run:
+        limit_test: int | None = None, observers: Sequence[callback_kinds.Callback] = ()) -> runs.Run:
     """Train ``spec`` into a new run directory, or continue the run ``resume``; return the finished run.
 
     ``out`` is the run directory itself (default: the next ``root/<spec name>/<n>``).  ``overrides``
     apply to a resumed run's spec (only ``fit.epochs``); a new run takes them through ``load_spec``.
     ``limit_train``/``limit_test`` keep the first N training / test and validation examples.
     ``progress`` receives the epoch and batch reports (default: Keras-style lines on stdout).
+    ``observers`` are callbacks from outside the spec (a sweep's pruning), called after the spec's ones.
     Raises TrainingInterrupted on Ctrl-C and LossNotFinite when the loss stops being finite.
     """
     progress = progress or ConsoleProgress(quiet=quiet)
@@ -218,7 +222,7 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         runs.check_same_data(run_dir, manifest, setup.dataset)
         if overrides:
             runs.record_overrides(run_dir, manifest, spec, overrides)
-        trainer = Trainer(setup, run_dir, progress)
+        trainer = Trainer(setup, run_dir, progress, observers)
         trainer.load_checkpoint()
     else:
         if spec is None:
@@ -226,13 +230,16 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         limits = {"train": limit_train, "test": limit_test}
         setup = _setup(spec, spec.base_dir, limits)
         run_dir = runs.start_run(spec, setup.dataset, out, root, limits)
-        trainer = Trainer(setup, run_dir, progress)
+        trainer = Trainer(setup, run_dir, progress, observers)
         trainer.save_checkpoint()
+    log = _tensorboard_log(trainer)
     runs.update_manifest(run_dir, status="running")
+    completed = False
     try:
         with _quiet_float_warnings():
             trainer.train()
         _finish(trainer)
+        completed = True
     except KeyboardInterrupt:
         runs.update_manifest(run_dir, status="interrupted")
         raise TrainingInterrupted(run_dir, min(trainer.epoch + 1, setup.fit["epochs"]), trainer.batch,
@@ -240,7 +247,34 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
     except BaseException:
         runs.update_manifest(run_dir, status="failed")
         raise
+    finally:
+        if log is not None:
+            log.close(_final_values(trainer) if completed else None)
     return runs.open_run(run_dir)
+
+
+def _tensorboard_log(trainer: Trainer):
+    """The run's TensorBoard log when ``fit.log`` asks for one, receiving the reports beside the console."""
+    fit = trainer.setup.fit
+    if "tensorboard" not in fit.get("log", []):
+        return None
+    from specforge.tensorboard import TensorBoardLog
+
+    spec = trainer.setup.spec
+    log = TensorBoardLog(trainer.run_dir, spec.config, fit["log_every"], first_epoch=trainer.epoch,
+                         where=spec.document.locate(("fit", "log")))
+    trainer.progress = Both(trainer.progress, log)
+    return log
+
+
+def _final_values(trainer: Trainer) -> dict[str, float]:
+    """The last epoch's values and the test metrics (``test_loss``, ``test_accuracy``, ...)."""
+    final = {name: values[-1] for name, values in trainer.history.items() if values}
+    metrics_file = trainer.run_dir / runs.METRICS
+    if metrics_file.exists():
+        final.update({f"test_{key}": value for key, value in runs.read_json(metrics_file).items()
+                      if key not in ("split", "examples")})
+    return final
 
 
 @contextmanager
@@ -261,7 +295,9 @@ def _finish(trainer: Trainer) -> None:
     if test is not None:
         results = evaluate_split(trainer.model, test, setup.loss, setup.metrics, setup.fit["batch_size"])
         runs.write_json(run_dir / runs.METRICS, {"split": "test", "examples": len(test), **results})
-    runs.update_manifest(run_dir, status="completed", epochs_completed=trainer.epoch)
+    manifest = runs.update_manifest(run_dir, status="completed", epochs_completed=trainer.epoch)
+    if runs.counts_as_latest(manifest):
+        runs.point_latest(run_dir)
 
 
 __all__ = ["fit", "generators", "Trainer", "TrainingInterrupted", "LossNotFinite"]
