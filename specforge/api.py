@@ -259,9 +259,12 @@ def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, prep
 def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: str | None = None,
                  limit: int | None = None, top_k: int = 1, threads: int | None = None, batch_size: int = 256,
                  invert: bool = True, on_batch: Callable[[int, int], None] | None = None, backend: str = "local",
-                 address: str | None = None, actors: int | None = None) -> PredictionReport:
+                 address: str | None = None, actors: int | None = None, raw: bool = False) -> PredictionReport:
     """``specforge predict``: an exported model's top-``top_k`` classes for image/array files or ``data``
     (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches.
+
+    A model specforge did not export (no specforge metadata) is refused unless ``raw``: its inputs are then
+    fed as they are, already scaled as the model expects.
 
     ``backend`` ray: the batches run on Ray Data (at ``address``, RAY_ADDRESS or a local Ray) in ``actors``
     actors of ``threads`` CPUs each (default 1; actors default: the cluster's CPUs / threads)."""
@@ -286,6 +289,12 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
         if is_table_model(session.metadata):
             raise DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
                             "columns", file=str(model))
+        if not session.from_specforge and not raw:
+            shape = ", ".join(map(str, session.input_shape))
+            raise DataError("the model has no specforge metadata (specforge export writes it), so its input "
+                            "scaling and class names are unknown and raw pixels would give wrong answers; give "
+                            f".npy/.npz arrays of shape [N, {shape}] already scaled as the model expects with "
+                            "--raw, or export the model with specforge export", file=str(model))
         examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
         return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
 

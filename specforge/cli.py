@@ -334,7 +334,10 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
             no_invert: bool = typer.Option(False, "--no-invert",
                                            help="Keep dark-on-light images as they are (by default a one-channel "
                                                 "image brighter than 127 on average is inverted, as MNIST digits "
-                                                "are white on black).")) -> None:
+                                                "are white on black)."),
+            raw: bool = typer.Option(False, "--raw",
+                                     help="For a model specforge did not export (no specforge metadata): feed the "
+                                          "inputs as they are, already scaled as the model expects.")) -> None:
     """Predict with an exported model: images, arrays, a data split, or a table model's raw rows (CSV/Parquet)."""
     import sys
 
@@ -349,7 +352,7 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
     try:
         report = api.predict_onnx(model, inputs or (), data=data, limit=limit, top_k=top_k, threads=threads,
                                   batch_size=batch_size, invert=not no_invert, on_batch=bar, backend=backend,
-                                  address=address, actors=actors)
+                                  address=address, actors=actors, raw=raw)
     finally:
         if bar is not None:
             bar.close()

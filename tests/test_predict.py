@@ -212,3 +212,34 @@ def test_the_seed_tutorial_end_to_end(tmp_path, monkeypatch):
     result = cli("runs/mnist-cnn/1/model.onnx", "--data", "mnist:test", "--limit", "4")
     assert result.exit_code == 0, result.output
     assert [line.split()[1] for line in result.stdout.splitlines()[:4]] == ["7", "2", "1", "0"]
+
+
+def test_a_directory_is_named_as_one_with_the_file_that_would_work(exported, tmp_path):
+    (tmp_path / "model.onnx").write_bytes(exported[0].read_bytes())
+    result = cli(tmp_path, "--data", "mnist:test")
+    assert result.exit_code == 2
+    assert result.output.strip() == (f"{tmp_path}: error: is a directory, not an ONNX file; "
+                                     f"give {tmp_path / 'model.onnx'}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "give the .onnx file specforge export wrote" in cli(empty, "--data", "mnist:test").output
+
+
+def test_a_model_from_elsewhere_is_refused_unless_its_inputs_are_given_raw(exported, tmp_path):
+    import onnx
+
+    model = onnx.load(exported[0])
+    del model.metadata_props[:]
+    foreign = tmp_path / "foreign.onnx"
+    foreign.write_bytes(model.SerializeToString())
+    images = exported[2].test.images[:4]
+    np.save(tmp_path / "x.npy", images)
+    result = cli(foreign, tmp_path / "x.npy")
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert result.output.startswith(f"{foreign}: error: the model has no specforge metadata")
+    assert "already scaled as the model expects with --raw" in result.output
+    raw = np.asarray(images, np.float32).reshape(4, *OnnxModel(foreign).input_shape)
+    np.save(tmp_path / "raw.npy", raw)
+    report = api.predict_onnx(foreign, [tmp_path / "raw.npy"], raw=True)
+    want = api.predict_onnx(exported[0], [tmp_path / "x.npy"])
+    assert [p.predicted for p in report.predictions] == [p.predicted for p in want.predictions]

@@ -50,6 +50,10 @@ class OnnxModel:
         from specforge.export.runtime import make_session
 
         self.path = Path(path)
+        if self.path.is_dir():
+            inside = self.path / "model.onnx"
+            hint = f"give {inside}" if inside.is_file() else "give the .onnx file specforge export wrote"
+            raise DataError(f"is a directory, not an ONNX file; {hint}", file=str(path))
         if not self.path.is_file():
             raise DataError("no such file; give the .onnx file specforge export wrote", file=str(path))
         try:
@@ -70,6 +74,8 @@ class OnnxModel:
         dims = outputs[self.output_name].shape
         self.num_classes: int | None = dims[1] if len(dims) == 2 and isinstance(dims[1], int) else None
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        #: whether specforge exported it (else its input scaling and class names are unknown)
+        self.from_specforge = "specforge_version" in self.metadata
         self.class_names: list[str] | None = _json(self.metadata.get("class_names"))
         self.image_shape: tuple[int, ...] | None = tuple(_json(self.metadata.get("image_shape")) or ()) or None
         self.preprocessing = None
