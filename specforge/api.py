@@ -104,12 +104,14 @@ def load_run(path: str | Path) -> Run:
 
 
 def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | None = None,
-             limit: int | None = None, details: bool = False) -> dict:
+             limit: int | None = None, details: bool = False,
+             on_batch: Callable[[int, int], None] | None = None) -> dict:
     """``specforge evaluate``: loss and metrics of a run (a Run or its path) on a split of its data; with
-    ``details``, also ``per_class`` precision, recall, F1 and support and the ``confusion_matrix``."""
+    ``details``, also ``per_class`` precision, recall, F1 and support and the ``confusion_matrix``;
+    ``on_batch(done, total)`` after each batch (a progress bar)."""
     from specforge.evaluate import evaluate_run
 
-    return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details)
+    return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details, on_batch=on_batch)
 
 
 def runs(name: str | None = None, root: str | Path = "runs") -> list[RunRecord]:

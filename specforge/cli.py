@@ -158,10 +158,17 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
                                                              "RUN/confusion-<split>.png (needs specforge[plot]).")) -> None:
     """Print the loss and metrics of a trained run on a split of its data, each class's precision, recall and F1,
     and the confusion matrix."""
+    import sys
+
     from specforge import api
     from specforge.cli_present import format_confusion, format_per_class, format_results
 
-    results = api.evaluate(run, split, limit=limit, details=True)
+    bar = _ProgressBar("evaluating") if sys.stderr.isatty() else None
+    try:
+        results = api.evaluate(run, split, limit=limit, details=True, on_batch=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     picture = api.plot_confusion(run, results) if plot else None
     if as_json:
         _echo_json({**results, **({"confusion_png": str(picture)} if picture else {})})
@@ -386,9 +393,10 @@ def _predict_rows(model: Path, rows: Path, limit: int | None, as_json: bool, out
 
 
 class _ProgressBar:
-    """A rich progress bar on stderr, shown once predictions take more than one batch."""
+    """A rich progress bar on stderr, shown once the work (predicting, evaluating) takes more than one batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, task: str = "predicting") -> None:
+        self._description = task
         self._progress = None
         self._task = None
 
@@ -401,7 +409,7 @@ class _ProgressBar:
 
             self._progress = Progress(console=Console(stderr=True), transient=True)
             self._progress.start()
-            self._task = self._progress.add_task("predicting", total=total)
+            self._task = self._progress.add_task(self._description, total=total)
         self._progress.update(self._task, completed=done)
 
     def close(self) -> None:

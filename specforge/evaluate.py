@@ -39,11 +39,15 @@ def update_metrics(metrics: Sequence[Metric], outputs: np.ndarray, labels: np.nd
 
 #: Called with each batch's class probabilities and integer labels.
 Observer = Callable[[np.ndarray, np.ndarray], None]
+#: Called with (examples done, examples in all) after each batch.
+OnBatch = Callable[[int, int], None]
 
 
 def evaluate_split(model: Model, split: Split, loss: Loss, metrics: Sequence[Metric], batch_size: int,
-                   preprocessing: Preprocessing | None = None, observe: Observer | None = None) -> dict[str, float]:
-    """The mean loss and the metrics of ``model`` on ``split`` (inference mode); ``observe`` sees every batch."""
+                   preprocessing: Preprocessing | None = None, observe: Observer | None = None,
+                   on_batch: OnBatch | None = None) -> dict[str, float]:
+    """The mean loss and the metrics of ``model`` on ``split`` (inference mode); ``observe`` sees every batch,
+    ``on_batch(done, total)`` is called after each (a progress bar)."""
     fused = model.fuses(loss)
     until = len(model.graph.nodes) - 1 if fused else None
     units = model.graph.output_shape[-1]
@@ -59,6 +63,8 @@ def evaluate_split(model: Model, split: Split, loss: Loss, metrics: Sequence[Met
         update_metrics(metrics, probabilities, labels, targets, preprocessing or split.preprocessing)
         if observe is not None:
             observe(probabilities, labels)
+        if on_batch is not None:
+            on_batch(count, len(split))
     return {"loss": total / count if count else float("nan"), **{m.name: m.result() for m in metrics}}
 
 
@@ -141,10 +147,10 @@ def per_class(matrix: np.ndarray, class_names: Sequence[str]) -> list[dict[str, 
 
 
 def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None,
-                 limit: int | None = None, details: bool = False) -> dict[str, Any]:
+                 limit: int | None = None, details: bool = False, on_batch: OnBatch | None = None) -> dict[str, Any]:
     """Loss and metrics of a finished run on ``split`` (test, train or validation), with the run's preprocessing;
     with ``details``, also ``class_names``, ``per_class`` (precision, recall, F1, support) and
-    ``confusion_matrix`` (rows: true class, columns: predicted)."""
+    ``confusion_matrix`` (rows: true class, columns: predicted); ``on_batch(done, total)`` after each batch."""
     config = run.config
     dataset, chosen = run_split(run, split, limit)
     model = run.model()
@@ -152,7 +158,7 @@ def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None
     results = evaluate_split(model, chosen, losses.get(config["compile"]["loss"]),
                              metric_kinds.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
                              batch_size or config["fit"]["batch_size"], Preprocessing.from_dict(run.preprocessing),
-                             observe=confusion)
+                             observe=confusion, on_batch=on_batch)
     results = {"split": split, "examples": len(chosen), **results}
     if confusion is not None:
         names = list(dataset.class_names)

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from specforge import api
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED_SPEC = str(ROOT / "specs" / "mnist.yaml")
 RUN_FILES = {"spec.yaml", "spec.resolved.json", "manifest.json", "preprocessing.json", "weights.npz",
@@ -124,3 +126,11 @@ def test_data_info_and_show(tmp_path):
 
     with Image.open(tmp_path / "four.png") as image:
         assert image.format == "PNG"
+
+
+def test_evaluate_reports_its_progress_batch_by_batch(trained):
+    cwd, _ = trained
+    calls = []
+    results = api.evaluate(cwd / "runs" / "mnist-cnn" / "1", limit=70, batch_size=32,
+                           on_batch=lambda done, total: calls.append((done, total)))
+    assert calls == [(32, 70), (64, 70), (70, 70)] and results["examples"] == 70

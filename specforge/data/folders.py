@@ -63,7 +63,12 @@ def folder_classes(directory: Path, option: str) -> dict[str, int]:
     if not folders:
         raise DataError("no class sub-folders; put each class's images in its own folder, e.g. train/cat/1.png",
                         file=str(directory))
-    return {folder: len(_images_in(directory / folder)) for folder in folders}
+    counts = {folder: len(_images_in(directory / folder)) for folder in folders}
+    empty = [folder for folder, count in counts.items() if count == 0]
+    if empty:
+        raise DataError(f"class folder {empty[0]!r} holds no PNG or JPEG files ({len(empty)} such folders); add its "
+                        "images or remove the folder", file=str(directory / empty[0]))
+    return counts
 
 
 def _images_in(folder: Path) -> list[Path]:

@@ -21,6 +21,18 @@ if TYPE_CHECKING:
     from specforge.data.table_features import TablePipeline
 
 
+#: A rescale factor written as a fraction: positive numerator and denominator (``1/255``).
+FRACTION_PATTERN = r"^\s*(?=[0-9.]*[1-9])[0-9]*\.?[0-9]+\s*/\s*(?=[0-9.]*[1-9])[0-9]*\.?[0-9]+\s*$"
+
+
+def rescale_factor(value: float | str) -> float:
+    """``data.preprocessing.rescale`` as a number: ``"1/255"`` is 1/255 (the schema admits only such fractions)."""
+    if isinstance(value, str):
+        numerator, denominator = value.split("/")
+        return float(numerator) / float(denominator)
+    return float(value)
+
+
 def _values(value: float | list[float] | None) -> tuple[float, ...] | None:
     if value is None:
         return None
@@ -75,7 +87,7 @@ class Preprocessing:
                             "leave reshape out (it defaults to the input shape) or make them equal",
                             path="data.preprocessing.reshape")
         normalize = spec.get("normalize") or {}
-        return cls(tuple(input_shape), num_classes, tuple(class_names), float(spec.get("rescale", 1.0)),
+        return cls(tuple(input_shape), num_classes, tuple(class_names), rescale_factor(spec.get("rescale", 1.0)),
                    normalize.get("mean"), normalize.get("std"), spec.get("labels", "one_hot"),
                    None if pipeline is None else pipeline.to_dict())
 

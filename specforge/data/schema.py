@@ -13,6 +13,8 @@ against the options of the source in use.
 
 from __future__ import annotations
 
+from specforge.data.preprocessing import FRACTION_PATTERN
+
 from specforge.data.sources import SOURCES, DataSource, need, path_option
 from specforge.data.splits import SPLIT_NAMES
 
@@ -27,10 +29,12 @@ PREPROCESSING_SCHEMA = {
                    "in this order: reshape, rescale, normalize. They are recorded in the run directory.",
     "properties": {
         "rescale": {
-            "type": "number", "default": 1.0, "exclusiveMinimum": 0,
-            "description": "Multiply every pixel by this factor, e.g. 0.00392156862745098 (1/255) for [0, 1]. "
+            "oneOf": [{"type": "number", "exclusiveMinimum": 0},
+                      {"type": "string", "pattern": FRACTION_PATTERN}],
+            "default": 1.0,
+            "description": "Multiply every pixel by this factor, a number or a fraction such as 1/255 (for [0, 1]). "
                            "Default 1.0: raw 0-255 pixels, as the seed tutorial.",
-            "examples": [1.0, 0.00392156862745098],
+            "examples": [1.0, "1/255", 0.00392156862745098],
         },
         "normalize": {
             "description": "Subtract mean and divide by std after rescaling; scalars or one value per channel. "

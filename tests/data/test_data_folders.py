@@ -104,3 +104,14 @@ def test_input_shape_that_is_not_an_image(folders):
 def test_read_image_matches_the_folder_conversion(folders):
     root, pictures = folders
     np.testing.assert_array_equal(read_image(root / "train/dog/1.png", (4, 6)), pictures["d1"])
+
+
+def test_an_empty_class_folder_is_refused_where_it_is(folders):
+    root, _ = folders
+    (root / "train/emu").mkdir()
+    with pytest.raises(DataError) as error:
+        load_dataset({"source": "image_folder", "train": "train"}, (4, 6, 1), base_dir=root, validation="none")
+    problem, = error.value.problems
+    assert problem.location.file == str(root / "train/emu")
+    assert problem.message == ("class folder 'emu' holds no PNG or JPEG files (1 such folders); add its images or "
+                               "remove the folder")

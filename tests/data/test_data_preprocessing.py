@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from specforge.data import Preprocessing
-from specforge.errors import DataError
+from specforge.errors import DataError, SpecError
 
 DIGITS = tuple("0123456789")
 
@@ -81,3 +81,21 @@ def test_class_names_must_match_the_classes():
 def test_images_that_do_not_fit_the_input_shape():
     with pytest.raises(DataError, match=r"images of shape \[5\] \(5 values\) cannot be reshaped to input_shape"):
         make().images(np.zeros((2, 5), np.uint8))
+
+
+@pytest.mark.parametrize("text, factor", [("1/255", 1 / 255), (" 2 / 0.5 ", 4.0), ("1/255.0", 1 / 255)])
+def test_rescale_written_as_a_fraction_is_that_fraction(text, factor):
+    assert make(rescale=text).rescale == factor
+
+
+@pytest.mark.parametrize("text", ["1/0", "0/255", "a/255", "1/255/2"])
+def test_the_schema_takes_only_positive_fractions(tmp_path, text):
+    from specforge.spec import spec_from_dict
+
+    config = {"version": 1, "name": "f", "data": {"source": "mnist", "preprocessing": {"rescale": "1/255"}},
+              "model": {"input_shape": [28, 28, 1], "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10}]},
+              "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"}}
+    assert spec_from_dict(config).config["data"]["preprocessing"]["rescale"] == "1/255"
+    config["data"]["preprocessing"]["rescale"] = text
+    with pytest.raises(SpecError, match="data.preprocessing.rescale"):
+        spec_from_dict(config)
