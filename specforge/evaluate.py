@@ -81,7 +81,7 @@ def run_split(run: Run, split: str, limit: int | None = None) -> tuple[Dataset, 
 def predict_run(run: Run, images: np.ndarray, *, batch_size: int = 256, preprocess: bool = True) -> np.ndarray:
     """Outputs (class probabilities) of a run's model for ``images`` as stored (the run's preprocessing applied
     batch by batch), or for model inputs when ``preprocess`` is False."""
-    model = run.model()
+    model = run.model
     steps = Preprocessing.from_dict(run.preprocessing)
     images = np.asarray(images)
     if not preprocess:
@@ -153,7 +153,7 @@ def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None
     ``confusion_matrix`` (rows: true class, columns: predicted); ``on_batch(done, total)`` after each batch."""
     config = run.config
     dataset, chosen = run_split(run, split, limit)
-    model = run.model()
+    model = run.model
     confusion = Confusion(model.graph.output_shape[-1]) if details else None
     results = evaluate_split(model, chosen, losses.get(config["compile"]["loss"]),
                              metric_kinds.create(config["compile"]["metrics"], model.graph.output_shape[-1]),

@@ -51,6 +51,10 @@ class Graph:
     input_shape: Shape
     nodes: list[Node] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        return (f"Graph({len(self.nodes)} nodes, input {tuple(self.input_shape)} -> output {self.output_shape}, "
+                f"{self.total_params:,} params)")
+
     @classmethod
     def chain(cls, input_shape: Shape, layers: Sequence[Layer]) -> Graph:
         """The graph of ``layers`` one after the other, every shape inferred (ShapeError when one does not fit)."""

@@ -34,6 +34,9 @@ class Model:
                            if name not in node.layer.non_trainable]
         self._plans: dict[int | None, list[Step]] = {}
 
+    def __repr__(self) -> str:
+        return f"Model({self.graph!r})"
+
     @classmethod
     def initialize(cls, graph: Graph, rng: np.random.Generator) -> Model:
         """Fresh parameters drawn from ``rng`` (the spec's initializers)."""

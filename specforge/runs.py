@@ -294,25 +294,53 @@ class Run:
         """The resolved spec the run trained, as stored; errors point into the run's spec.yaml."""
         return run_spec(self.path, self.manifest, self.config)
 
+    @property
     def graph(self):
+        """The model's graph (a ``specforge.graph.Graph``), built once from the run's spec."""
         if self._graph is None:
             from specforge.graph import build_graph
 
             self._graph = build_graph(self.spec())
         return self._graph
 
+    @property
+    def model(self):
+        """The trained model (a ``specforge.model.Model``) with the final weights."""
+        return self.load_model()
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Each reported value (loss, metrics, their val_ forms) per epoch, as ``history.json`` holds them."""
+        return read_json(self.path / HISTORY_JSON)
+
+    @property
+    def status(self) -> str:
+        return self.manifest.get("status", "unknown")
+
     def weights(self, file: str = WEIGHTS) -> list[Params]:
         """The parameters of every node from ``weights.npz`` (or ``best.npz``)."""
-        return self.model(file).params
+        return self.load_model(file).params
 
-    def model(self, file: str = WEIGHTS):
-        """The trained model (a ``specforge.model.Model``) with the weights of ``file``."""
+    def load_model(self, file: str = WEIGHTS):
+        """The trained model with the weights of ``file`` (``weights.npz``, or ``best.npz``)."""
         from specforge.model import Model, params_from_arrays, read_npz
 
         path = self.path / file
         if not path.exists():
             raise RunError(_unfinished(self.path, file), file=display_path(self.path))
-        return Model(self.graph(), params_from_arrays(self.graph(), read_npz(path), str(path)))
+        return Model(self.graph, params_from_arrays(self.graph, read_npz(path), str(path)))
+
+    def summary(self) -> None:
+        """Print the model summary as ``specforge validate`` does."""
+        from specforge.summary import print_summary
+
+        print_summary(self.spec(), self.graph)
+
+    def __repr__(self) -> str:
+        results = ", ".join(f"{name} {value:.4g}" for name, value in (self.metrics or {}).items()
+                            if isinstance(value, (int, float)) and name != "examples")
+        return (f"Run({display_path(self.path)!r}, {self.config['name']}, {self.status}"
+                + (f", test {results}" if results else "") + ")")
 
 
 def _unfinished(run_dir: Path, file: str) -> str:

@@ -94,7 +94,7 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
 
     run = open_run(run_path)
     spec = run.spec()
-    graph = run.graph()
+    graph = run.graph
     if web is not None:
         from specforge.export.web import page_mode, write_site
 

@@ -49,6 +49,9 @@ class Spec:
     def locate(self, path: SpecPath, *, at_key: bool = False) -> Location:
         return self.document.locate(path, at_key=at_key)
 
+    def __repr__(self) -> str:
+        return f"Spec({self.file!r}, name={self.name!r})"
+
     def located(self, error: SpecforgeError) -> SpecforgeError:
         """``error`` with each problem that names only a spec path (a data column the file lacks, say) placed at
         that path's line in the spec; a problem found in a data file that names the spec setting involved (a

@@ -108,7 +108,7 @@ def test_onnxruntime_on_raw_rows_equals_the_numpy_pipeline_with_unseen_and_missi
                          "0,,5000,x,70,\n")           # missing smoker and city take the training's most frequent
     table = read_table(rows_file, "rows")
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
-    expected = numpy_outputs(run.graph(), run.weights(), pipeline, table)
+    expected = numpy_outputs(run.graph, run.weights(), pipeline, table)
     got = session(result.path).run(["predictions"], rows_feed(table, pipeline_inputs(pipeline)))[0]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
     encoded = pipeline.encode(table)

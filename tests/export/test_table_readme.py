@@ -42,7 +42,7 @@ def deployed(tmp_path_factory):
     result = api.export(run, output=directory / "model.onnx")
     (directory / "row.csv").write_text(",".join(ROW) + "\n" + ",".join(ROW.values()) + "\n")
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
-    expected = numpy_outputs(run.graph(), run.weights(), pipeline, read_table(directory / "row.csv", "row"))
+    expected = numpy_outputs(run.graph, run.weights(), pipeline, read_table(directory / "row.csv", "row"))
     return result.path.parent, float(expected[0, 0])
 
 

@@ -1,0 +1,36 @@
+"""The Python API in a notebook: fit returns the run with its history, graph and model as attributes, the
+summary prints as validate's does, and reprs are one short line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from specforge import api
+
+SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
+
+
+def test_fit_returns_the_run_with_its_history_graph_and_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = api.fit(SEED_SPEC, overrides=["fit.epochs=1"], root="runs", quiet=True, limit_train=64,
+                  limit_test=32)
+    assert run.history == json.loads((run.path / "history.json").read_text())
+    assert len(run.history["loss"]) == 1 and "val_accuracy" in run.history
+    assert run.graph.total_params == 203_434
+    images = np.zeros((2, 28, 28, 1), np.float32)
+    np.testing.assert_array_equal(run.model.predict(images, 2), run.load_model("weights.npz").predict(images, 2))
+    for value in (run, run.graph, run.model, run.spec()):
+        assert len(repr(value)) < 120 and "\n" not in repr(value)
+    assert repr(run).startswith("Run('runs/mnist-cnn/1', mnist-cnn, completed, test loss ")
+    capsys.readouterr()
+    run.summary()
+    printed = capsys.readouterr().out
+    api_spec, api_graph = api.validate(SEED_SPEC)
+    from specforge.summary import print_summary
+
+    print_summary(api_spec, api_graph)
+    expected = capsys.readouterr().out
+    assert printed.splitlines()[1:-1] == expected.splitlines()[1:-1]  # the title and the file line name the run
