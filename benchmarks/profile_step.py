@@ -3,9 +3,10 @@
     python benchmarks/profile_step.py                       # the seed model, batch 32, float32
     python benchmarks/profile_step.py specs/mnist.yaml --batches 300 --batch-size 32
 
-The step is the one ``Model.gradients`` + ``optimizer.step`` run (its steps: a layer with the
-activation it applies to its own output; softmax fused into the loss; no input gradient for the
-first layer), taken apart so that each phase is timed on its own.
+The step is the one ``Model.gradients`` + ``optimizer.step`` run (its steps, in topological order: a
+layer with the activation it applies to its own output; softmax fused into the loss; no input
+gradient for the layers that take the model's input; gradients summed where outputs fan out), taken
+apart so that each phase is timed on its own.
 Inputs are random 0-255 pixels with random one-hot labels: the work does not depend on the values.
 Prints, per phase and slowest first, the wall-clock milliseconds per batch, their share of the
 step, and the CPU milliseconds of all threads together (on a machine that other processes keep
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from specforge import optimizers  # noqa: E402
 from specforge.api import build, load_spec  # noqa: E402
 from specforge.losses import get as get_loss  # noqa: E402
-from specforge.model import Model  # noqa: E402
+from specforge.model import Model, StepValues, gather_gradients  # noqa: E402
 
 
 def random_batch(model: Model, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -72,19 +73,24 @@ def profile(model: Model, loss, optimizer, batches: int, batch_size: int, warmup
         x, y = random_batch(model, batch_size, rng)
         clock.enabled = batch >= warmup
         caches = []
+        values = StepValues(steps, x)
         for step, name in zip(steps, names):
             with clock(f"forward  {name}"):
-                x, cache = step.forward(model.params[step.index], x, True, rng)
+                out, cache = step.forward(model.params[step.index], values.take(step), True, rng)
+                values.put(step, out)
             caches.append(cache)
         with clock("loss (value, gradient, probabilities)"):
-            _, dy = loss.value_and_grad(x, y, from_logits=fused)
-            loss.to_probabilities(x, fused)
+            _, dy = loss.value_and_grad(values.last, y, from_logits=fused)
+            loss.to_probabilities(values.last, fused)
         grads: list[dict] = [{} for _ in model.params]
+        upstream = {steps[-1].output: dy}
         for position in range(len(steps) - 1, -1, -1):
             step = steps[position]
             with clock(f"backward {names[position]}"):
-                dy, grads[step.index] = step.backward(model.params[step.index], caches[position], dy,
-                                                      need_dx=step.index > 0)
+                dx, grads[step.index] = step.backward(model.params[step.index], caches[position],
+                                                      upstream.pop(step.output), need_dx=step.needs_dx)
+                if step.needs_dx:
+                    gather_gradients(upstream, step, dx)
         with clock(f"optimizer {optimizer.name}"):
             optimizer.step(model.trainable_params(), [grads[index][name] for index, name in trainable])
     return clock

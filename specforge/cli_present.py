@@ -12,6 +12,7 @@ from pathlib import Path
 from specforge.errors import DataError
 from specforge.export.inspect import format_description
 from specforge.fileio import write_text
+from specforge.picture import write_picture
 from specforge.predict import Prediction, PredictionReport
 from specforge.progress import format_logs
 from specforge.runs import display_path
