@@ -1,7 +1,9 @@
 """Activation functions: the forward, the backward and the ONNX nodes of each, side by side.
 
 Semantics follow Keras 3: softmax over the last axis, ``elu`` with alpha 1,
-``leaky_relu`` with negative slope 0.2, exact (erf) ``gelu``, ``swish`` = x * sigmoid(x).
+``leaky_relu`` with negative slope 0.2, exact (erf) ``gelu``, ``swish`` = x * sigmoid(x),
+``selu`` with Keras' alpha and scale, ``hard_sigmoid`` = relu6(x + 3) / 6 (Keras 3.0 and later;
+Keras 2 used clip(0.2 x + 0.5, 0, 1)), ``mish`` = x * tanh(softplus(x)).
 
 ``backward(z, y, dy)`` receives the input ``z`` and output ``y`` of the forward
 (each function uses whichever is cheaper) and returns ``dL/dz``.  Everything
@@ -136,22 +138,25 @@ class Relu(ActivationFunction):
         else:
             np.multiply(dy, above, out=out)
         if self.max_value is not None:
-            out *= z < self.max_value
+            # Only values above the threshold reach the cap (below it the output is at most 0).
+            out *= (z < self.max_value) | ~above
 
     def to_onnx(self, builder, input_name, hint):
+        """The node making the output is hinted ``hint`` (the Min when capped), as every conversion's."""
+        rectified = hint if self.max_value is None else f"{hint}_uncapped"
         if self.threshold == 0:
             if self.negative_slope:
-                y = builder.node("LeakyRelu", [input_name], hint, alpha=float(self.negative_slope))
+                y = builder.node("LeakyRelu", [input_name], rectified, alpha=float(self.negative_slope))
             else:
-                y = builder.node("Relu", [input_name], hint)
+                y = builder.node("Relu", [input_name], rectified)
         else:
             t = _scalar(builder, self.threshold, f"{hint}_threshold")
             below = builder.node("Mul", [builder.node("Sub", [input_name, t], f"{hint}_shifted"),
                                          _scalar(builder, self.negative_slope, f"{hint}_slope")], f"{hint}_below")
             above = builder.node("Greater", [input_name, t], f"{hint}_above")
-            y = builder.node("Where", [above, input_name, below], hint)
+            y = builder.node("Where", [above, input_name, below], rectified)
         if self.max_value is not None:
-            y = builder.node("Min", [y, _scalar(builder, self.max_value, f"{hint}_max")], f"{hint}_capped")
+            y = builder.node("Min", [y, _scalar(builder, self.max_value, f"{hint}_max")], hint)
         return y
 
 
@@ -260,8 +265,95 @@ class Swish(ActivationFunction):
         return builder.node("Mul", [input_name, builder.node("Sigmoid", [input_name], f"{hint}_sigmoid")], hint)
 
 
+class Selu(ActivationFunction):
+    """``scale * x`` above 0, ``scale * alpha * (exp(x) - 1)`` below, with Keras' constants (the fixed point
+    of self-normalising networks, Klambauer et al. 2017)."""
+
+    name = "selu"
+    output_suffices = True
+    alpha = 1.67326324235437728481
+    scale = 1.05070098735548049342
+
+    def forward(self, z):
+        return self.scale * np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
+
+    def backward(self, z, y, dy):
+        return dy * np.where(y > 0, self.scale, y + self.scale * self.alpha)
+
+    def to_onnx(self, builder, input_name, hint):
+        return builder.node("Selu", [input_name], hint, alpha=self.alpha, gamma=self.scale)
+
+
+class Softplus(ActivationFunction):
+    """``log(1 + exp(x))``, computed as ``logaddexp(0, x)`` so that no exp overflows; its gradient
+    ``sigmoid(x)`` is ``1 - exp(-y)``."""
+
+    name = "softplus"
+    output_suffices = True
+
+    def forward(self, z):
+        return np.logaddexp(np.zeros((), z.dtype), z)
+
+    def backward(self, z, y, dy):
+        return -dy * np.expm1(-y)
+
+    def to_onnx(self, builder, input_name, hint):
+        return builder.node("Softplus", [input_name], hint)
+
+
+class Softsign(ActivationFunction):
+    """``x / (1 + |x|)``; its gradient ``1 / (1 + |x|)^2`` is ``(1 - |y|)^2``."""
+
+    name = "softsign"
+    output_suffices = True
+
+    def forward(self, z):
+        return z / (1 + np.abs(z))
+
+    def backward(self, z, y, dy):
+        return dy * np.square(1 - np.abs(y))
+
+    def to_onnx(self, builder, input_name, hint):
+        return builder.node("Softsign", [input_name], hint)
+
+
+class HardSigmoid(ActivationFunction):
+    """Keras 3's ``relu6(x + 3) / 6``: 0 up to -3, 1 from 3, ``x / 6 + 0.5`` between (slope 1/6 exactly
+    where the output is strictly between 0 and 1)."""
+
+    name = "hard_sigmoid"
+    output_suffices = True
+
+    def forward(self, z):
+        return np.clip(z / 6 + 0.5, 0, 1)
+
+    def backward(self, z, y, dy):
+        return dy * ((y > 0) & (y < 1)) / 6
+
+    def to_onnx(self, builder, input_name, hint):
+        return builder.node("HardSigmoid", [input_name], hint, alpha=1 / 6, beta=0.5)
+
+
+class Mish(ActivationFunction):
+    """``x * tanh(softplus(x))`` (Misra 2019); its gradient needs the input."""
+
+    name = "mish"
+
+    def forward(self, z):
+        return z * np.tanh(Softplus().forward(z))
+
+    def backward(self, z, y, dy):
+        t = np.tanh(Softplus().forward(z))
+        return dy * (t + z * (1 - t * t) * _sigmoid(z))
+
+    def to_onnx(self, builder, input_name, hint):
+        softplus = builder.node("Softplus", [input_name], f"{hint}_softplus")
+        return builder.node("Mul", [input_name, builder.node("Tanh", [softplus], f"{hint}_tanh")], hint)
+
+
 ACTIVATIONS: dict[str, ActivationFunction] = {
-    fn.name: fn for fn in (Linear(), Relu(), Sigmoid(), Tanh(), Softmax(), Elu(), LeakyRelu(), Gelu(), Swish())
+    fn.name: fn for fn in (Linear(), Relu(), Sigmoid(), Tanh(), Softmax(), Elu(), LeakyRelu(), Gelu(), Swish(),
+                           Selu(), Softplus(), Softsign(), HardSigmoid(), Mish())
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from specforge import __version__
 from specforge.build import build
 from specforge.errors import DataError, RunError, SpecforgeError, TrainingInterrupted
 from specforge.graph import Graph, build_graph
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
     from specforge.progress import Progress
     from specforge.runs import Run
 
-__all__ = ["load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
-           "data_info", "render_samples", "export", "predict_onnx", "inspect", "schema_text", "write_template",
+__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
+           "data_info", "render_samples", "export", "predict_onnx", "inspect", "schema_text", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
            "SpecforgeError", "DataError", "RunError", "TrainingInterrupted"]
 
 
@@ -64,11 +65,57 @@ def load_run(path: str | Path) -> Run:
 
 
 def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | None = None,
-             limit: int | None = None) -> dict:
-    """``specforge evaluate``: loss and metrics of a run (a Run or its path) on a split of its data."""
+             limit: int | None = None, details: bool = False) -> dict:
+    """``specforge evaluate``: loss and metrics of a run (a Run or its path) on a split of its data; with
+    ``details``, also ``per_class`` precision, recall, F1 and support and the ``confusion_matrix``."""
     from specforge.evaluate import evaluate_run
 
-    return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit)
+    return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details)
+
+
+def plot(runs: Sequence[Run | str | Path], out: str | Path | None = None) -> Path:
+    """``specforge plot``: a PNG of the runs' training curves (default: RUN/curves.png for one run, else
+    curves.png here); needs matplotlib (``specforge[plot]``)."""
+    from specforge.plots import plot_curves, run_curves
+
+    paths = [run.path if not isinstance(run, (str, Path)) else Path(run) for run in runs]
+    curves = [run_curves(path) for path in paths]
+    default = Path(curves[0].label) / "curves.png" if len(curves) == 1 else Path("curves.png")
+    return plot_curves(curves, out or default)
+
+
+def plot_confusion(run: Run | str | Path, results: dict, out: str | Path | None = None) -> Path:
+    """The confusion matrix of ``evaluate(run, details=True)`` as a PNG (default: RUN/confusion-SPLIT.png)."""
+    from specforge.plots import plot_confusion as draw
+
+    run = _as_run(run)
+    title = f"{run.manifest.get('spec', run.path.name)}: {results['split']} ({results['examples']} examples)"
+    return draw(results["confusion_matrix"], results["class_names"],
+                out or run.path / f"confusion-{results['split']}.png", title)
+
+
+def plot_misclassified(run: Run | str | Path, split: str = "test", *, out: str | Path | None = None,
+                       count: int = 25, limit: int | None = None) -> tuple[Path, int, int]:
+    """A PNG grid of the first ``count`` examples of ``split`` the run's model gets wrong, each captioned with the
+    predicted class (and its probability) and the true class (default: RUN/misclassified-SPLIT.png); returns
+    the path, how many are wrong and how many examples there were."""
+    from specforge.evaluate import find_mistakes
+    from specforge.plots import plot_examples
+
+    run = _as_run(run)
+    mistakes = find_mistakes(run, split, limit=limit)
+    if not len(mistakes.indices):
+        raise DataError(f"the model gets every one of the {mistakes.examples} {split} examples right; "
+                        "nothing to draw", file=str(run.path))
+    names = mistakes.class_names
+    shown = range(min(count, len(mistakes.indices)))
+    captions = [(f"predicted {names[mistakes.predicted[i]]} ({mistakes.confidence[i]:.0%})",
+                 f"true {names[mistakes.labels[i]]}, #{mistakes.indices[i]}") for i in shown]
+    title = (f"{len(mistakes.indices)} of {mistakes.examples} {split} examples wrong; first {len(captions)}: "
+             "predicted (probability), true class")
+    path = plot_examples(mistakes.images[:len(captions)], captions,
+                         out or run.path / f"misclassified-{split}.png", title)
+    return path, len(mistakes.indices), mistakes.examples
 
 
 def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
@@ -78,19 +125,9 @@ def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
     ``images`` are as stored (uint8 pixels, ``(N, H, W[, C])`` or flat rows); the run's preprocessing is
     applied batch by batch unless ``preprocess`` is False (then they must already be model inputs).
     """
-    import numpy as np
+    from specforge.evaluate import predict_run
 
-    from specforge.data import Preprocessing
-
-    run = _as_run(run)
-    model = run.model()
-    steps = Preprocessing.from_dict(run.preprocessing)
-    images = np.asarray(images)
-    if not preprocess:
-        return model.predict(images.astype(np.float32, copy=False), batch_size)
-    parts = [model.predict(steps.images(images[start:start + batch_size]), batch_size)
-             for start in range(0, len(images), batch_size)]
-    return np.concatenate(parts) if parts else model.predict(np.zeros((0, *steps.input_shape), np.float32))
+    return predict_run(_as_run(run), images, batch_size=batch_size, preprocess=preprocess)
 
 
 def load_data(spec: Spec) -> Dataset:
@@ -127,6 +164,13 @@ def schema_text() -> str:
     return SCHEMA_FILE.read_text(encoding="utf-8")
 
 
+def write_schema(directory: str | Path) -> Path:
+    """``specforge schema --write DIR``: copy the schema to DIR/specforge.schema.json for editors."""
+    from specforge.spec.schema import write_schema_copy
+
+    return write_schema_copy(Path(directory))
+
+
 def write_template(name: str, template: str = "cnn", directory: str | Path = ".", *, force: bool = False) -> Path:
     """``specforge init``: a new, valid, commented spec NAME.yaml from ``template`` (cnn, mlp or lenet)."""
     from specforge.starter import write_template as write
@@ -135,13 +179,17 @@ def write_template(name: str, template: str = "cnn", directory: str | Path = "."
 
 
 def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, preprocessing: bool = True,
-           output: str | Path | None = None) -> ExportResult:
+           output: str | Path | None = None, web: str | Path | None = None, quantize: str | None = None,
+           max_accuracy_drop: float | None = None) -> ExportResult:
     """``specforge export RUN --onnx``: write the run's model as ONNX (RUN/model.onnx unless ``output``) once it
-    passes the parity gate; the result (path, versions, parity) is also stored in RUN/export.json."""
+    passes the parity gate; the result (path, versions, parity) is also stored in RUN/export.json.
+    ``web``: a directory to write a static page that runs the model in the browser.  ``quantize="int8"``: write
+    the int8 model (RUN/model.int8.onnx) once its test accuracy is within ``max_accuracy_drop`` points."""
     from specforge.export.run_export import export_run
 
     return export_run(run.path if not isinstance(run, (str, Path)) else run, opset=opset, logits=logits,
-                      preprocessing=preprocessing, output=output)
+                      preprocessing=preprocessing, output=output, web=web, quantize=quantize,
+                      max_accuracy_drop=max_accuracy_drop)
 
 
 def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: str | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -16,6 +17,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        from specforge.api import __version__
+
+        typer.echo(f"specforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Declarative model specs: validate, train with numpy, export to ONNX, predict with onnxruntime."""
+
 
 SetOption = typer.Option(None, "--set", metavar="PATH=VALUE",
                          help="Override a spec value, e.g. --set fit.epochs=1 (repeatable).")
@@ -72,11 +88,16 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
 
 
 @command()
-def schema() -> None:
+def schema(write: Optional[Path] = typer.Option(None, "--write", metavar="DIR",
+                                                help="Write DIR/specforge.schema.json instead, for a spec's "
+                                                     "$schema line to name by a relative path.")) -> None:
     """Print the spec's JSON Schema (draft-07)."""
     from specforge import api
 
-    typer.echo(api.schema_text(), nl=False)
+    if write is None:
+        typer.echo(api.schema_text(), nl=False)
+    else:
+        typer.echo(f"wrote {api.write_schema(write)}")
 
 
 @command()
@@ -88,7 +109,8 @@ def init(name: str = typer.Argument(..., help="Model name; the spec is written t
     from specforge import api
 
     path = api.write_template(name, template, directory, force=force)
-    typer.echo(f"wrote {path}; check it with: specforge validate {path}")
+    typer.echo(f"wrote {path} (its $schema line names the copy of the schema in schemas/ beside it); "
+               f"check it with: specforge validate {path}")
 
 
 #: Exit status of a run stopped with Ctrl-C (128 + SIGINT, as shells report it).
@@ -130,16 +152,24 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
              split: str = typer.Option("test", "--split", help="test, train or validation."),
              limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
                                                  help="Evaluate the first N examples only."),
-             as_json: bool = JsonOption) -> None:
-    """Print the loss and metrics of a trained run on a split of its data."""
+             as_json: bool = JsonOption,
+             plot: bool = typer.Option(False, "--plot", help="Also write the confusion matrix as a PNG, "
+                                                             "RUN/confusion-<split>.png (needs specforge[plot]).")) -> None:
+    """Print the loss and metrics of a trained run on a split of its data, each class's precision, recall and F1,
+    and the confusion matrix."""
     from specforge import api
-    from specforge.cli_present import format_results
+    from specforge.cli_present import format_confusion, format_per_class, format_results
 
-    results = api.evaluate(run, split, limit=limit)
+    results = api.evaluate(run, split, limit=limit, details=True)
+    picture = api.plot_confusion(run, results) if plot else None
     if as_json:
-        _echo_json(results)
+        _echo_json({**results, **({"confusion_png": str(picture)} if picture else {})})
         return
     typer.echo(format_results(results))
+    typer.echo("\n" + format_per_class(results))
+    typer.echo("\nconfusion matrix (rows: true class, columns: predicted class)\n" + format_confusion(results))
+    if picture is not None:
+        typer.echo(f"\nwrote {picture}")
 
 
 data_app = typer.Typer(help="Look at the data a spec declares.", no_args_is_help=True)
@@ -165,16 +195,45 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Op
 
 
 @command(data_app, name="show")
-def data_show(spec: Path = typer.Argument(..., help="Spec file."),
-              out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write "
-                                                                     "(default: <spec name>-<split>.png)."),
-              split: str = typer.Option("train", "--split", help="train or test."),
+def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
+                                          help="Spec file; with --misclassified, a run directory."),
+              out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: "
+                                                                     "<spec name>-<split>.png, or "
+                                                                     "RUN/misclassified-<split>.png)."),
+              split: Optional[str] = typer.Option(None, "--split", help="train or test (default: train, or test "
+                                                                        "with --misclassified)."),
               count: int = typer.Option(25, "--count", min=1, help="Number of images."),
+              misclassified: bool = typer.Option(False, "--misclassified",
+                                                 help="Draw the examples the run's model gets wrong, with the "
+                                                      "predicted and the true class (needs specforge[plot])."),
+              limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
+                                                  help="With --misclassified: look at the first N examples only."),
               overrides: Optional[List[str]] = SetOption) -> None:
-    """Write a PNG grid of sample images with their labels and print its path."""
+    """Write a PNG grid of sample images with their labels, or of a run's mistakes, and print where."""
     from specforge import api
 
-    typer.echo(str(api.render_samples(api.load_spec(spec, overrides or ()), split, out, count)))
+    if misclassified:
+        path, wrong, examples = api.plot_misclassified(spec, split or "test", out=out, count=count, limit=limit)
+        typer.echo(f"{wrong} of {examples} {split or 'test'} examples are misclassified; wrote the first "
+                   f"{min(count, wrong)} to {path}")
+        return
+    typer.echo(f"wrote {api.render_samples(api.load_spec(spec, overrides or ()), split or 'train', out, count)}")
+
+
+@command()
+def plot(runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run directories, e.g. runs/mnist-cnn/latest; "
+                                                                        "several are overlaid."),
+         out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: RUN/curves.png for "
+                                                                "one run, else curves.png).")) -> None:
+    """Write a PNG of the training curves: loss and every metric per epoch, training and validation, with each
+    run's best epoch marked (needs specforge[plot])."""
+    from specforge import api
+
+    typer.echo(f"wrote {api.plot(runs, out)}")
+
+
+class Quantization(str, Enum):
+    int8 = "int8"
 
 
 @command()
@@ -187,21 +246,37 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
                                                  help="Leave the run's preprocessing out of the graph: the model "
                                                       "then takes preprocessed values, not raw pixels."),
            output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the model "
-                                                                              "(default: RUN/model.onnx).")) -> None:
+                                                                              "(default: RUN/model.onnx)."),
+           web: Optional[Path] = typer.Option(None, "--web", metavar="DIR",
+                                              help="Also write a static web page that runs the model in the "
+                                                   "browser (onnxruntime-web, no CDN) into DIR."),
+           quantize: Optional[Quantization] = typer.Option(None, "--quantize",
+                                                           help="Write an int8 model (default: RUN/model.int8.onnx) "
+                                                                "once it keeps the float model's test accuracy."),
+           max_accuracy_drop: float = typer.Option(0.5, "--max-accuracy-drop", min=0, metavar="POINTS",
+                                                   help="With --quantize: the most test accuracy, in percentage "
+                                                        "points, the int8 model may lose.")) -> None:
     """Export a trained run as ONNX once it computes what the numpy model computes; prints the path and the parity."""
     from specforge import api
     from specforge.cli_present import display_path
 
-    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output)
+    result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output, web=web,
+                        quantize=quantize.value if quantize else None, max_accuracy_drop=max_accuracy_drop)
     typer.echo(f"parity: {result.parity.summary()}")
+    if result.quantization is not None:
+        typer.echo(f"int8: {result.quantization.summary()}")
     typer.echo(f"model: {display_path(result.path)} (opset {result.opset}, IR {result.ir_version}, "
                f"{result.size / 1024:.1f} KiB)")
+    if result.site is not None:
+        typer.echo(f"web page: {display_path(result.site)} (serve it, e.g. python -m http.server -d "
+                   f"{display_path(result.site)}, and open http://127.0.0.1:8000/)")
 
 
 @command()
 def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export."),
             inputs: Optional[List[Path]] = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
-                                                                     "(N, H, W[, C]) of raw values."),
+                                                                     "(N, H, W[, C]) of raw values; an .npz gives its only "
+                                                                     "array, else x_test, images, x or inputs."),
             data: Optional[str] = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
                                                help="A data split with labels, e.g. mnist:test or "
                                                     "specs/mnist.yaml:test."),
@@ -283,6 +358,32 @@ def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool 
         typer.echo(format_description(info))
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def usage_error_line(error: Exception) -> str:
+    """A command-line mistake (unknown option or command, value out of range) as one line, like every other
+    user error, with where to find the command's usage."""
+    context = getattr(error, "ctx", None)
+    command_path = context.command_path if context is not None else "specforge"
+    message = " ".join(error.format_message().split())
+    return f"specforge: error: {message} (usage: {command_path} --help)"
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    """Console-script entry point: runs the command and exits with its status; usage errors exit with 2."""
+    import sys
+
+    try:
+        from typer import _click as click
+    except ImportError:  # typer before 0.28 uses click itself
+        import click
+
+    try:
+        status = app(args=args, prog_name="specforge", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as error:
+        typer.echo(error.format_message())
+        status = error.exit_code
+    except click.ClickException as error:
+        typer.echo(usage_error_line(error), err=True)
+        status = error.exit_code
+    except click.Abort:
+        status = INTERRUPTED_EXIT
+    sys.exit(status if isinstance(status, int) else 0)

@@ -12,7 +12,7 @@ from pathlib import Path
 from specforge.errors import DataError
 from specforge.export.inspect import format_description
 from specforge.fileio import write_text
-from specforge.picture import write_picture
+from specforge.graph_picture import write_picture
 from specforge.predict import Prediction, PredictionReport
 from specforge.progress import format_logs
 from specforge.runs import display_path
@@ -69,11 +69,43 @@ def json_line(prediction: Prediction) -> str:
 
 
 
+#: Keys of an evaluation's results that are not a loss or metric value.
+_DETAILS = ("split", "examples", "class_names", "per_class", "confusion_matrix")
+
+
 def format_results(results: dict) -> str:
     """``test (10000 examples) - loss: ... - accuracy: ...`` from an evaluation's results."""
-    values = {key: value for key, value in results.items() if key not in ("split", "examples")}
+    values = {key: value for key, value in results.items() if key not in _DETAILS}
     return f"{results['split']} ({results['examples']} examples){format_logs(values)}"
 
 
-__all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_description",
+def format_per_class(results: dict) -> str:
+    """A table of each class's precision, recall, F1 and support, with their macro and weighted averages."""
+    rows = results["per_class"]
+    width = max(len("weighted avg"), *(len(row["name"]) for row in rows))
+    lines = [f"{'class':<{width}}  precision  recall      f1  support"]
+    lines += [f"{row['name']:<{width}}  {row['precision']:>9.4f}  {row['recall']:>6.4f}  {row['f1']:>6.4f}  "
+              f"{row['support']:>7}" for row in rows]
+    total = sum(row["support"] for row in rows)
+    for label, weights in (("macro avg", [1] * len(rows)), ("weighted avg", [row["support"] for row in rows])):
+        mean = {key: sum(w * row[key] for w, row in zip(weights, rows)) / max(sum(weights), 1)
+                for key in ("precision", "recall", "f1")}
+        lines.append(f"{label:<{width}}  {mean['precision']:>9.4f}  {mean['recall']:>6.4f}  {mean['f1']:>6.4f}  "
+                     f"{total:>7}")
+    return "\n".join(lines)
+
+
+def format_confusion(results: dict) -> str:
+    """The confusion matrix as text: one row per true class, one column per predicted class."""
+    names, matrix = results["class_names"], results["confusion_matrix"]
+    cell = max(3, *(len(str(value)) for row in matrix for value in row), *(len(name) for name in names))
+    corner = "true \\ predicted"
+    label = max(len(corner), *(len(name) for name in names))
+    lines = [f"{corner:<{label}} " + " ".join(f"{name:>{cell}}" for name in names)]
+    lines += [f"{name:<{label}} " + " ".join(f"{value:>{cell}}" for value in row) for name, row in zip(names, matrix)]
+    return "\n".join(lines)
+
+
+__all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_per_class",
+           "format_confusion", "format_description",
            "display_path", "print_summary", "summary_json"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -71,6 +71,20 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     #: located remarks that do not stop the model (a layer nothing uses)
     warnings: list[Problem] = field(default_factory=list)
+
+    @classmethod
+    def chain(cls, input_shape: Shape, layers: Sequence[Layer]) -> Graph:
+        """The graph of ``layers`` one after the other, every shape inferred (ShapeError when one does not fit)."""
+        graph, shape = cls(tuple(input_shape)), tuple(input_shape)
+        for index, layer in enumerate(layers):
+            out = tuple(layer.output_shape(shape))
+            graph.nodes.append(Node(layer, shape, out, (index - 1,), layer.name))
+            shape = out
+        return graph
+
+    def prefix(self, until: int | None) -> Graph:
+        """The graph of the first ``until`` nodes (all of them for None)."""
+        return Graph(self.input_shape, self.nodes[:until])
 
     @property
     def output_shape(self) -> Shape:

@@ -7,13 +7,15 @@ import numpy as np
 from specforge.errors import DataError, SpecError
 
 LOSS_NAMES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
-              "mean_squared_error", "mean_absolute_error")
+              "mean_squared_error", "mean_absolute_error", "huber", "kl_divergence")
 
 LOSS_SCHEMA = {
     "description": "Loss minimised during training (Keras names). categorical_crossentropy: one-hot labels, "
                    "softmax output; sparse_categorical_crossentropy: integer labels, softmax output; "
                    "binary_crossentropy: 0/1 labels per output unit, sigmoid output; mean_squared_error and "
-                   "mean_absolute_error: targets with the output's shape (integer labels are one-hot encoded). "
+                   "mean_absolute_error: targets with the output's shape (integer labels are one-hot encoded); "
+                   "huber: squared error below delta 1, absolute error above; kl_divergence: one-hot or soft "
+                   "labels, softmax output. "
                    "Cross-entropy is computed on the logits of the last layer's softmax or sigmoid, so it "
                    "stays finite for any input scale.",
     "enum": list(LOSS_NAMES),
@@ -126,6 +128,12 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     def encode_labels(self, labels: np.ndarray, units: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
         return _check_labels(labels, units, f"{units} output units").astype(np.intp)
 
+    def _compute(self, outputs, y, from_logits, need_grad):
+        rows = outputs.size // outputs.shape[-1]
+        if from_logits:
+            return _crossentropy_of_logits(outputs, y, rows, need_grad)
+        return _crossentropy_of_clipped_probabilities(outputs, y, rows, need_grad)
+
     def _targets(self, outputs, y_true):
         if y_true.shape != outputs.shape[:-1]:
             raise DataError(f"{self.name}: labels of shape {y_true.shape} do not match outputs of shape "
@@ -186,9 +194,54 @@ class MeanAbsoluteError(Loss):
         return value, None
 
 
+class Huber(Loss):
+    """Per output unit, with ``e = outputs - y``: ``e^2 / 2`` where ``|e| <= delta``, ``delta * (|e| - delta / 2)``
+    beyond (Keras' Huber, delta 1 by default); averaged."""
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0):
+        self.delta = delta
+
+    def _compute(self, outputs, y, from_logits, need_grad):
+        diff = outputs - y
+        small = np.abs(diff) <= self.delta
+        losses = np.where(small, 0.5 * diff * diff, self.delta * np.abs(diff) - 0.5 * self.delta ** 2)
+        value = float(losses.mean())
+        if need_grad:
+            grad = np.where(small, diff, self.delta * np.sign(diff))
+            grad /= diff.size
+            return value, grad
+        return value, None
+
+
+class KLDivergence(CategoricalCrossentropy):
+    """``sum(y * log(y / p))`` per example with ``y`` clipped to [EPSILON, 1] (Keras' kl_divergence); ``p`` the
+    softmax of the logits, or the given probabilities clipped to [EPSILON, 1] (not renormalised)."""
+
+    name = "kl_divergence"
+    expects = "probability distributions over the classes"
+
+    def _compute(self, outputs, y, from_logits, need_grad):
+        y = np.clip(y, EPSILON, 1)
+        rows = outputs.size // outputs.shape[-1]
+        negative_entropy = float(np.vdot(y, np.log(y))) / rows
+        if from_logits:
+            value, grad = _crossentropy_of_logits(outputs, y, rows, need_grad)
+            return negative_entropy + value, grad
+        clipped = np.clip(outputs, EPSILON, 1)
+        value = negative_entropy - float(np.vdot(y, np.log(clipped))) / rows
+        if not need_grad:
+            return value, None
+        grad = -y / clipped
+        grad *= (outputs >= EPSILON) & (outputs <= 1)
+        grad /= rows
+        return value, grad
+
+
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
     CategoricalCrossentropy(), SparseCategoricalCrossentropy(), BinaryCrossentropy(),
-    MeanSquaredError(), MeanAbsoluteError())}
+    MeanSquaredError(), MeanAbsoluteError(), Huber(), KLDivergence())}
 
 
 def get(name: str) -> Loss:
@@ -277,6 +330,20 @@ def _crossentropy_of_probabilities(outputs, y, rows, need_grad):
     grad_q -= (grad_q * q).sum(axis=-1, keepdims=True)
     grad_q /= total
     return value, grad_q
+
+
+def _crossentropy_of_clipped_probabilities(outputs, y, rows, need_grad):
+    # As Keras' sparse version: clip away from 0 and 1 first, then renormalise (its log-softmax of the log).
+    clipped = np.clip(outputs, EPSILON, 1 - EPSILON)
+    total = clipped.sum(axis=-1, keepdims=True)
+    value = -float(np.vdot(y, np.log(clipped / total))) / rows
+    if not need_grad:
+        return value, None
+    # d/dc of -sum(y log(c / sum(c))) is sum(y) / sum(c) - y / c; nothing flows through a clipped value.
+    grad = y.sum(axis=-1, keepdims=True) / total - y / clipped
+    grad *= _inside_clip(outputs)
+    grad /= rows
+    return value, grad
 
 
 def _inside_clip(values: np.ndarray) -> np.ndarray:

@@ -71,9 +71,11 @@ class Model:
         """Whether the last node is the activation ``loss`` takes the logits of (softmax for cross-entropy)."""
         return loss.fused_activation is not None and self.graph.final_activation == loss.fused_activation
 
-    def gradients(self, x: np.ndarray, y: np.ndarray, loss: Loss,
-                  rng: np.random.Generator | None = None) -> tuple[float, np.ndarray, list[np.ndarray]]:
-        """``(loss value, outputs, gradients of the trainable parameters)`` for one batch, training mode.
+    def gradients(self, x: np.ndarray, y: np.ndarray, loss: Loss, rng: np.random.Generator | None = None,
+                  ) -> tuple[float, np.ndarray, list[np.ndarray], list[tuple[int, Params]]]:
+        """``(loss value, outputs, gradients of the trainable parameters, state)`` for one batch, training
+        mode; ``state`` is ``(node index, new non-trainable values)`` per node that has any (the moving
+        statistics), for ``apply_state``: the parameters themselves are left unchanged.
 
         With a fused loss the last activation is skipped and the loss works on the logits;
         ``outputs`` are then the activation of the logits, so they are always what
@@ -82,11 +84,14 @@ class Model:
         fused = self.fuses(loss)
         steps = self.steps(len(self.graph.nodes) - 1 if fused else None)
         values = StepValues(steps, x)
-        caches = []
+        caches, state = [], []
         for step in steps:
             out, cache = step.forward(self.params[step.index], values.take(step), True, rng)
             values.put(step, out)
             caches.append(cache)
+            new_state = step.new_state(cache)
+            if new_state:
+                state.append((step.index, new_state))
         x = values.last
         value, dy = loss.value_and_grad(x, y, from_logits=fused)
         outputs = loss.to_probabilities(x, fused)
@@ -99,7 +104,7 @@ class Model:
             caches[position] = None
             if step.needs_dx:
                 gather_gradients(upstream, step, dx)
-        return value, outputs, [grads[index][name] for index, name in self._trainable]
+        return value, outputs, [grads[index][name] for index, name in self._trainable], state
 
     def steps(self, until: int | None = None) -> list[Step]:
         """The first ``until`` nodes (in topological order) as the steps that compute them: a layer and the
@@ -114,13 +119,20 @@ class Model:
                    rng: np.random.Generator | None = None) -> tuple[float, np.ndarray]:
         """One gradient step on a batch: ``(loss value, outputs)``.
 
-        When the loss is not finite the parameters are left as they were, so the
-        caller can stop with the last good weights.
+        When the loss is not finite the parameters (the moving statistics included) are left as they
+        were, so the caller can stop with the last good weights.
         """
-        value, outputs, grads = self.gradients(x, y, loss, rng)
+        value, outputs, grads, state = self.gradients(x, y, loss, rng)
         if np.isfinite(value):
             optimizer.step(self.trainable_params(), grads)
+            self.apply_state(state)
         return value, outputs
+
+    def apply_state(self, state: list[tuple[int, Params]]) -> None:
+        """Copy the new non-trainable values that ``gradients`` returned into the parameters."""
+        for index, values in state:
+            for name, value in values.items():
+                np.copyto(self.params[index][name], value)
 
     def trainable_params(self) -> list[np.ndarray]:
         """The arrays the optimizer updates, in their fixed order."""

@@ -16,9 +16,10 @@ import numpy as np
 
 from specforge.errors import RunError, SpecError
 
-OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop")
+OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam")
 #: Keras 3's default learning rate of each optimizer.
-DEFAULT_LEARNING_RATES = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.001}
+DEFAULT_LEARNING_RATES = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.001, "adagrad": 0.001,
+                          "nadam": 0.001}
 
 
 def _number(description: str, default: float, **bounds: float) -> dict:
@@ -35,12 +36,15 @@ def _clip(description: str) -> dict:
 
 
 _EPSILON = _number("Small constant added to the denominator for numerical stability.", 1e-7, minimum=0)
-_ADAM = {
+_MOMENTS = {
     "beta_1": _number("Decay rate of the running mean of the gradients (first moment).", 0.9,
                       minimum=0, exclusiveMaximum=1),
     "beta_2": _number("Decay rate of the running mean of the squared gradients (second moment).", 0.999,
                       minimum=0, exclusiveMaximum=1),
     "epsilon": _EPSILON,
+}
+_ADAM = {
+    **_MOMENTS,
     "amsgrad": _flag("Use the AMSGrad variant: divide by the maximum of the second moments seen so far."),
 }
 #: Hyperparameters of each optimizer besides name, learning_rate, clipnorm and clipvalue.
@@ -64,6 +68,12 @@ HYPERPARAMETERS: dict[str, dict[str, dict]] = {
         "centered": _flag("Divide by an estimate of the gradient's variance instead of its raw second "
                           "moment (slower, sometimes more stable)."),
     },
+    "adagrad": {
+        "initial_accumulator_value": _number("Starting value of each weight's sum of squared gradients.", 0.1,
+                                             minimum=0),
+        "epsilon": _EPSILON,
+    },
+    "nadam": _MOMENTS,
 }
 
 
@@ -158,11 +168,13 @@ class Optimizer:
     def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         """Update ``params`` in place from ``grads``. Clipping, when configured, rescales ``grads`` in place."""
         if self._slots is None:
-            self._slots = {slot: [np.zeros_like(p) for p in params] for slot in self.slot_names()}
+            self._slots = {slot: [np.full_like(p, self.slot_start(slot)) for p in params]
+                           for slot in self.slot_names()}
         else:
             self._check_shapes(params)
         self._clip(grads)
         t = self.iterations + 1
+        self._begin_step(t)
         for index, (param, grad) in enumerate(zip(params, grads, strict=True)):
             self._update(index, param, grad, t, self._scratch_for(param))
         self.iterations = t
@@ -191,6 +203,13 @@ class Optimizer:
                        for slot in slots} if arrays else None
 
     # -- subclasses ----------------------------------------------------------------------------
+    def slot_start(self, slot: str) -> float:
+        """The value a state buffer starts from."""
+        return 0.0
+
+    def _begin_step(self, t: int) -> None:
+        """State shared by all weights, moved once per step before the updates (``t`` counts from 1)."""
+
     def _update(self, index: int, param: np.ndarray, grad: np.ndarray, t: int, tmp: list[np.ndarray]) -> None:
         """Update one parameter in place; ``t`` counts steps from 1; ``tmp`` are scratch arrays of its shape."""
         raise NotImplementedError
@@ -338,4 +357,85 @@ class RMSprop(Optimizer):
             param -= change
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop)}
+class Adagrad(Optimizer):
+    """accumulator = initial_accumulator_value + sum of g^2 so far; weights -= lr g / sqrt(accumulator + epsilon)."""
+
+    name = "adagrad"
+    initial_accumulator_value: float
+    epsilon: float
+
+    def slot_names(self):
+        return ("accumulator",)
+
+    def slot_start(self, slot):
+        return self.initial_accumulator_value
+
+    def _update(self, index, param, grad, t, tmp):
+        (work,) = tmp
+        accumulator = self._slots["accumulator"][index]
+        np.multiply(grad, grad, out=work)
+        accumulator += work
+        np.add(accumulator, self.epsilon, out=work)
+        np.sqrt(work, out=work)
+        np.divide(grad, work, out=work)
+        work *= self.learning_rate
+        param -= work
+
+
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum, as Keras 3: with the momentum schedule u_t = beta_1 (1 - 0.5 * 0.96^t)
+    and its running product U_t = u_1 ... u_t,
+    m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2);
+    m_hat = u_{t+1} m / (1 - U_t u_{t+1}) + (1 - u_t) g / (1 - U_t); v_hat = v / (1 - beta_2^t);
+    weights -= lr m_hat / (sqrt(v_hat) + epsilon)."""
+
+    name = "nadam"
+    scratch_count = 2
+    beta_1: float
+    beta_2: float
+    epsilon: float
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self._u_product = 1.0
+
+    def slot_names(self):
+        return ("m", "v")
+
+    def momentum_at(self, t: int) -> float:
+        """The momentum schedule u_t."""
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
+
+    def _begin_step(self, t):
+        self._u_product *= self.momentum_at(t)
+
+    def load_state_dict(self, state):
+        """The running product is a function of the step count: redone in the order training did it."""
+        super().load_state_dict(state)
+        self._u_product = 1.0
+        for t in range(1, self.iterations + 1):
+            self._begin_step(t)
+
+    def _update(self, index, param, grad, t, tmp):
+        work, m_hat = tmp
+        m, v = self._slots["m"][index], self._slots["v"][index]
+        u_t, u_next = self.momentum_at(t), self.momentum_at(t + 1)
+        np.subtract(grad, m, out=work)
+        work *= 1 - self.beta_1
+        m += work
+        np.multiply(grad, grad, out=work)
+        work -= v
+        work *= 1 - self.beta_2
+        v += work
+        np.multiply(m, u_next / (1 - self._u_product * u_next), out=m_hat)
+        np.multiply(grad, (1 - u_t) / (1 - self._u_product), out=work)
+        m_hat += work
+        np.divide(v, 1 - self.beta_2 ** t, out=work)
+        np.sqrt(work, out=work)
+        work += self.epsilon
+        np.divide(m_hat, work, out=work)
+        work *= self.learning_rate
+        param -= work
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam)}

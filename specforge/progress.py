@@ -8,15 +8,24 @@ metrics and the time left, then the epoch's line with the validation values::
 
 When the stream is not a terminal (a log file, a pipe) only the finished line of each
 epoch is written.  ``quiet`` writes one line per epoch with its time and values.
+
+On a terminal every line fits its width, read again at each redraw: a line longer than the
+terminal would wrap, and each redraw would then leave a new line behind.  The bar shrinks
+first, then goes; the running bar then drops values from the end, while the epoch's line
+(the record) keeps every value and continues on the next line.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
 from typing import Mapping, Protocol, TextIO
 
 BAR_WIDTH = 30
+#: The narrowest bar worth drawing; below it the line goes without one.
+MIN_BAR_WIDTH = 10
 #: Seconds between two redraws of the bar on a terminal.
 REDRAW_INTERVAL = 0.1
 
@@ -58,8 +67,13 @@ def format_value(value: float) -> str:
     return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.4e}"
 
 
+def log_fields(logs: Mapping[str, float]) -> list[str]:
+    """`` - name: value`` for each value, in order."""
+    return [f" - {name}: {format_value(value)}" for name, value in logs.items()]
+
+
 def format_logs(logs: Mapping[str, float]) -> str:
-    return "".join(f" - {name}: {format_value(value)}" for name, value in logs.items())
+    return "".join(log_fields(logs))
 
 
 def format_duration(seconds: float) -> str:
@@ -81,20 +95,43 @@ def format_step_time(seconds: float) -> str:
     return f"{seconds * 1e6:.0f}us/step"
 
 
-def bar(step: int, steps: int) -> str:
-    """``[=====>........]`` for ``step`` of ``steps``."""
-    done = BAR_WIDTH * step // steps if steps else BAR_WIDTH
+def bar(step: int, steps: int, width: int = BAR_WIDTH) -> str:
+    """``[=====>........]`` for ``step`` of ``steps``, ``width`` characters between the brackets."""
+    done = width * step // steps if steps else width
     arrow = "=" * max(done - 1, 0) + (">" if step < steps else "=") if done else ""
-    return f"[{arrow}{'.' * (BAR_WIDTH - len(arrow))}]"
+    return f"[{arrow}{'.' * (width - len(arrow))}]"
+
+
+def fit_lines(counter: str, step: int, steps: int, status: str, logs: Mapping[str, float], columns: int | None,
+              *, keep_values: bool) -> list[str]:
+    """``COUNTER [BAR] - STATUS - name: value ...`` in lines shorter than ``columns`` (any length when None):
+    the bar shrinks to MIN_BAR_WIDTH, then goes; then values are dropped from the end or, with
+    ``keep_values``, continue on further lines indented under the counter."""
+    fields = log_fields(logs)
+    room = BAR_WIDTH if columns is None else columns - 1 - len(f"{counter} [] - {status}") - sum(map(len, fields))
+    if room >= MIN_BAR_WIDTH:
+        return [f"{counter} {bar(step, steps, min(room, BAR_WIDTH))} - {status}{''.join(fields)}"]
+    lines = [f"{counter} - {status}"[:columns - 1]]
+    for field in fields:
+        if len(lines[-1]) + len(field) < columns:
+            lines[-1] += field
+        elif keep_values:
+            lines.append(" " * len(counter) + field)
+        else:
+            break
+    return lines
 
 
 class ConsoleProgress:
     """Keras' progress bar (verbose=1) on ``stream``; with ``quiet`` one line per epoch (verbose=2)."""
 
-    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False, clock=time.perf_counter):
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False, clock=time.perf_counter,
+                 columns: int | None = None):
+        """``columns``: the terminal's width (default: read from the stream's terminal at each redraw)."""
         self.stream = stream or sys.stdout
         self.quiet = quiet
         self.live = not quiet and _is_terminal(self.stream)
+        self.columns = columns
         self.clock = clock
         self._steps = 0
         self._step = 0
@@ -120,8 +157,9 @@ class ConsoleProgress:
         elapsed = now - self._started
         eta = elapsed / step * (self._steps - step) if step else 0.0
         counter = f"{step:>{len(str(self._steps))}}/{self._steps}"
-        self._write(f"\r{counter} {bar(step, self._steps)} - ETA: {format_duration(eta)}"
-                    f"{format_logs(logs)}\x1b[K")
+        line, = fit_lines(counter, step, self._steps, f"ETA: {format_duration(eta)}", logs, self._columns(),
+                          keep_values=False)
+        self._write(f"\r{line}\x1b[K")
 
     def epoch_end(self, logs: Mapping[str, float]) -> None:
         elapsed = self.clock() - self._started
@@ -129,8 +167,11 @@ class ConsoleProgress:
         if self.quiet:
             self._write(f"{self._epoch_label} - {timing}{format_logs(logs)}\n")
             return
-        line = f"{self._steps}/{self._steps} {bar(self._steps, self._steps)} - {timing}{format_logs(logs)}"
-        self._write(("\r" + line + "\x1b[K\n") if self.live else line + "\n")
+        columns = self._columns() if self.live else None
+        lines = fit_lines(f"{self._steps}/{self._steps}", self._steps, self._steps, timing, logs, columns,
+                          keep_values=True)
+        end = "\x1b[K\n" if self.live else "\n"
+        self._write(("\r" if self.live else "") + end.join(lines) + end)
 
     def message(self, text: str) -> None:
         self._write(text + "\n")
@@ -138,6 +179,17 @@ class ConsoleProgress:
     def _write(self, text: str) -> None:
         self.stream.write(text)
         self.stream.flush()
+
+    def _columns(self) -> int:
+        return self.columns or _terminal_columns(self.stream)
+
+
+def _terminal_columns(stream: TextIO) -> int:
+    """The width of the terminal ``stream`` writes to, else the process's ($COLUMNS, or 80)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return shutil.get_terminal_size().columns
 
 
 def _is_terminal(stream: TextIO) -> bool:

@@ -7,28 +7,32 @@ from pathlib import Path
 
 from specforge.errors import SpecError
 from specforge.fileio import write_text
-from specforge.spec.schema import SCHEMA_FILE
+from specforge.spec.schema import write_schema_copy
 
 STARTERS_DIR = Path(__file__).resolve().parent / "starters"
+#: Where a new spec's schema copy goes, relative to the spec: the path its ``$schema`` line names.
+SCHEMA_DIR = "schemas"
 TEMPLATES = tuple(sorted(path.stem for path in STARTERS_DIR.glob("*.yaml")))
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def render_template(name: str, template: str) -> str:
-    """The starter spec ``template`` for a model called ``name``, pointing editors at the installed schema."""
+def render_template(name: str, template: str, schema: str) -> str:
+    """The starter spec ``template`` for a model called ``name``, pointing editors at the schema file ``schema``
+    (a path relative to the spec)."""
     if template not in TEMPLATES:
         raise SpecError(f"unknown template {template!r}; use one of: {', '.join(TEMPLATES)}", file="--template")
     if not _NAME.match(name):
         raise SpecError(f"model name {name!r} may hold only letters, digits, '.', '_' and '-', "
                         "starting with a letter or digit", file="NAME")
     text = (STARTERS_DIR / f"{template}.yaml").read_text(encoding="utf-8")
-    return text.replace("{schema}", SCHEMA_FILE.as_posix()).replace("{name}", name)
+    return text.replace("{schema}", schema).replace("{name}", name)
 
 
 def write_template(name: str, template: str, directory: Path, *, force: bool = False) -> Path:
-    """Write ``directory/NAME.yaml``; refuses to overwrite unless ``force``."""
-    text = render_template(name, template)
+    """Write ``directory/NAME.yaml`` and the schema its ``$schema`` line names, ``directory/schemas/``;
+    refuses to overwrite the spec unless ``force``."""
     path = Path(directory) / f"{name}.yaml"
     if path.exists() and not force:
         raise SpecError("file exists; pick another NAME or pass --force to overwrite it", file=str(path))
-    return write_text(path, text)
+    schema = write_schema_copy(Path(directory) / SCHEMA_DIR)
+    return write_text(path, render_template(name, template, schema.relative_to(directory).as_posix()))

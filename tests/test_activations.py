@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from layers.test_generic import check_gradients, check_onnx_parity, make_layer
+from helpers import check_gradients, check_onnx_parity, make_layer
 from specforge.activations import ACTIVATIONS, Relu, erf, get_activation
 from specforge.errors import SpecError
 from specforge.layers import REGISTRY
@@ -25,6 +25,11 @@ REFERENCES = {
     "leaky_relu": lambda x: np.where(x > 0, x, 0.2 * x),
     "gelu": lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))),
     "swish": lambda x: x / (1 + np.exp(-x)),
+    "selu": lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * (np.exp(x) - 1)),
+    "softplus": lambda x: np.log(1 + np.exp(x)),
+    "softsign": lambda x: x / (1 + np.abs(x)),
+    "hard_sigmoid": lambda x: np.minimum(np.maximum(x + 3, 0), 6) / 6,
+    "mish": lambda x: x * np.tanh(np.log(1 + np.exp(x))),
 }
 
 
@@ -48,7 +53,8 @@ def test_float32_stays_float32(name):
     assert fn.backward(x, y, np.ones_like(y)).dtype == np.float32
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "swish", "softmax", "elu", "gelu", "tanh"])
+@pytest.mark.parametrize("name", ["sigmoid", "swish", "softmax", "elu", "gelu", "tanh", "selu", "softplus",
+                                  "softsign", "hard_sigmoid", "mish"])
 def test_extreme_inputs_stay_finite(name):
     x = np.array([[-1000.0, -30.0, 0.0, 30.0, 1000.0]], dtype=np.float32)
     with warnings.catch_warnings():
@@ -86,6 +92,14 @@ def test_relu_options_hand_worked(config, x, expected):
     np.testing.assert_allclose(Relu(**config).forward(np.array(x)), expected)
 
 
+def test_relu_capped_below_its_threshold_keeps_the_slope_under_the_threshold():
+    """Below the threshold the output is negative, under the cap: the slope applies on [max_value, threshold)."""
+    function = Relu(max_value=0.25, negative_slope=0.1, threshold=0.5)
+    z = np.array([0.3, 0.4, 0.45, 0.1, 0.6])
+    dz = function.backward(z, function.forward(z), np.ones_like(z))
+    np.testing.assert_allclose(dz, [0.1, 0.1, 0.1, 0.1, 0.0])
+
+
 def test_unknown_activation_is_a_spec_error():
     with pytest.raises(SpecError, match="unknown activation 'rleu'.*relu"):
         get_activation("rleu")
@@ -105,3 +119,16 @@ def test_onnx_after_a_convolution(name):
     act = REGISTRY["Activation"]({"activation": name})
     x = np.random.default_rng(3).standard_normal((2, 4, 5, 2)).astype(np.float32)
     check_onnx_parity([(conv, conv_params), (act, {})], (4, 5, 2), x)
+
+
+def test_hard_sigmoid_is_keras_3s():
+    """relu6(x + 3) / 6 (Keras 3); Keras 2's clip(0.2 x + 0.5, 0, 1) would give 0.8 at 1.5 and 1 at 2.5."""
+    y = get_activation("hard_sigmoid").forward(np.array([-4.0, -3.0, 0.0, 1.5, 2.5, 3.0, 9.0]))
+    np.testing.assert_allclose(y, [0.0, 0.0, 0.5, 0.75, 2.5 / 6 + 0.5, 1.0, 1.0])
+
+
+def test_softplus_and_mish_far_from_zero():
+    x = np.array([-800.0, -40.0, 40.0, 800.0])
+    np.testing.assert_allclose(get_activation("softplus").forward(x), [0.0, np.exp(-40.0), 40.0, 800.0], rtol=1e-12)
+    np.testing.assert_allclose(get_activation("mish").forward(x), [0.0, -40 * np.exp(-40.0), 40.0, 800.0],
+                               rtol=1e-12, atol=1e-300)

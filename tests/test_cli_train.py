@@ -54,9 +54,10 @@ def test_evaluate_prints_the_metrics_of_a_run(trained):
     text = specforge("evaluate", "runs/mnist-cnn/latest", "--limit", 64, cwd=cwd)
     assert text.returncode == 0, text.stderr
     metrics = json.loads((cwd / "runs" / "mnist-cnn" / "1" / "metrics.json").read_text())
-    assert text.stdout == f"test (64 examples) - loss: {metrics['loss']:.4f} - accuracy: {metrics['accuracy']:.4f}\n"
-    as_json = specforge("evaluate", "runs/mnist-cnn/1", "--limit", 64, "--json", cwd=cwd)
-    assert json.loads(as_json.stdout) == metrics
+    assert text.stdout.splitlines()[0] == (f"test (64 examples) - loss: {metrics['loss']:.4f} - accuracy: "
+                                           f"{metrics['accuracy']:.4f}")
+    as_json = json.loads(specforge("evaluate", "runs/mnist-cnn/1", "--limit", 64, "--json", cwd=cwd).stdout)
+    assert {key: as_json[key] for key in metrics} == metrics
     train_split = json.loads(specforge("evaluate", "runs/mnist-cnn/1", "--split", "train", "--limit", 10, "--json",
                                        cwd=cwd).stdout)
     assert train_split["split"] == "train" and train_split["examples"] == 10
@@ -117,7 +118,7 @@ def test_data_info_and_show(tmp_path):
     assert "train: 60000 images 28x28 uint8, values 0..255" in text
     shown = specforge("data", "show", SEED_SPEC, "--split", "test", "--count", 4, "--out", "four.png", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.strip() == "four.png"
+    assert shown.stdout.strip() == "wrote four.png"
     from PIL import Image
 
     with Image.open(tmp_path / "four.png") as image:

@@ -60,15 +60,10 @@ def test_gradients_over_the_graph_equal_finite_differences():
     model = residual_model()
     x, y = batch()
     loss = losses.get("categorical_crossentropy")
-    value, _, grads = model.gradients(x, y, loss)
+    value, _, grads, _ = model.gradients(x, y, loss)
 
     def loss_now() -> float:
-        saved = [{name: array.copy() for name, array in params.items()} for params in model.params]
-        result = loss.value(model.forward(x, training=True), y, from_logits=False)
-        for params, before in zip(model.params, saved):
-            for name, array in before.items():
-                params[name][...] = array
-        return result
+        return loss.value(model.forward(x, training=True), y, from_logits=False)
 
     assert value == pytest.approx(loss_now(), rel=1e-9)
     for param, grad in zip(model.trainable_params(), grads):

@@ -3,30 +3,19 @@ import math
 import numpy as np
 import pytest
 
+from helpers import numerical_gradient
 from specforge import losses
 from specforge.errors import DataError, SpecError
 
 RNG = np.random.default_rng(0)
 
 
-def numerical_grad(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        saved = x[index]
-        x[index] = saved + eps
-        up = f(x)
-        x[index] = saved - eps
-        down = f(x)
-        x[index] = saved
-        grad[index] = (up - down) / (2 * eps)
-    return grad
-
-
 def check_grad(loss, outputs, y, from_logits):
     value, grad = loss.value_and_grad(outputs.copy(), y, from_logits)
     assert grad.shape == outputs.shape and grad.dtype == outputs.dtype
     assert value == pytest.approx(loss.value(outputs, y, from_logits), rel=1e-12)
-    expected = numerical_grad(lambda o: loss.value(o, y, from_logits), outputs.copy())
+    perturbed = outputs.copy()
+    expected = numerical_gradient(lambda: loss.value(perturbed, y, from_logits), perturbed)
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-8)
 
 
@@ -72,6 +61,20 @@ def test_regression_gradient(name):
     outputs = RNG.normal(size=(4, 3, 2))
     check_grad(losses.get(name), outputs, outputs + RNG.uniform(0.1, 1, size=outputs.shape)
                * RNG.choice([-1, 1], size=outputs.shape), from_logits=False)
+
+
+@pytest.mark.parametrize("delta", [1.0, 0.3])
+def test_huber_gradient(delta):
+    outputs = RNG.normal(size=(4, 3, 2))
+    # every difference at least 0.05 away from the kink at |e| = delta
+    offsets = RNG.choice([0.2, 0.6, 1.4, 3.0], size=outputs.shape) * RNG.choice([-1, 1], size=outputs.shape)
+    check_grad(losses.Huber(delta), outputs, outputs + offsets, from_logits=False)
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_kl_divergence_gradient(from_logits):
+    outputs = RNG.normal(size=(5, 4)) * 3 if from_logits else RNG.dirichlet(np.ones(4), size=5) * 0.9 + 0.02
+    check_grad(losses.get("kl_divergence"), outputs, RNG.dirichlet(np.ones(4), size=5), from_logits)
 
 
 # -- values against hand-worked references --------------------------------------------------------
@@ -142,6 +145,27 @@ def test_regression_values():
     assert losses.get("mean_absolute_error").value(outputs, targets) == pytest.approx((1 + 0 + 2 + 1) / 4)
 
 
+def test_huber_values_by_hand():
+    # errors 0.5, -2, 0, 1: 0.125, 2 - 0.5 = 1.5, 0, 0.5 with delta 1; with delta 2 the -2 is still quadratic: 2
+    outputs, targets = np.array([[1.5, -2.0], [3.0, 1.0]]), np.array([[1.0, 0.0], [3.0, 0.0]])
+    assert losses.get("huber").value(outputs, targets) == pytest.approx((0.125 + 1.5 + 0 + 0.5) / 4)
+    assert losses.Huber(2.0).value(outputs, targets) == pytest.approx((0.125 + 2.0 + 0 + 0.5) / 4)
+
+
+def test_kl_divergence_matches_plain_python():
+    """Keras: sum(y * log(y / p)) per row with y and p clipped to [1e-7, 1], averaged over the rows."""
+    y = np.array([[0.2, 0.8, 0.0], [1.0, 0.0, 0.0]])
+    p = np.array([[0.3, 0.6, 0.1], [0.5, 0.25, 0.25]])
+    expected = 0.0
+    for y_row, p_row in zip(y.tolist(), p.tolist()):
+        expected += math.fsum(max(a, 1e-7) * math.log(max(a, 1e-7) / b) for a, b in zip(y_row, p_row))
+    loss = losses.get("kl_divergence")
+    assert loss.value(p, y) == pytest.approx(expected / 2, rel=1e-12)
+    assert loss.value(np.log(p) + 3.0, y, from_logits=True) == pytest.approx(expected / 2, rel=1e-12)
+    assert loss.value(y, y) == pytest.approx(0.0, abs=1e-12)
+    assert loss.encode_labels(np.array([1, 0]), 3).tolist() == [[0, 1, 0], [1, 0, 0]]
+
+
 def test_float32_in_float32_out():
     logits = RNG.normal(size=(3, 4)).astype(np.float32)
     for loss in losses.LOSSES.values():
@@ -180,7 +204,8 @@ def test_fits_rejects_outputs_that_are_not_probabilities():
 
 def test_declared_fusion_and_encoding():
     assert [(loss.fused_activation, loss.label_encoding) for loss in losses.LOSSES.values()] == [
-        ("softmax", "one_hot"), ("softmax", "sparse"), ("sigmoid", "any"), (None, "any"), (None, "any")]
+        ("softmax", "one_hot"), ("softmax", "sparse"), ("sigmoid", "any"), (None, "any"), (None, "any"),
+        (None, "any"), ("softmax", "one_hot")]
 
 
 def test_encode_labels():
@@ -211,3 +236,18 @@ def test_errors():
         losses.get("categorical_crossentropy").value(np.zeros((2, 3)), np.array([0, 1]), True)
     with pytest.raises(ValueError, match="no fused activation"):
         losses.get("mean_squared_error").value(np.zeros((2, 1)), np.zeros((2, 1)), True)
+
+
+def test_sparse_crossentropy_from_probabilities_clips_before_renormalising():
+    """Keras' sparse form: -log(c_y / sum(c)) with c the outputs clipped to [1e-7, 1 - 1e-7]; a clipped label
+    entry still passes a gradient to the other entries (renormalising first would stop all of it)."""
+    loss = losses.get("sparse_categorical_crossentropy")
+    outputs = np.array([[0.5, 0.3, 0.0, 0.2], [0.6, 0.1, 0.1, 0.2], [1.0, 0.0, 0.0, 0.0]])
+    labels = np.array([2, 1, 0])
+    clipped = np.clip(outputs, 1e-7, 1 - 1e-7)
+    expected = -np.mean(np.log(clipped[np.arange(3), labels] / clipped.sum(axis=1)))
+    value, grad = loss.value_and_grad(outputs.copy(), labels, from_logits=False)
+    assert value == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(grad[0], [1 / 3 / clipped[0].sum()] * 2 + [0, 1 / 3 / clipped[0].sum()])
+    inside = np.array([[0.5, 0.3, 0.05, 0.2], [0.6, 0.1, 0.1, 0.2]])
+    check_grad(loss, inside, labels[:2], from_logits=False)

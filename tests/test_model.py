@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from helpers import numerical_gradient
 from specforge import losses, optimizers
 from specforge.api import build
 from specforge.errors import RunError
@@ -55,21 +56,12 @@ def test_fused_gradient_equals_finite_differences_of_the_unfused_loss():
     x, y = batch()
     loss = losses.get("categorical_crossentropy")
     assert model.fuses(loss)
-    value, outputs, grads = model.gradients(x, y, loss)
+    value, outputs, grads, _ = model.gradients(x, y, loss)
     assert value == pytest.approx(unfused_loss(model, x, y, loss), rel=1e-9)
     np.testing.assert_allclose(outputs, model.forward(x, training=True), rtol=1e-12)
-    eps = 1e-6
     for param, grad in zip(model.trainable_params(), grads):
         assert grad.shape == param.shape
-        numeric = np.zeros_like(param)
-        for index in np.ndindex(param.shape):
-            saved = param[index]
-            param[index] = saved + eps
-            up = unfused_loss(model, x, y, loss)
-            param[index] = saved - eps
-            down = unfused_loss(model, x, y, loss)
-            param[index] = saved
-            numeric[index] = (up - down) / (2 * eps)
+        numeric = numerical_gradient(lambda: unfused_loss(model, x, y, loss), param)
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-9)
 
 
@@ -88,7 +80,7 @@ def test_loss_without_a_fused_activation_runs_every_node():
     assert not model.fuses(loss)
     x = np.ones((4, 3), np.float32)
     y = np.zeros((4, 2), np.float32)
-    value, outputs, grads = model.gradients(x, y, loss)
+    value, outputs, grads, _ = model.gradients(x, y, loss)
     expected = x @ model.params[0]["kernel"] + model.params[0]["bias"]
     np.testing.assert_allclose(outputs, expected, rtol=1e-6)
     assert value == pytest.approx(float(np.mean(expected ** 2)), rel=1e-5)
@@ -116,8 +108,7 @@ def test_train_step_leaves_the_weights_alone_when_the_loss_is_not_finite():
     assert np.isnan(value)
     for old, new in zip(before, model.params):
         for name in old:
-            if name not in ("moving_mean", "moving_variance"):
-                np.testing.assert_array_equal(old[name], new[name])
+            np.testing.assert_array_equal(old[name], new[name])
 
 
 def test_forward_until_gives_the_logits_of_the_final_softmax():
@@ -157,3 +148,20 @@ def test_weights_of_another_model_are_refused(tmp_path):
         model.load_weights(tmp_path / "weights.npz")
     with pytest.raises(RunError, match="does not exist"):
         model.load_weights(tmp_path / "missing.npz")
+
+
+def test_train_step_applies_the_moving_statistics_the_gradients_return():
+    model = conv_model(np.float32)
+    x, y = batch(np.float32)
+    loss = losses.get("categorical_crossentropy")
+    before = model.get_weights()
+    _, _, _, state = model.gradients(x, y, loss)
+    assert [index for index, _ in state] and all(set(values) == {"moving_mean", "moving_variance"}
+                                                 for _, values in state)
+    for old, new in zip(before, model.params):
+        for name in old:
+            np.testing.assert_array_equal(old[name], new[name])
+    model.train_step(x, y, loss, optimizers.create("sgd"))
+    for index, values in state:
+        for name, value in values.items():
+            np.testing.assert_array_equal(model.params[index][name], value)

@@ -124,6 +124,62 @@ def test_rmsprop(centered, momentum):
     assert_matches(run(optimizer), elementwise(reference))
 
 
+@pytest.mark.parametrize("initial,epsilon", [(0.1, 1e-7), (0.0, 1e-3)])
+def test_adagrad(initial, epsilon):
+    def reference(w, gradients, lr=0.05):
+        accumulator = initial
+        for g in gradients:
+            accumulator += g * g
+            w -= lr * g / math.sqrt(accumulator + epsilon)
+        return w
+
+    optimizer = optimizers.create({"name": "adagrad", "learning_rate": 0.05, "initial_accumulator_value": initial,
+                                   "epsilon": epsilon})
+    assert_matches(run(optimizer), elementwise(reference))
+
+
+def test_adagrad_first_step_by_hand():
+    # lr 0.1, g = 2 on the default accumulator 0.1: 0.1 + 4 = 4.1, w = 1 - 0.2 / sqrt(4.1 + 1e-7)
+    optimizer = optimizers.create({"name": "adagrad", "learning_rate": 0.1})
+    weight = [np.array([1.0])]
+    optimizer.step(weight, [np.array([2.0])])
+    assert weight[0][0] == pytest.approx(1 - 0.2 / math.sqrt(4.1000001), rel=1e-14)
+
+
+def nadam_reference(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Keras 3's Nadam (keras/src/optimizers/nadam.py), one weight in plain Python."""
+    def reference(w, gradients):
+        m = v = 0.0
+        u_product = 1.0
+        for t, g in enumerate(gradients, start=1):
+            u_t = beta_1 * (1 - 0.5 * 0.96 ** t)
+            u_next = beta_1 * (1 - 0.5 * 0.96 ** (t + 1))
+            u_product *= u_t
+            m = beta_1 * m + (1 - beta_1) * g
+            v = beta_2 * v + (1 - beta_2) * g * g
+            m_hat = u_next * m / (1 - u_product * u_next) + (1 - u_t) * g / (1 - u_product)
+            v_hat = v / (1 - beta_2 ** t)
+            w -= lr * m_hat / (math.sqrt(v_hat) + epsilon)
+        return w
+    return reference
+
+
+@pytest.mark.parametrize("options", [{}, {"beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-3}])
+def test_nadam(options):
+    optimizer = optimizers.create({"name": "nadam", "learning_rate": 0.01, **options})
+    assert_matches(run(optimizer), elementwise(nadam_reference(0.01, **options)))
+
+
+def test_nadam_first_step_by_hand():
+    # lr 0.1, g = 2: u_1 = 0.9 (1 - 0.48) = 0.468, u_2 = 0.9 (1 - 0.5 * 0.9216) = 0.48528, m = 0.2, v = 0.004,
+    # m_hat = 0.48528 * 0.2 / (1 - 0.468 * 0.48528) + 0.532 * 2 / 0.532 = 0.12571... + 2, v_hat = 4
+    optimizer = optimizers.create({"name": "nadam", "learning_rate": 0.1})
+    weight = [np.array([1.0])]
+    optimizer.step(weight, [np.array([2.0])])
+    m_hat = 0.48528 * 0.2 / (1 - 0.468 * 0.48528) + 2
+    assert weight[0][0] == pytest.approx(1 - 0.1 * m_hat / (2 + 1e-7), rel=1e-13)
+
+
 def test_learning_rate_change_takes_effect_on_the_next_step():
     optimizer = optimizers.create({"name": "sgd", "learning_rate": 0.5})
     weight = [np.array([1.0])]
@@ -169,6 +225,8 @@ CONFIGS = [
     {"name": "adam", "amsgrad": True},
     {"name": "adamw", "weight_decay": 0.01},
     {"name": "rmsprop", "centered": True, "momentum": 0.5},
+    "adagrad",
+    {"name": "nadam", "beta_1": 0.8},
 ]
 
 
@@ -233,6 +291,11 @@ def test_resolve_fills_keras_defaults():
     assert optimizers.resolve("adamw")["weight_decay"] == 0.004
     assert optimizers.resolve("rmsprop") == {"name": "rmsprop", "learning_rate": 0.001, "rho": 0.9, "momentum": 0.0,
                                              "epsilon": 1e-7, "centered": False, "clipnorm": None, "clipvalue": None}
+    assert optimizers.resolve("adagrad") == {"name": "adagrad", "learning_rate": 0.001,
+                                             "initial_accumulator_value": 0.1, "epsilon": 1e-7, "clipnorm": None,
+                                             "clipvalue": None}
+    assert optimizers.resolve("nadam") == {"name": "nadam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
+                                           "epsilon": 1e-7, "clipnorm": None, "clipvalue": None}
 
 
 def test_resolve_agrees_with_the_schema_defaults():
@@ -243,8 +306,8 @@ def test_resolve_agrees_with_the_schema_defaults():
 
 
 def test_spec_errors():
-    with pytest.raises(SpecError, match="unknown optimizer 'adagrad'"):
-        optimizers.create("adagrad")
+    with pytest.raises(SpecError, match="unknown optimizer 'adadelta'"):
+        optimizers.create("adadelta")
     with pytest.raises(SpecError, match="sgd has no option 'beta_1'") as error:
         optimizers.create({"name": "sgd", "beta_1": 0.9})
     assert error.value.problems[0].location.path == "compile.optimizer.beta_1"
@@ -259,4 +322,4 @@ def test_schema_rejects_options_of_another_optimizer():
     assert validator.is_valid({"name": "adam", "learning_rate": 0.01, "amsgrad": True})
     errors = list(validator.iter_errors({"name": "sgd", "beta_1": 0.9}))
     assert [e.validator for e in errors] == ["additionalProperties"] and "beta_1" in errors[0].message
-    assert not validator.is_valid("adagrad")
+    assert not validator.is_valid("adadelta")

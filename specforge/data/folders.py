@@ -39,7 +39,9 @@ def decode_image(data: bytes, input_shape: tuple[int, ...], file: str) -> np.nda
             if image.size != size:
                 image = image.resize(size, Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+    except UnidentifiedImageError as error:
+        raise DataError("not an image file Pillow can read; use PNG or JPEG files", file=file) from error
+    except (OSError, ValueError, SyntaxError) as error:
         raise DataError(f"cannot read the image ({error}); use PNG or JPEG files", file=file) from error
     return pixels.reshape(input_shape)
 

@@ -183,8 +183,16 @@ _BY_SOURCE: dict[str, tuple[dict, list[str]]] = {
     }, ["url", "sha256"]),
 }
 
-# The top level lists every option once, without the defaults that belong to a source.
-_ALL_OPTIONS: dict[str, dict] = dict(_COMMON)
+# The top level lists every option once, without the defaults that belong to a source; a split, which is a
+# file for csv and a directory for image_folder, is described for both.
+_ALL_OPTIONS: dict[str, dict] = {
+    **_COMMON,
+    **{split: _path(f"The {split} split. {_need(split)} csv: a CSV file, one row per example, the label plus "
+                    "the pixel values in row-major order. image_folder: a directory with one sub-folder per "
+                    "class (the folder's name is the class name; classes are numbered in the folders' sorted "
+                    "order) holding PNG or JPEG images, e.g. train/cat/1.png, train/dog/2.png.")
+       for split in SPLITS},
+}
 for _options, _ in _BY_SOURCE.values():
     for _name, _schema in _options.items():
         _ALL_OPTIONS.setdefault(_name, {key: value for key, value in _schema.items() if key != "default"})

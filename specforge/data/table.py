@@ -12,7 +12,9 @@ from specforge.data.files import require_file, sha256_file
 from specforge.data.splits import Split, make_split
 from specforge.errors import DataError
 
-_ROW = re.compile(r" at row (\d+)")
+#: numpy's row in its two messages: counted from 0 after a cell it cannot convert ("at row 1, column 2"),
+#: from 1 after a row whose column count changed ("at row 2;"), both after the skipped header.
+_ROW = re.compile(r" at row (\d+)(,?)")
 _USECOLS_HINT = re.compile(r"; use `usecols`.*$")
 
 
@@ -54,7 +56,8 @@ def _read_table(path: Path, skip_header: bool) -> np.ndarray:
                                encoding="utf-8-sig")
     except ValueError as error:
         reason = _USECOLS_HINT.sub("", str(error)).rstrip(".")
-        reason = _ROW.sub(lambda match: f" on line {int(match.group(1)) + 1}", reason)
+        reason = _ROW.sub(lambda match: f" on line {int(match.group(1)) + bool(match.group(2)) + skip_header}"
+                                        f"{match.group(2)}", reason)
         raise DataError(f"cannot read the CSV: {reason}; every row needs the label and the same number of "
                         "pixel values, all numbers", file=str(path)) from error
     if table.size == 0:

@@ -31,6 +31,7 @@ class OnnxBuilder:
         self.layouts: dict[str, str] = {}
         self._used: Counter = Counter()
         self._transposed: dict[tuple[str, str], str] = {}
+        self._claims: dict[str, tuple[str, int]] = {}
         self.prefix = ""
 
     def unique(self, hint: str) -> str:
@@ -47,12 +48,26 @@ class OnnxBuilder:
     def constant_int64(self, values: Sequence[int], hint: str) -> str:
         return self.initializer(np.asarray(values, dtype=np.int64), hint)
 
+    def claim(self, hint: str, name: str, rank: int) -> None:
+        """Give the next node hinted ``hint`` (a layer's output node is hinted with the layer's name) the
+        exact output ``name``, if its output of ``rank`` axes comes out in the spec's layout (NHWC)."""
+        self._claims[hint] = (name, rank)
+
+    def release(self, hint: str) -> bool:
+        """Drop the claim on ``hint``; whether it was still unused."""
+        return self._claims.pop(hint, None) is not None
+
     def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, *,
-             layout: str | None = None, outputs: int = 1, **attrs: Any) -> str | list[str]:
-        """Add a node; its output keeps the first input's layout unless ``layout`` is given."""
-        names = [self.unique(hint or op_type.lower()) for _ in range(outputs)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=names[0], **attrs))
+             layout: str | None = None, outputs: int = 1, name: str | None = None,
+             **attrs: Any) -> str | list[str]:
+        """Add a node; its output keeps the first input's layout unless ``layout`` is given. ``name`` (or a
+        claim on ``hint``) names its single output exactly; otherwise names are made unique from ``hint``."""
         out_layout = layout or (self.layouts.get(inputs[0], NHWC) if inputs else NHWC)
+        claimed = self._claims.get(hint)
+        if name is None and claimed is not None and (out_layout == NHWC or claimed[1] != 3):
+            name = self._claims.pop(hint)[0]
+        names = [name] if name is not None else [self.unique(hint or op_type.lower()) for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=names[0], **attrs))
         for name in names:
             self.layouts[name] = out_layout
         return names[0] if outputs == 1 else names
@@ -64,14 +79,15 @@ class OnnxBuilder:
     def layout(self, name: str) -> str:
         return self.layouts.get(name, NHWC)
 
-    def to_layout(self, name: str, layout: str) -> str:
-        """``name`` in ``layout`` (NHWC or NCHW); only image tensors (rank 3 without batch) are transposed."""
+    def to_layout(self, name: str, layout: str, output: str | None = None) -> str:
+        """``name`` in ``layout`` (NHWC or NCHW); only image tensors (rank 3 without batch) are transposed,
+        into a tensor named ``output`` when given."""
         current = self.layout(name)
         if current == layout or len(self.shapes.get(name, ())) != 3:
             return name
         key = (name, layout)
         if key not in self._transposed:
-            out = self.node("Transpose", [name], f"{name}_to_{layout.lower()}", layout=layout,
+            out = self.node("Transpose", [name], f"{name}_to_{layout.lower()}", layout=layout, name=output,
                             perm=_PERM[(current, layout)])
             self.shapes[out] = self.shapes[name]
             self._transposed[key] = out

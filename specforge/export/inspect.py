@@ -22,8 +22,11 @@ def describe(path: str | Path) -> dict:
     except (DecodeError, OSError, ValueError) as error:
         raise DataError(f"cannot read as an ONNX model ({error}); give a file written by specforge export",
                         file=str(path)) from None
+    from specforge.export.quantize import quantization_of
+
     graph = model.graph
     initializers = {tensor.name for tensor in graph.initializer}
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
     return {
         "file": str(path),
         "size": path.stat().st_size,
@@ -33,7 +36,8 @@ def describe(path: str | Path) -> dict:
         "doc": graph.doc_string,
         "inputs": [_value(value) for value in graph.input if value.name not in initializers],
         "outputs": [_value(value) for value in graph.output],
-        "metadata": {prop.key: prop.value for prop in model.metadata_props},
+        "metadata": metadata,
+        "quantized": quantization_of(metadata, {node.op_type for node in graph.node}),
         "nodes": len(graph.node),
         "ops": dict(sorted(Counter(node.op_type for node in graph.node).items(), key=lambda kv: (-kv[1], kv[0]))),
         "parameters": sum(math.prod(tensor.dims) for tensor in graph.initializer),
@@ -56,11 +60,21 @@ def format_description(info: dict) -> str:
         "outputs:", *interface(info["outputs"]),
         f"nodes: {info['nodes']} ({', '.join(f'{op} {count}' for op, count in info['ops'].items())}); "
         f"parameters: {info['parameters']:,}",
+        f"quantized: {_quantized(info['quantized'])}",
     ]
     if info["metadata"]:
         width = max(map(len, info["metadata"]))
         lines += ["metadata:", *(f"  {key:<{width}}  {value}" for key, value in info["metadata"].items())]
     return "\n".join(lines)
+
+
+def _quantized(record: dict | None) -> str:
+    if record is None:
+        return "no (float32)"
+    if "int8_accuracy" not in record:
+        return f"{record['type']} (by another tool)"
+    return (f"{record['type']} (test accuracy {100 * record['float_accuracy']:.2f}% float, "
+            f"{100 * record['int8_accuracy']:.2f}% int8, on {record['examples']} examples)")
 
 
 def _value(value) -> dict:

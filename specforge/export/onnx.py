@@ -21,6 +21,7 @@ from onnx import helper
 import specforge
 from specforge.errors import ExportError
 from specforge.export.builder import NHWC, OnnxBuilder
+from specforge.graph import INPUT_NODE
 from specforge.layers.base import Layer, Params
 
 if TYPE_CHECKING:
@@ -34,17 +35,16 @@ INPUT_NAME = "input"
 PROBABILITIES = "probabilities"
 LOGITS = "logits"
 
-Steps = Sequence[tuple[Layer, Params]]
-
-
-def graph_to_onnx(steps: Steps, input_shape: tuple[int, ...], *, opset: int = DEFAULT_OPSET,
+def graph_to_onnx(graph: Graph, params: Sequence[Params], *, opset: int = DEFAULT_OPSET,
                   output_name: str = "output", preprocessing: Preprocessing | None = None,
                   logits_name: str | None = None, doc: str = "") -> onnx.ModelProto:
-    """The ONNX model computing ``steps`` (layers with their parameters, in order) in inference mode.
+    """The ONNX model computing ``graph`` with ``params`` (one dict per node) in inference mode.
 
-    ``preprocessing`` puts its scale and offset before the first layer.  ``logits_name``
-    also outputs the input of the last step (which must be the final softmax).  Raises
-    ExportError naming a layer that cannot be converted.
+    ``preprocessing`` puts its scale and offset before the first node.  ``logits_name``
+    also outputs the input of the last node (which must be the final softmax).  Every
+    tensor takes its shape from the graph's nodes, and the graph's outputs are named when
+    the nodes that make them are added.  Raises ExportError naming a layer that cannot be
+    converted.
     """
     if opset not in IR_VERSIONS:
         raise ExportError(f"Received: opset={opset}; use an opset from {min(IR_VERSIONS)} to {max(IR_VERSIONS)}")
@@ -53,29 +53,39 @@ def graph_to_onnx(steps: Steps, input_shape: tuple[int, ...], *, opset: int = DE
     for reserved in (INPUT_NAME, output_name, logits_name):
         if reserved:
             builder.unique(reserved)
-    shape = tuple(int(d) for d in input_shape)
-    name = _preprocess(builder, INPUT_NAME, shape, preprocessing)
-    before_last = name
-    for layer, params in steps:
-        before_last = name
-        out_shape = tuple(layer.output_shape(shape))
-        name = _convert(layer, builder, params, name)
-        builder.shapes[name] = out_shape
-        shape = out_shape
-    outputs = [(builder.to_layout(name, NHWC), output_name, shape)]
+    input_shape = graph.input_shape
+    name = _preprocess(builder, INPUT_NAME, input_shape, preprocessing)
+    last = len(graph.nodes) - 1
+    publics = {last: output_name, last - 1: logits_name}
+    if last == -1:
+        name = _publish(builder, name, output_name)
+    tensors = {INPUT_NODE: name}
+    for index, (node, node_params) in enumerate(zip(graph.nodes, params)):
+        public = publics.get(index)
+        if public:
+            builder.claim(node.layer.name, public, len(node.output_shape))
+        taken = [tensors[source] for source in node.inputs]
+        name = _convert(node.layer, builder, node_params, taken if node.layer.merges else taken[0])
+        builder.shapes[name] = node.output_shape
+        if public:
+            if not builder.release(node.layer.name) and name != public:
+                raise ExportError(f"layer {node.layer.name!r} ({node.layer.type}) cannot be exported: a node "
+                                  "other than the one making its output is hinted with the layer's name")
+            name = _publish(builder, name, public)
+            builder.shapes[name] = node.output_shape
+        tensors[index] = name
+    outputs = [(output_name, graph.output_shape)]
     if logits_name:
-        outputs.append((builder.to_layout(before_last, NHWC), logits_name, shape))
-    for tensor, public, _ in outputs:
-        _rename(builder, tensor, public)
+        outputs.append((logits_name, graph.output_shape))
 
-    graph = helper.make_graph(
+    onnx_graph = helper.make_graph(
         builder.nodes, "specforge",
         [builder.value_info(INPUT_NAME, ["N", *input_shape], _input_doc(input_shape, preprocessing))],
-        [builder.value_info(public, ["N", *dims], _OUTPUT_DOCS.get(public, "")) for _, public, dims in outputs],
+        [builder.value_info(public, ["N", *dims], _OUTPUT_DOCS.get(public, "")) for public, dims in outputs],
         initializer=builder.initializers,
         doc_string=doc,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
                               ir_version=IR_VERSIONS[opset], producer_name="specforge",
                               producer_version=specforge.__version__)
     check_model(model)
@@ -94,8 +104,7 @@ def export_graph(graph: Graph, params: Sequence[Params], *, opset: int = DEFAULT
         raise ExportError(f"--logits needs a model whose last activation is softmax; this one ends with "
                           f"{graph.final_activation!r}, so its output already is what the last layer computes; "
                           "leave --logits out")
-    steps = [(node.layer, node_params) for node, node_params in zip(graph.nodes, params)][:until]
-    return graph_to_onnx(steps, graph.input_shape, opset=opset, output_name=PROBABILITIES,
+    return graph_to_onnx(graph.prefix(until), params, opset=opset, output_name=PROBABILITIES,
                          preprocessing=preprocessing, logits_name=LOGITS if logits else None, doc=doc)
 
 
@@ -151,15 +160,13 @@ def _convert(layer: Layer, builder: OnnxBuilder, params: Params, input_name: str
                           f"{error.problems[0].message}") from None
 
 
-def _rename(builder: OnnxBuilder, tensor: str, public: str) -> None:
-    """Give ``tensor`` the graph-level name ``public`` in the node that makes it and in every consumer;
-    a tensor no node makes (the graph input itself, e.g. a model of only Dropout) gets an Identity."""
-    producer = next((node for node in reversed(builder.nodes) if tensor in node.output), None)
-    if producer is None:
-        builder.nodes.append(helper.make_node("Identity", [tensor], [public], name=public))
-        return
-    for node in builder.nodes:
-        for field in (node.input, node.output):
-            for index, value in enumerate(field):
-                if value == tensor:
-                    field[index] = public
+def _publish(builder: OnnxBuilder, tensor: str, public: str) -> str:
+    """The graph output ``public`` for a node's output ``tensor``: the tensor itself when its node took the
+    name (``OnnxBuilder.claim``), else a Transpose back to NHWC made under that name, else an Identity
+    (a node that makes no node of its own, e.g. Dropout, or an output that is not the layer's own node)."""
+    if tensor == public:
+        return tensor
+    transposed = builder.to_layout(tensor, NHWC, output=public)
+    if transposed == public:
+        return public
+    return builder.node("Identity", [tensor], public, name=public)

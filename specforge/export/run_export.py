@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     import onnx
 
     from specforge.data.preprocessing import Preprocessing
+    from specforge.export.quantize import QuantizationResult
     from specforge.graph import Graph
     from specforge.layers.base import Params
 
 MODEL_FILE = "model.onnx"
+INT8_MODEL_FILE = "model.int8.onnx"
 EXPORT_RECORD = "export.json"
 
 
@@ -42,9 +44,15 @@ class ExportResult:
     preprocessing_in_graph: bool
     size: int
     sha256: str
+    #: the static site written by ``--web``, when asked for
+    site: Path | None = None
+    #: the int8 gate's result (``--quantize int8``)
+    quantization: QuantizationResult | None = None
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "path": str(self.path), "parity": self.parity.to_dict()}
+        return {**asdict(self), "path": str(self.path), "parity": self.parity.to_dict(),
+                "site": None if self.site is None else str(self.site),
+                "quantization": None if self.quantization is None else self.quantization.to_dict()}
 
 
 def export_classifier(graph: Graph, params: Sequence[Params], preprocessing: Preprocessing, raw: np.ndarray, *,
@@ -72,14 +80,24 @@ def export_classifier(graph: Graph, params: Sequence[Params], preprocessing: Pre
 
 
 def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool = False,
-               preprocessing: bool = True, output: str | Path | None = None) -> ExportResult:
-    """``specforge export RUN --onnx``: write RUN/model.onnx (or ``output``) and RUN/export.json."""
+               preprocessing: bool = True, output: str | Path | None = None,
+               web: str | Path | None = None, quantize: str | None = None,
+               max_accuracy_drop: float | None = None) -> ExportResult:
+    """``specforge export RUN --onnx``: write RUN/model.onnx (or ``output``) and RUN/export.json; with ``web``,
+    also the static site that runs the model in a browser (checked to be possible before anything is written).
+
+    ``quantize="int8"`` writes the int8 model instead (RUN/model.int8.onnx unless ``output``), once it keeps
+    the float model's test accuracy within ``max_accuracy_drop`` points (default 0.5)."""
     from specforge.data.preprocessing import Preprocessing
     from specforge.runs import open_run, write_json
 
     run = open_run(run_path)
     spec = run.spec()
     graph = run.graph()
+    if web is not None:
+        from specforge.export.web import page_mode, write_site
+
+        mode = page_mode(graph.input_shape, preprocessing)
     steps = Preprocessing.from_dict(run.preprocessing)
     raw, data = parity_batch(run.config, graph.input_shape, Path(run.manifest.get("base_dir", spec.base_dir)))
     model, parity = export_classifier(
@@ -87,11 +105,22 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
         spec_sha256=run.manifest.get("spec_sha256", spec.sha256()), metrics=run.metrics,
         opset=opset, logits=logits, in_graph=preprocessing, data=data,
         description=run.config.get("description", ""))
+    quantization = None
+    if quantize is not None:
+        from specforge.export.quantize import DEFAULT_MAX_ACCURACY_DROP, quantize_gated
+
+        calibration, test_inputs, test_labels = quantization_data(
+            run.config, graph.input_shape, Path(run.manifest.get("base_dir", spec.base_dir)), steps, preprocessing)
+        model, quantization = quantize_gated(model, calibration, test_inputs, test_labels, max_accuracy_drop=(
+            DEFAULT_MAX_ACCURACY_DROP if max_accuracy_drop is None else max_accuracy_drop), file=str(run.path))
     payload = model.SerializeToString()
-    path = Path(output) if output is not None else run.path / MODEL_FILE
+    path = Path(output) if output is not None else run.path / (INT8_MODEL_FILE if quantize else MODEL_FILE)
     write_bytes(path, payload)
+    if web is not None:
+        web = write_site(web, payload, name=spec.name, class_names=steps.class_names, input_shape=graph.input_shape,
+                         mode=mode)
     result = ExportResult(path, parity, opset, IR_VERSIONS[opset], [PROBABILITIES, *([LOGITS] if logits else [])],
-                          preprocessing, len(payload), hashlib.sha256(payload).hexdigest())
+                          preprocessing, len(payload), hashlib.sha256(payload).hexdigest(), web, quantization)
     write_json(run.path / EXPORT_RECORD, result.to_dict())
     return result
 
@@ -116,3 +145,23 @@ def parity_batch(config: dict, input_shape: tuple[int, ...], base_dir: Path,
         raise DataError("the spec's data has no examples to check the export on")
     source = config["data"].get("source", "mnist")
     return np.concatenate(parts), f"{source} {' + '.join(names)}"
+
+
+def quantization_data(config: dict, input_shape: tuple[int, ...], base_dir: Path, steps: Preprocessing,
+                      in_graph: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model inputs to calibrate on (the first training examples), and the test split's inputs and labels."""
+    from specforge.data import load_dataset
+    from specforge.export.quantize import CALIBRATION_EXAMPLES
+
+    dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
+    if dataset.test is None or not len(dataset.test):
+        raise DataError("--quantize compares the int8 model with the float one on the test split, and the data "
+                        "has none; give the spec's data a test split")
+
+    def inputs(images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        return (images.reshape((len(images), *input_shape)).astype(np.float32) if in_graph
+                else steps.images(images))
+
+    return (inputs(dataset.train.images[:CALIBRATION_EXAMPLES]), inputs(dataset.test.images),
+            np.asarray(dataset.test.labels))

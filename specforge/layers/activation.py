@@ -46,7 +46,12 @@ class Activation(ActivationLayer):
     description = "Applies an activation function to its input."
     schema = {
         "activation": {"enum": list(ACTIVATION_NAMES),
-                       "description": "Name of the function; softmax normalises over the last axis."},
+                       "description": "Name of the function, as Keras 3 defines it: softmax normalises over the "
+                                      "last axis; elu has alpha 1, leaky_relu slope 0.2; gelu is exact (erf); "
+                                      "swish is x * sigmoid(x); selu has Keras' alpha 1.6733 and scale 1.0507; "
+                                      "softplus is log(1 + exp(x)), softsign x / (1 + |x|); hard_sigmoid is "
+                                      "relu6(x + 3) / 6 (Keras 2 had clip(0.2 x + 0.5, 0, 1)); mish is "
+                                      "x * tanh(softplus(x))."},
     }
     required = ("activation",)
     examples = [({"activation": name}, (2, 3, 4)) for name in ACTIVATION_NAMES]
@@ -64,13 +69,16 @@ class ReLU(ActivationLayer):
                       "description": "Largest output value; null: no cap (6 gives ReLU6)."},
         "negative_slope": {"type": "number", "minimum": 0, "default": 0.0,
                            "description": "Slope below the threshold."},
-        "threshold": {"type": "number", "default": 0.0,
-                      "description": "Input value below which the negative slope applies."},
+        "threshold": {"type": "number", "minimum": 0, "default": 0.0,
+                      "description": "Input value below which the negative slope applies; not negative, as "
+                                     "in Keras."},
     }
     examples = [
         ({}, (3, 2, 2)),
         ({"max_value": 6.0}, (5,)),
         ({"max_value": 1.5, "negative_slope": 0.1, "threshold": 0.5}, (2, 3, 2)),
+        # a cap below the threshold: the negative slope still applies on [max_value, threshold)
+        ({"max_value": 0.25, "negative_slope": 0.1, "threshold": 0.5}, (4, 5)),
     ]
 
     def function(self):

@@ -36,7 +36,8 @@ class Layer:
     required: ClassVar[tuple[str, ...]] = ()
     #: ``(config, input_shape)`` pairs: small valid uses of the kind, run by the generic tests.
     examples: ClassVar[list[tuple[dict, Shape]]] = []
-    #: parameter names that are state, not trained (BatchNormalization's moving statistics).
+    #: parameter names that are state, not trained (BatchNormalization's moving statistics); a training
+    #: forward returns their update through ``new_state``.
     non_trainable: ClassVar[tuple[str, ...]] = ()
     #: Whether the step planner may hand ``forward`` an ``activation`` to apply to the fresh output in
     #: place (one whose gradient needs only its output); ``backward`` then starts with its gradient.
@@ -114,6 +115,11 @@ class Layer:
         """
         raise NotImplementedError
 
+    def new_state(self, cache: Any) -> Params:
+        """The new values of the ``non_trainable`` parameters after the training forward that made ``cache``
+        (forward never changes ``params``; the training step applies these); ``{}`` for kinds without state."""
+        return {}
+
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
         """``(dx, grads)`` given the output gradient; ``dx`` is None when ``need_dx`` is False."""
@@ -121,7 +127,9 @@ class Layer:
 
     # -- export -------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
-        """Emit this layer's ONNX nodes through ``builder``; return the output tensor's name."""
+        """Emit this layer's ONNX nodes through ``builder``; return the output tensor's name. The node
+        making the output is hinted with the layer's name, so that the exporter can name a graph output
+        when that node is made (``OnnxBuilder.claim``)."""
         raise NotImplementedError
 
 
@@ -163,7 +171,8 @@ PADDING_SCHEMA = {
 }
 
 #: Activation names the spec accepts; ``specforge.activations`` implements exactly these.
-ACTIVATION_NAMES = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "leaky_relu", "gelu", "swish")
+ACTIVATION_NAMES = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "leaky_relu", "gelu", "swish", "selu",
+                    "softplus", "softsign", "hard_sigmoid", "mish")
 #: Initializer names the spec accepts; ``specforge.initializers`` implements exactly these.
 INITIALIZER_NAMES = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
                      "lecun_normal", "zeros", "ones", "random_normal", "random_uniform")

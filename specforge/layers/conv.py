@@ -41,6 +41,15 @@ _COMMON_SCHEMA = {
 }
 
 
+def require_strides_or_dilation(layer: Layer) -> None:
+    """SpecError unless the layer's ``strides`` or its ``dilation_rate`` is 1 (Keras' rule for convolutions)."""
+    strides, dilation = as_pair(layer.config["strides"]), as_pair(layer.config["dilation_rate"])
+    if max(strides) > 1 and max(dilation) > 1:
+        raise SpecError(f"{layer.type} cannot combine strides > 1 with dilation_rate > 1 (received "
+                        f"strides={layer.config['strides']}, dilation_rate={layer.config['dilation_rate']}); "
+                        f"use strides: 1 or dilation_rate: 1")
+
+
 @dataclass
 class _Saved:
     """What a convolution's backward needs: the shards of the batch, the fused activation with the
@@ -66,11 +75,7 @@ class _Convolution(Layer):
 
     def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
         super().__init__(config, name)
-        strides, dilation = as_pair(self.config["strides"]), as_pair(self.config["dilation_rate"])
-        if max(strides) > 1 and max(dilation) > 1:
-            raise SpecError(f"{self.type} cannot combine strides > 1 with dilation_rate > 1 (received "
-                            f"strides={self.config['strides']}, dilation_rate={self.config['dilation_rate']}); "
-                            f"use strides: 1 or dilation_rate: 1")
+        require_strides_or_dilation(self)
 
     # -- the kind's kernel ------------------------------------------------------------
     def kernel_shape(self, channels: int) -> Shape:

@@ -53,6 +53,9 @@ class Step:
                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
         return self.layer.forward(params, x, training, rng, self.activation)
 
+    def new_state(self, cache: Any) -> Params:
+        return self.layer.new_state(cache)
+
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | list[np.ndarray] | None, Params]:
         return self.layer.backward(params, cache, dy, need_dx)

@@ -11,7 +11,8 @@ from specforge.layout import NCHW
 
 class BatchNormalization(Layer):
     """Training normalises with the batch's statistics over every axis but the channels (biased
-    variance) and moves the running statistics in place; inference uses the running statistics."""
+    variance) and returns the moved running statistics as ``new_state``; inference uses the running
+    statistics."""
 
     type = "BatchNormalization"
     description = ("Normalises each channel to zero mean and unit variance (batch statistics in training, "
@@ -52,6 +53,7 @@ class BatchNormalization(Layer):
         return 2 * int(np.prod(input_shape))
 
     def forward(self, params, x, training=False, rng=None, activation=None):
+        state = {}
         if training:
             axes = tuple(range(x.ndim - 1))
             mean = x.mean(axis=axes)
@@ -59,8 +61,8 @@ class BatchNormalization(Layer):
             variance = np.mean(x_hat * x_hat, axis=axes)
             momentum = self.config["momentum"]
             for name, batch in (("moving_mean", mean), ("moving_variance", variance)):
-                params[name] *= momentum
-                params[name] += (1 - momentum) * batch
+                state[name] = params[name] * momentum
+                state[name] += (1 - momentum) * batch
         else:
             x_hat = x - params["moving_mean"]
             variance = params["moving_variance"]
@@ -69,10 +71,13 @@ class BatchNormalization(Layer):
         y = x_hat * params["gamma"] if "gamma" in params else x_hat.copy()
         if "beta" in params:
             y += params["beta"]
-        return y, (x_hat, inv_std, training)
+        return y, (x_hat, inv_std, training, state)
+
+    def new_state(self, cache):
+        return cache[3]
 
     def backward(self, params, cache, dy, need_dx=True):
-        x_hat, inv_std, training = cache
+        x_hat, inv_std, training, _ = cache
         axes = tuple(range(dy.ndim - 1))
         grads = {}
         if "gamma" in params:

@@ -165,10 +165,11 @@ class _GlobalPooling2D(Layer):
         return self.spread(dy, reduce_cache, x_shape[1] * x_shape[2]).reshape(x_shape), {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
-        pooled = builder.node(self.onnx_op, [builder.to_layout(input_name, NCHW)], hint=self.name, layout=NCHW)
+        pooled = builder.node(self.onnx_op, [builder.to_layout(input_name, NCHW)], layout=NCHW,
+                              hint=self.name if self.config["keepdims"] else f"{self.name}_pooled")
         if self.config["keepdims"]:
             return pooled
-        return builder.node("Flatten", [pooled], hint=f"{self.name}_flatten", layout=NHWC, axis=1)
+        return builder.node("Flatten", [pooled], hint=self.name, layout=NHWC, axis=1)
 
     def reduce(self, flat: np.ndarray) -> tuple[np.ndarray, Any]:
         """``(y, cache)`` for ``flat`` (N, H*W, C)."""

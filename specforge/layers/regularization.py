@@ -1,4 +1,5 @@
-"""Dropout: randomly zeroes inputs during training (inverted dropout); the identity at inference."""
+"""Dropout and SpatialDropout2D: randomly zero inputs (or whole channels) during training (inverted dropout);
+the identity at inference."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from specforge.layers.base import Layer, Shape
+from specforge.layers.windows import require_image
 
 
 class Dropout(Layer):
@@ -37,9 +39,13 @@ class Dropout(Layer):
         generator = self._rng if self._rng is not None else rng
         if generator is None:
             raise ValueError("Dropout in training needs a random generator: pass rng or set seed")
-        mask = (generator.random(x.shape, dtype=np.float32) >= rate).astype(x.dtype)
+        mask = (generator.random(self.mask_shape(x.shape), dtype=np.float32) >= rate).astype(x.dtype)
         mask *= 1 / (1 - rate)
         return x * mask, mask
+
+    def mask_shape(self, shape: Shape) -> Shape:
+        """The shape of the random mask for inputs of ``shape`` (batch included); it broadcasts over the rest."""
+        return shape
 
     def backward(self, params, cache, dy, need_dx=True):
         if not need_dx:
@@ -48,3 +54,21 @@ class Dropout(Layer):
 
     def to_onnx(self, builder, params, input_name):
         return input_name
+
+
+class SpatialDropout2D(Dropout):
+    """Keras' SpatialDropout2D: one draw per example and channel, so that neighbouring pixels, which are
+    strongly correlated in feature maps, are dropped together."""
+
+    type = "SpatialDropout2D"
+    description = ("During training, sets whole channels of an image to 0 with probability rate (the same "
+                   "channels at every pixel of an example) and scales the others by 1 / (1 - rate); does nothing "
+                   "at inference.")
+    examples = [({"rate": 0.5}, (3, 4, 5)), ({"rate": 0.25, "seed": 7}, (2, 2, 6))]
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return require_image(self.type, input_shape)
+
+    def mask_shape(self, shape: Shape) -> Shape:
+        require_image(self.type, shape[1:])
+        return (shape[0], 1, 1, shape[3])

@@ -12,10 +12,12 @@ _AXES = ("height", "width")
 
 
 def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: tuple[int, int],
-                strides: tuple[int, int], dilation: tuple[int, int], padding: str) -> Window:
+                strides: tuple[int, int], dilation: tuple[int, int], padding: str,
+                axes: tuple[str, str] = _AXES) -> Window:
     """The window over a ``size`` (height, width) image; ShapeError when an output dimension is not positive.
 
     ``same`` padding follows TensorFlow: output ``ceil(n / s)``, and the odd pixel of padding goes after.
+    ``axes`` names the two axes in messages (a sequence is a ``(1, steps)`` image).
     """
     pads = []
     for n, k, s, d in zip(size, kernel, strides, dilation):
@@ -26,7 +28,7 @@ def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: 
         else:
             pads.append((0, 0))
     window = Window(kernel, strides, dilation, tuple(pads))
-    for axis, n, (before, after), e, s, d, out in zip(_AXES, size, window.pads, window.effective, strides,
+    for axis, n, (before, after), e, s, d, out in zip(axes, size, window.pads, window.effective, strides,
                                                        dilation, window.output_size(size)):
         if out < 1:
             fitting = (n + before + after - 1) // d + 1

@@ -106,8 +106,8 @@ class FlatModel:
 
 
 def snake(kind: str) -> str:
-    """``Conv2D`` -> ``conv2d``, ``GlobalAveragePooling2D`` -> ``global_average_pooling2d``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", kind).lower().replace("2_d", "2d").replace("1_d", "1d")
+    """Keras' snake case of a class name: Conv2DTranspose -> conv2d_transpose, ReLU -> re_lu."""
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", kind)).lower()
 
 
 def flatten_model(spec) -> FlatModel:

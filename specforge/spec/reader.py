@@ -57,15 +57,28 @@ class Document:
 
 def read_document(path: str | Path, *, as_json: bool | None = None) -> Document:
     """Read a spec file, as JSON when ``as_json`` (default: when it is named .json); raises SpecError
-    (located) on a missing file or a syntax error."""
+    (located) on a missing file, text that is not UTF-8 or a syntax error."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"no such spec file; check the path (e.g. specs/mnist.yaml)", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read the spec: {exc}", file=str(path)) from None
-    return parse_text(text, str(path), as_json=path.suffix.lower() == ".json" if as_json is None else as_json)
+    except OSError as exc:
+        raise SpecError(f"cannot read the spec: {exc.strerror or exc}", file=str(path)) from None
+    return parse_text(_decode(raw, str(path)), str(path),
+                      as_json=path.suffix.lower() == ".json" if as_json is None else as_json)
+
+
+def _decode(raw: bytes, file: str) -> str:
+    """UTF-8 text, or a SpecError at the line and column of the first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        column = len(raw[line_start:exc.start].decode("utf-8", errors="replace")) + 1
+        raise SpecError(f"byte 0x{raw[exc.start]:02x} is not UTF-8 text; a spec is a UTF-8 text file (save it as "
+                        "UTF-8, or check that this is the spec and not a binary file)", file=file,
+                        line=raw.count(b"\n", 0, exc.start) + 1, column=column) from None
 
 
 def parse_text(text: str, file: str, *, as_json: bool = False) -> Document:
@@ -105,8 +118,47 @@ def _explain_json(exc: json.JSONDecodeError) -> tuple[str, int]:
     return exc.msg, position
 
 
+#: Values that aliases (``*name``) may add to a document in all: a spec uses them for a few shared blocks, and a
+#: handful of nested aliases can otherwise expand into billions of values ("billion laughs").
+MAX_ALIASED_VALUES = 10_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing aliases that expand past MAX_ALIASED_VALUES values or into themselves."""
+
+    def __init__(self, text: str, file: str):
+        super().__init__(text)
+        self.file = file
+        self._aliased = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                where = {"file": self.file, "line": event.start_mark.line + 1, "column": event.start_mark.column + 1}
+                if target.end_mark is None:
+                    raise SpecError(f"alias *{event.anchor} refers to a value that contains it; a spec cannot "
+                                    "contain itself", **where)
+                self._aliased += self._size(target)
+                if self._aliased > MAX_ALIASED_VALUES:
+                    raise SpecError(f"aliases expand to more than {MAX_ALIASED_VALUES:,} values by alias "
+                                    f"*{event.anchor}; write the values out, or use fewer nested aliases", **where)
+        return super().compose_node(parent, index)
+
+    def _size(self, node: yaml.Node) -> int:
+        """Values in ``node`` with every alias in it expanded (each shared node counted once per use)."""
+        known = self._sizes.get(id(node))
+        if known is None:
+            children = ([part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode)
+                        else node.value if isinstance(node, yaml.SequenceNode) else [])
+            known = self._sizes[id(node)] = 1 + sum(self._size(child) for child in children)
+        return known
+
+
 def _compose(text: str, file: str, *, strict: bool) -> yaml.Node | None:
-    loader = yaml.SafeLoader(text)
+    loader = _BoundedLoader(text, file)
     try:
         return loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -136,6 +188,9 @@ def _explain_yaml(exc: yaml.MarkedYAMLError) -> tuple[str, yaml.Mark | None]:
         found = problem.rsplit(" got ", 1)[-1]
         where = f"{exc.problem_mark.line + 1}:{exc.problem_mark.column + 1}"
         return f"this '{opener}' is not closed; expected ',' or '{closer}' before {found} at {where}", exc.context_mark
+    if problem == "mapping values are not allowed here":
+        return ("a ':' after a value on the same line; put each key on its own line, or quote a value that "
+                "contains ': '"), mark
     if "expected <block end>" in problem:
         return "bad indentation; indent this key like the other keys of its mapping", mark
     context = f" ({exc.context})" if exc.context and exc.problem else ""

@@ -34,6 +34,7 @@ def render_reference(schema: dict) -> str:
 def _section(title: str, node: dict, root: dict) -> list[str]:
     lines = _table(title, node, root)
     for name, prop in node.get("properties", {}).items():
+        lines += _table(f"{title[:-1]}.{name}`", prop, root, level="####") if prop.get("type") == "object" else []
         lines += _branches(f"{title[:-1]}.{name}`", prop, root)
     lines += _branches(title, node, root)
     return lines

@@ -13,6 +13,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from specforge.fileio import write_text
+
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "specforge.schema.json"
 SPEC_VERSION = 1
 
@@ -243,4 +245,18 @@ def load_schema() -> dict:
 
 def schema_text(schema: dict) -> str:
     return json.dumps(schema, indent=2) + "\n"
+
+
+#: Where ``specforge init`` and ``specforge schema --write`` put the schema, relative to a spec's directory.
+SCHEMA_NAME = "specforge.schema.json"
+
+
+def write_schema_copy(directory: Path) -> Path:
+    """Copy the installed schema to ``directory/specforge.schema.json`` (unless it is already that file), so
+    that specs can name it by a relative path that survives reinstalling or moving the package."""
+    target = Path(directory) / SCHEMA_NAME
+    text = SCHEMA_FILE.read_text(encoding="utf-8")
+    if not (target.is_file() and target.read_text(encoding="utf-8") == text):
+        write_text(target, text)
+    return target
 

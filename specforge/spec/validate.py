@@ -101,9 +101,13 @@ def _owners(schema: dict, error: ValidationError, key: str) -> tuple[str, list[s
 
 
 def _sections(schema: dict, error: ValidationError, key: str) -> list[str]:
-    """Sections one level down that have ``key``: `epochs` at the top level belongs in `fit`."""
-    return [f"{name}.{key}" for name, prop in error.schema.get("properties", {}).items()
-            if isinstance(prop, dict) and key in prop.get("properties", {})]
+    """Sections one level down that have ``key``: `epochs` at the top level belongs in `fit`.  A section
+    written empty comes first: its keys were dedented out of it (`fit:` then `validation: test`)."""
+    owners = [name for name, prop in error.schema.get("properties", {}).items()
+              if isinstance(prop, dict) and key in prop.get("properties", {})]
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    emptied = [name for name in owners if name in instance and instance[name] is None]
+    return [f"{name}.{key}" for name in emptied or owners]
 
 
 def _in_kind(instance: Any) -> str:
@@ -126,6 +130,8 @@ def _show(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, dict):
         return "a mapping"
+    if value is None:
+        return "nothing"
     return repr(value)
 
 
@@ -141,6 +147,9 @@ def type_message(error: ValidationError) -> str:
         return f"this specforge reads spec version {schema['const']}, got {_show(value)}; use version: {schema['const']}"
     if validator == "const":
         return f"expected {_show(schema['const'])}, got {_show(value)}"
+    if validator == "type" and value is None and schema.get("type") == "object":
+        key = error.absolute_path[-1] if error.absolute_path else "it"
+        return f"expected a mapping, got nothing; indent the keys that belong to {key} under `{key}:`"
     if validator == "type":
         return f"expected {_expected(schema)}, got {_show(value)}"
     if validator in ("oneOf", "anyOf"):

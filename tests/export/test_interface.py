@@ -11,9 +11,10 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 import specforge
+from helpers import onnx_of
 from export.models import SPEC_FILES, export_spec, small_spec, trained_model
 from specforge.errors import ExportError
-from specforge.export.onnx import export_graph, graph_to_onnx
+from specforge.export.onnx import export_graph
 from specforge.graph import build_graph
 from specforge.layers.base import Layer
 from specforge.spec import load_spec, spec_from_dict
@@ -142,7 +143,7 @@ def test_batch_normalization_in_inference_form_with_its_epsilon():
     x = rng.normal(size=(4, 2, 5, 3)).astype(np.float32)
     expected = ((x - params["moving_mean"]) / np.sqrt(params["moving_variance"] + 0.5) * params["gamma"]
                 + params["beta"])
-    model = graph_to_onnx([(layer, params)], (2, 5, 3))
+    model = onnx_of([(layer, params)], (2, 5, 3))
     for got in (run(model, x)[0], ReferenceEvaluator(model).run(None, {"input": x})[0]):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
@@ -153,6 +154,7 @@ class Squash:
     type = "Squash"
     name = "squash_1"
     to_onnx = Layer.to_onnx
+    merges = False
 
     def output_shape(self, input_shape):
         return input_shape
@@ -160,4 +162,4 @@ class Squash:
 
 def test_a_layer_without_conversion_is_refused_by_name():
     with pytest.raises(ExportError, match=r"layer 'squash_1' \(Squash\) has no ONNX conversion"):
-        graph_to_onnx([(Squash(), {})], (3,))
+        onnx_of([(Squash(), {})], (3,))

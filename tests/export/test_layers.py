@@ -1,4 +1,5 @@
-"""Every registered layer kind, on each of its examples, exported alone and inside small networks.
+"""Every registered layer kind, on each of its examples, exported inside small networks (alone: the
+generic layer tests).
 
 The exported graphs run under onnxruntime and under onnx's ReferenceEvaluator (an independent
 implementation of the operators) and must compute what the numpy forward computes.  Inside a
@@ -10,43 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
-from onnx.reference import ReferenceEvaluator
 
-from layers.test_generic import make_layer
+from helpers import CASES, check_onnx_parity, make_layer, numpy_forward
 from specforge.data.preprocessing import Preprocessing
-from specforge.export.onnx import IR_VERSIONS, graph_to_onnx
+from specforge.export.onnx import IR_VERSIONS
 from specforge.layers import REGISTRY
 
-CASES = [pytest.param(kind, config, shape, id=f"{kind}-{i}")
-         for kind, cls in REGISTRY.items() if not cls.merges for i, (config, shape) in enumerate(cls.examples)]
 BATCH = 4
-
-
-def numpy_forward(steps, x: np.ndarray) -> np.ndarray:
-    for layer, params in steps:
-        x = layer.forward(params, x, training=False)[0]
-    return x
-
-
-def run_both(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return [session.run(None, {"input": x})[0], ReferenceEvaluator(model).run(None, {"input": x})[0]]
-
-
-def check(steps, shape, x, expected=None, **options) -> onnx.ModelProto:
-    """Export ``steps``, check the file (checker, strict shape inference, declared output shape) and compare."""
-    model = graph_to_onnx(steps, shape, **options)
-    inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    out_shape = numpy_forward(steps, np.zeros((1, *shape), np.float32)).shape[1:]
-    dims = inferred.graph.output[0].type.tensor_type.shape.dim
-    assert [d.dim_param or d.dim_value for d in dims] == ["N", *out_shape]
-    expected = numpy_forward(steps, x) if expected is None else expected
-    for got in run_both(model, x):
-        assert got.shape == expected.shape
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
-    return model
 
 
 def surrounded(kind: str, config: dict, shape: tuple) -> tuple[list, tuple]:
@@ -68,14 +40,9 @@ def inputs(shape: tuple, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind,config,shape", CASES)
-def test_alone(kind, config, shape):
-    check([make_layer(kind, config, shape, dtype=np.float32)], shape, inputs(shape))
-
-
-@pytest.mark.parametrize("kind,config,shape", CASES)
 def test_inside_a_network(kind, config, shape):
     steps, shape = surrounded(kind, config, shape)
-    check(steps, shape, inputs(shape, seed=1))
+    check_onnx_parity(steps, shape, inputs(shape, seed=1))
 
 
 @pytest.mark.parametrize("kind,config,shape", [c for c in CASES if len(c.values[2]) == 3])
@@ -86,7 +53,7 @@ def test_inside_a_network_with_preprocessing(kind, config, shape):
     prep = Preprocessing(shape, 3, ("a", "b", "c"), rescale=1 / 255, mean=[0.1 * (c + 1) for c in range(channels)],
                          std=[0.2 + 0.1 * c for c in range(channels)])
     raw = np.random.default_rng(2).integers(0, 256, (BATCH, *shape)).astype(np.float32)
-    check(steps, shape, raw, numpy_forward(steps, prep.images(raw)), preprocessing=prep)
+    check_onnx_parity(steps, shape, raw, numpy_forward(steps, prep.images(raw)), preprocessing=prep)
 
 
 @pytest.mark.parametrize("opset", sorted(IR_VERSIONS))
@@ -95,6 +62,6 @@ def test_every_kind_in_every_opset(opset):
     for kind, cls in ((kind, cls) for kind, cls in REGISTRY.items() if not cls.merges):
         config, shape = cls.examples[0]
         steps, shape = surrounded(kind, config, shape)
-        model = check(steps, shape, inputs(shape, seed=3), opset=opset)
+        model = check_onnx_parity(steps, shape, inputs(shape, seed=3), opset=opset)
         assert model.ir_version == onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", opset)])
         assert [(o.domain, o.version) for o in model.opset_import] == [("", opset)]

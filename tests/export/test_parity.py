@@ -22,9 +22,13 @@ def scaled_output(monkeypatch, kind: str, factor: float = 1.01) -> None:
     original = REGISTRY[kind].to_onnx
 
     def broken(self, builder, params, input_name):
-        out = original(self, builder, params, input_name)
-        factor_name = builder.initializer(np.asarray(factor, np.float32), f"{self.name}_broken")
-        return builder.node("Mul", [out, factor_name], f"{self.name}_broken")
+        name, self.name = self.name, f"{self.name}_unscaled"
+        try:
+            out = original(self, builder, params, input_name)
+        finally:
+            self.name = name
+        factor_name = builder.initializer(np.asarray(factor, np.float32), f"{name}_factor")
+        return builder.node("Mul", [out, factor_name], name)
 
     monkeypatch.setattr(REGISTRY[kind], "to_onnx", broken)
 

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from layers.test_generic import make_layer
+from helpers import make_layer
 from specforge.kernels import parallel
 from specforge.kernels.scratch import scratch
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layers.test_conv import random_params, reference_conv
+from helpers import random_params, reference_conv
 from specforge.kernels import taps
 from specforge.layers.conv import Conv2D
 

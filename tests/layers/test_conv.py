@@ -5,36 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import random_params, reference_conv
 from specforge.errors import ShapeError, SpecError
 from specforge.layers.conv import Conv2D, DepthwiseConv2D
-
-
-def reference_conv(x, kernel, bias, strides, dilation, pads, depthwise=False):
-    """Direct definition, one output pixel and kernel tap at a time."""
-    n, height, width, channels = x.shape
-    kh, kw = kernel.shape[:2]
-    xp = np.zeros((n, height + sum(pads[0]), width + sum(pads[1]), channels))
-    xp[:, pads[0][0]:pads[0][0] + height, pads[1][0]:pads[1][0] + width] = x
-    out_h = (xp.shape[1] - dilation[0] * (kh - 1) - 1) // strides[0] + 1
-    out_w = (xp.shape[2] - dilation[1] * (kw - 1) - 1) // strides[1] + 1
-    out_channels = channels * kernel.shape[3] if depthwise else kernel.shape[3]
-    y = np.zeros((n, out_h, out_w, out_channels))
-    for i in range(out_h):
-        for j in range(out_w):
-            for a in range(kh):
-                for b in range(kw):
-                    pixel = xp[:, i * strides[0] + a * dilation[0], j * strides[1] + b * dilation[1]]
-                    if depthwise:
-                        for c in range(channels):
-                            for m in range(kernel.shape[3]):
-                                y[:, i, j, c * kernel.shape[3] + m] += pixel[:, c] * kernel[a, b, c, m]
-                    else:
-                        y[:, i, j] += pixel @ kernel[a, b]
-    return y if bias is None else y + bias
-
-
-def random_params(layer, input_shape, rng):
-    return {key: rng.standard_normal(shape) for key, shape in layer.param_shapes(input_shape).items()}
 
 
 # (config, input shape, expected output shape, expected ((top, bottom), (left, right)) padding), worked by hand.

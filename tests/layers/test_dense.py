@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layers.test_generic import check_onnx_parity
+from helpers import check_onnx_parity, onnx_of
 from specforge.errors import ShapeError
-from specforge.export.onnx import graph_to_onnx
 from specforge.layers import REGISTRY
 
 Dense = REGISTRY["Dense"]
@@ -60,7 +59,7 @@ def test_hand_worked_backward():
 def test_export_op(use_bias, op):
     layer = Dense({"units": 3, "use_bias": use_bias})
     params = layer.init_params((4,), np.random.default_rng(0))
-    model = graph_to_onnx([(layer, params)], (4,))
+    model = onnx_of([(layer, params)], (4,))
     assert [node.op_type for node in model.graph.node] == [op]
     assert {init.name for init in model.graph.initializer} == {f"dense_{name}" for name in params}
 

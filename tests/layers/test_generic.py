@@ -9,89 +9,23 @@ import inspect
 import json
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from jsonschema import Draft7Validator
-from onnx.reference import ReferenceEvaluator
 
+from helpers import CASES, check_gradients, check_onnx_parity, make_layer, onnx_of, run_onnx
 from specforge.activations import ACTIVATIONS
 from specforge.errors import ExportError
-from specforge.export.onnx import graph_to_onnx
 from specforge.layers import REGISTRY, Layer
 from specforge.layers.fusion import plan_steps
 
 KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
          "GlobalMaxPooling2D", "ZeroPadding2D", "Dense", "Flatten", "Reshape", "Dropout", "BatchNormalization",
-         "Activation", "ReLU", "LeakyReLU", "Softmax")
+         "Activation", "ReLU", "LeakyReLU", "Softmax", "Conv1D", "MaxPooling1D", "AveragePooling1D",
+         "GlobalAveragePooling1D", "GlobalMaxPooling1D", "SeparableConv2D", "Conv2DTranspose",
+         "UpSampling2D", "Cropping2D", "SpatialDropout2D", "LayerNormalization")
 BATCH = 3
-CASES = [pytest.param(kind, config, shape, id=f"{kind}-{i}")
-         for kind, cls in REGISTRY.items() if not cls.merges for i, (config, shape) in enumerate(cls.examples)]
 FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
 FUSABLE = sorted(name for name, function in ACTIVATIONS.items() if function.output_suffices and name != "linear")
-
-
-# -- helpers shared with the kind-specific tests ---------------------------------------------------
-def make_layer(kind: str, config: dict, shape: tuple, dtype=np.float64, seed: int = 0):
-    """A layer of ``kind`` with its parameters, moved off special values (zero biases, unit gammas)."""
-    layer = REGISTRY[kind](config)
-    rng = np.random.default_rng(seed)
-    params = {name: (value + 0.1 * rng.standard_normal(value.shape)).astype(dtype)
-              for name, value in layer.init_params(shape, rng).items()}
-    if "moving_variance" in params:
-        params["moving_variance"] = np.abs(params["moving_variance"]) + 0.5
-    return layer, params
-
-
-def forward_fresh(kind: str, config: dict, params: dict, x: np.ndarray, training: bool):
-    """Forward through a new layer with copies of ``params`` and a fixed generator, so that repeated calls
-    see the same dropout mask and never each other's moving-statistics updates."""
-    layer = REGISTRY[kind](config)
-    copies = {name: value.copy() for name, value in params.items()}
-    return layer, layer.forward(copies, x, training=training, rng=np.random.default_rng(1))
-
-
-def check_gradients(kind: str, config: dict, params: dict, x: np.ndarray, training: bool = True,
-                    eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7) -> None:
-    """Analytic dx and trainable parameter gradients against central differences of ``sum(w * y)``."""
-    layer, (y, cache) = forward_fresh(kind, config, params, x, training)
-    w = np.random.default_rng(2).standard_normal(y.shape)
-    dx, grads = layer.backward(params, cache, w.copy())
-
-    def loss() -> float:
-        return float(np.sum(w * forward_fresh(kind, config, params, x, training)[1][0]))
-
-    trainable = [name for name in params if name not in layer.non_trainable]
-    assert sorted(grads) == sorted(trainable)
-    for name, array, analytic in [("x", x, dx), *((n, params[n], grads[n]) for n in trainable)]:
-        assert analytic.shape == array.shape, name
-        numeric = np.empty_like(array)
-        for i in np.ndindex(array.shape):
-            original = array[i]
-            array[i] = original + eps
-            plus = loss()
-            array[i] = original - eps
-            minus = loss()
-            array[i] = original
-            numeric[i] = (plus - minus) / (2 * eps)
-        np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol, err_msg=f"gradient of {name}")
-
-
-def run_onnx(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The model's output on ``x`` under onnxruntime and under the ONNX reference evaluator."""
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    runtime = session.run(None, {"input": x})[0]
-    reference = ReferenceEvaluator(model).run(None, {"input": x})[0]
-    return runtime, reference
-
-
-def check_onnx_parity(steps, input_shape: tuple, x: np.ndarray) -> None:
-    """The exported ``steps`` compute what the numpy forward computes in inference mode."""
-    expected = x
-    for layer, params in steps:
-        expected = layer.forward(params, expected, training=False)[0]
-    for got in run_onnx(graph_to_onnx(steps, input_shape), x):
-        assert got.shape == expected.shape
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
 # -- the generic tests ---------------------------------------------------------------------------
@@ -173,6 +107,22 @@ def test_fused_step_equals_the_two_nodes(kind, config, shape, activation):
 
 
 @pytest.mark.parametrize("kind,config,shape", CASES)
+@pytest.mark.parametrize("training", [False, True])
+def test_forward_leaves_the_parameters_alone(kind, config, shape, training):
+    """State (moving statistics) comes back through ``new_state``, for non-trainable parameters only."""
+    layer, params = make_layer(kind, config, shape)
+    before = {name: value.copy() for name, value in params.items()}
+    x = np.random.default_rng(5).standard_normal((BATCH, *shape))
+    _, cache = layer.forward(params, x, training=training, rng=np.random.default_rng(0))
+    for name, value in before.items():
+        np.testing.assert_array_equal(params[name], value)
+    state = layer.new_state(cache)
+    assert set(state) == (set(layer.non_trainable) if training else set())
+    for name, value in state.items():
+        assert value.shape == params[name].shape
+
+
+@pytest.mark.parametrize("kind,config,shape", CASES)
 def test_param_counts(kind, config, shape):
     layer, params = make_layer(kind, config, shape)
     assert {name: value.shape for name, value in params.items()} == layer.param_shapes(shape)
@@ -219,7 +169,7 @@ def _dims(value_info) -> list:
 def test_model_interface_and_versions(opset, ir_version):
     steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Activation", {"activation": "softmax"}),
                    input_shape=(4, 3, 1))
-    model = graph_to_onnx(steps, (4, 3, 1), opset=opset)
+    model = onnx_of(steps, (4, 3, 1), opset=opset)
     assert model.ir_version == ir_version
     assert [(o.domain, o.version) for o in model.opset_import] == [("", opset)]
     (graph_input,), (graph_output,) = model.graph.input, model.graph.output
@@ -233,13 +183,13 @@ def test_model_interface_and_versions(opset, ir_version):
 
 def test_unsupported_opset_is_an_export_error():
     with pytest.raises(ExportError, match="opset=12"):
-        graph_to_onnx(_steps(("Flatten", {}), input_shape=(2, 2, 1)), (2, 2, 1), opset=12)
+        onnx_of(_steps(("Flatten", {}), input_shape=(2, 2, 1)), (2, 2, 1), opset=12)
 
 
 @pytest.mark.parametrize("layers", [[("Dropout", {"rate": 0.5})], [("Activation", {"activation": "linear"})], []])
 def test_graph_without_nodes_gets_an_identity(layers):
     steps = _steps(*layers, input_shape=(3, 2))
-    model = graph_to_onnx(steps, (3, 2), output_name="scores")
+    model = onnx_of(steps, (3, 2), output_name="scores")
     assert [node.op_type for node in model.graph.node] == ["Identity"]
     x = np.random.default_rng(9).standard_normal((4, 3, 2)).astype(np.float32)
     for got in run_onnx(model, x):
@@ -258,7 +208,33 @@ def test_no_transposes_between_convolutions():
     steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("ReLU", {}), ("BatchNormalization", {}),
                    ("Conv2D", {"filters": 3, "kernel_size": 2}), ("Activation", {"activation": "gelu"}),
                    ("Flatten", {}), ("Dense", {"units": 2}), input_shape=(5, 5, 1))
-    model = graph_to_onnx(steps, (5, 5, 1))
+    model = onnx_of(steps, (5, 5, 1))
     assert [node.op_type for node in model.graph.node].count("Transpose") == 2
     x = np.random.default_rng(11).standard_normal((2, 5, 5, 1)).astype(np.float32)
     check_onnx_parity(steps, (5, 5, 1), x)
+
+
+def _producers(model) -> dict[str, str]:
+    return {output: node.op_type for node in model.graph.node for output in node.output}
+
+
+def test_outputs_are_named_by_the_nodes_that_make_them():
+    steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Flatten", {}), ("Dense", {"units": 3}),
+                   ("Activation", {"activation": "softmax"}), input_shape=(4, 3, 1))
+    producers = _producers(onnx_of(steps, (4, 3, 1), logits_name="logits"))
+    assert (producers["output"], producers["logits"]) == ("Softmax", "Gemm")
+    assert "Identity" not in producers.values()
+    image_out = onnx_of(_steps(("Conv2D", {"filters": 2, "kernel_size": 2}), input_shape=(4, 3, 1)), (4, 3, 1))
+    assert _producers(image_out)["output"] == "Transpose"
+
+
+def test_a_conversion_that_hints_another_node_with_the_layer_name_is_refused():
+    class Doubled(REGISTRY["Dense"]):
+        def to_onnx(self, builder, params, input_name):
+            out = super().to_onnx(builder, params, input_name)
+            return builder.node("Add", [out, out], f"{self.name}_doubled")
+
+    layer = Doubled({"units": 2}, name="doubled")
+    steps = [(layer, layer.init_params((3,), np.random.default_rng(0)))]
+    with pytest.raises(ExportError, match="'doubled' .*hinted with the layer's name"):
+        onnx_of(steps, (3,))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layers.test_generic import check_gradients, check_onnx_parity, make_layer
+from helpers import check_gradients, check_onnx_parity, make_layer
 from specforge.layers import REGISTRY
 
 BatchNormalization = REGISTRY["BatchNormalization"]
@@ -44,10 +44,14 @@ def test_training_moves_the_running_statistics():
     layer = BatchNormalization({"momentum": 0.9})
     params = layer.init_params((4,), np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((16, 4)) * 2 + 1
-    layer.forward(params, x, training=True)
-    np.testing.assert_allclose(params["moving_mean"], 0.1 * x.mean(axis=0), rtol=1e-6)
-    np.testing.assert_allclose(params["moving_variance"], 0.9 + 0.1 * x.var(axis=0), rtol=1e-6)
-    assert params["moving_mean"].dtype == np.float32
+    before = {name: value.copy() for name, value in params.items()}
+    _, cache = layer.forward(params, x, training=True)
+    state = layer.new_state(cache)
+    np.testing.assert_allclose(state["moving_mean"], 0.1 * x.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(state["moving_variance"], 0.9 + 0.1 * x.var(axis=0), rtol=1e-6)
+    assert state["moving_mean"].dtype == np.float32
+    for name, value in before.items():
+        np.testing.assert_array_equal(params[name], value)
 
 
 def test_inference_uses_the_running_statistics():

@@ -1,13 +1,14 @@
-"""ZeroPadding2D: the three spellings of padding, values, gradient, and the Pad node in either layout."""
+"""ZeroPadding2D and Cropping2D: the three spellings of the sizes, values, gradient, and the nodes in either layout."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from helpers import onnx_of
 from specforge.errors import ShapeError
 from specforge.layers.conv import Conv2D
-from specforge.layers.padding import ZeroPadding2D
+from specforge.layers.padding import Cropping2D, ZeroPadding2D
 
 
 @pytest.mark.parametrize("padding, input_shape, expected", [
@@ -48,14 +49,13 @@ def test_onnx_pad_follows_the_input_layout(after_conv):
     """The Pad node works in the input's current layout: after a Conv (NCHW) it adds no Transpose."""
     from onnx.reference import ReferenceEvaluator
 
-    from specforge.export.onnx import graph_to_onnx
 
     rng = np.random.default_rng(0)
     steps = [(ZeroPadding2D({"padding": [[0, 2], [1, 3]]}), {})]
     if after_conv:
         conv = Conv2D({"filters": 2, "kernel_size": 1})
         steps.insert(0, (conv, conv.init_params((3, 2, 2), rng)))
-    model = graph_to_onnx(steps, (3, 2, 2))
+    model = onnx_of(steps, (3, 2, 2))
     x = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
     expected = x
     for layer, params in steps:
@@ -63,3 +63,28 @@ def test_onnx_pad_follows_the_input_layout(after_conv):
     assert [node.op_type for node in model.graph.node].count("Transpose") == (2 if after_conv else 0)
     (result,) = ReferenceEvaluator(model).run(None, {"input": x})
     np.testing.assert_allclose(result, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cropping, input_shape, expected, window", [
+    (0, (3, 2, 2), (3, 2, 2), (slice(0, 3), slice(0, 2))),
+    (1, (4, 5, 2), (2, 3, 2), (slice(1, 3), slice(1, 4))),
+    ([1, 2], (4, 6, 1), (2, 2, 1), (slice(1, 3), slice(2, 4))),
+    ([[0, 2], [1, 3]], (5, 6, 2), (3, 2, 2), (slice(0, 3), slice(1, 3))),
+])
+def test_cropping_keeps_the_inner_window(cropping, input_shape, expected, window):
+    layer = Cropping2D({"cropping": cropping})
+    assert layer.output_shape(input_shape) == expected
+    x = np.random.default_rng(0).standard_normal((2, *input_shape))
+    y, cache = layer.forward({}, x)
+    np.testing.assert_array_equal(y, x[:, window[0], window[1]])
+    dx, _ = layer.backward({}, cache, np.ones_like(y))
+    inside = np.zeros(input_shape[:2])
+    inside[window] = 1
+    np.testing.assert_array_equal(dx, np.broadcast_to(inside[None, :, :, None], x.shape))
+
+
+def test_cropping_everything_is_a_shape_error():
+    with pytest.raises(ShapeError) as error:
+        Cropping2D({"cropping": [[1, 1], [3, 2]]}).output_shape((4, 5, 1))
+    assert error.value.problems[0].message == ("Cropping2D removes 3 + 2 = 5 of the 5 columns of its input, leaving "
+                                               "none; crop fewer than 5 columns in all")

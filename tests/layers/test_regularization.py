@@ -43,3 +43,23 @@ def test_seed_makes_masks_reproducible_and_different_per_step():
 def test_training_without_a_generator_is_refused():
     with pytest.raises(ValueError, match="rng"):
         Dropout({"rate": 0.5}).forward({}, np.ones((2, 2)), training=True)
+
+
+def test_spatial_dropout_drops_whole_channels():
+    x = np.ones((40, 3, 4, 50), dtype=np.float32)
+    layer = REGISTRY["SpatialDropout2D"]({"rate": 0.4})
+    y, mask = layer.forward({}, x, training=True, rng=np.random.default_rng(0))
+    assert mask.shape == (40, 1, 1, 50)
+    assert set(np.unique(y)) == {np.float32(0), np.float32(1 / 0.6)}
+    np.testing.assert_array_equal(y, np.broadcast_to(y[:, :1, :1], y.shape))
+    assert (y[:, 0, 0] == 0).mean() == pytest.approx(0.4, abs=0.03)
+    dx, _ = layer.backward({}, mask, np.full_like(x, 3.0))
+    np.testing.assert_array_equal(dx, 3 * y)
+    assert layer.forward({}, x, training=False)[0] is x
+
+
+def test_spatial_dropout_needs_an_image():
+    from specforge.errors import ShapeError
+
+    with pytest.raises(ShapeError, match=r"SpatialDropout2D expects an image input \(height, width, channels\)"):
+        REGISTRY["SpatialDropout2D"]({"rate": 0.5}).output_shape((10, 3))

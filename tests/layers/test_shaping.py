@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jsonschema import Draft7Validator
 
-from layers.test_generic import check_onnx_parity, make_layer
+from helpers import check_onnx_parity, make_layer
 from specforge.errors import ShapeError
 from specforge.layers import REGISTRY
 

@@ -111,3 +111,20 @@ def test_a_shape_error_inside_a_nested_block_is_reported_at_the_use():
         "model.layers[0]: in block 'stage' > 'residual' at line 1 (blocks.residual.layers[3]): Add got (4, 4, 4) from "
         "'stage/residual/conv_b' and (8, 8, 4) from 'stage/residual/shortcut'; give the shortcut a 1x1 Conv2D with "
         "strides 2"]
+
+
+def test_the_summary_indents_layers_under_their_block_instances():
+    from specforge.summary import summary_lines
+
+    graph = api.build(spec([{"type": "Conv2D", "name": "stem", "filters": 2, "kernel_size": 3, "padding": "same"},
+                            {"block": "stage", "name": "stage2", "filters": 2}, *HEAD]))
+    lines = summary_lines(graph.summary())
+    names = [line[0] for line in lines]
+    assert names[:4] == ["stem (Conv2D)", "stage2 (stage)", "  residual (residual)", "    conv_a (Conv2D)"]
+    assert "  residual_2 (residual)" in names and names[-1] == "dense (Dense)"
+    by_name = {line[0].strip(): line for line in lines}
+    assert by_name["stage2 (stage)"][2] == f"{sum(row.params for row in graph.summary() if row.blocks):,}"
+    add = next(line for line in lines if line[0] == "    add (Add)")
+    assert add[4] == "conv_b, shortcut"
+    first_conv = lines[3]
+    assert first_conv[4] == "stem"

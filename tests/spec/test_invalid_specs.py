@@ -26,10 +26,11 @@ CORPUS = Path(__file__).resolve().parent / "invalid"
 REPO = CORPUS.parents[2]
 SEED = REPO / "specs" / "mnist.yaml"
 
-_ACTIVATIONS = "linear, relu, sigmoid, tanh, softmax, elu, leaky_relu, gelu, swish"
+_ACTIVATIONS = ("linear, relu, sigmoid, tanh, softmax, elu, leaky_relu, gelu, swish, selu, softplus, softsign, "
+                "hard_sigmoid, mish")
 _LOSSES = ("categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mean_squared_error, "
-           "mean_absolute_error")
-_OPTIMIZERS = "sgd, adam, adamw, rmsprop"
+           "mean_absolute_error, huber, kl_divergence")
+_OPTIMIZERS = "sgd, adam, adamw, rmsprop, adagrad, nadam"
 _SGD_KEYS = "name, learning_rate, momentum, nesterov, clipnorm, clipvalue"
 _TOP_KEYS = "$schema, version, name, description, data, model, compile, fit"
 _INT_OR_PAIR = "expected an integer >= 1 or a list of 2 integers"
@@ -62,11 +63,11 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "optimizer_option_of_other.yaml": [
         "optimizer_option_of_other.yaml:14:5: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
-        f"(an option of adam, adamw); allowed keys: {_SGD_KEYS}",
+        f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}",
     ],
     "optimizer_option_of_other.json": [
         "optimizer_option_of_other.json:12:57: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
-        f"(an option of adam, adamw); allowed keys: {_SGD_KEYS}",
+        f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}",
     ],
     "data_option_of_other_source.yaml": [
         "data_option_of_other_source.yaml:5:3: error: data.path: unknown key 'path' for source mnist "
@@ -213,6 +214,19 @@ EXPECTED: dict[str, list[str]] = {
         "yaml_unclosed_bracket.yaml:4:16: error: invalid YAML: this '[' is not closed; "
         "expected ',' or ']' before ':' at 5:9",
     ],
+    "yaml_value_then_key.yaml": [
+        "yaml_value_then_key.yaml:6:24: error: invalid YAML: a ':' after a value on the same line; put each key on "
+        "its own line, or quote a value that contains ': '",
+    ],
+    "fit_keys_dedented.yaml": [
+        "fit_keys_dedented.yaml:40:5: error: fit: expected a mapping, got nothing; indent the keys that belong to "
+        "fit under `fit:`",
+        "fit_keys_dedented.yaml:41:1: error: epochs: unknown key 'epochs'; did you mean 'fit.epochs'?",
+        "fit_keys_dedented.yaml:42:1: error: batch_size: unknown key 'batch_size'; did you mean 'fit.batch_size'?",
+        "fit_keys_dedented.yaml:43:1: error: validation: unknown key 'validation'; did you mean 'fit.validation'?",
+        "fit_keys_dedented.yaml:44:1: error: shuffle: unknown key 'shuffle'; did you mean 'fit.shuffle'?",
+        "fit_keys_dedented.yaml:45:1: error: seed: unknown key 'seed'; did you mean 'fit.seed'?",
+    ],
     "yaml_tab_indent.yaml": [
         "yaml_tab_indent.yaml:8:1: error: invalid YAML: a tab cannot indent YAML; indent with spaces",
     ],
@@ -268,6 +282,9 @@ EXPECTED: dict[str, list[str]] = {
         "input_shape_without_channels.yaml:6:7: error: model.layers[0]: Conv2D expects an image input "
         "(height, width, channels), got shape (28, 28); add a Reshape layer with target_shape [28, 28, 1] before it",
     ],
+    "relu_negative_threshold.yaml": [
+        "relu_negative_threshold.yaml:11:18: error: model.layers[1].threshold: must be >= 0, got -0.5",
+    ],
     "dense_without_flatten.yaml": [
         "dense_without_flatten.yaml:10:7: error: model.layers[1]: Dense expects a flat input (features,), "
         "got shape (26, 26, 32); add a Flatten (or GlobalAveragePooling2D) layer before it",
@@ -275,6 +292,27 @@ EXPECTED: dict[str, list[str]] = {
     "reshape_element_count.yaml": [
         "reshape_element_count.yaml:6:7: error: model.layers[0]: Reshape cannot turn (784,) = 784 values into "
         "(28, 28, 3) = 2352 values; the target_shape must multiply to 784",
+    ],
+    "conv1d_on_image.yaml": [
+        "conv1d_on_image.yaml:6:7: error: model.layers[0]: Conv1D expects a sequence input (steps, channels), "
+        "got shape (28, 28, 1); add a Reshape layer with target_shape [28, 28] before it",
+    ],
+    "conv1d_kernel_too_long.yaml": [
+        "conv1d_kernel_too_long.yaml:12:7: error: model.layers[1]: Conv1D output steps ((7 - 9 + 2*0) / 1) + 1 "
+        "= -1 is not positive; use padding: same or kernel_size <= 7",
+    ],
+    "transpose_output_padding.yaml": [
+        "transpose_output_padding.yaml:10:7: error: model.layers[1]: Conv2DTranspose output_padding must be "
+        "smaller than strides along each axis (received strides=2, output_padding=2); use output_padding < "
+        "strides or null",
+    ],
+    "cropping_everything.yaml": [
+        "cropping_everything.yaml:10:7: error: model.layers[1]: Cropping2D removes 7 + 6 = 13 of the 13 columns "
+        "of its input, leaving none; crop fewer than 13 columns in all",
+    ],
+    "layer_normalization_axis.yaml": [
+        "layer_normalization_axis.yaml:12:7: error: model.layers[1]: LayerNormalization axis 2 is out of range "
+        "for input shape (64,) (axis 0 is the batch); use one of 1, -1",
     ],
     # the model against its data and loss
     "units_not_classes.yaml": [

@@ -1,5 +1,6 @@
 """`--set` overrides and `specforge init` templates."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from specforge import api
+from specforge.spec.schema import SCHEMA_FILE
 from specforge.errors import SpecError
 from specforge.spec import parse_override
 from specforge.starter import TEMPLATES
@@ -51,8 +53,8 @@ def test_init_writes_a_valid_commented_spec(tmp_path, template):
     assert result.returncode == 0, result.stderr
     path = tmp_path / "my-model.yaml"
     text = path.read_text()
-    assert text.startswith("# yaml-language-server: $schema=")
-    assert Path(text.splitlines()[0].split("$schema=", 1)[1]).is_file()
+    assert text.startswith("# yaml-language-server: $schema=schemas/specforge.schema.json\n")
+    assert (tmp_path / "schemas" / "specforge.schema.json").read_text() == SCHEMA_FILE.read_text()
     spec, graph = api.validate(path)
     assert spec.name == "my-model"
     assert graph.output_shape == (10,)
@@ -66,3 +68,23 @@ def test_init_refuses_to_overwrite(tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == f"{tmp_path / 'taken.yaml'}: error: file exists; pick another NAME or pass --force to overwrite it"
     assert (tmp_path / "taken.yaml").read_text() == "keep me"
+
+
+def test_the_schema_line_is_relative_and_survives_moving_the_project(tmp_path):
+    api.write_template("net", "mlp", tmp_path / "project")
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "project").rename(moved)
+    line = (moved / "net.yaml").read_text().splitlines()[0]
+    schema = json.loads((moved / line.split("$schema=", 1)[1]).read_text())
+    assert schema["$schema"].startswith("http://json-schema.org/draft-07/schema")
+    api.write_template("second", "cnn", moved)  # the copy is shared, and left as it is when current
+    assert sorted(path.name for path in moved.rglob("*")) == ["net.yaml", "schemas", "second.yaml",
+                                                                 "specforge.schema.json"]
+
+
+def test_schema_write_copies_the_schema_for_hand_written_specs(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "specforge", "schema", "--write", str(tmp_path / "s")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"wrote {tmp_path / 's' / 'specforge.schema.json'}\n"
+    assert (tmp_path / "s" / "specforge.schema.json").read_text() == SCHEMA_FILE.read_text()

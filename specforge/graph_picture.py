@@ -50,7 +50,7 @@ def _clusters(rows: list[SummaryRow], lines: list[str], prefix: str, depth: int)
         seen.append(instance)
         block = next(r.blocks[depth - 1] for r in rows if r.name.startswith(instance))
         lines.append(f"{pad}subgraph {_quote('cluster_' + instance[:-1])} {{")
-        lines.append(f"{pad}  label={_quote(f'{instance[:-1]} ({block})')}; style=\"rounded,dashed\"; "
+        lines.append(f"{pad}  label={_quote(f'{instance[len(prefix):-1]} ({block})')}; style=\"rounded,dashed\"; "
                      "color=\"#8899aa\"; fontname=\"Helvetica\"; fontsize=10;")
         _clusters(rows, lines, instance, depth + 1)
         lines.append(f"{pad}}}")

@@ -1,0 +1,79 @@
+"""``specforge export RUN --web DIR``: a static site that runs the exported model in the browser.
+
+The site is the page (``index.html``, ``app.js``, ``style.css``), ``model.onnx``, ``site.json`` (name,
+class names, input shape, mode) and the onnxruntime-web runtime in ``ort/`` (the WebAssembly-only build,
+shipped in this package with its licence: no CDN, it works offline from any static server).  One-channel
+28x28 models get a drawing pad; other image models a file picker with drag and drop.  The page feeds
+raw pixels, so the model must hold its preprocessing (the default export).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from specforge.errors import ExportError
+
+ASSETS = Path(__file__).with_name("web")
+PAGE_FILES = ("index.html", "app.js", "style.css")
+RUNTIME_DIR = "ort"
+SITE_FILE = "site.json"
+MODEL_FILE = "model.onnx"
+#: The input a drawing pad serves: MNIST's one-channel 28x28 digits.
+PAD_SHAPE = (28, 28, 1)
+
+
+def page_mode(input_shape: Sequence[int], preprocessing_in_graph: bool) -> str:
+    """``pad`` or ``picture`` for a model taking ``input_shape`` (H, W, C); ExportError for a model
+    the page cannot drive."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or shape[-1] not in (1, 3):
+        raise ExportError(f"--web needs an image model (input [H, W, 1] or [H, W, 3]); this model takes "
+                          f"[{', '.join(map(str, shape))}]: export it with --onnx and feed it from your own code")
+    if not preprocessing_in_graph:
+        raise ExportError("--web feeds raw pixels, so the model must hold its preprocessing: leave out "
+                          "--no-preprocessing")
+    return "pad" if shape == PAD_SHAPE else "picture"
+
+
+def write_site(directory: str | Path, model: bytes, *, name: str, class_names: Sequence[str],
+               input_shape: Sequence[int], mode: str) -> Path:
+    """Write the site into ``directory`` (created, or its files replaced): built in a temporary folder
+    beside it first, so a failure leaves no half-written site."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    try:
+        for page_file in PAGE_FILES:
+            shutil.copyfile(ASSETS / page_file, staging / page_file)
+        shutil.copytree(ASSETS / RUNTIME_DIR, staging / RUNTIME_DIR)
+        (staging / MODEL_FILE).write_bytes(model)
+        (staging / SITE_FILE).write_text(json.dumps({
+            "name": name, "classes": list(class_names), "input_shape": [int(d) for d in input_shape],
+            "mode": mode}, indent=2) + "\n")
+        _move_into(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def site_size(directory: str | Path) -> int:
+    """Bytes of every file under ``directory``."""
+    return sum(path.stat().st_size for path in Path(directory).rglob("*") if path.is_file())
+
+
+def _move_into(staging: Path, directory: Path) -> None:
+    if not directory.exists():
+        os.replace(staging, directory)
+        return
+    if not directory.is_dir():
+        raise ExportError("--web needs a directory, and this is a file", file=str(directory))
+    for entry in staging.iterdir():
+        target = directory / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)

@@ -1,0 +1,212 @@
+"""Conv2DTranspose: the transpose (adjoint) of a strided convolution, as Keras 3 on TensorFlow.
+
+A Conv2D with kernel ``K`` (height, width, filters, channels) maps a ``filters``-channel image of
+``P = (n - 1) * s + e`` pixels per axis (``e`` the dilated kernel extent) onto an ``n``-pixel
+``channels`` image; its input gradient maps ``n`` pixels back onto ``P``. The forward of this layer is
+that input gradient, applied to the input (the tap products of :mod:`specforge.layers.taps`, as the
+backward of every Conv2D), and the output is the window ``[before, before + out)`` of the ``P`` pixels,
+zero where it reaches past them. Keras' output size per axis:
+
+- ``output_padding`` null: valid ``n * s + max(e - s, 0)``, same ``n * s``;
+- else: ``(n - 1) * s + e - 2 * pad + output_padding`` with ``pad`` 0 (valid) or ``e // 2`` (same);
+
+and TensorFlow's offset: ``before = max(P - out, 0) // 2`` for same, 0 for valid.
+
+The backward runs the convolution itself: the input gradient is the Conv2D forward of the output
+gradient (placed back on the ``P`` pixels), the kernel gradient that Conv2D's kernel gradient with the
+layer's input as its output gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from specforge.activations import ActivationFunction
+from specforge.errors import SpecError
+from specforge.initializers import compute_fans, initialize
+from specforge.kernels import parallel, taps
+from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
+from specforge.kernels.im2col import Window
+from specforge.kernels.scratch import column_sums, scratch
+from specforge.layers.base import (
+    PADDING_SCHEMA, Layer, Params, Shape, activation_schema, as_pair, initializer_schema, int_or_pair,
+)
+from specforge.layers.conv import Conv2D, require_strides_or_dilation
+from specforge.layers.windows import require_image
+from specforge.layout import NCHW
+
+_OUTPUT_PADDING = int_or_pair("Extra rows and columns at the bottom and right of the output, each smaller than "
+                              "the stride; null (the default): the size padding gives.", minimum=0)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where the output sits on the ``full`` image the transposed convolution covers.
+
+    ``window`` is the valid convolution from ``full`` pixels down to the input's; the output is
+    ``full[before:before + size]`` per axis, zero past the end of ``full``.
+    """
+
+    window: Window
+    full: tuple[int, int]
+    before: tuple[int, int]
+    size: tuple[int, int]
+
+    @property
+    def overlap(self) -> tuple[int, int]:
+        """Rows and columns of the output that lie on the full image."""
+        return tuple(min(size, full - before) for size, full, before in zip(self.size, self.full, self.before))
+
+    def output_region(self) -> tuple[slice, ...]:
+        return (slice(None), *(slice(0, length) for length in self.overlap))
+
+    def full_region(self) -> tuple[slice, ...]:
+        return (slice(None), *(slice(before, before + length) for before, length in zip(self.before, self.overlap)))
+
+    @property
+    def onnx_pads(self) -> list[int]:
+        """ConvTranspose's pads: the offset before, the part of ``full`` left out after."""
+        after = [max(full - before - size, 0) for full, before, size in zip(self.full, self.before, self.size)]
+        return [*self.before, *after]
+
+    @property
+    def onnx_output_padding(self) -> list[int]:
+        """ConvTranspose's output_padding: the rows and columns past the end of ``full``."""
+        return [max(before + size - full, 0) for full, before, size in zip(self.full, self.before, self.size)]
+
+
+class Conv2DTranspose(Layer):
+    type = "Conv2DTranspose"
+    description = ("Transposed 2-D convolution (sometimes called deconvolution): spreads each input pixel over a "
+                   "kernel-sized patch of a larger output, e.g. doubling height and width with strides 2.")
+    schema = {
+        "filters": {"type": "integer", "minimum": 1, "description": "Number of output channels."},
+        "kernel_size": int_or_pair("Height and width of the convolution window; an int for a square window."),
+        "strides": int_or_pair("Step of the window along height and width of the output.", default=1),
+        "padding": PADDING_SCHEMA,
+        "output_padding": {**_OUTPUT_PADDING, "oneOf": [*_OUTPUT_PADDING["oneOf"], {"type": "null"}],
+                           "default": None},
+        "dilation_rate": int_or_pair("Spacing between kernel taps; cannot be combined with strides > 1.",
+                                     default=1),
+        "activation": activation_schema(),
+        "use_bias": {"type": "boolean", "default": True,
+                     "description": "Whether to add a learned bias per output channel."},
+        "kernel_initializer": initializer_schema("glorot_uniform", "kernel (height, width, filters, in)"),
+        "bias_initializer": initializer_schema("zeros", "bias"),
+    }
+    required = ("filters", "kernel_size")
+    fuses_activation = True
+    examples = [
+        ({"filters": 3, "kernel_size": [3, 2]}, (4, 5, 2)),
+        ({"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"}, (3, 4, 3)),
+        ({"filters": 2, "kernel_size": [2, 3], "strides": [3, 2]}, (3, 3, 2)),
+        ({"filters": 2, "kernel_size": [3, 4], "strides": 2, "padding": "same", "output_padding": [1, 0]},
+         (3, 2, 2)),
+        ({"filters": 2, "kernel_size": 3, "strides": [2, 3], "output_padding": [1, 2], "use_bias": False},
+         (2, 3, 1)),
+        ({"filters": 3, "kernel_size": [3, 2], "dilation_rate": [2, 1], "padding": "same"}, (4, 4, 2)),
+        ({"filters": 2, "kernel_size": 2, "strides": [3, 2], "padding": "same"}, (3, 2, 33)),
+    ]
+
+    def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
+        super().__init__(config, name)
+        require_strides_or_dilation(self)
+        if self.config["output_padding"] is not None:
+            strides, padding = as_pair(self.config["strides"]), as_pair(self.config["output_padding"])
+            if any(extra >= stride for extra, stride in zip(padding, strides)):
+                raise SpecError(f"Conv2DTranspose output_padding must be smaller than strides along each axis "
+                                f"(received strides={self.config['strides']}, output_padding="
+                                f"{self.config['output_padding']}); use output_padding < strides or null")
+
+    # -- shapes and sizes ---------------------------------------------------------------------------
+    def frame(self, input_shape: Shape) -> Frame:
+        height, width, _ = require_image(self.type, input_shape)
+        kernel, strides = as_pair(self.config["kernel_size"]), as_pair(self.config["strides"])
+        dilation = as_pair(self.config["dilation_rate"])
+        window = Window(kernel, strides, dilation, ((0, 0), (0, 0)))
+        extra = self.config["output_padding"]
+        same = self.config["padding"] == "same"
+        full, before, size = [], [], []
+        for n, e, s, out_pad in zip((height, width), window.effective, strides,
+                                    (None, None) if extra is None else as_pair(extra)):
+            if out_pad is None:
+                length = n * s if same else n * s + max(e - s, 0)
+            else:
+                length = (n - 1) * s + e - 2 * (e // 2 if same else 0) + out_pad
+            full.append((n - 1) * s + e)
+            before.append(max(full[-1] - length, 0) // 2 if same else 0)
+            size.append(length)
+        return Frame(window, tuple(full), tuple(before), tuple(size))
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (*self.frame(input_shape).size, self.config["filters"])
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        channels = require_image(self.type, input_shape)[2]
+        shapes = {"kernel": (*as_pair(self.config["kernel_size"]), self.config["filters"], channels)}
+        if self.config["use_bias"]:
+            shapes["bias"] = (self.config["filters"],)
+        return shapes
+
+    def init_params(self, input_shape: Shape, rng: np.random.Generator) -> Params:
+        shapes = self.param_shapes(input_shape)
+        fans = compute_fans(shapes["kernel"])
+        return {name: initialize(self.config[f"{name}_initializer"], shape, *fans, rng, dtype=np.float32)
+                for name, shape in shapes.items()}
+
+    def flops(self, input_shape: Shape) -> int:
+        height, width, _ = require_image(self.type, input_shape)
+        return 2 * height * width * int(np.prod(self.param_shapes(input_shape)["kernel"]))
+
+    def convolution(self, channels: int) -> Conv2D:
+        """The convolution this layer is the transpose of (``filters`` channels in, ``channels`` out)."""
+        return Conv2D({"filters": channels, "kernel_size": self.config["kernel_size"],
+                       "strides": self.config["strides"], "dilation_rate": self.config["dilation_rate"],
+                       "use_bias": False}, self.name)
+
+    # -- math ------------------------------------------------------------------------------------------
+    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+        frame = self.frame(x.shape[1:])
+        kernel, bias = params["kernel"], params.get("bias")
+        dtype = np.result_type(x, kernel)
+        y = np.zeros((len(x), *self.output_shape(x.shape[1:])), dtype)
+
+        def shard(part: slice) -> None:
+            plan = taps.TapPlan.of(frame.window, (part.stop - part.start, *frame.full))
+            full = scratch(("transposed convolution image", plan), (plan.grid_rows, kernel.shape[2]), dtype)
+            taps.input_gradient(taps.gradient_grid(x[part], plan, dtype), kernel, plan, full)
+            y[part][frame.output_region()] = full.reshape(*plan.grid, -1)[frame.full_region()]
+            add_bias_and_activate(y[part], bias, activation)
+
+        parallel.run(shard, parallel.shards(len(x), self.flops(x.shape[1:])))
+        return y, (x, frame, activation, y)
+
+    def backward(self, params: Params, cache: Any, dy: np.ndarray,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+        x, frame, activation, y = cache
+        kernel = params["kernel"]
+        dz = activation_gradient(activation, y, dy)
+        grads = {"bias": column_sums(dz.reshape(-1, dz.shape[-1]))} if "bias" in params else {}
+        dfull = np.zeros((len(dz), *frame.full, dz.shape[-1]), np.result_type(dz, kernel))
+        dfull[frame.full_region()] = dz[frame.output_region()]
+        convolution = self.convolution(x.shape[3])
+        dx, convolution_cache = convolution.forward({"kernel": kernel}, dfull)
+        grads["kernel"] = convolution.backward({"kernel": kernel}, convolution_cache, x, need_dx=False)[1]["kernel"]
+        return (dx if need_dx else None), grads
+
+    # -- export ----------------------------------------------------------------------------------------
+    def to_onnx(self, builder, params: Params, input_name: str) -> str:
+        frame = self.frame(builder.shape(input_name))
+        inputs = [builder.to_layout(input_name, NCHW),
+                  builder.initializer(params["kernel"].transpose(3, 2, 0, 1).astype(np.float32),
+                                      f"{self.name}_kernel")]
+        if "bias" in params:
+            inputs.append(builder.initializer(params["bias"].astype(np.float32), f"{self.name}_bias"))
+        window = frame.window
+        return builder.node("ConvTranspose", inputs, hint=self.name, layout=NCHW, kernel_shape=list(window.kernel),
+                            strides=list(window.strides), dilations=list(window.dilation), pads=frame.onnx_pads,
+                            output_padding=frame.onnx_output_padding)

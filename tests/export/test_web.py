@@ -1,0 +1,170 @@
+"""``specforge export RUN --web DIR``: the site it writes, tested in a real headless Chromium (Debian's
+``chromium`` package, driven by Playwright) serving the site on 127.0.0.1 the way ``python -m http.server``
+would: the first four MNIST test images painted onto the pad read 7 2 1 0, a drawn vertical stroke reads 1,
+and the page logs no console errors.  It saves a screenshot in its temporary directory, and also in the
+folder ``SPECFORGE_SCREENSHOTS`` names (the README's is made with ``SPECFORGE_SCREENSHOTS=docs``)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from export.models import small_spec
+from needs import require
+from specforge import api
+from specforge.cli import app
+from specforge.data import load_dataset
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = "web-page.png"
+#: Seconds Playwright waits for the page (loading the runtime, one prediction).
+WAIT_MS = 30_000
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [*map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def site(seed_run, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("site") / "digits"
+    result = invoke("export", seed_run, "--web", directory)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith(f"web page: {directory} (serve it, e.g. python -m http.server")
+    return directory
+
+
+def test_the_site_holds_the_page_the_model_and_the_runtime(site, seed_run):
+    assert sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()) == [
+        "app.js", "index.html", "model.onnx", "ort/LICENSE", "ort/VERSION", "ort/ort-wasm-simd-threaded.wasm",
+        "ort/ort.wasm.bundle.min.mjs", "site.json", "style.css"]
+    assert (site / "model.onnx").read_bytes() == (seed_run / "model.onnx").read_bytes()
+    assert json.loads((site / "site.json").read_text()) == {
+        "name": "mnist-cnn", "classes": [str(d) for d in range(10)], "input_shape": [28, 28, 1], "mode": "pad"}
+    assert (site / "ort" / "VERSION").read_text() == "1.30.0\n"
+    assert "MIT License" in (site / "ort" / "LICENSE").read_text()
+    assert "http" not in (site / "index.html").read_text().replace('href="data:,"', "")
+
+
+def test_web_refuses_a_model_the_page_cannot_drive(tmp_path):
+    spec = small_spec().config | {"model": {"input_shape": [784], "layers": [
+        {"type": "Dense", "units": 10, "activation": "softmax"}]},
+        "data": {"source": "mnist", "preprocessing": {"reshape": [784]}}}
+    from specforge.spec import spec_from_dict
+
+    run = api.fit(spec_from_dict(spec), out=tmp_path / "flat", quiet=True, limit_train=64, limit_test=64)
+    result = invoke("export", run.path, "--web", tmp_path / "site")
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "--web needs an image model" in line and "[784]" in line
+    assert not (tmp_path / "site").exists() and not (run.path / "model.onnx").exists()
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """The site on a free 127.0.0.1 port, served as ``python -m http.server`` serves it."""
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(10)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+                      ".wasm": "application/wasm"}
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    require(sync_playwright is not None, "playwright (pip install 'specforge[test]')")
+    require(CHROMIUM.is_file(), "chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """The page, loaded and ready, with every console error and uncaught exception collected."""
+    page = browser.new_page(viewport={"width": 760, "height": 460})
+    page.errors = []
+    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("requestfailed", lambda request: page.errors.append(f"{request.url} failed"))
+    page.route(lambda url: not url.startswith(server), lambda route: (page.errors.append(route.request.url),
+                                                                      route.abort()))
+    page.goto(server)
+    page.wait_for_selector("body[data-state=ready]", timeout=WAIT_MS)
+    yield page
+    page.close()
+
+
+def predicted(page, action) -> list[str]:
+    """The classes the page lists (best first) once the update that ``action`` starts has finished."""
+    runs = int(page.get_attribute("body", "data-runs"))
+    action()
+    page.wait_for_function(f"document.body.dataset.runs > {runs} && document.body.dataset.state === 'ready'",
+                           timeout=WAIT_MS)
+    return page.eval_on_selector_all("#top li", "items => items.map(item => item.dataset.class)")
+
+
+def png(pixels) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_the_page_reads_the_first_test_digits_and_a_drawn_stroke(page, tmp_path):
+    test = load_dataset({"source": "mnist"}, (28, 28, 1), validation="none", base_dir=Path(".")).test
+    read = []
+    for index in range(4):
+        image = {"name": f"test-{index}.png", "mimeType": "image/png", "buffer": png(test.images[index].reshape(28, 28))}
+        read.append(predicted(page, lambda: page.set_input_files("#file", image))[0])
+    assert read == ["7", "2", "1", "0"]
+    assert [int(test.labels[i]) for i in range(4)] == [7, 2, 1, 0]
+
+    classes = predicted(page, lambda: page.click("#clear"))
+    assert classes == []
+    box = page.locator("#pad").bounding_box()
+    x = box["x"] + box["width"] / 2
+
+    def stroke():
+        page.mouse.move(x, box["y"] + 0.15 * box["height"])
+        page.mouse.down()
+        for step in range(1, 11):
+            page.mouse.move(x, box["y"] + (0.15 + 0.07 * step) * box["height"])
+        page.mouse.up()
+
+    classes = predicted(page, stroke)
+    assert len(classes) == 3 and classes[0] == "1"
+    bars = page.eval_on_selector_all("#top .bar span", "bars => bars.map(bar => parseFloat(bar.style.width))")
+    assert bars == sorted(bars, reverse=True) and 0 < sum(bars) <= 100.01
+    assert page.errors == []
+    page.screenshot(path=str(tmp_path / SCREENSHOT), full_page=True)
+    assert Image.open(tmp_path / SCREENSHOT).size[0] == 760
+    if os.environ.get("SPECFORGE_SCREENSHOTS"):
+        folder = Path(os.environ["SPECFORGE_SCREENSHOTS"])
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tmp_path / SCREENSHOT, folder / SCREENSHOT)

@@ -1,0 +1,134 @@
+"""Helpers shared by the test modules: layers with parameters, the numerical gradient, the layer
+examples as cases, reference convolutions and ONNX export of a chain of layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx.reference import ReferenceEvaluator
+
+from specforge.export.onnx import graph_to_onnx
+from specforge.graph import Graph
+from specforge.layers import REGISTRY
+
+#: Every registered single-input layer kind's examples, as pytest parameters ``kind, config, shape`` (the merge
+#: kinds, whose examples take several shapes, have tests/layers/test_merge.py and tests/export/test_graphs.py).
+CASES = [pytest.param(kind, config, shape, id=f"{kind}-{i}")
+         for kind, cls in REGISTRY.items() if not cls.merges for i, (config, shape) in enumerate(cls.examples)]
+
+
+def onnx_of(steps, input_shape: tuple, **options) -> onnx.ModelProto:
+    """The exported model of ``steps`` (``(layer, params)`` pairs, in order) on ``input_shape``."""
+    graph = Graph.chain(input_shape, [layer for layer, _ in steps])
+    return graph_to_onnx(graph, [params for _, params in steps], **options)
+
+
+def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences of the scalar ``f()`` with respect to each entry of ``x`` (changed in place and
+    restored); ``f`` takes no argument and reads ``x`` itself."""
+    grad = np.empty_like(x)
+    for index in np.ndindex(x.shape):
+        saved = x[index]
+        x[index] = saved + eps
+        plus = f()
+        x[index] = saved - eps
+        minus = f()
+        x[index] = saved
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def make_layer(kind: str, config: dict, shape: tuple, dtype=np.float64, seed: int = 0):
+    """A layer of ``kind`` with its parameters, moved off special values (zero biases, unit gammas)."""
+    layer = REGISTRY[kind](config)
+    rng = np.random.default_rng(seed)
+    params = {name: (value + 0.1 * rng.standard_normal(value.shape)).astype(dtype)
+              for name, value in layer.init_params(shape, rng).items()}
+    if "moving_variance" in params:
+        params["moving_variance"] = np.abs(params["moving_variance"]) + 0.5
+    return layer, params
+
+
+def forward_fresh(kind: str, config: dict, params: dict, x: np.ndarray, training: bool):
+    """Forward through a new layer with a fixed generator, so that repeated calls see the same dropout mask."""
+    layer = REGISTRY[kind](config)
+    return layer, layer.forward(params, x, training=training, rng=np.random.default_rng(1))
+
+
+def check_gradients(kind: str, config: dict, params: dict, x: np.ndarray, training: bool = True,
+                    eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7) -> None:
+    """Analytic dx and trainable parameter gradients against central differences of ``sum(w * y)``."""
+    layer, (y, cache) = forward_fresh(kind, config, params, x, training)
+    w = np.random.default_rng(2).standard_normal(y.shape)
+    dx, grads = layer.backward(params, cache, w.copy())
+
+    def loss() -> float:
+        return float(np.sum(w * forward_fresh(kind, config, params, x, training)[1][0]))
+
+    trainable = [name for name in params if name not in layer.non_trainable]
+    assert sorted(grads) == sorted(trainable)
+    for name, array, analytic in [("x", x, dx), *((n, params[n], grads[n]) for n in trainable)]:
+        assert analytic.shape == array.shape, name
+        numeric = numerical_gradient(loss, array, eps)
+        np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol, err_msg=f"gradient of {name}")
+
+
+def run_onnx(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's output on ``x`` under onnxruntime and under the ONNX reference evaluator."""
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    runtime = session.run(None, {"input": x})[0]
+    reference = ReferenceEvaluator(model).run(None, {"input": x})[0]
+    return runtime, reference
+
+
+def numpy_forward(steps, x: np.ndarray) -> np.ndarray:
+    """The inference-mode output of ``steps`` (``(layer, params)`` pairs) for ``x``."""
+    for layer, params in steps:
+        x = layer.forward(params, x, training=False)[0]
+    return x
+
+
+def check_onnx_parity(steps, input_shape: tuple, x: np.ndarray, expected: np.ndarray | None = None,
+                      **options) -> onnx.ModelProto:
+    """Export ``steps``, check the file (checker, strict shape inference, declared output shape) and that
+    onnxruntime and the ONNX reference evaluator compute ``expected`` (the numpy forward by default)."""
+    model = onnx_of(steps, input_shape, **options)
+    inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    out_shape = numpy_forward(steps, np.zeros((1, *input_shape), np.float32)).shape[1:]
+    dims = inferred.graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["N", *out_shape]
+    expected = numpy_forward(steps, x) if expected is None else expected
+    for got in run_onnx(model, x):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    return model
+
+
+def reference_conv(x, kernel, bias, strides, dilation, pads, depthwise=False):
+    """Direct definition, one output pixel and kernel tap at a time."""
+    n, height, width, channels = x.shape
+    kh, kw = kernel.shape[:2]
+    xp = np.zeros((n, height + sum(pads[0]), width + sum(pads[1]), channels))
+    xp[:, pads[0][0]:pads[0][0] + height, pads[1][0]:pads[1][0] + width] = x
+    out_h = (xp.shape[1] - dilation[0] * (kh - 1) - 1) // strides[0] + 1
+    out_w = (xp.shape[2] - dilation[1] * (kw - 1) - 1) // strides[1] + 1
+    out_channels = channels * kernel.shape[3] if depthwise else kernel.shape[3]
+    y = np.zeros((n, out_h, out_w, out_channels))
+    for i in range(out_h):
+        for j in range(out_w):
+            for a in range(kh):
+                for b in range(kw):
+                    pixel = xp[:, i * strides[0] + a * dilation[0], j * strides[1] + b * dilation[1]]
+                    if depthwise:
+                        for c in range(channels):
+                            for m in range(kernel.shape[3]):
+                                y[:, i, j, c * kernel.shape[3] + m] += pixel[:, c] * kernel[a, b, c, m]
+                    else:
+                        y[:, i, j] += pixel @ kernel[a, b]
+    return y if bias is None else y + bias
+
+
+def random_params(layer, input_shape, rng):
+    return {key: rng.standard_normal(shape) for key, shape in layer.param_shapes(input_shape).items()}

@@ -1,0 +1,46 @@
+"""Command-line mistakes read like every other user error: one line, exit status 2; --version."""
+
+import subprocess
+import sys
+
+import pytest
+
+import specforge
+from tests.test_cli_train import ROOT, SEED_SPEC, environment
+
+
+def specforge_cli(*args):
+    return subprocess.run([sys.executable, "-m", "specforge", *args], cwd=ROOT, env=environment(),
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["validate", SEED_SPEC, "--frobnicate"], "No such option: --frobnicate (usage: specforge validate --help)"),
+    (["export", "runs/x/latest", "--opset", "40"],
+     "Invalid value for '--opset': 40 is not in the range 13<=x<=21. (usage: specforge export --help)"),
+    (["valdate", SEED_SPEC], "No such command 'valdate'. Did you mean 'validate', 'evaluate'? "
+                             "(usage: specforge --help)"),
+    (["export"], "Missing argument 'run'. (usage: specforge export --help)"),
+    (["train", SEED_SPEC, "--limit-train", "0"], "Invalid value for '--limit-train': 0 is not in the range x>=1."),
+])
+def test_usage_errors_are_one_line_with_status_2(args, message):
+    result = specforge_cli(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("specforge: error: ")
+    assert message in lines[0]
+
+
+def test_version_prints_the_package_version():
+    result = specforge_cli("--version")
+    assert (result.returncode, result.stdout) == (0, f"specforge {specforge.__version__}\n")
+
+
+def test_help_still_shows_every_command():
+    result = specforge_cli("--help")
+    assert result.returncode == 0
+    assert "--version" in result.stdout and "validate" in result.stdout
+    bare = specforge_cli()
+    assert "Usage: specforge" in bare.stdout
