@@ -131,3 +131,24 @@ def test_graph_mistakes_are_located(layers, output, error, message):
     with pytest.raises(error) as raised:
         build(make_spec(layers, output=output, loss="mean_squared_error"))
     assert [problem.format().split(": error: ", 1)[1] for problem in raised.value.problems] == [message]
+
+
+def test_validate_prints_the_warning_and_succeeds(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = tmp_path / "probe.yaml"
+    spec.write_text("version: 1\nname: probe\ndata: {source: npz, path: x.npz}\nmodel:\n  input_shape: [4]\n  output: head\n  layers:\n"
+                    "    - {type: Dense, units: 3, name: head}\n"
+                    "    - {type: Dense, units: 2, name: probe, inputs: input}\n"
+                    "compile: {loss: mean_squared_error}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-m", "specforge", "validate", str(spec)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        f"{spec}:9:7: warning: model.layers[1]: nothing takes the output of 'probe', so it is left out of the "
+        "model; use it in another layer's inputs or remove it"]
