@@ -19,6 +19,7 @@ import numpy as np
 
 from specforge.errors import SpecError
 from specforge.layout import NHWC
+from specforge.registry import Registry
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -351,10 +352,10 @@ class Mish(ActivationFunction):
         return builder.node("Mul", [input_name, builder.node("Tanh", [softplus], f"{hint}_tanh")], hint)
 
 
-ACTIVATIONS: dict[str, ActivationFunction] = {
-    fn.name: fn for fn in (Linear(), Relu(), Sigmoid(), Tanh(), Softmax(), Elu(), LeakyRelu(), Gelu(), Swish(),
-                           Selu(), Softplus(), Softsign(), HardSigmoid(), Mish())
-}
+#: Every activation a spec may name, by name.
+ACTIVATIONS: Registry[ActivationFunction] = Registry("activation", lambda fn: fn.name, (
+    Linear(), Relu(), Sigmoid(), Tanh(), Softmax(), Elu(), LeakyRelu(), Gelu(), Swish(),
+    Selu(), Softplus(), Softsign(), HardSigmoid(), Mish()))
 
 
 def get_activation(name: str) -> ActivationFunction:

@@ -25,8 +25,9 @@ from typing import Any, ClassVar, Iterable, Protocol
 import numpy as np
 
 from specforge.errors import SpecError
+from specforge.registry import Registry
+from specforge.spec.defaults import with_defaults
 
-CALLBACK_TYPES = ("EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau", "LearningRateScheduler")
 SCHEDULES = ("step", "exponential", "cosine")
 
 _MONITOR = {
@@ -50,46 +51,6 @@ def _min_delta(default: float) -> dict:
     return {"type": "number", "minimum": 0, "default": default,
             "description": "A change smaller than this does not count as an improvement."}
 
-
-#: Options of each callback type besides ``type``.
-OPTIONS: dict[str, dict[str, dict]] = {
-    "EarlyStopping": {
-        "monitor": _MONITOR,
-        "min_delta": _min_delta(0),
-        "patience": _patience(0, "training stops"),
-        "mode": _MODE,
-        "restore_best_weights": {
-            "type": "boolean", "default": False,
-            "description": "At the end of training, go back to the weights of the best epoch.",
-        },
-        "start_from_epoch": {
-            "type": "integer", "minimum": 0, "default": 0,
-            "description": "Epochs to train before watching for improvement (warm-up).",
-        },
-    },
-    "ModelCheckpoint": {
-        "monitor": _MONITOR,
-        "mode": _MODE,
-        "save_best_only": {
-            "type": "boolean", "default": True,
-            "description": "true: write best.npz in the run directory when the monitored value improves; "
-                           "false: write it after every epoch.",
-        },
-    },
-    "ReduceLROnPlateau": {
-        "monitor": _MONITOR,
-        "factor": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.1,
-                   "description": "new learning rate = learning rate * factor."},
-        "patience": _patience(10, "the learning rate is reduced"),
-        "mode": _MODE,
-        "min_delta": _min_delta(1e-4),
-        "cooldown": {"type": "integer", "minimum": 0, "default": 0,
-                     "description": "Epochs to wait after a reduction before counting epochs without "
-                                    "improvement again."},
-        "min_lr": {"type": "number", "minimum": 0, "default": 0,
-                   "description": "The learning rate is never reduced below this."},
-    },
-}
 
 #: Options of each learning-rate schedule besides ``type`` and ``schedule``.
 SCHEDULE_OPTIONS: dict[str, dict[str, dict]] = {
@@ -117,61 +78,6 @@ SCHEDULE_OPTIONS: dict[str, dict[str, dict]] = {
 }
 _REQUIRED_SCHEDULE_OPTIONS = {"step": ["step_size"], "exponential": ["decay_rate"], "cosine": []}
 
-_DESCRIPTIONS = {
-    "EarlyStopping": "Stop training when the monitored value has stopped improving (Keras' EarlyStopping).",
-    "ModelCheckpoint": "Keep the weights of the best epoch in the run directory as best.npz "
-                       "(Keras' ModelCheckpoint with save_weights_only).",
-    "ReduceLROnPlateau": "Multiply the learning rate by factor when the monitored value has stopped improving.",
-    "LearningRateScheduler": "Set the learning rate at the start of each epoch from the optimizer's initial "
-                             "learning rate: step, exponential or cosine decay.",
-}
-
-
-def _when(key: str, value: str) -> dict:
-    return {"type": "object", "properties": {key: {"const": value}}, "required": [key]}
-
-
-def _type_property(kind: str) -> dict:
-    return {"type": {"const": kind, "description": _DESCRIPTIONS[kind]}}
-
-
-_SCHEDULER_BRANCH = {
-    "required": ["schedule"],
-    "properties": {"schedule": {"enum": list(SCHEDULES), "description": "The schedule."}},
-    "allOf": [
-        {"if": _when("schedule", schedule),
-         "then": {"properties": {**_type_property("LearningRateScheduler"),
-                                 "schedule": {"const": schedule, "description": "The schedule."}, **options},
-                  "required": _REQUIRED_SCHEDULE_OPTIONS[schedule],
-                  "additionalProperties": False}}
-        for schedule, options in SCHEDULE_OPTIONS.items()
-    ],
-}
-
-CALLBACK_ITEM_SCHEMA = {
-    "description": "A callback: `type` picks it; the other keys are its options (Keras names).",
-    "type": "object",
-    "required": ["type"],
-    "properties": {"type": {"enum": list(CALLBACK_TYPES), "description": "The callback."}},
-    "allOf": [
-        *({"if": _when("type", kind),
-           "then": {"properties": {**_type_property(kind), **options}, "additionalProperties": False}}
-          for kind, options in OPTIONS.items()),
-        {"if": _when("type", "LearningRateScheduler"), "then": _SCHEDULER_BRANCH},
-    ],
-}
-
-CALLBACKS_SCHEMA = {
-    "description": "Called during training, in this order, at the start and end of each epoch. Epochs are "
-                   "counted from 0.",
-    "type": "array",
-    "items": CALLBACK_ITEM_SCHEMA,
-    "default": [],
-    "examples": [[{"type": "EarlyStopping", "monitor": "val_loss", "patience": 2, "restore_best_weights": True},
-                  {"type": "LearningRateScheduler", "schedule": "cosine"}]],
-}
-
-
 class LearningRateHolder(Protocol):
     learning_rate: float
 
@@ -192,19 +98,10 @@ class Trainer(Protocol):
         """Write the current weights to best.npz in the run directory, atomically."""
 
 
-_LEARNING_RATE_SETTERS = ("ReduceLROnPlateau", "LearningRateScheduler")
-
-
 def resolve(spec_list: list[dict], epochs: int | None = None) -> list[dict[str, Any]]:
-    """The spec's ``fit.callbacks`` with every option filled in; a cosine schedule's ``total_epochs``
-    defaults to ``epochs`` (fit.epochs)."""
-    resolved = [_resolve_item(item, f"fit.callbacks[{index}]", epochs) for index, item in enumerate(spec_list)]
-    setters = [index for index, item in enumerate(resolved) if item["type"] in _LEARNING_RATE_SETTERS]
-    if len(setters) > 1:
-        first, second = (resolved[index]["type"] for index in setters[:2])
-        raise SpecError(f"{first} and {second} both set the learning rate; keep one of them",
-                        path=f"fit.callbacks[{setters[1]}]")
-    return resolved
+    """The spec's ``fit.callbacks`` (valid against ``CALLBACKS_SCHEMA``) with every option filled in; a cosine
+    schedule's ``total_epochs`` defaults to ``epochs`` (fit.epochs)."""
+    return [_resolve_item(item, f"fit.callbacks[{index}]", epochs) for index, item in enumerate(spec_list)]
 
 
 def create(spec_list: list[dict], epochs: int | None = None,
@@ -222,29 +119,7 @@ def create(spec_list: list[dict], epochs: int | None = None,
 
 
 def _resolve_item(item: dict, path: str, epochs: int | None) -> dict[str, Any]:
-    kind = item.get("type")
-    if kind not in CALLBACK_TYPES:
-        raise SpecError(f"unknown callback type {kind!r}; expected one of: {', '.join(CALLBACK_TYPES)}",
-                        path=f"{path}.type")
-    if kind == "LearningRateScheduler":
-        schedule = item.get("schedule")
-        if schedule not in SCHEDULES:
-            raise SpecError(f"LearningRateScheduler needs schedule: one of {', '.join(SCHEDULES)}; "
-                            f"received {schedule!r}", path=f"{path}.schedule")
-        head, options, what = ("type", "schedule"), SCHEDULE_OPTIONS[schedule], f"the {schedule} schedule"
-        required = _REQUIRED_SCHEDULE_OPTIONS[schedule]
-    else:
-        head, options, what, required = ("type",), OPTIONS[kind], kind, []
-    known = {*head, *options}
-    unknown = sorted(item.keys() - known)
-    if unknown:
-        raise SpecError(f"{what} has no option {unknown[0]!r}; its options: {', '.join(sorted(known - {'type'}))}",
-                        path=f"{path}.{unknown[0]}")
-    missing = [key for key in required if key not in item]
-    if missing:
-        raise SpecError(f"{what} needs {missing[0]}", path=path)
-    resolved = {**{key: item[key] for key in head},
-                **{key: item.get(key, prop.get("default")) for key, prop in options.items()}}
+    resolved = with_defaults(item, CALLBACK_ITEM_SCHEMA)
     if resolved.get("schedule") == "cosine" and resolved["total_epochs"] is None:
         if epochs is None:
             raise SpecError("the cosine schedule needs total_epochs (default: fit.epochs)", path=path)
@@ -256,6 +131,13 @@ class Callback:
     """Base of the callbacks: hooks that do nothing, and state made of the attributes in ``state_fields``."""
 
     type: ClassVar[str]
+    description: ClassVar[str]
+    #: The callback's options in the spec besides ``type``: property -> JSON Schema, with defaults.
+    options: ClassVar[dict[str, dict]] = {}
+    #: Valid ``fit.callbacks`` items of this type, for the documentation and the generic tests.
+    examples: ClassVar[list[dict]] = []
+    #: Whether it sets the optimizer's learning rate (a spec may have one such callback).
+    sets_learning_rate: ClassVar[bool] = False
     state_fields: ClassVar[tuple[str, ...]] = ()
     path = "fit.callbacks"
 
@@ -333,6 +215,22 @@ class EarlyStopping(_Monitoring):
     """
 
     type = "EarlyStopping"
+    description = "Stop training when the monitored value has stopped improving (Keras' EarlyStopping)."
+    options = {
+        "monitor": _MONITOR,
+        "min_delta": _min_delta(0),
+        "patience": _patience(0, "training stops"),
+        "mode": _MODE,
+        "restore_best_weights": {
+            "type": "boolean", "default": False,
+            "description": "At the end of training, go back to the weights of the best epoch.",
+        },
+        "start_from_epoch": {
+            "type": "integer", "minimum": 0, "default": 0,
+            "description": "Epochs to train before watching for improvement (warm-up).",
+        },
+    }
+    examples = [{"type": "EarlyStopping", "monitor": "val_loss", "patience": 2, "restore_best_weights": True}]
     state_fields = ("best", "wait", "best_epoch", "stopped_epoch")
     patience: int
     restore_best_weights: bool
@@ -380,6 +278,18 @@ class ModelCheckpoint(_Monitoring):
     ``save_best_only`` is false)."""
 
     type = "ModelCheckpoint"
+    description = ("Keep the weights of the best epoch in the run directory as best.npz "
+                   "(Keras' ModelCheckpoint with save_weights_only).")
+    options = {
+        "monitor": _MONITOR,
+        "mode": _MODE,
+        "save_best_only": {
+            "type": "boolean", "default": True,
+            "description": "true: write best.npz in the run directory when the monitored value improves; "
+                           "false: write it after every epoch.",
+        },
+    }
+    examples = [{"type": "ModelCheckpoint", "monitor": "val_accuracy"}]
     state_fields = ("best",)
     save_best_only: bool
 
@@ -398,6 +308,22 @@ class ReduceLROnPlateau(_Monitoring):
     min_lr), then ``cooldown`` epochs in which epochs without improvement are not counted."""
 
     type = "ReduceLROnPlateau"
+    description = "Multiply the learning rate by factor when the monitored value has stopped improving."
+    options = {
+        "monitor": _MONITOR,
+        "factor": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.1,
+                   "description": "new learning rate = learning rate * factor."},
+        "patience": _patience(10, "the learning rate is reduced"),
+        "mode": _MODE,
+        "min_delta": _min_delta(1e-4),
+        "cooldown": {"type": "integer", "minimum": 0, "default": 0,
+                     "description": "Epochs to wait after a reduction before counting epochs without "
+                                    "improvement again."},
+        "min_lr": {"type": "number", "minimum": 0, "default": 0,
+                   "description": "The learning rate is never reduced below this."},
+    }
+    examples = [{"type": "ReduceLROnPlateau", "monitor": "loss", "factor": 0.5, "patience": 1}]
+    sets_learning_rate = True
     state_fields = ("best", "wait", "cooldown_counter")
     factor: float
     patience: int
@@ -429,6 +355,12 @@ class LearningRateScheduler(Callback):
     """Set the learning rate at the start of each epoch from the optimizer's initial learning rate."""
 
     type = "LearningRateScheduler"
+    description = ("Set the learning rate at the start of each epoch from the optimizer's initial "
+                   "learning rate: step, exponential or cosine decay.")
+    examples = [{"type": "LearningRateScheduler", "schedule": "cosine"},
+                {"type": "LearningRateScheduler", "schedule": "step", "step_size": 3, "gamma": 0.5},
+                {"type": "LearningRateScheduler", "schedule": "exponential", "decay_rate": 0.9}]
+    sets_learning_rate = True
     state_fields = ("initial_lr",)
     schedule: str
 
@@ -453,5 +385,54 @@ class LearningRateScheduler(Callback):
         return self.initial_lr * (self.alpha + (1 - self.alpha) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-CALLBACKS: dict[str, type[Callback]] = {cls.type: cls for cls in
-                                         (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, LearningRateScheduler)}
+#: Every callback a spec may name, by type.
+CALLBACKS: Registry[type[Callback]] = Registry("callback", lambda cls: cls.type, (
+    EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, LearningRateScheduler))
+CALLBACK_TYPES = CALLBACKS.names()
+#: Options of each callback type besides ``type`` (LearningRateScheduler's depend on its schedule).
+OPTIONS: dict[str, dict[str, dict]] = {kind: cls.options for kind, cls in CALLBACKS.items() if cls.options}
+
+
+def _when(key: str, value: str) -> dict:
+    return {"type": "object", "properties": {key: {"const": value}}, "required": [key]}
+
+
+def _type_property(kind: str) -> dict:
+    return {"type": {"const": kind, "description": CALLBACKS[kind].description}}
+
+
+_SCHEDULER_BRANCH = {
+    "required": ["schedule"],
+    "properties": {"schedule": {"enum": list(SCHEDULES), "description": "The schedule."}},
+    "allOf": [
+        {"if": _when("schedule", schedule),
+         "then": {"properties": {**_type_property("LearningRateScheduler"),
+                                 "schedule": {"const": schedule, "description": "The schedule."}, **options},
+                  "required": _REQUIRED_SCHEDULE_OPTIONS[schedule],
+                  "additionalProperties": False}}
+        for schedule, options in SCHEDULE_OPTIONS.items()
+    ],
+}
+
+CALLBACK_ITEM_SCHEMA = {
+    "description": "A callback: `type` picks it; the other keys are its options (Keras names).",
+    "type": "object",
+    "required": ["type"],
+    "properties": {"type": {"enum": list(CALLBACK_TYPES), "description": "The callback."}},
+    "allOf": [
+        *({"if": _when("type", kind),
+           "then": {"properties": {**_type_property(kind), **options}, "additionalProperties": False}}
+          for kind, options in OPTIONS.items()),
+        {"if": _when("type", "LearningRateScheduler"), "then": _SCHEDULER_BRANCH},
+    ],
+}
+
+CALLBACKS_SCHEMA = {
+    "description": "Called during training, in this order, at the start and end of each epoch. Epochs are "
+                   "counted from 0.",
+    "type": "array",
+    "items": CALLBACK_ITEM_SCHEMA,
+    "default": [],
+    "examples": [[{"type": "EarlyStopping", "monitor": "val_loss", "patience": 2, "restore_best_weights": True},
+                  {"type": "LearningRateScheduler", "schedule": "cosine"}]],
+}

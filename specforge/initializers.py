@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from specforge.errors import SpecError
+from specforge.registry import Registry
 
 #: Standard deviation of a unit normal truncated to [-2, 2].
 _TRUNCATED_STD = 0.87962566103423978
@@ -27,7 +28,8 @@ _VARIANCE_SCALING = {
     "lecun_normal": (1.0, "fan_in", "normal"),
 }
 _OTHERS = ("zeros", "ones", "random_normal", "random_uniform")
-INITIALIZERS = (*_VARIANCE_SCALING, *_OTHERS)
+#: Every initializer a spec may name (``initialize`` draws each).
+INITIALIZERS: Registry[str] = Registry("initializer", str, (*_VARIANCE_SCALING, *_OTHERS))
 
 #: Keras 3's RandomNormal stddev and RandomUniform bound.
 _RANDOM_SCALE = 0.05

@@ -5,22 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from specforge.errors import DataError, SpecError
-
-LOSS_NAMES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
-              "mean_squared_error", "mean_absolute_error", "huber", "kl_divergence")
-
-LOSS_SCHEMA = {
-    "description": "Loss minimised during training (Keras names). categorical_crossentropy: one-hot labels, "
-                   "softmax output; sparse_categorical_crossentropy: integer labels, softmax output; "
-                   "binary_crossentropy: 0/1 labels per output unit, sigmoid output; mean_squared_error and "
-                   "mean_absolute_error: targets with the output's shape (integer labels are one-hot encoded); "
-                   "huber: squared error below delta 1, absolute error above; kl_divergence: one-hot or soft "
-                   "labels, softmax output. "
-                   "Cross-entropy is computed on the logits of the last layer's softmax or sigmoid, so it "
-                   "stays finite for any input scale.",
-    "enum": list(LOSS_NAMES),
-    "examples": ["categorical_crossentropy"],
-}
+from specforge.registry import Registry
 
 #: Keras' clipping of probabilities before a logarithm (``backend.epsilon()``).
 EPSILON = 1e-7
@@ -239,9 +224,25 @@ class KLDivergence(CategoricalCrossentropy):
         return value, grad
 
 
-LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
+#: Every loss a spec may name, by name.
+LOSSES: Registry[Loss] = Registry("loss", lambda loss: loss.name, (
     CategoricalCrossentropy(), SparseCategoricalCrossentropy(), BinaryCrossentropy(),
-    MeanSquaredError(), MeanAbsoluteError(), Huber(), KLDivergence())}
+    MeanSquaredError(), MeanAbsoluteError(), Huber(), KLDivergence()))
+LOSS_NAMES = LOSSES.names()
+
+LOSS_SCHEMA = {
+    "description": "Loss minimised during training (Keras names). categorical_crossentropy: one-hot labels, "
+                   "softmax output; sparse_categorical_crossentropy: integer labels, softmax output; "
+                   "binary_crossentropy: 0/1 labels per output unit, sigmoid output; mean_squared_error and "
+                   "mean_absolute_error: targets with the output's shape (integer labels are one-hot encoded); "
+                   "huber: squared error below delta 1, absolute error above; kl_divergence: one-hot or soft "
+                   "labels, softmax output. "
+                   "Cross-entropy is computed on the logits of the last layer's softmax or sigmoid, so it "
+                   "stays finite for any input scale.",
+    "enum": list(LOSSES),
+    "examples": ["categorical_crossentropy"],
+}
+
 
 
 def get(name: str) -> Loss:

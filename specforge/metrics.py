@@ -14,106 +14,17 @@ from typing import Any, ClassVar
 import numpy as np
 
 from specforge.errors import SpecError
-
-METRIC_NAMES = ("accuracy", "top_k_accuracy", "precision", "recall")
-
-_NAME = {"description": "The metric.", "enum": list(METRIC_NAMES)}
-_THRESHOLD_OPTIONS = {
-    "thresholds": {
-        "type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
-        "description": "An output unit whose probability is above this value is a positive prediction.",
-    },
-    "class_id": {
-        "type": ["integer", "null"], "minimum": 0, "default": None,
-        "description": "Count only this class's output unit. null: every unit (micro-average over all classes).",
-    },
-}
-#: Options of each metric besides its name.
-OPTIONS: dict[str, dict[str, dict]] = {
-    "accuracy": {},
-    "top_k_accuracy": {
-        "k": {"type": "integer", "minimum": 1, "default": 5,
-              "description": "A prediction is correct when the true class is among the k most probable."},
-    },
-    "precision": _THRESHOLD_OPTIONS,
-    "recall": _THRESHOLD_OPTIONS,
-}
-
-
-def _object_of(name: str) -> dict:
-    return {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]}
-
-
-METRIC_ITEM_SCHEMA = {
-    "description": "A metric: its name for the defaults, or a mapping with the name and its options. "
-                   "accuracy: fraction of examples whose most probable class is the label (one sigmoid unit: "
-                   "probability > 0.5 compared with the 0/1 label). top_k_accuracy: the label is among the k "
-                   "most probable classes. precision and recall, as Keras' Precision and Recall: every output "
-                   "unit is a yes/no prediction (probability > thresholds) compared with the one-hot label, "
-                   "counted over all units unless class_id picks one; precision = TP / (TP + FP), "
-                   "recall = TP / (TP + FN), 0 when the denominator is 0.",
-    "type": ["string", "object"],
-    "allOf": [
-        {"if": {"type": "string"}, "then": {"enum": list(METRIC_NAMES)}},
-        {"if": {"type": "object"}, "then": {"required": ["name"], "properties": {"name": _NAME}}},
-        *({"if": _object_of(name),
-           "then": {"properties": {"name": {"const": name, "description": "The metric."}, **options},
-                    "additionalProperties": False}}
-          for name, options in OPTIONS.items()),
-    ],
-}
-
-METRICS_SCHEMA = {
-    "description": "Metrics reported after each epoch besides the loss (Keras' compile metrics); "
-                   "validation values get the prefix val_.",
-    "type": "array",
-    "items": METRIC_ITEM_SCHEMA,
-    "default": ["accuracy"],
-    "examples": [["accuracy", {"name": "top_k_accuracy", "k": 3}]],
-}
-
-
-def resolve(spec_list: list[str | dict]) -> list[dict[str, Any]]:
-    """The spec's ``compile.metrics`` as mappings with every option, defaults filled in."""
-    resolved = []
-    for index, item in enumerate(spec_list):
-        options = {"name": item} if isinstance(item, str) else dict(item)
-        name = options.get("name")
-        if name not in METRIC_NAMES:
-            raise SpecError(f"unknown metric {name!r}; expected one of: {', '.join(METRIC_NAMES)}",
-                            path=f"compile.metrics[{index}]")
-        unknown = sorted(options.keys() - {"name", *OPTIONS[name]})
-        if unknown:
-            raise SpecError(f"{name} has no option {unknown[0]!r}; its options: {', '.join(OPTIONS[name]) or 'none'}",
-                            path=f"compile.metrics[{index}].{unknown[0]}")
-        resolved.append({"name": name, **{key: options.get(key, prop["default"])
-                                          for key, prop in OPTIONS[name].items()}})
-    return resolved
-
-
-def create(spec_list: list[str | dict], num_classes: int) -> list["Metric"]:
-    """The metrics of ``compile.metrics`` for a last layer of ``num_classes`` output units.
-
-    Names are Keras': the metric's name, with ``_1``, ``_2``, ... for repeats.
-    """
-    metrics: list[Metric] = []
-    seen: dict[str, int] = {}
-    for index, options in enumerate(resolve(spec_list)):
-        name = options.pop("name")
-        problem = METRICS[name].check(num_classes, **options)
-        if problem:
-            key, message = problem
-            raise SpecError(message, path=f"compile.metrics[{index}].{key}")
-        repeat = seen.get(name, 0)
-        seen[name] = repeat + 1
-        metrics.append(METRICS[name](f"{name}_{repeat}" if repeat else name, **options))
-    return metrics
-
+from specforge.registry import Registry
+from specforge.spec.defaults import with_defaults
 
 class Metric:
     """An accumulator: ``reset()``, ``update(probabilities, labels)`` per batch, ``result()``."""
 
     kind: ClassVar[str]
+    #: The metric's options in the spec besides ``name``: property -> JSON Schema, with defaults.
+    options: ClassVar[dict[str, dict]] = {}
+    #: Valid ``compile.metrics`` items naming this metric, for the documentation and the generic tests.
+    examples: ClassVar[list[str | dict]] = []
 
     def __init__(self, name: str | None = None):
         self.name = name or self.kind
@@ -152,6 +63,7 @@ class Accuracy(_Fraction):
     """Most probable class == label; for one sigmoid unit, probability > 0.5 == (label == 1)."""
 
     kind = "accuracy"
+    examples = ["accuracy"]
 
     def update(self, probabilities, labels):
         if probabilities.shape[-1] == 1:
@@ -166,6 +78,11 @@ class TopKAccuracy(_Fraction):
     """The label is among the k most probable classes (ties with the k-th count as inside, as in_top_k)."""
 
     kind = "top_k_accuracy"
+    options = {
+        "k": {"type": "integer", "minimum": 1, "default": 5,
+              "description": "A prediction is correct when the true class is among the k most probable."},
+    }
+    examples = [{"name": "top_k_accuracy", "k": 3}]
 
     def __init__(self, name: str | None = None, k: int = 5):
         self.k = k
@@ -190,6 +107,17 @@ class TopKAccuracy(_Fraction):
 class _Thresholded(Metric):
     """Keras' Precision and Recall: each output unit is a yes/no prediction, probability > thresholds,
     compared with the one-hot label; ``class_id`` restricts the counts to one unit."""
+
+    options = {
+        "thresholds": {
+            "type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
+            "description": "An output unit whose probability is above this value is a positive prediction.",
+        },
+        "class_id": {
+            "type": ["integer", "null"], "minimum": 0, "default": None,
+            "description": "Count only this class's output unit. null: every unit (micro-average over all classes).",
+        },
+    }
 
     def __init__(self, name: str | None = None, thresholds: float = 0.5, class_id: int | None = None):
         self.thresholds = thresholds
@@ -228,6 +156,7 @@ class Precision(_Thresholded):
     """TP / (TP + FP); 0 when nothing was predicted positive."""
 
     kind = "precision"
+    examples = ["precision", {"name": "precision", "thresholds": 0.3, "class_id": 1}]
 
     def result(self) -> float:
         return self.true_positives / self.predicted_positives if self.predicted_positives else 0.0
@@ -237,9 +166,75 @@ class Recall(_Thresholded):
     """TP / (TP + FN); 0 when there were no positives."""
 
     kind = "recall"
+    examples = [{"name": "recall", "class_id": 0}]
 
     def result(self) -> float:
         return self.true_positives / self.actual_positives if self.actual_positives else 0.0
 
 
-METRICS: dict[str, type[Metric]] = {cls.kind: cls for cls in (Accuracy, TopKAccuracy, Precision, Recall)}
+#: Every metric a spec may name, by name.
+METRICS: Registry[type[Metric]] = Registry("metric", lambda cls: cls.kind, (Accuracy, TopKAccuracy, Precision, Recall))
+METRIC_NAMES = METRICS.names()
+#: Options of each metric besides its name.
+OPTIONS: dict[str, dict[str, dict]] = {name: cls.options for name, cls in METRICS.items()}
+_NAME = {"description": "The metric.", "enum": list(METRIC_NAMES)}
+
+
+def _object_of(name: str) -> dict:
+    return {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]}
+
+
+METRIC_ITEM_SCHEMA = {
+    "description": "A metric: its name for the defaults, or a mapping with the name and its options. "
+                   "accuracy: fraction of examples whose most probable class is the label (one sigmoid unit: "
+                   "probability > 0.5 compared with the 0/1 label). top_k_accuracy: the label is among the k "
+                   "most probable classes. precision and recall, as Keras' Precision and Recall: every output "
+                   "unit is a yes/no prediction (probability > thresholds) compared with the one-hot label, "
+                   "counted over all units unless class_id picks one; precision = TP / (TP + FP), "
+                   "recall = TP / (TP + FN), 0 when the denominator is 0.",
+    "type": ["string", "object"],
+    "allOf": [
+        {"if": {"type": "string"}, "then": {"enum": list(METRIC_NAMES)}},
+        {"if": {"type": "object"}, "then": {"required": ["name"], "properties": {"name": _NAME}}},
+        *({"if": _object_of(name),
+           "then": {"properties": {"name": {"const": name, "description": "The metric."}, **options},
+                    "additionalProperties": False}}
+          for name, options in OPTIONS.items()),
+    ],
+}
+
+METRICS_SCHEMA = {
+    "description": "Metrics reported after each epoch besides the loss (Keras' compile metrics); "
+                   "validation values get the prefix val_.",
+    "type": "array",
+    "items": METRIC_ITEM_SCHEMA,
+    "default": ["accuracy"],
+    "examples": [["accuracy", {"name": "top_k_accuracy", "k": 3}]],
+}
+
+
+def resolve(spec_list: list[str | dict]) -> list[dict[str, Any]]:
+    """The spec's ``compile.metrics`` (valid against ``METRICS_SCHEMA``) as mappings with every option,
+    defaults filled in."""
+    return with_defaults([{"name": item} if isinstance(item, str) else dict(item) for item in spec_list],
+                         METRICS_SCHEMA)
+
+
+def create(spec_list: list[str | dict], num_classes: int) -> list["Metric"]:
+    """The metrics of ``compile.metrics`` for a last layer of ``num_classes`` output units.
+
+    Names are Keras': the metric's name, with ``_1``, ``_2``, ... for repeats.
+    """
+    metrics: list[Metric] = []
+    seen: dict[str, int] = {}
+    for index, options in enumerate(resolve(spec_list)):
+        name = options.pop("name")
+        problem = METRICS[name].check(num_classes, **options)
+        if problem:
+            key, message = problem
+            raise SpecError(message, path=f"compile.metrics[{index}].{key}")
+        repeat = seen.get(name, 0)
+        seen[name] = repeat + 1
+        metrics.append(METRICS[name](f"{name}_{repeat}" if repeat else name, **options))
+    return metrics
+

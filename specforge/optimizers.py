@@ -14,12 +14,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from specforge.errors import RunError, SpecError
-
-OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam")
-#: Keras 3's default learning rate of each optimizer.
-DEFAULT_LEARNING_RATES = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.001, "adagrad": 0.001,
-                          "nadam": 0.001}
+from specforge.errors import RunError
+from specforge.registry import Registry
+from specforge.spec.defaults import with_defaults
 
 
 def _number(description: str, default: float, **bounds: float) -> dict:
@@ -47,85 +44,12 @@ _ADAM = {
     **_MOMENTS,
     "amsgrad": _flag("Use the AMSGrad variant: divide by the maximum of the second moments seen so far."),
 }
-#: Hyperparameters of each optimizer besides name, learning_rate, clipnorm and clipvalue.
-HYPERPARAMETERS: dict[str, dict[str, dict]] = {
-    "sgd": {
-        "momentum": _number("Momentum: velocity = momentum * velocity - learning_rate * gradient. "
-                            "0 is plain gradient descent.", 0.0, minimum=0, maximum=1),
-        "nesterov": _flag("Use Nesterov momentum."),
-    },
-    "adam": _ADAM,
-    "adamw": {
-        "weight_decay": _number("Decoupled weight decay: each step first does "
-                                "weights -= learning_rate * weight_decay * weights.", 0.004, minimum=0),
-        **_ADAM,
-    },
-    "rmsprop": {
-        "rho": _number("Decay rate of the running mean of the squared gradients.", 0.9,
-                       minimum=0, exclusiveMaximum=1),
-        "momentum": _number("Momentum applied to the scaled update; 0: none.", 0.0, minimum=0, maximum=1),
-        "epsilon": _EPSILON,
-        "centered": _flag("Divide by an estimate of the gradient's variance instead of its raw second "
-                          "moment (slower, sometimes more stable)."),
-    },
-    "adagrad": {
-        "initial_accumulator_value": _number("Starting value of each weight's sum of squared gradients.", 0.1,
-                                             minimum=0),
-        "epsilon": _EPSILON,
-    },
-    "nadam": _MOMENTS,
-}
-
-
-def _properties(name: str) -> dict[str, dict]:
-    """Every option of optimizer ``name``, with its Keras default."""
-    return {
-        "name": {"const": name, "description": "The optimizer."},
-        "learning_rate": _number("Step size.", DEFAULT_LEARNING_RATES[name], exclusiveMinimum=0),
-        **HYPERPARAMETERS[name],
-        "clipnorm": _clip("Rescale each weight's gradient so that its L2 norm is at most this value."),
-        "clipvalue": _clip("Clip each gradient element to [-clipvalue, clipvalue]."),
-    }
-
-
-def _object_of(name: str) -> dict:
-    return {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]}
-
-
-OPTIMIZER_SCHEMA = {
-    "description": "How the weights are updated (Keras 3 update rules and defaults): a name, e.g. adam, for "
-                   "the defaults, or a mapping with the name and the options to change, e.g. "
-                   "{name: adam, learning_rate: 0.0005}.",
-    "type": ["string", "object"],
-    "default": "rmsprop",
-    "allOf": [
-        {"if": {"type": "string"}, "then": {"enum": list(OPTIMIZER_NAMES)}},
-        {"if": {"type": "object"},
-         "then": {"required": ["name"],
-                  "properties": {"name": {"description": "The optimizer.", "enum": list(OPTIMIZER_NAMES)}}}},
-        *({"if": _object_of(name), "then": {"properties": _properties(name), "additionalProperties": False}}
-          for name in OPTIMIZER_NAMES),
-    ],
-    "examples": ["adam", {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True}],
-}
 
 
 def resolve(spec_value: str | dict) -> dict[str, Any]:
-    """The spec's ``compile.optimizer`` as a mapping with every option, Keras defaults filled in."""
-    options = {"name": spec_value} if isinstance(spec_value, str) else dict(spec_value)
-    name = options.get("name")
-    if name not in OPTIMIZER_NAMES:
-        raise SpecError(f"unknown optimizer {name!r}; expected one of: {', '.join(OPTIMIZER_NAMES)}",
-                        path="compile.optimizer" if isinstance(spec_value, str) else "compile.optimizer.name")
-    properties = _properties(name)
-    for key in options:
-        if key not in properties:
-            raise SpecError(f"{name} has no option {key!r}; its options: {', '.join(properties)}",
-                            path=f"compile.optimizer.{key}")
-    if options.get("clipnorm") is not None and options.get("clipvalue") is not None:
-        raise SpecError("only one of clipnorm and clipvalue can be set; received both",
-                        path="compile.optimizer.clipvalue")
-    return {key: options.get(key, prop.get("default")) for key, prop in properties.items()}
+    """The spec's ``compile.optimizer`` (valid against ``OPTIMIZER_SCHEMA``) as a mapping with every option,
+    Keras defaults filled in."""
+    return with_defaults({"name": spec_value} if isinstance(spec_value, str) else dict(spec_value), OPTIMIZER_SCHEMA)
 
 
 def create(spec_value: str | dict) -> "Optimizer":
@@ -142,6 +66,12 @@ class Optimizer:
     """
 
     name: ClassVar[str]
+    #: Keras 3's default learning rate.
+    default_learning_rate: ClassVar[float] = 0.001
+    #: Options besides name, learning_rate, clipnorm and clipvalue: property -> JSON Schema, with defaults.
+    hyperparameters: ClassVar[dict[str, dict]] = {}
+    #: Valid ``compile.optimizer`` values naming this optimizer, for the documentation and the generic tests.
+    examples: ClassVar[list[str | dict]] = []
     #: scratch arrays of a parameter's size that one update needs.
     scratch_count: ClassVar[int] = 1
     learning_rate: float
@@ -244,6 +174,13 @@ class SGD(Optimizer):
     (Nesterov: weights += momentum * velocity - lr * g). Without momentum: weights -= lr * g."""
 
     name = "sgd"
+    default_learning_rate = 0.01
+    hyperparameters = {
+        "momentum": _number("Momentum: velocity = momentum * velocity - learning_rate * gradient. "
+                            "0 is plain gradient descent.", 0.0, minimum=0, maximum=1),
+        "nesterov": _flag("Use Nesterov momentum."),
+    }
+    examples = [{"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True}]
     scratch_count = 2
     momentum: float
     nesterov: bool
@@ -273,6 +210,8 @@ class Adam(Optimizer):
     AMSGrad divides by the running maximum of v instead."""
 
     name = "adam"
+    hyperparameters = _ADAM
+    examples = ["adam", {"name": "adam", "learning_rate": 0.0005, "amsgrad": True, "clipnorm": 1.0}]
     beta_1: float
     beta_2: float
     epsilon: float
@@ -305,6 +244,12 @@ class AdamW(Adam):
     """Adam with decoupled weight decay: each step first does weights -= lr * weight_decay * weights."""
 
     name = "adamw"
+    hyperparameters = {
+        "weight_decay": _number("Decoupled weight decay: each step first does "
+                                "weights -= learning_rate * weight_decay * weights.", 0.004, minimum=0),
+        **_ADAM,
+    }
+    examples = [{"name": "adamw", "weight_decay": 0.01, "clipvalue": 0.5}]
     weight_decay: float
 
     def _update(self, index, param, grad, t, tmp):
@@ -319,6 +264,15 @@ class RMSprop(Optimizer):
     a = rho a + (1 - rho) g); with momentum: velocity = momentum * velocity + step; weights -= velocity."""
 
     name = "rmsprop"
+    hyperparameters = {
+        "rho": _number("Decay rate of the running mean of the squared gradients.", 0.9,
+                       minimum=0, exclusiveMaximum=1),
+        "momentum": _number("Momentum applied to the scaled update; 0: none.", 0.0, minimum=0, maximum=1),
+        "epsilon": _EPSILON,
+        "centered": _flag("Divide by an estimate of the gradient's variance instead of its raw second "
+                          "moment (slower, sometimes more stable)."),
+    }
+    examples = ["rmsprop", {"name": "rmsprop", "rho": 0.95, "momentum": 0.5, "centered": True}]
     scratch_count = 2
     rho: float
     momentum: float
@@ -361,6 +315,12 @@ class Adagrad(Optimizer):
     """accumulator = initial_accumulator_value + sum of g^2 so far; weights -= lr g / sqrt(accumulator + epsilon)."""
 
     name = "adagrad"
+    hyperparameters = {
+        "initial_accumulator_value": _number("Starting value of each weight's sum of squared gradients.", 0.1,
+                                             minimum=0),
+        "epsilon": _EPSILON,
+    }
+    examples = ["adagrad", {"name": "adagrad", "learning_rate": 0.01, "initial_accumulator_value": 0.05}]
     initial_accumulator_value: float
     epsilon: float
 
@@ -390,6 +350,8 @@ class Nadam(Optimizer):
     weights -= lr m_hat / (sqrt(v_hat) + epsilon)."""
 
     name = "nadam"
+    hyperparameters = _MOMENTS
+    examples = ["nadam", {"name": "nadam", "beta_1": 0.95, "clipnorm": 1.0}]
     scratch_count = 2
     beta_1: float
     beta_2: float
@@ -438,4 +400,41 @@ class Nadam(Optimizer):
         param -= work
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam)}
+def _properties(name: str) -> dict[str, dict]:
+    """Every option of optimizer ``name``, with its Keras default."""
+    return {
+        "name": {"const": name, "description": "The optimizer."},
+        "learning_rate": _number("Step size.", OPTIMIZERS[name].default_learning_rate, exclusiveMinimum=0),
+        **OPTIMIZERS[name].hyperparameters,
+        "clipnorm": _clip("Rescale each weight's gradient so that its L2 norm is at most this value."),
+        "clipvalue": _clip("Clip each gradient element to [-clipvalue, clipvalue]."),
+    }
+
+
+#: Every optimizer a spec may name, by name.
+OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer", lambda cls: cls.name, (
+    SGD, Adam, AdamW, RMSprop, Adagrad, Nadam))
+OPTIMIZER_NAMES = OPTIMIZERS.names()
+
+
+def _object_of(name: str) -> dict:
+    return {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]}
+
+
+OPTIMIZER_SCHEMA = {
+    "description": "How the weights are updated (Keras 3 update rules and defaults): a name, e.g. adam, for "
+                   "the defaults, or a mapping with the name and the options to change, e.g. "
+                   "{name: adam, learning_rate: 0.0005}.",
+    "type": ["string", "object"],
+    "default": "rmsprop",
+    "allOf": [
+        {"if": {"type": "string"}, "then": {"enum": list(OPTIMIZER_NAMES)}},
+        {"if": {"type": "object"},
+         "then": {"required": ["name"],
+                  "properties": {"name": {"description": "The optimizer.", "enum": list(OPTIMIZER_NAMES)}}}},
+        *({"if": _object_of(name), "then": {"properties": _properties(name), "additionalProperties": False}}
+          for name in OPTIMIZER_NAMES),
+    ],
+    "examples": ["adam", {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True}],
+}
+

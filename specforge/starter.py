@@ -7,13 +7,14 @@ from pathlib import Path
 
 from specforge.errors import SpecError
 from specforge.fileio import write_text
+from specforge.registry import NAME_PATTERN
 from specforge.spec.schema import write_schema_copy
 
 STARTERS_DIR = Path(__file__).resolve().parent / "starters"
 #: Where a new spec's schema copy goes, relative to the spec: the path its ``$schema`` line names.
 SCHEMA_DIR = "schemas"
 TEMPLATES = tuple(sorted(path.stem for path in STARTERS_DIR.glob("*.yaml")))
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(NAME_PATTERN)
 
 
 def render_template(name: str, template: str, schema: str) -> str:

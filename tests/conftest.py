@@ -1,14 +1,42 @@
-"""Fixtures shared across test packages."""
+"""Fixtures shared across test packages, and test-session settings for the whole suite.
+
+- Node.js finds the JavaScript runtimes that ``npm ci`` installs from the repository's package.json
+  (``node_modules/`` at the root), wherever a test runs its script.
+- Under CI (environment CI=true) a test that would be skipped, for a tool or package that is not
+  installed, fails instead: CI installs everything the suite needs, so a skip there hides a test that
+  never ran (``needs.require`` fails such a test directly; this hook catches every other skip).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from specforge import api
 
+pytest_plugins = ["pytester"]
+
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
+NODE_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
+if NODE_MODULES.is_dir():
+    os.environ["NODE_PATH"] = os.pathsep.join(filter(None, [str(NODE_MODULES), os.environ.get("NODE_PATH")]))
+
+
+def under_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and under_ci() and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, where every test must run: {reason}"
 
 
 @pytest.fixture(scope="session")

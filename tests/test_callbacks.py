@@ -219,23 +219,6 @@ def test_resolve_fills_the_schema_defaults():
         "restore_best_weights": False, "start_from_epoch": 0}
 
 
-@pytest.mark.parametrize("spec,path,message", [
-    ([{"type": "Stop"}], "fit.callbacks[0].type", "unknown callback type 'Stop'"),
-    ([{"type": "EarlyStopping", "factor": 0.5}], "fit.callbacks[0].factor", "EarlyStopping has no option 'factor'"),
-    ([{"type": "LearningRateScheduler", "schedule": "step"}], "fit.callbacks[0]", "the step schedule needs step_size"),
-    ([{"type": "LearningRateScheduler", "schedule": "exponential", "decay_rate": 0.9, "gamma": 0.1}],
-     "fit.callbacks[0].gamma", "the exponential schedule has no option 'gamma'"),
-    ([{"type": "LearningRateScheduler"}], "fit.callbacks[0].schedule", "needs schedule"),
-    ([{"type": "EarlyStopping"}, {"type": "ReduceLROnPlateau"},
-      {"type": "LearningRateScheduler", "schedule": "cosine"}],
-     "fit.callbacks[2]", "ReduceLROnPlateau and LearningRateScheduler both set the learning rate"),
-])
-def test_spec_errors(spec, path, message):
-    with pytest.raises(SpecError, match=message) as error:
-        callbacks.create(spec, 3)
-    assert error.value.problems[0].location.path == path
-
-
 def test_monitor_must_be_reported():
     with pytest.raises(SpecError, match="there is no validation data") as error:
         callbacks.create([{"type": "ModelCheckpoint"}, {"type": "EarlyStopping", "monitor": "val_loss"}], 3,

@@ -99,8 +99,9 @@ def test_the_output_can_be_any_layer_and_unused_layers_are_left_out_with_a_warni
     graph = build(make_spec(layers, output="head", loss="mean_squared_error"))
     assert [node.layer.name for node in graph.nodes] == ["flat", "head"]
     (warning,) = graph.warnings
-    assert warning.format().split(": ", 1)[1] == ("warning: model.layers[2]: nothing takes the output of 'probe', so it is "
-                                "left out of the model; use it in another layer's inputs or remove it")
+    assert warning.format().split(": ", 1)[1] == ("warning: model.layers[2]: nothing takes the output of 'probe', "
+                                                  "so it is left out of the model; use it in another "
+                                                  "layer's inputs or remove it")
 
 
 def test_a_chain_keeps_its_order_and_default_names():
@@ -141,7 +142,8 @@ def test_validate_prints_the_warning_and_succeeds(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     spec = tmp_path / "probe.yaml"
-    spec.write_text("version: 1\nname: probe\ndata: {source: npz, path: x.npz}\nmodel:\n  input_shape: [4]\n  output: head\n  layers:\n"
+    spec.write_text("version: 1\nname: probe\ndata: {source: npz, path: x.npz}\n"
+                    "model:\n  input_shape: [4]\n  output: head\n  layers:\n"
                     "    - {type: Dense, units: 3, name: head}\n"
                     "    - {type: Dense, units: 2, name: probe, inputs: input}\n"
                     "compile: {loss: mean_squared_error}\n")

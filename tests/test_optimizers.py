@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from specforge import optimizers
-from specforge.errors import RunError, SpecError
+from specforge.errors import RunError
 
 START = [np.array([1.0, -2.0, 0.5]), np.array([[0.3, -0.7], [2.0, 0.0]])]
 GRADS = [  # three steps; magnitudes shrink so that AMSGrad's running maximum differs from v
@@ -303,16 +303,6 @@ def test_resolve_agrees_with_the_schema_defaults():
 
     for name in optimizers.OPTIMIZER_NAMES:
         assert with_defaults({"name": name}, optimizers.OPTIMIZER_SCHEMA) == optimizers.resolve(name)
-
-
-def test_spec_errors():
-    with pytest.raises(SpecError, match="unknown optimizer 'adadelta'"):
-        optimizers.create("adadelta")
-    with pytest.raises(SpecError, match="sgd has no option 'beta_1'") as error:
-        optimizers.create({"name": "sgd", "beta_1": 0.9})
-    assert error.value.problems[0].location.path == "compile.optimizer.beta_1"
-    with pytest.raises(SpecError, match="only one of clipnorm and clipvalue"):
-        optimizers.create({"name": "adam", "clipnorm": 1.0, "clipvalue": 1.0})
 
 
 def test_schema_rejects_options_of_another_optimizer():

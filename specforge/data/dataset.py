@@ -134,7 +134,8 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
     source = data_spec.get("source", "mnist")
     if source not in LOADERS:
         raise DataError(f"unknown data source {source!r}; use one of {sorted(LOADERS)}", path="data.source")
-    loaded = LOADERS[source](data_spec, Path(base_dir), input_shape)
+    _, load = LOADERS[source]
+    loaded = load(data_spec, Path(base_dir), input_shape)
     splits = {name: _fit_images(split, input_shape) for name, split in loaded.splits.items()}
     num_classes = _num_classes(data_spec, loaded)
     for split in splits.values():

@@ -16,9 +16,6 @@ import numpy as np
 
 from specforge.errors import DataError
 
-LABEL_ENCODINGS = ("one_hot", "sparse")
-
-
 def _values(value: float | list[float] | None) -> tuple[float, ...] | None:
     if value is None:
         return None
@@ -53,9 +50,6 @@ class Preprocessing:
         if self.std is not None and min(self.std) <= 0:
             raise DataError(f"normalize.std {list(self.std)} has a value <= 0; standard deviations are positive",
                             path="data.preprocessing.normalize.std")
-        if self.labels_encoding not in LABEL_ENCODINGS:
-            raise DataError(f"labels {self.labels_encoding!r} is not a label encoding; use one_hot or sparse",
-                            path="data.preprocessing.labels")
         if len(self.class_names) != self.num_classes:
             raise DataError(f"{len(self.class_names)} class_names for {self.num_classes} classes; give one name "
                             "per class", path="data.class_names")

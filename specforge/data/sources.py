@@ -13,6 +13,7 @@ from specforge.data.mnist import load_mnist
 from specforge.data.pairs import Reader, load_pairs
 from specforge.data.splits import SPLIT_NAMES, Loaded
 from specforge.data.table import load_csv_split
+from specforge.registry import Registry
 
 SourceLoader = Callable[[dict, Path, tuple[int, ...]], Loaded]
 
@@ -61,12 +62,13 @@ def _url(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
     return load_npz(path, spec.get("keys"))
 
 
-LOADERS: dict[str, SourceLoader] = {
-    "mnist": lambda spec, base_dir, input_shape: load_mnist(),
-    "idx": _pairs(read_idx_file),
-    "npy": _pairs(read_npy_file),
-    "npz": _npz,
-    "csv": _csv,
-    "image_folder": _image_folder,
-    "url": _url,
-}
+#: The loader of every source the data schema names (``specforge.data.schema.SOURCES``), by name.
+LOADERS: Registry[tuple[str, SourceLoader]] = Registry("data source", lambda entry: entry[0], (
+    ("mnist", lambda spec, base_dir, input_shape: load_mnist()),
+    ("idx", _pairs(read_idx_file)),
+    ("npz", _npz),
+    ("npy", _pairs(read_npy_file)),
+    ("csv", _csv),
+    ("image_folder", _image_folder),
+    ("url", _url),
+))

@@ -103,11 +103,17 @@ def _started_pool(workers: int) -> ThreadPoolExecutor:
     blockable = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
     if blockable:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    barrier = threading.Barrier(workers + 1)
     try:
-        barrier = threading.Barrier(workers + 1)
         for _ in range(workers):
             pool.submit(barrier.wait)
         barrier.wait()
+    except BaseException:
+        # A Ctrl-C that arrived just before SIGINT was held back is raised here: release the workers
+        # already waiting, or they wait at the barrier for ever and the process cannot exit.
+        barrier.abort()
+        pool.shutdown(wait=False)
+        raise
     finally:
         if blockable:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -6,21 +6,22 @@ import importlib
 import pkgutil
 
 from specforge.layers.base import Layer
+from specforge.registry import Registry
 
 
-def _collect() -> dict[str, type[Layer]]:
+def _collect() -> Registry[type[Layer]]:
     for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
-    registry: dict[str, type[Layer]] = {}
+    kinds: list[type[Layer]] = []
     pending = list(Layer.__subclasses__())
     while pending:
         cls = pending.pop(0)
         pending.extend(cls.__subclasses__())
         if "type" in cls.__dict__:
-            registry[cls.type] = cls
-    return dict(sorted(registry.items()))
+            kinds.append(cls)
+    return Registry("layer", lambda cls: cls.type, sorted(kinds, key=lambda cls: cls.type))
 
 
-REGISTRY: dict[str, type[Layer]] = _collect()
+REGISTRY: Registry[type[Layer]] = _collect()
 
 __all__ = ["Layer", "REGISTRY"]

@@ -20,8 +20,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from specforge.activations import ActivationFunction
+from specforge.activations import ACTIVATIONS, ActivationFunction
 from specforge.errors import ShapeError
+from specforge.initializers import INITIALIZERS
 
 Shape = tuple[int, ...]
 Params = dict[str, np.ndarray]
@@ -170,12 +171,10 @@ PADDING_SCHEMA = {
     "default": "valid",
 }
 
-#: Activation names the spec accepts; ``specforge.activations`` implements exactly these.
-ACTIVATION_NAMES = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "leaky_relu", "gelu", "swish", "selu",
-                    "softplus", "softsign", "hard_sigmoid", "mish")
-#: Initializer names the spec accepts; ``specforge.initializers`` implements exactly these.
-INITIALIZER_NAMES = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
-                     "lecun_normal", "zeros", "ones", "random_normal", "random_uniform")
+#: Activation names the spec accepts: those of the activation registry.
+ACTIVATION_NAMES = ACTIVATIONS.names()
+#: Initializer names the spec accepts: those of the initializer registry.
+INITIALIZER_NAMES = INITIALIZERS.names()
 
 
 def activation_schema(default: str = "linear") -> dict:

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from specforge.errors import Location, Problem, SpecError
+from specforge.errors import Location, SpecError
 from specforge.spec.defaults import with_defaults
 from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
 from specforge.spec.schema import load_schema
@@ -98,17 +98,13 @@ def _resolve(doc: Document, overrides: Sequence[str]) -> Spec:
 
 
 def _resolve_sections(doc: Document, config: dict) -> None:
-    """Expand shorthands (``optimizer: adam``) to full mappings and apply the cross-field rules of each section."""
+    """Expand shorthands (``optimizer: adam``, ``metrics: [accuracy]``) to full mappings with their defaults."""
     from specforge import callbacks, metrics, optimizers
 
     compile_, fit = config["compile"], config["fit"]
-    try:
-        compile_["optimizer"] = optimizers.resolve(compile_["optimizer"])
-        compile_["metrics"] = metrics.resolve(compile_["metrics"])
-        fit["callbacks"] = callbacks.resolve(fit["callbacks"], fit["epochs"])
-    except SpecError as error:
-        raise SpecError(problems=[Problem(problem.message, doc.locate(_path_of(problem.location.path)))
-                                  for problem in error.problems]) from None
+    compile_["optimizer"] = optimizers.resolve(compile_["optimizer"])
+    compile_["metrics"] = metrics.resolve(compile_["metrics"])
+    fit["callbacks"] = callbacks.resolve(fit["callbacks"], fit["epochs"])
 
 
 def _path_of(text: str) -> SpecPath:

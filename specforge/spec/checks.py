@@ -1,4 +1,5 @@
-"""Checks that need the whole spec at once: the model's output against the data's classes and the loss."""
+"""Checks that need more than one value of the spec at once (the schema checks each value alone): options
+that exclude each other, and the model's output against the data's classes and the loss."""
 
 from __future__ import annotations
 
@@ -10,9 +11,28 @@ from specforge.spec.reader import SpecPath
 
 def check_compatibility(spec: Spec, graph: Graph) -> None:
     """Raise SpecError listing every mismatch between the output layer, the data's classes and the loss."""
-    problems = _reshape_problems(spec) + _class_problems(spec, graph) + _loss_problems(spec, graph)
+    problems = (option_problems(spec) + _reshape_problems(spec) + _class_problems(spec, graph)
+                + _loss_problems(spec, graph))
     if problems:
         raise SpecError(problems=problems)
+
+
+def option_problems(spec: Spec) -> list[Problem]:
+    """Options valid one by one that cannot go together: clipnorm with clipvalue, two learning-rate setters."""
+    from specforge.callbacks import CALLBACKS
+
+    problems = []
+    optimizer = spec.config["compile"]["optimizer"]
+    if optimizer["clipnorm"] is not None and optimizer["clipvalue"] is not None:
+        problems.append(Problem("only one of clipnorm and clipvalue can be set; received both",
+                                spec.locate(("compile", "optimizer", "clipvalue"))))
+    items = spec.config["fit"]["callbacks"]
+    setters = [index for index, item in enumerate(items) if CALLBACKS[item["type"]].sets_learning_rate]
+    if len(setters) > 1:
+        first, second = (items[index]["type"] for index in setters[:2])
+        problems.append(Problem(f"{first} and {second} both set the learning rate; keep one of them",
+                                spec.locate(("fit", "callbacks", setters[1]))))
+    return problems
 
 
 def _reshape_problems(spec: Spec) -> list[Problem]:

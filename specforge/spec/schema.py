@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from specforge.fileio import write_text
+from specforge.registry import NAME_PATTERN
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "specforge.schema.json"
 SPEC_VERSION = 1
@@ -50,7 +51,7 @@ def build_schema() -> dict:
             "name": {
                 "description": "Model name: used for the run directory (runs/NAME/) and the ONNX metadata.",
                 "type": "string",
-                "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                "pattern": NAME_PATTERN,
                 "examples": ["mnist-cnn"],
             },
             "description": {"description": "Free text about the model.", "type": "string", "default": ""},
@@ -193,6 +194,7 @@ def _block_use_schema(name_pattern: str) -> dict:
         "additionalProperties": {"description": "An argument: a value for the block's parameter of that name."},
         "examples": [{"block": "residual", "filters": 64, "strides": 2}],
     }
+
 
 def _block_schema(registry: dict) -> dict:
     """A block's definition: its parameters and its layers."""

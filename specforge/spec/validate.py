@@ -14,10 +14,11 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError
 
 from specforge.errors import Problem, SpecError
+from specforge.registry import NAME_PATTERN
 from specforge.spec.reader import Document, SpecPath
 
 _PATTERNS = {
-    "^[A-Za-z0-9][A-Za-z0-9._-]*$": "is not a valid name: use letters, digits, '.', '_' and '-', "
+    NAME_PATTERN: "is not a valid name: use letters, digits, '.', '_' and '-', "
                                     "starting with a letter or digit",
     "^[A-Za-z_][A-Za-z0-9_.-]*$": "is not a valid layer name: use letters, digits, '_', '.' and '-', "
                                   "starting with a letter or '_'",

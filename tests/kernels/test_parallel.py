@@ -94,3 +94,22 @@ def test_scratch_is_per_thread_and_per_key():
     assert other[0] is not a
     assert not scratch("z", (4,), np.float32, fill=0.0).any()
     assert (scratch("z", (4,), np.float32, fill=1.0) == 1).all()
+
+
+def test_a_ctrl_c_while_the_pool_starts_leaves_no_worker_waiting(monkeypatch):
+    """A KeyboardInterrupt raised between starting workers (a SIGINT pending before it was held back)
+    releases the workers already at the start barrier, so the process can still exit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    submit, started = ThreadPoolExecutor.submit, []
+
+    def interrupted_submit(pool, function, *args):
+        if started:
+            raise KeyboardInterrupt
+        started.append(submit(pool, function, *args))
+        return started[-1]
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", interrupted_submit)
+    with pytest.raises(KeyboardInterrupt):
+        parallel._started_pool(3)
+    assert isinstance(started[0].exception(timeout=10), threading.BrokenBarrierError)

@@ -91,7 +91,8 @@ def test_errors_inside_a_block_name_the_use_and_the_definition():
      "model.layers[0].filtres: block 'residual' has no parameter 'filtres'; did you mean 'filters'?"),
     ({"block": "residual", "filters": "many"},
      "model.layers[0].filters: argument 'filters' of block 'residual': expected an integer, got 'many'"),
-    ({"block": "resdual", "filters": 2}, "model.layers[0].block: no block is named 'resdual'; did you mean 'residual'?"),
+    ({"block": "resdual", "filters": 2},
+     "model.layers[0].block: no block is named 'resdual'; did you mean 'residual'?"),
 ])
 def test_block_arguments_missing_unknown_or_of_the_wrong_type(use, message):
     assert errors([use, *HEAD]) == [message]

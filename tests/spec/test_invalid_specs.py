@@ -18,19 +18,28 @@ import pytest
 import yaml
 
 from specforge import api
-from specforge.errors import SpecforgeError
+from specforge.activations import ACTIVATIONS
+from specforge.callbacks import CALLBACKS
+from specforge.data.sources import LOADERS
 from specforge.layers import REGISTRY
+from specforge.losses import LOSSES
+from specforge.metrics import METRICS
+from specforge.optimizers import OPTIMIZERS
+from specforge.errors import SpecforgeError
 from specforge.summary import summary_json
 
 CORPUS = Path(__file__).resolve().parent / "invalid"
 REPO = CORPUS.parents[2]
 SEED = REPO / "specs" / "mnist.yaml"
 
-_ACTIVATIONS = ("linear, relu, sigmoid, tanh, softmax, elu, leaky_relu, gelu, swish, selu, softplus, softsign, "
-                "hard_sigmoid, mish")
-_LOSSES = ("categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mean_squared_error, "
-           "mean_absolute_error, huber, kl_divergence")
-_OPTIMIZERS = "sgd, adam, adamw, rmsprop, adagrad, nadam"
+#: The names each registry holds, as the "expected one of" lists spell them.
+_ACTIVATIONS = ", ".join(ACTIVATIONS)
+_LOSSES = ", ".join(LOSSES)
+_OPTIMIZERS = ", ".join(OPTIMIZERS)
+_METRICS = ", ".join(METRICS)
+_SOURCES = ", ".join(LOADERS)
+_LAYERS = ", ".join(REGISTRY)
+_CALLBACKS = ", ".join(CALLBACKS)
 _SGD_KEYS = "name, learning_rate, momentum, nesterov, clipnorm, clipvalue"
 _TOP_KEYS = "$schema, version, name, description, data, model, compile, fit"
 _INT_OR_PAIR = "expected an integer >= 1 or a list of 2 integers"
@@ -73,6 +82,12 @@ EXPECTED: dict[str, list[str]] = {
         "data_option_of_other_source.yaml:5:3: error: data.path: unknown key 'path' for source mnist "
         "(an option of source npz); allowed keys: source, preprocessing, num_classes, class_names",
     ],
+    "options_that_exclude_each_other.yaml": [
+        "options_that_exclude_each_other.yaml:14:16: error: compile.optimizer.clipvalue: only one of clipnorm and "
+        "clipvalue can be set; received both",
+        "options_that_exclude_each_other.yaml:20:7: error: fit.callbacks[1]: ReduceLROnPlateau and "
+        "LearningRateScheduler both set the learning rate; keep one of them",
+    ],
     "callback_option_wrong.yaml": [
         "callback_option_wrong.yaml:18:17: error: fit.callbacks[0].patience: expected an integer >= 0, got '3'",
         "callback_option_wrong.yaml:21:7: error: fit.callbacks[1].restore_best_weights: unknown key "
@@ -110,20 +125,19 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "metric_misspelled.yaml": [
         "metric_misspelled.yaml:13:13: error: compile.metrics[0]: unknown value 'acc'; "
-        "did you mean 'accuracy'? expected one of: accuracy, top_k_accuracy, precision, recall",
+        f"did you mean 'accuracy'? expected one of: {_METRICS}",
     ],
     "data_source_misspelled.yaml": [
         "data_source_misspelled.yaml:4:11: error: data.source: unknown value 'mnsit'; "
-        "did you mean 'mnist'? expected one of: mnist, idx, npz, npy, csv, image_folder, url",
+        f"did you mean 'mnist'? expected one of: {_SOURCES}",
     ],
     "layer_type_wrong_case.yaml": [
         "layer_type_wrong_case.yaml:6:13: error: model.layers[0].type: unknown value 'Conv2d'; "
-        f"did you mean 'Conv2D'? expected one of: {', '.join(REGISTRY)}",
+        f"did you mean 'Conv2D'? expected one of: {_LAYERS}",
     ],
     "callback_type_misspelled.yaml": [
         "callback_type_misspelled.yaml:16:13: error: fit.callbacks[0].type: unknown value 'EarlyStoping'; "
-        "did you mean 'EarlyStopping'? expected one of: EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, "
-        "LearningRateScheduler",
+        f"did you mean 'EarlyStopping'? expected one of: {_CALLBACKS}",
     ],
     # wrong types and ranges
     "filters_quoted.yaml": [
@@ -646,4 +660,6 @@ CONTENT_CASES = sorted(path.name for path in CORPUS.glob("*.yaml") if not path.n
 @pytest.mark.parametrize("name", CONTENT_CASES)
 def test_json_twin_of_an_invalid_spec_gives_the_same_errors(name: str, tmp_path: Path):
     original = CORPUS / name
-    assert sorted(paths_and_messages(original)) == sorted(paths_and_messages(_json_twin(original, tmp_path)))
+    errors = paths_and_messages(original)
+    assert errors, f"{name} passed validation"
+    assert sorted(errors) == sorted(paths_and_messages(_json_twin(original, tmp_path)))

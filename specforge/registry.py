@@ -1,0 +1,58 @@
+"""Registries of named kinds: layers, activations, initializers, losses, metrics, optimizers, callbacks and
+data sources are each looked up by the name a spec gives, and a second kind under a taken name is refused."""
+
+from __future__ import annotations
+
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+#: What a user-chosen name (a spec's ``name``, the run directory) may look like.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class DuplicateKind(ValueError):
+    """Two kinds of one family were registered under the same name."""
+
+
+class Registry(Generic[T]):
+    """The kinds of one ``family`` by name, in registration order; ``name_of`` gives an entry's name."""
+
+    def __init__(self, family: str, name_of: Callable[[T], str], entries: Iterable[T] = ()):
+        self.family = family
+        self._name_of = name_of
+        self._entries: dict[str, T] = {}
+        for entry in entries:
+            self.register(entry)
+
+    def register(self, entry: T) -> T:
+        """Add ``entry``; DuplicateKind when its name is taken."""
+        name = self._name_of(entry)
+        if name in self._entries:
+            raise DuplicateKind(f"two {self.family} kinds are named {name!r}: {self._entries[name]!r} and {entry!r}")
+        self._entries[name] = entry
+        return entry
+
+    def __getitem__(self, name: str) -> T:
+        return self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._entries)
+
+    def items(self) -> Iterable[tuple[str, T]]:
+        return self._entries.items()
+
+    def values(self) -> Iterable[T]:
+        return self._entries.values()
+
+
+__all__ = ["NAME_PATTERN", "DuplicateKind", "Registry"]
