@@ -8,7 +8,9 @@
     api.predict(run, images)                        # probabilities for raw images (uint8 as stored)
     api.export(run)                                 # run/model.onnx, once it passes the parity gate
     api.predict_onnx("model.onnx", data="mnist:test", limit=4)   # onnxruntime predictions with labels
+    api.predict_rows("model.onnx", "rows.csv")      # a table model on raw rows (CSV or Parquet)
     api.inspect("model.onnx")                       # interface, versions, metadata, operators
+    api.serve("model.onnx", port=8000)              # the Open Inference Protocol on 127.0.0.1 (specforge[serve])
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ if TYPE_CHECKING:
     from specforge.data import Dataset
     from specforge.export.run_export import ExportResult
     from specforge.predict import PredictionReport
+    from specforge.predict_table import RowPredictions
     from specforge.progress import Progress
     from specforge.runs import Run
 
 __all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
-           "data_info", "render_samples", "export", "predict_onnx", "inspect", "schema_text", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
+           "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
            "SpecforgeError", "DataError", "RunError", "TrainingInterrupted"]
 
 
@@ -134,7 +137,10 @@ def load_data(spec: Spec) -> Dataset:
     """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
     from specforge.data import load_data as load
 
-    return load(spec.config, spec.base_dir, {})
+    try:
+        return load(spec.config, spec.base_dir, {})
+    except DataError as error:
+        raise spec.located(error) from None
 
 
 def data_info(spec: Spec) -> dict:
@@ -145,16 +151,21 @@ def data_info(spec: Spec) -> dict:
 
 
 def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25) -> Path:
-    """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels (default file:
-    ``<spec name>-<split>.png``); returns its path."""
+    """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels, or for a table
+    histograms of each feature column and the target (default file: ``<spec name>-<split>.png``); returns its
+    path."""
     from specforge.data import render_grid
+    from specforge.data.table_info import render_histograms
 
     dataset = load_data(spec)
     chosen = dataset.splits().get(split)
     if chosen is None:
         raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
                         file=str(spec.file))
-    return render_grid(chosen, dataset.class_names, Path(out or f"{spec.name}-{split}.png"), count)
+    path = Path(out or f"{spec.name}-{split}.png")
+    if dataset.preprocessing.pipeline is not None:
+        return render_histograms(dataset.preprocessing.pipeline, chosen.table, path)
+    return render_grid(chosen, dataset.class_names, path, count)
 
 
 def schema_text() -> str:
@@ -199,13 +210,33 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
     (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches."""
     from specforge.data.inputs import read_files
     from specforge.predict import OnnxModel, predict, read_data
+    from specforge.predict_table import is_table_model
 
     if bool(inputs) == bool(data):
         raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
                         if inputs else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)")
     session = OnnxModel(model, threads)
+    if is_table_model(session.metadata):
+        raise DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
+                        "columns", file=str(model))
     examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
     return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
+
+
+def is_rows_file(path: str | Path) -> bool:
+    """Whether ``path`` names a CSV or Parquet file of table rows (for ``predict_rows``)."""
+    from specforge.predict_table import is_rows_file as rows_file
+
+    return rows_file(path)
+
+
+def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
+                 limit: int | None = None) -> RowPredictions:
+    """``specforge predict MODEL rows.csv``: an exported table model's predictions for the raw rows of a CSV or
+    Parquet file (the model's feature columns by name; other columns are ignored)."""
+    from specforge.predict_table import predict_rows as run_rows
+
+    return run_rows(model, rows, threads=threads, limit=limit)
 
 
 def inspect(model: str | Path) -> dict:
@@ -213,6 +244,16 @@ def inspect(model: str | Path) -> dict:
     from specforge.export.inspect import describe
 
     return describe(model)
+
+
+def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
+          max_batch: int = 256, max_body_bytes: int = 8 * 1024 * 1024, threads: int | None = None) -> None:
+    """``specforge serve``: serve an ONNX file (or a run's exported model) on the Open Inference Protocol until
+    SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``."""
+    from specforge.serve.app import Limits
+    from specforge.serve.server import serve as run_server
+
+    run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch), threads=threads)
 
 
 def _as_run(run: Run | str | Path) -> Run:

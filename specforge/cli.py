@@ -186,6 +186,12 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Op
     if as_json:
         _echo_json(info)
         return
+    if "columns" in info:
+        from specforge.cli_present import table_info_lines
+
+        for line in table_info_lines(info):
+            typer.echo(line)
+        return
     typer.echo(f"classes: {info['num_classes']} ({', '.join(info['class_names'])})")
     for name, split in info["splits"].items():
         shape = "x".join(map(str, split["image_shape"]))
@@ -209,7 +215,8 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
               limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
                                                   help="With --misclassified: look at the first N examples only."),
               overrides: Optional[List[str]] = SetOption) -> None:
-    """Write a PNG grid of sample images with their labels, or of a run's mistakes, and print where."""
+    """Write a PNG grid of sample images with their labels (for a table: histograms of its columns), or of a
+    run's mistakes, and print where."""
     from specforge import api
 
     if misclassified:
@@ -276,7 +283,8 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
 def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export."),
             inputs: Optional[List[Path]] = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
                                                                      "(N, H, W[, C]) of raw values; an .npz gives its only "
-                                                                     "array, else x_test, images, x or inputs."),
+                                                                     "array, else x_test, images, x or inputs. For a "
+                                                                     "table model: one CSV or Parquet file of raw rows."),
             data: Optional[str] = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
                                                help="A data split with labels, e.g. mnist:test or "
                                                     "specs/mnist.yaml:test."),
@@ -293,11 +301,15 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
                                            help="Keep dark-on-light images as they are (by default a one-channel "
                                                 "image brighter than 127 on average is inverted, as MNIST digits "
                                                 "are white on black).")) -> None:
-    """Predict classes with an exported model: images, arrays or a data split; onnxruntime, batched."""
+    """Predict with an exported model: images, arrays, a data split, or a table model's raw rows (CSV/Parquet)."""
     import sys
 
     from specforge import api
     from specforge.cli_present import accuracy_line, format_line, json_line, write_report
+
+    if inputs and len(inputs) == 1 and api.is_rows_file(inputs[0]) and data is None:
+        _predict_rows(model, inputs[0], limit, as_json, output, threads)
+        return
 
     bar = _ProgressBar() if sys.stderr.isatty() else None
     try:
@@ -319,6 +331,20 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
             typer.echo(format_line(prediction, width))
     if summary:
         typer.echo(summary, err=as_json and output is None)
+
+
+def _predict_rows(model: Path, rows: Path, limit: int | None, as_json: bool, output: Path | None,
+                  threads: int | None) -> None:
+    from specforge import api
+    from specforge.cli_present import row_lines, write_row_predictions
+
+    predictions = api.predict_rows(model, rows, threads=threads, limit=limit)
+    if output is not None:
+        write_row_predictions(predictions, output)
+        typer.echo(f"wrote {len(predictions.rows)} predictions to {output}")
+        return
+    for line in (map(json.dumps, predictions.records()) if as_json else row_lines(predictions)):
+        typer.echo(line)
 
 
 class _ProgressBar:
@@ -356,6 +382,24 @@ def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool 
         _echo_json(info)
     else:
         typer.echo(format_description(info))
+
+
+@command()
+def serve(model: Path = typer.Argument(..., metavar="MODEL_OR_RUN",
+                                      help="An .onnx file, or a run directory with its exported model.onnx."),
+          host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0: every interface)."),
+          port: int = typer.Option(8000, "--port", min=1, max=65535),
+          name: Optional[str] = typer.Option(None, "--name", help="The model's name in URLs (default: the spec's)."),
+          max_batch: int = typer.Option(256, "--max-batch", min=1, help="Most examples in one infer request."),
+          max_request_mb: float = typer.Option(8.0, "--max-request-mb", min=0.001,
+                                               help="Largest request body, in MiB (larger: 413)."),
+          threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime threads.")) -> None:
+    """Serve a model over HTTP on the Open Inference Protocol (KServe v2 REST), plus an image upload endpoint;
+    stops gracefully on SIGTERM or Ctrl-C."""
+    from specforge import api
+
+    api.serve(model, host=host, port=port, name=name, max_batch=max_batch,
+              max_body_bytes=int(max_request_mb * 1024 * 1024), threads=threads)
 
 
 def usage_error_line(error: Exception) -> str:

@@ -14,6 +14,7 @@ from specforge.export.inspect import format_description
 from specforge.fileio import write_text
 from specforge.graph_picture import write_picture
 from specforge.predict import Prediction, PredictionReport
+from specforge.predict_table import RowPredictions
 from specforge.progress import format_logs
 from specforge.runs import display_path
 from specforge.summary import print_summary, summary_json
@@ -61,6 +62,60 @@ def write_report(report: PredictionReport, path: str | Path) -> Path:
         row = [p.source, *(value for entry in p.top for value in entry)]
         writer.writerow(row + ([p.label, p.correct] if labelled else []))
     return write_text(path, buffer.getvalue())
+
+
+def row_lines(predictions: RowPredictions) -> list[str]:
+    """``line 2  1 (malignant) 0.9876`` or ``line 2  progression 151.2``, one per row of a table model's input."""
+    width = max((len(row) for row in predictions.rows), default=0)
+    if predictions.task == "regression":
+        return [f"{row:<{width}}  " + "  ".join(f"{name} {value:.6g}" for name, value in zip(predictions.names, values))
+                for row, values in zip(predictions.rows, predictions.outputs)]
+    return [f"{record['row']:<{width}}  {record['class']} ({record['name']}) {record['probability']:.4f}"
+            for record in predictions.records()]
+
+
+def write_row_predictions(predictions: RowPredictions, path: str | Path) -> Path:
+    """A table model's predictions as CSV (one line per input row) or JSON, written atomically."""
+    path = Path(path)
+    records = predictions.records()
+    if path.suffix.lower() == ".json":
+        return write_text(path, json.dumps({"model": predictions.model, "task": predictions.task,
+                                            "predictions": records}, indent=2) + "\n")
+    if path.suffix.lower() != ".csv":
+        raise DataError(f"cannot write predictions as {path.suffix or 'a suffix-less file'}; name a .csv or .json "
+                        "file", file=str(path))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(records[0]) if records else ["row"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return write_text(path, buffer.getvalue())
+
+
+def table_info_lines(info: dict) -> list[str]:
+    """``data info`` of a table: rows per split, one line per feature column, the target's balance or spread."""
+    def spread(stats: dict) -> str:
+        if stats["min"] is None:
+            return "no values"
+        return f"{stats['min']:.4g}..{stats['max']:.4g}, mean {stats['mean']:.4g}, std {stats['std']:.4g}"
+
+    lines = ["rows: " + ", ".join(f"{name} {split['count']}" for name, split in info["splits"].items())
+             + f"; {info['preprocessing']['input_shape'][0]} model inputs"]
+    for column in info["columns"]:
+        missing = ", ".join(f"{name} {count}" for name, count in column["missing"].items())
+        detail = (spread(column) + f", scale {column['scale']}" if column["type"] == "numeric"
+                  else f"{column['vocabulary_size']} values ({', '.join(column['vocabulary'])}"
+                       f"{', ...' if column['vocabulary_size'] > len(column['vocabulary']) else ''})")
+        lines.append(f"  {column['column']}: {column['type']}, {detail}; missing: {missing}")
+    target = info["target"]
+    if "class_counts" in target:
+        for name, counts in target["class_counts"].items():
+            lines.append(f"target {target['columns'][0]} ({target['type']}), {name}: "
+                         + ", ".join(f"{cls} {count}" for cls, count in counts.items()))
+    else:
+        for name, columns in target["distribution"].items():
+            for column, stats in columns.items():
+                lines.append(f"target {column} (numeric), {name}: {spread(stats)}")
+    return lines
 
 
 def json_line(prediction: Prediction) -> str:

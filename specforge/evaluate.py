@@ -25,6 +25,18 @@ def labels_and_targets(loss: Loss, y: np.ndarray, units: int) -> tuple[np.ndarra
     return labels, (y if y.shape == expected else loss.encode_labels(labels, units))
 
 
+def update_metrics(metrics: Sequence[Metric], outputs: np.ndarray, labels: np.ndarray, targets: np.ndarray,
+                   preprocessing: Preprocessing | None) -> None:
+    """Classification metrics get the probabilities and class labels; regression metrics the outputs and the
+    targets, both in the target's own units."""
+    units = preprocessing.target_units if preprocessing is not None else (lambda values: values)
+    for metric in metrics:
+        if metric.takes_targets:
+            metric.update(units(outputs), units(targets))
+        else:
+            metric.update(outputs, labels)
+
+
 #: Called with each batch's class probabilities and integer labels.
 Observer = Callable[[np.ndarray, np.ndarray], None]
 
@@ -44,8 +56,7 @@ def evaluate_split(model: Model, split: Split, loss: Loss, metrics: Sequence[Met
         total += loss.value(outputs, targets, from_logits=fused) * len(x)
         count += len(x)
         probabilities = loss.to_probabilities(outputs, fused)
-        for metric in metrics:
-            metric.update(probabilities, labels)
+        update_metrics(metrics, probabilities, labels, targets, preprocessing or split.preprocessing)
         if observe is not None:
             observe(probabilities, labels)
     return {"loss": total / count if count else float("nan"), **{m.name: m.result() for m in metrics}}
@@ -150,5 +161,5 @@ def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None
     return results
 
 
-__all__ = ["evaluate_split", "evaluate_run", "labels_and_targets", "Confusion", "per_class", "run_split",
+__all__ = ["evaluate_split", "evaluate_run", "labels_and_targets", "update_metrics", "Confusion", "per_class", "run_split",
            "Mistakes", "find_mistakes", "predict_run"]

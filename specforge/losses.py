@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Any, ClassVar
+
 from specforge.errors import DataError, SpecError
 from specforge.registry import Registry
+from specforge.spec.defaults import with_defaults
 
 #: Keras' clipping of probabilities before a logarithm (``backend.epsilon()``).
 EPSILON = 1e-7
@@ -27,6 +30,10 @@ class Loss:
     """
 
     name: str
+    #: The loss's options in the spec besides ``name``: property -> JSON Schema, with defaults.
+    options: ClassVar[dict[str, dict]] = {}
+    #: Valid ``compile.loss`` values naming this loss, for the documentation and the generic tests.
+    examples: ClassVar[list[str | dict]] = []
     fused_activation: str | None = None
     label_encoding: str = "any"
     #: last-layer activations whose outputs the loss accepts; None: any.
@@ -89,6 +96,7 @@ class CategoricalCrossentropy(Loss):
     """``-sum(y * log(p))`` per example, ``p`` the softmax of the logits (or the given probabilities)."""
 
     name = "categorical_crossentropy"
+    examples = ["categorical_crossentropy"]
     fused_activation = "softmax"
     label_encoding = "one_hot"
     output_activations = ("softmax",)
@@ -108,6 +116,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy with integer class labels."""
 
     name = "sparse_categorical_crossentropy"
+    examples = ["sparse_categorical_crossentropy"]
     label_encoding = "sparse"
 
     def encode_labels(self, labels: np.ndarray, units: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -130,6 +139,7 @@ class BinaryCrossentropy(Loss):
     """``-(y log p + (1 - y) log(1 - p))`` per output unit, averaged; ``p`` the sigmoid of the logits."""
 
     name = "binary_crossentropy"
+    examples = ["binary_crossentropy"]
     fused_activation = "sigmoid"
     output_activations = ("sigmoid", "softmax")
     expects = "probabilities between 0 and 1"
@@ -156,6 +166,7 @@ class BinaryCrossentropy(Loss):
 
 class MeanSquaredError(Loss):
     name = "mean_squared_error"
+    examples = ["mean_squared_error"]
 
     def _compute(self, outputs, y, from_logits, need_grad):
         diff = outputs - y
@@ -168,6 +179,7 @@ class MeanSquaredError(Loss):
 
 class MeanAbsoluteError(Loss):
     name = "mean_absolute_error"
+    examples = ["mean_absolute_error"]
 
     def _compute(self, outputs, y, from_logits, need_grad):
         diff = outputs - y
@@ -184,6 +196,11 @@ class Huber(Loss):
     beyond (Keras' Huber, delta 1 by default); averaged."""
 
     name = "huber"
+    options = {
+        "delta": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
+                  "description": "Where the loss turns from squared to absolute error."},
+    }
+    examples = ["huber", {"name": "huber", "delta": 2.5}]
 
     def __init__(self, delta: float = 1.0):
         self.delta = delta
@@ -205,6 +222,7 @@ class KLDivergence(CategoricalCrossentropy):
     softmax of the logits, or the given probabilities clipped to [EPSILON, 1] (not renormalised)."""
 
     name = "kl_divergence"
+    examples = ["kl_divergence"]
     expects = "probability distributions over the classes"
 
     def _compute(self, outputs, y, from_logits, need_grad):
@@ -230,28 +248,51 @@ LOSSES: Registry[Loss] = Registry("loss", lambda loss: loss.name, (
     MeanSquaredError(), MeanAbsoluteError(), Huber(), KLDivergence()))
 LOSS_NAMES = LOSSES.names()
 
+
+
+def _object_of(name: str) -> dict:
+    return {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]}
+
+
 LOSS_SCHEMA = {
-    "description": "Loss minimised during training (Keras names). categorical_crossentropy: one-hot labels, "
+    "description": "Loss minimised during training (Keras names): its name, or a mapping with the name and its "
+                   "options, e.g. {name: huber, delta: 2}. categorical_crossentropy: one-hot labels, "
                    "softmax output; sparse_categorical_crossentropy: integer labels, softmax output; "
                    "binary_crossentropy: 0/1 labels per output unit, sigmoid output; mean_squared_error and "
                    "mean_absolute_error: targets with the output's shape (integer labels are one-hot encoded); "
-                   "huber: squared error below delta 1, absolute error above; kl_divergence: one-hot or soft "
-                   "labels, softmax output. "
+                   "huber: squared error up to delta (1 by default), absolute error beyond; kl_divergence: "
+                   "one-hot or soft labels, softmax output. "
                    "Cross-entropy is computed on the logits of the last layer's softmax or sigmoid, so it "
                    "stays finite for any input scale.",
-    "enum": list(LOSSES),
-    "examples": ["categorical_crossentropy"],
+    "type": ["string", "object"],
+    "allOf": [
+        {"if": {"type": "string"}, "then": {"enum": list(LOSS_NAMES)}},
+        {"if": {"type": "object"},
+         "then": {"required": ["name"],
+                  "properties": {"name": {"description": "The loss.", "enum": list(LOSS_NAMES)}}}},
+        *({"if": _object_of(name),
+           "then": {"properties": {"name": {"const": name, "description": "The loss."}, **loss.options},
+                    "additionalProperties": False}}
+          for name, loss in LOSSES.items()),
+    ],
+    "examples": ["categorical_crossentropy", {"name": "huber", "delta": 2.5}],
 }
 
 
 
-def get(name: str) -> Loss:
-    """The loss called ``name`` in a spec."""
+def get(spec_value: str | dict) -> Loss:
+    """The loss a spec's ``compile.loss`` describes: a name, or a mapping with the name and its options."""
+    name = spec_value if isinstance(spec_value, str) else spec_value.get("name")
     try:
-        return LOSSES[name]
+        loss = LOSSES[name]
     except KeyError:
         raise SpecError(f"unknown loss {name!r}; expected one of: {', '.join(LOSS_NAMES)}",
                         path="compile.loss") from None
+    if isinstance(spec_value, str):
+        return loss
+    options = with_defaults(dict(spec_value), LOSS_SCHEMA)
+    del options["name"]
+    return type(loss)(**options)
 
 
 # -- stable building blocks ---------------------------------------------------------------------

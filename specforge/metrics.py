@@ -5,6 +5,11 @@ batches given to ``update`` since the last ``reset``, so an epoch's result does 
 depend on how it was split into batches.  ``update`` takes the network's
 probabilities, shape ``(N, units)``, and the integer class labels, shape ``(N,)``;
 one output unit means a sigmoid over two classes (probability of class 1).
+
+Regression metrics (``takes_targets``) take the predictions and the targets, both
+``(N, outputs)`` in the target's own units, and sum float64 totals (absolute and squared
+errors, the targets and their squares) over the epoch, so their results are the exact
+values over all its examples.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ class Metric:
     options: ClassVar[dict[str, dict]] = {}
     #: Valid ``compile.metrics`` items naming this metric, for the documentation and the generic tests.
     examples: ClassVar[list[str | dict]] = []
+    #: True for regression metrics: ``update(predictions, targets)`` in the target's units.
+    takes_targets: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None):
         self.name = name or self.kind
@@ -172,8 +179,68 @@ class Recall(_Thresholded):
         return self.true_positives / self.actual_positives if self.actual_positives else 0.0
 
 
+class _Regression(Metric):
+    """Float64 totals per output over the epoch: count, absolute and squared errors, targets and their squares."""
+
+    takes_targets = True
+
+    def reset(self) -> None:
+        self.count = 0
+        self.absolute = self.squared = self.sum = self.sum_of_squares = np.zeros(0)
+
+    def update(self, predictions, targets):
+        predictions = np.asarray(predictions, dtype=np.float64).reshape(len(predictions), -1)
+        targets = np.asarray(targets, dtype=np.float64).reshape(predictions.shape)
+        errors = predictions - targets
+        totals = (np.abs(errors).sum(axis=0), np.square(errors).sum(axis=0), targets.sum(axis=0),
+                  np.square(targets).sum(axis=0))
+        if not self.count:
+            self.absolute, self.squared, self.sum, self.sum_of_squares = (np.zeros_like(t) for t in totals)
+        self.absolute = self.absolute + totals[0]
+        self.squared = self.squared + totals[1]
+        self.sum = self.sum + totals[2]
+        self.sum_of_squares = self.sum_of_squares + totals[3]
+        self.count += len(targets)
+
+
+class MeanAbsoluteErrorMetric(_Regression):
+    """The mean absolute error over every example and output."""
+
+    kind = "mae"
+    examples = ["mae"]
+
+    def result(self) -> float:
+        return float(self.absolute.sum() / (self.count * self.absolute.size)) if self.count else 0.0
+
+
+class RootMeanSquaredError(_Regression):
+    """The square root of the mean squared error over every example and output."""
+
+    kind = "rmse"
+    examples = ["rmse"]
+
+    def result(self) -> float:
+        return float(np.sqrt(self.squared.sum() / (self.count * self.squared.size))) if self.count else 0.0
+
+
+class R2(_Regression):
+    """1 - SS_res / SS_tot per output, averaged over the outputs (scikit-learn's r2_score); SS_tot from the
+    totals of the targets and their squares. 0 for an output whose targets are all equal."""
+
+    kind = "r2"
+    examples = ["r2"]
+
+    def result(self) -> float:
+        if not self.count:
+            return 0.0
+        total = self.sum_of_squares - np.square(self.sum) / self.count
+        scores = np.where(total > 0, 1.0 - self.squared / np.where(total > 0, total, 1.0), 0.0)
+        return float(scores.mean())
+
+
 #: Every metric a spec may name, by name.
-METRICS: Registry[type[Metric]] = Registry("metric", lambda cls: cls.kind, (Accuracy, TopKAccuracy, Precision, Recall))
+METRICS: Registry[type[Metric]] = Registry("metric", lambda cls: cls.kind, (
+    Accuracy, TopKAccuracy, Precision, Recall, MeanAbsoluteErrorMetric, RootMeanSquaredError, R2))
 METRIC_NAMES = METRICS.names()
 #: Options of each metric besides its name.
 OPTIONS: dict[str, dict[str, dict]] = {name: cls.options for name, cls in METRICS.items()}
@@ -191,7 +258,9 @@ METRIC_ITEM_SCHEMA = {
                    "most probable classes. precision and recall, as Keras' Precision and Recall: every output "
                    "unit is a yes/no prediction (probability > thresholds) compared with the one-hot label, "
                    "counted over all units unless class_id picks one; precision = TP / (TP + FP), "
-                   "recall = TP / (TP + FN), 0 when the denominator is 0.",
+                   "recall = TP / (TP + FN), 0 when the denominator is 0. Regression, in the target's units: mae, the "
+                   "mean absolute error; rmse, the root of the mean squared error; r2, the coefficient of "
+                   "determination 1 - SS_res / SS_tot (averaged over the outputs of a multi-output model).",
     "type": ["string", "object"],
     "allOf": [
         {"if": {"type": "string"}, "then": {"enum": list(METRIC_NAMES)}},

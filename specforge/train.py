@@ -22,8 +22,8 @@ from specforge import callbacks as callback_kinds
 from specforge import losses, metrics as metric_kinds, optimizers, runs
 from specforge.build import build
 from specforge.data import Dataset, batch_count, iterate_batches, load_data
-from specforge.errors import RunError, TrainingInterrupted
-from specforge.evaluate import evaluate_split, labels_and_targets
+from specforge.errors import DataError, RunError, TrainingInterrupted
+from specforge.evaluate import evaluate_split, labels_and_targets, update_metrics
 from specforge.graph import Graph
 from specforge.losses import Loss
 from specforge.metrics import Metric
@@ -59,7 +59,10 @@ class _Setup:
 def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
     graph = build(spec)
     config = spec.config
-    dataset = load_data(config, base_dir, limits)
+    try:
+        dataset = load_data(config, base_dir, limits)
+    except DataError as error:
+        raise spec.located(error) from None
     setup = _Setup(spec, graph, dataset, losses.get(config["compile"]["loss"]),
                    metric_kinds.create(config["compile"]["metrics"], graph.output_shape[-1]),
                    optimizers.create(config["compile"]["optimizer"]), [])
@@ -185,8 +188,7 @@ class Trainer:
                                     "learning rate or rescale the inputs", file=runs.display_path(self.run_dir))
             total += value * len(x)
             count += len(x)
-            for metric in setup.metrics:
-                metric.update(outputs, labels)
+            update_metrics(setup.metrics, outputs, labels, targets, train.preprocessing)
             self.progress.batch_end(step, {"loss": total / count, **{m.name: m.result() for m in setup.metrics}})
         return {"loss": total / count, **{m.name: m.result() for m in setup.metrics}}
 

@@ -56,7 +56,7 @@ def test_binary_crossentropy_gradient(from_logits):
     check_grad(losses.get("binary_crossentropy"), outputs, y, from_logits)
 
 
-@pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error"])
+@pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error", "huber"])
 def test_regression_gradient(name):
     outputs = RNG.normal(size=(4, 3, 2))
     check_grad(losses.get(name), outputs, outputs + RNG.uniform(0.1, 1, size=outputs.shape)
@@ -188,7 +188,21 @@ def test_outputs_are_not_modified():
 # -- declarations used by validation and the training loop ----------------------------------------
 
 def test_registry_matches_schema():
-    assert tuple(losses.LOSSES) == losses.LOSS_NAMES == tuple(losses.LOSS_SCHEMA["enum"])
+    assert tuple(losses.LOSSES) == losses.LOSS_NAMES == tuple(losses.LOSS_SCHEMA["allOf"][0]["then"]["enum"])
+
+
+def test_a_loss_with_options():
+    from jsonschema import Draft7Validator
+
+    loss = losses.get({"name": "huber", "delta": 0.5})
+    assert isinstance(loss, losses.Huber) and loss.delta == 0.5
+    assert losses.get({"name": "huber"}).delta == losses.get("huber").delta == 1.0
+    assert losses.get({"name": "mean_squared_error"}).name == "mean_squared_error"
+    validator = Draft7Validator(losses.LOSS_SCHEMA)
+    assert validator.is_valid({"name": "huber", "delta": 2})
+    assert not validator.is_valid({"name": "mean_squared_error", "delta": 2})
+    assert not validator.is_valid({"name": "huber", "delta": 0})
+    assert not validator.is_valid({"delta": 2})
 
 
 def test_fits_rejects_outputs_that_are_not_probabilities():

@@ -104,3 +104,34 @@ def test_schema_is_precise():
     assert validator.is_valid(["accuracy", {"name": "precision", "thresholds": 0.3, "class_id": 0}])
     errors = list(validator.iter_errors([{"name": "recall", "k": 2}]))
     assert [e.validator for e in errors] == ["additionalProperties"]
+
+
+PREDICTIONS = np.array([[2.0, 10.0], [4.0, 20.0], [5.0, 20.0], [9.0, 50.0], [1.0, 0.0]])
+TARGETS = np.array([[1.0, 12.0], [4.0, 18.0], [7.0, 25.0], [8.0, 40.0], [0.0, 5.0]])
+
+
+def regression(name, batches):
+    (metric,) = metrics.create([name], 2)
+    for part in batches:
+        metric.update(PREDICTIONS[part], TARGETS[part])
+    return metric.result()
+
+
+@pytest.mark.parametrize("batches", [[slice(None)], [slice(0, 2), slice(2, 3), slice(3, None)]])
+def test_regression_metrics_are_exact_totals_over_the_epoch(batches):
+    errors = PREDICTIONS - TARGETS
+    assert metrics.METRICS["mae"].takes_targets and not metrics.METRICS["accuracy"].takes_targets
+    assert regression("mae", batches) == pytest.approx(np.abs(errors).mean(), rel=1e-12)
+    assert regression("rmse", batches) == pytest.approx(np.sqrt(np.square(errors).mean()), rel=1e-12)
+    # r2 per output, averaged: scikit-learn's r2_score(multioutput="uniform_average")
+    per_output = 1 - np.square(errors).sum(0) / np.square(TARGETS - TARGETS.mean(0)).sum(0)
+    assert regression("r2", batches) == pytest.approx(per_output.mean(), rel=1e-12)
+
+
+def test_r2_of_a_perfect_fit_and_of_the_mean():
+    (metric,) = metrics.create(["r2"], 1)
+    metric.update(TARGETS[:, :1], TARGETS[:, :1])
+    assert metric.result() == 1.0
+    metric.reset()
+    metric.update(np.full((5, 1), TARGETS[:, 0].mean()), TARGETS[:, :1])
+    assert metric.result() == pytest.approx(0.0, abs=1e-12)

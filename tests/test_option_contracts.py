@@ -24,7 +24,7 @@ from specforge.spec import spec_from_dict
 FAMILIES = {
     "activation": (ACTIVATIONS, activation_schema(), lambda name, kind: [name]),
     "initializer": (INITIALIZERS, initializer_schema("zeros", "kernel"), lambda name, kind: [name]),
-    "loss": (losses.LOSSES, losses.LOSS_SCHEMA, lambda name, kind: [name]),
+    "loss": (losses.LOSSES, losses.LOSS_SCHEMA, lambda name, kind: kind.examples),
     "metric": (metrics.METRICS, metrics.METRIC_ITEM_SCHEMA, lambda name, kind: kind.examples),
     "optimizer": (optimizers.OPTIMIZERS, optimizers.OPTIMIZER_SCHEMA, lambda name, kind: kind.examples),
     "callback": (callbacks.CALLBACKS, callbacks.CALLBACK_ITEM_SCHEMA, lambda name, kind: kind.examples),
@@ -77,7 +77,7 @@ def test_every_kind_has_examples_its_family_schema_accepts(family, name):
 
 #: family -> where its schema lists the names of its kinds
 NAMES_IN_SCHEMA = {
-    "loss": lambda: losses.LOSS_SCHEMA["enum"],
+    "loss": lambda: losses.LOSS_SCHEMA["allOf"][0]["then"]["enum"],
     "metric": lambda: metrics.METRIC_ITEM_SCHEMA["allOf"][0]["then"]["enum"],
     "optimizer": lambda: optimizers.OPTIMIZER_SCHEMA["allOf"][0]["then"]["enum"],
     "callback": lambda: callbacks.CALLBACK_ITEM_SCHEMA["properties"]["type"]["enum"],

@@ -137,13 +137,22 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
     _, load = LOADERS[source]
     loaded = load(data_spec, Path(base_dir), input_shape)
     splits = {name: _fit_images(split, input_shape) for name, split in loaded.splits.items()}
-    num_classes = _num_classes(data_spec, loaded)
-    for split in splits.values():
-        _check_labels(split, num_classes)
-    class_names = data_spec.get("class_names") or loaded.class_names or [str(i) for i in range(num_classes)]
-    preprocessing = Preprocessing.from_spec(data_spec, input_shape, num_classes, class_names)
+    if loaded.pipeline is not None and loaded.pipeline.target.regression:
+        names = loaded.pipeline.target.names
+        preprocessing = Preprocessing(input_shape, len(names), names, labels_encoding="values",
+                                      table=loaded.pipeline.to_dict())
+    else:
+        num_classes = _num_classes(data_spec, loaded)
+        for split in splits.values():
+            _check_labels(split, num_classes)
+        class_names = data_spec.get("class_names") or loaded.class_names or [str(i) for i in range(num_classes)]
+        preprocessing = Preprocessing.from_spec(data_spec, input_shape, num_classes, class_names, loaded.pipeline)
     for split in splits.values():
         split.preprocessing = preprocessing
+    if loaded.pipeline is not None and isinstance(validation, float):
+        raise DataError(f"fit.validation {validation} would hold out rows the table's statistics were already "
+                        "learned on; draw them before with data.validation_fraction and set fit.validation: "
+                        "validation", path="fit.validation")
     train, held_out = _select_validation(splits, validation)
     return Dataset(train, held_out, splits.get("test"), preprocessing, source_hash(loaded.digests),
                    dict(loaded.digests))

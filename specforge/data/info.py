@@ -11,14 +11,16 @@ import numpy as np
 
 from specforge.data.dataset import Dataset
 from specforge.data.splits import Split
+from specforge.data.table_info import column_info, target_info
 from specforge.errors import DataError
 
 CELL_MIN_PX = 56
 LABEL_PX = 14
 
 
-def split_info(split: Split, num_classes: int) -> dict:
-    """Count, shape, dtype, value range and class balance of one split (JSON-friendly)."""
+def split_info(split: Split, num_classes: int | None) -> dict:
+    """Count, shape, dtype, value range and class balance of one split (JSON-friendly); no class balance for a
+    regression (``num_classes`` None)."""
     info = {
         "count": len(split),
         "image_shape": list(split.images.shape[1:]),
@@ -27,21 +29,30 @@ def split_info(split: Split, num_classes: int) -> dict:
         "max": split.images.max().item() if len(split) else None,
         "file": split.images_file,
     }
-    if split.labels is not None:
+    if split.labels is not None and num_classes is not None:
         info["labels_dtype"] = str(split.labels.dtype)
         info["class_counts"] = np.bincount(split.labels, minlength=num_classes).tolist()
     return info
 
 
 def data_info(dataset: Dataset) -> dict:
-    """Statistics of every split present, with the classes, preprocessing and source hash."""
-    return {
+    """Statistics of every split present, with the classes, preprocessing and source hash; for a table, also
+    each feature column (type, missing cells, range or vocabulary) and the target's balance or distribution."""
+    regression = dataset.preprocessing.regression
+    info = {
         "num_classes": dataset.num_classes,
         "class_names": list(dataset.class_names),
         "preprocessing": dataset.preprocessing.to_dict(),
         "source_hash": dataset.source_hash,
-        "splits": {name: split_info(split, dataset.num_classes) for name, split in dataset.splits().items()},
+        "splits": {name: split_info(split, None if regression else dataset.num_classes)
+                   for name, split in dataset.splits().items()},
     }
+    pipeline = dataset.preprocessing.pipeline
+    if pipeline is not None:
+        tables = {name: split.table for name, split in dataset.splits().items()}
+        info["columns"] = column_info(pipeline, tables)
+        info["target"] = target_info(pipeline, tables)
+    return info
 
 
 def _as_pixels(images: np.ndarray) -> np.ndarray:

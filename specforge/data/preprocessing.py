@@ -11,10 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from math import prod
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from specforge.errors import DataError
+
+if TYPE_CHECKING:
+    from specforge.data.table_features import TablePipeline
+
 
 def _values(value: float | list[float] | None) -> tuple[float, ...] | None:
     if value is None:
@@ -24,7 +29,11 @@ def _values(value: float | list[float] | None) -> tuple[float, ...] | None:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Reshape, rescale, normalise; labels one-hot (float32) or sparse (int64)."""
+    """Reshape, rescale, normalise; labels one-hot (float32), sparse (int64) or values (float32).
+
+    ``table`` is a table source's fitted pipeline (``TablePipeline.to_dict()``): the steps from raw
+    rows to the model's inputs, which a table split has already applied to its features.
+    """
 
     input_shape: tuple[int, ...]
     num_classes: int
@@ -33,6 +42,7 @@ class Preprocessing:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     labels_encoding: str = "one_hot"
+    table: dict | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
@@ -56,7 +66,7 @@ class Preprocessing:
 
     @classmethod
     def from_spec(cls, data_spec: dict, input_shape: tuple[int, ...], num_classes: int,
-                  class_names: list[str]) -> Preprocessing:
+                  class_names: list[str], pipeline: TablePipeline | None = None) -> Preprocessing:
         """The steps the spec's ``data.preprocessing`` asks for (defaults filled in)."""
         spec = data_spec.get("preprocessing") or {}
         reshape = spec.get("reshape")
@@ -66,7 +76,8 @@ class Preprocessing:
                             path="data.preprocessing.reshape")
         normalize = spec.get("normalize") or {}
         return cls(tuple(input_shape), num_classes, tuple(class_names), float(spec.get("rescale", 1.0)),
-                   normalize.get("mean"), normalize.get("std"), spec.get("labels", "one_hot"))
+                   normalize.get("mean"), normalize.get("std"), spec.get("labels", "one_hot"),
+                   None if pipeline is None else pipeline.to_dict())
 
     # -- persistence -----------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -79,12 +90,28 @@ class Preprocessing:
             "mean": None if self.mean is None else list(self.mean),
             "std": None if self.std is None else list(self.std),
             "labels": self.labels_encoding,
+            "table": self.table,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocessing:
         return cls(tuple(data["input_shape"]), int(data["num_classes"]), tuple(data["class_names"]),
-                   float(data["rescale"]), data.get("mean"), data.get("std"), data["labels"])
+                   float(data["rescale"]), data.get("mean"), data.get("std"), data["labels"], data.get("table"))
+
+    @cached_property
+    def pipeline(self) -> TablePipeline | None:
+        """The table source's fitted steps, or None for images and arrays."""
+        from specforge.data.table_features import TablePipeline
+
+        return None if self.table is None else TablePipeline.from_dict(self.table)
+
+    @property
+    def regression(self) -> bool:
+        return self.labels_encoding == "values"
+
+    def target_units(self, values: np.ndarray) -> np.ndarray:
+        """A regression's outputs or targets in the target's own units (a standardized target turned back)."""
+        return values if self.pipeline is None else self.pipeline.target.decode(values)
 
     # -- the steps ---------------------------------------------------------------------
     @cached_property
@@ -112,7 +139,9 @@ class Preprocessing:
         return out
 
     def labels(self, batch: np.ndarray) -> np.ndarray:
-        """One-hot float32 ``(B, num_classes)`` (Keras' to_categorical) or int64 ``(B,)``."""
+        """One-hot float32 ``(B, num_classes)`` (Keras' to_categorical), int64 ``(B,)`` or float32 values."""
+        if self.regression:
+            return np.asarray(batch, dtype=np.float32)
         batch = np.asarray(batch, dtype=np.int64)
         if self.labels_encoding == "sparse":
             return batch

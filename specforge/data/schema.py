@@ -13,7 +13,9 @@ against the options of the source in use.
 
 from __future__ import annotations
 
-SOURCES = ("mnist", "idx", "npz", "npy", "csv", "image_folder", "url")
+from specforge.data import table_source
+
+SOURCES = ("mnist", "idx", "npz", "npy", "csv", "image_folder", "url", "table")
 SPLITS = ("train", "test", "validation")
 URL_FORMATS = ("npz", "csv")
 NPZ_DEFAULT_KEYS = {
@@ -141,7 +143,8 @@ PREPROCESSING_SCHEMA = {
 _COMMON = {
     "source": {
         "description": "Where the data comes from: mnist (embedded in the package, works offline), idx, npz, "
-                       "npy, csv, image_folder, or url (downloaded once into the user's cache directory).",
+                       "npy, csv, image_folder, url (downloaded once into the user's cache directory), or table "
+                       "(named numeric and categorical columns from CSV or Parquet).",
         "enum": list(SOURCES),
         "default": "mnist",
     },
@@ -181,6 +184,7 @@ _BY_SOURCE: dict[str, tuple[dict, list[str]]] = {
         "keys": _KEYS,
         **_CSV_OPTIONS,
     }, ["url", "sha256"]),
+    "table": (table_source.OPTIONS, table_source.REQUIRED),
 }
 
 # The top level lists every option once, without the defaults that belong to a source; a split, which is a

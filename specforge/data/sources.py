@@ -13,6 +13,7 @@ from specforge.data.mnist import load_mnist
 from specforge.data.pairs import Reader, load_pairs
 from specforge.data.splits import SPLIT_NAMES, Loaded
 from specforge.data.table import load_csv_split
+from specforge.data.table_source import load_table
 from specforge.registry import Registry
 
 SourceLoader = Callable[[dict, Path, tuple[int, ...]], Loaded]
@@ -71,4 +72,5 @@ LOADERS: Registry[tuple[str, SourceLoader]] = Registry("data source", lambda ent
     ("csv", _csv),
     ("image_folder", _image_folder),
     ("url", _url),
+    ("table", load_table),
 ))

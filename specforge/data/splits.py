@@ -11,6 +11,8 @@ from specforge.errors import DataError
 
 if TYPE_CHECKING:
     from specforge.data.preprocessing import Preprocessing
+    from specforge.data.table_features import TablePipeline
+    from specforge.data.table_read import Table
 
 SPLIT_NAMES = ("train", "test", "validation")
 
@@ -21,6 +23,8 @@ class Split:
 
     ``images_file``/``labels_file`` say where the arrays came from, for error messages.
     ``preprocessing`` is set by ``load_dataset`` so that a split knows how to become batches.
+    A table's split holds its encoded features as images, ``(N, features)`` float32, its targets as
+    labels (int64 classes, or float32 ``(N, outputs)`` for regression) and its raw rows as ``table``.
     """
 
     name: str
@@ -29,6 +33,7 @@ class Split:
     images_file: str = ""
     labels_file: str = ""
     preprocessing: Preprocessing | None = field(default=None, repr=False)
+    table: Table | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -36,16 +41,20 @@ class Split:
     def part(self, name: str, start: int | None, stop: int | None) -> Split:
         """Examples ``start:stop`` as a new split; the arrays are views, not copies."""
         labels = None if self.labels is None else self.labels[start:stop]
-        return Split(name, self.images[start:stop], labels, self.images_file, self.labels_file, self.preprocessing)
+        table = None if self.table is None else self.table.take(np.arange(len(self))[start:stop])
+        return Split(name, self.images[start:stop], labels, self.images_file, self.labels_file, self.preprocessing,
+                     table)
 
 
 @dataclass
 class Loaded:
-    """What a source returns: its splits (``train`` always), a SHA-256 per data file, and known classes."""
+    """What a source returns: its splits (``train`` always), a SHA-256 per data file, known classes, and a
+    table source's fitted pipeline."""
 
     splits: dict[str, Split]
     digests: dict[str, str]
     class_names: list[str] | None = None
+    pipeline: TablePipeline | None = None
 
 
 def labels_as_int64(labels: np.ndarray, file: str) -> np.ndarray:

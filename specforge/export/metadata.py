@@ -18,6 +18,10 @@ Every value is a string (ONNX's rule); lists and dicts are JSON.  The keys:
 ``test_metrics``         JSON: every test metric of the run
 ``specforge_version``    the version that exported the file
 =======================  ===========================================================================
+
+A table model (raw rows in) has ``inputs`` (JSON list of ``{"name", "type"}``, one per feature
+column, type ``float`` or ``string``) and ``task`` (``classification`` or ``regression``)
+instead of ``input_name``, ``input_shape``, ``input_layout``, ``input_range`` and ``image_shape``.
 """
 
 from __future__ import annotations
@@ -35,20 +39,14 @@ if TYPE_CHECKING:
     from specforge.data.preprocessing import Preprocessing
 
 
-def build_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preprocessing, in_graph: bool,
-                   input_shape: Sequence[int], outputs: Sequence[str], raw: np.ndarray,
-                   metrics: dict | None = None) -> dict[str, str]:
-    """The metadata of an exported classifier; ``raw`` is a batch of stored examples (their dtype and
-    range say what values the input takes)."""
+def _run_metadata(spec_name: str, spec_sha256: str, preprocessing: Preprocessing, outputs: Sequence[str],
+                  in_graph: bool, metrics: dict | None, interface: dict[str, str]) -> dict[str, str]:
+    """The keys every exported model has, around ``interface`` (the keys that describe its inputs)."""
     metadata = {
         "spec_name": spec_name,
         "spec_sha256": spec_sha256,
         "class_names": json.dumps(list(preprocessing.class_names)),
-        "input_name": "input",
-        "input_shape": json.dumps(["N", *map(int, input_shape)]),
-        "input_layout": input_layout(input_shape),
-        "input_range": input_range(raw, preprocessing, in_graph),
-        "image_shape": json.dumps([int(d) for d in raw.shape[1:]]),
+        **interface,
         "outputs": json.dumps(list(outputs)),
         "preprocessing": json.dumps(preprocessing.to_dict()),
         "preprocessing_in_graph": json.dumps(in_graph),
@@ -59,6 +57,33 @@ def build_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preproces
         if "accuracy" in metrics:
             metadata["test_accuracy"] = repr(float(metrics["accuracy"]))
     return metadata
+
+
+def build_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preprocessing, in_graph: bool,
+                   input_shape: Sequence[int], outputs: Sequence[str], raw: np.ndarray,
+                   metrics: dict | None = None) -> dict[str, str]:
+    """The metadata of an exported classifier; ``raw`` is a batch of stored examples (their dtype and
+    range say what values the input takes)."""
+    return _run_metadata(spec_name, spec_sha256, preprocessing, outputs, in_graph, metrics, {
+        "input_name": "input",
+        "input_shape": json.dumps(["N", *map(int, input_shape)]),
+        "input_layout": input_layout(input_shape),
+        "input_range": input_range(raw, preprocessing, in_graph),
+        "image_shape": json.dumps([int(d) for d in raw.shape[1:]]),
+    })
+
+
+def table_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preprocessing,
+                   inputs: Sequence[onnx.ValueInfoProto], outputs: Sequence[str],
+                   metrics: dict | None = None) -> dict[str, str]:
+    """The metadata of an exported table model: the task, its named inputs, the classes or target columns."""
+    from onnx import TensorProto
+
+    return _run_metadata(spec_name, spec_sha256, preprocessing, outputs, True, metrics, {
+        "task": "regression" if preprocessing.regression else "classification",
+        "inputs": json.dumps([{"name": info.name, "type": "string" if info.type.tensor_type.elem_type
+                               == TensorProto.STRING else "float"} for info in inputs]),
+    })
 
 
 def input_range(raw: np.ndarray, preprocessing: Preprocessing, in_graph: bool) -> str:

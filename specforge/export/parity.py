@@ -48,11 +48,13 @@ class ParityResult:
     data: str = ""
     #: the first layer (``name (Type)``) whose ONNX output differs, when the gate failed
     first_mismatch: str | None = None
+    #: False for a regression, whose outputs are numbers, not class scores
+    classes: bool = True
 
     def summary(self) -> str:
         return (f"{self.examples} examples{f' of {self.data}' if self.data else ''}: max abs difference "
-                f"{self.max_abs_diff:.3g} (rtol {self.rtol:g}, atol {self.atol:g}), "
-                f"classes agree on {self.classes_agree}/{self.examples}")
+                f"{self.max_abs_diff:.3g} (rtol {self.rtol:g}, atol {self.atol:g})"
+                + (f", classes agree on {self.classes_agree}/{self.examples}" if self.classes else ""))
 
     def failure(self) -> str:
         """The ExportError message of a failed gate."""

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from specforge.errors import DataError, ExportError
-from specforge.export.metadata import attach_metadata, build_metadata
-from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, LOGITS, PROBABILITIES, export_graph
+from specforge.export.metadata import attach_metadata, build_metadata, table_metadata
+from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, export_graph
 from specforge.export.parity import MIN_EXAMPLES, ParityResult, check_parity
 from specforge.fileio import write_bytes
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import onnx
 
     from specforge.data.preprocessing import Preprocessing
+    from specforge.data.table_read import Table
     from specforge.export.quantize import QuantizationResult
     from specforge.graph import Graph
     from specforge.layers.base import Params
@@ -99,18 +100,25 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
 
         mode = page_mode(graph.input_shape, preprocessing)
     steps = Preprocessing.from_dict(run.preprocessing)
-    raw, data = parity_batch(run.config, graph.input_shape, Path(run.manifest.get("base_dir", spec.base_dir)))
-    model, parity = export_classifier(
-        graph, run.weights(), steps, raw, spec_name=spec.name,
-        spec_sha256=run.manifest.get("spec_sha256", spec.sha256()), metrics=run.metrics,
-        opset=opset, logits=logits, in_graph=preprocessing, data=data,
-        description=run.config.get("description", ""))
+    base_dir = Path(run.manifest.get("base_dir", spec.base_dir))
+    common = {"spec_name": spec.name, "spec_sha256": run.manifest.get("spec_sha256", spec.sha256()),
+              "metrics": run.metrics, "opset": opset, "description": run.config.get("description", "")}
     quantization = None
+    if steps.pipeline is not None:
+        if logits or not preprocessing or quantize is not None:
+            raise ExportError("a table model takes raw rows with its preprocessing in the graph, in float; leave "
+                              "out --logits, --no-preprocessing and --quantize")
+        rows, data = parity_rows(run.config, graph.input_shape, base_dir)
+        model, parity = export_table(graph, run.weights(), steps, rows, data=data, **common)
+    else:
+        raw, data = parity_batch(run.config, graph.input_shape, base_dir)
+        model, parity = export_classifier(graph, run.weights(), steps, raw, logits=logits, in_graph=preprocessing,
+                                          data=data, **common)
     if quantize is not None:
         from specforge.export.quantize import DEFAULT_MAX_ACCURACY_DROP, quantize_gated
 
         calibration, test_inputs, test_labels = quantization_data(
-            run.config, graph.input_shape, Path(run.manifest.get("base_dir", spec.base_dir)), steps, preprocessing)
+            run.config, graph.input_shape, base_dir, steps, preprocessing)
         model, quantization = quantize_gated(model, calibration, test_inputs, test_labels, max_accuracy_drop=(
             DEFAULT_MAX_ACCURACY_DROP if max_accuracy_drop is None else max_accuracy_drop), file=str(run.path))
     payload = model.SerializeToString()
@@ -119,10 +127,47 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
     if web is not None:
         web = write_site(web, payload, name=spec.name, class_names=steps.class_names, input_shape=graph.input_shape,
                          mode=mode)
-    result = ExportResult(path, parity, opset, IR_VERSIONS[opset], [PROBABILITIES, *([LOGITS] if logits else [])],
+    result = ExportResult(path, parity, opset, IR_VERSIONS[opset], [output.name for output in model.graph.output],
                           preprocessing, len(payload), hashlib.sha256(payload).hexdigest(), web, quantization)
     write_json(run.path / EXPORT_RECORD, result.to_dict())
     return result
+
+
+def export_table(graph: Graph, params: Sequence[Params], preprocessing: Preprocessing, rows: Table, *,
+                 spec_name: str, spec_sha256: str, metrics: dict | None = None, opset: int = DEFAULT_OPSET,
+                 data: str = "", description: str = "") -> tuple[onnx.ModelProto, ParityResult]:
+    """The checked, documented ONNX model of a table model, taking raw rows, and its parity on ``rows``."""
+    from specforge.export.table import check_table_parity, input_infos, table_model
+
+    pipeline = preprocessing.pipeline
+    doc = (f"{spec_name}{f': {description}' if description else ''}. One input per feature column, [N, 1] "
+           "(float for numeric columns, string for categorical and binary ones); output "
+           f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph.")
+    network = export_graph(graph, params, opset=opset)
+    model = table_model(network, pipeline, doc)
+    parity = check_table_parity(graph, params, model, pipeline, rows, data)
+    if not parity.passed:
+        raise ExportError(parity.failure())
+    attach_metadata(model, table_metadata(spec_name=spec_name, spec_sha256=spec_sha256, preprocessing=preprocessing,
+                                          inputs=input_infos(pipeline),
+                                          outputs=[output.name for output in model.graph.output], metrics=metrics))
+    return model, parity
+
+
+def parity_rows(config: dict, input_shape: tuple[int, ...], base_dir: Path,
+                size: int = MIN_EXAMPLES) -> tuple[Table, str]:
+    """The first ``size`` raw rows of a table spec's test split, then of its training split, and their description."""
+    from specforge.data import load_dataset
+    from specforge.data.table_read import join_tables
+
+    dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
+    parts, names = [], []
+    for split in (dataset.test, dataset.train):
+        take = min(size - sum(len(part) for part in parts), len(split)) if split is not None else 0
+        if take > 0:
+            parts.append(split.table.take(np.arange(take)))
+            names.append(f"{split.name}[0:{take}]")
+    return join_tables(parts), f"table {' + '.join(names)}"
 
 
 def parity_batch(config: dict, input_shape: tuple[int, ...], base_dir: Path,

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from specforge.errors import Location, SpecError
+from specforge.errors import Location, Problem, SpecError, SpecforgeError
 from specforge.spec.defaults import with_defaults
 from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
 from specforge.spec.schema import load_schema
@@ -47,6 +47,14 @@ class Spec:
 
     def locate(self, path: SpecPath, *, at_key: bool = False) -> Location:
         return self.document.locate(path, at_key=at_key)
+
+    def located(self, error: SpecforgeError) -> SpecforgeError:
+        """``error`` with each problem that names only a spec path (a data column the file lacks, say) placed at
+        that path's line in the spec; problems that name a file already keep it."""
+        problems = [Problem(problem.message, self.locate(_path_of(problem.location.path)))
+                    if problem.location.file is None and problem.location.path else problem
+                    for problem in error.problems]
+        return type(error)(problems=problems)
 
     def sha256(self) -> str:
         """Hash of the resolved config (stable key order), recorded in runs and ONNX metadata."""

@@ -12,7 +12,7 @@ from specforge.spec.reader import SpecPath
 def check_compatibility(spec: Spec, graph: Graph) -> None:
     """Raise SpecError listing every mismatch between the output layer, the data's classes and the loss."""
     problems = (option_problems(spec) + _reshape_problems(spec) + _class_problems(spec, graph)
-                + _loss_problems(spec, graph))
+                + _loss_problems(spec, graph) + _target_problems(spec, graph))
     if problems:
         raise SpecError(problems=problems)
 
@@ -46,6 +46,7 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
 
 
 def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
+    from specforge import losses
     from specforge.data import declared_num_classes
 
     classes = declared_num_classes(spec.config["data"])
@@ -57,7 +58,8 @@ def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
         return [Problem(f"the model's output has shape {output} but a classifier of {classes} classes needs "
                         f"({classes},); end with Flatten (or GlobalAveragePooling2D) and Dense with units: {classes}",
                         spec.locate(path))]
-    binary = spec.config["compile"]["loss"] == "binary_crossentropy" and output[0] == 1 and classes == 2
+    loss = losses.get(spec.config["compile"]["loss"])
+    binary = loss.name == "binary_crossentropy" and output[0] == 1 and classes == 2
     if output[0] != classes and not binary:
         where = path + ("units",) if "units" in layer else path
         values = "value" if output[0] == 1 else "values"
@@ -89,3 +91,34 @@ def _output_layer(spec: Spec, graph: Graph) -> tuple[SpecPath, dict]:
     """Where the spec writes the layer that makes the model's output, and that ``model.layers`` item."""
     path = graph.nodes[-1].path
     return path, spec.config["model"]["layers"][path[2]]
+
+
+def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
+    """A table's numeric target needs a regression loss and metrics, one output per target column; a class
+    target takes no regression metrics."""
+    from specforge import losses
+    from specforge.metrics import METRICS
+
+    data = spec.config["data"]
+    if data.get("source") != "table":
+        return []
+    target = data["target"]
+    metrics = spec.config["compile"]["metrics"]
+    regression = target["type"] == "numeric"
+    problems = [Problem(f"{metric['name']} is a {'classification' if regression else 'regression'} metric and "
+                        f"the target is {target['type']}; use "
+                        f"{'mae, rmse or r2' if regression else 'accuracy, top_k_accuracy, precision or recall'}",
+                        spec.locate(("compile", "metrics", index)))
+                for index, metric in enumerate(metrics) if METRICS[metric["name"]].takes_targets != regression]
+    if not regression:
+        return problems
+    loss = losses.get(spec.config["compile"]["loss"])
+    if loss.label_encoding != "any" or loss.fused_activation is not None:
+        problems.append(Problem(f"{loss.name} is a classification loss and the target is numeric; use "
+                                "mean_squared_error, mean_absolute_error or huber", spec.locate(("compile", "loss"))))
+    columns = target["column"] if isinstance(target["column"], list) else [target["column"]]
+    if graph.output_shape != (len(columns),):
+        problems.append(Problem(f"the model outputs shape {graph.output_shape} but the target has {len(columns)} "
+                                f"numeric column(s); end with Dense with units: {len(columns)}",
+                                spec.locate(_output_layer(spec, graph)[0])))
+    return problems

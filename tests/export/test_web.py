@@ -6,6 +6,7 @@ folder ``SPECFORGE_SCREENSHOTS`` names (the README's is made with ``SPECFORGE_SC
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import io
@@ -15,6 +16,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -70,17 +72,25 @@ def test_web_refuses_a_model_the_page_cannot_drive(tmp_path):
     assert not (tmp_path / "site").exists() and not (run.path / "model.onnx").exists()
 
 
-@pytest.fixture(scope="module")
-def server(site):
-    """The site on a free 127.0.0.1 port, served as ``python -m http.server`` serves it."""
-    handler = functools.partial(_QuietHandler, directory=str(site))
+@contextlib.contextmanager
+def static_server(directory: Path):
+    """``directory`` on a free 127.0.0.1 port, served as ``python -m http.server`` serves it."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    with static_server(site) as url:
+        yield url
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -105,20 +115,29 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, server):
-    """The page, loaded and ready, with every console error and uncaught exception collected."""
+@contextlib.contextmanager
+def opened(browser, url: str):
+    """The page at ``url``, loaded and ready, with every console error, uncaught exception, failed request
+    and request leaving ``url`` collected in ``page.errors``."""
     page = browser.new_page(viewport={"width": 760, "height": 460})
     page.errors = []
     page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: page.errors.append(str(error)))
     page.on("requestfailed", lambda request: page.errors.append(f"{request.url} failed"))
-    page.route(lambda url: not url.startswith(server), lambda route: (page.errors.append(route.request.url),
-                                                                      route.abort()))
-    page.goto(server)
-    page.wait_for_selector("body[data-state=ready]", timeout=WAIT_MS)
-    yield page
-    page.close()
+    page.route(lambda address: not address.startswith(url), lambda route: (page.errors.append(route.request.url),
+                                                                          route.abort()))
+    try:
+        page.goto(url)
+        page.wait_for_selector("body[data-state=ready]", timeout=WAIT_MS)
+        yield page
+    finally:
+        page.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    with opened(browser, server) as page:
+        yield page
 
 
 def predicted(page, action) -> list[str]:
@@ -168,3 +187,62 @@ def test_the_page_reads_the_first_test_digits_and_a_drawn_stroke(page, tmp_path)
         folder = Path(os.environ["SPECFORGE_SCREENSHOTS"])
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tmp_path / SCREENSHOT, folder / SCREENSHOT)
+
+
+def drop(page, name: str, data: bytes) -> None:
+    """Drop a PNG file onto the pad, as a drag from the desktop would."""
+    page.evaluate("""([name, bytes]) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], name, { type: 'image/png' }));
+        document.getElementById('pad').dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true }));
+    }""", [name, list(data)])
+
+
+def test_the_pad_takes_a_dropped_image(page):
+    test = load_dataset({"source": "mnist"}, (28, 28, 1), validation="none", base_dir=Path(".")).test
+    dark_on_light = 255 - test.images[1].reshape(28, 28)
+    assert predicted(page, lambda: drop(page, "two.png", png(dark_on_light)))[0] == "2"
+    assert page.errors == []
+
+
+def colour_folder(root: Path, count: int) -> Path:
+    """Images of two classes, mostly red or mostly blue, with noise, in image-folder layout."""
+    rng = np.random.default_rng(len(str(root)))
+    for name, channel in (("blue", 2), ("red", 0)):
+        (root / name).mkdir(parents=True)
+        for index in range(count):
+            pixels = rng.integers(0, 90, size=(16, 16, 3), dtype=np.uint8)
+            pixels[..., channel] = rng.integers(150, 256, size=(16, 16), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{index}.png")
+    return root
+
+
+def test_a_colour_model_gets_a_file_picker_and_takes_dropped_images(browser, tmp_path):
+    from specforge.spec import spec_from_dict
+
+    spec = spec_from_dict({
+        "version": 1, "name": "colours",
+        "data": {"source": "image_folder", "train": str(colour_folder(tmp_path / "train", 24)),
+                 "test": str(colour_folder(tmp_path / "test", 8)), "preprocessing": {"rescale": 1 / 255}},
+        "model": {"input_shape": [16, 16, 3], "layers": [
+            {"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
+            {"type": "Flatten"}, {"type": "Dense", "units": 2, "activation": "softmax"}]},
+        "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
+        "fit": {"epochs": 5, "batch_size": 8, "seed": 0}})
+    run = api.fit(spec, out=tmp_path / "run", quiet=True)
+    assert run.metrics["accuracy"] == 1.0
+    result = invoke("export", run.path, "--web", tmp_path / "site")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "site" / "site.json").read_text())["mode"] == "picture"
+    red = np.zeros((30, 40, 3), dtype=np.uint8)
+    red[..., 0] = 220
+    blue = np.zeros((20, 20, 3), dtype=np.uint8)
+    blue[..., 2] = 200
+    with static_server(tmp_path / "site") as url, opened(browser, url) as page:
+        assert page.is_hidden("#clear")
+        image = {"name": "red.png", "mimeType": "image/png", "buffer": png(red)}
+        assert predicted(page, lambda: page.set_input_files("#file", image))[0] == "1"
+        assert page.inner_text("#top li:first-child .name") == "red"
+        assert predicted(page, lambda: drop(page, "blue.png", png(blue)))[0] == "0"
+        assert page.inner_text("#top li:first-child .name") == "blue"
+        assert page.errors == []

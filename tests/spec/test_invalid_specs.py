@@ -307,6 +307,13 @@ EXPECTED: dict[str, list[str]] = {
         "reshape_element_count.yaml:6:7: error: model.layers[0]: Reshape cannot turn (784,) = 784 values into "
         "(28, 28, 3) = 2352 values; the target_shape must multiply to 784",
     ],
+    "loss_option_of_other.yaml": [
+        "loss_option_of_other.yaml:17:5: error: compile.loss.delta: unknown key 'delta' for mean_squared_error "
+        "(an option of huber); allowed keys: name",
+    ],
+    "huber_delta_negative.yaml": [
+        "huber_delta_negative.yaml:17:12: error: compile.loss.delta: must be > 0, got -1",
+    ],
     "conv1d_on_image.yaml": [
         "conv1d_on_image.yaml:6:7: error: model.layers[0]: Conv1D expects a sequence input (steps, channels), "
         "got shape (28, 28, 1); add a Reshape layer with target_shape [28, 28] before it",

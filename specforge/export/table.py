@@ -1,0 +1,223 @@
+"""A table model's ONNX interface: raw rows in, with every preprocessing step inside the graph.
+
+One input per feature column, ``[N, 1]``: float for numeric columns (NaN for a missing value),
+string for categorical and binary ones (``""`` for a missing value).  The graph fills missing
+values, scales numbers, looks categories up in the training vocabulary (ai.onnx.ml
+LabelEncoder; a value never seen in training goes to the out-of-vocabulary column) and one-hot
+encodes them, concatenates everything into the network's ``input``, and, for a standardized
+regression target, turns the network's output back into the target's units.  The output is
+``probabilities`` for a classifier and ``predictions`` for a regression.
+
+The parity gate runs the numpy pipeline (``TablePipeline.encode``, the numpy forward, the
+target's ``decode``) against onnxruntime on the same raw rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, compose, helper, numpy_helper
+
+from specforge.errors import DataError, ExportError
+from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
+from specforge.export.parity import ATOL, RTOL, ParityResult
+from specforge.export.runtime import make_session
+
+if TYPE_CHECKING:
+    from specforge.data.table_features import Feature, TablePipeline, Target
+    from specforge.data.table_read import Table
+    from specforge.graph import Graph
+    from specforge.layers.base import Params
+
+PREDICTIONS = "predictions"
+ML_DOMAIN = "ai.onnx.ml"
+ML_OPSET = 2
+#: How many raw rows the gate checks (all of them when the data has fewer).
+PARITY_ROWS = 256
+
+
+def output_name(target: Target) -> str:
+    return PREDICTIONS if target.regression else PROBABILITIES
+
+
+class _Graph:
+    """Nodes and initializers of a small graph, every name under the ``table/`` prefix."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def name(self, hint: str) -> str:
+        self.count += 1
+        return f"table/{self.count}_{hint}"
+
+    def constant(self, value: np.ndarray, hint: str) -> str:
+        name = self.name(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], hint: str, domain: str = "", **attributes) -> str:
+        output = self.name(hint)
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain, **attributes))
+        return output
+
+
+def _numeric(graph: _Graph, feature: Feature) -> str:
+    x = feature.column
+    filled = graph.node("Where", [graph.node("IsNaN", [x], "missing"),
+                                  graph.constant(np.float32([feature.fill]), "fill"), x], "filled")
+    if feature.scale == "log":
+        filled = graph.node("Log", [graph.node("Add", [filled, graph.constant(np.float32([1]), "one")], "plus_one")],
+                            "log")
+    centered = graph.node("Sub", [filled, graph.constant(np.float32([feature.center]), "center")], "centered")
+    return graph.node("Div", [centered, graph.constant(np.float32([feature.spread]), "spread")], "scaled")
+
+
+def _lookup(feature: Feature, codes: list) -> dict:
+    """LabelEncoder attributes: each vocabulary value to its code, ``""`` (missing) to the fill value's code."""
+    keys = list(feature.vocabulary)
+    fill = codes[keys.index(feature.fill)] if feature.fill in keys else codes[-1]
+    return {"keys_strings": keys + [""], "values": codes[:len(keys)] + [fill]}
+
+
+def _categorical(graph: _Graph, feature: Feature) -> str:
+    size = len(feature.vocabulary)
+    lookup = _lookup(feature, list(range(size + 1)))
+    codes = graph.node("LabelEncoder", [feature.column], "code", domain=ML_DOMAIN, keys_strings=lookup["keys_strings"],
+                       values_int64s=lookup["values"], default_int64=size)
+    hot = graph.node("Equal", [codes, graph.constant(np.arange(size + 1, dtype=np.int64), "categories")], "hot")
+    return graph.node("Cast", [hot], "one_hot", to=TensorProto.FLOAT)
+
+
+def _binary(graph: _Graph, feature: Feature) -> str:
+    values = [0.0, 1.0] if len(feature.vocabulary) == 2 else [0.0]
+    lookup = _lookup(feature, values + [0.0])
+    return graph.node("LabelEncoder", [feature.column], "binary", domain=ML_DOMAIN,
+                      keys_strings=lookup["keys_strings"], values_floats=lookup["values"], default_float=0.0)
+
+
+def _model(graph: _Graph, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto],
+           network: onnx.ModelProto, doc: str = "") -> onnx.ModelProto:
+    opsets = [*network.opset_import, helper.make_opsetid(ML_DOMAIN, ML_OPSET)]
+    return helper.make_model(helper.make_graph(graph.nodes, "table", inputs, outputs, graph.initializers,
+                                               doc_string=doc),
+                             opset_imports=opsets, ir_version=network.ir_version)
+
+
+def _first_of_each_column(pipeline: TablePipeline) -> list[Feature]:
+    """One feature per column (a column may feed several features, e.g. scaled two ways): one input each."""
+    seen: dict[str, Feature] = {}
+    for feature in pipeline.features:
+        seen.setdefault(feature.column, feature)
+    return list(seen.values())
+
+
+def input_infos(pipeline: TablePipeline) -> list[onnx.ValueInfoProto]:
+    """The model's inputs: one ``[N, 1]`` tensor per feature column, float or string."""
+    infos = []
+    for feature in _first_of_each_column(pipeline):
+        numeric = feature.type == "numeric"
+        doc = (f"{feature.type} column {feature.column!r}: " +
+               ("raw number, NaN when missing" if numeric else "raw text, '' when missing; values not seen in "
+                                                               "training count as out of vocabulary"))
+        info = helper.make_tensor_value_info(feature.column, TensorProto.FLOAT if numeric else TensorProto.STRING,
+                                             ["N", 1])
+        info.doc_string = doc
+        infos.append(info)
+    return infos
+
+
+def _preprocessing(pipeline: TablePipeline, network: onnx.ModelProto) -> onnx.ModelProto:
+    graph = _Graph()
+    encode = {"numeric": _numeric, "categorical": _categorical, "binary": _binary}
+    parts = [encode[feature.type](graph, feature) for feature in pipeline.features]
+    graph.nodes.append(helper.make_node("Concat", parts, [INPUT_NAME], name="table/features", axis=1))
+    out = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", pipeline.width])
+    return _model(graph, input_infos(pipeline), [out], network)
+
+
+def _inverse_target(target: Target, network: onnx.ModelProto, units: int) -> onnx.ModelProto:
+    graph = _Graph()
+    source = "table/network_output"
+    scaled = graph.node("Mul", [source, graph.constant(np.float32(target.std), "target_std")], "target_scaled")
+    graph.nodes.append(helper.make_node("Add", [scaled, graph.constant(np.float32(target.mean), "target_mean")],
+                                        [PREDICTIONS], name="table/target_units"))
+    return _model(graph, [helper.make_tensor_value_info(source, TensorProto.FLOAT, ["N", units])],
+                  [helper.make_tensor_value_info(PREDICTIONS, TensorProto.FLOAT, ["N", units])], network)
+
+
+def _renamed_output(network: onnx.ModelProto, name: str) -> onnx.ModelProto:
+    """``network`` with its output ``probabilities`` called ``name``."""
+    model = onnx.ModelProto()
+    model.CopyFrom(network)
+    for node in model.graph.node:
+        node.output[:] = [name if value == PROBABILITIES else value for value in node.output]
+    model.graph.output[0].name = name
+    return model
+
+
+def table_model(network: onnx.ModelProto, pipeline: TablePipeline, doc: str = "") -> onnx.ModelProto:
+    """The exported network (input ``input``, output ``probabilities``) wrapped so that it takes raw rows."""
+    target = pipeline.target
+    model = compose.merge_models(_preprocessing(pipeline, network), network, io_map=[(INPUT_NAME, INPUT_NAME)])
+    if target.regression:
+        units = len(target.columns)
+        if target.mean:
+            model = compose.merge_models(model, _inverse_target(target, network, units),
+                                         io_map=[(PROBABILITIES, "table/network_output")])
+        else:
+            model = _renamed_output(model, PREDICTIONS)
+    model.graph.doc_string = doc
+    model.producer_name, model.producer_version = network.producer_name, network.producer_version
+    check_model(model)
+    return model
+
+
+def rows_feed(table: Table, inputs: Sequence[tuple[str, bool]]) -> dict[str, np.ndarray]:
+    """onnxruntime's feed for the raw rows of ``table``: ``(column, is_text)`` per model input, ``[N, 1]`` each.
+
+    A column the model takes and the table lacks is refused, naming every missing column; other columns of the
+    table are ignored."""
+    missing = [name for name, _ in inputs if name not in table.columns]
+    if missing:
+        raise DataError(f"the model needs the columns {', '.join(map(repr, missing))}, which the file does not have; "
+                        f"its header has: {', '.join(table.columns)}", file=table.file)
+    feed = {}
+    for name, is_text in inputs:
+        if is_text:
+            feed[name] = np.array([[text or ""] for text in table.texts(name)], dtype=object)
+        else:
+            feed[name] = table.numbers(name).astype(np.float32)[:, None]
+    return feed
+
+
+def pipeline_inputs(pipeline: TablePipeline) -> list[tuple[str, bool]]:
+    return [(feature.column, feature.type != "numeric") for feature in _first_of_each_column(pipeline)]
+
+
+def numpy_outputs(graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table) -> np.ndarray:
+    """What the numpy pipeline computes for the raw rows of ``table``: encode, forward, target units."""
+    from specforge.model import Model
+
+    outputs = Model(graph, list(params)).forward(pipeline.encode(table))
+    return pipeline.target.decode(outputs) if pipeline.target.regression else outputs
+
+
+def check_table_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto, pipeline: TablePipeline,
+                       table: Table, data: str = "") -> ParityResult:
+    """The exported table model under onnxruntime against the numpy pipeline, on the raw rows of ``table``."""
+    expected = numpy_outputs(graph, params, pipeline, table)
+    if not np.all(np.isfinite(expected)):
+        raise ExportError(f"the numpy forward gives NaN or infinite outputs on {data or 'the parity rows'}; "
+                          "the weights are not usable (did training diverge?); nothing was written")
+    session = make_session(model.SerializeToString())
+    got = session.run([output_name(pipeline.target)], rows_feed(table, pipeline_inputs(pipeline)))[0]
+    agree = len(got) if pipeline.target.regression else int(np.sum(got.argmax(-1) == expected.argmax(-1)))
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale)) and agree == len(got)
+    difference = float(np.max(np.abs(got.astype(np.float64) - expected), initial=0.0))
+    return ParityResult(len(got), difference, agree, passed, atol=ATOL * scale, data=data,
+                        classes=not pipeline.target.regression)

@@ -1,0 +1,177 @@
+"""A table model's export: raw rows in (one named input per column), the preprocessing and the target's units
+inside the graph, parity with the numpy pipeline, and ``specforge predict MODEL rows.csv``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from specforge import api
+from specforge.cli import app
+from specforge.data import Preprocessing
+from specforge.data.table_read import read_table
+from specforge.export.table import numpy_outputs, pipeline_inputs, rows_feed
+
+HEADER = "age,city,smoker,income,note,label,price,weight"
+CITIES = ["paris", "rome", "oslo", "lima"]
+
+
+def rows(count: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(count):
+        age = "" if i % 11 == 3 else f"{rng.uniform(18, 80):.1f}"
+        city = "" if i % 13 == 5 else CITIES[i % 4]
+        smoker = "" if i % 17 == 2 else ("yes" if rng.random() < 0.3 else "no")
+        income = "" if i % 7 == 1 else f"{rng.uniform(0, 9000):.0f}"
+        price = float(age or 40) * 2 + (CITIES.index(city) if city else 0) * 5 + rng.normal()
+        label = "high" if price > 100 else "low"
+        lines.append(f"{age},{city},{smoker},{income},free text {i},{label},{price:.3f},{price / 2 + 1:.3f}")
+    return lines
+
+
+FEATURES = [
+    {"column": "age"},
+    {"column": "city", "type": "categorical"},
+    {"column": "smoker", "type": "binary"},
+    {"column": "income", "fill": "median", "scale": "log"},
+    {"column": "age", "fill": "constant", "fill_value": -5, "scale": "minmax"},
+]
+WIDTH = 1 + 5 + 1 + 1 + 1
+
+
+def write_spec(tmp_path: Path, target: dict, loss: str, units: int, activation: str, metrics: list) -> Path:
+    (tmp_path / "train.csv").write_text("\n".join([HEADER, *rows(300, 0)]) + "\n")
+    (tmp_path / "test.csv").write_text("\n".join([HEADER, *rows(60, 1)]) + "\n")
+    spec = {"version": 1, "name": "table", "data": {"source": "table", "train": "train.csv", "test": "test.csv",
+                                                    "features": FEATURES, "target": target},
+            "model": {"input_shape": [WIDTH], "layers": [{"type": "Dense", "units": 8, "activation": "tanh"},
+                                                         {"type": "Dense", "units": units, "activation": activation}]},
+            "compile": {"optimizer": "adam", "loss": loss, "metrics": metrics},
+            "fit": {"epochs": 2, "batch_size": 32, "seed": 1}}
+    path = tmp_path / "table.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def regression(tmp_path_factory):
+    root = tmp_path_factory.mktemp("regression")
+    spec = write_spec(root, {"column": ["price", "weight"], "type": "numeric", "standardize": True},
+                      "mean_squared_error", 2, "linear", ["mae", "rmse", "r2"])
+    run = api.fit(spec, out=root / "run", quiet=True)
+    return root, run, api.export(run)
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    root = tmp_path_factory.mktemp("classifier")
+    spec = write_spec(root, {"column": "label"}, "categorical_crossentropy", 2, "softmax", ["accuracy"])
+    run = api.fit(spec, out=root / "run", quiet=True)
+    return root, run, api.export(run)
+
+
+def session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_the_exported_model_takes_one_named_input_per_feature_column(regression):
+    _, _, result = regression
+    model = onnx.load(str(result.path))
+    inputs = [(i.name, i.type.tensor_type.elem_type, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
+              for i in model.graph.input]
+    assert inputs == [("age", onnx.TensorProto.FLOAT, ["N", 1]), ("city", onnx.TensorProto.STRING, ["N", 1]),
+                      ("smoker", onnx.TensorProto.STRING, ["N", 1]), ("income", onnx.TensorProto.FLOAT, ["N", 1])]
+    assert [o.name for o in model.graph.output] == ["predictions"]
+    assert {"LabelEncoder", "IsNaN", "Where", "Log", "Concat"} <= {node.op_type for node in model.graph.node}
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["task"] == "regression" and json.loads(meta["class_names"]) == ["price", "weight"]
+    assert json.loads(meta["inputs"])[1] == {"name": "city", "type": "string"}
+    assert result.parity.passed and result.parity.examples == 256
+    assert result.parity.data == "table test[0:60] + train[0:196]"
+    assert "classes agree" not in result.parity.summary()
+
+
+def test_onnxruntime_on_raw_rows_equals_the_numpy_pipeline_with_unseen_and_missing_values(regression, tmp_path):
+    root, run, result = regression
+    rows_file = tmp_path / "rows.csv"
+    rows_file.write_text("price,smoker,income,extra,age,city\n"
+                         "0,yes,100,x,30,paris\n"
+                         "0,maybe,,x,,tokyo\n"        # an unseen smoker value and city, missing income and age
+                         "0,,5000,x,70,\n")           # missing smoker and city take the training's most frequent
+    table = read_table(rows_file, "rows")
+    pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
+    expected = numpy_outputs(run.graph(), run.weights(), pipeline, table)
+    got = session(result.path).run(["predictions"], rows_feed(table, pipeline_inputs(pipeline)))[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+    encoded = pipeline.encode(table)
+    assert encoded[1, 1:6].tolist() == [0, 0, 0, 0, 1]  # tokyo: the out-of-vocabulary column
+    assert encoded[2, 1:6].tolist() == encoded[0, 1:6].tolist() == [0, 0, 1, 0, 0]  # paris, the most frequent
+    # predictions are in the target's units: about 2 * age + 5 * city index after training
+    assert np.all(np.abs(got[:, 0]) < 1000)
+
+
+def test_the_classifier_exports_probabilities(classifier):
+    _, _, result = classifier
+    model = onnx.load(str(result.path))
+    assert [o.name for o in model.graph.output] == ["probabilities"]
+    assert result.parity.passed and result.parity.classes_agree == result.parity.examples
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [*map(str, args)])
+
+
+def test_predict_reads_raw_rows_and_prints_numbers(regression, tmp_path):
+    root, _, result = regression
+    out = invoke("predict", result.path, root / "test.csv", "--limit", "2")
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("line 2  price ") and " weight " in lines[0]
+    table = read_table(root / "test.csv", "rows")
+    got = session(result.path).run(["predictions"], rows_feed(table, [("age", False), ("city", True),
+                                                                      ("smoker", True), ("income", False)]))[0]
+    assert lines[1] == f"line 3  price {got[1, 0]:.6g}  weight {got[1, 1]:.6g}"
+    written = invoke("predict", result.path, root / "test.csv", "-o", tmp_path / "p.csv")
+    assert written.exit_code == 0 and len((tmp_path / "p.csv").read_text().splitlines()) == 61
+
+
+def test_predict_prints_classes_as_json(classifier):
+    root, _, result = classifier
+    out = invoke("predict", result.path, root / "test.csv", "--json", "--limit", "3")
+    assert out.exit_code == 0, out.output
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [record["row"] for record in records] == ["line 2", "line 3", "line 4"]
+    assert {record["name"] for record in records} <= {"high", "low"}
+
+
+def test_predict_refuses_rows_without_a_feature_column(regression, tmp_path):
+    _, _, result = regression
+    (tmp_path / "rows.csv").write_text("age,city,smoker\n30,paris,no\n")
+    out = invoke("predict", result.path, tmp_path / "rows.csv")
+    assert out.exit_code == 2
+    assert out.output.strip().splitlines() == [
+        f"{tmp_path / 'rows.csv'}: error: the model needs the columns 'income', which the file does not have; "
+        "its header has: age, city, smoker"]
+
+
+def test_a_table_model_refuses_images_and_arrays(regression, tmp_path):
+    _, _, result = regression
+    np.save(tmp_path / "x.npy", np.zeros((2, WIDTH), np.float32))
+    out = invoke("predict", result.path, tmp_path / "x.npy")
+    assert out.exit_code == 2
+    assert out.output.strip() == (f"{result.path}: error: this model takes table rows: give one CSV or Parquet "
+                                  "file of raw rows with its feature columns")
+
+
+def test_table_export_refuses_logits(regression):
+    _, run, _ = regression
+    out = invoke("export", run.path, "--logits")
+    assert out.exit_code == 2 and "a table model takes raw rows" in out.output
