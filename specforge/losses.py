@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from specforge.errors import DataError, SpecError
-from specforge.registry import Registry
+from specforge.registry import Registry, named_kind_schema
 from specforge.spec.defaults import with_defaults
 
 #: Keras' clipping of probabilities before a logarithm (``backend.epsilon()``).
@@ -250,10 +250,6 @@ LOSS_NAMES = LOSSES.names()
 
 
 
-def _object_of(name: str) -> dict:
-    return {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]}
-
-
 LOSS_SCHEMA = {
     "description": "Loss minimised during training (Keras names): its name, or a mapping with the name and its "
                    "options, e.g. {name: huber, delta: 2}. categorical_crossentropy: one-hot labels, "
@@ -265,16 +261,7 @@ LOSS_SCHEMA = {
                    "Cross-entropy is computed on the logits of the last layer's softmax or sigmoid, so it "
                    "stays finite for any input scale.",
     "type": ["string", "object"],
-    "allOf": [
-        {"if": {"type": "string"}, "then": {"enum": list(LOSS_NAMES)}},
-        {"if": {"type": "object"},
-         "then": {"required": ["name"],
-                  "properties": {"name": {"description": "The loss.", "enum": list(LOSS_NAMES)}}}},
-        *({"if": _object_of(name),
-           "then": {"properties": {"name": {"const": name, "description": "The loss."}, **loss.options},
-                    "additionalProperties": False}}
-          for name, loss in LOSSES.items()),
-    ],
+    "allOf": named_kind_schema("loss", {name: loss.options for name, loss in LOSSES.items()}),
     "examples": ["categorical_crossentropy", {"name": "huber", "delta": 2.5}],
 }
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from specforge.errors import SpecError
-from specforge.registry import Registry
+from specforge.registry import Registry, named_kind_schema
 from specforge.spec.defaults import with_defaults
 
 class Metric:
@@ -244,12 +244,6 @@ METRICS: Registry[type[Metric]] = Registry("metric", lambda cls: cls.kind, (
 METRIC_NAMES = METRICS.names()
 #: Options of each metric besides its name.
 OPTIONS: dict[str, dict[str, dict]] = {name: cls.options for name, cls in METRICS.items()}
-_NAME = {"description": "The metric.", "enum": list(METRIC_NAMES)}
-
-
-def _object_of(name: str) -> dict:
-    return {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]}
-
 
 METRIC_ITEM_SCHEMA = {
     "description": "A metric: its name for the defaults, or a mapping with the name and its options. "
@@ -262,14 +256,7 @@ METRIC_ITEM_SCHEMA = {
                    "mean absolute error; rmse, the root of the mean squared error; r2, the coefficient of "
                    "determination 1 - SS_res / SS_tot (averaged over the outputs of a multi-output model).",
     "type": ["string", "object"],
-    "allOf": [
-        {"if": {"type": "string"}, "then": {"enum": list(METRIC_NAMES)}},
-        {"if": {"type": "object"}, "then": {"required": ["name"], "properties": {"name": _NAME}}},
-        *({"if": _object_of(name),
-           "then": {"properties": {"name": {"const": name, "description": "The metric."}, **options},
-                    "additionalProperties": False}}
-          for name, options in OPTIONS.items()),
-    ],
+    "allOf": named_kind_schema("metric", OPTIONS),
 }
 
 METRICS_SCHEMA = {

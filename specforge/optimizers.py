@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from specforge.errors import RunError
-from specforge.registry import Registry
+from specforge.registry import Registry, named_kind_schema
 from specforge.spec.defaults import with_defaults
 
 
@@ -169,6 +169,18 @@ class Optimizer:
                                f"not {[p.shape for p in params]}")
 
 
+def move_moments(m: np.ndarray, v: np.ndarray, grad: np.ndarray, beta_1: float, beta_2: float,
+                 work: np.ndarray) -> None:
+    """Adam's running means, in place: m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2)."""
+    np.subtract(grad, m, out=work)
+    work *= 1 - beta_1
+    m += work
+    np.multiply(grad, grad, out=work)
+    work -= v
+    work *= 1 - beta_2
+    v += work
+
+
 class SGD(Optimizer):
     """velocity = momentum * velocity - lr * g; weights += velocity
     (Nesterov: weights += momentum * velocity - lr * g). Without momentum: weights -= lr * g."""
@@ -224,13 +236,7 @@ class Adam(Optimizer):
         (work,) = tmp
         m, v = self._slots["m"][index], self._slots["v"][index]
         alpha = self.learning_rate * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
-        np.subtract(grad, m, out=work)
-        work *= 1 - self.beta_1
-        m += work
-        np.multiply(grad, grad, out=work)
-        work -= v
-        work *= 1 - self.beta_2
-        v += work
+        move_moments(m, v, grad, self.beta_1, self.beta_2, work)
         if self.amsgrad:
             v = np.maximum(self._slots["v_hat"][index], v, out=self._slots["v_hat"][index])
         np.sqrt(v, out=work)
@@ -382,13 +388,7 @@ class Nadam(Optimizer):
         work, m_hat = tmp
         m, v = self._slots["m"][index], self._slots["v"][index]
         u_t, u_next = self.momentum_at(t), self.momentum_at(t + 1)
-        np.subtract(grad, m, out=work)
-        work *= 1 - self.beta_1
-        m += work
-        np.multiply(grad, grad, out=work)
-        work -= v
-        work *= 1 - self.beta_2
-        v += work
+        move_moments(m, v, grad, self.beta_1, self.beta_2, work)
         np.multiply(m, u_next / (1 - self._u_product * u_next), out=m_hat)
         np.multiply(grad, (1 - u_t) / (1 - self._u_product), out=work)
         m_hat += work
@@ -401,9 +401,8 @@ class Nadam(Optimizer):
 
 
 def _properties(name: str) -> dict[str, dict]:
-    """Every option of optimizer ``name``, with its Keras default."""
+    """Every option of optimizer ``name`` besides the name, with its Keras default."""
     return {
-        "name": {"const": name, "description": "The optimizer."},
         "learning_rate": _number("Step size.", OPTIMIZERS[name].default_learning_rate, exclusiveMinimum=0),
         **OPTIMIZERS[name].hyperparameters,
         "clipnorm": _clip("Rescale each weight's gradient so that its L2 norm is at most this value."),
@@ -417,24 +416,13 @@ OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer", lambda cls: cls.na
 OPTIMIZER_NAMES = OPTIMIZERS.names()
 
 
-def _object_of(name: str) -> dict:
-    return {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]}
-
-
 OPTIMIZER_SCHEMA = {
     "description": "How the weights are updated (Keras 3 update rules and defaults): a name, e.g. adam, for "
                    "the defaults, or a mapping with the name and the options to change, e.g. "
                    "{name: adam, learning_rate: 0.0005}.",
     "type": ["string", "object"],
     "default": "rmsprop",
-    "allOf": [
-        {"if": {"type": "string"}, "then": {"enum": list(OPTIMIZER_NAMES)}},
-        {"if": {"type": "object"},
-         "then": {"required": ["name"],
-                  "properties": {"name": {"description": "The optimizer.", "enum": list(OPTIMIZER_NAMES)}}}},
-        *({"if": _object_of(name), "then": {"properties": _properties(name), "additionalProperties": False}}
-          for name in OPTIMIZER_NAMES),
-    ],
+    "allOf": named_kind_schema("optimizer", {name: _properties(name) for name in OPTIMIZER_NAMES}),
     "examples": ["adam", {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True}],
 }
 

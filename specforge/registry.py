@@ -55,4 +55,19 @@ class Registry(Generic[T]):
         return self._entries.values()
 
 
-__all__ = ["NAME_PATTERN", "DuplicateKind", "Registry"]
+def named_kind_schema(family: str, options: dict[str, dict[str, dict]]) -> list[dict]:
+    """The JSON Schema rules (for an ``allOf``) of a value naming a kind of ``family``: the kind's name alone,
+    or a mapping with its ``name`` and only that kind's ``options`` (property -> JSON Schema, by kind)."""
+    names = list(options)
+    return [
+        {"if": {"type": "string"}, "then": {"enum": names}},
+        {"if": {"type": "object"},
+         "then": {"required": ["name"], "properties": {"name": {"description": f"The {family}.", "enum": names}}}},
+        *({"if": {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]},
+           "then": {"properties": {"name": {"const": name, "description": f"The {family}."}, **kind_options},
+                    "additionalProperties": False}}
+          for name, kind_options in options.items()),
+    ]
+
+
+__all__ = ["NAME_PATTERN", "DuplicateKind", "Registry", "named_kind_schema"]

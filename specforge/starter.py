@@ -1,4 +1,10 @@
-"""``specforge init``: write a commented starter spec that a user edits instead of an empty file."""
+"""``specforge init``: write a commented starter spec that a user edits instead of an empty file.
+
+The templates are the files in ``starters/``: commented starters (cnn, mlp, lenet) and links to the
+reference specs in the repository's ``specs/`` (sequence, mobilenet, ...), which the package ships as copies.
+A template's ``$schema`` line and top-level ``name:`` are rewritten for the new spec, and ``{name}`` in its
+comments becomes the model's name.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ STARTERS_DIR = Path(__file__).resolve().parent / "starters"
 SCHEMA_DIR = "schemas"
 TEMPLATES = tuple(sorted(path.stem for path in STARTERS_DIR.glob("*.yaml")))
 _NAME = re.compile(NAME_PATTERN)
+_SCHEMA_LINE = re.compile(r"^(# yaml-language-server: \$schema=).*$", re.MULTILINE)
+_NAME_LINE = re.compile(r"^name: .*$", re.MULTILINE)
 
 
 def render_template(name: str, template: str, schema: str) -> str:
@@ -26,7 +34,8 @@ def render_template(name: str, template: str, schema: str) -> str:
         raise SpecError(f"model name {name!r} may hold only letters, digits, '.', '_' and '-', "
                         "starting with a letter or digit", file="NAME")
     text = (STARTERS_DIR / f"{template}.yaml").read_text(encoding="utf-8")
-    return text.replace("{schema}", schema).replace("{name}", name)
+    text = _SCHEMA_LINE.sub(lambda line: line[1] + schema, text, count=1)
+    return _NAME_LINE.sub(f"name: {name}", text, count=1).replace("{name}", name)
 
 
 def write_template(name: str, template: str, directory: Path, *, force: bool = False) -> Path:

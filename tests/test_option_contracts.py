@@ -11,8 +11,8 @@ from jsonschema import Draft7Validator
 
 from specforge import api, callbacks, losses, metrics, optimizers
 from specforge.activations import ACTIVATIONS
-from specforge.data.schema import SOURCES
-from specforge.data.sources import LOADERS
+from specforge.data.schema import DATA_SCHEMA
+from specforge.data.sources import SOURCES
 from specforge.errors import SpecforgeError
 from specforge.initializers import INITIALIZERS
 from specforge.layers import REGISTRY
@@ -23,15 +23,16 @@ from specforge.spec import spec_from_dict
 #: family -> (registry, the JSON Schema of one value naming a kind, the examples of a kind)
 FAMILIES = {
     "activation": (ACTIVATIONS, activation_schema(), lambda name, kind: [name]),
-    "initializer": (INITIALIZERS, initializer_schema("zeros", "kernel"), lambda name, kind: [name]),
+    "initializer": (INITIALIZERS, initializer_schema("zeros", "kernel"), lambda name, kind: kind.examples),
     "loss": (losses.LOSSES, losses.LOSS_SCHEMA, lambda name, kind: kind.examples),
     "metric": (metrics.METRICS, metrics.METRIC_ITEM_SCHEMA, lambda name, kind: kind.examples),
     "optimizer": (optimizers.OPTIMIZERS, optimizers.OPTIMIZER_SCHEMA, lambda name, kind: kind.examples),
     "callback": (callbacks.CALLBACKS, callbacks.CALLBACK_ITEM_SCHEMA, lambda name, kind: kind.examples),
     "layer": (REGISTRY, None, lambda name, kind: [{"type": name, **config} for config, _ in kind.examples]),
+    "data source": (SOURCES, DATA_SCHEMA, lambda name, kind: kind.examples),
 }
 KINDS = [(family, name) for family, (registry, _, _) in FAMILIES.items() for name in registry]
-REGISTRIES = {**{family: registry for family, (registry, _, _) in FAMILIES.items()}, "data source": LOADERS}
+REGISTRIES = {family: registry for family, (registry, _, _) in FAMILIES.items()}
 
 
 def _schema_of(family: str) -> dict:
@@ -46,7 +47,7 @@ def _schema_of(family: str) -> dict:
 def _named(example) -> str:
     if isinstance(example, str):
         return example
-    return example.get("name") or example["type"]
+    return example.get("name") or example.get("type") or example["source"]
 
 
 def test_a_registry_refuses_a_second_kind_under_a_taken_name():
@@ -75,6 +76,23 @@ def test_every_kind_has_examples_its_family_schema_accepts(family, name):
         assert _named(example) == name
 
 
+#: families whose kinds each carry their own schema fragment (``schema``) and a ``description``
+OWN_SCHEMA = ["initializer", "data source"]
+
+
+@pytest.mark.parametrize("family,name", [(family, name) for family, name in KINDS if family in OWN_SCHEMA])
+def test_a_kind_describes_itself_and_its_own_schema_accepts_its_examples(family, name):
+    registry, _, examples_of = FAMILIES[family]
+    kind = registry[name]
+    schema = kind.json_schema()
+    assert kind.description.strip() and schema["description"].strip()
+    for option, fragment in schema.get("properties", {}).items():
+        assert fragment.get("description", "").strip(), f"{family} {name}: {option} is not described"
+    validator = Draft7Validator(schema)
+    for example in examples_of(name, kind):
+        assert [error.message for error in validator.iter_errors(example)] == [], example
+
+
 #: family -> where its schema lists the names of its kinds
 NAMES_IN_SCHEMA = {
     "loss": lambda: losses.LOSS_SCHEMA["allOf"][0]["then"]["enum"],
@@ -83,7 +101,7 @@ NAMES_IN_SCHEMA = {
     "callback": lambda: callbacks.CALLBACK_ITEM_SCHEMA["properties"]["type"]["enum"],
     "activation": lambda: activation_schema()["enum"],
     "initializer": lambda: initializer_schema("zeros", "kernel")["enum"],
-    "data source": lambda: SOURCES,
+    "data source": lambda: DATA_SCHEMA["properties"]["source"]["enum"],
 }
 
 

@@ -1,8 +1,8 @@
 """Data: the embedded MNIST set and users' own files, checked, split and turned into batches.
 
-The spec's ``data`` section (schema: ``specforge.data.schema.DATA_SCHEMA``) names a source
-(``mnist``, ``idx``, ``npz``, ``npy``, ``csv``, ``image_folder``, ``url``), its files, the
-preprocessing and the classes.  The API:
+The spec's ``data`` section (schema: ``specforge.data.schema.DATA_SCHEMA``, generated from the
+registry ``specforge.data.sources.SOURCES``) names a source (``mnist``, ``idx``, ``npz``, ``npy``,
+``csv``, ``image_folder``, ``url``, ``table``), its files, the preprocessing and the classes.  The API:
 
 ``declared_num_classes(data_spec) -> int | None``
     The classes the spec states or implies (10 for mnist) without reading any file; for

@@ -8,9 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from specforge.data.files import sha256_file
-from specforge.data.schema import NPZ_DEFAULT_KEYS
 from specforge.data.splits import SPLIT_NAMES, Loaded, Split, make_split
 from specforge.errors import DataError
+
+#: The names of the arrays in an .npz archive, by role, unless the spec names others (Keras' mnist.npz).
+NPZ_DEFAULT_KEYS = {
+    "x_train": "x_train", "y_train": "y_train",
+    "x_test": "x_test", "y_test": "y_test",
+    "x_validation": "x_validation", "y_validation": "y_validation",
+}
 
 
 def _unreadable(path: Path, kind: str, error: Exception) -> DataError:

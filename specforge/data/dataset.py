@@ -11,7 +11,7 @@ import numpy as np
 
 from specforge.data.mnist import NUM_CLASSES as MNIST_CLASSES
 from specforge.data.preprocessing import Preprocessing
-from specforge.data.sources import LOADERS
+from specforge.data.sources import SOURCES
 from specforge.data.splits import Loaded, Split
 from specforge.errors import DataError
 
@@ -132,10 +132,9 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
     """
     input_shape = tuple(int(d) for d in input_shape)
     source = data_spec.get("source", "mnist")
-    if source not in LOADERS:
-        raise DataError(f"unknown data source {source!r}; use one of {sorted(LOADERS)}", path="data.source")
-    _, load = LOADERS[source]
-    loaded = load(data_spec, Path(base_dir), input_shape)
+    if source not in SOURCES:
+        raise DataError(f"unknown data source {source!r}; use one of {sorted(SOURCES)}", path="data.source")
+    loaded = SOURCES[source].load(data_spec, Path(base_dir), input_shape)
     splits = {name: _fit_images(split, input_shape) for name, split in loaded.splits.items()}
     if loaded.pipeline is not None and loaded.pipeline.target.regression:
         names = loaded.pipeline.target.names

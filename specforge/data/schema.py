@@ -1,4 +1,4 @@
-"""JSON Schema (draft-07) of a spec's ``data`` section.
+"""JSON Schema (draft-07) of a spec's ``data`` section, generated from the data-source registry.
 
 Every source's options sit next to ``source`` in one flat mapping.  The top level
 lists all options with their descriptions (so editors complete them) and checks their
@@ -13,76 +13,8 @@ against the options of the source in use.
 
 from __future__ import annotations
 
-from specforge.data import table_source
-
-SOURCES = ("mnist", "idx", "npz", "npy", "csv", "image_folder", "url", "table")
-SPLITS = ("train", "test", "validation")
-URL_FORMATS = ("npz", "csv")
-NPZ_DEFAULT_KEYS = {
-    "x_train": "x_train", "y_train": "y_train",
-    "x_test": "x_test", "y_test": "y_test",
-    "x_validation": "x_validation", "y_validation": "y_validation",
-}
-
-
-def _path(description: str) -> dict:
-    return {"type": "string", "minLength": 1,
-            "description": description + " Relative paths are relative to the spec file's directory."}
-
-
-def _need(split: str) -> str:
-    return {"train": "Required.", "test": "Optional.",
-            "validation": "Optional; used when fit.validation is 'validation'."}[split]
-
-
-# Sources that store each split as two files: IDX (raw or .gz) for source idx, .npy for source npy.
-_PAIRS = {
-    f"{split}_{kind}": _path(f"File of the {split} {kind} (IDX, raw or .gz, for source idx; .npy for source npy); "
-                             f"given together with the {split} {other}. {_need(split)}")
-    for split in SPLITS for kind, other in (("images", "labels"), ("labels", "images"))
-}
-
-_KEYS = {
-    "type": "object",
-    "description": "Names of the arrays inside the .npz archive. A split is loaded when both of its "
-                   "arrays are in the archive; the training arrays are required. Default: Keras' mnist.npz "
-                   "names x_train, y_train, x_test, y_test (and x_validation, y_validation).",
-    "properties": {
-        key: {"type": "string", "minLength": 1, "default": default,
-              "description": f"Array holding the {'images' if key[0] == 'x' else 'labels'} of the "
-                             f"{key.split('_', 1)[1]} split."}
-        for key, default in NPZ_DEFAULT_KEYS.items()
-    },
-    "additionalProperties": False,
-    "default": dict(NPZ_DEFAULT_KEYS),
-    "examples": [{"x_train": "train_images", "y_train": "train_labels"}],
-}
-
-_CSV_OPTIONS = {
-    "label_column": {
-        "description": "The column holding the label: a 0-based index or a header name. "
-                       "Default: the column named 'label' when the file has a header with one, else column 0.",
-        "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1}],
-        "examples": [0, "label"],
-    },
-    "header": {
-        "description": "Whether the first row holds column names. auto: yes when it has a cell that is not a "
-                       "number. Default: auto.",
-        "enum": ["auto", True, False],
-        "default": "auto",
-    },
-}
-
-_SPLIT_FILES = {
-    split: _path(f"CSV file of the {split} split: one row per example, the label plus the pixel values in "
-                 f"row-major order. {_need(split)}")
-    for split in SPLITS
-}
-_SPLIT_DIRS = {
-    split: _path(f"Directory of the {split} split with one sub-folder per class (the folder name is the class "
-                 f"name) holding PNG or JPEG images. {_need(split)}")
-    for split in SPLITS
-}
+from specforge.data.sources import SOURCES, DataSource, need, path_option
+from specforge.data.splits import SPLIT_NAMES
 
 _NORMALIZE_VALUE = {
     "oneOf": [{"type": "number"},
@@ -142,9 +74,8 @@ PREPROCESSING_SCHEMA = {
 
 _COMMON = {
     "source": {
-        "description": "Where the data comes from: mnist (embedded in the package, works offline), idx, npz, "
-                       "npy, csv, image_folder, url (downloaded once into the user's cache directory), or table "
-                       "(named numeric and categorical columns from CSV or Parquet).",
+        "description": "Where the data comes from. " + "; ".join(
+            f"{name}: {source.description.rstrip('.')}" for name, source in SOURCES.items()) + ".",
         "enum": list(SOURCES),
         "default": "mnist",
     },
@@ -164,41 +95,18 @@ _COMMON = {
     },
 }
 
-_BY_SOURCE: dict[str, tuple[dict, list[str]]] = {
-    "mnist": ({}, []),
-    "idx": (_PAIRS, ["train_images", "train_labels"]),
-    "npy": (_PAIRS, ["train_images", "train_labels"]),
-    "npz": ({"path": _path("The .npz archive."), "keys": _KEYS}, ["path"]),
-    "csv": ({**_SPLIT_FILES, **_CSV_OPTIONS}, ["train"]),
-    "image_folder": (_SPLIT_DIRS, ["train"]),
-    "url": ({
-        "url": {"type": "string", "pattern": "^(https?|file)://", "description":
-                "Address of the file, downloaded once into $XDG_CACHE_HOME/specforge (default ~/.cache/specforge) "
-                "and checked against sha256.",
-                "examples": ["https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"]},
-        "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$",
-                   "description": "SHA-256 of the file (64 hex digits); a download that does not match is refused."},
-        "format": {"enum": list(URL_FORMATS), "default": "npz",
-                   "description": "Format of the downloaded file: npz (arrays named by keys) or csv (the training "
-                                  "split, label_column and header as for the csv source). Default: npz."},
-        "keys": _KEYS,
-        **_CSV_OPTIONS,
-    }, ["url", "sha256"]),
-    "table": (table_source.OPTIONS, table_source.REQUIRED),
-}
-
 # The top level lists every option once, without the defaults that belong to a source; a split, which is a
 # file for csv and a directory for image_folder, is described for both.
 _ALL_OPTIONS: dict[str, dict] = {
     **_COMMON,
-    **{split: _path(f"The {split} split. {_need(split)} csv: a CSV file, one row per example, the label plus "
-                    "the pixel values in row-major order. image_folder: a directory with one sub-folder per "
-                    "class (the folder's name is the class name; classes are numbered in the folders' sorted "
-                    "order) holding PNG or JPEG images, e.g. train/cat/1.png, train/dog/2.png.")
-       for split in SPLITS},
+    **{split: path_option(f"The {split} split. {need(split)} csv: a CSV file, one row per example, the label "
+                          "plus the pixel values in row-major order. image_folder: a directory with one sub-folder "
+                          "per class (the folder's name is the class name; classes are numbered in the folders' "
+                          "sorted order) holding PNG or JPEG images, e.g. train/cat/1.png, train/dog/2.png.")
+       for split in SPLIT_NAMES},
 }
-for _options, _ in _BY_SOURCE.values():
-    for _name, _schema in _options.items():
+for _source in SOURCES.values():
+    for _name, _schema in _source.schema.items():
         _ALL_OPTIONS.setdefault(_name, {key: value for key, value in _schema.items() if key != "default"})
 
 
@@ -210,12 +118,11 @@ def _branch(condition: dict, options: dict[str, dict], required: list[str]) -> d
             "then": {"properties": properties, "required": required, "additionalProperties": False}}
 
 
-def _source_branch(source: str) -> dict:
-    options, required = _BY_SOURCE[source]
-    condition: dict = {"properties": {"source": {"const": source}}}
-    if source != "mnist":
+def _source_branch(source: DataSource) -> dict:
+    condition: dict = {"properties": {"source": {"const": source.name}}}
+    if source.name != _COMMON["source"]["default"]:
         condition["required"] = ["source"]
-    return _branch(condition, {**_COMMON, **options}, required)
+    return _branch(condition, {**_COMMON, **source.schema}, list(source.required))
 
 
 _UNKNOWN_SOURCE_BRANCH = _branch({"properties": {"source": {"not": {"enum": list(SOURCES)}}}, "required": ["source"]},
@@ -226,16 +133,7 @@ DATA_SCHEMA: dict = {
     "type": "object",
     "description": "The data set, its splits, and the preprocessing applied to every batch.",
     "properties": _ALL_OPTIONS,
-    "allOf": [*(_source_branch(source) for source in SOURCES), _UNKNOWN_SOURCE_BRANCH],
+    "allOf": [*(_source_branch(source) for source in SOURCES.values()), _UNKNOWN_SOURCE_BRANCH],
     "default": {"source": "mnist"},
-    "examples": [
-        {"source": "mnist", "preprocessing": {"rescale": 1.0, "labels": "one_hot"}},
-        {"source": "idx", "train_images": "fashion/train-images-idx3-ubyte.gz",
-         "train_labels": "fashion/train-labels-idx1-ubyte.gz",
-         "test_images": "fashion/t10k-images-idx3-ubyte.gz", "test_labels": "fashion/t10k-labels-idx1-ubyte.gz"},
-        {"source": "image_folder", "train": "images/train", "test": "images/test",
-         "preprocessing": {"rescale": 0.00392156862745098}},
-        {"source": "url", "url": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
-         "sha256": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1", "format": "npz"},
-    ],
+    "examples": [source.examples[0] for source in SOURCES.values()],
 }

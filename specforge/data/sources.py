@@ -1,11 +1,16 @@
-"""One loader per ``data.source``: the spec's options in, a ``Loaded`` (splits, digests, classes) out."""
+"""The data sources a spec's ``data.source`` may name, each one class: its name, description, options (JSON
+Schema fragments with descriptions and defaults), the options it requires, examples of a ``data`` section
+using it, and ``load`` (the spec's options in, a ``Loaded`` with splits, digests and classes out).
+
+The ``data`` section's schema is generated from this registry (``specforge.data.schema``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
-from specforge.data.arrays import load_npz, read_npy_file
+from specforge.data.arrays import NPZ_DEFAULT_KEYS, load_npz, read_npy_file
 from specforge.data.files import require_file, resolve
 from specforge.data.folders import load_folder_split
 from specforge.data.idx import read_idx_file
@@ -13,22 +18,56 @@ from specforge.data.mnist import load_mnist
 from specforge.data.pairs import Reader, load_pairs
 from specforge.data.splits import SPLIT_NAMES, Loaded
 from specforge.data.table import load_csv_split
+from specforge.data.table_source import OPTIONS as TABLE_OPTIONS
+from specforge.data.table_source import REQUIRED as TABLE_REQUIRED
 from specforge.data.table_source import load_table
 from specforge.registry import Registry
 
-SourceLoader = Callable[[dict, Path, tuple[int, ...]], Loaded]
+URL_FORMATS = ("npz", "csv")
 
 
-def _pairs(read: Reader) -> SourceLoader:
-    def load(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
-        files = {f"{split}_{kind}": resolve(base_dir, spec[f"{split}_{kind}"])
-                 for split in SPLIT_NAMES for kind in ("images", "labels") if f"{split}_{kind}" in spec}
-        return load_pairs(files, read)
-    return load
+def path_option(description: str) -> dict:
+    """The schema of an option naming a file or directory."""
+    return {"type": "string", "minLength": 1,
+            "description": description + " Relative paths are relative to the spec file's directory."}
 
 
-def _npz(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
-    return load_npz(require_file(resolve(base_dir, spec["path"]), "path"), spec.get("keys"))
+def need(split: str) -> str:
+    """Whether a source needs the files of ``split``."""
+    return {"train": "Required.", "test": "Optional.",
+            "validation": "Optional; used when fit.validation is 'validation'."}[split]
+
+
+_KEYS = {
+    "type": "object",
+    "description": "Names of the arrays inside the .npz archive. A split is loaded when both of its "
+                   "arrays are in the archive; the training arrays are required. Default: Keras' mnist.npz "
+                   "names x_train, y_train, x_test, y_test (and x_validation, y_validation).",
+    "properties": {
+        key: {"type": "string", "minLength": 1, "default": default,
+              "description": f"Array holding the {'images' if key[0] == 'x' else 'labels'} of the "
+                             f"{key.split('_', 1)[1]} split."}
+        for key, default in NPZ_DEFAULT_KEYS.items()
+    },
+    "additionalProperties": False,
+    "default": dict(NPZ_DEFAULT_KEYS),
+    "examples": [{"x_train": "train_images", "y_train": "train_labels"}],
+}
+
+_CSV_OPTIONS = {
+    "label_column": {
+        "description": "The column holding the label: a 0-based index or a header name. "
+                       "Default: the column named 'label' when the file has a header with one, else column 0.",
+        "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1}],
+        "examples": [0, "label"],
+    },
+    "header": {
+        "description": "Whether the first row holds column names. auto: yes when it has a cell that is not a "
+                       "number. Default: auto.",
+        "enum": ["auto", True, False],
+        "default": "auto",
+    },
+}
 
 
 def _csv_splits(spec: dict, paths: dict[str, tuple[Path, str]]) -> Loaded:
@@ -39,38 +78,181 @@ def _csv_splits(spec: dict, paths: dict[str, tuple[Path, str]]) -> Loaded:
     return loaded
 
 
-def _csv(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
-    return _csv_splits(spec, {split: (resolve(base_dir, spec[split]), split)
-                              for split in SPLIT_NAMES if split in spec})
+class DataSource:
+    """One ``data.source``. ``schema`` holds the options the source adds to the ``data`` section besides
+    ``source``, ``preprocessing``, ``num_classes`` and ``class_names``, which every source takes."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    #: option -> JSON Schema, with its default where the option has one.
+    schema: ClassVar[dict[str, dict]] = {}
+    required: ClassVar[tuple[str, ...]] = ()
+    #: ``data`` sections using this source, for the documentation and the generic tests.
+    examples: ClassVar[list[dict]] = []
+
+    def json_schema(self) -> dict:
+        """The schema of a ``data`` section using this source, as far as its own options go (the options every
+        source takes are the ``data`` section's, ``specforge.data.schema``)."""
+        return {
+            "type": "object",
+            "description": self.description,
+            "properties": {"source": {"const": self.name, "description": self.description}, **self.schema},
+            "required": ["source", *self.required],
+            "examples": self.examples,
+        }
+
+    def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
+        """The splits of a valid ``data`` section, relative paths taken from ``base_dir``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
 
 
-def _image_folder(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
-    loaded = Loaded({}, {}, spec.get("class_names"))
-    for split in SPLIT_NAMES:
-        if split in spec:
-            loaded.splits[split], loaded.class_names, digests = load_folder_split(
-                split, resolve(base_dir, spec[split]), split, input_shape, loaded.class_names)
-            loaded.digests.update(digests)
-    return loaded
+class Mnist(DataSource):
+    name = "mnist"
+    description = "the MNIST digits embedded in the package (works offline)."
+    examples = [{"source": "mnist", "preprocessing": {"rescale": 1.0, "labels": "one_hot"}}]
+
+    def load(self, spec, base_dir, input_shape):
+        return load_mnist()
 
 
-def _url(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
-    from specforge.data.download import fetch  # urllib and http.client only when downloading
-
-    path = fetch(spec["url"], spec["sha256"])
-    if spec.get("format", "npz") == "csv":
-        return _csv_splits(spec, {"train": (path, "url")})
-    return load_npz(path, spec.get("keys"))
+_PAIRS = {
+    f"{split}_{kind}": path_option(f"File of the {split} {kind} (IDX, raw or .gz, for source idx; .npy for source "
+                                   f"npy); given together with the {split} {other}. {need(split)}")
+    for split in SPLIT_NAMES for kind, other in (("images", "labels"), ("labels", "images"))
+}
 
 
-#: The loader of every source the data schema names (``specforge.data.schema.SOURCES``), by name.
-LOADERS: Registry[tuple[str, SourceLoader]] = Registry("data source", lambda entry: entry[0], (
-    ("mnist", lambda spec, base_dir, input_shape: load_mnist()),
-    ("idx", _pairs(read_idx_file)),
-    ("npz", _npz),
-    ("npy", _pairs(read_npy_file)),
-    ("csv", _csv),
-    ("image_folder", _image_folder),
-    ("url", _url),
-    ("table", load_table),
-))
+class _Pairs(DataSource):
+    """A source storing each split as two files, the images and the labels, read by ``read``."""
+
+    schema = _PAIRS
+    required = ("train_images", "train_labels")
+    read: ClassVar[Reader]
+
+    def load(self, spec, base_dir, input_shape):
+        files = {option: resolve(base_dir, spec[option]) for option in _PAIRS if option in spec}
+        return load_pairs(files, self.read)
+
+
+class Idx(_Pairs):
+    name = "idx"
+    description = "IDX files (raw or .gz), as the original MNIST and Fashion-MNIST downloads."
+    read = staticmethod(read_idx_file)
+    examples = [{"source": "idx", "train_images": "fashion/train-images-idx3-ubyte.gz",
+                 "train_labels": "fashion/train-labels-idx1-ubyte.gz",
+                 "test_images": "fashion/t10k-images-idx3-ubyte.gz",
+                 "test_labels": "fashion/t10k-labels-idx1-ubyte.gz"}]
+
+
+class Npy(_Pairs):
+    name = "npy"
+    description = "a pair of .npy files (images, labels) per split."
+    read = staticmethod(read_npy_file)
+    examples = [{"source": "npy", "train_images": "x.npy", "train_labels": "y.npy", "validation_images": "vx.npy",
+                 "validation_labels": "vy.npy"}]
+
+
+class Npz(DataSource):
+    name = "npz"
+    description = "one .npz archive holding the arrays of every split, as Keras' mnist.npz."
+    schema = {"path": path_option("The .npz archive."), "keys": _KEYS}
+    required = ("path",)
+    examples = [{"source": "npz", "path": "d.npz", "keys": {"x_train": "a", "y_train": "b"}, "num_classes": 10}]
+
+    def load(self, spec, base_dir, input_shape):
+        return load_npz(require_file(resolve(base_dir, spec["path"]), "path"), spec.get("keys"))
+
+
+class Csv(DataSource):
+    name = "csv"
+    description = "one CSV file per split with a row per example (the label, then the pixel values)."
+    schema = {
+        **{split: path_option(f"CSV file of the {split} split: one row per example, the label plus the pixel "
+                              f"values in row-major order. {need(split)}") for split in SPLIT_NAMES},
+        **_CSV_OPTIONS,
+    }
+    required = ("train",)
+    examples = [{"source": "csv", "train": "train.csv", "test": "test.csv", "label_column": "label",
+                 "header": True}]
+
+    def load(self, spec, base_dir, input_shape):
+        return _csv_splits(spec, {split: (resolve(base_dir, spec[split]), split)
+                                  for split in SPLIT_NAMES if split in spec})
+
+
+class ImageFolder(DataSource):
+    name = "image_folder"
+    description = "one directory per split with a sub-folder of PNG or JPEG images per class."
+    schema = {
+        split: path_option(f"Directory of the {split} split with one sub-folder per class (the folder name is the "
+                           f"class name) holding PNG or JPEG images. {need(split)}")
+        for split in SPLIT_NAMES
+    }
+    required = ("train",)
+    examples = [{"source": "image_folder", "train": "images/train", "test": "images/test",
+                 "preprocessing": {"rescale": 0.00392156862745098}}]
+
+    def load(self, spec, base_dir, input_shape):
+        loaded = Loaded({}, {}, spec.get("class_names"))
+        for split in SPLIT_NAMES:
+            if split in spec:
+                loaded.splits[split], loaded.class_names, digests = load_folder_split(
+                    split, resolve(base_dir, spec[split]), split, input_shape, loaded.class_names)
+                loaded.digests.update(digests)
+        return loaded
+
+
+class Url(DataSource):
+    name = "url"
+    description = "an .npz archive or a CSV file downloaded once into the user's cache directory."
+    schema = {
+        "url": {"type": "string", "pattern": "^(https?|file)://", "description":
+                "Address of the file, downloaded once into $XDG_CACHE_HOME/specforge (default ~/.cache/specforge) "
+                "and checked against sha256.",
+                "examples": ["https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"]},
+        "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$",
+                   "description": "SHA-256 of the file (64 hex digits); a download that does not match is refused."},
+        "format": {"enum": list(URL_FORMATS), "default": "npz",
+                   "description": "Format of the downloaded file: npz (arrays named by keys) or csv (the training "
+                                  "split, label_column and header as for the csv source). Default: npz."},
+        "keys": _KEYS,
+        **_CSV_OPTIONS,
+    }
+    required = ("url", "sha256")
+    examples = [{"source": "url", "url": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
+                 "sha256": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1", "format": "npz"},
+                {"source": "url", "url": "https://example.org/d.csv", "sha256": "a" * 64, "format": "csv",
+                 "label_column": 0}]
+
+    def load(self, spec, base_dir, input_shape):
+        from specforge.data.download import fetch  # urllib and http.client only when downloading
+
+        path = fetch(spec["url"], spec["sha256"])
+        if spec.get("format", "npz") == "csv":
+            return _csv_splits(spec, {"train": (path, "url")})
+        return load_npz(path, spec.get("keys"))
+
+
+class Table(DataSource):
+    name = "table"
+    description = ("named numeric, binary and categorical columns from CSV or Parquet (the features and the "
+                   "target, their preprocessing learned on the training split).")
+    schema = TABLE_OPTIONS
+    required = tuple(TABLE_REQUIRED)
+    examples = [{"source": "table", "train": "data/breast_cancer.csv", "test_fraction": 0.2, "split_seed": 0,
+                 "features": [{"column": "mean_radius"}, {"column": "mean_texture"}],
+                 "target": {"column": "diagnosis", "type": "categorical"}},
+                {"source": "table", "train": "data/diabetes.csv", "test_fraction": 0.2,
+                 "features": [{"column": "age"}, {"column": "sex", "type": "categorical"}, {"column": "bmi"}],
+                 "target": {"column": "progression", "type": "numeric", "standardize": True}}]
+
+    def load(self, spec, base_dir, input_shape):
+        return load_table(spec, base_dir, input_shape)
+
+
+#: Every source a spec may name, by name.
+SOURCES: Registry[DataSource] = Registry("data source", lambda source: source.name, (
+    Mnist(), Idx(), Npz(), Npy(), Csv(), ImageFolder(), Url(), Table()))

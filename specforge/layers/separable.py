@@ -14,7 +14,7 @@ import numpy as np
 
 from specforge.activations import ActivationFunction
 from specforge.layers.base import (
-    PADDING_SCHEMA, Layer, Params, Shape, activation_schema, initializer_schema, int_or_pair,
+    PADDING_SCHEMA, Layer, Params, Shape, initializer_schema, int_or_pair,
 )
 from specforge.layers.conv import Conv2D, DepthwiseConv2D, require_strides_or_dilation
 
@@ -24,7 +24,7 @@ class SeparableConv2D(Layer):
     description = ("Depthwise separable 2-D convolution: each input channel convolved with its own "
                    "depth_multiplier kernels, then a 1x1 convolution mixing the results into filters channels.")
     schema = {
-        "filters": {"type": "integer", "minimum": 1, "description": "Number of output channels."},
+        "filters": Conv2D.schema["filters"],
         "kernel_size": int_or_pair("Height and width of the depthwise window; an int for a square window."),
         "strides": int_or_pair("Step of the depthwise window along height and width.", default=1),
         "padding": PADDING_SCHEMA,
@@ -32,14 +32,14 @@ class SeparableConv2D(Layer):
                                      "strides > 1.", default=1),
         "depth_multiplier": {"type": "integer", "minimum": 1, "default": 1,
                              "description": "Depthwise outputs per input channel."},
-        "activation": activation_schema(),
+        "activation": Conv2D.schema["activation"],
         "use_bias": {"type": "boolean", "default": True,
                      "description": "Whether to add a learned bias per output channel (after the pointwise step)."},
         "depthwise_initializer": initializer_schema("glorot_uniform", "depthwise kernel (height, width, channels, "
                                                                       "depth_multiplier)"),
         "pointwise_initializer": initializer_schema("glorot_uniform", "pointwise kernel (1, 1, channels * "
                                                                       "depth_multiplier, filters)"),
-        "bias_initializer": initializer_schema("zeros", "bias"),
+        "bias_initializer": Conv2D.schema["bias_initializer"],
     }
     required = ("filters", "kernel_size")
     fuses_activation = True

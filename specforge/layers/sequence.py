@@ -17,7 +17,7 @@ import numpy as np
 
 from specforge.activations import ActivationFunction
 from specforge.kernels.im2col import Window
-from specforge.layers.base import Layer, Params, Shape, activation_schema, initializer_schema, shape_error
+from specforge.layers.base import Layer, Params, Shape, initializer_schema, shape_error
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
 from specforge.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from specforge.layers.windows import plan_window
@@ -143,7 +143,7 @@ class Conv1D(_SequenceLayer):
     description = ("1-D convolution over a sequence (steps, channels) with a learned kernel (kernel_size, "
                    "channels, filters) per output channel.")
     schema = {
-        "filters": {**_POSITIVE, "description": "Number of output channels."},
+        "filters": Conv2D.schema["filters"],
         "kernel_size": {**_POSITIVE, "description": "Length of the convolution window, in steps."},
         "strides": {**_POSITIVE, "default": 1, "description": "Step of the window along the sequence."},
         "padding": {
@@ -157,11 +157,9 @@ class Conv1D(_SequenceLayer):
         "dilation_rate": {**_POSITIVE, "default": 1,
                           "description": "Spacing between kernel taps (atrous convolution); cannot be combined "
                                          "with strides > 1."},
-        "activation": activation_schema(),
-        "use_bias": {"type": "boolean", "default": True,
-                     "description": "Whether to add a learned bias per output channel."},
+        **{key: Conv2D.schema[key] for key in ("activation", "use_bias")},
         "kernel_initializer": initializer_schema("glorot_uniform", "kernel (kernel_size, in, out)"),
-        "bias_initializer": initializer_schema("zeros", "bias"),
+        "bias_initializer": Conv2D.schema["bias_initializer"],
     }
     required = ("filters", "kernel_size")
     fuses_activation = True

@@ -32,7 +32,7 @@ from specforge.kernels.epilogue import activation_gradient, add_bias_and_activat
 from specforge.kernels.im2col import Window
 from specforge.kernels.scratch import column_sums, scratch
 from specforge.layers.base import (
-    PADDING_SCHEMA, Layer, Params, Shape, activation_schema, as_pair, initializer_schema, int_or_pair,
+    PADDING_SCHEMA, Layer, Params, Shape, as_pair, initializer_schema, int_or_pair,
 )
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
 from specforge.layers.windows import require_image
@@ -83,19 +83,16 @@ class Conv2DTranspose(Layer):
     description = ("Transposed 2-D convolution (sometimes called deconvolution): spreads each input pixel over a "
                    "kernel-sized patch of a larger output, e.g. doubling height and width with strides 2.")
     schema = {
-        "filters": {"type": "integer", "minimum": 1, "description": "Number of output channels."},
-        "kernel_size": int_or_pair("Height and width of the convolution window; an int for a square window."),
+        **{key: Conv2D.schema[key] for key in ("filters", "kernel_size")},
         "strides": int_or_pair("Step of the window along height and width of the output.", default=1),
         "padding": PADDING_SCHEMA,
         "output_padding": {**_OUTPUT_PADDING, "oneOf": [*_OUTPUT_PADDING["oneOf"], {"type": "null"}],
                            "default": None},
         "dilation_rate": int_or_pair("Spacing between kernel taps; cannot be combined with strides > 1.",
                                      default=1),
-        "activation": activation_schema(),
-        "use_bias": {"type": "boolean", "default": True,
-                     "description": "Whether to add a learned bias per output channel."},
+        **{key: Conv2D.schema[key] for key in ("activation", "use_bias")},
         "kernel_initializer": initializer_schema("glorot_uniform", "kernel (height, width, filters, in)"),
-        "bias_initializer": initializer_schema("zeros", "bias"),
+        "bias_initializer": Conv2D.schema["bias_initializer"],
     }
     required = ("filters", "kernel_size")
     fuses_activation = True

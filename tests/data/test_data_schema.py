@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from jsonschema import Draft7Validator
 
-from specforge.data.schema import DATA_SCHEMA, SOURCES
+from specforge.data.schema import DATA_SCHEMA
+from specforge.data.sources import SOURCES
+from specforge.data.splits import SPLIT_NAMES
 from specforge.spec.defaults import with_defaults
 
 VALIDATOR = Draft7Validator(DATA_SCHEMA)
@@ -54,6 +56,17 @@ def test_optional_properties_have_defaults_where_their_source_is():
     assert branch("url")["properties"]["format"] == {"default": "npz"}
     assert branch("npz")["properties"]["keys"]["default"]["x_train"] == "x_train"
     assert "header" not in branch("npz")["properties"] and "default" not in DATA_SCHEMA["properties"]["header"]
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_each_sources_branch_is_generated_from_its_class(name):
+    source, then = SOURCES[name], branch(name)
+    assert set(then["properties"]) == {"source", "preprocessing", "num_classes", "class_names", *source.schema}
+    assert then["required"] == list(source.required)
+    for option, schema in source.schema.items():
+        assert then["properties"][option] == ({"default": schema["default"]} if "default" in schema else True)
+        if option not in SPLIT_NAMES:  # a split is described at the top level for every source that has it
+            assert DATA_SCHEMA["properties"][option] == {k: v for k, v in schema.items() if k != "default"}
 
 
 @pytest.mark.parametrize("instance", [{}, {"source": "csv", "train": "a.csv"}, {"source": "npz", "path": "d.npz"}])

@@ -20,7 +20,7 @@ import yaml
 from specforge import api
 from specforge.activations import ACTIVATIONS
 from specforge.callbacks import CALLBACKS
-from specforge.data.sources import LOADERS
+from specforge.data.sources import SOURCES
 from specforge.layers import REGISTRY
 from specforge.losses import LOSSES
 from specforge.metrics import METRICS
@@ -37,7 +37,7 @@ _ACTIVATIONS = ", ".join(ACTIVATIONS)
 _LOSSES = ", ".join(LOSSES)
 _OPTIMIZERS = ", ".join(OPTIMIZERS)
 _METRICS = ", ".join(METRICS)
-_SOURCES = ", ".join(LOADERS)
+_SOURCES = ", ".join(SOURCES)
 _LAYERS = ", ".join(REGISTRY)
 _CALLBACKS = ", ".join(CALLBACKS)
 _SGD_KEYS = "name, learning_rate, momentum, nesterov, clipnorm, clipvalue"

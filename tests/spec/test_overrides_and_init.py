@@ -11,7 +11,9 @@ from specforge import api
 from specforge.spec.schema import SCHEMA_FILE
 from specforge.errors import SpecError
 from specforge.spec import parse_override
-from specforge.starter import TEMPLATES
+from specforge.starter import STARTERS_DIR, TEMPLATES
+
+from helpers import REFERENCE_SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "specs" / "mnist.yaml"
@@ -88,3 +90,21 @@ def test_schema_write_copies_the_schema_for_hand_written_specs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"wrote {tmp_path / 's' / 'specforge.schema.json'}\n"
     assert (tmp_path / "s" / "specforge.schema.json").read_text() == SCHEMA_FILE.read_text()
+
+
+def test_init_offers_the_reference_specs_as_links_to_them():
+    links = [name for name in TEMPLATES if (STARTERS_DIR / f"{name}.yaml").is_symlink()]
+    assert links == sorted(REFERENCE_SPECS)
+    for name in links:
+        assert (STARTERS_DIR / f"{name}.yaml").resolve() == ROOT / "specs" / f"{name}.yaml"
+
+
+@pytest.mark.parametrize("template", REFERENCE_SPECS)
+def test_a_reference_spec_template_is_the_spec_with_its_schema_line_and_name(tmp_path, template):
+    written = api.write_template("mine", template, tmp_path).read_text().splitlines()
+    spec = (ROOT / "specs" / f"{template}.yaml").read_text().splitlines()
+    differ = [(ours, theirs) for ours, theirs in zip(written, spec) if ours != theirs]
+    assert len(written) == len(spec)
+    assert differ == [("# yaml-language-server: $schema=schemas/specforge.schema.json",
+                       "# yaml-language-server: $schema=../schemas/specforge.schema.json"),
+                      ("name: mine", f"name: mnist-{template}")]
