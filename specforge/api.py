@@ -32,10 +32,11 @@ if TYPE_CHECKING:
     from specforge.predict import PredictionReport
     from specforge.predict_table import RowPredictions
     from specforge.progress import Progress
+    from specforge.records import Comparison, RunRecord
     from specforge.runs import Run
 
 __all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
-           "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
+           "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
            "SpecforgeError", "DataError", "RunError", "TrainingInterrupted"]
 
 
@@ -76,10 +77,26 @@ def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | No
     return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details)
 
 
+def runs(name: str | None = None, root: str | Path = "runs") -> list[RunRecord]:
+    """``specforge runs [NAME]``: every run under ``root`` (or spec ``name``'s) with its status, epochs, best
+    monitored value, test metrics, duration and spec hash."""
+    from specforge.records import list_runs
+
+    return list_runs(name, root)
+
+
+def compare_runs(a: Run | str | Path, b: Run | str | Path) -> Comparison:
+    """``specforge runs compare A B``: the spec values that differ between two runs, and both runs' results."""
+    from specforge.records import compare_runs as compare
+
+    return compare(*(run.path if not isinstance(run, (str, Path)) else run for run in (a, b)))
+
+
 def plot(runs: Sequence[Run | str | Path], out: str | Path | None = None) -> Path:
     """``specforge plot``: a PNG of the runs' training curves (default: RUN/curves.png for one run, else
     curves.png here); needs matplotlib (``specforge[plot]``)."""
-    from specforge.plots import plot_curves, run_curves
+    from specforge.plots import plot_curves
+    from specforge.records import run_curves
 
     paths = [run.path if not isinstance(run, (str, Path)) else Path(run) for run in runs]
     curves = [run_curves(path) for path in paths]

@@ -133,7 +133,7 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
                                                    help="Validate and test on the first N examples only.")) -> None:
     """Train a spec with the numpy backend; writes a run directory and prints its path."""
     from specforge import api
-    from specforge.cli_present import display_path, format_results
+    from specforge.cli_present import display_path, format_results, latest_note
 
     if (spec is None) == (resume is None):
         raise api.RunError("give a spec file to start a run, or --resume RUN to continue one (not both)",
@@ -147,6 +147,9 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
     if run.metrics is not None:
         typer.echo(format_results(run.metrics))
     typer.echo(f"run: {display_path(run.path)}")
+    note = latest_note(run)
+    if note:
+        typer.echo(note)
 
 
 @command()
@@ -227,6 +230,30 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
                    f"{min(count, wrong)} to {path}")
         return
     typer.echo(f"wrote {api.render_samples(api.load_spec(spec, overrides or ()), split or 'train', out, count)}")
+
+
+@command(name="runs")
+def list_runs(args: Optional[List[str]] = typer.Argument(None, metavar="[NAME] | compare A B",
+                                                         help="A spec name to list only its runs, or compare and two "
+                                                              "run directories."),
+              root: Path = typer.Option(Path("runs"), "--root", help="Where the runs are."),
+              as_json: bool = JsonOption) -> None:
+    """List the runs (status, epochs, best validation value, test metrics, duration, spec hash), or compare two:
+    the spec values that differ and both runs' results."""
+    from specforge import api
+    from specforge.cli_present import format_comparison, format_runs
+
+    args = args or []
+    if args[:1] == ["compare"]:
+        if len(args) != 3:
+            raise api.RunError("compare takes two runs: specforge runs compare RUN_A RUN_B", file="specforge runs")
+        comparison = api.compare_runs(args[1], args[2])
+        typer.echo(json.dumps(comparison.to_json(), indent=2) if as_json else format_comparison(comparison))
+        return
+    if len(args) > 1:
+        raise api.RunError("give at most one spec name, or: compare RUN_A RUN_B", file="specforge runs")
+    records = api.runs(args[0] if args else None, root)
+    typer.echo(json.dumps([record.to_json() for record in records], indent=2) if as_json else format_runs(records))
 
 
 @command()

@@ -16,7 +16,8 @@ from specforge.graph_picture import write_picture
 from specforge.predict import Prediction, PredictionReport
 from specforge.predict_table import RowPredictions
 from specforge.progress import format_logs
-from specforge.runs import display_path
+from specforge.records import Comparison, RunRecord
+from specforge.runs import LATEST, counts_as_latest, display_path
 from specforge.summary import print_summary, summary_json
 
 def format_line(prediction: Prediction, width: int = 0) -> str:
@@ -134,6 +135,56 @@ def format_results(results: dict) -> str:
     return f"{results['split']} ({results['examples']} examples){format_logs(values)}"
 
 
+def latest_note(run) -> str | None:
+    """Why a finished run is not its spec's ``latest`` (a run on a slice of the data, or written with --out)."""
+    if counts_as_latest(run.manifest):
+        return None
+    why = "on a slice of the data" if any(run.manifest.get("limits", {}).values()) else "written with --out"
+    return f"{LATEST}: unchanged (a run {why})"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def format_runs(records: list[RunRecord]) -> str:
+    """One row per run: status, epochs, best monitored value, test metrics, duration, spec hash."""
+    if not records:
+        return "no runs yet; train one with: specforge train SPEC"
+    rows = [("run", "status", "epochs", "best", "test", "time", "spec")]
+    for record in records:
+        best = (f"{record.best['name']} {record.best['value']:.4f} @{record.best['epoch']}" if record.best else "-")
+        test = " ".join(f"{name} {value:.4f}" for name, value in record.test.items()) or "-"
+        sliced = "*" if any(record.limits.values()) else ""
+        rows.append((record.path + sliced, record.status, f"{record.epochs_completed}/{record.epochs}", best, test,
+                     _duration(record.seconds), record.spec_sha256[:12]))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    if any(any(record.limits.values()) for record in records):
+        lines.append("* trained on a slice of the data (--limit-train/--limit-test)")
+    return "\n".join(lines)
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """The spec values that differ (``path: a -> b``), then the results side by side with their difference."""
+    lines = [f"a: {comparison.a.path}", f"b: {comparison.b.path}", "", "spec (a -> b):"]
+    lines += [f"  {path}: {json.dumps(a)} -> {json.dumps(b)}" for path, (a, b) in comparison.spec.items()] \
+        or ["  the same"]
+    lines += ["", "results (a, b, b - a):"]
+    width = max((len(name) for name in comparison.results), default=0)
+    for name, (a, b) in comparison.results.items():
+        shown = [f"{value:.4f}" if value is not None and name != "epochs" else
+                 (str(int(value)) if value is not None else "-") for value in (a, b)]
+        change = f"{b - a:+.4f}" if a is not None and b is not None and name != "epochs" else \
+            (f"{int(b - a):+d}" if a is not None and b is not None else "")
+        lines.append(f"  {name:<{width}}  {shown[0]:>9}  {shown[1]:>9}  {change:>9}".rstrip())
+    return "\n".join(lines)
+
+
 def format_per_class(results: dict) -> str:
     """A table of each class's precision, recall, F1 and support, with their macro and weighted averages."""
     rows = results["per_class"]
@@ -162,5 +213,5 @@ def format_confusion(results: dict) -> str:
 
 
 __all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_per_class",
-           "format_confusion", "format_description",
+           "format_confusion", "format_runs", "format_comparison", "latest_note", "format_description",
            "display_path", "print_summary", "summary_json"]

@@ -8,7 +8,6 @@ and written atomically.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -16,51 +15,12 @@ import numpy as np
 
 from specforge.errors import DataError
 from specforge.fileio import atomic_open
+from specforge.records import Curves
 
 PLOT_EXTRA = "pip install 'specforge[plot]'"
 #: Per-run colours (matplotlib's tab10), in the order the runs are given.
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
-
-
-@dataclass
-class Curves:
-    """One run's history: values per epoch by name (loss, accuracy, val_loss, ...) and its best epoch."""
-
-    label: str
-    history: dict[str, list[float]]
-    monitor: str
-
-    @property
-    def best_epoch(self) -> int | None:
-        """The 0-based epoch where ``monitor`` is best (highest for accuracy-like values, else lowest)."""
-        values = self.history.get(self.monitor)
-        if not values:
-            return None
-        pick = np.nanargmax if higher_is_better(self.monitor) else np.nanargmin
-        return int(pick(np.asarray(values, dtype=float)))
-
-
-def run_curves(path: str | Path) -> Curves:
-    """A run directory's history (written after every epoch, so an unfinished run has one too) and the value its
-    callbacks monitor (default: val_loss, or loss without validation)."""
-    from specforge.errors import RunError
-    from specforge.runs import HISTORY_JSON, RESOLVED, display_path, read_json, resolve_run_path
-
-    run_dir = resolve_run_path(path)
-    if not (run_dir / HISTORY_JSON).exists():
-        raise RunError(f"no {HISTORY_JSON}: the run has not finished an epoch yet", file=display_path(run_dir))
-    history = read_json(run_dir / HISTORY_JSON)
-    callbacks = read_json(run_dir / RESOLVED)["fit"].get("callbacks", [])
-    monitor = next((callback["monitor"] for callback in callbacks if "monitor" in callback),
-                   "val_loss" if "val_loss" in history else "loss")
-    return Curves(display_path(run_dir), history, monitor)
-
-
-def higher_is_better(name: str) -> bool:
-    """Whether a larger value of the metric ``name`` is better, as Keras' ``mode: auto`` decides."""
-    base = name.removeprefix("val_")
-    return base not in ("loss",) and not base.endswith(("error", "loss"))
 
 
 def _figure(width: float, height: float):
@@ -187,4 +147,4 @@ def _to_unit(pixels: np.ndarray) -> np.ndarray:
     return (pixels - low) / (high - low) if high > low else np.zeros_like(pixels, dtype=float)
 
 
-__all__ = ["Curves", "run_curves", "plot_curves", "plot_confusion", "plot_examples", "higher_is_better", "PLOT_EXTRA"]
+__all__ = ["plot_curves", "plot_confusion", "plot_examples", "PLOT_EXTRA"]

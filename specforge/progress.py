@@ -46,6 +46,29 @@ class Progress(Protocol):
         """A line about the training (early stop, restored weights, ...)."""
 
 
+class Both:
+    """Reports to several receivers (the console and a log), in order."""
+
+    def __init__(self, *receivers: Progress):
+        self.receivers = receivers
+
+    def epoch_start(self, epoch, epochs, steps):
+        for receiver in self.receivers:
+            receiver.epoch_start(epoch, epochs, steps)
+
+    def batch_end(self, step, logs):
+        for receiver in self.receivers:
+            receiver.batch_end(step, logs)
+
+    def epoch_end(self, logs):
+        for receiver in self.receivers:
+            receiver.epoch_end(logs)
+
+    def message(self, text):
+        for receiver in self.receivers:
+            receiver.message(text)
+
+
 class Silent:
     """Reports nothing."""
 

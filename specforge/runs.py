@@ -105,10 +105,8 @@ def create_run_dir(spec_name: str, out: str | Path | None = None, root: str | Pa
 def start_run(spec: Spec, dataset: Dataset, out: str | Path | None, root: str | Path,
               limits: dict[str, int | None]) -> Path:
     """A new run directory holding the spec (as given and resolved), the data's preprocessing and a manifest
-    with status ``running``; ``latest`` points at it unless ``out`` chose the directory."""
+    with status ``running``; ``numbered`` records whether it is the next ``root/<spec name>/<n>``."""
     run_dir = create_run_dir(spec.name, out, root)
-    if out is None:
-        point_latest(run_dir)
     write_text(run_dir / SPEC_TEXT, _spec_text(spec))
     write_json(run_dir / RESOLVED, spec.config)
     write_json(run_dir / PREPROCESSING, dataset.preprocessing.to_dict())
@@ -119,6 +117,7 @@ def start_run(spec: Spec, dataset: Dataset, out: str | Path | None, root: str | 
         "overrides": list(spec.document.overrides.values()), "limits": limits,
         "data_hash": dataset.source_hash, "data_files": dataset.digests,
         **environment(),
+        "numbered": out is None,
         "status": "running", "epochs": spec.config["fit"]["epochs"], "epochs_completed": 0,
         "created": created, "updated": created,
     })
@@ -130,6 +129,12 @@ def _spec_text(spec: Spec) -> str:
     if path.is_file():
         return path.read_text(encoding="utf-8")
     return yaml.safe_dump(spec.document.data, sort_keys=False)
+
+
+def counts_as_latest(manifest: dict) -> bool:
+    """Whether a completed run becomes its spec's ``latest``: a numbered run (no --out) on the whole data (no
+    --limit-train/--limit-test), so that a quick run on a slice never replaces the model ``latest`` names."""
+    return bool(manifest.get("numbered")) and not any(manifest.get("limits", {}).values())
 
 
 def point_latest(run_dir: Path) -> None:
@@ -338,5 +343,5 @@ def display_path(path: Path) -> str:
 
 
 __all__ = ["Run", "open_run", "start_run", "resume_spec", "check_same_data", "record_overrides", "run_spec",
-           "create_run_dir", "point_latest", "resolve_run_path", "environment",
+           "create_run_dir", "point_latest", "counts_as_latest", "resolve_run_path", "environment",
            "update_manifest", "save_checkpoint", "load_checkpoint", "write_history", "write_json", "read_json"]

@@ -28,7 +28,7 @@ from specforge.graph import Graph
 from specforge.losses import Loss
 from specforge.metrics import Metric
 from specforge.model import Model, params_from_arrays
-from specforge.progress import ConsoleProgress, Progress
+from specforge.progress import Both, ConsoleProgress, Progress
 from specforge.spec import Spec
 
 class LossNotFinite(RunError):
@@ -228,11 +228,14 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         run_dir = runs.start_run(spec, setup.dataset, out, root, limits)
         trainer = Trainer(setup, run_dir, progress)
         trainer.save_checkpoint()
+    log = _tensorboard_log(trainer)
     runs.update_manifest(run_dir, status="running")
+    completed = False
     try:
         with _quiet_float_warnings():
             trainer.train()
         _finish(trainer)
+        completed = True
     except KeyboardInterrupt:
         runs.update_manifest(run_dir, status="interrupted")
         raise TrainingInterrupted(run_dir, min(trainer.epoch + 1, setup.fit["epochs"]), trainer.batch,
@@ -240,7 +243,34 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
     except BaseException:
         runs.update_manifest(run_dir, status="failed")
         raise
+    finally:
+        if log is not None:
+            log.close(_final_values(trainer) if completed else None)
     return runs.open_run(run_dir)
+
+
+def _tensorboard_log(trainer: Trainer):
+    """The run's TensorBoard log when ``fit.log`` asks for one, receiving the reports beside the console."""
+    fit = trainer.setup.fit
+    if "tensorboard" not in fit.get("log", []):
+        return None
+    from specforge.tensorboard import TensorBoardLog
+
+    spec = trainer.setup.spec
+    log = TensorBoardLog(trainer.run_dir, spec.config, fit["log_every"], first_epoch=trainer.epoch,
+                         where=spec.document.locate(("fit", "log")))
+    trainer.progress = Both(trainer.progress, log)
+    return log
+
+
+def _final_values(trainer: Trainer) -> dict[str, float]:
+    """The last epoch's values and the test metrics (``test_loss``, ``test_accuracy``, ...)."""
+    final = {name: values[-1] for name, values in trainer.history.items() if values}
+    metrics_file = trainer.run_dir / runs.METRICS
+    if metrics_file.exists():
+        final.update({f"test_{key}": value for key, value in runs.read_json(metrics_file).items()
+                      if key not in ("split", "examples")})
+    return final
 
 
 @contextmanager
@@ -261,7 +291,9 @@ def _finish(trainer: Trainer) -> None:
     if test is not None:
         results = evaluate_split(trainer.model, test, setup.loss, setup.metrics, setup.fit["batch_size"])
         runs.write_json(run_dir / runs.METRICS, {"split": "test", "examples": len(test), **results})
-    runs.update_manifest(run_dir, status="completed", epochs_completed=trainer.epoch)
+    manifest = runs.update_manifest(run_dir, status="completed", epochs_completed=trainer.epoch)
+    if runs.counts_as_latest(manifest):
+        runs.point_latest(run_dir)
 
 
 __all__ = ["fit", "generators", "Trainer", "TrainingInterrupted", "LossNotFinite"]

@@ -38,11 +38,12 @@ def test_train_writes_every_file_of_the_run_and_prints_its_path(trained):
     lines = result.stdout.splitlines()
     assert lines[0] == "Epoch 1/1"
     assert lines[1].startswith("5/5 [==============================] - ") and " - val_accuracy: " in lines[1]
-    assert lines[-2].startswith("test (64 examples) - loss: ")
-    assert lines[-1] == "run: runs/mnist-cnn/1"
+    assert lines[-3].startswith("test (64 examples) - loss: ")
+    assert lines[-2] == "run: runs/mnist-cnn/1"
+    assert lines[-1] == "latest: unchanged (a run on a slice of the data)"
     run_dir = cwd / "runs" / "mnist-cnn" / "1"
     assert RUN_FILES <= {path.name for path in run_dir.iterdir()}
-    assert (cwd / "runs" / "mnist-cnn" / "latest").resolve() == run_dir.resolve()
+    assert not (cwd / "runs" / "mnist-cnn" / "latest").exists()
     assert (run_dir / "spec.yaml").read_text() == Path(SEED_SPEC).read_text()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["overrides"] == ["fit.epochs=1"] and manifest["status"] == "completed"
@@ -50,7 +51,7 @@ def test_train_writes_every_file_of_the_run_and_prints_its_path(trained):
 
 def test_evaluate_prints_the_metrics_of_a_run(trained):
     cwd, _ = trained
-    text = specforge("evaluate", "runs/mnist-cnn/latest", "--limit", 64, cwd=cwd)
+    text = specforge("evaluate", "runs/mnist-cnn/1", "--limit", 64, cwd=cwd)
     assert text.returncode == 0, text.stderr
     metrics = json.loads((cwd / "runs" / "mnist-cnn" / "1" / "metrics.json").read_text())
     assert text.stdout.splitlines()[0] == (f"test (64 examples) - loss: {metrics['loss']:.4f} - accuracy: "
@@ -104,7 +105,7 @@ def test_ctrl_c_saves_and_resume_finishes_the_run(tmp_path):
     assert not (out / "weights.npz").exists()
     resumed = specforge("train", "--resume", "run", "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.splitlines()[-1] == "run: run"
+    assert resumed.stdout.splitlines()[-2] == "run: run"
     with np.load(out / "weights.npz") as weights:
         assert weights["dense/kernel"].shape == (18432, 10)
 

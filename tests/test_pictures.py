@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from specforge import api
-from specforge.plots import COLOURS, Curves, higher_is_better, run_curves
+from specforge.plots import COLOURS
+from specforge.records import Curves, higher_is_better, run_curves
 from specforge.progress import Silent
 from tests.test_cli_train import ROOT, SEED_SPEC, environment, specforge
 
@@ -56,7 +57,7 @@ def test_the_best_epoch_follows_the_monitored_value(runs):
     assert Curves("x", {"val_accuracy": [0.5, 0.9, 0.7]}, "val_accuracy").best_epoch == 1
     assert Curves("x", {"val_loss": [0.5, 0.9, 0.2]}, "val_loss").best_epoch == 2
     assert higher_is_better("val_accuracy") and not higher_is_better("val_loss")
-    assert not higher_is_better("mean_absolute_error")
+    assert not higher_is_better("val_accuracy", mode="min") and higher_is_better("loss", mode="max")
 
 
 def test_per_class_scores_agree_with_the_predictions(runs):

@@ -204,11 +204,11 @@ def test_the_seed_tutorial_end_to_end(tmp_path, monkeypatch):
     trained = runner.invoke(app, ["train", str(SPECS_DIR / "mnist.yaml"), "--set", "fit.epochs=1",
                                   "--limit-train", "1000", "--limit-test", "256", "--quiet"])
     assert trained.exit_code == 0, trained.output
-    exported = runner.invoke(app, ["export", "runs/mnist-cnn/latest", "--onnx"])
+    exported = runner.invoke(app, ["export", "runs/mnist-cnn/1", "--onnx"])
     assert exported.exit_code == 0, exported.output
     assert exported.stdout.splitlines()[0].startswith("parity: 256 examples of mnist test[0:256]: max abs difference")
     assert exported.stdout.splitlines()[0].endswith("classes agree on 256/256")
     assert exported.stdout.splitlines()[1].startswith("model: runs/mnist-cnn/1/model.onnx (opset 13, IR 7, ")
-    result = cli("runs/mnist-cnn/latest/model.onnx", "--data", "mnist:test", "--limit", "4")
+    result = cli("runs/mnist-cnn/1/model.onnx", "--data", "mnist:test", "--limit", "4")
     assert result.exit_code == 0, result.output
     assert [line.split()[1] for line in result.stdout.splitlines()[:4]] == ["7", "2", "1", "0"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ from specforge.data.dataset import Dataset
 from specforge.data.splits import Split
 from specforge.data.table_info import column_info, target_info
 from specforge.errors import DataError
+from specforge.fileio import atomic_open
 
 CELL_MIN_PX = 56
 LABEL_PX = 14
@@ -70,13 +69,15 @@ def _as_pixels(images: np.ndarray) -> np.ndarray:
 
 
 def render_grid(split: Split, class_names: tuple[str, ...] | list[str], path: Path, count: int = 25) -> Path:
-    """Write the first ``count`` images of ``split`` as a PNG grid, each captioned with its class; return path."""
+    """Write ``count`` images of ``split`` as a PNG grid, each captioned with its class, taking each class in turn
+    (the first of every class, then the second, ...) so that every class shows; return the path."""
     from PIL import Image, ImageDraw, ImageFont
 
     count = min(count, len(split))
     if count < 1:
         raise DataError(f"the {split.name} split has no images to draw", file=split.images_file)
-    pixels = _as_pixels(split.images[:count])
+    chosen = _every_class_in_turn(split.labels, count)
+    pixels = _as_pixels(np.asarray(split.images)[chosen])
     height, width = pixels.shape[1:3]
     zoom = max(1, math.ceil(CELL_MIN_PX / max(height, width)))
     cell_w, cell_h = width * zoom, height * zoom + LABEL_PX
@@ -90,17 +91,23 @@ def render_grid(split: Split, class_names: tuple[str, ...] | list[str], path: Pa
         tile = Image.fromarray(pixels[index]).resize((width * zoom, height * zoom), Image.Resampling.NEAREST)
         grid.paste(tile.convert("RGB"), (left, top))
         if split.labels is not None:
-            label = int(split.labels[index])
+            label = int(split.labels[chosen[index]])
             caption = class_names[label] if label < len(class_names) else str(label)
             draw.text((left + 2, top + height * zoom), caption, fill="black", font=font)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
-    try:
-        grid.save(temporary, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as handle:
+        grid.save(handle, format="PNG")
     return path
+
+
+def _every_class_in_turn(labels: np.ndarray | None, count: int) -> np.ndarray:
+    """Indices of ``count`` examples: the first example of each class, then the second of each, ... (the first
+    ``count`` examples when there are no labels), in split order within a class."""
+    if labels is None:
+        return np.arange(count)
+    labels = np.asarray(labels).astype(np.int64).reshape(len(labels), -1)[:, 0]
+    rank = np.empty(len(labels), dtype=np.int64)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rank[members] = np.arange(len(members))
+    return np.lexsort((labels, rank))[:count]

@@ -135,6 +135,15 @@ def build_schema() -> dict:
                                             "the same spec and seed give bit-identical results.",
                              "type": "integer", "minimum": 0, "default": 0},
                     "callbacks": CALLBACKS_SCHEMA,
+                    "log": {"description": "Records written besides history.csv/json: tensorboard (event files in "
+                                           "RUN/tensorboard/ for `tensorboard --logdir runs`: the loss and metrics "
+                                           "per epoch and every log_every batches, the resolved spec as text, the "
+                                           "hyperparameters; needs specforge[tensorboard]).",
+                            "type": "array", "items": {"enum": ["tensorboard"]}, "uniqueItems": True,
+                            "default": [], "examples": [["tensorboard"]]},
+                    "log_every": {"description": "Batches between two batch-level values in the logs of fit.log "
+                                                 "(0: per epoch only).",
+                                  "type": "integer", "minimum": 0, "default": 100},
                 },
             },
         },
