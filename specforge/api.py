@@ -11,22 +11,26 @@
     api.predict_rows("model.onnx", "rows.csv")      # a table model on raw rows (CSV or Parquet)
     api.inspect("model.onnx")                       # interface, versions, metadata, operators
     api.serve("model.onnx", port=8000)              # the Open Inference Protocol on 127.0.0.1 (specforge[serve])
+    result = api.sweep("specs/sweeps/mnist.yaml", limit_train=1000)   # Optuna trials, each a run directory
+    result.trials, result.best, result.best_run     # sorted records, the best one, its Run
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge import __version__
 from specforge.build import build
-from specforge.errors import DataError, RunError, SpecforgeError, TrainingInterrupted
+from specforge.errors import DataError, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
 from specforge.graph import Graph, build_graph
 from specforge.spec import Spec, load_spec
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from specforge.callbacks import Callback
     from specforge.data import Dataset
     from specforge.export.run_export import ExportResult
     from specforge.predict import PredictionReport
@@ -34,31 +38,40 @@ if TYPE_CHECKING:
     from specforge.progress import Progress
     from specforge.records import Comparison, RunRecord
     from specforge.runs import Run
+    from specforge.sweep.results import SweepResult
+    from specforge.sweep.runner import OnUpdate
 
 __all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
            "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
-           "SpecforgeError", "DataError", "RunError", "TrainingInterrupted"]
+           "sweep", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted", "SweepInterrupted"]
 
 
 def validate(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Spec, Graph]:
     """``specforge validate``: the resolved spec and its graph, or a SpecError/ShapeError naming every problem."""
     spec = load_spec(path, overrides)
-    return spec, build(spec)
+    graph = build(spec)
+    if "sweep" in spec.config:
+        from specforge.sweep.space import sweep_config
+
+        sweep_config(spec, spec.config["sweep"], graph.output_shape[-1], spec.locate)
+    return spec, graph
 
 
 def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (), out: str | Path | None = None,
         root: str | Path = "runs", resume: str | Path | None = None, quiet: bool = False,
-        progress: Progress | None = None, limit_train: int | None = None, limit_test: int | None = None) -> Run:
+        progress: Progress | None = None, limit_train: int | None = None, limit_test: int | None = None,
+        observers: Sequence[Callback] = ()) -> Run:
     """``specforge train``: train a spec (object or file) into a run directory, or resume a run; returns the Run.
 
     ``overrides`` (``"fit.epochs=1"``) apply when loading a spec file, or to a resumed run (fit.epochs only).
+    ``observers``: callbacks besides the spec's (``specforge.callbacks.Callback``), not saved in checkpoints.
     """
     from specforge import train
 
     if isinstance(spec, (str, Path)):
         spec, overrides = load_spec(spec, overrides), ()
     return train.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
-                     limit_train=limit_train, limit_test=limit_test)
+                     limit_train=limit_train, limit_test=limit_test, observers=observers)
 
 
 def load_run(path: str | Path) -> Run:
@@ -223,9 +236,13 @@ def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, prep
 
 def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: str | None = None,
                  limit: int | None = None, top_k: int = 1, threads: int | None = None, batch_size: int = 256,
-                 invert: bool = True, on_batch: Callable[[int, int], None] | None = None) -> PredictionReport:
+                 invert: bool = True, on_batch: Callable[[int, int], None] | None = None, backend: str = "local",
+                 address: str | None = None, actors: int | None = None) -> PredictionReport:
     """``specforge predict``: an exported model's top-``top_k`` classes for image/array files or ``data``
-    (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches."""
+    (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches.
+
+    ``backend`` ray: the batches run on Ray Data (at ``address``, RAY_ADDRESS or a local Ray) in ``actors``
+    actors of ``threads`` CPUs each (default 1; actors default: the cluster's CPUs / threads)."""
     from specforge.data.inputs import read_files
     from specforge.predict import OnnxModel, predict, read_data
     from specforge.predict_table import is_table_model
@@ -233,12 +250,22 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
     if bool(inputs) == bool(data):
         raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
                         if inputs else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)")
-    session = OnnxModel(model, threads)
-    if is_table_model(session.metadata):
-        raise DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
-                        "columns", file=str(model))
-    examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
-    return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
+    if backend not in ("local", "ray"):
+        raise DataError(f"unknown backend {backend!r}; use local or ray", file="--backend")
+    with contextlib.ExitStack() as ray:
+        if backend == "ray":
+            from specforge.predict_ray import RayOnnxModel
+            from specforge.raycluster import connect
+
+            ray.enter_context(connect(address, "predict", "data"))
+            session = RayOnnxModel(model, threads=threads or 1, actors=actors)
+        else:
+            session = OnnxModel(model, threads)
+        if is_table_model(session.metadata):
+            raise DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
+                            "columns", file=str(model))
+        examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
+        return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
 
 
 def is_rows_file(path: str | Path) -> bool:
@@ -272,6 +299,21 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name:
     from specforge.serve.server import serve as run_server
 
     run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch), threads=threads)
+def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int | None = None, jobs: int = 1,
+          backend: str = "local", address: str | None = None, root: str | Path = "runs",
+          limit_train: int | None = None, limit_test: int | None = None,
+          on_update: OnUpdate | None = None) -> SweepResult:
+    """``specforge sweep``: run the spec's ``sweep:`` (or a sweep file's) in ``root/<name>/sweeps/<n>/``.
+
+    ``backend`` local: Optuna with a journal file, ``jobs`` trial processes sharing the cores; the same call
+    after a crash continues the sweep.  ``backend`` ray: Ray Tune at ``address`` (or RAY_ADDRESS, else a
+    local Ray), ``jobs`` trials at once.  Returns the trials sorted by the objective, the best one
+    (``result.best``, ``result.best_run``) and the path of ``best.yaml``.
+    """
+    from specforge.sweep.runner import run_sweep
+
+    return run_sweep(spec, overrides=overrides, trials=trials, jobs=jobs, backend=backend, address=address,
+                     root=root, limit_train=limit_train, limit_test=limit_test, on_update=on_update)
 
 
 def _as_run(run: Run | str | Path) -> Run:

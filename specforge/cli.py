@@ -321,11 +321,20 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
             top_k: int = typer.Option(1, "--top-k", min=1, metavar="K", help="Show the K most likely classes."),
             as_json: bool = typer.Option(False, "--json", help="One JSON object per input and line."),
             output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
-                                                  help="Write every prediction to FILE.csv or FILE.json instead."),
+                                                  help="Write every prediction to FILE.csv, .json, .jsonl or "
+                                                       ".parquet instead."),
             threads: Optional[int] = typer.Option(None, "--threads", min=1,
                                                   help="onnxruntime threads (default: the cores this process "
                                                        "may use)."),
             batch_size: int = typer.Option(256, "--batch-size", min=1, help="Inputs per onnxruntime call."),
+            backend: str = typer.Option("local", "--backend", help="local (one session here) or ray (Ray Data: a "
+                                                                   "pool of actors, one session each)."),
+            address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+                                                  help="With --backend ray: the cluster (default: RAY_ADDRESS, else "
+                                                       "a local Ray)."),
+            actors: Optional[int] = typer.Option(None, "--actors", min=1, metavar="N",
+                                                 help="With --backend ray: actors in the pool (default: the "
+                                                      "cluster's CPUs / --threads, which defaults to 1 there)."),
             no_invert: bool = typer.Option(False, "--no-invert",
                                            help="Keep dark-on-light images as they are (by default a one-channel "
                                                 "image brighter than 127 on average is inverted, as MNIST digits "
@@ -343,7 +352,8 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
     bar = _ProgressBar() if sys.stderr.isatty() else None
     try:
         report = api.predict_onnx(model, inputs or (), data=data, limit=limit, top_k=top_k, threads=threads,
-                                  batch_size=batch_size, invert=not no_invert, on_batch=bar)
+                                  batch_size=batch_size, invert=not no_invert, on_batch=bar, backend=backend,
+                                  address=address, actors=actors)
     finally:
         if bar is not None:
             bar.close()
@@ -398,6 +408,48 @@ class _ProgressBar:
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+@command()
+def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or a sweep file {spec: PATH, sweep: ...}."),
+          trials: Optional[int] = typer.Option(None, "--trials", min=1, metavar="N",
+                                               help="Number of trials (default: sweep.trials)."),
+          jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N",
+                                   help="Trials at once; locally each gets cores / N."),
+          backend: str = typer.Option("local", "--backend", help="local (Optuna, a journal file) or ray (Ray Tune)."),
+          address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+                                                help="Ray cluster to use (default: RAY_ADDRESS, else a local Ray)."),
+          overrides: Optional[List[str]] = SetOption,
+          limit_train: Optional[int] = typer.Option(None, "--limit-train", min=1, metavar="N",
+                                                    help="Train each trial on the first N training examples."),
+          limit_test: Optional[int] = typer.Option(None, "--limit-test", min=1, metavar="N",
+                                                   help="Validate and test on the first N examples only."),
+          as_json: bool = JsonOption) -> None:
+    """Run a spec's hyperparameter sweep: each trial a run directory, then the trials sorted, the best run and
+    best.yaml.  Run again after an interruption, the same command continues the sweep."""
+    import sys
+
+    from rich.console import Console
+
+    from specforge import api
+    from specforge.cli_present import print_sweep, sweep_view
+
+    terminal = sys.stdout.isatty()
+    console = Console(stderr=as_json, width=None if terminal else 200)
+    shown = None if as_json else sweep_view(console, terminal)
+    try:
+        result = api.sweep(spec, overrides=overrides or (), trials=trials, jobs=jobs, backend=backend,
+                           address=address, limit_train=limit_train, limit_test=limit_test, on_update=shown)
+    except api.SweepInterrupted as interruption:
+        typer.echo(str(interruption), err=True)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    finally:
+        if shown is not None:
+            shown.close()
+    if as_json:
+        _echo_json(result.to_json())
+    else:
+        print_sweep(result, console)
 
 
 @command()

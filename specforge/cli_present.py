@@ -8,10 +8,11 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 from specforge.errors import DataError
 from specforge.export.inspect import format_description
-from specforge.fileio import write_text
+from specforge.fileio import atomic_open, write_text
 from specforge.graph_picture import write_picture
 from specforge.predict import Prediction, PredictionReport
 from specforge.predict_table import RowPredictions
@@ -43,26 +44,49 @@ def accuracy_line(report: PredictionReport) -> str | None:
 
 
 def write_report(report: PredictionReport, path: str | Path) -> Path:
-    """The predictions as CSV (one row per input, top-k as extra columns) or JSON, written atomically."""
+    """The predictions as CSV (one row per input, top-k as extra columns), JSON, JSON lines (.jsonl, one
+    object per input) or Parquet (the CSV's columns; needs pyarrow: the parquet or ray extra), written atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
         return write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
-    if suffix != ".csv":
-        raise DataError(f"cannot write predictions as {suffix or 'a suffix-less file'}; name a .csv or .json file",
-                        file=str(path))
+    if suffix == ".jsonl":
+        return write_text(path, "".join(json_line(p) + "\n" for p in report.predictions))
+    if suffix not in (".csv", ".parquet"):
+        raise DataError(f"cannot write predictions as {suffix or 'a suffix-less file'}; name a .csv, .json, .jsonl "
+                        "or .parquet file", file=str(path))
+    header, rows = _table(report)
+    if suffix == ".parquet":
+        return _write_parquet(path, header, rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text(path, buffer.getvalue())
+
+
+def _table(report: PredictionReport) -> tuple[list[str], list[list]]:
     k = len(report.predictions[0].top) if report.predictions else 1
     labelled = any(p.label is not None for p in report.predictions)
     header = ["source", "class", "name", "probability"]
     header += [f"{column}_{rank}" for rank in range(2, k + 1) for column in ("class", "name", "probability")]
     header += ["label", "correct"] if labelled else []
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for p in report.predictions:
-        row = [p.source, *(value for entry in p.top for value in entry)]
-        writer.writerow(row + ([p.label, p.correct] if labelled else []))
-    return write_text(path, buffer.getvalue())
+    rows = [[p.source, *(value for entry in p.top for value in entry)] + ([p.label, p.correct] if labelled else [])
+            for p in report.predictions]
+    return header, rows
+
+
+def _write_parquet(path: Path, header: list[str], rows: list[list]) -> Path:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError("writing Parquet needs pyarrow; install it with: pip install 'specforge[parquet]'",
+                        file=str(path)) from None
+    table = pa.table({name: [row[index] for row in rows] for index, name in enumerate(header)})
+    with atomic_open(path, "wb") as handle:
+        pq.write_table(table, handle)
+    return path
 
 
 def row_lines(predictions: RowPredictions) -> list[str]:
@@ -183,6 +207,19 @@ def format_comparison(comparison: Comparison) -> str:
             (f"{int(b - a):+d}" if a is not None and b is not None else "")
         lines.append(f"  {name:<{width}}  {shown[0]:>9}  {shown[1]:>9}  {change:>9}".rstrip())
     return "\n".join(lines)
+def sweep_view(console: Any, terminal: bool) -> Any:
+    """What a running sweep shows: a live table on a terminal, else one line per finished trial (imported here,
+    not at startup: validate does not need it)."""
+    from specforge.sweep.display import LiveTable, TrialLines
+
+    return LiveTable(console) if terminal else TrialLines(console)
+
+
+def print_sweep(result: Any, console: Any) -> None:
+    """A finished sweep: its trials sorted, the best run and best.yaml."""
+    from specforge.sweep.display import print_result
+
+    print_result(result, console)
 
 
 def format_per_class(results: dict) -> str:
@@ -214,4 +251,4 @@ def format_confusion(results: dict) -> str:
 
 __all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_per_class",
            "format_confusion", "format_runs", "format_comparison", "latest_note", "format_description",
-           "display_path", "print_summary", "summary_json"]
+           "display_path", "print_summary", "summary_json", "sweep_view", "print_sweep"]

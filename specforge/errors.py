@@ -102,3 +102,7 @@ class TrainingInterrupted(Exception):
         self.run_dir, self.epoch, self.batch = run_dir, epoch, batch
         super().__init__(f"interrupted at epoch {epoch}, batch {batch}; resume with: "
                          f"specforge train --resume {shown}")
+
+
+class SweepInterrupted(Exception):
+    """Ctrl-C during a sweep: finished trials are in its journal; the same command continues it."""

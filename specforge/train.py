@@ -79,8 +79,11 @@ def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.
 class Trainer:
     """One run's training state; offers callbacks what ``specforge.callbacks.Trainer`` describes."""
 
-    def __init__(self, setup: _Setup, run_dir: Path, progress: Progress):
+    def __init__(self, setup: _Setup, run_dir: Path, progress: Progress,
+                 observers: Sequence[callback_kinds.Callback] = ()):
         self.setup = setup
+        #: callbacks from outside the spec (a sweep's pruning), called after the spec's and not checkpointed
+        self.callbacks = [*setup.callbacks, *observers]
         self.run_dir = run_dir
         self.progress = progress
         init_rng, self.shuffle_rng, self.dropout_rng = generators(setup.fit["seed"])
@@ -146,7 +149,7 @@ class Trainer:
     def train(self) -> None:
         """Epochs from ``self.epoch`` to fit.epochs (or an early stop), a checkpoint after each."""
         setup, fit = self.setup, self.setup.fit
-        for callback in setup.callbacks:
+        for callback in self.callbacks:
             callback.on_train_begin(self)
         while self.epoch < fit["epochs"] and not self.stop_training:
             logs = self.train_epoch()
@@ -156,7 +159,7 @@ class Trainer:
                 logs.update({f"val_{name}": value for name, value in validation.items()})
             for name, value in logs.items():
                 self.history[name].append(value)
-            for callback in setup.callbacks:
+            for callback in self.callbacks:
                 callback.on_epoch_end(self.epoch, logs, self)
             self.progress.epoch_end(logs)
             self.epoch += 1
@@ -164,14 +167,14 @@ class Trainer:
             runs.update_manifest(self.run_dir, epochs_completed=self.epoch)
             if self.stop_training:
                 self.progress.message(f"Epoch {self.epoch}: early stopping")
-        for callback in setup.callbacks:
+        for callback in self.callbacks:
             callback.on_train_end(self)
 
     def train_epoch(self) -> dict[str, float]:
         setup, fit = self.setup, self.setup.fit
         train = setup.dataset.train
         units = setup.graph.output_shape[-1]
-        for callback in setup.callbacks:
+        for callback in self.callbacks:
             callback.on_epoch_begin(self.epoch, self)
         self.progress.epoch_start(self.epoch, fit["epochs"], batch_count(train, fit["batch_size"]))
         for metric in setup.metrics:
@@ -200,13 +203,14 @@ def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.nda
 def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | Path = runs.RUNS_ROOT,
         resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
         progress: Progress | None = None, limit_train: int | None = None,
-        limit_test: int | None = None) -> runs.Run:
+        limit_test: int | None = None, observers: Sequence[callback_kinds.Callback] = ()) -> runs.Run:
     """Train ``spec`` into a new run directory, or continue the run ``resume``; return the finished run.
 
     ``out`` is the run directory itself (default: the next ``root/<spec name>/<n>``).  ``overrides``
     apply to a resumed run's spec (only ``fit.epochs``); a new run takes them through ``load_spec``.
     ``limit_train``/``limit_test`` keep the first N training / test and validation examples.
     ``progress`` receives the epoch and batch reports (default: Keras-style lines on stdout).
+    ``observers`` are callbacks from outside the spec (a sweep's pruning), called after the spec's ones.
     Raises TrainingInterrupted on Ctrl-C and LossNotFinite when the loss stops being finite.
     """
     progress = progress or ConsoleProgress(quiet=quiet)
@@ -218,7 +222,7 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         runs.check_same_data(run_dir, manifest, setup.dataset)
         if overrides:
             runs.record_overrides(run_dir, manifest, spec, overrides)
-        trainer = Trainer(setup, run_dir, progress)
+        trainer = Trainer(setup, run_dir, progress, observers)
         trainer.load_checkpoint()
     else:
         if spec is None:
@@ -226,7 +230,7 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         limits = {"train": limit_train, "test": limit_test}
         setup = _setup(spec, spec.base_dir, limits)
         run_dir = runs.start_run(spec, setup.dataset, out, root, limits)
-        trainer = Trainer(setup, run_dir, progress)
+        trainer = Trainer(setup, run_dir, progress, observers)
         trainer.save_checkpoint()
     log = _tensorboard_log(trainer)
     runs.update_manifest(run_dir, status="running")

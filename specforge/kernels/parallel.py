@@ -137,3 +137,19 @@ def _single_threaded_blas() -> Iterator[None]:
     finally:
         for lib, count in zip(_blas, previous):
             lib.set_num_threads(count)
+
+
+@contextmanager
+def limited_to(cores: int) -> Iterator[None]:
+    """Inside the block, batches split into at most ``cores`` shards and BLAS runs at most ``cores`` threads:
+    a sweep trial's share of a machine where other trials run (Ray grants a number of CPUs, not which)."""
+    global _WORKERS
+    from threadpoolctl import threadpool_limits
+
+    previous = _WORKERS
+    _WORKERS = max(1, min(cores, previous))
+    try:
+        with threadpool_limits(limits=cores):
+            yield
+    finally:
+        _WORKERS = previous

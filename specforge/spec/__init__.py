@@ -18,7 +18,8 @@ from specforge.spec.reader import Document, SpecPath, format_path, parse_text, r
 from specforge.spec.schema import load_schema
 from specforge.spec.validate import validate_document
 
-__all__ = ["Spec", "load_spec", "spec_from_dict", "resolved_spec", "override_spec", "parse_override", "format_path"]
+__all__ = ["Spec", "load_spec", "spec_from_dict", "resolved_spec", "override_spec", "parse_override", "parse_path",
+           "format_path"]
 
 
 @dataclass
@@ -113,6 +114,11 @@ def _resolve_sections(doc: Document, config: dict) -> None:
     compile_["optimizer"] = optimizers.resolve(compile_["optimizer"])
     compile_["metrics"] = metrics.resolve(compile_["metrics"])
     fit["callbacks"] = callbacks.resolve(fit["callbacks"], fit["epochs"])
+
+
+def parse_path(text: str) -> SpecPath | None:
+    """``model.layers[0].filters`` -> ``("model", "layers", 0, "filters")``; None when it is not such a path."""
+    return _path_of(text) if _KEY.fullmatch(text) else None
 
 
 def _path_of(text: str) -> SpecPath:

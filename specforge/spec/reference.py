@@ -17,7 +17,7 @@ def render_reference(schema: dict) -> str:
     lines: list[str] = []
     props = schema["properties"]
     lines += _table("Top level", schema, schema, skip=("$schema",))
-    for section in ("data", "model", "compile", "fit"):
+    for section in ("data", "model", "compile", "fit", "sweep"):
         lines += _section(f"`{section}`", props[section], schema)
     block = schema["definitions"]["block"]
     lines += _table("`blocks.NAME`", block, schema)

@@ -29,6 +29,7 @@ def build_schema() -> dict:
     from specforge.losses import LOSS_SCHEMA
     from specforge.metrics import METRICS_SCHEMA
     from specforge.optimizers import OPTIMIZER_SCHEMA
+    from specforge.sweep.schema import SWEEP_SCHEMA
 
     layer_item = _layer_item(REGISTRY, "layers")
     return {
@@ -146,6 +147,7 @@ def build_schema() -> dict:
                                   "type": "integer", "minimum": 0, "default": 100},
                 },
             },
+            "sweep": SWEEP_SCHEMA,
         },
         "definitions": {
             "layers": {kind: cls.json_schema() for kind, cls in REGISTRY.items()},

@@ -118,7 +118,7 @@ def _in_kind(instance: Any) -> str:
 
 
 def _unknown_key(key: str, allowed: list[str], owners: tuple[str, list[str]] | None, sections: list[str]) -> str:
-    guess = _close(key, allowed) or sections
+    guess = sections or _close(key, allowed)  # an exact key of a section beats a spelling neighbour
     if owners:
         chosen, takers = owners
         return f"unknown key {key!r} for {chosen} (an option of {', '.join(takers)}); allowed keys: {', '.join(allowed)}"
@@ -177,6 +177,8 @@ def _expected(schema: dict) -> str:
         return "one of " + ", ".join(str(option) for option in schema["enum"])
     if "const" in schema:
         return _show(schema["const"])
+    if set(schema) == {"required"}:
+        return f"a mapping with {' and '.join(schema['required'])}"
     kind = schema.get("type")
     if isinstance(kind, list):
         return " or ".join(_TYPE_NAMES.get(k, k) for k in kind)

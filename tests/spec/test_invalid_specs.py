@@ -41,7 +41,7 @@ _SOURCES = ", ".join(SOURCES)
 _LAYERS = ", ".join(REGISTRY)
 _CALLBACKS = ", ".join(CALLBACKS)
 _SGD_KEYS = "name, learning_rate, momentum, nesterov, clipnorm, clipvalue"
-_TOP_KEYS = "$schema, version, name, description, data, model, compile, fit"
+_TOP_KEYS = "$schema, version, name, description, data, model, compile, fit, sweep"
 _INT_OR_PAIR = "expected an integer >= 1 or a list of 2 integers"
 _EMPTY = "the spec is empty; start from `specforge init NAME`"
 

@@ -1,0 +1,106 @@
+"""The Ray backend: the same search on Ray Tune, with its Optuna search and the ASHA scheduler.
+
+It runs on the Ray that ``specforge.raycluster.connect`` joined or started.  Each trial requests
+``cpus / jobs`` CPUs and uses only that many (shards and BLAS threads), trains into ``trials/<k>/`` of
+the sweep directory like a local trial, and reports its objective after every epoch; ASHA stops the trials that fall behind.  A trial writes how it ended to
+``trials/<k>/outcome.json``; a trial ASHA stopped has none and is recorded as pruned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from specforge import runs
+from specforge.sweep import directory
+from specforge.sweep.results import TrialRecord
+from specforge.sweep.space import SweepConfig, sweep_from_payload, sweep_payload
+from specforge.sweep.trial import FAILED, PRUNED, run_trial
+
+OUTCOME = "outcome.json"
+
+
+def run_ray(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str, int | None],
+            on_update: Callable[[list[TrialRecord]], None]) -> list[TrialRecord]:
+    """Run the sweep's trials on Ray Tune, ``jobs`` at once, each with its share of the cluster's CPUs."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from specforge.sweep.study import grid_points, optuna_module, planned_trials
+
+    optuna = optuna_module()
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // jobs)
+    mode = "max" if sweep.maximize else "min"
+    sampler = optuna.samplers.TPESampler(seed=sweep.seed) if sweep.sampler == "tpe" else \
+        optuna.samplers.RandomSampler(seed=sweep.seed)
+    grid = grid_points(sweep) if sweep.sampler == "grid" else None  # evaluated first, one trial each
+    epochs = sweep.spec.config["fit"]["epochs"]
+    # max_t beyond the last epoch: ASHA stops a trial that reaches max_t, before it could finish its run
+    scheduler = (ASHAScheduler(metric=sweep.metric, mode=mode, time_attr="epoch", max_t=epochs + 1, grace_period=1)
+                 if sweep.pruner != "none" else None)
+    orders = {"sweep": sweep_payload(sweep), "sweep_dir": str(sweep_dir.resolve()), "limits": limits,
+              "cpus": cpus, "cwd": os.getcwd()}
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(_trial, orders=orders), {"cpu": cpus}),
+        tune_config=tune.TuneConfig(search_alg=OptunaSearch(space=sweep.suggest, metric=sweep.metric, mode=mode,
+                                                            sampler=sampler, points_to_evaluate=grid),
+                                    scheduler=scheduler, num_samples=planned_trials(sweep),
+                                    max_concurrent_trials=jobs, time_budget_s=sweep.timeout),
+        run_config=tune.RunConfig(storage_path=str((sweep_dir / "ray").resolve()), name="tune", verbose=0))
+    with (sweep_dir / "ray.log").open("w") as log, contextlib.redirect_stdout(log):
+        results = tuner.fit()
+    found = [_record(result, sweep, sweep_dir) for result in results]
+    on_update(found)
+    return found
+
+
+def _trial(config: dict, orders: dict) -> None:
+    """A Ray Tune trial: the spec with ``config``'s values, trained on this trial's CPUs."""
+    from ray import tune
+
+    from specforge.kernels.parallel import limited_to
+
+    os.chdir(orders["cwd"])
+    sweep = sweep_from_payload(orders["sweep"])
+    context = tune.get_context()
+    number = trial_number(Path(context.get_trial_dir()).name, context.get_trial_id())
+    run_dir = directory.trial_dir(Path(orders["sweep_dir"]), number)
+
+    def report(epoch: int, value: float) -> bool:
+        tune.report({sweep.metric: value, "epoch": epoch})
+        return False  # ASHA stops the trial from outside
+
+    values = {parameter.key: config[parameter.key] for parameter in sweep.parameters}
+    with limited_to(orders["cpus"]):
+        outcome = run_trial(sweep, values, run_dir, report, limit_train=orders["limits"]["train"],
+                            limit_test=orders["limits"]["test"])
+    runs.write_json(run_dir / OUTCOME, {"state": outcome.state, "values": outcome.values, "error": outcome.error})
+
+
+def trial_number(trial_dir_name: str, trial_id: str) -> int:
+    """The trial's index in the sweep from 0, read from the counter Ray puts after the trial id in the name of
+    the trial's own directory (``_trial_666b6608_3_lr=...``: 2)."""
+    return int(trial_dir_name.split(f"{trial_id}_", 1)[1].split("_", 1)[0]) - 1
+
+
+def _record(result: Any, sweep: SweepConfig, sweep_dir: Path) -> TrialRecord:
+    number = trial_number(Path(result.path).name, result.metrics["trial_id"])
+    run_dir = directory.trial_dir(sweep_dir, number)
+    params = {parameter.key: result.config.get(parameter.key) for parameter in sweep.parameters}
+    outcome_file = run_dir / OUTCOME
+    if outcome_file.exists():
+        outcome = json.loads(outcome_file.read_text(encoding="utf-8"))
+        return TrialRecord(number, outcome["state"], params, outcome["values"], str(run_dir), outcome["error"])
+    frame = result.metrics_dataframe
+    values = [float(v) for v in frame[sweep.metric]] if frame is not None and sweep.metric in frame else []
+    if result.error is not None:
+        lines = str(result.error).strip().splitlines()
+        return TrialRecord(number, FAILED, params, values, str(run_dir), lines[-1] if lines else "failed")
+    if (run_dir / runs.MANIFEST).exists():  # stopped by ASHA mid-epoch: resumable like any interrupted run
+        runs.update_manifest(run_dir, status="interrupted")
+    return TrialRecord(number, PRUNED, params, values, str(run_dir))

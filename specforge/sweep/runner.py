@@ -1,0 +1,65 @@
+"""``specforge sweep``: choose the sweep directory, run the trials on a backend, write the results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from specforge import runs
+from specforge.errors import RunError
+from specforge.spec import Spec
+from specforge.sweep import directory
+from specforge.sweep.loading import load_sweep
+from specforge.sweep.results import INTERRUPTED, SweepResult, TrialRecord, finish
+from specforge.sweep.space import SweepConfig
+
+BACKENDS = ("local", "ray")
+#: ``on_update(sweep, trials)`` while the sweep runs, whenever the trials may have changed.
+OnUpdate = Callable[[SweepConfig, list[TrialRecord]], None]
+
+
+def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trials: int | None = None,
+              jobs: int = 1, backend: str = "local", address: str | None = None,
+              root: str | Path = runs.RUNS_ROOT, limit_train: int | None = None, limit_test: int | None = None,
+              on_update: OnUpdate | None = None) -> SweepResult:
+    """Run a sweep (see ``specforge.api.sweep``) and return its trials sorted, the best one and ``best.yaml``."""
+    if backend not in BACKENDS:
+        raise RunError(f"unknown backend {backend!r}; use local or ray", file="--backend")
+    if jobs < 1:
+        raise RunError(f"--jobs takes a number of processes >= 1, got {jobs}", file="--jobs")
+    sweep = load_sweep(source, overrides, trials=trials)
+    limits = {"train": limit_train, "test": limit_test}
+    definition = {**sweep.definition(), "backend": backend, "limits": limits}
+    def update(found: list[TrialRecord]) -> None:
+        if on_update is not None:
+            on_update(sweep, found)
+
+    if backend == "ray":
+        from specforge.raycluster import connect
+        from specforge.sweep.ray_tune import run_ray
+
+        with connect(address, "sweep", "tune"):
+            sweep_dir = directory.create(sweep.spec.name, definition, root)
+            found = run_ray(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update)
+    else:
+        from specforge.sweep.local import run_local
+        from specforge.sweep.study import optuna_module
+
+        optuna_module()
+        sweep_dir = _continued(sweep, definition, root) or directory.create(sweep.spec.name, definition, root)
+        found = run_local(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update)
+    return finish(sweep, sweep_dir, found)
+
+
+def _continued(sweep: SweepConfig, definition: dict, root: str | Path) -> Path | None:
+    """The newest sweep of the spec when it searches the same thing and has trials left to run."""
+    from specforge.sweep.study import planned_trials
+
+    newest = directory.newest(sweep.spec.name, root)
+    if newest is None or not directory.matches(newest, definition):
+        return None
+    results = newest / directory.RESULTS
+    if not results.exists():
+        return newest
+    finished = [trial for trial in runs.read_json(results)["trials"] if trial["state"] != INTERRUPTED]
+    return newest if len(finished) < planned_trials(sweep) else None

@@ -1,0 +1,120 @@
+"""The sweep section: in the schema, its defaults, and the located errors validate reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from specforge import api
+from specforge.errors import SpecError
+from specforge.spec.schema import load_schema
+from specforge.sweep.loading import load_sweep
+from specforge.sweep.space import Parameter
+
+from .tiny import TINY, write_spec
+
+SEED = Path(__file__).resolve().parents[2] / "specs" / "mnist.yaml"
+
+
+def errors(path: Path) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        api.validate(path)
+    return [problem.format() for problem in caught.value.problems]
+
+
+def test_the_schema_describes_the_sweep_section():
+    sweep = load_schema()["properties"]["sweep"]
+    assert set(sweep["properties"]) == {"parameters", "metric", "direction", "trials", "sampler", "pruner", "seed",
+                                        "timeout"}
+    kinds = sweep["properties"]["parameters"]["additionalProperties"]["properties"]
+    assert {"choice", "uniform", "loguniform", "int", "step", "log"} == set(kinds)
+
+
+def test_a_valid_sweep_validates_and_gets_its_defaults(tmp_path):
+    spec, _ = api.validate(write_spec(tmp_path))
+    assert spec.config["sweep"]["sampler"] == "tpe" and spec.config["sweep"]["direction"] == "auto"
+    sweep = load_sweep(tmp_path / "tiny.yaml", trials=5)
+    assert sweep.trials == 5 and sweep.direction == "maximize"
+    assert [p.key for p in sweep.parameters] == ["compile.optimizer.learning_rate", "model.layers[1].units"]
+    trial = sweep.trial_spec({"compile.optimizer.learning_rate": 0.004, "model.layers[1].units": 8})
+    assert trial.config["compile"]["optimizer"]["learning_rate"] == 0.004
+    assert trial.config["model"]["layers"][1]["units"] == 8
+
+
+def test_loss_metrics_are_minimized_by_default(tmp_path):
+    sweep = load_sweep(write_spec(tmp_path, sweep={"metric": "val_loss"}))
+    assert sweep.direction == "minimize" and not sweep.maximize
+
+
+def test_every_mistake_is_located_at_validate(tmp_path):
+    text = write_spec(tmp_path).read_text() + "\n"
+    path = tmp_path / "bad.yaml"
+    parameters = {
+        "compile.optimizer.learning_rat": {"loguniform": [1.0e-4, 1.0e-2]},
+        "model.layers[9].units": {"choice": [8]},
+        "model.layers[1].units": {"uniform": [4, 32]},
+        "fit.batch_size": {"int": [64, 16]},
+        "fit.shuffle": {"choice": [1, 2]},
+        "compile.optimizer.beta_1": {"uniform": [0.9, 0.9]},
+    }
+    spec = {**TINY, "sweep": {"parameters": parameters, "metric": "val_acc"}}
+    path.write_text(json.dumps(spec, indent=1))
+    found = errors(path)
+    assert all(line.startswith(f"{path}:") for line in found)
+    joined = "\n".join(found)
+    assert "sweep.parameters.compile.optimizer.learning_rat: compile.optimizer.learning_rat does not exist in the " \
+           "spec; compile.optimizer has: name, learning_rate" in joined
+    assert "model.layers[9] does not exist in the spec; model.layers has 3 items (0 to 2)" in joined
+    assert "uniform value 14.695048" in joined and "does not fit model.layers[1].units: expected an integer >= 1" in joined
+    assert "fit.batch_size: empty range [64, 16]" in joined
+    assert "choice value 1 does not fit fit.shuffle: expected true or false, got 1" in joined
+    assert "compile.optimizer.beta_1: empty range [0.9, 0.9]" in joined
+    assert "sweep.metric: training does not report 'val_acc'; reported: loss, accuracy, val_loss, val_accuracy" \
+           in joined
+    assert len(found) == 7 and text
+
+
+def test_schema_errors_in_the_sweep_are_located(tmp_path):
+    path = write_spec(tmp_path, sweep={"parameters": {"fit.epochs": {"choice": []},
+                                                      "compile.optimizer.learning_rate": {"loguniform": [0, 1]},
+                                                      "fit.seed": {"between": [1, 2]}}})
+    found = errors(path)
+    assert any("sweep.parameters.fit.epochs.choice: needs at least 1 item, got 0" in line for line in found)
+    assert any("learning_rate.loguniform[0]: must be > 0, got 0" in line for line in found)
+    assert any("fit.seed.between: unknown key 'between'" in line for line in found)
+    assert all(":" in line.split(" error: ")[0] for line in found)
+
+
+def test_a_val_metric_without_validation_data_says_so(tmp_path):
+    found = errors(write_spec(tmp_path, fit={"validation": "none"}))
+    assert found == [found[0]] and "there is no validation data" in found[0] and "reported: loss, accuracy" in found[0]
+
+
+def test_grid_needs_finite_values(tmp_path):
+    found = errors(write_spec(tmp_path, sweep={"sampler": "grid"}))
+    assert len(found) == 1 and "grid sampler needs a finite set of values" in found[0]
+
+
+def test_int_ranges_and_grids():
+    assert Parameter("fit.batch_size", "int", (16, 64), step=16).grid() == [16, 32, 48, 64]
+    assert Parameter("x", "choice", ("a", "b")).grid() == ["a", "b"]
+
+
+def test_a_sweep_file_names_its_spec(tmp_path):
+    spec = write_spec(tmp_path)
+    sweep_file = tmp_path / "search.yaml"
+    sweep_file.write_text("spec: tiny.yaml\nsweep:\n  parameters:\n    fit.batch_size: {int: [16, 64], step: 16}\n"
+                          "  metric: val_loss\n  trials: 3\n")
+    sweep = load_sweep(sweep_file)
+    assert sweep.spec.file == str(spec) and sweep.trials == 3 and sweep.parameters[0].step == 16
+    sweep_file.write_text("spec: tiny.yaml\nsweep:\n  parameters:\n    fit.batch_sise: {int: [16, 64]}\n")
+    with pytest.raises(SpecError) as caught:
+        load_sweep(sweep_file)
+    assert caught.value.problems[0].format().startswith(f"{sweep_file}:4:21: error: sweep.parameters.fit.batch_sise")
+
+
+def test_a_spec_without_a_sweep_cannot_be_swept():
+    with pytest.raises(SpecError, match="the spec has no sweep section"):
+        load_sweep(SEED)

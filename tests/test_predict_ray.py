@@ -1,0 +1,83 @@
+"""``specforge predict --backend ray``: Ray Data with a pool of onnxruntime actors gives the local path's
+predictions for a data split, image files and arrays, and writes CSV, JSON lines and Parquet."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from export.models import export_spec, small_spec
+from specforge import api
+from specforge.cli import app
+from specforge.errors import RunError
+from sweep.tiny import need
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model, _, _, dataset, _ = export_spec(small_spec())
+    path = tmp_path_factory.mktemp("model") / "small.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path, dataset
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray (2 CPUs, no dashboard) for the module: predict uses the Ray it finds running."""
+    ray = need("ray")
+    need("ray.data")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def same(local, distributed) -> None:
+    assert [p.source for p in distributed.predictions] == [p.source for p in local.predictions]
+    assert [p.top for p in distributed.predictions] == [p.top for p in local.predictions]
+    assert [p.label for p in distributed.predictions] == [p.label for p in local.predictions]
+
+
+def test_a_data_split_on_ray_data_matches_the_local_path(exported, local_ray):
+    path, _ = exported
+    local = api.predict_onnx(path, data="mnist:test", limit=1000, top_k=3, batch_size=128)
+    distributed = api.predict_onnx(path, data="mnist:test", limit=1000, top_k=3, batch_size=128, backend="ray",
+                                   actors=2)
+    same(local, distributed)
+    assert distributed.accuracy == local.accuracy
+
+
+def test_images_and_arrays_on_ray_data_and_every_output_format(exported, local_ray, tmp_path):
+    path, dataset = exported
+    files = []
+    for index, digit in enumerate(dataset.test.images[:5]):
+        files.append(tmp_path / f"digit_{index}.png")
+        Image.fromarray(255 - digit if index % 2 else digit).save(files[-1])
+    np.savez(tmp_path / "more.npz", x_test=dataset.test.images[5:300])
+    files.append(tmp_path / "more.npz")
+    same(api.predict_onnx(path, files, batch_size=64), api.predict_onnx(path, files, batch_size=64, backend="ray"))
+    runner = CliRunner()
+    for suffix in ("csv", "jsonl", "parquet"):
+        out = tmp_path / f"predictions.{suffix}"
+        result = runner.invoke(app, ["predict", str(path), *map(str, files), "--backend", "ray", "--output", str(out)])
+        assert result.exit_code == 0, result.output
+        assert f"wrote {len(files) - 1 + 295} predictions" in result.output
+    rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
+    lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    table = need("pyarrow.parquet").read_table(tmp_path / "predictions.parquet").to_pylist()
+    assert len(rows) == len(lines) == len(table) == 300
+    assert [int(row["class"]) for row in rows] == [line["class"] for line in lines] == [row["class"] for row in table]
+    assert [row["source"] for row in table] == [row["source"] for row in rows]
+
+
+def test_without_ray_predict_names_the_install(exported, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(RunError) as caught:
+        api.predict_onnx(exported[0], data="mnist:test", limit=4, backend="ray")
+    assert caught.value.format() == ("specforge predict: error: --backend ray needs Ray; install it with: "
+                                     "pip install 'specforge[ray]'")
