@@ -102,7 +102,10 @@ _ALL_OPTIONS: dict[str, dict] = {
     **{split: path_option(f"The {split} split. {need(split)} csv: a CSV file, one row per example, the label "
                           "plus the pixel values in row-major order. image_folder: a directory with one sub-folder "
                           "per class (the folder's name is the class name; classes are numbered in the folders' "
-                          "sorted order) holding PNG or JPEG images, e.g. train/cat/1.png, train/dog/2.png.")
+                          "sorted order) holding PNG or JPEG images, e.g. train/cat/1.png, train/dog/2.png. "
+                          "table: a CSV file with a header row, or Parquet (.parquet, .pq; needs "
+                          "specforge[parquet]); test and validation may be drawn from the training file instead "
+                          "(test_fraction, validation_fraction).")
        for split in SPLIT_NAMES},
 }
 for _source in SOURCES.values():
@@ -110,10 +113,15 @@ for _source in SOURCES.values():
         _ALL_OPTIONS.setdefault(_name, {key: value for key, value in _schema.items() if key != "default"})
 
 
+def _annotations(schema: dict) -> dict | bool:
+    """What a branch says of one of its source's options: its own description and default (the top level
+    checks the value), or ``True`` when it has neither."""
+    return {key: schema[key] for key in ("description", "default") if key in schema} or True
+
+
 def _branch(condition: dict, options: dict[str, dict], required: list[str]) -> dict:
-    """``if condition then`` accept exactly ``options``, filling in their defaults."""
-    properties = {name: ({"default": schema["default"]} if "default" in schema and name not in _COMMON else True)
-                  for name, schema in options.items()}
+    """``if condition then`` accept exactly ``options``, describing them and filling in their defaults."""
+    properties = {name: True if name in _COMMON else _annotations(schema) for name, schema in options.items()}
     return {"if": condition,
             "then": {"properties": properties, "required": required, "additionalProperties": False}}
 

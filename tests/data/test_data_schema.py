@@ -52,8 +52,8 @@ def test_optional_properties_have_defaults_where_their_source_is():
     assert DATA_SCHEMA["properties"]["preprocessing"]["default"] == {}
     for name, prop in DATA_SCHEMA["properties"]["preprocessing"]["properties"].items():
         assert "default" in prop, name
-    assert branch("csv")["properties"]["header"] == {"default": "auto"}
-    assert branch("url")["properties"]["format"] == {"default": "npz"}
+    assert branch("csv")["properties"]["header"]["default"] == "auto"
+    assert branch("url")["properties"]["format"]["default"] == "npz"
     assert branch("npz")["properties"]["keys"]["default"]["x_train"] == "x_train"
     assert "header" not in branch("npz")["properties"] and "default" not in DATA_SCHEMA["properties"]["header"]
 
@@ -64,7 +64,7 @@ def test_each_sources_branch_is_generated_from_its_class(name):
     assert set(then["properties"]) == {"source", "preprocessing", "num_classes", "class_names", *source.schema}
     assert then["required"] == list(source.required)
     for option, schema in source.schema.items():
-        assert then["properties"][option] == ({"default": schema["default"]} if "default" in schema else True)
+        assert then["properties"][option] == {key: schema[key] for key in ("description", "default") if key in schema}
         if option not in SPLIT_NAMES:  # a split is described at the top level for every source that has it
             assert DATA_SCHEMA["properties"][option] == {k: v for k, v in schema.items() if k != "default"}
 
