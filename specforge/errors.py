@@ -36,10 +36,12 @@ class Problem:
 
     message: str
     location: Location = field(default_factory=Location)
+    #: ``error``, or ``warning`` for a remark that does not stop anything
+    severity: str = "error"
 
     def format(self) -> str:
         path = f"{self.location.path}: " if self.location.path else ""
-        return f"{self.location.prefix()}: error: {path}{self.message}"
+        return f"{self.location.prefix()}: {self.severity}: {path}{self.message}"
 
     def to_json(self) -> dict:
         return {
