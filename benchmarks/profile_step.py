@@ -3,12 +3,13 @@
     python benchmarks/profile_step.py                       # the seed model, batch 32, float32
     python benchmarks/profile_step.py specs/mnist.yaml --batches 300 --batch-size 32
 
-The step is the one ``Model.gradients`` + ``optimizer.step`` run (its steps: a layer with the
-activation it applies to its own output; softmax fused into the loss; no input gradient for the
-first layer), taken apart so that each phase is timed on its own.
-Inputs are random 0-255 pixels with random one-hot labels: the work does not depend on the values.
-Prints, per phase and slowest first, the wall-clock milliseconds per batch, their share of the
-step, and the CPU milliseconds of all threads together (on a machine that other processes keep
+The step is the one ``Model.gradients`` + ``optimizer.step`` run (its steps, in topological order: a
+layer with the activation it applies to its own output; softmax fused into the loss; no input
+gradient for the layers that take the model's input; gradients summed where outputs fan out), taken
+apart so that each phase is timed on its own.
+Inputs are random 0-255 pixels with random labels: the work does not depend on the values.
+Prints the peak memory of one whole ``Model.train_step`` (traced numpy allocations), then, per
+phase and slowest first, the wall-clock milliseconds per batch, their share of the step, and the CPU milliseconds of all threads together (on a machine that other processes keep
 busy, CPU time is the steadier of the two; CPU / wall is how many cores the phase kept busy).
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import tracemalloc
 from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,15 +32,15 @@ sys.path.insert(0, str(ROOT))
 from specforge import optimizers  # noqa: E402
 from specforge.api import build, load_spec  # noqa: E402
 from specforge.losses import get as get_loss  # noqa: E402
-from specforge.model import Model  # noqa: E402
+from specforge.model import Model, StepValues, gather_gradients  # noqa: E402
 
 
-def random_batch(model: Model, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Raw-pixel-like inputs and one-hot targets for ``model``."""
+def random_batch(model: Model, loss, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Raw-pixel-like inputs and targets for ``model``: class indices for a loss of sparse labels, else one-hot."""
     x = rng.integers(0, 256, size=(batch_size, *model.graph.input_shape)).astype(np.float32)
     classes = model.graph.output_shape[-1]
-    y = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, size=batch_size)]
-    return x, y
+    labels = rng.integers(0, classes, size=batch_size)
+    return x, (labels if loss.label_encoding == "sparse" else np.eye(classes, dtype=np.float32)[labels])
 
 
 class PhaseClock:
@@ -69,25 +71,44 @@ def profile(model: Model, loss, optimizer, batches: int, batch_size: int, warmup
                  for name in node.layer.param_shapes(node.input_shape) if name not in node.layer.non_trainable]
     clock = PhaseClock()
     for batch in range(warmup + batches):
-        x, y = random_batch(model, batch_size, rng)
+        x, y = random_batch(model, loss, batch_size, rng)
         clock.enabled = batch >= warmup
         caches = []
+        values = StepValues(steps, x)
         for step, name in zip(steps, names):
             with clock(f"forward  {name}"):
-                x, cache = step.forward(model.params[step.index], x, True, rng)
+                out, cache = step.forward(model.params[step.index], values.take(step), True, rng)
+                values.put(step, out)
             caches.append(cache)
         with clock("loss (value, gradient, probabilities)"):
-            _, dy = loss.value_and_grad(x, y, from_logits=fused)
-            loss.to_probabilities(x, fused)
+            _, dy = loss.value_and_grad(values.last, y, from_logits=fused)
+            loss.to_probabilities(values.last, fused)
         grads: list[dict] = [{} for _ in model.params]
+        upstream = {steps[-1].output: dy}
         for position in range(len(steps) - 1, -1, -1):
             step = steps[position]
             with clock(f"backward {names[position]}"):
-                dy, grads[step.index] = step.backward(model.params[step.index], caches[position], dy,
-                                                      need_dx=step.index > 0)
+                dx, grads[step.index] = step.backward(model.params[step.index], caches[position],
+                                                      upstream.pop(step.output), need_dx=step.needs_dx)
+                if step.needs_dx:
+                    gather_gradients(upstream, step, dx)
         with clock(f"optimizer {optimizer.name}"):
             optimizer.step(model.trainable_params(), [grads[index][name] for index, name in trainable])
     return clock
+
+
+def step_peak_memory(model: Model, loss, optimizer, batch_size: int) -> int:
+    """Bytes allocated at the peak of one ``Model.train_step`` beyond what was held before it (numpy
+    reports its array buffers to tracemalloc): the activations, caches and gradients a step keeps alive."""
+    x, y = random_batch(model, loss, batch_size, np.random.default_rng(1))
+    model.train_step(x, y, loss, optimizer)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    before = tracemalloc.get_traced_memory()[0]
+    model.train_step(x, y, loss, optimizer)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak - before
 
 
 def main() -> None:
@@ -103,10 +124,12 @@ def main() -> None:
     loss = get_loss(spec.config["compile"]["loss"])
     optimizer = optimizers.create(spec.config["compile"]["optimizer"])
     clock = profile(model, loss, optimizer, args.batches, args.batch_size)
+    peak = step_peak_memory(model, loss, optimizer, args.batch_size)
 
     step, cpu = sum(clock.wall.values()), sum(clock.cpu.values())
     print(f"{spec.name}: batch {args.batch_size}, {args.batches} batches, {step / args.batches * 1e3:.2f} ms per "
           f"step ({cpu / args.batches * 1e3:.2f} CPU ms), {args.batches * args.batch_size / step:,.0f} images/s")
+    print(f"peak memory of one Model.train_step (numpy allocations, tracemalloc): {peak / 2**20:.1f} MiB")
     print(f"{'phase':<40} {'ms/batch':>9} {'share':>7} {'CPU ms':>8}")
     for phase, seconds in sorted(clock.wall.items(), key=lambda item: -item[1]):
         print(f"{phase:<40} {seconds / args.batches * 1e3:9.3f} {seconds / step:7.1%} "

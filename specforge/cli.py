@@ -70,13 +70,21 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
              overrides: Optional[List[str]] = SetOption, as_json: bool = JsonOption,
              no_data: bool = typer.Option(False, "--no-data",
                                           help="Skip the data checks (files exist, headers and label files fit "
-                                               "the model).")) -> None:
+                                               "the model)."),
+             picture: Optional[Path] = typer.Option(None, "--graph", metavar="FILE",
+                                                    help="Also write a picture of the graph: FILE.dot (Graphviz "
+                                                         "text), or FILE.svg / FILE.png drawn by Graphviz's dot.")
+             ) -> None:
     """Check a spec against the schema, infer every layer's shape, check its data files as far as their headers
     tell, and print the model summary."""
     from specforge import api
-    from specforge.cli_present import print_summary, summary_json
+    from specforge.cli_present import print_summary, summary_json, write_picture
 
     resolved, graph = api.validate(spec, overrides or (), data=not no_data)
+    for warning in graph.warnings:
+        typer.echo(warning.format(), err=True)
+    if picture is not None:
+        write_picture(graph, resolved.name, picture)
     if as_json:
         _echo_json(summary_json(resolved, graph))
     else:

@@ -13,6 +13,7 @@ from typing import Any
 from specforge.errors import DataError
 from specforge.export.inspect import format_description
 from specforge.fileio import atomic_open, write_text
+from specforge.graph_picture import write_picture
 from specforge.predict import Prediction, PredictionReport
 from specforge.predict_table import RowPredictions
 from specforge.progress import format_logs

@@ -36,12 +36,14 @@ class Problem:
 
     message: str
     location: Location = field(default_factory=Location)
+    #: ``error``, or ``warning`` for a remark that does not stop anything
+    severity: str = "error"
     #: the spec setting a problem found in a data file comes from (``data.num_classes``), for ``Spec.located``
     setting: str = ""
 
     def format(self) -> str:
         path = f"{self.location.path}: " if self.location.path else ""
-        return f"{self.location.prefix()}: error: {path}{self.message}"
+        return f"{self.location.prefix()}: {self.severity}: {path}{self.message}"
 
     def to_json(self) -> dict:
         return {
@@ -62,7 +64,7 @@ class SpecforgeError(Exception):
                  column: int | None = None, path: str = "", setting: str = "",
                  problems: list[Problem] | None = None):
         if problems is None:
-            problems = [Problem(message or "", Location(file, line, column, path), setting)]
+            problems = [Problem(message or "", Location(file, line, column, path), setting=setting)]
         self.problems = problems
         super().__init__("\n".join(p.format() for p in problems))
 

@@ -8,6 +8,7 @@ parameter order), so optimizer state saved by one process fits another.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from specforge.errors import RunError
 from specforge.fileio import atomic_open
 from specforge.graph import Graph
 from specforge.layers.base import Params
-from specforge.layers.fusion import Step, plan_steps
+from specforge.layers.fusion import MODEL_INPUT, Step, plan_steps
 from specforge.losses import Loss
 from specforge.optimizers import Optimizer
 
@@ -50,9 +51,12 @@ class Model:
     def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 until: int | None = None) -> np.ndarray:
         """The output of the first ``until`` nodes (all by default) for a batch ``x`` of shape ``(N, *input)``."""
-        for step in self.steps(until):
-            x, _ = step.forward(self.params[step.index], x, training, rng)
-        return x
+        steps = self.steps(until)
+        values = StepValues(steps, x)
+        for step in steps:
+            y, _ = step.forward(self.params[step.index], values.take(step), training, rng)
+            values.put(step, y)
+        return values.last
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The model's outputs (probabilities for a softmax classifier) for ``x``, in batches, inference mode."""
@@ -82,28 +86,36 @@ class Model:
         """
         fused = self.fuses(loss)
         steps = self.steps(len(self.graph.nodes) - 1 if fused else None)
+        values = StepValues(steps, x)
         caches, state = [], []
         for step in steps:
-            x, cache = step.forward(self.params[step.index], x, True, rng)
+            out, cache = step.forward(self.params[step.index], values.take(step), True, rng)
+            values.put(step, out)
             caches.append(cache)
             new_state = step.new_state(cache)
             if new_state:
                 state.append((step.index, new_state))
+        x = values.last
         value, dy = loss.value_and_grad(x, y, from_logits=fused)
         outputs = loss.to_probabilities(x, fused)
         grads: list[Params] = [{} for _ in self.params]
+        upstream = {steps[-1].output: dy}
         for position in range(len(steps) - 1, -1, -1):
             step = steps[position]
-            dy, grads[step.index] = step.backward(self.params[step.index], caches[position], dy,
-                                                  need_dx=step.index > 0)
+            dx, grads[step.index] = step.backward(self.params[step.index], caches[position],
+                                                  upstream.pop(step.output), need_dx=step.needs_dx)
             caches[position] = None
+            if step.needs_dx:
+                gather_gradients(upstream, step, dx)
         return value, outputs, [grads[index][name] for index, name in self._trainable], state
 
     def steps(self, until: int | None = None) -> list[Step]:
-        """The first ``until`` nodes as the steps that compute them: a layer and the activation node
-        after it run as one step when the layer can apply it to its own output (specforge.layers.fusion)."""
+        """The first ``until`` nodes (in topological order) as the steps that compute them: a layer and the
+        activation node that alone takes its output run as one step when the layer can apply it to its own
+        output (specforge.layers.fusion)."""
         if until not in self._plans:
-            self._plans[until] = plan_steps([node.layer for node in self.graph.nodes[:until]])
+            nodes = self.graph.nodes[:until]
+            self._plans[until] = plan_steps([node.layer for node in nodes], [node.inputs for node in nodes])
         return self._plans[until]
 
     def train_step(self, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer,
@@ -161,6 +173,40 @@ class Model:
     def load_weights(self, path: str | Path) -> None:
         """Read parameters written by ``save_weights`` into this model."""
         self.set_weights(params_from_arrays(self.graph, read_npz(path), str(path)))
+
+
+class StepValues:
+    """The outputs a run of ``steps`` has made and not yet handed to every step that takes them: each is
+    dropped when its last user has it, so that a chain holds one activation at a time, as a loop would."""
+
+    def __init__(self, steps: list[Step], x: np.ndarray):
+        self._users = Counter(index for step in steps for index in step.inputs)
+        self._values: dict[int, np.ndarray] = {MODEL_INPUT: x}
+        self.last = x
+
+    def take(self, step: Step) -> np.ndarray | list[np.ndarray]:
+        """The step's input (a list for a merge), released where this step is its last user."""
+        taken = [self._values[index] for index in step.inputs]
+        for index in step.inputs:
+            self._users[index] -= 1
+            if not self._users[index]:
+                del self._values[index]
+        return taken if step.layer.merges else taken[0]
+
+    def put(self, step: Step, y: np.ndarray) -> None:
+        self._values[step.output] = self.last = y
+
+
+def gather_gradients(upstream: dict[int, np.ndarray], step: Step, dx: np.ndarray | list[np.ndarray]) -> None:
+    """Add a step's input gradients to what the steps after it gave the same nodes.
+
+    Steps run backward in a fixed order, so a fan-out's gradients are always summed in that order
+    (bit-identical reruns); the sum is a new array because a gradient may be another one's view.
+    """
+    for index, gradient in zip(step.inputs, dx if step.layer.merges else [dx]):
+        if index == MODEL_INPUT:
+            continue
+        upstream[index] = upstream[index] + gradient if index in upstream else gradient
 
 
 def weight_key(node_name: str, param: str) -> str:

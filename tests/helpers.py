@@ -16,9 +16,10 @@ from specforge.layers import REGISTRY
 #: The reference specs in specs/, each also a template of ``specforge init`` (a link in specforge/starters/).
 REFERENCE_SPECS = ("mobilenet", "sequence")
 
-#: Every registered layer kind's examples, as pytest parameters ``kind, config, shape``.
+#: Every registered single-input layer kind's examples, as pytest parameters ``kind, config, shape`` (the merge
+#: kinds, whose examples take several shapes, have tests/layers/test_merge.py and tests/export/test_graphs.py).
 CASES = [pytest.param(kind, config, shape, id=f"{kind}-{i}")
-         for kind, cls in REGISTRY.items() for i, (config, shape) in enumerate(cls.examples)]
+         for kind, cls in REGISTRY.items() if not cls.merges for i, (config, shape) in enumerate(cls.examples)]
 
 
 def onnx_of(steps, input_shape: tuple, **options) -> onnx.ModelProto:

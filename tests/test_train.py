@@ -215,3 +215,40 @@ def test_progress_redraws_the_bar_in_place_on_a_terminal():
 def test_quiet_progress_is_one_line_per_epoch():
     assert report_one_epoch(Terminal(), quiet=True) == ("Epoch 1/3 - 41s 22ms/step - loss: 0.2345 - accuracy: 0.9456"
                                                         " - val_loss: 0.0893 - val_accuracy: 0.9733\n")
+
+
+#: A graph with a block used twice, a fan-out (the stem feeds the block and a Concatenate), dropout and
+#: batch normalization inside the block.
+GRAPH = {
+    **SMALL,
+    "name": "graph",
+    "blocks": {"residual": {
+        "params": {"filters": {"type": "integer"}, "strides": {"type": "integer", "default": 1}},
+        "layers": [
+            {"type": "Conv2D", "name": "conv", "filters": "$filters", "kernel_size": 3, "strides": "$strides",
+             "padding": "same", "activation": "relu"},
+            {"type": "BatchNormalization", "name": "bn"},
+            {"type": "Dropout", "name": "drop", "rate": 0.2},
+            {"type": "Conv2D", "name": "shortcut", "inputs": "input", "filters": "$filters", "kernel_size": 1,
+             "strides": "$strides"},
+            {"type": "Add", "inputs": ["drop", "shortcut"]},
+        ]}},
+    "model": {"input_shape": [28, 28, 1], "layers": [
+        {"type": "Conv2D", "name": "stem", "filters": 4, "kernel_size": 3, "strides": 2, "activation": "relu"},
+        {"block": "residual", "filters": 4, "repeat": 2},
+        {"type": "Concatenate", "inputs": ["residual_1", "stem"]},
+        {"type": "GlobalAveragePooling2D"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ]},
+}
+
+
+def test_a_graph_model_trains_bit_identically_and_resumes_exactly(tmp_path):
+    reference = train(tmp_path, "reference", spec=GRAPH)
+    again = train(tmp_path, "again", spec=GRAPH)
+    assert_same_weights(reference.path, again.path)
+    assert "residual_1/bn/moving_mean" in weights_of(reference.path)
+    with pytest.raises(TrainingInterrupted):
+        train(tmp_path, "stopped", spec=GRAPH, progress=StopAt(2, 4))
+    api.fit(resume=tmp_path / "stopped", progress=Silent())
+    assert_same_weights(reference.path, tmp_path / "stopped")

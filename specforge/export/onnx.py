@@ -21,6 +21,7 @@ from onnx import helper
 import specforge
 from specforge.errors import ExportError
 from specforge.export.builder import NHWC, OnnxBuilder
+from specforge.graph import INPUT_NODE
 from specforge.layers.base import Layer, Params
 
 if TYPE_CHECKING:
@@ -58,11 +59,13 @@ def graph_to_onnx(graph: Graph, params: Sequence[Params], *, opset: int = DEFAUL
     publics = {last: output_name, last - 1: logits_name}
     if last == -1:
         name = _publish(builder, name, output_name)
+    tensors = {INPUT_NODE: name}
     for index, (node, node_params) in enumerate(zip(graph.nodes, params)):
         public = publics.get(index)
         if public:
             builder.claim(node.layer.name, public, len(node.output_shape))
-        name = _convert(node.layer, builder, node_params, name)
+        taken = [tensors[source] for source in node.inputs]
+        name = _convert(node.layer, builder, node_params, taken if node.layer.merges else taken[0])
         builder.shapes[name] = node.output_shape
         if public:
             if not builder.release(node.layer.name) and name != public:
@@ -70,6 +73,7 @@ def graph_to_onnx(graph: Graph, params: Sequence[Params], *, opset: int = DEFAUL
                                   "other than the one making its output is hinted with the layer's name")
             name = _publish(builder, name, public)
             builder.shapes[name] = node.output_shape
+        tensors[index] = name
     outputs = [(output_name, graph.output_shape)]
     if logits_name:
         outputs.append((logits_name, graph.output_shape))

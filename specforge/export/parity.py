@@ -96,18 +96,22 @@ def check_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto,
 
 def first_mismatch(graph: Graph, params: Sequence[Params], x: np.ndarray, feed: np.ndarray,
                    preprocessing: Preprocessing | None, opset: int = DEFAULT_OPSET) -> str | None:
-    """``name (Type)`` of the first node whose exported prefix differs from the numpy forward (or
-    ``"the preprocessing"``); None when every prefix agrees within the scaled tolerance."""
-    expected = x
+    """``name (Type)`` of the first node, in topological order, whose exported prefix (the graph up to that
+    node, with its output as the output) differs from the numpy forward (or ``"the preprocessing"``); None
+    when every prefix agrees within the scaled tolerance."""
+    from specforge.model import Model
+
+    numpy_model = Model(graph, list(params))
     for until in range(len(graph.nodes) + 1):
-        if until:
-            node = graph.nodes[until - 1]
-            expected = node.layer.forward(params[until - 1], expected, training=False)[0]
+        expected = numpy_model.forward(x, until=until)
         prefix = export_graph(graph, params, opset=opset, preprocessing=preprocessing, until=until)
         got = _run(prefix.SerializeToString(), feed)
         scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
         if got.shape != expected.shape or not np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale):
-            return "the preprocessing" if until == 0 else f"{node.layer.name!r} ({node.layer.type})"
+            if until == 0:
+                return "the preprocessing"
+            layer = graph.nodes[until - 1].layer
+            return f"{layer.name!r} ({layer.type})"
     return None
 
 

@@ -44,6 +44,10 @@ class Layer:
     #: place (one whose gradient needs only its output); ``backward`` then starts with its gradient.
     #: Kinds that do not fuse are never given one. See specforge.layers.fusion.
     fuses_activation: ClassVar[bool] = False
+    #: Whether the kind takes several inputs (specforge.layers.merge): then ``output_shape`` takes a list of
+    #: shapes, ``forward`` a list of batches, ``backward`` returns a list of gradients and ``to_onnx`` takes
+    #: a list of tensor names.
+    merges: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
         config = dict(config or {})
@@ -60,18 +64,28 @@ class Layer:
         """The schema of one ``model.layers`` item of this kind."""
         properties = {
             "type": {"const": cls.type, "description": cls.description},
-            "name": {"type": "string", "description": "Layer name shown in summaries and ONNX node names. "
-                                                      "Default: the type in snake case with a counter, e.g. conv2d_1."},
+            "name": {"type": "string", "pattern": LAYER_NAME_PATTERN,
+                     "description": "Layer name: unique, shown in summaries and ONNX node names, and how other "
+                                    "layers' inputs refer to it. Default: the type in snake case with a counter, "
+                                    "e.g. conv2d_1."},
+            "inputs": cls.inputs_schema(),
             **cls.schema,
         }
         return {
             "type": "object",
             "description": cls.description,
             "properties": properties,
-            "required": ["type", *cls.required],
+            "required": ["type", *(["inputs"] if cls.merges else []), *cls.required],
             "additionalProperties": False,
             "examples": [{"type": cls.type, **config} for config, _ in cls.examples[:2]],
         }
+
+    @classmethod
+    def inputs_schema(cls) -> dict:
+        """The schema of the ``inputs`` option: one layer name (a single-input kind)."""
+        return {"description": "The layer whose output this one takes, by name; `input` is the model's input. "
+                               "Default: the layer before it.",
+                "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
 
     # -- shapes and sizes ---------------------------------------------------------
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -118,6 +132,10 @@ class Layer:
         making the output is hinted with the layer's name, so that the exporter can name a graph output
         when that node is made (``OnnxBuilder.claim``)."""
         raise NotImplementedError
+
+
+#: A layer name: no '/', which separates the names of a block's layers from the block's.
+LAYER_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_.-]*$"
 
 
 def shape_error(message: str) -> ShapeError:

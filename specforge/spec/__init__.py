@@ -6,7 +6,7 @@ import copy
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -62,9 +62,9 @@ class Spec:
     def _located(self, problem: Problem) -> Problem:
         if problem.setting:
             message = f"in {problem.location.file}: {problem.message}" if problem.location.file else problem.message
-            return Problem(message, self.locate(_path_of(problem.setting)))
+            return replace(problem, message=message, location=self.locate(_path_of(problem.setting)), setting="")
         if problem.location.file is None and problem.location.path:
-            return Problem(problem.message, self.locate(_path_of(problem.location.path)))
+            return replace(problem, location=self.locate(_path_of(problem.location.path)))
         return problem
 
     def sha256(self) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from specforge.errors import Problem, SpecError
 from specforge.graph import Graph
 from specforge.spec import Spec
+from specforge.spec.reader import SpecPath
 
 
 def check_compatibility(spec: Spec, graph: Graph) -> None:
@@ -49,19 +50,18 @@ def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
     from specforge.data import declared_num_classes
 
     classes = declared_num_classes(spec.config["data"])
-    layers = spec.config["model"]["layers"]
-    last = len(layers) - 1
+    path, layer = _output_layer(spec, graph)
     output = graph.output_shape
     if classes is None:
         return []
     if len(output) != 1:
         return [Problem(f"the model's output has shape {output} but a classifier of {classes} classes needs "
                         f"({classes},); end with Flatten (or GlobalAveragePooling2D) and Dense with units: {classes}",
-                        spec.locate(("model", "layers", last)))]
+                        spec.locate(path))]
     loss = losses.get(spec.config["compile"]["loss"])
     binary = loss.name == "binary_crossentropy" and output[0] == 1 and classes == 2
     if output[0] != classes and not binary:
-        where = ("model", "layers", last, "units") if "units" in layers[last] else ("model", "layers", last)
+        where = path + ("units",) if "units" in layer else path
         values = "value" if output[0] == 1 else "values"
         return [Problem(f"the model outputs {output[0]} {values} but the data has {classes} classes; "
                         f"use units: {classes}", spec.locate(where))]
@@ -73,11 +73,10 @@ def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
 
     loss = losses.get(spec.config["compile"]["loss"])
     problems = []
-    last = len(spec.config["model"]["layers"]) - 1
-    layer = spec.config["model"]["layers"][last]
+    path, layer = _output_layer(spec, graph)
     hint = loss.fits(graph.final_activation, graph.output_shape[-1])
     if hint:
-        where = ("model", "layers", last, "activation") if "activation" in layer else ("model", "layers", last)
+        where = path + ("activation",) if "activation" in layer else path
         problems.append(Problem(hint, spec.locate(where)))
     encoding = spec.config["data"]["preprocessing"]["labels"]
     if loss.label_encoding in ("one_hot", "sparse") and encoding != loss.label_encoding:
@@ -86,6 +85,12 @@ def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
                                 f"{encoding}; use loss: {other} or labels: {loss.label_encoding}",
                                 spec.locate(("compile", "loss"))))
     return problems
+
+
+def _output_layer(spec: Spec, graph: Graph) -> tuple[SpecPath, dict]:
+    """Where the spec writes the layer that makes the model's output, and that ``model.layers`` item."""
+    path = graph.nodes[-1].path
+    return path, spec.config["model"]["layers"][path[2]]
 
 
 def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
@@ -113,8 +118,7 @@ def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
                                 "mean_squared_error, mean_absolute_error or huber", spec.locate(("compile", "loss"))))
     columns = target["column"] if isinstance(target["column"], list) else [target["column"]]
     if graph.output_shape != (len(columns),):
-        last = len(spec.config["model"]["layers"]) - 1
         problems.append(Problem(f"the model outputs shape {graph.output_shape} but the target has {len(columns)} "
                                 f"numeric column(s); end with Dense with units: {len(columns)}",
-                                spec.locate(("model", "layers", last))))
+                                spec.locate(_output_layer(spec, graph)[0])))
     return problems

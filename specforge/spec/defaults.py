@@ -15,6 +15,9 @@ def with_defaults(instance: Any, schema: dict, root: dict | None = None) -> Any:
         return instance
     schema = _deref(schema, root)
     instance = copy.deepcopy(instance)
+    if "if" in schema:
+        branch = schema.get("then" if Draft7Validator(schema["if"]).is_valid(instance) else "else", {})
+        instance = with_defaults(instance, branch, root)
     for branch in schema.get("allOf", []):
         if "if" in branch and Draft7Validator(branch["if"]).is_valid(instance):
             instance = with_defaults(instance, branch.get("then", {}), root)

@@ -19,6 +19,12 @@ def render_reference(schema: dict) -> str:
     lines += _table("Top level", schema, schema, skip=("$schema",))
     for section in ("data", "model", "compile", "fit", "sweep"):
         lines += _section(f"`{section}`", props[section], schema)
+    block = schema["definitions"]["block"]
+    lines += _table("`blocks.NAME`", block, schema)
+    lines += _table("`blocks.NAME.params.PARAM`", block["properties"]["params"]["additionalProperties"], schema,
+                    level="####")
+    lines += _table("A block's use (`- block: NAME` in `model.layers[]` or a block's `layers[]`)",
+                    schema["definitions"]["block_use"], schema)
     lines += ["### Layers (`model.layers[]`)", ""]
     for kind, layer in schema["definitions"]["layers"].items():
         lines += _table(f"`{kind}`", layer, schema, skip=("type",), level="####")

@@ -25,22 +25,13 @@ def build_schema() -> dict:
     from specforge.callbacks import CALLBACKS_SCHEMA
     from specforge.data.schema import DATA_SCHEMA
     from specforge.layers import REGISTRY
+    from specforge.layers.base import LAYER_NAME_PATTERN
     from specforge.losses import LOSS_SCHEMA
     from specforge.metrics import METRICS_SCHEMA
     from specforge.optimizers import OPTIMIZER_SCHEMA
     from specforge.sweep.schema import SWEEP_SCHEMA
 
-    layer_item = {
-        "type": "object",
-        "description": "One layer. `type` picks the kind; the other keys are that kind's options (Keras names).",
-        "required": ["type"],
-        "properties": {"type": {"description": "The layer kind.", "enum": list(REGISTRY)}},
-        "allOf": [
-            {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
-             "then": {"$ref": f"#/definitions/layers/{kind}"}}
-            for kind in REGISTRY
-        ],
-    }
+    layer_item = _layer_item(REGISTRY, "layers")
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": "specforge.schema.json",
@@ -66,8 +57,18 @@ def build_schema() -> dict:
             },
             "description": {"description": "Free text about the model.", "type": "string", "default": ""},
             "data": {**DATA_SCHEMA, "default": {"source": "mnist"}},
+            "blocks": {
+                "description": "Named, parameterised groups of layers, used in model.layers (or in another "
+                               "block) as `- block: NAME` with arguments for their parameters.",
+                "type": "object",
+                "propertyNames": {"pattern": LAYER_NAME_PATTERN},
+                "additionalProperties": {"$ref": "#/definitions/block"},
+            },
             "model": {
-                "description": "The network: the input shape and the ordered list of layers (a Keras Sequential).",
+                "description": "The network: the input shape and the layers. Layers run in order, each taking the "
+                               "output of the one before it unless its `inputs` name others, so a plain list "
+                               "is a Keras Sequential and named inputs make any directed acyclic graph with "
+                               "one input and one output.",
                 "type": "object",
                 "required": ["input_shape", "layers"],
                 "additionalProperties": False,
@@ -82,10 +83,18 @@ def build_schema() -> dict:
                         "examples": [[28, 28, 1], [784]],
                     },
                     "layers": {
-                        "description": "Layers applied in order.",
+                        "description": "The layers; each takes the previous one's output unless its `inputs` "
+                                       "name other layers (`input`: the model's input).",
                         "type": "array",
                         "minItems": 1,
-                        "items": layer_item,
+                        "items": {"if": {"required": ["block"]}, "then": {"$ref": "#/definitions/block_use"},
+                                  "else": layer_item},
+                    },
+                    "output": {
+                        "description": "Name of the layer whose output is the model's output. Default: the "
+                                       "last layer. Layers the output does not depend on are left out, with a "
+                                       "warning.",
+                        "type": "string",
                     },
                 },
             },
@@ -140,7 +149,104 @@ def build_schema() -> dict:
             },
             "sweep": SWEEP_SCHEMA,
         },
-        "definitions": {"layers": {kind: cls.json_schema() for kind, cls in REGISTRY.items()}},
+        "definitions": {
+            "layers": {kind: cls.json_schema() for kind, cls in REGISTRY.items()},
+            "block_layers": {kind: _with_parameters(cls.json_schema()) for kind, cls in REGISTRY.items()},
+            "block": _block_schema(REGISTRY),
+            "block_use": _block_use_schema(LAYER_NAME_PATTERN),
+            "parameter": {"type": "string", "pattern": "^\\$[A-Za-z_][A-Za-z0-9_]*$",
+                          "description": "A parameter of the block (`$filters`), replaced by the argument "
+                                         "given where the block is used."},
+        },
+    }
+
+
+def _layer_item(registry: dict, definitions: str) -> dict:
+    """One layer: ``type`` picks the kind, whose definition (under ``definitions``) has its options."""
+    return {
+        "type": "object",
+        "description": "One layer. `type` picks the kind; the other keys are that kind's options (Keras names).",
+        "required": ["type"],
+        "properties": {"type": {"description": "The layer kind.", "enum": list(registry)}},
+        "allOf": [
+            {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+             "then": {"$ref": f"#/definitions/{definitions}/{kind}"}}
+            for kind in registry
+        ],
+    }
+
+
+def _with_parameters(layer: dict) -> dict:
+    """A layer kind's schema inside a block: every option may also be a `$parameter`."""
+    fixed = ("type", "name", "inputs")
+    properties = {key: prop if key in fixed else
+                  {"description": prop.get("description", ""), "anyOf": [prop, {"$ref": "#/definitions/parameter"}]}
+                  for key, prop in layer["properties"].items()}
+    return {**layer, "properties": properties, "examples": []}
+
+
+def _block_use_schema(name_pattern: str) -> dict:
+    """A use of a block: its name, the usual name and inputs, how many copies, and the arguments."""
+    return {
+        "type": "object",
+        "description": "A use of a block defined under `blocks`: its layers, with the arguments (the other keys) put "
+                       "in for its parameters; `repeat` copies run one after the other.",
+        "required": ["block"],
+        "properties": {
+            "block": {"type": "string", "description": "Name of the block (a key of `blocks`)."},
+            "name": {"type": "string", "pattern": name_pattern,
+                     "description": "Name of the use; its layers are named NAME/LAYER. Default: the block's name with "
+                                    "a counter (residual, residual_1, ...); each repeated copy takes the next one."},
+            "inputs": {"description": "The layer whose output the block takes (one); default: the layer before it.",
+                       "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
+            "repeat": {"type": "integer", "minimum": 1, "default": 1,
+                       "description": "How many copies of the block, each taking the previous one's output."},
+        },
+        "additionalProperties": {"description": "An argument: a value for the block's parameter of that name."},
+        "examples": [{"block": "residual", "filters": 64, "strides": 2}],
+    }
+
+
+def _block_schema(registry: dict) -> dict:
+    """A block's definition: its parameters and its layers."""
+    return {
+        "type": "object",
+        "description": "A named group of layers. Inside it `input` is the block's input; its output is its last "
+                       "layer's unless `output` names another. Options written `$NAME` take the parameter NAME.",
+        "required": ["layers"],
+        "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string", "description": "What the block is.", "default": ""},
+            "params": {
+                "description": "The block's parameters, each a JSON Schema type with an optional default; a "
+                               "parameter without a default must be given where the block is used.",
+                "type": "object",
+                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["type"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "type": {"enum": ["integer", "number", "string", "boolean", "array"],
+                                 "description": "The kind of value the parameter takes."},
+                        "default": {"description": "The value when a use leaves the parameter out."},
+                        "minimum": {"type": "number", "description": "The smallest value a number may take."},
+                        "enum": {"type": "array", "description": "The values the parameter may take."},
+                        "description": {"type": "string", "description": "What the parameter does."},
+                    },
+                },
+                "default": {},
+            },
+            "layers": {
+                "description": "The block's layers, as in model.layers (a layer or another block's use).",
+                "type": "array",
+                "minItems": 1,
+                "items": {"if": {"required": ["block"]}, "then": {"$ref": "#/definitions/block_use"},
+                          "else": _layer_item(registry, "block_layers")},
+            },
+            "output": {"type": "string", "description": "Name of the layer whose output is the block's output. "
+                                                        "Default: the last layer."},
+        },
     }
 
 

@@ -20,6 +20,8 @@ from specforge.spec.reader import Document, SpecPath
 _PATTERNS = {
     NAME_PATTERN: "is not a valid name: use letters, digits, '.', '_' and '-', "
                                     "starting with a letter or digit",
+    "^[A-Za-z_][A-Za-z0-9_.-]*$": "is not a valid layer name: use letters, digits, '_', '.' and '-', "
+                                  "starting with a letter or '_'",
     "^[0-9a-fA-F]{64}$": "is not a SHA-256 digest: 64 hexadecimal digits",
 }
 _TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
@@ -47,18 +49,24 @@ def _without_misspelled_required(errors: list[ValidationError]) -> list[Validati
 
 
 def _problems(doc: Document, errors: Iterable[ValidationError], schema: dict) -> Iterable[Problem]:
+    for message, path, at_key in error_messages(errors, schema):
+        yield Problem(message, doc.locate(path, at_key=at_key))
+
+
+def error_messages(errors: Iterable[ValidationError], schema: dict) -> Iterable[tuple[str, SpecPath, bool]]:
+    """``(message, path, at_key)`` for each violation: the message and where it is (at the key, for a
+    key that is unknown or missing)."""
     for error in errors:
         path: SpecPath = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
             allowed = list(error.schema.get("properties", {}))
             for key in _unknown_keys(error):
-                message = _unknown_key(key, allowed, _owners(schema, error, key), _sections(schema, error, key))
-                yield Problem(message, doc.locate(path + (key,), at_key=True))
+                yield _unknown_key(key, allowed, _owners(schema, error, key), _sections(schema, error, key)), \
+                    path + (key,), True
         elif error.validator == "required":
-            message = f"missing required key {_missing_key(error)!r}{_in_kind(error.instance)}"
-            yield Problem(message, doc.locate(path, at_key=True))
+            yield f"missing required key {_missing_key(error)!r}{_in_kind(error.instance)}", path, True
         else:
-            yield Problem(_message(error), doc.locate(path))
+            yield type_message(error), path, False
 
 
 def _unknown_keys(error: ValidationError) -> list[str]:
@@ -128,7 +136,8 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def _message(error: ValidationError) -> str:
+def type_message(error: ValidationError) -> str:
+    """What is wrong with a value, in words (for a violation other than an unknown or missing key)."""
     value, schema, validator = error.instance, error.schema, error.validator
     if validator == "enum":
         options = [str(option) for option in schema["enum"]]
@@ -160,6 +169,8 @@ def _message(error: ValidationError) -> str:
 
 def _expected(schema: dict) -> str:
     """A short phrase for what a schema accepts: 'an integer >= 1 or a list of 2 integers'."""
+    if "$ref" in schema and schema["$ref"].endswith("/parameter"):
+        return "a block parameter like $filters"
     if "oneOf" in schema or "anyOf" in schema:
         return " or ".join(_expected(option) for option in schema.get("oneOf") or schema["anyOf"])
     if "enum" in schema:

@@ -154,6 +154,7 @@ class Squash:
     type = "Squash"
     name = "squash_1"
     to_onnx = Layer.to_onnx
+    merges = False
 
     def output_shape(self, input_shape):
         return input_shape

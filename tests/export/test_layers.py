@@ -59,7 +59,7 @@ def test_inside_a_network_with_preprocessing(kind, config, shape):
 @pytest.mark.parametrize("opset", sorted(IR_VERSIONS))
 def test_every_kind_in_every_opset(opset):
     """Every kind's first example inside a network, in each opset, with the IR version that goes with it."""
-    for kind, cls in REGISTRY.items():
+    for kind, cls in ((kind, cls) for kind, cls in REGISTRY.items() if not cls.merges):
         config, shape = cls.examples[0]
         steps, shape = surrounded(kind, config, shape)
         model = check_onnx_parity(steps, shape, inputs(shape, seed=3), opset=opset)

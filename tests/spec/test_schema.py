@@ -77,7 +77,9 @@ def test_every_object_rejects_unknown_keys():
             for index, child in enumerate(node):
                 yield from objects(child, f"{path}[{index}]")
 
-    assert [path for path, node in objects(schema) if not closed(node)] == []
+    # a block use's other keys are the block's arguments, checked against its params when the model is built
+    # (tests/spec/test_blocks.py)
+    assert [path for path, node in objects(schema) if not closed(node)] == ["$/definitions/block_use"]
 
 
 @pytest.mark.parametrize("spec", sorted((ROOT / "specs").glob("*.yaml")), ids=lambda p: p.name)

@@ -135,7 +135,10 @@ def test_jobs_divide_the_cores(tmp_path, monkeypatch):
     study = optuna.load_study(study_name="specforge-sweep", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(result.sweep_dir / directory.JOURNAL))))
     shares = {tuple(trial.user_attrs["cores"]) for trial in study.trials}
-    assert len(shares) == min(2, cores) and all(len(share) == max(1, cores // 2) for share in shares)
+    # Which worker takes which trial is up to the scheduler (one may take all four): every trial ran on its
+    # worker's half of the cores, and the two halves do not overlap.
+    assert 1 <= len(shares) <= min(2, cores) and all(len(share) == max(1, cores // 2) for share in shares)
+    assert cores < 2 or len(set().union(*shares)) == sum(len(share) for share in shares)
     for trial in result.trials:
         blas = runs.open_run(trial.run).manifest["blas"]
         assert all(pool["num_threads"] == max(1, cores // 2) for pool in blas)

@@ -1,0 +1,390 @@
+"""model.layers and blocks -> one flat list of layers, each with its full name and the names of its inputs.
+
+A layer may have a ``name`` (default: its kind in snake case with a counter, as Keras names layers)
+and ``inputs`` (one name or a list; default: the layer before it; the model's input is ``input``).
+A ``- block: NAME`` item is a use of a block defined under ``blocks:``: the block's layers, with
+the arguments put in for its ``$parameters``, as many times as ``repeat`` says, each copy taking
+the one before it as input.  Layers inside a block get hierarchical names
+(``stage2/residual_1/conv_a``); inside a block, ``input`` is the block's input and names refer to
+the block's own layers.
+
+Everything after ``spec/`` sees the flat list and never the spec's structure.  Every mistake (a
+duplicate name, an input that names nothing, a block argument missing, unknown or of the wrong type)
+is collected and reported at once; one inside a block is reported where the block is used, naming
+the line of the block's definition.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft7Validator
+
+from specforge.errors import Problem, SpecError
+from specforge.spec.defaults import with_defaults
+from specforge.spec.reader import SpecPath, format_path
+from specforge.spec.schema import load_schema
+from specforge.spec.validate import error_messages, type_message
+
+#: the name of the model's (or inside a block, the block's) input, as a layer's ``inputs`` refers to it
+INPUT = "input"
+#: keys of a block use that are not arguments of the block
+_USE_KEYS = ("block", "name", "inputs", "repeat")
+_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a layer is written: ``path`` at the top level, or inside blocks used at ``path`` (a
+    ``model.layers`` item), ``trail`` giving each block's name and the use or layer inside it."""
+
+    path: SpecPath
+    trail: tuple[tuple[str, SpecPath], ...] = ()
+
+    def problem(self, spec, message: str, inner: SpecPath | None = None, *, severity: str = "error",
+                at_key: bool = False) -> Problem:
+        """``message`` located at ``inner`` (a path in the spec) at the top level; inside a block, at the
+        use of the outermost block, naming the blocks and the line of ``inner`` in their definition."""
+        if not self.trail:
+            return Problem(message, spec.locate(inner or self.path, at_key=at_key), severity)
+        where = inner or self.trail[-1][1]
+        line = spec.locate(where, at_key=at_key).line
+        at = f" at line {line}" if line is not None else ""
+        blocks = " > ".join(repr(name) for name, _ in self.trail)
+        return Problem(f"in block {blocks}{at} ({format_path(where)}): {message}", spec.locate(self.path),
+                       severity)
+
+    @property
+    def item(self) -> SpecPath:
+        """The path of the item itself: in model.layers, or in its block's definition."""
+        return self.trail[-1][1] if self.trail else self.path
+
+    def inside(self, block: str, path: SpecPath) -> Context:
+        return Context(self.path, self.trail + ((block, path),))
+
+    def at(self, path: SpecPath) -> Context:
+        """The context of the item at ``path`` in the current scope."""
+        if not self.trail:
+            return Context(path)
+        return Context(self.path, self.trail[:-1] + ((self.trail[-1][0], path),))
+
+
+@dataclass(frozen=True)
+class FlatLayer:
+    """One layer of the model: its full name, its config (``type`` and options), the full names of its
+    inputs, and where the spec writes it."""
+
+    name: str
+    config: dict
+    inputs: tuple[str, ...]
+    context: Context
+
+    @property
+    def type(self) -> str:
+        return self.config["type"]
+
+    @property
+    def path(self) -> SpecPath:
+        """The top-level ``model.layers`` item it comes from."""
+        return self.context.path
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """The blocks it sits in, outermost first (their names under ``blocks:``)."""
+        return tuple(name for name, _ in self.context.trail)
+
+
+@dataclass(frozen=True)
+class FlatModel:
+    layers: list[FlatLayer]
+    #: the full name of the layer whose output is the model's output
+    output: str
+
+
+def snake(kind: str) -> str:
+    """Keras' snake case of a class name: Conv2DTranspose -> conv2d_transpose, ReLU -> re_lu."""
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", kind)).lower()
+
+
+def flatten_model(spec) -> FlatModel:
+    """The layers of ``spec``'s model, blocks expanded, every name and input resolved; SpecError naming
+    every mistake."""
+    expander = _Expander(spec)
+    model = spec.config["model"]
+    outputs = expander.scope(model["layers"], ("model", "layers"), "", INPUT, Context(()), None)
+    output = model.get("output")
+    if output is not None and output not in outputs:
+        expander.problems.append(Problem(_unknown(output, list(outputs)), spec.locate(("model", "output"))))
+    if expander.problems:
+        raise SpecError(problems=expander.problems)
+    last = outputs[list(outputs)[-1]]
+    return FlatModel(expander.finish(), outputs.get(output, last) if output else last)
+
+
+@dataclass
+class _Pending:
+    """A layer whose inputs may still name layers later in its scope (resolved when the scope ends)."""
+
+    name: str
+    config: dict
+    inputs: list[Any]
+    context: Context
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """A name in scope ``scope`` (an id), to be replaced by the full name of what it names."""
+
+    scope: int
+    name: str
+    context: Context
+    path: SpecPath
+
+
+@dataclass
+class _Expander:
+    spec: Any
+    problems: list[Problem] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
+    scopes: int = 0
+    active: tuple[str, ...] = ()
+    #: the uses being expanded, innermost last: where each writes its arguments
+    uses: list[tuple[Context, SpecPath, str]] = field(default_factory=list)
+    #: paths in block definitions that held a ``$parameter`` -> its name
+    substituted: dict[SpecPath, str] = field(default_factory=dict)
+    #: (use, parameter) pairs whose argument was already reported
+    reported: set[tuple[SpecPath, str]] = field(default_factory=set)
+
+    def __post_init__(self):
+        schema = load_schema()
+        self.blocks: dict = self.spec.config.get("blocks", {})
+        self.layer_schema = {"definitions": schema["definitions"],
+                             **schema["properties"]["model"]["properties"]["layers"]["items"]["else"]}
+        self.layer_validator = Draft7Validator(self.layer_schema)
+
+    def finish(self) -> list[FlatLayer]:
+        return [FlatLayer(p.name, p.config, tuple(p.inputs), p.context) for p in self.pending]
+
+    def scope(self, items: list[dict], where: SpecPath, prefix: str, scope_input: Any, context: Context,
+              args: dict | None) -> dict[str, str]:
+        """Expand ``items`` (written at ``where``) into layers named ``prefix + name``; the first takes
+        ``scope_input``.  Returns each item's name -> the full name of its output, in order."""
+        scope_id = self.scopes = self.scopes + 1
+        paths = [where + (index,) for index in range(len(items))]
+        if args is not None:
+            items = [self._substitute(item, args, context.at(path), path) for item, path in zip(items, paths)]
+        names = self._names(items, paths, context)
+        outputs: dict[str, str] = {}
+        first_pending = len(self.pending)
+        previous: Any = scope_input
+        for item, path, instances in zip(items, paths, names):
+            here = context.at(path)
+            given = item.get("inputs")
+            wanted = [previous] if given is None else [
+                _Ref(scope_id, name, here, path + ("inputs",) + ((position,) if isinstance(given, list) else ()))
+                for position, name in enumerate([given] if isinstance(given, str) else given)]
+            if "block" in item:
+                made = self._use(item, path, prefix, instances, wanted, here)
+            else:
+                made = [self._layer(item, path, prefix + instances[0], wanted, here, args is not None)]
+            outputs.update(zip(instances, made))
+            previous = _Ref(scope_id, instances[-1], here, path)
+        self._resolve(scope_id, outputs, scope_input, first_pending)
+        return outputs
+
+    def _resolve(self, scope_id: int, outputs: dict[str, str], scope_input: Any, first: int) -> None:
+        """Replace the references to this scope's names by full names; an unknown name is a problem."""
+        known = [INPUT, *outputs]
+        for pending in self.pending[first:]:
+            for position, ref in enumerate(pending.inputs):
+                if not isinstance(ref, _Ref) or ref.scope != scope_id:
+                    continue
+                if ref.name == INPUT:
+                    pending.inputs[position] = scope_input
+                elif ref.name in outputs:
+                    pending.inputs[position] = outputs[ref.name]
+                else:
+                    self.problems.append(ref.context.problem(self.spec, _unknown(ref.name, known), ref.path))
+                    pending.inputs[position] = INPUT
+
+    def _layer(self, item: dict, path: SpecPath, name: str, wanted: list, context: Context, in_block: bool) -> str:
+        config = {key: value for key, value in item.items() if key not in ("name", "inputs")}
+        if in_block:
+            errors = [error for error in self.layer_validator.iter_errors(item)
+                      if not (isinstance(error.instance, str) and _PARAMETER.fullmatch(error.instance))]
+            if errors:
+                for message, inner, at_key in error_messages(errors, self.layer_schema):
+                    self._block_problem(context, message, path + inner, at_key)
+                return name
+            config = with_defaults(config, self.layer_schema)
+        self.pending.append(_Pending(name, config, list(wanted), context))
+        return name
+
+    def _block_problem(self, context: Context, message: str, where: SpecPath, at_key: bool) -> None:
+        """A problem with a layer inside a block: at the argument of the use when a ``$parameter`` put the
+        value there (once per argument), else at the layer."""
+        parameter = self.substituted.get(where)
+        if parameter is None:
+            self.problems.append(context.problem(self.spec, message, where, at_key=at_key))
+            return
+        use_context, use_path, block = self.uses[-1]
+        if (use_path, parameter) in self.reported:
+            return
+        self.reported.add((use_path, parameter))
+        line = self.spec.locate(where).line
+        at = f" (line {line})" if line is not None else ""
+        self.problems.append(use_context.problem(
+            self.spec, f"argument {parameter!r} of block {block!r} does not fit {format_path(where)}{at}: {message}",
+            use_path + (parameter,)))
+
+    def _use(self, item: dict, path: SpecPath, prefix: str, instances: list[str], wanted: list,
+             context: Context) -> list[str]:
+        """Expand a use of a block, one copy per name in ``instances``; the full name of each copy's output."""
+        block_name = item["block"]
+        block = self.blocks.get(block_name)
+        failed = [prefix + instance for instance in instances]
+        if block is None:
+            self.problems.append(context.problem(self.spec, _unknown_block(block_name, list(self.blocks)),
+                                                 path + ("block",)))
+            return failed
+        if block_name in self.active:
+            chain = " -> ".join(repr(name) for name in (*self.active, block_name))
+            self.problems.append(context.problem(self.spec, f"block {block_name!r} uses itself ({chain}); a block "
+                                                 "cannot contain itself", path + ("block",)))
+            return failed
+        if len(wanted) != 1:
+            self.problems.append(context.problem(self.spec, f"a block takes one input, got {len(wanted)}; merge "
+                                                 "them first (Add, Concatenate, ...) or use the block on each",
+                                                 path + ("inputs",)))
+            return failed
+        args = self._arguments(item, block_name, block, path, context)
+        if args is None:
+            return failed
+        inner = context.inside(block_name, ("blocks", block_name))
+        made, current = [], wanted[0]
+        self.active += (block_name,)
+        self.uses.append((context, path, block_name))
+        for instance in instances:
+            outputs = self.scope(block["layers"], ("blocks", block_name, "layers"), f"{prefix}{instance}/",
+                                 current, inner, args)
+            output = block.get("output", list(outputs)[-1])
+            if output not in outputs:
+                self.problems.append(inner.problem(self.spec, _unknown(output, [INPUT, *outputs]),
+                                                   ("blocks", block_name, "output")))
+                made.append(prefix + instance)
+                break
+            current = outputs[output]
+            made.append(current)
+        self.active = self.active[:-1]
+        self.uses.pop()
+        return made + failed[len(made):]
+
+    def _arguments(self, item: dict, block_name: str, block: dict, path: SpecPath,
+                   context: Context) -> dict | None:
+        """The block's parameters given values: the arguments of this use, then the defaults; None after
+        reporting an argument that is missing, unknown or of the wrong type."""
+        params: dict = block.get("params", {})
+        given = {key: value for key, value in item.items() if key not in _USE_KEYS}
+        found = len(self.problems)
+        for key, value in given.items():
+            if key not in params:
+                guess = difflib.get_close_matches(key, list(params), n=1, cutoff=0.6)
+                hint = (f"did you mean {guess[0]!r}?" if guess else
+                        f"its parameters are: {', '.join(params)}" if params else "it takes no parameters")
+                self.problems.append(context.problem(self.spec, f"block {block_name!r} has no parameter {key!r}; "
+                                                     f"{hint}", path + (key,), at_key=True))
+                continue
+            rule = {name: value for name, value in params[key].items() if name not in ("default", "description")}
+            error = next(iter(Draft7Validator(rule).iter_errors(value)), None)
+            if error is not None:
+                self.problems.append(context.problem(self.spec, f"argument {key!r} of block {block_name!r}: "
+                                                     f"{type_message(error)}", path + (key,)))
+        missing = [name for name, param in params.items() if name not in given and "default" not in param]
+        if missing:
+            names = ", ".join(repr(name) for name in missing)
+            self.problems.append(context.problem(self.spec, f"block {block_name!r} needs {names}; add "
+                                                 f"{', '.join(f'{name}: ...' for name in missing)}", path))
+        if len(self.problems) > found:
+            return None
+        return {name: copy.deepcopy(given.get(name, param.get("default"))) for name, param in params.items()}
+
+    def _substitute(self, item: Any, args: dict, context: Context, path: SpecPath) -> Any:
+        """``item`` with each ``$parameter`` string replaced by its argument; an unknown one is a problem."""
+        if isinstance(item, dict):
+            return {key: self._substitute(value, args, context, path + (key,)) for key, value in item.items()}
+        if isinstance(item, list):
+            return [self._substitute(value, args, context, path + (index,)) for index, value in enumerate(item)]
+        match = _PARAMETER.fullmatch(item) if isinstance(item, str) else None
+        if match is None:
+            return item
+        if match.group(1) not in args:
+            block = context.trail[-1][0]
+            guess = difflib.get_close_matches(match.group(1), list(args), n=1, cutoff=0.6)
+            hint = (f"did you mean ${guess[0]}?" if guess else
+                    f"its parameters are: {', '.join(args)}" if args else "it has no params")
+            self.problems.append(context.problem(self.spec, f"block {block!r} has no parameter "
+                                                 f"{match.group(1)!r}; {hint}", path))
+            return item
+        self.substituted[path] = match.group(1)
+        return args[match.group(1)]
+
+    def _names(self, items: list[dict], paths: list[SpecPath], context: Context) -> list[list[str]]:
+        """Each item's names: a layer's own, or Keras' ``kind``, ``kind_1``, ... skipping the names given;
+        a block used ``repeat`` times gets one name per copy (the block's name with a counter)."""
+        seen: dict[str, SpecPath] = {}
+        for item, path in zip(items, paths):
+            name = item.get("name")
+            if name is None:
+                continue
+            if name == INPUT:
+                self.problems.append(context.at(path).problem(
+                    self.spec, f"{INPUT!r} names the input; give the layer another name", path + ("name",)))
+            elif name in seen:
+                self.problems.append(context.at(path).problem(
+                    self.spec, f"the name {name!r} is already taken by {format_path(seen[name])}; layer names "
+                               "are unique", path + ("name",)))
+            else:
+                seen[name] = path
+        counters: dict[str, int] = {}
+        taken = set(seen)
+        names = []
+        for item in items:
+            copies = item.get("repeat", 1) if "block" in item else 1
+            if "name" in item:
+                base = item["name"]
+                names.append([base] + [f"{base}_{count}" for count in range(1, copies if isinstance(copies, int)
+                                                                            else 1)])
+            else:
+                base = item["block"] if "block" in item else snake(item["type"])
+                names.append([_auto_name(base, counters, taken)
+                              for _ in range(copies if isinstance(copies, int) else 1)])
+        return names
+
+
+def _auto_name(base: str, counters: dict[str, int], taken: set[str]) -> str:
+    """Keras' naming: conv2d, conv2d_1, ... counting only the layers the user did not name."""
+    while True:
+        count = counters.get(base, 0)
+        counters[base] = count + 1
+        name = base if count == 0 else f"{base}_{count}"
+        if name not in taken:
+            return name
+
+
+def _unknown(wanted: str, known: list[str]) -> str:
+    """``no layer is named 'conv_x'; did you mean 'conv_a'?`` (or the names there are)."""
+    guess = difflib.get_close_matches(wanted, known, n=1, cutoff=0.6)
+    hint = f"did you mean {guess[0]!r}?" if guess else f"the names are: {', '.join(known)}"
+    return f"no layer is named {wanted!r}; {hint}"
+
+
+def _unknown_block(wanted: str, known: list[str]) -> str:
+    guess = difflib.get_close_matches(wanted, known, n=1, cutoff=0.6)
+    hint = (f"did you mean {guess[0]!r}?" if guess else
+            f"the blocks are: {', '.join(known)}" if known else "define it under blocks:")
+    return f"no block is named {wanted!r}; {hint}"
+
