@@ -263,7 +263,8 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
                  invert: bool = True, on_batch: Callable[[int, int], None] | None = None, backend: str = "local",
                  address: str | None = None, actors: int | None = None, raw: bool = False) -> PredictionReport:
     """``specforge predict``: an exported model's top-``top_k`` classes for image/array files or ``data``
-    (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches.
+    (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches. ``model`` may also be a
+    run directory: its numpy model predicts, without exporting first (local backend only).
 
     A model specforge did not export (no specforge metadata) is refused unless ``raw``: its inputs are then
     fed as they are, already scaled as the model expects.
@@ -279,8 +280,15 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
                         if inputs else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)")
     if backend not in ("local", "ray"):
         raise DataError(f"unknown backend {backend!r}; use local or ray", file="--backend")
+    from specforge.run_model import RunModel, is_run_dir
+
     with contextlib.ExitStack() as ray:
-        if backend == "ray":
+        if is_run_dir(model):
+            if backend != "local":
+                raise DataError("a run directory predicts here only; export it for --backend ray",
+                                file=str(model))
+            session = RunModel(model)
+        elif backend == "ray":
             from specforge.predict_ray import RayOnnxModel
             from specforge.raycluster import connect
 

@@ -320,7 +320,8 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
 
 
 @command()
-def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export."),
+def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export, or a run directory "
+                                                   "(its model predicts without exporting first)."),
             inputs: Optional[List[Path]] = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
                                                                      "(N, H, W[, C]) of raw values; an .npz gives its only "
                                                                      "array, else x_test, images, x or inputs. For a "

@@ -34,3 +34,22 @@ def test_fit_returns_the_run_with_its_history_graph_and_model(tmp_path, capsys, 
     print_summary(api_spec, api_graph)
     expected = capsys.readouterr().out
     assert printed.splitlines()[1:-1] == expected.splitlines()[1:-1]  # the title and the file line name the run
+
+
+def test_a_run_directory_predicts_without_exporting_first(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from specforge.cli import app
+    from specforge.data.mnist import load_mnist
+    from specforge.evaluate import predict_run
+
+    monkeypatch.chdir(tmp_path)
+    run = api.fit(SEED_SPEC, overrides=["fit.epochs=1"], root="runs", quiet=True, limit_train=64, limit_test=32)
+    report = api.predict_onnx(run.path, data="mnist:test", limit=6)
+    want = predict_run(run, load_mnist().splits["test"].images[:6])
+    assert [p.predicted for p in report.predictions] == list(want.argmax(axis=1))
+    np.testing.assert_allclose([p.top[0][2] for p in report.predictions], want.max(axis=1), rtol=1e-6)
+    assert not (run.path / "model.onnx").exists()
+    result = CliRunner().invoke(app, ["predict", "runs/mnist-cnn/1", "--data", "mnist:test", "--limit", "6"])
+    assert result.exit_code == 0, result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("test[")]) == 6
