@@ -238,7 +238,7 @@ def write_schema(directory: str | Path) -> Path:
 
 def write_template(name: str, template: str = "cnn", directory: str | Path = ".", *, force: bool = False) -> Path:
     """``specforge init``: a new, valid, commented spec NAME.yaml from ``template`` (cnn, mlp, lenet or
-    a reference spec of specs/: mobilenet, sequence)."""
+    a reference spec of specs/: inception, mobilenet, resnet, sequence)."""
     from specforge.starter import write_template as write
 
     return write(name, template, Path(directory), force=force)

@@ -107,8 +107,8 @@ def schema(write: Optional[Path] = typer.Option(None, "--write", metavar="DIR",
 @command()
 def init(name: str = typer.Argument(..., help="Model name; the spec is written to NAME.yaml."),
          template: str = typer.Option("cnn", "--template", "-t",
-                                      help="Starting point: cnn, mlp, lenet, or a reference spec: "
-                                           "mobilenet, sequence."),
+                                      help="Starting point: cnn, mlp, lenet, or a reference spec: inception, "
+                                           "mobilenet, resnet, sequence."),
          directory: Path = typer.Option(Path("."), "--dir", help="Where to write the spec."),
          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Write a new, valid, commented spec to edit."""
