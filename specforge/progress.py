@@ -208,11 +208,13 @@ class ConsoleProgress:
 
 
 def _terminal_columns(stream: TextIO) -> int:
-    """The width of the terminal ``stream`` writes to, else the process's ($COLUMNS, or 80)."""
+    """The width of the terminal ``stream`` writes to, else the process's ($COLUMNS, or 80): also where the
+    terminal reports a width of 0, as a pseudo-terminal nobody sized does (``script``, some CI runners)."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, OSError, ValueError):
-        return shutil.get_terminal_size().columns
+        columns = 0
+    return columns or shutil.get_terminal_size().columns
 
 
 def _is_terminal(stream: TextIO) -> bool:

@@ -53,6 +53,14 @@ def test_training_in_an_80_column_terminal_never_wraps(tmp_path):
         assert f" - {name}: " in finished
 
 
+def test_a_terminal_of_unknown_width_gets_80_columns(tmp_path):
+    text = run_in_terminal(["train", SEED_SPEC, "--set", "fit.epochs=1", "--limit-train", "640",
+                            "--limit-test", "64", "--out", str(tmp_path / "run")], tmp_path, 0)
+    segments = [ESCAPES.sub("", part) for part in re.split(r"[\r\n]", text)]
+    bars = [part for part in segments if re.match(r"\s*\d+/20 \[", part)]
+    assert bars and all("loss: " in part and len(part) < 80 for part in bars), segments[:5]
+
+
 def test_the_bar_shrinks_before_values_go():
     line, = fit_lines(" 500/1875", 500, 1875, "ETA: 30s", TRAINING, 80, keep_values=False)
     assert len(line) == 79
