@@ -8,18 +8,21 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specforge.errors import DataError
 from specforge.export.inspect import format_description
 from specforge.fileio import atomic_open, write_text
 from specforge.graph_picture import write_picture
-from specforge.predict import Prediction, PredictionReport
-from specforge.predict_table import RowPredictions
 from specforge.progress import format_logs
-from specforge.records import Comparison, RunRecord
 from specforge.runs import LATEST, counts_as_latest, display_path
 from specforge.summary import print_summary, summary_json
+
+if TYPE_CHECKING:  # the types of what the presenters show; validate need not import these modules
+    from specforge.predict import Prediction, PredictionReport
+    from specforge.predict_table import RowPredictions
+    from specforge.records import Comparison, RunRecord
+
 
 def format_line(prediction: Prediction, width: int = 0) -> str:
     """``source  class (name)  probability`` (every top-k class), with the true label when known."""
