@@ -157,7 +157,7 @@ def test_one_training_step_of_the_twin_is_specforges(path):
     twin = TorchTwin(model).double()
     trainer = TwinTrainer(twin, loss, config["compile"]["optimizer"])
     twin.numpy_masks(np.random.default_rng(5))
-    value = float(trainer.step(to_torch(x), trainer.targets(labels, targets)))
+    value = float(trainer.step(to_torch(x), trainer.targets(labels, targets))[0])
     expected = model.train_step(x, targets, loss, optimizers.create(config["compile"]["optimizer"]),
                                 np.random.default_rng(5))[0]
     assert value == pytest.approx(expected, rel=1e-9)
@@ -195,7 +195,8 @@ def test_an_optimizer_takes_keras_steps_in_pytorch(spec_value):
         grads = [rng.standard_normal(value.shape) * 10.0 ** -rng.integers(0, 9, value.shape) for value in params]
         for param, grad in zip(twin_params, grads):
             param.grad = torch.tensor(grad)
-        clip_gradients(twin_params, spec_value)
+        options = optimizers.resolve(spec_value)
+        clip_gradients(twin_params, options["clipnorm"], options["clipvalue"])
         theirs.step()
         ours.step(params, [grad.copy() for grad in grads])
         # PyTorch keeps Nadam's momentum product in float32: the steps agree to about 1e-8

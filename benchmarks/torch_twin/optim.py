@@ -107,10 +107,8 @@ def twin_optimizer(spec_value: str | dict, params: Iterable[torch.Tensor]) -> to
     raise ValueError(f"the PyTorch twin has no {name} optimizer")
 
 
-def clip_gradients(params: Iterable[torch.Tensor], spec_value: str | dict) -> None:
-    """Keras' clipnorm (per weight) or clipvalue of a spec's optimizer, on the gradients in place."""
-    options = resolve(spec_value)
-    clipnorm, clipvalue = options["clipnorm"], options["clipvalue"]
+def clip_gradients(params: Iterable[torch.Tensor], clipnorm: float | None, clipvalue: float | None) -> None:
+    """Keras' clipnorm (per weight) or clipvalue, on the gradients in place (a spec's optimizer options)."""
     if clipnorm is None and clipvalue is None:
         return
     with torch.no_grad():

@@ -10,6 +10,7 @@ from benchmarks.torch_twin.losses import takes_classes, twin_loss
 from benchmarks.torch_twin.network import TorchTwin
 from benchmarks.torch_twin.optim import clip_gradients, twin_optimizer
 from specforge.losses import Loss
+from specforge.optimizers import resolve
 
 
 class TwinTrainer:
@@ -22,7 +23,8 @@ class TwinTrainer:
         self.until = len(twin.layers) - 1 if fused else None
         self.loss = twin_loss(loss, fused)
         self.classes = takes_classes(loss, fused)
-        self.optimizer_spec = optimizer
+        options = resolve(optimizer)
+        self.clipping = options["clipnorm"], options["clipvalue"]
         self.optimizer = twin_optimizer(optimizer, twin.parameters())
 
     def targets(self, labels: np.ndarray, targets: np.ndarray) -> torch.Tensor:
@@ -31,13 +33,15 @@ class TwinTrainer:
             return torch.from_numpy(np.asarray(labels, dtype=np.int64))
         return to_torch(np.asarray(targets, dtype=np.float32))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One gradient step on a batch (twin layout, targets from ``targets``); the loss before it."""
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One gradient step on a batch (twin layout, targets from ``targets``): ``(loss, outputs)`` before
+        it, the outputs being the loss's input (logits where the final activation is fused)."""
         if not self.twin.training:
             self.twin.train()
         self.optimizer.zero_grad(set_to_none=True)
-        value = self.loss(self.twin(x, self.until), y)
+        outputs = self.twin(x, self.until)
+        value = self.loss(outputs, y)
         value.backward()
-        clip_gradients(self.twin.parameters(), self.optimizer_spec)
+        clip_gradients(self.twin.parameters(), *self.clipping)
         self.optimizer.step()
-        return value.detach()
+        return value.detach(), outputs.detach()
