@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from benchmarks.rates import best_rate
+from benchmarks.rounds import Measured, alternate
 from specforge import losses, optimizers
 from specforge.api import build, load_spec
 from specforge.evaluate import labels_and_targets
@@ -106,16 +107,8 @@ def steps_per_second(step: Callable[[int], object], warmup: int, seconds: float)
             return count / elapsed
 
 
-def alternate(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    """The best of ``rounds`` results of each measure, taken in turns, so that both see the same machine."""
-    best = {name: 0.0 for name in measures}
-    for _ in range(rounds):
-        for name, measure in measures.items():
-            best[name] = max(best[name], measure())
-    return best
-
-
-def training_rates(pair: SideBySide, batch_size: int, warmup: int, seconds: float, rounds: int) -> dict[str, float]:
+def training_rates(pair: SideBySide, batch_size: int, warmup: int, seconds: float, rounds: int,
+                   ) -> dict[str, Measured]:
     """Training images per second of specforge and PyTorch at ``batch_size``, best of alternating rounds."""
     batches = pair.batches(batch_size)
     steps = {framework: pair.step(framework, batches) for framework in (SPECFORGE, PYTORCH)}
@@ -124,7 +117,7 @@ def training_rates(pair: SideBySide, batch_size: int, warmup: int, seconds: floa
 
 
 def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float, rounds: int,
-                    ) -> tuple[dict[int, dict[str, float]], float]:
+                    ) -> tuple[dict[int, dict[str, Measured]], float]:
     """Images per second of specforge's ONNX export and of the twin's torch.onnx export under onnxruntime
     (every core), per batch size, and the largest difference between their outputs and specforge's."""
     from benchmarks.torch_twin import to_torch, twin_onnx
