@@ -100,12 +100,13 @@ def profile(model: Model, loss, optimizer, batches: int, batch_size: int, warmup
 def step_peak_memory(model: Model, loss, optimizer, batch_size: int) -> int:
     """Bytes allocated at the peak of one ``Model.train_step`` beyond what was held before it (numpy
     reports its array buffers to tracemalloc): the activations, caches and gradients a step keeps alive."""
-    x, y = random_batch(model, loss, batch_size, np.random.default_rng(1))
-    model.train_step(x, y, loss, optimizer)
+    rng = np.random.default_rng(1)
+    x, y = random_batch(model, loss, batch_size, rng)
+    model.train_step(x, y, loss, optimizer, rng)
     tracemalloc.start()
     tracemalloc.reset_peak()
     before = tracemalloc.get_traced_memory()[0]
-    model.train_step(x, y, loss, optimizer)
+    model.train_step(x, y, loss, optimizer, rng)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak - before
