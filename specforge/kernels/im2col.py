@@ -108,6 +108,15 @@ def grouped_kernel_gradient(cols: np.ndarray, dy: np.ndarray, kernel_shape: tupl
     return _group_matmul(cols.transpose(0, 2, 1), dy_groups).reshape(kernel_shape)
 
 
+def depthwise_kernel_gradient(x: np.ndarray, dy: np.ndarray, window: Window) -> np.ndarray:
+    """The (KH, KW, C) kernel gradient of a depthwise convolution with one output per channel, from its
+    input ``x`` (N, H, W, C) and output gradient ``dy``: for each kernel offset, the sum over the batch
+    and the pixels of the input it reads times the gradient, channel by channel (no im2col copy)."""
+    xp = pad_image(x, window.pads)
+    taps = [np.einsum("nyxc,nyxc->c", xp[index], dy) for index in offset_slices(window, dy.shape[1:3])]
+    return np.stack(taps).reshape(*window.kernel, x.shape[3])
+
+
 def grouped_input_gradient(kernel: np.ndarray, window: Window, dy: np.ndarray, out: np.ndarray) -> None:
     """The input gradient of :func:`grouped_conv`, written to ``out`` (N, H, W, G*Cin): the full
     correlation of the output gradient, spread out by the strides, with the flipped kernel whose

@@ -47,7 +47,8 @@ def block_size() -> int:
 @dataclass(frozen=True)
 class _Geometry:
     """What one session is built for: a convolution (``kind="conv"``) of ``channels`` inputs to
-    ``filters`` outputs with a kernel of ``kernel``, or the block-size ``probe``."""
+    ``filters`` outputs with a kernel of ``kernel`` (depthwise: one per channel), or the block-size
+    ``probe``."""
 
     kind: str
     channels: int = 0
@@ -58,55 +59,59 @@ class _Geometry:
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
     relu: bool = False
     bias: bool = False
+    depthwise: bool = False
 
 
-def supports(groups: int, channels: int, dtype: np.dtype) -> bool:
-    """Whether a convolution's forward runs here: float32, one group, and input channels the kernels
-    take (fewer than a block, read unblocked, or a multiple of 4, blocked on the way in)."""
-    return dtype == np.float32 and groups == 1 and _takes(channels)
-
-
-def supports_input_gradient(filters: int) -> bool:
-    """Whether :func:`input_gradient` takes a convolution that :func:`supports`: output channels the
-    kernels take (the output gradient goes in where the input went)."""
-    return _takes(filters)
+def supports(groups: int, channels: int, filters: int, dtype: np.dtype) -> bool:
+    """Whether a convolution's forward and input gradient run here: float32, and either one group
+    with input and output channels the kernels take (fewer than a block, read unblocked, or a
+    multiple of 4, blocked on the way in), or depthwise with one output per channel, a multiple of 4."""
+    if dtype != np.float32 or block_size() == 1:
+        return False
+    if groups == 1:
+        return _takes(channels) and _takes(filters)
+    return groups == channels == filters and channels % 4 == 0
 
 
 def _takes(channels: int) -> bool:
-    block = block_size()
-    return block > 1 and (channels < block or channels % 4 == 0)
+    return channels < block_size() or channels % 4 == 0
 
 
-def forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, window: Window, relu: bool) -> np.ndarray:
-    """The convolution of NHWC ``x`` with ``kernel`` (KH, KW, Cin, Cout), plus ``bias``, through ReLU when
-    ``relu``: NHWC (N, OH, OW, Cout)."""
+def forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, window: Window, relu: bool,
+            depthwise: bool = False) -> np.ndarray:
+    """The convolution of NHWC ``x`` with ``kernel`` as Keras stores it ((KH, KW, Cin, Cout), or depthwise
+    (KH, KW, C, 1)), plus ``bias``, through ReLU when ``relu``: NHWC (N, OH, OW, Cout)."""
     kh, kw, channels, filters = kernel.shape
+    filters = channels if depthwise else filters
     (top, bottom), (left, right) = window.pads
     geometry = _Geometry("conv", channels, filters, (kh, kw), window.strides, window.dilation,
-                         (top, left, bottom, right), relu, bias is not None)
-    feeds = {"x": x, "w": _blocked_filter(kernel.transpose(3, 2, 0, 1), channels)}
+                         (top, left, bottom, right), relu, bias is not None, depthwise)
+    feeds = {"x": x, "w": _blocked_filter(kernel.transpose(2 if depthwise else 3, 3 if depthwise else 2, 0, 1),
+                                          channels, depthwise)}
     if bias is not None:
         feeds["b"] = _padded(bias, 0, _round_up(filters))
     return _session(geometry).run(None, feeds)[0]
 
 
-def input_gradient(dz: np.ndarray, kernel: np.ndarray, window: Window, size: tuple[int, int]) -> np.ndarray:
-    """The gradient of the input (N, H, W, Cin), ``size`` = (H, W), of the convolution, from ``dz``
+def input_gradient(dz: np.ndarray, kernel: np.ndarray, window: Window, size: tuple[int, int],
+                   depthwise: bool = False) -> np.ndarray:
+    """The gradient of the input (N, H, W, Cin), ``size`` = (H, W), of :func:`forward`, from ``dz``
     (N, OH, OW, Cout), the gradient of its output before the bias.
 
-    It is the full correlation of ``dz`` with the kernel flipped and its channel axes swapped: at
-    stride 1 the padding does it; with strides ``dz`` is first spread out with zeros between
-    (as the numpy input gradient does).
+    It is the full correlation of ``dz`` with the kernel flipped and its channel axes swapped (a
+    depthwise kernel has nothing to swap): at stride 1 the padding does it; with strides ``dz`` is
+    first spread out with zeros between (as the numpy input gradient does).
     """
     kh, kw, channels, filters = kernel.shape
+    filters = channels if depthwise else filters
     (eh, ew), ((top, bottom), (left, right)) = window.effective, window.pads
     if window.strides == (1, 1):
         pads = (eh - 1 - top, ew - 1 - left, eh - 1 - bottom, ew - 1 - right)
     else:
         dz, pads = spread_gradient(dz, window, size), (0, 0, 0, 0)
-    geometry = _Geometry("conv", filters, channels, (kh, kw), (1, 1), window.dilation, pads)
-    flipped = kernel[::-1, ::-1].transpose(2, 3, 0, 1)  # (Cin, Cout, KH, KW): outputs and inputs swapped
-    return _session(geometry).run(None, {"x": dz, "w": _blocked_filter(flipped, filters)})[0]
+    geometry = _Geometry("conv", filters, channels, (kh, kw), (1, 1), window.dilation, pads, depthwise=depthwise)
+    flipped = kernel[::-1, ::-1].transpose(2, 3, 0, 1)  # (Cin, Cout, KH, KW); depthwise (C, 1, KH, KW)
+    return _session(geometry).run(None, {"x": dz, "w": _blocked_filter(flipped, filters, depthwise)})[0]
 
 
 # -- layouts ----------------------------------------------------------------------------------------
@@ -124,16 +129,17 @@ def _padded(array: np.ndarray, axis: int, size: int) -> np.ndarray:
     return np.pad(array.astype(np.float32, copy=False), widths)
 
 
-def _blocked_filter(oihw: np.ndarray, channels: int) -> np.ndarray:
+def _blocked_filter(oihw: np.ndarray, channels: int, depthwise: bool = False) -> np.ndarray:
     """An (O, I, KH, KW) filter in the order the NCHWc kernel reads it, outputs padded to whole blocks.
 
     Blocked inputs (``channels`` at least a block): ``(O/B, I/B, KH, KW, Bi, Bo)``, inputs padded to
-    whole blocks too. Unblocked inputs (fewer than a block): ``(O/B, I, KH, KW, Bo)``.
+    whole blocks too. Unblocked inputs (fewer than a block) and depthwise filters (I = 1):
+    ``(O/B, I, KH, KW, Bo)``.
     """
     block = block_size()
     out_channels, in_channels, kh, kw = oihw.shape
     filters = _padded(oihw, 0, _round_up(out_channels))
-    if channels < block:
+    if channels < block or depthwise:
         blocked = filters.reshape(-1, block, in_channels, kh, kw).transpose(0, 2, 3, 4, 1)
     else:
         filters = _padded(filters, 1, _round_up(in_channels))
@@ -179,13 +185,16 @@ def _make_session(geometry: _Geometry):
 
 
 def _conv_nodes(geometry: _Geometry, helper) -> list:
-    """NHWC in, NCHWc convolution, NHWC out. Fewer input channels than a block are read unblocked, NCHW."""
-    if geometry.channels >= block_size():
+    """NHWC in, NCHWc convolution, NHWC out. Fewer input channels than a block are read unblocked,
+    NCHW (except depthwise, whose channels are its groups: all of them padded to whole blocks)."""
+    if geometry.channels >= block_size() or geometry.depthwise:
         nodes = [helper.make_node("ReorderInput", ["x"], ["xc"], domain=_DOMAIN, channels_last=1)]
     else:
         nodes = [helper.make_node("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2])]
     attributes = dict(kernel_shape=list(geometry.kernel), strides=list(geometry.strides),
                       dilations=list(geometry.dilation), pads=list(geometry.pads))
+    if geometry.depthwise:
+        attributes["group"] = _round_up(geometry.channels)
     if geometry.relu:
         attributes["activation"] = "Relu"
     conv_inputs = ["xc", "w", "b"][:2 + geometry.bias]

@@ -20,7 +20,7 @@ from specforge.initializers import compute_fans, initialize
 from specforge.kernels import nchwc, parallel, taps
 from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
 from specforge.kernels.im2col import (
-    Window, columns, crop_padding, grouped_conv, grouped_input_gradient, grouped_kernel_gradient, pad_image,
+    Window, columns, crop_padding, depthwise_kernel_gradient, grouped_conv, grouped_input_gradient, grouped_kernel_gradient, pad_image,
 )
 from specforge.kernels.scratch import column_sums, scratch
 from specforge.layers.base import (
@@ -143,12 +143,12 @@ class _Convolution(Layer):
         groups = self.groups(x.shape[3])
         parts = parallel.shards(len(x), self.flops(x.shape[1:]))
         y = np.empty((len(x), *self.output_shape(x.shape[1:])), dtype)
-        if nchwc.supports(groups, x.shape[3], dtype):
+        if nchwc.supports(groups, x.shape[3], y.shape[3], dtype):
             relu = isinstance(activation, Relu) and activation.is_plain
             finish = None if relu else activation
 
             def nchwc_shard(part: slice) -> None:
-                y[part] = nchwc.forward(x[part], kernel, bias, window, relu)
+                y[part] = nchwc.forward(x[part], kernel, bias, window, relu, depthwise=groups > 1)
                 add_bias_and_activate(y[part], None, finish)
 
             parallel.run(nchwc_shard, parts)
@@ -183,8 +183,9 @@ class _Convolution(Layer):
         n, height, width, channels = saved.x_shape
         (top, bottom), (left, right) = window.pads
         padded = (height + top + bottom, width + left + right)
-        # onnxruntime's kernels give the input gradient unpadded; the tap products give it padded
-        nchwc_dx = need_dx and saved.x is not None and nchwc.supports_input_gradient(kernel.shape[-1])
+        # where the forward ran on onnxruntime's kernels, so does the input gradient (unpadded); the
+        # tap products give it padded
+        nchwc_dx = need_dx and saved.x is not None
         tap_dx = need_dx and one_group and not nchwc_dx
         tap_dkernel = saved.tap_inputs is not None or (
             saved.x is not None and taps.takes_forward(window, grouped.shape[0], channels))
@@ -203,11 +204,13 @@ class _Convolution(Layer):
                 xp = (saved.tap_inputs[index] if saved.tap_inputs is not None
                       else np.ascontiguousarray(pad_image(saved.x[part], window.pads)))
                 dkernel = taps.kernel_gradient(xp, grid, plan, kernel.shape)
-            else:
+            elif one_group or saved.cols is not None:
                 cols = saved.cols[index] if saved.cols is not None else columns(saved.x[part], window, 1)
                 dkernel = self.from_grouped(grouped_kernel_gradient(cols, dz, grouped.shape))
+            else:
+                dkernel = depthwise_kernel_gradient(saved.x[part], dz, window).reshape(kernel.shape)
             if nchwc_dx:
-                dx[part] = nchwc.input_gradient(dz, kernel, window, (height, width))
+                dx[part] = nchwc.input_gradient(dz, kernel, window, (height, width), depthwise=not one_group)
             elif tap_dx:
                 taps.input_gradient(grid, kernel, plan, dx[part].reshape(-1, channels))
             elif need_dx:
