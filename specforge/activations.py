@@ -148,7 +148,11 @@ class Relu(ActivationFunction):
             out *= (z < self.max_value) | ~above
 
     def to_onnx(self, builder, input_name, hint):
-        """The node making the output is hinted ``hint`` (the Min when capped), as every conversion's."""
+        """The node making the output is hinted ``hint`` (the Min when capped), as every conversion's. A capped
+        plain ReLU (ReLU6) is one Clip, which onnxruntime fuses into the convolution before it."""
+        if self.max_value is not None and self.threshold == 0 and not self.negative_slope:
+            return builder.node("Clip", [input_name, _scalar(builder, 0.0, f"{hint}_min"),
+                                         _scalar(builder, self.max_value, f"{hint}_max")], hint)
         rectified = hint if self.max_value is None else f"{hint}_uncapped"
         if self.threshold == 0:
             if self.negative_slope:
