@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from specforge.initializers import compute_fans, initialize
+from specforge.kernels.channels import channel_sums, example_rows, tiled
+from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
+from specforge.kernels.scratch import scratch
 from specforge.layers.base import Layer, Params, Shape, initializer_schema
 from specforge.layout import NCHW
 
@@ -34,6 +37,7 @@ class BatchNormalization(Layer):
         ({"scale": False}, (2, 3)),
     ]
     non_trainable = ("moving_mean", "moving_variance")
+    fuses_activation = True
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
@@ -53,46 +57,55 @@ class BatchNormalization(Layer):
         return 2 * int(np.prod(input_shape))
 
     def forward(self, params, x, training=False, rng=None, activation=None):
+        """Per channel ``y = (x - mean) * scale + beta`` with ``scale = gamma / sqrt(variance + epsilon)``, on rows
+        of one example (specforge.kernels.channels); the fused ``activation`` is applied to ``y`` in place."""
+        rows, channels = example_rows(x), x.shape[-1]
+        count = x.size // channels
         state = {}
         if training:
-            axes = tuple(range(x.ndim - 1))
-            mean = x.mean(axis=axes)
-            x_hat = x - mean
-            variance = np.mean(x_hat * x_hat, axis=axes)
+            mean = channel_sums(rows, channels) / count
+            centered = rows - tiled(mean, rows)
+            squares = scratch("batch normalization squares", rows.shape, rows.dtype)
+            variance = channel_sums(np.multiply(centered, centered, out=squares), channels) / count
             momentum = self.config["momentum"]
             for name, batch in (("moving_mean", mean), ("moving_variance", variance)):
                 state[name] = params[name] * momentum
                 state[name] += (1 - momentum) * batch
         else:
-            x_hat = x - params["moving_mean"]
+            centered = rows - tiled(params["moving_mean"], rows)
             variance = params["moving_variance"]
-        inv_std = 1 / np.sqrt(variance + self.config["epsilon"])
-        x_hat *= inv_std
-        y = x_hat * params["gamma"] if "gamma" in params else x_hat.copy()
+        inv_std = (1 / np.sqrt(variance + self.config["epsilon"])).astype(rows.dtype, copy=False)
+        scale = inv_std * params["gamma"] if "gamma" in params else inv_std
+        y = np.multiply(centered, tiled(scale, rows))
         if "beta" in params:
-            y += params["beta"]
-        return y, (x_hat, inv_std, training, state)
+            y += tiled(params["beta"], rows)
+        y = y.reshape(x.shape)
+        add_bias_and_activate(y, None, activation)
+        return y, (centered, inv_std, scale, training, state, activation, y)
 
     def new_state(self, cache):
-        return cache[3]
+        return cache[4]
 
     def backward(self, params, cache, dy, need_dx=True):
-        x_hat, inv_std, training, _ = cache
-        axes = tuple(range(dy.ndim - 1))
-        grads = {}
-        if "gamma" in params:
-            grads["gamma"] = (dy * x_hat).sum(axis=axes)
-        if "beta" in params:
-            grads["beta"] = dy.sum(axis=axes)
+        """With ``x_hat = (x - mean) * inv_std``, ``n`` values per channel and ``g`` the gradient before the
+        fused activation: ``dgamma = sum(g x_hat)``, ``dbeta = sum(g)``, and in training
+        ``dx = scale * (g - dbeta / n - x_hat * dgamma / n)``, as per-channel multiples of ``g``, of ``x - mean``
+        and a constant."""
+        centered, inv_std, scale, training, _, activation, y = cache
+        channels, shape = len(inv_std), dy.shape
+        g = example_rows(activation_gradient(activation, y, dy))
+        products = scratch("batch normalization products", g.shape, g.dtype)
+        dbeta = channel_sums(g, channels)
+        dgamma = channel_sums(np.multiply(g, centered, out=products), channels) * inv_std
+        grads = {name: value for name, value in (("gamma", dgamma), ("beta", dbeta)) if name in params}
         if not need_dx:
             return None, grads
-        dx_hat = dy * params["gamma"] if "gamma" in params else dy
-        if not training:
-            return dx_hat * inv_std, grads
-        count = dy.size // dy.shape[-1]
-        dx = dx_hat - dx_hat.sum(axis=axes) / count - x_hat * ((dx_hat * x_hat).sum(axis=axes) / count)
-        dx *= inv_std
-        return dx, grads
+        dx = np.multiply(g, tiled(scale, g))
+        if training:
+            count = centered.size // channels
+            dx += np.multiply(centered, tiled(-scale * inv_std * dgamma / count, g), out=products)
+            dx += tiled(-scale * dbeta / count, g)
+        return dx.reshape(shape), grads
 
     def to_onnx(self, builder, params, input_name):
         """Folded into one Mul and one Add per channel; constants shaped to broadcast in the tensor's layout."""
