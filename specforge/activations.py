@@ -138,6 +138,11 @@ class Relu(ActivationFunction):
         self.threshold = threshold
 
     @property
+    def is_plain(self) -> bool:
+        """Whether this is max(x, 0), with no cap, slope or threshold."""
+        return self.max_value is None and self.negative_slope == 0 and self.threshold == 0
+
+    @property
     def output_suffices(self) -> bool:
         """With threshold 0 the output is above 0 (and below max_value) exactly where the input is."""
         return self.threshold == 0

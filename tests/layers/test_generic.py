@@ -63,6 +63,29 @@ def test_gradients(kind, config, shape):
     check_gradients(kind, config, params, x)
 
 
+@pytest.mark.parametrize("kind,config,shape,activation",
+                         [(*case.values, None) for case in CASES] + [(*case.values, "relu") for case in FUSING_CASES])
+def test_float32_step_equals_float64_step(kind, config, shape, activation):
+    """Training runs in float32 and may take other kernels than the float64 the gradient checks see
+    (onnxruntime's convolutions): both give the same forward and backward, up to float32 rounding."""
+    _, params64 = make_layer(kind, config, shape)
+    fused = ACTIVATIONS[activation] if activation else None
+    x64 = np.random.default_rng(12).standard_normal((BATCH, *shape))
+    results = []
+    for dtype in (np.float64, np.float32):
+        params = {name: value.astype(dtype) for name, value in params64.items()}
+        layer = REGISTRY[kind](config)  # a fresh one: a seeded dropout draws the same mask again
+        y, cache = layer.forward(params, x64.astype(dtype), training=True, rng=np.random.default_rng(0),
+                                 activation=fused)
+        dy = np.random.default_rng(13).standard_normal(y.shape).astype(dtype)
+        dx, grads = layer.backward(params, cache, dy)
+        assert y.dtype == dx.dtype == dtype and all(grad.dtype == dtype for grad in grads.values())
+        results.append((y, dx, grads))
+    (y64, dx64, grads64), (y32, dx32, grads32) = results
+    for expected, actual in [(y64, y32), (dx64, dx32), *((grads64[name], grads32[name]) for name in grads64)]:
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(expected).max())))
+
+
 @pytest.mark.parametrize("kind,config,shape", CASES)
 def test_backward_without_dx(kind, config, shape):
     layer, params = make_layer(kind, config, shape)
