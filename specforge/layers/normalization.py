@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from specforge.initializers import compute_fans, initialize
-from specforge.kernels.channels import channel_sums, example_rows, tiled
-from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
+from specforge.kernels.channels import blockwise, blockwise_sums, channel_totals, example_rows, tiled
+from specforge.kernels.epilogue import activation_gradient
 from specforge.kernels.scratch import scratch
 from specforge.layers.base import Layer, Params, Shape, initializer_schema
 from specforge.layout import NCHW
@@ -58,29 +58,46 @@ class BatchNormalization(Layer):
 
     def forward(self, params, x, training=False, rng=None, activation=None):
         """Per channel ``y = (x - mean) * scale + beta`` with ``scale = gamma / sqrt(variance + epsilon)``, on rows
-        of one example (specforge.kernels.channels); the fused ``activation`` is applied to ``y`` in place."""
+        of one example, block by block (specforge.kernels.channels); the fused ``activation`` is applied to
+        ``y`` in place."""
         rows, channels = example_rows(x), x.shape[-1]
         count = x.size // channels
+        centered = np.empty_like(rows)
         state = {}
         if training:
-            mean = channel_sums(rows, channels) / count
-            centered = rows - tiled(mean, rows)
-            squares = scratch("batch normalization squares", rows.shape, rows.dtype)
-            variance = channel_sums(np.multiply(centered, centered, out=squares), channels) / count
+            (row_totals,) = blockwise_sums(lambda block: [rows[block]], rows)
+            mean = channel_totals(row_totals, channels) / count
+            shift = tiled(mean, rows)
+
+            def center(block: slice) -> list[np.ndarray]:
+                np.subtract(rows[block], shift, out=centered[block])
+                squares = scratch("batch normalization squares", centered[block].shape, rows.dtype)
+                return [np.multiply(centered[block], centered[block], out=squares)]
+
+            (row_squares,) = blockwise_sums(center, rows)
+            variance = channel_totals(row_squares, channels) / count
             momentum = self.config["momentum"]
             for name, batch in (("moving_mean", mean), ("moving_variance", variance)):
                 state[name] = params[name] * momentum
                 state[name] += (1 - momentum) * batch
         else:
-            centered = rows - tiled(params["moving_mean"], rows)
+            shift = tiled(params["moving_mean"], rows)
+            blockwise(lambda block: np.subtract(rows[block], shift, out=centered[block]), rows)
             variance = params["moving_variance"]
         inv_std = (1 / np.sqrt(variance + self.config["epsilon"])).astype(rows.dtype, copy=False)
         scale = inv_std * params["gamma"] if "gamma" in params else inv_std
-        y = np.multiply(centered, tiled(scale, rows))
-        if "beta" in params:
-            y += tiled(params["beta"], rows)
-        y = y.reshape(x.shape)
-        add_bias_and_activate(y, None, activation)
+        scales, betas = tiled(scale, rows), tiled(params["beta"], rows) if "beta" in params else None
+        y = np.empty(x.shape, rows.dtype)
+        y_rows = y.reshape(rows.shape)
+
+        def output(block: slice) -> None:
+            np.multiply(centered[block], scales, out=y_rows[block])
+            if betas is not None:
+                y_rows[block] += betas
+            if activation is not None:
+                activation.forward_into(y[block], y[block])
+
+        blockwise(output, rows)
         return y, (centered, inv_std, scale, training, state, activation, y)
 
     def new_state(self, cache):
@@ -90,22 +107,39 @@ class BatchNormalization(Layer):
         """With ``x_hat = (x - mean) * inv_std``, ``n`` values per channel and ``g`` the gradient before the
         fused activation: ``dgamma = sum(g x_hat)``, ``dbeta = sum(g)``, and in training
         ``dx = scale * (g - dbeta / n - x_hat * dgamma / n)``, as per-channel multiples of ``g``, of ``x - mean``
-        and a constant."""
+        and a constant; block by block, ``g`` worked out again in each pass rather than stored."""
         centered, inv_std, scale, training, _, activation, y = cache
-        channels, shape = len(inv_std), dy.shape
-        g = example_rows(activation_gradient(activation, y, dy))
-        products = scratch("batch normalization products", g.shape, g.dtype)
-        dbeta = channel_sums(g, channels)
-        dgamma = channel_sums(np.multiply(g, centered, out=products), channels) * inv_std
+        channels, row_size = len(inv_std), centered.shape[1]
+
+        def gradient(block: slice) -> np.ndarray:
+            return activation_gradient(activation, y[block], dy[block]).reshape(-1, row_size)
+
+        def products(block: slice) -> list[np.ndarray]:
+            g = gradient(block)
+            product = scratch("batch normalization products", g.shape, g.dtype)
+            return [g, np.multiply(g, centered[block], out=product)]
+
+        row_g, row_products = blockwise_sums(products, centered)
+        dbeta = channel_totals(row_g, channels)
+        dgamma = channel_totals(row_products, channels) * inv_std
         grads = {name: value for name, value in (("gamma", dgamma), ("beta", dbeta)) if name in params}
         if not need_dx:
             return None, grads
-        dx = np.multiply(g, tiled(scale, g))
+        dx = np.empty(centered.shape, centered.dtype)
+        scales = tiled(scale, dx)
         if training:
             count = centered.size // channels
-            dx += np.multiply(centered, tiled(-scale * inv_std * dgamma / count, g), out=products)
-            dx += tiled(-scale * dbeta / count, g)
-        return dx.reshape(shape), grads
+            centered_scales, constant = tiled(-scale * inv_std * dgamma / count, dx), tiled(-scale * dbeta / count, dx)
+
+        def input_gradient(block: slice) -> None:
+            np.multiply(gradient(block), scales, out=dx[block])
+            if training:
+                product = scratch("batch normalization products", dx[block].shape, dx.dtype)
+                dx[block] += np.multiply(centered[block], centered_scales, out=product)
+                dx[block] += constant
+
+        blockwise(input_gradient, dx)
+        return dx.reshape(dy.shape), grads
 
     def to_onnx(self, builder, params, input_name):
         """Folded into one Mul and one Add per channel; constants shaped to broadcast in the tensor's layout."""
