@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from specforge.kernels import parallel
-from specforge.kernels.scratch import column_sums
+from specforge.kernels.scratch import column_sums, scratch
 
 #: Elements per block of rows that the passes of a layer go through together (256 KiB of float32).
 BLOCK = 65536
@@ -42,6 +42,13 @@ def tiled(vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def channel_totals(row_totals: np.ndarray, channels: int) -> np.ndarray:
     """Per-channel sums from the sums over the rows of each position of an example (``blockwise_sums``)."""
     return row_totals.reshape(-1, channels).sum(axis=0)
+
+
+def position_sums(x: np.ndarray) -> np.ndarray:
+    """``(N, C)``: each example's sum of each channel over its positions, for ``x`` ``(N, positions, C)``; one
+    product with a row of ones per example (numpy's sum over the middle axis loops over the C channels)."""
+    ones = scratch("ones", (1, x.shape[1]), x.dtype, fill=1.0)
+    return parallel.run(lambda _: np.matmul(ones, x), [None])[0][:, 0]
 
 
 def blocks_of(rows: np.ndarray) -> list[slice]:

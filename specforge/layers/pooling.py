@@ -16,6 +16,7 @@ import numpy as np
 
 from specforge.activations import ActivationFunction
 from specforge.kernels import parallel
+from specforge.kernels.channels import position_sums
 from specforge.kernels.im2col import Window, crop_padding, offset_slices, pad_image
 from specforge.layers.base import PADDING_SCHEMA, Layer, Params, Shape, as_pair, int_or_pair
 from specforge.layers.windows import plan_window, require_image
@@ -232,7 +233,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
     onnx_op = "GlobalAveragePool"
 
     def reduce(self, flat: np.ndarray) -> tuple[np.ndarray, Any]:
-        return flat.mean(axis=1), None
+        return position_sums(flat) / np.asarray(flat.shape[1], flat.dtype), None
 
     def spread(self, dy: np.ndarray, cache: Any, pixels: int) -> np.ndarray:
         return np.broadcast_to((dy / pixels)[:, None, :], (dy.shape[0], pixels, dy.shape[1]))
