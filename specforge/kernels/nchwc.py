@@ -30,7 +30,7 @@ import numpy as np
 from specforge.kernels.im2col import Window, spread_gradient
 
 _DOMAIN = "com.microsoft.nchwc"
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entered: making a session asks for the block size, which may make the probe's
 
 
 @lru_cache(maxsize=1)
@@ -78,9 +78,9 @@ def _takes(channels: int) -> bool:
 
 
 def forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, window: Window, relu: bool,
-            depthwise: bool = False) -> np.ndarray:
-    """The convolution of NHWC ``x`` with ``kernel`` as Keras stores it ((KH, KW, Cin, Cout), or depthwise
-    (KH, KW, C, 1)), plus ``bias``, through ReLU when ``relu``: NHWC (N, OH, OW, Cout)."""
+            out: np.ndarray, depthwise: bool = False) -> None:
+    """Write to ``out`` (N, OH, OW, Cout) the convolution of NHWC ``x`` with ``kernel`` as Keras stores it
+    ((KH, KW, Cin, Cout), or depthwise (KH, KW, C, 1)), plus ``bias``, through ReLU when ``relu``."""
     kh, kw, channels, filters = kernel.shape
     filters = channels if depthwise else filters
     (top, bottom), (left, right) = window.pads
@@ -90,12 +90,12 @@ def forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, window: 
                                           channels, depthwise)}
     if bias is not None:
         feeds["b"] = _padded(bias, 0, _round_up(filters))
-    return _session(geometry).run(None, feeds)[0]
+    _run(geometry, feeds, out)
 
 
-def input_gradient(dz: np.ndarray, kernel: np.ndarray, window: Window, size: tuple[int, int],
-                   depthwise: bool = False) -> np.ndarray:
-    """The gradient of the input (N, H, W, Cin), ``size`` = (H, W), of :func:`forward`, from ``dz``
+def input_gradient(dz: np.ndarray, kernel: np.ndarray, window: Window, out: np.ndarray,
+                   depthwise: bool = False) -> None:
+    """Write to ``out`` (N, H, W, Cin) the gradient of the input of :func:`forward`, from ``dz``
     (N, OH, OW, Cout), the gradient of its output before the bias.
 
     It is the full correlation of ``dz`` with the kernel flipped and its channel axes swapped (a
@@ -108,10 +108,10 @@ def input_gradient(dz: np.ndarray, kernel: np.ndarray, window: Window, size: tup
     if window.strides == (1, 1):
         pads = (eh - 1 - top, ew - 1 - left, eh - 1 - bottom, ew - 1 - right)
     else:
-        dz, pads = spread_gradient(dz, window, size), (0, 0, 0, 0)
+        dz, pads = spread_gradient(dz, window, out.shape[1:3]), (0, 0, 0, 0)
     geometry = _Geometry("conv", filters, channels, (kh, kw), (1, 1), window.dilation, pads, depthwise=depthwise)
     flipped = kernel[::-1, ::-1].transpose(2, 3, 0, 1)  # (Cin, Cout, KH, KW); depthwise (C, 1, KH, KW)
-    return _session(geometry).run(None, {"x": dz, "w": _blocked_filter(flipped, filters, depthwise)})[0]
+    _run(geometry, {"x": dz, "w": _blocked_filter(flipped, filters, depthwise)}, out)
 
 
 # -- layouts ----------------------------------------------------------------------------------------
@@ -148,6 +148,17 @@ def _blocked_filter(oihw: np.ndarray, channels: int, depthwise: bool = False) ->
 
 
 # -- sessions ---------------------------------------------------------------------------------------
+def _run(geometry: _Geometry, feeds: dict[str, np.ndarray], out: np.ndarray) -> None:
+    """Run the session for ``geometry`` on ``feeds``, its result written straight into ``out`` (a
+    C-contiguous float32 array of the result's shape): bound buffers, so nothing is copied on the way."""
+    session = _session(geometry)
+    binding = session.io_binding()
+    for name, value in feeds.items():
+        binding.bind_cpu_input(name, np.ascontiguousarray(value))
+    binding.bind_output("y", "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
+    session.run_with_iobinding(binding)
+
+
 _sessions: dict[_Geometry, object] = {}
 
 

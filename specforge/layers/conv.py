@@ -148,7 +148,7 @@ class _Convolution(Layer):
             finish = None if relu else activation
 
             def nchwc_shard(part: slice) -> None:
-                y[part] = nchwc.forward(x[part], kernel, bias, window, relu, depthwise=groups > 1)
+                nchwc.forward(x[part], kernel, bias, window, relu, y[part], depthwise=groups > 1)
                 add_bias_and_activate(y[part], None, finish)
 
             parallel.run(nchwc_shard, parts)
@@ -210,7 +210,7 @@ class _Convolution(Layer):
             else:
                 dkernel = depthwise_kernel_gradient(saved.x[part], dz, window).reshape(kernel.shape)
             if nchwc_dx:
-                dx[part] = nchwc.input_gradient(dz, kernel, window, (height, width), depthwise=not one_group)
+                nchwc.input_gradient(dz, kernel, window, dx[part], depthwise=not one_group)
             elif tap_dx:
                 taps.input_gradient(grid, kernel, plan, dx[part].reshape(-1, channels))
             elif need_dx:

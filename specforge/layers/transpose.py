@@ -174,7 +174,9 @@ class Conv2DTranspose(Layer):
 
         def shard(part: slice) -> None:
             if nchwc.supports(1, kernel.shape[2], kernel.shape[3], dtype):
-                full = nchwc.input_gradient(x[part], kernel, frame.window, frame.full)
+                full = scratch(("transposed convolution image", frame), (part.stop - part.start, *frame.full,
+                                                                         kernel.shape[2]), dtype)
+                nchwc.input_gradient(x[part], kernel, frame.window, full)
             else:
                 plan = taps.TapPlan.of(frame.window, (part.stop - part.start, *frame.full))
                 full = scratch(("transposed convolution image", plan), (plan.grid_rows, kernel.shape[2]), dtype)

@@ -5,6 +5,9 @@ output counts that are not whole blocks, strides, dilations and uneven padding."
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -44,13 +47,15 @@ def test_forward_and_input_gradient(kind, config, input_shape):
     x = rng.standard_normal((3, *input_shape))
     kernel = params["kernel"].astype(np.float32)
 
-    y = nchwc.forward(x.astype(np.float32), kernel, params.get("bias"), window, relu=True, depthwise=depthwise)
     expected = reference_conv(x, params["kernel"], params.get("bias"), window.strides, window.dilation, window.pads,
                               depthwise)
+    y = np.empty(expected.shape, np.float32)
+    nchwc.forward(x.astype(np.float32), kernel, params.get("bias"), window, True, y, depthwise=depthwise)
     np.testing.assert_allclose(y, np.maximum(expected, 0), rtol=1e-4, atol=1e-4)
 
     dz = rng.standard_normal(expected.shape)
-    dx = nchwc.input_gradient(dz.astype(np.float32), kernel, window, input_shape[:2], depthwise)
+    dx = np.empty(x.shape, np.float32)
+    nchwc.input_gradient(dz.astype(np.float32), kernel, window, dx, depthwise)
     _, cache = layer.forward(params, x, training=True)
     expected_dx, _ = layer.backward(params, cache, dz)
     np.testing.assert_allclose(dx, expected_dx, rtol=1e-4, atol=1e-4)
@@ -90,3 +95,15 @@ def test_without_the_kernels_numpy_computes(monkeypatch):
     np.testing.assert_allclose(y, numpy_y, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dx, numpy_dx, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(grads["kernel"], numpy_grads["kernel"], rtol=1e-4, atol=1e-4)
+
+
+def test_a_process_whose_first_convolution_is_an_input_gradient_does_not_hang():
+    """Making a session asks for the block size, which makes the probe's session on first use (a model
+    that starts with Conv2DTranspose does that in its first forward)."""
+    code = ("import numpy as np; from specforge.kernels import nchwc; from specforge.kernels.im2col import Window; "
+            "out = np.empty((1, 5, 5, 2), np.float32); "
+            "nchwc.input_gradient(np.ones((1, 3, 3, 4), np.float32), np.ones((3, 3, 2, 4), np.float32), "
+            "Window((3, 3), (1, 1), (1, 1), ((0, 0), (0, 0))), out); print(out.sum())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) == 9 * 9 * 4 * 2  # 9 gradient pixels, each through 9 taps, 4 channels to 2

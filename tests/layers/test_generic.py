@@ -232,9 +232,18 @@ def test_no_transposes_between_convolutions():
                    ("Conv2D", {"filters": 3, "kernel_size": 2}), ("Activation", {"activation": "gelu"}),
                    ("Flatten", {}), ("Dense", {"units": 2}), input_shape=(5, 5, 1))
     model = onnx_of(steps, (5, 5, 1))
-    assert [node.op_type for node in model.graph.node].count("Transpose") == 2
+    # the input's; the Dense takes the channels-first flattening with its rows permuted to match
+    assert [node.op_type for node in model.graph.node].count("Transpose") == 1
     x = np.random.default_rng(11).standard_normal((2, 5, 5, 1)).astype(np.float32)
     check_onnx_parity(steps, (5, 5, 1), x)
+
+
+@pytest.mark.parametrize("after_flatten", [("Dense", {"units": 3, "use_bias": False}), ("Dropout", {"rate": 0.5}),
+                                           ("BatchNormalization", {}), ("Reshape", {"target_shape": [6, 3]})])
+def test_a_flatten_feeding_anything_but_a_product_keeps_the_keras_order(after_flatten):
+    steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Flatten", {}), after_flatten,
+                   input_shape=(4, 4, 1))
+    check_onnx_parity(steps, (4, 4, 1), np.random.default_rng(12).standard_normal((2, 4, 4, 1)).astype(np.float32))
 
 
 def _producers(model) -> dict[str, str]:
