@@ -218,6 +218,7 @@ class Concatenate(Merge):
     examples = [
         ({"inputs": ["a", "b"]}, [(2, 2, 3), (2, 2, 5)]),
         ({"inputs": ["a", "b", "c"], "axis": 1}, [(2, 3), (1, 3), (4, 3)]),
+        ({"inputs": ["a", "b"]}, [(3, 2), (3, 4)]),
         ({"inputs": ["a", "b"], "axis": 2}, [(2, 3, 2), (2, 1, 2)]),
     ]
 
@@ -254,6 +255,6 @@ class Concatenate(Merge):
         names = [builder.to_layout(name, layout) for name in input_names]
         rank = len(builder.shape(input_names[0]))
         axis = self.axis(rank) + 1
-        if layout == NCHW and rank == 3:
-            axis = {1: 2, 2: 3, 3: 1}[axis]
+        if layout == NCHW:  # (N, C, H, W), or a sequence as (N, C, 1, steps)
+            axis = {1: 2, 2: 3, 3: 1}[axis] if rank == 3 else {1: 3, 2: 1}[axis]
         return builder.node("Concat", names, self.name, axis=axis)

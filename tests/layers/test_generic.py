@@ -238,6 +238,18 @@ def test_no_transposes_between_convolutions():
     check_onnx_parity(steps, (5, 5, 1), x)
 
 
+def test_no_transposes_between_sequence_layers():
+    steps = _steps(("Conv1D", {"filters": 4, "kernel_size": 3, "padding": "same"}), ("BatchNormalization", {}),
+                   ("ReLU", {}), ("MaxPooling1D", {}), ("Conv1D", {"filters": 5, "kernel_size": 2}),
+                   ("LayerNormalization", {}), ("AveragePooling1D", {"pool_size": 2}), ("Flatten", {}),
+                   input_shape=(9, 3))
+    model = onnx_of(steps, (9, 3))
+    ops = [node.op_type for node in model.graph.node]
+    # into the image form before the first Conv1D, out of it for the LayerNormalization and back, out for the Flatten
+    assert ops.count("Transpose") == 4
+    check_onnx_parity(steps, (9, 3), np.random.default_rng(13).standard_normal((2, 9, 3)).astype(np.float32))
+
+
 @pytest.mark.parametrize("after_flatten", [("Dense", {"units": 3, "use_bias": False}), ("Dropout", {"rate": 0.5}),
                                            ("BatchNormalization", {}), ("Reshape", {"target_shape": [6, 3]})])
 def test_a_flatten_feeding_anything_but_a_product_keeps_the_keras_order(after_flatten):

@@ -1,0 +1,163 @@
+"""One spec's model in specforge and in PyTorch (its twin, benchmarks/torch_twin), with what compare.py measures
+of both: training steps per second, onnxruntime inference of either export, the memory a training step adds.
+
+Batches are random values of the model's input shape with random class labels: the work of a step does
+not depend on the values, so no data set is needed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from benchmarks.rates import best_rate
+from specforge import losses, optimizers
+from specforge.api import build, load_spec
+from specforge.evaluate import labels_and_targets
+from specforge.model import Model
+
+#: distinct random batches a measurement cycles through
+POOL = 4
+SPECFORGE, PYTORCH = "specforge", "pytorch"
+
+
+@dataclass
+class Batch:
+    x: np.ndarray
+    labels: np.ndarray
+    targets: np.ndarray
+
+
+class SideBySide:
+    """``path``'s model with fresh weights (its fit seed), in specforge and as its PyTorch twin from the same
+    weights, each with the spec's loss and optimizer."""
+
+    def __init__(self, path: str | Path):
+        from benchmarks.torch_twin import TorchTwin, TwinTrainer
+
+        spec = load_spec(path)
+        self.name = Path(path).stem
+        self.config = spec.config
+        self.graph = build(spec)
+        self.model = Model.initialize(self.graph, np.random.default_rng(self.config["fit"]["seed"]))
+        self.loss = losses.get(self.config["compile"]["loss"])
+        self.optimizer = optimizers.create(self.config["compile"]["optimizer"])
+        self.twin = TorchTwin(self.model)
+        self.trainer = TwinTrainer(self.twin, self.loss, self.config["compile"]["optimizer"])
+        self.dropout = np.random.default_rng(0)
+
+    @property
+    def batch_size(self) -> int:
+        """The spec's own batch size (fit.batch_size)."""
+        return self.config["fit"]["batch_size"]
+
+    @property
+    def training_flops(self) -> int:
+        """FLOPs of training on one example: 3 x the forward's (forward, input and weight gradients)."""
+        return 3 * self.graph.total_flops
+
+    def batches(self, batch_size: int, count: int = POOL, seed: int = 0) -> list[Batch]:
+        rng = np.random.default_rng(seed)
+        units = self.graph.output_shape[-1]
+        made = []
+        for _ in range(count):
+            x = rng.random((batch_size, *self.graph.input_shape), dtype=np.float32)
+            labels, targets = labels_and_targets(self.loss, rng.integers(0, max(units, 2), size=batch_size), units)
+            made.append(Batch(x, labels, targets))
+        return made
+
+    def specforge_step(self, batches: list[Batch]) -> Callable[[int], object]:
+        """``step(i)``: specforge's training step (``Model.train_step``) on batch ``i`` of the pool."""
+        def step(index: int) -> object:
+            batch = batches[index % len(batches)]
+            return self.model.train_step(batch.x, batch.targets, self.loss, self.optimizer, self.dropout)
+        return step
+
+    def pytorch_step(self, batches: list[Batch]) -> Callable[[int], object]:
+        """``step(i)``: the twin's training step on batch ``i`` (converted to PyTorch's layout beforehand)."""
+        from benchmarks.torch_twin import to_torch
+
+        converted = [(to_torch(batch.x), self.trainer.targets(batch.labels, batch.targets)) for batch in batches]
+
+        def step(index: int) -> object:
+            return self.trainer.step(*converted[index % len(converted)])
+        return step
+
+    def step(self, framework: str, batches: list[Batch]) -> Callable[[int], object]:
+        return self.specforge_step(batches) if framework == SPECFORGE else self.pytorch_step(batches)
+
+
+def steps_per_second(step: Callable[[int], object], warmup: int, seconds: float) -> float:
+    """Training steps per second of ``step``: ``warmup`` untimed steps, then steps for at least ``seconds``
+    (and at least two)."""
+    for index in range(warmup):
+        step(index)
+    count, start = 0, time.perf_counter()
+    while True:
+        step(count)
+        count += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and count >= 2:
+            return count / elapsed
+
+
+def alternate(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """The best of ``rounds`` results of each measure, taken in turns, so that both see the same machine."""
+    best = {name: 0.0 for name in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            best[name] = max(best[name], measure())
+    return best
+
+
+def training_rates(pair: SideBySide, batch_size: int, warmup: int, seconds: float, rounds: int) -> dict[str, float]:
+    """Training images per second of specforge and PyTorch at ``batch_size``, best of alternating rounds."""
+    batches = pair.batches(batch_size)
+    steps = {framework: pair.step(framework, batches) for framework in (SPECFORGE, PYTORCH)}
+    return alternate({framework: lambda step=step: batch_size * steps_per_second(step, warmup, seconds)
+                      for framework, step in steps.items()}, rounds)
+
+
+def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float, rounds: int,
+                    ) -> tuple[dict[int, dict[str, float]], float]:
+    """Images per second of specforge's ONNX export and of the twin's torch.onnx export under onnxruntime
+    (every core), per batch size, and the largest difference between their outputs and specforge's."""
+    from benchmarks.torch_twin import to_torch, twin_onnx
+    from specforge.export.onnx import export_graph
+    from specforge.export.runtime import make_session
+
+    ours = make_session(export_graph(pair.graph, pair.model.params).SerializeToString())
+    theirs = make_session(twin_onnx(pair.twin))
+    results, difference = {}, 0.0
+    for batch_size in batch_sizes:
+        x = pair.batches(batch_size, count=1)[0].x
+        x_torch = to_torch(x).numpy()
+        expected = pair.model.forward(x)
+        for output in (ours.run(None, {"input": x})[0], theirs.run(None, {"input": x_torch})[0]):
+            difference = max(difference, float(np.abs(output.reshape(expected.shape) - expected).max()))
+        results[batch_size] = alternate({
+            "onnx": lambda: best_rate(lambda: ours.run(None, {"input": x}), batch_size, seconds),
+            "torch_onnx": lambda: best_rate(lambda: theirs.run(None, {"input": x_torch}), batch_size, seconds),
+        }, rounds)
+    return results, difference
+
+
+def step_memory_mib(step: Callable[[int], object], steps: int = 3) -> float:
+    """MiB of resident memory that ``steps`` training steps add at their peak over what the process held
+    before the first (the model, its weights and the batches): Linux's VmHWM, reset just before, minus
+    VmRSS then. Meant for a fresh process that runs one framework: freed memory a process keeps would
+    otherwise be reused unseen."""
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kib("VmRSS")
+    for index in range(steps):
+        step(index)
+    return (_status_kib("VmHWM") - before) / 1024
+
+
+def _status_kib(field: str) -> int:
+    return int(re.search(rf"^{field}:\s+(\d+)", Path("/proc/self/status").read_text(), re.MULTILINE).group(1))

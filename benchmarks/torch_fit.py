@@ -1,0 +1,75 @@
+"""The PyTorch counterpart of ``specforge train SPEC``: the spec's twin (benchmarks/torch_twin) trained on the
+spec's data, with its batch size, shuffled each epoch, counting the training accuracy as it goes and
+validating on the test split after each epoch. compare.py --full times it against specforge's run.
+
+    python benchmarks/torch_fit.py specs/mnist.yaml --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.torch_twin import TorchTwin, TwinTrainer, to_torch  # noqa: E402
+from specforge import losses  # noqa: E402
+from specforge.api import build, load_data, load_spec  # noqa: E402
+from specforge.data import iterate_batches  # noqa: E402
+from specforge.evaluate import labels_and_targets  # noqa: E402
+from specforge.export.runtime import default_threads  # noqa: E402
+from specforge.model import Model  # noqa: E402
+from specforge.train import generators  # noqa: E402
+
+
+def whole_split(split, loss, units: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, labels, targets)`` of a whole split, preprocessed as training batches are."""
+    x, y = next(iterate_batches(split, len(split), shuffle=False))
+    return (x, *labels_and_targets(loss, y, units))
+
+
+def fit(path: str | Path, epochs: int) -> None:
+    torch.set_num_threads(default_threads())
+    spec = load_spec(path)
+    config = spec.config
+    data = load_data(spec)
+    model = Model.initialize(build(spec), generators(config["fit"]["seed"])[0])
+    loss = losses.get(config["compile"]["loss"])
+    trainer = TwinTrainer(TorchTwin(model), loss, config["compile"]["optimizer"])
+    units = model.graph.output_shape[-1]
+    x, labels, targets = whole_split(data.train, loss, units)
+    x, labels, y = to_torch(x), torch.from_numpy(labels), trainer.targets(labels, targets)
+    test_x, test_labels, _ = whole_split(data.test, loss, units)
+    test_x, test_labels = to_torch(test_x), torch.from_numpy(test_labels)
+    batch_size = config["fit"]["batch_size"]
+    generator = torch.Generator().manual_seed(config["fit"]["seed"])
+    for epoch in range(epochs):
+        order, correct = torch.randperm(len(x), generator=generator), 0
+        for start in range(0, len(x), batch_size):
+            index = order[start:start + batch_size]
+            _, outputs = trainer.step(x[index], y[index])
+            correct += int((outputs.argmax(dim=1) == labels[index]).sum())
+        trainer.twin.eval()
+        with torch.no_grad():
+            right = sum(int((trainer.twin(test_x[start:start + batch_size]).argmax(dim=1)
+                             == test_labels[start:start + batch_size]).sum())
+                        for start in range(0, len(test_x), batch_size))
+        print(f"epoch {epoch + 1}/{epochs} - accuracy: {correct / len(x):.4f} - val_accuracy: "
+              f"{right / len(test_x):.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("spec", nargs="?", default=str(ROOT / "specs" / "mnist.yaml"))
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    fit(args.spec, args.epochs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""The twin exported by torch.onnx, as a PyTorch user would deploy the same model."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import torch
+
+from benchmarks.torch_twin.layout import torch_shape
+from benchmarks.torch_twin.network import TorchTwin
+
+
+def twin_onnx(twin: TorchTwin, opset: int = 13) -> bytes:
+    """The twin in inference mode through torch.onnx's TorchScript exporter: input ``input`` in the twin's
+    (channels-first) layout with a symbolic batch axis, output ``probabilities``."""
+    twin.eval()
+    example = torch.zeros(1, *torch_shape(twin.graph.input_shape))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated in favour of torch.export's
+        torch.onnx.export(twin, (example,), buffer, dynamo=False, opset_version=opset, input_names=["input"],
+                          output_names=["probabilities"],
+                          dynamic_axes={"input": {0: "N"}, "probabilities": {0: "N"}})
+    return buffer.getvalue()

@@ -1,0 +1,510 @@
+"""The PyTorch module of each specforge layer kind: the same math on the twin's channels-first tensors.
+
+Each module is built from a graph node and its parameters, holds them in PyTorch's layout (a Conv2D
+kernel ``(KH, KW, in, out)`` becomes ``(out, in, KH, KW)``) and hands them back in specforge's
+(``specforge_params``, ``specforge_gradients``), so that a training step of the twin can be compared
+weight for weight with specforge's. Windows (padding, strides) come from the specforge layer itself,
+so ``same`` padding keeps TensorFlow's rule (the odd pixel after), which PyTorch's symmetric
+``padding`` cannot say: such a layer pads explicitly first.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks.torch_twin.layout import channels_first, channels_last, torch_dim, torch_shape
+from specforge.graph import Node
+from specforge.kernels.im2col import Window
+from specforge.layers.base import Params, Shape
+from specforge.layers.padding import image_pads
+
+
+class UnsupportedLayer(ValueError):
+    """A layer kind the twin has no PyTorch module for."""
+
+
+class TwinLayer(nn.Module):
+    """One graph node in PyTorch: ``forward`` on twin tensors (a list of them for a merge).
+
+    Trainable parameters are ``nn.Parameter``s, the layer's ``non_trainable`` state buffers; both are
+    registered under specforge's parameter names.
+    """
+
+    def __init__(self, node: Node, params: Params):
+        super().__init__()
+        self.kind = node.layer.type
+        self.config = node.layer.config
+        self.input_shape = node.input_shape
+        self.param_names = list(params)
+        for name, value in params.items():
+            tensor = torch.from_numpy(np.array(self.to_torch_param(name, value)))
+            if name in node.layer.non_trainable:
+                self.register_buffer(name, tensor)
+            else:
+                self.register_parameter(name, nn.Parameter(tensor))
+
+    def to_torch_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Parameter ``name`` in PyTorch's layout (the same as specforge's unless a kind says otherwise)."""
+        return value
+
+    def to_specforge_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """The inverse of ``to_torch_param``."""
+        return value
+
+    def specforge_params(self) -> Params:
+        """Copies of the parameters in specforge's layout."""
+        return {name: np.ascontiguousarray(self.to_specforge_param(name, getattr(self, name).detach().numpy()))
+                for name in self.param_names}
+
+    def specforge_gradients(self) -> Params:
+        """The trainable parameters' gradients (after ``backward``) in specforge's layout."""
+        return {name: np.ascontiguousarray(self.to_specforge_param(name, getattr(self, name).grad.numpy()))
+                for name in self.param_names if isinstance(getattr(self, name), nn.Parameter)}
+
+
+#: kind -> its twin module
+TWIN_LAYERS: dict[str, type[TwinLayer]] = {}
+
+
+def twin_of(*kinds: str) -> Callable[[type[TwinLayer]], type[TwinLayer]]:
+    def register(cls: type[TwinLayer]) -> type[TwinLayer]:
+        for kind in kinds:
+            TWIN_LAYERS[kind] = cls
+        return cls
+    return register
+
+
+def twin_layer(node: Node, params: Params) -> TwinLayer:
+    """The twin module of ``node``; UnsupportedLayer naming the kind when there is none."""
+    kind = node.layer.type
+    if kind not in TWIN_LAYERS:
+        raise UnsupportedLayer(f"the PyTorch twin has no {kind} layer (layer {node.layer.name!r}); the kinds it "
+                               f"builds: {', '.join(sorted(TWIN_LAYERS))}")
+    return TWIN_LAYERS[kind](node, params)
+
+
+# -- windows --------------------------------------------------------------------------------------------
+class Windowed:
+    """A window's options over the last ``dims`` axes (1: a sequence's steps, 2: an image), and the
+    padding PyTorch's own ``padding`` can take (symmetric, at most half the window) or an explicit pad."""
+
+    def __init__(self, window: Window, dims: int, pad_limit: bool = False):
+        take = slice(2 - dims, 2)
+        self.kernel = tuple(window.kernel[take])
+        self.strides = tuple(window.strides[take])
+        self.dilation = tuple(window.dilation[take])
+        pads = window.pads[take]
+        symmetric = all(before == after for before, after in pads)
+        fits = not pad_limit or all(before <= k // 2 for (before, _), k in zip(pads, self.kernel))
+        self.padding = tuple(before for before, _ in pads) if symmetric and fits else (0,) * dims
+        #: F.pad's order: the last axis first
+        self.explicit = () if symmetric and fits else tuple(side for pair in reversed(pads) for side in pair)
+
+    def pad(self, x: torch.Tensor, value: float = 0.0) -> torch.Tensor:
+        return F.pad(x, self.explicit, value=value) if self.explicit else x
+
+
+_CONVOLUTIONS = {1: F.conv1d, 2: F.conv2d}
+_MAX_POOLS = {1: F.max_pool1d, 2: F.max_pool2d}
+_AVERAGE_POOLS = {1: F.avg_pool1d, 2: F.avg_pool2d}
+
+
+def _conv_kernel(value: np.ndarray) -> np.ndarray:
+    """``(..., in, out)`` -> ``(out, in, ...)``."""
+    return value.transpose(value.ndim - 1, value.ndim - 2, *range(value.ndim - 2))
+
+
+def _from_conv_kernel(value: np.ndarray) -> np.ndarray:
+    """``(out, in, ...)`` -> ``(..., in, out)``."""
+    return value.transpose(*range(2, value.ndim), 1, 0)
+
+
+def _depthwise_kernel(value: np.ndarray) -> np.ndarray:
+    """``(KH, KW, C, M)`` -> ``(C * M, 1, KH, KW)``: output channel ``c * M + m``, one group per channel."""
+    kh, kw, channels, multiplier = value.shape
+    return value.reshape(kh, kw, channels * multiplier).transpose(2, 0, 1)[:, None]
+
+
+def _from_depthwise_kernel(value: np.ndarray, channels: int) -> np.ndarray:
+    outputs, _, kh, kw = value.shape
+    return value[:, 0].transpose(1, 2, 0).reshape(kh, kw, channels, outputs // channels)
+
+
+# -- convolutions -----------------------------------------------------------------------------------------
+@twin_of("Conv2D", "DepthwiseConv2D", "Conv1D")
+class Convolution(TwinLayer):
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        layer = node.layer
+        self.dims = 1 if self.kind == "Conv1D" else 2
+        window = layer.window(node.input_shape[0]) if self.dims == 1 else layer.window(node.input_shape)
+        self.window = Windowed(window, self.dims)
+        self.groups = node.input_shape[-1] if self.kind == "DepthwiseConv2D" else 1
+
+    def to_torch_param(self, name, value):
+        if name != "kernel":
+            return value
+        return _depthwise_kernel(value) if self.kind == "DepthwiseConv2D" else _conv_kernel(value)
+
+    def to_specforge_param(self, name, value):
+        if name != "kernel":
+            return value
+        if self.kind == "DepthwiseConv2D":
+            return _from_depthwise_kernel(value, self.input_shape[-1])
+        return _from_conv_kernel(value)
+
+    def forward(self, x):
+        window = self.window
+        return _CONVOLUTIONS[self.dims](window.pad(x), self.kernel, getattr(self, "bias", None), window.strides,
+                                        window.padding, window.dilation, self.groups)
+
+
+@twin_of("SeparableConv2D")
+class SeparableConvolution(TwinLayer):
+    """The depthwise convolution, then the pointwise 1x1 convolution with the bias."""
+
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        self.window = Windowed(node.layer.depthwise.window(node.input_shape), 2)
+        self.channels = node.input_shape[-1]
+
+    def to_torch_param(self, name, value):
+        if name == "depthwise_kernel":
+            return _depthwise_kernel(value)
+        return _conv_kernel(value) if name == "pointwise_kernel" else value
+
+    def to_specforge_param(self, name, value):
+        if name == "depthwise_kernel":
+            return _from_depthwise_kernel(value, self.channels)
+        return _from_conv_kernel(value) if name == "pointwise_kernel" else value
+
+    def forward(self, x):
+        window = self.window
+        middle = F.conv2d(window.pad(x), self.depthwise_kernel, None, window.strides, window.padding,
+                          window.dilation, self.channels)
+        return F.conv2d(middle, self.pointwise_kernel, getattr(self, "bias", None))
+
+
+@twin_of("Conv2DTranspose")
+class TransposedConvolution(TwinLayer):
+    """PyTorch's transposed convolution onto the full image, cut to specforge's frame (zeros where the
+    frame reaches past the image), then the bias."""
+
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        frame = node.layer.frame(node.input_shape)
+        self.strides, self.dilation = frame.window.strides, frame.window.dilation
+        self.rows, self.columns = (slice(before, before + length) for before, length in zip(frame.before, frame.overlap))
+        (bottom, right) = (size - length for size, length in zip(frame.size, frame.overlap))
+        self.extra = (0, right, 0, bottom)
+
+    def to_torch_param(self, name, value):
+        # (KH, KW, filters, in) -> (in, filters, KH, KW)
+        return value.transpose(3, 2, 0, 1) if name == "kernel" else value
+
+    def to_specforge_param(self, name, value):
+        return value.transpose(2, 3, 1, 0) if name == "kernel" else value
+
+    def forward(self, x):
+        full = F.conv_transpose2d(x, self.kernel, None, self.strides, dilation=self.dilation)
+        y = full[:, :, self.rows, self.columns]
+        if any(self.extra):
+            y = F.pad(y, self.extra)
+        return y if getattr(self, "bias", None) is None else y + self.bias[:, None, None]
+
+
+@twin_of("Dense")
+class Dense(TwinLayer):
+    """``F.linear``; after a Flatten that keeps PyTorch's channels-first order (``flattened_from`` the
+    image shape), the kernel's rows are put in that order instead of reordering the activations."""
+
+    def __init__(self, node: Node, params: Params, flattened_from: Shape | None = None):
+        self.flattened_from = flattened_from
+        super().__init__(node, params)
+
+    def to_torch_param(self, name, value):
+        if name != "kernel":
+            return value
+        if self.flattened_from is not None:
+            shape = self.flattened_from
+            rank = len(shape)
+            value = value.reshape(*shape, -1).transpose(rank - 1, *range(rank - 1), rank).reshape(value.shape)
+        return value.T
+
+    def to_specforge_param(self, name, value):
+        if name != "kernel":
+            return value
+        value = value.T
+        if self.flattened_from is not None:
+            shape = torch_shape(self.flattened_from)
+            rank = len(shape)
+            value = value.reshape(*shape, -1).transpose(*range(1, rank), 0, rank).reshape(value.shape)
+        return value
+
+    def forward(self, x):
+        return F.linear(x, self.kernel, getattr(self, "bias", None))
+
+
+# -- pooling --------------------------------------------------------------------------------------------
+@twin_of("MaxPooling2D", "MaxPooling1D")
+class MaxPooling(TwinLayer):
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        self.dims = 1 if self.kind.endswith("1D") else 2
+        window = node.layer.window(node.input_shape[0]) if self.dims == 1 else node.layer.window(node.input_shape)
+        self.window = Windowed(window, self.dims, pad_limit=True)
+
+    def forward(self, x):
+        window = self.window
+        return _MAX_POOLS[self.dims](window.pad(x, -float("inf")), window.kernel, window.strides, window.padding)
+
+
+@twin_of("AveragePooling2D", "AveragePooling1D")
+class AveragePooling(TwinLayer):
+    """A window averages its real pixels only (``count_include_pad=False``); an explicit pad divides by the
+    count of real pixels under each window."""
+
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        self.dims = 1 if self.kind.endswith("1D") else 2
+        window = node.layer.window(node.input_shape[0]) if self.dims == 1 else node.layer.window(node.input_shape)
+        self.window = Windowed(window, self.dims, pad_limit=True)
+        self.counts = None
+        if self.window.explicit:
+            ones = torch.ones(1, 1, *torch_shape(node.input_shape)[1:])
+            self.counts = self._pool(self.window.pad(ones)) * float(np.prod(self.window.kernel))
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        window = self.window
+        return _AVERAGE_POOLS[self.dims](x, window.kernel, window.strides, window.padding, count_include_pad=False)
+
+    def forward(self, x):
+        if self.counts is None:
+            return self._pool(x)
+        return self._pool(self.window.pad(x)) * float(np.prod(self.window.kernel)) / self.counts
+
+
+@twin_of("GlobalAveragePooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling1D")
+class GlobalPooling(TwinLayer):
+    """A mean or maximum over every axis after the channels; the maximum's gradient goes to the first
+    maximal pixel (``max`` with its index, not ``amax``, which shares it among ties)."""
+
+    def forward(self, x):
+        flat = x.flatten(2)
+        y = flat.mean(dim=2) if "Average" in self.kind else flat.max(dim=2).values
+        return y.reshape(*y.shape, *[1] * (x.dim() - 2)) if self.config["keepdims"] else y
+
+
+# -- normalization --------------------------------------------------------------------------------------
+@twin_of("BatchNormalization")
+class BatchNormalization(TwinLayer):
+    """``F.batch_norm`` with Keras' semantics: ``momentum`` is the old statistics' weight (PyTorch's is
+    the new batch's), and the moving variance moves with the batch's biased variance, as the
+    normalization itself uses (PyTorch's moves with the unbiased one: rescaled here, per channel)."""
+
+    def forward(self, x):
+        momentum, epsilon = 1 - self.config["momentum"], self.config["epsilon"]
+        gamma, beta = getattr(self, "gamma", None), getattr(self, "beta", None)
+        if not self.training:
+            return F.batch_norm(x, self.moving_mean, self.moving_variance, gamma, beta, False, 0.0, epsilon)
+        moved_variance = torch.zeros_like(self.moving_variance)
+        y = F.batch_norm(x, self.moving_mean, moved_variance, gamma, beta, True, momentum, epsilon)
+        count = x.numel() // x.shape[1]
+        with torch.no_grad():
+            self.moving_variance.mul_(1 - momentum).add_(moved_variance, alpha=(count - 1) / count)
+        return y
+
+
+@twin_of("LayerNormalization")
+class LayerNormalization(TwinLayer):
+    """The normalization over the layer's axes, wherever they sit in the twin's layout."""
+
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        layer, rank = node.layer, len(node.input_shape)
+        self.dims = tuple(torch_dim(axis - 1, rank) for axis in layer.axes(node.input_shape))
+        #: the parameters' shape broadcast over a specforge batch
+        self.broadcast = layer.broadcast_shape(node.input_shape)
+
+    def forward(self, x):
+        centred = x - x.mean(dim=self.dims, keepdim=True)
+        x_hat = centred * torch.rsqrt((centred * centred).mean(dim=self.dims, keepdim=True) + self.config["epsilon"])
+        for name, operation in (("gamma", torch.mul), ("beta", torch.add)):
+            if name in self.param_names:
+                x_hat = operation(x_hat, channels_first(getattr(self, name).reshape(self.broadcast)))
+        return x_hat
+
+
+# -- elementwise ----------------------------------------------------------------------------------------
+def _relu(max_value: float | None, negative_slope: float, threshold: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Keras' ReLU: the plain kinds with PyTorch's own functions, the rest with ``where``."""
+    if negative_slope == 0 and threshold == 0:
+        return F.relu if max_value is None else (lambda x: F.hardtanh(x, 0.0, max_value))
+    if threshold == 0 and max_value is None:
+        return lambda x: F.leaky_relu(x, negative_slope)
+
+    def rectify(x: torch.Tensor) -> torch.Tensor:
+        y = torch.where(x > threshold, x, negative_slope * (x - threshold))
+        return y if max_value is None else torch.clamp(y, max=max_value)
+    return rectify
+
+
+#: activation name -> function on twin tensors (softmax over the channels: axis 1)
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "linear": lambda x: x,
+    "relu": F.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "softmax": lambda x: F.softmax(x, dim=1),
+    "elu": F.elu,
+    "leaky_relu": lambda x: F.leaky_relu(x, 0.2),
+    "gelu": F.gelu,
+    "swish": F.silu,
+    "selu": F.selu,
+    "softplus": F.softplus,
+    "softsign": F.softsign,
+    "hard_sigmoid": lambda x: F.relu6(x + 3) / 6,
+    "mish": F.mish,
+}
+
+
+@twin_of("Activation", "ReLU", "LeakyReLU", "Softmax")
+class Activation(TwinLayer):
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        config = self.config
+        if self.kind == "ReLU":
+            self.function = _relu(config["max_value"], config["negative_slope"], config["threshold"])
+        elif self.kind == "LeakyReLU":
+            self.function = lambda x: F.leaky_relu(x, config["negative_slope"])
+        else:
+            self.function = ACTIVATIONS["softmax" if self.kind == "Softmax" else config["activation"]]
+
+    def forward(self, x):
+        return self.function(x)
+
+
+@twin_of("Dropout", "SpatialDropout2D")
+class Dropout(TwinLayer):
+    """PyTorch's dropout (whole channels for SpatialDropout2D), or, for comparing with specforge, the masks
+    specforge would draw from a numpy generator (``numpy_masks``)."""
+
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        self.mask_shape = node.layer.mask_shape
+        self.generator: np.random.Generator | None = None
+
+    def numpy_masks(self, rng: np.random.Generator | None) -> None:
+        """Draw the masks as specforge's Dropout does: from ``rng``, or from the layer's own ``seed`` (a fresh
+        generator, as a fresh specforge layer has); None: PyTorch's dropout again."""
+        seed = self.config["seed"]
+        self.generator = np.random.default_rng(seed) if rng is not None and seed is not None else rng
+
+    def forward(self, x):
+        rate = self.config["rate"]
+        if not self.training or rate == 0:
+            return x
+        if self.generator is None:
+            return (F.dropout2d if self.kind == "SpatialDropout2D" else F.dropout)(x, rate, True)
+        shape = self.mask_shape(tuple(channels_last(x).shape))
+        drawn = self.generator.random(shape, dtype=np.float32) >= rate
+        return x * channels_first(torch.from_numpy(drawn).to(x.dtype) * (1 / (1 - rate)))
+
+
+# -- shapes ---------------------------------------------------------------------------------------------
+@twin_of("Flatten")
+class Flatten(TwinLayer):
+    """specforge's (channels-last) element order; ``keeps_torch_order``: PyTorch's own flatten, for a Flatten
+    whose users are all Dense layers that take their rows in that order instead."""
+
+    def __init__(self, node: Node, params: Params, keeps_torch_order: bool = False):
+        super().__init__(node, params)
+        self.keeps_torch_order = keeps_torch_order
+
+    def forward(self, x):
+        return (x if self.keeps_torch_order else channels_last(x)).flatten(1)
+
+
+@twin_of("Reshape")
+class Reshape(TwinLayer):
+    def forward(self, x):
+        target = self.config["target_shape"]
+        return channels_first(channels_last(x).reshape(len(x), *target))
+
+
+@twin_of("ZeroPadding2D")
+class ZeroPadding(TwinLayer):
+    def forward(self, x):
+        (top, bottom), (left, right) = image_pads(self.config["padding"])
+        return F.pad(x, (left, right, top, bottom))
+
+
+@twin_of("Cropping2D")
+class Cropping(TwinLayer):
+    def forward(self, x):
+        (top, bottom), (left, right) = image_pads(self.config["cropping"])
+        return x[:, :, top:x.shape[2] - bottom, left:x.shape[3] - right]
+
+
+@twin_of("UpSampling2D")
+class UpSampling(TwinLayer):
+    """Nearest (pixel ``o`` copies ``o // factor``) or bilinear with half-pixel centres: PyTorch's
+    ``interpolate`` without ``align_corners``."""
+
+    def forward(self, x):
+        size = tuple(n * factor for n, factor in zip(x.shape[2:], _pair(self.config["size"])))
+        if self.config["interpolation"] == "nearest":
+            return F.interpolate(x, size=size, mode="nearest")
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+# -- merges ---------------------------------------------------------------------------------------------
+def _extreme(pick_later: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+    """Maximum or Minimum over the inputs, a tie going to the earlier input (as specforge)."""
+    def combine(xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        result = xs[0]
+        for x in xs[1:]:
+            result = torch.where(pick_later(x, result), x, result)
+        return result
+    return combine
+
+
+def _product(xs: Sequence[torch.Tensor]) -> torch.Tensor:
+    result = xs[0]
+    for x in xs[1:]:
+        result = result * x
+    return result
+
+
+_MERGES: dict[str, Callable[[Sequence[torch.Tensor]], torch.Tensor]] = {
+    "Add": lambda xs: sum(xs[1:], xs[0]),
+    "Subtract": lambda xs: xs[0] - xs[1],
+    "Multiply": _product,
+    "Average": lambda xs: sum(xs[1:], xs[0]) / len(xs),
+    "Maximum": _extreme(torch.gt),
+    "Minimum": _extreme(torch.lt),
+}
+
+
+@twin_of(*_MERGES, "Concatenate")
+class Merge(TwinLayer):
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        if self.kind == "Concatenate":
+            rank = len(node.input_shape[0])
+            dim = torch_dim(node.layer.axis(rank), rank)
+            self.combine = lambda xs: torch.cat(list(xs), dim=dim)
+        else:
+            self.combine = _MERGES[self.kind]
+
+    def forward(self, xs):
+        return self.combine(xs)

@@ -1,0 +1,121 @@
+"""specforge's optimizers (Keras 3's update rules and defaults) in PyTorch.
+
+SGD, Adam, AdamW and Nadam are PyTorch's own, set up to take Keras' steps: Keras adds Adam's epsilon
+to ``sqrt(v)`` before the bias correction of ``v``, PyTorch after it, so the PyTorch epsilon of step
+``t`` is Keras' divided by ``sqrt(1 - beta_2^t)``; Keras' Nadam momentum schedule is PyTorch's with
+``momentum_decay`` 1. RMSprop and Adagrad add epsilon under the square root in Keras and outside it
+in PyTorch, which no setting changes: they are written here with PyTorch's tensor operations.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import torch
+
+from specforge.optimizers import resolve
+
+
+class KerasEpsilon:
+    """Mixin for PyTorch's Adam and AdamW: epsilon where Keras adds it."""
+
+    def __init__(self, params: Iterable[torch.Tensor], **options: Any):
+        super().__init__(params, **options)
+        self.keras_epsilon = options["eps"]
+        self.steps = 0
+
+    def step(self, closure=None):
+        self.steps += 1
+        for group in self.param_groups:
+            group["eps"] = self.keras_epsilon / math.sqrt(1 - group["betas"][1] ** self.steps)
+        return super().step(closure)
+
+
+class KerasAdam(KerasEpsilon, torch.optim.Adam):
+    pass
+
+
+class KerasAdamW(KerasEpsilon, torch.optim.AdamW):
+    pass
+
+
+class KerasRMSprop(torch.optim.Optimizer):
+    """v = rho v + (1 - rho) g^2; step = lr g / sqrt(v + epsilon) (centered: sqrt(v - a^2 + epsilon),
+    a = rho a + (1 - rho) g); with momentum: velocity = momentum * velocity + step; weights -= velocity."""
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float, rho: float, momentum: float, eps: float,
+                 centered: bool):
+        super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum, "eps": eps, "centered": centered})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            rho = group["rho"]
+            for param in group["params"]:
+                grad, state = param.grad, self.state[param]
+                if not state:
+                    state.update({"v": torch.zeros_like(param), "mean": torch.zeros_like(param),
+                                  "velocity": torch.zeros_like(param)})
+                state["v"].mul_(rho).addcmul_(grad, grad, value=1 - rho)
+                denominator = state["v"] + group["eps"]
+                if group["centered"]:
+                    state["mean"].mul_(rho).add_(grad, alpha=1 - rho)
+                    denominator.sub_(state["mean"] * state["mean"])
+                change = (grad * group["lr"]).div_(denominator.sqrt_())
+                if group["momentum"] > 0:
+                    change = state["velocity"].mul_(group["momentum"]).add_(change)
+                param.sub_(change)
+
+
+class KerasAdagrad(torch.optim.Optimizer):
+    """accumulator = initial_accumulator_value + sum of g^2 so far; weights -= lr g / sqrt(accumulator + epsilon)."""
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float, initial_accumulator_value: float, eps: float):
+        super().__init__(params, {"lr": lr, "initial": initial_accumulator_value, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for param in group["params"]:
+                grad, state = param.grad, self.state[param]
+                if not state:
+                    state["accumulator"] = torch.full_like(param, group["initial"])
+                state["accumulator"].addcmul_(grad, grad)
+                param.addcdiv_(grad, (state["accumulator"] + group["eps"]).sqrt_(), value=-group["lr"])
+
+
+def twin_optimizer(spec_value: str | dict, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+    """The PyTorch optimizer taking the steps of a spec's ``compile.optimizer``."""
+    options = resolve(spec_value)
+    name, lr = options["name"], options["learning_rate"]
+    if name == "sgd":
+        momentum = options["momentum"]
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=options["nesterov"] and momentum > 0)
+    if name in ("adam", "adamw"):
+        betas, eps, amsgrad = (options["beta_1"], options["beta_2"]), options["epsilon"], options["amsgrad"]
+        if name == "adam":
+            return KerasAdam(params, lr=lr, betas=betas, eps=eps, amsgrad=amsgrad)
+        return KerasAdamW(params, lr=lr, betas=betas, eps=eps, amsgrad=amsgrad, weight_decay=options["weight_decay"])
+    if name == "nadam":
+        return torch.optim.NAdam(params, lr=lr, betas=(options["beta_1"], options["beta_2"]), eps=options["epsilon"],
+                                 momentum_decay=1.0)
+    if name == "rmsprop":
+        return KerasRMSprop(params, lr, options["rho"], options["momentum"], options["epsilon"], options["centered"])
+    if name == "adagrad":
+        return KerasAdagrad(params, lr, options["initial_accumulator_value"], options["epsilon"])
+    raise ValueError(f"the PyTorch twin has no {name} optimizer")
+
+
+def clip_gradients(params: Iterable[torch.Tensor], clipnorm: float | None, clipvalue: float | None) -> None:
+    """Keras' clipnorm (per weight) or clipvalue, on the gradients in place (a spec's optimizer options)."""
+    if clipnorm is None and clipvalue is None:
+        return
+    with torch.no_grad():
+        for param in params:
+            if clipnorm is not None:
+                norm = float(torch.linalg.vector_norm(param.grad))
+                if norm > clipnorm:
+                    param.grad.mul_(clipnorm / norm)
+            else:
+                param.grad.clamp_(-clipvalue, clipvalue)

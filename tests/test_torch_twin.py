@@ -1,0 +1,237 @@
+"""The PyTorch twin (benchmarks/torch_twin) is the same model as specforge's, so that benchmarks/compare.py
+measures one model on both sides.
+
+- every layer kind, on each of its examples: the twin's module gives specforge's output, input gradients
+  and parameter gradients (float64, so that a disagreement cannot hide in rounding); BatchNormalization
+  moves its statistics as specforge does; dropout draws specforge's masks when told to;
+- every spec in specs/: the twin's forward equals specforge's in float32, as the benchmark runs, and so do
+  the gradients of a training batch; one training step from the same weights and batch, with the spec's
+  loss and optimizer, gives the same loss and the same weights afterwards (float64: Adam's first step
+  is about the sign of each gradient, and a gradient that is zero but for rounding would flip it);
+- every optimizer and loss kind against its PyTorch counterpart, and the twin's torch.onnx export.
+Inputs are random values of the model's input shape: no data set is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import CASES, make_layer
+from needs import require
+from specforge import losses, optimizers
+from specforge.api import build, load_spec
+from specforge.evaluate import labels_and_targets
+from specforge.graph import Graph, Node
+from specforge.layers import REGISTRY
+from specforge.model import Model
+
+try:
+    import torch
+except ImportError:  # the bench extra is not installed
+    torch = None
+else:
+    from benchmarks.torch_twin import TWIN_LAYERS, TorchTwin, TwinTrainer, UnsupportedLayer, to_numpy, to_torch
+    from benchmarks.torch_twin.layers import twin_layer
+    from benchmarks.torch_twin.losses import takes_classes, twin_loss
+    from benchmarks.torch_twin.optim import clip_gradients, twin_optimizer
+
+SPECS = sorted((Path(__file__).resolve().parents[1] / "specs").glob("*.yaml"))
+SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
+MERGE_CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")
+               for kind, cls in REGISTRY.items() if cls.merges for i, (config, shapes) in enumerate(cls.examples)]
+BATCH = 4
+
+
+@pytest.fixture(autouse=True)
+def _needs_torch():
+    require(torch is not None, "PyTorch (pip install -e '.[bench]')")
+
+
+def _model(path: Path, dtype=np.float32) -> tuple[Model, dict]:
+    """The spec's model with fresh weights of ``dtype``, and the spec's config."""
+    spec = load_spec(path)
+    model = Model.initialize(build(spec), np.random.default_rng(0))
+    return Model(model.graph, [{name: value.astype(dtype) for name, value in params.items()}
+                               for params in model.params]), spec.config
+
+
+def _batch(model: Model, loss, dtype=np.float32):
+    """Random inputs, class labels and the targets specforge's loss takes for them."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((BATCH, *model.graph.input_shape)).astype(dtype)
+    units = model.graph.output_shape[-1]
+    labels, targets = labels_and_targets(loss, rng.integers(0, max(units, 2), size=BATCH), units)
+    return x, labels, (targets.astype(dtype) if targets.dtype.kind == "f" else targets)
+
+
+def _assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float, what: str) -> None:
+    """Equal within ``rtol`` of the expected array's largest magnitude."""
+    scale = max(float(np.abs(expected).max()), 1e-12)
+    assert actual.shape == expected.shape, what
+    assert float(np.abs(actual - expected).max()) <= rtol * scale, what
+
+
+# -- layer kinds ---------------------------------------------------------------------------------------------
+def test_every_layer_kind_has_a_twin():
+    assert set(REGISTRY) <= set(TWIN_LAYERS)
+
+
+def test_a_kind_without_a_twin_is_named(monkeypatch):
+    model, _ = _model(SEED_SPEC)
+    monkeypatch.delitem(TWIN_LAYERS, "Conv2D")
+    with pytest.raises(UnsupportedLayer, match="the PyTorch twin has no Conv2D layer"):
+        TorchTwin(model)
+
+
+def _compare_layer(layer, params: dict, xs: list[np.ndarray], input_shape) -> None:
+    """Forward (inference and training) and backward of ``layer`` in specforge and in its twin module."""
+    out_shape = layer.output_shape(input_shape)
+    node = Node(layer, input_shape, out_shape, tuple(range(len(xs))) if layer.merges else (-1,))
+    module = twin_layer(node, {name: value.copy() for name, value in params.items()}).double()
+    for training in (False, True):
+        module.train(training)
+        specforge_x = xs if layer.merges else xs[0]
+        y, cache = layer.forward(params, specforge_x, training=training, rng=np.random.default_rng(3))
+        torch_xs = [to_torch(x).requires_grad_() for x in xs]
+        if hasattr(module, "numpy_masks"):
+            module.numpy_masks(np.random.default_rng(3))
+        torch_y = module(torch_xs if layer.merges else torch_xs[0])
+        _assert_close(to_numpy(torch_y), y, 1e-10, f"{layer.type} forward, training={training}")
+        for name, value in layer.new_state(cache).items():
+            _assert_close(module.specforge_params()[name], value, 1e-10, f"{layer.type} {name}")
+        dy = np.random.default_rng(4).standard_normal(y.shape)
+        dx, grads = layer.backward(params, cache, dy.copy())
+        torch_y.backward(to_torch(dy))
+        for torch_x, expected in zip(torch_xs, dx if layer.merges else [dx]):
+            _assert_close(to_numpy(torch_x.grad), expected, 1e-10, f"{layer.type} input gradient")
+        twin_grads = module.specforge_gradients()
+        assert set(twin_grads) == set(grads)
+        for name, value in grads.items():
+            _assert_close(twin_grads[name], value, 1e-10, f"{layer.type} {name} gradient")
+        module.zero_grad()
+
+
+@pytest.mark.parametrize("kind,config,shape", CASES)
+def test_a_layer_kind_computes_in_pytorch_what_it_computes_in_specforge(kind, config, shape):
+    layer, params = make_layer(kind, config, shape)
+    x = np.random.default_rng(2).standard_normal((BATCH, *shape))
+    _compare_layer(layer, params, [x], shape)
+
+
+@pytest.mark.parametrize("kind,config,shapes", MERGE_CASES)
+def test_a_merge_kind_computes_in_pytorch_what_it_computes_in_specforge(kind, config, shapes):
+    rng = np.random.default_rng(2)
+    xs = [rng.standard_normal((BATCH, *shape)) for shape in shapes]
+    if kind in ("Maximum", "Minimum"):
+        xs[1][0] = xs[0][0]  # ties go to the first input
+    _compare_layer(REGISTRY[kind](config), {}, xs, tuple(shapes))
+
+
+# -- the specs -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", SPECS, ids=[path.stem for path in SPECS])
+def test_the_twin_of_a_spec_gives_its_outputs_and_gradients(path):
+    model, config = _model(path)
+    loss = losses.get(config["compile"]["loss"])
+    x, labels, targets = _batch(model, loss)
+    twin = TorchTwin(model).eval()
+    with torch.no_grad():
+        _assert_close(to_numpy(twin(to_torch(x))), model.forward(x), 1e-4, "forward")
+    trainer = TwinTrainer(twin, loss, config["compile"]["optimizer"])
+    twin.train().numpy_masks(np.random.default_rng(5))
+    trainer.loss(twin(to_torch(x), trainer.until), trainer.targets(labels, targets)).backward()
+    grads = model.gradients(x, targets, loss, np.random.default_rng(5))[2]
+    twin_grads = [params[name] for params in twin.specforge_gradients() for name in params]
+    assert len(twin_grads) == len(grads)
+    for index, (actual, expected) in enumerate(zip(twin_grads, grads)):
+        _assert_close(actual, expected, 1e-4, f"gradient {index}")
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[path.stem for path in SPECS])
+def test_one_training_step_of_the_twin_is_specforges(path):
+    model, config = _model(path, np.float64)
+    loss = losses.get(config["compile"]["loss"])
+    x, labels, targets = _batch(model, loss, np.float64)
+    twin = TorchTwin(model).double()
+    trainer = TwinTrainer(twin, loss, config["compile"]["optimizer"])
+    twin.numpy_masks(np.random.default_rng(5))
+    value = float(trainer.step(to_torch(x), trainer.targets(labels, targets))[0])
+    expected = model.train_step(x, targets, loss, optimizers.create(config["compile"]["optimizer"]),
+                                np.random.default_rng(5))[0]
+    assert value == pytest.approx(expected, rel=1e-9)
+    for node, actual, params in zip(model.graph.nodes, twin.specforge_params(), model.params):
+        for name, expected_value in params.items():
+            _assert_close(actual[name], expected_value, 1e-7, f"{node.layer.name}/{name}")
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[path.stem for path in SPECS])
+def test_the_torch_onnx_export_of_the_twin_gives_the_specs_outputs(path):
+    from benchmarks.torch_twin import twin_onnx
+    from specforge.export.runtime import make_session
+
+    model, _ = _model(path)
+    x = np.random.default_rng(1).standard_normal((BATCH, *model.graph.input_shape)).astype(np.float32)
+    session = make_session(twin_onnx(TorchTwin(model)), threads=1)
+    _assert_close(to_numpy(torch.from_numpy(session.run(None, {"input": to_torch(x).numpy()})[0])),
+                  model.forward(x), 1e-4, "torch.onnx export")
+
+
+# -- optimizers and losses --------------------------------------------------------------------------------
+OPTIMIZER_CASES = [pytest.param(example, id=str(example)) for cls in optimizers.OPTIMIZERS.values()
+                   for example in [cls.name, *cls.examples]]
+
+
+@pytest.mark.parametrize("spec_value", OPTIMIZER_CASES)
+def test_an_optimizer_takes_keras_steps_in_pytorch(spec_value):
+    rng = np.random.default_rng(0)
+    params = [rng.standard_normal((3, 4)), rng.standard_normal(5)]
+    start = [value.copy() for value in params]
+    twin_params = [torch.tensor(value, requires_grad=True) for value in params]
+    ours, theirs = optimizers.create(spec_value), twin_optimizer(spec_value, twin_params)
+    for step in range(4):
+        # gradients from large to far below epsilon, where Keras' and PyTorch's epsilon differ most
+        grads = [rng.standard_normal(value.shape) * 10.0 ** -rng.integers(0, 9, value.shape) for value in params]
+        for param, grad in zip(twin_params, grads):
+            param.grad = torch.tensor(grad)
+        options = optimizers.resolve(spec_value)
+        clip_gradients(twin_params, options["clipnorm"], options["clipvalue"])
+        theirs.step()
+        ours.step(params, [grad.copy() for grad in grads])
+        # PyTorch keeps Nadam's momentum product in float32: the steps agree to about 1e-8
+        for param, twin_param, first in zip(params, twin_params, start):
+            np.testing.assert_allclose(twin_param.detach().numpy() - first, param - first, rtol=1e-6, atol=1e-15)
+
+
+
+
+def _loss_modes(loss) -> list[bool]:
+    """``from_logits`` values a valid spec trains ``loss`` with: on logits where it fuses an activation, on
+    outputs where the last activation may be another (or any)."""
+    fused = [True] if loss.fused_activation else []
+    others = loss.output_activations is None or set(loss.output_activations) - {loss.fused_activation}
+    return fused + ([False] if others else [])
+
+
+LOSS_CASES = [pytest.param(example, from_logits, id=f"{example}-{'logits' if from_logits else 'outputs'}")
+              for loss in losses.LOSSES.values() for example in [loss.name, *loss.examples]
+              for from_logits in _loss_modes(loss)]
+
+
+@pytest.mark.parametrize("spec_value,from_logits", LOSS_CASES)
+def test_a_loss_has_its_value_and_gradient_in_pytorch(spec_value, from_logits):
+    loss = losses.get(spec_value)
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((6, 3))
+    outputs = logits if from_logits else 1 / (1 + np.exp(-logits))
+    labels, targets = labels_and_targets(loss, rng.integers(0, 3, size=6), 3)
+    if targets.dtype.kind == "f":
+        targets = targets.astype(np.float64)
+    value, grad = loss.value_and_grad(outputs, targets, from_logits=from_logits)
+    torch_outputs = torch.tensor(outputs, requires_grad=True)
+    torch_targets = torch.tensor(labels) if takes_classes(loss, from_logits) else torch.tensor(targets)
+    torch_value = twin_loss(loss, from_logits)(torch_outputs, torch_targets)
+    torch_value.backward()
+    assert torch_value.item() == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(torch_outputs.grad.numpy(), grad, rtol=1e-10, atol=1e-15)
