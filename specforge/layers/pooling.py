@@ -68,13 +68,16 @@ class _Pooling2D(Layer):
             self.reduce(slices, window, size, y[part], None if record is None else record[part])
 
         parallel.run(shard, parts)
-        return y, (x.shape, record, window, size, parts)
+        # An inference forward keeps its input instead, for a backward (a gradient check) to redo the record.
+        return y, (x.shape, record, window, size, parts, None if training else x)
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
         if not need_dx:
             return None, {}
-        x_shape, record, window, size, parts = cache
+        x_shape, record, window, size, parts, x = cache
+        if x is not None:
+            record = self.forward(params, x, training=True)[1][1]
         (top, bottom), (left, right) = window.pads
         padded = (x_shape[0], x_shape[1] + top + bottom, x_shape[2] + left + right, x_shape[3])
         out_size = window.output_size(size)
@@ -141,8 +144,6 @@ class MaxPooling2D(_Pooling2D):
             np.maximum(record, np.multiply(greater, record.dtype.type(offset), out=marks), out=record)
 
     def spread(self, targets, record, dy, window, size, tiling):
-        if record is None:
-            raise ValueError("MaxPooling2D's backward needs the cache of a training forward")
         chosen = np.empty(dy.shape, bool)
         gradient = None if tiling else np.empty_like(dy)
         for offset, target in enumerate(targets):
