@@ -87,7 +87,7 @@ def test_a_kind_without_a_twin_is_named(monkeypatch):
 
 
 def _compare_layer(layer, params: dict, xs: list[np.ndarray], input_shape) -> None:
-    """Forward (inference and training) and the training backward of ``layer`` in specforge and in its twin module."""
+    """Forward (inference and training) and backward of ``layer`` in specforge and in its twin module."""
     out_shape = layer.output_shape(input_shape)
     node = Node(layer, input_shape, out_shape, tuple(range(len(xs))) if layer.merges else (-1,))
     module = twin_layer(node, {name: value.copy() for name, value in params.items()}).double()
@@ -102,8 +102,6 @@ def _compare_layer(layer, params: dict, xs: list[np.ndarray], input_shape) -> No
         _assert_close(to_numpy(torch_y), y, 1e-10, f"{layer.type} forward, training={training}")
         for name, value in layer.new_state(cache).items():
             _assert_close(module.specforge_params()[name], value, 1e-10, f"{layer.type} {name}")
-        if not training:
-            continue  # a backward follows a training forward (MaxPooling keeps where the maxima are only then)
         dy = np.random.default_rng(4).standard_normal(y.shape)
         dx, grads = layer.backward(params, cache, dy.copy())
         torch_y.backward(to_torch(dy))
