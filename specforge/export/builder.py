@@ -90,7 +90,12 @@ class OnnxBuilder:
         key = (name, layout)
         if key not in self._transposed:
             hint = f"{name}_to_{layout.lower()}"
-            if rank == 3:
+            if rank == 3 and self.shapes[name][2] == 1:  # one channel: the same bytes in either layout
+                height, width, _ = self.shapes[name]
+                target = [0, 1, height, width] if layout == NCHW else [0, height, width, 1]
+                out = self.node("Reshape", [name, self.constant_int64(target, f"{hint}_shape")], hint, layout=layout,
+                                name=output)
+            elif rank == 3:
                 out = self.node("Transpose", [name], hint, layout=layout, name=output, perm=_PERM[(current, layout)])
             elif layout == NCHW:
                 image = self.node("Unsqueeze", [name, self.constant_int64([1], f"{hint}_axis")], f"{hint}_image",
