@@ -1,13 +1,15 @@
 """Where a training step of a spec's model spends its time: forward and backward per layer, loss, optimizer.
 
-    python benchmarks/profile_step.py                       # the seed model, batch 32, float32
+    python benchmarks/profile_step.py                       # the seed model at its batch size (32), float32
     python benchmarks/profile_step.py specs/mnist.yaml --batches 300 --batch-size 32
 
 The step is the one ``Model.gradients`` + ``optimizer.step`` run (its steps, in topological order: a
 layer with the activation it applies to its own output; softmax fused into the loss; no input
 gradient for the layers that take the model's input; gradients summed where outputs fan out), taken
-apart so that each phase is timed on its own.
-Inputs are random 0-255 pixels with random labels: the work does not depend on the values.
+apart so that each phase is timed on its own, followed by the metrics' count of the batch, as the
+training loop does.
+Batches are drawn at random from the spec's training split, preprocessed as training does (values in
+the range training sees, so that no phase times overflowing or non-finite arithmetic).
 Prints the peak memory of one whole ``Model.train_step`` (traced numpy allocations), then, per
 phase and slowest first, the wall-clock milliseconds per batch, their share of the step, and the CPU milliseconds of all threads together (on a machine that other processes keep
 busy, CPU time is the steadier of the two; CPU / wall is how many cores the phase kept busy).
@@ -29,18 +31,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from specforge import optimizers  # noqa: E402
-from specforge.api import build, load_spec  # noqa: E402
+from specforge import metrics as metric_kinds, optimizers  # noqa: E402
+from specforge.api import build, load_data, load_spec  # noqa: E402
+from specforge.data import Split  # noqa: E402
+from specforge.evaluate import labels_and_targets, update_metrics  # noqa: E402
 from specforge.losses import get as get_loss  # noqa: E402
 from specforge.model import Model, StepValues, gather_gradients  # noqa: E402
 
 
-def random_batch(model: Model, loss, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Raw-pixel-like inputs and targets for ``model``: class indices for a loss of sparse labels, else one-hot."""
-    x = rng.integers(0, 256, size=(batch_size, *model.graph.input_shape)).astype(np.float32)
-    classes = model.graph.output_shape[-1]
-    labels = rng.integers(0, classes, size=batch_size)
-    return x, (labels if loss.label_encoding == "sparse" else np.eye(classes, dtype=np.float32)[labels])
+def random_batch(train: Split, model: Model, loss, batch_size: int, rng: np.random.Generator,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(inputs, class labels, the loss's targets)`` of ``batch_size`` examples of ``train`` drawn at random."""
+    index = np.sort(rng.choice(len(train), size=batch_size, replace=batch_size > len(train)))
+    steps = train.preprocessing
+    labels, targets = labels_and_targets(loss, steps.labels(train.labels[index]), model.graph.output_shape[-1])
+    return steps.images(train.images[index]), labels, targets
 
 
 class PhaseClock:
@@ -60,7 +65,8 @@ class PhaseClock:
             self.cpu[phase] += time.process_time() - cpu
 
 
-def profile(model: Model, loss, optimizer, batches: int, batch_size: int, warmup: int = 20) -> PhaseClock:
+def profile(train: Split, model: Model, loss, optimizer, metrics, batches: int, batch_size: int,
+            warmup: int = 20) -> PhaseClock:
     """Seconds per phase summed over ``batches`` timed steps (after ``warmup`` untimed ones)."""
     rng = np.random.default_rng(0)
     fused = model.fuses(loss)
@@ -71,7 +77,7 @@ def profile(model: Model, loss, optimizer, batches: int, batch_size: int, warmup
                  for name in node.layer.param_shapes(node.input_shape) if name not in node.layer.non_trainable]
     clock = PhaseClock()
     for batch in range(warmup + batches):
-        x, y = random_batch(model, loss, batch_size, rng)
+        x, labels, y = random_batch(train, model, loss, batch_size, rng)
         clock.enabled = batch >= warmup
         caches = []
         values = StepValues(steps, x)
@@ -82,7 +88,7 @@ def profile(model: Model, loss, optimizer, batches: int, batch_size: int, warmup
             caches.append(cache)
         with clock("loss (value, gradient, probabilities)"):
             _, dy = loss.value_and_grad(values.last, y, from_logits=fused)
-            loss.to_probabilities(values.last, fused)
+            outputs = loss.to_probabilities(values.last, fused)
         grads: list[dict] = [{} for _ in model.params]
         upstream = {steps[-1].output: dy}
         for position in range(len(steps) - 1, -1, -1):
@@ -94,18 +100,21 @@ def profile(model: Model, loss, optimizer, batches: int, batch_size: int, warmup
                     gather_gradients(upstream, step, dx)
         with clock(f"optimizer {optimizer.name}"):
             optimizer.step(model.trainable_params(), [grads[index][name] for index, name in trainable])
+        with clock("metrics"):
+            update_metrics(metrics, outputs, labels, y, train.preprocessing)
     return clock
 
 
-def step_peak_memory(model: Model, loss, optimizer, batch_size: int) -> int:
+def step_peak_memory(train: Split, model: Model, loss, optimizer, batch_size: int) -> int:
     """Bytes allocated at the peak of one ``Model.train_step`` beyond what was held before it (numpy
     reports its array buffers to tracemalloc): the activations, caches and gradients a step keeps alive."""
-    x, y = random_batch(model, loss, batch_size, np.random.default_rng(1))
-    model.train_step(x, y, loss, optimizer)
+    rng = np.random.default_rng(1)
+    x, _, y = random_batch(train, model, loss, batch_size, rng)
+    model.train_step(x, y, loss, optimizer, rng)
     tracemalloc.start()
     tracemalloc.reset_peak()
     before = tracemalloc.get_traced_memory()[0]
-    model.train_step(x, y, loss, optimizer)
+    model.train_step(x, y, loss, optimizer, rng)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak - before
@@ -115,16 +124,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("spec", nargs="?", default=str(ROOT / "specs" / "mnist.yaml"))
     parser.add_argument("--batches", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, help="default: the spec's fit.batch_size")
     args = parser.parse_args()
 
     spec = load_spec(args.spec)
+    args.batch_size = args.batch_size or spec.config["fit"]["batch_size"]
     graph = build(spec)
     model = Model.initialize(graph, np.random.default_rng(0))
     loss = get_loss(spec.config["compile"]["loss"])
     optimizer = optimizers.create(spec.config["compile"]["optimizer"])
-    clock = profile(model, loss, optimizer, args.batches, args.batch_size)
-    peak = step_peak_memory(model, loss, optimizer, args.batch_size)
+    metrics = metric_kinds.create(spec.config["compile"]["metrics"], graph.output_shape[-1])
+    train = load_data(spec).train
+    clock = profile(train, model, loss, optimizer, metrics, args.batches, args.batch_size)
+    peak = step_peak_memory(train, model, loss, optimizer, args.batch_size)
 
     step, cpu = sum(clock.wall.values()), sum(clock.cpu.values())
     print(f"{spec.name}: batch {args.batch_size}, {args.batches} batches, {step / args.batches * 1e3:.2f} ms per "

@@ -3,7 +3,9 @@
 Parameters are a list with one ``{name: array}`` dict per graph node.  Trainable
 parameters (every one not in a layer's ``non_trainable``) are handed to the
 optimizer as one flat list in a fixed order (node order, then the layer's
-parameter order), so optimizer state saved by one process fits another.
+parameter order), so optimizer state saved by one process fits another.  They are
+kept as consecutive views of one flat buffer (specforge.kernels.flat), so that the
+optimizer updates them all at once; everything writes them in place.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from specforge.errors import RunError
 from specforge.fileio import atomic_open
 from specforge.graph import Graph
+from specforge.kernels import flat
 from specforge.layers.base import Params
 from specforge.layers.fusion import MODEL_INPUT, Step, plan_steps
 from specforge.losses import Loss
@@ -33,6 +36,10 @@ class Model:
                            for index, node in enumerate(graph.nodes)
                            for name in node.layer.param_shapes(node.input_shape)
                            if name not in node.layer.non_trainable]
+        if self._trainable:
+            packed = flat.pack([params[index][name] for index, name in self._trainable])
+            for (index, name), view in zip(self._trainable, packed):
+                params[index][name] = view
         self._plans: dict[int | None, list[Step]] = {}
 
     def __repr__(self) -> str:

@@ -1,10 +1,14 @@
 """Optimizers with Keras 3's update rules, updating parameters in place.
 
 An optimizer keeps its state (moments, velocities) in buffers allocated on the
-first step with the parameters' shapes and dtypes, and one shared scratch buffer
-per dtype, so a step allocates nothing the size of the weights.  ``state_dict``
-and ``load_state_dict`` carry the state, the step counter and the current
-learning rate, so a resumed run continues bit for bit.
+first step with the parameters' shapes and dtypes, laid end to end in one flat
+buffer per kind of state (specforge.kernels.flat), and scratch buffers of a
+block's size, so a step allocates nothing the size of the weights.  When the parameters
+are themselves consecutive views of one buffer (a Model's are), the gradients are
+gathered into one and every formula runs over all weights at once, block by
+block; otherwise weight by weight.  The updates are elementwise, so either way
+gives the same bits.  ``state_dict`` and ``load_state_dict`` carry the state, the
+step counter and the current learning rate, so a resumed run continues bit for bit.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from specforge.errors import RunError
+from specforge.kernels import flat
+from specforge.kernels.scratch import scratch
 from specforge.registry import Registry, named_kind_schema
 from specforge.spec.defaults import with_defaults
 
@@ -86,7 +92,10 @@ class Optimizer:
         self.learning_rate = float(self.learning_rate)
         self.iterations = 0
         self._slots: dict[str, list[np.ndarray]] | None = None
-        self._scratch: dict[np.dtype, np.ndarray] = {}
+        self._gathered: np.ndarray | None = None
+        #: the weights of the last step, and their flat view with the state's (None: weight by weight)
+        self._weights: tuple[np.ndarray, ...] = ()
+        self._runs: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
@@ -98,15 +107,18 @@ class Optimizer:
     def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         """Update ``params`` in place from ``grads``. Clipping, when configured, rescales ``grads`` in place."""
         if self._slots is None:
-            self._slots = {slot: [np.full_like(p, self.slot_start(slot)) for p in params]
-                           for slot in self.slot_names()}
-        else:
+            self._slots = {slot: flat.pack(params, self.slot_start(slot)) for slot in self.slot_names()}
+            self._weights = ()
+        if len(params) != len(self._weights) or any(a is not b for a, b in zip(params, self._weights)):
             self._check_shapes(params)
+            self._weights, self._runs = tuple(params), self._flat_runs(params)
         self._clip(grads)
         t = self.iterations + 1
         self._begin_step(t)
-        for index, (param, grad) in enumerate(zip(params, grads, strict=True)):
-            self._update(index, param, grad, t, self._scratch_for(param))
+        for param, grad, slots in self._pieces(params, grads):
+            for block in flat.blocks(param.size):
+                self._update(param[block], grad[block], {slot: value[block] for slot, value in slots.items()}, t,
+                             self._scratch_for(param[block]))
         self.iterations = t
 
     def state_dict(self) -> dict[str, np.ndarray | int | float]:
@@ -129,8 +141,9 @@ class Optimizer:
                            "optimizer settings the run started with")
         self.iterations = int(state["iterations"])
         self.learning_rate = float(state["learning_rate"])
-        self._slots = {slot: [np.array(arrays[f"{slot}.{index}"]) for index in range(count)]
+        self._slots = {slot: flat.pack([np.asarray(arrays[f"{slot}.{index}"]) for index in range(count)])
                        for slot in slots} if arrays else None
+        self._weights = ()
 
     # -- subclasses ----------------------------------------------------------------------------
     def slot_start(self, slot: str) -> float:
@@ -140,8 +153,10 @@ class Optimizer:
     def _begin_step(self, t: int) -> None:
         """State shared by all weights, moved once per step before the updates (``t`` counts from 1)."""
 
-    def _update(self, index: int, param: np.ndarray, grad: np.ndarray, t: int, tmp: list[np.ndarray]) -> None:
-        """Update one parameter in place; ``t`` counts steps from 1; ``tmp`` are scratch arrays of its shape."""
+    def _update(self, param: np.ndarray, grad: np.ndarray, slots: dict[str, np.ndarray], t: int,
+                tmp: list[np.ndarray]) -> None:
+        """Update a flat piece of the weights in place from its gradient and its piece of each state buffer
+        (``slots``); ``t`` counts steps from 1; ``tmp`` are scratch arrays of its size."""
         raise NotImplementedError
 
     # -- helpers -------------------------------------------------------------------------------
@@ -156,11 +171,32 @@ class Optimizer:
             for grad in grads:
                 np.clip(grad, -self.clipvalue, self.clipvalue, out=grad)
 
+    def _flat_runs(self, params: list[np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """The flat views of the weights and of each state buffer, when each is one flat buffer."""
+        run = flat.run_of(params)
+        slot_runs = {slot: flat.run_of(buffers) for slot, buffers in self._slots.items()}
+        if run is None or any(slot_run is None for slot_run in slot_runs.values()):
+            return None
+        return run, slot_runs
+
+    def _pieces(self, params: list[np.ndarray], grads: list[np.ndarray],
+                ) -> list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
+        """``(weights, gradients, state)`` as flat arrays: one piece for all the weights when they and the state
+        buffers are each one flat buffer (the gradients gathered into one), else one piece per weight."""
+        if self._runs is not None:
+            run, slot_runs = self._runs
+            if self._gathered is None or self._gathered.shape != run.shape or self._gathered.dtype != run.dtype:
+                self._gathered = np.empty_like(run)
+            np.concatenate([flat_grad.reshape(-1) for flat_grad in grads], out=self._gathered, casting="same_kind")
+            return [(run, self._gathered, slot_runs)]
+        return [(flat.flat_view(param), grad.reshape(-1),
+                 {slot: flat.flat_view(buffers[index]) for slot, buffers in self._slots.items()})
+                for index, (param, grad) in enumerate(zip(params, grads, strict=True))]
+
     def _scratch_for(self, param: np.ndarray) -> list[np.ndarray]:
-        buffer = self._scratch.get(param.dtype)
-        if buffer is None or buffer.shape[1] < param.size:
-            buffer = self._scratch[param.dtype] = np.empty((self.scratch_count, param.size), dtype=param.dtype)
-        return [row[:param.size].reshape(param.shape) for row in buffer]
+        """Scratch arrays of the piece's size."""
+        buffer = scratch("optimizer", (self.scratch_count, flat.BLOCK), param.dtype)
+        return [row[:param.size] for row in buffer]
 
     def _check_shapes(self, params: list[np.ndarray]) -> None:
         for buffers in self._slots.values():
@@ -200,12 +236,12 @@ class SGD(Optimizer):
     def slot_names(self):
         return ("velocity",) if self.momentum != 0 else ()
 
-    def _update(self, index, param, grad, t, tmp):
+    def _update(self, param, grad, slots, t, tmp):
         scaled = np.multiply(grad, self.learning_rate, out=tmp[0])
         if self.momentum == 0:
             param -= scaled
             return
-        velocity = self._slots["velocity"][index]
+        velocity = slots["velocity"]
         velocity *= self.momentum
         velocity -= scaled
         if self.nesterov:
@@ -232,13 +268,13 @@ class Adam(Optimizer):
     def slot_names(self):
         return ("m", "v", "v_hat") if self.amsgrad else ("m", "v")
 
-    def _update(self, index, param, grad, t, tmp):
+    def _update(self, param, grad, slots, t, tmp):
         (work,) = tmp
-        m, v = self._slots["m"][index], self._slots["v"][index]
+        m, v = slots["m"], slots["v"]
         alpha = self.learning_rate * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
         move_moments(m, v, grad, self.beta_1, self.beta_2, work)
         if self.amsgrad:
-            v = np.maximum(self._slots["v_hat"][index], v, out=self._slots["v_hat"][index])
+            v = np.maximum(slots["v_hat"], v, out=slots["v_hat"])
         np.sqrt(v, out=work)
         work += self.epsilon
         np.divide(m, work, out=work)
@@ -258,11 +294,11 @@ class AdamW(Adam):
     examples = [{"name": "adamw", "weight_decay": 0.01, "clipvalue": 0.5}]
     weight_decay: float
 
-    def _update(self, index, param, grad, t, tmp):
+    def _update(self, param, grad, slots, t, tmp):
         if self.weight_decay:
             decay = np.multiply(param, self.learning_rate * self.weight_decay, out=tmp[0])
             param -= decay
-        super()._update(index, param, grad, t, tmp)
+        super()._update(param, grad, slots, t, tmp)
 
 
 class RMSprop(Optimizer):
@@ -288,15 +324,15 @@ class RMSprop(Optimizer):
     def slot_names(self):
         return ("v",) + (("mean_gradient",) if self.centered else ()) + (("velocity",) if self.momentum > 0 else ())
 
-    def _update(self, index, param, grad, t, tmp):
+    def _update(self, param, grad, slots, t, tmp):
         denominator, change = tmp
-        v = self._slots["v"][index]
+        v = slots["v"]
         v *= self.rho
         np.multiply(grad, grad, out=denominator)
         denominator *= 1 - self.rho
         v += denominator
         if self.centered:
-            mean = self._slots["mean_gradient"][index]
+            mean = slots["mean_gradient"]
             mean *= self.rho
             np.multiply(grad, 1 - self.rho, out=denominator)
             mean += denominator
@@ -309,7 +345,7 @@ class RMSprop(Optimizer):
         np.multiply(grad, self.learning_rate, out=change)
         change /= denominator
         if self.momentum > 0:
-            velocity = self._slots["velocity"][index]
+            velocity = slots["velocity"]
             velocity *= self.momentum
             velocity += change
             param -= velocity
@@ -336,9 +372,9 @@ class Adagrad(Optimizer):
     def slot_start(self, slot):
         return self.initial_accumulator_value
 
-    def _update(self, index, param, grad, t, tmp):
+    def _update(self, param, grad, slots, t, tmp):
         (work,) = tmp
-        accumulator = self._slots["accumulator"][index]
+        accumulator = slots["accumulator"]
         np.multiply(grad, grad, out=work)
         accumulator += work
         np.add(accumulator, self.epsilon, out=work)
@@ -384,9 +420,9 @@ class Nadam(Optimizer):
         for t in range(1, self.iterations + 1):
             self._begin_step(t)
 
-    def _update(self, index, param, grad, t, tmp):
+    def _update(self, param, grad, slots, t, tmp):
         work, m_hat = tmp
-        m, v = self._slots["m"][index], self._slots["v"][index]
+        m, v = slots["m"], slots["v"]
         u_t, u_next = self.momentum_at(t), self.momentum_at(t + 1)
         move_moments(m, v, grad, self.beta_1, self.beta_2, work)
         np.multiply(m, u_next / (1 - self._u_product * u_next), out=m_hat)

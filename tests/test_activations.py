@@ -78,7 +78,14 @@ def test_softmax_is_over_the_last_axis():
 def test_erf_matches_math_erf():
     x = np.concatenate([np.linspace(-7, 7, 20001), [-1e-9, 1e-12, 0.0, 30.0, -30.0]])
     np.testing.assert_allclose(erf(x), _erf(x), rtol=1e-9, atol=1e-15)
-    assert erf(np.float32(0.5)).dtype == np.float32
+
+
+def test_float32_erf_is_computed_in_float32_within_its_precision():
+    x = np.concatenate([np.linspace(-7, 7, 20001), [-1e-30, 1e-12, 0.0, 30.0, -30.0]]).astype(np.float32)
+    y = erf(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, _erf(x.astype(np.float64)), rtol=0, atol=3.2e-7)
+    assert np.all(np.abs(y) <= 1)
 
 
 @pytest.mark.parametrize("config,x,expected", [

@@ -5,6 +5,7 @@ from helpers import numerical_gradient
 from specforge import losses, optimizers
 from specforge.api import build
 from specforge.errors import RunError
+from specforge.kernels import flat
 from specforge.model import Model
 from specforge.spec import spec_from_dict
 
@@ -63,6 +64,13 @@ def test_fused_gradient_equals_finite_differences_of_the_unfused_loss():
         assert grad.shape == param.shape
         numeric = numerical_gradient(lambda: unfused_loss(model, x, y, loss), param)
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-9)
+
+
+def test_trainable_parameters_are_one_flat_buffer():
+    """So that the optimizer updates every weight at once (specforge.kernels.flat)."""
+    model = conv_model(np.float32)
+    run = flat.run_of(model.trainable_params())
+    assert run is not None and run.size == sum(p.size for p in model.trainable_params())
 
 
 def test_trainable_parameters_leave_out_moving_statistics_in_graph_order():

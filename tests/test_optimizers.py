@@ -7,6 +7,7 @@ import pytest
 
 from specforge import optimizers
 from specforge.errors import RunError
+from specforge.kernels import flat
 
 START = [np.array([1.0, -2.0, 0.5]), np.array([[0.3, -0.7], [2.0, 0.0]])]
 GRADS = [  # three steps; magnitudes shrink so that AMSGrad's running maximum differs from v
@@ -260,6 +261,26 @@ def test_resume_is_bit_identical(config):
     finished = train(resumed, [p.copy() for p in halfway], range(3, 6))
     for a, b in zip(straight, finished):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=str)
+def test_weights_in_one_flat_buffer_update_as_separate_ones_do(config):
+    """Weights packed end to end (as a Model keeps them) are updated as one flat array, in blocks: the same
+    bits as weight by weight, with the same state, also for weights longer than a block."""
+    rng = np.random.default_rng(0)
+    shapes = [(3,), (flat.BLOCK + 5,), (2, 2)]
+    start = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+    steps = [[rng.standard_normal(shape).astype(np.float32) for shape in shapes] for _ in range(3)]
+    separate, packed = [p.copy() for p in start], flat.pack(start)
+    assert flat.run_of(packed) is not None and flat.run_of(separate) is None
+    one, other = optimizers.create(config), optimizers.create(config)
+    for grads in steps:
+        one.step(separate, [g.copy() for g in grads])
+        other.step(packed, [g.copy() for g in grads])
+    for a, b in zip(separate, packed):
+        np.testing.assert_array_equal(a, b)
+    for key, value in one.state_dict().items():
+        np.testing.assert_array_equal(other.state_dict()[key], value)
 
 
 def test_state_dict_is_a_copy():

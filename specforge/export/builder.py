@@ -6,7 +6,8 @@ layout.  The model's input is NHWC; ONNX's Conv and pooling want NCHW, so a
 layer asks ``to_layout(name, "NCHW")`` and the builder inserts a Transpose only
 when the tensor is not already in that layout (and reuses it when asked twice).
 Elementwise nodes keep their input's layout, so a run of Conv -> Relu -> Conv
-has no Transposes between the convolutions.
+has no Transposes between the convolutions. Sequences (steps, channels) travel between 1-D layers
+as one-pixel-high NCHW images, so a run of Conv1D -> BatchNormalization -> MaxPooling1D has none either.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class OnnxBuilder:
         claim on ``hint``) names its single output exactly; otherwise names are made unique from ``hint``."""
         out_layout = layout or (self.layouts.get(inputs[0], NHWC) if inputs else NHWC)
         claimed = self._claims.get(hint)
-        if name is None and claimed is not None and (out_layout == NHWC or claimed[1] != 3):
+        if name is None and claimed is not None and (out_layout == NHWC or claimed[1] not in (2, 3)):
             name = self._claims.pop(hint)[0]
         names = [name] if name is not None else [self.unique(hint or op_type.lower()) for _ in range(outputs)]
         self.nodes.append(helper.make_node(op_type, list(inputs), names, name=names[0], **attrs))
@@ -80,15 +81,30 @@ class OnnxBuilder:
         return self.layouts.get(name, NHWC)
 
     def to_layout(self, name: str, layout: str, output: str | None = None) -> str:
-        """``name`` in ``layout`` (NHWC or NCHW); only image tensors (rank 3 without batch) are transposed,
-        into a tensor named ``output`` when given."""
-        current = self.layout(name)
-        if current == layout or len(self.shapes.get(name, ())) != 3:
+        """``name`` in ``layout`` (NHWC or NCHW), into a tensor named ``output`` when given. Only images
+        (rank 3 without batch) and sequences (rank 2) have two layouts; a sequence's NCHW form is the
+        one-pixel-high image ``(N, C, 1, steps)`` that ONNX's convolutions and poolings take."""
+        current, rank = self.layout(name), len(self.shapes.get(name, ()))
+        if current == layout or rank not in (2, 3):
             return name
         key = (name, layout)
         if key not in self._transposed:
-            out = self.node("Transpose", [name], f"{name}_to_{layout.lower()}", layout=layout, name=output,
-                            perm=_PERM[(current, layout)])
+            hint = f"{name}_to_{layout.lower()}"
+            if rank == 3 and self.shapes[name][2] == 1:  # one channel: the same bytes in either layout
+                height, width, _ = self.shapes[name]
+                target = [0, 1, height, width] if layout == NCHW else [0, height, width, 1]
+                out = self.node("Reshape", [name, self.constant_int64(target, f"{hint}_shape")], hint, layout=layout,
+                                name=output)
+            elif rank == 3:
+                out = self.node("Transpose", [name], hint, layout=layout, name=output, perm=_PERM[(current, layout)])
+            elif layout == NCHW:
+                image = self.node("Unsqueeze", [name, self.constant_int64([1], f"{hint}_axis")], f"{hint}_image",
+                                  layout=NHWC)
+                out = self.node("Transpose", [image], hint, layout=layout, name=output, perm=_PERM[(current, layout)])
+            else:
+                image = self.node("Transpose", [name], f"{hint}_image", layout=layout, perm=_PERM[(current, layout)])
+                out = self.node("Squeeze", [image, self.constant_int64([1], f"{hint}_axis")], hint, layout=layout,
+                                name=output)
             self.shapes[out] = self.shapes[name]
             self._transposed[key] = out
         return self._transposed[key]

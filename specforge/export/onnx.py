@@ -21,6 +21,7 @@ from onnx import helper
 import specforge
 from specforge.errors import ExportError
 from specforge.export.builder import NHWC, OnnxBuilder
+from specforge.export.folding import fold_flatten_transposes
 from specforge.graph import INPUT_NODE
 from specforge.layers.base import Layer, Params
 
@@ -77,6 +78,7 @@ def graph_to_onnx(graph: Graph, params: Sequence[Params], *, opset: int = DEFAUL
     outputs = [(output_name, graph.output_shape)]
     if logits_name:
         outputs.append((logits_name, graph.output_shape))
+    fold_flatten_transposes(builder, {public for public, _ in outputs})
 
     onnx_graph = helper.make_graph(
         builder.nodes, "specforge",

@@ -83,17 +83,22 @@ def grouped_conv(x: np.ndarray, kernel: np.ndarray, window: Window, out: np.ndar
     group-major (group g, channel o -> g*Cout + o), as Keras orders them.
     """
     groups, kh, kw, cin, cout = kernel.shape
-    view = window_view(pad_image(x, window.pads), window)
-    n, out_h, out_w = view.shape[:3]
-    view = view.reshape(n, out_h, out_w, groups, cin, kh, kw)
-    # (KH, KW, Cin) innermost keeps runs of Cin contiguous in the copy and matches Keras' kernel layout.
-    cols = view.transpose(3, 0, 1, 2, 5, 6, 4).reshape(groups, n * out_h * out_w, kh * kw * cin)
+    cols = columns(x, window, groups)
     taps = kernel.reshape(groups, kh * kw * cin, cout)
     if groups == 1:
         np.matmul(cols[0], taps[0], out=out.reshape(-1, cout))
     else:
         out.reshape(-1, groups, cout)[...] = np.matmul(cols, taps).transpose(1, 0, 2)
     return cols
+
+
+def columns(x: np.ndarray, window: Window, groups: int) -> np.ndarray:
+    """The im2col columns (G, N*OH*OW, KH*KW*Cin) of ``x`` (N, H, W, G*Cin): a copy."""
+    view = window_view(pad_image(x, window.pads), window)
+    n, out_h, out_w, channels, kh, kw = view.shape
+    view = view.reshape(n, out_h, out_w, groups, channels // groups, kh, kw)
+    # (KH, KW, Cin) innermost keeps runs of Cin contiguous in the copy and matches Keras' kernel layout.
+    return view.transpose(3, 0, 1, 2, 5, 6, 4).reshape(groups, n * out_h * out_w, -1)
 
 
 def grouped_kernel_gradient(cols: np.ndarray, dy: np.ndarray, kernel_shape: tuple[int, ...]) -> np.ndarray:
@@ -103,17 +108,26 @@ def grouped_kernel_gradient(cols: np.ndarray, dy: np.ndarray, kernel_shape: tupl
     return _group_matmul(cols.transpose(0, 2, 1), dy_groups).reshape(kernel_shape)
 
 
+def depthwise_kernel_gradient(x: np.ndarray, dy: np.ndarray, window: Window) -> np.ndarray:
+    """The (KH, KW, C) kernel gradient of a depthwise convolution with one output per channel, from its
+    input ``x`` (N, H, W, C) and output gradient ``dy``: for each kernel offset, the sum over the batch
+    and the pixels of the input it reads times the gradient, channel by channel (no im2col copy)."""
+    xp = pad_image(x, window.pads)
+    taps = [np.einsum("nyxc,nyxc->c", xp[index], dy) for index in offset_slices(window, dy.shape[1:3])]
+    return np.stack(taps).reshape(*window.kernel, x.shape[3])
+
+
 def grouped_input_gradient(kernel: np.ndarray, window: Window, dy: np.ndarray, out: np.ndarray) -> None:
     """The input gradient of :func:`grouped_conv`, written to ``out`` (N, H, W, G*Cin): the full
     correlation of the output gradient, spread out by the strides, with the flipped kernel whose
     in/out channels are swapped (another im2col + GEMM)."""
     flipped = kernel[:, ::-1, ::-1].transpose(0, 1, 2, 4, 3)
-    spread = _spread_gradient(dy, window, out.shape[1:3])
+    spread = spread_gradient(dy, window, out.shape[1:3])
     full = Window(window.kernel, (1, 1), window.dilation, ((0, 0), (0, 0)))
     grouped_conv(spread, np.ascontiguousarray(flipped), full, out)
 
 
-def _spread_gradient(dy: np.ndarray, window: Window, size: tuple[int, int]) -> np.ndarray:
+def spread_gradient(dy: np.ndarray, window: Window, size: tuple[int, int]) -> np.ndarray:
     """``dy`` placed at the strided output positions inside a zero image sized for a full correlation.
 
     The result has ``size + effective - 1`` pixels per axis, cropped to the unpadded input, so a

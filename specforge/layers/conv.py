@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from specforge.activations import ActivationFunction
+from specforge.activations import ActivationFunction, Relu
 from specforge.errors import SpecError
 from specforge.initializers import compute_fans, initialize
-from specforge.kernels import parallel, taps
+from specforge.kernels import nchwc, parallel, taps
 from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
 from specforge.kernels.im2col import (
-    Window, crop_padding, grouped_conv, grouped_input_gradient, grouped_kernel_gradient, pad_image,
+    Window, columns, crop_padding, depthwise_kernel_gradient, grouped_conv, grouped_input_gradient, grouped_kernel_gradient, pad_image,
 )
 from specforge.kernels.scratch import column_sums, scratch
 from specforge.layers.base import (
@@ -53,14 +53,15 @@ def require_strides_or_dilation(layer: Layer) -> None:
 @dataclass
 class _Saved:
     """What a convolution's backward needs: the shards of the batch, the fused activation with the
-    output it produced, and per shard, as the forward ran, its padded input (tap products) or its
-    im2col columns."""
+    output it produced, and what the forward kept for the kernel gradient: its input when it ran on
+    onnxruntime's kernels, else per shard its padded input (tap products) or its im2col columns."""
 
     window: Window
     parts: list[slice]
     x_shape: Shape
     activation: ActivationFunction | None
     y: np.ndarray
+    x: np.ndarray | None = None
     tap_inputs: list[np.ndarray] | None = None
     cols: list[np.ndarray] | None = None
 
@@ -139,9 +140,20 @@ class _Convolution(Layer):
         window = self.window(x.shape[1:])
         kernel, bias = params["kernel"], params.get("bias")
         dtype = np.result_type(x, kernel)
+        groups = self.groups(x.shape[3])
         parts = parallel.shards(len(x), self.flops(x.shape[1:]))
         y = np.empty((len(x), *self.output_shape(x.shape[1:])), dtype)
-        if taps.takes_forward(window, self.groups(x.shape[3]), x.shape[3]):
+        if nchwc.supports(groups, x.shape[3], y.shape[3], dtype):
+            relu = isinstance(activation, Relu) and activation.is_plain
+            finish = None if relu else activation
+
+            def nchwc_shard(part: slice) -> None:
+                nchwc.forward(x[part], kernel, bias, window, relu, y[part], depthwise=groups > 1)
+                add_bias_and_activate(y[part], None, finish)
+
+            parallel.run(nchwc_shard, parts)
+            return y, _Saved(window, parts, x.shape, activation, y, x=x)
+        if taps.takes_forward(window, groups, x.shape[3]):
             def tap_shard(part: slice) -> np.ndarray:
                 xp = np.ascontiguousarray(pad_image(x[part], window.pads))
                 plan = taps.TapPlan.of(window, xp.shape)
@@ -171,22 +183,35 @@ class _Convolution(Layer):
         n, height, width, channels = saved.x_shape
         (top, bottom), (left, right) = window.pads
         padded = (height + top + bottom, width + left + right)
+        # where the forward ran on onnxruntime's kernels, so does the input gradient (unpadded); the
+        # tap products give it padded
+        nchwc_dx = need_dx and saved.x is not None
+        tap_dx = need_dx and one_group and not nchwc_dx
+        tap_dkernel = saved.tap_inputs is not None or (
+            saved.x is not None and taps.takes_forward(window, grouped.shape[0], channels))
         dx = None
         if need_dx:
-            dx = np.empty((n, *padded, channels) if one_group else saved.x_shape, dtype)
+            dx = np.empty((n, *padded, channels) if tap_dx else saved.x_shape, dtype)
 
         def shard(index: int) -> tuple[np.ndarray, np.ndarray]:
             part = saved.parts[index]
             dz = activation_gradient(saved.activation, saved.y[part], dy[part])
             grid = plan = None
-            if one_group and (need_dx or saved.tap_inputs is not None):
+            if tap_dx or tap_dkernel:
                 plan = taps.TapPlan.of(window, (part.stop - part.start, *padded))
                 grid = taps.gradient_grid(dz, plan, dtype)
-            if saved.tap_inputs is not None:
-                dkernel = taps.kernel_gradient(saved.tap_inputs[index], grid, plan, kernel.shape)
+            if tap_dkernel:
+                xp = (saved.tap_inputs[index] if saved.tap_inputs is not None
+                      else np.ascontiguousarray(pad_image(saved.x[part], window.pads)))
+                dkernel = taps.kernel_gradient(xp, grid, plan, kernel.shape)
+            elif one_group or saved.cols is not None:
+                cols = saved.cols[index] if saved.cols is not None else columns(saved.x[part], window, 1)
+                dkernel = self.from_grouped(grouped_kernel_gradient(cols, dz, grouped.shape))
             else:
-                dkernel = self.from_grouped(grouped_kernel_gradient(saved.cols[index], dz, grouped.shape))
-            if need_dx and grid is not None:
+                dkernel = depthwise_kernel_gradient(saved.x[part], dz, window).reshape(kernel.shape)
+            if nchwc_dx:
+                nchwc.input_gradient(dz, kernel, window, dx[part], depthwise=not one_group)
+            elif tap_dx:
                 taps.input_gradient(grid, kernel, plan, dx[part].reshape(-1, channels))
             elif need_dx:
                 grouped_input_gradient(grouped, window, dz, dx[part])
@@ -196,7 +221,7 @@ class _Convolution(Layer):
         grads = {"kernel": parallel.sum_in_order([dkernel for dkernel, _ in results])}
         if "bias" in params:
             grads["bias"] = parallel.sum_in_order([dbias for _, dbias in results])
-        if dx is not None and one_group:
+        if tap_dx:
             dx = crop_padding(dx, window.pads)
         return dx, grads
 

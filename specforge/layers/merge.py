@@ -43,9 +43,11 @@ ELEMENTWISE_EXAMPLES = [({"inputs": ["a", "b"]}, [(3, 4), (3, 4)]), ({"inputs": 
 
 
 class Merge(Layer):
-    """Base of the merge kinds: several inputs of one shape, combined elementwise."""
+    """Base of the merge kinds: several inputs of one shape, combined elementwise. An activation after the
+    merge (the ReLU after a residual Add) is fused: applied to the fresh combination in place."""
 
     merges = True
+    fuses_activation = True
     examples = ELEMENTWISE_EXAMPLES
     #: (fewest, most) inputs; most is None for no limit
     arity: ClassVar[tuple[int, int | None]] = (2, None)
@@ -68,14 +70,26 @@ class Merge(Layer):
                 raise shape_error(f"{self.type} got {_describe([first, tuple(shape)], pair_names)}; {hint}")
         return first
 
-    # -- math: elementwise kinds fill in combine and gradients -----------------------------
+    # -- math: the kinds fill in combine and gradients -----------------------------------
     def forward(self, params, x, training=False, rng=None, activation=None):
-        return self.combine(x), x
+        y = self.combine(x)
+        if activation is not None:
+            activation.forward_into(y, y)
+        return y, (x, activation, y)
 
     def backward(self, params, cache, dy, need_dx=True):
-        return (self.gradients(cache, dy) if need_dx else None), {}
+        if not need_dx:
+            return None, {}
+        xs, activation, y = cache
+        if activation is not None:
+            # A new array, not a scratch buffer: the input gradients outlive this call.
+            dz = np.empty(dy.shape, np.result_type(y, dy))
+            activation.backward_into(y, y, dy, dz)
+            dy = dz
+        return self.gradients(xs, dy), {}
 
     def combine(self, xs: Sequence[np.ndarray]) -> np.ndarray:
+        """The merged batch, a new array."""
         raise NotImplementedError
 
     def gradients(self, xs: Sequence[np.ndarray], dy: np.ndarray) -> list[np.ndarray]:
@@ -204,6 +218,7 @@ class Concatenate(Merge):
     examples = [
         ({"inputs": ["a", "b"]}, [(2, 2, 3), (2, 2, 5)]),
         ({"inputs": ["a", "b", "c"], "axis": 1}, [(2, 3), (1, 3), (4, 3)]),
+        ({"inputs": ["a", "b"]}, [(3, 2), (3, 4)]),
         ({"inputs": ["a", "b"], "axis": 2}, [(2, 3, 2), (2, 1, 2)]),
     ]
 
@@ -228,21 +243,18 @@ class Concatenate(Merge):
                                   f"resize one input)")
         return (*first[:axis], sum(int(shape[axis]) for shape in input_shapes), *first[axis + 1:])
 
-    def forward(self, params, x, training=False, rng=None, activation=None):
-        axis = self.axis(x[0].ndim - 1) + 1
-        return np.concatenate(x, axis=axis), ([part.shape[axis] for part in x], axis)
+    def combine(self, xs):
+        return np.concatenate(xs, axis=self.axis(xs[0].ndim - 1) + 1)
 
-    def backward(self, params, cache, dy, need_dx=True):
-        if not need_dx:
-            return None, {}
-        sizes, axis = cache
-        return np.split(dy, np.cumsum(sizes)[:-1], axis=axis), {}
+    def gradients(self, xs, dy):
+        axis = self.axis(dy.ndim - 1) + 1
+        return np.split(dy, np.cumsum([x.shape[axis] for x in xs])[:-1], axis=axis)
 
     def to_onnx(self, builder, params, input_names):
         layout = builder.layout(input_names[0])
         names = [builder.to_layout(name, layout) for name in input_names]
         rank = len(builder.shape(input_names[0]))
         axis = self.axis(rank) + 1
-        if layout == NCHW and rank == 3:
-            axis = {1: 2, 2: 3, 3: 1}[axis]
+        if layout == NCHW:  # (N, C, H, W), or a sequence as (N, C, 1, steps)
+            axis = {1: 2, 2: 3, 3: 1}[axis] if rank == 3 else {1: 3, 2: 1}[axis]
         return builder.node("Concat", names, self.name, axis=axis)

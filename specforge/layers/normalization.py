@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from specforge.initializers import compute_fans, initialize
+from specforge.kernels.channels import blockwise, blockwise_sums, channel_totals, example_rows, tiled
+from specforge.kernels.epilogue import activation_gradient
+from specforge.kernels.scratch import scratch
 from specforge.layers.base import Layer, Params, Shape, initializer_schema
 from specforge.layout import NCHW
 
@@ -34,6 +37,7 @@ class BatchNormalization(Layer):
         ({"scale": False}, (2, 3)),
     ]
     non_trainable = ("moving_mean", "moving_variance")
+    fuses_activation = True
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
@@ -53,46 +57,89 @@ class BatchNormalization(Layer):
         return 2 * int(np.prod(input_shape))
 
     def forward(self, params, x, training=False, rng=None, activation=None):
+        """Per channel ``y = (x - mean) * scale + beta`` with ``scale = gamma / sqrt(variance + epsilon)``, on rows
+        of one example, block by block (specforge.kernels.channels); the fused ``activation`` is applied to
+        ``y`` in place."""
+        rows, channels = example_rows(x), x.shape[-1]
+        count = x.size // channels
+        centered = np.empty_like(rows)
         state = {}
         if training:
-            axes = tuple(range(x.ndim - 1))
-            mean = x.mean(axis=axes)
-            x_hat = x - mean
-            variance = np.mean(x_hat * x_hat, axis=axes)
+            (row_totals,) = blockwise_sums(lambda block: [rows[block]], rows)
+            mean = channel_totals(row_totals, channels) / count
+            shift = tiled(mean, rows)
+
+            def center(block: slice) -> list[np.ndarray]:
+                np.subtract(rows[block], shift, out=centered[block])
+                squares = scratch("batch normalization squares", centered[block].shape, rows.dtype)
+                return [np.multiply(centered[block], centered[block], out=squares)]
+
+            (row_squares,) = blockwise_sums(center, rows)
+            variance = channel_totals(row_squares, channels) / count
             momentum = self.config["momentum"]
             for name, batch in (("moving_mean", mean), ("moving_variance", variance)):
                 state[name] = params[name] * momentum
                 state[name] += (1 - momentum) * batch
         else:
-            x_hat = x - params["moving_mean"]
+            shift = tiled(params["moving_mean"], rows)
+            blockwise(lambda block: np.subtract(rows[block], shift, out=centered[block]), rows)
             variance = params["moving_variance"]
-        inv_std = 1 / np.sqrt(variance + self.config["epsilon"])
-        x_hat *= inv_std
-        y = x_hat * params["gamma"] if "gamma" in params else x_hat.copy()
-        if "beta" in params:
-            y += params["beta"]
-        return y, (x_hat, inv_std, training, state)
+        inv_std = (1 / np.sqrt(variance + self.config["epsilon"])).astype(rows.dtype, copy=False)
+        scale = inv_std * params["gamma"] if "gamma" in params else inv_std
+        scales, betas = tiled(scale, rows), tiled(params["beta"], rows) if "beta" in params else None
+        y = np.empty(x.shape, rows.dtype)
+        y_rows = y.reshape(rows.shape)
+
+        def output(block: slice) -> None:
+            np.multiply(centered[block], scales, out=y_rows[block])
+            if betas is not None:
+                y_rows[block] += betas
+            if activation is not None:
+                activation.forward_into(y[block], y[block])
+
+        blockwise(output, rows)
+        return y, (centered, inv_std, scale, training, state, activation, y)
 
     def new_state(self, cache):
-        return cache[3]
+        return cache[4]
 
     def backward(self, params, cache, dy, need_dx=True):
-        x_hat, inv_std, training, _ = cache
-        axes = tuple(range(dy.ndim - 1))
-        grads = {}
-        if "gamma" in params:
-            grads["gamma"] = (dy * x_hat).sum(axis=axes)
-        if "beta" in params:
-            grads["beta"] = dy.sum(axis=axes)
+        """With ``x_hat = (x - mean) * inv_std``, ``n`` values per channel and ``g`` the gradient before the
+        fused activation: ``dgamma = sum(g x_hat)``, ``dbeta = sum(g)``, and in training
+        ``dx = scale * (g - dbeta / n - x_hat * dgamma / n)``, as per-channel multiples of ``g``, of ``x - mean``
+        and a constant; block by block, ``g`` worked out again in each pass rather than stored."""
+        centered, inv_std, scale, training, _, activation, y = cache
+        channels, row_size = len(inv_std), centered.shape[1]
+
+        def gradient(block: slice) -> np.ndarray:
+            return activation_gradient(activation, y[block], dy[block]).reshape(-1, row_size)
+
+        def products(block: slice) -> list[np.ndarray]:
+            g = gradient(block)
+            product = scratch("batch normalization products", g.shape, g.dtype)
+            return [g, np.multiply(g, centered[block], out=product)]
+
+        row_g, row_products = blockwise_sums(products, centered)
+        dbeta = channel_totals(row_g, channels)
+        dgamma = channel_totals(row_products, channels) * inv_std
+        grads = {name: value for name, value in (("gamma", dgamma), ("beta", dbeta)) if name in params}
         if not need_dx:
             return None, grads
-        dx_hat = dy * params["gamma"] if "gamma" in params else dy
-        if not training:
-            return dx_hat * inv_std, grads
-        count = dy.size // dy.shape[-1]
-        dx = dx_hat - dx_hat.sum(axis=axes) / count - x_hat * ((dx_hat * x_hat).sum(axis=axes) / count)
-        dx *= inv_std
-        return dx, grads
+        dx = np.empty(centered.shape, centered.dtype)
+        scales = tiled(scale, dx)
+        if training:
+            count = centered.size // channels
+            centered_scales, constant = tiled(-scale * inv_std * dgamma / count, dx), tiled(-scale * dbeta / count, dx)
+
+        def input_gradient(block: slice) -> None:
+            np.multiply(gradient(block), scales, out=dx[block])
+            if training:
+                product = scratch("batch normalization products", dx[block].shape, dx.dtype)
+                dx[block] += np.multiply(centered[block], centered_scales, out=product)
+                dx[block] += constant
+
+        blockwise(input_gradient, dx)
+        return dx.reshape(dy.shape), grads
 
     def to_onnx(self, builder, params, input_name):
         """Folded into one Mul and one Add per channel; constants shaped to broadcast in the tensor's layout."""
@@ -101,7 +148,7 @@ class BatchNormalization(Layer):
         shift = -params["moving_mean"] * scale
         if "beta" in params:
             shift = shift + params["beta"]
-        if builder.layout(input_name) == NCHW and len(builder.shape(input_name)) == 3:
+        if builder.layout(input_name) == NCHW:  # an image (C, H, W) or a sequence as one (C, 1, steps)
             scale, shift = scale[:, None, None], shift[:, None, None]
         scaled = builder.node("Mul", [input_name, builder.initializer(scale.astype(np.float32), f"{self.name}_scale")],
                               f"{self.name}_scaled")

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from specforge.activations import ActivationFunction
+from specforge.kernels import parallel
+from specforge.kernels.channels import position_sums
 from specforge.kernels.im2col import Window, crop_padding, offset_slices, pad_image
 from specforge.layers.base import PADDING_SCHEMA, Layer, Params, Shape, as_pair, int_or_pair
 from specforge.layers.windows import plan_window, require_image
@@ -55,18 +57,40 @@ class _Pooling2D(Layer):
     def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
         window, size = self.window(x.shape[1:]), x.shape[1:3]
-        xp = pad_image(x, window.pads, self.pad_value)
-        slices = [xp[index] for index in offset_slices(window, window.output_size(size))]
-        y = self.reduce(slices, window, size)
-        return y, (xp, y, window, size)
+        out_size = window.output_size(size)
+        y = np.empty((len(x), *out_size, x.shape[3]), x.dtype)
+        record = self.new_record(y.shape, window) if training else None
+        parts = parallel.shards(len(x), parallel.ELEMENTWISE_FLOPS * window.kernel[0] * window.kernel[1] * y[0].size)
+
+        def shard(part: slice) -> None:
+            xp = pad_image(x[part], window.pads, self.pad_value)
+            slices = [xp[index] for index in offset_slices(window, out_size)]
+            self.reduce(slices, window, size, y[part], None if record is None else record[part])
+
+        parallel.run(shard, parts)
+        # An inference forward keeps its input instead, for a backward (a gradient check) to redo the record.
+        return y, (x.shape, record, window, size, parts, None if training else x)
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
         if not need_dx:
             return None, {}
-        xp, y, window, size = cache
-        dxp = np.zeros_like(xp)
-        self.spread(dxp, xp, y, dy, window, size)
+        x_shape, record, window, size, parts, x = cache
+        if x is not None:
+            record = self.forward(params, x, training=True)[1][1]
+        (top, bottom), (left, right) = window.pads
+        padded = (x_shape[0], x_shape[1] + top + bottom, x_shape[2] + left + right, x_shape[3])
+        out_size = window.output_size(size)
+        # Windows that tile the padded input cover each pixel once: their gradients are written, not added.
+        tiling = window.strides == window.kernel and window.dilation == (1, 1) and all(
+            count * stride == extent for count, stride, extent in zip(out_size, window.strides, padded[1:3]))
+        dxp = (np.empty if tiling else np.zeros)(padded, dy.dtype)
+
+        def shard(part: slice) -> None:
+            targets = [dxp[part][index] for index in offset_slices(window, out_size)]
+            self.spread(targets, None if record is None else record[part], dy[part], window, size, tiling)
+
+        parallel.run(shard, parts)
         return crop_padding(dxp, window.pads), {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
@@ -76,35 +100,58 @@ class _Pooling2D(Layer):
                             **self.onnx_attrs)
 
     # -- what a kind fills in -------------------------------------------------------------
-    def reduce(self, slices: list[np.ndarray], window: Window, size: tuple[int, int]) -> np.ndarray:
-        """The pooled output from the input pixels under each kernel offset."""
+    def new_record(self, shape: tuple[int, ...], window: Window) -> np.ndarray | None:
+        """What a training forward notes for the backward beside the output of ``shape`` (None: nothing)."""
+        return None
+
+    def reduce(self, slices: list[np.ndarray], window: Window, size: tuple[int, int], out: np.ndarray,
+               record: np.ndarray | None) -> None:
+        """Write into ``out`` the pooled output from the input pixels under each kernel offset, and fill
+        ``record`` (from ``new_record``; None in inference)."""
         raise NotImplementedError
 
-    def spread(self, dxp: np.ndarray, xp: np.ndarray, y: np.ndarray, dy: np.ndarray, window: Window,
-               size: tuple[int, int]) -> None:
-        """Add the input gradient of the padded input into ``dxp``."""
+    def spread(self, targets: list[np.ndarray], record: np.ndarray | None, dy: np.ndarray, window: Window,
+               size: tuple[int, int], tiling: bool) -> None:
+        """Put the input gradient into the padded input's pixels under each kernel offset (``targets``):
+        written when the windows tile the input (``tiling``), else added to the zeros there."""
         raise NotImplementedError
 
 
 class MaxPooling2D(_Pooling2D):
+    """A training forward records which kernel offset holds each window's first maximum (strictly greater
+    than all before it), so that the backward sends each gradient there with one comparison per offset."""
+
     type = "MaxPooling2D"
     description = "Maximum over each pool_size window of an image, per channel."
     onnx_op = "MaxPool"
     pad_value = -np.inf
 
-    def reduce(self, slices: list[np.ndarray], window: Window, size: tuple[int, int]) -> np.ndarray:
-        y = slices[0].copy()
-        for part in slices[1:]:
-            np.maximum(y, part, out=y)
-        return y
+    def new_record(self, shape, window):
+        return np.zeros(shape, np.min_scalar_type(window.kernel[0] * window.kernel[1] - 1))
 
-    def spread(self, dxp: np.ndarray, xp: np.ndarray, y: np.ndarray, dy: np.ndarray, window: Window,
-               size: tuple[int, int]) -> None:
-        pending = np.ones(y.shape, dtype=bool)
-        for index in offset_slices(window, window.output_size(size)):
-            first = pending & (xp[index] == y)
-            pending ^= first
-            dxp[index] += dy * first
+    def reduce(self, slices, window, size, out, record):
+        np.copyto(out, slices[0])
+        if record is None:
+            for part in slices[1:]:
+                np.maximum(out, part, out=out)
+            return
+        greater = np.empty(out.shape, bool)
+        marks = np.empty(out.shape, record.dtype)
+        for offset, part in enumerate(slices[1:], 1):
+            np.greater(part, out, out=greater)
+            np.maximum(out, part, out=out)
+            # A later offset that is greater wins: the record is the largest offset that was.
+            np.maximum(record, np.multiply(greater, record.dtype.type(offset), out=marks), out=record)
+
+    def spread(self, targets, record, dy, window, size, tiling):
+        chosen = np.empty(dy.shape, bool)
+        gradient = None if tiling else np.empty_like(dy)
+        for offset, target in enumerate(targets):
+            np.equal(record, offset, out=chosen)
+            if tiling:
+                np.multiply(dy, chosen, out=target)
+            else:
+                target += np.multiply(dy, chosen, out=gradient)
 
 
 class AveragePooling2D(_Pooling2D):
@@ -114,18 +161,19 @@ class AveragePooling2D(_Pooling2D):
     onnx_op = "AveragePool"
     onnx_attrs = {"count_include_pad": 0}
 
-    def reduce(self, slices: list[np.ndarray], window: Window, size: tuple[int, int]) -> np.ndarray:
-        y = slices[0].copy()
+    def reduce(self, slices, window, size, out, record):
+        np.copyto(out, slices[0])
         for part in slices[1:]:
-            y += part
-        y /= self._counts(window, size, y.dtype)
-        return y
+            out += part
+        out /= self._counts(window, size, out.dtype)
 
-    def spread(self, dxp: np.ndarray, xp: np.ndarray, y: np.ndarray, dy: np.ndarray, window: Window,
-               size: tuple[int, int]) -> None:
+    def spread(self, targets, record, dy, window, size, tiling):
         share = dy / self._counts(window, size, dy.dtype)
-        for index in offset_slices(window, window.output_size(size)):
-            dxp[index] += share
+        for target in targets:
+            if tiling:
+                np.copyto(target, share)
+            else:
+                target += share
 
     @staticmethod
     def _counts(window: Window, size: tuple[int, int], dtype: np.dtype) -> np.ndarray:
@@ -186,7 +234,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
     onnx_op = "GlobalAveragePool"
 
     def reduce(self, flat: np.ndarray) -> tuple[np.ndarray, Any]:
-        return flat.mean(axis=1), None
+        return position_sums(flat) / np.asarray(flat.shape[1], flat.dtype), None
 
     def spread(self, dy: np.ndarray, cache: Any, pixels: int) -> np.ndarray:
         return np.broadcast_to((dy / pixels)[:, None, :], (dy.shape[0], pixels, dy.shape[1]))

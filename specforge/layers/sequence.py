@@ -21,7 +21,7 @@ from specforge.layers.base import Layer, Params, Shape, initializer_schema, shap
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
 from specforge.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from specforge.layers.windows import plan_window
-from specforge.layout import NHWC
+from specforge.layout import NCHW
 
 #: How plan_window names the axes of a sequence seen as a ``(1, steps)`` image.
 _AXES = ("height", "steps")
@@ -126,16 +126,19 @@ class _SequenceLayer(Layer):
 
     # -- export --------------------------------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
-        """The image layer's nodes between an Unsqueeze to ``(N, 1, steps, channels)`` and a Reshape back."""
-        image_shape = self.image_shape(builder.shape(input_name))
-        image = builder.node("Unsqueeze", [input_name, builder.constant_int64([1], f"{self.name}_image_axis")],
-                             f"{self.name}_as_image", layout=NHWC)
-        builder.shapes[image] = image_shape
-        out = self.image_layer.to_onnx(builder, self.image_params(params), image)
-        out_shape = self.image_layer.output_shape(image_shape)
-        builder.shapes[out] = out_shape
-        target = builder.constant_int64([-1, *self.from_image_shape(out_shape)], f"{self.name}_shape")
-        return builder.node("Reshape", [builder.to_layout(out, NHWC), target], self.name)
+        """The image layer's nodes on the sequence in its NCHW form, the image ``(N, C, 1, steps)``; the result
+        stays in that form, so the next 1-D layer takes it as it is."""
+        image = builder.to_layout(input_name, NCHW)
+        sequence_shape = builder.shapes[image]
+        builder.shapes[image] = self.image_shape(sequence_shape)  # what the image layer sees, for this call
+        try:
+            out = self.image_layer.to_onnx(builder, self.image_params(params), image)
+        finally:
+            builder.shapes[image] = sequence_shape
+        if builder.layout(out) == NCHW:
+            return out
+        target = builder.constant_int64([-1, *self.output_shape(sequence_shape)], f"{self.name}_shape")
+        return builder.node("Reshape", [out, target], self.name)
 
 
 class Conv1D(_SequenceLayer):

@@ -3,8 +3,8 @@
 A Conv2D with kernel ``K`` (height, width, filters, channels) maps a ``filters``-channel image of
 ``P = (n - 1) * s + e`` pixels per axis (``e`` the dilated kernel extent) onto an ``n``-pixel
 ``channels`` image; its input gradient maps ``n`` pixels back onto ``P``. The forward of this layer is
-that input gradient, applied to the input (the tap products of :mod:`specforge.layers.taps`, as the
-backward of every Conv2D), and the output is the window ``[before, before + out)`` of the ``P`` pixels,
+that input gradient, applied to the input (onnxruntime's NCHWc kernels or the tap products of
+:mod:`specforge.kernels.taps`, as the backward of every Conv2D), and the output is the window ``[before, before + out)`` of the ``P`` pixels,
 zero where it reaches past them. Keras' output size per axis:
 
 - ``output_padding`` null: valid ``n * s + max(e - s, 0)``, same ``n * s``;
@@ -27,7 +27,7 @@ import numpy as np
 from specforge.activations import ActivationFunction
 from specforge.errors import SpecError
 from specforge.initializers import compute_fans, initialize
-from specforge.kernels import parallel, taps
+from specforge.kernels import nchwc, parallel, taps
 from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
 from specforge.kernels.im2col import Window
 from specforge.kernels.scratch import column_sums, scratch
@@ -173,10 +173,16 @@ class Conv2DTranspose(Layer):
         y = np.zeros((len(x), *self.output_shape(x.shape[1:])), dtype)
 
         def shard(part: slice) -> None:
-            plan = taps.TapPlan.of(frame.window, (part.stop - part.start, *frame.full))
-            full = scratch(("transposed convolution image", plan), (plan.grid_rows, kernel.shape[2]), dtype)
-            taps.input_gradient(taps.gradient_grid(x[part], plan, dtype), kernel, plan, full)
-            y[part][frame.output_region()] = full.reshape(*plan.grid, -1)[frame.full_region()]
+            if nchwc.supports(1, kernel.shape[2], kernel.shape[3], dtype):
+                full = scratch(("transposed convolution image", frame), (part.stop - part.start, *frame.full,
+                                                                         kernel.shape[2]), dtype)
+                nchwc.input_gradient(x[part], kernel, frame.window, full)
+            else:
+                plan = taps.TapPlan.of(frame.window, (part.stop - part.start, *frame.full))
+                full = scratch(("transposed convolution image", plan), (plan.grid_rows, kernel.shape[2]), dtype)
+                taps.input_gradient(taps.gradient_grid(x[part], plan, dtype), kernel, plan, full)
+                full = full.reshape(*plan.grid, -1)
+            y[part][frame.output_region()] = full[frame.full_region()]
             add_bias_and_activate(y[part], bias, activation)
 
         parallel.run(shard, parallel.shards(len(x), self.flops(x.shape[1:])))

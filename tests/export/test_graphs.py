@@ -30,13 +30,15 @@ def graph_of(layers, input_shape, output=None):
 
 def branches(shapes) -> list[dict]:
     """One branch per merge input, from a flat model input: Dense to the input's size, Reshape to its shape,
-    and for images a 1x1 Conv2D on the first branch (so that the merge meets an NCHW and an NHWC input)."""
+    and for images and sequences a 1x1 convolution on the first branch (so that the merge meets an NCHW and
+    an NHWC input)."""
     layers = []
     for index, shape in enumerate(shapes):
         layers += [{"type": "Dense", "units": math.prod(shape), "inputs": "input", "name": f"dense_{index}"},
                    {"type": "Reshape", "target_shape": list(shape), "name": f"branch_{index}"}]
-        if index == 0 and len(shape) == 3:
-            layers.append({"type": "Conv2D", "filters": shape[-1], "kernel_size": 1, "name": "branch_0_conv"})
+        if index == 0 and len(shape) in (2, 3):
+            kind = "Conv2D" if len(shape) == 3 else "Conv1D"
+            layers.append({"type": kind, "filters": shape[-1], "kernel_size": 1, "name": "branch_0_conv"})
     return layers
 
 
@@ -52,7 +54,7 @@ def trained(graph, seed=0):
 @pytest.mark.parametrize("kind,config,shapes", MERGE_CASES)
 def test_every_merge_kind_exports_with_numpy_parity(kind, config, shapes):
     layers = branches(shapes)
-    names = ["branch_0_conv" if len(shapes[0]) == 3 else "branch_0"] + [f"branch_{i}" for i in range(1, len(shapes))]
+    names = ["branch_0_conv" if len(shapes[0]) in (2, 3) else "branch_0"] + [f"branch_{i}" for i in range(1, len(shapes))]
     layers.append({"type": kind, **config, "inputs": names, "name": "merged"})
     graph = graph_of(layers, (5,))
     model = trained(graph)

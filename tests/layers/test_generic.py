@@ -63,6 +63,29 @@ def test_gradients(kind, config, shape):
     check_gradients(kind, config, params, x)
 
 
+@pytest.mark.parametrize("kind,config,shape,activation",
+                         [(*case.values, None) for case in CASES] + [(*case.values, "relu") for case in FUSING_CASES])
+def test_float32_step_equals_float64_step(kind, config, shape, activation):
+    """Training runs in float32 and may take other kernels than the float64 the gradient checks see
+    (onnxruntime's convolutions): both give the same forward and backward, up to float32 rounding."""
+    _, params64 = make_layer(kind, config, shape)
+    fused = ACTIVATIONS[activation] if activation else None
+    x64 = np.random.default_rng(12).standard_normal((BATCH, *shape))
+    results = []
+    for dtype in (np.float64, np.float32):
+        params = {name: value.astype(dtype) for name, value in params64.items()}
+        layer = REGISTRY[kind](config)  # a fresh one: a seeded dropout draws the same mask again
+        y, cache = layer.forward(params, x64.astype(dtype), training=True, rng=np.random.default_rng(0),
+                                 activation=fused)
+        dy = np.random.default_rng(13).standard_normal(y.shape).astype(dtype)
+        dx, grads = layer.backward(params, cache, dy)
+        assert y.dtype == dx.dtype == dtype and all(grad.dtype == dtype for grad in grads.values())
+        results.append((y, dx, grads))
+    (y64, dx64, grads64), (y32, dx32, grads32) = results
+    for expected, actual in [(y64, y32), (dx64, dx32), *((grads64[name], grads32[name]) for name in grads64)]:
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(expected).max())))
+
+
 @pytest.mark.parametrize("kind,config,shape", CASES)
 def test_backward_without_dx(kind, config, shape):
     layer, params = make_layer(kind, config, shape)
@@ -209,9 +232,31 @@ def test_no_transposes_between_convolutions():
                    ("Conv2D", {"filters": 3, "kernel_size": 2}), ("Activation", {"activation": "gelu"}),
                    ("Flatten", {}), ("Dense", {"units": 2}), input_shape=(5, 5, 1))
     model = onnx_of(steps, (5, 5, 1))
-    assert [node.op_type for node in model.graph.node].count("Transpose") == 2
+    # the one-channel input is reshaped to NCHW (the same bytes); the Dense takes the channels-first
+    # flattening with its rows permuted to match
+    assert [node.op_type for node in model.graph.node].count("Transpose") == 0
     x = np.random.default_rng(11).standard_normal((2, 5, 5, 1)).astype(np.float32)
     check_onnx_parity(steps, (5, 5, 1), x)
+
+
+def test_no_transposes_between_sequence_layers():
+    steps = _steps(("Conv1D", {"filters": 4, "kernel_size": 3, "padding": "same"}), ("BatchNormalization", {}),
+                   ("ReLU", {}), ("MaxPooling1D", {}), ("Conv1D", {"filters": 5, "kernel_size": 2}),
+                   ("LayerNormalization", {}), ("AveragePooling1D", {"pool_size": 2}), ("Flatten", {}),
+                   input_shape=(9, 3))
+    model = onnx_of(steps, (9, 3))
+    ops = [node.op_type for node in model.graph.node]
+    # into the image form before the first Conv1D, out of it for the LayerNormalization and back, out for the Flatten
+    assert ops.count("Transpose") == 4
+    check_onnx_parity(steps, (9, 3), np.random.default_rng(13).standard_normal((2, 9, 3)).astype(np.float32))
+
+
+@pytest.mark.parametrize("after_flatten", [("Dense", {"units": 3, "use_bias": False}), ("Dropout", {"rate": 0.5}),
+                                           ("BatchNormalization", {}), ("Reshape", {"target_shape": [6, 3]})])
+def test_a_flatten_feeding_anything_but_a_product_keeps_the_keras_order(after_flatten):
+    steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Flatten", {}), after_flatten,
+                   input_shape=(4, 4, 1))
+    check_onnx_parity(steps, (4, 4, 1), np.random.default_rng(12).standard_normal((2, 4, 4, 1)).astype(np.float32))
 
 
 def _producers(model) -> dict[str, str]:

@@ -10,6 +10,7 @@ from jsonschema import Draft7Validator
 
 from specforge.errors import ShapeError
 from specforge.layers import REGISTRY
+from specforge.layers.fusion import plan_steps
 
 MERGES = sorted(kind for kind, cls in REGISTRY.items() if cls.merges)
 CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")
@@ -54,6 +55,26 @@ def test_gradients_of_every_input(kind, config, shapes, eps=1e-6):
             numeric[i] = (plus - minus) / (2 * eps)
         np.testing.assert_allclose(dx, numeric, rtol=1e-5, atol=1e-7)
     assert layer.backward({}, cache, w, need_dx=False) == (None, {})
+
+
+@pytest.mark.parametrize("kind,config,shapes", CASES)
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_fused_activation_equals_the_two_nodes(kind, config, shapes, activation):
+    """A merge run with the activation after it fused (a residual Add and its ReLU) computes what the two nodes
+    compute in turn, forward and backward."""
+    layer, node = REGISTRY[kind](config), REGISTRY["Activation"]({"activation": activation})
+    (step,) = plan_steps([layer, node], [(-1,) * len(shapes), (0,)])
+    assert step.activation is not None
+    xs = _inputs(shapes, seed=3)
+    z, layer_cache = layer.forward({}, xs, training=True)
+    y, node_cache = node.forward({}, z, training=True)
+    fused_y, cache = step.forward({}, xs, training=True)
+    np.testing.assert_allclose(fused_y, y, rtol=1e-12, atol=1e-12)
+    dy = np.random.default_rng(4).standard_normal(y.shape)
+    dxs, _ = layer.backward({}, layer_cache, node.backward({}, node_cache, dy)[0])
+    fused_dxs, _ = step.backward({}, cache, dy)
+    for fused_dx, dx in zip(fused_dxs, dxs):
+        np.testing.assert_allclose(fused_dx, dx, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind,config,shapes", CASES)

@@ -182,3 +182,14 @@ def test_pooling_has_no_params_or_flops():
     for layer in (MaxPooling2D({}), AveragePooling2D({}), GlobalAveragePooling2D({})):
         assert layer.count_params((4, 4, 3)) == 0 and layer.flops((4, 4, 3)) == 0
         assert layer.init_params((4, 4, 3), np.random.default_rng()) == {}
+
+
+def test_max_backward_after_an_inference_forward_routes_as_after_a_training_one():
+    """Only a training forward records where each maximum is; after an inference forward the backward finds it."""
+    rng = np.random.default_rng(2)
+    x = np.maximum(rng.standard_normal((2, 5, 6, 3)), 0)  # ties at 0, which go to the first element
+    layer = MaxPooling2D({"pool_size": 3, "strides": 2, "padding": "same"})
+    y, training_cache = layer.forward({}, x, training=True)
+    _, inference_cache = layer.forward({}, x, training=False)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(layer.backward({}, inference_cache, dy)[0], layer.backward({}, training_cache, dy)[0])
