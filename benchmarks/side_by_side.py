@@ -2,7 +2,10 @@
 of both: training steps per second, onnxruntime inference of either export, the memory a training step adds.
 
 Batches are random values of the model's input shape with random class labels: the work of a step does
-not depend on the values, so no data set is needed.
+not depend on the values, so no data set is needed. The inputs and the labels of a small pool are paired
+anew on every pass over it (``pairing``), so that neither side can learn them: a model that had learnt
+its few batches by heart would push its softmax into underflow, and its steps into the slow arithmetic
+of subnormal numbers.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ class Batch:
     x: np.ndarray
     labels: np.ndarray
     targets: np.ndarray
+
+
+def pairing(index: int, pool: int) -> tuple[int, int]:
+    """``(inputs, labels)``: which batch of the pool gives step ``index`` its inputs and which its labels; pass
+    ``k`` over the pool shifts the labels by ``k`` batches, so no input keeps a label."""
+    return index % pool, (index + index // pool) % pool
 
 
 class SideBySide:
@@ -75,18 +84,21 @@ class SideBySide:
     def specforge_step(self, batches: list[Batch]) -> Callable[[int], object]:
         """``step(i)``: specforge's training step (``Model.train_step``) on batch ``i`` of the pool."""
         def step(index: int) -> object:
-            batch = batches[index % len(batches)]
-            return self.model.train_step(batch.x, batch.targets, self.loss, self.optimizer, self.dropout)
+            inputs, labels = pairing(index, len(batches))
+            return self.model.train_step(batches[inputs].x, batches[labels].targets, self.loss, self.optimizer,
+                                         self.dropout)
         return step
 
     def pytorch_step(self, batches: list[Batch]) -> Callable[[int], object]:
         """``step(i)``: the twin's training step on batch ``i`` (converted to PyTorch's layout beforehand)."""
         from benchmarks.torch_twin import to_torch
 
-        converted = [(to_torch(batch.x), self.trainer.targets(batch.labels, batch.targets)) for batch in batches]
+        inputs = [to_torch(batch.x) for batch in batches]
+        targets = [self.trainer.targets(batch.labels, batch.targets) for batch in batches]
 
         def step(index: int) -> object:
-            return self.trainer.step(*converted[index % len(converted)])
+            x, y = pairing(index, len(batches))
+            return self.trainer.step(inputs[x], targets[y])
         return step
 
     def step(self, framework: str, batches: list[Batch]) -> Callable[[int], object]:
