@@ -104,8 +104,8 @@ def compare_specs(paths: list[Path], args: argparse.Namespace, gemm: float) -> l
         target = training_target(pair.name)
         onnx = [ratio_of(inference[batch]["onnx"], inference[batch]["torch_onnx"]) for batch in INFERENCE_BATCHES]
         if ratio.value < target:
-            missed.append(f"{pair.name} training {ratio.shown('.2f')}x < {target:.2f}x")
-        missed.extend(f"{pair.name} ONNX at batch {batch} {value.shown('.2f')}x < {ONNX_TARGET:.2f}x"
+            missed.append(f"{pair.name} training {ratio.shown('.3f')}x < {target:.2f}x")
+        missed.extend(f"{pair.name} ONNX at batch {batch} {value.shown('.3f')}x < {ONNX_TARGET:.2f}x"
                       for batch, value in zip(INFERENCE_BATCHES, onnx) if value.value < ONNX_TARGET)
         fraction = {name: rate.value * pair.training_flops / 1e9 / gemm for name, rate in rates.items()}
         table.add([pair.name, batch_size, rates[SPECFORGE].shown(), rates[PYTORCH].shown(), ratio.shown(".2f") + "x",
