@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.matmul import gemm_gflops  # noqa: E402
+from benchmarks.rounds import QUIET_LIMIT, RETRIES, Measured  # noqa: E402
 from benchmarks.side_by_side import PYTORCH, SPECFORGE, SideBySide, inference_rates, training_rates  # noqa: E402
 from benchmarks.tables import Table  # noqa: E402
 from specforge.export.runtime import default_threads  # noqa: E402
@@ -47,6 +48,8 @@ SCALING_CORES = (1, 2)
 SEED_TARGET, OTHERS_TARGET = 1.0, 0.8
 ONNX_TARGET = 0.95
 FULL_RUN_TARGET, FULL_RUN_MEMORY_MB = 1.2, 1024
+DISTURBED = (f"*: other processes took more than {QUIET_LIMIT} cores' worth of this process's cores during the round "
+             f"that gave the figure, even after {RETRIES} retries (benchmarks/rounds.py): not to be trusted")
 
 
 def spec_paths(names: list[str] | None) -> list[Path]:
@@ -62,6 +65,11 @@ def training_target(name: str) -> float:
 
 def met(ok: bool) -> str:
     return "yes" if ok else "NO"
+
+
+def ratio_of(ours: Measured, theirs: Measured) -> Measured:
+    """``ours / theirs``, disturbed when either was."""
+    return Measured(ours.value / theirs.value, max(ours.neighbours, theirs.neighbours))
 
 
 def probe(*arguments: str) -> dict:
@@ -92,17 +100,18 @@ def compare_specs(paths: list[Path], args: argparse.Namespace, gemm: float) -> l
         rates = training_rates(pair, batch_size, args.warmup, args.seconds, args.rounds)
         largest_difference = max(largest_difference, difference)
         memory = step_memory(path, batch_size)
-        ratio = rates[SPECFORGE] / rates[PYTORCH]
+        ratio = ratio_of(rates[SPECFORGE], rates[PYTORCH])
         target = training_target(pair.name)
-        onnx = [inference[batch]["onnx"] / inference[batch]["torch_onnx"] for batch in INFERENCE_BATCHES]
-        if ratio < target:
-            missed.append(f"{pair.name} training {ratio:.2f}x < {target:.2f}x")
-        missed.extend(f"{pair.name} ONNX at batch {batch} {value:.2f}x < {ONNX_TARGET:.2f}x"
-                      for batch, value in zip(INFERENCE_BATCHES, onnx) if value < ONNX_TARGET)
-        fraction = {name: rate * pair.training_flops / 1e9 / gemm for name, rate in rates.items()}
-        table.add([pair.name, batch_size, f"{rates[SPECFORGE]:,.0f}", f"{rates[PYTORCH]:,.0f}", f"{ratio:.2f}x",
-                   f"{target:.2f}x", met(ratio >= target), f"{fraction[SPECFORGE]:.0%}", f"{fraction[PYTORCH]:.0%}",
-                   *[f"{value:.2f}x" for value in onnx], met(min(onnx) >= ONNX_TARGET),
+        onnx = [ratio_of(inference[batch]["onnx"], inference[batch]["torch_onnx"]) for batch in INFERENCE_BATCHES]
+        if ratio.value < target:
+            missed.append(f"{pair.name} training {ratio.shown('.2f')}x < {target:.2f}x")
+        missed.extend(f"{pair.name} ONNX at batch {batch} {value.shown('.2f')}x < {ONNX_TARGET:.2f}x"
+                      for batch, value in zip(INFERENCE_BATCHES, onnx) if value.value < ONNX_TARGET)
+        fraction = {name: rate.value * pair.training_flops / 1e9 / gemm for name, rate in rates.items()}
+        table.add([pair.name, batch_size, rates[SPECFORGE].shown(), rates[PYTORCH].shown(), ratio.shown(".2f") + "x",
+                   f"{target:.2f}x", met(ratio.value >= target), f"{fraction[SPECFORGE]:.0%}",
+                   f"{fraction[PYTORCH]:.0%}", *[value.shown(".2f") + "x" for value in onnx],
+                   met(min(value.value for value in onnx) >= ONNX_TARGET),
                    f"{memory[SPECFORGE]:,.0f}", f"{memory[PYTORCH]:,.0f}"])
         print(f"measured {pair.name}", file=sys.stderr)
     print(f"\ntraining: images per second at the spec's batch size, best of {args.rounds} alternating rounds of at "
@@ -113,7 +122,8 @@ def compare_specs(paths: list[Path], args: argparse.Namespace, gemm: float) -> l
           f"batch N (target: at least {ONNX_TARGET:.2f}x at each); largest output difference from specforge's "
           f"forward: {largest_difference:.1e}")
     print("MiB: peak resident memory a training step adds (VmHWM during 3 steps minus VmRSS before them), each "
-          "framework in a process of its own\n")
+          "framework in a process of its own")
+    print(DISTURBED + "\n")
     table.print(args.markdown)
     return missed
 
@@ -135,14 +145,14 @@ def compare_scaling(paths: list[Path], args: argparse.Namespace) -> None:
             memory = step_memory(path, int(batch))
             cells = []
             for count in cores:
-                rates = measured[count][batch]
-                cells += [f"{rates[SPECFORGE]:,.0f}", f"{rates[PYTORCH]:,.0f}",
-                          f"{rates[SPECFORGE] / rates[PYTORCH]:.2f}x"]
+                ours, theirs = (Measured(*measured[count][batch][framework]) for framework in (SPECFORGE, PYTORCH))
+                cells += [ours.shown(), theirs.shown(), ratio_of(ours, theirs).shown(".2f") + "x"]
             table.add([path.stem, batch, *cells, f"{memory[SPECFORGE]:,.0f}", f"{memory[PYTORCH]:,.0f}"])
         print(f"measured the scaling of {path.stem}", file=sys.stderr)
     print(f"\nscaling: training images per second against batch size and cores (each cores setting in a process "
           f"pinned to that many cores, PyTorch's threads set to match), best of {args.rounds} alternating rounds; "
-          f"MiB: peak resident memory a training step adds, at that batch size\n")
+          f"MiB: peak resident memory a training step adds, at that batch size")
+    print(DISTURBED + "\n")
     table.print(args.markdown)
 
 

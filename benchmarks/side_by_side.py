@@ -2,7 +2,10 @@
 of both: training steps per second, onnxruntime inference of either export, the memory a training step adds.
 
 Batches are random values of the model's input shape with random class labels: the work of a step does
-not depend on the values, so no data set is needed.
+not depend on the values, so no data set is needed. The inputs and the labels of a small pool are paired
+anew on every pass over it (``pairing``), so that neither side can learn them: a model that had learnt
+its few batches by heart would push its softmax into underflow, and its steps into the slow arithmetic
+of subnormal numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from benchmarks.rates import best_rate
+from benchmarks.rounds import Measured, alternate
 from specforge import losses, optimizers
 from specforge.api import build, load_spec
 from specforge.evaluate import labels_and_targets
@@ -31,6 +35,12 @@ class Batch:
     x: np.ndarray
     labels: np.ndarray
     targets: np.ndarray
+
+
+def pairing(index: int, pool: int) -> tuple[int, int]:
+    """``(inputs, labels)``: which batch of the pool gives step ``index`` its inputs and which its labels; pass
+    ``k`` over the pool shifts the labels by ``k`` batches, so no input keeps a label."""
+    return index % pool, (index + index // pool) % pool
 
 
 class SideBySide:
@@ -74,18 +84,21 @@ class SideBySide:
     def specforge_step(self, batches: list[Batch]) -> Callable[[int], object]:
         """``step(i)``: specforge's training step (``Model.train_step``) on batch ``i`` of the pool."""
         def step(index: int) -> object:
-            batch = batches[index % len(batches)]
-            return self.model.train_step(batch.x, batch.targets, self.loss, self.optimizer, self.dropout)
+            inputs, labels = pairing(index, len(batches))
+            return self.model.train_step(batches[inputs].x, batches[labels].targets, self.loss, self.optimizer,
+                                         self.dropout)
         return step
 
     def pytorch_step(self, batches: list[Batch]) -> Callable[[int], object]:
         """``step(i)``: the twin's training step on batch ``i`` (converted to PyTorch's layout beforehand)."""
         from benchmarks.torch_twin import to_torch
 
-        converted = [(to_torch(batch.x), self.trainer.targets(batch.labels, batch.targets)) for batch in batches]
+        inputs = [to_torch(batch.x) for batch in batches]
+        targets = [self.trainer.targets(batch.labels, batch.targets) for batch in batches]
 
         def step(index: int) -> object:
-            return self.trainer.step(*converted[index % len(converted)])
+            x, y = pairing(index, len(batches))
+            return self.trainer.step(inputs[x], targets[y])
         return step
 
     def step(self, framework: str, batches: list[Batch]) -> Callable[[int], object]:
@@ -106,16 +119,8 @@ def steps_per_second(step: Callable[[int], object], warmup: int, seconds: float)
             return count / elapsed
 
 
-def alternate(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    """The best of ``rounds`` results of each measure, taken in turns, so that both see the same machine."""
-    best = {name: 0.0 for name in measures}
-    for _ in range(rounds):
-        for name, measure in measures.items():
-            best[name] = max(best[name], measure())
-    return best
-
-
-def training_rates(pair: SideBySide, batch_size: int, warmup: int, seconds: float, rounds: int) -> dict[str, float]:
+def training_rates(pair: SideBySide, batch_size: int, warmup: int, seconds: float, rounds: int,
+                   ) -> dict[str, Measured]:
     """Training images per second of specforge and PyTorch at ``batch_size``, best of alternating rounds."""
     batches = pair.batches(batch_size)
     steps = {framework: pair.step(framework, batches) for framework in (SPECFORGE, PYTORCH)}
@@ -124,7 +129,7 @@ def training_rates(pair: SideBySide, batch_size: int, warmup: int, seconds: floa
 
 
 def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float, rounds: int,
-                    ) -> tuple[dict[int, dict[str, float]], float]:
+                    ) -> tuple[dict[int, dict[str, Measured]], float]:
     """Images per second of specforge's ONNX export and of the twin's torch.onnx export under onnxruntime
     (every core), per batch size, and the largest difference between their outputs and specforge's."""
     from benchmarks.torch_twin import to_torch, twin_onnx

@@ -5,7 +5,8 @@
 
 ``memory``: MiB a training step adds at its peak (benchmarks/side_by_side.py: step_memory_mib), one
 framework per process so that neither reuses the other's freed memory.
-``rates``: training images per second of specforge and PyTorch per batch size, alternating rounds, on
+``rates``: training images per second of specforge and PyTorch per batch size, alternating rounds (each
+with the cores' worth of CPU other processes took during it: benchmarks/rounds.py), on
 the first ``--cores`` cores this process may use: the affinity is set before numpy, BLAS or PyTorch
 start, and specforge splits its batches over the cores it has (specforge/kernels/parallel.py).
 """
@@ -51,9 +52,11 @@ def main() -> None:
         batch_size = args.batch_size or pair.batch_size
         result = {"mib": step_memory_mib(pair.step(args.framework, pair.batches(batch_size)))}
     else:
-        result = {"cores": cores, "rates": {batch_size: training_rates(pair, batch_size, args.warmup, args.seconds,
-                                                                       args.rounds)
-                                            for batch_size in args.batch_sizes}}
+        result = {"cores": cores, "rates": {}}
+        for batch_size in args.batch_sizes:
+            rates = training_rates(pair, batch_size, args.warmup, args.seconds, args.rounds)
+            result["rates"][batch_size] = {framework: [measured.value, measured.neighbours]
+                                           for framework, measured in rates.items()}
     print(json.dumps(result))
 
 
