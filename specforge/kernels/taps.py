@@ -32,6 +32,10 @@ from specforge.kernels.scratch import scratch
 MIN_CHANNELS = 32
 #: Most grid rows that one block of tap products covers (about 16 images of 26x26 pixels).
 BLOCK_ROWS = 12288
+#: ... in the kernel gradient, whose products are long and thin (channels x rows x channels): blocks of
+#: about 2,000 rows keep a block's input and gradient rows in a core's L2 cache across the taps (on one
+#: core, 4.8 against 5.4 ms for 16 images of the seed model's second convolution).
+KERNEL_GRADIENT_ROWS = 2048
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ def kernel_gradient(xp: np.ndarray, grid: np.ndarray, plan: TapPlan, kernel_shap
     source, dy_rows = xp.reshape(-1, cin), grid[plan.lead:plan.lead + plan.rows]
     dkernel = np.empty((len(plan.offsets), cin, kernel_shape[3]), grid.dtype)
     term = scratch("tap kernel term", dkernel.shape[1:], dkernel.dtype)
-    for block, (start, stop) in enumerate(_blocks(plan.rows)):
+    for block, (start, stop) in enumerate(_blocks(plan.rows, KERNEL_GRADIENT_ROWS)):
         for tap, offset in enumerate(plan.offsets):
             product = np.matmul(source[offset + start:offset + stop].T, dy_rows[start:stop],
                                 out=term if block else dkernel[tap])
@@ -121,7 +125,7 @@ def input_gradient(grid: np.ndarray, kernel: np.ndarray, plan: TapPlan, out: np.
 def _sum_of_taps(out: np.ndarray, source: np.ndarray, taps: np.ndarray, starts: tuple[int, ...],
                  finish: Callable[[np.ndarray], None] | None = None) -> None:
     """``out = sum over t of source[starts[t]:starts[t] + len(out)] @ taps[t]``, then ``finish`` on each block."""
-    blocks = _blocks(len(out))
+    blocks = _blocks(len(out), BLOCK_ROWS)
     term = scratch("tap term", (max(stop - start for start, stop in blocks), out.shape[1]), out.dtype)
     for start, stop in blocks:
         block, block_term = out[start:stop], term[:stop - start]
@@ -133,9 +137,9 @@ def _sum_of_taps(out: np.ndarray, source: np.ndarray, taps: np.ndarray, starts: 
             finish(block)
 
 
-def _blocks(rows: int) -> list[tuple[int, int]]:
-    """``rows`` cut into equal blocks of at most BLOCK_ROWS, so that the operands of a block's products
+def _blocks(rows: int, most: int) -> list[tuple[int, int]]:
+    """``rows`` cut into equal blocks of at most ``most``, so that the operands of a block's products
     stay in cache from one tap to the next."""
-    count = -(-rows // BLOCK_ROWS)
+    count = -(-rows // most)
     bounds = [rows * index // count for index in range(count + 1)]
     return list(zip(bounds[:-1], bounds[1:]))

@@ -56,6 +56,7 @@ def test_backward_matches_im2col(config, input_shape, monkeypatch):
 def test_blocks_of_rows_give_the_same_result(config, input_shape, monkeypatch):
     whole = forward_backward(config, input_shape)[3:]
     monkeypatch.setattr(taps, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(taps, "KERNEL_GRADIENT_ROWS", 5)
     blocked = forward_backward(config, input_shape)[3:]
     for expected, actual in zip(whole[:3], blocked[:3]):
         np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
