@@ -126,7 +126,21 @@ class Linear(ActivationFunction):
         return input_name
 
 
-class Relu(ActivationFunction):
+class _WritesInto(ActivationFunction):
+    """A function written as ``forward_into`` and ``backward_into``: ``forward`` and ``backward`` make the array."""
+
+    def forward(self, z):
+        y = np.empty_like(z)
+        self.forward_into(z, y)
+        return y
+
+    def backward(self, z, y, dy):
+        dz = np.empty(dy.shape, np.result_type(z, dy))
+        self.backward_into(z, y, dy, dz)
+        return dz
+
+
+class Relu(_WritesInto):
     """Keras' ReLU with its options: ``x`` above ``threshold`` (capped at ``max_value``),
     ``negative_slope * (x - threshold)`` below; the defaults give max(x, 0)."""
 
@@ -146,16 +160,6 @@ class Relu(ActivationFunction):
     def output_suffices(self) -> bool:
         """With threshold 0 the output is above 0 (and below max_value) exactly where the input is."""
         return self.threshold == 0
-
-    def forward(self, z):
-        y = np.empty_like(z)
-        self.forward_into(z, y)
-        return y
-
-    def backward(self, z, y, dy):
-        dz = np.empty(dy.shape, np.result_type(z, dy))
-        self.backward_into(z, y, dy, dz)
-        return dz
 
     def forward_into(self, z, out):
         if self.negative_slope == 0 and self.threshold == 0:
@@ -287,21 +291,11 @@ class Gelu(ActivationFunction):
         return builder.node("Mul", [half_x, erf_1], hint)
 
 
-class Swish(ActivationFunction):
+class Swish(_WritesInto):
     """``x * sigmoid(x)`` (also called SiLU), computed as ``x / (1 + exp(-x))``: where ``exp(-x)`` overflows to
     infinity the quotient is the right limit, 0 (a third of the passes of the stable sigmoid's form)."""
 
     name = "swish"
-
-    def forward(self, z):
-        y = np.empty_like(z)
-        self.forward_into(z, y)
-        return y
-
-    def backward(self, z, y, dy):
-        dz = np.empty(dy.shape, np.result_type(z, dy))
-        self.backward_into(z, y, dy, dz)
-        return dz
 
     def forward_into(self, z, out):
         np.divide(z, self._one_plus_exp_minus(z), out=out)
