@@ -152,9 +152,14 @@ class Relu(_WritesInto):
         self.threshold = threshold
 
     @property
+    def rectifies_at_zero(self) -> bool:
+        """Whether it is max(x, 0) below its cap: no threshold and no negative slope."""
+        return self.threshold == 0 and self.negative_slope == 0
+
+    @property
     def is_plain(self) -> bool:
         """Whether this is max(x, 0), with no cap, slope or threshold."""
-        return self.max_value is None and self.negative_slope == 0 and self.threshold == 0
+        return self.rectifies_at_zero and self.max_value is None
 
     @property
     def output_suffices(self) -> bool:
@@ -162,7 +167,7 @@ class Relu(_WritesInto):
         return self.threshold == 0
 
     def forward_into(self, z, out):
-        if self.negative_slope == 0 and self.threshold == 0:
+        if self.rectifies_at_zero:
             np.maximum(z, 0, out=out)
         else:
             np.copyto(out, np.where(z > self.threshold, z, self.negative_slope * (z - self.threshold)))
@@ -182,7 +187,7 @@ class Relu(_WritesInto):
     def to_onnx(self, builder, input_name, hint):
         """The node making the output is hinted ``hint`` (the Min when capped), as every conversion's. A capped
         plain ReLU (ReLU6) is one Clip, which onnxruntime fuses into the convolution before it."""
-        if self.max_value is not None and self.threshold == 0 and not self.negative_slope:
+        if self.max_value is not None and self.rectifies_at_zero:
             return builder.node("Clip", [input_name, _scalar(builder, 0.0, f"{hint}_min"),
                                          _scalar(builder, self.max_value, f"{hint}_max")], hint)
         rectified = hint if self.max_value is None else f"{hint}_uncapped"

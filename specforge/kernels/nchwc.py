@@ -83,9 +83,8 @@ def forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, window: 
     ((KH, KW, Cin, Cout), or depthwise (KH, KW, C, 1)), plus ``bias``, through ReLU when ``relu``."""
     kh, kw, channels, filters = kernel.shape
     filters = channels if depthwise else filters
-    (top, bottom), (left, right) = window.pads
     geometry = _Geometry("conv", channels, filters, (kh, kw), window.strides, window.dilation,
-                         (top, left, bottom, right), relu, bias is not None, depthwise)
+                         tuple(window.onnx_pads), relu, bias is not None, depthwise)
     feeds = {"x": x, "w": _blocked_filter(kernel.transpose(2 if depthwise else 3, 3 if depthwise else 2, 0, 1),
                                           channels, depthwise)}
     if bias is not None:

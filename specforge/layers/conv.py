@@ -20,7 +20,8 @@ from specforge.initializers import compute_fans, initialize
 from specforge.kernels import nchwc, parallel, taps
 from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
 from specforge.kernels.im2col import (
-    Window, columns, crop_padding, depthwise_kernel_gradient, grouped_conv, grouped_input_gradient, grouped_kernel_gradient, pad_image,
+    Window, columns, crop_padding, depthwise_kernel_gradient, grouped_conv, grouped_input_gradient,
+    grouped_kernel_gradient, pad_image,
 )
 from specforge.kernels.scratch import column_sums, scratch
 from specforge.layers.base import (

@@ -148,7 +148,8 @@ class BatchNormalization(Layer):
         shift = -params["moving_mean"] * scale
         if "beta" in params:
             shift = shift + params["beta"]
-        if builder.layout(input_name) == NCHW:  # an image (C, H, W) or a sequence as one (C, 1, steps)
+        if builder.layout(input_name) == NCHW and len(builder.shape(input_name)) in (2, 3):
+            # an image (C, H, W), or a sequence as one (C, 1, steps)
             scale, shift = scale[:, None, None], shift[:, None, None]
         scaled = builder.node("Mul", [input_name, builder.initializer(scale.astype(np.float32), f"{self.name}_scale")],
                               f"{self.name}_scaled")

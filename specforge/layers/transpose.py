@@ -4,8 +4,8 @@ A Conv2D with kernel ``K`` (height, width, filters, channels) maps a ``filters``
 ``P = (n - 1) * s + e`` pixels per axis (``e`` the dilated kernel extent) onto an ``n``-pixel
 ``channels`` image; its input gradient maps ``n`` pixels back onto ``P``. The forward of this layer is
 that input gradient, applied to the input (onnxruntime's NCHWc kernels or the tap products of
-:mod:`specforge.kernels.taps`, as the backward of every Conv2D), and the output is the window ``[before, before + out)`` of the ``P`` pixels,
-zero where it reaches past them. Keras' output size per axis:
+:mod:`specforge.kernels.taps`, as the backward of every Conv2D), and the output is the window
+``[before, before + out)`` of the ``P`` pixels, zero where it reaches past them. Keras' output size per axis:
 
 - ``output_padding`` null: valid ``n * s + max(e - s, 0)``, same ``n * s``;
 - else: ``(n - 1) * s + e - 2 * pad + output_padding`` with ``pad`` 0 (valid) or ``e // 2`` (same);
@@ -171,9 +171,10 @@ class Conv2DTranspose(Layer):
         kernel, bias = params["kernel"], params.get("bias")
         dtype = np.result_type(x, kernel)
         y = np.zeros((len(x), *self.output_shape(x.shape[1:])), dtype)
+        on_nchwc_kernels = nchwc.supports(1, kernel.shape[2], kernel.shape[3], dtype)
 
         def shard(part: slice) -> None:
-            if nchwc.supports(1, kernel.shape[2], kernel.shape[3], dtype):
+            if on_nchwc_kernels:
                 full = scratch(("transposed convolution image", frame), (part.stop - part.start, *frame.full,
                                                                          kernel.shape[2]), dtype)
                 nchwc.input_gradient(x[part], kernel, frame.window, full)
