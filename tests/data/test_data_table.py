@@ -32,7 +32,7 @@ FEATURES = [
     {"column": "smoker", "type": "binary"},
     {"column": "income", "fill": "median", "scale": "log"},
 ]
-WIDTH = 1 + 4 + 1 + 1  # age, city (paris, rome, oslo + other), smoker, income
+WIDTH = 1 + 4 + 1 + 1  # age, city (paris, rome, oslo + out of vocabulary), smoker, income
 
 
 def write_csv(path: Path, rows: list[str], header: str = HEADER) -> Path:
@@ -55,7 +55,7 @@ def test_features_are_encoded_with_statistics_of_the_training_rows(tmp_path):
     x = dataset.train.images
     ages = np.array([30, 40, 40, 50, 20, 60], dtype=np.float64)  # the missing age filled with the mean, 40
     np.testing.assert_allclose(x[:, 0], (ages - ages.mean()) / ages.std(), rtol=1e-6)
-    # city: the sorted vocabulary oslo, paris, rome and the out-of-vocabulary column, one-hot
+    # city: the sorted vocabulary oslo, paris, rome and the out-of-vocabulary column (always 0), one-hot
     np.testing.assert_array_equal(x[:, 1:5], np.eye(4)[[1, 2, 1, 0, 1, 2]])
     # smoker: no/yes, yes is 1; the missing cell takes the most frequent value, no
     np.testing.assert_array_equal(x[:, 5], [1, 0, 0, 0, 1, 0])
@@ -68,13 +68,15 @@ def test_features_are_encoded_with_statistics_of_the_training_rows(tmp_path):
     assert recorded["features"][0]["center"] == pytest.approx(40.0)
 
 
-def test_the_test_file_is_encoded_with_the_training_statistics_and_unseen_categories_go_out_of_vocabulary(tmp_path):
+def test_the_test_file_is_encoded_with_the_training_statistics_and_unseen_categories_are_all_zero(tmp_path):
     spec = table_spec(tmp_path, test="test.csv")
-    write_csv(tmp_path / "test.csv", ["1000,tokyo,yes,5,a,0", "40,paris,no,5,b,0"])
+    write_csv(tmp_path / "test.csv", ["1000,tokyo,yes,5,a,0", "40,paris,no,5,b,0", "40,NA,no,5,b,0"])
     dataset = load(spec, tmp_path)
     ages = np.array([30, 40, 40, 50, 20, 60], dtype=np.float64)
-    np.testing.assert_allclose(dataset.test.images[:, 0], ([1000, 40] - ages.mean()) / ages.std(), rtol=1e-6)
-    np.testing.assert_array_equal(dataset.test.images[:, 1:5], [[0, 0, 0, 1], [0, 1, 0, 0]])
+    np.testing.assert_allclose(dataset.test.images[:, 0], ([1000, 40, 40] - ages.mean()) / ages.std(), rtol=1e-6)
+    # tokyo, never seen in training, is no column at all (scikit-learn's handle_unknown='ignore'); NA is
+    # missing and takes the most frequent city, paris
+    np.testing.assert_array_equal(dataset.test.images[:, 1:5], [[0, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]])
 
 
 @pytest.mark.parametrize("scale, expected", [
