@@ -198,18 +198,21 @@ class Target:
 
     def _numbers(self, table: Table, where: str) -> np.ndarray:
         values = np.stack([table.numbers(column, where) for column in self.columns], axis=1)
-        self._refuse_missing(table, np.isnan(values).any(axis=1))
+        refuse_missing_target(table, self.columns, np.isnan(values).any(axis=1))
         return values
 
     def _texts(self, table: Table, where: str) -> np.ndarray:
         texts = table.texts(self.columns[0], where)
-        self._refuse_missing(table, np.array([text is None for text in texts]))
+        refuse_missing_target(table, self.columns, np.array([text is None for text in texts]))
         return texts
 
-    def _refuse_missing(self, table: Table, missing: np.ndarray) -> None:
-        if missing.any():
-            raise DataError(f"target {', '.join(map(repr, self.columns))} is missing at {_rows(table, missing)}; "
-                            "every row needs a target value: fill them in or drop those rows", file=table.file)
+
+def refuse_missing_target(table: Table, columns: list[str], missing: np.ndarray) -> None:
+    """DataError naming the rows of ``table`` that ``missing`` marks, when there are any."""
+    if missing.any():
+        raise DataError(f"target {', '.join(map(repr, columns))} is missing at {_rows(table, missing)}; "
+                        "every row needs a target value: fill them in, or set data.drop_missing_target: true to "
+                        "leave those rows out", file=table.file)
 
 
 @dataclass

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
+from typer.testing import CliRunner
+
 from specforge import api
+from specforge.cli import app
 from specforge.data import DATA_SCHEMA, load_dataset
 from specforge.data.table_read import read_table
 from specforge.errors import DataError
@@ -174,6 +177,45 @@ def test_missing_target_values_are_refused_with_their_rows(tmp_path):
     data = {"source": "table", "train": "train.csv", "features": [{"column": "age"}], "target": {"column": "label"}}
     with pytest.raises(DataError, match=r"target 'label' is missing at lines 3, 5; every row needs a target"):
         load(data, tmp_path, 1)
+
+
+def test_missing_targets_are_refused_before_a_fraction_is_drawn(tmp_path):
+    write_csv(tmp_path / "train.csv", [f"{i},paris,no,{i},{'' if i == 3 else 'ab'[i % 2]},1" for i in range(10)])
+    data = {"source": "table", "train": "train.csv", "features": [{"column": "age"}], "target": {"column": "label"},
+            "test_fraction": 0.2}
+    with pytest.raises(DataError, match=r"target 'label' is missing at lines 5; .*data.drop_missing_target: true"):
+        load(data, tmp_path, 1)
+
+
+def test_rows_without_a_target_can_be_left_out_and_data_info_counts_them(tmp_path):
+    write_csv(tmp_path / "train.csv", [f"{i},paris,no,{i},{'NA' if i in (3, 7) else 'ab'[i % 2]},1" for i in range(20)])
+    write_csv(tmp_path / "test.csv", ["1,paris,no,1,a,1", "2,rome,no,2,,1", "3,rome,no,3,b,1"])
+    data = {"source": "table", "train": "train.csv", "test": "test.csv", "features": [{"column": "age"}],
+            "target": {"column": "label"}, "drop_missing_target": True}
+    dataset = load(data, tmp_path, 1)
+    assert (len(dataset.train), len(dataset.test)) == (18, 2)
+    assert 3 not in dataset.train.table.numbers("age") and 7 not in dataset.train.table.numbers("age")
+    info = api.data_info(api.load_spec(write_spec(tmp_path, data, 1)))
+    assert info["dropped_missing_target"] == {str(tmp_path / "train.csv"): [3, 7], str(tmp_path / "test.csv"): [1]}
+    assert info["split_rows"]["test"] == {"file": str(tmp_path / "test.csv"), "rows": [0, 2]}
+    out = CliRunner().invoke(app, ["data", "info", str(tmp_path / "t.yaml")])
+    assert out.exit_code == 0 and out.stdout.splitlines()[0] == "rows: train 18, test 2; 1 model inputs; 3 without " \
+                                                                   "a target left out"
+
+
+def test_data_info_lists_the_rows_of_each_drawn_split_by_their_place_in_the_file(tmp_path):
+    labels = ["a" if i % 3 else "b" for i in range(30)]
+    write_csv(tmp_path / "train.csv", [f"{i},paris,no,{i},{'' if i == 4 else labels[i]},1" for i in range(30)])
+    data = {"source": "table", "train": "train.csv", "features": [{"column": "age"}], "target": {"column": "label"},
+            "test_fraction": 0.2, "validation_fraction": 0.2, "split_seed": 5, "drop_missing_target": True}
+    info = api.data_info(api.load_spec(write_spec(tmp_path, data, 1), ["fit.validation=validation"]))
+    rows = {name: split["rows"] for name, split in info["split_rows"].items()}
+    assert sorted(rows["train"] + rows["test"] + rows["validation"]) == [i for i in range(30) if i != 4]
+    assert all(len(rows[name]) == info["splits"][name]["count"] for name in rows)
+    # the file's row at each listed position is the row the split holds: here age is the position
+    dataset = load(data, tmp_path, 1, "validation")
+    for name in ("train", "test", "validation"):
+        assert dataset.splits()[name].table.numbers("age").astype(int).tolist() == rows[name]
 
 
 def test_a_test_class_unseen_in_training_is_refused(tmp_path):
