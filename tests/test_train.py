@@ -205,6 +205,21 @@ def test_progress_prints_keras_lines_to_a_log():
     assert report_one_epoch(io.StringIO()) == f"Epoch 1/3\n{END_OF_EPOCH}\n"
 
 
+def test_a_log_shows_the_first_batch_and_then_a_line_every_interval():
+    stream, clock = io.StringIO(), Clock()
+    progress = ConsoleProgress(stream, clock=clock)
+    progress.epoch_start(0, 3, 1875)
+    for step in range(1, 1876):
+        clock.now = step * 0.022
+        progress.batch_end(step, {"loss": 0.2345})
+    progress.epoch_end({"loss": 0.2345})
+    lines = stream.getvalue().splitlines()
+    assert lines[:2] == ["Epoch 1/3", "   1/1875 [..............................] - ETA: 41s - loss: 0.2345"]
+    # then one line each LOG_INTERVAL seconds of the 41 s epoch, and the epoch's own line
+    assert [line.split(" [")[0] for line in lines[2:]] == [" 683/1875", "1365/1875", "1875/1875"]
+    assert lines[-1] == "1875/1875 [==============================] - 41s 22ms/step - loss: 0.2345"
+
+
 def test_progress_redraws_the_bar_in_place_on_a_terminal():
     lines = report_one_epoch(Terminal()).split("\r")
     assert lines[0] == "Epoch 1/3\n"
