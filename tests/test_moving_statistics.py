@@ -7,8 +7,8 @@ import yaml
 from typer.testing import CliRunner
 
 from specforge import api
-from specforge.cli import app
-from specforge.moving_statistics import UNSETTLED_SHARE, settling_momentum, steps_needed
+from specforge.cli.commands import app
+from specforge.training.moving_statistics import UNSETTLED_SHARE, settling_momentum, steps_needed
 
 
 def write_spec(tmp_path, momentum: float | None):

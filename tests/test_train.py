@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from specforge import api, runs
-from specforge.progress import ConsoleProgress, Silent
+from specforge import api
+from specforge.runs import directory as runs
+from specforge.training.progress import ConsoleProgress, Silent
 from specforge.spec import spec_from_dict
-from specforge.train import LossNotFinite, TrainingInterrupted
+from specforge.training.loop import LossNotFinite, TrainingInterrupted
 
 SMALL = {
     "version": 1, "name": "small",
@@ -128,7 +129,9 @@ def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
     run = train(tmp_path, "early", spec=spec, progress=Record())
     history = json.loads((run.path / "history.json").read_text())
     # "max" on a falling loss: epoch 0 is the best, epoch 1 does not improve, patience 1 stops there.
-    assert len(history["loss"]) == 2 and lines == ["Epoch 2: early stopping"]
+    assert len(history["loss"]) == 2 and lines[0] == "Epoch 2: early stopping"
+    # then, the run having stopped early, the batch normalization's moving statistics have barely moved
+    assert len(lines) == 2 and ": warning: model.layers[1]: after 20 training steps the moving mean" in lines[1]
     assert run.manifest["epochs_completed"] == 2 and run.manifest["status"] == "completed"
 
 

@@ -101,7 +101,7 @@ def table_model(tmp_path_factory):
     not loadable(name), reason=f"node with {name} is not available")) for name in RUNTIMES])
 def test_javascript_reads_missing_and_unseen_categories_as_python_does(runtime, table_model, tmp_path):
     from specforge.data import Preprocessing
-    from specforge.data.table_read import read_table
+    from specforge.data.table.read import read_table
     from specforge.export.table import numpy_outputs
 
     run, path = table_model

@@ -14,11 +14,11 @@ import yaml
 from typer.testing import CliRunner
 
 from specforge import api
-from specforge.cli import app
+from specforge.cli.commands import app
 from specforge.data import Preprocessing
-from specforge.data.table_read import MISSING, read_table
+from specforge.data.table.read import MISSING, read_table
 from specforge.export.table import numpy_outputs, pipeline_inputs, rows_feed
-from specforge.model import Model
+from specforge.training.model import Model
 
 HEADER = "age,city,smoker,income,note,label,price,weight"
 CITIES = ["paris", "rome", "oslo", "lima"]
