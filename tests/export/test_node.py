@@ -78,8 +78,9 @@ async function main(runtime, modelPath, rowsPath) {
   const columns = JSON.parse(fs.readFileSync(rowsPath, 'utf8'));
   const feeds = {};
   for (const [name, values] of Object.entries(columns)) {
-    feeds[name] = typeof values[0] === 'string' ? new ort.Tensor('string', values, [values.length, 1])
-                                                : new ort.Tensor('float32', Float32Array.from(values), [values.length, 1]);
+    const shape = [values.length, 1];
+    feeds[name] = typeof values[0] === 'string' ? new ort.Tensor('string', values, shape)
+                                                : new ort.Tensor('float32', Float32Array.from(values), shape);
   }
   const { predictions } = await session.run(feeds);
   console.log(JSON.stringify(Array.from(predictions.data)));

@@ -1,5 +1,6 @@
 """Looking at a table: per column its type, missing cells, range or vocabulary, the target's balance or
-distribution, the rows of each split and those left out (``data info``), and a PNG of histograms, one per feature column and the target (``data show``)."""
+distribution, the rows of each split and those left out (``data info``), and a PNG of histograms, one per
+feature column and the target (``data show``)."""
 
 from __future__ import annotations
 
