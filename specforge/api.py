@@ -81,17 +81,21 @@ def _log_names(spec: Spec, graph: Graph) -> list[str]:
 def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (), out: str | Path | None = None,
         root: str | Path = "runs", resume: str | Path | None = None, quiet: bool = False,
         progress: Progress | None = None, limit_train: int | None = None, limit_test: int | None = None,
-        observers: Sequence[Callback] = ()) -> Run:
+        observers: Sequence[Callback] = (), backend: str | None = None, device: str | None = None,
+        workers: int | None = None, address: str | None = None) -> Run:
     """``specforge train``: train a spec (object or file) into a run directory, or resume a run; returns the Run.
 
     ``overrides`` (``"fit.epochs=1"``) apply when loading a spec file, or to a resumed run (fit.epochs only).
     ``observers``: callbacks besides the spec's (``specforge.options.callbacks.Callback``), not saved in checkpoints.
+    ``backend``: numpy, torch (on ``device``: cpu, cuda or auto) or ray (``workers`` on the cluster at
+    ``address``, or a local Ray); default the spec's ``fit.backend``.
     """
     from specforge.training import loop as train
     if isinstance(spec, (str, Path)):
         spec, overrides = load_spec(spec, overrides), ()
     return train.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
-                     limit_train=limit_train, limit_test=limit_test, observers=observers)
+                     limit_train=limit_train, limit_test=limit_test, observers=observers, backend=backend,
+                     device=device, workers=workers, address=address)
 
 
 def load_run(path: str | Path) -> Run:

@@ -40,6 +40,12 @@ class ActivationLayer(Layer):
     def to_onnx(self, builder, params, input_name):
         return self.function().to_onnx(builder, input_name, self.name)
 
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import Activation
+
+        return Activation(node, params)
+
 
 class Activation(ActivationLayer):
     type = "Activation"

@@ -3,7 +3,7 @@
 A kind declares its spec name (``type``), its JSON Schema fragment (``schema``:
 property name -> schema, with descriptions and defaults), small valid configs
 (``examples``) for the generic tests, and the math: shape rule, parameter
-initialisation, FLOPs, forward and backward side by side, and ONNX conversion.
+initialisation, FLOPs, forward and backward side by side, ONNX conversion and PyTorch lowering.
 
 Shapes never include the batch axis: an MNIST image is ``(28, 28, 1)``.
 Tensors always do: ``x`` has shape ``(N, *input_shape)``, float32, NHWC.
@@ -132,6 +132,12 @@ class Layer:
         making the output is hinted with the layer's name, so that the exporter can name a graph output
         when that node is made (``OnnxBuilder.claim``)."""
         raise NotImplementedError
+
+    def to_torch(self, node, params: Params):
+        """This layer as a ``torch.nn.Module`` on channels-first tensors, built from its graph node and its
+        parameters in specforge's layout (a module of specforge.training.torch.modules, imported here, not at
+        the top: PyTorch is the ``torch`` extra). The PyTorch backend lowers the graph with it."""
+        raise NotImplementedError(f"the {self.type} layer has no PyTorch lowering")
 
 
 #: A layer name: no '/', which separates the names of a block's layers from the block's.

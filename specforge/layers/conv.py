@@ -238,6 +238,12 @@ class _Convolution(Layer):
                             strides=list(window.strides), dilations=list(window.dilation), pads=window.onnx_pads,
                             group=self.groups(input_shape[2]))
 
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import Convolution
+
+        return Convolution(node, params)
+
 
 class Conv2D(_Convolution):
     type = "Conv2D"

@@ -87,3 +87,9 @@ class Dense(Layer):
             return builder.node("MatMul", [input_name, kernel], self.name)
         bias = builder.initializer(np.asarray(params["bias"], np.float32), f"{self.name}_bias")
         return builder.node("Gemm", [input_name, kernel, bias], self.name)
+
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import Dense
+
+        return Dense(node, params)

@@ -139,3 +139,9 @@ class LayerNormalization(Layer):
             return builder.node("ReduceMean", [name, builder.constant_int64(axes, f"{self.name}_axes")],
                                 f"{self.name}_{hint}", keepdims=1)
         return builder.node("ReduceMean", [name], f"{self.name}_{hint}", axes=axes, keepdims=1)
+
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import LayerNormalization
+
+        return LayerNormalization(node, params)

@@ -103,6 +103,12 @@ class Merge(Layer):
         names = [builder.to_layout(name, layout) for name in input_names]
         return builder.node(self.onnx_op, names, self.name)
 
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import Merge
+
+        return Merge(node, params)
+
 
 class Add(Merge):
     type = "Add"

@@ -155,3 +155,9 @@ class BatchNormalization(Layer):
                               f"{self.name}_scaled")
         return builder.node("Add", [scaled, builder.initializer(shift.astype(np.float32), f"{self.name}_shift")],
                             self.name)
+
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import BatchNormalization
+
+        return BatchNormalization(node, params)

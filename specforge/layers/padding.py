@@ -76,6 +76,12 @@ class ZeroPadding2D(Layer):
         return builder.node("Pad", [input_name, builder.constant_int64(pads, f"{self.name}_pads")], hint=self.name,
                             mode="constant")
 
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import ZeroPadding
+
+        return ZeroPadding(node, params)
+
 
 class Cropping2D(Layer):
     type = "Cropping2D"
@@ -122,3 +128,9 @@ class Cropping2D(Layer):
                   builder.constant_int64([height - bottom, width - right], f"{self.name}_ends"),
                   builder.constant_int64(axes, f"{self.name}_axes")]
         return builder.node("Slice", inputs, hint=self.name)
+
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import Cropping
+
+        return Cropping(node, params)

@@ -116,6 +116,13 @@ class _Pooling2D(Layer):
         written when the windows tile the input (``tiling``), else added to the zeros there."""
         raise NotImplementedError
 
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch import modules
+
+        kind = modules.MaxPooling if self.type.startswith("Max") else modules.AveragePooling
+        return kind(node, params)
+
 
 class MaxPooling2D(_Pooling2D):
     """A training forward records which kernel offset holds each window's first maximum (strictly greater
@@ -226,6 +233,12 @@ class _GlobalPooling2D(Layer):
     def spread(self, dy: np.ndarray, cache: Any, pixels: int) -> np.ndarray:
         """The ``(N, H*W, C)`` input gradient of ``dy`` (N, C)."""
         raise NotImplementedError
+
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import GlobalPooling
+
+        return GlobalPooling(node, params)
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):

@@ -55,6 +55,12 @@ class Dropout(Layer):
     def to_onnx(self, builder, params, input_name):
         return input_name
 
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import Dropout
+
+        return Dropout(node, params)
+
 
 class SpatialDropout2D(Dropout):
     """Keras' SpatialDropout2D: one draw per example and channel, so that neighbouring pixels, which are

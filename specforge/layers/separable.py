@@ -113,3 +113,9 @@ class SeparableConv2D(Layer):
         middle = self.depthwise.to_onnx(builder, depthwise, input_name)
         builder.shapes[middle] = self.depthwise.output_shape(builder.shape(input_name))
         return self.pointwise.to_onnx(builder, pointwise, middle)
+
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import SeparableConvolution
+
+        return SeparableConvolution(node, params)

@@ -188,6 +188,12 @@ class Conv1D(_SequenceLayer):
         return plan_window(self.type, "kernel_size", (1, steps), (1, k), (1, s), (1, d), self.config["padding"],
                            axes=_AXES)
 
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import Convolution
+
+        return Convolution(node, params)
+
 
 class _Pooling1D(_SequenceLayer):
     schema = {
@@ -215,6 +221,13 @@ class _Pooling1D(_SequenceLayer):
         return plan_window(self.type, "pool_size", (1, steps), (1, pool), (1, stride), (1, 1),
                            self.config["padding"], axes=_AXES)
 
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch import modules
+
+        kind = modules.MaxPooling if self.type.startswith("Max") else modules.AveragePooling
+        return kind(node, params)
+
 
 class MaxPooling1D(_Pooling1D):
     type = "MaxPooling1D"
@@ -239,6 +252,12 @@ class _GlobalPooling1D(_SequenceLayer):
 
     def make_image_layer(self) -> Layer:
         return self.image_kind(self.config, self.image_name)
+
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import GlobalPooling
+
+        return GlobalPooling(node, params)
 
 
 class GlobalAveragePooling1D(_GlobalPooling1D):

@@ -38,6 +38,12 @@ class Flatten(_Reshaping):
     def _emit(self, builder, input_name, input_shape):
         return builder.node("Flatten", [input_name], self.name, axis=1)
 
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import Flatten
+
+        return Flatten(node, params)
+
 
 class Reshape(_Reshaping):
     type = "Reshape"
@@ -74,3 +80,9 @@ class Reshape(_Reshaping):
     def _emit(self, builder, input_name, input_shape):
         shape = builder.constant_int64([-1, *self.output_shape(input_shape)], f"{self.name}_shape")
         return builder.node("Reshape", [input_name, shape], self.name)
+
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import Reshape
+
+        return Reshape(node, params)

@@ -214,3 +214,9 @@ class Conv2DTranspose(Layer):
         return builder.node("ConvTranspose", inputs, hint=self.name, layout=NCHW, kernel_shape=list(window.kernel),
                             strides=list(window.strides), dilations=list(window.dilation), pads=frame.onnx_pads,
                             output_padding=frame.onnx_output_padding)
+
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import TransposedConvolution
+
+        return TransposedConvolution(node, params)

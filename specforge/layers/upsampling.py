@@ -102,3 +102,9 @@ class UpSampling2D(Layer):
         scales_name = builder.initializer(np.asarray(scales, np.float32), f"{self.name}_scales")
         return builder.node("Resize", [input_name, "", scales_name], hint=self.name,
                             **_RESIZE_ATTRIBUTES[self.config["interpolation"]])
+
+    def to_torch(self, node, params: Params):
+        """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
+        from specforge.training.torch.modules import UpSampling
+
+        return UpSampling(node, params)

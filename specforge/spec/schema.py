@@ -145,6 +145,13 @@ def build_schema() -> dict:
                     "log_every": {"description": "Batches between two batch-level values in the logs of fit.log "
                                                  "(0: per epoch only).",
                                   "type": "integer", "minimum": 0, "default": 100},
+                    "backend": {"description": "What trains the model: numpy (specforge's own math, the reference, "
+                                               "on this machine's CPU), torch (the graph lowered to PyTorch, on a "
+                                               "CPU or a CUDA GPU: train --device; needs specforge[torch]) or ray "
+                                               "(PyTorch data-parallel on a Ray cluster: train --workers and "
+                                               "--address; needs specforge[torch,ray]). The run directory is the "
+                                               "same whichever trains it; train --backend overrides this.",
+                                "enum": ["numpy", "torch", "ray"], "default": "numpy"},
                 },
             },
             "sweep": SWEEP_SCHEMA,

@@ -30,6 +30,7 @@ from specforge.training.evaluate import evaluate_split, labels_and_targets, upda
 from specforge.graph.dag import Graph
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
+from specforge.training.backends import NumpySteps, StepsFactory, choose_backend, steps_factory
 from specforge.training.model import Model, params_from_arrays
 from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.progress import Both, ConsoleProgress, Progress
@@ -88,7 +89,7 @@ class Trainer:
     """One run's training state; offers callbacks what ``specforge.options.callbacks.Trainer`` describes."""
 
     def __init__(self, setup: _Setup, run_dir: Path, progress: Progress,
-                 observers: Sequence[callback_kinds.Callback] = ()):
+                 observers: Sequence[callback_kinds.Callback] = (), backend: StepsFactory = NumpySteps):
         self.setup = setup
         #: callbacks from outside the spec (a sweep's pruning), called after the spec's and not checkpointed
         self.callbacks = [*setup.callbacks, *observers]
@@ -96,7 +97,9 @@ class Trainer:
         self.progress = progress
         init_rng, self.shuffle_rng, self.dropout_rng = generators(setup.fit["seed"])
         self.model = Model.initialize(setup.graph, init_rng)
-        self.optimizer = setup.optimizer
+        #: the backend's step function; the model holds the weights between epochs (``steps.pull``)
+        self.steps = backend(self.model, setup.spec, setup.loss, setup.optimizer, self.dropout_rng)
+        self.optimizer = self.steps.optimizer
         self.stop_training = False
         self.epoch = 0
         #: the batch in progress (from 1), for the interruption message
@@ -110,15 +113,17 @@ class Trainer:
     def set_weights(self, weights: list[np.ndarray]) -> None:
         for target, value in zip((v for params in self.model.params for v in params.values()), weights, strict=True):
             np.copyto(target, value)
+        self.steps.push()
 
     def save_best(self, epoch: int, logs: dict[str, float]) -> None:
         self.model.save_weights(self.run_dir / runs.BEST)
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, directory: Path | None = None) -> None:
+        """Everything resume needs, into the run directory's checkpoint (or ``directory``'s)."""
         arrays = {f"weights/{key}": value for key, value in self.model.weight_arrays().items()}
         scalars: dict[str, Any] = {}
-        for key, value in self.optimizer.state_dict().items():
+        for key, value in self.steps.state_dict().items():
             if isinstance(value, np.ndarray):
                 arrays[f"optimizer/{key}"] = value
             else:
@@ -132,18 +137,20 @@ class Trainer:
                 else:
                     state[key] = value
             callback_states.append(state)
-        runs.save_checkpoint(self.run_dir, arrays, {
+        runs.save_checkpoint(directory or self.run_dir, arrays, {
             "epoch": self.epoch, "stop_training": self.stop_training, "optimizer": scalars,
             "callbacks": callback_states, "history": self.history,
             "rng": {"shuffle": self.shuffle_rng.bit_generator.state, "dropout": self.dropout_rng.bit_generator.state},
         })
 
-    def load_checkpoint(self) -> None:
-        arrays, state = runs.load_checkpoint(self.run_dir)
-        source = str(self.run_dir / runs.CHECKPOINT)
+    def load_checkpoint(self, directory: Path | None = None) -> None:
+        """The state of the run directory's checkpoint (or ``directory``'s)."""
+        arrays, state = runs.load_checkpoint(directory or self.run_dir)
+        source = str((directory or self.run_dir) / runs.CHECKPOINT)
         weights = {key.removeprefix("weights/"): value for key, value in arrays.items() if key.startswith("weights/")}
         self.model.set_weights(params_from_arrays(self.setup.graph, weights, source))
-        self.optimizer.load_state_dict({**state["optimizer"], **_with_prefix(arrays, "optimizer/")})
+        self.steps.push()
+        self.steps.load_state_dict({**state["optimizer"], **_with_prefix(arrays, "optimizer/")})
         if len(state["callbacks"]) != len(self.setup.callbacks):
             raise RunError(f"the checkpoint holds {len(state['callbacks'])} callback states for "
                            f"{len(self.setup.callbacks)} callbacks in the spec", file=source)
@@ -171,12 +178,16 @@ class Trainer:
                 callback.on_epoch_end(self.epoch, logs, self)
             self.progress.epoch_end(logs)
             self.epoch += 1
-            self.save_checkpoint()
-            runs.update_manifest(self.run_dir, epochs_completed=self.epoch)
+            self.end_epoch()
             if self.stop_training:
                 self.progress.message(f"Epoch {self.epoch}: early stopping")
         for callback in self.callbacks:
             callback.on_train_end(self)
+
+    def end_epoch(self) -> None:
+        """The checkpoint and the manifest's count after an epoch."""
+        self.save_checkpoint()
+        runs.update_manifest(self.run_dir, epochs_completed=self.epoch)
 
     def train_epoch(self) -> dict[str, float]:
         setup, fit = self.setup, self.setup.fit
@@ -192,7 +203,7 @@ class Trainer:
         for step, (x, y) in enumerate(batches, 1):
             self.batch = step
             labels, targets = labels_and_targets(setup.loss, y, units)
-            value, outputs = self.model.train_step(x, targets, setup.loss, self.optimizer, self.dropout_rng)
+            value, outputs = self.steps.step(x, labels, targets)
             if not np.isfinite(value):
                 raise LossNotFinite(f"loss became {value} at epoch {self.epoch + 1}, batch {step}; the last good "
                                     f"weights are in {runs.display_path(self.run_dir / runs.CHECKPOINT)}; lower the "
@@ -201,6 +212,7 @@ class Trainer:
             count += len(x)
             update_metrics(setup.metrics, outputs, labels, targets, train.preprocessing)
             self.progress.batch_end(step, {"loss": total / count, **{m.name: m.result() for m in setup.metrics}})
+        self.steps.pull()
         return {"loss": total / count, **{m.name: m.result() for m in setup.metrics}}
 
 
@@ -211,7 +223,9 @@ def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.nda
 def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | Path = runs.RUNS_ROOT,
         resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
         progress: Progress | None = None, limit_train: int | None = None,
-        limit_test: int | None = None, observers: Sequence[callback_kinds.Callback] = ()) -> runs.Run:
+        limit_test: int | None = None, observers: Sequence[callback_kinds.Callback] = (),
+        backend: str | None = None, device: str | None = None, workers: int | None = None,
+        address: str | None = None) -> runs.Run:
     """Train ``spec`` into a new run directory, or continue the run ``resume``; return the finished run.
 
     ``out`` is the run directory itself (default: the next ``root/<spec name>/<n>``).  ``overrides``
@@ -219,9 +233,19 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
     ``limit_train``/``limit_test`` keep the first N training / test and validation examples.
     ``progress`` receives the epoch and batch reports (default: Keras-style lines on stdout).
     ``observers`` are callbacks from outside the spec (a sweep's pruning), called after the spec's ones.
+    ``backend`` (default: the spec's ``fit.backend``; a resumed run keeps its own) is ``numpy``, ``torch``
+    on ``device`` (cpu, cuda or auto: cuda when PyTorch sees a GPU) or ``ray`` (``workers`` data-parallel
+    PyTorch workers on the Ray cluster at ``address``, or on a local Ray).
     Raises TrainingInterrupted on Ctrl-C and LossNotFinite when the loss stops being finite.
     """
     progress = progress or ConsoleProgress(quiet=quiet)
+    choice = choose_backend(spec, resume, backend, device, workers)
+    if choice.name == "ray":
+        from specforge.training.torch.ray_train import fit_on_ray
+
+        return fit_on_ray(spec, choice, out=out, root=root, resume=resume, overrides=overrides, progress=progress,
+                          limits={"train": limit_train, "test": limit_test}, address=address)
+    factory = steps_factory(choice.name, choice.device)
     if resume is not None:
         run_dir = runs.resolve_run_path(resume)
         manifest = runs.read_json(run_dir / runs.MANIFEST)
@@ -230,7 +254,7 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         runs.check_same_data(run_dir, manifest, setup.dataset)
         if overrides:
             runs.record_overrides(run_dir, manifest, spec, overrides)
-        trainer = Trainer(setup, run_dir, progress, observers)
+        trainer = Trainer(setup, run_dir, progress, observers, factory)
         trainer.load_checkpoint()
     else:
         if spec is None:
@@ -238,10 +262,10 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         limits = {"train": limit_train, "test": limit_test}
         setup = _setup(spec, spec.base_dir, limits)
         run_dir = runs.start_run(spec, setup.dataset, out, root, limits)
-        trainer = Trainer(setup, run_dir, progress, observers)
+        trainer = Trainer(setup, run_dir, progress, observers, factory)
         trainer.save_checkpoint()
     log = _tensorboard_log(trainer)
-    runs.update_manifest(run_dir, status="running")
+    runs.update_manifest(run_dir, status="running", **trainer.steps.manifest())
     completed = False
     try:
         with _quiet_float_warnings():

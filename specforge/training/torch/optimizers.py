@@ -31,6 +31,14 @@ class KerasEpsilon:
             group["eps"] = self.keras_epsilon / math.sqrt(1 - group["betas"][1] ** self.steps)
         return super().step(closure)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "keras_steps": self.steps}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        self.steps = int(state_dict.pop("keras_steps"))
+        super().load_state_dict(state_dict)
+
 
 class KerasAdam(KerasEpsilon, torch.optim.Adam):
     pass
@@ -85,7 +93,7 @@ class KerasAdagrad(torch.optim.Optimizer):
                 param.addcdiv_(grad, (state["accumulator"] + group["eps"]).sqrt_(), value=-group["lr"])
 
 
-def twin_optimizer(spec_value: str | dict, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+def torch_optimizer(spec_value: str | dict, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
     """The PyTorch optimizer taking the steps of a spec's ``compile.optimizer``."""
     options = resolve(spec_value)
     name, lr = options["name"], options["learning_rate"]
@@ -104,7 +112,7 @@ def twin_optimizer(spec_value: str | dict, params: Iterable[torch.Tensor]) -> to
         return KerasRMSprop(params, lr, options["rho"], options["momentum"], options["epsilon"], options["centered"])
     if name == "adagrad":
         return KerasAdagrad(params, lr, options["initial_accumulator_value"], options["epsilon"])
-    raise ValueError(f"the PyTorch twin has no {name} optimizer")
+    raise ValueError(f"the PyTorch backend has no {name} optimizer")
 
 
 def clip_gradients(params: Iterable[torch.Tensor], clipnorm: float | None, clipvalue: float | None) -> None:

@@ -1,9 +1,10 @@
-"""The PyTorch module of each specforge layer kind: the same math on the twin's channels-first tensors.
+"""The PyTorch module of each specforge layer kind: the same math on channels-first tensors
+(specforge.training.torch.layout). A kind's ``to_torch`` builds its module from here.
 
 Each module is built from a graph node and its parameters, holds them in PyTorch's layout (a Conv2D
 kernel ``(KH, KW, in, out)`` becomes ``(out, in, KH, KW)``) and hands them back in specforge's
-(``specforge_params``, ``specforge_gradients``), so that a training step of the twin can be compared
-weight for weight with specforge's. Windows (padding, strides) come from the specforge layer itself,
+(``specforge_params``, ``specforge_gradients``): the weight files of a run are the same whichever
+backend trained it, and a training step in PyTorch can be compared weight for weight with numpy's. Windows (padding, strides) come from the specforge layer itself,
 so ``same`` padding keeps TensorFlow's rule (the odd pixel after), which PyTorch's symmetric
 ``padding`` cannot say: such a layer pads explicitly first.
 """
@@ -17,19 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch_twin.layout import channels_first, channels_last, torch_dim, torch_shape
+from specforge.training.torch.layout import channels_first, channels_last, torch_dim, torch_shape
 from specforge.graph.dag import Node
 from specforge.ops.im2col import Window
 from specforge.layers.base import Params, Shape
 from specforge.layers.padding import image_pads
 
 
-class UnsupportedLayer(ValueError):
-    """A layer kind the twin has no PyTorch module for."""
-
-
-class TwinLayer(nn.Module):
-    """One graph node in PyTorch: ``forward`` on twin tensors (a list of them for a merge).
+class LayerModule(nn.Module):
+    """One graph node in PyTorch: ``forward`` on channels-first tensors (a list of them for a merge).
 
     Trainable parameters are ``nn.Parameter``s, the layer's ``non_trainable`` state buffers; both are
     registered under specforge's parameter names.
@@ -58,34 +55,13 @@ class TwinLayer(nn.Module):
 
     def specforge_params(self) -> Params:
         """Copies of the parameters in specforge's layout."""
-        return {name: np.ascontiguousarray(self.to_specforge_param(name, getattr(self, name).detach().numpy()))
+        return {name: np.ascontiguousarray(self.to_specforge_param(name, getattr(self, name).detach().cpu().numpy()))
                 for name in self.param_names}
 
     def specforge_gradients(self) -> Params:
         """The trainable parameters' gradients (after ``backward``) in specforge's layout."""
-        return {name: np.ascontiguousarray(self.to_specforge_param(name, getattr(self, name).grad.numpy()))
+        return {name: np.ascontiguousarray(self.to_specforge_param(name, getattr(self, name).grad.cpu().numpy()))
                 for name in self.param_names if isinstance(getattr(self, name), nn.Parameter)}
-
-
-#: kind -> its twin module
-TWIN_LAYERS: dict[str, type[TwinLayer]] = {}
-
-
-def twin_of(*kinds: str) -> Callable[[type[TwinLayer]], type[TwinLayer]]:
-    def register(cls: type[TwinLayer]) -> type[TwinLayer]:
-        for kind in kinds:
-            TWIN_LAYERS[kind] = cls
-        return cls
-    return register
-
-
-def twin_layer(node: Node, params: Params) -> TwinLayer:
-    """The twin module of ``node``; UnsupportedLayer naming the kind when there is none."""
-    kind = node.layer.type
-    if kind not in TWIN_LAYERS:
-        raise UnsupportedLayer(f"the PyTorch twin has no {kind} layer (layer {node.layer.name!r}); the kinds it "
-                               f"builds: {', '.join(sorted(TWIN_LAYERS))}")
-    return TWIN_LAYERS[kind](node, params)
 
 
 # -- windows --------------------------------------------------------------------------------------------
@@ -136,8 +112,7 @@ def _from_depthwise_kernel(value: np.ndarray, channels: int) -> np.ndarray:
 
 
 # -- convolutions -----------------------------------------------------------------------------------------
-@twin_of("Conv2D", "DepthwiseConv2D", "Conv1D")
-class Convolution(TwinLayer):
+class Convolution(LayerModule):
     def __init__(self, node: Node, params: Params):
         super().__init__(node, params)
         layer = node.layer
@@ -164,8 +139,7 @@ class Convolution(TwinLayer):
                                         window.padding, window.dilation, self.groups)
 
 
-@twin_of("SeparableConv2D")
-class SeparableConvolution(TwinLayer):
+class SeparableConvolution(LayerModule):
     """The depthwise convolution, then the pointwise 1x1 convolution with the bias."""
 
     def __init__(self, node: Node, params: Params):
@@ -190,8 +164,7 @@ class SeparableConvolution(TwinLayer):
         return F.conv2d(middle, self.pointwise_kernel, getattr(self, "bias", None))
 
 
-@twin_of("Conv2DTranspose")
-class TransposedConvolution(TwinLayer):
+class TransposedConvolution(LayerModule):
     """PyTorch's transposed convolution onto the full image, cut to specforge's frame (zeros where the
     frame reaches past the image), then the bias."""
 
@@ -218,8 +191,7 @@ class TransposedConvolution(TwinLayer):
         return y if getattr(self, "bias", None) is None else y + self.bias[:, None, None]
 
 
-@twin_of("Dense")
-class Dense(TwinLayer):
+class Dense(LayerModule):
     """``F.linear``; after a Flatten that keeps PyTorch's channels-first order (``flattened_from`` the
     image shape), the kernel's rows are put in that order instead of reordering the activations."""
 
@@ -251,8 +223,7 @@ class Dense(TwinLayer):
 
 
 # -- pooling --------------------------------------------------------------------------------------------
-@twin_of("MaxPooling2D", "MaxPooling1D")
-class MaxPooling(TwinLayer):
+class MaxPooling(LayerModule):
     def __init__(self, node: Node, params: Params):
         super().__init__(node, params)
         self.dims = 1 if self.kind.endswith("1D") else 2
@@ -264,8 +235,7 @@ class MaxPooling(TwinLayer):
         return _MAX_POOLS[self.dims](window.pad(x, -float("inf")), window.kernel, window.strides, window.padding)
 
 
-@twin_of("AveragePooling2D", "AveragePooling1D")
-class AveragePooling(TwinLayer):
+class AveragePooling(LayerModule):
     """A window averages its real pixels only (``count_include_pad=False``); an explicit pad divides by the
     count of real pixels under each window."""
 
@@ -274,10 +244,11 @@ class AveragePooling(TwinLayer):
         self.dims = 1 if self.kind.endswith("1D") else 2
         window = node.layer.window(node.input_shape[0]) if self.dims == 1 else node.layer.window(node.input_shape)
         self.window = Windowed(window, self.dims, pad_limit=True)
-        self.counts = None
+        counts = None
         if self.window.explicit:
             ones = torch.ones(1, 1, *torch_shape(node.input_shape)[1:])
-            self.counts = self._pool(self.window.pad(ones)) * float(np.prod(self.window.kernel))
+            counts = self._pool(self.window.pad(ones)) * float(np.prod(self.window.kernel))
+        self.register_buffer("counts", counts, persistent=False)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         window = self.window
@@ -289,8 +260,7 @@ class AveragePooling(TwinLayer):
         return self._pool(self.window.pad(x)) * float(np.prod(self.window.kernel)) / self.counts
 
 
-@twin_of("GlobalAveragePooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling1D")
-class GlobalPooling(TwinLayer):
+class GlobalPooling(LayerModule):
     """A mean or maximum over every axis after the channels; the maximum's gradient goes to the first
     maximal pixel (``max`` with its index, not ``amax``, which shares it among ties)."""
 
@@ -301,8 +271,7 @@ class GlobalPooling(TwinLayer):
 
 
 # -- normalization --------------------------------------------------------------------------------------
-@twin_of("BatchNormalization")
-class BatchNormalization(TwinLayer):
+class BatchNormalization(LayerModule):
     """``F.batch_norm`` with Keras' semantics: ``momentum`` is the old statistics' weight (PyTorch's is
     the new batch's), and the moving variance moves with the batch's biased variance, as the
     normalization itself uses (PyTorch's moves with the unbiased one: rescaled here, per channel)."""
@@ -320,9 +289,8 @@ class BatchNormalization(TwinLayer):
         return y
 
 
-@twin_of("LayerNormalization")
-class LayerNormalization(TwinLayer):
-    """The normalization over the layer's axes, wherever they sit in the twin's layout."""
+class LayerNormalization(LayerModule):
+    """The normalization over the layer's axes, wherever they sit in the channels-first layout."""
 
     def __init__(self, node: Node, params: Params):
         super().__init__(node, params)
@@ -354,7 +322,7 @@ def _relu(max_value: float | None, negative_slope: float, threshold: float) -> C
     return rectify
 
 
-#: activation name -> function on twin tensors (softmax over the channels: axis 1)
+#: activation name -> function on channels-first tensors (softmax over the channels: axis 1)
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "linear": lambda x: x,
     "relu": F.relu,
@@ -373,8 +341,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-@twin_of("Activation", "ReLU", "LeakyReLU", "Softmax")
-class Activation(TwinLayer):
+class Activation(LayerModule):
     def __init__(self, node: Node, params: Params):
         super().__init__(node, params)
         config = self.config
@@ -389,8 +356,7 @@ class Activation(TwinLayer):
         return self.function(x)
 
 
-@twin_of("Dropout", "SpatialDropout2D")
-class Dropout(TwinLayer):
+class Dropout(LayerModule):
     """PyTorch's dropout (whole channels for SpatialDropout2D), or, for comparing with specforge, the masks
     specforge would draw from a numpy generator (``numpy_masks``)."""
 
@@ -413,12 +379,11 @@ class Dropout(TwinLayer):
             return (F.dropout2d if self.kind == "SpatialDropout2D" else F.dropout)(x, rate, True)
         shape = self.mask_shape(tuple(channels_last(x).shape))
         drawn = self.generator.random(shape, dtype=np.float32) >= rate
-        return x * channels_first(torch.from_numpy(drawn).to(x.dtype) * (1 / (1 - rate)))
+        return x * channels_first(torch.from_numpy(drawn).to(x.device, x.dtype) * (1 / (1 - rate)))
 
 
 # -- shapes ---------------------------------------------------------------------------------------------
-@twin_of("Flatten")
-class Flatten(TwinLayer):
+class Flatten(LayerModule):
     """specforge's (channels-last) element order; ``keeps_torch_order``: PyTorch's own flatten, for a Flatten
     whose users are all Dense layers that take their rows in that order instead."""
 
@@ -430,29 +395,25 @@ class Flatten(TwinLayer):
         return (x if self.keeps_torch_order else channels_last(x)).flatten(1)
 
 
-@twin_of("Reshape")
-class Reshape(TwinLayer):
+class Reshape(LayerModule):
     def forward(self, x):
         target = self.config["target_shape"]
         return channels_first(channels_last(x).reshape(len(x), *target))
 
 
-@twin_of("ZeroPadding2D")
-class ZeroPadding(TwinLayer):
+class ZeroPadding(LayerModule):
     def forward(self, x):
         (top, bottom), (left, right) = image_pads(self.config["padding"])
         return F.pad(x, (left, right, top, bottom))
 
 
-@twin_of("Cropping2D")
-class Cropping(TwinLayer):
+class Cropping(LayerModule):
     def forward(self, x):
         (top, bottom), (left, right) = image_pads(self.config["cropping"])
         return x[:, :, top:x.shape[2] - bottom, left:x.shape[3] - right]
 
 
-@twin_of("UpSampling2D")
-class UpSampling(TwinLayer):
+class UpSampling(LayerModule):
     """Nearest (pixel ``o`` copies ``o // factor``) or bilinear with half-pixel centres: PyTorch's
     ``interpolate`` without ``align_corners``."""
 
@@ -495,8 +456,7 @@ _MERGES: dict[str, Callable[[Sequence[torch.Tensor]], torch.Tensor]] = {
 }
 
 
-@twin_of(*_MERGES, "Concatenate")
-class Merge(TwinLayer):
+class Merge(LayerModule):
     def __init__(self, node: Node, params: Params):
         super().__init__(node, params)
         if self.kind == "Concatenate":

@@ -1,8 +1,8 @@
-"""Where a specforge tensor's axes sit in the PyTorch twin.
+"""Where a specforge tensor's axes sit in the PyTorch backend.
 
 specforge keeps the channels last, as Keras: an image batch is ``(N, H, W, C)``, a sequence batch
 ``(N, steps, C)``. PyTorch's layers take the channels first: ``(N, C, H, W)`` and ``(N, C, steps)``.
-The twin holds every value with its last axis moved to axis 1 (a flat ``(N, F)`` batch is the same in
+The PyTorch backend holds every value with its last axis moved to axis 1 (a flat ``(N, F)`` batch is the same in
 both), so that each layer runs PyTorch's own kernel on the layout PyTorch users write.
 """
 
@@ -25,27 +25,27 @@ def keras_order(rank: int) -> tuple[int, ...]:
 
 
 def to_torch(x: np.ndarray) -> torch.Tensor:
-    """A specforge batch as a contiguous twin tensor (a copy, never a view of ``x``)."""
+    """A specforge batch as a contiguous channels-first tensor (a copy, never a view of ``x``)."""
     return torch.from_numpy(np.ascontiguousarray(x.transpose(torch_order(x.ndim))).copy())
 
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:
-    """A twin tensor as a specforge batch."""
+    """A channels-first tensor as a specforge batch."""
     return np.ascontiguousarray(x.detach().permute(keras_order(x.dim())).numpy())
 
 
 def channels_first(x: torch.Tensor) -> torch.Tensor:
-    """A channels-last tensor (a Reshape's result, a mask) moved into the twin's layout."""
+    """A channels-last tensor (a Reshape's result, a mask) moved into the channels-first layout."""
     return x.permute(torch_order(x.dim()))
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """A twin tensor in specforge's axis order (a view), for the layers that work on the element order."""
+    """A channels-first tensor in specforge's axis order (a view), for the layers that work on the element order."""
     return x.permute(keras_order(x.dim()))
 
 
 def torch_dim(axis: int, rank: int) -> int:
-    """The twin's axis (batch axis 0) of the per-example axis ``axis`` (0-based, no batch) of a value of
+    """The channels-first axis (batch axis 0) of the per-example axis ``axis`` (0-based, no batch) of a value of
     per-example rank ``rank``."""
     if rank == 1:
         return 1
@@ -53,6 +53,6 @@ def torch_dim(axis: int, rank: int) -> int:
 
 
 def torch_shape(shape: Sequence[int]) -> tuple[int, ...]:
-    """A per-example specforge shape in the twin's axis order."""
+    """A per-example specforge shape in the channels-first axis order."""
     shape = tuple(shape)
     return (shape[-1], *shape[:-1]) if len(shape) > 1 else shape

@@ -1,4 +1,5 @@
-"""A specforge model's graph as one PyTorch module: the twin."""
+"""A specforge graph lowered to one PyTorch module, node for node: each node's module is its kind's
+``to_torch``."""
 
 from __future__ import annotations
 
@@ -8,32 +9,31 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.torch_twin.layers import Dense, Dropout, Flatten, twin_layer
 from specforge.graph.dag import INPUT_NODE, Graph
-from specforge.training.model import Model
+from specforge.layers.base import Params
+from specforge.training.torch.modules import Dense, Dropout, Flatten, LayerModule
 
 
-class TorchTwin(nn.Module):
-    """``model``'s graph in PyTorch, node for node, starting from its current weights.
+class TorchNetwork(nn.Module):
+    """``graph`` in PyTorch, starting from ``params`` (one dict per node, specforge's layout).
 
-    It takes and returns tensors in the twin's channels-first layout (benchmarks.torch_twin.layout).
-    A Flatten whose users are all Dense layers flattens in PyTorch's own order and those layers take
-    their kernel rows in that order, as a PyTorch user would write the model.
+    It takes and returns channels-first tensors (specforge.training.torch.layout). A Flatten whose users
+    are all Dense layers flattens in PyTorch's own order and those layers take their kernel rows in that
+    order, as a PyTorch user would write the model; the weights it hands back are in specforge's order.
     """
 
-    def __init__(self, model: Model):
+    def __init__(self, graph: Graph, params: list[Params]):
         super().__init__()
-        graph = model.graph
         torch_ordered = _flattens_feeding_dense(graph)
-        layers = []
-        for index, (node, params) in enumerate(zip(graph.nodes, model.params)):
+        layers: list[LayerModule] = []
+        for index, (node, node_params) in enumerate(zip(graph.nodes, params)):
             source = next((flatten for flatten in node.inputs if flatten in torch_ordered), None)
             if index in torch_ordered:
-                layers.append(Flatten(node, params, keeps_torch_order=True))
+                layers.append(Flatten(node, node_params, keeps_torch_order=True))
             elif source is not None:
-                layers.append(Dense(node, params, flattened_from=graph.nodes[source].input_shape))
+                layers.append(Dense(node, node_params, flattened_from=graph.nodes[source].input_shape))
             else:
-                layers.append(twin_layer(node, params))
+                layers.append(node.layer.to_torch(node, node_params))
         self.layers = nn.ModuleList(layers)
         self.inputs = [node.inputs for node in graph.nodes]
         self.merges = [node.layer.merges for node in graph.nodes]
@@ -54,17 +54,25 @@ class TorchTwin(nn.Module):
             values[index] = self.layers[index](taken if self.merges[index] else taken[0])
         return values[count - 1]
 
-    def specforge_params(self) -> list[dict[str, np.ndarray]]:
+    def specforge_params(self) -> list[Params]:
         """The weights (moving statistics included) in specforge's layout, one dict per node."""
         return [layer.specforge_params() for layer in self.layers]
 
-    def specforge_gradients(self) -> list[dict[str, np.ndarray]]:
+    def specforge_gradients(self) -> list[Params]:
         """The trainable weights' gradients after a backward pass, in specforge's layout, one dict per node."""
         return [layer.specforge_gradients() for layer in self.layers]
 
-    def numpy_masks(self, rng: np.random.Generator | None) -> TorchTwin:
+    def load_specforge_params(self, params: list[Params]) -> None:
+        """Copy weights in specforge's layout (one dict per node) into the modules, in place."""
+        with torch.no_grad():
+            for layer, node_params in zip(self.layers, params):
+                for name, value in node_params.items():
+                    target = getattr(layer, name)
+                    target.copy_(torch.from_numpy(np.ascontiguousarray(layer.to_torch_param(name, value))))
+
+    def numpy_masks(self, rng: np.random.Generator | None) -> TorchNetwork:
         """Dropout draws its masks as specforge does, from ``rng`` (None: PyTorch's dropout). Only for
-        comparing with specforge: the masks of a step then agree."""
+        comparing with the numpy backend: the masks of a step then agree."""
         for layer in self.layers:
             if isinstance(layer, Dropout):
                 layer.numpy_masks(rng)
@@ -81,4 +89,3 @@ def _flattens_feeding_dense(graph: Graph) -> set[int]:
     return {index for index, node in enumerate(graph.nodes)
             if node.layer.type == "Flatten" and len(node.input_shape) > 1 and index in users
             and all(graph.nodes[user].layer.type == "Dense" for user in users[index])}
-

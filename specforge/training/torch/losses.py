@@ -1,7 +1,7 @@
-"""specforge's losses in PyTorch, on the twin's outputs (logits where specforge fuses the final activation).
+"""specforge's losses in PyTorch, on the PyTorch outputs (logits where specforge fuses the final activation).
 
 Cross-entropy takes class indices where the labels are classes (what a PyTorch user passes), or the
-targets' probabilities; either way it is the same value. The class axis of the twin's outputs is
+targets' probabilities; either way it is the same value. The class axis of the PyTorch outputs is
 axis 1, as ``F.cross_entropy`` wants.
 """
 
@@ -38,17 +38,17 @@ _LOSSES: dict[tuple[str, bool], Callable[[torch.Tensor, torch.Tensor], torch.Ten
 }
 
 
-def twin_loss(loss: Loss, from_logits: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def torch_loss(loss: Loss, from_logits: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The PyTorch function of ``loss`` on outputs (``from_logits``: the final activation's input)."""
     if loss.name == "huber":
         return lambda outputs, y: F.huber_loss(outputs, y, delta=loss.delta)
     function = _LOSSES.get((loss.name, from_logits))
     if function is None:
         what = "logits" if from_logits else "probabilities"
-        raise ValueError(f"the PyTorch twin has no {loss.name} loss on {what}")
+        raise ValueError(f"the PyTorch backend has no {loss.name} loss on {what}")
     return function
 
 
 def takes_classes(loss: Loss, from_logits: bool) -> bool:
-    """Whether the twin's loss takes class indices (else the targets specforge's loss takes)."""
+    """Whether the PyTorch loss takes class indices (else the targets specforge's loss takes)."""
     return from_logits and loss.name in ("categorical_crossentropy", "sparse_categorical_crossentropy")

@@ -1,0 +1,125 @@
+"""The PyTorch backend's step function for the training loop (specforge.training.backends.Steps).
+
+The network starts from the numpy model's initial weights (the same seed gives the same weights on
+both backends), batches come in the loop's order, and dropout draws from PyTorch's generator, seeded
+from ``fit.seed`` and saved with the optimizer's state in every checkpoint. On a CPU PyTorch runs
+its deterministic algorithms, so that a resumed run ends with the weights of one never stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import torch
+
+from specforge.base.errors import RunError
+from specforge.options.losses import Loss
+from specforge.options.optimizers import Optimizer
+from specforge.training.model import Model
+from specforge.training.torch.layout import to_numpy, to_torch
+from specforge.training.torch.network import TorchNetwork
+from specforge.training.torch.step import TorchStep
+
+#: Keys of the random state among the optimizer's arrays in a checkpoint.
+CPU_RNG, CUDA_RNG = "rng.torch", "rng.cuda"
+
+
+def resolve_device(request: str) -> torch.device:
+    """``cpu``, ``cuda`` (RunError when PyTorch sees no GPU) or ``auto`` (cuda when it sees one)."""
+    if request == "cuda" and not torch.cuda.is_available():
+        raise RunError("PyTorch sees no CUDA GPU here (torch.cuda.is_available() is False: no GPU, no driver or a "
+                       "CPU build of PyTorch); use --device cpu, or auto to take a GPU where there is one",
+                       file="--device cuda")
+    if request == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(request)
+
+
+class LearningRate:
+    """The optimizer's learning rate as callbacks see it (``trainer.optimizer.learning_rate``)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        self._optimizer = optimizer
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self._optimizer.param_groups[0]["lr"])
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        for group in self._optimizer.param_groups:
+            group["lr"] = float(value)
+
+
+class TorchSteps:
+    """Steps of the spec's graph in PyTorch on ``device``; ``wrap`` puts the network in a wrapper that
+    runs the forward pass (DistributedDataParallel on a Ray worker)."""
+
+    def __init__(self, model: Model, spec: Any, loss: Loss, optimizer: Optimizer, dropout_rng: np.random.Generator,
+                 device: torch.device, request: str, seed_offset: int = 0, wrap=None):
+        if device.type == "cpu":
+            torch.use_deterministic_algorithms(True)
+        torch.manual_seed(spec.config["fit"]["seed"] + seed_offset)
+        self.model, self.loss, self.device, self.request = model, loss, device, request
+        self.network = TorchNetwork(model.graph, model.params).to(device)
+        module = wrap(self.network) if wrap is not None else None
+        self.torch_step = TorchStep(self.network, loss, spec.config["compile"]["optimizer"], module)
+        self.optimizer = LearningRate(self.torch_step.optimizer)
+
+    def tensors(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch on the device, as the network and the loss take it."""
+        return (to_torch(x).to(self.device, non_blocking=True),
+                self.torch_step.targets(labels, targets).to(self.device, non_blocking=True))
+
+    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+        value, outputs = self.torch_step.step(*self.tensors(x, labels, targets))
+        return float(value), self.loss.to_probabilities(to_numpy(outputs.cpu()), self.torch_step.fused)
+
+    def pull(self) -> None:
+        self.model.set_weights(self.network.specforge_params())
+
+    def push(self) -> None:
+        self.network.load_specforge_params(self.model.params)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's tensors as arrays (``state.PARAM.SLOT``), the rest as JSON values, and the random
+        state of PyTorch's generators."""
+        state = self.torch_step.optimizer.state_dict()
+        flat: dict[str, Any] = {key: value for key, value in state.items() if key != "state"}
+        for index, slots in state["state"].items():
+            for name, value in slots.items():
+                flat[f"state.{index}.{name}"] = value.cpu().numpy() if torch.is_tensor(value) else value
+        flat[CPU_RNG] = torch.get_rng_state().numpy()
+        if self.device.type == "cuda":
+            flat[CUDA_RNG] = torch.cuda.get_rng_state(self.device).numpy()
+        return flat
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "param_groups" not in state:
+            raise RunError("the checkpoint holds another backend's optimizer state; resume the run with the backend "
+                           "it was trained with")
+        slots: dict[int, dict[str, Any]] = {}
+        plain: dict[str, Any] = {}
+        for key, value in state.items():
+            if key.startswith("state."):
+                _, index, name = key.split(".", 2)
+                slots.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
+            elif key not in (CPU_RNG, CUDA_RNG):
+                plain[key] = value
+        self.torch_step.optimizer.load_state_dict({**plain, "state": slots})
+        torch.set_rng_state(torch.from_numpy(np.array(state[CPU_RNG], dtype=np.uint8)))
+        if self.device.type == "cuda" and CUDA_RNG in state:
+            torch.cuda.set_rng_state(torch.from_numpy(np.array(state[CUDA_RNG], dtype=np.uint8)), self.device)
+
+    def manifest(self) -> dict[str, Any]:
+        device = str(self.device)
+        if self.device.type == "cuda":
+            device += f" ({torch.cuda.get_device_name(self.device)})"
+        return {"backend": "torch", "device": device, "device_request": self.request, "torch": torch.__version__}
+
+
+def torch_steps_factory(request: str):
+    """The factory of TorchSteps on the device ``request`` names (checked now: before a run directory exists)."""
+    return functools.partial(TorchSteps, device=resolve_device(request), request=request)
