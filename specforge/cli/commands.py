@@ -134,8 +134,22 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
           limit_train: Optional[int] = typer.Option(None, "--limit-train", min=1, metavar="N",
                                                     help="Train on the first N training examples only."),
           limit_test: Optional[int] = typer.Option(None, "--limit-test", min=1, metavar="N",
-                                                   help="Validate and test on the first N examples only.")) -> None:
-    """Train a spec with the numpy backend; writes a run directory and prints its path."""
+                                                   help="Validate and test on the first N examples only."),
+          backend: Optional[str] = typer.Option(None, "--backend", metavar="numpy|torch|ray",
+                                                help="numpy (the reference), torch (PyTorch, needs specforge[torch]) "
+                                                     "or ray (PyTorch data-parallel on Ray Train, needs "
+                                                     "specforge[torch,ray]); default: the spec's fit.backend."),
+          device: Optional[str] = typer.Option(None, "--device", metavar="cpu|cuda|auto",
+                                               help="With --backend torch or ray: where to train (default auto: a "
+                                                    "CUDA GPU when PyTorch sees one, else the CPU)."),
+          workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N",
+                                                help="With --backend ray: data-parallel workers, one CPU (or GPU) "
+                                                     "each (default 2)."),
+          address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+                                                help="With --backend ray: the cluster (default: RAY_ADDRESS, else a "
+                                                     "local Ray started for the run).")) -> None:
+    """Train a spec (numpy by default; PyTorch or Ray Train with --backend); writes a run directory and prints
+    its path."""
     from specforge import api
     from specforge.cli.present import display_path, format_results, latest_note
 
@@ -144,7 +158,8 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
                        file="specforge train")
     try:
         run = api.fit(spec, overrides=overrides or (), out=out, resume=resume, quiet=quiet,
-                      limit_train=limit_train, limit_test=limit_test)
+                      limit_train=limit_train, limit_test=limit_test, backend=backend, device=device,
+                      workers=workers, address=address)
     except api.TrainingInterrupted as interruption:
         typer.echo(str(interruption), err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None

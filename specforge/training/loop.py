@@ -14,7 +14,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -240,36 +240,62 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
     """
     progress = progress or ConsoleProgress(quiet=quiet)
     choice = choose_backend(spec, resume, backend, device, workers)
+    limits = {"train": limit_train, "test": limit_test}
     if choice.name == "ray":
+        from specforge.training.torch import require_torch
+
+        require_torch("--backend ray")
         from specforge.training.torch.ray_train import fit_on_ray
 
         return fit_on_ray(spec, choice, out=out, root=root, resume=resume, overrides=overrides, progress=progress,
-                          limits={"train": limit_train, "test": limit_test}, address=address)
-    factory = steps_factory(choice.name, choice.device)
+                          limits=limits, address=address, observers=observers)
+    trainer = prepare(spec, steps_factory(choice.name, choice.device), out=out, root=root, resume=resume,
+                      overrides=overrides, progress=progress, limits=limits, observers=observers)
+    return supervise(trainer, trainer.train, trainer.steps.manifest())
+
+
+def prepare(spec: Spec | None, backend: StepsFactory, *, out: str | Path | None, root: str | Path,
+            resume: str | Path | None, overrides: Sequence[str], progress: Progress,
+            limits: dict[str, int | None], observers: Sequence[callback_kinds.Callback] = ()) -> Trainer:
+    """The trainer of a new run (its directory made, its first checkpoint written) or of the run ``resume``
+    (its last checkpoint loaded)."""
     if resume is not None:
         run_dir = runs.resolve_run_path(resume)
         manifest = runs.read_json(run_dir / runs.MANIFEST)
-        spec = runs.resume_spec(run_dir, manifest, overrides, limited=limit_train is not None or limit_test is not None)
+        spec = runs.resume_spec(run_dir, manifest, overrides, limited=any(value is not None for value in limits.values()))
         setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"])
         runs.check_same_data(run_dir, manifest, setup.dataset)
         if overrides:
             runs.record_overrides(run_dir, manifest, spec, overrides)
-        trainer = Trainer(setup, run_dir, progress, observers, factory)
+        trainer = Trainer(setup, run_dir, progress, observers, backend)
         trainer.load_checkpoint()
-    else:
-        if spec is None:
-            raise ValueError("fit needs a spec, or resume= naming a run")
-        limits = {"train": limit_train, "test": limit_test}
-        setup = _setup(spec, spec.base_dir, limits)
-        run_dir = runs.start_run(spec, setup.dataset, out, root, limits)
-        trainer = Trainer(setup, run_dir, progress, observers, factory)
-        trainer.save_checkpoint()
+        return trainer
+    if spec is None:
+        raise ValueError("fit needs a spec, or resume= naming a run")
+    setup = _setup(spec, spec.base_dir, limits)
+    run_dir = runs.start_run(spec, setup.dataset, out, root, limits)
+    trainer = Trainer(setup, run_dir, progress, observers, backend)
+    trainer.save_checkpoint()
+    return trainer
+
+
+def run_setup(run_dir: Path) -> _Setup:
+    """What the run at ``run_dir`` trains with, from its stored spec (a data-parallel worker's view)."""
+    manifest = runs.read_json(run_dir / runs.MANIFEST)
+    spec = runs.run_spec(run_dir, manifest, runs.read_json(run_dir / runs.RESOLVED))
+    return _setup(spec, Path(manifest["base_dir"]), manifest["limits"])
+
+
+def supervise(trainer: Trainer, train: Callable[[], None], manifest: dict[str, Any]) -> runs.Run:
+    """Run ``train`` (the epochs), then finish the run: its status in the manifest (with ``manifest``'s
+    backend fields) whichever way it ends, TensorBoard's log closed; return the finished run."""
+    run_dir, setup = trainer.run_dir, trainer.setup
     log = _tensorboard_log(trainer)
-    runs.update_manifest(run_dir, status="running", **trainer.steps.manifest())
+    runs.update_manifest(run_dir, status="running", **manifest)
     completed = False
     try:
         with _quiet_float_warnings():
-            trainer.train()
+            train()
         _finish(trainer)
         completed = True
     except KeyboardInterrupt:

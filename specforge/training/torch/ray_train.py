@@ -1,0 +1,243 @@
+"""Data-parallel training on Ray Train: ``specforge train SPEC --backend ray --workers N [--address HOST:PORT]``.
+
+The driver (this process) makes or resumes the run directory as a single-process run would, then
+Ray Train's ``TorchTrainer`` starts N workers, joined by DistributedDataParallel (gloo on CPUs,
+NCCL on GPUs). Every worker runs the training loop of specforge.training.loop on the run's stored
+spec: the same batches in the same order (the shuffle generator is the spec's), each worker the
+rows of every batch that are its shard; DDP averages the gradients so that a step is the step of
+the whole batch, and the loss and outputs are gathered so that every worker's metrics, callbacks
+and early stopping see the whole batch. Worker 0 writes the run directory (checkpoint, manifest,
+best.npz) and reports each epoch's checkpoint through Ray, which keeps it under ``RUN/ray-K/``; its
+progress travels to the driver through a Ray queue and is shown by the driver's own progress (and
+TensorBoard log). When a worker dies, Ray Train (``FailureConfig``) starts the workers again and
+they continue from the last reported checkpoint. The driver finishes the run (weights, history,
+test metrics) as a single-process run does.
+
+The run directory must be on storage every worker sees: a local Ray, or a shared file system.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from specforge.base.errors import RunError
+from specforge.base.raycluster import connect
+from specforge.options import callbacks as callback_kinds
+from specforge.runs import directory as runs
+from specforge.spec import Spec
+from specforge.training import loop
+from specforge.training.backends import BackendChoice
+from specforge.training.progress import Progress, Silent
+from specforge.training.torch.backend import TorchSteps, resolve_device
+
+#: Times Ray Train starts the workers again after a failure before the run fails.
+MAX_FAILURES = 3
+#: Seconds the driver waits for a progress event before looking at the training thread again.
+POLL_SECONDS = 0.2
+
+
+class ShardSteps(TorchSteps):
+    """A worker's steps: its shard of each batch through DistributedDataParallel, the loss and outputs of
+    the whole batch gathered from every worker."""
+
+    def __init__(self, *args: Any, rank: int, world: int, **options: Any):
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.rank, self.world = rank, world
+        super().__init__(*args, seed_offset=rank, wrap=DistributedDataParallel, **options)
+
+    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+        rows = np.array_split(np.arange(len(x)), self.world)[self.rank]
+        # a worker without rows (a last batch smaller than the workers) steps on one row, weighted 0
+        share = len(rows) * self.world / len(x)
+        taken = rows if len(rows) else np.arange(1)
+        value, outputs = self.torch_step.step(*self.tensors(x[taken], labels[taken], targets[taken]), scale=share)
+        total = torch.tensor([float(value) * len(rows)], dtype=torch.float64)
+        dist.all_reduce(total)
+        mine = self.loss.to_probabilities(_to_numpy(outputs), self.torch_step.fused)[:len(rows)]
+        everyone: list[np.ndarray | None] = [None] * self.world
+        dist.all_gather_object(everyone, mine)
+        return float(total) / len(x), np.concatenate(everyone)
+
+    def manifest(self) -> dict[str, Any]:
+        return {**super().manifest(), "backend": "ray", "workers": self.world}
+
+
+def _to_numpy(outputs: torch.Tensor) -> np.ndarray:
+    from specforge.training.torch.layout import to_numpy
+
+    return to_numpy(outputs.cpu())
+
+
+class WorkerTrainer(loop.Trainer):
+    """The loop on one worker: worker 0 writes the run directory and reports each checkpoint through Ray;
+    the others only report that the epoch is done."""
+
+    rank = 0
+
+    def end_epoch(self) -> None:
+        import ray.train
+
+        if self.rank != 0:
+            ray.train.report({"epoch": self.epoch})
+            return
+        super().end_epoch()
+        with tempfile.TemporaryDirectory() as directory:
+            shutil.copy2(self.run_dir / runs.CHECKPOINT, Path(directory) / runs.CHECKPOINT)
+            ray.train.report({"epoch": self.epoch}, checkpoint=ray.train.Checkpoint.from_directory(directory))
+
+    def save_best(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.rank == 0:
+            super().save_best(epoch, logs)
+
+
+class QueueProgress:
+    """A worker's progress reports, put on a Ray queue for the driver to show."""
+
+    def __init__(self, events: Any):
+        self.events = events
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        self.events.put(("epoch_start", (epoch, epochs, steps)))
+
+    def batch_end(self, step: int, logs: Mapping[str, float]) -> None:
+        self.events.put(("batch_end", (step, dict(logs))))
+
+    def epoch_end(self, logs: Mapping[str, float]) -> None:
+        self.events.put(("epoch_end", (dict(logs),)))
+
+    def message(self, text: str) -> None:
+        self.events.put(("message", (text,)))
+
+
+def train_worker(config: dict[str, Any]) -> None:
+    """One Ray Train worker: the loop from the last checkpoint Ray has (after a failure) or the run's own."""
+    import ray.train
+    import ray.train.torch
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    run_dir = Path(config["run_dir"])
+    setup = loop.run_setup(run_dir)
+    device = ray.train.torch.get_device() if config["use_gpu"] else torch.device("cpu")
+    factory = functools.partial(ShardSteps, device=device, request=config["device"], rank=rank, world=world)
+    progress = QueueProgress(config["events"]) if rank == 0 else Silent()
+    trainer = WorkerTrainer(setup, run_dir, progress, (), factory)
+    trainer.rank = rank
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        trainer.load_checkpoint()
+    else:
+        with checkpoint.as_directory() as directory:
+            trainer.load_checkpoint(Path(directory))
+        if rank == 0:
+            config["events"].put(("restarted", (trainer.epoch,)))
+    trainer.train()
+
+
+class _Driver:
+    """Shows the workers' progress on the driver's trainer (its console and TensorBoard log) and keeps its
+    epoch and batch current, for the message of an interruption."""
+
+    def __init__(self, trainer: loop.Trainer):
+        self.trainer = trainer
+        self.restarts: list[int] = []
+
+    def handle(self, kind: str, args: tuple) -> None:
+        progress = self.trainer.progress
+        if kind == "restarted":
+            self.restarts.append(args[0])
+            progress.message(f"A worker failed; Ray Train started the workers again, from the checkpoint of "
+                             f"epoch {args[0]}")
+            return
+        if kind == "epoch_start":
+            self.trainer.epoch = args[0]
+        elif kind == "batch_end":
+            self.trainer.batch = args[0]
+        getattr(progress, kind)(*args)
+
+
+def fit_on_ray(spec: Spec | None, choice: BackendChoice, *, out: str | Path | None, root: str | Path,
+               resume: str | Path | None, overrides: Sequence[str], progress: Progress,
+               limits: dict[str, int | None], address: str | None,
+               observers: Sequence[callback_kinds.Callback] = ()) -> runs.Run:
+    """Train on ``choice.workers`` Ray Train workers into a run directory (see the module's docstring)."""
+    if observers:
+        raise RunError("a sweep's trials report from the process that trains them, which the ray backend is not; "
+                       "sweep on Ray Tune (sweep --backend ray) with fit.backend torch", file="fit.backend ray")
+    use_gpu = choice.device == "cuda"
+    if use_gpu:
+        resolve_device("cuda")  # no GPU on the driver: said before Ray starts
+    with connect(address, "train", "train") as ray:
+        available = ray.cluster_resources()
+        use_gpu = use_gpu or (choice.device == "auto" and available.get("GPU", 0) >= choice.workers)
+        unit = "GPU" if use_gpu else "CPU"
+        if choice.workers > available.get(unit, 0):
+            raise RunError(f"the Ray cluster has {int(available.get(unit, 0))} {unit}s and each worker takes one; "
+                           f"give --workers {int(available.get(unit, 0))} or fewer, or a larger cluster",
+                           file=f"--workers {choice.workers}")
+        trainer = loop.prepare(spec, functools.partial(TorchSteps, device=torch.device("cpu"), request="cpu"),
+                               out=out, root=root, resume=resume, overrides=overrides, progress=progress,
+                               limits=limits)
+        manifest = {"backend": "ray", "workers": choice.workers, "device": unit.lower() if unit == "CPU" else "cuda",
+                    "device_request": choice.device, "torch": torch.__version__, "ray": ray.__version__}
+        driver = _Driver(trainer)
+
+        def train() -> None:
+            _train_on_ray(ray, trainer, driver, choice, use_gpu)
+            trainer.load_checkpoint()
+            if driver.restarts:
+                runs.update_manifest(trainer.run_dir, worker_restarts=len(driver.restarts))
+                trainer.progress.message(f"{len(driver.restarts)} worker failure(s) during training; each time it "
+                                         "continued from the last checkpoint (epochs "
+                                         f"{', '.join(str(epoch) for epoch in driver.restarts)})")
+
+        return loop.supervise(trainer, train, manifest)
+
+
+def _train_on_ray(ray: Any, trainer: loop.Trainer, driver: _Driver, choice: BackendChoice, use_gpu: bool) -> None:
+    """Ray Train's TorchTrainer over the run, its progress shown here while it runs."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.util.queue import Empty, Queue
+
+    events = Queue(actor_options={"num_cpus": 0})
+    run_dir = trainer.run_dir.resolve()
+    name = next(f"ray-{n}" for n in range(1, 10_000) if not (run_dir / f"ray-{n}").exists())
+    ray_trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={"run_dir": str(run_dir), "events": events, "use_gpu": use_gpu, "device": choice.device},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=choice.workers, use_gpu=use_gpu),
+        run_config=RunConfig(name=name, storage_path=str(run_dir),
+                             failure_config=FailureConfig(max_failures=MAX_FAILURES),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)))
+    outcome: dict[str, BaseException] = {}
+
+    def fit() -> None:
+        try:
+            ray_trainer.fit()
+        except BaseException as error:  # shown by the driver's thread below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=fit, name="ray-train", daemon=True)
+    thread.start()
+    while thread.is_alive() or not events.empty():
+        try:
+            driver.handle(*events.get(timeout=POLL_SECONDS))
+        except (Empty, queue.Empty):
+            continue
+    if "error" in outcome:
+        error = outcome["error"]
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise RunError(f"Ray Train failed: {first}", file=runs.display_path(trainer.run_dir)) from None
