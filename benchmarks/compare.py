@@ -7,8 +7,9 @@
     python benchmarks/compare.py --full                # adds the seed model's full 3-epoch run against PyTorch's
     python benchmarks/compare.py --markdown            # the tables in Markdown, as the README shows them
 
-Each spec's model is built from the spec with fresh weights, and its PyTorch twin (benchmarks/torch_twin,
-tested to compute the same forward, gradients and training step in tests/test_torch_twin.py) starts
+Each spec's model is built from the spec with fresh weights, and its PyTorch lowering (the PyTorch backend's,
+specforge.training.torch, tested to compute the same forward, gradients and training step in
+tests/test_torch_lowering.py) starts
 from the same weights, with the same loss, optimizer (Keras' update rules), batch size (the spec's
 fit.batch_size) and thread count (the cores this process may use), in float32 on random batches of the
 model's input shape. Training is measured in alternating rounds (specforge, then PyTorch, ...), each

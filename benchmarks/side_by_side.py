@@ -1,4 +1,4 @@
-"""One spec's model in specforge and in PyTorch (its twin, benchmarks/torch_twin), with what compare.py measures
+"""One spec's model in specforge and in PyTorch (its lowering, specforge.training.torch), with what compare.py measures
 of both: training steps per second, onnxruntime inference of either export, the memory a training step adds.
 
 Batches are random values of the model's input shape with random class labels: the work of a step does
@@ -49,7 +49,8 @@ class SideBySide:
     weights, each with the spec's loss and optimizer."""
 
     def __init__(self, path: str | Path):
-        from benchmarks.torch_twin import TorchTwin, TwinTrainer
+        from specforge.training.torch.network import TorchNetwork
+        from specforge.training.torch.step import TorchStep
 
         spec = load_spec(path)
         self.name = Path(path).stem
@@ -58,8 +59,8 @@ class SideBySide:
         self.model = Model.initialize(self.graph, np.random.default_rng(self.config["fit"]["seed"]))
         self.loss = losses.get(self.config["compile"]["loss"])
         self.optimizer = optimizers.create(self.config["compile"]["optimizer"])
-        self.twin = TorchTwin(self.model)
-        self.trainer = TwinTrainer(self.twin, self.loss, self.config["compile"]["optimizer"])
+        self.twin = TorchNetwork(self.graph, self.model.get_weights())
+        self.trainer = TorchStep(self.twin, self.loss, self.config["compile"]["optimizer"])
         self.dropout = np.random.default_rng(0)
 
     @property
@@ -92,7 +93,7 @@ class SideBySide:
 
     def pytorch_step(self, batches: list[Batch]) -> Callable[[int], object]:
         """``step(i)``: the twin's training step on batch ``i`` (converted to PyTorch's layout beforehand)."""
-        from benchmarks.torch_twin import to_torch
+        from specforge.training.torch.layout import to_torch
 
         inputs = [to_torch(batch.x) for batch in batches]
         targets = [self.trainer.targets(batch.labels, batch.targets) for batch in batches]
@@ -133,12 +134,13 @@ def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float
                     ) -> tuple[dict[int, dict[str, Measured]], float]:
     """Images per second of specforge's ONNX export and of the twin's torch.onnx export under onnxruntime
     (every core), per batch size, and the largest difference between their outputs and specforge's."""
-    from benchmarks.torch_twin import to_torch, twin_onnx
+    from benchmarks.torch_onnx import torch_onnx
+    from specforge.training.torch.layout import to_torch
     from specforge.export.onnx import export_graph
     from specforge.predict.session import make_session
 
     ours = make_session(export_graph(pair.graph, pair.model.params).SerializeToString())
-    theirs = make_session(twin_onnx(pair.twin))
+    theirs = make_session(torch_onnx(pair.twin))
     results, difference = {}, 0.0
     for batch_size in batch_sizes:
         x = pair.batches(batch_size, count=1)[0].x

@@ -1,4 +1,4 @@
-"""The PyTorch counterpart of ``specforge train SPEC``: the spec's twin (benchmarks/torch_twin) trained on the
+"""The PyTorch counterpart of ``specforge train SPEC``: the spec's graph in PyTorch (specforge.training.torch) trained on the
 spec's data, with its batch size, shuffled each epoch, counting the training accuracy as it goes and
 validating on the test split after each epoch. compare.py --full times it against specforge's run.
 
@@ -17,7 +17,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.torch_twin import TorchTwin, TwinTrainer, to_torch  # noqa: E402
+from specforge.training.torch.layout import to_torch  # noqa: E402
+from specforge.training.torch.network import TorchNetwork  # noqa: E402
+from specforge.training.torch.step import TorchStep  # noqa: E402
 from specforge.options import losses
 from specforge.api import build, load_data, load_spec  # noqa: E402
 from specforge.data import iterate_batches  # noqa: E402
@@ -40,7 +42,7 @@ def fit(path: str | Path, epochs: int) -> None:
     data = load_data(spec)
     model = Model.initialize(build(spec), generators(config["fit"]["seed"])[0])
     loss = losses.get(config["compile"]["loss"])
-    trainer = TwinTrainer(TorchTwin(model), loss, config["compile"]["optimizer"])
+    trainer = TorchStep(TorchNetwork(model.graph, model.params), loss, config["compile"]["optimizer"])
     units = model.graph.output_shape[-1]
     x, labels, targets = whole_split(data.train, loss, units)
     x, labels, y = to_torch(x), torch.from_numpy(labels), trainer.targets(labels, targets)
@@ -54,9 +56,9 @@ def fit(path: str | Path, epochs: int) -> None:
             index = order[start:start + batch_size]
             _, outputs = trainer.step(x[index], y[index])
             correct += int((outputs.argmax(dim=1) == labels[index]).sum())
-        trainer.twin.eval()
+        trainer.network.eval()
         with torch.no_grad():
-            right = sum(int((trainer.twin(test_x[start:start + batch_size]).argmax(dim=1)
+            right = sum(int((trainer.network(test_x[start:start + batch_size]).argmax(dim=1)
                              == test_labels[start:start + batch_size]).sum())
                         for start in range(0, len(test_x), batch_size))
         print(f"epoch {epoch + 1}/{epochs} - accuracy: {correct / len(x):.4f} - val_accuracy: "

@@ -1,4 +1,4 @@
-"""The twin exported by torch.onnx, as a PyTorch user would deploy the same model."""
+"""A spec's PyTorch lowering exported by torch.onnx, as a PyTorch user would deploy the same model."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import warnings
 
 import torch
 
-from benchmarks.torch_twin.layout import torch_shape
-from benchmarks.torch_twin.network import TorchTwin
+from specforge.training.torch.layout import torch_shape
+from specforge.training.torch.network import TorchNetwork
 
 
-def twin_onnx(twin: TorchTwin, opset: int = 13) -> bytes:
-    """The twin in inference mode through torch.onnx's TorchScript exporter: input ``input`` in the twin's
+def torch_onnx(twin: TorchNetwork, opset: int = 13) -> bytes:
+    """The network in inference mode through torch.onnx's TorchScript exporter: input ``input`` in the network's
     (channels-first) layout with a symbolic batch axis, output ``probabilities``."""
     twin.eval()
     example = torch.zeros(1, *torch_shape(twin.graph.input_shape))

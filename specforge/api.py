@@ -90,7 +90,7 @@ def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (),
     ``backend``: numpy, torch (on ``device``: cpu, cuda or auto) or ray (``workers`` on the cluster at
     ``address``, or a local Ray); default the spec's ``fit.backend``.
     """
-    from specforge.training import loop as train
+    from specforge.training import backends as train
     if isinstance(spec, (str, Path)):
         spec, overrides = load_spec(spec, overrides), ()
     return train.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,

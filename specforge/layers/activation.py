@@ -6,7 +6,7 @@ import numpy as np
 
 from specforge.options import activations
 from specforge.ops import parallel
-from specforge.layers.base import ACTIVATION_NAMES, Layer, Shape
+from specforge.layers.base import ACTIVATION_NAMES, Layer, Params, Shape
 
 
 def _parts(x: np.ndarray) -> list[slice]:

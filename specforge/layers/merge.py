@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from specforge.layers.base import Layer, Shape, shape_error
+from specforge.layers.base import Layer, Params, Shape, shape_error
 from specforge.base.layout import NCHW
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from specforge.layers.base import Layer, Shape
+from specforge.layers.base import Layer, Params, Shape
 from specforge.layers.windows import require_image
 
 

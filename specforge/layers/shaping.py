@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from specforge.layers.base import Layer, Shape, shape_error
+from specforge.layers.base import Layer, Params, Shape, shape_error
 from specforge.base.layout import NHWC
 
 

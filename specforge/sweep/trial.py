@@ -60,7 +60,7 @@ def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report:
     """Train the spec with ``values`` into ``run_dir``; never raises for a failing trial."""
     from specforge.base.errors import SpecforgeError
     from specforge.training.progress import Silent
-    from specforge.training.loop import fit
+    from specforge.training.backends import fit
 
     spec = sweep.trial_spec(values)
     reporter = _Reporter(sweep.metric, report, spec.config["fit"]["epochs"])

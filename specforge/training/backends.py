@@ -1,90 +1,29 @@
-"""What trains a run: the step function the training loop calls for each batch.
-
-The loop (specforge.training.loop) owns everything around a step: batches and their order, progress,
-validation, callbacks, checkpoints and the run directory. A backend owns the weights while they
-train and the optimizer: ``numpy`` (the reference, specforge's own math) or ``torch`` (the graph
-lowered to PyTorch, specforge.training.torch, on a CPU or a CUDA device). The ``ray`` backend is the
-torch one run data-parallel by Ray Train (specforge.training.torch.ray_train), each worker a loop of
-its own. Between epochs the loop reads the weights from the numpy ``Model`` (``pull``), which
-evaluates, saves and hands weights to callbacks whichever backend trains.
+"""What trains a run, and ``fit``, the entry of ``specforge train``: ``numpy`` (the reference, specforge's
+own math), ``torch`` (the graph lowered to PyTorch, specforge.training.torch, on a CPU or a CUDA device)
+or ``ray`` (the torch backend data-parallel on Ray Train, specforge.training.torch.ray_train, each
+worker a training loop of its own). Each is a step function (specforge.training.steps) that the one
+training loop (specforge.training.loop) calls, so a run directory is the same whichever trains it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Sequence
 
 from specforge.base.errors import RunError
-from specforge.options.callbacks import LearningRateHolder
-from specforge.options.losses import Loss
-from specforge.options.optimizers import Optimizer
-from specforge.training.model import Model
+from specforge.training.steps import NumpySteps, StepsFactory
 
 if TYPE_CHECKING:
+    from specforge.options.callbacks import Callback
+    from specforge.runs.directory import Run
     from specforge.spec import Spec
+    from specforge.training.progress import Progress
 
 #: The names ``fit.backend`` and ``train --backend`` take.
 BACKENDS = ("numpy", "torch", "ray")
 #: The names ``train --device`` takes.
 DEVICES = ("cpu", "cuda", "auto")
-
-
-class Steps(Protocol):
-    """A backend as the loop sees it."""
-
-    #: what callbacks read and change (``learning_rate``)
-    optimizer: LearningRateHolder
-
-    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-        """One gradient step on a batch: ``(loss value, outputs)``, the outputs as the model's forward
-        gives them (probabilities for a softmax classifier), for the metrics."""
-
-    def pull(self) -> None:
-        """Copy the backend's current weights into the numpy model."""
-
-    def push(self) -> None:
-        """Copy the numpy model's weights into the backend (after a checkpoint or a callback set them)."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """The optimizer's (and the backend's random) state: arrays and JSON-able values."""
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what ``state_dict`` returned."""
-
-    def manifest(self) -> dict[str, Any]:
-        """What the run's manifest records about the backend (its name, device, versions)."""
-
-
-class NumpySteps:
-    """The numpy backend: ``Model.train_step`` with specforge's optimizer; the weights are the model's own."""
-
-    def __init__(self, model: Model, spec: Spec, loss: Loss, optimizer: Optimizer, dropout_rng: np.random.Generator):
-        self.model, self.loss, self.optimizer, self.dropout_rng = model, loss, optimizer, dropout_rng
-
-    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-        return self.model.train_step(x, targets, self.loss, self.optimizer, self.dropout_rng)
-
-    def pull(self) -> None:
-        """The weights are the model's: nothing to copy."""
-
-    def push(self) -> None:
-        """The weights are the model's: nothing to copy."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.optimizer.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state)
-
-    def manifest(self) -> dict[str, Any]:
-        return {"backend": "numpy"}
-
-
-#: ``(model, spec, loss, optimizer, dropout generator) -> Steps``
-StepsFactory = Callable[[Model, "Spec", Loss, Optimizer, np.random.Generator], Steps]
 
 
 def steps_factory(backend: str, device: str = "cpu") -> StepsFactory:
@@ -140,3 +79,32 @@ def choose_backend(spec: Spec | None, resume: str | Path | None, backend: str | 
         raise RunError("--workers is for --backend ray (data-parallel workers on a Ray cluster)",
                        file=f"--workers {workers}")
     return BackendChoice(name, device or "auto", workers or DEFAULT_WORKERS)
+
+
+def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | Path = "runs",
+        resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
+        progress: Progress | None = None, limit_train: int | None = None, limit_test: int | None = None,
+        observers: Sequence[Callback] = (), backend: str | None = None, device: str | None = None,
+        workers: int | None = None, address: str | None = None) -> Run:
+    """Train ``spec`` (or resume the run ``resume``) as specforge.training.loop.fit does, with ``backend``
+    (default: the spec's ``fit.backend``; a resumed run keeps its own): ``numpy``, ``torch`` on ``device``
+    (cpu, cuda or auto: cuda when PyTorch sees a GPU) or ``ray`` (``workers`` data-parallel PyTorch workers
+    on the Ray cluster at ``address``, or on a local Ray). A backend that cannot run here is said before
+    anything is written."""
+    from specforge.training import loop
+    from specforge.training.progress import ConsoleProgress
+
+    choice = choose_backend(spec, resume, backend, device, workers)
+    progress = progress or ConsoleProgress(quiet=quiet)
+    if choice.name == "ray":
+        from specforge.training.torch import require_torch
+
+        require_torch("--backend ray")
+        from specforge.training.torch.ray_train import fit_on_ray
+
+        return fit_on_ray(spec, choice.workers, choice.device, out=out, root=root, resume=resume,
+                          overrides=overrides, progress=progress, limits={"train": limit_train, "test": limit_test},
+                          address=address, observers=observers)
+    return loop.fit(spec, out=out, root=root, resume=resume, overrides=overrides, progress=progress,
+                    limit_train=limit_train, limit_test=limit_test, observers=observers,
+                    steps=steps_factory(choice.name, choice.device))

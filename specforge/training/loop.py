@@ -30,7 +30,7 @@ from specforge.training.evaluate import evaluate_split, labels_and_targets, upda
 from specforge.graph.dag import Graph
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
-from specforge.training.backends import NumpySteps, StepsFactory, choose_backend, steps_factory
+from specforge.training.steps import NumpySteps, StepsFactory
 from specforge.training.model import Model, params_from_arrays
 from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.progress import Both, ConsoleProgress, Progress
@@ -224,8 +224,7 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
         progress: Progress | None = None, limit_train: int | None = None,
         limit_test: int | None = None, observers: Sequence[callback_kinds.Callback] = (),
-        backend: str | None = None, device: str | None = None, workers: int | None = None,
-        address: str | None = None) -> runs.Run:
+        steps: StepsFactory = NumpySteps) -> runs.Run:
     """Train ``spec`` into a new run directory, or continue the run ``resume``; return the finished run.
 
     ``out`` is the run directory itself (default: the next ``root/<spec name>/<n>``).  ``overrides``
@@ -233,24 +232,13 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
     ``limit_train``/``limit_test`` keep the first N training / test and validation examples.
     ``progress`` receives the epoch and batch reports (default: Keras-style lines on stdout).
     ``observers`` are callbacks from outside the spec (a sweep's pruning), called after the spec's ones.
-    ``backend`` (default: the spec's ``fit.backend``; a resumed run keeps its own) is ``numpy``, ``torch``
-    on ``device`` (cpu, cuda or auto: cuda when PyTorch sees a GPU) or ``ray`` (``workers`` data-parallel
-    PyTorch workers on the Ray cluster at ``address``, or on a local Ray).
+    ``steps`` makes the backend's step function (specforge.training.steps; the numpy backend by default,
+    specforge.training.backends.fit picks one).
     Raises TrainingInterrupted on Ctrl-C and LossNotFinite when the loss stops being finite.
     """
     progress = progress or ConsoleProgress(quiet=quiet)
-    choice = choose_backend(spec, resume, backend, device, workers)
-    limits = {"train": limit_train, "test": limit_test}
-    if choice.name == "ray":
-        from specforge.training.torch import require_torch
-
-        require_torch("--backend ray")
-        from specforge.training.torch.ray_train import fit_on_ray
-
-        return fit_on_ray(spec, choice, out=out, root=root, resume=resume, overrides=overrides, progress=progress,
-                          limits=limits, address=address, observers=observers)
-    trainer = prepare(spec, steps_factory(choice.name, choice.device), out=out, root=root, resume=resume,
-                      overrides=overrides, progress=progress, limits=limits, observers=observers)
+    trainer = prepare(spec, steps, out=out, root=root, resume=resume, overrides=overrides, progress=progress,
+                      limits={"train": limit_train, "test": limit_test}, observers=observers)
     return supervise(trainer, trainer.train, trainer.steps.manifest())
 
 

@@ -11,7 +11,7 @@ so ``same`` padding keeps TensorFlow's rule (the odd pixel after), which PyTorch
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,10 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from specforge.training.torch.layout import channels_first, channels_last, torch_dim, torch_shape
-from specforge.graph.dag import Node
-from specforge.ops.im2col import Window
-from specforge.layers.base import Params, Shape
-from specforge.layers.padding import image_pads
+
+#: A node's parameters in specforge's layout (specforge.layers.base.Params).
+Params = dict[str, np.ndarray]
+#: A per-example shape (specforge.layers.base.Shape).
+Shape = tuple[int, ...]
+#: A graph node (specforge.graph.dag.Node): its layer, input and output shapes. Not imported: the layers
+#: import this module (their ``to_torch``), and the graph imports the layers.
+Node = Any
 
 
 class LayerModule(nn.Module):
@@ -69,7 +73,8 @@ class Windowed:
     """A window's options over the last ``dims`` axes (1: a sequence's steps, 2: an image), and the
     padding PyTorch's own ``padding`` can take (symmetric, at most half the window) or an explicit pad."""
 
-    def __init__(self, window: Window, dims: int, pad_limit: bool = False):
+    def __init__(self, window: Any, dims: int, pad_limit: bool = False):
+        """``window``: the layer's specforge.ops.im2col.Window."""
         take = slice(2 - dims, 2)
         self.kernel = tuple(window.kernel[take])
         self.strides = tuple(window.strides[take])
@@ -402,14 +407,22 @@ class Reshape(LayerModule):
 
 
 class ZeroPadding(LayerModule):
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        self.pads = node.layer.pads
+
     def forward(self, x):
-        (top, bottom), (left, right) = image_pads(self.config["padding"])
+        (top, bottom), (left, right) = self.pads
         return F.pad(x, (left, right, top, bottom))
 
 
 class Cropping(LayerModule):
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        self.crops = node.layer.crops
+
     def forward(self, x):
-        (top, bottom), (left, right) = image_pads(self.config["cropping"])
+        (top, bottom), (left, right) = self.crops
         return x[:, :, top:x.shape[2] - bottom, left:x.shape[3] - right]
 
 

@@ -36,7 +36,6 @@ from specforge.options import callbacks as callback_kinds
 from specforge.runs import directory as runs
 from specforge.spec import Spec
 from specforge.training import loop
-from specforge.training.backends import BackendChoice
 from specforge.training.progress import Progress, Silent
 from specforge.training.torch.backend import TorchSteps, resolve_device
 
@@ -167,34 +166,35 @@ class _Driver:
         getattr(progress, kind)(*args)
 
 
-def fit_on_ray(spec: Spec | None, choice: BackendChoice, *, out: str | Path | None, root: str | Path,
+def fit_on_ray(spec: Spec | None, workers: int, device: str, *, out: str | Path | None, root: str | Path,
                resume: str | Path | None, overrides: Sequence[str], progress: Progress,
                limits: dict[str, int | None], address: str | None,
                observers: Sequence[callback_kinds.Callback] = ()) -> runs.Run:
-    """Train on ``choice.workers`` Ray Train workers into a run directory (see the module's docstring)."""
+    """Train on ``workers`` Ray Train workers, on their CPUs or (``device`` cuda, or auto on a cluster with the
+    GPUs) GPUs, into a run directory (see the module's docstring)."""
     if observers:
         raise RunError("a sweep's trials report from the process that trains them, which the ray backend is not; "
                        "sweep on Ray Tune (sweep --backend ray) with fit.backend torch", file="fit.backend ray")
-    use_gpu = choice.device == "cuda"
+    use_gpu = device == "cuda"
     if use_gpu:
         resolve_device("cuda")  # no GPU on the driver: said before Ray starts
     with connect(address, "train", "train") as ray:
         available = ray.cluster_resources()
-        use_gpu = use_gpu or (choice.device == "auto" and available.get("GPU", 0) >= choice.workers)
+        use_gpu = use_gpu or (device == "auto" and available.get("GPU", 0) >= workers)
         unit = "GPU" if use_gpu else "CPU"
-        if choice.workers > available.get(unit, 0):
+        if workers > available.get(unit, 0):
             raise RunError(f"the Ray cluster has {int(available.get(unit, 0))} {unit}s and each worker takes one; "
                            f"give --workers {int(available.get(unit, 0))} or fewer, or a larger cluster",
-                           file=f"--workers {choice.workers}")
+                           file=f"--workers {workers}")
         trainer = loop.prepare(spec, functools.partial(TorchSteps, device=torch.device("cpu"), request="cpu"),
                                out=out, root=root, resume=resume, overrides=overrides, progress=progress,
                                limits=limits)
-        manifest = {"backend": "ray", "workers": choice.workers, "device": unit.lower() if unit == "CPU" else "cuda",
-                    "device_request": choice.device, "torch": torch.__version__, "ray": ray.__version__}
+        manifest = {"backend": "ray", "workers": workers, "device": unit.lower() if unit == "CPU" else "cuda",
+                    "device_request": device, "torch": torch.__version__, "ray": ray.__version__}
         driver = _Driver(trainer)
 
         def train() -> None:
-            _train_on_ray(ray, trainer, driver, choice, use_gpu)
+            _train_on_ray(trainer, driver, workers, device, use_gpu)
             trainer.load_checkpoint()
             if driver.restarts:
                 runs.update_manifest(trainer.run_dir, worker_restarts=len(driver.restarts))
@@ -205,7 +205,7 @@ def fit_on_ray(spec: Spec | None, choice: BackendChoice, *, out: str | Path | No
         return loop.supervise(trainer, train, manifest)
 
 
-def _train_on_ray(ray: Any, trainer: loop.Trainer, driver: _Driver, choice: BackendChoice, use_gpu: bool) -> None:
+def _train_on_ray(trainer: loop.Trainer, driver: _Driver, workers: int, device: str, use_gpu: bool) -> None:
     """Ray Train's TorchTrainer over the run, its progress shown here while it runs."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -216,9 +216,9 @@ def _train_on_ray(ray: Any, trainer: loop.Trainer, driver: _Driver, choice: Back
     name = next(f"ray-{n}" for n in range(1, 10_000) if not (run_dir / f"ray-{n}").exists())
     ray_trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"run_dir": str(run_dir), "events": events, "use_gpu": use_gpu, "device": choice.device},
+        train_loop_config={"run_dir": str(run_dir), "events": events, "use_gpu": use_gpu, "device": device},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=choice.workers, use_gpu=use_gpu),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
         run_config=RunConfig(name=name, storage_path=str(run_dir),
                              failure_config=FailureConfig(max_failures=MAX_FAILURES),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)))

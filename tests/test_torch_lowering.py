@@ -1,14 +1,15 @@
-"""The PyTorch twin (benchmarks/torch_twin) is the same model as specforge's, so that benchmarks/compare.py
-measures one model on both sides.
+"""The PyTorch lowering (specforge.training.torch, each kind's ``to_torch``) is the same model as the numpy
+backend's, so that the PyTorch backend trains what numpy trains and benchmarks/compare.py measures one
+model on both sides.
 
-- every layer kind, on each of its examples: the twin's module gives specforge's output, input gradients
-  and parameter gradients (float64, so that a disagreement cannot hide in rounding); BatchNormalization
-  moves its statistics as specforge does; dropout draws specforge's masks when told to;
-- every spec in specs/: the twin's forward equals specforge's in float32, as the benchmark runs, and so do
-  the gradients of a training batch; one training step from the same weights and batch, with the spec's
-  loss and optimizer, gives the same loss and the same weights afterwards (float64: Adam's first step
-  is about the sign of each gradient, and a gradient that is zero but for rounding would flip it);
-- every optimizer and loss kind against its PyTorch counterpart, and the twin's torch.onnx export.
+- every layer kind in the registry has a lowering, and on each of its examples its module gives the numpy
+  kind's output, input gradients and parameter gradients (float64, so that a disagreement cannot hide in
+  rounding); BatchNormalization moves its statistics as numpy does; dropout draws numpy's masks when told to;
+- every spec in specs/: the lowered forward equals numpy's in float32, and so do the gradients of a training
+  batch; one training step from the same weights and batch, with the spec's loss and optimizer, gives the
+  same loss and the same weights afterwards (float64: Adam's first step is about the sign of each
+  gradient, and a gradient that is zero but for rounding would flip it);
+- every optimizer and loss kind against its PyTorch counterpart, and the lowering's torch.onnx export.
 Inputs are random values of the model's input shape: no data set is read.
 """
 
@@ -25,19 +26,22 @@ from specforge.options import losses
 from specforge.options import optimizers
 from specforge.api import build, load_spec
 from specforge.training.evaluate import labels_and_targets
-from specforge.graph.dag import Graph, Node
+from specforge.graph.dag import Node
 from specforge.layers import REGISTRY
 from specforge.training.model import Model
 
+from specforge.layers.base import Layer
+
 try:
     import torch
-except ImportError:  # the bench extra is not installed
+except ImportError:  # the torch extra is not installed
     torch = None
 else:
-    from benchmarks.torch_twin import TWIN_LAYERS, TorchTwin, TwinTrainer, UnsupportedLayer, to_numpy, to_torch
-    from benchmarks.torch_twin.layers import twin_layer
-    from benchmarks.torch_twin.losses import takes_classes, twin_loss
-    from benchmarks.torch_twin.optim import clip_gradients, twin_optimizer
+    from specforge.training.torch.layout import to_numpy, to_torch
+    from specforge.training.torch.losses import takes_classes, torch_loss
+    from specforge.training.torch.network import TorchNetwork
+    from specforge.training.torch.optimizers import clip_gradients, torch_optimizer
+    from specforge.training.torch.step import TorchStep
 
 SPECS = sorted((Path(__file__).resolve().parents[1] / "specs").glob("*.yaml"))
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
@@ -48,7 +52,7 @@ BATCH = 4
 
 @pytest.fixture(autouse=True)
 def _needs_torch():
-    require(torch is not None, "PyTorch (pip install -e '.[bench]')")
+    require(torch is not None, "PyTorch (pip install -e '.[torch]')")
 
 
 def _model(path: Path, dtype=np.float32) -> tuple[Model, dict]:
@@ -76,22 +80,25 @@ def _assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float, what: s
 
 
 # -- layer kinds ---------------------------------------------------------------------------------------------
-def test_every_layer_kind_has_a_twin():
-    assert set(REGISTRY) <= set(TWIN_LAYERS)
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
+def test_every_layer_kind_has_its_pytorch_lowering(kind):
+    cls = REGISTRY[kind]
+    assert cls.to_torch is not Layer.to_torch, f"{kind} has no to_torch"
+    assert cls.examples, f"{kind} has no examples to check its lowering on"
 
 
-def test_a_kind_without_a_twin_is_named(monkeypatch):
+def test_a_kind_without_a_lowering_is_named(monkeypatch):
     model, _ = _model(SEED_SPEC)
-    monkeypatch.delitem(TWIN_LAYERS, "Conv2D")
-    with pytest.raises(UnsupportedLayer, match="the PyTorch twin has no Conv2D layer"):
-        TorchTwin(model)
+    monkeypatch.setattr(REGISTRY["Conv2D"], "to_torch", Layer.to_torch)
+    with pytest.raises(NotImplementedError, match="the Conv2D layer has no PyTorch lowering"):
+        TorchNetwork(model.graph, model.params)
 
 
 def _compare_layer(layer, params: dict, xs: list[np.ndarray], input_shape) -> None:
-    """Forward (inference and training) and backward of ``layer`` in specforge and in its twin module."""
+    """Forward (inference and training) and backward of ``layer`` in specforge and in its PyTorch module."""
     out_shape = layer.output_shape(input_shape)
     node = Node(layer, input_shape, out_shape, tuple(range(len(xs))) if layer.merges else (-1,))
-    module = twin_layer(node, {name: value.copy() for name, value in params.items()}).double()
+    module = layer.to_torch(node, {name: value.copy() for name, value in params.items()}).double()
     for training in (False, True):
         module.train(training)
         specforge_x = xs if layer.merges else xs[0]
@@ -108,10 +115,10 @@ def _compare_layer(layer, params: dict, xs: list[np.ndarray], input_shape) -> No
         torch_y.backward(to_torch(dy))
         for torch_x, expected in zip(torch_xs, dx if layer.merges else [dx]):
             _assert_close(to_numpy(torch_x.grad), expected, 1e-10, f"{layer.type} input gradient")
-        twin_grads = module.specforge_gradients()
-        assert set(twin_grads) == set(grads)
+        torch_grads = module.specforge_gradients()
+        assert set(torch_grads) == set(grads)
         for name, value in grads.items():
-            _assert_close(twin_grads[name], value, 1e-10, f"{layer.type} {name} gradient")
+            _assert_close(torch_grads[name], value, 1e-10, f"{layer.type} {name} gradient")
         module.zero_grad()
 
 
@@ -133,48 +140,48 @@ def test_a_merge_kind_computes_in_pytorch_what_it_computes_in_specforge(kind, co
 
 # -- the specs -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", SPECS, ids=[path.stem for path in SPECS])
-def test_the_twin_of_a_spec_gives_its_outputs_and_gradients(path):
+def test_the_lowering_of_a_spec_gives_its_outputs_and_gradients(path):
     model, config = _model(path)
     loss = losses.get(config["compile"]["loss"])
     x, labels, targets = _batch(model, loss)
-    twin = TorchTwin(model).eval()
+    network = TorchNetwork(model.graph, model.params).eval()
     with torch.no_grad():
-        _assert_close(to_numpy(twin(to_torch(x))), model.forward(x), 1e-4, "forward")
-    trainer = TwinTrainer(twin, loss, config["compile"]["optimizer"])
-    twin.train().numpy_masks(np.random.default_rng(5))
-    trainer.loss(twin(to_torch(x), trainer.until), trainer.targets(labels, targets)).backward()
+        _assert_close(to_numpy(network(to_torch(x))), model.forward(x), 1e-4, "forward")
+    trainer = TorchStep(network, loss, config["compile"]["optimizer"])
+    network.train().numpy_masks(np.random.default_rng(5))
+    trainer.loss(network(to_torch(x), trainer.until), trainer.targets(labels, targets)).backward()
     grads = model.gradients(x, targets, loss, np.random.default_rng(5))[2]
-    twin_grads = [params[name] for params in twin.specforge_gradients() for name in params]
-    assert len(twin_grads) == len(grads)
-    for index, (actual, expected) in enumerate(zip(twin_grads, grads)):
+    torch_grads = [params[name] for params in network.specforge_gradients() for name in params]
+    assert len(torch_grads) == len(grads)
+    for index, (actual, expected) in enumerate(zip(torch_grads, grads)):
         _assert_close(actual, expected, 1e-4, f"gradient {index}")
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[path.stem for path in SPECS])
-def test_one_training_step_of_the_twin_is_specforges(path):
+def test_one_training_step_in_pytorch_is_numpys(path):
     model, config = _model(path, np.float64)
     loss = losses.get(config["compile"]["loss"])
     x, labels, targets = _batch(model, loss, np.float64)
-    twin = TorchTwin(model).double()
-    trainer = TwinTrainer(twin, loss, config["compile"]["optimizer"])
-    twin.numpy_masks(np.random.default_rng(5))
+    network = TorchNetwork(model.graph, model.params).double()
+    trainer = TorchStep(network, loss, config["compile"]["optimizer"])
+    network.numpy_masks(np.random.default_rng(5))
     value = float(trainer.step(to_torch(x), trainer.targets(labels, targets))[0])
     expected = model.train_step(x, targets, loss, optimizers.create(config["compile"]["optimizer"]),
                                 np.random.default_rng(5))[0]
     assert value == pytest.approx(expected, rel=1e-9)
-    for node, actual, params in zip(model.graph.nodes, twin.specforge_params(), model.params):
+    for node, actual, params in zip(model.graph.nodes, network.specforge_params(), model.params):
         for name, expected_value in params.items():
             _assert_close(actual[name], expected_value, 1e-7, f"{node.layer.name}/{name}")
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[path.stem for path in SPECS])
-def test_the_torch_onnx_export_of_the_twin_gives_the_specs_outputs(path):
-    from benchmarks.torch_twin import twin_onnx
+def test_the_torch_onnx_export_of_the_lowering_gives_the_specs_outputs(path):
+    from benchmarks.torch_onnx import torch_onnx
     from specforge.predict.session import make_session
 
     model, _ = _model(path)
     x = np.random.default_rng(1).standard_normal((BATCH, *model.graph.input_shape)).astype(np.float32)
-    session = make_session(twin_onnx(TorchTwin(model)), threads=1)
+    session = make_session(torch_onnx(TorchNetwork(model.graph, model.params)), threads=1)
     _assert_close(to_numpy(torch.from_numpy(session.run(None, {"input": to_torch(x).numpy()})[0])),
                   model.forward(x), 1e-4, "torch.onnx export")
 
@@ -189,20 +196,20 @@ def test_an_optimizer_takes_keras_steps_in_pytorch(spec_value):
     rng = np.random.default_rng(0)
     params = [rng.standard_normal((3, 4)), rng.standard_normal(5)]
     start = [value.copy() for value in params]
-    twin_params = [torch.tensor(value, requires_grad=True) for value in params]
-    ours, theirs = optimizers.create(spec_value), twin_optimizer(spec_value, twin_params)
+    torch_params = [torch.tensor(value, requires_grad=True) for value in params]
+    ours, theirs = optimizers.create(spec_value), torch_optimizer(spec_value, torch_params)
     for step in range(4):
         # gradients from large to far below epsilon, where Keras' and PyTorch's epsilon differ most
         grads = [rng.standard_normal(value.shape) * 10.0 ** -rng.integers(0, 9, value.shape) for value in params]
-        for param, grad in zip(twin_params, grads):
+        for param, grad in zip(torch_params, grads):
             param.grad = torch.tensor(grad)
         options = optimizers.resolve(spec_value)
-        clip_gradients(twin_params, options["clipnorm"], options["clipvalue"])
+        clip_gradients(torch_params, options["clipnorm"], options["clipvalue"])
         theirs.step()
         ours.step(params, [grad.copy() for grad in grads])
         # PyTorch keeps Nadam's momentum product in float32: the steps agree to about 1e-8
-        for param, twin_param, first in zip(params, twin_params, start):
-            np.testing.assert_allclose(twin_param.detach().numpy() - first, param - first, rtol=1e-6, atol=1e-15)
+        for param, torch_param, first in zip(params, torch_params, start):
+            np.testing.assert_allclose(torch_param.detach().numpy() - first, param - first, rtol=1e-6, atol=1e-15)
 
 
 
@@ -232,7 +239,7 @@ def test_a_loss_has_its_value_and_gradient_in_pytorch(spec_value, from_logits):
     value, grad = loss.value_and_grad(outputs, targets, from_logits=from_logits)
     torch_outputs = torch.tensor(outputs, requires_grad=True)
     torch_targets = torch.tensor(labels) if takes_classes(loss, from_logits) else torch.tensor(targets)
-    torch_value = twin_loss(loss, from_logits)(torch_outputs, torch_targets)
+    torch_value = torch_loss(loss, from_logits)(torch_outputs, torch_targets)
     torch_value.backward()
     assert torch_value.item() == pytest.approx(value, rel=1e-12)
     np.testing.assert_allclose(torch_outputs.grad.numpy(), grad, rtol=1e-10, atol=1e-15)

@@ -1,0 +1,76 @@
+"""The step function the training loop calls for each batch, and the numpy backend's.
+
+The loop (specforge.training.loop) owns everything around a step: batches and their order, progress,
+validation, callbacks, checkpoints and the run directory. A backend owns the weights while they
+train and the optimizer. Between epochs the loop reads the weights from the numpy ``Model``
+(``pull``), which evaluates, saves and hands weights to callbacks whichever backend trains.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+import numpy as np
+
+from specforge.options.callbacks import LearningRateHolder
+from specforge.options.losses import Loss
+from specforge.options.optimizers import Optimizer
+from specforge.training.model import Model
+
+if TYPE_CHECKING:
+    from specforge.spec import Spec
+
+
+class Steps(Protocol):
+    """A backend as the loop sees it."""
+
+    #: what callbacks read and change (``learning_rate``)
+    optimizer: LearningRateHolder
+
+    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+        """One gradient step on a batch: ``(loss value, outputs)``, the outputs as the model's forward
+        gives them (probabilities for a softmax classifier), for the metrics."""
+
+    def pull(self) -> None:
+        """Copy the backend's current weights into the numpy model."""
+
+    def push(self) -> None:
+        """Copy the numpy model's weights into the backend (after a checkpoint or a callback set them)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's (and the backend's random) state: arrays and JSON-able values."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+
+    def manifest(self) -> dict[str, Any]:
+        """What the run's manifest records about the backend (its name, device, versions)."""
+
+
+class NumpySteps:
+    """The numpy backend: ``Model.train_step`` with specforge's optimizer; the weights are the model's own."""
+
+    def __init__(self, model: Model, spec: Spec, loss: Loss, optimizer: Optimizer, dropout_rng: np.random.Generator):
+        self.model, self.loss, self.optimizer, self.dropout_rng = model, loss, optimizer, dropout_rng
+
+    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+        return self.model.train_step(x, targets, self.loss, self.optimizer, self.dropout_rng)
+
+    def pull(self) -> None:
+        """The weights are the model's: nothing to copy."""
+
+    def push(self) -> None:
+        """The weights are the model's: nothing to copy."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)
+
+    def manifest(self) -> dict[str, Any]:
+        return {"backend": "numpy"}
+
+
+#: ``(model, spec, loss, optimizer, dropout generator) -> Steps``
+StepsFactory = Callable[[Model, "Spec", Loss, Optimizer, np.random.Generator], Steps]
