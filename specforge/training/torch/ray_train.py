@@ -43,6 +43,9 @@ from specforge.training.torch.backend import TorchSteps, resolve_device
 MAX_FAILURES = 3
 #: Seconds the driver waits for a progress event before looking at the training thread again.
 POLL_SECONDS = 0.2
+#: Progress events worker 0 may be ahead of the driver's display: a put waits beyond it, so that what the
+#: driver shows (and an interruption's epoch and batch) is at most this many batches behind.
+QUEUED_EVENTS = 8
 
 
 class ShardSteps(TorchSteps):
@@ -133,14 +136,16 @@ def train_worker(config: dict[str, Any]) -> None:
     progress = QueueProgress(config["events"]) if rank == 0 else Silent()
     trainer = WorkerTrainer(setup, run_dir, progress, (), factory)
     trainer.rank = rank
+    # after a failure, the last checkpoint the Ray Train controller registered; when it had not yet registered
+    # worker 0's last report (or on the first start), the run directory's, which worker 0 writes first
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
         trainer.load_checkpoint()
     else:
         with checkpoint.as_directory() as directory:
             trainer.load_checkpoint(Path(directory))
-        if rank == 0:
-            config["events"].put(("restarted", (trainer.epoch,)))
+    if rank == 0:
+        config["events"].put(("started", (trainer.epoch,)))
     trainer.train()
 
 
@@ -150,14 +155,18 @@ class _Driver:
 
     def __init__(self, trainer: loop.Trainer):
         self.trainer = trainer
+        self.starts = 0
+        #: the epoch each restart of the workers continued from
         self.restarts: list[int] = []
 
     def handle(self, kind: str, args: tuple) -> None:
         progress = self.trainer.progress
-        if kind == "restarted":
-            self.restarts.append(args[0])
-            progress.message(f"A worker failed; Ray Train started the workers again, from the checkpoint of "
-                             f"epoch {args[0]}")
+        if kind == "started":
+            self.starts += 1
+            if self.starts > 1:
+                self.restarts.append(args[0])
+                progress.message(f"A worker failed; Ray Train started the workers again, from the checkpoint of "
+                                 f"epoch {args[0]}")
             return
         if kind == "epoch_start":
             self.trainer.epoch = args[0]
@@ -211,7 +220,7 @@ def _train_on_ray(trainer: loop.Trainer, driver: _Driver, workers: int, device: 
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.util.queue import Empty, Queue
 
-    events = Queue(actor_options={"num_cpus": 0})
+    events = Queue(maxsize=QUEUED_EVENTS, actor_options={"num_cpus": 0})
     run_dir = trainer.run_dir.resolve()
     name = next(f"ray-{n}" for n in range(1, 10_000) if not (run_dir / f"ray-{n}").exists())
     ray_trainer = TorchTrainer(

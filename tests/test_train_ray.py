@@ -1,0 +1,149 @@
+"""``train --backend ray``: two data-parallel workers on a real local Ray (2 CPUs, no dashboard) train what one
+process trains, into the same run directory; a worker killed mid-epoch costs the run nothing but a restart
+from the last checkpoint; and the one-line errors (too many workers, no cluster, no Ray)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from specforge import api
+from specforge.base.errors import RunError
+from specforge.spec import spec_from_dict
+from specforge.training.progress import Silent
+from sweep.tiny import TINY, need
+
+#: TINY without its sweep, on a slice: a small MLP (no batch normalization, whose statistics would be each
+#: worker's half of a batch).
+SPEC = {key: value for key, value in TINY.items() if key != "sweep"}
+LIMITS = {"limit_train": 256, "limit_test": 64}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module's runs (specforge joins a Ray already started, as in a notebook)."""
+    need("torch")
+    ray = need("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def _fit(tmp_path, name, overrides=(), **options):
+    return api.fit(spec_from_dict(SPEC, list(overrides)), out=tmp_path / name,
+                   **{"progress": Silent(), **LIMITS, **options})
+
+
+class Messages(Silent):
+    """The progress messages the driver shows."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def message(self, text):
+        self.lines.append(text)
+
+
+def test_two_workers_train_what_one_process_trains(local_ray, tmp_path):
+    one = _fit(tmp_path, "one", ["fit.epochs=1"], backend="torch", device="cpu")
+    two = _fit(tmp_path, "two", ["fit.epochs=1"], backend="ray", workers=2)
+    assert (two.manifest["backend"], two.manifest["workers"], two.manifest["device"]) == ("ray", 2, "cpu")
+    assert two.manifest["status"] == "completed" and two.manifest["epochs_completed"] == 1
+    np.testing.assert_allclose(two.history["loss"], one.history["loss"], rtol=1e-4)
+    assert abs(two.metrics["accuracy"] - one.metrics["accuracy"]) <= 0.005
+    with np.load(one.path / "weights.npz") as first, np.load(two.path / "weights.npz") as second:
+        assert first.files == second.files
+        for key in first.files:
+            np.testing.assert_allclose(second[key], first[key], rtol=1e-3, atol=1e-5, err_msg=key)
+    reported = sorted((two.path / "ray-1").glob("checkpoint_*/checkpoint.npz"))
+    assert reported, "no checkpoint reported through Ray into the run directory"
+
+
+class KillAWorker(Messages):
+    """Kills one Ray Train worker (SIGKILL) when the second epoch's first batch is reported."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch, self.killed = 0, None
+
+    def epoch_start(self, epoch, epochs, steps):
+        self.epoch = epoch
+
+    def batch_end(self, step, logs):
+        if self.epoch == 1 and self.killed is None:
+            self.killed = _train_worker_pid()
+            os.kill(self.killed, signal.SIGKILL)
+
+
+def _train_worker_pid() -> int:
+    """A process whose title Ray set to one of Ray Train's workers."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if title.startswith(b"ray::RayTrainWorker"):
+                return int(entry.name)
+    raise AssertionError("no Ray Train worker process found")
+
+
+def test_a_worker_killed_mid_epoch_costs_a_restart_from_the_last_checkpoint(local_ray, tmp_path):
+    progress = KillAWorker()
+    run = _fit(tmp_path, "killed", ["fit.epochs=3"], backend="ray", workers=2, progress=progress,
+               limit_train=1024, limit_test=64)
+    assert progress.killed is not None
+    assert run.manifest["status"] == "completed" and run.manifest["epochs_completed"] == 3
+    assert run.manifest["worker_restarts"] == 1
+    assert len(run.history["loss"]) == 3
+    assert ("A worker failed; Ray Train started the workers again, from the checkpoint of epoch 1"
+            in progress.lines)
+    assert progress.lines[-1].startswith("1 worker failure(s) during training; each time it continued from the "
+                                         "last checkpoint (epochs 1)")
+
+
+def test_more_workers_than_the_cluster_has_cpus_is_one_line_and_writes_nothing(local_ray, tmp_path):
+    with pytest.raises(RunError) as caught:
+        _fit(tmp_path, "three", backend="ray", workers=3)
+    assert caught.value.format() == ("--workers 3: error: the Ray cluster has 2 CPUs and each worker takes one; "
+                                     "give --workers 2 or fewer, or a larger cluster")
+    assert not (tmp_path / "three").exists()
+
+
+def test_an_unreachable_cluster_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    ray = need("ray")
+    need("torch")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as a fresh process, whatever ran before
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(RunError) as caught:
+        _fit(tmp_path, "run", backend="ray", address=f"127.0.0.1:{port}")
+    line = caught.value.format()
+    assert line.startswith(f"--address 127.0.0.1:{port}: error: no Ray cluster answers at 127.0.0.1:{port}")
+    assert "\n" not in line and not (tmp_path / "run").exists()
+
+
+def test_without_ray_one_line_names_the_install(tmp_path, monkeypatch):
+    need("torch")
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(RunError) as caught:
+        _fit(tmp_path, "run", backend="ray")
+    assert caught.value.format() == ("specforge train: error: --backend ray needs Ray; install it with: "
+                                     "pip install 'specforge[ray]'")
+    assert not (tmp_path / "run").exists()
+
+
+def test_without_pytorch_the_ray_backend_names_the_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(RunError) as caught:
+        _fit(tmp_path, "run", backend="ray")
+    assert caught.value.format() == ("specforge train: error: --backend ray needs PyTorch; install it with: "
+                                     "pip install 'specforge[torch]'")
+    assert not (tmp_path / "run").exists()
