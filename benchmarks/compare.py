@@ -14,7 +14,7 @@ from the same weights, with the same loss, optimizer (Keras' update rules), batc
 fit.batch_size) and thread count (the cores this process may use), in float32 on random batches of the
 model's input shape. Training is measured in alternating rounds (specforge, then PyTorch, ...), each
 figure the best of its rounds, so that both see the same machine; ratios are taken within one run.
-Inference runs specforge's ONNX export and the twin's torch.onnx export under onnxruntime. The memory of
+Inference runs specforge's ONNX export and the PyTorch model's torch.onnx export under onnxruntime. The memory of
 a training step is the peak resident memory a few steps add to a process that runs one framework only
 (benchmarks/side_by_side.py: step_memory_mib).
 """
@@ -119,7 +119,7 @@ def compare_specs(paths: list[Path], args: argparse.Namespace, gemm: float) -> l
           f"least {args.seconds:g} s; ratio: specforge / PyTorch eager (target: at least {SEED_TARGET:.1f}x on "
           f"{SEED}, {OTHERS_TARGET:.1f}x on the others); GEMM: training FLOPs (3 x forward) per second as a share "
           f"of the GEMM rate above")
-    print(f"ONNX bN: images per second of specforge's ONNX export / the twin's torch.onnx export under onnxruntime at "
+    print(f"ONNX bN: images per second of specforge's ONNX export / the PyTorch model's torch.onnx export under onnxruntime at "
           f"batch N (target: at least {ONNX_TARGET:.2f}x at each); largest output difference from specforge's "
           f"forward: {largest_difference:.1e}")
     print("MiB: peak resident memory a training step adds (VmHWM during 3 steps minus VmRSS before them), each "

@@ -45,7 +45,7 @@ def pairing(index: int, pool: int) -> tuple[int, int]:
 
 
 class SideBySide:
-    """``path``'s model with fresh weights (its fit seed), in specforge and as its PyTorch twin from the same
+    """``path``'s model with fresh weights (its fit seed), in specforge and lowered to PyTorch from the same
     weights, each with the spec's loss and optimizer."""
 
     def __init__(self, path: str | Path):
@@ -92,7 +92,7 @@ class SideBySide:
         return step
 
     def pytorch_step(self, batches: list[Batch]) -> Callable[[int], object]:
-        """``step(i)``: the twin's training step on batch ``i`` (converted to PyTorch's layout beforehand)."""
+        """``step(i)``: the PyTorch training step on batch ``i`` (converted to PyTorch's layout beforehand)."""
         from specforge.training.torch.layout import to_torch
 
         inputs = [to_torch(batch.x) for batch in batches]
@@ -132,7 +132,7 @@ def training_rates(pair: SideBySide, batch_size: int, warmup: int, seconds: floa
 
 def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float, rounds: int,
                     ) -> tuple[dict[int, dict[str, Measured]], float]:
-    """Images per second of specforge's ONNX export and of the twin's torch.onnx export under onnxruntime
+    """Images per second of specforge's ONNX export and of the PyTorch model's torch.onnx export under onnxruntime
     (every core), per batch size, and the largest difference between their outputs and specforge's."""
     from benchmarks.torch_onnx import torch_onnx
     from specforge.training.torch.layout import to_torch
