@@ -143,6 +143,11 @@ def shape_error(message: str) -> ShapeError:
     return ShapeError(message)
 
 
+def kernel_and_bias(dkernel: np.ndarray, dbias: np.ndarray | None) -> Params:
+    """The gradients an ops call returned for a layer's ``kernel`` and (when it has one) ``bias``."""
+    return {"kernel": dkernel} if dbias is None else {"kernel": dkernel, "bias": dbias}
+
+
 def as_pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:
     """Keras' ``int or (int, int)`` option as a pair."""
     if isinstance(value, int):
