@@ -69,7 +69,7 @@ class BatchNormalization(Layer):
 
             def center(block: slice) -> list[np.ndarray]:
                 np.subtract(rows[block], shift, out=centered[block])
-                squares = ops.scratch("batch normalization squares", centered[block].shape, rows.dtype)
+                squares = ops.scratch_buffer("batch normalization squares", centered[block].shape, rows.dtype)
                 return [np.multiply(centered[block], centered[block], out=squares)]
 
             (row_squares,) = ops.blockwise_sums(center, rows)
@@ -114,7 +114,7 @@ class BatchNormalization(Layer):
 
         def products(block: slice) -> list[np.ndarray]:
             g = gradient(block)
-            product = ops.scratch("batch normalization products", g.shape, g.dtype)
+            product = ops.scratch_buffer("batch normalization products", g.shape, g.dtype)
             return [g, np.multiply(g, centered[block], out=product)]
 
         row_g, row_products = ops.blockwise_sums(products, centered)
@@ -133,7 +133,7 @@ class BatchNormalization(Layer):
         def input_gradient(block: slice) -> None:
             np.multiply(gradient(block), scales, out=dx[block])
             if training:
-                product = ops.scratch("batch normalization products", dx[block].shape, dx.dtype)
+                product = ops.scratch_buffer("batch normalization products", dx[block].shape, dx.dtype)
                 dx[block] += np.multiply(centered[block], centered_scales, out=product)
                 dx[block] += constant
 

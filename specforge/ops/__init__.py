@@ -10,8 +10,8 @@ through this one.
 Modules: ``window`` (a sliding window's geometry, padding, window views), ``convolution``
 (convolutions and transposed convolutions on the engine that suits them), ``nchwc`` (onnxruntime's
 NCHWc convolution kernels fed the current weights), ``taps`` (convolution as one product per kernel
-tap), ``im2col`` (convolution as a copy and one GEMM), ``dense`` (a matrix product with bias and
-activation), ``elementwise`` (an activation function over a batch), ``pooling`` (windowed pooling
+tap), ``im2col`` (convolution as a copy and one GEMM), ``linear`` (a matrix product with bias and
+activation, ``ops.dense``), ``elementwise`` (an activation function over a batch), ``pooling`` (windowed pooling
 around a kind's reduction), ``epilogue`` (bias and fused activation on a fresh output), ``channels``
 (per-channel arithmetic over whole examples), ``parallel`` (a batch split across the cores),
 ``scratch`` (per-thread buffers reused every batch), ``memory`` (keeping freed memory for the next
@@ -36,11 +36,11 @@ from specforge.ops.convolution import (
     conv_transpose_gradients,
     depthwise_conv,
 )
-from specforge.ops.dense import DenseRecord, dense, dense_gradients
 from specforge.ops.elementwise import activate, activate_gradient
 from specforge.ops.epilogue import activation_gradient
+from specforge.ops.linear import DenseRecord, dense, dense_gradients
 from specforge.ops.pooling import pool, pool_gradient
-from specforge.ops.scratch import scratch
+from specforge.ops.scratch import scratch as scratch_buffer
 from specforge.ops.window import (
     Frame,
     Pads,
@@ -55,5 +55,5 @@ __all__ = [
     "activate", "activate_gradient", "activation_gradient", "blockwise", "blockwise_sums", "channel_totals",
     "conv", "conv_gradients", "conv_transpose", "conv_transpose_gradients", "crop_padding", "dense",
     "dense_gradients", "depthwise_conv", "example_rows", "offset_slices", "pad_image", "pool", "pool_gradient",
-    "position_sums", "scratch", "tiled",
+    "position_sums", "scratch_buffer", "tiled",
 ]

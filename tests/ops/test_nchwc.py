@@ -10,10 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import reference_conv
-from specforge.ops import nchwc
+
 from specforge.layers.conv import Conv2D, DepthwiseConv2D
+from specforge.ops import nchwc
 
 BLOCK = nchwc.block_size()
 # (kind, config, input shape)
