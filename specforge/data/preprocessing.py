@@ -101,8 +101,8 @@ class Preprocessing:
 
     # -- persistence -----------------------------------------------------------------
     def to_dict(self) -> dict:
-        """JSON-friendly form, stored in the run directory."""
-        return {
+        """JSON-friendly form, stored in the run directory (``input_dtype`` only when it is not float32)."""
+        saved = {
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "class_names": list(self.class_names),
@@ -111,8 +111,8 @@ class Preprocessing:
             "std": None if self.std is None else list(self.std),
             "labels": self.labels_encoding,
             "table": self.table,
-            "input_dtype": self.input_dtype,
         }
+        return saved if self.input_dtype == "float32" else {**saved, "input_dtype": self.input_dtype}
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocessing:
