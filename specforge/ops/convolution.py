@@ -113,13 +113,14 @@ def conv_gradients(record: ConvRecord, dy: np.ndarray, need_dx: bool = True,
     # products give it padded, for one group; im2col for the others
     tap_dx = need_dx and one_group and engine != NCHWC
     tap_dkernel = engine == TAPS or (engine == NCHWC and taps.takes_forward(window, record.groups, channels))
-    dx = np.empty((n, *padded, channels) if tap_dx else record.x_shape, dtype) if need_dx else None
+    dx = np.empty((n, *padded, channels) if tap_dx else record.x_shape if need_dx else (0,), dtype)
     grouped = _to_grouped(kernel, record.depthwise)
 
     def shard(index: int) -> tuple[np.ndarray, np.ndarray | None]:
         part = record.parts[index]
         dz = activation_gradient(record.activation, record.y[part], dy[part])
-        grid = plan = None
+        grid: Any = None
+        plan: Any = None
         if tap_dx or tap_dkernel:
             plan = taps.TapPlan.of(window, (part.stop - part.start, *padded))
             grid = taps.gradient_grid(dz, plan, dtype)
@@ -142,10 +143,10 @@ def conv_gradients(record: ConvRecord, dy: np.ndarray, need_dx: bool = True,
 
     results = parallel.run(shard, range(len(record.parts)))
     dkernel = parallel.sum_in_order([dkernel for dkernel, _ in results])
-    dbias = parallel.sum_in_order([dbias for _, dbias in results]) if record.has_bias else None
-    if tap_dx:
-        dx = crop_padding(dx, window.pads)
-    return dx, dkernel, dbias
+    dbias = parallel.sum_in_order([dbias for _, dbias in results if dbias is not None]) if record.has_bias else None
+    if not need_dx:
+        return None, dkernel, dbias
+    return (crop_padding(dx, window.pads) if tap_dx else dx), dkernel, dbias
 
 
 def conv_transpose(x: np.ndarray, kernel: np.ndarray, frame: Frame, bias: np.ndarray | None = None,

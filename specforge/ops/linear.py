@@ -46,15 +46,15 @@ def dense_gradients(record: DenseRecord, dy: np.ndarray, need_dx: bool = True,
     activation; per-shard parts summed in shard order. ``dx`` is None unless ``need_dx``, ``dbias`` None
     without a bias."""
     x, kernel = record.x, record.kernel
-    dx = np.empty(x.shape, np.result_type(dy, kernel)) if need_dx else None
+    dx = np.empty(x.shape if need_dx else (0,), np.result_type(dy, kernel))
 
     def shard(part: slice) -> tuple[np.ndarray, np.ndarray | None]:
         dz = activation_gradient(record.activation, record.y[part], dy[part])
-        if dx is not None:
+        if need_dx:
             np.matmul(dz, kernel.T, out=dx[part])
         return x[part].T @ dz, column_sums(dz) if record.has_bias else None
 
     results = parallel.run(shard, record.parts)
     dkernel = parallel.sum_in_order([dkernel for dkernel, _ in results])
-    dbias = parallel.sum_in_order([dbias for _, dbias in results]) if record.has_bias else None
-    return dx, dkernel, dbias
+    dbias = parallel.sum_in_order([dbias for _, dbias in results if dbias is not None]) if record.has_bias else None
+    return (dx if need_dx else None), dkernel, dbias

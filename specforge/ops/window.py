@@ -31,12 +31,14 @@ class Window:
     @property
     def effective(self) -> tuple[int, int]:
         """The extent of the dilated kernel, ``D*(K-1)+1`` per axis."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+        (kh, kw), (dh, dw) = self.kernel, self.dilation
+        return dh * (kh - 1) + 1, dw * (kw - 1) + 1
 
     def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """Output pixels per axis over an unpadded ``size`` (height, width) image."""
-        return tuple((n + a + b - e) // s + 1
-                     for n, (a, b), e, s in zip(size, self.pads, self.effective, self.strides))
+        height, width = ((n + a + b - e) // s + 1
+                         for n, (a, b), e, s in zip(size, self.pads, self.effective, self.strides))
+        return height, width
 
     @property
     def onnx_pads(self) -> list[int]:
@@ -61,7 +63,8 @@ class Frame:
     @property
     def overlap(self) -> tuple[int, int]:
         """Rows and columns of the output that lie on the full image."""
-        return tuple(min(size, full - before) for size, full, before in zip(self.size, self.full, self.before))
+        rows, columns = (min(size, full - before) for size, full, before in zip(self.size, self.full, self.before))
+        return rows, columns
 
     def output_region(self) -> tuple[slice, ...]:
         return (slice(None), *(slice(0, length) for length in self.overlap))
