@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge import __version__
 from specforge.build import build
-from specforge.errors import DataError, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
+from specforge.errors import DataError, RunError, SpecError, SpecforgeError, SweepInterrupted, TrainingInterrupted
 from specforge.graph import Graph, build_graph
 from specforge.spec import Spec, load_spec
 
@@ -48,25 +48,26 @@ __all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit"
 
 def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = True) -> tuple[Spec, Graph]:
     """``specforge validate``: the resolved spec and its graph, or a SpecError/ShapeError naming every problem.
+    ``path`` may be a sweep file: the spec it names is validated, and its sweep section against that spec.
 
     Also refused: callbacks monitoring a value training will not report, and (unless ``data`` is false) data
     that training would refuse as far as the files' headers and small label files tell
     (``specforge.data.precheck``)."""
     from specforge import callbacks
     from specforge.data.precheck import check_data
+    from specforge.sweep.loading import read_sweep
+    from specforge.sweep.space import sweep_config
 
-    spec = load_spec(path, overrides)
-    graph = build(spec)
+    spec, sweep, locate = read_sweep(path, overrides)
+    graph = build(spec, read_data=data)
     try:
         if data:
             check_data(spec.config, spec.base_dir, graph.output_shape[-1])
         callbacks.create(spec.config["fit"]["callbacks"], spec.config["fit"]["epochs"], _log_names(spec, graph))
     except SpecforgeError as error:
         raise spec.located(error) from None
-    if "sweep" in spec.config:
-        from specforge.sweep.space import sweep_config
-
-        sweep_config(spec, spec.config["sweep"], graph.output_shape[-1], spec.locate)
+    if sweep is not None:
+        sweep_config(spec, sweep, graph.output_shape[-1], locate)
     return spec, graph
 
 
@@ -189,8 +190,15 @@ def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
 
 def load_data(spec: Spec) -> Dataset:
     """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
+    from specforge.build import data_shape
     from specforge.data import load_data as load
+    from specforge.spec.checks import column_problems
 
+    problems = column_problems(spec)
+    if problems:
+        raise SpecError(problems=problems)
+    if "input_shape" not in spec.config["model"]:
+        data_shape(spec)
     try:
         return load(spec.config, spec.base_dir, {})
     except DataError as error:
@@ -273,7 +281,7 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
     actors of ``threads`` CPUs each (default 1; actors default: the cluster's CPUs / threads)."""
     from specforge.data.inputs import read_files
     from specforge.predict import OnnxModel, predict, read_data
-    from specforge.predict_table import is_table_model
+    from specforge.predict_table import is_table_model, rows_only
 
     if bool(inputs) == bool(data):
         raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
@@ -297,8 +305,7 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
         else:
             session = OnnxModel(model, threads)
         if is_table_model(session.metadata):
-            raise DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
-                            "columns", file=str(model))
+            raise rows_only(model)
         if not session.from_specforge and not raw:
             shape = ", ".join(map(str, session.input_shape))
             raise DataError("the model has no specforge metadata (specforge export writes it), so its input "
@@ -318,8 +325,9 @@ def is_rows_file(path: str | Path) -> bool:
 
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
-    """``specforge predict MODEL rows.csv``: an exported table model's predictions for the raw rows of a CSV or
-    Parquet file (the model's feature columns by name; other columns are ignored)."""
+    """``specforge predict MODEL rows.csv``: an exported table model's predictions (or a table run directory's,
+    with its numpy model) for the raw rows of a CSV or Parquet file (the model's feature columns by name; other
+    columns are ignored)."""
     from specforge.predict_table import predict_rows as run_rows
 
     return run_rows(model, rows, threads=threads, limit=limit)

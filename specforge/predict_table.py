@@ -12,10 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from specforge.errors import DataError
+
+if TYPE_CHECKING:
+    from specforge.data.table_read import Table
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -50,26 +54,66 @@ def is_table_model(metadata: dict[str, str]) -> bool:
     return "inputs" in metadata
 
 
+def rows_only(model: str | Path) -> DataError:
+    """The error for images, arrays or a data split given to a model that takes table rows."""
+    return DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
+                     "columns", file=str(model))
+
+
+def _not_rows(rows: Path) -> DataError:
+    return DataError("this model takes images or arrays, not table rows; give PNG/JPEG images or .npy/.npz "
+                     "arrays", file=str(rows))
+
+
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
-    """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet)."""
-    from specforge.data.table_read import read_table
+    """Run the exported table model ``model`` (or a table run directory's numpy model) on the raw rows of
+    ``rows`` (CSV with a header, or Parquet)."""
+    from specforge.run_model import is_run_dir
+
+    model, rows = Path(model), Path(rows)
+    if is_run_dir(model):
+        return _run_rows(model, rows, limit)
+    if not model.is_file():
+        raise DataError("no such file; give the .onnx file specforge export wrote, or a run directory",
+                        file=str(model))
     from specforge.export.runtime import make_session
     from specforge.export.table import rows_feed
 
-    model, rows = Path(model), Path(rows)
-    if not model.is_file():
-        raise DataError("no such file; give the .onnx file specforge export wrote", file=str(model))
     session = make_session(model, threads)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     if not is_table_model(metadata):
-        raise DataError("this model takes images or arrays, not table rows; give PNG/JPEG images or .npy/.npz "
-                        "arrays", file=str(rows))
-    table = read_table(rows, "rows")
-    if limit is not None:
-        table = table.take(np.arange(min(limit, len(table))))
+        raise _not_rows(rows)
+    table = _read_rows(rows, limit)
     inputs = [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
     (output,) = json.loads(metadata["outputs"])
     outputs = session.run([output], rows_feed(table, inputs))[0]
     return RowPredictions(str(model), metadata["task"], json.loads(metadata["class_names"]),
                           [f"{table.row_word} {row}" for row in table.rows], outputs)
+
+
+def _run_rows(run_dir: Path, rows: Path, limit: int | None) -> RowPredictions:
+    """A table run's numpy model on raw rows: the recorded pipeline encodes them as the export's graph does."""
+    from specforge.data import Preprocessing
+    from specforge.export.table import numpy_outputs, require_columns
+    from specforge.runs import open_run
+
+    run = open_run(run_dir)
+    pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
+    if pipeline is None:
+        raise _not_rows(rows)
+    table = _read_rows(rows, limit)
+    require_columns(table, [feature.column for feature in pipeline.features])
+    outputs = numpy_outputs(run.graph, run.model.params, pipeline, table)
+    target = pipeline.target
+    return RowPredictions(str(run_dir), "regression" if target.regression else "classification", target.names,
+                          [f"{table.row_word} {row}" for row in table.rows], outputs)
+
+
+def _read_rows(rows: Path, limit: int | None) -> Table:
+    from specforge.data.table_read import read_table
+
+    if not rows.is_file():
+        raise DataError("no such file; give a CSV or Parquet file of raw rows", file=str(rows))
+    table = read_table(rows, "rows")
+    return table if limit is None else table.take(np.arange(min(limit, len(table))))

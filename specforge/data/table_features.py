@@ -25,6 +25,8 @@ from specforge.errors import DataError
 FEATURE_TYPES = ("numeric", "categorical", "binary")
 TARGET_TYPES = ("categorical", "binary", "numeric")
 FILLS = ("mean", "median", "constant", "most_frequent")
+#: The fills that need numbers (spec.checks refuses them for a categorical or binary column).
+NUMERIC_FILLS = ("mean", "median")
 SCALINGS = ("standardize", "minmax", "log", "none")
 #: How many row numbers an error lists.
 SHOWN_ROWS = 10
@@ -89,9 +91,6 @@ class Feature:
         if not present:
             raise DataError(f"column {column!r} has no values in the training split", file=table.file, path=where)
         fill = fill or "most_frequent"
-        if fill in ("mean", "median"):
-            raise DataError(f"fill {fill} needs numbers; column {column!r} is {kind}: use most_frequent or constant",
-                            path=f"{where}.fill")
         fill_value = as_text(config.get("fill_value", "")) if fill == "constant" else _most_frequent(present)
         vocabulary = sorted(set(present))
         if kind == "binary" and len(vocabulary) > 2:
@@ -218,12 +217,6 @@ class TablePipeline:
     @classmethod
     def fit(cls, features: list[dict], target: dict, train: Table) -> TablePipeline:
         fitted = [Feature.fit(config, train, f"data.features[{index}]") for index, config in enumerate(features)]
-        numeric: dict[str, bool] = {}
-        for index, feature in enumerate(fitted):
-            if numeric.setdefault(feature.column, feature.type == "numeric") != (feature.type == "numeric"):
-                raise DataError(f"column {feature.column!r} is read as numbers by one feature and as text by "
-                                "another; give each column one kind (numeric, or categorical/binary)",
-                                path=f"data.features[{index}].type")
         return cls(fitted, Target.fit(target, train, "data.target"))
 
     def encode(self, table: Table) -> np.ndarray:

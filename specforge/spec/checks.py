@@ -1,17 +1,25 @@
 """Checks that need more than one value of the spec at once (the schema checks each value alone): options
-that exclude each other, and the model's output against the data's classes and the loss."""
+that exclude each other, a table's columns, and the model's input and output against the data's shape,
+classes and the loss."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from specforge.errors import Problem, SpecError
 from specforge.graph import Graph
 from specforge.spec import Spec
 from specforge.spec.reader import SpecPath
 
+if TYPE_CHECKING:
+    from specforge.data.splits import DataShape
 
-def check_compatibility(spec: Spec, graph: Graph) -> None:
-    """Raise SpecError listing every mismatch between the output layer, the data's classes and the loss."""
-    problems = (option_problems(spec) + _reshape_problems(spec) + _class_problems(spec, graph)
+
+def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None) -> None:
+    """Raise SpecError listing every mismatch between the output layer, the data's classes and the loss;
+    ``shape`` is what reading the data told about the model's input and classes, when it was read."""
+    problems = (option_problems(spec) + _reshape_problems(spec) + column_problems(spec)
+                + _input_problems(spec, shape) + _class_problems(spec, graph, shape)
                 + _loss_problems(spec, graph) + _target_problems(spec, graph))
     if problems:
         raise SpecError(problems=problems)
@@ -45,11 +53,50 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
                     spec.locate(("data", "preprocessing", "reshape")))]
 
 
-def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
+def column_problems(spec: Spec) -> list[Problem]:
+    """A table's columns: each listed once, none both a feature and the target, and fills that fit the type."""
+    from specforge.data.table_features import NUMERIC_FILLS
+
+    data = spec.config["data"]
+    if data.get("source") != "table":
+        return []
+    target = data["target"]["column"]
+    first: dict[str, int] = {}
+    problems = []
+    for index, feature in enumerate(data["features"]):
+        column, where = feature["column"], ("data", "features", index)
+        if column in first:
+            problems.append(Problem(f"column {column!r} is listed twice (also data.features[{first[column]}]); "
+                                    "list each column once", spec.locate(where + ("column",))))
+        first.setdefault(column, index)
+        if column in (target if isinstance(target, list) else [target]):
+            problems.append(Problem(f"column {column!r} is the target; a model cannot take its target as a feature: "
+                                    "remove it from data.features", spec.locate(where + ("column",))))
+        if feature["type"] != "numeric" and feature.get("fill") in NUMERIC_FILLS:
+            problems.append(Problem(f"fill {feature['fill']} needs numbers and column {column!r} is "
+                                    f"{feature['type']}; use fill: most_frequent, or constant with a fill_value",
+                                    spec.locate(where + ("fill",))))
+    return problems
+
+
+def _input_problems(spec: Spec, shape: DataShape | None) -> list[Problem]:
+    problem = shape and shape.input_problem(spec.config["model"]["input_shape"])
+    return [Problem(problem, spec.locate(("model", "input_shape")))] if problem else []
+
+
+def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[Problem]:
+    """The output layer against the classes the spec declares, or else those the data has (MNIST's ten, a
+    table target's values); a declared count the data contradicts."""
     from specforge import losses
     from specforge.data import declared_num_classes
 
-    classes = declared_num_classes(spec.config["data"])
+    declared = declared_num_classes(spec.config["data"])
+    found = shape.num_classes if shape else None
+    if declared is not None and found is not None and declared != found:
+        setting = "num_classes" if "num_classes" in spec.config["data"] else "class_names"
+        return [Problem(f"data.{setting} gives {declared} classes but the target has {found} in the training "
+                        f"split; use num_classes: {found} or leave it out", spec.locate(("data", setting)))]
+    classes = declared if declared is not None else found
     path, layer = _output_layer(spec, graph)
     output = graph.output_shape
     if classes is None:
