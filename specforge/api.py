@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge import __version__
 from specforge.build import build
-from specforge.errors import DataError, RunError, SpecError, SpecforgeError, SweepInterrupted, TrainingInterrupted
+from specforge.errors import DataError, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
 from specforge.graph import Graph, build_graph
 from specforge.spec import Spec, load_spec
 
@@ -192,11 +192,9 @@ def load_data(spec: Spec) -> Dataset:
     """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
     from specforge.build import data_shape
     from specforge.data import load_data as load
-    from specforge.spec.checks import column_problems
+    from specforge.spec.checks import check_options
 
-    problems = column_problems(spec)
-    if problems:
-        raise SpecError(problems=problems)
+    check_options(spec)
     if "input_shape" not in spec.config["model"]:
         data_shape(spec)
     try:
@@ -328,9 +326,13 @@ def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = N
     """``specforge predict MODEL rows.csv``: an exported table model's predictions (or a table run directory's,
     with its numpy model) for the raw rows of a CSV or Parquet file (the model's feature columns by name; other
     columns are ignored)."""
-    from specforge.predict_table import predict_rows as run_rows
+    from specforge.predict_table import predict_rows as onnx_rows
+    from specforge.predict_table import run_rows
+    from specforge.run_model import is_run_dir
 
-    return run_rows(model, rows, threads=threads, limit=limit)
+    if is_run_dir(model):
+        return run_rows(model, rows, limit=limit)
+    return onnx_rows(model, rows, threads=threads, limit=limit)
 
 
 def inspect(model: str | Path) -> dict:

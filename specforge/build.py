@@ -7,18 +7,20 @@ from typing import TYPE_CHECKING
 from specforge.errors import DataError
 from specforge.graph import Graph, build_graph
 from specforge.spec import Spec
-from specforge.spec.checks import check_compatibility
+from specforge.spec.checks import check_compatibility, check_options
 
 if TYPE_CHECKING:
     from specforge.data.splits import DataShape
 
 
 def build(spec: Spec, *, read_data: bool = True) -> Graph:
-    """Infer every layer's shape and check the model fits its data and loss; raises located errors.
+    """Check the spec's values against each other, infer every layer's shape and check the model fits its data
+    and loss; raises located errors.
 
     Where only the data tells the model's input shape or classes (a table: the features' encoded width depends
     on the categories in the training split), the data's columns are read (no training), unless ``read_data``
     is false and the spec gives model.input_shape."""
+    check_options(spec)
     shape = data_shape(spec) if read_data or "input_shape" not in spec.config["model"] else None
     graph = build_graph(spec)
     check_compatibility(spec, graph, shape)

@@ -67,37 +67,31 @@ def _not_rows(rows: Path) -> DataError:
 
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
-    """Run the exported table model ``model`` (or a table run directory's numpy model) on the raw rows of
-    ``rows`` (CSV with a header, or Parquet)."""
-    from specforge.run_model import is_run_dir
-
-    model, rows = Path(model), Path(rows)
-    if is_run_dir(model):
-        return _run_rows(model, rows, limit)
-    if not model.is_file():
-        raise DataError("no such file; give the .onnx file specforge export wrote, or a run directory",
-                        file=str(model))
-    from specforge.export.runtime import make_session
+    """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet)."""
+    from specforge.export.runtime import OnnxModel
     from specforge.export.table import rows_feed
 
-    session = make_session(model, threads)
-    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    model, rows = Path(model), Path(rows)
+    onnx_model = OnnxModel(model, threads)
+    metadata = onnx_model.metadata
     if not is_table_model(metadata):
         raise _not_rows(rows)
     table = _read_rows(rows, limit)
     inputs = [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
     (output,) = json.loads(metadata["outputs"])
-    outputs = session.run([output], rows_feed(table, inputs))[0]
+    outputs = onnx_model.session.run([output], rows_feed(table, inputs))[0]
     return RowPredictions(str(model), metadata["task"], json.loads(metadata["class_names"]),
                           [f"{table.row_word} {row}" for row in table.rows], outputs)
 
 
-def _run_rows(run_dir: Path, rows: Path, limit: int | None) -> RowPredictions:
-    """A table run's numpy model on raw rows: the recorded pipeline encodes them as the export's graph does."""
+def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None) -> RowPredictions:
+    """A table run directory's numpy model on the raw rows of ``rows``: the run's recorded pipeline encodes them
+    as the exported graph does, and a standardized target is turned back into its units."""
     from specforge.data import Preprocessing
     from specforge.export.table import numpy_outputs, require_columns
     from specforge.runs import open_run
 
+    run_dir, rows = Path(run_dir), Path(rows)
     run = open_run(run_dir)
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
     if pipeline is None:

@@ -15,12 +15,20 @@ if TYPE_CHECKING:
     from specforge.data.splits import DataShape
 
 
+def check_options(spec: Spec) -> None:
+    """Raise SpecError listing every clash the spec's values make among themselves (no graph, no data needed)."""
+    _raise(option_problems(spec) + column_problems(spec))
+
+
 def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None) -> None:
-    """Raise SpecError listing every mismatch between the output layer, the data's classes and the loss;
-    ``shape`` is what reading the data told about the model's input and classes, when it was read."""
-    problems = (option_problems(spec) + _reshape_problems(spec) + column_problems(spec)
-                + _input_problems(spec, shape) + _class_problems(spec, graph, shape)
-                + _loss_problems(spec, graph) + _target_problems(spec, graph))
+    """Raise SpecError listing every mismatch between the model's input and the data, and between the output
+    layer, the data's classes and the loss; ``shape`` is what reading the data told about the model's input and
+    classes, when it was read."""
+    _raise(_reshape_problems(spec) + _input_problems(spec, shape) + _class_problems(spec, graph, shape) + _loss_problems(spec, graph)
+           + _target_problems(spec, graph))
+
+
+def _raise(problems: list[Problem]) -> None:
     if problems:
         raise SpecError(problems=problems)
 
@@ -54,29 +62,42 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
 
 
 def column_problems(spec: Spec) -> list[Problem]:
-    """A table's columns: each listed once, none both a feature and the target, and fills that fit the type."""
+    """A table's columns: none both a feature and the target, a column listed again only to be encoded another
+    way (standardized and log-scaled, say) and never both as numbers and as text, fills that fit the type."""
     from specforge.data.table_features import NUMERIC_FILLS
 
     data = spec.config["data"]
     if data.get("source") != "table":
         return []
     target = data["target"]["column"]
-    first: dict[str, int] = {}
+    features = data["features"]
     problems = []
-    for index, feature in enumerate(data["features"]):
+    for index, feature in enumerate(features):
         column, where = feature["column"], ("data", "features", index)
-        if column in first:
-            problems.append(Problem(f"column {column!r} is listed twice (also data.features[{first[column]}]); "
-                                    "list each column once", spec.locate(where + ("column",))))
-        first.setdefault(column, index)
         if column in (target if isinstance(target, list) else [target]):
             problems.append(Problem(f"column {column!r} is the target; a model cannot take its target as a feature: "
                                     "remove it from data.features", spec.locate(where + ("column",))))
+        clash = next(((other, why) for other in range(index) if features[other]["column"] == column
+                      and (why := _second_use(features[other], feature))), None)
+        if clash:
+            problems.append(Problem(f"column {column!r} is listed twice (also data.features[{clash[0]}]) {clash[1]}",
+                                    spec.locate(where + ("column",))))
         if feature["type"] != "numeric" and feature.get("fill") in NUMERIC_FILLS:
             problems.append(Problem(f"fill {feature['fill']} needs numbers and column {column!r} is "
                                     f"{feature['type']}; use fill: most_frequent, or constant with a fill_value",
                                     spec.locate(where + ("fill",))))
     return problems
+
+
+def _second_use(first: dict, second: dict) -> str:
+    """What is wrong with listing a column again as ``second`` after ``first``, or '' when it is encoded another
+    way (a second scaling of the same numbers)."""
+    if first == second:
+        return "with the same encoding, which only copies an input; list each column once"
+    if (first["type"] == "numeric") != (second["type"] == "numeric"):
+        return ("as numbers once and as text once; give each column one kind (numeric, or categorical/binary) "
+                "and list it once")
+    return ""
 
 
 def _input_problems(spec: Spec, shape: DataShape | None) -> list[Problem]:

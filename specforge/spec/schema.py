@@ -43,7 +43,9 @@ def build_schema() -> dict:
         "additionalProperties": False,
         "allOf": [{"if": {"properties": {"data": {"properties": {"source": {"const": "table"}}, "required": ["source"]}},
                           "required": ["data"]},
-                   "else": {"properties": {"model": {"required": ["input_shape"]}}}}],
+                   "else": {"properties": {"model": {"description": "model.input_shape is required unless the "
+                                                                    "data source is table.",
+                                                     "required": ["input_shape"]}}}}],
         "properties": {
             "$schema": {"type": "string", "description": "Path or URL of this schema, for editors (JSON specs)."},
             "version": {

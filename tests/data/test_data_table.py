@@ -182,8 +182,8 @@ def test_a_test_class_unseen_in_training_is_refused(tmp_path):
 
 
 def test_the_input_width_is_named_when_it_does_not_match(tmp_path):
-    with pytest.raises(DataError, match=r"encode to 7 values per row \(age 1, city 4, smoker 1, income 1\).*"
-                                        r"use input_shape: \[7\]"):
+    with pytest.raises(DataError, match=r"encode to 7 values per row \(3 numeric or binary columns of 1; city 4: "
+                                        r"3 categories and 1 for unseen ones\).*use input_shape: \[7\]"):
         load(table_spec(tmp_path), tmp_path, width=5)
 
 
