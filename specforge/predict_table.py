@@ -98,7 +98,7 @@ def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None)
         raise _not_rows(rows)
     table = _read_rows(rows, limit)
     require_columns(table, [feature.column for feature in pipeline.features])
-    outputs = numpy_outputs(run.graph, run.model.params, pipeline, table)
+    outputs = numpy_outputs(run.graph, run.weights(), pipeline, table)
     target = pipeline.target
     return RowPredictions(str(run_dir), "regression" if target.regression else "classification", target.names,
                           [f"{table.row_word} {row}" for row in table.rows], outputs)

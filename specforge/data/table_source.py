@@ -48,10 +48,6 @@ FEATURE_SCHEMA = {
     },
     "required": ["column"],
     "additionalProperties": False,
-    "allOf": [
-        {"if": {"properties": {"fill": {"const": "constant"}}, "required": ["fill"]},
-         "then": {"required": ["fill_value"]}},
-    ],
     "examples": [{"column": "age"}, {"column": "city", "type": "categorical"},
                  {"column": "income", "fill": "median", "scale": "log"}],
 }

@@ -63,7 +63,8 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
 
 def column_problems(spec: Spec) -> list[Problem]:
     """A table's columns: none both a feature and the target, a column listed again only to be encoded another
-    way (standardized and log-scaled, say) and never both as numbers and as text, fills that fit the type."""
+    way (standardized and log-scaled, say) and never both as numbers and as text, fills that fit the type and
+    a constant fill with its value."""
     from specforge.data.table_features import NUMERIC_FILLS
 
     data = spec.config["data"]
@@ -82,6 +83,11 @@ def column_problems(spec: Spec) -> list[Problem]:
         if clash:
             problems.append(Problem(f"column {column!r} is listed twice (also data.features[{clash[0]}]) {clash[1]}",
                                     spec.locate(where + ("column",))))
+        if feature.get("fill") == "constant" and "fill_value" not in feature:
+            problems.append(Problem("fill: constant needs fill_value, the value a missing cell takes; add "
+                                    f"fill_value: {'0' if feature['type'] == 'numeric' else 'unknown'} (say), or use "
+                                    f"fill: {'mean' if feature['type'] == 'numeric' else 'most_frequent'}",
+                                    spec.locate(where + ("fill",))))
         if feature["type"] != "numeric" and feature.get("fill") in NUMERIC_FILLS:
             problems.append(Problem(f"fill {feature['fill']} needs numbers and column {column!r} is "
                                     f"{feature['type']}; use fill: most_frequent, or constant with a fill_value",

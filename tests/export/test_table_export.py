@@ -175,3 +175,39 @@ def test_table_export_refuses_logits(regression):
     _, run, _ = regression
     out = invoke("export", run.path, "--logits")
     assert out.exit_code == 2 and "a table model takes raw rows" in out.output
+
+
+def json_records(*args) -> list[dict]:
+    out = invoke("predict", *args, "--json")
+    assert out.exit_code == 0, out.output
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("fixture", ["regression", "classifier"])
+def test_a_table_run_directory_predicts_raw_rows_as_its_exported_model_does(fixture, request):
+    root, run, result = request.getfixturevalue(fixture)
+    from_run, from_onnx = (json_records(model, root / "test.csv") for model in (run.path, result.path))
+    assert len(from_run) == len(from_onnx) == 60
+    assert [r["row"] for r in from_run] == [r["row"] for r in from_onnx]
+    values = [k for k in from_onnx[0] if k not in ("row", "class", "name")]
+    if fixture == "classifier":
+        assert [r["name"] for r in from_run] == [r["name"] for r in from_onnx]
+    np.testing.assert_allclose([[r[k] for k in values] for r in from_run], [[r[k] for k in values] for r in from_onnx],
+                               rtol=1e-4, atol=1e-4)
+    assert api.predict_rows(run.path, root / "test.csv", limit=2).rows == ["line 2", "line 3"]
+
+
+def test_a_table_run_directory_refuses_images_and_names_missing_columns(regression, tmp_path):
+    _, run, _ = regression
+    np.save(tmp_path / "x.npy", np.zeros((2, WIDTH), np.float32))
+    out = invoke("predict", run.path, tmp_path / "x.npy")
+    assert (out.exit_code, out.output.strip()) == (2, f"{run.path}: error: this model takes table rows: give one "
+                                                      "CSV or Parquet file of raw rows with its feature columns")
+    (tmp_path / "rows.csv").write_text("age,city\n30,paris\n")
+    out = invoke("predict", run.path, tmp_path / "rows.csv")
+    assert (out.exit_code, out.output.strip()) == (2, f"{tmp_path / 'rows.csv'}: error: the model needs the columns "
+                                                      "'smoker', 'income', which the file does not have; its header "
+                                                      "has: age, city")
+    out = invoke("predict", run.path, tmp_path / "gone.csv")
+    assert (out.exit_code, out.output.strip()) == (2, f"{tmp_path / 'gone.csv'}: error: no such file; give a CSV or "
+                                                      "Parquet file of raw rows")
