@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from specforge.build import build
 from specforge.errors import Location, Problem, SpecError
@@ -20,6 +20,7 @@ Locate = Callable[[SpecPath], Location]
 def load_sweep(source: str | Path | Spec, overrides: Sequence[str] = (), *, trials: int | None = None) -> SweepConfig:
     """The checked sweep of a spec (file or object) or sweep file; ``trials`` replaces its number of trials.
     ``overrides`` (``--set``) apply to the spec.  Raises SpecError locating every problem."""
+    locate: Locate
     if isinstance(source, Spec):
         spec, section, locate = source, source.config.get("sweep"), source.locate
     else:
