@@ -95,6 +95,17 @@ def test_a_trial_that_changes_a_feature_infers_the_width_again(tmp_path):
     assert build(override_spec(spec, ["fit.epochs=2"])).input_shape == (WIDTH,)
 
 
+def test_a_sweep_over_a_table_spec_without_input_shape_reaches_its_workers(tmp_path):
+    from specforge.sweep.loading import load_sweep
+    from specforge.sweep.space import sweep_from_payload, sweep_payload
+
+    path = write_wine(tmp_path, SPEC + "sweep:\n  parameters:\n    data.features[2].type: {choice: [binary, "
+                                       "categorical]}\n  metric: loss\n")
+    sweep = sweep_from_payload(sweep_payload(load_sweep(path)))  # as a worker process rebuilds it
+    widths = [build(sweep.trial_spec({"data.features[2].type": kind})).input_shape for kind in ("binary", "categorical")]
+    assert widths == [(WIDTH,), (WIDTH + 2,)]
+
+
 def test_data_info_works_without_an_input_shape(tmp_path):
     info = api.data_info(api.load_spec(write_wine(tmp_path)))
     assert info["preprocessing"]["input_shape"] == [WIDTH] and info["class_names"] == ["c1", "c2", "c3"]
