@@ -77,6 +77,15 @@ def test_the_input_shape_is_inferred_from_the_features_and_recorded_by_training(
     assert run.graph.input_shape == (WIDTH,)
 
 
+def test_the_graph_alone_names_what_reads_the_input_shape(tmp_path):
+    from specforge.errors import SpecError
+
+    spec = api.load_spec(write_wine(tmp_path))
+    with pytest.raises(SpecError, match=r"model.input_shape is left out.*specforge.build.build \(api.build\)"):
+        api.build_graph(spec)
+    assert api.build(spec).input_shape == api.build_graph(spec).input_shape == (WIDTH,)
+
+
 def test_a_given_input_shape_that_fits_is_kept(tmp_path):
     path = write_wine(tmp_path, SPEC.replace("model:\n", f"model:\n  input_shape: [{WIDTH}]\n"))
     assert api.validate(path)[1].input_shape == (WIDTH,)
