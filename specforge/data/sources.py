@@ -18,11 +18,11 @@ from specforge.data.idx import read_idx_dims, read_idx_file
 from specforge.data.mnist import MNIST_SHAPE, load_mnist
 from specforge.data.pairs import Reader, load_pairs
 from specforge.data.splits import SPLIT_NAMES, DataShape, Loaded, Probe
-from specforge.data.table import csv_row_values, load_csv_split
-from specforge.data.table_source import OPTIONS as TABLE_OPTIONS
-from specforge.data.table_source import REQUIRED as TABLE_REQUIRED
-from specforge.data.table_source import fit_table, load_table, table_shape, table_splits
-from specforge.registry import Registry
+from specforge.data.pixel_csv import csv_row_values, load_csv_split
+from specforge.data.table.source import OPTIONS as TABLE_OPTIONS
+from specforge.data.table.source import REQUIRED as TABLE_REQUIRED
+from specforge.data.table.source import fit_table, load_table, table_shape, table_splits
+from specforge.base.registry import Registry
 
 URL_FORMATS = ("npz", "csv")
 
@@ -107,7 +107,7 @@ class DataSource:
         raise NotImplementedError
 
     def shape(self, spec: dict, base_dir: Path) -> DataShape | None:
-        """What the data fixes about the model that the spec alone does not tell (``specforge.build``): a
+        """What the data fixes about the model that the spec alone does not tell (``specforge.graph.build``): a
         table's input width and classes; None for a source whose files need not be read for that."""
         return None
 

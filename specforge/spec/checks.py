@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from specforge.errors import Problem, SpecError
-from specforge.graph import Graph
+from specforge.base.errors import Problem, SpecError
+from specforge.graph.dag import Graph
 from specforge.spec import Spec
 from specforge.spec.reader import SpecPath
 
@@ -35,7 +35,7 @@ def _raise(problems: list[Problem]) -> None:
 
 def option_problems(spec: Spec) -> list[Problem]:
     """Options valid one by one that cannot go together: clipnorm with clipvalue, two learning-rate setters."""
-    from specforge.callbacks import CALLBACKS
+    from specforge.options.callbacks import CALLBACKS
 
     problems = []
     optimizer = spec.config["compile"]["optimizer"]
@@ -65,7 +65,7 @@ def column_problems(spec: Spec) -> list[Problem]:
     """A table's columns: none both a feature and the target, a column listed again only to be encoded another
     way (standardized and log-scaled, say) and never both as numbers and as text, fills that fit the type and
     a constant fill with its value."""
-    from specforge.data.table_features import NUMERIC_FILLS
+    from specforge.data.table.features import NUMERIC_FILLS
 
     data = spec.config["data"]
     if data.get("source") != "table":
@@ -114,7 +114,7 @@ def _input_problems(spec: Spec, shape: DataShape | None) -> list[Problem]:
 def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[Problem]:
     """The output layer against the classes the spec declares, or else those the data has (MNIST's ten, a
     table target's values); a declared count the data contradicts."""
-    from specforge import losses
+    from specforge.options import losses
     from specforge.data import declared_num_classes
 
     declared = declared_num_classes(spec.config["data"])
@@ -143,8 +143,7 @@ def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[P
 
 
 def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
-    from specforge import losses
-
+    from specforge.options import losses
     loss = losses.get(spec.config["compile"]["loss"])
     problems = []
     path, layer = _output_layer(spec, graph)
@@ -170,8 +169,8 @@ def _output_layer(spec: Spec, graph: Graph) -> tuple[SpecPath, dict]:
 def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
     """A table's numeric target needs a regression loss and metrics, one output per target column; a class
     target takes no regression metrics."""
-    from specforge import losses
-    from specforge.metrics import METRICS
+    from specforge.options import losses
+    from specforge.options.metrics import METRICS
 
     data = spec.config["data"]
     if data.get("source") != "table":

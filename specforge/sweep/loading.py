@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from specforge.build import build
-from specforge.errors import Location, Problem, SpecError
+from specforge.base.defaults import with_defaults
+from specforge.base.errors import Location, Problem, SpecError
+from specforge.graph.build import build
 from specforge.spec import Spec, load_spec
-from specforge.spec.defaults import with_defaults
 from specforge.spec.reader import SpecPath, read_document
 from specforge.spec.validate import validate_document
 from specforge.sweep.schema import SWEEP_FILE_SCHEMA, SWEEP_SCHEMA

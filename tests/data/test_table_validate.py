@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from specforge import api
-from specforge.build import build
-from specforge.cli import app
+from specforge.graph.build import build
+from specforge.cli.commands import app
 from specforge.spec import override_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,10 +78,10 @@ def test_the_input_shape_is_inferred_from_the_features_and_recorded_by_training(
 
 
 def test_the_graph_alone_names_what_reads_the_input_shape(tmp_path):
-    from specforge.errors import SpecError
+    from specforge.base.errors import SpecError
 
     spec = api.load_spec(write_wine(tmp_path))
-    with pytest.raises(SpecError, match=r"model.input_shape is left out.*specforge.build.build \(api.build\)"):
+    with pytest.raises(SpecError, match=r"model.input_shape is left out.*specforge.graph.build.build \(api.build\)"):
         api.build_graph(spec)
     assert api.build(spec).input_shape == api.build_graph(spec).input_shape == (WIDTH,)
 

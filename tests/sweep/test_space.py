@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from specforge import api
-from specforge.errors import SpecError
+from specforge.base.errors import SpecError
 from specforge.spec.schema import load_schema
 from specforge.sweep.loading import load_sweep
 from specforge.sweep.space import Parameter
@@ -123,7 +123,7 @@ def test_a_spec_without_a_sweep_cannot_be_swept():
 def cli_validate(*args) -> object:
     from typer.testing import CliRunner
 
-    from specforge.cli import app
+    from specforge.cli.commands import app
 
     return CliRunner().invoke(app, ["validate", *map(str, args)])
 

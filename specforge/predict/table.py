@@ -1,0 +1,113 @@
+"""Predictions of an exported table model on raw rows from a CSV or Parquet file.
+
+The model (``specforge export`` of a ``table`` spec) takes one input per feature column; the
+file must have those columns (by header name; other columns are ignored) and its cells are fed
+as they are: numbers for numeric columns, text for categorical and binary ones, missing cells as
+NaN and ``""``, which the graph fills as training did.  A classifier gives each row's most
+probable class and its probability, a regression the predicted numbers in the target's units.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from specforge.base.errors import DataError
+
+if TYPE_CHECKING:
+    from specforge.data.table.read import Table
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+@dataclass
+class RowPredictions:
+    """Each row's outputs (probabilities or numbers), with where the row is in its file."""
+
+    model: str
+    task: str
+    #: class names (classification) or target columns (regression)
+    names: list[str]
+    rows: list[str]
+    outputs: np.ndarray
+
+    def records(self) -> list[dict]:
+        """One JSON-friendly record per row."""
+        if self.task == "regression":
+            return [{"row": row, **{name: float(value) for name, value in zip(self.names, values)}}
+                    for row, values in zip(self.rows, self.outputs)]
+        best = self.outputs.argmax(axis=1)
+        return [{"row": row, "class": int(index), "name": self.names[index], "probability": float(values[index])}
+                for row, index, values in zip(self.rows, best, self.outputs)]
+
+
+def is_rows_file(path: str | Path) -> bool:
+    """Whether ``path`` is a file of table rows (CSV or Parquet) rather than images or arrays."""
+    return Path(path).suffix.lower() in TABLE_SUFFIXES
+
+
+def is_table_model(metadata: dict[str, str]) -> bool:
+    return "inputs" in metadata
+
+
+def rows_only(model: str | Path) -> DataError:
+    """The error for images, arrays or a data split given to a model that takes table rows."""
+    return DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
+                     "columns", file=str(model))
+
+
+def _not_rows(rows: Path) -> DataError:
+    return DataError("this model takes images or arrays, not table rows; give PNG/JPEG images or .npy/.npz "
+                     "arrays", file=str(rows))
+
+
+def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
+                 limit: int | None = None) -> RowPredictions:
+    """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet)."""
+    from specforge.predict.session import OnnxModel
+    from specforge.export.table import rows_feed
+
+    model, rows = Path(model), Path(rows)
+    onnx_model = OnnxModel(model, threads)
+    metadata = onnx_model.metadata
+    if not is_table_model(metadata):
+        raise _not_rows(rows)
+    table = _read_rows(rows, limit)
+    inputs = [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
+    (output,) = json.loads(metadata["outputs"])
+    outputs = onnx_model.session.run([output], rows_feed(table, inputs))[0]
+    return RowPredictions(str(model), metadata["task"], json.loads(metadata["class_names"]),
+                          [f"{table.row_word} {row}" for row in table.rows], outputs)
+
+
+def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None) -> RowPredictions:
+    """A table run directory's numpy model on the raw rows of ``rows``: the run's recorded pipeline encodes them
+    as the exported graph does, and a standardized target is turned back into its units."""
+    from specforge.data import Preprocessing
+    from specforge.export.table import numpy_outputs, require_columns
+    from specforge.runs.directory import open_run
+
+    run_dir, rows = Path(run_dir), Path(rows)
+    run = open_run(run_dir)
+    pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
+    if pipeline is None:
+        raise _not_rows(rows)
+    table = _read_rows(rows, limit)
+    require_columns(table, [feature.column for feature in pipeline.features])
+    outputs = numpy_outputs(run.graph, run.weights(), pipeline, table)
+    target = pipeline.target
+    return RowPredictions(str(run_dir), "regression" if target.regression else "classification", target.names,
+                          [f"{table.row_word} {row}" for row in table.rows], outputs)
+
+
+def _read_rows(rows: Path, limit: int | None) -> Table:
+    from specforge.data.table.read import read_table
+
+    if not rows.is_file():
+        raise DataError("no such file; give a CSV or Parquet file of raw rows", file=str(rows))
+    table = read_table(rows, "rows")
+    return table if limit is None else table.take(np.arange(min(limit, len(table))))
