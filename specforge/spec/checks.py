@@ -63,8 +63,8 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
 
 def column_problems(spec: Spec) -> list[Problem]:
     """A table's columns: none both a feature and the target, a column listed again only to be encoded another
-    way (standardized and log-scaled, say) and never both as numbers and as text, fills that fit the type and
-    a constant fill with its value."""
+    way (standardized and log-scaled, say) and never both as numbers and as text, fills that fit the type,
+    fill_value with fill: constant and only with it."""
     from specforge.data.table.features import NUMERIC_FILLS
 
     data = spec.config["data"]
@@ -88,6 +88,10 @@ def column_problems(spec: Spec) -> list[Problem]:
                                     f"fill_value: {'0' if feature['type'] == 'numeric' else 'unknown'} (say), or use "
                                     f"fill: {'mean' if feature['type'] == 'numeric' else 'most_frequent'}",
                                     spec.locate(where + ("fill",))))
+        if "fill_value" in feature and feature.get("fill") != "constant":
+            problems.append(Problem("fill_value is the value of fill: constant and this column's fill is "
+                                    f"{feature.get('fill') or 'the default'}; add fill: constant or remove fill_value",
+                                    spec.locate(where + ("fill_value",))))
         if feature["type"] != "numeric" and feature.get("fill") in NUMERIC_FILLS:
             problems.append(Problem(f"fill {feature['fill']} needs numbers and column {column!r} is "
                                     f"{feature['type']}; use fill: most_frequent, or constant with a fill_value",

@@ -50,6 +50,8 @@ WIDTH = 1 + len(COLORS) + 1 + 1  # alcohol, color one-hot + unseen, region
 
 
 def write_wine(directory: Path, spec: str = SPEC) -> Path:
+    """The spec and wine.csv (60 rows) in ``directory``, and a test file wine_test.csv whose header spells
+    color as colour."""
     rng = np.random.default_rng(0)
     lines = ["alcohol,color,region,cultivar"]
     for i in range(60):
@@ -57,6 +59,7 @@ def write_wine(directory: Path, spec: str = SPEC) -> Path:
         color = "" if i % 11 == 6 else COLORS[i % 3]
         lines.append(f"{alcohol},{color},{'north' if i % 2 else 'south'},c{i % 3 + 1}")
     (directory / "wine.csv").write_text("\n".join(lines) + "\n")
+    (directory / "wine_test.csv").write_text("\n".join(["alcohol,colour,region,cultivar", *lines[1:7]]) + "\n")
     path = directory / "wine.yaml"
     path.write_text(spec)
     return path
@@ -140,6 +143,11 @@ MISTAKES = {
     "fill constant": ("{column: alcohol}", "{column: alcohol, fill: constant}", 8, "data.features[0].fill",
                       "fill: constant needs fill_value, the value a missing cell takes; add fill_value: 0 (say), or "
                       "use fill: mean"),
+    "fill_value alone": ("{column: alcohol}", "{column: alcohol, fill_value: 0}", 8, "data.features[0].fill_value",
+                         "fill_value is the value of fill: constant and this column's fill is the default; add "
+                         "fill: constant or remove fill_value"),
+    "test file column": ("  test_fraction: 0.2\n", "  test: wine_test.csv\n", 9, "data.features[1].column",
+                         "wine_test.csv has no column 'color'; did you mean 'colour'?"),
     "twice": ("{column: region, type: binary}", "{column: color, type: categorical}", 10, "data.features[2].column",
               "column 'color' is listed twice (also data.features[1]) with the same encoding, which only copies an "
               "input; list each column once"),

@@ -126,9 +126,17 @@ def _split_tables(spec: dict, base_dir: Path) -> tuple[dict[str, Table], dict[st
 
 
 def fit_table(spec: dict, base_dir: Path) -> tuple[dict[str, Table], dict[str, str], TablePipeline]:
-    """Every split's table, the files' digests, and the pipeline fitted on the training split."""
+    """Every split's table, the files' digests, and the pipeline fitted on the training split; a split's own
+    file must have every column the spec names (refused with the closest header name, as for training's)."""
     tables, digests = _split_tables(spec, base_dir)
-    return tables, digests, TablePipeline.fit(spec["features"], spec["target"], tables["train"])
+    pipeline = TablePipeline.fit(spec["features"], spec["target"], tables["train"])
+    targets = spec["target"]["column"] if isinstance(spec["target"]["column"], list) else [spec["target"]["column"]]
+    named = [(f"data.features[{index}]", feature["column"]) for index, feature in enumerate(spec["features"])] + \
+        [("data.target", column) for column in targets]
+    for split in digests.keys() - {"train"}:
+        for where, column in named:
+            tables[split].column(column, where)
+    return tables, digests, pipeline
 
 
 def table_shape(pipeline: TablePipeline) -> DataShape:
