@@ -17,15 +17,15 @@ if TYPE_CHECKING:
 
 def check_options(spec: Spec) -> None:
     """Raise SpecError listing every clash the spec's values make among themselves (no graph, no data needed)."""
-    _raise(option_problems(spec) + column_problems(spec))
+    _raise(option_problems(spec) + _column_problems(spec))
 
 
 def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None) -> None:
     """Raise SpecError listing every mismatch between the model's input and the data, and between the output
     layer, the data's classes and the loss; ``shape`` is what reading the data told about the model's input and
     classes, when it was read."""
-    _raise(_reshape_problems(spec) + _input_problems(spec, shape) + _class_problems(spec, graph, shape) + _loss_problems(spec, graph)
-           + _target_problems(spec, graph))
+    _raise(_reshape_problems(spec) + _input_problems(spec, shape) + _class_problems(spec, graph, shape)
+           + _loss_problems(spec, graph) + _target_problems(spec, graph))
 
 
 def _raise(problems: list[Problem]) -> None:
@@ -61,7 +61,7 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
                     spec.locate(("data", "preprocessing", "reshape")))]
 
 
-def column_problems(spec: Spec) -> list[Problem]:
+def _column_problems(spec: Spec) -> list[Problem]:
     """A table's columns: none both a feature and the target, a column listed again only to be encoded another
     way (standardized and log-scaled, say) and never both as numbers and as text, fills that fit the type,
     fill_value with fill: constant and only with it."""

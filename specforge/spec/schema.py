@@ -41,7 +41,8 @@ def build_schema() -> dict:
         "type": "object",
         "required": ["version", "name", "model", "compile"],
         "additionalProperties": False,
-        "allOf": [{"if": {"properties": {"data": {"properties": {"source": {"const": "table"}}, "required": ["source"]}},
+        "allOf": [{"if": {"properties": {"data": {"properties": {"source": {"const": "table"}},
+                                                  "required": ["source"]}},
                           "required": ["data"]},
                    "else": {"properties": {"model": {"description": "model.input_shape is required unless the "
                                                                     "data source is table.",

@@ -114,7 +114,8 @@ def test_a_sweep_over_a_table_spec_without_input_shape_reaches_its_workers(tmp_p
     path = write_wine(tmp_path, SPEC + "sweep:\n  parameters:\n    data.features[2].type: {choice: [binary, "
                                        "categorical]}\n  metric: loss\n")
     sweep = sweep_from_payload(sweep_payload(load_sweep(path)))  # as a worker process rebuilds it
-    widths = [build(sweep.trial_spec({"data.features[2].type": kind})).input_shape for kind in ("binary", "categorical")]
+    widths = [build(sweep.trial_spec({"data.features[2].type": kind})).input_shape
+              for kind in ("binary", "categorical")]
     assert widths == [(WIDTH,), (WIDTH + 2,)]
 
 
