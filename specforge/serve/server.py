@@ -51,11 +51,18 @@ def serve(path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: 
         raise DataError("specforge serve needs its server stack: pip install 'specforge[serve]'") from None
     from specforge.predict.images import OnnxModel
     from specforge.serve.app import create_app
+    from specforge.serve.connection import bounded_protocol
 
+    import onnxruntime
+
+    # onnxruntime would log a failing run itself, over several lines; the server logs it as one line
+    onnxruntime.set_default_logger_severity(4)
     model = OnnxModel(model_file(path), threads)
     check_address(host, port)
     name = name or model.metadata.get("spec_name") or model.path.stem
     print(f"serving {name} ({model.path}) on http://{host}:{port}/v2/models/{name}", flush=True)
+    limits = limits or Limits()
     config = uvicorn.Config(create_app(model, name, limits), host=host, port=port, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=GRACE_SECONDS)
+                            access_log=False, timeout_graceful_shutdown=GRACE_SECONDS, http=bounded_protocol(limits),
+                            h11_max_incomplete_event_size=limits.max_header_bytes)
     uvicorn.Server(config).run()
