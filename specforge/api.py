@@ -336,7 +336,7 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name:
     """``specforge serve``: serve an ONNX file (or a run's exported model) on the Open Inference Protocol until
     SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``.  ``read_timeout``: seconds a request's headers,
     and then its body, may take to arrive."""
-    from specforge.serve.app import Limits
+    from specforge.serve.limits import Limits
     from specforge.serve.server import serve as run_server
 
     run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch, read_timeout),

@@ -17,13 +17,13 @@ answering is a 500 with a JSON body too, and one line in the log (``guard.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 import specforge
 from specforge.base.errors import DataError
+from specforge.serve.limits import Limits
 from specforge.serve.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
 
 if TYPE_CHECKING:
@@ -35,17 +35,6 @@ if TYPE_CHECKING:
 VERSION = "1"
 #: A one-channel image brighter than this on average is dark on light and inverted (as ``predict`` does).
 INVERT_ABOVE = 127
-
-
-@dataclass
-class Limits:
-    """What one request may hold, and how long it may take to arrive."""
-
-    max_body_bytes: int = 8 * 1024 * 1024
-    max_batch: int = 256
-    #: seconds for a request's headers to arrive, and then for its body
-    read_timeout: float = 30.0
-    max_header_bytes: int = 16 * 1024
 
 
 def create_app(model: OnnxModel, name: str, limits: Limits | None = None) -> Starlette:
@@ -188,4 +177,4 @@ def _decode(image: bytes, model: OnnxModel) -> tuple[np.ndarray, bool]:
     return (255 - pixels if inverted else pixels), inverted
 
 
-__all__ = ["Limits", "create_app"]
+__all__ = ["create_app"]

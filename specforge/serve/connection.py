@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from specforge.serve.guard import error_response
 
 if TYPE_CHECKING:
-    from specforge.serve.app import Limits
+    from specforge.serve.limits import Limits
 
 
 def bounded_protocol(limits: Limits) -> type[asyncio.Protocol]:

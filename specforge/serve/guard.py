@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from specforge.serve.protocol import ProtocolError
 
 if TYPE_CHECKING:
-    from specforge.serve.app import Limits
+    from specforge.serve.limits import Limits
 
 Message = dict
 Receive = Callable[[], Awaitable[Message]]
@@ -78,11 +78,12 @@ async def read_body(scope: dict, receive: Receive, limits: Limits) -> bytes:
     """The whole body (ProtocolError 413 over ``limits.max_body_bytes``, 408 past ``limits.read_timeout``)."""
     import anyio
 
-    declared = _header(scope, b"content-length")
+    length = _header(scope, b"content-length")  # h11 has checked that it is digits
+    declared = int(length) if length is not None else None
     limit = limits.max_body_bytes
-    too_large = declared is not None and int(declared) > limit
-    if too_large and (int(declared) > DRAIN_FACTOR * limit or _header(scope, b"expect") == "100-continue"):
-        raise ProtocolError(413, _too_large(int(declared), limit), close=True)
+    too_large = declared is not None and declared > limit
+    if too_large and (declared > DRAIN_FACTOR * limit or _header(scope, b"expect") == "100-continue"):
+        raise ProtocolError(413, _too_large(declared, limit), close=True)
     chunks, size, more = [], 0, True
     try:
         with anyio.fail_after(limits.read_timeout):
@@ -100,7 +101,7 @@ async def read_body(scope: dict, receive: Receive, limits: Limits) -> bytes:
             raise ProtocolError(408, f"the request's body did not arrive within {limits.read_timeout:g} s "
                                      f"({size:,} bytes came); send it whole, promptly", close=True) from None
     if too_large:
-        raise ProtocolError(413, _too_large(int(declared) if declared is not None else None, limit), close=more)
+        raise ProtocolError(413, _too_large(declared, limit), close=more)
     return b"".join(chunks)
 
 

@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 
 from specforge.base.errors import DataError
-from specforge.serve.app import Limits
+from specforge.serve.limits import Limits
 
 GRACE_SECONDS = 30
 MODEL_FILE = "model.onnx"
@@ -49,11 +49,11 @@ def serve(path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: 
         import uvicorn
     except ImportError:
         raise DataError("specforge serve needs its server stack: pip install 'specforge[serve]'") from None
+    import onnxruntime
+
     from specforge.predict.images import OnnxModel
     from specforge.serve.app import create_app
     from specforge.serve.connection import bounded_protocol
-
-    import onnxruntime
 
     # onnxruntime would log a failing run itself, over several lines; the server logs it as one line
     onnxruntime.set_default_logger_severity(4)
