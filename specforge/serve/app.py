@@ -85,7 +85,7 @@ def create_app(model: OnnxModel, name: str, limits: Limits | None = None) -> Sta
         parsed = parse_request(await request.body(), request.headers.get(HEADER_LENGTH), inputs=served.inputs,
                                output_names=served.output_names, max_batch=limits.max_batch)
         wanted = parsed.outputs or served.output_names
-        results = await run_in_threadpool(model.session.run, wanted, served.feed(parsed.inputs))
+        results = await run_in_threadpool(served.run, wanted, parsed.inputs)
         content, headers = encode_response(name, parsed.id, dict(zip(wanted, results)), parsed.binary_outputs)
         return Response(content, headers=headers)
 

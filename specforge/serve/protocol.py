@@ -16,6 +16,7 @@ import json
 import re
 import struct
 from dataclasses import dataclass
+from functools import cache
 from math import prod
 from typing import Sequence
 
@@ -164,11 +165,17 @@ def _json(text: bytes) -> object:
                                  "tensors, nested no deeper than their shapes") from None
 
 
-def _follows_schema(request: object) -> None:
+@cache
+def _validator():
     from jsonschema import Draft7Validator
+
+    return Draft7Validator(REQUEST_SCHEMA)
+
+
+def _follows_schema(request: object) -> None:
     from jsonschema.exceptions import best_match
 
-    error = best_match(Draft7Validator(REQUEST_SCHEMA).iter_errors(request))
+    error = best_match(_validator().iter_errors(request))
     if error is None:
         return
     where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)

@@ -2,7 +2,8 @@
 
 uvicorn stops on SIGTERM or SIGINT: it stops accepting connections, lets the requests in flight finish
 (up to ``GRACE_SECONDS``), closes the connections, and then ends the process by the signal it received, as
-a service manager expects.
+a service manager expects.  Its connections are uvicorn's HTTP/1.1 (h11) ones with a bound on the headers and
+a deadline for them (``connection.py``).
 """
 
 from __future__ import annotations

@@ -400,3 +400,14 @@ def test_a_declared_size_refused_at_once_is_answered_without_reading_the_body(se
                            f"{10 ** 9 if not expect else MAX_BYTES + 1}\r\n{expect}\r\n".encode())
         status, payload = parse_response(read_all(connection))
     assert status == 413 and "this server takes at most 250,000" in json.loads(payload)["error"]
+
+
+@pytest.mark.parametrize("head", ["HELLO\r\n\r\n", f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                                   "Content-Length: \u00b2\r\n\r\n"],
+                         ids=["not a request line", "a Content-Length of \u00b2"])
+def test_what_http_cannot_parse_gets_a_json_400(server, head):
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head.encode("latin-1"))
+        status, payload = parse_response(read_all(connection))
+    assert status == 400 and "not valid HTTP/1.1" in json.loads(payload)["error"]
