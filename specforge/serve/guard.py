@@ -52,12 +52,13 @@ class RequestGuard:
         except ClientGone:
             return
         started = False
+        unread: bytes | None = body
 
         async def replay() -> Message:
-            nonlocal body
-            if body is None:
+            nonlocal unread
+            if unread is None:
                 return await receive()
-            message, body = {"type": "http.request", "body": body, "more_body": False}, None
+            message, unread = {"type": "http.request", "body": unread, "more_body": False}, None
             return message
 
         async def tracked(message: Message) -> None:
@@ -68,9 +69,9 @@ class RequestGuard:
         try:
             await self.app(scope, replay, tracked)
         except Exception as error:
-            LOG.error("%s %s: %s", scope["method"], scope["path"], one_line(error))
+            LOG.error("%s %s: %s%s", scope["method"], scope["path"], summary(error), raised_at(error))
             if not started:
-                await respond(send, 500, f"unexpected error while answering: {one_line(error)}; this is a bug in "
+                await respond(send, 500, f"unexpected error while answering: {summary(error)}; this is a bug in "
                                          "the served model or in specforge, not in the request")
 
 
@@ -82,7 +83,8 @@ async def read_body(scope: dict, receive: Receive, limits: Limits) -> bytes:
     declared = int(length) if length is not None else None
     limit = limits.max_body_bytes
     too_large = declared is not None and declared > limit
-    if too_large and (declared > DRAIN_FACTOR * limit or _header(scope, b"expect") == "100-continue"):
+    if declared is not None and too_large and (declared > DRAIN_FACTOR * limit
+                                               or _header(scope, b"expect") == "100-continue"):
         raise ProtocolError(413, _too_large(declared, limit), close=True)
     chunks, size, more = [], 0, True
     try:
@@ -122,12 +124,16 @@ def error_response(status: int, message: str) -> bytes:
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 
 
-def one_line(error: BaseException) -> str:
-    """``Type: first line of the message (at file:line)``, where the innermost frame raised it."""
+def summary(error: BaseException) -> str:
+    """``Type: the first line of the message``."""
     text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def raised_at(error: BaseException) -> str:
+    """`` (at file:line)`` of the innermost frame, for the log (not for the client)."""
     frames = traceback.extract_tb(error.__traceback__)
-    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-    return f"{type(error).__name__}: {text[0] if text else ''}{where}"
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
 def _check_headers(scope: dict, bound: int) -> None:

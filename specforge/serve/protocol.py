@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass
 from functools import cache
 from math import prod
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -123,7 +123,7 @@ def encode_response(model_name: str, request_id: str | None, outputs: dict[str, 
     """The response body and its extra headers: strict JSON, then the binary outputs' bytes in order."""
     tensors, blobs = [], []
     for name, array in outputs.items():
-        tensor = {"name": name, "datatype": DATATYPES[array.dtype.name], "shape": list(array.shape)}
+        tensor: dict[str, object] = {"name": name, "datatype": DATATYPES[array.dtype.name], "shape": list(array.shape)}
         if name in binary_outputs:
             blob = _bytes_blob(array) if array.dtype == object else np.ascontiguousarray(array).tobytes()
             tensor["parameters"] = {"binary_data_size": len(blob)}
@@ -155,7 +155,7 @@ def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return body[:int(header_length)], body[int(header_length):]
 
 
-def _json(text: bytes) -> object:
+def _json(text: bytes) -> Any:
     try:
         return json.loads(text)
     except (ValueError, UnicodeDecodeError) as error:

@@ -324,7 +324,8 @@ def test_an_error_inside_inference_is_a_json_500_and_one_log_line(tmp_path):
     finally:
         stop_server(process)
     lines = [line for line in log.splitlines() if "Reshape" in line]
-    assert len(lines) == 1 and "POST /v2/models/broken/infer: " in lines[0], log
+    assert len(lines) == 1 and "POST /v2/models/broken/infer: Fail: " in lines[0] and " (at " in lines[0], log
+    assert " (at " not in answer["error"]
     assert "Traceback" not in log
 
 

@@ -13,7 +13,7 @@ import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -138,7 +138,7 @@ def _read_parquet(path: Path) -> Table:
     return cells_table(str(path), columns)
 
 
-def cells_table(source: str, columns: dict[str, Sequence[object]]) -> Table:
+def cells_table(source: str, columns: Mapping[str, Sequence[object]]) -> Table:
     """Typed cells by column (Parquet's, or the tensors of a served request) as a Table, rows numbered from 1:
     None, NaN and the texts a CSV reads as missing become missing cells, as in every other table."""
     count = len(next(iter(columns.values()), []))
