@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge import __version__
 from specforge.graph.build import build
-from specforge.base.errors import DataError, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
+from specforge.base.errors import DataError, Problem, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
 from specforge.graph.dag import Graph, build_graph
 from specforge.spec import Spec, load_spec
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from specforge.sweep.results import SweepResult
     from specforge.sweep.runner import OnUpdate
 
-__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
+__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "evaluation_warnings", "load_run", "predict", "load_data",
            "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
            "sweep", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted", "SweepInterrupted"]
 
@@ -110,6 +110,17 @@ def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | No
     from specforge.training.evaluate import evaluate_run
 
     return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details, on_batch=on_batch)
+
+
+def evaluation_warnings(run: Run | str | Path) -> list[Problem]:
+    """Remarks on a run's scores that stop nothing: moving statistics of batch normalization that had too few
+    training steps to move from their initial values (for a run that recorded its steps)."""
+    from specforge.training.moving_statistics import unsettled_statistics
+
+    run = _as_run(run)
+    steps = run.manifest.get("steps_completed")
+    warning = None if steps is None else unsettled_statistics(run.spec(), run.graph, steps)
+    return [] if warning is None else [warning]
 
 
 def runs(name: str | None = None, root: str | Path = "runs") -> list[RunRecord]:
