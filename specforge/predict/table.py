@@ -54,6 +54,11 @@ def is_table_model(metadata: dict[str, str]) -> bool:
     return "inputs" in metadata
 
 
+def table_inputs(metadata: dict[str, str]) -> list[tuple[str, bool]]:
+    """``(column, is_text)`` for each input of an exported table model, in the model's order, from its metadata."""
+    return [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
+
+
 def rows_only(model: str | Path) -> DataError:
     """The error for images, arrays or a data split given to a model that takes table rows."""
     return DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
@@ -77,9 +82,8 @@ def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = N
     if not is_table_model(metadata):
         raise _not_rows(rows)
     table = _read_rows(rows, limit)
-    inputs = [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
     (output,) = json.loads(metadata["outputs"])
-    outputs = onnx_model.session.run([output], rows_feed(table, inputs))[0]
+    outputs = onnx_model.session.run([output], rows_feed(table, table_inputs(metadata)))[0]
     return RowPredictions(str(model), metadata["task"], json.loads(metadata["class_names"]),
                           [f"{table.row_word} {row}" for row in table.rows], outputs)
 

@@ -136,8 +136,8 @@ MISTAKES = {
                    "wines.csv: no such file; relative paths start at the spec file's directory"),
     "input_shape": ("model:\n", "model:\n  input_shape: [5]\n", 13, "model.input_shape",
                     f"the features encode to {WIDTH} values per row (2 numeric or binary columns of 1; color 4: 3 "
-                    f"categories and 1 for unseen ones) but model.input_shape is [5]; use input_shape: [{WIDTH}] or "
-                    "leave it out (it is inferred)"),
+                    "categories and the out-of-vocabulary column) but model.input_shape is [5]; use input_shape: "
+                    f"[{WIDTH}] or leave it out (it is inferred)"),
     "fill median": ("type: categorical}", "type: categorical, fill: median}", 9, "data.features[1].fill",
                     "fill median needs numbers and column 'color' is categorical; use fill: most_frequent, or "
                     "constant with a fill_value"),
