@@ -125,8 +125,9 @@ def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[P
     found = shape.num_classes if shape else None
     if declared is not None and found is not None and declared != found:
         setting = "num_classes" if "num_classes" in spec.config["data"] else "class_names"
+        fix = f"use num_classes: {found}" if setting == "num_classes" else f"give {found} class_names"
         return [Problem(f"data.{setting} gives {declared} classes but the target has {found} in the training "
-                        f"split; use num_classes: {found} or leave it out", spec.locate(("data", setting)))]
+                        f"split; {fix} or leave it out", spec.locate(("data", setting)))]
     classes = declared if declared is not None else found
     path, layer = _output_layer(spec, graph)
     output = graph.output_shape

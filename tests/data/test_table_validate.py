@@ -179,13 +179,17 @@ def test_each_mistake_is_one_line_at_the_spec_line_exit_2(case, command, tmp_pat
     assert not (tmp_path / "run").exists()
 
 
-def test_a_wrong_units_count_is_refused_as_for_mnist_against_a_declared_count(tmp_path):
+def test_a_declared_class_count_the_target_contradicts_is_refused(tmp_path):
     spec = write_wine(tmp_path, SPEC.replace("  target:", "  num_classes: 4\n  target:"))
     out = invoke("validate", spec)
     assert out.exit_code == 2
     assert out.output.strip().splitlines() == [
         f"{spec}:11:16: error: data.num_classes: data.num_classes gives 4 classes but the target has 3 in the "
         "training split; use num_classes: 3 or leave it out"]
+    spec = write_wine(tmp_path, SPEC.replace("  target:", "  class_names: [a, b]\n  target:"))
+    assert invoke("validate", spec).output.strip().endswith(
+        "data.class_names: data.class_names gives 2 classes but the target has 3 in the training split; give 3 "
+        "class_names or leave it out")
 
 
 def test_a_column_encoded_two_ways_is_allowed(tmp_path):
