@@ -90,7 +90,7 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
     ``quantize="int8"`` writes the int8 model instead (RUN/model.int8.onnx unless ``output``), once it keeps
     the float model's test accuracy within ``max_accuracy_drop`` points (default 0.5)."""
     from specforge.data.preprocessing import Preprocessing
-    from specforge.runs import open_run, write_json
+    from specforge.runs import display_path, open_run, write_json
 
     run = open_run(run_path)
     spec = run.spec()
@@ -98,7 +98,10 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
     if web is not None:
         from specforge.export.web import page_mode, write_site
 
-        mode = page_mode(graph.input_shape, preprocessing)
+        try:
+            mode = page_mode(graph.input_shape, preprocessing, run=display_path(run.path))
+        except ExportError as error:
+            raise spec.located(error) from None
     steps = Preprocessing.from_dict(run.preprocessing)
     base_dir = Path(run.manifest.get("base_dir", spec.base_dir))
     common = {"spec_name": spec.name, "spec_sha256": run.manifest.get("spec_sha256", spec.sha256()),

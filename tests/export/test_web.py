@@ -69,7 +69,28 @@ def test_web_refuses_a_model_the_page_cannot_drive(tmp_path):
     assert result.exit_code == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert "--web needs an image model" in line and "[784]" in line
+    assert line.startswith(f"{run.path / 'spec.yaml'}:") and ": model.input_shape: " in line
     assert not (tmp_path / "site").exists() and not (run.path / "model.onnx").exists()
+
+
+def test_web_names_the_run_whose_preprocessing_was_left_out(seed_run, tmp_path):
+    result = invoke("export", seed_run, "--web", tmp_path / "site", "--no-preprocessing", "-o", tmp_path / "m.onnx")
+    assert result.exit_code == 2
+    assert result.stderr == f"{seed_run}: error: --web feeds raw pixels, so the model must hold its preprocessing: " \
+                            "leave out --no-preprocessing\n"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_the_site_is_created_with_the_permissions_the_umask_gives(seed_run, tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        result = invoke("export", seed_run, "--web", tmp_path / "site" / "digits", "-o", tmp_path / "m.onnx")
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    for folder in (tmp_path / "site", tmp_path / "site" / "digits", tmp_path / "site" / "digits" / "ort"):
+        assert folder.stat().st_mode & 0o777 == 0o777 & ~umask, folder
+    assert (tmp_path / "site" / "digits" / "index.html").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 @contextlib.contextmanager
