@@ -14,10 +14,14 @@ from specforge.data.table_read import Table
 from specforge.errors import DataError
 from specforge.fileio import write_bytes
 
-PANEL = (220, 120)
+PANEL = (260, 150)
 BINS = 20
 #: Categories drawn per panel; the rest are summed into one last bar.
 SHOWN_CATEGORIES = 12
+#: Pixels: the thickest a category's bar is drawn, and the space between panels.
+MAX_BAR_HEIGHT = 18
+GAP = 10
+FONT_SIZE = 11
 
 
 def _numbers(values: np.ndarray) -> dict:
@@ -58,30 +62,68 @@ def target_info(pipeline: TablePipeline, splits: dict[str, Table]) -> dict:
     return {"columns": target.columns, "type": target.type, "classes": target.classes, "class_counts": counts}
 
 
-def _panel(values: np.ndarray | list[str], title: str) -> object:
+def column_panel(values: np.ndarray | list[str], title: str) -> object:
+    """One column's picture: a histogram of a numeric column with its range, or a bar per category (the most
+    frequent first, the rest summed into one bar) labelled with the category and its count."""
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", PANEL, "white")
     draw = ImageDraw.Draw(image)
+    draw.font = _font()
+    top, bottom = 20, PANEL[1] - 4
     if isinstance(values, np.ndarray):
         present = values[~np.isnan(values)]
         counts, edges = np.histogram(present, bins=BINS) if present.size else (np.zeros(BINS), np.zeros(BINS + 1))
-        caption = f"{title}  {edges[0]:.4g}..{edges[-1]:.4g}"
-    else:
-        names, tallies = np.unique(np.array(values, dtype=object).astype(str), return_counts=True)
-        order = np.argsort(-tallies, kind="stable")
-        counts = tallies[order][:SHOWN_CATEGORIES]
-        if len(order) > SHOWN_CATEGORIES:
-            counts = np.append(counts, tallies[order][SHOWN_CATEGORIES:].sum())
-        caption = f"{title}  {len(names)} values"
-    top, bottom, width = 16, PANEL[1] - 4, (PANEL[0] - 8) / max(len(counts), 1)
-    peak = max(float(np.max(counts, initial=0)), 1.0)
-    for index, count in enumerate(counts):
-        left = round(4 + index * width)
-        right = round(4 + (index + 1) * width) - max(1, round(width / 10))
-        draw.rectangle([left, round(bottom - (bottom - top) * count / peak), right, bottom], fill="steelblue")
-    draw.text((4, 2), caption, fill="black")
+        draw.text((4, 2), f"{title}: {edges[0]:.4g} to {edges[-1]:.4g}", fill="black")
+        width, peak = (PANEL[0] - 8) / BINS, max(float(np.max(counts, initial=0)), 1.0)
+        for index, count in enumerate(counts):
+            left = round(4 + index * width)
+            right = round(4 + (index + 1) * width) - max(1, round(width / 10))
+            draw.rectangle([left, round(bottom - (bottom - top) * count / peak), right, bottom], fill="steelblue")
+        return image
+    names, tallies = np.unique(np.array(values, dtype=object).astype(str), return_counts=True)
+    order = np.argsort(-tallies, kind="stable")
+    bars = [(str(names[i]), int(tallies[i])) for i in order[:SHOWN_CATEGORIES]]
+    if len(order) > SHOWN_CATEGORIES:
+        bars.append((f"{len(order) - SHOWN_CATEGORIES} others", int(tallies[order][SHOWN_CATEGORIES:].sum())))
+    draw.text((4, 2), f"{title}: {len(names)} values", fill="black")
+    label_width = min(max(draw.textlength(name) for name, _ in bars), PANEL[0] * 0.4)
+    count_width = max(draw.textlength(f"{count:,}") for _, count in bars)
+    left, right = 4 + label_width + 4, PANEL[0] - 4 - count_width - 4
+    height, peak = min((bottom - top) / len(bars), MAX_BAR_HEIGHT), max(count for _, count in bars)
+    for index, (name, count) in enumerate(bars):
+        y = top + index * height
+        middle = y + height / 2
+        draw.text((4, middle), _fitted(draw, name, label_width), fill="black", anchor="lm")
+        draw.rectangle([left, round(y + 1), left + max(1, round((right - left) * count / peak)),
+                        round(y + height - 1)], fill="steelblue")
+        draw.text((PANEL[0] - 4, middle), f"{count:,}", fill="black", anchor="rm")
     return image
+
+
+def _font():
+    """DejaVu Sans where the system has it (Pillow looks among the system's fonts), whose letters cover the
+    accented names categories have (rosé); else Pillow's own scalable font."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", FONT_SIZE)
+    except OSError:
+        return ImageFont.load_default(size=FONT_SIZE)
+
+
+def _fitted(draw, text: str, width: float) -> str:
+    """``text``, shortened with an ellipsis to fit ``width`` pixels where it is longer."""
+    if draw.textlength(text) <= width:
+        return text
+    while text and draw.textlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def target_title(column: str) -> str:
+    """The title of a target column's panel."""
+    return f"{column} (target)"
 
 
 def render_histograms(pipeline: TablePipeline, table: Table, path: Path) -> Path:
@@ -93,15 +135,16 @@ def render_histograms(pipeline: TablePipeline, table: Table, path: Path) -> Path
     panels = []
     for column, numeric in dict((f.column, f.type == "numeric") for f in pipeline.features).items():
         values = table.numbers(column) if numeric else [t for t in table.texts(column) if t is not None]
-        panels.append(_panel(values, column))
+        panels.append(column_panel(values, column))
     for column in pipeline.target.columns:
         values = (table.numbers(column) if pipeline.target.regression
                   else [t for t in table.texts(column) if t is not None])
-        panels.append(_panel(values, f"target {column}"))
+        panels.append(column_panel(values, target_title(column)))
     columns = math.ceil(math.sqrt(len(panels)))
-    grid = Image.new("RGB", (columns * PANEL[0], math.ceil(len(panels) / columns) * PANEL[1]), "white")
+    step = (PANEL[0] + GAP, PANEL[1] + GAP)
+    grid = Image.new("RGB", (columns * step[0] + GAP, math.ceil(len(panels) / columns) * step[1] + GAP), "#e4e4e4")
     for index, panel in enumerate(panels):
-        grid.paste(panel, ((index % columns) * PANEL[0], (index // columns) * PANEL[1]))
+        grid.paste(panel, (GAP + (index % columns) * step[0], GAP + (index // columns) * step[1]))
     buffer = BytesIO()
     grid.save(buffer, format="PNG")
     return write_bytes(Path(path), buffer.getvalue())
