@@ -250,7 +250,9 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
 def list_runs(args: Optional[List[str]] = typer.Argument(None, metavar="[NAME] | compare A B",
                                                          help="A spec name to list only its runs, or compare and two "
                                                               "run directories."),
-              root: Path = typer.Option(Path("runs"), "--root", help="Where the runs are."),
+              root: Path = typer.Option(Path("runs"), "--root",
+                                        help="Where the runs are: ROOT/<spec name>/<run>, and runs put in ROOT "
+                                             "itself with train --out."),
               as_json: bool = JsonOption) -> None:
     """List the runs (status, epochs, best validation value, test metrics, duration, spec hash), or compare two:
     the spec values that differ and both runs' results."""
