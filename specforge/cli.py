@@ -398,6 +398,8 @@ def _predict_rows(model: Path, rows: Path, limit: int | None, as_json: bool, out
     from specforge.cli_present import row_lines, write_row_predictions
 
     predictions = api.predict_rows(model, rows, threads=threads, limit=limit)
+    for note in predictions.notes:
+        typer.echo(f"{rows}: warning: {note}", err=True)
     if output is not None:
         write_row_predictions(predictions, output)
         typer.echo(f"wrote {len(predictions.rows)} predictions to {output}")

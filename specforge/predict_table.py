@@ -10,7 +10,7 @@ probable class and its probability, a regression the predicted numbers in the ta
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,9 @@ class RowPredictions:
     names: list[str]
     rows: list[str]
     outputs: np.ndarray
+    #: what the rows hold that the model reads other than a reader would expect (values a binary column never
+    #: held in training), one sentence each
+    notes: list[str] = field(default_factory=list)
 
     def records(self) -> list[dict]:
         """One JSON-friendly record per row."""
@@ -72,4 +75,12 @@ def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = N
     (output,) = json.loads(metadata["outputs"])
     outputs = session.run([output], rows_feed(table, inputs))[0]
     return RowPredictions(str(model), metadata["task"], json.loads(metadata["class_names"]),
-                          [f"{table.row_word} {row}" for row in table.rows], outputs)
+                          [f"{table.row_word} {row}" for row in table.rows], outputs, _notes(metadata, table))
+
+
+def _notes(metadata: dict[str, str], table) -> list[str]:
+    from specforge.data.preprocessing import Preprocessing
+    from specforge.data.table_unseen import unseen_binary_notes
+
+    pipeline = Preprocessing.from_dict(json.loads(metadata["preprocessing"])).pipeline
+    return [] if pipeline is None else unseen_binary_notes(pipeline, table)

@@ -11,6 +11,7 @@ import numpy as np
 
 from specforge.data.table_features import TablePipeline
 from specforge.data.table_read import Table
+from specforge.data.table_unseen import unseen_counts
 from specforge.errors import DataError
 from specforge.fileio import write_bytes
 
@@ -44,6 +45,9 @@ def column_info(pipeline: TablePipeline, splits: dict[str, Table]) -> list[dict]
         else:
             entry.update(vocabulary_size=len(feature.vocabulary), vocabulary=feature.vocabulary[:SHOWN_CATEGORIES],
                          fill=feature.fill)
+        if feature.type == "binary":  # rows whose value training never saw, read as 0 (table_unseen)
+            entry["unseen"] = {name: sum(unseen_counts(pipeline, table).get(feature.column, {}).values())
+                               for name, table in splits.items()}
         info.append(entry)
     return info
 
