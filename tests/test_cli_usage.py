@@ -56,7 +56,8 @@ def _commands(group, path=()):
 
 
 def test_help_keeps_bracketed_text_such_as_extras():
-    """Help text is rich markup: an unescaped [plot] is taken for a style tag and dropped from the help."""
+    """Help text is rich markup: an unescaped [plot] (any bracket that opens with a lowercase letter, #, / or @) is
+    taken for a style tag and dropped from the help."""
     import re
 
     import typer
@@ -66,7 +67,8 @@ def test_help_keeps_bracketed_text_such_as_extras():
     checked = 0
     for path, command in _commands(typer.main.get_command(app)):
         texts = [command.help or ""] + [getattr(param, "help", None) or "" for param in command.params]
-        wanted = {match.replace("\\[", "[") for text in texts for match in re.findall(r"\w+\\?\[\w+\]", text)}
+        tags = [match for text in texts for match in re.findall(r"\S*\\?\[[a-z#/@][^\[\]]*\]", text)]
+        wanted = {tag.replace("\\[", "[") for tag in tags}
         if not wanted:
             continue
         shown = " ".join(specforge_cli(*path, "--help").stdout.split())
