@@ -115,11 +115,13 @@ def test_a_spec_validation_split_is_the_one_training_and_evaluate_hold_out(expor
         expected(exported, validation.images[:8]).argmax(axis=1))
 
 
-@pytest.mark.parametrize("data, where", [("SPEC:validation", "SPEC: error: the data of 'SPEC' has no validation "
-                                                             "split; use one of: train, test"),
-                                         ("mnist:validation", "--data mnist:validation: error: the data of 'mnist' "
-                                                              "has no validation split; use one of: train, test"),
-                                         ("mnist", "--data mnist: error: --data 'mnist' is not SOURCE:SPLIT")])
+NO_VALIDATION = "has no validation split; use one of: train, test"
+
+
+@pytest.mark.parametrize("data, where", [
+    ("SPEC:validation", f"SPEC: error: the data of 'SPEC' {NO_VALIDATION}"),
+    ("mnist:validation", f"--data mnist:validation: error: the data of 'mnist' {NO_VALIDATION}"),
+    ("mnist", "--data mnist: error: --data 'mnist' is not SOURCE:SPLIT")])
 def test_a_missing_split_names_where_it_was_asked_for(exported, tmp_path, data, where):
     config = small_spec().config
     config["fit"]["validation"] = "none"

@@ -41,4 +41,4 @@ def unseen_binary_notes(pipeline: TablePipeline, table: Table) -> list[str]:
     return notes
 
 
-__all__ = ["unseen_counts", "unseen_binary_notes"]
+__all__ = ["unseen_binary_notes", "unseen_counts"]
