@@ -62,7 +62,7 @@ def test_help_keeps_bracketed_text_such_as_extras():
 
     import typer
 
-    from specforge.cli import app
+    from specforge.cli.commands import app
 
     checked = 0
     for path, command in _commands(typer.main.get_command(app)):

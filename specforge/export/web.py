@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from specforge.errors import ExportError
-from specforge.fileio import staging_folder
+from specforge.base.errors import ExportError
+from specforge.base.fileio import staging_folder
 
 ASSETS = Path(__file__).with_name("web")
 PAGE_FILES = ("index.html", "app.js", "style.css")

@@ -11,7 +11,7 @@ from PIL import Image
 from specforge.data import data_info, load_dataset, render_grid
 from specforge.data.info import CELL_MIN_PX, LABEL_PX
 from specforge.data.splits import Split
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 
 def test_info_counts_shapes_ranges_and_balance(idx_set):
@@ -78,7 +78,7 @@ def test_the_sample_grid_shows_every_class_with_the_usual_file_mode(tmp_path):
 
 def test_a_category_panel_labels_each_bar_with_its_value_and_count():
     """Each bar of a categorical column has its category at its left and its count at its right."""
-    from specforge.data.table_info import column_panel
+    from specforge.data.table.info import column_panel
 
     panel = np.asarray(column_panel(["rosé"] * 5 + ["red"] * 9 + ["white"] * 2, "colour").convert("RGB")).astype(int)
     blue = (np.abs(panel - [70, 130, 180]).sum(axis=2) < 30)
@@ -96,6 +96,6 @@ def test_a_category_panel_labels_each_bar_with_its_value_and_count():
 
 
 def test_a_target_panel_names_its_column_as_the_target():
-    from specforge.data.table_info import target_title
+    from specforge.data.table.info import target_title
 
     assert target_title("cultivar") == "cultivar (target)"

@@ -82,7 +82,7 @@ def test_every_example_spec_validates():
 def test_a_piped_summary_shows_every_layer_and_kind_whole():
     """Piped output is 80 columns wide by default: the table is printed at its own width instead of cutting
     cells short (``(BatchNormaliz…``)."""
-    from specforge.summary import summary_lines
+    from specforge.graph.summary import summary_lines
 
     spec = ROOT / "specs" / "resnet.yaml"
     environment = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
@@ -99,6 +99,6 @@ def test_a_piped_summary_shows_every_layer_and_kind_whole():
 @pytest.mark.parametrize("count, text", [(608, "608 FLOP"), (1_000, "1.0 kFLOP"), (22_381_056, "22.4 MFLOP"),
                                          (3.2e9, "3.2 GFLOP")])
 def test_counts_are_written_with_a_space_before_the_unit(count, text):
-    from specforge.summary import human
+    from specforge.graph.summary import human
 
     assert human(count, "FLOP") == text

@@ -91,7 +91,7 @@ def test_the_final_table_is_sorted_by_the_objective(tmp_path, monkeypatch):
 
 
 def test_the_readme_sweeps_section_names_the_install_commands():
-    from specforge.raycluster import INSTALL as RAY_INSTALL
+    from specforge.base.raycluster import INSTALL as RAY_INSTALL
     from specforge.sweep.study import INSTALL
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
