@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge import __version__
 from specforge.graph.build import build
-from specforge.base.errors import DataError, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
+from specforge.base.errors import DataError, Problem, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
 from specforge.graph.dag import Graph, build_graph
 from specforge.spec import Spec, load_spec
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from specforge.sweep.results import SweepResult
     from specforge.sweep.runner import OnUpdate
 
-__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
+__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "evaluation_warnings", "load_run", "predict", "load_data",
            "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
            "sweep", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted", "SweepInterrupted"]
 
@@ -110,6 +110,17 @@ def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | No
     from specforge.training.evaluate import evaluate_run
 
     return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details, on_batch=on_batch)
+
+
+def evaluation_warnings(run: Run | str | Path) -> list[Problem]:
+    """Remarks on a run's scores that stop nothing: moving statistics of batch normalization that had too few
+    training steps to move from their initial values (for a run that recorded its steps)."""
+    from specforge.training.moving_statistics import unsettled_statistics
+
+    run = _as_run(run)
+    steps = run.manifest.get("steps_completed")
+    warning = None if steps is None else unsettled_statistics(run.spec(), run.graph, steps)
+    return [] if warning is None else [warning]
 
 
 def runs(name: str | None = None, root: str | Path = "runs") -> list[RunRecord]:
@@ -331,13 +342,16 @@ def inspect(model: str | Path) -> dict:
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
-          max_batch: int = 256, max_body_bytes: int = 8 * 1024 * 1024, threads: int | None = None) -> None:
+          max_batch: int = 256, max_body_bytes: int = 8 * 1024 * 1024, read_timeout: float = 30.0,
+          threads: int | None = None) -> None:
     """``specforge serve``: serve an ONNX file (or a run's exported model) on the Open Inference Protocol until
-    SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``."""
-    from specforge.serve.app import Limits
+    SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``.  ``read_timeout``: seconds a request's headers,
+    and then its body, may take to arrive."""
+    from specforge.serve.limits import Limits
     from specforge.serve.server import serve as run_server
 
-    run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch), threads=threads)
+    run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch, read_timeout),
+               threads=threads)
 def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int | None = None, jobs: int = 1,
           backend: str = "local", address: str | None = None, root: str | Path = "runs",
           limit_train: int | None = None, limit_test: int | None = None,

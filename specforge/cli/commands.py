@@ -180,6 +180,8 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
     finally:
         if bar is not None:
             bar.close()
+    for warning in api.evaluation_warnings(run):
+        typer.echo(warning.format(), err=True)
     picture = api.plot_confusion(run, results) if plot else None
     if as_json:
         _echo_json({**results, **({"confusion_png": str(picture)} if picture else {})})
@@ -497,13 +499,16 @@ def serve(model: Path = typer.Argument(..., metavar="MODEL_OR_RUN",
           max_batch: int = typer.Option(256, "--max-batch", min=1, help="Most examples in one infer request."),
           max_request_mb: float = typer.Option(8.0, "--max-request-mb", min=0.001,
                                                help="Largest request body, in MiB (larger: 413)."),
+          read_timeout: float = typer.Option(30.0, "--read-timeout", min=0.1,
+                                             help="Seconds a request's headers, then its body, may take to arrive "
+                                                  "(later: 408)."),
           threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime threads.")) -> None:
     """Serve a model over HTTP on the Open Inference Protocol (KServe v2 REST), plus an image upload endpoint;
     stops gracefully on SIGTERM or Ctrl-C."""
     from specforge import api
 
     api.serve(model, host=host, port=port, name=name, max_batch=max_batch,
-              max_body_bytes=int(max_request_mb * 1024 * 1024), threads=threads)
+              max_body_bytes=int(max_request_mb * 1024 * 1024), read_timeout=read_timeout, threads=threads)
 
 
 def usage_error_line(error: Exception) -> str:

@@ -53,6 +53,11 @@ def is_table_model(metadata: dict[str, str]) -> bool:
     return "inputs" in metadata
 
 
+def table_inputs(metadata: dict[str, str]) -> list[tuple[str, bool]]:
+    """``(column, is_text)`` for each input of an exported table model, in the model's order, from its metadata."""
+    return [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
+
+
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
     """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet)."""
@@ -71,9 +76,8 @@ def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = N
     table = read_table(rows, "rows")
     if limit is not None:
         table = table.take(np.arange(min(limit, len(table))))
-    inputs = [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
     (output,) = json.loads(metadata["outputs"])
-    outputs = session.run([output], rows_feed(table, inputs))[0]
+    outputs = session.run([output], rows_feed(table, table_inputs(metadata)))[0]
     return RowPredictions(str(model), metadata["task"], json.loads(metadata["class_names"]),
                           [f"{table.row_word} {row}" for row in table.rows], outputs, _notes(metadata, table))
 
