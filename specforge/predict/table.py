@@ -10,7 +10,7 @@ probable class and its probability, a regression the predicted numbers in the ta
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ import numpy as np
 from specforge.base.errors import DataError
 
 if TYPE_CHECKING:
+    from specforge.data.table.features import TablePipeline
     from specforge.data.table.read import Table
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -34,6 +35,9 @@ class RowPredictions:
     names: list[str]
     rows: list[str]
     outputs: np.ndarray
+    #: what the rows hold that the model reads other than a reader would expect (values a binary column never
+    #: held in training), one sentence each
+    notes: list[str] = field(default_factory=list)
 
     def records(self) -> list[dict]:
         """One JSON-friendly record per row."""
@@ -73,8 +77,9 @@ def _not_rows(rows: Path) -> DataError:
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
     """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet)."""
-    from specforge.predict.session import OnnxModel
+    from specforge.data.preprocessing import Preprocessing
     from specforge.export.table import rows_feed
+    from specforge.predict.session import OnnxModel
 
     model, rows = Path(model), Path(rows)
     onnx_model = OnnxModel(model, threads)
@@ -85,7 +90,8 @@ def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = N
     (output,) = json.loads(metadata["outputs"])
     outputs = onnx_model.session.run([output], rows_feed(table, table_inputs(metadata)))[0]
     return RowPredictions(str(model), metadata["task"], json.loads(metadata["class_names"]),
-                          [f"{table.row_word} {row}" for row in table.rows], outputs)
+                          [f"{table.row_word} {row}" for row in table.rows], outputs,
+                          _notes(Preprocessing.from_dict(json.loads(metadata["preprocessing"])).pipeline, table))
 
 
 def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None) -> RowPredictions:
@@ -105,7 +111,7 @@ def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None)
     outputs = numpy_outputs(run.graph, run.weights(), pipeline, table)
     target = pipeline.target
     return RowPredictions(str(run_dir), "regression" if target.regression else "classification", target.names,
-                          [f"{table.row_word} {row}" for row in table.rows], outputs)
+                          [f"{table.row_word} {row}" for row in table.rows], outputs, _notes(pipeline, table))
 
 
 def _read_rows(rows: Path, limit: int | None) -> Table:
@@ -115,3 +121,10 @@ def _read_rows(rows: Path, limit: int | None) -> Table:
         raise DataError("no such file; give a CSV or Parquet file of raw rows", file=str(rows))
     table = read_table(rows, "rows")
     return table if limit is None else table.take(np.arange(min(limit, len(table))))
+
+
+def _notes(pipeline: TablePipeline | None, table: Table) -> list[str]:
+    """What the rows hold that a binary column never held in training, one sentence per such column."""
+    from specforge.data.table.info import unseen_binary_notes
+
+    return [] if pipeline is None else unseen_binary_notes(pipeline, table)

@@ -260,9 +260,12 @@ def test_data_info_of_a_table(tmp_path):
 def test_data_show_draws_a_histogram_per_column_and_the_target(tmp_path):
     from PIL import Image
 
+    from specforge.data.table.info import GAP, PANEL
+
     path = api.render_samples(api.load_spec(write_spec(tmp_path, table_spec(tmp_path))), "train", tmp_path / "h.png")
     with Image.open(path) as image:
-        assert image.size == (3 * 220, 2 * 120)  # 5 panels (4 feature columns, the target) in a 3-wide grid
+        # 5 panels (4 feature columns, the target) in a 3-wide grid, with a gap around each
+        assert image.size == (3 * (PANEL[0] + GAP) + GAP, 2 * (PANEL[1] + GAP) + GAP)
 
 
 def test_a_numeric_target_needs_a_regression_loss_metrics_and_outputs(tmp_path):

@@ -7,7 +7,8 @@ build the same steps into the ONNX graph.  Encodings, in feature order:
 
 - numeric: missing -> fill; ``log`` is ln(1 + x); ``standardize`` (x - mean) / std; ``minmax``
   (x - min) / (max - min); one column.
-- binary: the two values seen in training, sorted; the second is 1, anything else 0; one column.
+- binary: the two values seen in training, sorted; the second is 1, anything else 0 (an unseen value too:
+  ``data info`` and ``predict`` say where rows hold one); one column.
 - categorical: one column per training value (sorted) and a last out-of-vocabulary column; a value
   not seen in training is all zeros, as scikit-learn's ``OneHotEncoder(handle_unknown='ignore')``
   gives, so it adds nothing to the network's input.  The out-of-vocabulary column is therefore
