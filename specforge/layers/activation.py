@@ -8,7 +8,8 @@ from specforge.layers.base import ACTIVATION_NAMES, Layer, Shape
 
 
 class ActivationLayer(Layer):
-    """A layer that applies one activation function elementwise (softmax: over the channels)."""
+    """A layer that applies one activation function elementwise (softmax: over the channels); the step planner
+    knows it by ``function`` (specforge.ops.plan.ActivationNode) and fuses that function into the layer before."""
 
     def function(self) -> activations.ActivationFunction:
         raise NotImplementedError

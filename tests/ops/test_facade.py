@@ -27,6 +27,13 @@ def test_the_facade_does_not_import_the_step_planner():
     assert "specforge.ops.plan" not in imports_of("specforge.ops")
 
 
+def test_the_ops_layer_imports_no_layer_module():
+    """The ops layer sits below the layer kinds: they call it, it knows them only by their contract."""
+    offending = {module: sorted(name for name in imports_of(module) if name.startswith("specforge.layers"))
+                 for module in MODULES if module == "specforge.ops" or module.startswith("specforge.ops.")}
+    assert {module: names for module, names in offending.items() if names} == {}
+
+
 def test_the_docstring_names_every_ops_module():
     missing = [name for name in OPS_MODULES if f"``{name}``" not in ops.__doc__]
     assert missing == []
