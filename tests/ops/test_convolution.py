@@ -72,7 +72,7 @@ def test_each_engine_matches_the_loop_reference(window, channels, filters, depth
 @pytest.mark.parametrize("window, channels, filters, depthwise, dtype, engine", CASES, ids=str)
 def test_gradients_agree_with_the_im2col_engine(window, channels, filters, depthwise, dtype, engine, monkeypatch):
     relu = ACTIVATIONS["relu"]
-    *_, y, record, _, (dx, dkernel, dbias) = run(window, channels, filters, depthwise, dtype, activation=relu)
+    *_, y, _, _, (dx, dkernel, dbias) = run(window, channels, filters, depthwise, dtype, activation=relu)
     monkeypatch.setattr(nchwc, "block_size", lambda: 1)
     monkeypatch.setattr(taps, "MIN_CHANNELS", 10 ** 9)
     *_, im2col_y, im2col_record, _, (im2col_dx, im2col_dkernel, im2col_dbias) = run(
