@@ -244,12 +244,19 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(handle, **arrays)
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz file, loaded (no pickles); RunError when it is missing or unreadable."""
+def read_npz(path: str | Path, remedy: str = "give a weights file written by specforge") -> dict[str, np.ndarray]:
+    """Every array of an .npz file, loaded (no pickles); RunError when it is missing, cut short or damaged,
+    ending with ``remedy``: what would work instead."""
+    import zipfile
+    import zlib
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError("the file does not exist", file=str(path))
+    if not zipfile.is_zipfile(path):
+        raise RunError(f"cut short or not an .npz archive (no zip directory at its end); {remedy}", file=str(path))
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise RunError("the file does not exist", file=str(path)) from None
-    except (OSError, ValueError) as error:
-        raise RunError(f"not a readable .npz file ({error})", file=str(path)) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise RunError(f"a damaged .npz archive ({error}); {remedy}", file=str(path)) from None
