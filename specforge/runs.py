@@ -262,7 +262,7 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any
     if not path.exists():
         raise RunError(f"no {CHECKPOINT}: the run stopped before its first checkpoint; start it again with "
                        "specforge train SPEC", file=display_path(run_dir))
-    arrays = read_npz(path, f"the run cannot continue from it; train the spec again: {retrain_command(run_dir)}")
+    arrays = read_npz(path, lambda: f"the run cannot continue from it; train the spec again: {retrain_command(run_dir)}")
     if _STATE_KEY not in arrays:
         raise RunError("holds no training state; it was not written by specforge train", file=str(path))
     return arrays, json.loads(str(arrays.pop(_STATE_KEY)))
@@ -341,7 +341,7 @@ class Run:
         path = self.path / file
         if not path.exists():
             raise RunError(_unfinished(self.path, file), file=display_path(self.path))
-        arrays = read_npz(path, f"train the spec again: {retrain_command(self.path)}")
+        arrays = read_npz(path, lambda: f"train the spec again: {retrain_command(self.path)}")
         return Model(self.graph, params_from_arrays(self.graph, arrays, str(path)))
 
     def summary(self) -> None:

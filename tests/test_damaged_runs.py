@@ -12,8 +12,8 @@ import pytest
 
 from specforge.errors import RunError
 from specforge.model import read_npz
-from tests.test_cli_train import specforge
 from tests.test_cli_last_resort import TINY_SPEC
+from tests.test_cli_train import specforge
 
 RETRAIN = "train the spec again: specforge train tiny.yaml --set fit.epochs=2 --limit-train 64 --limit-test 32"
 
@@ -64,6 +64,6 @@ def test_a_changed_byte_is_named_with_the_damaged_member(trained, tmp_path):
     path = tmp_path / "weights.npz"
     path.write_bytes(bytes(damaged))
     with pytest.raises(RunError) as caught:
-        read_npz(path, "write it again")
+        read_npz(path, lambda: "write it again")
     assert caught.value.format() == (f"{path}: error: a damaged .npz archive (Bad CRC-32 for file "
                                      "'dense/kernel.npy'); write it again")
