@@ -455,7 +455,8 @@ def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or 
     shown = None if as_json else sweep_view(console, terminal)
     try:
         result = api.sweep(spec, overrides=overrides or (), trials=trials, jobs=jobs, backend=backend,
-                           address=address, limit_train=limit_train, limit_test=limit_test, on_update=shown)
+                           address=address, limit_train=limit_train, limit_test=limit_test, on_update=shown,
+                           on_warning=lambda problem: typer.echo(problem.format(), err=True))
     except api.SweepInterrupted as interruption:
         typer.echo(str(interruption), err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None

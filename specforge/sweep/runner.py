@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 from specforge import runs
-from specforge.errors import RunError
+from specforge.errors import Problem, RunError
 from specforge.spec import Spec
 from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
@@ -16,13 +17,16 @@ from specforge.sweep.space import SweepConfig
 BACKENDS = ("local", "ray")
 #: ``on_update(sweep, trials)`` while the sweep runs, whenever the trials may have changed.
 OnUpdate = Callable[[SweepConfig, list[TrialRecord]], None]
+#: ``on_warning(problem)`` for what a sweep put right and goes on from (a journal's torn last record).
+OnWarning = Callable[[Problem], None]
 
 
 def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trials: int | None = None,
               jobs: int = 1, backend: str = "local", address: str | None = None,
               root: str | Path = runs.RUNS_ROOT, limit_train: int | None = None, limit_test: int | None = None,
-              on_update: OnUpdate | None = None) -> SweepResult:
-    """Run a sweep (see ``specforge.api.sweep``) and return its trials sorted, the best one and ``best.yaml``."""
+              on_update: OnUpdate | None = None, on_warning: OnWarning | None = None) -> SweepResult:
+    """Run a sweep (see ``specforge.api.sweep``) and return its trials sorted, the best one and ``best.yaml``.
+    ``on_warning`` gets what the sweep put right on its way (default: a Python warning)."""
     if backend not in BACKENDS:
         raise RunError(f"unknown backend {backend!r}; use local or ray", file="--backend")
     if jobs < 1:
@@ -47,8 +51,13 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
 
         optuna_module()
         sweep_dir = _continued(sweep, definition, root) or directory.create(sweep.spec.name, definition, root)
-        found = run_local(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update)
+        found = run_local(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update,
+                          on_warning=on_warning or _warn)
     return finish(sweep, sweep_dir, found)
+
+
+def _warn(problem: Problem) -> None:
+    warnings.warn(problem.format(), RuntimeWarning, stacklevel=3)
 
 
 def _continued(sweep: SweepConfig, definition: dict, root: str | Path) -> Path | None:

@@ -120,7 +120,7 @@ def test_median_pruning_in_a_sweep(tmp_path, monkeypatch):
     from specforge.sweep.local import run_local
 
     found = run_local(load_sweep(spec, trials=5), sweep_dir, jobs=1, limits={"train": 256, "test": 64},
-                      on_update=lambda records: None)
+                      on_update=lambda records: None, on_warning=lambda problem: pytest.fail(problem.format()))
     pruned = [record for record in found if record.state == PRUNED]
     assert len(pruned) == 2 and all(len(record.values) == 1 for record in pruned)
     assert all(runs.read_json(Path(record.run) / runs.MANIFEST)["epochs_completed"] == 1 for record in pruned)
