@@ -43,7 +43,7 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
         from specforge.sweep.ray_tune import run_ray
 
         with connect(address, "sweep", "tune"):
-            sweep_dir = directory.create(sweep.spec.name, definition, root)
+            sweep_dir = _continued(sweep, definition, root) or directory.create(sweep.spec.name, definition, root)
             found = run_ray(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update)
     else:
         from specforge.sweep.local import run_local
@@ -61,13 +61,19 @@ def _warn(problem: Problem) -> None:
 
 
 def _continued(sweep: SweepConfig, definition: dict, root: str | Path) -> Path | None:
-    """The newest sweep of the spec when it searches the same thing and has trials left to run."""
+    """The newest sweep of the spec when it searches the same thing (on the same backend) and has trials left to
+    run.  On Ray, that is a sweep stopped before its end that Tune can restore: a finished Tune experiment is not
+    extended (Tune restores an experiment with its own number of trials)."""
     from specforge.sweep.study import planned_trials
 
     newest = directory.newest(sweep.spec.name, root)
     if newest is None or not directory.matches(newest, definition):
         return None
     results = newest / directory.RESULTS
+    if definition["backend"] == "ray":
+        from specforge.sweep.ray_tune import restorable
+
+        return newest if not results.exists() and restorable(newest) else None
     if not results.exists():
         return newest
     finished = [trial for trial in runs.read_json(results)["trials"] if trial["state"] != INTERRUPTED]
