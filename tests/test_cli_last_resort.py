@@ -59,7 +59,7 @@ def test_an_unexpected_exception_is_one_line_naming_the_traceback_file(tmp_path)
              "def fail(*args, **kwargs):\n"
              "    raise ZeroDivisionError('a slip\\nover two lines')\n"
              "api.validate = fail\n"
-             "from specforge.cli import main\n"
+             "from specforge.cli.commands import main\n"
              "main(sys.argv[1:])\n")
     result = subprocess.run([sys.executable, "-c", crash, "validate", SEED_SPEC], cwd=ROOT,
                             env={**environment(), "TMPDIR": str(tmp_path)}, capture_output=True, text=True,

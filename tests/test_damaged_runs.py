@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specforge.errors import RunError
-from specforge.model import read_npz
+from specforge.base.errors import RunError
+from specforge.training.model import read_npz
 from tests.test_cli_last_resort import TINY_SPEC
 from tests.test_cli_train import specforge
 

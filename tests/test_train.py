@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from specforge import api, runs
-from specforge.progress import ConsoleProgress, Silent
+from specforge import api
+from specforge.runs import directory as runs
+from specforge.training.progress import ConsoleProgress, Silent
 from specforge.spec import spec_from_dict
-from specforge.train import LossNotFinite, TrainingInterrupted
+from specforge.training.loop import LossNotFinite, TrainingInterrupted
 
 SMALL = {
     "version": 1, "name": "small",

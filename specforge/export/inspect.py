@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from specforge.export.runtime import model_file, unloadable
+from specforge.predict.session import model_file, unloadable
 
 
 def describe(path: str | Path) -> dict:

@@ -20,15 +20,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
-from specforge.errors import DataError, ExportError
+from specforge.base.errors import DataError, ExportError
 from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
 from specforge.export.parity import ATOL, RTOL, ParityResult
-from specforge.export.runtime import make_session
+from specforge.predict.session import make_session
 
 if TYPE_CHECKING:
-    from specforge.data.table_features import Feature, TablePipeline, Target
-    from specforge.data.table_read import Table
-    from specforge.graph import Graph
+    from specforge.data.table.features import Feature, TablePipeline, Target
+    from specforge.data.table.read import Table
+    from specforge.graph.dag import Graph
     from specforge.layers.base import Params
 
 PREDICTIONS = "predictions"
@@ -200,7 +200,7 @@ def pipeline_inputs(pipeline: TablePipeline) -> list[tuple[str, bool]]:
 
 def numpy_outputs(graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table) -> np.ndarray:
     """What the numpy pipeline computes for the raw rows of ``table``: encode, forward, target units."""
-    from specforge.model import Model
+    from specforge.training.model import Model
 
     outputs = Model(graph, list(params)).forward(pipeline.encode(table))
     return pipeline.target.decode(outputs) if pipeline.target.regression else outputs

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import specforge
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 from specforge.serve.protocol import DATATYPES, HEADER_LENGTH, ProtocolError, encode_response, parse_request
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.requests import Request
 
-    from specforge.predict import OnnxModel
+    from specforge.predict.images import OnnxModel
 
 VERSION = "1"
 #: A one-channel image brighter than this on average is dark on light and inverted (as ``predict`` does).

@@ -11,7 +11,7 @@ import os
 import socket
 from pathlib import Path
 
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 from specforge.serve.app import Limits
 
 GRACE_SECONDS = 30
@@ -49,7 +49,7 @@ def serve(path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: 
         import uvicorn
     except ImportError:
         raise DataError("specforge serve needs its server stack: pip install 'specforge[serve]'") from None
-    from specforge.predict import OnnxModel
+    from specforge.predict.images import OnnxModel
     from specforge.serve.app import create_app
 
     model = OnnxModel(model_file(path), threads)

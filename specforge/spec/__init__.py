@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 import yaml
 
-from specforge.errors import Location, Problem, SpecError, SpecforgeError
-from specforge.spec.defaults import with_defaults
+from specforge.base.errors import Location, Problem, SpecError, SpecforgeError
+from specforge.base.defaults import with_defaults
 from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
 from specforge.spec.schema import load_schema
 from specforge.spec.validate import validate_document
@@ -118,8 +118,9 @@ def _resolve(doc: Document, overrides: Sequence[str]) -> Spec:
 
 def _resolve_sections(doc: Document, config: dict) -> None:
     """Expand shorthands (``optimizer: adam``, ``metrics: [accuracy]``) to full mappings with their defaults."""
-    from specforge import callbacks, metrics, optimizers
-
+    from specforge.options import callbacks
+    from specforge.options import metrics
+    from specforge.options import optimizers
     compile_, fit = config["compile"], config["fit"]
     compile_["optimizer"] = optimizers.resolve(compile_["optimizer"])
     compile_["metrics"] = metrics.resolve(compile_["metrics"])

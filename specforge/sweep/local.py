@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from specforge import runs
-from specforge.errors import Problem, RunError, SweepInterrupted
+from specforge.runs import directory as runs
+from specforge.base.errors import Problem, RunError, SweepInterrupted
 from specforge.sweep import directory
 from specforge.sweep.journal import drop_torn_record, require_record_of_trials
 from specforge.sweep.results import TrialRecord

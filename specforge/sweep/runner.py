@@ -6,8 +6,8 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-from specforge import runs
-from specforge.errors import Problem, RunError
+from specforge.runs import directory as runs
+from specforge.base.errors import Problem, RunError
 from specforge.spec import Spec
 from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
@@ -39,7 +39,7 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
             on_update(sweep, found)
 
     if backend == "ray":
-        from specforge.raycluster import connect
+        from specforge.base.raycluster import connect
         from specforge.sweep.ray_tune import run_ray
 
         with connect(address, "sweep", "tune"):

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from specforge import runs
-from specforge.callbacks import Callback
+from specforge.runs import directory as runs
+from specforge.options.callbacks import Callback
 from specforge.sweep.space import SweepConfig
 
 #: ``report(epoch, value) -> prune?``; epochs count from 1.
@@ -63,9 +63,9 @@ def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report:
 
     A ``run_dir`` that already holds this trial's run (a trial started again after its sweep was killed)
     is continued from its last checkpoint, or, when it trained all its epochs, taken as it is."""
-    from specforge.errors import SpecforgeError
-    from specforge.progress import Silent
-    from specforge.train import fit
+    from specforge.base.errors import SpecforgeError
+    from specforge.training.progress import Silent
+    from specforge.training.loop import fit
 
     spec = sweep.trial_spec(values)
     reporter = _Reporter(sweep.metric, report, spec.config["fit"]["epochs"])
@@ -88,7 +88,7 @@ def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report:
 def _continued(run_dir: Path, config: dict, reporter: _Reporter) -> bool:
     """For a trial's run already started: its values so far into ``reporter``, and whether it has trained all its
     epochs (its last value is then reported again).  A RunError when the run trained another spec."""
-    from specforge.errors import RunError
+    from specforge.base.errors import RunError
 
     if runs.read_json(run_dir / runs.RESOLVED) != json.loads(json.dumps(config)):
         raise RunError("holds another run than this trial's; move it away", file=runs.display_path(run_dir))

@@ -12,9 +12,9 @@ import yaml
 
 from specforge import api
 from specforge.data import DATA_SCHEMA, load_dataset
-from specforge.data.table_read import read_table
-from specforge.errors import DataError
-from specforge.spec.defaults import with_defaults
+from specforge.data.table.read import read_table
+from specforge.base.errors import DataError
+from specforge.base.defaults import with_defaults
 from needs import require
 
 HEADER = "age,city,smoker,income,label,price"
@@ -222,7 +222,7 @@ def test_data_show_draws_a_histogram_per_column_and_the_target(tmp_path):
 
 
 def test_a_numeric_target_needs_a_regression_loss_metrics_and_outputs(tmp_path):
-    from specforge.errors import SpecError
+    from specforge.base.errors import SpecError
 
     data = table_spec(tmp_path, target={"column": "price", "type": "numeric"})
     path = write_spec(tmp_path, data)
@@ -256,7 +256,7 @@ def test_a_validation_fraction_is_drawn_before_fitting(tmp_path):
 def test_the_command_line_names_the_parquet_extra_in_one_line(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from specforge.cli import app
+    from specforge.cli.commands import app
 
     (tmp_path / "train.parquet").write_bytes(b"PAR1")
     data = {**table_spec(tmp_path), "train": "train.parquet"}

@@ -14,9 +14,9 @@ import yaml
 from typer.testing import CliRunner
 
 from specforge import api
-from specforge.cli import app
+from specforge.cli.commands import app
 from specforge.data import Preprocessing
-from specforge.data.table_read import read_table
+from specforge.data.table.read import read_table
 from specforge.export.table import numpy_outputs, pipeline_inputs, rows_feed
 
 HEADER = "age,city,smoker,income,note,label,price,weight"

@@ -17,9 +17,9 @@ from export.test_readme_examples import link_node_modules, run_node
 from needs import require
 from specforge import api
 from specforge.data import Preprocessing
-from specforge.data.table_read import read_table
+from specforge.data.table.read import read_table
 from specforge.export.table import numpy_outputs
-from specforge.progress import Silent
+from specforge.training.progress import Silent
 
 ROOT = Path(__file__).resolve().parents[2]
 ROW = {"age": "59", "sex": "2", "bmi": "32.1", "bp": "101", "s1": "157", "s2": "93.2", "s3": "38", "s4": "4",

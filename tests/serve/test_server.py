@@ -19,7 +19,7 @@ from PIL import Image
 
 from needs import require
 from specforge.data import load_dataset
-from specforge.export.runtime import make_session
+from specforge.predict.session import make_session
 from specforge.serve.process import start_server, stop_server
 
 NAME = "mnist-cnn"
@@ -181,7 +181,7 @@ def test_sigterm_lets_the_request_in_flight_finish(seed_run, digits):
 def test_serve_refuses_a_run_without_an_exported_model(tmp_path):
     from typer.testing import CliRunner
 
-    from specforge.cli import app
+    from specforge.cli.commands import app
 
     result = CliRunner().invoke(app, ["serve", str(tmp_path)])
     assert result.exit_code == 2 and result.stdout == ""
@@ -191,7 +191,7 @@ def test_serve_refuses_a_run_without_an_exported_model(tmp_path):
 def test_serve_refuses_a_port_in_use(seed_run):
     from typer.testing import CliRunner
 
-    from specforge.cli import app
+    from specforge.cli.commands import app
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]

@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from specforge import api, runs
-from specforge.errors import RunError
+from specforge import api
+from specforge.runs import directory as runs
+from specforge.base.errors import RunError
 from specforge.sweep.trial import COMPLETE
 
 from tests.test_cli_train import environment

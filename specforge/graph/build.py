@@ -1,0 +1,17 @@
+"""validated spec -> checked graph: every layer's shape inferred and the model checked against its data and loss."""
+
+from __future__ import annotations
+
+from specforge.graph.dag import Graph, build_graph
+from specforge.spec import Spec
+from specforge.spec.checks import check_compatibility
+
+
+def build(spec: Spec) -> Graph:
+    """Infer every layer's shape and check the model fits its data and loss; raises located errors."""
+    graph = build_graph(spec)
+    check_compatibility(spec, graph)
+    return graph
+
+
+__all__ = ["build"]
