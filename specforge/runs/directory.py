@@ -262,7 +262,8 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any
     if not path.exists():
         raise RunError(f"no {CHECKPOINT}: the run stopped before its first checkpoint; start it again with "
                        "specforge train SPEC", file=display_path(run_dir))
-    arrays = read_npz(path, lambda: f"the run cannot continue from it; train the spec again: {retrain_command(run_dir)}")
+    arrays = read_npz(path, lambda: "the run cannot continue from it; train the spec again: "
+                                    f"{retrain_command(run_dir)}")
     if _STATE_KEY not in arrays:
         raise RunError("holds no training state; it was not written by specforge train", file=str(path))
     return arrays, json.loads(str(arrays.pop(_STATE_KEY)))
@@ -386,4 +387,5 @@ def display_path(path: Path) -> str:
 
 __all__ = ["Run", "open_run", "start_run", "resume_spec", "check_same_data", "record_overrides", "run_spec",
            "create_run_dir", "point_latest", "counts_as_latest", "resolve_run_path", "environment",
-           "update_manifest", "save_checkpoint", "load_checkpoint", "retrain_command", "write_history", "write_json", "read_json"]
+           "update_manifest", "save_checkpoint", "load_checkpoint", "retrain_command", "write_history", "write_json",
+           "read_json"]

@@ -32,8 +32,10 @@ def drop_torn_record(path: Path) -> Problem | None:
         if size == 0:
             return None
         stream.seek(size - 1)
-        start = 0 if stream.read(1) == b"\n" else _line_start(stream, size)
-        if start == 0:
+        if stream.read(1) == b"\n":
+            return None
+        start = _line_start(stream, size)
+        if start == 0:  # only a part of one line: not this file's last record, maybe not a journal at all
             return None
         stream.truncate(start)
         stream.flush()
@@ -62,9 +64,9 @@ def require_record_of_trials(sweep_dir: Path) -> None:
     if journal.exists() and journal.stat().st_size:
         return
     trials = sweep_dir / directory.TRIALS
-    found = sorted(entry.name for entry in trials.iterdir()) if trials.is_dir() else []
+    found = len(list(trials.iterdir())) if trials.is_dir() else 0
     if found:
-        runs_there = "1 trial run is" if len(found) == 1 else f"{len(found)} trial runs are"
+        runs_there = "1 trial run is" if found == 1 else f"{found} trial runs are"
         raise RunError(f"the journal is {'empty' if journal.exists() else 'missing'} but {runs_there} in "
                        f"{runs.display_path(trials)}: the record of the sweep is lost, and starting it "
                        f"again there would drop them; restore {directory.JOURNAL} from a backup, or move "
