@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge import __version__
 from specforge.graph.build import build
-from specforge.base.errors import DataError, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
+from specforge.base.errors import DataError, Problem, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
 from specforge.graph.dag import Graph, build_graph
 from specforge.spec import Spec, load_spec
 
@@ -41,32 +41,33 @@ if TYPE_CHECKING:
     from specforge.sweep.results import SweepResult
     from specforge.sweep.runner import OnUpdate, OnWarning
 
-__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
+__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "evaluation_warnings", "load_run", "predict", "load_data",
            "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
            "sweep", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted", "SweepInterrupted"]
 
 
 def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = True) -> tuple[Spec, Graph]:
     """``specforge validate``: the resolved spec and its graph, or a SpecError/ShapeError naming every problem.
+    ``path`` may be a sweep file: the spec it names is validated, and its sweep section against that spec.
 
     Also refused: callbacks monitoring a value training will not report, and (unless ``data`` is false) data
     that training would refuse as far as the files' headers and small label files tell
     (``specforge.data.precheck``)."""
     from specforge.options import callbacks
     from specforge.data.precheck import check_data
+    from specforge.sweep.loading import read_sweep
+    from specforge.sweep.space import sweep_config
 
-    spec = load_spec(path, overrides)
-    graph = build(spec)
+    spec, sweep, locate = read_sweep(path, overrides)
+    graph = build(spec, read_data=data)
     try:
         if data:
             check_data(spec.config, spec.base_dir, graph.output_shape[-1])
         callbacks.create(spec.config["fit"]["callbacks"], spec.config["fit"]["epochs"], _log_names(spec, graph))
     except SpecforgeError as error:
         raise spec.located(error) from None
-    if "sweep" in spec.config:
-        from specforge.sweep.space import sweep_config
-
-        sweep_config(spec, spec.config["sweep"], graph.output_shape[-1], spec.locate)
+    if sweep is not None:
+        sweep_config(spec, sweep, graph.output_shape[-1], locate)
     return spec, graph
 
 
@@ -110,6 +111,17 @@ def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | No
     from specforge.training.evaluate import evaluate_run
 
     return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details, on_batch=on_batch)
+
+
+def evaluation_warnings(run: Run | str | Path) -> list[Problem]:
+    """Remarks on a run's scores that stop nothing: moving statistics of batch normalization that had too few
+    training steps to move from their initial values (for a run that recorded its steps)."""
+    from specforge.training.moving_statistics import unsettled_statistics
+
+    run = _as_run(run)
+    steps = run.manifest.get("steps_completed")
+    warning = None if steps is None else unsettled_statistics(run.spec(), run.graph, steps)
+    return [] if warning is None else [warning]
 
 
 def runs(name: str | None = None, root: str | Path = "runs") -> list[RunRecord]:
@@ -187,8 +199,13 @@ def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
 
 def load_data(spec: Spec) -> Dataset:
     """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
+    from specforge.graph.build import data_shape
     from specforge.data import load_data as load
+    from specforge.spec.checks import check_options
 
+    check_options(spec)
+    if "input_shape" not in spec.config["model"]:
+        data_shape(spec)
     try:
         return load(spec.config, spec.base_dir, {})
     except DataError as error:
@@ -271,7 +288,7 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
     actors of ``threads`` CPUs each (default 1; actors default: the cluster's CPUs / threads)."""
     from specforge.data.inputs import read_files
     from specforge.predict.images import OnnxModel, predict, read_data
-    from specforge.predict.table import is_table_model
+    from specforge.predict.table import is_table_model, rows_only
 
     if bool(inputs) == bool(data):
         raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
@@ -295,8 +312,7 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
         else:
             session = OnnxModel(model, threads)
         if is_table_model(session.metadata):
-            raise DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
-                            "columns", file=str(model))
+            raise rows_only(model)
         if not session.from_specforge and not raw:
             shape = ", ".join(map(str, session.input_shape))
             raise DataError("the model has no specforge metadata (specforge export writes it), so its input "
@@ -316,11 +332,16 @@ def is_rows_file(path: str | Path) -> bool:
 
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
-    """``specforge predict MODEL rows.csv``: an exported table model's predictions for the raw rows of a CSV or
-    Parquet file (the model's feature columns by name; other columns are ignored)."""
-    from specforge.predict.table import predict_rows as run_rows
+    """``specforge predict MODEL rows.csv``: an exported table model's predictions (or a table run directory's,
+    with its numpy model) for the raw rows of a CSV or Parquet file (the model's feature columns by name; other
+    columns are ignored)."""
+    from specforge.predict.run_model import is_run_dir
+    from specforge.predict.table import predict_rows as onnx_rows
+    from specforge.predict.table import run_rows
 
-    return run_rows(model, rows, threads=threads, limit=limit)
+    if is_run_dir(model):
+        return run_rows(model, rows, limit=limit)
+    return onnx_rows(model, rows, threads=threads, limit=limit)
 
 
 def inspect(model: str | Path) -> dict:
@@ -331,13 +352,16 @@ def inspect(model: str | Path) -> dict:
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
-          max_batch: int = 256, max_body_bytes: int = 8 * 1024 * 1024, threads: int | None = None) -> None:
+          max_batch: int = 256, max_body_bytes: int = 8 * 1024 * 1024, read_timeout: float = 30.0,
+          threads: int | None = None) -> None:
     """``specforge serve``: serve an ONNX file (or a run's exported model) on the Open Inference Protocol until
-    SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``."""
-    from specforge.serve.app import Limits
+    SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``.  ``read_timeout``: seconds a request's headers,
+    and then its body, may take to arrive."""
+    from specforge.serve.limits import Limits
     from specforge.serve.server import serve as run_server
 
-    run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch), threads=threads)
+    run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch, read_timeout),
+               threads=threads)
 def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int | None = None, jobs: int = 1,
           backend: str = "local", address: str | None = None, root: str | Path = "runs",
           limit_train: int | None = None, limit_test: int | None = None,

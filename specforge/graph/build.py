@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from specforge.base.errors import DataError
 from specforge.graph.dag import Graph, build_graph
 from specforge.spec import Spec
-from specforge.spec.checks import check_compatibility
+from specforge.spec.checks import check_compatibility, check_options
+
+if TYPE_CHECKING:
+    from specforge.data.splits import DataShape
 
 
-def build(spec: Spec) -> Graph:
-    """Infer every layer's shape and check the model fits its data and loss; raises located errors."""
+def build(spec: Spec, *, read_data: bool = True) -> Graph:
+    """Check the spec's values against each other, infer every layer's shape and check the model fits its data
+    and loss; raises located errors.
+
+    Where only the data tells the model's input shape or classes (a table: the features' encoded width depends
+    on the categories in the training split), the data's columns are read (no training), unless ``read_data``
+    is false and the spec gives model.input_shape."""
+    check_options(spec)
+    shape = data_shape(spec) if read_data or "input_shape" not in spec.config["model"] else None
     graph = build_graph(spec)
-    check_compatibility(spec, graph)
+    check_compatibility(spec, graph, shape)
     return graph
 
 
-__all__ = ["build"]
+def data_shape(spec: Spec) -> DataShape | None:
+    """What ``spec``'s data fixes about its model (``DataSource.shape``), errors located in the spec.  A spec
+    that leaves model.input_shape out gets the data's, written into its config so that a run records it."""
+    from specforge.data.sources import SOURCES
+
+    data = spec.config["data"]
+    try:
+        shape = SOURCES[data.get("source", "mnist")].shape(data, spec.base_dir)
+    except DataError as error:
+        raise spec.located(error) from None
+    if shape is not None and "input_shape" not in spec.config["model"]:
+        spec.config["model"]["input_shape"] = list(shape.input_shape)
+        spec.inferred_input_shape = True
+    return shape
+
+
+__all__ = ["build", "data_shape"]
