@@ -28,6 +28,10 @@ def image_mode(input_shape: tuple[int, ...]) -> tuple[str, tuple[int, int]]:
     return _MODES[channels], (input_shape[1], input_shape[0])
 
 
+class ImageTooLarge(DataError):
+    """An image of more pixels than Pillow's decompression-bomb bound, refused before it is decoded."""
+
+
 def decode_image(data: bytes, input_shape: tuple[int, ...], file: str) -> np.ndarray:
     """Encoded image bytes as uint8 of ``input_shape``: converted to its channels, resized to its size.
 
@@ -47,9 +51,9 @@ def decode_image(data: bytes, input_shape: tuple[int, ...], file: str) -> np.nda
                     image = image.resize(size, Image.Resampling.BILINEAR)
                 pixels = np.asarray(image, dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's guard against "
-                        f"decompression bombs); scale it down below that, e.g. to the model's {size[0]}x{size[1]}",
-                        file=file) from None
+        raise ImageTooLarge(f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's guard against "
+                            f"decompression bombs); scale it down below that, e.g. to the model's "
+                            f"{size[0]}x{size[1]}", file=file) from None
     except UnidentifiedImageError as error:
         raise DataError("not an image file Pillow can read; use PNG or JPEG files", file=file) from error
     except (OSError, ValueError, SyntaxError) as error:
