@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from specforge.runs.records import Comparison, RunRecord
     from specforge.runs.directory import Run
     from specforge.sweep.results import SweepResult
-    from specforge.sweep.runner import OnUpdate
+    from specforge.sweep.runner import OnUpdate, OnWarning
 
 __all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "evaluation_warnings", "load_run", "predict", "load_data",
            "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
@@ -365,18 +365,20 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name:
 def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int | None = None, jobs: int = 1,
           backend: str = "local", address: str | None = None, root: str | Path = "runs",
           limit_train: int | None = None, limit_test: int | None = None,
-          on_update: OnUpdate | None = None) -> SweepResult:
+          on_update: OnUpdate | None = None, on_warning: OnWarning | None = None) -> SweepResult:
     """``specforge sweep``: run the spec's ``sweep:`` (or a sweep file's) in ``root/<name>/sweeps/<n>/``.
 
     ``backend`` local: Optuna with a journal file, ``jobs`` trial processes sharing the cores; the same call
     after a crash continues the sweep.  ``backend`` ray: Ray Tune at ``address`` (or RAY_ADDRESS, else a
     local Ray), ``jobs`` trials at once.  Returns the trials sorted by the objective, the best one
-    (``result.best``, ``result.best_run``) and the path of ``best.yaml``.
+    (``result.best``, ``result.best_run``) and the path of ``best.yaml``.  ``on_warning`` gets each thing the
+    sweep put right and went on from, as a Problem (default: a Python warning).
     """
     from specforge.sweep.runner import run_sweep
 
     return run_sweep(spec, overrides=overrides, trials=trials, jobs=jobs, backend=backend, address=address,
-                     root=root, limit_train=limit_train, limit_test=limit_test, on_update=on_update)
+                     root=root, limit_train=limit_train, limit_test=limit_test, on_update=on_update,
+                     on_warning=on_warning)
 
 
 def _as_run(run: Run | str | Path) -> Run:

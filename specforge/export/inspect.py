@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from specforge.base.errors import DataError
+from specforge.predict.session import model_file, unloadable
 
 
 #: What ``parameters`` counts, in words.
@@ -19,14 +19,11 @@ def describe(path: str | Path) -> dict:
     import onnx
     from google.protobuf.message import DecodeError
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("no such file; give an .onnx file", file=str(path))
+    path = model_file(path)
     try:
         model = onnx.load(str(path))
-    except (DecodeError, OSError, ValueError) as error:
-        raise DataError(f"cannot read as an ONNX model ({error}); give a file written by specforge export",
-                        file=str(path)) from None
+    except (DecodeError, OSError, ValueError, onnx.checker.ValidationError) as error:
+        raise unloadable(path, error) from None
     from specforge.export.quantize import quantization_of
 
     graph = model.graph
