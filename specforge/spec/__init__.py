@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import yaml
 
 from specforge.errors import Location, Problem, SpecError, SpecforgeError
+from specforge.spec.bounds import expansion_problems
 from specforge.spec.defaults import with_defaults
 from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
 from specforge.spec.schema import load_schema
@@ -111,6 +112,9 @@ def _resolve(doc: Document, overrides: Sequence[str]) -> Spec:
         doc.overrides[path] = text
     schema = load_schema()
     validate_document(doc, schema)
+    too_large = expansion_problems(doc.data, doc.locate)
+    if too_large:
+        raise SpecError(problems=too_large)
     config = with_defaults(doc.data, schema)
     _resolve_sections(doc, config)
     return Spec(document=doc, config=config)

@@ -44,6 +44,7 @@ _SGD_KEYS = "name, learning_rate, momentum, nesterov, clipnorm, clipvalue"
 _TOP_KEYS = "$schema, version, name, description, data, model, compile, fit, sweep"
 _INT_OR_PAIR = "expected an integer >= 1 or a list of 2 integers"
 _EMPTY = "the spec is empty; start from `specforge init NAME`"
+_TOO_MANY = "more than the 10,000 a model may have; use a smaller repeat, or fewer or smaller blocks"
 
 #: file -> the exact lines validation reports, in order.
 EXPECTED: dict[str, list[str]] = {
@@ -514,6 +515,27 @@ EXPECTED: dict[str, list[str]] = {
         "block_uses_itself.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
         "(blocks.residual.layers[4].block): block 'residual' uses itself ('residual' -> 'residual'); a block "
         'cannot contain itself',
+    ],
+    # the expanded graph's bound, counted before anything is expanded
+    "block_repeat_billion.yaml": [
+        "block_repeat_billion.yaml:17:45: error: model.layers[1].repeat: this use of block 'residual' "
+        f"(1,000,000,000 x 4 layers) takes the model to 4,000,000,001 layers, {_TOO_MANY}",
+    ],
+    "block_repeat_million.yaml": [
+        "block_repeat_million.yaml:17:45: error: model.layers[1].repeat: this use of block 'residual' "
+        f"(1,000,000 x 4 layers) takes the model to 4,000,001 layers, {_TOO_MANY}",
+    ],
+    "blocks_doubling_forty_times.yaml": [
+        "blocks_doubling_forty_times.yaml:41:17: error: blocks.b9.layers[0].block: block 'b8' is nested 33 deep "
+        "here (model > 'b40' > 'b39' > 'b38' > ... 27 more > 'b10' > 'b9' > 'b8'); blocks nest at most 32 deep: "
+        "use fewer levels of blocks",
+        "blocks_doubling_forty_times.yaml:62:9: error: blocks.b14.layers[1]: this use of block 'b13' (8,192 "
+        f"layers) takes block 'b14' to 16,384 layers, {_TOO_MANY}",
+    ],
+    "blocks_nested_too_deep.yaml": [
+        "blocks_nested_too_deep.yaml:99:17: error: blocks.level32.layers[0].block: block 'level33' is nested 33 "
+        "deep here (model > 'level1' > 'level2' > 'level3' > ... 27 more > 'level31' > 'level32' > 'level33'); "
+        "blocks nest at most 32 deep: use fewer levels of blocks",
     ],
 }
 
