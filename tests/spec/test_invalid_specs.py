@@ -328,6 +328,15 @@ EXPECTED: dict[str, list[str]] = {
         "smaller than strides along each axis (received strides=2, output_padding=2); use output_padding < "
         "strides or null",
     ],
+    "transpose_same_output_padding.yaml": [
+        "transpose_same_output_padding.yaml:10:7: error: model.layers[1]: Conv2DTranspose output height "
+        "((13 - 1)*2 + 4 - 2*2 + 0) = 24 with padding same, but TensorFlow requires ceil(24 / 2) = 12 to equal the "
+        "input height 13; use output_padding 1 along height, an odd kernel_size, padding: valid or "
+        "output_padding: null",
+    ],
+    "optimizer_epsilon_zero.yaml": [
+        "optimizer_epsilon_zero.yaml:11:71: error: compile.optimizer.epsilon: must be > 0, got 0",
+    ],
     "cropping_everything.yaml": [
         "cropping_everything.yaml:10:7: error: model.layers[1]: Cropping2D removes 7 + 6 = 13 of the 13 columns "
         "of its input, leaving none; crop fewer than 13 columns in all",
