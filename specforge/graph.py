@@ -6,14 +6,14 @@ Each spec layer becomes one node, plus an ``Activation`` node when the layer nam
 (fused, stable cross-entropy) and lets each layer's math stay about one thing.  A node names the
 nodes it takes its inputs from (``INPUT`` for the model's input).  The order is topological and,
 among the layers ready at each point, the spec's own order, so a chain keeps the order it is written in.
-Layers the output does not depend on are left out, with a warning.
+Layers the output does not depend on are checked like the others, then left out, with a warning.
 """
 
 from __future__ import annotations
 
 import heapq
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from specforge.errors import Problem, ShapeError, SpecError, SpecforgeError
 from specforge.layers import REGISTRY, Layer
 from specforge.layers.base import Params, Shape
-from specforge.spec.flatten import INPUT, FlatLayer, FlatModel, flatten_model
+from specforge.spec.flatten import INPUT, FlatLayer, FlatModel, flatten_model, merge_uses
 from specforge.spec.reader import SpecPath
 
 #: the index that stands for the model's input in ``Node.inputs``
@@ -157,11 +157,10 @@ def build_graph(spec) -> Graph:
     flat = flatten_model(spec)
     by_name = {layer.name: layer for layer in flat.layers}
     order = _topological(flat, by_name, spec)
-    used = _ancestors(flat.output, by_name)
     graph = Graph(input_shape=tuple(spec.config["model"]["input_shape"]), warnings=_unused(flat, spec))
     made: dict[str, int] = {INPUT: INPUT_NODE}
     problems: list[Problem] = []
-    for flat_layer in (layer for layer in order if layer.name in used):
+    for flat_layer in order:
         if any(name not in made for name in flat_layer.inputs):
             continue  # an input failed: its own error is reported
         try:
@@ -170,8 +169,18 @@ def build_graph(spec) -> Graph:
         except ShapeError as error:
             problems.extend(error.problems)
     if problems:
-        raise ShapeError(problems=problems)
-    return graph
+        raise ShapeError(problems=merge_uses(problems, spec))
+    return _only(graph, _ancestors(flat.output, by_name))
+
+
+def _only(graph: Graph, sources: set[str]) -> Graph:
+    """``graph`` without the nodes of layers outside ``sources`` (those the output does not depend on: checked
+    like the others, then left out), the inputs of the others renumbered."""
+    kept = [index for index, node in enumerate(graph.nodes) if node.source in sources]
+    renumbered = {INPUT_NODE: INPUT_NODE, **{old: new for new, old in enumerate(kept)}}
+    nodes = [replace(graph.nodes[index], inputs=tuple(renumbered[i] for i in graph.nodes[index].inputs))
+             for index in kept]
+    return Graph(graph.input_shape, nodes, graph.warnings)
 
 
 def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
@@ -255,6 +264,6 @@ def _ancestors(output: str, by_name: dict[str, FlatLayer]) -> set[str]:
 def _unused(flat: FlatModel, spec) -> list[Problem]:
     """A warning for each layer whose output nothing takes (the model's output aside)."""
     taken = {name for layer in flat.layers for name in layer.inputs}
-    return [layer.context.problem(spec, f"nothing takes the output of {layer.name!r}, so it is left out of the "
+    return merge_uses([layer.context.problem(spec, f"nothing takes the output of {layer.name!r}, so it is left out of the "
                                         "model; use it in another layer's inputs or remove it", severity="warning")
-            for layer in flat.layers if layer.name not in taken and layer.name != flat.output]
+            for layer in flat.layers if layer.name not in taken and layer.name != flat.output], spec)

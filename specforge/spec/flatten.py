@@ -24,7 +24,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from specforge.errors import Problem, SpecError
+from specforge.errors import Problem, SpecError, capped
 from specforge.spec.defaults import with_defaults
 from specforge.spec.reader import SpecPath, format_path
 from specforge.spec.schema import load_schema
@@ -46,7 +46,7 @@ class Context:
     trail: tuple[tuple[str, SpecPath], ...] = ()
 
     def problem(self, spec, message: str, inner: SpecPath | None = None, *, severity: str = "error",
-                at_key: bool = False) -> Problem:
+                at_key: bool = False, same_as: str = "") -> Problem:
         """``message`` located at ``inner`` (a path in the spec) at the top level; inside a block, at the
         use of the outermost block, naming the blocks and the line of ``inner`` in their definition."""
         if not self.trail:
@@ -55,8 +55,9 @@ class Context:
         line = spec.locate(where, at_key=at_key).line
         at = f" at line {line}" if line is not None else ""
         blocks = " > ".join(repr(name) for name, _ in self.trail)
-        return Problem(f"in block {blocks}{at} ({format_path(where)}): {message}", spec.locate(self.path),
-                       severity)
+        inside = f"in block {blocks}{at} ({format_path(where)})"
+        return InBlock(f"{inside}: {message}", spec.locate(self.path), severity, inside=inside, reason=message,
+                       uses=(self.path,), same_as=same_as)
 
     @property
     def item(self) -> SpecPath:
@@ -71,6 +72,49 @@ class Context:
         if not self.trail:
             return Context(path)
         return Context(self.path, self.trail[:-1] + ((self.trail[-1][0], path),))
+
+
+@dataclass
+class InBlock(Problem):
+    """A problem inside a block, at the use of the outermost block: ``inside`` says where in the definitions,
+    ``uses`` are the ``model.layers`` items that use it (one, until ``merge_uses`` joins the same problem
+    found in every use); ``same_as`` names the problem when other places find it too (a cycle of blocks,
+    found from whichever of its blocks the model uses)."""
+
+    inside: str = ""
+    reason: str = ""
+    uses: tuple[SpecPath, ...] = ()
+    same_as: str = ""
+
+
+def merge_uses(problems: list[Problem], spec) -> list[Problem]:
+    """``problems`` with each problem inside a block reported once, at its first use, naming every use: a
+    block used twice (or repeated) would otherwise repeat the same line for each copy."""
+    merged: dict[tuple[str, str, str], InBlock] = {}
+    result: list[Problem] = []
+    for problem in problems:
+        if not isinstance(problem, InBlock):
+            result.append(problem)
+            continue
+        key = (problem.same_as, "", problem.severity) if problem.same_as else (problem.inside, problem.reason,
+                                                                               problem.severity)
+        first = merged.get(key)
+        if first is None:
+            merged[key] = problem
+            result.append(problem)
+        elif problem.uses[0] not in first.uses:
+            first.uses += problem.uses
+            first.message = capped(f"{first.inside}, used by {_uses(first.uses, spec)}: {first.reason}")
+    return result
+
+
+def _uses(uses: tuple[SpecPath, ...], spec) -> str:
+    """``model.layers[1] (line 17) and model.layers[2] (line 18)``."""
+    named = []
+    for use in uses:
+        line = spec.locate(use).line
+        named.append(f"{format_path(use)}" + (f" (line {line})" if line is not None else ""))
+    return named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
 
 
 @dataclass(frozen=True)
@@ -120,7 +164,7 @@ def flatten_model(spec) -> FlatModel:
     if output is not None and output not in outputs:
         expander.problems.append(Problem(_unknown(output, list(outputs)), spec.locate(("model", "output"))))
     if expander.problems:
-        raise SpecError(problems=expander.problems)
+        raise SpecError(problems=merge_uses(expander.problems, spec))
     last = outputs[list(outputs)[-1]]
     return FlatModel(expander.finish(), outputs.get(output, last) if output else last)
 
@@ -253,8 +297,10 @@ class _Expander:
             return failed
         if block_name in self.active:
             chain = " -> ".join(repr(name) for name in (*self.active, block_name))
+            cycle = sorted(self.active[self.active.index(block_name):])
             self.problems.append(context.problem(self.spec, f"block {block_name!r} uses itself ({chain}); a block "
-                                                 "cannot contain itself", path + ("block",)))
+                                                 "cannot contain itself", path + ("block",),
+                                                 same_as=f"the cycle of blocks {cycle}"))
             return failed
         if len(wanted) != 1:
             self.problems.append(context.problem(self.spec, f"a block takes one input, got {len(wanted)}; merge "

@@ -390,6 +390,11 @@ EXPECTED: dict[str, list[str]] = {
         "and (14, 14, 8) from 'pooled'; every axis but axis -1 must agree (use axis to join along another, or "
         'resize one input)',
     ],
+    "graph_unused_branch_shapes_differ.yaml": [
+        'graph_unused_branch_shapes_differ.yaml:9:7: error: model.layers[2]: Concatenate got (26, 26, 4) from '
+        "'narrow' and (28, 28, 6) from 'wide'; every axis but axis -1 must agree (use axis to join along another,"
+        ' or resize one input)',
+    ],
     "graph_cycle.yaml": [
         "graph_cycle.yaml:7:87: error: model.layers[1].inputs: the layers 'conv_a' -> 'conv_b' -> 'conv_a' "
         'form a cycle; a layer cannot take its input from a layer that depends on it',
@@ -524,6 +529,41 @@ EXPECTED: dict[str, list[str]] = {
         "block_uses_itself.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
         "(blocks.residual.layers[4].block): block 'residual' uses itself ('residual' -> 'residual'); a block "
         'cannot contain itself',
+    ],
+    # a mistake inside a block used more than once: reported once, naming every use
+    "block_twice_duplicate_name_inside.yaml": [
+        "block_twice_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 11 "
+        '(blocks.residual.layers[2].name), used by model.layers[1] (line 17) and model.layers[2] (line 18): the '
+        "name 'conv_b' is already taken by blocks.residual.layers[1]; layer names are unique",
+        "block_twice_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
+        '(blocks.residual.layers[3].inputs[1]), used by model.layers[1] (line 17) and model.layers[2] (line 18): '
+        "no layer is named 'shortcut'; the names are: input, conv_a, conv_b, add",
+    ],
+    "block_twice_input_unknown_inside.yaml": [
+        "block_twice_input_unknown_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
+        '(blocks.residual.layers[3].inputs[1]), used by model.layers[1] (line 17) and model.layers[2] (line 18): '
+        "no layer is named 'shortcutt'; did you mean 'shortcut'?",
+    ],
+    "block_twice_mutual_recursion.yaml": [
+        "block_twice_mutual_recursion.yaml:19:7: error: model.layers[0]: in block 'down' > 'up' at line 15 "
+        '(blocks.up.layers[1].block), used by model.layers[0] (line 19), model.layers[1] (line 20) and '
+        "model.layers[2] (line 21): block 'down' uses itself ('down' -> 'up' -> 'down'); a block cannot contain "
+        'itself',
+    ],
+    "block_twice_output_unknown.yaml": [
+        "block_twice_output_unknown.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
+        '(blocks.residual.output), used by model.layers[1] (line 18) and model.layers[2] (line 19): no layer is '
+        "named 'ad'; did you mean 'add'?",
+    ],
+    "block_twice_parameter_misspelled.yaml": [
+        "block_twice_parameter_misspelled.yaml:17:7: error: model.layers[1]: in block 'residual' at line 10 "
+        '(blocks.residual.layers[1].kernel_size), used by model.layers[1] (line 17) and model.layers[2] (line '
+        "18): block 'residual' has no parameter 'kernel'; its parameters are: filters, strides",
+    ],
+    "block_twice_uses_itself.yaml": [
+        "block_twice_uses_itself.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
+        '(blocks.residual.layers[4].block), used by model.layers[1] (line 18) and model.layers[2] (line 19): '
+        "block 'residual' uses itself ('residual' -> 'residual'); a block cannot contain itself",
     ],
     # the expanded graph's bound, counted before anything is expanded
     "block_repeat_billion.yaml": [
