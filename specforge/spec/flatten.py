@@ -196,12 +196,14 @@ class _Expander:
     pending: list[_Pending] = field(default_factory=list)
     scopes: int = 0
     active: tuple[str, ...] = ()
-    #: the uses being expanded, innermost last: where each writes its arguments
-    uses: list[tuple[Context, SpecPath, str]] = field(default_factory=list)
+    #: the uses being expanded, innermost last: where each writes its arguments, and the parameters it gives
+    uses: list[tuple[Context, SpecPath, str, frozenset[str]]] = field(default_factory=list)
     #: paths in block definitions that held a ``$parameter`` -> its name
     substituted: dict[SpecPath, str] = field(default_factory=dict)
-    #: (use, parameter) pairs whose argument was already reported
+    #: (use or default, parameter) pairs whose argument or default was already reported
     reported: set[tuple[SpecPath, str]] = field(default_factory=set)
+    #: (block, parameter) pairs whose default does not fit the parameter's own rule
+    bad_defaults: set[tuple[str, str]] = field(default_factory=set)
 
     def __post_init__(self):
         schema = load_schema()
@@ -209,6 +211,18 @@ class _Expander:
         self.layer_schema = {"definitions": schema["definitions"],
                              **schema["properties"]["model"]["properties"]["layers"]["items"]["else"]}
         self.layer_validator = Draft7Validator(self.layer_schema)
+        self._check_defaults()
+
+    def _check_defaults(self) -> None:
+        """Each parameter's default against the parameter's own rule, reported at the default (once, whether
+        the block is used or not)."""
+        for block_name, block in self.blocks.items():
+            for name, param in block.get("params", {}).items():
+                error = "default" in param and _rule_error(param, param["default"])
+                if error:
+                    self.bad_defaults.add((block_name, name))
+                    self.problems.append(Problem(f"the default of parameter {name!r} of block {block_name!r}: {error}",
+                                                 self.spec.locate(_default_path(block_name, name))))
 
     def finish(self) -> list[FlatLayer]:
         return [FlatLayer(p.name, p.config, tuple(p.inputs), p.context) for p in self.pending]
@@ -269,21 +283,26 @@ class _Expander:
         return name
 
     def _block_problem(self, context: Context, message: str, where: SpecPath, at_key: bool) -> None:
-        """A problem with a layer inside a block: at the argument of the use when a ``$parameter`` put the
-        value there (once per argument), else at the layer."""
+        """A problem with a layer inside a block: when a ``$parameter`` put the value there, at the argument of
+        the use (once per argument) or at the parameter's default when the use left it out (once per default);
+        else at the layer."""
         parameter = self.substituted.get(where)
         if parameter is None:
             self.problems.append(context.problem(self.spec, message, where, at_key=at_key))
             return
-        use_context, use_path, block = self.uses[-1]
-        if (use_path, parameter) in self.reported:
+        use_context, use_path, block, given = self.uses[-1]
+        source = use_path if parameter in given else _default_path(block, parameter)
+        if (source, parameter) in self.reported:
             return
-        self.reported.add((use_path, parameter))
+        self.reported.add((source, parameter))
         line = self.spec.locate(where).line
-        at = f" (line {line})" if line is not None else ""
-        self.problems.append(use_context.problem(
-            self.spec, f"argument {parameter!r} of block {block!r} does not fit {format_path(where)}{at}: {message}",
-            use_path + (parameter,)))
+        fits = f"does not fit {format_path(where)}" + (f" (line {line})" if line is not None else "")
+        if parameter in given:
+            self.problems.append(use_context.problem(
+                self.spec, f"argument {parameter!r} of block {block!r} {fits}: {message}", use_path + (parameter,)))
+        else:
+            self.problems.append(Problem(f"the default of parameter {parameter!r} of block {block!r} {fits}: "
+                                         f"{message}", self.spec.locate(source)))
 
     def _use(self, item: dict, path: SpecPath, prefix: str, instances: list[str], wanted: list,
              context: Context) -> list[str]:
@@ -313,7 +332,7 @@ class _Expander:
         inner = context.inside(block_name, ("blocks", block_name))
         made, current = [], wanted[0]
         self.active += (block_name,)
-        self.uses.append((context, path, block_name))
+        self.uses.append((context, path, block_name, frozenset(key for key in item if key not in _USE_KEYS)))
         for instance in instances:
             outputs = self.scope(block["layers"], ("blocks", block_name, "layers"), f"{prefix}{instance}/",
                                  current, inner, args)
@@ -344,17 +363,17 @@ class _Expander:
                 self.problems.append(context.problem(self.spec, f"block {block_name!r} has no parameter {key!r}; "
                                                      f"{hint}", path + (key,), at_key=True))
                 continue
-            rule = {name: value for name, value in params[key].items() if name not in ("default", "description")}
-            error = next(iter(Draft7Validator(rule).iter_errors(value)), None)
-            if error is not None:
-                self.problems.append(context.problem(self.spec, f"argument {key!r} of block {block_name!r}: "
-                                                     f"{type_message(error)}", path + (key,)))
+            error = _rule_error(params[key], value)
+            if error:
+                self.problems.append(context.problem(self.spec, f"argument {key!r} of block {block_name!r}: {error}",
+                                                     path + (key,)))
         missing = [name for name, param in params.items() if name not in given and "default" not in param]
         if missing:
             names = ", ".join(repr(name) for name in missing)
             self.problems.append(context.problem(self.spec, f"block {block_name!r} needs {names}; add "
                                                  f"{', '.join(f'{name}: ...' for name in missing)}", path))
-        if len(self.problems) > found:
+        if len(self.problems) > found or any((block_name, name) in self.bad_defaults for name in params
+                                             if name not in given):
             return None
         return {name: copy.deepcopy(given.get(name, param.get("default"))) for name, param in params.items()}
 
@@ -409,6 +428,17 @@ class _Expander:
                 names.append([_auto_name(base, counters, taken)
                               for _ in range(copies if isinstance(copies, int) else 1)])
         return names
+
+
+def _rule_error(param: dict, value: Any) -> str:
+    """What is wrong with ``value`` for a block parameter declared as ``param`` ("" when it fits)."""
+    rule = {name: option for name, option in param.items() if name not in ("default", "description")}
+    error = next(iter(Draft7Validator(rule).iter_errors(value)), None)
+    return type_message(error) if error is not None else ""
+
+
+def _default_path(block: str, parameter: str) -> SpecPath:
+    return ("blocks", block, "params", parameter, "default")
 
 
 def _auto_name(base: str, counters: dict[str, int], taken: set[str]) -> str:

@@ -565,6 +565,16 @@ EXPECTED: dict[str, list[str]] = {
         '(blocks.residual.layers[4].block), used by model.layers[1] (line 18) and model.layers[2] (line 19): '
         "block 'residual' uses itself ('residual' -> 'residual'); a block cannot contain itself",
     ],
+    # a parameter's default: at its own line, once, however many uses leave it out
+    "block_default_does_not_fit.yaml": [
+        "block_default_does_not_fit.yaml:7:41: error: blocks.residual.params.strides.default: the default of "
+        "parameter 'strides' of block 'residual' does not fit blocks.residual.layers[0].strides (line 9): expected "
+        "an integer >= 1 or a list of 2 integers, got 0",
+    ],
+    "block_default_below_its_minimum.yaml": [
+        "block_default_below_its_minimum.yaml:7:41: error: blocks.residual.params.strides.default: the default of "
+        "parameter 'strides' of block 'residual': must be >= 2, got 1",
+    ],
     # the expanded graph's bound, counted before anything is expanded
     "block_repeat_billion.yaml": [
         "block_repeat_billion.yaml:17:45: error: model.layers[1].repeat: this use of block 'residual' "
