@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge import __version__
-from specforge.build import build
+from specforge.build import build, load_and_build
 from specforge.errors import DataError, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
 from specforge.graph import Graph, build_graph
 from specforge.spec import Spec, load_spec
@@ -55,8 +55,7 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
     from specforge import callbacks
     from specforge.data.precheck import check_data
 
-    spec = load_spec(path, overrides)
-    graph = build(spec)
+    spec, graph = load_and_build(path, overrides)
     try:
         if data:
             check_data(spec.config, spec.base_dir, graph.output_shape[-1])
@@ -91,7 +90,7 @@ def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (),
     from specforge import train
 
     if isinstance(spec, (str, Path)):
-        spec, overrides = load_spec(spec, overrides), ()
+        spec, overrides = load_and_build(spec, overrides)[0], ()
     return train.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
                      limit_train=limit_train, limit_test=limit_test, observers=observers)
 

@@ -152,14 +152,15 @@ def _located(flat: FlatLayer, spec) -> Iterator[None]:
 
 
 def build_graph(spec) -> Graph:
-    """Infer every shape of ``spec``'s model; raises SpecError for a cycle, ShapeError listing every layer
-    that cannot take what it is given, each located at the layer."""
+    """Infer every shape of ``spec``'s model; raises SpecError (or ShapeError when every problem is a shape)
+    naming every mistake: names and inputs, blocks, a cycle, and each layer that cannot take what it is given
+    (what depends on a mistake is not checked further), each located at the layer."""
     flat = flatten_model(spec)
     by_name = {layer.name: layer for layer in flat.layers}
-    order = _topological(flat, by_name, spec)
+    order, cycle = _topological(flat, by_name, spec)
     graph = Graph(input_shape=tuple(spec.config["model"]["input_shape"]), warnings=_unused(flat, spec))
     made: dict[str, int] = {INPUT: INPUT_NODE}
-    problems: list[Problem] = []
+    shapes: list[Problem] = []
     for flat_layer in order:
         if any(name not in made for name in flat_layer.inputs):
             continue  # an input failed: its own error is reported
@@ -167,9 +168,11 @@ def build_graph(spec) -> Graph:
             with _located(flat_layer, spec):
                 made[flat_layer.name] = _add_layer(graph, flat_layer, [made[name] for name in flat_layer.inputs])
         except ShapeError as error:
-            problems.extend(error.problems)
-    if problems:
-        raise ShapeError(problems=merge_uses(problems, spec))
+            shapes.extend(error.problems)
+    if flat.problems or cycle:
+        raise SpecError(problems=merge_uses(flat.problems + cycle + shapes, spec))
+    if shapes:
+        raise ShapeError(problems=merge_uses(shapes, spec))
     return _only(graph, _ancestors(flat.output, by_name))
 
 
@@ -208,13 +211,14 @@ def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
     return len(graph.nodes) - 1
 
 
-def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec) -> list[FlatLayer]:
-    """The layers in an order where each comes after its inputs, otherwise as written; SpecError on a cycle."""
+def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec) -> tuple[list[FlatLayer], list[Problem]]:
+    """The layers in an order where each comes after its inputs, otherwise as written (an input that failed
+    counts as ready); and the problem of a cycle, whose layers (and what takes them) are left out of the order."""
     position = {layer.name: index for index, layer in enumerate(flat.layers)}
-    waiting = {layer.name: len(set(layer.inputs) - {INPUT}) for layer in flat.layers}
+    waiting = {layer.name: len(set(layer.inputs) - {INPUT} - flat.failed) for layer in flat.layers}
     users: dict[str, list[str]] = {}
     for layer in flat.layers:
-        for name in set(layer.inputs) - {INPUT}:
+        for name in set(layer.inputs) - {INPUT} - flat.failed:
             users.setdefault(name, []).append(layer.name)
     ready = [position[name] for name, count in waiting.items() if count == 0]
     heapq.heapify(ready)
@@ -226,16 +230,15 @@ def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec) -> list[F
             waiting[user] -= 1
             if waiting[user] == 0:
                 heapq.heappush(ready, position[user])
-    if len(order) < len(flat.layers):
-        cycle = _cycle([layer for layer in flat.layers if waiting[layer.name]], by_name)
-        first = min(cycle, key=lambda name: position[name])
-        cycle = cycle[cycle.index(first):] + cycle[:cycle.index(first)]
-        names = " -> ".join(repr(name) for name in cycle + [first])
-        context = by_name[first].context
-        raise SpecError(problems=[context.problem(spec, f"the layers {names} form a cycle; a layer cannot take its "
-                                                        "input from a layer that depends on it",
-                                                  context.item + ("inputs",))])
-    return order
+    if len(order) == len(flat.layers):
+        return order, []
+    cycle = _cycle([layer for layer in flat.layers if waiting[layer.name]], by_name)
+    first = min(cycle, key=lambda name: position[name])
+    cycle = cycle[cycle.index(first):] + cycle[:cycle.index(first)]
+    names = " -> ".join(repr(name) for name in cycle + [first])
+    context = by_name[first].context
+    return order, [context.problem(spec, f"the layers {names} form a cycle; a layer cannot take its input from a "
+                                         "layer that depends on it", context.item + ("inputs",))]
 
 
 def _cycle(stuck: list[FlatLayer], by_name: dict[str, FlatLayer]) -> list[str]:
@@ -254,8 +257,8 @@ def _ancestors(output: str, by_name: dict[str, FlatLayer]) -> set[str]:
     seen, pending = set(), [output]
     while pending:
         name = pending.pop()
-        if name in seen or name == INPUT:
-            continue
+        if name in seen or name not in by_name:
+            continue  # the input, or a layer that failed
         seen.add(name)
         pending.extend(by_name[name].inputs)
     return seen

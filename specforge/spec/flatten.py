@@ -24,7 +24,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from specforge.errors import Problem, SpecError, capped
+from specforge.errors import Problem, capped
 from specforge.spec.defaults import with_defaults
 from specforge.spec.reader import SpecPath, format_path
 from specforge.spec.schema import load_schema
@@ -32,6 +32,10 @@ from specforge.spec.validate import error_messages, type_message
 
 #: the name of the model's (or inside a block, the block's) input, as a layer's ``inputs`` refers to it
 INPUT = "input"
+#: the key that marks a layer or block the schema refused (in a spec whose other parts are still checked)
+FAILED = "$failed"
+#: what an input that names no layer is resolved to: a layer that failed
+_UNKNOWN = "<unknown>"
 #: keys of a block use that are not arguments of the block
 _USE_KEYS = ("block", "name", "inputs", "repeat")
 _PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -147,6 +151,11 @@ class FlatModel:
     layers: list[FlatLayer]
     #: the full name of the layer whose output is the model's output
     output: str
+    #: every mistake found, each inside a block once per place in its definition
+    problems: list[Problem] = field(default_factory=list)
+    #: full names that layers may take as inputs but that are not layers: those that failed (refused by the
+    #: schema, a block use with a mistake, an input naming nothing); what takes them is not checked further
+    failed: frozenset[str] = frozenset()
 
 
 def snake(kind: str) -> str:
@@ -155,18 +164,18 @@ def snake(kind: str) -> str:
 
 
 def flatten_model(spec) -> FlatModel:
-    """The layers of ``spec``'s model, blocks expanded, every name and input resolved; SpecError naming
-    every mistake."""
+    """The layers of ``spec``'s model, blocks expanded, every name and input resolved, with every mistake
+    found (what a mistake leaves undefined is among the model's ``failed`` names, so that the rest of the
+    model is still checked)."""
     expander = _Expander(spec)
     model = spec.config["model"]
     outputs = expander.scope(model["layers"], ("model", "layers"), "", INPUT, Context(()), None)
     output = model.get("output")
     if output is not None and output not in outputs:
         expander.problems.append(Problem(_unknown(output, list(outputs)), spec.locate(("model", "output"))))
-    if expander.problems:
-        raise SpecError(problems=merge_uses(expander.problems, spec))
     last = outputs[list(outputs)[-1]]
-    return FlatModel(expander.finish(), outputs.get(output, last) if output else last)
+    return FlatModel(expander.finish(), outputs.get(output, last) if output else last,
+                     merge_uses(expander.problems, spec), frozenset(expander.failed))
 
 
 @dataclass
@@ -204,6 +213,8 @@ class _Expander:
     reported: set[tuple[SpecPath, str]] = field(default_factory=set)
     #: (block, parameter) pairs whose default does not fit the parameter's own rule
     bad_defaults: set[tuple[str, str]] = field(default_factory=set)
+    #: full names of what failed (see FlatModel.failed)
+    failed: set[str] = field(default_factory=lambda: {_UNKNOWN})
 
     def __post_init__(self):
         schema = load_schema()
@@ -234,7 +245,7 @@ class _Expander:
         scope_id = self.scopes = self.scopes + 1
         paths = [where + (index,) for index in range(len(items))]
         if args is not None:
-            items = [self._substitute(item, args, context.at(path), path) for item, path in zip(items, paths)]
+            items = [self._substituted(item, args, context.at(path), path) for item, path in zip(items, paths)]
         names = self._names(items, paths, context)
         outputs: dict[str, str] = {}
         first_pending = len(self.pending)
@@ -245,7 +256,11 @@ class _Expander:
             wanted = [previous] if given is None else [
                 _Ref(scope_id, name, here, path + ("inputs",) + ((position,) if isinstance(given, list) else ()))
                 for position, name in enumerate([given] if isinstance(given, str) else given)]
-            if "block" in item:
+            if FAILED in item:
+                made = [self._fail(prefix + instance) for instance in instances]
+            elif item.get("name") in outputs:  # a second layer of that name, reported by _names
+                made = [self._fail(f"<{format_path(path)}>")]
+            elif "block" in item:
                 made = self._use(item, path, prefix, instances, wanted, here)
             else:
                 made = [self._layer(item, path, prefix + instances[0], wanted, here, args is not None)]
@@ -253,6 +268,10 @@ class _Expander:
             previous = _Ref(scope_id, instances[-1], here, path)
         self._resolve(scope_id, outputs, scope_input, first_pending)
         return outputs
+
+    def _fail(self, name: str) -> str:
+        self.failed.add(name)
+        return name
 
     def _resolve(self, scope_id: int, outputs: dict[str, str], scope_input: Any, first: int) -> None:
         """Replace the references to this scope's names by full names; an unknown name is a problem."""
@@ -267,7 +286,7 @@ class _Expander:
                     pending.inputs[position] = outputs[ref.name]
                 else:
                     self.problems.append(ref.context.problem(self.spec, _unknown(ref.name, known), ref.path))
-                    pending.inputs[position] = INPUT
+                    pending.inputs[position] = _UNKNOWN
 
     def _layer(self, item: dict, path: SpecPath, name: str, wanted: list, context: Context, in_block: bool) -> str:
         config = {key: value for key, value in item.items() if key not in ("name", "inputs")}
@@ -277,7 +296,7 @@ class _Expander:
             if errors:
                 for message, inner, at_key in error_messages(errors, self.layer_schema):
                     self._block_problem(context, message, path + inner, at_key)
-                return name
+                return self._fail(name)
             config = with_defaults(config, self.layer_schema)
         self.pending.append(_Pending(name, config, list(wanted), context))
         return name
@@ -310,25 +329,12 @@ class _Expander:
         block_name = item["block"]
         block = self.blocks.get(block_name)
         failed = [prefix + instance for instance in instances]
-        if block is None:
-            self.problems.append(context.problem(self.spec, _unknown_block(block_name, list(self.blocks)),
-                                                 path + ("block",)))
-            return failed
-        if block_name in self.active:
-            chain = " -> ".join(repr(name) for name in (*self.active, block_name))
-            cycle = sorted(self.active[self.active.index(block_name):])
-            self.problems.append(context.problem(self.spec, f"block {block_name!r} uses itself ({chain}); a block "
-                                                 "cannot contain itself", path + ("block",),
-                                                 same_as=f"the cycle of blocks {cycle}"))
-            return failed
-        if len(wanted) != 1:
-            self.problems.append(context.problem(self.spec, f"a block takes one input, got {len(wanted)}; merge "
-                                                 "them first (Add, Concatenate, ...) or use the block on each",
-                                                 path + ("inputs",)))
-            return failed
-        args = self._arguments(item, block_name, block, path, context)
+        problem = self._use_problem(block_name, wanted, path, context)
+        if problem is not None:
+            self.problems.append(problem)
+        args = None if problem or FAILED in block else self._arguments(item, block_name, block, path, context)
         if args is None:
-            return failed
+            return [self._fail(name) for name in failed]
         inner = context.inside(block_name, ("blocks", block_name))
         made, current = [], wanted[0]
         self.active += (block_name,)
@@ -340,13 +346,28 @@ class _Expander:
             if output not in outputs:
                 self.problems.append(inner.problem(self.spec, _unknown(output, [INPUT, *outputs]),
                                                    ("blocks", block_name, "output")))
-                made.append(prefix + instance)
+                made.append(self._fail(prefix + instance))
                 break
             current = outputs[output]
             made.append(current)
         self.active = self.active[:-1]
         self.uses.pop()
-        return made + failed[len(made):]
+        return made + [self._fail(name) for name in failed[len(made):]]
+
+    def _use_problem(self, block_name: str, wanted: list, path: SpecPath, context: Context) -> Problem | None:
+        """What makes a use of ``block_name`` impossible: no such block, a block that uses itself, or several
+        inputs."""
+        if block_name not in self.blocks:
+            return context.problem(self.spec, _unknown_block(block_name, list(self.blocks)), path + ("block",))
+        if block_name in self.active:
+            chain = " -> ".join(repr(name) for name in (*self.active, block_name))
+            cycle = sorted(self.active[self.active.index(block_name):])
+            return context.problem(self.spec, f"block {block_name!r} uses itself ({chain}); a block cannot contain "
+                                   "itself", path + ("block",), same_as=f"the cycle of blocks {cycle}")
+        if len(wanted) != 1:
+            return context.problem(self.spec, f"a block takes one input, got {len(wanted)}; merge them first (Add, "
+                                   "Concatenate, ...) or use the block on each", path + ("inputs",))
+        return None
 
     def _arguments(self, item: dict, block_name: str, block: dict, path: SpecPath,
                    context: Context) -> dict | None:
@@ -376,6 +397,12 @@ class _Expander:
                                              if name not in given):
             return None
         return {name: copy.deepcopy(given.get(name, param.get("default"))) for name, param in params.items()}
+
+    def _substituted(self, item: dict, args: dict, context: Context, path: SpecPath) -> dict:
+        """A block's item with its arguments put in; marked failed when it names a parameter the block lacks."""
+        found = len(self.problems)
+        item = self._substitute(item, args, context, path)
+        return {**item, FAILED: True} if len(self.problems) > found else item
 
     def _substitute(self, item: Any, args: dict, context: Context, path: SpecPath) -> Any:
         """``item`` with each ``$parameter`` string replaced by its argument; an unknown one is a problem."""
@@ -424,7 +451,7 @@ class _Expander:
                 names.append([base] + [f"{base}_{count}" for count in range(1, copies if isinstance(copies, int)
                                                                             else 1)])
             else:
-                base = item["block"] if "block" in item else snake(item["type"])
+                base = item["block"] if "block" in item else snake(item["type"]) if "type" in item else "layer"
                 names.append([_auto_name(base, counters, taken)
                               for _ in range(copies if isinstance(copies, int) else 1)])
         return names

@@ -220,6 +220,23 @@ EXPECTED: dict[str, list[str]] = {
         f"did you mean 'adam'? expected one of: {_OPTIMIZERS}",
         "several_errors.json:14:21: error: fit.epochs: expected an integer >= 1, got 'three'",
     ],
+    # every independent mistake at once: the schema's, the blocks', the shapes' of the rest of the model
+    "several_stages.yaml": [
+        "several_stages.yaml:15:62: error: model.layers[0].activaton: unknown key 'activaton'; did you mean "
+        "'activation'?",
+        "several_stages.yaml:16:37: error: model.layers[1].stride: block 'residual' has no parameter 'stride'; did "
+        "you mean 'strides'?",
+        "several_stages.yaml:18:7: error: model.layers[3]: Add got (26, 26, 8) from 'stem' and (24, 24, 8) from "
+        "'side'; Add needs inputs of one shape",
+    ],
+    "several_stages_value_error.yaml": [
+        "several_stages_value_error.yaml:7:45: error: model.layers[1].filters: must be >= 1, got 0",
+        "several_stages_value_error.yaml:10:7: error: model.layers[4]: Concatenate got (26, 26, 8) from 'stem' and "
+        "(26, 26, 4) from 'side'; every axis but axis 1 must agree (use axis to join along another, or resize one "
+        "input)",
+        "several_stages_value_error.yaml:15:14: error: compile.optimizer: unknown value 'adamm'; did you mean "
+        f"'adam'? expected one of: {_OPTIMIZERS}",
+    ],
     # syntax errors, duplicate keys, empty files
     "yaml_bad_indentation.yaml": [
         "yaml_bad_indentation.yaml:9:6: error: invalid YAML: bad indentation; indent this key like the other keys "
@@ -623,8 +640,9 @@ OVERRIDES: dict[tuple[str, ...], list[str]] = {
 }
 
 #: corpus files also checked through the real command line.
-CLI_CASES = ["several_errors.yaml", "kernel_larger_than_input.yaml", "loss_vs_sparse_labels.yaml",
-             "graph_add_shapes_differ.yaml", "block_argument_out_of_range.yaml", "block_nested_error.yaml",
+CLI_CASES = ["several_errors.yaml", "several_stages.yaml", "kernel_larger_than_input.yaml",
+             "loss_vs_sparse_labels.yaml", "graph_add_shapes_differ.yaml", "block_argument_out_of_range.yaml",
+             "block_nested_error.yaml", "block_twice_mutual_recursion.yaml", "blocks_doubling_forty_times.yaml",
              "yaml_duplicate_key.yaml", "json_single_quotes.json"]
 
 _LINE = re.compile(r"(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): error: (?:(?P<path>[^ :]+): )?(?P<message>.*)")
