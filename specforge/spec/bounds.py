@@ -5,7 +5,8 @@ blocks each using the one before twice are 2^40 layers in 120 lines, and ``repea
 would expand until memory runs out.  Each block's size (layers in one copy) and nesting depth are
 multiplied and added up through the call graph, each block once and without recursion, and the use
 that takes the model past MAX_LAYERS layers or MAX_DEPTH nested blocks is refused at its line.  A
-block that uses itself counts as empty here: expanding it reports the cycle.
+block that uses itself counts as empty here (expanding it reports the cycle), but every copy of a use counts
+as one layer at least, whatever its block: each copy is named before its block is looked at.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _extent(items: list, extents: dict[str, _Extent]) -> _Extent:
     depth = 0
     for _, _, block, repeat in _uses(items):
         inner = _of(extents, block)
-        layers = min(layers + repeat * inner.layers, _CEILING)
+        layers = min(layers + repeat * max(inner.layers, 1), _CEILING)
         depth = max(depth, 1 + inner.depth)
     return _Extent(layers, depth)
 
@@ -118,29 +119,44 @@ def _depth_problem(items: list, blocks: dict, extents: dict[str, _Extent],
 
 def _layers_problem(items: list, blocks: dict, extents: dict[str, _Extent],
                     locate: Callable[[SpecPath], Location]) -> Problem:
-    """At the item that takes its scope past MAX_LAYERS: in the model, or inside the block that alone
-    is too large (where that block is defined)."""
+    """At the item that takes its scope past MAX_LAYERS: in the model, or inside the block that alone is too
+    large (where that block is defined), following such blocks down (each once: a block inside itself counts
+    one layer per copy, as it did when its size was counted)."""
     where: SpecPath = ("model", "layers")
     scope = "the model"
     chain: set[str] = set()
+    problem: Problem | None = None
     while True:
-        total = 0
-        for index, item in enumerate(items):
-            use = next(_uses([item]), None)
-            size = _of(extents, use[2]).layers if use else 1
-            count = min(size * use[3], _CEILING) if use else 1
-            if total + count <= MAX_LAYERS:
-                total += count
-                continue
-            if use and size > MAX_LAYERS and use[2] not in chain:
-                items, where, scope = blocks[use[2]]["layers"], ("blocks", use[2], "layers"), f"block {use[2]!r}"
-                chain.add(use[2])
-                break
-            what = (f"this use of block {use[2]!r} ({_count(use[3])} x {_count(size)} layers)" if use and use[3] > 1
-                    else f"this use of block {use[2]!r} ({_count(size)} layers)" if use else "this layer")
-            at = where + (index,) + (("repeat",) if use and use[3] > 1 and total + size <= MAX_LAYERS else ())
-            return Problem(f"{what} takes {scope} to {_count(total + count)} layers, more than the {MAX_LAYERS:,} "
-                           "a model may have; use a smaller repeat, or fewer or smaller blocks", locate(at))
+        found = _first_past(items, extents, chain)
+        if found is None:  # the block was counted larger where it is used than inside it: report that use
+            assert problem is not None
+            return problem
+        index, use, size, total = found
+        count = min(size * use[3], _CEILING) if use else 1
+        what = (f"this use of block {use[2]!r} ({_count(use[3])} x {_count(size)} layers)" if use and use[3] > 1
+                else f"this use of block {use[2]!r} ({_count(size)} layers)" if use else "this layer")
+        at = where + (index,) + (("repeat",) if use and use[3] > 1 and total + size <= MAX_LAYERS else ())
+        problem = Problem(f"{what} takes {scope} to {_count(total + count)} layers, more than the {MAX_LAYERS:,} a "
+                          "model may have; use a smaller repeat, or fewer or smaller blocks", locate(at))
+        if not (use and size > MAX_LAYERS and use[2] not in chain):
+            return problem
+        items, where, scope = blocks[use[2]]["layers"], ("blocks", use[2], "layers"), f"block {use[2]!r}"
+        chain.add(use[2])
+
+
+def _first_past(items: list, extents: dict[str, _Extent],
+                chain: set[str]) -> tuple[int, tuple | None, int, int] | None:
+    """``(index, use, size, total before it)`` of the first of ``items`` that takes their count past
+    MAX_LAYERS (``use`` as ``_uses`` gives it, None for a layer; ``size``: layers in one copy)."""
+    total = 0
+    for index, item in enumerate(items):
+        use = next(_uses([item]), None)
+        size = (1 if use[2] in chain else max(_of(extents, use[2]).layers, 1)) if use else 1
+        count = min(size * use[3], _CEILING) if use else 1
+        if total + count > MAX_LAYERS:
+            return index, use, size, total
+        total += count
+    return None
 
 
 def _count(number: int) -> str:

@@ -126,3 +126,11 @@ def test_a_sweep_range_over_a_repeat_is_checked_at_the_largest_value_it_draws(tm
 def test_an_int_range_is_checked_at_the_largest_value_its_steps_reach():
     assert Parameter("model.layers[1].repeat", "int", (1, 1000), step=100).checked_values() == [1, 901]
     assert Parameter("fit.epochs", "int", (2, 2)).checked_values() == [2]
+
+
+@pytest.mark.parametrize("blocks", [{}, {"a": {"layers": [{"type": "ReLU"}, {"block": "a", "repeat": 10**12}]}}],
+                         ids=["unknown block", "block using itself"])
+def test_each_copy_counts_as_a_layer_even_where_its_block_cannot_be_expanded(blocks: dict):
+    use = {"block": "nowhere", "repeat": 10**12} if not blocks else {"block": "a"}
+    found = messages(document([use, *HEAD], blocks))
+    assert len(found) == 1 and "(1,000,000,000,000 x 1 layers)" in found[0]
