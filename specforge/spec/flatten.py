@@ -259,7 +259,7 @@ class _Expander:
             if FAILED in item:
                 made = [self._fail(prefix + instance) for instance in instances]
             elif item.get("name") in outputs:  # a second layer of that name, reported by _names
-                made = [self._fail(f"<{format_path(path)}>")]
+                made = [self._fail(f"<{format_path(path)}>")] * len(instances)
             elif "block" in item:
                 made = self._use(item, path, prefix, instances, wanted, here)
             else:
