@@ -37,7 +37,7 @@ from benchmarks.matmul import gemm_gflops  # noqa: E402
 from benchmarks.rounds import QUIET_LIMIT, RETRIES, Measured  # noqa: E402
 from benchmarks.side_by_side import PYTORCH, SPECFORGE, SideBySide, inference_rates, training_rates  # noqa: E402
 from benchmarks.tables import Table  # noqa: E402
-from specforge.export.runtime import default_threads  # noqa: E402
+from specforge.predict.session import default_threads  # noqa: E402
 
 SPECS = ROOT / "specs"
 SEED = "mnist"

@@ -25,8 +25,8 @@ from benchmarks.rates import best_rate  # noqa: E402
 from specforge.api import build  # noqa: E402
 from specforge.data import load_dataset  # noqa: E402
 from specforge.export.onnx import export_graph  # noqa: E402
-from specforge.export.runtime import default_threads, make_session  # noqa: E402
-from specforge.model import Model  # noqa: E402
+from specforge.predict.session import default_threads, make_session  # noqa: E402
+from specforge.training.model import Model  # noqa: E402
 from specforge.spec import load_spec  # noqa: E402
 
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
@@ -42,7 +42,7 @@ def seed_model(run_dir: str | None) -> tuple[Model, object]:
     """The seed spec's model (a run's trained weights, or fresh ones) and its preprocessing."""
     if run_dir is not None:
         from specforge.data import Preprocessing
-        from specforge.runs import open_run
+        from specforge.runs.directory import open_run
 
         run = open_run(run_dir)
         return run.model(), Preprocessing.from_dict(run.preprocessing)

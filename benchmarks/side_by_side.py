@@ -20,10 +20,11 @@ import numpy as np
 
 from benchmarks.rates import best_rate
 from benchmarks.rounds import Measured, alternate
-from specforge import losses, optimizers
+from specforge.options import losses
+from specforge.options import optimizers
 from specforge.api import build, load_spec
-from specforge.evaluate import labels_and_targets
-from specforge.model import Model
+from specforge.training.evaluate import labels_and_targets
+from specforge.training.model import Model
 
 #: distinct random batches a measurement cycles through
 POOL = 4
@@ -134,7 +135,7 @@ def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float
     (every core), per batch size, and the largest difference between their outputs and specforge's."""
     from benchmarks.torch_twin import to_torch, twin_onnx
     from specforge.export.onnx import export_graph
-    from specforge.export.runtime import make_session
+    from specforge.predict.session import make_session
 
     ours = make_session(export_graph(pair.graph, pair.model.params).SerializeToString())
     theirs = make_session(twin_onnx(pair.twin))

@@ -8,7 +8,7 @@ framework per process so that neither reuses the other's freed memory.
 ``rates``: training images per second of specforge and PyTorch per batch size, alternating rounds (each
 with the cores' worth of CPU other processes took during it: benchmarks/rounds.py), on
 the first ``--cores`` cores this process may use: the affinity is set before numpy, BLAS or PyTorch
-start, and specforge splits its batches over the cores it has (specforge/kernels/parallel.py).
+start, and specforge splits its batches over the cores it has (specforge/ops/parallel.py).
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.torch_twin import TorchTwin, TwinTrainer, to_torch  # noqa: E402
-from specforge import losses  # noqa: E402
+from specforge.options import losses
 from specforge.api import build, load_data, load_spec  # noqa: E402
 from specforge.data import iterate_batches  # noqa: E402
-from specforge.evaluate import labels_and_targets  # noqa: E402
-from specforge.export.runtime import default_threads  # noqa: E402
-from specforge.model import Model  # noqa: E402
-from specforge.train import generators  # noqa: E402
+from specforge.training.evaluate import labels_and_targets  # noqa: E402
+from specforge.predict.session import default_threads  # noqa: E402
+from specforge.training.model import Model  # noqa: E402
+from specforge.training.loop import generators  # noqa: E402
 
 
 def whole_split(split, loss, units: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

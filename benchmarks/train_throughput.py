@@ -23,12 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.matmul import gemm_gflops  # noqa: E402
-from specforge import losses, metrics, optimizers  # noqa: E402
+from specforge.options import losses
+from specforge.options import metrics
+from specforge.options import optimizers
 from specforge.api import build, load_data, load_spec  # noqa: E402
 from specforge.data import iterate_batches  # noqa: E402
-from specforge.model import Model  # noqa: E402
-from specforge.evaluate import labels_and_targets  # noqa: E402
-from specforge.train import generators  # noqa: E402
+from specforge.training.model import Model  # noqa: E402
+from specforge.training.evaluate import labels_and_targets  # noqa: E402
+from specforge.training.loop import generators  # noqa: E402
 
 
 def training_images_per_second(spec_path: str | Path, batches: int = 200, warmup: int = 20,

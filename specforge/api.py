@@ -22,26 +22,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge import __version__
-from specforge.build import build, load_and_build
-from specforge.errors import DataError, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
-from specforge.graph import Graph, build_graph
+from specforge.graph.build import build, load_and_build
+from specforge.base.errors import DataError, Problem, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
+from specforge.graph.dag import Graph, build_graph
 from specforge.spec import Spec, load_spec
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from specforge.callbacks import Callback
+    from specforge.options.callbacks import Callback
     from specforge.data import Dataset
     from specforge.export.run_export import ExportResult
-    from specforge.predict import PredictionReport
-    from specforge.predict_table import RowPredictions
-    from specforge.progress import Progress
-    from specforge.records import Comparison, RunRecord
-    from specforge.runs import Run
+    from specforge.predict.images import PredictionReport
+    from specforge.predict.table import RowPredictions
+    from specforge.training.progress import Progress
+    from specforge.runs.records import Comparison, RunRecord
+    from specforge.runs.directory import Run
     from specforge.sweep.results import SweepResult
     from specforge.sweep.runner import OnUpdate
 
-__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "load_run", "predict", "load_data",
+__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "evaluation_warnings", "load_run", "predict", "load_data",
            "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
            "sweep", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted", "SweepInterrupted"]
 
@@ -52,7 +52,7 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
     Also refused: callbacks monitoring a value training will not report, and (unless ``data`` is false) data
     that training would refuse as far as the files' headers and small label files tell
     (``specforge.data.precheck``)."""
-    from specforge import callbacks
+    from specforge.options import callbacks
     from specforge.data.precheck import check_data
 
     spec, graph = load_and_build(path, overrides)
@@ -71,8 +71,7 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
 
 def _log_names(spec: Spec, graph: Graph) -> list[str]:
     """The names training will report each epoch (as ``train._Setup.log_names``), known from the spec alone."""
-    from specforge import metrics
-
+    from specforge.options import metrics
     names = ["loss", *(metric.name for metric in metrics.create(spec.config["compile"]["metrics"],
                                                                 graph.output_shape[-1]))]
     return names if spec.config["fit"]["validation"] == "none" else names + [f"val_{name}" for name in names]
@@ -85,10 +84,9 @@ def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (),
     """``specforge train``: train a spec (object or file) into a run directory, or resume a run; returns the Run.
 
     ``overrides`` (``"fit.epochs=1"``) apply when loading a spec file, or to a resumed run (fit.epochs only).
-    ``observers``: callbacks besides the spec's (``specforge.callbacks.Callback``), not saved in checkpoints.
+    ``observers``: callbacks besides the spec's (``specforge.options.callbacks.Callback``), not saved in checkpoints.
     """
-    from specforge import train
-
+    from specforge.training import loop as train
     if isinstance(spec, (str, Path)):
         spec, overrides = load_and_build(spec, overrides)[0], ()
     return train.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
@@ -96,8 +94,8 @@ def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (),
 
 
 def load_run(path: str | Path) -> Run:
-    """A finished run directory (``runs/x/latest``, ``runs/x/3``, ...) as a ``specforge.runs.Run``."""
-    from specforge.runs import open_run
+    """A finished run directory (``runs/x/latest``, ``runs/x/3``, ...) as a ``specforge.runs.directory.Run``."""
+    from specforge.runs.directory import open_run
 
     return open_run(path)
 
@@ -108,22 +106,33 @@ def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | No
     """``specforge evaluate``: loss and metrics of a run (a Run or its path) on a split of its data; with
     ``details``, also ``per_class`` precision, recall, F1 and support and the ``confusion_matrix``;
     ``on_batch(done, total)`` after each batch (a progress bar)."""
-    from specforge.evaluate import evaluate_run
+    from specforge.training.evaluate import evaluate_run
 
     return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details, on_batch=on_batch)
+
+
+def evaluation_warnings(run: Run | str | Path) -> list[Problem]:
+    """Remarks on a run's scores that stop nothing: moving statistics of batch normalization that had too few
+    training steps to move from their initial values (for a run that recorded its steps)."""
+    from specforge.training.moving_statistics import unsettled_statistics
+
+    run = _as_run(run)
+    steps = run.manifest.get("steps_completed")
+    warning = None if steps is None else unsettled_statistics(run.spec(), run.graph, steps)
+    return [] if warning is None else [warning]
 
 
 def runs(name: str | None = None, root: str | Path = "runs") -> list[RunRecord]:
     """``specforge runs [NAME]``: every run under ``root`` (or spec ``name``'s) with its status, epochs, best
     monitored value, test metrics, duration and spec hash."""
-    from specforge.records import list_runs
+    from specforge.runs.records import list_runs
 
     return list_runs(name, root)
 
 
 def compare_runs(a: Run | str | Path, b: Run | str | Path) -> Comparison:
     """``specforge runs compare A B``: the spec values that differ between two runs, and both runs' results."""
-    from specforge.records import compare_runs as compare
+    from specforge.runs.records import compare_runs as compare
 
     return compare(*(run.path if not isinstance(run, (str, Path)) else run for run in (a, b)))
 
@@ -131,8 +140,8 @@ def compare_runs(a: Run | str | Path, b: Run | str | Path) -> Comparison:
 def plot(runs: Sequence[Run | str | Path], out: str | Path | None = None) -> Path:
     """``specforge plot``: a PNG of the runs' training curves (default: RUN/curves.png for one run, else
     curves.png here); needs matplotlib (``specforge[plot]``)."""
-    from specforge.plots import plot_curves
-    from specforge.records import run_curves
+    from specforge.runs.plots import plot_curves
+    from specforge.runs.records import run_curves
 
     paths = [run.path if not isinstance(run, (str, Path)) else Path(run) for run in runs]
     curves = [run_curves(path) for path in paths]
@@ -142,7 +151,7 @@ def plot(runs: Sequence[Run | str | Path], out: str | Path | None = None) -> Pat
 
 def plot_confusion(run: Run | str | Path, results: dict, out: str | Path | None = None) -> Path:
     """The confusion matrix of ``evaluate(run, details=True)`` as a PNG (default: RUN/confusion-SPLIT.png)."""
-    from specforge.plots import plot_confusion as draw
+    from specforge.runs.plots import plot_confusion as draw
 
     run = _as_run(run)
     title = f"{run.manifest.get('spec', run.path.name)}: {results['split']} ({results['examples']} examples)"
@@ -155,8 +164,8 @@ def plot_misclassified(run: Run | str | Path, split: str = "test", *, out: str |
     """A PNG grid of the first ``count`` examples of ``split`` the run's model gets wrong, each captioned with the
     predicted class (and its probability) and the true class (default: RUN/misclassified-SPLIT.png); returns
     the path, how many are wrong and how many examples there were."""
-    from specforge.evaluate import find_mistakes
-    from specforge.plots import plot_examples
+    from specforge.training.evaluate import find_mistakes
+    from specforge.runs.plots import plot_examples
 
     run = _as_run(run)
     mistakes = find_mistakes(run, split, limit=limit)
@@ -181,7 +190,7 @@ def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
     ``images`` are as stored (uint8 pixels, ``(N, H, W[, C])`` or flat rows); the run's preprocessing is
     applied batch by batch unless ``preprocess`` is False (then they must already be model inputs).
     """
-    from specforge.evaluate import predict_run
+    from specforge.training.evaluate import predict_run
 
     return predict_run(_as_run(run), images, batch_size=batch_size, preprocess=preprocess)
 
@@ -208,7 +217,7 @@ def render_samples(spec: Spec, split: str, out: str | Path | None = None, count:
     histograms of each feature column and the target (default file: ``<spec name>-<split>.png``); returns its
     path."""
     from specforge.data import render_grid
-    from specforge.data.table_info import render_histograms
+    from specforge.data.table.info import render_histograms
 
     dataset = load_data(spec)
     chosen = dataset.splits().get(split)
@@ -238,7 +247,7 @@ def write_schema(directory: str | Path) -> Path:
 def write_template(name: str, template: str = "cnn", directory: str | Path = ".", *, force: bool = False) -> Path:
     """``specforge init``: a new, valid, commented spec NAME.yaml from ``template`` (cnn, mlp, lenet or
     a reference spec of specs/: inception, mobilenet, resnet, sequence)."""
-    from specforge.starter import write_template as write
+    from specforge.spec.starter import write_template as write
 
     return write(name, template, Path(directory), force=force)
 
@@ -271,15 +280,15 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
     ``backend`` ray: the batches run on Ray Data (at ``address``, RAY_ADDRESS or a local Ray) in ``actors``
     actors of ``threads`` CPUs each (default 1; actors default: the cluster's CPUs / threads)."""
     from specforge.data.inputs import read_files
-    from specforge.predict import OnnxModel, predict, read_data
-    from specforge.predict_table import is_table_model
+    from specforge.predict.images import OnnxModel, predict, read_data
+    from specforge.predict.table import is_table_model
 
     if bool(inputs) == bool(data):
         raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
                         if inputs else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)")
     if backend not in ("local", "ray"):
         raise DataError(f"unknown backend {backend!r}; use local or ray", file="--backend")
-    from specforge.run_model import RunModel, is_run_dir
+    from specforge.predict.run_model import RunModel, is_run_dir
 
     with contextlib.ExitStack() as ray:
         if is_run_dir(model):
@@ -288,8 +297,8 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
                                 file=str(model))
             session = RunModel(model)
         elif backend == "ray":
-            from specforge.predict_ray import RayOnnxModel
-            from specforge.raycluster import connect
+            from specforge.predict.ray_data import RayOnnxModel
+            from specforge.base.raycluster import connect
 
             ray.enter_context(connect(address, "predict", "data"))
             session = RayOnnxModel(model, threads=threads or 1, actors=actors)
@@ -310,7 +319,7 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
 
 def is_rows_file(path: str | Path) -> bool:
     """Whether ``path`` names a CSV or Parquet file of table rows (for ``predict_rows``)."""
-    from specforge.predict_table import is_rows_file as rows_file
+    from specforge.predict.table import is_rows_file as rows_file
 
     return rows_file(path)
 
@@ -319,7 +328,7 @@ def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = N
                  limit: int | None = None) -> RowPredictions:
     """``specforge predict MODEL rows.csv``: an exported table model's predictions for the raw rows of a CSV or
     Parquet file (the model's feature columns by name; other columns are ignored)."""
-    from specforge.predict_table import predict_rows as run_rows
+    from specforge.predict.table import predict_rows as run_rows
 
     return run_rows(model, rows, threads=threads, limit=limit)
 
@@ -332,13 +341,16 @@ def inspect(model: str | Path) -> dict:
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
-          max_batch: int = 256, max_body_bytes: int = 8 * 1024 * 1024, threads: int | None = None) -> None:
+          max_batch: int = 256, max_body_bytes: int = 8 * 1024 * 1024, read_timeout: float = 30.0,
+          threads: int | None = None) -> None:
     """``specforge serve``: serve an ONNX file (or a run's exported model) on the Open Inference Protocol until
-    SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``."""
-    from specforge.serve.app import Limits
+    SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``.  ``read_timeout``: seconds a request's headers,
+    and then its body, may take to arrive."""
+    from specforge.serve.limits import Limits
     from specforge.serve.server import serve as run_server
 
-    run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch), threads=threads)
+    run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch, read_timeout),
+               threads=threads)
 def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int | None = None, jobs: int = 1,
           backend: str = "local", address: str | None = None, root: str | Path = "runs",
           limit_train: int | None = None, limit_test: int | None = None,
@@ -357,6 +369,6 @@ def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int
 
 
 def _as_run(run: Run | str | Path) -> Run:
-    from specforge.runs import Run, open_run
+    from specforge.runs.directory import Run, open_run
 
     return run if isinstance(run, Run) else open_run(run)

@@ -10,7 +10,7 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 from specforge.export.onnx import graph_to_onnx
-from specforge.graph import Graph
+from specforge.graph.dag import Graph
 from specforge.layers import REGISTRY
 
 #: The reference specs in specs/, each also a template of ``specforge init`` (a link in specforge/starters/).

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from helpers import check_gradients, check_onnx_parity, make_layer
-from specforge.activations import ACTIVATIONS, Relu, erf, get_activation
-from specforge.errors import SpecError
+from specforge.options.activations import ACTIVATIONS, Relu, erf, get_activation
+from specforge.base.errors import SpecError
 from specforge.layers import REGISTRY
 from specforge.layers.base import ACTIVATION_NAMES
 

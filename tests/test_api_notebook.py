@@ -29,7 +29,7 @@ def test_fit_returns_the_run_with_its_history_graph_and_model(tmp_path, capsys, 
     run.summary()
     printed = capsys.readouterr().out
     api_spec, api_graph = api.validate(SEED_SPEC)
-    from specforge.summary import print_summary
+    from specforge.graph.summary import print_summary
 
     print_summary(api_spec, api_graph)
     expected = capsys.readouterr().out
@@ -39,9 +39,9 @@ def test_fit_returns_the_run_with_its_history_graph_and_model(tmp_path, capsys, 
 def test_a_run_directory_predicts_without_exporting_first(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from specforge.cli import app
+    from specforge.cli.commands import app
     from specforge.data.mnist import load_mnist
-    from specforge.evaluate import predict_run
+    from specforge.training.evaluate import predict_run
 
     monkeypatch.chdir(tmp_path)
     run = api.fit(SEED_SPEC, overrides=["fit.epochs=1"], root="runs", quiet=True, limit_train=64, limit_test=32)

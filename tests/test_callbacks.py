@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from specforge import callbacks
-from specforge.errors import SpecError
+from specforge.options import callbacks
+from specforge.base.errors import SpecError
 
 
 class FakeOptimizer:
@@ -206,7 +206,7 @@ def test_schedule_resumes_from_the_initial_learning_rate():
 # -- spec values ----------------------------------------------------------------------------------
 
 def test_resolve_fills_the_schema_defaults():
-    from specforge.spec.defaults import with_defaults
+    from specforge.base.defaults import with_defaults
 
     for spec in ([{"type": "EarlyStopping"}, {"type": "ModelCheckpoint"}, {"type": "ReduceLROnPlateau"}],
                  [{"type": "LearningRateScheduler", "schedule": "step", "step_size": 3}],

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from specforge.fileio import atomic_open, write_text
+from specforge.base.fileio import atomic_open, write_text
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge import losses, optimizers
+from specforge.options import losses
+from specforge.options import optimizers
 from specforge.api import build
-from specforge.errors import ShapeError, SpecError
-from specforge.graph import INPUT_NODE
-from specforge.model import Model
+from specforge.base.errors import ShapeError, SpecError
+from specforge.graph.dag import INPUT_NODE
+from specforge.training.model import Model
 from specforge.spec import spec_from_dict
 
 RESIDUAL = [

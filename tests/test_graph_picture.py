@@ -14,8 +14,8 @@ import pytest
 
 from needs import require
 from specforge.api import build, load_spec
-from specforge.errors import SpecError
-from specforge.graph_picture import graph_dot, write_picture
+from specforge.base.errors import SpecError
+from specforge.graph.picture import graph_dot, write_picture
 
 ROOT = Path(__file__).resolve().parents[1]
 RESIDUAL = ROOT / "specs" / "residual.yaml"

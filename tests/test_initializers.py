@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from specforge.errors import SpecError
-from specforge.initializers import INITIALIZERS, compute_fans, initialize
+from specforge.base.errors import SpecError
+from specforge.options.initializers import INITIALIZERS, compute_fans, initialize
 from specforge.layers.base import INITIALIZER_NAMES
 
 FAN_IN, FAN_OUT = 300, 500

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from helpers import numerical_gradient
-from specforge import losses
-from specforge.errors import DataError, SpecError
+from specforge.options import losses
+from specforge.base.errors import DataError, SpecError
 
 RNG = np.random.default_rng(0)
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from specforge import metrics
-from specforge.errors import SpecError
+from specforge.options import metrics
+from specforge.base.errors import SpecError
 
 PROBABILITIES = np.array([[0.7, 0.2, 0.1],
                           [0.1, 0.3, 0.6],
@@ -77,7 +77,7 @@ def test_names_as_keras_reports_them():
 
 
 def test_resolve_fills_defaults_as_the_schema_does():
-    from specforge.spec.defaults import with_defaults
+    from specforge.base.defaults import with_defaults
 
     spec = ["accuracy", {"name": "top_k_accuracy"}, {"name": "recall", "class_id": 1}]
     assert metrics.resolve(spec) == [{"name": "accuracy"}, {"name": "top_k_accuracy", "k": 5},

@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 
 from helpers import numerical_gradient
-from specforge import losses, optimizers
+from specforge.options import losses
+from specforge.options import optimizers
 from specforge.api import build
-from specforge.errors import RunError
-from specforge.kernels import flat
-from specforge.model import Model
+from specforge.base.errors import RunError
+from specforge.ops import flat
+from specforge.training.model import Model
 from specforge.spec import spec_from_dict
 
 
@@ -67,7 +68,7 @@ def test_fused_gradient_equals_finite_differences_of_the_unfused_loss():
 
 
 def test_trainable_parameters_are_one_flat_buffer():
-    """So that the optimizer updates every weight at once (specforge.kernels.flat)."""
+    """So that the optimizer updates every weight at once (specforge.ops.flat)."""
     model = conv_model(np.float32)
     run = flat.run_of(model.trainable_params())
     assert run is not None and run.size == sum(p.size for p in model.trainable_params())

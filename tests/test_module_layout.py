@@ -84,5 +84,5 @@ def test_no_module_imports_itself_back():
 
 
 def test_the_command_line_imports_only_the_api_and_its_presenters():
-    assert imports_of("specforge.cli") <= {"specforge.api", "specforge.cli_present"}
-    assert "specforge.api" in imports_of("specforge.cli")
+    assert imports_of("specforge.cli.commands") <= {"specforge.api", "specforge.cli.present"}
+    assert "specforge.api" in imports_of("specforge.cli.commands")

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from specforge import optimizers
-from specforge.errors import RunError
-from specforge.kernels import flat
+from specforge.options import optimizers
+from specforge.base.errors import RunError
+from specforge.ops import flat
 
 START = [np.array([1.0, -2.0, 0.5]), np.array([[0.3, -0.7], [2.0, 0.0]])]
 GRADS = [  # three steps; magnitudes shrink so that AMSGrad's running maximum differs from v
@@ -320,7 +320,7 @@ def test_resolve_fills_keras_defaults():
 
 
 def test_resolve_agrees_with_the_schema_defaults():
-    from specforge.spec.defaults import with_defaults
+    from specforge.base.defaults import with_defaults
 
     for name in optimizers.OPTIMIZER_NAMES:
         assert with_defaults({"name": name}, optimizers.OPTIMIZER_SCHEMA) == optimizers.resolve(name)

@@ -9,15 +9,19 @@ import copy
 import pytest
 from jsonschema import Draft7Validator
 
-from specforge import api, callbacks, losses, metrics, optimizers
-from specforge.activations import ACTIVATIONS
+from specforge import api
+from specforge.options import callbacks
+from specforge.options import losses
+from specforge.options import metrics
+from specforge.options import optimizers
+from specforge.options.activations import ACTIVATIONS
 from specforge.data.schema import DATA_SCHEMA
 from specforge.data.sources import SOURCES
-from specforge.errors import SpecforgeError
-from specforge.initializers import INITIALIZERS
+from specforge.base.errors import SpecforgeError
+from specforge.options.initializers import INITIALIZERS
 from specforge.layers import REGISTRY
 from specforge.layers.base import activation_schema, initializer_schema
-from specforge.registry import DuplicateKind, Registry
+from specforge.base.registry import DuplicateKind, Registry
 from specforge.spec import spec_from_dict
 
 #: family -> (registry, the JSON Schema of one value naming a kind, the examples of a kind)

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from specforge import api
-from specforge.plots import COLOURS
-from specforge.records import Curves, higher_is_better, run_curves
-from specforge.progress import Silent
+from specforge.runs.plots import COLOURS
+from specforge.runs.records import Curves, higher_is_better, run_curves
+from specforge.training.progress import Silent
 from tests.test_cli_train import ROOT, SEED_SPEC, environment, specforge
 
 
@@ -66,7 +66,7 @@ def test_per_class_scores_agree_with_the_predictions(runs):
     matrix = np.array(results["confusion_matrix"])
     assert matrix.sum() == results["examples"] == 200
     assert np.trace(matrix) / matrix.sum() == pytest.approx(results["accuracy"])
-    from specforge.evaluate import run_split
+    from specforge.training.evaluate import run_split
 
     _, split = run_split(first, "test", 200)
     predicted = api.predict(first, split.images).argmax(axis=1)
@@ -98,7 +98,7 @@ def test_evaluate_prints_the_table_and_the_matrix_and_draws_it(runs):
 
 def test_the_misclassified_grid_holds_exactly_the_wrong_examples(runs):
     root, first, _ = runs
-    from specforge.evaluate import find_mistakes, run_split
+    from specforge.training.evaluate import find_mistakes, run_split
 
     mistakes = find_mistakes(first, "test", limit=200)
     _, split = run_split(first, "test", 200)
@@ -115,7 +115,7 @@ def test_the_misclassified_grid_holds_exactly_the_wrong_examples(runs):
 def test_drawing_without_matplotlib_is_one_line_naming_the_extra(runs):
     root, _, _ = runs
     probe = ("import sys; sys.modules['matplotlib'] = None; sys.argv = ['specforge', 'plot', 'runs/first']; "
-             "from specforge.cli import main; main()")
+             "from specforge.cli.commands import main; main()")
     result = subprocess.run([sys.executable, "-c", probe], cwd=root, env=environment(), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2

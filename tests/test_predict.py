@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from export.models import SPECS_DIR, export_spec, small_spec
 from specforge import api
-from specforge.cli import app
+from specforge.cli.commands import app
 from specforge.data import read_image
-from specforge.errors import DataError
-from specforge.predict import OnnxModel
+from specforge.base.errors import DataError
+from specforge.predict.images import OnnxModel
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from export.models import export_spec, small_spec
 from specforge import api
-from specforge.cli import app
-from specforge.errors import RunError
+from specforge.cli.commands import app
+from specforge.base.errors import RunError
 from sweep.tiny import need
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import termios
 
-from specforge.progress import fit_lines
+from specforge.training.progress import fit_lines
 
 from tests.test_cli_train import SEED_SPEC, environment
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from specforge import api
-from specforge.progress import Silent
+from specforge.training.progress import Silent
 from specforge.spec import spec_from_dict
 from tests.test_cli_train import environment, specforge
 
@@ -83,7 +83,7 @@ def test_tensorboard_logs_epochs_batches_spec_and_hyperparameters(project):
 
 def test_tensorboard_without_tensorboardx_names_the_extra(project):
     probe = ("import sys; sys.modules['tensorboardX'] = None; sys.argv = ['specforge', 'train', 'small.yaml', "
-             "'--set', 'fit.log=[tensorboard]', '--quiet']; from specforge.cli import main; main()")
+             "'--set', 'fit.log=[tensorboard]', '--quiet']; from specforge.cli.commands import main; main()")
     (project / "small.yaml").write_text(json.dumps(SMALL))
     result = subprocess.run([sys.executable, "-c", probe], cwd=project, env=environment(), capture_output=True,
                             text=True, timeout=120)

@@ -16,7 +16,7 @@ import pytest
 
 from helpers import REFERENCE_SPECS
 from specforge import api
-from specforge.progress import Silent
+from specforge.training.progress import Silent
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 

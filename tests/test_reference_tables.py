@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from specforge import api
-from specforge.progress import Silent
+from specforge.training.progress import Silent
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 

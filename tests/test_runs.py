@@ -4,9 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specforge import api, runs
-from specforge.errors import RunError
-from specforge.progress import Silent
+from specforge import api
+from specforge.runs import directory as runs
+from specforge.base.errors import RunError
+from specforge.training.progress import Silent
 from specforge.spec import spec_from_dict
 
 TINY = {

@@ -21,12 +21,13 @@ import pytest
 
 from helpers import CASES, make_layer
 from needs import require
-from specforge import losses, optimizers
+from specforge.options import losses
+from specforge.options import optimizers
 from specforge.api import build, load_spec
-from specforge.evaluate import labels_and_targets
-from specforge.graph import Graph, Node
+from specforge.training.evaluate import labels_and_targets
+from specforge.graph.dag import Graph, Node
 from specforge.layers import REGISTRY
-from specforge.model import Model
+from specforge.training.model import Model
 
 try:
     import torch
@@ -169,7 +170,7 @@ def test_one_training_step_of_the_twin_is_specforges(path):
 @pytest.mark.parametrize("path", SPECS, ids=[path.stem for path in SPECS])
 def test_the_torch_onnx_export_of_the_twin_gives_the_specs_outputs(path):
     from benchmarks.torch_twin import twin_onnx
-    from specforge.export.runtime import make_session
+    from specforge.predict.session import make_session
 
     model, _ = _model(path)
     x = np.random.default_rng(1).standard_normal((BATCH, *model.graph.input_shape)).astype(np.float32)

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.torch_twin.layout import channels_first, channels_last, torch_dim, torch_shape
-from specforge.graph import Node
-from specforge.kernels.im2col import Window
+from specforge.graph.dag import Node
+from specforge.ops.im2col import Window
 from specforge.layers.base import Params, Shape
 from specforge.layers.padding import image_pads
 

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from specforge.losses import EPSILON, Loss
+from specforge.options.losses import EPSILON, Loss
 
 
 def _kl_divergence(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from benchmarks.torch_twin.layers import Dense, Dropout, Flatten, twin_layer
-from specforge.graph import INPUT_NODE, Graph
-from specforge.model import Model
+from specforge.graph.dag import INPUT_NODE, Graph
+from specforge.training.model import Model
 
 
 class TorchTwin(nn.Module):

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import torch
 
-from specforge.optimizers import resolve
+from specforge.options.optimizers import resolve
 
 
 class KerasEpsilon:

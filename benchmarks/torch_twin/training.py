@@ -9,8 +9,8 @@ from benchmarks.torch_twin.layout import to_torch
 from benchmarks.torch_twin.losses import takes_classes, twin_loss
 from benchmarks.torch_twin.network import TorchTwin
 from benchmarks.torch_twin.optim import clip_gradients, twin_optimizer
-from specforge.losses import Loss
-from specforge.optimizers import resolve
+from specforge.options.losses import Loss
+from specforge.options.optimizers import resolve
 
 
 class TwinTrainer:

@@ -13,7 +13,7 @@ from specforge.data.mnist import NUM_CLASSES as MNIST_CLASSES
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.sources import SOURCES
 from specforge.data.splits import Loaded, Split
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 Validation = str | float
 

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from specforge.data.files import sha256_file
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 ATTEMPTS = 4
 BACKOFF_S = 0.5

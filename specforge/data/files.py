@@ -10,7 +10,7 @@ import hashlib
 import zlib
 from pathlib import Path
 
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20

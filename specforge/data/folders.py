@@ -12,7 +12,7 @@ import numpy as np
 
 from specforge.data.files import read_bytes, require_dir, sha256_bytes
 from specforge.data.splits import Split, make_split
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}

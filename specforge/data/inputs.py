@@ -16,7 +16,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from specforge.data.splits import Split
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")

@@ -10,7 +10,7 @@ import numpy as np
 from specforge.data.files import gunzip_if_compressed, read_bytes, require_file, sha256_bytes
 from specforge.data.idx import parse_idx
 from specforge.data.splits import Loaded, make_split
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 MNIST_DIR = Path(__file__).parent / "mnist"
 FILES = {

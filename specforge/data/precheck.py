@@ -8,7 +8,7 @@ from pathlib import Path
 
 from specforge.data.dataset import check_fits, check_labels, declared_num_classes, missing_split, shape_setting
 from specforge.data.sources import SOURCES
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 
 def check_data(config: dict, base_dir: Path, output_units: int) -> None:

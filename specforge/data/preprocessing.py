@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 if TYPE_CHECKING:
-    from specforge.data.table_features import TablePipeline
+    from specforge.data.table.features import TablePipeline
 
 
 #: A rescale factor written as a fraction: positive numerator and denominator (``1/255``).
@@ -113,7 +113,7 @@ class Preprocessing:
     @cached_property
     def pipeline(self) -> TablePipeline | None:
         """The table source's fitted steps, or None for images and arrays."""
-        from specforge.data.table_features import TablePipeline
+        from specforge.data.table.features import TablePipeline
 
         return None if self.table is None else TablePipeline.from_dict(self.table)
 

@@ -18,11 +18,11 @@ from specforge.data.idx import read_idx_dims, read_idx_file
 from specforge.data.mnist import MNIST_SHAPE, load_mnist
 from specforge.data.pairs import Reader, load_pairs
 from specforge.data.splits import SPLIT_NAMES, Loaded, Probe
-from specforge.data.table import csv_row_values, load_csv_split
-from specforge.data.table_source import OPTIONS as TABLE_OPTIONS
-from specforge.data.table_source import REQUIRED as TABLE_REQUIRED
-from specforge.data.table_source import load_table
-from specforge.registry import Registry
+from specforge.data.pixel_csv import csv_row_values, load_csv_split
+from specforge.data.table.source import OPTIONS as TABLE_OPTIONS
+from specforge.data.table.source import REQUIRED as TABLE_REQUIRED
+from specforge.data.table.source import load_table
+from specforge.base.registry import Registry
 
 URL_FORMATS = ("npz", "csv")
 

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 if TYPE_CHECKING:
     from specforge.data.preprocessing import Preprocessing
-    from specforge.data.table_features import TablePipeline
-    from specforge.data.table_read import Table
+    from specforge.data.table.features import TablePipeline
+    from specforge.data.table.read import Table
 
 SPLIT_NAMES = ("train", "test", "validation")
 

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from specforge.layout import NCHW, NHWC
+from specforge.base.layout import NCHW, NHWC
 
 _PERM = {(NHWC, NCHW): [0, 3, 1, 2], (NCHW, NHWC): [0, 2, 3, 1]}
 

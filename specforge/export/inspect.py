@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 
 def describe(path: str | Path) -> dict:

@@ -19,15 +19,15 @@ import onnx
 from onnx import helper
 
 import specforge
-from specforge.errors import ExportError
+from specforge.base.errors import ExportError
 from specforge.export.builder import NHWC, OnnxBuilder
 from specforge.export.folding import fold_flatten_transposes
-from specforge.graph import INPUT_NODE
+from specforge.graph.dag import INPUT_NODE
 from specforge.layers.base import Layer, Params
 
 if TYPE_CHECKING:
     from specforge.data.preprocessing import Preprocessing
-    from specforge.graph import Graph
+    from specforge.graph.dag import Graph
 
 #: The ONNX IR version that goes with each default-domain opset (onnx.helper.VERSION_TABLE).
 IR_VERSIONS = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10}

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from specforge.errors import ExportError
+from specforge.base.errors import ExportError
 from specforge.export.onnx import DEFAULT_OPSET, INPUT_NAME, PROBABILITIES, export_graph
-from specforge.export.runtime import make_session
+from specforge.predict.session import make_session
 
 if TYPE_CHECKING:
     import onnx
 
     from specforge.data.preprocessing import Preprocessing
-    from specforge.graph import Graph
+    from specforge.graph.dag import Graph
     from specforge.layers.base import Params
 
 RTOL = 1e-4
@@ -77,7 +77,7 @@ def check_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto,
     ``raw`` holds stored values (``(N, ...)``, any dtype); ``in_graph`` says whether ``model``
     contains ``preprocessing``.  A failed comparison comes back with ``first_mismatch`` set.
     """
-    from specforge.model import Model
+    from specforge.training.model import Model
 
     x = preprocessing.images(raw)
     feed = _feed(raw, x, in_graph)
@@ -99,7 +99,7 @@ def first_mismatch(graph: Graph, params: Sequence[Params], x: np.ndarray, feed: 
     """``name (Type)`` of the first node, in topological order, whose exported prefix (the graph up to that
     node, with its output as the output) differs from the numpy forward (or ``"the preprocessing"``); None
     when every prefix agrees within the scaled tolerance."""
-    from specforge.model import Model
+    from specforge.training.model import Model
 
     numpy_model = Model(graph, list(params))
     for until in range(len(graph.nodes) + 1):

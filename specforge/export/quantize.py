@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from specforge.errors import ExportError
-from specforge.export.runtime import make_session
+from specforge.base.errors import ExportError
+from specforge.predict.session import make_session
 
 if TYPE_CHECKING:
     import onnx

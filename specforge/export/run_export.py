@@ -13,19 +13,19 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from specforge.errors import DataError, ExportError
+from specforge.base.errors import DataError, ExportError
 from specforge.export.metadata import attach_metadata, build_metadata, table_metadata
 from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, export_graph
 from specforge.export.parity import MIN_EXAMPLES, ParityResult, check_parity
-from specforge.fileio import write_bytes
+from specforge.base.fileio import write_bytes
 
 if TYPE_CHECKING:
     import onnx
 
     from specforge.data.preprocessing import Preprocessing
-    from specforge.data.table_read import Table
+    from specforge.data.table.read import Table
     from specforge.export.quantize import QuantizationResult
-    from specforge.graph import Graph
+    from specforge.graph.dag import Graph
     from specforge.layers.base import Params
 
 MODEL_FILE = "model.onnx"
@@ -90,7 +90,7 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
     ``quantize="int8"`` writes the int8 model instead (RUN/model.int8.onnx unless ``output``), once it keeps
     the float model's test accuracy within ``max_accuracy_drop`` points (default 0.5)."""
     from specforge.data.preprocessing import Preprocessing
-    from specforge.runs import open_run, write_json
+    from specforge.runs.directory import open_run, write_json
 
     run = open_run(run_path)
     spec = run.spec()
@@ -158,7 +158,7 @@ def parity_rows(config: dict, input_shape: tuple[int, ...], base_dir: Path,
                 size: int = MIN_EXAMPLES) -> tuple[Table, str]:
     """The first ``size`` raw rows of a table spec's test split, then of its training split, and their description."""
     from specforge.data import load_dataset
-    from specforge.data.table_read import join_tables
+    from specforge.data.table.read import join_tables
 
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
     parts, names = [], []

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from specforge.errors import ExportError
+from specforge.base.errors import ExportError
 
 ASSETS = Path(__file__).with_name("web")
 PAGE_FILES = ("index.html", "app.js", "style.css")

@@ -6,7 +6,7 @@ import importlib
 import pkgutil
 
 from specforge.layers.base import Layer
-from specforge.registry import Registry
+from specforge.base.registry import Registry
 
 
 def _collect() -> Registry[type[Layer]]:

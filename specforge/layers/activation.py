@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from specforge import activations
-from specforge.kernels import parallel
+from specforge.options import activations
+from specforge.ops import parallel
 from specforge.layers.base import ACTIVATION_NAMES, Layer, Shape
 
 

@@ -1,10 +1,10 @@
 """Convolutions: Conv2D and DepthwiseConv2D (Keras 3 options, kernels stored as Keras stores them).
 
 Both are grouped convolutions (one group, or one group per input channel). A Conv2D with stride 1
-and enough input channels runs as one matrix product per kernel tap (:mod:`specforge.kernels.taps`);
-the others as im2col and one GEMM (:func:`specforge.kernels.im2col.grouped_conv`). The input
+and enough input channels runs as one matrix product per kernel tap (:mod:`specforge.ops.taps`);
+the others as im2col and one GEMM (:func:`specforge.ops.im2col.grouped_conv`). The input
 gradient of a Conv2D always takes the tap form. Each batch is split across the cores
-(:mod:`specforge.kernels.parallel`).
+(:mod:`specforge.ops.parallel`).
 """
 
 from __future__ import annotations
@@ -14,21 +14,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from specforge.activations import ActivationFunction, Relu
-from specforge.errors import SpecError
-from specforge.initializers import compute_fans, initialize
-from specforge.kernels import nchwc, parallel, taps
-from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
-from specforge.kernels.im2col import (
+from specforge.options.activations import ActivationFunction, Relu
+from specforge.base.errors import SpecError
+from specforge.options.initializers import compute_fans, initialize
+from specforge.ops import nchwc, parallel, taps
+from specforge.ops.epilogue import activation_gradient, add_bias_and_activate
+from specforge.ops.im2col import (
     Window, columns, crop_padding, depthwise_kernel_gradient, grouped_conv, grouped_input_gradient,
     grouped_kernel_gradient, pad_image,
 )
-from specforge.kernels.scratch import column_sums, scratch
+from specforge.ops.scratch import column_sums, scratch
 from specforge.layers.base import (
     PADDING_SCHEMA, Layer, Params, Shape, activation_schema, as_pair, initializer_schema, int_or_pair,
 )
 from specforge.layers.windows import plan_window, require_image
-from specforge.layout import NCHW
+from specforge.base.layout import NCHW
 
 _USE_BIAS = {"type": "boolean", "default": True, "description": "Whether to add a learned bias per output channel."}
 _COMMON_SCHEMA = {
@@ -256,7 +256,7 @@ class Conv2D(_Convolution):
         ({"filters": 2, "kernel_size": [3, 4], "strides": 2, "padding": "same"}, (5, 7, 3)),
         ({"filters": 2, "kernel_size": 2, "strides": 3}, (7, 6, 1)),
         ({"filters": 2, "kernel_size": [2, 3], "dilation_rate": 2, "padding": "same"}, (6, 5, 2)),
-        # enough input channels for the tap products (specforge.kernels.taps.MIN_CHANNELS)
+        # enough input channels for the tap products (specforge.ops.taps.MIN_CHANNELS)
         ({"filters": 2, "kernel_size": 2, "padding": "same"}, (3, 4, 32)),
     ]
     kernel_initializer_option = "kernel_initializer"

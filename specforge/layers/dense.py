@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from specforge.initializers import compute_fans, initialize
-from specforge.kernels import parallel
-from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
-from specforge.kernels.scratch import column_sums
+from specforge.options.initializers import compute_fans, initialize
+from specforge.ops import parallel
+from specforge.ops.epilogue import activation_gradient, add_bias_and_activate
+from specforge.ops.scratch import column_sums
 from specforge.layers.base import Layer, Params, Shape, activation_schema, initializer_schema, shape_error
 
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from specforge.layers.base import Layer, Shape, shape_error
-from specforge.layout import NCHW
+from specforge.base.layout import NCHW
 
 
 def _describe(shapes: Sequence[Shape], names: Sequence[str] | None) -> str:

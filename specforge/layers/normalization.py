@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from specforge.initializers import compute_fans, initialize
-from specforge.kernels.channels import blockwise, blockwise_sums, channel_totals, example_rows, tiled
-from specforge.kernels.epilogue import activation_gradient
-from specforge.kernels.scratch import scratch
+from specforge.options.initializers import compute_fans, initialize
+from specforge.ops.channels import blockwise, blockwise_sums, channel_totals, example_rows, tiled
+from specforge.ops.epilogue import activation_gradient
+from specforge.ops.scratch import scratch
 from specforge.layers.base import Layer, Params, Shape, initializer_schema
-from specforge.layout import NCHW
+from specforge.base.layout import NCHW
 
 
 class BatchNormalization(Layer):
@@ -58,7 +58,7 @@ class BatchNormalization(Layer):
 
     def forward(self, params, x, training=False, rng=None, activation=None):
         """Per channel ``y = (x - mean) * scale + beta`` with ``scale = gamma / sqrt(variance + epsilon)``, on rows
-        of one example, block by block (specforge.kernels.channels); the fused ``activation`` is applied to
+        of one example, block by block (specforge.ops.channels); the fused ``activation`` is applied to
         ``y`` in place."""
         rows, channels = example_rows(x), x.shape[-1]
         count = x.size // channels

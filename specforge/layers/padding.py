@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from specforge.activations import ActivationFunction
-from specforge.kernels.im2col import Pads, crop_padding, pad_image
+from specforge.options.activations import ActivationFunction
+from specforge.ops.im2col import Pads, crop_padding, pad_image
 from specforge.layers.base import Layer, Params, Shape, shape_error
 from specforge.layers.windows import require_image
-from specforge.layout import NCHW
+from specforge.base.layout import NCHW
 
 _SIZE = {"type": "integer", "minimum": 0}
 _PAIR = {"type": "array", "items": _SIZE, "minItems": 2, "maxItems": 2}

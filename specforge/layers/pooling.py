@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from specforge.activations import ActivationFunction
-from specforge.kernels import parallel
-from specforge.kernels.channels import position_sums
-from specforge.kernels.im2col import Window, crop_padding, offset_slices, pad_image
+from specforge.options.activations import ActivationFunction
+from specforge.ops import parallel
+from specforge.ops.channels import position_sums
+from specforge.ops.im2col import Window, crop_padding, offset_slices, pad_image
 from specforge.layers.base import PADDING_SCHEMA, Layer, Params, Shape, as_pair, int_or_pair
 from specforge.layers.windows import plan_window, require_image
-from specforge.layout import NCHW, NHWC
+from specforge.base.layout import NCHW, NHWC
 
 
 _STRIDES = int_or_pair("Step of the window along height and width; null (the default) means pool_size.")

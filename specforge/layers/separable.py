@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from specforge.activations import ActivationFunction
+from specforge.options.activations import ActivationFunction
 from specforge.layers.base import (
     PADDING_SCHEMA, Layer, Params, Shape, initializer_schema, int_or_pair,
 )

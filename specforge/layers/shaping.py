@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from specforge.layers.base import Layer, Shape, shape_error
-from specforge.layout import NHWC
+from specforge.base.layout import NHWC
 
 
 class _Reshaping(Layer):

@@ -4,7 +4,7 @@ A Conv2D with kernel ``K`` (height, width, filters, channels) maps a ``filters``
 ``P = (n - 1) * s + e`` pixels per axis (``e`` the dilated kernel extent) onto an ``n``-pixel
 ``channels`` image; its input gradient maps ``n`` pixels back onto ``P``. The forward of this layer is
 that input gradient, applied to the input (onnxruntime's NCHWc kernels or the tap products of
-:mod:`specforge.kernels.taps`, as the backward of every Conv2D), and the output is the window
+:mod:`specforge.ops.taps`, as the backward of every Conv2D), and the output is the window
 ``[before, before + out)`` of the ``P`` pixels, zero where it reaches past them. Keras' output size per axis:
 
 - ``output_padding`` null: valid ``n * s + max(e - s, 0)``, same ``n * s``;
@@ -24,19 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from specforge.activations import ActivationFunction
-from specforge.errors import ShapeError, SpecError
-from specforge.initializers import compute_fans, initialize
-from specforge.kernels import nchwc, parallel, taps
-from specforge.kernels.epilogue import activation_gradient, add_bias_and_activate
-from specforge.kernels.im2col import Window
-from specforge.kernels.scratch import column_sums, scratch
+from specforge.options.activations import ActivationFunction
+from specforge.base.errors import ShapeError, SpecError
+from specforge.options.initializers import compute_fans, initialize
+from specforge.ops import nchwc, parallel, taps
+from specforge.ops.epilogue import activation_gradient, add_bias_and_activate
+from specforge.ops.im2col import Window
+from specforge.ops.scratch import column_sums, scratch
 from specforge.layers.base import (
     PADDING_SCHEMA, Layer, Params, Shape, as_pair, initializer_schema, int_or_pair,
 )
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
 from specforge.layers.windows import require_image
-from specforge.layout import NCHW
+from specforge.base.layout import NCHW
 
 _OUTPUT_PADDING = int_or_pair("Extra rows and columns at the bottom and right of the output, each smaller than "
                               "the stride; null (the default): the size padding gives.", minimum=0)

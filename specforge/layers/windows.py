@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from specforge.kernels.im2col import Window
+from specforge.ops.im2col import Window
 from specforge.layers.base import Shape, shape_error
 
 _AXES = ("height", "width")

@@ -12,9 +12,9 @@ from typing import Any, Sequence
 
 import yaml
 
-from specforge.errors import Location, Problem, SpecError, SpecforgeError
+from specforge.base.errors import Location, Problem, SpecError, SpecforgeError
+from specforge.base.defaults import with_defaults
 from specforge.spec.bounds import expansion_problems
-from specforge.spec.defaults import with_defaults
 from specforge.spec.partial import rest_of
 from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
 from specforge.spec.schema import load_schema
@@ -146,8 +146,9 @@ def _refused(doc: Document, schema: dict, problems: list[Problem]) -> RefusedSpe
 
 def _resolve_sections(doc: Document, config: dict) -> None:
     """Expand shorthands (``optimizer: adam``, ``metrics: [accuracy]``) to full mappings with their defaults."""
-    from specforge import callbacks, metrics, optimizers
-
+    from specforge.options import callbacks
+    from specforge.options import metrics
+    from specforge.options import optimizers
     compile_, fit = config["compile"], config["fit"]
     compile_["optimizer"] = optimizers.resolve(compile_["optimizer"])
     compile_["metrics"] = metrics.resolve(compile_["metrics"])

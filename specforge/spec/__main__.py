@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from specforge.fileio import write_text
+from specforge.base.fileio import write_text
 from specforge.spec.reference import readme_with_reference
 from specforge.spec.schema import SCHEMA_FILE, build_schema, schema_text
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from specforge.errors import Location, Problem
+from specforge.base.errors import Location, Problem
 from specforge.spec.reader import SpecPath
 
 #: Layers the model may have with every block expanded (the reference specs have a few hundred).

@@ -3,8 +3,8 @@ that exclude each other, and the model's output against the data's classes and t
 
 from __future__ import annotations
 
-from specforge.errors import Problem, SpecError
-from specforge.graph import Graph
+from specforge.base.errors import Problem, SpecError
+from specforge.graph.dag import Graph
 from specforge.spec import Spec
 from specforge.spec.reader import SpecPath
 
@@ -19,7 +19,7 @@ def check_compatibility(spec: Spec, graph: Graph) -> None:
 
 def option_problems(spec: Spec) -> list[Problem]:
     """Options valid one by one that cannot go together: clipnorm with clipvalue, two learning-rate setters."""
-    from specforge.callbacks import CALLBACKS
+    from specforge.options.callbacks import CALLBACKS
 
     problems = []
     optimizer = spec.config["compile"]["optimizer"]
@@ -46,7 +46,7 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
 
 
 def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
-    from specforge import losses
+    from specforge.options import losses
     from specforge.data import declared_num_classes
 
     classes = declared_num_classes(spec.config["data"])
@@ -69,8 +69,7 @@ def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
 
 
 def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
-    from specforge import losses
-
+    from specforge.options import losses
     loss = losses.get(spec.config["compile"]["loss"])
     problems = []
     path, layer = _output_layer(spec, graph)
@@ -96,8 +95,8 @@ def _output_layer(spec: Spec, graph: Graph) -> tuple[SpecPath, dict]:
 def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
     """A table's numeric target needs a regression loss and metrics, one output per target column; a class
     target takes no regression metrics."""
-    from specforge import losses
-    from specforge.metrics import METRICS
+    from specforge.options import losses
+    from specforge.options.metrics import METRICS
 
     data = spec.config["data"]
     if data.get("source") != "table":

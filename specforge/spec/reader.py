@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from specforge.errors import Location, SpecError
+from specforge.base.errors import Location, SpecError
 
 SpecPath = tuple[str | int, ...]
 

@@ -13,8 +13,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from specforge.fileio import write_text
-from specforge.registry import NAME_PATTERN
+from specforge.base.fileio import write_text
+from specforge.base.registry import NAME_PATTERN
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "specforge.schema.json"
 SPEC_VERSION = 1
@@ -22,13 +22,13 @@ SPEC_VERSION = 1
 
 def build_schema() -> dict:
     """Assemble the full schema from the registry and the section owners."""
-    from specforge.callbacks import CALLBACKS_SCHEMA
+    from specforge.options.callbacks import CALLBACKS_SCHEMA
     from specforge.data.schema import DATA_SCHEMA
     from specforge.layers import REGISTRY
     from specforge.layers.base import LAYER_NAME_PATTERN
-    from specforge.losses import LOSS_SCHEMA
-    from specforge.metrics import METRICS_SCHEMA
-    from specforge.optimizers import OPTIMIZER_SCHEMA
+    from specforge.options.losses import LOSS_SCHEMA
+    from specforge.options.metrics import METRICS_SCHEMA
+    from specforge.options.optimizers import OPTIMIZER_SCHEMA
     from specforge.sweep.schema import SWEEP_SCHEMA
 
     layer_item = _layer_item(REGISTRY, "layers")

@@ -13,8 +13,8 @@ from typing import Any, Iterable
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError
 
-from specforge.errors import Problem, SpecError
-from specforge.registry import NAME_PATTERN
+from specforge.base.errors import Problem, SpecError
+from specforge.base.registry import NAME_PATTERN
 from specforge.spec.reader import Document, SpecPath
 
 _PATTERNS = {

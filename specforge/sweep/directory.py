@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from specforge import runs
-from specforge.errors import RunError
+from specforge.runs import directory as runs
+from specforge.base.errors import RunError
 
 SWEEPS = "sweeps"
 DEFINITION = "sweep.json"

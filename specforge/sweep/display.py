@@ -7,8 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from specforge import runs
-from specforge.progress import format_value
+from specforge.runs import directory as runs
+from specforge.training.progress import format_value
 from specforge.sweep.results import RUNNING, SweepResult, TrialRecord, table
 from specforge.sweep.space import SweepConfig
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from specforge.build import build
-from specforge.errors import SpecError
+from specforge.graph.build import build
+from specforge.base.errors import SpecError
 from specforge.spec import Spec, load_spec
-from specforge.spec.defaults import with_defaults
+from specforge.base.defaults import with_defaults
 from specforge.spec.reader import read_document
 from specforge.spec.validate import validate_document
 from specforge.sweep.schema import SWEEP_FILE_SCHEMA, SWEEP_SCHEMA

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from specforge import runs
-from specforge.errors import RunError, SweepInterrupted
+from specforge.runs import directory as runs
+from specforge.base.errors import RunError, SweepInterrupted
 from specforge.sweep import directory
 from specforge.sweep.results import TrialRecord
 from specforge.sweep.space import SweepConfig, sweep_payload

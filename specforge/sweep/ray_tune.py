@@ -1,6 +1,6 @@
 """The Ray backend: the same search on Ray Tune, with its Optuna search and the ASHA scheduler.
 
-It runs on the Ray that ``specforge.raycluster.connect`` joined or started.  Each trial requests
+It runs on the Ray that ``specforge.base.raycluster.connect`` joined or started.  Each trial requests
 ``cpus / jobs`` CPUs and uses only that many (shards and BLAS threads), trains into ``trials/<k>/`` of
 the sweep directory like a local trial, and reports its objective after every epoch; ASHA stops the trials that fall behind.  A trial writes how it ended to
 ``trials/<k>/outcome.json``; a trial ASHA stopped has none and is recorded as pruned.
@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from specforge import runs
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.results import TrialRecord
 from specforge.sweep.space import SweepConfig, sweep_from_payload, sweep_payload
@@ -63,7 +63,7 @@ def _trial(config: dict, orders: dict) -> None:
     """A Ray Tune trial: the spec with ``config``'s values, trained on this trial's CPUs."""
     from ray import tune
 
-    from specforge.kernels.parallel import limited_to
+    from specforge.ops.parallel import limited_to
 
     os.chdir(orders["cwd"])
     sweep = sweep_from_payload(orders["sweep"])

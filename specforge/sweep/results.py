@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from specforge import runs
-from specforge.fileio import write_text
-from specforge.progress import format_value
+from specforge.runs import directory as runs
+from specforge.base.fileio import write_text
+from specforge.training.progress import format_value
 from specforge.sweep import directory
 from specforge.sweep.space import SweepConfig
 from specforge.sweep.trial import COMPLETE, FAILED, PRUNED
@@ -53,7 +53,7 @@ class SweepResult:
 
     @property
     def best_run(self) -> runs.Run | None:
-        """The best trial's run directory, as ``specforge.runs.Run`` (evaluate, export, predict take it)."""
+        """The best trial's run directory, as ``specforge.runs.directory.Run`` (evaluate, export, predict take it)."""
         return runs.open_run(self.best.run) if self.best is not None and self.best.run else None
 
     def to_json(self) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from specforge import runs
-from specforge.errors import RunError
+from specforge.runs import directory as runs
+from specforge.base.errors import RunError
 from specforge.spec import Spec
 from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
@@ -35,7 +35,7 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
             on_update(sweep, found)
 
     if backend == "ray":
-        from specforge.raycluster import connect
+        from specforge.base.raycluster import connect
         from specforge.sweep.ray_tune import run_ray
 
         with connect(address, "sweep", "tune"):

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from specforge.errors import Location, Problem, SpecError
+from specforge.base.errors import Location, Problem, SpecError
 from specforge.spec import Spec, format_path, parse_path, override_spec
 from specforge.spec.reader import SpecPath
 
@@ -116,8 +116,7 @@ def direction_of(metric: str, direction: str) -> str:
 
 def reported_names(spec: Spec, units: int) -> list[str]:
     """The values training reports each epoch, as in its logs (loss, metrics, then val_ of each)."""
-    from specforge import metrics
-
+    from specforge.options import metrics
     names = ["loss", *(metric.name for metric in metrics.create(spec.config["compile"]["metrics"], units))]
     return names + [f"val_{name}" for name in names] if spec.config["fit"]["validation"] != "none" else names
 
@@ -221,7 +220,7 @@ def sweep_payload(sweep: SweepConfig) -> dict:
 
 
 def sweep_from_payload(payload: dict) -> SweepConfig:
-    from specforge.graph import build_graph
+    from specforge.graph.dag import build_graph
     from specforge.spec import spec_from_dict
 
     spec = spec_from_dict(payload["spec"], file=payload["file"])

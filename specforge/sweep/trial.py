@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from specforge.callbacks import Callback
+from specforge.options.callbacks import Callback
 from specforge.sweep.space import SweepConfig
 
 #: ``report(epoch, value) -> prune?``; epochs count from 1.
@@ -58,9 +58,9 @@ class _Reporter(Callback):
 def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report: Report, *,
               limit_train: int | None = None, limit_test: int | None = None) -> Outcome:
     """Train the spec with ``values`` into ``run_dir``; never raises for a failing trial."""
-    from specforge.errors import SpecforgeError
-    from specforge.progress import Silent
-    from specforge.train import fit
+    from specforge.base.errors import SpecforgeError
+    from specforge.training.progress import Silent
+    from specforge.training.loop import fit
 
     spec = sweep.trial_spec(values)
     reporter = _Reporter(sweep.metric, report, spec.config["fit"]["epochs"])

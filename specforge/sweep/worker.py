@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    from specforge.errors import SpecforgeError
+    from specforge.base.errors import SpecforgeError
     from specforge.sweep.space import sweep_from_payload
     from specforge.sweep.study import work
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from specforge.data import load_dataset
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 from .builders import tiny_images, tiny_labels
 

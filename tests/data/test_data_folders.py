@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from specforge.data import load_dataset, read_image
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 
 def save(path, pixels, format=None):

@@ -9,7 +9,7 @@ import pytest
 
 from specforge.data import load_dataset
 from specforge.data.idx import parse_idx, read_idx_file
-from specforge.errors import DataError
+from specforge.base.errors import DataError
 
 from .builders import idx_bytes, tiny_images, tiny_labels, write_idx
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from specforge.data import Preprocessing
-from specforge.errors import DataError, SpecError
+from specforge.base.errors import DataError, SpecError
 
 DIGITS = tuple("0123456789")
 

@@ -8,7 +8,7 @@ from jsonschema import Draft7Validator
 from specforge.data.schema import DATA_SCHEMA
 from specforge.data.sources import SOURCES
 from specforge.data.splits import SPLIT_NAMES
-from specforge.spec.defaults import with_defaults
+from specforge.base.defaults import with_defaults
 
 VALIDATOR = Draft7Validator(DATA_SCHEMA)
 

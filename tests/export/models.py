@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from specforge import losses, optimizers
+from specforge.options import losses
+from specforge.options import optimizers
 from specforge.api import build
 from specforge.data import Dataset, load_dataset
 from specforge.export.run_export import export_classifier, parity_batch
-from specforge.model import Model
+from specforge.training.model import Model
 from specforge.spec import Spec, spec_from_dict
 
 SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"

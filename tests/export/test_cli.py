@@ -9,7 +9,7 @@ import onnx
 from typer.testing import CliRunner
 
 from export.test_parity import scaled_output
-from specforge.cli import app
+from specforge.cli.commands import app
 
 
 def invoke(*args):

@@ -12,9 +12,9 @@ from export.models import SPECS_DIR
 from specforge.api import build, load_spec
 from specforge.export.onnx import graph_to_onnx
 from specforge.export.parity import first_mismatch
-from specforge.graph import build_graph
+from specforge.graph.dag import build_graph
 from specforge.layers import REGISTRY
-from specforge.model import Model
+from specforge.training.model import Model
 from specforge.spec import spec_from_dict
 from helpers import run_onnx
 

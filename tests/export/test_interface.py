@@ -13,9 +13,9 @@ from onnx.reference import ReferenceEvaluator
 import specforge
 from helpers import onnx_of
 from export.models import SPEC_FILES, export_spec, small_spec, trained_model
-from specforge.errors import ExportError
+from specforge.base.errors import ExportError
 from specforge.export.onnx import export_graph
-from specforge.graph import build_graph
+from specforge.graph.dag import build_graph
 from specforge.layers.base import Layer
 from specforge.spec import load_spec, spec_from_dict
 

@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from export.models import SPEC_FILES, export_spec, small_spec
-from specforge.errors import ExportError
+from specforge.base.errors import ExportError
 from specforge.export import onnx as onnx_export
 from specforge.export.run_export import export_run
 from specforge.layers import REGISTRY

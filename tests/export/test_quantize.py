@@ -9,7 +9,7 @@ import onnx
 from typer.testing import CliRunner
 
 from specforge import api
-from specforge.cli import app
+from specforge.cli.commands import app
 from specforge.export import run_export
 
 

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from export.models import small_spec
 from needs import require
 from specforge import api
-from specforge.cli import app
+from specforge.cli.commands import app
 from specforge.data import load_dataset
 
 CHROMIUM = Path("/usr/bin/chromium")

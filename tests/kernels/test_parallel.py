@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from helpers import make_layer
-from specforge.kernels import parallel
-from specforge.kernels.scratch import scratch
+from specforge.ops import parallel
+from specforge.ops.scratch import scratch
 
 
 @pytest.fixture

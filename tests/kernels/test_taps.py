@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import random_params, reference_conv
-from specforge.kernels import taps
+from specforge.ops import taps
 from specforge.layers.conv import Conv2D
 
 CHANNELS = taps.MIN_CHANNELS

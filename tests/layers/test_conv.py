@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import random_params, reference_conv
-from specforge.errors import ShapeError, SpecError
+from specforge.base.errors import ShapeError, SpecError
 from specforge.layers.conv import Conv2D, DepthwiseConv2D
 
 

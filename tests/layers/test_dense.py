@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import check_onnx_parity, onnx_of
-from specforge.errors import ShapeError
+from specforge.base.errors import ShapeError
 from specforge.layers import REGISTRY
 
 Dense = REGISTRY["Dense"]

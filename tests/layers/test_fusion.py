@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.activations import ACTIVATIONS, Relu
+from specforge.options.activations import ACTIVATIONS, Relu
 from specforge.layers import REGISTRY
-from specforge.layers.fusion import plan_steps
+from specforge.ops.plan import plan_steps
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))

@@ -13,10 +13,10 @@ import pytest
 from jsonschema import Draft7Validator
 
 from helpers import CASES, check_gradients, check_onnx_parity, make_layer, onnx_of, run_onnx
-from specforge.activations import ACTIVATIONS
-from specforge.errors import ExportError
+from specforge.options.activations import ACTIVATIONS
+from specforge.base.errors import ExportError
 from specforge.layers import REGISTRY, Layer
-from specforge.layers.fusion import plan_steps
+from specforge.ops.plan import plan_steps
 
 KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
          "GlobalMaxPooling2D", "ZeroPadding2D", "Dense", "Flatten", "Reshape", "Dropout", "BatchNormalization",

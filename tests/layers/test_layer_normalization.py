@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.errors import ShapeError
+from specforge.base.errors import ShapeError
 from specforge.layers.layer_normalization import LayerNormalization
 
 

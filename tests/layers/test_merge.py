@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from jsonschema import Draft7Validator
 
-from specforge.errors import ShapeError
+from specforge.base.errors import ShapeError
 from specforge.layers import REGISTRY
-from specforge.layers.fusion import plan_steps
+from specforge.ops.plan import plan_steps
 
 MERGES = sorted(kind for kind, cls in REGISTRY.items() if cls.merges)
 CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")

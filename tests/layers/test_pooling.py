@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.errors import ShapeError
+from specforge.base.errors import ShapeError
 from specforge.layers.pooling import (
     AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D,
 )

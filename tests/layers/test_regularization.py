@@ -59,7 +59,7 @@ def test_spatial_dropout_drops_whole_channels():
 
 
 def test_spatial_dropout_needs_an_image():
-    from specforge.errors import ShapeError
+    from specforge.base.errors import ShapeError
 
     with pytest.raises(ShapeError, match=r"SpatialDropout2D expects an image input \(height, width, channels\)"):
         REGISTRY["SpatialDropout2D"]({"rate": 0.5}).output_shape((10, 3))

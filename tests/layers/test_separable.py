@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from layers.test_conv import reference_conv
-from specforge.errors import SpecError
+from specforge.base.errors import SpecError
 from specforge.layers.separable import SeparableConv2D
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.errors import ShapeError, SpecError
+from specforge.base.errors import ShapeError, SpecError
 from specforge.layers.sequence import (
     AveragePooling1D, Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D,
 )

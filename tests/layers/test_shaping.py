@@ -7,7 +7,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from helpers import check_onnx_parity, make_layer
-from specforge.errors import ShapeError
+from specforge.base.errors import ShapeError
 from specforge.layers import REGISTRY
 
 Flatten, Reshape = REGISTRY["Flatten"], REGISTRY["Reshape"]

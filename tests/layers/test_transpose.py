@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.errors import ShapeError, SpecError
+from specforge.base.errors import ShapeError, SpecError
 from specforge.layers.transpose import Conv2DTranspose
 
 

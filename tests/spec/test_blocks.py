@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from specforge import api
-from specforge.errors import SpecforgeError
+from specforge.base.errors import SpecforgeError
 from specforge.spec import spec_from_dict
 
 RESIDUAL = {
@@ -115,7 +115,7 @@ def test_a_shape_error_inside_a_nested_block_is_reported_at_the_use():
 
 
 def test_the_summary_indents_layers_under_their_block_instances():
-    from specforge.summary import summary_lines
+    from specforge.graph.summary import summary_lines
 
     graph = api.build(spec([{"type": "Conv2D", "name": "stem", "filters": 2, "kernel_size": 3, "padding": "same"},
                             {"block": "stage", "name": "stage2", "filters": 2}, *HEAD]))

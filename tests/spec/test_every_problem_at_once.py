@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from specforge import api
-from specforge.errors import SpecforgeError
+from specforge.base.errors import SpecforgeError
 
 SPEC = {
     "version": 1, "name": "stages",

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from specforge import api
-from specforge.errors import SpecError
+from specforge.base.errors import SpecError
 from specforge.spec import spec_from_dict
 from specforge.spec.bounds import MAX_DEPTH, MAX_LAYERS, expansion_problems
 from specforge.spec.reader import parse_text

@@ -2,7 +2,7 @@
 
 import pytest
 
-from specforge.errors import SpecError
+from specforge.base.errors import SpecError
 from specforge.spec.reader import MAX_ALIASED_VALUES, read_document
 
 

@@ -18,15 +18,15 @@ import pytest
 import yaml
 
 from specforge import api
-from specforge.activations import ACTIVATIONS
-from specforge.callbacks import CALLBACKS
+from specforge.options.activations import ACTIVATIONS
+from specforge.options.callbacks import CALLBACKS
 from specforge.data.sources import SOURCES
 from specforge.layers import REGISTRY
-from specforge.losses import LOSSES
-from specforge.metrics import METRICS
-from specforge.optimizers import OPTIMIZERS
-from specforge.errors import SpecforgeError
-from specforge.summary import summary_json
+from specforge.options.losses import LOSSES
+from specforge.options.metrics import METRICS
+from specforge.options.optimizers import OPTIMIZERS
+from specforge.base.errors import SpecforgeError
+from specforge.graph.summary import summary_json
 
 CORPUS = Path(__file__).resolve().parent / "invalid"
 REPO = CORPUS.parents[2]

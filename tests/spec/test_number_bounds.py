@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.errors import MAX_MESSAGE, DataError, Problem, capped
+from specforge.base.errors import MAX_MESSAGE, DataError, Problem, capped
 from specforge.export.table import rows_feed
-from specforge.data.table_read import Table
-from specforge.optimizers import OPTIMIZERS
+from specforge.data.table.read import Table
+from specforge.options.optimizers import OPTIMIZERS
 from tests.spec.test_invalid_specs import SEED, error_lines
 
 WITH_EPSILON = [name for name, kind in OPTIMIZERS.items() if "epsilon" in kind.hyperparameters]

@@ -9,9 +9,9 @@ import pytest
 
 from specforge import api
 from specforge.spec.schema import SCHEMA_FILE
-from specforge.errors import SpecError
+from specforge.base.errors import SpecError
 from specforge.spec import parse_override
-from specforge.starter import STARTERS_DIR, TEMPLATES
+from specforge.spec.starter import STARTERS_DIR, TEMPLATES
 
 from helpers import REFERENCE_SPECS
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from specforge import api, runs
-from specforge.errors import RunError
+from specforge import api
+from specforge.runs import directory as runs
+from specforge.base.errors import RunError
 from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
 from specforge.sweep.trial import COMPLETE, FAILED, PRUNED, run_trial

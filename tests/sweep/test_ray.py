@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from specforge import api, runs
-from specforge.errors import RunError
+from specforge import api
+from specforge.runs import directory as runs
+from specforge.base.errors import RunError
 from specforge.sweep.trial import COMPLETE
 
 from .tiny import LIMITS, need, write_spec

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from specforge import api
-from specforge.errors import SpecError
+from specforge.base.errors import SpecError
 from specforge.spec.schema import load_schema
 from specforge.sweep.loading import load_sweep
 from specforge.sweep.space import Parameter

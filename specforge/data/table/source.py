@@ -1,0 +1,149 @@
+"""The ``table`` source: named columns from CSV or Parquet, features and a target, seeded stratified splits.
+
+The test and validation splits come from their own files or are drawn from the training file
+(``test_fraction``, ``validation_fraction``) with ``split_seed``; for a categorical or binary
+target the draw keeps each class's share (stratified).  With ``drop_missing_target`` the rows
+without a target are left out of every file first.  The pipeline is fitted on what remains for
+training, and only there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from specforge.data.files import resolve, sha256_file
+from specforge.data.splits import Loaded, Split
+from specforge.data.table.features import (FEATURE_TYPES, FILLS, SCALINGS, TARGET_TYPES, TablePipeline,
+                                           refuse_missing_target)
+from specforge.data.table.read import Table, read_table
+from specforge.base.errors import DataError
+
+FILE_SPLITS = ("train", "test", "validation")
+DRAWN_SPLITS = ("test", "validation")
+
+
+def _file(split: str) -> dict:
+    need = "Required." if split == "train" else f"Optional (or {split}_fraction)."
+    return {"type": "string", "minLength": 1,
+            "description": f"CSV (with a header row) or Parquet (.parquet, .pq; needs specforge[parquet]) file of the "
+                           f"{split} split. {need} Relative paths are relative to the spec file's directory."}
+
+
+FEATURE_SCHEMA = {
+    "type": "object",
+    "description": "One input column and how it becomes model inputs (learned on the training split).",
+    "properties": {
+        "column": {"type": "string", "minLength": 1, "description": "The column's name in the header."},
+        "type": {"enum": list(FEATURE_TYPES), "default": "numeric",
+                 "description": "numeric: one input; binary: two values, one 0/1 input; categorical: one-hot over "
+                                "the training values plus an out-of-vocabulary input. Default: numeric."},
+        "fill": {"enum": list(FILLS),
+                 "description": "Value for a missing cell: the training split's mean or median (numeric), its most "
+                                "frequent value, or fill_value. Default: mean for numeric, most_frequent otherwise."},
+        "fill_value": {"type": ["number", "string"], "description": "The value of fill: constant. Default: 0 / ''."},
+        "scale": {"enum": list(SCALINGS), "default": "standardize",
+                  "description": "Numeric scaling, with the training split's statistics: standardize (x - mean) / "
+                                 "std, minmax (x - min) / (max - min), log ln(1 + x), or none. Default: standardize."},
+    },
+    "required": ["column"],
+    "additionalProperties": False,
+    "examples": [{"column": "age"}, {"column": "city", "type": "categorical"},
+                 {"column": "income", "fill": "median", "scale": "log"}],
+}
+
+TARGET_SCHEMA = {
+    "type": "object",
+    "description": "What the model predicts.",
+    "properties": {
+        "column": {"oneOf": [{"type": "string", "minLength": 1},
+                             {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}],
+                   "description": "The target column; several numeric columns for multi-output regression."},
+        "type": {"enum": list(TARGET_TYPES), "default": "categorical",
+                 "description": "categorical (classification; the classes are the training values, sorted), "
+                                "binary (two classes), or numeric (regression). Default: categorical."},
+        "standardize": {"type": "boolean", "default": False,
+                        "description": "numeric: train on (y - mean) / std of the training split; predictions and "
+                                       "metrics are turned back into the target's units. Default: false."},
+    },
+    "required": ["column"],
+    "additionalProperties": False,
+    "examples": [{"column": "diagnosis"}, {"column": "price", "type": "numeric", "standardize": True}],
+}
+
+_FRACTION = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
+
+OPTIONS = {
+    **{split: _file(split) for split in FILE_SPLITS},
+    "features": {"type": "array", "items": FEATURE_SCHEMA, "minItems": 1,
+                 "description": "The input columns, in the order the model sees them. Required for source table."},
+    "target": TARGET_SCHEMA,
+    **{f"{split}_fraction": {**_FRACTION, "description": f"Draw this fraction of the training file's rows as the "
+                                                         f"{split} split (stratified for a class target), "
+                                                         f"instead of a {split} file."}
+       for split in DRAWN_SPLITS},
+    "split_seed": {"type": "integer", "minimum": 0, "default": 0,
+                   "description": "Seed of the rows drawn by test_fraction and validation_fraction. Default: 0."},
+    "drop_missing_target": {"type": "boolean", "default": False,
+                            "description": "Leave out the rows whose target is missing, in every file, before the "
+                                           "splits are drawn (data info counts them); otherwise such rows are "
+                                           "refused, with their line numbers. Default: false."},
+}
+REQUIRED = ["train", "features", "target"]
+
+
+def _draw(count: int, fraction: float, strata: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """A boolean mask of the rows drawn: ``fraction`` of each stratum (or of all rows), chosen by ``rng``."""
+    drawn = np.zeros(count, dtype=bool)
+    groups = [np.arange(count)] if strata is None else [np.flatnonzero(strata == value)
+                                                          for value in sorted(set(strata))]
+    for rows in groups:
+        drawn[rng.permutation(rows)[:round(len(rows) * fraction)]] = True
+    return drawn
+
+
+def _split_tables(spec: dict, base_dir: Path) -> tuple[dict[str, Table], dict[str, str]]:
+    """The tables of every split (read from files or drawn from train) and the files' digests."""
+    paths = {split: resolve(base_dir, spec[split]) for split in FILE_SPLITS if split in spec}
+    tables = {split: read_table(path, split) for split, path in paths.items()}
+    digests = {split: sha256_file(path) for split, path in paths.items()}
+    rng = np.random.Generator(np.random.PCG64(spec.get("split_seed", 0)))
+    target = spec["target"]
+    columns = target["column"] if isinstance(target["column"], list) else [target["column"]]
+    for split, table in tables.items():
+        if spec.get("drop_missing_target", False):
+            tables[split] = table.without_missing(columns, "data.target")
+        else:
+            refuse_missing_target(table, columns, table.missing(columns, "data.target"))
+    for split in DRAWN_SPLITS:
+        fraction = spec.get(f"{split}_fraction")
+        if fraction is None:
+            continue
+        if split in tables:
+            raise DataError(f"give either data.{split} or data.{split}_fraction, not both",
+                            path=f"data.{split}_fraction")
+        train = tables["train"]
+        strata = None if target.get("type", "categorical") == "numeric" else train.texts(target["column"],
+                                                                                       "data.target")
+        drawn = _draw(len(train), fraction, strata, rng)
+        if drawn.all() or not drawn.any():
+            raise DataError(f"{split}_fraction {fraction} of {len(train)} rows leaves {int((~drawn).sum())} to train "
+                            f"and {int(drawn.sum())} for {split}; use a fraction that leaves both some rows",
+                            path=f"data.{split}_fraction")
+        tables[split], tables["train"] = train.take(np.flatnonzero(drawn)), train.take(np.flatnonzero(~drawn))
+    return tables, digests
+
+
+def load_table(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
+    """Every split's encoded features and targets, the fitted pipeline, and the files' digests."""
+    tables, digests = _split_tables(spec, base_dir)
+    pipeline = TablePipeline.fit(spec["features"], spec["target"], tables["train"])
+    if tuple(input_shape) != (pipeline.width,):
+        parts = ", ".join(f"{feature.column} {feature.width}" for feature in pipeline.features)
+        raise DataError(f"the features encode to {pipeline.width} values per row ({parts}) but model.input_shape "
+                        f"is {list(input_shape)}; use input_shape: [{pipeline.width}]", path="model.input_shape")
+    splits = {name: Split(name, pipeline.encode(table), pipeline.target.encode(table, "data.target"),
+                          table.file, table.file, table=table)
+              for name, table in tables.items()}
+    return Loaded(splits, digests, None if pipeline.target.regression else pipeline.target.classes, pipeline)

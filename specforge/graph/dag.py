@@ -1,0 +1,272 @@
+"""validated spec -> graph: a DAG of nodes in topological order with every shape, parameter count and
+FLOP count known.
+
+Each spec layer becomes one node, plus an ``Activation`` node when the layer names a non-linear
+``activation``: keeping activations separate lets the loss take the logits of a final softmax
+(fused, stable cross-entropy) and lets each layer's math stay about one thing.  A node names the
+nodes it takes its inputs from (``INPUT`` for the model's input).  The order is topological and,
+among the layers ready at each point, the spec's own order, so a chain keeps the order it is written in.
+Layers the output does not depend on are checked like the others, then left out, with a warning.
+"""
+
+from __future__ import annotations
+
+import heapq
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from specforge.base.errors import Problem, ShapeError, SpecError, SpecforgeError
+from specforge.layers import REGISTRY, Layer
+from specforge.layers.base import Params, Shape
+from specforge.spec.flatten import INPUT, FlatLayer, FlatModel, flatten_model, merge_uses
+from specforge.spec.reader import SpecPath
+
+#: the index that stands for the model's input in ``Node.inputs``
+INPUT_NODE = -1
+
+
+@dataclass
+class Node:
+    layer: Layer
+    #: what the layer takes: its input's shape, or for a merge one shape per input
+    input_shape: Any
+    output_shape: Shape
+    #: the nodes whose outputs it takes, in order (INPUT_NODE: the model's input)
+    inputs: tuple[int, ...] = (INPUT_NODE,)
+    #: the full name of the spec layer it comes from (a layer and its activation node share it)
+    source: str = ""
+    #: where the spec writes that layer
+    path: SpecPath = ()
+    #: the blocks that layer sits in, outermost first (their names under ``blocks:``)
+    blocks: tuple[str, ...] = ()
+
+    @property
+    def param_count(self) -> int:
+        return self.layer.count_params(self.input_shape)
+
+    @property
+    def flops(self) -> int:
+        return self.layer.flops(self.input_shape)
+
+
+@dataclass
+class SummaryRow:
+    name: str
+    type: str
+    output_shape: Shape
+    params: int
+    flops: int
+    #: the spec layers (or ``input``) it takes its inputs from
+    connected_to: list[str] = field(default_factory=list)
+    #: the blocks it sits in, outermost first
+    blocks: tuple[str, ...] = ()
+
+
+@dataclass
+class Graph:
+    input_shape: Shape
+    nodes: list[Node] = field(default_factory=list)
+    #: located remarks that do not stop the model (a layer nothing uses)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return (f"Graph({len(self.nodes)} nodes, input {tuple(self.input_shape)} -> output {self.output_shape}, "
+                f"{self.total_params:,} params)")
+
+    @classmethod
+    def chain(cls, input_shape: Shape, layers: Sequence[Layer]) -> Graph:
+        """The graph of ``layers`` one after the other, every shape inferred (ShapeError when one does not fit)."""
+        graph, shape = cls(tuple(input_shape)), tuple(input_shape)
+        for index, layer in enumerate(layers):
+            out = tuple(layer.output_shape(shape))
+            graph.nodes.append(Node(layer, shape, out, (index - 1,), layer.name))
+            shape = out
+        return graph
+
+    def prefix(self, until: int | None) -> Graph:
+        """The graph of the first ``until`` nodes (all of them for None)."""
+        return Graph(self.input_shape, self.nodes[:until])
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.nodes[-1].output_shape if self.nodes else self.input_shape
+
+    @property
+    def final_activation(self) -> str:
+        """The activation of the model's output ('linear' when the last node is not an activation)."""
+        layer = self.nodes[-1].layer
+        if layer.type in ("Activation", "Softmax"):
+            return layer.config.get("activation", "softmax")
+        return "linear"
+
+    def source_of(self, index: int) -> str:
+        """The spec layer that node ``index`` belongs to (``input`` for INPUT_NODE)."""
+        return INPUT if index == INPUT_NODE else self.nodes[index].source
+
+    def summary(self) -> list[SummaryRow]:
+        """One row per spec layer (its activation node folded in), with the layers it is connected to."""
+        rows: dict[str, SummaryRow] = {}
+        for node in self.nodes:
+            row = rows.get(node.source)
+            if row is None:
+                rows[node.source] = SummaryRow(node.source, node.layer.type, node.output_shape, node.param_count,
+                                               node.flops, [self.source_of(index) for index in node.inputs],
+                                               node.blocks)
+            else:
+                row.output_shape = node.output_shape
+                row.params += node.param_count
+                row.flops += node.flops
+        return list(rows.values())
+
+    @property
+    def total_params(self) -> int:
+        return sum(node.param_count for node in self.nodes)
+
+    @property
+    def trainable_params(self) -> int:
+        total = 0
+        for node in self.nodes:
+            shapes = node.layer.param_shapes(node.input_shape)
+            total += sum(int(np.prod(s)) for n, s in shapes.items() if n not in node.layer.non_trainable)
+        return total
+
+    @property
+    def total_flops(self) -> int:
+        return sum(node.flops for node in self.nodes)
+
+    def init_params(self, rng: np.random.Generator) -> list[Params]:
+        """Fresh parameters for every node, drawn in order from ``rng``."""
+        return [node.layer.init_params(node.input_shape, rng) for node in self.nodes]
+
+
+@contextmanager
+def _located(flat: FlatLayer, spec) -> Iterator[None]:
+    """Re-raise a layer's unlocated error (ShapeError, SpecError) at the layer's place in the spec."""
+    try:
+        yield
+    except SpecforgeError as error:
+        raise type(error)(problems=[flat.context.problem(spec, error.problems[0].message)]) from None
+
+
+def build_graph(spec) -> Graph:
+    """Infer every shape of ``spec``'s model; raises SpecError (or ShapeError when every problem is a shape)
+    naming every mistake: names and inputs, blocks, a cycle, and each layer that cannot take what it is given
+    (what depends on a mistake is not checked further), each located at the layer."""
+    flat = flatten_model(spec)
+    by_name = {layer.name: layer for layer in flat.layers}
+    order, cycle = _topological(flat, by_name, spec)
+    graph = Graph(input_shape=tuple(spec.config["model"]["input_shape"]), warnings=_unused(flat, spec))
+    made: dict[str, int] = {INPUT: INPUT_NODE}
+    shapes: list[Problem] = []
+    for flat_layer in order:
+        if any(name not in made for name in flat_layer.inputs):
+            continue  # an input failed: its own error is reported
+        try:
+            with _located(flat_layer, spec):
+                made[flat_layer.name] = _add_layer(graph, flat_layer, [made[name] for name in flat_layer.inputs])
+        except ShapeError as error:
+            shapes.extend(error.problems)
+    if flat.problems or cycle:
+        raise SpecError(problems=merge_uses(flat.problems + cycle + shapes, spec))
+    if shapes:
+        raise ShapeError(problems=merge_uses(shapes, spec))
+    return _only(graph, _ancestors(flat.output, by_name))
+
+
+def _only(graph: Graph, sources: set[str]) -> Graph:
+    """``graph`` without the nodes of layers outside ``sources`` (those the output does not depend on: checked
+    like the others, then left out), the inputs of the others renumbered."""
+    kept = [index for index, node in enumerate(graph.nodes) if node.source in sources]
+    renumbered = {INPUT_NODE: INPUT_NODE, **{old: new for new, old in enumerate(kept)}}
+    nodes = [replace(graph.nodes[index], inputs=tuple(renumbered[i] for i in graph.nodes[index].inputs))
+             for index in kept]
+    return Graph(graph.input_shape, nodes, graph.warnings)
+
+
+def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
+    """Add ``flat``'s node (and its activation node) taking the outputs of nodes ``inputs``; the last node's index."""
+    config = dict(flat.config)
+    kind = config["type"]
+    activation = config.get("activation", "linear") if kind != "Activation" else "linear"
+    layer = REGISTRY[kind](config, name=flat.name)
+    layers = [layer]
+    if activation != "linear":
+        layers.append(REGISTRY["Activation"]({"activation": activation}, name=f"{flat.name}_{activation}"))
+    shapes = [graph.input_shape if index == INPUT_NODE else graph.nodes[index].output_shape for index in inputs]
+    if not layer.merges and len(inputs) != 1:
+        raise ShapeError(f"{kind} takes one input, got {len(inputs)}: {', '.join(flat.inputs)}; merge them first "
+                         "(Add, Concatenate, ...)")
+    for node_layer in layers:
+        if node_layer.merges:
+            taken: Any = tuple(shapes)
+            out = tuple(node_layer.output_shape(taken, [graph.source_of(index) for index in inputs]))
+        else:
+            taken = shapes[0]
+            out = tuple(node_layer.output_shape(taken))
+        graph.nodes.append(Node(node_layer, taken, out, tuple(inputs), flat.name, flat.path, flat.blocks))
+        inputs, shapes = [len(graph.nodes) - 1], [out]
+    return len(graph.nodes) - 1
+
+
+def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec) -> tuple[list[FlatLayer], list[Problem]]:
+    """The layers in an order where each comes after its inputs, otherwise as written (an input that failed
+    counts as ready); and the problem of a cycle, whose layers (and what takes them) are left out of the order."""
+    position = {layer.name: index for index, layer in enumerate(flat.layers)}
+    waiting = {layer.name: len(set(layer.inputs) - {INPUT} - flat.failed) for layer in flat.layers}
+    users: dict[str, list[str]] = {}
+    for layer in flat.layers:
+        for name in set(layer.inputs) - {INPUT} - flat.failed:
+            users.setdefault(name, []).append(layer.name)
+    ready = [position[name] for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        layer = flat.layers[heapq.heappop(ready)]
+        order.append(layer)
+        for user in users.get(layer.name, []):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, position[user])
+    if len(order) == len(flat.layers):
+        return order, []
+    cycle = _cycle([layer for layer in flat.layers if waiting[layer.name]], by_name)
+    first = min(cycle, key=lambda name: position[name])
+    cycle = cycle[cycle.index(first):] + cycle[:cycle.index(first)]
+    names = " -> ".join(repr(name) for name in cycle + [first])
+    context = by_name[first].context
+    return order, [context.problem(spec, f"the layers {names} form a cycle; a layer cannot take its input from a "
+                                         "layer that depends on it", context.item + ("inputs",))]
+
+
+def _cycle(stuck: list[FlatLayer], by_name: dict[str, FlatLayer]) -> list[str]:
+    """One cycle among the layers that never became ready, in data-flow order."""
+    stuck_names = {layer.name for layer in stuck}
+    path, current = [], stuck[0].name
+    while current not in path:
+        path.append(current)
+        current = next(name for name in by_name[current].inputs if name in stuck_names)
+    cycle = path[path.index(current):]
+    return cycle[::-1]
+
+
+def _ancestors(output: str, by_name: dict[str, FlatLayer]) -> set[str]:
+    """The layers the output depends on, itself included."""
+    seen, pending = set(), [output]
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in by_name:
+            continue  # the input, or a layer that failed
+        seen.add(name)
+        pending.extend(by_name[name].inputs)
+    return seen
+
+
+def _unused(flat: FlatModel, spec) -> list[Problem]:
+    """A warning for each layer whose output nothing takes (the model's output aside)."""
+    taken = {name for layer in flat.layers for name in layer.inputs}
+    return merge_uses([layer.context.problem(spec, f"nothing takes the output of {layer.name!r}, so it is left out of the "
+                                        "model; use it in another layer's inputs or remove it", severity="warning")
+            for layer in flat.layers if layer.name not in taken and layer.name != flat.output], spec)

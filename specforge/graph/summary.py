@@ -1,0 +1,82 @@
+"""The model summary that ``validate`` prints: one row per layer, indented under the block instances they
+sit in, with the layers each one is connected to (as Keras prints a functional model), and totals."""
+
+from __future__ import annotations
+
+from specforge.graph.dag import Graph, SummaryRow
+from specforge.spec import Spec
+
+
+def human(count: float) -> str:
+    """22381056 -> '22.4 M'."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return str(int(count))
+
+
+def summary_json(spec: Spec, graph: Graph) -> dict:
+    return {
+        "valid": True,
+        "file": spec.file,
+        "name": spec.name,
+        "input_shape": list(graph.input_shape),
+        "layers": [
+            {"name": row.name, "type": row.type, "output_shape": list(row.output_shape),
+             "params": row.params, "flops": row.flops, "connected_to": row.connected_to,
+             "blocks": list(row.blocks)}
+            for row in graph.summary()
+        ],
+        "warnings": [warning.to_json() for warning in graph.warnings],
+        "total_params": graph.total_params,
+        "trainable_params": graph.trainable_params,
+        "total_flops": graph.total_flops,
+    }
+
+
+def print_summary(spec: Spec, graph: Graph) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{spec.name}: input {graph.input_shape}", title_justify="left")
+    table.add_column("Layer (type)")
+    table.add_column("Output shape")
+    table.add_column("Params", justify="right")
+    table.add_column("FLOPs / example", justify="right")
+    rows = graph.summary()
+    branching = any(row.connected_to != [previous] for row, previous in
+                    zip(rows, ["input"] + [row.name for row in rows]))
+    if branching:
+        table.add_column("Connected to")
+    for cells in summary_lines(rows):
+        table.add_row(*cells[:4], *cells[4:] if branching else ())
+    table.add_section()
+    table.add_row("Total", "", f"{graph.total_params:,}", f"{graph.total_flops:,}")
+    console.print(table)
+    non_trainable = graph.total_params - graph.trainable_params
+    console.print(f"Trainable params: {graph.trainable_params:,}; non-trainable: {non_trainable:,}; "
+                  f"forward {human(graph.total_flops)}FLOP per example", soft_wrap=True)
+    console.print(f"[green]{spec.file}: valid[/green]", soft_wrap=True)
+
+
+def summary_lines(rows: list[SummaryRow]) -> list[tuple[str, ...]]:
+    """The summary's cells: a heading for each block instance (with its parameter count) and, indented
+    under it, its layers by their short names; a layer's inputs from its own block instance are named
+    short, others in full."""
+    lines: list[tuple[str, ...]] = []
+    shown: set[str] = set()
+    for row in rows:
+        parts = row.name.split("/")
+        for depth in range(len(parts) - 1):
+            instance = "/".join(parts[:depth + 1])
+            if instance not in shown:
+                shown.add(instance)
+                params = sum(other.params for other in rows if other.name.startswith(instance + "/"))
+                lines.append((f"{'  ' * depth}{parts[depth]} ({row.blocks[depth]})", "", f"{params:,}", "", ""))
+        scope = row.name[:len(row.name) - len(parts[-1])]
+        sources = [source[len(scope):] if scope and source.startswith(scope) else source
+                   for source in row.connected_to]
+        lines.append((f"{'  ' * (len(parts) - 1)}{parts[-1]} ({row.type})", str(row.output_shape), f"{row.params:,}",
+                      f"{row.flops:,}", ", ".join(sources)))
+    return lines

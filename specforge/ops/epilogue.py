@@ -1,0 +1,27 @@
+"""The epilogue of a layer's product: bias and a fused activation applied in place to its fresh
+output, and the activation's gradient at the start of the backward (see specforge.ops.plan)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from specforge.options.activations import ActivationFunction
+from specforge.ops.scratch import scratch
+
+
+def add_bias_and_activate(out: np.ndarray, bias: np.ndarray | None, activation: ActivationFunction | None) -> None:
+    """``out += bias``, then the fused activation in place, on a block of a layer's fresh output."""
+    if bias is not None:
+        out += bias
+    if activation is not None:
+        activation.forward_into(out, out)
+
+
+def activation_gradient(activation: ActivationFunction | None, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """The gradient before the fused ``activation`` from its output ``y`` and the gradient ``dy`` after it:
+    ``dy`` itself without one, else this thread's scratch array (valid until its next call)."""
+    if activation is None:
+        return dy
+    dz = scratch("activation gradient", dy.shape, np.result_type(y, dy))
+    activation.backward_into(y, y, dy, dz)
+    return dz

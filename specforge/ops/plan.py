@@ -1,0 +1,82 @@
+"""Steps of a chain of layers: each node on its own, or a layer together with the activation after it.
+
+The graph keeps a layer's ``activation`` option as a node of its own (so that the loss can take
+the logits of a final softmax). Run separately, that activation costs a pass over the layer's
+output in each direction, plus a new array. A layer that ``fuses_activation`` instead applies the
+activation to its own fresh output in place, while that output is still in cache, and starts its
+backward with the activation's gradient. Only activations whose gradient needs only their output
+(``ActivationFunction.output_suffices``) fuse: the input is overwritten.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from specforge.options.activations import ActivationFunction
+from specforge.layers.activation import ActivationLayer
+from specforge.layers.base import Layer, Params
+
+
+#: the index standing for the model's input among a step's inputs (as specforge.graph.dag.INPUT_NODE)
+MODEL_INPUT = -1
+
+
+@dataclass(frozen=True)
+class Step:
+    """Node ``index`` (whose parameters and gradients it uses), taking the outputs of nodes ``inputs``, run
+    with the next node's ``activation`` when it fuses one (the step then covers two nodes)."""
+
+    index: int
+    layer: Layer
+    inputs: tuple[int, ...] = (MODEL_INPUT,)
+    activation: ActivationFunction | None = None
+
+    @property
+    def nodes(self) -> int:
+        return 1 if self.activation is None else 2
+
+    @property
+    def output(self) -> int:
+        """The node whose output the step makes."""
+        return self.index + self.nodes - 1
+
+    @property
+    def needs_dx(self) -> bool:
+        """Whether any input comes from a node (the model's input needs no gradient)."""
+        return any(index != MODEL_INPUT for index in self.inputs)
+
+    def forward(self, params: Params, x: np.ndarray | list[np.ndarray], training: bool = False,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+        return self.layer.forward(params, x, training, rng, self.activation)
+
+    def new_state(self, cache: Any) -> Params:
+        return self.layer.new_state(cache)
+
+    def backward(self, params: Params, cache: Any, dy: np.ndarray,
+                 need_dx: bool = True) -> tuple[np.ndarray | list[np.ndarray] | None, Params]:
+        return self.layer.backward(params, cache, dy, need_dx)
+
+
+def plan_steps(layers: Sequence[Layer], inputs: Sequence[tuple[int, ...]] | None = None) -> list[Step]:
+    """``layers`` (nodes in topological order, taking the outputs of ``inputs``; a chain when None) as
+    steps, each fusing layer taking the activation that is the only user of its output."""
+    if inputs is None:
+        inputs = [(index - 1,) for index in range(len(layers))]
+    users = Counter(index for node_inputs in inputs for index in node_inputs)
+    steps: list[Step] = []
+    index = 0
+    while index < len(layers):
+        layer = layers[index]
+        follower = layers[index + 1] if index + 1 < len(layers) else None
+        sole_user = follower is not None and inputs[index + 1] == (index,) and users[index] == 1
+        activation = follower.function() if sole_user and isinstance(follower, ActivationLayer) else None
+        if layer.fuses_activation and activation is not None and activation.output_suffices:
+            steps.append(Step(index, layer, tuple(inputs[index]), activation))
+        else:
+            steps.append(Step(index, layer, tuple(inputs[index])))
+        index += steps[-1].nodes
+    return steps

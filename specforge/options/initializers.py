@@ -1,0 +1,134 @@
+"""Weight initializers with Keras 3's formulas, deterministic given the generator.
+
+The variance-scaling family (glorot, he, lecun) draws with variance ``scale / n``
+where ``n`` is the fan-in, or the mean of fan-in and fan-out for glorot.  Normal
+variants draw from a normal truncated at two standard deviations, whose spread
+Keras widens by 1 / 0.8796... so that the truncated draw keeps the variance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from specforge.base.errors import SpecError
+from specforge.base.registry import Registry
+
+#: Standard deviation of a unit normal truncated to [-2, 2].
+_TRUNCATED_STD = 0.87962566103423978
+
+#: Keras 3's RandomNormal stddev and RandomUniform bound.
+_RANDOM_SCALE = 0.05
+
+
+class Initializer:
+    """One initializer a spec may name in a layer's ``*_initializer`` option: ``draw`` fills a new array."""
+
+    name: str
+    description: str
+
+    def json_schema(self) -> dict:
+        """The JSON Schema fragment of a value naming this initializer."""
+        return {"const": self.name, "description": self.description}
+
+    @property
+    def examples(self) -> list[str]:
+        """Valid values naming this initializer (it takes no options)."""
+        return [self.name]
+
+    def draw(self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        """Values of ``shape`` for a weight with these fans, drawn from ``rng``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class VarianceScaling(Initializer):
+    """Variance ``scale / n``, ``n`` the fan-in or (``fan_avg``) the mean of fan-in and fan-out, drawn
+    uniformly on [-sqrt(3 variance), sqrt(3 variance)] or from a normal truncated at two standard deviations."""
+
+    def __init__(self, name: str, scale: float, mode: str, distribution: str, author: str):
+        self.name, self.scale, self.mode, self.distribution = name, scale, mode, distribution
+        fan = {"fan_in": "fan-in", "fan_avg": "((fan-in + fan-out) / 2)"}[mode]
+        shape = {"uniform": "uniform", "normal": "truncated normal"}[distribution]
+        self.description = f"{author}: {shape} with variance {scale:g} / {fan}."
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        n = {"fan_in": fan_in, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        variance = self.scale / max(1.0, n)
+        if self.distribution == "uniform":
+            limit = math.sqrt(3.0 * variance)
+            return rng.uniform(-limit, limit, size=shape)
+        return _truncated_normal(shape, math.sqrt(variance) / _TRUNCATED_STD, rng)
+
+
+class Constant(Initializer):
+    """Every value the same; draws nothing from the generator."""
+
+    def __init__(self, name: str, value: float):
+        self.name, self.value = name, value
+        self.description = f"Every value {value:g}."
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        return np.full(shape, self.value, dtype=np.float64)
+
+
+class RandomNormal(Initializer):
+    name = "random_normal"
+    description = f"Normal with mean 0 and standard deviation {_RANDOM_SCALE} (Keras' RandomNormal)."
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        return rng.normal(0.0, _RANDOM_SCALE, size=shape)
+
+
+class RandomUniform(Initializer):
+    name = "random_uniform"
+    description = f"Uniform on [-{_RANDOM_SCALE}, {_RANDOM_SCALE}] (Keras' RandomUniform)."
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        return rng.uniform(-_RANDOM_SCALE, _RANDOM_SCALE, size=shape)
+
+
+#: Every initializer a spec may name, by name.
+INITIALIZERS: Registry[Initializer] = Registry("initializer", lambda initializer: initializer.name, (
+    VarianceScaling("glorot_uniform", 1.0, "fan_avg", "uniform", "Glorot (Xavier) uniform"),
+    VarianceScaling("glorot_normal", 1.0, "fan_avg", "normal", "Glorot (Xavier) normal"),
+    VarianceScaling("he_uniform", 2.0, "fan_in", "uniform", "He uniform"),
+    VarianceScaling("he_normal", 2.0, "fan_in", "normal", "He normal"),
+    VarianceScaling("lecun_uniform", 1.0, "fan_in", "uniform", "LeCun uniform"),
+    VarianceScaling("lecun_normal", 1.0, "fan_in", "normal", "LeCun normal"),
+    Constant("zeros", 0.0),
+    Constant("ones", 1.0),
+    RandomNormal(),
+    RandomUniform(),
+))
+
+
+def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Keras' fans of a kernel: ``(in, out)`` for a matrix; for a conv kernel ``(kh, kw, in, out)``
+    both are multiplied by the receptive field ``kh * kw``."""
+    if len(shape) < 2:
+        size = int(shape[0]) if shape else 1
+        return size, size
+    receptive_field = math.prod(shape[:-2])
+    return int(shape[-2]) * receptive_field, int(shape[-1]) * receptive_field
+
+
+def initialize(name: str, shape: tuple[int, ...], fan_in: int, fan_out: int,
+               rng: np.random.Generator, dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """A new array of ``shape`` filled by the initializer called ``name``."""
+    if name not in INITIALIZERS:
+        raise SpecError(f"unknown initializer {name!r}; use one of: {', '.join(INITIALIZERS)}")
+    return np.asarray(INITIALIZERS[name].draw(shape, fan_in, fan_out, rng), dtype=dtype)
+
+
+def _truncated_normal(shape: tuple[int, ...], stddev: float, rng: np.random.Generator) -> np.ndarray:
+    """Normal draws with those beyond two standard deviations redrawn (as Keras' TruncatedNormal)."""
+    values = rng.standard_normal(size=shape)
+    outside = np.abs(values) > 2.0
+    while outside.any():
+        values[outside] = rng.standard_normal(size=int(outside.sum()))
+        outside = np.abs(values) > 2.0
+    return values * stddev

@@ -1,0 +1,54 @@
+"""A trained run used where an exported model is (``specforge predict RUN``): the numpy model with the run's
+preprocessing and class names, so that predicting needs no export first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from specforge.data import Preprocessing
+from specforge.base.errors import DataError
+from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch
+from specforge.runs.directory import MANIFEST, Run, open_run
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a run directory (it has a manifest)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+class RunModel:
+    """The interface of ``specforge.predict.session.OnnxModel`` (input shape, classes, ``run``) over a run's
+    numpy model."""
+
+    from_specforge = True
+    metadata: dict[str, str] = {}
+    image_shape = None
+
+    def __init__(self, path: str | Path):
+        run: Run = open_run(path)
+        self.path = Path(path)
+        self.steps = Preprocessing.from_dict(run.preprocessing)
+        if self.steps.table is not None:
+            raise DataError("this run is a table model: export it (specforge export RUN) and predict its raw rows "
+                            "with the exported model", file=str(path))
+        self.model = run.model
+        self.input_shape: tuple[int, ...] = tuple(self.steps.input_shape)
+        self.class_names: list[str] = list(self.steps.class_names)
+        output = run.graph.output_shape
+        self.num_classes: int | None = output[0] if len(output) == 1 else None
+
+    def class_name(self, index: int) -> str:
+        return self.class_names[index] if index < len(self.class_names) else str(index)
+
+    def run(self, examples: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE,
+            on_batch: OnBatch | None = None) -> np.ndarray:
+        """The model's outputs for raw ``examples`` (the run's preprocessing applied), ``batch_size`` at a time."""
+        parts = []
+        for start in range(0, len(examples), batch_size):
+            batch = self.steps.images(examples[start:start + batch_size])
+            parts.append(self.model.predict(batch, batch_size))
+            if on_batch is not None:
+                on_batch(min(start + batch_size, len(examples)), len(examples))
+        return np.concatenate(parts) if parts else np.zeros((0,), np.float32)

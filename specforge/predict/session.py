@@ -1,0 +1,111 @@
+"""onnxruntime sessions with explicit thread counts, shared by the parity gate and ``predict``, and an
+exported model loaded with its interface and metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from specforge.base.errors import DataError
+
+DEFAULT_BATCH_SIZE = 256
+
+OnBatch = Callable[[int, int], None]
+
+
+def default_threads() -> int:
+    """The CPU cores this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def make_session(model: bytes | str | Path, threads: int | None = None):
+    """An onnxruntime CPU session for ``model`` (serialized bytes or a path).
+
+    One operator runs on ``threads`` cores (``intra_op_num_threads``; default: every core this
+    process may use); operators run one after another (sequential mode, ``inter_op_num_threads=1``),
+    the fastest arrangement for a chain of layers.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+class OnnxModel:
+    """An exported model loaded once: its session, interface and metadata."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        from specforge.predict.session import make_session
+
+        self.path = Path(path)
+        if self.path.is_dir():
+            inside = self.path / "model.onnx"
+            hint = f"give {inside}" if inside.is_file() else "give the .onnx file specforge export wrote"
+            raise DataError(f"is a directory, not an ONNX file; {hint}", file=str(path))
+        if not self.path.is_file():
+            raise DataError("no such file; give the .onnx file specforge export wrote", file=str(path))
+        try:
+            self.session = make_session(self.path, threads)
+        except Exception as error:  # onnxruntime raises its own types for unreadable or invalid files
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DataError(f"cannot load as an ONNX model ({first}); give a file written by specforge export",
+                            file=str(path)) from None
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        if not all(isinstance(d, int) for d in model_input.shape[1:]):
+            raise DataError(f"the model's input {self.input_name} has shape {model_input.shape}; predict needs "
+                            "every dimension but the batch fixed", file=str(path))
+        self.input_shape: tuple[int, ...] = tuple(model_input.shape[1:])
+        outputs = {output.name: output for output in self.session.get_outputs()}
+        self.output_name = "probabilities" if "probabilities" in outputs else next(iter(outputs))
+        #: classes per example, when the output's shape says so ([N, classes] with a fixed size)
+        dims = outputs[self.output_name].shape
+        self.num_classes: int | None = dims[1] if len(dims) == 2 and isinstance(dims[1], int) else None
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        #: whether specforge exported it (else its input scaling and class names are unknown)
+        self.from_specforge = "specforge_version" in self.metadata
+        self.class_names: list[str] | None = _json(self.metadata.get("class_names"))
+        self.image_shape: tuple[int, ...] | None = tuple(_json(self.metadata.get("image_shape")) or ()) or None
+        self.preprocessing = None
+        if _json(self.metadata.get("preprocessing_in_graph")) is False:
+            from specforge.data.preprocessing import Preprocessing
+
+            self.preprocessing = Preprocessing.from_dict(json.loads(self.metadata["preprocessing"]))
+
+    def class_name(self, index: int) -> str:
+        names = self.class_names
+        return names[index] if names is not None and index < len(names) else str(index)
+
+    def run(self, examples: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE,
+            on_batch: OnBatch | None = None) -> np.ndarray:
+        """The model's output for ``examples`` (raw values, ``(N, *input_shape)``), ``batch_size`` at a time;
+        ``on_batch(done, total)`` after each batch."""
+        total = len(examples)
+        out: np.ndarray | None = None
+        for start in range(0, total, batch_size):
+            batch = examples[start:start + batch_size]
+            feed = (self.preprocessing.images(batch) if self.preprocessing is not None
+                    else np.asarray(batch, dtype=np.float32))
+            result = self.session.run([self.output_name], {self.input_name: feed})[0]
+            if out is None:
+                out = np.empty((total, *result.shape[1:]), dtype=result.dtype)
+            out[start:start + len(result)] = result
+            if on_batch is not None:
+                on_batch(min(start + batch_size, total), total)
+        return out if out is not None else np.zeros((0,), dtype=np.float32)
+
+
+def _json(value: str | None):
+    return None if value is None else json.loads(value)

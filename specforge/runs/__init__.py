@@ -1,0 +1,1 @@
+"""Run directories: the manifest, checkpoints and resume, what runs record read back, and pictures of them."""

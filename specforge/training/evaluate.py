@@ -1,0 +1,172 @@
+"""Loss and metrics of a model on a split: after each epoch (validation), at the end of a run (test), and
+for ``specforge evaluate`` on a finished run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from specforge.options import losses
+from specforge.options import metrics as metric_kinds
+from specforge.data import Dataset, Preprocessing, Split, iterate_batches, load_data
+from specforge.base.errors import RunError
+from specforge.options.losses import Loss
+from specforge.options.metrics import Metric
+from specforge.training.model import Model
+from specforge.runs.directory import Run, display_path
+
+
+def labels_and_targets(loss: Loss, y: np.ndarray, units: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer class labels (for metrics) and the loss's targets from a batch's preprocessed labels."""
+    labels = y if y.ndim == 1 else y.argmax(axis=-1)
+    expected = y.shape[:1] if loss.label_encoding == "sparse" else (len(y), units)
+    return labels, (y if y.shape == expected else loss.encode_labels(labels, units))
+
+
+def update_metrics(metrics: Sequence[Metric], outputs: np.ndarray, labels: np.ndarray, targets: np.ndarray,
+                   preprocessing: Preprocessing | None) -> None:
+    """Classification metrics get the probabilities and class labels; regression metrics the outputs and the
+    targets, both in the target's own units."""
+    units = preprocessing.target_units if preprocessing is not None else (lambda values: values)
+    for metric in metrics:
+        if metric.takes_targets:
+            metric.update(units(outputs), units(targets))
+        else:
+            metric.update(outputs, labels)
+
+
+#: Called with each batch's class probabilities and integer labels.
+Observer = Callable[[np.ndarray, np.ndarray], None]
+#: Called with (examples done, examples in all) after each batch.
+OnBatch = Callable[[int, int], None]
+
+
+def evaluate_split(model: Model, split: Split, loss: Loss, metrics: Sequence[Metric], batch_size: int,
+                   preprocessing: Preprocessing | None = None, observe: Observer | None = None,
+                   on_batch: OnBatch | None = None) -> dict[str, float]:
+    """The mean loss and the metrics of ``model`` on ``split`` (inference mode); ``observe`` sees every batch,
+    ``on_batch(done, total)`` is called after each (a progress bar)."""
+    fused = model.fuses(loss)
+    until = len(model.graph.nodes) - 1 if fused else None
+    units = model.graph.output_shape[-1]
+    for metric in metrics:
+        metric.reset()
+    total, count = 0.0, 0
+    for x, y in iterate_batches(split, batch_size, shuffle=False, preprocessing=preprocessing):
+        outputs = model.forward(x, until=until)
+        labels, targets = labels_and_targets(loss, y, units)
+        total += loss.value(outputs, targets, from_logits=fused) * len(x)
+        count += len(x)
+        probabilities = loss.to_probabilities(outputs, fused)
+        update_metrics(metrics, probabilities, labels, targets, preprocessing or split.preprocessing)
+        if observe is not None:
+            observe(probabilities, labels)
+        if on_batch is not None:
+            on_batch(count, len(split))
+    return {"loss": total / count if count else float("nan"), **{m.name: m.result() for m in metrics}}
+
+
+def run_split(run: Run, split: str, limit: int | None = None) -> tuple[Dataset, Split]:
+    """The run's data set and its split ``split`` (the first ``limit`` examples when given)."""
+    dataset = load_data(run.config, Path(run.manifest.get("base_dir", ".")), {})
+    chosen = dataset.splits().get(split)
+    if chosen is None:
+        raise RunError(f"the run's data has no {split} split; use one of: {', '.join(dataset.splits())}",
+                       file=display_path(run.path))
+    return dataset, chosen if limit is None else chosen.part(chosen.name, None, limit)
+
+
+def predict_run(run: Run, images: np.ndarray, *, batch_size: int = 256, preprocess: bool = True) -> np.ndarray:
+    """Outputs (class probabilities) of a run's model for ``images`` as stored (the run's preprocessing applied
+    batch by batch), or for model inputs when ``preprocess`` is False."""
+    model = run.model
+    steps = Preprocessing.from_dict(run.preprocessing)
+    images = np.asarray(images)
+    if not preprocess:
+        return model.predict(images.astype(np.float32, copy=False), batch_size)
+    parts = [model.predict(steps.images(images[start:start + batch_size]), batch_size)
+             for start in range(0, len(images), batch_size)]
+    return np.concatenate(parts) if parts else model.predict(np.zeros((0, *steps.input_shape), np.float32))
+
+
+@dataclass
+class Mistakes:
+    """The examples of a split a run's model gets wrong, in split order: raw images, indices, labels,
+    predicted classes and the probability given to each prediction."""
+
+    images: np.ndarray
+    indices: np.ndarray
+    labels: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    class_names: list[str]
+    examples: int
+
+
+def find_mistakes(run: Run, split: str = "test", *, limit: int | None = None, batch_size: int = 256) -> Mistakes:
+    """Every example of ``split`` whose predicted class differs from its label."""
+    dataset, chosen = run_split(run, split, limit)
+    if chosen.labels is None:
+        raise RunError(f"the {split} split has no labels to compare with", file=display_path(run.path))
+    images = np.asarray(chosen.images)
+    probabilities = predict_run(run, images, batch_size=batch_size)
+    predicted = (probabilities[:, 0] > 0.5).astype(np.int64) if probabilities.shape[-1] == 1 \
+        else probabilities.argmax(axis=-1)
+    labels = np.asarray(chosen.labels, dtype=np.int64)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = probabilities.max(axis=-1) if probabilities.shape[-1] > 1 else np.abs(probabilities[:, 0] - 0.5) + 0.5
+    return Mistakes(images[wrong], wrong, labels[wrong], predicted[wrong], confidence[wrong],
+                    list(dataset.class_names), len(images))
+
+
+class Confusion:
+    """Counts of (true class, predicted class) over the batches of a split; one sigmoid unit is two classes."""
+
+    def __init__(self, classes: int):
+        self.matrix = np.zeros((max(classes, 2), max(classes, 2)), dtype=np.int64)
+
+    def __call__(self, probabilities: np.ndarray, labels: np.ndarray) -> None:
+        predicted = (probabilities[:, 0] > 0.5 if probabilities.shape[-1] == 1 else probabilities.argmax(axis=-1))
+        np.add.at(self.matrix, (np.asarray(labels, dtype=np.int64), predicted.astype(np.int64)), 1)
+
+
+def per_class(matrix: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Precision, recall, F1 and support of each class from a confusion matrix (rows: true, columns: predicted);
+    0 where a class is never predicted or never present, as scikit-learn's zero_division=0."""
+    right = np.diag(matrix).astype(float)
+    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = np.divide(right, predicted, out=np.zeros_like(right), where=predicted > 0)
+    recall = np.divide(right, actual, out=np.zeros_like(right), where=actual > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(right), where=total > 0)
+    return [{"class": index, "name": class_names[index] if index < len(class_names) else str(index),
+             "precision": float(precision[index]), "recall": float(recall[index]), "f1": float(f1[index]),
+             "support": int(actual[index])} for index in range(len(matrix))]
+
+
+def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None,
+                 limit: int | None = None, details: bool = False, on_batch: OnBatch | None = None) -> dict[str, Any]:
+    """Loss and metrics of a finished run on ``split`` (test, train or validation), with the run's preprocessing;
+    with ``details``, also ``class_names``, ``per_class`` (precision, recall, F1, support) and
+    ``confusion_matrix`` (rows: true class, columns: predicted); ``on_batch(done, total)`` after each batch."""
+    config = run.config
+    dataset, chosen = run_split(run, split, limit)
+    model = run.model
+    confusion = Confusion(model.graph.output_shape[-1]) if details else None
+    results = evaluate_split(model, chosen, losses.get(config["compile"]["loss"]),
+                             metric_kinds.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
+                             batch_size or config["fit"]["batch_size"], Preprocessing.from_dict(run.preprocessing),
+                             observe=confusion, on_batch=on_batch)
+    results = {"split": split, "examples": len(chosen), **results}
+    if confusion is not None:
+        names = list(dataset.class_names)
+        results.update(class_names=names, per_class=per_class(confusion.matrix, names),
+                       confusion_matrix=confusion.matrix.tolist())
+    return results
+
+
+__all__ = ["evaluate_split", "evaluate_run", "labels_and_targets", "update_metrics", "Confusion", "per_class", "run_split",
+           "Mistakes", "find_mistakes", "predict_run"]

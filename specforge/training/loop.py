@@ -1,0 +1,317 @@
+"""The training loop: batches, steps, validation, callbacks, checkpoints, resume (the run directory's
+files belong to ``specforge.runs.directory``, evaluation to ``specforge.training.evaluate``).
+
+Randomness comes from the spec's ``fit.seed`` only: the initial weights from
+``Generator(PCG64(seed))``, shuffling and dropout from two generators spawned from
+``SeedSequence(seed)``.  The checkpoint written at the end of every epoch holds the
+weights, the optimizer state, both generators' states, the callbacks' states and the
+history, so a resumed run ends with the same weights, bit for bit, as one never stopped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from specforge.options import callbacks as callback_kinds
+from specforge.options import losses
+from specforge.options import metrics as metric_kinds
+from specforge.options import optimizers
+from specforge.runs import directory as runs
+from specforge.graph.build import build
+from specforge.data import Dataset, batch_count, iterate_batches, load_data
+from specforge.base.errors import DataError, RunError, SpecError, TrainingInterrupted
+from specforge.training.evaluate import evaluate_split, labels_and_targets, update_metrics
+from specforge.graph.dag import Graph
+from specforge.options.losses import Loss
+from specforge.options.metrics import Metric
+from specforge.training.model import Model, params_from_arrays
+from specforge.training.moving_statistics import unsettled_statistics
+from specforge.training.progress import Both, ConsoleProgress, Progress
+from specforge.spec import Spec
+
+class LossNotFinite(RunError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class _Setup:
+    """Everything a run trains with, built from its spec."""
+
+    spec: Spec
+    graph: Graph
+    dataset: Dataset
+    loss: Loss
+    metrics: list[Metric]
+    optimizer: optimizers.Optimizer
+    callbacks: list[callback_kinds.Callback]
+
+    @property
+    def fit(self) -> dict:
+        return self.spec.config["fit"]
+
+    def log_names(self) -> list[str]:
+        names = ["loss", *(metric.name for metric in self.metrics)]
+        return names + [f"val_{name}" for name in names] if self.dataset.validation is not None else names
+
+
+def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
+    graph = build(spec)
+    config = spec.config
+    try:
+        dataset = load_data(config, base_dir, limits)
+    except DataError as error:
+        raise spec.located(error) from None
+    setup = _Setup(spec, graph, dataset, losses.get(config["compile"]["loss"]),
+                   metric_kinds.create(config["compile"]["metrics"], graph.output_shape[-1]),
+                   optimizers.create(config["compile"]["optimizer"]), [])
+    try:
+        setup.callbacks = callback_kinds.create(config["fit"]["callbacks"], config["fit"]["epochs"],
+                                                setup.log_names())
+    except SpecError as error:
+        raise spec.located(error) from None
+    return setup
+
+
+def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """``(init, shuffle, dropout)`` generators of a run, all from ``seed``."""
+    shuffle, dropout = (np.random.Generator(np.random.PCG64(child)) for child in np.random.SeedSequence(seed).spawn(2))
+    return np.random.Generator(np.random.PCG64(seed)), shuffle, dropout
+
+
+class Trainer:
+    """One run's training state; offers callbacks what ``specforge.options.callbacks.Trainer`` describes."""
+
+    def __init__(self, setup: _Setup, run_dir: Path, progress: Progress,
+                 observers: Sequence[callback_kinds.Callback] = ()):
+        self.setup = setup
+        #: callbacks from outside the spec (a sweep's pruning), called after the spec's and not checkpointed
+        self.callbacks = [*setup.callbacks, *observers]
+        self.run_dir = run_dir
+        self.progress = progress
+        init_rng, self.shuffle_rng, self.dropout_rng = generators(setup.fit["seed"])
+        self.model = Model.initialize(setup.graph, init_rng)
+        self.optimizer = setup.optimizer
+        self.stop_training = False
+        self.epoch = 0
+        #: the batch in progress (from 1), for the interruption message
+        self.batch = 0
+        self.history: dict[str, list[float]] = {name: [] for name in setup.log_names()}
+
+    # -- the callbacks' view -------------------------------------------------------------------
+    def get_weights(self) -> list[np.ndarray]:
+        return [value.copy() for params in self.model.params for value in params.values()]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        for target, value in zip((v for params in self.model.params for v in params.values()), weights, strict=True):
+            np.copyto(target, value)
+
+    def save_best(self, epoch: int, logs: dict[str, float]) -> None:
+        self.model.save_weights(self.run_dir / runs.BEST)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        arrays = {f"weights/{key}": value for key, value in self.model.weight_arrays().items()}
+        scalars: dict[str, Any] = {}
+        for key, value in self.optimizer.state_dict().items():
+            if isinstance(value, np.ndarray):
+                arrays[f"optimizer/{key}"] = value
+            else:
+                scalars[key] = value
+        callback_states = []
+        for index, callback in enumerate(self.setup.callbacks):
+            state = {}
+            for key, value in callback.state_dict().items():
+                if isinstance(value, np.ndarray):
+                    arrays[f"callbacks/{index}/{key}"] = value
+                else:
+                    state[key] = value
+            callback_states.append(state)
+        runs.save_checkpoint(self.run_dir, arrays, {
+            "epoch": self.epoch, "stop_training": self.stop_training, "optimizer": scalars,
+            "callbacks": callback_states, "history": self.history,
+            "rng": {"shuffle": self.shuffle_rng.bit_generator.state, "dropout": self.dropout_rng.bit_generator.state},
+        })
+
+    def load_checkpoint(self) -> None:
+        arrays, state = runs.load_checkpoint(self.run_dir)
+        source = str(self.run_dir / runs.CHECKPOINT)
+        weights = {key.removeprefix("weights/"): value for key, value in arrays.items() if key.startswith("weights/")}
+        self.model.set_weights(params_from_arrays(self.setup.graph, weights, source))
+        self.optimizer.load_state_dict({**state["optimizer"], **_with_prefix(arrays, "optimizer/")})
+        if len(state["callbacks"]) != len(self.setup.callbacks):
+            raise RunError(f"the checkpoint holds {len(state['callbacks'])} callback states for "
+                           f"{len(self.setup.callbacks)} callbacks in the spec", file=source)
+        for index, callback in enumerate(self.setup.callbacks):
+            callback.load_state_dict({**state["callbacks"][index], **_with_prefix(arrays, f"callbacks/{index}/")})
+        self.shuffle_rng.bit_generator.state = state["rng"]["shuffle"]
+        self.dropout_rng.bit_generator.state = state["rng"]["dropout"]
+        self.epoch, self.stop_training, self.history = state["epoch"], state["stop_training"], state["history"]
+
+    # -- the loop --------------------------------------------------------------------------------
+    def train(self) -> None:
+        """Epochs from ``self.epoch`` to fit.epochs (or an early stop), a checkpoint after each."""
+        setup, fit = self.setup, self.setup.fit
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        while self.epoch < fit["epochs"] and not self.stop_training:
+            logs = self.train_epoch()
+            if setup.dataset.validation is not None:
+                validation = evaluate_split(self.model, setup.dataset.validation, setup.loss, setup.metrics,
+                                            fit["batch_size"])
+                logs.update({f"val_{name}": value for name, value in validation.items()})
+            for name, value in logs.items():
+                self.history[name].append(value)
+            for callback in self.callbacks:
+                callback.on_epoch_end(self.epoch, logs, self)
+            self.progress.epoch_end(logs)
+            self.epoch += 1
+            self.save_checkpoint()
+            runs.update_manifest(self.run_dir, epochs_completed=self.epoch)
+            if self.stop_training:
+                self.progress.message(f"Epoch {self.epoch}: early stopping")
+        for callback in self.callbacks:
+            callback.on_train_end(self)
+
+    def train_epoch(self) -> dict[str, float]:
+        setup, fit = self.setup, self.setup.fit
+        train = setup.dataset.train
+        units = setup.graph.output_shape[-1]
+        for callback in self.callbacks:
+            callback.on_epoch_begin(self.epoch, self)
+        self.progress.epoch_start(self.epoch, fit["epochs"], batch_count(train, fit["batch_size"]))
+        for metric in setup.metrics:
+            metric.reset()
+        total, count = 0.0, 0
+        batches = iterate_batches(train, fit["batch_size"], shuffle=fit["shuffle"], rng=self.shuffle_rng)
+        for step, (x, y) in enumerate(batches, 1):
+            self.batch = step
+            labels, targets = labels_and_targets(setup.loss, y, units)
+            value, outputs = self.model.train_step(x, targets, setup.loss, self.optimizer, self.dropout_rng)
+            if not np.isfinite(value):
+                raise LossNotFinite(f"loss became {value} at epoch {self.epoch + 1}, batch {step}; the last good "
+                                    f"weights are in {runs.display_path(self.run_dir / runs.CHECKPOINT)}; lower the "
+                                    "learning rate or rescale the inputs", file=runs.display_path(self.run_dir))
+            total += value * len(x)
+            count += len(x)
+            update_metrics(setup.metrics, outputs, labels, targets, train.preprocessing)
+            self.progress.batch_end(step, {"loss": total / count, **{m.name: m.result() for m in setup.metrics}})
+        return {"loss": total / count, **{m.name: m.result() for m in setup.metrics}}
+
+
+def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {key.removeprefix(prefix): value for key, value in arrays.items() if key.startswith(prefix)}
+
+
+def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | Path = runs.RUNS_ROOT,
+        resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
+        progress: Progress | None = None, limit_train: int | None = None,
+        limit_test: int | None = None, observers: Sequence[callback_kinds.Callback] = ()) -> runs.Run:
+    """Train ``spec`` into a new run directory, or continue the run ``resume``; return the finished run.
+
+    ``out`` is the run directory itself (default: the next ``root/<spec name>/<n>``).  ``overrides``
+    apply to a resumed run's spec (only ``fit.epochs``); a new run takes them through ``load_spec``.
+    ``limit_train``/``limit_test`` keep the first N training / test and validation examples.
+    ``progress`` receives the epoch and batch reports (default: Keras-style lines on stdout).
+    ``observers`` are callbacks from outside the spec (a sweep's pruning), called after the spec's ones.
+    Raises TrainingInterrupted on Ctrl-C and LossNotFinite when the loss stops being finite.
+    """
+    progress = progress or ConsoleProgress(quiet=quiet)
+    if resume is not None:
+        run_dir = runs.resolve_run_path(resume)
+        manifest = runs.read_json(run_dir / runs.MANIFEST)
+        spec = runs.resume_spec(run_dir, manifest, overrides, limited=limit_train is not None or limit_test is not None)
+        setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"])
+        runs.check_same_data(run_dir, manifest, setup.dataset)
+        if overrides:
+            runs.record_overrides(run_dir, manifest, spec, overrides)
+        trainer = Trainer(setup, run_dir, progress, observers)
+        trainer.load_checkpoint()
+    else:
+        if spec is None:
+            raise ValueError("fit needs a spec, or resume= naming a run")
+        limits = {"train": limit_train, "test": limit_test}
+        setup = _setup(spec, spec.base_dir, limits)
+        run_dir = runs.start_run(spec, setup.dataset, out, root, limits)
+        trainer = Trainer(setup, run_dir, progress, observers)
+        trainer.save_checkpoint()
+    log = _tensorboard_log(trainer)
+    runs.update_manifest(run_dir, status="running")
+    completed = False
+    try:
+        with _quiet_float_warnings():
+            trainer.train()
+        _finish(trainer)
+        completed = True
+    except KeyboardInterrupt:
+        runs.update_manifest(run_dir, status="interrupted")
+        raise TrainingInterrupted(run_dir, min(trainer.epoch + 1, setup.fit["epochs"]), trainer.batch,
+                                 runs.display_path(run_dir)) from None
+    except BaseException:
+        runs.update_manifest(run_dir, status="failed")
+        raise
+    finally:
+        if log is not None:
+            log.close(_final_values(trainer) if completed else None)
+    return runs.open_run(run_dir)
+
+
+def _tensorboard_log(trainer: Trainer):
+    """The run's TensorBoard log when ``fit.log`` asks for one, receiving the reports beside the console."""
+    fit = trainer.setup.fit
+    if "tensorboard" not in fit.get("log", []):
+        return None
+    from specforge.training.tensorboard import TensorBoardLog
+
+    spec = trainer.setup.spec
+    log = TensorBoardLog(trainer.run_dir, spec.config, fit["log_every"], first_epoch=trainer.epoch,
+                         where=spec.document.locate(("fit", "log")))
+    trainer.progress = Both(trainer.progress, log)
+    return log
+
+
+def _final_values(trainer: Trainer) -> dict[str, float]:
+    """The last epoch's values and the test metrics (``test_loss``, ``test_accuracy``, ...)."""
+    final = {name: values[-1] for name, values in trainer.history.items() if values}
+    metrics_file = trainer.run_dir / runs.METRICS
+    if metrics_file.exists():
+        final.update({f"test_{key}": value for key, value in runs.read_json(metrics_file).items()
+                      if key not in ("split", "examples")})
+    return final
+
+
+@contextmanager
+def _quiet_float_warnings() -> Iterator[None]:
+    """No numpy overflow warnings (from any thread): overflow shows up as a non-finite loss, which stops
+    training with its epoch and batch."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning)
+        yield
+
+
+def _finish(trainer: Trainer) -> None:
+    """Final weights, history and the test split's metrics; the run is then complete.  A warning when the
+    moving statistics of batch normalization had too few steps to move."""
+    setup, run_dir = trainer.setup, trainer.run_dir
+    trainer.model.save_weights(run_dir / runs.WEIGHTS)
+    runs.write_history(run_dir, trainer.history)
+    steps = trainer.epoch * batch_count(setup.dataset.train, setup.fit["batch_size"])
+    unsettled = unsettled_statistics(setup.spec, setup.graph, steps)
+    if unsettled is not None:
+        trainer.progress.message(unsettled.format())
+    test = setup.dataset.test
+    if test is not None:
+        results = evaluate_split(trainer.model, test, setup.loss, setup.metrics, setup.fit["batch_size"])
+        runs.write_json(run_dir / runs.METRICS, {"split": "test", "examples": len(test), **results})
+    manifest = runs.update_manifest(run_dir, status="completed", epochs_completed=trainer.epoch,
+                                    steps_completed=steps)
+    if runs.counts_as_latest(manifest):
+        runs.point_latest(run_dir)
+
+
+__all__ = ["fit", "generators", "Trainer", "TrainingInterrupted", "LossNotFinite"]

@@ -1,0 +1,255 @@
+"""A graph with its parameters: batched forward, inference, one training step, weights on disk.
+
+Parameters are a list with one ``{name: array}`` dict per graph node.  Trainable
+parameters (every one not in a layer's ``non_trainable``) are handed to the
+optimizer as one flat list in a fixed order (node order, then the layer's
+parameter order), so optimizer state saved by one process fits another.  They are
+kept as consecutive views of one flat buffer (specforge.ops.flat), so that the
+optimizer updates them all at once; everything writes them in place.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from specforge.base.errors import RunError
+from specforge.base.fileio import atomic_open
+from specforge.graph.dag import Graph
+from specforge.ops import flat
+from specforge.layers.base import Params
+from specforge.ops.plan import MODEL_INPUT, Step, plan_steps
+from specforge.options.losses import Loss
+from specforge.options.optimizers import Optimizer
+
+class Model:
+    """``graph`` evaluated with ``params`` (one dict per node, updated in place by training)."""
+
+    def __init__(self, graph: Graph, params: list[Params]):
+        if len(params) != len(graph.nodes):
+            raise ValueError(f"{len(params)} parameter dicts for a graph of {len(graph.nodes)} nodes")
+        self.graph = graph
+        self.params = params
+        self._trainable = [(index, name)
+                           for index, node in enumerate(graph.nodes)
+                           for name in node.layer.param_shapes(node.input_shape)
+                           if name not in node.layer.non_trainable]
+        if self._trainable:
+            packed = flat.pack([params[index][name] for index, name in self._trainable])
+            for (index, name), view in zip(self._trainable, packed):
+                params[index][name] = view
+        self._plans: dict[int | None, list[Step]] = {}
+
+    def __repr__(self) -> str:
+        return f"Model({self.graph!r})"
+
+    @classmethod
+    def initialize(cls, graph: Graph, rng: np.random.Generator) -> Model:
+        """Fresh parameters drawn from ``rng`` (the spec's initializers)."""
+        return cls(graph, graph.init_params(rng))
+
+    @property
+    def node_names(self) -> list[str]:
+        return [node.layer.name for node in self.graph.nodes]
+
+    # -- inference ---------------------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                until: int | None = None) -> np.ndarray:
+        """The output of the first ``until`` nodes (all by default) for a batch ``x`` of shape ``(N, *input)``."""
+        steps = self.steps(until)
+        values = StepValues(steps, x)
+        for step in steps:
+            y, _ = step.forward(self.params[step.index], values.take(step), training, rng)
+            values.put(step, y)
+        return values.last
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The model's outputs (probabilities for a softmax classifier) for ``x``, in batches, inference mode."""
+        if len(x) == 0:
+            return np.zeros((0, *self.graph.output_shape), dtype=np.float32)
+        first = self.forward(x[:batch_size])
+        out = np.empty((len(x), *first.shape[1:]), dtype=first.dtype)
+        out[:len(first)] = first
+        for start in range(batch_size, len(x), batch_size):
+            out[start:start + batch_size] = self.forward(x[start:start + batch_size])
+        return out
+
+    # -- training ------------------------------------------------------------------------------
+    def fuses(self, loss: Loss) -> bool:
+        """Whether the last node is the activation ``loss`` takes the logits of (softmax for cross-entropy)."""
+        return loss.fused_activation is not None and self.graph.final_activation == loss.fused_activation
+
+    def gradients(self, x: np.ndarray, y: np.ndarray, loss: Loss, rng: np.random.Generator | None = None,
+                  ) -> tuple[float, np.ndarray, list[np.ndarray], list[tuple[int, Params]]]:
+        """``(loss value, outputs, gradients of the trainable parameters, state)`` for one batch, training
+        mode; ``state`` is ``(node index, new non-trainable values)`` per node that has any (the moving
+        statistics), for ``apply_state``: the parameters themselves are left unchanged.
+
+        With a fused loss the last activation is skipped and the loss works on the logits;
+        ``outputs`` are then the activation of the logits, so they are always what
+        ``forward`` would return (probabilities for metrics).
+        """
+        fused = self.fuses(loss)
+        steps = self.steps(len(self.graph.nodes) - 1 if fused else None)
+        values = StepValues(steps, x)
+        caches, state = [], []
+        for step in steps:
+            out, cache = step.forward(self.params[step.index], values.take(step), True, rng)
+            values.put(step, out)
+            caches.append(cache)
+            new_state = step.new_state(cache)
+            if new_state:
+                state.append((step.index, new_state))
+        x = values.last
+        value, dy = loss.value_and_grad(x, y, from_logits=fused)
+        outputs = loss.to_probabilities(x, fused)
+        grads: list[Params] = [{} for _ in self.params]
+        upstream = {steps[-1].output: dy}
+        for position in range(len(steps) - 1, -1, -1):
+            step = steps[position]
+            dx, grads[step.index] = step.backward(self.params[step.index], caches[position],
+                                                  upstream.pop(step.output), need_dx=step.needs_dx)
+            caches[position] = None
+            if step.needs_dx:
+                gather_gradients(upstream, step, dx)
+        return value, outputs, [grads[index][name] for index, name in self._trainable], state
+
+    def steps(self, until: int | None = None) -> list[Step]:
+        """The first ``until`` nodes (in topological order) as the steps that compute them: a layer and the
+        activation node that alone takes its output run as one step when the layer can apply it to its own
+        output (specforge.ops.plan)."""
+        if until not in self._plans:
+            nodes = self.graph.nodes[:until]
+            self._plans[until] = plan_steps([node.layer for node in nodes], [node.inputs for node in nodes])
+        return self._plans[until]
+
+    def train_step(self, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer,
+                   rng: np.random.Generator | None = None) -> tuple[float, np.ndarray]:
+        """One gradient step on a batch: ``(loss value, outputs)``.
+
+        When the loss is not finite the parameters (the moving statistics included) are left as they
+        were, so the caller can stop with the last good weights.
+        """
+        value, outputs, grads, state = self.gradients(x, y, loss, rng)
+        if np.isfinite(value):
+            optimizer.step(self.trainable_params(), grads)
+            self.apply_state(state)
+        return value, outputs
+
+    def apply_state(self, state: list[tuple[int, Params]]) -> None:
+        """Copy the new non-trainable values that ``gradients`` returned into the parameters."""
+        for index, values in state:
+            for name, value in values.items():
+                np.copyto(self.params[index][name], value)
+
+    def trainable_params(self) -> list[np.ndarray]:
+        """The arrays the optimizer updates, in their fixed order."""
+        return [self.params[index][name] for index, name in self._trainable]
+
+    # -- weights ---------------------------------------------------------------------------------
+    def get_weights(self) -> list[Params]:
+        """Copies of every node's parameters."""
+        return [{name: value.copy() for name, value in params.items()} for params in self.params]
+
+    def set_weights(self, weights: list[Params]) -> None:
+        """Copy ``weights`` (as ``get_weights`` returns) into the parameters in place; shapes must match."""
+        if len(weights) != len(self.params):
+            raise RunError(f"{len(weights)} weight sets for a model of {len(self.params)} nodes")
+        for node, params, new in zip(self.graph.nodes, self.params, weights):
+            if set(new) != set(params):
+                raise RunError(f"layer {node.layer.name} has parameters {sorted(params)}, the weights give "
+                               f"{sorted(new)}")
+            for name, value in new.items():
+                if value.shape != params[name].shape:
+                    raise RunError(f"{node.layer.name}/{name} has shape {params[name].shape}, the weights give "
+                                   f"{value.shape}; the weights belong to another model")
+                np.copyto(params[name], value)
+
+    def weight_arrays(self) -> dict[str, np.ndarray]:
+        """The parameters keyed ``"{node name}/{param}"``: the layout of weights files."""
+        return {weight_key(name, key): value
+                for name, params in zip(self.node_names, self.params) for key, value in params.items()}
+
+    def save_weights(self, path: str | Path) -> Path:
+        """Write the parameters to ``path`` (.npz, keys ``"{node name}/{param}"``), atomically."""
+        write_npz(path, self.weight_arrays())
+        return Path(path)
+
+    def load_weights(self, path: str | Path) -> None:
+        """Read parameters written by ``save_weights`` into this model."""
+        self.set_weights(params_from_arrays(self.graph, read_npz(path), str(path)))
+
+
+class StepValues:
+    """The outputs a run of ``steps`` has made and not yet handed to every step that takes them: each is
+    dropped when its last user has it, so that a chain holds one activation at a time, as a loop would."""
+
+    def __init__(self, steps: list[Step], x: np.ndarray):
+        self._users = Counter(index for step in steps for index in step.inputs)
+        self._values: dict[int, np.ndarray] = {MODEL_INPUT: x}
+        self.last = x
+
+    def take(self, step: Step) -> np.ndarray | list[np.ndarray]:
+        """The step's input (a list for a merge), released where this step is its last user."""
+        taken = [self._values[index] for index in step.inputs]
+        for index in step.inputs:
+            self._users[index] -= 1
+            if not self._users[index]:
+                del self._values[index]
+        return taken if step.layer.merges else taken[0]
+
+    def put(self, step: Step, y: np.ndarray) -> None:
+        self._values[step.output] = self.last = y
+
+
+def gather_gradients(upstream: dict[int, np.ndarray], step: Step, dx: np.ndarray | list[np.ndarray]) -> None:
+    """Add a step's input gradients to what the steps after it gave the same nodes.
+
+    Steps run backward in a fixed order, so a fan-out's gradients are always summed in that order
+    (bit-identical reruns); the sum is a new array because a gradient may be another one's view.
+    """
+    for index, gradient in zip(step.inputs, dx if step.layer.merges else [dx]):
+        if index == MODEL_INPUT:
+            continue
+        upstream[index] = upstream[index] + gradient if index in upstream else gradient
+
+
+def weight_key(node_name: str, param: str) -> str:
+    """The key of one parameter in weights files."""
+    return f"{node_name}/{param}"
+
+
+def params_from_arrays(graph: Graph, arrays: dict[str, np.ndarray], source: str) -> list[Params]:
+    """Per-node parameter dicts from arrays keyed as ``Model.weight_arrays``; RunError naming ``source``
+    when the keys or shapes do not fit ``graph``."""
+    shapes = {weight_key(node.layer.name, name): shape
+              for node in graph.nodes for name, shape in node.layer.param_shapes(node.input_shape).items()}
+    missing, extra = sorted(shapes.keys() - arrays.keys()), sorted(arrays.keys() - shapes.keys())
+    if missing or extra:
+        detail = f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(extra[:3])}"
+        raise RunError(f"the weights do not fit this model ({detail}); they belong to another spec", file=source)
+    for key, shape in shapes.items():
+        if arrays[key].shape != tuple(shape):
+            raise RunError(f"{key} has shape {arrays[key].shape}, the model needs {tuple(shape)}; the weights "
+                           "belong to another spec", file=source)
+    return [{name: np.asarray(arrays[weight_key(node.layer.name, name)])
+             for name in node.layer.param_shapes(node.input_shape)} for node in graph.nodes]
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """An uncompressed .npz written atomically."""
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file, loaded (no pickles); RunError when it is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise RunError("the file does not exist", file=str(path)) from None
+    except (OSError, ValueError) as error:
+        raise RunError(f"not a readable .npz file ({error})", file=str(path)) from None
