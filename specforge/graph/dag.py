@@ -183,7 +183,7 @@ def _only(graph: Graph, sources: set[str]) -> Graph:
     renumbered = {INPUT_NODE: INPUT_NODE, **{old: new for new, old in enumerate(kept)}}
     nodes = [replace(graph.nodes[index], inputs=tuple(renumbered[i] for i in graph.nodes[index].inputs))
              for index in kept]
-    return Graph(graph.input_shape, nodes, graph.warnings)
+    return replace(graph, nodes=nodes)
 
 
 def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
