@@ -327,7 +327,7 @@ class _Expander:
              context: Context) -> list[str]:
         """Expand a use of a block, one copy per name in ``instances``; the full name of each copy's output."""
         block_name = item["block"]
-        block = self.blocks.get(block_name)
+        block = self.blocks.get(block_name, {FAILED: True})  # an unknown block is reported by _use_problem
         failed = [prefix + instance for instance in instances]
         problem = self._use_problem(block_name, wanted, path, context)
         if problem is not None:

@@ -56,7 +56,7 @@ def _needed_by_the_graph(path: SpecPath, error: Any) -> bool:
 
 def _fail(rest: dict, path: SpecPath) -> None:
     """Mark what the problem at ``path`` makes unusable: its layer (of the model or of a block), or a block."""
-    if path[0] == "model":
+    if path[0] == "model" and isinstance(path[2], int):  # the only place in the model that can fail alone
         _fail_item(rest["model"]["layers"], path[2])
     elif path[0] == "blocks":
         block = rest["blocks"][path[1]]
