@@ -220,8 +220,8 @@ def sweep_payload(sweep: SweepConfig) -> dict:
 
 
 def sweep_from_payload(payload: dict) -> SweepConfig:
-    from specforge.graph.dag import build_graph
+    from specforge.graph.build import build
     from specforge.spec import spec_from_dict
 
     spec = spec_from_dict(payload["spec"], file=payload["file"])
-    return sweep_config(spec, payload["section"], build_graph(spec).output_shape[-1], spec.locate)
+    return sweep_config(spec, payload["section"], build(spec).output_shape[-1], spec.locate)
