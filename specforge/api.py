@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge import __version__
-from specforge.graph.build import build
+from specforge.graph.build import build, load_and_build, with_rest_checked
 from specforge.base.errors import DataError, Problem, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
 from specforge.graph.dag import Graph, build_graph
-from specforge.spec import Spec, load_spec
+from specforge.spec import RefusedSpec, Spec, load_spec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,7 +58,10 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
     from specforge.sweep.loading import read_sweep
     from specforge.sweep.space import sweep_config
 
-    spec, sweep, locate = read_sweep(path, overrides)
+    try:
+        spec, sweep, locate = read_sweep(path, overrides)
+    except RefusedSpec as refused:
+        raise with_rest_checked(refused, read_data=data) from None
     graph = build(spec, read_data=data)
     try:
         if data:
@@ -90,7 +93,7 @@ def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (),
     """
     from specforge.training import loop as train
     if isinstance(spec, (str, Path)):
-        spec, overrides = load_spec(spec, overrides), ()
+        spec, overrides = load_and_build(spec, overrides)[0], ()
     return train.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
                      limit_train=limit_train, limit_test=limit_test, observers=observers)
 
