@@ -195,7 +195,7 @@ def test_validate_imports_no_pytorch(tmp_path):
 
     spec = tmp_path / "small.yaml"
     spec.write_text(json.dumps({**SMALL, "fit": {**SMALL["fit"], "backend": "torch"}}), encoding="utf-8")
-    code = ("import sys; from specforge.cli import main; sys.argv = ['specforge', 'validate', sys.argv[1]]\n"
+    code = ("import sys; from specforge.cli.commands import main; sys.argv = ['specforge', 'validate', sys.argv[1]]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, 'ray' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "False False", result.stderr

@@ -13,6 +13,9 @@ import numpy as np
 from specforge.base.errors import DataError
 
 DEFAULT_BATCH_SIZE = 256
+#: numpy dtypes of onnxruntime's input types
+ONNX_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int64",
+              "tensor(int32)": "int32", "tensor(uint8)": "uint8"}
 
 OnBatch = Callable[[int, int], None]
 
@@ -43,31 +46,46 @@ def make_session(model: bytes | str | Path, threads: int | None = None):
     return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
 
 
+def model_file(path: str | Path) -> Path:
+    """``path`` when it is a file; a DataError saying what to give for a directory or a missing file."""
+    path = Path(path)
+    if path.is_dir():
+        inside = path / "model.onnx"
+        hint = f"give {inside}" if inside.is_file() else "give the .onnx file specforge export wrote"
+        raise DataError(f"is a directory, not an ONNX file; {hint}", file=str(path))
+    if not path.is_file():
+        raise DataError("no such file; give the .onnx file specforge export wrote", file=str(path))
+    return path
+
+
+def unloadable(path: Path, error: Exception) -> DataError:
+    """The refusal of a model file that onnx or onnxruntime cannot load (not ONNX, damaged, or with external
+    data outside its folder), with the first line of their reason."""
+    reason = str(error).strip()
+    first = reason.splitlines()[0] if reason else type(error).__name__
+    return DataError(f"cannot load as an ONNX model ({first}); give a file written by specforge export",
+                     file=str(path))
+
+
 class OnnxModel:
     """An exported model loaded once: its session, interface and metadata."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
         from specforge.predict.session import make_session
 
-        self.path = Path(path)
-        if self.path.is_dir():
-            inside = self.path / "model.onnx"
-            hint = f"give {inside}" if inside.is_file() else "give the .onnx file specforge export wrote"
-            raise DataError(f"is a directory, not an ONNX file; {hint}", file=str(path))
-        if not self.path.is_file():
-            raise DataError("no such file; give the .onnx file specforge export wrote", file=str(path))
+        self.path = model_file(path)
         try:
             self.session = make_session(self.path, threads)
         except Exception as error:  # onnxruntime raises its own types for unreadable or invalid files
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise DataError(f"cannot load as an ONNX model ({first}); give a file written by specforge export",
-                            file=str(path)) from None
+            raise unloadable(self.path, error) from None
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         if not all(isinstance(d, int) for d in model_input.shape[1:]):
             raise DataError(f"the model's input {self.input_name} has shape {model_input.shape}; predict needs "
                             "every dimension but the batch fixed", file=str(path))
         self.input_shape: tuple[int, ...] = tuple(model_input.shape[1:])
+        #: the numpy dtype the input takes (float32, or int64 ids; float32 for a type numpy has no name for)
+        self.input_dtype = np.dtype(ONNX_TYPES.get(model_input.type, "float32"))
         outputs = {output.name: output for output in self.session.get_outputs()}
         self.output_name = "probabilities" if "probabilities" in outputs else next(iter(outputs))
         #: classes per example, when the output's shape says so ([N, classes] with a fixed size)
@@ -97,7 +115,7 @@ class OnnxModel:
         for start in range(0, total, batch_size):
             batch = examples[start:start + batch_size]
             feed = (self.preprocessing.images(batch) if self.preprocessing is not None
-                    else np.asarray(batch, dtype=np.float32))
+                    else np.asarray(batch, dtype=self.input_dtype))
             result = self.session.run([self.output_name], {self.input_name: feed})[0]
             if out is None:
                 out = np.empty((total, *result.shape[1:]), dtype=result.dtype)

@@ -65,7 +65,7 @@ def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
     graph = build(spec)
     config = spec.config
     try:
-        dataset = load_data(config, base_dir, limits)
+        dataset = load_data(config, base_dir, limits, graph.input_dtype)
     except DataError as error:
         raise spec.located(error) from None
     setup = _Setup(spec, graph, dataset, losses.get(config["compile"]["loss"]),
@@ -253,10 +253,10 @@ def prepare(spec: Spec | None, backend: StepsFactory, *, out: str | Path | None,
         spec = runs.resume_spec(run_dir, manifest, overrides, limited=any(value is not None for value in limits.values()))
         setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"])
         runs.check_same_data(run_dir, manifest, setup.dataset)
+        trainer = Trainer(setup, run_dir, progress, observers, backend)
+        trainer.load_checkpoint()  # before anything is written: a damaged checkpoint leaves the run as it was
         if overrides:
             runs.record_overrides(run_dir, manifest, spec, overrides)
-        trainer = Trainer(setup, run_dir, progress, observers, backend)
-        trainer.load_checkpoint()
         return trainer
     if spec is None:
         raise ValueError("fit needs a spec, or resume= naming a run")
