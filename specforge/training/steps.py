@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 class Steps(Protocol):
     """A backend as the loop sees it."""
 
-    #: what callbacks read and change (``learning_rate``)
-    optimizer: LearningRateHolder
+    @property
+    def optimizer(self) -> LearningRateHolder:
+        """What callbacks read and change (``learning_rate``)."""
 
     def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
         """One gradient step on a batch: ``(loss value, outputs)``, the outputs as the model's forward

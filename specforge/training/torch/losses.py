@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from specforge.options.losses import EPSILON, Loss
+from specforge.options.losses import EPSILON, Huber, Loss
 
 
 def _kl_divergence(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -40,8 +40,9 @@ _LOSSES: dict[tuple[str, bool], Callable[[torch.Tensor, torch.Tensor], torch.Ten
 
 def torch_loss(loss: Loss, from_logits: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The PyTorch function of ``loss`` on outputs (``from_logits``: the final activation's input)."""
-    if loss.name == "huber":
-        return lambda outputs, y: F.huber_loss(outputs, y, delta=loss.delta)
+    if isinstance(loss, Huber):
+        delta = loss.delta
+        return lambda outputs, y: F.huber_loss(outputs, y, delta=delta)
     function = _LOSSES.get((loss.name, from_logits))
     if function is None:
         what = "logits" if from_logits else "probabilities"

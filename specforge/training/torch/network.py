@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import cast
 
 import numpy as np
 import torch
@@ -54,18 +55,22 @@ class TorchNetwork(nn.Module):
             values[index] = self.layers[index](taken if self.merges[index] else taken[0])
         return values[count - 1]
 
+    def nodes(self) -> list[LayerModule]:
+        """The nodes' modules, in the graph's order."""
+        return [cast(LayerModule, layer) for layer in self.layers]
+
     def specforge_params(self) -> list[Params]:
         """The weights (moving statistics included) in specforge's layout, one dict per node."""
-        return [layer.specforge_params() for layer in self.layers]
+        return [layer.specforge_params() for layer in self.nodes()]
 
     def specforge_gradients(self) -> list[Params]:
         """The trainable weights' gradients after a backward pass, in specforge's layout, one dict per node."""
-        return [layer.specforge_gradients() for layer in self.layers]
+        return [layer.specforge_gradients() for layer in self.nodes()]
 
     def load_specforge_params(self, params: list[Params]) -> None:
         """Copy weights in specforge's layout (one dict per node) into the modules, in place."""
         with torch.no_grad():
-            for layer, node_params in zip(self.layers, params):
+            for layer, node_params in zip(self.nodes(), params):
                 for name, value in node_params.items():
                     target = getattr(layer, name)
                     target.copy_(torch.from_numpy(np.ascontiguousarray(layer.to_torch_param(name, value))))

@@ -17,8 +17,8 @@ import torch
 from specforge.options.optimizers import resolve
 
 
-class KerasEpsilon:
-    """Mixin for PyTorch's Adam and AdamW: epsilon where Keras adds it."""
+class KerasEpsilon(torch.optim.Optimizer):
+    """Put before PyTorch's Adam or AdamW among a class's bases: epsilon where Keras adds it."""
 
     def __init__(self, params: Iterable[torch.Tensor], **options: Any):
         super().__init__(params, **options)
@@ -121,9 +121,12 @@ def clip_gradients(params: Iterable[torch.Tensor], clipnorm: float | None, clipv
         return
     with torch.no_grad():
         for param in params:
+            grad = param.grad
+            if grad is None:
+                continue
             if clipnorm is not None:
-                norm = float(torch.linalg.vector_norm(param.grad))
+                norm = float(torch.linalg.vector_norm(grad))
                 if norm > clipnorm:
-                    param.grad.mul_(clipnorm / norm)
-            else:
-                param.grad.clamp_(-clipvalue, clipvalue)
+                    grad.mul_(clipnorm / norm)
+            elif clipvalue is not None:
+                grad.clamp_(-clipvalue, clipvalue)

@@ -33,9 +33,12 @@ import torch.distributed as dist
 from specforge.base.errors import RunError
 from specforge.base.raycluster import connect
 from specforge.options import callbacks as callback_kinds
+from specforge.options.losses import Loss
+from specforge.options.optimizers import Optimizer
 from specforge.runs import directory as runs
 from specforge.spec import Spec
 from specforge.training import loop
+from specforge.training.model import Model
 from specforge.training.progress import Progress, Silent
 from specforge.training.torch.backend import TorchSteps, resolve_device
 
@@ -52,11 +55,13 @@ class ShardSteps(TorchSteps):
     """A worker's steps: its shard of each batch through DistributedDataParallel, the loss and outputs of
     the whole batch gathered from every worker."""
 
-    def __init__(self, *args: Any, rank: int, world: int, **options: Any):
+    def __init__(self, model: Model, spec: Spec, loss: Loss, optimizer: Optimizer, dropout_rng: np.random.Generator,
+                 device: torch.device, request: str, rank: int, world: int):
         from torch.nn.parallel import DistributedDataParallel
 
         self.rank, self.world = rank, world
-        super().__init__(*args, seed_offset=rank, wrap=DistributedDataParallel, **options)
+        super().__init__(model, spec, loss, optimizer, dropout_rng, device, request, seed_offset=rank,
+                         wrap=DistributedDataParallel)
 
     def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
         rows = np.array_split(np.arange(len(x)), self.world)[self.rank]
@@ -67,7 +72,7 @@ class ShardSteps(TorchSteps):
         total = torch.tensor([float(value) * len(rows)], dtype=torch.float64)
         dist.all_reduce(total)
         mine = self.loss.to_probabilities(_to_numpy(outputs), self.torch_step.fused)[:len(rows)]
-        everyone: list[np.ndarray | None] = [None] * self.world
+        everyone: list[Any] = [None] * self.world
         dist.all_gather_object(everyone, mine)
         return float(total) / len(x), np.concatenate(everyone)
 
