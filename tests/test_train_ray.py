@@ -116,6 +116,14 @@ def test_more_workers_than_the_cluster_has_cpus_is_one_line_and_writes_nothing(l
     assert not (tmp_path / "three").exists()
 
 
+def test_cuda_workers_on_a_cluster_without_gpus_is_one_line_and_writes_nothing(local_ray, tmp_path):
+    with pytest.raises(RunError) as caught:
+        _fit(tmp_path, "gpus", backend="ray", workers=2, device="cuda")
+    assert caught.value.format() == ("--workers 2: error: the Ray cluster has 0 GPUs and each worker takes one; "
+                                     "train on CPUs (--device cpu) or join a cluster with GPUs")
+    assert not (tmp_path / "gpus").exists()
+
+
 def test_an_unreachable_cluster_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
     ray = need("ray")
     need("torch")

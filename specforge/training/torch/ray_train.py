@@ -40,7 +40,7 @@ from specforge.spec import Spec
 from specforge.training import loop
 from specforge.training.model import Model
 from specforge.training.progress import Progress, Silent
-from specforge.training.torch.backend import TorchSteps, resolve_device
+from specforge.training.torch.backend import TorchSteps
 
 #: Times Ray Train starts the workers again after a failure before the run fails.
 MAX_FAILURES = 3
@@ -75,9 +75,6 @@ class ShardSteps(TorchSteps):
         everyone: list[Any] = [None] * self.world
         dist.all_gather_object(everyone, mine)
         return float(total) / len(x), np.concatenate(everyone)
-
-    def manifest(self) -> dict[str, Any]:
-        return {**super().manifest(), "backend": "ray", "workers": self.world}
 
 
 def _to_numpy(outputs: torch.Tensor) -> np.ndarray:
@@ -189,21 +186,21 @@ def fit_on_ray(spec: Spec | None, workers: int, device: str, *, out: str | Path 
     if observers:
         raise RunError("a sweep's trials report from the process that trains them, which the ray backend is not; "
                        "sweep on Ray Tune (sweep --backend ray) with fit.backend torch", file="fit.backend ray")
-    use_gpu = device == "cuda"
-    if use_gpu:
-        resolve_device("cuda")  # no GPU on the driver: said before Ray starts
+    use_gpu = device == "cuda"  # the workers' GPUs: the cluster's, whether or not this machine has one
     with connect(address, "train", "train") as ray:
         available = ray.cluster_resources()
         use_gpu = use_gpu or (device == "auto" and available.get("GPU", 0) >= workers)
         unit = "GPU" if use_gpu else "CPU"
-        if workers > available.get(unit, 0):
-            raise RunError(f"the Ray cluster has {int(available.get(unit, 0))} {unit}s and each worker takes one; "
-                           f"give --workers {int(available.get(unit, 0))} or fewer, or a larger cluster",
+        count = int(available.get(unit, 0))
+        if workers > count:
+            fix = (f"give --workers {count} or fewer, or a larger cluster" if count
+                   else "train on CPUs (--device cpu) or join a cluster with GPUs")
+            raise RunError(f"the Ray cluster has {count} {unit}s and each worker takes one; {fix}",
                            file=f"--workers {workers}")
         trainer = loop.prepare(spec, functools.partial(TorchSteps, device=torch.device("cpu"), request="cpu"),
                                out=out, root=root, resume=resume, overrides=overrides, progress=progress,
                                limits=limits)
-        manifest = {"backend": "ray", "workers": workers, "device": unit.lower() if unit == "CPU" else "cuda",
+        manifest = {"backend": "ray", "workers": workers, "device": "cuda" if use_gpu else "cpu",
                     "device_request": device, "torch": torch.__version__, "ray": ray.__version__}
         driver = _Driver(trainer)
 
