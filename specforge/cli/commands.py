@@ -139,9 +139,9 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
           limit_test: Optional[int] = typer.Option(None, "--limit-test", min=1, metavar="N",
                                                    help="Validate and test on the first N examples only."),
           backend: Optional[str] = typer.Option(None, "--backend", metavar="numpy|torch|ray",
-                                                help="numpy (the reference), torch (PyTorch, needs specforge[torch]) "
+                                                help="numpy (the reference), torch (PyTorch, needs specforge\\[torch]) "
                                                      "or ray (PyTorch data-parallel on Ray Train, needs "
-                                                     "specforge[torch,ray]); default: the spec's fit.backend."),
+                                                     "specforge\\[torch,ray]); default: the spec's fit.backend."),
           device: Optional[str] = typer.Option(None, "--device", metavar="cpu|cuda|auto",
                                                help="With --backend torch or ray: where to train (default auto: a "
                                                     "CUDA GPU when PyTorch sees one, else the CPU)."),
