@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from specforge.data import load_dataset  # noqa: E402
-from specforge.serve.process import start_server, stop_server  # noqa: E402
+from specforge.data import load_dataset
+from specforge.serve.process import start_server, stop_server
 
 
 def resident_mib(pid: int) -> float:

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from benchmarks.rates import best_rate
 from benchmarks.rounds import Measured, alternate
-from specforge.options import losses
-from specforge.options import optimizers
 from specforge.api import build, load_spec
+from specforge.options import losses, optimizers
 from specforge.training.evaluate import labels_and_targets
 from specforge.training.model import Model
 

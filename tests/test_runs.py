@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from specforge import api
-from specforge.runs import directory as runs
 from specforge.base.errors import RunError
-from specforge.training.progress import Silent
+from specforge.runs import directory as runs
 from specforge.spec import spec_from_dict
+from specforge.training.progress import Silent
 
 TINY = {
     "version": 1, "name": "tiny-mlp",

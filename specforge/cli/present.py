@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from specforge.base.errors import DataError
-from specforge.export.inspect import format_description
 from specforge.base.fileio import atomic_open, write_text
-from specforge.graph.picture import write_picture
-from specforge.training.progress import format_logs
-from specforge.runs.directory import LATEST, counts_as_latest, display_path
+from specforge.export.inspect import format_description
 from specforge.graph.summary import print_summary, summary_json
+from specforge.runs.directory import LATEST, counts_as_latest, display_path
+from specforge.training.progress import format_logs
 
 if TYPE_CHECKING:  # the types of what the presenters show; validate need not import these modules
     from specforge.predict.images import Prediction, PredictionReport
@@ -177,7 +176,7 @@ def latest_note(run) -> str | None:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
         else f"{seconds // 60}:{seconds % 60:02d}"
 
@@ -256,6 +255,21 @@ def format_confusion(results: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_per_class",
-           "format_confusion", "format_runs", "format_comparison", "latest_note", "format_description",
-           "display_path", "print_summary", "summary_json", "sweep_view", "print_sweep"]
+__all__ = [
+    "accuracy_line",
+    "display_path",
+    "format_comparison",
+    "format_confusion",
+    "format_description",
+    "format_line",
+    "format_per_class",
+    "format_results",
+    "format_runs",
+    "json_line",
+    "latest_note",
+    "print_summary",
+    "print_sweep",
+    "summary_json",
+    "sweep_view",
+    "write_report",
+]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
+from specforge.base.fileio import atomic_open
 from specforge.data.dataset import Dataset
 from specforge.data.splits import Split
 from specforge.data.table.info import column_info, row_info, target_info
-from specforge.base.errors import DataError
-from specforge.base.fileio import atomic_open
 
 CELL_MIN_PX = 56
 LABEL_PX = 14

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.data.files import require_file
 from specforge.data.splits import SPLIT_NAMES, Loaded, Split, make_split
-from specforge.base.errors import DataError
 
 #: Reads one file: its array and the SHA-256 of the file as stored.
 Reader = Callable[[Path], tuple[np.ndarray, str]]

@@ -14,7 +14,6 @@ against the options of the source in use.
 from __future__ import annotations
 
 from specforge.data.preprocessing import FRACTION_PATTERN
-
 from specforge.data.sources import SOURCES, DataSource, need, path_option
 from specforge.data.splits import SPLIT_NAMES
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from specforge.predict.session import model_file, unloadable
 
-
 #: What ``parameters`` counts, in words.
 PARAMETERS_COUNTED = {"model": "the model's weights, as validate counts them",
                       "initializers": "the values of the initializers, shapes left out"}
@@ -74,8 +73,8 @@ def format_description(info: dict) -> str:
         *([f"doc: {info['doc']}"] if info["doc"] else []),
         "inputs:", *interface(info["inputs"]),
         "outputs:", *interface(info["outputs"]),
-        f"nodes: {info['nodes']} ({', '.join(f'{op} {count}' for op, count in info['ops'].items())}); "
-        f"parameters: {info['parameters']:,} ({PARAMETERS_COUNTED[info['parameters_counted']]})",
+        (f"nodes: {info['nodes']} ({', '.join(f'{op} {count}' for op, count in info['ops'].items())}); "
+        f"parameters: {info['parameters']:,} ({PARAMETERS_COUNTED[info['parameters_counted']]})"),
         f"quantized: {_quantized(info['quantized'])}",
     ]
     if info["metadata"]:

@@ -7,17 +7,18 @@ run (``export.json``) beside the file's path, hash and interface.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from specforge.base.errors import DataError, ExportError
+from specforge.base.fileio import write_bytes
 from specforge.export.metadata import attach_metadata, build_metadata, table_metadata
 from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, export_graph
 from specforge.export.parity import MIN_EXAMPLES, ParityResult, check_parity
-from specforge.base.fileio import write_bytes
 
 if TYPE_CHECKING:
     import onnx

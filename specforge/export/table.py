@@ -17,15 +17,16 @@ target's ``decode``) against onnxruntime on the same raw rows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
+from specforge.base.errors import DataError, ExportError
 from specforge.data.table.features import UNSEEN
 from specforge.data.table.read import MISSING
-from specforge.base.errors import DataError, ExportError
 from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
 from specforge.export.parity import ATOL, RTOL, ParityResult
 from specforge.predict.session import make_session

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from specforge.base.errors import ExportError
 from specforge.base.fileio import staging_folder

@@ -12,9 +12,10 @@ Layers the output does not depend on are checked like the others, then left out,
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -239,10 +240,10 @@ def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec) -> tuple[
     cycle = _cycle([layer for layer in flat.layers if waiting[layer.name]], by_name)
     first = min(cycle, key=lambda name: position[name])
     cycle = cycle[cycle.index(first):] + cycle[:cycle.index(first)]
-    names = " -> ".join(repr(name) for name in cycle + [first])
+    names = " -> ".join(repr(name) for name in [*cycle, first])
     context = by_name[first].context
     return order, [context.problem(spec, f"the layers {names} form a cycle; a layer cannot take its input from a "
-                                         "layer that depends on it", context.item + ("inputs",))]
+                                         "layer that depends on it", (*context.item, "inputs"))]
 
 
 def _cycle(stuck: list[FlatLayer], by_name: dict[str, FlatLayer]) -> list[str]:

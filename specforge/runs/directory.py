@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -385,7 +386,24 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-__all__ = ["Run", "open_run", "start_run", "resume_spec", "check_same_data", "record_overrides", "run_spec",
-           "create_run_dir", "point_latest", "counts_as_latest", "resolve_run_path", "environment",
-           "update_manifest", "save_checkpoint", "load_checkpoint", "retrain_command", "write_history", "write_json",
-           "read_json"]
+__all__ = [
+    "Run",
+    "check_same_data",
+    "counts_as_latest",
+    "create_run_dir",
+    "environment",
+    "load_checkpoint",
+    "open_run",
+    "point_latest",
+    "read_json",
+    "record_overrides",
+    "resolve_run_path",
+    "resume_spec",
+    "retrain_command",
+    "run_spec",
+    "save_checkpoint",
+    "start_run",
+    "update_manifest",
+    "write_history",
+    "write_json",
+]

@@ -8,8 +8,8 @@ and written atomically.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -167,4 +167,4 @@ def _to_unit(pixels: np.ndarray) -> np.ndarray:
     return (pixels - low) / (high - low) if high > low else np.zeros_like(pixels, dtype=float)
 
 
-__all__ = ["plot_curves", "plot_confusion", "plot_examples", "PLOT_EXTRA"]
+__all__ = ["PLOT_EXTRA", "plot_confusion", "plot_curves", "plot_examples"]

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import traceback
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from specforge.serve.protocol import ProtocolError
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from math import prod
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from specforge.runs import directory as runs
 from specforge.base.errors import RunError
+from specforge.runs import directory as runs
 
 SWEEPS = "sweeps"
 DEFINITION = "sweep.json"

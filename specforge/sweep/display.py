@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from specforge.runs import directory as runs
-from specforge.training.progress import format_value
 from specforge.sweep.results import RUNNING, SweepResult, TrialRecord, table
 from specforge.sweep.space import SweepConfig
+from specforge.training.progress import format_value
 
 
 class LiveTable:

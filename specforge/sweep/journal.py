@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from specforge.runs import directory as runs
 from specforge.base.errors import Location, Problem, RunError
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 
 #: Bytes read at a time, backwards from the end, looking for the start of the last record.

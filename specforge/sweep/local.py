@@ -14,11 +14,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from specforge.runs import directory as runs
 from specforge.base.errors import Problem, RunError, SweepInterrupted
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.journal import drop_torn_record, require_record_of_trials
 from specforge.sweep.results import TrialRecord

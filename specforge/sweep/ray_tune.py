@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from specforge.runs import directory as runs
 from specforge.sweep import directory

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from specforge.runs import directory as runs
 from specforge.base.errors import RunError
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.results import INTERRUPTED, RUNNING, TrialRecord
 from specforge.sweep.space import SweepConfig

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.data import load_dataset
 from specforge.base.errors import DataError
+from specforge.data import load_dataset
 
 from .builders import tiny_images, tiny_labels
 

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from specforge.data import load_dataset
 from specforge.base.errors import DataError
+from specforge.data import load_dataset
 
 from .builders import tiny_images, write_idx
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from specforge.data import load_dataset, read_image
 from specforge.base.errors import DataError
+from specforge.data import load_dataset, read_image
 
 
 def save(path, pixels, format=None):

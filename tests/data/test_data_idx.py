@@ -7,9 +7,9 @@ import gzip
 import numpy as np
 import pytest
 
+from specforge.base.errors import DataError
 from specforge.data import load_dataset
 from specforge.data.idx import parse_idx, read_idx_file
-from specforge.base.errors import DataError
 
 from .builders import idx_bytes, tiny_images, tiny_labels, write_idx
 

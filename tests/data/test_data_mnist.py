@@ -9,9 +9,9 @@ import struct
 import numpy as np
 import pytest
 
+from specforge.base.errors import DataError
 from specforge.data import declared_num_classes, load_dataset
 from specforge.data.mnist import FILES, MNIST_DIR, read_mnist
-from specforge.base.errors import DataError
 
 SEED_SHAPE = (28, 28, 1)
 # Published class counts of the MNIST training and test sets.

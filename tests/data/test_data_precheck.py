@@ -10,8 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from specforge import api
-from specforge.cli.commands import app
 from specforge.base.errors import DataError
+from specforge.cli.commands import app
 
 from .builders import write_idx
 

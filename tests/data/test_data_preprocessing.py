@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from specforge.data import Preprocessing
 from specforge.base.errors import DataError, SpecError
+from specforge.data import Preprocessing
 
 DIGITS = tuple("0123456789")
 

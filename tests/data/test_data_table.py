@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
+from needs import require
 from typer.testing import CliRunner
 
 from specforge import api
+from specforge.base.defaults import with_defaults
+from specforge.base.errors import DataError
 from specforge.cli.commands import app
 from specforge.data import DATA_SCHEMA, load_dataset
 from specforge.data.table.read import read_table
-from specforge.base.errors import DataError
-from specforge.base.defaults import with_defaults
-from needs import require
 
 HEADER = "age,city,smoker,income,label,price"
 ROWS = [
@@ -163,7 +162,7 @@ def test_a_missing_column_is_located_at_the_spec_line_with_did_you_mean(tmp_path
 
 
 def test_a_non_numeric_cell_names_file_line_and_column(tmp_path):
-    write_csv(tmp_path / "bad.csv", ROWS[:2] + ["3x,paris,no,3000,a,3.5"])
+    write_csv(tmp_path / "bad.csv", [*ROWS[:2], "3x,paris,no,3000,a,3.5"])
     data = {**table_spec(tmp_path), "train": "bad.csv"}
     with pytest.raises(DataError) as caught:
         api.load_data(api.load_spec(write_spec(tmp_path, data)))
@@ -240,7 +239,7 @@ def test_a_binary_column_with_three_values_is_refused(tmp_path):
 
 def test_a_row_with_the_wrong_number_of_cells(tmp_path):
     spec = table_spec(tmp_path)
-    write_csv(tmp_path / "train.csv", ROWS[:1] + ["1,2"])
+    write_csv(tmp_path / "train.csv", [*ROWS[:1], "1,2"])
     with pytest.raises(DataError, match="line 3 has 2 cells but the header names 6 columns"):
         load(spec, tmp_path)
 

@@ -20,7 +20,7 @@ def invoke(*args):
 def test_quantize_writes_an_int8_model_that_keeps_the_accuracy(run_copy):
     result = invoke("export", run_copy, "--quantize", "int8")
     assert result.exit_code == 0, result.output
-    parity, gate, model_line = result.stdout.splitlines()
+    _parity, gate, model_line = result.stdout.splitlines()
     path = run_copy / "model.int8.onnx"
     assert model_line.startswith(f"model: {path} (opset 13, IR 7, ")
     assert not (run_copy / "model.onnx").exists()

@@ -24,7 +24,7 @@ def deploy_examples() -> dict[str, str]:
     """The code blocks of the README's Deploy section, by language."""
     text = README.read_text(encoding="utf-8")
     section = text[text.index("\n## Deploy\n"):text.index("\n## Spec reference\n")]
-    return {language: code for language, code in re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL)}
+    return dict(re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL))
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import require
 from PIL import Image
 from typer.testing import CliRunner
 
 from export.models import small_spec
-from needs import require
 from specforge import api
 from specforge.cli.commands import app
 from specforge.data import load_dataset

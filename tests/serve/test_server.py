@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import require
 from PIL import Image
 
-from needs import require
 from specforge.data import load_dataset
 from specforge.predict.session import make_session
 from specforge.serve.process import start_server, stop_server
@@ -403,8 +403,8 @@ def test_a_declared_size_refused_at_once_is_answered_without_reading_the_body(se
     assert status == 413 and "this server takes at most 250,000" in json.loads(payload)["error"]
 
 
-@pytest.mark.parametrize("head", ["HELLO\r\n\r\n", f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                                   "Content-Length: \u00b2\r\n\r\n"],
+@pytest.mark.parametrize("head", ["HELLO\r\n\r\n", (f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                                   "Content-Length: \u00b2\r\n\r\n")],
                          ids=["not a request line", "a Content-Length of \u00b2"])
 def test_what_http_cannot_parse_gets_a_json_400(server, head):
     port = int(server.rsplit(":", 1)[1])

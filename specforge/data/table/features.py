@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from specforge.data.table.read import Table, as_text
 from specforge.base.errors import DataError
+from specforge.data.table.read import Table, as_text
 
 FEATURE_TYPES = ("numeric", "categorical", "binary")
 TARGET_TYPES = ("categorical", "binary", "numeric")

@@ -181,7 +181,7 @@ def render_histograms(pipeline: TablePipeline, table: Table, path: Path) -> Path
     if not len(table):
         raise DataError("the split has no rows to draw", file=table.file)
     panels = []
-    for column, numeric in dict((f.column, f.type == "numeric") for f in pipeline.features).items():
+    for column, numeric in {f.column: f.type == "numeric" for f in pipeline.features}.items():
         values = table.numbers(column) if numeric else [t for t in table.texts(column) if t is not None]
         panels.append(column_panel(values, column))
     for column in pipeline.target.columns:

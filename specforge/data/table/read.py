@@ -11,14 +11,14 @@ from __future__ import annotations
 import csv
 import difflib
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
-from specforge.data.files import require_file
 from specforge.base.errors import DataError
+from specforge.data.files import require_file
 
 #: Cell texts read as a missing value.
 MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"})
