@@ -70,9 +70,11 @@ def main() -> None:
     print(f"{'batch':>5}  {'onnxruntime img/s':>18}  {'numpy img/s':>12}  {'ratio':>6}")
     for batch in BATCH_SIZES:
         pixels = raw[:batch]
-        onnx_rate = images_per_second(lambda: session.run(["probabilities"], {"input": pixels.astype(np.float32)}),
+        onnx_rate = images_per_second(lambda pixels=pixels: session.run(["probabilities"],
+                                                                           {"input": pixels.astype(np.float32)}),
                                       batch, args.seconds)
-        numpy_rate = images_per_second(lambda: model.forward(preprocessing.images(pixels)), batch, args.seconds)
+        numpy_rate = images_per_second(lambda pixels=pixels: model.forward(preprocessing.images(pixels)), batch,
+                                       args.seconds)
         print(f"{batch:>5}  {onnx_rate:>18,.0f}  {numpy_rate:>12,.0f}  {onnx_rate / numpy_rate:>5.1f}x")
 
 

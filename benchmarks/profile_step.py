@@ -11,8 +11,9 @@ training loop does.
 Batches are drawn at random from the spec's training split, preprocessed as training does (values in
 the range training sees, so that no phase times overflowing or non-finite arithmetic).
 Prints the peak memory of one whole ``Model.train_step`` (traced numpy allocations), then, per
-phase and slowest first, the wall-clock milliseconds per batch, their share of the step, and the CPU milliseconds of all threads together (on a machine that other processes keep
-busy, CPU time is the steadier of the two; CPU / wall is how many cores the phase kept busy).
+phase and slowest first, the wall-clock milliseconds per batch, their share of the step, and the CPU
+milliseconds of all threads together (on a machine that other processes keep busy, CPU time is the
+steadier of the two; CPU / wall is how many cores the phase kept busy).
 """
 
 from __future__ import annotations

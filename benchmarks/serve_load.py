@@ -36,7 +36,8 @@ def resident_mib(pid: int) -> float:
 
 
 def bodies(batch: int, count: int = 64) -> list[bytes]:
-    images = np.asarray(load_dataset({"source": "mnist"}, (28, 28, 1), validation="none", base_dir=Path(".")).test.images)
+    test = load_dataset({"source": "mnist"}, (28, 28, 1), validation="none", base_dir=Path(".")).test
+    images = np.asarray(test.images)
     return [json.dumps({"inputs": [{"name": "input", "shape": [batch, 28, 28, 1], "datatype": "FP32",
                                     "data": images[i * batch:(i + 1) * batch].reshape(-1).astype(float).tolist()}]})
             .encode() for i in range(count)]

@@ -146,8 +146,8 @@ def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float
         for output in (ours.run(None, {"input": x})[0], theirs.run(None, {"input": x_torch})[0]):
             difference = max(difference, float(np.abs(output.reshape(expected.shape) - expected).max()))
         results[batch_size] = alternate({
-            "onnx": lambda: best_rate(lambda: ours.run(None, {"input": x}), batch_size, seconds),
-            "torch_onnx": lambda: best_rate(lambda: theirs.run(None, {"input": x_torch}), batch_size, seconds),
+            "onnx": lambda x=x, n=batch_size: best_rate(lambda: ours.run(None, {"input": x}), n, seconds),
+            "torch_onnx": lambda x=x_torch, n=batch_size: best_rate(lambda: theirs.run(None, {"input": x}), n, seconds),
         }, rounds)
     return results, difference
 

@@ -119,7 +119,8 @@ def test_drawing_without_matplotlib_is_one_line_naming_the_extra(runs):
     result = subprocess.run([sys.executable, "-c", probe], cwd=root, env=environment(), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr == "specforge: error: drawing needs matplotlib; install it with: pip install 'specforge[plot]'\n"
+    assert result.stderr == ("specforge: error: drawing needs matplotlib; install it with: "
+                             "pip install 'specforge[plot]'\n")
 
 
 def test_validate_does_not_import_the_drawing_or_logging_libraries():

@@ -105,7 +105,7 @@ def test_checkpoint_keeps_arrays_and_state_together(tmp_path):
     assert loaded_arrays.keys() == arrays.keys()
     np.testing.assert_array_equal(loaded_arrays["weights/dense/kernel"], arrays["weights/dense/kernel"])
     assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 2
-    with pytest.raises(RunError, match="no checkpoint.npz"):
+    with pytest.raises(RunError, match=r"no checkpoint\.npz"):
         runs.load_checkpoint(tmp_path / "elsewhere")
 
 

@@ -330,9 +330,9 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
 def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export, or a run directory "
                                                    "(its model predicts without exporting first)."),
             inputs: list[Path] | None = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
-                                                                     "(N, H, W[, C]) of raw values; an .npz gives its only "
-                                                                     "array, else x_test, images, x or inputs. For a "
-                                                                     "table model: one CSV or Parquet file of raw rows."),
+                                                                  "(N, H, W[, C]) of raw values; an .npz gives its "
+                                                                  "only array, else x_test, images, x or inputs. For a "
+                                                                  "table model: one CSV or Parquet file of raw rows."),
             data: str | None = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
                                                help="A data split with labels, e.g. mnist:test or "
                                                     "specs/mnist.yaml:test."),
@@ -436,7 +436,8 @@ class _ProgressBar:
 
 
 @command()
-def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or a sweep file {spec: PATH, sweep: ...}."),
+def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or a sweep file "
+                                                "{spec: PATH, sweep: ...}."),
           trials: int | None = typer.Option(None, "--trials", min=1, metavar="N",
                                                help="Number of trials (default: sweep.trials)."),
           jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N",

@@ -1,8 +1,9 @@
 """``specforge export RUN --quantize int8``: an int8 model from onnxruntime's static quantization, and its gate.
 
 Static quantization in the QDQ format (QuantizeLinear/DequantizeLinear around the int8 weights of Conv,
-Gemm and MatMul, per output channel, and their int8 inputs), calibrated with MinMax on the first ``CALIBRATION_EXAMPLES`` training
-examples: onnxruntime then runs Conv, Gemm and MatMul in int8.  It keeps the seed model's accuracy
+Gemm and MatMul, per output channel, and their int8 inputs), calibrated with MinMax on the first
+``CALIBRATION_EXAMPLES`` training examples: onnxruntime then runs Conv, Gemm and MatMul in int8.  It keeps the
+seed model's accuracy
 (dynamic quantization would leave the convolutions, most of the work, in float32).
 
 The gate runs the float and the int8 model on the whole test split and refuses the int8 model when

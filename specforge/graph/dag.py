@@ -272,6 +272,7 @@ def _ancestors(output: str, by_name: dict[str, FlatLayer]) -> set[str]:
 def _unused(flat: FlatModel, spec) -> list[Problem]:
     """A warning for each layer whose output nothing takes (the model's output aside)."""
     taken = {name for layer in flat.layers for name in layer.inputs}
-    return merge_uses([layer.context.problem(spec, f"nothing takes the output of {layer.name!r}, so it is left out of the "
-                                        "model; use it in another layer's inputs or remove it", severity="warning")
-            for layer in flat.layers if layer.name not in taken and layer.name != flat.output], spec)
+    return merge_uses([layer.context.problem(spec, f"nothing takes the output of {layer.name!r}, so it is left out of "
+                                                   "the model; use it in another layer's inputs or remove it",
+                                             severity="warning")
+                       for layer in flat.layers if layer.name not in taken and layer.name != flat.output], spec)

@@ -107,7 +107,8 @@ def read_record(path: str | Path) -> RunRecord:
 
 def _seconds(manifest: Mapping[str, Any]) -> float | None:
     try:
-        return (datetime.fromisoformat(manifest["updated"]) - datetime.fromisoformat(manifest["created"])).total_seconds()
+        elapsed = datetime.fromisoformat(manifest["updated"]) - datetime.fromisoformat(manifest["created"])
+        return elapsed.total_seconds()
     except (KeyError, TypeError, ValueError):
         return None
 

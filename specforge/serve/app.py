@@ -65,7 +65,8 @@ def create_app(model: OnnxModel, name: str, limits: Limits | None = None) -> Sta
         return JSONResponse({"ready": True})
 
     async def server_metadata(request: Request) -> Response:
-        return JSONResponse({"name": "specforge", "version": specforge.__version__, "extensions": ["binary_tensor_data"]})
+        return JSONResponse({"name": "specforge", "version": specforge.__version__,
+                             "extensions": ["binary_tensor_data"]})
 
     async def model_metadata(request: Request) -> Response:
         checked(request)

@@ -2,8 +2,9 @@
 
 It runs on the Ray that ``specforge.base.raycluster.connect`` joined or started.  Each trial requests
 ``cpus / jobs`` CPUs and uses only that many (shards and BLAS threads), trains into ``trials/<k>/`` of
-the sweep directory like a local trial, and reports its objective after every epoch; ASHA stops the trials that fall behind.  A trial writes how it ended to
-``trials/<k>/outcome.json``; a trial ASHA stopped has none and is recorded as pruned.
+the sweep directory like a local trial, and reports its objective after every epoch; ASHA stops the
+trials that fall behind.  A trial writes how it ended to ``trials/<k>/outcome.json``; a trial ASHA
+stopped has none and is recorded as pruned.
 """
 
 from __future__ import annotations

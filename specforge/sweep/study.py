@@ -10,6 +10,7 @@ are queued to run once more; finished trials are kept and never repeated.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import math
@@ -202,13 +203,8 @@ def work(sweep: SweepConfig, sweep_dir: Path, *, worker: int, deadline: float | 
         run_dir = directory.trial_dir(sweep_dir, trial.number)
         trial.set_user_attr("run", str(run_dir))
         trial.set_user_attr("cores", sorted(os.sched_getaffinity(0)))
-
-        def report(epoch: int, value: float) -> bool:
-            trial.report(value, epoch)
-            return trial.should_prune()
-
-        outcome = run_trial(sweep, values, run_dir, report, limit_train=limits.get("train"),
-                            limit_test=limits.get("test"))
+        outcome = run_trial(sweep, values, run_dir, functools.partial(_report, trial),
+                            limit_train=limits.get("train"), limit_test=limits.get("test"))
         if outcome.error:
             trial.set_user_attr("error", outcome.error)
         if outcome.state == COMPLETE:
@@ -219,6 +215,12 @@ def work(sweep: SweepConfig, sweep_dir: Path, *, worker: int, deadline: float | 
 
 
 _STATES = {"COMPLETE": COMPLETE, "PRUNED": PRUNED, "FAIL": FAILED, "RUNNING": RUNNING}
+
+
+def _report(trial: Any, epoch: int, value: float) -> bool:
+    """An epoch's objective value to Optuna; whether the pruner stops the trial there."""
+    trial.report(value, epoch)
+    return bool(trial.should_prune())
 
 
 def records(study: Any) -> list[TrialRecord]:

@@ -81,7 +81,7 @@ def test_logits_need_a_final_softmax():
     config = json.loads(json.dumps(small_spec().config))
     config["model"]["layers"][-1]["activation"] = "sigmoid"
     graph = build_graph(spec_from_dict(config))
-    with pytest.raises(ExportError, match="--logits needs a model whose last activation is softmax.*'sigmoid'"):
+    with pytest.raises(ExportError, match=r"--logits needs a model whose last activation is softmax.*'sigmoid'"):
         export_graph(graph, graph.init_params(np.random.default_rng(0)), logits=True)
 
 

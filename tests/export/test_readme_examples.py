@@ -78,7 +78,8 @@ def test_browser_example(deployed):
     directory, digit, predicted = deployed
     (code,) = re.findall(r"<script>\n(.*?)</script>", deploy_examples()["html"], re.DOTALL)
     rgba = np.repeat(digit.ravel(), 4).tolist()
-    canvas = f"{{ getContext: () => ({{ getImageData: () => ({{ data: Uint8ClampedArray.from({json.dumps(rgba)}) }}) }}) }}"
+    canvas = ("{ getContext: () => ({ getImageData: () => "
+              f"({{ data: Uint8ClampedArray.from({json.dumps(rgba)}) }}) }}) }}")
     script = f"const ort = require('onnxruntime-web');\n{code}\nclassify({canvas}).then(console.log);\n"
     link_node_modules(directory, "onnxruntime-web")
     assert run_node(directory, "browser.js", script) == str(predicted)

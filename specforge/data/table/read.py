@@ -97,8 +97,8 @@ class Table:
 def join_tables(tables: Sequence[Table]) -> Table:
     """The rows of ``tables`` one after another, with the columns of the first (named after its file)."""
     first = tables[0]
-    return Table(first.file, {name: np.concatenate([table.columns[name] for table in tables]) for name in first.columns},
-                 np.concatenate([table.rows for table in tables]), first.row_word)
+    columns = {name: np.concatenate([table.columns[name] for table in tables]) for name in first.columns}
+    return Table(first.file, columns, np.concatenate([table.rows for table in tables]), first.row_word)
 
 
 def as_text(cell: object) -> str:
