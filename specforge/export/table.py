@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 PREDICTIONS = "predictions"
 ML_DOMAIN = "ai.onnx.ml"
 ML_OPSET = 2
-#: How many raw rows the gate checks (all of them when the data has fewer).
-PARITY_ROWS = 256
 
 
 def output_name(target: Target) -> str:

@@ -63,11 +63,6 @@ def write_site(directory: str | Path, model: bytes, *, name: str, class_names: S
     return directory
 
 
-def site_size(directory: str | Path) -> int:
-    """Bytes of every file under ``directory``."""
-    return sum(path.stat().st_size for path in Path(directory).rglob("*") if path.is_file())
-
-
 def _move_into(staging: Path, directory: Path) -> None:
     if not directory.exists():
         os.replace(staging, directory)
