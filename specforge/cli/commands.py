@@ -8,8 +8,13 @@ import json
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+    from typer._click import ClickException
 
 app = typer.Typer(
     help="Declarative model specs: validate, train with numpy, export to ONNX, predict with onnxruntime.",
@@ -81,7 +86,8 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
     """Check a spec against the schema, infer every layer's shape, check its data files as far as their headers
     tell, and print the model summary."""
     from specforge import api
-    from specforge.cli.present import print_summary, summary_json, write_picture
+    from specforge.cli.present import print_summary, summary_json
+    from specforge.graph.picture import write_picture
 
     resolved, graph = api.validate(spec, overrides or (), data=not no_data)
     for warning in graph.warnings:
@@ -415,24 +421,24 @@ class _ProgressBar:
 
     def __init__(self, task: str = "predicting") -> None:
         self._description = task
-        self._progress = None
-        self._task = None
+        self._bar: tuple[Progress, TaskID] | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        if self._progress is None:
+        if self._bar is None:
             if done >= total:
                 return
             from rich.console import Console
             from rich.progress import Progress
 
-            self._progress = Progress(console=Console(stderr=True), transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task(self._description, total=total)
-        self._progress.update(self._task, completed=done)
+            progress = Progress(console=Console(stderr=True), transient=True)
+            progress.start()
+            self._bar = (progress, progress.add_task(self._description, total=total))
+        progress, task = self._bar
+        progress.update(task, completed=done)
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self._bar is not None:
+            self._bar[0].stop()
 
 
 @command()
@@ -513,7 +519,7 @@ def serve(model: Path = typer.Argument(..., metavar="MODEL_OR_RUN",
               max_body_bytes=int(max_request_mb * 1024 * 1024), read_timeout=read_timeout, threads=threads)
 
 
-def usage_error_line(error: Exception) -> str:
+def usage_error_line(error: ClickException) -> str:
     """A command-line mistake (unknown option or command, value out of range) as one line, like every other
     user error, with where to find the command's usage."""
     context = getattr(error, "ctx", None)
@@ -551,8 +557,8 @@ def _run(args: list[str] | None) -> int:
     """The command's exit status, command-line mistakes shown as one line."""
     try:
         from typer import _click as click  # typer 0.28 carries its own click
-    except ImportError:
-        import click
+    except ImportError:  # typer before 0.28 uses click, the same API under another module
+        import click  # type: ignore[no-redef]
 
     try:
         status = app(args=args, prog_name="specforge", standalone_mode=False)

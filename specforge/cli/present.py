@@ -25,8 +25,8 @@ if TYPE_CHECKING:  # the types of what the presenters show; validate need not im
 
 def format_line(prediction: Prediction, width: int = 0) -> str:
     """``source  class (name)  probability`` (every top-k class), with the true label when known."""
-    def shown(cls: int, name: str) -> str:
-        return str(cls) if name == str(cls) else f"{cls} ({name})"
+    def shown(cls: int, name: str | None) -> str:
+        return str(cls) if name is None or name == str(cls) else f"{cls} ({name})"
 
     best = "   ".join(f"{shown(c, n)} {p:.4f}" for c, n, p in prediction.top)
     line = f"{prediction.source:<{width}}  {best}"
@@ -67,14 +67,14 @@ def write_report(report: PredictionReport, path: str | Path) -> Path:
     return write_text(path, buffer.getvalue())
 
 
-def _table(report: PredictionReport) -> tuple[list[str], list[list]]:
+def _table(report: PredictionReport) -> tuple[list[str], list[list[Any]]]:
     k = len(report.predictions[0].top) if report.predictions else 1
     labelled = any(p.label is not None for p in report.predictions)
     header = ["source", "class", "name", "probability"]
     header += [f"{column}_{rank}" for rank in range(2, k + 1) for column in ("class", "name", "probability")]
     header += ["label", "correct"] if labelled else []
-    rows = [[p.source, *(value for entry in p.top for value in entry)] + ([p.label, p.correct] if labelled else [])
-            for p in report.predictions]
+    rows: list[list[Any]] = [[p.source, *(value for entry in p.top for value in entry),
+                              *([p.label, p.correct] if labelled else [])] for p in report.predictions]
     return header, rows
 
 

@@ -27,7 +27,8 @@ def bounded_protocol(limits: Limits) -> type[asyncio.Protocol]:
     class BoundedH11Protocol(H11Protocol):
         head_deadline: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        # The narrowed transport type is uvicorn's own (H11Protocol ignores the same override error).
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._await_head()
 

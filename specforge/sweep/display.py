@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specforge.runs import directory as runs
 from specforge.sweep.results import RUNNING, SweepResult, TrialRecord, table
 from specforge.sweep.space import SweepConfig
 from specforge.training.progress import format_value
 
+if TYPE_CHECKING:
+    from rich.live import Live
+
 
 class LiveTable:
     """The trials in a table redrawn in place (rich), in the order they started."""
 
-    def __init__(self, console: Any):
+    def __init__(self, console: Any) -> None:
         self.console = console
-        self._live = None
+        self._live: Live | None = None
 
     def __call__(self, sweep: SweepConfig, records: list[TrialRecord]) -> None:
         from rich.live import Live
