@@ -73,9 +73,11 @@ def print_result(result: SweepResult, console: Any) -> None:
     direction = "maximized" if result.direction == "maximize" else "minimized"
     console.print(table(result.trials, result.sweep, title=f"sweep {runs.display_path(result.sweep_dir)}: "
                                                     f"{_counts(result.trials)}; {result.metric} {direction}"))
-    if result.best is None:
+    best, best_spec = result.best, result.best_spec
+    if best is None or best.value is None or best_spec is None:  # a best trial has its value and best.yaml
         console.print("no trial completed; see the errors above", highlight=False)
         return
-    console.print(f"best: trial {result.best.number}, {result.metric} {format_value(result.best.value)}, "
-                  f"run {runs.display_path(Path(result.best.run))}", highlight=False, soft_wrap=True)
-    console.print(f"best spec: {runs.display_path(result.best_spec)}", highlight=False, soft_wrap=True)
+    run = f", run {runs.display_path(Path(best.run))}" if best.run else ""
+    console.print(f"best: trial {best.number}, {result.metric} {format_value(best.value)}{run}", highlight=False,
+                  soft_wrap=True)
+    console.print(f"best spec: {runs.display_path(best_spec)}", highlight=False, soft_wrap=True)

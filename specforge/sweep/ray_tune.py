@@ -63,7 +63,7 @@ def run_ray(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str,
             run_config=tune.RunConfig(storage_path=str(experiment.parent.resolve()), name=EXPERIMENT, verbose=0))
     with (sweep_dir / "ray.log").open("a") as log, contextlib.redirect_stdout(log):
         results = tuner.fit()
-    found = [_record(result, sweep, sweep_dir) for result in results]
+    found = [_record(results[index], sweep, sweep_dir) for index in range(len(results))]
     on_update(found)
     return found
 

@@ -192,7 +192,8 @@ def _missing(config: Any, path: SpecPath) -> str | None:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list"}.get(type(value), f"the value {json.dumps(value)}")
+    kinds: dict[type, str] = {dict: "a mapping", list: "a list"}
+    return kinds.get(type(value), f"the value {json.dumps(value)}")
 
 
 def _range_problem(parameter: Parameter) -> str | None:

@@ -49,7 +49,8 @@ def open_study(sweep: SweepConfig, sweep_dir: Path, *, worker: int = 0) -> Any:
     path = sweep_dir / directory.JOURNAL
     _check_journal(path)
     try:
-        storage = JournalStorage(JournalFileBackend(str(path), lock_obj=_JournalLock(path)))
+        # optuna types lock_obj as its private lock base class; this lock has the same acquire and release.
+        storage = JournalStorage(JournalFileBackend(str(path), lock_obj=_JournalLock(path)))  # type: ignore[arg-type]
         done = len(storage.get_all_studies()) and _trial_count(storage)
         return optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=sweep.direction,
                                    sampler=_sampler(optuna, sweep, worker, done), pruner=_pruner(optuna, sweep),
