@@ -15,7 +15,7 @@ import heapq
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from specforge.layers import REGISTRY, Layer
 from specforge.layers.base import Params, Shape
 from specforge.spec.flatten import INPUT, FlatLayer, FlatModel, flatten_model, merge_uses
 from specforge.spec.reader import SpecPath
+
+if TYPE_CHECKING:
+    from specforge.layers.merge import Merge
 
 #: the index that stands for the model's input in ``Node.inputs``
 INPUT_NODE = -1
@@ -205,9 +208,10 @@ def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
         raise ShapeError(f"{kind} takes one input, got {len(inputs)}: {', '.join(flat.inputs)}; merge them first "
                          "(Add, Concatenate, ...)")
     for node_layer in layers:
-        if node_layer.merges:
+        if node_layer.merges:  # a kind that merges has Merge's shape rule, which names its inputs
             taken: Any = tuple(shapes)
-            out = tuple(node_layer.output_shape(taken, [graph.source_of(index) for index in inputs]))
+            merge = cast("Merge", node_layer)
+            out = tuple(merge.output_shape(taken, [graph.source_of(index) for index in inputs]))
         else:
             taken = shapes[0]
             out = tuple(node_layer.output_shape(taken))

@@ -180,7 +180,7 @@ def blas_info() -> Any:
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        config = np.show_config(mode="dicts") if _show_config_has_dicts() else {}
+        config: dict[str, Any] = dict(np.show_config(mode="dicts") or {}) if _show_config_has_dicts() else {}
         deps = config.get("Build Dependencies", {})
         return {key: {k: v for k, v in deps.get(key, {}).items() if k in ("name", "version", "openblas configuration")}
                 for key in ("blas", "lapack") if key in deps}
