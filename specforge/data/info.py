@@ -49,7 +49,7 @@ def data_info(dataset: Dataset) -> dict:
     }
     pipeline = dataset.preprocessing.pipeline
     if pipeline is not None:
-        tables = {name: split.table for name, split in dataset.splits().items()}
+        tables = {name: split.table for name, split in dataset.splits().items() if split.table is not None}
         info["columns"] = column_info(pipeline, tables)
         info["target"] = target_info(pipeline, tables)
         info.update(row_info(tables))

@@ -32,5 +32,6 @@ def load_pairs(files: dict[str, Path], read: Reader) -> Loaded:
         for role in roles:
             array, digests[role] = read(require_file(files[role], role))
             arrays.append(array)
-        splits[split] = make_split(split, *arrays, str(files[roles[0]]), str(files[roles[1]]))
+        images, labels = arrays
+        splits[split] = make_split(split, images, labels, str(files[roles[0]]), str(files[roles[1]]))
     return Loaded(splits, digests)

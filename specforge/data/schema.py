@@ -75,7 +75,7 @@ PREPROCESSING_SCHEMA = {
     "examples": [{"rescale": 1.0, "labels": "one_hot"}],
 }
 
-_COMMON = {
+_COMMON: dict[str, dict] = {
     "source": {
         "description": "Where the data comes from. " + "; ".join(
             f"{name}: {source.description.rstrip('.')}" for name, source in SOURCES.items()) + ".",

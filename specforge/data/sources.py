@@ -7,9 +7,10 @@ The ``data`` section's schema is generated from this registry (``specforge.data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
+
+import numpy as np
 
 from specforge.base.registry import Registry
 from specforge.data.arrays import NPZ_DEFAULT_KEYS, load_npz, read_npy, read_npy_file
@@ -17,7 +18,7 @@ from specforge.data.files import require_file, resolve
 from specforge.data.folders import folder_classes, load_folder_split
 from specforge.data.idx import read_idx_dims, read_idx_file
 from specforge.data.mnist import MNIST_SHAPE, load_mnist
-from specforge.data.pairs import Reader, load_pairs
+from specforge.data.pairs import load_pairs
 from specforge.data.pixel_csv import csv_row_values, load_csv_split
 from specforge.data.splits import SPLIT_NAMES, DataShape, Loaded, Probe
 from specforge.data.table.source import OPTIONS as TABLE_OPTIONS
@@ -145,9 +146,16 @@ class _Pairs(DataSource):
 
     schema = _PAIRS
     required = ("train_images", "train_labels")
-    read: ClassVar[Reader]
-    #: the dimensions of a file, read from its header alone
-    dims: ClassVar[Callable[[Path], tuple[int, ...]]]
+
+    @staticmethod
+    def read(path: Path) -> tuple[np.ndarray, str]:
+        """A file's array and its SHA-256 digest."""
+        raise NotImplementedError
+
+    @staticmethod
+    def dims(path: Path) -> tuple[int, ...]:
+        """The dimensions of a file, read from its header alone."""
+        raise NotImplementedError
 
     def load(self, spec, base_dir, input_shape):
         files = {option: resolve(base_dir, spec[option]) for option in _PAIRS if option in spec}

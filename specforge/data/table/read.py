@@ -142,8 +142,8 @@ def _read_csv(path: Path) -> Table:
             lines.append(reader.line_num)
     if not rows:
         raise DataError("the CSV has a header but no rows", file=str(path))
-    cells = np.array(rows, dtype=object)
-    return Table(str(path), {name: cells[:, index] for index, name in enumerate(header)}, np.asarray(lines))
+    grid = np.array(rows, dtype=object)
+    return Table(str(path), {name: grid[:, index] for index, name in enumerate(header)}, np.asarray(lines))
 
 
 def _read_parquet(path: Path) -> Table:
