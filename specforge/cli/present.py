@@ -14,7 +14,7 @@ from specforge.base.errors import DataError
 from specforge.base.fileio import atomic_open, write_text
 from specforge.export.inspect import format_description
 from specforge.graph.summary import print_summary, summary_json
-from specforge.runs.directory import LATEST, counts_as_latest, display_path
+from specforge.runs.directory import LATEST, Run, counts_as_latest, display_path
 from specforge.training.progress import format_logs
 
 if TYPE_CHECKING:  # the types of what the presenters show; validate need not import these modules
@@ -165,7 +165,7 @@ def format_results(results: dict) -> str:
     return f"{results['split']} ({results['examples']} examples){format_logs(values)}"
 
 
-def latest_note(run) -> str | None:
+def latest_note(run: Run) -> str | None:
     """Why a finished run is not its spec's ``latest`` (a run on a slice of the data, or written with --out)."""
     if counts_as_latest(run.manifest):
         return None

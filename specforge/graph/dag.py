@@ -27,6 +27,7 @@ from specforge.spec.reader import SpecPath
 
 if TYPE_CHECKING:
     from specforge.layers.merge import Merge
+    from specforge.spec import Spec
 
 #: the index that stands for the model's input in ``Node.inputs``
 INPUT_NODE = -1
@@ -147,7 +148,7 @@ class Graph:
 
 
 @contextmanager
-def _located(flat: FlatLayer, spec) -> Iterator[None]:
+def _located(flat: FlatLayer, spec: Spec) -> Iterator[None]:
     """Re-raise a layer's unlocated error (ShapeError, SpecError) at the layer's place in the spec."""
     try:
         yield
@@ -155,7 +156,7 @@ def _located(flat: FlatLayer, spec) -> Iterator[None]:
         raise type(error)(problems=[flat.context.problem(spec, error.problems[0].message)]) from None
 
 
-def build_graph(spec) -> Graph:
+def build_graph(spec: Spec) -> Graph:
     """Infer every shape of ``spec``'s model; raises SpecError (or ShapeError when every problem is a shape)
     naming every mistake: names and inputs, blocks, a cycle, and each layer that cannot take what it is given
     (what depends on a mistake is not checked further), each located at the layer.  A table spec that leaves
@@ -220,7 +221,7 @@ def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
     return len(graph.nodes) - 1
 
 
-def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec) -> tuple[list[FlatLayer], list[Problem]]:
+def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec: Spec) -> tuple[list[FlatLayer], list[Problem]]:
     """The layers in an order where each comes after its inputs, otherwise as written (an input that failed
     counts as ready); and the problem of a cycle, whose layers (and what takes them) are left out of the order."""
     position = {layer.name: index for index, layer in enumerate(flat.layers)}
@@ -273,7 +274,7 @@ def _ancestors(output: str, by_name: dict[str, FlatLayer]) -> set[str]:
     return seen
 
 
-def _unused(flat: FlatModel, spec) -> list[Problem]:
+def _unused(flat: FlatModel, spec: Spec) -> list[Problem]:
     """A warning for each layer whose output nothing takes (the model's output aside)."""
     taken = {name for layer in flat.layers for name in layer.inputs}
     return merge_uses([layer.context.problem(spec, f"nothing takes the output of {layer.name!r}, so it is left out of "

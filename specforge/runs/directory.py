@@ -35,7 +35,9 @@ from specforge.layers.base import Params
 
 if TYPE_CHECKING:
     from specforge.data import Dataset
+    from specforge.graph.dag import Graph
     from specforge.spec import Spec
+    from specforge.training.model import Model
 
 RUNS_ROOT = Path("runs")
 LATEST = "latest"
@@ -310,7 +312,7 @@ class Run:
         return run_spec(self.path, self.manifest, self.config)
 
     @property
-    def graph(self):
+    def graph(self) -> Graph:
         """The model's graph (a ``specforge.graph.dag.Graph``), built once from the run's spec."""
         if self._graph is None:
             from specforge.graph.dag import build_graph
@@ -319,7 +321,7 @@ class Run:
         return self._graph
 
     @property
-    def model(self):
+    def model(self) -> Model:
         """The trained model (a ``specforge.training.model.Model``) with the final weights."""
         return self.load_model()
 
@@ -336,7 +338,7 @@ class Run:
         """The parameters of every node from ``weights.npz`` (or ``best.npz``)."""
         return self.load_model(file).params
 
-    def load_model(self, file: str = WEIGHTS):
+    def load_model(self, file: str = WEIGHTS) -> Model:
         """The trained model with the weights of ``file`` (``weights.npz``, or ``best.npz``)."""
         from specforge.training.model import Model, params_from_arrays, read_npz
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def bounded_protocol(limits: Limits) -> type[asyncio.Protocol]:
     """The connection class for uvicorn's ``Config(http=...)``, with ``limits``."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
     class BoundedH11Protocol(H11Protocol):
         head_deadline: asyncio.TimerHandle | None = None
@@ -55,7 +55,7 @@ def bounded_protocol(limits: Limits) -> type[asyncio.Protocol]:
             if not self.transport.is_closing():
                 self.head_deadline = self.loop.call_later(limits.read_timeout, self._head_overdue, self.cycle)
 
-        def _head_overdue(self, cycle) -> None:
+        def _head_overdue(self, cycle: RequestResponseCycle | None) -> None:
             """No new request head since ``cycle`` (the request answered last, None on a new connection)."""
             if self.transport.is_closing() or self.cycle is not cycle or (cycle and not cycle.response_complete):
                 return

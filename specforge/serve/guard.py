@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 Message = dict
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+App = Callable[[dict, Receive, Send], Awaitable[None]]
 
 DRAIN_FACTOR = 8
 LOG = logging.getLogger("uvicorn.error")
@@ -36,7 +37,7 @@ class ClientGone(Exception):
 class RequestGuard:
     """ASGI middleware around the routes (inside Starlette's own error middleware, so nothing escapes it)."""
 
-    def __init__(self, app, limits: Limits):
+    def __init__(self, app: App, limits: Limits) -> None:
         self.app = app
         self.limits = limits
 

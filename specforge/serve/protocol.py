@@ -64,7 +64,7 @@ class ProtocolError(Exception):
 
     ``close``: the connection is closed after the answer (the request was not read to its end)."""
 
-    def __init__(self, status: int, message: str, *, close: bool = False):
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message

@@ -41,7 +41,7 @@ class LiveTable:
 class TrialLines:
     """One line per trial when it ends, for logs and pipes."""
 
-    def __init__(self, console: Any):
+    def __init__(self, console: Any) -> None:
         self.console = console
         self._seen: set[int] = set()
 

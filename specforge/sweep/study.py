@@ -65,7 +65,7 @@ class _JournalLock:
     """The journal's write lock as an flock on ``journal.log.lock``: the system drops it when its holder dies.
     Optuna's default lock, a symlink, would outlive a sweep killed while writing, for its 30 s grace period."""
 
-    def __init__(self, journal: Path):
+    def __init__(self, journal: Path) -> None:
         self._path = journal.with_name(journal.name + ".lock")
         self._descriptor: int | None = None
 

@@ -44,7 +44,7 @@ class _Reporter(Callback):
 
     type = "SweepReporter"
 
-    def __init__(self, metric: str, report: Report, epochs: int):
+    def __init__(self, metric: str, report: Report, epochs: int) -> None:
         self.metric, self.report, self.epochs = metric, report, epochs
         self.values: list[float] = []
         self.pruned = False

@@ -18,7 +18,7 @@ from specforge.data.table.features import TablePipeline
 from specforge.data.table.read import Table
 
 if TYPE_CHECKING:
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
 PANEL = (260, 150)
 BINS = 20
@@ -165,7 +165,7 @@ def _font():
         return ImageFont.load_default(size=FONT_SIZE)
 
 
-def _fitted(draw, text: str, width: float) -> str:
+def _fitted(draw: ImageDraw.ImageDraw, text: str, width: float) -> str:
     """``text``, shortened with an ellipsis to fit ``width`` pixels where it is longer."""
     if draw.textlength(text) <= width:
         return text
