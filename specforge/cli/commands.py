@@ -86,8 +86,7 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
     """Check a spec against the schema, infer every layer's shape, check its data files as far as their headers
     tell, and print the model summary."""
     from specforge import api
-    from specforge.cli.present import print_summary, summary_json
-    from specforge.graph.picture import write_picture
+    from specforge.cli.present import print_summary, summary_json, write_picture
 
     resolved, graph = api.validate(spec, overrides or (), data=not no_data)
     for warning in graph.warnings:

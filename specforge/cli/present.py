@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from specforge.base.errors import DataError
 from specforge.base.fileio import atomic_open, write_text
 from specforge.export.inspect import format_description
+from specforge.graph.picture import write_picture as write_picture  # re-exported: the command line's picture
 from specforge.graph.summary import print_summary, summary_json
 from specforge.runs.directory import LATEST, Run, counts_as_latest, display_path
 from specforge.training.progress import format_logs
