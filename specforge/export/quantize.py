@@ -92,14 +92,14 @@ def quantize_gated(model: onnx.ModelProto, calibration: np.ndarray, test_inputs:
     float_classes = _classes(float_bytes, test_inputs)
     int8_classes = _classes(quantized.SerializeToString(), test_inputs)
     labels = np.asarray(test_labels)
-    result = QuantizationResult(INT8, examples=len(labels), float_accuracy=float(np.mean(float_classes == labels)),
-                                int8_accuracy=float(np.mean(int8_classes == labels)),
-                                classes_agree=int(np.sum(float_classes == int8_classes)),
-                                max_accuracy_drop=max_accuracy_drop, float_size=len(float_bytes),
-                                int8_size=quantized.ByteSize())
-    _set_metadata(quantized, model, {"type": INT8, "method": METHOD, "examples": result.examples,
-                                     "float_accuracy": result.float_accuracy, "int8_accuracy": result.int8_accuracy,
-                                     "classes_agree": result.classes_agree})
+    examples, classes_agree = len(labels), int(np.sum(float_classes == int8_classes))
+    float_accuracy, int8_accuracy = float(np.mean(float_classes == labels)), float(np.mean(int8_classes == labels))
+    _set_metadata(quantized, model, {"type": INT8, "method": METHOD, "examples": examples,
+                                     "float_accuracy": float_accuracy, "int8_accuracy": int8_accuracy,
+                                     "classes_agree": classes_agree})
+    # The int8 size is the file's: taken after the metadata is set.
+    result = QuantizationResult(INT8, examples, float_accuracy, int8_accuracy, classes_agree, max_accuracy_drop,
+                                float_size=len(float_bytes), int8_size=quantized.ByteSize())
     if not result.passed:
         raise ExportError(result.failure(), file=file)
     return quantized, result
