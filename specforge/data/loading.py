@@ -23,10 +23,11 @@ def _first(split: Split | None, limit: int | None) -> Split | None:
     return split if split is None or limit is None else split.part(split.name, None, limit)
 
 
-def load_data(config: dict, base_dir: Path, limits: dict[str, int | None]) -> Dataset:
-    """The data of a resolved spec ``config``, split as ``fit.validation`` says, cut to ``limits`` (train, test)."""
+def load_data(config: dict, base_dir: Path, limits: dict[str, int | None], input_dtype: str = "float32") -> Dataset:
+    """The data of a resolved spec ``config``, split as ``fit.validation`` says, cut to ``limits`` (train, test),
+    for a model input of ``input_dtype`` (``Graph.input_dtype``)."""
     dataset = load_dataset(config["data"], tuple(config["model"]["input_shape"]),
-                           validation=config["fit"]["validation"], base_dir=base_dir)
+                           validation=config["fit"]["validation"], base_dir=base_dir, input_dtype=input_dtype)
     return limit_dataset(dataset, limits.get("train"), limits.get("test"))
 
 
