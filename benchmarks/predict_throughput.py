@@ -26,7 +26,7 @@ from specforge.api import build  # noqa: E402
 from specforge.data import load_dataset  # noqa: E402
 from specforge.export.onnx import export_graph  # noqa: E402
 from specforge.predict.session import default_threads, make_session  # noqa: E402
-from specforge.training.model import Model  # noqa: E402
+from specforge.graph.model import Model  # noqa: E402
 from specforge.spec import load_spec  # noqa: E402
 
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"

@@ -37,7 +37,7 @@ from specforge.api import build, load_data, load_spec  # noqa: E402
 from specforge.data import Split  # noqa: E402
 from specforge.training.evaluate import labels_and_targets, update_metrics  # noqa: E402
 from specforge.options.losses import get as get_loss  # noqa: E402
-from specforge.training.model import Model, StepValues, gather_gradients  # noqa: E402
+from specforge.graph.model import Model, StepValues, gather_gradients  # noqa: E402
 
 
 def random_batch(train: Split, model: Model, loss, batch_size: int, rng: np.random.Generator,

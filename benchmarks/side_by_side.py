@@ -24,7 +24,7 @@ from specforge.options import losses
 from specforge.options import optimizers
 from specforge.api import build, load_spec
 from specforge.training.evaluate import labels_and_targets
-from specforge.training.model import Model
+from specforge.graph.model import Model
 
 #: distinct random batches a measurement cycles through
 POOL = 4

@@ -23,7 +23,7 @@ from specforge.api import build, load_data, load_spec  # noqa: E402
 from specforge.data import iterate_batches  # noqa: E402
 from specforge.training.evaluate import labels_and_targets  # noqa: E402
 from specforge.predict.session import default_threads  # noqa: E402
-from specforge.training.model import Model  # noqa: E402
+from specforge.graph.model import Model  # noqa: E402
 from specforge.training.loop import generators  # noqa: E402
 
 

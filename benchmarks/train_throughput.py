@@ -28,7 +28,7 @@ from specforge.options import metrics
 from specforge.options import optimizers
 from specforge.api import build, load_data, load_spec  # noqa: E402
 from specforge.data import iterate_batches  # noqa: E402
-from specforge.training.model import Model  # noqa: E402
+from specforge.graph.model import Model  # noqa: E402
 from specforge.training.evaluate import labels_and_targets  # noqa: E402
 from specforge.training.loop import generators  # noqa: E402
 

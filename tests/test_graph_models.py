@@ -10,7 +10,7 @@ from specforge.options import optimizers
 from specforge.api import build
 from specforge.base.errors import ShapeError, SpecError
 from specforge.graph.dag import INPUT_NODE
-from specforge.training.model import Model
+from specforge.graph.model import Model
 from specforge.spec import spec_from_dict
 
 RESIDUAL = [

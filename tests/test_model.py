@@ -7,7 +7,7 @@ from specforge.options import optimizers
 from specforge.api import build
 from specforge.base.errors import RunError
 from specforge.ops import flat
-from specforge.training.model import Model
+from specforge.graph.model import Model
 from specforge.spec import spec_from_dict
 
 

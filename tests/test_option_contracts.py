@@ -124,11 +124,11 @@ BASE = {
 
 
 def problems_of(section: str, key: str, value) -> list[str]:
-    """The problems ``api.build`` reports for the spec BASE with ``section.key`` set to ``value``."""
+    """The problems ``api.build_graph`` reports for the spec BASE with ``section.key`` set to ``value``."""
     spec = copy.deepcopy(BASE)
     spec[section][key] = value
     with pytest.raises(SpecforgeError) as caught:
-        api.build(spec_from_dict(spec))
+        api.build_graph(spec_from_dict(spec))
     return [f"{problem.location.path}: {problem.message}" for problem in caught.value.problems]
 
 

@@ -27,7 +27,7 @@ from specforge.api import build, load_spec
 from specforge.training.evaluate import labels_and_targets
 from specforge.graph.dag import Graph, Node
 from specforge.layers import REGISTRY
-from specforge.training.model import Model
+from specforge.graph.model import Model
 
 try:
     import torch

@@ -9,6 +9,7 @@ import socket
 from typing import Any, Iterator
 
 from specforge.base.errors import RunError
+import importlib
 
 INSTALL = "pip install 'specforge[ray]'"
 #: A local Ray instance, when no cluster is named.
@@ -19,8 +20,6 @@ CONNECT_TIMEOUT = 5
 
 def ray_module(command: str, part: str) -> Any:
     """``ray`` with ``part`` (``tune``, ``data``) importable, or a one-line error naming the install command."""
-    import importlib
-
     try:
         ray = importlib.import_module("ray")
         importlib.import_module(f"ray.{part}")

@@ -17,6 +17,7 @@ from specforge.graph.picture import write_picture
 from specforge.training.progress import format_logs
 from specforge.runs.directory import LATEST, counts_as_latest, display_path
 from specforge.graph.summary import print_summary, summary_json
+from specforge.sweep.display import LiveTable, TrialLines, print_result
 
 if TYPE_CHECKING:  # the types of what the presenters show; validate need not import these modules
     from specforge.predict.images import Prediction, PredictionReport
@@ -213,15 +214,11 @@ def format_comparison(comparison: Comparison) -> str:
 def sweep_view(console: Any, terminal: bool) -> Any:
     """What a running sweep shows: a live table on a terminal, else one line per finished trial (imported here,
     not at startup: validate does not need it)."""
-    from specforge.sweep.display import LiveTable, TrialLines
-
     return LiveTable(console) if terminal else TrialLines(console)
 
 
 def print_sweep(result: Any, console: Any) -> None:
     """A finished sweep: its trials sorted, the best run and best.yaml."""
-    from specforge.sweep.display import print_result
-
     print_result(result, console)
 
 

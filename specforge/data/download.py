@@ -18,6 +18,8 @@ from pathlib import Path
 
 from specforge.data.files import sha256_file
 from specforge.base.errors import DataError
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 ATTEMPTS = 4
 BACKOFF_S = 0.5
@@ -41,9 +43,6 @@ class _Permanent(Exception):
 
 
 def _progress(name: str):
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
     return Progress(TextColumn(name), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                     console=Console(stderr=True))
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from specforge.data.splits import Split
 from specforge.base.errors import DataError
+from specforge.data.folders import decode_image
+from specforge.data.files import read_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -91,9 +93,6 @@ def read_files(paths: Sequence[str | Path], model: ModelInput, *, invert: bool =
 
 def read_images(paths: Sequence[Path], model: ModelInput, *, invert: bool = True) -> Inputs:
     """PNG/JPEG files decoded as image folders decode them; one-channel dark-on-light images inverted."""
-    from specforge.data.folders import decode_image
-    from specforge.data.files import read_bytes
-
     shape = _image_shape(model)
     pixels = np.stack([decode_image(read_bytes(path), shape, str(path)) for path in paths])
     inverted = np.zeros(len(paths), dtype=bool)

@@ -19,10 +19,9 @@ from specforge.data.mnist import MNIST_SHAPE, load_mnist
 from specforge.data.pairs import Reader, load_pairs
 from specforge.data.splits import SPLIT_NAMES, Loaded, Probe
 from specforge.data.pixel_csv import csv_row_values, load_csv_split
-from specforge.data.table.source import OPTIONS as TABLE_OPTIONS
-from specforge.data.table.source import REQUIRED as TABLE_REQUIRED
-from specforge.data.table.source import load_table
+from specforge.data.table.source import OPTIONS as TABLE_OPTIONS, REQUIRED as TABLE_REQUIRED, load_table
 from specforge.base.registry import Registry
+from specforge.data.download import fetch
 
 URL_FORMATS = ("npz", "csv")
 
@@ -265,8 +264,6 @@ class Url(DataSource):
                  "label_column": 0}]
 
     def load(self, spec, base_dir, input_shape):
-        from specforge.data.download import fetch  # urllib and http.client only when downloading
-
         path = fetch(spec["url"], spec["sha256"])
         if spec.get("format", "npz") == "csv":
             return _csv_splits(spec, {"train": (path, "url")})

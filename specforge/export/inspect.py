@@ -7,12 +7,13 @@ from collections import Counter
 from pathlib import Path
 
 from specforge.base.errors import DataError
+from google.protobuf.message import DecodeError
+from specforge.export.quantize import quantization_of
 
 
 def describe(path: str | Path) -> dict:
     """``specforge inspect``: a JSON-friendly description of the ONNX model at ``path``."""
     import onnx
-    from google.protobuf.message import DecodeError
 
     path = Path(path)
     if not path.is_file():
@@ -22,7 +23,6 @@ def describe(path: str | Path) -> dict:
     except (DecodeError, OSError, ValueError) as error:
         raise DataError(f"cannot read as an ONNX model ({error}); give a file written by specforge export",
                         file=str(path)) from None
-    from specforge.export.quantize import quantization_of
 
     graph = model.graph
     initializers = {tensor.name for tensor in graph.initializer}

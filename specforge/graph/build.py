@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from specforge.graph.dag import Graph, build_graph
+from specforge.graph.dag import Graph, infer_graph
 from specforge.spec import Spec
-from specforge.spec.checks import check_compatibility
+from specforge.graph.checks import check_compatibility
 
 
-def build(spec: Spec) -> Graph:
+def build_graph(spec: Spec) -> Graph:
     """Infer every layer's shape and check the model fits its data and loss; raises located errors."""
-    graph = build_graph(spec)
+    graph = infer_graph(spec)
     check_compatibility(spec, graph)
     return graph
 
 
-__all__ = ["build"]
+__all__ = ["build_graph"]

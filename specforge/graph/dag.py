@@ -151,7 +151,7 @@ def _located(flat: FlatLayer, spec) -> Iterator[None]:
         raise type(error)(problems=[flat.context.problem(spec, error.problems[0].message)]) from None
 
 
-def build_graph(spec) -> Graph:
+def infer_graph(spec) -> Graph:
     """Infer every shape of ``spec``'s model; raises SpecError for a cycle, ShapeError listing every layer
     that cannot take what it is given, each located at the layer."""
     flat = flatten_model(spec)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from specforge.graph.dag import Graph, SummaryRow
 from specforge.spec import Spec
+from rich.console import Console
+from rich.table import Table
 
 
 def human(count: float) -> str:
@@ -35,9 +37,6 @@ def summary_json(spec: Spec, graph: Graph) -> dict:
 
 
 def print_summary(spec: Spec, graph: Graph) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
     table = Table(title=f"{spec.name}: input {graph.input_shape}", title_justify="left")
     table.add_column("Layer (type)")

@@ -23,8 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
-from specforge.ops.epilogue import add_bias_and_activate
+from specforge.ops.epilogue import ActivationFunction, add_bias_and_activate
 from specforge.ops.im2col import Window
 from specforge.ops.scratch import scratch
 

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.preprocessing import Preprocessing
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -43,12 +44,10 @@ def make_session(model: bytes | str | Path, threads: int | None = None):
     return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-class OnnxModel:
+class OnnxPredictor:
     """An exported model loaded once: its session, interface and metadata."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        from specforge.predict.session import make_session
-
         self.path = Path(path)
         if self.path.is_dir():
             inside = self.path / "model.onnx"
@@ -80,8 +79,6 @@ class OnnxModel:
         self.image_shape: tuple[int, ...] | None = tuple(_json(self.metadata.get("image_shape")) or ()) or None
         self.preprocessing = None
         if _json(self.metadata.get("preprocessing_in_graph")) is False:
-            from specforge.data.preprocessing import Preprocessing
-
             self.preprocessing = Preprocessing.from_dict(json.loads(self.metadata["preprocessing"]))
 
     def class_name(self, index: int) -> str:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.table.read import read_table
+from specforge.predict.session import make_session
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -41,6 +43,24 @@ class RowPredictions:
                 for row, index, values in zip(self.rows, best, self.outputs)]
 
 
+def rows_feed(table: Table, inputs: Sequence[tuple[str, bool]]) -> dict[str, np.ndarray]:
+    """onnxruntime's feed for the raw rows of ``table``: ``(column, is_text)`` per model input, ``[N, 1]`` each.
+
+    A column the model takes and the table lacks is refused, naming every missing column; other columns of the
+    table are ignored."""
+    missing = [name for name, _ in inputs if name not in table.columns]
+    if missing:
+        raise DataError(f"the model needs the columns {', '.join(map(repr, missing))}, which the file does not have; "
+                        f"its header has: {', '.join(table.columns)}", file=table.file)
+    feed = {}
+    for name, is_text in inputs:
+        if is_text:
+            feed[name] = np.array([[text or ""] for text in table.texts(name)], dtype=object)
+        else:
+            feed[name] = table.numbers(name).astype(np.float32)[:, None]
+    return feed
+
+
 def is_rows_file(path: str | Path) -> bool:
     """Whether ``path`` is a file of table rows (CSV or Parquet) rather than images or arrays."""
     return Path(path).suffix.lower() in TABLE_SUFFIXES
@@ -53,10 +73,6 @@ def is_table_model(metadata: dict[str, str]) -> bool:
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
     """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet)."""
-    from specforge.data.table.read import read_table
-    from specforge.predict.session import make_session
-    from specforge.export.table import rows_feed
-
     model, rows = Path(model), Path(rows)
     if not model.is_file():
         raise DataError("no such file; give the .onnx file specforge export wrote", file=str(model))

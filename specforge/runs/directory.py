@@ -31,6 +31,12 @@ import yaml
 from specforge.base.errors import RunError
 from specforge.base.fileio import write_text
 from specforge.layers.base import Params
+from specforge import __version__
+from threadpoolctl import threadpool_info
+from specforge.spec import override_spec, resolved_spec
+from specforge.graph.model import Model, params_from_arrays, read_npz, write_npz
+from specforge.graph.dag import infer_graph
+from specforge.graph.summary import print_summary
 
 if TYPE_CHECKING:
     from specforge.data import Dataset
@@ -168,27 +174,14 @@ def resolve_run_path(path: str | Path) -> Path:
 
 def environment() -> dict[str, Any]:
     """Versions of what produced the numbers: specforge, numpy, python, and the BLAS numpy calls."""
-    from specforge import __version__
-
     return {"specforge": __version__, "numpy": np.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "blas": blas_info()}
 
 
-def blas_info() -> Any:
-    """threadpoolctl's view of the loaded BLAS when installed (library, version, threads), else numpy's build info."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        config = np.show_config(mode="dicts") if _show_config_has_dicts() else {}
-        deps = config.get("Build Dependencies", {})
-        return {key: {k: v for k, v in deps.get(key, {}).items() if k in ("name", "version", "openblas configuration")}
-                for key in ("blas", "lapack") if key in deps}
+def blas_info() -> list[dict[str, Any]]:
+    """threadpoolctl's view of the loaded BLAS: library, version, threads."""
     return [{k: v for k, v in pool.items() if k in ("internal_api", "version", "num_threads", "architecture")}
             for pool in threadpool_info()]
-
-
-def _show_config_has_dicts() -> bool:
-    return tuple(int(part) for part in np.__version__.split(".")[:2]) >= (1, 26)
 
 
 def update_manifest(run_dir: Path, **changes: Any) -> dict:
@@ -205,8 +198,6 @@ def resume_spec(run_dir: Path, manifest: dict, overrides: Sequence[str], limited
 
     ``limited`` says the caller asked for example limits, which a resumed run cannot change.
     """
-    from specforge.spec import override_spec
-
     if limited:
         raise RunError("a resumed run keeps the example limits it started with; leave out --limit-train and "
                        "--limit-test", file=display_path(run_dir))
@@ -237,8 +228,6 @@ def record_overrides(run_dir: Path, manifest: dict, spec: Spec, overrides: Seque
 
 def run_spec(run_dir: Path, manifest: dict, config: dict) -> Spec:
     """The run's resolved spec as it was stored (not validated again), located in the run's spec.yaml."""
-    from specforge.spec import resolved_spec
-
     return resolved_spec(config, run_dir / SPEC_TEXT, text_is_json=manifest["spec_file"].lower().endswith(".json"),
                          recorded_overrides=manifest.get("overrides", ()),
                          data_root=Path(manifest["base_dir"]) if "base_dir" in manifest else None)
@@ -247,8 +236,6 @@ def run_spec(run_dir: Path, manifest: dict, config: dict) -> Spec:
 # -- checkpoints ------------------------------------------------------------------------------------
 def save_checkpoint(run_dir: Path, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
     """Write ``arrays`` and the JSON-able ``state`` into checkpoint.npz in one atomic rename, then a readable copy."""
-    from specforge.training.model import write_npz
-
     text = json.dumps(state)
     write_npz(run_dir / CHECKPOINT, {**arrays, _STATE_KEY: np.array(text)})
     write_json(run_dir / CHECKPOINT_STATE, {key: value for key, value in state.items() if key != "rng"})
@@ -256,8 +243,6 @@ def save_checkpoint(run_dir: Path, arrays: dict[str, np.ndarray], state: dict[st
 
 def load_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """``(arrays, state)`` as ``save_checkpoint`` wrote them."""
-    from specforge.training.model import read_npz
-
     path = run_dir / CHECKPOINT
     if not path.exists():
         raise RunError(f"no {CHECKPOINT}: the run stopped before its first checkpoint; start it again with "
@@ -298,14 +283,12 @@ class Run:
     def graph(self):
         """The model's graph (a ``specforge.graph.dag.Graph``), built once from the run's spec."""
         if self._graph is None:
-            from specforge.graph.dag import build_graph
-
-            self._graph = build_graph(self.spec())
+            self._graph = infer_graph(self.spec())
         return self._graph
 
     @property
     def model(self):
-        """The trained model (a ``specforge.training.model.Model``) with the final weights."""
+        """The trained model (a ``specforge.graph.model.Model``) with the final weights."""
         return self.load_model()
 
     @property
@@ -323,8 +306,6 @@ class Run:
 
     def load_model(self, file: str = WEIGHTS):
         """The trained model with the weights of ``file`` (``weights.npz``, or ``best.npz``)."""
-        from specforge.training.model import Model, params_from_arrays, read_npz
-
         path = self.path / file
         if not path.exists():
             raise RunError(_unfinished(self.path, file), file=display_path(self.path))
@@ -332,8 +313,6 @@ class Run:
 
     def summary(self) -> None:
         """Print the model summary as ``specforge validate`` does."""
-        from specforge.graph.summary import print_summary
-
         print_summary(self.spec(), self.graph)
 
     def __repr__(self) -> str:

@@ -23,12 +23,13 @@ import numpy as np
 import specforge
 from specforge.base.errors import DataError
 from specforge.serve.protocol import DATATYPES, HEADER_LENGTH, ProtocolError, encode_response, parse_request
+from specforge.data.folders import decode_image
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.requests import Request
 
-    from specforge.predict.images import OnnxModel
+    from specforge.predict.images import OnnxPredictor
 
 VERSION = "1"
 #: A one-channel image brighter than this on average is dark on light and inverted (as ``predict`` does).
@@ -43,7 +44,7 @@ class Limits:
     max_batch: int = 256
 
 
-def create_app(model: OnnxModel, name: str, limits: Limits | None = None) -> Starlette:
+def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) -> Starlette:
     """The application serving ``model`` as ``name``."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -160,9 +161,7 @@ async def _upload(request: Request, data: bytes) -> bytes:
     return await upload.read()
 
 
-def _decode(image: bytes, model: OnnxModel) -> tuple[np.ndarray, bool]:
-    from specforge.data.folders import decode_image
-
+def _decode(image: bytes, model: OnnxPredictor) -> tuple[np.ndarray, bool]:
     shape = model.input_shape
     if len(shape) != 3 or shape[-1] not in (1, 3):
         raise ProtocolError(400, f"this model takes [N, {', '.join(map(str, shape))}], not images; use /infer")

@@ -12,7 +12,8 @@ import socket
 from pathlib import Path
 
 from specforge.base.errors import DataError
-from specforge.serve.app import Limits
+from specforge.serve.app import Limits, create_app
+from specforge.predict.images import OnnxPredictor
 
 GRACE_SECONDS = 30
 MODEL_FILE = "model.onnx"
@@ -49,10 +50,8 @@ def serve(path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: 
         import uvicorn
     except ImportError:
         raise DataError("specforge serve needs its server stack: pip install 'specforge[serve]'") from None
-    from specforge.predict.images import OnnxModel
-    from specforge.serve.app import create_app
 
-    model = OnnxModel(model_file(path), threads)
+    model = OnnxPredictor(model_file(path), threads)
     check_address(host, port)
     name = name or model.metadata.get("spec_name") or model.path.stem
     print(f"serving {name} ({model.path}) on http://{host}:{port}/v2/models/{name}", flush=True)

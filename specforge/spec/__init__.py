@@ -17,6 +17,7 @@ from specforge.base.defaults import with_defaults
 from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
 from specforge.spec.schema import load_schema
 from specforge.spec.validate import validate_document
+from specforge.options import callbacks, metrics, optimizers
 
 __all__ = ["Spec", "load_spec", "spec_from_dict", "resolved_spec", "override_spec", "parse_override", "parse_path",
            "format_path"]
@@ -118,9 +119,6 @@ def _resolve(doc: Document, overrides: Sequence[str]) -> Spec:
 
 def _resolve_sections(doc: Document, config: dict) -> None:
     """Expand shorthands (``optimizer: adam``, ``metrics: [accuracy]``) to full mappings with their defaults."""
-    from specforge.options import callbacks
-    from specforge.options import metrics
-    from specforge.options import optimizers
     compile_, fit = config["compile"], config["fit"]
     compile_["optimizer"] = optimizers.resolve(compile_["optimizer"])
     compile_["metrics"] = metrics.resolve(compile_["metrics"])

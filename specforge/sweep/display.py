@@ -11,6 +11,7 @@ from specforge.runs import directory as runs
 from specforge.training.progress import format_value
 from specforge.sweep.results import RUNNING, SweepResult, TrialRecord, table
 from specforge.sweep.space import SweepConfig
+from rich.live import Live
 
 
 class LiveTable:
@@ -21,8 +22,6 @@ class LiveTable:
         self._live = None
 
     def __call__(self, sweep: SweepConfig, records: list[TrialRecord]) -> None:
-        from rich.live import Live
-
         view = table(sorted(records, key=lambda record: record.number), sweep, title=_counts(records))
         if self._live is None:
             self._live = Live(view, console=self.console, refresh_per_second=4, transient=True)

@@ -23,6 +23,7 @@ from specforge.sweep import directory
 from specforge.sweep.results import TrialRecord
 from specforge.sweep.space import SweepConfig, sweep_payload
 from specforge.sweep.study import mark_interrupted, open_study, queue_grid, records
+import ctypes
 
 #: Seconds between two looks at the journal while the workers run.
 POLL_INTERVAL = 0.5
@@ -84,8 +85,6 @@ def _confine(cores: list[int]) -> None:
     """In the new worker, before it runs anything: its cores, and death when the driver dies."""
     os.sched_setaffinity(0, cores)
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass

@@ -16,6 +16,7 @@ from specforge.training.progress import format_value
 from specforge.sweep import directory
 from specforge.sweep.space import SweepConfig
 from specforge.sweep.trial import COMPLETE, FAILED, PRUNED
+from rich.table import Table
 
 RUNNING, INTERRUPTED = "running", "interrupted"
 #: States in the order the final table lists them (each sorted by the objective within).
@@ -75,8 +76,6 @@ def sorted_records(records: list[TrialRecord], maximize: bool) -> list[TrialReco
 
 def table(records: list[TrialRecord], sweep: SweepConfig, title: str | None = None) -> Any:
     """A rich Table: number, state, the parameters, the metric per epoch, the objective, the run or the error."""
-    from rich.table import Table
-
     grid = Table(title=title, title_justify="left")
     grid.add_column("#", justify="right")
     grid.add_column("state")

@@ -12,6 +12,10 @@ from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
 from specforge.sweep.results import INTERRUPTED, SweepResult, TrialRecord, finish
 from specforge.sweep.space import SweepConfig
+from specforge.base.raycluster import connect
+from specforge.sweep.ray_tune import run_ray
+from specforge.sweep.local import run_local
+from specforge.sweep.study import optuna_module, planned_trials
 
 BACKENDS = ("local", "ray")
 #: ``on_update(sweep, trials)`` while the sweep runs, whenever the trials may have changed.
@@ -35,16 +39,10 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
             on_update(sweep, found)
 
     if backend == "ray":
-        from specforge.base.raycluster import connect
-        from specforge.sweep.ray_tune import run_ray
-
         with connect(address, "sweep", "tune"):
             sweep_dir = directory.create(sweep.spec.name, definition, root)
             found = run_ray(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update)
     else:
-        from specforge.sweep.local import run_local
-        from specforge.sweep.study import optuna_module
-
         optuna_module()
         sweep_dir = _continued(sweep, definition, root) or directory.create(sweep.spec.name, definition, root)
         found = run_local(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update)
@@ -53,8 +51,6 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
 
 def _continued(sweep: SweepConfig, definition: dict, root: str | Path) -> Path | None:
     """The newest sweep of the spec when it searches the same thing and has trials left to run."""
-    from specforge.sweep.study import planned_trials
-
     newest = directory.newest(sweep.spec.name, root)
     if newest is None or not directory.matches(newest, definition):
         return None

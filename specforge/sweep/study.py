@@ -23,6 +23,8 @@ from specforge.sweep import directory
 from specforge.sweep.results import INTERRUPTED, RUNNING, TrialRecord
 from specforge.sweep.space import SweepConfig
 from specforge.sweep.trial import COMPLETE, FAILED, PRUNED, run_trial
+import itertools
+import random
 
 STUDY_NAME = "specforge-sweep"
 INSTALL = "pip install 'specforge[sweep]'"
@@ -121,9 +123,6 @@ def _pruner(optuna: Any, sweep: SweepConfig) -> Any:
 
 def grid_points(sweep: SweepConfig) -> list[dict[str, Any]]:
     """A grid sweep's points, as many as it runs, in an order shuffled by its seed."""
-    import itertools
-    import random
-
     points = list(itertools.product(*(parameter.grid() for parameter in sweep.parameters)))
     random.Random(sweep.seed).shuffle(points)
     keys = [parameter.key for parameter in sweep.parameters]

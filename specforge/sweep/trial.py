@@ -15,6 +15,9 @@ from typing import Any, Callable
 
 from specforge.options.callbacks import Callback
 from specforge.sweep.space import SweepConfig
+from specforge.base.errors import SpecforgeError
+from specforge.training.progress import Silent
+from specforge.training.loop import fit
 
 #: ``report(epoch, value) -> prune?``; epochs count from 1.
 Report = Callable[[int, float], bool]
@@ -58,10 +61,6 @@ class _Reporter(Callback):
 def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report: Report, *,
               limit_train: int | None = None, limit_test: int | None = None) -> Outcome:
     """Train the spec with ``values`` into ``run_dir``; never raises for a failing trial."""
-    from specforge.base.errors import SpecforgeError
-    from specforge.training.progress import Silent
-    from specforge.training.loop import fit
-
     spec = sweep.trial_spec(values)
     reporter = _Reporter(sweep.metric, report, spec.config["fit"]["epochs"])
     try:

@@ -9,13 +9,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from specforge.options import losses
-from specforge.options import metrics as metric_kinds
+from specforge.options import losses, metrics as metric_kinds
 from specforge.data import Dataset, Preprocessing, Split, iterate_batches, load_data
 from specforge.base.errors import RunError
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
-from specforge.training.model import Model
+from specforge.graph.model import Model
 from specforge.runs.directory import Run, display_path
 
 

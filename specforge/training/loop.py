@@ -18,21 +18,19 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from specforge.options import callbacks as callback_kinds
-from specforge.options import losses
-from specforge.options import metrics as metric_kinds
-from specforge.options import optimizers
+from specforge.options import callbacks as callback_kinds, losses, metrics as metric_kinds, optimizers
 from specforge.runs import directory as runs
-from specforge.graph.build import build
+from specforge.graph.build import build_graph
 from specforge.data import Dataset, batch_count, iterate_batches, load_data
 from specforge.base.errors import DataError, RunError, SpecError, TrainingInterrupted
 from specforge.training.evaluate import evaluate_split, labels_and_targets, update_metrics
 from specforge.graph.dag import Graph
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
-from specforge.training.model import Model, params_from_arrays
+from specforge.graph.model import Model, params_from_arrays
 from specforge.training.progress import Both, ConsoleProgress, Progress
 from specforge.spec import Spec
+from specforge.training.tensorboard import TensorBoardLog
 
 class LossNotFinite(RunError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
@@ -60,7 +58,7 @@ class _Setup:
 
 
 def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
-    graph = build(spec)
+    graph = build_graph(spec)
     config = spec.config
     try:
         dataset = load_data(config, base_dir, limits)
@@ -265,7 +263,6 @@ def _tensorboard_log(trainer: Trainer):
     fit = trainer.setup.fit
     if "tensorboard" not in fit.get("log", []):
         return None
-    from specforge.training.tensorboard import TensorBoardLog
 
     spec = trainer.setup.spec
     log = TensorBoardLog(trainer.run_dir, spec.config, fit["log_every"], first_epoch=trainer.epoch,

@@ -12,7 +12,7 @@ from specforge.options import optimizers
 from specforge.api import build
 from specforge.data import Dataset, load_dataset
 from specforge.export.run_export import export_classifier, parity_batch
-from specforge.training.model import Model
+from specforge.graph.model import Model
 from specforge.spec import Spec, spec_from_dict
 
 SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"

@@ -12,9 +12,9 @@ from export.models import SPECS_DIR
 from specforge.api import build, load_spec
 from specforge.export.onnx import graph_to_onnx
 from specforge.export.parity import first_mismatch
-from specforge.graph.dag import build_graph
+from specforge.graph.dag import infer_graph
 from specforge.layers import REGISTRY
-from specforge.training.model import Model
+from specforge.graph.model import Model
 from specforge.spec import spec_from_dict
 from helpers import run_onnx
 
@@ -24,7 +24,7 @@ MERGE_CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")
 
 def graph_of(layers, input_shape, output=None):
     model = {"input_shape": list(input_shape), "layers": layers, **({"output": output} if output else {})}
-    return build_graph(spec_from_dict({"version": 1, "name": "graph", "model": model,
+    return infer_graph(spec_from_dict({"version": 1, "name": "graph", "model": model,
                                        "compile": {"loss": "mean_squared_error"}}))
 
 

@@ -15,7 +15,7 @@ from helpers import onnx_of
 from export.models import SPEC_FILES, export_spec, small_spec, trained_model
 from specforge.base.errors import ExportError
 from specforge.export.onnx import export_graph
-from specforge.graph.dag import build_graph
+from specforge.graph.dag import infer_graph
 from specforge.layers.base import Layer
 from specforge.spec import load_spec, spec_from_dict
 
@@ -78,7 +78,7 @@ def test_logits_are_the_final_softmax_input(small):
 def test_logits_need_a_final_softmax():
     config = json.loads(json.dumps(small_spec().config))
     config["model"]["layers"][-1]["activation"] = "sigmoid"
-    graph = build_graph(spec_from_dict(config))
+    graph = infer_graph(spec_from_dict(config))
     with pytest.raises(ExportError, match="--logits needs a model whose last activation is softmax.*'sigmoid'"):
         export_graph(graph, graph.init_params(np.random.default_rng(0)), logits=True)
 

@@ -8,7 +8,7 @@ import pytest
 
 from specforge.options.activations import ACTIVATIONS, Relu
 from specforge.layers import REGISTRY
-from specforge.ops.plan import plan_steps
+from specforge.graph.plan import plan_steps
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))

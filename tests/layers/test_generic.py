@@ -16,7 +16,7 @@ from helpers import CASES, check_gradients, check_onnx_parity, make_layer, onnx_
 from specforge.options.activations import ACTIVATIONS
 from specforge.base.errors import ExportError
 from specforge.layers import REGISTRY, Layer
-from specforge.ops.plan import plan_steps
+from specforge.graph.plan import plan_steps
 
 KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
          "GlobalMaxPooling2D", "ZeroPadding2D", "Dense", "Flatten", "Reshape", "Dropout", "BatchNormalization",

@@ -20,7 +20,7 @@ from specforge.base.fileio import atomic_open
 from specforge.graph.dag import Graph
 from specforge.ops import flat
 from specforge.layers.base import Params
-from specforge.ops.plan import MODEL_INPUT, Step, plan_steps
+from specforge.graph.plan import MODEL_INPUT, Step, plan_steps
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
 
@@ -119,7 +119,7 @@ class Model:
     def steps(self, until: int | None = None) -> list[Step]:
         """The first ``until`` nodes (in topological order) as the steps that compute them: a layer and the
         activation node that alone takes its output run as one step when the layer can apply it to its own
-        output (specforge.ops.plan)."""
+        output (specforge.graph.plan)."""
         if until not in self._plans:
             nodes = self.graph.nodes[:until]
             self._plans[until] = plan_steps([node.layer for node in nodes], [node.inputs for node in nodes])

@@ -7,6 +7,10 @@ from specforge.base.errors import Problem, SpecError
 from specforge.graph.dag import Graph
 from specforge.spec import Spec
 from specforge.spec.reader import SpecPath
+from specforge.options.callbacks import CALLBACKS
+from specforge.options import losses
+from specforge.data import declared_num_classes
+from specforge.options.metrics import METRICS
 
 
 def check_compatibility(spec: Spec, graph: Graph) -> None:
@@ -19,8 +23,6 @@ def check_compatibility(spec: Spec, graph: Graph) -> None:
 
 def option_problems(spec: Spec) -> list[Problem]:
     """Options valid one by one that cannot go together: clipnorm with clipvalue, two learning-rate setters."""
-    from specforge.options.callbacks import CALLBACKS
-
     problems = []
     optimizer = spec.config["compile"]["optimizer"]
     if optimizer["clipnorm"] is not None and optimizer["clipvalue"] is not None:
@@ -46,9 +48,6 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
 
 
 def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
-    from specforge.options import losses
-    from specforge.data import declared_num_classes
-
     classes = declared_num_classes(spec.config["data"])
     path, layer = _output_layer(spec, graph)
     output = graph.output_shape
@@ -69,7 +68,6 @@ def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
 
 
 def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
-    from specforge.options import losses
     loss = losses.get(spec.config["compile"]["loss"])
     problems = []
     path, layer = _output_layer(spec, graph)
@@ -95,9 +93,6 @@ def _output_layer(spec: Spec, graph: Graph) -> tuple[SpecPath, dict]:
 def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
     """A table's numeric target needs a regression loss and metrics, one output per target column; a class
     target takes no regression metrics."""
-    from specforge.options import losses
-    from specforge.options.metrics import METRICS
-
     data = spec.config["data"]
     if data.get("source") != "table":
         return []
