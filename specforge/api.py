@@ -22,8 +22,16 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from specforge import __version__
-from specforge.base.errors import DataError, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
-from specforge.data import Dataset, data_info as describe_data, load_data as load_dataset, render_grid
+from specforge.base.errors import (
+    DataError,
+    RunError,
+    SpecforgeError,
+    SweepInterrupted,
+    TrainingInterrupted,
+)
+from specforge.data import Dataset, render_grid
+from specforge.data import data_info as describe_data
+from specforge.data import load_data as load_dataset
 from specforge.data.precheck import check_data
 from specforge.data.table.info import render_histograms
 from specforge.export.inspect import describe as describe_model
@@ -42,10 +50,11 @@ from specforge.serve.server import serve as run_server
 from specforge.spec import Spec, load_spec
 from specforge.spec.schema import SCHEMA_FILE, write_schema_copy
 from specforge.spec.starter import write_template as write_starter
-from specforge.sweep.runner import OnUpdate, run_sweep
 from specforge.sweep.results import SweepResult
+from specforge.sweep.runner import OnUpdate, run_sweep
 from specforge.sweep.space import sweep_config
-from specforge.training import evaluate as evaluation, loop
+from specforge.training import evaluate as evaluation
+from specforge.training import loop
 from specforge.training.progress import Progress
 
 if TYPE_CHECKING:

@@ -4,12 +4,12 @@ the command (2 CPUs, no dashboard).  Ray is an extra: without it, one line names
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
 from typing import Any, Iterator
 
 from specforge.base.errors import RunError
-import importlib
 
 INSTALL = "pip install 'specforge[ray]'"
 #: A local Ray instance, when no cluster is named.

@@ -21,9 +21,27 @@ try:
 except ImportError:  # typer before 0.28 uses click itself
     import click
 from specforge.cli.present import (
-    accuracy_line, display_path, format_comparison, format_confusion, format_description, format_line,
-    format_per_class, format_results, format_runs, json_line, latest_note, print_summary, print_sweep, row_lines,
-    summary_json, sweep_view, table_info_lines, write_picture, write_report, write_row_predictions)
+    accuracy_line,
+    display_path,
+    format_comparison,
+    format_confusion,
+    format_description,
+    format_line,
+    format_per_class,
+    format_results,
+    format_runs,
+    json_line,
+    latest_note,
+    print_summary,
+    print_sweep,
+    row_lines,
+    summary_json,
+    sweep_view,
+    table_info_lines,
+    write_picture,
+    write_report,
+    write_row_predictions,
+)
 
 app = typer.Typer(
     help="Declarative model specs: validate, train with numpy, export to ONNX, predict with onnxruntime.",

@@ -8,21 +8,23 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
 
 from specforge.base.errors import DataError
-from specforge.export.inspect import format_description
 from specforge.base.fileio import atomic_open, write_text
-from specforge.graph.picture import write_picture
-from specforge.training.progress import format_logs
+from specforge.export.inspect import format_description
+from specforge.graph.dag import Graph
+from specforge.graph.summary import summary_json, summary_parts
+from specforge.predict.images import Prediction, PredictionReport
+from specforge.predict.table import RowPredictions
 from specforge.runs.directory import LATEST, counts_as_latest, display_path
-from specforge.graph.summary import print_summary, summary_json
+from specforge.runs.records import Comparison, RunRecord
+from specforge.spec import Spec
 from specforge.sweep.display import LiveTable, TrialLines, print_result
-
-if TYPE_CHECKING:  # the types of what the presenters show; validate need not import these modules
-    from specforge.predict.images import Prediction, PredictionReport
-    from specforge.predict.table import RowPredictions
-    from specforge.runs.records import Comparison, RunRecord
+from specforge.training.progress import format_logs
 
 
 def format_line(prediction: Prediction, width: int = 0) -> str:
@@ -247,6 +249,13 @@ def format_confusion(results: dict) -> str:
     lines = [f"{corner:<{label}} " + " ".join(f"{name:>{cell}}" for name in names)]
     lines += [f"{name:<{label}} " + " ".join(f"{value:>{cell}}" for value in row) for name, row in zip(names, matrix)]
     return "\n".join(lines)
+
+
+def print_summary(spec: Spec, graph: Graph) -> None:
+    """The model summary ``validate`` prints: the layer table, the totals and the verdict."""
+    console = Console()
+    for part in summary_parts(spec, graph):
+        console.print(part, soft_wrap=isinstance(part, Text))
 
 
 __all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_per_class",

@@ -15,10 +15,10 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from specforge.data.splits import Split
 from specforge.base.errors import DataError
-from specforge.data.folders import decode_image
 from specforge.data.files import read_bytes
+from specforge.data.folders import decode_image
+from specforge.data.splits import Split
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")

@@ -11,17 +11,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from specforge.base.registry import Registry
 from specforge.data.arrays import NPZ_DEFAULT_KEYS, load_npz, read_npy, read_npy_file
+from specforge.data.download import fetch
 from specforge.data.files import require_file, resolve
 from specforge.data.folders import folder_classes, load_folder_split
 from specforge.data.idx import read_idx_dims, read_idx_file
 from specforge.data.mnist import MNIST_SHAPE, load_mnist
 from specforge.data.pairs import Reader, load_pairs
-from specforge.data.splits import SPLIT_NAMES, Loaded, Probe
 from specforge.data.pixel_csv import csv_row_values, load_csv_split
-from specforge.data.table.source import OPTIONS as TABLE_OPTIONS, REQUIRED as TABLE_REQUIRED, load_table
-from specforge.base.registry import Registry
-from specforge.data.download import fetch
+from specforge.data.splits import SPLIT_NAMES, Loaded, Probe
+from specforge.data.table.source import OPTIONS as TABLE_OPTIONS
+from specforge.data.table.source import REQUIRED as TABLE_REQUIRED
+from specforge.data.table.source import load_table
 
 URL_FORMATS = ("npz", "csv")
 

@@ -6,8 +6,9 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from specforge.base.errors import DataError
 from google.protobuf.message import DecodeError
+
+from specforge.base.errors import DataError
 from specforge.export.quantize import quantization_of
 
 

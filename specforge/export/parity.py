@@ -19,8 +19,8 @@ import numpy as np
 
 from specforge.base.errors import ExportError
 from specforge.export.onnx import DEFAULT_OPSET, INPUT_NAME, PROBABILITIES, export_graph
-from specforge.predict.session import make_session
 from specforge.graph.model import Model
+from specforge.predict.session import make_session
 
 if TYPE_CHECKING:
     import onnx

@@ -14,16 +14,20 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from specforge.base.errors import DataError, ExportError
+from specforge.base.fileio import write_bytes
+from specforge.data import load_dataset
+from specforge.data.preprocessing import Preprocessing
+from specforge.data.table.read import join_tables
 from specforge.export.metadata import attach_metadata, build_metadata, table_metadata
 from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, export_graph
 from specforge.export.parity import MIN_EXAMPLES, ParityResult, check_parity
-from specforge.base.fileio import write_bytes
-from specforge.data.preprocessing import Preprocessing
-from specforge.runs.directory import open_run, write_json
+from specforge.export.quantize import (
+    CALIBRATION_EXAMPLES,
+    DEFAULT_MAX_ACCURACY_DROP,
+    quantize_gated,
+)
 from specforge.export.web import page_mode, write_site
-from specforge.export.quantize import CALIBRATION_EXAMPLES, DEFAULT_MAX_ACCURACY_DROP, quantize_gated
-from specforge.data import load_dataset
-from specforge.data.table.read import join_tables
+from specforge.runs.directory import open_run, write_json
 
 if TYPE_CHECKING:
     import onnx

@@ -20,11 +20,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
-from specforge.base.errors import DataError, ExportError
+from specforge.base.errors import ExportError
 from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
 from specforge.export.parity import ATOL, RTOL, ParityResult
-from specforge.predict.session import make_session
 from specforge.graph.model import Model
+from specforge.predict.session import make_session
+from specforge.predict.table import rows_feed
 
 if TYPE_CHECKING:
     from specforge.data.table.features import Feature, TablePipeline, Target

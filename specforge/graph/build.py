@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from specforge.graph.checks import check_compatibility
 from specforge.graph.dag import Graph, infer_graph
 from specforge.spec import Spec
-from specforge.graph.checks import check_compatibility
 
 
 def build_graph(spec: Spec) -> Graph:

@@ -4,13 +4,13 @@ that exclude each other, and the model's output against the data's classes and t
 from __future__ import annotations
 
 from specforge.base.errors import Problem, SpecError
+from specforge.data import declared_num_classes
 from specforge.graph.dag import Graph
+from specforge.options import losses
+from specforge.options.callbacks import CALLBACKS
+from specforge.options.metrics import METRICS
 from specforge.spec import Spec
 from specforge.spec.reader import SpecPath
-from specforge.options.callbacks import CALLBACKS
-from specforge.options import losses
-from specforge.data import declared_num_classes
-from specforge.options.metrics import METRICS
 
 
 def check_compatibility(spec: Spec, graph: Graph) -> None:

@@ -18,11 +18,12 @@ import numpy as np
 from specforge.base.errors import RunError
 from specforge.base.fileio import atomic_open
 from specforge.graph.dag import Graph
-from specforge.ops import flat
-from specforge.layers.base import Params
 from specforge.graph.plan import MODEL_INPUT, Step, plan_steps
+from specforge.layers.base import Params
+from specforge.ops import flat
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
+
 
 class Model:
     """``graph`` evaluated with ``params`` (one dict per node, updated in place by training)."""

@@ -16,10 +16,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
 from specforge.layers.activation import ActivationLayer
 from specforge.layers.base import Layer, Params
-
+from specforge.options.activations import ActivationFunction
 
 #: the index standing for the model's input among a step's inputs (as specforge.graph.dag.INPUT_NODE)
 MODEL_INPUT = -1

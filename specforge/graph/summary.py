@@ -3,10 +3,14 @@ sit in, with the layers each one is connected to (as Keras prints a functional m
 
 from __future__ import annotations
 
+import io
+
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
 from specforge.graph.dag import Graph, SummaryRow
 from specforge.spec import Spec
-from rich.console import Console
-from rich.table import Table
 
 
 def human(count: float) -> str:
@@ -36,8 +40,8 @@ def summary_json(spec: Spec, graph: Graph) -> dict:
     }
 
 
-def print_summary(spec: Spec, graph: Graph) -> None:
-    console = Console()
+def summary_parts(spec: Spec, graph: Graph) -> list[RenderableType]:
+    """The summary as rich renderables (the table, the totals, the verdict), for a console to print."""
     table = Table(title=f"{spec.name}: input {graph.input_shape}", title_justify="left")
     table.add_column("Layer (type)")
     table.add_column("Output shape")
@@ -52,11 +56,19 @@ def print_summary(spec: Spec, graph: Graph) -> None:
         table.add_row(*cells[:4], *cells[4:] if branching else ())
     table.add_section()
     table.add_row("Total", "", f"{graph.total_params:,}", f"{graph.total_flops:,}")
-    console.print(table)
     non_trainable = graph.total_params - graph.trainable_params
-    console.print(f"Trainable params: {graph.trainable_params:,}; non-trainable: {non_trainable:,}; "
-                  f"forward {human(graph.total_flops)}FLOP per example", soft_wrap=True)
-    console.print(f"[green]{spec.file}: valid[/green]", soft_wrap=True)
+    return [table,
+            Text(f"Trainable params: {graph.trainable_params:,}; non-trainable: {non_trainable:,}; "
+                 f"forward {human(graph.total_flops)}FLOP per example"),
+            Text(f"{spec.file}: valid", style="green")]
+
+
+def summary_text(spec: Spec, graph: Graph, width: int = 100) -> str:
+    """The summary as plain text ``width`` columns wide (a notebook's ``print(run.summary())``)."""
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    for part in summary_parts(spec, graph):
+        console.print(part, soft_wrap=isinstance(part, Text))
+    return console.file.getvalue()
 
 
 def summary_lines(rows: list[SummaryRow]) -> list[tuple[str, ...]]:

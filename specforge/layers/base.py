@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from specforge.options.activations import ACTIVATIONS, ActivationFunction
 from specforge.base.errors import ShapeError
+from specforge.options.activations import ACTIVATIONS, ActivationFunction
 from specforge.options.initializers import INITIALIZERS
 
 Shape = tuple[int, ...]

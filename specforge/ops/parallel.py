@@ -24,9 +24,9 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from specforge.ops.memory import keep_freed_memory
-from threadpoolctl import ThreadpoolController, threadpool_limits
 
 T = TypeVar("T")
 P = TypeVar("P")

@@ -9,11 +9,12 @@ path's, number for number.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
 import numpy as np
 
-from specforge.predict.session import OnnxPredictor, OnBatch
-import logging
+from specforge.predict.session import OnBatch, OnnxPredictor
 
 
 class _Session:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from specforge.data import Preprocessing
 from specforge.base.errors import DataError
+from specforge.data import Preprocessing
 from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch
 from specforge.runs.directory import MANIFEST, Run, open_run
 

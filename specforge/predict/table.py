@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from specforge.base.errors import DataError
-from specforge.data.table.read import read_table
+from specforge.data.table.read import Table, read_table
 from specforge.predict.session import make_session
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")

@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import yaml
+from threadpoolctl import threadpool_info
 
+from specforge import __version__
 from specforge.base.errors import RunError
 from specforge.base.fileio import write_text
-from specforge.layers.base import Params
-from specforge import __version__
-from threadpoolctl import threadpool_info
-from specforge.spec import override_spec, resolved_spec
-from specforge.graph.model import Model, params_from_arrays, read_npz, write_npz
 from specforge.graph.dag import infer_graph
-from specforge.graph.summary import print_summary
+from specforge.graph.model import Model, params_from_arrays, read_npz, write_npz
+from specforge.graph.summary import summary_text
+from specforge.layers.base import Params
+from specforge.spec import override_spec, resolved_spec
 
 if TYPE_CHECKING:
     from specforge.data import Dataset
@@ -311,9 +311,9 @@ class Run:
             raise RunError(_unfinished(self.path, file), file=display_path(self.path))
         return Model(self.graph, params_from_arrays(self.graph, read_npz(path), str(path)))
 
-    def summary(self) -> None:
-        """Print the model summary as ``specforge validate`` does."""
-        print_summary(self.spec(), self.graph)
+    def summary(self) -> str:
+        """The model summary as ``specforge validate`` prints it, as text."""
+        return summary_text(self.spec(), self.graph)
 
     def __repr__(self) -> str:
         results = ", ".join(f"{name} {value:.4g}" for name, value in (self.metrics or {}).items()

@@ -22,8 +22,14 @@ import numpy as np
 
 import specforge
 from specforge.base.errors import DataError
-from specforge.serve.protocol import DATATYPES, HEADER_LENGTH, ProtocolError, encode_response, parse_request
 from specforge.data.folders import decode_image
+from specforge.serve.protocol import (
+    DATATYPES,
+    HEADER_LENGTH,
+    ProtocolError,
+    encode_response,
+    parse_request,
+)
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette

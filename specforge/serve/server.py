@@ -12,8 +12,8 @@ import socket
 from pathlib import Path
 
 from specforge.base.errors import DataError
-from specforge.serve.app import Limits, create_app
 from specforge.predict.images import OnnxPredictor
+from specforge.serve.app import Limits, create_app
 
 GRACE_SECONDS = 30
 MODEL_FILE = "model.onnx"

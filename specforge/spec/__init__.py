@@ -12,12 +12,18 @@ from typing import Any, Sequence
 
 import yaml
 
-from specforge.base.errors import Location, Problem, SpecError, SpecforgeError
 from specforge.base.defaults import with_defaults
-from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
+from specforge.base.errors import Location, Problem, SpecError, SpecforgeError
+from specforge.options import callbacks, metrics, optimizers
+from specforge.spec.reader import (
+    Document,
+    SpecPath,
+    format_path,
+    parse_text,
+    read_document,
+)
 from specforge.spec.schema import load_schema
 from specforge.spec.validate import validate_document
-from specforge.options import callbacks, metrics, optimizers
 
 __all__ = ["Spec", "load_spec", "spec_from_dict", "resolved_spec", "override_spec", "parse_override", "parse_path",
            "format_path"]

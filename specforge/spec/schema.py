@@ -15,10 +15,10 @@ from pathlib import Path
 
 from specforge.base.fileio import write_text
 from specforge.base.registry import NAME_PATTERN
-from specforge.options.callbacks import CALLBACKS_SCHEMA
 from specforge.data.schema import DATA_SCHEMA
 from specforge.layers import REGISTRY
 from specforge.layers.base import LAYER_NAME_PATTERN
+from specforge.options.callbacks import CALLBACKS_SCHEMA
 from specforge.options.losses import LOSS_SCHEMA
 from specforge.options.metrics import METRICS_SCHEMA
 from specforge.options.optimizers import OPTIMIZER_SCHEMA

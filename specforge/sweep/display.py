@@ -7,11 +7,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rich.live import Live
+
 from specforge.runs import directory as runs
-from specforge.training.progress import format_value
 from specforge.sweep.results import RUNNING, SweepResult, TrialRecord, table
 from specforge.sweep.space import SweepConfig
-from rich.live import Live
+from specforge.training.progress import format_value
 
 
 class LiveTable:

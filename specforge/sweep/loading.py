@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from specforge.graph.build import build_graph
-from specforge.base.errors import SpecError
-from specforge.spec import Spec, load_spec
 from specforge.base.defaults import with_defaults
+from specforge.base.errors import SpecError
+from specforge.graph.build import build_graph
+from specforge.spec import Spec, load_spec
 from specforge.spec.reader import read_document
-from specforge.spec.validate import validate_document
 from specforge.spec.sweep_schema import SWEEP_FILE_SCHEMA, SWEEP_SCHEMA
+from specforge.spec.validate import validate_document
 from specforge.sweep.space import SweepConfig, sweep_config
 
 

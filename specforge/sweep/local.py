@@ -8,6 +8,7 @@ Workers die with the driver (Linux's parent-death signal), so a killed sweep lea
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -17,13 +18,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from specforge.runs import directory as runs
 from specforge.base.errors import RunError, SweepInterrupted
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.results import TrialRecord
 from specforge.sweep.space import SweepConfig, sweep_payload
 from specforge.sweep.study import mark_interrupted, open_study, queue_grid, records
-import ctypes
 
 #: Seconds between two looks at the journal while the workers run.
 POLL_INTERVAL = 0.5

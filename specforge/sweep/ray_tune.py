@@ -14,13 +14,13 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from specforge.ops.parallel import limited_to
 from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.results import TrialRecord
 from specforge.sweep.space import SweepConfig, sweep_from_payload, sweep_payload
-from specforge.sweep.trial import FAILED, PRUNED, run_trial
 from specforge.sweep.study import grid_points, optuna_module, planned_trials
-from specforge.ops.parallel import limited_to
+from specforge.sweep.trial import FAILED, PRUNED, run_trial
 
 OUTCOME = "outcome.json"
 

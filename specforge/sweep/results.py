@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.table import Table
 
-from specforge.runs import directory as runs
 from specforge.base.fileio import write_text
-from specforge.training.progress import format_value
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.space import SweepConfig
 from specforge.sweep.trial import COMPLETE, FAILED, PRUNED
-from rich.table import Table
+from specforge.training.progress import format_value
 
 RUNNING, INTERRUPTED = "running", "interrupted"
 #: States in the order the final table lists them (each sorted by the objective within).

@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from specforge.runs import directory as runs
 from specforge.base.errors import RunError
+from specforge.base.raycluster import connect
+from specforge.runs import directory as runs
 from specforge.spec import Spec
 from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
+from specforge.sweep.local import run_local
+from specforge.sweep.ray_tune import run_ray
 from specforge.sweep.results import INTERRUPTED, SweepResult, TrialRecord, finish
 from specforge.sweep.space import SweepConfig
-from specforge.base.raycluster import connect
-from specforge.sweep.ray_tune import run_ray
-from specforge.sweep.local import run_local
 from specforge.sweep.study import optuna_module, planned_trials
 
 BACKENDS = ("local", "ray")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from specforge.base.errors import Location, Problem, SpecError
+from specforge.graph.dag import infer_graph
+from specforge.options import metrics
 from specforge.spec import Spec, format_path, override_spec, parse_path, spec_from_dict
 from specforge.spec.reader import SpecPath
-from specforge.options import metrics
-from specforge.graph.dag import infer_graph
 
 FLOAT_KINDS = ("uniform", "loguniform")
 #: Where inside a float range the extra checked value sits (not a whole number for whole-number ends).

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import json
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
 
-from specforge.runs import directory as runs
 from specforge.base.errors import RunError
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.results import INTERRUPTED, RUNNING, TrialRecord
 from specforge.sweep.space import SweepConfig
 from specforge.sweep.trial import COMPLETE, FAILED, PRUNED, run_trial
-import itertools
-import random
 
 STUDY_NAME = "specforge-sweep"
 INSTALL = "pip install 'specforge[sweep]'"

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from specforge.base.errors import SpecforgeError
 from specforge.options.callbacks import Callback
 from specforge.sweep.space import SweepConfig
-from specforge.base.errors import SpecforgeError
-from specforge.training.progress import Silent
 from specforge.training.loop import fit
+from specforge.training.progress import Silent
 
 #: ``report(epoch, value) -> prune?``; epochs count from 1.
 Report = Callable[[int, float], bool]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
 from specforge.base.errors import SpecforgeError
 from specforge.sweep.space import sweep_from_payload
 from specforge.sweep.study import work

@@ -9,12 +9,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from specforge.options import losses, metrics as metric_kinds
-from specforge.data import Dataset, Preprocessing, Split, iterate_batches, load_data
 from specforge.base.errors import RunError
+from specforge.data import Dataset, Preprocessing, Split, iterate_batches, load_data
+from specforge.graph.model import Model
+from specforge.options import losses, metrics
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
-from specforge.graph.model import Model
 from specforge.runs.directory import Run, display_path
 
 
@@ -156,7 +156,7 @@ def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None
     model = run.model
     confusion = Confusion(model.graph.output_shape[-1]) if details else None
     results = evaluate_split(model, chosen, losses.get(config["compile"]["loss"]),
-                             metric_kinds.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
+                             metrics.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
                              batch_size or config["fit"]["batch_size"], Preprocessing.from_dict(run.preprocessing),
                              observe=confusion, on_batch=on_batch)
     results = {"split": split, "examples": len(chosen), **results}
