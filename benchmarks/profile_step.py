@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from specforge.options import metrics as metric_kinds
 from specforge.options import optimizers
-from specforge.api import build, load_data, load_spec  # noqa: E402
+from specforge.api import build_graph, load_data, load_spec  # noqa: E402
 from specforge.data import Split  # noqa: E402
 from specforge.training.evaluate import labels_and_targets, update_metrics  # noqa: E402
 from specforge.options.losses import get as get_loss  # noqa: E402
@@ -130,7 +130,7 @@ def main() -> None:
 
     spec = load_spec(args.spec)
     args.batch_size = args.batch_size or spec.config["fit"]["batch_size"]
-    graph = build(spec)
+    graph = build_graph(spec)
     model = Model.initialize(graph, np.random.default_rng(0))
     loss = get_loss(spec.config["compile"]["loss"])
     optimizer = optimizers.create(spec.config["compile"]["optimizer"])

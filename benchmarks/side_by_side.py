@@ -22,7 +22,7 @@ from benchmarks.rates import best_rate
 from benchmarks.rounds import Measured, alternate
 from specforge.options import losses
 from specforge.options import optimizers
-from specforge.api import build, load_spec
+from specforge.api import build_graph, load_spec
 from specforge.training.evaluate import labels_and_targets
 from specforge.graph.model import Model
 
@@ -54,7 +54,7 @@ class SideBySide:
         spec = load_spec(path)
         self.name = Path(path).stem
         self.config = spec.config
-        self.graph = build(spec)
+        self.graph = build_graph(spec)
         self.model = Model.initialize(self.graph, np.random.default_rng(self.config["fit"]["seed"]))
         self.loss = losses.get(self.config["compile"]["loss"])
         self.optimizer = optimizers.create(self.config["compile"]["optimizer"])

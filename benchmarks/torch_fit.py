@@ -19,7 +19,7 @@ import torch  # noqa: E402
 
 from benchmarks.torch_twin import TorchTwin, TwinTrainer, to_torch  # noqa: E402
 from specforge.options import losses
-from specforge.api import build, load_data, load_spec  # noqa: E402
+from specforge.api import build_graph, load_data, load_spec  # noqa: E402
 from specforge.data import iterate_batches  # noqa: E402
 from specforge.training.evaluate import labels_and_targets  # noqa: E402
 from specforge.predict.session import default_threads  # noqa: E402
@@ -38,7 +38,7 @@ def fit(path: str | Path, epochs: int) -> None:
     spec = load_spec(path)
     config = spec.config
     data = load_data(spec)
-    model = Model.initialize(build(spec), generators(config["fit"]["seed"])[0])
+    model = Model.initialize(build_graph(spec), generators(config["fit"]["seed"])[0])
     loss = losses.get(config["compile"]["loss"])
     trainer = TwinTrainer(TorchTwin(model), loss, config["compile"]["optimizer"])
     units = model.graph.output_shape[-1]

@@ -7,7 +7,7 @@ import pytest
 
 from specforge.options import losses
 from specforge.options import optimizers
-from specforge.api import build
+from specforge.api import build_graph
 from specforge.base.errors import ShapeError, SpecError
 from specforge.graph.dag import INPUT_NODE
 from specforge.graph.model import Model
@@ -34,7 +34,7 @@ def make_spec(layers, input_shape=(5, 4, 2), output=None, loss="categorical_cros
 
 
 def residual_model(dtype=np.float64, seed=0):
-    graph = build(make_spec(RESIDUAL))
+    graph = build_graph(make_spec(RESIDUAL))
     model = Model.initialize(graph, np.random.default_rng(seed))
     return Model(graph, [{name: value.astype(dtype) for name, value in params.items()} for params in model.params])
 
@@ -45,7 +45,7 @@ def batch(dtype=np.float64, n=6, seed=1):
 
 
 def test_nodes_name_their_inputs_in_topological_order():
-    graph = build(make_spec(RESIDUAL))
+    graph = build_graph(make_spec(RESIDUAL))
     names = [node.layer.name for node in graph.nodes]
     index = {name: position for position, name in enumerate(names)}
     assert graph.nodes[index["add"]].inputs == (index["bn"], index["stem_relu"])
@@ -97,7 +97,7 @@ def test_training_over_a_graph_is_bit_identical_when_rerun():
 def test_the_output_can_be_any_layer_and_unused_layers_are_left_out_with_a_warning():
     layers = [{"type": "Flatten", "name": "flat"}, {"type": "Dense", "units": 3, "name": "head"},
               {"type": "Dense", "units": 5, "name": "probe", "inputs": "flat"}]
-    graph = build(make_spec(layers, output="head", loss="mean_squared_error"))
+    graph = build_graph(make_spec(layers, output="head", loss="mean_squared_error"))
     assert [node.layer.name for node in graph.nodes] == ["flat", "head"]
     (warning,) = graph.warnings
     assert warning.format().split(": ", 1)[1] == ("warning: model.layers[2]: nothing takes the output of 'probe', "
@@ -106,7 +106,7 @@ def test_the_output_can_be_any_layer_and_unused_layers_are_left_out_with_a_warni
 
 
 def test_a_chain_keeps_its_order_and_default_names():
-    graph = build(make_spec([{"type": "Conv2D", "filters": 2, "kernel_size": 3, "activation": "relu"},
+    graph = build_graph(make_spec([{"type": "Conv2D", "filters": 2, "kernel_size": 3, "activation": "relu"},
                              {"type": "Conv2D", "filters": 2, "kernel_size": 1, "name": "conv2d_1"},
                              {"type": "Conv2D", "filters": 2, "kernel_size": 1}, {"type": "Flatten"},
                              {"type": "Dense", "units": 3}], loss="mean_squared_error"))
@@ -131,7 +131,7 @@ def test_a_chain_keeps_its_order_and_default_names():
 ])
 def test_graph_mistakes_are_located(layers, output, error, message):
     with pytest.raises(error) as raised:
-        build(make_spec(layers, output=output, loss="mean_squared_error"))
+        build_graph(make_spec(layers, output=output, loss="mean_squared_error"))
     assert [problem.format().split(": error: ", 1)[1] for problem in raised.value.problems] == [message]
 
 

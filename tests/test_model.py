@@ -4,7 +4,7 @@ import pytest
 from helpers import numerical_gradient
 from specforge.options import losses
 from specforge.options import optimizers
-from specforge.api import build
+from specforge.api import build_graph
 from specforge.base.errors import RunError
 from specforge.ops import flat
 from specforge.graph.model import Model
@@ -30,7 +30,7 @@ CONV_LAYERS = [
 
 
 def conv_model(dtype=np.float64, seed=0):
-    graph = build(make_spec(CONV_LAYERS, [5, 4, 2]))
+    graph = build_graph(make_spec(CONV_LAYERS, [5, 4, 2]))
     model = Model.initialize(graph, np.random.default_rng(seed))
     for params in model.params:
         for name in params:
@@ -83,7 +83,7 @@ def test_trainable_parameters_leave_out_moving_statistics_in_graph_order():
 
 
 def test_loss_without_a_fused_activation_runs_every_node():
-    graph = build(make_spec([{"type": "Dense", "units": 2}], [3], loss="mean_squared_error", classes=2))
+    graph = build_graph(make_spec([{"type": "Dense", "units": 2}], [3], loss="mean_squared_error", classes=2))
     model = Model.initialize(graph, np.random.default_rng(0))
     loss = losses.get("mean_squared_error")
     assert not model.fuses(loss)
@@ -151,7 +151,7 @@ def test_weights_round_trip_through_npz(tmp_path):
 
 def test_weights_of_another_model_are_refused(tmp_path):
     conv_model(np.float32).save_weights(tmp_path / "weights.npz")
-    graph = build(make_spec([{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}], [5, 4, 2]))
+    graph = build_graph(make_spec([{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}], [5, 4, 2]))
     model = Model.initialize(graph, np.random.default_rng(0))
     with pytest.raises(RunError, match="do not fit this model"):
         model.load_weights(tmp_path / "weights.npz")

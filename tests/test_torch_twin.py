@@ -23,7 +23,7 @@ from helpers import CASES, make_layer
 from needs import require
 from specforge.options import losses
 from specforge.options import optimizers
-from specforge.api import build, load_spec
+from specforge.api import build_graph, load_spec
 from specforge.training.evaluate import labels_and_targets
 from specforge.graph.dag import Graph, Node
 from specforge.layers import REGISTRY
@@ -54,7 +54,7 @@ def _needs_torch():
 def _model(path: Path, dtype=np.float32) -> tuple[Model, dict]:
     """The spec's model with fresh weights of ``dtype``, and the spec's config."""
     spec = load_spec(path)
-    model = Model.initialize(build(spec), np.random.default_rng(0))
+    model = Model.initialize(build_graph(spec), np.random.default_rng(0))
     return Model(model.graph, [{name: value.astype(dtype) for name, value in params.items()}
                                for params in model.params]), spec.config
 

@@ -17,6 +17,7 @@ from specforge.base.errors import DataError
 from specforge.base.fileio import atomic_open, write_text
 from specforge.export.inspect import format_description
 from specforge.graph.dag import Graph
+from specforge.graph.picture import write_picture
 from specforge.graph.summary import summary_json, summary_parts
 from specforge.predict.images import Prediction, PredictionReport
 from specforge.predict.table import RowPredictions
@@ -260,4 +261,4 @@ def print_summary(spec: Spec, graph: Graph) -> None:
 
 __all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_per_class",
            "format_confusion", "format_runs", "format_comparison", "latest_note", "format_description",
-           "display_path", "print_summary", "summary_json", "sweep_view", "print_sweep"]
+           "display_path", "print_summary", "summary_json", "sweep_view", "print_sweep", "write_picture"]

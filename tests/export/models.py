@@ -9,7 +9,7 @@ import yaml
 
 from specforge.options import losses
 from specforge.options import optimizers
-from specforge.api import build
+from specforge.api import build_graph
 from specforge.data import Dataset, load_dataset
 from specforge.export.run_export import export_classifier, parity_batch
 from specforge.graph.model import Model
@@ -52,7 +52,7 @@ def dataset_of(spec: Spec, graph) -> Dataset:
 def trained_model(spec: Spec, steps: int = 2, batch_size: int = 32) -> tuple[Model, Dataset]:
     """The spec's model, initialised from its seed and moved by ``steps`` training steps on the first
     training examples, so biases and batch statistics are no longer at their initial values."""
-    graph = build(spec)
+    graph = build_graph(spec)
     dataset = dataset_of(spec, graph)
     rng = np.random.default_rng(spec.config["fit"].get("seed", 0))
     model = Model.initialize(graph, rng)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from export.models import SPECS_DIR
-from specforge.api import build, load_spec
+from specforge.api import build_graph, load_spec
 from specforge.export.onnx import graph_to_onnx
 from specforge.export.parity import first_mismatch
 from specforge.graph.dag import infer_graph
@@ -99,7 +99,7 @@ def test_first_mismatch_names_the_first_differing_node_in_topological_order(monk
 
 
 def test_onnx_node_names_follow_the_hierarchical_names_of_blocks():
-    graph = build(load_spec(SPECS_DIR / "residual.yaml"))
+    graph = build_graph(load_spec(SPECS_DIR / "residual.yaml"))
     model = trained(graph)
     onnx_model = graph_to_onnx(graph, model.params)
     names = {node.name for node in onnx_model.graph.node}
