@@ -36,7 +36,7 @@ from specforge.options import optimizers
 from specforge.api import build_graph, load_data, load_spec  # noqa: E402
 from specforge.data import Split  # noqa: E402
 from specforge.training.evaluate import labels_and_targets, update_metrics  # noqa: E402
-from specforge.options.losses import get as get_loss  # noqa: E402
+from specforge.options.losses import create as create_loss  # noqa: E402
 from specforge.graph.model import Model, StepValues, gather_gradients  # noqa: E402
 
 
@@ -132,7 +132,7 @@ def main() -> None:
     args.batch_size = args.batch_size or spec.config["fit"]["batch_size"]
     graph = build_graph(spec)
     model = Model.initialize(graph, np.random.default_rng(0))
-    loss = get_loss(spec.config["compile"]["loss"])
+    loss = create_loss(spec.config["compile"]["loss"])
     optimizer = optimizers.create(spec.config["compile"]["optimizer"])
     metrics = metric_kinds.create(spec.config["compile"]["metrics"], graph.output_shape[-1])
     train = load_data(spec).train

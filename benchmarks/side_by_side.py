@@ -56,7 +56,7 @@ class SideBySide:
         self.config = spec.config
         self.graph = build_graph(spec)
         self.model = Model.initialize(self.graph, np.random.default_rng(self.config["fit"]["seed"]))
-        self.loss = losses.get(self.config["compile"]["loss"])
+        self.loss = losses.create(self.config["compile"]["loss"])
         self.optimizer = optimizers.create(self.config["compile"]["optimizer"])
         self.twin = TorchTwin(self.model)
         self.trainer = TwinTrainer(self.twin, self.loss, self.config["compile"]["optimizer"])

@@ -39,7 +39,7 @@ def fit(path: str | Path, epochs: int) -> None:
     config = spec.config
     data = load_data(spec)
     model = Model.initialize(build_graph(spec), generators(config["fit"]["seed"])[0])
-    loss = losses.get(config["compile"]["loss"])
+    loss = losses.create(config["compile"]["loss"])
     trainer = TwinTrainer(TorchTwin(model), loss, config["compile"]["optimizer"])
     units = model.graph.output_shape[-1]
     x, labels, targets = whole_split(data.train, loss, units)

@@ -60,7 +60,7 @@ def test_nodes_name_their_inputs_in_topological_order():
 def test_gradients_over_the_graph_equal_finite_differences():
     model = residual_model()
     x, y = batch()
-    loss = losses.get("categorical_crossentropy")
+    loss = losses.create("categorical_crossentropy")
     value, _, grads, _ = model.gradients(x, y, loss)
 
     def loss_now() -> float:
@@ -85,9 +85,9 @@ def test_training_over_a_graph_is_bit_identical_when_rerun():
     for _ in range(2):
         model = residual_model(np.float32)
         x, y = batch(np.float32, n=8)
-        optimizer = optimizers.create({"name": "adam", "learning_rate": 0.01})
+        optimizer = optimizers.create(optimizers.resolve({"name": "adam", "learning_rate": 0.01}))
         for _ in range(3):
-            model.train_step(x, y, losses.get("categorical_crossentropy"), optimizer)
+            model.train_step(x, y, losses.create("categorical_crossentropy"), optimizer)
         finals.append(model.weight_arrays())
     assert finals[0].keys() == finals[1].keys()
     for key in finals[0]:

@@ -57,7 +57,7 @@ def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
         return [Problem(f"the model's output has shape {output} but a classifier of {classes} classes needs "
                         f"({classes},); end with Flatten (or GlobalAveragePooling2D) and Dense with units: {classes}",
                         spec.locate(path))]
-    loss = losses.get(spec.config["compile"]["loss"])
+    loss = losses.create(spec.config["compile"]["loss"])
     binary = loss.name == "binary_crossentropy" and output[0] == 1 and classes == 2
     if output[0] != classes and not binary:
         where = path + ("units",) if "units" in layer else path
@@ -68,7 +68,7 @@ def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
 
 
 def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
-    loss = losses.get(spec.config["compile"]["loss"])
+    loss = losses.create(spec.config["compile"]["loss"])
     problems = []
     path, layer = _output_layer(spec, graph)
     hint = loss.fits(graph.final_activation, graph.output_shape[-1])
@@ -106,7 +106,7 @@ def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
                 for index, metric in enumerate(metrics) if METRICS[metric["name"]].takes_targets != regression]
     if not regression:
         return problems
-    loss = losses.get(spec.config["compile"]["loss"])
+    loss = losses.create(spec.config["compile"]["loss"])
     if loss.label_encoding != "any" or loss.fused_activation is not None:
         problems.append(Problem(f"{loss.name} is a classification loss and the target is numeric; use "
                                 "mean_squared_error, mean_absolute_error or huber", spec.locate(("compile", "loss"))))

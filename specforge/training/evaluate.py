@@ -155,7 +155,7 @@ def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None
     dataset, chosen = run_split(run, split, limit)
     model = run.model
     confusion = Confusion(model.graph.output_shape[-1]) if details else None
-    results = evaluate_split(model, chosen, losses.get(config["compile"]["loss"]),
+    results = evaluate_split(model, chosen, losses.create(config["compile"]["loss"]),
                              metrics.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
                              batch_size or config["fit"]["batch_size"], Preprocessing.from_dict(run.preprocessing),
                              observe=confusion, on_batch=on_batch)

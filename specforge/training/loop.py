@@ -69,7 +69,7 @@ def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
         dataset = load_data(config, base_dir, limits)
     except DataError as error:
         raise spec.located(error) from None
-    setup = _Setup(spec, graph, dataset, losses.get(config["compile"]["loss"]),
+    setup = _Setup(spec, graph, dataset, losses.create(config["compile"]["loss"]),
                    metrics.create(config["compile"]["metrics"], graph.output_shape[-1]),
                    optimizers.create(config["compile"]["optimizer"]), [])
     try:

@@ -56,7 +56,7 @@ def trained_model(spec: Spec, steps: int = 2, batch_size: int = 32) -> tuple[Mod
     dataset = dataset_of(spec, graph)
     rng = np.random.default_rng(spec.config["fit"].get("seed", 0))
     model = Model.initialize(graph, rng)
-    loss = losses.get(spec.config["compile"]["loss"])
+    loss = losses.create(spec.config["compile"]["loss"])
     optimizer = optimizers.create(spec.config["compile"]["optimizer"])
     prep = dataset.preprocessing
     for step in range(steps):
