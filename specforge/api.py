@@ -78,7 +78,7 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
     try:
         if data:
             check_data(spec.config, spec.base_dir, graph.output_shape[-1])
-        callbacks.create(spec.config["fit"]["callbacks"], spec.config["fit"]["epochs"], _log_names(spec, graph))
+        callbacks.create(spec.config["fit"]["callbacks"], _log_names(spec, graph))
     except SpecforgeError as error:
         raise spec.located(error) from None
     if "sweep" in spec.config:

@@ -40,9 +40,8 @@ class Outcome:
 
 
 class _Reporter(Callback):
-    """Hands the objective to the sweep after every epoch and stops training when it says prune."""
-
-    type = "SweepReporter"
+    """Hands the objective to the sweep after every epoch and stops training when it says prune (an observer,
+    not a kind a spec may name: it has no ``type``)."""
 
     def __init__(self, metric: str, report: Report, epochs: int):
         self.metric, self.report, self.epochs = metric, report, epochs

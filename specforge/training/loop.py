@@ -73,8 +73,7 @@ def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
                    metrics.create(config["compile"]["metrics"], graph.output_shape[-1]),
                    optimizers.create(config["compile"]["optimizer"]), [])
     try:
-        setup.callbacks = callbacks.create(config["fit"]["callbacks"], config["fit"]["epochs"],
-                                                setup.log_names())
+        setup.callbacks = callbacks.create(config["fit"]["callbacks"], setup.log_names())
     except SpecError as error:
         raise spec.located(error) from None
     return setup
