@@ -57,7 +57,7 @@ class Activation(ActivationLayer):
     examples = [({"activation": name}, (2, 3, 4)) for name in ACTIVATION_NAMES]
 
     def function(self):
-        return activations.get_activation(self.config["activation"])
+        return activations.create(self.config["activation"])
 
 
 class ReLU(ActivationLayer):
@@ -107,4 +107,4 @@ class Softmax(ActivationLayer):
     examples = [({}, (5,)), ({}, (2, 3, 4))]
 
     def function(self):
-        return activations.get_activation("softmax")
+        return activations.create("softmax")

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from specforge.base.errors import SpecError
-from specforge.base.registry import Registry
+from specforge.base.registry import Kind, Registry
 from specforge.base.defaults import with_defaults
 
 SCHEDULES = ("step", "exponential", "cosine")
@@ -133,7 +133,7 @@ CALLBACKS: Registry[type[Callback]] = Registry("callback", lambda cls: cls.type)
 
 
 @dataclass(kw_only=True, eq=False)
-class Callback:
+class Callback(Kind, registry=CALLBACKS, key="type"):
     """Base of the callbacks: hooks that do nothing, and state made of the attributes in ``state_fields``.
 
     A kind is a keyword-only dataclass whose fields are its options, every one given (``create`` takes them
@@ -150,11 +150,6 @@ class Callback:
     state_fields: ClassVar[tuple[str, ...]] = ()
     #: where the spec lists it, for error messages
     path: str = field(default="fit.callbacks", repr=False)
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "type" in cls.__dict__:
-            CALLBACKS.register(cls)
 
     def on_train_begin(self, trainer: Trainer) -> None:
         pass

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from specforge.base.errors import DataError, SpecError
-from specforge.base.registry import Registry, named_kind_schema
+from specforge.base.registry import Kind, Registry, named_kind_schema
 from specforge.base.defaults import with_defaults
 
 #: Keras' clipping of probabilities before a logarithm (``backend.epsilon()``).
@@ -20,7 +20,7 @@ LOSSES: Registry[type[Loss]] = Registry("loss", lambda loss: loss.name)
 
 
 @dataclass(kw_only=True, eq=False, repr=False)
-class Loss:
+class Loss(Kind, registry=LOSSES, key="name"):
     """A loss over a batch: the mean of a per-example loss, and its gradient with respect to the outputs.
 
     What a loss expects of the network, for validation and for the training loop:
@@ -47,11 +47,6 @@ class Loss:
     output_activations: ClassVar[tuple[str, ...] | None] = None
     #: what ``output_activations`` produce, for the message of ``fits``.
     expects: ClassVar[str] = ""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__:
-            LOSSES.register(cls)
 
     def __repr__(self) -> str:
         return f"<loss {self.name}>"

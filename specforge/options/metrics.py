@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from specforge.base.errors import SpecError
-from specforge.base.registry import Registry, named_kind_schema
+from specforge.base.registry import Kind, Registry, named_kind_schema
 from specforge.base.defaults import with_defaults
 
 #: Every metric a spec may name, by name: each ``Metric`` subclass with a ``kind``, as it is defined.
@@ -28,7 +28,7 @@ METRICS: Registry[type[Metric]] = Registry("metric", lambda cls: cls.kind)
 
 
 @dataclass(kw_only=True, eq=False, repr=False)
-class Metric:
+class Metric(Kind, registry=METRICS, key="kind"):
     """An accumulator: ``reset()``, ``update(probabilities, labels)`` per batch, ``result()``.
 
     A kind is a keyword-only dataclass whose fields are its options (every one given: ``create`` takes them
@@ -44,11 +44,6 @@ class Metric:
     takes_targets: ClassVar[bool] = False
 
     name: str
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "kind" in cls.__dict__:
-            METRICS.register(cls)
 
     def __post_init__(self) -> None:
         self.reset()

@@ -22,7 +22,7 @@ import numpy as np
 from specforge.base.errors import RunError
 from specforge.ops import flat
 from specforge.ops.scratch import scratch
-from specforge.base.registry import Registry, named_kind_schema
+from specforge.base.registry import Kind, Registry, named_kind_schema
 from specforge.base.defaults import with_defaults
 
 
@@ -70,7 +70,7 @@ OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer", lambda cls: cls.na
 
 
 @dataclass(kw_only=True, eq=False)
-class Optimizer:
+class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
     """Updates a fixed list of parameters from their gradients, one ``step`` per batch.
 
     A kind is a keyword-only dataclass whose fields are its options, every one given (``create`` takes them
@@ -96,11 +96,6 @@ class Optimizer:
     #: the weights of the last step, and their flat view with the state's (None: weight by weight)
     _weights: tuple[np.ndarray, ...] = field(default=(), init=False, repr=False)
     _runs: tuple[np.ndarray, dict[str, np.ndarray]] | None = field(default=None, init=False, repr=False)
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__:
-            OPTIMIZERS.register(cls)
 
     def __post_init__(self) -> None:
         self.learning_rate = float(self.learning_rate)

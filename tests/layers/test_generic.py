@@ -69,7 +69,7 @@ def test_float32_step_equals_float64_step(kind, config, shape, activation):
     """Training runs in float32 and may take other kernels than the float64 the gradient checks see
     (onnxruntime's convolutions): both give the same forward and backward, up to float32 rounding."""
     _, params64 = make_layer(kind, config, shape)
-    fused = ACTIVATIONS[activation] if activation else None
+    fused = ACTIVATIONS[activation]() if activation else None
     x64 = np.random.default_rng(12).standard_normal((BATCH, *shape))
     results = []
     for dtype in (np.float64, np.float32):
