@@ -42,9 +42,9 @@ from specforge.options.callbacks import Callback
 from specforge.predict import images, table
 from specforge.predict.images import PredictionReport
 from specforge.predict.table import RowPredictions
-from specforge.runs import plots, records
+from specforge.runs import listing, plots
 from specforge.runs.directory import Run, open_run
-from specforge.runs.records import Comparison, RunRecord
+from specforge.runs.listing import Comparison, RunRecord
 from specforge.serve.app import Limits
 from specforge.serve.server import serve as run_server
 from specforge.spec import Spec, load_spec
@@ -125,19 +125,19 @@ def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | No
 def runs(name: str | None = None, root: str | Path = "runs") -> list[RunRecord]:
     """``specforge runs [NAME]``: every run under ``root`` (or spec ``name``'s) with its status, epochs, best
     monitored value, test metrics, duration and spec hash."""
-    return records.list_runs(name, root)
+    return listing.list_runs(name, root)
 
 
 def compare_runs(a: Run | str | Path, b: Run | str | Path) -> Comparison:
     """``specforge runs compare A B``: the spec values that differ between two runs, and both runs' results."""
-    return records.compare_runs(*(run.path if not isinstance(run, (str, Path)) else run for run in (a, b)))
+    return listing.compare_runs(*(run.path if not isinstance(run, (str, Path)) else run for run in (a, b)))
 
 
 def plot(runs: Sequence[Run | str | Path], out: str | Path | None = None) -> Path:
     """``specforge plot``: a PNG of the runs' training curves (default: RUN/curves.png for one run, else
     curves.png here); needs matplotlib (``specforge[plot]``)."""
     paths = [run.path if not isinstance(run, (str, Path)) else Path(run) for run in runs]
-    curves = [records.run_curves(path) for path in paths]
+    curves = [listing.run_curves(path) for path in paths]
     default = Path(curves[0].label) / "curves.png" if len(curves) == 1 else Path("curves.png")
     return plots.plot_curves(curves, out or default)
 

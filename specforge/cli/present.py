@@ -22,7 +22,7 @@ from specforge.graph.summary import summary_json, summary_parts
 from specforge.predict.images import Prediction, PredictionReport
 from specforge.predict.table import RowPredictions
 from specforge.runs.directory import LATEST, counts_as_latest, display_path
-from specforge.runs.records import Comparison, RunRecord
+from specforge.runs.listing import Comparison, RunRecord
 from specforge.spec import Spec
 from specforge.sweep.display import LiveTable, TrialLines, print_result
 from specforge.training.progress import format_logs

@@ -15,7 +15,7 @@ import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.base.fileio import atomic_open
-from specforge.runs.records import Curves
+from specforge.runs.listing import Curves
 
 PLOT_EXTRA = "pip install 'specforge[plot]'"
 #: Per-run colours (matplotlib's tab10), in the order the runs are given.

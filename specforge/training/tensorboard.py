@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from specforge.base.errors import Location, SpecError
-from specforge.runs.records import flatten
+from specforge.runs.listing import flatten
 
 #: The log's folder inside a run directory.
 LOG_DIR = "tensorboard"

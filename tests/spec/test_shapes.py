@@ -2,7 +2,6 @@
 
 import pytest
 
-from specforge import api
 from specforge.graph.dag import infer_graph
 from specforge.spec import spec_from_dict
 
