@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.data.mnist import NUM_CLASSES as MNIST_CLASSES
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.sources import create as create_source
 from specforge.data.splits import Loaded, Split
-from specforge.base.errors import DataError
 
 Validation = str | float
 

@@ -25,9 +25,9 @@ from typing import Any, ClassVar, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from specforge.base.defaults import with_defaults
 from specforge.base.errors import SpecError
 from specforge.base.registry import Kind, Registry
-from specforge.base.defaults import with_defaults
 
 SCHEDULES = ("step", "exponential", "cosine")
 

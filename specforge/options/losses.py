@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from specforge.base.defaults import with_defaults
 from specforge.base.errors import DataError, SpecError
 from specforge.base.registry import Kind, Registry, named_kind_schema
-from specforge.base.defaults import with_defaults
 
 #: Keras' clipping of probabilities before a logarithm (``backend.epsilon()``).
 EPSILON = 1e-7

@@ -19,9 +19,9 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from specforge.base.defaults import with_defaults
 from specforge.base.errors import SpecError
 from specforge.base.registry import Kind, Registry, named_kind_schema
-from specforge.base.defaults import with_defaults
 
 #: Every metric a spec may name, by name: each ``Metric`` subclass with a ``kind``, as it is defined.
 METRICS: Registry[type[Metric]] = Registry("metric", lambda cls: cls.kind)

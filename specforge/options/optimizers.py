@@ -19,11 +19,11 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
+from specforge.base.defaults import with_defaults
 from specforge.base.errors import RunError
+from specforge.base.registry import Kind, Registry, named_kind_schema
 from specforge.ops import flat
 from specforge.ops.scratch import scratch
-from specforge.base.registry import Kind, Registry, named_kind_schema
-from specforge.base.defaults import with_defaults
 
 
 def _number(description: str, default: float, **bounds: float) -> dict:

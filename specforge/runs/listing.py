@@ -11,8 +11,17 @@ from typing import Any, Mapping
 import numpy as np
 
 from specforge.base.errors import RunError
-from specforge.runs.directory import (HISTORY_JSON, LATEST, MANIFEST, METRICS, RESOLVED, RUNS_ROOT, display_path, read_json,
-                            resolve_run_path)
+from specforge.runs.directory import (
+    HISTORY_JSON,
+    LATEST,
+    MANIFEST,
+    METRICS,
+    RESOLVED,
+    RUNS_ROOT,
+    display_path,
+    read_json,
+    resolve_run_path,
+)
 
 
 def higher_is_better(name: str, mode: str = "auto") -> bool:
