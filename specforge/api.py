@@ -22,16 +22,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from specforge import __version__
-from specforge.base.errors import (
-    DataError,
-    RunError,
-    SpecforgeError,
-    SweepInterrupted,
-    TrainingInterrupted,
-)
-from specforge.data import Dataset, render_grid
-from specforge.data import data_info as describe_data
-from specforge.data import load_data as load_dataset
+from specforge.base.errors import DataError, Problem, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
+from specforge.data import Dataset, data_info as describe_data, load_data as load_dataset, render_grid
 from specforge.data.precheck import check_data
 from specforge.data.table.info import render_histograms
 from specforge.export.inspect import describe as describe_model
@@ -53,16 +45,16 @@ from specforge.spec.starter import write_template as write_starter
 from specforge.sweep.results import SweepResult
 from specforge.sweep.runner import OnUpdate, run_sweep
 from specforge.sweep.space import sweep_config
-from specforge.training import evaluate as evaluation
-from specforge.training import loop
+from specforge.training import evaluate as evaluation, loop
+from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.progress import Progress
 
 if TYPE_CHECKING:
     from specforge.export.run_export import ExportResult
 
-__all__ = ["__version__", "load_spec", "build_graph", "validate", "fit", "evaluate", "load_run", "predict",
-           "load_data", "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file",
-           "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion",
+__all__ = ["__version__", "load_spec", "build_graph", "validate", "fit", "evaluate", "evaluation_warnings", "load_run",
+           "predict", "load_data", "data_info", "render_samples", "export", "predict_onnx", "predict_rows",
+           "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion",
            "plot_misclassified", "write_schema", "write_template", "sweep", "SpecforgeError", "DataError",
            "RunError", "TrainingInterrupted", "SweepInterrupted"]
 
@@ -120,6 +112,15 @@ def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | No
     ``details``, also ``per_class`` precision, recall, F1 and support and the ``confusion_matrix``;
     ``on_batch(done, total)`` after each batch (a progress bar)."""
     return evaluation.evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details, on_batch=on_batch)
+
+
+def evaluation_warnings(run: Run | str | Path) -> list[Problem]:
+    """Remarks on a run's scores that stop nothing: moving statistics of batch normalization that had too few
+    training steps to move from their initial values (for a run that recorded its steps)."""
+    run = _as_run(run)
+    steps = run.manifest.get("steps_completed")
+    warning = None if steps is None else unsettled_statistics(run.spec(), run.graph, steps)
+    return [] if warning is None else [warning]
 
 
 def runs(name: str | None = None, root: str | Path = "runs") -> list[RunRecord]:

@@ -39,7 +39,8 @@ def test_train_writes_every_file_of_the_run_and_prints_its_path(trained):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "Epoch 1/1"
-    assert lines[1].startswith("5/5 [==============================] - ") and " - val_accuracy: " in lines[1]
+    assert lines[1].startswith("1/5 [=====>........................] - ETA: ")  # a log sees the first batch
+    assert lines[2].startswith("5/5 [==============================] - ") and " - val_accuracy: " in lines[2]
     assert lines[-3].startswith("test (64 examples) - loss: ")
     assert lines[-2] == "run: runs/mnist-cnn/1"
     assert lines[-1] == "latest: unchanged (a run on a slice of the data)"

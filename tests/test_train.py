@@ -129,7 +129,9 @@ def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
     run = train(tmp_path, "early", spec=spec, progress=Record())
     history = json.loads((run.path / "history.json").read_text())
     # "max" on a falling loss: epoch 0 is the best, epoch 1 does not improve, patience 1 stops there.
-    assert len(history["loss"]) == 2 and lines == ["Epoch 2: early stopping"]
+    assert len(history["loss"]) == 2 and lines[0] == "Epoch 2: early stopping"
+    # then, the run having stopped early, the batch normalization's moving statistics have barely moved
+    assert len(lines) == 2 and ": warning: model.layers[1]: after 20 training steps the moving mean" in lines[1]
     assert run.manifest["epochs_completed"] == 2 and run.manifest["status"] == "completed"
 
 
@@ -204,6 +206,21 @@ END_OF_EPOCH = "1875/1875 [==============================] - 41s 22ms/step - los
 
 def test_progress_prints_keras_lines_to_a_log():
     assert report_one_epoch(io.StringIO()) == f"Epoch 1/3\n{END_OF_EPOCH}\n"
+
+
+def test_a_log_shows_the_first_batch_and_then_a_line_every_interval():
+    stream, clock = io.StringIO(), Clock()
+    progress = ConsoleProgress(stream, clock=clock)
+    progress.epoch_start(0, 3, 1875)
+    for step in range(1, 1876):
+        clock.now = step * 0.022
+        progress.batch_end(step, {"loss": 0.2345})
+    progress.epoch_end({"loss": 0.2345})
+    lines = stream.getvalue().splitlines()
+    assert lines[:2] == ["Epoch 1/3", "   1/1875 [..............................] - ETA: 41s - loss: 0.2345"]
+    # then one line each LOG_INTERVAL seconds of the 41 s epoch, and the epoch's own line
+    assert [line.split(" [")[0] for line in lines[2:]] == [" 683/1875", "1365/1875", "1875/1875"]
+    assert lines[-1] == "1875/1875 [==============================] - 41s 22ms/step - loss: 0.2345"
 
 
 def test_progress_redraws_the_bar_in_place_on_a_terminal():

@@ -191,6 +191,8 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
     finally:
         if bar is not None:
             bar.close()
+    for warning in api.evaluation_warnings(run):
+        typer.echo(warning.format(), err=True)
     picture = api.plot_confusion(run, results) if plot else None
     if as_json:
         _echo_json({**results, **({"confusion_png": str(picture)} if picture else {})})

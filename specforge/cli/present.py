@@ -130,8 +130,10 @@ def table_info_lines(info: dict) -> list[str]:
             return "no values"
         return f"{stats['min']:.4g}..{stats['max']:.4g}, mean {stats['mean']:.4g}, std {stats['std']:.4g}"
 
+    dropped = sum(map(len, info["dropped_missing_target"].values()))
     lines = ["rows: " + ", ".join(f"{name} {split['count']}" for name, split in info["splits"].items())
-             + f"; {info['preprocessing']['input_shape'][0]} model inputs"]
+             + f"; {info['preprocessing']['input_shape'][0]} model inputs"
+             + (f"; {dropped} without a target left out" if dropped else "")]
     for column in info["columns"]:
         missing = ", ".join(f"{name} {count}" for name, count in column["missing"].items())
         detail = (spread(column) + f", scale {column['scale']}" if column["type"] == "numeric"

@@ -9,7 +9,7 @@ import numpy as np
 
 from specforge.data.dataset import Dataset
 from specforge.data.splits import Split
-from specforge.data.table.info import column_info, target_info
+from specforge.data.table.info import column_info, row_info, target_info
 from specforge.base.errors import DataError
 from specforge.base.fileio import atomic_open
 
@@ -36,7 +36,8 @@ def split_info(split: Split, num_classes: int | None) -> dict:
 
 def data_info(dataset: Dataset) -> dict:
     """Statistics of every split present, with the classes, preprocessing and source hash; for a table, also
-    each feature column (type, missing cells, range or vocabulary) and the target's balance or distribution."""
+    each feature column (type, missing cells, range or vocabulary), the target's balance or distribution, and the
+    rows of each split and those left out for a missing target (``split_rows``, ``dropped_missing_target``)."""
     regression = dataset.preprocessing.regression
     info = {
         "num_classes": dataset.num_classes,
@@ -51,6 +52,7 @@ def data_info(dataset: Dataset) -> dict:
         tables = {name: split.table for name, split in dataset.splits().items()}
         info["columns"] = column_info(pipeline, tables)
         info["target"] = target_info(pipeline, tables)
+        info.update(row_info(tables))
     return info
 
 

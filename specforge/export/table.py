@@ -1,12 +1,15 @@
 """A table model's ONNX interface: raw rows in, with every preprocessing step inside the graph.
 
 One input per feature column, ``[N, 1]``: float for numeric columns (NaN for a missing value),
-string for categorical and binary ones (``""`` for a missing value).  The graph fills missing
-values, scales numbers, looks categories up in the training vocabulary (ai.onnx.ml
-LabelEncoder; a value never seen in training goes to the out-of-vocabulary column) and one-hot
-encodes them, concatenates everything into the network's ``input``, and, for a standardized
-regression target, turns the network's output back into the target's units.  The output is
-``probabilities`` for a classifier and ``predictions`` for a regression.
+string for categorical and binary ones, where ``""`` and every other text the table reader takes
+for a missing cell (``MISSING``: ``NA``, ``null``, ``?``, ...) are missing, so that the same cell
+means the same in Python and wherever the graph runs.  The graph fills missing values, scales
+numbers, looks categories up in the training vocabulary (ai.onnx.ml LabelEncoder; a value never
+seen in training matches no column, an all-zero one-hot, as scikit-learn's
+``handle_unknown='ignore'``) and one-hot encodes them, concatenates everything into the
+network's ``input``, and, for a standardized regression target, turns the network's output back
+into the target's units.  The output is ``probabilities`` for a classifier and ``predictions``
+for a regression.
 
 The parity gate runs the numpy pipeline (``TablePipeline.encode``, the numpy forward, the
 target's ``decode``) against onnxruntime on the same raw rows.
@@ -21,6 +24,8 @@ import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
 from specforge.base.errors import ExportError
+from specforge.data.table.features import UNSEEN
+from specforge.data.table.read import MISSING
 from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
 from specforge.export.parity import ATOL, RTOL, ParityResult
 from specforge.graph.model import Model
@@ -78,25 +83,27 @@ def _numeric(graph: _Graph, feature: Feature) -> str:
     return graph.node("Div", [centered, graph.constant(np.float32([feature.spread]), "spread")], "scaled")
 
 
-def _lookup(feature: Feature, codes: list) -> dict:
-    """LabelEncoder attributes: each vocabulary value to its code, ``""`` (missing) to the fill value's code."""
+def _lookup(feature: Feature, codes: list, unseen: object) -> dict:
+    """LabelEncoder attributes: each vocabulary value to its code, each missing-value text to the fill value's
+    code (``unseen``'s when the fill value is not in the vocabulary)."""
     keys = list(feature.vocabulary)
-    fill = codes[keys.index(feature.fill)] if feature.fill in keys else codes[-1]
-    return {"keys_strings": keys + [""], "values": codes[:len(keys)] + [fill]}
+    fill = codes[keys.index(feature.fill)] if feature.fill in keys else unseen
+    markers = sorted(MISSING)
+    return {"keys_strings": keys + markers, "values": codes + [fill] * len(markers)}
 
 
 def _categorical(graph: _Graph, feature: Feature) -> str:
     size = len(feature.vocabulary)
-    lookup = _lookup(feature, list(range(size + 1)))
+    lookup = _lookup(feature, list(range(size)), UNSEEN)
     codes = graph.node("LabelEncoder", [feature.column], "code", domain=ML_DOMAIN, keys_strings=lookup["keys_strings"],
-                       values_int64s=lookup["values"], default_int64=size)
-    hot = graph.node("Equal", [codes, graph.constant(np.arange(size + 1, dtype=np.int64), "categories")], "hot")
+                       values_int64s=lookup["values"], default_int64=UNSEEN)
+    hot = graph.node("Equal", [codes, graph.constant(np.arange(feature.width, dtype=np.int64), "categories")], "hot")
     return graph.node("Cast", [hot], "one_hot", to=TensorProto.FLOAT)
 
 
 def _binary(graph: _Graph, feature: Feature) -> str:
     values = [0.0, 1.0] if len(feature.vocabulary) == 2 else [0.0]
-    lookup = _lookup(feature, values + [0.0])
+    lookup = _lookup(feature, values, 0.0)
     return graph.node("LabelEncoder", [feature.column], "binary", domain=ML_DOMAIN,
                       keys_strings=lookup["keys_strings"], values_floats=lookup["values"], default_float=0.0)
 
@@ -122,9 +129,11 @@ def input_infos(pipeline: TablePipeline) -> list[onnx.ValueInfoProto]:
     infos = []
     for feature in _first_of_each_column(pipeline):
         numeric = feature.type == "numeric"
+        unseen = "adds nothing (an all-zero one-hot)" if feature.type == "categorical" else "reads as 0"
         doc = (f"{feature.type} column {feature.column!r}: " +
-               ("raw number, NaN when missing" if numeric else "raw text, '' when missing; values not seen in "
-                                                               "training count as out of vocabulary"))
+               ("raw number, NaN when missing" if numeric else
+                f"raw text, missing when one of {', '.join(map(repr, sorted(MISSING)))}; a value not seen in "
+                f"training {unseen}"))
         info = helper.make_tensor_value_info(feature.column, TensorProto.FLOAT if numeric else TensorProto.STRING,
                                              ["N", 1])
         info.doc_string = doc

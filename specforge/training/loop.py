@@ -27,6 +27,7 @@ from specforge.options import callbacks, losses, metrics, optimizers
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
 from specforge.runs import directory as runs
+from specforge.training.moving_statistics import unsettled_statistics
 from specforge.spec import Spec
 from specforge.training.evaluate import (
     evaluate_split,
@@ -295,15 +296,21 @@ def _quiet_float_warnings() -> Iterator[None]:
 
 
 def _finish(trainer: Trainer) -> None:
-    """Final weights, history and the test split's metrics; the run is then complete."""
+    """Final weights, history and the test split's metrics; the run is then complete.  A warning when the
+    moving statistics of batch normalization had too few steps to move."""
     setup, run_dir = trainer.setup, trainer.run_dir
     trainer.model.save_weights(run_dir / runs.WEIGHTS)
     runs.write_history(run_dir, trainer.history)
+    steps = trainer.epoch * batch_count(setup.dataset.train, setup.fit["batch_size"])
+    unsettled = unsettled_statistics(setup.spec, setup.graph, steps)
+    if unsettled is not None:
+        trainer.progress.message(unsettled.format())
     test = setup.dataset.test
     if test is not None:
         results = evaluate_split(trainer.model, test, setup.loss, setup.metrics, setup.fit["batch_size"])
         runs.write_json(run_dir / runs.METRICS, {"split": "test", "examples": len(test), **results})
-    manifest = runs.update_manifest(run_dir, status="completed", epochs_completed=trainer.epoch)
+    manifest = runs.update_manifest(run_dir, status="completed", epochs_completed=trainer.epoch,
+                                    steps_completed=steps)
     if runs.counts_as_latest(manifest):
         runs.point_latest(run_dir)
 

@@ -6,8 +6,10 @@ metrics and the time left, then the epoch's line with the validation values::
     Epoch 1/3
     1875/1875 [==============================] - 41s 22ms/step - loss: 0.2345 - accuracy: 0.9456 - val_loss: ...
 
-When the stream is not a terminal (a log file, a pipe) only the finished line of each
-epoch is written.  ``quiet`` writes one line per epoch with its time and values.
+When the stream is not a terminal (a log file, a pipe) each epoch writes its first line, a
+progress line after its first batch (so that a log shows within seconds that training runs, and
+how long an epoch will take) and then every ``LOG_INTERVAL`` seconds, and its finished line.
+``quiet`` writes one line per epoch with its time and values.
 
 On a terminal every line fits its width, read again at each redraw: a line longer than the
 terminal would wrap, and each redraw would then leave a new line behind.  The bar shrinks
@@ -28,6 +30,8 @@ BAR_WIDTH = 30
 MIN_BAR_WIDTH = 10
 #: Seconds between two redraws of the bar on a terminal.
 REDRAW_INTERVAL = 0.1
+#: Seconds between two progress lines on a stream that is not a terminal.
+LOG_INTERVAL = 15.0
 
 
 class Progress(Protocol):
@@ -171,18 +175,24 @@ class ConsoleProgress:
 
     def batch_end(self, step: int, logs: Mapping[str, float]) -> None:
         self._step = step
-        if not self.live:
+        if self.quiet:
             return
         now = self.clock()
-        if step < self._steps and now - self._drawn_at < REDRAW_INTERVAL:
+        if self.live:
+            if step < self._steps and now - self._drawn_at < REDRAW_INTERVAL:
+                return
+        elif step == self._steps or (step > 1 and now - self._drawn_at < LOG_INTERVAL):
             return
         self._drawn_at = now
         elapsed = now - self._started
         eta = elapsed / step * (self._steps - step) if step else 0.0
         counter = f"{step:>{len(str(self._steps))}}/{self._steps}"
-        line, = fit_lines(counter, step, self._steps, f"ETA: {format_duration(eta)}", logs, self._columns(),
-                          keep_values=False)
-        self._write(f"\r{line}\x1b[K")
+        status = f"ETA: {format_duration(eta)}"
+        if self.live:
+            line, = fit_lines(counter, step, self._steps, status, logs, self._columns(), keep_values=False)
+            self._write(f"\r{line}\x1b[K")
+        else:
+            self._write("\n".join(fit_lines(counter, step, self._steps, status, logs, None, keep_values=True)) + "\n")
 
     def epoch_end(self, logs: Mapping[str, float]) -> None:
         elapsed = self.clock() - self._started

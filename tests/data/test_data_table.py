@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
+from typer.testing import CliRunner
+
 from specforge import api
+from specforge.cli.commands import app
 from specforge.data import DATA_SCHEMA, load_dataset
 from specforge.data.table.read import read_table
 from specforge.base.errors import DataError
@@ -32,7 +35,7 @@ FEATURES = [
     {"column": "smoker", "type": "binary"},
     {"column": "income", "fill": "median", "scale": "log"},
 ]
-WIDTH = 1 + 4 + 1 + 1  # age, city (paris, rome, oslo + other), smoker, income
+WIDTH = 1 + 4 + 1 + 1  # age, city (paris, rome, oslo + out of vocabulary), smoker, income
 
 
 def write_csv(path: Path, rows: list[str], header: str = HEADER) -> Path:
@@ -55,7 +58,7 @@ def test_features_are_encoded_with_statistics_of_the_training_rows(tmp_path):
     x = dataset.train.images
     ages = np.array([30, 40, 40, 50, 20, 60], dtype=np.float64)  # the missing age filled with the mean, 40
     np.testing.assert_allclose(x[:, 0], (ages - ages.mean()) / ages.std(), rtol=1e-6)
-    # city: the sorted vocabulary oslo, paris, rome and the out-of-vocabulary column, one-hot
+    # city: the sorted vocabulary oslo, paris, rome and the out-of-vocabulary column (always 0), one-hot
     np.testing.assert_array_equal(x[:, 1:5], np.eye(4)[[1, 2, 1, 0, 1, 2]])
     # smoker: no/yes, yes is 1; the missing cell takes the most frequent value, no
     np.testing.assert_array_equal(x[:, 5], [1, 0, 0, 0, 1, 0])
@@ -68,13 +71,15 @@ def test_features_are_encoded_with_statistics_of_the_training_rows(tmp_path):
     assert recorded["features"][0]["center"] == pytest.approx(40.0)
 
 
-def test_the_test_file_is_encoded_with_the_training_statistics_and_unseen_categories_go_out_of_vocabulary(tmp_path):
+def test_the_test_file_is_encoded_with_the_training_statistics_and_unseen_categories_are_all_zero(tmp_path):
     spec = table_spec(tmp_path, test="test.csv")
-    write_csv(tmp_path / "test.csv", ["1000,tokyo,yes,5,a,0", "40,paris,no,5,b,0"])
+    write_csv(tmp_path / "test.csv", ["1000,tokyo,yes,5,a,0", "40,paris,no,5,b,0", "40,NA,no,5,b,0"])
     dataset = load(spec, tmp_path)
     ages = np.array([30, 40, 40, 50, 20, 60], dtype=np.float64)
-    np.testing.assert_allclose(dataset.test.images[:, 0], ([1000, 40] - ages.mean()) / ages.std(), rtol=1e-6)
-    np.testing.assert_array_equal(dataset.test.images[:, 1:5], [[0, 0, 0, 1], [0, 1, 0, 0]])
+    np.testing.assert_allclose(dataset.test.images[:, 0], ([1000, 40, 40] - ages.mean()) / ages.std(), rtol=1e-6)
+    # tokyo, never seen in training, is no column at all (scikit-learn's handle_unknown='ignore'); NA is
+    # missing and takes the most frequent city, paris
+    np.testing.assert_array_equal(dataset.test.images[:, 1:5], [[0, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]])
 
 
 @pytest.mark.parametrize("scale, expected", [
@@ -172,6 +177,45 @@ def test_missing_target_values_are_refused_with_their_rows(tmp_path):
     data = {"source": "table", "train": "train.csv", "features": [{"column": "age"}], "target": {"column": "label"}}
     with pytest.raises(DataError, match=r"target 'label' is missing at lines 3, 5; every row needs a target"):
         load(data, tmp_path, 1)
+
+
+def test_missing_targets_are_refused_before_a_fraction_is_drawn(tmp_path):
+    write_csv(tmp_path / "train.csv", [f"{i},paris,no,{i},{'' if i == 3 else 'ab'[i % 2]},1" for i in range(10)])
+    data = {"source": "table", "train": "train.csv", "features": [{"column": "age"}], "target": {"column": "label"},
+            "test_fraction": 0.2}
+    with pytest.raises(DataError, match=r"target 'label' is missing at lines 5; .*data.drop_missing_target: true"):
+        load(data, tmp_path, 1)
+
+
+def test_rows_without_a_target_can_be_left_out_and_data_info_counts_them(tmp_path):
+    write_csv(tmp_path / "train.csv", [f"{i},paris,no,{i},{'NA' if i in (3, 7) else 'ab'[i % 2]},1" for i in range(20)])
+    write_csv(tmp_path / "test.csv", ["1,paris,no,1,a,1", "2,rome,no,2,,1", "3,rome,no,3,b,1"])
+    data = {"source": "table", "train": "train.csv", "test": "test.csv", "features": [{"column": "age"}],
+            "target": {"column": "label"}, "drop_missing_target": True}
+    dataset = load(data, tmp_path, 1)
+    assert (len(dataset.train), len(dataset.test)) == (18, 2)
+    assert 3 not in dataset.train.table.numbers("age") and 7 not in dataset.train.table.numbers("age")
+    info = api.data_info(api.load_spec(write_spec(tmp_path, data, 1)))
+    assert info["dropped_missing_target"] == {str(tmp_path / "train.csv"): [3, 7], str(tmp_path / "test.csv"): [1]}
+    assert info["split_rows"]["test"] == {"file": str(tmp_path / "test.csv"), "rows": [0, 2]}
+    out = CliRunner().invoke(app, ["data", "info", str(tmp_path / "t.yaml")])
+    assert out.exit_code == 0 and out.stdout.splitlines()[0] == "rows: train 18, test 2; 1 model inputs; 3 without " \
+                                                                   "a target left out"
+
+
+def test_data_info_lists_the_rows_of_each_drawn_split_by_their_place_in_the_file(tmp_path):
+    labels = ["a" if i % 3 else "b" for i in range(30)]
+    write_csv(tmp_path / "train.csv", [f"{i},paris,no,{i},{'' if i == 4 else labels[i]},1" for i in range(30)])
+    data = {"source": "table", "train": "train.csv", "features": [{"column": "age"}], "target": {"column": "label"},
+            "test_fraction": 0.2, "validation_fraction": 0.2, "split_seed": 5, "drop_missing_target": True}
+    info = api.data_info(api.load_spec(write_spec(tmp_path, data, 1), ["fit.validation=validation"]))
+    rows = {name: split["rows"] for name, split in info["split_rows"].items()}
+    assert sorted(rows["train"] + rows["test"] + rows["validation"]) == [i for i in range(30) if i != 4]
+    assert all(len(rows[name]) == info["splits"][name]["count"] for name in rows)
+    # the file's row at each listed position is the row the split holds: here age is the position
+    dataset = load(data, tmp_path, 1, "validation")
+    for name in ("train", "test", "validation"):
+        assert dataset.splits()[name].table.numbers("age").astype(int).tolist() == rows[name]
 
 
 def test_a_test_class_unseen_in_training_is_refused(tmp_path):

@@ -1,5 +1,6 @@
 """Exported files under onnxruntime-node and onnxruntime-web (its WebAssembly backend, run by Node.js) give
-Python's predictions: the README's JavaScript example, on the small CNN and on the strided example spec.
+Python's predictions: the README's JavaScript example, on the small CNN and on the strided example spec, and a
+table model's raw rows with missing and unseen categories.
 
 Each package's test is skipped unless ``node`` is installed and can load it (``npm install onnxruntime-node
 onnxruntime-web`` in this directory or a parent, or a folder on NODE_PATH).
@@ -67,3 +68,59 @@ def test_javascript_predicts_what_python_predicts(runtime, exported, tmp_path):
     expected = numpy_model.forward(dataset.preprocessing.images(raw))
     np.testing.assert_allclose(probabilities, expected, rtol=1e-4, atol=1e-5)
     assert list(probabilities.argmax(axis=1)) == list(expected.argmax(axis=1))
+
+
+TABLE_SCRIPT = """
+const fs = require('fs');
+async function main(runtime, modelPath, rowsPath) {
+  const ort = require(runtime);
+  const session = await ort.InferenceSession.create(modelPath);
+  const columns = JSON.parse(fs.readFileSync(rowsPath, 'utf8'));
+  const feeds = {};
+  for (const [name, values] of Object.entries(columns)) {
+    const shape = [values.length, 1];
+    feeds[name] = typeof values[0] === 'string' ? new ort.Tensor('string', values, shape)
+                                                : new ort.Tensor('float32', Float32Array.from(values), shape);
+  }
+  const { predictions } = await session.run(feeds);
+  console.log(JSON.stringify(Array.from(predictions.data)));
+}
+main(...process.argv.slice(2, 5));
+"""
+
+
+@pytest.fixture(scope="module")
+def table_model(tmp_path_factory):
+    from specforge import api
+
+    root = tmp_path_factory.mktemp("diabetes")
+    run = api.fit(SPECS_DIR / "diabetes.yaml", overrides=["fit.epochs=2"], out=root / "run", quiet=True)
+    return run, api.export(run).path
+
+
+@pytest.mark.parametrize("runtime", [pytest.param(name, marks=pytest.mark.skipif(
+    not loadable(name), reason=f"node with {name} is not available")) for name in RUNTIMES])
+def test_javascript_reads_missing_and_unseen_categories_as_python_does(runtime, table_model, tmp_path):
+    from specforge.data import Preprocessing
+    from specforge.data.table.read import read_table
+    from specforge.export.table import numpy_outputs
+
+    run, path = table_model
+    header, first = (SPECS_DIR / "data" / "diabetes.csv").read_text().splitlines()[:2]
+    row = dict(zip(header.split(","), first.split(",")))
+    sexes = ["", "NA", "1", "2", "3"]  # missing, missing, the two training values, one never seen
+    lines = [header] + [",".join(sex if name == "sex" else row[name] for name in row) for sex in sexes]
+    (tmp_path / "rows.csv").write_text("\n".join(lines) + "\n")
+    pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
+    expected = numpy_outputs(run.graph, run.weights(), pipeline, read_table(tmp_path / "rows.csv", "rows"))[:, 0]
+    columns = {feature.column: sexes if feature.type != "numeric" else [float(row[feature.column])] * len(sexes)
+               for feature in pipeline.features}
+    (tmp_path / "rows.json").write_text(json.dumps(columns))
+    (tmp_path / "predict.js").write_text(TABLE_SCRIPT)
+    done = subprocess.run([NODE, str(tmp_path / "predict.js"), runtime, str(path), str(tmp_path / "rows.json")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    got = np.array(json.loads(done.stdout), dtype=np.float32)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+    (sex,) = [feature for feature in pipeline.features if feature.column == "sex"]
+    assert got[0] == got[1] == got[sexes.index(sex.fill)] and got[2] != got[3]

@@ -16,8 +16,10 @@ from typer.testing import CliRunner
 from specforge import api
 from specforge.cli.commands import app
 from specforge.data import Preprocessing
-from specforge.data.table.read import read_table
-from specforge.export.table import numpy_outputs, pipeline_inputs, rows_feed
+from specforge.data.table.read import MISSING, read_table
+from specforge.export.table import numpy_outputs, pipeline_inputs
+from specforge.predict.table import rows_feed
+from specforge.graph.model import Model
 
 HEADER = "age,city,smoker,income,note,label,price,weight"
 CITIES = ["paris", "rome", "oslo", "lima"]
@@ -112,10 +114,34 @@ def test_onnxruntime_on_raw_rows_equals_the_numpy_pipeline_with_unseen_and_missi
     got = session(result.path).run(["predictions"], rows_feed(table, pipeline_inputs(pipeline)))[0]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
     encoded = pipeline.encode(table)
-    assert encoded[1, 1:6].tolist() == [0, 0, 0, 0, 1]  # tokyo: the out-of-vocabulary column
+    assert encoded[1, 1:6].tolist() == [0, 0, 0, 0, 0]  # tokyo, never seen in training: no column
     assert encoded[2, 1:6].tolist() == encoded[0, 1:6].tolist() == [0, 0, 1, 0, 0]  # paris, the most frequent
     # predictions are in the target's units: about 2 * age + 5 * city index after training
     assert np.all(np.abs(got[:, 0]) < 1000)
+
+
+def test_a_missing_cell_means_the_same_in_python_and_in_the_graph_and_an_unseen_category_adds_nothing(regression,
+                                                                                                    tmp_path):
+    _, run, result = regression
+    pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
+    markers = sorted(MISSING)
+    cities = [*markers, "paris", "tokyo"]  # every missing-value text, the most frequent city (the fill), unseen
+    rows_file = tmp_path / "rows.csv"
+    rows_file.write_text("age,city,smoker,income\n" + "".join(f"30,{city},NA,100\n" for city in cities))
+    expected = numpy_outputs(run.graph, run.weights(), pipeline, read_table(rows_file, "rows"))
+    count = len(cities)
+    feed = {"age": np.full((count, 1), 30, np.float32), "income": np.full((count, 1), 100, np.float32),
+            "city": np.array([[city] for city in cities], dtype=object),
+            "smoker": np.array([["NA"]] * count, dtype=object)}  # the raw texts, as Node or a browser send them
+    got = session(result.path).run(["predictions"], feed)[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(got[:len(markers)], np.repeat(got[[len(markers)]], len(markers), axis=0))
+    # tokyo: the network's input with no city column set, whatever the out-of-vocabulary weights hold
+    x = pipeline.encode(read_table(rows_file, "rows"))[[len(markers)]]
+    x[:, 1:6] = 0
+    unseen = pipeline.target.decode(Model(run.graph, run.weights()).forward(x))
+    np.testing.assert_allclose(got[[-1]], unseen, rtol=1e-4, atol=1e-3)
+    assert not np.allclose(got[-1], got[-2], atol=1e-2)  # the city matters to this model
 
 
 def test_the_classifier_exports_probabilities(classifier):

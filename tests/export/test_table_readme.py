@@ -73,3 +73,11 @@ def test_browser_example(deployed):
     script = f"const ort = require('onnxruntime-web');\n{code}\npredict({row}).then(console.log);\n"
     link_node_modules(directory, "onnxruntime-web")
     assert float(run_node(directory, "browser.js", script)) == pytest.approx(expected, rel=1e-5, abs=1e-3)
+
+
+def test_the_readme_lists_the_missing_value_texts_the_reader_and_the_graph_use():
+    from specforge.data.table.read import MISSING
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = re.search(r"Missing is an empty cell or one of (.*?) \(spaces", text, re.DOTALL).group(1)
+    assert {"", *re.findall(r"`([^`]+)`", listed)} == MISSING

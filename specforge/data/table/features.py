@@ -8,8 +8,14 @@ build the same steps into the ONNX graph.  Encodings, in feature order:
 - numeric: missing -> fill; ``log`` is ln(1 + x); ``standardize`` (x - mean) / std; ``minmax``
   (x - min) / (max - min); one column.
 - binary: the two values seen in training, sorted; the second is 1, anything else 0; one column.
-- categorical: one column per training value (sorted) and a last out-of-vocabulary column that
-  every value not seen in training falls into.
+- categorical: one column per training value (sorted) and a last out-of-vocabulary column; a value
+  not seen in training is all zeros, as scikit-learn's ``OneHotEncoder(handle_unknown='ignore')``
+  gives, so it adds nothing to the network's input.  The out-of-vocabulary column is therefore
+  always 0: it keeps the input width of the models trained when unseen values were put there,
+  where its weights, never trained, moved the prediction by their random initial values.
+
+A cell that is one of ``MISSING`` (``specforge.data.table.read``) is missing here, in the reader,
+and inside the exported graph alike.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ FEATURE_TYPES = ("numeric", "categorical", "binary")
 TARGET_TYPES = ("categorical", "binary", "numeric")
 FILLS = ("mean", "median", "constant", "most_frequent")
 SCALINGS = ("standardize", "minmax", "log", "none")
+#: The code of a category not seen in training: it matches no one-hot column.
+UNSEEN = -1
 #: How many row numbers an error lists.
 SHOWN_ROWS = 10
 
@@ -122,8 +130,8 @@ class Feature:
             one = self.vocabulary[-1] if len(self.vocabulary) == 2 else None
             return np.array([[text == one] for text in texts], dtype=np.float32)
         index = {value: position for position, value in enumerate(self.vocabulary)}
-        codes = np.array([index.get(text, len(self.vocabulary)) for text in texts], dtype=np.int64)
-        return np.eye(self.width, dtype=np.float32)[codes]
+        codes = np.array([index.get(text, UNSEEN) for text in texts], dtype=np.int64)
+        return (codes[:, None] == np.arange(self.width)).astype(np.float32)
 
 
 @dataclass
@@ -190,18 +198,21 @@ class Target:
 
     def _numbers(self, table: Table, where: str) -> np.ndarray:
         values = np.stack([table.numbers(column, where) for column in self.columns], axis=1)
-        self._refuse_missing(table, np.isnan(values).any(axis=1))
+        refuse_missing_target(table, self.columns, np.isnan(values).any(axis=1))
         return values
 
     def _texts(self, table: Table, where: str) -> np.ndarray:
         texts = table.texts(self.columns[0], where)
-        self._refuse_missing(table, np.array([text is None for text in texts]))
+        refuse_missing_target(table, self.columns, np.array([text is None for text in texts]))
         return texts
 
-    def _refuse_missing(self, table: Table, missing: np.ndarray) -> None:
-        if missing.any():
-            raise DataError(f"target {', '.join(map(repr, self.columns))} is missing at {_rows(table, missing)}; "
-                            "every row needs a target value: fill them in or drop those rows", file=table.file)
+
+def refuse_missing_target(table: Table, columns: list[str], missing: np.ndarray) -> None:
+    """DataError naming the rows of ``table`` that ``missing`` marks, when there are any."""
+    if missing.any():
+        raise DataError(f"target {', '.join(map(repr, columns))} is missing at {_rows(table, missing)}; "
+                        "every row needs a target value: fill them in, or set data.drop_missing_target: true to "
+                        "leave those rows out", file=table.file)
 
 
 @dataclass

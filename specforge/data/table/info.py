@@ -1,5 +1,6 @@
 """Looking at a table: per column its type, missing cells, range or vocabulary, the target's balance or
-distribution (``data info``), and a PNG of histograms, one per feature column and the target (``data show``)."""
+distribution, the rows of each split and those left out (``data info``), and a PNG of histograms, one per
+feature column and the target (``data show``)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,17 @@ def column_info(pipeline: TablePipeline, splits: dict[str, Table]) -> list[dict]
                          fill=feature.fill)
         info.append(entry)
     return info
+
+
+def row_info(splits: dict[str, Table]) -> dict:
+    """Which rows of which file each split holds, and the rows each file left out for a missing target: 0-based
+    positions among the file's rows (the header not counted), as pandas numbers them, so that another tool can
+    use the same split."""
+    files: dict[str, list[int]] = {}
+    for table in splits.values():
+        files.setdefault(table.file, table.dropped.tolist())
+    return {"split_rows": {name: {"file": table.file, "rows": table.index.tolist()} for name, table in splits.items()},
+            "dropped_missing_target": files}
 
 
 def target_info(pipeline: TablePipeline, splits: dict[str, Table]) -> dict:

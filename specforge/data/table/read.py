@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import difflib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -35,6 +35,14 @@ class Table:
     #: the 1-based file line of each row (CSV, the header is line 1) or row number (Parquet)
     rows: np.ndarray
     row_word: str = "line"
+    #: each row's 0-based position among the file's rows (pandas' default index of the file); default: in order
+    index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: the positions of the file's rows left out for a missing target (``drop_missing_target``)
+    dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        if len(self.index) != len(self.rows):
+            self.index = np.arange(len(self.rows))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -67,9 +75,23 @@ class Table:
         return np.array([None if cell is None else as_text(cell) for cell in self.column(name, where)], dtype=object)
 
     def take(self, indices: np.ndarray) -> Table:
-        """The rows at ``indices``, in that order."""
+        """The rows at ``indices``, in that order (the file's dropped rows stay recorded)."""
         return Table(self.file, {name: cells[indices] for name, cells in self.columns.items()}, self.rows[indices],
-                     self.row_word)
+                     self.row_word, self.index[indices], self.dropped)
+
+    def missing(self, names: Sequence[str], where: str = "") -> np.ndarray:
+        """A boolean mask of the rows where a column of ``names`` has no value."""
+        missing = np.zeros(len(self), dtype=bool)
+        for name in names:
+            missing |= np.array([cell is None for cell in self.column(name, where)], dtype=bool)
+        return missing
+
+    def without_missing(self, names: Sequence[str], where: str = "") -> Table:
+        """The rows where every column of ``names`` has a value; the others are recorded in ``dropped``."""
+        missing = self.missing(names, where)
+        kept = self.take(np.flatnonzero(~missing))
+        kept.dropped = np.concatenate([self.dropped, self.index[missing]])
+        return kept
 
 
 def join_tables(tables: Sequence[Table]) -> Table:

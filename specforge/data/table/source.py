@@ -2,8 +2,9 @@
 
 The test and validation splits come from their own files or are drawn from the training file
 (``test_fraction``, ``validation_fraction``) with ``split_seed``; for a categorical or binary
-target the draw keeps each class's share (stratified).  The pipeline is fitted on what remains
-for training, and only there.
+target the draw keeps each class's share (stratified).  With ``drop_missing_target`` the rows
+without a target are left out of every file first.  The pipeline is fitted on what remains for
+training, and only there.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import numpy as np
 
 from specforge.data.files import resolve, sha256_file
 from specforge.data.splits import Loaded, Split
-from specforge.data.table.features import FEATURE_TYPES, FILLS, SCALINGS, TARGET_TYPES, TablePipeline
+from specforge.data.table.features import (FEATURE_TYPES, FILLS, SCALINGS, TARGET_TYPES, TablePipeline,
+                                           refuse_missing_target)
 from specforge.data.table.read import Table, read_table
 from specforge.base.errors import DataError
 
@@ -83,6 +85,10 @@ OPTIONS = {
        for split in DRAWN_SPLITS},
     "split_seed": {"type": "integer", "minimum": 0, "default": 0,
                    "description": "Seed of the rows drawn by test_fraction and validation_fraction. Default: 0."},
+    "drop_missing_target": {"type": "boolean", "default": False,
+                            "description": "Leave out the rows whose target is missing, in every file, before the "
+                                           "splits are drawn (data info counts them); otherwise such rows are "
+                                           "refused, with their line numbers. Default: false."},
 }
 REQUIRED = ["train", "features", "target"]
 
@@ -104,6 +110,12 @@ def _split_tables(spec: dict, base_dir: Path) -> tuple[dict[str, Table], dict[st
     digests = {split: sha256_file(path) for split, path in paths.items()}
     rng = np.random.Generator(np.random.PCG64(spec.get("split_seed", 0)))
     target = spec["target"]
+    columns = target["column"] if isinstance(target["column"], list) else [target["column"]]
+    for split, table in tables.items():
+        if spec.get("drop_missing_target", False):
+            tables[split] = table.without_missing(columns, "data.target")
+        else:
+            refuse_missing_target(table, columns, table.missing(columns, "data.target"))
     for split in DRAWN_SPLITS:
         fraction = spec.get(f"{split}_fraction")
         if fraction is None:
