@@ -23,7 +23,9 @@ import numpy as np
 
 from specforge import __version__
 from specforge.base.errors import DataError, Problem, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
-from specforge.data import Dataset, data_info as describe_data, load_data as load_dataset, render_grid
+from specforge.data import Dataset, render_grid
+from specforge.data import data_info as describe_data
+from specforge.data import load_data as load_dataset
 from specforge.data.precheck import check_data
 from specforge.data.table.info import render_histograms
 from specforge.export.inspect import describe as describe_model
@@ -45,7 +47,8 @@ from specforge.spec.starter import write_template as write_starter
 from specforge.sweep.results import SweepResult
 from specforge.sweep.runner import OnUpdate, run_sweep
 from specforge.sweep.space import sweep_config
-from specforge.training import evaluate as evaluation, loop
+from specforge.training import evaluate as evaluation
+from specforge.training import loop
 from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.progress import Progress
 

@@ -27,13 +27,13 @@ from specforge.options import callbacks, losses, metrics, optimizers
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
 from specforge.runs import directory as runs
-from specforge.training.moving_statistics import unsettled_statistics
 from specforge.spec import Spec
 from specforge.training.evaluate import (
     evaluate_split,
     labels_and_targets,
     update_metrics,
 )
+from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.progress import Both, ConsoleProgress, Progress
 from specforge.training.tensorboard import TensorBoardLog
 
