@@ -114,7 +114,8 @@ def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | No
     """``specforge evaluate``: loss and metrics of a run (a Run or its path) on a split of its data; with
     ``details``, also ``per_class`` precision, recall, F1 and support and the ``confusion_matrix``;
     ``on_batch(done, total)`` after each batch (a progress bar)."""
-    return evaluation.evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details, on_batch=on_batch)
+    return evaluation.evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details,
+                                   on_batch=on_batch)
 
 
 def evaluation_warnings(run: Run | str | Path) -> list[Problem]:

@@ -113,7 +113,8 @@ def test_train_step_leaves_the_weights_alone_when_the_loss_is_not_finite():
     x, y = batch(np.float32)
     x[0, 0, 0, 0] = np.nan
     before = model.get_weights()
-    value, _ = model.train_step(x, y, losses.create("categorical_crossentropy"), optimizers.create(optimizers.resolve("sgd")))
+    value, _ = model.train_step(x, y, losses.create("categorical_crossentropy"),
+                                optimizers.create(optimizers.resolve("sgd")))
     assert np.isnan(value)
     for old, new in zip(before, model.params):
         for name in old:
@@ -151,7 +152,8 @@ def test_weights_round_trip_through_npz(tmp_path):
 
 def test_weights_of_another_model_are_refused(tmp_path):
     conv_model(np.float32).save_weights(tmp_path / "weights.npz")
-    graph = build_graph(make_spec([{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}], [5, 4, 2]))
+    graph = build_graph(make_spec([{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}],
+                                  [5, 4, 2]))
     model = Model.initialize(graph, np.random.default_rng(0))
     with pytest.raises(RunError, match="do not fit this model"):
         model.load_weights(tmp_path / "weights.npz")
