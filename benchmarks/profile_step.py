@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from specforge.options import metrics as metric_kinds
+from specforge.options import metrics
 from specforge.options import optimizers
 from specforge.api import build_graph, load_data, load_spec  # noqa: E402
 from specforge.data import Split  # noqa: E402
@@ -134,9 +134,9 @@ def main() -> None:
     model = Model.initialize(graph, np.random.default_rng(0))
     loss = create_loss(spec.config["compile"]["loss"])
     optimizer = optimizers.create(spec.config["compile"]["optimizer"])
-    metrics = metric_kinds.create(spec.config["compile"]["metrics"], graph.output_shape[-1])
+    tracked = metrics.create(spec.config["compile"]["metrics"], graph.output_shape[-1])
     train = load_data(spec).train
-    clock = profile(train, model, loss, optimizer, metrics, args.batches, args.batch_size)
+    clock = profile(train, model, loss, optimizer, tracked, args.batches, args.batch_size)
     peak = step_peak_memory(train, model, loss, optimizer, args.batch_size)
 
     step, cpu = sum(clock.wall.values()), sum(clock.cpu.values())

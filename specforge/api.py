@@ -29,21 +29,24 @@ from specforge.data import load_data as load_dataset
 from specforge.data.precheck import check_data
 from specforge.data.table.info import render_histograms
 from specforge.export.inspect import describe as describe_model
-from specforge.graph.build import build_graph
+from specforge.graph.build import build_graph, data_shape
+from specforge.graph.checks import check_options
 from specforge.graph.dag import Graph
 from specforge.options import callbacks, metrics
 from specforge.options.callbacks import Callback
 from specforge.predict import images, table
 from specforge.predict.images import PredictionReport
+from specforge.predict.run_model import is_run_dir
 from specforge.predict.table import RowPredictions
 from specforge.runs import listing, plots
 from specforge.runs.directory import Run, open_run
 from specforge.runs.listing import Comparison, RunRecord
-from specforge.serve.app import Limits
+from specforge.serve.limits import Limits
 from specforge.serve.server import serve as run_server
 from specforge.spec import Spec, load_spec
 from specforge.spec.schema import SCHEMA_FILE, write_schema_copy
 from specforge.spec.starter import write_template as write_starter
+from specforge.sweep.loading import read_sweep
 from specforge.sweep.results import SweepResult
 from specforge.sweep.runner import OnUpdate, run_sweep
 from specforge.sweep.space import sweep_config
@@ -64,20 +67,21 @@ __all__ = ["__version__", "load_spec", "build_graph", "validate", "fit", "evalua
 
 def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = True) -> tuple[Spec, Graph]:
     """``specforge validate``: the resolved spec and its graph, or a SpecError/ShapeError naming every problem.
+    ``path`` may be a sweep file: the spec it names is validated, and its sweep section against that spec.
 
     Also refused: callbacks monitoring a value training will not report, and (unless ``data`` is false) data
     that training would refuse as far as the files' headers and small label files tell
     (``specforge.data.precheck``)."""
-    spec = load_spec(path, overrides)
-    graph = build_graph(spec)
+    spec, sweep, locate = read_sweep(path, overrides)
+    graph = build_graph(spec, read_data=data)
     try:
         if data:
             check_data(spec.config, spec.base_dir, graph.output_shape[-1])
         callbacks.create(spec.config["fit"]["callbacks"], _log_names(spec, graph))
     except SpecforgeError as error:
         raise spec.located(error) from None
-    if "sweep" in spec.config:
-        sweep_config(spec, spec.config["sweep"], graph.output_shape[-1], spec.locate)
+    if sweep is not None:
+        sweep_config(spec, sweep, graph.output_shape[-1], locate)
     return spec, graph
 
 
@@ -188,6 +192,9 @@ def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
 
 def load_data(spec: Spec) -> Dataset:
     """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
+    check_options(spec)
+    if "input_shape" not in spec.config["model"]:
+        data_shape(spec)
     try:
         return load_dataset(spec.config, spec.base_dir, {})
     except DataError as error:
@@ -269,8 +276,11 @@ def is_rows_file(path: str | Path) -> bool:
 
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
-    """``specforge predict MODEL rows.csv``: an exported table model's predictions for the raw rows of a CSV or
-    Parquet file (the model's feature columns by name; other columns are ignored)."""
+    """``specforge predict MODEL rows.csv``: an exported table model's predictions (or a table run directory's,
+    with its numpy model) for the raw rows of a CSV or Parquet file (the model's feature columns by name; other
+    columns are ignored)."""
+    if is_run_dir(model):
+        return table.run_rows(model, rows, limit=limit)
     return table.predict_rows(model, rows, threads=threads, limit=limit)
 
 
@@ -280,10 +290,13 @@ def inspect(model: str | Path) -> dict:
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
-          max_batch: int = 256, max_body_bytes: int = 8 * 1024 * 1024, threads: int | None = None) -> None:
+          max_batch: int = 256, max_body_bytes: int = 8 * 1024 * 1024, read_timeout: float = 30.0,
+          threads: int | None = None) -> None:
     """``specforge serve``: serve an ONNX file (or a run's exported model) on the Open Inference Protocol until
-    SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``."""
-    run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch), threads=threads)
+    SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``.  ``read_timeout``: seconds a request's headers,
+    and then its body, may take to arrive."""
+    run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch, read_timeout),
+               threads=threads)
 
 
 def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int | None = None, jobs: int = 1,

@@ -27,10 +27,10 @@ def _owner(name: str) -> str | None:
     return name or None
 
 
-#: The heavy optional modules (and their extras): only these are imported inside functions, so that
-#: ``specforge validate`` starts without them.
-HEAVY = {"onnx", "onnxruntime", "PIL", "matplotlib", "optuna", "ray", "torch", "starlette", "uvicorn", "pyarrow",
-         "tensorboardX"}
+#: The heavy optional modules (and their extras; the server is starlette, uvicorn and their anyio): only these
+#: are imported inside functions, so that ``specforge validate`` starts without them.
+HEAVY = {"onnx", "onnxruntime", "PIL", "matplotlib", "optuna", "ray", "torch", "starlette", "uvicorn", "anyio",
+         "pyarrow", "tensorboardX"}
 
 
 def _imported_names(module: str, node: ast.AST) -> list[str]:

@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -97,6 +98,38 @@ def test_data_splits_come_with_labels(exported, data):
     assert [p.predicted for p in report.predictions] == list(want)
     assert [p.label for p in report.predictions] == list(dataset.test.labels[:20])
     assert report.accuracy == np.mean(want == dataset.test.labels[:20])
+
+
+def test_a_spec_validation_split_is_the_one_training_and_evaluate_hold_out(exported, tmp_path):
+    from specforge.data.loading import load_data
+
+    config = small_spec().config
+    config["fit"]["validation"] = 0.1
+    spec = tmp_path / "held-out.yaml"
+    spec.write_text(yaml.safe_dump(config))
+    report = api.predict_onnx(exported[0], data=f"{spec}:validation", limit=8)
+    validation = load_data(config, tmp_path, {}).validation
+    assert [p.source for p in report.predictions] == [f"validation[{i}]" for i in range(8)]
+    assert [p.label for p in report.predictions] == list(validation.labels[:8])
+    assert [p.predicted for p in report.predictions] == list(
+        expected(exported, validation.images[:8]).argmax(axis=1))
+
+
+NO_VALIDATION = "has no validation split; use one of: train, test"
+
+
+@pytest.mark.parametrize("data, where", [
+    ("SPEC:validation", f"SPEC: error: the data of 'SPEC' {NO_VALIDATION}"),
+    ("mnist:validation", f"--data mnist:validation: error: the data of 'mnist' {NO_VALIDATION}"),
+    ("mnist", "--data mnist: error: --data 'mnist' is not SOURCE:SPLIT")])
+def test_a_missing_split_names_where_it_was_asked_for(exported, tmp_path, data, where):
+    config = small_spec().config
+    config["fit"]["validation"] = "none"
+    spec = tmp_path / "no-validation.yaml"
+    spec.write_text(yaml.safe_dump(config))
+    result = cli(exported[0], "--data", data.replace("SPEC", str(spec)))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(where.replace("SPEC", str(spec))), result.stderr
 
 
 def test_text_output_with_labels_and_accuracy(exported):

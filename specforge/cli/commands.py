@@ -67,6 +67,9 @@ SetOption = typer.Option(None, "--set", metavar="PATH=VALUE",
                          help="Override a spec value, e.g. --set fit.epochs=1 (repeatable).")
 JsonOption = typer.Option(False, "--json", help="Print JSON for tools instead of a table.")
 
+#: Help text is rich markup, where [plot] would be a style tag and vanish: a literal bracket is written \[.
+NEEDS_PLOT = "(needs specforge\\[plot])"
+
 
 def _echo_json(payload: object) -> None:
     typer.echo(json.dumps(payload, indent=2))
@@ -181,7 +184,7 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
                                                  help="Evaluate the first N examples only."),
              as_json: bool = JsonOption,
              plot: bool = typer.Option(False, "--plot", help="Also write the confusion matrix as a PNG, "
-                                                             "RUN/confusion-<split>.png (needs specforge[plot]).")) -> None:
+                                                             "RUN/confusion-<split>.png " + NEEDS_PLOT + ".")) -> None:
     """Print the loss and metrics of a trained run on a split of its data, each class's precision, recall and F1,
     and the confusion matrix."""
 
@@ -239,7 +242,7 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
               count: int = typer.Option(25, "--count", min=1, help="Number of images."),
               misclassified: bool = typer.Option(False, "--misclassified",
                                                  help="Draw the examples the run's model gets wrong, with the "
-                                                      "predicted and the true class (needs specforge[plot])."),
+                                                      "predicted and the true class " + NEEDS_PLOT + "."),
               limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
                                                   help="With --misclassified: look at the first N examples only."),
               overrides: Optional[List[str]] = SetOption) -> None:
@@ -257,7 +260,9 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
 def list_runs(args: Optional[List[str]] = typer.Argument(None, metavar="[NAME] | compare A B",
                                                          help="A spec name to list only its runs, or compare and two "
                                                               "run directories."),
-              root: Path = typer.Option(Path("runs"), "--root", help="Where the runs are."),
+              root: Path = typer.Option(Path("runs"), "--root",
+                                        help="Where the runs are: ROOT/<spec name>/<run>, and runs put in ROOT "
+                                             "itself with train --out."),
               as_json: bool = JsonOption) -> None:
     """List the runs (status, epochs, best validation value, test metrics, duration, spec hash), or compare two:
     the spec values that differ and both runs' results."""
@@ -279,8 +284,8 @@ def plot(runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run dire
                                                                         "several are overlaid."),
          out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: RUN/curves.png for "
                                                                 "one run, else curves.png).")) -> None:
-    """Write a PNG of the training curves: loss and every metric per epoch, training and validation, with each
-    run's best epoch marked (needs specforge[plot])."""
+    r"""Write a PNG of the training curves: loss and every metric per epoch, training and validation, with each
+    run's best epoch marked (needs specforge\[plot])."""
     typer.echo(f"wrote {api.plot(runs, out)}")
 
 
@@ -388,6 +393,8 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
 def _predict_rows(model: Path, rows: Path, limit: int | None, as_json: bool, output: Path | None,
                   threads: int | None) -> None:
     predictions = api.predict_rows(model, rows, threads=threads, limit=limit)
+    for note in predictions.notes:
+        typer.echo(f"{rows}: warning: {note}", err=True)
     if output is not None:
         write_row_predictions(predictions, output)
         typer.echo(f"wrote {len(predictions.rows)} predictions to {output}")
@@ -475,11 +482,14 @@ def serve(model: Path = typer.Argument(..., metavar="MODEL_OR_RUN",
           max_batch: int = typer.Option(256, "--max-batch", min=1, help="Most examples in one infer request."),
           max_request_mb: float = typer.Option(8.0, "--max-request-mb", min=0.001,
                                                help="Largest request body, in MiB (larger: 413)."),
+          read_timeout: float = typer.Option(30.0, "--read-timeout", min=0.1,
+                                             help="Seconds a request's headers, then its body, may take to arrive "
+                                                  "(later: 408)."),
           threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime threads.")) -> None:
     """Serve a model over HTTP on the Open Inference Protocol (KServe v2 REST), plus an image upload endpoint;
     stops gracefully on SIGTERM or Ctrl-C."""
     api.serve(model, host=host, port=port, name=name, max_batch=max_batch,
-              max_body_bytes=int(max_request_mb * 1024 * 1024), threads=threads)
+              max_body_bytes=int(max_request_mb * 1024 * 1024), read_timeout=read_timeout, threads=threads)
 
 
 def usage_error_line(error: Exception) -> str:

@@ -18,7 +18,7 @@ from specforge.base.fileio import atomic_open, write_text
 from specforge.export.inspect import format_description
 from specforge.graph.dag import Graph
 from specforge.graph.picture import write_picture
-from specforge.graph.summary import summary_json, summary_parts
+from specforge.graph.summary import fit_width, summary_json, summary_parts
 from specforge.predict.images import Prediction, PredictionReport
 from specforge.predict.table import RowPredictions
 from specforge.runs.directory import LATEST, counts_as_latest, display_path
@@ -139,7 +139,9 @@ def table_info_lines(info: dict) -> list[str]:
         detail = (spread(column) + f", scale {column['scale']}" if column["type"] == "numeric"
                   else f"{column['vocabulary_size']} values ({', '.join(column['vocabulary'])}"
                        f"{', ...' if column['vocabulary_size'] > len(column['vocabulary']) else ''})")
-        lines.append(f"  {column['column']}: {column['type']}, {detail}; missing: {missing}")
+        unseen = ", ".join(f"{name} {count}" for name, count in column.get("unseen", {}).items() if count)
+        lines.append(f"  {column['column']}: {column['type']}, {detail}; missing: {missing}"
+                     + (f"; other values, read as 0: {unseen}" if unseen else ""))
     target = info["target"]
     if "class_counts" in target:
         for name, counts in target["class_counts"].items():
@@ -257,7 +259,9 @@ def format_confusion(results: dict) -> str:
 def print_summary(spec: Spec, graph: Graph) -> None:
     """The model summary ``validate`` prints: the layer table, the totals and the verdict."""
     console = Console()
-    for part in summary_parts(spec, graph):
+    parts = summary_parts(spec, graph)
+    fit_width(console, parts)
+    for part in parts:
         console.print(part, soft_wrap=isinstance(part, Text))
 
 

@@ -12,6 +12,11 @@ from specforge.base.errors import DataError
 from specforge.export.quantize import quantization_of
 
 
+#: What ``parameters`` counts, in words.
+PARAMETERS_COUNTED = {"model": "the model's weights, as validate counts them",
+                      "initializers": "the values of the initializers, shapes left out"}
+
+
 def describe(path: str | Path) -> dict:
     """``specforge inspect``: a JSON-friendly description of the ONNX model at ``path``."""
     import onnx
@@ -41,8 +46,22 @@ def describe(path: str | Path) -> dict:
         "quantized": quantization_of(metadata, {node.op_type for node in graph.node}),
         "nodes": len(graph.node),
         "ops": dict(sorted(Counter(node.op_type for node in graph.node).items(), key=lambda kv: (-kv[1], kv[0]))),
-        "parameters": sum(math.prod(tensor.dims) for tensor in graph.initializer),
+        **_parameters(metadata, graph.initializer),
     }
+
+
+def _parameters(metadata: dict[str, str], initializers) -> dict:
+    """The model's parameter count and what it counts: as ``validate``'s summary counts them (every weight, moving
+    statistics included), which specforge records at export, since the file's initializers also hold preprocessing
+    constants and hold folded layers (a batch normalization as one scale and shift) in fewer numbers; for a model
+    from elsewhere, the values of its initializers, less the integer shapes and axes that ops take as inputs."""
+    import onnx
+
+    if "parameters" in metadata:
+        return {"parameters": int(metadata["parameters"]), "parameters_counted": "model"}
+    return {"parameters": sum(math.prod(tensor.dims) for tensor in initializers
+                              if tensor.data_type != onnx.TensorProto.INT64),
+            "parameters_counted": "initializers"}
 
 
 def format_description(info: dict) -> str:
@@ -60,7 +79,7 @@ def format_description(info: dict) -> str:
         "inputs:", *interface(info["inputs"]),
         "outputs:", *interface(info["outputs"]),
         f"nodes: {info['nodes']} ({', '.join(f'{op} {count}' for op, count in info['ops'].items())}); "
-        f"parameters: {info['parameters']:,}",
+        f"parameters: {info['parameters']:,} ({PARAMETERS_COUNTED[info['parameters_counted']]})",
         f"quantized: {_quantized(info['quantized'])}",
     ]
     if info["metadata"]:

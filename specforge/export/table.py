@@ -28,9 +28,8 @@ from specforge.data.table.features import UNSEEN
 from specforge.data.table.read import MISSING
 from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
 from specforge.export.parity import ATOL, RTOL, ParityResult
-from specforge.graph.model import Model
 from specforge.predict.session import make_session
-from specforge.predict.table import rows_feed
+from specforge.predict.table import numpy_outputs, rows_feed
 
 if TYPE_CHECKING:
     from specforge.data.table.features import Feature, TablePipeline, Target
@@ -189,12 +188,6 @@ def table_model(network: onnx.ModelProto, pipeline: TablePipeline, doc: str = ""
 
 def pipeline_inputs(pipeline: TablePipeline) -> list[tuple[str, bool]]:
     return [(feature.column, feature.type != "numeric") for feature in _first_of_each_column(pipeline)]
-
-
-def numpy_outputs(graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table) -> np.ndarray:
-    """What the numpy pipeline computes for the raw rows of ``table``: encode, forward, target units."""
-    outputs = Model(graph, list(params)).forward(pipeline.encode(table))
-    return pipeline.target.decode(outputs) if pipeline.target.regression else outputs
 
 
 def check_table_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto, pipeline: TablePipeline,

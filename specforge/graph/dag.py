@@ -153,7 +153,11 @@ def _located(flat: FlatLayer, spec) -> Iterator[None]:
 
 def infer_graph(spec) -> Graph:
     """Infer every shape of ``spec``'s model; raises SpecError for a cycle, ShapeError listing every layer
-    that cannot take what it is given, each located at the layer."""
+    that cannot take what it is given, each located at the layer.  A table spec that leaves model.input_shape
+    out needs its data read first: ``specforge.graph.build.build_graph`` does both."""
+    if "input_shape" not in spec.config["model"]:
+        raise SpecError("model.input_shape is left out, so it comes from the table's data: build the graph with "
+                        "specforge.graph.build.build_graph (api.build_graph), which reads it", file=spec.file, path="model")
     flat = flatten_model(spec)
     by_name = {layer.name: layer for layer in flat.layers}
     order = _topological(flat, by_name, spec)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -13,12 +14,12 @@ from specforge.graph.dag import Graph, SummaryRow
 from specforge.spec import Spec
 
 
-def human(count: float) -> str:
-    """22381056 -> '22.4 M'."""
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+def human(count: float, unit: str) -> str:
+    """(22381056, 'FLOP') -> '22.4 MFLOP'; (608, 'FLOP') -> '608 FLOP'."""
+    for prefix, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if count >= size:
-            return f"{count / size:.1f} {unit}"
-    return str(int(count))
+            return f"{count / size:.1f} {prefix}{unit}"
+    return f"{int(count)} {unit}"
 
 
 def summary_json(spec: Spec, graph: Graph) -> dict:
@@ -41,9 +42,12 @@ def summary_json(spec: Spec, graph: Graph) -> dict:
 
 
 def summary_parts(spec: Spec, graph: Graph) -> list[RenderableType]:
-    """The summary as rich renderables (the table, the totals, the verdict), for a console to print."""
+    """The summary as rich renderables (the table, the totals, the verdict), for a console to print (see
+    ``fit_width``)."""
+    lines = summary_lines(graph.summary())
     table = Table(title=f"{spec.name}: input {graph.input_shape}", title_justify="left")
-    table.add_column("Layer (type)")
+    # a layer's name and kind are never cut short, on a narrow terminal either
+    table.add_column("Layer (type)", no_wrap=True, min_width=max(len(cells[0]) for cells in lines))
     table.add_column("Output shape")
     table.add_column("Params", justify="right")
     table.add_column("FLOPs / example", justify="right")
@@ -52,21 +56,30 @@ def summary_parts(spec: Spec, graph: Graph) -> list[RenderableType]:
                     zip(rows, ["input"] + [row.name for row in rows]))
     if branching:
         table.add_column("Connected to")
-    for cells in summary_lines(rows):
+    for cells in lines:
         table.add_row(*cells[:4], *cells[4:] if branching else ())
     table.add_section()
     table.add_row("Total", "", f"{graph.total_params:,}", f"{graph.total_flops:,}")
     non_trainable = graph.total_params - graph.trainable_params
     return [table,
             Text(f"Trainable params: {graph.trainable_params:,}; non-trainable: {non_trainable:,}; "
-                 f"forward {human(graph.total_flops)}FLOP per example"),
+                 f"forward {human(graph.total_flops, 'FLOP')} per example"),
             Text(f"{spec.file}: valid", style="green")]
 
 
-def summary_text(spec: Spec, graph: Graph, width: int = 100) -> str:
-    """The summary as plain text ``width`` columns wide (a notebook's ``print(run.summary())``)."""
-    console = Console(file=io.StringIO(), width=width, color_system=None)
-    for part in summary_parts(spec, graph):
+def fit_width(console: Console, parts: list[RenderableType]) -> None:
+    """A console that is not a terminal (a file, a pipe, a string) gets the whole table, however wide."""
+    if not console.is_terminal:
+        console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000),
+                                                           parts[0]).maximum)
+
+
+def summary_text(spec: Spec, graph: Graph) -> str:
+    """The summary as plain text (a notebook's ``print(run.summary())``)."""
+    console = Console(file=io.StringIO(), color_system=None)
+    parts = summary_parts(spec, graph)
+    fit_width(console, parts)
+    for part in parts:
         console.print(part, soft_wrap=isinstance(part, Text))
     return console.file.getvalue()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -22,11 +22,15 @@ from specforge.data.inputs import Inputs, read_files, split_inputs
 from specforge.predict.ray_data import RayPredictor
 from specforge.predict.run_model import RunPredictor, is_run_dir
 from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch, OnnxPredictor
-from specforge.predict.table import is_table_model
+from specforge.predict.table import is_table_model, rows_only
 from specforge.spec import load_spec
 
 #: What predicts: an exported model's onnxruntime session (or its Ray Data batches), or a run's numpy model.
 Predictor = OnnxPredictor | RunPredictor
+
+if TYPE_CHECKING:
+    from specforge.data.dataset import Validation
+    from specforge.spec import Spec
 
 
 @dataclass
@@ -79,23 +83,27 @@ def read_data(data: str, model: Predictor, *, limit: int | None = None) -> Input
     where, _, split_name = data.rpartition(":")
     if not where or split_name not in ("train", "test", "validation"):
         raise DataError(f"--data {data!r} is not SOURCE:SPLIT or SPEC:SPLIT; use e.g. mnist:test or "
-                        "specs/mnist.yaml:test (splits: train, test, validation)")
-    data_spec, base_dir = _data_spec(where)
-    validation = "validation" if split_name == "validation" else "none"
-    dataset = load_dataset(data_spec, model.input_shape, validation=validation, base_dir=base_dir)
+                        "specs/mnist.yaml:test (splits: train, test, validation)", file=f"--data {data}")
+    data_spec, base_dir, validation, spec = _data_spec(where)
+    try:
+        dataset = load_dataset(data_spec, model.input_shape, validation=validation, base_dir=base_dir)
+    except DataError as error:
+        raise error if spec is None else spec.located(error) from None
     split = {"train": dataset.train, "test": dataset.test, "validation": dataset.validation}[split_name]
     if split is None:
-        raise DataError(f"the data of {where!r} has no {split_name} split; use one of "
-                        f"{', '.join(name for name in dataset.splits() if name != 'validation')}")
+        raise DataError(f"the data of {where!r} has no {split_name} split; use one of: "
+                        f"{', '.join(dataset.splits())}", file=where if spec is not None else f"--data {data}")
     return split_inputs(split.part(split.name, None, limit), model, where, split_name)
 
 
-def _data_spec(where: str) -> tuple[dict, Path]:
-    """The data section named by ``where``: a spec file's, or a bare source name's."""
+def _data_spec(where: str) -> tuple[dict, Path, Validation, Spec | None]:
+    """The data section named by ``where``, where it is relative to, how it holds out a validation split, and
+    the spec it comes from: a spec file's, split as the spec's ``fit.validation`` says (the splits that
+    training and ``evaluate`` use), or a bare source name's, which has no validation split."""
     if Path(where).suffix.lower() in (".yaml", ".yml", ".json"):
         spec = load_spec(where)
-        return spec.config["data"], spec.base_dir
-    return {"source": where}, Path.cwd()
+        return spec.config["data"], spec.base_dir, spec.config["fit"]["validation"], spec
+    return {"source": where}, Path.cwd(), "none", None
 
 
 @contextlib.contextmanager
@@ -138,8 +146,7 @@ def check_image_model(model: Predictor, *, raw: bool = False) -> None:
     """Refuse a table model (it takes rows), and a model specforge did not export unless ``raw`` (its inputs
     are then fed as they are, already scaled as the model expects)."""
     if is_table_model(model.metadata):
-        raise DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
-                        "columns", file=str(model.path))
+        raise rows_only(model.path)
     if not model.from_specforge and not raw:
         shape = ", ".join(map(str, model.input_shape))
         raise DataError("the model has no specforge metadata (specforge export writes it), so its input "

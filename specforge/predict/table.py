@@ -10,15 +10,24 @@ probable class and its probability, a regression the predicted numbers in the ta
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.preprocessing import Preprocessing
+from specforge.data.table.info import unseen_binary_notes
 from specforge.data.table.read import Table, read_table
-from specforge.predict.session import make_session
+from specforge.graph.model import Model
+from specforge.predict.session import OnnxPredictor
+from specforge.runs.directory import open_run
+
+if TYPE_CHECKING:
+    from specforge.data.table.features import TablePipeline
+    from specforge.graph.dag import Graph
+    from specforge.layers.base import Params
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -33,6 +42,9 @@ class RowPredictions:
     names: list[str]
     rows: list[str]
     outputs: np.ndarray
+    #: what the rows hold that the model reads other than a reader would expect (values a binary column never
+    #: held in training), one sentence each
+    notes: list[str] = field(default_factory=list)
 
     def records(self) -> list[dict]:
         """One JSON-friendly record per row."""
@@ -44,24 +56,6 @@ class RowPredictions:
                 for row, index, values in zip(self.rows, best, self.outputs)]
 
 
-def rows_feed(table: Table, inputs: Sequence[tuple[str, bool]]) -> dict[str, np.ndarray]:
-    """onnxruntime's feed for the raw rows of ``table``: ``(column, is_text)`` per model input, ``[N, 1]`` each.
-
-    A column the model takes and the table lacks is refused, naming every missing column; other columns of the
-    table are ignored."""
-    missing = [name for name, _ in inputs if name not in table.columns]
-    if missing:
-        raise DataError(f"the model needs the columns {', '.join(map(repr, missing))}, which the file does not have; "
-                        f"its header has: {', '.join(table.columns)}", file=table.file)
-    feed = {}
-    for name, is_text in inputs:
-        if is_text:
-            feed[name] = np.array([[text or ""] for text in table.texts(name)], dtype=object)
-        else:
-            feed[name] = table.numbers(name).astype(np.float32)[:, None]
-    return feed
-
-
 def is_rows_file(path: str | Path) -> bool:
     """Whether ``path`` is a file of table rows (CSV or Parquet) rather than images or arrays."""
     return Path(path).suffix.lower() in TABLE_SUFFIXES
@@ -71,22 +65,90 @@ def is_table_model(metadata: dict[str, str]) -> bool:
     return "inputs" in metadata
 
 
+def rows_feed(table: Table, inputs: Sequence[tuple[str, bool]]) -> dict[str, np.ndarray]:
+    """onnxruntime's feed for the raw rows of ``table``: ``(column, is_text)`` per model input, ``[N, 1]`` each.
+
+    A column the model takes and the table lacks is refused, naming every missing column; other columns of the
+    table are ignored."""
+    require_columns(table, [name for name, _ in inputs])
+    feed = {}
+    for name, is_text in inputs:
+        if is_text:
+            feed[name] = np.array([[text or ""] for text in table.texts(name)], dtype=object)
+        else:
+            feed[name] = table.numbers(name).astype(np.float32)[:, None]
+    return feed
+
+
+def require_columns(table: Table, names: Sequence[str]) -> None:
+    """Refuse a table of rows that lacks a column the model takes, naming every missing one."""
+    missing = [name for name in names if name not in table.columns]
+    if missing:
+        raise DataError(f"the model needs the columns {', '.join(map(repr, missing))}, which the file does not have; "
+                        f"its header has: {', '.join(table.columns)}", file=table.file)
+
+
+def numpy_outputs(graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table) -> np.ndarray:
+    """What the numpy pipeline computes for the raw rows of ``table``: encode, forward, target units."""
+    outputs = Model(graph, list(params)).forward(pipeline.encode(table))
+    return pipeline.target.decode(outputs) if pipeline.target.regression else outputs
+
+
+def table_inputs(metadata: dict[str, str]) -> list[tuple[str, bool]]:
+    """``(column, is_text)`` for each input of an exported table model, in the model's order, from its metadata."""
+    return [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
+
+
+def rows_only(model: str | Path) -> DataError:
+    """The error for images, arrays or a data split given to a model that takes table rows."""
+    return DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
+                     "columns", file=str(model))
+
+
+def _not_rows(rows: Path) -> DataError:
+    return DataError("this model takes images or arrays, not table rows; give PNG/JPEG images or .npy/.npz "
+                     "arrays", file=str(rows))
+
+
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
     """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet)."""
     model, rows = Path(model), Path(rows)
-    if not model.is_file():
-        raise DataError("no such file; give the .onnx file specforge export wrote", file=str(model))
-    session = make_session(model, threads)
-    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    onnx_model = OnnxPredictor(model, threads)
+    metadata = onnx_model.metadata
     if not is_table_model(metadata):
-        raise DataError("this model takes images or arrays, not table rows; give PNG/JPEG images or .npy/.npz "
-                        "arrays", file=str(rows))
-    table = read_table(rows, "rows")
-    if limit is not None:
-        table = table.take(np.arange(min(limit, len(table))))
-    inputs = [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
+        raise _not_rows(rows)
+    table = _read_rows(rows, limit)
     (output,) = json.loads(metadata["outputs"])
-    outputs = session.run([output], rows_feed(table, inputs))[0]
+    outputs = onnx_model.session.run([output], rows_feed(table, table_inputs(metadata)))[0]
     return RowPredictions(str(model), metadata["task"], json.loads(metadata["class_names"]),
-                          [f"{table.row_word} {row}" for row in table.rows], outputs)
+                          [f"{table.row_word} {row}" for row in table.rows], outputs,
+                          _notes(Preprocessing.from_dict(json.loads(metadata["preprocessing"])).pipeline, table))
+
+
+def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None) -> RowPredictions:
+    """A table run directory's numpy model on the raw rows of ``rows``: the run's recorded pipeline encodes them
+    as the exported graph does, and a standardized target is turned back into its units."""
+    run_dir, rows = Path(run_dir), Path(rows)
+    run = open_run(run_dir)
+    pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
+    if pipeline is None:
+        raise _not_rows(rows)
+    table = _read_rows(rows, limit)
+    require_columns(table, [feature.column for feature in pipeline.features])
+    outputs = numpy_outputs(run.graph, run.weights(), pipeline, table)
+    target = pipeline.target
+    return RowPredictions(str(run_dir), "regression" if target.regression else "classification", target.names,
+                          [f"{table.row_word} {row}" for row in table.rows], outputs, _notes(pipeline, table))
+
+
+def _read_rows(rows: Path, limit: int | None) -> Table:
+    if not rows.is_file():
+        raise DataError("no such file; give a CSV or Parquet file of raw rows", file=str(rows))
+    table = read_table(rows, "rows")
+    return table if limit is None else table.take(np.arange(min(limit, len(table))))
+
+
+def _notes(pipeline: TablePipeline | None, table: Table) -> list[str]:
+    """What the rows hold that a binary column never held in training, one sentence per such column."""
+    return [] if pipeline is None else unseen_binary_notes(pipeline, table)

@@ -10,12 +10,13 @@
 =================================================  ==============================================================
 
 The same paths under ``/v2/models/{name}/versions/1`` answer too.  Every refused request gets a JSON body
-``{"error": "..."}`` with 400 (bad input), 404 (no such model or path), 405 or 413 (body or batch too large).
+``{"error": "..."}`` with 400 (bad input), 404 (no such model or path), 405, 408 (the request did not arrive
+in time), 413 (body, batch or image too large) or 431 (headers too large); an unexpected error while
+answering is a 500 with a JSON body too, and one line in the log (``guard.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,13 +24,12 @@ import numpy as np
 import specforge
 from specforge.base.errors import DataError
 from specforge.data.folders import decode_image
-from specforge.serve.protocol import (
-    DATATYPES,
-    HEADER_LENGTH,
-    ProtocolError,
-    encode_response,
-    parse_request,
-)
+from specforge.predict.table import is_table_model
+from specforge.serve.limits import Limits
+from specforge.serve.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
+from specforge.serve.guard import RequestGuard
+from specforge.serve.interface import ServedModel
+import warnings
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -42,44 +42,25 @@ VERSION = "1"
 INVERT_ABOVE = 127
 
 
-@dataclass
-class Limits:
-    """What one request may hold."""
-
-    max_body_bytes: int = 8 * 1024 * 1024
-    max_batch: int = 256
-
-
 def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) -> Starlette:
     """The application serving ``model`` as ``name``."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+
     limits = limits or Limits()
-    outputs = [output.name for output in model.session.get_outputs()]
+    served = ServedModel(model)
+    _refuse_huge_images()
 
     def checked(request: Request) -> None:
         if request.path_params["name"] != name:
             raise ProtocolError(404, f"no model {request.path_params['name']!r}; this server has {name!r}")
         if request.path_params.get("version", VERSION) != VERSION:
             raise ProtocolError(404, f"model {name!r} has version {VERSION} only")
-
-    async def body(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            raise ProtocolError(413, f"the request has {int(declared):,} bytes; this server takes at most "
-                                     f"{limits.max_body_bytes:,}")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limits.max_body_bytes:
-                raise ProtocolError(413, f"the request has more than {limits.max_body_bytes:,} bytes, this "
-                                         "server's limit")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -94,9 +75,9 @@ def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) ->
         checked(request)
         return JSONResponse({
             "name": name, "versions": [VERSION], "platform": "onnxruntime_onnx",
-            "inputs": [_tensor_metadata(tensor) for tensor in model.session.get_inputs()],
-            "outputs": [_tensor_metadata(tensor) for tensor in model.session.get_outputs()],
-            "parameters": {"class_names": model.class_names}})
+            "inputs": [spec.metadata() for spec in served.inputs],
+            "outputs": [spec.metadata() for spec in served.outputs],
+            "parameters": {"class_names": model.class_names, **_task(model)}})
 
     async def model_ready(request: Request) -> Response:
         checked(request)
@@ -104,16 +85,16 @@ def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) ->
 
     async def infer(request: Request) -> Response:
         checked(request)
-        parsed = parse_request(await body(request), request.headers.get(HEADER_LENGTH), input_name=model.input_name,
-                               input_shape=model.input_shape, output_names=outputs, max_batch=limits.max_batch)
-        wanted = parsed.outputs or outputs
-        results = await run_in_threadpool(model.session.run, wanted, parsed.inputs)
+        parsed = parse_request(await request.body(), request.headers.get(HEADER_LENGTH), inputs=served.inputs,
+                               output_names=served.output_names, max_batch=limits.max_batch)
+        wanted = parsed.outputs or served.output_names
+        results = await run_in_threadpool(served.run, wanted, parsed.inputs)
         content, headers = encode_response(name, parsed.id, dict(zip(wanted, results)), parsed.binary_outputs)
         return Response(content, headers=headers)
 
     async def classify(request: Request) -> Response:
         checked(request)
-        image = await _upload(request, await body(request))
+        image = await _upload(request, await request.body())
         pixels, inverted = await run_in_threadpool(_decode, image, model)
         probabilities = (await run_in_threadpool(model.run, pixels[None]))[0]
         order = np.argsort(-probabilities, kind="stable")
@@ -133,15 +114,23 @@ def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) ->
         routes += [Route(prefix, model_metadata), Route(f"{prefix}/ready", model_ready),
                    Route(f"{prefix}/infer", infer, methods=["POST"]),
                    Route(f"{prefix}/classify", classify, methods=["POST"])]
-    return Starlette(routes=routes, exception_handlers={ProtocolError: refused, HTTPException: http_error})
+    return Starlette(routes=routes, middleware=[Middleware(RequestGuard, limits=limits)],
+                     exception_handlers={ProtocolError: refused, HTTPException: http_error})
 
 
-def _tensor_metadata(tensor) -> dict:
-    """onnxruntime's ``tensor(float)`` as the protocol's ``FP32``, and its symbolic dimensions as -1."""
-    element = tensor.type.removeprefix("tensor(").removesuffix(")")
-    datatype = DATATYPES.get({"float": "float32", "double": "float64"}.get(element, element), element)
-    return {"name": tensor.name, "datatype": datatype,
-            "shape": [d if isinstance(d, int) else -1 for d in tensor.shape]}
+def _refuse_huge_images() -> None:
+    """Pillow warns (and decodes) between ``MAX_IMAGE_PIXELS`` and twice that, and raises above: make both an
+    error, which ``_decode`` answers with 413 (a warning filter is for the whole process, as the server is)."""
+
+    from PIL import Image
+
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+def _task(model: OnnxPredictor) -> dict:
+    """A table model's task (``classification`` or ``regression``); its class names are the target columns
+    of a regression."""
+    return {"task": model.metadata["task"]} if "task" in model.metadata else {}
 
 
 async def _upload(request: Request, data: bytes) -> bytes:
@@ -168,15 +157,23 @@ async def _upload(request: Request, data: bytes) -> bytes:
 
 
 def _decode(image: bytes, model: OnnxPredictor) -> tuple[np.ndarray, bool]:
+    from PIL import Image
+
     shape = model.input_shape
+    if is_table_model(model.metadata):
+        raise ProtocolError(400, "this model takes table rows (one [N, 1] tensor per column), not images; send "
+                                 "them to /infer")
     if len(shape) != 3 or shape[-1] not in (1, 3):
         raise ProtocolError(400, f"this model takes [N, {', '.join(map(str, shape))}], not images; use /infer")
     try:
         pixels = decode_image(image, shape, "upload")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ProtocolError(413, f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels, more than this "
+                                 f"server decodes; send it resized (the model takes {shape[1]}x{shape[0]})") from None
     except DataError:
         raise ProtocolError(400, "the upload is not an image this server can read; send PNG or JPEG") from None
     inverted = bool(shape[-1] == 1 and pixels.mean() > INVERT_ABOVE)
     return (255 - pixels if inverted else pixels), inverted
 
 
-__all__ = ["Limits", "create_app"]
+__all__ = ["create_app"]

@@ -2,7 +2,8 @@
 
 uvicorn stops on SIGTERM or SIGINT: it stops accepting connections, lets the requests in flight finish
 (up to ``GRACE_SECONDS``), closes the connections, and then ends the process by the signal it received, as
-a service manager expects.
+a service manager expects.  Its connections are uvicorn's HTTP/1.1 (h11) ones with a bound on the headers and
+a deadline for them (``connection.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import socket
 from pathlib import Path
 
 from specforge.base.errors import DataError
-from specforge.predict.images import OnnxPredictor
-from specforge.serve.app import Limits, create_app
+from specforge.predict.session import OnnxPredictor
+from specforge.serve.limits import Limits
+from specforge.serve.app import create_app
+from specforge.serve.connection import bounded_protocol
 
 GRACE_SECONDS = 30
 MODEL_FILE = "model.onnx"
@@ -50,11 +53,17 @@ def serve(path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: 
         import uvicorn
     except ImportError:
         raise DataError("specforge serve needs its server stack: pip install 'specforge[serve]'") from None
+    import onnxruntime
 
+
+    # onnxruntime would log a failing run itself, over several lines; the server logs it as one line
+    onnxruntime.set_default_logger_severity(4)
     model = OnnxPredictor(model_file(path), threads)
     check_address(host, port)
     name = name or model.metadata.get("spec_name") or model.path.stem
     print(f"serving {name} ({model.path}) on http://{host}:{port}/v2/models/{name}", flush=True)
+    limits = limits or Limits()
     config = uvicorn.Config(create_app(model, name, limits), host=host, port=port, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=GRACE_SECONDS)
+                            access_log=False, timeout_graceful_shutdown=GRACE_SECONDS, http=bounded_protocol(limits),
+                            h11_max_incomplete_event_size=limits.max_header_bytes)
     uvicorn.Server(config).run()

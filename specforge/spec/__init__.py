@@ -37,6 +37,8 @@ class Spec:
     config: dict
     #: where relative data paths start when it is not the spec file's directory (a run's recorded base_dir)
     data_root: Path | None = field(default=None, compare=False)
+    #: whether model.input_shape came from the data (``specforge.graph.build.data_shape``), not from the spec
+    inferred_input_shape: bool = field(default=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -103,9 +105,12 @@ def resolved_spec(config: dict, text_file: str | Path, *, text_is_json: bool = F
 
 def override_spec(spec: Spec, overrides: Sequence[str]) -> Spec:
     """``spec`` with ``--set`` ``overrides`` applied to its resolved config, validated by the schema again
-    (errors about the new values name the option, the others keep the spec's own positions)."""
+    (errors about the new values name the option, the others keep the spec's own positions).  An input shape
+    inferred from the data is left out, to be inferred again for the new values (a feature's type may change it)."""
     doc = Document(copy.deepcopy(spec.config), spec.file, spec.document.values, spec.document.keys,
                    dict(spec.document.overrides))
+    if spec.inferred_input_shape:
+        del doc.data["model"]["input_shape"]
     resolved = _resolve(doc, overrides)
     resolved.data_root = spec.data_root
     return resolved

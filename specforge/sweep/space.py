@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from specforge.base.errors import Location, Problem, SpecError
-from specforge.graph.dag import infer_graph
+from specforge.graph.build import build_graph
 from specforge.options import metrics
 from specforge.spec import Spec, format_path, override_spec, parse_path, spec_from_dict
 from specforge.spec.reader import SpecPath
@@ -217,4 +217,4 @@ def sweep_payload(sweep: SweepConfig) -> dict:
 
 def sweep_from_payload(payload: dict) -> SweepConfig:
     spec = spec_from_dict(payload["spec"], file=payload["file"])
-    return sweep_config(spec, payload["section"], infer_graph(spec).output_shape[-1], spec.locate)
+    return sweep_config(spec, payload["section"], build_graph(spec).output_shape[-1], spec.locate)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import numpy as np
 import onnx
 from typer.testing import CliRunner
 
@@ -69,6 +70,30 @@ def test_inspect(run_copy):
     assert info["inputs"] == [{"name": "input", "type": "float32", "shape": ["N", 28, 28, 1],
                                "doc": model.graph.input[0].doc_string}]
     assert info["size"] == path.stat().st_size
+
+
+def test_inspect_counts_parameters_as_the_summary_does(run_copy, tmp_path):
+    """The summary counts the model's weights, moving statistics included; the file's initializers also hold the
+    preprocessing's constants and a shape, and the batch normalization folded into one scale and shift."""
+    from specforge import api
+
+    assert invoke("export", run_copy).exit_code == 0
+    path = run_copy / "model.onnx"
+    _, graph = api.validate(run_copy / "spec.yaml")
+    stored = sum(np.prod(tensor.dims, dtype=int) for tensor in onnx.load(str(path)).graph.initializer)
+    assert stored != graph.total_params
+    lines = invoke("inspect", path).stdout.splitlines()
+    assert any(line.endswith(f"parameters: {graph.total_params:,} (the model's weights, as validate counts them)")
+               for line in lines), lines
+    assert json.loads(invoke("inspect", path, "--json").stdout)["parameters"] == graph.total_params
+
+    foreign = onnx.load(str(path))
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    counted = sum(np.prod(tensor.dims, dtype=int) for tensor in foreign.graph.initializer
+                  if tensor.data_type != onnx.TensorProto.INT64)
+    info = json.loads(invoke("inspect", tmp_path / "foreign.onnx", "--json").stdout)
+    assert (info["parameters"], info["parameters_counted"]) == (counted, "initializers")
 
 
 def test_inspect_refuses_what_is_not_a_model(tmp_path):

@@ -18,7 +18,7 @@ from needs import require
 from specforge import api
 from specforge.data import Preprocessing
 from specforge.data.table.read import read_table
-from specforge.export.table import numpy_outputs
+from specforge.predict.table import numpy_outputs
 from specforge.training.progress import Silent
 
 ROOT = Path(__file__).resolve().parents[2]

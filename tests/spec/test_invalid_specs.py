@@ -515,6 +515,27 @@ EXPECTED: dict[str, list[str]] = {
         "(blocks.residual.layers[4].block): block 'residual' uses itself ('residual' -> 'residual'); a block "
         'cannot contain itself',
     ],
+    # table specs: what the spec says about its columns, refused before the data is read
+    "table_fill_median_on_category.yaml": [
+        "table_fill_median_on_category.yaml:8:48: error: data.features[1].fill: fill median needs numbers and column "
+        "'color' is categorical; use fill: most_frequent, or constant with a fill_value",
+    ],
+    "table_fill_constant_without_value.yaml": [
+        "table_fill_constant_without_value.yaml:8:13: error: data.features[0].fill: fill: constant needs fill_value, "
+        "the value a missing cell takes; add fill_value: 0 (say), or use fill: mean",
+    ],
+    "table_column_listed_twice.yaml": [
+        "table_column_listed_twice.yaml:9:16: error: data.features[2].column: column 'alcohol' is listed twice (also "
+        "data.features[0]) with the same encoding, which only copies an input; list each column once",
+        "table_column_listed_twice.yaml:10:16: error: data.features[3].column: column 'color' is listed twice (also "
+        "data.features[1]) as numbers once and as text once; give each column one kind (numeric, or "
+        "categorical/binary) and list it once",
+        "table_column_listed_twice.yaml:11:16: error: data.features[4].column: column 'cultivar' is the target; a "
+        "model cannot take its target as a feature: remove it from data.features",
+    ],
+    "input_shape_missing.yaml": [
+        "input_shape_missing.yaml:3:1: error: model: missing required key 'input_shape'",
+    ],
 }
 
 #: ``--set`` options applied to the seed spec -> the exact lines.
@@ -543,6 +564,7 @@ OVERRIDES: dict[tuple[str, ...], list[str]] = {
 
 #: corpus files also checked through the real command line.
 CLI_CASES = ["several_errors.yaml", "kernel_larger_than_input.yaml", "loss_vs_sparse_labels.yaml",
+             "table_column_listed_twice.yaml",
              "graph_add_shapes_differ.yaml", "block_argument_out_of_range.yaml", "block_nested_error.yaml",
              "yaml_duplicate_key.yaml", "json_single_quotes.json"]
 
@@ -639,6 +661,7 @@ def _json_twin(yaml_path: Path, directory: Path) -> Path:
 
 @pytest.mark.parametrize("seed", sorted((REPO / "specs").glob("*.yaml")), ids=lambda path: path.name)
 def test_json_twin_of_a_valid_spec_resolves_and_summarises_the_same(seed: Path, tmp_path: Path):
+    (tmp_path / "data").symlink_to(seed.parent / "data")  # the reference tables' files, where the twin looks
     spec, graph = api.validate(seed)
     twin_spec, twin_graph = api.validate(_json_twin(seed, tmp_path))
     assert twin_spec.config == spec.config

@@ -13,7 +13,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -155,11 +155,17 @@ def _read_parquet(path: Path) -> Table:
         columns = parquet.read_table(path).to_pydict()
     except Exception as error:  # pyarrow raises its own ArrowInvalid, OSError, ...
         raise DataError(f"cannot read the Parquet file: {str(error).splitlines()[0]}", file=str(path)) from None
-    count = len(next(iter(columns.values()), []))
-    if not count:
+    if not len(next(iter(columns.values()), [])):
         raise DataError("the Parquet file has no rows", file=str(path))
+    return cells_table(str(path), columns)
+
+
+def cells_table(source: str, columns: Mapping[str, Sequence[object]]) -> Table:
+    """Typed cells by column (Parquet's, or the tensors of a served request) as a Table, rows numbered from 1:
+    None, NaN and the texts a CSV reads as missing become missing cells, as in every other table."""
+    count = len(next(iter(columns.values()), []))
     cells = {}
     for name, values in columns.items():
         cells[name] = np.empty(count, dtype=object)
         cells[name][:] = [None if _missing(value) else value for value in values]
-    return Table(str(path), cells, np.arange(1, count + 1), "row")
+    return Table(source, cells, np.arange(1, count + 1), "row")
