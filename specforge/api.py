@@ -23,9 +23,7 @@ import numpy as np
 
 from specforge import __version__
 from specforge.base.errors import DataError, Problem, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
-from specforge.data import Dataset, render_grid
-from specforge.data import data_info as describe_data
-from specforge.data import load_data as load_dataset
+from specforge.data import Dataset, data_info as describe_data, load_data as load_dataset, render_grid
 from specforge.data.precheck import check_data
 from specforge.data.table.info import render_histograms
 from specforge.export.inspect import describe as describe_model
@@ -48,10 +46,9 @@ from specforge.spec.schema import SCHEMA_FILE, write_schema_copy
 from specforge.spec.starter import write_template as write_starter
 from specforge.sweep.loading import read_sweep
 from specforge.sweep.results import SweepResult
-from specforge.sweep.runner import OnUpdate, run_sweep
+from specforge.sweep.runner import OnUpdate, OnWarning, run_sweep
 from specforge.sweep.space import sweep_config
-from specforge.training import evaluate as evaluation
-from specforge.training import loop
+from specforge.training import evaluate as evaluation, loop
 from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.progress import Progress
 
@@ -302,16 +299,18 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name:
 def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int | None = None, jobs: int = 1,
           backend: str = "local", address: str | None = None, root: str | Path = "runs",
           limit_train: int | None = None, limit_test: int | None = None,
-          on_update: OnUpdate | None = None) -> SweepResult:
+          on_update: OnUpdate | None = None, on_warning: OnWarning | None = None) -> SweepResult:
     """``specforge sweep``: run the spec's ``sweep:`` (or a sweep file's) in ``root/<name>/sweeps/<n>/``.
 
     ``backend`` local: Optuna with a journal file, ``jobs`` trial processes sharing the cores; the same call
     after a crash continues the sweep.  ``backend`` ray: Ray Tune at ``address`` (or RAY_ADDRESS, else a
     local Ray), ``jobs`` trials at once.  Returns the trials sorted by the objective, the best one
-    (``result.best``, ``result.best_run``) and the path of ``best.yaml``.
+    (``result.best``, ``result.best_run``) and the path of ``best.yaml``.  ``on_warning`` gets each thing the
+    sweep put right and went on from, as a Problem (default: a Python warning).
     """
     return run_sweep(spec, overrides=overrides, trials=trials, jobs=jobs, backend=backend, address=address,
-                     root=root, limit_train=limit_train, limit_test=limit_test, on_update=on_update)
+                     root=root, limit_train=limit_train, limit_test=limit_test, on_update=on_update,
+                     on_warning=on_warning)
 
 
 def _as_run(run: Run | str | Path) -> Run:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import tempfile
+import traceback
 from enum import Enum
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -15,33 +18,15 @@ from rich.console import Console
 from rich.progress import Progress
 
 from specforge import api
+from specforge.cli.present import (
+    accuracy_line, display_path, format_comparison, format_confusion, format_description, format_line,
+    format_per_class, format_results, format_runs, json_line, latest_note, print_summary, print_sweep, row_lines,
+    summary_json, sweep_view, table_info_lines, write_picture, write_report, write_row_predictions)
 
 try:
     from typer import _click as click
 except ImportError:  # typer before 0.28 uses click itself
     import click
-from specforge.cli.present import (
-    accuracy_line,
-    display_path,
-    format_comparison,
-    format_confusion,
-    format_description,
-    format_line,
-    format_per_class,
-    format_results,
-    format_runs,
-    json_line,
-    latest_note,
-    print_summary,
-    print_sweep,
-    row_lines,
-    summary_json,
-    sweep_view,
-    table_info_lines,
-    write_picture,
-    write_report,
-    write_row_predictions,
-)
 
 app = typer.Typer(
     help="Declarative model specs: validate, train with numpy, export to ONNX, predict with onnxruntime.",
@@ -187,7 +172,6 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
                                                              "RUN/confusion-<split>.png " + NEEDS_PLOT + ".")) -> None:
     """Print the loss and metrics of a trained run on a split of its data, each class's precision, recall and F1,
     and the confusion matrix."""
-
     bar = _ProgressBar("evaluating") if sys.stderr.isatty() else None
     try:
         results = api.evaluate(run, split, limit=limit, details=True, on_batch=bar)
@@ -362,7 +346,6 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
                                      help="For a model specforge did not export (no specforge metadata): feed the "
                                           "inputs as they are, already scaled as the model expects.")) -> None:
     """Predict with an exported model: images, arrays, a data split, or a table model's raw rows (CSV/Parquet)."""
-
     if inputs and len(inputs) == 1 and api.is_rows_file(inputs[0]) and data is None:
         _predict_rows(model, inputs[0], limit, as_json, output, threads)
         return
@@ -444,13 +427,13 @@ def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or 
     """Run a spec's hyperparameter sweep: each trial a run directory, then the trials sorted, the best run and
     best.yaml.  Run again after an interruption, the same command continues the sweep."""
 
-
     terminal = sys.stdout.isatty()
     console = Console(stderr=as_json, width=None if terminal else 200)
     shown = None if as_json else sweep_view(console, terminal)
     try:
         result = api.sweep(spec, overrides=overrides or (), trials=trials, jobs=jobs, backend=backend,
-                           address=address, limit_train=limit_train, limit_test=limit_test, on_update=shown)
+                           address=address, limit_train=limit_train, limit_test=limit_test, on_update=shown,
+                           on_warning=lambda problem: typer.echo(problem.format(), err=True))
     except api.SweepInterrupted as interruption:
         typer.echo(str(interruption), err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None
@@ -501,16 +484,61 @@ def usage_error_line(error: Exception) -> str:
     return f"specforge: error: {message} (usage: {command_path} --help)"
 
 
+#: Exit status of an unexpected exception (a bug in specforge), as Python gives an uncaught one.
+BUG_EXIT = 1
+#: Exit status when the reader of the output went away (``specforge runs | head -1``), as Python's own recipe,
+#: click and rich give it.
+CLOSED_PIPE_EXIT = 1
+
+
 def main(args: Optional[List[str]] = None) -> None:
-    """Console-script entry point: runs the command and exits with its status; usage errors exit with 2."""
+    """Console-script entry point: runs the command and exits with its status; usage errors exit with 2.
+
+    Last resort: a closed pipe ends quietly, and any other unexpected exception is one line saying it is a bug,
+    with the file its traceback was written to."""
+    try:
+        status = _run(args)
+        sys.stdout.flush()  # output still buffered meets a closed pipe here, not at interpreter shutdown
+    except BrokenPipeError:
+        status = _silence_stdout()
+    except Exception as error:
+        typer.echo(_bug_line(error), err=True)
+        status = BUG_EXIT
+    sys.exit(status)
+
+
+def _run(args: Optional[List[str]]) -> int:
+    """The command's exit status, command-line mistakes shown as one line."""
     try:
         status = app(args=args, prog_name="specforge", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as error:
         typer.echo(error.format_message())
-        status = error.exit_code
+        return error.exit_code
     except click.ClickException as error:
         typer.echo(usage_error_line(error), err=True)
-        status = error.exit_code
-    except click.Abort:
-        status = INTERRUPTED_EXIT
-    sys.exit(status if isinstance(status, int) else 0)
+        return error.exit_code
+    except typer.Abort:  # end of input at a prompt
+        return INTERRUPTED_EXIT
+    return status if isinstance(status, int) else 0
+
+
+def _silence_stdout() -> int:
+    """Point standard output at the null device, so that what is still buffered is dropped at exit without
+    a second BrokenPipeError; the exit status of a closed pipe."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return CLOSED_PIPE_EXIT
+
+
+def _bug_line(error: Exception) -> str:
+    """One line for an exception specforge did not expect, its traceback written to a file in the temporary
+    directory (printed after the line when that file cannot be written)."""
+    text = "".join(traceback.format_exception(error))
+    summary = " ".join(f"{type(error).__name__}: {error}".split())
+    try:
+        descriptor, path = tempfile.mkstemp(prefix="specforge-bug-", suffix=".txt")
+        with open(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        return f"specforge: internal error: {summary}; this is a bug in specforge, please report it with:\n{text}"
+    return (f"specforge: internal error: {summary}; this is a bug in specforge, please report it with the "
+            f"traceback written to {path}")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from specforge.base.errors import DataError
 from specforge.export.quantize import quantization_of
+from specforge.predict.session import model_file, unloadable
 
 
 #: What ``parameters`` counts, in words.
@@ -21,14 +21,11 @@ def describe(path: str | Path) -> dict:
     """``specforge inspect``: a JSON-friendly description of the ONNX model at ``path``."""
     import onnx
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("no such file; give an .onnx file", file=str(path))
+    path = model_file(path)
     try:
         model = onnx.load(str(path))
-    except (DecodeError, OSError, ValueError) as error:
-        raise DataError(f"cannot read as an ONNX model ({error}); give a file written by specforge export",
-                        file=str(path)) from None
+    except (DecodeError, OSError, ValueError, onnx.checker.ValidationError) as error:
+        raise unloadable(path, error) from None
 
     graph = model.graph
     initializers = {tensor.name for tensor in graph.initializer}

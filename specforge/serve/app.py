@@ -23,13 +23,12 @@ import numpy as np
 
 import specforge
 from specforge.base.errors import DataError
-from specforge.data.folders import decode_image
+from specforge.data.folders import ImageTooLarge, decode_image
 from specforge.predict.table import is_table_model
 from specforge.serve.limits import Limits
 from specforge.serve.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
 from specforge.serve.guard import RequestGuard
 from specforge.serve.interface import ServedModel
-import warnings
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -54,7 +53,6 @@ def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) ->
 
     limits = limits or Limits()
     served = ServedModel(model)
-    _refuse_huge_images()
 
     def checked(request: Request) -> None:
         if request.path_params["name"] != name:
@@ -118,15 +116,6 @@ def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) ->
                      exception_handlers={ProtocolError: refused, HTTPException: http_error})
 
 
-def _refuse_huge_images() -> None:
-    """Pillow warns (and decodes) between ``MAX_IMAGE_PIXELS`` and twice that, and raises above: make both an
-    error, which ``_decode`` answers with 413 (a warning filter is for the whole process, as the server is)."""
-
-    from PIL import Image
-
-    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
-
-
 def _task(model: OnnxPredictor) -> dict:
     """A table model's task (``classification`` or ``regression``); its class names are the target columns
     of a regression."""
@@ -167,7 +156,7 @@ def _decode(image: bytes, model: OnnxPredictor) -> tuple[np.ndarray, bool]:
         raise ProtocolError(400, f"this model takes [N, {', '.join(map(str, shape))}], not images; use /infer")
     try:
         pixels = decode_image(image, shape, "upload")
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except ImageTooLarge:
         raise ProtocolError(413, f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels, more than this "
                                  f"server decodes; send it resized (the model takes {shape[1]}x{shape[0]})") from None
     except DataError:

@@ -99,4 +99,32 @@ def test_inspect_counts_parameters_as_the_summary_does(run_copy, tmp_path):
 def test_inspect_refuses_what_is_not_a_model(tmp_path):
     (tmp_path / "x.onnx").write_bytes(b"\x00garbage")
     result = invoke("inspect", tmp_path / "x.onnx")
-    assert result.exit_code == 2 and "cannot read as an ONNX model" in result.stderr
+    assert result.exit_code == 2 and "cannot load as an ONNX model" in result.stderr
+    for missing in (tmp_path / "nowhere.onnx", tmp_path):
+        result = invoke("inspect", missing)
+        assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+        assert "no such file" in result.stderr or "is a directory, not an ONNX file" in result.stderr
+
+
+def test_external_data_outside_the_models_folder_is_refused_as_predict_refuses_it(run_copy, tmp_path):
+    """An initializer whose external data names ../weights.bin: inspect, like predict (and serve, through the same
+    model loading), refuses it in one line instead of reading a file outside the model's folder."""
+    assert invoke("export", run_copy).exit_code == 0
+    model = onnx.load(str(run_copy / "model.onnx"))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=True, location="weights.bin")
+    (tmp_path / "weights.bin").write_bytes((folder / "weights.bin").read_bytes())
+    outside = onnx.load(str(folder / "model.onnx"), load_external_data=False)
+    for tensor in outside.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../weights.bin"
+    onnx.save(outside, str(folder / "outside.onnx"))
+    assert invoke("inspect", folder / "model.onnx").exit_code == 0
+    for command in ("inspect", "predict"):
+        result = invoke(command, folder / "outside.onnx", *(["--data", "mnist:test"] if command == "predict" else []))
+        assert result.exit_code == 2 and result.stdout == ""
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"{folder / 'outside.onnx'}: error: cannot load as an ONNX model (")
+        assert "../weights.bin" in line and line.endswith("); give a file written by specforge export")
