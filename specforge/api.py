@@ -27,7 +27,7 @@ from specforge.data import Dataset, data_info as describe_data, load_data as loa
 from specforge.data.precheck import check_data
 from specforge.data.table.info import render_histograms
 from specforge.export.inspect import describe as describe_model
-from specforge.graph.build import build_graph, data_shape
+from specforge.graph.build import build_graph, data_shape, load_and_build, with_rest_checked
 from specforge.graph.checks import check_options
 from specforge.graph.dag import Graph
 from specforge.options import callbacks, metrics
@@ -41,7 +41,7 @@ from specforge.runs.directory import Run, open_run
 from specforge.runs.listing import Comparison, RunRecord
 from specforge.serve.limits import Limits
 from specforge.serve.server import serve as run_server
-from specforge.spec import Spec, load_spec
+from specforge.spec import RefusedSpec, Spec, load_spec
 from specforge.spec.schema import SCHEMA_FILE, write_schema_copy
 from specforge.spec.starter import write_template as write_starter
 from specforge.sweep.loading import read_sweep
@@ -69,7 +69,10 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
     Also refused: callbacks monitoring a value training will not report, and (unless ``data`` is false) data
     that training would refuse as far as the files' headers and small label files tell
     (``specforge.data.precheck``)."""
-    spec, sweep, locate = read_sweep(path, overrides)
+    try:
+        spec, sweep, locate = read_sweep(path, overrides)
+    except RefusedSpec as refused:
+        raise with_rest_checked(refused, read_data=data) from None
     graph = build_graph(spec, read_data=data)
     try:
         if data:
@@ -99,7 +102,7 @@ def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (),
     ``observers``: callbacks besides the spec's (``specforge.options.callbacks.Callback``), not saved in checkpoints.
     """
     if isinstance(spec, (str, Path)):
-        spec, overrides = load_spec(spec, overrides), ()
+        spec, overrides = load_and_build(spec, overrides)[0], ()
     return loop.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
                      limit_train=limit_train, limit_test=limit_test, observers=observers)
 

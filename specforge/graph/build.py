@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
-from specforge.base.errors import DataError
+from specforge.base.errors import DataError, Problem, SpecError, SpecforgeError
 from specforge.data.sources import create as create_source
 from specforge.graph.checks import check_compatibility, check_options
 from specforge.graph.dag import Graph, infer_graph
-from specforge.spec import Spec
+from specforge.spec import RefusedSpec, Spec, load_spec
 
 if TYPE_CHECKING:
     from specforge.data.splits import DataShape
@@ -42,4 +43,36 @@ def data_shape(spec: Spec) -> DataShape | None:
     return shape
 
 
-__all__ = ["build_graph", "data_shape"]
+def load_and_build(path: str | Path, overrides: Sequence[str] = (), *, read_data: bool = True) -> tuple[Spec, Graph]:
+    """``load_spec`` then ``build_graph``, with every independent problem at once (``with_rest_checked``)."""
+    try:
+        spec = load_spec(path, overrides)
+    except RefusedSpec as refused:
+        raise with_rest_checked(refused, read_data=read_data) from None
+    return spec, build_graph(spec, read_data=read_data)
+
+
+def with_rest_checked(refused: RefusedSpec, *, read_data: bool = True) -> SpecforgeError:
+    """The schema's problems with a spec together with those of the rest of it: when the schema refuses some
+    layers or blocks (or keys), the rest of the model is still expanded and shape-checked (and, when only
+    unknown keys were refused, checked against its data and loss), in the order of the file."""
+    if refused.rest is None:
+        return refused
+    return SpecError(problems=_in_order(refused.problems + _problems(refused.rest, refused.complete, read_data)))
+
+
+def _problems(rest: Spec, complete: bool, read_data: bool) -> list[Problem]:
+    if not complete and "input_shape" not in rest.config["model"]:
+        return []  # only the data can tell the input's shape, and the spec around it is not valid
+    try:
+        build_graph(rest, read_data=read_data) if complete else infer_graph(rest)
+    except SpecforgeError as error:
+        return error.problems
+    return []
+
+
+def _in_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.location.file or "", p.location.line or 0, p.location.column or 0))
+
+
+__all__ = ["build_graph", "data_shape", "load_and_build", "with_rest_checked"]

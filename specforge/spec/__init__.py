@@ -15,17 +15,13 @@ import yaml
 from specforge.base.defaults import with_defaults
 from specforge.base.errors import Location, Problem, SpecError, SpecforgeError
 from specforge.options import callbacks, metrics, optimizers
-from specforge.spec.reader import (
-    Document,
-    SpecPath,
-    format_path,
-    parse_text,
-    read_document,
-)
+from specforge.spec.bounds import expansion_problems
+from specforge.spec.partial import rest_of
+from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
 from specforge.spec.schema import load_schema
 from specforge.spec.validate import validate_document
 
-__all__ = ["Spec", "load_spec", "spec_from_dict", "resolved_spec", "override_spec", "parse_override", "parse_path",
+__all__ = ["Spec", "RefusedSpec", "load_spec", "spec_from_dict", "resolved_spec", "override_spec", "parse_override", "parse_path",
            "format_path"]
 
 
@@ -122,10 +118,36 @@ def _resolve(doc: Document, overrides: Sequence[str]) -> Spec:
         _assign(doc, path, value, text)
         doc.overrides[path] = text
     schema = load_schema()
-    validate_document(doc, schema)
+    try:
+        validate_document(doc, schema)
+    except SpecError as error:
+        raise _refused(doc, schema, error.problems) from None
+    too_large = expansion_problems(doc.data, doc.locate)
+    if too_large:
+        raise SpecError(problems=too_large)
     config = with_defaults(doc.data, schema)
     _resolve_sections(doc, config)
     return Spec(document=doc, config=config)
+
+
+class RefusedSpec(SpecError):
+    """The schema's problems with a spec, and what of it can still be checked: ``rest`` is the spec without
+    what the schema refused (``specforge.spec.partial``), or None; ``complete`` when ``rest`` is a valid spec."""
+
+    def __init__(self, problems: list[Problem], rest: Spec | None = None, complete: bool = False):
+        super().__init__(problems=problems)
+        self.rest, self.complete = rest, complete
+
+
+def _refused(doc: Document, schema: dict, problems: list[Problem]) -> RefusedSpec:
+    rest, complete = rest_of(doc.data, schema)
+    too_large = expansion_problems(rest, doc.locate) if rest is not None else []
+    if rest is None or too_large:
+        return RefusedSpec(problems + too_large)
+    config = with_defaults(rest, schema)
+    if complete:
+        _resolve_sections(doc, config)
+    return RefusedSpec(problems, Spec(document=doc, config=config), complete)
 
 
 def _resolve_sections(doc: Document, config: dict) -> None:

@@ -100,8 +100,8 @@ def build_schema() -> dict:
                     },
                     "output": {
                         "description": "Name of the layer whose output is the model's output. Default: the "
-                                       "last layer. Layers the output does not depend on are left out, with a "
-                                       "warning.",
+                                       "last layer. Layers the output does not depend on are checked like the "
+                                       "others, then left out, with a warning.",
                         "type": "string",
                     },
                 },

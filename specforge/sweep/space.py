@@ -59,8 +59,13 @@ class Parameter:
         return list(range(self.values[0], self.values[1] + 1, self.step))
 
     def checked_values(self) -> list:
-        if self.kind == "choice" or self.kind == "int":
+        """The values validated before a sweep starts: every choice, an int range's lowest and largest
+        drawable value (``high`` itself only when the steps reach it), a float range's ends and a point inside."""
+        if self.kind == "choice":
             return list(dict.fromkeys(self.values))
+        if self.kind == "int":
+            low, high = self.values
+            return list(dict.fromkeys([low, low + (high - low) // self.step * self.step]))
         low, high = (float(value) for value in self.values)
         return [low, high, low + (high - low) * _INSIDE]
 
