@@ -11,8 +11,10 @@ from specforge.ops.scratch import scratch
 
 
 class ActivationFunction(Protocol):
-    """What the epilogue needs of an activation (``specforge.options.activations`` defines them): its forward
-    and its gradient written into a given array."""
+    """What the ops layer needs of an activation (``specforge.options.activations`` defines them): its name, its
+    forward and its gradient written into a given array."""
+
+    name: str
 
     def forward_into(self, z: np.ndarray, out: np.ndarray) -> None: ...
 

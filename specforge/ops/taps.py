@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from specforge.ops.epilogue import ActivationFunction, add_bias_and_activate
-from specforge.ops.im2col import Window
+from specforge.ops.window import Window
 from specforge.ops.scratch import scratch
 
 #: Fewest input channels for which the forward and kernel gradient take the tap products.
