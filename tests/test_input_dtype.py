@@ -112,7 +112,7 @@ def test_a_model_of_ids_trains(lookup_kind):
     model = ids_model()
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, 5, (16, 4)), rng.integers(0, 2, 16)
-    loss, optimizer = losses.get("sparse_categorical_crossentropy"), optimizers.create("adam")
+    loss, optimizer = losses.create("sparse_categorical_crossentropy"), optimizers.create(optimizers.resolve("adam"))
     table = model.params[0]["table"].copy()
     first, _ = model.train_step(x, y, loss, optimizer)
     for _ in range(20):
