@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from specforge import api  # noqa: E402
-from specforge.training.progress import Silent  # noqa: E402
+from specforge import api
+from specforge.training.progress import Silent
 
 #: spec -> the test accuracy the time is measured to (the seed tutorial reports 97.57% after 3 epochs)
 TARGETS = {"mnist": 0.97, "resnet": 0.99}

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.rates import best_rate  # noqa: E402
-from specforge.api import build  # noqa: E402
+from specforge.api import build_graph  # noqa: E402
 from specforge.data import load_dataset  # noqa: E402
 from specforge.export.onnx import export_graph  # noqa: E402
+from specforge.graph.model import Model  # noqa: E402
 from specforge.predict.session import default_threads, make_session  # noqa: E402
-from specforge.training.model import Model  # noqa: E402
 from specforge.spec import load_spec  # noqa: E402
 
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
@@ -47,7 +47,7 @@ def seed_model(run_dir: str | None) -> tuple[Model, object]:
         run = open_run(run_dir)
         return run.model(), Preprocessing.from_dict(run.preprocessing)
     spec = load_spec(SEED_SPEC)
-    graph = build(spec)
+    graph = build_graph(spec)
     dataset = load_dataset(spec.config["data"], graph.input_shape, validation="none", base_dir=spec.base_dir)
     return Model.initialize(graph, np.random.default_rng(0)), dataset.preprocessing
 
@@ -70,9 +70,11 @@ def main() -> None:
     print(f"{'batch':>5}  {'onnxruntime img/s':>18}  {'numpy img/s':>12}  {'ratio':>6}")
     for batch in BATCH_SIZES:
         pixels = raw[:batch]
-        onnx_rate = images_per_second(lambda: session.run(["probabilities"], {"input": pixels.astype(np.float32)}),
+        onnx_rate = images_per_second(lambda pixels=pixels: session.run(["probabilities"],
+                                                                           {"input": pixels.astype(np.float32)}),
                                       batch, args.seconds)
-        numpy_rate = images_per_second(lambda: model.forward(preprocessing.images(pixels)), batch, args.seconds)
+        numpy_rate = images_per_second(lambda pixels=pixels: model.forward(preprocessing.images(pixels)), batch,
+                                       args.seconds)
         print(f"{batch:>5}  {onnx_rate:>18,.0f}  {numpy_rate:>12,.0f}  {onnx_rate / numpy_rate:>5.1f}x")
 
 

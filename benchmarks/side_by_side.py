@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from benchmarks.rates import best_rate
 from benchmarks.rounds import Measured, alternate
-from specforge.options import losses
-from specforge.options import optimizers
-from specforge.api import build, load_spec
+from specforge.api import build_graph, load_spec
+from specforge.graph.model import Model
+from specforge.options import losses, optimizers
 from specforge.training.evaluate import labels_and_targets
-from specforge.training.model import Model
 
 #: distinct random batches a measurement cycles through
 POOL = 4
@@ -55,9 +54,9 @@ class SideBySide:
         spec = load_spec(path)
         self.name = Path(path).stem
         self.config = spec.config
-        self.graph = build(spec)
+        self.graph = build_graph(spec)
         self.model = Model.initialize(self.graph, np.random.default_rng(self.config["fit"]["seed"]))
-        self.loss = losses.get(self.config["compile"]["loss"])
+        self.loss = losses.create(self.config["compile"]["loss"])
         self.optimizer = optimizers.create(self.config["compile"]["optimizer"])
         self.twin = TorchNetwork(self.graph, self.model.get_weights())
         self.trainer = TorchStep(self.twin, self.loss, self.config["compile"]["optimizer"])
@@ -93,7 +92,7 @@ class SideBySide:
 
     def pytorch_step(self, batches: list[Batch]) -> Callable[[int], object]:
         """``step(i)``: the PyTorch training step on batch ``i`` (converted to PyTorch's layout beforehand)."""
-        from specforge.training.torch.layout import to_torch
+        from specforge.layers.torch.layout import to_torch
 
         inputs = [to_torch(batch.x) for batch in batches]
         targets = [self.trainer.targets(batch.labels, batch.targets) for batch in batches]
@@ -135,8 +134,8 @@ def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float
     """Images per second of specforge's ONNX export and of the PyTorch model's torch.onnx export under onnxruntime
     (every core), per batch size, and the largest difference between their outputs and specforge's."""
     from benchmarks.torch_onnx import torch_onnx
-    from specforge.training.torch.layout import to_torch
     from specforge.export.onnx import export_graph
+    from specforge.layers.torch.layout import to_torch
     from specforge.predict.session import make_session
 
     ours = make_session(export_graph(pair.graph, pair.model.params).SerializeToString())
@@ -149,8 +148,8 @@ def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float
         for output in (ours.run(None, {"input": x})[0], theirs.run(None, {"input": x_torch})[0]):
             difference = max(difference, float(np.abs(output.reshape(expected.shape) - expected).max()))
         results[batch_size] = alternate({
-            "onnx": lambda: best_rate(lambda: ours.run(None, {"input": x}), batch_size, seconds),
-            "torch_onnx": lambda: best_rate(lambda: theirs.run(None, {"input": x_torch}), batch_size, seconds),
+            "onnx": lambda x=x, n=batch_size: best_rate(lambda: ours.run(None, {"input": x}), n, seconds),
+            "torch_onnx": lambda x=x_torch, n=batch_size: best_rate(lambda: theirs.run(None, {"input": x}), n, seconds),
         }, rounds)
     return results, difference
 

@@ -7,7 +7,7 @@ import warnings
 
 import torch
 
-from specforge.training.torch.layout import torch_shape
+from specforge.layers.torch.layout import torch_shape
 from specforge.training.torch.network import TorchNetwork
 
 

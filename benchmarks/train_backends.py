@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from specforge import api  # noqa: E402
-from specforge.training.progress import Silent  # noqa: E402
+from specforge import api
+from specforge.training.progress import Silent
 
 #: (column, fit options)
 BACKENDS = [("numpy", {"backend": "numpy"}), ("torch", {"backend": "torch", "device": "cpu"}),

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sweep.tiny import TINY, need
 
 from specforge import api
 from specforge.base.errors import RunError
 from specforge.spec import spec_from_dict
 from specforge.training.progress import Silent
-from sweep.tiny import TINY, need
 
 #: TINY without its sweep, on a slice: a small MLP (no batch normalization, whose statistics would be each
 #: worker's half of a batch).

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import require
+from test_train import SMALL, StopAt, assert_same_weights, train, weights_of
 from typer.testing import CliRunner
 
-from needs import require
 from specforge import api
 from specforge.base.errors import RunError
 from specforge.cli.commands import app
 from specforge.spec import spec_from_dict
 from specforge.training.progress import Silent
-from test_train import SMALL, StopAt, assert_same_weights, train, weights_of
 
 #: SMALL without its dropout (PyTorch draws its masks from its own generator, so only a model without
 #: dropout takes the same steps on both backends) and without the convolution's bias: batch normalization

@@ -5,11 +5,51 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from specforge import api
+from specforge.cli.present import (
+    accuracy_line,
+    display_path,
+    format_comparison,
+    format_confusion,
+    format_description,
+    format_line,
+    format_per_class,
+    format_results,
+    format_runs,
+    json_line,
+    latest_note,
+    print_summary,
+    print_sweep,
+    row_lines,
+    summary_json,
+    sweep_view,
+    table_info_lines,
+    write_picture,
+    write_report,
+    write_row_predictions,
+)
+
+try:
+    from typer import _click as click
+except ImportError:  # typer before 0.28 uses click itself
+    import click  # type: ignore[no-redef]
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+    from typer._click import ClickException
 
 app = typer.Typer(
     help="Declarative model specs: validate, train with numpy, export to ONNX, predict with onnxruntime.",
@@ -21,9 +61,7 @@ app = typer.Typer(
 
 def _print_version(requested: bool) -> None:
     if requested:
-        from specforge.api import __version__
-
-        typer.echo(f"specforge {__version__}")
+        typer.echo(f"specforge {api.__version__}")
         raise typer.Exit()
 
 
@@ -52,11 +90,9 @@ def command(group: typer.Typer = app, **options) -> Callable:
     def register(function: Callable) -> Callable:
         @functools.wraps(function)
         def run(*args, **kwargs):
-            from specforge.api import SpecforgeError
-
             try:
                 return function(*args, **kwargs)
-            except SpecforgeError as error:
+            except api.SpecforgeError as error:
                 if kwargs.get("as_json"):
                     _echo_json({"valid": False, "errors": error.to_json()})
                 else:
@@ -70,19 +106,16 @@ def command(group: typer.Typer = app, **options) -> Callable:
 
 @command()
 def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .json)."),
-             overrides: Optional[List[str]] = SetOption, as_json: bool = JsonOption,
+             overrides: list[str] | None = SetOption, as_json: bool = JsonOption,
              no_data: bool = typer.Option(False, "--no-data",
                                           help="Skip the data checks (files exist, headers and label files fit "
                                                "the model)."),
-             picture: Optional[Path] = typer.Option(None, "--graph", metavar="FILE",
+             picture: Path | None = typer.Option(None, "--graph", metavar="FILE",
                                                     help="Also write a picture of the graph: FILE.dot (Graphviz "
                                                          "text), or FILE.svg / FILE.png drawn by Graphviz's dot.")
              ) -> None:
     """Check a spec against the schema, infer every layer's shape, check its data files as far as their headers
     tell, and print the model summary."""
-    from specforge import api
-    from specforge.cli.present import print_summary, summary_json, write_picture
-
     resolved, graph = api.validate(spec, overrides or (), data=not no_data)
     for warning in graph.warnings:
         typer.echo(warning.format(), err=True)
@@ -95,12 +128,10 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
 
 
 @command()
-def schema(write: Optional[Path] = typer.Option(None, "--write", metavar="DIR",
+def schema(write: Path | None = typer.Option(None, "--write", metavar="DIR",
                                                 help="Write DIR/specforge.schema.json instead, for a spec's "
                                                      "$schema line to name by a relative path.")) -> None:
     """Print the spec's JSON Schema (draft-07)."""
-    from specforge import api
-
     if write is None:
         typer.echo(api.schema_text(), nl=False)
     else:
@@ -115,8 +146,6 @@ def init(name: str = typer.Argument(..., help="Model name; the spec is written t
          directory: Path = typer.Option(Path("."), "--dir", help="Where to write the spec."),
          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Write a new, valid, commented spec to edit."""
-    from specforge import api
-
     path = api.write_template(name, template, directory, force=force)
     typer.echo(f"wrote {path} (its $schema line names the copy of the schema in schemas/ beside it); "
                f"check it with: specforge validate {path}")
@@ -127,35 +156,32 @@ INTERRUPTED_EXIT = 130
 
 
 @command()
-def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out with --resume."),
-          out: Optional[Path] = typer.Option(None, "--out", help="Run directory to create (default: the next "
+def train(spec: Path | None = typer.Argument(None, help="Spec file; leave out with --resume."),
+          out: Path | None = typer.Option(None, "--out", help="Run directory to create (default: the next "
                                                                   "runs/<spec name>/<n>)."),
-          overrides: Optional[List[str]] = SetOption,
+          overrides: list[str] | None = SetOption,
           quiet: bool = typer.Option(False, "--quiet", "-q", help="One line per epoch, no progress bar."),
-          resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN",
+          resume: Path | None = typer.Option(None, "--resume", metavar="RUN",
                                                 help="Continue an interrupted run from its last checkpoint."),
-          limit_train: Optional[int] = typer.Option(None, "--limit-train", min=1, metavar="N",
+          limit_train: int | None = typer.Option(None, "--limit-train", min=1, metavar="N",
                                                     help="Train on the first N training examples only."),
-          limit_test: Optional[int] = typer.Option(None, "--limit-test", min=1, metavar="N",
+          limit_test: int | None = typer.Option(None, "--limit-test", min=1, metavar="N",
                                                    help="Validate and test on the first N examples only."),
-          backend: Optional[str] = typer.Option(None, "--backend", metavar="numpy|torch|ray",
+          backend: str | None = typer.Option(None, "--backend", metavar="numpy|torch|ray",
                                                 help="numpy (the reference), torch (PyTorch, needs specforge\\[torch]) "
                                                      "or ray (PyTorch data-parallel on Ray Train, needs "
                                                      "specforge\\[torch,ray]); default: the spec's fit.backend."),
-          device: Optional[str] = typer.Option(None, "--device", metavar="cpu|cuda|auto",
+          device: str | None = typer.Option(None, "--device", metavar="cpu|cuda|auto",
                                                help="With --backend torch or ray: where to train (default auto: a "
                                                     "CUDA GPU when PyTorch sees one, else the CPU)."),
-          workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N",
+          workers: int | None = typer.Option(None, "--workers", min=1, metavar="N",
                                                 help="With --backend ray: data-parallel workers, one CPU (or GPU) "
                                                      "each (default 2)."),
-          address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+          address: str | None = typer.Option(None, "--address", metavar="HOST:PORT",
                                                 help="With --backend ray: the cluster (default: RAY_ADDRESS, else a "
                                                      "local Ray started for the run).")) -> None:
     """Train a spec (numpy by default; PyTorch or Ray Train with --backend); writes a run directory and prints
     its path."""
-    from specforge import api
-    from specforge.cli.present import display_path, format_results, latest_note
-
     if (spec is None) == (resume is None):
         raise api.RunError("give a spec file to start a run, or --resume RUN to continue one (not both)",
                        file="specforge train")
@@ -177,18 +203,13 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
 @command()
 def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-cnn/latest."),
              split: str = typer.Option("test", "--split", help="test, train or validation."),
-             limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
+             limit: int | None = typer.Option(None, "--limit", min=1, metavar="N",
                                                  help="Evaluate the first N examples only."),
              as_json: bool = JsonOption,
              plot: bool = typer.Option(False, "--plot", help="Also write the confusion matrix as a PNG, "
                                                              "RUN/confusion-<split>.png " + NEEDS_PLOT + ".")) -> None:
     """Print the loss and metrics of a trained run on a split of its data, each class's precision, recall and F1,
     and the confusion matrix."""
-    import sys
-
-    from specforge import api
-    from specforge.cli.present import format_confusion, format_per_class, format_results
-
     bar = _ProgressBar("evaluating") if sys.stderr.isatty() else None
     try:
         results = api.evaluate(run, split, limit=limit, details=True, on_batch=bar)
@@ -213,18 +234,14 @@ app.add_typer(data_app, name="data")
 
 
 @command(data_app, name="info")
-def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Optional[List[str]] = SetOption,
+def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: list[str] | None = SetOption,
               as_json: bool = JsonOption) -> None:
     """Counts, shapes, dtypes, value ranges and class balance of each split."""
-    from specforge import api
-
     info = api.data_info(api.load_spec(spec, overrides or ()))
     if as_json:
         _echo_json(info)
         return
     if "columns" in info:
-        from specforge.cli.present import table_info_lines
-
         for line in table_info_lines(info):
             typer.echo(line)
         return
@@ -239,22 +256,20 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Op
 @command(data_app, name="show")
 def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
                                           help="Spec file; with --misclassified, a run directory."),
-              out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: "
+              out: Path | None = typer.Option(None, "--out", help="PNG file to write (default: "
                                                                      "<spec name>-<split>.png, or "
                                                                      "RUN/misclassified-<split>.png)."),
-              split: Optional[str] = typer.Option(None, "--split", help="train or test (default: train, or test "
+              split: str | None = typer.Option(None, "--split", help="train or test (default: train, or test "
                                                                         "with --misclassified)."),
               count: int = typer.Option(25, "--count", min=1, help="Number of images."),
               misclassified: bool = typer.Option(False, "--misclassified",
                                                  help="Draw the examples the run's model gets wrong, with the "
                                                       "predicted and the true class " + NEEDS_PLOT + "."),
-              limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
+              limit: int | None = typer.Option(None, "--limit", min=1, metavar="N",
                                                   help="With --misclassified: look at the first N examples only."),
-              overrides: Optional[List[str]] = SetOption) -> None:
+              overrides: list[str] | None = SetOption) -> None:
     """Write a PNG grid of sample images with their labels (for a table: histograms of its columns), or of a
     run's mistakes, and print where."""
-    from specforge import api
-
     if misclassified:
         path, wrong, examples = api.plot_misclassified(spec, split or "test", out=out, count=count, limit=limit)
         typer.echo(f"{wrong} of {examples} {split or 'test'} examples are misclassified; wrote the first "
@@ -264,7 +279,7 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
 
 
 @command(name="runs")
-def list_runs(args: Optional[List[str]] = typer.Argument(None, metavar="[NAME] | compare A B",
+def list_runs(args: list[str] | None = typer.Argument(None, metavar="[NAME] | compare A B",
                                                          help="A spec name to list only its runs, or compare and two "
                                                               "run directories."),
               root: Path = typer.Option(Path("runs"), "--root",
@@ -273,9 +288,6 @@ def list_runs(args: Optional[List[str]] = typer.Argument(None, metavar="[NAME] |
               as_json: bool = JsonOption) -> None:
     """List the runs (status, epochs, best validation value, test metrics, duration, spec hash), or compare two:
     the spec values that differ and both runs' results."""
-    from specforge import api
-    from specforge.cli.present import format_comparison, format_runs
-
     args = args or []
     if args[:1] == ["compare"]:
         if len(args) != 3:
@@ -290,14 +302,12 @@ def list_runs(args: Optional[List[str]] = typer.Argument(None, metavar="[NAME] |
 
 
 @command()
-def plot(runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run directories, e.g. runs/mnist-cnn/latest; "
+def plot(runs: list[Path] = typer.Argument(..., metavar="RUN...", help="Run directories, e.g. runs/mnist-cnn/latest; "
                                                                         "several are overlaid."),
-         out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: RUN/curves.png for "
+         out: Path | None = typer.Option(None, "--out", help="PNG file to write (default: RUN/curves.png for "
                                                                 "one run, else curves.png).")) -> None:
     r"""Write a PNG of the training curves: loss and every metric per epoch, training and validation, with each
     run's best epoch marked (needs specforge\[plot])."""
-    from specforge import api
-
     typer.echo(f"wrote {api.plot(runs, out)}")
 
 
@@ -314,21 +324,18 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
            no_preprocessing: bool = typer.Option(False, "--no-preprocessing",
                                                  help="Leave the run's preprocessing out of the graph: the model "
                                                       "then takes preprocessed values, not raw pixels."),
-           output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the model "
+           output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the model "
                                                                               "(default: RUN/model.onnx)."),
-           web: Optional[Path] = typer.Option(None, "--web", metavar="DIR",
+           web: Path | None = typer.Option(None, "--web", metavar="DIR",
                                               help="Also write a static web page that runs the model in the "
                                                    "browser (onnxruntime-web, no CDN) into DIR."),
-           quantize: Optional[Quantization] = typer.Option(None, "--quantize",
+           quantize: Quantization | None = typer.Option(None, "--quantize",
                                                            help="Write an int8 model (default: RUN/model.int8.onnx) "
                                                                 "once it keeps the float model's test accuracy."),
            max_accuracy_drop: float = typer.Option(0.5, "--max-accuracy-drop", min=0, metavar="POINTS",
                                                    help="With --quantize: the most test accuracy, in percentage "
                                                         "points, the int8 model may lose.")) -> None:
     """Export a trained run as ONNX once it computes what the numpy model computes; prints the path and the parity."""
-    from specforge import api
-    from specforge.cli.present import display_path
-
     result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output, web=web,
                         quantize=quantize.value if quantize else None, max_accuracy_drop=max_accuracy_drop)
     typer.echo(f"parity: {result.parity.summary()}")
@@ -344,29 +351,29 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
 @command()
 def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export, or a run directory "
                                                    "(its model predicts without exporting first)."),
-            inputs: Optional[List[Path]] = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
-                                                                     "(N, H, W[, C]) of raw values; an .npz gives its only "
-                                                                     "array, else x_test, images, x or inputs. For a "
-                                                                     "table model: one CSV or Parquet file of raw rows."),
-            data: Optional[str] = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
+            inputs: list[Path] | None = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
+                                                                  "(N, H, W[, C]) of raw values; an .npz gives its "
+                                                                  "only array, else x_test, images, x or inputs. For a "
+                                                                  "table model: one CSV or Parquet file of raw rows."),
+            data: str | None = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
                                                help="A data split with labels, e.g. mnist:test or "
                                                     "specs/mnist.yaml:test."),
-            limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N", help="The first N inputs only."),
+            limit: int | None = typer.Option(None, "--limit", min=1, metavar="N", help="The first N inputs only."),
             top_k: int = typer.Option(1, "--top-k", min=1, metavar="K", help="Show the K most likely classes."),
             as_json: bool = typer.Option(False, "--json", help="One JSON object per input and line."),
-            output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
+            output: Path | None = typer.Option(None, "--output", "-o", metavar="FILE",
                                                   help="Write every prediction to FILE.csv, .json, .jsonl or "
                                                        ".parquet instead."),
-            threads: Optional[int] = typer.Option(None, "--threads", min=1,
+            threads: int | None = typer.Option(None, "--threads", min=1,
                                                   help="onnxruntime threads (default: the cores this process "
                                                        "may use)."),
             batch_size: int = typer.Option(256, "--batch-size", min=1, help="Inputs per onnxruntime call."),
             backend: str = typer.Option("local", "--backend", help="local (one session here) or ray (Ray Data: a "
                                                                    "pool of actors, one session each)."),
-            address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+            address: str | None = typer.Option(None, "--address", metavar="HOST:PORT",
                                                   help="With --backend ray: the cluster (default: RAY_ADDRESS, else "
                                                        "a local Ray)."),
-            actors: Optional[int] = typer.Option(None, "--actors", min=1, metavar="N",
+            actors: int | None = typer.Option(None, "--actors", min=1, metavar="N",
                                                  help="With --backend ray: actors in the pool (default: the "
                                                       "cluster's CPUs / --threads, which defaults to 1 there)."),
             no_invert: bool = typer.Option(False, "--no-invert",
@@ -377,11 +384,6 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
                                      help="For a model specforge did not export (no specforge metadata): feed the "
                                           "inputs as they are, already scaled as the model expects.")) -> None:
     """Predict with an exported model: images, arrays, a data split, or a table model's raw rows (CSV/Parquet)."""
-    import sys
-
-    from specforge import api
-    from specforge.cli.present import accuracy_line, format_line, json_line, write_report
-
     if inputs and len(inputs) == 1 and api.is_rows_file(inputs[0]) and data is None:
         _predict_rows(model, inputs[0], limit, as_json, output, threads)
         return
@@ -411,9 +413,6 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
 
 def _predict_rows(model: Path, rows: Path, limit: int | None, as_json: bool, output: Path | None,
                   threads: int | None) -> None:
-    from specforge import api
-    from specforge.cli.present import row_lines, write_row_predictions
-
     predictions = api.predict_rows(model, rows, threads=threads, limit=limit)
     for note in predictions.notes:
         typer.echo(f"{rows}: warning: {note}", err=True)
@@ -430,49 +429,42 @@ class _ProgressBar:
 
     def __init__(self, task: str = "predicting") -> None:
         self._description = task
-        self._progress = None
-        self._task = None
+        self._bar: tuple[Progress, TaskID] | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        if self._progress is None:
+        if self._bar is None:
             if done >= total:
                 return
-            from rich.console import Console
-            from rich.progress import Progress
 
-            self._progress = Progress(console=Console(stderr=True), transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task(self._description, total=total)
-        self._progress.update(self._task, completed=done)
+            progress = Progress(console=Console(stderr=True), transient=True)
+            progress.start()
+            self._bar = (progress, progress.add_task(self._description, total=total))
+        progress, task = self._bar
+        progress.update(task, completed=done)
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self._bar is not None:
+            self._bar[0].stop()
 
 
 @command()
-def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or a sweep file {spec: PATH, sweep: ...}."),
-          trials: Optional[int] = typer.Option(None, "--trials", min=1, metavar="N",
+def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or a sweep file "
+                                                "{spec: PATH, sweep: ...}."),
+          trials: int | None = typer.Option(None, "--trials", min=1, metavar="N",
                                                help="Number of trials (default: sweep.trials)."),
           jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N",
                                    help="Trials at once; locally each gets cores / N."),
           backend: str = typer.Option("local", "--backend", help="local (Optuna, a journal file) or ray (Ray Tune)."),
-          address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+          address: str | None = typer.Option(None, "--address", metavar="HOST:PORT",
                                                 help="Ray cluster to use (default: RAY_ADDRESS, else a local Ray)."),
-          overrides: Optional[List[str]] = SetOption,
-          limit_train: Optional[int] = typer.Option(None, "--limit-train", min=1, metavar="N",
+          overrides: list[str] | None = SetOption,
+          limit_train: int | None = typer.Option(None, "--limit-train", min=1, metavar="N",
                                                     help="Train each trial on the first N training examples."),
-          limit_test: Optional[int] = typer.Option(None, "--limit-test", min=1, metavar="N",
+          limit_test: int | None = typer.Option(None, "--limit-test", min=1, metavar="N",
                                                    help="Validate and test on the first N examples only."),
           as_json: bool = JsonOption) -> None:
     """Run a spec's hyperparameter sweep: each trial a run directory, then the trials sorted, the best run and
     best.yaml.  Run again after an interruption, the same command continues the sweep."""
-    import sys
-
-    from rich.console import Console
-
-    from specforge import api
-    from specforge.cli.present import print_sweep, sweep_view
 
     terminal = sys.stdout.isatty()
     console = Console(stderr=as_json, width=None if terminal else 200)
@@ -496,9 +488,6 @@ def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or 
 @command()
 def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool = JsonOption) -> None:
     """Print an ONNX file's inputs and outputs, opset, IR version, producer, metadata, size and operators."""
-    from specforge import api
-    from specforge.cli.present import format_description
-
     info = api.inspect(model)
     if as_json:
         _echo_json(info)
@@ -511,23 +500,21 @@ def serve(model: Path = typer.Argument(..., metavar="MODEL_OR_RUN",
                                       help="An .onnx file, or a run directory with its exported model.onnx."),
           host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0: every interface)."),
           port: int = typer.Option(8000, "--port", min=1, max=65535),
-          name: Optional[str] = typer.Option(None, "--name", help="The model's name in URLs (default: the spec's)."),
+          name: str | None = typer.Option(None, "--name", help="The model's name in URLs (default: the spec's)."),
           max_batch: int = typer.Option(256, "--max-batch", min=1, help="Most examples in one infer request."),
           max_request_mb: float = typer.Option(8.0, "--max-request-mb", min=0.001,
                                                help="Largest request body, in MiB (larger: 413)."),
           read_timeout: float = typer.Option(30.0, "--read-timeout", min=0.1,
                                              help="Seconds a request's headers, then its body, may take to arrive "
                                                   "(later: 408)."),
-          threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime threads.")) -> None:
+          threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime threads.")) -> None:
     """Serve a model over HTTP on the Open Inference Protocol (KServe v2 REST), plus an image upload endpoint;
     stops gracefully on SIGTERM or Ctrl-C."""
-    from specforge import api
-
     api.serve(model, host=host, port=port, name=name, max_batch=max_batch,
               max_body_bytes=int(max_request_mb * 1024 * 1024), read_timeout=read_timeout, threads=threads)
 
 
-def usage_error_line(error: Exception) -> str:
+def usage_error_line(error: ClickException) -> str:
     """A command-line mistake (unknown option or command, value out of range) as one line, like every other
     user error, with where to find the command's usage."""
     context = getattr(error, "ctx", None)
@@ -543,13 +530,11 @@ BUG_EXIT = 1
 CLOSED_PIPE_EXIT = 1
 
 
-def main(args: Optional[List[str]] = None) -> None:
+def main(args: list[str] | None = None) -> None:
     """Console-script entry point: runs the command and exits with its status; usage errors exit with 2.
 
     Last resort: a closed pipe ends quietly, and any other unexpected exception is one line saying it is a bug,
     with the file its traceback was written to."""
-    import sys
-
     try:
         status = _run(args)
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not at interpreter shutdown
@@ -561,13 +546,8 @@ def main(args: Optional[List[str]] = None) -> None:
     sys.exit(status)
 
 
-def _run(args: Optional[List[str]]) -> int:
+def _run(args: list[str] | None) -> int:
     """The command's exit status, command-line mistakes shown as one line."""
-    try:
-        from typer import _click as click  # typer 0.28 carries its own click
-    except ImportError:
-        import click
-
     try:
         status = app(args=args, prog_name="specforge", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as error:
@@ -584,9 +564,6 @@ def _run(args: Optional[List[str]]) -> int:
 def _silence_stdout() -> int:
     """Point standard output at the null device, so that what is still buffered is dropped at exit without
     a second BrokenPipeError; the exit status of a closed pipe."""
-    import os
-    import sys
-
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return CLOSED_PIPE_EXIT
 
@@ -594,9 +571,6 @@ def _silence_stdout() -> int:
 def _bug_line(error: Exception) -> str:
     """One line for an exception specforge did not expect, its traceback written to a file in the temporary
     directory (printed after the line when that file cannot be written)."""
-    import tempfile
-    import traceback
-
     text = "".join(traceback.format_exception(error))
     summary = " ".join(f"{type(error).__name__}: {error}".split())
     try:

@@ -16,8 +16,17 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from specforge.data.files import sha256_file
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TransferSpeedColumn,
+)
+
 from specforge.base.errors import DataError
+from specforge.data.files import sha256_file
 
 ATTEMPTS = 4
 BACKOFF_S = 0.5
@@ -41,9 +50,6 @@ class _Permanent(Exception):
 
 
 def _progress(name: str):
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
     return Progress(TextColumn(name), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                     console=Console(stderr=True))
 

@@ -6,13 +6,14 @@ Pillow is imported when an image is read, so that commands which never read one 
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.data.files import read_bytes, require_dir, sha256_bytes
 from specforge.data.splits import Split, make_split
-from specforge.base.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -37,7 +38,6 @@ def decode_image(data: bytes, input_shape: tuple[int, ...], file: str) -> np.nda
 
     An image of more pixels than Pillow's decompression-bomb bound (``PIL.Image.MAX_IMAGE_PIXELS``, 89,478,485
     by default: about 9459 x 9459) is refused before it is decoded; Pillow's warning for it is an error here."""
-    import warnings
 
     from PIL import Image, UnidentifiedImageError
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.table.features import TablePipeline
 
 if TYPE_CHECKING:
     from specforge.data.table.features import TablePipeline
@@ -34,10 +35,12 @@ def rescale_factor(value: float | str) -> float:
     return float(value)
 
 
-def _values(value: float | list[float] | None) -> tuple[float, ...] | None:
+def _values(value: float | list[float] | tuple[float, ...] | None) -> tuple[float, ...] | None:
     if value is None:
         return None
-    return tuple(float(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+    if isinstance(value, (list, tuple)):
+        return tuple(float(v) for v in value)
+    return (float(value),)
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,6 @@ class Preprocessing:
     @cached_property
     def pipeline(self) -> TablePipeline | None:
         """The table source's fitted steps, or None for images and arrays."""
-        from specforge.data.table.features import TablePipeline
-
         return None if self.table is None else TablePipeline.from_dict(self.table)
 
     @property

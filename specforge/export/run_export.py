@@ -7,17 +7,28 @@ run (``export.json``) beside the file's path, hash and interface.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from specforge.base.errors import DataError, ExportError
+from specforge.base.fileio import write_bytes
+from specforge.data import load_dataset
+from specforge.data.preprocessing import Preprocessing
+from specforge.data.table.read import join_tables
 from specforge.export.metadata import attach_metadata, build_metadata, table_metadata
 from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, export_graph
 from specforge.export.parity import MIN_EXAMPLES, ParityResult, check_parity
-from specforge.base.fileio import write_bytes
+from specforge.export.quantize import (
+    CALIBRATION_EXAMPLES,
+    DEFAULT_MAX_ACCURACY_DROP,
+    quantize_gated,
+)
+from specforge.export.web import page_mode, write_site
+from specforge.runs.directory import display_path, open_run, write_json
 
 if TYPE_CHECKING:
     import onnx
@@ -95,15 +106,10 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
 
     ``quantize="int8"`` writes the int8 model instead (RUN/model.int8.onnx unless ``output``), once it keeps
     the float model's test accuracy within ``max_accuracy_drop`` points (default 0.5)."""
-    from specforge.data.preprocessing import Preprocessing
-    from specforge.runs.directory import display_path, open_run, write_json
-
     run = open_run(run_path)
     spec = run.spec()
     graph = run.graph
     if web is not None:
-        from specforge.export.web import page_mode, write_site
-
         try:
             mode = page_mode(graph.input_shape, preprocessing, run=display_path(run.path))
         except ExportError as error:
@@ -124,8 +130,6 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
         model, parity = export_classifier(graph, run.weights(), steps, raw, logits=logits, in_graph=preprocessing,
                                           data=data, **common)
     if quantize is not None:
-        from specforge.export.quantize import DEFAULT_MAX_ACCURACY_DROP, quantize_gated
-
         calibration, test_inputs, test_labels = quantization_data(
             run.config, graph.input_shape, base_dir, steps, preprocessing)
         model, quantization = quantize_gated(model, calibration, test_inputs, test_labels, max_accuracy_drop=(
@@ -149,6 +153,8 @@ def export_table(graph: Graph, params: Sequence[Params], preprocessing: Preproce
     from specforge.export.table import check_table_parity, input_infos, table_model
 
     pipeline = preprocessing.pipeline
+    if pipeline is None:
+        raise ValueError("export_table takes a table model's preprocessing, which holds its table pipeline")
     doc = (f"{_doc_title(spec_name, description)} One input per feature column, [N, 1] "
            "(float for numeric columns, string for categorical and binary ones); output "
            f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph.")
@@ -167,13 +173,13 @@ def export_table(graph: Graph, params: Sequence[Params], preprocessing: Preproce
 def parity_rows(config: dict, input_shape: tuple[int, ...], base_dir: Path,
                 size: int = MIN_EXAMPLES) -> tuple[Table, str]:
     """The first ``size`` raw rows of a table spec's test split, then of its training split, and their description."""
-    from specforge.data import load_dataset
-    from specforge.data.table.read import join_tables
-
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
-    parts, names = [], []
+    parts: list[Table] = []
+    names: list[str] = []
     for split in (dataset.test, dataset.train):
-        take = min(size - sum(len(part) for part in parts), len(split)) if split is not None else 0
+        if split is None or split.table is None:
+            continue
+        take = min(size - sum(len(part) for part in parts), len(split))
         if take > 0:
             parts.append(split.table.take(np.arange(take)))
             names.append(f"{split.name}[0:{take}]")
@@ -184,10 +190,9 @@ def parity_batch(config: dict, input_shape: tuple[int, ...], base_dir: Path,
                  size: int = MIN_EXAMPLES) -> tuple[np.ndarray, str]:
     """The first ``size`` examples of the spec's test split (then its training split when the test split
     is smaller), as stored, and a description such as ``mnist test[0:256]``."""
-    from specforge.data import load_dataset
-
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
-    parts, names = [], []
+    parts: list[np.ndarray] = []
+    names: list[str] = []
     for split in (dataset.test, dataset.train):
         if split is None or not len(split):
             continue
@@ -205,9 +210,6 @@ def parity_batch(config: dict, input_shape: tuple[int, ...], base_dir: Path,
 def quantization_data(config: dict, input_shape: tuple[int, ...], base_dir: Path, steps: Preprocessing,
                       in_graph: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model inputs to calibrate on (the first training examples), and the test split's inputs and labels."""
-    from specforge.data import load_dataset
-    from specforge.export.quantize import CALIBRATION_EXAMPLES
-
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
     if dataset.test is None or not len(dataset.test):
         raise DataError("--quantize compares the int8 model with the float one on the test split, and the data "

@@ -17,18 +17,20 @@ target's ``decode``) against onnxruntime on the same raw rows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
+from specforge.base.errors import ExportError
 from specforge.data.table.features import UNSEEN
 from specforge.data.table.read import MISSING
-from specforge.base.errors import DataError, ExportError
 from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
 from specforge.export.parity import ATOL, RTOL, ParityResult
 from specforge.predict.session import make_session
+from specforge.predict.table import numpy_outputs, rows_feed
 
 if TYPE_CHECKING:
     from specforge.data.table.features import Feature, TablePipeline, Target
@@ -39,8 +41,6 @@ if TYPE_CHECKING:
 PREDICTIONS = "predictions"
 ML_DOMAIN = "ai.onnx.ml"
 ML_OPSET = 2
-#: How many raw rows the gate checks (all of them when the data has fewer).
-PARITY_ROWS = 256
 
 
 def output_name(target: Target) -> str:
@@ -64,6 +64,10 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
+    def floats(self, values: Sequence[float], hint: str) -> str:
+        """A float32 constant of ``values``."""
+        return self.constant(np.asarray(values, dtype=np.float32), hint)
+
     def node(self, op: str, inputs: list[str], hint: str, domain: str = "", **attributes) -> str:
         output = self.name(hint)
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain, **attributes))
@@ -73,12 +77,12 @@ class _Graph:
 def _numeric(graph: _Graph, feature: Feature) -> str:
     x = feature.column
     filled = graph.node("Where", [graph.node("IsNaN", [x], "missing"),
-                                  graph.constant(np.float32([feature.fill]), "fill"), x], "filled")
+                                  graph.floats([float(feature.fill)], "fill"), x], "filled")
     if feature.scale == "log":
-        filled = graph.node("Log", [graph.node("Add", [filled, graph.constant(np.float32([1]), "one")], "plus_one")],
+        filled = graph.node("Log", [graph.node("Add", [filled, graph.floats([1], "one")], "plus_one")],
                             "log")
-    centered = graph.node("Sub", [filled, graph.constant(np.float32([feature.center]), "center")], "centered")
-    return graph.node("Div", [centered, graph.constant(np.float32([feature.spread]), "spread")], "scaled")
+    centered = graph.node("Sub", [filled, graph.floats([feature.center], "center")], "centered")
+    return graph.node("Div", [centered, graph.floats([feature.spread], "spread")], "scaled")
 
 
 def _lookup(feature: Feature, codes: list, unseen: object) -> dict:
@@ -151,8 +155,8 @@ def _preprocessing(pipeline: TablePipeline, network: onnx.ModelProto) -> onnx.Mo
 def _inverse_target(target: Target, network: onnx.ModelProto, units: int) -> onnx.ModelProto:
     graph = _Graph()
     source = "table/network_output"
-    scaled = graph.node("Mul", [source, graph.constant(np.float32(target.std), "target_std")], "target_scaled")
-    graph.nodes.append(helper.make_node("Add", [scaled, graph.constant(np.float32(target.mean), "target_mean")],
+    scaled = graph.node("Mul", [source, graph.floats(target.std, "target_std")], "target_scaled")
+    graph.nodes.append(helper.make_node("Add", [scaled, graph.floats(target.mean, "target_mean")],
                                         [PREDICTIONS], name="table/target_units"))
     return _model(graph, [helper.make_tensor_value_info(source, TensorProto.FLOAT, ["N", units])],
                   [helper.make_tensor_value_info(PREDICTIONS, TensorProto.FLOAT, ["N", units])], network)
@@ -185,39 +189,8 @@ def table_model(network: onnx.ModelProto, pipeline: TablePipeline, doc: str = ""
     return model
 
 
-def rows_feed(table: Table, inputs: Sequence[tuple[str, bool]]) -> dict[str, np.ndarray]:
-    """onnxruntime's feed for the raw rows of ``table``: ``(column, is_text)`` per model input, ``[N, 1]`` each.
-
-    A column the model takes and the table lacks is refused, naming every missing column; other columns of the
-    table are ignored."""
-    require_columns(table, [name for name, _ in inputs])
-    feed = {}
-    for name, is_text in inputs:
-        if is_text:
-            feed[name] = np.array([[text or ""] for text in table.texts(name)], dtype=object)
-        else:
-            feed[name] = table.numbers(name).astype(np.float32)[:, None]
-    return feed
-
-
-def require_columns(table: Table, names: Sequence[str]) -> None:
-    """Refuse a table of rows that lacks a column the model takes, naming every missing one."""
-    missing = [name for name in names if name not in table.columns]
-    if missing:
-        raise DataError(f"the model needs the columns {', '.join(map(repr, missing))}, which the file does not have; "
-                        f"its header has: {', '.join(table.columns)}", file=table.file)
-
-
 def pipeline_inputs(pipeline: TablePipeline) -> list[tuple[str, bool]]:
     return [(feature.column, feature.type != "numeric") for feature in _first_of_each_column(pipeline)]
-
-
-def numpy_outputs(graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table) -> np.ndarray:
-    """What the numpy pipeline computes for the raw rows of ``table``: encode, forward, target units."""
-    from specforge.training.model import Model
-
-    outputs = Model(graph, list(params)).forward(pipeline.encode(table))
-    return pipeline.target.decode(outputs) if pipeline.target.regression else outputs
 
 
 def check_table_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto, pipeline: TablePipeline,

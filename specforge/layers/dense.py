@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from specforge import ops
-from specforge.options.initializers import compute_fans, initialize
 from specforge.layers.base import (
-    Layer, Params, Shape, activation_schema, initializer_schema, kernel_and_bias, shape_error,
+    Layer,
+    Params,
+    Shape,
+    activation_schema,
+    initializer_schema,
+    kernel_and_bias,
+    shape_error,
 )
+from specforge.options.initializers import compute_fans, initialize
 
 
 class Dense(Layer):
@@ -68,6 +74,6 @@ class Dense(Layer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import Dense
+        from specforge.layers.torch.modules import Dense
 
         return Dense(node, params)

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
-from specforge.options.initializers import compute_fans, initialize
+from specforge.base.layout import NHWC
 from specforge.layers.base import Layer, Params, Shape, shape_error
 from specforge.layers.normalization import BatchNormalization
-from specforge.base.layout import NHWC
+from specforge.options.activations import ActivationFunction
+from specforge.options.initializers import compute_fans, initialize
 
 _AXIS = {"type": "integer", "not": {"const": 0}}
 
@@ -142,6 +142,6 @@ class LayerNormalization(Layer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import LayerNormalization
+        from specforge.layers.torch.modules import LayerNormalization
 
         return LayerNormalization(node, params)

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from specforge.layers.base import Layer, Params, Shape, shape_error
 from specforge.base.layout import NCHW
+from specforge.layers.base import Layer, Params, Shape, shape_error
 
 
 def _describe(shapes: Sequence[Shape], names: Sequence[str] | None) -> str:
@@ -105,7 +105,7 @@ class Merge(Layer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import Merge
+        from specforge.layers.torch.modules import Merge
 
         return Merge(node, params)
 

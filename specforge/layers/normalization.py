@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from specforge import ops
-from specforge.options.initializers import compute_fans, initialize
-from specforge.layers.base import Layer, Params, Shape, initializer_schema
 from specforge.base.layout import NCHW
+from specforge.layers.base import Layer, Params, Shape, initializer_schema
+from specforge.options.initializers import compute_fans, initialize
 
 
 class BatchNormalization(Layer):
@@ -43,7 +43,7 @@ class BatchNormalization(Layer):
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
         channels = (input_shape[-1],)
         learned = [name for name, on in (("gamma", self.config["scale"]), ("beta", self.config["center"])) if on]
-        return {name: channels for name in (*learned, *self.non_trainable)}
+        return dict.fromkeys((*learned, *self.non_trainable), channels)
 
     def init_params(self, input_shape: Shape, rng: np.random.Generator) -> Params:
         initializers = {"gamma": self.config["gamma_initializer"], "beta": self.config["beta_initializer"],
@@ -157,6 +157,6 @@ class BatchNormalization(Layer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import BatchNormalization
+        from specforge.layers.torch.modules import BatchNormalization
 
         return BatchNormalization(node, params)

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
 from specforge import ops
+from specforge.base.layout import NCHW
 from specforge.layers.base import Layer, Params, Shape, shape_error
 from specforge.layers.windows import require_image
-from specforge.base.layout import NCHW
+from specforge.options.activations import ActivationFunction
 
 _SIZE = {"type": "integer", "minimum": 0}
 _PAIR = {"type": "array", "items": _SIZE, "minItems": 2, "maxItems": 2}
@@ -78,7 +78,7 @@ class ZeroPadding2D(Layer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import ZeroPadding
+        from specforge.layers.torch.modules import ZeroPadding
 
         return ZeroPadding(node, params)
 
@@ -131,6 +131,6 @@ class Cropping2D(Layer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import Cropping
+        from specforge.layers.torch.modules import Cropping
 
         return Cropping(node, params)

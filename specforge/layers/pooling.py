@@ -15,11 +15,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from specforge import ops
-from specforge.options.activations import ActivationFunction
+from specforge.base.layout import NCHW, NHWC
 from specforge.layers.base import PADDING_SCHEMA, Layer, Params, Shape, as_pair, int_or_pair
 from specforge.layers.windows import plan_window, require_image
-from specforge.base.layout import NCHW, NHWC
-
+from specforge.options.activations import ActivationFunction
 
 _STRIDES = int_or_pair("Step of the window along height and width; null (the default) means pool_size.")
 
@@ -102,7 +101,7 @@ class _Pooling2D(Layer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch import modules
+        from specforge.layers.torch import modules
 
         kind = modules.MaxPooling if self.type.startswith("Max") else modules.AveragePooling
         return kind(node, params)
@@ -220,7 +219,7 @@ class _GlobalPooling2D(Layer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import GlobalPooling
+        from specforge.layers.torch.modules import GlobalPooling
 
         return GlobalPooling(node, params)
 

@@ -57,7 +57,7 @@ class Dropout(Layer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import Dropout
+        from specforge.layers.torch.modules import Dropout
 
         return Dropout(node, params)
 

@@ -15,13 +15,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
 from specforge import ops
+from specforge.base.layout import NCHW
 from specforge.layers.base import Layer, Params, Shape, initializer_schema, shape_error
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
 from specforge.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from specforge.layers.windows import plan_window
-from specforge.base.layout import NCHW
+from specforge.options.activations import ActivationFunction
 
 #: How plan_window names the axes of a sequence seen as a ``(1, steps)`` image.
 _AXES = ("height", "steps")
@@ -190,7 +190,7 @@ class Conv1D(_SequenceLayer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import Convolution
+        from specforge.layers.torch.modules import Convolution
 
         return Convolution(node, params)
 
@@ -223,7 +223,7 @@ class _Pooling1D(_SequenceLayer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch import modules
+        from specforge.layers.torch import modules
 
         kind = modules.MaxPooling if self.type.startswith("Max") else modules.AveragePooling
         return kind(node, params)
@@ -255,7 +255,7 @@ class _GlobalPooling1D(_SequenceLayer):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import GlobalPooling
+        from specforge.layers.torch.modules import GlobalPooling
 
         return GlobalPooling(node, params)
 

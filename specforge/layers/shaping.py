@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from specforge.layers.base import Layer, Params, Shape, shape_error
 from specforge.base.layout import NHWC
+from specforge.layers.base import Layer, Params, Shape, shape_error
 
 
 class _Reshaping(Layer):
@@ -40,7 +40,7 @@ class Flatten(_Reshaping):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import Flatten
+        from specforge.layers.torch.modules import Flatten
 
         return Flatten(node, params)
 
@@ -83,6 +83,6 @@ class Reshape(_Reshaping):
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
-        from specforge.training.torch.modules import Reshape
+        from specforge.layers.torch.modules import Reshape
 
         return Reshape(node, params)

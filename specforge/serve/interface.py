@@ -9,14 +9,16 @@ numeric column and BYTES for a categorical or binary one, and its rows are fed e
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from specforge.data.table.read import cells_table
+from specforge.predict.table import is_table_model, table_inputs
 from specforge.serve.protocol import DATATYPES, NUMPY_TYPES, TensorSpec
 
 if TYPE_CHECKING:
-    from specforge.predict.session import OnnxModel
+    from specforge.predict.session import OnnxPredictor
 
 #: onnxruntime's element types (``tensor(float)``) by numpy dtype name, where the two differ.
 ONNX_ELEMENTS = {"float": "float32", "double": "float64", "string": "object"}
@@ -25,9 +27,7 @@ ONNX_ELEMENTS = {"float": "float32", "double": "float64", "string": "object"}
 class ServedModel:
     """An exported model as /infer sees it."""
 
-    def __init__(self, model: OnnxModel):
-        from specforge.predict.table import is_table_model, table_inputs
-
+    def __init__(self, model: OnnxPredictor) -> None:
         self.session = model.session
         self.inputs = [_spec(tensor) for tensor in self.session.get_inputs()]
         self.outputs = [_spec(tensor) for tensor in self.session.get_outputs()]
@@ -47,14 +47,13 @@ class ServedModel:
         if self.columns is None:
             return {spec.name: tensors[spec.name].astype(NUMPY_TYPES[spec.datatype], copy=False)
                     for spec in self.inputs}
-        from specforge.data.table.read import cells_table
         from specforge.export.table import rows_feed
 
         cells = {name: tensors[name].reshape(-1).tolist() for name, _ in self.columns}
         return rows_feed(cells_table("the request", cells), self.columns)
 
 
-def _spec(tensor) -> TensorSpec:
+def _spec(tensor: Any) -> TensorSpec:  # onnxruntime's NodeArg, which has no type hints
     """onnxruntime's ``tensor(float)`` as the protocol's ``FP32`` (``tensor(string)``: ``BYTES``), its symbolic
     dimensions as -1."""
     element = tensor.type.removeprefix("tensor(").removesuffix(")")

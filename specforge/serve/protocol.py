@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from math import prod
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import best_match
 
 #: The protocol's datatype names, by numpy dtype name (text tensors are numpy object arrays of str).
 DATATYPES = {"float32": "FP32", "float64": "FP64", "float16": "FP16", "uint8": "UINT8", "int8": "INT8",
@@ -63,7 +66,7 @@ class ProtocolError(Exception):
 
     ``close``: the connection is closed after the answer (the request was not read to its end)."""
 
-    def __init__(self, status: int, message: str, *, close: bool = False):
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -167,14 +170,10 @@ def _json(text: bytes) -> Any:
 
 @cache
 def _validator():
-    from jsonschema import Draft7Validator
-
     return Draft7Validator(REQUEST_SCHEMA)
 
 
 def _follows_schema(request: object) -> None:
-    from jsonschema.exceptions import best_match
-
     error = best_match(_validator().iter_errors(request))
     if error is None:
         return

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.table import Table
 
-from specforge.runs import directory as runs
 from specforge.base.fileio import write_text
-from specforge.training.progress import format_value
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.space import SweepConfig
 from specforge.sweep.trial import COMPLETE, FAILED, PRUNED
+from specforge.training.progress import format_value
 
 RUNNING, INTERRUPTED = "running", "interrupted"
 #: States in the order the final table lists them (each sorted by the objective within).
@@ -76,8 +77,6 @@ def sorted_records(records: list[TrialRecord], maximize: bool) -> list[TrialReco
 def table(records: list[TrialRecord], sweep: SweepConfig, title: str | None = None) -> Any:
     """A rich Table, one line per trial however many epochs it ran: number, state, the parameters, the epochs
     run, the metric's course as a sparkline, its best value and epoch, the objective, the run or the error."""
-    from rich.table import Table
-
     grid = Table(title=title, title_justify="left")
     grid.add_column("#", justify="right", no_wrap=True)
     grid.add_column("state", no_wrap=True)
@@ -164,4 +163,4 @@ def _absolute(value: Any, base_dir: Path) -> Any:
     return value
 
 
-__all__ = ["TrialRecord", "SweepResult", "sorted_records", "table", "sparkline", "finish", "write_best_spec"]
+__all__ = ["SweepResult", "TrialRecord", "finish", "sorted_records", "sparkline", "table", "write_best_spec"]

@@ -10,11 +10,14 @@ would be), an empty range, a grid over a continuous range, and a metric that tra
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from specforge.base.errors import Location, Problem, SpecError
-from specforge.spec import Spec, format_path, parse_path, override_spec
+from specforge.graph.build import build_graph
+from specforge.options import metrics
+from specforge.spec import Spec, format_path, override_spec, parse_path, spec_from_dict
 from specforge.spec.reader import SpecPath
 
 FLOAT_KINDS = ("uniform", "loguniform")
@@ -116,7 +119,6 @@ def direction_of(metric: str, direction: str) -> str:
 
 def reported_names(spec: Spec, units: int) -> list[str]:
     """The values training reports each epoch, as in its logs (loss, metrics, then val_ of each)."""
-    from specforge.options import metrics
     names = ["loss", *(metric.name for metric in metrics.create(spec.config["compile"]["metrics"], units))]
     return names + [f"val_{name}" for name in names] if spec.config["fit"]["validation"] != "none" else names
 
@@ -151,8 +153,8 @@ def _metric_problems(spec: Spec, section: dict, units: int, locate: Callable[[Sp
 def _parameter_problems(spec: Spec, parameter: Parameter, sampler: str) -> list[str]:
     path = parse_path(parameter.key)
     if path is None:
-        return [f"{parameter.key!r} is not a spec path; write it as --set takes it, e.g. "
-                "compile.optimizer.learning_rate or model.layers[0].filters"]
+        return [(f"{parameter.key!r} is not a spec path; write it as --set takes it, e.g. "
+                "compile.optimizer.learning_rate or model.layers[0].filters")]
     missing = _missing(spec.config, path)
     if missing:
         return [missing]
@@ -160,8 +162,8 @@ def _parameter_problems(spec: Spec, parameter: Parameter, sampler: str) -> list[
     if range_problem:
         return [range_problem]
     if sampler == "grid" and parameter.kind in FLOAT_KINDS:
-        return [f"the grid sampler needs a finite set of values; use {{choice: [...]}} or {{int: [low, high]}} "
-                f"instead of {parameter.kind}"]
+        return [(f"the grid sampler needs a finite set of values; use {{choice: [...]}} or {{int: [low, high]}} "
+                f"instead of {parameter.kind}")]
     problems = []
     for value in parameter.checked_values():
         try:
@@ -191,7 +193,8 @@ def _missing(config: Any, path: SpecPath) -> str | None:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list"}.get(type(value), f"the value {json.dumps(value)}")
+    kinds: dict[type, str] = {dict: "a mapping", list: "a list"}
+    return kinds.get(type(value), f"the value {json.dumps(value)}")
 
 
 def _range_problem(parameter: Parameter) -> str | None:
@@ -220,8 +223,5 @@ def sweep_payload(sweep: SweepConfig) -> dict:
 
 
 def sweep_from_payload(payload: dict) -> SweepConfig:
-    from specforge.graph.build import build
-    from specforge.spec import spec_from_dict
-
     spec = spec_from_dict(payload["spec"], file=payload["file"])
-    return sweep_config(spec, payload["section"], build(spec).output_shape[-1], spec.locate)
+    return sweep_config(spec, payload["section"], build_graph(spec).output_shape[-1], spec.locate)

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from specforge.runs import directory as runs
+from specforge.base.errors import RunError, SpecforgeError
 from specforge.options.callbacks import Callback
+from specforge.runs import directory as runs
 from specforge.sweep.space import SweepConfig
+from specforge.training.backends import fit
+from specforge.training.progress import Silent
 
 #: ``report(epoch, value) -> prune?``; epochs count from 1.
 Report = Callable[[int, float], bool]
@@ -39,11 +43,10 @@ class Outcome:
 
 
 class _Reporter(Callback):
-    """Hands the objective to the sweep after every epoch and stops training when it says prune."""
+    """Hands the objective to the sweep after every epoch and stops training when it says prune (an observer,
+    not a kind a spec may name: it has no ``type``)."""
 
-    type = "SweepReporter"
-
-    def __init__(self, metric: str, report: Report, epochs: int):
+    def __init__(self, metric: str, report: Report, epochs: int) -> None:
         self.metric, self.report, self.epochs = metric, report, epochs
         self.values: list[float] = []
         self.pruned = False
@@ -63,10 +66,6 @@ def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report:
 
     A ``run_dir`` that already holds this trial's run (a trial started again after its sweep was killed)
     is continued from its last checkpoint, or, when it trained all its epochs, taken as it is."""
-    from specforge.base.errors import SpecforgeError
-    from specforge.training.progress import Silent
-    from specforge.training.backends import fit
-
     spec = sweep.trial_spec(values)
     reporter = _Reporter(sweep.metric, report, spec.config["fit"]["epochs"])
     try:
@@ -88,8 +87,6 @@ def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report:
 def _continued(run_dir: Path, config: dict, reporter: _Reporter) -> bool:
     """For a trial's run already started: its values so far into ``reporter``, and whether it has trained all its
     epochs (its last value is then reported again).  A RunError when the run trained another spec."""
-    from specforge.base.errors import RunError
-
     if runs.read_json(run_dir / runs.RESOLVED) != json.loads(json.dumps(config)):
         raise RunError("holds another run than this trial's; move it away", file=runs.display_path(run_dir))
     if runs.read_json(run_dir / runs.MANIFEST)["status"] == "completed":

@@ -7,18 +7,21 @@ training loop (specforge.training.loop) calls, so a run directory is the same wh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from specforge.base.errors import RunError
+from specforge.runs import directory as runs
+from specforge.training import loop
+from specforge.training.progress import ConsoleProgress, Progress
 from specforge.training.steps import NumpySteps, StepsFactory
+from specforge.training.torch import require_torch
 
 if TYPE_CHECKING:
     from specforge.options.callbacks import Callback
-    from specforge.runs.directory import Run
     from specforge.spec import Spec
-    from specforge.training.progress import Progress
 
 #: The names ``fit.backend`` and ``train --backend`` take.
 BACKENDS = ("numpy", "torch", "ray")
@@ -30,8 +33,6 @@ def steps_factory(backend: str, device: str = "cpu") -> StepsFactory:
     """The factory of ``backend``'s steps in this process (``ray``'s workers run ``torch`` steps)."""
     if backend == "numpy":
         return NumpySteps
-    from specforge.training.torch import require_torch
-
     require_torch()
     from specforge.training.torch.backend import torch_steps_factory
 
@@ -56,8 +57,6 @@ def choose_backend(spec: Spec | None, resume: str | Path | None, backend: str | 
     """The backend of a new run (``backend``, else the spec's ``fit.backend``) or of a resumed one (the one it
     started with, and its device and workers unless given); RunError for a combination that cannot be."""
     if resume is not None:
-        from specforge.runs import directory as runs
-
         manifest = runs.read_json(runs.resolve_run_path(resume) / runs.MANIFEST)
         recorded = manifest.get("backend", "numpy")
         if backend is not None and backend != recorded:
@@ -85,20 +84,15 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
         progress: Progress | None = None, limit_train: int | None = None, limit_test: int | None = None,
         observers: Sequence[Callback] = (), backend: str | None = None, device: str | None = None,
-        workers: int | None = None, address: str | None = None) -> Run:
+        workers: int | None = None, address: str | None = None) -> runs.Run:
     """Train ``spec`` (or resume the run ``resume``) as specforge.training.loop.fit does, with ``backend``
     (default: the spec's ``fit.backend``; a resumed run keeps its own): ``numpy``, ``torch`` on ``device``
     (cpu, cuda or auto: cuda when PyTorch sees a GPU) or ``ray`` (``workers`` data-parallel PyTorch workers
     on the Ray cluster at ``address``, or on a local Ray). A backend that cannot run here is said before
     anything is written."""
-    from specforge.training import loop
-    from specforge.training.progress import ConsoleProgress
-
     choice = choose_backend(spec, resume, backend, device, workers)
     progress = progress or ConsoleProgress(quiet=quiet)
     if choice.name == "ray":
-        from specforge.training.torch import require_torch
-
         require_torch("--backend ray")
         from specforge.training.torch.ray_train import fit_on_ray
 

@@ -8,14 +8,15 @@ train and the optimizer. Between epochs the loop reads the weights from the nump
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from specforge.graph.model import Model
 from specforge.options.callbacks import LearningRateHolder
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
-from specforge.training.model import Model
 
 if TYPE_CHECKING:
     from specforge.spec import Spec

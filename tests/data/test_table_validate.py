@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from specforge import api
-from specforge.graph.build import build
 from specforge.cli.commands import app
+from specforge.graph.build import build_graph
+from specforge.graph.dag import infer_graph
 from specforge.spec import override_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,9 +85,10 @@ def test_the_graph_alone_names_what_reads_the_input_shape(tmp_path):
     from specforge.base.errors import SpecError
 
     spec = api.load_spec(write_wine(tmp_path))
-    with pytest.raises(SpecError, match=r"model.input_shape is left out.*specforge.graph.build.build \(api.build\)"):
-        api.build_graph(spec)
-    assert api.build(spec).input_shape == api.build_graph(spec).input_shape == (WIDTH,)
+    with pytest.raises(SpecError,
+                       match=r"model.input_shape is left out.*specforge.graph.build.build_graph \(api.build_graph\)"):
+        infer_graph(spec)
+    assert api.build_graph(spec).input_shape == infer_graph(spec).input_shape == (WIDTH,)
 
 
 def test_a_given_input_shape_that_fits_is_kept(tmp_path):
@@ -103,8 +105,8 @@ def test_the_width_follows_the_vocabulary(tmp_path):
 def test_a_trial_that_changes_a_feature_infers_the_width_again(tmp_path):
     spec, _ = api.validate(write_wine(tmp_path))
     trial = override_spec(spec, ["data.features[2].type=categorical"])
-    assert build(trial).input_shape == (WIDTH + 2,)
-    assert build(override_spec(spec, ["fit.epochs=2"])).input_shape == (WIDTH,)
+    assert build_graph(trial).input_shape == (WIDTH + 2,)
+    assert build_graph(override_spec(spec, ["fit.epochs=2"])).input_shape == (WIDTH,)
 
 
 def test_a_sweep_over_a_table_spec_without_input_shape_reaches_its_workers(tmp_path):
@@ -114,7 +116,7 @@ def test_a_sweep_over_a_table_spec_without_input_shape_reaches_its_workers(tmp_p
     path = write_wine(tmp_path, SPEC + "sweep:\n  parameters:\n    data.features[2].type: {choice: [binary, "
                                        "categorical]}\n  metric: loss\n")
     sweep = sweep_from_payload(sweep_payload(load_sweep(path)))  # as a worker process rebuilds it
-    widths = [build(sweep.trial_spec({"data.features[2].type": kind})).input_shape
+    widths = [build_graph(sweep.trial_spec({"data.features[2].type": kind})).input_shape
               for kind in ("binary", "categorical")]
     assert widths == [(WIDTH,), (WIDTH + 2,)]
 
@@ -135,31 +137,31 @@ MISTAKES = {
     "train file": ("train: wine.csv", "train: wines.csv", 5, "data.train",
                    "wines.csv: no such file; relative paths start at the spec file's directory"),
     "input_shape": ("model:\n", "model:\n  input_shape: [5]\n", 13, "model.input_shape",
-                    f"the features encode to {WIDTH} values per row (2 numeric or binary columns of 1; color 4: 3 "
+                    (f"the features encode to {WIDTH} values per row (2 numeric or binary columns of 1; color 4: 3 "
                     "categories and the out-of-vocabulary column) but model.input_shape is [5]; use input_shape: "
-                    f"[{WIDTH}] or leave it out (it is inferred)"),
+                    f"[{WIDTH}] or leave it out (it is inferred)")),
     "fill median": ("type: categorical}", "type: categorical, fill: median}", 9, "data.features[1].fill",
-                    "fill median needs numbers and column 'color' is categorical; use fill: most_frequent, or "
-                    "constant with a fill_value"),
+                    ("fill median needs numbers and column 'color' is categorical; use fill: most_frequent, or "
+                    "constant with a fill_value")),
     "fill constant": ("{column: alcohol}", "{column: alcohol, fill: constant}", 8, "data.features[0].fill",
-                      "fill: constant needs fill_value, the value a missing cell takes; add fill_value: 0 (say), or "
-                      "use fill: mean"),
+                      ("fill: constant needs fill_value, the value a missing cell takes; add fill_value: 0 (say), or "
+                      "use fill: mean")),
     "fill_value alone": ("{column: alcohol}", "{column: alcohol, fill_value: 0}", 8, "data.features[0].fill_value",
-                         "fill_value is the value of fill: constant and this column's fill is the default; add "
-                         "fill: constant or remove fill_value"),
+                         ("fill_value is the value of fill: constant and this column's fill is the default; add "
+                         "fill: constant or remove fill_value")),
     "test file column": ("  test_fraction: 0.2\n", "  test: wine_test.csv\n", 9, "data.features[1].column",
                          "wine_test.csv has no column 'color'; did you mean 'colour'?"),
     "twice": ("{column: region, type: binary}", "{column: color, type: categorical}", 10, "data.features[2].column",
-              "column 'color' is listed twice (also data.features[1]) with the same encoding, which only copies an "
-              "input; list each column once"),
+              ("column 'color' is listed twice (also data.features[1]) with the same encoding, which only copies an "
+              "input; list each column once")),
     "numbers and text": ("{column: region, type: binary}", "{column: alcohol, type: categorical}", 10,
                          "data.features[2].column",
-                         "column 'alcohol' is listed twice (also data.features[0]) as numbers once and as text once; "
-                         "give each column one kind (numeric, or categorical/binary) and list it once"),
+                         ("column 'alcohol' is listed twice (also data.features[0]) as numbers once and as text once; "
+                         "give each column one kind (numeric, or categorical/binary) and list it once")),
     "target as feature": ("{column: region, type: binary}", "{column: cultivar, type: categorical}", 10,
                           "data.features[2].column",
-                          "column 'cultivar' is the target; a model cannot take its target as a feature: remove it "
-                          "from data.features"),
+                          ("column 'cultivar' is the target; a model cannot take its target as a feature: remove it "
+                          "from data.features")),
 }
 
 
@@ -184,8 +186,8 @@ def test_a_declared_class_count_the_target_contradicts_is_refused(tmp_path):
     out = invoke("validate", spec)
     assert out.exit_code == 2
     assert out.output.strip().splitlines() == [
-        f"{spec}:11:16: error: data.num_classes: data.num_classes gives 4 classes but the target has 3 in the "
-        "training split; use num_classes: 3 or leave it out"]
+        (f"{spec}:11:16: error: data.num_classes: data.num_classes gives 4 classes but the target has 3 in the "
+        "training split; use num_classes: 3 or leave it out")]
     spec = write_wine(tmp_path, SPEC.replace("  target:", "  class_names: [a, b]\n  target:"))
     assert invoke("validate", spec).output.strip().endswith(
         "data.class_names: data.class_names gives 2 classes but the target has 3 in the training split; give 3 "

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from specforge.base.errors import RunError
+from specforge.graph.model import Model
+from specforge.layers.torch.layout import to_numpy, to_torch
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
-from specforge.training.model import Model
-from specforge.training.torch.layout import to_numpy, to_torch
 from specforge.training.torch.network import TorchNetwork
 from specforge.training.torch.step import TorchStep
 

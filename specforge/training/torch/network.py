@@ -12,13 +12,13 @@ from torch import nn
 
 from specforge.graph.dag import INPUT_NODE, Graph
 from specforge.layers.base import Params
-from specforge.training.torch.modules import Dense, Dropout, Flatten, LayerModule
+from specforge.layers.torch.modules import Dense, Dropout, Flatten, LayerModule
 
 
 class TorchNetwork(nn.Module):
     """``graph`` in PyTorch, starting from ``params`` (one dict per node, specforge's layout).
 
-    It takes and returns channels-first tensors (specforge.training.torch.layout). A Flatten whose users
+    It takes and returns channels-first tensors (specforge.layers.torch.layout). A Flatten whose users
     are all Dense layers flattens in PyTorch's own order and those layers take their kernel rows in that
     order, as a PyTorch user would write the model; the weights it hands back are in specforge's order.
     """

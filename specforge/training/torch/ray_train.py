@@ -23,8 +23,9 @@ import queue
 import shutil
 import tempfile
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,13 +33,13 @@ import torch.distributed as dist
 
 from specforge.base.errors import RunError
 from specforge.base.raycluster import connect
+from specforge.graph.model import Model
 from specforge.options import callbacks as callback_kinds
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
 from specforge.runs import directory as runs
 from specforge.spec import Spec
 from specforge.training import loop
-from specforge.training.model import Model
 from specforge.training.progress import Progress, Silent
 from specforge.training.torch.backend import TorchSteps
 
@@ -78,7 +79,7 @@ class ShardSteps(TorchSteps):
 
 
 def _to_numpy(outputs: torch.Tensor) -> np.ndarray:
-    from specforge.training.torch.layout import to_numpy
+    from specforge.layers.torch.layout import to_numpy
 
     return to_numpy(outputs.cpu())
 

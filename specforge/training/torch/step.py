@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from specforge.layers.torch.layout import to_torch
 from specforge.options.losses import Loss
 from specforge.options.optimizers import resolve
-from specforge.training.torch.layout import to_torch
 from specforge.training.torch.losses import takes_classes, torch_loss
 from specforge.training.torch.network import TorchNetwork
 from specforge.training.torch.optimizers import clip_gradients, torch_optimizer

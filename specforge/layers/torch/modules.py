@@ -1,24 +1,26 @@
 """The PyTorch module of each specforge layer kind: the same math on channels-first tensors
-(specforge.training.torch.layout). A kind's ``to_torch`` builds its module from here.
+(specforge.layers.torch.layout). A kind's ``to_torch`` builds its module from here.
 
 Each module is built from a graph node and its parameters, holds them in PyTorch's layout (a Conv2D
 kernel ``(KH, KW, in, out)`` becomes ``(out, in, KH, KW)``) and hands them back in specforge's
 (``specforge_params``, ``specforge_gradients``): the weight files of a run are the same whichever
-backend trained it, and a training step in PyTorch can be compared weight for weight with numpy's. Windows (padding, strides) come from the specforge layer itself,
+backend trained it, and a training step in PyTorch can be compared weight for weight with numpy's.
+Windows (padding, strides) come from the specforge layer itself,
 so ``same`` padding keeps TensorFlow's rule (the odd pixel after), which PyTorch's symmetric
 ``padding`` cannot say: such a layer pads explicitly first.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from specforge.training.torch.layout import channels_first, channels_last, torch_dim, torch_shape
+from specforge.layers.torch.layout import channels_first, channels_last, torch_dim, torch_shape
 
 #: A node's parameters in specforge's layout (specforge.layers.base.Params).
 Params = dict[str, np.ndarray]
@@ -33,8 +35,16 @@ class LayerModule(nn.Module):
     """One graph node in PyTorch: ``forward`` on channels-first tensors (a list of them for a merge).
 
     Trainable parameters are ``nn.Parameter``s, the layer's ``non_trainable`` state buffers; both are
-    registered under specforge's parameter names.
+    registered under specforge's parameter names (those below, for the type checker).
     """
+
+    kernel: torch.Tensor
+    depthwise_kernel: torch.Tensor
+    pointwise_kernel: torch.Tensor
+    gamma: torch.Tensor
+    moving_mean: torch.Tensor
+    moving_variance: torch.Tensor
+    counts: torch.Tensor
 
     def __init__(self, node: Node, params: Params):
         super().__init__()
@@ -177,7 +187,8 @@ class TransposedConvolution(LayerModule):
         super().__init__(node, params)
         frame = node.layer.frame(node.input_shape)
         self.strides, self.dilation = frame.window.strides, frame.window.dilation
-        self.rows, self.columns = (slice(before, before + length) for before, length in zip(frame.before, frame.overlap))
+        self.rows, self.columns = (slice(before, before + length)
+                                   for before, length in zip(frame.before, frame.overlap))
         (bottom, right) = (size - length for size, length in zip(frame.size, frame.overlap))
         self.extra = (0, right, 0, bottom)
 
@@ -193,7 +204,8 @@ class TransposedConvolution(LayerModule):
         y = full[:, :, self.rows, self.columns]
         if any(self.extra):
             y = F.pad(y, self.extra)
-        return y if getattr(self, "bias", None) is None else y + self.bias[:, None, None]
+        bias = getattr(self, "bias", None)
+        return y if bias is None else y + bias[:, None, None]
 
 
 class Dense(LayerModule):
