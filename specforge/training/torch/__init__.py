@@ -1,8 +1,9 @@
-"""The PyTorch backend: a spec's graph lowered to a ``torch.nn.Module`` (each layer kind's ``to_torch``
-builds its module from ``modules.py``), Keras' optimizer update rules (``optimizers.py``) and specforge's
-losses (``losses.py``) in PyTorch, the step the training loop calls (``backend.py``), and data-parallel
-training on Ray Train (``ray_train.py``). PyTorch is the ``torch`` extra; nothing here is imported
-unless a run asks for it, so this package's own ``__init__`` imports no PyTorch.
+"""The PyTorch backend: a spec's graph lowered to a ``torch.nn.Module`` (``network.py``, from each layer
+kind's ``to_torch``, whose modules are in specforge.layers.torch), Keras' optimizer update rules
+(``optimizers.py``) and specforge's losses (``losses.py``) in PyTorch, one training step (``step.py``), the
+step function the training loop calls (``backend.py``), and data-parallel training on Ray Train
+(``ray_train.py``). PyTorch is the ``torch`` extra: those modules are imported only when a run asks for
+them, and this ``__init__``, which says what to install when PyTorch is missing, imports no PyTorch.
 """
 
 from __future__ import annotations
