@@ -217,8 +217,13 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Op
     for name, split in info["splits"].items():
         shape = "x".join(map(str, split["image_shape"]))
         balance = " ".join(map(str, split.get("class_counts", [])))
-        typer.echo(f"{name}: {split['count']} images {shape} {split['dtype']}, values {split['min']}..{split['max']}"
+        typer.echo(f"{name}: {split['count']} {'documents as' if 'text' in info else 'images'} {shape} {split['dtype']}, values {split['min']}..{split['max']}"
                    + (f", per class: {balance}" if balance else ""))
+    if "text" in info:
+        from specforge.cli.present import text_info_lines
+
+        for line in text_info_lines(info["text"]):
+            typer.echo(line)
 
 
 @command(data_app, name="show")

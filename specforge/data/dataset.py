@@ -168,7 +168,7 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
             check_labels(split.name, split.labels, num_classes, split.labels_file, counted_by)
         class_names = data_spec.get("class_names") or loaded.class_names or [str(i) for i in range(num_classes)]
         preprocessing = Preprocessing.from_spec(data_spec, input_shape, num_classes, class_names, loaded.pipeline,
-                                                input_dtype)
+                                                input_dtype, loaded.text)
     for split in splits.values():
         split.preprocessing = preprocessing
     if loaded.pipeline is not None and isinstance(validation, float):

@@ -10,6 +10,7 @@ import numpy as np
 from specforge.data.dataset import Dataset
 from specforge.data.splits import Split
 from specforge.data.table.info import column_info, row_info, target_info
+from specforge.data.text.info import text_info
 from specforge.base.errors import DataError
 from specforge.base.fileio import atomic_open
 
@@ -53,6 +54,11 @@ def data_info(dataset: Dataset) -> dict:
         info["columns"] = column_info(pipeline, tables)
         info["target"] = target_info(pipeline, tables)
         info.update(row_info(tables))
+    vectorizer = dataset.preprocessing.vectorizer
+    if vectorizer is not None:
+        info["preprocessing"]["text"] = {key: value for key, value in vectorizer.to_dict().items()
+                                         if key not in ("vocabulary", "idf")}
+        info["text"] = text_info(vectorizer, dataset.splits())
     return info
 
 

@@ -20,6 +20,7 @@ from specforge.base.errors import DataError
 
 if TYPE_CHECKING:
     from specforge.data.table.features import TablePipeline
+    from specforge.data.text.vectorize import TextVectorizer
 
 
 #: A rescale factor written as a fraction: positive numerator and denominator (``1/255``).
@@ -58,6 +59,8 @@ class Preprocessing:
     labels_encoding: str = "one_hot"
     table: dict | None = None
     input_dtype: str = "float32"
+    #: a text source's fitted vectorizer (``TextVectorizer.to_dict()``: options, vocabulary, idf weights)
+    text: dict | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
@@ -85,7 +88,7 @@ class Preprocessing:
     @classmethod
     def from_spec(cls, data_spec: dict, input_shape: tuple[int, ...], num_classes: int,
                   class_names: list[str], pipeline: TablePipeline | None = None,
-                  input_dtype: str = "float32") -> Preprocessing:
+                  input_dtype: str = "float32", text: TextVectorizer | None = None) -> Preprocessing:
         """The steps the spec's ``data.preprocessing`` asks for (defaults filled in), to a model input of
         ``input_dtype``."""
         spec = data_spec.get("preprocessing") or {}
@@ -97,7 +100,8 @@ class Preprocessing:
         normalize = spec.get("normalize") or {}
         return cls(tuple(input_shape), num_classes, tuple(class_names), rescale_factor(spec.get("rescale", 1.0)),
                    normalize.get("mean"), normalize.get("std"), spec.get("labels", "one_hot"),
-                   None if pipeline is None else pipeline.to_dict(), input_dtype)
+                   None if pipeline is None else pipeline.to_dict(), input_dtype,
+                   None if text is None else text.to_dict())
 
     # -- persistence -----------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -112,13 +116,15 @@ class Preprocessing:
             "labels": self.labels_encoding,
             "table": self.table,
         }
+        if self.text is not None:
+            saved["text"] = self.text
         return saved if self.input_dtype == "float32" else {**saved, "input_dtype": self.input_dtype}
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocessing:
         return cls(tuple(data["input_shape"]), int(data["num_classes"]), tuple(data["class_names"]),
                    float(data["rescale"]), data.get("mean"), data.get("std"), data["labels"], data.get("table"),
-                   data.get("input_dtype", "float32"))
+                   data.get("input_dtype", "float32"), data.get("text"))
 
     @cached_property
     def pipeline(self) -> TablePipeline | None:
@@ -126,6 +132,13 @@ class Preprocessing:
         from specforge.data.table.features import TablePipeline
 
         return None if self.table is None else TablePipeline.from_dict(self.table)
+
+    @cached_property
+    def vectorizer(self) -> TextVectorizer | None:
+        """A text source's fitted vectorizer, or None."""
+        from specforge.data.text.vectorize import TextVectorizer
+
+        return None if self.text is None else TextVectorizer.from_dict(self.text)
 
     @property
     def takes_ids(self) -> bool:

@@ -24,8 +24,10 @@ def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None
     """Raise SpecError listing every mismatch between the model's input and the data, and between the output
     layer, the data's classes and the loss; ``shape`` is what reading the data told about the model's input and
     classes, when it was read."""
-    _raise(_reshape_problems(spec) + _input_problems(spec, shape) + _class_problems(spec, graph, shape)
-           + _loss_problems(spec, graph) + _target_problems(spec, graph))
+    from specforge.spec.ids import id_input_problems
+
+    _raise(_reshape_problems(spec) + _input_problems(spec, shape) + id_input_problems(spec, graph, shape)
+           + _class_problems(spec, graph, shape) + _loss_problems(spec, graph) + _target_problems(spec, graph))
 
 
 def _raise(problems: list[Problem]) -> None:
