@@ -13,6 +13,7 @@ from specforge.data.mnist import NUM_CLASSES as MNIST_CLASSES
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.sources import SOURCES
 from specforge.data.splits import Loaded, Split
+from specforge.data.text.source import vectorized_with
 from specforge.base.errors import DataError
 
 Validation = str | float
@@ -143,9 +144,10 @@ def _select_validation(splits: dict[str, Split], validation: Validation) -> tupl
 
 
 def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: Validation = "test",
-                 base_dir: Path, input_dtype: str = "float32") -> Dataset:
+                 base_dir: Path, input_dtype: str = "float32", fitted: Preprocessing | None = None) -> Dataset:
     """Read, check and split the data a spec's ``data`` section declares, for a model input of ``input_shape``
-    and ``input_dtype`` (``Graph.input_dtype``).
+    and ``input_dtype`` (``Graph.input_dtype``). A run's ``fitted`` preprocessing, when given, vectorizes text
+    with the vocabulary the run learned rather than one learned again.
 
     Images keep their stored dtype (uint8 for every image format) and shape (flat CSV
     rows become ``input_shape``); they are converted batch by batch by ``preprocessing``.
@@ -155,6 +157,8 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}; use one of {sorted(SOURCES)}", path="data.source")
     loaded = SOURCES[source].load(data_spec, Path(base_dir), input_shape)
+    if fitted is not None and fitted.vectorizer is not None:
+        loaded = vectorized_with(loaded, fitted.vectorizer)
     setting = shape_setting(data_spec)
     splits = {name: _fit_images(split, input_shape, setting) for name, split in loaded.splits.items()}
     if loaded.pipeline is not None and loaded.pipeline.target.regression:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from specforge.data.dataset import Dataset, load_dataset
+from specforge.data.preprocessing import Preprocessing
 from specforge.data.splits import Split
 
 
@@ -17,11 +18,14 @@ def limit_dataset(dataset: Dataset, limit_train: int | None, limit_test: int | N
                    first(dataset.test, limit_test), dataset.preprocessing, dataset.source_hash, dataset.digests)
 
 
-def load_data(config: dict, base_dir: Path, limits: dict[str, int | None], input_dtype: str = "float32") -> Dataset:
+def load_data(config: dict, base_dir: Path, limits: dict[str, int | None], input_dtype: str = "float32",
+              fitted: Preprocessing | None = None) -> Dataset:
     """The data of a resolved spec ``config``, split as ``fit.validation`` says, cut to ``limits`` (train, test),
-    for a model input of ``input_dtype`` (``Graph.input_dtype``)."""
+    for a model input of ``input_dtype`` (``Graph.input_dtype``); text vectorized with a run's ``fitted``
+    vocabulary when given."""
     dataset = load_dataset(config["data"], tuple(config["model"]["input_shape"]),
-                           validation=config["fit"]["validation"], base_dir=base_dir, input_dtype=input_dtype)
+                           validation=config["fit"]["validation"], base_dir=base_dir, input_dtype=input_dtype,
+                           fitted=fitted)
     return limit_dataset(dataset, limits.get("train"), limits.get("test"))
 
 

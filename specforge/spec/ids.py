@@ -26,7 +26,7 @@ def id_input_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list
     source = data.get("source", "mnist")
     mode = (data.get("vectorize") or {}).get("output_mode", "int") if source == TEXT_SOURCE else None
     if mode != "int":
-        gives = f"vectorizes to {mode} values" if mode else "gives float values"
+        gives = f"vectorizes to {mode} values, not ids" if mode else "gives values, not ids"
         return [Problem(f"{node.layer.type} takes integer token ids and data source {source} {gives}; use "
                         f"source: {TEXT_SOURCE} with vectorize.output_mode: int", spec.locate(node.path))
                 for node in nodes]

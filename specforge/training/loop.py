@@ -24,7 +24,7 @@ from specforge.options import metrics as metric_kinds
 from specforge.options import optimizers
 from specforge.runs import directory as runs
 from specforge.graph.build import build
-from specforge.data import Dataset, batch_count, iterate_batches, load_data
+from specforge.data import Dataset, Preprocessing, batch_count, iterate_batches, load_data
 from specforge.base.errors import DataError, RunError, SpecError, TrainingInterrupted
 from specforge.training.evaluate import evaluate_split, labels_and_targets, update_metrics
 from specforge.graph.dag import Graph
@@ -60,11 +60,11 @@ class _Setup:
         return names + [f"val_{name}" for name in names] if self.dataset.validation is not None else names
 
 
-def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
+def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None], fitted: Preprocessing | None = None) -> _Setup:
     graph = build(spec)
     config = spec.config
     try:
-        dataset = load_data(config, base_dir, limits, graph.input_dtype)
+        dataset = load_data(config, base_dir, limits, graph.input_dtype, fitted)
     except DataError as error:
         raise spec.located(error) from None
     setup = _Setup(spec, graph, dataset, losses.get(config["compile"]["loss"]),
@@ -226,7 +226,8 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         run_dir = runs.resolve_run_path(resume)
         manifest = runs.read_json(run_dir / runs.MANIFEST)
         spec = runs.resume_spec(run_dir, manifest, overrides, limited=limit_train is not None or limit_test is not None)
-        setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"])
+        setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"],
+                       Preprocessing.from_dict(runs.read_json(run_dir / runs.PREPROCESSING)))
         runs.check_same_data(run_dir, manifest, setup.dataset)
         trainer = Trainer(setup, run_dir, progress, observers)
         trainer.load_checkpoint()  # before anything is written: a damaged checkpoint leaves the run as it was

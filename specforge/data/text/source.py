@@ -39,6 +39,14 @@ def load_text(spec: dict, base_dir: Path) -> Loaded:
     return loaded
 
 
+def vectorized_with(loaded: Loaded, vectorizer: TextVectorizer) -> Loaded:
+    """``loaded`` with its documents vectorized by ``vectorizer`` (a run's, saved with its preprocessing)."""
+    for split in loaded.splits.values():
+        split.images = vectorizer.transform(split.texts or [])
+    loaded.text = vectorizer
+    return loaded
+
+
 def text_probe(spec: dict, base_dir: Path) -> dict[str, Probe]:
     return {split: Probe(str(directory), classes=text_classes(directory, split))
             for split, directory in ((split, resolve(base_dir, spec[split])) for split in SPLIT_NAMES if split in spec)}
