@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-TOPICS = {"cooking": "recipe oven flour sugar bake stir salt pepper butter dough".split(),
-          "sport": "goal match team score player coach league win referee stadium".split()}
-FILLER = "the a of and to is in it was".split()
+TOPICS = {"cooking": ["recipe", "oven", "flour", "sugar", "bake", "stir", "salt", "pepper", "butter", "dough"],
+          "sport": ["goal", "match", "team", "score", "player", "coach", "league", "win", "referee", "stadium"]}
+FILLER = ["the", "a", "of", "and", "to", "is", "in", "it", "was"]
 
 
 def write_documents(root: Path, documents: dict[str, list[str]]) -> Path:

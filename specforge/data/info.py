@@ -56,8 +56,9 @@ def data_info(dataset: Dataset) -> dict:
         info.update(row_info(tables))
     vectorizer = dataset.preprocessing.vectorizer
     if vectorizer is not None:
-        info["preprocessing"]["text"] = {key: value for key, value in vectorizer.to_dict().items()
-                                         if key not in ("vocabulary", "idf")}
+        info["preprocessing"] = {**dataset.preprocessing.to_dict(),
+                                 "text": {key: value for key, value in vectorizer.to_dict().items()
+                                          if key not in ("vocabulary", "idf")}}
         info["text"] = text_info(vectorizer, dataset.splits())
     return info
 

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from specforge.base.errors import DataError
-from specforge.data.text.vectorize import OOV_ID, PADDING_ID, TextVectorizer, standardize, with_ngrams
+from specforge.data.text.vectorize import (
+    OOV_ID,
+    PADDING_ID,
+    TextVectorizer,
+    standardize,
+    with_ngrams,
+)
 
 
 def test_lowering_and_stripping_touch_ascii_only_as_tf_strings_does():

@@ -31,7 +31,7 @@ def split_text_info(vectorizer: TextVectorizer, texts: list[str]) -> dict:
                                for p in PERCENTILES},
     }
     if vectorizer.output_mode == "int":
-        info["truncated"] = int(np.sum(lengths > vectorizer.output_sequence_length))
+        info["truncated"] = int(np.sum(lengths > vectorizer.sequence_length))
     return info
 
 

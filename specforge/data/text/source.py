@@ -13,12 +13,12 @@ from specforge.data.text.vectorize import TextVectorizer
 
 def read_splits(spec: dict, base_dir: Path) -> tuple[dict[str, Documents], list[str]]:
     """Every split's documents (training first, which names the classes unless ``class_names`` does)."""
-    classes = spec.get("class_names")
+    classes: list[str] | None = spec.get("class_names")
     documents = {}
     for split in SPLIT_NAMES:
         if split in spec:
             documents[split], classes = read_documents(split, resolve(base_dir, spec[split]), split, classes)
-    return documents, list(classes)
+    return documents, list(classes or [])
 
 
 def fit_text(spec: dict, base_dir: Path) -> tuple[dict[str, Documents], list[str], TextVectorizer]:

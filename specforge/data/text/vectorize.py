@@ -151,9 +151,17 @@ class TextVectorizer:
         return self
 
     @property
+    def sequence_length(self) -> int:
+        """The ids per document of ``output_mode`` int: ``output_sequence_length``, which ``fit`` sets when the
+        options leave it out."""
+        if self.output_sequence_length is None:
+            raise ValueError("the vectorizer has not been fitted")
+        return self.output_sequence_length
+
+    @property
     def output_shape(self) -> tuple[int]:
         """A document's model input shape: ``(output_sequence_length,)`` ids or ``(size,)`` values."""
-        return (self.output_sequence_length,) if self.output_mode == "int" else (self.size,)
+        return (self.sequence_length,) if self.output_mode == "int" else (self.size,)
 
     def ids(self, documents: Iterable[str]) -> list[list[int]]:
         """The ids of each document's tokens, unpadded (out-of-vocabulary tokens get ``OOV_ID``, or 0 in the
@@ -166,7 +174,7 @@ class TextVectorizer:
         """int64 ``(N, output_sequence_length)`` ids, or float32 ``(N, size)`` vectors."""
         rows = self.ids(documents)
         if self.output_mode == "int":
-            length = self.output_sequence_length
+            length = self.sequence_length
             out = np.full((len(rows), length), PADDING_ID, dtype=np.int64)
             for row, ids in zip(out, rows):
                 row[:min(len(ids), length)] = ids[:length]
