@@ -224,8 +224,9 @@ def data_info(spec: Spec) -> dict:
 
 def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25) -> Path:
     """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels, or for a table
-    histograms of each feature column and the target (default file: ``<spec name>-<split>.png``); returns its
-    path."""
+    histograms of each feature column and the target (default file: ``<spec name>-<split>.png``), or for text
+    ``count`` documents with their classes and token ids (default file: ``<spec name>-<split>.txt``); returns
+    its path."""
     from specforge.data import render_grid
     from specforge.data.table.info import render_histograms
 
@@ -234,7 +235,12 @@ def render_samples(spec: Spec, split: str, out: str | Path | None = None, count:
     if chosen is None:
         raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
                         file=str(spec.file))
-    path = Path(out or f"{spec.name}-{split}.png")
+    vectorizer = dataset.preprocessing.vectorizer
+    path = Path(out or f"{spec.name}-{split}.{'png' if vectorizer is None else 'txt'}")
+    if vectorizer is not None:
+        from specforge.data.text.show import write_examples
+
+        return write_examples(chosen, vectorizer, dataset.class_names, path, count)
     if dataset.preprocessing.pipeline is not None:
         return render_histograms(dataset.preprocessing.pipeline, chosen.table, path)
     return render_grid(chosen, dataset.class_names, path, count)

@@ -241,8 +241,8 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
               limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
                                                   help="With --misclassified: look at the first N examples only."),
               overrides: Optional[List[str]] = SetOption) -> None:
-    """Write a PNG grid of sample images with their labels (for a table: histograms of its columns), or of a
-    run's mistakes, and print where."""
+    """Write a PNG grid of sample images with their labels (for a table: histograms of its columns; for text: a
+    text file of documents with their token ids), or of a run's mistakes, and print where."""
     from specforge import api
 
     if misclassified:

@@ -125,3 +125,17 @@ def test_empty_documents_are_counted_and_training_goes_on(tmp_path):
     assert info["empty"] == 1
     run = api.fit(spec, out=tmp_path / "run", quiet=True)
     assert json.loads((run.path / "manifest.json").read_text())["status"] == "completed"
+
+
+def test_data_show_writes_documents_with_their_token_ids(tmp_path):
+    write_documents(tmp_path / "train", {"a": ["Red, red blue!"], "b": ["green   grass\nand more green"]})
+    write_documents(tmp_path / "test", {"a": ["red"]})
+    spec = write_spec(tmp_path / "spec.yaml", vectorize={"output_sequence_length": 4})
+    path = api.render_samples(api.load_spec(spec), "train", tmp_path / "show.txt", count=5)
+    assert path.read_text().splitlines() == [
+        "train[0] class 0 (a)", "  text: Red, red blue!", "  ids: 2 2 6 (+1 padding)",
+        "train[1] class 1 (b)", "  text: green grass and more green", "  ids: 3 5 7 4",
+    ]  # red, green (2 each; ties in descending order), then more, grass, blue, and
+    counts = write_spec(tmp_path / "counts.yaml", vectorize={"output_mode": "count"})
+    path = api.render_samples(api.load_spec(counts), "test", tmp_path / "counts.txt", count=1)
+    assert path.read_text().splitlines()[2] == "  count: red 1"
