@@ -17,14 +17,16 @@ if TYPE_CHECKING:
 
 def check_options(spec: Spec) -> None:
     """Raise SpecError listing every clash the spec's values make among themselves (no graph, no data needed)."""
-    _raise(option_problems(spec) + _column_problems(spec))
+    from specforge.spec.text_checks import vectorize_problems
+
+    _raise(option_problems(spec) + _column_problems(spec) + vectorize_problems(spec))
 
 
 def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None) -> None:
     """Raise SpecError listing every mismatch between the model's input and the data, and between the output
     layer, the data's classes and the loss; ``shape`` is what reading the data told about the model's input and
     classes, when it was read."""
-    from specforge.spec.ids import id_input_problems
+    from specforge.spec.text_checks import id_input_problems
 
     _raise(_reshape_problems(spec) + _input_problems(spec, shape) + id_input_problems(spec, graph, shape)
            + _class_problems(spec, graph, shape) + _loss_problems(spec, graph) + _target_problems(spec, graph))

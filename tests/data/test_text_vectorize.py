@@ -95,8 +95,3 @@ def test_a_fitted_vectorizer_survives_its_saved_form():
 def test_training_documents_without_tokens_are_refused():
     with pytest.raises(DataError, match="hold no tokens"):
         TextVectorizer().fit(["...", "  !"])
-
-
-def test_a_sequence_length_is_refused_for_a_bag_of_words_mode():
-    with pytest.raises(DataError, match="output_sequence_length applies to output_mode int only"):
-        TextVectorizer.from_options({"output_mode": "multi_hot", "output_sequence_length": 4})

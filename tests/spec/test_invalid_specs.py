@@ -635,6 +635,11 @@ EXPECTED: dict[str, list[str]] = {
     "embedding_mask_zero.yaml": [
         "embedding_mask_zero.yaml:8:70: error: model.layers[0].mask_zero: unknown value true; expected one of: False",
     ],
+    "text_sequence_length_with_counts.yaml": [
+        "text_sequence_length_with_counts.yaml:6:59: error: data.vectorize.output_sequence_length: "
+        "output_sequence_length applies to output_mode int only, and output_mode is count; leave "
+        "output_sequence_length out",
+    ],
     "text_sequence_length_zero.yaml": [
         "text_sequence_length_zero.yaml:8:29: error: data.vectorize.output_sequence_length: must be >= 1, got 0",
     ],

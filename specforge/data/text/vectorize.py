@@ -110,10 +110,7 @@ class TextVectorizer:
 
     @classmethod
     def from_options(cls, options: dict) -> TextVectorizer:
-        if options.get("output_sequence_length") is not None and options.get("output_mode", "int") != "int":
-            raise DataError(f"output_sequence_length applies to output_mode int only, and output_mode is "
-                            f"{options['output_mode']}; leave output_sequence_length out",
-                            path="data.vectorize.output_sequence_length")
+        """A vectorizer of ``data.vectorize`` (checked by the schema and ``specforge.spec.text_checks``)."""
         return cls(**options)
 
     def tokens(self, document: str) -> list[str]:

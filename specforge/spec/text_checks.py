@@ -1,4 +1,5 @@
-"""Checks of a model whose input is integer ids (a kind with ``input_dtype = "int"``, Embedding) against its
+"""Checks of text options that span several values: ``vectorize`` options that go only with ``output_mode:
+int``, and a model whose input is integer ids (a kind with ``input_dtype = "int"``, Embedding) against its
 data: only a text source vectorizing to ``output_mode: int`` gives ids, and a vocabulary larger than a
 layer's ``input_dim`` would give ids the layer has no row for."""
 
@@ -15,6 +16,16 @@ if TYPE_CHECKING:
 
 #: The source whose data can be token ids.
 TEXT_SOURCE = "text_folder"
+
+
+def vectorize_problems(spec: Spec) -> list[Problem]:
+    """``output_sequence_length`` given with a bag-of-words ``output_mode``, which makes one vector per document."""
+    vectorize = spec.config["data"].get("vectorize") or {}
+    mode = vectorize.get("output_mode", "int")
+    if mode == "int" or vectorize.get("output_sequence_length") is None:
+        return []
+    return [Problem(f"output_sequence_length applies to output_mode int only, and output_mode is {mode}; leave "
+                    "output_sequence_length out", spec.locate(("data", "vectorize", "output_sequence_length")))]
 
 
 def id_input_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[Problem]:
