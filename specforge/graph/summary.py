@@ -41,7 +41,8 @@ def print_summary(spec: Spec, graph: Graph) -> None:
 
     console = Console()
     lines = summary_lines(graph.summary())
-    table = Table(title=f"{spec.name}: input {graph.input_shape}", title_justify="left")
+    ids = "" if graph.input_dtype == "float32" else f" of {graph.input_dtype} ids"
+    table = Table(title=f"{spec.name}: input {graph.input_shape}{ids}", title_justify="left")
     # a layer's name and kind are never cut short, on a narrow terminal either
     table.add_column("Layer (type)", no_wrap=True, min_width=max(len(cells[0]) for cells in lines))
     table.add_column("Output shape")

@@ -63,6 +63,13 @@ def test_data_info_describes_the_vocabulary_and_each_split(tmp_path):
     assert "out of vocabulary: 80.0% of 5 tokens" in lines
 
 
+def test_validate_reads_the_input_shape_of_ids_from_the_data(tmp_path):
+    write_topics(tmp_path)
+    write_spec(tmp_path / "spec.yaml", vectorize={"output_sequence_length": 7})
+    result = run_cli("validate", "spec.yaml", cwd=tmp_path)
+    assert result.returncode == 0 and "bag: input (7,) of int64 ids" in result.stdout
+
+
 def test_a_bag_of_words_mode_gives_the_model_a_vector_over_the_vocabulary(tmp_path):
     write_topics(tmp_path)
     spec = write_spec(tmp_path / "spec.yaml", vectorize={"output_mode": "tf_idf", "max_tokens": 12},
