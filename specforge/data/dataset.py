@@ -179,6 +179,10 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
         raise DataError(f"fit.validation {validation} would hold out rows the table's statistics were already "
                         "learned on; draw them before with data.validation_fraction and set fit.validation: "
                         "validation", path="fit.validation")
+    if loaded.text is not None and isinstance(validation, float):
+        raise DataError(f"fit.validation {validation} would hold out documents the vocabulary was already learned "
+                        "on; put them in a folder of their own, data.validation, and set fit.validation: validation",
+                        path="fit.validation")
     train, held_out = _select_validation(splits, validation)
     return Dataset(train, held_out, splits.get("test"), preprocessing, source_hash(loaded.digests),
                    dict(loaded.digests))

@@ -146,3 +146,12 @@ def test_data_show_writes_documents_with_their_token_ids(tmp_path):
     counts = write_spec(tmp_path / "counts.yaml", vectorize={"output_mode": "count"})
     path = api.render_samples(api.load_spec(counts), "test", tmp_path / "counts.txt", count=1)
     assert path.read_text().splitlines()[2] == "  count: red 1"
+
+
+def test_a_validation_fraction_is_refused_since_the_vocabulary_has_seen_it(tmp_path):
+    write_topics(tmp_path, train=5, test=2)
+    write_spec(tmp_path / "spec.yaml")
+    line = _one_line_error(run_cli("train", "spec.yaml", "--out", "run", "--set", "fit.validation=0.2", cwd=tmp_path))
+    assert line.endswith("fit.validation: fit.validation 0.2 would hold out documents the vocabulary was already "
+                         "learned on; put them in a folder of their own, data.validation, and set fit.validation: "
+                         "validation")
