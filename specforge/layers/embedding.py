@@ -22,7 +22,7 @@ class Embedding(Layer):
         "output_dim": {"type": "integer", "minimum": 1, "description": "Values per id."},
         "embeddings_initializer": initializer_schema("random_uniform", "table (Keras' default: uniform on "
                                                                        "[-0.05, 0.05])"),
-        "mask_zero": {"enum": [False], "default": False,
+        "mask_zero": {"const": False, "default": False,
                       "description": "Whether id 0 (padding) is masked in the layers after. Only false for now: "
                                      "masks do not travel through the graph yet, so padding is averaged in by "
                                      "the poolings after."},
