@@ -42,8 +42,6 @@ class DataShape:
     origin: str
     #: a text source's vocabulary size, special entries included (an Embedding's smallest input_dim)
     vocabulary_size: int | None = None
-    #: the dtype the data gives the model: int64 token ids or float32 values
-    input_dtype: str = "float32"
 
     def input_problem(self, given: tuple[int, ...] | list[int]) -> str | None:
         """What is wrong with a model.input_shape of ``given`` for this data, or None when it fits."""

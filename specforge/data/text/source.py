@@ -59,5 +59,4 @@ def text_shape(spec: dict, base_dir: Path) -> DataShape:
                   "(vectorize.output_sequence_length)")
     else:
         origin = f"the documents become {vectorizer.size} values each (the vocabulary's size)"
-    return DataShape(vectorizer.output_shape, len(classes), origin, vocabulary_size=vectorizer.size,
-                     input_dtype="int64" if vectorizer.output_mode == "int" else "float32")
+    return DataShape(vectorizer.output_shape, len(classes), origin, vocabulary_size=vectorizer.size)
