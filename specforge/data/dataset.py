@@ -12,7 +12,7 @@ import numpy as np
 from specforge.base.errors import DataError
 from specforge.data.mnist import NUM_CLASSES as MNIST_CLASSES
 from specforge.data.preprocessing import Preprocessing
-from specforge.data.sources import SOURCES
+from specforge.data.sources import create as create_source
 from specforge.data.splits import Loaded, Split
 from specforge.data.text.source import vectorized_with
 
@@ -158,9 +158,7 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
     """
     input_shape = tuple(int(d) for d in input_shape)
     source = data_spec.get("source", "mnist")
-    if source not in SOURCES:
-        raise DataError(f"unknown data source {source!r}; use one of {sorted(SOURCES)}", path="data.source")
-    loaded = SOURCES[source].load(data_spec, Path(base_dir), input_shape)
+    loaded = create_source(source).load(data_spec, Path(base_dir), input_shape)
     if fitted is not None and fitted.vectorizer is not None:
         loaded = vectorized_with(loaded, fitted.vectorizer)
     setting = shape_setting(data_spec)

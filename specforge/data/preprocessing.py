@@ -12,16 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from math import prod
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from specforge.base.errors import DataError
-
-if TYPE_CHECKING:
-    from specforge.data.table.features import TablePipeline
-    from specforge.data.text.vectorize import TextVectorizer
-
+from specforge.data.table.features import TablePipeline
+from specforge.data.text.vectorize import TextVectorizer
 
 #: A rescale factor written as a fraction: positive numerator and denominator (``1/255``).
 FRACTION_PATTERN = r"^\s*(?=[0-9.]*[1-9])[0-9]*\.?[0-9]+\s*/\s*(?=[0-9.]*[1-9])[0-9]*\.?[0-9]+\s*$"
@@ -131,15 +127,11 @@ class Preprocessing:
     @cached_property
     def pipeline(self) -> TablePipeline | None:
         """The table source's fitted steps, or None for images and arrays."""
-        from specforge.data.table.features import TablePipeline
-
         return None if self.table is None else TablePipeline.from_dict(self.table)
 
     @cached_property
     def vectorizer(self) -> TextVectorizer | None:
         """A text source's fitted vectorizer, or None."""
-        from specforge.data.text.vectorize import TextVectorizer
-
         return None if self.text is None else TextVectorizer.from_dict(self.text)
 
     @property

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from dataclasses import dataclass
 from typing import ClassVar
 
-from specforge.base.errors import DataError, SpecError
-from specforge.base.registry import Registry, named_kind_schema
+import numpy as np
+
 from specforge.base.defaults import with_defaults
+from specforge.base.errors import DataError, SpecError
+from specforge.base.registry import Kind, Registry, named_kind_schema
 
 #: Keras' clipping of probabilities before a logarithm (``backend.epsilon()``).
 EPSILON = 1e-7
 
 
-class Loss:
+#: Every loss a spec may name, by name: each ``Loss`` subclass with a ``name``, as it is defined.
+LOSSES: Registry[type[Loss]] = Registry("loss", lambda loss: loss.name)
+
+
+@dataclass(kw_only=True, eq=False, repr=False)
+class Loss(Kind, registry=LOSSES, key="name"):
     """A loss over a batch: the mean of a per-example loss, and its gradient with respect to the outputs.
 
     What a loss expects of the network, for validation and for the training loop:
@@ -29,17 +35,18 @@ class Loss:
       what to change.
     """
 
-    name: str
-    #: The loss's options in the spec besides ``name``: property -> JSON Schema, with defaults.
+    name: ClassVar[str]
+    #: The loss's options in the spec besides ``name``: property -> JSON Schema, with defaults; each is a
+    #: field of the kind's dataclass.
     options: ClassVar[dict[str, dict]] = {}
     #: Valid ``compile.loss`` values naming this loss, for the documentation and the generic tests.
     examples: ClassVar[list[str | dict]] = []
-    fused_activation: str | None = None
-    label_encoding: str = "any"
+    fused_activation: ClassVar[str | None] = None
+    label_encoding: ClassVar[str] = "any"
     #: last-layer activations whose outputs the loss accepts; None: any.
-    output_activations: tuple[str, ...] | None = None
+    output_activations: ClassVar[tuple[str, ...] | None] = None
     #: what ``output_activations`` produce, for the message of ``fits``.
-    expects: str = ""
+    expects: ClassVar[str] = ""
 
     def __repr__(self) -> str:
         return f"<loss {self.name}>"
@@ -191,6 +198,7 @@ class MeanAbsoluteError(Loss):
         return value, None
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class Huber(Loss):
     """Per output unit, with ``e = outputs - y``: ``e^2 / 2`` where ``|e| <= delta``, ``delta * (|e| - delta / 2)``
     beyond (Keras' Huber, delta 1 by default); averaged."""
@@ -202,8 +210,7 @@ class Huber(Loss):
     }
     examples = ["huber", {"name": "huber", "delta": 2.5}]
 
-    def __init__(self, delta: float = 1.0):
-        self.delta = delta
+    delta: float
 
     def _compute(self, outputs, y, from_logits, need_grad):
         diff = outputs - y
@@ -242,10 +249,6 @@ class KLDivergence(CategoricalCrossentropy):
         return value, grad
 
 
-#: Every loss a spec may name, by name.
-LOSSES: Registry[Loss] = Registry("loss", lambda loss: loss.name, (
-    CategoricalCrossentropy(), SparseCategoricalCrossentropy(), BinaryCrossentropy(),
-    MeanSquaredError(), MeanAbsoluteError(), Huber(), KLDivergence()))
 LOSS_NAMES = LOSSES.names()
 
 
@@ -267,19 +270,15 @@ LOSS_SCHEMA = {
 
 
 
-def get(spec_value: str | dict) -> Loss:
-    """The loss a spec's ``compile.loss`` describes: a name, or a mapping with the name and its options."""
+def create(spec_value: str | dict) -> Loss:
+    """The loss a spec's ``compile.loss`` describes (a name, or a mapping with the name and its options), its
+    options' defaults filled in here: the spec keeps the loss as the user wrote it."""
     name = spec_value if isinstance(spec_value, str) else spec_value.get("name")
-    try:
-        loss = LOSSES[name]
-    except KeyError:
-        raise SpecError(f"unknown loss {name!r}; expected one of: {', '.join(LOSS_NAMES)}",
-                        path="compile.loss") from None
-    if isinstance(spec_value, str):
-        return loss
-    options = with_defaults(dict(spec_value), LOSS_SCHEMA)
+    if name not in LOSSES:
+        raise SpecError(f"unknown loss {name!r}; expected one of: {', '.join(LOSS_NAMES)}", path="compile.loss")
+    options = with_defaults({"name": name} if isinstance(spec_value, str) else dict(spec_value), LOSS_SCHEMA)
     del options["name"]
-    return type(loss)(**options)
+    return LOSSES[name](**options)
 
 
 # -- stable building blocks ---------------------------------------------------------------------

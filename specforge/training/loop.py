@@ -18,22 +18,25 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from specforge.options import callbacks as callback_kinds
-from specforge.options import losses
-from specforge.options import metrics as metric_kinds
-from specforge.options import optimizers
-from specforge.runs import directory as runs
-from specforge.graph.build import build
-from specforge.data import Dataset, Preprocessing, batch_count, iterate_batches, load_data
 from specforge.base.errors import DataError, RunError, SpecError, TrainingInterrupted
-from specforge.training.evaluate import evaluate_split, labels_and_targets, update_metrics
+from specforge.data import Dataset, Preprocessing, batch_count, iterate_batches, load_data
+from specforge.graph.build import build_graph
 from specforge.graph.dag import Graph
+from specforge.graph.model import Model, params_from_arrays
+from specforge.options import callbacks, losses, metrics, optimizers
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
-from specforge.training.model import Model, params_from_arrays
+from specforge.runs import directory as runs
+from specforge.spec import Spec
+from specforge.training.evaluate import (
+    evaluate_split,
+    labels_and_targets,
+    update_metrics,
+)
 from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.progress import Both, ConsoleProgress, Progress
-from specforge.spec import Spec
+from specforge.training.tensorboard import TensorBoardLog
+
 
 class LossNotFinite(RunError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
@@ -49,7 +52,7 @@ class _Setup:
     loss: Loss
     metrics: list[Metric]
     optimizer: optimizers.Optimizer
-    callbacks: list[callback_kinds.Callback]
+    callbacks: list[callbacks.Callback]
 
     @property
     def fit(self) -> dict:
@@ -61,18 +64,17 @@ class _Setup:
 
 
 def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None], fitted: Preprocessing | None = None) -> _Setup:
-    graph = build(spec)
+    graph = build_graph(spec)
     config = spec.config
     try:
         dataset = load_data(config, base_dir, limits, graph.input_dtype, fitted)
     except DataError as error:
         raise spec.located(error) from None
-    setup = _Setup(spec, graph, dataset, losses.get(config["compile"]["loss"]),
-                   metric_kinds.create(config["compile"]["metrics"], graph.output_shape[-1]),
+    setup = _Setup(spec, graph, dataset, losses.create(config["compile"]["loss"]),
+                   metrics.create(config["compile"]["metrics"], graph.output_shape[-1]),
                    optimizers.create(config["compile"]["optimizer"]), [])
     try:
-        setup.callbacks = callback_kinds.create(config["fit"]["callbacks"], config["fit"]["epochs"],
-                                                setup.log_names())
+        setup.callbacks = callbacks.create(config["fit"]["callbacks"], setup.log_names())
     except SpecError as error:
         raise spec.located(error) from None
     return setup
@@ -88,7 +90,7 @@ class Trainer:
     """One run's training state; offers callbacks what ``specforge.options.callbacks.Trainer`` describes."""
 
     def __init__(self, setup: _Setup, run_dir: Path, progress: Progress,
-                 observers: Sequence[callback_kinds.Callback] = ()):
+                 observers: Sequence[callbacks.Callback] = ()):
         self.setup = setup
         #: callbacks from outside the spec (a sweep's pruning), called after the spec's and not checkpointed
         self.callbacks = [*setup.callbacks, *observers]
@@ -211,7 +213,7 @@ def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.nda
 def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | Path = runs.RUNS_ROOT,
         resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
         progress: Progress | None = None, limit_train: int | None = None,
-        limit_test: int | None = None, observers: Sequence[callback_kinds.Callback] = ()) -> runs.Run:
+        limit_test: int | None = None, observers: Sequence[callbacks.Callback] = ()) -> runs.Run:
     """Train ``spec`` into a new run directory, or continue the run ``resume``; return the finished run.
 
     ``out`` is the run directory itself (default: the next ``root/<spec name>/<n>``).  ``overrides``
@@ -267,7 +269,6 @@ def _tensorboard_log(trainer: Trainer):
     fit = trainer.setup.fit
     if "tensorboard" not in fit.get("log", []):
         return None
-    from specforge.training.tensorboard import TensorBoardLog
 
     spec = trainer.setup.spec
     log = TensorBoardLog(trainer.run_dir, spec.config, fit["log_every"], first_epoch=trainer.epoch,

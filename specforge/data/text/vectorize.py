@@ -110,7 +110,7 @@ class TextVectorizer:
 
     @classmethod
     def from_options(cls, options: dict) -> TextVectorizer:
-        """A vectorizer of ``data.vectorize`` (checked by the schema and ``specforge.spec.text_checks``)."""
+        """A vectorizer of ``data.vectorize`` (checked by the schema and ``specforge.graph.text_checks``)."""
         return cls(**options)
 
     def tokens(self, document: str) -> list[str]:
