@@ -54,12 +54,14 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
     (``specforge.data.precheck``)."""
     from specforge.options import callbacks
     from specforge.data.precheck import check_data
+    from specforge.spec.training_checks import check_warmup, known_train_examples
 
     spec = load_spec(path, overrides)
     graph = build(spec)
     try:
         if data:
             check_data(spec.config, spec.base_dir, graph.output_shape[-1])
+            check_warmup(spec, known_train_examples(spec, spec.base_dir))
         callbacks.create(spec.config["fit"]["callbacks"], spec.config["fit"]["epochs"], _log_names(spec, graph))
     except SpecforgeError as error:
         raise spec.located(error) from None

@@ -81,14 +81,14 @@ class Augmentation(Layer):
     def forward(self, params, x, training=False, rng=None, activation=None):
         self.output_shape(x.shape[1:])
         if not training:
-            return self.infer(x), None
+            return self.infer(x)
         if rng is None:
             raise ValueError(f"{self.type} in training needs a random generator")
         return self.transform(x, rng)
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        """The inference output: the input itself."""
-        return x
+    def infer(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        """``(y, cache)`` at inference: the input itself (a None cache: the gradient passes unchanged)."""
+        return x, None
 
     def transform(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Any]:
         """``(y, cache)`` for a training batch."""
@@ -337,7 +337,7 @@ class RandomCrop(Augmentation):
         return (height - rows) // 2, (width - columns) // 2, rows, columns
 
     def infer(self, x):
-        return self._window_resized(x)[0]
+        return self._window_resized(x)
 
     def _window_resized(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         n, height, width, channels = x.shape

@@ -14,6 +14,11 @@ from specforge.base.defaults import with_defaults
 EPSILON = 1e-7
 
 
+_LABEL_SMOOTHING = {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
+                    "description": "Keras' label smoothing, in [0, 1]: the targets move towards the uniform "
+                                   "distribution, y * (1 - s) + s / classes (s / 2 for binary_crossentropy)."}
+
+
 class Loss:
     """A loss over a batch: the mean of a per-example loss, and its gradient with respect to the outputs.
 
@@ -63,18 +68,22 @@ class Loss:
 
     def value(self, outputs: np.ndarray, y_true: np.ndarray, from_logits: bool = False) -> float:
         """The mean loss over the batch."""
-        return self._compute(outputs, self._targets(outputs, y_true), self._logits(from_logits), False)[0]
+        return self._compute(outputs, self.smooth(self._targets(outputs, y_true)), self._logits(from_logits), False)[0]
 
     def value_and_grad(self, outputs: np.ndarray, y_true: np.ndarray,
                        from_logits: bool = False) -> tuple[float, np.ndarray]:
         """The mean loss over the batch and its gradient with respect to ``outputs`` (same shape and dtype)."""
-        return self._compute(outputs, self._targets(outputs, y_true), self._logits(from_logits), True)
+        return self._compute(outputs, self.smooth(self._targets(outputs, y_true)), self._logits(from_logits), True)
 
     def to_probabilities(self, outputs: np.ndarray, from_logits: bool) -> np.ndarray:
         """What the metrics take: ``outputs`` with the fused activation applied when they are logits."""
         if not self._logits(from_logits):
             return outputs
         return softmax(outputs) if self.fused_activation == "softmax" else sigmoid(outputs)
+
+    def smooth(self, y: np.ndarray) -> np.ndarray:
+        """The targets the loss compares with: ``y`` itself unless the loss smooths its labels."""
+        return y
 
     def _logits(self, from_logits: bool) -> bool:
         if from_logits and self.fused_activation is None:
@@ -96,11 +105,21 @@ class CategoricalCrossentropy(Loss):
     """``-sum(y * log(p))`` per example, ``p`` the softmax of the logits (or the given probabilities)."""
 
     name = "categorical_crossentropy"
-    examples = ["categorical_crossentropy"]
+    options = {"label_smoothing": _LABEL_SMOOTHING}
+    examples = ["categorical_crossentropy", {"name": "categorical_crossentropy", "label_smoothing": 0.1}]
     fused_activation = "softmax"
     label_encoding = "one_hot"
     output_activations = ("softmax",)
     expects = "probabilities over the classes"
+
+    def __init__(self, label_smoothing: float = 0.0):
+        self.label_smoothing = label_smoothing
+
+    def smooth(self, y):
+        """Keras' label smoothing: ``y * (1 - s) + s / classes``."""
+        if not self.label_smoothing:
+            return y
+        return y * (1 - self.label_smoothing) + self.label_smoothing / y.shape[-1]
 
     def encode_labels(self, labels: np.ndarray, units: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
         return one_hot(labels, units, dtype)
@@ -116,7 +135,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy with integer class labels."""
 
     name = "sparse_categorical_crossentropy"
-    examples = ["sparse_categorical_crossentropy"]
+    examples = ["sparse_categorical_crossentropy", {"name": "sparse_categorical_crossentropy", "label_smoothing": 0.1}]
     label_encoding = "sparse"
 
     def encode_labels(self, labels: np.ndarray, units: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -139,10 +158,20 @@ class BinaryCrossentropy(Loss):
     """``-(y log p + (1 - y) log(1 - p))`` per output unit, averaged; ``p`` the sigmoid of the logits."""
 
     name = "binary_crossentropy"
-    examples = ["binary_crossentropy"]
+    options = {"label_smoothing": _LABEL_SMOOTHING}
+    examples = ["binary_crossentropy", {"name": "binary_crossentropy", "label_smoothing": 0.2}]
     fused_activation = "sigmoid"
     output_activations = ("sigmoid", "softmax")
     expects = "probabilities between 0 and 1"
+
+    def __init__(self, label_smoothing: float = 0.0):
+        self.label_smoothing = label_smoothing
+
+    def smooth(self, y):
+        """Keras' label smoothing: ``y * (1 - s) + s / 2``."""
+        if not self.label_smoothing:
+            return y
+        return y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
 
     def _compute(self, outputs, y, from_logits, need_grad):
         if from_logits:
@@ -222,6 +251,7 @@ class KLDivergence(CategoricalCrossentropy):
     softmax of the logits, or the given probabilities clipped to [EPSILON, 1] (not renormalised)."""
 
     name = "kl_divergence"
+    options: ClassVar[dict[str, dict]] = {}
     examples = ["kl_divergence"]
     expects = "probability distributions over the classes"
 
@@ -265,6 +295,17 @@ LOSS_SCHEMA = {
     "examples": ["categorical_crossentropy", {"name": "huber", "delta": 2.5}],
 }
 
+
+CLASS_WEIGHT_SCHEMA = {
+    "description": "Keras' class_weight: each training example's loss weighted by its class's weight. A mapping "
+                   "from class (its index, or its name in data.class_names) to weight (classes left out weigh 1), "
+                   "or `balanced`: examples / (classes * examples of the class) over the training split "
+                   "(scikit-learn's). null: every example weighs 1.",
+    "oneOf": [{"type": "null"}, {"const": "balanced"},
+              {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}, "minProperties": 1}],
+    "default": None,
+    "examples": ["balanced", {"0": 1.0, "1": 5.0}],
+}
 
 
 def get(spec_value: str | dict) -> Loss:

@@ -23,6 +23,8 @@ from specforge.ops import flat
 from specforge.ops.scratch import scratch
 from specforge.base.registry import Registry, named_kind_schema
 from specforge.base.defaults import with_defaults
+from specforge.options.schedules import Schedule, learning_rate_schema
+from specforge.options.schedules import create as create_schedule
 
 
 def _number(description: str, default: float, **bounds: float) -> dict:
@@ -89,6 +91,11 @@ class Optimizer:
         del self.config["name"]
         for key, value in self.config.items():
             setattr(self, key, value)
+        #: the learning-rate schedule asked before every step, or None for a constant (or callback-set) rate
+        self.schedule: Schedule | None = None
+        if isinstance(self.learning_rate, dict):
+            self.schedule = create_schedule(self.learning_rate)
+            self.learning_rate = self.schedule(0)
         self.learning_rate = float(self.learning_rate)
         self.iterations = 0
         self._slots: dict[str, list[np.ndarray]] | None = None
@@ -113,6 +120,8 @@ class Optimizer:
             self._check_shapes(params)
             self._weights, self._runs = tuple(params), self._flat_runs(params)
         self._clip(grads)
+        if self.schedule is not None:
+            self.learning_rate = self.schedule(self.iterations)
         t = self.iterations + 1
         self._begin_step(t)
         for param, grad, slots in self._pieces(params, grads):
@@ -439,11 +448,23 @@ class Nadam(Optimizer):
 def _properties(name: str) -> dict[str, dict]:
     """Every option of optimizer ``name`` besides the name, with its Keras default."""
     return {
-        "learning_rate": _number("Step size.", OPTIMIZERS[name].default_learning_rate, exclusiveMinimum=0),
+        "learning_rate": learning_rate_schema(OPTIMIZERS[name].default_learning_rate),
         **OPTIMIZERS[name].hyperparameters,
         "clipnorm": _clip("Rescale each weight's gradient so that its L2 norm is at most this value."),
         "clipvalue": _clip("Clip each gradient element to [-clipvalue, clipvalue]."),
+        **_EMA,
     }
+
+
+_EMA = {
+    "use_ema": _flag("Keep an exponential moving average of the weights (Keras' use_ema): validation runs on "
+                     "it and the run's final weights, and so its export, are the averages."),
+    "ema_momentum": _number("Momentum of the average: average = m * average + (1 - m) * weights after each step.",
+                            0.99, minimum=0, maximum=1),
+    "ema_overwrite_frequency": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                                "description": "Overwrite the weights with their averages every this many steps; "
+                                               "null: only at the end of training."},
+}
 
 
 #: Every optimizer a spec may name, by name.

@@ -11,8 +11,12 @@ from specforge.spec.reader import SpecPath
 
 def check_compatibility(spec: Spec, graph: Graph) -> None:
     """Raise SpecError listing every mismatch between the output layer, the data's classes and the loss."""
+    from specforge.spec.augmentation_checks import augmentation_problems
+    from specforge.spec.training_checks import training_problems
+
     problems = (option_problems(spec) + _reshape_problems(spec) + _class_problems(spec, graph)
-                + _loss_problems(spec, graph) + _target_problems(spec, graph))
+                + _loss_problems(spec, graph) + _target_problems(spec, graph) + augmentation_problems(spec, graph)
+                + training_problems(spec, graph))
     if problems:
         raise SpecError(problems=problems)
 

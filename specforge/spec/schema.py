@@ -23,6 +23,7 @@ SPEC_VERSION = 1
 def build_schema() -> dict:
     """Assemble the full schema from the registry and the section owners."""
     from specforge.options.callbacks import CALLBACKS_SCHEMA
+    from specforge.options.losses import CLASS_WEIGHT_SCHEMA
     from specforge.data.schema import DATA_SCHEMA
     from specforge.layers import REGISTRY
     from specforge.layers.base import LAYER_NAME_PATTERN
@@ -136,6 +137,7 @@ def build_schema() -> dict:
                                             "the same spec and seed give bit-identical results.",
                              "type": "integer", "minimum": 0, "default": 0},
                     "callbacks": CALLBACKS_SCHEMA,
+                    "class_weight": CLASS_WEIGHT_SCHEMA,
                     "log": {"description": "Records written besides history.csv/json: tensorboard (event files in "
                                            "RUN/tensorboard/ for `tensorboard --logdir runs`: the loss and metrics "
                                            "per epoch and every log_every batches, the resolved spec as text, the "

@@ -11,7 +11,7 @@ history, so a resumed run ends with the same weights, bit for bit, as one never 
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -32,8 +32,10 @@ from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
 from specforge.training.model import Model, params_from_arrays
 from specforge.training.moving_statistics import unsettled_statistics
+from specforge.training.options import training_loss, weight_average
 from specforge.training.progress import Both, ConsoleProgress, Progress
 from specforge.spec import Spec
+from specforge.spec.training_checks import check_warmup
 
 class LossNotFinite(RunError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
@@ -70,6 +72,7 @@ def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
     setup = _Setup(spec, graph, dataset, losses.get(config["compile"]["loss"]),
                    metric_kinds.create(config["compile"]["metrics"], graph.output_shape[-1]),
                    optimizers.create(config["compile"]["optimizer"]), [])
+    check_warmup(spec, len(dataset.train))
     try:
         setup.callbacks = callback_kinds.create(config["fit"]["callbacks"], config["fit"]["epochs"],
                                                 setup.log_names())
@@ -97,11 +100,15 @@ class Trainer:
         init_rng, self.shuffle_rng, self.dropout_rng = generators(setup.fit["seed"])
         self.model = Model.initialize(setup.graph, init_rng)
         self.optimizer = setup.optimizer
+        self.training_loss, self.class_weights = training_loss(setup)
+        self.ema = weight_average(setup.spec.config["compile"]["optimizer"], self.model.trainable_params())
         self.stop_training = False
         self.epoch = 0
         #: the batch in progress (from 1), for the interruption message
         self.batch = 0
         self.history: dict[str, list[float]] = {name: [] for name in setup.log_names()}
+        if self.optimizer.schedule is not None:
+            self.history["learning_rate"] = []
 
     # -- the callbacks' view -------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -123,6 +130,9 @@ class Trainer:
                 arrays[f"optimizer/{key}"] = value
             else:
                 scalars[key] = value
+        if self.ema is not None:
+            arrays.update({f"ema/{key}": value for key, value in self.ema.state_dict().items() if key != "steps"})
+            scalars["ema_steps"] = self.ema.steps
         callback_states = []
         for index, callback in enumerate(self.setup.callbacks):
             state = {}
@@ -143,7 +153,10 @@ class Trainer:
         source = str(self.run_dir / runs.CHECKPOINT)
         weights = {key.removeprefix("weights/"): value for key, value in arrays.items() if key.startswith("weights/")}
         self.model.set_weights(params_from_arrays(self.setup.graph, weights, source))
-        self.optimizer.load_state_dict({**state["optimizer"], **_with_prefix(arrays, "optimizer/")})
+        optimizer_state = dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict({"steps": optimizer_state.pop("ema_steps"), **_with_prefix(arrays, "ema/")})
+        self.optimizer.load_state_dict({**optimizer_state, **_with_prefix(arrays, "optimizer/")})
         if len(state["callbacks"]) != len(self.setup.callbacks):
             raise RunError(f"the checkpoint holds {len(state['callbacks'])} callback states for "
                            f"{len(self.setup.callbacks)} callbacks in the spec", file=source)
@@ -162,8 +175,9 @@ class Trainer:
         while self.epoch < fit["epochs"] and not self.stop_training:
             logs = self.train_epoch()
             if setup.dataset.validation is not None:
-                validation = evaluate_split(self.model, setup.dataset.validation, setup.loss, setup.metrics,
-                                            fit["batch_size"])
+                with self.ema.applied() if self.ema is not None else nullcontext():
+                    validation = evaluate_split(self.model, setup.dataset.validation, setup.loss, setup.metrics,
+                                                fit["batch_size"])
                 logs.update({f"val_{name}": value for name, value in validation.items()})
             for name, value in logs.items():
                 self.history[name].append(value)
@@ -192,7 +206,11 @@ class Trainer:
         for step, (x, y) in enumerate(batches, 1):
             self.batch = step
             labels, targets = labels_and_targets(setup.loss, y, units)
-            value, outputs = self.model.train_step(x, targets, setup.loss, self.optimizer, self.dropout_rng)
+            if self.class_weights is not None:
+                self.training_loss.weights = self.class_weights[labels]
+            value, outputs = self.model.train_step(x, targets, self.training_loss, self.optimizer, self.dropout_rng)
+            if self.ema is not None and np.isfinite(value):
+                self.ema.update()
             if not np.isfinite(value):
                 raise LossNotFinite(f"loss became {value} at epoch {self.epoch + 1}, batch {step}; the last good "
                                     f"weights are in {runs.display_path(self.run_dir / runs.CHECKPOINT)}; lower the "
@@ -201,7 +219,10 @@ class Trainer:
             count += len(x)
             update_metrics(setup.metrics, outputs, labels, targets, train.preprocessing)
             self.progress.batch_end(step, {"loss": total / count, **{m.name: m.result() for m in setup.metrics}})
-        return {"loss": total / count, **{m.name: m.result() for m in setup.metrics}}
+        logs = {"loss": total / count, **{m.name: m.result() for m in setup.metrics}}
+        if self.optimizer.schedule is not None:
+            logs["learning_rate"] = self.optimizer.learning_rate
+        return logs
 
 
 def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -298,6 +319,8 @@ def _finish(trainer: Trainer) -> None:
     """Final weights, history and the test split's metrics; the run is then complete.  A warning when the
     moving statistics of batch normalization had too few steps to move."""
     setup, run_dir = trainer.setup, trainer.run_dir
+    if trainer.ema is not None:
+        trainer.ema.overwrite()
     trainer.model.save_weights(run_dir / runs.WEIGHTS)
     runs.write_history(run_dir, trainer.history)
     steps = trainer.epoch * batch_count(setup.dataset.train, setup.fit["batch_size"])

@@ -1,0 +1,74 @@
+"""Checks of the training options that need more than one value of the spec: class weights against the
+model's classes, a learning-rate schedule against the callbacks that set the rate, a schedule's warmup against
+the steps training will take, and class weights against a regression target."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from specforge.base.errors import Problem, SpecError
+from specforge.graph.dag import Graph
+from specforge.spec import Spec
+
+
+def training_problems(spec: Spec, graph: Graph) -> list[Problem]:
+    """Class weights naming no class; a schedule beside a callback that sets the learning rate."""
+    return _class_weight_problems(spec, graph) + _schedule_problems(spec)
+
+
+def _class_weight_problems(spec: Spec, graph: Graph) -> list[Problem]:
+    from specforge.training.weighting import class_index
+
+    setting = spec.config["fit"].get("class_weight")
+    if not isinstance(setting, dict):
+        return []
+    classes = max(graph.output_shape[-1], 2)
+    names = spec.config["data"].get("class_names") or ()
+    known = f"classes 0..{classes - 1}" + (f" or {', '.join(names)}" if names else "")
+    return [Problem(f"class_weight names class {key!r}, which the model does not have; use {known}",
+                    spec.locate(("fit", "class_weight", key), at_key=True))
+            for key in setting if class_index(key, classes, names) is None]
+
+
+def _schedule_problems(spec: Spec) -> list[Problem]:
+    from specforge.options.callbacks import CALLBACKS
+
+    if not isinstance(spec.config["compile"]["optimizer"]["learning_rate"], dict):
+        return []
+    return [Problem(f"{item['type']} sets the learning rate, and compile.optimizer.learning_rate is a schedule; "
+                    "keep one of them", spec.locate(("fit", "callbacks", index)))
+            for index, item in enumerate(spec.config["fit"]["callbacks"]) if CALLBACKS[item["type"]].sets_learning_rate]
+
+
+def check_warmup(spec: Spec, train_examples: int | None) -> None:
+    """SpecError when the schedule's warmup takes more steps than training with ``train_examples`` examples does
+    (nothing to check when that count is not known)."""
+    from specforge.options.schedules import create
+
+    rate = spec.config["compile"]["optimizer"]["learning_rate"]
+    if train_examples is None or not isinstance(rate, dict):
+        return
+    fit = spec.config["fit"]
+    steps = fit["epochs"] * math.ceil(train_examples / fit["batch_size"])
+    warmup = create(rate).warmup_length()
+    if warmup > steps:
+        raise SpecError(problems=[Problem(
+            f"the warmup takes {warmup} steps but training takes {steps} ({fit['epochs']} epochs of "
+            f"{math.ceil(train_examples / fit['batch_size'])} batches); use warmup_steps <= {steps} or more epochs",
+            spec.locate(("compile", "optimizer", "learning_rate", "warmup_steps")))])
+
+
+def known_train_examples(spec: Spec, base_dir: Path) -> int | None:
+    """At most how many training examples the data has, as far as its headers tell without reading it (the
+    embedded MNIST, or labels small enough to read); None when they do not tell."""
+    from specforge.data.idx import read_idx_dims
+    from specforge.data.mnist import FILES, MNIST_DIR
+    from specforge.data.sources import SOURCES
+
+    data = spec.config["data"]
+    if data.get("source", "mnist") == "mnist":
+        return read_idx_dims(MNIST_DIR / FILES["train_images"])[0]
+    probes = SOURCES[data["source"]].probe(data, base_dir) or {}
+    train = probes.get("train")
+    return None if train is None or train.labels is None else len(train.labels)
