@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from specforge.options.callbacks import Callback
     from specforge.data import Dataset
+    from specforge.data.splits import Split
     from specforge.export.run_export import ExportResult
     from specforge.predict.images import PredictionReport
     from specforge.predict.table import RowPredictions
@@ -215,10 +216,12 @@ def data_info(spec: Spec) -> dict:
     return describe(load_data(spec))
 
 
-def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25) -> Path:
+def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25,
+                   augmented: bool = False) -> Path:
     """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels, or for a table
     histograms of each feature column and the target (default file: ``<spec name>-<split>.png``); returns its
-    path."""
+    path. ``augmented``: the images as the model's augmentation layers change them in training (drawn from
+    ``fit.seed``; default file ``<spec name>-<split>-augmented.png``)."""
     from specforge.data import render_grid
     from specforge.data.table.info import render_histograms
 
@@ -227,10 +230,33 @@ def render_samples(spec: Spec, split: str, out: str | Path | None = None, count:
     if chosen is None:
         raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
                         file=str(spec.file))
-    path = Path(out or f"{spec.name}-{split}.png")
+    path = Path(out or f"{spec.name}-{split}{'-augmented' if augmented else ''}.png")
     if dataset.preprocessing.pipeline is not None:
         return render_histograms(dataset.preprocessing.pipeline, chosen.table, path)
+    if augmented:
+        chosen = _augmented(spec, chosen, count)
     return render_grid(chosen, dataset.class_names, path, count)
+
+
+def _augmented(spec: Spec, split: Split, count: int) -> Split:
+    """``count`` examples of ``split`` (every class in turn, as the grid takes them) through the model's
+    augmentation layers in training mode, drawn from ``fit.seed``."""
+    import numpy as np
+
+    from specforge.base.errors import SpecError
+    from specforge.data.info import every_class_in_turn
+    from specforge.data.splits import Split
+    from specforge.layers.augmentation import augment
+    from specforge.training.loop import generators
+
+    layers = [node.layer for node in build(spec).nodes if getattr(node.layer, "augments", False)]
+    if not layers:
+        raise SpecError(problems=[Problem("the model has no augmentation layers to show; put RandomFlip, "
+                                          "RandomRotation, ... first in model.layers", spec.locate(("model", "layers")))])
+    chosen = every_class_in_turn(split.labels, min(count, len(split)))
+    images = augment(layers, split.preprocessing.images(split.images[chosen]), generators(spec.config["fit"]["seed"])[2])
+    labels = None if split.labels is None else np.asarray(split.labels)[chosen]
+    return Split(split.name, images, labels, split.images_file, split.labels_file, split.preprocessing)
 
 
 def schema_text() -> str:

@@ -179,3 +179,14 @@ def test_the_augmented_residual_spec_learns_on_a_slice(tmp_path):
     history = json.loads((run.path / "history.json").read_text())
     assert history["loss"][1] < history["loss"][0] < 3
     assert history["accuracy"][1] > 0.2
+
+
+def test_data_show_draws_the_augmented_images(tmp_path):
+    from PIL import Image
+
+    spec = api.load_spec(SPECS / "residual_augmented.yaml")
+    plain = np.asarray(Image.open(api.render_samples(spec, "train", tmp_path / "plain.png", 9)))
+    first = np.asarray(Image.open(api.render_samples(spec, "train", tmp_path / "a.png", 9, augmented=True)))
+    again = np.asarray(Image.open(api.render_samples(spec, "train", tmp_path / "b.png", 9, augmented=True)))
+    assert first.shape == plain.shape and not np.array_equal(first, plain)
+    np.testing.assert_array_equal(first, again)

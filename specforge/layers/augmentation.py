@@ -106,6 +106,13 @@ class Augmentation(Layer):
         return input_name
 
 
+def augment(layers: list[Layer], x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` through ``layers`` (augmentation layers, in order) as training would put it, with draws from ``rng``."""
+    for layer in layers:
+        x = layer.forward({}, x, training=True, rng=rng)[0]
+    return x
+
+
 def require_image_input(layer_type: str, input_shape: Shape) -> tuple[int, int, int]:
     """``(height, width, channels)``; ShapeError saying augmentation takes the model's images."""
     if len(input_shape) != 3:
