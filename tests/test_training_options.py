@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import yaml
 import pytest
 
 from specforge import api
@@ -190,3 +191,60 @@ def test_data_show_draws_the_augmented_images(tmp_path):
     again = np.asarray(Image.open(api.render_samples(spec, "train", tmp_path / "b.png", 9, augmented=True)))
     assert first.shape == plain.shape and not np.array_equal(first, plain)
     np.testing.assert_array_equal(first, again)
+
+
+# -- example weights from a table column ------------------------------------------------------------
+def _table_spec(tmp_path: Path, weights: list[str], **data) -> dict:
+    rows = [f"{i % 7},{(i * 3) % 5},{'ab'[i % 2]},{weights[i % len(weights)]}" for i in range(40)]
+    (tmp_path / "train.csv").write_text("x1,x2,label,w\n" + "\n".join(rows) + "\n")
+    return {"version": 1, "name": "weighted",
+            "data": {"source": "table", "train": "train.csv", "features": [{"column": "x1"}, {"column": "x2"}],
+                     "target": {"column": "label"}, **data},
+            "model": {"input_shape": [2], "layers": [{"type": "Dense", "units": 2, "activation": "softmax"}]},
+            "compile": {"optimizer": {"name": "sgd", "learning_rate": 0.1}, "loss": "categorical_crossentropy"},
+            "fit": {"epochs": 2, "batch_size": 8, "seed": 3}}
+
+
+def _table_run(tmp_path: Path, name: str, spec: dict):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(json.dumps(spec))
+    return api.fit(path, out=tmp_path / name, progress=Silent())
+
+
+def test_example_weights_follow_the_shuffled_batches(tmp_path):
+    weights = [str(w) for w in (1, 0, 2, 0.5, 3)]
+    weighted = _table_run(tmp_path, "weighted", _table_spec(tmp_path, weights, sample_weight="w"))
+    ones = _table_run(tmp_path, "ones", _table_spec(tmp_path, ["1"], sample_weight="w"))
+    plain = _table_run(tmp_path, "plain", _table_spec(tmp_path, ["1"]))
+    assert_same_weights(ones.path, plain.path)
+    assert not np.array_equal(weights_of(weighted.path)["dense/kernel"], weights_of(plain.path)["dense/kernel"])
+
+
+def test_the_weighting_sees_the_examples_iterate_batches_yields():
+    from specforge.data.batches import iterate_batches
+    from specforge.data.preprocessing import Preprocessing
+    from specforge.data.splits import Split
+    from specforge.training.options import Weighting
+
+    labels = np.arange(23)
+    split = Split("train", np.zeros((23, 1), np.float32), labels,
+                  preprocessing=Preprocessing((1,), 23, tuple(map(str, labels)), labels_encoding="sparse"))
+    weighting = Weighting(None, labels.astype(np.float64))
+    rng = np.random.default_rng(4)
+    weighting.start_epoch(23, 5, True, rng)
+    for step, (_, y) in enumerate(iterate_batches(split, 5, shuffle=True, rng=rng), 1):
+        np.testing.assert_array_equal(weighting.batch(step, y), y)
+
+
+def test_a_weight_column_that_does_not_exist_is_one_located_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from specforge.cli.commands import app
+
+    spec = _table_spec(tmp_path, ["1"], sample_weight="weight")
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"{tmp_path / 'spec.yaml'}:11:18: error: data.sample_weight: {tmp_path / 'train.csv'} has no column 'weight'; "
+        "the header has: x1, x2, label, w"]

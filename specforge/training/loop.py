@@ -100,7 +100,10 @@ class Trainer:
         init_rng, self.shuffle_rng, self.dropout_rng = generators(setup.fit["seed"])
         self.model = Model.initialize(setup.graph, init_rng)
         self.optimizer = setup.optimizer
-        self.training_loss, self.class_weights = training_loss(setup)
+        try:
+            self.training_loss, self.weighting = training_loss(setup)
+        except DataError as error:
+            raise setup.spec.located(error) from None
         self.ema = weight_average(setup.spec.config["compile"]["optimizer"], self.model.trainable_params())
         self.stop_training = False
         self.epoch = 0
@@ -202,12 +205,14 @@ class Trainer:
         for metric in setup.metrics:
             metric.reset()
         total, count = 0.0, 0
+        if self.weighting is not None:
+            self.weighting.start_epoch(len(train), fit["batch_size"], fit["shuffle"], self.shuffle_rng)
         batches = iterate_batches(train, fit["batch_size"], shuffle=fit["shuffle"], rng=self.shuffle_rng)
         for step, (x, y) in enumerate(batches, 1):
             self.batch = step
             labels, targets = labels_and_targets(setup.loss, y, units)
-            if self.class_weights is not None:
-                self.training_loss.weights = self.class_weights[labels]
+            if self.weighting is not None:
+                self.training_loss.weights = self.weighting.batch(step, labels)
             value, outputs = self.model.train_step(x, targets, self.training_loss, self.optimizer, self.dropout_rng)
             if self.ema is not None and np.isfinite(value):
                 self.ema.update()

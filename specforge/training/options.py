@@ -1,30 +1,80 @@
-"""The training options a run's spec asks for beyond the loss and the optimizer: class weights
-(``fit.class_weight``) and the moving average of the weights (``compile.optimizer.use_ema``)."""
+"""The training options a run's spec asks for beyond the loss and the optimizer: example weights (Keras'
+``class_weight`` in ``fit.class_weight``, ``sample_weight`` from a table column in ``data.sample_weight``,
+multiplied when both are set) and the moving average of the weights (``compile.optimizer.use_ema``)."""
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.options.losses import Loss
 from specforge.training.ema import WeightAverage
 from specforge.training.weighting import WeightedLoss, class_weight_vector
 
 if TYPE_CHECKING:
+    from specforge.data.splits import Split
     from specforge.training.loop import _Setup
 
 
-def training_loss(setup: "_Setup") -> tuple[Loss | WeightedLoss, np.ndarray | None]:
-    """``(the loss training steps take, one weight per class or None)``: the spec's loss, weighted per example
-    when ``fit.class_weight`` is set."""
+class Weighting:
+    """Each training batch's example weights: its labels' class weights times its examples' own weights."""
+
+    def __init__(self, class_weights: np.ndarray | None, example_weights: np.ndarray | None):
+        self.class_weights = class_weights
+        self.example_weights = example_weights
+        self._batches: list[np.ndarray] = []
+
+    def start_epoch(self, examples: int, batch_size: int, shuffle: bool, rng: np.random.Generator) -> None:
+        """Note which examples each batch of the epoch holds, before ``iterate_batches`` draws its order from
+        ``rng``: it draws ``rng.permutation(examples)`` and nothing else, so a copy of ``rng`` draws the same."""
+        if self.example_weights is None:
+            return
+        order = copy.deepcopy(rng).permutation(examples) if shuffle else np.arange(examples)
+        self._batches = [order[start:start + batch_size] for start in range(0, examples, batch_size)]
+
+    def batch(self, step: int, labels: np.ndarray) -> np.ndarray | None:
+        """The weights of batch ``step`` (from 1) with class ``labels``."""
+        weights = None if self.class_weights is None else self.class_weights[labels]
+        if self.example_weights is not None:
+            own = self.example_weights[self._batches[step - 1]]
+            weights = own if weights is None else weights * own
+        return weights
+
+
+def training_loss(setup: "_Setup") -> tuple[Loss | WeightedLoss, Weighting | None]:
+    """``(the loss training steps take, the batches' weighting or None)``: the spec's loss, weighted per example
+    when ``fit.class_weight`` or ``data.sample_weight`` is set."""
     setting = setup.fit.get("class_weight")
-    if setting is None:
+    column = setup.spec.config["data"].get("sample_weight")
+    if setting is None and column is None:
         return setup.loss, None
-    classes = max(setup.graph.output_shape[-1], 2)
     train = setup.dataset.train
-    names = setup.spec.config["data"].get("class_names") or ()
-    return WeightedLoss(setup.loss), class_weight_vector(setting, np.asarray(train.labels), classes, names)
+    class_weights = None
+    if setting is not None:
+        names = setup.spec.config["data"].get("class_names") or ()
+        class_weights = class_weight_vector(setting, np.asarray(train.labels), max(setup.graph.output_shape[-1], 2),
+                                            names)
+    return WeightedLoss(setup.loss), Weighting(class_weights, None if column is None else column_weights(train, column))
+
+
+def column_weights(split: "Split", column: str) -> np.ndarray:
+    """The weights in table column ``column`` of ``split``; DataError (at data.sample_weight) for a column the
+    table lacks or a cell that is not a number >= 0."""
+    where = "data.sample_weight"
+    table = split.table
+    try:
+        table.column(column)
+    except DataError as error:
+        raise DataError(error.problems[0].message, path=where) from None
+    weights = table.numbers(column, where)
+    bad = np.flatnonzero(~(weights >= 0))
+    if len(bad):
+        raise DataError(f"{table.row_word} {table.rows[bad[0]]}, column {column!r}: the weight {weights[bad[0]]} is "
+                        "not a number >= 0; every example needs a weight", file=table.file, path=where)
+    return weights
 
 
 def weight_average(optimizer: str | dict, weights: list[np.ndarray]) -> WeightAverage | None:
