@@ -8,8 +8,9 @@ import math
 from pathlib import Path
 
 import numpy as np
-import yaml
 import pytest
+import yaml
+from test_train import StopAt, assert_same_weights, weights_of
 
 from specforge import api
 from specforge.options import losses, optimizers
@@ -19,7 +20,6 @@ from specforge.training.ema import WeightAverage
 from specforge.training.loop import TrainingInterrupted
 from specforge.training.progress import Silent
 from specforge.training.weighting import WeightedLoss, class_weight_vector
-from test_train import StopAt, assert_same_weights, weights_of
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
@@ -245,6 +245,6 @@ def test_a_weight_column_that_does_not_exist_is_one_located_line(tmp_path):
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     result = CliRunner().invoke(app, ["train", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [
-        f"{tmp_path / 'spec.yaml'}:11:18: error: data.sample_weight: {tmp_path / 'train.csv'} has no column 'weight'; "
-        "the header has: x1, x2, label, w"]
+    expected = (f"{tmp_path / 'spec.yaml'}:11:18: error: data.sample_weight: {tmp_path / 'train.csv'} has no "
+                "column 'weight'; the header has: x1, x2, label, w")
+    assert result.output.strip().splitlines() == [expected]

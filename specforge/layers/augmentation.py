@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from specforge.base.layout import NCHW
-from specforge.layers.base import Layer, Params, Shape, shape_error
+from specforge.layers.base import Layer, Shape, shape_error
 from specforge.layers.upsampling import _RESIZE_ATTRIBUTES
 
 
@@ -52,7 +52,7 @@ def _bounds(value: float | list[float]) -> tuple[float, float]:
     return (float(min(value)), float(max(value)))
 
 
-_GEOMETRY = {
+_GEOMETRY: dict[str, dict] = {
     "fill_mode": {"enum": ["reflect", "wrap", "constant", "nearest"], "default": "reflect",
                   "description": "How pixels outside the image are read: reflect (d c b a | a b c d | d c b a), "
                                  "wrap (a b c d | a b c d), constant (fill_value), nearest (a a | a b c d | d d)."},
@@ -61,7 +61,7 @@ _GEOMETRY = {
     "fill_value": {"type": "number", "default": 0.0, "description": "The value read outside the image when "
                                                                     "fill_mode is constant."},
 }
-_VALUE_RANGE = {
+_VALUE_RANGE: dict[str, dict] = {
     "value_range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2,
                     "default": [0, 255],
                     "description": "The range of the input values, [low, high]; outputs are clipped to it. Keras' "
@@ -118,7 +118,8 @@ def require_image_input(layer_type: str, input_shape: Shape) -> tuple[int, int, 
     if len(input_shape) != 3:
         raise shape_error(f"{layer_type} augments images (height, width, channels), got shape {tuple(input_shape)}; "
                           "use it on an image input (model.input_shape [height, width, channels])")
-    return tuple(int(n) for n in input_shape)
+    height, width, channels = (int(n) for n in input_shape)
+    return height, width, channels
 
 
 # -- flips -------------------------------------------------------------------------------------------
@@ -347,7 +348,8 @@ class RandomCrop(Augmentation):
         return self._window_resized(x)
 
     def _window_resized(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
-        n, height, width, channels = x.shape
+        """The centred window resized to the output size, and the cache of its backward."""
+        height, width = x.shape[1:3]
         top, left, rows, columns = self.window(height, width)
         a_h = resize_matrix(rows, self.config["height"], x.dtype)
         a_w = resize_matrix(columns, self.config["width"], x.dtype)
@@ -356,7 +358,7 @@ class RandomCrop(Augmentation):
         return y, ("resize", x.shape, (top, left), a_h, a_w)
 
     def transform(self, x, rng):
-        n, height, width, channels = x.shape
+        height, width = x.shape[1:3]
         target_h, target_w = self.config["height"], self.config["width"]
         if height < target_h or width < target_w:
             return self._window_resized(x)

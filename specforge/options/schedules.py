@@ -134,7 +134,7 @@ class CosineDecay(Schedule):
                 {"name": "cosine_decay", "initial_learning_rate": 0.01, "decay_steps": 500, "alpha": 0.1}]
 
     def warmup_length(self) -> int:
-        return self.warmup_steps if self.warmup_target is not None else 0
+        return self.config["warmup_steps"] if self.config["warmup_target"] is not None else 0
 
     def rate(self, step):
         if self.warmup_target is None:

@@ -44,7 +44,7 @@ class Weighting:
         return weights
 
 
-def training_loss(setup: "_Setup") -> tuple[Loss | WeightedLoss, Weighting | None]:
+def training_loss(setup: _Setup) -> tuple[Loss | WeightedLoss, Weighting | None]:
     """``(the loss training steps take, the batches' weighting or None)``: the spec's loss, weighted per example
     when ``fit.class_weight`` or ``data.sample_weight`` is set."""
     setting = setup.fit.get("class_weight")
@@ -60,7 +60,7 @@ def training_loss(setup: "_Setup") -> tuple[Loss | WeightedLoss, Weighting | Non
     return WeightedLoss(setup.loss), Weighting(class_weights, None if column is None else column_weights(train, column))
 
 
-def column_weights(split: "Split", column: str) -> np.ndarray:
+def column_weights(split: Split, column: str) -> np.ndarray:
     """The weights in table column ``column`` of ``split``; DataError (at data.sample_weight) for a column the
     table lacks or a cell that is not a number >= 0."""
     where = "data.sample_weight"

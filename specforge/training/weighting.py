@@ -17,7 +17,7 @@ from specforge.options.losses import Loss
 def class_weight_vector(setting: str | dict[str, float], labels: np.ndarray, classes: int,
                         class_names: list[str] | tuple[str, ...] = ()) -> np.ndarray:
     """One weight per class (float64) for ``fit.class_weight`` and the training split's integer ``labels``."""
-    if setting == "balanced":
+    if isinstance(setting, str):  # balanced
         counts = np.bincount(labels, minlength=classes).astype(np.float64)
         return np.where(counts > 0, len(labels) / (classes * np.maximum(counts, 1)), 1.0)
     weights = np.ones(classes)
