@@ -101,7 +101,8 @@ class Trainer:
         self.model = Model.initialize(setup.graph, init_rng)
         self.optimizer = setup.optimizer
         try:
-            self.training_loss, self.weighting = training_loss(setup)
+            self.training_loss, self.weighting = training_loss(setup.spec.config, setup.loss, setup.dataset.train,
+                                                               setup.graph.output_shape[-1])
         except DataError as error:
             raise setup.spec.located(error) from None
         self.ema = weight_average(setup.spec.config["compile"]["optimizer"], self.model.trainable_params())

@@ -5,18 +5,14 @@ multiplied when both are set) and the moving average of the weights (``compile.o
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.splits import Split
 from specforge.options.losses import Loss
 from specforge.training.ema import WeightAverage
 from specforge.training.weighting import WeightedLoss, class_weight_vector
-
-if TYPE_CHECKING:
-    from specforge.data.splits import Split
-    from specforge.training.loop import _Setup
 
 
 class Weighting:
@@ -44,20 +40,19 @@ class Weighting:
         return weights
 
 
-def training_loss(setup: _Setup) -> tuple[Loss | WeightedLoss, Weighting | None]:
-    """``(the loss training steps take, the batches' weighting or None)``: the spec's loss, weighted per example
-    when ``fit.class_weight`` or ``data.sample_weight`` is set."""
-    setting = setup.fit.get("class_weight")
-    column = setup.spec.config["data"].get("sample_weight")
+def training_loss(config: dict, loss: Loss, train: Split, units: int) -> tuple[Loss | WeightedLoss, Weighting | None]:
+    """``(the loss training steps take, the batches' weighting or None)`` for a resolved spec ``config``, its
+    ``loss``, its training split and a model of ``units`` outputs: the loss weighted per example when
+    ``fit.class_weight`` or ``data.sample_weight`` is set."""
+    setting = config["fit"].get("class_weight")
+    column = config["data"].get("sample_weight")
     if setting is None and column is None:
-        return setup.loss, None
-    train = setup.dataset.train
+        return loss, None
     class_weights = None
     if setting is not None:
-        names = setup.spec.config["data"].get("class_names") or ()
-        class_weights = class_weight_vector(setting, np.asarray(train.labels), max(setup.graph.output_shape[-1], 2),
-                                            names)
-    return WeightedLoss(setup.loss), Weighting(class_weights, None if column is None else column_weights(train, column))
+        names = config["data"].get("class_names") or ()
+        class_weights = class_weight_vector(setting, np.asarray(train.labels), max(units, 2), names)
+    return WeightedLoss(loss), Weighting(class_weights, None if column is None else column_weights(train, column))
 
 
 def column_weights(split: Split, column: str) -> np.ndarray:
