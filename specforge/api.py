@@ -251,10 +251,11 @@ def _augmented(spec: Spec, split: Split, count: int) -> Split:
 
     layers = [node.layer for node in build(spec).nodes if getattr(node.layer, "augments", False)]
     if not layers:
-        raise SpecError(problems=[Problem("the model has no augmentation layers to show; put RandomFlip, "
-                                          "RandomRotation, ... first in model.layers", spec.locate(("model", "layers")))])
+        message = "the model has no augmentation layers to show; put RandomFlip, RandomRotation, ... first in model.layers"
+        raise SpecError(problems=[Problem(message, spec.locate(("model", "layers")))])
     chosen = every_class_in_turn(split.labels, min(count, len(split)))
-    images = augment(layers, split.preprocessing.images(split.images[chosen]), generators(spec.config["fit"]["seed"])[2])
+    rng = generators(spec.config["fit"]["seed"])[2]
+    images = augment(layers, split.preprocessing.images(split.images[chosen]), rng)
     labels = None if split.labels is None else np.asarray(split.labels)[chosen]
     return Split(split.name, images, labels, split.images_file, split.labels_file, split.preprocessing)
 

@@ -394,8 +394,9 @@ class RandomCrop(Augmentation):
         if not resize:
             return window
         shape = builder.node("Shape", [window], hint=f"{self.name}_shape")
-        batch = builder.node("Slice", [shape, builder.constant_int64([0], f"{self.name}_batch_start"),
-                                       builder.constant_int64([1], f"{self.name}_batch_end")], hint=f"{self.name}_batch")
+        first = [builder.constant_int64([0], f"{self.name}_batch_start"),
+                 builder.constant_int64([1], f"{self.name}_batch_end")]
+        batch = builder.node("Slice", [shape, *first], hint=f"{self.name}_batch")
         rest = [channels, *target] if nchw else [*target, channels]
         sizes = builder.node("Concat", [batch, builder.constant_int64(rest, f"{self.name}_size")],
                              hint=f"{self.name}_sizes", axis=0)

@@ -40,7 +40,8 @@ _METRICS = ", ".join(METRICS)
 _SOURCES = ", ".join(SOURCES)
 _LAYERS = ", ".join(REGISTRY)
 _CALLBACKS = ", ".join(CALLBACKS)
-_SGD_KEYS = "name, learning_rate, momentum, nesterov, clipnorm, clipvalue"
+_SGD_KEYS = ("name, learning_rate, momentum, nesterov, clipnorm, clipvalue, use_ema, ema_momentum, "
+             "ema_overwrite_frequency")
 _TOP_KEYS = "$schema, version, name, description, data, model, compile, fit, sweep"
 _INT_OR_PAIR = "expected an integer >= 1 or a list of 2 integers"
 _EMPTY = "the spec is empty; start from `specforge init NAME`"

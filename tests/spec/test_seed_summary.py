@@ -34,7 +34,8 @@ def test_seed_resolved_config_is_the_tutorial():
     # the shorthand `optimizer: adam` resolved to Keras' Adam defaults
     assert config["compile"]["optimizer"] == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
                                               "epsilon": 1e-7, "amsgrad": False, "clipnorm": None,
-                                              "clipvalue": None}
+                                              "clipvalue": None, "use_ema": False, "ema_momentum": 0.99,
+                                              "ema_overwrite_frequency": None}
     assert [metric["name"] for metric in config["compile"]["metrics"]] == ["accuracy"]
     assert (config["fit"]["epochs"], config["fit"]["batch_size"], config["fit"]["validation"]) == (3, 32, "test")
     conv = config["model"]["layers"][0]
