@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from specforge import __version__
-from specforge.graph.build import build
+from specforge.graph.build import build, load_and_build, with_rest_checked
 from specforge.base.errors import DataError, Problem, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
 from specforge.graph.dag import Graph, build_graph
-from specforge.spec import Spec, load_spec
+from specforge.spec import RefusedSpec, Spec, load_spec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from specforge.runs.records import Comparison, RunRecord
     from specforge.runs.directory import Run
     from specforge.sweep.results import SweepResult
-    from specforge.sweep.runner import OnUpdate
+    from specforge.sweep.runner import OnUpdate, OnWarning
 
 __all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "evaluation_warnings", "load_run", "predict", "load_data",
            "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
@@ -49,6 +49,7 @@ __all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit"
 
 def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = True) -> tuple[Spec, Graph]:
     """``specforge validate``: the resolved spec and its graph, or a SpecError/ShapeError naming every problem.
+    ``path`` may be a sweep file: the spec it names is validated, and its sweep section against that spec.
 
     Also refused: callbacks monitoring a value training will not report, and (unless ``data`` is false) data
     that training would refuse as far as the files' headers and small label files tell
@@ -56,9 +57,14 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
     from specforge.options import callbacks
     from specforge.data.precheck import check_data
     from specforge.spec.training_checks import check_warmup, known_train_examples
+    from specforge.sweep.loading import read_sweep
+    from specforge.sweep.space import sweep_config
 
-    spec = load_spec(path, overrides)
-    graph = build(spec)
+    try:
+        spec, sweep, locate = read_sweep(path, overrides)
+    except RefusedSpec as refused:
+        raise with_rest_checked(refused, read_data=data) from None
+    graph = build(spec, read_data=data)
     try:
         if data:
             check_data(spec.config, spec.base_dir, graph.output_shape[-1])
@@ -66,10 +72,8 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
         callbacks.create(spec.config["fit"]["callbacks"], spec.config["fit"]["epochs"], _log_names(spec, graph))
     except SpecforgeError as error:
         raise spec.located(error) from None
-    if "sweep" in spec.config:
-        from specforge.sweep.space import sweep_config
-
-        sweep_config(spec, spec.config["sweep"], graph.output_shape[-1], spec.locate)
+    if sweep is not None:
+        sweep_config(spec, sweep, graph.output_shape[-1], locate)
     return spec, graph
 
 
@@ -92,7 +96,7 @@ def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (),
     """
     from specforge.training import loop as train
     if isinstance(spec, (str, Path)):
-        spec, overrides = load_spec(spec, overrides), ()
+        spec, overrides = load_and_build(spec, overrides)[0], ()
     return train.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
                      limit_train=limit_train, limit_test=limit_test, observers=observers)
 
@@ -201,8 +205,13 @@ def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
 
 def load_data(spec: Spec) -> Dataset:
     """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
+    from specforge.graph.build import data_shape
     from specforge.data import load_data as load
+    from specforge.spec.checks import check_options
 
+    check_options(spec)
+    if "input_shape" not in spec.config["model"]:
+        data_shape(spec)
     try:
         return load(spec.config, spec.base_dir, {})
     except DataError as error:
@@ -311,7 +320,7 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
     actors of ``threads`` CPUs each (default 1; actors default: the cluster's CPUs / threads)."""
     from specforge.data.inputs import read_files
     from specforge.predict.images import OnnxModel, predict, read_data
-    from specforge.predict.table import is_table_model
+    from specforge.predict.table import is_table_model, rows_only
 
     if bool(inputs) == bool(data):
         raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
@@ -335,8 +344,7 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
         else:
             session = OnnxModel(model, threads)
         if is_table_model(session.metadata):
-            raise DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
-                            "columns", file=str(model))
+            raise rows_only(model)
         if not session.from_specforge and not raw:
             shape = ", ".join(map(str, session.input_shape))
             raise DataError("the model has no specforge metadata (specforge export writes it), so its input "
@@ -356,11 +364,16 @@ def is_rows_file(path: str | Path) -> bool:
 
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
-    """``specforge predict MODEL rows.csv``: an exported table model's predictions for the raw rows of a CSV or
-    Parquet file (the model's feature columns by name; other columns are ignored)."""
-    from specforge.predict.table import predict_rows as run_rows
+    """``specforge predict MODEL rows.csv``: an exported table model's predictions (or a table run directory's,
+    with its numpy model) for the raw rows of a CSV or Parquet file (the model's feature columns by name; other
+    columns are ignored)."""
+    from specforge.predict.run_model import is_run_dir
+    from specforge.predict.table import predict_rows as onnx_rows
+    from specforge.predict.table import run_rows
 
-    return run_rows(model, rows, threads=threads, limit=limit)
+    if is_run_dir(model):
+        return run_rows(model, rows, limit=limit)
+    return onnx_rows(model, rows, threads=threads, limit=limit)
 
 
 def inspect(model: str | Path) -> dict:
@@ -384,18 +397,20 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name:
 def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int | None = None, jobs: int = 1,
           backend: str = "local", address: str | None = None, root: str | Path = "runs",
           limit_train: int | None = None, limit_test: int | None = None,
-          on_update: OnUpdate | None = None) -> SweepResult:
+          on_update: OnUpdate | None = None, on_warning: OnWarning | None = None) -> SweepResult:
     """``specforge sweep``: run the spec's ``sweep:`` (or a sweep file's) in ``root/<name>/sweeps/<n>/``.
 
     ``backend`` local: Optuna with a journal file, ``jobs`` trial processes sharing the cores; the same call
     after a crash continues the sweep.  ``backend`` ray: Ray Tune at ``address`` (or RAY_ADDRESS, else a
     local Ray), ``jobs`` trials at once.  Returns the trials sorted by the objective, the best one
-    (``result.best``, ``result.best_run``) and the path of ``best.yaml``.
+    (``result.best``, ``result.best_run``) and the path of ``best.yaml``.  ``on_warning`` gets each thing the
+    sweep put right and went on from, as a Problem (default: a Python warning).
     """
     from specforge.sweep.runner import run_sweep
 
     return run_sweep(spec, overrides=overrides, trials=trials, jobs=jobs, backend=backend, address=address,
-                     root=root, limit_train=limit_train, limit_test=limit_test, on_update=on_update)
+                     root=root, limit_train=limit_train, limit_test=limit_test, on_update=on_update,
+                     on_warning=on_warning)
 
 
 def _as_run(run: Run | str | Path) -> Run:

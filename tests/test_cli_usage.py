@@ -44,3 +44,35 @@ def test_help_still_shows_every_command():
     assert "--version" in result.stdout and "validate" in result.stdout
     bare = specforge_cli()
     assert "Usage: specforge" in bare.stdout
+
+
+def _commands(group, path=()):
+    """Every command under a click group, with the words that name it."""
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_help_keeps_bracketed_text_such_as_extras():
+    """Help text is rich markup: an unescaped [plot] (any bracket that opens with a lowercase letter, #, / or @) is
+    taken for a style tag and dropped from the help."""
+    import re
+
+    import typer
+
+    from specforge.cli.commands import app
+
+    checked = 0
+    for path, command in _commands(typer.main.get_command(app)):
+        texts = [command.help or ""] + [getattr(param, "help", None) or "" for param in command.params]
+        tags = [match for text in texts for match in re.findall(r"\S*\\?\[[a-z#/@][^\[\]]*\]", text)]
+        wanted = {tag.replace("\\[", "[") for tag in tags}
+        if not wanted:
+            continue
+        shown = " ".join(specforge_cli(*path, "--help").stdout.split())
+        for text in wanted:
+            assert text in shown, (path, text)
+            checked += 1
+    assert checked >= 3

@@ -128,3 +128,22 @@ def test_validate_does_not_import_the_drawing_or_logging_libraries():
     result = subprocess.run([sys.executable, "-c", probe, SEED_SPEC], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("loss", [[2.3, 1.9, 1.5, 1.3], [2.3, 0.5, 0.1, 0.05], [0.31, 0.29, 0.28, 0.27]])
+def test_the_log_loss_axis_is_labelled_with_plain_numbers(loss):
+    """Not 2×10⁰ (matplotlib's default writes minor ticks in scientific notation): every label reads as a
+    number, and each sits at its tick."""
+    from specforge.runs.plots import curves_figure
+
+    figure = curves_figure([Curves("x", {"loss": loss, "val_loss": [value * 1.05 for value in loss]}, "val_loss")])
+    figure.canvas.draw()
+    axis = figure.axes[0]
+    assert axis.get_yscale() == "log"
+    labels = [(tick.get_loc(), tick.label1.get_text())
+              for tick in axis.yaxis.get_major_ticks() + axis.yaxis.get_minor_ticks() if tick.label1.get_text()]
+    low, high = axis.get_ylim()
+    shown = [(where, text) for where, text in labels if low <= where <= high]
+    assert len(shown) >= 3, labels
+    for where, text in shown:
+        assert float(text) == pytest.approx(where, rel=0.01), text

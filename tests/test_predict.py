@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import csv
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -19,6 +22,7 @@ from specforge.cli.commands import app
 from specforge.data import read_image
 from specforge.base.errors import DataError
 from specforge.predict.images import OnnxModel
+from tests.test_cli_train import specforge
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +101,38 @@ def test_data_splits_come_with_labels(exported, data):
     assert [p.predicted for p in report.predictions] == list(want)
     assert [p.label for p in report.predictions] == list(dataset.test.labels[:20])
     assert report.accuracy == np.mean(want == dataset.test.labels[:20])
+
+
+def test_a_spec_validation_split_is_the_one_training_and_evaluate_hold_out(exported, tmp_path):
+    from specforge.data.loading import load_data
+
+    config = small_spec().config
+    config["fit"]["validation"] = 0.1
+    spec = tmp_path / "held-out.yaml"
+    spec.write_text(yaml.safe_dump(config))
+    report = api.predict_onnx(exported[0], data=f"{spec}:validation", limit=8)
+    validation = load_data(config, tmp_path, {}).validation
+    assert [p.source for p in report.predictions] == [f"validation[{i}]" for i in range(8)]
+    assert [p.label for p in report.predictions] == list(validation.labels[:8])
+    assert [p.predicted for p in report.predictions] == list(
+        expected(exported, validation.images[:8]).argmax(axis=1))
+
+
+NO_VALIDATION = "has no validation split; use one of: train, test"
+
+
+@pytest.mark.parametrize("data, where", [
+    ("SPEC:validation", f"SPEC: error: the data of 'SPEC' {NO_VALIDATION}"),
+    ("mnist:validation", f"--data mnist:validation: error: the data of 'mnist' {NO_VALIDATION}"),
+    ("mnist", "--data mnist: error: --data 'mnist' is not SOURCE:SPLIT")])
+def test_a_missing_split_names_where_it_was_asked_for(exported, tmp_path, data, where):
+    config = small_spec().config
+    config["fit"]["validation"] = "none"
+    spec = tmp_path / "no-validation.yaml"
+    spec.write_text(yaml.safe_dump(config))
+    result = cli(exported[0], "--data", data.replace("SPEC", str(spec)))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(where.replace("SPEC", str(spec))), result.stderr
 
 
 def test_text_output_with_labels_and_accuracy(exported):
@@ -243,3 +279,43 @@ def test_a_model_from_elsewhere_is_refused_unless_its_inputs_are_given_raw(expor
     report = api.predict_onnx(foreign, [tmp_path / "raw.npy"], raw=True)
     want = api.predict_onnx(exported[0], [tmp_path / "x.npy"])
     assert [p.predicted for p in report.predictions] == [p.predicted for p in want.predictions]
+
+
+def blank_png(path, width: int, height: int):
+    """A valid black one-bit PNG of ``width`` x ``height``, compressed row by row: Pillow would hold the whole
+    image in memory to write it (400 MB for 20000 x 20000); this holds one row, and the file is tens of KB."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = bytes(1 + (width + 7) // 8)  # filter type 0, then the row's bits
+    compressor = zlib.compressobj(9)
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory):
+    """PNG files of 20000 x 20000 (beyond twice Pillow's bound: its error) and 12000 x 12000 (beyond the bound,
+    below twice it: its warning) pixels."""
+    folder = tmp_path_factory.mktemp("bombs")
+    return [blank_png(folder / f"{side}.png", side, side) for side in (20000, 12000)]
+
+
+def test_the_blank_png_is_what_pillow_reads(tmp_path):
+    with Image.open(blank_png(tmp_path / "small.png", 13, 5)) as image:
+        assert (image.size, image.mode) == ((13, 5), "1")
+        assert not np.asarray(image).any()
+    assert Image.MAX_IMAGE_PIXELS < 12000 ** 2 < 2 * Image.MAX_IMAGE_PIXELS < 20000 ** 2
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["20000x20000", "12000x12000"])
+def test_an_image_beyond_the_pixel_bound_is_one_line_before_decoding(exported, bombs, index):
+    bomb = bombs[index]
+    assert bomb.stat().st_size < 100_000
+    result = specforge("predict", exported[0], bomb, cwd=bomb.parent)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"{bomb}: error: the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's "
+                             "guard against decompression bombs); scale it down below that, e.g. to the model's "
+                             "28x28\n")

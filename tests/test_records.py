@@ -129,3 +129,20 @@ def test_runs_lists_and_compares(project):
             f"{change:>+9.4f}") in text
     unknown = specforge("runs", "nothing", cwd=project)
     assert unknown.returncode == 2 and unknown.stderr == "runs/nothing: error: no runs of 'nothing'; runs here: small\n"
+
+
+def test_runs_lists_what_it_suggests_runs_put_in_the_root_with_out_included(project):
+    """``runs NAME`` suggests the spec names of the runs it lists, and lists a run that ``--out`` put in the root
+    (``runs/custom``) as one of its spec's; a run put elsewhere is listed with ``--root`` its folder."""
+    api.fit(small_spec(project), progress=Silent())
+    api.fit(small_spec(project, "fit.epochs=1"), out=project / "runs" / "custom", progress=Silent())
+    api.fit(small_spec(project, "fit.epochs=1"), out=project / "elsewhere" / "mine", progress=Silent())
+    (project / "runs" / "notes").mkdir()  # a folder without runs is neither listed nor suggested
+    listed = [record["path"] for record in json.loads(specforge("runs", "--json", cwd=project).stdout)]
+    assert listed == ["runs/small/1", "runs/custom"]
+    assert [record["path"] for record in json.loads(specforge("runs", "small", "--json", cwd=project).stdout)] \
+        == listed
+    unknown = specforge("runs", "custom", cwd=project)
+    assert unknown.returncode == 2 and unknown.stderr == "runs/custom: error: no runs of 'custom'; runs here: small\n"
+    elsewhere = json.loads(specforge("runs", "--root", "elsewhere", "--json", cwd=project).stdout)
+    assert [record["path"] for record in elsewhere] == ["elsewhere/mine"]

@@ -30,9 +30,23 @@ class Location:
         return ":".join(parts)
 
 
+#: The most characters of a message that an error shows.  A message that quotes what it was given (the
+#: header of a CSV with a million columns, a value pasted into a spec) would otherwise be a line of megabytes.
+MAX_MESSAGE = 2_000
+
+
+def capped(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message``, or its start and end with the count of characters left out between them when it is longer
+    than ``limit`` (the end says what would work)."""
+    if len(message) <= limit:
+        return message
+    head, tail = limit * 2 // 3, limit // 3
+    return f"{message[:head]} ... [{len(message) - head - tail:,} characters left out] ... {message[-tail:]}"
+
+
 @dataclass
 class Problem:
-    """One error message at one place."""
+    """One error message at one place (at most MAX_MESSAGE characters and a note of what was left out)."""
 
     message: str
     location: Location = field(default_factory=Location)
@@ -40,6 +54,9 @@ class Problem:
     severity: str = "error"
     #: the spec setting a problem found in a data file comes from (``data.num_classes``), for ``Spec.located``
     setting: str = ""
+
+    def __post_init__(self):
+        self.message = capped(self.message)
 
     def format(self) -> str:
         path = f"{self.location.path}: " if self.location.path else ""

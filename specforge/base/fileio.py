@@ -27,6 +27,16 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+def staging_folder(path: str | Path) -> Path:
+    """A new empty folder beside ``path``, to build a folder in and rename over ``path`` once complete; made with
+    the permissions a plain mkdir gives (mkdtemp makes it 0700, which the renamed folder would keep)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    os.chmod(folder, 0o777 & ~_umask())
+    return folder
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

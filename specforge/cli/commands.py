@@ -37,6 +37,9 @@ SetOption = typer.Option(None, "--set", metavar="PATH=VALUE",
                          help="Override a spec value, e.g. --set fit.epochs=1 (repeatable).")
 JsonOption = typer.Option(False, "--json", help="Print JSON for tools instead of a table.")
 
+#: Help text is rich markup, where [plot] would be a style tag and vanish: a literal bracket is written \[.
+NEEDS_PLOT = "(needs specforge\\[plot])"
+
 
 def _echo_json(payload: object) -> None:
     typer.echo(json.dumps(payload, indent=2))
@@ -163,7 +166,7 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
                                                  help="Evaluate the first N examples only."),
              as_json: bool = JsonOption,
              plot: bool = typer.Option(False, "--plot", help="Also write the confusion matrix as a PNG, "
-                                                             "RUN/confusion-<split>.png (needs specforge[plot]).")) -> None:
+                                                             "RUN/confusion-<split>.png " + NEEDS_PLOT + ".")) -> None:
     """Print the loss and metrics of a trained run on a split of its data, each class's precision, recall and F1,
     and the confusion matrix."""
     import sys
@@ -229,7 +232,7 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
               count: int = typer.Option(25, "--count", min=1, help="Number of images."),
               misclassified: bool = typer.Option(False, "--misclassified",
                                                  help="Draw the examples the run's model gets wrong, with the "
-                                                      "predicted and the true class (needs specforge[plot])."),
+                                                      "predicted and the true class " + NEEDS_PLOT + "."),
               limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
                                                   help="With --misclassified: look at the first N examples only."),
               augmented: bool = typer.Option(False, "--augmented",
@@ -252,7 +255,9 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
 def list_runs(args: Optional[List[str]] = typer.Argument(None, metavar="[NAME] | compare A B",
                                                          help="A spec name to list only its runs, or compare and two "
                                                               "run directories."),
-              root: Path = typer.Option(Path("runs"), "--root", help="Where the runs are."),
+              root: Path = typer.Option(Path("runs"), "--root",
+                                        help="Where the runs are: ROOT/<spec name>/<run>, and runs put in ROOT "
+                                             "itself with train --out."),
               as_json: bool = JsonOption) -> None:
     """List the runs (status, epochs, best validation value, test metrics, duration, spec hash), or compare two:
     the spec values that differ and both runs' results."""
@@ -277,8 +282,8 @@ def plot(runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run dire
                                                                         "several are overlaid."),
          out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: RUN/curves.png for "
                                                                 "one run, else curves.png).")) -> None:
-    """Write a PNG of the training curves: loss and every metric per epoch, training and validation, with each
-    run's best epoch marked (needs specforge[plot])."""
+    r"""Write a PNG of the training curves: loss and every metric per epoch, training and validation, with each
+    run's best epoch marked (needs specforge\[plot])."""
     from specforge import api
 
     typer.echo(f"wrote {api.plot(runs, out)}")
@@ -398,6 +403,8 @@ def _predict_rows(model: Path, rows: Path, limit: int | None, as_json: bool, out
     from specforge.cli.present import row_lines, write_row_predictions
 
     predictions = api.predict_rows(model, rows, threads=threads, limit=limit)
+    for note in predictions.notes:
+        typer.echo(f"{rows}: warning: {note}", err=True)
     if output is not None:
         write_row_predictions(predictions, output)
         typer.echo(f"wrote {len(predictions.rows)} predictions to {output}")
@@ -460,7 +467,8 @@ def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or 
     shown = None if as_json else sweep_view(console, terminal)
     try:
         result = api.sweep(spec, overrides=overrides or (), trials=trials, jobs=jobs, backend=backend,
-                           address=address, limit_train=limit_train, limit_test=limit_test, on_update=shown)
+                           address=address, limit_train=limit_train, limit_test=limit_test, on_update=shown,
+                           on_warning=lambda problem: typer.echo(problem.format(), err=True))
     except api.SweepInterrupted as interruption:
         typer.echo(str(interruption), err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None
@@ -516,23 +524,74 @@ def usage_error_line(error: Exception) -> str:
     return f"specforge: error: {message} (usage: {command_path} --help)"
 
 
+#: Exit status of an unexpected exception (a bug in specforge), as Python gives an uncaught one.
+BUG_EXIT = 1
+#: Exit status when the reader of the output went away (``specforge runs | head -1``), as Python's own recipe,
+#: click and rich give it.
+CLOSED_PIPE_EXIT = 1
+
+
 def main(args: Optional[List[str]] = None) -> None:
-    """Console-script entry point: runs the command and exits with its status; usage errors exit with 2."""
+    """Console-script entry point: runs the command and exits with its status; usage errors exit with 2.
+
+    Last resort: a closed pipe ends quietly, and any other unexpected exception is one line saying it is a bug,
+    with the file its traceback was written to."""
     import sys
 
     try:
-        from typer import _click as click
-    except ImportError:  # typer before 0.28 uses click itself
+        status = _run(args)
+        sys.stdout.flush()  # output still buffered meets a closed pipe here, not at interpreter shutdown
+    except BrokenPipeError:
+        status = _silence_stdout()
+    except Exception as error:
+        typer.echo(_bug_line(error), err=True)
+        status = BUG_EXIT
+    sys.exit(status)
+
+
+def _run(args: Optional[List[str]]) -> int:
+    """The command's exit status, command-line mistakes shown as one line."""
+    try:
+        from typer import _click as click  # typer 0.28 carries its own click
+    except ImportError:
         import click
 
     try:
         status = app(args=args, prog_name="specforge", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as error:
         typer.echo(error.format_message())
-        status = error.exit_code
+        return error.exit_code
     except click.ClickException as error:
         typer.echo(usage_error_line(error), err=True)
-        status = error.exit_code
-    except click.Abort:
-        status = INTERRUPTED_EXIT
-    sys.exit(status if isinstance(status, int) else 0)
+        return error.exit_code
+    except typer.Abort:  # end of input at a prompt
+        return INTERRUPTED_EXIT
+    return status if isinstance(status, int) else 0
+
+
+def _silence_stdout() -> int:
+    """Point standard output at the null device, so that what is still buffered is dropped at exit without
+    a second BrokenPipeError; the exit status of a closed pipe."""
+    import os
+    import sys
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return CLOSED_PIPE_EXIT
+
+
+def _bug_line(error: Exception) -> str:
+    """One line for an exception specforge did not expect, its traceback written to a file in the temporary
+    directory (printed after the line when that file cannot be written)."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(error))
+    summary = " ".join(f"{type(error).__name__}: {error}".split())
+    try:
+        descriptor, path = tempfile.mkstemp(prefix="specforge-bug-", suffix=".txt")
+        with open(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        return f"specforge: internal error: {summary}; this is a bug in specforge, please report it with:\n{text}"
+    return (f"specforge: internal error: {summary}; this is a bug in specforge, please report it with the "
+            f"traceback written to {path}")

@@ -135,7 +135,9 @@ def table_info_lines(info: dict) -> list[str]:
         detail = (spread(column) + f", scale {column['scale']}" if column["type"] == "numeric"
                   else f"{column['vocabulary_size']} values ({', '.join(column['vocabulary'])}"
                        f"{', ...' if column['vocabulary_size'] > len(column['vocabulary']) else ''})")
-        lines.append(f"  {column['column']}: {column['type']}, {detail}; missing: {missing}")
+        unseen = ", ".join(f"{name} {count}" for name, count in column.get("unseen", {}).items() if count)
+        lines.append(f"  {column['column']}: {column['type']}, {detail}; missing: {missing}"
+                     + (f"; other values, read as 0: {unseen}" if unseen else ""))
     target = info["target"]
     if "class_counts" in target:
         for name, counts in target["class_counts"].items():

@@ -22,9 +22,10 @@ def resolve(base_dir: Path, value: str) -> Path:
     return path if path.is_absolute() else Path(base_dir) / path
 
 
-def require_file(path: Path, option: str) -> Path:
-    """``path`` if it is a readable file; else a DataError that names the spec option that gave it."""
-    return _require(path, option, path.is_file(), "is a directory, not a file", "no such file")
+def require_file(path: Path, option: str, *, at_option: bool = False) -> Path:
+    """``path`` if it is a readable file; else a DataError that names the spec option that gave it (placed at that
+    option's line in the spec when ``at_option``, else at the file)."""
+    return _require(path, option, path.is_file(), "is a directory, not a file", "no such file", at_option)
 
 
 def require_dir(path: Path, option: str) -> Path:
@@ -32,10 +33,12 @@ def require_dir(path: Path, option: str) -> Path:
     return _require(path, option, path.is_dir(), "is a file, not a directory", "no such directory")
 
 
-def _require(path: Path, option: str, ok: bool, wrong_kind: str, missing: str) -> Path:
+def _require(path: Path, option: str, ok: bool, wrong_kind: str, missing: str, at_option: bool = False) -> Path:
     if ok:
         return path
     what = wrong_kind if path.exists() else missing
+    if at_option:
+        raise DataError(f"{path}: {what}; relative paths start at the spec file's directory", path=f"data.{option}")
     raise DataError(f"{what} (given by data.{option}); relative paths start at the spec file's directory",
                     file=str(path))
 

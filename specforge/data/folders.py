@@ -28,17 +28,32 @@ def image_mode(input_shape: tuple[int, ...]) -> tuple[str, tuple[int, int]]:
     return _MODES[channels], (input_shape[1], input_shape[0])
 
 
+class ImageTooLarge(DataError):
+    """An image of more pixels than Pillow's decompression-bomb bound, refused before it is decoded."""
+
+
 def decode_image(data: bytes, input_shape: tuple[int, ...], file: str) -> np.ndarray:
-    """Encoded image bytes as uint8 of ``input_shape``: converted to its channels, resized to its size."""
+    """Encoded image bytes as uint8 of ``input_shape``: converted to its channels, resized to its size.
+
+    An image of more pixels than Pillow's decompression-bomb bound (``PIL.Image.MAX_IMAGE_PIXELS``, 89,478,485
+    by default: about 9459 x 9459) is refused before it is decoded; Pillow's warning for it is an error here."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     mode, size = image_mode(input_shape)
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image = image.convert(mode)
-            if image.size != size:
-                image = image.resize(size, Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image = image.convert(mode)
+                if image.size != size:
+                    image = image.resize(size, Image.Resampling.BILINEAR)
+                pixels = np.asarray(image, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge(f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's guard against "
+                            f"decompression bombs); scale it down below that, e.g. to the model's "
+                            f"{size[0]}x{size[1]}", file=file) from None
     except UnidentifiedImageError as error:
         raise DataError("not an image file Pillow can read; use PNG or JPEG files", file=file) from error
     except (OSError, ValueError, SyntaxError) as error:

@@ -17,11 +17,11 @@ from specforge.data.folders import folder_classes, load_folder_split
 from specforge.data.idx import read_idx_dims, read_idx_file
 from specforge.data.mnist import MNIST_SHAPE, load_mnist
 from specforge.data.pairs import Reader, load_pairs
-from specforge.data.splits import SPLIT_NAMES, Loaded, Probe
+from specforge.data.splits import SPLIT_NAMES, DataShape, Loaded, Probe
 from specforge.data.pixel_csv import csv_row_values, load_csv_split
 from specforge.data.table.source import OPTIONS as TABLE_OPTIONS
 from specforge.data.table.source import REQUIRED as TABLE_REQUIRED
-from specforge.data.table.source import load_table
+from specforge.data.table.source import fit_table, load_table, table_shape, table_splits
 from specforge.base.registry import Registry
 
 URL_FORMATS = ("npz", "csv")
@@ -105,6 +105,11 @@ class DataSource:
     def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         """The splits of a valid ``data`` section, relative paths taken from ``base_dir``."""
         raise NotImplementedError
+
+    def shape(self, spec: dict, base_dir: Path) -> DataShape | None:
+        """What the data fixes about the model that the spec alone does not tell (``specforge.graph.build``): a
+        table's input width and classes; None for a source whose files need not be read for that."""
+        return None
 
     def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
         """What each split's files say without reading the data set whole (``specforge validate``): the files
@@ -288,6 +293,13 @@ class Table(DataSource):
 
     def load(self, spec, base_dir, input_shape):
         return load_table(spec, base_dir, input_shape)
+
+    def shape(self, spec, base_dir):
+        return table_shape(fit_table(spec, base_dir)[2])
+
+    def probe(self, spec, base_dir):
+        return {split: Probe(str(resolve(base_dir, spec[split if option == split else "train"])))
+                for split, option in table_splits(spec).items()}
 
 
 #: Every source a spec may name, by name.

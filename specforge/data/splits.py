@@ -31,6 +31,24 @@ class Probe:
 
 
 @dataclass
+class DataShape:
+    """What a source's data fixes about the model when only reading the data tells it (a table's encoded width
+    and its target's classes): the input shape, the classes (None for a regression), and in words why."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int | None
+    #: how the data gives ``input_shape``, for messages ("the features encode to 31 values per row (...)")
+    origin: str
+
+    def input_problem(self, given: tuple[int, ...] | list[int]) -> str | None:
+        """What is wrong with a model.input_shape of ``given`` for this data, or None when it fits."""
+        if tuple(given) == self.input_shape:
+            return None
+        return (f"{self.origin} but model.input_shape is {list(given)}; use input_shape: {list(self.input_shape)} "
+                "or leave it out (it is inferred)")
+
+
+@dataclass
 class Split:
     """Images as stored (uint8 or the file's dtype), shape ``(N, H, W[, C])``, and int64 labels ``(N,)``.
 

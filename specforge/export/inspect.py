@@ -6,7 +6,12 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from specforge.base.errors import DataError
+from specforge.predict.session import model_file, unloadable
+
+
+#: What ``parameters`` counts, in words.
+PARAMETERS_COUNTED = {"model": "the model's weights, as validate counts them",
+                      "initializers": "the values of the initializers, shapes left out"}
 
 
 def describe(path: str | Path) -> dict:
@@ -14,14 +19,11 @@ def describe(path: str | Path) -> dict:
     import onnx
     from google.protobuf.message import DecodeError
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("no such file; give an .onnx file", file=str(path))
+    path = model_file(path)
     try:
         model = onnx.load(str(path))
-    except (DecodeError, OSError, ValueError) as error:
-        raise DataError(f"cannot read as an ONNX model ({error}); give a file written by specforge export",
-                        file=str(path)) from None
+    except (DecodeError, OSError, ValueError, onnx.checker.ValidationError) as error:
+        raise unloadable(path, error) from None
     from specforge.export.quantize import quantization_of
 
     graph = model.graph
@@ -40,8 +42,22 @@ def describe(path: str | Path) -> dict:
         "quantized": quantization_of(metadata, {node.op_type for node in graph.node}),
         "nodes": len(graph.node),
         "ops": dict(sorted(Counter(node.op_type for node in graph.node).items(), key=lambda kv: (-kv[1], kv[0]))),
-        "parameters": sum(math.prod(tensor.dims) for tensor in graph.initializer),
+        **_parameters(metadata, graph.initializer),
     }
+
+
+def _parameters(metadata: dict[str, str], initializers) -> dict:
+    """The model's parameter count and what it counts: as ``validate``'s summary counts them (every weight, moving
+    statistics included), which specforge records at export, since the file's initializers also hold preprocessing
+    constants and hold folded layers (a batch normalization as one scale and shift) in fewer numbers; for a model
+    from elsewhere, the values of its initializers, less the integer shapes and axes that ops take as inputs."""
+    import onnx
+
+    if "parameters" in metadata:
+        return {"parameters": int(metadata["parameters"]), "parameters_counted": "model"}
+    return {"parameters": sum(math.prod(tensor.dims) for tensor in initializers
+                              if tensor.data_type != onnx.TensorProto.INT64),
+            "parameters_counted": "initializers"}
 
 
 def format_description(info: dict) -> str:
@@ -59,7 +75,7 @@ def format_description(info: dict) -> str:
         "inputs:", *interface(info["inputs"]),
         "outputs:", *interface(info["outputs"]),
         f"nodes: {info['nodes']} ({', '.join(f'{op} {count}' for op, count in info['ops'].items())}); "
-        f"parameters: {info['parameters']:,}",
+        f"parameters: {info['parameters']:,} ({PARAMETERS_COUNTED[info['parameters_counted']]})",
         f"quantized: {_quantized(info['quantized'])}",
     ]
     if info["metadata"]:

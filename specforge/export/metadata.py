@@ -5,6 +5,9 @@ Every value is a string (ONNX's rule); lists and dicts are JSON.  The keys:
 =======================  ===========================================================================
 ``spec_name``            the spec's ``name``
 ``spec_sha256``          hash of the resolved spec the run trained
+``parameters``           the model's parameters, counted as ``validate``'s summary counts them (every weight,
+                         moving statistics included); the file's initializers hold other numbers too
+                         (preprocessing constants, shapes) and hold folded layers in fewer
 ``class_names``          JSON list, index = class
 ``input_name``           ``input``
 ``input_shape``          JSON list, e.g. ``["N", 28, 28, 1]``
@@ -39,12 +42,14 @@ if TYPE_CHECKING:
     from specforge.data.preprocessing import Preprocessing
 
 
-def _run_metadata(spec_name: str, spec_sha256: str, preprocessing: Preprocessing, outputs: Sequence[str],
-                  in_graph: bool, metrics: dict | None, interface: dict[str, str]) -> dict[str, str]:
+def _run_metadata(spec_name: str, spec_sha256: str, parameters: int, preprocessing: Preprocessing,
+                  outputs: Sequence[str], in_graph: bool, metrics: dict | None,
+                  interface: dict[str, str]) -> dict[str, str]:
     """The keys every exported model has, around ``interface`` (the keys that describe its inputs)."""
     metadata = {
         "spec_name": spec_name,
         "spec_sha256": spec_sha256,
+        "parameters": str(int(parameters)),
         "class_names": json.dumps(list(preprocessing.class_names)),
         **interface,
         "outputs": json.dumps(list(outputs)),
@@ -59,12 +64,12 @@ def _run_metadata(spec_name: str, spec_sha256: str, preprocessing: Preprocessing
     return metadata
 
 
-def build_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preprocessing, in_graph: bool,
+def build_metadata(*, spec_name: str, spec_sha256: str, parameters: int, preprocessing: Preprocessing, in_graph: bool,
                    input_shape: Sequence[int], outputs: Sequence[str], raw: np.ndarray,
                    metrics: dict | None = None) -> dict[str, str]:
     """The metadata of an exported classifier; ``raw`` is a batch of stored examples (their dtype and
     range say what values the input takes)."""
-    return _run_metadata(spec_name, spec_sha256, preprocessing, outputs, in_graph, metrics, {
+    return _run_metadata(spec_name, spec_sha256, parameters, preprocessing, outputs, in_graph, metrics, {
         "input_name": "input",
         "input_shape": json.dumps(["N", *map(int, input_shape)]),
         "input_layout": input_layout(input_shape),
@@ -73,13 +78,13 @@ def build_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preproces
     })
 
 
-def table_metadata(*, spec_name: str, spec_sha256: str, preprocessing: Preprocessing,
+def table_metadata(*, spec_name: str, spec_sha256: str, parameters: int, preprocessing: Preprocessing,
                    inputs: Sequence[onnx.ValueInfoProto], outputs: Sequence[str],
                    metrics: dict | None = None) -> dict[str, str]:
     """The metadata of an exported table model: the task, its named inputs, the classes or target columns."""
     from onnx import TensorProto
 
-    return _run_metadata(spec_name, spec_sha256, preprocessing, outputs, True, metrics, {
+    return _run_metadata(spec_name, spec_sha256, parameters, preprocessing, outputs, True, metrics, {
         "task": "regression" if preprocessing.regression else "classification",
         "inputs": json.dumps([{"name": info.name, "type": "string" if info.type.tensor_type.elem_type
                                == TensorProto.STRING else "float"} for info in inputs]),

@@ -65,7 +65,7 @@ def export_classifier(graph: Graph, params: Sequence[Params], preprocessing: Pre
     ``raw`` is the parity batch as stored (at least ``MIN_EXAMPLES`` examples where the data
     has them).  Raises ExportError when a layer cannot be converted or the gate fails.
     """
-    doc = (f"{spec_name}{f': {description}' if description else ''}. Input 'input' [N, "
+    doc = (f"{_doc_title(spec_name, description)} Input 'input' [N, "
            f"{', '.join(map(str, graph.input_shape))}] float32 NHWC; output 'probabilities' "
            f"[N, {', '.join(map(str, graph.output_shape))}]. See metadata_props for classes and preprocessing.")
     model = export_graph(graph, params, opset=opset, logits=logits,
@@ -74,10 +74,16 @@ def export_classifier(graph: Graph, params: Sequence[Params], preprocessing: Pre
     if not parity.passed:
         raise ExportError(parity.failure())
     attach_metadata(model, build_metadata(
-        spec_name=spec_name, spec_sha256=spec_sha256, preprocessing=preprocessing, in_graph=in_graph,
-        input_shape=graph.input_shape, outputs=[output.name for output in model.graph.output], raw=raw,
-        metrics=metrics))
+        spec_name=spec_name, spec_sha256=spec_sha256, parameters=graph.total_params, preprocessing=preprocessing,
+        in_graph=in_graph, input_shape=graph.input_shape, outputs=[output.name for output in model.graph.output],
+        raw=raw, metrics=metrics))
     return model, parity
+
+
+def _doc_title(spec_name: str, description: str) -> str:
+    """The doc string's first sentence: the spec's name and description, ended by one full stop."""
+    title = f"{spec_name}{f': {description}' if description else ''}".rstrip()
+    return title if title.endswith((".", "!", "?")) else title + "."
 
 
 def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool = False,
@@ -90,7 +96,7 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
     ``quantize="int8"`` writes the int8 model instead (RUN/model.int8.onnx unless ``output``), once it keeps
     the float model's test accuracy within ``max_accuracy_drop`` points (default 0.5)."""
     from specforge.data.preprocessing import Preprocessing
-    from specforge.runs.directory import open_run, write_json
+    from specforge.runs.directory import display_path, open_run, write_json
 
     run = open_run(run_path)
     spec = run.spec()
@@ -98,7 +104,10 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
     if web is not None:
         from specforge.export.web import page_mode, write_site
 
-        mode = page_mode(graph.input_shape, preprocessing)
+        try:
+            mode = page_mode(graph.input_shape, preprocessing, run=display_path(run.path))
+        except ExportError as error:
+            raise spec.located(error) from None
     steps = Preprocessing.from_dict(run.preprocessing)
     base_dir = Path(run.manifest.get("base_dir", spec.base_dir))
     common = {"spec_name": spec.name, "spec_sha256": run.manifest.get("spec_sha256", spec.sha256()),
@@ -140,7 +149,7 @@ def export_table(graph: Graph, params: Sequence[Params], preprocessing: Preproce
     from specforge.export.table import check_table_parity, input_infos, table_model
 
     pipeline = preprocessing.pipeline
-    doc = (f"{spec_name}{f': {description}' if description else ''}. One input per feature column, [N, 1] "
+    doc = (f"{_doc_title(spec_name, description)} One input per feature column, [N, 1] "
            "(float for numeric columns, string for categorical and binary ones); output "
            f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph.")
     network = export_graph(graph, params, opset=opset)
@@ -148,7 +157,8 @@ def export_table(graph: Graph, params: Sequence[Params], preprocessing: Preproce
     parity = check_table_parity(graph, params, model, pipeline, rows, data)
     if not parity.passed:
         raise ExportError(parity.failure())
-    attach_metadata(model, table_metadata(spec_name=spec_name, spec_sha256=spec_sha256, preprocessing=preprocessing,
+    attach_metadata(model, table_metadata(spec_name=spec_name, spec_sha256=spec_sha256,
+                                          parameters=graph.total_params, preprocessing=preprocessing,
                                           inputs=input_infos(pipeline),
                                           outputs=[output.name for output in model.graph.output], metrics=metrics))
     return model, parity

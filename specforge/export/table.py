@@ -190,10 +190,7 @@ def rows_feed(table: Table, inputs: Sequence[tuple[str, bool]]) -> dict[str, np.
 
     A column the model takes and the table lacks is refused, naming every missing column; other columns of the
     table are ignored."""
-    missing = [name for name, _ in inputs if name not in table.columns]
-    if missing:
-        raise DataError(f"the model needs the columns {', '.join(map(repr, missing))}, which the file does not have; "
-                        f"its header has: {', '.join(table.columns)}", file=table.file)
+    require_columns(table, [name for name, _ in inputs])
     feed = {}
     for name, is_text in inputs:
         if is_text:
@@ -201,6 +198,14 @@ def rows_feed(table: Table, inputs: Sequence[tuple[str, bool]]) -> dict[str, np.
         else:
             feed[name] = table.numbers(name).astype(np.float32)[:, None]
     return feed
+
+
+def require_columns(table: Table, names: Sequence[str]) -> None:
+    """Refuse a table of rows that lacks a column the model takes, naming every missing one."""
+    missing = [name for name in names if name not in table.columns]
+    if missing:
+        raise DataError(f"the model needs the columns {', '.join(map(repr, missing))}, which the file does not have; "
+                        f"its header has: {', '.join(table.columns)}", file=table.file)
 
 
 def pipeline_inputs(pipeline: TablePipeline) -> list[tuple[str, bool]]:

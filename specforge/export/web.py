@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from specforge.base.errors import ExportError
+from specforge.base.fileio import staging_folder
 
 ASSETS = Path(__file__).with_name("web")
 PAGE_FILES = ("index.html", "app.js", "style.css")
@@ -27,16 +27,18 @@ MODEL_FILE = "model.onnx"
 PAD_SHAPE = (28, 28, 1)
 
 
-def page_mode(input_shape: Sequence[int], preprocessing_in_graph: bool) -> str:
+def page_mode(input_shape: Sequence[int], preprocessing_in_graph: bool, *, run: str) -> str:
     """``pad`` or ``picture`` for a model taking ``input_shape`` (H, W, C); ExportError for a model
-    the page cannot drive."""
+    the page cannot drive: at ``model.input_shape`` (for the run's spec to place), or naming the
+    ``run`` directory the options were given for."""
     shape = tuple(input_shape)
     if len(shape) != 3 or shape[-1] not in (1, 3):
         raise ExportError(f"--web needs an image model (input [H, W, 1] or [H, W, 3]); this model takes "
-                          f"[{', '.join(map(str, shape))}]: export it with --onnx and feed it from your own code")
+                          f"[{', '.join(map(str, shape))}]: export it with --onnx and feed it from your own code",
+                          path="model.input_shape")
     if not preprocessing_in_graph:
         raise ExportError("--web feeds raw pixels, so the model must hold its preprocessing: leave out "
-                          "--no-preprocessing")
+                          "--no-preprocessing", file=run)
     return "pad" if shape == PAD_SHAPE else "picture"
 
 
@@ -45,12 +47,12 @@ def write_site(directory: str | Path, model: bytes, *, name: str, class_names: S
     """Write the site into ``directory`` (created, or its files replaced): built in a temporary folder
     beside it first, so a failure leaves no half-written site."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    staging = staging_folder(directory)
     try:
-        for page_file in PAGE_FILES:
-            shutil.copyfile(ASSETS / page_file, staging / page_file)
-        shutil.copytree(ASSETS / RUNTIME_DIR, staging / RUNTIME_DIR)
+        (staging / RUNTIME_DIR).mkdir()
+        runtime = [f"{RUNTIME_DIR}/{path.name}" for path in sorted((ASSETS / RUNTIME_DIR).iterdir())]
+        for asset in (*PAGE_FILES, *runtime):  # copied without their installed modes: the umask decides
+            shutil.copyfile(ASSETS / asset, staging / asset)
         (staging / MODEL_FILE).write_bytes(model)
         (staging / SITE_FILE).write_text(json.dumps({
             "name": name, "classes": list(class_names), "input_shape": [int(d) for d in input_shape],

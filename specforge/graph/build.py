@@ -2,16 +2,78 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from specforge.base.errors import DataError, Problem, SpecError, SpecforgeError
 from specforge.graph.dag import Graph, build_graph
-from specforge.spec import Spec
-from specforge.spec.checks import check_compatibility
+from specforge.spec import RefusedSpec, Spec, load_spec
+from specforge.spec.checks import check_compatibility, check_options
+
+if TYPE_CHECKING:
+    from specforge.data.splits import DataShape
 
 
-def build(spec: Spec) -> Graph:
-    """Infer every layer's shape and check the model fits its data and loss; raises located errors."""
+def build(spec: Spec, *, read_data: bool = True) -> Graph:
+    """Check the spec's values against each other, infer every layer's shape and check the model fits its data
+    and loss; raises located errors.
+
+    Where only the data tells the model's input shape or classes (a table: the features' encoded width depends
+    on the categories in the training split), the data's columns are read (no training), unless ``read_data``
+    is false and the spec gives model.input_shape."""
+    check_options(spec)
+    shape = data_shape(spec) if read_data or "input_shape" not in spec.config["model"] else None
     graph = build_graph(spec)
-    check_compatibility(spec, graph)
+    check_compatibility(spec, graph, shape)
     return graph
 
 
-__all__ = ["build"]
+def data_shape(spec: Spec) -> DataShape | None:
+    """What ``spec``'s data fixes about its model (``DataSource.shape``), errors located in the spec.  A spec
+    that leaves model.input_shape out gets the data's, written into its config so that a run records it."""
+    from specforge.data.sources import SOURCES
+
+    data = spec.config["data"]
+    try:
+        shape = SOURCES[data.get("source", "mnist")].shape(data, spec.base_dir)
+    except DataError as error:
+        raise spec.located(error) from None
+    if shape is not None and "input_shape" not in spec.config["model"]:
+        spec.config["model"]["input_shape"] = list(shape.input_shape)
+        spec.inferred_input_shape = True
+    return shape
+
+
+def load_and_build(path: str | Path, overrides: Sequence[str] = (), *, read_data: bool = True) -> tuple[Spec, Graph]:
+    """``load_spec`` then ``build``, with every independent problem at once (``with_rest_checked``)."""
+    try:
+        spec = load_spec(path, overrides)
+    except RefusedSpec as refused:
+        raise with_rest_checked(refused, read_data=read_data) from None
+    return spec, build(spec, read_data=read_data)
+
+
+def with_rest_checked(refused: RefusedSpec, *, read_data: bool = True) -> SpecforgeError:
+    """The schema's problems with a spec together with those of the rest of it: when the schema refuses some
+    layers or blocks (or keys), the rest of the model is still expanded and shape-checked (and, when only
+    unknown keys were refused, checked against its data and loss), in the order of the file."""
+    if refused.rest is None:
+        return refused
+    return SpecError(problems=_in_order(refused.problems + _problems(refused.rest, refused.complete, read_data)))
+
+
+def _problems(rest: Spec, complete: bool, read_data: bool) -> list[Problem]:
+    if not complete and "input_shape" not in rest.config["model"]:
+        return []  # only the data can tell the input's shape, and the spec around it is not valid
+    try:
+        build(rest, read_data=read_data) if complete else build_graph(rest)
+    except SpecforgeError as error:
+        return error.problems
+    return []
+
+
+def _in_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.location.file or "", p.location.line or 0, p.location.column or 0))
+
+
+__all__ = ["build", "data_shape", "load_and_build", "with_rest_checked"]

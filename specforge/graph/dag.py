@@ -6,14 +6,14 @@ Each spec layer becomes one node, plus an ``Activation`` node when the layer nam
 (fused, stable cross-entropy) and lets each layer's math stay about one thing.  A node names the
 nodes it takes its inputs from (``INPUT`` for the model's input).  The order is topological and,
 among the layers ready at each point, the spec's own order, so a chain keeps the order it is written in.
-Layers the output does not depend on are left out, with a warning.
+Layers the output does not depend on are checked like the others, then left out, with a warning.
 """
 
 from __future__ import annotations
 
 import heapq
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from specforge.base.errors import Problem, ShapeError, SpecError, SpecforgeError
 from specforge.layers import REGISTRY, Layer
 from specforge.layers.base import Params, Shape
-from specforge.spec.flatten import INPUT, FlatLayer, FlatModel, flatten_model
+from specforge.spec.flatten import INPUT, FlatLayer, FlatModel, flatten_model, merge_uses
 from specforge.spec.reader import SpecPath
 
 #: the index that stands for the model's input in ``Node.inputs``
@@ -152,26 +152,42 @@ def _located(flat: FlatLayer, spec) -> Iterator[None]:
 
 
 def build_graph(spec) -> Graph:
-    """Infer every shape of ``spec``'s model; raises SpecError for a cycle, ShapeError listing every layer
-    that cannot take what it is given, each located at the layer."""
+    """Infer every shape of ``spec``'s model; raises SpecError (or ShapeError when every problem is a shape)
+    naming every mistake: names and inputs, blocks, a cycle, and each layer that cannot take what it is given
+    (what depends on a mistake is not checked further), each located at the layer.  A table spec that leaves
+    model.input_shape out needs its data read first: ``specforge.graph.build.build`` does both."""
+    if "input_shape" not in spec.config["model"]:
+        raise SpecError("model.input_shape is left out, so it comes from the table's data: build the graph with "
+                        "specforge.graph.build.build (api.build), which reads it", file=spec.file, path="model")
     flat = flatten_model(spec)
     by_name = {layer.name: layer for layer in flat.layers}
-    order = _topological(flat, by_name, spec)
-    used = _ancestors(flat.output, by_name)
+    order, cycle = _topological(flat, by_name, spec)
     graph = Graph(input_shape=tuple(spec.config["model"]["input_shape"]), warnings=_unused(flat, spec))
     made: dict[str, int] = {INPUT: INPUT_NODE}
-    problems: list[Problem] = []
-    for flat_layer in (layer for layer in order if layer.name in used):
+    shapes: list[Problem] = []
+    for flat_layer in order:
         if any(name not in made for name in flat_layer.inputs):
             continue  # an input failed: its own error is reported
         try:
             with _located(flat_layer, spec):
                 made[flat_layer.name] = _add_layer(graph, flat_layer, [made[name] for name in flat_layer.inputs])
         except ShapeError as error:
-            problems.extend(error.problems)
-    if problems:
-        raise ShapeError(problems=problems)
-    return graph
+            shapes.extend(error.problems)
+    if flat.problems or cycle:
+        raise SpecError(problems=merge_uses(flat.problems + cycle + shapes, spec))
+    if shapes:
+        raise ShapeError(problems=merge_uses(shapes, spec))
+    return _only(graph, _ancestors(flat.output, by_name))
+
+
+def _only(graph: Graph, sources: set[str]) -> Graph:
+    """``graph`` without the nodes of layers outside ``sources`` (those the output does not depend on: checked
+    like the others, then left out), the inputs of the others renumbered."""
+    kept = [index for index, node in enumerate(graph.nodes) if node.source in sources]
+    renumbered = {INPUT_NODE: INPUT_NODE, **{old: new for new, old in enumerate(kept)}}
+    nodes = [replace(graph.nodes[index], inputs=tuple(renumbered[i] for i in graph.nodes[index].inputs))
+             for index in kept]
+    return replace(graph, nodes=nodes)
 
 
 def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
@@ -199,13 +215,14 @@ def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
     return len(graph.nodes) - 1
 
 
-def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec) -> list[FlatLayer]:
-    """The layers in an order where each comes after its inputs, otherwise as written; SpecError on a cycle."""
+def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec) -> tuple[list[FlatLayer], list[Problem]]:
+    """The layers in an order where each comes after its inputs, otherwise as written (an input that failed
+    counts as ready); and the problem of a cycle, whose layers (and what takes them) are left out of the order."""
     position = {layer.name: index for index, layer in enumerate(flat.layers)}
-    waiting = {layer.name: len(set(layer.inputs) - {INPUT}) for layer in flat.layers}
+    waiting = {layer.name: len(set(layer.inputs) - {INPUT} - flat.failed) for layer in flat.layers}
     users: dict[str, list[str]] = {}
     for layer in flat.layers:
-        for name in set(layer.inputs) - {INPUT}:
+        for name in set(layer.inputs) - {INPUT} - flat.failed:
             users.setdefault(name, []).append(layer.name)
     ready = [position[name] for name, count in waiting.items() if count == 0]
     heapq.heapify(ready)
@@ -217,16 +234,15 @@ def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec) -> list[F
             waiting[user] -= 1
             if waiting[user] == 0:
                 heapq.heappush(ready, position[user])
-    if len(order) < len(flat.layers):
-        cycle = _cycle([layer for layer in flat.layers if waiting[layer.name]], by_name)
-        first = min(cycle, key=lambda name: position[name])
-        cycle = cycle[cycle.index(first):] + cycle[:cycle.index(first)]
-        names = " -> ".join(repr(name) for name in cycle + [first])
-        context = by_name[first].context
-        raise SpecError(problems=[context.problem(spec, f"the layers {names} form a cycle; a layer cannot take its "
-                                                        "input from a layer that depends on it",
-                                                  context.item + ("inputs",))])
-    return order
+    if len(order) == len(flat.layers):
+        return order, []
+    cycle = _cycle([layer for layer in flat.layers if waiting[layer.name]], by_name)
+    first = min(cycle, key=lambda name: position[name])
+    cycle = cycle[cycle.index(first):] + cycle[:cycle.index(first)]
+    names = " -> ".join(repr(name) for name in cycle + [first])
+    context = by_name[first].context
+    return order, [context.problem(spec, f"the layers {names} form a cycle; a layer cannot take its input from a "
+                                         "layer that depends on it", context.item + ("inputs",))]
 
 
 def _cycle(stuck: list[FlatLayer], by_name: dict[str, FlatLayer]) -> list[str]:
@@ -245,8 +261,8 @@ def _ancestors(output: str, by_name: dict[str, FlatLayer]) -> set[str]:
     seen, pending = set(), [output]
     while pending:
         name = pending.pop()
-        if name in seen or name == INPUT:
-            continue
+        if name in seen or name not in by_name:
+            continue  # the input, or a layer that failed
         seen.add(name)
         pending.extend(by_name[name].inputs)
     return seen
@@ -255,6 +271,6 @@ def _ancestors(output: str, by_name: dict[str, FlatLayer]) -> set[str]:
 def _unused(flat: FlatModel, spec) -> list[Problem]:
     """A warning for each layer whose output nothing takes (the model's output aside)."""
     taken = {name for layer in flat.layers for name in layer.inputs}
-    return [layer.context.problem(spec, f"nothing takes the output of {layer.name!r}, so it is left out of the "
+    return merge_uses([layer.context.problem(spec, f"nothing takes the output of {layer.name!r}, so it is left out of the "
                                         "model; use it in another layer's inputs or remove it", severity="warning")
-            for layer in flat.layers if layer.name not in taken and layer.name != flat.output]
+            for layer in flat.layers if layer.name not in taken and layer.name != flat.output], spec)

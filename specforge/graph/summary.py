@@ -7,12 +7,12 @@ from specforge.graph.dag import Graph, SummaryRow
 from specforge.spec import Spec
 
 
-def human(count: float) -> str:
-    """22381056 -> '22.4 M'."""
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+def human(count: float, unit: str) -> str:
+    """(22381056, 'FLOP') -> '22.4 MFLOP'; (608, 'FLOP') -> '608 FLOP'."""
+    for prefix, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if count >= size:
-            return f"{count / size:.1f} {unit}"
-    return str(int(count))
+            return f"{count / size:.1f} {prefix}{unit}"
+    return f"{int(count)} {unit}"
 
 
 def summary_json(spec: Spec, graph: Graph) -> dict:
@@ -36,11 +36,14 @@ def summary_json(spec: Spec, graph: Graph) -> dict:
 
 def print_summary(spec: Spec, graph: Graph) -> None:
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     console = Console()
+    lines = summary_lines(graph.summary())
     table = Table(title=f"{spec.name}: input {graph.input_shape}", title_justify="left")
-    table.add_column("Layer (type)")
+    # a layer's name and kind are never cut short, on a narrow terminal either
+    table.add_column("Layer (type)", no_wrap=True, min_width=max(len(cells[0]) for cells in lines))
     table.add_column("Output shape")
     table.add_column("Params", justify="right")
     table.add_column("FLOPs / example", justify="right")
@@ -49,14 +52,17 @@ def print_summary(spec: Spec, graph: Graph) -> None:
                     zip(rows, ["input"] + [row.name for row in rows]))
     if branching:
         table.add_column("Connected to")
-    for cells in summary_lines(rows):
+    for cells in lines:
         table.add_row(*cells[:4], *cells[4:] if branching else ())
     table.add_section()
     table.add_row("Total", "", f"{graph.total_params:,}", f"{graph.total_flops:,}")
+    if not console.is_terminal:  # a file or a pipe gets the whole table, however wide
+        console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000),
+                                                           table).maximum)
     console.print(table)
     non_trainable = graph.total_params - graph.trainable_params
     console.print(f"Trainable params: {graph.trainable_params:,}; non-trainable: {non_trainable:,}; "
-                  f"forward {human(graph.total_flops)}FLOP per example", soft_wrap=True)
+                  f"forward {human(graph.total_flops, 'FLOP')} per example", soft_wrap=True)
     console.print(f"[green]{spec.file}: valid[/green]", soft_wrap=True)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from specforge.options.activations import ActivationFunction
-from specforge.base.errors import SpecError
+from specforge.base.errors import ShapeError, SpecError
 from specforge.options.initializers import compute_fans, initialize
 from specforge.ops import nchwc, parallel, taps
 from specforge.ops.epilogue import activation_gradient, add_bias_and_activate
@@ -78,6 +78,17 @@ class Frame:
         return [max(before + size - full, 0) for full, before, size in zip(self.full, self.before, self.size)]
 
 
+def _same_padding_refused(axis: str, n: int, extent: int, stride: int, out_pad: int, length: int) -> str:
+    """TensorFlow runs padding same as the gradient of a convolution from ``length`` pixels, which has
+    ceil(length / stride) of them: that must be the input's ``n`` (it is not for an even kernel extent
+    and output_padding 0)."""
+    fixes = ([f"output_padding {1 if stride == 2 else f'1 to {stride - 1}'} along {axis}"] if stride > 1 else []) + [
+        "an odd kernel_size", "padding: valid", "output_padding: null"]
+    return (f"Conv2DTranspose output {axis} (({n} - 1)*{stride} + {extent} - 2*{extent // 2} + {out_pad}) = {length} "
+            f"with padding same, but TensorFlow requires ceil({length} / {stride}) = {-(-length // stride)} to equal "
+            f"the input {axis} {n}; use {', '.join(fixes[:-1])} or {fixes[-1]}")
+
+
 class Conv2DTranspose(Layer):
     type = "Conv2DTranspose"
     description = ("Transposed 2-D convolution (sometimes called deconvolution): spreads each input pixel over a "
@@ -100,7 +111,7 @@ class Conv2DTranspose(Layer):
         ({"filters": 3, "kernel_size": [3, 2]}, (4, 5, 2)),
         ({"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"}, (3, 4, 3)),
         ({"filters": 2, "kernel_size": [2, 3], "strides": [3, 2]}, (3, 3, 2)),
-        ({"filters": 2, "kernel_size": [3, 4], "strides": 2, "padding": "same", "output_padding": [1, 0]},
+        ({"filters": 2, "kernel_size": [3, 4], "strides": 2, "padding": "same", "output_padding": [1, 1]},
          (3, 2, 2)),
         ({"filters": 2, "kernel_size": 3, "strides": [2, 3], "output_padding": [1, 2], "use_bias": False},
          (2, 3, 1)),
@@ -127,12 +138,14 @@ class Conv2DTranspose(Layer):
         extra = self.config["output_padding"]
         same = self.config["padding"] == "same"
         full, before, size = [], [], []
-        for n, e, s, out_pad in zip((height, width), window.effective, strides,
-                                    (None, None) if extra is None else as_pair(extra)):
+        for axis, n, e, s, out_pad in zip(("height", "width"), (height, width), window.effective, strides,
+                                          (None, None) if extra is None else as_pair(extra)):
             if out_pad is None:
                 length = n * s if same else n * s + max(e - s, 0)
             else:
                 length = (n - 1) * s + e - 2 * (e // 2 if same else 0) + out_pad
+                if same and -(-length // s) != n:
+                    raise ShapeError(_same_padding_refused(axis, n, e, s, out_pad, length))
             full.append((n - 1) * s + e)
             before.append(max(full[-1] - length, 0) // 2 if same else 0)
             size.append(length)

@@ -40,7 +40,8 @@ def _clip(description: str) -> dict:
             "description": description + " null: no clipping. Only one of clipnorm and clipvalue may be set."}
 
 
-_EPSILON = _number("Small constant added to the denominator for numerical stability.", 1e-7, minimum=0)
+_EPSILON = _number("Small constant added to the denominator for numerical stability; above 0, so that a weight "
+                   "whose gradient is 0 stays finite.", 1e-7, exclusiveMinimum=0)
 _MOMENTS = {
     "beta_1": _number("Decay rate of the running mean of the gradients (first moment).", 0.9,
                       minimum=0, exclusiveMaximum=1),

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from specforge.data.inputs import Inputs
 from specforge.base.errors import DataError
 from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch, OnnxModel
+
+if TYPE_CHECKING:
+    from specforge.data.dataset import Validation
+    from specforge.spec import Spec
 
 
 @dataclass
@@ -71,25 +76,29 @@ def read_data(data: str, model: OnnxModel, *, limit: int | None = None) -> Input
     where, _, split_name = data.rpartition(":")
     if not where or split_name not in ("train", "test", "validation"):
         raise DataError(f"--data {data!r} is not SOURCE:SPLIT or SPEC:SPLIT; use e.g. mnist:test or "
-                        "specs/mnist.yaml:test (splits: train, test, validation)")
-    data_spec, base_dir = _data_spec(where)
-    validation = "validation" if split_name == "validation" else "none"
-    dataset = load_dataset(data_spec, model.input_shape, validation=validation, base_dir=base_dir)
+                        "specs/mnist.yaml:test (splits: train, test, validation)", file=f"--data {data}")
+    data_spec, base_dir, validation, spec = _data_spec(where)
+    try:
+        dataset = load_dataset(data_spec, model.input_shape, validation=validation, base_dir=base_dir)
+    except DataError as error:
+        raise error if spec is None else spec.located(error) from None
     split = {"train": dataset.train, "test": dataset.test, "validation": dataset.validation}[split_name]
     if split is None:
-        raise DataError(f"the data of {where!r} has no {split_name} split; use one of "
-                        f"{', '.join(name for name in dataset.splits() if name != 'validation')}")
+        raise DataError(f"the data of {where!r} has no {split_name} split; use one of: "
+                        f"{', '.join(dataset.splits())}", file=where if spec is not None else f"--data {data}")
     return split_inputs(split.part(split.name, None, limit), model, where, split_name)
 
 
-def _data_spec(where: str) -> tuple[dict, Path]:
-    """The data section named by ``where``: a spec file's, or a bare source name's."""
+def _data_spec(where: str) -> tuple[dict, Path, Validation, Spec | None]:
+    """The data section named by ``where``, where it is relative to, how it holds out a validation split, and
+    the spec it comes from: a spec file's, split as the spec's ``fit.validation`` says (the splits that
+    training and ``evaluate`` use), or a bare source name's, which has no validation split."""
     if Path(where).suffix.lower() in (".yaml", ".yml", ".json"):
         from specforge.spec import load_spec
 
         spec = load_spec(where)
-        return spec.config["data"], spec.base_dir
-    return {"source": where}, Path.cwd()
+        return spec.config["data"], spec.base_dir, spec.config["fit"]["validation"], spec
+    return {"source": where}, Path.cwd(), "none", None
 
 
 def predict(model: OnnxModel, inputs: Inputs, *, top_k: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from specforge.data import Preprocessing
-from specforge.base.errors import DataError
 from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch
+from specforge.predict.table import rows_only
 from specforge.runs.directory import MANIFEST, Run, open_run
 
 
@@ -31,8 +31,7 @@ class RunModel:
         self.path = Path(path)
         self.steps = Preprocessing.from_dict(run.preprocessing)
         if self.steps.table is not None:
-            raise DataError("this run is a table model: export it (specforge export RUN) and predict its raw rows "
-                            "with the exported model", file=str(path))
+            raise rows_only(path)
         self.model = run.model
         self.input_shape: tuple[int, ...] = tuple(self.steps.input_shape)
         self.class_names: list[str] = list(self.steps.class_names)

@@ -43,25 +43,38 @@ def make_session(model: bytes | str | Path, threads: int | None = None):
     return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
 
 
+def model_file(path: str | Path) -> Path:
+    """``path`` when it is a file; a DataError saying what to give for a directory or a missing file."""
+    path = Path(path)
+    if path.is_dir():
+        inside = path / "model.onnx"
+        hint = f"give {inside}" if inside.is_file() else "give the .onnx file specforge export wrote"
+        raise DataError(f"is a directory, not an ONNX file; {hint}", file=str(path))
+    if not path.is_file():
+        raise DataError("no such file; give the .onnx file specforge export wrote", file=str(path))
+    return path
+
+
+def unloadable(path: Path, error: Exception) -> DataError:
+    """The refusal of a model file that onnx or onnxruntime cannot load (not ONNX, damaged, or with external
+    data outside its folder), with the first line of their reason."""
+    reason = str(error).strip()
+    first = reason.splitlines()[0] if reason else type(error).__name__
+    return DataError(f"cannot load as an ONNX model ({first}); give a file written by specforge export",
+                     file=str(path))
+
+
 class OnnxModel:
     """An exported model loaded once: its session, interface and metadata."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
         from specforge.predict.session import make_session
 
-        self.path = Path(path)
-        if self.path.is_dir():
-            inside = self.path / "model.onnx"
-            hint = f"give {inside}" if inside.is_file() else "give the .onnx file specforge export wrote"
-            raise DataError(f"is a directory, not an ONNX file; {hint}", file=str(path))
-        if not self.path.is_file():
-            raise DataError("no such file; give the .onnx file specforge export wrote", file=str(path))
+        self.path = model_file(path)
         try:
             self.session = make_session(self.path, threads)
         except Exception as error:  # onnxruntime raises its own types for unreadable or invalid files
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise DataError(f"cannot load as an ONNX model ({first}); give a file written by specforge export",
-                            file=str(path)) from None
+            raise unloadable(self.path, error) from None
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         if not all(isinstance(d, int) for d in model_input.shape[1:]):

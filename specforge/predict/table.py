@@ -10,12 +10,17 @@ probable class and its probability, a regression the predicted numbers in the ta
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from specforge.base.errors import DataError
+
+if TYPE_CHECKING:
+    from specforge.data.table.features import TablePipeline
+    from specforge.data.table.read import Table
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -30,6 +35,9 @@ class RowPredictions:
     names: list[str]
     rows: list[str]
     outputs: np.ndarray
+    #: what the rows hold that the model reads other than a reader would expect (values a binary column never
+    #: held in training), one sentence each
+    notes: list[str] = field(default_factory=list)
 
     def records(self) -> list[dict]:
         """One JSON-friendly record per row."""
@@ -55,25 +63,68 @@ def table_inputs(metadata: dict[str, str]) -> list[tuple[str, bool]]:
     return [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
 
 
+def rows_only(model: str | Path) -> DataError:
+    """The error for images, arrays or a data split given to a model that takes table rows."""
+    return DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
+                     "columns", file=str(model))
+
+
+def _not_rows(rows: Path) -> DataError:
+    return DataError("this model takes images or arrays, not table rows; give PNG/JPEG images or .npy/.npz "
+                     "arrays", file=str(rows))
+
+
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
     """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet)."""
-    from specforge.data.table.read import read_table
-    from specforge.predict.session import make_session
+    from specforge.data.preprocessing import Preprocessing
     from specforge.export.table import rows_feed
+    from specforge.predict.session import OnnxModel
 
     model, rows = Path(model), Path(rows)
-    if not model.is_file():
-        raise DataError("no such file; give the .onnx file specforge export wrote", file=str(model))
-    session = make_session(model, threads)
-    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    onnx_model = OnnxModel(model, threads)
+    metadata = onnx_model.metadata
     if not is_table_model(metadata):
-        raise DataError("this model takes images or arrays, not table rows; give PNG/JPEG images or .npy/.npz "
-                        "arrays", file=str(rows))
-    table = read_table(rows, "rows")
-    if limit is not None:
-        table = table.take(np.arange(min(limit, len(table))))
+        raise _not_rows(rows)
+    table = _read_rows(rows, limit)
     (output,) = json.loads(metadata["outputs"])
-    outputs = session.run([output], rows_feed(table, table_inputs(metadata)))[0]
+    outputs = onnx_model.session.run([output], rows_feed(table, table_inputs(metadata)))[0]
     return RowPredictions(str(model), metadata["task"], json.loads(metadata["class_names"]),
-                          [f"{table.row_word} {row}" for row in table.rows], outputs)
+                          [f"{table.row_word} {row}" for row in table.rows], outputs,
+                          _notes(Preprocessing.from_dict(json.loads(metadata["preprocessing"])).pipeline, table))
+
+
+def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None) -> RowPredictions:
+    """A table run directory's numpy model on the raw rows of ``rows``: the run's recorded pipeline encodes them
+    as the exported graph does, and a standardized target is turned back into its units."""
+    from specforge.data import Preprocessing
+    from specforge.export.table import numpy_outputs, require_columns
+    from specforge.runs.directory import open_run
+
+    run_dir, rows = Path(run_dir), Path(rows)
+    run = open_run(run_dir)
+    pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
+    if pipeline is None:
+        raise _not_rows(rows)
+    table = _read_rows(rows, limit)
+    require_columns(table, [feature.column for feature in pipeline.features])
+    outputs = numpy_outputs(run.graph, run.weights(), pipeline, table)
+    target = pipeline.target
+    return RowPredictions(str(run_dir), "regression" if target.regression else "classification", target.names,
+                          [f"{table.row_word} {row}" for row in table.rows], outputs, _notes(pipeline, table))
+
+
+def _read_rows(rows: Path, limit: int | None) -> Table:
+    from specforge.data.table.read import read_table
+
+    if not rows.is_file():
+        raise DataError("no such file; give a CSV or Parquet file of raw rows", file=str(rows))
+    table = read_table(rows, "rows")
+    return table if limit is None else table.take(np.arange(min(limit, len(table))))
+
+
+def _notes(pipeline: TablePipeline | None, table: Table) -> list[str]:
+    """What the rows hold that a binary column never held in training, one sentence per such column."""
+    from specforge.data.table.info import unseen_binary_notes
+
+    return [] if pipeline is None else unseen_binary_notes(pipeline, table)

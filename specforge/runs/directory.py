@@ -262,10 +262,24 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any
     if not path.exists():
         raise RunError(f"no {CHECKPOINT}: the run stopped before its first checkpoint; start it again with "
                        "specforge train SPEC", file=display_path(run_dir))
-    arrays = read_npz(path)
+    arrays = read_npz(path, lambda: "the run cannot continue from it; train the spec again: "
+                                    f"{retrain_command(run_dir)}")
     if _STATE_KEY not in arrays:
         raise RunError("holds no training state; it was not written by specforge train", file=str(path))
     return arrays, json.loads(str(arrays.pop(_STATE_KEY)))
+
+
+def retrain_command(run_dir: Path) -> str:
+    """The command that trains the run's spec again as the run started: its file, ``--set`` options and limits."""
+    import shlex
+
+    manifest = read_json(run_dir / MANIFEST)
+    spec_file = Path(manifest.get("spec_file", ""))
+    command = ["specforge", "train", display_path(spec_file) if spec_file.is_file() else "SPEC"]
+    command += [part for text in manifest.get("overrides", ()) for part in ("--set", text)]
+    command += [part for name, value in manifest.get("limits", {}).items() if value
+                for part in (f"--limit-{name}", str(value))]
+    return shlex.join(command)
 
 
 def write_history(run_dir: Path, history: dict[str, list[float]]) -> None:
@@ -328,7 +342,8 @@ class Run:
         path = self.path / file
         if not path.exists():
             raise RunError(_unfinished(self.path, file), file=display_path(self.path))
-        return Model(self.graph, params_from_arrays(self.graph, read_npz(path), str(path)))
+        arrays = read_npz(path, lambda: f"train the spec again: {retrain_command(self.path)}")
+        return Model(self.graph, params_from_arrays(self.graph, arrays, str(path)))
 
     def summary(self) -> None:
         """Print the model summary as ``specforge validate`` does."""
@@ -372,4 +387,5 @@ def display_path(path: Path) -> str:
 
 __all__ = ["Run", "open_run", "start_run", "resume_spec", "check_same_data", "record_overrides", "run_spec",
            "create_run_dir", "point_latest", "counts_as_latest", "resolve_run_path", "environment",
-           "update_manifest", "save_checkpoint", "load_checkpoint", "write_history", "write_json", "read_json"]
+           "update_manifest", "save_checkpoint", "load_checkpoint", "retrain_command", "write_history", "write_json",
+           "read_json"]

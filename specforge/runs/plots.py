@@ -44,6 +44,11 @@ def _save(figure, path: str | Path) -> Path:
 def plot_curves(runs: Sequence[Curves], path: str | Path) -> Path:
     """Loss and every metric per epoch, one panel each: training solid, validation dashed, one colour per run,
     each run's best epoch (by its monitored value) marked with a dotted line and a star."""
+    return _save(curves_figure(runs), path)
+
+
+def curves_figure(runs: Sequence[Curves]):
+    """The figure ``plot_curves`` writes (a matplotlib ``Figure``)."""
     names = list(dict.fromkeys(name.removeprefix("val_") for run in runs for name in run.history))
     if not names:
         raise DataError("the runs have no history to plot; plot a run that trained at least one epoch")
@@ -74,12 +79,27 @@ def plot_curves(runs: Sequence[Curves], path: str | Path) -> Path:
         axis.xaxis.get_major_locator().set_params(integer=True)
         if name == "loss" and all(v > 0 for run in runs for key in (name, f"val_{name}")
                                   for v in run.history.get(key, [])):
-            axis.set_yscale("log")
+            _log_scale(axis)
     for axis in axes[len(names):]:
         axis.set_visible(False)
     axes[0].legend(fontsize="small")
     figure.suptitle("training curves: " + ", ".join(run.label for run in runs), fontsize="medium")
-    return _save(figure, path)
+    return figure
+
+
+def _log_scale(axis) -> None:
+    """A logarithmic y axis labelled with plain numbers (0.5, 2, 3), where matplotlib's default writes 2×10⁰."""
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLogFormatter(LogFormatter):
+        """The ticks matplotlib's log formatter labels, written as plain numbers."""
+
+        def __call__(self, value: float, position: int | None = None) -> str:
+            return f"{value:.3g}" if super().__call__(value, position) else ""
+
+    axis.set_yscale("log")
+    axis.yaxis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
+    axis.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 def _colours(count: int) -> list[str]:

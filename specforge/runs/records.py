@@ -103,18 +103,33 @@ def _seconds(manifest: Mapping[str, Any]) -> float | None:
 
 
 def list_runs(name: str | None = None, root: str | Path = RUNS_ROOT) -> list[RunRecord]:
-    """Every run under ``root`` (``root/<spec name>/<run>``), or only spec ``name``'s, numbered runs in order."""
+    """Every run under ``root``, or only those of spec ``name``: in ``root/<spec name>/<run>`` as ``train`` writes
+    them, and run directories in ``root`` itself (``train --out root/DIR``), by spec name, numbered runs in order.
+    A name that lists nothing is an error naming the spec names that do."""
     root = Path(root)
-    if name is not None and not (root / name).is_dir():
-        known = sorted(entry.name for entry in root.iterdir() if entry.is_dir()) if root.is_dir() else []
+    found = sorted(_run_dirs(root), key=lambda run: (run.parent == root, run.parent.name, not run.name.isdigit(),
+                                                     int(run.name) if run.name.isdigit() else 0, run.name))
+    records = [read_record(run) for run in found]
+    if name is None:
+        return records
+    chosen = [record for record in records if record.spec == name]
+    if not chosen:
+        known = sorted({record.spec for record in records})
         raise RunError(f"no runs of {name!r}; runs here: {', '.join(known) or 'none'}", file=str(root / name))
-    specs = [root / name] if name is not None else sorted(p for p in root.iterdir() if p.is_dir()) \
-        if root.is_dir() else []
-    found = [run for spec in specs for run in spec.iterdir()
-             if run.is_dir() and not run.is_symlink() and run.name != LATEST and (run / MANIFEST).exists()]
-    found.sort(key=lambda run: (run.parent.name, not run.name.isdigit(), int(run.name) if run.name.isdigit() else 0,
-                                run.name))
-    return [read_record(run) for run in found]
+    return chosen
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    """The run directories (those with a manifest) in ``root`` and one level below, ``latest`` links left out."""
+    def runs_in(folder: Path) -> list[Path]:
+        return [entry for entry in folder.iterdir()
+                if entry.is_dir() and not entry.is_symlink() and entry.name != LATEST and (entry / MANIFEST).exists()]
+
+    if not root.is_dir():
+        return []
+    direct = runs_in(root)
+    return direct + [run for folder in root.iterdir() if folder.is_dir() and not folder.is_symlink()
+                     and folder not in direct for run in runs_in(folder)]
 
 
 def flatten(value: Any, path: str = "") -> dict[str, Any]:

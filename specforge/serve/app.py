@@ -51,7 +51,6 @@ def create_app(model: OnnxModel, name: str, limits: Limits | None = None) -> Sta
 
     limits = limits or Limits()
     served = ServedModel(model)
-    _refuse_huge_images()
 
     def checked(request: Request) -> None:
         if request.path_params["name"] != name:
@@ -115,16 +114,6 @@ def create_app(model: OnnxModel, name: str, limits: Limits | None = None) -> Sta
                      exception_handlers={ProtocolError: refused, HTTPException: http_error})
 
 
-def _refuse_huge_images() -> None:
-    """Pillow warns (and decodes) between ``MAX_IMAGE_PIXELS`` and twice that, and raises above: make both an
-    error, which ``_decode`` answers with 413 (a warning filter is for the whole process, as the server is)."""
-    import warnings
-
-    from PIL import Image
-
-    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
-
-
 def _task(model: OnnxModel) -> dict:
     """A table model's task (``classification`` or ``regression``); its class names are the target columns
     of a regression."""
@@ -157,7 +146,7 @@ async def _upload(request: Request, data: bytes) -> bytes:
 def _decode(image: bytes, model: OnnxModel) -> tuple[np.ndarray, bool]:
     from PIL import Image
 
-    from specforge.data.folders import decode_image
+    from specforge.data.folders import ImageTooLarge, decode_image
     from specforge.predict.table import is_table_model
 
     shape = model.input_shape
@@ -168,7 +157,7 @@ def _decode(image: bytes, model: OnnxModel) -> tuple[np.ndarray, bool]:
         raise ProtocolError(400, f"this model takes [N, {', '.join(map(str, shape))}], not images; use /infer")
     try:
         pixels = decode_image(image, shape, "upload")
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except ImageTooLarge:
         raise ProtocolError(413, f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels, more than this "
                                  f"server decodes; send it resized (the model takes {shape[1]}x{shape[0]})") from None
     except DataError:

@@ -14,11 +14,13 @@ import yaml
 
 from specforge.base.errors import Location, Problem, SpecError, SpecforgeError
 from specforge.base.defaults import with_defaults
+from specforge.spec.bounds import expansion_problems
+from specforge.spec.partial import rest_of
 from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
 from specforge.spec.schema import load_schema
 from specforge.spec.validate import validate_document
 
-__all__ = ["Spec", "load_spec", "spec_from_dict", "resolved_spec", "override_spec", "parse_override", "parse_path",
+__all__ = ["Spec", "RefusedSpec", "load_spec", "spec_from_dict", "resolved_spec", "override_spec", "parse_override", "parse_path",
            "format_path"]
 
 
@@ -30,6 +32,8 @@ class Spec:
     config: dict
     #: where relative data paths start when it is not the spec file's directory (a run's recorded base_dir)
     data_root: Path | None = field(default=None, compare=False)
+    #: whether model.input_shape came from the data (``specforge.graph.build.data_shape``), not from the spec
+    inferred_input_shape: bool = field(default=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -96,9 +100,12 @@ def resolved_spec(config: dict, text_file: str | Path, *, text_is_json: bool = F
 
 def override_spec(spec: Spec, overrides: Sequence[str]) -> Spec:
     """``spec`` with ``--set`` ``overrides`` applied to its resolved config, validated by the schema again
-    (errors about the new values name the option, the others keep the spec's own positions)."""
+    (errors about the new values name the option, the others keep the spec's own positions).  An input shape
+    inferred from the data is left out, to be inferred again for the new values (a feature's type may change it)."""
     doc = Document(copy.deepcopy(spec.config), spec.file, spec.document.values, spec.document.keys,
                    dict(spec.document.overrides))
+    if spec.inferred_input_shape:
+        del doc.data["model"]["input_shape"]
     resolved = _resolve(doc, overrides)
     resolved.data_root = spec.data_root
     return resolved
@@ -110,10 +117,36 @@ def _resolve(doc: Document, overrides: Sequence[str]) -> Spec:
         _assign(doc, path, value, text)
         doc.overrides[path] = text
     schema = load_schema()
-    validate_document(doc, schema)
+    try:
+        validate_document(doc, schema)
+    except SpecError as error:
+        raise _refused(doc, schema, error.problems) from None
+    too_large = expansion_problems(doc.data, doc.locate)
+    if too_large:
+        raise SpecError(problems=too_large)
     config = with_defaults(doc.data, schema)
     _resolve_sections(doc, config)
     return Spec(document=doc, config=config)
+
+
+class RefusedSpec(SpecError):
+    """The schema's problems with a spec, and what of it can still be checked: ``rest`` is the spec without
+    what the schema refused (``specforge.spec.partial``), or None; ``complete`` when ``rest`` is a valid spec."""
+
+    def __init__(self, problems: list[Problem], rest: Spec | None = None, complete: bool = False):
+        super().__init__(problems=problems)
+        self.rest, self.complete = rest, complete
+
+
+def _refused(doc: Document, schema: dict, problems: list[Problem]) -> RefusedSpec:
+    rest, complete = rest_of(doc.data, schema)
+    too_large = expansion_problems(rest, doc.locate) if rest is not None else []
+    if rest is None or too_large:
+        return RefusedSpec(problems + too_large)
+    config = with_defaults(rest, schema)
+    if complete:
+        _resolve_sections(doc, config)
+    return RefusedSpec(problems, Spec(document=doc, config=config), complete)
 
 
 def _resolve_sections(doc: Document, config: dict) -> None:

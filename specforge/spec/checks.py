@@ -1,22 +1,38 @@
 """Checks that need more than one value of the spec at once (the schema checks each value alone): options
-that exclude each other, and the model's output against the data's classes and the loss."""
+that exclude each other, a table's columns, and the model's input and output against the data's shape,
+classes and the loss."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from specforge.base.errors import Problem, SpecError
 from specforge.graph.dag import Graph
 from specforge.spec import Spec
 from specforge.spec.reader import SpecPath
 
+if TYPE_CHECKING:
+    from specforge.data.splits import DataShape
 
-def check_compatibility(spec: Spec, graph: Graph) -> None:
-    """Raise SpecError listing every mismatch between the output layer, the data's classes and the loss."""
+
+def check_options(spec: Spec) -> None:
+    """Raise SpecError listing every clash the spec's values make among themselves (no graph, no data needed)."""
+    _raise(option_problems(spec) + _column_problems(spec))
+
+
+def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None) -> None:
+    """Raise SpecError listing every mismatch between the model's input and the data, and between the output
+    layer, the data's classes and the loss; ``shape`` is what reading the data told about the model's input and
+    classes, when it was read. Also where augmentation layers sit and the training options against the model."""
     from specforge.spec.augmentation_checks import augmentation_problems
     from specforge.spec.training_checks import training_problems
 
-    problems = (option_problems(spec) + _reshape_problems(spec) + _class_problems(spec, graph)
-                + _loss_problems(spec, graph) + _target_problems(spec, graph) + augmentation_problems(spec, graph)
-                + training_problems(spec, graph))
+    _raise(_reshape_problems(spec) + _input_problems(spec, shape) + _class_problems(spec, graph, shape)
+           + _loss_problems(spec, graph) + _target_problems(spec, graph) + augmentation_problems(spec, graph)
+           + training_problems(spec, graph))
+
+
+def _raise(problems: list[Problem]) -> None:
     if problems:
         raise SpecError(problems=problems)
 
@@ -49,11 +65,74 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
                     spec.locate(("data", "preprocessing", "reshape")))]
 
 
-def _class_problems(spec: Spec, graph: Graph) -> list[Problem]:
+def _column_problems(spec: Spec) -> list[Problem]:
+    """A table's columns: none both a feature and the target, a column listed again only to be encoded another
+    way (standardized and log-scaled, say) and never both as numbers and as text, fills that fit the type,
+    fill_value with fill: constant and only with it."""
+    from specforge.data.table.features import NUMERIC_FILLS
+
+    data = spec.config["data"]
+    if data.get("source") != "table":
+        return []
+    target = data["target"]["column"]
+    features = data["features"]
+    problems = []
+    for index, feature in enumerate(features):
+        column, where = feature["column"], ("data", "features", index)
+        if column in (target if isinstance(target, list) else [target]):
+            problems.append(Problem(f"column {column!r} is the target; a model cannot take its target as a feature: "
+                                    "remove it from data.features", spec.locate(where + ("column",))))
+        clash = next(((other, why) for other in range(index) if features[other]["column"] == column
+                      and (why := _second_use(features[other], feature))), None)
+        if clash:
+            problems.append(Problem(f"column {column!r} is listed twice (also data.features[{clash[0]}]) {clash[1]}",
+                                    spec.locate(where + ("column",))))
+        if feature.get("fill") == "constant" and "fill_value" not in feature:
+            problems.append(Problem("fill: constant needs fill_value, the value a missing cell takes; add "
+                                    f"fill_value: {'0' if feature['type'] == 'numeric' else 'unknown'} (say), or use "
+                                    f"fill: {'mean' if feature['type'] == 'numeric' else 'most_frequent'}",
+                                    spec.locate(where + ("fill",))))
+        if "fill_value" in feature and feature.get("fill") != "constant":
+            problems.append(Problem("fill_value is the value of fill: constant and this column's fill is "
+                                    f"{feature.get('fill') or 'the default'}; add fill: constant or remove fill_value",
+                                    spec.locate(where + ("fill_value",))))
+        if feature["type"] != "numeric" and feature.get("fill") in NUMERIC_FILLS:
+            problems.append(Problem(f"fill {feature['fill']} needs numbers and column {column!r} is "
+                                    f"{feature['type']}; use fill: most_frequent, or constant with a fill_value",
+                                    spec.locate(where + ("fill",))))
+    return problems
+
+
+def _second_use(first: dict, second: dict) -> str:
+    """What is wrong with listing a column again as ``second`` after ``first``, or '' when it is encoded another
+    way (a second scaling of the same numbers)."""
+    if first == second:
+        return "with the same encoding, which only copies an input; list each column once"
+    if (first["type"] == "numeric") != (second["type"] == "numeric"):
+        return ("as numbers once and as text once; give each column one kind (numeric, or categorical/binary) "
+                "and list it once")
+    return ""
+
+
+def _input_problems(spec: Spec, shape: DataShape | None) -> list[Problem]:
+    problem = shape and shape.input_problem(spec.config["model"]["input_shape"])
+    return [Problem(problem, spec.locate(("model", "input_shape")))] if problem else []
+
+
+def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[Problem]:
+    """The output layer against the classes the spec declares, or else those the data has (MNIST's ten, a
+    table target's values); a declared count the data contradicts."""
     from specforge.options import losses
     from specforge.data import declared_num_classes
 
-    classes = declared_num_classes(spec.config["data"])
+    declared = declared_num_classes(spec.config["data"])
+    found = shape.num_classes if shape else None
+    if declared is not None and found is not None and declared != found:
+        setting = "num_classes" if "num_classes" in spec.config["data"] else "class_names"
+        fix = f"use num_classes: {found}" if setting == "num_classes" else f"give {found} class_names"
+        return [Problem(f"data.{setting} gives {declared} classes but the target has {found} in the training "
+                        f"split; {fix} or leave it out", spec.locate(("data", setting)))]
+    classes = declared if declared is not None else found
     path, layer = _output_layer(spec, graph)
     output = graph.output_shape
     if classes is None:

@@ -42,6 +42,12 @@ def build_schema() -> dict:
         "type": "object",
         "required": ["version", "name", "model", "compile"],
         "additionalProperties": False,
+        "allOf": [{"if": {"properties": {"data": {"properties": {"source": {"const": "table"}},
+                                                  "required": ["source"]}},
+                          "required": ["data"]},
+                   "else": {"properties": {"model": {"description": "model.input_shape is required unless the "
+                                                                    "data source is table.",
+                                                     "required": ["input_shape"]}}}}],
         "properties": {
             "$schema": {"type": "string", "description": "Path or URL of this schema, for editors (JSON specs)."},
             "version": {
@@ -71,12 +77,15 @@ def build_schema() -> dict:
                                "is a Keras Sequential and named inputs make any directed acyclic graph with "
                                "one input and one output.",
                 "type": "object",
-                "required": ["input_shape", "layers"],
+                "required": ["layers"],
                 "additionalProperties": False,
                 "properties": {
                     "input_shape": {
                         "description": "Shape of one example without the batch axis, channels last: "
-                                       "[height, width, channels] for images, [features] for vectors.",
+                                       "[height, width, channels] for images, [features] for vectors. Required, "
+                                       "except for data source table: there it is the features' encoded width "
+                                       "(which depends on the categories in the training split), inferred from "
+                                       "the data when left out.",
                         "type": "array",
                         "items": {"type": "integer", "minimum": 1},
                         "minItems": 1,
@@ -93,8 +102,8 @@ def build_schema() -> dict:
                     },
                     "output": {
                         "description": "Name of the layer whose output is the model's output. Default: the "
-                                       "last layer. Layers the output does not depend on are left out, with a "
-                                       "warning.",
+                                       "last layer. Layers the output does not depend on are checked like the "
+                                       "others, then left out, with a warning.",
                         "type": "string",
                     },
                 },

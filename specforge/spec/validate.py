@@ -91,6 +91,8 @@ def _owners(schema: dict, error: ValidationError, key: str) -> tuple[str, list[s
     cut = len(path) - 1 - path[::-1].index("allOf")
     node: Any = schema
     for part in path[:cut + 1]:
+        while isinstance(node, dict) and part not in node and "$ref" in node:  # the path leaves out the $ref steps
+            node = _referenced(schema, node["$ref"])
         node = node[part]
     branch = node[path[cut + 1]]
     (field, condition), = branch["if"]["properties"].items()
@@ -99,6 +101,14 @@ def _owners(schema: dict, error: ValidationError, key: str) -> tuple[str, list[s
               and key in other.get("then", {}).get("properties", {})]
     chosen = f"{field} {condition['const']}" if field != "name" else str(condition["const"])
     return (chosen, [f"{field} {taker}" if field != "name" else taker for taker in takers]) if takers else None
+
+
+def _referenced(schema: dict, ref: str) -> Any:
+    """The part of ``schema`` that ``ref`` (``#/definitions/block``) names."""
+    node: Any = schema
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
 
 
 def _sections(schema: dict, error: ValidationError, key: str) -> list[str]:

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from specforge.runs import directory as runs
-from specforge.base.errors import RunError, SweepInterrupted
+from specforge.base.errors import Problem, RunError, SweepInterrupted
 from specforge.sweep import directory
+from specforge.sweep.journal import drop_torn_record, require_record_of_trials
 from specforge.sweep.results import TrialRecord
 from specforge.sweep.space import SweepConfig, sweep_payload
 from specforge.sweep.study import mark_interrupted, open_study, queue_grid, records
@@ -39,10 +40,16 @@ def core_shares(jobs: int) -> list[list[int]]:
 
 
 def run_local(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str, int | None],
-              on_update: Callable[[list[TrialRecord]], None]) -> list[TrialRecord]:
-    """Run the sweep's remaining trials in ``jobs`` processes; ``on_update`` gets the trials as they change."""
+              on_update: Callable[[list[TrialRecord]], None],
+              on_warning: Callable[[Problem], None]) -> list[TrialRecord]:
+    """Run the sweep's remaining trials in ``jobs`` processes; ``on_update`` gets the trials as they change,
+    ``on_warning`` a journal's torn last record, dropped before anything reads it."""
     with directory.locked(sweep_dir / directory.DRIVER_LOCK,
                           busy="the sweep is running in another process; wait for it to end or stop it"):
+        torn = drop_torn_record(sweep_dir / directory.JOURNAL)
+        if torn is not None:
+            on_warning(torn)
+        require_record_of_trials(sweep_dir)
         study = open_study(sweep, sweep_dir)
         queue_grid(study, sweep)
         mark_interrupted(study, sweep)

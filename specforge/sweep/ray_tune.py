@@ -21,6 +21,8 @@ from specforge.sweep.space import SweepConfig, sweep_from_payload, sweep_payload
 from specforge.sweep.trial import FAILED, PRUNED, run_trial
 
 OUTCOME = "outcome.json"
+#: Tune's experiment in a sweep directory: ``ray/tune/``.
+RAY_STORAGE, EXPERIMENT = "ray", "tune"
 
 
 def run_ray(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str, int | None],
@@ -45,18 +47,30 @@ def run_ray(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str,
                  if sweep.pruner != "none" else None)
     orders = {"sweep": sweep_payload(sweep), "sweep_dir": str(sweep_dir.resolve()), "limits": limits,
               "cpus": cpus, "cwd": os.getcwd()}
-    tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(_trial, orders=orders), {"cpu": cpus}),
-        tune_config=tune.TuneConfig(search_alg=OptunaSearch(space=sweep.suggest, metric=sweep.metric, mode=mode,
-                                                            sampler=sampler, points_to_evaluate=grid),
-                                    scheduler=scheduler, num_samples=planned_trials(sweep),
-                                    max_concurrent_trials=jobs, time_budget_s=sweep.timeout),
-        run_config=tune.RunConfig(storage_path=str((sweep_dir / "ray").resolve()), name="tune", verbose=0))
-    with (sweep_dir / "ray.log").open("w") as log, contextlib.redirect_stdout(log):
+    trainable = tune.with_resources(tune.with_parameters(_trial, orders=orders), {"cpu": cpus})
+    experiment = sweep_dir / RAY_STORAGE / EXPERIMENT
+    if restorable(sweep_dir):  # a sweep killed mid-run: Tune's own state (searcher, trials) carries it on
+        tuner = tune.Tuner.restore(str(experiment.resolve()), trainable=trainable, resume_unfinished=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=OptunaSearch(space=sweep.suggest, metric=sweep.metric, mode=mode,
+                                                                sampler=sampler, points_to_evaluate=grid),
+                                        scheduler=scheduler, num_samples=planned_trials(sweep),
+                                        max_concurrent_trials=jobs, time_budget_s=sweep.timeout),
+            run_config=tune.RunConfig(storage_path=str(experiment.parent.resolve()), name=EXPERIMENT, verbose=0))
+    with (sweep_dir / "ray.log").open("a") as log, contextlib.redirect_stdout(log):
         results = tuner.fit()
     found = [_record(result, sweep, sweep_dir) for result in results]
     on_update(found)
     return found
+
+
+def restorable(sweep_dir: Path) -> bool:
+    """Whether ``sweep_dir`` holds a Tune experiment that ``Tuner.restore`` can carry on."""
+    from ray import tune
+
+    return tune.Tuner.can_restore(str((sweep_dir / RAY_STORAGE / EXPERIMENT).resolve()))
 
 
 def _trial(config: dict, orders: dict) -> None:

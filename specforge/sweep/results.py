@@ -74,24 +74,58 @@ def sorted_records(records: list[TrialRecord], maximize: bool) -> list[TrialReco
 
 
 def table(records: list[TrialRecord], sweep: SweepConfig, title: str | None = None) -> Any:
-    """A rich Table: number, state, the parameters, the metric per epoch, the objective, the run or the error."""
+    """A rich Table, one line per trial however many epochs it ran: number, state, the parameters, the epochs
+    run, the metric's course as a sparkline, its best value and epoch, the objective, the run or the error."""
     from rich.table import Table
 
     grid = Table(title=title, title_justify="left")
-    grid.add_column("#", justify="right")
-    grid.add_column("state")
+    grid.add_column("#", justify="right", no_wrap=True)
+    grid.add_column("state", no_wrap=True)
     for parameter in sweep.parameters:
-        grid.add_column(parameter.key, justify="right")
-    grid.add_column(f"{sweep.metric} per epoch")
-    grid.add_column(sweep.metric, justify="right")
-    grid.add_column("run / error")
+        grid.add_column(parameter.key, justify="right", no_wrap=True)
+    grid.add_column("epochs", justify="right", no_wrap=True)
+    grid.add_column(f"{sweep.metric} per epoch", no_wrap=True)
+    grid.add_column("best (epoch)", justify="right", no_wrap=True)
+    grid.add_column(sweep.metric, justify="right", no_wrap=True)
+    grid.add_column("run / error")  # the one column that wraps (a long error) where the width runs out
+    every = [value for record in records for value in record.values if math.isfinite(value)]
+    span = (min(every), max(every)) if every else None
     for record in records:
         grid.add_row(str(record.number), record.state,
                      *(_show(record.params.get(p.key)) for p in sweep.parameters),
-                     " ".join(format_value(v) for v in record.values),
+                     str(len(record.values)) if record.values else "", sparkline(record.values, span),
+                     _best(record.values, sweep.maximize),
                      "" if record.value is None else format_value(record.value),
                      record.error or (runs.display_path(Path(record.run)) if record.run else ""))
     return grid
+
+
+#: The most characters a trial's sparkline takes: longer runs show the value at the end of each stretch of epochs.
+SPARKLINE_WIDTH = 20
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], span: tuple[float, float] | None = None) -> str:
+    """``values`` as block characters from ``span``'s low to its high (default: their own lowest and highest;
+    the table gives every trial the same span, so that their lines compare), ``×`` for a value that is not
+    finite, at most ``SPARKLINE_WIDTH`` long."""
+    if not values:
+        return ""
+    stretches = min(len(values), SPARKLINE_WIDTH)
+    shown = [values[(index + 1) * len(values) // stretches - 1] for index in range(stretches)]
+    finite = [value for value in shown if math.isfinite(value)]
+    low, high = span or ((min(finite), max(finite)) if finite else (0.0, 0.0))
+    span_width = (high - low) or 1.0
+    return "".join(_BARS[round((value - low) / span_width * (len(_BARS) - 1))] if math.isfinite(value) else "×"
+                   for value in shown)
+
+
+def _best(values: list[float], maximize: bool) -> str:
+    finite = [(value, epoch) for epoch, value in enumerate(values, 1) if math.isfinite(value)]
+    if not finite:
+        return ""
+    value, epoch = (max if maximize else min)(finite, key=lambda pair: pair[0])
+    return f"{format_value(value)} ({epoch})"
 
 
 def _show(value: Any) -> str:
@@ -130,4 +164,4 @@ def _absolute(value: Any, base_dir: Path) -> Any:
     return value
 
 
-__all__ = ["TrialRecord", "SweepResult", "sorted_records", "table", "finish", "write_best_spec"]
+__all__ = ["TrialRecord", "SweepResult", "sorted_records", "table", "sparkline", "finish", "write_best_spec"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 from specforge.runs import directory as runs
-from specforge.base.errors import RunError
+from specforge.base.errors import Problem, RunError
 from specforge.spec import Spec
 from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
@@ -16,13 +17,16 @@ from specforge.sweep.space import SweepConfig
 BACKENDS = ("local", "ray")
 #: ``on_update(sweep, trials)`` while the sweep runs, whenever the trials may have changed.
 OnUpdate = Callable[[SweepConfig, list[TrialRecord]], None]
+#: ``on_warning(problem)`` for what a sweep put right and goes on from (a journal's torn last record).
+OnWarning = Callable[[Problem], None]
 
 
 def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trials: int | None = None,
               jobs: int = 1, backend: str = "local", address: str | None = None,
               root: str | Path = runs.RUNS_ROOT, limit_train: int | None = None, limit_test: int | None = None,
-              on_update: OnUpdate | None = None) -> SweepResult:
-    """Run a sweep (see ``specforge.api.sweep``) and return its trials sorted, the best one and ``best.yaml``."""
+              on_update: OnUpdate | None = None, on_warning: OnWarning | None = None) -> SweepResult:
+    """Run a sweep (see ``specforge.api.sweep``) and return its trials sorted, the best one and ``best.yaml``.
+    ``on_warning`` gets what the sweep put right on its way (default: a Python warning)."""
     if backend not in BACKENDS:
         raise RunError(f"unknown backend {backend!r}; use local or ray", file="--backend")
     if jobs < 1:
@@ -39,7 +43,7 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
         from specforge.sweep.ray_tune import run_ray
 
         with connect(address, "sweep", "tune"):
-            sweep_dir = directory.create(sweep.spec.name, definition, root)
+            sweep_dir = _continued(sweep, definition, root) or directory.create(sweep.spec.name, definition, root)
             found = run_ray(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update)
     else:
         from specforge.sweep.local import run_local
@@ -47,18 +51,29 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
 
         optuna_module()
         sweep_dir = _continued(sweep, definition, root) or directory.create(sweep.spec.name, definition, root)
-        found = run_local(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update)
+        found = run_local(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update,
+                          on_warning=on_warning or _warn)
     return finish(sweep, sweep_dir, found)
 
 
+def _warn(problem: Problem) -> None:
+    warnings.warn(problem.format(), RuntimeWarning, stacklevel=3)
+
+
 def _continued(sweep: SweepConfig, definition: dict, root: str | Path) -> Path | None:
-    """The newest sweep of the spec when it searches the same thing and has trials left to run."""
+    """The newest sweep of the spec when it searches the same thing (on the same backend) and has trials left to
+    run.  On Ray, that is a sweep stopped before its end that Tune can restore: a finished Tune experiment is not
+    extended (Tune restores an experiment with its own number of trials)."""
     from specforge.sweep.study import planned_trials
 
     newest = directory.newest(sweep.spec.name, root)
     if newest is None or not directory.matches(newest, definition):
         return None
     results = newest / directory.RESULTS
+    if definition["backend"] == "ray":
+        from specforge.sweep.ray_tune import restorable
+
+        return newest if not results.exists() and restorable(newest) else None
     if not results.exists():
         return newest
     finished = [trial for trial in runs.read_json(results)["trials"] if trial["state"] != INTERRUPTED]

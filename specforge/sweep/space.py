@@ -57,8 +57,13 @@ class Parameter:
         return list(range(self.values[0], self.values[1] + 1, self.step))
 
     def checked_values(self) -> list:
-        if self.kind == "choice" or self.kind == "int":
+        """The values validated before a sweep starts: every choice, an int range's lowest and largest
+        drawable value (``high`` itself only when the steps reach it), a float range's ends and a point inside."""
+        if self.kind == "choice":
             return list(dict.fromkeys(self.values))
+        if self.kind == "int":
+            low, high = self.values
+            return list(dict.fromkeys([low, low + (high - low) // self.step * self.step]))
         low, high = (float(value) for value in self.values)
         return [low, high, low + (high - low) * _INSIDE]
 
@@ -215,8 +220,8 @@ def sweep_payload(sweep: SweepConfig) -> dict:
 
 
 def sweep_from_payload(payload: dict) -> SweepConfig:
-    from specforge.graph.dag import build_graph
+    from specforge.graph.build import build
     from specforge.spec import spec_from_dict
 
     spec = spec_from_dict(payload["spec"], file=payload["file"])
-    return sweep_config(spec, payload["section"], build_graph(spec).output_shape[-1], spec.locate)
+    return sweep_config(spec, payload["section"], build(spec).output_shape[-1], spec.locate)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -155,10 +156,15 @@ def counted(trials: list[Any]) -> int:
 
 
 def mark_interrupted(study: Any, sweep: SweepConfig) -> int:
-    """Trials a killed sweep left running: failed and marked interrupted, their values queued again."""
+    """Trials a killed sweep left running: one whose run finished (only the record of its end was lost) is
+    recorded complete from its run; the others are failed and marked interrupted, their values queued again."""
     optuna = optuna_module()
     left = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for trial in left:
+        value = finished_value(trial.user_attrs.get("run"), sweep)
+        if value is not None:
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.COMPLETE, [value])
+            continue
         study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         run = trial.user_attrs.get("run")
@@ -167,6 +173,18 @@ def mark_interrupted(study: Any, sweep: SweepConfig) -> int:
         if set(trial.params) == {parameter.key for parameter in sweep.parameters}:
             study.enqueue_trial(trial.params)
     return len(left)
+
+
+def finished_value(run: str | None, sweep: SweepConfig) -> float | None:
+    """The objective of a trial run that trained all its epochs (its last epoch's value of the metric), or None."""
+    run_dir = Path(run) if run else None
+    if run_dir is None or not (run_dir / runs.MANIFEST).exists():
+        return None
+    manifest = runs.read_json(run_dir / runs.MANIFEST)
+    if manifest.get("status") != "completed" or manifest.get("epochs_completed") != manifest.get("epochs"):
+        return None
+    values = runs.read_json(run_dir / runs.HISTORY_JSON).get(sweep.metric) or []
+    return float(values[-1]) if values and math.isfinite(values[-1]) else None
 
 
 def work(sweep: SweepConfig, sweep_dir: Path, *, worker: int, deadline: float | None,

@@ -8,11 +8,13 @@ not an exception: the sweep goes on.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from specforge.runs import directory as runs
 from specforge.options.callbacks import Callback
 from specforge.sweep.space import SweepConfig
 
@@ -57,7 +59,10 @@ class _Reporter(Callback):
 
 def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report: Report, *,
               limit_train: int | None = None, limit_test: int | None = None) -> Outcome:
-    """Train the spec with ``values`` into ``run_dir``; never raises for a failing trial."""
+    """Train the spec with ``values`` into ``run_dir``; never raises for a failing trial.
+
+    A ``run_dir`` that already holds this trial's run (a trial started again after its sweep was killed)
+    is continued from its last checkpoint, or, when it trained all its epochs, taken as it is."""
     from specforge.base.errors import SpecforgeError
     from specforge.training.progress import Silent
     from specforge.training.loop import fit
@@ -65,8 +70,12 @@ def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report:
     spec = sweep.trial_spec(values)
     reporter = _Reporter(sweep.metric, report, spec.config["fit"]["epochs"])
     try:
-        fit(spec, out=run_dir, progress=Silent(), limit_train=limit_train,
-                limit_test=limit_test, observers=[reporter])
+        if (run_dir / runs.MANIFEST).exists():
+            if not _continued(run_dir, spec.config, reporter):
+                fit(resume=run_dir, progress=Silent(), observers=[reporter])
+        else:
+            fit(spec, out=run_dir, progress=Silent(), limit_train=limit_train, limit_test=limit_test,
+                observers=[reporter])
     except SpecforgeError as error:
         return Outcome(FAILED, reporter.values, error.problems[0].message)
     except (ArithmeticError, ValueError, MemoryError) as error:
@@ -74,3 +83,19 @@ def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report:
     if reporter.values and not math.isfinite(reporter.values[-1]):
         return Outcome(FAILED, reporter.values, f"{sweep.metric} became {reporter.values[-1]}")
     return Outcome(PRUNED if reporter.pruned else COMPLETE, reporter.values)
+
+
+def _continued(run_dir: Path, config: dict, reporter: _Reporter) -> bool:
+    """For a trial's run already started: its values so far into ``reporter``, and whether it has trained all its
+    epochs (its last value is then reported again).  A RunError when the run trained another spec."""
+    from specforge.base.errors import RunError
+
+    if runs.read_json(run_dir / runs.RESOLVED) != json.loads(json.dumps(config)):
+        raise RunError("holds another run than this trial's; move it away", file=runs.display_path(run_dir))
+    if runs.read_json(run_dir / runs.MANIFEST)["status"] == "completed":
+        reporter.values = list(runs.read_json(run_dir / runs.HISTORY_JSON)[reporter.metric])
+        reporter.report(len(reporter.values), reporter.values[-1])
+        return True
+    if (run_dir / runs.CHECKPOINT_STATE).exists():
+        reporter.values = list(runs.read_json(run_dir / runs.CHECKPOINT_STATE)["history"][reporter.metric])
+    return False

@@ -255,10 +255,10 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         spec = runs.resume_spec(run_dir, manifest, overrides, limited=limit_train is not None or limit_test is not None)
         setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"])
         runs.check_same_data(run_dir, manifest, setup.dataset)
+        trainer = Trainer(setup, run_dir, progress, observers)
+        trainer.load_checkpoint()  # before anything is written: a damaged checkpoint leaves the run as it was
         if overrides:
             runs.record_overrides(run_dir, manifest, spec, overrides)
-        trainer = Trainer(setup, run_dir, progress, observers)
-        trainer.load_checkpoint()
     else:
         if spec is None:
             raise ValueError("fit needs a spec, or resume= naming a run")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -244,12 +245,21 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(handle, **arrays)
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz file, loaded (no pickles); RunError when it is missing or unreadable."""
+def read_npz(path: str | Path, remedy: Callable[[], str] | None = None) -> dict[str, np.ndarray]:
+    """Every array of an .npz file, loaded (no pickles); RunError when it is missing, cut short or damaged,
+    ending with what would work instead: ``remedy()``, asked only then."""
+    import zipfile
+    import zlib
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError("the file does not exist", file=str(path))
+    instead = remedy or (lambda: "give a weights file written by specforge")
+    if not zipfile.is_zipfile(path):
+        raise RunError(f"cut short or not an .npz archive (no zip directory at its end); {instead()}",
+                       file=str(path))
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise RunError("the file does not exist", file=str(path)) from None
-    except (OSError, ValueError) as error:
-        raise RunError(f"not a readable .npz file ({error})", file=str(path)) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise RunError(f"a damaged .npz archive ({error}); {instead()}", file=str(path)) from None

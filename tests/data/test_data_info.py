@@ -74,3 +74,28 @@ def test_the_sample_grid_shows_every_class_with_the_usual_file_mode(tmp_path):
     finally:
         os.umask(mask)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_a_category_panel_labels_each_bar_with_its_value_and_count():
+    """Each bar of a categorical column has its category at its left and its count at its right."""
+    from specforge.data.table.info import column_panel
+
+    panel = np.asarray(column_panel(["rosé"] * 5 + ["red"] * 9 + ["white"] * 2, "colour").convert("RGB")).astype(int)
+    blue = (np.abs(panel - [70, 130, 180]).sum(axis=2) < 30)
+    dark = panel.sum(axis=2) < 450  # text, antialiased
+    rows = np.flatnonzero(blue.any(axis=1))
+    bands = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
+    assert len(bands) == 3
+    lengths = []
+    for band in bands:
+        columns = np.flatnonzero(blue[band].any(axis=0))
+        lengths.append(len(columns))
+        assert dark[band][:, :columns[0]].sum() > 10 and dark[band][:, columns[-1] + 1:].sum() > 5
+    assert lengths[0] > lengths[1] > lengths[2]  # red 9, rosé 5, white 2: the most frequent first
+    assert dark[:bands[0][0]].sum() > 20  # the title above the bars
+
+
+def test_a_target_panel_names_its_column_as_the_target():
+    from specforge.data.table.info import target_title
+
+    assert target_title("cultivar") == "cultivar (target)"

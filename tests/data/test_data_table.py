@@ -226,8 +226,8 @@ def test_a_test_class_unseen_in_training_is_refused(tmp_path):
 
 
 def test_the_input_width_is_named_when_it_does_not_match(tmp_path):
-    with pytest.raises(DataError, match=r"encode to 7 values per row \(age 1, city 4, smoker 1, income 1\).*"
-                                        r"use input_shape: \[7\]"):
+    with pytest.raises(DataError, match=r"encode to 7 values per row \(3 numeric or binary columns of 1; city 4: "
+                                        r"3 categories and the out-of-vocabulary column\).*use input_shape: \[7\]"):
         load(table_spec(tmp_path), tmp_path, width=5)
 
 
@@ -260,9 +260,12 @@ def test_data_info_of_a_table(tmp_path):
 def test_data_show_draws_a_histogram_per_column_and_the_target(tmp_path):
     from PIL import Image
 
+    from specforge.data.table.info import GAP, PANEL
+
     path = api.render_samples(api.load_spec(write_spec(tmp_path, table_spec(tmp_path))), "train", tmp_path / "h.png")
     with Image.open(path) as image:
-        assert image.size == (3 * 220, 2 * 120)  # 5 panels (4 feature columns, the target) in a 3-wide grid
+        # 5 panels (4 feature columns, the target) in a 3-wide grid, with a gap around each
+        assert image.size == (3 * (PANEL[0] + GAP) + GAP, 2 * (PANEL[1] + GAP) + GAP)
 
 
 def test_a_numeric_target_needs_a_regression_loss_metrics_and_outputs(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -14,6 +15,7 @@ import specforge
 from helpers import onnx_of
 from export.models import SPEC_FILES, export_spec, small_spec, trained_model
 from specforge.base.errors import ExportError
+from specforge.export.run_export import export_classifier, parity_batch
 from specforge.export.onnx import export_graph
 from specforge.graph.dag import build_graph
 from specforge.layers.base import Layer
@@ -21,7 +23,7 @@ from specforge.spec import load_spec, spec_from_dict
 
 METADATA_KEYS = {"spec_name", "spec_sha256", "class_names", "input_name", "input_shape", "input_layout",
                  "input_range", "image_shape", "outputs", "preprocessing", "preprocessing_in_graph",
-                 "test_accuracy", "test_metrics", "specforge_version"}
+                 "test_accuracy", "test_metrics", "specforge_version", "parameters"}
 
 
 def dims(value: onnx.ValueInfoProto) -> list:
@@ -120,8 +122,22 @@ def test_metadata_and_docs(small):
     assert json.loads(meta["test_metrics"]) == {"loss": 0.5, "accuracy": 0.875}
     assert meta["specforge_version"] == specforge.__version__
     assert (model.producer_name, model.producer_version) == ("specforge", specforge.__version__)
+    assert int(meta["parameters"]) == build_graph(spec).total_params
     assert "small-cnn" in model.graph.doc_string
     assert model.graph.input[0].doc_string and all(output.doc_string for output in model.graph.output)
+
+
+@pytest.mark.parametrize("description, title", [
+    ("Three epochs (of 1024 images).", "small-cnn: Three epochs (of 1024 images). Input 'input'"),
+    ("Three epochs", "small-cnn: Three epochs. Input 'input'"),
+    ("Why not?", "small-cnn: Why not? Input 'input'"),
+    ("", "small-cnn. Input 'input'")])
+def test_the_doc_string_ends_the_description_with_one_stop(description, title):
+    numpy_model, dataset = trained_model(small_spec(), steps=0)
+    raw, data = parity_batch(small_spec().config, numpy_model.graph.input_shape, Path("."))
+    model, _ = export_classifier(numpy_model.graph, numpy_model.params, dataset.preprocessing, raw,
+                                 spec_name="small-cnn", spec_sha256="0", data=data, description=description)
+    assert model.graph.doc_string.startswith(title)
 
 
 @pytest.mark.parametrize("opset", [12, 22])

@@ -168,6 +168,37 @@ def test_predict_reads_raw_rows_and_prints_numbers(regression, tmp_path):
     assert written.exit_code == 0 and len((tmp_path / "p.csv").read_text().splitlines()) == 61
 
 
+def test_predict_warns_of_values_a_binary_column_never_held_and_reads_them_as_0(regression, tmp_path):
+    """An unseen value in a binary column is encoded as 0, as the first training value is (scikit-learn's
+    handle_unknown='ignore'): predict says so on stderr, and the prediction is the first value's."""
+    root, _, result = regression
+    (tmp_path / "rows.csv").write_text("age,city,smoker,income\n30,paris,no,100\n30,paris,maybe,100\n"
+                                       "30,paris,sometimes,100\n30,paris,maybe,100\n30,paris,yes,100\n")
+    out = invoke("predict", result.path, tmp_path / "rows.csv")
+    assert out.exit_code == 0, out.output
+    assert out.stderr == (f"{tmp_path / 'rows.csv'}: warning: binary column 'smoker' (no / yes in training) has 3 rows "
+                          "with other values ('maybe', 'sometimes'), read as 0, as 'no' is; declare the column "
+                          "categorical to tell them apart\n")
+    lines = out.stdout.splitlines()
+    assert lines[1].split()[2:] == lines[0].split()[2:] == lines[2].split()[2:] != lines[4].split()[2:]
+    clean = invoke("predict", result.path, root / "test.csv", "--limit", "3")
+    assert clean.exit_code == 0 and clean.stderr == ""
+
+
+def test_data_info_counts_the_values_a_binary_column_never_held_in_training(tmp_path):
+    spec = write_spec(tmp_path, {"column": "label"}, "categorical_crossentropy", 2, "softmax", ["accuracy"])
+    lines = (tmp_path / "test.csv").read_text().splitlines()
+    lines[1:3] = [line.replace(",no,", ",maybe,").replace(",yes,", ",maybe,") for line in lines[1:3]]
+    assert sum(",maybe," in line for line in lines) == 2
+    (tmp_path / "test.csv").write_text("\n".join(lines) + "\n")
+    (smoker,) = [column for column in api.data_info(api.load_spec(spec))["columns"] if column["column"] == "smoker"]
+    assert smoker["unseen"] == {"train": 0, "test": 2}
+    shown = invoke("data", "info", spec)
+    assert shown.exit_code == 0, shown.output
+    assert "  smoker: binary, 2 values (no, yes); missing: train 18, test 4; other values, read as 0: test 2" \
+        in shown.stdout.splitlines()
+
+
 def test_predict_prints_classes_as_json(classifier):
     root, _, result = classifier
     out = invoke("predict", result.path, root / "test.csv", "--json", "--limit", "3")
@@ -200,3 +231,39 @@ def test_table_export_refuses_logits(regression):
     _, run, _ = regression
     out = invoke("export", run.path, "--logits")
     assert out.exit_code == 2 and "a table model takes raw rows" in out.output
+
+
+def json_records(*args) -> list[dict]:
+    out = invoke("predict", *args, "--json")
+    assert out.exit_code == 0, out.output
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("fixture", ["regression", "classifier"])
+def test_a_table_run_directory_predicts_raw_rows_as_its_exported_model_does(fixture, request):
+    root, run, result = request.getfixturevalue(fixture)
+    from_run, from_onnx = (json_records(model, root / "test.csv") for model in (run.path, result.path))
+    assert len(from_run) == len(from_onnx) == 60
+    assert [r["row"] for r in from_run] == [r["row"] for r in from_onnx]
+    values = [k for k in from_onnx[0] if k not in ("row", "class", "name")]
+    if fixture == "classifier":
+        assert [r["name"] for r in from_run] == [r["name"] for r in from_onnx]
+    np.testing.assert_allclose([[r[k] for k in values] for r in from_run], [[r[k] for k in values] for r in from_onnx],
+                               rtol=1e-4, atol=1e-4)
+    assert api.predict_rows(run.path, root / "test.csv", limit=2).rows == ["line 2", "line 3"]
+
+
+def test_a_table_run_directory_refuses_images_and_names_missing_columns(regression, tmp_path):
+    _, run, _ = regression
+    np.save(tmp_path / "x.npy", np.zeros((2, WIDTH), np.float32))
+    out = invoke("predict", run.path, tmp_path / "x.npy")
+    assert (out.exit_code, out.output.strip()) == (2, f"{run.path}: error: this model takes table rows: give one "
+                                                      "CSV or Parquet file of raw rows with its feature columns")
+    (tmp_path / "rows.csv").write_text("age,city\n30,paris\n")
+    out = invoke("predict", run.path, tmp_path / "rows.csv")
+    assert (out.exit_code, out.output.strip()) == (2, f"{tmp_path / 'rows.csv'}: error: the model needs the columns "
+                                                      "'smoker', 'income', which the file does not have; its header "
+                                                      "has: age, city")
+    out = invoke("predict", run.path, tmp_path / "gone.csv")
+    assert (out.exit_code, out.output.strip()) == (2, f"{tmp_path / 'gone.csv'}: error: no such file; give a CSV or "
+                                                      "Parquet file of raw rows")

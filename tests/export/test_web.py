@@ -69,7 +69,28 @@ def test_web_refuses_a_model_the_page_cannot_drive(tmp_path):
     assert result.exit_code == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert "--web needs an image model" in line and "[784]" in line
+    assert line.startswith(f"{run.path / 'spec.yaml'}:") and ": model.input_shape: " in line
     assert not (tmp_path / "site").exists() and not (run.path / "model.onnx").exists()
+
+
+def test_web_names_the_run_whose_preprocessing_was_left_out(seed_run, tmp_path):
+    result = invoke("export", seed_run, "--web", tmp_path / "site", "--no-preprocessing", "-o", tmp_path / "m.onnx")
+    assert result.exit_code == 2
+    assert result.stderr == f"{seed_run}: error: --web feeds raw pixels, so the model must hold its preprocessing: " \
+                            "leave out --no-preprocessing\n"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_the_site_is_created_with_the_permissions_the_umask_gives(seed_run, tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        result = invoke("export", seed_run, "--web", tmp_path / "site" / "digits", "-o", tmp_path / "m.onnx")
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    for folder in (tmp_path / "site", tmp_path / "site" / "digits", tmp_path / "site" / "digits" / "ort"):
+        assert folder.stat().st_mode & 0o777 == 0o777 & ~umask, folder
+    assert (tmp_path / "site" / "digits" / "index.html").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -187,6 +208,63 @@ def test_the_page_reads_the_first_test_digits_and_a_drawn_stroke(page, tmp_path)
         folder = Path(os.environ["SPECFORGE_SCREENSHOTS"])
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tmp_path / SCREENSHOT, folder / SCREENSHOT)
+
+
+def test_the_page_names_the_model_and_heads_its_classes(page):
+    assert page.inner_text("h1") == "mnist-cnn" and page.title() == "mnist-cnn: image classifier"
+    assert page.is_visible(".kicker") and "classifier" in page.inner_text(".kicker").lower()
+    heading = page.locator("#output-heading")
+    assert heading.inner_text() == "Most likely classes"
+    assert page.is_visible("#empty") and page.eval_on_selector_all("#top li", "items => items.length") == 0
+    classes = predicted(page, lambda: page.set_input_files("#file", {"name": "seven.png", "mimeType": "image/png",
+                                                                       "buffer": png(first_digits(1)[0])}))
+    assert classes[0] == "7" and page.is_hidden("#empty")
+    assert heading.bounding_box()["y"] + heading.bounding_box()["height"] <= page.locator("#top").bounding_box()["y"]
+    assert page.errors == []
+
+
+def pad_ink(page) -> int:
+    """Pad pixels that are not the empty pad's black."""
+    return page.evaluate("""() => {
+        const pad = document.getElementById('pad');
+        const data = pad.getContext('2d').getImageData(0, 0, pad.width, pad.height).data;
+        let ink = 0;
+        for (let i = 0; i < data.length; i += 4) if (data[i] + data[i + 1] + data[i + 2] > 0) ink++;
+        return ink;
+    }""")
+
+
+def test_an_unreadable_file_clears_the_image_and_classes_and_keeps_the_layout(page):
+    """The error stands alone (no earlier digit and its classes beside it), and its line, wider than the classes,
+    neither widens the output nor, once a digit is drawn again, its bars."""
+    image = {"name": "seven.png", "mimeType": "image/png", "buffer": png(first_digits(1)[0])}
+    assert predicted(page, lambda: page.set_input_files("#file", image))[0] == "7"
+    output = {key: value for key, value in page.locator(".output").bounding_box().items() if key != "height"}
+    bar = page.locator("#top li:first-child .bar").bounding_box()
+    assert pad_ink(page) > 0
+    page.set_input_files("#file", {"name": "broken.png", "mimeType": "image/png", "buffer": b"not a picture"})
+    page.wait_for_function("document.getElementById('status').textContent !== ''", timeout=WAIT_MS)
+    assert page.inner_text("#status") == "broken.png is not an image this browser can read."
+    assert page.eval_on_selector_all("#top li", "items => items.length") == 0 and page.is_visible("#empty")
+    assert pad_ink(page) == 0
+    assert {key: value for key, value in page.locator(".output").bounding_box().items() if key != "height"} == output
+    assert predicted(page, lambda: page.set_input_files("#file", image))[0] == "7"
+    assert page.inner_text("#status") == ""
+    assert page.locator("#top li:first-child .bar").bounding_box() == bar
+    page.set_input_files("#file", {"name": "broken.png", "mimeType": "image/png", "buffer": b"not a picture"})
+    page.wait_for_function("document.getElementById('status').textContent !== ''", timeout=WAIT_MS)
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 3)
+    page.mouse.down()
+    page.mouse.up()
+    assert page.inner_text("#status") == ""  # drawing again puts the error away
+    assert page.errors == []
+
+
+def first_digits(count: int) -> list[np.ndarray]:
+    """The first MNIST test images, 28x28 uint8."""
+    test = load_dataset({"source": "mnist"}, (28, 28, 1), validation="none", base_dir=Path(".")).test
+    return [test.images[index].reshape(28, 28) for index in range(count)]
 
 
 def drop(page, name: str, data: bytes) -> None:

@@ -45,6 +45,7 @@ _SGD_KEYS = ("name, learning_rate, momentum, nesterov, clipnorm, clipvalue, use_
 _TOP_KEYS = "$schema, version, name, description, data, model, compile, fit, sweep"
 _INT_OR_PAIR = "expected an integer >= 1 or a list of 2 integers"
 _EMPTY = "the spec is empty; start from `specforge init NAME`"
+_TOO_MANY = "more than the 10,000 a model may have; use a smaller repeat, or fewer or smaller blocks"
 
 #: file -> the exact lines validation reports, in order.
 EXPECTED: dict[str, list[str]] = {
@@ -220,6 +221,23 @@ EXPECTED: dict[str, list[str]] = {
         f"did you mean 'adam'? expected one of: {_OPTIMIZERS}",
         "several_errors.json:14:21: error: fit.epochs: expected an integer >= 1, got 'three'",
     ],
+    # every independent mistake at once: the schema's, the blocks', the shapes' of the rest of the model
+    "several_stages.yaml": [
+        "several_stages.yaml:15:62: error: model.layers[0].activaton: unknown key 'activaton'; did you mean "
+        "'activation'?",
+        "several_stages.yaml:16:37: error: model.layers[1].stride: block 'residual' has no parameter 'stride'; did "
+        "you mean 'strides'?",
+        "several_stages.yaml:18:7: error: model.layers[3]: Add got (26, 26, 8) from 'stem' and (24, 24, 8) from "
+        "'side'; Add needs inputs of one shape",
+    ],
+    "several_stages_value_error.yaml": [
+        "several_stages_value_error.yaml:7:45: error: model.layers[1].filters: must be >= 1, got 0",
+        "several_stages_value_error.yaml:10:7: error: model.layers[4]: Concatenate got (26, 26, 8) from 'stem' and "
+        "(26, 26, 4) from 'side'; every axis but axis 1 must agree (use axis to join along another, or resize one "
+        "input)",
+        "several_stages_value_error.yaml:15:14: error: compile.optimizer: unknown value 'adamm'; did you mean "
+        f"'adam'? expected one of: {_OPTIMIZERS}",
+    ],
     # syntax errors, duplicate keys, empty files
     "yaml_bad_indentation.yaml": [
         "yaml_bad_indentation.yaml:9:6: error: invalid YAML: bad indentation; indent this key like the other keys "
@@ -328,6 +346,15 @@ EXPECTED: dict[str, list[str]] = {
         "smaller than strides along each axis (received strides=2, output_padding=2); use output_padding < "
         "strides or null",
     ],
+    "transpose_same_output_padding.yaml": [
+        "transpose_same_output_padding.yaml:10:7: error: model.layers[1]: Conv2DTranspose output height "
+        "((13 - 1)*2 + 4 - 2*2 + 0) = 24 with padding same, but TensorFlow requires ceil(24 / 2) = 12 to equal the "
+        "input height 13; use output_padding 1 along height, an odd kernel_size, padding: valid or "
+        "output_padding: null",
+    ],
+    "optimizer_epsilon_zero.yaml": [
+        "optimizer_epsilon_zero.yaml:11:71: error: compile.optimizer.epsilon: must be > 0, got 0",
+    ],
     "cropping_everything.yaml": [
         "cropping_everything.yaml:10:7: error: model.layers[1]: Cropping2D removes 7 + 6 = 13 of the 13 columns "
         "of its input, leaving none; crop fewer than 13 columns in all",
@@ -380,6 +407,11 @@ EXPECTED: dict[str, list[str]] = {
         "graph_concatenate_mismatch.yaml:8:7: error: model.layers[2]: Concatenate got (28, 28, 8) from 'stem' "
         "and (14, 14, 8) from 'pooled'; every axis but axis -1 must agree (use axis to join along another, or "
         'resize one input)',
+    ],
+    "graph_unused_branch_shapes_differ.yaml": [
+        'graph_unused_branch_shapes_differ.yaml:9:7: error: model.layers[2]: Concatenate got (26, 26, 4) from '
+        "'narrow' and (28, 28, 6) from 'wide'; every axis but axis -1 must agree (use axis to join along another,"
+        ' or resize one input)',
     ],
     "graph_cycle.yaml": [
         "graph_cycle.yaml:7:87: error: model.layers[1].inputs: the layers 'conv_a' -> 'conv_b' -> 'conv_a' "
@@ -516,6 +548,93 @@ EXPECTED: dict[str, list[str]] = {
         "(blocks.residual.layers[4].block): block 'residual' uses itself ('residual' -> 'residual'); a block "
         'cannot contain itself',
     ],
+    # a mistake inside a block used more than once: reported once, naming every use
+    "block_twice_duplicate_name_inside.yaml": [
+        "block_twice_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 11 "
+        '(blocks.residual.layers[2].name), used by model.layers[1] (line 17) and model.layers[2] (line 18): the '
+        "name 'conv_b' is already taken by blocks.residual.layers[1]; layer names are unique",
+        "block_twice_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
+        '(blocks.residual.layers[3].inputs[1]), used by model.layers[1] (line 17) and model.layers[2] (line 18): '
+        "no layer is named 'shortcut'; the names are: input, conv_a, conv_b, add",
+    ],
+    "block_twice_input_unknown_inside.yaml": [
+        "block_twice_input_unknown_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
+        '(blocks.residual.layers[3].inputs[1]), used by model.layers[1] (line 17) and model.layers[2] (line 18): '
+        "no layer is named 'shortcutt'; did you mean 'shortcut'?",
+    ],
+    "block_twice_mutual_recursion.yaml": [
+        "block_twice_mutual_recursion.yaml:19:7: error: model.layers[0]: in block 'down' > 'up' at line 15 "
+        '(blocks.up.layers[1].block), used by model.layers[0] (line 19), model.layers[1] (line 20) and '
+        "model.layers[2] (line 21): block 'down' uses itself ('down' -> 'up' -> 'down'); a block cannot contain "
+        'itself',
+    ],
+    "block_twice_output_unknown.yaml": [
+        "block_twice_output_unknown.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
+        '(blocks.residual.output), used by model.layers[1] (line 18) and model.layers[2] (line 19): no layer is '
+        "named 'ad'; did you mean 'add'?",
+    ],
+    "block_twice_parameter_misspelled.yaml": [
+        "block_twice_parameter_misspelled.yaml:17:7: error: model.layers[1]: in block 'residual' at line 10 "
+        '(blocks.residual.layers[1].kernel_size), used by model.layers[1] (line 17) and model.layers[2] (line '
+        "18): block 'residual' has no parameter 'kernel'; its parameters are: filters, strides",
+    ],
+    "block_twice_uses_itself.yaml": [
+        "block_twice_uses_itself.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
+        '(blocks.residual.layers[4].block), used by model.layers[1] (line 18) and model.layers[2] (line 19): '
+        "block 'residual' uses itself ('residual' -> 'residual'); a block cannot contain itself",
+    ],
+    # a parameter's default: at its own line, once, however many uses leave it out
+    "block_default_does_not_fit.yaml": [
+        "block_default_does_not_fit.yaml:7:41: error: blocks.residual.params.strides.default: the default of "
+        "parameter 'strides' of block 'residual' does not fit blocks.residual.layers[0].strides (line 9): expected "
+        "an integer >= 1 or a list of 2 integers, got 0",
+    ],
+    "block_default_below_its_minimum.yaml": [
+        "block_default_below_its_minimum.yaml:7:41: error: blocks.residual.params.strides.default: the default of "
+        "parameter 'strides' of block 'residual': must be >= 2, got 1",
+    ],
+    # the expanded graph's bound, counted before anything is expanded
+    "block_repeat_billion.yaml": [
+        "block_repeat_billion.yaml:17:45: error: model.layers[1].repeat: this use of block 'residual' "
+        f"(1,000,000,000 x 4 layers) takes the model to 4,000,000,001 layers, {_TOO_MANY}",
+    ],
+    "block_repeat_million.yaml": [
+        "block_repeat_million.yaml:17:45: error: model.layers[1].repeat: this use of block 'residual' "
+        f"(1,000,000 x 4 layers) takes the model to 4,000,001 layers, {_TOO_MANY}",
+    ],
+    "blocks_doubling_forty_times.yaml": [
+        "blocks_doubling_forty_times.yaml:41:17: error: blocks.b9.layers[0].block: block 'b8' is nested 33 deep "
+        "here (model > 'b40' > 'b39' > 'b38' > ... 27 more > 'b10' > 'b9' > 'b8'); blocks nest at most 32 deep: "
+        "use fewer levels of blocks",
+        "blocks_doubling_forty_times.yaml:62:9: error: blocks.b14.layers[1]: this use of block 'b13' (8,192 "
+        f"layers) takes block 'b14' to 16,384 layers, {_TOO_MANY}",
+    ],
+    "blocks_nested_too_deep.yaml": [
+        "blocks_nested_too_deep.yaml:99:17: error: blocks.level32.layers[0].block: block 'level33' is nested 33 "
+        "deep here (model > 'level1' > 'level2' > 'level3' > ... 27 more > 'level31' > 'level32' > 'level33'); "
+        "blocks nest at most 32 deep: use fewer levels of blocks",
+    ],
+    # table specs: what the spec says about its columns, refused before the data is read
+    "table_fill_median_on_category.yaml": [
+        "table_fill_median_on_category.yaml:8:48: error: data.features[1].fill: fill median needs numbers and column "
+        "'color' is categorical; use fill: most_frequent, or constant with a fill_value",
+    ],
+    "table_fill_constant_without_value.yaml": [
+        "table_fill_constant_without_value.yaml:8:13: error: data.features[0].fill: fill: constant needs fill_value, "
+        "the value a missing cell takes; add fill_value: 0 (say), or use fill: mean",
+    ],
+    "table_column_listed_twice.yaml": [
+        "table_column_listed_twice.yaml:9:16: error: data.features[2].column: column 'alcohol' is listed twice (also "
+        "data.features[0]) with the same encoding, which only copies an input; list each column once",
+        "table_column_listed_twice.yaml:10:16: error: data.features[3].column: column 'color' is listed twice (also "
+        "data.features[1]) as numbers once and as text once; give each column one kind (numeric, or "
+        "categorical/binary) and list it once",
+        "table_column_listed_twice.yaml:11:16: error: data.features[4].column: column 'cultivar' is the target; a "
+        "model cannot take its target as a feature: remove it from data.features",
+    ],
+    "input_shape_missing.yaml": [
+        "input_shape_missing.yaml:3:1: error: model: missing required key 'input_shape'",
+    ],
     # augmentation layers and training options
     "augmentation_on_vector_input.yaml": [
         "augmentation_on_vector_input.yaml:6:7: error: model.layers[0]: RandomFlip augments images (height, width, "
@@ -574,7 +693,12 @@ OVERRIDES: dict[tuple[str, ...], list[str]] = {
 }
 
 #: corpus files also checked through the real command line.
+CLI_CASES = ["several_errors.yaml", "several_stages.yaml", "kernel_larger_than_input.yaml",
+             "loss_vs_sparse_labels.yaml", "graph_add_shapes_differ.yaml", "block_argument_out_of_range.yaml",
+             "block_nested_error.yaml", "block_twice_mutual_recursion.yaml", "blocks_doubling_forty_times.yaml",
+    ],
 CLI_CASES = ["several_errors.yaml", "kernel_larger_than_input.yaml", "loss_vs_sparse_labels.yaml",
+             "table_column_listed_twice.yaml",
              "graph_add_shapes_differ.yaml", "block_argument_out_of_range.yaml", "block_nested_error.yaml",
              "yaml_duplicate_key.yaml", "json_single_quotes.json"]
 
@@ -671,6 +795,7 @@ def _json_twin(yaml_path: Path, directory: Path) -> Path:
 
 @pytest.mark.parametrize("seed", sorted((REPO / "specs").glob("*.yaml")), ids=lambda path: path.name)
 def test_json_twin_of_a_valid_spec_resolves_and_summarises_the_same(seed: Path, tmp_path: Path):
+    (tmp_path / "data").symlink_to(seed.parent / "data")  # the reference tables' files, where the twin looks
     spec, graph = api.validate(seed)
     twin_spec, twin_graph = api.validate(_json_twin(seed, tmp_path))
     assert twin_spec.config == spec.config

@@ -1,6 +1,7 @@
 """`--set` overrides and `specforge init` templates."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,20 @@ def test_init_writes_a_valid_commented_spec(tmp_path, template):
     spec, graph = api.validate(path)
     assert spec.name == "my-model"
     assert graph.output_shape == (10,)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_a_template_writes_a_pixel_rescale_as_the_fraction(tmp_path, template):
+    """``rescale: 1/255`` is accepted, so a template says so rather than ``0.00392156862745098 # 1/255``."""
+    from specforge.data.preprocessing import rescale_factor
+
+    text = api.write_template("net", template, tmp_path).read_text()
+    assert "0.0039" not in text
+    spec, _ = api.validate(tmp_path / "net.yaml")
+    rescale = spec.config["data"]["preprocessing"].get("rescale", 1.0)
+    if rescale_factor(rescale) != 1.0:
+        assert re.search(r"^ *rescale: 1/255( +#.*)?$|[{ ]rescale: 1/255[,}]", text, re.MULTILINE), text
+        assert rescale == "1/255"
 
 
 def test_init_refuses_to_overwrite(tmp_path):

@@ -1,9 +1,12 @@
 """The seed tutorial's model: shapes, parameter counts and FLOPs worked out by hand."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from specforge import api
 
@@ -75,3 +78,28 @@ def test_every_example_spec_validates():
     for path in sorted((ROOT / "specs").glob("*.yaml")):
         spec, graph = api.validate(path)
         assert graph.output_shape == outputs.get(path.stem, (10,)), path
+
+
+def test_a_piped_summary_shows_every_layer_and_kind_whole():
+    """Piped output is 80 columns wide by default: the table is printed at its own width instead of cutting
+    cells short (``(BatchNormaliz…``)."""
+    from specforge.graph.summary import summary_lines
+
+    spec = ROOT / "specs" / "resnet.yaml"
+    environment = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
+    result = subprocess.run([sys.executable, "-m", "specforge", "validate", str(spec)],
+                            capture_output=True, text=True, cwd=ROOT, env=environment, check=False)
+    assert result.returncode == 0, result.stderr
+    _, graph = api.validate(spec)
+    cells = [cell for line in summary_lines(graph.summary()) for cell in line[:4]]
+    assert "(BatchNormalization)" in result.stdout and "…" not in result.stdout
+    for cell in cells:
+        assert cell in result.stdout
+
+
+@pytest.mark.parametrize("count, text", [(608, "608 FLOP"), (1_000, "1.0 kFLOP"), (22_381_056, "22.4 MFLOP"),
+                                         (3.2e9, "3.2 GFLOP")])
+def test_counts_are_written_with_a_space_before_the_unit(count, text):
+    from specforge.graph.summary import human
+
+    assert human(count, "FLOP") == text

@@ -14,7 +14,7 @@ import pytest
 
 from specforge import api
 from specforge.runs import directory as runs
-from specforge.base.errors import RunError
+from specforge.base.errors import RunError, TrainingInterrupted
 from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
 from specforge.sweep.trial import COMPLETE, FAILED, PRUNED, run_trial
@@ -103,6 +103,29 @@ def test_the_pruner_is_fed_once_per_epoch_and_stops_the_run(tmp_path):
     assert late.state == COMPLETE and len(late.values) == 3  # a prune after the last epoch saves nothing
 
 
+def test_a_trial_started_again_continues_its_own_run_and_refuses_another(tmp_path):
+    sweep = load_sweep(write_spec(tmp_path, fit={"epochs": 3}))
+    values = {"compile.optimizer.learning_rate": 0.005, "model.layers[1].units": 8}
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):  # stopped in its second epoch
+        run_trial(sweep, values, run_dir, lambda epoch, value: epoch == 2 and _interrupt(), **LIMITS)
+    assert runs.read_json(run_dir / runs.CHECKPOINT_STATE)["epoch"] == 1
+    reports = []
+    resumed = run_trial(sweep, values, run_dir, lambda epoch, value: reports.append(epoch) or False)
+    history = runs.read_json(run_dir / "history.json")["val_accuracy"]
+    assert resumed.state == COMPLETE and resumed.values == history and len(history) == 3 and reports == [2, 3]
+    weights = (run_dir / "weights.npz").read_bytes()
+    again = run_trial(sweep, values, run_dir, lambda epoch, value: reports.append(epoch) or False)
+    assert (again.state, again.values, reports[-1]) == (COMPLETE, history, 3)
+    assert (run_dir / "weights.npz").read_bytes() == weights
+    other = run_trial(sweep, {**values, "model.layers[1].units": 16}, run_dir, lambda epoch, value: False)
+    assert (other.state, other.error) == (FAILED, "holds another run than this trial's; move it away")
+
+
+def _interrupt() -> bool:
+    raise KeyboardInterrupt
+
+
 def test_median_pruning_in_a_sweep(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = write_spec(tmp_path, fit={"epochs": 3},
@@ -121,7 +144,7 @@ def test_median_pruning_in_a_sweep(tmp_path, monkeypatch):
     from specforge.sweep.local import run_local
 
     found = run_local(load_sweep(spec, trials=5), sweep_dir, jobs=1, limits={"train": 256, "test": 64},
-                      on_update=lambda records: None)
+                      on_update=lambda records: None, on_warning=lambda problem: pytest.fail(problem.format()))
     pruned = [record for record in found if record.state == PRUNED]
     assert len(pruned) == 2 and all(len(record.values) == 1 for record in pruned)
     assert all(runs.read_json(Path(record.run) / runs.MANIFEST)["epochs_completed"] == 1 for record in pruned)

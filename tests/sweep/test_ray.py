@@ -3,9 +3,14 @@ one-line errors without Ray or without a cluster."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -13,6 +18,8 @@ from specforge import api
 from specforge.runs import directory as runs
 from specforge.base.errors import RunError
 from specforge.sweep.trial import COMPLETE
+
+from tests.test_cli_train import environment
 
 from .tiny import LIMITS, need, write_spec
 
@@ -57,3 +64,53 @@ def test_an_unreachable_cluster_is_one_line_and_writes_nothing(tmp_path, monkeyp
     line = caught.value.format()
     assert line.startswith(f"--address 127.0.0.1:{port}: error: no Ray cluster answers at 127.0.0.1:{port}")
     assert "\n" not in line and not (tmp_path / "runs").exists()
+
+
+def test_a_sweep_killed_mid_run_resumes_on_rerun(tmp_path):
+    """The sweep process killed while its second trial trains: the same command restores Tune's experiment
+    (Tuner.restore) in the same sweep directory, keeps the finished trial as it is, continues the second trial's
+    run from its checkpoint and runs the third."""
+    need("ray")
+    need("optuna")
+    spec = write_spec(tmp_path, fit={"epochs": 3}, sweep={"trials": 3})
+    command = [sys.executable, "-m", "specforge", "sweep", str(spec), "--backend", "ray", "--jobs", "1",
+               "--limit-train", "3000", "--limit-test", "300", "--json"]
+    env = {key: value for key, value in environment().items() if key != "RAY_ADDRESS"}
+    trials = tmp_path / "runs" / "tiny-mlp" / "sweeps" / "1" / "trials"
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and first.poll() is None and not _training_second_trial(trials):
+            time.sleep(0.05)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # what the killed sweep's local Ray left running
+            os.killpg(first.pid, signal.SIGKILL)
+    assert _training_second_trial(trials), "the sweep was not killed while its second trial trained"
+    assert not (trials.parent / "results.json").exists()
+    finished = (trials / "0" / "weights.npz").read_bytes()
+    second_started = runs.read_json(trials / "1" / runs.MANIFEST)["created"]
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    payload = json.loads(again.stdout)
+    assert payload["sweep"] == "runs/tiny-mlp/sweeps/1"
+    assert not (trials.parent.parent / "2").exists()
+    by_number = {trial["number"]: trial for trial in payload["trials"]}
+    assert sorted(by_number) == [0, 1, 2] and {trial["state"] for trial in by_number.values()} == {COMPLETE}
+    assert all(len(trial["values"]) == 3 for trial in by_number.values())
+    assert (trials / "0" / "weights.npz").read_bytes() == finished  # not trained again
+    second = runs.read_json(trials / "1" / runs.MANIFEST)
+    assert (second["created"], second["status"], second["epochs_completed"]) == (second_started, "completed", 3)
+    assert json.loads((trials / "1" / "history.json").read_text())["val_accuracy"] == by_number[1]["values"]
+
+
+def _training_second_trial(trials) -> bool:
+    """Whether the first trial has finished and the second has checkpointed an epoch but not finished."""
+    state = trials / "1" / runs.CHECKPOINT_STATE
+    try:
+        return ((trials / "0" / "outcome.json").exists() and json.loads(state.read_text())["epoch"] >= 1
+                and runs.read_json(trials / "1" / runs.MANIFEST)["status"] == "running")
+    except (FileNotFoundError, json.JSONDecodeError, RunError):
+        return False

@@ -118,3 +118,43 @@ def test_a_sweep_file_names_its_spec(tmp_path):
 def test_a_spec_without_a_sweep_cannot_be_swept():
     with pytest.raises(SpecError, match="the spec has no sweep section"):
         load_sweep(SEED)
+
+
+def cli_validate(*args) -> object:
+    from typer.testing import CliRunner
+
+    from specforge.cli.commands import app
+
+    return CliRunner().invoke(app, ["validate", *map(str, args)])
+
+
+def test_validate_reads_the_shipped_sweep_file_as_its_spec_and_sweep():
+    shipped = SEED.parent / "sweeps" / "mnist.yaml"
+    out = cli_validate(shipped, "--json")
+    assert out.exit_code == 0, out.output
+    spec, graph = api.validate(SEED)
+    assert json.loads(out.stdout)["total_params"] == graph.total_params
+    assert api.validate(shipped)[0].config == spec.config
+
+
+def test_validate_locates_a_sweep_file_s_mistakes_in_it_and_the_spec_s_in_the_spec(tmp_path):
+    spec = write_spec(tmp_path)
+    sweep_file = tmp_path / "search.yaml"
+    sweep_file.write_text("spec: tiny.yaml\nsweep:\n  parameters:\n    fit.batch_sise: {int: [16, 64]}\n"
+                          "  metric: val_acc\n")
+    out = cli_validate(sweep_file)
+    assert out.exit_code == 2 and "Traceback" not in out.output
+    lines = sorted(out.output.strip().splitlines())
+    assert [line.split(" error: ")[0] for line in lines] == [f"{sweep_file}:4:21:", f"{sweep_file}:5:11:"]
+    assert lines[1].endswith("sweep.metric: training does not report 'val_acc'; reported: loss, accuracy, "
+                             "val_loss, val_accuracy")
+    sweep_file.write_text("spec: tiny.yaml\nsweep:\n  parameters:\n    fit.batch_size: {int: [16, 64]}\n")
+    assert cli_validate(sweep_file, "--set", "fit.epochs=0").output.strip() == \
+        "--set fit.epochs=0: error: fit.epochs: must be >= 1, got 0"
+    spec.write_text(spec.read_text().replace("epochs:", "epoch:"))
+    found = cli_validate(sweep_file).output.strip().splitlines()
+    assert len(found) == 1 and found[0].startswith(f"{spec}:") and "unknown key 'epoch'" in found[0]
+    sweep_file.write_text("spec: gone.yaml\nsweep:\n  parameters:\n    fit.batch_size: {int: [16, 64]}\n")
+    assert cli_validate(sweep_file).output.strip() == (f"{sweep_file}:1:7: error: spec: no such spec file "
+                                                       f"'{tmp_path / 'gone.yaml'}'; spec is relative to this "
+                                                       "file's directory")

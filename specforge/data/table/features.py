@@ -7,7 +7,8 @@ build the same steps into the ONNX graph.  Encodings, in feature order:
 
 - numeric: missing -> fill; ``log`` is ln(1 + x); ``standardize`` (x - mean) / std; ``minmax``
   (x - min) / (max - min); one column.
-- binary: the two values seen in training, sorted; the second is 1, anything else 0; one column.
+- binary: the two values seen in training, sorted; the second is 1, anything else 0 (an unseen value too:
+  ``data info`` and ``predict`` say where rows hold one); one column.
 - categorical: one column per training value (sorted) and a last out-of-vocabulary column; a value
   not seen in training is all zeros, as scikit-learn's ``OneHotEncoder(handle_unknown='ignore')``
   gives, so it adds nothing to the network's input.  The out-of-vocabulary column is therefore
@@ -31,6 +32,8 @@ from specforge.base.errors import DataError
 FEATURE_TYPES = ("numeric", "categorical", "binary")
 TARGET_TYPES = ("categorical", "binary", "numeric")
 FILLS = ("mean", "median", "constant", "most_frequent")
+#: The fills that need numbers (spec.checks refuses them for a categorical or binary column).
+NUMERIC_FILLS = ("mean", "median")
 SCALINGS = ("standardize", "minmax", "log", "none")
 #: The code of a category not seen in training: it matches no one-hot column.
 UNSEEN = -1
@@ -97,9 +100,6 @@ class Feature:
         if not present:
             raise DataError(f"column {column!r} has no values in the training split", file=table.file, path=where)
         fill = fill or "most_frequent"
-        if fill in ("mean", "median"):
-            raise DataError(f"fill {fill} needs numbers; column {column!r} is {kind}: use most_frequent or constant",
-                            path=f"{where}.fill")
         fill_value = as_text(config.get("fill_value", "")) if fill == "constant" else _most_frequent(present)
         vocabulary = sorted(set(present))
         if kind == "binary" and len(vocabulary) > 2:
@@ -229,12 +229,6 @@ class TablePipeline:
     @classmethod
     def fit(cls, features: list[dict], target: dict, train: Table) -> TablePipeline:
         fitted = [Feature.fit(config, train, f"data.features[{index}]") for index, config in enumerate(features)]
-        numeric: dict[str, bool] = {}
-        for index, feature in enumerate(fitted):
-            if numeric.setdefault(feature.column, feature.type == "numeric") != (feature.type == "numeric"):
-                raise DataError(f"column {feature.column!r} is read as numbers by one feature and as text by "
-                                "another; give each column one kind (numeric, or categorical/binary)",
-                                path=f"data.features[{index}].type")
         return cls(fitted, Target.fit(target, train, "data.target"))
 
     def encode(self, table: Table) -> np.ndarray:

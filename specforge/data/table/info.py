@@ -1,24 +1,31 @@
-"""Looking at a table: per column its type, missing cells, range or vocabulary, the target's balance or
-distribution, the rows of each split and those left out (``data info``), and a PNG of histograms, one per
-feature column and the target (``data show``)."""
+"""Looking at a table: per column its type, missing cells, range or vocabulary, values a binary column never held
+in training, the target's balance or distribution, the rows of each split and those left out (``data info``), and
+a PNG of histograms, one per feature column and the target (``data show``)."""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 
-from specforge.data.table.features import TablePipeline
-from specforge.data.table.read import Table
 from specforge.base.errors import DataError
 from specforge.base.fileio import write_bytes
+from specforge.data.table.features import TablePipeline
+from specforge.data.table.read import Table
 
-PANEL = (220, 120)
+PANEL = (260, 150)
 BINS = 20
 #: Categories drawn per panel; the rest are summed into one last bar.
 SHOWN_CATEGORIES = 12
+#: Pixels: the thickest a category's bar is drawn, and the space between panels.
+MAX_BAR_HEIGHT = 18
+GAP = 10
+FONT_SIZE = 11
+#: Values a binary column never held in training named in a warning; the rest are counted.
+SHOWN_UNSEEN = 3
 
 
 def _numbers(values: np.ndarray) -> dict:
@@ -27,6 +34,36 @@ def _numbers(values: np.ndarray) -> dict:
         return {"min": None, "max": None, "mean": None, "std": None}
     return {"min": float(present.min()), "max": float(present.max()), "mean": float(present.mean()),
             "std": float(present.std())}
+
+
+def unseen_counts(pipeline: TablePipeline, table: Table) -> dict[str, Counter]:
+    """Per binary feature column of ``table`` with values training never saw: how often each occurs.  A binary
+    column encodes its second training value as 1 and anything else as 0, so an unseen value reads as the first
+    one, as scikit-learn's ``handle_unknown='ignore'`` encodes it, in Python, the ONNX graph, Node and the
+    browser alike: the documented encoding, but rarely what ``maybe`` in a yes/no column means, so ``data info``
+    counts such rows and ``predict`` on a rows file warns of them."""
+    counts = {}
+    for feature in pipeline.features:
+        if feature.type == "binary":
+            unseen = Counter(text for text in table.texts(feature.column)
+                             if text is not None and text not in feature.vocabulary)
+            if unseen:
+                counts[feature.column] = unseen
+    return counts
+
+
+def unseen_binary_notes(pipeline: TablePipeline, table: Table) -> list[str]:
+    """One sentence per binary column of ``table`` holding values training never saw."""
+    vocabularies = {feature.column: feature.vocabulary for feature in pipeline.features}
+    notes = []
+    for column, unseen in unseen_counts(pipeline, table).items():
+        vocabulary = vocabularies[column]
+        named = ", ".join(repr(value) for value, _ in unseen.most_common(SHOWN_UNSEEN))
+        more = f" and {len(unseen) - SHOWN_UNSEEN} more" if len(unseen) > SHOWN_UNSEEN else ""
+        notes.append(f"binary column {column!r} ({' / '.join(vocabulary)} in training) has {sum(unseen.values())} "
+                     f"{'row' if sum(unseen.values()) == 1 else 'rows'} with other values ({named}{more}), "
+                     f"read as 0, as {vocabulary[0]!r} is; declare the column categorical to tell them apart")
+    return notes
 
 
 def column_info(pipeline: TablePipeline, splits: dict[str, Table]) -> list[dict]:
@@ -41,6 +78,9 @@ def column_info(pipeline: TablePipeline, splits: dict[str, Table]) -> list[dict]
         else:
             entry.update(vocabulary_size=len(feature.vocabulary), vocabulary=feature.vocabulary[:SHOWN_CATEGORIES],
                          fill=feature.fill)
+        if feature.type == "binary":  # rows whose value training never saw, read as 0 (unseen_counts)
+            entry["unseen"] = {name: sum(unseen_counts(pipeline, table).get(feature.column, {}).values())
+                               for name, table in splits.items()}
         info.append(entry)
     return info
 
@@ -70,30 +110,68 @@ def target_info(pipeline: TablePipeline, splits: dict[str, Table]) -> dict:
     return {"columns": target.columns, "type": target.type, "classes": target.classes, "class_counts": counts}
 
 
-def _panel(values: np.ndarray | list[str], title: str) -> object:
+def column_panel(values: np.ndarray | list[str], title: str) -> object:
+    """One column's picture: a histogram of a numeric column with its range, or a bar per category (the most
+    frequent first, the rest summed into one bar) labelled with the category and its count."""
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", PANEL, "white")
     draw = ImageDraw.Draw(image)
+    draw.font = _font()
+    top, bottom = 20, PANEL[1] - 4
     if isinstance(values, np.ndarray):
         present = values[~np.isnan(values)]
         counts, edges = np.histogram(present, bins=BINS) if present.size else (np.zeros(BINS), np.zeros(BINS + 1))
-        caption = f"{title}  {edges[0]:.4g}..{edges[-1]:.4g}"
-    else:
-        names, tallies = np.unique(np.array(values, dtype=object).astype(str), return_counts=True)
-        order = np.argsort(-tallies, kind="stable")
-        counts = tallies[order][:SHOWN_CATEGORIES]
-        if len(order) > SHOWN_CATEGORIES:
-            counts = np.append(counts, tallies[order][SHOWN_CATEGORIES:].sum())
-        caption = f"{title}  {len(names)} values"
-    top, bottom, width = 16, PANEL[1] - 4, (PANEL[0] - 8) / max(len(counts), 1)
-    peak = max(float(np.max(counts, initial=0)), 1.0)
-    for index, count in enumerate(counts):
-        left = round(4 + index * width)
-        right = round(4 + (index + 1) * width) - max(1, round(width / 10))
-        draw.rectangle([left, round(bottom - (bottom - top) * count / peak), right, bottom], fill="steelblue")
-    draw.text((4, 2), caption, fill="black")
+        draw.text((4, 2), f"{title}: {edges[0]:.4g} to {edges[-1]:.4g}", fill="black")
+        width, peak = (PANEL[0] - 8) / BINS, max(float(np.max(counts, initial=0)), 1.0)
+        for index, count in enumerate(counts):
+            left = round(4 + index * width)
+            right = round(4 + (index + 1) * width) - max(1, round(width / 10))
+            draw.rectangle([left, round(bottom - (bottom - top) * count / peak), right, bottom], fill="steelblue")
+        return image
+    names, tallies = np.unique(np.array(values, dtype=object).astype(str), return_counts=True)
+    order = np.argsort(-tallies, kind="stable")
+    bars = [(str(names[i]), int(tallies[i])) for i in order[:SHOWN_CATEGORIES]]
+    if len(order) > SHOWN_CATEGORIES:
+        bars.append((f"{len(order) - SHOWN_CATEGORIES} others", int(tallies[order][SHOWN_CATEGORIES:].sum())))
+    draw.text((4, 2), f"{title}: {len(names)} values", fill="black")
+    label_width = min(max(draw.textlength(name) for name, _ in bars), PANEL[0] * 0.4)
+    count_width = max(draw.textlength(f"{count:,}") for _, count in bars)
+    left, right = 4 + label_width + 4, PANEL[0] - 4 - count_width - 4
+    height, peak = min((bottom - top) / len(bars), MAX_BAR_HEIGHT), max(count for _, count in bars)
+    for index, (name, count) in enumerate(bars):
+        y = top + index * height
+        middle = y + height / 2
+        draw.text((4, middle), _fitted(draw, name, label_width), fill="black", anchor="lm")
+        draw.rectangle([left, round(y + 1), left + max(1, round((right - left) * count / peak)),
+                        round(y + height - 1)], fill="steelblue")
+        draw.text((PANEL[0] - 4, middle), f"{count:,}", fill="black", anchor="rm")
     return image
+
+
+def _font():
+    """DejaVu Sans where the system has it (Pillow looks among the system's fonts), whose letters cover the
+    accented names categories have (rosé); else Pillow's own scalable font."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", FONT_SIZE)
+    except OSError:
+        return ImageFont.load_default(size=FONT_SIZE)
+
+
+def _fitted(draw, text: str, width: float) -> str:
+    """``text``, shortened with an ellipsis to fit ``width`` pixels where it is longer."""
+    if draw.textlength(text) <= width:
+        return text
+    while text and draw.textlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def target_title(column: str) -> str:
+    """The title of a target column's panel."""
+    return f"{column} (target)"
 
 
 def render_histograms(pipeline: TablePipeline, table: Table, path: Path) -> Path:
@@ -105,15 +183,16 @@ def render_histograms(pipeline: TablePipeline, table: Table, path: Path) -> Path
     panels = []
     for column, numeric in dict((f.column, f.type == "numeric") for f in pipeline.features).items():
         values = table.numbers(column) if numeric else [t for t in table.texts(column) if t is not None]
-        panels.append(_panel(values, column))
+        panels.append(column_panel(values, column))
     for column in pipeline.target.columns:
         values = (table.numbers(column) if pipeline.target.regression
                   else [t for t in table.texts(column) if t is not None])
-        panels.append(_panel(values, f"target {column}"))
+        panels.append(column_panel(values, target_title(column)))
     columns = math.ceil(math.sqrt(len(panels)))
-    grid = Image.new("RGB", (columns * PANEL[0], math.ceil(len(panels) / columns) * PANEL[1]), "white")
+    step = (PANEL[0] + GAP, PANEL[1] + GAP)
+    grid = Image.new("RGB", (columns * step[0] + GAP, math.ceil(len(panels) / columns) * step[1] + GAP), "#e4e4e4")
     for index, panel in enumerate(panels):
-        grid.paste(panel, ((index % columns) * PANEL[0], (index // columns) * PANEL[1]))
+        grid.paste(panel, (GAP + (index % columns) * step[0], GAP + (index // columns) * step[1]))
     buffer = BytesIO()
     grid.save(buffer, format="PNG")
     return write_bytes(Path(path), buffer.getvalue())

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from specforge.data.files import resolve, sha256_file
-from specforge.data.splits import Loaded, Split
+from specforge.data.files import require_file, resolve, sha256_file
+from specforge.data.splits import DataShape, Loaded, Split
 from specforge.data.table.features import (FEATURE_TYPES, FILLS, SCALINGS, TARGET_TYPES, TablePipeline,
                                            refuse_missing_target)
 from specforge.data.table.read import Table, read_table
@@ -40,9 +40,10 @@ FEATURE_SCHEMA = {
                  "description": "numeric: one input; binary: two values, one 0/1 input; categorical: one-hot over "
                                 "the training values plus an out-of-vocabulary input. Default: numeric."},
         "fill": {"enum": list(FILLS),
-                 "description": "Value for a missing cell: the training split's mean or median (numeric), its most "
-                                "frequent value, or fill_value. Default: mean for numeric, most_frequent otherwise."},
-        "fill_value": {"type": ["number", "string"], "description": "The value of fill: constant. Default: 0 / ''."},
+                 "description": "Value for a missing cell: the training split's mean or median (numeric only), its "
+                                "most frequent value, or fill_value. Default: mean for numeric, most_frequent "
+                                "otherwise."},
+        "fill_value": {"type": ["number", "string"], "description": "The value of fill: constant (required with it)."},
         "scale": {"enum": list(SCALINGS), "default": "standardize",
                   "description": "Numeric scaling, with the training split's statistics: standardize (x - mean) / "
                                  "std, minmax (x - min) / (max - min), log ln(1 + x), or none. Default: standardize."},
@@ -109,7 +110,8 @@ def _draw(count: int, fraction: float, strata: np.ndarray | None, rng: np.random
 
 def _split_tables(spec: dict, base_dir: Path) -> tuple[dict[str, Table], dict[str, str]]:
     """The tables of every split (read from files or drawn from train) and the files' digests."""
-    paths = {split: resolve(base_dir, spec[split]) for split in FILE_SPLITS if split in spec}
+    paths = {split: require_file(resolve(base_dir, spec[split]), split, at_option=True)
+             for split in FILE_SPLITS if split in spec}
     tables = {split: read_table(path, split) for split, path in paths.items()}
     digests = {split: sha256_file(path) for split, path in paths.items()}
     rng = np.random.Generator(np.random.PCG64(spec.get("split_seed", 0)))
@@ -139,15 +141,45 @@ def _split_tables(spec: dict, base_dir: Path) -> tuple[dict[str, Table], dict[st
     return tables, digests
 
 
-def load_table(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
-    """Every split's encoded features and targets, the fitted pipeline, and the files' digests."""
+def fit_table(spec: dict, base_dir: Path) -> tuple[dict[str, Table], dict[str, str], TablePipeline]:
+    """Every split's table, the files' digests, and the pipeline fitted on the training split; a split's own
+    file must have every column the spec names (refused with the closest header name, as for training's)."""
     tables, digests = _split_tables(spec, base_dir)
     pipeline = TablePipeline.fit(spec["features"], spec["target"], tables["train"])
-    if tuple(input_shape) != (pipeline.width,):
-        parts = ", ".join(f"{feature.column} {feature.width}" for feature in pipeline.features)
-        raise DataError(f"the features encode to {pipeline.width} values per row ({parts}) but model.input_shape "
-                        f"is {list(input_shape)}; use input_shape: [{pipeline.width}]", path="model.input_shape")
+    targets = spec["target"]["column"] if isinstance(spec["target"]["column"], list) else [spec["target"]["column"]]
+    named = [(f"data.features[{index}]", feature["column"]) for index, feature in enumerate(spec["features"])] + \
+        [("data.target", column) for column in targets]
+    for split in digests.keys() - {"train"}:
+        for where, column in named:
+            tables[split].column(column, where)
+    return tables, digests, pipeline
+
+
+def table_shape(pipeline: TablePipeline) -> DataShape:
+    """The model input width the fitted features encode to, and the target's classes."""
+    categorical = [feature for feature in pipeline.features if feature.type == "categorical"]
+    singles = len(pipeline.features) - len(categorical)
+    parts = ([f"{singles} numeric or binary column{'s' if singles != 1 else ''} of 1"] if singles else []) + \
+        [f"{feature.column} {feature.width}: {len(feature.vocabulary)} categories and the out-of-vocabulary "
+         "column" for feature in categorical]
+    classes = None if pipeline.target.regression else len(pipeline.target.classes)
+    return DataShape((pipeline.width,), classes,
+                     f"the features encode to {pipeline.width} values per row ({'; '.join(parts)})")
+
+
+def load_table(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
+    """Every split's encoded features and targets, the fitted pipeline, and the files' digests."""
+    tables, digests, pipeline = fit_table(spec, base_dir)
+    problem = table_shape(pipeline).input_problem(input_shape)
+    if problem:
+        raise DataError(problem, path="model.input_shape")
     splits = {name: Split(name, pipeline.encode(table), pipeline.target.encode(table, "data.target"),
                           table.file, table.file, table=table)
               for name, table in tables.items()}
     return Loaded(splits, digests, None if pipeline.target.regression else pipeline.target.classes, pipeline)
+
+
+def table_splits(spec: dict) -> dict[str, str]:
+    """The splits a table spec gives, each with the option that gives it (a file, or a fraction of train)."""
+    return {split: option for split in FILE_SPLITS
+            for option in (split, f"{split}_fraction") if option in spec}

@@ -14,6 +14,7 @@ const INK = 10;              // pad pixels brighter than this belong to the draw
 const pad = document.getElementById('pad');
 const context = pad.getContext('2d', { willReadFrequently: true });
 const top = document.getElementById('top');
+const empty = document.getElementById('empty');
 const status = document.getElementById('status');
 let site, session, outputName;
 let running = false, dirty = false, runs = 0;
@@ -117,8 +118,14 @@ async function classify(input) {
   return Array.from(outputs[outputName].data);
 }
 
+// The listed classes (none: the "nothing to classify" line instead).
+function list(items) {
+  top.replaceChildren(...items);
+  empty.hidden = items.length > 0;
+}
+
 function show(probabilities) {
-  top.replaceChildren(...probabilities.map((p, index) => ({ p, index }))
+  list(probabilities.map((p, index) => ({ p, index }))
     .sort((a, b) => b.p - a.p).slice(0, SHOWN).map(({ p, index }) => {
       const item = document.createElement('li');
       item.dataset.class = String(index);
@@ -148,7 +155,7 @@ async function update() {
     while (dirty) {
       dirty = false;
       const input = site.mode === 'pad' ? padInput() : pictureInput();
-      if (input === null) top.replaceChildren();
+      if (input === null) list([]);
       else show(await classify(input));
     }
   } catch (error) {
@@ -172,6 +179,7 @@ function enableDrawing() {
   context.strokeStyle = context.fillStyle = '#fff';
   pad.addEventListener('pointerdown', (event) => {
     drawing = true;
+    status.textContent = '';
     pad.setPointerCapture(event.pointerId);
     const [x, y] = point(event);
     context.beginPath();
@@ -192,6 +200,7 @@ function enableDrawing() {
   pad.addEventListener('pointerup', stop);
   pad.addEventListener('pointercancel', stop);
   document.getElementById('clear').addEventListener('click', () => {
+    status.textContent = '';
     clearPad();
     context.fillStyle = '#fff';
     update();
@@ -205,6 +214,11 @@ async function open(file) {
   try {
     image = await createImageBitmap(file);
   } catch {
+    // Nothing of the previous image stays beside the error: the pad or picture and its classes are cleared.
+    picture = null;
+    clearPad();
+    if (site.mode === 'pad') context.fillStyle = '#fff';
+    list([]);
     status.textContent = `${file.name} is not an image this browser can read.`;
     return;
   }
@@ -243,7 +257,7 @@ function enableOpening() {
 
 async function main() {
   site = await (await fetch('site.json')).json();
-  document.title = site.name;
+  document.title = `${site.name}: image classifier`;
   document.body.classList.add(site.mode);
   document.getElementById('title').textContent = site.name;
   document.getElementById('hint').textContent = site.mode === 'pad'
