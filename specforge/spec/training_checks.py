@@ -34,11 +34,27 @@ def _class_weight_problems(spec: Spec, graph: Graph) -> list[Problem]:
 def _schedule_problems(spec: Spec) -> list[Problem]:
     from specforge.options.callbacks import CALLBACKS
 
-    if not isinstance(spec.config["compile"]["optimizer"]["learning_rate"], dict):
+    rate = spec.config["compile"]["optimizer"]["learning_rate"]
+    if not isinstance(rate, dict):
         return []
-    return [Problem(f"{item['type']} sets the learning rate, and compile.optimizer.learning_rate is a schedule; "
+    problems = _piecewise_problems(spec, rate)
+    return problems + [Problem(f"{item['type']} sets the learning rate, and compile.optimizer.learning_rate is a schedule; "
                     "keep one of them", spec.locate(("fit", "callbacks", index)))
             for index, item in enumerate(spec.config["fit"]["callbacks"]) if CALLBACKS[item["type"]].sets_learning_rate]
+
+
+def _piecewise_problems(spec: Spec, rate: dict) -> list[Problem]:
+    """piecewise_constant_decay needs one value more than boundaries, and increasing boundaries."""
+    if rate["name"] != "piecewise_constant_decay":
+        return []
+    where = ("compile", "optimizer", "learning_rate")
+    boundaries, values = rate["boundaries"], rate["values"]
+    if len(values) != len(boundaries) + 1:
+        return [Problem(f"{len(boundaries)} boundaries need {len(boundaries) + 1} values (one before the first "
+                        f"boundary, one after each), got {len(values)}", spec.locate(where + ("values",)))]
+    if any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
+        return [Problem(f"the boundaries must increase, got {boundaries}", spec.locate(where + ("boundaries",)))]
+    return []
 
 
 def check_warmup(spec: Spec, train_examples: int | None) -> None:

@@ -666,6 +666,27 @@ EXPECTED: dict[str, list[str]] = {
     "label_smoothing_too_big.yaml": [
         "label_smoothing_too_big.yaml:11:22: error: compile.loss.label_smoothing: must be <= 1, got 1.5",
     ],
+    "schedule_piecewise_values_count.yaml": [
+        "schedule_piecewise_values_count.yaml:13:15: error: compile.optimizer.learning_rate.values: 2 boundaries "
+        "need 3 values (one before the first boundary, one after each), got 2",
+    ],
+    "class_weight_balance_misspelled.yaml": [
+        "class_weight_balance_misspelled.yaml:11:17: error: fit.class_weight: expected null or 'balanced' or a "
+        "mapping, got 'balance'",
+    ],
+    "augmentation_flip_mode_misspelled.yaml": [
+        "augmentation_flip_mode_misspelled.yaml:6:32: error: model.layers[0].mode: unknown value 'horizontal_flip'; "
+        "did you mean 'horizontal'? expected one of: horizontal, vertical, horizontal_and_vertical",
+    ],
+    "augmentation_brightness_factor_too_big.yaml": [
+        "augmentation_brightness_factor_too_big.yaml:6:40: error: model.layers[0].factor: expected a number >= -1.0 "
+        "and <= 1.0 or a list of 2 numbers, got 1.5",
+    ],
+    "augmentation_after_branch.yaml": [
+        "augmentation_after_branch.yaml:8:7: error: model.layers[2]: RandomRotation comes after layer left, which "
+        "changes what the image means; augmentation layers go first, before the first layer that is not one (each "
+        "takes the model's input or another augmentation layer's output)",
+    ],
 }
 
 #: ``--set`` options applied to the seed spec -> the exact lines.
