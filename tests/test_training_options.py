@@ -248,3 +248,18 @@ def test_a_weight_column_that_does_not_exist_is_one_located_line(tmp_path):
     expected = (f"{tmp_path / 'spec.yaml'}:11:18: error: data.sample_weight: {tmp_path / 'train.csv'} has no "
                 "column 'weight'; the header has: x1, x2, label, w")
     assert result.output.strip().splitlines() == [expected]
+
+
+def test_augmentation_is_absent_from_the_export_but_random_crop_crops():
+    from helpers import make_layer, onnx_of
+
+    dense = make_layer("Dense", {"units": 3}, (48,), dtype=np.float32)
+    flatten = make_layer("Flatten", {}, (4, 4, 3), dtype=np.float32)
+    augmented = [make_layer(kind, config, (4, 4, 3), dtype=np.float32)
+                 for kind, config in [("RandomFlip", {}), ("RandomRotation", {"factor": 0.1}),
+                                      ("RandomContrast", {"factor": 0.2})]]
+    plain_ops = [node.op_type for node in onnx_of([flatten, dense], (4, 4, 3)).graph.node]
+    assert [node.op_type for node in onnx_of([*augmented, flatten, dense], (4, 4, 3)).graph.node] == plain_ops
+    crop = make_layer("RandomCrop", {"height": 2, "width": 4}, (4, 4, 3), dtype=np.float32)
+    cropped = onnx_of([crop, make_layer("Flatten", {}, (2, 4, 3), dtype=np.float32)], (4, 4, 3))
+    assert "Slice" in [node.op_type for node in cropped.graph.node]
