@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 def check_options(spec: Spec) -> None:
     """Raise SpecError listing every clash the spec's values make among themselves (no graph, no data needed)."""
-    _raise(option_problems(spec) + _column_problems(spec))
+    from specforge.spec.training_checks import training_option_problems
+
+    _raise(option_problems(spec) + _column_problems(spec) + training_option_problems(spec))
 
 
 def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None) -> None:

@@ -12,19 +12,28 @@ from specforge.graph.dag import Graph
 from specforge.spec import Spec
 
 
+def training_option_problems(spec: Spec) -> list[Problem]:
+    """What the spec's values alone tell: a schedule beside a callback that sets the learning rate, a
+    piecewise schedule's values against its boundaries, class weights for a numeric target."""
+    problems = _schedule_problems(spec)
+    data = spec.config["data"]
+    if spec.config["fit"].get("class_weight") is not None and data.get("source") == "table" \
+            and data["target"]["type"] == "numeric":
+        problems.append(Problem("class_weight weighs classes and the target is numeric; use data.sample_weight to "
+                                "weight examples", spec.locate(("fit", "class_weight"))))
+    return problems
+
+
 def training_problems(spec: Spec, graph: Graph) -> list[Problem]:
-    """Class weights naming no class; a schedule beside a callback that sets the learning rate."""
-    return _class_weight_problems(spec, graph) + _schedule_problems(spec)
-
-
-def _class_weight_problems(spec: Spec, graph: Graph) -> list[Problem]:
+    """Class weights naming classes the model does not have."""
     from specforge.training.weighting import class_index
 
     setting = spec.config["fit"].get("class_weight")
-    if not isinstance(setting, dict):
+    data = spec.config["data"]
+    if not isinstance(setting, dict) or (data.get("source") == "table" and data["target"]["type"] == "numeric"):
         return []
     classes = max(graph.output_shape[-1], 2)
-    names = spec.config["data"].get("class_names") or ()
+    names = data.get("class_names") or ()
     known = f"classes 0..{classes - 1}" + (f" or {', '.join(names)}" if names else "")
     return [Problem(f"class_weight names class {key!r}, which the model does not have; use {known}",
                     spec.locate(("fit", "class_weight", key), at_key=True))

@@ -666,6 +666,10 @@ EXPECTED: dict[str, list[str]] = {
     "label_smoothing_too_big.yaml": [
         "label_smoothing_too_big.yaml:11:22: error: compile.loss.label_smoothing: must be <= 1, got 1.5",
     ],
+    "class_weight_on_numeric_target.yaml": [
+        "class_weight_on_numeric_target.yaml:17:17: error: fit.class_weight: class_weight weighs classes and the "
+        "target is numeric; use data.sample_weight to weight examples",
+    ],
     "schedule_piecewise_values_count.yaml": [
         "schedule_piecewise_values_count.yaml:13:15: error: compile.optimizer.learning_rate.values: 2 boundaries "
         "need 3 values (one before the first boundary, one after each), got 2",
