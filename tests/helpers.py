@@ -12,6 +12,7 @@ from onnx.reference import ReferenceEvaluator
 from specforge.export.onnx import graph_to_onnx
 from specforge.graph.dag import Graph
 from specforge.layers import REGISTRY
+from specforge.layers.base import INPUT_DTYPES
 
 #: The reference specs in specs/, each also a template of ``specforge init`` (a link in specforge/starters/).
 REFERENCE_SPECS = ("inception", "mobilenet", "resnet", "sequence")
@@ -54,6 +55,19 @@ def make_layer(kind: str, config: dict, shape: tuple, dtype=np.float64, seed: in
     return layer, params
 
 
+#: Ids drawn for a kind that takes them (``Layer.input_dtype`` int): every example of such a kind takes ids below it.
+IDS = 3
+
+
+def example_input(kind: str, shape: tuple, count: int, seed: int, dtype=np.float64) -> np.ndarray:
+    """``count`` random inputs of ``shape`` for ``kind``: standard normal values in ``dtype``, or for a kind that
+    takes ids, ids below ``IDS`` in its own dtype."""
+    rng = np.random.default_rng(seed)
+    if REGISTRY[kind].input_dtype == "float":
+        return rng.standard_normal((count, *shape)).astype(dtype)
+    return rng.integers(0, IDS, (count, *shape)).astype(INPUT_DTYPES[REGISTRY[kind].input_dtype])
+
+
 def forward_fresh(kind: str, config: dict, params: dict, x: np.ndarray, training: bool):
     """Forward through a new layer with a fixed generator, so that repeated calls see the same dropout mask."""
     layer = REGISTRY[kind](config)
@@ -72,7 +86,9 @@ def check_gradients(kind: str, config: dict, params: dict, x: np.ndarray, traini
 
     trainable = [name for name in params if name not in layer.non_trainable]
     assert sorted(grads) == sorted(trainable)
-    for name, array, analytic in [("x", x, dx), *((n, params[n], grads[n]) for n in trainable)]:
+    takes_ids = np.issubdtype(x.dtype, np.integer)
+    assert (dx is None) == takes_ids, "a kind has an input gradient exactly when it takes values, not ids"
+    for name, array, analytic in [*([] if takes_ids else [("x", x, dx)]), *((n, params[n], grads[n]) for n in trainable)]:
         assert analytic.shape == array.shape, name
         numeric = numerical_gradient(loss, array, eps)
         np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol, err_msg=f"gradient of {name}")
@@ -99,7 +115,7 @@ def check_onnx_parity(steps, input_shape: tuple, x: np.ndarray, expected: np.nda
     onnxruntime and the ONNX reference evaluator compute ``expected`` (the numpy forward by default)."""
     model = onnx_of(steps, input_shape, **options)
     inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    out_shape = numpy_forward(steps, np.zeros((1, *input_shape), np.float32)).shape[1:]
+    out_shape = numpy_forward(steps, np.zeros((1, *input_shape), x.dtype)).shape[1:]
     dims = inferred.graph.output[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["N", *out_shape]
     expected = numpy_forward(steps, x) if expected is None else expected

@@ -1,4 +1,4 @@
-"""Mini-batches: drawn in a seeded order, converted to float32 one batch at a time."""
+"""Mini-batches: drawn in a seeded order, converted to the model input's dtype one batch at a time."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def batch_count(split: Split, batch_size: int) -> int:
 
 def iterate_batches(split: Split, batch_size: int, *, shuffle: bool, rng: np.random.Generator | None = None,
                     preprocessing: Preprocessing | None = None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """One epoch of ``(x float32 (B, *input_shape), y)`` batches; y is None for an unlabelled split.
+    """One epoch of ``(x (B, *input_shape), y)`` batches, x in the preprocessing's ``input_dtype``; y is None for
+    an unlabelled split.
 
     With ``shuffle`` the order is ``rng.permutation(len(split))``, drawn once when this is
     called and nothing else is drawn from ``rng``: an epoch's order depends only

@@ -143,8 +143,9 @@ def _select_validation(splits: dict[str, Split], validation: Validation) -> tupl
 
 
 def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: Validation = "test",
-                 base_dir: Path) -> Dataset:
-    """Read, check and split the data a spec's ``data`` section declares.
+                 base_dir: Path, input_dtype: str = "float32") -> Dataset:
+    """Read, check and split the data a spec's ``data`` section declares, for a model input of ``input_shape``
+    and ``input_dtype`` (``Graph.input_dtype``).
 
     Images keep their stored dtype (uint8 for every image format) and shape (flat CSV
     rows become ``input_shape``); they are converted batch by batch by ``preprocessing``.
@@ -166,7 +167,8 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
         for split in splits.values():
             check_labels(split.name, split.labels, num_classes, split.labels_file, counted_by)
         class_names = data_spec.get("class_names") or loaded.class_names or [str(i) for i in range(num_classes)]
-        preprocessing = Preprocessing.from_spec(data_spec, input_shape, num_classes, class_names, loaded.pipeline)
+        preprocessing = Preprocessing.from_spec(data_spec, input_shape, num_classes, class_names, loaded.pipeline,
+                                                input_dtype)
     for split in splits.values():
         split.preprocessing = preprocessing
     if loaded.pipeline is not None and isinstance(validation, float):

@@ -17,10 +17,11 @@ def limit_dataset(dataset: Dataset, limit_train: int | None, limit_test: int | N
                    first(dataset.test, limit_test), dataset.preprocessing, dataset.source_hash, dataset.digests)
 
 
-def load_data(config: dict, base_dir: Path, limits: dict[str, int | None]) -> Dataset:
-    """The data of a resolved spec ``config``, split as ``fit.validation`` says, cut to ``limits`` (train, test)."""
+def load_data(config: dict, base_dir: Path, limits: dict[str, int | None], input_dtype: str = "float32") -> Dataset:
+    """The data of a resolved spec ``config``, split as ``fit.validation`` says, cut to ``limits`` (train, test),
+    for a model input of ``input_dtype`` (``Graph.input_dtype``)."""
     dataset = load_dataset(config["data"], tuple(config["model"]["input_shape"]),
-                           validation=config["fit"]["validation"], base_dir=base_dir)
+                           validation=config["fit"]["validation"], base_dir=base_dir, input_dtype=input_dtype)
     return limit_dataset(dataset, limits.get("train"), limits.get("test"))
 
 

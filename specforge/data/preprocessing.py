@@ -3,7 +3,8 @@
 A ``Preprocessing`` is built from the spec once, saved with the run (``to_dict``) and
 read back (``from_dict``) by evaluate, predict and export, so that every stage applies
 the same steps: reshape to ``input_shape``, multiply by ``rescale``, subtract ``mean``
-and divide by ``std`` (scalars or one value per channel, the last axis).
+and divide by ``std`` (scalars or one value per channel, the last axis), giving float32; or, for a
+model whose input is integer ids (``input_dtype`` int64), reshape only.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Preprocessing:
 
     ``table`` is a table source's fitted pipeline (``TablePipeline.to_dict()``): the steps from raw
     rows to the model's inputs, which a table split has already applied to its features.
+    ``input_dtype`` is the model input's numpy dtype (``Graph.input_dtype``).
     """
 
     input_shape: tuple[int, ...]
@@ -55,6 +57,7 @@ class Preprocessing:
     std: tuple[float, ...] | None = None
     labels_encoding: str = "one_hot"
     table: dict | None = None
+    input_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
@@ -72,14 +75,19 @@ class Preprocessing:
         if self.std is not None and min(self.std) <= 0:
             raise DataError(f"normalize.std {list(self.std)} has a value <= 0; standard deviations are positive",
                             path="data.preprocessing.normalize.std")
+        if self.takes_ids and (self.rescale != 1 or self.mean is not None):
+            raise DataError(f"the model's input is {self.input_dtype} ids, which are not rescaled or normalized; "
+                            "leave data.preprocessing.rescale and normalize out", path="data.preprocessing")
         if len(self.class_names) != self.num_classes:
             raise DataError(f"{len(self.class_names)} class_names for {self.num_classes} classes; give one name "
                             "per class", path="data.class_names")
 
     @classmethod
     def from_spec(cls, data_spec: dict, input_shape: tuple[int, ...], num_classes: int,
-                  class_names: list[str], pipeline: TablePipeline | None = None) -> Preprocessing:
-        """The steps the spec's ``data.preprocessing`` asks for (defaults filled in)."""
+                  class_names: list[str], pipeline: TablePipeline | None = None,
+                  input_dtype: str = "float32") -> Preprocessing:
+        """The steps the spec's ``data.preprocessing`` asks for (defaults filled in), to a model input of
+        ``input_dtype``."""
         spec = data_spec.get("preprocessing") or {}
         reshape = spec.get("reshape")
         if reshape is not None and tuple(reshape) != tuple(input_shape):
@@ -89,12 +97,12 @@ class Preprocessing:
         normalize = spec.get("normalize") or {}
         return cls(tuple(input_shape), num_classes, tuple(class_names), rescale_factor(spec.get("rescale", 1.0)),
                    normalize.get("mean"), normalize.get("std"), spec.get("labels", "one_hot"),
-                   None if pipeline is None else pipeline.to_dict())
+                   None if pipeline is None else pipeline.to_dict(), input_dtype)
 
     # -- persistence -----------------------------------------------------------------
     def to_dict(self) -> dict:
-        """JSON-friendly form, stored in the run directory."""
-        return {
+        """JSON-friendly form, stored in the run directory (``input_dtype`` only when it is not float32)."""
+        saved = {
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "class_names": list(self.class_names),
@@ -104,11 +112,13 @@ class Preprocessing:
             "labels": self.labels_encoding,
             "table": self.table,
         }
+        return saved if self.input_dtype == "float32" else {**saved, "input_dtype": self.input_dtype}
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocessing:
         return cls(tuple(data["input_shape"]), int(data["num_classes"]), tuple(data["class_names"]),
-                   float(data["rescale"]), data.get("mean"), data.get("std"), data["labels"], data.get("table"))
+                   float(data["rescale"]), data.get("mean"), data.get("std"), data["labels"], data.get("table"),
+                   data.get("input_dtype", "float32"))
 
     @cached_property
     def pipeline(self) -> TablePipeline | None:
@@ -116,6 +126,11 @@ class Preprocessing:
         from specforge.data.table.features import TablePipeline
 
         return None if self.table is None else TablePipeline.from_dict(self.table)
+
+    @property
+    def takes_ids(self) -> bool:
+        """Whether the model's input is integer ids rather than values."""
+        return np.issubdtype(np.dtype(self.input_dtype), np.integer)
 
     @property
     def regression(self) -> bool:
@@ -138,12 +153,15 @@ class Preprocessing:
         return (self.rescale / std).astype(np.float32), (-mean / std).astype(np.float32)
 
     def images(self, batch: np.ndarray) -> np.ndarray:
-        """float32 ``(B, *input_shape)`` from stored images ``(B, ...)`` (any dtype, same element count)."""
+        """The model's input ``(B, *input_shape)`` in ``input_dtype`` from stored examples ``(B, ...)`` (any dtype,
+        same element count): float32 values rescaled and normalized, or the ids as they are."""
         batch = np.asarray(batch)
         per_example = prod(batch.shape[1:])
         if per_example != prod(self.input_shape):
             raise DataError(f"images of shape {list(batch.shape[1:])} ({per_example} values) cannot be reshaped "
                             f"to input_shape {list(self.input_shape)} ({prod(self.input_shape)} values)")
+        if self.takes_ids:
+            return batch.reshape((len(batch), *self.input_shape)).astype(self.input_dtype)
         scale, offset = self.scale_and_offset
         out = np.multiply(batch.reshape((len(batch), *self.input_shape)), scale, dtype=np.float32)
         if self.mean is not None:

@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any, Sequence
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from specforge.base.layout import NCHW, NHWC
 
@@ -109,5 +109,7 @@ class OnnxBuilder:
             self._transposed[key] = out
         return self._transposed[key]
 
-    def value_info(self, name: str, shape: Sequence[int | str], doc: str = "") -> Any:
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape), doc_string=doc)
+    def value_info(self, name: str, shape: Sequence[int | str], doc: str = "", dtype: str = "float32") -> Any:
+        """A graph input's or output's type: ``dtype`` (a numpy dtype name) and ``shape``."""
+        return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), list(shape),
+                                             doc_string=doc)

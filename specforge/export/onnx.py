@@ -1,7 +1,7 @@
 """Graph + weights -> ONNX model.
 
-The model's input is ``input``: float32, NHWC as in the spec, with a symbolic
-batch axis ``N``.  Optional preprocessing (``x * scale + offset``, the run's
+The model's input is ``input``: the graph's input dtype (float32, or int64 ids for a model whose
+first layers take ids), NHWC as in the spec, with a symbolic batch axis ``N``.  Optional preprocessing (``x * scale + offset``, the run's
 rescale and normalisation) comes first, so a deployed model takes raw values.
 Each layer emits its nodes through an OnnxBuilder, which inserts NHWC <-> NCHW
 Transposes only where a layer needs the other layout; the output is brought
@@ -82,7 +82,8 @@ def graph_to_onnx(graph: Graph, params: Sequence[Params], *, opset: int = DEFAUL
 
     onnx_graph = helper.make_graph(
         builder.nodes, "specforge",
-        [builder.value_info(INPUT_NAME, ["N", *input_shape], _input_doc(input_shape, preprocessing))],
+        [builder.value_info(INPUT_NAME, ["N", *input_shape], _input_doc(input_shape, graph.input_dtype, preprocessing),
+                            graph.input_dtype)],
         [builder.value_info(public, ["N", *dims], _OUTPUT_DOCS.get(public, "")) for public, dims in outputs],
         initializer=builder.initializers,
         doc_string=doc,
@@ -126,12 +127,12 @@ _OUTPUT_DOCS = {
 }
 
 
-def _input_doc(input_shape: Sequence[int], preprocessing: Preprocessing | None) -> str:
+def _input_doc(input_shape: Sequence[int], dtype: str, preprocessing: Preprocessing | None) -> str:
     shape = ", ".join(["N", *map(str, input_shape)])
     values = ("raw values as stored in the training data; the run's preprocessing is in the graph"
               if preprocessing is not None else "preprocessed values (apply the preprocessing in the metadata)")
     layout = "NHWC" if len(input_shape) == 3 else "as in the spec"
-    return f"[{shape}] float32, {layout}: {values}."
+    return f"[{shape}] {dtype}, {layout}: {values}."
 
 
 def _preprocess(builder: OnnxBuilder, name: str, shape: tuple[int, ...],

@@ -116,8 +116,8 @@ def first_mismatch(graph: Graph, params: Sequence[Params], x: np.ndarray, feed: 
 
 
 def _feed(raw: np.ndarray, x: np.ndarray, in_graph: bool) -> np.ndarray:
-    """The model's input: raw values as float32 in the input shape, or the preprocessed batch."""
-    return np.asarray(raw, dtype=np.float32).reshape(x.shape) if in_graph else x
+    """The model's input: raw values in the input's dtype and shape, or the preprocessed batch ``x``."""
+    return np.asarray(raw, dtype=x.dtype).reshape(x.shape) if in_graph else x
 
 
 def _run(model_bytes: bytes, feed: np.ndarray) -> np.ndarray:

@@ -66,7 +66,7 @@ def export_classifier(graph: Graph, params: Sequence[Params], preprocessing: Pre
     has them).  Raises ExportError when a layer cannot be converted or the gate fails.
     """
     doc = (f"{_doc_title(spec_name, description)} Input 'input' [N, "
-           f"{', '.join(map(str, graph.input_shape))}] float32 NHWC; output 'probabilities' "
+           f"{', '.join(map(str, graph.input_shape))}] {graph.input_dtype} NHWC; output 'probabilities' "
            f"[N, {', '.join(map(str, graph.output_shape))}]. See metadata_props for classes and preprocessing.")
     model = export_graph(graph, params, opset=opset, logits=logits,
                          preprocessing=preprocessing if in_graph else None, doc=doc)
@@ -215,7 +215,7 @@ def quantization_data(config: dict, input_shape: tuple[int, ...], base_dir: Path
 
     def inputs(images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
-        return (images.reshape((len(images), *input_shape)).astype(np.float32) if in_graph
+        return (images.reshape((len(images), *input_shape)).astype(steps.input_dtype) if in_graph
                 else steps.images(images))
 
     return (inputs(dataset.train.images[:CALIBRATION_EXAMPLES]), inputs(dataset.test.images),

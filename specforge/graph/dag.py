@@ -20,7 +20,7 @@ import numpy as np
 
 from specforge.base.errors import Problem, ShapeError, SpecError, SpecforgeError
 from specforge.layers import REGISTRY, Layer
-from specforge.layers.base import Params, Shape
+from specforge.layers.base import INPUT_DTYPES, Params, Shape
 from specforge.spec.flatten import INPUT, FlatLayer, FlatModel, flatten_model, merge_uses
 from specforge.spec.reader import SpecPath
 
@@ -93,6 +93,34 @@ class Graph:
     @property
     def output_shape(self) -> Shape:
         return self.nodes[-1].output_shape if self.nodes else self.input_shape
+
+    @property
+    def input_dtype(self) -> str:
+        """The numpy dtype of the model's input: what the kinds taking it declare (``Layer.input_dtype``),
+        float32 for a graph without nodes; ShapeError where ``input_dtype_conflict`` finds one."""
+        conflict = self.input_dtype_conflict()
+        if conflict is not None:
+            raise ShapeError(conflict[1])
+        kinds = [node.layer.input_dtype for node in self.nodes if INPUT_NODE in node.inputs]
+        return INPUT_DTYPES[kinds[0] if kinds else "float"]
+
+    def input_dtype_conflict(self) -> tuple[Node, str] | None:
+        """A node whose kind cannot take what it is given, and why: ids from another layer's output (no layer
+        outputs ids), or a kind of input other than the first node taking the model's input takes."""
+        first: Node | None = None
+        for node in self.nodes:
+            kind = node.layer.input_dtype
+            if INPUT_NODE not in node.inputs:
+                if kind != "float":
+                    return node, (f"{node.layer.type} takes {kind} ids, which only the model's input holds; "
+                                  "give it `inputs: input`")
+            elif first is None:
+                first = node
+            elif kind != first.layer.input_dtype:
+                return node, (f"{node.layer.type} takes {kind} input, and {first.layer.name!r} "
+                              f"({first.layer.type}) takes {first.layer.input_dtype} from the same model input; "
+                              "make the layers taking the input take one kind")
+        return None
 
     @property
     def final_activation(self) -> str:
@@ -177,7 +205,13 @@ def build_graph(spec) -> Graph:
         raise SpecError(problems=merge_uses(flat.problems + cycle + shapes, spec))
     if shapes:
         raise ShapeError(problems=merge_uses(shapes, spec))
-    return _only(graph, _ancestors(flat.output, by_name))
+    graph = _only(graph, _ancestors(flat.output, by_name))
+    conflict = graph.input_dtype_conflict()
+    if conflict is not None:
+        node, message = conflict
+        with _located(by_name[node.source], spec):
+            raise ShapeError(message)
+    return graph
 
 
 def _only(graph: Graph, sources: set[str]) -> Graph:

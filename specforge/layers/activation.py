@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from specforge import ops
 from specforge.options import activations
-from specforge.ops import parallel
 from specforge.layers.base import ACTIVATION_NAMES, Layer, Shape
 
 
-def _parts(x: np.ndarray) -> list[slice]:
-    return parallel.shards(len(x), parallel.ELEMENTWISE_FLOPS * x[0].size)
-
-
 class ActivationLayer(Layer):
-    """A layer that applies one activation function elementwise (softmax: over the channels)."""
+    """A layer that applies one activation function elementwise (softmax: over the channels); the step planner
+    knows it by ``function`` (specforge.ops.plan.ActivationNode) and fuses that function into the layer before."""
 
     def function(self) -> activations.ActivationFunction:
         raise NotImplementedError
@@ -23,19 +18,14 @@ class ActivationLayer(Layer):
         return tuple(input_shape)
 
     def forward(self, params, x, training=False, rng=None, activation=None):
-        function = self.function()
-        y = np.empty(x.shape, x.dtype)
-        parallel.run(lambda part: function.forward_into(x[part], y[part]), _parts(x))
+        y = ops.activate(self.function(), x)
         return y, (x, y)
 
     def backward(self, params, cache, dy, need_dx=True):
         if not need_dx:
             return None, {}
         x, y = cache
-        function = self.function()
-        dx = np.empty(dy.shape, np.result_type(x, dy))
-        parallel.run(lambda part: function.backward_into(x[part], y[part], dy[part], dx[part]), _parts(x))
-        return dx, {}
+        return ops.activate_gradient(self.function(), x, y, dy), {}
 
     def to_onnx(self, builder, params, input_name):
         return self.function().to_onnx(builder, input_name, self.name)

@@ -6,7 +6,8 @@ property name -> schema, with descriptions and defaults), small valid configs
 initialisation, FLOPs, forward and backward side by side, and ONNX conversion.
 
 Shapes never include the batch axis: an MNIST image is ``(28, 28, 1)``.
-Tensors always do: ``x`` has shape ``(N, *input_shape)``, float32, NHWC.
+Tensors always do: ``x`` has shape ``(N, *input_shape)``, NHWC, float32, or int64 for a kind that
+takes integer ids (``input_dtype``); what a layer computes goes through ``specforge.ops``.
 
 Activations given as a layer option (``Conv2D(..., activation: relu)``) are not
 applied by the layer: the graph splits them into an ``Activation`` node so that
@@ -48,6 +49,10 @@ class Layer:
     #: shapes, ``forward`` a list of batches, ``backward`` returns a list of gradients and ``to_onnx`` takes
     #: a list of tensor names.
     merges: ClassVar[bool] = False
+    #: What the kind takes: ``"float"`` values, or ``"int"`` ids (a lookup table's rows). A model whose first
+    #: layers take ids gets int64 batches and an int64 ONNX input (``Graph.input_dtype``); such a kind takes
+    #: the model's input itself, since no layer outputs ids.
+    input_dtype: ClassVar[str] = "float"
 
     def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
         config = dict(config or {})
@@ -134,6 +139,9 @@ class Layer:
         raise NotImplementedError
 
 
+#: The numpy dtype of a batch for each ``Layer.input_dtype``.
+INPUT_DTYPES = {"float": "float32", "int": "int64"}
+
 #: A layer name: no '/', which separates the names of a block's layers from the block's.
 LAYER_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_.-]*$"
 
@@ -141,6 +149,11 @@ LAYER_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_.-]*$"
 def shape_error(message: str) -> ShapeError:
     """A ShapeError without a position; the graph adds the file, line and layer path."""
     return ShapeError(message)
+
+
+def kernel_and_bias(dkernel: np.ndarray, dbias: np.ndarray | None) -> Params:
+    """The gradients an ops call returned for a layer's ``kernel`` and (when it has one) ``bias``."""
+    return {"kernel": dkernel} if dbias is None else {"kernel": dkernel, "bias": dbias}
 
 
 def as_pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:

@@ -1,31 +1,22 @@
 """Convolutions: Conv2D and DepthwiseConv2D (Keras 3 options, kernels stored as Keras stores them).
 
-Both are grouped convolutions (one group, or one group per input channel). A Conv2D with stride 1
-and enough input channels runs as one matrix product per kernel tap (:mod:`specforge.ops.taps`);
-the others as im2col and one GEMM (:func:`specforge.ops.im2col.grouped_conv`). The input
-gradient of a Conv2D always takes the tap form. Each batch is split across the cores
-(:mod:`specforge.ops.parallel`).
+Both compute through the ops layer (``ops.conv``, ``ops.depthwise_conv`` and ``ops.conv_gradients``),
+which chooses the engine and splits the batch across the cores.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction, Relu
+from specforge import ops
+from specforge.options.activations import ActivationFunction
 from specforge.base.errors import SpecError
 from specforge.options.initializers import compute_fans, initialize
-from specforge.ops import nchwc, parallel, taps
-from specforge.ops.epilogue import activation_gradient, add_bias_and_activate
-from specforge.ops.im2col import (
-    Window, columns, crop_padding, depthwise_kernel_gradient, grouped_conv, grouped_input_gradient,
-    grouped_kernel_gradient, pad_image,
-)
-from specforge.ops.scratch import column_sums, scratch
 from specforge.layers.base import (
     PADDING_SCHEMA, Layer, Params, Shape, activation_schema, as_pair, initializer_schema, int_or_pair,
+    kernel_and_bias,
 )
 from specforge.layers.windows import plan_window, require_image
 from specforge.base.layout import NCHW
@@ -51,26 +42,13 @@ def require_strides_or_dilation(layer: Layer) -> None:
                         f"use strides: 1 or dilation_rate: 1")
 
 
-@dataclass
-class _Saved:
-    """What a convolution's backward needs: the shards of the batch, the fused activation with the
-    output it produced, and what the forward kept for the kernel gradient: its input when it ran on
-    onnxruntime's kernels, else per shard its padded input (tap products) or its im2col columns."""
-
-    window: Window
-    parts: list[slice]
-    x_shape: Shape
-    activation: ActivationFunction | None
-    y: np.ndarray
-    x: np.ndarray | None = None
-    tap_inputs: list[np.ndarray] | None = None
-    cols: list[np.ndarray] | None = None
-
-
 class _Convolution(Layer):
-    """What Conv2D and DepthwiseConv2D share; a subclass maps its kernel to and from the grouped form."""
+    """What Conv2D and DepthwiseConv2D share; a subclass gives its kernel's shape, its output channels and its
+    groups."""
 
     fuses_activation = True
+    #: whether each input channel has kernels of its own (``ops.depthwise_conv``) rather than all of them
+    depthwise: ClassVar[bool] = False
 
     #: the option naming the kernel's initializer
     kernel_initializer_option: ClassVar[str]
@@ -90,21 +68,12 @@ class _Convolution(Layer):
         raise NotImplementedError
 
     @staticmethod
-    def to_grouped(kernel: np.ndarray) -> np.ndarray:
-        """The kernel as ``(G, KH, KW, Cin per group, Cout per group)``."""
-        raise NotImplementedError
-
-    @staticmethod
-    def from_grouped(grouped: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    @staticmethod
     def onnx_weight(kernel: np.ndarray) -> np.ndarray:
         """The kernel in ONNX Conv's ``(M, C/group, KH, KW)`` layout."""
         raise NotImplementedError
 
     # -- shapes and sizes -----------------------------------------------------------------
-    def window(self, input_shape: Shape) -> Window:
+    def window(self, input_shape: Shape) -> ops.Window:
         height, width, _ = require_image(self.type, input_shape)
         return plan_window(self.type, "kernel_size", (height, width), as_pair(self.config["kernel_size"]),
                            as_pair(self.config["strides"]), as_pair(self.config["dilation_rate"]),
@@ -138,93 +107,13 @@ class _Convolution(Layer):
     # -- math ---------------------------------------------------------------------------------
     def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
-        window = self.window(x.shape[1:])
-        kernel, bias = params["kernel"], params.get("bias")
-        dtype = np.result_type(x, kernel)
-        groups = self.groups(x.shape[3])
-        parts = parallel.shards(len(x), self.flops(x.shape[1:]))
-        y = np.empty((len(x), *self.output_shape(x.shape[1:])), dtype)
-        if nchwc.supports(groups, x.shape[3], y.shape[3], dtype):
-            relu = isinstance(activation, Relu) and activation.is_plain
-            finish = None if relu else activation
-
-            def nchwc_shard(part: slice) -> None:
-                nchwc.forward(x[part], kernel, bias, window, relu, y[part], depthwise=groups > 1)
-                add_bias_and_activate(y[part], None, finish)
-
-            parallel.run(nchwc_shard, parts)
-            return y, _Saved(window, parts, x.shape, activation, y, x=x)
-        if taps.takes_forward(window, groups, x.shape[3]):
-            def tap_shard(part: slice) -> np.ndarray:
-                xp = np.ascontiguousarray(pad_image(x[part], window.pads))
-                plan = taps.TapPlan.of(window, xp.shape)
-                grid = scratch(("tap output grid", plan), (plan.grid_rows, kernel.shape[-1]), dtype)
-                taps.forward(xp, kernel, plan, grid, bias, activation)
-                y[part] = plan.outputs(grid)
-                return xp
-
-            return y, _Saved(window, parts, x.shape, activation, y, tap_inputs=parallel.run(tap_shard, parts))
-        grouped = self.to_grouped(kernel)
-
-        def im2col_shard(part: slice) -> np.ndarray:
-            cols = grouped_conv(x[part], grouped, window, y[part])
-            add_bias_and_activate(y[part], bias, activation)
-            return cols
-
-        cols = parallel.run(im2col_shard, parts)
-        return y, _Saved(window, parts, x.shape, activation, y, cols=cols)
+        convolve = ops.depthwise_conv if self.depthwise else ops.conv
+        return convolve(x, params["kernel"], self.window(x.shape[1:]), params.get("bias"), activation)
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
-        saved: _Saved = cache
-        window, kernel = saved.window, params["kernel"]
-        grouped = self.to_grouped(kernel)
-        one_group = grouped.shape[0] == 1
-        dtype = np.result_type(dy, kernel)
-        n, height, width, channels = saved.x_shape
-        (top, bottom), (left, right) = window.pads
-        padded = (height + top + bottom, width + left + right)
-        # where the forward ran on onnxruntime's kernels, so does the input gradient (unpadded); the
-        # tap products give it padded
-        nchwc_dx = need_dx and saved.x is not None
-        tap_dx = need_dx and one_group and not nchwc_dx
-        tap_dkernel = saved.tap_inputs is not None or (
-            saved.x is not None and taps.takes_forward(window, grouped.shape[0], channels))
-        dx = None
-        if need_dx:
-            dx = np.empty((n, *padded, channels) if tap_dx else saved.x_shape, dtype)
-
-        def shard(index: int) -> tuple[np.ndarray, np.ndarray]:
-            part = saved.parts[index]
-            dz = activation_gradient(saved.activation, saved.y[part], dy[part])
-            grid = plan = None
-            if tap_dx or tap_dkernel:
-                plan = taps.TapPlan.of(window, (part.stop - part.start, *padded))
-                grid = taps.gradient_grid(dz, plan, dtype)
-            if tap_dkernel:
-                xp = (saved.tap_inputs[index] if saved.tap_inputs is not None
-                      else np.ascontiguousarray(pad_image(saved.x[part], window.pads)))
-                dkernel = taps.kernel_gradient(xp, grid, plan, kernel.shape)
-            elif one_group or saved.cols is not None:
-                cols = saved.cols[index] if saved.cols is not None else columns(saved.x[part], window, 1)
-                dkernel = self.from_grouped(grouped_kernel_gradient(cols, dz, grouped.shape))
-            else:
-                dkernel = depthwise_kernel_gradient(saved.x[part], dz, window).reshape(kernel.shape)
-            if nchwc_dx:
-                nchwc.input_gradient(dz, kernel, window, dx[part], depthwise=not one_group)
-            elif tap_dx:
-                taps.input_gradient(grid, kernel, plan, dx[part].reshape(-1, channels))
-            elif need_dx:
-                grouped_input_gradient(grouped, window, dz, dx[part])
-            return dkernel, column_sums(dz.reshape(-1, dz.shape[-1]))
-
-        results = parallel.run(shard, range(len(saved.parts)))
-        grads = {"kernel": parallel.sum_in_order([dkernel for dkernel, _ in results])}
-        if "bias" in params:
-            grads["bias"] = parallel.sum_in_order([dbias for _, dbias in results])
-        if tap_dx:
-            dx = crop_padding(dx, window.pads)
-        return dx, grads
+        dx, *gradients = ops.conv_gradients(cache, dy, need_dx)
+        return dx, kernel_and_bias(*gradients)
 
     # -- export -----------------------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
@@ -271,14 +160,6 @@ class Conv2D(_Convolution):
         return 1
 
     @staticmethod
-    def to_grouped(kernel: np.ndarray) -> np.ndarray:
-        return kernel[None]
-
-    @staticmethod
-    def from_grouped(grouped: np.ndarray) -> np.ndarray:
-        return grouped[0]
-
-    @staticmethod
     def onnx_weight(kernel: np.ndarray) -> np.ndarray:
         return kernel.transpose(3, 2, 0, 1)
 
@@ -308,6 +189,7 @@ class DepthwiseConv2D(_Convolution):
         ({"kernel_size": 2, "strides": 2}, (5, 7, 2)),
     ]
     kernel_initializer_option = "depthwise_initializer"
+    depthwise = True
 
     def kernel_shape(self, channels: int) -> Shape:
         return (*as_pair(self.config["kernel_size"]), channels, self.config["depth_multiplier"])
@@ -317,14 +199,6 @@ class DepthwiseConv2D(_Convolution):
 
     def groups(self, channels: int) -> int:
         return channels
-
-    @staticmethod
-    def to_grouped(kernel: np.ndarray) -> np.ndarray:
-        return kernel.transpose(2, 0, 1, 3)[:, :, :, None, :]
-
-    @staticmethod
-    def from_grouped(grouped: np.ndarray) -> np.ndarray:
-        return grouped[:, :, :, 0, :].transpose(1, 2, 0, 3)
 
     @staticmethod
     def onnx_weight(kernel: np.ndarray) -> np.ndarray:

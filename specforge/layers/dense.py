@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from specforge import ops
 from specforge.options.initializers import compute_fans, initialize
-from specforge.ops import parallel
-from specforge.ops.epilogue import activation_gradient, add_bias_and_activate
-from specforge.ops.scratch import column_sums
-from specforge.layers.base import Layer, Params, Shape, activation_schema, initializer_schema, shape_error
+from specforge.layers.base import (
+    Layer, Params, Shape, activation_schema, initializer_schema, kernel_and_bias, shape_error,
+)
 
 
 class Dense(Layer):
@@ -53,33 +53,11 @@ class Dense(Layer):
         return int(input_shape[0])
 
     def forward(self, params, x, training=False, rng=None, activation=None):
-        kernel, bias = params["kernel"], params.get("bias")
-        y = np.empty((len(x), kernel.shape[1]), np.result_type(x, kernel))
-        parts = parallel.shards(len(x), self.flops(x.shape[1:]))
-
-        def shard(part: slice) -> None:
-            np.matmul(x[part], kernel, out=y[part])
-            add_bias_and_activate(y[part], bias, activation)
-
-        parallel.run(shard, parts)
-        return y, (x, parts, activation, y)
+        return ops.dense(x, params["kernel"], params.get("bias"), activation)
 
     def backward(self, params, cache, dy, need_dx=True):
-        x, parts, activation, y = cache
-        kernel = params["kernel"]
-        dx = np.empty(x.shape, np.result_type(dy, kernel)) if need_dx else None
-
-        def shard(part: slice) -> tuple[np.ndarray, np.ndarray]:
-            dz = activation_gradient(activation, y[part], dy[part])
-            if need_dx:
-                np.matmul(dz, kernel.T, out=dx[part])
-            return x[part].T @ dz, column_sums(dz)
-
-        results = parallel.run(shard, parts)
-        grads = {"kernel": parallel.sum_in_order([dkernel for dkernel, _ in results])}
-        if "bias" in params:
-            grads["bias"] = parallel.sum_in_order([dbias for _, dbias in results])
-        return dx, grads
+        dx, *gradients = ops.dense_gradients(cache, dy, need_dx)
+        return dx, kernel_and_bias(*gradients)
 
     def to_onnx(self, builder, params, input_name):
         kernel = builder.initializer(np.asarray(params["kernel"], np.float32), f"{self.name}_kernel")

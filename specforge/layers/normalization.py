@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from specforge import ops
 from specforge.options.initializers import compute_fans, initialize
-from specforge.ops.channels import blockwise, blockwise_sums, channel_totals, example_rows, tiled
-from specforge.ops.epilogue import activation_gradient
-from specforge.ops.scratch import scratch
 from specforge.layers.base import Layer, Params, Shape, initializer_schema
 from specforge.base.layout import NCHW
 
@@ -60,33 +58,33 @@ class BatchNormalization(Layer):
         """Per channel ``y = (x - mean) * scale + beta`` with ``scale = gamma / sqrt(variance + epsilon)``, on rows
         of one example, block by block (specforge.ops.channels); the fused ``activation`` is applied to
         ``y`` in place."""
-        rows, channels = example_rows(x), x.shape[-1]
+        rows, channels = ops.example_rows(x), x.shape[-1]
         count = x.size // channels
         centered = np.empty_like(rows)
         state = {}
         if training:
-            (row_totals,) = blockwise_sums(lambda block: [rows[block]], rows)
-            mean = channel_totals(row_totals, channels) / count
-            shift = tiled(mean, rows)
+            (row_totals,) = ops.blockwise_sums(lambda block: [rows[block]], rows)
+            mean = ops.channel_totals(row_totals, channels) / count
+            shift = ops.tiled(mean, rows)
 
             def center(block: slice) -> list[np.ndarray]:
                 np.subtract(rows[block], shift, out=centered[block])
-                squares = scratch("batch normalization squares", centered[block].shape, rows.dtype)
+                squares = ops.scratch_buffer("batch normalization squares", centered[block].shape, rows.dtype)
                 return [np.multiply(centered[block], centered[block], out=squares)]
 
-            (row_squares,) = blockwise_sums(center, rows)
-            variance = channel_totals(row_squares, channels) / count
+            (row_squares,) = ops.blockwise_sums(center, rows)
+            variance = ops.channel_totals(row_squares, channels) / count
             momentum = self.config["momentum"]
             for name, batch in (("moving_mean", mean), ("moving_variance", variance)):
                 state[name] = params[name] * momentum
                 state[name] += (1 - momentum) * batch
         else:
-            shift = tiled(params["moving_mean"], rows)
-            blockwise(lambda block: np.subtract(rows[block], shift, out=centered[block]), rows)
+            shift = ops.tiled(params["moving_mean"], rows)
+            ops.blockwise(lambda block: np.subtract(rows[block], shift, out=centered[block]), rows)
             variance = params["moving_variance"]
         inv_std = (1 / np.sqrt(variance + self.config["epsilon"])).astype(rows.dtype, copy=False)
         scale = inv_std * params["gamma"] if "gamma" in params else inv_std
-        scales, betas = tiled(scale, rows), tiled(params["beta"], rows) if "beta" in params else None
+        scales, betas = ops.tiled(scale, rows), ops.tiled(params["beta"], rows) if "beta" in params else None
         y = np.empty(x.shape, rows.dtype)
         y_rows = y.reshape(rows.shape)
 
@@ -97,7 +95,7 @@ class BatchNormalization(Layer):
             if activation is not None:
                 activation.forward_into(y[block], y[block])
 
-        blockwise(output, rows)
+        ops.blockwise(output, rows)
         return y, (centered, inv_std, scale, training, state, activation, y)
 
     def new_state(self, cache):
@@ -112,33 +110,34 @@ class BatchNormalization(Layer):
         channels, row_size = len(inv_std), centered.shape[1]
 
         def gradient(block: slice) -> np.ndarray:
-            return activation_gradient(activation, y[block], dy[block]).reshape(-1, row_size)
+            return ops.activation_gradient(activation, y[block], dy[block]).reshape(-1, row_size)
 
         def products(block: slice) -> list[np.ndarray]:
             g = gradient(block)
-            product = scratch("batch normalization products", g.shape, g.dtype)
+            product = ops.scratch_buffer("batch normalization products", g.shape, g.dtype)
             return [g, np.multiply(g, centered[block], out=product)]
 
-        row_g, row_products = blockwise_sums(products, centered)
-        dbeta = channel_totals(row_g, channels)
-        dgamma = channel_totals(row_products, channels) * inv_std
+        row_g, row_products = ops.blockwise_sums(products, centered)
+        dbeta = ops.channel_totals(row_g, channels)
+        dgamma = ops.channel_totals(row_products, channels) * inv_std
         grads = {name: value for name, value in (("gamma", dgamma), ("beta", dbeta)) if name in params}
         if not need_dx:
             return None, grads
         dx = np.empty(centered.shape, centered.dtype)
-        scales = tiled(scale, dx)
+        scales = ops.tiled(scale, dx)
         if training:
             count = centered.size // channels
-            centered_scales, constant = tiled(-scale * inv_std * dgamma / count, dx), tiled(-scale * dbeta / count, dx)
+            centered_scales = ops.tiled(-scale * inv_std * dgamma / count, dx)
+            constant = ops.tiled(-scale * dbeta / count, dx)
 
         def input_gradient(block: slice) -> None:
             np.multiply(gradient(block), scales, out=dx[block])
             if training:
-                product = scratch("batch normalization products", dx[block].shape, dx.dtype)
+                product = ops.scratch_buffer("batch normalization products", dx[block].shape, dx.dtype)
                 dx[block] += np.multiply(centered[block], centered_scales, out=product)
                 dx[block] += constant
 
-        blockwise(input_gradient, dx)
+        ops.blockwise(input_gradient, dx)
         return dx.reshape(dy.shape), grads
 
     def to_onnx(self, builder, params, input_name):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from specforge.options.activations import ActivationFunction
-from specforge.ops.im2col import Pads, crop_padding, pad_image
+from specforge import ops
 from specforge.layers.base import Layer, Params, Shape, shape_error
 from specforge.layers.windows import require_image
 from specforge.base.layout import NCHW
@@ -26,7 +26,7 @@ def _sides_schema(what: str, default: Any) -> dict:
     }
 
 
-def image_pads(padding: int | list) -> Pads:
+def image_pads(padding: int | list) -> ops.Pads:
     """Keras' ``padding`` option as ``((top, bottom), (left, right))``."""
     if isinstance(padding, int):
         return ((padding, padding), (padding, padding))
@@ -49,7 +49,7 @@ class ZeroPadding2D(Layer):
     ]
 
     @property
-    def pads(self) -> Pads:
+    def pads(self) -> ops.Pads:
         return image_pads(self.config["padding"])
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -60,11 +60,11 @@ class ZeroPadding2D(Layer):
     def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
         require_image(self.type, x.shape[1:])
-        return pad_image(x, self.pads), None
+        return ops.pad_image(x, self.pads), None
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
-        return (crop_padding(dy, self.pads) if need_dx else None), {}
+        return (ops.crop_padding(dy, self.pads) if need_dx else None), {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         """A Pad node in whatever layout the input already has, so it adds no Transpose."""
@@ -91,7 +91,7 @@ class Cropping2D(Layer):
     ]
 
     @property
-    def crops(self) -> Pads:
+    def crops(self) -> ops.Pads:
         return image_pads(self.config["cropping"])
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -107,11 +107,11 @@ class Cropping2D(Layer):
     def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
         self.output_shape(x.shape[1:])
-        return np.ascontiguousarray(crop_padding(x, self.crops)), None
+        return np.ascontiguousarray(ops.crop_padding(x, self.crops)), None
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
-        return (pad_image(dy, self.crops) if need_dx else None), {}
+        return (ops.pad_image(dy, self.crops) if need_dx else None), {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         """A Slice of the height and width axes in whatever layout the input already has."""

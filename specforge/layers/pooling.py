@@ -1,7 +1,7 @@
 """Pooling: MaxPooling2D, AveragePooling2D and their global forms (Keras 3 options).
 
-Windowed pooling reduces over the kernel offsets of the padded input: one vectorised
-operation per offset of the (small) pool window, none per pixel or example.
+Windowed pooling reduces over the kernel offsets of the padded input (``ops.pool`` hands a kind
+one strided view per offset; the kind's ``reduce`` and ``spread`` are the math).
 
 Max pooling sends the gradient of a window to its first maximal element in row-major
 order (as TensorFlow and PyTorch do), so a window of equal values (e.g. all zeros after
@@ -14,10 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from specforge import ops
 from specforge.options.activations import ActivationFunction
-from specforge.ops import parallel
-from specforge.ops.channels import position_sums
-from specforge.ops.im2col import Window, crop_padding, offset_slices, pad_image
 from specforge.layers.base import PADDING_SCHEMA, Layer, Params, Shape, as_pair, int_or_pair
 from specforge.layers.windows import plan_window, require_image
 from specforge.base.layout import NCHW, NHWC
@@ -45,7 +43,7 @@ class _Pooling2D(Layer):
     #: the value of padded pixels, neutral for the reduction (0 for a sum, -inf for a maximum)
     pad_value: ClassVar[float] = 0.0
 
-    def window(self, input_shape: Shape) -> Window:
+    def window(self, input_shape: Shape) -> ops.Window:
         height, width, _ = require_image(self.type, input_shape)
         pool = as_pair(self.config["pool_size"])
         strides = pool if self.config["strides"] is None else as_pair(self.config["strides"])
@@ -57,41 +55,27 @@ class _Pooling2D(Layer):
     def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
         window, size = self.window(x.shape[1:]), x.shape[1:3]
-        out_size = window.output_size(size)
-        y = np.empty((len(x), *out_size, x.shape[3]), x.dtype)
-        record = self.new_record(y.shape, window) if training else None
-        parts = parallel.shards(len(x), parallel.ELEMENTWISE_FLOPS * window.kernel[0] * window.kernel[1] * y[0].size)
+        record = self.new_record((len(x), *window.output_size(size), x.shape[3]), window) if training else None
 
-        def shard(part: slice) -> None:
-            xp = pad_image(x[part], window.pads, self.pad_value)
-            slices = [xp[index] for index in offset_slices(window, out_size)]
-            self.reduce(slices, window, size, y[part], None if record is None else record[part])
+        def reduce(slices: list[np.ndarray], out: np.ndarray, part: slice) -> None:
+            self.reduce(slices, window, size, out, None if record is None else record[part])
 
-        parallel.run(shard, parts)
+        y = ops.pool(x, window, reduce, self.pad_value)
         # An inference forward keeps its input instead, for a backward (a gradient check) to redo the record.
-        return y, (x.shape, record, window, size, parts, None if training else x)
+        return y, (x.shape, record, window, size, None if training else x)
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
         if not need_dx:
             return None, {}
-        x_shape, record, window, size, parts, x = cache
+        x_shape, record, window, size, x = cache
         if x is not None:
             record = self.forward(params, x, training=True)[1][1]
-        (top, bottom), (left, right) = window.pads
-        padded = (x_shape[0], x_shape[1] + top + bottom, x_shape[2] + left + right, x_shape[3])
-        out_size = window.output_size(size)
-        # Windows that tile the padded input cover each pixel once: their gradients are written, not added.
-        tiling = window.strides == window.kernel and window.dilation == (1, 1) and all(
-            count * stride == extent for count, stride, extent in zip(out_size, window.strides, padded[1:3]))
-        dxp = (np.empty if tiling else np.zeros)(padded, dy.dtype)
 
-        def shard(part: slice) -> None:
-            targets = [dxp[part][index] for index in offset_slices(window, out_size)]
-            self.spread(targets, None if record is None else record[part], dy[part], window, size, tiling)
+        def spread(targets: list[np.ndarray], dy_part: np.ndarray, part: slice, tiling: bool) -> None:
+            self.spread(targets, None if record is None else record[part], dy_part, window, size, tiling)
 
-        parallel.run(shard, parts)
-        return crop_padding(dxp, window.pads), {}
+        return ops.pool_gradient(dy, x_shape, window, spread), {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         window = self.window(builder.shape(input_name))
@@ -100,17 +84,17 @@ class _Pooling2D(Layer):
                             **self.onnx_attrs)
 
     # -- what a kind fills in -------------------------------------------------------------
-    def new_record(self, shape: tuple[int, ...], window: Window) -> np.ndarray | None:
+    def new_record(self, shape: tuple[int, ...], window: ops.Window) -> np.ndarray | None:
         """What a training forward notes for the backward beside the output of ``shape`` (None: nothing)."""
         return None
 
-    def reduce(self, slices: list[np.ndarray], window: Window, size: tuple[int, int], out: np.ndarray,
+    def reduce(self, slices: list[np.ndarray], window: ops.Window, size: tuple[int, int], out: np.ndarray,
                record: np.ndarray | None) -> None:
         """Write into ``out`` the pooled output from the input pixels under each kernel offset, and fill
         ``record`` (from ``new_record``; None in inference)."""
         raise NotImplementedError
 
-    def spread(self, targets: list[np.ndarray], record: np.ndarray | None, dy: np.ndarray, window: Window,
+    def spread(self, targets: list[np.ndarray], record: np.ndarray | None, dy: np.ndarray, window: ops.Window,
                size: tuple[int, int], tiling: bool) -> None:
         """Put the input gradient into the padded input's pixels under each kernel offset (``targets``):
         written when the windows tile the input (``tiling``), else added to the zeros there."""
@@ -176,11 +160,11 @@ class AveragePooling2D(_Pooling2D):
                 target += share
 
     @staticmethod
-    def _counts(window: Window, size: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    def _counts(window: ops.Window, size: tuple[int, int], dtype: np.dtype) -> np.ndarray:
         """``(OH, OW, 1)``: how many real pixels each window covers."""
-        real = pad_image(np.ones((1, *size, 1), dtype=dtype), window.pads)
+        real = ops.pad_image(np.ones((1, *size, 1), dtype=dtype), window.pads)
         out_size = window.output_size(size)
-        return sum(real[index] for index in offset_slices(window, out_size))[0]
+        return sum(real[index] for index in ops.offset_slices(window, out_size))[0]
 
 
 class _GlobalPooling2D(Layer):
@@ -234,7 +218,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
     onnx_op = "GlobalAveragePool"
 
     def reduce(self, flat: np.ndarray) -> tuple[np.ndarray, Any]:
-        return position_sums(flat) / np.asarray(flat.shape[1], flat.dtype), None
+        return ops.position_sums(flat) / np.asarray(flat.shape[1], flat.dtype), None
 
     def spread(self, dy: np.ndarray, cache: Any, pixels: int) -> np.ndarray:
         return np.broadcast_to((dy / pixels)[:, None, :], (dy.shape[0], pixels, dy.shape[1]))

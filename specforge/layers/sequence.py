@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from specforge.options.activations import ActivationFunction
-from specforge.ops.im2col import Window
+from specforge import ops
 from specforge.layers.base import Layer, Params, Shape, initializer_schema, shape_error
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
 from specforge.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
@@ -43,11 +43,11 @@ def require_sequence(layer_type: str, input_shape: Shape) -> tuple[int, int]:
 class _OnRows:
     """Mixin for a 2-D kind that runs over ``(1, steps)`` images with the window its 1-D layer plans."""
 
-    def __init__(self, config: dict[str, Any], name: str, plan: Callable[[int], Window]):
+    def __init__(self, config: dict[str, Any], name: str, plan: Callable[[int], ops.Window]):
         super().__init__(config, name)
         self.plan = plan
 
-    def window(self, input_shape: Shape) -> Window:
+    def window(self, input_shape: Shape) -> ops.Window:
         return self.plan(int(input_shape[1]))
 
 
@@ -181,10 +181,10 @@ class Conv1D(_SequenceLayer):
         config = {key: self.config[key] for key in ("filters", "use_bias", "kernel_initializer", "bias_initializer")}
         return _RowConv2D({**config, "kernel_size": [1, self.config["kernel_size"]]}, self.image_name, self.window)
 
-    def window(self, steps: int) -> Window:
+    def window(self, steps: int) -> ops.Window:
         k, s, d = (self.config[key] for key in ("kernel_size", "strides", "dilation_rate"))
         if self.config["padding"] == "causal":
-            return Window((1, k), (1, s), (1, d), ((0, 0), (d * (k - 1), 0)))
+            return ops.Window((1, k), (1, s), (1, d), ((0, 0), (d * (k - 1), 0)))
         return plan_window(self.type, "kernel_size", (1, steps), (1, k), (1, s), (1, d), self.config["padding"],
                            axes=_AXES)
 
@@ -209,7 +209,7 @@ class _Pooling1D(_SequenceLayer):
     def make_image_layer(self) -> Layer:
         return self.image_kind({"pool_size": [1, self.config["pool_size"]]}, self.image_name, self.window)
 
-    def window(self, steps: int) -> Window:
+    def window(self, steps: int) -> ops.Window:
         pool = self.config["pool_size"]
         stride = pool if self.config["strides"] is None else self.config["strides"]
         return plan_window(self.type, "pool_size", (1, steps), (1, pool), (1, stride), (1, 1),

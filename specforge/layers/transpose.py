@@ -3,8 +3,7 @@
 A Conv2D with kernel ``K`` (height, width, filters, channels) maps a ``filters``-channel image of
 ``P = (n - 1) * s + e`` pixels per axis (``e`` the dilated kernel extent) onto an ``n``-pixel
 ``channels`` image; its input gradient maps ``n`` pixels back onto ``P``. The forward of this layer is
-that input gradient, applied to the input (onnxruntime's NCHWc kernels or the tap products of
-:mod:`specforge.ops.taps`, as the backward of every Conv2D), and the output is the window
+that input gradient, applied to the input (``ops.conv_transpose``), and the output is the window
 ``[before, before + out)`` of the ``P`` pixels, zero where it reaches past them. Keras' output size per axis:
 
 - ``output_padding`` null: valid ``n * s + max(e - s, 0)``, same ``n * s``;
@@ -12,27 +11,23 @@ that input gradient, applied to the input (onnxruntime's NCHWc kernels or the ta
 
 and TensorFlow's offset: ``before = max(P - out, 0) // 2`` for same, 0 for valid.
 
-The backward runs the convolution itself: the input gradient is the Conv2D forward of the output
-gradient (placed back on the ``P`` pixels), the kernel gradient that Conv2D's kernel gradient with the
-layer's input as its output gradient.
+The backward runs the convolution itself (``ops.conv_transpose_gradients``): the input gradient is the
+Conv2D forward of the output gradient (placed back on the ``P`` pixels), the kernel gradient that Conv2D's
+kernel gradient with the layer's input as its output gradient.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from specforge import ops
 from specforge.options.activations import ActivationFunction
 from specforge.base.errors import ShapeError, SpecError
 from specforge.options.initializers import compute_fans, initialize
-from specforge.ops import nchwc, parallel, taps
-from specforge.ops.epilogue import activation_gradient, add_bias_and_activate
-from specforge.ops.im2col import Window
-from specforge.ops.scratch import column_sums, scratch
 from specforge.layers.base import (
-    PADDING_SCHEMA, Layer, Params, Shape, as_pair, initializer_schema, int_or_pair,
+    PADDING_SCHEMA, Layer, Params, Shape, as_pair, initializer_schema, int_or_pair, kernel_and_bias,
 )
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
 from specforge.layers.windows import require_image
@@ -40,42 +35,6 @@ from specforge.base.layout import NCHW
 
 _OUTPUT_PADDING = int_or_pair("Extra rows and columns at the bottom and right of the output, each smaller than "
                               "the stride; null (the default): the size padding gives.", minimum=0)
-
-
-@dataclass(frozen=True)
-class Frame:
-    """Where the output sits on the ``full`` image the transposed convolution covers.
-
-    ``window`` is the valid convolution from ``full`` pixels down to the input's; the output is
-    ``full[before:before + size]`` per axis, zero past the end of ``full``.
-    """
-
-    window: Window
-    full: tuple[int, int]
-    before: tuple[int, int]
-    size: tuple[int, int]
-
-    @property
-    def overlap(self) -> tuple[int, int]:
-        """Rows and columns of the output that lie on the full image."""
-        return tuple(min(size, full - before) for size, full, before in zip(self.size, self.full, self.before))
-
-    def output_region(self) -> tuple[slice, ...]:
-        return (slice(None), *(slice(0, length) for length in self.overlap))
-
-    def full_region(self) -> tuple[slice, ...]:
-        return (slice(None), *(slice(before, before + length) for before, length in zip(self.before, self.overlap)))
-
-    @property
-    def onnx_pads(self) -> list[int]:
-        """ConvTranspose's pads: the offset before, the part of ``full`` left out after."""
-        after = [max(full - before - size, 0) for full, before, size in zip(self.full, self.before, self.size)]
-        return [*self.before, *after]
-
-    @property
-    def onnx_output_padding(self) -> list[int]:
-        """ConvTranspose's output_padding: the rows and columns past the end of ``full``."""
-        return [max(before + size - full, 0) for full, before, size in zip(self.full, self.before, self.size)]
 
 
 def _same_padding_refused(axis: str, n: int, extent: int, stride: int, out_pad: int, length: int) -> str:
@@ -130,11 +89,11 @@ class Conv2DTranspose(Layer):
                                 f"{self.config['output_padding']}); use output_padding < strides or null")
 
     # -- shapes and sizes ---------------------------------------------------------------------------
-    def frame(self, input_shape: Shape) -> Frame:
+    def frame(self, input_shape: Shape) -> ops.Frame:
         height, width, _ = require_image(self.type, input_shape)
         kernel, strides = as_pair(self.config["kernel_size"]), as_pair(self.config["strides"])
         dilation = as_pair(self.config["dilation_rate"])
-        window = Window(kernel, strides, dilation, ((0, 0), (0, 0)))
+        window = ops.Window(kernel, strides, dilation, ((0, 0), (0, 0)))
         extra = self.config["output_padding"]
         same = self.config["padding"] == "same"
         full, before, size = [], [], []
@@ -149,7 +108,7 @@ class Conv2DTranspose(Layer):
             full.append((n - 1) * s + e)
             before.append(max(full[-1] - length, 0) // 2 if same else 0)
             size.append(length)
-        return Frame(window, tuple(full), tuple(before), tuple(size))
+        return ops.Frame(window, tuple(full), tuple(before), tuple(size))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return (*self.frame(input_shape).size, self.config["filters"])
@@ -171,49 +130,15 @@ class Conv2DTranspose(Layer):
         height, width, _ = require_image(self.type, input_shape)
         return 2 * height * width * int(np.prod(self.param_shapes(input_shape)["kernel"]))
 
-    def convolution(self, channels: int) -> Conv2D:
-        """The convolution this layer is the transpose of (``filters`` channels in, ``channels`` out)."""
-        return Conv2D({"filters": channels, "kernel_size": self.config["kernel_size"],
-                       "strides": self.config["strides"], "dilation_rate": self.config["dilation_rate"],
-                       "use_bias": False}, self.name)
-
     # -- math ------------------------------------------------------------------------------------------
     def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
-        frame = self.frame(x.shape[1:])
-        kernel, bias = params["kernel"], params.get("bias")
-        dtype = np.result_type(x, kernel)
-        y = np.zeros((len(x), *self.output_shape(x.shape[1:])), dtype)
-        on_nchwc_kernels = nchwc.supports(1, kernel.shape[2], kernel.shape[3], dtype)
-
-        def shard(part: slice) -> None:
-            if on_nchwc_kernels:
-                full = scratch(("transposed convolution image", frame), (part.stop - part.start, *frame.full,
-                                                                         kernel.shape[2]), dtype)
-                nchwc.input_gradient(x[part], kernel, frame.window, full)
-            else:
-                plan = taps.TapPlan.of(frame.window, (part.stop - part.start, *frame.full))
-                full = scratch(("transposed convolution image", plan), (plan.grid_rows, kernel.shape[2]), dtype)
-                taps.input_gradient(taps.gradient_grid(x[part], plan, dtype), kernel, plan, full)
-                full = full.reshape(*plan.grid, -1)
-            y[part][frame.output_region()] = full[frame.full_region()]
-            add_bias_and_activate(y[part], bias, activation)
-
-        parallel.run(shard, parallel.shards(len(x), self.flops(x.shape[1:])))
-        return y, (x, frame, activation, y)
+        return ops.conv_transpose(x, params["kernel"], self.frame(x.shape[1:]), params.get("bias"), activation)
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
-        x, frame, activation, y = cache
-        kernel = params["kernel"]
-        dz = activation_gradient(activation, y, dy)
-        grads = {"bias": column_sums(dz.reshape(-1, dz.shape[-1]))} if "bias" in params else {}
-        dfull = np.zeros((len(dz), *frame.full, dz.shape[-1]), np.result_type(dz, kernel))
-        dfull[frame.full_region()] = dz[frame.output_region()]
-        convolution = self.convolution(x.shape[3])
-        dx, convolution_cache = convolution.forward({"kernel": kernel}, dfull)
-        grads["kernel"] = convolution.backward({"kernel": kernel}, convolution_cache, x, need_dx=False)[1]["kernel"]
-        return (dx if need_dx else None), grads
+        dx, *gradients = ops.conv_transpose_gradients(cache, dy, need_dx)
+        return dx, kernel_and_bias(*gradients)
 
     # -- export ----------------------------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from specforge.ops.im2col import Window
+from specforge import ops
 from specforge.layers.base import Shape, shape_error
 
 _AXES = ("height", "width")
@@ -13,7 +13,7 @@ _AXES = ("height", "width")
 
 def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: tuple[int, int],
                 strides: tuple[int, int], dilation: tuple[int, int], padding: str,
-                axes: tuple[str, str] = _AXES) -> Window:
+                axes: tuple[str, str] = _AXES) -> ops.Window:
     """The window over a ``size`` (height, width) image; ShapeError when an output dimension is not positive.
 
     ``same`` padding follows TensorFlow: output ``ceil(n / s)``, and the odd pixel of padding goes after.
@@ -27,7 +27,7 @@ def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: 
             pads.append((total // 2, total - total // 2))
         else:
             pads.append((0, 0))
-    window = Window(kernel, strides, dilation, tuple(pads))
+    window = ops.Window(kernel, strides, dilation, tuple(pads))
     for axis, n, (before, after), e, s, d, out in zip(axes, size, window.pads, window.effective, strides,
                                                        dilation, window.output_size(size)):
         if out < 1:

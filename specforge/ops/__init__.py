@@ -1,8 +1,59 @@
-"""The compute engine the layers call: batch-level numpy kernels, no layer kinds.
+"""The ops layer: the computations the layers call, batch-level numpy and onnxruntime, no layer kinds.
 
-``im2col`` (sliding windows, padding, grouped convolution), ``taps`` (convolution as one
-product per kernel tap), ``epilogue`` (bias and fused activation on a fresh output),
-``parallel`` (a batch split across the cores), ``scratch`` (per-thread buffers reused every
-batch), ``memory`` (keeping freed memory for the next batch), ``channels`` (per-channel
-arithmetic over whole examples) and ``flat`` (arrays end to end in one buffer, updated at once).
+A layer holds the math of its kind and calls what it computes from here, as Keras' layers call
+``keras.ops``: ``ops.conv(x, kernel, window, bias, activation)`` returns the output and an opaque
+record that the layer keeps as its cache and hands back to ``ops.conv_gradients``. The ops layer
+chooses the algorithm (for a convolution: onnxruntime's NCHWc kernels, tap products or im2col) and
+whether and how the batch is split across the cores; no layer module imports the modules below but
+through this one.
+
+Modules: ``window`` (a sliding window's geometry, padding, window views), ``convolution``
+(convolutions and transposed convolutions on the engine that suits them), ``nchwc`` (onnxruntime's
+NCHWc convolution kernels fed the current weights), ``taps`` (convolution as one product per kernel
+tap), ``im2col`` (convolution as a copy and one GEMM), ``linear`` (a matrix product with bias and
+activation, ``ops.dense``), ``elementwise`` (an activation function over a batch), ``pooling`` (windowed pooling
+around a kind's reduction), ``epilogue`` (bias and fused activation on a fresh output), ``channels``
+(per-channel arithmetic over whole examples), ``parallel`` (a batch split across the cores),
+``scratch`` (per-thread buffers reused every batch), ``memory`` (keeping freed memory for the next
+batch), ``flat`` (arrays end to end in one buffer, updated at once) and ``plan`` (the training
+step's steps: a layer fused with the activation after it; imported by the model, not here).
 """
+
+from specforge.ops.channels import (
+    blockwise,
+    blockwise_sums,
+    channel_totals,
+    example_rows,
+    position_sums,
+    tiled,
+)
+from specforge.ops.convolution import (
+    ConvRecord,
+    ConvTransposeRecord,
+    conv,
+    conv_gradients,
+    conv_transpose,
+    conv_transpose_gradients,
+    depthwise_conv,
+)
+from specforge.ops.elementwise import activate, activate_gradient
+from specforge.ops.epilogue import activation_gradient
+from specforge.ops.linear import DenseRecord, dense, dense_gradients
+from specforge.ops.pooling import pool, pool_gradient
+from specforge.ops.scratch import scratch as scratch_buffer
+from specforge.ops.window import (
+    Frame,
+    Pads,
+    Window,
+    crop_padding,
+    offset_slices,
+    pad_image,
+)
+
+__all__ = [
+    "ConvRecord", "ConvTransposeRecord", "DenseRecord", "Frame", "Pads", "Window",
+    "activate", "activate_gradient", "activation_gradient", "blockwise", "blockwise_sums", "channel_totals",
+    "conv", "conv_gradients", "conv_transpose", "conv_transpose_gradients", "crop_padding", "dense",
+    "dense_gradients", "depthwise_conv", "example_rows", "offset_slices", "pad_image", "pool", "pool_gradient",
+    "position_sums", "scratch_buffer", "tiled",
+]

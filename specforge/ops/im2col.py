@@ -1,78 +1,14 @@
-"""Sliding windows over NHWC batches: padding, strided window views and the im2col convolution.
+"""The im2col convolution: a window's pixels copied into columns, then one GEMM.
 
-Everything is batch-level: windows are strided views of the padded input
-(``sliding_window_view``), an im2col convolution is one copy plus one GEMM (a batched
-GEMM over channel groups for depthwise), and pooling combines the strided slices under
-each kernel offset (one vectorised operation per offset).
+An im2col convolution is one copy plus one GEMM (a batched GEMM over channel groups for depthwise);
+its gradients are another GEMM (the kernel) and another im2col convolution (the input).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-Pads = tuple[tuple[int, int], tuple[int, int]]
-
-
-@dataclass(frozen=True)
-class Window:
-    """A 2-D sliding window: its size, strides, dilation and explicit zero padding.
-
-    ``pads`` is ``((top, bottom), (left, right))``.
-    """
-
-    kernel: tuple[int, int]
-    strides: tuple[int, int]
-    dilation: tuple[int, int]
-    pads: Pads
-
-    @property
-    def effective(self) -> tuple[int, int]:
-        """The extent of the dilated kernel, ``D*(K-1)+1`` per axis."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
-
-    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        return tuple((n + a + b - e) // s + 1
-                     for n, (a, b), e, s in zip(size, self.pads, self.effective, self.strides))
-
-    @property
-    def onnx_pads(self) -> list[int]:
-        """ONNX order: all begins, then all ends (``[top, left, bottom, right]``)."""
-        (top, bottom), (left, right) = self.pads
-        return [top, left, bottom, right]
-
-
-
-# -- window views -------------------------------------------------------------------
-def pad_image(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
-    if not any(a or b for a, b in pads):
-        return x
-    return np.pad(x, ((0, 0), *pads, (0, 0)), constant_values=value)
-
-
-def window_view(xp: np.ndarray, window: Window) -> np.ndarray:
-    """``(N, OH, OW, C, KH, KW)`` strided view of the padded input ``xp``; no copy."""
-    (sh, sw), (dh, dw) = window.strides, window.dilation
-    return sliding_window_view(xp, window.effective, axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
-
-
-def offset_slices(window: Window, out_size: tuple[int, int]):
-    """For each kernel offset, the index of the padded input's pixels it touches, one per output pixel."""
-    (sh, sw), (dh, dw) = window.strides, window.dilation
-    out_h, out_w = out_size
-    for kh in range(window.kernel[0]):
-        for kw in range(window.kernel[1]):
-            rows = slice(kh * dh, kh * dh + (out_h - 1) * sh + 1, sh)
-            cols = slice(kw * dw, kw * dw + (out_w - 1) * sw + 1, sw)
-            yield slice(None), rows, cols
-
-
-def crop_padding(xp: np.ndarray, pads: Pads) -> np.ndarray:
-    (top, bottom), (left, right) = pads
-    return xp[:, top:xp.shape[1] - bottom, left:xp.shape[2] - right]
-
+from specforge.ops.window import Window, offset_slices, pad_image, window_view
 
 # -- grouped convolution (Conv2D is one group, DepthwiseConv2D one group per channel) ----------------
 def grouped_conv(x: np.ndarray, kernel: np.ndarray, window: Window, out: np.ndarray) -> np.ndarray:

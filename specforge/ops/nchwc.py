@@ -27,7 +27,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from specforge.ops.im2col import Window, spread_gradient
+from specforge.ops.im2col import spread_gradient
+from specforge.ops.window import Window
 
 _DOMAIN = "com.microsoft.nchwc"
 _lock = threading.RLock()  # re-entered: making a session asks for the block size, which may make the probe's

@@ -6,19 +6,45 @@ output in each direction, plus a new array. A layer that ``fuses_activation`` in
 activation to its own fresh output in place, while that output is still in cache, and starts its
 backward with the activation's gradient. Only activations whose gradient needs only their output
 (``ActivationFunction.output_suffices``) fuse: the input is overwritten.
+
+The planner sits in the ops layer, below the layer kinds: it knows a layer by the contract's step
+methods (``StepLayer``, which ``specforge.layers.base.Layer`` has) and an activation node by the
+function it applies (``ActivationNode``, as ``specforge.layers.activation.ActivationLayer``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from specforge.options.activations import ActivationFunction
-from specforge.layers.activation import ActivationLayer
-from specforge.layers.base import Layer, Params
+
+Params = dict[str, np.ndarray]
+
+
+class StepLayer(Protocol):
+    """What the planner runs of a layer: the layer contract's forward, new state and backward."""
+
+    fuses_activation: ClassVar[bool]
+    merges: ClassVar[bool]
+
+    def forward(self, params: Params, x: Any, training: bool = False, rng: np.random.Generator | None = None,
+                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]: ...
+
+    def new_state(self, cache: Any) -> Params: ...
+
+    def backward(self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True) -> tuple[Any, Params]: ...
+
+
+@runtime_checkable
+class ActivationNode(Protocol):
+    """A node that applies one activation function and nothing else."""
+
+    def function(self) -> ActivationFunction: ...
 
 
 #: the index standing for the model's input among a step's inputs (as specforge.graph.dag.INPUT_NODE)
@@ -31,7 +57,7 @@ class Step:
     with the next node's ``activation`` when it fuses one (the step then covers two nodes)."""
 
     index: int
-    layer: Layer
+    layer: StepLayer
     inputs: tuple[int, ...] = (MODEL_INPUT,)
     activation: ActivationFunction | None = None
 
@@ -61,7 +87,7 @@ class Step:
         return self.layer.backward(params, cache, dy, need_dx)
 
 
-def plan_steps(layers: Sequence[Layer], inputs: Sequence[tuple[int, ...]] | None = None) -> list[Step]:
+def plan_steps(layers: Sequence[StepLayer], inputs: Sequence[tuple[int, ...]] | None = None) -> list[Step]:
     """``layers`` (nodes in topological order, taking the outputs of ``inputs``; a chain when None) as
     steps, each fusing layer taking the activation that is the only user of its output."""
     if inputs is None:
@@ -73,7 +99,7 @@ def plan_steps(layers: Sequence[Layer], inputs: Sequence[tuple[int, ...]] | None
         layer = layers[index]
         follower = layers[index + 1] if index + 1 < len(layers) else None
         sole_user = follower is not None and inputs[index + 1] == (index,) and users[index] == 1
-        activation = follower.function() if sole_user and isinstance(follower, ActivationLayer) else None
+        activation = follower.function() if sole_user and isinstance(follower, ActivationNode) else None
         if layer.fuses_activation and activation is not None and activation.output_suffices:
             steps.append(Step(index, layer, tuple(inputs[index]), activation))
         else:

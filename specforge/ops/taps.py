@@ -25,7 +25,7 @@ import numpy as np
 
 from specforge.options.activations import ActivationFunction
 from specforge.ops.epilogue import add_bias_and_activate
-from specforge.ops.im2col import Window
+from specforge.ops.window import Window
 from specforge.ops.scratch import scratch
 
 #: Fewest input channels for which the forward and kernel gradient take the tap products.

@@ -13,6 +13,9 @@ import numpy as np
 from specforge.base.errors import DataError
 
 DEFAULT_BATCH_SIZE = 256
+#: numpy dtypes of onnxruntime's input types
+ONNX_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int64",
+              "tensor(int32)": "int32", "tensor(uint8)": "uint8"}
 
 OnBatch = Callable[[int, int], None]
 
@@ -81,6 +84,8 @@ class OnnxModel:
             raise DataError(f"the model's input {self.input_name} has shape {model_input.shape}; predict needs "
                             "every dimension but the batch fixed", file=str(path))
         self.input_shape: tuple[int, ...] = tuple(model_input.shape[1:])
+        #: the numpy dtype the input takes (float32, or int64 ids; float32 for a type numpy has no name for)
+        self.input_dtype = np.dtype(ONNX_TYPES.get(model_input.type, "float32"))
         outputs = {output.name: output for output in self.session.get_outputs()}
         self.output_name = "probabilities" if "probabilities" in outputs else next(iter(outputs))
         #: classes per example, when the output's shape says so ([N, classes] with a fixed size)
@@ -110,7 +115,7 @@ class OnnxModel:
         for start in range(0, total, batch_size):
             batch = examples[start:start + batch_size]
             feed = (self.preprocessing.images(batch) if self.preprocessing is not None
-                    else np.asarray(batch, dtype=np.float32))
+                    else np.asarray(batch, dtype=self.input_dtype))
             result = self.session.run([self.output_name], {self.input_name: feed})[0]
             if out is None:
                 out = np.empty((total, *result.shape[1:]), dtype=result.dtype)

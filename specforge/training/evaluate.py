@@ -71,7 +71,7 @@ def evaluate_split(model: Model, split: Split, loss: Loss, metrics: Sequence[Met
 
 def run_split(run: Run, split: str, limit: int | None = None) -> tuple[Dataset, Split]:
     """The run's data set and its split ``split`` (the first ``limit`` examples when given)."""
-    dataset = load_data(run.config, Path(run.manifest.get("base_dir", ".")), {})
+    dataset = load_data(run.config, Path(run.manifest.get("base_dir", ".")), {}, run.graph.input_dtype)
     chosen = dataset.splits().get(split)
     if chosen is None:
         raise RunError(f"the run's data has no {split} split; use one of: {', '.join(dataset.splits())}",
@@ -86,10 +86,10 @@ def predict_run(run: Run, images: np.ndarray, *, batch_size: int = 256, preproce
     steps = Preprocessing.from_dict(run.preprocessing)
     images = np.asarray(images)
     if not preprocess:
-        return model.predict(images.astype(np.float32, copy=False), batch_size)
+        return model.predict(images.astype(steps.input_dtype, copy=False), batch_size)
     parts = [model.predict(steps.images(images[start:start + batch_size]), batch_size)
              for start in range(0, len(images), batch_size)]
-    return np.concatenate(parts) if parts else model.predict(np.zeros((0, *steps.input_shape), np.float32))
+    return np.concatenate(parts) if parts else model.predict(np.zeros((0, *steps.input_shape), steps.input_dtype))
 
 
 @dataclass

@@ -66,7 +66,7 @@ def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
     graph = build(spec)
     config = spec.config
     try:
-        dataset = load_data(config, base_dir, limits)
+        dataset = load_data(config, base_dir, limits, graph.input_dtype)
     except DataError as error:
         raise spec.located(error) from None
     setup = _Setup(spec, graph, dataset, losses.get(config["compile"]["loss"]),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from jsonschema import Draft7Validator
 
-from helpers import CASES, check_gradients, check_onnx_parity, make_layer, onnx_of, run_onnx
+from helpers import CASES, check_gradients, check_onnx_parity, example_input, make_layer, onnx_of, run_onnx
 from specforge.options.activations import ACTIVATIONS
 from specforge.base.errors import ExportError
 from specforge.layers import REGISTRY, Layer
@@ -48,19 +48,18 @@ def test_kind_is_documented(kind):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_output_shape_matches_forward(kind, config, shape, dtype):
     layer, params = make_layer(kind, config, shape, dtype=np.float32)
-    x = np.random.default_rng(3).standard_normal((BATCH, *shape)).astype(dtype)
+    x = example_input(kind, shape, BATCH, 3, dtype)
     expected = layer.output_shape(shape)
     for training in (False, True):
         y, _ = layer.forward(params, x, training=training, rng=np.random.default_rng(0))
         assert y.shape == (BATCH, *expected)
-        assert y.dtype == dtype
+        assert y.dtype == np.result_type(*(a for a in (x, *params.values()) if np.issubdtype(a.dtype, np.floating)))
 
 
 @pytest.mark.parametrize("kind,config,shape", CASES)
 def test_gradients(kind, config, shape):
     _, params = make_layer(kind, config, shape)
-    x = np.random.default_rng(4).standard_normal((BATCH, *shape))
-    check_gradients(kind, config, params, x)
+    check_gradients(kind, config, params, example_input(kind, shape, BATCH, 4))
 
 
 @pytest.mark.parametrize("kind,config,shape,activation",
@@ -70,26 +69,29 @@ def test_float32_step_equals_float64_step(kind, config, shape, activation):
     (onnxruntime's convolutions): both give the same forward and backward, up to float32 rounding."""
     _, params64 = make_layer(kind, config, shape)
     fused = ACTIVATIONS[activation] if activation else None
-    x64 = np.random.default_rng(12).standard_normal((BATCH, *shape))
+    x64 = example_input(kind, shape, BATCH, 12)
+    takes_ids = np.issubdtype(x64.dtype, np.integer)
     results = []
     for dtype in (np.float64, np.float32):
         params = {name: value.astype(dtype) for name, value in params64.items()}
         layer = REGISTRY[kind](config)  # a fresh one: a seeded dropout draws the same mask again
-        y, cache = layer.forward(params, x64.astype(dtype), training=True, rng=np.random.default_rng(0),
-                                 activation=fused)
+        y, cache = layer.forward(params, x64 if takes_ids else x64.astype(dtype), training=True,
+                                 rng=np.random.default_rng(0), activation=fused)
         dy = np.random.default_rng(13).standard_normal(y.shape).astype(dtype)
         dx, grads = layer.backward(params, cache, dy)
-        assert y.dtype == dx.dtype == dtype and all(grad.dtype == dtype for grad in grads.values())
+        assert y.dtype == dtype and all(grad.dtype == dtype for grad in grads.values())
+        assert dx is None if takes_ids else dx.dtype == dtype
         results.append((y, dx, grads))
     (y64, dx64, grads64), (y32, dx32, grads32) = results
-    for expected, actual in [(y64, y32), (dx64, dx32), *((grads64[name], grads32[name]) for name in grads64)]:
+    pairs = [(y64, y32), *([] if takes_ids else [(dx64, dx32)]), *((grads64[name], grads32[name]) for name in grads64)]
+    for expected, actual in pairs:
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(expected).max())))
 
 
 @pytest.mark.parametrize("kind,config,shape", CASES)
 def test_backward_without_dx(kind, config, shape):
     layer, params = make_layer(kind, config, shape)
-    x = np.random.default_rng(5).standard_normal((BATCH, *shape))
+    x = example_input(kind, shape, BATCH, 5)
     y, cache = layer.forward(params, x, training=True, rng=np.random.default_rng(0))
     dy = np.ones_like(y)
     _, grads = layer.backward(params, cache, dy)
@@ -135,7 +137,7 @@ def test_forward_leaves_the_parameters_alone(kind, config, shape, training):
     """State (moving statistics) comes back through ``new_state``, for non-trainable parameters only."""
     layer, params = make_layer(kind, config, shape)
     before = {name: value.copy() for name, value in params.items()}
-    x = np.random.default_rng(5).standard_normal((BATCH, *shape))
+    x = example_input(kind, shape, BATCH, 5)
     _, cache = layer.forward(params, x, training=training, rng=np.random.default_rng(0))
     for name, value in before.items():
         np.testing.assert_array_equal(params[name], value)
@@ -169,8 +171,7 @@ def test_schema_round_trip(kind, config, shape):
 @pytest.mark.parametrize("kind,config,shape", CASES)
 def test_onnx_matches_numpy(kind, config, shape):
     layer, params = make_layer(kind, config, shape, dtype=np.float32)
-    x = np.random.default_rng(6).standard_normal((BATCH, *shape)).astype(np.float32)
-    check_onnx_parity([(layer, params)], shape, x)
+    check_onnx_parity([(layer, params)], shape, example_input(kind, shape, BATCH, 6, np.float32))
 
 
 # -- graph assembly ------------------------------------------------------------------------------

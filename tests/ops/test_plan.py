@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.options.activations import ACTIVATIONS, Relu
 from specforge.layers import REGISTRY
 from specforge.ops.plan import plan_steps
+from specforge.options.activations import ACTIVATIONS, Relu
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))

@@ -6,10 +6,9 @@ import threading
 
 import numpy as np
 import pytest
-
 from helpers import make_layer
+
 from specforge.ops import parallel
-from specforge.ops.scratch import scratch
 
 
 @pytest.fixture
@@ -80,20 +79,6 @@ def test_split_batch_is_deterministic_in_float32(kind, config, shape, many_shard
     for _ in range(3):
         for expected, actual in zip(first, forward_backward(kind, config, shape, np.float32), strict=True):
             np.testing.assert_array_equal(actual, expected)
-
-
-def test_scratch_is_per_thread_and_per_key():
-    a = scratch("a", (3,), np.float32)
-    assert scratch("a", (3,), np.float32) is a
-    assert scratch("b", (3,), np.float32) is not a
-    assert scratch("a", (3,), np.float64) is not a
-    other = []
-    thread = threading.Thread(target=lambda: other.append(scratch("a", (3,), np.float32)))
-    thread.start()
-    thread.join()
-    assert other[0] is not a
-    assert not scratch("z", (4,), np.float32, fill=0.0).any()
-    assert (scratch("z", (4,), np.float32, fill=1.0) == 1).all()
 
 
 def test_a_ctrl_c_while_the_pool_starts_leaves_no_worker_waiting(monkeypatch):

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import random_params, reference_conv
-from specforge.ops import taps
+
 from specforge.layers.conv import Conv2D
+from specforge.ops import taps
 
 CHANNELS = taps.MIN_CHANNELS
 # (config, input shape): valid, same with uneven padding, dilation, dilation with same, strides

@@ -10,10 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import reference_conv
-from specforge.ops import nchwc
+
 from specforge.layers.conv import Conv2D, DepthwiseConv2D
+from specforge.ops import nchwc
 
 BLOCK = nchwc.block_size()
 # (kind, config, input shape)
@@ -100,7 +100,7 @@ def test_without_the_kernels_numpy_computes(monkeypatch):
 def test_a_process_whose_first_convolution_is_an_input_gradient_does_not_hang():
     """Making a session asks for the block size, which makes the probe's session on first use (a model
     that starts with Conv2DTranspose does that in its first forward)."""
-    code = ("import numpy as np; from specforge.ops import nchwc; from specforge.ops.im2col import Window; "
+    code = ("import numpy as np; from specforge.ops import nchwc; from specforge.ops.window import Window; "
             "out = np.empty((1, 5, 5, 2), np.float32); "
             "nchwc.input_gradient(np.ones((1, 3, 3, 4), np.float32), np.ones((3, 3, 2, 4), np.float32), "
             "Window((3, 3), (1, 1), (1, 1), ((0, 0), (0, 0))), out); print(out.sum())")

@@ -1,0 +1,58 @@
+"""Windowed pooling over NHWC batches: the padding, the strided slices under each kernel offset and
+the split across the cores, around a reduction and its gradient that the pooling kind supplies.
+
+The forward pads the input with the reduction's neutral value and hands the kind one strided view
+per kernel offset (one vectorised operation per offset of the small pool window, none per pixel or
+example); the backward hands it the matching views of the padded input gradient. Windows that tile
+the padded input cover each pixel once, so their gradients can be written rather than added to zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from specforge.ops import parallel
+from specforge.ops.window import Window, crop_padding, offset_slices, pad_image
+
+#: ``reduce(slices, out, part)``: write into ``out`` the pooled output of batch rows ``part`` from the input
+#: pixels under each kernel offset (``slices``).
+Reduce = Callable[[list[np.ndarray], np.ndarray, slice], None]
+#: ``spread(targets, dy, part, tiling)``: put the input gradient of batch rows ``part`` from their output
+#: gradient ``dy`` into the padded input's pixels under each kernel offset (``targets``): written when the
+#: windows tile the input (``tiling``), else added to the zeros there.
+Spread = Callable[[list[np.ndarray], np.ndarray, slice, bool], None]
+
+
+def pool(x: np.ndarray, window: Window, reduce: Reduce, pad_value: float = 0.0) -> np.ndarray:
+    """The pooled ``x`` (N, H, W, C) over ``window``, padded pixels ``pad_value``, from ``reduce``."""
+    out_size = window.output_size(x.shape[1:3])
+    y = np.empty((len(x), *out_size, x.shape[3]), x.dtype)
+
+    def shard(part: slice) -> None:
+        xp = pad_image(x[part], window.pads, pad_value)
+        reduce([xp[index] for index in offset_slices(window, out_size)], y[part], part)
+
+    parallel.run(shard, _parts(window, y))
+    return y
+
+
+def pool_gradient(dy: np.ndarray, x_shape: tuple[int, ...], window: Window, spread: Spread) -> np.ndarray:
+    """The gradient of the input (of ``x_shape``) of :func:`pool` from the output gradient ``dy``, by ``spread``."""
+    (top, bottom), (left, right) = window.pads
+    padded = (x_shape[0], x_shape[1] + top + bottom, x_shape[2] + left + right, x_shape[3])
+    out_size = dy.shape[1:3]
+    tiling = window.strides == window.kernel and window.dilation == (1, 1) and all(
+        count * stride == extent for count, stride, extent in zip(out_size, window.strides, padded[1:3]))
+    dxp = (np.empty if tiling else np.zeros)(padded, dy.dtype)
+
+    def shard(part: slice) -> None:
+        spread([dxp[part][index] for index in offset_slices(window, out_size)], dy[part], part, tiling)
+
+    parallel.run(shard, _parts(window, dy))
+    return crop_padding(dxp, window.pads)
+
+
+def _parts(window: Window, y: np.ndarray) -> list[slice]:
+    return parallel.shards(len(y), parallel.ELEMENTWISE_FLOPS * window.kernel[0] * window.kernel[1] * y[0].size)
