@@ -4,7 +4,8 @@
 After every step each trainable weight's average moves: ``average = m * average + (1 - m) * weight``, with
 ``m = 0`` on the first step (the average starts at the weights) and ``ema_momentum`` after.  Every
 ``ema_overwrite_frequency`` steps the weights are overwritten with their averages, and at the end of training
-they are in any case (Keras' ``finalize_variable_values``), so the run's saved weights and its export are the
+they are in any case (Keras' ``finalize_variable_values``, before the callbacks' end: an EarlyStopping that
+restores its best weights restores the raw ones, as in Keras), so the run's saved weights and its export are the
 averages.  Validation runs on the averages too.  The averages are saved in every checkpoint.
 """
 

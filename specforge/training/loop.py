@@ -193,6 +193,8 @@ class Trainer:
             runs.update_manifest(self.run_dir, epochs_completed=self.epoch)
             if self.stop_training:
                 self.progress.message(f"Epoch {self.epoch}: early stopping")
+        if self.ema is not None:  # before the callbacks end, as Keras' finalize_variable_values
+            self.ema.overwrite()
         for callback in self.callbacks:
             callback.on_train_end(self)
 
@@ -325,8 +327,6 @@ def _finish(trainer: Trainer) -> None:
     """Final weights, history and the test split's metrics; the run is then complete.  A warning when the
     moving statistics of batch normalization had too few steps to move."""
     setup, run_dir = trainer.setup, trainer.run_dir
-    if trainer.ema is not None:
-        trainer.ema.overwrite()
     trainer.model.save_weights(run_dir / runs.WEIGHTS)
     runs.write_history(run_dir, trainer.history)
     steps = trainer.epoch * batch_count(setup.dataset.train, setup.fit["batch_size"])
