@@ -240,10 +240,10 @@ def render_samples(spec: Spec, split: str, out: str | Path | None = None, count:
         raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
                         file=str(spec.file))
     path = Path(out or f"{spec.name}-{split}{'-augmented' if augmented else ''}.png")
-    if dataset.preprocessing.pipeline is not None:
-        return render_histograms(dataset.preprocessing.pipeline, chosen.table, path)
     if augmented:
         chosen = _augmented(spec, chosen, count)
+    elif dataset.preprocessing.pipeline is not None:
+        return render_histograms(dataset.preprocessing.pipeline, chosen.table, path)
     return render_grid(chosen, dataset.class_names, path, count)
 
 

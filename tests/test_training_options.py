@@ -13,6 +13,7 @@ import yaml
 from test_train import StopAt, assert_same_weights, weights_of
 
 from specforge import api
+from specforge.base.errors import SpecError
 from specforge.options import losses, optimizers
 from specforge.options.schedules import SCHEDULES, create
 from specforge.spec import spec_from_dict
@@ -191,6 +192,8 @@ def test_data_show_draws_the_augmented_images(tmp_path):
     again = np.asarray(Image.open(api.render_samples(spec, "train", tmp_path / "b.png", 9, augmented=True)))
     assert first.shape == plain.shape and not np.array_equal(first, plain)
     np.testing.assert_array_equal(first, again)
+    with pytest.raises(SpecError, match="no augmentation layers to show"):
+        api.render_samples(api.load_spec(SPECS / "residual.yaml"), "train", tmp_path / "c.png", 9, augmented=True)
 
 
 # -- example weights from a table column ------------------------------------------------------------
