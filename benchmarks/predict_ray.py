@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.predict_throughput import seed_model  # noqa: E402
-from specforge import api  # noqa: E402
-from specforge.export.onnx import export_graph  # noqa: E402
+from benchmarks.predict_throughput import seed_model
+from specforge import api
+from specforge.export.onnx import export_graph
 
 
 def seconds_of(run, rounds: int) -> float:

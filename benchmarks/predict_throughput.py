@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.rates import best_rate  # noqa: E402
-from specforge.api import build  # noqa: E402
-from specforge.data import load_dataset  # noqa: E402
-from specforge.export.onnx import export_graph  # noqa: E402
-from specforge.predict.session import default_threads, make_session  # noqa: E402
-from specforge.training.model import Model  # noqa: E402
-from specforge.spec import load_spec  # noqa: E402
+from benchmarks.rates import best_rate
+from specforge.api import build
+from specforge.data import load_dataset
+from specforge.export.onnx import export_graph
+from specforge.predict.session import default_threads, make_session
+from specforge.spec import load_spec
+from specforge.training.model import Model
 
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
 BATCH_SIZES = (1, 32, 256)
@@ -70,9 +70,11 @@ def main() -> None:
     print(f"{'batch':>5}  {'onnxruntime img/s':>18}  {'numpy img/s':>12}  {'ratio':>6}")
     for batch in BATCH_SIZES:
         pixels = raw[:batch]
-        onnx_rate = images_per_second(lambda: session.run(["probabilities"], {"input": pixels.astype(np.float32)}),
+        onnx_rate = images_per_second(lambda pixels=pixels: session.run(["probabilities"],
+                                                                           {"input": pixels.astype(np.float32)}),
                                       batch, args.seconds)
-        numpy_rate = images_per_second(lambda: model.forward(preprocessing.images(pixels)), batch, args.seconds)
+        numpy_rate = images_per_second(lambda pixels=pixels: model.forward(preprocessing.images(pixels)), batch,
+                                       args.seconds)
         print(f"{batch:>5}  {onnx_rate:>18,.0f}  {numpy_rate:>12,.0f}  {onnx_rate / numpy_rate:>5.1f}x")
 
 

@@ -11,8 +11,9 @@ training loop does.
 Batches are drawn at random from the spec's training split, preprocessed as training does (values in
 the range training sees, so that no phase times overflowing or non-finite arithmetic).
 Prints the peak memory of one whole ``Model.train_step`` (traced numpy allocations), then, per
-phase and slowest first, the wall-clock milliseconds per batch, their share of the step, and the CPU milliseconds of all threads together (on a machine that other processes keep
-busy, CPU time is the steadier of the two; CPU / wall is how many cores the phase kept busy).
+phase and slowest first, the wall-clock milliseconds per batch, their share of the step, and the CPU
+milliseconds of all threads together (on a machine that other processes keep busy, CPU time is the
+steadier of the two; CPU / wall is how many cores the phase kept busy).
 """
 
 from __future__ import annotations
@@ -22,22 +23,22 @@ import sys
 import time
 import tracemalloc
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from specforge.api import build, load_data, load_spec
+from specforge.data import Split
 from specforge.options import metrics as metric_kinds
 from specforge.options import optimizers
-from specforge.api import build, load_data, load_spec  # noqa: E402
-from specforge.data import Split  # noqa: E402
-from specforge.training.evaluate import labels_and_targets, update_metrics  # noqa: E402
-from specforge.options.losses import get as get_loss  # noqa: E402
-from specforge.training.model import Model, StepValues, gather_gradients  # noqa: E402
+from specforge.options.losses import get as get_loss
+from specforge.training.evaluate import labels_and_targets, update_metrics
+from specforge.training.model import Model, StepValues, gather_gradients
 
 
 def random_batch(train: Split, model: Model, loss, batch_size: int, rng: np.random.Generator,

@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.predict_throughput import BATCH_SIZES, images_per_second  # noqa: E402
-from specforge import api  # noqa: E402
-from specforge.predict.session import default_threads, make_session  # noqa: E402
-from specforge.predict.images import OnnxModel, read_data  # noqa: E402
+from benchmarks.predict_throughput import BATCH_SIZES, images_per_second
+from specforge import api
+from specforge.predict.images import OnnxModel, read_data
+from specforge.predict.session import default_threads, make_session
 
 
 def main() -> None:
@@ -45,7 +45,9 @@ def main() -> None:
         for name, path in (("float", float_path), ("int8", int8.path)):
             session = make_session(path, args.threads)
             accuracy = api.predict_onnx(path, data="mnist:test").accuracy
-            rates = [images_per_second(lambda: session.run(None, {"input": images[:batch]}), batch, args.seconds)
+            rates = [images_per_second(lambda session=session, batch=batch: session.run(None,
+                                                                                        {"input": images[:batch]}),
+                                       batch, args.seconds)
                      for batch in BATCH_SIZES]
             print(f"{name:<6} {path.stat().st_size / 1024:>6.1f} KiB {100 * accuracy:>8.2f}%"
                   + "".join(f" {rate:>10,.0f}" for rate in rates))

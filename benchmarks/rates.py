@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def best_rate(run: Callable[[], object], images: int, seconds: float = 1.0) -> float:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 #: cores' worth of CPU time other processes may take during a round that counts as undisturbed
 QUIET_LIMIT = 0.2
@@ -84,7 +84,7 @@ def alternate(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str
     """The best of ``rounds`` results of each measure, taken in turns so that both see the same machine; a
     disturbed round is run again, and an undisturbed result always beats a disturbed one."""
     neighbours = Neighbours()
-    best: dict[str, Measured | None] = {name: None for name in measures}
+    best: dict[str, Measured | None] = dict.fromkeys(measures)
     for _ in range(rounds):
         for name, measure in measures.items():
             for attempt in range(RETRIES + 1):

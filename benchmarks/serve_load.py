@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from specforge.data import load_dataset  # noqa: E402
-from specforge.serve.process import start_server, stop_server  # noqa: E402
+from specforge.data import load_dataset
+from specforge.serve.process import start_server, stop_server
 
 
 def resident_mib(pid: int) -> float:
@@ -36,7 +36,8 @@ def resident_mib(pid: int) -> float:
 
 
 def bodies(batch: int, count: int = 64) -> list[bytes]:
-    images = np.asarray(load_dataset({"source": "mnist"}, (28, 28, 1), validation="none", base_dir=Path(".")).test.images)
+    test = load_dataset({"source": "mnist"}, (28, 28, 1), validation="none", base_dir=Path(".")).test
+    images = np.asarray(test.images)
     return [json.dumps({"inputs": [{"name": "input", "shape": [batch, 28, 28, 1], "datatype": "FP32",
                                     "data": images[i * batch:(i + 1) * batch].reshape(-1).astype(float).tolist()}]})
             .encode() for i in range(count)]

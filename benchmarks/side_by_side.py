@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from benchmarks.rates import best_rate
 from benchmarks.rounds import Measured, alternate
-from specforge.options import losses
-from specforge.options import optimizers
 from specforge.api import build, load_spec
+from specforge.options import losses, optimizers
 from specforge.training.evaluate import labels_and_targets
 from specforge.training.model import Model
 
@@ -147,8 +146,8 @@ def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float
         for output in (ours.run(None, {"input": x})[0], theirs.run(None, {"input": x_torch})[0]):
             difference = max(difference, float(np.abs(output.reshape(expected.shape) - expected).max()))
         results[batch_size] = alternate({
-            "onnx": lambda: best_rate(lambda: ours.run(None, {"input": x}), batch_size, seconds),
-            "torch_onnx": lambda: best_rate(lambda: theirs.run(None, {"input": x_torch}), batch_size, seconds),
+            "onnx": lambda x=x, n=batch_size: best_rate(lambda: ours.run(None, {"input": x}), n, seconds),
+            "torch_onnx": lambda x=x_torch, n=batch_size: best_rate(lambda: theirs.run(None, {"input": x}), n, seconds),
         }, rounds)
     return results, difference
 

@@ -14,17 +14,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from benchmarks.torch_twin import TorchTwin, TwinTrainer, to_torch  # noqa: E402
+from benchmarks.torch_twin import TorchTwin, TwinTrainer, to_torch
+from specforge.api import build, load_data, load_spec
+from specforge.data import iterate_batches
 from specforge.options import losses
-from specforge.api import build, load_data, load_spec  # noqa: E402
-from specforge.data import iterate_batches  # noqa: E402
-from specforge.training.evaluate import labels_and_targets  # noqa: E402
-from specforge.predict.session import default_threads  # noqa: E402
-from specforge.training.model import Model  # noqa: E402
-from specforge.training.loop import generators  # noqa: E402
+from specforge.predict.session import default_threads
+from specforge.training.evaluate import labels_and_targets
+from specforge.training.loop import generators
+from specforge.training.model import Model
 
 
 def whole_split(split, loss, units: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ("import sys; from specforge.cli.commands import app; sys.argv = ['specforge', 'validate', 'specs/mnist.yaml'];\n"
+PROBE = ("import sys; from specforge.cli.commands import app\n"
+         "sys.argv = ['specforge', 'validate', 'specs/mnist.yaml']\n"
          "try:\n    app()\nexcept SystemExit:\n    pass\n"
          "print(sorted(m for m in ('onnx', 'onnxruntime', 'PIL') if m in sys.modules), file=sys.stderr)")
 

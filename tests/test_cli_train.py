@@ -45,7 +45,7 @@ def test_train_writes_every_file_of_the_run_and_prints_its_path(trained):
     assert lines[-2] == "run: runs/mnist-cnn/1"
     assert lines[-1] == "latest: unchanged (a run on a slice of the data)"
     run_dir = cwd / "runs" / "mnist-cnn" / "1"
-    assert RUN_FILES <= {path.name for path in run_dir.iterdir()}
+    assert {path.name for path in run_dir.iterdir()} >= RUN_FILES
     assert not (cwd / "runs" / "mnist-cnn" / "latest").exists()
     assert (run_dir / "spec.yaml").read_text() == Path(SEED_SPEC).read_text()
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -98,7 +98,7 @@ def test_ctrl_c_saves_and_resume_finishes_the_run(tmp_path):
         # on Ctrl-C interrupts the epoch, whichever batch it reaches.
         assert process.stdout.readline() == "Epoch 1/1\n"
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=120)
+        _stdout, stderr = process.communicate(timeout=120)
     finally:
         process.kill()
     assert process.returncode == 130, stderr

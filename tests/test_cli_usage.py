@@ -18,8 +18,8 @@ def specforge_cli(*args):
     (["validate", SEED_SPEC, "--frobnicate"], "No such option: --frobnicate (usage: specforge validate --help)"),
     (["export", "runs/x/latest", "--opset", "40"],
      "Invalid value for '--opset': 40 is not in the range 13<=x<=21. (usage: specforge export --help)"),
-    (["valdate", SEED_SPEC], "No such command 'valdate'. Did you mean 'validate', 'evaluate'? "
-                             "(usage: specforge --help)"),
+    (["valdate", SEED_SPEC], ("No such command 'valdate'. Did you mean 'validate', 'evaluate'? "
+                             "(usage: specforge --help)")),
     (["export"], "Missing argument 'run'. (usage: specforge export --help)"),
     (["train", SEED_SPEC, "--limit-train", "0"], "Invalid value for '--limit-train': 0 is not in the range x>=1."),
 ])

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.options import losses
-from specforge.options import optimizers
 from specforge.api import build
 from specforge.base.errors import ShapeError, SpecError
 from specforge.graph.dag import INPUT_NODE
-from specforge.training.model import Model
+from specforge.options import losses, optimizers
 from specforge.spec import spec_from_dict
+from specforge.training.model import Model
 
 RESIDUAL = [
     {"type": "Conv2D", "name": "stem", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
@@ -119,8 +118,8 @@ def test_a_chain_keeps_its_order_and_default_names():
     ([{"type": "Flatten", "inputs": "inptu"}, {"type": "Dense", "units": 3}], None, SpecError,
      "model.layers[0].inputs: no layer is named 'inptu'; did you mean 'input'?"),
     ([{"type": "Flatten", "name": "a", "inputs": "b"}, {"type": "Dense", "units": 3, "name": "b", "inputs": "a"}],
-     None, SpecError, "model.layers[0].inputs: the layers 'a' -> 'b' -> 'a' form a cycle; a layer cannot take its "
-                      "input from a layer that depends on it"),
+     None, SpecError, ("model.layers[0].inputs: the layers 'a' -> 'b' -> 'a' form a cycle; a layer cannot take its "
+                      "input from a layer that depends on it")),
     ([{"type": "Flatten"}, {"type": "Dense", "units": 3}], "dens", SpecError,
      "model.output: no layer is named 'dens'; did you mean 'dense'?"),
     ([{"type": "Flatten", "name": "x"}, {"type": "Dense", "units": 3, "name": "x"}], None, SpecError,
@@ -153,5 +152,5 @@ def test_validate_prints_the_warning_and_succeeds(tmp_path):
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
-        f"{spec}:9:7: warning: model.layers[1]: nothing takes the output of 'probe', so it is left out of the "
-        "model; use it in another layer's inputs or remove it"]
+        (f"{spec}:9:7: warning: model.layers[1]: nothing takes the output of 'probe', so it is left out of the "
+        "model; use it in another layer's inputs or remove it")]

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from needs import require
+
 from specforge.api import build, load_spec
 from specforge.base.errors import SpecError
 from specforge.graph.picture import graph_dot, write_picture

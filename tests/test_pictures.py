@@ -22,8 +22,8 @@ def runs(tmp_path_factory):
     first = api.fit(SEED_SPEC, overrides=["fit.epochs=3"], out=root / "runs/first", progress=Silent(),
                     limit_train=600, limit_test=200)
     second = api.fit(SEED_SPEC, overrides=["fit.epochs=2", "fit.batch_size=64",
-                                           'fit.callbacks=[{"type": "EarlyStopping", "monitor": "val_accuracy", '
-                                           '"patience": 5}]'],
+                                           ('fit.callbacks=[{"type": "EarlyStopping", "monitor": "val_accuracy", '
+                                           '"patience": 5}]')],
                      out=root / "runs/second", progress=Silent(), limit_train=600, limit_test=200)
     return root, first, second
 
@@ -35,7 +35,7 @@ def colour_pixels(path, hex_colour):
 
 
 def test_plot_draws_each_run_in_its_colour(runs):
-    root, first, second = runs
+    root, _first, _second = runs
     result = specforge("plot", "runs/first", cwd=root)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "wrote runs/first/curves.png\n"
@@ -48,7 +48,7 @@ def test_plot_draws_each_run_in_its_colour(runs):
 
 
 def test_the_best_epoch_follows_the_monitored_value(runs):
-    root, first, second = runs
+    _root, first, second = runs
     curves = run_curves(first.path)
     assert curves.monitor == "val_loss"
     assert curves.best_epoch == int(np.argmin(json.loads((first.path / "history.json").read_text())["val_loss"]))
@@ -61,7 +61,7 @@ def test_the_best_epoch_follows_the_monitored_value(runs):
 
 
 def test_per_class_scores_agree_with_the_predictions(runs):
-    root, first, _ = runs
+    _root, first, _ = runs
     results = api.evaluate(first, limit=200, details=True)
     matrix = np.array(results["confusion_matrix"])
     assert matrix.sum() == results["examples"] == 200
@@ -119,7 +119,8 @@ def test_drawing_without_matplotlib_is_one_line_naming_the_extra(runs):
     result = subprocess.run([sys.executable, "-c", probe], cwd=root, env=environment(), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr == "specforge: error: drawing needs matplotlib; install it with: pip install 'specforge[plot]'\n"
+    assert result.stderr == ("specforge: error: drawing needs matplotlib; install it with: "
+                             "pip install 'specforge[plot]'\n")
 
 
 def test_validate_does_not_import_the_drawing_or_logging_libraries():

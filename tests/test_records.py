@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from specforge import api
-from specforge.training.progress import Silent
 from specforge.spec import spec_from_dict
+from specforge.training.progress import Silent
 from tests.test_cli_train import environment, specforge
 
 SMALL = {

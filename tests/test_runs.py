@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from specforge import api
-from specforge.runs import directory as runs
 from specforge.base.errors import RunError
-from specforge.training.progress import Silent
+from specforge.runs import directory as runs
 from specforge.spec import spec_from_dict
+from specforge.training.progress import Silent
 
 TINY = {
     "version": 1, "name": "tiny-mlp",
@@ -105,7 +105,7 @@ def test_checkpoint_keeps_arrays_and_state_together(tmp_path):
     assert loaded_arrays.keys() == arrays.keys()
     np.testing.assert_array_equal(loaded_arrays["weights/dense/kernel"], arrays["weights/dense/kernel"])
     assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 2
-    with pytest.raises(RunError, match="no checkpoint.npz"):
+    with pytest.raises(RunError, match=r"no checkpoint\.npz"):
         runs.load_checkpoint(tmp_path / "elsewhere")
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+    from typer._click import ClickException
 
 app = typer.Typer(
     help="Declarative model specs: validate, train with numpy, export to ONNX, predict with onnxruntime.",
@@ -70,11 +75,11 @@ def command(group: typer.Typer = app, **options) -> Callable:
 
 @command()
 def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .json)."),
-             overrides: Optional[List[str]] = SetOption, as_json: bool = JsonOption,
+             overrides: list[str] | None = SetOption, as_json: bool = JsonOption,
              no_data: bool = typer.Option(False, "--no-data",
                                           help="Skip the data checks (files exist, headers and label files fit "
                                                "the model)."),
-             picture: Optional[Path] = typer.Option(None, "--graph", metavar="FILE",
+             picture: Path | None = typer.Option(None, "--graph", metavar="FILE",
                                                     help="Also write a picture of the graph: FILE.dot (Graphviz "
                                                          "text), or FILE.svg / FILE.png drawn by Graphviz's dot.")
              ) -> None:
@@ -95,7 +100,7 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
 
 
 @command()
-def schema(write: Optional[Path] = typer.Option(None, "--write", metavar="DIR",
+def schema(write: Path | None = typer.Option(None, "--write", metavar="DIR",
                                                 help="Write DIR/specforge.schema.json instead, for a spec's "
                                                      "$schema line to name by a relative path.")) -> None:
     """Print the spec's JSON Schema (draft-07)."""
@@ -127,16 +132,16 @@ INTERRUPTED_EXIT = 130
 
 
 @command()
-def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out with --resume."),
-          out: Optional[Path] = typer.Option(None, "--out", help="Run directory to create (default: the next "
+def train(spec: Path | None = typer.Argument(None, help="Spec file; leave out with --resume."),
+          out: Path | None = typer.Option(None, "--out", help="Run directory to create (default: the next "
                                                                   "runs/<spec name>/<n>)."),
-          overrides: Optional[List[str]] = SetOption,
+          overrides: list[str] | None = SetOption,
           quiet: bool = typer.Option(False, "--quiet", "-q", help="One line per epoch, no progress bar."),
-          resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN",
+          resume: Path | None = typer.Option(None, "--resume", metavar="RUN",
                                                 help="Continue an interrupted run from its last checkpoint."),
-          limit_train: Optional[int] = typer.Option(None, "--limit-train", min=1, metavar="N",
+          limit_train: int | None = typer.Option(None, "--limit-train", min=1, metavar="N",
                                                     help="Train on the first N training examples only."),
-          limit_test: Optional[int] = typer.Option(None, "--limit-test", min=1, metavar="N",
+          limit_test: int | None = typer.Option(None, "--limit-test", min=1, metavar="N",
                                                    help="Validate and test on the first N examples only.")) -> None:
     """Train a spec with the numpy backend; writes a run directory and prints its path."""
     from specforge import api
@@ -162,7 +167,7 @@ def train(spec: Optional[Path] = typer.Argument(None, help="Spec file; leave out
 @command()
 def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-cnn/latest."),
              split: str = typer.Option("test", "--split", help="test, train or validation."),
-             limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
+             limit: int | None = typer.Option(None, "--limit", min=1, metavar="N",
                                                  help="Evaluate the first N examples only."),
              as_json: bool = JsonOption,
              plot: bool = typer.Option(False, "--plot", help="Also write the confusion matrix as a PNG, "
@@ -198,7 +203,7 @@ app.add_typer(data_app, name="data")
 
 
 @command(data_app, name="info")
-def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Optional[List[str]] = SetOption,
+def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: list[str] | None = SetOption,
               as_json: bool = JsonOption) -> None:
     """Counts, shapes, dtypes, value ranges and class balance of each split."""
     from specforge import api
@@ -224,21 +229,21 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: Op
 @command(data_app, name="show")
 def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
                                           help="Spec file; with --misclassified, a run directory."),
-              out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: "
+              out: Path | None = typer.Option(None, "--out", help="PNG file to write (default: "
                                                                      "<spec name>-<split>.png, or "
                                                                      "RUN/misclassified-<split>.png)."),
-              split: Optional[str] = typer.Option(None, "--split", help="train or test (default: train, or test "
+              split: str | None = typer.Option(None, "--split", help="train or test (default: train, or test "
                                                                         "with --misclassified)."),
               count: int = typer.Option(25, "--count", min=1, help="Number of images."),
               misclassified: bool = typer.Option(False, "--misclassified",
                                                  help="Draw the examples the run's model gets wrong, with the "
                                                       "predicted and the true class " + NEEDS_PLOT + "."),
-              limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N",
+              limit: int | None = typer.Option(None, "--limit", min=1, metavar="N",
                                                   help="With --misclassified: look at the first N examples only."),
               augmented: bool = typer.Option(False, "--augmented",
                                              help="Draw the images as the model's augmentation layers change them "
                                                   "in training (drawn from fit.seed)."),
-              overrides: Optional[List[str]] = SetOption) -> None:
+              overrides: list[str] | None = SetOption) -> None:
     """Write a PNG grid of sample images with their labels (for a table: histograms of its columns), or of a
     run's mistakes, and print where."""
     from specforge import api
@@ -252,7 +257,7 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
 
 
 @command(name="runs")
-def list_runs(args: Optional[List[str]] = typer.Argument(None, metavar="[NAME] | compare A B",
+def list_runs(args: list[str] | None = typer.Argument(None, metavar="[NAME] | compare A B",
                                                          help="A spec name to list only its runs, or compare and two "
                                                               "run directories."),
               root: Path = typer.Option(Path("runs"), "--root",
@@ -278,9 +283,9 @@ def list_runs(args: Optional[List[str]] = typer.Argument(None, metavar="[NAME] |
 
 
 @command()
-def plot(runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run directories, e.g. runs/mnist-cnn/latest; "
+def plot(runs: list[Path] = typer.Argument(..., metavar="RUN...", help="Run directories, e.g. runs/mnist-cnn/latest; "
                                                                         "several are overlaid."),
-         out: Optional[Path] = typer.Option(None, "--out", help="PNG file to write (default: RUN/curves.png for "
+         out: Path | None = typer.Option(None, "--out", help="PNG file to write (default: RUN/curves.png for "
                                                                 "one run, else curves.png).")) -> None:
     r"""Write a PNG of the training curves: loss and every metric per epoch, training and validation, with each
     run's best epoch marked (needs specforge\[plot])."""
@@ -302,12 +307,12 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
            no_preprocessing: bool = typer.Option(False, "--no-preprocessing",
                                                  help="Leave the run's preprocessing out of the graph: the model "
                                                       "then takes preprocessed values, not raw pixels."),
-           output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the model "
+           output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the model "
                                                                               "(default: RUN/model.onnx)."),
-           web: Optional[Path] = typer.Option(None, "--web", metavar="DIR",
+           web: Path | None = typer.Option(None, "--web", metavar="DIR",
                                               help="Also write a static web page that runs the model in the "
                                                    "browser (onnxruntime-web, no CDN) into DIR."),
-           quantize: Optional[Quantization] = typer.Option(None, "--quantize",
+           quantize: Quantization | None = typer.Option(None, "--quantize",
                                                            help="Write an int8 model (default: RUN/model.int8.onnx) "
                                                                 "once it keeps the float model's test accuracy."),
            max_accuracy_drop: float = typer.Option(0.5, "--max-accuracy-drop", min=0, metavar="POINTS",
@@ -332,29 +337,29 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
 @command()
 def predict(model: Path = typer.Argument(..., help="ONNX file written by specforge export, or a run directory "
                                                    "(its model predicts without exporting first)."),
-            inputs: Optional[List[Path]] = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
-                                                                     "(N, H, W[, C]) of raw values; an .npz gives its only "
-                                                                     "array, else x_test, images, x or inputs. For a "
-                                                                     "table model: one CSV or Parquet file of raw rows."),
-            data: Optional[str] = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
+            inputs: list[Path] | None = typer.Argument(None, help="PNG/JPEG images or .npy/.npz arrays "
+                                                                  "(N, H, W[, C]) of raw values; an .npz gives its "
+                                                                  "only array, else x_test, images, x or inputs. For a "
+                                                                  "table model: one CSV or Parquet file of raw rows."),
+            data: str | None = typer.Option(None, "--data", metavar="SOURCE:SPLIT",
                                                help="A data split with labels, e.g. mnist:test or "
                                                     "specs/mnist.yaml:test."),
-            limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N", help="The first N inputs only."),
+            limit: int | None = typer.Option(None, "--limit", min=1, metavar="N", help="The first N inputs only."),
             top_k: int = typer.Option(1, "--top-k", min=1, metavar="K", help="Show the K most likely classes."),
             as_json: bool = typer.Option(False, "--json", help="One JSON object per input and line."),
-            output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
+            output: Path | None = typer.Option(None, "--output", "-o", metavar="FILE",
                                                   help="Write every prediction to FILE.csv, .json, .jsonl or "
                                                        ".parquet instead."),
-            threads: Optional[int] = typer.Option(None, "--threads", min=1,
+            threads: int | None = typer.Option(None, "--threads", min=1,
                                                   help="onnxruntime threads (default: the cores this process "
                                                        "may use)."),
             batch_size: int = typer.Option(256, "--batch-size", min=1, help="Inputs per onnxruntime call."),
             backend: str = typer.Option("local", "--backend", help="local (one session here) or ray (Ray Data: a "
                                                                    "pool of actors, one session each)."),
-            address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+            address: str | None = typer.Option(None, "--address", metavar="HOST:PORT",
                                                   help="With --backend ray: the cluster (default: RAY_ADDRESS, else "
                                                        "a local Ray)."),
-            actors: Optional[int] = typer.Option(None, "--actors", min=1, metavar="N",
+            actors: int | None = typer.Option(None, "--actors", min=1, metavar="N",
                                                  help="With --backend ray: actors in the pool (default: the "
                                                       "cluster's CPUs / --threads, which defaults to 1 there)."),
             no_invert: bool = typer.Option(False, "--no-invert",
@@ -418,39 +423,40 @@ class _ProgressBar:
 
     def __init__(self, task: str = "predicting") -> None:
         self._description = task
-        self._progress = None
-        self._task = None
+        self._bar: tuple[Progress, TaskID] | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        if self._progress is None:
+        if self._bar is None:
             if done >= total:
                 return
             from rich.console import Console
             from rich.progress import Progress
 
-            self._progress = Progress(console=Console(stderr=True), transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task(self._description, total=total)
-        self._progress.update(self._task, completed=done)
+            progress = Progress(console=Console(stderr=True), transient=True)
+            progress.start()
+            self._bar = (progress, progress.add_task(self._description, total=total))
+        progress, task = self._bar
+        progress.update(task, completed=done)
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self._bar is not None:
+            self._bar[0].stop()
 
 
 @command()
-def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or a sweep file {spec: PATH, sweep: ...}."),
-          trials: Optional[int] = typer.Option(None, "--trials", min=1, metavar="N",
+def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or a sweep file "
+                                                "{spec: PATH, sweep: ...}."),
+          trials: int | None = typer.Option(None, "--trials", min=1, metavar="N",
                                                help="Number of trials (default: sweep.trials)."),
           jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N",
                                    help="Trials at once; locally each gets cores / N."),
           backend: str = typer.Option("local", "--backend", help="local (Optuna, a journal file) or ray (Ray Tune)."),
-          address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+          address: str | None = typer.Option(None, "--address", metavar="HOST:PORT",
                                                 help="Ray cluster to use (default: RAY_ADDRESS, else a local Ray)."),
-          overrides: Optional[List[str]] = SetOption,
-          limit_train: Optional[int] = typer.Option(None, "--limit-train", min=1, metavar="N",
+          overrides: list[str] | None = SetOption,
+          limit_train: int | None = typer.Option(None, "--limit-train", min=1, metavar="N",
                                                     help="Train each trial on the first N training examples."),
-          limit_test: Optional[int] = typer.Option(None, "--limit-test", min=1, metavar="N",
+          limit_test: int | None = typer.Option(None, "--limit-test", min=1, metavar="N",
                                                    help="Validate and test on the first N examples only."),
           as_json: bool = JsonOption) -> None:
     """Run a spec's hyperparameter sweep: each trial a run directory, then the trials sorted, the best run and
@@ -499,14 +505,14 @@ def serve(model: Path = typer.Argument(..., metavar="MODEL_OR_RUN",
                                       help="An .onnx file, or a run directory with its exported model.onnx."),
           host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0: every interface)."),
           port: int = typer.Option(8000, "--port", min=1, max=65535),
-          name: Optional[str] = typer.Option(None, "--name", help="The model's name in URLs (default: the spec's)."),
+          name: str | None = typer.Option(None, "--name", help="The model's name in URLs (default: the spec's)."),
           max_batch: int = typer.Option(256, "--max-batch", min=1, help="Most examples in one infer request."),
           max_request_mb: float = typer.Option(8.0, "--max-request-mb", min=0.001,
                                                help="Largest request body, in MiB (larger: 413)."),
           read_timeout: float = typer.Option(30.0, "--read-timeout", min=0.1,
                                              help="Seconds a request's headers, then its body, may take to arrive "
                                                   "(later: 408)."),
-          threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime threads.")) -> None:
+          threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime threads.")) -> None:
     """Serve a model over HTTP on the Open Inference Protocol (KServe v2 REST), plus an image upload endpoint;
     stops gracefully on SIGTERM or Ctrl-C."""
     from specforge import api
@@ -515,7 +521,7 @@ def serve(model: Path = typer.Argument(..., metavar="MODEL_OR_RUN",
               max_body_bytes=int(max_request_mb * 1024 * 1024), read_timeout=read_timeout, threads=threads)
 
 
-def usage_error_line(error: Exception) -> str:
+def usage_error_line(error: ClickException) -> str:
     """A command-line mistake (unknown option or command, value out of range) as one line, like every other
     user error, with where to find the command's usage."""
     context = getattr(error, "ctx", None)
@@ -531,7 +537,7 @@ BUG_EXIT = 1
 CLOSED_PIPE_EXIT = 1
 
 
-def main(args: Optional[List[str]] = None) -> None:
+def main(args: list[str] | None = None) -> None:
     """Console-script entry point: runs the command and exits with its status; usage errors exit with 2.
 
     Last resort: a closed pipe ends quietly, and any other unexpected exception is one line saying it is a bug,
@@ -549,12 +555,12 @@ def main(args: Optional[List[str]] = None) -> None:
     sys.exit(status)
 
 
-def _run(args: Optional[List[str]]) -> int:
+def _run(args: list[str] | None) -> int:
     """The command's exit status, command-line mistakes shown as one line."""
     try:
         from typer import _click as click  # typer 0.28 carries its own click
-    except ImportError:
-        import click
+    except ImportError:  # typer before 0.28 uses click, the same API under another module
+        import click  # type: ignore[no-redef]
 
     try:
         status = app(args=args, prog_name="specforge", standalone_mode=False)

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from specforge.base.errors import DataError
-from specforge.export.inspect import format_description
 from specforge.base.fileio import atomic_open, write_text
-from specforge.graph.picture import write_picture
-from specforge.training.progress import format_logs
-from specforge.runs.directory import LATEST, counts_as_latest, display_path
+from specforge.export.inspect import format_description
+from specforge.graph.picture import write_picture as write_picture  # re-exported: the command line's picture
 from specforge.graph.summary import print_summary, summary_json
+from specforge.runs.directory import LATEST, Run, counts_as_latest, display_path
+from specforge.training.progress import format_logs
 
 if TYPE_CHECKING:  # the types of what the presenters show; validate need not import these modules
     from specforge.predict.images import Prediction, PredictionReport
@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # the types of what the presenters show; validate need not im
 
 def format_line(prediction: Prediction, width: int = 0) -> str:
     """``source  class (name)  probability`` (every top-k class), with the true label when known."""
-    def shown(cls: int, name: str) -> str:
-        return str(cls) if name == str(cls) else f"{cls} ({name})"
+    def shown(cls: int, name: str | None) -> str:
+        return str(cls) if name is None or name == str(cls) else f"{cls} ({name})"
 
     best = "   ".join(f"{shown(c, n)} {p:.4f}" for c, n, p in prediction.top)
     line = f"{prediction.source:<{width}}  {best}"
@@ -68,14 +68,14 @@ def write_report(report: PredictionReport, path: str | Path) -> Path:
     return write_text(path, buffer.getvalue())
 
 
-def _table(report: PredictionReport) -> tuple[list[str], list[list]]:
+def _table(report: PredictionReport) -> tuple[list[str], list[list[Any]]]:
     k = len(report.predictions[0].top) if report.predictions else 1
     labelled = any(p.label is not None for p in report.predictions)
     header = ["source", "class", "name", "probability"]
     header += [f"{column}_{rank}" for rank in range(2, k + 1) for column in ("class", "name", "probability")]
     header += ["label", "correct"] if labelled else []
-    rows = [[p.source, *(value for entry in p.top for value in entry)] + ([p.label, p.correct] if labelled else [])
-            for p in report.predictions]
+    rows: list[list[Any]] = [[p.source, *(value for entry in p.top for value in entry),
+                              *([p.label, p.correct] if labelled else [])] for p in report.predictions]
     return header, rows
 
 
@@ -166,7 +166,7 @@ def format_results(results: dict) -> str:
     return f"{results['split']} ({results['examples']} examples){format_logs(values)}"
 
 
-def latest_note(run) -> str | None:
+def latest_note(run: Run) -> str | None:
     """Why a finished run is not its spec's ``latest`` (a run on a slice of the data, or written with --out)."""
     if counts_as_latest(run.manifest):
         return None
@@ -177,7 +177,7 @@ def latest_note(run) -> str | None:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
         else f"{seconds // 60}:{seconds % 60:02d}"
 
@@ -256,6 +256,21 @@ def format_confusion(results: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_per_class",
-           "format_confusion", "format_runs", "format_comparison", "latest_note", "format_description",
-           "display_path", "print_summary", "summary_json", "sweep_view", "print_sweep"]
+__all__ = [
+    "accuracy_line",
+    "display_path",
+    "format_comparison",
+    "format_confusion",
+    "format_description",
+    "format_line",
+    "format_per_class",
+    "format_results",
+    "format_runs",
+    "json_line",
+    "latest_note",
+    "print_summary",
+    "print_sweep",
+    "summary_json",
+    "sweep_view",
+    "write_report",
+]

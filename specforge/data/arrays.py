@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.data.files import sha256_file
 from specforge.data.splits import SPLIT_NAMES, Loaded, Split, make_split
-from specforge.base.errors import DataError
 
 #: The names of the arrays in an .npz archive, by role, unless the spec names others (Keras' mnist.npz).
 NPZ_DEFAULT_KEYS = {

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.data.mnist import NUM_CLASSES as MNIST_CLASSES
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.sources import SOURCES
 from specforge.data.splits import Loaded, Split
-from specforge.base.errors import DataError
 
 Validation = str | float
 
@@ -93,15 +93,19 @@ def _num_classes(data_spec: dict, loaded: Loaded) -> int:
         return declared
     if loaded.class_names is not None:
         return len(loaded.class_names)
-    largest = max(int(split.labels.max()) for split in loaded.splits.values() if len(split))
+    largest = max(int(split.labels.max()) for split in loaded.splits.values()
+                  if len(split) and split.labels is not None)
     if largest < 1:
         raise DataError("every label is 0: a classifier needs at least two classes; check the label column or "
                         "set data.num_classes", file=loaded.splits["train"].labels_file)
     return largest + 1
 
 
-def check_labels(name: str, labels: np.ndarray, num_classes: int, file: str | None, setting: str) -> None:
-    """Refuse class labels outside ``[0, num_classes)``; ``setting`` is the spec setting that gave the count."""
+def check_labels(name: str, labels: np.ndarray | None, num_classes: int, file: str | None, setting: str) -> None:
+    """Refuse class labels outside ``[0, num_classes)``; ``setting`` is the spec setting that gave the count.
+    A split without labels has none to refuse."""
+    if labels is None:
+        return
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if bad.size:
         index = int(bad[0])
@@ -159,7 +163,7 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
     splits = {name: _fit_images(split, input_shape, setting) for name, split in loaded.splits.items()}
     if loaded.pipeline is not None and loaded.pipeline.target.regression:
         names = loaded.pipeline.target.names
-        preprocessing = Preprocessing(input_shape, len(names), names, labels_encoding="values",
+        preprocessing = Preprocessing(input_shape, len(names), tuple(names), labels_encoding="values",
                                       table=loaded.pipeline.to_dict())
     else:
         num_classes = _num_classes(data_spec, loaded)

@@ -16,8 +16,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from specforge.data.files import sha256_file
 from specforge.base.errors import DataError
+from specforge.data.files import sha256_file
 
 ATTEMPTS = 4
 BACKOFF_S = 0.5

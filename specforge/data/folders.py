@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.data.files import read_bytes, require_dir, sha256_bytes
 from specforge.data.splits import Split, make_split
-from specforge.base.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}

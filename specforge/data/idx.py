@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from specforge.data.files import GZIP_MAGIC, gunzip_if_compressed, read_bytes, sha256_bytes
 from specforge.base.errors import DataError
+from specforge.data.files import GZIP_MAGIC, gunzip_if_compressed, read_bytes, sha256_bytes
 
-_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
+_TYPES: dict[int, np.dtype] = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
           0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 _USE = "expected 0x00000803 (images) or 0x00000801 (labels), raw or gzip-compressed"
 

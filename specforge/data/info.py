@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
+from specforge.base.fileio import atomic_open
 from specforge.data.dataset import Dataset
 from specforge.data.splits import Split
 from specforge.data.table.info import column_info, row_info, target_info
-from specforge.base.errors import DataError
-from specforge.base.fileio import atomic_open
 
 CELL_MIN_PX = 56
 LABEL_PX = 14
@@ -49,7 +49,7 @@ def data_info(dataset: Dataset) -> dict:
     }
     pipeline = dataset.preprocessing.pipeline
     if pipeline is not None:
-        tables = {name: split.table for name, split in dataset.splits().items()}
+        tables = {name: split.table for name, split in dataset.splits().items() if split.table is not None}
         info["columns"] = column_info(pipeline, tables)
         info["target"] = target_info(pipeline, tables)
         info.update(row_info(tables))

@@ -8,15 +8,16 @@ hold a batch ``(N, H, W[, C])`` or one example ``(H, W[, C])``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
-from specforge.data.splits import Split
 from specforge.base.errors import DataError
+from specforge.data.splits import Split
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -91,8 +92,8 @@ def read_files(paths: Sequence[str | Path], model: ModelInput, *, invert: bool =
 
 def read_images(paths: Sequence[Path], model: ModelInput, *, invert: bool = True) -> Inputs:
     """PNG/JPEG files decoded as image folders decode them; one-channel dark-on-light images inverted."""
-    from specforge.data.folders import decode_image
     from specforge.data.files import read_bytes
+    from specforge.data.folders import decode_image
 
     shape = _image_shape(model)
     pixels = np.stack([decode_image(read_bytes(path), shape, str(path)) for path in paths])
@@ -167,4 +168,4 @@ def _concatenate(parts: list[Inputs]) -> Inputs:
                   [s for p in parts for s in p.sources], None, np.concatenate(inverted))
 
 
-__all__ = ["Inputs", "ModelInput", "read_files", "read_images", "read_array", "split_inputs"]
+__all__ = ["Inputs", "ModelInput", "read_array", "read_files", "read_images", "split_inputs"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import overload
 
 from specforge.data.dataset import Dataset, load_dataset
 from specforge.data.splits import Split
@@ -10,11 +11,16 @@ from specforge.data.splits import Split
 
 def limit_dataset(dataset: Dataset, limit_train: int | None, limit_test: int | None) -> Dataset:
     """The first ``limit_train`` training examples and the first ``limit_test`` of the test and validation splits."""
-    def first(split: Split | None, limit: int | None) -> Split | None:
-        return split if split is None or limit is None else split.part(split.name, None, limit)
+    return Dataset(_first(dataset.train, limit_train), _first(dataset.validation, limit_test),
+                   _first(dataset.test, limit_test), dataset.preprocessing, dataset.source_hash, dataset.digests)
 
-    return Dataset(first(dataset.train, limit_train), first(dataset.validation, limit_test),
-                   first(dataset.test, limit_test), dataset.preprocessing, dataset.source_hash, dataset.digests)
+
+@overload
+def _first(split: Split, limit: int | None) -> Split: ...
+@overload
+def _first(split: Split | None, limit: int | None) -> Split | None: ...
+def _first(split: Split | None, limit: int | None) -> Split | None:
+    return split if split is None or limit is None else split.part(split.name, None, limit)
 
 
 def load_data(config: dict, base_dir: Path, limits: dict[str, int | None], input_dtype: str = "float32") -> Dataset:

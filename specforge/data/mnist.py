@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.data.files import gunzip_if_compressed, read_bytes, require_file, sha256_bytes
 from specforge.data.idx import parse_idx
 from specforge.data.splits import Loaded, make_split
-from specforge.base.errors import DataError
 
 MNIST_DIR = Path(__file__).parent / "mnist"
 FILES = {
@@ -36,7 +36,7 @@ def read_checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_mnist(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The four arrays by role (read-only uint8 views of the decompressed files) and their checked digests."""
     sums = read_checksums(directory)

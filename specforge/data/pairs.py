@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.data.files import require_file
 from specforge.data.splits import SPLIT_NAMES, Loaded, Split, make_split
-from specforge.base.errors import DataError
 
 #: Reads one file: its array and the SHA-256 of the file as stored.
 Reader = Callable[[Path], tuple[np.ndarray, str]]
@@ -32,5 +32,6 @@ def load_pairs(files: dict[str, Path], read: Reader) -> Loaded:
         for role in roles:
             array, digests[role] = read(require_file(files[role], role))
             arrays.append(array)
-        splits[split] = make_split(split, *arrays, str(files[roles[0]]), str(files[roles[1]]))
+        images, labels = arrays
+        splits[split] = make_split(split, images, labels, str(files[roles[0]]), str(files[roles[1]]))
     return Loaded(splits, digests)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.data.files import require_file, sha256_file
 from specforge.data.splits import Split, make_split
-from specforge.base.errors import DataError
 
 #: numpy's row in its two messages: counted from 0 after a cell it cannot convert ("at row 1, column 2"),
 #: from 1 after a row whose column count changed ("at row 2;"), both after the skipped header.

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from specforge.base.errors import DataError
 from specforge.data.dataset import check_fits, check_labels, declared_num_classes, missing_split, shape_setting
 from specforge.data.sources import SOURCES
-from specforge.base.errors import DataError
 
 
 def check_data(config: dict, base_dir: Path, output_units: int) -> None:

@@ -34,10 +34,12 @@ def rescale_factor(value: float | str) -> float:
     return float(value)
 
 
-def _values(value: float | list[float] | None) -> tuple[float, ...] | None:
+def _values(value: float | list[float] | tuple[float, ...] | None) -> tuple[float, ...] | None:
     if value is None:
         return None
-    return tuple(float(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+    if isinstance(value, (list, tuple)):
+        return tuple(float(v) for v in value)
+    return (float(value),)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ against the options of the source in use.
 from __future__ import annotations
 
 from specforge.data.preprocessing import FRACTION_PATTERN
-
 from specforge.data.sources import SOURCES, DataSource, need, path_option
 from specforge.data.splits import SPLIT_NAMES
 
@@ -76,7 +75,7 @@ PREPROCESSING_SCHEMA = {
     "examples": [{"rescale": 1.0, "labels": "one_hot"}],
 }
 
-_COMMON = {
+_COMMON: dict[str, dict] = {
     "source": {
         "description": "Where the data comes from. " + "; ".join(
             f"{name}: {source.description.rstrip('.')}" for name, source in SOURCES.items()) + ".",

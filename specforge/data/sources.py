@@ -7,22 +7,23 @@ The ``data`` section's schema is generated from this registry (``specforge.data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
+from specforge.base.registry import Registry
 from specforge.data.arrays import NPZ_DEFAULT_KEYS, load_npz, read_npy, read_npy_file
 from specforge.data.files import require_file, resolve
 from specforge.data.folders import folder_classes, load_folder_split
 from specforge.data.idx import read_idx_dims, read_idx_file
 from specforge.data.mnist import MNIST_SHAPE, load_mnist
-from specforge.data.pairs import Reader, load_pairs
-from specforge.data.splits import SPLIT_NAMES, DataShape, Loaded, Probe
+from specforge.data.pairs import load_pairs
 from specforge.data.pixel_csv import csv_row_values, load_csv_split
+from specforge.data.splits import SPLIT_NAMES, DataShape, Loaded, Probe
 from specforge.data.table.source import OPTIONS as TABLE_OPTIONS
 from specforge.data.table.source import REQUIRED as TABLE_REQUIRED
 from specforge.data.table.source import fit_table, load_table, table_shape, table_splits
-from specforge.base.registry import Registry
 
 URL_FORMATS = ("npz", "csv")
 
@@ -126,10 +127,10 @@ class Mnist(DataSource):
     description = "the MNIST digits embedded in the package (works offline)."
     examples = [{"source": "mnist", "preprocessing": {"rescale": 1.0, "labels": "one_hot"}}]
 
-    def load(self, spec, base_dir, input_shape):
+    def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         return load_mnist()
 
-    def probe(self, spec, base_dir):
+    def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
         return {split: Probe("mnist", MNIST_SHAPE) for split in ("train", "test")}
 
 
@@ -145,15 +146,22 @@ class _Pairs(DataSource):
 
     schema = _PAIRS
     required = ("train_images", "train_labels")
-    read: ClassVar[Reader]
-    #: the dimensions of a file, read from its header alone
-    dims: ClassVar[Callable[[Path], tuple[int, ...]]]
 
-    def load(self, spec, base_dir, input_shape):
+    @staticmethod
+    def read(path: Path) -> tuple[np.ndarray, str]:
+        """A file's array and its SHA-256 digest."""
+        raise NotImplementedError
+
+    @staticmethod
+    def dims(path: Path) -> tuple[int, ...]:
+        """The dimensions of a file, read from its header alone."""
+        raise NotImplementedError
+
+    def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         files = {option: resolve(base_dir, spec[option]) for option in _PAIRS if option in spec}
         return load_pairs(files, self.read)
 
-    def probe(self, spec, base_dir):
+    def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
         probes = {}
         for split in SPLIT_NAMES:
             if f"{split}_images" in spec and f"{split}_labels" in spec:
@@ -190,10 +198,10 @@ class Npz(DataSource):
     required = ("path",)
     examples = [{"source": "npz", "path": "d.npz", "keys": {"x_train": "a", "y_train": "b"}, "num_classes": 10}]
 
-    def load(self, spec, base_dir, input_shape):
+    def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         return load_npz(require_file(resolve(base_dir, spec["path"]), "path"), spec.get("keys"))
 
-    def probe(self, spec, base_dir):
+    def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
         require_file(resolve(base_dir, spec["path"]), "path")
         return None
 
@@ -210,11 +218,11 @@ class Csv(DataSource):
     examples = [{"source": "csv", "train": "train.csv", "test": "test.csv", "label_column": "label",
                  "header": True}]
 
-    def load(self, spec, base_dir, input_shape):
+    def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         return _csv_splits(spec, {split: (resolve(base_dir, spec[split]), split)
                                   for split in SPLIT_NAMES if split in spec})
 
-    def probe(self, spec, base_dir):
+    def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
         paths = {split: require_file(resolve(base_dir, spec[split]), split) for split in SPLIT_NAMES if split in spec}
         return {split: Probe(str(path), (csv_row_values(path, spec.get("label_column"), spec.get("header", "auto")),))
                 for split, path in paths.items()}
@@ -232,7 +240,7 @@ class ImageFolder(DataSource):
     examples = [{"source": "image_folder", "train": "images/train", "test": "images/test",
                  "preprocessing": {"rescale": 0.00392156862745098}}]
 
-    def load(self, spec, base_dir, input_shape):
+    def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         loaded = Loaded({}, {}, spec.get("class_names"))
         for split in SPLIT_NAMES:
             if split in spec:
@@ -241,7 +249,7 @@ class ImageFolder(DataSource):
                 loaded.digests.update(digests)
         return loaded
 
-    def probe(self, spec, base_dir):
+    def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
         directories = {split: resolve(base_dir, spec[split]) for split in SPLIT_NAMES if split in spec}
         return {split: Probe(str(directory), classes=folder_classes(directory, split))
                 for split, directory in directories.items()}
@@ -269,7 +277,7 @@ class Url(DataSource):
                 {"source": "url", "url": "https://example.org/d.csv", "sha256": "a" * 64, "format": "csv",
                  "label_column": 0}]
 
-    def load(self, spec, base_dir, input_shape):
+    def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         from specforge.data.download import fetch  # urllib and http.client only when downloading
 
         path = fetch(spec["url"], spec["sha256"])
@@ -291,13 +299,13 @@ class Table(DataSource):
                  "features": [{"column": "age"}, {"column": "sex", "type": "categorical"}, {"column": "bmi"}],
                  "target": {"column": "progression", "type": "numeric", "standardize": True}}]
 
-    def load(self, spec, base_dir, input_shape):
+    def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         return load_table(spec, base_dir, input_shape)
 
-    def shape(self, spec, base_dir):
+    def shape(self, spec: dict, base_dir: Path) -> DataShape | None:
         return table_shape(fit_table(spec, base_dir)[2])
 
-    def probe(self, spec, base_dir):
+    def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
         return {split: Probe(str(resolve(base_dir, spec[split if option == split else "train"])))
                 for split, option in table_splits(spec).items()}
 

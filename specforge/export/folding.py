@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import onnx
 from onnx import numpy_helper
 
 from specforge.export.builder import OnnxBuilder
@@ -46,20 +47,20 @@ def fold_flatten_transposes(builder: OnnxBuilder, outputs: set[str]) -> None:
         builder.nodes.remove(transpose)
 
 
-def _attribute(node, name: str, default):
+def _attribute(node: onnx.NodeProto, name: str, default: None) -> onnx.AttributeProto | None:
     return next((attribute for attribute in node.attribute if attribute.name == name), default)
 
 
-def _perm(node) -> list[int]:
+def _perm(node: onnx.NodeProto) -> list[int]:
     attribute = _attribute(node, "perm", None)
     return list(attribute.ints) if attribute is not None else []
 
 
-def _axis(node) -> int:
+def _axis(node: onnx.NodeProto) -> int:
     attribute = _attribute(node, "axis", None)
     return attribute.i if attribute is not None else 1
 
 
-def _transposed_b(node) -> bool:
+def _transposed_b(node: onnx.NodeProto) -> bool:
     attribute = _attribute(node, "transB", None)
     return attribute is not None and attribute.i == 1

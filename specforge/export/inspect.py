@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from specforge.predict.session import model_file, unloadable
 
+if TYPE_CHECKING:
+    import onnx
 
 #: What ``parameters`` counts, in words.
 PARAMETERS_COUNTED = {"model": "the model's weights, as validate counts them",
@@ -46,7 +50,7 @@ def describe(path: str | Path) -> dict:
     }
 
 
-def _parameters(metadata: dict[str, str], initializers) -> dict:
+def _parameters(metadata: dict[str, str], initializers: Sequence[onnx.TensorProto]) -> dict:
     """The model's parameter count and what it counts: as ``validate``'s summary counts them (every weight, moving
     statistics included), which specforge records at export, since the file's initializers also hold preprocessing
     constants and hold folded layers (a batch normalization as one scale and shift) in fewer numbers; for a model
@@ -74,8 +78,8 @@ def format_description(info: dict) -> str:
         *([f"doc: {info['doc']}"] if info["doc"] else []),
         "inputs:", *interface(info["inputs"]),
         "outputs:", *interface(info["outputs"]),
-        f"nodes: {info['nodes']} ({', '.join(f'{op} {count}' for op, count in info['ops'].items())}); "
-        f"parameters: {info['parameters']:,} ({PARAMETERS_COUNTED[info['parameters_counted']]})",
+        (f"nodes: {info['nodes']} ({', '.join(f'{op} {count}' for op, count in info['ops'].items())}); "
+        f"parameters: {info['parameters']:,} ({PARAMETERS_COUNTED[info['parameters_counted']]})"),
         f"quantized: {_quantized(info['quantized'])}",
     ]
     if info["metadata"]:
@@ -93,7 +97,7 @@ def _quantized(record: dict | None) -> str:
             f"{100 * record['int8_accuracy']:.2f}% int8, on {record['examples']} examples)")
 
 
-def _value(value) -> dict:
+def _value(value: onnx.ValueInfoProto) -> dict:
     import onnx
 
     tensor = value.type.tensor_type

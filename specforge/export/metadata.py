@@ -30,7 +30,8 @@ instead of ``input_name``, ``input_shape``, ``input_layout``, ``input_range`` an
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 

@@ -1,8 +1,9 @@
 """``specforge export RUN --quantize int8``: an int8 model from onnxruntime's static quantization, and its gate.
 
 Static quantization in the QDQ format (QuantizeLinear/DequantizeLinear around the int8 weights of Conv,
-Gemm and MatMul, per output channel, and their int8 inputs), calibrated with MinMax on the first ``CALIBRATION_EXAMPLES`` training
-examples: onnxruntime then runs Conv, Gemm and MatMul in int8.  It keeps the seed model's accuracy
+Gemm and MatMul, per output channel, and their int8 inputs), calibrated with MinMax on the first
+``CALIBRATION_EXAMPLES`` training examples: onnxruntime then runs Conv, Gemm and MatMul in int8.  It keeps the
+seed model's accuracy
 (dynamic quantization would leave the convolutions, most of the work, in float32).
 
 The gate runs the float and the int8 model on the whole test split and refuses the int8 model when
@@ -14,9 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -90,12 +92,14 @@ def quantize_gated(model: onnx.ModelProto, calibration: np.ndarray, test_inputs:
     float_classes = _classes(float_bytes, test_inputs)
     int8_classes = _classes(quantized.SerializeToString(), test_inputs)
     labels = np.asarray(test_labels)
-    numbers = {"examples": len(labels), "float_accuracy": float(np.mean(float_classes == labels)),
-               "int8_accuracy": float(np.mean(int8_classes == labels)),
-               "classes_agree": int(np.sum(float_classes == int8_classes))}
-    _set_metadata(quantized, model, {"type": INT8, "method": METHOD, **numbers})
-    result = QuantizationResult(INT8, **numbers, max_accuracy_drop=max_accuracy_drop, float_size=len(float_bytes),
-                                int8_size=quantized.ByteSize())
+    examples, classes_agree = len(labels), int(np.sum(float_classes == int8_classes))
+    float_accuracy, int8_accuracy = float(np.mean(float_classes == labels)), float(np.mean(int8_classes == labels))
+    _set_metadata(quantized, model, {"type": INT8, "method": METHOD, "examples": examples,
+                                     "float_accuracy": float_accuracy, "int8_accuracy": int8_accuracy,
+                                     "classes_agree": classes_agree})
+    # The int8 size is the file's: taken after the metadata is set.
+    result = QuantizationResult(INT8, examples, float_accuracy, int8_accuracy, classes_agree, max_accuracy_drop,
+                                float_size=len(float_bytes), int8_size=quantized.ByteSize())
     if not result.passed:
         raise ExportError(result.failure(), file=file)
     return quantized, result

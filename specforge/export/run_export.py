@@ -7,17 +7,18 @@ run (``export.json``) beside the file's path, hash and interface.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from specforge.base.errors import DataError, ExportError
+from specforge.base.fileio import write_bytes
 from specforge.export.metadata import attach_metadata, build_metadata, table_metadata
 from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, export_graph
 from specforge.export.parity import MIN_EXAMPLES, ParityResult, check_parity
-from specforge.base.fileio import write_bytes
 
 if TYPE_CHECKING:
     import onnx
@@ -149,6 +150,8 @@ def export_table(graph: Graph, params: Sequence[Params], preprocessing: Preproce
     from specforge.export.table import check_table_parity, input_infos, table_model
 
     pipeline = preprocessing.pipeline
+    if pipeline is None:
+        raise ValueError("export_table takes a table model's preprocessing, which holds its table pipeline")
     doc = (f"{_doc_title(spec_name, description)} One input per feature column, [N, 1] "
            "(float for numeric columns, string for categorical and binary ones); output "
            f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph.")
@@ -171,9 +174,12 @@ def parity_rows(config: dict, input_shape: tuple[int, ...], base_dir: Path,
     from specforge.data.table.read import join_tables
 
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
-    parts, names = [], []
+    parts: list[Table] = []
+    names: list[str] = []
     for split in (dataset.test, dataset.train):
-        take = min(size - sum(len(part) for part in parts), len(split)) if split is not None else 0
+        if split is None or split.table is None:
+            continue
+        take = min(size - sum(len(part) for part in parts), len(split))
         if take > 0:
             parts.append(split.table.take(np.arange(take)))
             names.append(f"{split.name}[0:{take}]")
@@ -187,7 +193,8 @@ def parity_batch(config: dict, input_shape: tuple[int, ...], base_dir: Path,
     from specforge.data import load_dataset
 
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
-    parts, names = [], []
+    parts: list[np.ndarray] = []
+    names: list[str] = []
     for split in (dataset.test, dataset.train):
         if split is None or not len(split):
             continue

@@ -17,15 +17,16 @@ target's ``decode``) against onnxruntime on the same raw rows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
+from specforge.base.errors import DataError, ExportError
 from specforge.data.table.features import UNSEEN
 from specforge.data.table.read import MISSING
-from specforge.base.errors import DataError, ExportError
 from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
 from specforge.export.parity import ATOL, RTOL, ParityResult
 from specforge.predict.session import make_session
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 PREDICTIONS = "predictions"
 ML_DOMAIN = "ai.onnx.ml"
 ML_OPSET = 2
-#: How many raw rows the gate checks (all of them when the data has fewer).
-PARITY_ROWS = 256
 
 
 def output_name(target: Target) -> str:
@@ -64,6 +63,10 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
+    def floats(self, values: Sequence[float], hint: str) -> str:
+        """A float32 constant of ``values``."""
+        return self.constant(np.asarray(values, dtype=np.float32), hint)
+
     def node(self, op: str, inputs: list[str], hint: str, domain: str = "", **attributes) -> str:
         output = self.name(hint)
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain, **attributes))
@@ -73,12 +76,12 @@ class _Graph:
 def _numeric(graph: _Graph, feature: Feature) -> str:
     x = feature.column
     filled = graph.node("Where", [graph.node("IsNaN", [x], "missing"),
-                                  graph.constant(np.float32([feature.fill]), "fill"), x], "filled")
+                                  graph.floats([float(feature.fill)], "fill"), x], "filled")
     if feature.scale == "log":
-        filled = graph.node("Log", [graph.node("Add", [filled, graph.constant(np.float32([1]), "one")], "plus_one")],
+        filled = graph.node("Log", [graph.node("Add", [filled, graph.floats([1], "one")], "plus_one")],
                             "log")
-    centered = graph.node("Sub", [filled, graph.constant(np.float32([feature.center]), "center")], "centered")
-    return graph.node("Div", [centered, graph.constant(np.float32([feature.spread]), "spread")], "scaled")
+    centered = graph.node("Sub", [filled, graph.floats([feature.center], "center")], "centered")
+    return graph.node("Div", [centered, graph.floats([feature.spread], "spread")], "scaled")
 
 
 def _lookup(feature: Feature, codes: list, unseen: object) -> dict:
@@ -151,8 +154,8 @@ def _preprocessing(pipeline: TablePipeline, network: onnx.ModelProto) -> onnx.Mo
 def _inverse_target(target: Target, network: onnx.ModelProto, units: int) -> onnx.ModelProto:
     graph = _Graph()
     source = "table/network_output"
-    scaled = graph.node("Mul", [source, graph.constant(np.float32(target.std), "target_std")], "target_scaled")
-    graph.nodes.append(helper.make_node("Add", [scaled, graph.constant(np.float32(target.mean), "target_mean")],
+    scaled = graph.node("Mul", [source, graph.floats(target.std, "target_std")], "target_scaled")
+    graph.nodes.append(helper.make_node("Add", [scaled, graph.floats(target.mean, "target_mean")],
                                         [PREDICTIONS], name="table/target_units"))
     return _model(graph, [helper.make_tensor_value_info(source, TensorProto.FLOAT, ["N", units])],
                   [helper.make_tensor_value_info(PREDICTIONS, TensorProto.FLOAT, ["N", units])], network)

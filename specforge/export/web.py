@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from specforge.base.errors import ExportError
 from specforge.base.fileio import staging_folder
@@ -61,11 +61,6 @@ def write_site(directory: str | Path, model: bytes, *, name: str, class_names: S
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory
-
-
-def site_size(directory: str | Path) -> int:
-    """Bytes of every file under ``directory``."""
-    return sum(path.stat().st_size for path in Path(directory).rglob("*") if path.is_file())
 
 
 def _move_into(staging: Path, directory: Path) -> None:

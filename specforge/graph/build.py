@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from specforge.base.errors import DataError, Problem, SpecError, SpecforgeError
 from specforge.graph.dag import Graph, build_graph

@@ -12,9 +12,10 @@ Layers the output does not depend on are checked like the others, then left out,
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -23,6 +24,10 @@ from specforge.layers import REGISTRY, Layer
 from specforge.layers.base import INPUT_DTYPES, Params, Shape
 from specforge.spec.flatten import INPUT, FlatLayer, FlatModel, flatten_model, merge_uses
 from specforge.spec.reader import SpecPath
+
+if TYPE_CHECKING:
+    from specforge.layers.merge import Merge
+    from specforge.spec import Spec
 
 #: the index that stands for the model's input in ``Node.inputs``
 INPUT_NODE = -1
@@ -171,7 +176,7 @@ class Graph:
 
 
 @contextmanager
-def _located(flat: FlatLayer, spec) -> Iterator[None]:
+def _located(flat: FlatLayer, spec: Spec) -> Iterator[None]:
     """Re-raise a layer's unlocated error (ShapeError, SpecError) at the layer's place in the spec."""
     try:
         yield
@@ -179,7 +184,7 @@ def _located(flat: FlatLayer, spec) -> Iterator[None]:
         raise type(error)(problems=[flat.context.problem(spec, error.problems[0].message)]) from None
 
 
-def build_graph(spec) -> Graph:
+def build_graph(spec: Spec) -> Graph:
     """Infer every shape of ``spec``'s model; raises SpecError (or ShapeError when every problem is a shape)
     naming every mistake: names and inputs, blocks, a cycle, and each layer that cannot take what it is given
     (what depends on a mistake is not checked further), each located at the layer.  A table spec that leaves
@@ -238,9 +243,10 @@ def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
         raise ShapeError(f"{kind} takes one input, got {len(inputs)}: {', '.join(flat.inputs)}; merge them first "
                          "(Add, Concatenate, ...)")
     for node_layer in layers:
-        if node_layer.merges:
+        if node_layer.merges:  # a kind that merges has Merge's shape rule, which names its inputs
             taken: Any = tuple(shapes)
-            out = tuple(node_layer.output_shape(taken, [graph.source_of(index) for index in inputs]))
+            merge = cast("Merge", node_layer)
+            out = tuple(merge.output_shape(taken, [graph.source_of(index) for index in inputs]))
         else:
             taken = shapes[0]
             out = tuple(node_layer.output_shape(taken))
@@ -249,7 +255,7 @@ def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
     return len(graph.nodes) - 1
 
 
-def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec) -> tuple[list[FlatLayer], list[Problem]]:
+def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec: Spec) -> tuple[list[FlatLayer], list[Problem]]:
     """The layers in an order where each comes after its inputs, otherwise as written (an input that failed
     counts as ready); and the problem of a cycle, whose layers (and what takes them) are left out of the order."""
     position = {layer.name: index for index, layer in enumerate(flat.layers)}
@@ -273,10 +279,10 @@ def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec) -> tuple[
     cycle = _cycle([layer for layer in flat.layers if waiting[layer.name]], by_name)
     first = min(cycle, key=lambda name: position[name])
     cycle = cycle[cycle.index(first):] + cycle[:cycle.index(first)]
-    names = " -> ".join(repr(name) for name in cycle + [first])
+    names = " -> ".join(repr(name) for name in [*cycle, first])
     context = by_name[first].context
     return order, [context.problem(spec, f"the layers {names} form a cycle; a layer cannot take its input from a "
-                                         "layer that depends on it", context.item + ("inputs",))]
+                                         "layer that depends on it", (*context.item, "inputs"))]
 
 
 def _cycle(stuck: list[FlatLayer], by_name: dict[str, FlatLayer]) -> list[str]:
@@ -302,9 +308,10 @@ def _ancestors(output: str, by_name: dict[str, FlatLayer]) -> set[str]:
     return seen
 
 
-def _unused(flat: FlatModel, spec) -> list[Problem]:
+def _unused(flat: FlatModel, spec: Spec) -> list[Problem]:
     """A warning for each layer whose output nothing takes (the model's output aside)."""
     taken = {name for layer in flat.layers for name in layer.inputs}
-    return merge_uses([layer.context.problem(spec, f"nothing takes the output of {layer.name!r}, so it is left out of the "
-                                        "model; use it in another layer's inputs or remove it", severity="warning")
-            for layer in flat.layers if layer.name not in taken and layer.name != flat.output], spec)
+    return merge_uses([layer.context.problem(spec, f"nothing takes the output of {layer.name!r}, so it is left out of "
+                                                   "the model; use it in another layer's inputs or remove it",
+                                             severity="warning")
+                       for layer in flat.layers if layer.name not in taken and layer.name != flat.output], spec)

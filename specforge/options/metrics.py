@@ -241,7 +241,6 @@ class R2(_Regression):
 #: Every metric a spec may name, by name.
 METRICS: Registry[type[Metric]] = Registry("metric", lambda cls: cls.kind, (
     Accuracy, TopKAccuracy, Precision, Recall, MeanAbsoluteErrorMetric, RootMeanSquaredError, R2))
-METRIC_NAMES = METRICS.names()
 #: Options of each metric besides its name.
 OPTIONS: dict[str, dict[str, dict]] = {name: cls.options for name, cls in METRICS.items()}
 

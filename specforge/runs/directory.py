@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -34,7 +35,9 @@ from specforge.layers.base import Params
 
 if TYPE_CHECKING:
     from specforge.data import Dataset
+    from specforge.graph.dag import Graph
     from specforge.spec import Spec
+    from specforge.training.model import Model
 
 RUNS_ROOT = Path("runs")
 LATEST = "latest"
@@ -179,7 +182,7 @@ def blas_info() -> Any:
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        config = np.show_config(mode="dicts") if _show_config_has_dicts() else {}
+        config: dict[str, Any] = dict(np.show_config(mode="dicts") or {}) if _show_config_has_dicts() else {}
         deps = config.get("Build Dependencies", {})
         return {key: {k: v for k, v in deps.get(key, {}).items() if k in ("name", "version", "openblas configuration")}
                 for key in ("blas", "lapack") if key in deps}
@@ -309,7 +312,7 @@ class Run:
         return run_spec(self.path, self.manifest, self.config)
 
     @property
-    def graph(self):
+    def graph(self) -> Graph:
         """The model's graph (a ``specforge.graph.dag.Graph``), built once from the run's spec."""
         if self._graph is None:
             from specforge.graph.dag import build_graph
@@ -318,7 +321,7 @@ class Run:
         return self._graph
 
     @property
-    def model(self):
+    def model(self) -> Model:
         """The trained model (a ``specforge.training.model.Model``) with the final weights."""
         return self.load_model()
 
@@ -335,7 +338,7 @@ class Run:
         """The parameters of every node from ``weights.npz`` (or ``best.npz``)."""
         return self.load_model(file).params
 
-    def load_model(self, file: str = WEIGHTS):
+    def load_model(self, file: str = WEIGHTS) -> Model:
         """The trained model with the weights of ``file`` (``weights.npz``, or ``best.npz``)."""
         from specforge.training.model import Model, params_from_arrays, read_npz
 
@@ -385,7 +388,24 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-__all__ = ["Run", "open_run", "start_run", "resume_spec", "check_same_data", "record_overrides", "run_spec",
-           "create_run_dir", "point_latest", "counts_as_latest", "resolve_run_path", "environment",
-           "update_manifest", "save_checkpoint", "load_checkpoint", "retrain_command", "write_history", "write_json",
-           "read_json"]
+__all__ = [
+    "Run",
+    "check_same_data",
+    "counts_as_latest",
+    "create_run_dir",
+    "environment",
+    "load_checkpoint",
+    "open_run",
+    "point_latest",
+    "read_json",
+    "record_overrides",
+    "resolve_run_path",
+    "resume_spec",
+    "retrain_command",
+    "run_spec",
+    "save_checkpoint",
+    "start_run",
+    "update_manifest",
+    "write_history",
+    "write_json",
+]

@@ -8,14 +8,19 @@ and written atomically.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.base.fileio import atomic_open
 from specforge.runs.records import Curves
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 PLOT_EXTRA = "pip install 'specforge[plot]'"
 #: Per-run colours (matplotlib's tab10), in the order the runs are given.
@@ -34,7 +39,7 @@ def _figure(width: float, height: float):
     return figure
 
 
-def _save(figure, path: str | Path) -> Path:
+def _save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     with atomic_open(path, "wb") as handle:
         figure.savefig(handle, format="png")
@@ -87,7 +92,7 @@ def curves_figure(runs: Sequence[Curves]):
     return figure
 
 
-def _log_scale(axis) -> None:
+def _log_scale(axis: Axes) -> None:
     """A logarithmic y axis labelled with plain numbers (0.5, 2, 3), where matplotlib's default writes 2×10⁰."""
     from matplotlib.ticker import LogFormatter
 
@@ -167,4 +172,4 @@ def _to_unit(pixels: np.ndarray) -> np.ndarray:
     return (pixels - low) / (high - low) if high > low else np.zeros_like(pixels, dtype=float)
 
 
-__all__ = ["plot_curves", "plot_confusion", "plot_examples", "PLOT_EXTRA"]
+__all__ = ["PLOT_EXTRA", "plot_confusion", "plot_curves", "plot_examples"]

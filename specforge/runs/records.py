@@ -3,16 +3,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from specforge.base.errors import RunError
-from specforge.runs.directory import (HISTORY_JSON, LATEST, MANIFEST, METRICS, RESOLVED, RUNS_ROOT, display_path, read_json,
-                            resolve_run_path)
+from specforge.runs.directory import (
+    HISTORY_JSON,
+    LATEST,
+    MANIFEST,
+    METRICS,
+    RESOLVED,
+    RUNS_ROOT,
+    display_path,
+    read_json,
+    resolve_run_path,
+)
 
 
 def higher_is_better(name: str, mode: str = "auto") -> bool:
@@ -97,7 +107,8 @@ def read_record(path: str | Path) -> RunRecord:
 
 def _seconds(manifest: Mapping[str, Any]) -> float | None:
     try:
-        return (datetime.fromisoformat(manifest["updated"]) - datetime.fromisoformat(manifest["created"])).total_seconds()
+        elapsed = datetime.fromisoformat(manifest["updated"]) - datetime.fromisoformat(manifest["created"])
+        return elapsed.total_seconds()
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -178,5 +189,14 @@ def compare_runs(a: str | Path, b: str | Path) -> Comparison:
     return Comparison(first, second, spec, results)
 
 
-__all__ = ["Curves", "run_curves", "higher_is_better", "RunRecord", "read_record", "list_runs", "flatten",
-           "Comparison", "compare_runs"]
+__all__ = [
+    "Comparison",
+    "Curves",
+    "RunRecord",
+    "compare_runs",
+    "flatten",
+    "higher_is_better",
+    "list_runs",
+    "read_record",
+    "run_curves",
+]

@@ -65,7 +65,8 @@ def create_app(model: OnnxModel, name: str, limits: Limits | None = None) -> Sta
         return JSONResponse({"ready": True})
 
     async def server_metadata(request: Request) -> Response:
-        return JSONResponse({"name": "specforge", "version": specforge.__version__, "extensions": ["binary_tensor_data"]})
+        return JSONResponse({"name": "specforge", "version": specforge.__version__,
+                             "extensions": ["binary_tensor_data"]})
 
     async def model_metadata(request: Request) -> Response:
         checked(request)
@@ -110,8 +111,10 @@ def create_app(model: OnnxModel, name: str, limits: Limits | None = None) -> Sta
         routes += [Route(prefix, model_metadata), Route(f"{prefix}/ready", model_ready),
                    Route(f"{prefix}/infer", infer, methods=["POST"]),
                    Route(f"{prefix}/classify", classify, methods=["POST"])]
+    # Starlette types a handler as taking any exception, though it calls each with its own class only.
+    handlers = {ProtocolError: refused, HTTPException: http_error}
     return Starlette(routes=routes, middleware=[Middleware(RequestGuard, limits=limits)],
-                     exception_handlers={ProtocolError: refused, HTTPException: http_error})
+                     exception_handlers=handlers)  # type: ignore[arg-type]
 
 
 def _task(model: OnnxModel) -> dict:

@@ -22,12 +22,13 @@ if TYPE_CHECKING:
 
 def bounded_protocol(limits: Limits) -> type[asyncio.Protocol]:
     """The connection class for uvicorn's ``Config(http=...)``, with ``limits``."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
     class BoundedH11Protocol(H11Protocol):
         head_deadline: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        # The narrowed transport type is uvicorn's own (H11Protocol ignores the same override error).
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._await_head()
 
@@ -54,7 +55,7 @@ def bounded_protocol(limits: Limits) -> type[asyncio.Protocol]:
             if not self.transport.is_closing():
                 self.head_deadline = self.loop.call_later(limits.read_timeout, self._head_overdue, self.cycle)
 
-        def _head_overdue(self, cycle) -> None:
+        def _head_overdue(self, cycle: RequestResponseCycle | None) -> None:
             """No new request head since ``cycle`` (the request answered last, None on a new connection)."""
             if self.transport.is_closing() or self.cycle is not cycle or (cycle and not cycle.response_complete):
                 return

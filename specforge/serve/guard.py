@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import traceback
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from specforge.serve.protocol import ProtocolError
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 Message = dict
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+App = Callable[[dict, Receive, Send], Awaitable[None]]
 
 DRAIN_FACTOR = 8
 LOG = logging.getLogger("uvicorn.error")
@@ -35,7 +37,7 @@ class ClientGone(Exception):
 class RequestGuard:
     """ASGI middleware around the routes (inside Starlette's own error middleware, so nothing escapes it)."""
 
-    def __init__(self, app, limits: Limits):
+    def __init__(self, app: App, limits: Limits) -> None:
         self.app = app
         self.limits = limits
 

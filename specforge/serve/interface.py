@@ -9,7 +9,7 @@ numeric column and BYTES for a categorical or binary one, and its rows are fed e
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +25,7 @@ ONNX_ELEMENTS = {"float": "float32", "double": "float64", "string": "object"}
 class ServedModel:
     """An exported model as /infer sees it."""
 
-    def __init__(self, model: OnnxModel):
+    def __init__(self, model: OnnxModel) -> None:
         from specforge.predict.table import is_table_model, table_inputs
 
         self.session = model.session
@@ -54,7 +54,7 @@ class ServedModel:
         return rows_feed(cells_table("the request", cells), self.columns)
 
 
-def _spec(tensor) -> TensorSpec:
+def _spec(tensor: Any) -> TensorSpec:  # onnxruntime's NodeArg, which has no type hints
     """onnxruntime's ``tensor(float)`` as the protocol's ``FP32`` (``tensor(string)``: ``BYTES``), its symbolic
     dimensions as -1."""
     element = tensor.type.removeprefix("tensor(").removesuffix(")")

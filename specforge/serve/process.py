@@ -24,9 +24,11 @@ def start_server(model: str | Path, *options: str, timeout: float = 60) -> tuple
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
+    output = process.stdout
+    assert output is not None  # stdout=PIPE
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"specforge serve exited with status {process.returncode}: {process.stdout.read()}")
+            raise RuntimeError(f"specforge serve exited with status {process.returncode}: {output.read()}")
         try:
             with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=5) as response:
                 if response.status == 200:

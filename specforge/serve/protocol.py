@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from math import prod
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class ProtocolError(Exception):
 
     ``close``: the connection is closed after the answer (the request was not read to its end)."""
 
-    def __init__(self, status: int, message: str, *, close: bool = False):
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from specforge.runs import directory as runs
 from specforge.base.errors import RunError
+from specforge.runs import directory as runs
 
 SWEEPS = "sweeps"
 DEFINITION = "sweep.json"
@@ -49,7 +49,8 @@ def create(spec_name: str, definition: dict, root: str | Path = runs.RUNS_ROOT) 
     """The next ``sweeps/<n>`` with its ``sweep.json``."""
     parent = sweeps_root(spec_name, root)
     parent.mkdir(parents=True, exist_ok=True)
-    number = int(newest(spec_name, root).name) + 1 if newest(spec_name, root) else 1
+    latest = newest(spec_name, root)
+    number = int(latest.name) + 1 if latest else 1
     while True:
         path = parent / str(number)
         try:

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specforge.runs import directory as runs
-from specforge.training.progress import format_value
 from specforge.sweep.results import RUNNING, SweepResult, TrialRecord, table
 from specforge.sweep.space import SweepConfig
+from specforge.training.progress import format_value
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 
 class LiveTable:
     """The trials in a table redrawn in place (rich), in the order they started."""
 
-    def __init__(self, console: Any):
+    def __init__(self, console: Any) -> None:
         self.console = console
-        self._live = None
+        self._live: Live | None = None
 
     def __call__(self, sweep: SweepConfig, records: list[TrialRecord]) -> None:
         from rich.live import Live
@@ -38,7 +41,7 @@ class LiveTable:
 class TrialLines:
     """One line per trial when it ends, for logs and pipes."""
 
-    def __init__(self, console: Any):
+    def __init__(self, console: Any) -> None:
         self.console = console
         self._seen: set[int] = set()
 
@@ -70,9 +73,11 @@ def print_result(result: SweepResult, console: Any) -> None:
     direction = "maximized" if result.direction == "maximize" else "minimized"
     console.print(table(result.trials, result.sweep, title=f"sweep {runs.display_path(result.sweep_dir)}: "
                                                     f"{_counts(result.trials)}; {result.metric} {direction}"))
-    if result.best is None:
+    best, best_spec = result.best, result.best_spec
+    if best is None or best.value is None or best_spec is None:  # a best trial has its value and best.yaml
         console.print("no trial completed; see the errors above", highlight=False)
         return
-    console.print(f"best: trial {result.best.number}, {result.metric} {format_value(result.best.value)}, "
-                  f"run {runs.display_path(Path(result.best.run))}", highlight=False, soft_wrap=True)
-    console.print(f"best spec: {runs.display_path(result.best_spec)}", highlight=False, soft_wrap=True)
+    run = f", run {runs.display_path(Path(best.run))}" if best.run else ""
+    console.print(f"best: trial {best.number}, {result.metric} {format_value(best.value)}{run}", highlight=False,
+                  soft_wrap=True)
+    console.print(f"best spec: {runs.display_path(best_spec)}", highlight=False, soft_wrap=True)

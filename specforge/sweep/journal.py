@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
-from specforge.runs import directory as runs
 from specforge.base.errors import Location, Problem, RunError
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 
 #: Bytes read at a time, backwards from the end, looking for the start of the last record.
@@ -45,7 +46,7 @@ def drop_torn_record(path: Path) -> Problem | None:
                    Location(runs.display_path(path)), severity="warning")
 
 
-def _line_start(stream, end: int) -> int:
+def _line_start(stream: BinaryIO, end: int) -> int:
     """The offset just after the last newline before ``end`` (0 when there is none)."""
     position = end
     while position > 0:

@@ -14,11 +14,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from specforge.runs import directory as runs
 from specforge.base.errors import Problem, RunError, SweepInterrupted
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.journal import drop_torn_record, require_record_of_trials
 from specforge.sweep.results import TrialRecord
@@ -65,25 +65,27 @@ def run_local(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[st
             raise SweepInterrupted("interrupted; finished trials are kept: run the same command to continue") from None
         found = records(study)
         on_update(found)
-        failed = [worker for worker in workers if worker.returncode != 0]
+        failed = [(index, worker) for index, worker in enumerate(workers) if worker.returncode != 0]
         if failed:
-            raise RunError(f"a trial process exited with status {failed[0].returncode}: {_last_line(failed[0])}",
-                           file=runs.display_path(sweep_dir))
+            index, worker = failed[0]
+            raise RunError(f"a trial process exited with status {worker.returncode}: "
+                           f"{_last_line(_log_path(sweep_dir, index))}", file=runs.display_path(sweep_dir))
         return found
 
 
 def _start_worker(sweep: SweepConfig, sweep_dir: Path, index: int, cores: list[int], deadline: float | None,
                   limits: dict[str, int | None]) -> subprocess.Popen:
     env = {**os.environ, **{name: str(len(cores)) for name in _THREAD_VARIABLES}}
-    log = (sweep_dir / f"worker-{index}.log").open("w")
+    log = _log_path(sweep_dir, index).open("w")
     process = subprocess.Popen([sys.executable, "-m", "specforge.sweep.worker"], stdin=subprocess.PIPE,
                                stdout=log, stderr=log, env=env, preexec_fn=lambda: _confine(cores), text=True)
-    process.log_path = Path(log.name)
     log.close()
     orders = {"sweep": sweep_payload(sweep), "sweep_dir": str(sweep_dir), "worker": index, "deadline": deadline,
               "limits": limits}
-    process.stdin.write(json.dumps(orders))
-    process.stdin.close()
+    stdin = process.stdin
+    assert stdin is not None  # stdin=PIPE
+    stdin.write(json.dumps(orders))
+    stdin.close()
     return process
 
 
@@ -110,6 +112,11 @@ def _stop(workers: list[subprocess.Popen]) -> None:
             worker.wait()
 
 
-def _last_line(worker: subprocess.Popen) -> str:
-    lines = worker.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+def _log_path(sweep_dir: Path, index: int) -> Path:
+    """Where worker ``index`` writes its output."""
+    return sweep_dir / f"worker-{index}.log"
+
+
+def _last_line(log: Path) -> str:
+    lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     return lines[-1] if lines else "no output"

@@ -2,8 +2,9 @@
 
 It runs on the Ray that ``specforge.base.raycluster.connect`` joined or started.  Each trial requests
 ``cpus / jobs`` CPUs and uses only that many (shards and BLAS threads), trains into ``trials/<k>/`` of
-the sweep directory like a local trial, and reports its objective after every epoch; ASHA stops the trials that fall behind.  A trial writes how it ended to
-``trials/<k>/outcome.json``; a trial ASHA stopped has none and is recorded as pruned.
+the sweep directory like a local trial, and reports its objective after every epoch; ASHA stops the
+trials that fall behind.  A trial writes how it ended to ``trials/<k>/outcome.json``; a trial ASHA
+stopped has none and is recorded as pruned.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from specforge.runs import directory as runs
 from specforge.sweep import directory
@@ -61,7 +63,7 @@ def run_ray(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str,
             run_config=tune.RunConfig(storage_path=str(experiment.parent.resolve()), name=EXPERIMENT, verbose=0))
     with (sweep_dir / "ray.log").open("a") as log, contextlib.redirect_stdout(log):
         results = tuner.fit()
-    found = [_record(result, sweep, sweep_dir) for result in results]
+    found = [_record(results[index], sweep, sweep_dir) for index in range(len(results))]
     on_update(found)
     return found
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import yaml
 
-from specforge.runs import directory as runs
 from specforge.base.fileio import write_text
-from specforge.training.progress import format_value
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.space import SweepConfig
 from specforge.sweep.trial import COMPLETE, FAILED, PRUNED
+from specforge.training.progress import format_value
 
 RUNNING, INTERRUPTED = "running", "interrupted"
 #: States in the order the final table lists them (each sorted by the objective within).
@@ -164,4 +164,4 @@ def _absolute(value: Any, base_dir: Path) -> Any:
     return value
 
 
-__all__ = ["TrialRecord", "SweepResult", "sorted_records", "table", "sparkline", "finish", "write_best_spec"]
+__all__ = ["SweepResult", "TrialRecord", "finish", "sorted_records", "sparkline", "table", "write_best_spec"]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
-from specforge.runs import directory as runs
 from specforge.base.errors import Problem, RunError
+from specforge.runs import directory as runs
 from specforge.spec import Spec
 from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep

@@ -10,11 +10,12 @@ would be), an empty range, a grid over a continuous range, and a metric that tra
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from specforge.base.errors import Location, Problem, SpecError
-from specforge.spec import Spec, format_path, parse_path, override_spec
+from specforge.spec import Spec, format_path, override_spec, parse_path
 from specforge.spec.reader import SpecPath
 
 FLOAT_KINDS = ("uniform", "loguniform")
@@ -151,8 +152,8 @@ def _metric_problems(spec: Spec, section: dict, units: int, locate: Callable[[Sp
 def _parameter_problems(spec: Spec, parameter: Parameter, sampler: str) -> list[str]:
     path = parse_path(parameter.key)
     if path is None:
-        return [f"{parameter.key!r} is not a spec path; write it as --set takes it, e.g. "
-                "compile.optimizer.learning_rate or model.layers[0].filters"]
+        return [(f"{parameter.key!r} is not a spec path; write it as --set takes it, e.g. "
+                "compile.optimizer.learning_rate or model.layers[0].filters")]
     missing = _missing(spec.config, path)
     if missing:
         return [missing]
@@ -160,8 +161,8 @@ def _parameter_problems(spec: Spec, parameter: Parameter, sampler: str) -> list[
     if range_problem:
         return [range_problem]
     if sampler == "grid" and parameter.kind in FLOAT_KINDS:
-        return [f"the grid sampler needs a finite set of values; use {{choice: [...]}} or {{int: [low, high]}} "
-                f"instead of {parameter.kind}"]
+        return [(f"the grid sampler needs a finite set of values; use {{choice: [...]}} or {{int: [low, high]}} "
+                f"instead of {parameter.kind}")]
     problems = []
     for value in parameter.checked_values():
         try:
@@ -191,7 +192,8 @@ def _missing(config: Any, path: SpecPath) -> str | None:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list"}.get(type(value), f"the value {json.dumps(value)}")
+    kinds: dict[type, str] = {dict: "a mapping", list: "a list"}
+    return kinds.get(type(value), f"the value {json.dumps(value)}")
 
 
 def _range_problem(parameter: Parameter) -> str | None:

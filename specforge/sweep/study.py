@@ -10,6 +10,7 @@ are queued to run once more; finished trials are kept and never repeated.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import math
@@ -18,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from specforge.runs import directory as runs
 from specforge.base.errors import RunError
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.results import INTERRUPTED, RUNNING, TrialRecord
 from specforge.sweep.space import SweepConfig
@@ -48,7 +49,8 @@ def open_study(sweep: SweepConfig, sweep_dir: Path, *, worker: int = 0) -> Any:
     path = sweep_dir / directory.JOURNAL
     _check_journal(path)
     try:
-        storage = JournalStorage(JournalFileBackend(str(path), lock_obj=_JournalLock(path)))
+        # optuna types lock_obj as its private lock base class; this lock has the same acquire and release.
+        storage = JournalStorage(JournalFileBackend(str(path), lock_obj=_JournalLock(path)))  # type: ignore[arg-type]
         done = len(storage.get_all_studies()) and _trial_count(storage)
         return optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=sweep.direction,
                                    sampler=_sampler(optuna, sweep, worker, done), pruner=_pruner(optuna, sweep),
@@ -63,7 +65,7 @@ class _JournalLock:
     """The journal's write lock as an flock on ``journal.log.lock``: the system drops it when its holder dies.
     Optuna's default lock, a symlink, would outlive a sweep killed while writing, for its 30 s grace period."""
 
-    def __init__(self, journal: Path):
+    def __init__(self, journal: Path) -> None:
         self._path = journal.with_name(journal.name + ".lock")
         self._descriptor: int | None = None
 
@@ -202,13 +204,8 @@ def work(sweep: SweepConfig, sweep_dir: Path, *, worker: int, deadline: float | 
         run_dir = directory.trial_dir(sweep_dir, trial.number)
         trial.set_user_attr("run", str(run_dir))
         trial.set_user_attr("cores", sorted(os.sched_getaffinity(0)))
-
-        def report(epoch: int, value: float) -> bool:
-            trial.report(value, epoch)
-            return trial.should_prune()
-
-        outcome = run_trial(sweep, values, run_dir, report, limit_train=limits.get("train"),
-                            limit_test=limits.get("test"))
+        outcome = run_trial(sweep, values, run_dir, functools.partial(_report, trial),
+                            limit_train=limits.get("train"), limit_test=limits.get("test"))
         if outcome.error:
             trial.set_user_attr("error", outcome.error)
         if outcome.state == COMPLETE:
@@ -219,6 +216,12 @@ def work(sweep: SweepConfig, sweep_dir: Path, *, worker: int, deadline: float | 
 
 
 _STATES = {"COMPLETE": COMPLETE, "PRUNED": PRUNED, "FAIL": FAILED, "RUNNING": RUNNING}
+
+
+def _report(trial: Any, epoch: int, value: float) -> bool:
+    """An epoch's objective value to Optuna; whether the pruner stops the trial there."""
+    trial.report(value, epoch)
+    return bool(trial.should_prune())
 
 
 def records(study: Any) -> list[TrialRecord]:

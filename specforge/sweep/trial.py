@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from specforge.runs import directory as runs
 from specforge.options.callbacks import Callback
+from specforge.runs import directory as runs
 from specforge.sweep.space import SweepConfig
 
 #: ``report(epoch, value) -> prune?``; epochs count from 1.
@@ -43,7 +44,7 @@ class _Reporter(Callback):
 
     type = "SweepReporter"
 
-    def __init__(self, metric: str, report: Report, epochs: int):
+    def __init__(self, metric: str, report: Report, epochs: int) -> None:
         self.metric, self.report, self.epochs = metric, report, epochs
         self.values: list[float] = []
         self.pruned = False
@@ -64,8 +65,8 @@ def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report:
     A ``run_dir`` that already holds this trial's run (a trial started again after its sweep was killed)
     is continued from its last checkpoint, or, when it trained all its epochs, taken as it is."""
     from specforge.base.errors import SpecforgeError
-    from specforge.training.progress import Silent
     from specforge.training.loop import fit
+    from specforge.training.progress import Silent
 
     spec = sweep.trial_spec(values)
     reporter = _Reporter(sweep.metric, report, spec.config["fit"]["epochs"])

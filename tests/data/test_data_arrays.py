@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.data import load_dataset
 from specforge.base.errors import DataError
+from specforge.data import load_dataset
 
 from .builders import tiny_images, tiny_labels
 
@@ -50,7 +50,7 @@ def test_npz_half_a_split_is_refused(tmp_path):
 
 def test_npz_that_is_not_an_archive(tmp_path):
     (tmp_path / "d.npz").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(DataError, match="cannot read as .npz: .*; save it with numpy.savez"):
+    with pytest.raises(DataError, match=r"cannot read as \.npz: .*; save it with numpy\.savez"):
         load_dataset({"source": "npz", "path": "d.npz"}, SHAPE, base_dir=tmp_path)
 
 
@@ -62,7 +62,7 @@ def test_one_hot_labels_get_a_hint(tmp_path):
 
 def test_fractional_labels_are_refused(tmp_path):
     np.savez(tmp_path / "d.npz", x_train=tiny_images(3), y_train=np.array([0.0, 1.5, 2.0]))
-    with pytest.raises(DataError, match="label 1.5 at index 1 is not an integer"):
+    with pytest.raises(DataError, match=r"label 1\.5 at index 1 is not an integer"):
         load_dataset({"source": "npz", "path": "d.npz"}, SHAPE, base_dir=tmp_path)
 
 
@@ -80,6 +80,6 @@ def test_npy_file_that_is_not_npy(tmp_path):
     (tmp_path / "xi.npy").write_bytes(b"hello")
     np.save(tmp_path / "yi.npy", tiny_labels(2))
     spec = {"source": "npy", "train_images": "xi.npy", "train_labels": "yi.npy"}
-    with pytest.raises(DataError, match="cannot read as .npy: .*; save it with numpy.save") as error:
+    with pytest.raises(DataError, match=r"cannot read as \.npy: .*; save it with numpy\.save") as error:
         load_dataset(spec, SHAPE, base_dir=tmp_path)
     assert error.value.problems[0].location.file == str(tmp_path / "xi.npy")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.data import load_dataset
 from specforge.base.errors import DataError
+from specforge.data import load_dataset
 
 from .builders import tiny_images, tiny_labels
 
@@ -88,10 +88,10 @@ def test_empty_file(tmp_path):
 
 
 @pytest.mark.parametrize("header", ["label,a,b,c,d,e,f\n", ""])
-@pytest.mark.parametrize("bad_row, reported", [("0,1,x,3,4,5,6\n", "could not convert string 'x' to float32 on "
-                                                                     "line {line}, column 3"),
-                                               ("0,1,2,3,4,5\n", "the number of columns changed from 7 to 6 on "
-                                                                 "line {line}")])
+@pytest.mark.parametrize("bad_row, reported", [("0,1,x,3,4,5,6\n", ("could not convert string 'x' to float32 on "
+                                                                     "line {line}, column 3")),
+                                               ("0,1,2,3,4,5\n", ("the number of columns changed from 7 to 6 on "
+                                                                 "line {line}"))])
 def test_a_bad_row_is_reported_on_its_own_line(tmp_path, header, bad_row, reported):
     (tmp_path / "t.csv").write_text(header + "1,0,0,0,0,0,0\n2,0,0,0,0,0,0\n" + bad_row)
     with pytest.raises(DataError) as error:

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from specforge.data import load_dataset
 from specforge.base.errors import DataError
+from specforge.data import load_dataset
 
 from .builders import tiny_images, write_idx
 
@@ -49,7 +49,7 @@ def test_validation_choices_that_cannot_work(idx_set, validation, message):
 
 def test_validation_test_without_a_test_split(idx_set):
     spec = {key: value for key, value in idx_set["spec"].items() if not key.startswith("test")}
-    with pytest.raises(DataError, match="fit.validation is 'test' but the data has no test split"):
+    with pytest.raises(DataError, match=r"fit\.validation is 'test' but the data has no test split"):
         load_dataset(spec, SHAPE, base_dir=idx_set["base_dir"])
 
 

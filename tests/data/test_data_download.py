@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specforge.data import download, load_dataset
 from specforge.base.errors import DataError
+from specforge.data import download, load_dataset
 
 from .builders import tiny_images, tiny_labels
 
@@ -186,7 +186,7 @@ def test_connection_refused_is_a_clear_data_error(monkeypatch, tmp_path):
 
 def test_csv_from_a_file_url(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    text = "label,a,b\n1,0,255\n0,3,4\n1,7,7\n".encode()
+    text = b"label,a,b\n1,0,255\n0,3,4\n1,7,7\n"
     csv_path = tmp_path / "d.csv"
     csv_path.write_bytes(text)
     url = csv_path.as_uri()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from specforge.data import load_dataset, read_image
 from specforge.base.errors import DataError
+from specforge.data import load_dataset, read_image
 
 
 def save(path, pixels, format=None):
@@ -66,7 +66,8 @@ def test_a_file_that_is_no_image_says_so_in_words(folders):
     broken.write_bytes(b"plain text, not pixels")
     with pytest.raises(DataError) as error:
         load_dataset({"source": "image_folder", "train": "train"}, (4, 6, 1), base_dir=root, validation="none")
-    assert error.value.problems[0].format() == f"{broken}: error: not an image file Pillow can read; use PNG or JPEG files"
+    assert error.value.problems[0].format() == (f"{broken}: error: not an image file Pillow can read; "
+                                                "use PNG or JPEG files")
 
 
 def test_truncated_png(folders):

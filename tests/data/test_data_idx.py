@@ -7,9 +7,9 @@ import gzip
 import numpy as np
 import pytest
 
+from specforge.base.errors import DataError
 from specforge.data import load_dataset
 from specforge.data.idx import parse_idx, read_idx_file
-from specforge.base.errors import DataError
 
 from .builders import idx_bytes, tiny_images, tiny_labels, write_idx
 
@@ -105,7 +105,7 @@ def test_missing_file_names_the_option_and_where_relative_paths_start(idx_set):
 def test_a_split_needs_both_of_its_files(idx_set):
     spec = dict(idx_set["spec"])
     del spec["test_labels"]
-    with pytest.raises(DataError, match="data.test_labels is missing: the test images and labels are given together"):
+    with pytest.raises(DataError, match=r"data\.test_labels is missing: the test images and labels are given together"):
         load_dataset(spec, SHAPE, base_dir=idx_set["base_dir"])
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from specforge.base.errors import DataError
 from specforge.data import data_info, load_dataset, render_grid
 from specforge.data.info import CELL_MIN_PX, LABEL_PX
 from specforge.data.splits import Split
-from specforge.base.errors import DataError
 
 
 def test_info_counts_shapes_ranges_and_balance(idx_set):

@@ -9,9 +9,9 @@ import struct
 import numpy as np
 import pytest
 
+from specforge.base.errors import DataError
 from specforge.data import declared_num_classes, load_dataset
 from specforge.data.mnist import FILES, MNIST_DIR, read_mnist
-from specforge.base.errors import DataError
 
 SEED_SHAPE = (28, 28, 1)
 # Published class counts of the MNIST training and test sets.
@@ -82,5 +82,5 @@ def test_checksum_mismatch_names_the_damaged_file(mnist_copy):
 def test_checksum_list_without_a_file(mnist_copy):
     sums = mnist_copy / "SHA256SUMS"
     sums.write_text("".join(line + "\n" for line in sums.read_text().splitlines() if "t10k-images" not in line))
-    with pytest.raises(DataError, match="SHA256SUMS has no line for t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(DataError, match=r"SHA256SUMS has no line for t10k-images-idx3-ubyte\.gz"):
         read_mnist(mnist_copy)

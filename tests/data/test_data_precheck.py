@@ -10,8 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from specforge import api
-from specforge.cli.commands import app
 from specforge.base.errors import DataError
+from specforge.cli.commands import app
 
 from .builders import write_idx
 
@@ -84,7 +84,8 @@ def test_a_missing_validation_split_is_refused_by_validate(idx_set):
     spec = write_spec(idx_set["base_dir"], data, fit={"validation": "test"})
     result = validate(spec)
     assert result.exit_code == 2
-    assert result.output.startswith(f"{spec}:{line_of(spec, 'validation: test')}:") and "data has no test split" in result.output
+    assert result.output.startswith(f"{spec}:{line_of(spec, 'validation: test')}:")
+    assert "data has no test split" in result.output
 
 
 def test_what_only_training_finds_names_the_spec_line_and_the_data_file(tmp_path):

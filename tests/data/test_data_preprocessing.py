@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from specforge.data import Preprocessing
 from specforge.base.errors import DataError, SpecError
+from specforge.data import Preprocessing
 
 DIGITS = tuple("0123456789")
 
@@ -97,5 +97,5 @@ def test_the_schema_takes_only_positive_fractions(tmp_path, text):
               "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"}}
     assert spec_from_dict(config).config["data"]["preprocessing"]["rescale"] == "1/255"
     config["data"]["preprocessing"]["rescale"] = text
-    with pytest.raises(SpecError, match="data.preprocessing.rescale"):
+    with pytest.raises(SpecError, match=r"data\.preprocessing\.rescale"):
         spec_from_dict(config)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from jsonschema import Draft7Validator
 
+from specforge.base.defaults import with_defaults
 from specforge.data.schema import DATA_SCHEMA
 from specforge.data.sources import SOURCES
 from specforge.data.splits import SPLIT_NAMES
-from specforge.base.defaults import with_defaults
 
 VALIDATOR = Draft7Validator(DATA_SCHEMA)
 

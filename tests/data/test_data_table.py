@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
+from needs import require
 from typer.testing import CliRunner
 
 from specforge import api
+from specforge.base.defaults import with_defaults
+from specforge.base.errors import DataError
 from specforge.cli.commands import app
 from specforge.data import DATA_SCHEMA, load_dataset
 from specforge.data.table.read import read_table
-from specforge.base.errors import DataError
-from specforge.base.defaults import with_defaults
-from needs import require
 
 HEADER = "age,city,smoker,income,label,price"
 ROWS = [
@@ -163,7 +162,7 @@ def test_a_missing_column_is_located_at_the_spec_line_with_did_you_mean(tmp_path
 
 
 def test_a_non_numeric_cell_names_file_line_and_column(tmp_path):
-    write_csv(tmp_path / "bad.csv", ROWS[:2] + ["3x,paris,no,3000,a,3.5"])
+    write_csv(tmp_path / "bad.csv", [*ROWS[:2], "3x,paris,no,3000,a,3.5"])
     data = {**table_spec(tmp_path), "train": "bad.csv"}
     with pytest.raises(DataError) as caught:
         api.load_data(api.load_spec(write_spec(tmp_path, data)))
@@ -199,8 +198,8 @@ def test_rows_without_a_target_can_be_left_out_and_data_info_counts_them(tmp_pat
     assert info["dropped_missing_target"] == {str(tmp_path / "train.csv"): [3, 7], str(tmp_path / "test.csv"): [1]}
     assert info["split_rows"]["test"] == {"file": str(tmp_path / "test.csv"), "rows": [0, 2]}
     out = CliRunner().invoke(app, ["data", "info", str(tmp_path / "t.yaml")])
-    assert out.exit_code == 0 and out.stdout.splitlines()[0] == "rows: train 18, test 2; 1 model inputs; 3 without " \
-                                                                   "a target left out"
+    assert out.exit_code == 0
+    assert out.stdout.splitlines()[0] == "rows: train 18, test 2; 1 model inputs; 3 without a target left out"
 
 
 def test_data_info_lists_the_rows_of_each_drawn_split_by_their_place_in_the_file(tmp_path):
@@ -234,13 +233,13 @@ def test_the_input_width_is_named_when_it_does_not_match(tmp_path):
 def test_a_binary_column_with_three_values_is_refused(tmp_path):
     spec = table_spec(tmp_path)
     spec["features"] = [{"column": "city", "type": "binary"}]
-    with pytest.raises(DataError, match="binary column 'city' has 3 values.*declare it categorical"):
+    with pytest.raises(DataError, match=r"binary column 'city' has 3 values.*declare it categorical"):
         load(spec, tmp_path, 1)
 
 
 def test_a_row_with_the_wrong_number_of_cells(tmp_path):
     spec = table_spec(tmp_path)
-    write_csv(tmp_path / "train.csv", ROWS[:1] + ["1,2"])
+    write_csv(tmp_path / "train.csv", [*ROWS[:1], "1,2"])
     with pytest.raises(DataError, match="line 3 has 2 cells but the header names 6 columns"):
         load(spec, tmp_path)
 
@@ -296,7 +295,7 @@ def test_a_validation_fraction_is_drawn_before_fitting(tmp_path):
     assert dataset.preprocessing.pipeline.features[0].center == pytest.approx(
         np.nanmean(dataset.train.table.numbers("age")))
     assert not set(held_out[~np.isnan(held_out)]) & set(dataset.train.table.numbers("age"))
-    with pytest.raises(DataError, match="draw them before with data.validation_fraction"):
+    with pytest.raises(DataError, match=r"draw them before with data\.validation_fraction"):
         load(table_spec(tmp_path), tmp_path, validation=0.25)
 
 

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from specforge import api
-from specforge.graph.build import build
 from specforge.cli.commands import app
+from specforge.graph.build import build
 from specforge.spec import override_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,31 +135,31 @@ MISTAKES = {
     "train file": ("train: wine.csv", "train: wines.csv", 5, "data.train",
                    "wines.csv: no such file; relative paths start at the spec file's directory"),
     "input_shape": ("model:\n", "model:\n  input_shape: [5]\n", 13, "model.input_shape",
-                    f"the features encode to {WIDTH} values per row (2 numeric or binary columns of 1; color 4: 3 "
+                    (f"the features encode to {WIDTH} values per row (2 numeric or binary columns of 1; color 4: 3 "
                     "categories and the out-of-vocabulary column) but model.input_shape is [5]; use input_shape: "
-                    f"[{WIDTH}] or leave it out (it is inferred)"),
+                    f"[{WIDTH}] or leave it out (it is inferred)")),
     "fill median": ("type: categorical}", "type: categorical, fill: median}", 9, "data.features[1].fill",
-                    "fill median needs numbers and column 'color' is categorical; use fill: most_frequent, or "
-                    "constant with a fill_value"),
+                    ("fill median needs numbers and column 'color' is categorical; use fill: most_frequent, or "
+                    "constant with a fill_value")),
     "fill constant": ("{column: alcohol}", "{column: alcohol, fill: constant}", 8, "data.features[0].fill",
-                      "fill: constant needs fill_value, the value a missing cell takes; add fill_value: 0 (say), or "
-                      "use fill: mean"),
+                      ("fill: constant needs fill_value, the value a missing cell takes; add fill_value: 0 (say), or "
+                      "use fill: mean")),
     "fill_value alone": ("{column: alcohol}", "{column: alcohol, fill_value: 0}", 8, "data.features[0].fill_value",
-                         "fill_value is the value of fill: constant and this column's fill is the default; add "
-                         "fill: constant or remove fill_value"),
+                         ("fill_value is the value of fill: constant and this column's fill is the default; add "
+                         "fill: constant or remove fill_value")),
     "test file column": ("  test_fraction: 0.2\n", "  test: wine_test.csv\n", 9, "data.features[1].column",
                          "wine_test.csv has no column 'color'; did you mean 'colour'?"),
     "twice": ("{column: region, type: binary}", "{column: color, type: categorical}", 10, "data.features[2].column",
-              "column 'color' is listed twice (also data.features[1]) with the same encoding, which only copies an "
-              "input; list each column once"),
+              ("column 'color' is listed twice (also data.features[1]) with the same encoding, which only copies an "
+              "input; list each column once")),
     "numbers and text": ("{column: region, type: binary}", "{column: alcohol, type: categorical}", 10,
                          "data.features[2].column",
-                         "column 'alcohol' is listed twice (also data.features[0]) as numbers once and as text once; "
-                         "give each column one kind (numeric, or categorical/binary) and list it once"),
+                         ("column 'alcohol' is listed twice (also data.features[0]) as numbers once and as text once; "
+                         "give each column one kind (numeric, or categorical/binary) and list it once")),
     "target as feature": ("{column: region, type: binary}", "{column: cultivar, type: categorical}", 10,
                           "data.features[2].column",
-                          "column 'cultivar' is the target; a model cannot take its target as a feature: remove it "
-                          "from data.features"),
+                          ("column 'cultivar' is the target; a model cannot take its target as a feature: remove it "
+                          "from data.features")),
 }
 
 
@@ -184,8 +184,8 @@ def test_a_declared_class_count_the_target_contradicts_is_refused(tmp_path):
     out = invoke("validate", spec)
     assert out.exit_code == 2
     assert out.output.strip().splitlines() == [
-        f"{spec}:11:16: error: data.num_classes: data.num_classes gives 4 classes but the target has 3 in the "
-        "training split; use num_classes: 3 or leave it out"]
+        (f"{spec}:11:16: error: data.num_classes: data.num_classes gives 4 classes but the target has 3 in the "
+        "training split; use num_classes: 3 or leave it out")]
     spec = write_wine(tmp_path, SPEC.replace("  target:", "  class_names: [a, b]\n  target:"))
     assert invoke("validate", spec).output.strip().endswith(
         "data.class_names: data.class_names gives 2 classes but the target has 3 in the training split; give 3 "

@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from specforge.options import losses
-from specforge.options import optimizers
 from specforge.api import build
 from specforge.data import Dataset, load_dataset
 from specforge.export.run_export import export_classifier, parity_batch
-from specforge.training.model import Model
+from specforge.options import losses, optimizers
 from specforge.spec import Spec, spec_from_dict
+from specforge.training.model import Model
 
 SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
 #: The example specs of image classifiers (the table specs have their own export tests).

@@ -9,14 +9,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from helpers import onnx_of
 from onnx.reference import ReferenceEvaluator
 
 import specforge
-from helpers import onnx_of
 from export.models import SPEC_FILES, export_spec, small_spec, trained_model
 from specforge.base.errors import ExportError
-from specforge.export.run_export import export_classifier, parity_batch
 from specforge.export.onnx import export_graph
+from specforge.export.run_export import export_classifier, parity_batch
 from specforge.graph.dag import build_graph
 from specforge.layers.base import Layer
 from specforge.spec import load_spec, spec_from_dict
@@ -61,7 +61,7 @@ def test_every_example_spec_exports(path):
     got = run(model, raw.reshape(len(raw), *numpy_model.graph.input_shape).astype(np.float32))[0]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     meta = {prop.key: prop.value for prop in model.metadata_props}
-    assert METADATA_KEYS <= set(meta)
+    assert set(meta) >= METADATA_KEYS
     assert meta["input_range"] == "0-255 raw pixels"
     assert json.loads(meta["preprocessing"]) == dataset.preprocessing.to_dict()
 
@@ -81,7 +81,7 @@ def test_logits_need_a_final_softmax():
     config = json.loads(json.dumps(small_spec().config))
     config["model"]["layers"][-1]["activation"] = "sigmoid"
     graph = build_graph(spec_from_dict(config))
-    with pytest.raises(ExportError, match="--logits needs a model whose last activation is softmax.*'sigmoid'"):
+    with pytest.raises(ExportError, match=r"--logits needs a model whose last activation is softmax.*'sigmoid'"):
         export_graph(graph, graph.init_params(np.random.default_rng(0)), logits=True)
 
 
@@ -107,7 +107,7 @@ def test_preprocessing_in_the_graph_comes_first(small):
 
 
 def test_metadata_and_docs(small):
-    model, parity, _, dataset, _ = small
+    model, _parity, _, _dataset, _ = small
     spec = small_spec()
     meta = {prop.key: prop.value for prop in model.metadata_props}
     assert meta["spec_name"] == "small-cnn"

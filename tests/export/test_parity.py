@@ -1,4 +1,5 @@
-"""The parity gate, and exporting a trained run directory: what is written, and what a broken export writes (nothing)."""
+"""The parity gate, and exporting a trained run directory: what is written, and what a broken export writes
+(nothing)."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def test_broken_preprocessing_is_named(run_copy, monkeypatch):
         return out
 
     monkeypatch.setattr(onnx_export, "_preprocess", shifted)
-    with pytest.raises(ExportError, match="first layer whose ONNX output differs .* is the preprocessing"):
+    with pytest.raises(ExportError, match=r"first layer whose ONNX output differs .* is the preprocessing"):
         export_run(run_copy)
     assert not (run_copy / "model.onnx").exists()
 

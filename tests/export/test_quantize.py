@@ -20,7 +20,7 @@ def invoke(*args):
 def test_quantize_writes_an_int8_model_that_keeps_the_accuracy(run_copy):
     result = invoke("export", run_copy, "--quantize", "int8")
     assert result.exit_code == 0, result.output
-    parity, gate, model_line = result.stdout.splitlines()
+    _parity, gate, model_line = result.stdout.splitlines()
     path = run_copy / "model.int8.onnx"
     assert model_line.startswith(f"model: {path} (opset 13, IR 7, ")
     assert not (run_copy / "model.onnx").exists()
@@ -55,7 +55,8 @@ def test_quantize_writes_an_int8_model_that_keeps_the_accuracy(run_copy):
     assert info["quantized"]["type"] == "int8"
     assert info["quantized"]["int8_accuracy"] == int8_report.accuracy
     assert (f"quantized: int8 (test accuracy {100 * float_accuracy:.2f}% float, "
-            f"{100 * int8_report.accuracy:.2f}% int8, on 10000 examples)") in invoke("inspect", path).stdout.splitlines()
+            f"{100 * int8_report.accuracy:.2f}% int8, on 10000 examples)") in invoke("inspect",
+                                                                                     path).stdout.splitlines()
     assert "quantized: no (float32)" in invoke("inspect", run_copy / "model.onnx").stdout.splitlines()
 
 

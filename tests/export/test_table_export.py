@@ -101,7 +101,7 @@ def test_the_exported_model_takes_one_named_input_per_feature_column(regression)
 
 
 def test_onnxruntime_on_raw_rows_equals_the_numpy_pipeline_with_unseen_and_missing_values(regression, tmp_path):
-    root, run, result = regression
+    _root, run, result = regression
     rows_file = tmp_path / "rows.csv"
     rows_file.write_text("price,smoker,income,extra,age,city\n"
                          "0,yes,100,x,30,paris\n"
@@ -214,8 +214,8 @@ def test_predict_refuses_rows_without_a_feature_column(regression, tmp_path):
     out = invoke("predict", result.path, tmp_path / "rows.csv")
     assert out.exit_code == 2
     assert out.output.strip().splitlines() == [
-        f"{tmp_path / 'rows.csv'}: error: the model needs the columns 'income', which the file does not have; "
-        "its header has: age, city, smoker"]
+        (f"{tmp_path / 'rows.csv'}: error: the model needs the columns 'income', which the file does not have; "
+        "its header has: age, city, smoker")]
 
 
 def test_a_table_model_refuses_images_and_arrays(regression, tmp_path):
@@ -257,13 +257,13 @@ def test_a_table_run_directory_refuses_images_and_names_missing_columns(regressi
     _, run, _ = regression
     np.save(tmp_path / "x.npy", np.zeros((2, WIDTH), np.float32))
     out = invoke("predict", run.path, tmp_path / "x.npy")
-    assert (out.exit_code, out.output.strip()) == (2, f"{run.path}: error: this model takes table rows: give one "
-                                                      "CSV or Parquet file of raw rows with its feature columns")
+    assert (out.exit_code, out.output.strip()) == (2, (f"{run.path}: error: this model takes table rows: give one "
+                                                      "CSV or Parquet file of raw rows with its feature columns"))
     (tmp_path / "rows.csv").write_text("age,city\n30,paris\n")
     out = invoke("predict", run.path, tmp_path / "rows.csv")
-    assert (out.exit_code, out.output.strip()) == (2, f"{tmp_path / 'rows.csv'}: error: the model needs the columns "
+    assert (out.exit_code, out.output.strip()) == (2, (f"{tmp_path / 'rows.csv'}: error: the model needs the columns "
                                                       "'smoker', 'income', which the file does not have; its header "
-                                                      "has: age, city")
+                                                      "has: age, city"))
     out = invoke("predict", run.path, tmp_path / "gone.csv")
-    assert (out.exit_code, out.output.strip()) == (2, f"{tmp_path / 'gone.csv'}: error: no such file; give a CSV or "
-                                                      "Parquet file of raw rows")
+    assert (out.exit_code, out.output.strip()) == (2, (f"{tmp_path / 'gone.csv'}: error: no such file; give a CSV or "
+                                                      "Parquet file of raw rows"))

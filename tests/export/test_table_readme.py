@@ -9,12 +9,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
+from needs import require
 
 from export.test_node import loadable
 from export.test_readme_examples import link_node_modules, run_node
-from needs import require
 from specforge import api
 from specforge.data import Preprocessing
 from specforge.data.table.read import read_table
@@ -30,7 +29,7 @@ def table_examples() -> dict[str, str]:
     """The code blocks of the README's Tables section, by language (the last block of each language)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text[text.index("\n## Tables\n"):text.index("\n## Command line\n")]
-    return {language: code for language, code in re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL)}
+    return dict(re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL))
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import require
 from PIL import Image
 from typer.testing import CliRunner
 
 from export.models import small_spec
-from needs import require
 from specforge import api
 from specforge.cli.commands import app
 from specforge.data import load_dataset
@@ -76,8 +76,8 @@ def test_web_refuses_a_model_the_page_cannot_drive(tmp_path):
 def test_web_names_the_run_whose_preprocessing_was_left_out(seed_run, tmp_path):
     result = invoke("export", seed_run, "--web", tmp_path / "site", "--no-preprocessing", "-o", tmp_path / "m.onnx")
     assert result.exit_code == 2
-    assert result.stderr == f"{seed_run}: error: --web feeds raw pixels, so the model must hold its preprocessing: " \
-                            "leave out --no-preprocessing\n"
+    assert result.stderr == (f"{seed_run}: error: --web feeds raw pixels, so the model must hold its preprocessing: "
+                             "leave out --no-preprocessing\n")
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
@@ -180,8 +180,9 @@ def test_the_page_reads_the_first_test_digits_and_a_drawn_stroke(page, tmp_path)
     test = load_dataset({"source": "mnist"}, (28, 28, 1), validation="none", base_dir=Path(".")).test
     read = []
     for index in range(4):
-        image = {"name": f"test-{index}.png", "mimeType": "image/png", "buffer": png(test.images[index].reshape(28, 28))}
-        read.append(predicted(page, lambda: page.set_input_files("#file", image))[0])
+        image = {"name": f"test-{index}.png", "mimeType": "image/png",
+                 "buffer": png(test.images[index].reshape(28, 28))}
+        read.append(predicted(page, functools.partial(page.set_input_files, "#file", image))[0])
     assert read == ["7", "2", "1", "0"]
     assert [int(test.labels[i]) for i in range(4)] == [7, 2, 1, 0]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import require
 from PIL import Image
 
-from needs import require
 from specforge.data import load_dataset
 from specforge.predict.session import make_session
 from specforge.serve.process import start_server, stop_server
@@ -160,9 +160,11 @@ def test_bad_requests_get_json_errors_and_the_server_keeps_serving(server, digit
         "an id that is not text": ("POST", infer, with_request(pixels, id=[1]), 400, "request.id: [1] is not a string"),
         "no data": ("POST", infer, json.dumps({"inputs": [{"name": "input", "shape": [1, 28, 28, 1],
                                                            "datatype": "FP32"}]}).encode(), 400, 'neither "data"'),
-        "the same input twice": ("POST", infer, with_request(pixels, inputs=[json.loads(infer_body(pixels))["inputs"][0]] * 2),
+        "the same input twice": ("POST", infer,
+                                 with_request(pixels, inputs=[json.loads(infer_body(pixels))["inputs"][0]] * 2),
                                  400, "gives 'input' more than once"),
-        "a header length of \u00b2": ("POST", infer, infer_body(pixels), 400, "Inference-Header-Content-Length '\u00b2'",
+        "a header length of \u00b2": ("POST", infer, infer_body(pixels), 400,
+                                       "Inference-Header-Content-Length '\u00b2'",
                                        {"Inference-Header-Content-Length": "\u00b2"}),
         "a header length past the body": ("POST", infer, infer_body(pixels), 400, "is not the length of the JSON",
                                           {"Inference-Header-Content-Length": str(10 ** 9)}),
@@ -226,7 +228,8 @@ def test_serve_refuses_a_run_without_an_exported_model(tmp_path):
 
     result = CliRunner().invoke(app, ["serve", str(tmp_path)])
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr == f"{tmp_path}: error: the run has no model.onnx; export it first: specforge export {tmp_path}\n"
+    assert result.stderr == (f"{tmp_path}: error: the run has no model.onnx; export it first: "
+                             f"specforge export {tmp_path}\n")
 
 
 def test_serve_refuses_a_port_in_use(seed_run):
@@ -403,8 +406,8 @@ def test_a_declared_size_refused_at_once_is_answered_without_reading_the_body(se
     assert status == 413 and "this server takes at most 250,000" in json.loads(payload)["error"]
 
 
-@pytest.mark.parametrize("head", ["HELLO\r\n\r\n", f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                                   "Content-Length: \u00b2\r\n\r\n"],
+@pytest.mark.parametrize("head", ["HELLO\r\n\r\n", (f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                                   "Content-Length: \u00b2\r\n\r\n")],
                          ids=["not a request line", "a Content-Length of \u00b2"])
 def test_what_http_cannot_parse_gets_a_json_400(server, head):
     port = int(server.rsplit(":", 1)[1])

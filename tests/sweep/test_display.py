@@ -71,8 +71,8 @@ def test_lines_for_logs_name_each_finished_trial_once(tmp_path):
     assert stream.getvalue().splitlines() == [
         "trial 0 complete val_accuracy 0.7400 compile.optimizer.learning_rate=0.004 model.layers[1].units=8",
         "trial 1 pruned val_accuracy 0.3200 compile.optimizer.learning_rate=0.0011 model.layers[1].units=16",
-        "trial 2 failed compile.optimizer.learning_rate=0.009 model.layers[1].units=8: loss became nan at epoch 1, "
-        "batch 3",
+        ("trial 2 failed compile.optimizer.learning_rate=0.009 model.layers[1].units=8: loss became nan at epoch 1, "
+        "batch 3"),
         "trial 3 complete val_accuracy 0.8100 compile.optimizer.learning_rate=0.002 model.layers[1].units=16"]
 
 

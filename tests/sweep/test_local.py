@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from specforge import api
-from specforge.runs import directory as runs
 from specforge.base.errors import RunError, TrainingInterrupted
+from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
 from specforge.sweep.trial import COMPLETE, FAILED, PRUNED, run_trial

@@ -15,10 +15,9 @@ import time
 import pytest
 
 from specforge import api
-from specforge.runs import directory as runs
 from specforge.base.errors import RunError
+from specforge.runs import directory as runs
 from specforge.sweep.trial import COMPLETE
-
 from tests.test_cli_train import environment
 
 from .tiny import LIMITS, need, write_spec

@@ -64,10 +64,11 @@ def test_every_mistake_is_located_at_validate(tmp_path):
     found = errors(path)
     assert all(line.startswith(f"{path}:") for line in found)
     joined = "\n".join(found)
-    assert "sweep.parameters.compile.optimizer.learning_rat: compile.optimizer.learning_rat does not exist in the " \
-           "spec; compile.optimizer has: name, learning_rate" in joined
+    assert ("sweep.parameters.compile.optimizer.learning_rat: compile.optimizer.learning_rat does not exist in the "
+            "spec; compile.optimizer has: name, learning_rate") in joined
     assert "model.layers[9] does not exist in the spec; model.layers has 3 items (0 to 2)" in joined
-    assert "uniform value 14.695048" in joined and "does not fit model.layers[1].units: expected an integer >= 1" in joined
+    assert "uniform value 14.695048" in joined
+    assert "does not fit model.layers[1].units: expected an integer >= 1" in joined
     assert "fit.batch_size: empty range [64, 16]" in joined
     assert "choice value 1 does not fit fit.shuffle: expected true or false, got 1" in joined
     assert "compile.optimizer.beta_1: empty range [0.9, 0.9]" in joined

@@ -8,7 +8,6 @@ from pathlib import Path
 from types import ModuleType
 
 import yaml
-
 from needs import require
 
 #: An MLP on MNIST with two searched values; trials run on slices of the data (LIMITS).

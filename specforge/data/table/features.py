@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
-from specforge.data.table.read import Table, as_text
 from specforge.base.errors import DataError
+from specforge.data.table.read import Table, as_text
 
 FEATURE_TYPES = ("numeric", "categorical", "binary")
 TARGET_TYPES = ("categorical", "binary", "numeric")
@@ -40,6 +41,8 @@ UNSEEN = -1
 #: How many row numbers an error lists.
 SHOWN_ROWS = 10
 
+_Value = TypeVar("_Value", float, str)
+
 
 def _rows(table: Table, mask: np.ndarray) -> str:
     rows = table.rows[mask]
@@ -47,7 +50,7 @@ def _rows(table: Table, mask: np.ndarray) -> str:
     return f"{table.row_word}s {shown}" + (f" and {len(rows) - SHOWN_ROWS} more" if len(rows) > SHOWN_ROWS else "")
 
 
-def _most_frequent(values: list) -> object:
+def _most_frequent(values: list[_Value]) -> _Value:
     """The most common value; ties go to the smallest, so the result does not depend on row order."""
     counts = Counter(values)
     top = max(counts.values())
@@ -100,12 +103,12 @@ class Feature:
         if not present:
             raise DataError(f"column {column!r} has no values in the training split", file=table.file, path=where)
         fill = fill or "most_frequent"
-        fill_value = as_text(config.get("fill_value", "")) if fill == "constant" else _most_frequent(present)
+        fill_text = as_text(config.get("fill_value", "")) if fill == "constant" else _most_frequent(present)
         vocabulary = sorted(set(present))
         if kind == "binary" and len(vocabulary) > 2:
             raise DataError(f"binary column {column!r} has {len(vocabulary)} values in the training split "
                             f"({', '.join(vocabulary[:5])}...); declare it categorical", file=table.file, path=where)
-        return cls(column, kind, fill_value, vocabulary=vocabulary)
+        return cls(column, kind, fill_text, vocabulary=vocabulary)
 
     def _learn_scale(self, values: np.ndarray, table: Table, where: str) -> None:
         if self.scale == "log":
@@ -125,7 +128,7 @@ class Feature:
             if self.scale == "log":
                 values = np.log1p(values)
             return ((values - self.center) / self.spread).astype(np.float32)[:, None]
-        texts = [self.fill if text is None else text for text in table.texts(self.column)]
+        texts = [str(self.fill) if text is None else text for text in table.texts(self.column)]  # fill: a text here
         if self.type == "binary":
             one = self.vocabulary[-1] if len(self.vocabulary) == 2 else None
             return np.array([[text == one] for text in texts], dtype=np.float32)

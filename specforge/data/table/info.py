@@ -8,6 +8,7 @@ import math
 from collections import Counter
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from specforge.base.errors import DataError
 from specforge.base.fileio import write_bytes
 from specforge.data.table.features import TablePipeline
 from specforge.data.table.read import Table
+
+if TYPE_CHECKING:
+    from PIL import Image, ImageDraw
 
 PANEL = (260, 150)
 BINS = 20
@@ -110,7 +114,7 @@ def target_info(pipeline: TablePipeline, splits: dict[str, Table]) -> dict:
     return {"columns": target.columns, "type": target.type, "classes": target.classes, "class_counts": counts}
 
 
-def column_panel(values: np.ndarray | list[str], title: str) -> object:
+def column_panel(values: np.ndarray | list[str], title: str) -> Image.Image:
     """One column's picture: a histogram of a numeric column with its range, or a bar per category (the most
     frequent first, the rest summed into one bar) labelled with the category and its count."""
     from PIL import Image, ImageDraw
@@ -125,9 +129,10 @@ def column_panel(values: np.ndarray | list[str], title: str) -> object:
         draw.text((4, 2), f"{title}: {edges[0]:.4g} to {edges[-1]:.4g}", fill="black")
         width, peak = (PANEL[0] - 8) / BINS, max(float(np.max(counts, initial=0)), 1.0)
         for index, count in enumerate(counts):
-            left = round(4 + index * width)
-            right = round(4 + (index + 1) * width) - max(1, round(width / 10))
-            draw.rectangle([left, round(bottom - (bottom - top) * count / peak), right, bottom], fill="steelblue")
+            bar_left = round(4 + index * width)
+            bar_right = round(4 + (index + 1) * width) - max(1, round(width / 10))
+            draw.rectangle([bar_left, round(bottom - (bottom - top) * count / peak), bar_right, bottom],
+                           fill="steelblue")
         return image
     names, tallies = np.unique(np.array(values, dtype=object).astype(str), return_counts=True)
     order = np.argsort(-tallies, kind="stable")
@@ -160,7 +165,7 @@ def _font():
         return ImageFont.load_default(size=FONT_SIZE)
 
 
-def _fitted(draw, text: str, width: float) -> str:
+def _fitted(draw: ImageDraw.ImageDraw, text: str, width: float) -> str:
     """``text``, shortened with an ellipsis to fit ``width`` pixels where it is longer."""
     if draw.textlength(text) <= width:
         return text
@@ -180,8 +185,8 @@ def render_histograms(pipeline: TablePipeline, table: Table, path: Path) -> Path
 
     if not len(table):
         raise DataError("the split has no rows to draw", file=table.file)
-    panels = []
-    for column, numeric in dict((f.column, f.type == "numeric") for f in pipeline.features).items():
+    panels: list[Image.Image] = []
+    for column, numeric in {f.column: f.type == "numeric" for f in pipeline.features}.items():
         values = table.numbers(column) if numeric else [t for t in table.texts(column) if t is not None]
         panels.append(column_panel(values, column))
     for column in pipeline.target.columns:

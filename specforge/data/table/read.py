@@ -11,14 +11,14 @@ from __future__ import annotations
 import csv
 import difflib
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
-from specforge.data.files import require_file
 from specforge.base.errors import DataError
+from specforge.data.files import require_file
 
 #: Cell texts read as a missing value.
 MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"})
@@ -97,8 +97,8 @@ class Table:
 def join_tables(tables: Sequence[Table]) -> Table:
     """The rows of ``tables`` one after another, with the columns of the first (named after its file)."""
     first = tables[0]
-    return Table(first.file, {name: np.concatenate([table.columns[name] for table in tables]) for name in first.columns},
-                 np.concatenate([table.rows for table in tables]), first.row_word)
+    columns = {name: np.concatenate([table.columns[name] for table in tables]) for name in first.columns}
+    return Table(first.file, columns, np.concatenate([table.rows for table in tables]), first.row_word)
 
 
 def as_text(cell: object) -> str:
@@ -142,8 +142,8 @@ def _read_csv(path: Path) -> Table:
             lines.append(reader.line_num)
     if not rows:
         raise DataError("the CSV has a header but no rows", file=str(path))
-    cells = np.array(rows, dtype=object)
-    return Table(str(path), {name: cells[:, index] for index, name in enumerate(header)}, np.asarray(lines))
+    grid = np.array(rows, dtype=object)
+    return Table(str(path), {name: grid[:, index] for index, name in enumerate(header)}, np.asarray(lines))
 
 
 def _read_parquet(path: Path) -> Table:

@@ -13,12 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.data.files import require_file, resolve, sha256_file
 from specforge.data.splits import DataShape, Loaded, Split
-from specforge.data.table.features import (FEATURE_TYPES, FILLS, SCALINGS, TARGET_TYPES, TablePipeline,
-                                           refuse_missing_target)
+from specforge.data.table.features import (
+    FEATURE_TYPES,
+    FILLS,
+    SCALINGS,
+    TARGET_TYPES,
+    TablePipeline,
+    refuse_missing_target,
+)
 from specforge.data.table.read import Table, read_table
-from specforge.base.errors import DataError
 
 FILE_SPLITS = ("train", "test", "validation")
 DRAWN_SPLITS = ("test", "validation")
