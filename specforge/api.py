@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from specforge.options.callbacks import Callback
     from specforge.data import Dataset
+    from specforge.data.preprocessing import Preprocessing
     from specforge.data.splits import Split
     from specforge.export.run_export import ExportResult
     from specforge.predict.images import PredictionReport
@@ -241,13 +242,13 @@ def render_samples(spec: Spec, split: str, out: str | Path | None = None, count:
                         file=str(spec.file))
     path = Path(out or f"{spec.name}-{split}{'-augmented' if augmented else ''}.png")
     if augmented:
-        chosen = _augmented(spec, chosen, count)
+        chosen = _augmented(spec, chosen, dataset.preprocessing, count)
     elif dataset.preprocessing.pipeline is not None:
         return render_histograms(dataset.preprocessing.pipeline, chosen.table, path)
     return render_grid(chosen, dataset.class_names, path, count)
 
 
-def _augmented(spec: Spec, split: Split, count: int) -> Split:
+def _augmented(spec: Spec, split: Split, preprocessing: Preprocessing, count: int) -> Split:
     """``count`` examples of ``split`` (every class in turn, as the grid takes them) through the model's
     augmentation layers in training mode, drawn from ``fit.seed``."""
     import numpy as np
@@ -260,13 +261,14 @@ def _augmented(spec: Spec, split: Split, count: int) -> Split:
 
     layers = [node.layer for node in build(spec).nodes if getattr(node.layer, "augments", False)]
     if not layers:
-        message = "the model has no augmentation layers to show; put RandomFlip, RandomRotation, ... first in model.layers"
+        message = ("the model has no augmentation layers to show; put RandomFlip, RandomRotation, ... first in "
+                   "model.layers")
         raise SpecError(problems=[Problem(message, spec.locate(("model", "layers")))])
     chosen = every_class_in_turn(split.labels, min(count, len(split)))
     rng = generators(spec.config["fit"]["seed"])[2]
-    images = augment(layers, split.preprocessing.images(split.images[chosen]), rng)
+    images = augment(layers, preprocessing.images(split.images[chosen]), rng)
     labels = None if split.labels is None else np.asarray(split.labels)[chosen]
-    return Split(split.name, images, labels, split.images_file, split.labels_file, split.preprocessing)
+    return Split(split.name, images, labels, split.images_file, split.labels_file, preprocessing)
 
 
 def schema_text() -> str:

@@ -232,7 +232,7 @@ def test_the_weighting_sees_the_examples_iterate_batches_yields():
     labels = np.arange(23)
     split = Split("train", np.zeros((23, 1), np.float32), labels,
                   preprocessing=Preprocessing((1,), 23, tuple(map(str, labels)), labels_encoding="sparse"))
-    weighting = Weighting(None, labels.astype(np.float64))
+    weighting = Weighting(losses.get("sparse_categorical_crossentropy"), None, labels.astype(np.float64))
     rng = np.random.default_rng(4)
     weighting.start_epoch(23, 5, True, rng)
     for step, (_, y) in enumerate(iterate_batches(split, 5, shuffle=True, rng=rng), 1):

@@ -253,7 +253,8 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
         typer.echo(f"{wrong} of {examples} {split or 'test'} examples are misclassified; wrote the first "
                    f"{min(count, wrong)} to {path}")
         return
-    typer.echo(f"wrote {api.render_samples(api.load_spec(spec, overrides or ()), split or 'train', out, count, augmented)}")
+    path = api.render_samples(api.load_spec(spec, overrides or ()), split or "train", out, count, augmented)
+    typer.echo(f"wrote {path}")
 
 
 @command(name="runs")

@@ -38,8 +38,13 @@ class Schedule:
 
     def __init__(self, **options: Any):
         self.config = with_defaults(options, {"properties": self.options})
-        for key, value in self.config.items():
-            setattr(self, key, value)
+
+    def __getattr__(self, name: str) -> Any:
+        """An option's value, as an attribute (``self.decay_steps``)."""
+        try:
+            return self.__dict__["config"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

@@ -5,6 +5,7 @@ the steps training will take, and class weights against a regression target."""
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from pathlib import Path
 
 from specforge.base.errors import Problem, SpecError
@@ -46,10 +47,11 @@ def _schedule_problems(spec: Spec) -> list[Problem]:
     rate = spec.config["compile"]["optimizer"]["learning_rate"]
     if not isinstance(rate, dict):
         return []
-    problems = _piecewise_problems(spec, rate)
-    return problems + [Problem(f"{item['type']} sets the learning rate, and compile.optimizer.learning_rate is a schedule; "
-                    "keep one of them", spec.locate(("fit", "callbacks", index)))
-            for index, item in enumerate(spec.config["fit"]["callbacks"]) if CALLBACKS[item["type"]].sets_learning_rate]
+    callbacks = spec.config["fit"]["callbacks"]
+    setters = [Problem(f"{item['type']} sets the learning rate, and compile.optimizer.learning_rate is a "
+                       "schedule; keep one of them", spec.locate(("fit", "callbacks", index)))
+               for index, item in enumerate(callbacks) if CALLBACKS[item["type"]].sets_learning_rate]
+    return _piecewise_problems(spec, rate) + setters
 
 
 def _piecewise_problems(spec: Spec, rate: dict) -> list[Problem]:
@@ -60,9 +62,9 @@ def _piecewise_problems(spec: Spec, rate: dict) -> list[Problem]:
     boundaries, values = rate["boundaries"], rate["values"]
     if len(values) != len(boundaries) + 1:
         return [Problem(f"{len(boundaries)} boundaries need {len(boundaries) + 1} values (one before the first "
-                        f"boundary, one after each), got {len(values)}", spec.locate(where + ("values",)))]
-    if any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
-        return [Problem(f"the boundaries must increase, got {boundaries}", spec.locate(where + ("boundaries",)))]
+                        f"boundary, one after each), got {len(values)}", spec.locate((*where, "values")))]
+    if any(later <= earlier for earlier, later in pairwise(boundaries)):
+        return [Problem(f"the boundaries must increase, got {boundaries}", spec.locate((*where, "boundaries")))]
     return []
 
 

@@ -11,8 +11,8 @@ averages.  Validation runs on the averages too.  The averages are saved in every
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 
@@ -53,10 +53,12 @@ class WeightAverage:
             for weight, value in zip(self.weights, saved):
                 np.copyto(weight, value)
 
-    def state_dict(self) -> dict[str, np.ndarray | int]:
-        return {"steps": self.steps, **{str(index): average.copy() for index, average in enumerate(self.averages)}}
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Copies of the averages, keyed by their index, for a checkpoint (with ``steps``)."""
+        return {str(index): average.copy() for index, average in enumerate(self.averages)}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.steps = int(state["steps"])
+    def load(self, steps: int, arrays: dict[str, np.ndarray]) -> None:
+        """Continue from a checkpoint's ``steps`` and ``arrays()``."""
+        self.steps = int(steps)
         for index, average in enumerate(self.averages):
-            np.copyto(average, state[str(index)])
+            np.copyto(average, arrays[str(index)])

@@ -32,7 +32,7 @@ from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
 from specforge.training.model import Model, params_from_arrays
 from specforge.training.moving_statistics import unsettled_statistics
-from specforge.training.options import training_loss, weight_average
+from specforge.training.options import weight_average, weighting
 from specforge.training.progress import Both, ConsoleProgress, Progress
 from specforge.spec import Spec
 from specforge.spec.training_checks import check_warmup
@@ -101,8 +101,8 @@ class Trainer:
         self.model = Model.initialize(setup.graph, init_rng)
         self.optimizer = setup.optimizer
         try:
-            self.training_loss, self.weighting = training_loss(setup.spec.config, setup.loss, setup.dataset.train,
-                                                               setup.graph.output_shape[-1])
+            self.weighting = weighting(setup.spec.config, setup.loss, setup.dataset.train,
+                                       setup.graph.output_shape[-1])
         except DataError as error:
             raise setup.spec.located(error) from None
         self.ema = weight_average(setup.spec.config["compile"]["optimizer"], self.model.trainable_params())
@@ -135,7 +135,7 @@ class Trainer:
             else:
                 scalars[key] = value
         if self.ema is not None:
-            arrays.update({f"ema/{key}": value for key, value in self.ema.state_dict().items() if key != "steps"})
+            arrays.update({f"ema/{key}": value for key, value in self.ema.arrays().items()})
             scalars["ema_steps"] = self.ema.steps
         callback_states = []
         for index, callback in enumerate(self.setup.callbacks):
@@ -159,7 +159,7 @@ class Trainer:
         self.model.set_weights(params_from_arrays(self.setup.graph, weights, source))
         optimizer_state = dict(state["optimizer"])
         if self.ema is not None:
-            self.ema.load_state_dict({"steps": optimizer_state.pop("ema_steps"), **_with_prefix(arrays, "ema/")})
+            self.ema.load(optimizer_state.pop("ema_steps"), _with_prefix(arrays, "ema/"))
         self.optimizer.load_state_dict({**optimizer_state, **_with_prefix(arrays, "optimizer/")})
         if len(state["callbacks"]) != len(self.setup.callbacks):
             raise RunError(f"the checkpoint holds {len(state['callbacks'])} callback states for "
@@ -214,9 +214,8 @@ class Trainer:
         for step, (x, y) in enumerate(batches, 1):
             self.batch = step
             labels, targets = labels_and_targets(setup.loss, y, units)
-            if self.weighting is not None:
-                self.training_loss.weights = self.weighting.batch(step, labels)
-            value, outputs = self.model.train_step(x, targets, self.training_loss, self.optimizer, self.dropout_rng)
+            loss = setup.loss if self.weighting is None else self.weighting.loss_for(step, labels)
+            value, outputs = self.model.train_step(x, targets, loss, self.optimizer, self.dropout_rng)
             if self.ema is not None and np.isfinite(value):
                 self.ema.update()
             if not np.isfinite(value):

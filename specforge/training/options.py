@@ -18,7 +18,8 @@ from specforge.training.weighting import WeightedLoss, class_weight_vector
 class Weighting:
     """Each training batch's example weights: its labels' class weights times its examples' own weights."""
 
-    def __init__(self, class_weights: np.ndarray | None, example_weights: np.ndarray | None):
+    def __init__(self, loss: Loss, class_weights: np.ndarray | None, example_weights: np.ndarray | None):
+        self.loss = WeightedLoss(loss)
         self.class_weights = class_weights
         self.example_weights = example_weights
         self._batches: list[np.ndarray] = []
@@ -31,6 +32,11 @@ class Weighting:
         order = copy.deepcopy(rng).permutation(examples) if shuffle else np.arange(examples)
         self._batches = [order[start:start + batch_size] for start in range(0, examples, batch_size)]
 
+    def loss_for(self, step: int, labels: np.ndarray) -> Loss:
+        """The loss of batch ``step`` (from 1) with class ``labels``: weighted by ``batch``."""
+        self.loss.weights = self.batch(step, labels)
+        return self.loss
+
     def batch(self, step: int, labels: np.ndarray) -> np.ndarray | None:
         """The weights of batch ``step`` (from 1) with class ``labels``."""
         weights = None if self.class_weights is None else self.class_weights[labels]
@@ -40,19 +46,18 @@ class Weighting:
         return weights
 
 
-def training_loss(config: dict, loss: Loss, train: Split, units: int) -> tuple[Loss | WeightedLoss, Weighting | None]:
-    """``(the loss training steps take, the batches' weighting or None)`` for a resolved spec ``config``, its
-    ``loss``, its training split and a model of ``units`` outputs: the loss weighted per example when
-    ``fit.class_weight`` or ``data.sample_weight`` is set."""
+def weighting(config: dict, loss: Loss, train: Split, units: int) -> Weighting | None:
+    """How a resolved spec ``config`` weights its training examples (``loss`` on ``train``, a model of ``units``
+    outputs), or None when neither ``fit.class_weight`` nor ``data.sample_weight`` is set."""
     setting = config["fit"].get("class_weight")
     column = config["data"].get("sample_weight")
     if setting is None and column is None:
-        return loss, None
+        return None
     class_weights = None
     if setting is not None:
         names = config["data"].get("class_names") or ()
         class_weights = class_weight_vector(setting, np.asarray(train.labels), max(units, 2), names)
-    return WeightedLoss(loss), Weighting(class_weights, None if column is None else column_weights(train, column))
+    return Weighting(loss, class_weights, None if column is None else column_weights(train, column))
 
 
 def column_weights(split: Split, column: str) -> np.ndarray:
@@ -60,6 +65,8 @@ def column_weights(split: Split, column: str) -> np.ndarray:
     table lacks or a cell that is not a number >= 0."""
     where = "data.sample_weight"
     table = split.table
+    if table is None:
+        raise DataError("data.sample_weight names a column, and the data has no table", path=where)
     try:
         table.column(column)
     except DataError as error:

@@ -7,8 +7,6 @@ A mapping names classes by index (``"3"``) or by ``data.class_names``; classes i
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from specforge.options.losses import Loss
@@ -35,15 +33,16 @@ def class_index(key: str, classes: int, class_names: list[str] | tuple[str, ...]
     return None
 
 
-class WeightedLoss:
-    """``loss`` whose training value and gradient weight each example by ``weights`` (set per batch)."""
+class WeightedLoss(Loss):
+    """``loss`` whose training value and gradient weight each example by ``weights`` (set per batch); what the
+    training step reads besides (the fused activation, the label encoding) is the loss's own."""
 
     def __init__(self, loss: Loss):
         self.loss = loss
+        self.name = loss.name
+        self.fused_activation = loss.fused_activation
+        self.label_encoding = loss.label_encoding
         self.weights: np.ndarray | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.loss, name)
 
     def value_and_grad(self, outputs: np.ndarray, y_true: np.ndarray,
                        from_logits: bool = False) -> tuple[float, np.ndarray]:
