@@ -21,13 +21,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.rates import best_rate
-from specforge.api import build
-from specforge.data import load_dataset
-from specforge.export.onnx import export_graph
-from specforge.predict.session import default_threads, make_session
-from specforge.spec import load_spec
-from specforge.training.model import Model
+from benchmarks.rates import best_rate  # noqa: E402
+from specforge.api import build_graph  # noqa: E402
+from specforge.data import load_dataset  # noqa: E402
+from specforge.export.onnx import export_graph  # noqa: E402
+from specforge.graph.model import Model  # noqa: E402
+from specforge.predict.session import default_threads, make_session  # noqa: E402
+from specforge.spec import load_spec  # noqa: E402
 
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
 BATCH_SIZES = (1, 32, 256)
@@ -47,7 +47,7 @@ def seed_model(run_dir: str | None) -> tuple[Model, object]:
         run = open_run(run_dir)
         return run.model(), Preprocessing.from_dict(run.preprocessing)
     spec = load_spec(SEED_SPEC)
-    graph = build(spec)
+    graph = build_graph(spec)
     dataset = load_dataset(spec.config["data"], graph.input_shape, validation="none", base_dir=spec.base_dir)
     return Model.initialize(graph, np.random.default_rng(0)), dataset.preprocessing
 

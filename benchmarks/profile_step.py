@@ -32,13 +32,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from specforge.api import build, load_data, load_spec
-from specforge.data import Split
-from specforge.options import metrics as metric_kinds
-from specforge.options import optimizers
-from specforge.options.losses import get as get_loss
-from specforge.training.evaluate import labels_and_targets, update_metrics
-from specforge.training.model import Model, StepValues, gather_gradients
+from specforge.api import build_graph, load_data, load_spec  # noqa: E402
+from specforge.data import Split  # noqa: E402
+from specforge.graph.model import Model, StepValues, gather_gradients  # noqa: E402
+from specforge.options import metrics, optimizers
+from specforge.options.losses import create as create_loss  # noqa: E402
+from specforge.training.evaluate import labels_and_targets, update_metrics  # noqa: E402
 
 
 def random_batch(train: Split, model: Model, loss, batch_size: int, rng: np.random.Generator,
@@ -131,13 +130,13 @@ def main() -> None:
 
     spec = load_spec(args.spec)
     args.batch_size = args.batch_size or spec.config["fit"]["batch_size"]
-    graph = build(spec)
+    graph = build_graph(spec)
     model = Model.initialize(graph, np.random.default_rng(0))
-    loss = get_loss(spec.config["compile"]["loss"])
+    loss = create_loss(spec.config["compile"]["loss"])
     optimizer = optimizers.create(spec.config["compile"]["optimizer"])
-    metrics = metric_kinds.create(spec.config["compile"]["metrics"], graph.output_shape[-1])
+    tracked = metrics.create(spec.config["compile"]["metrics"], graph.output_shape[-1])
     train = load_data(spec).train
-    clock = profile(train, model, loss, optimizer, metrics, args.batches, args.batch_size)
+    clock = profile(train, model, loss, optimizer, tracked, args.batches, args.batch_size)
     peak = step_peak_memory(train, model, loss, optimizer, args.batch_size)
 
     step, cpu = sum(clock.wall.values()), sum(clock.cpu.values())

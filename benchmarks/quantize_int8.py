@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.predict_throughput import BATCH_SIZES, images_per_second
-from specforge import api
-from specforge.predict.images import OnnxModel, read_data
-from specforge.predict.session import default_threads, make_session
+from benchmarks.predict_throughput import BATCH_SIZES, images_per_second  # noqa: E402
+from specforge import api  # noqa: E402
+from specforge.predict.images import OnnxPredictor, read_data  # noqa: E402
+from specforge.predict.session import default_threads, make_session  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
         float_path = api.export(run).path
         int8 = api.export(run, quantize="int8")
         print(f"int8 gate: {int8.quantization.summary()}")
-        images = read_data("mnist:test", OnnxModel(float_path)).examples.astype(np.float32)
+        images = read_data("mnist:test", OnnxPredictor(float_path)).examples.astype(np.float32)
         print(f"onnxruntime {__import__('onnxruntime').__version__}, {args.threads} threads; images per second")
         print(f"{'model':<6} {'size':>10} {'accuracy':>9}" + "".join(f" {f'batch {b}':>10}" for b in BATCH_SIZES))
         for name, path in (("float", float_path), ("int8", int8.path)):

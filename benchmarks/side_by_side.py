@@ -20,10 +20,10 @@ import numpy as np
 
 from benchmarks.rates import best_rate
 from benchmarks.rounds import Measured, alternate
-from specforge.api import build, load_spec
+from specforge.api import build_graph, load_spec
+from specforge.graph.model import Model
 from specforge.options import losses, optimizers
 from specforge.training.evaluate import labels_and_targets
-from specforge.training.model import Model
 
 #: distinct random batches a measurement cycles through
 POOL = 4
@@ -53,9 +53,9 @@ class SideBySide:
         spec = load_spec(path)
         self.name = Path(path).stem
         self.config = spec.config
-        self.graph = build(spec)
+        self.graph = build_graph(spec)
         self.model = Model.initialize(self.graph, np.random.default_rng(self.config["fit"]["seed"]))
-        self.loss = losses.get(self.config["compile"]["loss"])
+        self.loss = losses.create(self.config["compile"]["loss"])
         self.optimizer = optimizers.create(self.config["compile"]["optimizer"])
         self.twin = TorchTwin(self.model)
         self.trainer = TwinTrainer(self.twin, self.loss, self.config["compile"]["optimizer"])

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from benchmarks.torch_twin import TorchTwin, TwinTrainer, to_torch
-from specforge.api import build, load_data, load_spec
-from specforge.data import iterate_batches
+from specforge.api import build_graph, load_data, load_spec  # noqa: E402
+from specforge.data import iterate_batches  # noqa: E402
+from specforge.graph.model import Model  # noqa: E402
 from specforge.options import losses
-from specforge.predict.session import default_threads
-from specforge.training.evaluate import labels_and_targets
-from specforge.training.loop import generators
-from specforge.training.model import Model
+from specforge.predict.session import default_threads  # noqa: E402
+from specforge.training.evaluate import labels_and_targets  # noqa: E402
+from specforge.training.loop import generators  # noqa: E402
 
 
 def whole_split(split, loss, units: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -38,8 +38,8 @@ def fit(path: str | Path, epochs: int) -> None:
     spec = load_spec(path)
     config = spec.config
     data = load_data(spec)
-    model = Model.initialize(build(spec), generators(config["fit"]["seed"])[0])
-    loss = losses.get(config["compile"]["loss"])
+    model = Model.initialize(build_graph(spec), generators(config["fit"]["seed"])[0])
+    loss = losses.create(config["compile"]["loss"])
     trainer = TwinTrainer(TorchTwin(model), loss, config["compile"]["optimizer"])
     units = model.graph.output_shape[-1]
     x, labels, targets = whole_split(data.train, loss, units)

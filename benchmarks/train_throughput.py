@@ -20,25 +20,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.matmul import gemm_gflops
-from specforge.api import build, load_data, load_spec
-from specforge.data import iterate_batches
+from benchmarks.matmul import gemm_gflops  # noqa: E402
+from specforge.api import build_graph, load_data, load_spec  # noqa: E402
+from specforge.data import iterate_batches  # noqa: E402
+from specforge.graph.model import Model  # noqa: E402
 from specforge.options import losses, metrics, optimizers
-from specforge.training.evaluate import labels_and_targets
-from specforge.training.loop import generators
-from specforge.training.model import Model
+from specforge.training.evaluate import labels_and_targets  # noqa: E402
+from specforge.training.loop import generators  # noqa: E402
 
 
 def training_images_per_second(spec_path: str | Path, batches: int = 200, warmup: int = 20,
                                batch_size: int | None = None) -> tuple[float, int]:
     """``(images per second, forward FLOPs per image)`` of training steps on the spec's own data."""
     spec = load_spec(spec_path)
-    graph = build(spec)
+    graph = build_graph(spec)
     config = spec.config
     batch_size = batch_size or config["fit"]["batch_size"]
     init, shuffle, dropout = generators(config["fit"]["seed"])
     model = Model.initialize(graph, init)
-    loss = losses.get(config["compile"]["loss"])
+    loss = losses.create(config["compile"]["loss"])
     optimizer = optimizers.create(config["compile"]["optimizer"])
     tracked = metrics.create(config["compile"]["metrics"], graph.output_shape[-1])
     units = graph.output_shape[-1]

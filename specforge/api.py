@@ -1,8 +1,7 @@
 """The Python API: everything the CLI does, callable from a notebook.
 
-    from specforge import api
     spec = api.load_spec("specs/mnist.yaml")
-    graph = api.build(spec)
+    graph = api.build_graph(spec)
     run = api.fit(spec, limit_train=5000)           # trains with numpy, writes runs/mnist-cnn/<n>
     api.evaluate(run)                               # {'split': 'test', 'loss': ..., 'accuracy': ...}
     api.predict(run, images)                        # probabilities for raw images (uint8 as stored)
@@ -17,35 +16,96 @@
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from specforge import __version__
-from specforge.graph.build import build, load_and_build, with_rest_checked
-from specforge.base.errors import DataError, Problem, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
-from specforge.graph.dag import Graph, build_graph
+from specforge.base.errors import (
+    DataError,
+    Problem,
+    RunError,
+    SpecError,
+    SpecforgeError,
+    SweepInterrupted,
+    TrainingInterrupted,
+)
+from specforge.data import Dataset, render_grid
+from specforge.data import data_info as describe_data
+from specforge.data import load_data as load_dataset
+from specforge.data.info import every_class_in_turn
+from specforge.data.precheck import check_data
+from specforge.data.splits import Split
+from specforge.data.table.info import render_histograms
+from specforge.export.inspect import describe as describe_model
+from specforge.graph.build import build_graph, data_shape, load_and_build, with_rest_checked
+from specforge.graph.checks import check_options
+from specforge.graph.dag import Graph
+from specforge.graph.training_checks import check_warmup_from_headers
+from specforge.layers.augmentation import augment
+from specforge.options import callbacks, metrics
+from specforge.options.callbacks import Callback
+from specforge.predict import images, table
+from specforge.predict.images import PredictionReport
+from specforge.predict.run_model import is_run_dir
+from specforge.predict.table import RowPredictions
+from specforge.runs import listing, plots
+from specforge.runs.directory import Run, open_run
+from specforge.runs.listing import Comparison, RunRecord
+from specforge.serve.limits import Limits
+from specforge.serve.server import serve as run_server
 from specforge.spec import RefusedSpec, Spec, load_spec
+from specforge.spec.schema import SCHEMA_FILE, write_schema_copy
+from specforge.spec.starter import write_template as write_starter
+from specforge.sweep.loading import read_sweep
+from specforge.sweep.results import SweepResult
+from specforge.sweep.runner import OnUpdate, OnWarning, run_sweep
+from specforge.sweep.space import sweep_config
+from specforge.training import evaluate as evaluation
+from specforge.training import loop
+from specforge.training.moving_statistics import unsettled_statistics
+from specforge.training.progress import Progress
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from specforge.options.callbacks import Callback
-    from specforge.data import Dataset
     from specforge.data.preprocessing import Preprocessing
-    from specforge.data.splits import Split
     from specforge.export.run_export import ExportResult
-    from specforge.predict.images import PredictionReport
-    from specforge.predict.table import RowPredictions
-    from specforge.training.progress import Progress
-    from specforge.runs.records import Comparison, RunRecord
-    from specforge.runs.directory import Run
-    from specforge.sweep.results import SweepResult
-    from specforge.sweep.runner import OnUpdate, OnWarning
 
-__all__ = ["__version__", "load_spec", "build", "build_graph", "validate", "fit", "evaluate", "evaluation_warnings", "load_run", "predict", "load_data",
-           "data_info", "render_samples", "export", "predict_onnx", "predict_rows", "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion", "plot_misclassified", "write_schema", "write_template",
-           "sweep", "SpecforgeError", "DataError", "RunError", "TrainingInterrupted", "SweepInterrupted"]
+__all__ = [
+    "DataError",
+    "RunError",
+    "SpecforgeError",
+    "SweepInterrupted",
+    "TrainingInterrupted",
+    "__version__",
+    "build_graph",
+    "compare_runs",
+    "data_info",
+    "evaluate",
+    "evaluation_warnings",
+    "export",
+    "fit",
+    "inspect",
+    "is_rows_file",
+    "load_data",
+    "load_run",
+    "load_spec",
+    "plot",
+    "plot_confusion",
+    "plot_misclassified",
+    "predict",
+    "predict_onnx",
+    "predict_rows",
+    "render_samples",
+    "runs",
+    "schema_text",
+    "serve",
+    "sweep",
+    "validate",
+    "write_schema",
+    "write_template",
+]
 
 
 def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = True) -> tuple[Spec, Graph]:
@@ -55,22 +115,16 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
     Also refused: callbacks monitoring a value training will not report, and (unless ``data`` is false) data
     that training would refuse as far as the files' headers and small label files tell
     (``specforge.data.precheck``)."""
-    from specforge.options import callbacks
-    from specforge.data.precheck import check_data
-    from specforge.spec.training_checks import check_warmup, known_train_examples
-    from specforge.sweep.loading import read_sweep
-    from specforge.sweep.space import sweep_config
-
     try:
         spec, sweep, locate = read_sweep(path, overrides)
     except RefusedSpec as refused:
         raise with_rest_checked(refused, read_data=data) from None
-    graph = build(spec, read_data=data)
+    graph = build_graph(spec, read_data=data)
     try:
         if data:
             check_data(spec.config, spec.base_dir, graph.output_shape[-1])
-            check_warmup(spec, known_train_examples(spec, spec.base_dir))
-        callbacks.create(spec.config["fit"]["callbacks"], spec.config["fit"]["epochs"], _log_names(spec, graph))
+            check_warmup_from_headers(spec, spec.base_dir)
+        callbacks.create(spec.config["fit"]["callbacks"], _log_names(spec, graph))
     except SpecforgeError as error:
         raise spec.located(error) from None
     if sweep is not None:
@@ -80,7 +134,6 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
 
 def _log_names(spec: Spec, graph: Graph) -> list[str]:
     """The names training will report each epoch (as ``train._Setup.log_names``), known from the spec alone."""
-    from specforge.options import metrics
     names = ["loss", *(metric.name for metric in metrics.create(spec.config["compile"]["metrics"],
                                                                 graph.output_shape[-1]))]
     return names if spec.config["fit"]["validation"] == "none" else names + [f"val_{name}" for name in names]
@@ -95,17 +148,14 @@ def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (),
     ``overrides`` (``"fit.epochs=1"``) apply when loading a spec file, or to a resumed run (fit.epochs only).
     ``observers``: callbacks besides the spec's (``specforge.options.callbacks.Callback``), not saved in checkpoints.
     """
-    from specforge.training import loop as train
     if isinstance(spec, (str, Path)):
         spec, overrides = load_and_build(spec, overrides)[0], ()
-    return train.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
+    return loop.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
                      limit_train=limit_train, limit_test=limit_test, observers=observers)
 
 
 def load_run(path: str | Path) -> Run:
     """A finished run directory (``runs/x/latest``, ``runs/x/3``, ...) as a ``specforge.runs.directory.Run``."""
-    from specforge.runs.directory import open_run
-
     return open_run(path)
 
 
@@ -115,16 +165,13 @@ def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | No
     """``specforge evaluate``: loss and metrics of a run (a Run or its path) on a split of its data; with
     ``details``, also ``per_class`` precision, recall, F1 and support and the ``confusion_matrix``;
     ``on_batch(done, total)`` after each batch (a progress bar)."""
-    from specforge.training.evaluate import evaluate_run
-
-    return evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details, on_batch=on_batch)
+    return evaluation.evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details,
+                                   on_batch=on_batch)
 
 
 def evaluation_warnings(run: Run | str | Path) -> list[Problem]:
     """Remarks on a run's scores that stop nothing: moving statistics of batch normalization that had too few
     training steps to move from their initial values (for a run that recorded its steps)."""
-    from specforge.training.moving_statistics import unsettled_statistics
-
     run = _as_run(run)
     steps = run.manifest.get("steps_completed")
     warning = None if steps is None else unsettled_statistics(run.spec(), run.graph, steps)
@@ -134,37 +181,28 @@ def evaluation_warnings(run: Run | str | Path) -> list[Problem]:
 def runs(name: str | None = None, root: str | Path = "runs") -> list[RunRecord]:
     """``specforge runs [NAME]``: every run under ``root`` (or spec ``name``'s) with its status, epochs, best
     monitored value, test metrics, duration and spec hash."""
-    from specforge.runs.records import list_runs
-
-    return list_runs(name, root)
+    return listing.list_runs(name, root)
 
 
 def compare_runs(a: Run | str | Path, b: Run | str | Path) -> Comparison:
     """``specforge runs compare A B``: the spec values that differ between two runs, and both runs' results."""
-    from specforge.runs.records import compare_runs as compare
-
-    return compare(*(run.path if not isinstance(run, (str, Path)) else run for run in (a, b)))
+    return listing.compare_runs(*(run.path if not isinstance(run, (str, Path)) else run for run in (a, b)))
 
 
 def plot(runs: Sequence[Run | str | Path], out: str | Path | None = None) -> Path:
     """``specforge plot``: a PNG of the runs' training curves (default: RUN/curves.png for one run, else
     curves.png here); needs matplotlib (``specforge[plot]``)."""
-    from specforge.runs.plots import plot_curves
-    from specforge.runs.records import run_curves
-
     paths = [run.path if not isinstance(run, (str, Path)) else Path(run) for run in runs]
-    curves = [run_curves(path) for path in paths]
+    curves = [listing.run_curves(path) for path in paths]
     default = Path(curves[0].label) / "curves.png" if len(curves) == 1 else Path("curves.png")
-    return plot_curves(curves, out or default)
+    return plots.plot_curves(curves, out or default)
 
 
 def plot_confusion(run: Run | str | Path, results: dict, out: str | Path | None = None) -> Path:
     """The confusion matrix of ``evaluate(run, details=True)`` as a PNG (default: RUN/confusion-SPLIT.png)."""
-    from specforge.runs.plots import plot_confusion as draw
-
     run = _as_run(run)
     title = f"{run.manifest.get('spec', run.path.name)}: {results['split']} ({results['examples']} examples)"
-    return draw(results["confusion_matrix"], results["class_names"],
+    return plots.plot_confusion(results["confusion_matrix"], results["class_names"],
                 out or run.path / f"confusion-{results['split']}.png", title)
 
 
@@ -173,11 +211,8 @@ def plot_misclassified(run: Run | str | Path, split: str = "test", *, out: str |
     """A PNG grid of the first ``count`` examples of ``split`` the run's model gets wrong, each captioned with the
     predicted class (and its probability) and the true class (default: RUN/misclassified-SPLIT.png); returns
     the path, how many are wrong and how many examples there were."""
-    from specforge.training.evaluate import find_mistakes
-    from specforge.runs.plots import plot_examples
-
     run = _as_run(run)
-    mistakes = find_mistakes(run, split, limit=limit)
+    mistakes = evaluation.find_mistakes(run, split, limit=limit)
     if not len(mistakes.indices):
         raise DataError(f"the model gets every one of the {mistakes.examples} {split} examples right; "
                         "nothing to draw", file=str(run.path))
@@ -187,7 +222,7 @@ def plot_misclassified(run: Run | str | Path, split: str = "test", *, out: str |
                  f"true {names[mistakes.labels[i]]}, #{mistakes.indices[i]}") for i in shown]
     title = (f"{len(mistakes.indices)} of {mistakes.examples} {split} examples wrong; first {len(captions)}: "
              "predicted (probability), true class")
-    path = plot_examples(mistakes.images[:len(captions)], captions,
+    path = plots.plot_examples(mistakes.images[:len(captions)], captions,
                          out or run.path / f"misclassified-{split}.png", title)
     return path, len(mistakes.indices), mistakes.examples
 
@@ -199,31 +234,23 @@ def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
     ``images`` are as stored (uint8 pixels, ``(N, H, W[, C])`` or flat rows); the run's preprocessing is
     applied batch by batch unless ``preprocess`` is False (then they must already be model inputs).
     """
-    from specforge.training.evaluate import predict_run
-
-    return predict_run(_as_run(run), images, batch_size=batch_size, preprocess=preprocess)
+    return evaluation.predict_run(_as_run(run), images, batch_size=batch_size, preprocess=preprocess)
 
 
 def load_data(spec: Spec) -> Dataset:
     """The data a spec declares, checked and split as training will use it (``specforge data info``)."""
-    from specforge.graph.build import data_shape
-    from specforge.data import load_data as load
-    from specforge.spec.checks import check_options
-
     check_options(spec)
     if "input_shape" not in spec.config["model"]:
         data_shape(spec)
     try:
-        return load(spec.config, spec.base_dir, {})
+        return load_dataset(spec.config, spec.base_dir, {})
     except DataError as error:
         raise spec.located(error) from None
 
 
 def data_info(spec: Spec) -> dict:
     """``specforge data info``: counts, shapes, dtypes, value ranges and class balance of each split."""
-    from specforge.data import data_info as describe
-
-    return describe(load_data(spec))
+    return describe_data(load_data(spec))
 
 
 def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25,
@@ -232,9 +259,6 @@ def render_samples(spec: Spec, split: str, out: str | Path | None = None, count:
     histograms of each feature column and the target (default file: ``<spec name>-<split>.png``); returns its
     path. ``augmented``: the images as the model's augmentation layers change them in training (drawn from
     ``fit.seed``; default file ``<spec name>-<split>-augmented.png``)."""
-    from specforge.data import render_grid
-    from specforge.data.table.info import render_histograms
-
     dataset = load_data(spec)
     chosen = dataset.splits().get(split)
     if chosen is None:
@@ -251,21 +275,13 @@ def render_samples(spec: Spec, split: str, out: str | Path | None = None, count:
 def _augmented(spec: Spec, split: Split, preprocessing: Preprocessing, count: int) -> Split:
     """``count`` examples of ``split`` (every class in turn, as the grid takes them) through the model's
     augmentation layers in training mode, drawn from ``fit.seed``."""
-    import numpy as np
-
-    from specforge.base.errors import SpecError
-    from specforge.data.info import every_class_in_turn
-    from specforge.data.splits import Split
-    from specforge.layers.augmentation import augment
-    from specforge.training.loop import generators
-
-    layers = [node.layer for node in build(spec).nodes if getattr(node.layer, "augments", False)]
+    layers = [node.layer for node in build_graph(spec).nodes if getattr(node.layer, "augments", False)]
     if not layers:
         message = ("the model has no augmentation layers to show; put RandomFlip, RandomRotation, ... first in "
                    "model.layers")
         raise SpecError(problems=[Problem(message, spec.locate(("model", "layers")))])
     chosen = every_class_in_turn(split.labels, min(count, len(split)))
-    rng = generators(spec.config["fit"]["seed"])[2]
+    rng = loop.generators(spec.config["fit"]["seed"])[2]
     images = augment(layers, preprocessing.images(split.images[chosen]), rng)
     labels = None if split.labels is None else np.asarray(split.labels)[chosen]
     return Split(split.name, images, labels, split.images_file, split.labels_file, preprocessing)
@@ -273,24 +289,18 @@ def _augmented(spec: Spec, split: Split, preprocessing: Preprocessing, count: in
 
 def schema_text() -> str:
     """``specforge schema``: the spec's JSON Schema (draft-07) as stored in the package."""
-    from specforge.spec.schema import SCHEMA_FILE
-
     return SCHEMA_FILE.read_text(encoding="utf-8")
 
 
 def write_schema(directory: str | Path) -> Path:
     """``specforge schema --write DIR``: copy the schema to DIR/specforge.schema.json for editors."""
-    from specforge.spec.schema import write_schema_copy
-
     return write_schema_copy(Path(directory))
 
 
 def write_template(name: str, template: str = "cnn", directory: str | Path = ".", *, force: bool = False) -> Path:
     """``specforge init``: a new, valid, commented spec NAME.yaml from ``template`` (cnn, mlp, lenet or
     a reference spec of specs/: inception, mobilenet, resnet, sequence)."""
-    from specforge.spec.starter import write_template as write
-
-    return write(name, template, Path(directory), force=force)
+    return write_starter(name, template, Path(directory), force=force)
 
 
 def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, preprocessing: bool = True,
@@ -320,48 +330,14 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
 
     ``backend`` ray: the batches run on Ray Data (at ``address``, RAY_ADDRESS or a local Ray) in ``actors``
     actors of ``threads`` CPUs each (default 1; actors default: the cluster's CPUs / threads)."""
-    from specforge.data.inputs import read_files
-    from specforge.predict.images import OnnxModel, predict, read_data
-    from specforge.predict.table import is_table_model, rows_only
-
-    if bool(inputs) == bool(data):
-        raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
-                        if inputs else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)")
-    if backend not in ("local", "ray"):
-        raise DataError(f"unknown backend {backend!r}; use local or ray", file="--backend")
-    from specforge.predict.run_model import RunModel, is_run_dir
-
-    with contextlib.ExitStack() as ray:
-        if is_run_dir(model):
-            if backend != "local":
-                raise DataError("a run directory predicts here only; export it for --backend ray",
-                                file=str(model))
-            session = RunModel(model)
-        elif backend == "ray":
-            from specforge.predict.ray_data import RayOnnxModel
-            from specforge.base.raycluster import connect
-
-            ray.enter_context(connect(address, "predict", "data"))
-            session = RayOnnxModel(model, threads=threads or 1, actors=actors)
-        else:
-            session = OnnxModel(model, threads)
-        if is_table_model(session.metadata):
-            raise rows_only(model)
-        if not session.from_specforge and not raw:
-            shape = ", ".join(map(str, session.input_shape))
-            raise DataError("the model has no specforge metadata (specforge export writes it), so its input "
-                            "scaling and class names are unknown and raw pixels would give wrong answers; give "
-                            f".npy/.npz arrays of shape [N, {shape}] already scaled as the model expects with "
-                            "--raw, or export the model with specforge export", file=str(model))
-        examples = read_data(data, session, limit=limit) if data else read_files(inputs, session, invert=invert).head(limit)
-        return predict(session, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch)
+    return images.predict_onnx(model, inputs, data=data, limit=limit, top_k=top_k, threads=threads,
+                               batch_size=batch_size, invert=invert, on_batch=on_batch, backend=backend,
+                               address=address, actors=actors, raw=raw)
 
 
 def is_rows_file(path: str | Path) -> bool:
     """Whether ``path`` names a CSV or Parquet file of table rows (for ``predict_rows``)."""
-    from specforge.predict.table import is_rows_file as rows_file
-
-    return rows_file(path)
+    return table.is_rows_file(path)
 
 
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
@@ -369,20 +345,14 @@ def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = N
     """``specforge predict MODEL rows.csv``: an exported table model's predictions (or a table run directory's,
     with its numpy model) for the raw rows of a CSV or Parquet file (the model's feature columns by name; other
     columns are ignored)."""
-    from specforge.predict.run_model import is_run_dir
-    from specforge.predict.table import predict_rows as onnx_rows
-    from specforge.predict.table import run_rows
-
     if is_run_dir(model):
-        return run_rows(model, rows, limit=limit)
-    return onnx_rows(model, rows, threads=threads, limit=limit)
+        return table.run_rows(model, rows, limit=limit)
+    return table.predict_rows(model, rows, threads=threads, limit=limit)
 
 
 def inspect(model: str | Path) -> dict:
     """``specforge inspect``: an ONNX file's interface, versions, producer, metadata, size and operators."""
-    from specforge.export.inspect import describe
-
-    return describe(model)
+    return describe_model(model)
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
@@ -391,11 +361,10 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name:
     """``specforge serve``: serve an ONNX file (or a run's exported model) on the Open Inference Protocol until
     SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``.  ``read_timeout``: seconds a request's headers,
     and then its body, may take to arrive."""
-    from specforge.serve.limits import Limits
-    from specforge.serve.server import serve as run_server
-
     run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch, read_timeout),
                threads=threads)
+
+
 def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int | None = None, jobs: int = 1,
           backend: str = "local", address: str | None = None, root: str | Path = "runs",
           limit_train: int | None = None, limit_test: int | None = None,
@@ -408,14 +377,10 @@ def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int
     (``result.best``, ``result.best_run``) and the path of ``best.yaml``.  ``on_warning`` gets each thing the
     sweep put right and went on from, as a Problem (default: a Python warning).
     """
-    from specforge.sweep.runner import run_sweep
-
     return run_sweep(spec, overrides=overrides, trials=trials, jobs=jobs, backend=backend, address=address,
                      root=root, limit_train=limit_train, limit_test=limit_test, on_update=on_update,
                      on_warning=on_warning)
 
 
 def _as_run(run: Run | str | Path) -> Run:
-    from specforge.runs.directory import Run, open_run
-
     return run if isinstance(run, Run) else open_run(run)

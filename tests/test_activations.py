@@ -7,12 +7,13 @@ import warnings
 
 import numpy as np
 import pytest
-
 from helpers import check_gradients, check_onnx_parity, make_layer
-from specforge.options.activations import ACTIVATIONS, Relu, erf, get_activation
+
 from specforge.base.errors import SpecError
 from specforge.layers import REGISTRY
 from specforge.layers.base import ACTIVATION_NAMES
+from specforge.options.activations import ACTIVATIONS, Relu, erf
+from specforge.options.activations import create as create_activation
 
 _erf = np.vectorize(math.erf)
 REFERENCES = {
@@ -41,12 +42,12 @@ def test_names_are_exactly_the_spec_names():
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)
 def test_forward_matches_reference(name):
     x = np.random.default_rng(0).uniform(-4, 4, size=(5, 2, 3, 6))
-    np.testing.assert_allclose(get_activation(name).forward(x), REFERENCES[name](x), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(create_activation(name).forward(x), REFERENCES[name](x), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)
 def test_float32_stays_float32(name):
-    fn = get_activation(name)
+    fn = create_activation(name)
     x = np.linspace(-3, 3, 24, dtype=np.float32).reshape(4, 6)
     y = fn.forward(x)
     assert y.dtype == np.float32
@@ -59,18 +60,18 @@ def test_extreme_inputs_stay_finite(name):
     x = np.array([[-1000.0, -30.0, 0.0, 30.0, 1000.0]], dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        y = get_activation(name).forward(x)
+        y = create_activation(name).forward(x)
     assert np.all(np.isfinite(y))
 
 
 def test_sigmoid_saturates_exactly():
-    y = get_activation("sigmoid").forward(np.array([-1000.0, 0.0, 1000.0]))
+    y = create_activation("sigmoid").forward(np.array([-1000.0, 0.0, 1000.0]))
     np.testing.assert_array_equal(y, [0.0, 0.5, 1.0])
 
 
 def test_softmax_is_over_the_last_axis():
     x = np.random.default_rng(1).standard_normal((2, 3, 4, 5))
-    y = get_activation("softmax").forward(x + 500)
+    y = create_activation("softmax").forward(x + 500)
     np.testing.assert_allclose(y.sum(axis=-1), 1.0)
     np.testing.assert_allclose(y, REFERENCES["softmax"](x), rtol=1e-12)
 
@@ -109,7 +110,7 @@ def test_relu_capped_below_its_threshold_keeps_the_slope_under_the_threshold():
 
 def test_unknown_activation_is_a_spec_error():
     with pytest.raises(SpecError, match="unknown activation 'rleu'.*relu"):
-        get_activation("rleu")
+        create_activation("rleu")
 
 
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)
@@ -130,12 +131,12 @@ def test_onnx_after_a_convolution(name):
 
 def test_hard_sigmoid_is_keras_3s():
     """relu6(x + 3) / 6 (Keras 3); Keras 2's clip(0.2 x + 0.5, 0, 1) would give 0.8 at 1.5 and 1 at 2.5."""
-    y = get_activation("hard_sigmoid").forward(np.array([-4.0, -3.0, 0.0, 1.5, 2.5, 3.0, 9.0]))
+    y = create_activation("hard_sigmoid").forward(np.array([-4.0, -3.0, 0.0, 1.5, 2.5, 3.0, 9.0]))
     np.testing.assert_allclose(y, [0.0, 0.0, 0.5, 0.75, 2.5 / 6 + 0.5, 1.0, 1.0])
 
 
 def test_softplus_and_mish_far_from_zero():
     x = np.array([-800.0, -40.0, 40.0, 800.0])
-    np.testing.assert_allclose(get_activation("softplus").forward(x), [0.0, np.exp(-40.0), 40.0, 800.0], rtol=1e-12)
-    np.testing.assert_allclose(get_activation("mish").forward(x), [0.0, -40 * np.exp(-40.0), 40.0, 800.0],
+    np.testing.assert_allclose(create_activation("softplus").forward(x), [0.0, np.exp(-40.0), 40.0, 800.0], rtol=1e-12)
+    np.testing.assert_allclose(create_activation("mish").forward(x), [0.0, -40 * np.exp(-40.0), 40.0, 800.0],
                                rtol=1e-12, atol=1e-300)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from specforge import api
+from specforge.cli.present import print_summary
 
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
 
@@ -26,14 +27,12 @@ def test_fit_returns_the_run_with_its_history_graph_and_model(tmp_path, capsys, 
         assert len(repr(value)) < 120 and "\n" not in repr(value)
     assert repr(run).startswith("Run('runs/mnist-cnn/1', mnist-cnn, completed, test loss ")
     capsys.readouterr()
-    run.summary()
-    printed = capsys.readouterr().out
+    text = run.summary()
+    assert capsys.readouterr().out == ""  # a run knows no screen: the summary is returned, not printed
     api_spec, api_graph = api.validate(SEED_SPEC)
-    from specforge.graph.summary import print_summary
-
     print_summary(api_spec, api_graph)
     expected = capsys.readouterr().out
-    assert printed.splitlines()[1:-1] == expected.splitlines()[1:-1]  # the title and the file line name the run
+    assert text.splitlines()[1:-1] == expected.splitlines()[1:-1]  # the title and the file line name the run
 
 
 def test_a_run_directory_predicts_without_exporting_first(tmp_path, monkeypatch):

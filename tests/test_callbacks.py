@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from specforge.options import callbacks
 from specforge.base.errors import SpecError
+from specforge.options import callbacks
 
 
 class FakeOptimizer:
@@ -32,11 +32,25 @@ class FakeTrainer:
         self.saved.append(epoch)
 
 
+def create(spec_list: list[dict], epochs: int | None = None, log_names: list[str] | None = None) -> list:
+    """The callbacks a spec's ``fit.callbacks`` describes, resolved as the spec resolves them."""
+    return callbacks.create(callbacks.resolve(spec_list, epochs), log_names)
+
+
+def test_a_callback_is_built_from_its_resolved_options_only():
+    """Defaults are filled once, when the spec is resolved: the factory takes every option and adds none."""
+    (stopping,) = create([{"type": "EarlyStopping", "patience": 2}])
+    assert (stopping.monitor, stopping.patience, stopping.min_delta, stopping.path) == \
+        ("val_loss", 2, 0, "fit.callbacks[0]")
+    with pytest.raises(TypeError, match="monitor"):
+        callbacks.create([{"type": "EarlyStopping", "patience": 2}])
+
+
 def fit(spec, values, monitor="val_loss", trainer=None, first_epoch=0, epochs=None, end=True, objects=None):
     """Run the callbacks over scripted epoch values the way the training loop does; return the trainer
     and the callbacks. ``epochs`` is fit.epochs for the schedules."""
     trainer = trainer or FakeTrainer()
-    objects = objects or callbacks.create(spec if isinstance(spec, list) else [spec], epochs or len(values))
+    objects = objects or create(spec if isinstance(spec, list) else [spec], epochs or len(values))
     for callback in objects:
         callback.on_train_begin(trainer)
     for epoch in range(first_epoch, first_epoch + len(values)):
@@ -111,7 +125,7 @@ def test_early_stopping_resumes_identically():
     values = [1.0, 0.8, 0.85, 0.9, 0.7]
     straight, _ = fit(spec, values)
     trainer, (first,) = fit(spec, values[:3], end=False)
-    resumed = callbacks.create([spec])
+    resumed = create([spec])
     resumed[0].load_state_dict(first.state_dict())
     trainer.stop_training = False
     trainer, (again,) = fit(spec, values[3:], trainer=trainer, first_epoch=3, objects=resumed)
@@ -132,7 +146,7 @@ def test_model_checkpoint_saves_on_improvement():
 
 def test_model_checkpoint_resumes_with_its_best():
     _, (first,) = fit({"type": "ModelCheckpoint"}, [0.5, 0.4])
-    (resumed,) = callbacks.create([{"type": "ModelCheckpoint"}])
+    (resumed,) = create([{"type": "ModelCheckpoint"}])
     resumed.load_state_dict(first.state_dict())
     trainer, _ = fit(None, [0.45, 0.3], first_epoch=2, objects=[resumed])
     assert trainer.saved == [3]
@@ -164,7 +178,7 @@ def test_reduce_lr_on_plateau_resumes_identically():
     values = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     straight, _ = fit(spec, values)
     trainer, (first,) = fit(spec, values[:3])
-    resumed = callbacks.create([spec])
+    resumed = create([spec])
     resumed[0].load_state_dict(first.state_dict())
     trainer, _ = fit(spec, values[3:], trainer=trainer, first_epoch=3, objects=resumed)
     assert trainer.learning_rates == straight.learning_rates
@@ -197,7 +211,7 @@ def test_schedule_resumes_from_the_initial_learning_rate():
     spec = {"type": "LearningRateScheduler", "schedule": "step", "step_size": 1, "gamma": 0.5}
     trainer, (first,) = fit(spec, [0.0] * 2)
     assert trainer.optimizer.learning_rate == 0.05
-    resumed = callbacks.create([spec])
+    resumed = create([spec])
     resumed[0].load_state_dict(first.state_dict())
     trainer, _ = fit(spec, [0.0] * 2, trainer=trainer, first_epoch=2, objects=resumed)
     assert trainer.learning_rates == pytest.approx([0.1, 0.05, 0.025, 0.0125])
@@ -221,10 +235,10 @@ def test_resolve_fills_the_schema_defaults():
 
 def test_monitor_must_be_reported():
     with pytest.raises(SpecError, match="there is no validation data") as error:
-        callbacks.create([{"type": "ModelCheckpoint"}, {"type": "EarlyStopping", "monitor": "val_loss"}], 3,
-                         log_names=["loss", "accuracy"])
+        create([{"type": "ModelCheckpoint"}, {"type": "EarlyStopping", "monitor": "val_loss"}], 3,
+               log_names=["loss", "accuracy"])
     assert error.value.problems[0].location.path == "fit.callbacks[0].monitor"
-    callbacks.create([{"type": "EarlyStopping", "monitor": "accuracy"}], 3, log_names=["loss", "accuracy"])
+    create([{"type": "EarlyStopping", "monitor": "accuracy"}], 3, log_names=["loss", "accuracy"])
     with pytest.raises(SpecError, match="monitors 'val_acc', which training does not report"):
         fit({"type": "EarlyStopping", "monitor": "val_acc"}, [1.0])
 

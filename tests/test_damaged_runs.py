@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from specforge.base.errors import RunError
-from specforge.training.model import read_npz
+from specforge.graph.model import read_npz
 from tests.test_cli_last_resort import TINY_SPEC
 from tests.test_cli_train import specforge
 

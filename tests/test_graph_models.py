@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specforge.api import build
+from specforge.api import build_graph
 from specforge.base.errors import ShapeError, SpecError
 from specforge.graph.dag import INPUT_NODE
+from specforge.graph.model import Model
 from specforge.options import losses, optimizers
 from specforge.spec import spec_from_dict
-from specforge.training.model import Model
 
 RESIDUAL = [
     {"type": "Conv2D", "name": "stem", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
@@ -33,7 +33,7 @@ def make_spec(layers, input_shape=(5, 4, 2), output=None, loss="categorical_cros
 
 
 def residual_model(dtype=np.float64, seed=0):
-    graph = build(make_spec(RESIDUAL))
+    graph = build_graph(make_spec(RESIDUAL))
     model = Model.initialize(graph, np.random.default_rng(seed))
     return Model(graph, [{name: value.astype(dtype) for name, value in params.items()} for params in model.params])
 
@@ -44,7 +44,7 @@ def batch(dtype=np.float64, n=6, seed=1):
 
 
 def test_nodes_name_their_inputs_in_topological_order():
-    graph = build(make_spec(RESIDUAL))
+    graph = build_graph(make_spec(RESIDUAL))
     names = [node.layer.name for node in graph.nodes]
     index = {name: position for position, name in enumerate(names)}
     assert graph.nodes[index["add"]].inputs == (index["bn"], index["stem_relu"])
@@ -59,7 +59,7 @@ def test_nodes_name_their_inputs_in_topological_order():
 def test_gradients_over_the_graph_equal_finite_differences():
     model = residual_model()
     x, y = batch()
-    loss = losses.get("categorical_crossentropy")
+    loss = losses.create("categorical_crossentropy")
     value, _, grads, _ = model.gradients(x, y, loss)
 
     def loss_now() -> float:
@@ -84,9 +84,9 @@ def test_training_over_a_graph_is_bit_identical_when_rerun():
     for _ in range(2):
         model = residual_model(np.float32)
         x, y = batch(np.float32, n=8)
-        optimizer = optimizers.create({"name": "adam", "learning_rate": 0.01})
+        optimizer = optimizers.create(optimizers.resolve({"name": "adam", "learning_rate": 0.01}))
         for _ in range(3):
-            model.train_step(x, y, losses.get("categorical_crossentropy"), optimizer)
+            model.train_step(x, y, losses.create("categorical_crossentropy"), optimizer)
         finals.append(model.weight_arrays())
     assert finals[0].keys() == finals[1].keys()
     for key in finals[0]:
@@ -96,7 +96,7 @@ def test_training_over_a_graph_is_bit_identical_when_rerun():
 def test_the_output_can_be_any_layer_and_unused_layers_are_left_out_with_a_warning():
     layers = [{"type": "Flatten", "name": "flat"}, {"type": "Dense", "units": 3, "name": "head"},
               {"type": "Dense", "units": 5, "name": "probe", "inputs": "flat"}]
-    graph = build(make_spec(layers, output="head", loss="mean_squared_error"))
+    graph = build_graph(make_spec(layers, output="head", loss="mean_squared_error"))
     assert [node.layer.name for node in graph.nodes] == ["flat", "head"]
     (warning,) = graph.warnings
     assert warning.format().split(": ", 1)[1] == ("warning: model.layers[2]: nothing takes the output of 'probe', "
@@ -105,7 +105,7 @@ def test_the_output_can_be_any_layer_and_unused_layers_are_left_out_with_a_warni
 
 
 def test_a_chain_keeps_its_order_and_default_names():
-    graph = build(make_spec([{"type": "Conv2D", "filters": 2, "kernel_size": 3, "activation": "relu"},
+    graph = build_graph(make_spec([{"type": "Conv2D", "filters": 2, "kernel_size": 3, "activation": "relu"},
                              {"type": "Conv2D", "filters": 2, "kernel_size": 1, "name": "conv2d_1"},
                              {"type": "Conv2D", "filters": 2, "kernel_size": 1}, {"type": "Flatten"},
                              {"type": "Dense", "units": 3}], loss="mean_squared_error"))
@@ -130,7 +130,7 @@ def test_a_chain_keeps_its_order_and_default_names():
 ])
 def test_graph_mistakes_are_located(layers, output, error, message):
     with pytest.raises(error) as raised:
-        build(make_spec(layers, output=output, loss="mean_squared_error"))
+        build_graph(make_spec(layers, output=output, loss="mean_squared_error"))
     assert [problem.format().split(": error: ", 1)[1] for problem in raised.value.problems] == [message]
 
 

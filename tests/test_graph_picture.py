@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from needs import require
 
-from specforge.api import build, load_spec
+from specforge.api import build_graph, load_spec
 from specforge.base.errors import SpecError
 from specforge.graph.picture import graph_dot, write_picture
 
@@ -22,7 +22,7 @@ RESIDUAL = ROOT / "specs" / "residual.yaml"
 
 
 def residual_graph():
-    return build(load_spec(RESIDUAL))
+    return build_graph(load_spec(RESIDUAL))
 
 
 def test_dot_has_every_layer_edge_and_block_frame():
@@ -40,7 +40,7 @@ def test_dot_has_every_layer_edge_and_block_frame():
 
 
 def test_a_chain_has_no_frames():
-    text = graph_dot(build(load_spec(ROOT / "specs" / "mnist.yaml")), "mnist-cnn")
+    text = graph_dot(build_graph(load_spec(ROOT / "specs" / "mnist.yaml")), "mnist-cnn")
     assert "subgraph" not in text
     assert '"input" -> "conv2d";' in text and '"flatten" -> "dense";' in text
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from specforge.base.errors import SpecError
-from specforge.options.initializers import INITIALIZERS, compute_fans, initialize
 from specforge.layers.base import INITIALIZER_NAMES
+from specforge.options.initializers import INITIALIZERS, compute_fans, initialize
 
 FAN_IN, FAN_OUT = 300, 500
 SHAPE = (FAN_IN, FAN_OUT)

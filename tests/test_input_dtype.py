@@ -17,11 +17,11 @@ from specforge.data.preprocessing import Preprocessing
 from specforge.data.splits import make_split
 from specforge.export.onnx import graph_to_onnx
 from specforge.graph.dag import Graph
+from specforge.graph.model import Model
 from specforge.layers import REGISTRY
 from specforge.layers.base import Layer
 from specforge.options import losses, optimizers
 from specforge.predict.session import make_session
-from specforge.training.model import Model
 
 
 class Lookup(Layer):
@@ -112,7 +112,7 @@ def test_a_model_of_ids_trains(lookup_kind):
     model = ids_model()
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, 5, (16, 4)), rng.integers(0, 2, 16)
-    loss, optimizer = losses.get("sparse_categorical_crossentropy"), optimizers.create("adam")
+    loss, optimizer = losses.create("sparse_categorical_crossentropy"), optimizers.create(optimizers.resolve("adam"))
     table = model.params[0]["table"].copy()
     first, _ = model.train_step(x, y, loss, optimizer)
     for _ in range(20):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from specforge.options import metrics
 from specforge.base.errors import SpecError
+from specforge.options import metrics
 
 PROBABILITIES = np.array([[0.7, 0.2, 0.1],
                           [0.1, 0.3, 0.6],
@@ -15,8 +15,21 @@ LABELS = np.array([0, 1, 1, 2])
 # -> precision 3/7, recall 3/4.
 
 
+def create(spec_list: list, units: int) -> list[metrics.Metric]:
+    """The metrics a spec's ``compile.metrics`` describes, resolved as the spec resolves it."""
+    return metrics.create(metrics.resolve(spec_list), units)
+
+
+def test_a_metric_is_built_from_its_resolved_options_only():
+    """Defaults are filled once, when the spec is resolved: the factory takes every option and adds none."""
+    (metric,) = metrics.create(metrics.resolve([{"name": "precision", "class_id": 1}]), 3)
+    assert (metric.name, metric.thresholds, metric.class_id) == ("precision", 0.5, 1)
+    with pytest.raises(TypeError, match="thresholds"):
+        metrics.create([{"name": "precision", "class_id": 1}], 3)
+
+
 def measure(spec, probabilities=PROBABILITIES, labels=LABELS, units=3):
-    (metric,) = metrics.create([spec], units)
+    (metric,) = create([spec], units)
     metric.update(probabilities, labels)
     return metric.result()
 
@@ -60,7 +73,7 @@ def test_one_sigmoid_unit():
 @pytest.mark.parametrize("spec", ["accuracy", {"name": "top_k_accuracy", "k": 2}, "precision", "recall"], ids=str)
 def test_results_do_not_depend_on_batching_and_reset_clears(spec):
     whole = measure(spec)
-    (metric,) = metrics.create([spec], 3)
+    (metric,) = create([spec], 3)
     metric.update(PROBABILITIES[:1], LABELS[:1])
     metric.update(PROBABILITIES[1:], LABELS[1:])
     assert metric.result() == whole
@@ -71,7 +84,7 @@ def test_results_do_not_depend_on_batching_and_reset_clears(spec):
 
 
 def test_names_as_keras_reports_them():
-    created = metrics.create(["accuracy", {"name": "top_k_accuracy", "k": 3}, "precision", "recall",
+    created = create(["accuracy", {"name": "top_k_accuracy", "k": 3}, "precision", "recall",
                               {"name": "precision", "class_id": 2}], 10)
     assert [m.name for m in created] == ["accuracy", "top_k_accuracy", "precision", "recall", "precision_1"]
 
@@ -93,7 +106,7 @@ def test_resolve_fills_defaults_as_the_schema_does():
 ])
 def test_spec_errors(spec, units, path, message):
     with pytest.raises(SpecError, match=message) as error:
-        metrics.create([spec], units)
+        create([spec], units)
     assert error.value.problems[0].location.path == path
 
 
@@ -111,7 +124,7 @@ TARGETS = np.array([[1.0, 12.0], [4.0, 18.0], [7.0, 25.0], [8.0, 40.0], [0.0, 5.
 
 
 def regression(name, batches):
-    (metric,) = metrics.create([name], 2)
+    (metric,) = create([name], 2)
     for part in batches:
         metric.update(PREDICTIONS[part], TARGETS[part])
     return metric.result()
@@ -129,7 +142,7 @@ def test_regression_metrics_are_exact_totals_over_the_epoch(batches):
 
 
 def test_r2_of_a_perfect_fit_and_of_the_mean():
-    (metric,) = metrics.create(["r2"], 1)
+    (metric,) = create(["r2"], 1)
     metric.update(TARGETS[:, :1], TARGETS[:, :1])
     assert metric.result() == 1.0
     metric.reset()

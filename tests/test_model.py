@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
-
 from helpers import numerical_gradient
-from specforge.options import losses
-from specforge.options import optimizers
-from specforge.api import build
+
+from specforge.api import build_graph
 from specforge.base.errors import RunError
+from specforge.graph.model import Model
 from specforge.ops import flat
-from specforge.training.model import Model
+from specforge.options import losses, optimizers
 from specforge.spec import spec_from_dict
 
 
@@ -30,7 +29,7 @@ CONV_LAYERS = [
 
 
 def conv_model(dtype=np.float64, seed=0):
-    graph = build(make_spec(CONV_LAYERS, [5, 4, 2]))
+    graph = build_graph(make_spec(CONV_LAYERS, [5, 4, 2]))
     model = Model.initialize(graph, np.random.default_rng(seed))
     for params in model.params:
         for name in params:
@@ -56,7 +55,7 @@ def unfused_loss(model, x, y, loss):
 def test_fused_gradient_equals_finite_differences_of_the_unfused_loss():
     model = conv_model()
     x, y = batch()
-    loss = losses.get("categorical_crossentropy")
+    loss = losses.create("categorical_crossentropy")
     assert model.fuses(loss)
     value, outputs, grads, _ = model.gradients(x, y, loss)
     assert value == pytest.approx(unfused_loss(model, x, y, loss), rel=1e-9)
@@ -83,9 +82,9 @@ def test_trainable_parameters_leave_out_moving_statistics_in_graph_order():
 
 
 def test_loss_without_a_fused_activation_runs_every_node():
-    graph = build(make_spec([{"type": "Dense", "units": 2}], [3], loss="mean_squared_error", classes=2))
+    graph = build_graph(make_spec([{"type": "Dense", "units": 2}], [3], loss="mean_squared_error", classes=2))
     model = Model.initialize(graph, np.random.default_rng(0))
-    loss = losses.get("mean_squared_error")
+    loss = losses.create("mean_squared_error")
     assert not model.fuses(loss)
     x = np.ones((4, 3), np.float32)
     y = np.zeros((4, 2), np.float32)
@@ -99,8 +98,8 @@ def test_loss_without_a_fused_activation_runs_every_node():
 def test_train_step_lowers_the_loss_on_a_fixed_batch():
     model = conv_model(np.float32)
     x, y = batch(np.float32, n=12)
-    loss = losses.get("categorical_crossentropy")
-    optimizer = optimizers.create({"name": "adam", "learning_rate": 0.01})
+    loss = losses.create("categorical_crossentropy")
+    optimizer = optimizers.create(optimizers.resolve({"name": "adam", "learning_rate": 0.01}))
     first, _ = model.train_step(x, y, loss, optimizer)
     for _ in range(30):
         last, _ = model.train_step(x, y, loss, optimizer)
@@ -113,7 +112,8 @@ def test_train_step_leaves_the_weights_alone_when_the_loss_is_not_finite():
     x, y = batch(np.float32)
     x[0, 0, 0, 0] = np.nan
     before = model.get_weights()
-    value, _ = model.train_step(x, y, losses.get("categorical_crossentropy"), optimizers.create("sgd"))
+    value, _ = model.train_step(x, y, losses.create("categorical_crossentropy"),
+                                optimizers.create(optimizers.resolve("sgd")))
     assert np.isnan(value)
     for old, new in zip(before, model.params):
         for name in old:
@@ -151,7 +151,8 @@ def test_weights_round_trip_through_npz(tmp_path):
 
 def test_weights_of_another_model_are_refused(tmp_path):
     conv_model(np.float32).save_weights(tmp_path / "weights.npz")
-    graph = build(make_spec([{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}], [5, 4, 2]))
+    graph = build_graph(make_spec([{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}],
+                                  [5, 4, 2]))
     model = Model.initialize(graph, np.random.default_rng(0))
     with pytest.raises(RunError, match="do not fit this model"):
         model.load_weights(tmp_path / "weights.npz")
@@ -162,7 +163,7 @@ def test_weights_of_another_model_are_refused(tmp_path):
 def test_train_step_applies_the_moving_statistics_the_gradients_return():
     model = conv_model(np.float32)
     x, y = batch(np.float32)
-    loss = losses.get("categorical_crossentropy")
+    loss = losses.create("categorical_crossentropy")
     before = model.get_weights()
     _, _, _, state = model.gradients(x, y, loss)
     assert [index for index, _ in state] and all(set(values) == {"moving_mean", "moving_variance"}
@@ -170,7 +171,7 @@ def test_train_step_applies_the_moving_statistics_the_gradients_return():
     for old, new in zip(before, model.params):
         for name in old:
             np.testing.assert_array_equal(old[name], new[name])
-    model.train_step(x, y, loss, optimizers.create("sgd"))
+    model.train_step(x, y, loss, optimizers.create(optimizers.resolve("sgd")))
     for index, values in state:
         for name, value in values.items():
             np.testing.assert_array_equal(model.params[index][name], value)

@@ -1,5 +1,6 @@
-"""The package's module graph: no import cycles (function-level imports included), and the command line
-reaching the rest only through the API and its presenters."""
+"""The package's module graph: no import cycles between modules or between packages (function-level imports
+included), function-level imports only where they keep a heavy optional module off the start-up path, and the
+command line reaching the rest only through the API and its presenters."""
 
 from __future__ import annotations
 
@@ -26,24 +27,77 @@ def _owner(name: str) -> str | None:
     return name or None
 
 
+#: The heavy optional modules (and their extras; the server is starlette, uvicorn and their anyio): only these
+#: are imported inside functions, so that ``specforge validate`` starts without them.
+HEAVY = {"onnx", "onnxruntime", "PIL", "matplotlib", "optuna", "ray", "torch", "starlette", "uvicorn", "anyio",
+         "pyarrow", "tensorboardX"}
+
+
+def _imported_names(module: str, node: ast.AST) -> list[str]:
+    """The dotted names an import statement ``node`` in ``module`` brings in (empty for other statements)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+    base = node.module or ""
+    if node.level:
+        parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+        base = ".".join(parent + ([base] if base else []))
+    return [f"{base}.{alias.name}" for alias in node.names]
+
+
+def _tree(module: str) -> ast.Module:
+    return ast.parse(MODULES[module].read_text(encoding="utf-8"))
+
+
 def imports_of(module: str) -> set[str]:
     """Every specforge module ``module`` imports, wherever the import statement is."""
-    path = MODULES[module]
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[:len(package.split(".")) - node.level + 1]
-                base = ".".join(parent + ([base] if base else []))
-            names = [f"{base}.{alias.name}" for alias in node.names]
+    names = [name for node in ast.walk(_tree(module)) for name in _imported_names(module, node)]
+    return {owner for owner in map(_owner, names) if owner and owner != module}
+
+
+def _function_imports(module: str) -> list[tuple[int, str]]:
+    """``(line, name)`` of every import statement inside a function of ``module``."""
+    return [(node.lineno, name)
+            for function in ast.walk(_tree(module)) if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for node in ast.walk(function) for name in _imported_names(module, node)]
+
+
+def _top_level_imports(module: str) -> list[str]:
+    """The names ``module`` imports when it is imported: outside functions and ``if TYPE_CHECKING:``."""
+    found: list[str] = []
+    pending: list[ast.AST] = list(_tree(module).body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            pending.extend(statement for statement in node.body if isinstance(node, ast.ClassDef))
+        elif isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            pending.extend(node.orelse)
         else:
-            continue
-        found |= {owner for owner in map(_owner, names) if owner and owner != module}
+            found += _imported_names(module, node)
+            pending.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt))
     return found
+
+
+def _is_heavy(name: str) -> bool:
+    return name.split(".")[0] in HEAVY
+
+
+def loads_heavy(module: str, seen: set[str] | None = None) -> bool:
+    """Whether importing the specforge ``module`` imports a heavy module (directly or through others)."""
+    seen = set() if seen is None else seen
+    seen.add(module)
+    for name in _top_level_imports(module):
+        owner = _owner(name)
+        if _is_heavy(name) or (owner and owner not in seen and loads_heavy(owner, seen)):
+            return True
+    return False
+
+
+def package_of(module: str) -> str:
+    """``specforge.graph.dag`` -> ``graph``; a module directly in specforge/ is its own package."""
+    return module.split(".")[1] if module != "specforge" else "specforge"
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -81,6 +135,26 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_module_imports_itself_back():
     assert cycles({module: imports_of(module) for module in MODULES}) == []
+
+
+def test_no_package_imports_itself_back():
+    graph: dict[str, set[str]] = {package_of(module): set() for module in MODULES}
+    for module in MODULES:
+        graph[package_of(module)] |= {package_of(target) for target in imports_of(module)} - {package_of(module)}
+    assert cycles(graph) == []
+
+
+def test_functions_import_only_heavy_modules():
+    """A function-level import delays a heavy module, or a specforge module that loads one; anything else is
+    imported at the top of its module."""
+    misplaced = [f"{module}:{line} imports {name}" for module in MODULES for line, name in _function_imports(module)
+                 if not _is_heavy(name) and not (_owner(name) and loads_heavy(_owner(name)))]
+    assert misplaced == []
+
+
+def test_the_heavy_module_finder_finds_them():
+    assert loads_heavy("specforge.export.onnx")
+    assert not loads_heavy("specforge.spec")
 
 
 def test_the_command_line_imports_only_the_api_and_its_presenters():

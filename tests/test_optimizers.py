@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import json
 import math
@@ -5,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from specforge.options import optimizers
 from specforge.base.errors import RunError
 from specforge.ops import flat
+from specforge.options import optimizers
 
 START = [np.array([1.0, -2.0, 0.5]), np.array([[0.3, -0.7], [2.0, 0.0]])]
 GRADS = [  # three steps; magnitudes shrink so that AMSGrad's running maximum differs from v
@@ -15,6 +16,29 @@ GRADS = [  # three steps; magnitudes shrink so that AMSGrad's running maximum di
     [np.array([0.5, 0.1, -0.4]), np.array([[-0.3, 0.2], [0.1, -0.9]])],
     [np.array([-0.1, 0.05, 0.3]), np.array([[0.2, -0.1], [0.05, 0.4]])],
 ]
+
+
+def create(spec_value: str | dict) -> optimizers.Optimizer:
+    """The optimizer a spec's ``compile.optimizer`` value describes, resolved as the spec resolves it."""
+    return optimizers.create(optimizers.resolve(spec_value))
+
+
+def test_an_optimizer_is_built_from_its_resolved_options_only():
+    """Defaults are filled once, when the spec is resolved: the factory takes every option and adds none."""
+    resolved = optimizers.resolve({"name": "adam", "learning_rate": 0.01})
+    optimizer = optimizers.create(resolved)
+    assert optimizer.config == {key: value for key, value in resolved.items() if key != "name"}
+    assert (optimizer.beta_1, optimizer.amsgrad) == (0.9, False)
+    with pytest.raises(TypeError, match="beta_1"):
+        optimizers.create({"name": "adam", "learning_rate": 0.01})
+
+
+@pytest.mark.parametrize("name", optimizers.OPTIMIZER_NAMES)
+def test_each_optimizer_has_its_schema_options_as_typed_fields(name):
+    kind = optimizers.OPTIMIZERS[name]
+    options = {option.name for option in dataclasses.fields(kind) if option.init}
+    schema = optimizers.OPTIMIZER_SCHEMA["allOf"][2 + optimizers.OPTIMIZER_NAMES.index(name)]["then"]["properties"]
+    assert options == set(schema) - {"name"}
 
 
 def run(optimizer, dtype=np.float64, steps=GRADS):
@@ -46,7 +70,7 @@ def test_sgd_momentum_by_hand():
     # v: -0.1, -0.14, -0.026 -> w: 0.9, 0.76, 0.734;
     # Nesterov w += 0.9 v - 0.1 g: 0.81, 0.634, 0.7106.
     for nesterov, expected in ((False, [0.9, 0.76, 0.734]), (True, [0.81, 0.634, 0.7106])):
-        optimizer = optimizers.create({"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": nesterov})
+        optimizer = create({"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": nesterov})
         weight = [np.array([1.0])]
         for gradient, want in zip((1.0, 0.5, -1.0), expected):
             optimizer.step(weight, [np.array([gradient])])
@@ -62,7 +86,7 @@ def test_sgd(momentum, nesterov):
             w += momentum * velocity - lr * g if nesterov else velocity
         return w
 
-    optimizer = optimizers.create({"name": "sgd", "learning_rate": 0.05, "momentum": momentum, "nesterov": nesterov})
+    optimizer = create({"name": "sgd", "learning_rate": 0.05, "momentum": momentum, "nesterov": nesterov})
     assert_matches(run(optimizer), elementwise(reference))
     assert optimizer.iterations == 3
 
@@ -84,7 +108,7 @@ def adam_reference(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, we
 def test_adam_first_step_by_hand():
     # lr 0.1, g = 2: m = 0.2, v = 0.004, lr_t = 0.1 * sqrt(0.001) / 0.1 = 0.0316227766...,
     # update = 0.0316227766 * 0.2 / (0.0632455532 + 1e-7) = 0.0999998418861...
-    optimizer = optimizers.create({"name": "adam", "learning_rate": 0.1})
+    optimizer = create({"name": "adam", "learning_rate": 0.1})
     weight = [np.array([1.0])]
     optimizer.step(weight, [np.array([2.0])])
     assert weight[0][0] == pytest.approx(1 - 0.0999998418861, rel=1e-12)
@@ -92,7 +116,7 @@ def test_adam_first_step_by_hand():
 
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_adam(amsgrad):
-    optimizer = optimizers.create({"name": "adam", "learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.95,
+    optimizer = create({"name": "adam", "learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.95,
                                    "epsilon": 1e-3, "amsgrad": amsgrad})
     expected = elementwise(adam_reference(0.01, 0.8, 0.95, 1e-3, amsgrad))
     assert_matches(run(optimizer), expected)
@@ -103,7 +127,7 @@ def test_adam(amsgrad):
 
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_adamw(amsgrad):
-    optimizer = optimizers.create({"name": "adamw", "learning_rate": 0.01, "weight_decay": 0.1, "amsgrad": amsgrad})
+    optimizer = create({"name": "adamw", "learning_rate": 0.01, "weight_decay": 0.1, "amsgrad": amsgrad})
     assert_matches(run(optimizer), elementwise(adam_reference(0.01, weight_decay=0.1, amsgrad=amsgrad)))
 
 
@@ -120,7 +144,7 @@ def test_rmsprop(centered, momentum):
             w -= velocity
         return w
 
-    optimizer = optimizers.create({"name": "rmsprop", "learning_rate": 0.01, "rho": 0.8,
+    optimizer = create({"name": "rmsprop", "learning_rate": 0.01, "rho": 0.8,
                                    "momentum": momentum, "centered": centered})
     assert_matches(run(optimizer), elementwise(reference))
 
@@ -134,14 +158,14 @@ def test_adagrad(initial, epsilon):
             w -= lr * g / math.sqrt(accumulator + epsilon)
         return w
 
-    optimizer = optimizers.create({"name": "adagrad", "learning_rate": 0.05, "initial_accumulator_value": initial,
+    optimizer = create({"name": "adagrad", "learning_rate": 0.05, "initial_accumulator_value": initial,
                                    "epsilon": epsilon})
     assert_matches(run(optimizer), elementwise(reference))
 
 
 def test_adagrad_first_step_by_hand():
     # lr 0.1, g = 2 on the default accumulator 0.1: 0.1 + 4 = 4.1, w = 1 - 0.2 / sqrt(4.1 + 1e-7)
-    optimizer = optimizers.create({"name": "adagrad", "learning_rate": 0.1})
+    optimizer = create({"name": "adagrad", "learning_rate": 0.1})
     weight = [np.array([1.0])]
     optimizer.step(weight, [np.array([2.0])])
     assert weight[0][0] == pytest.approx(1 - 0.2 / math.sqrt(4.1000001), rel=1e-14)
@@ -167,14 +191,14 @@ def nadam_reference(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
 
 @pytest.mark.parametrize("options", [{}, {"beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-3}])
 def test_nadam(options):
-    optimizer = optimizers.create({"name": "nadam", "learning_rate": 0.01, **options})
+    optimizer = create({"name": "nadam", "learning_rate": 0.01, **options})
     assert_matches(run(optimizer), elementwise(nadam_reference(0.01, **options)))
 
 
 def test_nadam_first_step_by_hand():
     # lr 0.1, g = 2: u_1 = 0.9 (1 - 0.48) = 0.468, u_2 = 0.9 (1 - 0.5 * 0.9216) = 0.48528, m = 0.2, v = 0.004,
     # m_hat = 0.48528 * 0.2 / (1 - 0.468 * 0.48528) + 0.532 * 2 / 0.532 = 0.12571... + 2, v_hat = 4
-    optimizer = optimizers.create({"name": "nadam", "learning_rate": 0.1})
+    optimizer = create({"name": "nadam", "learning_rate": 0.1})
     weight = [np.array([1.0])]
     optimizer.step(weight, [np.array([2.0])])
     m_hat = 0.48528 * 0.2 / (1 - 0.468 * 0.48528) + 2
@@ -182,7 +206,7 @@ def test_nadam_first_step_by_hand():
 
 
 def test_learning_rate_change_takes_effect_on_the_next_step():
-    optimizer = optimizers.create({"name": "sgd", "learning_rate": 0.5})
+    optimizer = create({"name": "sgd", "learning_rate": 0.5})
     weight = [np.array([1.0])]
     optimizer.step(weight, [np.array([1.0])])
     optimizer.learning_rate = 0.25
@@ -191,7 +215,7 @@ def test_learning_rate_change_takes_effect_on_the_next_step():
 
 
 def test_clipnorm_rescales_each_weight():
-    optimizer = optimizers.create({"name": "sgd", "learning_rate": 1.0, "clipnorm": 1.0})
+    optimizer = create({"name": "sgd", "learning_rate": 1.0, "clipnorm": 1.0})
     params = [np.zeros(2), np.zeros(2)]
     optimizer.step(params, [np.array([3.0, 4.0]), np.array([0.3, 0.4])])  # norms 5 (clipped) and 0.5 (kept)
     np.testing.assert_allclose(params[0], [-0.6, -0.8])
@@ -199,7 +223,7 @@ def test_clipnorm_rescales_each_weight():
 
 
 def test_clipvalue():
-    optimizer = optimizers.create({"name": "sgd", "learning_rate": 1.0, "clipvalue": 0.5})
+    optimizer = create({"name": "sgd", "learning_rate": 1.0, "clipvalue": 0.5})
     params = [np.zeros(3)]
     optimizer.step(params, [np.array([3.0, -4.0, 0.25])])
     np.testing.assert_allclose(params[0], [-0.5, 0.5, -0.25])
@@ -207,7 +231,7 @@ def test_clipvalue():
 
 @pytest.mark.parametrize("name", optimizers.OPTIMIZER_NAMES)
 def test_float32_stays_float32_in_place(name):
-    optimizer = optimizers.create(name)
+    optimizer = create(name)
     params = [p.astype(np.float32) for p in START]
     before = [id(p) for p in params]
     for grads in GRADS:
@@ -215,7 +239,7 @@ def test_float32_stays_float32_in_place(name):
     assert [id(p) for p in params] == before
     assert all(p.dtype == np.float32 for p in params)
     assert all(v.dtype == np.float32 for v in optimizer.state_dict().values() if isinstance(v, np.ndarray))
-    np.testing.assert_allclose(params[0], run(optimizers.create(name))[0], rtol=1e-5)
+    np.testing.assert_allclose(params[0], run(create(name))[0], rtol=1e-5)
 
 
 # -- exact resume ---------------------------------------------------------------------------------
@@ -252,10 +276,10 @@ def test_resume_is_bit_identical(config):
             optimizer.step(params, [g.copy() for g in steps[k]])
         return params
 
-    straight = train(optimizers.create(config), [p.astype(np.float32) for p in START], range(6))
-    first = optimizers.create(config)
+    straight = train(create(config), [p.astype(np.float32) for p in START], range(6))
+    first = create(config)
     halfway = train(first, [p.astype(np.float32) for p in START], range(3))
-    resumed = optimizers.create(config)
+    resumed = create(config)
     resumed.load_state_dict(save_and_load(first.state_dict()))
     assert resumed.iterations == 3
     finished = train(resumed, [p.copy() for p in halfway], range(3, 6))
@@ -273,7 +297,7 @@ def test_weights_in_one_flat_buffer_update_as_separate_ones_do(config):
     steps = [[rng.standard_normal(shape).astype(np.float32) for shape in shapes] for _ in range(3)]
     separate, packed = [p.copy() for p in start], flat.pack(start)
     assert flat.run_of(packed) is not None and flat.run_of(separate) is None
-    one, other = optimizers.create(config), optimizers.create(config)
+    one, other = create(config), create(config)
     for grads in steps:
         one.step(separate, [g.copy() for g in grads])
         other.step(packed, [g.copy() for g in grads])
@@ -284,7 +308,7 @@ def test_weights_in_one_flat_buffer_update_as_separate_ones_do(config):
 
 
 def test_state_dict_is_a_copy():
-    optimizer = optimizers.create("adam")
+    optimizer = create("adam")
     run(optimizer)
     state = optimizer.state_dict()
     state["m.0"][:] = 123.0
@@ -292,11 +316,11 @@ def test_state_dict_is_a_copy():
 
 
 def test_loading_state_of_another_configuration_fails():
-    plain = optimizers.create("adam")
+    plain = create("adam")
     run(plain)
     with pytest.raises(RunError, match="keeps m, v, v_hat per weight"):
-        optimizers.create({"name": "adam", "amsgrad": True}).load_state_dict(plain.state_dict())
-    resumed = optimizers.create("adam")
+        create({"name": "adam", "amsgrad": True}).load_state_dict(plain.state_dict())
+    resumed = create("adam")
     resumed.load_state_dict(plain.state_dict())
     with pytest.raises(RunError, match="shapes"):
         resumed.step([np.zeros(4)], [np.zeros(4)])

@@ -10,18 +10,15 @@ import pytest
 from jsonschema import Draft7Validator
 
 from specforge import api
-from specforge.options import callbacks
-from specforge.options import losses
-from specforge.options import metrics
-from specforge.options import optimizers
-from specforge.options.activations import ACTIVATIONS
+from specforge.base.errors import SpecforgeError
+from specforge.base.registry import DuplicateKind, Registry
 from specforge.data.schema import DATA_SCHEMA
 from specforge.data.sources import SOURCES
-from specforge.base.errors import SpecforgeError
-from specforge.options.initializers import INITIALIZERS
 from specforge.layers import REGISTRY
 from specforge.layers.base import activation_schema, initializer_schema
-from specforge.base.registry import DuplicateKind, Registry
+from specforge.options import callbacks, losses, metrics, optimizers
+from specforge.options.activations import ACTIVATIONS
+from specforge.options.initializers import INITIALIZERS
 from specforge.spec import spec_from_dict
 
 #: family -> (registry, the JSON Schema of one value naming a kind, the examples of a kind)
@@ -124,11 +121,11 @@ BASE = {
 
 
 def problems_of(section: str, key: str, value) -> list[str]:
-    """The problems ``api.build`` reports for the spec BASE with ``section.key`` set to ``value``."""
+    """The problems ``api.build_graph`` reports for the spec BASE with ``section.key`` set to ``value``."""
     spec = copy.deepcopy(BASE)
     spec[section][key] = value
     with pytest.raises(SpecforgeError) as caught:
-        api.build(spec_from_dict(spec))
+        api.build_graph(spec_from_dict(spec))
     return [f"{problem.location.path}: {problem.message}" for problem in caught.value.problems]
 
 

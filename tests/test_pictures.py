@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from specforge import api
+from specforge.runs.listing import Curves, higher_is_better, run_curves
 from specforge.runs.plots import COLOURS
-from specforge.runs.records import Curves, higher_is_better, run_curves
 from specforge.training.progress import Silent
 from tests.test_cli_train import ROOT, SEED_SPEC, environment, specforge
 

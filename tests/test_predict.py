@@ -13,15 +13,15 @@ import zlib
 import numpy as np
 import pytest
 import yaml
+from export.models import SPECS_DIR, export_spec, small_spec
 from PIL import Image
 from typer.testing import CliRunner
 
-from export.models import SPECS_DIR, export_spec, small_spec
 from specforge import api
+from specforge.base.errors import DataError
 from specforge.cli.commands import app
 from specforge.data import read_image
-from specforge.base.errors import DataError
-from specforge.predict.images import OnnxModel
+from specforge.predict.images import OnnxPredictor
 from tests.test_cli_train import specforge
 
 
@@ -225,11 +225,11 @@ def test_usage_errors(exported, tmp_path, args, message):
 def test_a_file_that_is_not_a_model(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"not a model")
     with pytest.raises(DataError, match="cannot load as an ONNX model"):
-        OnnxModel(tmp_path / "model.onnx")
+        OnnxPredictor(tmp_path / "model.onnx")
 
 
 def test_the_session_uses_the_threads_asked_for(exported):
-    options = OnnxModel(exported[0], threads=1).session.get_session_options()
+    options = OnnxPredictor(exported[0], threads=1).session.get_session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
 
 
@@ -274,7 +274,7 @@ def test_a_model_from_elsewhere_is_refused_unless_its_inputs_are_given_raw(expor
     assert result.exit_code == 2 and result.output.count("\n") == 1
     assert result.output.startswith(f"{foreign}: error: the model has no specforge metadata")
     assert "already scaled as the model expects with --raw" in result.output
-    raw = np.asarray(images, np.float32).reshape(4, *OnnxModel(foreign).input_shape)
+    raw = np.asarray(images, np.float32).reshape(4, *OnnxPredictor(foreign).input_shape)
     np.save(tmp_path / "raw.npy", raw)
     report = api.predict_onnx(foreign, [tmp_path / "raw.npy"], raw=True)
     want = api.predict_onnx(exported[0], [tmp_path / "x.npy"])

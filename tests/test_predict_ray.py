@@ -9,14 +9,14 @@ import sys
 
 import numpy as np
 import pytest
+from export.models import export_spec, small_spec
 from PIL import Image
+from sweep.tiny import need
 from typer.testing import CliRunner
 
-from export.models import export_spec, small_spec
 from specforge import api
-from specforge.cli.commands import app
 from specforge.base.errors import RunError
-from sweep.tiny import need
+from specforge.cli.commands import app
 
 
 @pytest.fixture(scope="module")

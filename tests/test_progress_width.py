@@ -10,7 +10,6 @@ import sys
 import termios
 
 from specforge.training.progress import fit_lines
-
 from tests.test_cli_train import SEED_SPEC, environment
 
 ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

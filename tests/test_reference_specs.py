@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 
 import pytest
-
 from helpers import REFERENCE_SPECS
+
 from specforge import api
 from specforge.training.progress import Silent
 

@@ -18,16 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import CASES, make_layer
 from needs import require
-from specforge.options import losses
-from specforge.options import optimizers
-from specforge.api import build, load_spec
-from specforge.training.evaluate import labels_and_targets
-from specforge.graph.dag import Graph, Node
+
+from specforge.api import build_graph, load_spec
+from specforge.graph.dag import Node
+from specforge.graph.model import Model
 from specforge.layers import REGISTRY
-from specforge.training.model import Model
+from specforge.options import losses, optimizers
+from specforge.training.evaluate import labels_and_targets
 
 try:
     import torch
@@ -54,7 +53,7 @@ def _needs_torch():
 def _model(path: Path, dtype=np.float32) -> tuple[Model, dict]:
     """The spec's model with fresh weights of ``dtype``, and the spec's config."""
     spec = load_spec(path)
-    model = Model.initialize(build(spec), np.random.default_rng(0))
+    model = Model.initialize(build_graph(spec), np.random.default_rng(0))
     return Model(model.graph, [{name: value.astype(dtype) for name, value in params.items()}
                                for params in model.params]), spec.config
 
@@ -135,7 +134,7 @@ def test_a_merge_kind_computes_in_pytorch_what_it_computes_in_specforge(kind, co
 @pytest.mark.parametrize("path", SPECS, ids=[path.stem for path in SPECS])
 def test_the_twin_of_a_spec_gives_its_outputs_and_gradients(path):
     model, config = _model(path)
-    loss = losses.get(config["compile"]["loss"])
+    loss = losses.create(config["compile"]["loss"])
     x, labels, targets = _batch(model, loss)
     twin = TorchTwin(model).eval()
     with torch.no_grad():
@@ -153,7 +152,7 @@ def test_the_twin_of_a_spec_gives_its_outputs_and_gradients(path):
 @pytest.mark.parametrize("path", SPECS, ids=[path.stem for path in SPECS])
 def test_one_training_step_of_the_twin_is_specforges(path):
     model, config = _model(path, np.float64)
-    loss = losses.get(config["compile"]["loss"])
+    loss = losses.create(config["compile"]["loss"])
     x, labels, targets = _batch(model, loss, np.float64)
     twin = TorchTwin(model).double()
     trainer = TwinTrainer(twin, loss, config["compile"]["optimizer"])
@@ -190,7 +189,7 @@ def test_an_optimizer_takes_keras_steps_in_pytorch(spec_value):
     params = [rng.standard_normal((3, 4)), rng.standard_normal(5)]
     start = [value.copy() for value in params]
     twin_params = [torch.tensor(value, requires_grad=True) for value in params]
-    ours, theirs = optimizers.create(spec_value), twin_optimizer(spec_value, twin_params)
+    ours, theirs = optimizers.create(optimizers.resolve(spec_value)), twin_optimizer(spec_value, twin_params)
     for step in range(4):
         # gradients from large to far below epsilon, where Keras' and PyTorch's epsilon differ most
         grads = [rng.standard_normal(value.shape) * 10.0 ** -rng.integers(0, 9, value.shape) for value in params]
@@ -222,7 +221,7 @@ LOSS_CASES = [pytest.param(example, from_logits, id=f"{example}-{'logits' if fro
 
 @pytest.mark.parametrize("spec_value,from_logits", LOSS_CASES)
 def test_a_loss_has_its_value_and_gradient_in_pytorch(spec_value, from_logits):
-    loss = losses.get(spec_value)
+    loss = losses.create(spec_value)
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((6, 3))
     outputs = logits if from_logits else 1 / (1 + np.exp(-logits))

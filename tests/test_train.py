@@ -6,9 +6,9 @@ import pytest
 
 from specforge import api
 from specforge.runs import directory as runs
-from specforge.training.progress import ConsoleProgress, Silent
 from specforge.spec import spec_from_dict
 from specforge.training.loop import LossNotFinite, TrainingInterrupted
+from specforge.training.progress import ConsoleProgress, Silent
 
 SMALL = {
     "version": 1, "name": "small",

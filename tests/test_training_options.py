@@ -15,12 +15,12 @@ from test_train import StopAt, assert_same_weights, weights_of
 from specforge import api
 from specforge.base.errors import SpecError
 from specforge.options import losses, optimizers
+from specforge.options.class_weights import class_weight_vector
 from specforge.options.schedules import SCHEDULES, create
 from specforge.spec import spec_from_dict
 from specforge.training.ema import WeightAverage
 from specforge.training.loop import TrainingInterrupted
 from specforge.training.progress import Silent
-from specforge.training.weighting import WeightedLoss, class_weight_vector
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
@@ -62,8 +62,8 @@ def test_every_schedule_has_valid_examples(name):
 
 
 def test_the_optimizer_asks_the_schedule_before_every_step():
-    optimizer = optimizers.create({"name": "sgd", "learning_rate": {
-        "name": "piecewise_constant_decay", "boundaries": [1], "values": [1.0, 0.5]}})
+    optimizer = optimizers.create(optimizers.resolve({"name": "sgd", "learning_rate": {
+        "name": "piecewise_constant_decay", "boundaries": [1], "values": [1.0, 0.5]}}))
     weight = np.zeros(1, np.float32)
     steps = []
     for _ in range(3):
@@ -80,8 +80,8 @@ def test_label_smoothing_moves_the_targets_as_keras(name, smoothed):
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((5, 4))
     y = np.eye(4)[rng.integers(0, 4, 5)]
-    loss = losses.get({"name": name, "label_smoothing": 0.2})
-    plain = losses.get(name)
+    loss = losses.create({"name": name, "label_smoothing": 0.2})
+    plain = losses.create(name)
     value, grad = loss.value_and_grad(logits, y, from_logits=True)
     expected_value, expected_grad = plain.value_and_grad(logits, smoothed(y), from_logits=True)
     assert value == pytest.approx(expected_value)
@@ -99,8 +99,8 @@ def test_balanced_class_weights_are_sklearns():
 def test_a_weighted_loss_is_the_weighted_mean_of_the_examples_losses():
     rng = np.random.default_rng(1)
     logits, labels = rng.standard_normal((4, 3)), np.array([0, 2, 1, 2])
-    loss = losses.get("sparse_categorical_crossentropy")
-    weighted = WeightedLoss(loss)
+    loss = losses.create("sparse_categorical_crossentropy")
+    weighted = losses.create("sparse_categorical_crossentropy")
     weighted.weights = np.array([1.0, 2.0, 0.0, 0.5])
     value, grad = weighted.value_and_grad(logits, labels, from_logits=True)
     each = [loss.value(logits[i:i + 1], labels[i:i + 1], from_logits=True) for i in range(4)]
@@ -232,7 +232,7 @@ def test_the_weighting_sees_the_examples_iterate_batches_yields():
     labels = np.arange(23)
     split = Split("train", np.zeros((23, 1), np.float32), labels,
                   preprocessing=Preprocessing((1,), 23, tuple(map(str, labels)), labels_encoding="sparse"))
-    weighting = Weighting(losses.get("sparse_categorical_crossentropy"), None, labels.astype(np.float64))
+    weighting = Weighting(losses.create("sparse_categorical_crossentropy"), None, labels.astype(np.float64))
     rng = np.random.default_rng(4)
     weighting.start_epoch(23, 5, True, rng)
     for step, (_, y) in enumerate(iterate_batches(split, 5, shuffle=True, rng=rng), 1):

@@ -1,7 +1,7 @@
 """The PyTorch twin of a specforge model: the same graph, weights, loss and optimizer in PyTorch.
 
     from benchmarks.torch_twin import TorchTwin, TwinTrainer, to_torch
-    twin = TorchTwin(model)                       # a specforge.training.model.Model, its current weights
+    twin = TorchTwin(model)                       # a specforge.graph.model.Model, its current weights
     trainer = TwinTrainer(twin, loss, spec.config["compile"]["optimizer"])
     trainer.step(to_torch(x), trainer.targets(labels, targets))
 

@@ -19,9 +19,9 @@ from torch import nn
 
 from benchmarks.torch_twin.layout import channels_first, channels_last, torch_dim, torch_shape
 from specforge.graph.dag import Node
-from specforge.ops.window import Window
 from specforge.layers.base import Params, Shape
 from specforge.layers.padding import image_pads
+from specforge.ops.window import Window
 
 
 class UnsupportedLayer(ValueError):

@@ -10,7 +10,7 @@ from torch import nn
 
 from benchmarks.torch_twin.layers import Augmentation, Dense, Dropout, Flatten, twin_layer
 from specforge.graph.dag import INPUT_NODE, Graph
-from specforge.training.model import Model
+from specforge.graph.model import Model
 
 
 class TorchTwin(nn.Module):

@@ -4,6 +4,7 @@ the command (2 CPUs, no dashboard).  Ray is an extra: without it, one line names
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
 from typing import Any, Iterator
@@ -19,8 +20,6 @@ CONNECT_TIMEOUT = 5
 
 def ray_module(command: str, part: str) -> Any:
     """``ray`` with ``part`` (``tune``, ``data``) importable, or a one-line error naming the install command."""
-    import importlib
-
     try:
         ray = importlib.import_module("ray")
         importlib.import_module(f"ray.{part}")

@@ -3,7 +3,7 @@ data sources are each looked up by the name a spec gives, and a second kind unde
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterable, Iterator, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -55,6 +55,25 @@ class Registry(Generic[T]):
         return self._entries.values()
 
 
+class Kind:
+    """The base of a family's base class, so that its kinds register by being defined.
+
+    ``class Optimizer(Kind, registry=OPTIMIZERS, key="name")`` makes ``Optimizer`` a family; a subclass that
+    sets ``key`` in its own body (``name = "adam"``) joins ``registry`` as it is defined, one that does not
+    (a shared base such as ``_Monitoring``) does not.
+    """
+
+    _registry: ClassVar[Registry[Any]]
+    _key: ClassVar[str]
+
+    def __init_subclass__(cls, registry: Registry[Any] | None = None, key: str = "name", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if registry is not None:
+            cls._registry, cls._key = registry, key
+        elif cls._key in cls.__dict__:
+            cls._registry.register(cls)
+
+
 def named_kind_schema(family: str, options: dict[str, dict[str, dict]]) -> list[dict]:
     """The JSON Schema rules (for an ``allOf``) of a value naming a kind of ``family``: the kind's name alone,
     or a mapping with its ``name`` and only that kind's ``options`` (property -> JSON Schema, by kind)."""
@@ -70,4 +89,4 @@ def named_kind_schema(family: str, options: dict[str, dict[str, dict]]) -> list[
     ]
 
 
-__all__ = ["NAME_PATTERN", "DuplicateKind", "Registry", "named_kind_schema"]
+__all__ = ["NAME_PATTERN", "DuplicateKind", "Kind", "Registry", "named_kind_schema"]

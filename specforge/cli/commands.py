@@ -5,12 +5,47 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
+import tempfile
+import traceback
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from specforge import api
+from specforge.cli.present import (
+    accuracy_line,
+    display_path,
+    format_comparison,
+    format_confusion,
+    format_description,
+    format_line,
+    format_per_class,
+    format_results,
+    format_runs,
+    json_line,
+    latest_note,
+    print_summary,
+    print_sweep,
+    row_lines,
+    summary_json,
+    sweep_view,
+    table_info_lines,
+    write_picture,
+    write_report,
+    write_row_predictions,
+)
+
+try:
+    from typer import _click as click
+except ImportError:  # typer before 0.28 uses click itself
+    import click  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -26,9 +61,7 @@ app = typer.Typer(
 
 def _print_version(requested: bool) -> None:
     if requested:
-        from specforge.api import __version__
-
-        typer.echo(f"specforge {__version__}")
+        typer.echo(f"specforge {api.__version__}")
         raise typer.Exit()
 
 
@@ -57,11 +90,9 @@ def command(group: typer.Typer = app, **options) -> Callable:
     def register(function: Callable) -> Callable:
         @functools.wraps(function)
         def run(*args, **kwargs):
-            from specforge.api import SpecforgeError
-
             try:
                 return function(*args, **kwargs)
-            except SpecforgeError as error:
+            except api.SpecforgeError as error:
                 if kwargs.get("as_json"):
                     _echo_json({"valid": False, "errors": error.to_json()})
                 else:
@@ -85,9 +116,6 @@ def validate(spec: Path = typer.Argument(..., help="Spec file (.yaml, .yml or .j
              ) -> None:
     """Check a spec against the schema, infer every layer's shape, check its data files as far as their headers
     tell, and print the model summary."""
-    from specforge import api
-    from specforge.cli.present import print_summary, summary_json, write_picture
-
     resolved, graph = api.validate(spec, overrides or (), data=not no_data)
     for warning in graph.warnings:
         typer.echo(warning.format(), err=True)
@@ -104,8 +132,6 @@ def schema(write: Path | None = typer.Option(None, "--write", metavar="DIR",
                                                 help="Write DIR/specforge.schema.json instead, for a spec's "
                                                      "$schema line to name by a relative path.")) -> None:
     """Print the spec's JSON Schema (draft-07)."""
-    from specforge import api
-
     if write is None:
         typer.echo(api.schema_text(), nl=False)
     else:
@@ -120,8 +146,6 @@ def init(name: str = typer.Argument(..., help="Model name; the spec is written t
          directory: Path = typer.Option(Path("."), "--dir", help="Where to write the spec."),
          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Write a new, valid, commented spec to edit."""
-    from specforge import api
-
     path = api.write_template(name, template, directory, force=force)
     typer.echo(f"wrote {path} (its $schema line names the copy of the schema in schemas/ beside it); "
                f"check it with: specforge validate {path}")
@@ -144,9 +168,6 @@ def train(spec: Path | None = typer.Argument(None, help="Spec file; leave out wi
           limit_test: int | None = typer.Option(None, "--limit-test", min=1, metavar="N",
                                                    help="Validate and test on the first N examples only.")) -> None:
     """Train a spec with the numpy backend; writes a run directory and prints its path."""
-    from specforge import api
-    from specforge.cli.present import display_path, format_results, latest_note
-
     if (spec is None) == (resume is None):
         raise api.RunError("give a spec file to start a run, or --resume RUN to continue one (not both)",
                        file="specforge train")
@@ -174,11 +195,6 @@ def evaluate(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnis
                                                              "RUN/confusion-<split>.png " + NEEDS_PLOT + ".")) -> None:
     """Print the loss and metrics of a trained run on a split of its data, each class's precision, recall and F1,
     and the confusion matrix."""
-    import sys
-
-    from specforge import api
-    from specforge.cli.present import format_confusion, format_per_class, format_results
-
     bar = _ProgressBar("evaluating") if sys.stderr.isatty() else None
     try:
         results = api.evaluate(run, split, limit=limit, details=True, on_batch=bar)
@@ -206,15 +222,11 @@ app.add_typer(data_app, name="data")
 def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: list[str] | None = SetOption,
               as_json: bool = JsonOption) -> None:
     """Counts, shapes, dtypes, value ranges and class balance of each split."""
-    from specforge import api
-
     info = api.data_info(api.load_spec(spec, overrides or ()))
     if as_json:
         _echo_json(info)
         return
     if "columns" in info:
-        from specforge.cli.present import table_info_lines
-
         for line in table_info_lines(info):
             typer.echo(line)
         return
@@ -246,8 +258,6 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
               overrides: list[str] | None = SetOption) -> None:
     """Write a PNG grid of sample images with their labels (for a table: histograms of its columns), or of a
     run's mistakes, and print where."""
-    from specforge import api
-
     if misclassified:
         path, wrong, examples = api.plot_misclassified(spec, split or "test", out=out, count=count, limit=limit)
         typer.echo(f"{wrong} of {examples} {split or 'test'} examples are misclassified; wrote the first "
@@ -267,9 +277,6 @@ def list_runs(args: list[str] | None = typer.Argument(None, metavar="[NAME] | co
               as_json: bool = JsonOption) -> None:
     """List the runs (status, epochs, best validation value, test metrics, duration, spec hash), or compare two:
     the spec values that differ and both runs' results."""
-    from specforge import api
-    from specforge.cli.present import format_comparison, format_runs
-
     args = args or []
     if args[:1] == ["compare"]:
         if len(args) != 3:
@@ -290,8 +297,6 @@ def plot(runs: list[Path] = typer.Argument(..., metavar="RUN...", help="Run dire
                                                                 "one run, else curves.png).")) -> None:
     r"""Write a PNG of the training curves: loss and every metric per epoch, training and validation, with each
     run's best epoch marked (needs specforge\[plot])."""
-    from specforge import api
-
     typer.echo(f"wrote {api.plot(runs, out)}")
 
 
@@ -320,9 +325,6 @@ def export(run: Path = typer.Argument(..., help="Run directory, e.g. runs/mnist-
                                                    help="With --quantize: the most test accuracy, in percentage "
                                                         "points, the int8 model may lose.")) -> None:
     """Export a trained run as ONNX once it computes what the numpy model computes; prints the path and the parity."""
-    from specforge import api
-    from specforge.cli.present import display_path
-
     result = api.export(run, opset=opset, logits=logits, preprocessing=not no_preprocessing, output=output, web=web,
                         quantize=quantize.value if quantize else None, max_accuracy_drop=max_accuracy_drop)
     typer.echo(f"parity: {result.parity.summary()}")
@@ -371,11 +373,6 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
                                      help="For a model specforge did not export (no specforge metadata): feed the "
                                           "inputs as they are, already scaled as the model expects.")) -> None:
     """Predict with an exported model: images, arrays, a data split, or a table model's raw rows (CSV/Parquet)."""
-    import sys
-
-    from specforge import api
-    from specforge.cli.present import accuracy_line, format_line, json_line, write_report
-
     if inputs and len(inputs) == 1 and api.is_rows_file(inputs[0]) and data is None:
         _predict_rows(model, inputs[0], limit, as_json, output, threads)
         return
@@ -405,9 +402,6 @@ def predict(model: Path = typer.Argument(..., help="ONNX file written by specfor
 
 def _predict_rows(model: Path, rows: Path, limit: int | None, as_json: bool, output: Path | None,
                   threads: int | None) -> None:
-    from specforge import api
-    from specforge.cli.present import row_lines, write_row_predictions
-
     predictions = api.predict_rows(model, rows, threads=threads, limit=limit)
     for note in predictions.notes:
         typer.echo(f"{rows}: warning: {note}", err=True)
@@ -430,8 +424,6 @@ class _ProgressBar:
         if self._bar is None:
             if done >= total:
                 return
-            from rich.console import Console
-            from rich.progress import Progress
 
             progress = Progress(console=Console(stderr=True), transient=True)
             progress.start()
@@ -462,12 +454,6 @@ def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or 
           as_json: bool = JsonOption) -> None:
     """Run a spec's hyperparameter sweep: each trial a run directory, then the trials sorted, the best run and
     best.yaml.  Run again after an interruption, the same command continues the sweep."""
-    import sys
-
-    from rich.console import Console
-
-    from specforge import api
-    from specforge.cli.present import print_sweep, sweep_view
 
     terminal = sys.stdout.isatty()
     console = Console(stderr=as_json, width=None if terminal else 200)
@@ -491,9 +477,6 @@ def sweep(spec: Path = typer.Argument(..., help="Spec with a sweep: section, or 
 @command()
 def inspect(model: Path = typer.Argument(..., help="ONNX file."), as_json: bool = JsonOption) -> None:
     """Print an ONNX file's inputs and outputs, opset, IR version, producer, metadata, size and operators."""
-    from specforge import api
-    from specforge.cli.present import format_description
-
     info = api.inspect(model)
     if as_json:
         _echo_json(info)
@@ -516,8 +499,6 @@ def serve(model: Path = typer.Argument(..., metavar="MODEL_OR_RUN",
           threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime threads.")) -> None:
     """Serve a model over HTTP on the Open Inference Protocol (KServe v2 REST), plus an image upload endpoint;
     stops gracefully on SIGTERM or Ctrl-C."""
-    from specforge import api
-
     api.serve(model, host=host, port=port, name=name, max_batch=max_batch,
               max_body_bytes=int(max_request_mb * 1024 * 1024), read_timeout=read_timeout, threads=threads)
 
@@ -543,8 +524,6 @@ def main(args: list[str] | None = None) -> None:
 
     Last resort: a closed pipe ends quietly, and any other unexpected exception is one line saying it is a bug,
     with the file its traceback was written to."""
-    import sys
-
     try:
         status = _run(args)
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not at interpreter shutdown
@@ -558,11 +537,6 @@ def main(args: list[str] | None = None) -> None:
 
 def _run(args: list[str] | None) -> int:
     """The command's exit status, command-line mistakes shown as one line."""
-    try:
-        from typer import _click as click  # typer 0.28 carries its own click
-    except ImportError:  # typer before 0.28 uses click, the same API under another module
-        import click  # type: ignore[no-redef]
-
     try:
         status = app(args=args, prog_name="specforge", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as error:
@@ -579,9 +553,6 @@ def _run(args: list[str] | None) -> int:
 def _silence_stdout() -> int:
     """Point standard output at the null device, so that what is still buffered is dropped at exit without
     a second BrokenPipeError; the exit status of a closed pipe."""
-    import os
-    import sys
-
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return CLOSED_PIPE_EXIT
 
@@ -589,9 +560,6 @@ def _silence_stdout() -> int:
 def _bug_line(error: Exception) -> str:
     """One line for an exception specforge did not expect, its traceback written to a file in the temporary
     directory (printed after the line when that file cannot be written)."""
-    import tempfile
-    import traceback
-
     text = "".join(traceback.format_exception(error))
     summary = " ".join(f"{type(error).__name__}: {error}".split())
     try:

@@ -8,20 +8,24 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
 
 from specforge.base.errors import DataError
 from specforge.base.fileio import atomic_open, write_text
 from specforge.export.inspect import format_description
-from specforge.graph.picture import write_picture as write_picture  # re-exported: the command line's picture
-from specforge.graph.summary import print_summary, summary_json
+from specforge.graph.dag import Graph
+from specforge.graph.picture import write_picture
+from specforge.graph.summary import fit_width, summary_json, summary_parts
+from specforge.predict.images import Prediction, PredictionReport
+from specforge.predict.table import RowPredictions
 from specforge.runs.directory import LATEST, Run, counts_as_latest, display_path
+from specforge.runs.listing import Comparison, RunRecord
+from specforge.spec import Spec
+from specforge.sweep.display import LiveTable, TrialLines, print_result
 from specforge.training.progress import format_logs
-
-if TYPE_CHECKING:  # the types of what the presenters show; validate need not import these modules
-    from specforge.predict.images import Prediction, PredictionReport
-    from specforge.predict.table import RowPredictions
-    from specforge.runs.records import Comparison, RunRecord
 
 
 def format_line(prediction: Prediction, width: int = 0) -> str:
@@ -217,15 +221,11 @@ def format_comparison(comparison: Comparison) -> str:
 def sweep_view(console: Any, terminal: bool) -> Any:
     """What a running sweep shows: a live table on a terminal, else one line per finished trial (imported here,
     not at startup: validate does not need it)."""
-    from specforge.sweep.display import LiveTable, TrialLines
-
     return LiveTable(console) if terminal else TrialLines(console)
 
 
 def print_sweep(result: Any, console: Any) -> None:
     """A finished sweep: its trials sorted, the best run and best.yaml."""
-    from specforge.sweep.display import print_result
-
     print_result(result, console)
 
 
@@ -256,21 +256,15 @@ def format_confusion(results: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = [
-    "accuracy_line",
-    "display_path",
-    "format_comparison",
-    "format_confusion",
-    "format_description",
-    "format_line",
-    "format_per_class",
-    "format_results",
-    "format_runs",
-    "json_line",
-    "latest_note",
-    "print_summary",
-    "print_sweep",
-    "summary_json",
-    "sweep_view",
-    "write_report",
-]
+def print_summary(spec: Spec, graph: Graph) -> None:
+    """The model summary ``validate`` prints: the layer table, the totals and the verdict."""
+    console = Console()
+    parts = summary_parts(spec, graph)
+    fit_width(console, parts)
+    for part in parts:
+        console.print(part, soft_wrap=isinstance(part, Text))
+
+
+__all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_per_class",
+           "format_confusion", "format_runs", "format_comparison", "latest_note", "format_description",
+           "display_path", "print_summary", "summary_json", "sweep_view", "print_sweep", "write_picture"]

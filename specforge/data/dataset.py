@@ -12,7 +12,7 @@ import numpy as np
 from specforge.base.errors import DataError
 from specforge.data.mnist import NUM_CLASSES as MNIST_CLASSES
 from specforge.data.preprocessing import Preprocessing
-from specforge.data.sources import SOURCES
+from specforge.data.sources import create as create_source
 from specforge.data.splits import Loaded, Split
 
 Validation = str | float
@@ -156,9 +156,7 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
     """
     input_shape = tuple(int(d) for d in input_shape)
     source = data_spec.get("source", "mnist")
-    if source not in SOURCES:
-        raise DataError(f"unknown data source {source!r}; use one of {sorted(SOURCES)}", path="data.source")
-    loaded = SOURCES[source].load(data_spec, Path(base_dir), input_shape)
+    loaded = create_source(source).load(data_spec, Path(base_dir), input_shape)
     setting = shape_setting(data_spec)
     splits = {name: _fit_images(split, input_shape, setting) for name, split in loaded.splits.items()}
     if loaded.pipeline is not None and loaded.pipeline.target.regression:

@@ -16,6 +16,15 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TransferSpeedColumn,
+)
+
 from specforge.base.errors import DataError
 from specforge.data.files import sha256_file
 
@@ -41,9 +50,6 @@ class _Permanent(Exception):
 
 
 def _progress(name: str):
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
     return Progress(TextColumn(name), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                     console=Console(stderr=True))
 

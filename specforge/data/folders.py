@@ -6,6 +6,7 @@ Pillow is imported when an image is read, so that commands which never read one 
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,6 @@ def decode_image(data: bytes, input_shape: tuple[int, ...], file: str) -> np.nda
 
     An image of more pixels than Pillow's decompression-bomb bound (``PIL.Image.MAX_IMAGE_PIXELS``, 89,478,485
     by default: about 9459 x 9459) is refused before it is decoded; Pillow's warning for it is an error here."""
-    import warnings
 
     from PIL import Image, UnidentifiedImageError
 

@@ -17,6 +17,8 @@ from typing import Protocol
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.files import read_bytes
+from specforge.data.folders import decode_image
 from specforge.data.splits import Split
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -92,9 +94,6 @@ def read_files(paths: Sequence[str | Path], model: ModelInput, *, invert: bool =
 
 def read_images(paths: Sequence[Path], model: ModelInput, *, invert: bool = True) -> Inputs:
     """PNG/JPEG files decoded as image folders decode them; one-channel dark-on-light images inverted."""
-    from specforge.data.files import read_bytes
-    from specforge.data.folders import decode_image
-
     shape = _image_shape(model)
     pixels = np.stack([decode_image(read_bytes(path), shape, str(path)) for path in paths])
     inverted = np.zeros(len(paths), dtype=bool)

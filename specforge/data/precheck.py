@@ -7,14 +7,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from specforge.base.errors import DataError
-from specforge.data.dataset import check_fits, check_labels, declared_num_classes, missing_split, shape_setting
-from specforge.data.sources import SOURCES
+from specforge.data.dataset import (
+    check_fits,
+    check_labels,
+    declared_num_classes,
+    missing_split,
+    shape_setting,
+)
+from specforge.data.sources import create as create_source
 
 
 def check_data(config: dict, base_dir: Path, output_units: int) -> None:
     """Raise DataError (naming the spec setting involved) for data that training would refuse."""
     data = config["data"]
-    probes = SOURCES[data.get("source", "mnist")].probe(data, Path(base_dir))
+    probes = create_source(data.get("source", "mnist")).probe(data, Path(base_dir))
     if probes is None:
         return
     input_shape = tuple(config["model"]["input_shape"])

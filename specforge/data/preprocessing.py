@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.table.features import TablePipeline
 
 if TYPE_CHECKING:
     from specforge.data.table.features import TablePipeline
@@ -125,8 +126,6 @@ class Preprocessing:
     @cached_property
     def pipeline(self) -> TablePipeline | None:
         """The table source's fitted steps, or None for images and arrays."""
-        from specforge.data.table.features import TablePipeline
-
         return None if self.table is None else TablePipeline.from_dict(self.table)
 
     @property

@@ -12,8 +12,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from specforge.base.registry import Registry
+from specforge.base.errors import DataError
+from specforge.base.registry import Kind, Registry
 from specforge.data.arrays import NPZ_DEFAULT_KEYS, load_npz, read_npy, read_npy_file
+from specforge.data.download import fetch
 from specforge.data.files import require_file, resolve
 from specforge.data.folders import folder_classes, load_folder_split
 from specforge.data.idx import read_idx_dims, read_idx_file
@@ -80,7 +82,11 @@ def _csv_splits(spec: dict, paths: dict[str, tuple[Path, str]]) -> Loaded:
     return loaded
 
 
-class DataSource:
+#: Every source a spec may name, by name: each ``DataSource`` subclass with a ``name``, as it is defined.
+SOURCES: Registry[type[DataSource]] = Registry("data source", lambda source: source.name)
+
+
+class DataSource(Kind, registry=SOURCES, key="name"):
     """One ``data.source``. ``schema`` holds the options the source adds to the ``data`` section besides
     ``source``, ``preprocessing``, ``num_classes`` and ``class_names``, which every source takes."""
 
@@ -92,15 +98,16 @@ class DataSource:
     #: ``data`` sections using this source, for the documentation and the generic tests.
     examples: ClassVar[list[dict]] = []
 
-    def json_schema(self) -> dict:
+    @classmethod
+    def json_schema(cls) -> dict:
         """The schema of a ``data`` section using this source, as far as its own options go (the options every
         source takes are the ``data`` section's, ``specforge.data.schema``)."""
         return {
             "type": "object",
-            "description": self.description,
-            "properties": {"source": {"const": self.name, "description": self.description}, **self.schema},
-            "required": ["source", *self.required],
-            "examples": self.examples,
+            "description": cls.description,
+            "properties": {"source": {"const": cls.name, "description": cls.description}, **cls.schema},
+            "required": ["source", *cls.required],
+            "examples": cls.examples,
         }
 
     def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
@@ -182,15 +189,6 @@ class Idx(_Pairs):
                  "test_labels": "fashion/t10k-labels-idx1-ubyte.gz"}]
 
 
-class Npy(_Pairs):
-    name = "npy"
-    description = "a pair of .npy files (images, labels) per split."
-    read = staticmethod(read_npy_file)
-    dims = staticmethod(lambda path: read_npy(path).shape)
-    examples = [{"source": "npy", "train_images": "x.npy", "train_labels": "y.npy", "validation_images": "vx.npy",
-                 "validation_labels": "vy.npy"}]
-
-
 class Npz(DataSource):
     name = "npz"
     description = "one .npz archive holding the arrays of every split, as Keras' mnist.npz."
@@ -204,6 +202,15 @@ class Npz(DataSource):
     def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
         require_file(resolve(base_dir, spec["path"]), "path")
         return None
+
+
+class Npy(_Pairs):
+    name = "npy"
+    description = "a pair of .npy files (images, labels) per split."
+    read = staticmethod(read_npy_file)
+    dims = staticmethod(lambda path: read_npy(path).shape)
+    examples = [{"source": "npy", "train_images": "x.npy", "train_labels": "y.npy", "validation_images": "vx.npy",
+                 "validation_labels": "vy.npy"}]
 
 
 class Csv(DataSource):
@@ -278,8 +285,6 @@ class Url(DataSource):
                  "label_column": 0}]
 
     def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
-        from specforge.data.download import fetch  # urllib and http.client only when downloading
-
         path = fetch(spec["url"], spec["sha256"])
         if spec.get("format", "npz") == "csv":
             return _csv_splits(spec, {"train": (path, "url")})
@@ -310,6 +315,8 @@ class Table(DataSource):
                 for split, option in table_splits(spec).items()}
 
 
-#: Every source a spec may name, by name.
-SOURCES: Registry[DataSource] = Registry("data source", lambda source: source.name, (
-    Mnist(), Idx(), Npz(), Npy(), Csv(), ImageFolder(), Url(), Table()))
+def create(name: str) -> DataSource:
+    """The source a spec's ``data.source`` names; a DataError listing the valid names otherwise."""
+    if name not in SOURCES:
+        raise DataError(f"unknown data source {name!r}; use one of {sorted(SOURCES)}", path="data.source")
+    return SOURCES[name]()

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from google.protobuf.message import DecodeError
+
+from specforge.export.quantize import quantization_of
 from specforge.predict.session import model_file, unloadable
 
 if TYPE_CHECKING:
@@ -21,14 +24,12 @@ PARAMETERS_COUNTED = {"model": "the model's weights, as validate counts them",
 def describe(path: str | Path) -> dict:
     """``specforge inspect``: a JSON-friendly description of the ONNX model at ``path``."""
     import onnx
-    from google.protobuf.message import DecodeError
 
     path = model_file(path)
     try:
         model = onnx.load(str(path))
     except (DecodeError, OSError, ValueError, onnx.checker.ValidationError) as error:
         raise unloadable(path, error) from None
-    from specforge.export.quantize import quantization_of
 
     graph = model.graph
     initializers = {tensor.name for tensor in graph.initializer}

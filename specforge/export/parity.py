@@ -20,6 +20,7 @@ import numpy as np
 
 from specforge.base.errors import ExportError
 from specforge.export.onnx import DEFAULT_OPSET, INPUT_NAME, PROBABILITIES, export_graph
+from specforge.graph.model import Model
 from specforge.predict.session import make_session
 
 if TYPE_CHECKING:
@@ -78,8 +79,6 @@ def check_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto,
     ``raw`` holds stored values (``(N, ...)``, any dtype); ``in_graph`` says whether ``model``
     contains ``preprocessing``.  A failed comparison comes back with ``first_mismatch`` set.
     """
-    from specforge.training.model import Model
-
     x = preprocessing.images(raw)
     feed = _feed(raw, x, in_graph)
     expected = Model(graph, list(params)).forward(x)
@@ -100,8 +99,6 @@ def first_mismatch(graph: Graph, params: Sequence[Params], x: np.ndarray, feed: 
     """``name (Type)`` of the first node, in topological order, whose exported prefix (the graph up to that
     node, with its output as the output) differs from the numpy forward (or ``"the preprocessing"``); None
     when every prefix agrees within the scaled tolerance."""
-    from specforge.training.model import Model
-
     numpy_model = Model(graph, list(params))
     for until in range(len(graph.nodes) + 1):
         expected = numpy_model.forward(x, until=until)

@@ -16,9 +16,19 @@ import numpy as np
 
 from specforge.base.errors import DataError, ExportError
 from specforge.base.fileio import write_bytes
+from specforge.data import load_dataset
+from specforge.data.preprocessing import Preprocessing
+from specforge.data.table.read import join_tables
 from specforge.export.metadata import attach_metadata, build_metadata, table_metadata
 from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, export_graph
 from specforge.export.parity import MIN_EXAMPLES, ParityResult, check_parity
+from specforge.export.quantize import (
+    CALIBRATION_EXAMPLES,
+    DEFAULT_MAX_ACCURACY_DROP,
+    quantize_gated,
+)
+from specforge.export.web import page_mode, write_site
+from specforge.runs.directory import display_path, open_run, write_json
 
 if TYPE_CHECKING:
     import onnx
@@ -96,15 +106,10 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
 
     ``quantize="int8"`` writes the int8 model instead (RUN/model.int8.onnx unless ``output``), once it keeps
     the float model's test accuracy within ``max_accuracy_drop`` points (default 0.5)."""
-    from specforge.data.preprocessing import Preprocessing
-    from specforge.runs.directory import display_path, open_run, write_json
-
     run = open_run(run_path)
     spec = run.spec()
     graph = run.graph
     if web is not None:
-        from specforge.export.web import page_mode, write_site
-
         try:
             mode = page_mode(graph.input_shape, preprocessing, run=display_path(run.path))
         except ExportError as error:
@@ -125,8 +130,6 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
         model, parity = export_classifier(graph, run.weights(), steps, raw, logits=logits, in_graph=preprocessing,
                                           data=data, **common)
     if quantize is not None:
-        from specforge.export.quantize import DEFAULT_MAX_ACCURACY_DROP, quantize_gated
-
         calibration, test_inputs, test_labels = quantization_data(
             run.config, graph.input_shape, base_dir, steps, preprocessing)
         model, quantization = quantize_gated(model, calibration, test_inputs, test_labels, max_accuracy_drop=(
@@ -170,9 +173,6 @@ def export_table(graph: Graph, params: Sequence[Params], preprocessing: Preproce
 def parity_rows(config: dict, input_shape: tuple[int, ...], base_dir: Path,
                 size: int = MIN_EXAMPLES) -> tuple[Table, str]:
     """The first ``size`` raw rows of a table spec's test split, then of its training split, and their description."""
-    from specforge.data import load_dataset
-    from specforge.data.table.read import join_tables
-
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
     parts: list[Table] = []
     names: list[str] = []
@@ -190,8 +190,6 @@ def parity_batch(config: dict, input_shape: tuple[int, ...], base_dir: Path,
                  size: int = MIN_EXAMPLES) -> tuple[np.ndarray, str]:
     """The first ``size`` examples of the spec's test split (then its training split when the test split
     is smaller), as stored, and a description such as ``mnist test[0:256]``."""
-    from specforge.data import load_dataset
-
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
     parts: list[np.ndarray] = []
     names: list[str] = []
@@ -212,9 +210,6 @@ def parity_batch(config: dict, input_shape: tuple[int, ...], base_dir: Path,
 def quantization_data(config: dict, input_shape: tuple[int, ...], base_dir: Path, steps: Preprocessing,
                       in_graph: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model inputs to calibrate on (the first training examples), and the test split's inputs and labels."""
-    from specforge.data import load_dataset
-    from specforge.export.quantize import CALIBRATION_EXAMPLES
-
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
     if dataset.test is None or not len(dataset.test):
         raise DataError("--quantize compares the int8 model with the float one on the test split, and the data "

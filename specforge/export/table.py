@@ -24,12 +24,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
-from specforge.base.errors import DataError, ExportError
+from specforge.base.errors import ExportError
 from specforge.data.table.features import UNSEEN
 from specforge.data.table.read import MISSING
 from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
 from specforge.export.parity import ATOL, RTOL, ParityResult
 from specforge.predict.session import make_session
+from specforge.predict.table import numpy_outputs, rows_feed
 
 if TYPE_CHECKING:
     from specforge.data.table.features import Feature, TablePipeline, Target
@@ -188,39 +189,8 @@ def table_model(network: onnx.ModelProto, pipeline: TablePipeline, doc: str = ""
     return model
 
 
-def rows_feed(table: Table, inputs: Sequence[tuple[str, bool]]) -> dict[str, np.ndarray]:
-    """onnxruntime's feed for the raw rows of ``table``: ``(column, is_text)`` per model input, ``[N, 1]`` each.
-
-    A column the model takes and the table lacks is refused, naming every missing column; other columns of the
-    table are ignored."""
-    require_columns(table, [name for name, _ in inputs])
-    feed = {}
-    for name, is_text in inputs:
-        if is_text:
-            feed[name] = np.array([[text or ""] for text in table.texts(name)], dtype=object)
-        else:
-            feed[name] = table.numbers(name).astype(np.float32)[:, None]
-    return feed
-
-
-def require_columns(table: Table, names: Sequence[str]) -> None:
-    """Refuse a table of rows that lacks a column the model takes, naming every missing one."""
-    missing = [name for name in names if name not in table.columns]
-    if missing:
-        raise DataError(f"the model needs the columns {', '.join(map(repr, missing))}, which the file does not have; "
-                        f"its header has: {', '.join(table.columns)}", file=table.file)
-
-
 def pipeline_inputs(pipeline: TablePipeline) -> list[tuple[str, bool]]:
     return [(feature.column, feature.type != "numeric") for feature in _first_of_each_column(pipeline)]
-
-
-def numpy_outputs(graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table) -> np.ndarray:
-    """What the numpy pipeline computes for the raw rows of ``table``: encode, forward, target units."""
-    from specforge.training.model import Model
-
-    outputs = Model(graph, list(params)).forward(pipeline.encode(table))
-    return pipeline.target.decode(outputs) if pipeline.target.regression else outputs
 
 
 def check_table_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto, pipeline: TablePipeline,

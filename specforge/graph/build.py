@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from specforge.base.errors import DataError, Problem, SpecError, SpecforgeError
-from specforge.graph.dag import Graph, build_graph
+from specforge.data.sources import create as create_source
+from specforge.graph.checks import check_compatibility, check_options
+from specforge.graph.dag import Graph, infer_graph
 from specforge.spec import RefusedSpec, Spec, load_spec
-from specforge.spec.checks import check_compatibility, check_options
 
 if TYPE_CHECKING:
     from specforge.data.splits import DataShape
 
 
-def build(spec: Spec, *, read_data: bool = True) -> Graph:
+def build_graph(spec: Spec, *, read_data: bool = True) -> Graph:
     """Check the spec's values against each other, infer every layer's shape and check the model fits its data
     and loss; raises located errors.
 
@@ -24,7 +25,7 @@ def build(spec: Spec, *, read_data: bool = True) -> Graph:
     is false and the spec gives model.input_shape."""
     check_options(spec)
     shape = data_shape(spec) if read_data or "input_shape" not in spec.config["model"] else None
-    graph = build_graph(spec)
+    graph = infer_graph(spec)
     check_compatibility(spec, graph, shape)
     return graph
 
@@ -32,11 +33,9 @@ def build(spec: Spec, *, read_data: bool = True) -> Graph:
 def data_shape(spec: Spec) -> DataShape | None:
     """What ``spec``'s data fixes about its model (``DataSource.shape``), errors located in the spec.  A spec
     that leaves model.input_shape out gets the data's, written into its config so that a run records it."""
-    from specforge.data.sources import SOURCES
-
     data = spec.config["data"]
     try:
-        shape = SOURCES[data.get("source", "mnist")].shape(data, spec.base_dir)
+        shape = create_source(data.get("source", "mnist")).shape(data, spec.base_dir)
     except DataError as error:
         raise spec.located(error) from None
     if shape is not None and "input_shape" not in spec.config["model"]:
@@ -46,12 +45,12 @@ def data_shape(spec: Spec) -> DataShape | None:
 
 
 def load_and_build(path: str | Path, overrides: Sequence[str] = (), *, read_data: bool = True) -> tuple[Spec, Graph]:
-    """``load_spec`` then ``build``, with every independent problem at once (``with_rest_checked``)."""
+    """``load_spec`` then ``build_graph``, with every independent problem at once (``with_rest_checked``)."""
     try:
         spec = load_spec(path, overrides)
     except RefusedSpec as refused:
         raise with_rest_checked(refused, read_data=read_data) from None
-    return spec, build(spec, read_data=read_data)
+    return spec, build_graph(spec, read_data=read_data)
 
 
 def with_rest_checked(refused: RefusedSpec, *, read_data: bool = True) -> SpecforgeError:
@@ -67,7 +66,7 @@ def _problems(rest: Spec, complete: bool, read_data: bool) -> list[Problem]:
     if not complete and "input_shape" not in rest.config["model"]:
         return []  # only the data can tell the input's shape, and the spec around it is not valid
     try:
-        build(rest, read_data=read_data) if complete else build_graph(rest)
+        build_graph(rest, read_data=read_data) if complete else infer_graph(rest)
     except SpecforgeError as error:
         return error.problems
     return []
@@ -77,4 +76,4 @@ def _in_order(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.location.file or "", p.location.line or 0, p.location.column or 0))
 
 
-__all__ = ["build", "data_shape", "load_and_build", "with_rest_checked"]
+__all__ = ["build_graph", "data_shape", "load_and_build", "with_rest_checked"]

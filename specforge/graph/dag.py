@@ -184,14 +184,14 @@ def _located(flat: FlatLayer, spec: Spec) -> Iterator[None]:
         raise type(error)(problems=[flat.context.problem(spec, error.problems[0].message)]) from None
 
 
-def build_graph(spec: Spec) -> Graph:
+def infer_graph(spec) -> Graph:
     """Infer every shape of ``spec``'s model; raises SpecError (or ShapeError when every problem is a shape)
     naming every mistake: names and inputs, blocks, a cycle, and each layer that cannot take what it is given
     (what depends on a mistake is not checked further), each located at the layer.  A table spec that leaves
-    model.input_shape out needs its data read first: ``specforge.graph.build.build`` does both."""
+    model.input_shape out needs its data read first: ``specforge.graph.build.build_graph`` does both."""
     if "input_shape" not in spec.config["model"]:
         raise SpecError("model.input_shape is left out, so it comes from the table's data: build the graph with "
-                        "specforge.graph.build.build (api.build), which reads it", file=spec.file, path="model")
+                        "specforge.graph.build.build_graph (api.build_graph), which reads it", file=spec.file, path="model")
     flat = flatten_model(spec)
     by_name = {layer.name: layer for layer in flat.layers}
     order, cycle = _topological(flat, by_name, spec)

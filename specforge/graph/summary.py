@@ -3,6 +3,13 @@ sit in, with the layers each one is connected to (as Keras prints a functional m
 
 from __future__ import annotations
 
+import io
+
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
 from specforge.graph.dag import Graph, SummaryRow
 from specforge.spec import Spec
 
@@ -34,12 +41,9 @@ def summary_json(spec: Spec, graph: Graph) -> dict:
     }
 
 
-def print_summary(spec: Spec, graph: Graph) -> None:
-    from rich.console import Console
-    from rich.measure import Measurement
-    from rich.table import Table
-
-    console = Console()
+def summary_parts(spec: Spec, graph: Graph) -> list[RenderableType]:
+    """The summary as rich renderables (the table, the totals, the verdict), for a console to print (see
+    ``fit_width``)."""
     lines = summary_lines(graph.summary())
     table = Table(title=f"{spec.name}: input {graph.input_shape}", title_justify="left")
     # a layer's name and kind are never cut short, on a narrow terminal either
@@ -56,14 +60,28 @@ def print_summary(spec: Spec, graph: Graph) -> None:
         table.add_row(*cells[:4], *cells[4:] if branching else ())
     table.add_section()
     table.add_row("Total", "", f"{graph.total_params:,}", f"{graph.total_flops:,}")
-    if not console.is_terminal:  # a file or a pipe gets the whole table, however wide
-        console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000),
-                                                           table).maximum)
-    console.print(table)
     non_trainable = graph.total_params - graph.trainable_params
-    console.print(f"Trainable params: {graph.trainable_params:,}; non-trainable: {non_trainable:,}; "
-                  f"forward {human(graph.total_flops, 'FLOP')} per example", soft_wrap=True)
-    console.print(f"[green]{spec.file}: valid[/green]", soft_wrap=True)
+    return [table,
+            Text(f"Trainable params: {graph.trainable_params:,}; non-trainable: {non_trainable:,}; "
+                 f"forward {human(graph.total_flops, 'FLOP')} per example"),
+            Text(f"{spec.file}: valid", style="green")]
+
+
+def fit_width(console: Console, parts: list[RenderableType]) -> None:
+    """A console that is not a terminal (a file, a pipe, a string) gets the whole table, however wide."""
+    if not console.is_terminal:
+        console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000),
+                                                           parts[0]).maximum)
+
+
+def summary_text(spec: Spec, graph: Graph) -> str:
+    """The summary as plain text (a notebook's ``print(run.summary())``)."""
+    console = Console(file=io.StringIO(), color_system=None)
+    parts = summary_parts(spec, graph)
+    fit_width(console, parts)
+    for part in parts:
+        console.print(part, soft_wrap=isinstance(part, Text))
+    return console.file.getvalue()
 
 
 def summary_lines(rows: list[SummaryRow]) -> list[tuple[str, ...]]:

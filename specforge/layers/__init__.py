@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from specforge.layers.base import Layer
 from specforge.base.registry import Registry
+from specforge.layers.base import Layer
 
 
 def _collect() -> Registry[type[Layer]]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from specforge import ops
-from specforge.options import activations
 from specforge.layers.base import ACTIVATION_NAMES, Layer, Shape
+from specforge.options import activations
 
 
 class ActivationLayer(Layer):
     """A layer that applies one activation function elementwise (softmax: over the channels); the step planner
-    knows it by ``function`` (specforge.ops.plan.ActivationNode) and fuses that function into the layer before."""
+    knows it by ``function`` (specforge.graph.plan.ActivationNode) and fuses that function into the layer before."""
 
     def function(self) -> activations.ActivationFunction:
         raise NotImplementedError
@@ -47,7 +47,7 @@ class Activation(ActivationLayer):
     examples = [({"activation": name}, (2, 3, 4)) for name in ACTIVATION_NAMES]
 
     def function(self):
-        return activations.get_activation(self.config["activation"])
+        return activations.create(self.config["activation"])
 
 
 class ReLU(ActivationLayer):
@@ -97,4 +97,4 @@ class Softmax(ActivationLayer):
     examples = [({}, (5,)), ({}, (2, 3, 4))]
 
     def function(self):
-        return activations.get_activation("softmax")
+        return activations.create("softmax")

@@ -8,7 +8,7 @@ Their random draws come from the generator training passes to ``forward`` (spawn
 saved in every checkpoint), so reruns and resumed runs see the same augmented batches, bit for bit.
 
 They may only come first: each takes the model's input or another augmentation layer's output
-(``specforge.spec.augmentation_checks``), where no gradient needs to flow into them.  Given the draws, every
+(``specforge.graph.augmentation_checks``), where no gradient needs to flow into them.  Given the draws, every
 transform is linear in the image (plus a constant, and clipped for contrast and brightness), so the backward
 pass is exact all the same: the generic gradient tests hold for them as for every kind.
 
@@ -72,7 +72,7 @@ _VALUE_RANGE: dict[str, dict] = {
 class Augmentation(Layer):
     """A layer active in training only; ``transform`` does the work with draws from the run's generator."""
 
-    #: marks the kinds that may only come first in a model (``specforge.spec.augmentation_checks``)
+    #: marks the kinds that may only come first in a model (``specforge.graph.augmentation_checks``)
     augments: ClassVar[bool] = True
 
     def output_shape(self, input_shape: Shape) -> Shape:

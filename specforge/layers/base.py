@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from specforge.options.activations import ACTIVATIONS, ActivationFunction
 from specforge.base.errors import ShapeError
+from specforge.options.activations import ACTIVATIONS, ActivationFunction
 from specforge.options.initializers import INITIALIZERS
 
 Shape = tuple[int, ...]
@@ -43,7 +43,7 @@ class Layer:
     non_trainable: ClassVar[tuple[str, ...]] = ()
     #: Whether the step planner may hand ``forward`` an ``activation`` to apply to the fresh output in
     #: place (one whose gradient needs only its output); ``backward`` then starts with its gradient.
-    #: Kinds that do not fuse are never given one. See specforge.ops.plan.
+    #: Kinds that do not fuse are never given one. See specforge.graph.plan.
     fuses_activation: ClassVar[bool] = False
     #: Whether the kind takes several inputs (specforge.layers.merge): then ``output_shape`` takes a list of
     #: shapes, ``forward`` a list of batches, ``backward`` returns a list of gradients and ``to_onnx`` takes

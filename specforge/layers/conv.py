@@ -11,15 +11,22 @@ from typing import Any, ClassVar
 import numpy as np
 
 from specforge import ops
-from specforge.options.activations import ActivationFunction
 from specforge.base.errors import SpecError
-from specforge.options.initializers import compute_fans, initialize
+from specforge.base.layout import NCHW
 from specforge.layers.base import (
-    PADDING_SCHEMA, Layer, Params, Shape, activation_schema, as_pair, initializer_schema, int_or_pair,
+    PADDING_SCHEMA,
+    Layer,
+    Params,
+    Shape,
+    activation_schema,
+    as_pair,
+    initializer_schema,
+    int_or_pair,
     kernel_and_bias,
 )
 from specforge.layers.windows import plan_window, require_image
-from specforge.base.layout import NCHW
+from specforge.options.activations import ActivationFunction
+from specforge.options.initializers import compute_fans, initialize
 
 _USE_BIAS = {"type": "boolean", "default": True, "description": "Whether to add a learned bias per output channel."}
 _COMMON_SCHEMA = {

@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from specforge import ops
-from specforge.options.initializers import compute_fans, initialize
 from specforge.layers.base import (
-    Layer, Params, Shape, activation_schema, initializer_schema, kernel_and_bias, shape_error,
+    Layer,
+    Params,
+    Shape,
+    activation_schema,
+    initializer_schema,
+    kernel_and_bias,
+    shape_error,
 )
+from specforge.options.initializers import compute_fans, initialize
 
 
 class Dense(Layer):

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
-from specforge.options.initializers import compute_fans, initialize
+from specforge.base.layout import NHWC
 from specforge.layers.base import Layer, Params, Shape, shape_error
 from specforge.layers.normalization import BatchNormalization
-from specforge.base.layout import NHWC
+from specforge.options.activations import ActivationFunction
+from specforge.options.initializers import compute_fans, initialize
 
 _AXIS = {"type": "integer", "not": {"const": 0}}
 

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from specforge.layers.base import Layer, Shape, shape_error
 from specforge.base.layout import NCHW
+from specforge.layers.base import Layer, Shape, shape_error
 
 
 def _describe(shapes: Sequence[Shape], names: Sequence[str] | None) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from specforge import ops
-from specforge.options.initializers import compute_fans, initialize
-from specforge.layers.base import Layer, Params, Shape, initializer_schema
 from specforge.base.layout import NCHW
+from specforge.layers.base import Layer, Params, Shape, initializer_schema
+from specforge.options.initializers import compute_fans, initialize
 
 
 class BatchNormalization(Layer):

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
 from specforge import ops
+from specforge.base.layout import NCHW
 from specforge.layers.base import Layer, Params, Shape, shape_error
 from specforge.layers.windows import require_image
-from specforge.base.layout import NCHW
+from specforge.options.activations import ActivationFunction
 
 _SIZE = {"type": "integer", "minimum": 0}
 _PAIR = {"type": "array", "items": _SIZE, "minItems": 2, "maxItems": 2}

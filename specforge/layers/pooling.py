@@ -15,11 +15,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from specforge import ops
-from specforge.options.activations import ActivationFunction
+from specforge.base.layout import NCHW, NHWC
 from specforge.layers.base import PADDING_SCHEMA, Layer, Params, Shape, as_pair, int_or_pair
 from specforge.layers.windows import plan_window, require_image
-from specforge.base.layout import NCHW, NHWC
-
+from specforge.options.activations import ActivationFunction
 
 _STRIDES = int_or_pair("Step of the window along height and width; null (the default) means pool_size.")
 

@@ -12,11 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
 from specforge.layers.base import (
-    PADDING_SCHEMA, Layer, Params, Shape, initializer_schema, int_or_pair,
+    PADDING_SCHEMA,
+    Layer,
+    Params,
+    Shape,
+    initializer_schema,
+    int_or_pair,
 )
 from specforge.layers.conv import Conv2D, DepthwiseConv2D, require_strides_or_dilation
+from specforge.options.activations import ActivationFunction
 
 
 class SeparableConv2D(Layer):

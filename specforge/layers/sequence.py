@@ -15,13 +15,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
 from specforge import ops
+from specforge.base.layout import NCHW
 from specforge.layers.base import Layer, Params, Shape, initializer_schema, shape_error
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
 from specforge.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from specforge.layers.windows import plan_window
-from specforge.base.layout import NCHW
+from specforge.options.activations import ActivationFunction
 
 #: How plan_window names the axes of a sequence seen as a ``(1, steps)`` image.
 _AXES = ("height", "steps")

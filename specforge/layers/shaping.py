@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from specforge.layers.base import Layer, Shape, shape_error
 from specforge.base.layout import NHWC
+from specforge.layers.base import Layer, Shape, shape_error
 
 
 class _Reshaping(Layer):

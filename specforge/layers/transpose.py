@@ -23,15 +23,22 @@ from typing import Any
 import numpy as np
 
 from specforge import ops
-from specforge.options.activations import ActivationFunction
 from specforge.base.errors import ShapeError, SpecError
-from specforge.options.initializers import compute_fans, initialize
+from specforge.base.layout import NCHW
 from specforge.layers.base import (
-    PADDING_SCHEMA, Layer, Params, Shape, as_pair, initializer_schema, int_or_pair, kernel_and_bias,
+    PADDING_SCHEMA,
+    Layer,
+    Params,
+    Shape,
+    as_pair,
+    initializer_schema,
+    int_or_pair,
+    kernel_and_bias,
 )
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
 from specforge.layers.windows import require_image
-from specforge.base.layout import NCHW
+from specforge.options.activations import ActivationFunction
+from specforge.options.initializers import compute_fans, initialize
 
 _OUTPUT_PADDING = int_or_pair("Extra rows and columns at the bottom and right of the output, each smaller than "
                               "the stride; null (the default): the size padding gives.", minimum=0)

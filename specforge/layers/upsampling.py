@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
+from specforge.base.layout import NCHW
 from specforge.layers.base import Layer, Params, Shape, as_pair, int_or_pair
 from specforge.layers.windows import require_image
-from specforge.base.layout import NCHW
+from specforge.options.activations import ActivationFunction
 
 _RESIZE_ATTRIBUTES = {
     "nearest": {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"},

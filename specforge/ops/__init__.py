@@ -15,8 +15,8 @@ activation, ``ops.dense``), ``elementwise`` (an activation function over a batch
 around a kind's reduction), ``epilogue`` (bias and fused activation on a fresh output), ``channels``
 (per-channel arithmetic over whole examples), ``parallel`` (a batch split across the cores),
 ``scratch`` (per-thread buffers reused every batch), ``memory`` (keeping freed memory for the next
-batch), ``flat`` (arrays end to end in one buffer, updated at once) and ``plan`` (the training
-step's steps: a layer fused with the activation after it; imported by the model, not here).
+batch) and ``flat`` (arrays end to end in one buffer, updated at once). The training step's planner, which
+fuses a layer with the activation after it, is ``specforge.graph.plan``, above the layers.
 """
 
 from specforge.ops.channels import (

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from specforge.ops import nchwc, parallel, taps
-from specforge.ops.epilogue import activation_gradient, add_bias_and_activate
+from specforge.ops.epilogue import ActivationFunction, activation_gradient, add_bias_and_activate
 from specforge.ops.im2col import (
     columns,
     depthwise_kernel_gradient,
@@ -34,7 +34,6 @@ from specforge.ops.im2col import (
 )
 from specforge.ops.scratch import column_sums, scratch
 from specforge.ops.window import Frame, Window, crop_padding, pad_image
-from specforge.options.activations import ActivationFunction, Relu
 
 #: The engines, as a convolution record names them.
 NCHWC, TAPS, IM2COL = "nchwc", "taps", "im2col"
@@ -202,7 +201,7 @@ def _convolve(x: np.ndarray, kernel: np.ndarray, window: Window, bias: np.ndarra
     y = np.empty((len(x), out_h, out_w, filters), dtype)
     engine = engine_of(window, groups, channels, filters, dtype)
     if engine == NCHWC:
-        relu = isinstance(activation, Relu) and activation.is_plain
+        relu = activation is not None and activation.name == "relu" and activation.is_plain
         finish = None if relu else activation
 
         def nchwc_shard(part: slice) -> None:

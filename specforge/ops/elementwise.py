@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from specforge.ops import parallel
-from specforge.options.activations import ActivationFunction
+from specforge.ops.epilogue import ActivationFunction
 
 
 def activate(function: ActivationFunction, x: np.ndarray) -> np.ndarray:

@@ -1,12 +1,24 @@
 """The epilogue of a layer's product: bias and a fused activation applied in place to its fresh
-output, and the activation's gradient at the start of the backward (see specforge.ops.plan)."""
+output, and the activation's gradient at the start of the backward (see specforge.graph.plan)."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
 from specforge.ops.scratch import scratch
+
+
+class ActivationFunction(Protocol):
+    """What the ops layer needs of an activation (``specforge.options.activations`` defines them): its name, its
+    forward and its gradient written into a given array."""
+
+    name: str
+
+    def forward_into(self, z: np.ndarray, out: np.ndarray) -> None: ...
+
+    def backward_into(self, z: np.ndarray, y: np.ndarray, dy: np.ndarray, out: np.ndarray) -> None: ...
 
 
 def add_bias_and_activate(out: np.ndarray, bias: np.ndarray | None, activation: ActivationFunction | None) -> None:

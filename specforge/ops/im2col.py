@@ -10,6 +10,7 @@ import numpy as np
 
 from specforge.ops.window import Window, offset_slices, pad_image, window_view
 
+
 # -- grouped convolution (Conv2D is one group, DepthwiseConv2D one group per channel) ----------------
 def grouped_conv(x: np.ndarray, kernel: np.ndarray, window: Window, out: np.ndarray) -> np.ndarray:
     """The im2col columns ``cols`` for ``x`` (N, H, W, G*Cin) and ``kernel`` (G, KH, KW, Cin, Cout),

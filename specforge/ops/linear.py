@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from specforge.ops import parallel
-from specforge.ops.epilogue import activation_gradient, add_bias_and_activate
+from specforge.ops.epilogue import ActivationFunction, activation_gradient, add_bias_and_activate
 from specforge.ops.scratch import column_sums
-from specforge.options.activations import ActivationFunction
 
 
 @dataclass(frozen=True)

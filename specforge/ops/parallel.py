@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from specforge.ops.memory import keep_freed_memory
 
@@ -122,12 +123,10 @@ def _started_pool(workers: int) -> ThreadPoolExecutor:
 
 @contextmanager
 def _single_threaded_blas() -> Iterator[None]:
-    """BLAS at one thread inside the block (threadpoolctl, imported on first use: it is not needed
-    by commands that never compute a batch)."""
+    """BLAS at one thread inside the block (its controllers found on first use: commands that never compute
+    a batch do not look for them)."""
     global _blas
     if _blas is None:
-        from threadpoolctl import ThreadpoolController
-
         _blas = ThreadpoolController().select(user_api="blas").lib_controllers
     previous = [lib.num_threads for lib in _blas]
     for lib in _blas:
@@ -144,7 +143,6 @@ def limited_to(cores: int) -> Iterator[None]:
     """Inside the block, batches split into at most ``cores`` shards and BLAS runs at most ``cores`` threads:
     a sweep trial's share of a machine where other trials run (Ray grants a number of CPUs, not which)."""
     global _WORKERS
-    from threadpoolctl import threadpool_limits
 
     previous = _WORKERS
     _WORKERS = max(1, min(cores, previous))

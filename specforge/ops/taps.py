@@ -23,10 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from specforge.options.activations import ActivationFunction
-from specforge.ops.epilogue import add_bias_and_activate
-from specforge.ops.window import Window
+from specforge.ops.epilogue import ActivationFunction, add_bias_and_activate
 from specforge.ops.scratch import scratch
+from specforge.ops.window import Window
 
 #: Fewest input channels for which the forward and kernel gradient take the tap products.
 MIN_CHANNELS = 32

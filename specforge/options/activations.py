@@ -19,7 +19,7 @@ import numpy as np
 
 from specforge.base.errors import SpecError
 from specforge.base.layout import NHWC
-from specforge.base.registry import Registry
+from specforge.base.registry import Kind, Registry
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -86,8 +86,14 @@ def _scalar(builder, value: float, hint: str) -> str:
     return builder.initializer(np.asarray(value, dtype=np.float32), hint)
 
 
-class ActivationFunction:
-    """One activation: ``forward(z)``, ``backward(z, y, dy)`` and ``to_onnx(builder, input_name, hint)``."""
+#: Every activation a spec may name, by name: each ``ActivationFunction`` subclass with a ``name``, as it is
+#: defined.
+ACTIVATIONS: Registry[type[ActivationFunction]] = Registry("activation", lambda kind: kind.name)
+
+
+class ActivationFunction(Kind, registry=ACTIVATIONS, key="name"):
+    """One activation: ``forward(z)``, ``backward(z, y, dy)`` and ``to_onnx(builder, input_name, hint)``.
+    A spec names it without options; ``create`` makes it with its constructor's (Keras') parameters."""
 
     name: ClassVar[str]
     #: Whether ``backward`` needs only the output: ``backward(y, y, dy)`` is the gradient, so the function
@@ -207,13 +213,6 @@ class Relu(_WritesInto):
         return y
 
 
-class LeakyRelu(Relu):
-    name = "leaky_relu"
-
-    def __init__(self, negative_slope: float = 0.2):
-        super().__init__(negative_slope=negative_slope)
-
-
 class Sigmoid(ActivationFunction):
     name = "sigmoid"
     output_suffices = True
@@ -274,6 +273,13 @@ class Elu(ActivationFunction):
 
     def to_onnx(self, builder, input_name, hint):
         return builder.node("Elu", [input_name], hint, alpha=1.0)
+
+
+class LeakyRelu(Relu):
+    name = "leaky_relu"
+
+    def __init__(self, negative_slope: float = 0.2):
+        super().__init__(negative_slope=negative_slope)
 
 
 class Gelu(ActivationFunction):
@@ -412,15 +418,8 @@ class Mish(ActivationFunction):
         return builder.node("Mul", [input_name, builder.node("Tanh", [softplus], f"{hint}_tanh")], hint)
 
 
-#: Every activation a spec may name, by name.
-ACTIVATIONS: Registry[ActivationFunction] = Registry("activation", lambda fn: fn.name, (
-    Linear(), Relu(), Sigmoid(), Tanh(), Softmax(), Elu(), LeakyRelu(), Gelu(), Swish(),
-    Selu(), Softplus(), Softsign(), HardSigmoid(), Mish()))
-
-
-def get_activation(name: str) -> ActivationFunction:
+def create(name: str) -> ActivationFunction:
     """The activation called ``name`` in a spec; a SpecError listing the valid names otherwise."""
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise SpecError(f"unknown activation {name!r}; use one of: {', '.join(ACTIVATIONS)}") from None
+    if name not in ACTIVATIONS:
+        raise SpecError(f"unknown activation {name!r}; use one of: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()

@@ -20,13 +20,14 @@ The protocol between the training loop and a callback:
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Iterable, Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from specforge.base.errors import SpecError
-from specforge.base.registry import Registry
 from specforge.base.defaults import with_defaults
+from specforge.base.errors import SpecError
+from specforge.base.registry import Kind, Registry
 
 SCHEDULES = ("step", "exponential", "cosine")
 
@@ -104,14 +105,14 @@ def resolve(spec_list: list[dict], epochs: int | None = None) -> list[dict[str, 
     return [_resolve_item(item, f"fit.callbacks[{index}]", epochs) for index, item in enumerate(spec_list)]
 
 
-def create(spec_list: list[dict], epochs: int | None = None,
-           log_names: Iterable[str] | None = None) -> list["Callback"]:
-    """The callbacks of ``fit.callbacks``. With ``log_names`` (the names in each epoch's logs), a monitor
-    that is not among them is reported now rather than at the end of the first epoch."""
+def create(resolved: Sequence[Mapping[str, Any]], log_names: Iterable[str] | None = None) -> list[Callback]:
+    """The callbacks of a resolved ``fit.callbacks`` (every option given, see ``resolve``). With ``log_names``
+    (the names in each epoch's logs), a monitor that is not among them is reported now rather than at the end
+    of the first epoch."""
     callbacks = []
-    for index, options in enumerate(resolve(spec_list, epochs)):
-        callback = CALLBACKS[options.pop("type")](**options)
-        callback.path = f"fit.callbacks[{index}]"
+    for index, item in enumerate(resolved):
+        options = dict(item)
+        callback = CALLBACKS[options.pop("type")](path=f"fit.callbacks[{index}]", **options)
         if log_names is not None and isinstance(callback, _Monitoring):
             callback.check_monitor(list(log_names))
         callbacks.append(callback)
@@ -127,8 +128,16 @@ def _resolve_item(item: dict, path: str, epochs: int | None) -> dict[str, Any]:
     return resolved
 
 
-class Callback:
-    """Base of the callbacks: hooks that do nothing, and state made of the attributes in ``state_fields``."""
+#: Every callback a spec may name, by type: each ``Callback`` subclass with a ``type``, as it is defined.
+CALLBACKS: Registry[type[Callback]] = Registry("callback", lambda cls: cls.type)
+
+
+@dataclass(kw_only=True, eq=False)
+class Callback(Kind, registry=CALLBACKS, key="type"):
+    """Base of the callbacks: hooks that do nothing, and state made of the attributes in ``state_fields``.
+
+    A kind is a keyword-only dataclass whose fields are its options, every one given (``create`` takes them
+    from the resolved spec); it is registered by being defined with a ``type``."""
 
     type: ClassVar[str]
     description: ClassVar[str]
@@ -139,16 +148,8 @@ class Callback:
     #: Whether it sets the optimizer's learning rate (a spec may have one such callback).
     sets_learning_rate: ClassVar[bool] = False
     state_fields: ClassVar[tuple[str, ...]] = ()
-    path = "fit.callbacks"
-
-    def __init__(self, **options: Any):
-        self.config = _resolve_item({"type": self.type, **options}, self.path, None)
-        del self.config["type"]
-        for key, value in self.config.items():
-            setattr(self, key, value)
-
-    def __repr__(self) -> str:
-        return f"{self.type}({self.config})"
+    #: where the spec lists it, for error messages
+    path: str = field(default="fit.callbacks", repr=False)
 
     def on_train_begin(self, trainer: Trainer) -> None:
         pass
@@ -170,16 +171,14 @@ class Callback:
             setattr(self, name, state[name])
 
 
+@dataclass(kw_only=True, eq=False)
 class _Monitoring(Callback):
     """A callback that watches one value of the logs and remembers the best seen."""
 
     monitor: str
     mode: str
-    min_delta: float = 0.0
-
-    def __init__(self, **options: Any):
-        super().__init__(**options)
-        self.best: float | None = None
+    min_delta: float
+    best: float | None = field(default=None, init=False)
 
     @property
     def higher_is_better(self) -> bool:
@@ -207,6 +206,7 @@ class _Monitoring(Callback):
         return float(logs[self.monitor])
 
 
+@dataclass(kw_only=True, eq=False)
 class EarlyStopping(_Monitoring):
     """Keras 3's EarlyStopping: stop when ``patience`` epochs in a row did not improve on the best.
 
@@ -235,13 +235,10 @@ class EarlyStopping(_Monitoring):
     patience: int
     restore_best_weights: bool
     start_from_epoch: int
-
-    def __init__(self, **options: Any):
-        super().__init__(**options)
-        self.wait = 0
-        self.best_epoch = 0
-        self.stopped_epoch = 0
-        self.best_weights: list[np.ndarray] | None = None
+    wait: int = field(default=0, init=False)
+    best_epoch: int = field(default=0, init=False)
+    stopped_epoch: int = field(default=0, init=False)
+    best_weights: list[np.ndarray] | None = field(default=None, init=False, repr=False)
 
     def on_epoch_end(self, epoch, logs, trainer):
         current = self.current(logs)
@@ -273,6 +270,7 @@ class EarlyStopping(_Monitoring):
         self.best_weights = [np.array(state[f"best_weights.{index}"]) for index in range(count)] or None
 
 
+@dataclass(kw_only=True, eq=False)
 class ModelCheckpoint(_Monitoring):
     """Keep the best weights as best.npz: written when the monitored value improves (every epoch when
     ``save_best_only`` is false)."""
@@ -292,6 +290,8 @@ class ModelCheckpoint(_Monitoring):
     examples = [{"type": "ModelCheckpoint", "monitor": "val_accuracy"}]
     state_fields = ("best",)
     save_best_only: bool
+    #: every improvement counts: the kind has no min_delta option
+    min_delta: float = field(default=0.0, init=False)
 
     def on_epoch_end(self, epoch, logs, trainer):
         if not self.save_best_only:
@@ -303,6 +303,7 @@ class ModelCheckpoint(_Monitoring):
             trainer.save_best(epoch, logs)
 
 
+@dataclass(kw_only=True, eq=False)
 class ReduceLROnPlateau(_Monitoring):
     """Keras' ReduceLROnPlateau: after ``patience`` epochs without improvement, lr = max(lr * factor,
     min_lr), then ``cooldown`` epochs in which epochs without improvement are not counted."""
@@ -329,11 +330,8 @@ class ReduceLROnPlateau(_Monitoring):
     patience: int
     cooldown: int
     min_lr: float
-
-    def __init__(self, **options: Any):
-        super().__init__(**options)
-        self.wait = 0
-        self.cooldown_counter = 0
+    wait: int = field(default=0, init=False)
+    cooldown_counter: int = field(default=0, init=False)
 
     def on_epoch_end(self, epoch, logs, trainer):
         current = self.current(logs)
@@ -351,6 +349,7 @@ class ReduceLROnPlateau(_Monitoring):
                 self.wait = 0
 
 
+@dataclass(kw_only=True, eq=False)
 class LearningRateScheduler(Callback):
     """Set the learning rate at the start of each epoch from the optimizer's initial learning rate."""
 
@@ -363,10 +362,13 @@ class LearningRateScheduler(Callback):
     sets_learning_rate = True
     state_fields = ("initial_lr",)
     schedule: str
-
-    def __init__(self, **options: Any):
-        super().__init__(**options)
-        self.initial_lr: float | None = None
+    #: the options of the other schedules are None (see SCHEDULE_OPTIONS)
+    step_size: int | None = None
+    gamma: float | None = None
+    decay_rate: float | None = None
+    total_epochs: int | None = None
+    alpha: float | None = None
+    initial_lr: float | None = field(default=None, init=False)
 
     def on_train_begin(self, trainer):
         if self.initial_lr is None:
@@ -385,9 +387,6 @@ class LearningRateScheduler(Callback):
         return self.initial_lr * (self.alpha + (1 - self.alpha) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-#: Every callback a spec may name, by type.
-CALLBACKS: Registry[type[Callback]] = Registry("callback", lambda cls: cls.type, (
-    EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, LearningRateScheduler))
 CALLBACK_TYPES = CALLBACKS.names()
 #: Options of each callback type besides ``type`` (LearningRateScheduler's depend on its schedule).
 OPTIONS: dict[str, dict[str, dict]] = {kind: cls.options for kind, cls in CALLBACKS.items() if cls.options}

@@ -9,11 +9,12 @@ Keras widens by 1 / 0.8796... so that the truncated draw keeps the variance.
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import numpy as np
 
 from specforge.base.errors import SpecError
-from specforge.base.registry import Registry
+from specforge.base.registry import Kind, Registry
 
 #: Standard deviation of a unit normal truncated to [-2, 2].
 _TRUNCATED_STD = 0.87962566103423978
@@ -22,20 +23,28 @@ _TRUNCATED_STD = 0.87962566103423978
 _RANDOM_SCALE = 0.05
 
 
-class Initializer:
+#: Every initializer a spec may name, by name: each ``Initializer`` subclass with a ``name``, as it is defined.
+INITIALIZERS: Registry[type[Initializer]] = Registry("initializer", lambda kind: kind.name)
+
+
+class Initializer(Kind, registry=INITIALIZERS, key="name"):
     """One initializer a spec may name in a layer's ``*_initializer`` option: ``draw`` fills a new array."""
 
-    name: str
-    description: str
+    name: ClassVar[str]
+    description: ClassVar[str]
 
-    def json_schema(self) -> dict:
+    @classmethod
+    def json_schema(cls) -> dict:
         """The JSON Schema fragment of a value naming this initializer."""
-        return {"const": self.name, "description": self.description}
+        return {"const": cls.name, "description": cls.description}
 
-    @property
-    def examples(self) -> list[str]:
-        """Valid values naming this initializer (it takes no options)."""
-        return [self.name]
+    #: Valid values naming this initializer: its name alone (it takes no options).
+    examples: ClassVar[list[str]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "name" in cls.__dict__:
+            cls.examples = [cls.name]
+        super().__init_subclass__(**kwargs)
 
     def draw(self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         """Values of ``shape`` for a weight with these fans, drawn from ``rng``."""
@@ -47,13 +56,19 @@ class Initializer:
 
 class VarianceScaling(Initializer):
     """Variance ``scale / n``, ``n`` the fan-in or (``fan_avg``) the mean of fan-in and fan-out, drawn
-    uniformly on [-sqrt(3 variance), sqrt(3 variance)] or from a normal truncated at two standard deviations."""
+    uniformly on [-sqrt(3 variance), sqrt(3 variance)] or from a normal truncated at two standard deviations.
+    A kind sets the four and is described by them."""
 
-    def __init__(self, name: str, scale: float, mode: str, distribution: str, author: str):
-        self.name, self.scale, self.mode, self.distribution = name, scale, mode, distribution
-        fan = {"fan_in": "fan-in", "fan_avg": "((fan-in + fan-out) / 2)"}[mode]
-        shape = {"uniform": "uniform", "normal": "truncated normal"}[distribution]
-        self.description = f"{author}: {shape} with variance {scale:g} / {fan}."
+    scale: ClassVar[float]
+    mode: ClassVar[str]
+    distribution: ClassVar[str]
+    author: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        fan = {"fan_in": "fan-in", "fan_avg": "((fan-in + fan-out) / 2)"}[cls.mode]
+        shape = {"uniform": "uniform", "normal": "truncated normal"}[cls.distribution]
+        cls.description = f"{cls.author}: {shape} with variance {cls.scale:g} / {fan}."
+        super().__init_subclass__(**kwargs)
 
     def draw(self, shape, fan_in, fan_out, rng):
         n = {"fan_in": fan_in, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
@@ -64,15 +79,57 @@ class VarianceScaling(Initializer):
         return _truncated_normal(shape, math.sqrt(variance) / _TRUNCATED_STD, rng)
 
 
+class GlorotUniform(VarianceScaling):
+    name = "glorot_uniform"
+    scale, mode, distribution, author = 1.0, "fan_avg", "uniform", "Glorot (Xavier) uniform"
+
+
+class GlorotNormal(VarianceScaling):
+    name = "glorot_normal"
+    scale, mode, distribution, author = 1.0, "fan_avg", "normal", "Glorot (Xavier) normal"
+
+
+class HeUniform(VarianceScaling):
+    name = "he_uniform"
+    scale, mode, distribution, author = 2.0, "fan_in", "uniform", "He uniform"
+
+
+class HeNormal(VarianceScaling):
+    name = "he_normal"
+    scale, mode, distribution, author = 2.0, "fan_in", "normal", "He normal"
+
+
+class LecunUniform(VarianceScaling):
+    name = "lecun_uniform"
+    scale, mode, distribution, author = 1.0, "fan_in", "uniform", "LeCun uniform"
+
+
+class LecunNormal(VarianceScaling):
+    name = "lecun_normal"
+    scale, mode, distribution, author = 1.0, "fan_in", "normal", "LeCun normal"
+
+
 class Constant(Initializer):
     """Every value the same; draws nothing from the generator."""
 
-    def __init__(self, name: str, value: float):
-        self.name, self.value = name, value
-        self.description = f"Every value {value:g}."
+    value: ClassVar[float]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        cls.description = f"Every value {cls.value:g}."
+        super().__init_subclass__(**kwargs)
 
     def draw(self, shape, fan_in, fan_out, rng):
         return np.full(shape, self.value, dtype=np.float64)
+
+
+class Zeros(Constant):
+    name = "zeros"
+    value = 0.0
+
+
+class Ones(Constant):
+    name = "ones"
+    value = 1.0
 
 
 class RandomNormal(Initializer):
@@ -91,21 +148,6 @@ class RandomUniform(Initializer):
         return rng.uniform(-_RANDOM_SCALE, _RANDOM_SCALE, size=shape)
 
 
-#: Every initializer a spec may name, by name.
-INITIALIZERS: Registry[Initializer] = Registry("initializer", lambda initializer: initializer.name, (
-    VarianceScaling("glorot_uniform", 1.0, "fan_avg", "uniform", "Glorot (Xavier) uniform"),
-    VarianceScaling("glorot_normal", 1.0, "fan_avg", "normal", "Glorot (Xavier) normal"),
-    VarianceScaling("he_uniform", 2.0, "fan_in", "uniform", "He uniform"),
-    VarianceScaling("he_normal", 2.0, "fan_in", "normal", "He normal"),
-    VarianceScaling("lecun_uniform", 1.0, "fan_in", "uniform", "LeCun uniform"),
-    VarianceScaling("lecun_normal", 1.0, "fan_in", "normal", "LeCun normal"),
-    Constant("zeros", 0.0),
-    Constant("ones", 1.0),
-    RandomNormal(),
-    RandomUniform(),
-))
-
-
 def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
     """Keras' fans of a kernel: ``(in, out)`` for a matrix; for a conv kernel ``(kh, kw, in, out)``
     both are multiplied by the receptive field ``kh * kw``."""
@@ -119,9 +161,14 @@ def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
 def initialize(name: str, shape: tuple[int, ...], fan_in: int, fan_out: int,
                rng: np.random.Generator, dtype: np.dtype | type = np.float32) -> np.ndarray:
     """A new array of ``shape`` filled by the initializer called ``name``."""
+    return np.asarray(create(name).draw(shape, fan_in, fan_out, rng), dtype=dtype)
+
+
+def create(name: str) -> Initializer:
+    """The initializer called ``name`` in a spec; a SpecError listing the valid names otherwise."""
     if name not in INITIALIZERS:
         raise SpecError(f"unknown initializer {name!r}; use one of: {', '.join(INITIALIZERS)}")
-    return np.asarray(INITIALIZERS[name].draw(shape, fan_in, fan_out, rng), dtype=dtype)
+    return INITIALIZERS[name]()
 
 
 def _truncated_normal(shape: tuple[int, ...], stddev: float, rng: np.random.Generator) -> np.ndarray:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from dataclasses import dataclass, field
 from typing import ClassVar
 
-from specforge.base.errors import DataError, SpecError
-from specforge.base.registry import Registry, named_kind_schema
+import numpy as np
+
 from specforge.base.defaults import with_defaults
+from specforge.base.errors import DataError, SpecError
+from specforge.base.registry import Kind, Registry, named_kind_schema
 
 #: Keras' clipping of probabilities before a logarithm (``backend.epsilon()``).
 EPSILON = 1e-7
+
+
+#: Every loss a spec may name, by name: each ``Loss`` subclass with a ``name``, as it is defined.
+LOSSES: Registry[type[Loss]] = Registry("loss", lambda loss: loss.name)
 
 
 _LABEL_SMOOTHING = {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
@@ -19,7 +24,8 @@ _LABEL_SMOOTHING = {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0
                                    "distribution, y * (1 - s) + s / classes (s / 2 for binary_crossentropy)."}
 
 
-class Loss:
+@dataclass(kw_only=True, eq=False, repr=False)
+class Loss(Kind, registry=LOSSES, key="name"):
     """A loss over a batch: the mean of a per-example loss, and its gradient with respect to the outputs.
 
     What a loss expects of the network, for validation and for the training loop:
@@ -34,17 +40,21 @@ class Loss:
       what to change.
     """
 
-    name: str
-    #: The loss's options in the spec besides ``name``: property -> JSON Schema, with defaults.
+    name: ClassVar[str]
+    #: The loss's options in the spec besides ``name``: property -> JSON Schema, with defaults; each is a
+    #: field of the kind's dataclass.
     options: ClassVar[dict[str, dict]] = {}
     #: Valid ``compile.loss`` values naming this loss, for the documentation and the generic tests.
     examples: ClassVar[list[str | dict]] = []
-    fused_activation: str | None = None
-    label_encoding: str = "any"
+    fused_activation: ClassVar[str | None] = None
+    label_encoding: ClassVar[str] = "any"
     #: last-layer activations whose outputs the loss accepts; None: any.
-    output_activations: tuple[str, ...] | None = None
+    output_activations: ClassVar[tuple[str, ...] | None] = None
     #: what ``output_activations`` produce, for the message of ``fits``.
-    expects: str = ""
+    expects: ClassVar[str] = ""
+    #: each example's weight in the training value and gradient (Keras' sample and class weights: the batch's
+    #: loss is ``sum(w_i * loss_i) / N``), set per batch by the training loop; None: every example weighs 1
+    weights: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __repr__(self) -> str:
         return f"<loss {self.name}>"
@@ -67,23 +77,33 @@ class Loss:
         return one_hot(labels, units, dtype)
 
     def value(self, outputs: np.ndarray, y_true: np.ndarray, from_logits: bool = False) -> float:
-        """The mean loss over the batch."""
-        return self._compute(outputs, self.smooth(self._targets(outputs, y_true)), self._logits(from_logits), False)[0]
+        """The mean loss over the batch (unweighted)."""
+        return self._compute(outputs, self.smooth(self._targets(outputs, y_true)), self._logits(from_logits),
+                             False)[0]
 
     def value_and_grad(self, outputs: np.ndarray, y_true: np.ndarray,
                        from_logits: bool = False) -> tuple[float, np.ndarray]:
-        """The mean loss over the batch and its gradient with respect to ``outputs`` (same shape and dtype)."""
-        return self._compute(outputs, self.smooth(self._targets(outputs, y_true)), self._logits(from_logits), True)
+        """The mean loss over the batch and its gradient with respect to ``outputs`` (same shape and dtype),
+        each example weighted by ``weights`` when they are set."""
+        y, logits = self.smooth(self._targets(outputs, y_true)), self._logits(from_logits)
+        value, grad = self._compute(outputs, y, logits, True)
+        if self.weights is None:
+            return value, grad
+        # every loss here is a mean over examples of a loss of each example's own outputs, so weighting an
+        # example scales its rows of the gradient; the value needs each example's loss
+        grad *= self.weights.astype(grad.dtype).reshape(-1, *([1] * (grad.ndim - 1)))
+        each = [self._compute(outputs[i:i + 1], y[i:i + 1], logits, False)[0] for i in range(len(outputs))]
+        return float(np.dot(self.weights, each)) / len(outputs), grad
+
+    def smooth(self, y: np.ndarray) -> np.ndarray:
+        """The targets the loss compares with: ``y`` itself unless the loss smooths its labels."""
+        return y
 
     def to_probabilities(self, outputs: np.ndarray, from_logits: bool) -> np.ndarray:
         """What the metrics take: ``outputs`` with the fused activation applied when they are logits."""
         if not self._logits(from_logits):
             return outputs
         return softmax(outputs) if self.fused_activation == "softmax" else sigmoid(outputs)
-
-    def smooth(self, y: np.ndarray) -> np.ndarray:
-        """The targets the loss compares with: ``y`` itself unless the loss smooths its labels."""
-        return y
 
     def _logits(self, from_logits: bool) -> bool:
         if from_logits and self.fused_activation is None:
@@ -101,6 +121,7 @@ class Loss:
         raise NotImplementedError
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class CategoricalCrossentropy(Loss):
     """``-sum(y * log(p))`` per example, ``p`` the softmax of the logits (or the given probabilities)."""
 
@@ -112,8 +133,7 @@ class CategoricalCrossentropy(Loss):
     output_activations = ("softmax",)
     expects = "probabilities over the classes"
 
-    def __init__(self, label_smoothing: float = 0.0):
-        self.label_smoothing = label_smoothing
+    label_smoothing: float = 0.0
 
     def smooth(self, y):
         """Keras' label smoothing: ``y * (1 - s) + s / classes``."""
@@ -135,7 +155,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy with integer class labels."""
 
     name = "sparse_categorical_crossentropy"
-    examples = ["sparse_categorical_crossentropy", {"name": "sparse_categorical_crossentropy", "label_smoothing": 0.1}]
+    examples = ["sparse_categorical_crossentropy",
+                {"name": "sparse_categorical_crossentropy", "label_smoothing": 0.1}]
     label_encoding = "sparse"
 
     def encode_labels(self, labels: np.ndarray, units: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -154,6 +175,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return one_hot(y_true, outputs.shape[-1], outputs.dtype)
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class BinaryCrossentropy(Loss):
     """``-(y log p + (1 - y) log(1 - p))`` per output unit, averaged; ``p`` the sigmoid of the logits."""
 
@@ -164,8 +186,7 @@ class BinaryCrossentropy(Loss):
     output_activations = ("sigmoid", "softmax")
     expects = "probabilities between 0 and 1"
 
-    def __init__(self, label_smoothing: float = 0.0):
-        self.label_smoothing = label_smoothing
+    label_smoothing: float = 0.0
 
     def smooth(self, y):
         """Keras' label smoothing: ``y * (1 - s) + s / 2``."""
@@ -220,6 +241,7 @@ class MeanAbsoluteError(Loss):
         return value, None
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class Huber(Loss):
     """Per output unit, with ``e = outputs - y``: ``e^2 / 2`` where ``|e| <= delta``, ``delta * (|e| - delta / 2)``
     beyond (Keras' Huber, delta 1 by default); averaged."""
@@ -231,8 +253,7 @@ class Huber(Loss):
     }
     examples = ["huber", {"name": "huber", "delta": 2.5}]
 
-    def __init__(self, delta: float = 1.0):
-        self.delta = delta
+    delta: float
 
     def _compute(self, outputs, y, from_logits, need_grad):
         diff = outputs - y
@@ -272,10 +293,6 @@ class KLDivergence(CategoricalCrossentropy):
         return value, grad
 
 
-#: Every loss a spec may name, by name.
-LOSSES: Registry[Loss] = Registry("loss", lambda loss: loss.name, (
-    CategoricalCrossentropy(), SparseCategoricalCrossentropy(), BinaryCrossentropy(),
-    MeanSquaredError(), MeanAbsoluteError(), Huber(), KLDivergence()))
 LOSS_NAMES = LOSSES.names()
 
 
@@ -308,19 +325,15 @@ CLASS_WEIGHT_SCHEMA = {
 }
 
 
-def get(spec_value: str | dict) -> Loss:
-    """The loss a spec's ``compile.loss`` describes: a name, or a mapping with the name and its options."""
+def create(spec_value: str | dict) -> Loss:
+    """The loss a spec's ``compile.loss`` describes (a name, or a mapping with the name and its options), its
+    options' defaults filled in here: the spec keeps the loss as the user wrote it."""
     name = spec_value if isinstance(spec_value, str) else spec_value.get("name")
-    try:
-        loss = LOSSES[name]
-    except KeyError:
-        raise SpecError(f"unknown loss {name!r}; expected one of: {', '.join(LOSS_NAMES)}",
-                        path="compile.loss") from None
-    if isinstance(spec_value, str):
-        return loss
-    options = with_defaults(dict(spec_value), LOSS_SCHEMA)
+    if name not in LOSSES:
+        raise SpecError(f"unknown loss {name!r}; expected one of: {', '.join(LOSS_NAMES)}", path="compile.loss")
+    options = with_defaults({"name": name} if isinstance(spec_value, str) else dict(spec_value), LOSS_SCHEMA)
     del options["name"]
-    return type(loss)(**options)
+    return LOSSES[name](**options)
 
 
 # -- stable building blocks ---------------------------------------------------------------------

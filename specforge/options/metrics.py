@@ -14,16 +14,26 @@ values over all its examples.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from specforge.base.errors import SpecError
-from specforge.base.registry import Registry, named_kind_schema
 from specforge.base.defaults import with_defaults
+from specforge.base.errors import SpecError
+from specforge.base.registry import Kind, Registry, named_kind_schema
 
-class Metric:
-    """An accumulator: ``reset()``, ``update(probabilities, labels)`` per batch, ``result()``."""
+#: Every metric a spec may name, by name: each ``Metric`` subclass with a ``kind``, as it is defined.
+METRICS: Registry[type[Metric]] = Registry("metric", lambda cls: cls.kind)
+
+
+@dataclass(kw_only=True, eq=False, repr=False)
+class Metric(Kind, registry=METRICS, key="kind"):
+    """An accumulator: ``reset()``, ``update(probabilities, labels)`` per batch, ``result()``.
+
+    A kind is a keyword-only dataclass whose fields are its options (every one given: ``create`` takes them
+    from the resolved spec) besides ``name``, the name it reports under; it is registered by being defined
+    with a ``kind``."""
 
     kind: ClassVar[str]
     #: The metric's options in the spec besides ``name``: property -> JSON Schema, with defaults.
@@ -33,8 +43,9 @@ class Metric:
     #: True for regression metrics: ``update(predictions, targets)`` in the target's units.
     takes_targets: ClassVar[bool] = False
 
-    def __init__(self, name: str | None = None):
-        self.name = name or self.kind
+    name: str
+
+    def __post_init__(self) -> None:
         self.reset()
 
     def __repr__(self) -> str:
@@ -81,6 +92,7 @@ class Accuracy(_Fraction):
         self.total += len(labels)
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class TopKAccuracy(_Fraction):
     """The label is among the k most probable classes (ties with the k-th count as inside, as in_top_k)."""
 
@@ -91,12 +103,10 @@ class TopKAccuracy(_Fraction):
     }
     examples = [{"name": "top_k_accuracy", "k": 3}]
 
-    def __init__(self, name: str | None = None, k: int = 5):
-        self.k = k
-        super().__init__(name)
+    k: int
 
     @classmethod
-    def check(cls, num_classes, k=5):
+    def check(cls, num_classes, k):
         if num_classes < 2:
             return "name", "top_k_accuracy needs one output unit per class; received a single unit"
         if k >= num_classes:
@@ -111,6 +121,7 @@ class TopKAccuracy(_Fraction):
         self.total += len(labels)
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class _Thresholded(Metric):
     """Keras' Precision and Recall: each output unit is a yes/no prediction, probability > thresholds,
     compared with the one-hot label; ``class_id`` restricts the counts to one unit."""
@@ -126,13 +137,11 @@ class _Thresholded(Metric):
         },
     }
 
-    def __init__(self, name: str | None = None, thresholds: float = 0.5, class_id: int | None = None):
-        self.thresholds = thresholds
-        self.class_id = class_id
-        super().__init__(name)
+    thresholds: float
+    class_id: int | None
 
     @classmethod
-    def check(cls, num_classes, thresholds=0.5, class_id=None):
+    def check(cls, num_classes, thresholds, class_id):
         if class_id is not None and class_id >= num_classes:
             return "class_id", (f"class_id={class_id} with {num_classes} output unit(s); "
                                 f"use a unit index in 0..{num_classes - 1}")
@@ -238,9 +247,6 @@ class R2(_Regression):
         return float(scores.mean())
 
 
-#: Every metric a spec may name, by name.
-METRICS: Registry[type[Metric]] = Registry("metric", lambda cls: cls.kind, (
-    Accuracy, TopKAccuracy, Precision, Recall, MeanAbsoluteErrorMetric, RootMeanSquaredError, R2))
 #: Options of each metric besides its name.
 OPTIONS: dict[str, dict[str, dict]] = {name: cls.options for name, cls in METRICS.items()}
 
@@ -270,19 +276,21 @@ METRICS_SCHEMA = {
 
 def resolve(spec_list: list[str | dict]) -> list[dict[str, Any]]:
     """The spec's ``compile.metrics`` (valid against ``METRICS_SCHEMA``) as mappings with every option,
-    defaults filled in."""
+    defaults filled in: done once, when the spec is resolved."""
     return with_defaults([{"name": item} if isinstance(item, str) else dict(item) for item in spec_list],
                          METRICS_SCHEMA)
 
 
-def create(spec_list: list[str | dict], num_classes: int) -> list["Metric"]:
-    """The metrics of ``compile.metrics`` for a last layer of ``num_classes`` output units.
+def create(resolved: Sequence[Mapping[str, Any]], num_classes: int) -> list[Metric]:
+    """The metrics of a resolved ``compile.metrics`` (every option given, see ``resolve``) for a last layer of
+    ``num_classes`` output units.
 
     Names are Keras': the metric's name, with ``_1``, ``_2``, ... for repeats.
     """
     metrics: list[Metric] = []
     seen: dict[str, int] = {}
-    for index, options in enumerate(resolve(spec_list)):
+    for index, item in enumerate(resolved):
+        options = dict(item)
         name = options.pop("name")
         problem = METRICS[name].check(num_classes, **options)
         if problem:
@@ -290,6 +298,6 @@ def create(spec_list: list[str | dict], num_classes: int) -> list["Metric"]:
             raise SpecError(message, path=f"compile.metrics[{index}].{key}")
         repeat = seen.get(name, 0)
         seen[name] = repeat + 1
-        metrics.append(METRICS[name](f"{name}_{repeat}" if repeat else name, **options))
+        metrics.append(METRICS[name](name=f"{name}_{repeat}" if repeat else name, **options))
     return metrics
 

@@ -14,15 +14,17 @@ step counter and the current learning rate, so a resumed run continues bit for b
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
 
+from specforge.base.defaults import with_defaults
 from specforge.base.errors import RunError
+from specforge.base.registry import Kind, Registry, named_kind_schema
 from specforge.ops import flat
 from specforge.ops.scratch import scratch
-from specforge.base.registry import Registry, named_kind_schema
-from specforge.base.defaults import with_defaults
 from specforge.options.schedules import Schedule, learning_rate_schema
 from specforge.options.schedules import create as create_schedule
 
@@ -57,20 +59,26 @@ _ADAM = {
 
 def resolve(spec_value: str | dict) -> dict[str, Any]:
     """The spec's ``compile.optimizer`` (valid against ``OPTIMIZER_SCHEMA``) as a mapping with every option,
-    Keras defaults filled in."""
+    Keras defaults filled in: done once, when the spec is resolved."""
     return with_defaults({"name": spec_value} if isinstance(spec_value, str) else dict(spec_value), OPTIMIZER_SCHEMA)
 
 
-def create(spec_value: str | dict) -> "Optimizer":
-    """The optimizer a spec's ``compile.optimizer`` describes."""
-    options = resolve(spec_value)
+def create(resolved: Mapping[str, Any]) -> Optimizer:
+    """The optimizer a resolved ``compile.optimizer`` (every option given, see ``resolve``) describes."""
+    options = dict(resolved)
     return OPTIMIZERS[options.pop("name")](**options)
 
 
-class Optimizer:
+#: Every optimizer a spec may name, by name: each ``Optimizer`` subclass with a ``name``, as it is defined.
+OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer", lambda cls: cls.name)
+
+
+@dataclass(kw_only=True, eq=False)
+class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
     """Updates a fixed list of parameters from their gradients, one ``step`` per batch.
 
-    Options are the schema's (``Adam(learning_rate=0.01)``; the rest take Keras' defaults).
+    A kind is a keyword-only dataclass whose fields are its options, every one given (``create`` takes them
+    from the resolved spec); it is registered by being defined with a ``name``.
     ``learning_rate`` may be changed between steps (schedules do); ``iterations`` counts the steps.
     """
 
@@ -86,27 +94,32 @@ class Optimizer:
     learning_rate: float
     clipnorm: float | None
     clipvalue: float | None
+    #: Keras' moving average of the weights (``specforge.training.ema``, which the training loop keeps)
+    use_ema: bool = False
+    ema_momentum: float = 0.99
+    ema_overwrite_frequency: int | None = None
+    #: the learning-rate schedule asked before every step, when ``learning_rate`` names one
+    schedule: Schedule | None = field(default=None, init=False, repr=False)
+    iterations: int = field(default=0, init=False)
+    _slots: dict[str, list[np.ndarray]] | None = field(default=None, init=False, repr=False)
+    _gathered: np.ndarray | None = field(default=None, init=False, repr=False)
+    #: the weights of the last step, and their flat view with the state's (None: weight by weight)
+    _weights: tuple[np.ndarray, ...] = field(default=(), init=False, repr=False)
+    _runs: tuple[np.ndarray, dict[str, np.ndarray]] | None = field(default=None, init=False, repr=False)
 
-    def __init__(self, **options: Any):
-        self.config = resolve({"name": self.name, **options})
-        del self.config["name"]
-        for key, value in self.config.items():
-            setattr(self, key, value)
-        #: the learning-rate schedule asked before every step, or None for a constant (or callback-set) rate
-        self.schedule: Schedule | None = None
-        if isinstance(self.learning_rate, dict):
-            self.schedule = create_schedule(self.learning_rate)
+    def __post_init__(self) -> None:
+        if isinstance(self.learning_rate, Mapping):
+            self.schedule = create_schedule(dict(self.learning_rate))
             self.learning_rate = self.schedule(0)
         self.learning_rate = float(self.learning_rate)
-        self.iterations = 0
-        self._slots: dict[str, list[np.ndarray]] | None = None
-        self._gathered: np.ndarray | None = None
-        #: the weights of the last step, and their flat view with the state's (None: weight by weight)
-        self._weights: tuple[np.ndarray, ...] = ()
-        self._runs: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config})"
+    @property
+    def config(self) -> dict[str, Any]:
+        """The options, as the resolved spec gives them (without the name)."""
+        config = {option.name: getattr(self, option.name) for option in fields(self) if option.init}
+        if self.schedule is not None:
+            config["learning_rate"] = {"name": self.schedule.name, **self.schedule.config}
+        return config
 
     def slot_names(self) -> tuple[str, ...]:
         """Names of the per-parameter state buffers this configuration needs."""
@@ -227,6 +240,7 @@ def move_moments(m: np.ndarray, v: np.ndarray, grad: np.ndarray, beta_1: float, 
     v += work
 
 
+@dataclass(kw_only=True, eq=False)
 class SGD(Optimizer):
     """velocity = momentum * velocity - lr * g; weights += velocity
     (Nesterov: weights += momentum * velocity - lr * g). Without momentum: weights -= lr * g."""
@@ -262,6 +276,7 @@ class SGD(Optimizer):
             param += velocity
 
 
+@dataclass(kw_only=True, eq=False)
 class Adam(Optimizer):
     """m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2);
     weights -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon).
@@ -292,6 +307,7 @@ class Adam(Optimizer):
         param -= work
 
 
+@dataclass(kw_only=True, eq=False)
 class AdamW(Adam):
     """Adam with decoupled weight decay: each step first does weights -= lr * weight_decay * weights."""
 
@@ -311,6 +327,7 @@ class AdamW(Adam):
         super()._update(param, grad, slots, t, tmp)
 
 
+@dataclass(kw_only=True, eq=False)
 class RMSprop(Optimizer):
     """v = rho v + (1 - rho) g^2; step = lr g / sqrt(v + epsilon) (centered: sqrt(v - a^2 + epsilon),
     a = rho a + (1 - rho) g); with momentum: velocity = momentum * velocity + step; weights -= velocity."""
@@ -363,6 +380,7 @@ class RMSprop(Optimizer):
             param -= change
 
 
+@dataclass(kw_only=True, eq=False)
 class Adagrad(Optimizer):
     """accumulator = initial_accumulator_value + sum of g^2 so far; weights -= lr g / sqrt(accumulator + epsilon)."""
 
@@ -394,6 +412,7 @@ class Adagrad(Optimizer):
         param -= work
 
 
+@dataclass(kw_only=True, eq=False)
 class Nadam(Optimizer):
     """Adam with Nesterov momentum, as Keras 3: with the momentum schedule u_t = beta_1 (1 - 0.5 * 0.96^t)
     and its running product U_t = u_1 ... u_t,
@@ -409,9 +428,7 @@ class Nadam(Optimizer):
     beta_2: float
     epsilon: float
 
-    def __init__(self, **options: Any):
-        super().__init__(**options)
-        self._u_product = 1.0
+    _u_product: float = field(default=1.0, init=False, repr=False)
 
     def slot_names(self):
         return ("m", "v")
@@ -468,9 +485,6 @@ _EMA = {
 }
 
 
-#: Every optimizer a spec may name, by name.
-OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer", lambda cls: cls.name, (
-    SGD, Adam, AdamW, RMSprop, Adagrad, Nadam))
 OPTIMIZER_NAMES = OPTIMIZERS.names()
 
 

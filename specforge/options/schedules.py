@@ -12,7 +12,7 @@ import math
 from typing import Any, ClassVar
 
 from specforge.base.defaults import with_defaults
-from specforge.base.registry import Registry, named_kind_schema
+from specforge.base.registry import Kind, Registry, named_kind_schema
 
 
 def _positive(description: str, **extra: Any) -> dict:
@@ -26,7 +26,11 @@ def _steps(description: str, minimum: int = 1, **extra: Any) -> dict:
 _INITIAL = {"initial_learning_rate": {"type": "number", "minimum": 0, "description": "The learning rate at step 0."}}
 
 
-class Schedule:
+#: Every schedule a spec may name, by name: each ``Schedule`` subclass with a ``name``, as it is defined.
+SCHEDULES: Registry[type[Schedule]] = Registry("learning-rate schedule", lambda cls: cls.name)
+
+
+class Schedule(Kind, registry=SCHEDULES, key="name"):
     """The learning rate as a function of the step (``rate(step)``); options are the schema's, with defaults."""
 
     name: ClassVar[str]
@@ -175,11 +179,6 @@ class CosineDecayRestarts(Schedule):
             fraction = (fraction - done) / self.t_mul ** restart
         cosine = 0.5 * self.m_mul ** restart * (1 + math.cos(math.pi * fraction))
         return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
-
-
-#: Every schedule a spec may name, by name.
-SCHEDULES: Registry[type[Schedule]] = Registry("learning-rate schedule", lambda cls: cls.name, (
-    ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay, CosineDecay, CosineDecayRestarts))
 
 
 def learning_rate_schema(default: float) -> dict:

@@ -8,15 +8,25 @@ says whether the preprocessing is in the graph; when it is not, it is applied be
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from specforge.data.inputs import Inputs
 from specforge.base.errors import DataError
-from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch, OnnxModel
+from specforge.base.raycluster import connect
+from specforge.data import load_dataset
+from specforge.data.inputs import Inputs, read_files, split_inputs
+from specforge.predict.ray_data import RayPredictor
+from specforge.predict.run_model import RunPredictor, is_run_dir
+from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch, OnnxPredictor
+from specforge.predict.table import is_table_model, rows_only
+from specforge.spec import load_spec
+
+#: What predicts: an exported model's onnxruntime session (or its Ray Data batches), or a run's numpy model.
+Predictor = OnnxPredictor | RunPredictor
 
 if TYPE_CHECKING:
     from specforge.data.dataset import Validation
@@ -68,11 +78,8 @@ class PredictionReport:
                 "predictions": [p.to_dict() for p in self.predictions]}
 
 
-def read_data(data: str, model: OnnxModel, *, limit: int | None = None) -> Inputs:
+def read_data(data: str, model: Predictor, *, limit: int | None = None) -> Inputs:
     """``SOURCE:SPLIT`` (e.g. ``mnist:test``) or ``SPEC:SPLIT`` (e.g. ``specs/mnist.yaml:test``), with labels."""
-    from specforge.data import load_dataset
-    from specforge.data.inputs import split_inputs
-
     where, _, split_name = data.rpartition(":")
     if not where or split_name not in ("train", "test", "validation"):
         raise DataError(f"--data {data!r} is not SOURCE:SPLIT or SPEC:SPLIT; use e.g. mnist:test or "
@@ -94,16 +101,64 @@ def _data_spec(where: str) -> tuple[dict, Path, Validation, Spec | None]:
     the spec it comes from: a spec file's, split as the spec's ``fit.validation`` says (the splits that
     training and ``evaluate`` use), or a bare source name's, which has no validation split."""
     if Path(where).suffix.lower() in (".yaml", ".yml", ".json"):
-        from specforge.spec import load_spec
-
         spec = load_spec(where)
         return spec.config["data"], spec.base_dir, spec.config["fit"]["validation"], spec
     return {"source": where}, Path.cwd(), "none", None
 
 
-def predict(model: OnnxModel, inputs: Inputs, *, top_k: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,
-            on_batch: OnBatch | None = None) -> PredictionReport:
-    """Run ``model`` on ``inputs`` and keep the ``top_k`` classes of each."""
+@contextlib.contextmanager
+def open_predictor(model: str | Path, *, backend: str = "local", threads: int | None = None,
+                   address: str | None = None, actors: int | None = None) -> Iterator[Predictor]:
+    """The predictor for ``model``: a run directory's numpy model, an exported model's onnxruntime session, or
+    with ``backend`` ray its batches on Ray Data (at ``address``, RAY_ADDRESS or a local Ray) in ``actors``
+    actors of ``threads`` CPUs each; Ray is left when the block ends."""
+    if backend not in ("local", "ray"):
+        raise DataError(f"unknown backend {backend!r}; use local or ray", file="--backend")
+    if is_run_dir(model):
+        if backend != "local":
+            raise DataError("a run directory predicts here only; export it for --backend ray", file=str(model))
+        yield RunPredictor(model)
+    elif backend == "ray":
+        with connect(address, "predict", "data"):
+            yield RayPredictor(model, threads=threads or 1, actors=actors)
+    else:
+        yield OnnxPredictor(model, threads)
+
+
+def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: str | None = None,
+                 limit: int | None = None, top_k: int = 1, threads: int | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, invert: bool = True, on_batch: OnBatch | None = None,
+                 backend: str = "local", address: str | None = None, actors: int | None = None,
+                 raw: bool = False) -> PredictionReport:
+    """The top-``top_k`` classes of ``model`` (an ONNX file or a run directory, see ``open_predictor``) for
+    image/array files ``inputs`` or ``data`` (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels)."""
+    if bool(inputs) == bool(data):
+        raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
+                        if inputs else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)")
+    with open_predictor(model, backend=backend, threads=threads, address=address, actors=actors) as predictor:
+        check_image_model(predictor, raw=raw)
+        examples = (read_data(data, predictor, limit=limit) if data
+                    else read_files(inputs, predictor, invert=invert).head(limit))
+        return predict(predictor, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch, raw=raw)
+
+
+def check_image_model(model: Predictor, *, raw: bool = False) -> None:
+    """Refuse a table model (it takes rows), and a model specforge did not export unless ``raw`` (its inputs
+    are then fed as they are, already scaled as the model expects)."""
+    if is_table_model(model.metadata):
+        raise rows_only(model.path)
+    if not model.from_specforge and not raw:
+        shape = ", ".join(map(str, model.input_shape))
+        raise DataError("the model has no specforge metadata (specforge export writes it), so its input "
+                        "scaling and class names are unknown and raw pixels would give wrong answers; give "
+                        f".npy/.npz arrays of shape [N, {shape}] already scaled as the model expects with "
+                        "--raw, or export the model with specforge export", file=str(model.path))
+
+
+def predict(model: Predictor, inputs: Inputs, *, top_k: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,
+            on_batch: OnBatch | None = None, raw: bool = False) -> PredictionReport:
+    """Run ``model`` on ``inputs`` and keep the ``top_k`` classes of each (``check_image_model`` first)."""
+    check_image_model(model, raw=raw)
     _check_top_k(top_k, model.num_classes)
     outputs = model.run(inputs.examples, batch_size, on_batch)
     if outputs.ndim != 2:
@@ -128,4 +183,5 @@ def _check_top_k(top_k: int, classes: int | None) -> None:
         raise DataError(f"--top-k {top_k} is not between 1 and the model's {classes} classes")
 
 
-__all__ = ["OnnxModel", "Prediction", "PredictionReport", "read_data", "predict"]
+__all__ = ["OnnxPredictor", "Predictor", "Prediction", "PredictionReport", "open_predictor", "predict_onnx",
+           "check_image_model", "read_data", "predict"]

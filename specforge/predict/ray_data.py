@@ -9,23 +9,25 @@ path's, number for number.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
 import numpy as np
 
-from specforge.predict.session import OnnxModel, OnBatch
+from specforge.predict.session import OnBatch, OnnxPredictor
 
 
 class _Session:
     """A Ray Data actor: one onnxruntime session (the model's whole ``run``, preprocessing included)."""
 
     def __init__(self, path: str, threads: int):
-        self.model = OnnxModel(path, threads)
+        self.model = OnnxPredictor(path, threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"outputs": self.model.run(batch["data"], len(batch["data"]))}
 
 
-class RayOnnxModel(OnnxModel):
+class RayPredictor(OnnxPredictor):
     """An exported model whose ``run`` maps the examples over ``actors`` Ray actors of ``threads`` CPUs each
     (default: as many actors as the cluster's CPUs allow).  Needs a connected Ray."""
 
@@ -35,8 +37,6 @@ class RayOnnxModel(OnnxModel):
         self.actors = actors
 
     def run(self, examples: np.ndarray, batch_size: int = 256, on_batch: OnBatch | None = None) -> np.ndarray:
-        import logging
-
         import ray
         import ray.data
 

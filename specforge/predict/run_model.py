@@ -18,8 +18,8 @@ def is_run_dir(path: str | Path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
-class RunModel:
-    """The interface of ``specforge.predict.session.OnnxModel`` (input shape, classes, ``run``) over a run's
+class RunPredictor:
+    """The interface of ``specforge.predict.session.OnnxPredictor`` (input shape, classes, ``run``) over a run's
     numpy model."""
 
     from_specforge = True

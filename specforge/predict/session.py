@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.preprocessing import Preprocessing
 
 DEFAULT_BATCH_SIZE = 256
 #: numpy dtypes of onnxruntime's input types
@@ -67,12 +68,10 @@ def unloadable(path: Path, error: Exception) -> DataError:
                      file=str(path))
 
 
-class OnnxModel:
+class OnnxPredictor:
     """An exported model loaded once: its session, interface and metadata."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        from specforge.predict.session import make_session
-
         self.path = model_file(path)
         try:
             self.session = make_session(self.path, threads)
@@ -98,8 +97,6 @@ class OnnxModel:
         self.image_shape: tuple[int, ...] | None = tuple(_json(self.metadata.get("image_shape")) or ()) or None
         self.preprocessing = None
         if _json(self.metadata.get("preprocessing_in_graph")) is False:
-            from specforge.data.preprocessing import Preprocessing
-
             self.preprocessing = Preprocessing.from_dict(json.loads(self.metadata["preprocessing"]))
 
     def class_name(self, index: int) -> str:

@@ -12,15 +12,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.preprocessing import Preprocessing
+from specforge.data.table.info import unseen_binary_notes
+from specforge.data.table.read import Table, read_table
+from specforge.graph.model import Model
+from specforge.predict.session import OnnxPredictor
+from specforge.runs.directory import open_run
 
 if TYPE_CHECKING:
     from specforge.data.table.features import TablePipeline
-    from specforge.data.table.read import Table
+    from specforge.graph.dag import Graph
+    from specforge.layers.base import Params
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -58,6 +65,35 @@ def is_table_model(metadata: dict[str, str]) -> bool:
     return "inputs" in metadata
 
 
+def rows_feed(table: Table, inputs: Sequence[tuple[str, bool]]) -> dict[str, np.ndarray]:
+    """onnxruntime's feed for the raw rows of ``table``: ``(column, is_text)`` per model input, ``[N, 1]`` each.
+
+    A column the model takes and the table lacks is refused, naming every missing column; other columns of the
+    table are ignored."""
+    require_columns(table, [name for name, _ in inputs])
+    feed = {}
+    for name, is_text in inputs:
+        if is_text:
+            feed[name] = np.array([[text or ""] for text in table.texts(name)], dtype=object)
+        else:
+            feed[name] = table.numbers(name).astype(np.float32)[:, None]
+    return feed
+
+
+def require_columns(table: Table, names: Sequence[str]) -> None:
+    """Refuse a table of rows that lacks a column the model takes, naming every missing one."""
+    missing = [name for name in names if name not in table.columns]
+    if missing:
+        raise DataError(f"the model needs the columns {', '.join(map(repr, missing))}, which the file does not have; "
+                        f"its header has: {', '.join(table.columns)}", file=table.file)
+
+
+def numpy_outputs(graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table) -> np.ndarray:
+    """What the numpy pipeline computes for the raw rows of ``table``: encode, forward, target units."""
+    outputs = Model(graph, list(params)).forward(pipeline.encode(table))
+    return pipeline.target.decode(outputs) if pipeline.target.regression else outputs
+
+
 def table_inputs(metadata: dict[str, str]) -> list[tuple[str, bool]]:
     """``(column, is_text)`` for each input of an exported table model, in the model's order, from its metadata."""
     return [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
@@ -77,12 +113,8 @@ def _not_rows(rows: Path) -> DataError:
 def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
                  limit: int | None = None) -> RowPredictions:
     """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet)."""
-    from specforge.data.preprocessing import Preprocessing
-    from specforge.export.table import rows_feed
-    from specforge.predict.session import OnnxModel
-
     model, rows = Path(model), Path(rows)
-    onnx_model = OnnxModel(model, threads)
+    onnx_model = OnnxPredictor(model, threads)
     metadata = onnx_model.metadata
     if not is_table_model(metadata):
         raise _not_rows(rows)
@@ -97,10 +129,6 @@ def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = N
 def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None) -> RowPredictions:
     """A table run directory's numpy model on the raw rows of ``rows``: the run's recorded pipeline encodes them
     as the exported graph does, and a standardized target is turned back into its units."""
-    from specforge.data import Preprocessing
-    from specforge.export.table import numpy_outputs, require_columns
-    from specforge.runs.directory import open_run
-
     run_dir, rows = Path(run_dir), Path(rows)
     run = open_run(run_dir)
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
@@ -115,8 +143,6 @@ def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None)
 
 
 def _read_rows(rows: Path, limit: int | None) -> Table:
-    from specforge.data.table.read import read_table
-
     if not rows.is_file():
         raise DataError("no such file; give a CSV or Parquet file of raw rows", file=str(rows))
     table = read_table(rows, "rows")
@@ -125,6 +151,4 @@ def _read_rows(rows: Path, limit: int | None) -> Table:
 
 def _notes(pipeline: TablePipeline | None, table: Table) -> list[str]:
     """What the rows hold that a binary column never held in training, one sentence per such column."""
-    from specforge.data.table.info import unseen_binary_notes
-
     return [] if pipeline is None else unseen_binary_notes(pipeline, table)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,16 +29,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
+from threadpoolctl import threadpool_info
 
+from specforge import __version__
 from specforge.base.errors import RunError
 from specforge.base.fileio import write_text
+from specforge.graph.dag import infer_graph
+from specforge.graph.model import Model, params_from_arrays, read_npz, write_npz
+from specforge.graph.summary import summary_text
 from specforge.layers.base import Params
+from specforge.spec import override_spec, resolved_spec
 
 if TYPE_CHECKING:
     from specforge.data import Dataset
     from specforge.graph.dag import Graph
     from specforge.spec import Spec
-    from specforge.training.model import Model
 
 RUNS_ROOT = Path("runs")
 LATEST = "latest"
@@ -171,27 +177,14 @@ def resolve_run_path(path: str | Path) -> Path:
 
 def environment() -> dict[str, Any]:
     """Versions of what produced the numbers: specforge, numpy, python, and the BLAS numpy calls."""
-    from specforge import __version__
-
     return {"specforge": __version__, "numpy": np.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "blas": blas_info()}
 
 
-def blas_info() -> Any:
-    """threadpoolctl's view of the loaded BLAS when installed (library, version, threads), else numpy's build info."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        config: dict[str, Any] = dict(np.show_config(mode="dicts") or {}) if _show_config_has_dicts() else {}
-        deps = config.get("Build Dependencies", {})
-        return {key: {k: v for k, v in deps.get(key, {}).items() if k in ("name", "version", "openblas configuration")}
-                for key in ("blas", "lapack") if key in deps}
+def blas_info() -> list[dict[str, Any]]:
+    """threadpoolctl's view of the loaded BLAS: library, version, threads."""
     return [{k: v for k, v in pool.items() if k in ("internal_api", "version", "num_threads", "architecture")}
             for pool in threadpool_info()]
-
-
-def _show_config_has_dicts() -> bool:
-    return tuple(int(part) for part in np.__version__.split(".")[:2]) >= (1, 26)
 
 
 def update_manifest(run_dir: Path, **changes: Any) -> dict:
@@ -208,8 +201,6 @@ def resume_spec(run_dir: Path, manifest: dict, overrides: Sequence[str], limited
 
     ``limited`` says the caller asked for example limits, which a resumed run cannot change.
     """
-    from specforge.spec import override_spec
-
     if limited:
         raise RunError("a resumed run keeps the example limits it started with; leave out --limit-train and "
                        "--limit-test", file=display_path(run_dir))
@@ -240,8 +231,6 @@ def record_overrides(run_dir: Path, manifest: dict, spec: Spec, overrides: Seque
 
 def run_spec(run_dir: Path, manifest: dict, config: dict) -> Spec:
     """The run's resolved spec as it was stored (not validated again), located in the run's spec.yaml."""
-    from specforge.spec import resolved_spec
-
     return resolved_spec(config, run_dir / SPEC_TEXT, text_is_json=manifest["spec_file"].lower().endswith(".json"),
                          recorded_overrides=manifest.get("overrides", ()),
                          data_root=Path(manifest["base_dir"]) if "base_dir" in manifest else None)
@@ -250,8 +239,6 @@ def run_spec(run_dir: Path, manifest: dict, config: dict) -> Spec:
 # -- checkpoints ------------------------------------------------------------------------------------
 def save_checkpoint(run_dir: Path, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
     """Write ``arrays`` and the JSON-able ``state`` into checkpoint.npz in one atomic rename, then a readable copy."""
-    from specforge.training.model import write_npz
-
     text = json.dumps(state)
     write_npz(run_dir / CHECKPOINT, {**arrays, _STATE_KEY: np.array(text)})
     write_json(run_dir / CHECKPOINT_STATE, {key: value for key, value in state.items() if key != "rng"})
@@ -259,8 +246,6 @@ def save_checkpoint(run_dir: Path, arrays: dict[str, np.ndarray], state: dict[st
 
 def load_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """``(arrays, state)`` as ``save_checkpoint`` wrote them."""
-    from specforge.training.model import read_npz
-
     path = run_dir / CHECKPOINT
     if not path.exists():
         raise RunError(f"no {CHECKPOINT}: the run stopped before its first checkpoint; start it again with "
@@ -274,8 +259,6 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any
 
 def retrain_command(run_dir: Path) -> str:
     """The command that trains the run's spec again as the run started: its file, ``--set`` options and limits."""
-    import shlex
-
     manifest = read_json(run_dir / MANIFEST)
     spec_file = Path(manifest.get("spec_file", ""))
     command = ["specforge", "train", display_path(spec_file) if spec_file.is_file() else "SPEC"]
@@ -315,14 +298,12 @@ class Run:
     def graph(self) -> Graph:
         """The model's graph (a ``specforge.graph.dag.Graph``), built once from the run's spec."""
         if self._graph is None:
-            from specforge.graph.dag import build_graph
-
-            self._graph = build_graph(self.spec())
+            self._graph = infer_graph(self.spec())
         return self._graph
 
     @property
     def model(self) -> Model:
-        """The trained model (a ``specforge.training.model.Model``) with the final weights."""
+        """The trained model (a ``specforge.graph.model.Model``) with the final weights."""
         return self.load_model()
 
     @property
@@ -340,19 +321,15 @@ class Run:
 
     def load_model(self, file: str = WEIGHTS) -> Model:
         """The trained model with the weights of ``file`` (``weights.npz``, or ``best.npz``)."""
-        from specforge.training.model import Model, params_from_arrays, read_npz
-
         path = self.path / file
         if not path.exists():
             raise RunError(_unfinished(self.path, file), file=display_path(self.path))
         arrays = read_npz(path, lambda: f"train the spec again: {retrain_command(self.path)}")
         return Model(self.graph, params_from_arrays(self.graph, arrays, str(path)))
 
-    def summary(self) -> None:
-        """Print the model summary as ``specforge validate`` does."""
-        from specforge.graph.summary import print_summary
-
-        print_summary(self.spec(), self.graph)
+    def summary(self) -> str:
+        """The model summary as ``specforge validate`` prints it, as text."""
+        return summary_text(self.spec(), self.graph)
 
     def __repr__(self) -> str:
         results = ", ".join(f"{name} {value:.4g}" for name, value in (self.metrics or {}).items()

@@ -16,7 +16,7 @@ import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.base.fileio import atomic_open
-from specforge.runs.records import Curves
+from specforge.runs.listing import Curves
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

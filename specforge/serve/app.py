@@ -23,6 +23,10 @@ import numpy as np
 
 import specforge
 from specforge.base.errors import DataError
+from specforge.data.folders import ImageTooLarge, decode_image
+from specforge.predict.table import is_table_model
+from specforge.serve.guard import RequestGuard
+from specforge.serve.interface import ServedModel
 from specforge.serve.limits import Limits
 from specforge.serve.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
 
@@ -30,14 +34,14 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.requests import Request
 
-    from specforge.predict.images import OnnxModel
+    from specforge.predict.images import OnnxPredictor
 
 VERSION = "1"
 #: A one-channel image brighter than this on average is dark on light and inverted (as ``predict`` does).
 INVERT_ABOVE = 127
 
 
-def create_app(model: OnnxModel, name: str, limits: Limits | None = None) -> Starlette:
+def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) -> Starlette:
     """The application serving ``model`` as ``name``."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -46,8 +50,6 @@ def create_app(model: OnnxModel, name: str, limits: Limits | None = None) -> Sta
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from specforge.serve.guard import RequestGuard
-    from specforge.serve.interface import ServedModel
 
     limits = limits or Limits()
     served = ServedModel(model)
@@ -117,7 +119,7 @@ def create_app(model: OnnxModel, name: str, limits: Limits | None = None) -> Sta
                      exception_handlers=handlers)  # type: ignore[arg-type]
 
 
-def _task(model: OnnxModel) -> dict:
+def _task(model: OnnxPredictor) -> dict:
     """A table model's task (``classification`` or ``regression``); its class names are the target columns
     of a regression."""
     return {"task": model.metadata["task"]} if "task" in model.metadata else {}
@@ -146,11 +148,8 @@ async def _upload(request: Request, data: bytes) -> bytes:
     return await upload.read()
 
 
-def _decode(image: bytes, model: OnnxModel) -> tuple[np.ndarray, bool]:
+def _decode(image: bytes, model: OnnxPredictor) -> tuple[np.ndarray, bool]:
     from PIL import Image
-
-    from specforge.data.folders import ImageTooLarge, decode_image
-    from specforge.predict.table import is_table_model
 
     shape = model.input_shape
     if is_table_model(model.metadata):

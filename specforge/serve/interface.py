@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from specforge.data.table.read import cells_table
+from specforge.predict.table import is_table_model, table_inputs
 from specforge.serve.protocol import DATATYPES, NUMPY_TYPES, TensorSpec
 
 if TYPE_CHECKING:
-    from specforge.predict.session import OnnxModel
+    from specforge.predict.session import OnnxPredictor
 
 #: onnxruntime's element types (``tensor(float)``) by numpy dtype name, where the two differ.
 ONNX_ELEMENTS = {"float": "float32", "double": "float64", "string": "object"}
@@ -25,9 +27,7 @@ ONNX_ELEMENTS = {"float": "float32", "double": "float64", "string": "object"}
 class ServedModel:
     """An exported model as /infer sees it."""
 
-    def __init__(self, model: OnnxModel) -> None:
-        from specforge.predict.table import is_table_model, table_inputs
-
+    def __init__(self, model: OnnxPredictor) -> None:
         self.session = model.session
         self.inputs = [_spec(tensor) for tensor in self.session.get_inputs()]
         self.outputs = [_spec(tensor) for tensor in self.session.get_outputs()]
@@ -47,7 +47,6 @@ class ServedModel:
         if self.columns is None:
             return {spec.name: tensors[spec.name].astype(NUMPY_TYPES[spec.datatype], copy=False)
                     for spec in self.inputs}
-        from specforge.data.table.read import cells_table
         from specforge.export.table import rows_feed
 
         cells = {name: tensors[name].reshape(-1).tolist() for name, _ in self.columns}

@@ -22,6 +22,8 @@ from math import prod
 from typing import Any
 
 import numpy as np
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import best_match
 
 #: The protocol's datatype names, by numpy dtype name (text tensors are numpy object arrays of str).
 DATATYPES = {"float32": "FP32", "float64": "FP64", "float16": "FP16", "uint8": "UINT8", "int8": "INT8",
@@ -168,14 +170,10 @@ def _json(text: bytes) -> Any:
 
 @cache
 def _validator():
-    from jsonschema import Draft7Validator
-
     return Draft7Validator(REQUEST_SCHEMA)
 
 
 def _follows_schema(request: object) -> None:
-    from jsonschema.exceptions import best_match
-
     error = best_match(_validator().iter_errors(request))
     if error is None:
         return

@@ -13,6 +13,9 @@ import socket
 from pathlib import Path
 
 from specforge.base.errors import DataError
+from specforge.predict.session import OnnxPredictor
+from specforge.serve.app import create_app
+from specforge.serve.connection import bounded_protocol
 from specforge.serve.limits import Limits
 
 GRACE_SECONDS = 30
@@ -52,13 +55,10 @@ def serve(path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: 
         raise DataError("specforge serve needs its server stack: pip install 'specforge[serve]'") from None
     import onnxruntime
 
-    from specforge.predict.images import OnnxModel
-    from specforge.serve.app import create_app
-    from specforge.serve.connection import bounded_protocol
 
     # onnxruntime would log a failing run itself, over several lines; the server logs it as one line
     onnxruntime.set_default_logger_severity(4)
-    model = OnnxModel(model_file(path), threads)
+    model = OnnxPredictor(model_file(path), threads)
     check_address(host, port)
     name = name or model.metadata.get("spec_name") or model.path.stem
     print(f"serving {name} ({model.path}) on http://{host}:{port}/v2/models/{name}", flush=True)

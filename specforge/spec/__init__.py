@@ -12,8 +12,9 @@ from typing import Any, Sequence
 
 import yaml
 
-from specforge.base.errors import Location, Problem, SpecError, SpecforgeError
 from specforge.base.defaults import with_defaults
+from specforge.base.errors import Location, Problem, SpecError, SpecforgeError
+from specforge.options import callbacks, metrics, optimizers
 from specforge.spec.bounds import expansion_problems
 from specforge.spec.partial import rest_of
 from specforge.spec.reader import Document, SpecPath, format_path, parse_text, read_document
@@ -151,9 +152,6 @@ def _refused(doc: Document, schema: dict, problems: list[Problem]) -> RefusedSpe
 
 def _resolve_sections(doc: Document, config: dict) -> None:
     """Expand shorthands (``optimizer: adam``, ``metrics: [accuracy]``) to full mappings with their defaults."""
-    from specforge.options import callbacks
-    from specforge.options import metrics
-    from specforge.options import optimizers
     compile_, fit = config["compile"], config["fit"]
     compile_["optimizer"] = optimizers.resolve(compile_["optimizer"])
     compile_["metrics"] = metrics.resolve(compile_["metrics"])

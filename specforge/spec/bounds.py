@@ -11,8 +11,8 @@ as one layer at least, whatever its block: each copy is named before its block i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from specforge.base.errors import Location, Problem

@@ -24,8 +24,8 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from specforge.base.errors import Problem, capped
 from specforge.base.defaults import with_defaults
+from specforge.base.errors import Problem, capped
 from specforge.spec.reader import SpecPath, format_path
 from specforge.spec.schema import load_schema
 from specforge.spec.validate import error_messages, type_message

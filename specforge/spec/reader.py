@@ -62,7 +62,7 @@ def read_document(path: str | Path, *, as_json: bool | None = None) -> Document:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise SpecError(f"no such spec file; check the path (e.g. specs/mnist.yaml)", file=str(path)) from None
+        raise SpecError("no such spec file; check the path (e.g. specs/mnist.yaml)", file=str(path)) from None
     except OSError as exc:
         raise SpecError(f"cannot read the spec: {exc.strerror or exc}", file=str(path)) from None
     return parse_text(_decode(raw, str(path)), str(path),

@@ -15,6 +15,14 @@ from pathlib import Path
 
 from specforge.base.fileio import write_text
 from specforge.base.registry import NAME_PATTERN
+from specforge.data.schema import DATA_SCHEMA
+from specforge.layers import REGISTRY
+from specforge.layers.base import LAYER_NAME_PATTERN
+from specforge.options.callbacks import CALLBACKS_SCHEMA
+from specforge.options.losses import CLASS_WEIGHT_SCHEMA, LOSS_SCHEMA
+from specforge.options.metrics import METRICS_SCHEMA
+from specforge.options.optimizers import OPTIMIZER_SCHEMA
+from specforge.spec.sweep_schema import SWEEP_SCHEMA
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "specforge.schema.json"
 SPEC_VERSION = 1
@@ -22,16 +30,6 @@ SPEC_VERSION = 1
 
 def build_schema() -> dict:
     """Assemble the full schema from the registry and the section owners."""
-    from specforge.options.callbacks import CALLBACKS_SCHEMA
-    from specforge.options.losses import CLASS_WEIGHT_SCHEMA
-    from specforge.data.schema import DATA_SCHEMA
-    from specforge.layers import REGISTRY
-    from specforge.layers.base import LAYER_NAME_PATTERN
-    from specforge.options.losses import LOSS_SCHEMA
-    from specforge.options.metrics import METRICS_SCHEMA
-    from specforge.options.optimizers import OPTIMIZER_SCHEMA
-    from specforge.sweep.schema import SWEEP_SCHEMA
-
     layer_item = _layer_item(REGISTRY, "layers")
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from rich.live import Live
 
 from specforge.runs import directory as runs
 from specforge.sweep.results import RUNNING, SweepResult, TrialRecord, table
 from specforge.sweep.space import SweepConfig
 from specforge.training.progress import format_value
-
-if TYPE_CHECKING:
-    from rich.live import Live
 
 
 class LiveTable:
@@ -24,8 +23,6 @@ class LiveTable:
         self._live: Live | None = None
 
     def __call__(self, sweep: SweepConfig, records: list[TrialRecord]) -> None:
-        from rich.live import Live
-
         view = table(sorted(records, key=lambda record: record.number), sweep, title=_counts(records))
         if self._live is None:
             self._live = Live(view, console=self.console, refresh_per_second=4, transient=True)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from specforge.base.defaults import with_defaults
 from specforge.base.errors import Location, Problem, SpecError
-from specforge.graph.build import build
+from specforge.graph.build import build_graph
 from specforge.spec import Spec, load_spec
 from specforge.spec.reader import SpecPath, read_document
+from specforge.spec.sweep_schema import SWEEP_FILE_SCHEMA, SWEEP_SCHEMA
 from specforge.spec.validate import validate_document
-from specforge.sweep.schema import SWEEP_FILE_SCHEMA, SWEEP_SCHEMA
 from specforge.sweep.space import SweepConfig, sweep_config
 
 Locate = Callable[[SpecPath], Location]
@@ -28,7 +28,7 @@ def load_sweep(source: str | Path | Spec, overrides: Sequence[str] = (), *, tria
     if section is None:
         raise SpecError("the spec has no sweep section; add sweep: {parameters: {PATH: {choice: [...]}}, "
                         "metric: val_accuracy} (see the README's Sweeps section)", file=spec.file)
-    graph = build(spec)
+    graph = build_graph(spec)
     if trials is not None:
         section = {**section, "trials": trials}
     return sweep_config(spec, section, graph.output_shape[-1], locate)

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from specforge.ops.parallel import limited_to
 from specforge.runs import directory as runs
 from specforge.sweep import directory
 from specforge.sweep.results import TrialRecord
 from specforge.sweep.space import SweepConfig, sweep_from_payload, sweep_payload
+from specforge.sweep.study import grid_points, optuna_module, planned_trials
 from specforge.sweep.trial import FAILED, PRUNED, run_trial
 
 OUTCOME = "outcome.json"
@@ -35,7 +37,6 @@ def run_ray(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str,
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from specforge.sweep.study import grid_points, optuna_module, planned_trials
 
     optuna = optuna_module()
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // jobs)
@@ -79,7 +80,6 @@ def _trial(config: dict, orders: dict) -> None:
     """A Ray Tune trial: the spec with ``config``'s values, trained on this trial's CPUs."""
     from ray import tune
 
-    from specforge.ops.parallel import limited_to
 
     os.chdir(orders["cwd"])
     sweep = sweep_from_payload(orders["sweep"])

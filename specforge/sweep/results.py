@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.table import Table
 
 from specforge.base.fileio import write_text
 from specforge.runs import directory as runs
@@ -76,8 +77,6 @@ def sorted_records(records: list[TrialRecord], maximize: bool) -> list[TrialReco
 def table(records: list[TrialRecord], sweep: SweepConfig, title: str | None = None) -> Any:
     """A rich Table, one line per trial however many epochs it ran: number, state, the parameters, the epochs
     run, the metric's course as a sparkline, its best value and epoch, the objective, the run or the error."""
-    from rich.table import Table
-
     grid = Table(title=title, title_justify="left")
     grid.add_column("#", justify="right", no_wrap=True)
     grid.add_column("state", no_wrap=True)

@@ -7,12 +7,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from specforge.base.errors import Problem, RunError
+from specforge.base.raycluster import connect
 from specforge.runs import directory as runs
 from specforge.spec import Spec
 from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
+from specforge.sweep.local import run_local
+from specforge.sweep.ray_tune import restorable, run_ray
 from specforge.sweep.results import INTERRUPTED, SweepResult, TrialRecord, finish
 from specforge.sweep.space import SweepConfig
+from specforge.sweep.study import optuna_module, planned_trials
 
 BACKENDS = ("local", "ray")
 #: ``on_update(sweep, trials)`` while the sweep runs, whenever the trials may have changed.
@@ -39,16 +43,10 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
             on_update(sweep, found)
 
     if backend == "ray":
-        from specforge.base.raycluster import connect
-        from specforge.sweep.ray_tune import run_ray
-
         with connect(address, "sweep", "tune"):
             sweep_dir = _continued(sweep, definition, root) or directory.create(sweep.spec.name, definition, root)
             found = run_ray(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update)
     else:
-        from specforge.sweep.local import run_local
-        from specforge.sweep.study import optuna_module
-
         optuna_module()
         sweep_dir = _continued(sweep, definition, root) or directory.create(sweep.spec.name, definition, root)
         found = run_local(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update,
@@ -64,15 +62,11 @@ def _continued(sweep: SweepConfig, definition: dict, root: str | Path) -> Path |
     """The newest sweep of the spec when it searches the same thing (on the same backend) and has trials left to
     run.  On Ray, that is a sweep stopped before its end that Tune can restore: a finished Tune experiment is not
     extended (Tune restores an experiment with its own number of trials)."""
-    from specforge.sweep.study import planned_trials
-
     newest = directory.newest(sweep.spec.name, root)
     if newest is None or not directory.matches(newest, definition):
         return None
     results = newest / directory.RESULTS
     if definition["backend"] == "ray":
-        from specforge.sweep.ray_tune import restorable
-
         return newest if not results.exists() and restorable(newest) else None
     if not results.exists():
         return newest

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from specforge.base.errors import Location, Problem, SpecError
-from specforge.spec import Spec, format_path, override_spec, parse_path
+from specforge.graph.build import build_graph
+from specforge.options import metrics
+from specforge.spec import Spec, format_path, override_spec, parse_path, spec_from_dict
 from specforge.spec.reader import SpecPath
 
 FLOAT_KINDS = ("uniform", "loguniform")
@@ -117,7 +119,6 @@ def direction_of(metric: str, direction: str) -> str:
 
 def reported_names(spec: Spec, units: int) -> list[str]:
     """The values training reports each epoch, as in its logs (loss, metrics, then val_ of each)."""
-    from specforge.options import metrics
     names = ["loss", *(metric.name for metric in metrics.create(spec.config["compile"]["metrics"], units))]
     return names + [f"val_{name}" for name in names] if spec.config["fit"]["validation"] != "none" else names
 
@@ -222,8 +223,5 @@ def sweep_payload(sweep: SweepConfig) -> dict:
 
 
 def sweep_from_payload(payload: dict) -> SweepConfig:
-    from specforge.graph.build import build
-    from specforge.spec import spec_from_dict
-
     spec = spec_from_dict(payload["spec"], file=payload["file"])
-    return sweep_config(spec, payload["section"], build(spec).output_shape[-1], spec.locate)
+    return sweep_config(spec, payload["section"], build_graph(spec).output_shape[-1], spec.locate)

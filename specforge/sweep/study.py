@@ -12,9 +12,11 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import itertools
 import json
 import math
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -124,9 +126,6 @@ def _pruner(optuna: Any, sweep: SweepConfig) -> Any:
 
 def grid_points(sweep: SweepConfig) -> list[dict[str, Any]]:
     """A grid sweep's points, as many as it runs, in an order shuffled by its seed."""
-    import itertools
-    import random
-
     points = list(itertools.product(*(parameter.grid() for parameter in sweep.parameters)))
     random.Random(sweep.seed).shuffle(points)
     keys = [parameter.key for parameter in sweep.parameters]

@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from specforge.base.errors import RunError, SpecforgeError
 from specforge.options.callbacks import Callback
 from specforge.runs import directory as runs
 from specforge.sweep.space import SweepConfig
+from specforge.training.loop import fit
+from specforge.training.progress import Silent
 
 #: ``report(epoch, value) -> prune?``; epochs count from 1.
 Report = Callable[[int, float], bool]
@@ -40,9 +43,8 @@ class Outcome:
 
 
 class _Reporter(Callback):
-    """Hands the objective to the sweep after every epoch and stops training when it says prune."""
-
-    type = "SweepReporter"
+    """Hands the objective to the sweep after every epoch and stops training when it says prune (an observer,
+    not a kind a spec may name: it has no ``type``)."""
 
     def __init__(self, metric: str, report: Report, epochs: int) -> None:
         self.metric, self.report, self.epochs = metric, report, epochs
@@ -64,10 +66,6 @@ def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report:
 
     A ``run_dir`` that already holds this trial's run (a trial started again after its sweep was killed)
     is continued from its last checkpoint, or, when it trained all its epochs, taken as it is."""
-    from specforge.base.errors import SpecforgeError
-    from specforge.training.loop import fit
-    from specforge.training.progress import Silent
-
     spec = sweep.trial_spec(values)
     reporter = _Reporter(sweep.metric, report, spec.config["fit"]["epochs"])
     try:
@@ -89,8 +87,6 @@ def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report:
 def _continued(run_dir: Path, config: dict, reporter: _Reporter) -> bool:
     """For a trial's run already started: its values so far into ``reporter``, and whether it has trained all its
     epochs (its last value is then reported again).  A RunError when the run trained another spec."""
-    from specforge.base.errors import RunError
-
     if runs.read_json(run_dir / runs.RESOLVED) != json.loads(json.dumps(config)):
         raise RunError("holds another run than this trial's; move it away", file=runs.display_path(run_dir))
     if runs.read_json(run_dir / runs.MANIFEST)["status"] == "completed":

@@ -11,12 +11,12 @@ import json
 import sys
 from pathlib import Path
 
+from specforge.base.errors import SpecforgeError
+from specforge.sweep.space import sweep_from_payload
+from specforge.sweep.study import work
+
 
 def main() -> int:
-    from specforge.base.errors import SpecforgeError
-    from specforge.sweep.space import sweep_from_payload
-    from specforge.sweep.study import work
-
     orders = json.load(sys.stdin)
     try:
         work(sweep_from_payload(orders["sweep"]), Path(orders["sweep_dir"]), worker=orders["worker"],

@@ -9,13 +9,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from specforge.options import losses
-from specforge.options import metrics as metric_kinds
-from specforge.data import Dataset, Preprocessing, Split, iterate_batches, load_data
 from specforge.base.errors import RunError
+from specforge.data import Dataset, Preprocessing, Split, iterate_batches, load_data
+from specforge.graph.model import Model
+from specforge.options import losses, metrics
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
-from specforge.training.model import Model
 from specforge.runs.directory import Run, display_path
 
 
@@ -156,8 +155,8 @@ def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None
     dataset, chosen = run_split(run, split, limit)
     model = run.model
     confusion = Confusion(model.graph.output_shape[-1]) if details else None
-    results = evaluate_split(model, chosen, losses.get(config["compile"]["loss"]),
-                             metric_kinds.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
+    results = evaluate_split(model, chosen, losses.create(config["compile"]["loss"]),
+                             metrics.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
                              batch_size or config["fit"]["batch_size"], Preprocessing.from_dict(run.preprocessing),
                              observe=confusion, on_batch=on_batch)
     results = {"split": split, "examples": len(chosen), **results}

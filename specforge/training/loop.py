@@ -11,31 +11,35 @@ history, so a resumed run ends with the same weights, bit for bit, as one never 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from specforge.options import callbacks as callback_kinds
-from specforge.options import losses
-from specforge.options import metrics as metric_kinds
-from specforge.options import optimizers
-from specforge.runs import directory as runs
-from specforge.graph.build import build
-from specforge.data import Dataset, batch_count, iterate_batches, load_data
 from specforge.base.errors import DataError, RunError, SpecError, TrainingInterrupted
-from specforge.training.evaluate import evaluate_split, labels_and_targets, update_metrics
+from specforge.data import Dataset, batch_count, iterate_batches, load_data
+from specforge.graph.build import build_graph
 from specforge.graph.dag import Graph
+from specforge.graph.model import Model, params_from_arrays
+from specforge.graph.training_checks import check_warmup
+from specforge.options import callbacks, losses, metrics, optimizers
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
-from specforge.training.model import Model, params_from_arrays
+from specforge.runs import directory as runs
+from specforge.spec import Spec
+from specforge.training.evaluate import (
+    evaluate_split,
+    labels_and_targets,
+    update_metrics,
+)
 from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.options import weight_average, weighting
 from specforge.training.progress import Both, ConsoleProgress, Progress
-from specforge.spec import Spec
-from specforge.spec.training_checks import check_warmup
+from specforge.training.tensorboard import TensorBoardLog
+
 
 class LossNotFinite(RunError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
@@ -51,7 +55,7 @@ class _Setup:
     loss: Loss
     metrics: list[Metric]
     optimizer: optimizers.Optimizer
-    callbacks: list[callback_kinds.Callback]
+    callbacks: list[callbacks.Callback]
 
     @property
     def fit(self) -> dict:
@@ -63,19 +67,18 @@ class _Setup:
 
 
 def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
-    graph = build(spec)
+    graph = build_graph(spec)
     config = spec.config
     try:
         dataset = load_data(config, base_dir, limits, graph.input_dtype)
     except DataError as error:
         raise spec.located(error) from None
-    setup = _Setup(spec, graph, dataset, losses.get(config["compile"]["loss"]),
-                   metric_kinds.create(config["compile"]["metrics"], graph.output_shape[-1]),
+    setup = _Setup(spec, graph, dataset, losses.create(config["compile"]["loss"]),
+                   metrics.create(config["compile"]["metrics"], graph.output_shape[-1]),
                    optimizers.create(config["compile"]["optimizer"]), [])
     check_warmup(spec, len(dataset.train))
     try:
-        setup.callbacks = callback_kinds.create(config["fit"]["callbacks"], config["fit"]["epochs"],
-                                                setup.log_names())
+        setup.callbacks = callbacks.create(config["fit"]["callbacks"], setup.log_names())
     except SpecError as error:
         raise spec.located(error) from None
     return setup
@@ -91,7 +94,7 @@ class Trainer:
     """One run's training state; offers callbacks what ``specforge.options.callbacks.Trainer`` describes."""
 
     def __init__(self, setup: _Setup, run_dir: Path, progress: Progress,
-                 observers: Sequence[callback_kinds.Callback] = ()):
+                 observers: Sequence[callbacks.Callback] = ()):
         self.setup = setup
         #: callbacks from outside the spec (a sweep's pruning), called after the spec's and not checkpointed
         self.callbacks = [*setup.callbacks, *observers]
@@ -239,7 +242,7 @@ def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.nda
 def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | Path = runs.RUNS_ROOT,
         resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
         progress: Progress | None = None, limit_train: int | None = None,
-        limit_test: int | None = None, observers: Sequence[callback_kinds.Callback] = ()) -> runs.Run:
+        limit_test: int | None = None, observers: Sequence[callbacks.Callback] = ()) -> runs.Run:
     """Train ``spec`` into a new run directory, or continue the run ``resume``; return the finished run.
 
     ``out`` is the run directory itself (default: the next ``root/<spec name>/<n>``).  ``overrides``
@@ -294,7 +297,6 @@ def _tensorboard_log(trainer: Trainer):
     fit = trainer.setup.fit
     if "tensorboard" not in fit.get("log", []):
         return None
-    from specforge.training.tensorboard import TensorBoardLog
 
     spec = trainer.setup.spec
     log = TensorBoardLog(trainer.run_dir, spec.config, fit["log_every"], first_epoch=trainer.epoch,
@@ -342,4 +344,4 @@ def _finish(trainer: Trainer) -> None:
         runs.point_latest(run_dir)
 
 
-__all__ = ["fit", "generators", "Trainer", "TrainingInterrupted", "LossNotFinite"]
+__all__ = ["LossNotFinite", "Trainer", "TrainingInterrupted", "fit", "generators"]

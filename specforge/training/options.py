@@ -5,21 +5,24 @@ multiplied when both are set) and the moving average of the weights (``compile.o
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.data.splits import Split
+from specforge.options.class_weights import class_weight_vector
 from specforge.options.losses import Loss
 from specforge.training.ema import WeightAverage
-from specforge.training.weighting import WeightedLoss, class_weight_vector
 
 
 class Weighting:
     """Each training batch's example weights: its labels' class weights times its examples' own weights."""
 
     def __init__(self, loss: Loss, class_weights: np.ndarray | None, example_weights: np.ndarray | None):
-        self.loss = WeightedLoss(loss)
+        #: a copy of the run's loss whose ``weights`` each batch sets (the run's own loss, which validation and
+        #: evaluation use, stays unweighted)
+        self.loss = replace(loss)
         self.class_weights = class_weights
         self.example_weights = example_weights
         self._batches: list[np.ndarray] = []

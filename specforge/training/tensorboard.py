@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from specforge.base.errors import Location, SpecError
+from specforge.runs.listing import flatten
 
 #: The log's folder inside a run directory.
 LOG_DIR = "tensorboard"
@@ -25,8 +26,6 @@ TENSORBOARD_EXTRA = "pip install 'specforge[tensorboard]'"
 def hyperparameters(config: Mapping[str, Any]) -> dict[str, bool | str | float | int]:
     """Every setting of ``compile`` and ``fit`` by its spec path (``compile.optimizer.learning_rate``); lists of
     plain values (metrics, fit.log) as text."""
-    from specforge.runs.records import flatten
-
     values = flatten({section: config.get(section, {}) for section in ("compile", "fit")})
     return {path: value if isinstance(value, (bool, str, int, float)) else str(value)
             for path, value in values.items() if value is not None}

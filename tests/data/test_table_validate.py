@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from specforge import api
 from specforge.cli.commands import app
-from specforge.graph.build import build
+from specforge.graph.build import build_graph
+from specforge.graph.dag import infer_graph
 from specforge.spec import override_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,9 +85,10 @@ def test_the_graph_alone_names_what_reads_the_input_shape(tmp_path):
     from specforge.base.errors import SpecError
 
     spec = api.load_spec(write_wine(tmp_path))
-    with pytest.raises(SpecError, match=r"model.input_shape is left out.*specforge.graph.build.build \(api.build\)"):
-        api.build_graph(spec)
-    assert api.build(spec).input_shape == api.build_graph(spec).input_shape == (WIDTH,)
+    with pytest.raises(SpecError,
+                       match=r"model.input_shape is left out.*specforge.graph.build.build_graph \(api.build_graph\)"):
+        infer_graph(spec)
+    assert api.build_graph(spec).input_shape == infer_graph(spec).input_shape == (WIDTH,)
 
 
 def test_a_given_input_shape_that_fits_is_kept(tmp_path):
@@ -103,8 +105,8 @@ def test_the_width_follows_the_vocabulary(tmp_path):
 def test_a_trial_that_changes_a_feature_infers_the_width_again(tmp_path):
     spec, _ = api.validate(write_wine(tmp_path))
     trial = override_spec(spec, ["data.features[2].type=categorical"])
-    assert build(trial).input_shape == (WIDTH + 2,)
-    assert build(override_spec(spec, ["fit.epochs=2"])).input_shape == (WIDTH,)
+    assert build_graph(trial).input_shape == (WIDTH + 2,)
+    assert build_graph(override_spec(spec, ["fit.epochs=2"])).input_shape == (WIDTH,)
 
 
 def test_a_sweep_over_a_table_spec_without_input_shape_reaches_its_workers(tmp_path):
@@ -114,7 +116,7 @@ def test_a_sweep_over_a_table_spec_without_input_shape_reaches_its_workers(tmp_p
     path = write_wine(tmp_path, SPEC + "sweep:\n  parameters:\n    data.features[2].type: {choice: [binary, "
                                        "categorical]}\n  metric: loss\n")
     sweep = sweep_from_payload(sweep_payload(load_sweep(path)))  # as a worker process rebuilds it
-    widths = [build(sweep.trial_spec({"data.features[2].type": kind})).input_shape
+    widths = [build_graph(sweep.trial_spec({"data.features[2].type": kind})).input_shape
               for kind in ("binary", "categorical")]
     assert widths == [(WIDTH,), (WIDTH + 2,)]
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from specforge.api import build
+from specforge.api import build_graph
 from specforge.data import Dataset, load_dataset
 from specforge.export.run_export import export_classifier, parity_batch
+from specforge.graph.model import Model
 from specforge.options import losses, optimizers
 from specforge.spec import Spec, spec_from_dict
-from specforge.training.model import Model
 
 SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
 #: The example specs of image classifiers (the table specs have their own export tests).
@@ -51,11 +51,11 @@ def dataset_of(spec: Spec, graph) -> Dataset:
 def trained_model(spec: Spec, steps: int = 2, batch_size: int = 32) -> tuple[Model, Dataset]:
     """The spec's model, initialised from its seed and moved by ``steps`` training steps on the first
     training examples, so biases and batch statistics are no longer at their initial values."""
-    graph = build(spec)
+    graph = build_graph(spec)
     dataset = dataset_of(spec, graph)
     rng = np.random.default_rng(spec.config["fit"].get("seed", 0))
     model = Model.initialize(graph, rng)
-    loss = losses.get(spec.config["compile"]["loss"])
+    loss = losses.create(spec.config["compile"]["loss"])
     optimizer = optimizers.create(spec.config["compile"]["optimizer"])
     prep = dataset.preprocessing
     for step in range(steps):

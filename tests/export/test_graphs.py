@@ -7,16 +7,16 @@ import math
 
 import numpy as np
 import pytest
+from helpers import run_onnx
 
 from export.models import SPECS_DIR
-from specforge.api import build, load_spec
+from specforge.api import build_graph, load_spec
 from specforge.export.onnx import graph_to_onnx
 from specforge.export.parity import first_mismatch
-from specforge.graph.dag import build_graph
+from specforge.graph.dag import infer_graph
+from specforge.graph.model import Model
 from specforge.layers import REGISTRY
-from specforge.training.model import Model
 from specforge.spec import spec_from_dict
-from helpers import run_onnx
 
 MERGE_CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")
                for kind, cls in REGISTRY.items() if cls.merges for i, (config, shapes) in enumerate(cls.examples)]
@@ -24,7 +24,7 @@ MERGE_CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")
 
 def graph_of(layers, input_shape, output=None):
     model = {"input_shape": list(input_shape), "layers": layers, **({"output": output} if output else {})}
-    return build_graph(spec_from_dict({"version": 1, "name": "graph", "model": model,
+    return infer_graph(spec_from_dict({"version": 1, "name": "graph", "model": model,
                                        "compile": {"loss": "mean_squared_error"}}))
 
 
@@ -99,7 +99,7 @@ def test_first_mismatch_names_the_first_differing_node_in_topological_order(monk
 
 
 def test_onnx_node_names_follow_the_hierarchical_names_of_blocks():
-    graph = build(load_spec(SPECS_DIR / "residual.yaml"))
+    graph = build_graph(load_spec(SPECS_DIR / "residual.yaml"))
     model = trained(graph)
     onnx_model = graph_to_onnx(graph, model.params)
     names = {node.name for node in onnx_model.graph.node}

@@ -17,7 +17,7 @@ from export.models import SPEC_FILES, export_spec, small_spec, trained_model
 from specforge.base.errors import ExportError
 from specforge.export.onnx import export_graph
 from specforge.export.run_export import export_classifier, parity_batch
-from specforge.graph.dag import build_graph
+from specforge.graph.dag import infer_graph
 from specforge.layers.base import Layer
 from specforge.spec import load_spec, spec_from_dict
 
@@ -80,7 +80,7 @@ def test_logits_are_the_final_softmax_input(small):
 def test_logits_need_a_final_softmax():
     config = json.loads(json.dumps(small_spec().config))
     config["model"]["layers"][-1]["activation"] = "sigmoid"
-    graph = build_graph(spec_from_dict(config))
+    graph = infer_graph(spec_from_dict(config))
     with pytest.raises(ExportError, match=r"--logits needs a model whose last activation is softmax.*'sigmoid'"):
         export_graph(graph, graph.init_params(np.random.default_rng(0)), logits=True)
 
@@ -122,7 +122,7 @@ def test_metadata_and_docs(small):
     assert json.loads(meta["test_metrics"]) == {"loss": 0.5, "accuracy": 0.875}
     assert meta["specforge_version"] == specforge.__version__
     assert (model.producer_name, model.producer_version) == ("specforge", specforge.__version__)
-    assert int(meta["parameters"]) == build_graph(spec).total_params
+    assert int(meta["parameters"]) == infer_graph(spec).total_params
     assert "small-cnn" in model.graph.doc_string
     assert model.graph.input[0].doc_string and all(output.doc_string for output in model.graph.output)
 

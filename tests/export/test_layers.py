@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-
 from helpers import CASES, check_onnx_parity, make_layer, numpy_forward
+
 from specforge.data.preprocessing import Preprocessing
 from specforge.export.onnx import IR_VERSIONS
 from specforge.layers import REGISTRY

@@ -103,7 +103,7 @@ def table_model(tmp_path_factory):
 def test_javascript_reads_missing_and_unseen_categories_as_python_does(runtime, table_model, tmp_path):
     from specforge.data import Preprocessing
     from specforge.data.table.read import read_table
-    from specforge.export.table import numpy_outputs
+    from specforge.predict.table import numpy_outputs
 
     run, path = table_model
     header, first = (SPECS_DIR / "data" / "diabetes.csv").read_text().splitlines()[:2]

@@ -17,8 +17,9 @@ from specforge import api
 from specforge.cli.commands import app
 from specforge.data import Preprocessing
 from specforge.data.table.read import MISSING, read_table
-from specforge.export.table import numpy_outputs, pipeline_inputs, rows_feed
-from specforge.training.model import Model
+from specforge.export.table import pipeline_inputs
+from specforge.graph.model import Model
+from specforge.predict.table import numpy_outputs, rows_feed
 
 HEADER = "age,city,smoker,income,note,label,price,weight"
 CITIES = ["paris", "rome", "oslo", "lima"]

@@ -17,7 +17,7 @@ from export.test_readme_examples import link_node_modules, run_node
 from specforge import api
 from specforge.data import Preprocessing
 from specforge.data.table.read import read_table
-from specforge.export.table import numpy_outputs
+from specforge.predict.table import numpy_outputs
 from specforge.training.progress import Silent
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import random_params, reference_conv
+
 from specforge.base.errors import ShapeError, SpecError
 from specforge.layers.conv import Conv2D, DepthwiseConv2D
-
 
 # (config, input shape, expected output shape, expected ((top, bottom), (left, right)) padding), worked by hand.
 CONV_CASES = [

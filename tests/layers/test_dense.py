@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import check_onnx_parity, onnx_of
+
 from specforge.base.errors import ShapeError
 from specforge.layers import REGISTRY
 

@@ -8,10 +8,10 @@ from typing import Any, Iterator
 
 import numpy as np
 import pytest
-
 from helpers import CASES, make_layer
+
+from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY
-from specforge.ops.plan import plan_steps
 
 MERGE_CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")
                for kind, cls in REGISTRY.items() if cls.merges for i, (config, shapes) in enumerate(cls.examples)]

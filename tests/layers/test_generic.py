@@ -10,13 +10,13 @@ import json
 
 import numpy as np
 import pytest
+from helpers import CASES, check_gradients, check_onnx_parity, example_input, make_layer, onnx_of, run_onnx
 from jsonschema import Draft7Validator
 
-from helpers import CASES, check_gradients, check_onnx_parity, example_input, make_layer, onnx_of, run_onnx
-from specforge.options.activations import ACTIVATIONS
 from specforge.base.errors import ExportError
+from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY, Layer
-from specforge.ops.plan import plan_steps
+from specforge.options.activations import ACTIVATIONS
 
 KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
          "GlobalMaxPooling2D", "ZeroPadding2D", "Dense", "Flatten", "Reshape", "Dropout", "BatchNormalization",
@@ -68,7 +68,7 @@ def test_float32_step_equals_float64_step(kind, config, shape, activation):
     """Training runs in float32 and may take other kernels than the float64 the gradient checks see
     (onnxruntime's convolutions): both give the same forward and backward, up to float32 rounding."""
     _, params64 = make_layer(kind, config, shape)
-    fused = ACTIVATIONS[activation] if activation else None
+    fused = ACTIVATIONS[activation]() if activation else None
     x64 = example_input(kind, shape, BATCH, 12)
     takes_ids = np.issubdtype(x64.dtype, np.integer)
     results = []

@@ -9,8 +9,8 @@ import pytest
 from jsonschema import Draft7Validator
 
 from specforge.base.errors import ShapeError
+from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY
-from specforge.ops.plan import plan_steps
 
 MERGES = sorted(kind for kind, cls in REGISTRY.items() if cls.merges)
 CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")

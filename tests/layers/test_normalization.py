@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import check_gradients, check_onnx_parity, make_layer
+
 from specforge.layers import REGISTRY
 
 BatchNormalization = REGISTRY["BatchNormalization"]

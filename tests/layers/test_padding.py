@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import onnx_of
+
 from specforge.base.errors import ShapeError
 from specforge.layers.conv import Conv2D
 from specforge.layers.padding import Cropping2D, ZeroPadding2D

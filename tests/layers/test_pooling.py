@@ -7,7 +7,10 @@ import pytest
 
 from specforge.base.errors import ShapeError
 from specforge.layers.pooling import (
-    AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D,
+    AveragePooling2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
 )
 
 

@@ -7,7 +7,11 @@ import pytest
 
 from specforge.base.errors import ShapeError, SpecError
 from specforge.layers.sequence import (
-    AveragePooling1D, Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D,
+    AveragePooling1D,
+    Conv1D,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
 )
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import check_onnx_parity, make_layer
 from jsonschema import Draft7Validator
 
-from helpers import check_onnx_parity, make_layer
 from specforge.base.errors import ShapeError
 from specforge.layers import REGISTRY
 

@@ -71,7 +71,7 @@ def test_each_engine_matches_the_loop_reference(window, channels, filters, depth
 
 @pytest.mark.parametrize("window, channels, filters, depthwise, dtype, engine", CASES, ids=str)
 def test_gradients_agree_with_the_im2col_engine(window, channels, filters, depthwise, dtype, engine, monkeypatch):
-    relu = ACTIVATIONS["relu"]
+    relu = ACTIVATIONS["relu"]()
     *_, y, _, _, (dx, dkernel, dbias) = run(window, channels, filters, depthwise, dtype, activation=relu)
     monkeypatch.setattr(nchwc, "block_size", lambda: 1)
     monkeypatch.setattr(taps, "MIN_CHANNELS", 10 ** 9)
@@ -139,7 +139,7 @@ def test_conv_transpose_adds_bias_and_applies_the_activation():
     x, kernel, bias = rng.standard_normal((2, 3, 3, 2)), rng.standard_normal((2, 2, 3, 2)), rng.standard_normal(3)
     frame = frame_of(window, (3, 3))
     plain, _ = convolution.conv_transpose(x, kernel, frame)
-    activated, record = convolution.conv_transpose(x, kernel, frame, bias, ACTIVATIONS["relu"])
+    activated, record = convolution.conv_transpose(x, kernel, frame, bias, ACTIVATIONS["relu"]())
     np.testing.assert_allclose(activated, np.maximum(plain + bias, 0), rtol=1e-12)
     dy = rng.standard_normal(activated.shape)
     _, _, dbias = convolution.conv_transpose_gradients(record, dy, need_dx=False)

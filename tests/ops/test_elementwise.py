@@ -15,7 +15,7 @@ from specforge.options.activations import ACTIVATIONS
 def test_activate_and_its_gradient_are_the_functions(name, shards, monkeypatch):
     monkeypatch.setattr(parallel, "_WORKERS", shards)
     monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", 1)
-    function = ACTIVATIONS[name]
+    function = ACTIVATIONS[name]()
     rng = np.random.default_rng(0)
     x, dy = rng.standard_normal((7, 4, 3)), rng.standard_normal((7, 4, 3))
     y = activate(function, x)
@@ -26,5 +26,5 @@ def test_activate_and_its_gradient_are_the_functions(name, shards, monkeypatch):
 
 def test_the_dtype_is_kept():
     x = np.ones((2, 3), np.float32)
-    y = activate(ACTIVATIONS["tanh"], x)
-    assert y.dtype == np.float32 and activate_gradient(ACTIVATIONS["tanh"], x, y, x).dtype == np.float32
+    y = activate(ACTIVATIONS["tanh"](), x)
+    assert y.dtype == np.float32 and activate_gradient(ACTIVATIONS["tanh"](), x, y, x).dtype == np.float32

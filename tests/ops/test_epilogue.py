@@ -14,7 +14,7 @@ def test_bias_then_activation_in_place():
     out, bias = rng.standard_normal((4, 3)), rng.standard_normal(3)
     expected = np.maximum(out + bias, 0)
     target = out
-    add_bias_and_activate(out, bias, ACTIVATIONS["relu"])
+    add_bias_and_activate(out, bias, ACTIVATIONS["relu"]())
     assert out is target
     np.testing.assert_array_equal(out, expected)
 
@@ -35,13 +35,13 @@ def test_the_gradient_before_the_activation_from_its_output():
     rng = np.random.default_rng(2)
     z = rng.standard_normal((3, 4))
     for name in ("relu", "sigmoid", "tanh"):
-        function = ACTIVATIONS[name]
+        function = ACTIVATIONS[name]()
         y, dy = function.forward(z), rng.standard_normal(z.shape)
         np.testing.assert_allclose(activation_gradient(function, y, dy), function.backward(z, y, dy), rtol=1e-12)
 
 
 def test_the_gradient_is_a_scratch_buffer_reused_by_the_next_call():
-    relu = ACTIVATIONS["relu"]
+    relu = ACTIVATIONS["relu"]()
     y = np.abs(np.random.default_rng(3).standard_normal((2, 3)))
     first = activation_gradient(relu, y, np.ones_like(y))
     second = activation_gradient(relu, y, np.full_like(y, 2.0))

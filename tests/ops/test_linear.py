@@ -17,7 +17,7 @@ def case(seed=0):
 
 def test_forward_and_gradients_follow_the_formulas():
     x, kernel, bias, dy = case()
-    y, record = dense(x, kernel, bias, ACTIVATIONS["relu"])
+    y, record = dense(x, kernel, bias, ACTIVATIONS["relu"]())
     z = x @ kernel + bias
     np.testing.assert_allclose(y, np.maximum(z, 0), rtol=1e-12)
     dx, dkernel, dbias = dense_gradients(record, dy)

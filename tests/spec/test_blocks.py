@@ -40,7 +40,7 @@ HEAD = [{"type": "GlobalAveragePooling2D"}, {"type": "Dense", "units": 3, "activ
 
 
 def test_blocks_expand_into_hierarchical_names():
-    graph = api.build(spec([{"type": "Conv2D", "name": "stem", "filters": 4, "kernel_size": 3, "padding": "same"},
+    graph = api.build_graph(spec([{"type": "Conv2D", "name": "stem", "filters": 4, "kernel_size": 3, "padding": "same"},
                             {"block": "stage", "name": "stage2", "filters": 6}, *HEAD]))
     names = [node.layer.name for node in graph.nodes]
     assert names[:4] == ["stem", "stage2/residual/conv_a", "stage2/residual/conv_a_relu", "stage2/residual/conv_b"]
@@ -54,7 +54,7 @@ def test_blocks_expand_into_hierarchical_names():
 
 
 def test_a_block_use_without_name_counts_like_keras_and_repeat_chains_the_copies():
-    graph = api.build(spec([{"block": "residual", "filters": 2, "repeat": 2}, {"block": "residual", "filters": 2},
+    graph = api.build_graph(spec([{"block": "residual", "filters": 2, "repeat": 2}, {"block": "residual", "filters": 2},
                             *HEAD]))
     sources = {node.source.split("/")[0] for node in graph.nodes}
     assert {"residual", "residual_1", "residual_2"} <= sources
@@ -62,7 +62,7 @@ def test_a_block_use_without_name_counts_like_keras_and_repeat_chains_the_copies
 
 def errors(layers, blocks=None) -> list[str]:
     with pytest.raises(SpecforgeError) as raised:
-        api.build(spec(layers, blocks))
+        api.build_graph(spec(layers, blocks))
     return [problem.format().split(": error: ", 1)[1] for problem in raised.value.problems]
 
 
@@ -117,7 +117,7 @@ def test_a_shape_error_inside_a_nested_block_is_reported_at_the_use():
 def test_the_summary_indents_layers_under_their_block_instances():
     from specforge.graph.summary import summary_lines
 
-    graph = api.build(spec([{"type": "Conv2D", "name": "stem", "filters": 2, "kernel_size": 3, "padding": "same"},
+    graph = api.build_graph(spec([{"type": "Conv2D", "name": "stem", "filters": 2, "kernel_size": 3, "padding": "same"},
                             {"block": "stage", "name": "stage2", "filters": 2}, *HEAD]))
     lines = summary_lines(graph.summary())
     names = [line[0] for line in lines]

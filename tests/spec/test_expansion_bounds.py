@@ -45,7 +45,7 @@ def problems(data: dict) -> list[str]:
 
 def messages(data: dict) -> list[str]:
     with pytest.raises(SpecError) as raised:
-        api.build(spec_from_dict(data))
+        api.build_graph(spec_from_dict(data))
     return [f"{problem.location.path}: {problem.message}" for problem in raised.value.problems]
 
 
@@ -57,7 +57,7 @@ def test_two_thousand_nested_blocks_are_refused_at_the_first_use_too_deep_withou
 
 
 def test_blocks_nested_as_deep_as_allowed_expand():
-    graph = api.build(spec_from_dict(nested(MAX_DEPTH)))
+    graph = api.build_graph(spec_from_dict(nested(MAX_DEPTH)))
     assert graph.nodes[0].layer.name == "/".join(f"b{k}" for k in range(1, MAX_DEPTH + 1)) + "/re_lu"
 
 

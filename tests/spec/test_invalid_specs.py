@@ -18,15 +18,15 @@ import pytest
 import yaml
 
 from specforge import api
+from specforge.base.errors import SpecforgeError
+from specforge.data.sources import SOURCES
+from specforge.graph.summary import summary_json
+from specforge.layers import REGISTRY
 from specforge.options.activations import ACTIVATIONS
 from specforge.options.callbacks import CALLBACKS
-from specforge.data.sources import SOURCES
-from specforge.layers import REGISTRY
 from specforge.options.losses import LOSSES
 from specforge.options.metrics import METRICS
 from specforge.options.optimizers import OPTIMIZERS
-from specforge.base.errors import SpecforgeError
-from specforge.graph.summary import summary_json
 
 CORPUS = Path(__file__).resolve().parent / "invalid"
 REPO = CORPUS.parents[2]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from specforge.base.errors import MAX_MESSAGE, DataError, Problem, capped
-from specforge.export.table import rows_feed
 from specforge.data.table.read import Table
+from specforge.export.table import rows_feed
 from specforge.options.optimizers import OPTIMIZERS
 from tests.spec.test_invalid_specs import SEED, error_lines
 

@@ -7,14 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REFERENCE_SPECS
 
 from specforge import api
-from specforge.spec.schema import SCHEMA_FILE
 from specforge.base.errors import SpecError
 from specforge.spec import parse_override
+from specforge.spec.schema import SCHEMA_FILE
 from specforge.spec.starter import STARTERS_DIR, TEMPLATES
-
-from helpers import REFERENCE_SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "specs" / "mnist.yaml"

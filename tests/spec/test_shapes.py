@@ -2,7 +2,7 @@
 
 import pytest
 
-from specforge import api
+from specforge.graph.dag import infer_graph
 from specforge.spec import spec_from_dict
 
 
@@ -10,7 +10,7 @@ def graph_of(input_shape, *layers):
     spec = spec_from_dict({"version": 1, "name": "shapes", "model": {"input_shape": list(input_shape),
                                                                     "layers": list(layers)},
                            "compile": {"loss": "mean_squared_error"}})
-    return api.build_graph(spec)
+    return infer_graph(spec)
 
 
 CASES = [

@@ -33,7 +33,7 @@ from specforge.data.table.read import Table, as_text
 FEATURE_TYPES = ("numeric", "categorical", "binary")
 TARGET_TYPES = ("categorical", "binary", "numeric")
 FILLS = ("mean", "median", "constant", "most_frequent")
-#: The fills that need numbers (spec.checks refuses them for a categorical or binary column).
+#: The fills that need numbers (graph.checks refuses them for a categorical or binary column).
 NUMERIC_FILLS = ("mean", "median")
 SCALINGS = ("standardize", "minmax", "log", "none")
 #: The code of a category not seen in training: it matches no one-hot column.

@@ -10,6 +10,8 @@ optimizer updates them all at once; everything writes them in place.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -19,11 +21,12 @@ import numpy as np
 from specforge.base.errors import RunError
 from specforge.base.fileio import atomic_open
 from specforge.graph.dag import Graph
-from specforge.ops import flat
+from specforge.graph.plan import MODEL_INPUT, Step, plan_steps
 from specforge.layers.base import Params
-from specforge.ops.plan import MODEL_INPUT, Step, plan_steps
+from specforge.ops import flat
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
+
 
 class Model:
     """``graph`` evaluated with ``params`` (one dict per node, updated in place by training)."""
@@ -120,7 +123,7 @@ class Model:
     def steps(self, until: int | None = None) -> list[Step]:
         """The first ``until`` nodes (in topological order) as the steps that compute them: a layer and the
         activation node that alone takes its output run as one step when the layer can apply it to its own
-        output (specforge.ops.plan)."""
+        output (specforge.graph.plan)."""
         if until not in self._plans:
             nodes = self.graph.nodes[:until]
             self._plans[until] = plan_steps([node.layer for node in nodes], [node.inputs for node in nodes])
@@ -248,9 +251,6 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
 def read_npz(path: str | Path, remedy: Callable[[], str] | None = None) -> dict[str, np.ndarray]:
     """Every array of an .npz file, loaded (no pickles); RunError when it is missing, cut short or damaged,
     ending with what would work instead: ``remedy()``, asked only then."""
-    import zipfile
-    import zlib
-
     path = Path(path)
     if not path.is_file():
         raise RunError("the file does not exist", file=str(path))

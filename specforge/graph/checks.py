@@ -7,7 +7,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from specforge.base.errors import Problem, SpecError
+from specforge.data import declared_num_classes
+from specforge.data.table.features import NUMERIC_FILLS
+from specforge.graph.augmentation_checks import augmentation_problems
 from specforge.graph.dag import Graph
+from specforge.graph.training_checks import training_option_problems, training_problems
+from specforge.options import losses
+from specforge.options.callbacks import CALLBACKS
+from specforge.options.metrics import METRICS
 from specforge.spec import Spec
 from specforge.spec.reader import SpecPath
 
@@ -17,8 +24,6 @@ if TYPE_CHECKING:
 
 def check_options(spec: Spec) -> None:
     """Raise SpecError listing every clash the spec's values make among themselves (no graph, no data needed)."""
-    from specforge.spec.training_checks import training_option_problems
-
     _raise(option_problems(spec) + _column_problems(spec) + training_option_problems(spec))
 
 
@@ -26,9 +31,6 @@ def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None
     """Raise SpecError listing every mismatch between the model's input and the data, and between the output
     layer, the data's classes and the loss; ``shape`` is what reading the data told about the model's input and
     classes, when it was read. Also where augmentation layers sit and the training options against the model."""
-    from specforge.spec.augmentation_checks import augmentation_problems
-    from specforge.spec.training_checks import training_problems
-
     _raise(_reshape_problems(spec) + _input_problems(spec, shape) + _class_problems(spec, graph, shape)
            + _loss_problems(spec, graph) + _target_problems(spec, graph) + augmentation_problems(spec, graph)
            + training_problems(spec, graph))
@@ -41,8 +43,6 @@ def _raise(problems: list[Problem]) -> None:
 
 def option_problems(spec: Spec) -> list[Problem]:
     """Options valid one by one that cannot go together: clipnorm with clipvalue, two learning-rate setters."""
-    from specforge.options.callbacks import CALLBACKS
-
     problems = []
     optimizer = spec.config["compile"]["optimizer"]
     if optimizer["clipnorm"] is not None and optimizer["clipvalue"] is not None:
@@ -71,8 +71,6 @@ def _column_problems(spec: Spec) -> list[Problem]:
     """A table's columns: none both a feature and the target, a column listed again only to be encoded another
     way (standardized and log-scaled, say) and never both as numbers and as text, fills that fit the type,
     fill_value with fill: constant and only with it."""
-    from specforge.data.table.features import NUMERIC_FILLS
-
     data = spec.config["data"]
     if data.get("source") != "table":
         return []
@@ -124,9 +122,6 @@ def _input_problems(spec: Spec, shape: DataShape | None) -> list[Problem]:
 def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[Problem]:
     """The output layer against the classes the spec declares, or else those the data has (MNIST's ten, a
     table target's values); a declared count the data contradicts."""
-    from specforge.options import losses
-    from specforge.data import declared_num_classes
-
     declared = declared_num_classes(spec.config["data"])
     found = shape.num_classes if shape else None
     if declared is not None and found is not None and declared != found:
@@ -143,7 +138,7 @@ def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[P
         return [Problem(f"the model's output has shape {output} but a classifier of {classes} classes needs "
                         f"({classes},); end with Flatten (or GlobalAveragePooling2D) and Dense with units: {classes}",
                         spec.locate(path))]
-    loss = losses.get(spec.config["compile"]["loss"])
+    loss = losses.create(spec.config["compile"]["loss"])
     binary = loss.name == "binary_crossentropy" and output[0] == 1 and classes == 2
     if output[0] != classes and not binary:
         where = path + ("units",) if "units" in layer else path
@@ -154,8 +149,7 @@ def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[P
 
 
 def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
-    from specforge.options import losses
-    loss = losses.get(spec.config["compile"]["loss"])
+    loss = losses.create(spec.config["compile"]["loss"])
     problems = []
     path, layer = _output_layer(spec, graph)
     hint = loss.fits(graph.final_activation, graph.output_shape[-1])
@@ -180,9 +174,6 @@ def _output_layer(spec: Spec, graph: Graph) -> tuple[SpecPath, dict]:
 def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
     """A table's numeric target needs a regression loss and metrics, one output per target column; a class
     target takes no regression metrics."""
-    from specforge.options import losses
-    from specforge.options.metrics import METRICS
-
     data = spec.config["data"]
     if data.get("source") != "table":
         return []
@@ -196,7 +187,7 @@ def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
                 for index, metric in enumerate(metrics) if METRICS[metric["name"]].takes_targets != regression]
     if not regression:
         return problems
-    loss = losses.get(spec.config["compile"]["loss"])
+    loss = losses.create(spec.config["compile"]["loss"])
     if loss.label_encoding != "any" or loss.fused_activation is not None:
         problems.append(Problem(f"{loss.name} is a classification loss and the target is numeric; use "
                                 "mean_squared_error, mean_absolute_error or huber", spec.locate(("compile", "loss"))))

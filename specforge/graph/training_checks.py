@@ -9,7 +9,13 @@ from itertools import pairwise
 from pathlib import Path
 
 from specforge.base.errors import Problem, SpecError
+from specforge.data.idx import read_idx_dims
+from specforge.data.mnist import FILES, MNIST_DIR
+from specforge.data.sources import create as create_source
 from specforge.graph.dag import Graph
+from specforge.options.callbacks import CALLBACKS
+from specforge.options.class_weights import class_index
+from specforge.options.schedules import create
 from specforge.spec import Spec
 
 
@@ -27,8 +33,6 @@ def training_option_problems(spec: Spec) -> list[Problem]:
 
 def training_problems(spec: Spec, graph: Graph) -> list[Problem]:
     """Class weights naming classes the model does not have."""
-    from specforge.training.weighting import class_index
-
     setting = spec.config["fit"].get("class_weight")
     data = spec.config["data"]
     if not isinstance(setting, dict) or (data.get("source") == "table" and data["target"]["type"] == "numeric"):
@@ -42,8 +46,6 @@ def training_problems(spec: Spec, graph: Graph) -> list[Problem]:
 
 
 def _schedule_problems(spec: Spec) -> list[Problem]:
-    from specforge.options.callbacks import CALLBACKS
-
     rate = spec.config["compile"]["optimizer"]["learning_rate"]
     if not isinstance(rate, dict):
         return []
@@ -71,8 +73,6 @@ def _piecewise_problems(spec: Spec, rate: dict) -> list[Problem]:
 def check_warmup(spec: Spec, train_examples: int | None) -> None:
     """SpecError when the schedule's warmup takes more steps than training with ``train_examples`` examples does
     (nothing to check when that count is not known)."""
-    from specforge.options.schedules import create
-
     rate = spec.config["compile"]["optimizer"]["learning_rate"]
     if train_examples is None or not isinstance(rate, dict):
         return
@@ -86,16 +86,18 @@ def check_warmup(spec: Spec, train_examples: int | None) -> None:
             spec.locate(("compile", "optimizer", "learning_rate", "warmup_steps")))])
 
 
+def check_warmup_from_headers(spec: Spec, base_dir: Path) -> None:
+    """``check_warmup`` with as many training examples as the data's headers tell, when there is a schedule."""
+    if isinstance(spec.config["compile"]["optimizer"]["learning_rate"], dict):
+        check_warmup(spec, known_train_examples(spec, base_dir))
+
+
 def known_train_examples(spec: Spec, base_dir: Path) -> int | None:
     """At most how many training examples the data has, as far as its headers tell without reading it (the
     embedded MNIST, or labels small enough to read); None when they do not tell."""
-    from specforge.data.idx import read_idx_dims
-    from specforge.data.mnist import FILES, MNIST_DIR
-    from specforge.data.sources import SOURCES
-
     data = spec.config["data"]
     if data.get("source", "mnist") == "mnist":
         return read_idx_dims(MNIST_DIR / FILES["train_images"])[0]
-    probes = SOURCES[data["source"]].probe(data, base_dir) or {}
+    probes = create_source(data["source"]).probe(data, base_dir) or {}
     train = probes.get("train")
     return None if train is None or train.labels is None else len(train.labels)
