@@ -87,7 +87,7 @@ class Loss(Kind, registry=LOSSES, key="name"):
         each example weighted by ``weights`` when they are set."""
         y, logits = self.smooth(self._targets(outputs, y_true)), self._logits(from_logits)
         value, grad = self._compute(outputs, y, logits, True)
-        if self.weights is None:
+        if self.weights is None or grad is None:
             return value, grad
         # every loss here is a mean over examples of a loss of each example's own outputs, so weighting an
         # example scales its rows of the gradient; the value needs each example's loss
