@@ -33,11 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.matmul import gemm_gflops  # noqa: E402
-from benchmarks.rounds import QUIET_LIMIT, RETRIES, Measured  # noqa: E402
-from benchmarks.side_by_side import PYTORCH, SPECFORGE, SideBySide, inference_rates, training_rates  # noqa: E402
-from benchmarks.tables import Table  # noqa: E402
-from specforge.predict.session import default_threads  # noqa: E402
+from benchmarks.matmul import gemm_gflops
+from benchmarks.rounds import QUIET_LIMIT, RETRIES, Measured
+from benchmarks.side_by_side import PYTORCH, SPECFORGE, SideBySide, inference_rates, training_rates
+from benchmarks.tables import Table
+from specforge.predict.session import default_threads
 
 SPECS = ROOT / "specs"
 SEED = "mnist"

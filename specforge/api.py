@@ -16,8 +16,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -58,11 +59,40 @@ from specforge.training.progress import Progress
 if TYPE_CHECKING:
     from specforge.export.run_export import ExportResult
 
-__all__ = ["__version__", "load_spec", "build_graph", "validate", "fit", "evaluate", "evaluation_warnings", "load_run",
-           "predict", "load_data", "data_info", "render_samples", "export", "predict_onnx", "predict_rows",
-           "is_rows_file", "inspect", "serve", "schema_text", "runs", "compare_runs", "plot", "plot_confusion",
-           "plot_misclassified", "write_schema", "write_template", "sweep", "SpecforgeError", "DataError",
-           "RunError", "TrainingInterrupted", "SweepInterrupted"]
+__all__ = [
+    "DataError",
+    "RunError",
+    "SpecforgeError",
+    "SweepInterrupted",
+    "TrainingInterrupted",
+    "__version__",
+    "build_graph",
+    "compare_runs",
+    "data_info",
+    "evaluate",
+    "evaluation_warnings",
+    "export",
+    "fit",
+    "inspect",
+    "is_rows_file",
+    "load_data",
+    "load_run",
+    "load_spec",
+    "plot",
+    "plot_confusion",
+    "plot_misclassified",
+    "predict",
+    "predict_onnx",
+    "predict_rows",
+    "render_samples",
+    "runs",
+    "schema_text",
+    "serve",
+    "sweep",
+    "validate",
+    "write_schema",
+    "write_template",
+]
 
 
 def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = True) -> tuple[Spec, Graph]:

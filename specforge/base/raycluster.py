@@ -7,7 +7,8 @@ import contextlib
 import importlib
 import os
 import socket
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from specforge.base.errors import RunError
 

@@ -13,7 +13,8 @@ as one-pixel-high NCHW images, so a run of Conv1D -> BatchNormalization -> MaxPo
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from onnx import helper, numpy_helper

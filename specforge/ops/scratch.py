@@ -8,7 +8,7 @@ holds. Buffers are per thread, so shards of a batch running in parallel never sh
 from __future__ import annotations
 
 import threading
-from typing import Hashable
+from collections.abc import Hashable
 
 import numpy as np
 

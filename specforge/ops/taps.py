@@ -18,8 +18,8 @@ sits at every stride-th grid pixel, so the input gradient of any stride takes th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
