@@ -109,7 +109,7 @@ def test_nan_loss_stops_with_the_epoch_and_batch_and_keeps_the_last_good_checkpo
     with pytest.raises(LossNotFinite) as caught:
         train(tmp_path, "nan", spec=spec)
     message = caught.value.problems[0].message
-    assert message.startswith("loss became nan at epoch 1, batch ") or message.startswith("loss became inf at epoch 1")
+    assert message.startswith(("loss became nan at epoch 1, batch ", "loss became inf at epoch 1"))
     assert message.endswith(f"the last good weights are in {runs.display_path(tmp_path / 'nan' / 'checkpoint.npz')}; "
                             "lower the learning rate or rescale the inputs")
     arrays, state = runs.load_checkpoint(tmp_path / "nan")

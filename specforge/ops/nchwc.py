@@ -202,8 +202,8 @@ def _conv_nodes(geometry: _Geometry, helper) -> list:
         nodes = [helper.make_node("ReorderInput", ["x"], ["xc"], domain=_DOMAIN, channels_last=1)]
     else:
         nodes = [helper.make_node("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2])]
-    attributes = dict(kernel_shape=list(geometry.kernel), strides=list(geometry.strides),
-                      dilations=list(geometry.dilation), pads=list(geometry.pads))
+    attributes = {"kernel_shape": list(geometry.kernel), "strides": list(geometry.strides),
+                      "dilations": list(geometry.dilation), "pads": list(geometry.pads)}
     if geometry.depthwise:
         attributes["group"] = _round_up(geometry.channels)
     if geometry.relu:

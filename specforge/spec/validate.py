@@ -63,7 +63,7 @@ def error_messages(errors: Iterable[ValidationError], schema: dict) -> Iterable[
             allowed = list(error.schema.get("properties", {}))
             for key in _unknown_keys(error):
                 yield _unknown_key(key, allowed, _owners(schema, error, key), _sections(schema, error, key)), \
-                    path + (key,), True
+                    (*path, key), True
         elif error.validator == "required":
             yield f"missing required key {_missing_key(error)!r}{_in_kind(error.instance)}", path, True
         else:
