@@ -132,7 +132,8 @@ def _unknown_key(key: str, allowed: list[str], owners: tuple[str, list[str]] | N
     guess = sections or _close(key, allowed)  # an exact key of a section beats a spelling neighbour
     if owners:
         chosen, takers = owners
-        return f"unknown key {key!r} for {chosen} (an option of {', '.join(takers)}); allowed keys: {', '.join(allowed)}"
+        return (f"unknown key {key!r} for {chosen} (an option of {', '.join(takers)}); "
+                f"allowed keys: {', '.join(allowed)}")
     hint = f"did you mean {guess[0]!r}?" if guess else f"allowed keys: {', '.join(allowed)}"
     return f"unknown key {key!r}; {hint}"
 
@@ -156,7 +157,8 @@ def type_message(error: ValidationError) -> str:
         hint = f"did you mean {guess[0]!r}? " if guess else ""
         return f"unknown value {_show(value)}; {hint}expected one of: {', '.join(options)}"
     if validator == "const" and tuple(error.absolute_path) == ("version",):
-        return f"this specforge reads spec version {schema['const']}, got {_show(value)}; use version: {schema['const']}"
+        return (f"this specforge reads spec version {schema['const']}, got {_show(value)}; "
+                f"use version: {schema['const']}")
     if validator == "const":
         return f"expected {_show(schema['const'])}, got {_show(value)}"
     if validator == "type" and value is None and schema.get("type") == "object":

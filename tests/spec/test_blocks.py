@@ -101,8 +101,8 @@ def test_block_arguments_missing_unknown_or_of_the_wrong_type(use, message):
 def test_a_block_that_uses_itself():
     loop = {"params": {}, "layers": [{"type": "ReLU"}, {"block": "loop"}]}
     assert errors([{"block": "loop"}, *HEAD], {"loop": loop}) == [
-        ("model.layers[0]: in block 'loop' at line 1 (blocks.loop.layers[1].block): block 'loop' uses itself ('loop' -> "
-         "'loop'); a block cannot contain itself")]
+        ("model.layers[0]: in block 'loop' at line 1 (blocks.loop.layers[1].block): block 'loop' uses itself "
+         "('loop' -> 'loop'); a block cannot contain itself")]
 
 
 def test_a_shape_error_inside_a_nested_block_is_reported_at_the_use():

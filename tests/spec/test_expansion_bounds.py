@@ -117,8 +117,9 @@ def test_a_sweep_range_over_a_repeat_is_checked_at_the_largest_value_it_draws(tm
     spec.write_text(text + "sweep:\n  parameters:\n    model.layers[1].repeat: {int: [1, 1000000000]}\n",
                     encoding="utf-8")
     [line] = error_lines(spec)
-    assert line.startswith(f"{spec}:") and ": error: sweep.parameters.model.layers[1].repeat: int value 1000000000 " \
-        "does not fit model.layers[1].repeat: this use of block 'stage' (1,000,000,000 x 16 layers)" in line
+    assert line.startswith(f"{spec}:")
+    assert (": error: sweep.parameters.model.layers[1].repeat: int value 1000000000 does not fit "
+            "model.layers[1].repeat: this use of block 'stage' (1,000,000,000 x 16 layers)") in line
     spec.write_text(text + "sweep:\n  parameters:\n    model.layers[1].repeat: {int: [1, 3]}\n", encoding="utf-8")
     api.validate(spec)
 
