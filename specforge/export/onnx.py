@@ -152,8 +152,8 @@ def _preprocess(builder: OnnxBuilder, name: str, shape: tuple[int, ...],
     return name
 
 
-def _convert(layer: Layer, builder: OnnxBuilder, params: Params, input_name: str) -> str:
-    """``layer.to_onnx`` with its failures named after the layer."""
+def _convert(layer: Layer, builder: OnnxBuilder, params: Params, input_name: str | list[str]) -> str:
+    """``layer.to_onnx`` with its failures named after the layer; a merging layer takes the list of its inputs."""
     try:
         return layer.to_onnx(builder, params, input_name)
     except NotImplementedError:
