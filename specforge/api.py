@@ -249,7 +249,7 @@ def render_samples(spec: Spec, split: str, out: str | Path | None = None, count:
         raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
                         file=str(spec.file))
     path = Path(out or f"{spec.name}-{split}.png")
-    if dataset.preprocessing.pipeline is not None:
+    if dataset.preprocessing.pipeline is not None and chosen.table is not None:  # a table's split keeps its rows
         return render_histograms(dataset.preprocessing.pipeline, chosen.table, path)
     return render_grid(chosen, dataset.class_names, path, count)
 
