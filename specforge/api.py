@@ -267,7 +267,7 @@ def render_samples(spec: Spec, split: str, out: str | Path | None = None, count:
     path = Path(out or f"{spec.name}-{split}{'-augmented' if augmented else ''}.png")
     if augmented:
         chosen = _augmented(spec, chosen, dataset.preprocessing, count)
-    elif dataset.preprocessing.pipeline is not None:
+    elif dataset.preprocessing.pipeline is not None and chosen.table is not None:  # a table's split keeps its rows
         return render_histograms(dataset.preprocessing.pipeline, chosen.table, path)
     return render_grid(chosen, dataset.class_names, path, count)
 

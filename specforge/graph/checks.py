@@ -81,25 +81,25 @@ def _column_problems(spec: Spec) -> list[Problem]:
         column, where = feature["column"], ("data", "features", index)
         if column in (target if isinstance(target, list) else [target]):
             problems.append(Problem(f"column {column!r} is the target; a model cannot take its target as a feature: "
-                                    "remove it from data.features", spec.locate(where + ("column",))))
+                                    "remove it from data.features", spec.locate((*where, "column"))))
         clash = next(((other, why) for other in range(index) if features[other]["column"] == column
                       and (why := _second_use(features[other], feature))), None)
         if clash:
             problems.append(Problem(f"column {column!r} is listed twice (also data.features[{clash[0]}]) {clash[1]}",
-                                    spec.locate(where + ("column",))))
+                                    spec.locate((*where, "column"))))
         if feature.get("fill") == "constant" and "fill_value" not in feature:
             problems.append(Problem("fill: constant needs fill_value, the value a missing cell takes; add "
                                     f"fill_value: {'0' if feature['type'] == 'numeric' else 'unknown'} (say), or use "
                                     f"fill: {'mean' if feature['type'] == 'numeric' else 'most_frequent'}",
-                                    spec.locate(where + ("fill",))))
+                                    spec.locate((*where, "fill"))))
         if "fill_value" in feature and feature.get("fill") != "constant":
             problems.append(Problem("fill_value is the value of fill: constant and this column's fill is "
                                     f"{feature.get('fill') or 'the default'}; add fill: constant or remove fill_value",
-                                    spec.locate(where + ("fill_value",))))
+                                    spec.locate((*where, "fill_value"))))
         if feature["type"] != "numeric" and feature.get("fill") in NUMERIC_FILLS:
             problems.append(Problem(f"fill {feature['fill']} needs numbers and column {column!r} is "
                                     f"{feature['type']}; use fill: most_frequent, or constant with a fill_value",
-                                    spec.locate(where + ("fill",))))
+                                    spec.locate((*where, "fill"))))
     return problems
 
 
@@ -141,7 +141,7 @@ def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[P
     loss = losses.create(spec.config["compile"]["loss"])
     binary = loss.name == "binary_crossentropy" and output[0] == 1 and classes == 2
     if output[0] != classes and not binary:
-        where = path + ("units",) if "units" in layer else path
+        where = (*path, "units") if "units" in layer else path
         values = "value" if output[0] == 1 else "values"
         return [Problem(f"the model outputs {output[0]} {values} but the data has {classes} classes; "
                         f"use units: {classes}", spec.locate(where))]
@@ -154,7 +154,7 @@ def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
     path, layer = _output_layer(spec, graph)
     hint = loss.fits(graph.final_activation, graph.output_shape[-1])
     if hint:
-        where = path + ("activation",) if "activation" in layer else path
+        where = (*path, "activation") if "activation" in layer else path
         problems.append(Problem(hint, spec.locate(where)))
     encoding = spec.config["data"]["preprocessing"]["labels"]
     if loss.label_encoding in ("one_hot", "sparse") and encoding != loss.label_encoding:
