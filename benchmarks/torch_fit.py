@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from benchmarks.torch_twin import TorchTwin, TwinTrainer, to_torch
-from specforge.api import build_graph, load_data, load_spec  # noqa: E402
-from specforge.data import iterate_batches  # noqa: E402
-from specforge.graph.model import Model  # noqa: E402
+from specforge.api import build_graph, load_data, load_spec
+from specforge.data import iterate_batches
+from specforge.graph.model import Model
 from specforge.options import losses
-from specforge.predict.session import default_threads  # noqa: E402
-from specforge.training.evaluate import labels_and_targets  # noqa: E402
-from specforge.training.loop import generators  # noqa: E402
+from specforge.predict.session import default_threads
+from specforge.training.evaluate import labels_and_targets
+from specforge.training.loop import generators
 
 
 def whole_split(split, loss, units: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.torch_twin.layers import Dense, Dropout, Flatten, twin_layer
+from benchmarks.torch_twin.layers import Augmentation, Dense, Dropout, Flatten, twin_layer
 from specforge.graph.dag import INPUT_NODE, Graph
 from specforge.graph.model import Model
 
@@ -63,10 +63,10 @@ class TorchTwin(nn.Module):
         return [layer.specforge_gradients() for layer in self.layers]
 
     def numpy_masks(self, rng: np.random.Generator | None) -> TorchTwin:
-        """Dropout draws its masks as specforge does, from ``rng`` (None: PyTorch's dropout). Only for
-        comparing with specforge: the masks of a step then agree."""
+        """Dropout draws its masks, and augmentation its transforms, as specforge does, from ``rng`` (None:
+        PyTorch's dropout). Only for comparing with specforge: the masks of a step then agree."""
         for layer in self.layers:
-            if isinstance(layer, Dropout):
+            if isinstance(layer, (Dropout, Augmentation)):
                 layer.numpy_masks(rng)
         return self
 

@@ -11,6 +11,7 @@ from benchmarks.torch_twin.network import TorchTwin
 from benchmarks.torch_twin.optim import clip_gradients, twin_optimizer
 from specforge.options.losses import Loss
 from specforge.options.optimizers import resolve
+from specforge.options.schedules import create as create_schedule
 
 
 class TwinTrainer:
@@ -26,6 +27,9 @@ class TwinTrainer:
         options = resolve(optimizer)
         self.clipping = options["clipnorm"], options["clipvalue"]
         self.optimizer = twin_optimizer(optimizer, twin.parameters())
+        rate = options["learning_rate"]
+        self.schedule = create_schedule(rate) if isinstance(rate, dict) else None
+        self.steps = 0
 
     def targets(self, labels: np.ndarray, targets: np.ndarray) -> torch.Tensor:
         """What the loss takes for a batch whose class ``labels`` specforge's loss takes as ``targets``."""
@@ -43,5 +47,9 @@ class TwinTrainer:
         value = self.loss(outputs, y)
         value.backward()
         clip_gradients(self.twin.parameters(), *self.clipping)
+        if self.schedule is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.schedule(self.steps)
         self.optimizer.step()
+        self.steps += 1
         return value.detach(), outputs.detach()

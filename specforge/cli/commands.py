@@ -257,6 +257,9 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
                                                       "predicted and the true class " + NEEDS_PLOT + "."),
               limit: int | None = typer.Option(None, "--limit", min=1, metavar="N",
                                                   help="With --misclassified: look at the first N examples only."),
+              augmented: bool = typer.Option(False, "--augmented",
+                                             help="Draw the images as the model's augmentation layers change them "
+                                                  "in training (drawn from fit.seed)."),
               overrides: list[str] | None = SetOption) -> None:
     """Write a PNG grid of sample images with their labels (for a table: histograms of its columns; for text: a
     text file of documents with their token ids), or of a run's mistakes, and print where."""
@@ -265,7 +268,8 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
         typer.echo(f"{wrong} of {examples} {split or 'test'} examples are misclassified; wrote the first "
                    f"{min(count, wrong)} to {path}")
         return
-    typer.echo(f"wrote {api.render_samples(api.load_spec(spec, overrides or ()), split or 'train', out, count)}")
+    path = api.render_samples(api.load_spec(spec, overrides or ()), split or "train", out, count, augmented)
+    typer.echo(f"wrote {path}")
 
 
 @command(name="runs")

@@ -280,6 +280,22 @@ def print_summary(spec: Spec, graph: Graph) -> None:
         console.print(part, soft_wrap=isinstance(part, Text))
 
 
-__all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_per_class",
-           "format_confusion", "format_runs", "format_comparison", "latest_note", "format_description",
-           "display_path", "print_summary", "summary_json", "sweep_view", "print_sweep", "write_picture"]
+__all__ = [
+    "accuracy_line",
+    "display_path",
+    "format_comparison",
+    "format_confusion",
+    "format_description",
+    "format_line",
+    "format_per_class",
+    "format_results",
+    "format_runs",
+    "json_line",
+    "latest_note",
+    "print_summary",
+    "print_sweep",
+    "summary_json",
+    "sweep_view",
+    "write_picture",
+    "write_report",
+]

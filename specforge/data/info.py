@@ -85,7 +85,7 @@ def render_grid(split: Split, class_names: tuple[str, ...] | list[str], path: Pa
     count = min(count, len(split))
     if count < 1:
         raise DataError(f"the {split.name} split has no images to draw", file=split.images_file)
-    chosen = _every_class_in_turn(split.labels, count)
+    chosen = every_class_in_turn(split.labels, count)
     pixels = _as_pixels(np.asarray(split.images)[chosen])
     height, width = pixels.shape[1:3]
     zoom = max(1, math.ceil(CELL_MIN_PX / max(height, width)))
@@ -109,7 +109,7 @@ def render_grid(split: Split, class_names: tuple[str, ...] | list[str], path: Pa
     return path
 
 
-def _every_class_in_turn(labels: np.ndarray | None, count: int) -> np.ndarray:
+def every_class_in_turn(labels: np.ndarray | None, count: int) -> np.ndarray:
     """Indices of ``count`` examples: the first example of each class, then the second of each, ... (the first
     ``count`` examples when there are no labels), in split order within a class."""
     if labels is None:

@@ -131,7 +131,7 @@ def _branch(condition: dict, options: dict[str, dict], required: list[str]) -> d
             "then": {"properties": properties, "required": required, "additionalProperties": False}}
 
 
-def _source_branch(source: DataSource) -> dict:
+def _source_branch(source: type[DataSource]) -> dict:
     condition: dict = {"properties": {"source": {"const": source.name}}}
     if source.name != _COMMON["source"]["default"]:
         condition["required"] = ["source"]

@@ -77,12 +77,13 @@ def fit_width(console: Console, parts: list[RenderableType]) -> None:
 
 def summary_text(spec: Spec, graph: Graph) -> str:
     """The summary as plain text (a notebook's ``print(run.summary())``)."""
-    console = Console(file=io.StringIO(), color_system=None)
+    text = io.StringIO()
+    console = Console(file=text, color_system=None)
     parts = summary_parts(spec, graph)
     fit_width(console, parts)
     for part in parts:
         console.print(part, soft_wrap=isinstance(part, Text))
-    return console.file.getvalue()
+    return text.getvalue()
 
 
 def summary_lines(rows: list[SummaryRow]) -> list[tuple[str, ...]]:

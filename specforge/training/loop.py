@@ -11,10 +11,11 @@ history, so a resumed run ends with the same weights, bit for bit, as one never 
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from specforge.data import Dataset, Preprocessing, batch_count, iterate_batches,
 from specforge.graph.build import build_graph
 from specforge.graph.dag import Graph
 from specforge.graph.model import Model, params_from_arrays
+from specforge.graph.training_checks import check_warmup
 from specforge.options import callbacks, losses, metrics, optimizers
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
@@ -34,6 +36,7 @@ from specforge.training.evaluate import (
     update_metrics,
 )
 from specforge.training.moving_statistics import unsettled_statistics
+from specforge.training.options import weight_average, weighting
 from specforge.training.progress import Both, ConsoleProgress, Progress
 from specforge.training.tensorboard import TensorBoardLog
 
@@ -73,6 +76,7 @@ def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None], fitted: Pr
     setup = _Setup(spec, graph, dataset, losses.create(config["compile"]["loss"]),
                    metrics.create(config["compile"]["metrics"], graph.output_shape[-1]),
                    optimizers.create(config["compile"]["optimizer"]), [])
+    check_warmup(spec, len(dataset.train))
     try:
         setup.callbacks = callbacks.create(config["fit"]["callbacks"], setup.log_names())
     except SpecError as error:
@@ -99,11 +103,19 @@ class Trainer:
         init_rng, self.shuffle_rng, self.dropout_rng = generators(setup.fit["seed"])
         self.model = Model.initialize(setup.graph, init_rng)
         self.optimizer = setup.optimizer
+        try:
+            self.weighting = weighting(setup.spec.config, setup.loss, setup.dataset.train,
+                                       setup.graph.output_shape[-1])
+        except DataError as error:
+            raise setup.spec.located(error) from None
+        self.ema = weight_average(setup.spec.config["compile"]["optimizer"], self.model.trainable_params())
         self.stop_training = False
         self.epoch = 0
         #: the batch in progress (from 1), for the interruption message
         self.batch = 0
         self.history: dict[str, list[float]] = {name: [] for name in setup.log_names()}
+        if self.optimizer.schedule is not None:
+            self.history["learning_rate"] = []
 
     # -- the callbacks' view -------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -125,6 +137,9 @@ class Trainer:
                 arrays[f"optimizer/{key}"] = value
             else:
                 scalars[key] = value
+        if self.ema is not None:
+            arrays.update({f"ema/{key}": value for key, value in self.ema.arrays().items()})
+            scalars["ema_steps"] = self.ema.steps
         callback_states = []
         for index, callback in enumerate(self.setup.callbacks):
             state = {}
@@ -145,7 +160,10 @@ class Trainer:
         source = str(self.run_dir / runs.CHECKPOINT)
         weights = {key.removeprefix("weights/"): value for key, value in arrays.items() if key.startswith("weights/")}
         self.model.set_weights(params_from_arrays(self.setup.graph, weights, source))
-        self.optimizer.load_state_dict({**state["optimizer"], **_with_prefix(arrays, "optimizer/")})
+        optimizer_state = dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load(optimizer_state.pop("ema_steps"), _with_prefix(arrays, "ema/"))
+        self.optimizer.load_state_dict({**optimizer_state, **_with_prefix(arrays, "optimizer/")})
         if len(state["callbacks"]) != len(self.setup.callbacks):
             raise RunError(f"the checkpoint holds {len(state['callbacks'])} callback states for "
                            f"{len(self.setup.callbacks)} callbacks in the spec", file=source)
@@ -164,8 +182,9 @@ class Trainer:
         while self.epoch < fit["epochs"] and not self.stop_training:
             logs = self.train_epoch()
             if setup.dataset.validation is not None:
-                validation = evaluate_split(self.model, setup.dataset.validation, setup.loss, setup.metrics,
-                                            fit["batch_size"])
+                with self.ema.applied() if self.ema is not None else nullcontext():
+                    validation = evaluate_split(self.model, setup.dataset.validation, setup.loss, setup.metrics,
+                                                fit["batch_size"])
                 logs.update({f"val_{name}": value for name, value in validation.items()})
             for name, value in logs.items():
                 self.history[name].append(value)
@@ -177,6 +196,8 @@ class Trainer:
             runs.update_manifest(self.run_dir, epochs_completed=self.epoch)
             if self.stop_training:
                 self.progress.message(f"Epoch {self.epoch}: early stopping")
+        if self.ema is not None:  # before the callbacks end, as Keras' finalize_variable_values
+            self.ema.overwrite()
         for callback in self.callbacks:
             callback.on_train_end(self)
 
@@ -190,11 +211,16 @@ class Trainer:
         for metric in setup.metrics:
             metric.reset()
         total, count = 0.0, 0
+        if self.weighting is not None:
+            self.weighting.start_epoch(len(train), fit["batch_size"], fit["shuffle"], self.shuffle_rng)
         batches = iterate_batches(train, fit["batch_size"], shuffle=fit["shuffle"], rng=self.shuffle_rng)
         for step, (x, y) in enumerate(batches, 1):
             self.batch = step
             labels, targets = labels_and_targets(setup.loss, y, units)
-            value, outputs = self.model.train_step(x, targets, setup.loss, self.optimizer, self.dropout_rng)
+            loss = setup.loss if self.weighting is None else self.weighting.loss_for(step, labels)
+            value, outputs = self.model.train_step(x, targets, loss, self.optimizer, self.dropout_rng)
+            if self.ema is not None and np.isfinite(value):
+                self.ema.update()
             if not np.isfinite(value):
                 raise LossNotFinite(f"loss became {value} at epoch {self.epoch + 1}, batch {step}; the last good "
                                     f"weights are in {runs.display_path(self.run_dir / runs.CHECKPOINT)}; lower the "
@@ -203,7 +229,10 @@ class Trainer:
             count += len(x)
             update_metrics(setup.metrics, outputs, labels, targets, train.preprocessing)
             self.progress.batch_end(step, {"loss": total / count, **{m.name: m.result() for m in setup.metrics}})
-        return {"loss": total / count, **{m.name: m.result() for m in setup.metrics}}
+        logs = {"loss": total / count, **{m.name: m.result() for m in setup.metrics}}
+        if self.optimizer.schedule is not None:
+            logs["learning_rate"] = self.optimizer.learning_rate
+        return logs
 
 
 def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -316,4 +345,4 @@ def _finish(trainer: Trainer) -> None:
         runs.point_latest(run_dir)
 
 
-__all__ = ["fit", "generators", "Trainer", "TrainingInterrupted", "LossNotFinite"]
+__all__ = ["LossNotFinite", "Trainer", "TrainingInterrupted", "fit", "generators"]
