@@ -625,21 +625,21 @@ EXPECTED: dict[str, list[str]] = {
     ],
     # a model of token ids
     "embedding_fed_floats.yaml": [
-        "embedding_fed_floats.yaml:8:7: error: model.layers[0]: Embedding takes integer token ids and data source "
-        "mnist gives values, not ids; use source: text_folder with vectorize.output_mode: int",
+        ("embedding_fed_floats.yaml:8:7: error: model.layers[0]: Embedding takes integer token ids and data source "
+         "mnist gives values, not ids; use source: text_folder with vectorize.output_mode: int"),
     ],
     "embedding_after_dense.yaml": [
-        "embedding_after_dense.yaml:9:7: error: model.layers[1]: Embedding takes int ids, which only the model's "
-        "input holds; give it `inputs: input` and the model token ids (source: text_folder with "
-        "vectorize.output_mode: int)",
+        ("embedding_after_dense.yaml:9:7: error: model.layers[1]: Embedding takes int ids, which only the model's "
+         "input holds; give it `inputs: input` and the model token ids (source: text_folder with "
+         "vectorize.output_mode: int)"),
     ],
     "embedding_mask_zero.yaml": [
         "embedding_mask_zero.yaml:8:70: error: model.layers[0].mask_zero: expected false, got true",
     ],
     "text_sequence_length_with_counts.yaml": [
-        "text_sequence_length_with_counts.yaml:6:59: error: data.vectorize.output_sequence_length: "
-        "output_sequence_length applies to output_mode int only, and output_mode is count; leave "
-        "output_sequence_length out",
+        ("text_sequence_length_with_counts.yaml:6:59: error: data.vectorize.output_sequence_length: "
+         "output_sequence_length applies to output_mode int only, and output_mode is count; leave "
+         "output_sequence_length out"),
     ],
     "text_sequence_length_zero.yaml": [
         "text_sequence_length_zero.yaml:8:29: error: data.vectorize.output_sequence_length: must be >= 1, got 0",
