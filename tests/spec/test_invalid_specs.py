@@ -742,11 +742,8 @@ OVERRIDES: dict[tuple[str, ...], list[str]] = {
 CLI_CASES = ["several_errors.yaml", "several_stages.yaml", "kernel_larger_than_input.yaml",
              "loss_vs_sparse_labels.yaml", "graph_add_shapes_differ.yaml", "block_argument_out_of_range.yaml",
              "block_nested_error.yaml", "block_twice_mutual_recursion.yaml", "blocks_doubling_forty_times.yaml",
-    ],
-CLI_CASES = ["several_errors.yaml", "kernel_larger_than_input.yaml", "loss_vs_sparse_labels.yaml",
-             "table_column_listed_twice.yaml",
-             "graph_add_shapes_differ.yaml", "block_argument_out_of_range.yaml", "block_nested_error.yaml",
-             "yaml_duplicate_key.yaml", "json_single_quotes.json", "embedding_fed_floats.yaml"]
+             "table_column_listed_twice.yaml", "yaml_duplicate_key.yaml", "json_single_quotes.json",
+             "embedding_fed_floats.yaml"]
 
 _LINE = re.compile(r"(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): error: (?:(?P<path>[^ :]+): )?(?P<message>.*)")
 
