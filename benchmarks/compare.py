@@ -165,23 +165,23 @@ def timed_run(command: list[str]) -> tuple[float, float, str]:
     The peak is the child's own VmHWM, read from /proc while it runs: ``ru_maxrss`` of children would
     count this process's memory, which a child shares until it execs.
     """
-    output = tempfile.TemporaryFile("w+")
-    start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, stdout=output)
-    peak_kb = 0
-    while child.poll() is None:
-        try:
-            status = Path(f"/proc/{child.pid}/status").read_text()
-            peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
-        except (OSError, IndexError):
-            pass
-        time.sleep(0.05)
-    seconds = time.perf_counter() - start
-    if child.returncode:
-        raise subprocess.CalledProcessError(child.returncode, command)
-    output.seek(0)
-    epochs = [line for line in output.read().splitlines() if line.startswith(("Epoch", "epoch"))]
-    return seconds, peak_kb / 1024, epochs[-1] if epochs else ""
+    with tempfile.TemporaryFile("w+") as output:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, cwd=ROOT, stdout=output)
+        peak_kb = 0
+        while child.poll() is None:
+            try:
+                status = Path(f"/proc/{child.pid}/status").read_text()
+                peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
+            except (OSError, IndexError):
+                pass
+            time.sleep(0.05)
+        seconds = time.perf_counter() - start
+        if child.returncode:
+            raise subprocess.CalledProcessError(child.returncode, command)
+        output.seek(0)
+        epochs = [line for line in output.read().splitlines() if line.startswith(("Epoch", "epoch"))]
+        return seconds, peak_kb / 1024, epochs[-1] if epochs else ""
 
 
 def compare_full_runs(epochs: int = 3) -> None:
@@ -224,7 +224,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed training steps before each round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scaling", action="store_true",
-                        help="also images/s against batch size (8, 32, 128) and cores (1, 2), memory against batch size")
+                        help="also images/s against batch size (8, 32, 128) and cores (1, 2), "
+                             "memory against batch size")
     parser.add_argument("--no-table", dest="table", action="store_false",
                         help="leave out the table of every spec (with --scaling or --full)")
     parser.add_argument("--full", action="store_true", help="also time full 3-epoch runs of the seed spec in both")

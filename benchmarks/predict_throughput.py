@@ -21,13 +21,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.rates import best_rate  # noqa: E402
-from specforge.api import build_graph  # noqa: E402
-from specforge.data import load_dataset  # noqa: E402
-from specforge.export.onnx import export_graph  # noqa: E402
-from specforge.graph.model import Model  # noqa: E402
-from specforge.predict.session import default_threads, make_session  # noqa: E402
-from specforge.spec import load_spec  # noqa: E402
+from benchmarks.rates import best_rate
+from specforge.api import build_graph
+from specforge.data import load_dataset
+from specforge.export.onnx import export_graph
+from specforge.graph.model import Model
+from specforge.predict.session import default_threads, make_session
+from specforge.spec import load_spec
 
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
 BATCH_SIZES = (1, 32, 256)

@@ -32,12 +32,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from specforge.api import build_graph, load_data, load_spec  # noqa: E402
-from specforge.data import Split  # noqa: E402
-from specforge.graph.model import Model, StepValues, gather_gradients  # noqa: E402
+from specforge.api import build_graph, load_data, load_spec
+from specforge.data import Split
+from specforge.graph.model import Model, StepValues, gather_gradients
 from specforge.options import metrics, optimizers
-from specforge.options.losses import create as create_loss  # noqa: E402
-from specforge.training.evaluate import labels_and_targets, update_metrics  # noqa: E402
+from specforge.options.losses import create as create_loss
+from specforge.training.evaluate import labels_and_targets, update_metrics
 
 
 def random_batch(train: Split, model: Model, loss, batch_size: int, rng: np.random.Generator,

@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.predict_throughput import BATCH_SIZES, images_per_second  # noqa: E402
-from specforge import api  # noqa: E402
-from specforge.predict.images import OnnxPredictor, read_data  # noqa: E402
-from specforge.predict.session import default_threads, make_session  # noqa: E402
+from benchmarks.predict_throughput import BATCH_SIZES, images_per_second
+from specforge import api
+from specforge.predict.images import OnnxPredictor, read_data
+from specforge.predict.session import default_threads, make_session
 
 
 def main() -> None:

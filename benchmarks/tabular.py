@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from specforge import api  # noqa: E402
-from specforge.data import Preprocessing  # noqa: E402
-from specforge.export.table import output_name, pipeline_inputs  # noqa: E402
-from specforge.predict.session import make_session  # noqa: E402
-from specforge.predict.table import rows_feed  # noqa: E402
-from specforge.training.progress import Silent  # noqa: E402
+from specforge import api
+from specforge.data import Preprocessing
+from specforge.export.table import output_name, pipeline_inputs
+from specforge.predict.session import make_session
+from specforge.predict.table import rows_feed
+from specforge.training.progress import Silent
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 

@@ -20,13 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.matmul import gemm_gflops  # noqa: E402
-from specforge.api import build_graph, load_data, load_spec  # noqa: E402
-from specforge.data import iterate_batches  # noqa: E402
-from specforge.graph.model import Model  # noqa: E402
+from benchmarks.matmul import gemm_gflops
+from specforge.api import build_graph, load_data, load_spec
+from specforge.data import iterate_batches
+from specforge.graph.model import Model
 from specforge.options import losses, metrics, optimizers
-from specforge.training.evaluate import labels_and_targets  # noqa: E402
-from specforge.training.loop import generators  # noqa: E402
+from specforge.training.evaluate import labels_and_targets
+from specforge.training.loop import generators
 
 
 def training_images_per_second(spec_path: str | Path, batches: int = 200, warmup: int = 20,

@@ -23,16 +23,29 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from specforge import __version__
-from specforge.base.errors import DataError, Problem, RunError, SpecforgeError, SweepInterrupted, TrainingInterrupted
+from specforge.base.errors import (
+    DataError,
+    Problem,
+    RunError,
+    SpecError,
+    SpecforgeError,
+    SweepInterrupted,
+    TrainingInterrupted,
+)
 from specforge.data import Dataset, render_grid
 from specforge.data import data_info as describe_data
 from specforge.data import load_data as load_dataset
+from specforge.data.info import every_class_in_turn
 from specforge.data.precheck import check_data
+from specforge.data.splits import Split
 from specforge.data.table.info import render_histograms
+from specforge.data.text.show import write_examples
 from specforge.export.inspect import describe as describe_model
 from specforge.graph.build import build_graph, data_shape, load_and_build, with_rest_checked
 from specforge.graph.checks import check_options
 from specforge.graph.dag import Graph
+from specforge.graph.training_checks import check_warmup_from_headers
+from specforge.layers.augmentation import augment
 from specforge.options import callbacks, metrics
 from specforge.options.callbacks import Callback
 from specforge.predict import images, table
@@ -57,6 +70,7 @@ from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.progress import Progress
 
 if TYPE_CHECKING:
+    from specforge.data.preprocessing import Preprocessing
     from specforge.export.run_export import ExportResult
 
 __all__ = [
@@ -110,6 +124,7 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
     try:
         if data:
             check_data(spec.config, spec.base_dir, graph.output_shape[-1])
+            check_warmup_from_headers(spec, spec.base_dir)
         callbacks.create(spec.config["fit"]["callbacks"], _log_names(spec, graph))
     except SpecforgeError as error:
         raise spec.located(error) from None
@@ -243,19 +258,42 @@ def data_info(spec: Spec) -> dict:
     return describe_data(load_data(spec))
 
 
-def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25) -> Path:
+def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25,
+                   augmented: bool = False) -> Path:
     """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels, or for a table
-    histograms of each feature column and the target (default file: ``<spec name>-<split>.png``); returns its
-    path."""
+    histograms of each feature column and the target (default file: ``<spec name>-<split>.png``), or for text
+    ``count`` documents with their classes and token ids (default file: ``<spec name>-<split>.txt``); returns
+    its path. ``augmented``: the images as the model's augmentation layers change them in training (drawn from
+    ``fit.seed``; default file ``<spec name>-<split>-augmented.png``)."""
     dataset = load_data(spec)
     chosen = dataset.splits().get(split)
     if chosen is None:
         raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
                         file=str(spec.file))
-    path = Path(out or f"{spec.name}-{split}.png")
-    if dataset.preprocessing.pipeline is not None:
+    vectorizer = dataset.preprocessing.vectorizer
+    if vectorizer is not None:
+        return write_examples(chosen, vectorizer, dataset.class_names, Path(out or f"{spec.name}-{split}.txt"), count)
+    path = Path(out or f"{spec.name}-{split}{'-augmented' if augmented else ''}.png")
+    if augmented:
+        chosen = _augmented(spec, chosen, dataset.preprocessing, count)
+    elif dataset.preprocessing.pipeline is not None and chosen.table is not None:  # a table's split keeps its rows
         return render_histograms(dataset.preprocessing.pipeline, chosen.table, path)
     return render_grid(chosen, dataset.class_names, path, count)
+
+
+def _augmented(spec: Spec, split: Split, preprocessing: Preprocessing, count: int) -> Split:
+    """``count`` examples of ``split`` (every class in turn, as the grid takes them) through the model's
+    augmentation layers in training mode, drawn from ``fit.seed``."""
+    layers = [node.layer for node in build_graph(spec).nodes if getattr(node.layer, "augments", False)]
+    if not layers:
+        message = ("the model has no augmentation layers to show; put RandomFlip, RandomRotation, ... first in "
+                   "model.layers")
+        raise SpecError(problems=[Problem(message, spec.locate(("model", "layers")))])
+    chosen = every_class_in_turn(split.labels, min(count, len(split)))
+    rng = loop.generators(spec.config["fit"]["seed"])[2]
+    images = augment(layers, preprocessing.images(split.images[chosen]), rng)
+    labels = None if split.labels is None else np.asarray(split.labels)[chosen]
+    return Split(split.name, images, labels, split.images_file, split.labels_file, preprocessing)
 
 
 def schema_text() -> str:

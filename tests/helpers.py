@@ -88,7 +88,8 @@ def check_gradients(kind: str, config: dict, params: dict, x: np.ndarray, traini
     assert sorted(grads) == sorted(trainable)
     takes_ids = np.issubdtype(x.dtype, np.integer)
     assert (dx is None) == takes_ids, "a kind has an input gradient exactly when it takes values, not ids"
-    for name, array, analytic in [*([] if takes_ids else [("x", x, dx)]), *((n, params[n], grads[n]) for n in trainable)]:
+    checked = [*([] if takes_ids else [("x", x, dx)]), *((n, params[n], grads[n]) for n in trainable)]
+    for name, array, analytic in checked:
         assert analytic.shape == array.shape, name
         numeric = numerical_gradient(loss, array, eps)
         np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol, err_msg=f"gradient of {name}")

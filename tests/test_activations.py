@@ -109,7 +109,7 @@ def test_relu_capped_below_its_threshold_keeps_the_slope_under_the_threshold():
 
 
 def test_unknown_activation_is_a_spec_error():
-    with pytest.raises(SpecError, match="unknown activation 'rleu'.*relu"):
+    with pytest.raises(SpecError, match=r"unknown activation 'rleu'.*relu"):
         create_activation("rleu")
 
 

@@ -54,5 +54,6 @@ def test_a_run_directory_predicts_without_exporting_first(tmp_path, monkeypatch)
     assert len([line for line in result.output.splitlines() if line.startswith("test[")]) == 6
     Path("rows.csv").write_text("a,b\n1,2\n")
     result = CliRunner().invoke(app, ["predict", "runs/mnist-cnn/1", "rows.csv"])
-    assert (result.exit_code, result.output.strip()) == (2, "rows.csv: error: this model takes images or arrays, "
-                                                            "not table rows; give PNG/JPEG images or .npy/.npz arrays")
+    assert result.exit_code == 2
+    assert result.output.strip() == ("rows.csv: error: this model takes images or arrays, "
+                                     "not table rows; give PNG/JPEG images or .npy/.npz arrays")

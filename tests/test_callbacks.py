@@ -87,7 +87,7 @@ def test_early_stopping_without_restore_keeps_the_last_weights():
 
 
 def test_early_stopping_patience_zero_stops_at_the_first_worse_epoch():
-    trainer, (stopper,) = fit({"type": "EarlyStopping"}, [1.0, 0.9, 0.95, 0.5])
+    _trainer, (stopper,) = fit({"type": "EarlyStopping"}, [1.0, 0.9, 0.95, 0.5])
     assert stopper.stopped_epoch == 2
 
 
@@ -115,7 +115,7 @@ def test_early_stopping_start_from_epoch():
 
 
 def test_restore_best_weights_also_when_training_was_not_stopped():
-    trainer, (stopper,) = fit({"type": "EarlyStopping", "patience": 5, "restore_best_weights": True},
+    trainer, (_stopper,) = fit({"type": "EarlyStopping", "patience": 5, "restore_best_weights": True},
                               [0.5, 0.9, 0.8])
     assert not trainer.stop_training and trainer.weights[0][0] == 0.0
 

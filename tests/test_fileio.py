@@ -9,10 +9,9 @@ from specforge.base.fileio import atomic_open, write_text
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = write_text(tmp_path / "weights.txt", "old")
-    with pytest.raises(RuntimeError):
-        with atomic_open(path, "w") as handle:
-            handle.write("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_open(path, "w") as handle:
+        handle.write("half")
+        raise RuntimeError("killed")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["weights.txt"]
 

@@ -90,5 +90,5 @@ def test_compute_fans(shape, fans):
 
 
 def test_unknown_initializer_is_a_spec_error():
-    with pytest.raises(SpecError, match="unknown initializer 'glorot'.*glorot_uniform"):
+    with pytest.raises(SpecError, match=r"unknown initializer 'glorot'.*glorot_uniform"):
         draw("glorot")

@@ -43,8 +43,8 @@ def test_a_short_batch_normalized_run_warns_in_train_and_evaluate(tmp_path):
                 if "BatchNormalization" in text)
     (warning,) = [text for text in trained.stdout.splitlines() if "warning" in text]
     assert warning.startswith(f"{spec}:{line}:")
-    assert ": warning: model.layers[2]: after 4 training steps the moving mean and variance of 'batch_normalization' " \
-           "still hold 96% of their initial values (momentum 0.99)" in warning
+    assert (": warning: model.layers[2]: after 4 training steps the moving mean and variance of 'batch_normalization' "
+            "still hold 96% of their initial values (momentum 0.99)") in warning
     assert warning.endswith("train for at least 299 steps (more epochs, more data or a smaller batch_size) or lower "
                             "the momentum (momentum: 0.47 would do in 4 steps)")
     evaluated = invoke("evaluate", tmp_path / "run", "--limit", 32)

@@ -328,19 +328,23 @@ def test_loading_state_of_another_configuration_fails():
 
 # -- spec values ----------------------------------------------------------------------------------
 
+#: Keras' moving-average options, off by default on every optimizer.
+EMA = {"use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None}
+
+
 def test_resolve_fills_keras_defaults():
     assert optimizers.resolve("adam") == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
-                                          "epsilon": 1e-7, "amsgrad": False, "clipnorm": None, "clipvalue": None}
+                                          "epsilon": 1e-7, "amsgrad": False, "clipnorm": None, "clipvalue": None, **EMA}
     assert optimizers.resolve({"name": "sgd", "momentum": 0.9}) == {
-        "name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False, "clipnorm": None, "clipvalue": None}
+        "name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False, "clipnorm": None, "clipvalue": None, **EMA}
     assert optimizers.resolve("adamw")["weight_decay"] == 0.004
     assert optimizers.resolve("rmsprop") == {"name": "rmsprop", "learning_rate": 0.001, "rho": 0.9, "momentum": 0.0,
-                                             "epsilon": 1e-7, "centered": False, "clipnorm": None, "clipvalue": None}
+                                             "epsilon": 1e-7, "centered": False, "clipnorm": None, "clipvalue": None, **EMA}
     assert optimizers.resolve("adagrad") == {"name": "adagrad", "learning_rate": 0.001,
                                              "initial_accumulator_value": 0.1, "epsilon": 1e-7, "clipnorm": None,
-                                             "clipvalue": None}
+                                             "clipvalue": None, **EMA}
     assert optimizers.resolve("nadam") == {"name": "nadam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
-                                           "epsilon": 1e-7, "clipnorm": None, "clipvalue": None}
+                                           "epsilon": 1e-7, "clipnorm": None, "clipvalue": None, **EMA}
 
 
 def test_resolve_agrees_with_the_schema_defaults():

@@ -195,8 +195,8 @@ def test_preprocessing_outside_the_graph_is_applied_by_predict(exported, tmp_pat
 
 
 @pytest.mark.parametrize("shape,message", [
-    ((3, 32, 32), "an array of shape (3, 32, 32) does not fit the model's input [N, 28, 28, 1]; "
-                  "give (N, 28, 28, 1) or (N, 28, 28), or one example without N"),
+    ((3, 32, 32), ("an array of shape (3, 32, 32) does not fit the model's input [N, 28, 28, 1]; "
+                   "give (N, 28, 28, 1) or (N, 28, 28), or one example without N")),
     ((28, 28, 3), "an array of shape (28, 28, 3) does not fit the model's input [N, 28, 28, 1]"),
 ])
 def test_arrays_that_do_not_fit_are_one_line_errors(exported, tmp_path, shape, message):

@@ -7,7 +7,8 @@ import contextlib
 import importlib
 import os
 import socket
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from specforge.base.errors import RunError
 
@@ -57,6 +58,7 @@ def _check_reachable(address: str) -> None:
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT):
             pass
-    except (OSError, ValueError) as error:
-        raise RunError(f"no Ray cluster answers at {address} ({error.strerror or error}); start one with "
+    except (OSError, ValueError) as error:  # a ValueError is a port that is not a number
+        reason = (error.strerror if isinstance(error, OSError) else None) or error
+        raise RunError(f"no Ray cluster answers at {address} ({reason}); start one with "
                        "`ray start --head` or give its HOST:PORT", file=f"--address {address}") from None

@@ -3,7 +3,8 @@ data sources are each looked up by the name a spec gives, and a second kind unde
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Generic, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar, Generic, TypeVar
 
 T = TypeVar("T")
 

@@ -37,6 +37,7 @@ from specforge.cli.present import (
     summary_json,
     sweep_view,
     table_info_lines,
+    text_info_lines,
     write_picture,
     write_report,
     write_row_predictions,
@@ -246,11 +247,15 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: li
             typer.echo(line)
         return
     typer.echo(f"classes: {info['num_classes']} ({', '.join(info['class_names'])})")
+    examples = "documents as" if "text" in info else "images"
     for name, split in info["splits"].items():
         shape = "x".join(map(str, split["image_shape"]))
         balance = " ".join(map(str, split.get("class_counts", [])))
-        typer.echo(f"{name}: {split['count']} images {shape} {split['dtype']}, values {split['min']}..{split['max']}"
-                   + (f", per class: {balance}" if balance else ""))
+        typer.echo(f"{name}: {split['count']} {examples} {shape} {split['dtype']}, "
+                   f"values {split['min']}..{split['max']}" + (f", per class: {balance}" if balance else ""))
+    if "text" in info:
+        for line in text_info_lines(info["text"]):
+            typer.echo(line)
 
 
 @command(data_app, name="show")
@@ -267,15 +272,19 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
                                                       "predicted and the true class " + NEEDS_PLOT + "."),
               limit: int | None = typer.Option(None, "--limit", min=1, metavar="N",
                                                   help="With --misclassified: look at the first N examples only."),
+              augmented: bool = typer.Option(False, "--augmented",
+                                             help="Draw the images as the model's augmentation layers change them "
+                                                  "in training (drawn from fit.seed)."),
               overrides: list[str] | None = SetOption) -> None:
-    """Write a PNG grid of sample images with their labels (for a table: histograms of its columns), or of a
-    run's mistakes, and print where."""
+    """Write a PNG grid of sample images with their labels (for a table: histograms of its columns; for text: a
+    text file of documents with their token ids), or of a run's mistakes, and print where."""
     if misclassified:
         path, wrong, examples = api.plot_misclassified(spec, split or "test", out=out, count=count, limit=limit)
         typer.echo(f"{wrong} of {examples} {split or 'test'} examples are misclassified; wrote the first "
                    f"{min(count, wrong)} to {path}")
         return
-    typer.echo(f"wrote {api.render_samples(api.load_spec(spec, overrides or ()), split or 'train', out, count)}")
+    path = api.render_samples(api.load_spec(spec, overrides or ()), split or "train", out, count, augmented)
+    typer.echo(f"wrote {path}")
 
 
 @command(name="runs")

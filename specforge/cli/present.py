@@ -154,6 +154,21 @@ def table_info_lines(info: dict) -> list[str]:
     return lines
 
 
+def text_info_lines(text: dict) -> list[str]:
+    """``data info`` of a text source: the vocabulary, then each split's documents, lengths and unknown tokens."""
+    frequent = ", ".join(f"{token!r} {count}" for token, count in text["most_frequent"])
+    lines = [f"vocabulary: {text['vocabulary_size']} entries (output_mode {text['output_mode']}"
+             + (f", {text['output_sequence_length']} ids per document" if text["output_mode"] == "int" else "")
+             + f"); most frequent: {frequent}"]
+    for name, split in text["splits"].items():
+        lengths = ", ".join(f"{'max' if p == '100' else 'p' + p} {value:g}"
+                            for p, value in split["length_percentiles"].items())
+        cut = f", {split['truncated']} cut at the sequence length" if split.get("truncated") else ""
+        lines.append(f"{name}: {split['documents']} documents, {split['empty']} empty{cut}; tokens per document: "
+                     f"{lengths}; out of vocabulary: {split['out_of_vocabulary']:.1%} of {split['tokens']} tokens")
+    return lines
+
+
 def json_line(prediction: Prediction) -> str:
     return json.dumps(prediction.to_dict())
 
@@ -265,6 +280,22 @@ def print_summary(spec: Spec, graph: Graph) -> None:
         console.print(part, soft_wrap=isinstance(part, Text))
 
 
-__all__ = ["format_line", "accuracy_line", "write_report", "json_line", "format_results", "format_per_class",
-           "format_confusion", "format_runs", "format_comparison", "latest_note", "format_description",
-           "display_path", "print_summary", "summary_json", "sweep_view", "print_sweep", "write_picture"]
+__all__ = [
+    "accuracy_line",
+    "display_path",
+    "format_comparison",
+    "format_confusion",
+    "format_description",
+    "format_line",
+    "format_per_class",
+    "format_results",
+    "format_runs",
+    "json_line",
+    "latest_note",
+    "print_summary",
+    "print_sweep",
+    "summary_json",
+    "sweep_view",
+    "write_picture",
+    "write_report",
+]

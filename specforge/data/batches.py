@@ -31,9 +31,11 @@ def iterate_batches(split: Split, batch_size: int, *, shuffle: bool, rng: np.ran
         raise ValueError("iterate_batches needs a Preprocessing: the split has none; pass preprocessing=")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if shuffle and rng is None:
-        raise ValueError("shuffle=True needs rng, a numpy Generator seeded from the spec")
-    order = rng.permutation(len(split)) if shuffle else None
+    order = None
+    if shuffle:
+        if rng is None:
+            raise ValueError("shuffle=True needs rng, a numpy Generator seeded from the spec")
+        order = rng.permutation(len(split))
     return _batches(split, batch_size, steps, order)
 
 

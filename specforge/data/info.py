@@ -12,6 +12,7 @@ from specforge.base.fileio import atomic_open
 from specforge.data.dataset import Dataset
 from specforge.data.splits import Split
 from specforge.data.table.info import column_info, row_info, target_info
+from specforge.data.text.info import text_info
 
 CELL_MIN_PX = 56
 LABEL_PX = 14
@@ -53,6 +54,12 @@ def data_info(dataset: Dataset) -> dict:
         info["columns"] = column_info(pipeline, tables)
         info["target"] = target_info(pipeline, tables)
         info.update(row_info(tables))
+    vectorizer = dataset.preprocessing.vectorizer
+    if vectorizer is not None:
+        info["preprocessing"] = {**dataset.preprocessing.to_dict(),
+                                 "text": {key: value for key, value in vectorizer.to_dict().items()
+                                          if key not in ("vocabulary", "idf")}}
+        info["text"] = text_info(vectorizer, dataset.splits())
     return info
 
 
@@ -78,7 +85,7 @@ def render_grid(split: Split, class_names: tuple[str, ...] | list[str], path: Pa
     count = min(count, len(split))
     if count < 1:
         raise DataError(f"the {split.name} split has no images to draw", file=split.images_file)
-    chosen = _every_class_in_turn(split.labels, count)
+    chosen = every_class_in_turn(split.labels, count)
     pixels = _as_pixels(np.asarray(split.images)[chosen])
     height, width = pixels.shape[1:3]
     zoom = max(1, math.ceil(CELL_MIN_PX / max(height, width)))
@@ -102,7 +109,7 @@ def render_grid(split: Split, class_names: tuple[str, ...] | list[str], path: Pa
     return path
 
 
-def _every_class_in_turn(labels: np.ndarray | None, count: int) -> np.ndarray:
+def every_class_in_turn(labels: np.ndarray | None, count: int) -> np.ndarray:
     """Indices of ``count`` examples: the first example of each class, then the second of each, ... (the first
     ``count`` examples when there are no labels), in split order within a class."""
     if labels is None:

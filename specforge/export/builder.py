@@ -13,7 +13,8 @@ as one-pixel-high NCHW images, so a run of Conv1D -> BatchNormalization -> MaxPo
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal, overload
 
 import numpy as np
 from onnx import helper, numpy_helper
@@ -58,15 +59,27 @@ class OnnxBuilder:
         """Drop the claim on ``hint``; whether it was still unused."""
         return self._claims.pop(hint, None) is not None
 
+    @overload
+    def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, *,
+             layout: str | None = None, outputs: Literal[1] = 1, name: str | None = None,
+             **attrs: Any) -> str: ...
+
+    @overload
+    def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, *,
+             layout: str | None = None, outputs: int, name: str | None = None,
+             **attrs: Any) -> list[str]: ...
+
     def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, *,
              layout: str | None = None, outputs: int = 1, name: str | None = None,
              **attrs: Any) -> str | list[str]:
         """Add a node; its output keeps the first input's layout unless ``layout`` is given. ``name`` (or a
-        claim on ``hint``) names its single output exactly; otherwise names are made unique from ``hint``."""
+        claim on ``hint``) names its single output exactly; otherwise names are made unique from ``hint``.
+        One output comes back as its name, several as the list of their names."""
         out_layout = layout or (self.layouts.get(inputs[0], NHWC) if inputs else NHWC)
-        claimed = self._claims.get(hint)
-        if name is None and claimed is not None and (out_layout == NHWC or claimed[1] not in (2, 3)):
-            name = self._claims.pop(hint)[0]
+        if name is None and hint is not None:
+            claimed = self._claims.get(hint)
+            if claimed is not None and (out_layout == NHWC or claimed[1] not in (2, 3)):
+                name = self._claims.pop(hint)[0]
         names = [name] if name is not None else [self.unique(hint or op_type.lower()) for _ in range(outputs)]
         self.nodes.append(helper.make_node(op_type, list(inputs), names, name=names[0], **attrs))
         for name in names:

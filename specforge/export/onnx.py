@@ -1,8 +1,8 @@
 """Graph + weights -> ONNX model.
 
 The model's input is ``input``: the graph's input dtype (float32, or int64 ids for a model whose
-first layers take ids), NHWC as in the spec, with a symbolic batch axis ``N``.  Optional preprocessing (``x * scale + offset``, the run's
-rescale and normalisation) comes first, so a deployed model takes raw values.
+first layers take ids), NHWC as in the spec, with a symbolic batch axis ``N``.  Optional preprocessing
+(``x * scale + offset``, the run's rescale and normalisation) comes first, so a deployed model takes raw values.
 Each layer emits its nodes through an OnnxBuilder, which inserts NHWC <-> NCHW
 Transposes only where a layer needs the other layout; the output is brought
 back to the spec's layout.  ``export_graph`` gives a trained classifier its
@@ -152,8 +152,8 @@ def _preprocess(builder: OnnxBuilder, name: str, shape: tuple[int, ...],
     return name
 
 
-def _convert(layer: Layer, builder: OnnxBuilder, params: Params, input_name: str) -> str:
-    """``layer.to_onnx`` with its failures named after the layer."""
+def _convert(layer: Layer, builder: OnnxBuilder, params: Params, input_name: str | list[str]) -> str:
+    """``layer.to_onnx`` with its failures named after the layer; a merging layer takes the list of its inputs."""
     try:
         return layer.to_onnx(builder, params, input_name)
     except NotImplementedError:

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 from specforge.base.errors import Problem, SpecError
 from specforge.data import declared_num_classes
 from specforge.data.table.features import NUMERIC_FILLS
+from specforge.graph.augmentation_checks import augmentation_problems
 from specforge.graph.dag import Graph
+from specforge.graph.text_checks import id_input_problems, vectorize_problems
+from specforge.graph.training_checks import training_option_problems, training_problems
 from specforge.options import losses
 from specforge.options.callbacks import CALLBACKS
 from specforge.options.metrics import METRICS
@@ -22,15 +25,18 @@ if TYPE_CHECKING:
 
 def check_options(spec: Spec) -> None:
     """Raise SpecError listing every clash the spec's values make among themselves (no graph, no data needed)."""
-    _raise(option_problems(spec) + _column_problems(spec))
+    _raise(option_problems(spec) + _column_problems(spec) + vectorize_problems(spec)
+           + training_option_problems(spec))
 
 
 def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None) -> None:
     """Raise SpecError listing every mismatch between the model's input and the data, and between the output
     layer, the data's classes and the loss; ``shape`` is what reading the data told about the model's input and
-    classes, when it was read."""
-    _raise(_reshape_problems(spec) + _input_problems(spec, shape) + _class_problems(spec, graph, shape)
-           + _loss_problems(spec, graph) + _target_problems(spec, graph))
+    classes, when it was read. Also where augmentation layers sit and the training options against the model."""
+    _raise(_reshape_problems(spec) + _input_problems(spec, shape) + id_input_problems(spec, graph, shape)
+           + _class_problems(spec, graph, shape)
+           + _loss_problems(spec, graph) + _target_problems(spec, graph) + augmentation_problems(spec, graph)
+           + training_problems(spec, graph))
 
 
 def _raise(problems: list[Problem]) -> None:
@@ -78,25 +84,25 @@ def _column_problems(spec: Spec) -> list[Problem]:
         column, where = feature["column"], ("data", "features", index)
         if column in (target if isinstance(target, list) else [target]):
             problems.append(Problem(f"column {column!r} is the target; a model cannot take its target as a feature: "
-                                    "remove it from data.features", spec.locate(where + ("column",))))
+                                    "remove it from data.features", spec.locate((*where, "column"))))
         clash = next(((other, why) for other in range(index) if features[other]["column"] == column
                       and (why := _second_use(features[other], feature))), None)
         if clash:
             problems.append(Problem(f"column {column!r} is listed twice (also data.features[{clash[0]}]) {clash[1]}",
-                                    spec.locate(where + ("column",))))
+                                    spec.locate((*where, "column"))))
         if feature.get("fill") == "constant" and "fill_value" not in feature:
             problems.append(Problem("fill: constant needs fill_value, the value a missing cell takes; add "
                                     f"fill_value: {'0' if feature['type'] == 'numeric' else 'unknown'} (say), or use "
                                     f"fill: {'mean' if feature['type'] == 'numeric' else 'most_frequent'}",
-                                    spec.locate(where + ("fill",))))
+                                    spec.locate((*where, "fill"))))
         if "fill_value" in feature and feature.get("fill") != "constant":
             problems.append(Problem("fill_value is the value of fill: constant and this column's fill is "
                                     f"{feature.get('fill') or 'the default'}; add fill: constant or remove fill_value",
-                                    spec.locate(where + ("fill_value",))))
+                                    spec.locate((*where, "fill_value"))))
         if feature["type"] != "numeric" and feature.get("fill") in NUMERIC_FILLS:
             problems.append(Problem(f"fill {feature['fill']} needs numbers and column {column!r} is "
                                     f"{feature['type']}; use fill: most_frequent, or constant with a fill_value",
-                                    spec.locate(where + ("fill",))))
+                                    spec.locate((*where, "fill"))))
     return problems
 
 
@@ -138,7 +144,7 @@ def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[P
     loss = losses.create(spec.config["compile"]["loss"])
     binary = loss.name == "binary_crossentropy" and output[0] == 1 and classes == 2
     if output[0] != classes and not binary:
-        where = path + ("units",) if "units" in layer else path
+        where = (*path, "units") if "units" in layer else path
         values = "value" if output[0] == 1 else "values"
         return [Problem(f"the model outputs {output[0]} {values} but the data has {classes} classes; "
                         f"use units: {classes}", spec.locate(where))]
@@ -151,7 +157,7 @@ def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
     path, layer = _output_layer(spec, graph)
     hint = loss.fits(graph.final_activation, graph.output_shape[-1])
     if hint:
-        where = path + ("activation",) if "activation" in layer else path
+        where = (*path, "activation") if "activation" in layer else path
         problems.append(Problem(hint, spec.locate(where)))
     encoding = spec.config["data"]["preprocessing"]["labels"]
     if loss.label_encoding in ("one_hot", "sparse") and encoding != loss.label_encoding:

@@ -118,7 +118,8 @@ class Graph:
             if INPUT_NODE not in node.inputs:
                 if kind != "float":
                     return node, (f"{node.layer.type} takes {kind} ids, which only the model's input holds; "
-                                  "give it `inputs: input`")
+                                  "give it `inputs: input` and the model token ids (source: text_folder with "
+                                  "vectorize.output_mode: int)")
             elif first is None:
                 first = node
             elif kind != first.layer.input_dtype:
@@ -191,7 +192,8 @@ def infer_graph(spec) -> Graph:
     model.input_shape out needs its data read first: ``specforge.graph.build.build_graph`` does both."""
     if "input_shape" not in spec.config["model"]:
         raise SpecError("model.input_shape is left out, so it comes from the table's data: build the graph with "
-                        "specforge.graph.build.build_graph (api.build_graph), which reads it", file=spec.file, path="model")
+                        "specforge.graph.build.build_graph (api.build_graph), which reads it",
+                        file=spec.file, path="model")
     flat = flatten_model(spec)
     by_name = {layer.name: layer for layer in flat.layers}
     order, cycle = _topological(flat, by_name, spec)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import zipfile
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -117,6 +117,7 @@ class Model:
                                                   upstream.pop(step.output), need_dx=step.needs_dx)
             caches[position] = None
             if step.needs_dx:
+                assert dx is not None, "backward gives dx when need_dx is True"
                 gather_gradients(upstream, step, dx)
         return value, outputs, [grads[index][name] for index, name in self._trainable], state
 
@@ -245,7 +246,7 @@ def params_from_arrays(graph: Graph, arrays: dict[str, np.ndarray], source: str)
 def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """An uncompressed .npz written atomically."""
     with atomic_open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, allow_pickle=False, **arrays)  # read back without pickle (read_npz), so none written
 
 
 def read_npz(path: str | Path, remedy: Callable[[], str] | None = None) -> dict[str, np.ndarray]:

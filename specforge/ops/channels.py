@@ -18,7 +18,7 @@ waiting for its second thread took up to 20 times as long as on one.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

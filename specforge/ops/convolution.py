@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from specforge.ops import nchwc, parallel, taps
-from specforge.ops.epilogue import ActivationFunction, activation_gradient, add_bias_and_activate
+from specforge.ops.epilogue import ActivationFunction, Rectifier, activation_gradient, add_bias_and_activate
 from specforge.ops.im2col import (
     columns,
     depthwise_kernel_gradient,
@@ -201,7 +201,7 @@ def _convolve(x: np.ndarray, kernel: np.ndarray, window: Window, bias: np.ndarra
     y = np.empty((len(x), out_h, out_w, filters), dtype)
     engine = engine_of(window, groups, channels, filters, dtype)
     if engine == NCHWC:
-        relu = activation is not None and activation.name == "relu" and activation.is_plain
+        relu = isinstance(activation, Rectifier) and activation.name == "relu" and activation.is_plain
         finish = None if relu else activation
 
         def nchwc_shard(part: slice) -> None:

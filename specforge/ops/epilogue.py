@@ -3,7 +3,7 @@ output, and the activation's gradient at the start of the backward (see specforg
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -19,6 +19,15 @@ class ActivationFunction(Protocol):
     def forward_into(self, z: np.ndarray, out: np.ndarray) -> None: ...
 
     def backward_into(self, z: np.ndarray, y: np.ndarray, dy: np.ndarray, out: np.ndarray) -> None: ...
+
+
+@runtime_checkable
+class Rectifier(ActivationFunction, Protocol):
+    """An activation that may be plain max(x, 0) (a ReLU without cap, slope or threshold), which an engine
+    can fuse as its own Relu."""
+
+    @property
+    def is_plain(self) -> bool: ...
 
 
 def add_bias_and_activate(out: np.ndarray, bias: np.ndarray | None, activation: ActivationFunction | None) -> None:

@@ -9,7 +9,7 @@ blocks short enough that every term of a block's update stays in the cache.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def block_size() -> int:
     try:
         session = _session(_Geometry(kind="probe"))
         return int(session.run(None, {"x": np.zeros((1, 1, 1, 4), np.float32)})[0].shape[1])
-    except Exception:  # noqa: BLE001 - any failure means: not available here
+    except Exception:
         return 1
 
 
@@ -84,8 +85,9 @@ def forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, window: 
     ((KH, KW, Cin, Cout), or depthwise (KH, KW, C, 1)), plus ``bias``, through ReLU when ``relu``."""
     kh, kw, channels, filters = kernel.shape
     filters = channels if depthwise else filters
+    top, left, bottom, right = window.onnx_pads
     geometry = _Geometry("conv", channels, filters, (kh, kw), window.strides, window.dilation,
-                         tuple(window.onnx_pads), relu, bias is not None, depthwise)
+                         (top, left, bottom, right), relu, bias is not None, depthwise)
     feeds = {"x": x, "w": _blocked_filter(kernel.transpose(2 if depthwise else 3, 3 if depthwise else 2, 0, 1),
                                           channels, depthwise)}
     if bias is not None:
@@ -202,8 +204,8 @@ def _conv_nodes(geometry: _Geometry, helper) -> list:
         nodes = [helper.make_node("ReorderInput", ["x"], ["xc"], domain=_DOMAIN, channels_last=1)]
     else:
         nodes = [helper.make_node("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2])]
-    attributes = dict(kernel_shape=list(geometry.kernel), strides=list(geometry.strides),
-                      dilations=list(geometry.dilation), pads=list(geometry.pads))
+    attributes: dict[str, Any] = {"kernel_shape": list(geometry.kernel), "strides": list(geometry.strides),
+                                  "dilations": list(geometry.dilation), "pads": list(geometry.pads)}
     if geometry.depthwise:
         attributes["group"] = _round_up(geometry.channels)
     if geometry.relu:

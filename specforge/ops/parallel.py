@@ -16,12 +16,14 @@ count is a process-wide setting, so layers are not meant to compute from several
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from threadpoolctl import ThreadpoolController, threadpool_limits
@@ -55,7 +57,7 @@ def shards(batch: int, flops_per_example: float) -> list[slice]:
     """Contiguous slices of a batch, one per core when each gets enough work, else the whole batch."""
     count = max(1, min(_WORKERS, batch, int(batch * flops_per_example // MIN_FLOPS_PER_SHARD)))
     bounds = [batch * index // count for index in range(count + 1)]
-    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
 
 
 def run(work: Callable[[P], T], parts: Sequence[P]) -> list[T]:

@@ -8,7 +8,7 @@ holds. Buffers are per thread, so shards of a batch running in parallel never sh
 from __future__ import annotations
 
 import threading
-from typing import Hashable
+from collections.abc import Hashable
 
 import numpy as np
 
@@ -23,7 +23,7 @@ def scratch(key: Hashable, shape: tuple[int, ...], dtype: np.dtype, fill: float 
     A buffer with a ``fill`` starts filled with it; callers keep that invariant for the parts they
     do not rewrite on every call (a zero frame around the region they fill, a row of ones).
     """
-    buffers: dict = getattr(_local, "buffers", None)
+    buffers: dict | None = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}
     full_key = (key, tuple(shape), np.dtype(dtype).str, fill)

@@ -18,8 +18,9 @@ sits at every stride-th grid pixel, so the input gradient of any stride takes th
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -141,4 +142,4 @@ def _blocks(rows: int, most: int) -> list[tuple[int, int]]:
     stay in cache from one tap to the next."""
     count = -(-rows // most)
     bounds = [rows * index // count for index in range(count + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(itertools.pairwise(bounds))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -17,6 +17,11 @@ EPSILON = 1e-7
 
 #: Every loss a spec may name, by name: each ``Loss`` subclass with a ``name``, as it is defined.
 LOSSES: Registry[type[Loss]] = Registry("loss", lambda loss: loss.name)
+
+
+_LABEL_SMOOTHING = {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
+                    "description": "Keras' label smoothing, in [0, 1]: the targets move towards the uniform "
+                                   "distribution, y * (1 - s) + s / classes (s / 2 for binary_crossentropy)."}
 
 
 @dataclass(kw_only=True, eq=False, repr=False)
@@ -47,6 +52,9 @@ class Loss(Kind, registry=LOSSES, key="name"):
     output_activations: ClassVar[tuple[str, ...] | None] = None
     #: what ``output_activations`` produce, for the message of ``fits``.
     expects: ClassVar[str] = ""
+    #: each example's weight in the training value and gradient (Keras' sample and class weights: the batch's
+    #: loss is ``sum(w_i * loss_i) / N``), set per batch by the training loop; None: every example weighs 1
+    weights: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __repr__(self) -> str:
         return f"<loss {self.name}>"
@@ -69,13 +77,27 @@ class Loss(Kind, registry=LOSSES, key="name"):
         return one_hot(labels, units, dtype)
 
     def value(self, outputs: np.ndarray, y_true: np.ndarray, from_logits: bool = False) -> float:
-        """The mean loss over the batch."""
-        return self._compute(outputs, self._targets(outputs, y_true), self._logits(from_logits), False)[0]
+        """The mean loss over the batch (unweighted)."""
+        return self._compute(outputs, self.smooth(self._targets(outputs, y_true)), self._logits(from_logits),
+                             False)[0]
 
     def value_and_grad(self, outputs: np.ndarray, y_true: np.ndarray,
                        from_logits: bool = False) -> tuple[float, np.ndarray]:
-        """The mean loss over the batch and its gradient with respect to ``outputs`` (same shape and dtype)."""
-        return self._compute(outputs, self._targets(outputs, y_true), self._logits(from_logits), True)
+        """The mean loss over the batch and its gradient with respect to ``outputs`` (same shape and dtype),
+        each example weighted by ``weights`` when they are set."""
+        y, logits = self.smooth(self._targets(outputs, y_true)), self._logits(from_logits)
+        value, grad = self._compute(outputs, y, logits, True)
+        if self.weights is None or grad is None:
+            return value, grad
+        # every loss here is a mean over examples of a loss of each example's own outputs, so weighting an
+        # example scales its rows of the gradient; the value needs each example's loss
+        grad *= self.weights.astype(grad.dtype).reshape(-1, *([1] * (grad.ndim - 1)))
+        each = [self._compute(outputs[i:i + 1], y[i:i + 1], logits, False)[0] for i in range(len(outputs))]
+        return float(np.dot(self.weights, each)) / len(outputs), grad
+
+    def smooth(self, y: np.ndarray) -> np.ndarray:
+        """The targets the loss compares with: ``y`` itself unless the loss smooths its labels."""
+        return y
 
     def to_probabilities(self, outputs: np.ndarray, from_logits: bool) -> np.ndarray:
         """What the metrics take: ``outputs`` with the fused activation applied when they are logits."""
@@ -99,15 +121,25 @@ class Loss(Kind, registry=LOSSES, key="name"):
         raise NotImplementedError
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class CategoricalCrossentropy(Loss):
     """``-sum(y * log(p))`` per example, ``p`` the softmax of the logits (or the given probabilities)."""
 
     name = "categorical_crossentropy"
-    examples = ["categorical_crossentropy"]
+    options = {"label_smoothing": _LABEL_SMOOTHING}
+    examples = ["categorical_crossentropy", {"name": "categorical_crossentropy", "label_smoothing": 0.1}]
     fused_activation = "softmax"
     label_encoding = "one_hot"
     output_activations = ("softmax",)
     expects = "probabilities over the classes"
+
+    label_smoothing: float = 0.0
+
+    def smooth(self, y):
+        """Keras' label smoothing: ``y * (1 - s) + s / classes``."""
+        if not self.label_smoothing:
+            return y
+        return y * (1 - self.label_smoothing) + self.label_smoothing / y.shape[-1]
 
     def encode_labels(self, labels: np.ndarray, units: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
         return one_hot(labels, units, dtype)
@@ -123,7 +155,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy with integer class labels."""
 
     name = "sparse_categorical_crossentropy"
-    examples = ["sparse_categorical_crossentropy"]
+    examples = ["sparse_categorical_crossentropy",
+                {"name": "sparse_categorical_crossentropy", "label_smoothing": 0.1}]
     label_encoding = "sparse"
 
     def encode_labels(self, labels: np.ndarray, units: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -142,14 +175,24 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return one_hot(y_true, outputs.shape[-1], outputs.dtype)
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class BinaryCrossentropy(Loss):
     """``-(y log p + (1 - y) log(1 - p))`` per output unit, averaged; ``p`` the sigmoid of the logits."""
 
     name = "binary_crossentropy"
-    examples = ["binary_crossentropy"]
+    options = {"label_smoothing": _LABEL_SMOOTHING}
+    examples = ["binary_crossentropy", {"name": "binary_crossentropy", "label_smoothing": 0.2}]
     fused_activation = "sigmoid"
     output_activations = ("sigmoid", "softmax")
     expects = "probabilities between 0 and 1"
+
+    label_smoothing: float = 0.0
+
+    def smooth(self, y):
+        """Keras' label smoothing: ``y * (1 - s) + s / 2``."""
+        if not self.label_smoothing:
+            return y
+        return y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
 
     def _compute(self, outputs, y, from_logits, need_grad):
         if from_logits:
@@ -229,6 +272,7 @@ class KLDivergence(CategoricalCrossentropy):
     softmax of the logits, or the given probabilities clipped to [EPSILON, 1] (not renormalised)."""
 
     name = "kl_divergence"
+    options: ClassVar[dict[str, dict]] = {}
     examples = ["kl_divergence"]
     expects = "probability distributions over the classes"
 
@@ -268,6 +312,17 @@ LOSS_SCHEMA = {
     "examples": ["categorical_crossentropy", {"name": "huber", "delta": 2.5}],
 }
 
+
+CLASS_WEIGHT_SCHEMA = {
+    "description": "Keras' class_weight: each training example's loss weighted by its class's weight. A mapping "
+                   "from class (its index, or its name in data.class_names) to weight (classes left out weigh 1), "
+                   "or `balanced`: examples / (classes * examples of the class) over the training split "
+                   "(scikit-learn's). null: every example weighs 1.",
+    "oneOf": [{"type": "null"}, {"const": "balanced"},
+              {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}, "minProperties": 1}],
+    "default": None,
+    "examples": ["balanced", {"0": 1.0, "1": 5.0}],
+}
 
 
 def create(spec_value: str | dict) -> Loss:

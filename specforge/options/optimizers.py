@@ -14,8 +14,9 @@ step counter and the current learning rate, so a resumed run continues bit for b
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from specforge.base.errors import RunError
 from specforge.base.registry import Kind, Registry, named_kind_schema
 from specforge.ops import flat
 from specforge.ops.scratch import scratch
+from specforge.options.schedules import Schedule, learning_rate_schema
+from specforge.options.schedules import create as create_schedule
 
 
 def _number(description: str, default: float, **bounds: float) -> dict:
@@ -91,6 +94,12 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
     learning_rate: float
     clipnorm: float | None
     clipvalue: float | None
+    #: Keras' moving average of the weights (``specforge.training.ema``, which the training loop keeps)
+    use_ema: bool = False
+    ema_momentum: float = 0.99
+    ema_overwrite_frequency: int | None = None
+    #: the learning-rate schedule asked before every step, when ``learning_rate`` names one
+    schedule: Schedule | None = field(default=None, init=False, repr=False)
     iterations: int = field(default=0, init=False)
     _slots: dict[str, list[np.ndarray]] | None = field(default=None, init=False, repr=False)
     _gathered: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -99,12 +108,18 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
     _runs: tuple[np.ndarray, dict[str, np.ndarray]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.learning_rate, Mapping):
+            self.schedule = create_schedule(dict(self.learning_rate))
+            self.learning_rate = self.schedule(0)
         self.learning_rate = float(self.learning_rate)
 
     @property
     def config(self) -> dict[str, Any]:
         """The options, as the resolved spec gives them (without the name)."""
-        return {option.name: getattr(self, option.name) for option in fields(self) if option.init}
+        config = {option.name: getattr(self, option.name) for option in fields(self) if option.init}
+        if self.schedule is not None:
+            config["learning_rate"] = {"name": self.schedule.name, **self.schedule.config}
+        return config
 
     def slot_names(self) -> tuple[str, ...]:
         """Names of the per-parameter state buffers this configuration needs."""
@@ -119,6 +134,8 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
             self._check_shapes(params)
             self._weights, self._runs = tuple(params), self._flat_runs(params)
         self._clip(grads)
+        if self.schedule is not None:
+            self.learning_rate = self.schedule(self.iterations)
         t = self.iterations + 1
         self._begin_step(t)
         for param, grad, slots in self._pieces(params, grads):
@@ -449,11 +466,23 @@ class Nadam(Optimizer):
 def _properties(name: str) -> dict[str, dict]:
     """Every option of optimizer ``name`` besides the name, with its Keras default."""
     return {
-        "learning_rate": _number("Step size.", OPTIMIZERS[name].default_learning_rate, exclusiveMinimum=0),
+        "learning_rate": learning_rate_schema(OPTIMIZERS[name].default_learning_rate),
         **OPTIMIZERS[name].hyperparameters,
         "clipnorm": _clip("Rescale each weight's gradient so that its L2 norm is at most this value."),
         "clipvalue": _clip("Clip each gradient element to [-clipvalue, clipvalue]."),
+        **_EMA,
     }
+
+
+_EMA = {
+    "use_ema": _flag("Keep an exponential moving average of the weights (Keras' use_ema): validation runs on "
+                     "it and the run's final weights, and so its export, are the averages."),
+    "ema_momentum": _number("Momentum of the average: average = m * average + (1 - m) * weights after each step.",
+                            0.99, minimum=0, maximum=1),
+    "ema_overwrite_frequency": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                                "description": "Overwrite the weights with their averages every this many steps; "
+                                               "null: only at the end of training."},
+}
 
 
 OPTIMIZER_NAMES = OPTIMIZERS.names()

@@ -1,1 +1,2 @@
-"""Predictions from a trained model: the onnxruntime session, images and arrays, table rows, a run directory, Ray Data."""
+"""Predictions from a trained model: the onnxruntime session, images and arrays, table rows, a run directory,
+Ray Data."""

@@ -9,9 +9,10 @@ says whether the preprocessing is in the graph; when it is not, it is applied be
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -183,5 +184,14 @@ def _check_top_k(top_k: int, classes: int | None) -> None:
         raise DataError(f"--top-k {top_k} is not between 1 and the model's {classes} classes")
 
 
-__all__ = ["OnnxPredictor", "Predictor", "Prediction", "PredictionReport", "open_predictor", "predict_onnx",
-           "check_image_model", "read_data", "predict"]
+__all__ = [
+    "OnnxPredictor",
+    "Prediction",
+    "PredictionReport",
+    "Predictor",
+    "check_image_model",
+    "open_predictor",
+    "predict",
+    "predict_onnx",
+    "read_data",
+]

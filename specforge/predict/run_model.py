@@ -24,7 +24,7 @@ class RunPredictor:
 
     from_specforge = True
     metadata: dict[str, str] = {}
-    image_shape = None
+    image_shape: tuple[int, ...] | None = None  # a run's inputs are its model's: no stored shape of their own
 
     def __init__(self, path: str | Path):
         run: Run = open_run(path)

@@ -6,9 +6,10 @@ import copy
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -21,8 +22,17 @@ from specforge.spec.reader import Document, SpecPath, format_path, parse_text, r
 from specforge.spec.schema import load_schema
 from specforge.spec.validate import validate_document
 
-__all__ = ["Spec", "RefusedSpec", "load_spec", "spec_from_dict", "resolved_spec", "override_spec", "parse_override", "parse_path",
-           "format_path"]
+__all__ = [
+    "RefusedSpec",
+    "Spec",
+    "format_path",
+    "load_spec",
+    "override_spec",
+    "parse_override",
+    "parse_path",
+    "resolved_spec",
+    "spec_from_dict",
+]
 
 
 @dataclass

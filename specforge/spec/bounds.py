@@ -113,7 +113,7 @@ def _depth_problem(items: list, blocks: dict, extents: dict[str, _Extent],
         chain.append(block)
         if len(chain) > MAX_DEPTH:
             return Problem(f"block {block!r} is nested {len(chain)} deep here ({_chain(chain)}); blocks nest at "
-                           f"most {MAX_DEPTH} deep: use fewer levels of blocks", locate(where + (index, "block")))
+                           f"most {MAX_DEPTH} deep: use fewer levels of blocks", locate((*where, index, "block")))
         items, where = blocks[block]["layers"], ("blocks", block, "layers")
 
 
@@ -167,6 +167,6 @@ def _chain(blocks: list[str], keep: int = 3) -> str:
     """``'a' > 'b' > ... > 'z'``: the first and last ``keep`` names of a long chain."""
     names = [repr(name) for name in blocks]
     if len(names) > 2 * keep + 1:
-        names = names[:keep] + [f"... {len(names) - 2 * keep} more"] + names[-keep:]
+        names = [*names[:keep], f"... {len(names) - 2 * keep} more", *names[-keep:]]
     return "model > " + " > ".join(names)
 

@@ -69,13 +69,13 @@ class Context:
         return self.trail[-1][1] if self.trail else self.path
 
     def inside(self, block: str, path: SpecPath) -> Context:
-        return Context(self.path, self.trail + ((block, path),))
+        return Context(self.path, (*self.trail, (block, path)))
 
     def at(self, path: SpecPath) -> Context:
         """The context of the item at ``path`` in the current scope."""
         if not self.trail:
             return Context(path)
-        return Context(self.path, self.trail[:-1] + ((self.trail[-1][0], path),))
+        return Context(self.path, (*self.trail[:-1], (self.trail[-1][0], path)))
 
 
 @dataclass
@@ -243,7 +243,7 @@ class _Expander:
         """Expand ``items`` (written at ``where``) into layers named ``prefix + name``; the first takes
         ``scope_input``.  Returns each item's name -> the full name of its output, in order."""
         scope_id = self.scopes = self.scopes + 1
-        paths = [where + (index,) for index in range(len(items))]
+        paths = [(*where, index) for index in range(len(items))]
         if args is not None:
             items = [self._substituted(item, args, context.at(path), path) for item, path in zip(items, paths)]
         names = self._names(items, paths, context)
@@ -318,7 +318,7 @@ class _Expander:
         fits = f"does not fit {format_path(where)}" + (f" (line {line})" if line is not None else "")
         if parameter in given:
             self.problems.append(use_context.problem(
-                self.spec, f"argument {parameter!r} of block {block!r} {fits}: {message}", use_path + (parameter,)))
+                self.spec, f"argument {parameter!r} of block {block!r} {fits}: {message}", (*use_path, parameter)))
         else:
             self.problems.append(Problem(f"the default of parameter {parameter!r} of block {block!r} {fits}: "
                                          f"{message}", self.spec.locate(source)))
@@ -358,15 +358,15 @@ class _Expander:
         """What makes a use of ``block_name`` impossible: no such block, a block that uses itself, or several
         inputs."""
         if block_name not in self.blocks:
-            return context.problem(self.spec, _unknown_block(block_name, list(self.blocks)), path + ("block",))
+            return context.problem(self.spec, _unknown_block(block_name, list(self.blocks)), (*path, "block"))
         if block_name in self.active:
             chain = " -> ".join(repr(name) for name in (*self.active, block_name))
             cycle = sorted(self.active[self.active.index(block_name):])
             return context.problem(self.spec, f"block {block_name!r} uses itself ({chain}); a block cannot contain "
-                                   "itself", path + ("block",), same_as=f"the cycle of blocks {cycle}")
+                                   "itself", (*path, "block"), same_as=f"the cycle of blocks {cycle}")
         if len(wanted) != 1:
             return context.problem(self.spec, f"a block takes one input, got {len(wanted)}; merge them first (Add, "
-                                   "Concatenate, ...) or use the block on each", path + ("inputs",))
+                                   "Concatenate, ...) or use the block on each", (*path, "inputs"))
         return None
 
     def _arguments(self, item: dict, block_name: str, block: dict, path: SpecPath,
@@ -382,12 +382,12 @@ class _Expander:
                 hint = (f"did you mean {guess[0]!r}?" if guess else
                         f"its parameters are: {', '.join(params)}" if params else "it takes no parameters")
                 self.problems.append(context.problem(self.spec, f"block {block_name!r} has no parameter {key!r}; "
-                                                     f"{hint}", path + (key,), at_key=True))
+                                                     f"{hint}", (*path, key), at_key=True))
                 continue
             error = _rule_error(params[key], value)
             if error:
                 self.problems.append(context.problem(self.spec, f"argument {key!r} of block {block_name!r}: {error}",
-                                                     path + (key,)))
+                                                     (*path, key)))
         missing = [name for name, param in params.items() if name not in given and "default" not in param]
         if missing:
             names = ", ".join(repr(name) for name in missing)
@@ -407,9 +407,9 @@ class _Expander:
     def _substitute(self, item: Any, args: dict, context: Context, path: SpecPath) -> Any:
         """``item`` with each ``$parameter`` string replaced by its argument; an unknown one is a problem."""
         if isinstance(item, dict):
-            return {key: self._substitute(value, args, context, path + (key,)) for key, value in item.items()}
+            return {key: self._substitute(value, args, context, (*path, key)) for key, value in item.items()}
         if isinstance(item, list):
-            return [self._substitute(value, args, context, path + (index,)) for index, value in enumerate(item)]
+            return [self._substitute(value, args, context, (*path, index)) for index, value in enumerate(item)]
         match = _PARAMETER.fullmatch(item) if isinstance(item, str) else None
         if match is None:
             return item
@@ -434,11 +434,11 @@ class _Expander:
                 continue
             if name == INPUT:
                 self.problems.append(context.at(path).problem(
-                    self.spec, f"{INPUT!r} names the input; give the layer another name", path + ("name",)))
+                    self.spec, f"{INPUT!r} names the input; give the layer another name", (*path, "name")))
             elif name in seen:
                 self.problems.append(context.at(path).problem(
                     self.spec, f"the name {name!r} is already taken by {format_path(seen[name])}; layer names "
-                               "are unique", path + ("name",)))
+                               "are unique", (*path, "name")))
             else:
                 seen[name] = path
         counters: dict[str, int] = {}

@@ -212,7 +212,7 @@ def _walk(node: yaml.Node, path: SpecPath, doc: Document) -> Any:
                 raise SpecError("a key must be a plain name", file=doc.file,
                                 line=key_node.start_mark.line + 1, column=key_node.start_mark.column + 1)
             key = key if isinstance(key, str) else str(key)
-            child = path + (key,)
+            child = (*path, key)
             if key in result:
                 location = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 raise SpecError(f"duplicate key {key!r}; each key may appear once", file=doc.file,
@@ -221,5 +221,5 @@ def _walk(node: yaml.Node, path: SpecPath, doc: Document) -> Any:
             result[key] = _walk(value_node, child, doc)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, path + (index,), doc) for index, item in enumerate(node.value)]
+        return [_walk(item, (*path, index), doc) for index, item in enumerate(node.value)]
     return _constructor.construct_object(node, deep=True)

@@ -87,7 +87,7 @@ def _table(title: str, node: dict, root: dict, skip: tuple[str, ...] = (), level
         default = "required" if name in required else (f"`{json.dumps(prop['default'])}`" if "default" in prop else "")
         text = prop.get("description", "").replace("|", "\\|").replace("\n", " ")
         lines.append(f"| `{name}` | {_accepts(prop)} | {default} | {text} |")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _accepts(prop: dict) -> str:

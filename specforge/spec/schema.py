@@ -10,16 +10,18 @@ Regenerate with ``python -m specforge.spec`` (which also refreshes the README's 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from functools import lru_cache
 from pathlib import Path
 
 from specforge.base.fileio import write_text
 from specforge.base.registry import NAME_PATTERN
 from specforge.data.schema import DATA_SCHEMA
+from specforge.data.sources import SOURCES
 from specforge.layers import REGISTRY
 from specforge.layers.base import LAYER_NAME_PATTERN
 from specforge.options.callbacks import CALLBACKS_SCHEMA
-from specforge.options.losses import LOSS_SCHEMA
+from specforge.options.losses import CLASS_WEIGHT_SCHEMA, LOSS_SCHEMA
 from specforge.options.metrics import METRICS_SCHEMA
 from specforge.options.optimizers import OPTIMIZER_SCHEMA
 from specforge.spec.sweep_schema import SWEEP_SCHEMA
@@ -31,6 +33,7 @@ SPEC_VERSION = 1
 def build_schema() -> dict:
     """Assemble the full schema from the registry and the section owners."""
     layer_item = _layer_item(REGISTRY, "layers")
+    inferred = [name for name, source in SOURCES.items() if source.tells_input_shape]
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": "specforge.schema.json",
@@ -40,11 +43,11 @@ def build_schema() -> dict:
         "type": "object",
         "required": ["version", "name", "model", "compile"],
         "additionalProperties": False,
-        "allOf": [{"if": {"properties": {"data": {"properties": {"source": {"const": "table"}},
+        "allOf": [{"if": {"properties": {"data": {"properties": {"source": {"enum": inferred}},
                                                   "required": ["source"]}},
                           "required": ["data"]},
                    "else": {"properties": {"model": {"description": "model.input_shape is required unless the "
-                                                                    "data source is table.",
+                                                                    f"data source is {' or '.join(inferred)}.",
                                                      "required": ["input_shape"]}}}}],
         "properties": {
             "$schema": {"type": "string", "description": "Path or URL of this schema, for editors (JSON specs)."},
@@ -144,6 +147,7 @@ def build_schema() -> dict:
                                             "the same spec and seed give bit-identical results.",
                              "type": "integer", "minimum": 0, "default": 0},
                     "callbacks": CALLBACKS_SCHEMA,
+                    "class_weight": CLASS_WEIGHT_SCHEMA,
                     "log": {"description": "Records written besides history.csv/json: tensorboard (event files in "
                                            "RUN/tensorboard/ for `tensorboard --logdir runs`: the loss and metrics "
                                            "per epoch and every log_every batches, the resolved spec as text, the "
@@ -176,17 +180,17 @@ def build_schema() -> dict:
     }
 
 
-def _layer_item(registry: dict, definitions: str) -> dict:
+def _layer_item(kinds: Collection[str], definitions: str) -> dict:
     """One layer: ``type`` picks the kind, whose definition (under ``definitions``) has its options."""
     return {
         "type": "object",
         "description": "One layer. `type` picks the kind; the other keys are that kind's options (Keras names).",
         "required": ["type"],
-        "properties": {"type": {"description": "The layer kind.", "enum": list(registry)}},
+        "properties": {"type": {"description": "The layer kind.", "enum": list(kinds)}},
         "allOf": [
             {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
              "then": {"$ref": f"#/definitions/{definitions}/{kind}"}}
-            for kind in registry
+            for kind in kinds
         ],
     }
 
@@ -222,7 +226,7 @@ def _block_use_schema(name_pattern: str) -> dict:
     }
 
 
-def _block_schema(registry: dict) -> dict:
+def _block_schema(kinds: Collection[str]) -> dict:
     """A block's definition: its parameters and its layers."""
     return {
         "type": "object",
@@ -257,7 +261,7 @@ def _block_schema(registry: dict) -> dict:
                 "type": "array",
                 "minItems": 1,
                 "items": {"if": {"required": ["block"]}, "then": {"$ref": "#/definitions/block_use"},
-                          "else": _layer_item(registry, "block_layers")},
+                          "else": _layer_item(kinds, "block_layers")},
             },
             "output": {"type": "string", "description": "Name of the layer whose output is the block's output. "
                                                         "Default: the last layer."},

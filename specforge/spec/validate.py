@@ -8,7 +8,8 @@ say what forms would work, and all problems are reported at once.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError
@@ -43,7 +44,7 @@ def _without_misspelled_required(errors: list[ValidationError]) -> list[Validati
     """Drop "missing key 'x'" where the same mapping has an unknown key that is a misspelling of 'x':
     the did-you-mean on the unknown key says it all."""
     guesses = {(tuple(e.absolute_path), guess) for e in errors if e.validator == "additionalProperties"
-               for key in _unknown_keys(e) for guess in _close(key, list(e.schema.get("properties", {})))}
+               for key in _unknown_keys(e) for guess in _close(key, list(_schema(e).get("properties", {})))}
     return [e for e in errors
             if not (e.validator == "required" and (tuple(e.absolute_path), _missing_key(e)) in guesses)]
 
@@ -59,18 +60,30 @@ def error_messages(errors: Iterable[ValidationError], schema: dict) -> Iterable[
     for error in errors:
         path: SpecPath = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
-            allowed = list(error.schema.get("properties", {}))
+            allowed = list(_schema(error).get("properties", {}))
             for key in _unknown_keys(error):
                 yield _unknown_key(key, allowed, _owners(schema, error, key), _sections(schema, error, key)), \
-                    path + (key,), True
+                    (*path, key), True
         elif error.validator == "required":
-            yield f"missing required key {_missing_key(error)!r}{_in_kind(error.instance)}", path, True
+            yield f"missing required key {_missing_key(error)!r}{_in_kind(_instance(error))}", path, True
         else:
             yield type_message(error), path, False
 
 
+def _schema(error: ValidationError) -> Mapping[str, Any]:
+    """The schema whose keyword ``error`` broke: a mapping, since only a keyword fails (a boolean schema,
+    which has no keywords, reads as an empty one)."""
+    return error.schema if isinstance(error.schema, Mapping) else {}
+
+
+def _instance(error: ValidationError) -> Any:
+    """The value that broke the schema (any JSON value; the stubs also allow the unset default that
+    a validator's errors never keep)."""
+    return error.instance
+
+
 def _unknown_keys(error: ValidationError) -> list[str]:
-    return sorted(set(error.instance) - set(error.schema.get("properties", {})))
+    return sorted(set(_instance(error)) - set(_schema(error).get("properties", {})))
 
 
 def _missing_key(error: ValidationError) -> str:
@@ -114,7 +127,7 @@ def _referenced(schema: dict, ref: str) -> Any:
 def _sections(schema: dict, error: ValidationError, key: str) -> list[str]:
     """Sections one level down that have ``key``: `epochs` at the top level belongs in `fit`.  A section
     written empty comes first: its keys were dedented out of it (`fit:` then `validation: test`)."""
-    owners = [name for name, prop in error.schema.get("properties", {}).items()
+    owners = [name for name, prop in _schema(error).get("properties", {}).items()
               if isinstance(prop, dict) and key in prop.get("properties", {})]
     instance = error.instance if isinstance(error.instance, dict) else {}
     emptied = [name for name in owners if name in instance and instance[name] is None]
@@ -131,7 +144,8 @@ def _unknown_key(key: str, allowed: list[str], owners: tuple[str, list[str]] | N
     guess = sections or _close(key, allowed)  # an exact key of a section beats a spelling neighbour
     if owners:
         chosen, takers = owners
-        return f"unknown key {key!r} for {chosen} (an option of {', '.join(takers)}); allowed keys: {', '.join(allowed)}"
+        return (f"unknown key {key!r} for {chosen} (an option of {', '.join(takers)}); "
+                f"allowed keys: {', '.join(allowed)}")
     hint = f"did you mean {guess[0]!r}?" if guess else f"allowed keys: {', '.join(allowed)}"
     return f"unknown key {key!r}; {hint}"
 
@@ -148,14 +162,15 @@ def _show(value: Any) -> str:
 
 def type_message(error: ValidationError) -> str:
     """What is wrong with a value, in words (for a violation other than an unknown or missing key)."""
-    value, schema, validator = error.instance, error.schema, error.validator
+    value, schema, validator = _instance(error), _schema(error), error.validator
     if validator == "enum":
         options = [str(option) for option in schema["enum"]]
         guess = _close(str(value), options, cutoff=0.5)
         hint = f"did you mean {guess[0]!r}? " if guess else ""
         return f"unknown value {_show(value)}; {hint}expected one of: {', '.join(options)}"
     if validator == "const" and tuple(error.absolute_path) == ("version",):
-        return f"this specforge reads spec version {schema['const']}, got {_show(value)}; use version: {schema['const']}"
+        return (f"this specforge reads spec version {schema['const']}, got {_show(value)}; "
+                f"use version: {schema['const']}")
     if validator == "const":
         return f"expected {_show(schema['const'])}, got {_show(value)}"
     if validator == "type" and value is None and schema.get("type") == "object":
@@ -177,7 +192,7 @@ def type_message(error: ValidationError) -> str:
     return error.message
 
 
-def _expected(schema: dict) -> str:
+def _expected(schema: Mapping[str, Any]) -> str:
     """A short phrase for what a schema accepts: 'an integer >= 1 or a list of 2 integers'."""
     if "$ref" in schema and schema["$ref"].endswith("/parameter"):
         return "a block parameter like $filters"
@@ -189,9 +204,9 @@ def _expected(schema: dict) -> str:
         return _show(schema["const"])
     if set(schema) == {"required"}:
         return f"a mapping with {' and '.join(schema['required'])}"
-    kind = schema.get("type")
+    kind = schema.get("type", "")  # a type name, a list of them, or none ("" names no type)
     if isinstance(kind, list):
-        return " or ".join(_TYPE_NAMES.get(k, k) for k in kind)
+        return " or ".join(_TYPE_NAMES.get(k, str(k)) for k in kind)
     if kind == "array":
         items = schema.get("items", {})
         count = schema.get("minItems")
@@ -208,6 +223,5 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
-def _plural(items: dict) -> str:
-    kind = items.get("type")
-    return {"integer": "integers", "number": "numbers", "string": "strings"}.get(kind, "values")
+def _plural(items: Mapping[str, Any]) -> str:
+    return {"integer": "integers", "number": "numbers", "string": "strings"}.get(items.get("type", ""), "values")

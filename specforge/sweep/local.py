@@ -8,6 +8,7 @@ Workers die with the driver (Linux's parent-death signal), so a killed sweep lea
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -93,10 +94,8 @@ def _start_worker(sweep: SweepConfig, sweep_dir: Path, index: int, cores: list[i
 def _confine(cores: list[int]) -> None:
     """In the new worker, before it runs anything: its cores, and death when the driver dies."""
     os.sched_setaffinity(0, cores)
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _stop(workers: list[subprocess.Popen]) -> None:

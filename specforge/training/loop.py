@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from specforge.base.errors import DataError, RunError, SpecError, TrainingInterrupted
-from specforge.data import Dataset, batch_count, iterate_batches, load_data
+from specforge.data import Dataset, Preprocessing, batch_count, iterate_batches, load_data
 from specforge.graph.build import build_graph
 from specforge.graph.dag import Graph
 from specforge.graph.model import Model, params_from_arrays
+from specforge.graph.training_checks import check_warmup
 from specforge.options import callbacks, losses, metrics, optimizers
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
@@ -35,6 +36,7 @@ from specforge.training.evaluate import (
     update_metrics,
 )
 from specforge.training.moving_statistics import unsettled_statistics
+from specforge.training.options import weight_average, weighting
 from specforge.training.progress import Both, ConsoleProgress, Progress
 from specforge.training.steps import NumpySteps, StepsFactory
 from specforge.training.tensorboard import TensorBoardLog
@@ -65,16 +67,17 @@ class _Setup:
         return names + [f"val_{name}" for name in names] if self.dataset.validation is not None else names
 
 
-def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
+def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None], fitted: Preprocessing | None = None) -> _Setup:
     graph = build_graph(spec)
     config = spec.config
     try:
-        dataset = load_data(config, base_dir, limits, graph.input_dtype)
+        dataset = load_data(config, base_dir, limits, graph.input_dtype, fitted)
     except DataError as error:
         raise spec.located(error) from None
     setup = _Setup(spec, graph, dataset, losses.create(config["compile"]["loss"]),
                    metrics.create(config["compile"]["metrics"], graph.output_shape[-1]),
                    optimizers.create(config["compile"]["optimizer"]), [])
+    check_warmup(spec, len(dataset.train))
     try:
         setup.callbacks = callbacks.create(config["fit"]["callbacks"], setup.log_names())
     except SpecError as error:
@@ -103,11 +106,19 @@ class Trainer:
         #: the backend's step function; the model holds the weights between epochs (``steps.pull``)
         self.steps = backend(self.model, setup.spec, setup.loss, setup.optimizer, self.dropout_rng)
         self.optimizer = self.steps.optimizer
+        try:
+            self.weighting = weighting(setup.spec.config, setup.loss, setup.dataset.train,
+                                       setup.graph.output_shape[-1])
+        except DataError as error:
+            raise setup.spec.located(error) from None
+        self.ema = weight_average(setup.spec.config["compile"]["optimizer"], self.model.trainable_params())
         self.stop_training = False
         self.epoch = 0
         #: the batch in progress (from 1), for the interruption message
         self.batch = 0
         self.history: dict[str, list[float]] = {name: [] for name in setup.log_names()}
+        if self.optimizer.schedule is not None:
+            self.history["learning_rate"] = []
 
     # -- the callbacks' view -------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -131,6 +142,9 @@ class Trainer:
                 arrays[f"optimizer/{key}"] = value
             else:
                 scalars[key] = value
+        if self.ema is not None:
+            arrays.update({f"ema/{key}": value for key, value in self.ema.arrays().items()})
+            scalars["ema_steps"] = self.ema.steps
         callback_states = []
         for index, callback in enumerate(self.setup.callbacks):
             state = {}
@@ -153,7 +167,10 @@ class Trainer:
         weights = {key.removeprefix("weights/"): value for key, value in arrays.items() if key.startswith("weights/")}
         self.model.set_weights(params_from_arrays(self.setup.graph, weights, source))
         self.steps.push()
-        self.steps.load_state_dict({**state["optimizer"], **_with_prefix(arrays, "optimizer/")})
+        optimizer_state = dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load(optimizer_state.pop("ema_steps"), _with_prefix(arrays, "ema/"))
+        self.steps.load_state_dict({**optimizer_state, **_with_prefix(arrays, "optimizer/")})
         if len(state["callbacks"]) != len(self.setup.callbacks):
             raise RunError(f"the checkpoint holds {len(state['callbacks'])} callback states for "
                            f"{len(self.setup.callbacks)} callbacks in the spec", file=source)
@@ -172,8 +189,9 @@ class Trainer:
         while self.epoch < fit["epochs"] and not self.stop_training:
             logs = self.train_epoch()
             if setup.dataset.validation is not None:
-                validation = evaluate_split(self.model, setup.dataset.validation, setup.loss, setup.metrics,
-                                            fit["batch_size"])
+                with self.ema.applied() if self.ema is not None else nullcontext():
+                    validation = evaluate_split(self.model, setup.dataset.validation, setup.loss, setup.metrics,
+                                                fit["batch_size"])
                 logs.update({f"val_{name}": value for name, value in validation.items()})
             for name, value in logs.items():
                 self.history[name].append(value)
@@ -184,6 +202,8 @@ class Trainer:
             self.end_epoch()
             if self.stop_training:
                 self.progress.message(f"Epoch {self.epoch}: early stopping")
+        if self.ema is not None:  # before the callbacks end, as Keras' finalize_variable_values
+            self.ema.overwrite()
         for callback in self.callbacks:
             callback.on_train_end(self)
 
@@ -202,11 +222,16 @@ class Trainer:
         for metric in setup.metrics:
             metric.reset()
         total, count = 0.0, 0
+        if self.weighting is not None:
+            self.weighting.start_epoch(len(train), fit["batch_size"], fit["shuffle"], self.shuffle_rng)
         batches = iterate_batches(train, fit["batch_size"], shuffle=fit["shuffle"], rng=self.shuffle_rng)
         for step, (x, y) in enumerate(batches, 1):
             self.batch = step
             labels, targets = labels_and_targets(setup.loss, y, units)
-            value, outputs = self.steps.step(x, labels, targets)
+            loss = setup.loss if self.weighting is None else self.weighting.loss_for(step, labels)
+            value, outputs = self.steps.step(x, labels, targets, loss)
+            if self.ema is not None and np.isfinite(value):
+                self.ema.update()
             if not np.isfinite(value):
                 raise LossNotFinite(f"loss became {value} at epoch {self.epoch + 1}, batch {step}; the last good "
                                     f"weights are in {runs.display_path(self.run_dir / runs.CHECKPOINT)}; lower the "
@@ -216,7 +241,10 @@ class Trainer:
             update_metrics(setup.metrics, outputs, labels, targets, train.preprocessing)
             self.progress.batch_end(step, {"loss": total / count, **{m.name: m.result() for m in setup.metrics}})
         self.steps.pull()
-        return {"loss": total / count, **{m.name: m.result() for m in setup.metrics}}
+        logs = {"loss": total / count, **{m.name: m.result() for m in setup.metrics}}
+        if self.optimizer.schedule is not None:
+            logs["learning_rate"] = self.optimizer.learning_rate
+        return logs
 
 
 def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -255,7 +283,8 @@ def prepare(spec: Spec | None, backend: StepsFactory, *, out: str | Path | None,
         manifest = runs.read_json(run_dir / runs.MANIFEST)
         limited = any(value is not None for value in limits.values())
         spec = runs.resume_spec(run_dir, manifest, overrides, limited=limited)
-        setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"])
+        setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"],
+                       Preprocessing.from_dict(runs.read_json(run_dir / runs.PREPROCESSING)))
         runs.check_same_data(run_dir, manifest, setup.dataset)
         trainer = Trainer(setup, run_dir, progress, observers, backend)
         trainer.load_checkpoint()  # before anything is written: a damaged checkpoint leaves the run as it was
@@ -275,7 +304,8 @@ def run_setup(run_dir: Path) -> _Setup:
     """What the run at ``run_dir`` trains with, from its stored spec (a data-parallel worker's view)."""
     manifest = runs.read_json(run_dir / runs.MANIFEST)
     spec = runs.run_spec(run_dir, manifest, runs.read_json(run_dir / runs.RESOLVED))
-    return _setup(spec, Path(manifest["base_dir"]), manifest["limits"])
+    return _setup(spec, Path(manifest["base_dir"]), manifest["limits"],
+                  Preprocessing.from_dict(runs.read_json(run_dir / runs.PREPROCESSING)))
 
 
 def supervise(trainer: Trainer, train: Callable[[], None], manifest: dict[str, Any]) -> runs.Run:

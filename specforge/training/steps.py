@@ -29,9 +29,10 @@ class Steps(Protocol):
     def optimizer(self) -> LearningRateHolder:
         """What callbacks read and change (``learning_rate``)."""
 
-    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-        """One gradient step on a batch: ``(loss value, outputs)``, the outputs as the model's forward
-        gives them (probabilities for a softmax classifier), for the metrics."""
+    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
+        """One gradient step on a batch with ``loss`` (the spec's, or its weighted form for this batch):
+        ``(loss value, outputs)``, the outputs as the model's forward gives them (probabilities for a softmax
+        classifier), for the metrics."""
 
     def pull(self) -> None:
         """Copy the backend's current weights into the numpy model."""
@@ -55,8 +56,8 @@ class NumpySteps:
     def __init__(self, model: Model, spec: Spec, loss: Loss, optimizer: Optimizer, dropout_rng: np.random.Generator):
         self.model, self.loss, self.optimizer, self.dropout_rng = model, loss, optimizer, dropout_rng
 
-    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-        return self.model.train_step(x, targets, self.loss, self.optimizer, self.dropout_rng)
+    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
+        return self.model.train_step(x, targets, loss, self.optimizer, self.dropout_rng)
 
     def pull(self) -> None:
         """The weights are the model's: nothing to copy."""

@@ -38,9 +38,9 @@ def test_grid_shows_images_enlarged_with_captions(idx_set, tmp_path):
         assert grid.size == (3 * cell_w, 2 * cell_h)  # 5 images: 3 columns, 2 rows
         pixels = np.asarray(grid.convert("L"))
     second = pixels[0:4 * zoom:zoom, cell_w:cell_w + 5 * zoom:zoom]
-    from specforge.data.info import _every_class_in_turn
+    from specforge.data.info import every_class_in_turn
 
-    np.testing.assert_array_equal(second, dataset.train.images[_every_class_in_turn(dataset.train.labels, 5)[1]])
+    np.testing.assert_array_equal(second, dataset.train.images[every_class_in_turn(dataset.train.labels, 5)[1]])
     caption = pixels[4 * zoom:cell_h, 0:cell_w]
     assert caption.min() < 128  # dark text on the white caption strip
 
@@ -60,12 +60,12 @@ def test_grid_of_flat_rows_is_refused(tmp_path):
 def test_the_sample_grid_shows_every_class_with_the_usual_file_mode(tmp_path):
     import os
 
-    from specforge.data.info import _every_class_in_turn, render_grid
+    from specforge.data.info import every_class_in_turn, render_grid
     from specforge.data.splits import make_split
 
     labels = np.array([0] * 30 + [1] * 5 + [2] * 5)
-    assert list(labels[_every_class_in_turn(labels, 6)]) == [0, 1, 2, 0, 1, 2]
-    assert list(_every_class_in_turn(labels, 4)) == [0, 30, 35, 1]
+    assert list(labels[every_class_in_turn(labels, 6)]) == [0, 1, 2, 0, 1, 2]
+    assert list(every_class_in_turn(labels, 4)) == [0, 30, 35, 1]
     images = np.zeros((40, 4, 4), dtype=np.uint8)
     split = make_split("train", images, labels, "train.npy")
     mask = os.umask(0o022)

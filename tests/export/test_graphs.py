@@ -54,7 +54,8 @@ def trained(graph, seed=0):
 @pytest.mark.parametrize("kind,config,shapes", MERGE_CASES)
 def test_every_merge_kind_exports_with_numpy_parity(kind, config, shapes):
     layers = branches(shapes)
-    names = ["branch_0_conv" if len(shapes[0]) in (2, 3) else "branch_0"] + [f"branch_{i}" for i in range(1, len(shapes))]
+    first = "branch_0_conv" if len(shapes[0]) in (2, 3) else "branch_0"
+    names = [first, *(f"branch_{i}" for i in range(1, len(shapes)))]
     layers.append({"type": kind, **config, "inputs": names, "name": "merged"})
     graph = graph_of(layers, (5,))
     model = trained(graph)

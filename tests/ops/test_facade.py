@@ -25,7 +25,8 @@ def test_layer_modules_import_no_ops_module_but_the_facade():
 def test_the_ops_layer_imports_neither_the_step_planner_nor_the_option_kinds():
     """The planner (graph/) and the activations (options/) sit above the ops layer, which knows an activation
     only by what it needs of one (``ops.epilogue.ActivationFunction``)."""
-    above = {module: sorted(name for name in imports_of(module) if name.startswith(("specforge.graph.dag", "specforge.options")))
+    above = {module: sorted(name for name in imports_of(module)
+                            if name.startswith(("specforge.graph.dag", "specforge.options")))
              for module in MODULES if module == "specforge.ops" or module.startswith("specforge.ops.")}
     assert {module: names for module, names in above.items() if names} == {}
 

@@ -75,7 +75,7 @@ def test_a_float32_convolution_takes_the_kernels(monkeypatch):
     forward = nchwc.forward
     monkeypatch.setattr(nchwc, "forward", lambda *args, **options: calls.append(args) or forward(*args, **options))
     layer = Conv2D({"filters": 4, "kernel_size": 3})
-    params = {name: value for name, value in layer.init_params((5, 5, 2), np.random.default_rng(0)).items()}
+    params = dict(layer.init_params((5, 5, 2), np.random.default_rng(0)).items())
     layer.forward(params, np.ones((2, 5, 5, 2), np.float32))
     layer.forward(params, np.ones((2, 5, 5, 2), np.float64))
     assert len(calls) == 1

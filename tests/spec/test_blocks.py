@@ -70,18 +70,18 @@ def test_a_mistake_in_a_definition_is_reported_there():
     broken = copy.deepcopy(RESIDUAL)
     broken["layers"][1]["kernel_size"] = 0
     assert errors([{"block": "residual", "filters": 2}, *HEAD], {"residual": broken}) == [
-        "blocks.residual.layers[1].kernel_size: expected an integer >= 1 or a list of 2 integers or a block "
-        "parameter like $filters, got 0"]
+        ("blocks.residual.layers[1].kernel_size: expected an integer >= 1 or a list of 2 integers or a block "
+         "parameter like $filters, got 0")]
 
 
 def test_errors_inside_a_block_name_the_use_and_the_definition():
     broken = copy.deepcopy(RESIDUAL)
     broken["layers"][3]["inputs"] = ["conv_c", "shortcut"]
     assert errors([{"block": "residual", "filters": 0}, *HEAD], {"residual": broken}) == [
-        "model.layers[0].filters: argument 'filters' of block 'residual' does not fit "
-        "blocks.residual.layers[0].filters (line 1): must be >= 1, got 0",
-        "model.layers[0]: in block 'residual' at line 1 (blocks.residual.layers[3].inputs[0]): no layer is named "
-        "'conv_c'; did you mean 'conv_b'?",
+        ("model.layers[0].filters: argument 'filters' of block 'residual' does not fit "
+         "blocks.residual.layers[0].filters (line 1): must be >= 1, got 0"),
+        ("model.layers[0]: in block 'residual' at line 1 (blocks.residual.layers[3].inputs[0]): no layer is named "
+         "'conv_c'; did you mean 'conv_b'?"),
     ]
 
 
@@ -101,17 +101,17 @@ def test_block_arguments_missing_unknown_or_of_the_wrong_type(use, message):
 def test_a_block_that_uses_itself():
     loop = {"params": {}, "layers": [{"type": "ReLU"}, {"block": "loop"}]}
     assert errors([{"block": "loop"}, *HEAD], {"loop": loop}) == [
-        "model.layers[0]: in block 'loop' at line 1 (blocks.loop.layers[1].block): block 'loop' uses itself ('loop' -> "
-        "'loop'); a block cannot contain itself"]
+        ("model.layers[0]: in block 'loop' at line 1 (blocks.loop.layers[1].block): block 'loop' uses itself "
+         "('loop' -> 'loop'); a block cannot contain itself")]
 
 
 def test_a_shape_error_inside_a_nested_block_is_reported_at_the_use():
     narrow = copy.deepcopy(RESIDUAL)
     del narrow["layers"][2]["strides"]
     assert errors([{"block": "stage", "filters": 4}, *HEAD], {"residual": narrow, "stage": STAGE}) == [
-        "model.layers[0]: in block 'stage' > 'residual' at line 1 (blocks.residual.layers[3]): Add got (4, 4, 4) from "
-        "'stage/residual/conv_b' and (8, 8, 4) from 'stage/residual/shortcut'; give the shortcut a 1x1 Conv2D with "
-        "strides 2"]
+        ("model.layers[0]: in block 'stage' > 'residual' at line 1 (blocks.residual.layers[3]): Add got (4, 4, 4) from "
+         "'stage/residual/conv_b' and (8, 8, 4) from 'stage/residual/shortcut'; give the shortcut a 1x1 Conv2D with "
+         "strides 2")]
 
 
 def test_the_summary_indents_layers_under_their_block_instances():

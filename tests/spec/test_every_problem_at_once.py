@@ -78,8 +78,8 @@ def test_a_refused_block_definition_leaves_its_uses_unexpanded_and_the_rest_chec
         spec["model"]["layers"].insert(3, {"block": "pair", "filters": 4})
 
     assert problems(tmp_path, broken_block) == [  # the blocks are written after the model
-        MISMATCH, "blocks.pair.params.filters.type: unknown value 'int'; did you mean 'integer'? expected one of: "
-        "integer, number, string, boolean, array"]
+        MISMATCH, ("blocks.pair.params.filters.type: unknown value 'int'; did you mean 'integer'? expected one of: "
+         "integer, number, string, boolean, array")]
 
 
 def test_a_refused_input_shape_leaves_nothing_for_the_graph(tmp_path: Path):

@@ -51,9 +51,9 @@ def messages(data: dict) -> list[str]:
 
 def test_two_thousand_nested_blocks_are_refused_at_the_first_use_too_deep_without_recursion():
     assert messages(nested(2000)) == [
-        f"blocks.b{MAX_DEPTH}.layers[0].block: block 'b{MAX_DEPTH + 1}' is nested {MAX_DEPTH + 1} deep here "
-        f"(model > 'b1' > 'b2' > 'b3' > ... {MAX_DEPTH + 1 - 6} more > 'b{MAX_DEPTH - 1}' > 'b{MAX_DEPTH}' > "
-        f"'b{MAX_DEPTH + 1}'); blocks nest at most {MAX_DEPTH} deep: use fewer levels of blocks"]
+        (f"blocks.b{MAX_DEPTH}.layers[0].block: block 'b{MAX_DEPTH + 1}' is nested {MAX_DEPTH + 1} deep here "
+         f"(model > 'b1' > 'b2' > 'b3' > ... {MAX_DEPTH + 1 - 6} more > 'b{MAX_DEPTH - 1}' > 'b{MAX_DEPTH}' > "
+         f"'b{MAX_DEPTH + 1}'); blocks nest at most {MAX_DEPTH} deep: use fewer levels of blocks")]
 
 
 def test_blocks_nested_as_deep_as_allowed_expand():
@@ -82,8 +82,8 @@ def test_the_count_needs_no_expansion_and_stops_exactly_at_the_bound():
         f"model.layers[1]: this layer takes the model to {MAX_LAYERS + 1:,} layers, {limit}"]
     over["model"]["layers"][0]["repeat"] = MAX_LAYERS + 1
     assert [line.split(": error: ")[1] for line in problems(over)] == [
-        f"model.layers[0].repeat: this use of block 'one' ({MAX_LAYERS + 1:,} x 1 layers) takes the model to "
-        f"{MAX_LAYERS + 1:,} layers, {limit}"]
+        (f"model.layers[0].repeat: this use of block 'one' ({MAX_LAYERS + 1:,} x 1 layers) takes the model to "
+         f"{MAX_LAYERS + 1:,} layers, {limit}")]
 
 
 def test_a_block_that_uses_itself_is_left_to_the_expansion_to_report():
@@ -117,8 +117,9 @@ def test_a_sweep_range_over_a_repeat_is_checked_at_the_largest_value_it_draws(tm
     spec.write_text(text + "sweep:\n  parameters:\n    model.layers[1].repeat: {int: [1, 1000000000]}\n",
                     encoding="utf-8")
     [line] = error_lines(spec)
-    assert line.startswith(f"{spec}:") and ": error: sweep.parameters.model.layers[1].repeat: int value 1000000000 " \
-        "does not fit model.layers[1].repeat: this use of block 'stage' (1,000,000,000 x 16 layers)" in line
+    assert line.startswith(f"{spec}:")
+    assert (": error: sweep.parameters.model.layers[1].repeat: int value 1000000000 does not fit "
+            "model.layers[1].repeat: this use of block 'stage' (1,000,000,000 x 16 layers)") in line
     spec.write_text(text + "sweep:\n  parameters:\n    model.layers[1].repeat: {int: [1, 3]}\n", encoding="utf-8")
     api.validate(spec)
 

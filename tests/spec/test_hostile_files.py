@@ -39,7 +39,8 @@ def test_a_few_shared_blocks_are_still_fine(tmp_path):
 def test_an_alias_inside_its_own_anchor_is_refused(tmp_path):
     path = tmp_path / "loop.yaml"
     path.write_text("a: &x\n  b: *x\n")
-    assert error_of(path) == f"{path}:2:6: error: alias *x refers to a value that contains it; a spec cannot contain itself"
+    assert error_of(path) == (f"{path}:2:6: error: alias *x refers to a value that contains it; "
+                              "a spec cannot contain itself")
 
 
 def test_latin1_text_names_the_first_bad_byte(tmp_path):

@@ -82,7 +82,8 @@ def test_init_refuses_to_overwrite(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip() == f"{tmp_path / 'taken.yaml'}: error: file exists; pick another NAME or pass --force to overwrite it"
+    assert result.stderr.strip() == (f"{tmp_path / 'taken.yaml'}: error: file exists; "
+                                     "pick another NAME or pass --force to overwrite it")
     assert (tmp_path / "taken.yaml").read_text() == "keep me"
 
 

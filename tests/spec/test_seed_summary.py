@@ -37,7 +37,8 @@ def test_seed_resolved_config_is_the_tutorial():
     # the shorthand `optimizer: adam` resolved to Keras' Adam defaults
     assert config["compile"]["optimizer"] == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
                                               "epsilon": 1e-7, "amsgrad": False, "clipnorm": None,
-                                              "clipvalue": None}
+                                              "clipvalue": None, "use_ema": False, "ema_momentum": 0.99,
+                                              "ema_overwrite_frequency": None}
     assert [metric["name"] for metric in config["compile"]["metrics"]] == ["accuracy"]
     assert (config["fit"]["epochs"], config["fit"]["batch_size"], config["fit"]["validation"]) == (3, 32, "test")
     conv = config["model"]["layers"][0]
@@ -75,7 +76,7 @@ def test_validate_imports_neither_onnx_nor_onnxruntime():
 def test_every_example_spec_validates():
     outputs = {"breast_cancer": (2,), "diabetes": (1,)}
     for path in sorted((ROOT / "specs").glob("*.yaml")):
-        spec, graph = api.validate(path)
+        _spec, graph = api.validate(path)
         assert graph.output_shape == outputs.get(path.stem, (10,)), path
 
 

@@ -65,6 +65,16 @@ def test_an_unreachable_cluster_is_one_line_and_writes_nothing(tmp_path, monkeyp
     assert "\n" not in line and not (tmp_path / "runs").exists()
 
 
+def test_an_address_whose_port_is_not_a_number_is_one_line_and_writes_nothing(tmp_path):
+    need("ray")
+    with pytest.raises(RunError) as caught:
+        api.sweep(write_spec(tmp_path), backend="ray", address="127.0.0.1:head", root=tmp_path / "runs")
+    assert caught.value.format() == ("--address 127.0.0.1:head: error: no Ray cluster answers at 127.0.0.1:head "
+                                     "(invalid literal for int() with base 10: 'head'); start one with "
+                                     "`ray start --head` or give its HOST:PORT")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_sweep_killed_mid_run_resumes_on_rerun(tmp_path):
     """The sweep process killed while its second trial trains: the same command restores Tune's experiment
     (Tuner.restore) in the same sweep directory, keeps the finished trial as it is, continues the second trial's

@@ -92,6 +92,10 @@ OPTIONS = {
        for split in DRAWN_SPLITS},
     "split_seed": {"type": "integer", "minimum": 0, "default": 0,
                    "description": "Seed of the rows drawn by test_fraction and validation_fraction. Default: 0."},
+    "sample_weight": {"type": "string", "minLength": 1,
+                      "description": "The column holding each training example's weight in the loss (Keras' "
+                                     "sample_weight; numbers >= 0, times the class_weight when both are set). "
+                                     "Default: every example weighs 1."},
     "drop_missing_target": {"type": "boolean", "default": False,
                             "description": "Leave out the rows whose target is missing, in every file, before the "
                                            "splits are drawn (data info counts them); otherwise such rows are "

@@ -239,6 +239,13 @@ class Dense(LayerModule):
         return F.linear(x, self.kernel, getattr(self, "bias", None))
 
 
+class Embedding(LayerModule):
+    """``F.embedding`` on the ids in specforge's order; the vectors' axis becomes the twin's channel axis."""
+
+    def forward(self, x):
+        return channels_first(F.embedding(channels_last(x), self.embeddings))
+
+
 # -- pooling --------------------------------------------------------------------------------------------
 class MaxPooling(LayerModule):
     def __init__(self, node: Node, params: Params):
@@ -397,6 +404,48 @@ class Dropout(LayerModule):
         shape = self.mask_shape(tuple(channels_last(x).shape))
         drawn = self.generator.random(shape, dtype=np.float32) >= rate
         return x * channels_first(torch.from_numpy(drawn).to(x.device, x.dtype) * (1 / (1 - rate)))
+
+
+class _SpecforgeTransform(torch.autograd.Function):
+    """A training batch through specforge's own augmentation (its draws taken from ``rng``), with its backward:
+    the random transforms have no PyTorch counterpart drawing the same numbers."""
+
+    @staticmethod
+    def forward(ctx, x, layer, rng):
+        y, cache = layer.transform(to_specforge(x), rng)
+        ctx.layer, ctx.cache = layer, cache
+        return channels_first(torch.from_numpy(np.ascontiguousarray(y))).to(x.device)
+
+    @staticmethod
+    def backward(ctx, dy):
+        dx = ctx.layer.transform_backward(ctx.cache, to_specforge(dy))
+        return channels_first(torch.from_numpy(np.ascontiguousarray(dx))).to(dy.device), None, None
+
+
+def to_specforge(x: torch.Tensor) -> np.ndarray:
+    return channels_last(x).detach().cpu().numpy()
+
+
+class Augmentation(LayerModule):
+    """Training: specforge's transform, drawing from the generator ``numpy_masks`` gives (a fresh one without);
+    inference: the identity, or RandomCrop's centred window resized by PyTorch's half-pixel bilinear."""
+
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        self.layer = node.layer
+        self.generator: np.random.Generator | None = None
+
+    def numpy_masks(self, rng: np.random.Generator | None) -> None:
+        self.generator = rng
+
+    def forward(self, x):
+        if self.training:
+            return _SpecforgeTransform.apply(x, self.layer, self.generator or np.random.default_rng())
+        if self.kind != "RandomCrop":
+            return x
+        top, left, rows, columns = self.layer.window(*x.shape[2:])
+        return F.interpolate(x[:, :, top:top + rows, left:left + columns],
+                             size=(self.config["height"], self.config["width"]), mode="bilinear", align_corners=False)
 
 
 # -- shapes ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from specforge.graph.model import Model
 from specforge.layers.torch.layout import to_numpy, to_torch
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
+from specforge.layers.torch.modules import Augmentation
 from specforge.training.torch.network import TorchNetwork
 from specforge.training.torch.step import TorchStep
 
@@ -40,8 +41,10 @@ def resolve_device(request: str) -> torch.device:
 class LearningRate:
     """The optimizer's learning rate as callbacks see it (``trainer.optimizer.learning_rate``)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer):
+    def __init__(self, optimizer: torch.optim.Optimizer, schedule: Any):
         self._optimizer = optimizer
+        #: the learning-rate schedule (specforge.options.schedules), applied by TorchStep; None for a fixed rate
+        self.schedule = schedule
 
     @property
     def learning_rate(self) -> float:
@@ -66,14 +69,18 @@ class TorchSteps:
         self.network = TorchNetwork(model.graph, model.params).to(device)
         module = wrap(self.network) if wrap is not None else None
         self.torch_step = TorchStep(self.network, loss, spec.config["compile"]["optimizer"], module)
-        self.optimizer = LearningRate(self.torch_step.optimizer)
+        self.optimizer = LearningRate(self.torch_step.optimizer, self.torch_step.schedule)
+        for layer in self.network.nodes():
+            if isinstance(layer, Augmentation):  # specforge's transforms, from the run's saved generator
+                layer.numpy_masks(dropout_rng)
 
     def tensors(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch on the device, as the network and the loss take it."""
         return (to_torch(x).to(self.device, non_blocking=True),
                 self.torch_step.targets(labels, targets).to(self.device, non_blocking=True))
 
-    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
+        """The spec's loss only: choose_backend refuses the example weights that would change it."""
         value, outputs = self.torch_step.step(*self.tensors(x, labels, targets))
         return float(value), self.loss.to_probabilities(to_numpy(outputs.cpu()), self.torch_step.fused)
 
@@ -91,6 +98,7 @@ class TorchSteps:
         for index, slots in state["state"].items():
             for name, value in slots.items():
                 flat[f"state.{index}.{name}"] = value.cpu().numpy() if torch.is_tensor(value) else value
+        flat["schedule_steps"] = self.torch_step.steps
         flat[CPU_RNG] = torch.get_rng_state().numpy()
         if self.device.type == "cuda":
             flat[CUDA_RNG] = torch.cuda.get_rng_state(self.device).numpy()
@@ -106,9 +114,10 @@ class TorchSteps:
             if key.startswith("state."):
                 _, index, name = key.split(".", 2)
                 slots.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
-            elif key not in (CPU_RNG, CUDA_RNG):
+            elif key not in (CPU_RNG, CUDA_RNG, "schedule_steps"):
                 plain[key] = value
         self.torch_step.optimizer.load_state_dict({**plain, "state": slots})
+        self.torch_step.steps = int(state["schedule_steps"])
         torch.set_rng_state(torch.from_numpy(np.array(state[CPU_RNG], dtype=np.uint8)))
         if self.device.type == "cuda" and CUDA_RNG in state:
             torch.cuda.set_rng_state(torch.from_numpy(np.array(state[CUDA_RNG], dtype=np.uint8)), self.device)

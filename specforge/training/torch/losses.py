@@ -47,7 +47,12 @@ def torch_loss(loss: Loss, from_logits: bool) -> Callable[[torch.Tensor, torch.T
     if function is None:
         what = "logits" if from_logits else "probabilities"
         raise ValueError(f"the PyTorch backend has no {loss.name} loss on {what}")
-    return function
+    smoothing = getattr(loss, "label_smoothing", 0.0)
+    if not smoothing:
+        return function
+    if function is F.cross_entropy:
+        return lambda outputs, y: F.cross_entropy(outputs, y, label_smoothing=smoothing)
+    return lambda outputs, y: function(outputs, y * (1 - smoothing) + 0.5 * smoothing)
 
 
 def takes_classes(loss: Loss, from_logits: bool) -> bool:

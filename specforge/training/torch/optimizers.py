@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from specforge.options.optimizers import resolve
+from specforge.options.schedules import create as create_schedule
 
 
 class KerasEpsilon(torch.optim.Optimizer):
@@ -98,6 +99,8 @@ def torch_optimizer(spec_value: str | dict, params: Iterable[torch.Tensor]) -> t
     """The PyTorch optimizer taking the steps of a spec's ``compile.optimizer``."""
     options = resolve(spec_value)
     name, lr = options["name"], options["learning_rate"]
+    if isinstance(lr, dict):  # a schedule: TwinTrainer sets each step's rate
+        lr = create_schedule(lr)(0)
     if name == "sgd":
         momentum = options["momentum"]
         return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=options["nesterov"] and momentum > 0)

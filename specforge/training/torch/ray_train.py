@@ -64,7 +64,7 @@ class ShardSteps(TorchSteps):
         super().__init__(model, spec, loss, optimizer, dropout_rng, device, request, seed_offset=rank,
                          wrap=DistributedDataParallel)
 
-    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
         rows = np.array_split(np.arange(len(x)), self.world)[self.rank]
         # a worker without rows (a last batch smaller than the workers) steps on one row, weighted 0
         share = len(rows) * self.world / len(x)

@@ -8,6 +8,7 @@ import torch
 from specforge.layers.torch.layout import to_torch
 from specforge.options.losses import Loss
 from specforge.options.optimizers import resolve
+from specforge.options.schedules import create as create_schedule
 from specforge.training.torch.losses import takes_classes, torch_loss
 from specforge.training.torch.network import TorchNetwork
 from specforge.training.torch.optimizers import clip_gradients, torch_optimizer
@@ -29,6 +30,10 @@ class TorchStep:
         options = resolve(optimizer)
         self.clipping = options["clipnorm"], options["clipvalue"]
         self.optimizer = torch_optimizer(optimizer, network.parameters())
+        rate = options["learning_rate"]
+        #: the learning-rate schedule, by steps taken (Keras' LearningRateSchedule); None for a fixed rate
+        self.schedule = create_schedule(rate) if isinstance(rate, dict) else None
+        self.steps = 0
 
     def targets(self, labels: np.ndarray, targets: np.ndarray) -> torch.Tensor:
         """What the loss takes for a batch whose class ``labels`` specforge's loss takes as ``targets``."""
@@ -47,5 +52,9 @@ class TorchStep:
         value = self.loss(outputs, y)
         (value * scale if scale != 1.0 else value).backward()
         clip_gradients(self.network.parameters(), *self.clipping)
+        if self.schedule is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.schedule(self.steps)
         self.optimizer.step()
+        self.steps += 1
         return value.detach(), outputs.detach()
