@@ -17,9 +17,9 @@ import torch
 from specforge.base.errors import RunError
 from specforge.graph.model import Model
 from specforge.layers.torch.layout import to_numpy, to_torch
+from specforge.layers.torch.modules import Augmentation
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
-from specforge.layers.torch.modules import Augmentation
 from specforge.training.torch.network import TorchNetwork
 from specforge.training.torch.step import TorchStep
 
