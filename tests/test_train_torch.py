@@ -200,3 +200,13 @@ def test_validate_imports_no_pytorch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "False False", result.stderr
 
+
+
+def test_a_moving_average_of_the_weights_stays_on_numpy_in_one_located_line(tmp_path):
+    spec = {**SMALL, "compile": {**SMALL["compile"], "optimizer": {"name": "adam", "use_ema": True}}}
+    with pytest.raises(RunError) as caught:
+        train(tmp_path, "ema", spec, backend="torch", device="cpu")
+    message = caught.value.format()
+    assert message.endswith("error: compile.optimizer.use_ema: the torch backend does not train with "
+                            "compile.optimizer.use_ema yet; train this spec with --backend numpy")
+    assert "\n" not in message and not (tmp_path / "ema").exists()
