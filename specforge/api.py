@@ -64,7 +64,7 @@ from specforge.sweep.loading import read_sweep
 from specforge.sweep.results import SweepResult
 from specforge.sweep.runner import OnUpdate, OnWarning, run_sweep
 from specforge.sweep.space import sweep_config
-from specforge.training import backends
+from specforge.training import backends, loop
 from specforge.training import evaluate as evaluation
 from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.progress import Progress
