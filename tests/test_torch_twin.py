@@ -190,7 +190,7 @@ def test_an_optimizer_takes_keras_steps_in_pytorch(spec_value):
     start = [value.copy() for value in params]
     twin_params = [torch.tensor(value, requires_grad=True) for value in params]
     ours, theirs = optimizers.create(optimizers.resolve(spec_value)), twin_optimizer(spec_value, twin_params)
-    for step in range(4):
+    for _step in range(4):
         # gradients from large to far below epsilon, where Keras' and PyTorch's epsilon differ most
         grads = [rng.standard_normal(value.shape) * 10.0 ** -rng.integers(0, 9, value.shape) for value in params]
         for param, grad in zip(twin_params, grads):

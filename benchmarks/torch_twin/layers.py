@@ -10,7 +10,7 @@ so ``same`` padding keeps TensorFlow's rule (the odd pixel after), which PyTorch
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -199,7 +199,8 @@ class TransposedConvolution(TwinLayer):
         super().__init__(node, params)
         frame = node.layer.frame(node.input_shape)
         self.strides, self.dilation = frame.window.strides, frame.window.dilation
-        self.rows, self.columns = (slice(before, before + length) for before, length in zip(frame.before, frame.overlap))
+        self.rows, self.columns = (slice(before, before + length)
+                                   for before, length in zip(frame.before, frame.overlap))
         (bottom, right) = (size - length for size, length in zip(frame.size, frame.overlap))
         self.extra = (0, right, 0, bottom)
 

@@ -8,7 +8,7 @@ both), so that each layer runs PyTorch's own kernel on the layout PyTorch users 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

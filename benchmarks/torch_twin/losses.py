@@ -7,7 +7,7 @@ axis 1, as ``F.cross_entropy`` wants.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

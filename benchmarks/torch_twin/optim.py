@@ -10,7 +10,8 @@ in PyTorch, which no setting changes: they are written here with PyTorch's tenso
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 

@@ -9,7 +9,8 @@ its own); the error names each input and its shape, and the graph adds the layer
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 

@@ -43,7 +43,7 @@ class BatchNormalization(Layer):
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
         channels = (input_shape[-1],)
         learned = [name for name, on in (("gamma", self.config["scale"]), ("beta", self.config["center"])) if on]
-        return {name: channels for name in (*learned, *self.non_trainable)}
+        return dict.fromkeys((*learned, *self.non_trainable), channels)
 
     def init_params(self, input_shape: Shape, rng: np.random.Generator) -> Params:
         initializers = {"gamma": self.config["gamma_initializer"], "beta": self.config["beta_initializer"],

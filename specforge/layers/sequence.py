@@ -11,7 +11,8 @@ own is its window: planned over the steps with Keras' padding rules, including C
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

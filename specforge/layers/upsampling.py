@@ -91,7 +91,7 @@ class UpSampling2D(Layer):
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
         if not need_dx:
             return None, {}
-        n, height, width, channels = cache
+        n, _height, width, channels = cache
         a_h, a_w = self.matrices(cache[1:], dy.dtype)
         rows = np.matmul(a_w.T, dy.reshape(n * len(a_h), len(a_w), channels))
         return np.matmul(a_h.T, rows.reshape(n, len(a_h), width * channels)).reshape(cache), {}

@@ -32,7 +32,8 @@ def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: 
                                                        dilation, window.output_size(size)):
         if out < 1:
             fitting = (n + before + after - 1) // d + 1
-            formula = f"(({n} - {e} + 2*{before}) / {s}) + 1" if s == 1 else f"floor(({n} - {e} + 2*{before}) / {s}) + 1"
+            ratio = f"({n} - {e} + 2*{before}) / {s}"
+            formula = f"({ratio}) + 1" if s == 1 else f"floor({ratio}) + 1"
             fixes = f"padding: same or {size_name} <= {fitting}"
             dilated = ""
             if d > 1:

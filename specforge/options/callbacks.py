@@ -20,8 +20,9 @@ The protocol between the training loop and a callback:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Mapping, Protocol, Sequence
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 

@@ -3,9 +3,10 @@ for ``specforge evaluate`` on a finished run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -167,5 +168,5 @@ def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None
     return results
 
 
-__all__ = ["evaluate_split", "evaluate_run", "labels_and_targets", "update_metrics", "Confusion", "per_class", "run_split",
-           "Mistakes", "find_mistakes", "predict_run"]
+__all__ = ["Confusion", "Mistakes", "evaluate_run", "evaluate_split", "find_mistakes", "labels_and_targets",
+           "per_class", "predict_run", "run_split", "update_metrics"]
