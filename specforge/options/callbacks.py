@@ -87,7 +87,9 @@ class LearningRateHolder(Protocol):
 class Trainer(Protocol):
     """What the training loop offers to callbacks."""
 
-    optimizer: LearningRateHolder
+    @property
+    def optimizer(self) -> LearningRateHolder:
+        """The optimizer, whose learning rate a callback may set (the callbacks never replace it)."""
     stop_training: bool
 
     def get_weights(self) -> list[np.ndarray]:

@@ -139,6 +139,7 @@ def fit_lines(counter: str, step: int, steps: int, status: str, logs: Mapping[st
     room = BAR_WIDTH if columns is None else columns - 1 - len(f"{counter} [] - {status}") - sum(map(len, fields))
     if room >= MIN_BAR_WIDTH:
         return [f"{counter} {bar(step, steps, min(room, BAR_WIDTH))} - {status}{''.join(fields)}"]
+    assert columns is not None, "without columns the bar always fits"
     lines = [f"{counter} - {status}"[:columns - 1]]
     for field in fields:
         if len(lines[-1]) + len(field) < columns:
