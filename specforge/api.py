@@ -39,6 +39,7 @@ from specforge.data.info import every_class_in_turn
 from specforge.data.precheck import check_data
 from specforge.data.splits import Split
 from specforge.data.table.info import render_histograms
+from specforge.data.text.show import write_examples
 from specforge.export.inspect import describe as describe_model
 from specforge.graph.build import build_graph, data_shape, load_and_build, with_rest_checked
 from specforge.graph.checks import check_options
@@ -256,14 +257,18 @@ def data_info(spec: Spec) -> dict:
 def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25,
                    augmented: bool = False) -> Path:
     """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels, or for a table
-    histograms of each feature column and the target (default file: ``<spec name>-<split>.png``); returns its
-    path. ``augmented``: the images as the model's augmentation layers change them in training (drawn from
+    histograms of each feature column and the target (default file: ``<spec name>-<split>.png``), or for text
+    ``count`` documents with their classes and token ids (default file: ``<spec name>-<split>.txt``); returns
+    its path. ``augmented``: the images as the model's augmentation layers change them in training (drawn from
     ``fit.seed``; default file ``<spec name>-<split>-augmented.png``)."""
     dataset = load_data(spec)
     chosen = dataset.splits().get(split)
     if chosen is None:
         raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
                         file=str(spec.file))
+    vectorizer = dataset.preprocessing.vectorizer
+    if vectorizer is not None:
+        return write_examples(chosen, vectorizer, dataset.class_names, Path(out or f"{spec.name}-{split}.txt"), count)
     path = Path(out or f"{spec.name}-{split}{'-augmented' if augmented else ''}.png")
     if augmented:
         chosen = _augmented(spec, chosen, dataset.preprocessing, count)

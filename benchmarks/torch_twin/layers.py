@@ -251,6 +251,14 @@ class Dense(TwinLayer):
         return F.linear(x, self.kernel, getattr(self, "bias", None))
 
 
+@twin_of("Embedding")
+class Embedding(TwinLayer):
+    """``F.embedding`` on the ids in specforge's order; the vectors' axis becomes the twin's channel axis."""
+
+    def forward(self, x):
+        return channels_first(F.embedding(channels_last(x), self.embeddings))
+
+
 # -- pooling --------------------------------------------------------------------------------------------
 @twin_of("MaxPooling2D", "MaxPooling1D")
 class MaxPooling(TwinLayer):

@@ -37,6 +37,7 @@ from specforge.cli.present import (
     summary_json,
     sweep_view,
     table_info_lines,
+    text_info_lines,
     write_picture,
     write_report,
     write_row_predictions,
@@ -231,11 +232,15 @@ def data_info(spec: Path = typer.Argument(..., help="Spec file."), overrides: li
             typer.echo(line)
         return
     typer.echo(f"classes: {info['num_classes']} ({', '.join(info['class_names'])})")
+    examples = "documents as" if "text" in info else "images"
     for name, split in info["splits"].items():
         shape = "x".join(map(str, split["image_shape"]))
         balance = " ".join(map(str, split.get("class_counts", [])))
-        typer.echo(f"{name}: {split['count']} images {shape} {split['dtype']}, values {split['min']}..{split['max']}"
-                   + (f", per class: {balance}" if balance else ""))
+        typer.echo(f"{name}: {split['count']} {examples} {shape} {split['dtype']}, "
+                   f"values {split['min']}..{split['max']}" + (f", per class: {balance}" if balance else ""))
+    if "text" in info:
+        for line in text_info_lines(info["text"]):
+            typer.echo(line)
 
 
 @command(data_app, name="show")
@@ -256,8 +261,8 @@ def data_show(spec: Path = typer.Argument(..., metavar="SPEC|RUN",
                                              help="Draw the images as the model's augmentation layers change them "
                                                   "in training (drawn from fit.seed)."),
               overrides: list[str] | None = SetOption) -> None:
-    """Write a PNG grid of sample images with their labels (for a table: histograms of its columns), or of a
-    run's mistakes, and print where."""
+    """Write a PNG grid of sample images with their labels (for a table: histograms of its columns; for text: a
+    text file of documents with their token ids), or of a run's mistakes, and print where."""
     if misclassified:
         path, wrong, examples = api.plot_misclassified(spec, split or "test", out=out, count=count, limit=limit)
         typer.echo(f"{wrong} of {examples} {split or 'test'} examples are misclassified; wrote the first "

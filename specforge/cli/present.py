@@ -154,6 +154,21 @@ def table_info_lines(info: dict) -> list[str]:
     return lines
 
 
+def text_info_lines(text: dict) -> list[str]:
+    """``data info`` of a text source: the vocabulary, then each split's documents, lengths and unknown tokens."""
+    frequent = ", ".join(f"{token!r} {count}" for token, count in text["most_frequent"])
+    lines = [f"vocabulary: {text['vocabulary_size']} entries (output_mode {text['output_mode']}"
+             + (f", {text['output_sequence_length']} ids per document" if text["output_mode"] == "int" else "")
+             + f"); most frequent: {frequent}"]
+    for name, split in text["splits"].items():
+        lengths = ", ".join(f"{'max' if p == '100' else 'p' + p} {value:g}"
+                            for p, value in split["length_percentiles"].items())
+        cut = f", {split['truncated']} cut at the sequence length" if split.get("truncated") else ""
+        lines.append(f"{name}: {split['documents']} documents, {split['empty']} empty{cut}; tokens per document: "
+                     f"{lengths}; out of vocabulary: {split['out_of_vocabulary']:.1%} of {split['tokens']} tokens")
+    return lines
+
+
 def json_line(prediction: Prediction) -> str:
     return json.dumps(prediction.to_dict())
 

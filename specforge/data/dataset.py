@@ -14,6 +14,7 @@ from specforge.data.mnist import NUM_CLASSES as MNIST_CLASSES
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.sources import create as create_source
 from specforge.data.splits import Loaded, Split
+from specforge.data.text.source import vectorized_with
 
 Validation = str | float
 
@@ -147,9 +148,10 @@ def _select_validation(splits: dict[str, Split], validation: Validation) -> tupl
 
 
 def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: Validation = "test",
-                 base_dir: Path, input_dtype: str = "float32") -> Dataset:
+                 base_dir: Path, input_dtype: str = "float32", fitted: Preprocessing | None = None) -> Dataset:
     """Read, check and split the data a spec's ``data`` section declares, for a model input of ``input_shape``
-    and ``input_dtype`` (``Graph.input_dtype``).
+    and ``input_dtype`` (``Graph.input_dtype``). A run's ``fitted`` preprocessing, when given, vectorizes text
+    with the vocabulary the run learned rather than one learned again.
 
     Images keep their stored dtype (uint8 for every image format) and shape (flat CSV
     rows become ``input_shape``); they are converted batch by batch by ``preprocessing``.
@@ -157,6 +159,8 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
     input_shape = tuple(int(d) for d in input_shape)
     source = data_spec.get("source", "mnist")
     loaded = create_source(source).load(data_spec, Path(base_dir), input_shape)
+    if fitted is not None and fitted.vectorizer is not None:
+        loaded = vectorized_with(loaded, fitted.vectorizer)
     setting = shape_setting(data_spec)
     splits = {name: _fit_images(split, input_shape, setting) for name, split in loaded.splits.items()}
     if loaded.pipeline is not None and loaded.pipeline.target.regression:
@@ -170,13 +174,17 @@ def load_dataset(data_spec: dict, input_shape: tuple[int, ...], *, validation: V
             check_labels(split.name, split.labels, num_classes, split.labels_file, counted_by)
         class_names = data_spec.get("class_names") or loaded.class_names or [str(i) for i in range(num_classes)]
         preprocessing = Preprocessing.from_spec(data_spec, input_shape, num_classes, class_names, loaded.pipeline,
-                                                input_dtype)
+                                                input_dtype, loaded.text)
     for split in splits.values():
         split.preprocessing = preprocessing
     if loaded.pipeline is not None and isinstance(validation, float):
         raise DataError(f"fit.validation {validation} would hold out rows the table's statistics were already "
                         "learned on; draw them before with data.validation_fraction and set fit.validation: "
                         "validation", path="fit.validation")
+    if loaded.text is not None and isinstance(validation, float):
+        raise DataError(f"fit.validation {validation} would hold out documents the vocabulary was already learned "
+                        "on; put them in a folder of their own, data.validation, and set fit.validation: validation",
+                        path="fit.validation")
     train, held_out = _select_validation(splits, validation)
     return Dataset(train, held_out, splits.get("test"), preprocessing, source_hash(loaded.digests),
                    dict(loaded.digests))

@@ -12,6 +12,7 @@ from specforge.base.fileio import atomic_open
 from specforge.data.dataset import Dataset
 from specforge.data.splits import Split
 from specforge.data.table.info import column_info, row_info, target_info
+from specforge.data.text.info import text_info
 
 CELL_MIN_PX = 56
 LABEL_PX = 14
@@ -53,6 +54,12 @@ def data_info(dataset: Dataset) -> dict:
         info["columns"] = column_info(pipeline, tables)
         info["target"] = target_info(pipeline, tables)
         info.update(row_info(tables))
+    vectorizer = dataset.preprocessing.vectorizer
+    if vectorizer is not None:
+        info["preprocessing"] = {**dataset.preprocessing.to_dict(),
+                                 "text": {key: value for key, value in vectorizer.to_dict().items()
+                                          if key not in ("vocabulary", "idf")}}
+        info["text"] = text_info(vectorizer, dataset.splits())
     return info
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import overload
 
 from specforge.data.dataset import Dataset, load_dataset
+from specforge.data.preprocessing import Preprocessing
 from specforge.data.splits import Split
 
 
@@ -23,11 +24,14 @@ def _first(split: Split | None, limit: int | None) -> Split | None:
     return split if split is None or limit is None else split.part(split.name, None, limit)
 
 
-def load_data(config: dict, base_dir: Path, limits: dict[str, int | None], input_dtype: str = "float32") -> Dataset:
+def load_data(config: dict, base_dir: Path, limits: dict[str, int | None], input_dtype: str = "float32",
+              fitted: Preprocessing | None = None) -> Dataset:
     """The data of a resolved spec ``config``, split as ``fit.validation`` says, cut to ``limits`` (train, test),
-    for a model input of ``input_dtype`` (``Graph.input_dtype``)."""
+    for a model input of ``input_dtype`` (``Graph.input_dtype``); text vectorized with a run's ``fitted``
+    vocabulary when given."""
     dataset = load_dataset(config["data"], tuple(config["model"]["input_shape"]),
-                           validation=config["fit"]["validation"], base_dir=base_dir, input_dtype=input_dtype)
+                           validation=config["fit"]["validation"], base_dir=base_dir, input_dtype=input_dtype,
+                           fitted=fitted)
     return limit_dataset(dataset, limits.get("train"), limits.get("test"))
 
 

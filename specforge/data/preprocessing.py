@@ -12,16 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from math import prod
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.data.table.features import TablePipeline
-
-if TYPE_CHECKING:
-    from specforge.data.table.features import TablePipeline
-
+from specforge.data.text.vectorize import TextVectorizer
 
 #: A rescale factor written as a fraction: positive numerator and denominator (``1/255``).
 FRACTION_PATTERN = r"^\s*(?=[0-9.]*[1-9])[0-9]*\.?[0-9]+\s*/\s*(?=[0-9.]*[1-9])[0-9]*\.?[0-9]+\s*$"
@@ -61,6 +57,8 @@ class Preprocessing:
     labels_encoding: str = "one_hot"
     table: dict | None = None
     input_dtype: str = "float32"
+    #: a text source's fitted vectorizer (``TextVectorizer.to_dict()``: options, vocabulary, idf weights)
+    text: dict | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
@@ -88,7 +86,7 @@ class Preprocessing:
     @classmethod
     def from_spec(cls, data_spec: dict, input_shape: tuple[int, ...], num_classes: int,
                   class_names: list[str], pipeline: TablePipeline | None = None,
-                  input_dtype: str = "float32") -> Preprocessing:
+                  input_dtype: str = "float32", text: TextVectorizer | None = None) -> Preprocessing:
         """The steps the spec's ``data.preprocessing`` asks for (defaults filled in), to a model input of
         ``input_dtype``."""
         spec = data_spec.get("preprocessing") or {}
@@ -100,7 +98,8 @@ class Preprocessing:
         normalize = spec.get("normalize") or {}
         return cls(tuple(input_shape), num_classes, tuple(class_names), rescale_factor(spec.get("rescale", 1.0)),
                    normalize.get("mean"), normalize.get("std"), spec.get("labels", "one_hot"),
-                   None if pipeline is None else pipeline.to_dict(), input_dtype)
+                   None if pipeline is None else pipeline.to_dict(), input_dtype,
+                   None if text is None else text.to_dict())
 
     # -- persistence -----------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -115,18 +114,25 @@ class Preprocessing:
             "labels": self.labels_encoding,
             "table": self.table,
         }
+        if self.text is not None:
+            saved["text"] = self.text
         return saved if self.input_dtype == "float32" else {**saved, "input_dtype": self.input_dtype}
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocessing:
         return cls(tuple(data["input_shape"]), int(data["num_classes"]), tuple(data["class_names"]),
                    float(data["rescale"]), data.get("mean"), data.get("std"), data["labels"], data.get("table"),
-                   data.get("input_dtype", "float32"))
+                   data.get("input_dtype", "float32"), data.get("text"))
 
     @cached_property
     def pipeline(self) -> TablePipeline | None:
         """The table source's fitted steps, or None for images and arrays."""
         return None if self.table is None else TablePipeline.from_dict(self.table)
+
+    @cached_property
+    def vectorizer(self) -> TextVectorizer | None:
+        """A text source's fitted vectorizer, or None."""
+        return None if self.text is None else TextVectorizer.from_dict(self.text)
 
     @property
     def takes_ids(self) -> bool:

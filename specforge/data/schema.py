@@ -86,12 +86,13 @@ _COMMON: dict[str, dict] = {
     "num_classes": {
         "type": "integer", "minimum": 2,
         "description": "Number of classes. Default: inferred (10 for mnist, the number of class sub-folders for "
-                       "image_folder, else the largest training label + 1).",
+                       "image_folder and text_folder, else the largest training label + 1).",
         "examples": [10],
     },
     "class_names": {
         "type": "array", "items": {"type": "string"}, "minItems": 2,
-        "description": "Name of each class, in label order. Default: the folder names for image_folder, "
+        "description": "Name of each class, in label order. Default: the folder names for image_folder and "
+                       "text_folder, "
                        "else the labels as text ('0', '1', ...).",
         "examples": [["T-shirt", "Trouser", "Pullover", "Dress", "Coat",
                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]],
@@ -106,6 +107,7 @@ _ALL_OPTIONS: dict[str, dict] = {
                           "plus the pixel values in row-major order. image_folder: a directory with one sub-folder "
                           "per class (the folder's name is the class name; classes are numbered in the folders' "
                           "sorted order) holding PNG or JPEG images, e.g. train/cat/1.png, train/dog/2.png. "
+                          "text_folder: a directory with one sub-folder per class holding UTF-8 .txt documents. "
                           "table: a CSV file with a header row, or Parquet (.parquet, .pq; needs "
                           "specforge[parquet]); test and validation may be drawn from the training file instead "
                           "(test_fraction, validation_fraction).")

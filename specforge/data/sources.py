@@ -26,6 +26,8 @@ from specforge.data.splits import SPLIT_NAMES, DataShape, Loaded, Probe
 from specforge.data.table.source import OPTIONS as TABLE_OPTIONS
 from specforge.data.table.source import REQUIRED as TABLE_REQUIRED
 from specforge.data.table.source import fit_table, load_table, table_shape, table_splits
+from specforge.data.text.source import load_text, text_probe, text_shape
+from specforge.data.text.vectorize import VECTORIZE_SCHEMA
 
 URL_FORMATS = ("npz", "csv")
 
@@ -97,6 +99,8 @@ class DataSource(Kind, registry=SOURCES, key="name"):
     required: ClassVar[tuple[str, ...]] = ()
     #: ``data`` sections using this source, for the documentation and the generic tests.
     examples: ClassVar[list[dict]] = []
+    #: Whether reading the data tells the model's input shape (``shape``), so that model.input_shape may be left out.
+    tells_input_shape: ClassVar[bool] = False
 
     @classmethod
     def json_schema(cls) -> dict:
@@ -296,6 +300,7 @@ class Table(DataSource):
     description = ("named numeric, binary and categorical columns from CSV or Parquet (the features and the "
                    "target, their preprocessing learned on the training split).")
     schema = TABLE_OPTIONS
+    tells_input_shape = True
     required = tuple(TABLE_REQUIRED)
     examples = [{"source": "table", "train": "data/breast_cancer.csv", "test_fraction": 0.2, "split_seed": 0,
                  "features": [{"column": "mean_radius"}, {"column": "mean_texture"}],
@@ -313,6 +318,33 @@ class Table(DataSource):
     def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
         return {split: Probe(str(resolve(base_dir, spec[split if option == split else "train"])))
                 for split, option in table_splits(spec).items()}
+
+
+class TextFolder(DataSource):
+    name = "text_folder"
+    description = ("one directory per split with a sub-folder of UTF-8 .txt documents per class (Keras' "
+                   "text_dataset_from_directory layout), vectorized by a vocabulary learned on the training split.")
+    schema = {
+        **{split: path_option(f"Directory of the {split} split with one sub-folder per class (the folder name is "
+                              f"the class name) holding .txt documents, one a file, in UTF-8. {need(split)}")
+           for split in SPLIT_NAMES},
+        "vectorize": VECTORIZE_SCHEMA,
+    }
+    required = ("train",)
+    tells_input_shape = True
+    examples = [{"source": "text_folder", "train": "reviews/train", "test": "reviews/test",
+                 "vectorize": {"max_tokens": 20000, "output_sequence_length": 200}},
+                {"source": "text_folder", "train": "reviews/train", "vectorize": {"output_mode": "tf_idf",
+                                                                                 "ngrams": 2}}]
+
+    def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
+        return load_text(spec, base_dir)
+
+    def shape(self, spec: dict, base_dir: Path) -> DataShape | None:
+        return text_shape(spec, base_dir)
+
+    def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
+        return text_probe(spec, base_dir)
 
 
 def create(name: str) -> DataSource:

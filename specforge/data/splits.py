@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from specforge.data.preprocessing import Preprocessing
     from specforge.data.table.features import TablePipeline
     from specforge.data.table.read import Table
+    from specforge.data.text.vectorize import TextVectorizer
 
 SPLIT_NAMES = ("train", "test", "validation")
 
@@ -39,6 +40,8 @@ class DataShape:
     num_classes: int | None
     #: how the data gives ``input_shape``, for messages ("the features encode to 31 values per row (...)")
     origin: str
+    #: a text source's vocabulary size, special entries included (an Embedding's smallest input_dim)
+    vocabulary_size: int | None = None
 
     def input_problem(self, given: tuple[int, ...] | list[int]) -> str | None:
         """What is wrong with a model.input_shape of ``given`` for this data, or None when it fits."""
@@ -65,6 +68,8 @@ class Split:
     labels_file: str = ""
     preprocessing: Preprocessing | None = field(default=None, repr=False)
     table: Table | None = field(default=None, repr=False)
+    #: a text split's documents as read, one per example
+    texts: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -73,19 +78,21 @@ class Split:
         """Examples ``start:stop`` as a new split; the arrays are views, not copies."""
         labels = None if self.labels is None else self.labels[start:stop]
         table = None if self.table is None else self.table.take(np.arange(len(self))[start:stop])
+        texts = None if self.texts is None else self.texts[start:stop]
         return Split(name, self.images[start:stop], labels, self.images_file, self.labels_file, self.preprocessing,
-                     table)
+                     table, texts)
 
 
 @dataclass
 class Loaded:
     """What a source returns: its splits (``train`` always), a SHA-256 per data file, known classes, and a
-    table source's fitted pipeline."""
+    table source's fitted pipeline, or a text source's fitted vectorizer."""
 
     splits: dict[str, Split]
     digests: dict[str, str]
     class_names: list[str] | None = None
     pipeline: TablePipeline | None = None
+    text: TextVectorizer | None = None
 
 
 def labels_as_int64(labels: np.ndarray, file: str) -> np.ndarray:

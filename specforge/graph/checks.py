@@ -11,6 +11,7 @@ from specforge.data import declared_num_classes
 from specforge.data.table.features import NUMERIC_FILLS
 from specforge.graph.augmentation_checks import augmentation_problems
 from specforge.graph.dag import Graph
+from specforge.graph.text_checks import id_input_problems, vectorize_problems
 from specforge.graph.training_checks import training_option_problems, training_problems
 from specforge.options import losses
 from specforge.options.callbacks import CALLBACKS
@@ -24,14 +25,16 @@ if TYPE_CHECKING:
 
 def check_options(spec: Spec) -> None:
     """Raise SpecError listing every clash the spec's values make among themselves (no graph, no data needed)."""
-    _raise(option_problems(spec) + _column_problems(spec) + training_option_problems(spec))
+    _raise(option_problems(spec) + _column_problems(spec) + vectorize_problems(spec)
+           + training_option_problems(spec))
 
 
 def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None) -> None:
     """Raise SpecError listing every mismatch between the model's input and the data, and between the output
     layer, the data's classes and the loss; ``shape`` is what reading the data told about the model's input and
     classes, when it was read. Also where augmentation layers sit and the training options against the model."""
-    _raise(_reshape_problems(spec) + _input_problems(spec, shape) + _class_problems(spec, graph, shape)
+    _raise(_reshape_problems(spec) + _input_problems(spec, shape) + id_input_problems(spec, graph, shape)
+           + _class_problems(spec, graph, shape)
            + _loss_problems(spec, graph) + _target_problems(spec, graph) + augmentation_problems(spec, graph)
            + training_problems(spec, graph))
 

@@ -118,7 +118,8 @@ class Graph:
             if INPUT_NODE not in node.inputs:
                 if kind != "float":
                     return node, (f"{node.layer.type} takes {kind} ids, which only the model's input holds; "
-                                  "give it `inputs: input`")
+                                  "give it `inputs: input` and the model token ids (source: text_folder with "
+                                  "vectorize.output_mode: int)")
             elif first is None:
                 first = node
             elif kind != first.layer.input_dtype:

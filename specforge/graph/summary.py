@@ -45,7 +45,8 @@ def summary_parts(spec: Spec, graph: Graph) -> list[RenderableType]:
     """The summary as rich renderables (the table, the totals, the verdict), for a console to print (see
     ``fit_width``)."""
     lines = summary_lines(graph.summary())
-    table = Table(title=f"{spec.name}: input {graph.input_shape}", title_justify="left")
+    ids = "" if graph.input_dtype == "float32" else f" of {graph.input_dtype} ids"
+    table = Table(title=f"{spec.name}: input {graph.input_shape}{ids}", title_justify="left")
     # a layer's name and kind are never cut short, on a narrow terminal either
     table.add_column("Layer (type)", no_wrap=True, min_width=max(len(cells[0]) for cells in lines))
     table.add_column("Output shape")

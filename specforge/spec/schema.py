@@ -17,6 +17,7 @@ from pathlib import Path
 from specforge.base.fileio import write_text
 from specforge.base.registry import NAME_PATTERN
 from specforge.data.schema import DATA_SCHEMA
+from specforge.data.sources import SOURCES
 from specforge.layers import REGISTRY
 from specforge.layers.base import LAYER_NAME_PATTERN
 from specforge.options.callbacks import CALLBACKS_SCHEMA
@@ -32,6 +33,7 @@ SPEC_VERSION = 1
 def build_schema() -> dict:
     """Assemble the full schema from the registry and the section owners."""
     layer_item = _layer_item(REGISTRY, "layers")
+    inferred = [name for name, source in SOURCES.items() if source.tells_input_shape]
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": "specforge.schema.json",
@@ -41,11 +43,11 @@ def build_schema() -> dict:
         "type": "object",
         "required": ["version", "name", "model", "compile"],
         "additionalProperties": False,
-        "allOf": [{"if": {"properties": {"data": {"properties": {"source": {"const": "table"}},
+        "allOf": [{"if": {"properties": {"data": {"properties": {"source": {"enum": inferred}},
                                                   "required": ["source"]}},
                           "required": ["data"]},
                    "else": {"properties": {"model": {"description": "model.input_shape is required unless the "
-                                                                    "data source is table.",
+                                                                    f"data source is {' or '.join(inferred)}.",
                                                      "required": ["input_shape"]}}}}],
         "properties": {
             "$schema": {"type": "string", "description": "Path or URL of this schema, for editors (JSON specs)."},

@@ -73,7 +73,8 @@ def evaluate_split(model: Model, split: Split, loss: Loss, metrics: Sequence[Met
 
 def run_split(run: Run, split: str, limit: int | None = None) -> tuple[Dataset, Split]:
     """The run's data set and its split ``split`` (the first ``limit`` examples when given)."""
-    dataset = load_data(run.config, Path(run.manifest.get("base_dir", ".")), {}, run.graph.input_dtype)
+    dataset = load_data(run.config, Path(run.manifest.get("base_dir", ".")), {}, run.graph.input_dtype,
+                        Preprocessing.from_dict(run.preprocessing))
     chosen = dataset.splits().get(split)
     if chosen is None:
         raise RunError(f"the run's data has no {split} split; use one of: {', '.join(dataset.splits())}",

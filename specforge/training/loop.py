@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from specforge.base.errors import DataError, RunError, SpecError, TrainingInterrupted
-from specforge.data import Dataset, batch_count, iterate_batches, load_data
+from specforge.data import Dataset, Preprocessing, batch_count, iterate_batches, load_data
 from specforge.graph.build import build_graph
 from specforge.graph.dag import Graph
 from specforge.graph.model import Model, params_from_arrays
@@ -66,11 +66,11 @@ class _Setup:
         return names + [f"val_{name}" for name in names] if self.dataset.validation is not None else names
 
 
-def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None]) -> _Setup:
+def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None], fitted: Preprocessing | None = None) -> _Setup:
     graph = build_graph(spec)
     config = spec.config
     try:
-        dataset = load_data(config, base_dir, limits, graph.input_dtype)
+        dataset = load_data(config, base_dir, limits, graph.input_dtype, fitted)
     except DataError as error:
         raise spec.located(error) from None
     setup = _Setup(spec, graph, dataset, losses.create(config["compile"]["loss"]),
@@ -257,7 +257,8 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         run_dir = runs.resolve_run_path(resume)
         manifest = runs.read_json(run_dir / runs.MANIFEST)
         spec = runs.resume_spec(run_dir, manifest, overrides, limited=limit_train is not None or limit_test is not None)
-        setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"])
+        setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"],
+                       Preprocessing.from_dict(runs.read_json(run_dir / runs.PREPROCESSING)))
         runs.check_same_data(run_dir, manifest, setup.dataset)
         trainer = Trainer(setup, run_dir, progress, observers)
         trainer.load_checkpoint()  # before anything is written: a damaged checkpoint leaves the run as it was

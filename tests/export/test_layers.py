@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from helpers import CASES, check_onnx_parity, make_layer, numpy_forward
+from helpers import CASES, check_onnx_parity, example_input, make_layer, numpy_forward
 
 from specforge.data.preprocessing import Preprocessing
 from specforge.export.onnx import IR_VERSIONS
@@ -22,10 +22,12 @@ BATCH = 4
 
 
 def surrounded(kind: str, config: dict, shape: tuple) -> tuple[list, tuple]:
-    """``[before, layer, (Flatten), Dense(3), Softmax]``: the layer inside a small classifier."""
+    """``[before, layer, (Flatten), Dense(3), Softmax]``: the layer inside a small classifier (first, for a kind
+    that takes the model's ids)."""
     before = {3: ("Conv2D", {"filters": shape[-1], "kernel_size": [2, 1], "padding": "same"}),
               1: ("Dense", {"units": shape[0]})}.get(len(shape), ("ReLU", {}))
-    steps = [make_layer(*before, shape, dtype=np.float32, seed=1), make_layer(kind, config, shape, dtype=np.float32)]
+    steps = [make_layer(*before, shape, dtype=np.float32, seed=1)] if REGISTRY[kind].input_dtype == "float" else []
+    steps.append(make_layer(kind, config, shape, dtype=np.float32))
     out = steps[-1][0].output_shape(shape)
     if len(out) != 1:
         steps.append(make_layer("Flatten", {}, out, dtype=np.float32))
@@ -35,14 +37,14 @@ def surrounded(kind: str, config: dict, shape: tuple) -> tuple[list, tuple]:
     return steps, shape
 
 
-def inputs(shape: tuple, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((BATCH, *shape)).astype(np.float32)
+def inputs(kind: str, shape: tuple, seed: int = 0) -> np.ndarray:
+    return example_input(kind, shape, BATCH, seed, np.float32)
 
 
 @pytest.mark.parametrize("kind,config,shape", CASES)
 def test_inside_a_network(kind, config, shape):
     steps, shape = surrounded(kind, config, shape)
-    check_onnx_parity(steps, shape, inputs(shape, seed=1))
+    check_onnx_parity(steps, shape, inputs(kind, shape, seed=1))
 
 
 @pytest.mark.parametrize("kind,config,shape", [c for c in CASES if len(c.values[2]) == 3])
@@ -62,6 +64,6 @@ def test_every_kind_in_every_opset(opset):
     for kind, cls in ((kind, cls) for kind, cls in REGISTRY.items() if not cls.merges):
         config, shape = cls.examples[0]
         steps, shape = surrounded(kind, config, shape)
-        model = check_onnx_parity(steps, shape, inputs(shape, seed=3), opset=opset)
+        model = check_onnx_parity(steps, shape, inputs(kind, shape, seed=3), opset=opset)
         assert model.ir_version == onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", opset)])
         assert [(o.domain, o.version) for o in model.opset_import] == [("", opset)]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import CASES, make_layer
+from helpers import CASES, example_input, make_layer
 
 from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY
@@ -43,8 +43,7 @@ def step_dtypes(step, params: dict, x) -> set[np.dtype]:
 def test_layer_step_stays_float32(kind, config, shape):
     layer, params = make_layer(kind, config, shape, dtype=np.float32)
     (step,) = plan_steps([layer])
-    x = np.random.default_rng(0).standard_normal((3, *shape)).astype(np.float32)
-    assert step_dtypes(step, params, x) == {np.dtype(np.float32)}
+    assert step_dtypes(step, params, example_input(kind, shape, 3, 0, np.float32)) == {np.dtype(np.float32)}
 
 
 @pytest.mark.parametrize("kind,config,shape", FUSING_CASES)

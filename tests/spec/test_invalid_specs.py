@@ -623,6 +623,27 @@ EXPECTED: dict[str, list[str]] = {
         ("table_fill_constant_without_value.yaml:8:13: error: data.features[0].fill: fill: constant needs fill_value, "
          "the value a missing cell takes; add fill_value: 0 (say), or use fill: mean"),
     ],
+    # a model of token ids
+    "embedding_fed_floats.yaml": [
+        ("embedding_fed_floats.yaml:8:7: error: model.layers[0]: Embedding takes integer token ids and data source "
+         "mnist gives values, not ids; use source: text_folder with vectorize.output_mode: int"),
+    ],
+    "embedding_after_dense.yaml": [
+        ("embedding_after_dense.yaml:9:7: error: model.layers[1]: Embedding takes int ids, which only the model's "
+         "input holds; give it `inputs: input` and the model token ids (source: text_folder with "
+         "vectorize.output_mode: int)"),
+    ],
+    "embedding_mask_zero.yaml": [
+        "embedding_mask_zero.yaml:8:70: error: model.layers[0].mask_zero: expected false, got true",
+    ],
+    "text_sequence_length_with_counts.yaml": [
+        ("text_sequence_length_with_counts.yaml:6:59: error: data.vectorize.output_sequence_length: "
+         "output_sequence_length applies to output_mode int only, and output_mode is count; leave "
+         "output_sequence_length out"),
+    ],
+    "text_sequence_length_zero.yaml": [
+        "text_sequence_length_zero.yaml:8:29: error: data.vectorize.output_sequence_length: must be >= 1, got 0",
+    ],
     "table_column_listed_twice.yaml": [
         ("table_column_listed_twice.yaml:9:16: error: data.features[2].column: column 'alcohol' is listed twice (also "
          "data.features[0]) with the same encoding, which only copies an input; list each column once"),
@@ -721,11 +742,8 @@ OVERRIDES: dict[tuple[str, ...], list[str]] = {
 CLI_CASES = ["several_errors.yaml", "several_stages.yaml", "kernel_larger_than_input.yaml",
              "loss_vs_sparse_labels.yaml", "graph_add_shapes_differ.yaml", "block_argument_out_of_range.yaml",
              "block_nested_error.yaml", "block_twice_mutual_recursion.yaml", "blocks_doubling_forty_times.yaml",
-    ],
-CLI_CASES = ["several_errors.yaml", "kernel_larger_than_input.yaml", "loss_vs_sparse_labels.yaml",
-             "table_column_listed_twice.yaml",
-             "graph_add_shapes_differ.yaml", "block_argument_out_of_range.yaml", "block_nested_error.yaml",
-             "yaml_duplicate_key.yaml", "json_single_quotes.json"]
+             "table_column_listed_twice.yaml", "yaml_duplicate_key.yaml", "json_single_quotes.json",
+             "embedding_fed_floats.yaml"]
 
 _LINE = re.compile(r"(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): error: (?:(?P<path>[^ :]+): )?(?P<message>.*)")
 

@@ -1,0 +1,75 @@
+"""Folders of ``.txt`` documents, one sub-folder per class (Keras' ``text_dataset_from_directory`` layout):
+each file is one document, read as UTF-8, its class the name of its folder; classes are numbered in the
+folders' sorted order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from specforge.base.errors import DataError
+from specforge.data.files import read_bytes, require_dir, sha256_bytes
+from specforge.data.folders import class_folders
+
+TEXT_SUFFIX = ".txt"
+
+
+@dataclass
+class Documents:
+    """One split's documents as read: their text, class indices, files and a digest per file."""
+
+    texts: list[str]
+    labels: np.ndarray
+    files: list[str]
+    digests: dict[str, str]
+
+
+def decode(data: bytes, file: str) -> str:
+    """A document's bytes as text; a DataError naming the file and the first byte that is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise DataError(f"line {line}: byte 0x{data[error.start]:02x} at offset {error.start} is not UTF-8 "
+                        "(documents are read as UTF-8); save the file as UTF-8", file=file) from None
+
+
+def text_classes(directory: Path, option: str) -> dict[str, int]:
+    """Each class sub-folder of a split's directory with its number of ``.txt`` files (the files unread)."""
+    require_dir(directory, option)
+    folders = class_folders(directory)
+    if not folders:
+        raise DataError("no class sub-folders; put each class's .txt documents in its own folder, e.g. "
+                        "train/positive/1.txt, train/negative/2.txt", file=str(directory))
+    counts = {folder: len(_documents_in(directory / folder)) for folder in folders}
+    empty = [folder for folder, count in counts.items() if count == 0]
+    if empty:
+        raise DataError(f"class folder {empty[0]!r} holds no .txt files ({len(empty)} such folders); add its "
+                        "documents or remove the folder", file=str(directory / empty[0]))
+    return counts
+
+
+def _documents_in(folder: Path) -> list[Path]:
+    return [path for path in sorted(folder.iterdir()) if path.suffix.lower() == TEXT_SUFFIX and path.is_file()]
+
+
+def read_documents(name: str, directory: Path, option: str, classes: list[str] | None) -> tuple[Documents, list[str]]:
+    """One split's documents and the class names (``classes``, or the folders' for the training split); a class
+    folder that is not among ``classes`` is refused."""
+    folders = list(text_classes(directory, option))
+    classes = classes if classes is not None else folders
+    unknown = [folder for folder in folders if folder not in classes]
+    if unknown:
+        raise DataError(f"class folder {unknown[0]!r} is not among the classes {classes}; use the same class "
+                        "folders in every split", file=str(directory))
+    texts, labels, files, digests = [], [], [], {}
+    for folder in folders:
+        for path in _documents_in(directory / folder):
+            data = read_bytes(path)
+            texts.append(decode(data, str(path)))
+            labels.append(classes.index(folder))
+            files.append(str(path))
+            digests[f"{name}/{path.relative_to(directory).as_posix()}"] = sha256_bytes(data)
+    return Documents(texts, np.array(labels, dtype=np.int64), files, digests), list(classes)
