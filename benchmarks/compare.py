@@ -119,7 +119,7 @@ def compare_specs(paths: list[Path], args: argparse.Namespace, gemm: float) -> l
           f"least {args.seconds:g} s; ratio: specforge / PyTorch eager (target: at least {SEED_TARGET:.1f}x on "
           f"{SEED}, {OTHERS_TARGET:.1f}x on the others); GEMM: training FLOPs (3 x forward) per second as a share "
           f"of the GEMM rate above")
-    print(f"ONNX bN: images per second of specforge's ONNX export / the PyTorch model's torch.onnx export under onnxruntime at "
+    print(f"ONNX bN: images per second of specforge's ONNX export / the torch.onnx export under onnxruntime at "
           f"batch N (target: at least {ONNX_TARGET:.2f}x at each); largest output difference from specforge's "
           f"forward: {largest_difference:.1e}")
     print("MiB: peak resident memory a training step adds (VmHWM during 3 steps minus VmRSS before them), each "

@@ -57,14 +57,21 @@ def measure(path: Path, device: str, epochs: int, target: float, limit_train: in
     spec = api.load_spec(path, [f"fit.epochs={epochs}", "fit.validation=test"])
     timeline = Timeline(spec.config["fit"]["batch_size"])
     with tempfile.TemporaryDirectory() as directory:
-        run = api.fit(spec, out=Path(directory) / "run", progress=timeline, backend="torch", device=device,
-                      limit_train=limit_train)
+        run = api.fit(
+            spec,
+            out=Path(directory) / "run",
+            progress=timeline,
+            backend="torch",
+            device=device,
+            limit_train=limit_train,
+        )
         where = run.manifest["device"]
     print(f"{path.stem} on {where}: target test accuracy {target:.2%}")
     reached = None
     for epoch, (rate, elapsed, accuracy) in enumerate(timeline.rows, 1):
-        print(f"  epoch {epoch}: {rate:,.0f} images/s, val_accuracy {accuracy:.4f}, {elapsed:.1f} s since the "
-              "first batch")
+        print(
+            f"  epoch {epoch}: {rate:,.0f} images/s, val_accuracy {accuracy:.4f}, {elapsed:.1f} s since the first batch"
+        )
         if reached is None and accuracy >= target:
             reached = elapsed
     print(f"  time to {target:.2%}: " + (f"{reached:.1f} s" if reached is not None else f"not in {epochs} epochs"))

@@ -1,5 +1,5 @@
-"""The PyTorch counterpart of ``specforge train SPEC``: the spec's graph in PyTorch (specforge.training.torch) trained on the
-spec's data, with its batch size, shuffled each epoch, counting the training accuracy as it goes and
+"""The PyTorch counterpart of ``specforge train SPEC``: the spec's graph in PyTorch (specforge.training.torch)
+trained on the spec's data, with its batch size, shuffled each epoch, counting the training accuracy as it goes and
 validating on the test split after each epoch. compare.py --full times it against specforge's run.
 
     python benchmarks/torch_fit.py specs/mnist.yaml --epochs 3

@@ -19,7 +19,14 @@ def torch_onnx(twin: TorchNetwork, opset: int = 13) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated in favour of torch.export's
-        torch.onnx.export(twin, (example,), buffer, dynamo=False, opset_version=opset, input_names=["input"],
-                          output_names=["probabilities"],
-                          dynamic_axes={"input": {0: "N"}, "probabilities": {0: "N"}})
+        torch.onnx.export(
+            twin,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["probabilities"],
+            dynamic_axes={"input": {0: "N"}, "probabilities": {0: "N"}},
+        )
     return buffer.getvalue()

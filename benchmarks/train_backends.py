@@ -26,9 +26,12 @@ from specforge import api
 from specforge.training.progress import Silent
 
 #: (column, fit options)
-BACKENDS = [("numpy", {"backend": "numpy"}), ("torch", {"backend": "torch", "device": "cpu"}),
-            ("ray x1", {"backend": "ray", "workers": 1, "device": "cpu"}),
-            ("ray x2", {"backend": "ray", "workers": 2, "device": "cpu"})]
+BACKENDS = [
+    ("numpy", {"backend": "numpy"}),
+    ("torch", {"backend": "torch", "device": "cpu"}),
+    ("ray x1", {"backend": "ray", "workers": 1, "device": "cpu"}),
+    ("ray x2", {"backend": "ray", "workers": 2, "device": "cpu"}),
+]
 
 
 class EpochClock(Silent):

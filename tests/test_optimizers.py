@@ -336,10 +336,12 @@ def test_resolve_fills_keras_defaults():
     assert optimizers.resolve("adam") == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
                                           "epsilon": 1e-7, "amsgrad": False, "clipnorm": None, "clipvalue": None, **EMA}
     assert optimizers.resolve({"name": "sgd", "momentum": 0.9}) == {
-        "name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False, "clipnorm": None, "clipvalue": None, **EMA}
+        "name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False, "clipnorm": None, "clipvalue": None,
+        **EMA}
     assert optimizers.resolve("adamw")["weight_decay"] == 0.004
     assert optimizers.resolve("rmsprop") == {"name": "rmsprop", "learning_rate": 0.001, "rho": 0.9, "momentum": 0.0,
-                                             "epsilon": 1e-7, "centered": False, "clipnorm": None, "clipvalue": None, **EMA}
+                                             "epsilon": 1e-7, "centered": False, "clipnorm": None, "clipvalue": None,
+                                             **EMA}
     assert optimizers.resolve("adagrad") == {"name": "adagrad", "learning_rate": 0.001,
                                              "initial_accumulator_value": 0.1, "epsilon": 1e-7, "clipnorm": None,
                                              "clipvalue": None, **EMA}

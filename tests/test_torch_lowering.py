@@ -43,8 +43,12 @@ else:
 
 SPECS = sorted((Path(__file__).resolve().parents[1] / "specs").glob("*.yaml"))
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
-MERGE_CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")
-               for kind, cls in REGISTRY.items() if cls.merges for i, (config, shapes) in enumerate(cls.examples)]
+MERGE_CASES = [
+    pytest.param(kind, config, shapes, id=f"{kind}-{i}")
+    for kind, cls in REGISTRY.items()
+    if cls.merges
+    for i, (config, shapes) in enumerate(cls.examples)
+]
 BATCH = 4
 
 
@@ -57,8 +61,9 @@ def _model(path: Path, dtype=np.float32) -> tuple[Model, dict]:
     """The spec's model with fresh weights of ``dtype``, and the spec's config."""
     spec = load_spec(path)
     model = Model.initialize(build_graph(spec), np.random.default_rng(0))
-    return Model(model.graph, [{name: value.astype(dtype) for name, value in params.items()}
-                               for params in model.params]), spec.config
+    return Model(
+        model.graph, [{name: value.astype(dtype) for name, value in params.items()} for params in model.params]
+    ), spec.config
 
 
 def _batch(model: Model, loss, dtype=np.float32):
@@ -166,8 +171,9 @@ def test_one_training_step_in_pytorch_is_numpys(path):
     trainer = TorchStep(network, loss, config["compile"]["optimizer"])
     network.numpy_masks(np.random.default_rng(5))
     value = float(trainer.step(to_torch(x), trainer.targets(labels, targets))[0])
-    expected = model.train_step(x, targets, loss, optimizers.create(config["compile"]["optimizer"]),
-                                np.random.default_rng(5))[0]
+    expected = model.train_step(
+        x, targets, loss, optimizers.create(config["compile"]["optimizer"]), np.random.default_rng(5)
+    )[0]
     assert value == pytest.approx(expected, rel=1e-9)
     for node, actual, params in zip(model.graph.nodes, network.specforge_params(), model.params):
         for name, expected_value in params.items():
@@ -182,13 +188,20 @@ def test_the_torch_onnx_export_of_the_lowering_gives_the_specs_outputs(path):
     model, _ = _model(path)
     x = np.random.default_rng(1).standard_normal((BATCH, *model.graph.input_shape)).astype(np.float32)
     session = make_session(torch_onnx(TorchNetwork(model.graph, model.params)), threads=1)
-    _assert_close(to_numpy(torch.from_numpy(session.run(None, {"input": to_torch(x).numpy()})[0])),
-                  model.forward(x), 1e-4, "torch.onnx export")
+    _assert_close(
+        to_numpy(torch.from_numpy(session.run(None, {"input": to_torch(x).numpy()})[0])),
+        model.forward(x),
+        1e-4,
+        "torch.onnx export",
+    )
 
 
 # -- optimizers and losses --------------------------------------------------------------------------------
-OPTIMIZER_CASES = [pytest.param(example, id=str(example)) for cls in optimizers.OPTIMIZERS.values()
-                   for example in [cls.name, *cls.examples]]
+OPTIMIZER_CASES = [
+    pytest.param(example, id=str(example))
+    for cls in optimizers.OPTIMIZERS.values()
+    for example in [cls.name, *cls.examples]
+]
 
 
 @pytest.mark.parametrize("spec_value", OPTIMIZER_CASES)
@@ -212,8 +225,6 @@ def test_an_optimizer_takes_keras_steps_in_pytorch(spec_value):
             np.testing.assert_allclose(torch_param.detach().numpy() - first, param - first, rtol=1e-6, atol=1e-15)
 
 
-
-
 def _loss_modes(loss) -> list[bool]:
     """``from_logits`` values a valid spec trains ``loss`` with: on logits where it fuses an activation, on
     outputs where the last activation may be another (or any)."""
@@ -222,9 +233,12 @@ def _loss_modes(loss) -> list[bool]:
     return fused + ([False] if others else [])
 
 
-LOSS_CASES = [pytest.param(example, from_logits, id=f"{example}-{'logits' if from_logits else 'outputs'}")
-              for loss in losses.LOSSES.values() for example in [loss.name, *loss.examples]
-              for from_logits in _loss_modes(loss)]
+LOSS_CASES = [
+    pytest.param(example, from_logits, id=f"{example}-{'logits' if from_logits else 'outputs'}")
+    for loss in losses.LOSSES.values()
+    for example in [loss.name, *loss.examples]
+    for from_logits in _loss_modes(loss)
+]
 
 
 @pytest.mark.parametrize("spec_value,from_logits", LOSS_CASES)

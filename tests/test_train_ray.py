@@ -36,8 +36,9 @@ def local_ray():
 
 
 def _fit(tmp_path, name, overrides=(), **options):
-    return api.fit(spec_from_dict(SPEC, list(overrides)), out=tmp_path / name,
-                   **{"progress": Silent(), **LIMITS, **options})
+    return api.fit(
+        spec_from_dict(SPEC, list(overrides)), out=tmp_path / name, **{"progress": Silent(), **LIMITS, **options}
+    )
 
 
 class Messages(Silent):
@@ -96,31 +97,43 @@ def _train_worker_pid() -> int:
 
 def test_a_worker_killed_mid_epoch_costs_a_restart_from_the_last_checkpoint(local_ray, tmp_path):
     progress = KillAWorker()
-    run = _fit(tmp_path, "killed", ["fit.epochs=3"], backend="ray", workers=2, progress=progress,
-               limit_train=1024, limit_test=64)
+    run = _fit(
+        tmp_path,
+        "killed",
+        ["fit.epochs=3"],
+        backend="ray",
+        workers=2,
+        progress=progress,
+        limit_train=1024,
+        limit_test=64,
+    )
     assert progress.killed is not None
     assert run.manifest["status"] == "completed" and run.manifest["epochs_completed"] == 3
     assert run.manifest["worker_restarts"] == 1
     assert len(run.history["loss"]) == 3
-    assert ("A worker failed; Ray Train started the workers again, from the checkpoint of epoch 1"
-            in progress.lines)
-    assert progress.lines[-1].startswith("1 worker failure(s) during training; each time it continued from the "
-                                         "last checkpoint (epochs 1)")
+    assert "A worker failed; Ray Train started the workers again, from the checkpoint of epoch 1" in progress.lines
+    assert progress.lines[-1].startswith(
+        "1 worker failure(s) during training; each time it continued from the last checkpoint (epochs 1)"
+    )
 
 
 def test_more_workers_than_the_cluster_has_cpus_is_one_line_and_writes_nothing(local_ray, tmp_path):
     with pytest.raises(RunError) as caught:
         _fit(tmp_path, "three", backend="ray", workers=3)
-    assert caught.value.format() == ("--workers 3: error: the Ray cluster has 2 CPUs and each worker takes one; "
-                                     "give --workers 2 or fewer, or a larger cluster")
+    assert caught.value.format() == (
+        "--workers 3: error: the Ray cluster has 2 CPUs and each worker takes one; "
+        "give --workers 2 or fewer, or a larger cluster"
+    )
     assert not (tmp_path / "three").exists()
 
 
 def test_cuda_workers_on_a_cluster_without_gpus_is_one_line_and_writes_nothing(local_ray, tmp_path):
     with pytest.raises(RunError) as caught:
         _fit(tmp_path, "gpus", backend="ray", workers=2, device="cuda")
-    assert caught.value.format() == ("--workers 2: error: the Ray cluster has 0 GPUs and each worker takes one; "
-                                     "train on CPUs (--device cpu) or join a cluster with GPUs")
+    assert caught.value.format() == (
+        "--workers 2: error: the Ray cluster has 0 GPUs and each worker takes one; "
+        "train on CPUs (--device cpu) or join a cluster with GPUs"
+    )
     assert not (tmp_path / "gpus").exists()
 
 
@@ -143,8 +156,9 @@ def test_without_ray_one_line_names_the_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(RunError) as caught:
         _fit(tmp_path, "run", backend="ray")
-    assert caught.value.format() == ("specforge train: error: --backend ray needs Ray; install it with: "
-                                     "pip install 'specforge[ray]'")
+    assert caught.value.format() == (
+        "specforge train: error: --backend ray needs Ray; install it with: pip install 'specforge[ray]'"
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -152,6 +166,7 @@ def test_without_pytorch_the_ray_backend_names_the_install(tmp_path, monkeypatch
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(RunError) as caught:
         _fit(tmp_path, "run", backend="ray")
-    assert caught.value.format() == ("specforge train: error: --backend ray needs PyTorch; install it with: "
-                                     "pip install 'specforge[torch]'")
+    assert caught.value.format() == (
+        "specforge train: error: --backend ray needs PyTorch; install it with: pip install 'specforge[torch]'"
+    )
     assert not (tmp_path / "run").exists()

@@ -23,9 +23,17 @@ from specforge.training.progress import Silent
 #: SMALL without its dropout (PyTorch draws its masks from its own generator, so only a model without
 #: dropout takes the same steps on both backends) and without the convolution's bias: batch normalization
 #: cancels it, so its gradient is zero but for rounding, and Adam steps by the sign of that rounding.
-DETERMINED = {**SMALL, "model": {**SMALL["model"], "layers": [
-    {**layer, "use_bias": False} if layer["type"] == "Conv2D" else layer
-    for layer in SMALL["model"]["layers"] if layer["type"] != "Dropout"]}}
+DETERMINED = {
+    **SMALL,
+    "model": {
+        **SMALL["model"],
+        "layers": [
+            {**layer, "use_bias": False} if layer["type"] == "Conv2D" else layer
+            for layer in SMALL["model"]["layers"]
+            if layer["type"] != "Dropout"
+        ],
+    },
+}
 
 
 @pytest.fixture(autouse=True)
@@ -61,8 +69,15 @@ def pair(tmp_path_factory):
     trained = {}
     for backend in ("numpy", "torch"):
         losses = Losses()
-        run = train(root, f"small/{backend}", DETERMINED, ["fit.epochs=1"], progress=losses, backend=backend,
-                    **({"device": "cpu"} if backend == "torch" else {}))
+        run = train(
+            root,
+            f"small/{backend}",
+            DETERMINED,
+            ["fit.epochs=1"],
+            progress=losses,
+            backend=backend,
+            **({"device": "cpu"} if backend == "torch" else {}),
+        )
         trained[backend] = (run, losses.values)
     return trained
 
@@ -99,13 +114,22 @@ def test_after_an_epoch_the_test_accuracies_are_within_half_a_point(pair):
 def test_a_torch_run_directory_is_a_run_directory(pair):
     run = pair["torch"][0]
     names = {path.name for path in run.path.iterdir()}
-    assert {"weights.npz", "best.npz", "checkpoint.npz", "history.json", "history.csv", "metrics.json",
-            "manifest.json", "spec.yaml", "spec.resolved.json", "preprocessing.json"} <= names
+    assert {
+        "weights.npz",
+        "best.npz",
+        "checkpoint.npz",
+        "history.json",
+        "history.csv",
+        "metrics.json",
+        "manifest.json",
+        "spec.yaml",
+        "spec.resolved.json",
+        "preprocessing.json",
+    } <= names
     manifest = run.manifest
     assert (manifest["backend"], manifest["device"], manifest["device_request"]) == ("torch", "cpu", "cpu")
     assert manifest["torch"].startswith("2.") and manifest["status"] == "completed"
-    assert list(run.history) == ["loss", "accuracy", "top_k_accuracy", "val_loss", "val_accuracy",
-                                 "val_top_k_accuracy"]
+    assert list(run.history) == ["loss", "accuracy", "top_k_accuracy", "val_loss", "val_accuracy", "val_top_k_accuracy"]
     assert json.loads((run.path / "checkpoint.json").read_text())["epoch"] == 1
     listed = {Path(record.path).name: record for record in api.runs("small", root=run.path.parent.parent)}
     assert listed["torch"].status == "completed" and listed["torch"].epochs_completed == 1
@@ -135,8 +159,13 @@ def test_a_resumed_torch_run_ends_with_the_weights_of_one_never_stopped(tmp_path
 
 
 def test_the_spec_can_name_the_backend(tmp_path):
-    run = train(tmp_path, "from-spec", {**DETERMINED, "fit": {**DETERMINED["fit"], "backend": "torch"}},
-                ["fit.epochs=1"], device="cpu")
+    run = train(
+        tmp_path,
+        "from-spec",
+        {**DETERMINED, "fit": {**DETERMINED["fit"], "backend": "torch"}},
+        ["fit.epochs=1"],
+        device="cpu",
+    )
     assert run.manifest["backend"] == "torch"
 
 
@@ -144,16 +173,18 @@ def test_the_spec_can_name_the_backend(tmp_path):
 def _cli_train(tmp_path, *options):
     spec = tmp_path / "small.yaml"
     spec.write_text(json.dumps(SMALL), encoding="utf-8")
-    return CliRunner().invoke(app, ["train", str(spec), "--out", str(tmp_path / "run"),
-                                    "--limit-train", "32", "--limit-test", "32", *options])
+    return CliRunner().invoke(
+        app, ["train", str(spec), "--out", str(tmp_path / "run"), "--limit-train", "32", "--limit-test", "32", *options]
+    )
 
 
 def test_without_pytorch_one_line_names_the_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     result = _cli_train(tmp_path, "--backend", "torch")
     assert result.exit_code == 2
-    assert result.output == ("specforge train: error: --backend torch needs PyTorch; install it with: "
-                             "pip install 'specforge[torch]'\n")
+    assert result.output == (
+        "specforge train: error: --backend torch needs PyTorch; install it with: pip install 'specforge[torch]'\n"
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -168,12 +199,18 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("options,message", [
-    (["--device", "cpu"], "--device cpu: error: the numpy backend trains on this machine's CPU"),
-    (["--backend", "torch", "--workers", "2"], "--workers 2: error: --workers is for --backend ray"),
-    (["--backend", "jax"], "--backend jax: error: no backend 'jax'; the backends: numpy, torch, ray"),
-    (["--backend", "torch", "--device", "tpu"], "--device tpu: error: no device 'tpu'; give one of cpu, cuda, auto"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (["--device", "cpu"], "--device cpu: error: the numpy backend trains on this machine's CPU"),
+        (["--backend", "torch", "--workers", "2"], "--workers 2: error: --workers is for --backend ray"),
+        (["--backend", "jax"], "--backend jax: error: no backend 'jax'; the backends: numpy, torch, ray"),
+        (
+            ["--backend", "torch", "--device", "tpu"],
+            "--device tpu: error: no device 'tpu'; give one of cpu, cuda, auto",
+        ),
+    ],
+)
 def test_options_that_do_not_fit_the_backend_are_one_line(tmp_path, options, message):
     result = _cli_train(tmp_path, *options)
     assert result.exit_code == 2
@@ -186,8 +223,9 @@ def test_a_run_resumes_on_the_backend_it_started_with(tmp_path):
         train(tmp_path, "stopped", DETERMINED, ["fit.epochs=1"], progress=StopAt(1, 2))
     with pytest.raises(RunError) as caught:
         api.fit(resume=tmp_path / "stopped", backend="torch", progress=Silent())
-    assert caught.value.format() == ("--backend torch: error: the run was trained with the numpy backend and resumes "
-                                     "on it; leave out --backend")
+    assert caught.value.format() == (
+        "--backend torch: error: the run was trained with the numpy backend and resumes on it; leave out --backend"
+    )
 
 
 def test_validate_imports_no_pytorch(tmp_path):
@@ -195,11 +233,12 @@ def test_validate_imports_no_pytorch(tmp_path):
 
     spec = tmp_path / "small.yaml"
     spec.write_text(json.dumps({**SMALL, "fit": {**SMALL["fit"], "backend": "torch"}}), encoding="utf-8")
-    code = ("import sys; from specforge.cli.commands import main; sys.argv = ['specforge', 'validate', sys.argv[1]]\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, 'ray' in sys.modules)")
+    code = (
+        "import sys; from specforge.cli.commands import main; sys.argv = ['specforge', 'validate', sys.argv[1]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, 'ray' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "False False", result.stderr
-
 
 
 def test_a_moving_average_of_the_weights_stays_on_numpy_in_one_located_line(tmp_path):
@@ -207,6 +246,8 @@ def test_a_moving_average_of_the_weights_stays_on_numpy_in_one_located_line(tmp_
     with pytest.raises(RunError) as caught:
         train(tmp_path, "ema", spec, backend="torch", device="cpu")
     message = caught.value.format()
-    assert message.endswith("error: compile.optimizer.use_ema: the torch backend does not train with "
-                            "compile.optimizer.use_ema yet; train this spec with --backend numpy")
+    assert message.endswith(
+        "error: compile.optimizer.use_ema: the torch backend does not train with "
+        "compile.optimizer.use_ema yet; train this spec with --backend numpy"
+    )
     assert "\n" not in message and not (tmp_path / "ema").exists()

@@ -13,7 +13,7 @@ the final softmax.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import onnx
@@ -29,6 +29,7 @@ from specforge.layers.base import Layer, Params
 if TYPE_CHECKING:
     from specforge.data.preprocessing import Preprocessing
     from specforge.graph.dag import Graph
+    from specforge.layers.merge import Merge
 
 #: The ONNX IR version that goes with each default-domain opset (onnx.helper.VERSION_TABLE).
 IR_VERSIONS = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
@@ -155,6 +156,8 @@ def _preprocess(builder: OnnxBuilder, name: str, shape: tuple[int, ...],
 def _convert(layer: Layer, builder: OnnxBuilder, params: Params, input_name: str | list[str]) -> str:
     """``layer.to_onnx`` with its failures named after the layer; a merging layer takes the list of its inputs."""
     try:
+        if isinstance(input_name, list):  # a merging kind (Layer.merges) takes its inputs' names
+            return cast("Merge", layer).to_onnx(builder, params, input_name)
         return layer.to_onnx(builder, params, input_name)
     except NotImplementedError:
         raise ExportError(f"layer {layer.name!r} ({layer.type}) has no ONNX conversion; export supports "

@@ -24,4 +24,4 @@ def _collect() -> Registry[type[Layer]]:
 
 REGISTRY: Registry[type[Layer]] = _collect()
 
-__all__ = ["Layer", "REGISTRY"]
+__all__ = ["REGISTRY", "Layer"]

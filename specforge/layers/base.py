@@ -36,8 +36,9 @@ class Layer:
     description: ClassVar[str] = ""
     schema: ClassVar[dict[str, dict]] = {}
     required: ClassVar[tuple[str, ...]] = ()
-    #: ``(config, input_shape)`` pairs: small valid uses of the kind, run by the generic tests.
-    examples: ClassVar[list[tuple[dict, Shape]]] = []
+    #: ``(config, input_shape)`` pairs: small valid uses of the kind, run by the generic tests (a merge kind's
+    #: give a list of shapes, one per input).
+    examples: ClassVar[list[tuple[dict, Shape | list[Shape]]]] = []
     #: parameter names that are state, not trained (BatchNormalization's moving statistics); a training
     #: forward returns their update through ``new_state``.
     non_trainable: ClassVar[tuple[str, ...]] = ()

@@ -87,7 +87,7 @@ class _Convolution(Layer):
                            self.config["padding"])
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        out_h, out_w = self.window(input_shape).output_size(tuple(input_shape[:2]))
+        out_h, out_w = self.window(input_shape).output_size((input_shape[0], input_shape[1]))
         return (out_h, out_w, self.out_channels(input_shape[2]))
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
@@ -119,8 +119,8 @@ class _Convolution(Layer):
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
-        dx, *gradients = ops.conv_gradients(cache, dy, need_dx)
-        return dx, kernel_and_bias(*gradients)
+        dx, dkernel, dbias = ops.conv_gradients(cache, dy, need_dx)
+        return dx, kernel_and_bias(dkernel, dbias)
 
     # -- export -----------------------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:

@@ -39,7 +39,7 @@ class Dense(Layer):
         return (self.config["units"],)
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
-        shapes = {"kernel": (self._features(input_shape), self.config["units"])}
+        shapes: dict[str, Shape] = {"kernel": (self._features(input_shape), self.config["units"])}
         if self.config["use_bias"]:
             shapes["bias"] = (self.config["units"],)
         return shapes
@@ -62,8 +62,8 @@ class Dense(Layer):
         return ops.dense(x, params["kernel"], params.get("bias"), activation)
 
     def backward(self, params, cache, dy, need_dx=True):
-        dx, *gradients = ops.dense_gradients(cache, dy, need_dx)
-        return dx, kernel_and_bias(*gradients)
+        dx, dkernel, dbias = ops.dense_gradients(cache, dy, need_dx)
+        return dx, kernel_and_bias(dkernel, dbias)
 
     def to_onnx(self, builder, params, input_name):
         kernel = builder.initializer(np.asarray(params["kernel"], np.float32), f"{self.name}_kernel")

@@ -9,7 +9,8 @@ its own); the error names each input and its shape, and the graph adds the layer
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -38,8 +39,17 @@ def _fix_hint(first: Shape, other: Shape) -> str:
     return f"give the shortcut a 1x1 Conv2D with {' and '.join(options)}"
 
 
+def _total(xs: Sequence[np.ndarray]) -> np.ndarray:
+    """The inputs summed in order, a new array."""
+    total = xs[0] + xs[1]
+    for x in xs[2:]:
+        total += x
+    return total
+
+
 #: examples of the elementwise kinds: two vectors, and three images
-ELEMENTWISE_EXAMPLES = [({"inputs": ["a", "b"]}, [(3, 4), (3, 4)]), ({"inputs": ["a", "b", "c"]}, [(2, 2, 3)] * 3)]
+ELEMENTWISE_EXAMPLES: list[tuple[dict, Shape | list[Shape]]] = [({"inputs": ["a", "b"]}, [(3, 4), (3, 4)]),
+                                                                 ({"inputs": ["a", "b", "c"]}, [(2, 2, 3)] * 3)]
 
 
 class Merge(Layer):
@@ -61,7 +71,10 @@ class Merge(Layer):
         count = f"exactly {fewest}" if most == fewest else f"{fewest} or more"
         return {**schema, "description": f"Names of the {count} layers merged (`input` is the model's input)."}
 
-    def output_shape(self, input_shapes: Sequence[Shape], names: Sequence[str] | None = None) -> Shape:
+    # A merge takes one shape per input where Layer takes one shape (the contract Layer.merges documents); the
+    # graph calls it through Merge, with the inputs' names.
+    def output_shape(  # type: ignore[override]
+            self, input_shapes: Sequence[Shape], names: Sequence[str] | None = None) -> Shape:
         first = tuple(input_shapes[0])
         for position, shape in enumerate(input_shapes[1:], start=1):
             if tuple(shape) != first:
@@ -98,7 +111,8 @@ class Merge(Layer):
     # -- export -------------------------------------------------------------------------
     onnx_op: ClassVar[str] = ""
 
-    def to_onnx(self, builder, params, input_names):
+    # One tensor name per input where Layer takes one name (Layer.merges); the exporter narrows to the list.
+    def to_onnx(self, builder, params: Params, input_names: list[str]) -> str:  # type: ignore[override]
         layout = builder.layout(input_names[0])
         names = [builder.to_layout(name, layout) for name in input_names]
         return builder.node(self.onnx_op, names, self.name)
@@ -116,10 +130,7 @@ class Add(Merge):
     onnx_op = "Sum"
 
     def combine(self, xs):
-        total = xs[0] + xs[1]
-        for x in xs[2:]:
-            total += x
-        return total
+        return _total(xs)
 
     def gradients(self, xs, dy):
         return [dy for _ in xs]
@@ -169,7 +180,7 @@ class Average(Merge):
     onnx_op = "Mean"
 
     def combine(self, xs):
-        return Add.combine(self, xs) / np.asarray(len(xs), xs[0].dtype)
+        return _total(xs) / np.asarray(len(xs), xs[0].dtype)
 
     def gradients(self, xs, dy):
         share = dy / np.asarray(len(xs), dy.dtype)

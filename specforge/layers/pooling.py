@@ -10,6 +10,8 @@ a ReLU) passes its whole gradient to one pixel.
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,7 +51,7 @@ class _Pooling2D(Layer):
         return plan_window(self.type, "pool_size", (height, width), pool, strides, (1, 1), self.config["padding"])
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        return (*self.window(input_shape).output_size(tuple(input_shape[:2])), input_shape[2])
+        return (*self.window(input_shape).output_size((input_shape[0], input_shape[1])), input_shape[2])
 
     def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
@@ -170,7 +172,8 @@ class AveragePooling2D(_Pooling2D):
         """``(OH, OW, 1)``: how many real pixels each window covers."""
         real = ops.pad_image(np.ones((1, *size, 1), dtype=dtype), window.pads)
         out_size = window.output_size(size)
-        return sum(real[index] for index in ops.offset_slices(window, out_size))[0]
+        covered = [real[index] for index in ops.offset_slices(window, out_size)]
+        return functools.reduce(operator.add, covered)[0]
 
 
 class _GlobalPooling2D(Layer):

@@ -8,7 +8,7 @@ the fused activation. Backward runs the two backwards in reverse order.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from specforge.layers.base import (
 )
 from specforge.layers.conv import Conv2D, DepthwiseConv2D, require_strides_or_dilation
 from specforge.options.activations import ActivationFunction
+
+#: what ``join`` combines: parameters, their gradients or their shapes
+_T = TypeVar("_T")
 
 
 class SeparableConv2D(Layer):
@@ -77,7 +80,7 @@ class SeparableConv2D(Layer):
         return {"kernel": params["depthwise_kernel"]}, pointwise
 
     @staticmethod
-    def join(depthwise: Params, pointwise: Params) -> Params:
+    def join(depthwise: dict[str, _T], pointwise: dict[str, _T]) -> dict[str, _T]:
         return {"depthwise_kernel": depthwise["kernel"], "pointwise_kernel": pointwise["kernel"],
                 **({"bias": pointwise["bias"]} if "bias" in pointwise else {})}
 
@@ -109,6 +112,7 @@ class SeparableConv2D(Layer):
         depthwise, pointwise = self.split(params)
         depthwise_cache, pointwise_cache = cache
         dmiddle, pointwise_grads = self.pointwise.backward(pointwise, pointwise_cache, dy)
+        assert dmiddle is not None, "backward returns the input gradient unless told not to"
         dx, depthwise_grads = self.depthwise.backward(depthwise, depthwise_cache, dmiddle, need_dx)
         return dx, self.join(depthwise_grads, pointwise_grads)
 

@@ -11,7 +11,8 @@ own is its window: planned over the steps with Keras' padding rules, including C
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def require_sequence(layer_type: str, input_shape: Shape) -> tuple[int, int]:
                       f"add a Reshape layer with target_shape {target} before it")
 
 
-class _OnRows:
+class _OnRows(Layer):
     """Mixin for a 2-D kind that runs over ``(1, steps)`` images with the window its 1-D layer plans."""
 
     def __init__(self, config: dict[str, Any], name: str, plan: Callable[[int], ops.Window]):
@@ -210,7 +211,7 @@ class _Pooling1D(_SequenceLayer):
         ({"pool_size": 3, "strides": 1}, (5, 2)),
         ({"pool_size": 2, "strides": 3, "padding": "same"}, (7, 1)),
     ]
-    image_kind: type[Layer]
+    image_kind: type[_OnRows]
 
     def make_image_layer(self) -> Layer:
         return self.image_kind({"pool_size": [1, self.config["pool_size"]]}, self.image_name, self.window)

@@ -103,7 +103,9 @@ class Conv2DTranspose(Layer):
         window = ops.Window(kernel, strides, dilation, ((0, 0), (0, 0)))
         extra = self.config["output_padding"]
         same = self.config["padding"] == "same"
-        full, before, size = [], [], []
+        full: list[int] = []
+        before: list[int] = []
+        size: list[int] = []
         for axis, n, e, s, out_pad in zip(("height", "width"), (height, width), window.effective, strides,
                                           (None, None) if extra is None else as_pair(extra)):
             if out_pad is None:
@@ -115,14 +117,14 @@ class Conv2DTranspose(Layer):
             full.append((n - 1) * s + e)
             before.append(max(full[-1] - length, 0) // 2 if same else 0)
             size.append(length)
-        return ops.Frame(window, tuple(full), tuple(before), tuple(size))
+        return ops.Frame(window, (full[0], full[1]), (before[0], before[1]), (size[0], size[1]))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return (*self.frame(input_shape).size, self.config["filters"])
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
         channels = require_image(self.type, input_shape)[2]
-        shapes = {"kernel": (*as_pair(self.config["kernel_size"]), self.config["filters"], channels)}
+        shapes: dict[str, Shape] = {"kernel": (*as_pair(self.config["kernel_size"]), self.config["filters"], channels)}
         if self.config["use_bias"]:
             shapes["bias"] = (self.config["filters"],)
         return shapes
@@ -144,8 +146,8 @@ class Conv2DTranspose(Layer):
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray,
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
-        dx, *gradients = ops.conv_transpose_gradients(cache, dy, need_dx)
-        return dx, kernel_and_bias(*gradients)
+        dx, dkernel, dbias = ops.conv_transpose_gradients(cache, dy, need_dx)
+        return dx, kernel_and_bias(dkernel, dbias)
 
     # -- export ----------------------------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:

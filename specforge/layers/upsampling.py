@@ -76,8 +76,9 @@ class UpSampling2D(Layer):
     def matrices(self, input_shape: Shape, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """``(A_h, A_w)``: the interpolation matrices of height and width."""
         height, width, _ = require_image(self.type, input_shape)
-        return tuple(interpolation_matrix(size, factor, self.config["interpolation"], dtype)
-                     for size, factor in zip((height, width), as_pair(self.config["size"])))
+        a_h, a_w = (interpolation_matrix(size, factor, self.config["interpolation"], dtype)
+                    for size, factor in zip((height, width), as_pair(self.config["size"])))
+        return a_h, a_w
 
     def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
@@ -91,7 +92,7 @@ class UpSampling2D(Layer):
                  need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
         if not need_dx:
             return None, {}
-        n, height, width, channels = cache
+        n, _height, width, channels = cache
         a_h, a_w = self.matrices(cache[1:], dy.dtype)
         rows = np.matmul(a_w.T, dy.reshape(n * len(a_h), len(a_w), channels))
         return np.matmul(a_h.T, rows.reshape(n, len(a_h), width * channels)).reshape(cache), {}

@@ -19,7 +19,7 @@ def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: 
     ``same`` padding follows TensorFlow: output ``ceil(n / s)``, and the odd pixel of padding goes after.
     ``axes`` names the two axes in messages (a sequence is a ``(1, steps)`` image).
     """
-    pads = []
+    pads: list[tuple[int, int]] = []
     for n, k, s, d in zip(size, kernel, strides, dilation):
         effective = d * (k - 1) + 1
         if padding == "same":
@@ -27,12 +27,13 @@ def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: 
             pads.append((total // 2, total - total // 2))
         else:
             pads.append((0, 0))
-    window = ops.Window(kernel, strides, dilation, tuple(pads))
+    window = ops.Window(kernel, strides, dilation, (pads[0], pads[1]))
     for axis, n, (before, after), e, s, d, out in zip(axes, size, window.pads, window.effective, strides,
                                                        dilation, window.output_size(size)):
         if out < 1:
             fitting = (n + before + after - 1) // d + 1
-            formula = f"(({n} - {e} + 2*{before}) / {s}) + 1" if s == 1 else f"floor(({n} - {e} + 2*{before}) / {s}) + 1"
+            ratio = f"({n} - {e} + 2*{before}) / {s}"
+            formula = f"({ratio}) + 1" if s == 1 else f"floor({ratio}) + 1"
             fixes = f"padding: same or {size_name} <= {fitting}"
             dilated = ""
             if d > 1:
@@ -46,7 +47,8 @@ def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: 
 def require_image(layer_type: str, input_shape: Shape) -> tuple[int, int, int]:
     """``input_shape`` as ``(height, width, channels)``; ShapeError naming a Reshape that would fit."""
     if len(input_shape) == 3:
-        return tuple(int(n) for n in input_shape)
+        height, width, channels = input_shape
+        return int(height), int(width), int(channels)
     message = f"{layer_type} expects an image input (height, width, channels), got shape {tuple(input_shape)}"
     suggestion = _image_reshape(input_shape)
     if suggestion is None:

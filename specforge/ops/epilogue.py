@@ -14,7 +14,8 @@ class ActivationFunction(Protocol):
     """What the ops layer needs of an activation (``specforge.options.activations`` defines them): its name, its
     forward and its gradient written into a given array."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def forward_into(self, z: np.ndarray, out: np.ndarray) -> None: ...
 

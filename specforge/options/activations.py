@@ -13,7 +13,7 @@ keeps the dtype of its input, so float64 gradient checks see float64 math.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -98,7 +98,12 @@ class ActivationFunction(Kind, registry=ACTIVATIONS, key="name"):
     name: ClassVar[str]
     #: Whether ``backward`` needs only the output: ``backward(y, y, dy)`` is the gradient, so the function
     #: can overwrite its input with its output (a layer applying it to its own output in place).
-    output_suffices: ClassVar[bool] = False
+    #: Read-only: most kinds set it on the class, ReLU computes it from its threshold (a property).
+    if TYPE_CHECKING:
+        @property
+        def output_suffices(self) -> bool: ...
+    else:
+        output_suffices = False
 
     def forward(self, z: np.ndarray) -> np.ndarray:
         raise NotImplementedError

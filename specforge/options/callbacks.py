@@ -20,8 +20,9 @@ The protocol between the training loop and a callback:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Mapping, Protocol, Sequence
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -86,7 +87,9 @@ class LearningRateHolder(Protocol):
 class Trainer(Protocol):
     """What the training loop offers to callbacks."""
 
-    optimizer: LearningRateHolder
+    @property
+    def optimizer(self) -> LearningRateHolder:
+        """The optimizer, whose learning rate a callback may set (the callbacks never replace it)."""
     stop_training: bool
 
     def get_weights(self) -> list[np.ndarray]:
@@ -379,10 +382,15 @@ class LearningRateScheduler(Callback):
 
     def learning_rate(self, epoch: int) -> float:
         """The learning rate of ``epoch`` (counted from 0)."""
+        # on_train_begin has set initial_lr; the schema fills in the chosen schedule's options (SCHEDULE_OPTIONS)
+        assert self.initial_lr is not None
         if self.schedule == "step":
+            assert self.gamma is not None and self.step_size is not None
             return self.initial_lr * self.gamma ** (epoch // self.step_size)
         if self.schedule == "exponential":
+            assert self.decay_rate is not None
             return self.initial_lr * self.decay_rate ** epoch
+        assert self.total_epochs is not None and self.alpha is not None
         progress = min(epoch, self.total_epochs) / self.total_epochs
         return self.initial_lr * (self.alpha + (1 - self.alpha) * 0.5 * (1 + math.cos(math.pi * progress)))
 

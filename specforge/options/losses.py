@@ -87,7 +87,8 @@ class Loss(Kind, registry=LOSSES, key="name"):
         each example weighted by ``weights`` when they are set."""
         y, logits = self.smooth(self._targets(outputs, y_true)), self._logits(from_logits)
         value, grad = self._compute(outputs, y, logits, True)
-        if self.weights is None or grad is None:
+        assert grad is not None, "_compute returns the gradient when asked for it"
+        if self.weights is None:
             return value, grad
         # every loss here is a mean over examples of a loss of each example's own outputs, so weighting an
         # example scales its rows of the gradient; the value needs each example's loss
@@ -329,7 +330,7 @@ def create(spec_value: str | dict) -> Loss:
     """The loss a spec's ``compile.loss`` describes (a name, or a mapping with the name and its options), its
     options' defaults filled in here: the spec keeps the loss as the user wrote it."""
     name = spec_value if isinstance(spec_value, str) else spec_value.get("name")
-    if name not in LOSSES:
+    if not isinstance(name, str) or name not in LOSSES:
         raise SpecError(f"unknown loss {name!r}; expected one of: {', '.join(LOSS_NAMES)}", path="compile.loss")
     options = with_defaults({"name": name} if isinstance(spec_value, str) else dict(spec_value), LOSS_SCHEMA)
     del options["name"]

@@ -14,8 +14,9 @@ values over all its examples.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -106,7 +107,8 @@ class TopKAccuracy(_Fraction):
     k: int
 
     @classmethod
-    def check(cls, num_classes, k):
+    def check(cls, num_classes: int, **options: Any) -> tuple[str, str] | None:
+        k = options["k"]
         if num_classes < 2:
             return "name", "top_k_accuracy needs one output unit per class; received a single unit"
         if k >= num_classes:
@@ -141,7 +143,8 @@ class _Thresholded(Metric):
     class_id: int | None
 
     @classmethod
-    def check(cls, num_classes, thresholds, class_id):
+    def check(cls, num_classes: int, **options: Any) -> tuple[str, str] | None:
+        class_id = options["class_id"]
         if class_id is not None and class_id >= num_classes:
             return "class_id", (f"class_id={class_id} with {num_classes} output unit(s); "
                                 f"use a unit index in 0..{num_classes - 1}")

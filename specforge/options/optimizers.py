@@ -194,13 +194,19 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
             for grad in grads:
                 np.clip(grad, -self.clipvalue, self.clipvalue, out=grad)
 
+    def _state(self) -> dict[str, list[np.ndarray]]:
+        """The state buffers, which ``step`` makes before anything reads them."""
+        assert self._slots is not None, "step makes the state buffers first"
+        return self._slots
+
     def _flat_runs(self, params: list[np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
         """The flat views of the weights and of each state buffer, when each is one flat buffer."""
         run = flat.run_of(params)
-        slot_runs = {slot: flat.run_of(buffers) for slot, buffers in self._slots.items()}
-        if run is None or any(slot_run is None for slot_run in slot_runs.values()):
+        slot_runs = {slot: flat.run_of(buffers) for slot, buffers in self._state().items()}
+        if run is None:
             return None
-        return run, slot_runs
+        flat_slots = {slot: slot_run for slot, slot_run in slot_runs.items() if slot_run is not None}
+        return (run, flat_slots) if len(flat_slots) == len(slot_runs) else None
 
     def _pieces(self, params: list[np.ndarray], grads: list[np.ndarray],
                 ) -> list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
@@ -213,7 +219,7 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
             np.concatenate([flat_grad.reshape(-1) for flat_grad in grads], out=self._gathered, casting="same_kind")
             return [(run, self._gathered, slot_runs)]
         return [(flat.flat_view(param), grad.reshape(-1),
-                 {slot: flat.flat_view(buffers[index]) for slot, buffers in self._slots.items()})
+                 {slot: flat.flat_view(buffers[index]) for slot, buffers in self._state().items()})
                 for index, (param, grad) in enumerate(zip(params, grads, strict=True))]
 
     def _scratch_for(self, param: np.ndarray) -> list[np.ndarray]:
@@ -222,7 +228,7 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
         return [row[:param.size] for row in buffer]
 
     def _check_shapes(self, params: list[np.ndarray]) -> None:
-        for buffers in self._slots.values():
+        for buffers in self._state().values():
             if [b.shape for b in buffers] != [p.shape for p in params]:
                 raise RunError(f"the {self.name} state was made for weights of shapes {[b.shape for b in buffers]}, "
                                f"not {[p.shape for p in params]}")

@@ -52,16 +52,19 @@ class BackendChoice:
     workers: int
 
 
-def choose_backend(spec: Spec | None, resume: str | Path | None, backend: str | None, device: str | None,
-                   workers: int | None) -> BackendChoice:
+def choose_backend(
+    spec: Spec | None, resume: str | Path | None, backend: str | None, device: str | None, workers: int | None
+) -> BackendChoice:
     """The backend of a new run (``backend``, else the spec's ``fit.backend``) or of a resumed one (the one it
     started with, and its device and workers unless given); RunError for a combination that cannot be."""
     if resume is not None:
         manifest = runs.read_json(runs.resolve_run_path(resume) / runs.MANIFEST)
         recorded = manifest.get("backend", "numpy")
         if backend is not None and backend != recorded:
-            raise RunError(f"the run was trained with the {recorded} backend and resumes on it; leave out --backend",
-                           file=f"--backend {backend}")
+            raise RunError(
+                f"the run was trained with the {recorded} backend and resumes on it; leave out --backend",
+                file=f"--backend {backend}",
+            )
         name = recorded
         device = device or manifest.get("device_request")
         workers = workers or manifest.get("workers")
@@ -72,13 +75,16 @@ def choose_backend(spec: Spec | None, resume: str | Path | None, backend: str | 
     if device is not None and device not in DEVICES:
         raise RunError(f"no device {device!r}; give one of {', '.join(DEVICES)}", file=f"--device {device}")
     if device is not None and name == "numpy":
-        raise RunError("the numpy backend trains on this machine's CPU; --device is for --backend torch or ray",
-                       file=f"--device {device}")
+        raise RunError(
+            "the numpy backend trains on this machine's CPU; --device is for --backend torch or ray",
+            file=f"--device {device}",
+        )
     if name != "numpy" and spec is not None:
         _refuse_numpy_only(spec, name)
     if workers is not None and name != "ray":
-        raise RunError("--workers is for --backend ray (data-parallel workers on a Ray cluster)",
-                       file=f"--workers {workers}")
+        raise RunError(
+            "--workers is for --backend ray (data-parallel workers on a Ray cluster)", file=f"--workers {workers}"
+        )
     return BackendChoice(name, device or "auto", workers or DEFAULT_WORKERS)
 
 
@@ -86,19 +92,37 @@ def _refuse_numpy_only(spec: Spec, backend: str) -> None:
     """What only the numpy backend trains yet: weighted examples and a moving average of the weights."""
     config = spec.config
     optimizer = config["compile"]["optimizer"]
-    for path, used in (("fit.class_weight", config["fit"].get("class_weight") is not None),
-                       ("data.sample_weight", config["data"].get("sample_weight") is not None),
-                       ("compile.optimizer.use_ema", isinstance(optimizer, dict) and bool(optimizer.get("use_ema")))):
+    for path, used in (
+        ("fit.class_weight", config["fit"].get("class_weight") is not None),
+        ("data.sample_weight", config["data"].get("sample_weight") is not None),
+        ("compile.optimizer.use_ema", isinstance(optimizer, dict) and bool(optimizer.get("use_ema"))),
+    ):
         if used:
-            raise spec.located(RunError(f"the {backend} backend does not train with {path} yet; train this spec with "
-                                        "--backend numpy", path=path))
+            raise spec.located(
+                RunError(
+                    f"the {backend} backend does not train with {path} yet; train this spec with --backend numpy",
+                    path=path,
+                )
+            )
 
 
-def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | Path = "runs",
-        resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
-        progress: Progress | None = None, limit_train: int | None = None, limit_test: int | None = None,
-        observers: Sequence[Callback] = (), backend: str | None = None, device: str | None = None,
-        workers: int | None = None, address: str | None = None) -> runs.Run:
+def fit(
+    spec: Spec | None = None,
+    *,
+    out: str | Path | None = None,
+    root: str | Path = "runs",
+    resume: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    quiet: bool = False,
+    progress: Progress | None = None,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    observers: Sequence[Callback] = (),
+    backend: str | None = None,
+    device: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+) -> runs.Run:
     """Train ``spec`` (or resume the run ``resume``) as specforge.training.loop.fit does, with ``backend``
     (default: the spec's ``fit.backend``; a resumed run keeps its own): ``numpy``, ``torch`` on ``device``
     (cpu, cuda or auto: cuda when PyTorch sees a GPU) or ``ray`` (``workers`` data-parallel PyTorch workers
@@ -110,9 +134,28 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
         require_torch("--backend ray")
         from specforge.training.torch.ray_train import fit_on_ray
 
-        return fit_on_ray(spec, choice.workers, choice.device, out=out, root=root, resume=resume,
-                          overrides=overrides, progress=progress, limits={"train": limit_train, "test": limit_test},
-                          address=address, observers=observers)
-    return loop.fit(spec, out=out, root=root, resume=resume, overrides=overrides, progress=progress,
-                    limit_train=limit_train, limit_test=limit_test, observers=observers,
-                    steps=steps_factory(choice.name, choice.device))
+        return fit_on_ray(
+            spec,
+            choice.workers,
+            choice.device,
+            out=out,
+            root=root,
+            resume=resume,
+            overrides=overrides,
+            progress=progress,
+            limits={"train": limit_train, "test": limit_test},
+            address=address,
+            observers=observers,
+        )
+    return loop.fit(
+        spec,
+        out=out,
+        root=root,
+        resume=resume,
+        overrides=overrides,
+        progress=progress,
+        limit_train=limit_train,
+        limit_test=limit_test,
+        observers=observers,
+        steps=steps_factory(choice.name, choice.device),
+    )

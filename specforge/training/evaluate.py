@@ -3,9 +3,10 @@ for ``specforge evaluate`` on a finished run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,8 +19,10 @@ from specforge.options.metrics import Metric
 from specforge.runs.directory import Run, display_path
 
 
-def labels_and_targets(loss: Loss, y: np.ndarray, units: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer class labels (for metrics) and the loss's targets from a batch's preprocessed labels."""
+def labels_and_targets(loss: Loss, y: np.ndarray | None, units: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer class labels (for metrics) and the loss's targets from a batch's preprocessed labels (a batch of
+    the labelled splits that training and evaluation read: ``iterate_batches`` gives None only for others)."""
+    assert y is not None, "training and evaluation read labelled splits"
     labels = y if y.ndim == 1 else y.argmax(axis=-1)
     expected = y.shape[:1] if loss.label_encoding == "sparse" else (len(y), units)
     return labels, (y if y.shape == expected else loss.encode_labels(labels, units))
@@ -160,13 +163,13 @@ def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None
                              metrics.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
                              batch_size or config["fit"]["batch_size"], Preprocessing.from_dict(run.preprocessing),
                              observe=confusion, on_batch=on_batch)
-    results = {"split": split, "examples": len(chosen), **results}
+    report: dict[str, Any] = {"split": split, "examples": len(chosen), **results}
     if confusion is not None:
         names = list(dataset.class_names)
-        results.update(class_names=names, per_class=per_class(confusion.matrix, names),
-                       confusion_matrix=confusion.matrix.tolist())
-    return results
+        report.update(class_names=names, per_class=per_class(confusion.matrix, names),
+                      confusion_matrix=confusion.matrix.tolist())
+    return report
 
 
-__all__ = ["evaluate_split", "evaluate_run", "labels_and_targets", "update_metrics", "Confusion", "per_class", "run_split",
-           "Mistakes", "find_mistakes", "predict_run"]
+__all__ = ["Confusion", "Mistakes", "evaluate_run", "evaluate_split", "find_mistakes", "labels_and_targets",
+           "per_class", "predict_run", "run_split", "update_metrics"]

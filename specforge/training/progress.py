@@ -23,7 +23,8 @@ import os
 import shutil
 import sys
 import time
-from typing import Mapping, Protocol, TextIO
+from collections.abc import Mapping
+from typing import Protocol, TextIO
 
 BAR_WIDTH = 30
 #: The narrowest bar worth drawing; below it the line goes without one.
@@ -105,7 +106,7 @@ def format_logs(logs: Mapping[str, float]) -> str:
 
 def format_duration(seconds: float) -> str:
     """``41s``, ``2:05`` or ``1:02:05``, as Keras' ETA."""
-    seconds = int(round(seconds))
+    seconds = round(float(seconds))
     if seconds >= 3600:
         return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
     if seconds >= 60:
@@ -138,6 +139,7 @@ def fit_lines(counter: str, step: int, steps: int, status: str, logs: Mapping[st
     room = BAR_WIDTH if columns is None else columns - 1 - len(f"{counter} [] - {status}") - sum(map(len, fields))
     if room >= MIN_BAR_WIDTH:
         return [f"{counter} {bar(step, steps, min(room, BAR_WIDTH))} - {status}{''.join(fields)}"]
+    assert columns is not None, "without columns the bar always fits"
     lines = [f"{counter} - {status}"[:columns - 1]]
     for field in fields:
         if len(lines[-1]) + len(field) < columns:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from specforge.graph.model import Model
-from specforge.options.callbacks import LearningRateHolder
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
 
@@ -22,11 +21,21 @@ if TYPE_CHECKING:
     from specforge.spec import Spec
 
 
+class StepOptimizer(Protocol):
+    """What the loop and callbacks read of a backend's optimizer: the learning rate (which they may change) and
+    its schedule (None for a fixed rate)."""
+
+    learning_rate: float
+
+    @property
+    def schedule(self) -> Any: ...
+
+
 class Steps(Protocol):
     """A backend as the loop sees it."""
 
     @property
-    def optimizer(self) -> LearningRateHolder:
+    def optimizer(self) -> StepOptimizer:
         """What callbacks read and change (``learning_rate``)."""
 
     def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:

@@ -12,8 +12,9 @@ imported only when a spec asks for the log.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from specforge.base.errors import Location, SpecError
 from specforge.runs.listing import flatten
@@ -78,4 +79,4 @@ class TensorBoardLog:
         self.writer.close()
 
 
-__all__ = ["TensorBoardLog", "hyperparameters", "LOG_DIR"]
+__all__ = ["LOG_DIR", "TensorBoardLog", "hyperparameters"]

@@ -151,22 +151,22 @@ def test_init_params_shapes_and_dtype():
     (Conv2D, {"filters": 1, "kernel_size": 7}, (5, 5, 1),
      "Conv2D output height ((5 - 7 + 2*0) / 1) + 1 = -1 is not positive; use padding: same or kernel_size <= 5"),
     (Conv2D, {"filters": 1, "kernel_size": 5, "dilation_rate": 2}, (5, 5, 1),
-     "Conv2D output height ((5 - 9 + 2*0) / 1) + 1 = -3 is not positive, with the dilated kernel 2*(5 - 1) + 1 = 9; "
-     "use padding: same, kernel_size <= 3 or dilation_rate <= 1"),
+     ("Conv2D output height ((5 - 9 + 2*0) / 1) + 1 = -3 is not positive, with the dilated kernel 2*(5 - 1) + 1 = 9; "
+      "use padding: same, kernel_size <= 3 or dilation_rate <= 1")),
     (Conv2D, {"filters": 1, "kernel_size": [3, 7], "strides": 2}, (5, 6, 1),
      "Conv2D output width floor((6 - 7 + 2*0) / 2) + 1 = 0 is not positive; use padding: same or kernel_size <= 6"),
     (DepthwiseConv2D, {"kernel_size": [4, 2]}, (3, 1, 1),
-     "DepthwiseConv2D output height ((3 - 4 + 2*0) / 1) + 1 = 0 is not positive; "
-     "use padding: same or kernel_size <= 3"),
+     ("DepthwiseConv2D output height ((3 - 4 + 2*0) / 1) + 1 = 0 is not positive; "
+      "use padding: same or kernel_size <= 3")),
     (Conv2D, {"filters": 1, "kernel_size": 3}, (784,),
-     "Conv2D expects an image input (height, width, channels), got shape (784,); "
-     "add a Reshape layer with target_shape [28, 28, 1] before it"),
+     ("Conv2D expects an image input (height, width, channels), got shape (784,); "
+      "add a Reshape layer with target_shape [28, 28, 1] before it")),
     (Conv2D, {"filters": 1, "kernel_size": 3}, (28, 20),
-     "Conv2D expects an image input (height, width, channels), got shape (28, 20); "
-     "add a Reshape layer with target_shape [28, 20, 1] before it"),
+     ("Conv2D expects an image input (height, width, channels), got shape (28, 20); "
+      "add a Reshape layer with target_shape [28, 20, 1] before it")),
     (DepthwiseConv2D, {"kernel_size": 3}, (10,),
-     "DepthwiseConv2D expects an image input (height, width, channels), got shape (10,); "
-     "it needs 3 axes, add a Reshape layer before it"),
+     ("DepthwiseConv2D expects an image input (height, width, channels), got shape (10,); "
+      "it needs 3 axes, add a Reshape layer before it")),
 ])
 def test_shape_errors(kind, config, input_shape, message):
     with pytest.raises(ShapeError) as error:

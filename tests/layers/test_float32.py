@@ -4,7 +4,8 @@ gradients and the new state. The optimizers, activations and losses have their o
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest

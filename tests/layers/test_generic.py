@@ -282,5 +282,5 @@ def test_a_conversion_that_hints_another_node_with_the_layer_name_is_refused():
 
     layer = Doubled({"units": 2}, name="doubled")
     steps = [(layer, layer.init_params((3,), np.random.default_rng(0)))]
-    with pytest.raises(ExportError, match="'doubled' .*hinted with the layer's name"):
+    with pytest.raises(ExportError, match=r"'doubled' .*hinted with the layer's name"):
         onnx_of(steps, (3,))

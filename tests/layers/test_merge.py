@@ -97,18 +97,18 @@ def test_maximum_sends_a_tie_to_the_first_input():
 
 @pytest.mark.parametrize("kind,shapes,names,message", [
     ("Add", [(14, 14, 64), (28, 28, 64)], ["conv_b", "stem"],
-     "Add got (14, 14, 64) from 'conv_b' and (28, 28, 64) from 'stem'; give the shortcut a 1x1 Conv2D with "
-     "strides 2"),
+     ("Add got (14, 14, 64) from 'conv_b' and (28, 28, 64) from 'stem'; give the shortcut a 1x1 Conv2D with "
+      "strides 2")),
     ("Add", [(14, 14, 64), (28, 28, 32)], ["conv_b", "stem"],
-     "Add got (14, 14, 64) from 'conv_b' and (28, 28, 32) from 'stem'; give the shortcut a 1x1 Conv2D with "
-     "filters 64 and strides 2"),
+     ("Add got (14, 14, 64) from 'conv_b' and (28, 28, 32) from 'stem'; give the shortcut a 1x1 Conv2D with "
+      "filters 64 and strides 2")),
     ("Multiply", [(8, 8, 16), (8, 8, 4)], ["a", "b"],
      "Multiply got (8, 8, 16) from 'a' and (8, 8, 4) from 'b'; give the shortcut a 1x1 Conv2D with filters 16"),
-    ("Subtract", [(10,), (12,)], None, "Subtract got (10,) from input 0 and (12,) from input 1; Subtract needs "
-                                       "inputs of one shape"),
+    ("Subtract", [(10,), (12,)], None, ("Subtract got (10,) from input 0 and (12,) from input 1; Subtract needs "
+                                        "inputs of one shape")),
     ("Concatenate", [(4, 4, 3), (5, 4, 3)], ["a", "b"],
-     "Concatenate got (4, 4, 3) from 'a' and (5, 4, 3) from 'b'; every axis but axis -1 must agree (use axis "
-     "to join along another, or resize one input)"),
+     ("Concatenate got (4, 4, 3) from 'a' and (5, 4, 3) from 'b'; every axis but axis -1 must agree (use axis "
+      "to join along another, or resize one input)")),
 ])
 def test_inputs_that_disagree_are_named_with_their_shapes(kind, shapes, names, message):
     layer = REGISTRY[kind]({"inputs": ["a", "b"]})

@@ -17,7 +17,7 @@ from specforge.layers.sequence import (
 
 def reference_conv1d(x, kernel, bias, stride, dilation, before, after):
     """Direct definition, one output step and tap at a time, over the zero-padded sequence."""
-    n, steps, channels = x.shape
+    n, _steps, channels = x.shape
     k = kernel.shape[0]
     xp = np.concatenate([np.zeros((n, before, channels)), x, np.zeros((n, after, channels))], axis=1)
     out = (xp.shape[1] - dilation * (k - 1) - 1) // stride + 1
@@ -107,14 +107,14 @@ def test_global_pooling1d(kind, reduce, keepdims):
     (Conv1D({"filters": 2, "kernel_size": 7}), (5, 3),
      "Conv1D output steps ((5 - 7 + 2*0) / 1) + 1 = -1 is not positive; use padding: same or kernel_size <= 5"),
     (MaxPooling1D({"pool_size": 4}), (3, 2),
-     "MaxPooling1D output steps floor((3 - 4 + 2*0) / 4) + 1 = 0 is not positive; use padding: same or "
-     "pool_size <= 3"),
+     ("MaxPooling1D output steps floor((3 - 4 + 2*0) / 4) + 1 = 0 is not positive; use padding: same or "
+      "pool_size <= 3")),
     (Conv1D({"filters": 2, "kernel_size": 3}), (28, 28, 1),
-     "Conv1D expects a sequence input (steps, channels), got shape (28, 28, 1); add a Reshape layer with "
-     "target_shape [28, 28] before it"),
+     ("Conv1D expects a sequence input (steps, channels), got shape (28, 28, 1); add a Reshape layer with "
+      "target_shape [28, 28] before it")),
     (GlobalMaxPooling1D(), (12,),
-     "GlobalMaxPooling1D expects a sequence input (steps, channels), got shape (12,); add a Reshape layer with "
-     "target_shape [12, 1] before it"),
+     ("GlobalMaxPooling1D expects a sequence input (steps, channels), got shape (12,); add a Reshape layer with "
+      "target_shape [12, 1] before it")),
 ])
 def test_shape_errors(layer, shape, message):
     with pytest.raises(ShapeError) as error:

@@ -80,17 +80,17 @@ def test_output_padding_must_be_below_the_stride():
 @pytest.mark.parametrize("config,size,message", [
     # an even kernel with output_padding 0: (2 - 1)*2 + 4 - 4 + 0 = 2 pixels, ceil(2 / 2) = 1, not 2
     ({"filters": 2, "kernel_size": [3, 4], "strides": 2, "padding": "same", "output_padding": [1, 0]}, (3, 2),
-     "Conv2DTranspose output width ((2 - 1)*2 + 4 - 2*2 + 0) = 2 with padding same, but TensorFlow requires "
-     "ceil(2 / 2) = 1 to equal the input width 2; use output_padding 1 along width, an odd kernel_size, "
-     "padding: valid or output_padding: null"),
+     ("Conv2DTranspose output width ((2 - 1)*2 + 4 - 2*2 + 0) = 2 with padding same, but TensorFlow requires "
+      "ceil(2 / 2) = 1 to equal the input width 2; use output_padding 1 along width, an odd kernel_size, "
+      "padding: valid or output_padding: null")),
     # stride 1 leaves output_padding only 0: (5 - 1)*1 + 2 - 2 + 0 = 4 pixels, not 5
     ({"filters": 2, "kernel_size": 2, "padding": "same", "output_padding": 0}, (5, 5),
-     "Conv2DTranspose output height ((5 - 1)*1 + 2 - 2*1 + 0) = 4 with padding same, but TensorFlow requires "
-     "ceil(4 / 1) = 4 to equal the input height 5; use an odd kernel_size, padding: valid or output_padding: null"),
+     ("Conv2DTranspose output height ((5 - 1)*1 + 2 - 2*1 + 0) = 4 with padding same, but TensorFlow requires "
+      "ceil(4 / 1) = 4 to equal the input height 5; use an odd kernel_size, padding: valid or output_padding: null")),
     ({"filters": 2, "kernel_size": 4, "strides": 3, "padding": "same", "output_padding": [2, 0]}, (4, 4),
-     "Conv2DTranspose output width ((4 - 1)*3 + 4 - 2*2 + 0) = 9 with padding same, but TensorFlow requires "
-     "ceil(9 / 3) = 3 to equal the input width 4; use output_padding 1 to 2 along width, an odd kernel_size, "
-     "padding: valid or output_padding: null"),
+     ("Conv2DTranspose output width ((4 - 1)*3 + 4 - 2*2 + 0) = 9 with padding same, but TensorFlow requires "
+      "ceil(9 / 3) = 3 to equal the input width 4; use output_padding 1 to 2 along width, an odd kernel_size, "
+      "padding: valid or output_padding: null")),
 ])
 def test_same_padding_refuses_the_output_padding_tensorflow_refuses(config, size, message):
     with pytest.raises(ShapeError) as error:

@@ -658,59 +658,59 @@ EXPECTED: dict[str, list[str]] = {
     ],
     # augmentation layers and training options
     "augmentation_on_vector_input.yaml": [
-        "augmentation_on_vector_input.yaml:6:7: error: model.layers[0]: RandomFlip augments images (height, width, "
-        "channels), got shape (784,); use it on an image input (model.input_shape [height, width, channels])",
+        ("augmentation_on_vector_input.yaml:6:7: error: model.layers[0]: RandomFlip augments images (height, width, "
+         "channels), got shape (784,); use it on an image input (model.input_shape [height, width, channels])"),
     ],
     "augmentation_after_conv.yaml": [
-        "augmentation_after_conv.yaml:13:7: error: model.layers[2]: RandomZoom comes after layer conv, which changes "
-        "what the image means; augmentation layers go first, before the first layer that is not one (each takes "
-        "the model's input or another augmentation layer's output)",
+        ("augmentation_after_conv.yaml:13:7: error: model.layers[2]: RandomZoom comes after layer conv, which changes "
+         "what the image means; augmentation layers go first, before the first layer that is not one (each takes "
+         "the model's input or another augmentation layer's output)"),
     ],
     "schedule_warmup_longer_than_training.yaml": [
-        "schedule_warmup_longer_than_training.yaml:18:21: error: compile.optimizer.learning_rate.warmup_steps: the "
-        "warmup takes 5000 steps but training takes 3750 (2 epochs of 1875 batches); use warmup_steps <= 3750 or "
-        "more epochs",
+        ("schedule_warmup_longer_than_training.yaml:18:21: error: compile.optimizer.learning_rate.warmup_steps: the "
+         "warmup takes 5000 steps but training takes 3750 (2 epochs of 1875 batches); use warmup_steps <= 3750 or "
+         "more epochs"),
     ],
     "schedule_name_misspelled.yaml": [
-        "schedule_name_misspelled.yaml:10:27: error: compile.optimizer.learning_rate.name: unknown value "
-        "'cosine_decay_restart'; did you mean 'cosine_decay_restarts'? expected one of: exponential_decay, "
-        "piecewise_constant_decay, polynomial_decay, cosine_decay, cosine_decay_restarts",
+        ("schedule_name_misspelled.yaml:10:27: error: compile.optimizer.learning_rate.name: unknown value "
+         "'cosine_decay_restart'; did you mean 'cosine_decay_restarts'? expected one of: exponential_decay, "
+         "piecewise_constant_decay, polynomial_decay, cosine_decay, cosine_decay_restarts"),
     ],
     "schedule_with_reduce_lr_callback.yaml": [
-        "schedule_with_reduce_lr_callback.yaml:15:7: error: fit.callbacks[0]: ReduceLROnPlateau sets the learning "
-        "rate, and compile.optimizer.learning_rate is a schedule; keep one of them",
+        ("schedule_with_reduce_lr_callback.yaml:15:7: error: fit.callbacks[0]: ReduceLROnPlateau sets the learning "
+         "rate, and compile.optimizer.learning_rate is a schedule; keep one of them"),
     ],
     "class_weight_unknown_class.yaml": [
-        "class_weight_unknown_class.yaml:16:5: error: fit.class_weight.10: class_weight names class '10', which the "
-        "model does not have; use classes 0..9",
+        ("class_weight_unknown_class.yaml:16:5: error: fit.class_weight.10: class_weight names class '10', which the "
+         "model does not have; use classes 0..9"),
     ],
     "label_smoothing_too_big.yaml": [
         "label_smoothing_too_big.yaml:11:22: error: compile.loss.label_smoothing: must be <= 1, got 1.5",
     ],
     "class_weight_on_numeric_target.yaml": [
-        "class_weight_on_numeric_target.yaml:17:17: error: fit.class_weight: class_weight weighs classes and the "
-        "target is numeric; use data.sample_weight to weight examples",
+        ("class_weight_on_numeric_target.yaml:17:17: error: fit.class_weight: class_weight weighs classes and the "
+         "target is numeric; use data.sample_weight to weight examples"),
     ],
     "schedule_piecewise_values_count.yaml": [
-        "schedule_piecewise_values_count.yaml:13:15: error: compile.optimizer.learning_rate.values: 2 boundaries "
-        "need 3 values (one before the first boundary, one after each), got 2",
+        ("schedule_piecewise_values_count.yaml:13:15: error: compile.optimizer.learning_rate.values: 2 boundaries "
+         "need 3 values (one before the first boundary, one after each), got 2"),
     ],
     "class_weight_balance_misspelled.yaml": [
-        "class_weight_balance_misspelled.yaml:11:17: error: fit.class_weight: expected null or 'balanced' or a "
-        "mapping, got 'balance'",
+        ("class_weight_balance_misspelled.yaml:11:17: error: fit.class_weight: expected null or 'balanced' or a "
+         "mapping, got 'balance'"),
     ],
     "augmentation_flip_mode_misspelled.yaml": [
-        "augmentation_flip_mode_misspelled.yaml:6:32: error: model.layers[0].mode: unknown value 'horizontal_flip'; "
-        "did you mean 'horizontal'? expected one of: horizontal, vertical, horizontal_and_vertical",
+        ("augmentation_flip_mode_misspelled.yaml:6:32: error: model.layers[0].mode: unknown value 'horizontal_flip'; "
+         "did you mean 'horizontal'? expected one of: horizontal, vertical, horizontal_and_vertical"),
     ],
     "augmentation_brightness_factor_too_big.yaml": [
-        "augmentation_brightness_factor_too_big.yaml:6:40: error: model.layers[0].factor: expected a number >= -1.0 "
-        "and <= 1.0 or a list of 2 numbers, got 1.5",
+        ("augmentation_brightness_factor_too_big.yaml:6:40: error: model.layers[0].factor: expected a number >= -1.0 "
+         "and <= 1.0 or a list of 2 numbers, got 1.5"),
     ],
     "augmentation_after_branch.yaml": [
-        "augmentation_after_branch.yaml:8:7: error: model.layers[2]: RandomRotation comes after layer left, which "
-        "changes what the image means; augmentation layers go first, before the first layer that is not one (each "
-        "takes the model's input or another augmentation layer's output)",
+        ("augmentation_after_branch.yaml:8:7: error: model.layers[2]: RandomRotation comes after layer left, which "
+         "changes what the image means; augmentation layers go first, before the first layer that is not one (each "
+         "takes the model's input or another augmentation layer's output)"),
     ],
 }
 

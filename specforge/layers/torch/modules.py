@@ -45,6 +45,7 @@ class LayerModule(nn.Module):
     moving_mean: torch.Tensor
     moving_variance: torch.Tensor
     counts: torch.Tensor
+    embeddings: torch.Tensor
 
     def __init__(self, node: Node, params: Params):
         super().__init__()
@@ -69,13 +70,18 @@ class LayerModule(nn.Module):
 
     def specforge_params(self) -> Params:
         """Copies of the parameters in specforge's layout."""
-        return {name: np.ascontiguousarray(self.to_specforge_param(name, getattr(self, name).detach().cpu().numpy()))
-                for name in self.param_names}
+        return {
+            name: np.ascontiguousarray(self.to_specforge_param(name, getattr(self, name).detach().cpu().numpy()))
+            for name in self.param_names
+        }
 
     def specforge_gradients(self) -> Params:
         """The trainable parameters' gradients (after ``backward``) in specforge's layout."""
-        return {name: np.ascontiguousarray(self.to_specforge_param(name, getattr(self, name).grad.cpu().numpy()))
-                for name in self.param_names if isinstance(getattr(self, name), nn.Parameter)}
+        return {
+            name: np.ascontiguousarray(self.to_specforge_param(name, getattr(self, name).grad.cpu().numpy()))
+            for name in self.param_names
+            if isinstance(getattr(self, name), nn.Parameter)
+        }
 
 
 # -- windows --------------------------------------------------------------------------------------------
@@ -150,8 +156,15 @@ class Convolution(LayerModule):
 
     def forward(self, x):
         window = self.window
-        return _CONVOLUTIONS[self.dims](window.pad(x), self.kernel, getattr(self, "bias", None), window.strides,
-                                        window.padding, window.dilation, self.groups)
+        return _CONVOLUTIONS[self.dims](
+            window.pad(x),
+            self.kernel,
+            getattr(self, "bias", None),
+            window.strides,
+            window.padding,
+            window.dilation,
+            self.groups,
+        )
 
 
 class SeparableConvolution(LayerModule):
@@ -174,8 +187,9 @@ class SeparableConvolution(LayerModule):
 
     def forward(self, x):
         window = self.window
-        middle = F.conv2d(window.pad(x), self.depthwise_kernel, None, window.strides, window.padding,
-                          window.dilation, self.channels)
+        middle = F.conv2d(
+            window.pad(x), self.depthwise_kernel, None, window.strides, window.padding, window.dilation, self.channels
+        )
         return F.conv2d(middle, self.pointwise_kernel, getattr(self, "bias", None))
 
 
@@ -187,8 +201,9 @@ class TransposedConvolution(LayerModule):
         super().__init__(node, params)
         frame = node.layer.frame(node.input_shape)
         self.strides, self.dilation = frame.window.strides, frame.window.dilation
-        self.rows, self.columns = (slice(before, before + length)
-                                   for before, length in zip(frame.before, frame.overlap))
+        self.rows, self.columns = (
+            slice(before, before + length) for before, length in zip(frame.before, frame.overlap)
+        )
         (bottom, right) = (size - length for size, length in zip(frame.size, frame.overlap))
         self.extra = (0, right, 0, bottom)
 
@@ -343,6 +358,7 @@ def _relu(max_value: float | None, negative_slope: float, threshold: float) -> C
     def rectify(x: torch.Tensor) -> torch.Tensor:
         y = torch.where(x > threshold, x, negative_slope * (x - threshold))
         return y if max_value is None else torch.clamp(y, max=max_value)
+
     return rectify
 
 
@@ -444,8 +460,12 @@ class Augmentation(LayerModule):
         if self.kind != "RandomCrop":
             return x
         top, left, rows, columns = self.layer.window(*x.shape[2:])
-        return F.interpolate(x[:, :, top:top + rows, left:left + columns],
-                             size=(self.config["height"], self.config["width"]), mode="bilinear", align_corners=False)
+        return F.interpolate(
+            x[:, :, top : top + rows, left : left + columns],
+            size=(self.config["height"], self.config["width"]),
+            mode="bilinear",
+            align_corners=False,
+        )
 
 
 # -- shapes ---------------------------------------------------------------------------------------------
@@ -484,7 +504,7 @@ class Cropping(LayerModule):
 
     def forward(self, x):
         (top, bottom), (left, right) = self.crops
-        return x[:, :, top:x.shape[2] - bottom, left:x.shape[3] - right]
+        return x[:, :, top : x.shape[2] - bottom, left : x.shape[3] - right]
 
 
 class UpSampling(LayerModule):
@@ -505,11 +525,13 @@ def _pair(value: int | Sequence[int]) -> tuple[int, int]:
 # -- merges ---------------------------------------------------------------------------------------------
 def _extreme(pick_later: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
     """Maximum or Minimum over the inputs, a tie going to the earlier input (as specforge)."""
+
     def combine(xs: Sequence[torch.Tensor]) -> torch.Tensor:
         result = xs[0]
         for x in xs[1:]:
             result = torch.where(pick_later(x, result), x, result)
         return result
+
     return combine
 
 

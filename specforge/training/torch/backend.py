@@ -30,9 +30,11 @@ CPU_RNG, CUDA_RNG = "rng.torch", "rng.cuda"
 def resolve_device(request: str) -> torch.device:
     """``cpu``, ``cuda`` (RunError when PyTorch sees no GPU) or ``auto`` (cuda when it sees one)."""
     if request == "cuda" and not torch.cuda.is_available():
-        raise RunError("PyTorch sees no CUDA GPU here (torch.cuda.is_available() is False: no GPU, no driver or a "
-                       "CPU build of PyTorch); use --device cpu, or auto to take a GPU where there is one",
-                       file="--device cuda")
+        raise RunError(
+            "PyTorch sees no CUDA GPU here (torch.cuda.is_available() is False: no GPU, no driver or a "
+            "CPU build of PyTorch); use --device cpu, or auto to take a GPU where there is one",
+            file="--device cuda",
+        )
     if request == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(request)
@@ -60,8 +62,18 @@ class TorchSteps:
     """Steps of the spec's graph in PyTorch on ``device``; ``wrap`` puts the network in a wrapper that
     runs the forward pass (DistributedDataParallel on a Ray worker)."""
 
-    def __init__(self, model: Model, spec: Any, loss: Loss, optimizer: Optimizer, dropout_rng: np.random.Generator,
-                 device: torch.device, request: str, seed_offset: int = 0, wrap=None):
+    def __init__(
+        self,
+        model: Model,
+        spec: Any,
+        loss: Loss,
+        optimizer: Optimizer,
+        dropout_rng: np.random.Generator,
+        device: torch.device,
+        request: str,
+        seed_offset: int = 0,
+        wrap=None,
+    ):
         if device.type == "cpu":
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(spec.config["fit"]["seed"] + seed_offset)
@@ -76,8 +88,10 @@ class TorchSteps:
 
     def tensors(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch on the device, as the network and the loss take it."""
-        return (to_torch(x).to(self.device, non_blocking=True),
-                self.torch_step.targets(labels, targets).to(self.device, non_blocking=True))
+        return (
+            to_torch(x).to(self.device, non_blocking=True),
+            self.torch_step.targets(labels, targets).to(self.device, non_blocking=True),
+        )
 
     def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
         """The spec's loss only: choose_backend refuses the example weights that would change it."""
@@ -106,8 +120,10 @@ class TorchSteps:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "param_groups" not in state:
-            raise RunError("the checkpoint holds another backend's optimizer state; resume the run with the backend "
-                           "it was trained with")
+            raise RunError(
+                "the checkpoint holds another backend's optimizer state; resume the run with the backend "
+                "it was trained with"
+            )
         slots: dict[int, dict[str, Any]] = {}
         plain: dict[str, Any] = {}
         for key, value in state.items():

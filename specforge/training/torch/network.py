@@ -91,6 +91,11 @@ def _flattens_feeding_dense(graph: Graph) -> set[int]:
     for index, node in enumerate(graph.nodes):
         for source in node.inputs:
             users.setdefault(source, []).append(index)
-    return {index for index, node in enumerate(graph.nodes)
-            if node.layer.type == "Flatten" and len(node.input_shape) > 1 and index in users
-            and all(graph.nodes[user].layer.type == "Dense" for user in users[index])}
+    return {
+        index
+        for index, node in enumerate(graph.nodes)
+        if node.layer.type == "Flatten"
+        and len(node.input_shape) > 1
+        and index in users
+        and all(graph.nodes[user].layer.type == "Dense" for user in users[index])
+    }

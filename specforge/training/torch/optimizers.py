@@ -54,8 +54,9 @@ class KerasRMSprop(torch.optim.Optimizer):
     """v = rho v + (1 - rho) g^2; step = lr g / sqrt(v + epsilon) (centered: sqrt(v - a^2 + epsilon),
     a = rho a + (1 - rho) g); with momentum: velocity = momentum * velocity + step; weights -= velocity."""
 
-    def __init__(self, params: Iterable[torch.Tensor], lr: float, rho: float, momentum: float, eps: float,
-                 centered: bool):
+    def __init__(
+        self, params: Iterable[torch.Tensor], lr: float, rho: float, momentum: float, eps: float, centered: bool
+    ):
         super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum, "eps": eps, "centered": centered})
 
     @torch.no_grad()
@@ -65,8 +66,13 @@ class KerasRMSprop(torch.optim.Optimizer):
             for param in group["params"]:
                 grad, state = param.grad, self.state[param]
                 if not state:
-                    state.update({"v": torch.zeros_like(param), "mean": torch.zeros_like(param),
-                                  "velocity": torch.zeros_like(param)})
+                    state.update(
+                        {
+                            "v": torch.zeros_like(param),
+                            "mean": torch.zeros_like(param),
+                            "velocity": torch.zeros_like(param),
+                        }
+                    )
                 state["v"].mul_(rho).addcmul_(grad, grad, value=1 - rho)
                 denominator = state["v"] + group["eps"]
                 if group["centered"]:
@@ -110,8 +116,9 @@ def torch_optimizer(spec_value: str | dict, params: Iterable[torch.Tensor]) -> t
             return KerasAdam(params, lr=lr, betas=betas, eps=eps, amsgrad=amsgrad)
         return KerasAdamW(params, lr=lr, betas=betas, eps=eps, amsgrad=amsgrad, weight_decay=options["weight_decay"])
     if name == "nadam":
-        return torch.optim.NAdam(params, lr=lr, betas=(options["beta_1"], options["beta_2"]), eps=options["epsilon"],
-                                 momentum_decay=1.0)
+        return torch.optim.NAdam(
+            params, lr=lr, betas=(options["beta_1"], options["beta_2"]), eps=options["epsilon"], momentum_decay=1.0
+        )
     if name == "rmsprop":
         return KerasRMSprop(params, lr, options["rho"], options["momentum"], options["epsilon"], options["centered"])
     if name == "adagrad":

@@ -56,13 +56,24 @@ class ShardSteps(TorchSteps):
     """A worker's steps: its shard of each batch through DistributedDataParallel, the loss and outputs of
     the whole batch gathered from every worker."""
 
-    def __init__(self, model: Model, spec: Spec, loss: Loss, optimizer: Optimizer, dropout_rng: np.random.Generator,
-                 device: torch.device, request: str, rank: int, world: int):
+    def __init__(
+        self,
+        model: Model,
+        spec: Spec,
+        loss: Loss,
+        optimizer: Optimizer,
+        dropout_rng: np.random.Generator,
+        device: torch.device,
+        request: str,
+        rank: int,
+        world: int,
+    ):
         from torch.nn.parallel import DistributedDataParallel
 
         self.rank, self.world = rank, world
-        super().__init__(model, spec, loss, optimizer, dropout_rng, device, request, seed_offset=rank,
-                         wrap=DistributedDataParallel)
+        super().__init__(
+            model, spec, loss, optimizer, dropout_rng, device, request, seed_offset=rank, wrap=DistributedDataParallel
+        )
 
     def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
         rows = np.array_split(np.arange(len(x)), self.world)[self.rank]
@@ -72,7 +83,7 @@ class ShardSteps(TorchSteps):
         value, outputs = self.torch_step.step(*self.tensors(x[taken], labels[taken], targets[taken]), scale=share)
         total = torch.tensor([float(value) * len(rows)], dtype=torch.float64)
         dist.all_reduce(total)
-        mine = self.loss.to_probabilities(_to_numpy(outputs), self.torch_step.fused)[:len(rows)]
+        mine = self.loss.to_probabilities(_to_numpy(outputs), self.torch_step.fused)[: len(rows)]
         everyone: list[Any] = [None] * self.world
         dist.all_gather_object(everyone, mine)
         return float(total) / len(x), np.concatenate(everyone)
@@ -168,8 +179,9 @@ class _Driver:
             self.starts += 1
             if self.starts > 1:
                 self.restarts.append(args[0])
-                progress.message(f"A worker failed; Ray Train started the workers again, from the checkpoint of "
-                                 f"epoch {args[0]}")
+                progress.message(
+                    f"A worker failed; Ray Train started the workers again, from the checkpoint of epoch {args[0]}"
+                )
             return
         if kind == "epoch_start":
             self.trainer.epoch = args[0]
@@ -178,15 +190,28 @@ class _Driver:
         getattr(progress, kind)(*args)
 
 
-def fit_on_ray(spec: Spec | None, workers: int, device: str, *, out: str | Path | None, root: str | Path,
-               resume: str | Path | None, overrides: Sequence[str], progress: Progress,
-               limits: dict[str, int | None], address: str | None,
-               observers: Sequence[callback_kinds.Callback] = ()) -> runs.Run:
+def fit_on_ray(
+    spec: Spec | None,
+    workers: int,
+    device: str,
+    *,
+    out: str | Path | None,
+    root: str | Path,
+    resume: str | Path | None,
+    overrides: Sequence[str],
+    progress: Progress,
+    limits: dict[str, int | None],
+    address: str | None,
+    observers: Sequence[callback_kinds.Callback] = (),
+) -> runs.Run:
     """Train on ``workers`` Ray Train workers, on their CPUs or (``device`` cuda, or auto on a cluster with the
     GPUs) GPUs, into a run directory (see the module's docstring)."""
     if observers:
-        raise RunError("a sweep's trials report from the process that trains them, which the ray backend is not; "
-                       "sweep on Ray Tune (sweep --backend ray) with fit.backend torch", file="fit.backend ray")
+        raise RunError(
+            "a sweep's trials report from the process that trains them, which the ray backend is not; "
+            "sweep on Ray Tune (sweep --backend ray) with fit.backend torch",
+            file="fit.backend ray",
+        )
     use_gpu = device == "cuda"  # the workers' GPUs: the cluster's, whether or not this machine has one
     with connect(address, "train", "train") as ray:
         available = ray.cluster_resources()
@@ -194,15 +219,32 @@ def fit_on_ray(spec: Spec | None, workers: int, device: str, *, out: str | Path 
         unit = "GPU" if use_gpu else "CPU"
         count = int(available.get(unit, 0))
         if workers > count:
-            fix = (f"give --workers {count} or fewer, or a larger cluster" if count
-                   else "train on CPUs (--device cpu) or join a cluster with GPUs")
-            raise RunError(f"the Ray cluster has {count} {unit}s and each worker takes one; {fix}",
-                           file=f"--workers {workers}")
-        trainer = loop.prepare(spec, functools.partial(TorchSteps, device=torch.device("cpu"), request="cpu"),
-                               out=out, root=root, resume=resume, overrides=overrides, progress=progress,
-                               limits=limits)
-        manifest = {"backend": "ray", "workers": workers, "device": "cuda" if use_gpu else "cpu",
-                    "device_request": device, "torch": torch.__version__, "ray": ray.__version__}
+            fix = (
+                f"give --workers {count} or fewer, or a larger cluster"
+                if count
+                else "train on CPUs (--device cpu) or join a cluster with GPUs"
+            )
+            raise RunError(
+                f"the Ray cluster has {count} {unit}s and each worker takes one; {fix}", file=f"--workers {workers}"
+            )
+        trainer = loop.prepare(
+            spec,
+            functools.partial(TorchSteps, device=torch.device("cpu"), request="cpu"),
+            out=out,
+            root=root,
+            resume=resume,
+            overrides=overrides,
+            progress=progress,
+            limits=limits,
+        )
+        manifest = {
+            "backend": "ray",
+            "workers": workers,
+            "device": "cuda" if use_gpu else "cpu",
+            "device_request": device,
+            "torch": torch.__version__,
+            "ray": ray.__version__,
+        }
         driver = _Driver(trainer)
 
         def train() -> None:
@@ -210,9 +252,11 @@ def fit_on_ray(spec: Spec | None, workers: int, device: str, *, out: str | Path 
             trainer.load_checkpoint()
             if driver.restarts:
                 runs.update_manifest(trainer.run_dir, worker_restarts=len(driver.restarts))
-                trainer.progress.message(f"{len(driver.restarts)} worker failure(s) during training; each time it "
-                                         "continued from the last checkpoint (epochs "
-                                         f"{', '.join(str(epoch) for epoch in driver.restarts)})")
+                trainer.progress.message(
+                    f"{len(driver.restarts)} worker failure(s) during training; each time it "
+                    "continued from the last checkpoint (epochs "
+                    f"{', '.join(str(epoch) for epoch in driver.restarts)})"
+                )
 
         return loop.supervise(trainer, train, manifest)
 
@@ -231,9 +275,13 @@ def _train_on_ray(trainer: loop.Trainer, driver: _Driver, workers: int, device: 
         train_loop_config={"run_dir": str(run_dir), "events": events, "use_gpu": use_gpu, "device": device},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
-        run_config=RunConfig(name=name, storage_path=str(run_dir),
-                             failure_config=FailureConfig(max_failures=MAX_FAILURES),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)))
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(run_dir),
+            failure_config=FailureConfig(max_failures=MAX_FAILURES),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
     outcome: dict[str, BaseException] = {}
 
     def fit() -> None:
