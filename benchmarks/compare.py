@@ -49,8 +49,10 @@ SCALING_CORES = (1, 2)
 SEED_TARGET, OTHERS_TARGET = 1.0, 0.8
 ONNX_TARGET = 0.95
 FULL_RUN_TARGET, FULL_RUN_MEMORY_MB = 1.2, 1024
-DISTURBED = (f"*: other processes took more than {QUIET_LIMIT} cores' worth of this process's cores during the round "
-             f"that gave the figure, even after {RETRIES} retries (benchmarks/rounds.py): not to be trusted")
+DISTURBED = (
+    f"*: other processes took more than {QUIET_LIMIT} cores' worth of this process's cores during the round "
+    f"that gave the figure, even after {RETRIES} retries (benchmarks/rounds.py): not to be trusted"
+)
 
 
 def spec_paths(names: list[str] | None) -> list[Path]:
@@ -75,23 +77,44 @@ def ratio_of(ours: Measured, theirs: Measured) -> Measured:
 
 def probe(*arguments: str) -> dict:
     """The JSON that benchmarks/step_probe.py prints, run in a process of its own."""
-    output = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_probe.py"), *arguments], cwd=ROOT,
-                            check=True, capture_output=True, text=True).stdout
+    output = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "step_probe.py"), *arguments],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
 def step_memory(path: Path, batch_size: int) -> dict[str, float]:
     """MiB one training step adds at its peak, per framework (each in a fresh process)."""
-    return {framework: probe("memory", str(path), "--framework", framework, "--batch-size", str(batch_size))["mib"]
-            for framework in (SPECFORGE, PYTORCH)}
+    return {
+        framework: probe("memory", str(path), "--framework", framework, "--batch-size", str(batch_size))["mib"]
+        for framework in (SPECFORGE, PYTORCH)
+    }
 
 
 # -- the table of every spec ------------------------------------------------------------------------------
 def compare_specs(paths: list[Path], args: argparse.Namespace, gemm: float) -> list[str]:
     """Print one row per spec; return the targets that are not met."""
-    table = Table(["spec", "batch", "specforge img/s", "PyTorch img/s", "ratio", "target", "met",
-                   "GEMM specforge", "GEMM PyTorch",
-                   *[f"ONNX b{batch}" for batch in INFERENCE_BATCHES], "met", "MiB specforge", "MiB PyTorch"])
+    table = Table(
+        [
+            "spec",
+            "batch",
+            "specforge img/s",
+            "PyTorch img/s",
+            "ratio",
+            "target",
+            "met",
+            "GEMM specforge",
+            "GEMM PyTorch",
+            *[f"ONNX b{batch}" for batch in INFERENCE_BATCHES],
+            "met",
+            "MiB specforge",
+            "MiB PyTorch",
+        ]
+    )
     missed, largest_difference = [], 0.0
     for path in paths:
         pair = SideBySide(path)
@@ -106,24 +129,45 @@ def compare_specs(paths: list[Path], args: argparse.Namespace, gemm: float) -> l
         onnx = [ratio_of(inference[batch]["onnx"], inference[batch]["torch_onnx"]) for batch in INFERENCE_BATCHES]
         if ratio.value < target:
             missed.append(f"{pair.name} training {ratio.shown('.3f')}x < {target:.2f}x")
-        missed.extend(f"{pair.name} ONNX at batch {batch} {value.shown('.3f')}x < {ONNX_TARGET:.2f}x"
-                      for batch, value in zip(INFERENCE_BATCHES, onnx) if value.value < ONNX_TARGET)
+        missed.extend(
+            f"{pair.name} ONNX at batch {batch} {value.shown('.3f')}x < {ONNX_TARGET:.2f}x"
+            for batch, value in zip(INFERENCE_BATCHES, onnx)
+            if value.value < ONNX_TARGET
+        )
         fraction = {name: rate.value * pair.training_flops / 1e9 / gemm for name, rate in rates.items()}
-        table.add([pair.name, batch_size, rates[SPECFORGE].shown(), rates[PYTORCH].shown(), ratio.shown(".2f") + "x",
-                   f"{target:.2f}x", met(ratio.value >= target), f"{fraction[SPECFORGE]:.0%}",
-                   f"{fraction[PYTORCH]:.0%}", *[value.shown(".2f") + "x" for value in onnx],
-                   met(min(value.value for value in onnx) >= ONNX_TARGET),
-                   f"{memory[SPECFORGE]:,.0f}", f"{memory[PYTORCH]:,.0f}"])
+        table.add(
+            [
+                pair.name,
+                batch_size,
+                rates[SPECFORGE].shown(),
+                rates[PYTORCH].shown(),
+                ratio.shown(".2f") + "x",
+                f"{target:.2f}x",
+                met(ratio.value >= target),
+                f"{fraction[SPECFORGE]:.0%}",
+                f"{fraction[PYTORCH]:.0%}",
+                *[value.shown(".2f") + "x" for value in onnx],
+                met(min(value.value for value in onnx) >= ONNX_TARGET),
+                f"{memory[SPECFORGE]:,.0f}",
+                f"{memory[PYTORCH]:,.0f}",
+            ]
+        )
         print(f"measured {pair.name}", file=sys.stderr)
-    print(f"\ntraining: images per second at the spec's batch size, best of {args.rounds} alternating rounds of at "
-          f"least {args.seconds:g} s; ratio: specforge / PyTorch eager (target: at least {SEED_TARGET:.1f}x on "
-          f"{SEED}, {OTHERS_TARGET:.1f}x on the others); GEMM: training FLOPs (3 x forward) per second as a share "
-          f"of the GEMM rate above")
-    print(f"ONNX bN: images per second of specforge's ONNX export / the torch.onnx export under onnxruntime at "
-          f"batch N (target: at least {ONNX_TARGET:.2f}x at each); largest output difference from specforge's "
-          f"forward: {largest_difference:.1e}")
-    print("MiB: peak resident memory a training step adds (VmHWM during 3 steps minus VmRSS before them), each "
-          "framework in a process of its own")
+    print(
+        f"\ntraining: images per second at the spec's batch size, best of {args.rounds} alternating rounds of at "
+        f"least {args.seconds:g} s; ratio: specforge / PyTorch eager (target: at least {SEED_TARGET:.1f}x on "
+        f"{SEED}, {OTHERS_TARGET:.1f}x on the others); GEMM: training FLOPs (3 x forward) per second as a share "
+        f"of the GEMM rate above"
+    )
+    print(
+        f"ONNX bN: images per second of specforge's ONNX export / the torch.onnx export under onnxruntime at "
+        f"batch N (target: at least {ONNX_TARGET:.2f}x at each); largest output difference from specforge's "
+        f"forward: {largest_difference:.1e}"
+    )
+    print(
+        "MiB: peak resident memory a training step adds (VmHWM during 3 steps minus VmRSS before them), each "
+        "framework in a process of its own"
+    )
     print(DISTURBED + "\n")
     table.print(args.markdown)
     return missed
@@ -134,14 +178,38 @@ def compare_scaling(paths: list[Path], args: argparse.Namespace) -> None:
     """Training images per second against batch size and cores, memory against batch size."""
     available = len(os.sched_getaffinity(0))
     cores = [count for count in SCALING_CORES if count <= available]
-    table = Table(["spec", "batch", *[f"{label} {count} core{'s' * (count > 1)}" for count in cores
-                                      for label in ("specforge", "PyTorch", "ratio")],
-                   "MiB specforge", "MiB PyTorch"])
+    table = Table(
+        [
+            "spec",
+            "batch",
+            *[
+                f"{label} {count} core{'s' * (count > 1)}"
+                for count in cores
+                for label in ("specforge", "PyTorch", "ratio")
+            ],
+            "MiB specforge",
+            "MiB PyTorch",
+        ]
+    )
     batches = [str(batch) for batch in SCALING_BATCHES]
     for path in paths:
-        measured = {count: probe("rates", str(path), "--cores", str(count), "--batch-sizes", *batches,
-                                 "--seconds", str(args.seconds), "--rounds", str(args.rounds),
-                                 "--warmup", str(args.warmup))["rates"] for count in cores}
+        measured = {
+            count: probe(
+                "rates",
+                str(path),
+                "--cores",
+                str(count),
+                "--batch-sizes",
+                *batches,
+                "--seconds",
+                str(args.seconds),
+                "--rounds",
+                str(args.rounds),
+                "--warmup",
+                str(args.warmup),
+            )["rates"]
+            for count in cores
+        }
         for batch in batches:
             memory = step_memory(path, int(batch))
             cells = []
@@ -150,9 +218,11 @@ def compare_scaling(paths: list[Path], args: argparse.Namespace) -> None:
                 cells += [ours.shown(), theirs.shown(), ratio_of(ours, theirs).shown(".2f") + "x"]
             table.add([path.stem, batch, *cells, f"{memory[SPECFORGE]:,.0f}", f"{memory[PYTORCH]:,.0f}"])
         print(f"measured the scaling of {path.stem}", file=sys.stderr)
-    print(f"\nscaling: training images per second against batch size and cores (each cores setting in a process "
-          f"pinned to that many cores, PyTorch's threads set to match), best of {args.rounds} alternating rounds; "
-          f"MiB: peak resident memory a training step adds, at that batch size")
+    print(
+        f"\nscaling: training images per second against batch size and cores (each cores setting in a process "
+        f"pinned to that many cores, PyTorch's threads set to match), best of {args.rounds} alternating rounds; "
+        f"MiB: peak resident memory a training step adds, at that batch size"
+    )
     print(DISTURBED + "\n")
     table.print(args.markdown)
 
@@ -188,14 +258,28 @@ def compare_full_runs(epochs: int = 3) -> None:
     """``specforge train specs/mnist.yaml`` against benchmarks/torch_fit.py, process start to exit."""
     spec = f"specs/{SEED}.yaml"
     with tempfile.TemporaryDirectory() as scratch:
-        ours, ours_peak, ours_last = timed_run([sys.executable, "-m", "specforge", "train", spec, "--set",
-                                                f"fit.epochs={epochs}", "--out", str(Path(scratch) / "run"),
-                                                "--quiet"])
-    theirs, theirs_peak, theirs_last = timed_run([sys.executable, str(ROOT / "benchmarks" / "torch_fit.py"), spec,
-                                                  "--epochs", str(epochs)])
-    print(f"\nfull {epochs}-epoch run of {spec}, validation included, process start to exit: specforge {ours:.0f} s "
-          f"({ours_peak:,.0f} MB peak, target < {FULL_RUN_MEMORY_MB:,} MB), PyTorch {theirs:.0f} s "
-          f"({theirs_peak:,.0f} MB), ratio {ours / theirs:.2f} (target <= {FULL_RUN_TARGET:.1f})")
+        ours, ours_peak, ours_last = timed_run(
+            [
+                sys.executable,
+                "-m",
+                "specforge",
+                "train",
+                spec,
+                "--set",
+                f"fit.epochs={epochs}",
+                "--out",
+                str(Path(scratch) / "run"),
+                "--quiet",
+            ]
+        )
+    theirs, theirs_peak, theirs_last = timed_run(
+        [sys.executable, str(ROOT / "benchmarks" / "torch_fit.py"), spec, "--epochs", str(epochs)]
+    )
+    print(
+        f"\nfull {epochs}-epoch run of {spec}, validation included, process start to exit: specforge {ours:.0f} s "
+        f"({ours_peak:,.0f} MB peak, target < {FULL_RUN_MEMORY_MB:,} MB), PyTorch {theirs:.0f} s "
+        f"({theirs_peak:,.0f} MB), ratio {ours / theirs:.2f} (target <= {FULL_RUN_TARGET:.1f})"
+    )
     print(f"  specforge: {ours_last}\n  PyTorch:   {theirs_last}")
 
 
@@ -218,16 +302,26 @@ def load() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--specs", nargs="+", metavar="SPEC",
-                        help="spec names in specs/ (mnist) or paths; default: every spec in specs/")
+    parser.add_argument(
+        "--specs",
+        nargs="+",
+        metavar="SPEC",
+        help="spec names in specs/ (mnist) or paths; default: every spec in specs/",
+    )
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds of each round (inference: half)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed training steps before each round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--scaling", action="store_true",
-                        help="also images/s against batch size (8, 32, 128) and cores (1, 2), "
-                             "memory against batch size")
-    parser.add_argument("--no-table", dest="table", action="store_false",
-                        help="leave out the table of every spec (with --scaling or --full)")
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also images/s against batch size (8, 32, 128) and cores (1, 2), memory against batch size",
+    )
+    parser.add_argument(
+        "--no-table",
+        dest="table",
+        action="store_false",
+        help="leave out the table of every spec (with --scaling or --full)",
+    )
     parser.add_argument("--full", action="store_true", help="also time full 3-epoch runs of the seed spec in both")
     parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
     args = parser.parse_args()
@@ -239,15 +333,25 @@ def main() -> None:
     threads = default_threads()
     torch.set_num_threads(threads)
     paths = spec_paths(args.specs)
-    print(f"machine: {cpu_name()}, {threads} cores; numpy {np.__version__}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}; {load()}")
+    print(
+        f"machine: {cpu_name()}, {threads} cores; numpy {np.__version__}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}; {load()}"
+    )
     gemm = gemm_gflops()
     print(f"float32 GEMM 2048 x 2048: {gemm:.1f} GFLOP/s (benchmarks/matmul.py)")
     if args.table:
         missed = compare_specs(paths, args, gemm)
-        print("\ntargets: " + ("all met" if not missed else "not met: " + "; ".join(missed)
-                               + ". Where a step's time goes, per layer and phase: python benchmarks/profile_step.py "
-                                 "specs/SPEC.yaml --batch-size BATCH"))
+        print(
+            "\ntargets: "
+            + (
+                "all met"
+                if not missed
+                else "not met: "
+                + "; ".join(missed)
+                + ". Where a step's time goes, per layer and phase: python benchmarks/profile_step.py "
+                "specs/SPEC.yaml --batch-size BATCH"
+            )
+        )
     if args.scaling:
         compare_scaling(paths, args)
     if args.full:

@@ -1,7 +1,7 @@
 """This machine's single-precision matrix-multiply rate (GFLOP/s), the yardstick of the throughput figures.
 
-    python benchmarks/matmul.py            # prints the rate for a few sizes
-    from benchmarks.matmul import gemm_gflops
+python benchmarks/matmul.py            # prints the rate for a few sizes
+from benchmarks.matmul import gemm_gflops
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def gemm_gflops(size: int = 2048, repeats: int = 5, dtype: type = np.float32) ->
         start = time.perf_counter()
         np.matmul(a, b, out=out)
         best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best / 1e9
+    return 2 * size**3 / best / 1e9
 
 
 def main() -> None:

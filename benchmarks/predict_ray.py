@@ -56,15 +56,17 @@ def main() -> None:
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     options = {"data": "mnist:test", "limit": args.limit, "batch_size": args.batch_size}
     local = seconds_of(lambda: api.predict_onnx(path, **options), args.rounds)
-    distributed = seconds_of(lambda: api.predict_onnx(path, backend="ray", actors=args.actors, **options),
-                             args.rounds)
+    distributed = seconds_of(lambda: api.predict_onnx(path, backend="ray", actors=args.actors, **options), args.rounds)
     actors = args.actors or int(ray.cluster_resources()["CPU"])
     ray.shutdown()
-    print(f"seed model, {args.limit:,} MNIST test images, batch {args.batch_size}, best of {args.rounds}; "
-          f"{cpus} CPUs here")
+    print(
+        f"seed model, {args.limit:,} MNIST test images, batch {args.batch_size}, best of {args.rounds}; "
+        f"{cpus} CPUs here"
+    )
     print(f"local (one onnxruntime session, {cpus} threads): {args.limit / local:>9,.0f} images/s ({local:.2f} s)")
-    print(f"Ray Data ({actors} actors x 1 thread):{'':>9}{args.limit / distributed:>9,.0f} images/s "
-          f"({distributed:.2f} s)")
+    print(
+        f"Ray Data ({actors} actors x 1 thread):{'':>9}{args.limit / distributed:>9,.0f} images/s ({distributed:.2f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -62,19 +62,23 @@ def main() -> None:
     model, preprocessing = seed_model(args.run)
     onnx_model = export_graph(model.graph, model.params, preprocessing=preprocessing)
     session = make_session(onnx_model.SerializeToString(), args.threads)
-    raw = load_dataset({"source": "mnist"}, model.graph.input_shape, validation="none",
-                       base_dir=Path.cwd()).test.images[:max(BATCH_SIZES)]
+    raw = load_dataset(
+        {"source": "mnist"}, model.graph.input_shape, validation="none", base_dir=Path.cwd()
+    ).test.images[: max(BATCH_SIZES)]
     raw = raw.reshape(len(raw), *model.graph.input_shape)
 
     print(f"seed model ({'run ' + args.run if args.run else 'fresh weights'}), onnxruntime threads: {args.threads}")
     print(f"{'batch':>5}  {'onnxruntime img/s':>18}  {'numpy img/s':>12}  {'ratio':>6}")
     for batch in BATCH_SIZES:
         pixels = raw[:batch]
-        onnx_rate = images_per_second(lambda pixels=pixels: session.run(["probabilities"],
-                                                                           {"input": pixels.astype(np.float32)}),
-                                      batch, args.seconds)
-        numpy_rate = images_per_second(lambda pixels=pixels: model.forward(preprocessing.images(pixels)), batch,
-                                       args.seconds)
+        onnx_rate = images_per_second(
+            lambda pixels=pixels: session.run(["probabilities"], {"input": pixels.astype(np.float32)}),
+            batch,
+            args.seconds,
+        )
+        numpy_rate = images_per_second(
+            lambda pixels=pixels: model.forward(preprocessing.images(pixels)), batch, args.seconds
+        )
         print(f"{batch:>5}  {onnx_rate:>18,.0f}  {numpy_rate:>12,.0f}  {onnx_rate / numpy_rate:>5.1f}x")
 
 

@@ -40,8 +40,13 @@ from specforge.options.losses import create as create_loss
 from specforge.training.evaluate import labels_and_targets, update_metrics
 
 
-def random_batch(train: Split, model: Model, loss, batch_size: int, rng: np.random.Generator,
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def random_batch(
+    train: Split,
+    model: Model,
+    loss,
+    batch_size: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(inputs, class labels, the loss's targets)`` of ``batch_size`` examples of ``train`` drawn at random."""
     index = np.sort(rng.choice(len(train), size=batch_size, replace=batch_size > len(train)))
     steps = train.preprocessing
@@ -66,16 +71,23 @@ class PhaseClock:
             self.cpu[phase] += time.process_time() - cpu
 
 
-def profile(train: Split, model: Model, loss, optimizer, metrics, batches: int, batch_size: int,
-            warmup: int = 20) -> PhaseClock:
+def profile(
+    train: Split, model: Model, loss, optimizer, metrics, batches: int, batch_size: int, warmup: int = 20
+) -> PhaseClock:
     """Seconds per phase summed over ``batches`` timed steps (after ``warmup`` untimed ones)."""
     rng = np.random.default_rng(0)
     fused = model.fuses(loss)
     steps = model.steps(len(model.graph.nodes) - 1 if fused else None)
-    names = [" + ".join(node.layer.name for node in model.graph.nodes[step.index:step.index + step.nodes])
-             for step in steps]
-    trainable = [(index, name) for index, node in enumerate(model.graph.nodes)
-                 for name in node.layer.param_shapes(node.input_shape) if name not in node.layer.non_trainable]
+    names = [
+        " + ".join(node.layer.name for node in model.graph.nodes[step.index : step.index + step.nodes])
+        for step in steps
+    ]
+    trainable = [
+        (index, name)
+        for index, node in enumerate(model.graph.nodes)
+        for name in node.layer.param_shapes(node.input_shape)
+        if name not in node.layer.non_trainable
+    ]
     clock = PhaseClock()
     for batch in range(warmup + batches):
         x, labels, y = random_batch(train, model, loss, batch_size, rng)
@@ -95,8 +107,9 @@ def profile(train: Split, model: Model, loss, optimizer, metrics, batches: int, 
         for position in range(len(steps) - 1, -1, -1):
             step = steps[position]
             with clock(f"backward {names[position]}"):
-                dx, grads[step.index] = step.backward(model.params[step.index], caches[position],
-                                                      upstream.pop(step.output), need_dx=step.needs_dx)
+                dx, grads[step.index] = step.backward(
+                    model.params[step.index], caches[position], upstream.pop(step.output), need_dx=step.needs_dx
+                )
                 if step.needs_dx:
                     gather_gradients(upstream, step, dx)
         with clock(f"optimizer {optimizer.name}"):
@@ -140,13 +153,17 @@ def main() -> None:
     peak = step_peak_memory(train, model, loss, optimizer, args.batch_size)
 
     step, cpu = sum(clock.wall.values()), sum(clock.cpu.values())
-    print(f"{spec.name}: batch {args.batch_size}, {args.batches} batches, {step / args.batches * 1e3:.2f} ms per "
-          f"step ({cpu / args.batches * 1e3:.2f} CPU ms), {args.batches * args.batch_size / step:,.0f} images/s")
+    print(
+        f"{spec.name}: batch {args.batch_size}, {args.batches} batches, {step / args.batches * 1e3:.2f} ms per "
+        f"step ({cpu / args.batches * 1e3:.2f} CPU ms), {args.batches * args.batch_size / step:,.0f} images/s"
+    )
     print(f"peak memory of one Model.train_step (numpy allocations, tracemalloc): {peak / 2**20:.1f} MiB")
     print(f"{'phase':<40} {'ms/batch':>9} {'share':>7} {'CPU ms':>8}")
     for phase, seconds in sorted(clock.wall.items(), key=lambda item: -item[1]):
-        print(f"{phase:<40} {seconds / args.batches * 1e3:9.3f} {seconds / step:7.1%} "
-              f"{clock.cpu[phase] / args.batches * 1e3:8.3f}")
+        print(
+            f"{phase:<40} {seconds / args.batches * 1e3:9.3f} {seconds / step:7.1%} "
+            f"{clock.cpu[phase] / args.batches * 1e3:8.3f}"
+        )
 
 
 if __name__ == "__main__":

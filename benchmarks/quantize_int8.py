@@ -45,12 +45,18 @@ def main() -> None:
         for name, path in (("float", float_path), ("int8", int8.path)):
             session = make_session(path, args.threads)
             accuracy = api.predict_onnx(path, data="mnist:test").accuracy
-            rates = [images_per_second(lambda session=session, batch=batch: session.run(None,
-                                                                                        {"input": images[:batch]}),
-                                       batch, args.seconds)
-                     for batch in BATCH_SIZES]
-            print(f"{name:<6} {path.stat().st_size / 1024:>6.1f} KiB {100 * accuracy:>8.2f}%"
-                  + "".join(f" {rate:>10,.0f}" for rate in rates))
+            rates = [
+                images_per_second(
+                    lambda session=session, batch=batch: session.run(None, {"input": images[:batch]}),
+                    batch,
+                    args.seconds,
+                )
+                for batch in BATCH_SIZES
+            ]
+            print(
+                f"{name:<6} {path.stat().st_size / 1024:>6.1f} KiB {100 * accuracy:>8.2f}%"
+                + "".join(f" {rate:>10,.0f}" for rate in rates)
+            )
 
 
 if __name__ == "__main__":

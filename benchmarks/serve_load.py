@@ -38,9 +38,21 @@ def resident_mib(pid: int) -> float:
 def bodies(batch: int, count: int = 64) -> list[bytes]:
     test = load_dataset({"source": "mnist"}, (28, 28, 1), validation="none", base_dir=Path(".")).test
     images = np.asarray(test.images)
-    return [json.dumps({"inputs": [{"name": "input", "shape": [batch, 28, 28, 1], "datatype": "FP32",
-                                    "data": images[i * batch:(i + 1) * batch].reshape(-1).astype(float).tolist()}]})
-            .encode() for i in range(count)]
+    return [
+        json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": [batch, 28, 28, 1],
+                        "datatype": "FP32",
+                        "data": images[i * batch : (i + 1) * batch].reshape(-1).astype(float).tolist(),
+                    }
+                ]
+            }
+        ).encode()
+        for i in range(count)
+    ]
 
 
 def main() -> None:
@@ -68,8 +80,12 @@ def main() -> None:
         while time.monotonic() < deadline and (ticket := next(tickets)) < args.requests:
             start = time.perf_counter()
             try:
-                connection.request("POST", "/v2/models/model/infer", payloads[ticket % len(payloads)],
-                                   {"Content-Type": "application/json"})
+                connection.request(
+                    "POST",
+                    "/v2/models/model/infer",
+                    payloads[ticket % len(payloads)],
+                    {"Content-Type": "application/json"},
+                )
                 response = connection.getresponse()
                 response.read()
                 failed = response.status != 200

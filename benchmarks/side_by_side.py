@@ -84,10 +84,13 @@ class SideBySide:
 
     def specforge_step(self, batches: list[Batch]) -> Callable[[int], object]:
         """``step(i)``: specforge's training step (``Model.train_step``) on batch ``i`` of the pool."""
+
         def step(index: int) -> object:
             inputs, labels = pairing(index, len(batches))
-            return self.model.train_step(batches[inputs].x, batches[labels].targets, self.loss, self.optimizer,
-                                         self.dropout)
+            return self.model.train_step(
+                batches[inputs].x, batches[labels].targets, self.loss, self.optimizer, self.dropout
+            )
+
         return step
 
     def pytorch_step(self, batches: list[Batch]) -> Callable[[int], object]:
@@ -100,6 +103,7 @@ class SideBySide:
         def step(index: int) -> object:
             x, y = pairing(index, len(batches))
             return self.trainer.step(inputs[x], targets[y])
+
         return step
 
     def step(self, framework: str, batches: list[Batch]) -> Callable[[int], object]:
@@ -120,17 +124,31 @@ def steps_per_second(step: Callable[[int], object], warmup: int, seconds: float)
             return count / elapsed
 
 
-def training_rates(pair: SideBySide, batch_size: int, warmup: int, seconds: float, rounds: int,
-                   ) -> dict[str, Measured]:
+def training_rates(
+    pair: SideBySide,
+    batch_size: int,
+    warmup: int,
+    seconds: float,
+    rounds: int,
+) -> dict[str, Measured]:
     """Training images per second of specforge and PyTorch at ``batch_size``, best of alternating rounds."""
     batches = pair.batches(batch_size)
     steps = {framework: pair.step(framework, batches) for framework in (SPECFORGE, PYTORCH)}
-    return alternate({framework: lambda step=step: batch_size * steps_per_second(step, warmup, seconds)
-                      for framework, step in steps.items()}, rounds)
+    return alternate(
+        {
+            framework: lambda step=step: batch_size * steps_per_second(step, warmup, seconds)
+            for framework, step in steps.items()
+        },
+        rounds,
+    )
 
 
-def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float, rounds: int,
-                    ) -> tuple[dict[int, dict[str, Measured]], float]:
+def inference_rates(
+    pair: SideBySide,
+    batch_sizes: Sequence[int],
+    seconds: float,
+    rounds: int,
+) -> tuple[dict[int, dict[str, Measured]], float]:
     """Images per second of specforge's ONNX export and of the PyTorch model's torch.onnx export under onnxruntime
     (every core), per batch size, and the largest difference between their outputs and specforge's."""
     from benchmarks.torch_onnx import torch_onnx
@@ -147,10 +165,15 @@ def inference_rates(pair: SideBySide, batch_sizes: Sequence[int], seconds: float
         expected = pair.model.forward(x)
         for output in (ours.run(None, {"input": x})[0], theirs.run(None, {"input": x_torch})[0]):
             difference = max(difference, float(np.abs(output.reshape(expected.shape) - expected).max()))
-        results[batch_size] = alternate({
-            "onnx": lambda x=x, n=batch_size: best_rate(lambda: ours.run(None, {"input": x}), n, seconds),
-            "torch_onnx": lambda x=x_torch, n=batch_size: best_rate(lambda: theirs.run(None, {"input": x}), n, seconds),
-        }, rounds)
+        results[batch_size] = alternate(
+            {
+                "onnx": lambda x=x, n=batch_size: best_rate(lambda: ours.run(None, {"input": x}), n, seconds),
+                "torch_onnx": lambda x=x_torch, n=batch_size: best_rate(
+                    lambda: theirs.run(None, {"input": x}), n, seconds
+                ),
+            },
+            rounds,
+        )
     return results, difference
 
 

@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if args.cores:
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cores])
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
     cores = len(os.sched_getaffinity(0))
     os.environ.update({variable: str(cores) for variable in THREAD_VARIABLES})
 
@@ -55,8 +55,9 @@ def main() -> None:
         result = {"cores": cores, "rates": {}}
         for batch_size in args.batch_sizes:
             rates = training_rates(pair, batch_size, args.warmup, args.seconds, args.rounds)
-            result["rates"][batch_size] = {framework: [measured.value, measured.neighbours]
-                                           for framework, measured in rates.items()}
+            result["rates"][batch_size] = {
+                framework: [measured.value, measured.neighbours] for framework, measured in rates.items()
+            }
     print(json.dumps(result))
 
 

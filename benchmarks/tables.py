@@ -22,9 +22,13 @@ class Table:
             lines = [self.header, [":---", *["---:"] * (len(self.header) - 1)], *self.rows]
             return "\n".join("| " + " | ".join(line) + " |" for line in lines)
         widths = [max(len(row[column]) for row in [self.header, *self.rows]) for column in range(len(self.header))]
-        return "\n".join("  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
-                                   for column, (cell, width) in enumerate(zip(row, widths))).rstrip()
-                         for row in [self.header, *self.rows])
+        return "\n".join(
+            "  ".join(
+                cell.ljust(width) if column == 0 else cell.rjust(width)
+                for column, (cell, width) in enumerate(zip(row, widths))
+            ).rstrip()
+            for row in [self.header, *self.rows]
+        )
 
     def print(self, markdown: bool = False) -> None:
         print(self.render(markdown))

@@ -35,8 +35,11 @@ SPECS = Path(__file__).resolve().parents[1] / "specs"
 def regression_scores(predicted: np.ndarray, target: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-    return {"r2": r2_score(target, predicted), "mae": mean_absolute_error(target, predicted),
-            "rmse": float(np.sqrt(mean_squared_error(target, predicted)))}
+    return {
+        "r2": r2_score(target, predicted),
+        "mae": mean_absolute_error(target, predicted),
+        "rmse": float(np.sqrt(mean_squared_error(target, predicted))),
+    }
 
 
 def baselines(name: str, dataset, pipeline) -> dict[str, dict[str, float]]:
@@ -47,14 +50,22 @@ def baselines(name: str, dataset, pipeline) -> dict[str, dict[str, float]]:
     if pipeline.target.regression:
         y_train = pipeline.target.decode(dataset.train.labels.astype(np.float64)).ravel()
         y_test = pipeline.target.decode(dataset.test.labels.astype(np.float64)).ravel()
-        models = {"ridge (alpha=1)": Ridge(alpha=1.0),
-                  "MLP (100 relu, adam)": MLPRegressor(max_iter=2000, random_state=0)}
-        return {label: regression_scores(model.fit(x_train, y_train).predict(x_test), y_test)
-                for label, model in models.items()}
-    models = {"logistic regression": LogisticRegression(max_iter=1000),
-              "MLP (100 relu, adam)": MLPClassifier(max_iter=1000, random_state=0)}
-    return {label: {"accuracy": float(model.fit(x_train, dataset.train.labels).score(x_test, dataset.test.labels))}
-            for label, model in models.items()}
+        models = {
+            "ridge (alpha=1)": Ridge(alpha=1.0),
+            "MLP (100 relu, adam)": MLPRegressor(max_iter=2000, random_state=0),
+        }
+        return {
+            label: regression_scores(model.fit(x_train, y_train).predict(x_test), y_test)
+            for label, model in models.items()
+        }
+    models = {
+        "logistic regression": LogisticRegression(max_iter=1000),
+        "MLP (100 relu, adam)": MLPClassifier(max_iter=1000, random_state=0),
+    }
+    return {
+        label: {"accuracy": float(model.fit(x_train, dataset.train.labels).score(x_test, dataset.test.labels))}
+        for label, model in models.items()
+    }
 
 
 def measure(spec_file: Path, root: Path) -> None:
@@ -64,17 +75,22 @@ def measure(spec_file: Path, root: Path) -> None:
     dataset = api.load_data(spec)
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
     session = make_session(result.path)
-    exported = session.run([output_name(pipeline.target)],
-                           rows_feed(dataset.test.table, pipeline_inputs(pipeline)))[0]
-    print(f"{spec_file.name}: {len(dataset.train)} training rows, {len(dataset.test)} test rows "
-          f"(seed {spec.config['data']['split_seed']}), {spec.config['fit']['epochs']} epochs")
+    exported = session.run([output_name(pipeline.target)], rows_feed(dataset.test.table, pipeline_inputs(pipeline)))[0]
+    print(
+        f"{spec_file.name}: {len(dataset.train)} training rows, {len(dataset.test)} test rows "
+        f"(seed {spec.config['data']['split_seed']}), {spec.config['fit']['epochs']} epochs"
+    )
     if pipeline.target.regression:
         target = pipeline.target.decode(dataset.test.labels.astype(np.float64))
         ours = regression_scores(exported, target)
-        print(f"  specforge (run test metrics):  r2 {run.metrics['r2']:.4f}  mae {run.metrics['mae']:.2f}  "
-              f"rmse {run.metrics['rmse']:.2f}")
-        print(f"  specforge (exported ONNX, raw rows): r2 {ours['r2']:.4f}  mae {ours['mae']:.2f}  "
-              f"rmse {ours['rmse']:.2f}")
+        print(
+            f"  specforge (run test metrics):  r2 {run.metrics['r2']:.4f}  mae {run.metrics['mae']:.2f}  "
+            f"rmse {run.metrics['rmse']:.2f}"
+        )
+        print(
+            f"  specforge (exported ONNX, raw rows): r2 {ours['r2']:.4f}  mae {ours['mae']:.2f}  "
+            f"rmse {ours['rmse']:.2f}"
+        )
         for label, scores in baselines(spec_file.stem, dataset, pipeline).items():
             print(f"  scikit-learn {label}: r2 {scores['r2']:.4f}  mae {scores['mae']:.2f}  rmse {scores['rmse']:.2f}")
     else:

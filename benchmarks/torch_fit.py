@@ -53,16 +53,23 @@ def fit(path: str | Path, epochs: int) -> None:
     for epoch in range(epochs):
         order, correct = torch.randperm(len(x), generator=generator), 0
         for start in range(0, len(x), batch_size):
-            index = order[start:start + batch_size]
+            index = order[start : start + batch_size]
             _, outputs = trainer.step(x[index], y[index])
             correct += int((outputs.argmax(dim=1) == labels[index]).sum())
         trainer.network.eval()
         with torch.no_grad():
-            right = sum(int((trainer.network(test_x[start:start + batch_size]).argmax(dim=1)
-                             == test_labels[start:start + batch_size]).sum())
-                        for start in range(0, len(test_x), batch_size))
-        print(f"epoch {epoch + 1}/{epochs} - accuracy: {correct / len(x):.4f} - val_accuracy: "
-              f"{right / len(test_x):.4f}")
+            right = sum(
+                int(
+                    (
+                        trainer.network(test_x[start : start + batch_size]).argmax(dim=1)
+                        == test_labels[start : start + batch_size]
+                    ).sum()
+                )
+                for start in range(0, len(test_x), batch_size)
+            )
+        print(
+            f"epoch {epoch + 1}/{epochs} - accuracy: {correct / len(x):.4f} - val_accuracy: {right / len(test_x):.4f}"
+        )
 
 
 def main() -> None:

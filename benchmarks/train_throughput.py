@@ -29,8 +29,9 @@ from specforge.training.evaluate import labels_and_targets
 from specforge.training.loop import generators
 
 
-def training_images_per_second(spec_path: str | Path, batches: int = 200, warmup: int = 20,
-                               batch_size: int | None = None) -> tuple[float, int]:
+def training_images_per_second(
+    spec_path: str | Path, batches: int = 200, warmup: int = 20, batch_size: int | None = None
+) -> tuple[float, int]:
     """``(images per second, forward FLOPs per image)`` of training steps on the spec's own data."""
     spec = load_spec(spec_path)
     graph = build_graph(spec)
@@ -65,8 +66,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=None)
     args = parser.parse_args()
-    images_per_second, forward_flops = training_images_per_second(args.spec, args.batches, args.warmup,
-                                                                  args.batch_size)
+    images_per_second, forward_flops = training_images_per_second(args.spec, args.batches, args.warmup, args.batch_size)
     achieved = 3 * forward_flops * images_per_second / 1e9
     gemm = gemm_gflops()
     print(f"training:  {images_per_second:9.1f} images/s ({args.spec}, {args.batches} batches)")

@@ -1,17 +1,17 @@
 """The Python API: everything the CLI does, callable from a notebook.
 
-    spec = api.load_spec("specs/mnist.yaml")
-    graph = api.build_graph(spec)
-    run = api.fit(spec, limit_train=5000)           # trains with numpy, writes runs/mnist-cnn/<n>
-    api.evaluate(run)                               # {'split': 'test', 'loss': ..., 'accuracy': ...}
-    api.predict(run, images)                        # probabilities for raw images (uint8 as stored)
-    api.export(run)                                 # run/model.onnx, once it passes the parity gate
-    api.predict_onnx("model.onnx", data="mnist:test", limit=4)   # onnxruntime predictions with labels
-    api.predict_rows("model.onnx", "rows.csv")      # a table model on raw rows (CSV or Parquet)
-    api.inspect("model.onnx")                       # interface, versions, metadata, operators
-    api.serve("model.onnx", port=8000)              # the Open Inference Protocol on 127.0.0.1 (specforge[serve])
-    result = api.sweep("specs/sweeps/mnist.yaml", limit_train=1000)   # Optuna trials, each a run directory
-    result.trials, result.best, result.best_run     # sorted records, the best one, its Run
+spec = api.load_spec("specs/mnist.yaml")
+graph = api.build_graph(spec)
+run = api.fit(spec, limit_train=5000)           # trains with numpy, writes runs/mnist-cnn/<n>
+api.evaluate(run)                               # {'split': 'test', 'loss': ..., 'accuracy': ...}
+api.predict(run, images)                        # probabilities for raw images (uint8 as stored)
+api.export(run)                                 # run/model.onnx, once it passes the parity gate
+api.predict_onnx("model.onnx", data="mnist:test", limit=4)   # onnxruntime predictions with labels
+api.predict_rows("model.onnx", "rows.csv")      # a table model on raw rows (CSV or Parquet)
+api.inspect("model.onnx")                       # interface, versions, metadata, operators
+api.serve("model.onnx", port=8000)              # the Open Inference Protocol on 127.0.0.1 (specforge[serve])
+result = api.sweep("specs/sweeps/mnist.yaml", limit_train=1000)   # Optuna trials, each a run directory
+result.trials, result.best, result.best_run     # sorted records, the best one, its Run
 """
 
 from __future__ import annotations
@@ -135,16 +135,30 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
 
 def _log_names(spec: Spec, graph: Graph) -> list[str]:
     """The names training will report each epoch (as ``train._Setup.log_names``), known from the spec alone."""
-    names = ["loss", *(metric.name for metric in metrics.create(spec.config["compile"]["metrics"],
-                                                                graph.output_shape[-1]))]
+    names = [
+        "loss",
+        *(metric.name for metric in metrics.create(spec.config["compile"]["metrics"], graph.output_shape[-1])),
+    ]
     return names if spec.config["fit"]["validation"] == "none" else names + [f"val_{name}" for name in names]
 
 
-def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (), out: str | Path | None = None,
-        root: str | Path = "runs", resume: str | Path | None = None, quiet: bool = False,
-        progress: Progress | None = None, limit_train: int | None = None, limit_test: int | None = None,
-        observers: Sequence[Callback] = (), backend: str | None = None, device: str | None = None,
-        workers: int | None = None, address: str | None = None) -> Run:
+def fit(
+    spec: Spec | str | Path | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    out: str | Path | None = None,
+    root: str | Path = "runs",
+    resume: str | Path | None = None,
+    quiet: bool = False,
+    progress: Progress | None = None,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    observers: Sequence[Callback] = (),
+    backend: str | None = None,
+    device: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+) -> Run:
     """``specforge train``: train a spec (object or file) into a run directory, or resume a run; returns the Run.
 
     ``overrides`` (``"fit.epochs=1"``) apply when loading a spec file, or to a resumed run (fit.epochs only).
@@ -154,9 +168,22 @@ def fit(spec: Spec | str | Path | None = None, *, overrides: Sequence[str] = (),
     """
     if isinstance(spec, (str, Path)):
         spec, overrides = load_and_build(spec, overrides)[0], ()
-    return backends.fit(spec, out=out, root=root, resume=resume, overrides=overrides, quiet=quiet, progress=progress,
-                        limit_train=limit_train, limit_test=limit_test, observers=observers, backend=backend,
-                        device=device, workers=workers, address=address)
+    return backends.fit(
+        spec,
+        out=out,
+        root=root,
+        resume=resume,
+        overrides=overrides,
+        quiet=quiet,
+        progress=progress,
+        limit_train=limit_train,
+        limit_test=limit_test,
+        observers=observers,
+        backend=backend,
+        device=device,
+        workers=workers,
+        address=address,
+    )
 
 
 def load_run(path: str | Path) -> Run:
@@ -164,14 +191,21 @@ def load_run(path: str | Path) -> Run:
     return open_run(path)
 
 
-def evaluate(run: Run | str | Path, split: str = "test", *, batch_size: int | None = None,
-             limit: int | None = None, details: bool = False,
-             on_batch: Callable[[int, int], None] | None = None) -> dict:
+def evaluate(
+    run: Run | str | Path,
+    split: str = "test",
+    *,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    details: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> dict:
     """``specforge evaluate``: loss and metrics of a run (a Run or its path) on a split of its data; with
     ``details``, also ``per_class`` precision, recall, F1 and support and the ``confusion_matrix``;
     ``on_batch(done, total)`` after each batch (a progress bar)."""
-    return evaluation.evaluate_run(_as_run(run), split, batch_size=batch_size, limit=limit, details=details,
-                                   on_batch=on_batch)
+    return evaluation.evaluate_run(
+        _as_run(run), split, batch_size=batch_size, limit=limit, details=details, on_batch=on_batch
+    )
 
 
 def evaluation_warnings(run: Run | str | Path) -> list[Problem]:
@@ -207,33 +241,52 @@ def plot_confusion(run: Run | str | Path, results: dict, out: str | Path | None 
     """The confusion matrix of ``evaluate(run, details=True)`` as a PNG (default: RUN/confusion-SPLIT.png)."""
     run = _as_run(run)
     title = f"{run.manifest.get('spec', run.path.name)}: {results['split']} ({results['examples']} examples)"
-    return plots.plot_confusion(results["confusion_matrix"], results["class_names"],
-                out or run.path / f"confusion-{results['split']}.png", title)
+    return plots.plot_confusion(
+        results["confusion_matrix"],
+        results["class_names"],
+        out or run.path / f"confusion-{results['split']}.png",
+        title,
+    )
 
 
-def plot_misclassified(run: Run | str | Path, split: str = "test", *, out: str | Path | None = None,
-                       count: int = 25, limit: int | None = None) -> tuple[Path, int, int]:
+def plot_misclassified(
+    run: Run | str | Path,
+    split: str = "test",
+    *,
+    out: str | Path | None = None,
+    count: int = 25,
+    limit: int | None = None,
+) -> tuple[Path, int, int]:
     """A PNG grid of the first ``count`` examples of ``split`` the run's model gets wrong, each captioned with the
     predicted class (and its probability) and the true class (default: RUN/misclassified-SPLIT.png); returns
     the path, how many are wrong and how many examples there were."""
     run = _as_run(run)
     mistakes = evaluation.find_mistakes(run, split, limit=limit)
     if not len(mistakes.indices):
-        raise DataError(f"the model gets every one of the {mistakes.examples} {split} examples right; "
-                        "nothing to draw", file=str(run.path))
+        raise DataError(
+            f"the model gets every one of the {mistakes.examples} {split} examples right; nothing to draw",
+            file=str(run.path),
+        )
     names = mistakes.class_names
     shown = range(min(count, len(mistakes.indices)))
-    captions = [(f"predicted {names[mistakes.predicted[i]]} ({mistakes.confidence[i]:.0%})",
-                 f"true {names[mistakes.labels[i]]}, #{mistakes.indices[i]}") for i in shown]
-    title = (f"{len(mistakes.indices)} of {mistakes.examples} {split} examples wrong; first {len(captions)}: "
-             "predicted (probability), true class")
-    path = plots.plot_examples(mistakes.images[:len(captions)], captions,
-                         out or run.path / f"misclassified-{split}.png", title)
+    captions = [
+        (
+            f"predicted {names[mistakes.predicted[i]]} ({mistakes.confidence[i]:.0%})",
+            f"true {names[mistakes.labels[i]]}, #{mistakes.indices[i]}",
+        )
+        for i in shown
+    ]
+    title = (
+        f"{len(mistakes.indices)} of {mistakes.examples} {split} examples wrong; first {len(captions)}: "
+        "predicted (probability), true class"
+    )
+    path = plots.plot_examples(
+        mistakes.images[: len(captions)], captions, out or run.path / f"misclassified-{split}.png", title
+    )
     return path, len(mistakes.indices), mistakes.examples
 
 
-def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256,
-            preprocess: bool = True) -> np.ndarray:
+def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256, preprocess: bool = True) -> np.ndarray:
     """Outputs (class probabilities) of a run's model with the numpy backend.
 
     ``images`` are as stored (uint8 pixels, ``(N, H, W[, C])`` or flat rows); the run's preprocessing is
@@ -258,8 +311,9 @@ def data_info(spec: Spec) -> dict:
     return describe_data(load_data(spec))
 
 
-def render_samples(spec: Spec, split: str, out: str | Path | None = None, count: int = 25,
-                   augmented: bool = False) -> Path:
+def render_samples(
+    spec: Spec, split: str, out: str | Path | None = None, count: int = 25, augmented: bool = False
+) -> Path:
     """``specforge data show``: a PNG grid of ``count`` images of ``split`` with their labels, or for a table
     histograms of each feature column and the target (default file: ``<spec name>-<split>.png``), or for text
     ``count`` documents with their classes and token ids (default file: ``<spec name>-<split>.txt``); returns
@@ -268,8 +322,9 @@ def render_samples(spec: Spec, split: str, out: str | Path | None = None, count:
     dataset = load_data(spec)
     chosen = dataset.splits().get(split)
     if chosen is None:
-        raise DataError(f"the data has no {split} split; use one of: {', '.join(dataset.splits())}",
-                        file=str(spec.file))
+        raise DataError(
+            f"the data has no {split} split; use one of: {', '.join(dataset.splits())}", file=str(spec.file)
+        )
     vectorizer = dataset.preprocessing.vectorizer
     if vectorizer is not None:
         return write_examples(chosen, vectorizer, dataset.class_names, Path(out or f"{spec.name}-{split}.txt"), count)
@@ -286,8 +341,9 @@ def _augmented(spec: Spec, split: Split, preprocessing: Preprocessing, count: in
     augmentation layers in training mode, drawn from ``fit.seed``."""
     layers = [node.layer for node in build_graph(spec).nodes if getattr(node.layer, "augments", False)]
     if not layers:
-        message = ("the model has no augmentation layers to show; put RandomFlip, RandomRotation, ... first in "
-                   "model.layers")
+        message = (
+            "the model has no augmentation layers to show; put RandomFlip, RandomRotation, ... first in model.layers"
+        )
         raise SpecError(problems=[Problem(message, spec.locate(("model", "layers")))])
     chosen = every_class_in_turn(split.labels, min(count, len(split)))
     rng = loop.generators(spec.config["fit"]["seed"])[2]
@@ -312,24 +368,51 @@ def write_template(name: str, template: str = "cnn", directory: str | Path = "."
     return write_starter(name, template, Path(directory), force=force)
 
 
-def export(run: Run | str | Path, *, opset: int = 13, logits: bool = False, preprocessing: bool = True,
-           output: str | Path | None = None, web: str | Path | None = None, quantize: str | None = None,
-           max_accuracy_drop: float | None = None) -> ExportResult:
+def export(
+    run: Run | str | Path,
+    *,
+    opset: int = 13,
+    logits: bool = False,
+    preprocessing: bool = True,
+    output: str | Path | None = None,
+    web: str | Path | None = None,
+    quantize: str | None = None,
+    max_accuracy_drop: float | None = None,
+) -> ExportResult:
     """``specforge export RUN --onnx``: write the run's model as ONNX (RUN/model.onnx unless ``output``) once it
     passes the parity gate; the result (path, versions, parity) is also stored in RUN/export.json.
     ``web``: a directory to write a static page that runs the model in the browser.  ``quantize="int8"``: write
     the int8 model (RUN/model.int8.onnx) once its test accuracy is within ``max_accuracy_drop`` points."""
     from specforge.export.run_export import export_run
 
-    return export_run(run.path if not isinstance(run, (str, Path)) else run, opset=opset, logits=logits,
-                      preprocessing=preprocessing, output=output, web=web, quantize=quantize,
-                      max_accuracy_drop=max_accuracy_drop)
+    return export_run(
+        run.path if not isinstance(run, (str, Path)) else run,
+        opset=opset,
+        logits=logits,
+        preprocessing=preprocessing,
+        output=output,
+        web=web,
+        quantize=quantize,
+        max_accuracy_drop=max_accuracy_drop,
+    )
 
 
-def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: str | None = None,
-                 limit: int | None = None, top_k: int = 1, threads: int | None = None, batch_size: int = 256,
-                 invert: bool = True, on_batch: Callable[[int, int], None] | None = None, backend: str = "local",
-                 address: str | None = None, actors: int | None = None, raw: bool = False) -> PredictionReport:
+def predict_onnx(
+    model: str | Path,
+    inputs: Sequence[str | Path] = (),
+    *,
+    data: str | None = None,
+    limit: int | None = None,
+    top_k: int = 1,
+    threads: int | None = None,
+    batch_size: int = 256,
+    invert: bool = True,
+    on_batch: Callable[[int, int], None] | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    actors: int | None = None,
+    raw: bool = False,
+) -> PredictionReport:
     """``specforge predict``: an exported model's top-``top_k`` classes for image/array files or ``data``
     (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches. ``model`` may also be a
     run directory: its numpy model predicts, without exporting first (local backend only).
@@ -339,9 +422,21 @@ def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: 
 
     ``backend`` ray: the batches run on Ray Data (at ``address``, RAY_ADDRESS or a local Ray) in ``actors``
     actors of ``threads`` CPUs each (default 1; actors default: the cluster's CPUs / threads)."""
-    return images.predict_onnx(model, inputs, data=data, limit=limit, top_k=top_k, threads=threads,
-                               batch_size=batch_size, invert=invert, on_batch=on_batch, backend=backend,
-                               address=address, actors=actors, raw=raw)
+    return images.predict_onnx(
+        model,
+        inputs,
+        data=data,
+        limit=limit,
+        top_k=top_k,
+        threads=threads,
+        batch_size=batch_size,
+        invert=invert,
+        on_batch=on_batch,
+        backend=backend,
+        address=address,
+        actors=actors,
+        raw=raw,
+    )
 
 
 def is_rows_file(path: str | Path) -> bool:
@@ -349,8 +444,9 @@ def is_rows_file(path: str | Path) -> bool:
     return table.is_rows_file(path)
 
 
-def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
-                 limit: int | None = None) -> RowPredictions:
+def predict_rows(
+    model: str | Path, rows: str | Path, *, threads: int | None = None, limit: int | None = None
+) -> RowPredictions:
     """``specforge predict MODEL rows.csv``: an exported table model's predictions (or a table run directory's,
     with its numpy model) for the raw rows of a CSV or Parquet file (the model's feature columns by name; other
     columns are ignored)."""
@@ -364,20 +460,39 @@ def inspect(model: str | Path) -> dict:
     return describe_model(model)
 
 
-def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
-          max_batch: int = 256, max_body_bytes: int = 8 * 1024 * 1024, read_timeout: float = 30.0,
-          threads: int | None = None) -> None:
+def serve(
+    model: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    name: str | None = None,
+    max_batch: int = 256,
+    max_body_bytes: int = 8 * 1024 * 1024,
+    read_timeout: float = 30.0,
+    threads: int | None = None,
+) -> None:
     """``specforge serve``: serve an ONNX file (or a run's exported model) on the Open Inference Protocol until
     SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``.  ``read_timeout``: seconds a request's headers,
     and then its body, may take to arrive."""
-    run_server(model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch, read_timeout),
-               threads=threads)
+    run_server(
+        model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch, read_timeout), threads=threads
+    )
 
 
-def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int | None = None, jobs: int = 1,
-          backend: str = "local", address: str | None = None, root: str | Path = "runs",
-          limit_train: int | None = None, limit_test: int | None = None,
-          on_update: OnUpdate | None = None, on_warning: OnWarning | None = None) -> SweepResult:
+def sweep(
+    spec: Spec | str | Path,
+    *,
+    overrides: Sequence[str] = (),
+    trials: int | None = None,
+    jobs: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    root: str | Path = "runs",
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    on_update: OnUpdate | None = None,
+    on_warning: OnWarning | None = None,
+) -> SweepResult:
     """``specforge sweep``: run the spec's ``sweep:`` (or a sweep file's) in ``root/<name>/sweeps/<n>/``.
 
     ``backend`` local: Optuna with a journal file, ``jobs`` trial processes sharing the cores; the same call
@@ -386,9 +501,19 @@ def sweep(spec: Spec | str | Path, *, overrides: Sequence[str] = (), trials: int
     (``result.best``, ``result.best_run``) and the path of ``best.yaml``.  ``on_warning`` gets each thing the
     sweep put right and went on from, as a Problem (default: a Python warning).
     """
-    return run_sweep(spec, overrides=overrides, trials=trials, jobs=jobs, backend=backend, address=address,
-                     root=root, limit_train=limit_train, limit_test=limit_test, on_update=on_update,
-                     on_warning=on_warning)
+    return run_sweep(
+        spec,
+        overrides=overrides,
+        trials=trials,
+        jobs=jobs,
+        backend=backend,
+        address=address,
+        root=root,
+        limit_train=limit_train,
+        limit_test=limit_test,
+        on_update=on_update,
+        on_warning=on_warning,
+    )
 
 
 def _as_run(run: Run | str | Path) -> Run:

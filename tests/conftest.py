@@ -43,7 +43,13 @@ def pytest_runtest_makereport(item, call):
 def seed_run(tmp_path_factory) -> Path:
     """The seed CNN (specs/mnist.yaml) trained for one epoch on 4000 images and exported: good enough to
     read the first test digits and a drawn stroke, quick enough for the suite."""
-    run = api.fit(SEED_SPEC, overrides=["fit.epochs=1"], out=tmp_path_factory.mktemp("runs") / "seed", quiet=True,
-                  limit_train=4000, limit_test=500)
+    run = api.fit(
+        SEED_SPEC,
+        overrides=["fit.epochs=1"],
+        out=tmp_path_factory.mktemp("runs") / "seed",
+        quiet=True,
+        limit_train=4000,
+        limit_test=500,
+    )
     api.export(run)
     return run.path

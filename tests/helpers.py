@@ -19,8 +19,12 @@ REFERENCE_SPECS = ("inception", "mobilenet", "resnet", "sequence")
 
 #: Every registered single-input layer kind's examples, as pytest parameters ``kind, config, shape`` (the merge
 #: kinds, whose examples take several shapes, have tests/layers/test_merge.py and tests/export/test_graphs.py).
-CASES = [pytest.param(kind, config, shape, id=f"{kind}-{i}")
-         for kind, cls in REGISTRY.items() if not cls.merges for i, (config, shape) in enumerate(cls.examples)]
+CASES = [
+    pytest.param(kind, config, shape, id=f"{kind}-{i}")
+    for kind, cls in REGISTRY.items()
+    if not cls.merges
+    for i, (config, shape) in enumerate(cls.examples)
+]
 
 
 def onnx_of(steps, input_shape: tuple, **options) -> onnx.ModelProto:
@@ -48,8 +52,10 @@ def make_layer(kind: str, config: dict, shape: tuple, dtype=np.float64, seed: in
     """A layer of ``kind`` with its parameters, moved off special values (zero biases, unit gammas)."""
     layer = REGISTRY[kind](config)
     rng = np.random.default_rng(seed)
-    params = {name: (value + 0.1 * rng.standard_normal(value.shape)).astype(dtype)
-              for name, value in layer.init_params(shape, rng).items()}
+    params = {
+        name: (value + 0.1 * rng.standard_normal(value.shape)).astype(dtype)
+        for name, value in layer.init_params(shape, rng).items()
+    }
     if "moving_variance" in params:
         params["moving_variance"] = np.abs(params["moving_variance"]) + 0.5
     return layer, params
@@ -74,8 +80,16 @@ def forward_fresh(kind: str, config: dict, params: dict, x: np.ndarray, training
     return layer, layer.forward(params, x, training=training, rng=np.random.default_rng(1))
 
 
-def check_gradients(kind: str, config: dict, params: dict, x: np.ndarray, training: bool = True,
-                    eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7) -> None:
+def check_gradients(
+    kind: str,
+    config: dict,
+    params: dict,
+    x: np.ndarray,
+    training: bool = True,
+    eps: float = 1e-6,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+) -> None:
     """Analytic dx and trainable parameter gradients against central differences of ``sum(w * y)``."""
     layer, (y, cache) = forward_fresh(kind, config, params, x, training)
     w = np.random.default_rng(2).standard_normal(y.shape)
@@ -110,8 +124,9 @@ def numpy_forward(steps, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def check_onnx_parity(steps, input_shape: tuple, x: np.ndarray, expected: np.ndarray | None = None,
-                      **options) -> onnx.ModelProto:
+def check_onnx_parity(
+    steps, input_shape: tuple, x: np.ndarray, expected: np.ndarray | None = None, **options
+) -> onnx.ModelProto:
     """Export ``steps``, check the file (checker, strict shape inference, declared output shape) and that
     onnxruntime and the ONNX reference evaluator compute ``expected`` (the numpy forward by default)."""
     model = onnx_of(steps, input_shape, **options)
@@ -131,7 +146,7 @@ def reference_conv(x, kernel, bias, strides, dilation, pads, depthwise=False):
     n, height, width, channels = x.shape
     kh, kw = kernel.shape[:2]
     xp = np.zeros((n, height + sum(pads[0]), width + sum(pads[1]), channels))
-    xp[:, pads[0][0]:pads[0][0] + height, pads[1][0]:pads[1][0] + width] = x
+    xp[:, pads[0][0] : pads[0][0] + height, pads[1][0] : pads[1][0] + width] = x
     out_h = (xp.shape[1] - dilation[0] * (kh - 1) - 1) // strides[0] + 1
     out_w = (xp.shape[2] - dilation[1] * (kw - 1) - 1) // strides[1] + 1
     out_channels = channels * kernel.shape[3] if depthwise else kernel.shape[3]

@@ -54,8 +54,10 @@ def test_float32_stays_float32(name):
     assert fn.backward(x, y, np.ones_like(y)).dtype == np.float32
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "swish", "softmax", "elu", "gelu", "tanh", "selu", "softplus",
-                                  "softsign", "hard_sigmoid", "mish"])
+@pytest.mark.parametrize(
+    "name",
+    ["sigmoid", "swish", "softmax", "elu", "gelu", "tanh", "selu", "softplus", "softsign", "hard_sigmoid", "mish"],
+)
 def test_extreme_inputs_stay_finite(name):
     x = np.array([[-1000.0, -30.0, 0.0, 30.0, 1000.0]], dtype=np.float32)
     with warnings.catch_warnings():
@@ -89,13 +91,16 @@ def test_float32_erf_is_computed_in_float32_within_its_precision():
     assert np.all(np.abs(y) <= 1)
 
 
-@pytest.mark.parametrize("config,x,expected", [
-    ({}, [-2.0, 0.0, 3.0], [0.0, 0.0, 3.0]),
-    ({"max_value": 6.0}, [-1.0, 5.0, 7.0], [0.0, 5.0, 6.0]),
-    ({"negative_slope": 0.5}, [-2.0, 1.0], [-1.0, 1.0]),
-    ({"threshold": 1.0, "negative_slope": 0.5}, [0.0, 0.5, 2.0], [-0.5, -0.25, 2.0]),
-    ({"threshold": 1.0}, [0.5, 1.0, 1.5], [0.0, 0.0, 1.5]),
-])
+@pytest.mark.parametrize(
+    "config,x,expected",
+    [
+        ({}, [-2.0, 0.0, 3.0], [0.0, 0.0, 3.0]),
+        ({"max_value": 6.0}, [-1.0, 5.0, 7.0], [0.0, 5.0, 6.0]),
+        ({"negative_slope": 0.5}, [-2.0, 1.0], [-1.0, 1.0]),
+        ({"threshold": 1.0, "negative_slope": 0.5}, [0.0, 0.5, 2.0], [-0.5, -0.25, 2.0]),
+        ({"threshold": 1.0}, [0.5, 1.0, 1.5], [0.0, 0.0, 1.5]),
+    ],
+)
 def test_relu_options_hand_worked(config, x, expected):
     np.testing.assert_allclose(Relu(**config).forward(np.array(x)), expected)
 
@@ -138,5 +143,6 @@ def test_hard_sigmoid_is_keras_3s():
 def test_softplus_and_mish_far_from_zero():
     x = np.array([-800.0, -40.0, 40.0, 800.0])
     np.testing.assert_allclose(create_activation("softplus").forward(x), [0.0, np.exp(-40.0), 40.0, 800.0], rtol=1e-12)
-    np.testing.assert_allclose(create_activation("mish").forward(x), [0.0, -40 * np.exp(-40.0), 40.0, 800.0],
-                               rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(
+        create_activation("mish").forward(x), [0.0, -40 * np.exp(-40.0), 40.0, 800.0], rtol=1e-12, atol=1e-300
+    )

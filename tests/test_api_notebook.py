@@ -16,8 +16,7 @@ SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
 
 def test_fit_returns_the_run_with_its_history_graph_and_model(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = api.fit(SEED_SPEC, overrides=["fit.epochs=1"], root="runs", quiet=True, limit_train=64,
-                  limit_test=32)
+    run = api.fit(SEED_SPEC, overrides=["fit.epochs=1"], root="runs", quiet=True, limit_train=64, limit_test=32)
     assert run.history == json.loads((run.path / "history.json").read_text())
     assert len(run.history["loss"]) == 1 and "val_accuracy" in run.history
     assert run.graph.total_params == 203_434
@@ -55,5 +54,6 @@ def test_a_run_directory_predicts_without_exporting_first(tmp_path, monkeypatch)
     Path("rows.csv").write_text("a,b\n1,2\n")
     result = CliRunner().invoke(app, ["predict", "runs/mnist-cnn/1", "rows.csv"])
     assert result.exit_code == 2
-    assert result.output.strip() == ("rows.csv: error: this model takes images or arrays, "
-                                     "not table rows; give PNG/JPEG images or .npy/.npz arrays")
+    assert result.output.strip() == (
+        "rows.csv: error: this model takes images or arrays, not table rows; give PNG/JPEG images or .npy/.npz arrays"
+    )

@@ -40,8 +40,12 @@ def create(spec_list: list[dict], epochs: int | None = None, log_names: list[str
 def test_a_callback_is_built_from_its_resolved_options_only():
     """Defaults are filled once, when the spec is resolved: the factory takes every option and adds none."""
     (stopping,) = create([{"type": "EarlyStopping", "patience": 2}])
-    assert (stopping.monitor, stopping.patience, stopping.min_delta, stopping.path) == \
-        ("val_loss", 2, 0, "fit.callbacks[0]")
+    assert (stopping.monitor, stopping.patience, stopping.min_delta, stopping.path) == (
+        "val_loss",
+        2,
+        0,
+        "fit.callbacks[0]",
+    )
     with pytest.raises(TypeError, match="monitor"):
         callbacks.create([{"type": "EarlyStopping", "patience": 2}])
 
@@ -57,7 +61,7 @@ def fit(spec, values, monitor="val_loss", trainer=None, first_epoch=0, epochs=No
         for callback in objects:
             callback.on_epoch_begin(epoch, trainer)
         trainer.learning_rates.append(trainer.optimizer.learning_rate)
-        trainer.weights[0][:] = epoch          # "training" this epoch
+        trainer.weights[0][:] = epoch  # "training" this epoch
         logs = {"loss": 0.0, monitor: values[epoch - first_epoch]}
         for callback in objects:
             callback.on_epoch_end(epoch, logs, trainer)
@@ -71,12 +75,14 @@ def fit(spec, values, monitor="val_loss", trainer=None, first_epoch=0, epochs=No
 
 # -- EarlyStopping --------------------------------------------------------------------------------
 
+
 def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     # Best 0.8 at epoch 1; epochs 2 and 3 do not improve; with patience 2 training stops at epoch 3.
-    trainer, (stopper,) = fit({"type": "EarlyStopping", "patience": 2, "restore_best_weights": True},
-                              [1.0, 0.8, 0.85, 0.9, 0.7, 0.6])
+    trainer, (stopper,) = fit(
+        {"type": "EarlyStopping", "patience": 2, "restore_best_weights": True}, [1.0, 0.8, 0.85, 0.9, 0.7, 0.6]
+    )
     assert trainer.stop_training and stopper.stopped_epoch == 3
-    assert trainer.learning_rates == [0.1] * 4     # epochs 0..3 ran
+    assert trainer.learning_rates == [0.1] * 4  # epochs 0..3 ran
     assert stopper.best == 0.8 and stopper.best_epoch == 1
     assert trainer.weights[0][0] == 1.0
 
@@ -100,11 +106,13 @@ def test_early_stopping_min_delta():
 
 
 def test_early_stopping_on_a_metric_watches_for_increase():
-    trainer, (stopper,) = fit({"type": "EarlyStopping", "monitor": "val_accuracy"}, [0.5, 0.6, 0.7],
-                              monitor="val_accuracy")
+    trainer, (stopper,) = fit(
+        {"type": "EarlyStopping", "monitor": "val_accuracy"}, [0.5, 0.6, 0.7], monitor="val_accuracy"
+    )
     assert not trainer.stop_training and stopper.best == 0.7
-    trainer, _ = fit({"type": "EarlyStopping", "monitor": "val_accuracy", "mode": "min"}, [0.5, 0.6, 0.7],
-                     monitor="val_accuracy")
+    trainer, _ = fit(
+        {"type": "EarlyStopping", "monitor": "val_accuracy", "mode": "min"}, [0.5, 0.6, 0.7], monitor="val_accuracy"
+    )
     assert trainer.stop_training
 
 
@@ -115,8 +123,7 @@ def test_early_stopping_start_from_epoch():
 
 
 def test_restore_best_weights_also_when_training_was_not_stopped():
-    trainer, (_stopper,) = fit({"type": "EarlyStopping", "patience": 5, "restore_best_weights": True},
-                              [0.5, 0.9, 0.8])
+    trainer, (_stopper,) = fit({"type": "EarlyStopping", "patience": 5, "restore_best_weights": True}, [0.5, 0.9, 0.8])
     assert not trainer.stop_training and trainer.weights[0][0] == 0.0
 
 
@@ -134,11 +141,13 @@ def test_early_stopping_resumes_identically():
 
 # -- ModelCheckpoint ------------------------------------------------------------------------------
 
+
 def test_model_checkpoint_saves_on_improvement():
     trainer, _ = fit({"type": "ModelCheckpoint"}, [0.5, 0.4, 0.6, 0.3])
     assert trainer.saved == [0, 1, 3]
-    trainer, _ = fit({"type": "ModelCheckpoint", "monitor": "val_accuracy"}, [0.5, 0.4, 0.6, 0.3],
-                     monitor="val_accuracy")
+    trainer, _ = fit(
+        {"type": "ModelCheckpoint", "monitor": "val_accuracy"}, [0.5, 0.4, 0.6, 0.3], monitor="val_accuracy"
+    )
     assert trainer.saved == [0, 2]
     trainer, _ = fit({"type": "ModelCheckpoint", "save_best_only": False}, [0.5, 0.4, 0.6])
     assert trainer.saved == [0, 1, 2]
@@ -153,6 +162,7 @@ def test_model_checkpoint_resumes_with_its_best():
 
 
 # -- ReduceLROnPlateau ----------------------------------------------------------------------------
+
 
 def test_reduce_lr_on_plateau_by_hand():
     # lr 0.1, factor 0.5, patience 2, cooldown 1, min_lr 0.02; the loss never improves after epoch 0.
@@ -186,6 +196,7 @@ def test_reduce_lr_on_plateau_resumes_identically():
 
 # -- LearningRateScheduler ------------------------------------------------------------------------
 
+
 def test_step_schedule():
     trainer, _ = fit({"type": "LearningRateScheduler", "schedule": "step", "step_size": 2, "gamma": 0.5}, [0.0] * 5)
     assert trainer.learning_rates == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
@@ -198,12 +209,21 @@ def test_exponential_schedule():
 
 def test_cosine_schedule_over_fit_epochs():
     # initial 1, alpha 0.1, 4 epochs: 0.1 + 0.45 (1 + cos(pi e / 4)) for e = 0..3, then held at 0.1.
-    trainer, _ = fit({"type": "LearningRateScheduler", "schedule": "cosine", "alpha": 0.1}, [0.0] * 6,
-                     trainer=FakeTrainer(1.0), epochs=4)
-    assert trainer.learning_rates == pytest.approx([1.0, 0.1 + 0.45 * (1 + math.sqrt(0.5)), 0.55,
-                                                    0.1 + 0.45 * (1 - math.sqrt(0.5)), 0.1, 0.1])
-    trainer, _ = fit({"type": "LearningRateScheduler", "schedule": "cosine", "total_epochs": 2}, [0.0] * 3,
-                     trainer=FakeTrainer(1.0), epochs=10)
+    trainer, _ = fit(
+        {"type": "LearningRateScheduler", "schedule": "cosine", "alpha": 0.1},
+        [0.0] * 6,
+        trainer=FakeTrainer(1.0),
+        epochs=4,
+    )
+    assert trainer.learning_rates == pytest.approx(
+        [1.0, 0.1 + 0.45 * (1 + math.sqrt(0.5)), 0.55, 0.1 + 0.45 * (1 - math.sqrt(0.5)), 0.1, 0.1]
+    )
+    trainer, _ = fit(
+        {"type": "LearningRateScheduler", "schedule": "cosine", "total_epochs": 2},
+        [0.0] * 3,
+        trainer=FakeTrainer(1.0),
+        epochs=10,
+    )
     assert trainer.learning_rates == pytest.approx([1.0, 0.5, 0.0])
 
 
@@ -219,24 +239,36 @@ def test_schedule_resumes_from_the_initial_learning_rate():
 
 # -- spec values ----------------------------------------------------------------------------------
 
+
 def test_resolve_fills_the_schema_defaults():
     from specforge.base.defaults import with_defaults
 
-    for spec in ([{"type": "EarlyStopping"}, {"type": "ModelCheckpoint"}, {"type": "ReduceLROnPlateau"}],
-                 [{"type": "LearningRateScheduler", "schedule": "step", "step_size": 3}],
-                 [{"type": "LearningRateScheduler", "schedule": "exponential", "decay_rate": 0.5}]):
+    for spec in (
+        [{"type": "EarlyStopping"}, {"type": "ModelCheckpoint"}, {"type": "ReduceLROnPlateau"}],
+        [{"type": "LearningRateScheduler", "schedule": "step", "step_size": 3}],
+        [{"type": "LearningRateScheduler", "schedule": "exponential", "decay_rate": 0.5}],
+    ):
         assert callbacks.resolve(spec, 5) == with_defaults(spec, callbacks.CALLBACKS_SCHEMA)
     cosine = callbacks.resolve([{"type": "LearningRateScheduler", "schedule": "cosine"}], 7)
     assert cosine == [{"type": "LearningRateScheduler", "schedule": "cosine", "total_epochs": 7, "alpha": 0.0}]
     assert callbacks.resolve([{"type": "EarlyStopping"}])[0] == {
-        "type": "EarlyStopping", "monitor": "val_loss", "min_delta": 0, "patience": 0, "mode": "auto",
-        "restore_best_weights": False, "start_from_epoch": 0}
+        "type": "EarlyStopping",
+        "monitor": "val_loss",
+        "min_delta": 0,
+        "patience": 0,
+        "mode": "auto",
+        "restore_best_weights": False,
+        "start_from_epoch": 0,
+    }
 
 
 def test_monitor_must_be_reported():
     with pytest.raises(SpecError, match="there is no validation data") as error:
-        create([{"type": "ModelCheckpoint"}, {"type": "EarlyStopping", "monitor": "val_loss"}], 3,
-               log_names=["loss", "accuracy"])
+        create(
+            [{"type": "ModelCheckpoint"}, {"type": "EarlyStopping", "monitor": "val_loss"}],
+            3,
+            log_names=["loss", "accuracy"],
+        )
     assert error.value.problems[0].location.path == "fit.callbacks[0].monitor"
     create([{"type": "EarlyStopping", "monitor": "accuracy"}], 3, log_names=["loss", "accuracy"])
     with pytest.raises(SpecError, match="monitors 'val_acc', which training does not report"):

@@ -24,7 +24,7 @@ def test_running():
 @pytest.fixture
 def suite(pytester):
     text = CONFTEST.read_text(encoding="utf-8")
-    hook = text[text.index("def under_ci"):text.index("@pytest.fixture")]
+    hook = text[text.index("def under_ci") : text.index("@pytest.fixture")]
     pytester.makeconftest(f"import os\n\nimport pytest\n\n\n{hook}")
     pytester.makepyfile(test_skipping=SKIPPING)
     return pytester
@@ -35,8 +35,12 @@ def test_a_skip_fails_under_ci(suite, monkeypatch, ci):
     monkeypatch.setenv("CI", ci)
     result = suite.runpytest()
     result.assert_outcomes(passed=1, errors=1, failed=1)
-    result.stdout.fnmatch_lines(["*skipped under CI, where every test must run: node is not available*",
-                                 "*skipped under CI, where every test must run: chromium is not installed*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*skipped under CI, where every test must run: node is not available*",
+            "*skipped under CI, where every test must run: chromium is not installed*",
+        ]
+    )
 
 
 def test_a_skip_is_a_skip_outside_ci(suite, monkeypatch):

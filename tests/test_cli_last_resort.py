@@ -24,8 +24,14 @@ fit: {epochs: 1, seed: 3}
 def closed_pipe(*args, cwd) -> subprocess.CompletedProcess:
     """``specforge ARGS`` with its standard output a pipe whose reader is gone before the command writes
     (as ``| head -1`` leaves it once head has its line)."""
-    process = subprocess.Popen([sys.executable, "-m", "specforge", *map(str, args)], cwd=cwd, env=environment(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "specforge", *map(str, args)],
+        cwd=cwd,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     process.stdout.close()
     stderr = process.stderr.read()
     process.stderr.close()
@@ -43,10 +49,18 @@ def work(tmp_path_factory):
     return cwd
 
 
-@pytest.mark.parametrize("args", [
-    ("validate", SEED_SPEC), ("validate", SEED_SPEC, "--json"), ("schema",), ("--help",), ("runs",),
-    ("runs", "--json"),
-], ids=" ".join)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("validate", SEED_SPEC),
+        ("validate", SEED_SPEC, "--json"),
+        ("schema",),
+        ("--help",),
+        ("runs",),
+        ("runs", "--json"),
+    ],
+    ids=" ".join,
+)
 def test_a_closed_pipe_ends_the_command_quietly(work, args):
     result = closed_pipe(*args, cwd=work)
     assert result.stderr == ""
@@ -54,24 +68,32 @@ def test_a_closed_pipe_ends_the_command_quietly(work, args):
 
 
 def test_an_unexpected_exception_is_one_line_naming_the_traceback_file(tmp_path):
-    crash = ("import sys\n"
-             "from specforge import api\n"
-             "def fail(*args, **kwargs):\n"
-             "    raise ZeroDivisionError('a slip\\nover two lines')\n"
-             "api.validate = fail\n"
-             "from specforge.cli.commands import main\n"
-             "main(sys.argv[1:])\n")
-    result = subprocess.run([sys.executable, "-c", crash, "validate", SEED_SPEC], cwd=ROOT,
-                            env={**environment(), "TMPDIR": str(tmp_path)}, capture_output=True, text=True,
-                            timeout=120)
+    crash = (
+        "import sys\n"
+        "from specforge import api\n"
+        "def fail(*args, **kwargs):\n"
+        "    raise ZeroDivisionError('a slip\\nover two lines')\n"
+        "api.validate = fail\n"
+        "from specforge.cli.commands import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", crash, "validate", SEED_SPEC],
+        cwd=ROOT,
+        env={**environment(), "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("specforge: internal error: ZeroDivisionError: a slip over two lines; this is a bug "
-                               "in specforge, please report it with the traceback written to ")
+    assert lines[0].startswith(
+        "specforge: internal error: ZeroDivisionError: a slip over two lines; this is a bug "
+        "in specforge, please report it with the traceback written to "
+    )
     written = [path for path in tmp_path.iterdir() if path.name.startswith("specforge-bug-")]
     assert len(written) == 1 and lines[0].endswith(str(written[0]))
     traceback = written[0].read_text()
     assert traceback.startswith("Traceback (most recent call last):")
-    assert 'in fail' in traceback and traceback.rstrip().endswith("ZeroDivisionError: a slip\nover two lines")
-
+    assert "in fail" in traceback and traceback.rstrip().endswith("ZeroDivisionError: a slip\nover two lines")

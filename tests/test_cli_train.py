@@ -12,8 +12,18 @@ from specforge import api
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_SPEC = str(ROOT / "specs" / "mnist.yaml")
-RUN_FILES = {"spec.yaml", "spec.resolved.json", "manifest.json", "preprocessing.json", "weights.npz",
-             "checkpoint.npz", "checkpoint.json", "history.csv", "history.json", "metrics.json"}
+RUN_FILES = {
+    "spec.yaml",
+    "spec.resolved.json",
+    "manifest.json",
+    "preprocessing.json",
+    "weights.npz",
+    "checkpoint.npz",
+    "checkpoint.json",
+    "history.csv",
+    "history.json",
+    "metrics.json",
+}
 
 
 def environment():
@@ -21,16 +31,21 @@ def environment():
 
 
 def specforge(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "specforge", *map(str, args)], cwd=cwd, env=environment(),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "specforge", *map(str, args)],
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The seed spec trained for one epoch on a tiny slice, in a fresh working directory."""
     cwd = tmp_path_factory.mktemp("work")
-    result = specforge("train", SEED_SPEC, "--set", "fit.epochs=1", "--limit-train", 160, "--limit-test", 64,
-                       cwd=cwd)
+    result = specforge("train", SEED_SPEC, "--set", "fit.epochs=1", "--limit-train", 160, "--limit-test", 64, cwd=cwd)
     return cwd, result
 
 
@@ -57,12 +72,14 @@ def test_evaluate_prints_the_metrics_of_a_run(trained):
     text = specforge("evaluate", "runs/mnist-cnn/1", "--limit", 64, cwd=cwd)
     assert text.returncode == 0, text.stderr
     metrics = json.loads((cwd / "runs" / "mnist-cnn" / "1" / "metrics.json").read_text())
-    assert text.stdout.splitlines()[0] == (f"test (64 examples) - loss: {metrics['loss']:.4f} - accuracy: "
-                                           f"{metrics['accuracy']:.4f}")
+    assert text.stdout.splitlines()[0] == (
+        f"test (64 examples) - loss: {metrics['loss']:.4f} - accuracy: {metrics['accuracy']:.4f}"
+    )
     as_json = json.loads(specforge("evaluate", "runs/mnist-cnn/1", "--limit", 64, "--json", cwd=cwd).stdout)
     assert {key: as_json[key] for key in metrics} == metrics
-    train_split = json.loads(specforge("evaluate", "runs/mnist-cnn/1", "--split", "train", "--limit", 10, "--json",
-                                       cwd=cwd).stdout)
+    train_split = json.loads(
+        specforge("evaluate", "runs/mnist-cnn/1", "--split", "train", "--limit", 10, "--json", cwd=cwd).stdout
+    )
     assert train_split["split"] == "train" and train_split["examples"] == 10
 
 
@@ -78,8 +95,20 @@ def test_run_errors_are_one_line_with_status_2(trained):
 
 
 def test_nan_loss_exits_with_status_2_naming_the_batch(tmp_path):
-    result = specforge("train", SEED_SPEC, "--set", "compile.optimizer={name: sgd, learning_rate: 1.0e+30}",
-                       "--limit-train", 96, "--limit-test", 32, "--out", tmp_path / "run", "--quiet", cwd=tmp_path)
+    result = specforge(
+        "train",
+        SEED_SPEC,
+        "--set",
+        "compile.optimizer={name: sgd, learning_rate: 1.0e+30}",
+        "--limit-train",
+        96,
+        "--limit-test",
+        32,
+        "--out",
+        tmp_path / "run",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     error = result.stderr.strip()
     assert "\n" not in error and "Traceback" not in error
@@ -89,10 +118,28 @@ def test_nan_loss_exits_with_status_2_naming_the_batch(tmp_path):
 
 def test_ctrl_c_saves_and_resume_finishes_the_run(tmp_path):
     out = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "specforge", "train", SEED_SPEC, "--limit-train", "4000",
-                                "--limit-test", "32", "--set", "fit.epochs=1", "--out", str(out)],
-                               cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "specforge",
+            "train",
+            SEED_SPEC,
+            "--limit-train",
+            "4000",
+            "--limit-test",
+            "32",
+            "--set",
+            "fit.epochs=1",
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # The epoch's first line is written once its checkpoint is saved and the batches begin: from then
         # on Ctrl-C interrupts the epoch, whichever batch it reaches.
@@ -132,6 +179,10 @@ def test_data_info_and_show(tmp_path):
 def test_evaluate_reports_its_progress_batch_by_batch(trained):
     cwd, _ = trained
     calls = []
-    results = api.evaluate(cwd / "runs" / "mnist-cnn" / "1", limit=70, batch_size=32,
-                           on_batch=lambda done, total: calls.append((done, total)))
+    results = api.evaluate(
+        cwd / "runs" / "mnist-cnn" / "1",
+        limit=70,
+        batch_size=32,
+        on_batch=lambda done, total: calls.append((done, total)),
+    )
     assert calls == [(32, 70), (64, 70), (70, 70)] and results["examples"] == 70

@@ -10,19 +10,32 @@ from tests.test_cli_train import ROOT, SEED_SPEC, environment
 
 
 def specforge_cli(*args):
-    return subprocess.run([sys.executable, "-m", "specforge", *args], cwd=ROOT, env=environment(),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "specforge", *args],
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["validate", SEED_SPEC, "--frobnicate"], "No such option: --frobnicate (usage: specforge validate --help)"),
-    (["export", "runs/x/latest", "--opset", "40"],
-     "Invalid value for '--opset': 40 is not in the range 13<=x<=21. (usage: specforge export --help)"),
-    (["valdate", SEED_SPEC], ("No such command 'valdate'. Did you mean 'validate', 'evaluate'? "
-                             "(usage: specforge --help)")),
-    (["export"], "Missing argument 'run'. (usage: specforge export --help)"),
-    (["train", SEED_SPEC, "--limit-train", "0"], "Invalid value for '--limit-train': 0 is not in the range x>=1."),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["validate", SEED_SPEC, "--frobnicate"], "No such option: --frobnicate (usage: specforge validate --help)"),
+        (
+            ["export", "runs/x/latest", "--opset", "40"],
+            "Invalid value for '--opset': 40 is not in the range 13<=x<=21. (usage: specforge export --help)",
+        ),
+        (
+            ["valdate", SEED_SPEC],
+            ("No such command 'valdate'. Did you mean 'validate', 'evaluate'? (usage: specforge --help)"),
+        ),
+        (["export"], "Missing argument 'run'. (usage: specforge export --help)"),
+        (["train", SEED_SPEC, "--limit-train", "0"], "Invalid value for '--limit-train': 0 is not in the range x>=1."),
+    ],
+)
 def test_usage_errors_are_one_line_with_status_2(args, message):
     result = specforge_cli(*args)
     assert result.returncode == 2

@@ -12,8 +12,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "specforge"
 TEXT = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
-COMMANDS = [line.split("#")[0].strip() for block in re.findall(r"```bash\n(.*?)```", TEXT, re.DOTALL)
-            for line in block.splitlines() if line.strip()]
+COMMANDS = [
+    line.split("#")[0].strip()
+    for block in re.findall(r"```bash\n(.*?)```", TEXT, re.DOTALL)
+    for line in block.splitlines()
+    if line.strip()
+]
 QUOTED = re.findall(r"`([^`\s]+)`", TEXT)
 
 

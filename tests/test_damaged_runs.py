@@ -22,8 +22,20 @@ RETRAIN = "train the spec again: specforge train tiny.yaml --set fit.epochs=2 --
 def trained(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("work")
     (cwd / "tiny.yaml").write_text(TINY_SPEC)
-    result = specforge("train", "tiny.yaml", "--set", "fit.epochs=2", "--limit-train", 64, "--limit-test", 32,
-                       "--out", "trained", "--quiet", cwd=cwd)
+    result = specforge(
+        "train",
+        "tiny.yaml",
+        "--set",
+        "fit.epochs=2",
+        "--limit-train",
+        64,
+        "--limit-test",
+        32,
+        "--out",
+        "trained",
+        "--quiet",
+        cwd=cwd,
+    )
     assert result.returncode == 0, result.stderr
     np.save(cwd / "digit.npy", np.zeros((28, 28), np.uint8))
     return cwd
@@ -37,8 +49,11 @@ def cut(path: Path, keep: int) -> None:
     path.write_bytes(path.read_bytes()[:keep])
 
 
-CASES = [(command, "weights.npz", keep) for command in ("export RUN", "evaluate RUN", "predict RUN digit.npy")
-         for keep in (0, 3, 1000, -1)]
+CASES = [
+    (command, "weights.npz", keep)
+    for command in ("export RUN", "evaluate RUN", "predict RUN digit.npy")
+    for keep in (0, 3, 1000, -1)
+]
 CASES += [("train --resume RUN --set fit.epochs=3", "checkpoint.npz", keep) for keep in (0, 200, -22)]
 
 
@@ -48,13 +63,16 @@ def test_a_cut_short_file_is_one_line_naming_it(trained, tmp_path, command, file
     shutil.copytree(trained / "trained", run)
     cut(run / file, keep)
     before = snapshot(run)
-    args = [str(run) if part == "RUN" else str(trained / part) if part.endswith(".npy") else part
-            for part in command.split()]
+    args = [
+        str(run) if part == "RUN" else str(trained / part) if part.endswith(".npy") else part
+        for part in command.split()
+    ]
     result = specforge(*args, cwd=trained)
     assert result.returncode == 2 and result.stdout == ""
     remedy = f"the run cannot continue from it; {RETRAIN}" if file == "checkpoint.npz" else RETRAIN
-    assert result.stderr == (f"{run / file}: error: cut short or not an .npz archive (no zip directory at its end); "
-                             f"{remedy}\n")
+    assert result.stderr == (
+        f"{run / file}: error: cut short or not an .npz archive (no zip directory at its end); {remedy}\n"
+    )
     assert snapshot(run) == before
 
 
@@ -65,5 +83,6 @@ def test_a_changed_byte_is_named_with_the_damaged_member(trained, tmp_path):
     path.write_bytes(bytes(damaged))
     with pytest.raises(RunError) as caught:
         read_npz(path, lambda: "write it again")
-    assert caught.value.format() == (f"{path}: error: a damaged .npz archive (Bad CRC-32 for file "
-                                     "'dense/kernel.npy'); write it again")
+    assert caught.value.format() == (
+        f"{path}: error: a damaged .npz archive (Bad CRC-32 for file 'dense/kernel.npy'); write it again"
+    )

@@ -28,8 +28,15 @@ def make_spec(layers, input_shape=(5, 4, 2), output=None, loss="categorical_cros
     model = {"input_shape": list(input_shape), "layers": layers}
     if output:
         model["output"] = output
-    return spec_from_dict({"version": 1, "name": "graph", "data": {"source": "npz", "path": "x.npz", "num_classes": 3},
-                           "model": model, "compile": {"optimizer": "adam", "loss": loss}})
+    return spec_from_dict(
+        {
+            "version": 1,
+            "name": "graph",
+            "data": {"source": "npz", "path": "x.npz", "num_classes": 3},
+            "model": model,
+            "compile": {"optimizer": "adam", "loss": loss},
+        }
+    )
 
 
 def residual_model(dtype=np.float64, seed=0):
@@ -52,8 +59,9 @@ def test_nodes_name_their_inputs_in_topological_order():
     assert graph.nodes[index["concatenate"]].output_shape == (5, 4, 4 + 2 + 2)
     assert all(source < position for position, node in enumerate(graph.nodes) for source in node.inputs)
     rows = {row.name: row.connected_to for row in graph.summary()}
-    assert rows["add"] == ["bn", "stem"] and rows["stem"] == ["input"] and rows["concatenate"] == ["add", "wide",
-                                                                                                    "input"]
+    assert (
+        rows["add"] == ["bn", "stem"] and rows["stem"] == ["input"] and rows["concatenate"] == ["add", "wide", "input"]
+    )
 
 
 def test_gradients_over_the_graph_equal_finite_differences():
@@ -94,40 +102,91 @@ def test_training_over_a_graph_is_bit_identical_when_rerun():
 
 
 def test_the_output_can_be_any_layer_and_unused_layers_are_left_out_with_a_warning():
-    layers = [{"type": "Flatten", "name": "flat"}, {"type": "Dense", "units": 3, "name": "head"},
-              {"type": "Dense", "units": 5, "name": "probe", "inputs": "flat"}]
+    layers = [
+        {"type": "Flatten", "name": "flat"},
+        {"type": "Dense", "units": 3, "name": "head"},
+        {"type": "Dense", "units": 5, "name": "probe", "inputs": "flat"},
+    ]
     graph = build_graph(make_spec(layers, output="head", loss="mean_squared_error"))
     assert [node.layer.name for node in graph.nodes] == ["flat", "head"]
     (warning,) = graph.warnings
-    assert warning.format().split(": ", 1)[1] == ("warning: model.layers[2]: nothing takes the output of 'probe', "
-                                                  "so it is left out of the model; use it in another "
-                                                  "layer's inputs or remove it")
+    assert warning.format().split(": ", 1)[1] == (
+        "warning: model.layers[2]: nothing takes the output of 'probe', "
+        "so it is left out of the model; use it in another "
+        "layer's inputs or remove it"
+    )
 
 
 def test_a_chain_keeps_its_order_and_default_names():
-    graph = build_graph(make_spec([{"type": "Conv2D", "filters": 2, "kernel_size": 3, "activation": "relu"},
-                             {"type": "Conv2D", "filters": 2, "kernel_size": 1, "name": "conv2d_1"},
-                             {"type": "Conv2D", "filters": 2, "kernel_size": 1}, {"type": "Flatten"},
-                             {"type": "Dense", "units": 3}], loss="mean_squared_error"))
-    assert [node.layer.name for node in graph.nodes] == ["conv2d", "conv2d_relu", "conv2d_1", "conv2d_2",
-                                                         "flatten", "dense"]
+    graph = build_graph(
+        make_spec(
+            [
+                {"type": "Conv2D", "filters": 2, "kernel_size": 3, "activation": "relu"},
+                {"type": "Conv2D", "filters": 2, "kernel_size": 1, "name": "conv2d_1"},
+                {"type": "Conv2D", "filters": 2, "kernel_size": 1},
+                {"type": "Flatten"},
+                {"type": "Dense", "units": 3},
+            ],
+            loss="mean_squared_error",
+        )
+    )
+    assert [node.layer.name for node in graph.nodes] == [
+        "conv2d",
+        "conv2d_relu",
+        "conv2d_1",
+        "conv2d_2",
+        "flatten",
+        "dense",
+    ]
     assert [node.inputs for node in graph.nodes] == [(INPUT_NODE,), (0,), (1,), (2,), (3,), (4,)]
 
 
-@pytest.mark.parametrize("layers,output,error,message", [
-    ([{"type": "Flatten", "inputs": "inptu"}, {"type": "Dense", "units": 3}], None, SpecError,
-     "model.layers[0].inputs: no layer is named 'inptu'; did you mean 'input'?"),
-    ([{"type": "Flatten", "name": "a", "inputs": "b"}, {"type": "Dense", "units": 3, "name": "b", "inputs": "a"}],
-     None, SpecError, ("model.layers[0].inputs: the layers 'a' -> 'b' -> 'a' form a cycle; a layer cannot take its "
-                      "input from a layer that depends on it")),
-    ([{"type": "Flatten"}, {"type": "Dense", "units": 3}], "dens", SpecError,
-     "model.output: no layer is named 'dens'; did you mean 'dense'?"),
-    ([{"type": "Flatten", "name": "x"}, {"type": "Dense", "units": 3, "name": "x"}], None, SpecError,
-     "model.layers[1].name: the name 'x' is already taken by model.layers[0]; layer names are unique"),
-    ([{"type": "Conv2D", "filters": 2, "kernel_size": 1, "name": "c"}, {"type": "Flatten", "inputs": ["c"]},
-      {"type": "Dense", "units": 3}, {"type": "Add", "inputs": ["dense", "c"]}], None, ShapeError,
-     "model.layers[3]: Add got (3,) from 'dense' and (5, 4, 2) from 'c'; Add needs inputs of one shape"),
-])
+@pytest.mark.parametrize(
+    "layers,output,error,message",
+    [
+        (
+            [{"type": "Flatten", "inputs": "inptu"}, {"type": "Dense", "units": 3}],
+            None,
+            SpecError,
+            "model.layers[0].inputs: no layer is named 'inptu'; did you mean 'input'?",
+        ),
+        (
+            [
+                {"type": "Flatten", "name": "a", "inputs": "b"},
+                {"type": "Dense", "units": 3, "name": "b", "inputs": "a"},
+            ],
+            None,
+            SpecError,
+            (
+                "model.layers[0].inputs: the layers 'a' -> 'b' -> 'a' form a cycle; a layer cannot take its "
+                "input from a layer that depends on it"
+            ),
+        ),
+        (
+            [{"type": "Flatten"}, {"type": "Dense", "units": 3}],
+            "dens",
+            SpecError,
+            "model.output: no layer is named 'dens'; did you mean 'dense'?",
+        ),
+        (
+            [{"type": "Flatten", "name": "x"}, {"type": "Dense", "units": 3, "name": "x"}],
+            None,
+            SpecError,
+            "model.layers[1].name: the name 'x' is already taken by model.layers[0]; layer names are unique",
+        ),
+        (
+            [
+                {"type": "Conv2D", "filters": 2, "kernel_size": 1, "name": "c"},
+                {"type": "Flatten", "inputs": ["c"]},
+                {"type": "Dense", "units": 3},
+                {"type": "Add", "inputs": ["dense", "c"]},
+            ],
+            None,
+            ShapeError,
+            "model.layers[3]: Add got (3,) from 'dense' and (5, 4, 2) from 'c'; Add needs inputs of one shape",
+        ),
+    ],
+)
 def test_graph_mistakes_are_located(layers, output, error, message):
     with pytest.raises(error) as raised:
         build_graph(make_spec(layers, output=output, loss="mean_squared_error"))
@@ -142,15 +201,26 @@ def test_validate_prints_the_warning_and_succeeds(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     spec = tmp_path / "probe.yaml"
-    spec.write_text("version: 1\nname: probe\ndata: {source: npz, path: x.npz}\n"
-                    "model:\n  input_shape: [4]\n  output: head\n  layers:\n"
-                    "    - {type: Dense, units: 3, name: head}\n"
-                    "    - {type: Dense, units: 2, name: probe, inputs: input}\n"
-                    "compile: {loss: mean_squared_error}\n")
+    spec.write_text(
+        "version: 1\nname: probe\ndata: {source: npz, path: x.npz}\n"
+        "model:\n  input_shape: [4]\n  output: head\n  layers:\n"
+        "    - {type: Dense, units: 3, name: head}\n"
+        "    - {type: Dense, units: 2, name: probe, inputs: input}\n"
+        "compile: {loss: mean_squared_error}\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, "-m", "specforge", "validate", str(spec), "--no-data"],  # x.npz is absent
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "specforge", "validate", str(spec), "--no-data"],  # x.npz is absent
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
-        (f"{spec}:9:7: warning: model.layers[1]: nothing takes the output of 'probe', so it is left out of the "
-        "model; use it in another layer's inputs or remove it")]
+        (
+            f"{spec}:9:7: warning: model.layers[1]: nothing takes the output of 'probe', so it is left out of the "
+            "model; use it in another layer's inputs or remove it"
+        )
+    ]

@@ -34,8 +34,14 @@ def test_dot_has_every_layer_edge_and_block_frame():
         for source in row.connected_to:
             assert f'"{source}" -> "{row.name}";' in text
     assert len(re.findall(r" -> ", text)) == sum(len(row.connected_to) for row in rows)
-    assert re.findall(r'subgraph "cluster_([^"]+)"', text) == ["stage1", "stage1/residual", "stage1/residual_1",
-                                                               "stage2", "stage2/residual", "stage2/residual_1"]
+    assert re.findall(r'subgraph "cluster_([^"]+)"', text) == [
+        "stage1",
+        "stage1/residual",
+        "stage1/residual_1",
+        "stage2",
+        "stage2/residual",
+        "stage2/residual_1",
+    ]
     assert 'label="residual_1 (residual)"' in text and 'label="stage2 (stage)"' in text
 
 
@@ -67,8 +73,14 @@ def test_other_suffixes_are_refused(tmp_path):
 def test_validate_writes_the_picture(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     target = tmp_path / "graph.dot"
-    result = subprocess.run([sys.executable, "-m", "specforge", "validate", str(RESIDUAL), "--graph", str(target)],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "specforge", "validate", str(RESIDUAL), "--graph", str(target)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert target.read_text() == graph_dot(residual_graph(), "mnist-residual")
 

@@ -67,8 +67,12 @@ def lookup_kind():
 
 
 def ids_model(seed: int = 0) -> Model:
-    layers = [Lookup({"ids": 5, "units": 3}), REGISTRY["Flatten"]({}), REGISTRY["Dense"]({"units": 2}),
-              REGISTRY["Activation"]({"activation": "softmax"})]
+    layers = [
+        Lookup({"ids": 5, "units": 3}),
+        REGISTRY["Flatten"]({}),
+        REGISTRY["Dense"]({"units": 2}),
+        REGISTRY["Activation"]({"activation": "softmax"}),
+    ]
     return Model.initialize(Graph.chain((4,), layers), np.random.default_rng(seed))
 
 
@@ -133,9 +137,17 @@ def test_the_export_takes_int64_ids_and_matches_numpy(lookup_kind):
     np.testing.assert_allclose(got, model.predict(x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("check", [generic.test_gradients, generic.test_backward_without_dx,
-                                   generic.test_onnx_matches_numpy, generic.test_param_counts,
-                                   generic.test_schema_round_trip, generic.test_kind_is_documented])
+@pytest.mark.parametrize(
+    "check",
+    [
+        generic.test_gradients,
+        generic.test_backward_without_dx,
+        generic.test_onnx_matches_numpy,
+        generic.test_param_counts,
+        generic.test_schema_round_trip,
+        generic.test_kind_is_documented,
+    ],
+)
 def test_the_generic_layer_tests_take_a_kind_of_ids(lookup_kind, check):
     config, shape = Lookup.examples[0]
     if check is generic.test_kind_is_documented:
@@ -150,4 +162,3 @@ def test_the_generic_shape_and_dtype_tests_take_a_kind_of_ids(lookup_kind, dtype
     generic.test_output_shape_matches_forward(Lookup.type, config, shape, dtype)
     generic.test_float32_step_equals_float64_step(Lookup.type, config, shape, None)
     generic.test_forward_leaves_the_parameters_alone(Lookup.type, config, shape, True)
-

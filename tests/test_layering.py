@@ -10,8 +10,14 @@ import pytest
 import specforge
 
 ROOT = Path(specforge.__file__).parent
-BELOW_THE_EXPORTER = sorted([*ROOT.glob("layers/*.py"), *ROOT.glob("ops/*.py"), ROOT / "options" / "activations.py",
-                             ROOT / "base" / "layout.py"])
+BELOW_THE_EXPORTER = sorted(
+    [
+        *ROOT.glob("layers/*.py"),
+        *ROOT.glob("ops/*.py"),
+        ROOT / "options" / "activations.py",
+        ROOT / "base" / "layout.py",
+    ]
+)
 
 
 def imported_modules(path: Path) -> set[str]:

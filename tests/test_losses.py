@@ -28,6 +28,7 @@ LABELS = np.array([0, 2, 1, 2, 3])
 
 # -- gradients (float64 finite differences) -------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
 def test_crossentropy_gradient_from_logits(name):
     loss = losses.create(name)
@@ -59,8 +60,12 @@ def test_binary_crossentropy_gradient(from_logits):
 @pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error", "huber"])
 def test_regression_gradient(name):
     outputs = RNG.normal(size=(4, 3, 2))
-    check_grad(losses.create(name), outputs, outputs + RNG.uniform(0.1, 1, size=outputs.shape)
-               * RNG.choice([-1, 1], size=outputs.shape), from_logits=False)
+    check_grad(
+        losses.create(name),
+        outputs,
+        outputs + RNG.uniform(0.1, 1, size=outputs.shape) * RNG.choice([-1, 1], size=outputs.shape),
+        from_logits=False,
+    )
 
 
 @pytest.mark.parametrize("delta", [1.0, 0.3])
@@ -79,6 +84,7 @@ def test_kl_divergence_gradient(from_logits):
 
 # -- values against hand-worked references --------------------------------------------------------
 
+
 def reference_crossentropy(logits, labels):
     total = 0.0
     for row, label in zip(logits.tolist(), labels.tolist()):
@@ -91,13 +97,16 @@ def reference_crossentropy(logits, labels):
 def test_crossentropy_values_match_plain_python():
     logits = RNG.normal(size=(5, 4))
     expected = reference_crossentropy(logits, LABELS)
-    assert losses.create("categorical_crossentropy").value(logits, one_hot_rows(LABELS, 4), True) == \
-        pytest.approx(expected, rel=1e-12)
-    assert losses.create("sparse_categorical_crossentropy").value(logits, LABELS, True) == \
-        pytest.approx(expected, rel=1e-12)
+    assert losses.create("categorical_crossentropy").value(logits, one_hot_rows(LABELS, 4), True) == pytest.approx(
+        expected, rel=1e-12
+    )
+    assert losses.create("sparse_categorical_crossentropy").value(logits, LABELS, True) == pytest.approx(
+        expected, rel=1e-12
+    )
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    assert losses.create("categorical_crossentropy").value(probabilities, one_hot_rows(LABELS, 4)) == \
-        pytest.approx(expected, rel=1e-9)
+    assert losses.create("categorical_crossentropy").value(probabilities, one_hot_rows(LABELS, 4)) == pytest.approx(
+        expected, rel=1e-9
+    )
 
 
 def test_huge_logits_stay_finite_in_float32():
@@ -106,7 +115,7 @@ def test_huge_logits_stay_finite_in_float32():
     labels = np.array([0, 1])
     value, grad = losses.create("sparse_categorical_crossentropy").value_and_grad(logits, labels, True)
     assert grad.dtype == np.float32
-    assert value == pytest.approx((0.0 + 1000.0) / 2)   # -log softmax: 0 for the first row, 1000 for the second
+    assert value == pytest.approx((0.0 + 1000.0) / 2)  # -log softmax: 0 for the first row, 1000 for the second
     np.testing.assert_allclose(grad, [[0, 0, 0], [0.5, -0.5, 0]], atol=1e-7)
 
 
@@ -130,7 +139,8 @@ def test_binary_crossentropy_value_matches_plain_python():
 def test_probabilities_are_clipped_as_keras():
     # A zero probability for the true class costs -log(1e-7), not infinity; no gradient flows through the clip.
     value, grad = losses.create("categorical_crossentropy").value_and_grad(
-        np.array([[0.0, 1.0]]), np.array([[1.0, 0.0]]))
+        np.array([[0.0, 1.0]]), np.array([[1.0, 0.0]])
+    )
     assert value == pytest.approx(-math.log(1e-7))
     assert np.all(np.isfinite(grad))
     value, grad = losses.create("binary_crossentropy").value_and_grad(np.array([[1.0]]), np.array([[0.0]]))
@@ -180,12 +190,14 @@ def test_outputs_are_not_modified():
     logits = RNG.normal(size=(3, 4))
     kept = logits.copy()
     for loss in map(losses.create, losses.LOSS_NAMES):
-        loss.value_and_grad(logits, loss.encode_labels(np.array([0, 1, 3]), 4),
-                            from_logits=loss.fused_activation is not None)
+        loss.value_and_grad(
+            logits, loss.encode_labels(np.array([0, 1, 3]), 4), from_logits=loss.fused_activation is not None
+        )
     np.testing.assert_array_equal(logits, kept)
 
 
 # -- declarations used by validation and the training loop ----------------------------------------
+
 
 def test_registry_matches_schema():
     assert tuple(losses.LOSSES) == losses.LOSS_NAMES == tuple(losses.LOSS_SCHEMA["allOf"][0]["then"]["enum"])
@@ -207,8 +219,10 @@ def test_a_loss_with_options():
 
 def test_fits_rejects_outputs_that_are_not_probabilities():
     message = losses.create("categorical_crossentropy").fits("relu", 10)
-    assert message == ("categorical_crossentropy expects probabilities over the classes: use activation: "
-                       "softmax on the last layer (received: relu)")
+    assert message == (
+        "categorical_crossentropy expects probabilities over the classes: use activation: "
+        "softmax on the last layer (received: relu)"
+    )
     assert "sigmoid" in losses.create("binary_crossentropy").fits("linear", 1)
     assert "1 unit" in losses.create("sparse_categorical_crossentropy").fits("softmax", 1)
     assert losses.create("categorical_crossentropy").fits("softmax", 10) is None
@@ -218,14 +232,21 @@ def test_fits_rejects_outputs_that_are_not_probabilities():
 
 def test_declared_fusion_and_encoding():
     assert [(loss.fused_activation, loss.label_encoding) for loss in losses.LOSSES.values()] == [
-        ("softmax", "one_hot"), ("softmax", "sparse"), ("sigmoid", "any"), (None, "any"), (None, "any"),
-        (None, "any"), ("softmax", "one_hot")]
+        ("softmax", "one_hot"),
+        ("softmax", "sparse"),
+        ("sigmoid", "any"),
+        (None, "any"),
+        (None, "any"),
+        (None, "any"),
+        ("softmax", "one_hot"),
+    ]
 
 
 def test_encode_labels():
     labels = np.array([2, 0])
-    np.testing.assert_array_equal(losses.create("categorical_crossentropy").encode_labels(labels, 3),
-                                  [[0, 0, 1], [1, 0, 0]])
+    np.testing.assert_array_equal(
+        losses.create("categorical_crossentropy").encode_labels(labels, 3), [[0, 0, 1], [1, 0, 0]]
+    )
     np.testing.assert_array_equal(losses.create("sparse_categorical_crossentropy").encode_labels(labels, 3), [2, 0])
     np.testing.assert_array_equal(losses.create("binary_crossentropy").encode_labels(np.array([1, 0]), 1), [[1], [0]])
     with pytest.raises(DataError, match="label 2 is out of range"):
@@ -236,10 +257,12 @@ def test_encode_labels():
 
 def test_to_probabilities_applies_the_fused_activation():
     logits = np.array([[1.0, 2.0, 3.0]])
-    np.testing.assert_allclose(losses.create("categorical_crossentropy").to_probabilities(logits, True),
-                               np.exp(logits) / np.exp(logits).sum())
-    np.testing.assert_allclose(losses.create("binary_crossentropy").to_probabilities(logits, True),
-                               1 / (1 + np.exp(-logits)))
+    np.testing.assert_allclose(
+        losses.create("categorical_crossentropy").to_probabilities(logits, True), np.exp(logits) / np.exp(logits).sum()
+    )
+    np.testing.assert_allclose(
+        losses.create("binary_crossentropy").to_probabilities(logits, True), 1 / (1 + np.exp(-logits))
+    )
     assert losses.create("binary_crossentropy").to_probabilities(logits, False) is logits
 
 

@@ -4,10 +4,7 @@ import pytest
 from specforge.base.errors import SpecError
 from specforge.options import metrics
 
-PROBABILITIES = np.array([[0.7, 0.2, 0.1],
-                          [0.1, 0.3, 0.6],
-                          [0.3, 0.4, 0.3],
-                          [0.05, 0.9, 0.05]])
+PROBABILITIES = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.3, 0.4, 0.3], [0.05, 0.9, 0.05]])
 LABELS = np.array([0, 1, 1, 2])
 # argmax: 0, 2, 1, 1 -> rows 0 and 2 correct.
 # Units above 0.5: (0,0) (1,2) (3,1); of these only (0,0) is a label -> precision 1/3, recall 1/4.
@@ -56,18 +53,18 @@ def test_precision_and_recall_over_all_units(thresholds, precision, recall):
 
 def test_precision_and_recall_of_one_class():
     # Column 1: 0.2 0.3 0.4 0.9, labels == 1 in rows 1 and 2.
-    assert measure({"name": "precision", "class_id": 1}) == 0.0          # only row 3 > 0.5, a class-2 example
+    assert measure({"name": "precision", "class_id": 1}) == 0.0  # only row 3 > 0.5, a class-2 example
     assert measure({"name": "recall", "class_id": 1}) == 0.0
-    assert measure({"name": "precision", "class_id": 1, "thresholds": 0.35}) == 0.5   # rows 2 and 3
-    assert measure({"name": "recall", "class_id": 1, "thresholds": 0.35}) == 0.5      # row 2 of rows 1, 2
+    assert measure({"name": "precision", "class_id": 1, "thresholds": 0.35}) == 0.5  # rows 2 and 3
+    assert measure({"name": "recall", "class_id": 1, "thresholds": 0.35}) == 0.5  # row 2 of rows 1, 2
 
 
 def test_one_sigmoid_unit():
     probabilities = np.array([[0.8], [0.4], [0.6], [0.1]])
     labels = np.array([1, 1, 0, 0])
-    assert measure("accuracy", probabilities, labels, units=1) == 0.5      # predicted 1 0 1 0
-    assert measure("precision", probabilities, labels, units=1) == 0.5    # rows 0 and 2 predicted, row 0 right
-    assert measure("recall", probabilities, labels, units=1) == 0.5       # rows 0 and 1 positive, row 0 found
+    assert measure("accuracy", probabilities, labels, units=1) == 0.5  # predicted 1 0 1 0
+    assert measure("precision", probabilities, labels, units=1) == 0.5  # rows 0 and 2 predicted, row 0 right
+    assert measure("recall", probabilities, labels, units=1) == 0.5  # rows 0 and 1 positive, row 0 found
 
 
 @pytest.mark.parametrize("spec", ["accuracy", {"name": "top_k_accuracy", "k": 2}, "precision", "recall"], ids=str)
@@ -84,8 +81,10 @@ def test_results_do_not_depend_on_batching_and_reset_clears(spec):
 
 
 def test_names_as_keras_reports_them():
-    created = create(["accuracy", {"name": "top_k_accuracy", "k": 3}, "precision", "recall",
-                              {"name": "precision", "class_id": 2}], 10)
+    created = create(
+        ["accuracy", {"name": "top_k_accuracy", "k": 3}, "precision", "recall", {"name": "precision", "class_id": 2}],
+        10,
+    )
     assert [m.name for m in created] == ["accuracy", "top_k_accuracy", "precision", "recall", "precision_1"]
 
 
@@ -93,17 +92,23 @@ def test_resolve_fills_defaults_as_the_schema_does():
     from specforge.base.defaults import with_defaults
 
     spec = ["accuracy", {"name": "top_k_accuracy"}, {"name": "recall", "class_id": 1}]
-    assert metrics.resolve(spec) == [{"name": "accuracy"}, {"name": "top_k_accuracy", "k": 5},
-                                     {"name": "recall", "thresholds": 0.5, "class_id": 1}]
+    assert metrics.resolve(spec) == [
+        {"name": "accuracy"},
+        {"name": "top_k_accuracy", "k": 5},
+        {"name": "recall", "thresholds": 0.5, "class_id": 1},
+    ]
     assert with_defaults(spec[1:], metrics.METRICS_SCHEMA) == metrics.resolve(spec)[1:]
     assert metrics.METRICS_SCHEMA["default"] == ["accuracy"]
 
 
-@pytest.mark.parametrize("spec,units,path,message", [
-    ({"name": "top_k_accuracy"}, 5, "compile.metrics[0].k", "k=5 with 5 classes"),
-    ("top_k_accuracy", 1, "compile.metrics[0].name", "single unit"),
-    ({"name": "precision", "class_id": 3}, 3, "compile.metrics[0].class_id", "class_id=3 with 3 output unit"),
-])
+@pytest.mark.parametrize(
+    "spec,units,path,message",
+    [
+        ({"name": "top_k_accuracy"}, 5, "compile.metrics[0].k", "k=5 with 5 classes"),
+        ("top_k_accuracy", 1, "compile.metrics[0].name", "single unit"),
+        ({"name": "precision", "class_id": 3}, 3, "compile.metrics[0].class_id", "class_id=3 with 3 output unit"),
+    ],
+)
 def test_spec_errors(spec, units, path, message):
     with pytest.raises(SpecError, match=message) as error:
         create([spec], units)

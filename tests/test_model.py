@@ -11,17 +11,19 @@ from specforge.spec import spec_from_dict
 
 
 def make_spec(layers, input_shape, loss="categorical_crossentropy", classes=3):
-    return spec_from_dict({
-        "version": 1, "name": "tiny",
-        "data": {"source": "npz", "path": "unused.npz", "num_classes": classes},
-        "model": {"input_shape": input_shape, "layers": layers},
-        "compile": {"optimizer": "adam", "loss": loss},
-    })
+    return spec_from_dict(
+        {
+            "version": 1,
+            "name": "tiny",
+            "data": {"source": "npz", "path": "unused.npz", "num_classes": classes},
+            "model": {"input_shape": input_shape, "layers": layers},
+            "compile": {"optimizer": "adam", "loss": loss},
+        }
+    )
 
 
 CONV_LAYERS = [
-    {"type": "Conv2D", "filters": 3, "kernel_size": [3, 2], "strides": [1, 2], "padding": "same",
-     "activation": "tanh"},
+    {"type": "Conv2D", "filters": 3, "kernel_size": [3, 2], "strides": [1, 2], "padding": "same", "activation": "tanh"},
     {"type": "BatchNormalization"},
     {"type": "Flatten"},
     {"type": "Dense", "units": 3, "activation": "softmax"},
@@ -75,8 +77,12 @@ def test_trainable_parameters_are_one_flat_buffer():
 
 def test_trainable_parameters_leave_out_moving_statistics_in_graph_order():
     model = conv_model()
-    names = [(index, name) for index, params in enumerate(model.params) for name in params
-             if name not in ("moving_mean", "moving_variance")]
+    names = [
+        (index, name)
+        for index, params in enumerate(model.params)
+        for name in params
+        if name not in ("moving_mean", "moving_variance")
+    ]
     assert [p.shape for p in model.trainable_params()] == [model.params[i][n].shape for i, n in names]
     assert sum(p.size for p in model.trainable_params()) == model.graph.trainable_params
 
@@ -91,7 +97,7 @@ def test_loss_without_a_fused_activation_runs_every_node():
     value, outputs, grads, _ = model.gradients(x, y, loss)
     expected = x @ model.params[0]["kernel"] + model.params[0]["bias"]
     np.testing.assert_allclose(outputs, expected, rtol=1e-6)
-    assert value == pytest.approx(float(np.mean(expected ** 2)), rel=1e-5)
+    assert value == pytest.approx(float(np.mean(expected**2)), rel=1e-5)
     np.testing.assert_allclose(grads[0], x.T @ (2 * expected / expected.size), rtol=1e-5)
 
 
@@ -112,8 +118,9 @@ def test_train_step_leaves_the_weights_alone_when_the_loss_is_not_finite():
     x, y = batch(np.float32)
     x[0, 0, 0, 0] = np.nan
     before = model.get_weights()
-    value, _ = model.train_step(x, y, losses.create("categorical_crossentropy"),
-                                optimizers.create(optimizers.resolve("sgd")))
+    value, _ = model.train_step(
+        x, y, losses.create("categorical_crossentropy"), optimizers.create(optimizers.resolve("sgd"))
+    )
     assert np.isnan(value)
     for old, new in zip(before, model.params):
         for name in old:
@@ -139,8 +146,9 @@ def test_weights_round_trip_through_npz(tmp_path):
     model = conv_model(np.float32, seed=0)
     path = model.save_weights(tmp_path / "weights.npz")
     with np.load(path) as data:
-        assert set(data.files) == {f"{node.layer.name}/{name}" for node, params in zip(model.graph.nodes, model.params)
-                                   for name in params}
+        assert set(data.files) == {
+            f"{node.layer.name}/{name}" for node, params in zip(model.graph.nodes, model.params) for name in params
+        }
         assert "conv2d/kernel" in data.files and "batch_normalization/moving_variance" in data.files
     other = conv_model(np.float32, seed=5)
     other.load_weights(path)
@@ -151,8 +159,9 @@ def test_weights_round_trip_through_npz(tmp_path):
 
 def test_weights_of_another_model_are_refused(tmp_path):
     conv_model(np.float32).save_weights(tmp_path / "weights.npz")
-    graph = build_graph(make_spec([{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}],
-                                  [5, 4, 2]))
+    graph = build_graph(
+        make_spec([{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}], [5, 4, 2])
+    )
     model = Model.initialize(graph, np.random.default_rng(0))
     with pytest.raises(RunError, match="do not fit this model"):
         model.load_weights(tmp_path / "weights.npz")
@@ -166,8 +175,9 @@ def test_train_step_applies_the_moving_statistics_the_gradients_return():
     loss = losses.create("categorical_crossentropy")
     before = model.get_weights()
     _, _, _, state = model.gradients(x, y, loss)
-    assert [index for index, _ in state] and all(set(values) == {"moving_mean", "moving_variance"}
-                                                 for _, values in state)
+    assert [index for index, _ in state] and all(
+        set(values) == {"moving_mean", "moving_variance"} for _, values in state
+    )
     for old, new in zip(before, model.params):
         for name in old:
             np.testing.assert_array_equal(old[name], new[name])

@@ -29,8 +29,20 @@ def _owner(name: str) -> str | None:
 
 #: The heavy optional modules (and their extras; the server is starlette, uvicorn and their anyio): only these
 #: are imported inside functions, so that ``specforge validate`` starts without them.
-HEAVY = {"onnx", "onnxruntime", "PIL", "matplotlib", "optuna", "ray", "torch", "starlette", "uvicorn", "anyio",
-         "pyarrow", "tensorboardX"}
+HEAVY = {
+    "onnx",
+    "onnxruntime",
+    "PIL",
+    "matplotlib",
+    "optuna",
+    "ray",
+    "torch",
+    "starlette",
+    "uvicorn",
+    "anyio",
+    "pyarrow",
+    "tensorboardX",
+}
 
 
 def _imported_names(module: str, node: ast.AST) -> list[str]:
@@ -42,7 +54,7 @@ def _imported_names(module: str, node: ast.AST) -> list[str]:
     package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
     base = node.module or ""
     if node.level:
-        parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+        parent = package.split(".")[: len(package.split(".")) - node.level + 1]
         base = ".".join(parent + ([base] if base else []))
     return [f"{base}.{alias.name}" for alias in node.names]
 
@@ -59,9 +71,13 @@ def imports_of(module: str) -> set[str]:
 
 def _function_imports(module: str) -> list[tuple[int, str]]:
     """``(line, name)`` of every import statement inside a function of ``module``."""
-    return [(node.lineno, name)
-            for function in ast.walk(_tree(module)) if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
-            for node in ast.walk(function) for name in _imported_names(module, node)]
+    return [
+        (node.lineno, name)
+        for function in ast.walk(_tree(module))
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for node in ast.walk(function)
+        for name in _imported_names(module, node)
+    ]
 
 
 def _top_level_imports(module: str) -> list[str]:
@@ -147,8 +163,12 @@ def test_no_package_imports_itself_back():
 def test_functions_import_only_heavy_modules():
     """A function-level import delays a heavy module, or a specforge module that loads one; anything else is
     imported at the top of its module."""
-    misplaced = [f"{module}:{line} imports {name}" for module in MODULES for line, name in _function_imports(module)
-                 if not _is_heavy(name) and not (_owner(name) and loads_heavy(_owner(name)))]
+    misplaced = [
+        f"{module}:{line} imports {name}"
+        for module in MODULES
+        for line, name in _function_imports(module)
+        if not _is_heavy(name) and not (_owner(name) and loads_heavy(_owner(name)))
+    ]
     assert misplaced == []
 
 

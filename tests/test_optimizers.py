@@ -52,8 +52,10 @@ def elementwise(reference):
     """Apply a plain-Python scalar reference to every weight element over the scripted steps."""
     results = []
     for index, start in enumerate(START):
-        flat = [reference(value, [float(step[index].ravel()[k]) for step in GRADS])
-                for k, value in enumerate(start.ravel().tolist())]
+        flat = [
+            reference(value, [float(step[index].ravel()[k]) for step in GRADS])
+            for k, value in enumerate(start.ravel().tolist())
+        ]
         results.append(np.array(flat).reshape(start.shape))
     return results
 
@@ -64,6 +66,7 @@ def assert_matches(params, expected, rtol=1e-12):
 
 
 # -- update rules against plain-Python formulas ---------------------------------------------------
+
 
 def test_sgd_momentum_by_hand():
     # lr 0.1, momentum 0.9, gradients 1, 0.5, -1 on a weight starting at 1:
@@ -99,9 +102,10 @@ def adam_reference(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, we
             m = beta_1 * m + (1 - beta_1) * g
             v = beta_2 * v + (1 - beta_2) * g * g
             v_max = max(v_max, v)
-            lr_t = lr * math.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+            lr_t = lr * math.sqrt(1 - beta_2**t) / (1 - beta_1**t)
             w -= lr_t * m / (math.sqrt(v_max if amsgrad else v) + epsilon)
         return w
+
     return reference
 
 
@@ -116,8 +120,9 @@ def test_adam_first_step_by_hand():
 
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_adam(amsgrad):
-    optimizer = create({"name": "adam", "learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.95,
-                                   "epsilon": 1e-3, "amsgrad": amsgrad})
+    optimizer = create(
+        {"name": "adam", "learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-3, "amsgrad": amsgrad}
+    )
     expected = elementwise(adam_reference(0.01, 0.8, 0.95, 1e-3, amsgrad))
     assert_matches(run(optimizer), expected)
     if amsgrad:  # the variant must make a difference on these gradients
@@ -144,8 +149,9 @@ def test_rmsprop(centered, momentum):
             w -= velocity
         return w
 
-    optimizer = create({"name": "rmsprop", "learning_rate": 0.01, "rho": 0.8,
-                                   "momentum": momentum, "centered": centered})
+    optimizer = create(
+        {"name": "rmsprop", "learning_rate": 0.01, "rho": 0.8, "momentum": momentum, "centered": centered}
+    )
     assert_matches(run(optimizer), elementwise(reference))
 
 
@@ -158,8 +164,9 @@ def test_adagrad(initial, epsilon):
             w -= lr * g / math.sqrt(accumulator + epsilon)
         return w
 
-    optimizer = create({"name": "adagrad", "learning_rate": 0.05, "initial_accumulator_value": initial,
-                                   "epsilon": epsilon})
+    optimizer = create(
+        {"name": "adagrad", "learning_rate": 0.05, "initial_accumulator_value": initial, "epsilon": epsilon}
+    )
     assert_matches(run(optimizer), elementwise(reference))
 
 
@@ -173,19 +180,21 @@ def test_adagrad_first_step_by_hand():
 
 def nadam_reference(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
     """Keras 3's Nadam (keras/src/optimizers/nadam.py), one weight in plain Python."""
+
     def reference(w, gradients):
         m = v = 0.0
         u_product = 1.0
         for t, g in enumerate(gradients, start=1):
-            u_t = beta_1 * (1 - 0.5 * 0.96 ** t)
+            u_t = beta_1 * (1 - 0.5 * 0.96**t)
             u_next = beta_1 * (1 - 0.5 * 0.96 ** (t + 1))
             u_product *= u_t
             m = beta_1 * m + (1 - beta_1) * g
             v = beta_2 * v + (1 - beta_2) * g * g
             m_hat = u_next * m / (1 - u_product * u_next) + (1 - u_t) * g / (1 - u_product)
-            v_hat = v / (1 - beta_2 ** t)
+            v_hat = v / (1 - beta_2**t)
             w -= lr * m_hat / (math.sqrt(v_hat) + epsilon)
         return w
+
     return reference
 
 
@@ -333,20 +342,57 @@ EMA = {"use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None}
 
 
 def test_resolve_fills_keras_defaults():
-    assert optimizers.resolve("adam") == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
-                                          "epsilon": 1e-7, "amsgrad": False, "clipnorm": None, "clipvalue": None, **EMA}
+    assert optimizers.resolve("adam") == {
+        "name": "adam",
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-7,
+        "amsgrad": False,
+        "clipnorm": None,
+        "clipvalue": None,
+        **EMA,
+    }
     assert optimizers.resolve({"name": "sgd", "momentum": 0.9}) == {
-        "name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False, "clipnorm": None, "clipvalue": None,
-        **EMA}
+        "name": "sgd",
+        "learning_rate": 0.01,
+        "momentum": 0.9,
+        "nesterov": False,
+        "clipnorm": None,
+        "clipvalue": None,
+        **EMA,
+    }
     assert optimizers.resolve("adamw")["weight_decay"] == 0.004
-    assert optimizers.resolve("rmsprop") == {"name": "rmsprop", "learning_rate": 0.001, "rho": 0.9, "momentum": 0.0,
-                                             "epsilon": 1e-7, "centered": False, "clipnorm": None, "clipvalue": None,
-                                             **EMA}
-    assert optimizers.resolve("adagrad") == {"name": "adagrad", "learning_rate": 0.001,
-                                             "initial_accumulator_value": 0.1, "epsilon": 1e-7, "clipnorm": None,
-                                             "clipvalue": None, **EMA}
-    assert optimizers.resolve("nadam") == {"name": "nadam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
-                                           "epsilon": 1e-7, "clipnorm": None, "clipvalue": None, **EMA}
+    assert optimizers.resolve("rmsprop") == {
+        "name": "rmsprop",
+        "learning_rate": 0.001,
+        "rho": 0.9,
+        "momentum": 0.0,
+        "epsilon": 1e-7,
+        "centered": False,
+        "clipnorm": None,
+        "clipvalue": None,
+        **EMA,
+    }
+    assert optimizers.resolve("adagrad") == {
+        "name": "adagrad",
+        "learning_rate": 0.001,
+        "initial_accumulator_value": 0.1,
+        "epsilon": 1e-7,
+        "clipnorm": None,
+        "clipvalue": None,
+        **EMA,
+    }
+    assert optimizers.resolve("nadam") == {
+        "name": "nadam",
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-7,
+        "clipnorm": None,
+        "clipvalue": None,
+        **EMA,
+    }
 
 
 def test_resolve_agrees_with_the_schema_defaults():

@@ -112,7 +112,8 @@ def test_the_schema_names_exactly_the_registered_kinds(family):
 
 
 BASE = {
-    "version": 1, "name": "t",
+    "version": 1,
+    "name": "t",
     "data": {"source": "mnist", "preprocessing": {"reshape": [784]}},
     "model": {"input_shape": [784], "layers": [{"type": "Dense", "units": 10, "activation": "softmax"}]},
     "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
@@ -129,25 +130,56 @@ def problems_of(section: str, key: str, value) -> list[str]:
     return [f"{problem.location.path}: {problem.message}" for problem in caught.value.problems]
 
 
-@pytest.mark.parametrize("section,key,value,expected", [
-    ("fit", "callbacks", [{"type": "Stop"}], "fit.callbacks[0].type: unknown value 'Stop'"),
-    ("fit", "callbacks", [{"type": "EarlyStopping", "factor": 0.5}],
-     "fit.callbacks[0].factor: unknown key 'factor' for type EarlyStopping"),
-    ("fit", "callbacks", [{"type": "LearningRateScheduler", "schedule": "step"}],
-     "fit.callbacks[0]: missing required key 'step_size'"),
-    ("fit", "callbacks", [{"type": "LearningRateScheduler", "schedule": "exponential", "decay_rate": 0.9,
-                           "gamma": 0.1}], "fit.callbacks[0].gamma: unknown key 'gamma' for schedule exponential"),
-    ("fit", "callbacks", [{"type": "LearningRateScheduler"}], "fit.callbacks[0]: missing required key 'schedule'"),
-    ("fit", "callbacks", [{"type": "EarlyStopping"}, {"type": "ReduceLROnPlateau"},
-                          {"type": "LearningRateScheduler", "schedule": "cosine"}],
-     "fit.callbacks[2]: ReduceLROnPlateau and LearningRateScheduler both set the learning rate; keep one of them"),
-    ("compile", "optimizer", "adadelta", "compile.optimizer: unknown value 'adadelta'; did you mean 'adagrad'?"),
-    ("compile", "optimizer", {"name": "sgd", "beta_1": 0.9}, "compile.optimizer.beta_1: unknown key 'beta_1' for sgd"),
-    ("compile", "optimizer", {"name": "adam", "clipnorm": 1.0, "clipvalue": 1.0},
-     "compile.optimizer.clipvalue: only one of clipnorm and clipvalue can be set; received both"),
-    ("compile", "metrics", ["f1"], "compile.metrics[0]: unknown value 'f1'"),
-    ("compile", "metrics", [{"name": "accuracy", "k": 2}], "compile.metrics[0].k: unknown key 'k' for accuracy"),
-])
+@pytest.mark.parametrize(
+    "section,key,value,expected",
+    [
+        ("fit", "callbacks", [{"type": "Stop"}], "fit.callbacks[0].type: unknown value 'Stop'"),
+        (
+            "fit",
+            "callbacks",
+            [{"type": "EarlyStopping", "factor": 0.5}],
+            "fit.callbacks[0].factor: unknown key 'factor' for type EarlyStopping",
+        ),
+        (
+            "fit",
+            "callbacks",
+            [{"type": "LearningRateScheduler", "schedule": "step"}],
+            "fit.callbacks[0]: missing required key 'step_size'",
+        ),
+        (
+            "fit",
+            "callbacks",
+            [{"type": "LearningRateScheduler", "schedule": "exponential", "decay_rate": 0.9, "gamma": 0.1}],
+            "fit.callbacks[0].gamma: unknown key 'gamma' for schedule exponential",
+        ),
+        ("fit", "callbacks", [{"type": "LearningRateScheduler"}], "fit.callbacks[0]: missing required key 'schedule'"),
+        (
+            "fit",
+            "callbacks",
+            [
+                {"type": "EarlyStopping"},
+                {"type": "ReduceLROnPlateau"},
+                {"type": "LearningRateScheduler", "schedule": "cosine"},
+            ],
+            "fit.callbacks[2]: ReduceLROnPlateau and LearningRateScheduler both set the learning rate; keep one of them",
+        ),
+        ("compile", "optimizer", "adadelta", "compile.optimizer: unknown value 'adadelta'; did you mean 'adagrad'?"),
+        (
+            "compile",
+            "optimizer",
+            {"name": "sgd", "beta_1": 0.9},
+            "compile.optimizer.beta_1: unknown key 'beta_1' for sgd",
+        ),
+        (
+            "compile",
+            "optimizer",
+            {"name": "adam", "clipnorm": 1.0, "clipvalue": 1.0},
+            "compile.optimizer.clipvalue: only one of clipnorm and clipvalue can be set; received both",
+        ),
+        ("compile", "metrics", ["f1"], "compile.metrics[0]: unknown value 'f1'"),
+        ("compile", "metrics", [{"name": "accuracy", "k": 2}], "compile.metrics[0].k: unknown key 'k' for accuracy"),
+    ],
+)
 def test_each_mistake_is_reported_once_by_the_schema_or_a_spec_check(section, key, value, expected):
     problems = problems_of(section, key, value)
     assert len(problems) == 1 and problems[0].startswith(expected), problems

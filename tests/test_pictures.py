@@ -19,18 +19,32 @@ from tests.test_cli_train import ROOT, SEED_SPEC, environment, specforge
 def runs(tmp_path_factory):
     """Two short runs of the seed spec, one with EarlyStopping on val_accuracy, in a fresh directory."""
     root = tmp_path_factory.mktemp("pictures")
-    first = api.fit(SEED_SPEC, overrides=["fit.epochs=3"], out=root / "runs/first", progress=Silent(),
-                    limit_train=600, limit_test=200)
-    second = api.fit(SEED_SPEC, overrides=["fit.epochs=2", "fit.batch_size=64",
-                                           ('fit.callbacks=[{"type": "EarlyStopping", "monitor": "val_accuracy", '
-                                           '"patience": 5}]')],
-                     out=root / "runs/second", progress=Silent(), limit_train=600, limit_test=200)
+    first = api.fit(
+        SEED_SPEC,
+        overrides=["fit.epochs=3"],
+        out=root / "runs/first",
+        progress=Silent(),
+        limit_train=600,
+        limit_test=200,
+    )
+    second = api.fit(
+        SEED_SPEC,
+        overrides=[
+            "fit.epochs=2",
+            "fit.batch_size=64",
+            ('fit.callbacks=[{"type": "EarlyStopping", "monitor": "val_accuracy", "patience": 5}]'),
+        ],
+        out=root / "runs/second",
+        progress=Silent(),
+        limit_train=600,
+        limit_test=200,
+    )
     return root, first, second
 
 
 def colour_pixels(path, hex_colour):
     rgb = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3).astype(int)
-    target = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    target = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
     return int((np.abs(rgb - target).sum(axis=1) < 30).sum())
 
 
@@ -77,8 +91,9 @@ def test_per_class_scores_agree_with_the_predictions(runs):
         assert row["support"] == np.sum(labels == cls)
         assert row["recall"] == pytest.approx(hits / max(np.sum(labels == cls), 1))
         assert row["precision"] == pytest.approx(hits / np.sum(predicted == cls) if np.any(predicted == cls) else 0)
-    assert api.evaluate(first, limit=200) == {key: value for key, value in results.items()
-                                              if key not in ("class_names", "per_class", "confusion_matrix")}
+    assert api.evaluate(first, limit=200) == {
+        key: value for key, value in results.items() if key not in ("class_names", "per_class", "confusion_matrix")
+    }
 
 
 def test_evaluate_prints_the_table_and_the_matrix_and_draws_it(runs):
@@ -107,25 +122,33 @@ def test_the_misclassified_grid_holds_exactly_the_wrong_examples(runs):
     np.testing.assert_array_equal(mistakes.images, np.asarray(split.images)[mistakes.indices])
     result = specforge("data", "show", "runs/first", "--misclassified", "--limit", 200, "--count", 6, cwd=root)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (f"{len(mistakes.indices)} of 200 test examples are misclassified; wrote the first "
-                             f"{min(6, len(mistakes.indices))} to runs/first/misclassified-test.png\n")
+    assert result.stdout == (
+        f"{len(mistakes.indices)} of 200 test examples are misclassified; wrote the first "
+        f"{min(6, len(mistakes.indices))} to runs/first/misclassified-test.png\n"
+    )
     assert Image.open(root / "runs/first/misclassified-test.png").format == "PNG"
 
 
 def test_drawing_without_matplotlib_is_one_line_naming_the_extra(runs):
     root, _, _ = runs
-    probe = ("import sys; sys.modules['matplotlib'] = None; sys.argv = ['specforge', 'plot', 'runs/first']; "
-             "from specforge.cli.commands import main; main()")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=root, env=environment(), capture_output=True,
-                            text=True, timeout=120)
+    probe = (
+        "import sys; sys.modules['matplotlib'] = None; sys.argv = ['specforge', 'plot', 'runs/first']; "
+        "from specforge.cli.commands import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, env=environment(), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
-    assert result.stderr == ("specforge: error: drawing needs matplotlib; install it with: "
-                             "pip install 'specforge[plot]'\n")
+    assert result.stderr == (
+        "specforge: error: drawing needs matplotlib; install it with: pip install 'specforge[plot]'\n"
+    )
 
 
 def test_validate_does_not_import_the_drawing_or_logging_libraries():
-    probe = ("import sys; from specforge import api, cli; api.validate(sys.argv[1]); "
-             "print(','.join(m for m in ('matplotlib', 'tensorboardX', 'PIL') if m in sys.modules))")
+    probe = (
+        "import sys; from specforge import api, cli; api.validate(sys.argv[1]); "
+        "print(','.join(m for m in ('matplotlib', 'tensorboardX', 'PIL') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", probe, SEED_SPEC], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
@@ -141,8 +164,11 @@ def test_the_log_loss_axis_is_labelled_with_plain_numbers(loss):
     figure.canvas.draw()
     axis = figure.axes[0]
     assert axis.get_yscale() == "log"
-    labels = [(tick.get_loc(), tick.label1.get_text())
-              for tick in axis.yaxis.get_major_ticks() + axis.yaxis.get_minor_ticks() if tick.label1.get_text()]
+    labels = [
+        (tick.get_loc(), tick.label1.get_text())
+        for tick in axis.yaxis.get_major_ticks() + axis.yaxis.get_minor_ticks()
+        if tick.label1.get_text()
+    ]
     low, high = axis.get_ylim()
     shown = [(where, text) for where, text in labels if low <= where <= high]
     assert len(shown) >= 3, labels

@@ -64,8 +64,9 @@ def test_png_files_in_either_polarity(exported, tmp_path):
     assert [p.inverted for p in report.predictions] == [False, True] * 3
 
     kept = api.predict_onnx(path, files[1:2], invert=False)
-    np.testing.assert_allclose(kept.predictions[0].top[0][2], expected(exported, 255 - digits[:1]).max(),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        kept.predictions[0].top[0][2], expected(exported, 255 - digits[:1]).max(), rtol=1e-4, atol=1e-5
+    )
     assert not kept.predictions[0].inverted
 
 
@@ -83,11 +84,15 @@ def test_arrays_in_every_accepted_shape(exported, tmp_path):
     np.save(tmp_path / "channels.npy", images[..., None].astype(np.float32))
     np.save(tmp_path / "one.npy", images[0])
     np.savez(tmp_path / "archive.npz", x_test=images[:2], y_test=np.arange(2))
-    report = api.predict_onnx(exported[0], [tmp_path / name for name in
-                                            ("batch.npy", "channels.npy", "one.npy", "archive.npz")])
+    report = api.predict_onnx(
+        exported[0], [tmp_path / name for name in ("batch.npy", "channels.npy", "one.npy", "archive.npz")]
+    )
     assert [p.source for p in report.predictions] == (
-        [f"batch.npy[{i}]" for i in range(5)] + [f"channels.npy[{i}]" for i in range(5)] + ["one.npy"]
-        + ["archive.npz[0]", "archive.npz[1]"])
+        [f"batch.npy[{i}]" for i in range(5)]
+        + [f"channels.npy[{i}]" for i in range(5)]
+        + ["one.npy"]
+        + ["archive.npz[0]", "archive.npz[1]"]
+    )
     want = expected(exported, np.concatenate([images, images, images[:1], images[:2]]))
     np.testing.assert_allclose(probabilities(report), want.max(axis=1), rtol=1e-4, atol=1e-5)
 
@@ -114,17 +119,20 @@ def test_a_spec_validation_split_is_the_one_training_and_evaluate_hold_out(expor
     validation = load_data(config, tmp_path, {}).validation
     assert [p.source for p in report.predictions] == [f"validation[{i}]" for i in range(8)]
     assert [p.label for p in report.predictions] == list(validation.labels[:8])
-    assert [p.predicted for p in report.predictions] == list(
-        expected(exported, validation.images[:8]).argmax(axis=1))
+    assert [p.predicted for p in report.predictions] == list(expected(exported, validation.images[:8]).argmax(axis=1))
 
 
 NO_VALIDATION = "has no validation split; use one of: train, test"
 
 
-@pytest.mark.parametrize("data, where", [
-    ("SPEC:validation", f"SPEC: error: the data of 'SPEC' {NO_VALIDATION}"),
-    ("mnist:validation", f"--data mnist:validation: error: the data of 'mnist' {NO_VALIDATION}"),
-    ("mnist", "--data mnist: error: --data 'mnist' is not SOURCE:SPLIT")])
+@pytest.mark.parametrize(
+    "data, where",
+    [
+        ("SPEC:validation", f"SPEC: error: the data of 'SPEC' {NO_VALIDATION}"),
+        ("mnist:validation", f"--data mnist:validation: error: the data of 'mnist' {NO_VALIDATION}"),
+        ("mnist", "--data mnist: error: --data 'mnist' is not SOURCE:SPLIT"),
+    ],
+)
 def test_a_missing_split_names_where_it_was_asked_for(exported, tmp_path, data, where):
     config = small_spec().config
     config["fit"]["validation"] = "none"
@@ -145,8 +153,14 @@ def test_text_output_with_labels_and_accuracy(exported):
     for i, line in enumerate(lines[:4]):
         label = dataset.test.labels[i]
         cls = want[i].argmax()
-        assert line.split() == [f"test[{i}]", str(cls), f"{want[i].max():.4f}", "true", str(label),
-                                *(["(wrong)"] if cls != label else [])]
+        assert line.split() == [
+            f"test[{i}]",
+            str(cls),
+            f"{want[i].max():.4f}",
+            "true",
+            str(label),
+            *(["(wrong)"] if cls != label else []),
+        ]
     right = int(np.sum(want.argmax(axis=1) == dataset.test.labels[:4]))
     assert lines[4] == f"accuracy: {right / 4:.4f} ({right}/4)"
 
@@ -162,8 +176,9 @@ def test_json_lines_with_top_k(exported, tmp_path):
         order = np.argsort(-want[i])[:3]
         assert [entry["class"] for entry in record["top_k"]] == list(order)
         assert [entry["name"] for entry in record["top_k"]] == [str(c) for c in order]
-        np.testing.assert_allclose([entry["probability"] for entry in record["top_k"]], want[i][order],
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            [entry["probability"] for entry in record["top_k"]], want[i][order], rtol=1e-4, atol=1e-5
+        )
         assert (record["source"], record["class"]) == (f"batch.npy[{i}]", order[0])
         assert "label" not in record
 
@@ -175,8 +190,17 @@ def test_output_files(exported, tmp_path):
     assert result.stdout.splitlines()[0] == f"wrote 5 predictions to {tmp_path / 'p.csv'}"
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     want = expected(exported, dataset.test.images[:5])
-    assert list(rows[0]) == ["source", "class", "name", "probability", "class_2", "name_2", "probability_2",
-                             "label", "correct"]
+    assert list(rows[0]) == [
+        "source",
+        "class",
+        "name",
+        "probability",
+        "class_2",
+        "name_2",
+        "probability_2",
+        "label",
+        "correct",
+    ]
     assert [int(row["class_2"]) for row in rows] == list(np.argsort(-want, axis=1)[:, 1])
     assert [int(row["label"]) for row in rows] == list(dataset.test.labels[:5])
 
@@ -194,11 +218,19 @@ def test_preprocessing_outside_the_graph_is_applied_by_predict(exported, tmp_pat
     np.testing.assert_allclose(probabilities(report), want.max(axis=1), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape,message", [
-    ((3, 32, 32), ("an array of shape (3, 32, 32) does not fit the model's input [N, 28, 28, 1]; "
-                   "give (N, 28, 28, 1) or (N, 28, 28), or one example without N")),
-    ((28, 28, 3), "an array of shape (28, 28, 3) does not fit the model's input [N, 28, 28, 1]"),
-])
+@pytest.mark.parametrize(
+    "shape,message",
+    [
+        (
+            (3, 32, 32),
+            (
+                "an array of shape (3, 32, 32) does not fit the model's input [N, 28, 28, 1]; "
+                "give (N, 28, 28, 1) or (N, 28, 28), or one example without N"
+            ),
+        ),
+        ((28, 28, 3), "an array of shape (28, 28, 3) does not fit the model's input [N, 28, 28, 1]"),
+    ],
+)
 def test_arrays_that_do_not_fit_are_one_line_errors(exported, tmp_path, shape, message):
     np.save(tmp_path / "wrong.npy", np.zeros(shape, np.uint8))
     result = cli(exported[0], tmp_path / "wrong.npy")
@@ -208,16 +240,20 @@ def test_arrays_that_do_not_fit_are_one_line_errors(exported, tmp_path, shape, m
     assert result.stderr.startswith(f"{tmp_path / 'wrong.npy'}: error: {message}")
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--data", "mnist:test", "--top-k", "11"], "--top-k 11 is not between 1 and the model's 10 classes"),
-    (["--data", "mnist"], "--data 'mnist' is not SOURCE:SPLIT or SPEC:SPLIT"),
-    ([], "nothing to predict"),
-    (["notes.txt"], "notes.txt: error: cannot predict on a .txt file"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--data", "mnist:test", "--top-k", "11"], "--top-k 11 is not between 1 and the model's 10 classes"),
+        (["--data", "mnist"], "--data 'mnist' is not SOURCE:SPLIT or SPEC:SPLIT"),
+        ([], "nothing to predict"),
+        (["notes.txt"], "notes.txt: error: cannot predict on a .txt file"),
+    ],
+)
 def test_usage_errors(exported, tmp_path, args, message):
     (tmp_path / "notes.txt").write_text("7")
-    result = CliRunner().invoke(app, ["predict", str(exported[0]),
-                                      *[str(tmp_path / a) if a.endswith(".txt") else a for a in args]])
+    result = CliRunner().invoke(
+        app, ["predict", str(exported[0]), *[str(tmp_path / a) if a.endswith(".txt") else a for a in args]]
+    )
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.splitlines()) == 1
 
@@ -237,8 +273,20 @@ def test_the_seed_tutorial_end_to_end(tmp_path, monkeypatch):
     """train (briefly) -> export -> predict the first four test images: 7 2 1 0, as the tutorial."""
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    trained = runner.invoke(app, ["train", str(SPECS_DIR / "mnist.yaml"), "--set", "fit.epochs=1",
-                                  "--limit-train", "1000", "--limit-test", "256", "--quiet"])
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            str(SPECS_DIR / "mnist.yaml"),
+            "--set",
+            "fit.epochs=1",
+            "--limit-train",
+            "1000",
+            "--limit-test",
+            "256",
+            "--quiet",
+        ],
+    )
     assert trained.exit_code == 0, trained.output
     exported = runner.invoke(app, ["export", "runs/mnist-cnn/1", "--onnx"])
     assert exported.exit_code == 0, exported.output
@@ -254,8 +302,9 @@ def test_a_directory_is_named_as_one_with_the_file_that_would_work(exported, tmp
     (tmp_path / "model.onnx").write_bytes(exported[0].read_bytes())
     result = cli(tmp_path, "--data", "mnist:test")
     assert result.exit_code == 2
-    assert result.output.strip() == (f"{tmp_path}: error: is a directory, not an ONNX file; "
-                                     f"give {tmp_path / 'model.onnx'}")
+    assert result.output.strip() == (
+        f"{tmp_path}: error: is a directory, not an ONNX file; give {tmp_path / 'model.onnx'}"
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "give the .onnx file specforge export wrote" in cli(empty, "--data", "mnist:test").output
@@ -284,6 +333,7 @@ def test_a_model_from_elsewhere_is_refused_unless_its_inputs_are_given_raw(expor
 def blank_png(path, width: int, height: int):
     """A valid black one-bit PNG of ``width`` x ``height``, compressed row by row: Pillow would hold the whole
     image in memory to write it (400 MB for 20000 x 20000); this holds one row, and the file is tens of KB."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -307,7 +357,7 @@ def test_the_blank_png_is_what_pillow_reads(tmp_path):
     with Image.open(blank_png(tmp_path / "small.png", 13, 5)) as image:
         assert (image.size, image.mode) == ((13, 5), "1")
         assert not np.asarray(image).any()
-    assert Image.MAX_IMAGE_PIXELS < 12000 ** 2 < 2 * Image.MAX_IMAGE_PIXELS < 20000 ** 2
+    assert Image.MAX_IMAGE_PIXELS < 12000**2 < 2 * Image.MAX_IMAGE_PIXELS < 20000**2
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["20000x20000", "12000x12000"])
@@ -316,6 +366,8 @@ def test_an_image_beyond_the_pixel_bound_is_one_line_before_decoding(exported, b
     assert bomb.stat().st_size < 100_000
     result = specforge("predict", exported[0], bomb, cwd=bomb.parent)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == (f"{bomb}: error: the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's "
-                             "guard against decompression bombs); scale it down below that, e.g. to the model's "
-                             "28x28\n")
+    assert result.stderr == (
+        f"{bomb}: error: the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's "
+        "guard against decompression bombs); scale it down below that, e.g. to the model's "
+        "28x28\n"
+    )

@@ -46,8 +46,9 @@ def same(local, distributed) -> None:
 def test_a_data_split_on_ray_data_matches_the_local_path(exported, local_ray):
     path, _ = exported
     local = api.predict_onnx(path, data="mnist:test", limit=1000, top_k=3, batch_size=128)
-    distributed = api.predict_onnx(path, data="mnist:test", limit=1000, top_k=3, batch_size=128, backend="ray",
-                                   actors=2)
+    distributed = api.predict_onnx(
+        path, data="mnist:test", limit=1000, top_k=3, batch_size=128, backend="ray", actors=2
+    )
     same(local, distributed)
     assert distributed.accuracy == local.accuracy
 
@@ -79,5 +80,6 @@ def test_without_ray_predict_names_the_install(exported, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(RunError) as caught:
         api.predict_onnx(exported[0], data="mnist:test", limit=4, backend="ray")
-    assert caught.value.format() == ("specforge predict: error: --backend ray needs Ray; install it with: "
-                                     "pip install 'specforge[ray]'")
+    assert caught.value.format() == (
+        "specforge predict: error: --backend ray needs Ray; install it with: pip install 'specforge[ray]'"
+    )

@@ -23,8 +23,13 @@ SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 @pytest.mark.parametrize("name", REFERENCE_SPECS)
 def test_a_reference_spec_learns_on_a_slice(tmp_path, name):
-    run = api.fit(api.load_spec(SPECS / f"{name}.yaml", ["fit.epochs=2", "fit.batch_size=32"]),
-                  out=tmp_path / name, progress=Silent(), limit_train=256, limit_test=128)
+    run = api.fit(
+        api.load_spec(SPECS / f"{name}.yaml", ["fit.epochs=2", "fit.batch_size=32"]),
+        out=tmp_path / name,
+        progress=Silent(),
+        limit_train=256,
+        limit_test=128,
+    )
     history = json.loads((run.path / "history.json").read_text())
     assert history["loss"][1] < history["loss"][0]
     assert history["loss"][1] < math.log(10)

@@ -14,10 +14,13 @@ from specforge.training.progress import Silent
 from tests.test_cli_train import environment, specforge
 
 SMALL = {
-    "version": 1, "name": "small",
+    "version": 1,
+    "name": "small",
     "data": {"source": "npz", "path": "small.npz", "preprocessing": {"rescale": 0.00392156862745098}},
-    "model": {"input_shape": [6, 6, 1], "layers": [{"type": "Flatten"},
-                                                   {"type": "Dense", "units": 3, "activation": "softmax"}]},
+    "model": {
+        "input_shape": [6, 6, 1],
+        "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}],
+    },
     "compile": {"optimizer": "adam", "loss": "categorical_crossentropy", "metrics": ["accuracy"]},
     "fit": {"epochs": 2, "batch_size": 8, "validation": "test", "seed": 1},
 }
@@ -29,8 +32,7 @@ def project(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     labels = np.arange(84) % 3
     images = (rng.integers(0, 60, (84, 6, 6)) + labels[:, None, None] * 60).astype(np.uint8)
-    np.savez(tmp_path / "small.npz", x_train=images[:60], y_train=labels[:60], x_test=images[60:],
-             y_test=labels[60:])
+    np.savez(tmp_path / "small.npz", x_train=images[:60], y_train=labels[:60], x_test=images[60:], y_test=labels[60:])
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -45,17 +47,22 @@ def read_events(path):
 
     data, offset, events = path.read_bytes(), 0, []
     while offset < len(data):
-        length, = struct.unpack("<Q", data[offset:offset + 8])
+        (length,) = struct.unpack("<Q", data[offset : offset + 8])
         event = event_pb2.Event()
-        event.ParseFromString(data[offset + 12:offset + 12 + length])
+        event.ParseFromString(data[offset + 12 : offset + 12 + length])
         events.append(event)
         offset += 12 + length + 4
     return events
 
 
 def scalars(directory):
-    return {(value.tag, event.step): value.simple_value for path in directory.glob("events.out.tfevents.*")
-            for event in read_events(path) for value in event.summary.value if value.HasField("simple_value")}
+    return {
+        (value.tag, event.step): value.simple_value
+        for path in directory.glob("events.out.tfevents.*")
+        for event in read_events(path)
+        for value in event.summary.value
+        if value.HasField("simple_value")
+    }
 
 
 def test_tensorboard_logs_epochs_batches_spec_and_hyperparameters(project):
@@ -69,27 +76,41 @@ def test_tensorboard_logs_epochs_batches_spec_and_hyperparameters(project):
             assert values[(tag, epoch)] == pytest.approx(value, rel=1e-6)
     batches = sorted(step for tag, step in values if tag == "batch/loss")
     assert batches == [3, 6, 9, 12, 15]  # 8 steps per epoch, every 3rd counted across the 2 epochs
-    texts = [value.tensor.string_val[0].decode() for path in log.glob("events.out.tfevents.*")
-             for event in read_events(path) for value in event.summary.value if value.tag.startswith("spec")]
+    texts = [
+        value.tensor.string_val[0].decode()
+        for path in log.glob("events.out.tfevents.*")
+        for event in read_events(path)
+        for value in event.summary.value
+        if value.tag.startswith("spec")
+    ]
     assert json.loads(texts[0].replace("\n    ", "\n")) == run.config
     final = scalars(log / "hparams")
     metrics = json.loads((run.path / "metrics.json").read_text())
     assert final[("final/test_accuracy", 0)] == pytest.approx(metrics["accuracy"])
-    experiment = [value.metadata.plugin_data.content for path in (log / "hparams").glob("events.*")
-                  for event in read_events(path) for value in event.summary.value
-                  if value.tag == "_hparams_/session_start_info"]
+    experiment = [
+        value.metadata.plugin_data.content
+        for path in (log / "hparams").glob("events.*")
+        for event in read_events(path)
+        for value in event.summary.value
+        if value.tag == "_hparams_/session_start_info"
+    ]
     assert b"compile.optimizer.learning_rate" in experiment[0] and b"fit.batch_size" in experiment[0]
 
 
 def test_tensorboard_without_tensorboardx_names_the_extra(project):
-    probe = ("import sys; sys.modules['tensorboardX'] = None; sys.argv = ['specforge', 'train', 'small.yaml', "
-             "'--set', 'fit.log=[tensorboard]', '--quiet']; from specforge.cli.commands import main; main()")
+    probe = (
+        "import sys; sys.modules['tensorboardX'] = None; sys.argv = ['specforge', 'train', 'small.yaml', "
+        "'--set', 'fit.log=[tensorboard]', '--quiet']; from specforge.cli.commands import main; main()"
+    )
     (project / "small.yaml").write_text(json.dumps(SMALL))
-    result = subprocess.run([sys.executable, "-c", probe], cwd=project, env=environment(), capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=project, env=environment(), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
-    assert result.stderr == ("--set fit.log=[tensorboard]: error: fit.log: tensorboard needs tensorboardX, which is "
-                             "not installed; install it with: pip install 'specforge[tensorboard]'\n")
+    assert result.stderr == (
+        "--set fit.log=[tensorboard]: error: fit.log: tensorboard needs tensorboardX, which is "
+        "not installed; install it with: pip install 'specforge[tensorboard]'\n"
+    )
 
 
 def test_latest_names_the_newest_completed_run_on_the_whole_data(project):
@@ -125,8 +146,9 @@ def test_runs_lists_and_compares(project):
     assert "fit.epochs" not in text
     second_metrics = json.loads((project / "runs/small/2/metrics.json").read_text())
     change = second_metrics["accuracy"] - first_metrics["accuracy"]
-    assert (f"  test accuracy  {first_metrics['accuracy']:>9.4f}  {second_metrics['accuracy']:>9.4f}  "
-            f"{change:>+9.4f}") in text
+    assert (
+        f"  test accuracy  {first_metrics['accuracy']:>9.4f}  {second_metrics['accuracy']:>9.4f}  {change:>+9.4f}"
+    ) in text
     unknown = specforge("runs", "nothing", cwd=project)
     assert unknown.returncode == 2 and unknown.stderr == "runs/nothing: error: no runs of 'nothing'; runs here: small\n"
 
@@ -140,8 +162,7 @@ def test_runs_lists_what_it_suggests_runs_put_in_the_root_with_out_included(proj
     (project / "runs" / "notes").mkdir()  # a folder without runs is neither listed nor suggested
     listed = [record["path"] for record in json.loads(specforge("runs", "--json", cwd=project).stdout)]
     assert listed == ["runs/small/1", "runs/custom"]
-    assert [record["path"] for record in json.loads(specforge("runs", "small", "--json", cwd=project).stdout)] \
-        == listed
+    assert [record["path"] for record in json.loads(specforge("runs", "small", "--json", cwd=project).stdout)] == listed
     unknown = specforge("runs", "custom", cwd=project)
     assert unknown.returncode == 2 and unknown.stderr == "runs/custom: error: no runs of 'custom'; runs here: small\n"
     elsewhere = json.loads(specforge("runs", "--root", "elsewhere", "--json", cwd=project).stdout)

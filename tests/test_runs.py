@@ -11,7 +11,8 @@ from specforge.spec import spec_from_dict
 from specforge.training.progress import Silent
 
 TINY = {
-    "version": 1, "name": "tiny-mlp",
+    "version": 1,
+    "name": "tiny-mlp",
     "data": {"source": "mnist", "preprocessing": {"reshape": [784], "rescale": 0.00392156862745098}},
     "model": {"input_shape": [784], "layers": [{"type": "Dense", "units": 10, "activation": "softmax"}]},
     "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
@@ -60,8 +61,18 @@ def test_out_must_be_new_or_empty(tmp_path):
 
 
 def test_a_finished_run_holds_every_file_and_reads_back(finished, tmp_path):
-    names = {"spec.yaml", "spec.resolved.json", "manifest.json", "preprocessing.json", "weights.npz",
-             "checkpoint.npz", "checkpoint.json", "history.csv", "history.json", "metrics.json"}
+    names = {
+        "spec.yaml",
+        "spec.resolved.json",
+        "manifest.json",
+        "preprocessing.json",
+        "weights.npz",
+        "checkpoint.npz",
+        "checkpoint.json",
+        "history.csv",
+        "history.json",
+        "metrics.json",
+    }
     assert names <= {p.name for p in finished.path.iterdir()}
     assert finished.path == Path("runs/tiny-mlp/1")
     assert not Path("runs/tiny-mlp/latest").exists()  # a run on a slice of the data is never latest
@@ -85,20 +96,23 @@ def test_a_finished_run_holds_every_file_and_reads_back(finished, tmp_path):
 def test_missing_and_unfinished_runs_say_what_to_do(finished, tmp_path):
     with pytest.raises(RunError) as missing:
         runs.open_run("runs/tiny-mlp/9")
-    assert missing.value.format() == ("runs/tiny-mlp/9: error: no run directory here; give a run such as "
-                                      "runs/<spec name>/latest or runs/<spec name>/1 (specforge train prints the path)")
+    assert missing.value.format() == (
+        "runs/tiny-mlp/9: error: no run directory here; give a run such as "
+        "runs/<spec name>/latest or runs/<spec name>/1 (specforge train prints the path)"
+    )
     (finished.path / "weights.npz").unlink()
     with pytest.raises(RunError) as unfinished:
         runs.open_run("runs/tiny-mlp/1")
-    assert unfinished.value.problems[0].message == ("no weights.npz: the run did not finish; resume it with "
-                                                    "specforge train --resume runs/tiny-mlp/1")
+    assert unfinished.value.problems[0].message == (
+        "no weights.npz: the run did not finish; resume it with specforge train --resume runs/tiny-mlp/1"
+    )
     with pytest.raises(RunError, match="not a run directory"):
         runs.open_run(tmp_path)
 
 
 def test_checkpoint_keeps_arrays_and_state_together(tmp_path):
     arrays = {"weights/dense/kernel": np.arange(6, dtype=np.float32).reshape(2, 3), "optimizer/m.0": np.ones(3)}
-    state = {"epoch": 2, "rng": {"state": 2 ** 100 + 1}, "history": {"loss": [0.5, 0.25]}}
+    state = {"epoch": 2, "rng": {"state": 2**100 + 1}, "history": {"loss": [0.5, 0.25]}}
     runs.save_checkpoint(tmp_path, arrays, state)
     loaded_arrays, loaded_state = runs.load_checkpoint(tmp_path)
     assert loaded_state == state

@@ -20,9 +20,22 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.benchmark
 def test_the_seed_tutorial_reaches_its_accuracy_and_reads_the_first_digits(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    result = subprocess.run([sys.executable, "-m", "specforge", "train", str(ROOT / "specs" / "mnist.yaml"),
-                             "--out", str(tmp_path / "run"), "--quiet"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "specforge",
+            "train",
+            str(ROOT / "specs" / "mnist.yaml"),
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     run = api.load_run(tmp_path / "run")
     assert run.metrics["examples"] == 10000

@@ -11,30 +11,44 @@ from specforge.training.loop import LossNotFinite, TrainingInterrupted
 from specforge.training.progress import ConsoleProgress, Silent
 
 SMALL = {
-    "version": 1, "name": "small",
+    "version": 1,
+    "name": "small",
     "data": {"source": "mnist", "preprocessing": {"rescale": 0.00392156862745098}},
-    "model": {"input_shape": [28, 28, 1], "layers": [
-        {"type": "Conv2D", "filters": 4, "kernel_size": 3, "strides": 2},
-        {"type": "BatchNormalization"},
-        {"type": "ReLU"},
-        {"type": "Flatten"},
-        {"type": "Dropout", "rate": 0.25},
-        {"type": "Dense", "units": 10, "activation": "softmax"},
-    ]},
-    "compile": {"optimizer": {"name": "adam", "learning_rate": 0.003}, "loss": "categorical_crossentropy",
-                "metrics": ["accuracy", {"name": "top_k_accuracy", "k": 3}]},
-    "fit": {"epochs": 3, "batch_size": 32, "validation": "test", "seed": 7, "callbacks": [
-        {"type": "ReduceLROnPlateau", "monitor": "loss", "patience": 0, "factor": 0.5},
-        {"type": "ModelCheckpoint", "monitor": "val_accuracy"},
-        {"type": "EarlyStopping", "monitor": "val_loss", "patience": 5, "restore_best_weights": True},
-    ]},
+    "model": {
+        "input_shape": [28, 28, 1],
+        "layers": [
+            {"type": "Conv2D", "filters": 4, "kernel_size": 3, "strides": 2},
+            {"type": "BatchNormalization"},
+            {"type": "ReLU"},
+            {"type": "Flatten"},
+            {"type": "Dropout", "rate": 0.25},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ],
+    },
+    "compile": {
+        "optimizer": {"name": "adam", "learning_rate": 0.003},
+        "loss": "categorical_crossentropy",
+        "metrics": ["accuracy", {"name": "top_k_accuracy", "k": 3}],
+    },
+    "fit": {
+        "epochs": 3,
+        "batch_size": 32,
+        "validation": "test",
+        "seed": 7,
+        "callbacks": [
+            {"type": "ReduceLROnPlateau", "monitor": "loss", "patience": 0, "factor": 0.5},
+            {"type": "ModelCheckpoint", "monitor": "val_accuracy"},
+            {"type": "EarlyStopping", "monitor": "val_loss", "patience": 5, "restore_best_weights": True},
+        ],
+    },
 }
 LIMITS = {"limit_train": 320, "limit_test": 96}
 
 
 def train(tmp_path, name, spec=SMALL, overrides=(), progress=None, **options):
-    return api.fit(spec_from_dict(spec, overrides), out=tmp_path / name, progress=progress or Silent(),
-                   **LIMITS, **options)
+    return api.fit(
+        spec_from_dict(spec, overrides), out=tmp_path / name, progress=progress or Silent(), **LIMITS, **options
+    )
 
 
 def weights_of(run_dir):
@@ -79,8 +93,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, stop):
     with pytest.raises(TrainingInterrupted) as caught:
         train(tmp_path, "stopped", progress=StopAt(*stop))
     run_dir = tmp_path / "stopped"
-    assert str(caught.value) == (f"interrupted at epoch {stop[0]}, batch {stop[1]}; resume with: "
-                                 f"specforge train --resume {runs.display_path(run_dir)}")
+    assert str(caught.value) == (
+        f"interrupted at epoch {stop[0]}, batch {stop[1]}; resume with: "
+        f"specforge train --resume {runs.display_path(run_dir)}"
+    )
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "interrupted" and manifest["epochs_completed"] == 1
     assert not (run_dir / "weights.npz").exists()
@@ -110,16 +126,26 @@ def test_nan_loss_stops_with_the_epoch_and_batch_and_keeps_the_last_good_checkpo
         train(tmp_path, "nan", spec=spec)
     message = caught.value.problems[0].message
     assert message.startswith(("loss became nan at epoch 1, batch ", "loss became inf at epoch 1"))
-    assert message.endswith(f"the last good weights are in {runs.display_path(tmp_path / 'nan' / 'checkpoint.npz')}; "
-                            "lower the learning rate or rescale the inputs")
+    assert message.endswith(
+        f"the last good weights are in {runs.display_path(tmp_path / 'nan' / 'checkpoint.npz')}; "
+        "lower the learning rate or rescale the inputs"
+    )
     arrays, state = runs.load_checkpoint(tmp_path / "nan")
     assert state["epoch"] == 0 and all(np.isfinite(a).all() for a in arrays.values())
     assert json.loads((tmp_path / "nan" / "manifest.json").read_text())["status"] == "failed"
 
 
 def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
-    spec = {**SMALL, "fit": {**SMALL["fit"], "epochs": 6, "callbacks": [
-        {"type": "EarlyStopping", "monitor": "loss", "mode": "max", "patience": 1, "restore_best_weights": True}]}}
+    spec = {
+        **SMALL,
+        "fit": {
+            **SMALL["fit"],
+            "epochs": 6,
+            "callbacks": [
+                {"type": "EarlyStopping", "monitor": "loss", "mode": "max", "patience": 1, "restore_best_weights": True}
+            ],
+        },
+    }
     lines = []
 
     class Record(Silent):
@@ -160,14 +186,18 @@ def run_test_labels(count):
 
 def test_a_small_cnn_learns_mnist_in_one_epoch(tmp_path):
     spec = {
-        "version": 1, "name": "quick-cnn",
+        "version": 1,
+        "name": "quick-cnn",
         "data": {"source": "mnist", "preprocessing": {"rescale": 0.00392156862745098}},
-        "model": {"input_shape": [28, 28, 1], "layers": [
-            {"type": "Conv2D", "filters": 64, "kernel_size": 3, "activation": "relu"},
-            {"type": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
-            {"type": "Flatten"},
-            {"type": "Dense", "units": 10, "activation": "softmax"},
-        ]},
+        "model": {
+            "input_shape": [28, 28, 1],
+            "layers": [
+                {"type": "Conv2D", "filters": 64, "kernel_size": 3, "activation": "relu"},
+                {"type": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
+                {"type": "Flatten"},
+                {"type": "Dense", "units": 10, "activation": "softmax"},
+            ],
+        },
         "compile": {"optimizer": "adam", "loss": "categorical_crossentropy", "metrics": ["accuracy"]},
         "fit": {"epochs": 1, "batch_size": 32, "seed": 0},
     }
@@ -200,8 +230,10 @@ def report_one_epoch(stream, quiet=False, columns=140):
     return stream.getvalue()
 
 
-END_OF_EPOCH = ("1875/1875 [==============================] - 41s 22ms/step - loss: 0.2345 - accuracy: 0.9456 - "
-                "val_loss: 0.0893 - val_accuracy: 0.9733")
+END_OF_EPOCH = (
+    "1875/1875 [==============================] - 41s 22ms/step - loss: 0.2345 - accuracy: 0.9456 - "
+    "val_loss: 0.0893 - val_accuracy: 0.9733"
+)
 
 
 def test_progress_prints_keras_lines_to_a_log():
@@ -231,8 +263,9 @@ def test_progress_redraws_the_bar_in_place_on_a_terminal():
 
 
 def test_quiet_progress_is_one_line_per_epoch():
-    assert report_one_epoch(Terminal(), quiet=True) == ("Epoch 1/3 - 41s 22ms/step - loss: 0.2345 - accuracy: 0.9456"
-                                                        " - val_loss: 0.0893 - val_accuracy: 0.9733\n")
+    assert report_one_epoch(Terminal(), quiet=True) == (
+        "Epoch 1/3 - 41s 22ms/step - loss: 0.2345 - accuracy: 0.9456 - val_loss: 0.0893 - val_accuracy: 0.9733\n"
+    )
 
 
 #: A graph with a block used twice, a fan-out (the stem feeds the block and a Concatenate), dropout and
@@ -240,24 +273,43 @@ def test_quiet_progress_is_one_line_per_epoch():
 GRAPH = {
     **SMALL,
     "name": "graph",
-    "blocks": {"residual": {
-        "params": {"filters": {"type": "integer"}, "strides": {"type": "integer", "default": 1}},
+    "blocks": {
+        "residual": {
+            "params": {"filters": {"type": "integer"}, "strides": {"type": "integer", "default": 1}},
+            "layers": [
+                {
+                    "type": "Conv2D",
+                    "name": "conv",
+                    "filters": "$filters",
+                    "kernel_size": 3,
+                    "strides": "$strides",
+                    "padding": "same",
+                    "activation": "relu",
+                },
+                {"type": "BatchNormalization", "name": "bn"},
+                {"type": "Dropout", "name": "drop", "rate": 0.2},
+                {
+                    "type": "Conv2D",
+                    "name": "shortcut",
+                    "inputs": "input",
+                    "filters": "$filters",
+                    "kernel_size": 1,
+                    "strides": "$strides",
+                },
+                {"type": "Add", "inputs": ["drop", "shortcut"]},
+            ],
+        }
+    },
+    "model": {
+        "input_shape": [28, 28, 1],
         "layers": [
-            {"type": "Conv2D", "name": "conv", "filters": "$filters", "kernel_size": 3, "strides": "$strides",
-             "padding": "same", "activation": "relu"},
-            {"type": "BatchNormalization", "name": "bn"},
-            {"type": "Dropout", "name": "drop", "rate": 0.2},
-            {"type": "Conv2D", "name": "shortcut", "inputs": "input", "filters": "$filters", "kernel_size": 1,
-             "strides": "$strides"},
-            {"type": "Add", "inputs": ["drop", "shortcut"]},
-        ]}},
-    "model": {"input_shape": [28, 28, 1], "layers": [
-        {"type": "Conv2D", "name": "stem", "filters": 4, "kernel_size": 3, "strides": 2, "activation": "relu"},
-        {"block": "residual", "filters": 4, "repeat": 2},
-        {"type": "Concatenate", "inputs": ["residual_1", "stem"]},
-        {"type": "GlobalAveragePooling2D"},
-        {"type": "Dense", "units": 10, "activation": "softmax"},
-    ]},
+            {"type": "Conv2D", "name": "stem", "filters": 4, "kernel_size": 3, "strides": 2, "activation": "relu"},
+            {"block": "residual", "filters": 4, "repeat": 2},
+            {"type": "Concatenate", "inputs": ["residual_1", "stem"]},
+            {"type": "GlobalAveragePooling2D"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ],
+    },
 }
 
 

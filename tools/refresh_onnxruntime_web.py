@@ -49,8 +49,12 @@ SOFTWARE.
 def main() -> None:
     version = sys.argv[1] if len(sys.argv) > 1 else VERSION
     with tempfile.TemporaryDirectory() as scratch:
-        subprocess.run(["npm", "pack", f"onnxruntime-web@{version}", "--silent"], cwd=scratch, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["npm", "pack", f"onnxruntime-web@{version}", "--silent"],
+            cwd=scratch,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         with tarfile.open(next(Path(scratch).glob("onnxruntime-web-*.tgz"))) as archive:
             archive.extractall(scratch, filter="data")
         package = Path(scratch) / "package"

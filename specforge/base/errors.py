@@ -77,9 +77,17 @@ class SpecforgeError(Exception):
 
     kind = "error"
 
-    def __init__(self, message: str | None = None, *, file: str | None = None, line: int | None = None,
-                 column: int | None = None, path: str = "", setting: str = "",
-                 problems: list[Problem] | None = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        path: str = "",
+        setting: str = "",
+        problems: list[Problem] | None = None,
+    ):
         if problems is None:
             problems = [Problem(message or "", Location(file, line, column, path), setting=setting)]
         self.problems = problems
@@ -120,8 +128,7 @@ class TrainingInterrupted(Exception):
 
     def __init__(self, run_dir: Path, epoch: int, batch: int, shown: str):
         self.run_dir, self.epoch, self.batch = run_dir, epoch, batch
-        super().__init__(f"interrupted at epoch {epoch}, batch {batch}; resume with: "
-                         f"specforge train --resume {shown}")
+        super().__init__(f"interrupted at epoch {epoch}, batch {batch}; resume with: specforge train --resume {shown}")
 
 
 class SweepInterrupted(Exception):

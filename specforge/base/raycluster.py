@@ -60,5 +60,7 @@ def _check_reachable(address: str) -> None:
             pass
     except (OSError, ValueError) as error:  # a ValueError is a port that is not a number
         reason = (error.strerror if isinstance(error, OSError) else None) or error
-        raise RunError(f"no Ray cluster answers at {address} ({reason}); start one with "
-                       "`ray start --head` or give its HOST:PORT", file=f"--address {address}") from None
+        raise RunError(
+            f"no Ray cluster answers at {address} ({reason}); start one with `ray start --head` or give its HOST:PORT",
+            file=f"--address {address}",
+        ) from None

@@ -81,12 +81,20 @@ def named_kind_schema(family: str, options: dict[str, dict[str, dict]]) -> list[
     names = list(options)
     return [
         {"if": {"type": "string"}, "then": {"enum": names}},
-        {"if": {"type": "object"},
-         "then": {"required": ["name"], "properties": {"name": {"description": f"The {family}.", "enum": names}}}},
-        *({"if": {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]},
-           "then": {"properties": {"name": {"const": name, "description": f"The {family}."}, **kind_options},
-                    "additionalProperties": False}}
-          for name, kind_options in options.items()),
+        {
+            "if": {"type": "object"},
+            "then": {"required": ["name"], "properties": {"name": {"description": f"The {family}.", "enum": names}}},
+        },
+        *(
+            {
+                "if": {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]},
+                "then": {
+                    "properties": {"name": {"const": name, "description": f"The {family}."}, **kind_options},
+                    "additionalProperties": False,
+                },
+            }
+            for name, kind_options in options.items()
+        ),
     ]
 
 

@@ -51,6 +51,17 @@ from specforge.data.schema import DATA_SCHEMA
 from specforge.data.splits import Split
 
 __all__ = [
-    "DATA_SCHEMA", "Dataset", "Preprocessing", "Split", "batch_count", "data_info", "declared_num_classes",
-    "iterate_batches", "limit_dataset", "load_data", "load_dataset", "read_image", "render_grid",
+    "DATA_SCHEMA",
+    "Dataset",
+    "Preprocessing",
+    "Split",
+    "batch_count",
+    "data_info",
+    "declared_num_classes",
+    "iterate_batches",
+    "limit_dataset",
+    "load_data",
+    "load_dataset",
+    "read_image",
+    "render_grid",
 ]

@@ -13,15 +13,19 @@ from specforge.data.splits import SPLIT_NAMES, Loaded, Split, make_split
 
 #: The names of the arrays in an .npz archive, by role, unless the spec names others (Keras' mnist.npz).
 NPZ_DEFAULT_KEYS = {
-    "x_train": "x_train", "y_train": "y_train",
-    "x_test": "x_test", "y_test": "y_test",
-    "x_validation": "x_validation", "y_validation": "y_validation",
+    "x_train": "x_train",
+    "y_train": "y_train",
+    "x_test": "x_test",
+    "y_test": "y_test",
+    "x_validation": "x_validation",
+    "y_validation": "y_validation",
 }
 
 
 def _unreadable(path: Path, kind: str, error: Exception) -> DataError:
-    return DataError(f"cannot read as {kind}: {error}; save it with numpy.{'savez' if kind == '.npz' else 'save'}",
-                     file=str(path))
+    return DataError(
+        f"cannot read as {kind}: {error}; save it with numpy.{'savez' if kind == '.npz' else 'save'}", file=str(path)
+    )
 
 
 def read_npy(path: Path) -> np.ndarray:
@@ -49,8 +53,11 @@ def load_npz(path: Path, keys: dict[str, str] | None = None) -> Loaded:
             splits[split] = make_split(split, arrays[x_key], arrays[y_key], str(path))
         elif found or split == "train":
             missing = [key for key in (x_key, y_key) if key not in arrays]
-            raise DataError(f"the archive has no array {' or '.join(map(repr, missing))} for the {split} split; "
-                            f"it holds {available}; name them in data.keys", file=str(path))
+            raise DataError(
+                f"the archive has no array {' or '.join(map(repr, missing))} for the {split} split; "
+                f"it holds {available}; name them in data.keys",
+                file=str(path),
+            )
     return Loaded(splits, {"npz": sha256_file(path)})
 
 

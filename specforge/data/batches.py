@@ -15,8 +15,14 @@ def batch_count(split: Split, batch_size: int) -> int:
     return -(-len(split) // batch_size)
 
 
-def iterate_batches(split: Split, batch_size: int, *, shuffle: bool, rng: np.random.Generator | None = None,
-                    preprocessing: Preprocessing | None = None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+def iterate_batches(
+    split: Split,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    rng: np.random.Generator | None = None,
+    preprocessing: Preprocessing | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """One epoch of ``(x (B, *input_shape), y)`` batches, x in the preprocessing's ``input_dtype``; y is None for
     an unlabelled split.
 
@@ -39,9 +45,10 @@ def iterate_batches(split: Split, batch_size: int, *, shuffle: bool, rng: np.ran
     return _batches(split, batch_size, steps, order)
 
 
-def _batches(split: Split, batch_size: int, steps: Preprocessing,
-             order: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+def _batches(
+    split: Split, batch_size: int, steps: Preprocessing, order: np.ndarray | None
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     for start in range(0, len(split), batch_size):
-        index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+        index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
         labels = None if split.labels is None else steps.labels(split.labels[index])
         yield steps.images(split.images[index]), labels

@@ -50,8 +50,9 @@ class _Permanent(Exception):
 
 
 def _progress(name: str):
-    return Progress(TextColumn(name), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    console=Console(stderr=True))
+    return Progress(
+        TextColumn(name), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=Console(stderr=True)
+    )
 
 
 def _download_once(url: str, part: Path) -> None:
@@ -115,13 +116,17 @@ def fetch(url: str, sha256: str) -> Path:
             failure = error
     if failure is not None:
         tries = "" if isinstance(failure, _Permanent) else f" after {ATTEMPTS} attempts"
-        raise DataError(f"cannot download {url}: {_reason(failure)}{tries}; check the network connection and "
-                        f"data.url, or download the file yourself and give its path (source: npz or csv)",
-                        file=url)
+        raise DataError(
+            f"cannot download {url}: {_reason(failure)}{tries}; check the network connection and "
+            f"data.url, or download the file yourself and give its path (source: npz or csv)",
+            file=url,
+        )
     digest = sha256_file(part)
     if digest != sha256:
         part.unlink()
-        raise DataError(f"the downloaded file's sha256 is {digest} but data.sha256 is {sha256}; check data.url "
-                        "and data.sha256", file=url)
+        raise DataError(
+            f"the downloaded file's sha256 is {digest} but data.sha256 is {sha256}; check data.url and data.sha256",
+            file=url,
+        )
     os.replace(part, target)
     return target

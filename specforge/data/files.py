@@ -39,16 +39,18 @@ def _require(path: Path, option: str, ok: bool, wrong_kind: str, missing: str, a
     what = wrong_kind if path.exists() else missing
     if at_option:
         raise DataError(f"{path}: {what}; relative paths start at the spec file's directory", path=f"data.{option}")
-    raise DataError(f"{what} (given by data.{option}); relative paths start at the spec file's directory",
-                    file=str(path))
+    raise DataError(
+        f"{what} (given by data.{option}); relative paths start at the spec file's directory", file=str(path)
+    )
 
 
 def read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
-        raise DataError(f"cannot read the file: {error.strerror or error}; check its permissions",
-                        file=str(path)) from error
+        raise DataError(
+            f"cannot read the file: {error.strerror or error}; check its permissions", file=str(path)
+        ) from error
 
 
 def gunzip_if_compressed(data: bytes, path: Path) -> bytes:
@@ -58,8 +60,7 @@ def gunzip_if_compressed(data: bytes, path: Path) -> bytes:
     try:
         return gzip.decompress(data)
     except (EOFError, OSError, zlib.error) as error:
-        raise DataError(f"truncated or corrupt gzip data ({error}); download the file again",
-                        file=str(path)) from error
+        raise DataError(f"truncated or corrupt gzip data ({error}); download the file again", file=str(path)) from error
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -23,9 +23,11 @@ def image_mode(input_shape: tuple[int, ...]) -> tuple[str, tuple[int, int]]:
     """Pillow's mode and the (width, height) an image must have to fit ``input_shape``."""
     channels = input_shape[2] if len(input_shape) == 3 else 1
     if len(input_shape) not in (2, 3) or channels not in _MODES:
-        raise DataError(f"images cannot be converted to model.input_shape {list(input_shape)}; "
-                        "use [height, width] or [height, width, channels] with 1, 3 or 4 channels",
-                        path="model.input_shape")
+        raise DataError(
+            f"images cannot be converted to model.input_shape {list(input_shape)}; "
+            "use [height, width] or [height, width, channels] with 1, 3 or 4 channels",
+            path="model.input_shape",
+        )
     return _MODES[channels], (input_shape[1], input_shape[0])
 
 
@@ -51,9 +53,12 @@ def decode_image(data: bytes, input_shape: tuple[int, ...], file: str) -> np.nda
                     image = image.resize(size, Image.Resampling.BILINEAR)
                 pixels = np.asarray(image, dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLarge(f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's guard against "
-                            f"decompression bombs); scale it down below that, e.g. to the model's "
-                            f"{size[0]}x{size[1]}", file=file) from None
+        raise ImageTooLarge(
+            f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's guard against "
+            f"decompression bombs); scale it down below that, e.g. to the model's "
+            f"{size[0]}x{size[1]}",
+            file=file,
+        ) from None
     except UnidentifiedImageError as error:
         raise DataError("not an image file Pillow can read; use PNG or JPEG files", file=file) from error
     except (OSError, ValueError, SyntaxError) as error:
@@ -76,13 +81,17 @@ def folder_classes(directory: Path, option: str) -> dict[str, int]:
     require_dir(directory, option)
     folders = class_folders(directory)
     if not folders:
-        raise DataError("no class sub-folders; put each class's images in its own folder, e.g. train/cat/1.png",
-                        file=str(directory))
+        raise DataError(
+            "no class sub-folders; put each class's images in its own folder, e.g. train/cat/1.png", file=str(directory)
+        )
     counts = {folder: len(_images_in(directory / folder)) for folder in folders}
     empty = [folder for folder, count in counts.items() if count == 0]
     if empty:
-        raise DataError(f"class folder {empty[0]!r} holds no PNG or JPEG files ({len(empty)} such folders); add its "
-                        "images or remove the folder", file=str(directory / empty[0]))
+        raise DataError(
+            f"class folder {empty[0]!r} holds no PNG or JPEG files ({len(empty)} such folders); add its "
+            "images or remove the folder",
+            file=str(directory / empty[0]),
+        )
     return counts
 
 
@@ -90,8 +99,9 @@ def _images_in(folder: Path) -> list[Path]:
     return [path for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
 
 
-def load_folder_split(name: str, directory: Path, option: str, input_shape: tuple[int, ...],
-                      class_names: list[str] | None) -> tuple[Split, list[str], dict[str, str]]:
+def load_folder_split(
+    name: str, directory: Path, option: str, input_shape: tuple[int, ...], class_names: list[str] | None
+) -> tuple[Split, list[str], dict[str, str]]:
     """One split, the class names (``class_names`` or the folders'), and a digest per image file.
 
     A split other than the training split may hold only some of the classes; a class the
@@ -102,8 +112,11 @@ def load_folder_split(name: str, directory: Path, option: str, input_shape: tupl
     classes = class_names if class_names is not None else folders
     unknown = [folder for folder in folders if folder not in classes]
     if unknown:
-        raise DataError(f"class folder {unknown[0]!r} is not among the classes {classes}; use the same class "
-                        "folders in every split", file=str(directory))
+        raise DataError(
+            f"class folder {unknown[0]!r} is not among the classes {classes}; use the same class "
+            "folders in every split",
+            file=str(directory),
+        )
     files = [(classes.index(folder), path) for folder in folders for path in _images_in(directory / folder)]
     if not files:
         raise DataError(f"no PNG or JPEG files in the class folders {folders}", file=str(directory))

@@ -45,8 +45,10 @@ def data_info(dataset: Dataset) -> dict:
         "class_names": list(dataset.class_names),
         "preprocessing": dataset.preprocessing.to_dict(),
         "source_hash": dataset.source_hash,
-        "splits": {name: split_info(split, None if regression else dataset.num_classes)
-                   for name, split in dataset.splits().items()},
+        "splits": {
+            name: split_info(split, None if regression else dataset.num_classes)
+            for name, split in dataset.splits().items()
+        },
     }
     pipeline = dataset.preprocessing.pipeline
     if pipeline is not None:
@@ -56,9 +58,10 @@ def data_info(dataset: Dataset) -> dict:
         info.update(row_info(tables))
     vectorizer = dataset.preprocessing.vectorizer
     if vectorizer is not None:
-        info["preprocessing"] = {**dataset.preprocessing.to_dict(),
-                                 "text": {key: value for key, value in vectorizer.to_dict().items()
-                                          if key not in ("vocabulary", "idf")}}
+        info["preprocessing"] = {
+            **dataset.preprocessing.to_dict(),
+            "text": {key: value for key, value in vectorizer.to_dict().items() if key not in ("vocabulary", "idf")},
+        }
         info["text"] = text_info(vectorizer, dataset.splits())
     return info
 
@@ -68,8 +71,10 @@ def _as_pixels(images: np.ndarray) -> np.ndarray:
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (3, 4)):
-        raise DataError(f"cannot draw images of shape {list(images.shape[1:])}; a grid needs (H, W) or "
-                        "(H, W, 1|3|4) images (give model.input_shape so flat rows become images)")
+        raise DataError(
+            f"cannot draw images of shape {list(images.shape[1:])}; a grid needs (H, W) or "
+            "(H, W, 1|3|4) images (give model.input_shape so flat rows become images)"
+        )
     if images.dtype == np.uint8:
         return images
     low, high = float(images.min()), float(images.max())

@@ -53,16 +53,21 @@ class Inputs:
         if limit is None:
             return self
         cut = slice(0, limit)
-        return Inputs(self.examples[cut], self.sources[cut],
-                      None if self.labels is None else self.labels[cut],
-                      None if self.inverted is None else self.inverted[cut])
+        return Inputs(
+            self.examples[cut],
+            self.sources[cut],
+            None if self.labels is None else self.labels[cut],
+            None if self.inverted is None else self.inverted[cut],
+        )
 
 
 def split_inputs(split: Split, model: ModelInput, where: str, split_name: str) -> Inputs:
     """The examples of the split ``split_name`` of the data ``where`` names, with labels, in the model's shape."""
     if prod(split.images.shape[1:]) != prod(model.input_shape):
-        raise DataError(f"{where} {split_name} examples have shape {list(split.images.shape[1:])}, the model takes "
-                        f"{list(model.input_shape)}; give data the model was trained on")
+        raise DataError(
+            f"{where} {split_name} examples have shape {list(split.images.shape[1:])}, the model takes "
+            f"{list(model.input_shape)}; give data the model was trained on"
+        )
     examples = np.asarray(split.images).reshape((len(split), *model.input_shape))
     return Inputs(examples, [f"{split_name}[{i}]" for i in range(len(split))], np.asarray(split.labels))
 
@@ -74,8 +79,10 @@ def read_files(paths: Sequence[str | Path], model: ModelInput, *, invert: bool =
     for path in map(Path, paths):
         suffix = path.suffix.lower()
         if suffix not in IMAGE_SUFFIXES + ARRAY_SUFFIXES:
-            raise DataError(f"cannot predict on a {suffix or 'suffix-less'} file; give PNG/JPEG images or "
-                            ".npy/.npz arrays", file=str(path))
+            raise DataError(
+                f"cannot predict on a {suffix or 'suffix-less'} file; give PNG/JPEG images or .npy/.npz arrays",
+                file=str(path),
+            )
         if not path.is_file():
             raise DataError("no such file", file=str(path))
         if suffix in IMAGE_SUFFIXES:
@@ -100,8 +107,7 @@ def read_images(paths: Sequence[Path], model: ModelInput, *, invert: bool = True
     if invert and (len(shape) == 2 or shape[-1] == 1):
         inverted = pixels.reshape(len(pixels), -1).mean(axis=1) > INVERT_ABOVE
         pixels[inverted] = 255 - pixels[inverted]
-    return Inputs(pixels.reshape((len(pixels), *model.input_shape)), [path.name for path in paths],
-                  inverted=inverted)
+    return Inputs(pixels.reshape((len(pixels), *model.input_shape)), [path.name for path in paths], inverted=inverted)
 
 
 def read_array(path: Path, model: ModelInput) -> Inputs:
@@ -113,8 +119,9 @@ def read_array(path: Path, model: ModelInput) -> Inputs:
             with np.load(path, allow_pickle=False) as archive:
                 array = archive[_npz_key(archive.files, path)]
     except (ValueError, OSError, EOFError) as error:
-        raise DataError(f"cannot read the array ({error}); save it with numpy.save or numpy.savez",
-                        file=str(path)) from None
+        raise DataError(
+            f"cannot read the array ({error}); save it with numpy.save or numpy.savez", file=str(path)
+        ) from None
     if array.dtype.kind not in "iufb":
         raise DataError(f"the array has dtype {array.dtype}; give numbers (uint8 pixels or floats)", file=str(path))
     examples, single = _fit(array, model, str(path))
@@ -129,8 +136,11 @@ def _image_shape(model: ModelInput) -> tuple[int, ...]:
         return shape
     if model.image_shape is not None and prod(model.image_shape) == prod(shape):
         return model.image_shape
-    raise DataError(f"images cannot be converted to the model's input [N, {', '.join(map(str, shape))}]; "
-                    "give .npy arrays of that shape", file=str(model.path))
+    raise DataError(
+        f"images cannot be converted to the model's input [N, {', '.join(map(str, shape))}]; "
+        "give .npy arrays of that shape",
+        file=str(model.path),
+    )
 
 
 def _fit(array: np.ndarray, model: ModelInput, file: str) -> tuple[np.ndarray, bool]:
@@ -144,8 +154,11 @@ def _fit(array: np.ndarray, model: ModelInput, file: str) -> tuple[np.ndarray, b
     if array.ndim >= 1 and array.shape[1:] in examples:
         return array.reshape((len(array), *shape)), False
     accepted = " or ".join(f"(N, {', '.join(map(str, s))})" for s in sorted(examples, key=len, reverse=True))
-    raise DataError(f"an array of shape {tuple(array.shape)} does not fit the model's input "
-                    f"[N, {', '.join(map(str, shape))}]; give {accepted}, or one example without N", file=file)
+    raise DataError(
+        f"an array of shape {tuple(array.shape)} does not fit the model's input "
+        f"[N, {', '.join(map(str, shape))}]; give {accepted}, or one example without N",
+        file=file,
+    )
 
 
 def _npz_key(keys: Sequence[str], path: Path) -> str:
@@ -154,8 +167,10 @@ def _npz_key(keys: Sequence[str], path: Path) -> str:
     for key in NPZ_KEYS:
         if key in keys:
             return key
-    raise DataError(f"the archive holds {sorted(keys)}; name the images one of {', '.join(NPZ_KEYS)} or save "
-                    "only them", file=str(path))
+    raise DataError(
+        f"the archive holds {sorted(keys)}; name the images one of {', '.join(NPZ_KEYS)} or save only them",
+        file=str(path),
+    )
 
 
 def _concatenate(parts: list[Inputs]) -> Inputs:
@@ -163,8 +178,12 @@ def _concatenate(parts: list[Inputs]) -> Inputs:
         return parts[0]
     inverted = [p.inverted if p.inverted is not None else np.zeros(len(p), dtype=bool) for p in parts]
     dtype = np.result_type(*(p.examples.dtype for p in parts))
-    return Inputs(np.concatenate([p.examples.astype(dtype, copy=False) for p in parts]),
-                  [s for p in parts for s in p.sources], None, np.concatenate(inverted))
+    return Inputs(
+        np.concatenate([p.examples.astype(dtype, copy=False) for p in parts]),
+        [s for p in parts for s in p.sources],
+        None,
+        np.concatenate(inverted),
+    )
 
 
 __all__ = ["Inputs", "ModelInput", "read_array", "read_files", "read_images", "split_inputs"]

@@ -49,16 +49,27 @@ def read_mnist(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         stored[role] = read_bytes(path)
         digests[role] = sha256_bytes(stored[role])
         if digests[role] != sums[name]:
-            raise DataError(f"checksum mismatch: sha256 is {digests[role]}, SHA256SUMS says {sums[name]}; "
-                            f"{_REINSTALL}", file=str(path))
-    arrays = {role: parse_idx(gunzip_if_compressed(data, directory / FILES[role]), directory / FILES[role])
-              for role, data in stored.items()}
+            raise DataError(
+                f"checksum mismatch: sha256 is {digests[role]}, SHA256SUMS says {sums[name]}; {_REINSTALL}",
+                file=str(path),
+            )
+    arrays = {
+        role: parse_idx(gunzip_if_compressed(data, directory / FILES[role]), directory / FILES[role])
+        for role, data in stored.items()
+    }
     return arrays, digests
 
 
 def load_mnist(directory: Path = MNIST_DIR) -> Loaded:
     arrays, digests = read_mnist(directory)
-    splits = {split: make_split(split, arrays[f"{split}_images"], arrays[f"{split}_labels"],
-                                str(directory / FILES[f"{split}_images"]), str(directory / FILES[f"{split}_labels"]))
-              for split in ("train", "test")}
+    splits = {
+        split: make_split(
+            split,
+            arrays[f"{split}_images"],
+            arrays[f"{split}_labels"],
+            str(directory / FILES[f"{split}_images"]),
+            str(directory / FILES[f"{split}_labels"]),
+        )
+        for split in ("train", "test")
+    }
     return Loaded(splits, dict(digests))

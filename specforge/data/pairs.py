@@ -26,8 +26,9 @@ def load_pairs(files: dict[str, Path], read: Reader) -> Loaded:
             continue
         if len(given) != 2:
             missing = next(role for role in roles if role not in files)
-            raise DataError(f"data.{missing} is missing: the {split} images and labels are given together",
-                            path=f"data.{missing}")
+            raise DataError(
+                f"data.{missing} is missing: the {split} images and labels are given together", path=f"data.{missing}"
+            )
         arrays = []
         for role in roles:
             array, digests[role] = read(require_file(files[role], role))

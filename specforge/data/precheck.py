@@ -35,5 +35,9 @@ def check_data(config: dict, base_dir: Path, output_units: int) -> None:
         if probe.labels is not None:
             check_labels(name, probe.labels, classes, probe.labels_file, counted_by)
         if probe.classes is not None and len(probe.classes) > classes:
-            raise DataError(f"{len(probe.classes)} class folders for {classes} output units; give the last layer "
-                            f"{len(probe.classes)} units or remove folders", file=probe.file, setting=counted_by)
+            raise DataError(
+                f"{len(probe.classes)} class folders for {classes} output units; give the last layer "
+                f"{len(probe.classes)} units or remove folders",
+                file=probe.file,
+                setting=counted_by,
+            )

@@ -70,36 +70,62 @@ class Preprocessing:
         width = self.input_shape[-1]
         for name, values in (("mean", self.mean), ("std", self.std)):
             if values is not None and len(values) not in (1, width):
-                raise DataError(f"normalize.{name} has {len(values)} values; give one number or one per channel "
-                                f"({width}, the last axis of input_shape {list(self.input_shape)})",
-                                path=f"data.preprocessing.normalize.{name}")
+                raise DataError(
+                    f"normalize.{name} has {len(values)} values; give one number or one per channel "
+                    f"({width}, the last axis of input_shape {list(self.input_shape)})",
+                    path=f"data.preprocessing.normalize.{name}",
+                )
         if self.std is not None and min(self.std) <= 0:
-            raise DataError(f"normalize.std {list(self.std)} has a value <= 0; standard deviations are positive",
-                            path="data.preprocessing.normalize.std")
+            raise DataError(
+                f"normalize.std {list(self.std)} has a value <= 0; standard deviations are positive",
+                path="data.preprocessing.normalize.std",
+            )
         if self.takes_ids and (self.rescale != 1 or self.mean is not None):
-            raise DataError(f"the model's input is {self.input_dtype} ids, which are not rescaled or normalized; "
-                            "leave data.preprocessing.rescale and normalize out", path="data.preprocessing")
+            raise DataError(
+                f"the model's input is {self.input_dtype} ids, which are not rescaled or normalized; "
+                "leave data.preprocessing.rescale and normalize out",
+                path="data.preprocessing",
+            )
         if len(self.class_names) != self.num_classes:
-            raise DataError(f"{len(self.class_names)} class_names for {self.num_classes} classes; give one name "
-                            "per class", path="data.class_names")
+            raise DataError(
+                f"{len(self.class_names)} class_names for {self.num_classes} classes; give one name per class",
+                path="data.class_names",
+            )
 
     @classmethod
-    def from_spec(cls, data_spec: dict, input_shape: tuple[int, ...], num_classes: int,
-                  class_names: list[str], pipeline: TablePipeline | None = None,
-                  input_dtype: str = "float32", text: TextVectorizer | None = None) -> Preprocessing:
+    def from_spec(
+        cls,
+        data_spec: dict,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        class_names: list[str],
+        pipeline: TablePipeline | None = None,
+        input_dtype: str = "float32",
+        text: TextVectorizer | None = None,
+    ) -> Preprocessing:
         """The steps the spec's ``data.preprocessing`` asks for (defaults filled in), to a model input of
         ``input_dtype``."""
         spec = data_spec.get("preprocessing") or {}
         reshape = spec.get("reshape")
         if reshape is not None and tuple(reshape) != tuple(input_shape):
-            raise DataError(f"reshape {list(reshape)} differs from model.input_shape {list(input_shape)}; "
-                            "leave reshape out (it defaults to the input shape) or make them equal",
-                            path="data.preprocessing.reshape")
+            raise DataError(
+                f"reshape {list(reshape)} differs from model.input_shape {list(input_shape)}; "
+                "leave reshape out (it defaults to the input shape) or make them equal",
+                path="data.preprocessing.reshape",
+            )
         normalize = spec.get("normalize") or {}
-        return cls(tuple(input_shape), num_classes, tuple(class_names), rescale_factor(spec.get("rescale", 1.0)),
-                   normalize.get("mean"), normalize.get("std"), spec.get("labels", "one_hot"),
-                   None if pipeline is None else pipeline.to_dict(), input_dtype,
-                   None if text is None else text.to_dict())
+        return cls(
+            tuple(input_shape),
+            num_classes,
+            tuple(class_names),
+            rescale_factor(spec.get("rescale", 1.0)),
+            normalize.get("mean"),
+            normalize.get("std"),
+            spec.get("labels", "one_hot"),
+            None if pipeline is None else pipeline.to_dict(),
+            input_dtype,
+            None if text is None else text.to_dict(),
+        )
 
     # -- persistence -----------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -120,9 +146,18 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocessing:
-        return cls(tuple(data["input_shape"]), int(data["num_classes"]), tuple(data["class_names"]),
-                   float(data["rescale"]), data.get("mean"), data.get("std"), data["labels"], data.get("table"),
-                   data.get("input_dtype", "float32"), data.get("text"))
+        return cls(
+            tuple(data["input_shape"]),
+            int(data["num_classes"]),
+            tuple(data["class_names"]),
+            float(data["rescale"]),
+            data.get("mean"),
+            data.get("std"),
+            data["labels"],
+            data.get("table"),
+            data.get("input_dtype", "float32"),
+            data.get("text"),
+        )
 
     @cached_property
     def pipeline(self) -> TablePipeline | None:
@@ -165,8 +200,10 @@ class Preprocessing:
         batch = np.asarray(batch)
         per_example = prod(batch.shape[1:])
         if per_example != prod(self.input_shape):
-            raise DataError(f"images of shape {list(batch.shape[1:])} ({per_example} values) cannot be reshaped "
-                            f"to input_shape {list(self.input_shape)} ({prod(self.input_shape)} values)")
+            raise DataError(
+                f"images of shape {list(batch.shape[1:])} ({per_example} values) cannot be reshaped "
+                f"to input_shape {list(self.input_shape)} ({prod(self.input_shape)} values)"
+            )
         if self.takes_ids:
             return batch.reshape((len(batch), *self.input_shape)).astype(self.input_dtype)
         scale, offset = self.scale_and_offset

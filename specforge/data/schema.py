@@ -18,34 +18,35 @@ from specforge.data.sources import SOURCES, DataSource, need, path_option
 from specforge.data.splits import SPLIT_NAMES
 
 _NORMALIZE_VALUE = {
-    "oneOf": [{"type": "number"},
-              {"type": "array", "items": {"type": "number"}, "minItems": 1}],
+    "oneOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}, "minItems": 1}],
 }
 
 PREPROCESSING_SCHEMA = {
     "type": "object",
     "description": "Steps applied to every batch (training, evaluation, prediction and export alike), "
-                   "in this order: reshape, rescale, normalize. They are recorded in the run directory.",
+    "in this order: reshape, rescale, normalize. They are recorded in the run directory.",
     "properties": {
         "rescale": {
-            "oneOf": [{"type": "number", "exclusiveMinimum": 0},
-                      {"type": "string", "pattern": FRACTION_PATTERN}],
+            "oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "pattern": FRACTION_PATTERN}],
             "default": 1.0,
             "description": "Multiply every pixel by this factor, a number or a fraction such as 1/255 (for [0, 1]). "
-                           "Default 1.0: raw 0-255 pixels, as the seed tutorial.",
+            "Default 1.0: raw 0-255 pixels, as the seed tutorial.",
             "examples": [1.0, "1/255", 0.00392156862745098],
         },
         "normalize": {
             "description": "Subtract mean and divide by std after rescaling; scalars or one value per channel. "
-                           "Default: no normalisation.",
+            "Default: no normalisation.",
             "oneOf": [
                 {"type": "null"},
                 {
                     "type": "object",
                     "properties": {
                         "mean": {**_NORMALIZE_VALUE, "description": "Mean to subtract (after rescale)."},
-                        "std": {**_NORMALIZE_VALUE, "description": "Standard deviation to divide by (after rescale); "
-                                                                   "every value must be positive."},
+                        "std": {
+                            **_NORMALIZE_VALUE,
+                            "description": "Standard deviation to divide by (after rescale); "
+                            "every value must be positive.",
+                        },
                     },
                     "required": ["mean", "std"],
                     "additionalProperties": False,
@@ -56,16 +57,15 @@ PREPROCESSING_SCHEMA = {
         },
         "reshape": {
             "description": "Shape each image is reshaped to, without the batch axis. It must equal "
-                           "model.input_shape; default: model.input_shape (28x28 images become 28x28x1, "
-                           "as the seed's reshape).",
-            "oneOf": [{"type": "null"},
-                      {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}],
+            "model.input_shape; default: model.input_shape (28x28 images become 28x28x1, "
+            "as the seed's reshape).",
+            "oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}],
             "default": None,
             "examples": [[28, 28, 1]],
         },
         "labels": {
             "description": "Label encoding fed to the loss: one_hot (Keras' to_categorical, for "
-                           "categorical_crossentropy) or sparse integers (for sparse_categorical_crossentropy).",
+            "categorical_crossentropy) or sparse integers (for sparse_categorical_crossentropy).",
             "enum": ["one_hot", "sparse"],
             "default": "one_hot",
         },
@@ -77,25 +77,30 @@ PREPROCESSING_SCHEMA = {
 
 _COMMON: dict[str, dict] = {
     "source": {
-        "description": "Where the data comes from. " + "; ".join(
-            f"{name}: {source.description.rstrip('.')}" for name, source in SOURCES.items()) + ".",
+        "description": "Where the data comes from. "
+        + "; ".join(f"{name}: {source.description.rstrip('.')}" for name, source in SOURCES.items())
+        + ".",
         "enum": list(SOURCES),
         "default": "mnist",
     },
     "preprocessing": PREPROCESSING_SCHEMA,
     "num_classes": {
-        "type": "integer", "minimum": 2,
+        "type": "integer",
+        "minimum": 2,
         "description": "Number of classes. Default: inferred (10 for mnist, the number of class sub-folders for "
-                       "image_folder and text_folder, else the largest training label + 1).",
+        "image_folder and text_folder, else the largest training label + 1).",
         "examples": [10],
     },
     "class_names": {
-        "type": "array", "items": {"type": "string"}, "minItems": 2,
+        "type": "array",
+        "items": {"type": "string"},
+        "minItems": 2,
         "description": "Name of each class, in label order. Default: the folder names for image_folder and "
-                       "text_folder, "
-                       "else the labels as text ('0', '1', ...).",
-        "examples": [["T-shirt", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]],
+        "text_folder, "
+        "else the labels as text ('0', '1', ...).",
+        "examples": [
+            ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+        ],
     },
 }
 
@@ -103,15 +108,19 @@ _COMMON: dict[str, dict] = {
 # file for csv and a directory for image_folder, is described for both.
 _ALL_OPTIONS: dict[str, dict] = {
     **_COMMON,
-    **{split: path_option(f"The {split} split. {need(split)} csv: a CSV file, one row per example, the label "
-                          "plus the pixel values in row-major order. image_folder: a directory with one sub-folder "
-                          "per class (the folder's name is the class name; classes are numbered in the folders' "
-                          "sorted order) holding PNG or JPEG images, e.g. train/cat/1.png, train/dog/2.png. "
-                          "text_folder: a directory with one sub-folder per class holding UTF-8 .txt documents. "
-                          "table: a CSV file with a header row, or Parquet (.parquet, .pq; needs "
-                          "specforge[parquet]); test and validation may be drawn from the training file instead "
-                          "(test_fraction, validation_fraction).")
-       for split in SPLIT_NAMES},
+    **{
+        split: path_option(
+            f"The {split} split. {need(split)} csv: a CSV file, one row per example, the label "
+            "plus the pixel values in row-major order. image_folder: a directory with one sub-folder "
+            "per class (the folder's name is the class name; classes are numbered in the folders' "
+            "sorted order) holding PNG or JPEG images, e.g. train/cat/1.png, train/dog/2.png. "
+            "text_folder: a directory with one sub-folder per class holding UTF-8 .txt documents. "
+            "table: a CSV file with a header row, or Parquet (.parquet, .pq; needs "
+            "specforge[parquet]); test and validation may be drawn from the training file instead "
+            "(test_fraction, validation_fraction)."
+        )
+        for split in SPLIT_NAMES
+    },
 }
 for _source in SOURCES.values():
     for _name, _schema in _source.schema.items():
@@ -127,8 +136,7 @@ def _annotations(schema: dict) -> dict | bool:
 def _branch(condition: dict, options: dict[str, dict], required: list[str]) -> dict:
     """``if condition then`` accept exactly ``options``, describing them and filling in their defaults."""
     properties = {name: True if name in _COMMON else _annotations(schema) for name, schema in options.items()}
-    return {"if": condition,
-            "then": {"properties": properties, "required": required, "additionalProperties": False}}
+    return {"if": condition, "then": {"properties": properties, "required": required, "additionalProperties": False}}
 
 
 def _source_branch(source: type[DataSource]) -> dict:
@@ -138,8 +146,11 @@ def _source_branch(source: type[DataSource]) -> dict:
     return _branch(condition, {**_COMMON, **source.schema}, list(source.required))
 
 
-_UNKNOWN_SOURCE_BRANCH = _branch({"properties": {"source": {"not": {"enum": list(SOURCES)}}}, "required": ["source"]},
-                                 {name: {} for name in _ALL_OPTIONS}, [])
+_UNKNOWN_SOURCE_BRANCH = _branch(
+    {"properties": {"source": {"not": {"enum": list(SOURCES)}}}, "required": ["source"]},
+    {name: {} for name in _ALL_OPTIONS},
+    [],
+)
 
 
 DATA_SCHEMA: dict = {

@@ -34,25 +34,35 @@ URL_FORMATS = ("npz", "csv")
 
 def path_option(description: str) -> dict:
     """The schema of an option naming a file or directory."""
-    return {"type": "string", "minLength": 1,
-            "description": description + " Relative paths are relative to the spec file's directory."}
+    return {
+        "type": "string",
+        "minLength": 1,
+        "description": description + " Relative paths are relative to the spec file's directory.",
+    }
 
 
 def need(split: str) -> str:
     """Whether a source needs the files of ``split``."""
-    return {"train": "Required.", "test": "Optional.",
-            "validation": "Optional; used when fit.validation is 'validation'."}[split]
+    return {
+        "train": "Required.",
+        "test": "Optional.",
+        "validation": "Optional; used when fit.validation is 'validation'.",
+    }[split]
 
 
 _KEYS = {
     "type": "object",
     "description": "Names of the arrays inside the .npz archive. A split is loaded when both of its "
-                   "arrays are in the archive; the training arrays are required. Default: Keras' mnist.npz "
-                   "names x_train, y_train, x_test, y_test (and x_validation, y_validation).",
+    "arrays are in the archive; the training arrays are required. Default: Keras' mnist.npz "
+    "names x_train, y_train, x_test, y_test (and x_validation, y_validation).",
     "properties": {
-        key: {"type": "string", "minLength": 1, "default": default,
-              "description": f"Array holding the {'images' if key[0] == 'x' else 'labels'} of the "
-                             f"{key.split('_', 1)[1]} split."}
+        key: {
+            "type": "string",
+            "minLength": 1,
+            "default": default,
+            "description": f"Array holding the {'images' if key[0] == 'x' else 'labels'} of the "
+            f"{key.split('_', 1)[1]} split.",
+        }
         for key, default in NPZ_DEFAULT_KEYS.items()
     },
     "additionalProperties": False,
@@ -63,13 +73,13 @@ _KEYS = {
 _CSV_OPTIONS = {
     "label_column": {
         "description": "The column holding the label: a 0-based index or a header name. "
-                       "Default: the column named 'label' when the file has a header with one, else column 0.",
+        "Default: the column named 'label' when the file has a header with one, else column 0.",
         "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1}],
         "examples": [0, "label"],
     },
     "header": {
         "description": "Whether the first row holds column names. auto: yes when it has a cell that is not a "
-                       "number. Default: auto.",
+        "number. Default: auto.",
         "enum": ["auto", True, False],
         "default": "auto",
     },
@@ -80,7 +90,8 @@ def _csv_splits(spec: dict, paths: dict[str, tuple[Path, str]]) -> Loaded:
     loaded = Loaded({}, {})
     for split, (path, option) in paths.items():
         loaded.splits[split], loaded.digests[split] = load_csv_split(
-            split, path, option, spec.get("label_column"), spec.get("header", "auto"))
+            split, path, option, spec.get("label_column"), spec.get("header", "auto")
+        )
     return loaded
 
 
@@ -146,9 +157,12 @@ class Mnist(DataSource):
 
 
 _PAIRS = {
-    f"{split}_{kind}": path_option(f"File of the {split} {kind} (IDX, raw or .gz, for source idx; .npy for source "
-                                   f"npy); given together with the {split} {other}. {need(split)}")
-    for split in SPLIT_NAMES for kind, other in (("images", "labels"), ("labels", "images"))
+    f"{split}_{kind}": path_option(
+        f"File of the {split} {kind} (IDX, raw or .gz, for source idx; .npy for source "
+        f"npy); given together with the {split} {other}. {need(split)}"
+    )
+    for split in SPLIT_NAMES
+    for kind, other in (("images", "labels"), ("labels", "images"))
 }
 
 
@@ -187,10 +201,15 @@ class Idx(_Pairs):
     description = "IDX files (raw or .gz), as the original MNIST and Fashion-MNIST downloads."
     read = staticmethod(read_idx_file)
     dims = staticmethod(read_idx_dims)
-    examples = [{"source": "idx", "train_images": "fashion/train-images-idx3-ubyte.gz",
-                 "train_labels": "fashion/train-labels-idx1-ubyte.gz",
-                 "test_images": "fashion/t10k-images-idx3-ubyte.gz",
-                 "test_labels": "fashion/t10k-labels-idx1-ubyte.gz"}]
+    examples = [
+        {
+            "source": "idx",
+            "train_images": "fashion/train-images-idx3-ubyte.gz",
+            "train_labels": "fashion/train-labels-idx1-ubyte.gz",
+            "test_images": "fashion/t10k-images-idx3-ubyte.gz",
+            "test_labels": "fashion/t10k-labels-idx1-ubyte.gz",
+        }
+    ]
 
 
 class Npz(DataSource):
@@ -213,80 +232,119 @@ class Npy(_Pairs):
     description = "a pair of .npy files (images, labels) per split."
     read = staticmethod(read_npy_file)
     dims = staticmethod(lambda path: read_npy(path).shape)
-    examples = [{"source": "npy", "train_images": "x.npy", "train_labels": "y.npy", "validation_images": "vx.npy",
-                 "validation_labels": "vy.npy"}]
+    examples = [
+        {
+            "source": "npy",
+            "train_images": "x.npy",
+            "train_labels": "y.npy",
+            "validation_images": "vx.npy",
+            "validation_labels": "vy.npy",
+        }
+    ]
 
 
 class Csv(DataSource):
     name = "csv"
     description = "one CSV file per split with a row per example (the label, then the pixel values)."
     schema = {
-        **{split: path_option(f"CSV file of the {split} split: one row per example, the label plus the pixel "
-                              f"values in row-major order. {need(split)}") for split in SPLIT_NAMES},
+        **{
+            split: path_option(
+                f"CSV file of the {split} split: one row per example, the label plus the pixel "
+                f"values in row-major order. {need(split)}"
+            )
+            for split in SPLIT_NAMES
+        },
         **_CSV_OPTIONS,
     }
     required = ("train",)
-    examples = [{"source": "csv", "train": "train.csv", "test": "test.csv", "label_column": "label",
-                 "header": True}]
+    examples = [{"source": "csv", "train": "train.csv", "test": "test.csv", "label_column": "label", "header": True}]
 
     def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
-        return _csv_splits(spec, {split: (resolve(base_dir, spec[split]), split)
-                                  for split in SPLIT_NAMES if split in spec})
+        return _csv_splits(
+            spec, {split: (resolve(base_dir, spec[split]), split) for split in SPLIT_NAMES if split in spec}
+        )
 
     def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
         paths = {split: require_file(resolve(base_dir, spec[split]), split) for split in SPLIT_NAMES if split in spec}
-        return {split: Probe(str(path), (csv_row_values(path, spec.get("label_column"), spec.get("header", "auto")),))
-                for split, path in paths.items()}
+        return {
+            split: Probe(str(path), (csv_row_values(path, spec.get("label_column"), spec.get("header", "auto")),))
+            for split, path in paths.items()
+        }
 
 
 class ImageFolder(DataSource):
     name = "image_folder"
     description = "one directory per split with a sub-folder of PNG or JPEG images per class."
     schema = {
-        split: path_option(f"Directory of the {split} split with one sub-folder per class (the folder name is the "
-                           f"class name) holding PNG or JPEG images. {need(split)}")
+        split: path_option(
+            f"Directory of the {split} split with one sub-folder per class (the folder name is the "
+            f"class name) holding PNG or JPEG images. {need(split)}"
+        )
         for split in SPLIT_NAMES
     }
     required = ("train",)
-    examples = [{"source": "image_folder", "train": "images/train", "test": "images/test",
-                 "preprocessing": {"rescale": 0.00392156862745098}}]
+    examples = [
+        {
+            "source": "image_folder",
+            "train": "images/train",
+            "test": "images/test",
+            "preprocessing": {"rescale": 0.00392156862745098},
+        }
+    ]
 
     def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         loaded = Loaded({}, {}, spec.get("class_names"))
         for split in SPLIT_NAMES:
             if split in spec:
                 loaded.splits[split], loaded.class_names, digests = load_folder_split(
-                    split, resolve(base_dir, spec[split]), split, input_shape, loaded.class_names)
+                    split, resolve(base_dir, spec[split]), split, input_shape, loaded.class_names
+                )
                 loaded.digests.update(digests)
         return loaded
 
     def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
         directories = {split: resolve(base_dir, spec[split]) for split in SPLIT_NAMES if split in spec}
-        return {split: Probe(str(directory), classes=folder_classes(directory, split))
-                for split, directory in directories.items()}
+        return {
+            split: Probe(str(directory), classes=folder_classes(directory, split))
+            for split, directory in directories.items()
+        }
 
 
 class Url(DataSource):
     name = "url"
     description = "an .npz archive or a CSV file downloaded once into the user's cache directory."
     schema = {
-        "url": {"type": "string", "pattern": "^(https?|file)://", "description":
-                "Address of the file, downloaded once into $XDG_CACHE_HOME/specforge (default ~/.cache/specforge) "
-                "and checked against sha256.",
-                "examples": ["https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"]},
-        "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$",
-                   "description": "SHA-256 of the file (64 hex digits); a download that does not match is refused."},
-        "format": {"enum": list(URL_FORMATS), "default": "npz",
-                   "description": "Format of the downloaded file: npz (arrays named by keys) or csv (the training "
-                                  "split, label_column and header as for the csv source). Default: npz."},
+        "url": {
+            "type": "string",
+            "pattern": "^(https?|file)://",
+            "description": "Address of the file, downloaded once into $XDG_CACHE_HOME/specforge (default ~/.cache/specforge) "
+            "and checked against sha256.",
+            "examples": ["https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"],
+        },
+        "sha256": {
+            "type": "string",
+            "pattern": "^[0-9a-fA-F]{64}$",
+            "description": "SHA-256 of the file (64 hex digits); a download that does not match is refused.",
+        },
+        "format": {
+            "enum": list(URL_FORMATS),
+            "default": "npz",
+            "description": "Format of the downloaded file: npz (arrays named by keys) or csv (the training "
+            "split, label_column and header as for the csv source). Default: npz.",
+        },
         "keys": _KEYS,
         **_CSV_OPTIONS,
     }
     required = ("url", "sha256")
-    examples = [{"source": "url", "url": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
-                 "sha256": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1", "format": "npz"},
-                {"source": "url", "url": "https://example.org/d.csv", "sha256": "a" * 64, "format": "csv",
-                 "label_column": 0}]
+    examples = [
+        {
+            "source": "url",
+            "url": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
+            "sha256": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
+            "format": "npz",
+        },
+        {"source": "url", "url": "https://example.org/d.csv", "sha256": "a" * 64, "format": "csv", "label_column": 0},
+    ]
 
     def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         path = fetch(spec["url"], spec["sha256"])
@@ -297,17 +355,30 @@ class Url(DataSource):
 
 class Table(DataSource):
     name = "table"
-    description = ("named numeric, binary and categorical columns from CSV or Parquet (the features and the "
-                   "target, their preprocessing learned on the training split).")
+    description = (
+        "named numeric, binary and categorical columns from CSV or Parquet (the features and the "
+        "target, their preprocessing learned on the training split)."
+    )
     schema = TABLE_OPTIONS
     tells_input_shape = True
     required = tuple(TABLE_REQUIRED)
-    examples = [{"source": "table", "train": "data/breast_cancer.csv", "test_fraction": 0.2, "split_seed": 0,
-                 "features": [{"column": "mean_radius"}, {"column": "mean_texture"}],
-                 "target": {"column": "diagnosis", "type": "categorical"}},
-                {"source": "table", "train": "data/diabetes.csv", "test_fraction": 0.2,
-                 "features": [{"column": "age"}, {"column": "sex", "type": "categorical"}, {"column": "bmi"}],
-                 "target": {"column": "progression", "type": "numeric", "standardize": True}}]
+    examples = [
+        {
+            "source": "table",
+            "train": "data/breast_cancer.csv",
+            "test_fraction": 0.2,
+            "split_seed": 0,
+            "features": [{"column": "mean_radius"}, {"column": "mean_texture"}],
+            "target": {"column": "diagnosis", "type": "categorical"},
+        },
+        {
+            "source": "table",
+            "train": "data/diabetes.csv",
+            "test_fraction": 0.2,
+            "features": [{"column": "age"}, {"column": "sex", "type": "categorical"}, {"column": "bmi"}],
+            "target": {"column": "progression", "type": "numeric", "standardize": True},
+        },
+    ]
 
     def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         return load_table(spec, base_dir, input_shape)
@@ -316,26 +387,39 @@ class Table(DataSource):
         return table_shape(fit_table(spec, base_dir)[2])
 
     def probe(self, spec: dict, base_dir: Path) -> dict[str, Probe] | None:
-        return {split: Probe(str(resolve(base_dir, spec[split if option == split else "train"])))
-                for split, option in table_splits(spec).items()}
+        return {
+            split: Probe(str(resolve(base_dir, spec[split if option == split else "train"])))
+            for split, option in table_splits(spec).items()
+        }
 
 
 class TextFolder(DataSource):
     name = "text_folder"
-    description = ("one directory per split with a sub-folder of UTF-8 .txt documents per class (Keras' "
-                   "text_dataset_from_directory layout), vectorized by a vocabulary learned on the training split.")
+    description = (
+        "one directory per split with a sub-folder of UTF-8 .txt documents per class (Keras' "
+        "text_dataset_from_directory layout), vectorized by a vocabulary learned on the training split."
+    )
     schema = {
-        **{split: path_option(f"Directory of the {split} split with one sub-folder per class (the folder name is "
-                              f"the class name) holding .txt documents, one a file, in UTF-8. {need(split)}")
-           for split in SPLIT_NAMES},
+        **{
+            split: path_option(
+                f"Directory of the {split} split with one sub-folder per class (the folder name is "
+                f"the class name) holding .txt documents, one a file, in UTF-8. {need(split)}"
+            )
+            for split in SPLIT_NAMES
+        },
         "vectorize": VECTORIZE_SCHEMA,
     }
     required = ("train",)
     tells_input_shape = True
-    examples = [{"source": "text_folder", "train": "reviews/train", "test": "reviews/test",
-                 "vectorize": {"max_tokens": 20000, "output_sequence_length": 200}},
-                {"source": "text_folder", "train": "reviews/train", "vectorize": {"output_mode": "tf_idf",
-                                                                                 "ngrams": 2}}]
+    examples = [
+        {
+            "source": "text_folder",
+            "train": "reviews/train",
+            "test": "reviews/test",
+            "vectorize": {"max_tokens": 20000, "output_sequence_length": 200},
+        },
+        {"source": "text_folder", "train": "reviews/train", "vectorize": {"output_mode": "tf_idf", "ngrams": 2}},
+    ]
 
     def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
         return load_text(spec, base_dir)

@@ -47,8 +47,10 @@ class DataShape:
         """What is wrong with a model.input_shape of ``given`` for this data, or None when it fits."""
         if tuple(given) == self.input_shape:
             return None
-        return (f"{self.origin} but model.input_shape is {list(given)}; use input_shape: {list(self.input_shape)} "
-                "or leave it out (it is inferred)")
+        return (
+            f"{self.origin} but model.input_shape is {list(given)}; use input_shape: {list(self.input_shape)} "
+            "or leave it out (it is inferred)"
+        )
 
 
 @dataclass
@@ -79,8 +81,9 @@ class Split:
         labels = None if self.labels is None else self.labels[start:stop]
         table = None if self.table is None else self.table.take(np.arange(len(self))[start:stop])
         texts = None if self.texts is None else self.texts[start:stop]
-        return Split(name, self.images[start:stop], labels, self.images_file, self.labels_file, self.preprocessing,
-                     table, texts)
+        return Split(
+            name, self.images[start:stop], labels, self.images_file, self.labels_file, self.preprocessing, table, texts
+        )
 
 
 @dataclass
@@ -100,8 +103,10 @@ def labels_as_int64(labels: np.ndarray, file: str) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1:
         hint = " (one-hot rows? store np.argmax(y, axis=1))" if labels.ndim == 2 else ""
-        raise DataError(f"labels have shape {labels.shape}; expected one integer class index per example, "
-                        f"shape (N,){hint}", file=file)
+        raise DataError(
+            f"labels have shape {labels.shape}; expected one integer class index per example, shape (N,){hint}",
+            file=file,
+        )
     if labels.dtype.kind in "iub":
         return labels.astype(np.int64)
     if labels.dtype.kind == "f":
@@ -109,24 +114,35 @@ def labels_as_int64(labels: np.ndarray, file: str) -> np.ndarray:
         if whole.all():
             return labels.astype(np.int64)
         index = int(np.flatnonzero(~whole)[0])
-        raise DataError(f"label {labels[index].item()!r} at index {index} is not an integer; labels must be class "
-                        "indices 0, 1, ...", file=file)
+        raise DataError(
+            f"label {labels[index].item()!r} at index {index} is not an integer; labels must be class "
+            "indices 0, 1, ...",
+            file=file,
+        )
     raise DataError(f"labels have dtype {labels.dtype}; expected integer class indices 0, 1, ...", file=file)
 
 
-def make_split(name: str, images: np.ndarray, labels: np.ndarray, images_file: str,
-               labels_file: str | None = None) -> Split:
+def make_split(
+    name: str, images: np.ndarray, labels: np.ndarray, images_file: str, labels_file: str | None = None
+) -> Split:
     """A checked split: images with at least two axes, as many labels as images, labels as int64."""
     labels_file = labels_file or images_file
     if images.ndim < 2:
-        raise DataError(f"{name} images have shape {images.shape}; expected (N, H, W[, C]) or (N, features) "
-                        "(is this a labels file?)", file=images_file)
+        raise DataError(
+            f"{name} images have shape {images.shape}; expected (N, H, W[, C]) or (N, features) "
+            "(is this a labels file?)",
+            file=images_file,
+        )
     if not (images.dtype.kind in "iuf" or images.dtype == np.bool_):
-        raise DataError(f"{name} images have dtype {images.dtype}; expected numbers (uint8 pixels or floats)",
-                        file=images_file)
+        raise DataError(
+            f"{name} images have dtype {images.dtype}; expected numbers (uint8 pixels or floats)", file=images_file
+        )
     labels = labels_as_int64(labels, labels_file)
     if len(images) != len(labels):
         where = "" if labels_file == images_file else f" but {labels_file} has"
-        raise DataError(f"{name} has {len(images)} images{where or ' but'} {len(labels)} labels; "
-                        "every image needs exactly one label", file=images_file)
+        raise DataError(
+            f"{name} has {len(images)} images{where or ' but'} {len(labels)} labels; "
+            "every image needs exactly one label",
+            file=images_file,
+        )
     return Split(name, images, labels, images_file, labels_file)

@@ -60,18 +60,42 @@ class OnnxBuilder:
         return self._claims.pop(hint, None) is not None
 
     @overload
-    def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, *,
-             layout: str | None = None, outputs: Literal[1] = 1, name: str | None = None,
-             **attrs: Any) -> str: ...
+    def node(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        hint: str | None = None,
+        *,
+        layout: str | None = None,
+        outputs: Literal[1] = 1,
+        name: str | None = None,
+        **attrs: Any,
+    ) -> str: ...
 
     @overload
-    def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, *,
-             layout: str | None = None, outputs: int, name: str | None = None,
-             **attrs: Any) -> list[str]: ...
+    def node(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        hint: str | None = None,
+        *,
+        layout: str | None = None,
+        outputs: int,
+        name: str | None = None,
+        **attrs: Any,
+    ) -> list[str]: ...
 
-    def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, *,
-             layout: str | None = None, outputs: int = 1, name: str | None = None,
-             **attrs: Any) -> str | list[str]:
+    def node(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        hint: str | None = None,
+        *,
+        layout: str | None = None,
+        outputs: int = 1,
+        name: str | None = None,
+        **attrs: Any,
+    ) -> str | list[str]:
         """Add a node; its output keeps the first input's layout unless ``layout`` is given. ``name`` (or a
         claim on ``hint``) names its single output exactly; otherwise names are made unique from ``hint``.
         One output comes back as its name, several as the list of their names."""
@@ -106,23 +130,27 @@ class OnnxBuilder:
             if rank == 3 and self.shapes[name][2] == 1:  # one channel: the same bytes in either layout
                 height, width, _ = self.shapes[name]
                 target = [0, 1, height, width] if layout == NCHW else [0, height, width, 1]
-                out = self.node("Reshape", [name, self.constant_int64(target, f"{hint}_shape")], hint, layout=layout,
-                                name=output)
+                out = self.node(
+                    "Reshape", [name, self.constant_int64(target, f"{hint}_shape")], hint, layout=layout, name=output
+                )
             elif rank == 3:
                 out = self.node("Transpose", [name], hint, layout=layout, name=output, perm=_PERM[(current, layout)])
             elif layout == NCHW:
-                image = self.node("Unsqueeze", [name, self.constant_int64([1], f"{hint}_axis")], f"{hint}_image",
-                                  layout=NHWC)
+                image = self.node(
+                    "Unsqueeze", [name, self.constant_int64([1], f"{hint}_axis")], f"{hint}_image", layout=NHWC
+                )
                 out = self.node("Transpose", [image], hint, layout=layout, name=output, perm=_PERM[(current, layout)])
             else:
                 image = self.node("Transpose", [name], f"{hint}_image", layout=layout, perm=_PERM[(current, layout)])
-                out = self.node("Squeeze", [image, self.constant_int64([1], f"{hint}_axis")], hint, layout=layout,
-                                name=output)
+                out = self.node(
+                    "Squeeze", [image, self.constant_int64([1], f"{hint}_axis")], hint, layout=layout, name=output
+                )
             self.shapes[out] = self.shapes[name]
             self._transposed[key] = out
         return self._transposed[key]
 
     def value_info(self, name: str, shape: Sequence[int | str], doc: str = "", dtype: str = "float32") -> Any:
         """A graph input's or output's type: ``dtype`` (a numpy dtype name) and ``shape``."""
-        return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), list(shape),
-                                             doc_string=doc)
+        return helper.make_tensor_value_info(
+            name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), list(shape), doc_string=doc
+        )

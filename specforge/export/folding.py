@@ -31,12 +31,21 @@ def fold_flatten_transposes(builder: OnnxBuilder, outputs: set[str]) -> None:
     for flatten in [node for node in builder.nodes if node.op_type == "Flatten"]:
         transpose = producers.get(flatten.input[0])
         product = consumers.get(flatten.output[0])
-        if (transpose is None or transpose.op_type != "Transpose" or _perm(transpose) != _TO_NHWC
-                or _axis(flatten) != 1 or product is None or product.op_type not in ("MatMul", "Gemm")
-                or product.input[0] != flatten.output[0] or _transposed_b(product)
-                or uses[transpose.output[0]] != 1 or uses[flatten.output[0]] != 1
-                or product.input[1] not in constants or uses[product.input[1]] != 1
-                or {transpose.output[0], flatten.output[0]} & outputs):
+        if (
+            transpose is None
+            or transpose.op_type != "Transpose"
+            or _perm(transpose) != _TO_NHWC
+            or _axis(flatten) != 1
+            or product is None
+            or product.op_type not in ("MatMul", "Gemm")
+            or product.input[0] != flatten.output[0]
+            or _transposed_b(product)
+            or uses[transpose.output[0]] != 1
+            or uses[flatten.output[0]] != 1
+            or product.input[1] not in constants
+            or uses[product.input[1]] != 1
+            or {transpose.output[0], flatten.output[0]} & outputs
+        ):
             continue
         height, width, channels = builder.shape(transpose.output[0])
         index = constants[product.input[1]]

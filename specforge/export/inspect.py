@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     import onnx
 
 #: What ``parameters`` counts, in words.
-PARAMETERS_COUNTED = {"model": "the model's weights, as validate counts them",
-                      "initializers": "the values of the initializers, shapes left out"}
+PARAMETERS_COUNTED = {
+    "model": "the model's weights, as validate counts them",
+    "initializers": "the values of the initializers, shapes left out",
+}
 
 
 def describe(path: str | Path) -> dict:
@@ -60,16 +62,22 @@ def _parameters(metadata: dict[str, str], initializers: Sequence[onnx.TensorProt
 
     if "parameters" in metadata:
         return {"parameters": int(metadata["parameters"]), "parameters_counted": "model"}
-    return {"parameters": sum(math.prod(tensor.dims) for tensor in initializers
-                              if tensor.data_type != onnx.TensorProto.INT64),
-            "parameters_counted": "initializers"}
+    return {
+        "parameters": sum(
+            math.prod(tensor.dims) for tensor in initializers if tensor.data_type != onnx.TensorProto.INT64
+        ),
+        "parameters_counted": "initializers",
+    }
 
 
 def format_description(info: dict) -> str:
     """The description as aligned text lines."""
+
     def interface(values: list[dict]) -> list[str]:
-        return [f"  {v['name']}: {v['type']} [{', '.join(map(str, v['shape']))}]"
-                + (f"  {v['doc']}" if v["doc"] else "") for v in values]
+        return [
+            f"  {v['name']}: {v['type']} [{', '.join(map(str, v['shape']))}]" + (f"  {v['doc']}" if v["doc"] else "")
+            for v in values
+        ]
 
     opsets = ", ".join(f"{domain} {version}" for domain, version in info["opsets"].items())
     lines = [
@@ -77,10 +85,14 @@ def format_description(info: dict) -> str:
         f"producer: {info['producer']['name']} {info['producer']['version']}".rstrip(),
         f"IR version: {info['ir_version']}; opset: {opsets}",
         *([f"doc: {info['doc']}"] if info["doc"] else []),
-        "inputs:", *interface(info["inputs"]),
-        "outputs:", *interface(info["outputs"]),
-        (f"nodes: {info['nodes']} ({', '.join(f'{op} {count}' for op, count in info['ops'].items())}); "
-        f"parameters: {info['parameters']:,} ({PARAMETERS_COUNTED[info['parameters_counted']]})"),
+        "inputs:",
+        *interface(info["inputs"]),
+        "outputs:",
+        *interface(info["outputs"]),
+        (
+            f"nodes: {info['nodes']} ({', '.join(f'{op} {count}' for op, count in info['ops'].items())}); "
+            f"parameters: {info['parameters']:,} ({PARAMETERS_COUNTED[info['parameters_counted']]})"
+        ),
         f"quantized: {_quantized(info['quantized'])}",
     ]
     if info["metadata"]:
@@ -94,8 +106,10 @@ def _quantized(record: dict | None) -> str:
         return "no (float32)"
     if "int8_accuracy" not in record:
         return f"{record['type']} (by another tool)"
-    return (f"{record['type']} (test accuracy {100 * record['float_accuracy']:.2f}% float, "
-            f"{100 * record['int8_accuracy']:.2f}% int8, on {record['examples']} examples)")
+    return (
+        f"{record['type']} (test accuracy {100 * record['float_accuracy']:.2f}% float, "
+        f"{100 * record['int8_accuracy']:.2f}% int8, on {record['examples']} examples)"
+    )
 
 
 def _value(value: onnx.ValueInfoProto) -> dict:
@@ -103,11 +117,15 @@ def _value(value: onnx.ValueInfoProto) -> dict:
 
     tensor = value.type.tensor_type
     shape = [dim.dim_param or dim.dim_value for dim in tensor.shape.dim]
-    return {"name": value.name, "type": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name,
-            "shape": shape, "doc": value.doc_string}
+    return {
+        "name": value.name,
+        "type": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name,
+        "shape": shape,
+        "doc": value.doc_string,
+    }
 
 
 def _human(size: int) -> str:
     if size < 1024:
         return f"{size} bytes"
-    return f"{size / 1024:.1f} KiB" if size < 1024 ** 2 else f"{size / 1024 ** 2:.1f} MiB"
+    return f"{size / 1024:.1f} KiB" if size < 1024**2 else f"{size / 1024**2:.1f} MiB"

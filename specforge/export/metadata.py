@@ -43,9 +43,16 @@ if TYPE_CHECKING:
     from specforge.data.preprocessing import Preprocessing
 
 
-def _run_metadata(spec_name: str, spec_sha256: str, parameters: int, preprocessing: Preprocessing,
-                  outputs: Sequence[str], in_graph: bool, metrics: dict | None,
-                  interface: dict[str, str]) -> dict[str, str]:
+def _run_metadata(
+    spec_name: str,
+    spec_sha256: str,
+    parameters: int,
+    preprocessing: Preprocessing,
+    outputs: Sequence[str],
+    in_graph: bool,
+    metrics: dict | None,
+    interface: dict[str, str],
+) -> dict[str, str]:
     """The keys every exported model has, around ``interface`` (the keys that describe its inputs)."""
     metadata = {
         "spec_name": spec_name,
@@ -65,31 +72,72 @@ def _run_metadata(spec_name: str, spec_sha256: str, parameters: int, preprocessi
     return metadata
 
 
-def build_metadata(*, spec_name: str, spec_sha256: str, parameters: int, preprocessing: Preprocessing, in_graph: bool,
-                   input_shape: Sequence[int], outputs: Sequence[str], raw: np.ndarray,
-                   metrics: dict | None = None) -> dict[str, str]:
+def build_metadata(
+    *,
+    spec_name: str,
+    spec_sha256: str,
+    parameters: int,
+    preprocessing: Preprocessing,
+    in_graph: bool,
+    input_shape: Sequence[int],
+    outputs: Sequence[str],
+    raw: np.ndarray,
+    metrics: dict | None = None,
+) -> dict[str, str]:
     """The metadata of an exported classifier; ``raw`` is a batch of stored examples (their dtype and
     range say what values the input takes)."""
-    return _run_metadata(spec_name, spec_sha256, parameters, preprocessing, outputs, in_graph, metrics, {
-        "input_name": "input",
-        "input_shape": json.dumps(["N", *map(int, input_shape)]),
-        "input_layout": input_layout(input_shape),
-        "input_range": input_range(raw, preprocessing, in_graph),
-        "image_shape": json.dumps([int(d) for d in raw.shape[1:]]),
-    })
+    return _run_metadata(
+        spec_name,
+        spec_sha256,
+        parameters,
+        preprocessing,
+        outputs,
+        in_graph,
+        metrics,
+        {
+            "input_name": "input",
+            "input_shape": json.dumps(["N", *map(int, input_shape)]),
+            "input_layout": input_layout(input_shape),
+            "input_range": input_range(raw, preprocessing, in_graph),
+            "image_shape": json.dumps([int(d) for d in raw.shape[1:]]),
+        },
+    )
 
 
-def table_metadata(*, spec_name: str, spec_sha256: str, parameters: int, preprocessing: Preprocessing,
-                   inputs: Sequence[onnx.ValueInfoProto], outputs: Sequence[str],
-                   metrics: dict | None = None) -> dict[str, str]:
+def table_metadata(
+    *,
+    spec_name: str,
+    spec_sha256: str,
+    parameters: int,
+    preprocessing: Preprocessing,
+    inputs: Sequence[onnx.ValueInfoProto],
+    outputs: Sequence[str],
+    metrics: dict | None = None,
+) -> dict[str, str]:
     """The metadata of an exported table model: the task, its named inputs, the classes or target columns."""
     from onnx import TensorProto
 
-    return _run_metadata(spec_name, spec_sha256, parameters, preprocessing, outputs, True, metrics, {
-        "task": "regression" if preprocessing.regression else "classification",
-        "inputs": json.dumps([{"name": info.name, "type": "string" if info.type.tensor_type.elem_type
-                               == TensorProto.STRING else "float"} for info in inputs]),
-    })
+    return _run_metadata(
+        spec_name,
+        spec_sha256,
+        parameters,
+        preprocessing,
+        outputs,
+        True,
+        metrics,
+        {
+            "task": "regression" if preprocessing.regression else "classification",
+            "inputs": json.dumps(
+                [
+                    {
+                        "name": info.name,
+                        "type": "string" if info.type.tensor_type.elem_type == TensorProto.STRING else "float",
+                    }
+                    for info in inputs
+                ]
+            ),
+        },
+    )
 
 
 def input_range(raw: np.ndarray, preprocessing: Preprocessing, in_graph: bool) -> str:

@@ -38,9 +38,17 @@ INPUT_NAME = "input"
 PROBABILITIES = "probabilities"
 LOGITS = "logits"
 
-def graph_to_onnx(graph: Graph, params: Sequence[Params], *, opset: int = DEFAULT_OPSET,
-                  output_name: str = "output", preprocessing: Preprocessing | None = None,
-                  logits_name: str | None = None, doc: str = "") -> onnx.ModelProto:
+
+def graph_to_onnx(
+    graph: Graph,
+    params: Sequence[Params],
+    *,
+    opset: int = DEFAULT_OPSET,
+    output_name: str = "output",
+    preprocessing: Preprocessing | None = None,
+    logits_name: str | None = None,
+    doc: str = "",
+) -> onnx.ModelProto:
     """The ONNX model computing ``graph`` with ``params`` (one dict per node) in inference mode.
 
     ``preprocessing`` puts its scale and offset before the first node.  ``logits_name``
@@ -72,8 +80,10 @@ def graph_to_onnx(graph: Graph, params: Sequence[Params], *, opset: int = DEFAUL
         builder.shapes[name] = node.output_shape
         if public:
             if not builder.release(node.layer.name) and name != public:
-                raise ExportError(f"layer {node.layer.name!r} ({node.layer.type}) cannot be exported: a node "
-                                  "other than the one making its output is hinted with the layer's name")
+                raise ExportError(
+                    f"layer {node.layer.name!r} ({node.layer.type}) cannot be exported: a node "
+                    "other than the one making its output is hinted with the layer's name"
+                )
             name = _publish(builder, name, public)
             builder.shapes[name] = node.output_shape
         tensors[index] = name
@@ -83,34 +93,61 @@ def graph_to_onnx(graph: Graph, params: Sequence[Params], *, opset: int = DEFAUL
     fold_flatten_transposes(builder, {public for public, _ in outputs})
 
     onnx_graph = helper.make_graph(
-        builder.nodes, "specforge",
-        [builder.value_info(INPUT_NAME, ["N", *input_shape], _input_doc(input_shape, graph.input_dtype, preprocessing),
-                            graph.input_dtype)],
+        builder.nodes,
+        "specforge",
+        [
+            builder.value_info(
+                INPUT_NAME,
+                ["N", *input_shape],
+                _input_doc(input_shape, graph.input_dtype, preprocessing),
+                graph.input_dtype,
+            )
+        ],
         [builder.value_info(public, ["N", *dims], _OUTPUT_DOCS.get(public, "")) for public, dims in outputs],
         initializer=builder.initializers,
         doc_string=doc,
     )
-    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
-                              ir_version=IR_VERSIONS[opset], producer_name="specforge",
-                              producer_version=specforge.__version__)
+    model = helper.make_model(
+        onnx_graph,
+        opset_imports=[helper.make_opsetid("", opset)],
+        ir_version=IR_VERSIONS[opset],
+        producer_name="specforge",
+        producer_version=specforge.__version__,
+    )
     check_model(model)
     return model
 
 
-def export_graph(graph: Graph, params: Sequence[Params], *, opset: int = DEFAULT_OPSET, logits: bool = False,
-                 preprocessing: Preprocessing | None = None, until: int | None = None,
-                 doc: str = "") -> onnx.ModelProto:
+def export_graph(
+    graph: Graph,
+    params: Sequence[Params],
+    *,
+    opset: int = DEFAULT_OPSET,
+    logits: bool = False,
+    preprocessing: Preprocessing | None = None,
+    until: int | None = None,
+    doc: str = "",
+) -> onnx.ModelProto:
     """A classifier's deployment model: ``input`` -> ``probabilities`` (and ``logits`` when asked).
 
     ``logits`` needs a final softmax.  ``until`` exports only the first ``until`` nodes, for the
     parity gate's comparison of prefixes (not combined with ``logits``).
     """
     if logits and graph.final_activation != "softmax":
-        raise ExportError(f"--logits needs a model whose last activation is softmax; this one ends with "
-                          f"{graph.final_activation!r}, so its output already is what the last layer computes; "
-                          "leave --logits out")
-    return graph_to_onnx(graph.prefix(until), params, opset=opset, output_name=PROBABILITIES,
-                         preprocessing=preprocessing, logits_name=LOGITS if logits else None, doc=doc)
+        raise ExportError(
+            f"--logits needs a model whose last activation is softmax; this one ends with "
+            f"{graph.final_activation!r}, so its output already is what the last layer computes; "
+            "leave --logits out"
+        )
+    return graph_to_onnx(
+        graph.prefix(until),
+        params,
+        opset=opset,
+        output_name=PROBABILITIES,
+        preprocessing=preprocessing,
+        logits_name=LOGITS if logits else None,
+        doc=doc,
+    )
 
 
 def check_model(model: onnx.ModelProto) -> None:
@@ -131,14 +168,16 @@ _OUTPUT_DOCS = {
 
 def _input_doc(input_shape: Sequence[int], dtype: str, preprocessing: Preprocessing | None) -> str:
     shape = ", ".join(["N", *map(str, input_shape)])
-    values = ("raw values as stored in the training data; the run's preprocessing is in the graph"
-              if preprocessing is not None else "preprocessed values (apply the preprocessing in the metadata)")
+    values = (
+        "raw values as stored in the training data; the run's preprocessing is in the graph"
+        if preprocessing is not None
+        else "preprocessed values (apply the preprocessing in the metadata)"
+    )
     layout = "NHWC" if len(input_shape) == 3 else "as in the spec"
     return f"[{shape}] {dtype}, {layout}: {values}."
 
 
-def _preprocess(builder: OnnxBuilder, name: str, shape: tuple[int, ...],
-                preprocessing: Preprocessing | None) -> str:
+def _preprocess(builder: OnnxBuilder, name: str, shape: tuple[int, ...], preprocessing: Preprocessing | None) -> str:
     """``x * scale + offset`` as Preprocessing.images computes it (the Mul left out when the scale is 1)."""
     builder.shapes[name] = shape
     builder.layouts[name] = NHWC
@@ -160,11 +199,14 @@ def _convert(layer: Layer, builder: OnnxBuilder, params: Params, input_name: str
             return cast("Merge", layer).to_onnx(builder, params, input_name)
         return layer.to_onnx(builder, params, input_name)
     except NotImplementedError:
-        raise ExportError(f"layer {layer.name!r} ({layer.type}) has no ONNX conversion; export supports "
-                          "the layer kinds whose class implements to_onnx") from None
+        raise ExportError(
+            f"layer {layer.name!r} ({layer.type}) has no ONNX conversion; export supports "
+            "the layer kinds whose class implements to_onnx"
+        ) from None
     except ExportError as error:
-        raise ExportError(f"layer {layer.name!r} ({layer.type}) cannot be exported: "
-                          f"{error.problems[0].message}") from None
+        raise ExportError(
+            f"layer {layer.name!r} ({layer.type}) cannot be exported: {error.problems[0].message}"
+        ) from None
 
 
 def _publish(builder: OnnxBuilder, tensor: str, public: str) -> str:

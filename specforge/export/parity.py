@@ -54,15 +54,16 @@ class ParityResult:
     classes: bool = True
 
     def summary(self) -> str:
-        return (f"{self.examples} examples{f' of {self.data}' if self.data else ''}: max abs difference "
-                f"{self.max_abs_diff:.3g} (rtol {self.rtol:g}, atol {self.atol:g})"
-                + (f", classes agree on {self.classes_agree}/{self.examples}" if self.classes else ""))
+        return (
+            f"{self.examples} examples{f' of {self.data}' if self.data else ''}: max abs difference "
+            f"{self.max_abs_diff:.3g} (rtol {self.rtol:g}, atol {self.atol:g})"
+            + (f", classes agree on {self.classes_agree}/{self.examples}" if self.classes else "")
+        )
 
     def failure(self) -> str:
         """The ExportError message of a failed gate."""
         if self.first_mismatch is None:
-            where = ("no single layer's output differs beyond float32 rounding; the differences add up "
-                     "along the network")
+            where = "no single layer's output differs beyond float32 rounding; the differences add up along the network"
         else:
             where = f"the first layer whose ONNX output differs from the numpy forward is {self.first_mismatch}"
         return f"parity check failed on {self.summary()}; {where}; nothing was written"
@@ -71,9 +72,17 @@ class ParityResult:
         return asdict(self)
 
 
-def check_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto, raw: np.ndarray,
-                 preprocessing: Preprocessing, *, in_graph: bool, opset: int = DEFAULT_OPSET,
-                 data: str = "") -> ParityResult:
+def check_parity(
+    graph: Graph,
+    params: Sequence[Params],
+    model: onnx.ModelProto,
+    raw: np.ndarray,
+    preprocessing: Preprocessing,
+    *,
+    in_graph: bool,
+    opset: int = DEFAULT_OPSET,
+    data: str = "",
+) -> ParityResult:
     """Compare ``model`` (made by ``export_graph``) under onnxruntime with the numpy forward on ``raw``.
 
     ``raw`` holds stored values (``(N, ...)``, any dtype); ``in_graph`` says whether ``model``
@@ -83,8 +92,10 @@ def check_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto,
     feed = _feed(raw, x, in_graph)
     expected = Model(graph, list(params)).forward(x)
     if not np.all(np.isfinite(expected)):
-        raise ExportError(f"the numpy forward gives NaN or infinite outputs on {data or 'the parity batch'}; "
-                          "the weights are not usable (did training diverge?); nothing was written")
+        raise ExportError(
+            f"the numpy forward gives NaN or infinite outputs on {data or 'the parity batch'}; "
+            "the weights are not usable (did training diverge?); nothing was written"
+        )
     got = _run(model.SerializeToString(), feed)
     agree = int(np.sum(got.argmax(axis=-1) == expected.argmax(axis=-1)))
     passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL)) and agree == len(x)
@@ -94,8 +105,14 @@ def check_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto,
     return result
 
 
-def first_mismatch(graph: Graph, params: Sequence[Params], x: np.ndarray, feed: np.ndarray,
-                   preprocessing: Preprocessing | None, opset: int = DEFAULT_OPSET) -> str | None:
+def first_mismatch(
+    graph: Graph,
+    params: Sequence[Params],
+    x: np.ndarray,
+    feed: np.ndarray,
+    preprocessing: Preprocessing | None,
+    opset: int = DEFAULT_OPSET,
+) -> str | None:
     """``name (Type)`` of the first node, in topological order, whose exported prefix (the graph up to that
     node, with its output as the output) differs from the numpy forward (or ``"the preprocessing"``); None
     when every prefix agrees within the scaled tolerance."""

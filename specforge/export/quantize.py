@@ -35,13 +35,24 @@ CALIBRATION_BATCH = 64
 DEFAULT_MAX_ACCURACY_DROP = 0.5
 #: Metadata key of a quantized model: JSON with the method and the gate's numbers.
 METADATA_KEY = "quantization"
-METHOD = (f"onnxruntime static quantization, QDQ: Conv, Gemm and MatMul with int8 weights per channel and int8 "
-          f"inputs, MinMax calibration on {CALIBRATION_EXAMPLES} training examples")
+METHOD = (
+    f"onnxruntime static quantization, QDQ: Conv, Gemm and MatMul with int8 weights per channel and int8 "
+    f"inputs, MinMax calibration on {CALIBRATION_EXAMPLES} training examples"
+)
 #: The operators quantized (those with weights); the elementwise rest stays float between them.
 QUANTIZED_LAYER_OPS = ("Conv", "Gemm", "MatMul")
 #: Operators that only a quantized graph holds.
-QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
-                           "QLinearMatMul", "ConvInteger", "MatMulInteger"})
+QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+    }
+)
 
 
 @dataclass
@@ -68,22 +79,32 @@ class QuantizationResult:
         return -self.accuracy_change <= self.max_accuracy_drop
 
     def summary(self) -> str:
-        return (f"{self.examples} test examples: accuracy {100 * self.float_accuracy:.2f}% float, "
-                f"{100 * self.int8_accuracy:.2f}% int8 ({self.accuracy_change:+.2f} points), classes agree on "
-                f"{self.classes_agree}/{self.examples}; {self.float_size / 1024:.1f} KiB -> "
-                f"{self.int8_size / 1024:.1f} KiB")
+        return (
+            f"{self.examples} test examples: accuracy {100 * self.float_accuracy:.2f}% float, "
+            f"{100 * self.int8_accuracy:.2f}% int8 ({self.accuracy_change:+.2f} points), classes agree on "
+            f"{self.classes_agree}/{self.examples}; {self.float_size / 1024:.1f} KiB -> "
+            f"{self.int8_size / 1024:.1f} KiB"
+        )
 
     def failure(self) -> str:
-        return (f"int8 quantization loses too much: {self.summary()}; more than --max-accuracy-drop "
-                f"{self.max_accuracy_drop:g} points, nothing was written (raise --max-accuracy-drop to accept it)")
+        return (
+            f"int8 quantization loses too much: {self.summary()}; more than --max-accuracy-drop "
+            f"{self.max_accuracy_drop:g} points, nothing was written (raise --max-accuracy-drop to accept it)"
+        )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "accuracy_change": self.accuracy_change, "passed": self.passed}
 
 
-def quantize_gated(model: onnx.ModelProto, calibration: np.ndarray, test_inputs: np.ndarray,
-                   test_labels: np.ndarray, *, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
-                   file: str | None = None) -> tuple[onnx.ModelProto, QuantizationResult]:
+def quantize_gated(
+    model: onnx.ModelProto,
+    calibration: np.ndarray,
+    test_inputs: np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+    file: str | None = None,
+) -> tuple[onnx.ModelProto, QuantizationResult]:
     """The int8 model of ``model`` (a float classifier whose first input takes ``calibration``-like values)
     and its gate result; raises ExportError (about ``file``), with the gate's numbers, when accuracy drops
     too much."""
@@ -94,12 +115,29 @@ def quantize_gated(model: onnx.ModelProto, calibration: np.ndarray, test_inputs:
     labels = np.asarray(test_labels)
     examples, classes_agree = len(labels), int(np.sum(float_classes == int8_classes))
     float_accuracy, int8_accuracy = float(np.mean(float_classes == labels)), float(np.mean(int8_classes == labels))
-    _set_metadata(quantized, model, {"type": INT8, "method": METHOD, "examples": examples,
-                                     "float_accuracy": float_accuracy, "int8_accuracy": int8_accuracy,
-                                     "classes_agree": classes_agree})
+    _set_metadata(
+        quantized,
+        model,
+        {
+            "type": INT8,
+            "method": METHOD,
+            "examples": examples,
+            "float_accuracy": float_accuracy,
+            "int8_accuracy": int8_accuracy,
+            "classes_agree": classes_agree,
+        },
+    )
     # The int8 size is the file's: taken after the metadata is set.
-    result = QuantizationResult(INT8, examples, float_accuracy, int8_accuracy, classes_agree, max_accuracy_drop,
-                                float_size=len(float_bytes), int8_size=quantized.ByteSize())
+    result = QuantizationResult(
+        INT8,
+        examples,
+        float_accuracy,
+        int8_accuracy,
+        classes_agree,
+        max_accuracy_drop,
+        float_size=len(float_bytes),
+        int8_size=quantized.ByteSize(),
+    )
     if not result.passed:
         raise ExportError(result.failure(), file=file)
     return quantized, result
@@ -114,8 +152,9 @@ def quantize_int8(model: onnx.ModelProto, calibration: np.ndarray) -> onnx.Model
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
-            self._batches: Iterator[np.ndarray] = iter(np.array_split(
-                calibration.astype(np.float32), max(1, len(calibration) // CALIBRATION_BATCH)))
+            self._batches: Iterator[np.ndarray] = iter(
+                np.array_split(calibration.astype(np.float32), max(1, len(calibration) // CALIBRATION_BATCH))
+            )
 
         def get_next(self) -> dict | None:
             batch = next(self._batches, None)
@@ -126,11 +165,18 @@ def quantize_int8(model: onnx.ModelProto, calibration: np.ndarray) -> onnx.Model
         source.write_bytes(model.SerializeToString())
         logging.disable(logging.WARNING)  # its advice to pre-process: the exported graph is already shape-inferred
         try:
-            quantize_static(str(source), str(target), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=list(QUANTIZED_LAYER_OPS),
-                            # Dense layers export [in, out] kernels (Gemm without transB): channels are axis 1
-                            extra_options={"QDQOpTypePerChannelSupportToAxis": {"Gemm": 1, "MatMul": 1}})
+            quantize_static(
+                str(source),
+                str(target),
+                Batches(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=list(QUANTIZED_LAYER_OPS),
+                # Dense layers export [in, out] kernels (Gemm without transB): channels are axis 1
+                extra_options={"QDQOpTypePerChannelSupportToAxis": {"Gemm": 1, "MatMul": 1}},
+            )
         finally:
             logging.disable(logging.NOTSET)
         return onnx.load(str(target))
@@ -147,8 +193,12 @@ def quantization_of(model_metadata: dict[str, str], ops: set[str]) -> dict | Non
 def _classes(model: bytes, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
     session = make_session(model)
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: inputs[start:start + batch_size]})[0].argmax(axis=1)
-                           for start in range(0, len(inputs), batch_size)])
+    return np.concatenate(
+        [
+            session.run(None, {name: inputs[start : start + batch_size]})[0].argmax(axis=1)
+            for start in range(0, len(inputs), batch_size)
+        ]
+    )
 
 
 def _set_metadata(quantized: onnx.ModelProto, original: onnx.ModelProto, record: dict) -> None:
@@ -157,5 +207,6 @@ def _set_metadata(quantized: onnx.ModelProto, original: onnx.ModelProto, record:
 
     quantized.producer_name, quantized.producer_version = original.producer_name, original.producer_version
     quantized.graph.doc_string = original.graph.doc_string + " Quantized to int8."
-    helper.set_model_props(quantized, {**{p.key: p.value for p in original.metadata_props},
-                                       METADATA_KEY: json.dumps(record)})
+    helper.set_model_props(
+        quantized, {**{p.key: p.value for p in original.metadata_props}, METADATA_KEY: json.dumps(record)}
+    )

@@ -62,32 +62,60 @@ class ExportResult:
     quantization: QuantizationResult | None = None
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "path": str(self.path), "parity": self.parity.to_dict(),
-                "site": None if self.site is None else str(self.site),
-                "quantization": None if self.quantization is None else self.quantization.to_dict()}
+        return {
+            **asdict(self),
+            "path": str(self.path),
+            "parity": self.parity.to_dict(),
+            "site": None if self.site is None else str(self.site),
+            "quantization": None if self.quantization is None else self.quantization.to_dict(),
+        }
 
 
-def export_classifier(graph: Graph, params: Sequence[Params], preprocessing: Preprocessing, raw: np.ndarray, *,
-                      spec_name: str, spec_sha256: str, metrics: dict | None = None, opset: int = DEFAULT_OPSET,
-                      logits: bool = False, in_graph: bool = True, data: str = "",
-                      description: str = "") -> tuple[onnx.ModelProto, ParityResult]:
+def export_classifier(
+    graph: Graph,
+    params: Sequence[Params],
+    preprocessing: Preprocessing,
+    raw: np.ndarray,
+    *,
+    spec_name: str,
+    spec_sha256: str,
+    metrics: dict | None = None,
+    opset: int = DEFAULT_OPSET,
+    logits: bool = False,
+    in_graph: bool = True,
+    data: str = "",
+    description: str = "",
+) -> tuple[onnx.ModelProto, ParityResult]:
     """The checked, documented ONNX model of a classifier, and its parity result.
 
     ``raw`` is the parity batch as stored (at least ``MIN_EXAMPLES`` examples where the data
     has them).  Raises ExportError when a layer cannot be converted or the gate fails.
     """
-    doc = (f"{_doc_title(spec_name, description)} Input 'input' [N, "
-           f"{', '.join(map(str, graph.input_shape))}] {graph.input_dtype} NHWC; output 'probabilities' "
-           f"[N, {', '.join(map(str, graph.output_shape))}]. See metadata_props for classes and preprocessing.")
-    model = export_graph(graph, params, opset=opset, logits=logits,
-                         preprocessing=preprocessing if in_graph else None, doc=doc)
+    doc = (
+        f"{_doc_title(spec_name, description)} Input 'input' [N, "
+        f"{', '.join(map(str, graph.input_shape))}] {graph.input_dtype} NHWC; output 'probabilities' "
+        f"[N, {', '.join(map(str, graph.output_shape))}]. See metadata_props for classes and preprocessing."
+    )
+    model = export_graph(
+        graph, params, opset=opset, logits=logits, preprocessing=preprocessing if in_graph else None, doc=doc
+    )
     parity = check_parity(graph, params, model, raw, preprocessing, in_graph=in_graph, opset=opset, data=data)
     if not parity.passed:
         raise ExportError(parity.failure())
-    attach_metadata(model, build_metadata(
-        spec_name=spec_name, spec_sha256=spec_sha256, parameters=graph.total_params, preprocessing=preprocessing,
-        in_graph=in_graph, input_shape=graph.input_shape, outputs=[output.name for output in model.graph.output],
-        raw=raw, metrics=metrics))
+    attach_metadata(
+        model,
+        build_metadata(
+            spec_name=spec_name,
+            spec_sha256=spec_sha256,
+            parameters=graph.total_params,
+            preprocessing=preprocessing,
+            in_graph=in_graph,
+            input_shape=graph.input_shape,
+            outputs=[output.name for output in model.graph.output],
+            raw=raw,
+            metrics=metrics,
+        ),
+    )
     return model, parity
 
 
@@ -97,10 +125,17 @@ def _doc_title(spec_name: str, description: str) -> str:
     return title if title.endswith((".", "!", "?")) else title + "."
 
 
-def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool = False,
-               preprocessing: bool = True, output: str | Path | None = None,
-               web: str | Path | None = None, quantize: str | None = None,
-               max_accuracy_drop: float | None = None) -> ExportResult:
+def export_run(
+    run_path: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    logits: bool = False,
+    preprocessing: bool = True,
+    output: str | Path | None = None,
+    web: str | Path | None = None,
+    quantize: str | None = None,
+    max_accuracy_drop: float | None = None,
+) -> ExportResult:
     """``specforge export RUN --onnx``: write RUN/model.onnx (or ``output``) and RUN/export.json; with ``web``,
     also the static site that runs the model in a browser (checked to be possible before anything is written).
 
@@ -116,62 +151,109 @@ def export_run(run_path: str | Path, *, opset: int = DEFAULT_OPSET, logits: bool
             raise spec.located(error) from None
     steps = Preprocessing.from_dict(run.preprocessing)
     base_dir = Path(run.manifest.get("base_dir", spec.base_dir))
-    common = {"spec_name": spec.name, "spec_sha256": run.manifest.get("spec_sha256", spec.sha256()),
-              "metrics": run.metrics, "opset": opset, "description": run.config.get("description", "")}
+    common = {
+        "spec_name": spec.name,
+        "spec_sha256": run.manifest.get("spec_sha256", spec.sha256()),
+        "metrics": run.metrics,
+        "opset": opset,
+        "description": run.config.get("description", ""),
+    }
     quantization = None
     if steps.pipeline is not None:
         if logits or not preprocessing or quantize is not None:
-            raise ExportError("a table model takes raw rows with its preprocessing in the graph, in float; leave "
-                              "out --logits, --no-preprocessing and --quantize")
+            raise ExportError(
+                "a table model takes raw rows with its preprocessing in the graph, in float; leave "
+                "out --logits, --no-preprocessing and --quantize"
+            )
         rows, data = parity_rows(run.config, graph.input_shape, base_dir)
         model, parity = export_table(graph, run.weights(), steps, rows, data=data, **common)
     else:
         raw, data = parity_batch(run.config, graph.input_shape, base_dir)
-        model, parity = export_classifier(graph, run.weights(), steps, raw, logits=logits, in_graph=preprocessing,
-                                          data=data, **common)
+        model, parity = export_classifier(
+            graph, run.weights(), steps, raw, logits=logits, in_graph=preprocessing, data=data, **common
+        )
     if quantize is not None:
         calibration, test_inputs, test_labels = quantization_data(
-            run.config, graph.input_shape, base_dir, steps, preprocessing)
-        model, quantization = quantize_gated(model, calibration, test_inputs, test_labels, max_accuracy_drop=(
-            DEFAULT_MAX_ACCURACY_DROP if max_accuracy_drop is None else max_accuracy_drop), file=str(run.path))
+            run.config, graph.input_shape, base_dir, steps, preprocessing
+        )
+        model, quantization = quantize_gated(
+            model,
+            calibration,
+            test_inputs,
+            test_labels,
+            max_accuracy_drop=(DEFAULT_MAX_ACCURACY_DROP if max_accuracy_drop is None else max_accuracy_drop),
+            file=str(run.path),
+        )
     payload = model.SerializeToString()
     path = Path(output) if output is not None else run.path / (INT8_MODEL_FILE if quantize else MODEL_FILE)
     write_bytes(path, payload)
     if web is not None:
-        web = write_site(web, payload, name=spec.name, class_names=steps.class_names, input_shape=graph.input_shape,
-                         mode=mode)
-    result = ExportResult(path, parity, opset, IR_VERSIONS[opset], [output.name for output in model.graph.output],
-                          preprocessing, len(payload), hashlib.sha256(payload).hexdigest(), web, quantization)
+        web = write_site(
+            web, payload, name=spec.name, class_names=steps.class_names, input_shape=graph.input_shape, mode=mode
+        )
+    result = ExportResult(
+        path,
+        parity,
+        opset,
+        IR_VERSIONS[opset],
+        [output.name for output in model.graph.output],
+        preprocessing,
+        len(payload),
+        hashlib.sha256(payload).hexdigest(),
+        web,
+        quantization,
+    )
     write_json(run.path / EXPORT_RECORD, result.to_dict())
     return result
 
 
-def export_table(graph: Graph, params: Sequence[Params], preprocessing: Preprocessing, rows: Table, *,
-                 spec_name: str, spec_sha256: str, metrics: dict | None = None, opset: int = DEFAULT_OPSET,
-                 data: str = "", description: str = "") -> tuple[onnx.ModelProto, ParityResult]:
+def export_table(
+    graph: Graph,
+    params: Sequence[Params],
+    preprocessing: Preprocessing,
+    rows: Table,
+    *,
+    spec_name: str,
+    spec_sha256: str,
+    metrics: dict | None = None,
+    opset: int = DEFAULT_OPSET,
+    data: str = "",
+    description: str = "",
+) -> tuple[onnx.ModelProto, ParityResult]:
     """The checked, documented ONNX model of a table model, taking raw rows, and its parity on ``rows``."""
     from specforge.export.table import check_table_parity, input_infos, table_model
 
     pipeline = preprocessing.pipeline
     if pipeline is None:
         raise ValueError("export_table takes a table model's preprocessing, which holds its table pipeline")
-    doc = (f"{_doc_title(spec_name, description)} One input per feature column, [N, 1] "
-           "(float for numeric columns, string for categorical and binary ones); output "
-           f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph.")
+    doc = (
+        f"{_doc_title(spec_name, description)} One input per feature column, [N, 1] "
+        "(float for numeric columns, string for categorical and binary ones); output "
+        f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph."
+    )
     network = export_graph(graph, params, opset=opset)
     model = table_model(network, pipeline, doc)
     parity = check_table_parity(graph, params, model, pipeline, rows, data)
     if not parity.passed:
         raise ExportError(parity.failure())
-    attach_metadata(model, table_metadata(spec_name=spec_name, spec_sha256=spec_sha256,
-                                          parameters=graph.total_params, preprocessing=preprocessing,
-                                          inputs=input_infos(pipeline),
-                                          outputs=[output.name for output in model.graph.output], metrics=metrics))
+    attach_metadata(
+        model,
+        table_metadata(
+            spec_name=spec_name,
+            spec_sha256=spec_sha256,
+            parameters=graph.total_params,
+            preprocessing=preprocessing,
+            inputs=input_infos(pipeline),
+            outputs=[output.name for output in model.graph.output],
+            metrics=metrics,
+        ),
+    )
     return model, parity
 
 
-def parity_rows(config: dict, input_shape: tuple[int, ...], base_dir: Path,
-                size: int = MIN_EXAMPLES) -> tuple[Table, str]:
+def parity_rows(
+    config: dict, input_shape: tuple[int, ...], base_dir: Path, size: int = MIN_EXAMPLES
+) -> tuple[Table, str]:
     """The first ``size`` raw rows of a table spec's test split, then of its training split, and their description."""
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
     parts: list[Table] = []
@@ -186,8 +268,9 @@ def parity_rows(config: dict, input_shape: tuple[int, ...], base_dir: Path,
     return join_tables(parts), f"table {' + '.join(names)}"
 
 
-def parity_batch(config: dict, input_shape: tuple[int, ...], base_dir: Path,
-                 size: int = MIN_EXAMPLES) -> tuple[np.ndarray, str]:
+def parity_batch(
+    config: dict, input_shape: tuple[int, ...], base_dir: Path, size: int = MIN_EXAMPLES
+) -> tuple[np.ndarray, str]:
     """The first ``size`` examples of the spec's test split (then its training split when the test split
     is smaller), as stored, and a description such as ``mnist test[0:256]``."""
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
@@ -207,18 +290,25 @@ def parity_batch(config: dict, input_shape: tuple[int, ...], base_dir: Path,
     return np.concatenate(parts), f"{source} {' + '.join(names)}"
 
 
-def quantization_data(config: dict, input_shape: tuple[int, ...], base_dir: Path, steps: Preprocessing,
-                      in_graph: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def quantization_data(
+    config: dict, input_shape: tuple[int, ...], base_dir: Path, steps: Preprocessing, in_graph: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model inputs to calibrate on (the first training examples), and the test split's inputs and labels."""
     dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
     if dataset.test is None or not len(dataset.test):
-        raise DataError("--quantize compares the int8 model with the float one on the test split, and the data "
-                        "has none; give the spec's data a test split")
+        raise DataError(
+            "--quantize compares the int8 model with the float one on the test split, and the data "
+            "has none; give the spec's data a test split"
+        )
 
     def inputs(images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
-        return (images.reshape((len(images), *input_shape)).astype(steps.input_dtype) if in_graph
-                else steps.images(images))
+        return (
+            images.reshape((len(images), *input_shape)).astype(steps.input_dtype) if in_graph else steps.images(images)
+        )
 
-    return (inputs(dataset.train.images[:CALIBRATION_EXAMPLES]), inputs(dataset.test.images),
-            np.asarray(dataset.test.labels))
+    return (
+        inputs(dataset.train.images[:CALIBRATION_EXAMPLES]),
+        inputs(dataset.test.images),
+        np.asarray(dataset.test.labels),
+    )

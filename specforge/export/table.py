@@ -76,11 +76,11 @@ class _Graph:
 
 def _numeric(graph: _Graph, feature: Feature) -> str:
     x = feature.column
-    filled = graph.node("Where", [graph.node("IsNaN", [x], "missing"),
-                                  graph.floats([float(feature.fill)], "fill"), x], "filled")
+    filled = graph.node(
+        "Where", [graph.node("IsNaN", [x], "missing"), graph.floats([float(feature.fill)], "fill"), x], "filled"
+    )
     if feature.scale == "log":
-        filled = graph.node("Log", [graph.node("Add", [filled, graph.floats([1], "one")], "plus_one")],
-                            "log")
+        filled = graph.node("Log", [graph.node("Add", [filled, graph.floats([1], "one")], "plus_one")], "log")
     centered = graph.node("Sub", [filled, graph.floats([feature.center], "center")], "centered")
     return graph.node("Div", [centered, graph.floats([feature.spread], "spread")], "scaled")
 
@@ -97,8 +97,15 @@ def _lookup(feature: Feature, codes: list, unseen: object) -> dict:
 def _categorical(graph: _Graph, feature: Feature) -> str:
     size = len(feature.vocabulary)
     lookup = _lookup(feature, list(range(size)), UNSEEN)
-    codes = graph.node("LabelEncoder", [feature.column], "code", domain=ML_DOMAIN, keys_strings=lookup["keys_strings"],
-                       values_int64s=lookup["values"], default_int64=UNSEEN)
+    codes = graph.node(
+        "LabelEncoder",
+        [feature.column],
+        "code",
+        domain=ML_DOMAIN,
+        keys_strings=lookup["keys_strings"],
+        values_int64s=lookup["values"],
+        default_int64=UNSEEN,
+    )
     hot = graph.node("Equal", [codes, graph.constant(np.arange(feature.width, dtype=np.int64), "categories")], "hot")
     return graph.node("Cast", [hot], "one_hot", to=TensorProto.FLOAT)
 
@@ -106,16 +113,30 @@ def _categorical(graph: _Graph, feature: Feature) -> str:
 def _binary(graph: _Graph, feature: Feature) -> str:
     values = [0.0, 1.0] if len(feature.vocabulary) == 2 else [0.0]
     lookup = _lookup(feature, values, 0.0)
-    return graph.node("LabelEncoder", [feature.column], "binary", domain=ML_DOMAIN,
-                      keys_strings=lookup["keys_strings"], values_floats=lookup["values"], default_float=0.0)
+    return graph.node(
+        "LabelEncoder",
+        [feature.column],
+        "binary",
+        domain=ML_DOMAIN,
+        keys_strings=lookup["keys_strings"],
+        values_floats=lookup["values"],
+        default_float=0.0,
+    )
 
 
-def _model(graph: _Graph, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto],
-           network: onnx.ModelProto, doc: str = "") -> onnx.ModelProto:
+def _model(
+    graph: _Graph,
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    network: onnx.ModelProto,
+    doc: str = "",
+) -> onnx.ModelProto:
     opsets = [*network.opset_import, helper.make_opsetid(ML_DOMAIN, ML_OPSET)]
-    return helper.make_model(helper.make_graph(graph.nodes, "table", inputs, outputs, graph.initializers,
-                                               doc_string=doc),
-                             opset_imports=opsets, ir_version=network.ir_version)
+    return helper.make_model(
+        helper.make_graph(graph.nodes, "table", inputs, outputs, graph.initializers, doc_string=doc),
+        opset_imports=opsets,
+        ir_version=network.ir_version,
+    )
 
 
 def _first_of_each_column(pipeline: TablePipeline) -> list[Feature]:
@@ -132,12 +153,15 @@ def input_infos(pipeline: TablePipeline) -> list[onnx.ValueInfoProto]:
     for feature in _first_of_each_column(pipeline):
         numeric = feature.type == "numeric"
         unseen = "adds nothing (an all-zero one-hot)" if feature.type == "categorical" else "reads as 0"
-        doc = (f"{feature.type} column {feature.column!r}: " +
-               ("raw number, NaN when missing" if numeric else
-                f"raw text, missing when one of {', '.join(map(repr, sorted(MISSING)))}; a value not seen in "
-                f"training {unseen}"))
-        info = helper.make_tensor_value_info(feature.column, TensorProto.FLOAT if numeric else TensorProto.STRING,
-                                             ["N", 1])
+        doc = f"{feature.type} column {feature.column!r}: " + (
+            "raw number, NaN when missing"
+            if numeric
+            else f"raw text, missing when one of {', '.join(map(repr, sorted(MISSING)))}; a value not seen in "
+            f"training {unseen}"
+        )
+        info = helper.make_tensor_value_info(
+            feature.column, TensorProto.FLOAT if numeric else TensorProto.STRING, ["N", 1]
+        )
         info.doc_string = doc
         infos.append(info)
     return infos
@@ -156,10 +180,17 @@ def _inverse_target(target: Target, network: onnx.ModelProto, units: int) -> onn
     graph = _Graph()
     source = "table/network_output"
     scaled = graph.node("Mul", [source, graph.floats(target.std, "target_std")], "target_scaled")
-    graph.nodes.append(helper.make_node("Add", [scaled, graph.floats(target.mean, "target_mean")],
-                                        [PREDICTIONS], name="table/target_units"))
-    return _model(graph, [helper.make_tensor_value_info(source, TensorProto.FLOAT, ["N", units])],
-                  [helper.make_tensor_value_info(PREDICTIONS, TensorProto.FLOAT, ["N", units])], network)
+    graph.nodes.append(
+        helper.make_node(
+            "Add", [scaled, graph.floats(target.mean, "target_mean")], [PREDICTIONS], name="table/target_units"
+        )
+    )
+    return _model(
+        graph,
+        [helper.make_tensor_value_info(source, TensorProto.FLOAT, ["N", units])],
+        [helper.make_tensor_value_info(PREDICTIONS, TensorProto.FLOAT, ["N", units])],
+        network,
+    )
 
 
 def _renamed_output(network: onnx.ModelProto, name: str) -> onnx.ModelProto:
@@ -179,8 +210,9 @@ def table_model(network: onnx.ModelProto, pipeline: TablePipeline, doc: str = ""
     if target.regression:
         units = len(target.columns)
         if target.mean:
-            model = compose.merge_models(model, _inverse_target(target, network, units),
-                                         io_map=[(PROBABILITIES, "table/network_output")])
+            model = compose.merge_models(
+                model, _inverse_target(target, network, units), io_map=[(PROBABILITIES, "table/network_output")]
+            )
         else:
             model = _renamed_output(model, PREDICTIONS)
     model.graph.doc_string = doc
@@ -193,18 +225,27 @@ def pipeline_inputs(pipeline: TablePipeline) -> list[tuple[str, bool]]:
     return [(feature.column, feature.type != "numeric") for feature in _first_of_each_column(pipeline)]
 
 
-def check_table_parity(graph: Graph, params: Sequence[Params], model: onnx.ModelProto, pipeline: TablePipeline,
-                       table: Table, data: str = "") -> ParityResult:
+def check_table_parity(
+    graph: Graph,
+    params: Sequence[Params],
+    model: onnx.ModelProto,
+    pipeline: TablePipeline,
+    table: Table,
+    data: str = "",
+) -> ParityResult:
     """The exported table model under onnxruntime against the numpy pipeline, on the raw rows of ``table``."""
     expected = numpy_outputs(graph, params, pipeline, table)
     if not np.all(np.isfinite(expected)):
-        raise ExportError(f"the numpy forward gives NaN or infinite outputs on {data or 'the parity rows'}; "
-                          "the weights are not usable (did training diverge?); nothing was written")
+        raise ExportError(
+            f"the numpy forward gives NaN or infinite outputs on {data or 'the parity rows'}; "
+            "the weights are not usable (did training diverge?); nothing was written"
+        )
     session = make_session(model.SerializeToString())
     got = session.run([output_name(pipeline.target)], rows_feed(table, pipeline_inputs(pipeline)))[0]
     agree = len(got) if pipeline.target.regression else int(np.sum(got.argmax(-1) == expected.argmax(-1)))
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
     passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale)) and agree == len(got)
     difference = float(np.max(np.abs(got.astype(np.float64) - expected), initial=0.0))
-    return ParityResult(len(got), difference, agree, passed, atol=ATOL * scale, data=data,
-                        classes=not pipeline.target.regression)
+    return ParityResult(
+        len(got), difference, agree, passed, atol=ATOL * scale, data=data, classes=not pipeline.target.regression
+    )

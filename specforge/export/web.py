@@ -33,17 +33,21 @@ def page_mode(input_shape: Sequence[int], preprocessing_in_graph: bool, *, run: 
     ``run`` directory the options were given for."""
     shape = tuple(input_shape)
     if len(shape) != 3 or shape[-1] not in (1, 3):
-        raise ExportError(f"--web needs an image model (input [H, W, 1] or [H, W, 3]); this model takes "
-                          f"[{', '.join(map(str, shape))}]: export it with --onnx and feed it from your own code",
-                          path="model.input_shape")
+        raise ExportError(
+            f"--web needs an image model (input [H, W, 1] or [H, W, 3]); this model takes "
+            f"[{', '.join(map(str, shape))}]: export it with --onnx and feed it from your own code",
+            path="model.input_shape",
+        )
     if not preprocessing_in_graph:
-        raise ExportError("--web feeds raw pixels, so the model must hold its preprocessing: leave out "
-                          "--no-preprocessing", file=run)
+        raise ExportError(
+            "--web feeds raw pixels, so the model must hold its preprocessing: leave out --no-preprocessing", file=run
+        )
     return "pad" if shape == PAD_SHAPE else "picture"
 
 
-def write_site(directory: str | Path, model: bytes, *, name: str, class_names: Sequence[str],
-               input_shape: Sequence[int], mode: str) -> Path:
+def write_site(
+    directory: str | Path, model: bytes, *, name: str, class_names: Sequence[str], input_shape: Sequence[int], mode: str
+) -> Path:
     """Write the site into ``directory`` (created, or its files replaced): built in a temporary folder
     beside it first, so a failure leaves no half-written site."""
     directory = Path(directory)
@@ -54,9 +58,18 @@ def write_site(directory: str | Path, model: bytes, *, name: str, class_names: S
         for asset in (*PAGE_FILES, *runtime):  # copied without their installed modes: the umask decides
             shutil.copyfile(ASSETS / asset, staging / asset)
         (staging / MODEL_FILE).write_bytes(model)
-        (staging / SITE_FILE).write_text(json.dumps({
-            "name": name, "classes": list(class_names), "input_shape": [int(d) for d in input_shape],
-            "mode": mode}, indent=2) + "\n")
+        (staging / SITE_FILE).write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "classes": list(class_names),
+                    "input_shape": [int(d) for d in input_shape],
+                    "mode": mode,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         _move_into(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

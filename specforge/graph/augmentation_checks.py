@@ -17,8 +17,12 @@ def augmentation_problems(spec: Spec, graph: Graph) -> list[Problem]:
         node = graph.nodes[index]
         before = [graph.nodes[source] for source in node.inputs if source != INPUT_NODE and source not in augmenting]
         if before:
-            problems.append(Problem(
-                f"{node.layer.type} comes after layer {before[0].source}, which changes what "
-                "the image means; augmentation layers go first, before the first layer that is not one (each takes "
-                "the model's input or another augmentation layer's output)", spec.locate(node.path)))
+            problems.append(
+                Problem(
+                    f"{node.layer.type} comes after layer {before[0].source}, which changes what "
+                    "the image means; augmentation layers go first, before the first layer that is not one (each takes "
+                    "the model's input or another augmentation layer's output)",
+                    spec.locate(node.path),
+                )
+            )
     return problems

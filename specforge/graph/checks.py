@@ -25,18 +25,23 @@ if TYPE_CHECKING:
 
 def check_options(spec: Spec) -> None:
     """Raise SpecError listing every clash the spec's values make among themselves (no graph, no data needed)."""
-    _raise(option_problems(spec) + _column_problems(spec) + vectorize_problems(spec)
-           + training_option_problems(spec))
+    _raise(option_problems(spec) + _column_problems(spec) + vectorize_problems(spec) + training_option_problems(spec))
 
 
 def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None) -> None:
     """Raise SpecError listing every mismatch between the model's input and the data, and between the output
     layer, the data's classes and the loss; ``shape`` is what reading the data told about the model's input and
     classes, when it was read. Also where augmentation layers sit and the training options against the model."""
-    _raise(_reshape_problems(spec) + _input_problems(spec, shape) + id_input_problems(spec, graph, shape)
-           + _class_problems(spec, graph, shape)
-           + _loss_problems(spec, graph) + _target_problems(spec, graph) + augmentation_problems(spec, graph)
-           + training_problems(spec, graph))
+    _raise(
+        _reshape_problems(spec)
+        + _input_problems(spec, shape)
+        + id_input_problems(spec, graph, shape)
+        + _class_problems(spec, graph, shape)
+        + _loss_problems(spec, graph)
+        + _target_problems(spec, graph)
+        + augmentation_problems(spec, graph)
+        + training_problems(spec, graph)
+    )
 
 
 def _raise(problems: list[Problem]) -> None:
@@ -49,14 +54,22 @@ def option_problems(spec: Spec) -> list[Problem]:
     problems = []
     optimizer = spec.config["compile"]["optimizer"]
     if optimizer["clipnorm"] is not None and optimizer["clipvalue"] is not None:
-        problems.append(Problem("only one of clipnorm and clipvalue can be set; received both",
-                                spec.locate(("compile", "optimizer", "clipvalue"))))
+        problems.append(
+            Problem(
+                "only one of clipnorm and clipvalue can be set; received both",
+                spec.locate(("compile", "optimizer", "clipvalue")),
+            )
+        )
     items = spec.config["fit"]["callbacks"]
     setters = [index for index, item in enumerate(items) if CALLBACKS[item["type"]].sets_learning_rate]
     if len(setters) > 1:
         first, second = (items[index]["type"] for index in setters[:2])
-        problems.append(Problem(f"{first} and {second} both set the learning rate; keep one of them",
-                                spec.locate(("fit", "callbacks", setters[1]))))
+        problems.append(
+            Problem(
+                f"{first} and {second} both set the learning rate; keep one of them",
+                spec.locate(("fit", "callbacks", setters[1])),
+            )
+        )
     return problems
 
 
@@ -65,9 +78,13 @@ def _reshape_problems(spec: Spec) -> list[Problem]:
     input_shape = spec.config["model"]["input_shape"]
     if reshape is None or list(reshape) == list(input_shape):
         return []
-    return [Problem(f"{list(reshape)} does not match model.input_shape {list(input_shape)}; "
-                    f"use reshape: {list(input_shape)} or leave it out",
-                    spec.locate(("data", "preprocessing", "reshape")))]
+    return [
+        Problem(
+            f"{list(reshape)} does not match model.input_shape {list(input_shape)}; "
+            f"use reshape: {list(input_shape)} or leave it out",
+            spec.locate(("data", "preprocessing", "reshape")),
+        )
+    ]
 
 
 def _column_problems(spec: Spec) -> list[Problem]:
@@ -83,26 +100,53 @@ def _column_problems(spec: Spec) -> list[Problem]:
     for index, feature in enumerate(features):
         column, where = feature["column"], ("data", "features", index)
         if column in (target if isinstance(target, list) else [target]):
-            problems.append(Problem(f"column {column!r} is the target; a model cannot take its target as a feature: "
-                                    "remove it from data.features", spec.locate((*where, "column"))))
-        clash = next(((other, why) for other in range(index) if features[other]["column"] == column
-                      and (why := _second_use(features[other], feature))), None)
+            problems.append(
+                Problem(
+                    f"column {column!r} is the target; a model cannot take its target as a feature: "
+                    "remove it from data.features",
+                    spec.locate((*where, "column")),
+                )
+            )
+        clash = next(
+            (
+                (other, why)
+                for other in range(index)
+                if features[other]["column"] == column and (why := _second_use(features[other], feature))
+            ),
+            None,
+        )
         if clash:
-            problems.append(Problem(f"column {column!r} is listed twice (also data.features[{clash[0]}]) {clash[1]}",
-                                    spec.locate((*where, "column"))))
+            problems.append(
+                Problem(
+                    f"column {column!r} is listed twice (also data.features[{clash[0]}]) {clash[1]}",
+                    spec.locate((*where, "column")),
+                )
+            )
         if feature.get("fill") == "constant" and "fill_value" not in feature:
-            problems.append(Problem("fill: constant needs fill_value, the value a missing cell takes; add "
-                                    f"fill_value: {'0' if feature['type'] == 'numeric' else 'unknown'} (say), or use "
-                                    f"fill: {'mean' if feature['type'] == 'numeric' else 'most_frequent'}",
-                                    spec.locate((*where, "fill"))))
+            problems.append(
+                Problem(
+                    "fill: constant needs fill_value, the value a missing cell takes; add "
+                    f"fill_value: {'0' if feature['type'] == 'numeric' else 'unknown'} (say), or use "
+                    f"fill: {'mean' if feature['type'] == 'numeric' else 'most_frequent'}",
+                    spec.locate((*where, "fill")),
+                )
+            )
         if "fill_value" in feature and feature.get("fill") != "constant":
-            problems.append(Problem("fill_value is the value of fill: constant and this column's fill is "
-                                    f"{feature.get('fill') or 'the default'}; add fill: constant or remove fill_value",
-                                    spec.locate((*where, "fill_value"))))
+            problems.append(
+                Problem(
+                    "fill_value is the value of fill: constant and this column's fill is "
+                    f"{feature.get('fill') or 'the default'}; add fill: constant or remove fill_value",
+                    spec.locate((*where, "fill_value")),
+                )
+            )
         if feature["type"] != "numeric" and feature.get("fill") in NUMERIC_FILLS:
-            problems.append(Problem(f"fill {feature['fill']} needs numbers and column {column!r} is "
-                                    f"{feature['type']}; use fill: most_frequent, or constant with a fill_value",
-                                    spec.locate((*where, "fill"))))
+            problems.append(
+                Problem(
+                    f"fill {feature['fill']} needs numbers and column {column!r} is "
+                    f"{feature['type']}; use fill: most_frequent, or constant with a fill_value",
+                    spec.locate((*where, "fill")),
+                )
+            )
     return problems
 
 
@@ -112,8 +156,10 @@ def _second_use(first: dict, second: dict) -> str:
     if first == second:
         return "with the same encoding, which only copies an input; list each column once"
     if (first["type"] == "numeric") != (second["type"] == "numeric"):
-        return ("as numbers once and as text once; give each column one kind (numeric, or categorical/binary) "
-                "and list it once")
+        return (
+            "as numbers once and as text once; give each column one kind (numeric, or categorical/binary) "
+            "and list it once"
+        )
     return ""
 
 
@@ -130,24 +176,37 @@ def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[P
     if declared is not None and found is not None and declared != found:
         setting = "num_classes" if "num_classes" in spec.config["data"] else "class_names"
         fix = f"use num_classes: {found}" if setting == "num_classes" else f"give {found} class_names"
-        return [Problem(f"data.{setting} gives {declared} classes but the target has {found} in the training "
-                        f"split; {fix} or leave it out", spec.locate(("data", setting)))]
+        return [
+            Problem(
+                f"data.{setting} gives {declared} classes but the target has {found} in the training "
+                f"split; {fix} or leave it out",
+                spec.locate(("data", setting)),
+            )
+        ]
     classes = declared if declared is not None else found
     path, layer = _output_layer(spec, graph)
     output = graph.output_shape
     if classes is None:
         return []
     if len(output) != 1:
-        return [Problem(f"the model's output has shape {output} but a classifier of {classes} classes needs "
-                        f"({classes},); end with Flatten (or GlobalAveragePooling2D) and Dense with units: {classes}",
-                        spec.locate(path))]
+        return [
+            Problem(
+                f"the model's output has shape {output} but a classifier of {classes} classes needs "
+                f"({classes},); end with Flatten (or GlobalAveragePooling2D) and Dense with units: {classes}",
+                spec.locate(path),
+            )
+        ]
     loss = losses.create(spec.config["compile"]["loss"])
     binary = loss.name == "binary_crossentropy" and output[0] == 1 and classes == 2
     if output[0] != classes and not binary:
         where = (*path, "units") if "units" in layer else path
         values = "value" if output[0] == 1 else "values"
-        return [Problem(f"the model outputs {output[0]} {values} but the data has {classes} classes; "
-                        f"use units: {classes}", spec.locate(where))]
+        return [
+            Problem(
+                f"the model outputs {output[0]} {values} but the data has {classes} classes; use units: {classes}",
+                spec.locate(where),
+            )
+        ]
     return []
 
 
@@ -162,9 +221,13 @@ def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
     encoding = spec.config["data"]["preprocessing"]["labels"]
     if loss.label_encoding in ("one_hot", "sparse") and encoding != loss.label_encoding:
         other = "sparse_categorical_crossentropy" if encoding == "sparse" else "categorical_crossentropy"
-        problems.append(Problem(f"{loss.name} takes {loss.label_encoding} labels but data.preprocessing.labels is "
-                                f"{encoding}; use loss: {other} or labels: {loss.label_encoding}",
-                                spec.locate(("compile", "loss"))))
+        problems.append(
+            Problem(
+                f"{loss.name} takes {loss.label_encoding} labels but data.preprocessing.labels is "
+                f"{encoding}; use loss: {other} or labels: {loss.label_encoding}",
+                spec.locate(("compile", "loss")),
+            )
+        )
     return problems
 
 
@@ -183,20 +246,34 @@ def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
     target = data["target"]
     metrics = spec.config["compile"]["metrics"]
     regression = target["type"] == "numeric"
-    problems = [Problem(f"{metric['name']} is a {'classification' if regression else 'regression'} metric and "
-                        f"the target is {target['type']}; use "
-                        f"{'mae, rmse or r2' if regression else 'accuracy, top_k_accuracy, precision or recall'}",
-                        spec.locate(("compile", "metrics", index)))
-                for index, metric in enumerate(metrics) if METRICS[metric["name"]].takes_targets != regression]
+    problems = [
+        Problem(
+            f"{metric['name']} is a {'classification' if regression else 'regression'} metric and "
+            f"the target is {target['type']}; use "
+            f"{'mae, rmse or r2' if regression else 'accuracy, top_k_accuracy, precision or recall'}",
+            spec.locate(("compile", "metrics", index)),
+        )
+        for index, metric in enumerate(metrics)
+        if METRICS[metric["name"]].takes_targets != regression
+    ]
     if not regression:
         return problems
     loss = losses.create(spec.config["compile"]["loss"])
     if loss.label_encoding != "any" or loss.fused_activation is not None:
-        problems.append(Problem(f"{loss.name} is a classification loss and the target is numeric; use "
-                                "mean_squared_error, mean_absolute_error or huber", spec.locate(("compile", "loss"))))
+        problems.append(
+            Problem(
+                f"{loss.name} is a classification loss and the target is numeric; use "
+                "mean_squared_error, mean_absolute_error or huber",
+                spec.locate(("compile", "loss")),
+            )
+        )
     columns = target["column"] if isinstance(target["column"], list) else [target["column"]]
     if graph.output_shape != (len(columns),):
-        problems.append(Problem(f"the model outputs shape {graph.output_shape} but the target has {len(columns)} "
-                                f"numeric column(s); end with Dense with units: {len(columns)}",
-                                spec.locate(_output_layer(spec, graph)[0])))
+        problems.append(
+            Problem(
+                f"the model outputs shape {graph.output_shape} but the target has {len(columns)} "
+                f"numeric column(s); end with Dense with units: {len(columns)}",
+                spec.locate(_output_layer(spec, graph)[0]),
+            )
+        )
     return problems

@@ -78,8 +78,10 @@ class Graph:
     warnings: list[Problem] = field(default_factory=list)
 
     def __repr__(self) -> str:
-        return (f"Graph({len(self.nodes)} nodes, input {tuple(self.input_shape)} -> output {self.output_shape}, "
-                f"{self.total_params:,} params)")
+        return (
+            f"Graph({len(self.nodes)} nodes, input {tuple(self.input_shape)} -> output {self.output_shape}, "
+            f"{self.total_params:,} params)"
+        )
 
     @classmethod
     def chain(cls, input_shape: Shape, layers: Sequence[Layer]) -> Graph:
@@ -117,15 +119,19 @@ class Graph:
             kind = node.layer.input_dtype
             if INPUT_NODE not in node.inputs:
                 if kind != "float":
-                    return node, (f"{node.layer.type} takes {kind} ids, which only the model's input holds; "
-                                  "give it `inputs: input` and the model token ids (source: text_folder with "
-                                  "vectorize.output_mode: int)")
+                    return node, (
+                        f"{node.layer.type} takes {kind} ids, which only the model's input holds; "
+                        "give it `inputs: input` and the model token ids (source: text_folder with "
+                        "vectorize.output_mode: int)"
+                    )
             elif first is None:
                 first = node
             elif kind != first.layer.input_dtype:
-                return node, (f"{node.layer.type} takes {kind} input, and {first.layer.name!r} "
-                              f"({first.layer.type}) takes {first.layer.input_dtype} from the same model input; "
-                              "make the layers taking the input take one kind")
+                return node, (
+                    f"{node.layer.type} takes {kind} input, and {first.layer.name!r} "
+                    f"({first.layer.type}) takes {first.layer.input_dtype} from the same model input; "
+                    "make the layers taking the input take one kind"
+                )
         return None
 
     @property
@@ -146,9 +152,15 @@ class Graph:
         for node in self.nodes:
             row = rows.get(node.source)
             if row is None:
-                rows[node.source] = SummaryRow(node.source, node.layer.type, node.output_shape, node.param_count,
-                                               node.flops, [self.source_of(index) for index in node.inputs],
-                                               node.blocks)
+                rows[node.source] = SummaryRow(
+                    node.source,
+                    node.layer.type,
+                    node.output_shape,
+                    node.param_count,
+                    node.flops,
+                    [self.source_of(index) for index in node.inputs],
+                    node.blocks,
+                )
             else:
                 row.output_shape = node.output_shape
                 row.params += node.param_count
@@ -191,9 +203,12 @@ def infer_graph(spec) -> Graph:
     (what depends on a mistake is not checked further), each located at the layer.  A table spec that leaves
     model.input_shape out needs its data read first: ``specforge.graph.build.build_graph`` does both."""
     if "input_shape" not in spec.config["model"]:
-        raise SpecError("model.input_shape is left out, so it comes from the table's data: build the graph with "
-                        "specforge.graph.build.build_graph (api.build_graph), which reads it",
-                        file=spec.file, path="model")
+        raise SpecError(
+            "model.input_shape is left out, so it comes from the table's data: build the graph with "
+            "specforge.graph.build.build_graph (api.build_graph), which reads it",
+            file=spec.file,
+            path="model",
+        )
     flat = flatten_model(spec)
     by_name = {layer.name: layer for layer in flat.layers}
     order, cycle = _topological(flat, by_name, spec)
@@ -226,8 +241,9 @@ def _only(graph: Graph, sources: set[str]) -> Graph:
     like the others, then left out), the inputs of the others renumbered."""
     kept = [index for index, node in enumerate(graph.nodes) if node.source in sources]
     renumbered = {INPUT_NODE: INPUT_NODE, **{old: new for new, old in enumerate(kept)}}
-    nodes = [replace(graph.nodes[index], inputs=tuple(renumbered[i] for i in graph.nodes[index].inputs))
-             for index in kept]
+    nodes = [
+        replace(graph.nodes[index], inputs=tuple(renumbered[i] for i in graph.nodes[index].inputs)) for index in kept
+    ]
     return replace(graph, nodes=nodes)
 
 
@@ -242,8 +258,10 @@ def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
         layers.append(REGISTRY["Activation"]({"activation": activation}, name=f"{flat.name}_{activation}"))
     shapes = [graph.input_shape if index == INPUT_NODE else graph.nodes[index].output_shape for index in inputs]
     if not layer.merges and len(inputs) != 1:
-        raise ShapeError(f"{kind} takes one input, got {len(inputs)}: {', '.join(flat.inputs)}; merge them first "
-                         "(Add, Concatenate, ...)")
+        raise ShapeError(
+            f"{kind} takes one input, got {len(inputs)}: {', '.join(flat.inputs)}; merge them first "
+            "(Add, Concatenate, ...)"
+        )
     for node_layer in layers:
         if node_layer.merges:  # a kind that merges has Merge's shape rule, which names its inputs
             taken: Any = tuple(shapes)
@@ -280,11 +298,16 @@ def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec: Spec) -> 
         return order, []
     cycle = _cycle([layer for layer in flat.layers if waiting[layer.name]], by_name)
     first = min(cycle, key=lambda name: position[name])
-    cycle = cycle[cycle.index(first):] + cycle[:cycle.index(first)]
+    cycle = cycle[cycle.index(first) :] + cycle[: cycle.index(first)]
     names = " -> ".join(repr(name) for name in [*cycle, first])
     context = by_name[first].context
-    return order, [context.problem(spec, f"the layers {names} form a cycle; a layer cannot take its input from a "
-                                         "layer that depends on it", (*context.item, "inputs"))]
+    return order, [
+        context.problem(
+            spec,
+            f"the layers {names} form a cycle; a layer cannot take its input from a layer that depends on it",
+            (*context.item, "inputs"),
+        )
+    ]
 
 
 def _cycle(stuck: list[FlatLayer], by_name: dict[str, FlatLayer]) -> list[str]:
@@ -294,7 +317,7 @@ def _cycle(stuck: list[FlatLayer], by_name: dict[str, FlatLayer]) -> list[str]:
     while current not in path:
         path.append(current)
         current = next(name for name in by_name[current].inputs if name in stuck_names)
-    cycle = path[path.index(current):]
+    cycle = path[path.index(current) :]
     return cycle[::-1]
 
 
@@ -313,7 +336,16 @@ def _ancestors(output: str, by_name: dict[str, FlatLayer]) -> set[str]:
 def _unused(flat: FlatModel, spec: Spec) -> list[Problem]:
     """A warning for each layer whose output nothing takes (the model's output aside)."""
     taken = {name for layer in flat.layers for name in layer.inputs}
-    return merge_uses([layer.context.problem(spec, f"nothing takes the output of {layer.name!r}, so it is left out of "
-                                                   "the model; use it in another layer's inputs or remove it",
-                                             severity="warning")
-                       for layer in flat.layers if layer.name not in taken and layer.name != flat.output], spec)
+    return merge_uses(
+        [
+            layer.context.problem(
+                spec,
+                f"nothing takes the output of {layer.name!r}, so it is left out of "
+                "the model; use it in another layer's inputs or remove it",
+                severity="warning",
+            )
+            for layer in flat.layers
+            if layer.name not in taken and layer.name != flat.output
+        ],
+        spec,
+    )

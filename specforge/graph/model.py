@@ -36,10 +36,12 @@ class Model:
             raise ValueError(f"{len(params)} parameter dicts for a graph of {len(graph.nodes)} nodes")
         self.graph = graph
         self.params = params
-        self._trainable = [(index, name)
-                           for index, node in enumerate(graph.nodes)
-                           for name in node.layer.param_shapes(node.input_shape)
-                           if name not in node.layer.non_trainable]
+        self._trainable = [
+            (index, name)
+            for index, node in enumerate(graph.nodes)
+            for name in node.layer.param_shapes(node.input_shape)
+            if name not in node.layer.non_trainable
+        ]
         if self._trainable:
             packed = flat.pack([params[index][name] for index, name in self._trainable])
             for (index, name), view in zip(self._trainable, packed):
@@ -59,8 +61,9 @@ class Model:
         return [node.layer.name for node in self.graph.nodes]
 
     # -- inference ---------------------------------------------------------------------------
-    def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                until: int | None = None) -> np.ndarray:
+    def forward(
+        self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None, until: int | None = None
+    ) -> np.ndarray:
         """The output of the first ``until`` nodes (all by default) for a batch ``x`` of shape ``(N, *input)``."""
         steps = self.steps(until)
         values = StepValues(steps, x)
@@ -75,9 +78,9 @@ class Model:
             return np.zeros((0, *self.graph.output_shape), dtype=np.float32)
         first = self.forward(x[:batch_size])
         out = np.empty((len(x), *first.shape[1:]), dtype=first.dtype)
-        out[:len(first)] = first
+        out[: len(first)] = first
         for start in range(batch_size, len(x), batch_size):
-            out[start:start + batch_size] = self.forward(x[start:start + batch_size])
+            out[start : start + batch_size] = self.forward(x[start : start + batch_size])
         return out
 
     # -- training ------------------------------------------------------------------------------
@@ -85,8 +88,13 @@ class Model:
         """Whether the last node is the activation ``loss`` takes the logits of (softmax for cross-entropy)."""
         return loss.fused_activation is not None and self.graph.final_activation == loss.fused_activation
 
-    def gradients(self, x: np.ndarray, y: np.ndarray, loss: Loss, rng: np.random.Generator | None = None,
-                  ) -> tuple[float, np.ndarray, list[np.ndarray], list[tuple[int, Params]]]:
+    def gradients(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        loss: Loss,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[float, np.ndarray, list[np.ndarray], list[tuple[int, Params]]]:
         """``(loss value, outputs, gradients of the trainable parameters, state)`` for one batch, training
         mode; ``state`` is ``(node index, new non-trainable values)`` per node that has any (the moving
         statistics), for ``apply_state``: the parameters themselves are left unchanged.
@@ -113,8 +121,9 @@ class Model:
         upstream = {steps[-1].output: dy}
         for position in range(len(steps) - 1, -1, -1):
             step = steps[position]
-            dx, grads[step.index] = step.backward(self.params[step.index], caches[position],
-                                                  upstream.pop(step.output), need_dx=step.needs_dx)
+            dx, grads[step.index] = step.backward(
+                self.params[step.index], caches[position], upstream.pop(step.output), need_dx=step.needs_dx
+            )
             caches[position] = None
             if step.needs_dx:
                 assert dx is not None, "backward gives dx when need_dx is True"
@@ -130,8 +139,9 @@ class Model:
             self._plans[until] = plan_steps([node.layer for node in nodes], [node.inputs for node in nodes])
         return self._plans[until]
 
-    def train_step(self, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer,
-                   rng: np.random.Generator | None = None) -> tuple[float, np.ndarray]:
+    def train_step(
+        self, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer, rng: np.random.Generator | None = None
+    ) -> tuple[float, np.ndarray]:
         """One gradient step on a batch: ``(loss value, outputs)``.
 
         When the loss is not finite the parameters (the moving statistics included) are left as they
@@ -164,18 +174,24 @@ class Model:
             raise RunError(f"{len(weights)} weight sets for a model of {len(self.params)} nodes")
         for node, params, new in zip(self.graph.nodes, self.params, weights):
             if set(new) != set(params):
-                raise RunError(f"layer {node.layer.name} has parameters {sorted(params)}, the weights give "
-                               f"{sorted(new)}")
+                raise RunError(
+                    f"layer {node.layer.name} has parameters {sorted(params)}, the weights give {sorted(new)}"
+                )
             for name, value in new.items():
                 if value.shape != params[name].shape:
-                    raise RunError(f"{node.layer.name}/{name} has shape {params[name].shape}, the weights give "
-                                   f"{value.shape}; the weights belong to another model")
+                    raise RunError(
+                        f"{node.layer.name}/{name} has shape {params[name].shape}, the weights give "
+                        f"{value.shape}; the weights belong to another model"
+                    )
                 np.copyto(params[name], value)
 
     def weight_arrays(self) -> dict[str, np.ndarray]:
         """The parameters keyed ``"{node name}/{param}"``: the layout of weights files."""
-        return {weight_key(name, key): value
-                for name, params in zip(self.node_names, self.params) for key, value in params.items()}
+        return {
+            weight_key(name, key): value
+            for name, params in zip(self.node_names, self.params)
+            for key, value in params.items()
+        }
 
     def save_weights(self, path: str | Path) -> Path:
         """Write the parameters to ``path`` (.npz, keys ``"{node name}/{param}"``), atomically."""
@@ -229,18 +245,29 @@ def weight_key(node_name: str, param: str) -> str:
 def params_from_arrays(graph: Graph, arrays: dict[str, np.ndarray], source: str) -> list[Params]:
     """Per-node parameter dicts from arrays keyed as ``Model.weight_arrays``; RunError naming ``source``
     when the keys or shapes do not fit ``graph``."""
-    shapes = {weight_key(node.layer.name, name): shape
-              for node in graph.nodes for name, shape in node.layer.param_shapes(node.input_shape).items()}
+    shapes = {
+        weight_key(node.layer.name, name): shape
+        for node in graph.nodes
+        for name, shape in node.layer.param_shapes(node.input_shape).items()
+    }
     missing, extra = sorted(shapes.keys() - arrays.keys()), sorted(arrays.keys() - shapes.keys())
     if missing or extra:
         detail = f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(extra[:3])}"
         raise RunError(f"the weights do not fit this model ({detail}); they belong to another spec", file=source)
     for key, shape in shapes.items():
         if arrays[key].shape != tuple(shape):
-            raise RunError(f"{key} has shape {arrays[key].shape}, the model needs {tuple(shape)}; the weights "
-                           "belong to another spec", file=source)
-    return [{name: np.asarray(arrays[weight_key(node.layer.name, name)])
-             for name in node.layer.param_shapes(node.input_shape)} for node in graph.nodes]
+            raise RunError(
+                f"{key} has shape {arrays[key].shape}, the model needs {tuple(shape)}; the weights "
+                "belong to another spec",
+                file=source,
+            )
+    return [
+        {
+            name: np.asarray(arrays[weight_key(node.layer.name, name)])
+            for name in node.layer.param_shapes(node.input_shape)
+        }
+        for node in graph.nodes
+    ]
 
 
 def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
@@ -257,8 +284,7 @@ def read_npz(path: str | Path, remedy: Callable[[], str] | None = None) -> dict[
         raise RunError("the file does not exist", file=str(path))
     instead = remedy or (lambda: "give a weights file written by specforge")
     if not zipfile.is_zipfile(path):
-        raise RunError(f"cut short or not an .npz archive (no zip directory at its end); {instead()}",
-                       file=str(path))
+        raise RunError(f"cut short or not an .npz archive (no zip directory at its end); {instead()}", file=str(path))
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}

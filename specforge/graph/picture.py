@@ -19,10 +19,13 @@ IMAGE_FORMATS = ("svg", "png")
 
 def graph_dot(graph: Graph, title: str) -> str:
     """The DOT text of ``graph``: layers top to bottom, each block instance a cluster."""
-    lines = [f"digraph {_quote(title)} {{", "  rankdir=TB;",
-             '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=10];',
-             '  edge [color="#555555"];',
-             f"  {_quote(INPUT)} [label={_quote(f'input{chr(10)}{graph.input_shape}')}, fillcolor=\"#ffffff\"];"]
+    lines = [
+        f"digraph {_quote(title)} {{",
+        "  rankdir=TB;",
+        '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=10];',
+        '  edge [color="#555555"];',
+        f'  {_quote(INPUT)} [label={_quote(f"input{chr(10)}{graph.input_shape}")}, fillcolor="#ffffff"];',
+    ]
     rows = graph.summary()
     _clusters(rows, lines, prefix="", depth=1)
     for row in rows:
@@ -39,7 +42,7 @@ def _clusters(rows: list[SummaryRow], lines: list[str], prefix: str, depth: int)
     for row in rows:
         if not row.name.startswith(prefix):
             continue
-        rest = row.name[len(prefix):]
+        rest = row.name[len(prefix) :]
         if "/" not in rest:
             label = f"{rest}\n{row.type}\n{row.output_shape}"
             lines.append(f"{pad}{_quote(row.name)} [label={_quote(label)}];")
@@ -50,8 +53,10 @@ def _clusters(rows: list[SummaryRow], lines: list[str], prefix: str, depth: int)
         seen.append(instance)
         block = next(r.blocks[depth - 1] for r in rows if r.name.startswith(instance))
         lines.append(f"{pad}subgraph {_quote('cluster_' + instance[:-1])} {{")
-        lines.append(f"{pad}  label={_quote(f'{instance[len(prefix):-1]} ({block})')}; style=\"rounded,dashed\"; "
-                     "color=\"#8899aa\"; fontname=\"Helvetica\"; fontsize=10;")
+        lines.append(
+            f'{pad}  label={_quote(f"{instance[len(prefix) : -1]} ({block})")}; style="rounded,dashed"; '
+            'color="#8899aa"; fontname="Helvetica"; fontsize=10;'
+        )
         _clusters(rows, lines, instance, depth + 1)
         lines.append(f"{pad}}}")
 
@@ -70,16 +75,21 @@ def write_picture(graph: Graph, title: str, path: str | Path) -> Path:
     if suffix in ("dot", "gv"):
         return write_text(path, text)
     if suffix not in IMAGE_FORMATS:
-        raise SpecError(f"cannot draw the graph as {suffix or 'a suffix-less file'}; name a .dot, .svg or .png file",
-                        file=str(path))
+        raise SpecError(
+            f"cannot draw the graph as {suffix or 'a suffix-less file'}; name a .dot, .svg or .png file", file=str(path)
+        )
     tool = shutil.which("dot")
     if tool is None:
-        raise SpecError("drawing an image needs Graphviz's dot tool (Debian: apt-get install graphviz); or name a "
-                        ".dot file and draw it elsewhere", file=str(path))
+        raise SpecError(
+            "drawing an image needs Graphviz's dot tool (Debian: apt-get install graphviz); or name a "
+            ".dot file and draw it elsewhere",
+            file=str(path),
+        )
     drawn = subprocess.run([tool, f"-T{suffix}"], input=text.encode(), capture_output=True, timeout=120)
     if drawn.returncode:
-        raise SpecError(f"dot could not draw the graph: {drawn.stderr.decode(errors='replace').strip()[:200]}",
-                        file=str(path))
+        raise SpecError(
+            f"dot could not draw the graph: {drawn.stderr.decode(errors='replace').strip()[:200]}", file=str(path)
+        )
     with atomic_open(path, "wb") as handle:
         handle.write(drawn.stdout)
     return path

@@ -32,8 +32,14 @@ class StepLayer(Protocol):
     fuses_activation: ClassVar[bool]
     merges: ClassVar[bool]
 
-    def forward(self, params: Params, x: Any, training: bool = False, rng: np.random.Generator | None = None,
-                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]: ...
+    def forward(
+        self,
+        params: Params,
+        x: Any,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+    ) -> tuple[np.ndarray, Any]: ...
 
     def new_state(self, cache: Any) -> Params: ...
 
@@ -75,15 +81,21 @@ class Step:
         """Whether any input comes from a node (the model's input needs no gradient)."""
         return any(index != MODEL_INPUT for index in self.inputs)
 
-    def forward(self, params: Params, x: np.ndarray | list[np.ndarray], training: bool = False,
-                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+    def forward(
+        self,
+        params: Params,
+        x: np.ndarray | list[np.ndarray],
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[np.ndarray, Any]:
         return self.layer.forward(params, x, training, rng, self.activation)
 
     def new_state(self, cache: Any) -> Params:
         return self.layer.new_state(cache)
 
-    def backward(self, params: Params, cache: Any, dy: np.ndarray,
-                 need_dx: bool = True) -> tuple[np.ndarray | list[np.ndarray] | None, Params]:
+    def backward(
+        self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True
+    ) -> tuple[np.ndarray | list[np.ndarray] | None, Params]:
         return self.layer.backward(params, cache, dy, need_dx)
 
 

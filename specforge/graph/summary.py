@@ -29,9 +29,15 @@ def summary_json(spec: Spec, graph: Graph) -> dict:
         "name": spec.name,
         "input_shape": list(graph.input_shape),
         "layers": [
-            {"name": row.name, "type": row.type, "output_shape": list(row.output_shape),
-             "params": row.params, "flops": row.flops, "connected_to": row.connected_to,
-             "blocks": list(row.blocks)}
+            {
+                "name": row.name,
+                "type": row.type,
+                "output_shape": list(row.output_shape),
+                "params": row.params,
+                "flops": row.flops,
+                "connected_to": row.connected_to,
+                "blocks": list(row.blocks),
+            }
             for row in graph.summary()
         ],
         "warnings": [warning.to_json() for warning in graph.warnings],
@@ -53,8 +59,9 @@ def summary_parts(spec: Spec, graph: Graph) -> list[RenderableType]:
     table.add_column("Params", justify="right")
     table.add_column("FLOPs / example", justify="right")
     rows = graph.summary()
-    branching = any(row.connected_to != [previous] for row, previous in
-                    zip(rows, ["input"] + [row.name for row in rows]))
+    branching = any(
+        row.connected_to != [previous] for row, previous in zip(rows, ["input"] + [row.name for row in rows])
+    )
     if branching:
         table.add_column("Connected to")
     for cells in lines:
@@ -62,17 +69,22 @@ def summary_parts(spec: Spec, graph: Graph) -> list[RenderableType]:
     table.add_section()
     table.add_row("Total", "", f"{graph.total_params:,}", f"{graph.total_flops:,}")
     non_trainable = graph.total_params - graph.trainable_params
-    return [table,
-            Text(f"Trainable params: {graph.trainable_params:,}; non-trainable: {non_trainable:,}; "
-                 f"forward {human(graph.total_flops, 'FLOP')} per example"),
-            Text(f"{spec.file}: valid", style="green")]
+    return [
+        table,
+        Text(
+            f"Trainable params: {graph.trainable_params:,}; non-trainable: {non_trainable:,}; "
+            f"forward {human(graph.total_flops, 'FLOP')} per example"
+        ),
+        Text(f"{spec.file}: valid", style="green"),
+    ]
 
 
 def fit_width(console: Console, parts: list[RenderableType]) -> None:
     """A console that is not a terminal (a file, a pipe, a string) gets the whole table, however wide."""
     if not console.is_terminal:
-        console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000),
-                                                           parts[0]).maximum)
+        console.width = max(
+            console.width, Measurement.get(console, console.options.update_width(10_000), parts[0]).maximum
+        )
 
 
 def summary_text(spec: Spec, graph: Graph) -> str:
@@ -95,14 +107,22 @@ def summary_lines(rows: list[SummaryRow]) -> list[tuple[str, ...]]:
     for row in rows:
         parts = row.name.split("/")
         for depth in range(len(parts) - 1):
-            instance = "/".join(parts[:depth + 1])
+            instance = "/".join(parts[: depth + 1])
             if instance not in shown:
                 shown.add(instance)
                 params = sum(other.params for other in rows if other.name.startswith(instance + "/"))
                 lines.append((f"{'  ' * depth}{parts[depth]} ({row.blocks[depth]})", "", f"{params:,}", "", ""))
-        scope = row.name[:len(row.name) - len(parts[-1])]
-        sources = [source[len(scope):] if scope and source.startswith(scope) else source
-                   for source in row.connected_to]
-        lines.append((f"{'  ' * (len(parts) - 1)}{parts[-1]} ({row.type})", str(row.output_shape), f"{row.params:,}",
-                      f"{row.flops:,}", ", ".join(sources)))
+        scope = row.name[: len(row.name) - len(parts[-1])]
+        sources = [
+            source[len(scope) :] if scope and source.startswith(scope) else source for source in row.connected_to
+        ]
+        lines.append(
+            (
+                f"{'  ' * (len(parts) - 1)}{parts[-1]} ({row.type})",
+                str(row.output_shape),
+                f"{row.params:,}",
+                f"{row.flops:,}",
+                ", ".join(sources),
+            )
+        )
     return lines

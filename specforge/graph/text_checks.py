@@ -24,8 +24,13 @@ def vectorize_problems(spec: Spec) -> list[Problem]:
     mode = vectorize.get("output_mode", "int")
     if mode == "int" or vectorize.get("output_sequence_length") is None:
         return []
-    return [Problem(f"output_sequence_length applies to output_mode int only, and output_mode is {mode}; leave "
-                    "output_sequence_length out", spec.locate(("data", "vectorize", "output_sequence_length")))]
+    return [
+        Problem(
+            f"output_sequence_length applies to output_mode int only, and output_mode is {mode}; leave "
+            "output_sequence_length out",
+            spec.locate(("data", "vectorize", "output_sequence_length")),
+        )
+    ]
 
 
 def id_input_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[Problem]:
@@ -38,12 +43,22 @@ def id_input_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list
     mode = (data.get("vectorize") or {}).get("output_mode", "int") if source == TEXT_SOURCE else None
     if mode != "int":
         gives = f"vectorizes to {mode} values, not ids" if mode else "gives values, not ids"
-        return [Problem(f"{node.layer.type} takes integer token ids and data source {source} {gives}; use "
-                        f"source: {TEXT_SOURCE} with vectorize.output_mode: int", spec.locate(node.path))
-                for node in nodes]
+        return [
+            Problem(
+                f"{node.layer.type} takes integer token ids and data source {source} {gives}; use "
+                f"source: {TEXT_SOURCE} with vectorize.output_mode: int",
+                spec.locate(node.path),
+            )
+            for node in nodes
+        ]
     size = shape.vocabulary_size if shape else None
-    return [Problem(f"input_dim {node.layer.config['input_dim']} is smaller than the vocabulary's {size} ids "
-                    f"(padding 0 and out-of-vocabulary 1 included) learned from {data['train']}; use input_dim: "
-                    f"{size}, or cap the vocabulary with vectorize.max_tokens: {node.layer.config['input_dim']}",
-                    spec.locate((*node.path, "input_dim")))
-            for node in nodes if size is not None and node.layer.config.get("input_dim", size) < size]
+    return [
+        Problem(
+            f"input_dim {node.layer.config['input_dim']} is smaller than the vocabulary's {size} ids "
+            f"(padding 0 and out-of-vocabulary 1 included) learned from {data['train']}; use input_dim: "
+            f"{size}, or cap the vocabulary with vectorize.max_tokens: {node.layer.config['input_dim']}",
+            spec.locate((*node.path, "input_dim")),
+        )
+        for node in nodes
+        if size is not None and node.layer.config.get("input_dim", size) < size
+    ]

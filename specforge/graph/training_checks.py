@@ -24,10 +24,17 @@ def training_option_problems(spec: Spec) -> list[Problem]:
     piecewise schedule's values against its boundaries, class weights for a numeric target."""
     problems = _schedule_problems(spec)
     data = spec.config["data"]
-    if spec.config["fit"].get("class_weight") is not None and data.get("source") == "table" \
-            and data["target"]["type"] == "numeric":
-        problems.append(Problem("class_weight weighs classes and the target is numeric; use data.sample_weight to "
-                                "weight examples", spec.locate(("fit", "class_weight"))))
+    if (
+        spec.config["fit"].get("class_weight") is not None
+        and data.get("source") == "table"
+        and data["target"]["type"] == "numeric"
+    ):
+        problems.append(
+            Problem(
+                "class_weight weighs classes and the target is numeric; use data.sample_weight to weight examples",
+                spec.locate(("fit", "class_weight")),
+            )
+        )
     return problems
 
 
@@ -40,9 +47,14 @@ def training_problems(spec: Spec, graph: Graph) -> list[Problem]:
     classes = max(graph.output_shape[-1], 2)
     names = data.get("class_names") or ()
     known = f"classes 0..{classes - 1}" + (f" or {', '.join(names)}" if names else "")
-    return [Problem(f"class_weight names class {key!r}, which the model does not have; use {known}",
-                    spec.locate(("fit", "class_weight", key), at_key=True))
-            for key in setting if class_index(key, classes, names) is None]
+    return [
+        Problem(
+            f"class_weight names class {key!r}, which the model does not have; use {known}",
+            spec.locate(("fit", "class_weight", key), at_key=True),
+        )
+        for key in setting
+        if class_index(key, classes, names) is None
+    ]
 
 
 def _schedule_problems(spec: Spec) -> list[Problem]:
@@ -50,9 +62,15 @@ def _schedule_problems(spec: Spec) -> list[Problem]:
     if not isinstance(rate, dict):
         return []
     callbacks = spec.config["fit"]["callbacks"]
-    setters = [Problem(f"{item['type']} sets the learning rate, and compile.optimizer.learning_rate is a "
-                       "schedule; keep one of them", spec.locate(("fit", "callbacks", index)))
-               for index, item in enumerate(callbacks) if CALLBACKS[item["type"]].sets_learning_rate]
+    setters = [
+        Problem(
+            f"{item['type']} sets the learning rate, and compile.optimizer.learning_rate is a "
+            "schedule; keep one of them",
+            spec.locate(("fit", "callbacks", index)),
+        )
+        for index, item in enumerate(callbacks)
+        if CALLBACKS[item["type"]].sets_learning_rate
+    ]
     return _piecewise_problems(spec, rate) + setters
 
 
@@ -63,8 +81,13 @@ def _piecewise_problems(spec: Spec, rate: dict) -> list[Problem]:
     where = ("compile", "optimizer", "learning_rate")
     boundaries, values = rate["boundaries"], rate["values"]
     if len(values) != len(boundaries) + 1:
-        return [Problem(f"{len(boundaries)} boundaries need {len(boundaries) + 1} values (one before the first "
-                        f"boundary, one after each), got {len(values)}", spec.locate((*where, "values")))]
+        return [
+            Problem(
+                f"{len(boundaries)} boundaries need {len(boundaries) + 1} values (one before the first "
+                f"boundary, one after each), got {len(values)}",
+                spec.locate((*where, "values")),
+            )
+        ]
     if any(later <= earlier for earlier, later in pairwise(boundaries)):
         return [Problem(f"the boundaries must increase, got {boundaries}", spec.locate((*where, "boundaries")))]
     return []
@@ -80,10 +103,15 @@ def check_warmup(spec: Spec, train_examples: int | None) -> None:
     steps = fit["epochs"] * math.ceil(train_examples / fit["batch_size"])
     warmup = create(rate).warmup_length()
     if warmup > steps:
-        raise SpecError(problems=[Problem(
-            f"the warmup takes {warmup} steps but training takes {steps} ({fit['epochs']} epochs of "
-            f"{math.ceil(train_examples / fit['batch_size'])} batches); use warmup_steps <= {steps} or more epochs",
-            spec.locate(("compile", "optimizer", "learning_rate", "warmup_steps")))])
+        raise SpecError(
+            problems=[
+                Problem(
+                    f"the warmup takes {warmup} steps but training takes {steps} ({fit['epochs']} epochs of "
+                    f"{math.ceil(train_examples / fit['batch_size'])} batches); use warmup_steps <= {steps} or more epochs",
+                    spec.locate(("compile", "optimizer", "learning_rate", "warmup_steps")),
+                )
+            ]
+        )
 
 
 def check_warmup_from_headers(spec: Spec, base_dir: Path) -> None:

@@ -41,13 +41,15 @@ class Activation(ActivationLayer):
     type = "Activation"
     description = "Applies an activation function to its input."
     schema = {
-        "activation": {"enum": list(ACTIVATION_NAMES),
-                       "description": "Name of the function, as Keras 3 defines it: softmax normalises over the "
-                                      "last axis; elu has alpha 1, leaky_relu slope 0.2; gelu is exact (erf); "
-                                      "swish is x * sigmoid(x); selu has Keras' alpha 1.6733 and scale 1.0507; "
-                                      "softplus is log(1 + exp(x)), softsign x / (1 + |x|); hard_sigmoid is "
-                                      "relu6(x + 3) / 6 (Keras 2 had clip(0.2 x + 0.5, 0, 1)); mish is "
-                                      "x * tanh(softplus(x))."},
+        "activation": {
+            "enum": list(ACTIVATION_NAMES),
+            "description": "Name of the function, as Keras 3 defines it: softmax normalises over the "
+            "last axis; elu has alpha 1, leaky_relu slope 0.2; gelu is exact (erf); "
+            "swish is x * sigmoid(x); selu has Keras' alpha 1.6733 and scale 1.0507; "
+            "softplus is log(1 + exp(x)), softsign x / (1 + |x|); hard_sigmoid is "
+            "relu6(x + 3) / 6 (Keras 2 had clip(0.2 x + 0.5, 0, 1)); mish is "
+            "x * tanh(softplus(x)).",
+        },
     }
     required = ("activation",)
     examples = [({"activation": name}, (2, 3, 4)) for name in ACTIVATION_NAMES]
@@ -58,16 +60,23 @@ class Activation(ActivationLayer):
 
 class ReLU(ActivationLayer):
     type = "ReLU"
-    description = ("Rectified linear unit: x above threshold (capped at max_value), "
-                   "negative_slope * (x - threshold) below.")
+    description = (
+        "Rectified linear unit: x above threshold (capped at max_value), negative_slope * (x - threshold) below."
+    )
     schema = {
-        "max_value": {"type": ["number", "null"], "minimum": 0, "default": None,
-                      "description": "Largest output value; null: no cap (6 gives ReLU6)."},
-        "negative_slope": {"type": "number", "minimum": 0, "default": 0.0,
-                           "description": "Slope below the threshold."},
-        "threshold": {"type": "number", "minimum": 0, "default": 0.0,
-                      "description": "Input value below which the negative slope applies; not negative, as "
-                                     "in Keras."},
+        "max_value": {
+            "type": ["number", "null"],
+            "minimum": 0,
+            "default": None,
+            "description": "Largest output value; null: no cap (6 gives ReLU6).",
+        },
+        "negative_slope": {"type": "number", "minimum": 0, "default": 0.0, "description": "Slope below the threshold."},
+        "threshold": {
+            "type": "number",
+            "minimum": 0,
+            "default": 0.0,
+            "description": "Input value below which the negative slope applies; not negative, as in Keras.",
+        },
     }
     examples = [
         ({}, (3, 2, 2)),
@@ -85,8 +94,7 @@ class LeakyReLU(ActivationLayer):
     type = "LeakyReLU"
     description = "Leaky rectified linear unit: x for x >= 0, negative_slope * x below."
     schema = {
-        "negative_slope": {"type": "number", "minimum": 0, "default": 0.3,
-                           "description": "Slope for negative inputs."},
+        "negative_slope": {"type": "number", "minimum": 0, "default": 0.3, "description": "Slope for negative inputs."},
     }
     examples = [({}, (3, 2, 2)), ({"negative_slope": 0.05}, (4,))]
 

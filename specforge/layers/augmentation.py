@@ -31,10 +31,18 @@ from specforge.layers.upsampling import _RESIZE_ATTRIBUTES
 
 def _factor(description: str, minimum: float = -1.0, maximum: float = 1.0, default: Any = None) -> dict:
     """Keras' ``float or (lower, upper)`` factor option."""
-    schema: dict = {"description": description,
-                    "oneOf": [{"type": "number", "minimum": minimum, "maximum": maximum},
-                              {"type": "array", "items": {"type": "number", "minimum": minimum, "maximum": maximum},
-                               "minItems": 2, "maxItems": 2}]}
+    schema: dict = {
+        "description": description,
+        "oneOf": [
+            {"type": "number", "minimum": minimum, "maximum": maximum},
+            {
+                "type": "array",
+                "items": {"type": "number", "minimum": minimum, "maximum": maximum},
+                "minItems": 2,
+                "maxItems": 2,
+            },
+        ],
+    }
     if default is not None:
         schema["default"] = default
     return schema
@@ -53,19 +61,33 @@ def _bounds(value: float | list[float]) -> tuple[float, float]:
 
 
 _GEOMETRY: dict[str, dict] = {
-    "fill_mode": {"enum": ["reflect", "wrap", "constant", "nearest"], "default": "reflect",
-                  "description": "How pixels outside the image are read: reflect (d c b a | a b c d | d c b a), "
-                                 "wrap (a b c d | a b c d), constant (fill_value), nearest (a a | a b c d | d d)."},
-    "interpolation": {"enum": ["bilinear", "nearest"], "default": "bilinear",
-                      "description": "How a pixel between input pixels is computed."},
-    "fill_value": {"type": "number", "default": 0.0, "description": "The value read outside the image when "
-                                                                    "fill_mode is constant."},
+    "fill_mode": {
+        "enum": ["reflect", "wrap", "constant", "nearest"],
+        "default": "reflect",
+        "description": "How pixels outside the image are read: reflect (d c b a | a b c d | d c b a), "
+        "wrap (a b c d | a b c d), constant (fill_value), nearest (a a | a b c d | d d).",
+    },
+    "interpolation": {
+        "enum": ["bilinear", "nearest"],
+        "default": "bilinear",
+        "description": "How a pixel between input pixels is computed.",
+    },
+    "fill_value": {
+        "type": "number",
+        "default": 0.0,
+        "description": "The value read outside the image when fill_mode is constant.",
+    },
 }
 _VALUE_RANGE: dict[str, dict] = {
-    "value_range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2,
-                    "default": [0, 255],
-                    "description": "The range of the input values, [low, high]; outputs are clipped to it. Keras' "
-                                   "default [0, 255] is that of raw pixels: use [0, 1] after rescale: 1/255."},
+    "value_range": {
+        "type": "array",
+        "items": {"type": "number"},
+        "minItems": 2,
+        "maxItems": 2,
+        "default": [0, 255],
+        "description": "The range of the input values, [low, high]; outputs are clipped to it. Keras' "
+        "default [0, 255] is that of raw pixels: use [0, 1] after rescale: 1/255.",
+    },
 }
 
 
@@ -122,8 +144,10 @@ def augment(layers: list[Layer], x: np.ndarray, rng: np.random.Generator) -> np.
 def require_image_input(layer_type: str, input_shape: Shape) -> tuple[int, int, int]:
     """``(height, width, channels)``; ShapeError saying augmentation takes the model's images."""
     if len(input_shape) != 3:
-        raise shape_error(f"{layer_type} augments images (height, width, channels), got shape {tuple(input_shape)}; "
-                          "use it on an image input (model.input_shape [height, width, channels])")
+        raise shape_error(
+            f"{layer_type} augments images (height, width, channels), got shape {tuple(input_shape)}; "
+            "use it on an image input (model.input_shape [height, width, channels])"
+        )
     height, width, channels = (int(n) for n in input_shape)
     return height, width, channels
 
@@ -131,12 +155,17 @@ def require_image_input(layer_type: str, input_shape: Shape) -> tuple[int, int, 
 # -- flips -------------------------------------------------------------------------------------------
 class RandomFlip(Augmentation):
     type = "RandomFlip"
-    description = ("During training, flips each image left-right and/or upside down, each with probability 1/2; "
-                   "the identity at inference.")
+    description = (
+        "During training, flips each image left-right and/or upside down, each with probability 1/2; "
+        "the identity at inference."
+    )
     schema = {
-        "mode": {"enum": ["horizontal", "vertical", "horizontal_and_vertical"], "default": "horizontal_and_vertical",
-                 "description": "Which flips: horizontal (left-right), vertical (upside down), or both, each "
-                                "drawn on its own."},
+        "mode": {
+            "enum": ["horizontal", "vertical", "horizontal_and_vertical"],
+            "default": "horizontal_and_vertical",
+            "description": "Which flips: horizontal (left-right), vertical (upside down), or both, each "
+            "drawn on its own.",
+        },
     }
     examples = [({}, (4, 3, 2)), ({"mode": "horizontal"}, (3, 5, 1))]
 
@@ -162,8 +191,15 @@ class _Resampling:
     """Bilinear or nearest reads of a batch at per-image affine coordinates: ``y = sum_k w_k x[i_k]`` (+ the
     fill value's share for constant reads outside), kept so that the backward scatters ``dy`` back."""
 
-    def __init__(self, shape: tuple[int, ...], transforms: np.ndarray, interpolation: str, fill_mode: str,
-                 fill_value: float, dtype: np.dtype):
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        transforms: np.ndarray,
+        interpolation: str,
+        fill_mode: str,
+        fill_value: float,
+        dtype: np.dtype,
+    ):
         n, h, w, _ = shape
         self.shape = shape
         rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
@@ -175,8 +211,12 @@ class _Resampling:
         else:
             y0, x0 = np.floor(src_y), np.floor(src_x)
             fy, fx = src_y - y0, src_x - x0
-            corners = [(y0, x0, (1 - fy) * (1 - fx)), (y0, x0 + 1, (1 - fy) * fx),
-                       (y0 + 1, x0, fy * (1 - fx)), (y0 + 1, x0 + 1, fy * fx)]
+            corners = [
+                (y0, x0, (1 - fy) * (1 - fx)),
+                (y0, x0 + 1, (1 - fy) * fx),
+                (y0 + 1, x0, fy * (1 - fx)),
+                (y0 + 1, x0 + 1, fy * fx),
+            ]
         batch = np.arange(n)[:, None, None]
         self.reads = []
         fill = np.zeros((n, h, w), np.float64)
@@ -226,8 +266,14 @@ class _AffineAugmentation(Augmentation):
 
     def transform(self, x, rng):
         n, height, width, _ = x.shape
-        resampling = _Resampling(x.shape, self.matrices(n, height, width, rng), self.config["interpolation"],
-                                 self.config["fill_mode"], self.config["fill_value"], x.dtype)
+        resampling = _Resampling(
+            x.shape,
+            self.matrices(n, height, width, rng),
+            self.config["interpolation"],
+            self.config["fill_mode"],
+            self.config["fill_value"],
+            x.dtype,
+        )
         return resampling.forward(x), resampling
 
     def transform_backward(self, cache, dy):
@@ -236,17 +282,23 @@ class _AffineAugmentation(Augmentation):
 
 class RandomRotation(_AffineAugmentation):
     type = "RandomRotation"
-    description = ("During training, rotates each image about its centre by a random angle, a fraction of a full "
-                   "turn drawn from factor; the identity at inference.")
+    description = (
+        "During training, rotates each image about its centre by a random angle, a fraction of a full "
+        "turn drawn from factor; the identity at inference."
+    )
     schema = {
-        "factor": _factor("Fraction of 2 pi: a number f rotates by an angle drawn from [-f * 2pi, f * 2pi], a pair "
-                          "[lower, upper] from [lower * 2pi, upper * 2pi]; positive turns counter-clockwise."),
+        "factor": _factor(
+            "Fraction of 2 pi: a number f rotates by an angle drawn from [-f * 2pi, f * 2pi], a pair "
+            "[lower, upper] from [lower * 2pi, upper * 2pi]; positive turns counter-clockwise."
+        ),
         **_GEOMETRY,
     }
     required = ("factor",)
-    examples = [({"factor": 0.1}, (5, 4, 2)), ({"factor": [-0.2, 0.3], "fill_mode": "constant", "fill_value": 0.5,
-                                               "interpolation": "nearest"}, (4, 4, 1)),
-                ({"factor": 0.5, "fill_mode": "wrap"}, (3, 5, 1))]
+    examples = [
+        ({"factor": 0.1}, (5, 4, 2)),
+        ({"factor": [-0.2, 0.3], "fill_mode": "constant", "fill_value": 0.5, "interpolation": "nearest"}, (4, 4, 1)),
+        ({"factor": 0.5, "fill_mode": "wrap"}, (3, 5, 1)),
+    ]
 
     def matrices(self, n, height, width, rng):
         lower, upper = _bounds(self.config["factor"])
@@ -259,19 +311,26 @@ class RandomRotation(_AffineAugmentation):
 
 class RandomZoom(_AffineAugmentation):
     type = "RandomZoom"
-    description = ("During training, zooms each image in or out about its centre by a random amount drawn from "
-                   "height_factor (and width_factor); the identity at inference.")
+    description = (
+        "During training, zooms each image in or out about its centre by a random amount drawn from "
+        "height_factor (and width_factor); the identity at inference."
+    )
     schema = {
-        "height_factor": _factor("Zoom of the height as a fraction: a number f draws from [-f, f], a pair "
-                                 "[lower, upper] from it; positive zooms out (the image shrinks), negative zooms in."),
-        "width_factor": _nullable(_factor("Zoom of the width, as height_factor; null: the height's zoom, keeping "
-                                          "the aspect ratio.")),
+        "height_factor": _factor(
+            "Zoom of the height as a fraction: a number f draws from [-f, f], a pair "
+            "[lower, upper] from it; positive zooms out (the image shrinks), negative zooms in."
+        ),
+        "width_factor": _nullable(
+            _factor("Zoom of the width, as height_factor; null: the height's zoom, keeping the aspect ratio.")
+        ),
         **_GEOMETRY,
     }
     required = ("height_factor",)
-    examples = [({"height_factor": 0.2}, (5, 4, 2)),
-                ({"height_factor": [-0.3, -0.1], "width_factor": [0.1, 0.4], "fill_mode": "nearest"}, (4, 5, 1)),
-                ({"height_factor": 0.3, "fill_mode": "constant", "interpolation": "nearest"}, (4, 4, 1))]
+    examples = [
+        ({"height_factor": 0.2}, (5, 4, 2)),
+        ({"height_factor": [-0.3, -0.1], "width_factor": [0.1, 0.4], "fill_mode": "nearest"}, (4, 5, 1)),
+        ({"height_factor": 0.3, "fill_mode": "constant", "interpolation": "nearest"}, (4, 4, 1)),
+    ]
 
     def matrices(self, n, height, width, rng):
         lower, upper = _bounds(self.config["height_factor"])
@@ -290,19 +349,27 @@ class RandomZoom(_AffineAugmentation):
 
 class RandomTranslation(_AffineAugmentation):
     type = "RandomTranslation"
-    description = ("During training, shifts each image by a random fraction of its height and width; the "
-                   "identity at inference.")
+    description = (
+        "During training, shifts each image by a random fraction of its height and width; the identity at inference."
+    )
     schema = {
-        "height_factor": _factor("Vertical shift as a fraction of the height: a number f draws from [-f, f], a "
-                                 "pair [lower, upper] from it; positive shifts down."),
-        "width_factor": _factor("Horizontal shift as a fraction of the width, as height_factor; positive shifts "
-                                "right."),
+        "height_factor": _factor(
+            "Vertical shift as a fraction of the height: a number f draws from [-f, f], a "
+            "pair [lower, upper] from it; positive shifts down."
+        ),
+        "width_factor": _factor(
+            "Horizontal shift as a fraction of the width, as height_factor; positive shifts right."
+        ),
         **_GEOMETRY,
     }
     required = ("height_factor", "width_factor")
-    examples = [({"height_factor": 0.2, "width_factor": 0.2}, (5, 4, 2)),
-                ({"height_factor": [-0.3, 0.1], "width_factor": 0.25, "fill_mode": "constant",
-                  "interpolation": "nearest"}, (4, 4, 1))]
+    examples = [
+        ({"height_factor": 0.2, "width_factor": 0.2}, (5, 4, 2)),
+        (
+            {"height_factor": [-0.3, 0.1], "width_factor": 0.25, "fill_mode": "constant", "interpolation": "nearest"},
+            (4, 4, 1),
+        ),
+    ]
 
     def matrices(self, n, height, width, rng):
         dy = rng.uniform(*_bounds(self.config["height_factor"]), n) * height
@@ -328,16 +395,21 @@ def resize_matrix(size: int, target: int, dtype: np.dtype) -> np.ndarray:
 
 class RandomCrop(Augmentation):
     type = "RandomCrop"
-    description = ("During training, crops the batch to height x width at a random place (the same for the whole "
-                   "batch, as Keras); at inference, and in training for a smaller image, takes the largest centred "
-                   "window with the target's aspect ratio and resizes it to height x width (bilinear).")
+    description = (
+        "During training, crops the batch to height x width at a random place (the same for the whole "
+        "batch, as Keras); at inference, and in training for a smaller image, takes the largest centred "
+        "window with the target's aspect ratio and resizes it to height x width (bilinear)."
+    )
     schema = {
         "height": {"type": "integer", "minimum": 1, "description": "Height of the output."},
         "width": {"type": "integer", "minimum": 1, "description": "Width of the output."},
     }
     required = ("height", "width")
-    examples = [({"height": 3, "width": 2}, (5, 4, 2)), ({"height": 4, "width": 4}, (4, 6, 1)),
-                ({"height": 6, "width": 3}, (4, 4, 1))]
+    examples = [
+        ({"height": 3, "width": 2}, (5, 4, 2)),
+        ({"height": 4, "width": 4}, (4, 6, 1)),
+        ({"height": 6, "width": 3}, (4, 4, 1)),
+    ]
 
     def output_shape(self, input_shape):
         _, _, channels = require_image_input(self.type, input_shape)
@@ -359,7 +431,7 @@ class RandomCrop(Augmentation):
         top, left, rows, columns = self.window(height, width)
         a_h = resize_matrix(rows, self.config["height"], x.dtype)
         a_w = resize_matrix(columns, self.config["width"], x.dtype)
-        window = x[:, top:top + rows, left:left + columns]
+        window = x[:, top : top + rows, left : left + columns]
         y = np.einsum("ir,nrcd,jc->nijd", a_h, window, a_w, optimize=True)
         return y, ("resize", x.shape, (top, left), a_h, a_w)
 
@@ -370,17 +442,18 @@ class RandomCrop(Augmentation):
             return self._window_resized(x)
         top = int(rng.integers(0, height - target_h + 1))
         left = int(rng.integers(0, width - target_w + 1))
-        y = np.ascontiguousarray(x[:, top:top + target_h, left:left + target_w])
+        y = np.ascontiguousarray(x[:, top : top + target_h, left : left + target_w])
         return y, ("crop", x.shape, (top, left), None, None)
 
     def transform_backward(self, cache, dy):
         kind, shape, (top, left), a_h, a_w = cache
         dx = np.zeros(shape, dy.dtype)
         if kind == "crop":
-            dx[:, top:top + dy.shape[1], left:left + dy.shape[2]] = dy
+            dx[:, top : top + dy.shape[1], left : left + dy.shape[2]] = dy
         else:
-            dx[:, top:top + a_h.shape[1], left:left + a_w.shape[1]] = np.einsum("ir,nijd,jc->nrcd", a_h, dy, a_w,
-                                                                                optimize=True)
+            dx[:, top : top + a_h.shape[1], left : left + a_w.shape[1]] = np.einsum(
+                "ir,nijd,jc->nrcd", a_h, dy, a_w, optimize=True
+            )
         return dx
 
     def to_onnx(self, builder, params, input_name):
@@ -393,19 +466,25 @@ class RandomCrop(Augmentation):
         resize = (rows, columns) != target
         window = input_name
         if (rows, columns) != (height, width):
-            inputs = [input_name, builder.constant_int64([top, left], f"{self.name}_starts"),
-                      builder.constant_int64([top + rows, left + columns], f"{self.name}_ends"),
-                      builder.constant_int64(axes, f"{self.name}_axes")]
+            inputs = [
+                input_name,
+                builder.constant_int64([top, left], f"{self.name}_starts"),
+                builder.constant_int64([top + rows, left + columns], f"{self.name}_ends"),
+                builder.constant_int64(axes, f"{self.name}_axes"),
+            ]
             window = builder.node("Slice", inputs, hint=f"{self.name}_window" if resize else self.name)
         if not resize:
             return window
         shape = builder.node("Shape", [window], hint=f"{self.name}_shape")
-        first = [builder.constant_int64([0], f"{self.name}_batch_start"),
-                 builder.constant_int64([1], f"{self.name}_batch_end")]
+        first = [
+            builder.constant_int64([0], f"{self.name}_batch_start"),
+            builder.constant_int64([1], f"{self.name}_batch_end"),
+        ]
         batch = builder.node("Slice", [shape, *first], hint=f"{self.name}_batch")
         rest = [channels, *target] if nchw else [*target, channels]
-        sizes = builder.node("Concat", [batch, builder.constant_int64(rest, f"{self.name}_size")],
-                             hint=f"{self.name}_sizes", axis=0)
+        sizes = builder.node(
+            "Concat", [batch, builder.constant_int64(rest, f"{self.name}_size")], hint=f"{self.name}_sizes", axis=0
+        )
         return builder.node("Resize", [window, "", "", sizes], hint=self.name, **_RESIZE_ATTRIBUTES["bilinear"])
 
 
@@ -421,16 +500,23 @@ class _ClippedAugmentation(Augmentation):
 
 class RandomContrast(_ClippedAugmentation):
     type = "RandomContrast"
-    description = ("During training, scales each image's distance from its per-channel mean by a random factor "
-                   "drawn from [1 - lower, 1 + upper], clipped to value_range; the identity at inference.")
+    description = (
+        "During training, scales each image's distance from its per-channel mean by a random factor "
+        "drawn from [1 - lower, 1 + upper], clipped to value_range; the identity at inference."
+    )
     schema = {
-        "factor": _factor("A number f draws the contrast factor from [1 - f, 1 + f]; a pair [lower, upper] from "
-                          "[1 - lower, 1 + upper].", minimum=0.0),
+        "factor": _factor(
+            "A number f draws the contrast factor from [1 - f, 1 + f]; a pair [lower, upper] from "
+            "[1 - lower, 1 + upper].",
+            minimum=0.0,
+        ),
         **_VALUE_RANGE,
     }
     required = ("factor",)
-    examples = [({"factor": 0.5, "value_range": [-10, 10]}, (4, 3, 2)),
-                ({"factor": [0.2, 0.8], "value_range": [-1, 1]}, (3, 3, 1))]
+    examples = [
+        ({"factor": 0.5, "value_range": [-10, 10]}, (4, 3, 2)),
+        ({"factor": [0.2, 0.8], "value_range": [-1, 1]}, (3, 3, 1)),
+    ]
 
     def transform(self, x, rng):
         factor = self.config["factor"]
@@ -448,16 +534,22 @@ class RandomContrast(_ClippedAugmentation):
 
 class RandomBrightness(_ClippedAugmentation):
     type = "RandomBrightness"
-    description = ("During training, adds to each image a random fraction of value_range's width drawn from "
-                   "factor, clipped to value_range; the identity at inference.")
+    description = (
+        "During training, adds to each image a random fraction of value_range's width drawn from "
+        "factor, clipped to value_range; the identity at inference."
+    )
     schema = {
-        "factor": _factor("A number f draws the change from [-f, f], a pair [lower, upper] from it, as a fraction of "
-                          "value_range's width; positive brightens."),
+        "factor": _factor(
+            "A number f draws the change from [-f, f], a pair [lower, upper] from it, as a fraction of "
+            "value_range's width; positive brightens."
+        ),
         **_VALUE_RANGE,
     }
     required = ("factor",)
-    examples = [({"factor": 0.2, "value_range": [-10, 10]}, (4, 3, 2)),
-                ({"factor": [-0.5, 0.1], "value_range": [-1, 1]}, (3, 3, 1))]
+    examples = [
+        ({"factor": 0.2, "value_range": [-10, 10]}, (4, 3, 2)),
+        ({"factor": [-0.5, 0.1], "value_range": [-1, 1]}, (3, 3, 1)),
+    ]
 
     def transform(self, x, rng):
         low, high = self.config["value_range"]

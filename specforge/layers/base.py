@@ -70,10 +70,13 @@ class Layer:
         """The schema of one ``model.layers`` item of this kind."""
         properties = {
             "type": {"const": cls.type, "description": cls.description},
-            "name": {"type": "string", "pattern": LAYER_NAME_PATTERN,
-                     "description": "Layer name: unique, shown in summaries and ONNX node names, and how other "
-                                    "layers' inputs refer to it. Default: the type in snake case with a counter, "
-                                    "e.g. conv2d_1."},
+            "name": {
+                "type": "string",
+                "pattern": LAYER_NAME_PATTERN,
+                "description": "Layer name: unique, shown in summaries and ONNX node names, and how other "
+                "layers' inputs refer to it. Default: the type in snake case with a counter, "
+                "e.g. conv2d_1.",
+            },
             "inputs": cls.inputs_schema(),
             **cls.schema,
         }
@@ -89,9 +92,11 @@ class Layer:
     @classmethod
     def inputs_schema(cls) -> dict:
         """The schema of the ``inputs`` option: one layer name (a single-input kind)."""
-        return {"description": "The layer whose output this one takes, by name; `input` is the model's input. "
-                               "Default: the layer before it.",
-                "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+        return {
+            "description": "The layer whose output this one takes, by name; `input` is the model's input. "
+            "Default: the layer before it.",
+            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+        }
 
     # -- shapes and sizes ---------------------------------------------------------
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -114,8 +119,14 @@ class Layer:
         return 0
 
     # -- math --------------------------------------------------------------------
-    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+    def forward(
+        self,
+        params: Params,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+    ) -> tuple[np.ndarray, Any]:
         """``(y, cache)``: the output and whatever backward needs; every kind takes the same arguments.
 
         ``activation`` is only given to a kind that ``fuses_activation``, which applies it to ``y``.
@@ -127,8 +138,9 @@ class Layer:
         (forward never changes ``params``; the training step applies these); ``{}`` for kinds without state."""
         return {}
 
-    def backward(self, params: Params, cache: Any, dy: np.ndarray,
-                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+    def backward(
+        self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, Params]:
         """``(dx, grads)`` given the output gradient; ``dx`` is None when ``need_dx`` is False."""
         raise NotImplementedError
 
@@ -186,7 +198,7 @@ def int_or_pair(description: str, default: Any = None, minimum: int = 1) -> dict
 
 PADDING_SCHEMA = {
     "description": "valid: no padding, the output shrinks by the kernel; same: zero-pad so that "
-                   "output = ceil(input / stride) (TensorFlow's rule: the extra pixel goes after).",
+    "output = ceil(input / stride) (TensorFlow's rule: the extra pixel goes after).",
     "enum": ["valid", "same"],
     "default": "valid",
 }
@@ -200,7 +212,7 @@ INITIALIZER_NAMES = INITIALIZERS.names()
 def activation_schema(default: str = "linear") -> dict:
     return {
         "description": "Activation applied to the output. softmax as the last layer's activation is fused "
-                       "with cross-entropy losses (computed on logits, stable for raw 0-255 inputs).",
+        "with cross-entropy losses (computed on logits, stable for raw 0-255 inputs).",
         "enum": list(ACTIVATION_NAMES),
         "default": default,
     }

@@ -33,8 +33,9 @@ _COMMON_SCHEMA = {
     "kernel_size": int_or_pair("Height and width of the convolution window; an int for a square window."),
     "strides": int_or_pair("Step of the window along height and width.", default=1),
     "padding": PADDING_SCHEMA,
-    "dilation_rate": int_or_pair("Spacing between kernel taps (atrous convolution); cannot be combined "
-                                 "with strides > 1.", default=1),
+    "dilation_rate": int_or_pair(
+        "Spacing between kernel taps (atrous convolution); cannot be combined with strides > 1.", default=1
+    ),
     "activation": activation_schema(),
     "use_bias": _USE_BIAS,
 }
@@ -44,9 +45,11 @@ def require_strides_or_dilation(layer: Layer) -> None:
     """SpecError unless the layer's ``strides`` or its ``dilation_rate`` is 1 (Keras' rule for convolutions)."""
     strides, dilation = as_pair(layer.config["strides"]), as_pair(layer.config["dilation_rate"])
     if max(strides) > 1 and max(dilation) > 1:
-        raise SpecError(f"{layer.type} cannot combine strides > 1 with dilation_rate > 1 (received "
-                        f"strides={layer.config['strides']}, dilation_rate={layer.config['dilation_rate']}); "
-                        f"use strides: 1 or dilation_rate: 1")
+        raise SpecError(
+            f"{layer.type} cannot combine strides > 1 with dilation_rate > 1 (received "
+            f"strides={layer.config['strides']}, dilation_rate={layer.config['dilation_rate']}); "
+            f"use strides: 1 or dilation_rate: 1"
+        )
 
 
 class _Convolution(Layer):
@@ -82,9 +85,15 @@ class _Convolution(Layer):
     # -- shapes and sizes -----------------------------------------------------------------
     def window(self, input_shape: Shape) -> ops.Window:
         height, width, _ = require_image(self.type, input_shape)
-        return plan_window(self.type, "kernel_size", (height, width), as_pair(self.config["kernel_size"]),
-                           as_pair(self.config["strides"]), as_pair(self.config["dilation_rate"]),
-                           self.config["padding"])
+        return plan_window(
+            self.type,
+            "kernel_size",
+            (height, width),
+            as_pair(self.config["kernel_size"]),
+            as_pair(self.config["strides"]),
+            as_pair(self.config["dilation_rate"]),
+            self.config["padding"],
+        )
 
     def output_shape(self, input_shape: Shape) -> Shape:
         out_h, out_w = self.window(input_shape).output_size((input_shape[0], input_shape[1]))
@@ -100,11 +109,15 @@ class _Convolution(Layer):
     def init_params(self, input_shape: Shape, rng: np.random.Generator) -> Params:
         shapes = self.param_shapes(input_shape)
         fan_in, fan_out = compute_fans(shapes["kernel"])
-        params = {"kernel": initialize(self.config[self.kernel_initializer_option], shapes["kernel"],
-                                       fan_in, fan_out, rng, dtype=np.float32)}
+        params = {
+            "kernel": initialize(
+                self.config[self.kernel_initializer_option], shapes["kernel"], fan_in, fan_out, rng, dtype=np.float32
+            )
+        }
         if "bias" in shapes:
-            params["bias"] = initialize(self.config["bias_initializer"], shapes["bias"], fan_in, fan_out, rng,
-                                        dtype=np.float32)
+            params["bias"] = initialize(
+                self.config["bias_initializer"], shapes["bias"], fan_in, fan_out, rng, dtype=np.float32
+            )
         return params
 
     def flops(self, input_shape: Shape) -> int:
@@ -112,13 +125,20 @@ class _Convolution(Layer):
         return 2 * out_h * out_w * int(np.prod(self.kernel_shape(input_shape[2])))
 
     # -- math ---------------------------------------------------------------------------------
-    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+    def forward(
+        self,
+        params: Params,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+    ) -> tuple[np.ndarray, Any]:
         convolve = ops.depthwise_conv if self.depthwise else ops.conv
         return convolve(x, params["kernel"], self.window(x.shape[1:]), params.get("bias"), activation)
 
-    def backward(self, params: Params, cache: Any, dy: np.ndarray,
-                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+    def backward(
+        self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, Params]:
         dx, dkernel, dbias = ops.conv_gradients(cache, dy, need_dx)
         return dx, kernel_and_bias(dkernel, dbias)
 
@@ -126,13 +146,23 @@ class _Convolution(Layer):
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         input_shape = builder.shape(input_name)
         window = self.window(input_shape)
-        inputs = [builder.to_layout(input_name, NCHW),
-                  builder.initializer(self.onnx_weight(params["kernel"]).astype(np.float32), f"{self.name}_kernel")]
+        inputs = [
+            builder.to_layout(input_name, NCHW),
+            builder.initializer(self.onnx_weight(params["kernel"]).astype(np.float32), f"{self.name}_kernel"),
+        ]
         if "bias" in params:
             inputs.append(builder.initializer(params["bias"].astype(np.float32), f"{self.name}_bias"))
-        return builder.node("Conv", inputs, hint=self.name, layout=NCHW, kernel_shape=list(window.kernel),
-                            strides=list(window.strides), dilations=list(window.dilation), pads=window.onnx_pads,
-                            group=self.groups(input_shape[2]))
+        return builder.node(
+            "Conv",
+            inputs,
+            hint=self.name,
+            layout=NCHW,
+            kernel_shape=list(window.kernel),
+            strides=list(window.strides),
+            dilations=list(window.dilation),
+            pads=window.onnx_pads,
+            group=self.groups(input_shape[2]),
+        )
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
@@ -179,26 +209,35 @@ class Conv2D(_Convolution):
 
 class DepthwiseConv2D(_Convolution):
     type = "DepthwiseConv2D"
-    description = ("Depthwise 2-D convolution: each input channel is convolved with its own depth_multiplier "
-                   "kernels, giving channels * depth_multiplier outputs.")
+    description = (
+        "Depthwise 2-D convolution: each input channel is convolved with its own depth_multiplier "
+        "kernels, giving channels * depth_multiplier outputs."
+    )
     schema = {
         "kernel_size": _COMMON_SCHEMA["kernel_size"],
         "strides": _COMMON_SCHEMA["strides"],
         "padding": PADDING_SCHEMA,
-        "depth_multiplier": {"type": "integer", "minimum": 1, "default": 1,
-                             "description": "Output channels per input channel (input c, multiplier m -> "
-                                            "output c * depth_multiplier + m)."},
+        "depth_multiplier": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 1,
+            "description": "Output channels per input channel (input c, multiplier m -> "
+            "output c * depth_multiplier + m).",
+        },
         **{key: _COMMON_SCHEMA[key] for key in ("dilation_rate", "activation", "use_bias")},
-        "depthwise_initializer": initializer_schema("glorot_uniform", "depthwise kernel (height, width, "
-                                                                      "channels, depth_multiplier)"),
+        "depthwise_initializer": initializer_schema(
+            "glorot_uniform", "depthwise kernel (height, width, channels, depth_multiplier)"
+        ),
         "bias_initializer": initializer_schema("zeros", "bias"),
     }
     required = ("kernel_size",)
     examples = [
         ({"kernel_size": [3, 2]}, (7, 6, 3)),
         ({"kernel_size": 3, "depth_multiplier": 2, "strides": [1, 2], "padding": "same"}, (7, 6, 3)),
-        ({"kernel_size": [2, 3], "dilation_rate": 2, "padding": "same", "depth_multiplier": 3, "use_bias": False},
-         (6, 7, 2)),
+        (
+            {"kernel_size": [2, 3], "dilation_rate": 2, "padding": "same", "depth_multiplier": 3, "use_bias": False},
+            (6, 7, 2),
+        ),
         ({"kernel_size": 2, "strides": 2}, (5, 7, 2)),
     ]
     kernel_initializer_option = "depthwise_initializer"

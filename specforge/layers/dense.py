@@ -45,8 +45,10 @@ class Dense(Layer):
         return shapes
 
     def init_params(self, input_shape: Shape, rng: np.random.Generator) -> Params:
-        return {name: initialize(self.config[f"{name}_initializer"], shape, *compute_fans(shape), rng)
-                for name, shape in self.param_shapes(input_shape).items()}
+        return {
+            name: initialize(self.config[f"{name}_initializer"], shape, *compute_fans(shape), rng)
+            for name, shape in self.param_shapes(input_shape).items()
+        }
 
     def flops(self, input_shape: Shape) -> int:
         return 2 * self._features(input_shape) * self.config["units"]
@@ -54,8 +56,10 @@ class Dense(Layer):
     @staticmethod
     def _features(input_shape: Shape) -> int:
         if len(input_shape) != 1:
-            raise shape_error(f"Dense expects a flat input (features,), got shape {tuple(input_shape)}; "
-                              "add a Flatten (or GlobalAveragePooling2D) layer before it")
+            raise shape_error(
+                f"Dense expects a flat input (features,), got shape {tuple(input_shape)}; "
+                "add a Flatten (or GlobalAveragePooling2D) layer before it"
+            )
         return int(input_shape[0])
 
     def forward(self, params, x, training=False, rng=None, activation=None):

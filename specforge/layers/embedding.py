@@ -12,24 +12,35 @@ from specforge.options.initializers import compute_fans, initialize
 
 class Embedding(Layer):
     type = "Embedding"
-    description = ("Row i of a learned (input_dim, output_dim) table for each integer id i: ids of shape (steps,) "
-                   "become (steps, output_dim). Takes the model's input of token ids (a text source with "
-                   "vectorize.output_mode: int).")
+    description = (
+        "Row i of a learned (input_dim, output_dim) table for each integer id i: ids of shape (steps,) "
+        "become (steps, output_dim). Takes the model's input of token ids (a text source with "
+        "vectorize.output_mode: int)."
+    )
     schema = {
-        "input_dim": {"type": "integer", "minimum": 1,
-                      "description": "How many ids: the vocabulary's size, padding and out-of-vocabulary ids "
-                                     "included (the largest id + 1)."},
+        "input_dim": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "How many ids: the vocabulary's size, padding and out-of-vocabulary ids "
+            "included (the largest id + 1).",
+        },
         "output_dim": {"type": "integer", "minimum": 1, "description": "Values per id."},
-        "embeddings_initializer": initializer_schema("random_uniform", "table (Keras' default: uniform on "
-                                                                       "[-0.05, 0.05])"),
-        "mask_zero": {"const": False, "default": False,
-                      "description": "Whether id 0 (padding) is masked in the layers after. Only false for now: "
-                                     "masks do not travel through the graph yet, so padding is averaged in by "
-                                     "the poolings after."},
+        "embeddings_initializer": initializer_schema(
+            "random_uniform", "table (Keras' default: uniform on [-0.05, 0.05])"
+        ),
+        "mask_zero": {
+            "const": False,
+            "default": False,
+            "description": "Whether id 0 (padding) is masked in the layers after. Only false for now: "
+            "masks do not travel through the graph yet, so padding is averaged in by "
+            "the poolings after.",
+        },
     }
     required = ("input_dim", "output_dim")
-    examples = [({"input_dim": 5, "output_dim": 3}, (4,)),
-                ({"input_dim": 7, "output_dim": 2, "embeddings_initializer": "glorot_uniform"}, (3, 2))]
+    examples = [
+        ({"input_dim": 5, "output_dim": 3}, (4,)),
+        ({"input_dim": 7, "output_dim": 2, "embeddings_initializer": "glorot_uniform"}, (3, 2)),
+    ]
     input_dtype = "int"
 
     def output_shape(self, input_shape):
@@ -46,8 +57,10 @@ class Embedding(Layer):
         table = params["embeddings"]
         outside = (x < 0) | (x >= len(table))
         if outside.any():
-            raise DataError(f"{self.name}: id {int(x[outside][0])} is outside [0, input_dim {len(table)}); give "
-                            "input_dim the vocabulary's size")
+            raise DataError(
+                f"{self.name}: id {int(x[outside][0])} is outside [0, input_dim {len(table)}); give "
+                "input_dim the vocabulary's size"
+            )
         return table[x], x
 
     def backward(self, params, cache, dy, need_dx=True):

@@ -29,16 +29,22 @@ _AXIS = {"type": "integer", "not": {"const": 0}}
 
 class LayerNormalization(Layer):
     type = "LayerNormalization"
-    description = ("Normalises each example over the given axes (by default its last: the channels) to zero mean "
-                   "and unit variance, then scales by gamma and shifts by beta; the same in training and inference.")
+    description = (
+        "Normalises each example over the given axes (by default its last: the channels) to zero mean "
+        "and unit variance, then scales by gamma and shifts by beta; the same in training and inference."
+    )
     schema = {
-        "axis": {"description": "The normalised axis or axes, counted as Keras does with the batch as axis 0: -1 "
-                                "is the last (channels), [1, 2, 3] every axis of an image.",
-                 "oneOf": [_AXIS, {"type": "array", "items": _AXIS, "minItems": 1, "uniqueItems": True}],
-                 "default": -1},
+        "axis": {
+            "description": "The normalised axis or axes, counted as Keras does with the batch as axis 0: -1 "
+            "is the last (channels), [1, 2, 3] every axis of an image.",
+            "oneOf": [_AXIS, {"type": "array", "items": _AXIS, "minItems": 1, "uniqueItems": True}],
+            "default": -1,
+        },
         # Keras gives both normalizations the same options and defaults besides the axis.
-        **{key: BatchNormalization.schema[key]
-           for key in ("epsilon", "center", "scale", "beta_initializer", "gamma_initializer")},
+        **{
+            key: BatchNormalization.schema[key]
+            for key in ("epsilon", "center", "scale", "beta_initializer", "gamma_initializer")
+        },
     }
     examples = [
         ({}, (3, 2, 4)),
@@ -55,8 +61,10 @@ class LayerNormalization(Layer):
         for axis in axes:
             if not -rank < axis < rank:
                 allowed = ", ".join(map(str, [*range(1, rank), *range(-1, -rank, -1)]))
-                raise shape_error(f"LayerNormalization axis {axis} is out of range for input shape "
-                                  f"{tuple(input_shape)} (axis 0 is the batch); use one of {allowed}")
+                raise shape_error(
+                    f"LayerNormalization axis {axis} is out of range for input shape "
+                    f"{tuple(input_shape)} (axis 0 is the batch); use one of {allowed}"
+                )
         return tuple(sorted({axis % rank for axis in axes}))
 
     def broadcast_shape(self, input_shape: Shape) -> Shape:
@@ -75,15 +83,23 @@ class LayerNormalization(Layer):
         return {name: shape for name, on in learned if on}
 
     def init_params(self, input_shape: Shape, rng: np.random.Generator) -> Params:
-        return {name: initialize(self.config[f"{name}_initializer"], shape, *compute_fans(shape), rng)
-                for name, shape in self.param_shapes(input_shape).items()}
+        return {
+            name: initialize(self.config[f"{name}_initializer"], shape, *compute_fans(shape), rng)
+            for name, shape in self.param_shapes(input_shape).items()
+        }
 
     def flops(self, input_shape: Shape) -> int:
         return 2 * int(np.prod(input_shape))
 
     # -- math ----------------------------------------------------------------------------------------
-    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+    def forward(
+        self,
+        params: Params,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+    ) -> tuple[np.ndarray, Any]:
         axes, broadcast = self.axes(x.shape[1:]), self.broadcast_shape(x.shape[1:])
         x_hat = x - x.mean(axis=axes, keepdims=True)
         inv_std = 1 / np.sqrt(np.mean(x_hat * x_hat, axis=axes, keepdims=True) + self.config["epsilon"])
@@ -93,8 +109,9 @@ class LayerNormalization(Layer):
             y += params["beta"].reshape(broadcast)
         return y, (x_hat, inv_std, axes, broadcast)
 
-    def backward(self, params: Params, cache: Any, dy: np.ndarray,
-                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+    def backward(
+        self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, Params]:
         x_hat, inv_std, axes, broadcast = cache
         others = tuple(axis for axis in range(dy.ndim) if axis not in axes)
         grads = {}
@@ -117,11 +134,13 @@ class LayerNormalization(Layer):
         axes, broadcast = list(self.axes(shape)), self.broadcast_shape(shape)
         x = builder.to_layout(input_name, NHWC)
         centred = builder.node("Sub", [x, self._mean(builder, x, axes, "mean")], f"{self.name}_centred")
-        variance = self._mean(builder, builder.node("Mul", [centred, centred], f"{self.name}_squares"), axes,
-                              "variance")
+        variance = self._mean(
+            builder, builder.node("Mul", [centred, centred], f"{self.name}_squares"), axes, "variance"
+        )
         epsilon = builder.initializer(np.asarray(self.config["epsilon"], np.float32), f"{self.name}_epsilon")
-        std = builder.node("Sqrt", [builder.node("Add", [variance, epsilon], f"{self.name}_variance_epsilon")],
-                           f"{self.name}_std")
+        std = builder.node(
+            "Sqrt", [builder.node("Add", [variance, epsilon], f"{self.name}_variance_epsilon")], f"{self.name}_std"
+        )
         operations = [("Div", std)]
         for name, op in (("gamma", "Mul"), ("beta", "Add")):
             if name in params:
@@ -136,8 +155,12 @@ class LayerNormalization(Layer):
     def _mean(self, builder, name: str, axes: list[int], hint: str) -> str:
         """ReduceMean over ``axes`` keeping them; its axes moved from an attribute to an input in opset 18."""
         if builder.opset >= 18:
-            return builder.node("ReduceMean", [name, builder.constant_int64(axes, f"{self.name}_axes")],
-                                f"{self.name}_{hint}", keepdims=1)
+            return builder.node(
+                "ReduceMean",
+                [name, builder.constant_int64(axes, f"{self.name}_axes")],
+                f"{self.name}_{hint}",
+                keepdims=1,
+            )
         return builder.node("ReduceMean", [name], f"{self.name}_{hint}", axes=axes, keepdims=1)
 
     def to_torch(self, node, params: Params):

@@ -48,8 +48,10 @@ def _total(xs: Sequence[np.ndarray]) -> np.ndarray:
 
 
 #: examples of the elementwise kinds: two vectors, and three images
-ELEMENTWISE_EXAMPLES: list[tuple[dict, Shape | list[Shape]]] = [({"inputs": ["a", "b"]}, [(3, 4), (3, 4)]),
-                                                                 ({"inputs": ["a", "b", "c"]}, [(2, 2, 3)] * 3)]
+ELEMENTWISE_EXAMPLES: list[tuple[dict, Shape | list[Shape]]] = [
+    ({"inputs": ["a", "b"]}, [(3, 4), (3, 4)]),
+    ({"inputs": ["a", "b", "c"]}, [(2, 2, 3)] * 3),
+]
 
 
 class Merge(Layer):
@@ -74,7 +76,8 @@ class Merge(Layer):
     # A merge takes one shape per input where Layer takes one shape (the contract Layer.merges documents); the
     # graph calls it through Merge, with the inputs' names.
     def output_shape(  # type: ignore[override]
-            self, input_shapes: Sequence[Shape], names: Sequence[str] | None = None) -> Shape:
+        self, input_shapes: Sequence[Shape], names: Sequence[str] | None = None
+    ) -> Shape:
         first = tuple(input_shapes[0])
         for position, shape in enumerate(input_shapes[1:], start=1):
             if tuple(shape) != first:
@@ -161,16 +164,21 @@ class Multiply(Merge):
         return product
 
     def gradients(self, xs, dy):
-        return [dy * self.combine([x for other, x in enumerate(xs) if other != index]) if len(xs) > 2
-                else dy * xs[1 - index] for index in range(len(xs))]
+        return [
+            dy * self.combine([x for other, x in enumerate(xs) if other != index])
+            if len(xs) > 2
+            else dy * xs[1 - index]
+            for index in range(len(xs))
+        ]
 
     def to_onnx(self, builder, params, input_names):
         layout = builder.layout(input_names[0])
         names = [builder.to_layout(name, layout) for name in input_names]
         product = names[0]
         for position, name in enumerate(names[1:], start=1):
-            product = builder.node("Mul", [product, name],
-                                   self.name if position == len(names) - 1 else f"{self.name}_partial")
+            product = builder.node(
+                "Mul", [product, name], self.name if position == len(names) - 1 else f"{self.name}_partial"
+            )
         return product
 
 
@@ -225,12 +233,17 @@ class Minimum(_Extreme):
 
 class Concatenate(Merge):
     type = "Concatenate"
-    description = ("Joins its inputs along axis (the channels by default); the other axes must agree. "
-                   "Axis counts the batch axis as 0, as in Keras.")
+    description = (
+        "Joins its inputs along axis (the channels by default); the other axes must agree. "
+        "Axis counts the batch axis as 0, as in Keras."
+    )
     schema = {
-        "axis": {"oneOf": [{"type": "integer", "maximum": -1}, {"type": "integer", "minimum": 1}], "default": -1,
-                 "description": "Axis to join along: -1 (the last, channels) or 1..rank; 0, the batch axis, "
-                                "cannot be joined."},
+        "axis": {
+            "oneOf": [{"type": "integer", "maximum": -1}, {"type": "integer", "minimum": 1}],
+            "default": -1,
+            "description": "Axis to join along: -1 (the last, channels) or 1..rank; 0, the batch axis, "
+            "cannot be joined.",
+        },
     }
     examples = [
         ({"inputs": ["a", "b"]}, [(2, 2, 3), (2, 2, 5)]),
@@ -243,8 +256,10 @@ class Concatenate(Merge):
         """The axis of a shape without the batch axis; ShapeError when out of range."""
         axis = self.config["axis"]
         if not (-rank <= axis <= rank and axis != 0):
-            raise shape_error(f"Concatenate axis {axis} does not exist for inputs of rank {rank} (batch axis "
-                              f"not counted); use -1 or 1..{rank}")
+            raise shape_error(
+                f"Concatenate axis {axis} does not exist for inputs of rank {rank} (batch axis "
+                f"not counted); use -1 or 1..{rank}"
+            )
         return axis - 1 if axis > 0 else rank + axis
 
     def output_shape(self, input_shapes, names=None):
@@ -255,10 +270,12 @@ class Concatenate(Merge):
             rest = [d for i, d in enumerate(shape) if i != axis]
             if len(shape) != len(first) or rest != [d for i, d in enumerate(first) if i != axis]:
                 pair_names = None if names is None else [names[0], names[position]]
-                raise shape_error(f"Concatenate got {_describe([first, shape], pair_names)}; every axis but "
-                                  f"axis {self.config['axis']} must agree (use axis to join along another, or "
-                                  f"resize one input)")
-        return (*first[:axis], sum(int(shape[axis]) for shape in input_shapes), *first[axis + 1:])
+                raise shape_error(
+                    f"Concatenate got {_describe([first, shape], pair_names)}; every axis but "
+                    f"axis {self.config['axis']} must agree (use axis to join along another, or "
+                    f"resize one input)"
+                )
+        return (*first[:axis], sum(int(shape[axis]) for shape in input_shapes), *first[axis + 1 :])
 
     def combine(self, xs):
         return np.concatenate(xs, axis=self.axis(xs[0].ndim - 1) + 1)

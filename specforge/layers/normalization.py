@@ -16,14 +16,25 @@ class BatchNormalization(Layer):
     statistics."""
 
     type = "BatchNormalization"
-    description = ("Normalises each channel to zero mean and unit variance (batch statistics in training, "
-                   "moving averages at inference), then scales by gamma and shifts by beta.")
+    description = (
+        "Normalises each channel to zero mean and unit variance (batch statistics in training, "
+        "moving averages at inference), then scales by gamma and shifts by beta."
+    )
     schema = {
         "axis": {"enum": [-1], "default": -1, "description": "The normalised axis; only the last (channels)."},
-        "momentum": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.99,
-                     "description": "Weight of the old value in the moving mean and variance updates."},
-        "epsilon": {"type": "number", "exclusiveMinimum": 0, "default": 0.001,
-                    "description": "Added to the variance before the square root, for stability."},
+        "momentum": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.99,
+            "description": "Weight of the old value in the moving mean and variance updates.",
+        },
+        "epsilon": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 0.001,
+            "description": "Added to the variance before the square root, for stability.",
+        },
         "center": {"type": "boolean", "default": True, "description": "Whether to learn a shift beta."},
         "scale": {"type": "boolean", "default": True, "description": "Whether to learn a scale gamma."},
         "beta_initializer": initializer_schema("zeros", "shift beta"),
@@ -46,10 +57,16 @@ class BatchNormalization(Layer):
         return dict.fromkeys((*learned, *self.non_trainable), channels)
 
     def init_params(self, input_shape: Shape, rng: np.random.Generator) -> Params:
-        initializers = {"gamma": self.config["gamma_initializer"], "beta": self.config["beta_initializer"],
-                        "moving_mean": "zeros", "moving_variance": "ones"}
-        return {name: initialize(initializers[name], shape, *compute_fans(shape), rng)
-                for name, shape in self.param_shapes(input_shape).items()}
+        initializers = {
+            "gamma": self.config["gamma_initializer"],
+            "beta": self.config["beta_initializer"],
+            "moving_mean": "zeros",
+            "moving_variance": "ones",
+        }
+        return {
+            name: initialize(initializers[name], shape, *compute_fans(shape), rng)
+            for name, shape in self.param_shapes(input_shape).items()
+        }
 
     def flops(self, input_shape: Shape) -> int:
         return 2 * int(np.prod(input_shape))
@@ -150,10 +167,14 @@ class BatchNormalization(Layer):
         if builder.layout(input_name) == NCHW and len(builder.shape(input_name)) in (2, 3):
             # an image (C, H, W), or a sequence as one (C, 1, steps)
             scale, shift = scale[:, None, None], shift[:, None, None]
-        scaled = builder.node("Mul", [input_name, builder.initializer(scale.astype(np.float32), f"{self.name}_scale")],
-                              f"{self.name}_scaled")
-        return builder.node("Add", [scaled, builder.initializer(shift.astype(np.float32), f"{self.name}_shift")],
-                            self.name)
+        scaled = builder.node(
+            "Mul",
+            [input_name, builder.initializer(scale.astype(np.float32), f"{self.name}_scale")],
+            f"{self.name}_scaled",
+        )
+        return builder.node(
+            "Add", [scaled, builder.initializer(shift.astype(np.float32), f"{self.name}_shift")], self.name
+        )
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""

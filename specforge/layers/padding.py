@@ -20,7 +20,7 @@ _PAIR = {"type": "array", "items": _SIZE, "minItems": 2, "maxItems": 2}
 def _sides_schema(what: str, default: Any) -> dict:
     return {
         "description": f"{what}: an int (the same on all four sides), [height, width] (symmetric per axis) or "
-                       "[[top, bottom], [left, right]].",
+        "[[top, bottom], [left, right]].",
         "oneOf": [_SIZE, _PAIR, {"type": "array", "items": _PAIR, "minItems": 2, "maxItems": 2}],
         "default": default,
     }
@@ -57,13 +57,20 @@ class ZeroPadding2D(Layer):
         (top, bottom), (left, right) = self.pads
         return (height + top + bottom, width + left + right, channels)
 
-    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+    def forward(
+        self,
+        params: Params,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+    ) -> tuple[np.ndarray, Any]:
         require_image(self.type, x.shape[1:])
         return ops.pad_image(x, self.pads), None
 
-    def backward(self, params: Params, cache: Any, dy: np.ndarray,
-                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+    def backward(
+        self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, Params]:
         return (ops.crop_padding(dy, self.pads) if need_dx else None), {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
@@ -73,8 +80,9 @@ class ZeroPadding2D(Layer):
             pads = [0, 0, top, left, 0, 0, bottom, right]
         else:
             pads = [0, top, left, 0, 0, bottom, right, 0]
-        return builder.node("Pad", [input_name, builder.constant_int64(pads, f"{self.name}_pads")], hint=self.name,
-                            mode="constant")
+        return builder.node(
+            "Pad", [input_name, builder.constant_int64(pads, f"{self.name}_pads")], hint=self.name, mode="constant"
+        )
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
@@ -105,18 +113,27 @@ class Cropping2D(Layer):
         kept = []
         for axis, size, (before, after) in zip(("rows", "columns"), (height, width), self.crops):
             if before + after >= size:
-                raise shape_error(f"Cropping2D removes {before} + {after} = {before + after} of the {size} {axis} "
-                                  f"of its input, leaving none; crop fewer than {size} {axis} in all")
+                raise shape_error(
+                    f"Cropping2D removes {before} + {after} = {before + after} of the {size} {axis} "
+                    f"of its input, leaving none; crop fewer than {size} {axis} in all"
+                )
             kept.append(size - before - after)
         return (*kept, channels)
 
-    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+    def forward(
+        self,
+        params: Params,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+    ) -> tuple[np.ndarray, Any]:
         self.output_shape(x.shape[1:])
         return np.ascontiguousarray(ops.crop_padding(x, self.crops)), None
 
-    def backward(self, params: Params, cache: Any, dy: np.ndarray,
-                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+    def backward(
+        self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, Params]:
         return (ops.pad_image(dy, self.crops) if need_dx else None), {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
@@ -124,9 +141,12 @@ class Cropping2D(Layer):
         height, width, _ = builder.shape(input_name)
         (top, bottom), (left, right) = self.crops
         axes = [2, 3] if builder.layout(input_name) == NCHW else [1, 2]
-        inputs = [input_name, builder.constant_int64([top, left], f"{self.name}_starts"),
-                  builder.constant_int64([height - bottom, width - right], f"{self.name}_ends"),
-                  builder.constant_int64(axes, f"{self.name}_axes")]
+        inputs = [
+            input_name,
+            builder.constant_int64([top, left], f"{self.name}_starts"),
+            builder.constant_int64([height - bottom, width - right], f"{self.name}_ends"),
+            builder.constant_int64(axes, f"{self.name}_axes"),
+        ]
         return builder.node("Slice", inputs, hint=self.name)
 
     def to_torch(self, node, params: Params):

@@ -53,8 +53,14 @@ class _Pooling2D(Layer):
     def output_shape(self, input_shape: Shape) -> Shape:
         return (*self.window(input_shape).output_size((input_shape[0], input_shape[1])), input_shape[2])
 
-    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+    def forward(
+        self,
+        params: Params,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+    ) -> tuple[np.ndarray, Any]:
         window, size = self.window(x.shape[1:]), x.shape[1:3]
         record = self.new_record((len(x), *window.output_size(size), x.shape[3]), window) if training else None
 
@@ -65,8 +71,9 @@ class _Pooling2D(Layer):
         # An inference forward keeps its input instead, for a backward (a gradient check) to redo the record.
         return y, (x.shape, record, window, size, None if training else x)
 
-    def backward(self, params: Params, cache: Any, dy: np.ndarray,
-                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+    def backward(
+        self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, Params]:
         if not need_dx:
             return None, {}
         x_shape, record, window, size, x = cache
@@ -80,23 +87,43 @@ class _Pooling2D(Layer):
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         window = self.window(builder.shape(input_name))
-        return builder.node(self.onnx_op, [builder.to_layout(input_name, NCHW)], hint=self.name, layout=NCHW,
-                            kernel_shape=list(window.kernel), strides=list(window.strides), pads=window.onnx_pads,
-                            **self.onnx_attrs)
+        return builder.node(
+            self.onnx_op,
+            [builder.to_layout(input_name, NCHW)],
+            hint=self.name,
+            layout=NCHW,
+            kernel_shape=list(window.kernel),
+            strides=list(window.strides),
+            pads=window.onnx_pads,
+            **self.onnx_attrs,
+        )
 
     # -- what a kind fills in -------------------------------------------------------------
     def new_record(self, shape: tuple[int, ...], window: ops.Window) -> np.ndarray | None:
         """What a training forward notes for the backward beside the output of ``shape`` (None: nothing)."""
         return None
 
-    def reduce(self, slices: list[np.ndarray], window: ops.Window, size: tuple[int, int], out: np.ndarray,
-               record: np.ndarray | None) -> None:
+    def reduce(
+        self,
+        slices: list[np.ndarray],
+        window: ops.Window,
+        size: tuple[int, int],
+        out: np.ndarray,
+        record: np.ndarray | None,
+    ) -> None:
         """Write into ``out`` the pooled output from the input pixels under each kernel offset, and fill
         ``record`` (from ``new_record``; None in inference)."""
         raise NotImplementedError
 
-    def spread(self, targets: list[np.ndarray], record: np.ndarray | None, dy: np.ndarray, window: ops.Window,
-               size: tuple[int, int], tiling: bool) -> None:
+    def spread(
+        self,
+        targets: list[np.ndarray],
+        record: np.ndarray | None,
+        dy: np.ndarray,
+        window: ops.Window,
+        size: tuple[int, int],
+        tiling: bool,
+    ) -> None:
         """Put the input gradient into the padded input's pixels under each kernel offset (``targets``):
         written when the windows tile the input (``tiling``), else added to the zeros there."""
         raise NotImplementedError
@@ -148,8 +175,10 @@ class MaxPooling2D(_Pooling2D):
 
 class AveragePooling2D(_Pooling2D):
     type = "AveragePooling2D"
-    description = ("Mean over each pool_size window of an image, per channel; with padding: same a window "
-                   "averages only its real (non-padded) pixels.")
+    description = (
+        "Mean over each pool_size window of an image, per channel; with padding: same a window "
+        "averages only its real (non-padded) pixels."
+    )
     onnx_op = "AveragePool"
     onnx_attrs = {"count_include_pad": 0}
 
@@ -180,8 +209,11 @@ class _GlobalPooling2D(Layer):
     """A reduction over height and width, per channel."""
 
     schema = {
-        "keepdims": {"type": "boolean", "default": False,
-                     "description": "Keep the spatial axes: output (1, 1, channels) instead of (channels,)."},
+        "keepdims": {
+            "type": "boolean",
+            "default": False,
+            "description": "Keep the spatial axes: output (1, 1, channels) instead of (channels,).",
+        },
     }
     examples = [({}, (5, 4, 3)), ({"keepdims": True}, (3, 4, 2))]
     onnx_op: ClassVar[str]
@@ -190,15 +222,22 @@ class _GlobalPooling2D(Layer):
         channels = require_image(self.type, input_shape)[2]
         return (1, 1, channels) if self.config["keepdims"] else (channels,)
 
-    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+    def forward(
+        self,
+        params: Params,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+    ) -> tuple[np.ndarray, Any]:
         require_image(self.type, x.shape[1:])
         flat = x.reshape(x.shape[0], -1, x.shape[3])
         y, cache = self.reduce(flat)
         return (y[:, None, None] if self.config["keepdims"] else y), (x.shape, cache)
 
-    def backward(self, params: Params, cache: Any, dy: np.ndarray,
-                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+    def backward(
+        self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, Params]:
         if not need_dx:
             return None, {}
         x_shape, reduce_cache = cache
@@ -206,8 +245,12 @@ class _GlobalPooling2D(Layer):
         return self.spread(dy, reduce_cache, x_shape[1] * x_shape[2]).reshape(x_shape), {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
-        pooled = builder.node(self.onnx_op, [builder.to_layout(input_name, NCHW)], layout=NCHW,
-                              hint=self.name if self.config["keepdims"] else f"{self.name}_pooled")
+        pooled = builder.node(
+            self.onnx_op,
+            [builder.to_layout(input_name, NCHW)],
+            layout=NCHW,
+            hint=self.name if self.config["keepdims"] else f"{self.name}_pooled",
+        )
         if self.config["keepdims"]:
             return pooled
         return builder.node("Flatten", [pooled], hint=self.name, layout=NHWC, axis=1)
@@ -241,8 +284,9 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
     type = "GlobalMaxPooling2D"
-    description = ("Maximum of each channel over the whole image; the gradient goes to the first maximal pixel "
-                   "in row-major order.")
+    description = (
+        "Maximum of each channel over the whole image; the gradient goes to the first maximal pixel in row-major order."
+    )
     onnx_op = "GlobalMaxPool"
 
     def reduce(self, flat: np.ndarray) -> tuple[np.ndarray, Any]:

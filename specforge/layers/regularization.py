@@ -13,13 +13,23 @@ from specforge.layers.windows import require_image
 
 class Dropout(Layer):
     type = "Dropout"
-    description = ("During training, sets each input to 0 with probability rate and scales the others by "
-                   "1 / (1 - rate), so that inference needs no rescaling; does nothing at inference.")
+    description = (
+        "During training, sets each input to 0 with probability rate and scales the others by "
+        "1 / (1 - rate), so that inference needs no rescaling; does nothing at inference."
+    )
     schema = {
-        "rate": {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
-                 "description": "Fraction of the inputs to drop, in [0, 1)."},
-        "seed": {"type": ["integer", "null"], "minimum": 0, "default": None,
-                 "description": "Seed of this layer's masks; null: drawn from the run's random generator."},
+        "rate": {
+            "type": "number",
+            "minimum": 0,
+            "exclusiveMaximum": 1,
+            "description": "Fraction of the inputs to drop, in [0, 1).",
+        },
+        "seed": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "default": None,
+            "description": "Seed of this layer's masks; null: drawn from the run's random generator.",
+        },
     }
     required = ("rate",)
     examples = [({"rate": 0.5}, (3, 4)), ({"rate": 0.25, "seed": 7}, (6,))]
@@ -67,9 +77,11 @@ class SpatialDropout2D(Dropout):
     strongly correlated in feature maps, are dropped together."""
 
     type = "SpatialDropout2D"
-    description = ("During training, sets whole channels of an image to 0 with probability rate (the same "
-                   "channels at every pixel of an example) and scales the others by 1 / (1 - rate); does nothing "
-                   "at inference.")
+    description = (
+        "During training, sets whole channels of an image to 0 with probability rate (the same "
+        "channels at every pixel of an example) and scales the others by 1 / (1 - rate); does nothing "
+        "at inference."
+    )
     examples = [({"rate": 0.5}, (3, 4, 5)), ({"rate": 0.25, "seed": 7}, (2, 2, 6))]
 
     def output_shape(self, input_shape: Shape) -> Shape:

@@ -29,32 +29,43 @@ _T = TypeVar("_T")
 
 class SeparableConv2D(Layer):
     type = "SeparableConv2D"
-    description = ("Depthwise separable 2-D convolution: each input channel convolved with its own "
-                   "depth_multiplier kernels, then a 1x1 convolution mixing the results into filters channels.")
+    description = (
+        "Depthwise separable 2-D convolution: each input channel convolved with its own "
+        "depth_multiplier kernels, then a 1x1 convolution mixing the results into filters channels."
+    )
     schema = {
         "filters": Conv2D.schema["filters"],
         "kernel_size": int_or_pair("Height and width of the depthwise window; an int for a square window."),
         "strides": int_or_pair("Step of the depthwise window along height and width.", default=1),
         "padding": PADDING_SCHEMA,
-        "dilation_rate": int_or_pair("Spacing between depthwise kernel taps; cannot be combined with "
-                                     "strides > 1.", default=1),
-        "depth_multiplier": {"type": "integer", "minimum": 1, "default": 1,
-                             "description": "Depthwise outputs per input channel."},
+        "dilation_rate": int_or_pair(
+            "Spacing between depthwise kernel taps; cannot be combined with strides > 1.", default=1
+        ),
+        "depth_multiplier": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 1,
+            "description": "Depthwise outputs per input channel.",
+        },
         "activation": Conv2D.schema["activation"],
-        "use_bias": {"type": "boolean", "default": True,
-                     "description": "Whether to add a learned bias per output channel (after the pointwise step)."},
-        "depthwise_initializer": initializer_schema("glorot_uniform", "depthwise kernel (height, width, channels, "
-                                                                      "depth_multiplier)"),
-        "pointwise_initializer": initializer_schema("glorot_uniform", "pointwise kernel (1, 1, channels * "
-                                                                      "depth_multiplier, filters)"),
+        "use_bias": {
+            "type": "boolean",
+            "default": True,
+            "description": "Whether to add a learned bias per output channel (after the pointwise step).",
+        },
+        "depthwise_initializer": initializer_schema(
+            "glorot_uniform", "depthwise kernel (height, width, channels, depth_multiplier)"
+        ),
+        "pointwise_initializer": initializer_schema(
+            "glorot_uniform", "pointwise kernel (1, 1, channels * depth_multiplier, filters)"
+        ),
         "bias_initializer": Conv2D.schema["bias_initializer"],
     }
     required = ("filters", "kernel_size")
     fuses_activation = True
     examples = [
         ({"filters": 4, "kernel_size": [3, 2]}, (7, 6, 3)),
-        ({"filters": 2, "kernel_size": [2, 3], "strides": [2, 1], "padding": "same", "depth_multiplier": 2},
-         (7, 6, 3)),
+        ({"filters": 2, "kernel_size": [2, 3], "strides": [2, 1], "padding": "same", "depth_multiplier": 2}, (7, 6, 3)),
         ({"filters": 3, "kernel_size": 3, "dilation_rate": [2, 1], "use_bias": False}, (7, 6, 2)),
         ({"filters": 2, "kernel_size": [3, 4], "strides": 2, "padding": "same"}, (5, 7, 2)),
     ]
@@ -62,14 +73,20 @@ class SeparableConv2D(Layer):
     def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
         super().__init__(config, name)
         require_strides_or_dilation(self)
-        depthwise = ("kernel_size", "strides", "padding", "dilation_rate", "depth_multiplier",
-                     "depthwise_initializer")
-        self.depthwise = DepthwiseConv2D({**{key: self.config[key] for key in depthwise}, "use_bias": False},
-                                         f"{self.name}_depthwise")
-        self.pointwise = Conv2D({"filters": self.config["filters"], "kernel_size": 1,
-                                 "use_bias": self.config["use_bias"],
-                                 "kernel_initializer": self.config["pointwise_initializer"],
-                                 "bias_initializer": self.config["bias_initializer"]}, self.name)
+        depthwise = ("kernel_size", "strides", "padding", "dilation_rate", "depth_multiplier", "depthwise_initializer")
+        self.depthwise = DepthwiseConv2D(
+            {**{key: self.config[key] for key in depthwise}, "use_bias": False}, f"{self.name}_depthwise"
+        )
+        self.pointwise = Conv2D(
+            {
+                "filters": self.config["filters"],
+                "kernel_size": 1,
+                "use_bias": self.config["use_bias"],
+                "kernel_initializer": self.config["pointwise_initializer"],
+                "bias_initializer": self.config["bias_initializer"],
+            },
+            self.name,
+        )
 
     @staticmethod
     def split(params: Params) -> tuple[Params, Params]:
@@ -81,8 +98,11 @@ class SeparableConv2D(Layer):
 
     @staticmethod
     def join(depthwise: dict[str, _T], pointwise: dict[str, _T]) -> dict[str, _T]:
-        return {"depthwise_kernel": depthwise["kernel"], "pointwise_kernel": pointwise["kernel"],
-                **({"bias": pointwise["bias"]} if "bias" in pointwise else {})}
+        return {
+            "depthwise_kernel": depthwise["kernel"],
+            "pointwise_kernel": pointwise["kernel"],
+            **({"bias": pointwise["bias"]} if "bias" in pointwise else {}),
+        }
 
     # -- shapes and sizes ---------------------------------------------------------------------------
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -100,15 +120,22 @@ class SeparableConv2D(Layer):
         return self.depthwise.flops(input_shape) + self.pointwise.flops(self.depthwise.output_shape(input_shape))
 
     # -- math ------------------------------------------------------------------------------------------
-    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+    def forward(
+        self,
+        params: Params,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+    ) -> tuple[np.ndarray, Any]:
         depthwise, pointwise = self.split(params)
         middle, depthwise_cache = self.depthwise.forward(depthwise, x, training, rng)
         y, pointwise_cache = self.pointwise.forward(pointwise, middle, training, rng, activation=activation)
         return y, (depthwise_cache, pointwise_cache)
 
-    def backward(self, params: Params, cache: Any, dy: np.ndarray,
-                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+    def backward(
+        self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, Params]:
         depthwise, pointwise = self.split(params)
         depthwise_cache, pointwise_cache = cache
         dmiddle, pointwise_grads = self.pointwise.backward(pointwise, pointwise_cache, dy)

@@ -37,8 +37,10 @@ def require_sequence(layer_type: str, input_shape: Shape) -> tuple[int, int]:
         target = [int(input_shape[0]), int(input_shape[1]) * int(input_shape[2])]
     else:
         target = [math.prod(int(d) for d in input_shape), 1]
-    raise shape_error(f"{layer_type} expects a sequence input (steps, channels), got shape {tuple(input_shape)}; "
-                      f"add a Reshape layer with target_shape {target} before it")
+    raise shape_error(
+        f"{layer_type} expects a sequence input (steps, channels), got shape {tuple(input_shape)}; "
+        f"add a Reshape layer with target_shape {target} before it"
+    )
 
 
 class _OnRows(Layer):
@@ -113,16 +115,24 @@ class _SequenceLayer(Layer):
         return self.image_layer.flops(self.image_shape(input_shape))
 
     # -- math ------------------------------------------------------------------------------------------
-    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+    def forward(
+        self,
+        params: Params,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+    ) -> tuple[np.ndarray, Any]:
         y, cache = self.image_layer.forward(self.image_params(params), x[:, None], training, rng, activation)
         return y.reshape(len(x), *self.from_image_shape(y.shape[1:])), (cache, y.shape)
 
-    def backward(self, params: Params, cache: Any, dy: np.ndarray,
-                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+    def backward(
+        self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, Params]:
         image_cache, image_y_shape = cache
-        dx, grads = self.image_layer.backward(self.image_params(params), image_cache, dy.reshape(image_y_shape),
-                                              need_dx)
+        dx, grads = self.image_layer.backward(
+            self.image_params(params), image_cache, dy.reshape(image_y_shape), need_dx
+        )
         return (None if dx is None else dx[:, 0]), self.sequence_params(grads)
 
     # -- export --------------------------------------------------------------------------------------------
@@ -144,23 +154,27 @@ class _SequenceLayer(Layer):
 
 class Conv1D(_SequenceLayer):
     type = "Conv1D"
-    description = ("1-D convolution over a sequence (steps, channels) with a learned kernel (kernel_size, "
-                   "channels, filters) per output channel.")
+    description = (
+        "1-D convolution over a sequence (steps, channels) with a learned kernel (kernel_size, "
+        "channels, filters) per output channel."
+    )
     schema = {
         "filters": Conv2D.schema["filters"],
         "kernel_size": {**_POSITIVE, "description": "Length of the convolution window, in steps."},
         "strides": {**_POSITIVE, "default": 1, "description": "Step of the window along the sequence."},
         "padding": {
             "description": "valid: no padding, the output shrinks by the kernel; same: zero-pad so that "
-                           "output = ceil(steps / strides) (the odd step of padding goes after); causal: "
-                           "dilation_rate * (kernel_size - 1) zeros before the first step, so that output "
-                           "step t depends only on inputs up to t.",
+            "output = ceil(steps / strides) (the odd step of padding goes after); causal: "
+            "dilation_rate * (kernel_size - 1) zeros before the first step, so that output "
+            "step t depends only on inputs up to t.",
             "enum": ["valid", "same", "causal"],
             "default": "valid",
         },
-        "dilation_rate": {**_POSITIVE, "default": 1,
-                          "description": "Spacing between kernel taps (atrous convolution); cannot be combined "
-                                         "with strides > 1."},
+        "dilation_rate": {
+            **_POSITIVE,
+            "default": 1,
+            "description": "Spacing between kernel taps (atrous convolution); cannot be combined with strides > 1.",
+        },
         **{key: Conv2D.schema[key] for key in ("activation", "use_bias")},
         "kernel_initializer": initializer_schema("glorot_uniform", "kernel (kernel_size, in, out)"),
         "bias_initializer": Conv2D.schema["bias_initializer"],
@@ -186,8 +200,9 @@ class Conv1D(_SequenceLayer):
         k, s, d = (self.config[key] for key in ("kernel_size", "strides", "dilation_rate"))
         if self.config["padding"] == "causal":
             return ops.Window((1, k), (1, s), (1, d), ((0, 0), (d * (k - 1), 0)))
-        return plan_window(self.type, "kernel_size", (1, steps), (1, k), (1, s), (1, d), self.config["padding"],
-                           axes=_AXES)
+        return plan_window(
+            self.type, "kernel_size", (1, steps), (1, k), (1, s), (1, d), self.config["padding"], axes=_AXES
+        )
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
@@ -199,11 +214,17 @@ class Conv1D(_SequenceLayer):
 class _Pooling1D(_SequenceLayer):
     schema = {
         "pool_size": {**_POSITIVE, "default": 2, "description": "Length of the pooling window, in steps."},
-        "strides": {"oneOf": [_POSITIVE, {"type": "null"}], "default": None,
-                    "description": "Step of the window along the sequence; null (the default) means pool_size."},
-        "padding": {"description": "valid: no padding; same: pad so that output = ceil(steps / strides), "
-                                   "the odd step after (padded steps never win a maximum or count in a mean).",
-                    "enum": ["valid", "same"], "default": "valid"},
+        "strides": {
+            "oneOf": [_POSITIVE, {"type": "null"}],
+            "default": None,
+            "description": "Step of the window along the sequence; null (the default) means pool_size.",
+        },
+        "padding": {
+            "description": "valid: no padding; same: pad so that output = ceil(steps / strides), "
+            "the odd step after (padded steps never win a maximum or count in a mean).",
+            "enum": ["valid", "same"],
+            "default": "valid",
+        },
     }
     examples = [
         ({}, (7, 3)),
@@ -219,8 +240,9 @@ class _Pooling1D(_SequenceLayer):
     def window(self, steps: int) -> ops.Window:
         pool = self.config["pool_size"]
         stride = pool if self.config["strides"] is None else self.config["strides"]
-        return plan_window(self.type, "pool_size", (1, steps), (1, pool), (1, stride), (1, 1),
-                           self.config["padding"], axes=_AXES)
+        return plan_window(
+            self.type, "pool_size", (1, steps), (1, pool), (1, stride), (1, 1), self.config["padding"], axes=_AXES
+        )
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""
@@ -238,15 +260,20 @@ class MaxPooling1D(_Pooling1D):
 
 class AveragePooling1D(_Pooling1D):
     type = "AveragePooling1D"
-    description = ("Mean over each pool_size window of a sequence, per channel; with padding: same a window "
-                   "averages only its real (non-padded) steps.")
+    description = (
+        "Mean over each pool_size window of a sequence, per channel; with padding: same a window "
+        "averages only its real (non-padded) steps."
+    )
     image_kind = _RowAveragePooling2D
 
 
 class _GlobalPooling1D(_SequenceLayer):
     schema = {
-        "keepdims": {"type": "boolean", "default": False,
-                     "description": "Keep the steps axis: output (1, channels) instead of (channels,)."},
+        "keepdims": {
+            "type": "boolean",
+            "default": False,
+            "description": "Keep the steps axis: output (1, channels) instead of (channels,).",
+        },
     }
     examples = [({}, (5, 3)), ({"keepdims": True}, (4, 2))]
     image_kind: type[Layer]
@@ -269,6 +296,7 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
 
 class GlobalMaxPooling1D(_GlobalPooling1D):
     type = "GlobalMaxPooling1D"
-    description = ("Maximum of each channel over all the steps of a sequence; the gradient goes to the first "
-                   "maximal step.")
+    description = (
+        "Maximum of each channel over all the steps of a sequence; the gradient goes to the first maximal step."
+    )
     image_kind = GlobalMaxPooling2D

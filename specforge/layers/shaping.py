@@ -54,7 +54,7 @@ class Reshape(_Reshaping):
             "minItems": 1,
             "items": {"oneOf": [{"type": "integer", "minimum": 1}, {"const": -1}]},
             "description": "Shape of each example without the batch axis; one entry may be -1, "
-                           "inferred from the number of values.",
+            "inferred from the number of values.",
         },
     }
     required = ("target_shape",)
@@ -67,14 +67,19 @@ class Reshape(_Reshaping):
         known = math.prod(d for d in target if d != -1)
         unknowns = target.count(-1)
         if unknowns > 1:
-            raise shape_error(f"Reshape target_shape {target} has {unknowns} entries of -1; "
-                              "at most one dimension can be inferred")
+            raise shape_error(
+                f"Reshape target_shape {target} has {unknowns} entries of -1; at most one dimension can be inferred"
+            )
         if unknowns == 0 and known != total:
-            raise shape_error(f"Reshape cannot turn {source} = {total} values into {target} = {known} values; "
-                              f"the target_shape must multiply to {total}")
+            raise shape_error(
+                f"Reshape cannot turn {source} = {total} values into {target} = {known} values; "
+                f"the target_shape must multiply to {total}"
+            )
         if unknowns == 1 and total % known:
-            raise shape_error(f"Reshape cannot turn {source} = {total} values into {target}: {total} is not "
-                              f"a multiple of {known}; the other entries of target_shape must divide {total}")
+            raise shape_error(
+                f"Reshape cannot turn {source} = {total} values into {target}: {total} is not "
+                f"a multiple of {known}; the other entries of target_shape must divide {total}"
+            )
         return tuple(total // known if d == -1 else d for d in target)
 
     def _emit(self, builder, input_name, input_shape):

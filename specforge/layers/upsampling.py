@@ -47,13 +47,18 @@ def interpolation_matrix(size: int, factor: int, interpolation: str, dtype: np.d
 
 class UpSampling2D(Layer):
     type = "UpSampling2D"
-    description = ("Enlarges an image by integer factors along height and width: nearest repeats every pixel, "
-                   "bilinear interpolates between pixel centres (TensorFlow's half-pixel rule).")
+    description = (
+        "Enlarges an image by integer factors along height and width: nearest repeats every pixel, "
+        "bilinear interpolates between pixel centres (TensorFlow's half-pixel rule)."
+    )
     schema = {
         "size": int_or_pair("Factors by which height and width grow; an int for both.", default=2),
-        "interpolation": {"enum": ["nearest", "bilinear"], "default": "nearest",
-                          "description": "nearest: every pixel repeated size times; bilinear: linear "
-                                         "interpolation between the pixel centres."},
+        "interpolation": {
+            "enum": ["nearest", "bilinear"],
+            "default": "nearest",
+            "description": "nearest: every pixel repeated size times; bilinear: linear "
+            "interpolation between the pixel centres.",
+        },
     }
     examples = [
         ({}, (3, 4, 2)),
@@ -76,20 +81,29 @@ class UpSampling2D(Layer):
     def matrices(self, input_shape: Shape, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """``(A_h, A_w)``: the interpolation matrices of height and width."""
         height, width, _ = require_image(self.type, input_shape)
-        a_h, a_w = (interpolation_matrix(size, factor, self.config["interpolation"], dtype)
-                    for size, factor in zip((height, width), as_pair(self.config["size"])))
+        a_h, a_w = (
+            interpolation_matrix(size, factor, self.config["interpolation"], dtype)
+            for size, factor in zip((height, width), as_pair(self.config["size"]))
+        )
         return a_h, a_w
 
-    def forward(self, params: Params, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                activation: ActivationFunction | None = None) -> tuple[np.ndarray, Any]:
+    def forward(
+        self,
+        params: Params,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+    ) -> tuple[np.ndarray, Any]:
         a_h, a_w = self.matrices(x.shape[1:], x.dtype)
         n, height, width, channels = x.shape
         rows = np.matmul(a_h, x.reshape(n, height, width * channels))
         y = np.matmul(a_w, rows.reshape(n * len(a_h), width, channels))
         return y.reshape(n, len(a_h), len(a_w), channels), x.shape
 
-    def backward(self, params: Params, cache: Any, dy: np.ndarray,
-                 need_dx: bool = True) -> tuple[np.ndarray | None, Params]:
+    def backward(
+        self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, Params]:
         if not need_dx:
             return None, {}
         n, _height, width, channels = cache
@@ -101,8 +115,9 @@ class UpSampling2D(Layer):
         factor_h, factor_w = as_pair(self.config["size"])
         scales = [1, 1, factor_h, factor_w] if builder.layout(input_name) == NCHW else [1, factor_h, factor_w, 1]
         scales_name = builder.initializer(np.asarray(scales, np.float32), f"{self.name}_scales")
-        return builder.node("Resize", [input_name, "", scales_name], hint=self.name,
-                            **_RESIZE_ATTRIBUTES[self.config["interpolation"]])
+        return builder.node(
+            "Resize", [input_name, "", scales_name], hint=self.name, **_RESIZE_ATTRIBUTES[self.config["interpolation"]]
+        )
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""

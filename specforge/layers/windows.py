@@ -11,9 +11,16 @@ from specforge.layers.base import Shape, shape_error
 _AXES = ("height", "width")
 
 
-def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: tuple[int, int],
-                strides: tuple[int, int], dilation: tuple[int, int], padding: str,
-                axes: tuple[str, str] = _AXES) -> ops.Window:
+def plan_window(
+    layer_type: str,
+    size_name: str,
+    size: tuple[int, int],
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilation: tuple[int, int],
+    padding: str,
+    axes: tuple[str, str] = _AXES,
+) -> ops.Window:
     """The window over a ``size`` (height, width) image; ShapeError when an output dimension is not positive.
 
     ``same`` padding follows TensorFlow: output ``ceil(n / s)``, and the odd pixel of padding goes after.
@@ -28,8 +35,9 @@ def plan_window(layer_type: str, size_name: str, size: tuple[int, int], kernel: 
         else:
             pads.append((0, 0))
     window = ops.Window(kernel, strides, dilation, (pads[0], pads[1]))
-    for axis, n, (before, after), e, s, d, out in zip(axes, size, window.pads, window.effective, strides,
-                                                       dilation, window.output_size(size)):
+    for axis, n, (before, after), e, s, d, out in zip(
+        axes, size, window.pads, window.effective, strides, dilation, window.output_size(size)
+    ):
         if out < 1:
             fitting = (n + before + after - 1) // d + 1
             ratio = f"({n} - {e} + 2*{before}) / {s}"

@@ -59,6 +59,7 @@ def blocks_of(rows: np.ndarray) -> list[slice]:
 
 def blockwise(work: Callable[[slice], None], rows: np.ndarray) -> None:
     """``work(block)`` for every block of ``rows``."""
+
     def run(_: None) -> None:
         for block in blocks_of(rows):
             work(block)
@@ -69,6 +70,7 @@ def blockwise(work: Callable[[slice], None], rows: np.ndarray) -> None:
 def blockwise_sums(work: Callable[[slice], Sequence[np.ndarray]], rows: np.ndarray) -> list[np.ndarray]:
     """For every block of ``rows``, ``work(block)`` gives arrays of the block's rows; each one's sum over all
     rows (a row-sized vector per array), added block by block in order."""
+
     def run(_: None) -> list[np.ndarray]:
         totals: list[np.ndarray] = []
         for block in blocks_of(rows):

@@ -84,22 +84,35 @@ def engine_of(window: Window, groups: int, channels: int, filters: int, dtype: n
     return IM2COL
 
 
-def conv(x: np.ndarray, kernel: np.ndarray, window: Window, bias: np.ndarray | None = None,
-         activation: ActivationFunction | None = None) -> tuple[np.ndarray, ConvRecord]:
+def conv(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    window: Window,
+    bias: np.ndarray | None = None,
+    activation: ActivationFunction | None = None,
+) -> tuple[np.ndarray, ConvRecord]:
     """``(y, record)``: the convolution of NHWC ``x`` with ``kernel`` (KH, KW, Cin, Cout) over ``window``, plus
     ``bias``, through ``activation`` applied in place."""
     return _convolve(x, kernel, window, bias, activation, depthwise=False)
 
 
-def depthwise_conv(x: np.ndarray, kernel: np.ndarray, window: Window, bias: np.ndarray | None = None,
-                   activation: ActivationFunction | None = None) -> tuple[np.ndarray, ConvRecord]:
+def depthwise_conv(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    window: Window,
+    bias: np.ndarray | None = None,
+    activation: ActivationFunction | None = None,
+) -> tuple[np.ndarray, ConvRecord]:
     """As :func:`conv`, each input channel with its own ``kernel[..., c, :]`` (KH, KW, C, M): output channel
     ``c * M + m``."""
     return _convolve(x, kernel, window, bias, activation, depthwise=True)
 
 
-def conv_gradients(record: ConvRecord, dy: np.ndarray, need_dx: bool = True,
-                   ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+def conv_gradients(
+    record: ConvRecord,
+    dy: np.ndarray,
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """``(dx, dkernel, dbias)`` of the convolution that made ``record``, given its output gradient ``dy`` (after
     the fused activation); ``dx`` is None unless ``need_dx``, ``dbias`` None for a forward without bias."""
     window, kernel, engine = record.window, record.kernel, record.engine
@@ -124,8 +137,11 @@ def conv_gradients(record: ConvRecord, dy: np.ndarray, need_dx: bool = True,
             plan = taps.TapPlan.of(window, (part.stop - part.start, *padded))
             grid = taps.gradient_grid(dz, plan, dtype)
         if tap_dkernel:
-            xp = record.kept[index] if engine == TAPS else np.ascontiguousarray(pad_image(record.kept[part],
-                                                                                          window.pads))
+            xp = (
+                record.kept[index]
+                if engine == TAPS
+                else np.ascontiguousarray(pad_image(record.kept[part], window.pads))
+            )
             dkernel = taps.kernel_gradient(xp, grid, plan, kernel.shape)
         elif engine == IM2COL or one_group:
             cols = record.kept[index] if engine == IM2COL else columns(record.kept[part], window, 1)
@@ -148,8 +164,13 @@ def conv_gradients(record: ConvRecord, dy: np.ndarray, need_dx: bool = True,
     return (crop_padding(dx, window.pads) if tap_dx else dx), dkernel, dbias
 
 
-def conv_transpose(x: np.ndarray, kernel: np.ndarray, frame: Frame, bias: np.ndarray | None = None,
-                   activation: ActivationFunction | None = None) -> tuple[np.ndarray, ConvTransposeRecord]:
+def conv_transpose(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    frame: Frame,
+    bias: np.ndarray | None = None,
+    activation: ActivationFunction | None = None,
+) -> tuple[np.ndarray, ConvTransposeRecord]:
     """``(y, record)``: the transposed convolution of NHWC ``x`` with ``kernel`` (KH, KW, filters, Cin), the
     ``frame`` of its output, plus ``bias``, through ``activation``: the input gradient of the convolution
     over ``frame.window`` (on the NCHWc kernels or the tap products), cut to the frame."""
@@ -160,8 +181,9 @@ def conv_transpose(x: np.ndarray, kernel: np.ndarray, frame: Frame, bias: np.nda
 
     def shard(part: slice) -> None:
         if on_nchwc_kernels:
-            full = scratch(("transposed convolution image", frame), (part.stop - part.start, *frame.full, filters),
-                           dtype)
+            full = scratch(
+                ("transposed convolution image", frame), (part.stop - part.start, *frame.full, filters), dtype
+            )
             nchwc.input_gradient(x[part], kernel, frame.window, full)
         else:
             plan = taps.TapPlan.of(frame.window, (part.stop - part.start, *frame.full))
@@ -175,8 +197,11 @@ def conv_transpose(x: np.ndarray, kernel: np.ndarray, frame: Frame, bias: np.nda
     return y, ConvTransposeRecord(x, kernel, frame, bias is not None, activation, y)
 
 
-def conv_transpose_gradients(record: ConvTransposeRecord, dy: np.ndarray, need_dx: bool = True,
-                             ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+def conv_transpose_gradients(
+    record: ConvTransposeRecord,
+    dy: np.ndarray,
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """``(dx, dkernel, dbias)`` of the transposed convolution that made ``record``: the input gradient is the
     convolution of the output gradient (placed back on the full image), the kernel gradient that
     convolution's kernel gradient with the input as its output gradient."""
@@ -190,8 +215,14 @@ def conv_transpose_gradients(record: ConvTransposeRecord, dy: np.ndarray, need_d
     return (dx if need_dx else None), dkernel, dbias
 
 
-def _convolve(x: np.ndarray, kernel: np.ndarray, window: Window, bias: np.ndarray | None,
-              activation: ActivationFunction | None, depthwise: bool) -> tuple[np.ndarray, ConvRecord]:
+def _convolve(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    window: Window,
+    bias: np.ndarray | None,
+    activation: ActivationFunction | None,
+    depthwise: bool,
+) -> tuple[np.ndarray, ConvRecord]:
     channels = x.shape[3]
     groups = channels if depthwise else 1
     filters = channels * kernel.shape[3] if depthwise else kernel.shape[3]
@@ -211,6 +242,7 @@ def _convolve(x: np.ndarray, kernel: np.ndarray, window: Window, bias: np.ndarra
         parallel.run(nchwc_shard, parts)
         kept: Any = x
     elif engine == TAPS:
+
         def tap_shard(part: slice) -> np.ndarray:
             xp = np.ascontiguousarray(pad_image(x[part], window.pads))
             plan = taps.TapPlan.of(window, xp.shape)

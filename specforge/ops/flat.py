@@ -24,8 +24,9 @@ def pack(arrays: Sequence[np.ndarray], fill: float | None = None) -> list[np.nda
         return [np.full_like(array, fill) if fill is not None else array.copy() for array in arrays]
     sizes = [array.size for array in arrays]
     buffer = np.empty(sum(sizes), arrays[0].dtype)
-    views = [buffer[stop - size:stop].reshape(array.shape)
-             for array, size, stop in zip(arrays, sizes, np.cumsum(sizes))]
+    views = [
+        buffer[stop - size : stop].reshape(array.shape) for array, size, stop in zip(arrays, sizes, np.cumsum(sizes))
+    ]
     for view, array in zip(views, arrays):
         if fill is None:
             np.copyto(view, array)
@@ -42,12 +43,16 @@ def run_of(arrays: Sequence[np.ndarray]) -> np.ndarray | None:
         return None
     start = position = _address(arrays[0])
     for array in arrays:
-        if array.base is not base or array.dtype != base.dtype or not array.flags.c_contiguous \
-                or _address(array) != position:
+        if (
+            array.base is not base
+            or array.dtype != base.dtype
+            or not array.flags.c_contiguous
+            or _address(array) != position
+        ):
             return None
         position += array.nbytes
     offset = (start - _address(base)) // base.itemsize
-    return base[offset:offset + (position - start) // base.itemsize]
+    return base[offset : offset + (position - start) // base.itemsize]
 
 
 def flat_view(array: np.ndarray) -> np.ndarray:

@@ -75,7 +75,7 @@ def spread_gradient(dy: np.ndarray, window: Window, size: tuple[int, int]) -> np
     (top, _), (left, _) = window.pads
     spread = np.zeros((n, size[0] + eh - 1, size[1] + ew - 1, channels), dtype=dy.dtype)
     row, col = eh - 1 - top, ew - 1 - left
-    spread[:, row:row + (out_h - 1) * sh + 1:sh, col:col + (out_w - 1) * sw + 1:sw] = dy
+    spread[:, row : row + (out_h - 1) * sh + 1 : sh, col : col + (out_w - 1) * sw + 1 : sw] = dy
     return spread
 
 

@@ -24,8 +24,9 @@ class DenseRecord:
     y: np.ndarray
 
 
-def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
-          activation: ActivationFunction | None = None) -> tuple[np.ndarray, DenseRecord]:
+def dense(
+    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None, activation: ActivationFunction | None = None
+) -> tuple[np.ndarray, DenseRecord]:
     """``(y, record)``: ``x`` (N, features) ``@ kernel`` (features, units), plus ``bias``, through ``activation``
     applied in place."""
     y = np.empty((len(x), kernel.shape[1]), np.result_type(x, kernel))
@@ -39,8 +40,11 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
     return y, DenseRecord(x, kernel, bias is not None, parts, activation, y)
 
 
-def dense_gradients(record: DenseRecord, dy: np.ndarray, need_dx: bool = True,
-                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+def dense_gradients(
+    record: DenseRecord,
+    dy: np.ndarray,
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """``(dx, dkernel, dbias)`` of the product that made ``record``, given the gradient ``dy`` after its
     activation; per-shard parts summed in shard order. ``dx`` is None unless ``need_dx``, ``dbias`` None
     without a bias."""

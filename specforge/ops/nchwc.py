@@ -79,24 +79,44 @@ def _takes(channels: int) -> bool:
     return channels < block_size() or channels % 4 == 0
 
 
-def forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, window: Window, relu: bool,
-            out: np.ndarray, depthwise: bool = False) -> None:
+def forward(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    bias: np.ndarray | None,
+    window: Window,
+    relu: bool,
+    out: np.ndarray,
+    depthwise: bool = False,
+) -> None:
     """Write to ``out`` (N, OH, OW, Cout) the convolution of NHWC ``x`` with ``kernel`` as Keras stores it
     ((KH, KW, Cin, Cout), or depthwise (KH, KW, C, 1)), plus ``bias``, through ReLU when ``relu``."""
     kh, kw, channels, filters = kernel.shape
     filters = channels if depthwise else filters
     top, left, bottom, right = window.onnx_pads
-    geometry = _Geometry("conv", channels, filters, (kh, kw), window.strides, window.dilation,
-                         (top, left, bottom, right), relu, bias is not None, depthwise)
-    feeds = {"x": x, "w": _blocked_filter(kernel.transpose(2 if depthwise else 3, 3 if depthwise else 2, 0, 1),
-                                          channels, depthwise)}
+    geometry = _Geometry(
+        "conv",
+        channels,
+        filters,
+        (kh, kw),
+        window.strides,
+        window.dilation,
+        (top, left, bottom, right),
+        relu,
+        bias is not None,
+        depthwise,
+    )
+    feeds = {
+        "x": x,
+        "w": _blocked_filter(kernel.transpose(2 if depthwise else 3, 3 if depthwise else 2, 0, 1), channels, depthwise),
+    }
     if bias is not None:
         feeds["b"] = _padded(bias, 0, _round_up(filters))
     _run(geometry, feeds, out)
 
 
-def input_gradient(dz: np.ndarray, kernel: np.ndarray, window: Window, out: np.ndarray,
-                   depthwise: bool = False) -> None:
+def input_gradient(
+    dz: np.ndarray, kernel: np.ndarray, window: Window, out: np.ndarray, depthwise: bool = False
+) -> None:
     """Write to ``out`` (N, H, W, Cin) the gradient of the input of :func:`forward`, from ``dz``
     (N, OH, OW, Cout), the gradient of its output before the bias.
 
@@ -186,7 +206,7 @@ def _make_session(geometry: _Geometry):
         nodes = [helper.make_node("ReorderInput", ["x"], ["y"], domain=_DOMAIN, channels_last=1)]
         inputs = [value("x")]
     else:
-        nodes, inputs = _conv_nodes(geometry, helper), [value(name) for name in ("x", "w", "b")[:2 + geometry.bias]]
+        nodes, inputs = _conv_nodes(geometry, helper), [value(name) for name in ("x", "w", "b")[: 2 + geometry.bias]]
     graph = helper.make_graph(nodes, "nchwc", inputs, [value("y")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(_DOMAIN, 1)])
     options = ort.SessionOptions()
@@ -204,14 +224,19 @@ def _conv_nodes(geometry: _Geometry, helper) -> list:
         nodes = [helper.make_node("ReorderInput", ["x"], ["xc"], domain=_DOMAIN, channels_last=1)]
     else:
         nodes = [helper.make_node("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2])]
-    attributes: dict[str, Any] = {"kernel_shape": list(geometry.kernel), "strides": list(geometry.strides),
-                                  "dilations": list(geometry.dilation), "pads": list(geometry.pads)}
+    attributes: dict[str, Any] = {
+        "kernel_shape": list(geometry.kernel),
+        "strides": list(geometry.strides),
+        "dilations": list(geometry.dilation),
+        "pads": list(geometry.pads),
+    }
     if geometry.depthwise:
         attributes["group"] = _round_up(geometry.channels)
     if geometry.relu:
         attributes["activation"] = "Relu"
-    conv_inputs = ["xc", "w", "b"][:2 + geometry.bias]
+    conv_inputs = ["xc", "w", "b"][: 2 + geometry.bias]
     nodes.append(helper.make_node("Conv", conv_inputs, ["yc"], domain=_DOMAIN, **attributes))
-    nodes.append(helper.make_node("ReorderOutput", ["yc"], ["y"], domain=_DOMAIN, channels_last=1,
-                                  channels=geometry.filters))
+    nodes.append(
+        helper.make_node("ReorderOutput", ["yc"], ["y"], domain=_DOMAIN, channels_last=1, channels=geometry.filters)
+    )
     return nodes

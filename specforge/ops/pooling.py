@@ -43,8 +43,11 @@ def pool_gradient(dy: np.ndarray, x_shape: tuple[int, ...], window: Window, spre
     (top, bottom), (left, right) = window.pads
     padded = (x_shape[0], x_shape[1] + top + bottom, x_shape[2] + left + right, x_shape[3])
     out_size = dy.shape[1:3]
-    tiling = window.strides == window.kernel and window.dilation == (1, 1) and all(
-        count * stride == extent for count, stride, extent in zip(out_size, window.strides, padded[1:3]))
+    tiling = (
+        window.strides == window.kernel
+        and window.dilation == (1, 1)
+        and all(count * stride == extent for count, stride, extent in zip(out_size, window.strides, padded[1:3]))
+    )
     dxp = (np.empty if tiling else np.zeros)(padded, dy.dtype)
 
     def shard(part: slice) -> None:

@@ -74,7 +74,7 @@ class TapPlan:
     def outputs(self, rows: np.ndarray) -> np.ndarray:
         """The output pixels ``(N, OH, OW, C)`` of grid-shaped ``rows`` ``(grid_rows, C)``, as a view."""
         (out_h, out_w), (sh, sw) = self.out_size, self.strides
-        return rows.reshape(*self.grid, -1)[:, :(out_h - 1) * sh + 1:sh, :(out_w - 1) * sw + 1:sw]
+        return rows.reshape(*self.grid, -1)[:, : (out_h - 1) * sh + 1 : sh, : (out_w - 1) * sw + 1 : sw]
 
 
 def takes_forward(window: Window, groups: int, channels: int) -> bool:
@@ -82,34 +82,46 @@ def takes_forward(window: Window, groups: int, channels: int) -> bool:
     return groups == 1 and window.strides == (1, 1) and channels >= MIN_CHANNELS
 
 
-def forward(xp: np.ndarray, kernel: np.ndarray, plan: TapPlan, out: np.ndarray, bias: np.ndarray | None = None,
-            activation: ActivationFunction | None = None) -> None:
+def forward(
+    xp: np.ndarray,
+    kernel: np.ndarray,
+    plan: TapPlan,
+    out: np.ndarray,
+    bias: np.ndarray | None = None,
+    activation: ActivationFunction | None = None,
+) -> None:
     """Fill ``out`` (grid_rows, Cout) so that ``plan.outputs(out)`` is the stride-1 convolution of the
     padded, contiguous ``xp`` (N, Hp, Wp, Cin) with ``kernel`` (KH, KW, Cin, Cout), plus ``bias``, through
     ``activation`` (each applied to a block of rows while it is in cache)."""
     kh, kw, cin, cout = kernel.shape
-    _sum_of_taps(out[:plan.rows], xp.reshape(-1, cin), kernel.reshape(kh * kw, cin, cout), plan.offsets,
-                 lambda block: add_bias_and_activate(block, bias, activation))
+    _sum_of_taps(
+        out[: plan.rows],
+        xp.reshape(-1, cin),
+        kernel.reshape(kh * kw, cin, cout),
+        plan.offsets,
+        lambda block: add_bias_and_activate(block, bias, activation),
+    )
 
 
 def gradient_grid(dy: np.ndarray, plan: TapPlan, dtype: np.dtype) -> np.ndarray:
     """``dy`` (N, OH, OW, C) on the grid, after ``plan.lead`` zero rows: a per-thread scratch buffer
     whose other rows stay zero because only the output pixels are ever written."""
     grid = scratch(("tap gradient grid", plan), (plan.lead + plan.grid_rows, dy.shape[-1]), dtype, fill=0.0)
-    plan.outputs(grid[plan.lead:])[...] = dy
+    plan.outputs(grid[plan.lead :])[...] = dy
     return grid
 
 
 def kernel_gradient(xp: np.ndarray, grid: np.ndarray, plan: TapPlan, kernel_shape: tuple[int, ...]) -> np.ndarray:
     """The kernel gradient: for each tap, the input rows it reads times the gradient grid."""
     cin = kernel_shape[2]
-    source, dy_rows = xp.reshape(-1, cin), grid[plan.lead:plan.lead + plan.rows]
+    source, dy_rows = xp.reshape(-1, cin), grid[plan.lead : plan.lead + plan.rows]
     dkernel = np.empty((len(plan.offsets), cin, kernel_shape[3]), grid.dtype)
     term = scratch("tap kernel term", dkernel.shape[1:], dkernel.dtype)
     for block, (start, stop) in enumerate(_blocks(plan.rows, KERNEL_GRADIENT_ROWS)):
         for tap, offset in enumerate(plan.offsets):
-            product = np.matmul(source[offset + start:offset + stop].T, dy_rows[start:stop],
-                                out=term if block else dkernel[tap])
+            product = np.matmul(
+                source[offset + start : offset + stop].T, dy_rows[start:stop], out=term if block else dkernel[tap]
+            )
             if block:
                 dkernel[tap] += product
     return dkernel.reshape(kernel_shape)
@@ -122,16 +134,21 @@ def input_gradient(grid: np.ndarray, kernel: np.ndarray, plan: TapPlan, out: np.
     _sum_of_taps(out, grid, taps_t, tuple(plan.lead - offset for offset in plan.offsets))
 
 
-def _sum_of_taps(out: np.ndarray, source: np.ndarray, taps: np.ndarray, starts: tuple[int, ...],
-                 finish: Callable[[np.ndarray], None] | None = None) -> None:
+def _sum_of_taps(
+    out: np.ndarray,
+    source: np.ndarray,
+    taps: np.ndarray,
+    starts: tuple[int, ...],
+    finish: Callable[[np.ndarray], None] | None = None,
+) -> None:
     """``out = sum over t of source[starts[t]:starts[t] + len(out)] @ taps[t]``, then ``finish`` on each block."""
     blocks = _blocks(len(out), BLOCK_ROWS)
     term = scratch("tap term", (max(stop - start for start, stop in blocks), out.shape[1]), out.dtype)
     for start, stop in blocks:
-        block, block_term = out[start:stop], term[:stop - start]
-        np.matmul(source[starts[0] + start:starts[0] + stop], taps[0], out=block)
+        block, block_term = out[start:stop], term[: stop - start]
+        np.matmul(source[starts[0] + start : starts[0] + stop], taps[0], out=block)
         for first, tap in zip(starts[1:], taps[1:]):
-            np.matmul(source[first + start:first + stop], tap, out=block_term)
+            np.matmul(source[first + start : first + stop], tap, out=block_term)
             block += block_term
         if finish is not None:
             finish(block)

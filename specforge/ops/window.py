@@ -36,8 +36,9 @@ class Window:
 
     def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """Output pixels per axis over an unpadded ``size`` (height, width) image."""
-        height, width = ((n + a + b - e) // s + 1
-                         for n, (a, b), e, s in zip(size, self.pads, self.effective, self.strides))
+        height, width = (
+            (n + a + b - e) // s + 1 for n, (a, b), e, s in zip(size, self.pads, self.effective, self.strides)
+        )
         return height, width
 
     @property
@@ -112,4 +113,4 @@ def offset_slices(window: Window, out_size: tuple[int, int]) -> Iterator[tuple[s
 def crop_padding(xp: np.ndarray, pads: Pads) -> np.ndarray:
     """The view of ``xp`` without ``pads`` (the inverse of :func:`pad_image`)."""
     (top, bottom), (left, right) = pads
-    return xp[:, top:xp.shape[1] - bottom, left:xp.shape[2] - right]
+    return xp[:, top : xp.shape[1] - bottom, left : xp.shape[2] - right]

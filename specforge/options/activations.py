@@ -26,21 +26,61 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 # Chebyshev coefficients of erfc (Numerical Recipes, 3rd ed., section 6.2.2): about 1e-16 absolute accuracy.
 _ERFC_COEFFICIENTS = (
-    -1.3026537197817094, 6.4196979235649026e-1, 1.9476473204185836e-2, -9.561514786808631e-3,
-    -9.46595344482036e-4, 3.66839497852761e-4, 4.2523324806907e-5, -2.0278578112534e-5,
-    -1.624290004647e-6, 1.303655835580e-6, 1.5626441722e-8, -8.5238095915e-8, 6.529054439e-9,
-    5.059343495e-9, -9.91364156e-10, -2.27365122e-10, 9.6467911e-11, 2.394038e-12, -6.886027e-12,
-    8.94487e-13, 3.13092e-13, -1.12708e-13, 3.81e-16, 7.106e-15, -1.523e-15, -9.4e-17, 1.21e-16, -2.8e-17,
+    -1.3026537197817094,
+    6.4196979235649026e-1,
+    1.9476473204185836e-2,
+    -9.561514786808631e-3,
+    -9.46595344482036e-4,
+    3.66839497852761e-4,
+    4.2523324806907e-5,
+    -2.0278578112534e-5,
+    -1.624290004647e-6,
+    1.303655835580e-6,
+    1.5626441722e-8,
+    -8.5238095915e-8,
+    6.529054439e-9,
+    5.059343495e-9,
+    -9.91364156e-10,
+    -2.27365122e-10,
+    9.6467911e-11,
+    2.394038e-12,
+    -6.886027e-12,
+    8.94487e-13,
+    3.13092e-13,
+    -1.12708e-13,
+    3.81e-16,
+    7.106e-15,
+    -1.523e-15,
+    -9.4e-17,
+    1.21e-16,
+    -2.8e-17,
 )
 
 
 # XLA's float32 erf: x * P(x^2) / Q(x^2) on [-3.8325, 3.8325] (beyond it erf rounds to +-1 in float32).
 _ERF32_CLAMP = np.float32(3.832506856900711)
-_ERF32_NUMERATOR = tuple(np.float32(c) for c in (
-    0.00022905065861350646, 0.0034082910107109506, 0.050955695062380861, 0.18520832239976145, 1.128379143519084))
-_ERF32_DENOMINATOR = tuple(np.float32(c) for c in (
-    -1.1791602954361697e-7, 0.000023547966471313185, 0.0010179625278914885, 0.014070470171167667,
-    0.11098505178285362, 0.49746925110067538, 1.0))
+_ERF32_NUMERATOR = tuple(
+    np.float32(c)
+    for c in (
+        0.00022905065861350646,
+        0.0034082910107109506,
+        0.050955695062380861,
+        0.18520832239976145,
+        1.128379143519084,
+    )
+)
+_ERF32_DENOMINATOR = tuple(
+    np.float32(c)
+    for c in (
+        -1.1791602954361697e-7,
+        0.000023547966471313185,
+        0.0010179625278914885,
+        0.014070470171167667,
+        0.11098505178285362,
+        0.49746925110067538,
+        1.0,
+    )
+)
 
 
 def erf(x: np.ndarray) -> np.ndarray:
@@ -100,6 +140,7 @@ class ActivationFunction(Kind, registry=ACTIVATIONS, key="name"):
     #: can overwrite its input with its output (a layer applying it to its own output in place).
     #: Read-only: most kinds set it on the class, ReLU computes it from its threshold (a property).
     if TYPE_CHECKING:
+
         @property
         def output_suffices(self) -> bool: ...
     else:
@@ -199,8 +240,11 @@ class Relu(_WritesInto):
         """The node making the output is hinted ``hint`` (the Min when capped), as every conversion's. A capped
         plain ReLU (ReLU6) is one Clip, which onnxruntime fuses into the convolution before it."""
         if self.max_value is not None and self.rectifies_at_zero:
-            return builder.node("Clip", [input_name, _scalar(builder, 0.0, f"{hint}_min"),
-                                         _scalar(builder, self.max_value, f"{hint}_max")], hint)
+            return builder.node(
+                "Clip",
+                [input_name, _scalar(builder, 0.0, f"{hint}_min"), _scalar(builder, self.max_value, f"{hint}_max")],
+                hint,
+            )
         rectified = hint if self.max_value is None else f"{hint}_uncapped"
         if self.threshold == 0:
             if self.negative_slope:
@@ -209,8 +253,14 @@ class Relu(_WritesInto):
                 y = builder.node("Relu", [input_name], rectified)
         else:
             t = _scalar(builder, self.threshold, f"{hint}_threshold")
-            below = builder.node("Mul", [builder.node("Sub", [input_name, t], f"{hint}_shifted"),
-                                         _scalar(builder, self.negative_slope, f"{hint}_slope")], f"{hint}_below")
+            below = builder.node(
+                "Mul",
+                [
+                    builder.node("Sub", [input_name, t], f"{hint}_shifted"),
+                    _scalar(builder, self.negative_slope, f"{hint}_slope"),
+                ],
+                f"{hint}_below",
+            )
             above = builder.node("Greater", [input_name, t], f"{hint}_above")
             y = builder.node("Where", [above, input_name, below], rectified)
         if self.max_value is not None:
@@ -301,8 +351,11 @@ class Gelu(ActivationFunction):
 
     def to_onnx(self, builder, input_name, hint):
         scaled = builder.node("Div", [input_name, _scalar(builder, _SQRT2, f"{hint}_sqrt2")], f"{hint}_scaled")
-        erf_1 = builder.node("Add", [builder.node("Erf", [scaled], f"{hint}_erf"),
-                                     _scalar(builder, 1.0, f"{hint}_one")], f"{hint}_erf_plus_1")
+        erf_1 = builder.node(
+            "Add",
+            [builder.node("Erf", [scaled], f"{hint}_erf"), _scalar(builder, 1.0, f"{hint}_one")],
+            f"{hint}_erf_plus_1",
+        )
         half_x = builder.node("Mul", [input_name, _scalar(builder, 0.5, f"{hint}_half")], f"{hint}_half_x")
         return builder.node("Mul", [half_x, erf_1], hint)
 

@@ -33,52 +33,83 @@ from specforge.base.registry import Kind, Registry
 SCHEDULES = ("step", "exponential", "cosine")
 
 _MONITOR = {
-    "type": "string", "minLength": 1, "default": "val_loss",
+    "type": "string",
+    "minLength": 1,
+    "default": "val_loss",
     "description": "The quantity watched: loss or a metric name (accuracy, precision, ...), with the prefix "
-                   "val_ for its value on the validation data.",
+    "val_ for its value on the validation data.",
 }
 _MODE = {
-    "enum": ["auto", "min", "max"], "default": "auto",
+    "enum": ["auto", "min", "max"],
+    "default": "auto",
     "description": "min: better when the monitored value goes down; max: when it goes up; "
-                   "auto: min for losses, max for metrics.",
+    "auto: min for losses, max for metrics.",
 }
 
 
 def _patience(default: int, what: str) -> dict:
-    return {"type": "integer", "minimum": 0, "default": default,
-            "description": f"Epochs without improvement before {what}."}
+    return {
+        "type": "integer",
+        "minimum": 0,
+        "default": default,
+        "description": f"Epochs without improvement before {what}.",
+    }
 
 
 def _min_delta(default: float) -> dict:
-    return {"type": "number", "minimum": 0, "default": default,
-            "description": "A change smaller than this does not count as an improvement."}
+    return {
+        "type": "number",
+        "minimum": 0,
+        "default": default,
+        "description": "A change smaller than this does not count as an improvement.",
+    }
 
 
 #: Options of each learning-rate schedule besides ``type`` and ``schedule``.
 SCHEDULE_OPTIONS: dict[str, dict[str, dict]] = {
     "step": {
-        "step_size": {"type": "integer", "minimum": 1,
-                      "description": "Multiply the learning rate by gamma every step_size epochs. Required."},
-        "gamma": {"type": "number", "exclusiveMinimum": 0, "default": 0.1,
-                  "description": "Factor applied every step_size epochs: lr = initial_lr * gamma ** "
-                                 "floor(epoch / step_size), epochs counted from 0."},
+        "step_size": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Multiply the learning rate by gamma every step_size epochs. Required.",
+        },
+        "gamma": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 0.1,
+            "description": "Factor applied every step_size epochs: lr = initial_lr * gamma ** "
+            "floor(epoch / step_size), epochs counted from 0.",
+        },
     },
     "exponential": {
-        "decay_rate": {"type": "number", "exclusiveMinimum": 0,
-                       "description": "Factor applied every epoch: lr = initial_lr * decay_rate ** epoch, "
-                                      "epochs counted from 0. Required."},
+        "decay_rate": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Factor applied every epoch: lr = initial_lr * decay_rate ** epoch, "
+            "epochs counted from 0. Required.",
+        },
     },
     "cosine": {
-        "total_epochs": {"type": ["integer", "null"], "minimum": 1, "default": None,
-                         "description": "Epochs over which the learning rate falls along a half cosine from "
-                                        "initial_lr to alpha * initial_lr: lr = initial_lr * (alpha + (1 - alpha) "
-                                        "* (1 + cos(pi * min(epoch, total_epochs) / total_epochs)) / 2). "
-                                        "null: fit.epochs."},
-        "alpha": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
-                  "description": "The final learning rate as a fraction of the initial one."},
+        "total_epochs": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "description": "Epochs over which the learning rate falls along a half cosine from "
+            "initial_lr to alpha * initial_lr: lr = initial_lr * (alpha + (1 - alpha) "
+            "* (1 + cos(pi * min(epoch, total_epochs) / total_epochs)) / 2). "
+            "null: fit.epochs.",
+        },
+        "alpha": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.0,
+            "description": "The final learning rate as a fraction of the initial one.",
+        },
     },
 }
 _REQUIRED_SCHEDULE_OPTIONS = {"step": ["step_size"], "exponential": ["decay_rate"], "cosine": []}
+
 
 class LearningRateHolder(Protocol):
     learning_rate: float
@@ -90,6 +121,7 @@ class Trainer(Protocol):
     @property
     def optimizer(self) -> LearningRateHolder:
         """The optimizer, whose learning rate a callback may set (the callbacks never replace it)."""
+
     stop_training: bool
 
     def get_weights(self) -> list[np.ndarray]:
@@ -198,10 +230,16 @@ class _Monitoring(Callback):
 
     def check_monitor(self, log_names: list[str]) -> None:
         if self.monitor not in log_names:
-            hint = " (there is no validation data: set fit.validation, or monitor a training value)" \
-                if self.monitor.startswith("val_") and not any(n.startswith("val_") for n in log_names) else ""
-            raise SpecError(f"{self.type} monitors {self.monitor!r}, which training does not report{hint}; "
-                            f"reported: {', '.join(log_names)}", path=f"{self.path}.monitor")
+            hint = (
+                " (there is no validation data: set fit.validation, or monitor a training value)"
+                if self.monitor.startswith("val_") and not any(n.startswith("val_") for n in log_names)
+                else ""
+            )
+            raise SpecError(
+                f"{self.type} monitors {self.monitor!r}, which training does not report{hint}; "
+                f"reported: {', '.join(log_names)}",
+                path=f"{self.path}.monitor",
+            )
 
     def current(self, logs: dict[str, float]) -> float:
         if self.monitor not in logs:
@@ -225,11 +263,14 @@ class EarlyStopping(_Monitoring):
         "patience": _patience(0, "training stops"),
         "mode": _MODE,
         "restore_best_weights": {
-            "type": "boolean", "default": False,
+            "type": "boolean",
+            "default": False,
             "description": "At the end of training, go back to the weights of the best epoch.",
         },
         "start_from_epoch": {
-            "type": "integer", "minimum": 0, "default": 0,
+            "type": "integer",
+            "minimum": 0,
+            "default": 0,
             "description": "Epochs to train before watching for improvement (warm-up).",
         },
     }
@@ -279,15 +320,18 @@ class ModelCheckpoint(_Monitoring):
     ``save_best_only`` is false)."""
 
     type = "ModelCheckpoint"
-    description = ("Keep the weights of the best epoch in the run directory as best.npz "
-                   "(Keras' ModelCheckpoint with save_weights_only).")
+    description = (
+        "Keep the weights of the best epoch in the run directory as best.npz "
+        "(Keras' ModelCheckpoint with save_weights_only)."
+    )
     options = {
         "monitor": _MONITOR,
         "mode": _MODE,
         "save_best_only": {
-            "type": "boolean", "default": True,
+            "type": "boolean",
+            "default": True,
             "description": "true: write best.npz in the run directory when the monitored value improves; "
-                           "false: write it after every epoch.",
+            "false: write it after every epoch.",
         },
     }
     examples = [{"type": "ModelCheckpoint", "monitor": "val_accuracy"}]
@@ -315,16 +359,28 @@ class ReduceLROnPlateau(_Monitoring):
     description = "Multiply the learning rate by factor when the monitored value has stopped improving."
     options = {
         "monitor": _MONITOR,
-        "factor": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.1,
-                   "description": "new learning rate = learning rate * factor."},
+        "factor": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "exclusiveMaximum": 1,
+            "default": 0.1,
+            "description": "new learning rate = learning rate * factor.",
+        },
         "patience": _patience(10, "the learning rate is reduced"),
         "mode": _MODE,
         "min_delta": _min_delta(1e-4),
-        "cooldown": {"type": "integer", "minimum": 0, "default": 0,
-                     "description": "Epochs to wait after a reduction before counting epochs without "
-                                    "improvement again."},
-        "min_lr": {"type": "number", "minimum": 0, "default": 0,
-                   "description": "The learning rate is never reduced below this."},
+        "cooldown": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 0,
+            "description": "Epochs to wait after a reduction before counting epochs without improvement again.",
+        },
+        "min_lr": {
+            "type": "number",
+            "minimum": 0,
+            "default": 0,
+            "description": "The learning rate is never reduced below this.",
+        },
     }
     examples = [{"type": "ReduceLROnPlateau", "monitor": "loss", "factor": 0.5, "patience": 1}]
     sets_learning_rate = True
@@ -357,11 +413,15 @@ class LearningRateScheduler(Callback):
     """Set the learning rate at the start of each epoch from the optimizer's initial learning rate."""
 
     type = "LearningRateScheduler"
-    description = ("Set the learning rate at the start of each epoch from the optimizer's initial "
-                   "learning rate: step, exponential or cosine decay.")
-    examples = [{"type": "LearningRateScheduler", "schedule": "cosine"},
-                {"type": "LearningRateScheduler", "schedule": "step", "step_size": 3, "gamma": 0.5},
-                {"type": "LearningRateScheduler", "schedule": "exponential", "decay_rate": 0.9}]
+    description = (
+        "Set the learning rate at the start of each epoch from the optimizer's initial "
+        "learning rate: step, exponential or cosine decay."
+    )
+    examples = [
+        {"type": "LearningRateScheduler", "schedule": "cosine"},
+        {"type": "LearningRateScheduler", "schedule": "step", "step_size": 3, "gamma": 0.5},
+        {"type": "LearningRateScheduler", "schedule": "exponential", "decay_rate": 0.9},
+    ]
     sets_learning_rate = True
     state_fields = ("initial_lr",)
     schedule: str
@@ -389,7 +449,7 @@ class LearningRateScheduler(Callback):
             return self.initial_lr * self.gamma ** (epoch // self.step_size)
         if self.schedule == "exponential":
             assert self.decay_rate is not None
-            return self.initial_lr * self.decay_rate ** epoch
+            return self.initial_lr * self.decay_rate**epoch
         assert self.total_epochs is not None and self.alpha is not None
         progress = min(epoch, self.total_epochs) / self.total_epochs
         return self.initial_lr * (self.alpha + (1 - self.alpha) * 0.5 * (1 + math.cos(math.pi * progress)))
@@ -412,11 +472,18 @@ _SCHEDULER_BRANCH = {
     "required": ["schedule"],
     "properties": {"schedule": {"enum": list(SCHEDULES), "description": "The schedule."}},
     "allOf": [
-        {"if": _when("schedule", schedule),
-         "then": {"properties": {**_type_property("LearningRateScheduler"),
-                                 "schedule": {"const": schedule, "description": "The schedule."}, **options},
-                  "required": _REQUIRED_SCHEDULE_OPTIONS[schedule],
-                  "additionalProperties": False}}
+        {
+            "if": _when("schedule", schedule),
+            "then": {
+                "properties": {
+                    **_type_property("LearningRateScheduler"),
+                    "schedule": {"const": schedule, "description": "The schedule."},
+                    **options,
+                },
+                "required": _REQUIRED_SCHEDULE_OPTIONS[schedule],
+                "additionalProperties": False,
+            },
+        }
         for schedule, options in SCHEDULE_OPTIONS.items()
     ],
 }
@@ -427,19 +494,27 @@ CALLBACK_ITEM_SCHEMA = {
     "required": ["type"],
     "properties": {"type": {"enum": list(CALLBACK_TYPES), "description": "The callback."}},
     "allOf": [
-        *({"if": _when("type", kind),
-           "then": {"properties": {**_type_property(kind), **options}, "additionalProperties": False}}
-          for kind, options in OPTIONS.items()),
+        *(
+            {
+                "if": _when("type", kind),
+                "then": {"properties": {**_type_property(kind), **options}, "additionalProperties": False},
+            }
+            for kind, options in OPTIONS.items()
+        ),
         {"if": _when("type", "LearningRateScheduler"), "then": _SCHEDULER_BRANCH},
     ],
 }
 
 CALLBACKS_SCHEMA = {
     "description": "Called during training, in this order, at the start and end of each epoch. Epochs are "
-                   "counted from 0.",
+    "counted from 0.",
     "type": "array",
     "items": CALLBACK_ITEM_SCHEMA,
     "default": [],
-    "examples": [[{"type": "EarlyStopping", "monitor": "val_loss", "patience": 2, "restore_best_weights": True},
-                  {"type": "LearningRateScheduler", "schedule": "cosine"}]],
+    "examples": [
+        [
+            {"type": "EarlyStopping", "monitor": "val_loss", "patience": 2, "restore_best_weights": True},
+            {"type": "LearningRateScheduler", "schedule": "cosine"},
+        ]
+    ],
 }

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def class_weight_vector(setting: str | dict[str, float], labels: np.ndarray, classes: int,
-                        class_names: list[str] | tuple[str, ...] = ()) -> np.ndarray:
+def class_weight_vector(
+    setting: str | dict[str, float], labels: np.ndarray, classes: int, class_names: list[str] | tuple[str, ...] = ()
+) -> np.ndarray:
     """One weight per class (float64) for ``fit.class_weight`` and the training split's integer ``labels``."""
     if isinstance(setting, str):  # balanced
         counts = np.bincount(labels, minlength=classes).astype(np.float64)

@@ -158,8 +158,14 @@ def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return int(shape[-2]) * receptive_field, int(shape[-1]) * receptive_field
 
 
-def initialize(name: str, shape: tuple[int, ...], fan_in: int, fan_out: int,
-               rng: np.random.Generator, dtype: np.dtype | type = np.float32) -> np.ndarray:
+def initialize(
+    name: str,
+    shape: tuple[int, ...],
+    fan_in: int,
+    fan_out: int,
+    rng: np.random.Generator,
+    dtype: np.dtype | type = np.float32,
+) -> np.ndarray:
     """A new array of ``shape`` filled by the initializer called ``name``."""
     return np.asarray(create(name).draw(shape, fan_in, fan_out, rng), dtype=dtype)
 

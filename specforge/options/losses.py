@@ -19,9 +19,14 @@ EPSILON = 1e-7
 LOSSES: Registry[type[Loss]] = Registry("loss", lambda loss: loss.name)
 
 
-_LABEL_SMOOTHING = {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
-                    "description": "Keras' label smoothing, in [0, 1]: the targets move towards the uniform "
-                                   "distribution, y * (1 - s) + s / classes (s / 2 for binary_crossentropy)."}
+_LABEL_SMOOTHING = {
+    "type": "number",
+    "minimum": 0,
+    "maximum": 1,
+    "default": 0.0,
+    "description": "Keras' label smoothing, in [0, 1]: the targets move towards the uniform "
+    "distribution, y * (1 - s) + s / classes (s / 2 for binary_crossentropy).",
+}
 
 
 @dataclass(kw_only=True, eq=False, repr=False)
@@ -62,11 +67,15 @@ class Loss(Kind, registry=LOSSES, key="name"):
     def fits(self, activation: str, units: int | None = None) -> str | None:
         """None when outputs of ``units`` units with ``activation`` suit this loss, else what to change."""
         if self.output_activations is not None and activation not in self.output_activations:
-            return (f"{self.name} expects {self.expects}: use activation: {self.output_activations[0]} on the "
-                    f"last layer (received: {activation})")
+            return (
+                f"{self.name} expects {self.expects}: use activation: {self.output_activations[0]} on the "
+                f"last layer (received: {activation})"
+            )
         if activation == "softmax" and units == 1:
-            return ("softmax over 1 unit always outputs 1: use one unit per class, or activation: sigmoid with "
-                    "binary_crossentropy for two classes")
+            return (
+                "softmax over 1 unit always outputs 1: use one unit per class, or activation: sigmoid with "
+                "binary_crossentropy for two classes"
+            )
         return None
 
     def encode_labels(self, labels: np.ndarray, units: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -78,11 +87,11 @@ class Loss(Kind, registry=LOSSES, key="name"):
 
     def value(self, outputs: np.ndarray, y_true: np.ndarray, from_logits: bool = False) -> float:
         """The mean loss over the batch (unweighted)."""
-        return self._compute(outputs, self.smooth(self._targets(outputs, y_true)), self._logits(from_logits),
-                             False)[0]
+        return self._compute(outputs, self.smooth(self._targets(outputs, y_true)), self._logits(from_logits), False)[0]
 
-    def value_and_grad(self, outputs: np.ndarray, y_true: np.ndarray,
-                       from_logits: bool = False) -> tuple[float, np.ndarray]:
+    def value_and_grad(
+        self, outputs: np.ndarray, y_true: np.ndarray, from_logits: bool = False
+    ) -> tuple[float, np.ndarray]:
         """The mean loss over the batch and its gradient with respect to ``outputs`` (same shape and dtype),
         each example weighted by ``weights`` when they are set."""
         y, logits = self.smooth(self._targets(outputs, y_true)), self._logits(from_logits)
@@ -93,7 +102,7 @@ class Loss(Kind, registry=LOSSES, key="name"):
         # every loss here is a mean over examples of a loss of each example's own outputs, so weighting an
         # example scales its rows of the gradient; the value needs each example's loss
         grad *= self.weights.astype(grad.dtype).reshape(-1, *([1] * (grad.ndim - 1)))
-        each = [self._compute(outputs[i:i + 1], y[i:i + 1], logits, False)[0] for i in range(len(outputs))]
+        each = [self._compute(outputs[i : i + 1], y[i : i + 1], logits, False)[0] for i in range(len(outputs))]
         return float(np.dot(self.weights, each)) / len(outputs), grad
 
     def smooth(self, y: np.ndarray) -> np.ndarray:
@@ -113,12 +122,15 @@ class Loss(Kind, registry=LOSSES, key="name"):
 
     def _targets(self, outputs: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         if y_true.shape != outputs.shape:
-            raise DataError(f"{self.name}: labels of shape {y_true.shape} do not match outputs of shape "
-                            f"{outputs.shape}; labels need the outputs' shape ({self.label_encoding} encoding)")
+            raise DataError(
+                f"{self.name}: labels of shape {y_true.shape} do not match outputs of shape "
+                f"{outputs.shape}; labels need the outputs' shape ({self.label_encoding} encoding)"
+            )
         return np.asarray(y_true, dtype=outputs.dtype)
 
-    def _compute(self, outputs: np.ndarray, y: np.ndarray, from_logits: bool,
-                 need_grad: bool) -> tuple[float, np.ndarray | None]:
+    def _compute(
+        self, outputs: np.ndarray, y: np.ndarray, from_logits: bool, need_grad: bool
+    ) -> tuple[float, np.ndarray | None]:
         raise NotImplementedError
 
 
@@ -156,8 +168,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy with integer class labels."""
 
     name = "sparse_categorical_crossentropy"
-    examples = ["sparse_categorical_crossentropy",
-                {"name": "sparse_categorical_crossentropy", "label_smoothing": 0.1}]
+    examples = ["sparse_categorical_crossentropy", {"name": "sparse_categorical_crossentropy", "label_smoothing": 0.1}]
     label_encoding = "sparse"
 
     def encode_labels(self, labels: np.ndarray, units: int, dtype: np.dtype | type = np.float32) -> np.ndarray:
@@ -171,8 +182,10 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
     def _targets(self, outputs, y_true):
         if y_true.shape != outputs.shape[:-1]:
-            raise DataError(f"{self.name}: labels of shape {y_true.shape} do not match outputs of shape "
-                            f"{outputs.shape}; it takes one integer class per example, shape {outputs.shape[:-1]}")
+            raise DataError(
+                f"{self.name}: labels of shape {y_true.shape} do not match outputs of shape "
+                f"{outputs.shape}; it takes one integer class per example, shape {outputs.shape[:-1]}"
+            )
         return one_hot(y_true, outputs.shape[-1], outputs.dtype)
 
 
@@ -249,8 +262,12 @@ class Huber(Loss):
 
     name = "huber"
     options = {
-        "delta": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
-                  "description": "Where the loss turns from squared to absolute error."},
+        "delta": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 1.0,
+            "description": "Where the loss turns from squared to absolute error.",
+        },
     }
     examples = ["huber", {"name": "huber", "delta": 2.5}]
 
@@ -259,7 +276,7 @@ class Huber(Loss):
     def _compute(self, outputs, y, from_logits, need_grad):
         diff = outputs - y
         small = np.abs(diff) <= self.delta
-        losses = np.where(small, 0.5 * diff * diff, self.delta * np.abs(diff) - 0.5 * self.delta ** 2)
+        losses = np.where(small, 0.5 * diff * diff, self.delta * np.abs(diff) - 0.5 * self.delta**2)
         value = float(losses.mean())
         if need_grad:
             grad = np.where(small, diff, self.delta * np.sign(diff))
@@ -297,17 +314,16 @@ class KLDivergence(CategoricalCrossentropy):
 LOSS_NAMES = LOSSES.names()
 
 
-
 LOSS_SCHEMA = {
     "description": "Loss minimised during training (Keras names): its name, or a mapping with the name and its "
-                   "options, e.g. {name: huber, delta: 2}. categorical_crossentropy: one-hot labels, "
-                   "softmax output; sparse_categorical_crossentropy: integer labels, softmax output; "
-                   "binary_crossentropy: 0/1 labels per output unit, sigmoid output; mean_squared_error and "
-                   "mean_absolute_error: targets with the output's shape (integer labels are one-hot encoded); "
-                   "huber: squared error up to delta (1 by default), absolute error beyond; kl_divergence: "
-                   "one-hot or soft labels, softmax output. "
-                   "Cross-entropy is computed on the logits of the last layer's softmax or sigmoid, so it "
-                   "stays finite for any input scale.",
+    "options, e.g. {name: huber, delta: 2}. categorical_crossentropy: one-hot labels, "
+    "softmax output; sparse_categorical_crossentropy: integer labels, softmax output; "
+    "binary_crossentropy: 0/1 labels per output unit, sigmoid output; mean_squared_error and "
+    "mean_absolute_error: targets with the output's shape (integer labels are one-hot encoded); "
+    "huber: squared error up to delta (1 by default), absolute error beyond; kl_divergence: "
+    "one-hot or soft labels, softmax output. "
+    "Cross-entropy is computed on the logits of the last layer's softmax or sigmoid, so it "
+    "stays finite for any input scale.",
     "type": ["string", "object"],
     "allOf": named_kind_schema("loss", {name: loss.options for name, loss in LOSSES.items()}),
     "examples": ["categorical_crossentropy", {"name": "huber", "delta": 2.5}],
@@ -316,11 +332,14 @@ LOSS_SCHEMA = {
 
 CLASS_WEIGHT_SCHEMA = {
     "description": "Keras' class_weight: each training example's loss weighted by its class's weight. A mapping "
-                   "from class (its index, or its name in data.class_names) to weight (classes left out weigh 1), "
-                   "or `balanced`: examples / (classes * examples of the class) over the training split "
-                   "(scikit-learn's). null: every example weighs 1.",
-    "oneOf": [{"type": "null"}, {"const": "balanced"},
-              {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}, "minProperties": 1}],
+    "from class (its index, or its name in data.class_names) to weight (classes left out weigh 1), "
+    "or `balanced`: examples / (classes * examples of the class) over the training split "
+    "(scikit-learn's). null: every example weighs 1.",
+    "oneOf": [
+        {"type": "null"},
+        {"const": "balanced"},
+        {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}, "minProperties": 1},
+    ],
     "default": None,
     "examples": ["balanced", {"0": 1.0, "1": 5.0}],
 }

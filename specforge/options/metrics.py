@@ -99,8 +99,12 @@ class TopKAccuracy(_Fraction):
 
     kind = "top_k_accuracy"
     options = {
-        "k": {"type": "integer", "minimum": 1, "default": 5,
-              "description": "A prediction is correct when the true class is among the k most probable."},
+        "k": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 5,
+            "description": "A prediction is correct when the true class is among the k most probable.",
+        },
     }
     examples = [{"name": "top_k_accuracy", "k": 3}]
 
@@ -112,8 +116,7 @@ class TopKAccuracy(_Fraction):
         if num_classes < 2:
             return "name", "top_k_accuracy needs one output unit per class; received a single unit"
         if k >= num_classes:
-            return "k", (f"k={k} with {num_classes} classes counts every prediction as correct; "
-                         f"use k < {num_classes}")
+            return "k", (f"k={k} with {num_classes} classes counts every prediction as correct; use k < {num_classes}")
         return None
 
     def update(self, probabilities, labels):
@@ -130,11 +133,16 @@ class _Thresholded(Metric):
 
     options = {
         "thresholds": {
-            "type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.5,
             "description": "An output unit whose probability is above this value is a positive prediction.",
         },
         "class_id": {
-            "type": ["integer", "null"], "minimum": 0, "default": None,
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "default": None,
             "description": "Count only this class's output unit. null: every unit (micro-average over all classes).",
         },
     }
@@ -146,8 +154,9 @@ class _Thresholded(Metric):
     def check(cls, num_classes: int, **options: Any) -> tuple[str, str] | None:
         class_id = options["class_id"]
         if class_id is not None and class_id >= num_classes:
-            return "class_id", (f"class_id={class_id} with {num_classes} output unit(s); "
-                                f"use a unit index in 0..{num_classes - 1}")
+            return "class_id", (
+                f"class_id={class_id} with {num_classes} output unit(s); use a unit index in 0..{num_classes - 1}"
+            )
         return None
 
     def reset(self) -> None:
@@ -204,8 +213,12 @@ class _Regression(Metric):
         predictions = np.asarray(predictions, dtype=np.float64).reshape(len(predictions), -1)
         targets = np.asarray(targets, dtype=np.float64).reshape(predictions.shape)
         errors = predictions - targets
-        totals = (np.abs(errors).sum(axis=0), np.square(errors).sum(axis=0), targets.sum(axis=0),
-                  np.square(targets).sum(axis=0))
+        totals = (
+            np.abs(errors).sum(axis=0),
+            np.square(errors).sum(axis=0),
+            targets.sum(axis=0),
+            np.square(targets).sum(axis=0),
+        )
         if not self.count:
             self.absolute, self.squared, self.sum, self.sum_of_squares = (np.zeros_like(t) for t in totals)
         self.absolute = self.absolute + totals[0]
@@ -255,21 +268,21 @@ OPTIONS: dict[str, dict[str, dict]] = {name: cls.options for name, cls in METRIC
 
 METRIC_ITEM_SCHEMA = {
     "description": "A metric: its name for the defaults, or a mapping with the name and its options. "
-                   "accuracy: fraction of examples whose most probable class is the label (one sigmoid unit: "
-                   "probability > 0.5 compared with the 0/1 label). top_k_accuracy: the label is among the k "
-                   "most probable classes. precision and recall, as Keras' Precision and Recall: every output "
-                   "unit is a yes/no prediction (probability > thresholds) compared with the one-hot label, "
-                   "counted over all units unless class_id picks one; precision = TP / (TP + FP), "
-                   "recall = TP / (TP + FN), 0 when the denominator is 0. Regression, in the target's units: mae, the "
-                   "mean absolute error; rmse, the root of the mean squared error; r2, the coefficient of "
-                   "determination 1 - SS_res / SS_tot (averaged over the outputs of a multi-output model).",
+    "accuracy: fraction of examples whose most probable class is the label (one sigmoid unit: "
+    "probability > 0.5 compared with the 0/1 label). top_k_accuracy: the label is among the k "
+    "most probable classes. precision and recall, as Keras' Precision and Recall: every output "
+    "unit is a yes/no prediction (probability > thresholds) compared with the one-hot label, "
+    "counted over all units unless class_id picks one; precision = TP / (TP + FP), "
+    "recall = TP / (TP + FN), 0 when the denominator is 0. Regression, in the target's units: mae, the "
+    "mean absolute error; rmse, the root of the mean squared error; r2, the coefficient of "
+    "determination 1 - SS_res / SS_tot (averaged over the outputs of a multi-output model).",
     "type": ["string", "object"],
     "allOf": named_kind_schema("metric", OPTIONS),
 }
 
 METRICS_SCHEMA = {
     "description": "Metrics reported after each epoch besides the loss (Keras' compile metrics); "
-                   "validation values get the prefix val_.",
+    "validation values get the prefix val_.",
     "type": "array",
     "items": METRIC_ITEM_SCHEMA,
     "default": ["accuracy"],
@@ -280,8 +293,9 @@ METRICS_SCHEMA = {
 def resolve(spec_list: list[str | dict]) -> list[dict[str, Any]]:
     """The spec's ``compile.metrics`` (valid against ``METRICS_SCHEMA``) as mappings with every option,
     defaults filled in: done once, when the spec is resolved."""
-    return with_defaults([{"name": item} if isinstance(item, str) else dict(item) for item in spec_list],
-                         METRICS_SCHEMA)
+    return with_defaults(
+        [{"name": item} if isinstance(item, str) else dict(item) for item in spec_list], METRICS_SCHEMA
+    )
 
 
 def create(resolved: Sequence[Mapping[str, Any]], num_classes: int) -> list[Metric]:
@@ -303,4 +317,3 @@ def create(resolved: Sequence[Mapping[str, Any]], num_classes: int) -> list[Metr
         seen[name] = repeat + 1
         metrics.append(METRICS[name](name=f"{name}_{repeat}" if repeat else name, **options))
     return metrics
-

@@ -38,17 +38,27 @@ def _flag(description: str) -> dict:
 
 
 def _clip(description: str) -> dict:
-    return {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
-            "description": description + " null: no clipping. Only one of clipnorm and clipvalue may be set."}
+    return {
+        "type": ["number", "null"],
+        "exclusiveMinimum": 0,
+        "default": None,
+        "description": description + " null: no clipping. Only one of clipnorm and clipvalue may be set.",
+    }
 
 
-_EPSILON = _number("Small constant added to the denominator for numerical stability; above 0, so that a weight "
-                   "whose gradient is 0 stays finite.", 1e-7, exclusiveMinimum=0)
+_EPSILON = _number(
+    "Small constant added to the denominator for numerical stability; above 0, so that a weight "
+    "whose gradient is 0 stays finite.",
+    1e-7,
+    exclusiveMinimum=0,
+)
 _MOMENTS = {
-    "beta_1": _number("Decay rate of the running mean of the gradients (first moment).", 0.9,
-                      minimum=0, exclusiveMaximum=1),
-    "beta_2": _number("Decay rate of the running mean of the squared gradients (second moment).", 0.999,
-                      minimum=0, exclusiveMaximum=1),
+    "beta_1": _number(
+        "Decay rate of the running mean of the gradients (first moment).", 0.9, minimum=0, exclusiveMaximum=1
+    ),
+    "beta_2": _number(
+        "Decay rate of the running mean of the squared gradients (second moment).", 0.999, minimum=0, exclusiveMaximum=1
+    ),
     "epsilon": _EPSILON,
 }
 _ADAM = {
@@ -140,14 +150,21 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
         self._begin_step(t)
         for param, grad, slots in self._pieces(params, grads):
             for block in flat.blocks(param.size):
-                self._update(param[block], grad[block], {slot: value[block] for slot, value in slots.items()}, t,
-                             self._scratch_for(param[block]))
+                self._update(
+                    param[block],
+                    grad[block],
+                    {slot: value[block] for slot, value in slots.items()},
+                    t,
+                    self._scratch_for(param[block]),
+                )
         self.iterations = t
 
     def state_dict(self) -> dict[str, np.ndarray | int | float]:
         """Copies of everything a resumed run needs: ``iterations``, ``learning_rate``, ``SLOT.INDEX`` arrays."""
-        state: dict[str, np.ndarray | int | float] = {"iterations": self.iterations,
-                                                       "learning_rate": self.learning_rate}
+        state: dict[str, np.ndarray | int | float] = {
+            "iterations": self.iterations,
+            "learning_rate": self.learning_rate,
+        }
         for slot, buffers in (self._slots or {}).items():
             state.update({f"{slot}.{index}": buffer.copy() for index, buffer in enumerate(buffers)})
         return state
@@ -159,13 +176,18 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
         count = len(arrays) // len(slots) if slots else 0
         expected = {f"{slot}.{index}" for slot in slots for index in range(count)}
         if set(arrays) != expected or (slots and not arrays and state["iterations"] > 0):
-            raise RunError(f"the saved {self.name} state holds {', '.join(sorted(arrays)) or 'no buffers'}, but "
-                           f"this configuration keeps {', '.join(slots) or 'none'} per weight; resume with the "
-                           "optimizer settings the run started with")
+            raise RunError(
+                f"the saved {self.name} state holds {', '.join(sorted(arrays)) or 'no buffers'}, but "
+                f"this configuration keeps {', '.join(slots) or 'none'} per weight; resume with the "
+                "optimizer settings the run started with"
+            )
         self.iterations = int(state["iterations"])
         self.learning_rate = float(state["learning_rate"])
-        self._slots = {slot: flat.pack([np.asarray(arrays[f"{slot}.{index}"]) for index in range(count)])
-                       for slot in slots} if arrays else None
+        self._slots = (
+            {slot: flat.pack([np.asarray(arrays[f"{slot}.{index}"]) for index in range(count)]) for slot in slots}
+            if arrays
+            else None
+        )
         self._weights = ()
 
     # -- subclasses ----------------------------------------------------------------------------
@@ -176,8 +198,9 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
     def _begin_step(self, t: int) -> None:
         """State shared by all weights, moved once per step before the updates (``t`` counts from 1)."""
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, slots: dict[str, np.ndarray], t: int,
-                tmp: list[np.ndarray]) -> None:
+    def _update(
+        self, param: np.ndarray, grad: np.ndarray, slots: dict[str, np.ndarray], t: int, tmp: list[np.ndarray]
+    ) -> None:
         """Update a flat piece of the weights in place from its gradient and its piece of each state buffer
         (``slots``); ``t`` counts steps from 1; ``tmp`` are scratch arrays of its size."""
         raise NotImplementedError
@@ -208,8 +231,11 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
         flat_slots = {slot: slot_run for slot, slot_run in slot_runs.items() if slot_run is not None}
         return (run, flat_slots) if len(flat_slots) == len(slot_runs) else None
 
-    def _pieces(self, params: list[np.ndarray], grads: list[np.ndarray],
-                ) -> list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
+    def _pieces(
+        self,
+        params: list[np.ndarray],
+        grads: list[np.ndarray],
+    ) -> list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
         """``(weights, gradients, state)`` as flat arrays: one piece for all the weights when they and the state
         buffers are each one flat buffer (the gradients gathered into one), else one piece per weight."""
         if self._runs is not None:
@@ -218,24 +244,32 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
                 self._gathered = np.empty_like(run)
             np.concatenate([flat_grad.reshape(-1) for flat_grad in grads], out=self._gathered, casting="same_kind")
             return [(run, self._gathered, slot_runs)]
-        return [(flat.flat_view(param), grad.reshape(-1),
-                 {slot: flat.flat_view(buffers[index]) for slot, buffers in self._state().items()})
-                for index, (param, grad) in enumerate(zip(params, grads, strict=True))]
+        return [
+            (
+                flat.flat_view(param),
+                grad.reshape(-1),
+                {slot: flat.flat_view(buffers[index]) for slot, buffers in self._state().items()},
+            )
+            for index, (param, grad) in enumerate(zip(params, grads, strict=True))
+        ]
 
     def _scratch_for(self, param: np.ndarray) -> list[np.ndarray]:
         """Scratch arrays of the piece's size."""
         buffer = scratch("optimizer", (self.scratch_count, flat.BLOCK), param.dtype)
-        return [row[:param.size] for row in buffer]
+        return [row[: param.size] for row in buffer]
 
     def _check_shapes(self, params: list[np.ndarray]) -> None:
         for buffers in self._state().values():
             if [b.shape for b in buffers] != [p.shape for p in params]:
-                raise RunError(f"the {self.name} state was made for weights of shapes {[b.shape for b in buffers]}, "
-                               f"not {[p.shape for p in params]}")
+                raise RunError(
+                    f"the {self.name} state was made for weights of shapes {[b.shape for b in buffers]}, "
+                    f"not {[p.shape for p in params]}"
+                )
 
 
-def move_moments(m: np.ndarray, v: np.ndarray, grad: np.ndarray, beta_1: float, beta_2: float,
-                 work: np.ndarray) -> None:
+def move_moments(
+    m: np.ndarray, v: np.ndarray, grad: np.ndarray, beta_1: float, beta_2: float, work: np.ndarray
+) -> None:
     """Adam's running means, in place: m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2)."""
     np.subtract(grad, m, out=work)
     work *= 1 - beta_1
@@ -254,8 +288,12 @@ class SGD(Optimizer):
     name = "sgd"
     default_learning_rate = 0.01
     hyperparameters = {
-        "momentum": _number("Momentum: velocity = momentum * velocity - learning_rate * gradient. "
-                            "0 is plain gradient descent.", 0.0, minimum=0, maximum=1),
+        "momentum": _number(
+            "Momentum: velocity = momentum * velocity - learning_rate * gradient. 0 is plain gradient descent.",
+            0.0,
+            minimum=0,
+            maximum=1,
+        ),
         "nesterov": _flag("Use Nesterov momentum."),
     }
     examples = [{"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True}]
@@ -302,7 +340,7 @@ class Adam(Optimizer):
     def _update(self, param, grad, slots, t, tmp):
         (work,) = tmp
         m, v = slots["m"], slots["v"]
-        alpha = self.learning_rate * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        alpha = self.learning_rate * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
         move_moments(m, v, grad, self.beta_1, self.beta_2, work)
         if self.amsgrad:
             v = np.maximum(slots["v_hat"], v, out=slots["v_hat"])
@@ -319,8 +357,11 @@ class AdamW(Adam):
 
     name = "adamw"
     hyperparameters = {
-        "weight_decay": _number("Decoupled weight decay: each step first does "
-                                "weights -= learning_rate * weight_decay * weights.", 0.004, minimum=0),
+        "weight_decay": _number(
+            "Decoupled weight decay: each step first does weights -= learning_rate * weight_decay * weights.",
+            0.004,
+            minimum=0,
+        ),
         **_ADAM,
     }
     examples = [{"name": "adamw", "weight_decay": 0.01, "clipvalue": 0.5}]
@@ -340,12 +381,13 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
     hyperparameters = {
-        "rho": _number("Decay rate of the running mean of the squared gradients.", 0.9,
-                       minimum=0, exclusiveMaximum=1),
+        "rho": _number("Decay rate of the running mean of the squared gradients.", 0.9, minimum=0, exclusiveMaximum=1),
         "momentum": _number("Momentum applied to the scaled update; 0: none.", 0.0, minimum=0, maximum=1),
         "epsilon": _EPSILON,
-        "centered": _flag("Divide by an estimate of the gradient's variance instead of its raw second "
-                          "moment (slower, sometimes more stable)."),
+        "centered": _flag(
+            "Divide by an estimate of the gradient's variance instead of its raw second "
+            "moment (slower, sometimes more stable)."
+        ),
     }
     examples = ["rmsprop", {"name": "rmsprop", "rho": 0.95, "momentum": 0.5, "centered": True}]
     scratch_count = 2
@@ -392,8 +434,9 @@ class Adagrad(Optimizer):
 
     name = "adagrad"
     hyperparameters = {
-        "initial_accumulator_value": _number("Starting value of each weight's sum of squared gradients.", 0.1,
-                                             minimum=0),
+        "initial_accumulator_value": _number(
+            "Starting value of each weight's sum of squared gradients.", 0.1, minimum=0
+        ),
         "epsilon": _EPSILON,
     }
     examples = ["adagrad", {"name": "adagrad", "learning_rate": 0.01, "initial_accumulator_value": 0.05}]
@@ -441,7 +484,7 @@ class Nadam(Optimizer):
 
     def momentum_at(self, t: int) -> float:
         """The momentum schedule u_t."""
-        return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
+        return self.beta_1 * (1.0 - 0.5 * 0.96**t)
 
     def _begin_step(self, t):
         self._u_product *= self.momentum_at(t)
@@ -461,7 +504,7 @@ class Nadam(Optimizer):
         np.multiply(m, u_next / (1 - self._u_product * u_next), out=m_hat)
         np.multiply(grad, (1 - u_t) / (1 - self._u_product), out=work)
         m_hat += work
-        np.divide(v, 1 - self.beta_2 ** t, out=work)
+        np.divide(v, 1 - self.beta_2**t, out=work)
         np.sqrt(work, out=work)
         work += self.epsilon
         np.divide(m_hat, work, out=work)
@@ -481,13 +524,23 @@ def _properties(name: str) -> dict[str, dict]:
 
 
 _EMA = {
-    "use_ema": _flag("Keep an exponential moving average of the weights (Keras' use_ema): validation runs on "
-                     "it and the run's final weights, and so its export, are the averages."),
-    "ema_momentum": _number("Momentum of the average: average = m * average + (1 - m) * weights after each step.",
-                            0.99, minimum=0, maximum=1),
-    "ema_overwrite_frequency": {"type": ["integer", "null"], "minimum": 1, "default": None,
-                                "description": "Overwrite the weights with their averages every this many steps; "
-                                               "null: only at the end of training."},
+    "use_ema": _flag(
+        "Keep an exponential moving average of the weights (Keras' use_ema): validation runs on "
+        "it and the run's final weights, and so its export, are the averages."
+    ),
+    "ema_momentum": _number(
+        "Momentum of the average: average = m * average + (1 - m) * weights after each step.",
+        0.99,
+        minimum=0,
+        maximum=1,
+    ),
+    "ema_overwrite_frequency": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "default": None,
+        "description": "Overwrite the weights with their averages every this many steps; "
+        "null: only at the end of training.",
+    },
 }
 
 
@@ -496,11 +549,10 @@ OPTIMIZER_NAMES = OPTIMIZERS.names()
 
 OPTIMIZER_SCHEMA = {
     "description": "How the weights are updated (Keras 3 update rules and defaults): a name, e.g. adam, for "
-                   "the defaults, or a mapping with the name and the options to change, e.g. "
-                   "{name: adam, learning_rate: 0.0005}.",
+    "the defaults, or a mapping with the name and the options to change, e.g. "
+    "{name: adam, learning_rate: 0.0005}.",
     "type": ["string", "object"],
     "default": "rmsprop",
     "allOf": named_kind_schema("optimizer", {name: _properties(name) for name in OPTIMIZER_NAMES}),
     "examples": ["adam", {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True}],
 }
-

@@ -67,11 +67,16 @@ class Schedule(Kind, registry=SCHEDULES, key="name"):
 class ExponentialDecay(Schedule):
     name = "exponential_decay"
     description = "initial_learning_rate * decay_rate ^ (step / decay_steps) (the exponent floored when staircase)."
-    options = {**_INITIAL,
-               "decay_steps": _steps("Steps per decay_rate factor."),
-               "decay_rate": _positive("The factor per decay_steps."),
-               "staircase": {"type": "boolean", "default": False,
-                             "description": "Decay in whole steps of decay_steps (floor the exponent)."}}
+    options = {
+        **_INITIAL,
+        "decay_steps": _steps("Steps per decay_rate factor."),
+        "decay_rate": _positive("The factor per decay_steps."),
+        "staircase": {
+            "type": "boolean",
+            "default": False,
+            "description": "Decay in whole steps of decay_steps (floor the exponent).",
+        },
+    }
     required = ("initial_learning_rate", "decay_steps", "decay_rate")
     examples = [{"name": "exponential_decay", "initial_learning_rate": 0.01, "decay_steps": 100, "decay_rate": 0.9}]
 
@@ -83,10 +88,20 @@ class ExponentialDecay(Schedule):
 class PiecewiseConstantDecay(Schedule):
     name = "piecewise_constant_decay"
     description = "values[0] up to step boundaries[0], values[i] up to boundaries[i], the last value after."
-    options = {"boundaries": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1,
-                              "description": "Increasing steps where the rate changes."},
-               "values": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2,
-                          "description": "The rates: one more than boundaries."}}
+    options = {
+        "boundaries": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0},
+            "minItems": 1,
+            "description": "Increasing steps where the rate changes.",
+        },
+        "values": {
+            "type": "array",
+            "items": {"type": "number", "exclusiveMinimum": 0},
+            "minItems": 2,
+            "description": "The rates: one more than boundaries.",
+        },
+    }
     required = ("boundaries", "values")
     examples = [{"name": "piecewise_constant_decay", "boundaries": [100, 200], "values": [0.01, 0.005, 0.001]}]
 
@@ -99,15 +114,26 @@ class PiecewiseConstantDecay(Schedule):
 
 class PolynomialDecay(Schedule):
     name = "polynomial_decay"
-    description = ("(initial_learning_rate - end_learning_rate) * (1 - step / decay_steps) ^ power + "
-                   "end_learning_rate, then end_learning_rate (or restarting when cycle).")
-    options = {**_INITIAL,
-               "decay_steps": _steps("Steps to reach end_learning_rate."),
-               "end_learning_rate": {"type": "number", "minimum": 0, "default": 0.0001,
-                                     "description": "The rate after decay_steps."},
-               "power": _positive("The polynomial's power (1: linear).", default=1.0),
-               "cycle": {"type": "boolean", "default": False,
-                         "description": "Past decay_steps, decay again over the next multiple of decay_steps."}}
+    description = (
+        "(initial_learning_rate - end_learning_rate) * (1 - step / decay_steps) ^ power + "
+        "end_learning_rate, then end_learning_rate (or restarting when cycle)."
+    )
+    options = {
+        **_INITIAL,
+        "decay_steps": _steps("Steps to reach end_learning_rate."),
+        "end_learning_rate": {
+            "type": "number",
+            "minimum": 0,
+            "default": 0.0001,
+            "description": "The rate after decay_steps.",
+        },
+        "power": _positive("The polynomial's power (1: linear).", default=1.0),
+        "cycle": {
+            "type": "boolean",
+            "default": False,
+            "description": "Past decay_steps, decay again over the next multiple of decay_steps.",
+        },
+    }
     required = ("initial_learning_rate", "decay_steps")
     examples = [{"name": "polynomial_decay", "initial_learning_rate": 0.01, "decay_steps": 1000, "power": 2.0}]
 
@@ -118,7 +144,7 @@ class PolynomialDecay(Schedule):
         else:
             step = min(step, decay_steps)
         fraction = 1 - step / decay_steps
-        return (self.initial_learning_rate - self.end_learning_rate) * fraction ** self.power + self.end_learning_rate
+        return (self.initial_learning_rate - self.end_learning_rate) * fraction**self.power + self.end_learning_rate
 
 
 def _cosine(fraction: float, alpha: float) -> float:
@@ -127,20 +153,40 @@ def _cosine(fraction: float, alpha: float) -> float:
 
 class CosineDecay(Schedule):
     name = "cosine_decay"
-    description = ("A linear warmup from initial_learning_rate to warmup_target over warmup_steps (when "
-                   "warmup_target is set), then a cosine decay to alpha times the rate over decay_steps.")
-    options = {**_INITIAL,
-               "decay_steps": _steps("Steps of the cosine decay."),
-               "alpha": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
-                         "description": "The final rate as a fraction of the rate the decay starts from."},
-               "warmup_target": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
-                                 "description": "The rate the warmup reaches and the decay starts from; null: no "
-                                                "warmup, the decay starts from initial_learning_rate."},
-               "warmup_steps": _steps("Steps of the linear warmup (with warmup_target).", minimum=0, default=0)}
+    description = (
+        "A linear warmup from initial_learning_rate to warmup_target over warmup_steps (when "
+        "warmup_target is set), then a cosine decay to alpha times the rate over decay_steps."
+    )
+    options = {
+        **_INITIAL,
+        "decay_steps": _steps("Steps of the cosine decay."),
+        "alpha": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.0,
+            "description": "The final rate as a fraction of the rate the decay starts from.",
+        },
+        "warmup_target": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "default": None,
+            "description": "The rate the warmup reaches and the decay starts from; null: no "
+            "warmup, the decay starts from initial_learning_rate.",
+        },
+        "warmup_steps": _steps("Steps of the linear warmup (with warmup_target).", minimum=0, default=0),
+    }
     required = ("initial_learning_rate", "decay_steps")
-    examples = [{"name": "cosine_decay", "initial_learning_rate": 0.0, "decay_steps": 1000,
-                 "warmup_target": 0.001, "warmup_steps": 100},
-                {"name": "cosine_decay", "initial_learning_rate": 0.01, "decay_steps": 500, "alpha": 0.1}]
+    examples = [
+        {
+            "name": "cosine_decay",
+            "initial_learning_rate": 0.0,
+            "decay_steps": 1000,
+            "warmup_target": 0.001,
+            "warmup_steps": 100,
+        },
+        {"name": "cosine_decay", "initial_learning_rate": 0.01, "decay_steps": 500, "alpha": 0.1},
+    ]
 
     def warmup_length(self) -> int:
         return self.config["warmup_steps"] if self.config["warmup_target"] is not None else 0
@@ -157,14 +203,23 @@ class CosineDecay(Schedule):
 
 class CosineDecayRestarts(Schedule):
     name = "cosine_decay_restarts"
-    description = ("Cosine decays that restart: the first over first_decay_steps, each next one t_mul times "
-                   "longer and starting m_mul times lower (SGDR).")
-    options = {**_INITIAL,
-               "first_decay_steps": _steps("Steps of the first decay."),
-               "t_mul": _positive("How many times longer each period is than the one before.", default=2.0),
-               "m_mul": _positive("The factor of each restart's initial rate.", default=1.0),
-               "alpha": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
-                         "description": "The lowest rate as a fraction of initial_learning_rate."}}
+    description = (
+        "Cosine decays that restart: the first over first_decay_steps, each next one t_mul times "
+        "longer and starting m_mul times lower (SGDR)."
+    )
+    options = {
+        **_INITIAL,
+        "first_decay_steps": _steps("Steps of the first decay."),
+        "t_mul": _positive("How many times longer each period is than the one before.", default=2.0),
+        "m_mul": _positive("The factor of each restart's initial rate.", default=1.0),
+        "alpha": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.0,
+            "description": "The lowest rate as a fraction of initial_learning_rate.",
+        },
+    }
     required = ("initial_learning_rate", "first_decay_steps")
     examples = [{"name": "cosine_decay_restarts", "initial_learning_rate": 0.01, "first_decay_steps": 100}]
 
@@ -175,9 +230,9 @@ class CosineDecayRestarts(Schedule):
             fraction -= restart
         else:
             restart = math.floor(math.log(1 - fraction * (1 - self.t_mul)) / math.log(self.t_mul))
-            done = (1 - self.t_mul ** restart) / (1 - self.t_mul)
-            fraction = (fraction - done) / self.t_mul ** restart
-        cosine = 0.5 * self.m_mul ** restart * (1 + math.cos(math.pi * fraction))
+            done = (1 - self.t_mul**restart) / (1 - self.t_mul)
+            fraction = (fraction - done) / self.t_mul**restart
+        cosine = 0.5 * self.m_mul**restart * (1 + math.cos(math.pi * fraction))
         return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
 
 
@@ -186,11 +241,15 @@ def learning_rate_schema(default: float) -> dict:
     rules = named_kind_schema("learning-rate schedule", {name: cls.options for name, cls in SCHEDULES.items()})
     for rule, cls in zip(rules[2:], SCHEDULES.values()):
         rule["then"]["required"] = list(cls.required)
-    return {"type": ["number", "object"], "exclusiveMinimum": 0, "default": default,
-            "description": "Step size: a number, or a schedule stepped per batch, a mapping with its name and "
-                           f"options ({', '.join(SCHEDULES)}; Keras' LearningRateSchedules), e.g. "
-                           "{name: cosine_decay, initial_learning_rate: 0.001, decay_steps: 2000}.",
-            "allOf": rules[1:]}
+    return {
+        "type": ["number", "object"],
+        "exclusiveMinimum": 0,
+        "default": default,
+        "description": "Step size: a number, or a schedule stepped per batch, a mapping with its name and "
+        f"options ({', '.join(SCHEDULES)}; Keras' LearningRateSchedules), e.g. "
+        "{name: cosine_decay, initial_learning_rate: 0.001, decay_steps: 2000}.",
+        "allOf": rules[1:],
+    }
 
 
 def create(spec_value: dict) -> Schedule:

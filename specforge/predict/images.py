@@ -75,16 +75,23 @@ class PredictionReport:
         return float(np.mean(marks)) if marks else None
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "count": len(self.predictions), "accuracy": self.accuracy,
-                "predictions": [p.to_dict() for p in self.predictions]}
+        return {
+            "model": self.model,
+            "count": len(self.predictions),
+            "accuracy": self.accuracy,
+            "predictions": [p.to_dict() for p in self.predictions],
+        }
 
 
 def read_data(data: str, model: Predictor, *, limit: int | None = None) -> Inputs:
     """``SOURCE:SPLIT`` (e.g. ``mnist:test``) or ``SPEC:SPLIT`` (e.g. ``specs/mnist.yaml:test``), with labels."""
     where, _, split_name = data.rpartition(":")
     if not where or split_name not in ("train", "test", "validation"):
-        raise DataError(f"--data {data!r} is not SOURCE:SPLIT or SPEC:SPLIT; use e.g. mnist:test or "
-                        "specs/mnist.yaml:test (splits: train, test, validation)", file=f"--data {data}")
+        raise DataError(
+            f"--data {data!r} is not SOURCE:SPLIT or SPEC:SPLIT; use e.g. mnist:test or "
+            "specs/mnist.yaml:test (splits: train, test, validation)",
+            file=f"--data {data}",
+        )
     data_spec, base_dir, validation, spec = _data_spec(where)
     try:
         dataset = load_dataset(data_spec, model.input_shape, validation=validation, base_dir=base_dir)
@@ -92,8 +99,10 @@ def read_data(data: str, model: Predictor, *, limit: int | None = None) -> Input
         raise error if spec is None else spec.located(error) from None
     split = {"train": dataset.train, "test": dataset.test, "validation": dataset.validation}[split_name]
     if split is None:
-        raise DataError(f"the data of {where!r} has no {split_name} split; use one of: "
-                        f"{', '.join(dataset.splits())}", file=where if spec is not None else f"--data {data}")
+        raise DataError(
+            f"the data of {where!r} has no {split_name} split; use one of: {', '.join(dataset.splits())}",
+            file=where if spec is not None else f"--data {data}",
+        )
     return split_inputs(split.part(split.name, None, limit), model, where, split_name)
 
 
@@ -108,8 +117,14 @@ def _data_spec(where: str) -> tuple[dict, Path, Validation, Spec | None]:
 
 
 @contextlib.contextmanager
-def open_predictor(model: str | Path, *, backend: str = "local", threads: int | None = None,
-                   address: str | None = None, actors: int | None = None) -> Iterator[Predictor]:
+def open_predictor(
+    model: str | Path,
+    *,
+    backend: str = "local",
+    threads: int | None = None,
+    address: str | None = None,
+    actors: int | None = None,
+) -> Iterator[Predictor]:
     """The predictor for ``model``: a run directory's numpy model, an exported model's onnxruntime session, or
     with ``backend`` ray its batches on Ray Data (at ``address``, RAY_ADDRESS or a local Ray) in ``actors``
     actors of ``threads`` CPUs each; Ray is left when the block ends."""
@@ -126,20 +141,37 @@ def open_predictor(model: str | Path, *, backend: str = "local", threads: int | 
         yield OnnxPredictor(model, threads)
 
 
-def predict_onnx(model: str | Path, inputs: Sequence[str | Path] = (), *, data: str | None = None,
-                 limit: int | None = None, top_k: int = 1, threads: int | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, invert: bool = True, on_batch: OnBatch | None = None,
-                 backend: str = "local", address: str | None = None, actors: int | None = None,
-                 raw: bool = False) -> PredictionReport:
+def predict_onnx(
+    model: str | Path,
+    inputs: Sequence[str | Path] = (),
+    *,
+    data: str | None = None,
+    limit: int | None = None,
+    top_k: int = 1,
+    threads: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    invert: bool = True,
+    on_batch: OnBatch | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    actors: int | None = None,
+    raw: bool = False,
+) -> PredictionReport:
     """The top-``top_k`` classes of ``model`` (an ONNX file or a run directory, see ``open_predictor``) for
     image/array files ``inputs`` or ``data`` (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels)."""
     if bool(inputs) == bool(data):
-        raise DataError("give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
-                        if inputs else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)")
+        raise DataError(
+            "give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
+            if inputs
+            else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)"
+        )
     with open_predictor(model, backend=backend, threads=threads, address=address, actors=actors) as predictor:
         check_image_model(predictor, raw=raw)
-        examples = (read_data(data, predictor, limit=limit) if data
-                    else read_files(inputs, predictor, invert=invert).head(limit))
+        examples = (
+            read_data(data, predictor, limit=limit)
+            if data
+            else read_files(inputs, predictor, invert=invert).head(limit)
+        )
         return predict(predictor, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch, raw=raw)
 
 
@@ -150,32 +182,48 @@ def check_image_model(model: Predictor, *, raw: bool = False) -> None:
         raise rows_only(model.path)
     if not model.from_specforge and not raw:
         shape = ", ".join(map(str, model.input_shape))
-        raise DataError("the model has no specforge metadata (specforge export writes it), so its input "
-                        "scaling and class names are unknown and raw pixels would give wrong answers; give "
-                        f".npy/.npz arrays of shape [N, {shape}] already scaled as the model expects with "
-                        "--raw, or export the model with specforge export", file=str(model.path))
+        raise DataError(
+            "the model has no specforge metadata (specforge export writes it), so its input "
+            "scaling and class names are unknown and raw pixels would give wrong answers; give "
+            f".npy/.npz arrays of shape [N, {shape}] already scaled as the model expects with "
+            "--raw, or export the model with specforge export",
+            file=str(model.path),
+        )
 
 
-def predict(model: Predictor, inputs: Inputs, *, top_k: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,
-            on_batch: OnBatch | None = None, raw: bool = False) -> PredictionReport:
+def predict(
+    model: Predictor,
+    inputs: Inputs,
+    *,
+    top_k: int = 1,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: OnBatch | None = None,
+    raw: bool = False,
+) -> PredictionReport:
     """Run ``model`` on ``inputs`` and keep the ``top_k`` classes of each (``check_image_model`` first)."""
     check_image_model(model, raw=raw)
     _check_top_k(top_k, model.num_classes)
     outputs = model.run(inputs.examples, batch_size, on_batch)
     if outputs.ndim != 2:
-        raise DataError(f"the model's output has shape {list(outputs.shape)}; predict needs a classifier's "
-                        "[N, classes]", file=str(model.path))
+        raise DataError(
+            f"the model's output has shape {list(outputs.shape)}; predict needs a classifier's [N, classes]",
+            file=str(model.path),
+        )
     _check_top_k(top_k, outputs.shape[1])
     order = np.argsort(-outputs, axis=1, kind="stable")[:, :top_k]
     values = np.take_along_axis(outputs, order, axis=1)
     report = PredictionReport(str(model.path))
     for i, source in enumerate(inputs.sources):
         label = None if inputs.labels is None else int(inputs.labels[i])
-        report.predictions.append(Prediction(
-            source,
-            [(int(c), model.class_name(int(c)), float(v)) for c, v in zip(order[i], values[i])],
-            label, None if label is None else model.class_name(label),
-            bool(inputs.inverted[i]) if inputs.inverted is not None else False))
+        report.predictions.append(
+            Prediction(
+                source,
+                [(int(c), model.class_name(int(c)), float(v)) for c, v in zip(order[i], values[i])],
+                label,
+                None if label is None else model.class_name(label),
+                bool(inputs.inverted[i]) if inputs.inverted is not None else False,
+            )
+        )
     return report
 
 

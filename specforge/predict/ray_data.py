@@ -45,10 +45,15 @@ class RayPredictor(OnnxPredictor):
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
         actors = self.actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // self.actor_threads)
-        blocks = [examples[start:start + batch_size] for start in range(0, len(examples), batch_size)]
+        blocks = [examples[start : start + batch_size] for start in range(0, len(examples), batch_size)]
         outputs = ray.data.from_numpy(blocks).map_batches(
-            _Session, fn_constructor_kwargs={"path": str(self.path.resolve()), "threads": self.actor_threads},
-            batch_size=batch_size, batch_format="numpy", concurrency=actors, num_cpus=self.actor_threads)
+            _Session,
+            fn_constructor_kwargs={"path": str(self.path.resolve()), "threads": self.actor_threads},
+            batch_size=batch_size,
+            batch_format="numpy",
+            concurrency=actors,
+            num_cpus=self.actor_threads,
+        )
         parts = [batch["outputs"] for batch in outputs.iter_batches(batch_size=None, batch_format="numpy")]
         if on_batch is not None:
             on_batch(len(examples), len(examples))

@@ -41,12 +41,13 @@ class RunPredictor:
     def class_name(self, index: int) -> str:
         return self.class_names[index] if index < len(self.class_names) else str(index)
 
-    def run(self, examples: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE,
-            on_batch: OnBatch | None = None) -> np.ndarray:
+    def run(
+        self, examples: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, on_batch: OnBatch | None = None
+    ) -> np.ndarray:
         """The model's outputs for raw ``examples`` (the run's preprocessing applied), ``batch_size`` at a time."""
         parts = []
         for start in range(0, len(examples), batch_size):
-            batch = self.steps.images(examples[start:start + batch_size])
+            batch = self.steps.images(examples[start : start + batch_size])
             parts.append(self.model.predict(batch, batch_size))
             if on_batch is not None:
                 on_batch(min(start + batch_size, len(examples)), len(examples))

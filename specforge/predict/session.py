@@ -15,8 +15,13 @@ from specforge.data.preprocessing import Preprocessing
 
 DEFAULT_BATCH_SIZE = 256
 #: numpy dtypes of onnxruntime's input types
-ONNX_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int64",
-              "tensor(int32)": "int32", "tensor(uint8)": "uint8"}
+ONNX_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(uint8)": "uint8",
+}
 
 OnBatch = Callable[[int, int], None]
 
@@ -64,8 +69,7 @@ def unloadable(path: Path, error: Exception) -> DataError:
     data outside its folder), with the first line of their reason."""
     reason = str(error).strip()
     first = reason.splitlines()[0] if reason else type(error).__name__
-    return DataError(f"cannot load as an ONNX model ({first}); give a file written by specforge export",
-                     file=str(path))
+    return DataError(f"cannot load as an ONNX model ({first}); give a file written by specforge export", file=str(path))
 
 
 class OnnxPredictor:
@@ -80,8 +84,11 @@ class OnnxPredictor:
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         if not all(isinstance(d, int) for d in model_input.shape[1:]):
-            raise DataError(f"the model's input {self.input_name} has shape {model_input.shape}; predict needs "
-                            "every dimension but the batch fixed", file=str(path))
+            raise DataError(
+                f"the model's input {self.input_name} has shape {model_input.shape}; predict needs "
+                "every dimension but the batch fixed",
+                file=str(path),
+            )
         self.input_shape: tuple[int, ...] = tuple(model_input.shape[1:])
         #: the numpy dtype the input takes (float32, or int64 ids; float32 for a type numpy has no name for)
         self.input_dtype = np.dtype(ONNX_TYPES.get(model_input.type, "float32"))
@@ -103,20 +110,24 @@ class OnnxPredictor:
         names = self.class_names
         return names[index] if names is not None and index < len(names) else str(index)
 
-    def run(self, examples: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE,
-            on_batch: OnBatch | None = None) -> np.ndarray:
+    def run(
+        self, examples: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, on_batch: OnBatch | None = None
+    ) -> np.ndarray:
         """The model's output for ``examples`` (raw values, ``(N, *input_shape)``), ``batch_size`` at a time;
         ``on_batch(done, total)`` after each batch."""
         total = len(examples)
         out: np.ndarray | None = None
         for start in range(0, total, batch_size):
-            batch = examples[start:start + batch_size]
-            feed = (self.preprocessing.images(batch) if self.preprocessing is not None
-                    else np.asarray(batch, dtype=self.input_dtype))
+            batch = examples[start : start + batch_size]
+            feed = (
+                self.preprocessing.images(batch)
+                if self.preprocessing is not None
+                else np.asarray(batch, dtype=self.input_dtype)
+            )
             result = self.session.run([self.output_name], {self.input_name: feed})[0]
             if out is None:
                 out = np.empty((total, *result.shape[1:]), dtype=result.dtype)
-            out[start:start + len(result)] = result
+            out[start : start + len(result)] = result
             if on_batch is not None:
                 on_batch(min(start + batch_size, total), total)
         return out if out is not None else np.zeros((0,), dtype=np.float32)

@@ -50,11 +50,15 @@ class RowPredictions:
     def records(self) -> list[dict]:
         """One JSON-friendly record per row."""
         if self.task == "regression":
-            return [{"row": row, **{name: float(value) for name, value in zip(self.names, values)}}
-                    for row, values in zip(self.rows, self.outputs)]
+            return [
+                {"row": row, **{name: float(value) for name, value in zip(self.names, values)}}
+                for row, values in zip(self.rows, self.outputs)
+            ]
         best = self.outputs.argmax(axis=1)
-        return [{"row": row, "class": int(index), "name": self.names[index], "probability": float(values[index])}
-                for row, index, values in zip(self.rows, best, self.outputs)]
+        return [
+            {"row": row, "class": int(index), "name": self.names[index], "probability": float(values[index])}
+            for row, index, values in zip(self.rows, best, self.outputs)
+        ]
 
 
 def is_rows_file(path: str | Path) -> bool:
@@ -85,8 +89,11 @@ def require_columns(table: Table, names: Sequence[str]) -> None:
     """Refuse a table of rows that lacks a column the model takes, naming every missing one."""
     missing = [name for name in names if name not in table.columns]
     if missing:
-        raise DataError(f"the model needs the columns {', '.join(map(repr, missing))}, which the file does not have; "
-                        f"its header has: {', '.join(table.columns)}", file=table.file)
+        raise DataError(
+            f"the model needs the columns {', '.join(map(repr, missing))}, which the file does not have; "
+            f"its header has: {', '.join(table.columns)}",
+            file=table.file,
+        )
 
 
 def numpy_outputs(graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table) -> np.ndarray:
@@ -102,17 +109,21 @@ def table_inputs(metadata: dict[str, str]) -> list[tuple[str, bool]]:
 
 def rows_only(model: str | Path) -> DataError:
     """The error for images, arrays or a data split given to a model that takes table rows."""
-    return DataError("this model takes table rows: give one CSV or Parquet file of raw rows with its feature "
-                     "columns", file=str(model))
+    return DataError(
+        "this model takes table rows: give one CSV or Parquet file of raw rows with its feature columns",
+        file=str(model),
+    )
 
 
 def _not_rows(rows: Path) -> DataError:
-    return DataError("this model takes images or arrays, not table rows; give PNG/JPEG images or .npy/.npz "
-                     "arrays", file=str(rows))
+    return DataError(
+        "this model takes images or arrays, not table rows; give PNG/JPEG images or .npy/.npz arrays", file=str(rows)
+    )
 
 
-def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = None,
-                 limit: int | None = None) -> RowPredictions:
+def predict_rows(
+    model: str | Path, rows: str | Path, *, threads: int | None = None, limit: int | None = None
+) -> RowPredictions:
     """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet)."""
     model, rows = Path(model), Path(rows)
     onnx_model = OnnxPredictor(model, threads)
@@ -122,9 +133,14 @@ def predict_rows(model: str | Path, rows: str | Path, *, threads: int | None = N
     table = _read_rows(rows, limit)
     (output,) = json.loads(metadata["outputs"])
     outputs = onnx_model.session.run([output], rows_feed(table, table_inputs(metadata)))[0]
-    return RowPredictions(str(model), metadata["task"], json.loads(metadata["class_names"]),
-                          [f"{table.row_word} {row}" for row in table.rows], outputs,
-                          _notes(Preprocessing.from_dict(json.loads(metadata["preprocessing"])).pipeline, table))
+    return RowPredictions(
+        str(model),
+        metadata["task"],
+        json.loads(metadata["class_names"]),
+        [f"{table.row_word} {row}" for row in table.rows],
+        outputs,
+        _notes(Preprocessing.from_dict(json.loads(metadata["preprocessing"])).pipeline, table),
+    )
 
 
 def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None) -> RowPredictions:
@@ -139,8 +155,14 @@ def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None)
     require_columns(table, [feature.column for feature in pipeline.features])
     outputs = numpy_outputs(run.graph, run.weights(), pipeline, table)
     target = pipeline.target
-    return RowPredictions(str(run_dir), "regression" if target.regression else "classification", target.names,
-                          [f"{table.row_word} {row}" for row in table.rows], outputs, _notes(pipeline, table))
+    return RowPredictions(
+        str(run_dir),
+        "regression" if target.regression else "classification",
+        target.names,
+        [f"{table.row_word} {row}" for row in table.rows],
+        outputs,
+        _notes(pipeline, table),
+    )
 
 
 def _read_rows(rows: Path, limit: int | None) -> Table:

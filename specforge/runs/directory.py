@@ -78,8 +78,9 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise RunError("the file does not exist", file=str(path)) from None
     except json.JSONDecodeError as error:
-        raise RunError(f"not valid JSON ({error.msg}); the file is damaged", file=str(path),
-                       line=error.lineno, column=error.colno) from None
+        raise RunError(
+            f"not valid JSON ({error.msg}); the file is damaged", file=str(path), line=error.lineno, column=error.colno
+        ) from None
 
 
 def now() -> str:
@@ -96,8 +97,9 @@ def create_run_dir(spec_name: str, out: str | Path | None = None, root: str | Pa
         path = Path(out)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             hint = f"; resume it with specforge train --resume {path}" if (path / MANIFEST).exists() else ""
-            raise RunError(f"--out names an existing directory that is not empty; choose a new directory{hint}",
-                           file=str(path))
+            raise RunError(
+                f"--out names an existing directory that is not empty; choose a new directory{hint}", file=str(path)
+            )
         path.mkdir(parents=True, exist_ok=True)
         return path
     parent = Path(root) / spec_name
@@ -111,8 +113,9 @@ def create_run_dir(spec_name: str, out: str | Path | None = None, root: str | Pa
             number += 1
 
 
-def start_run(spec: Spec, dataset: Dataset, out: str | Path | None, root: str | Path,
-              limits: dict[str, int | None]) -> Path:
+def start_run(
+    spec: Spec, dataset: Dataset, out: str | Path | None, root: str | Path, limits: dict[str, int | None]
+) -> Path:
     """A new run directory holding the spec (as given and resolved), the data's preprocessing and a manifest
     with status ``running``; ``numbered`` records whether it is the next ``root/<spec name>/<n>``."""
     run_dir = create_run_dir(spec.name, out, root)
@@ -120,16 +123,27 @@ def start_run(spec: Spec, dataset: Dataset, out: str | Path | None, root: str | 
     write_json(run_dir / RESOLVED, spec.config)
     write_json(run_dir / PREPROCESSING, dataset.preprocessing.to_dict())
     created = now()
-    write_json(run_dir / MANIFEST, {
-        "spec": spec.name, "spec_file": str(Path(spec.file).resolve()) if Path(spec.file).is_file() else spec.file,
-        "base_dir": str(spec.base_dir), "spec_sha256": spec.sha256(), "seed": spec.config["fit"]["seed"],
-        "overrides": list(spec.document.overrides.values()), "limits": limits,
-        "data_hash": dataset.source_hash, "data_files": dataset.digests,
-        **environment(),
-        "numbered": out is None,
-        "status": "running", "epochs": spec.config["fit"]["epochs"], "epochs_completed": 0,
-        "created": created, "updated": created,
-    })
+    write_json(
+        run_dir / MANIFEST,
+        {
+            "spec": spec.name,
+            "spec_file": str(Path(spec.file).resolve()) if Path(spec.file).is_file() else spec.file,
+            "base_dir": str(spec.base_dir),
+            "spec_sha256": spec.sha256(),
+            "seed": spec.config["fit"]["seed"],
+            "overrides": list(spec.document.overrides.values()),
+            "limits": limits,
+            "data_hash": dataset.source_hash,
+            "data_files": dataset.digests,
+            **environment(),
+            "numbered": out is None,
+            "status": "running",
+            "epochs": spec.config["fit"]["epochs"],
+            "epochs_completed": 0,
+            "created": created,
+            "updated": created,
+        },
+    )
     return run_dir
 
 
@@ -167,24 +181,37 @@ def resolve_run_path(path: str | Path) -> Path:
     if path.is_file() and path.name == LATEST:
         path = path.parent / path.read_text(encoding="utf-8").strip()
     if not path.is_dir():
-        raise RunError("no run directory here; give a run such as runs/<spec name>/latest or runs/<spec name>/1 "
-                       "(specforge train prints the path)", file=str(path))
+        raise RunError(
+            "no run directory here; give a run such as runs/<spec name>/latest or runs/<spec name>/1 "
+            "(specforge train prints the path)",
+            file=str(path),
+        )
     if not (path / MANIFEST).exists():
-        raise RunError(f"not a run directory (no {MANIFEST}); give the directory specforge train printed, "
-                       "e.g. runs/<spec name>/latest", file=str(path))
+        raise RunError(
+            f"not a run directory (no {MANIFEST}); give the directory specforge train printed, "
+            "e.g. runs/<spec name>/latest",
+            file=str(path),
+        )
     return path.resolve() if path.is_symlink() else path
 
 
 def environment() -> dict[str, Any]:
     """Versions of what produced the numbers: specforge, numpy, python, and the BLAS numpy calls."""
-    return {"specforge": __version__, "numpy": np.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "blas": blas_info()}
+    return {
+        "specforge": __version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "blas": blas_info(),
+    }
 
 
 def blas_info() -> list[dict[str, Any]]:
     """threadpoolctl's view of the loaded BLAS: library, version, threads."""
-    return [{k: v for k, v in pool.items() if k in ("internal_api", "version", "num_threads", "architecture")}
-            for pool in threadpool_info()]
+    return [
+        {k: v for k, v in pool.items() if k in ("internal_api", "version", "num_threads", "architecture")}
+        for pool in threadpool_info()
+    ]
 
 
 def update_manifest(run_dir: Path, **changes: Any) -> dict:
@@ -202,15 +229,23 @@ def resume_spec(run_dir: Path, manifest: dict, overrides: Sequence[str], limited
     ``limited`` says the caller asked for example limits, which a resumed run cannot change.
     """
     if limited:
-        raise RunError("a resumed run keeps the example limits it started with; leave out --limit-train and "
-                       "--limit-test", file=display_path(run_dir))
+        raise RunError(
+            "a resumed run keeps the example limits it started with; leave out --limit-train and --limit-test",
+            file=display_path(run_dir),
+        )
     if manifest["status"] == "completed" and not overrides:
-        raise RunError("the run has completed all its epochs; to train it longer: specforge train --resume "
-                       f"{display_path(run_dir)} --set fit.epochs=N", file=display_path(run_dir))
+        raise RunError(
+            "the run has completed all its epochs; to train it longer: specforge train --resume "
+            f"{display_path(run_dir)} --set fit.epochs=N",
+            file=display_path(run_dir),
+        )
     for text in overrides:
         if text.partition("=")[0].strip() not in RESUMABLE_OVERRIDES:
-            raise RunError(f"--set {text}: a resumed run keeps the spec it started with; only "
-                           f"{', '.join(RESUMABLE_OVERRIDES)} can change", file=display_path(run_dir))
+            raise RunError(
+                f"--set {text}: a resumed run keeps the spec it started with; only "
+                f"{', '.join(RESUMABLE_OVERRIDES)} can change",
+                file=display_path(run_dir),
+            )
     spec = run_spec(run_dir, manifest, read_json(run_dir / RESOLVED))
     return override_spec(spec, overrides) if overrides else spec
 
@@ -218,22 +253,33 @@ def resume_spec(run_dir: Path, manifest: dict, overrides: Sequence[str], limited
 def check_same_data(run_dir: Path, manifest: dict, dataset: Dataset) -> None:
     """A resumed run trains on the data it started with (the same hash)."""
     if dataset.source_hash != manifest["data_hash"]:
-        raise RunError("the data has changed since the run started (its hash differs from the manifest's); "
-                       "a resumed run must train on the same data", file=display_path(run_dir))
+        raise RunError(
+            "the data has changed since the run started (its hash differs from the manifest's); "
+            "a resumed run must train on the same data",
+            file=display_path(run_dir),
+        )
 
 
 def record_overrides(run_dir: Path, manifest: dict, spec: Spec, overrides: Sequence[str]) -> None:
     """Store the resolved spec a resumed run continues with, and the ``--set`` options that changed it."""
     write_json(run_dir / RESOLVED, spec.config)
-    update_manifest(run_dir, spec_sha256=spec.sha256(), epochs=spec.config["fit"]["epochs"],
-                    overrides=manifest["overrides"] + list(overrides))
+    update_manifest(
+        run_dir,
+        spec_sha256=spec.sha256(),
+        epochs=spec.config["fit"]["epochs"],
+        overrides=manifest["overrides"] + list(overrides),
+    )
 
 
 def run_spec(run_dir: Path, manifest: dict, config: dict) -> Spec:
     """The run's resolved spec as it was stored (not validated again), located in the run's spec.yaml."""
-    return resolved_spec(config, run_dir / SPEC_TEXT, text_is_json=manifest["spec_file"].lower().endswith(".json"),
-                         recorded_overrides=manifest.get("overrides", ()),
-                         data_root=Path(manifest["base_dir"]) if "base_dir" in manifest else None)
+    return resolved_spec(
+        config,
+        run_dir / SPEC_TEXT,
+        text_is_json=manifest["spec_file"].lower().endswith(".json"),
+        recorded_overrides=manifest.get("overrides", ()),
+        data_root=Path(manifest["base_dir"]) if "base_dir" in manifest else None,
+    )
 
 
 # -- checkpoints ------------------------------------------------------------------------------------
@@ -248,10 +294,13 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any
     """``(arrays, state)`` as ``save_checkpoint`` wrote them."""
     path = run_dir / CHECKPOINT
     if not path.exists():
-        raise RunError(f"no {CHECKPOINT}: the run stopped before its first checkpoint; start it again with "
-                       "specforge train SPEC", file=display_path(run_dir))
-    arrays = read_npz(path, lambda: "the run cannot continue from it; train the spec again: "
-                                    f"{retrain_command(run_dir)}")
+        raise RunError(
+            f"no {CHECKPOINT}: the run stopped before its first checkpoint; start it again with specforge train SPEC",
+            file=display_path(run_dir),
+        )
+    arrays = read_npz(
+        path, lambda: f"the run cannot continue from it; train the spec again: {retrain_command(run_dir)}"
+    )
     if _STATE_KEY not in arrays:
         raise RunError("holds no training state; it was not written by specforge train", file=str(path))
     return arrays, json.loads(str(arrays.pop(_STATE_KEY)))
@@ -263,8 +312,9 @@ def retrain_command(run_dir: Path) -> str:
     spec_file = Path(manifest.get("spec_file", ""))
     command = ["specforge", "train", display_path(spec_file) if spec_file.is_file() else "SPEC"]
     command += [part for text in manifest.get("overrides", ()) for part in ("--set", text)]
-    command += [part for name, value in manifest.get("limits", {}).items() if value
-                for part in (f"--limit-{name}", str(value))]
+    command += [
+        part for name, value in manifest.get("limits", {}).items() if value for part in (f"--limit-{name}", str(value))
+    ]
     return shlex.join(command)
 
 
@@ -332,10 +382,16 @@ class Run:
         return summary_text(self.spec(), self.graph)
 
     def __repr__(self) -> str:
-        results = ", ".join(f"{name} {value:.4g}" for name, value in (self.metrics or {}).items()
-                            if isinstance(value, (int, float)) and name != "examples")
-        return (f"Run({display_path(self.path)!r}, {self.config['name']}, {self.status}"
-                + (f", test {results}" if results else "") + ")")
+        results = ", ".join(
+            f"{name} {value:.4g}"
+            for name, value in (self.metrics or {}).items()
+            if isinstance(value, (int, float)) and name != "examples"
+        )
+        return (
+            f"Run({display_path(self.path)!r}, {self.config['name']}, {self.status}"
+            + (f", test {results}" if results else "")
+            + ")"
+        )
 
 
 def _unfinished(run_dir: Path, file: str) -> str:
@@ -353,8 +409,13 @@ def open_run(path: str | Path) -> Run:
     if not (run_dir / WEIGHTS).exists():
         raise RunError(_unfinished(run_dir, WEIGHTS), file=display_path(run_dir))
     metrics_path = run_dir / METRICS
-    return Run(run_dir, read_json(run_dir / MANIFEST), read_json(run_dir / RESOLVED),
-               read_json(run_dir / PREPROCESSING), read_json(metrics_path) if metrics_path.exists() else None)
+    return Run(
+        run_dir,
+        read_json(run_dir / MANIFEST),
+        read_json(run_dir / RESOLVED),
+        read_json(run_dir / PREPROCESSING),
+        read_json(metrics_path) if metrics_path.exists() else None,
+    )
 
 
 def display_path(path: Path) -> str:

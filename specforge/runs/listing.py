@@ -96,13 +96,20 @@ def read_record(path: str | Path) -> RunRecord:
     best = curves.best_epoch
     metrics = read_json(run_dir / METRICS) if (run_dir / METRICS).exists() else {}
     return RunRecord(
-        path=display_path(run_dir), spec=manifest.get("spec", ""), status=manifest.get("status", "unknown"),
-        epochs=manifest.get("epochs", 0), epochs_completed=manifest.get("epochs_completed", 0),
-        best=None if best is None else {"name": curves.monitor, "value": history[curves.monitor][best],
-                                        "epoch": best + 1},
+        path=display_path(run_dir),
+        spec=manifest.get("spec", ""),
+        status=manifest.get("status", "unknown"),
+        epochs=manifest.get("epochs", 0),
+        epochs_completed=manifest.get("epochs_completed", 0),
+        best=None
+        if best is None
+        else {"name": curves.monitor, "value": history[curves.monitor][best], "epoch": best + 1},
         test={key: value for key, value in metrics.items() if key not in ("split", "examples")},
-        seconds=_seconds(manifest), spec_sha256=manifest.get("spec_sha256", ""),
-        limits=manifest.get("limits", {}), config=config)
+        seconds=_seconds(manifest),
+        spec_sha256=manifest.get("spec_sha256", ""),
+        limits=manifest.get("limits", {}),
+        config=config,
+    )
 
 
 def _seconds(manifest: Mapping[str, Any]) -> float | None:
@@ -118,8 +125,16 @@ def list_runs(name: str | None = None, root: str | Path = RUNS_ROOT) -> list[Run
     them, and run directories in ``root`` itself (``train --out root/DIR``), by spec name, numbered runs in order.
     A name that lists nothing is an error naming the spec names that do."""
     root = Path(root)
-    found = sorted(_run_dirs(root), key=lambda run: (run.parent == root, run.parent.name, not run.name.isdigit(),
-                                                     int(run.name) if run.name.isdigit() else 0, run.name))
+    found = sorted(
+        _run_dirs(root),
+        key=lambda run: (
+            run.parent == root,
+            run.parent.name,
+            not run.name.isdigit(),
+            int(run.name) if run.name.isdigit() else 0,
+            run.name,
+        ),
+    )
     records = [read_record(run) for run in found]
     if name is None:
         return records
@@ -132,15 +147,23 @@ def list_runs(name: str | None = None, root: str | Path = RUNS_ROOT) -> list[Run
 
 def _run_dirs(root: Path) -> list[Path]:
     """The run directories (those with a manifest) in ``root`` and one level below, ``latest`` links left out."""
+
     def runs_in(folder: Path) -> list[Path]:
-        return [entry for entry in folder.iterdir()
-                if entry.is_dir() and not entry.is_symlink() and entry.name != LATEST and (entry / MANIFEST).exists()]
+        return [
+            entry
+            for entry in folder.iterdir()
+            if entry.is_dir() and not entry.is_symlink() and entry.name != LATEST and (entry / MANIFEST).exists()
+        ]
 
     if not root.is_dir():
         return []
     direct = runs_in(root)
-    return direct + [run for folder in root.iterdir() if folder.is_dir() and not folder.is_symlink()
-                     and folder not in direct for run in runs_in(folder)]
+    return direct + [
+        run
+        for folder in root.iterdir()
+        if folder.is_dir() and not folder.is_symlink() and folder not in direct
+        for run in runs_in(folder)
+    ]
 
 
 def flatten(value: Any, path: str = "") -> dict[str, Any]:
@@ -164,9 +187,12 @@ class Comparison:
     results: dict[str, tuple[float | None, float | None]]
 
     def to_json(self) -> dict[str, Any]:
-        return {"a": self.a.path, "b": self.b.path,
-                "spec": {path: list(pair) for path, pair in self.spec.items()},
-                "results": {name: list(pair) for name, pair in self.results.items()}}
+        return {
+            "a": self.a.path,
+            "b": self.b.path,
+            "spec": {path: list(pair) for path, pair in self.spec.items()},
+            "results": {name: list(pair) for name, pair in self.results.items()},
+        }
 
 
 def compare_runs(a: str | Path, b: str | Path) -> Comparison:
@@ -175,8 +201,11 @@ def compare_runs(a: str | Path, b: str | Path) -> Comparison:
     first, second = read_record(a), read_record(b)
     left = flatten({**first.config, "limits": first.limits})
     right = flatten({**second.config, "limits": second.limits})
-    spec = {path: (left.get(path), right.get(path)) for path in sorted(set(left) | set(right))
-            if left.get(path) != right.get(path)}
+    spec = {
+        path: (left.get(path), right.get(path))
+        for path in sorted(set(left) | set(right))
+        if left.get(path) != right.get(path)
+    }
     results: dict[str, tuple[float | None, float | None]] = {}
     for name in dict.fromkeys([*first.test, *second.test]):
         results[f"test {name}"] = (first.test.get(name), second.test.get(name))

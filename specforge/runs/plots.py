@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 
 PLOT_EXTRA = "pip install 'specforge[plot]'"
 #: Per-run colours (matplotlib's tab10), in the order the runs are given.
-COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
 def _figure(width: float, height: float):
@@ -67,25 +66,40 @@ def curves_figure(runs: Sequence[Curves]):
                 values = run.history.get(key)
                 if values:
                     epochs = np.arange(1, len(values) + 1)
-                    axis.plot(epochs, values, style, color=colour, marker="o", markersize=3, linewidth=1.6,
-                              label=f"{run.label} {part}" if len(runs) > 1 else part)
+                    axis.plot(
+                        epochs,
+                        values,
+                        style,
+                        color=colour,
+                        marker="o",
+                        markersize=3,
+                        linewidth=1.6,
+                        label=f"{run.label} {part}" if len(runs) > 1 else part,
+                    )
             best = run.best_epoch
             if best is not None:
                 axis.axvline(best + 1, color=colour, linestyle=":", linewidth=1)
                 shown = f"val_{name}" if f"val_{name}" in run.history else name
                 if run.monitor in (name, f"val_{name}"):
                     shown = run.monitor
-                axis.plot([best + 1], [run.history[shown][best]], "*", color=colour, markersize=13,
-                          markeredgecolor="black", label=f"best epoch {best + 1} ({run.monitor})"
-                          if axis is axes[0] else None)
+                axis.plot(
+                    [best + 1],
+                    [run.history[shown][best]],
+                    "*",
+                    color=colour,
+                    markersize=13,
+                    markeredgecolor="black",
+                    label=f"best epoch {best + 1} ({run.monitor})" if axis is axes[0] else None,
+                )
         axis.set_title(name)
         axis.set_xlabel("epoch")
         axis.grid(True, alpha=0.3)
         axis.xaxis.get_major_locator().set_params(integer=True)
-        if name == "loss" and all(v > 0 for run in runs for key in (name, f"val_{name}")
-                                  for v in run.history.get(key, [])):
+        if name == "loss" and all(
+            v > 0 for run in runs for key in (name, f"val_{name}") for v in run.history.get(key, [])
+        ):
             _log_scale(axis)
-    for axis in axes[len(names):]:
+    for axis in axes[len(names) :]:
         axis.set_visible(False)
     axes[0].legend(fontsize="small")
     figure.suptitle("training curves: " + ", ".join(run.label for run in runs), fontsize="medium")
@@ -123,8 +137,12 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | P
     shares = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
     image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class")
-    axis.set_xticks(range(count), labels=class_names, rotation=45 if max(map(len, class_names)) > 2 else 0,
-                    ha="right" if max(map(len, class_names)) > 2 else "center")
+    axis.set_xticks(
+        range(count),
+        labels=class_names,
+        rotation=45 if max(map(len, class_names)) > 2 else 0,
+        ha="right" if max(map(len, class_names)) > 2 else "center",
+    )
     axis.set_yticks(range(count), labels=class_names)
     axis.set_xlabel("predicted class")
     axis.set_ylabel("true class")
@@ -133,9 +151,15 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | P
         for row in range(count):
             for column in range(count):
                 if matrix[row, column]:
-                    axis.text(column, row, str(int(matrix[row, column])), ha="center", va="center",
-                              fontsize="small" if count <= 15 else "x-small",
-                              color="white" if shares[row, column] > 0.5 else "black")
+                    axis.text(
+                        column,
+                        row,
+                        str(int(matrix[row, column])),
+                        ha="center",
+                        va="center",
+                        fontsize="small" if count <= 15 else "x-small",
+                        color="white" if shares[row, column] > 0.5 else "black",
+                    )
     return _save(figure, path)
 
 

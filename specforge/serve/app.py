@@ -50,7 +50,6 @@ def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) ->
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-
     limits = limits or Limits()
     served = ServedModel(model)
 
@@ -67,16 +66,22 @@ def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) ->
         return JSONResponse({"ready": True})
 
     async def server_metadata(request: Request) -> Response:
-        return JSONResponse({"name": "specforge", "version": specforge.__version__,
-                             "extensions": ["binary_tensor_data"]})
+        return JSONResponse(
+            {"name": "specforge", "version": specforge.__version__, "extensions": ["binary_tensor_data"]}
+        )
 
     async def model_metadata(request: Request) -> Response:
         checked(request)
-        return JSONResponse({
-            "name": name, "versions": [VERSION], "platform": "onnxruntime_onnx",
-            "inputs": [spec.metadata() for spec in served.inputs],
-            "outputs": [spec.metadata() for spec in served.outputs],
-            "parameters": {"class_names": model.class_names, **_task(model)}})
+        return JSONResponse(
+            {
+                "name": name,
+                "versions": [VERSION],
+                "platform": "onnxruntime_onnx",
+                "inputs": [spec.metadata() for spec in served.inputs],
+                "outputs": [spec.metadata() for spec in served.outputs],
+                "parameters": {"class_names": model.class_names, **_task(model)},
+            }
+        )
 
     async def model_ready(request: Request) -> Response:
         checked(request)
@@ -84,8 +89,13 @@ def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) ->
 
     async def infer(request: Request) -> Response:
         checked(request)
-        parsed = parse_request(await request.body(), request.headers.get(HEADER_LENGTH), inputs=served.inputs,
-                               output_names=served.output_names, max_batch=limits.max_batch)
+        parsed = parse_request(
+            await request.body(),
+            request.headers.get(HEADER_LENGTH),
+            inputs=served.inputs,
+            output_names=served.output_names,
+            max_batch=limits.max_batch,
+        )
         wanted = parsed.outputs or served.output_names
         results = await run_in_threadpool(served.run, wanted, parsed.inputs)
         content, headers = encode_response(name, parsed.id, dict(zip(wanted, results)), parsed.binary_outputs)
@@ -97,9 +107,16 @@ def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) ->
         pixels, inverted = await run_in_threadpool(_decode, image, model)
         probabilities = (await run_in_threadpool(model.run, pixels[None]))[0]
         order = np.argsort(-probabilities, kind="stable")
-        return JSONResponse({"model_name": name, "inverted": inverted, "classes": [
-            {"class": int(c), "name": model.class_name(int(c)), "probability": float(probabilities[c])}
-            for c in order]})
+        return JSONResponse(
+            {
+                "model_name": name,
+                "inverted": inverted,
+                "classes": [
+                    {"class": int(c), "name": model.class_name(int(c)), "probability": float(probabilities[c])}
+                    for c in order
+                ],
+            }
+        )
 
     async def refused(request: Request, error: ProtocolError) -> Response:
         return JSONResponse({"error": error.message}, status_code=error.status)
@@ -110,13 +127,15 @@ def create_app(model: OnnxPredictor, name: str, limits: Limits | None = None) ->
     model_paths = ("/v2/models/{name}", "/v2/models/{name}/versions/{version}")
     routes = [Route("/v2/health/live", live), Route("/v2/health/ready", ready), Route("/v2", server_metadata)]
     for prefix in model_paths:
-        routes += [Route(prefix, model_metadata), Route(f"{prefix}/ready", model_ready),
-                   Route(f"{prefix}/infer", infer, methods=["POST"]),
-                   Route(f"{prefix}/classify", classify, methods=["POST"])]
+        routes += [
+            Route(prefix, model_metadata),
+            Route(f"{prefix}/ready", model_ready),
+            Route(f"{prefix}/infer", infer, methods=["POST"]),
+            Route(f"{prefix}/classify", classify, methods=["POST"]),
+        ]
     # Starlette types a handler as taking any exception, though it calls each with its own class only.
     handlers = {ProtocolError: refused, HTTPException: http_error}
-    return Starlette(routes=routes, middleware=[Middleware(RequestGuard, limits=limits)],
-                     exception_handlers=handlers)  # type: ignore[arg-type]
+    return Starlette(routes=routes, middleware=[Middleware(RequestGuard, limits=limits)], exception_handlers=handlers)  # type: ignore[arg-type]
 
 
 def _task(model: OnnxPredictor) -> dict:
@@ -129,8 +148,9 @@ async def _upload(request: Request, data: bytes) -> bytes:
     """The image bytes: the body itself, or a multipart form's ``file`` field."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         if not data:
-            raise ProtocolError(400, "the request has no image; send PNG or JPEG bytes as the body, or a "
-                                     "multipart form field 'file'")
+            raise ProtocolError(
+                400, "the request has no image; send PNG or JPEG bytes as the body, or a multipart form field 'file'"
+            )
         return data
     from starlette.datastructures import UploadFile
     from starlette.requests import Request as Replayed
@@ -153,15 +173,19 @@ def _decode(image: bytes, model: OnnxPredictor) -> tuple[np.ndarray, bool]:
 
     shape = model.input_shape
     if is_table_model(model.metadata):
-        raise ProtocolError(400, "this model takes table rows (one [N, 1] tensor per column), not images; send "
-                                 "them to /infer")
+        raise ProtocolError(
+            400, "this model takes table rows (one [N, 1] tensor per column), not images; send them to /infer"
+        )
     if len(shape) != 3 or shape[-1] not in (1, 3):
         raise ProtocolError(400, f"this model takes [N, {', '.join(map(str, shape))}], not images; use /infer")
     try:
         pixels = decode_image(image, shape, "upload")
     except ImageTooLarge:
-        raise ProtocolError(413, f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels, more than this "
-                                 f"server decodes; send it resized (the model takes {shape[1]}x{shape[0]})") from None
+        raise ProtocolError(
+            413,
+            f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels, more than this "
+            f"server decodes; send it resized (the model takes {shape[1]}x{shape[0]})",
+        ) from None
     except DataError:
         raise ProtocolError(400, "the upload is not an image this server can read; send PNG or JPEG") from None
     inverted = bool(shape[-1] == 1 and pixels.mean() > INVERT_ABOVE)

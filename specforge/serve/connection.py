@@ -44,8 +44,11 @@ def bounded_protocol(limits: Limits) -> type[asyncio.Protocol]:
         def send_400_response(self, msg: str) -> None:
             buffered = len(self.conn.trailing_data[0])
             if buffered > limits.max_header_bytes:
-                self._refuse(431, f"the request's headers take more than {limits.max_header_bytes:,} bytes; this "
-                                  f"server takes at most {limits.max_header_bytes:,}")
+                self._refuse(
+                    431,
+                    f"the request's headers take more than {limits.max_header_bytes:,} bytes; this "
+                    f"server takes at most {limits.max_header_bytes:,}",
+                )
             else:
                 self._refuse(400, "the request is not valid HTTP/1.1 (its request line or a header cannot be read)")
 
@@ -60,8 +63,10 @@ def bounded_protocol(limits: Limits) -> type[asyncio.Protocol]:
             if self.transport.is_closing() or self.cycle is not cycle or (cycle and not cycle.response_complete):
                 return
             if self.conn.trailing_data[0]:
-                self._refuse(408, f"the request's headers did not arrive within {limits.read_timeout:g} s; send "
-                                  "them whole, promptly")
+                self._refuse(
+                    408,
+                    f"the request's headers did not arrive within {limits.read_timeout:g} s; send them whole, promptly",
+                )
             else:
                 self.transport.close()
 

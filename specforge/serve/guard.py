@@ -73,8 +73,12 @@ class RequestGuard:
         except Exception as error:
             LOG.error("%s %s: %s%s", scope["method"], scope["path"], summary(error), raised_at(error))
             if not started:
-                await respond(send, 500, f"unexpected error while answering: {summary(error)}; this is a bug in "
-                                         "the served model or in specforge, not in the request")
+                await respond(
+                    send,
+                    500,
+                    f"unexpected error while answering: {summary(error)}; this is a bug in "
+                    "the served model or in specforge, not in the request",
+                )
 
 
 async def read_body(scope: dict, receive: Receive, limits: Limits) -> bytes:
@@ -85,8 +89,11 @@ async def read_body(scope: dict, receive: Receive, limits: Limits) -> bytes:
     declared = int(length) if length is not None else None
     limit = limits.max_body_bytes
     too_large = declared is not None and declared > limit
-    if declared is not None and too_large and (declared > DRAIN_FACTOR * limit
-                                               or _header(scope, b"expect") == "100-continue"):
+    if (
+        declared is not None
+        and too_large
+        and (declared > DRAIN_FACTOR * limit or _header(scope, b"expect") == "100-continue")
+    ):
         raise ProtocolError(413, _too_large(declared, limit), close=True)
     chunks, size, more = [], 0, True
     try:
@@ -102,8 +109,12 @@ async def read_body(scope: dict, receive: Receive, limits: Limits) -> bytes:
                     chunks.append(chunk)
     except TimeoutError:
         if not too_large:
-            raise ProtocolError(408, f"the request's body did not arrive within {limits.read_timeout:g} s "
-                                     f"({size:,} bytes came); send it whole, promptly", close=True) from None
+            raise ProtocolError(
+                408,
+                f"the request's body did not arrive within {limits.read_timeout:g} s "
+                f"({size:,} bytes came); send it whole, promptly",
+                close=True,
+            ) from None
     if too_large:
         raise ProtocolError(413, _too_large(declared, limit), close=more)
     return b"".join(chunks)
@@ -122,8 +133,10 @@ async def respond(send: Send, status: int, message: str, *, close: bool = False)
 def error_response(status: int, message: str) -> bytes:
     """A whole HTTP/1.1 JSON error response that closes the connection, for errors found below ASGI."""
     body = json.dumps({"error": message}).encode()
-    return (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
 
 
 def summary(error: BaseException) -> str:
@@ -141,8 +154,9 @@ def raised_at(error: BaseException) -> str:
 def _check_headers(scope: dict, bound: int) -> None:
     size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
     if size > bound:
-        raise ProtocolError(431, f"the request's headers take {size:,} bytes; this server takes at most "
-                                 f"{bound:,}", close=True)
+        raise ProtocolError(
+            431, f"the request's headers take {size:,} bytes; this server takes at most {bound:,}", close=True
+        )
 
 
 def _header(scope: dict, name: bytes) -> str | None:

@@ -45,8 +45,9 @@ class ServedModel:
     def feed(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """onnxruntime's inputs for a request's tensors (already checked against ``inputs``)."""
         if self.columns is None:
-            return {spec.name: tensors[spec.name].astype(NUMPY_TYPES[spec.datatype], copy=False)
-                    for spec in self.inputs}
+            return {
+                spec.name: tensors[spec.name].astype(NUMPY_TYPES[spec.datatype], copy=False) for spec in self.inputs
+            }
         from specforge.export.table import rows_feed
 
         cells = {name: tensors[name].reshape(-1).tolist() for name, _ in self.columns}
@@ -58,5 +59,6 @@ def _spec(tensor: Any) -> TensorSpec:  # onnxruntime's NodeArg, which has no typ
     dimensions as -1."""
     element = tensor.type.removeprefix("tensor(").removesuffix(")")
     dtype = ONNX_ELEMENTS.get(element, element)
-    return TensorSpec(tensor.name, DATATYPES.get(dtype, dtype.upper()),
-                      tuple(d if isinstance(d, int) else -1 for d in tensor.shape))
+    return TensorSpec(
+        tensor.name, DATATYPES.get(dtype, dtype.upper()), tuple(d if isinstance(d, int) else -1 for d in tensor.shape)
+    )

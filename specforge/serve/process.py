@@ -20,8 +20,12 @@ def start_server(model: str | Path, *options: str, timeout: float = 60) -> tuple
     """Start ``specforge serve MODEL`` with ``options`` on a free loopback port; returns the process and its
     base URL once ``/v2/health/ready`` answers (RuntimeError after ``timeout`` seconds)."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "specforge", "serve", str(model), "--port", str(port), *options],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "specforge", "serve", str(model), "--port", str(port), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     output = process.stdout

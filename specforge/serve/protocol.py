@@ -26,8 +26,18 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import best_match
 
 #: The protocol's datatype names, by numpy dtype name (text tensors are numpy object arrays of str).
-DATATYPES = {"float32": "FP32", "float64": "FP64", "float16": "FP16", "uint8": "UINT8", "int8": "INT8",
-             "int16": "INT16", "int32": "INT32", "int64": "INT64", "bool": "BOOL", "object": "BYTES"}
+DATATYPES = {
+    "float32": "FP32",
+    "float64": "FP64",
+    "float16": "FP16",
+    "uint8": "UINT8",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "bool": "BOOL",
+    "object": "BYTES",
+}
 NUMPY_TYPES = {name: dtype for dtype, name in DATATYPES.items()}
 HEADER_LENGTH = "inference-header-content-length"
 NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
@@ -41,22 +51,35 @@ REQUEST_SCHEMA = {
     "properties": {
         "id": {"type": "string"},
         "parameters": {"type": "object", "properties": {"binary_data_output": {"type": "boolean"}}},
-        "inputs": {"type": "array", "minItems": 1, "items": {
-            "type": "object",
-            "required": ["name", "shape", "datatype"],
-            "properties": {
-                "name": {"type": "string"},
-                "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-                "datatype": {"type": "string"},
-                "parameters": {"type": "object",
-                               "properties": {"binary_data_size": {"type": "integer", "minimum": 0}}},
-                "data": {"type": "array"}}}},
-        "outputs": {"type": "array", "items": {
-            "type": "object",
-            "required": ["name"],
-            "properties": {
-                "name": {"type": "string"},
-                "parameters": {"type": "object", "properties": {"binary_data": {"type": "boolean"}}}}}},
+        "inputs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "shape", "datatype"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "datatype": {"type": "string"},
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+                    },
+                    "data": {"type": "array"},
+                },
+            },
+        },
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "parameters": {"type": "object", "properties": {"binary_data": {"type": "boolean"}}},
+                },
+            },
+        },
     },
 }
 
@@ -98,8 +121,9 @@ class InferRequest:
     binary_outputs: set[str]
 
 
-def parse_request(body: bytes, header_length: str | None, *, inputs: Sequence[TensorSpec],
-                  output_names: Sequence[str], max_batch: int) -> InferRequest:
+def parse_request(
+    body: bytes, header_length: str | None, *, inputs: Sequence[TensorSpec], output_names: Sequence[str], max_batch: int
+) -> InferRequest:
     """The request's tensors, checked against the model's ``inputs`` (every one, once, with one batch size)."""
     json_part, binary = _split(body, header_length)
     request = _json(json_part)
@@ -112,17 +136,22 @@ def parse_request(body: bytes, header_length: str | None, *, inputs: Sequence[Te
         _check_tensor(tensor, spec, max_batch)
         arrays[spec.name], offset = _values(tensor, binary, offset)
     if offset != len(binary):
-        raise ProtocolError(400, f"the body has {len(binary) - offset} bytes after the JSON that no input's "
-                                 "parameters.binary_data_size accounts for")
+        raise ProtocolError(
+            400,
+            f"the body has {len(binary) - offset} bytes after the JSON that no input's "
+            "parameters.binary_data_size accounts for",
+        )
     batches = {name: len(array) for name, array in arrays.items()}
     if len(set(batches.values())) > 1:
         raise ProtocolError(400, f"the inputs have different batch sizes ({batches}); give every input the same N")
-    return InferRequest(request.get("id"), arrays, _requested(request, output_names),
-                        _binary_outputs(request, output_names))
+    return InferRequest(
+        request.get("id"), arrays, _requested(request, output_names), _binary_outputs(request, output_names)
+    )
 
 
-def encode_response(model_name: str, request_id: str | None, outputs: dict[str, np.ndarray],
-                    binary_outputs: set[str]) -> tuple[bytes, dict[str, str]]:
+def encode_response(
+    model_name: str, request_id: str | None, outputs: dict[str, np.ndarray], binary_outputs: set[str]
+) -> tuple[bytes, dict[str, str]]:
     """The response body and its extra headers: strict JSON, then the binary outputs' bytes in order."""
     tensors, blobs = [], []
     for name, array in outputs.items():
@@ -146,16 +175,19 @@ def encode_response(model_name: str, request_id: str | None, outputs: dict[str, 
 def quoted(value: object) -> str:
     """``repr(value)``, cut to ``QUOTED`` characters: an error never echoes a whole request."""
     text = repr(value)
-    return text if len(text) <= QUOTED else text[:QUOTED - 1] + "…"
+    return text if len(text) <= QUOTED else text[: QUOTED - 1] + "…"
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
     if not re.fullmatch("[0-9]{1,12}", header_length) or int(header_length) > len(body):
-        raise ProtocolError(400, f"Inference-Header-Content-Length {quoted(header_length)} is not the length of "
-                                 f"the JSON at the start of the body ({len(body)} bytes); give its length in bytes")
-    return body[:int(header_length)], body[int(header_length):]
+        raise ProtocolError(
+            400,
+            f"Inference-Header-Content-Length {quoted(header_length)} is not the length of "
+            f"the JSON at the start of the body ({len(body)} bytes); give its length in bytes",
+        )
+    return body[: int(header_length)], body[int(header_length) :]
 
 
 def _json(text: bytes) -> Any:
@@ -164,8 +196,11 @@ def _json(text: bytes) -> Any:
     except (ValueError, UnicodeDecodeError) as error:
         raise ProtocolError(400, f"the request body is not JSON ({error})") from None
     except RecursionError:
-        raise ProtocolError(400, "the request's JSON nests too deeply to read; a request is an object of "
-                                 "tensors, nested no deeper than their shapes") from None
+        raise ProtocolError(
+            400,
+            "the request's JSON nests too deeply to read; a request is an object of "
+            "tensors, nested no deeper than their shapes",
+        ) from None
 
 
 @cache
@@ -184,8 +219,11 @@ def _follows_schema(request: object) -> None:
         problem = f"{quoted(error.instance)} is not {_a(error.validator_value)}"
     else:
         problem = error.message if len(error.message) <= 2 * QUOTED else f"{quoted(error.instance)} is out of range"
-    raise ProtocolError(400, f"request{where}: {problem}; a request is {{\"inputs\": [{{\"name\", \"shape\", "
-                             f"\"datatype\", \"data\"}}, ...]}} (the Open Inference Protocol)")
+    raise ProtocolError(
+        400,
+        f'request{where}: {problem}; a request is {{"inputs": [{{"name", "shape", '
+        f'"datatype", "data"}}, ...]}} (the Open Inference Protocol)',
+    )
 
 
 def _a(json_type: str) -> str:
@@ -195,8 +233,11 @@ def _a(json_type: str) -> str:
 def _names_match(names: list[str], expected: list[str]) -> None:
     if sorted(names) == sorted(expected):
         return
-    wants = (f"the model's input is {expected[0]!r}" if len(expected) == 1
-             else f"the model takes {len(expected)} inputs, one per name: {', '.join(map(repr, expected))}")
+    wants = (
+        f"the model's input is {expected[0]!r}"
+        if len(expected) == 1
+        else f"the model takes {len(expected)} inputs, one per name: {', '.join(map(repr, expected))}"
+    )
     unknown = [name for name in names if name not in expected]
     twice = sorted({name for name in names if names.count(name) > 1})
     missing = [name for name in expected if name not in names]
@@ -211,17 +252,22 @@ def _names_match(names: list[str], expected: list[str]) -> None:
 
 def _check_tensor(tensor: dict, spec: TensorSpec, max_batch: int) -> None:
     shape = tensor["shape"]
-    if len(shape) != len(spec.shape) or not shape[0] or any(
-            want != -1 and got != want for got, want in zip(shape, spec.shape)):
+    if (
+        len(shape) != len(spec.shape)
+        or not shape[0]
+        or any(want != -1 and got != want for got, want in zip(shape, spec.shape))
+    ):
         wanted = ", ".join("N" if d == -1 else str(d) for d in spec.shape)
-        raise ProtocolError(400, f"input {spec.name!r} has shape {quoted(shape)}; the model takes [{wanted}] "
-                                 "with N >= 1")
+        raise ProtocolError(
+            400, f"input {spec.name!r} has shape {quoted(shape)}; the model takes [{wanted}] with N >= 1"
+        )
     if shape[0] > max_batch:
         raise ProtocolError(413, f"a batch of {shape[0]} is more than this server's --max-batch {max_batch}")
     if not spec.accepts(tensor["datatype"]):
         takes = "FP32 (or FP64)" if spec.datatype == "FP32" else spec.datatype
-        raise ProtocolError(400, f"input {spec.name!r} has datatype {quoted(tensor['datatype'])}; the model "
-                                 f"takes {takes}")
+        raise ProtocolError(
+            400, f"input {spec.name!r} has datatype {quoted(tensor['datatype'])}; the model takes {takes}"
+        )
 
 
 def _values(tensor: dict, binary: bytes, offset: int) -> tuple[np.ndarray, int]:
@@ -232,8 +278,11 @@ def _values(tensor: dict, binary: bytes, offset: int) -> tuple[np.ndarray, int]:
     if "binary_data_size" in parameters:
         end = offset + parameters["binary_data_size"]
         if end > len(binary):
-            raise ProtocolError(400, f"input {name!r} has binary_data_size {parameters['binary_data_size']}, more "
-                                     f"than the {len(binary) - offset} bytes left after the JSON")
+            raise ProtocolError(
+                400,
+                f"input {name!r} has binary_data_size {parameters['binary_data_size']}, more "
+                f"than the {len(binary) - offset} bytes left after the JSON",
+            )
         blob = binary[offset:end]
         values = _bytes_elements(blob, name) if datatype == "BYTES" else _binary_numbers(blob, datatype, size, name)
         offset = end
@@ -242,15 +291,18 @@ def _values(tensor: dict, binary: bytes, offset: int) -> tuple[np.ndarray, int]:
     else:
         raise ProtocolError(400, f'input {name!r} has neither "data" nor parameters.binary_data_size')
     if values.size != size:
-        raise ProtocolError(400, f'input {name!r} holds {values.size} values; its shape {shape} says {size}')
+        raise ProtocolError(400, f"input {name!r} holds {values.size} values; its shape {shape} says {size}")
     return values.reshape(shape), offset
 
 
 def _binary_numbers(blob: bytes, datatype: str, size: int, name: str) -> np.ndarray:
     dtype = np.dtype(NUMPY_TYPES[datatype])
     if len(blob) != dtype.itemsize * size:
-        raise ProtocolError(400, f"input {name!r}: binary data of {len(blob)} bytes does not hold the {size} "
-                                 f"{datatype} values the shape says")
+        raise ProtocolError(
+            400,
+            f"input {name!r}: binary data of {len(blob)} bytes does not hold the {size} "
+            f"{datatype} values the shape says",
+        )
     return np.frombuffer(blob, dtype=dtype)
 
 
@@ -264,7 +316,7 @@ def _bytes_elements(blob: bytes, name: str) -> np.ndarray:
         offset += 4 + length
         if offset > len(blob):
             raise ProtocolError(400, f"input {name!r}: a BYTES element of {length} bytes runs past the data")
-        elements.append(_text(blob[offset - length:offset], name))
+        elements.append(_text(blob[offset - length : offset], name))
     array = np.empty(len(elements), dtype=object)
     array[:] = elements
     return array
@@ -315,13 +367,19 @@ def _requested(request: dict, output_names: Sequence[str]) -> list[str] | None:
     names = [output["name"] for output in request["outputs"]]
     unknown = [name for name in names if name not in output_names]
     if unknown:
-        raise ProtocolError(400, f"unknown output {', '.join(quoted(name) for name in unknown[:5])}; the model "
-                                 f"has {', '.join(map(repr, output_names))}")
+        raise ProtocolError(
+            400,
+            f"unknown output {', '.join(quoted(name) for name in unknown[:5])}; the model "
+            f"has {', '.join(map(repr, output_names))}",
+        )
     return names
 
 
 def _binary_outputs(request: dict, output_names: Sequence[str]) -> set[str]:
     everything = request.get("parameters", {}).get("binary_data_output") is True
-    chosen = {output["name"] for output in request.get("outputs", ()) if
-              output.get("parameters", {}).get("binary_data") is True}
+    chosen = {
+        output["name"]
+        for output in request.get("outputs", ())
+        if output.get("parameters", {}).get("binary_data") is True
+    }
     return set(output_names) if everything and not request.get("outputs") else chosen

@@ -30,8 +30,9 @@ def model_file(path: str | Path) -> Path:
             raise DataError(f"the run has no {MODEL_FILE}; export it first: specforge export {path}", file=str(path))
         return path / MODEL_FILE
     if not path.is_file():
-        raise DataError("no such file or run directory; give an .onnx file or a run exported with specforge "
-                        "export", file=str(path))
+        raise DataError(
+            "no such file or run directory; give an .onnx file or a run exported with specforge export", file=str(path)
+        )
     return path
 
 
@@ -42,19 +43,26 @@ def check_address(host: str, port: int) -> None:
             probe.getsockname()
     except OSError as error:
         reason = os.strerror(error.errno) if error.errno else str(error)
-        raise DataError(f"cannot listen here ({reason}); choose another --port or --host",
-                        file=f"{host}:{port}") from None
+        raise DataError(
+            f"cannot listen here ({reason}); choose another --port or --host", file=f"{host}:{port}"
+        ) from None
 
 
-def serve(path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
-          limits: Limits | None = None, threads: int | None = None) -> None:
+def serve(
+    path: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    name: str | None = None,
+    limits: Limits | None = None,
+    threads: int | None = None,
+) -> None:
     """Serve the model at ``path`` (file or run) until SIGTERM/SIGINT."""
     try:
         import uvicorn
     except ImportError:
         raise DataError("specforge serve needs its server stack: pip install 'specforge[serve]'") from None
     import onnxruntime
-
 
     # onnxruntime would log a failing run itself, over several lines; the server logs it as one line
     onnxruntime.set_default_logger_severity(4)
@@ -63,7 +71,14 @@ def serve(path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, name: 
     name = name or model.metadata.get("spec_name") or model.path.stem
     print(f"serving {name} ({model.path}) on http://{host}:{port}/v2/models/{name}", flush=True)
     limits = limits or Limits()
-    config = uvicorn.Config(create_app(model, name, limits), host=host, port=port, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=GRACE_SECONDS, http=bounded_protocol(limits),
-                            h11_max_incomplete_event_size=limits.max_header_bytes)
+    config = uvicorn.Config(
+        create_app(model, name, limits),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACE_SECONDS,
+        http=bounded_protocol(limits),
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+    )
     uvicorn.Server(config).run()

@@ -97,8 +97,14 @@ def spec_from_dict(data: dict, overrides: Sequence[str] = (), *, file: str = "<s
     return _resolve(parse_text(json.dumps(data), file, as_json=True), overrides)
 
 
-def resolved_spec(config: dict, text_file: str | Path, *, text_is_json: bool = False,
-                  recorded_overrides: Sequence[str] = (), data_root: Path | None = None) -> Spec:
+def resolved_spec(
+    config: dict,
+    text_file: str | Path,
+    *,
+    text_is_json: bool = False,
+    recorded_overrides: Sequence[str] = (),
+    data_root: Path | None = None,
+) -> Spec:
     """A spec resolved and validated before (a run's ``spec.resolved.json``), taken as it is: not validated
     again.  ``text_file`` is the text it came from (a run's ``spec.yaml``, which holds JSON when
     ``text_is_json``), read only so that later errors point at its real lines; ``recorded_overrides`` are
@@ -113,8 +119,9 @@ def override_spec(spec: Spec, overrides: Sequence[str]) -> Spec:
     """``spec`` with ``--set`` ``overrides`` applied to its resolved config, validated by the schema again
     (errors about the new values name the option, the others keep the spec's own positions).  An input shape
     inferred from the data is left out, to be inferred again for the new values (a feature's type may change it)."""
-    doc = Document(copy.deepcopy(spec.config), spec.file, spec.document.values, spec.document.keys,
-                   dict(spec.document.overrides))
+    doc = Document(
+        copy.deepcopy(spec.config), spec.file, spec.document.values, spec.document.keys, dict(spec.document.overrides)
+    )
     if spec.inferred_input_shape:
         del doc.data["model"]["input_shape"]
     resolved = _resolve(doc, overrides)
@@ -187,8 +194,9 @@ def parse_override(text: str) -> tuple[SpecPath, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not _KEY.fullmatch(key):
-        raise SpecError(f"--set takes PATH=VALUE like fit.epochs=1 or model.layers[0].filters=32, got {text!r}",
-                        file="--set")
+        raise SpecError(
+            f"--set takes PATH=VALUE like fit.epochs=1 or model.layers[0].filters=32, got {text!r}", file="--set"
+        )
     path = _path_of(key)
     try:
         value = yaml.safe_load(raw)
@@ -227,7 +235,13 @@ def _assign(doc: Document, path: SpecPath, value: Any, text: str) -> None:
             node = node[part]
         else:
             where = format_path(path[:depth])
-            have = (f"{where} has {len(node)} items (0 to {len(node) - 1})" if isinstance(node, list) and node
-                    else f"{where} is {type(node).__name__}, not a mapping" if depth else "")
-            raise SpecError(f"does not exist; {have}".rstrip("; "), file=f"--set {text}",
-                            path=format_path(path[:depth + 1]))
+            have = (
+                f"{where} has {len(node)} items (0 to {len(node) - 1})"
+                if isinstance(node, list) and node
+                else f"{where} is {type(node).__name__}, not a mapping"
+                if depth
+                else ""
+            )
+            raise SpecError(
+                f"does not exist; {have}".rstrip("; "), file=f"--set {text}", path=format_path(path[: depth + 1])
+            )

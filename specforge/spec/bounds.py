@@ -42,8 +42,15 @@ def expansion_problems(data: Any, locate: Callable[[SpecPath], Location]) -> lis
     if not isinstance(items, list):
         return []
     blocks = data.get("blocks")
-    blocks = {name: block for name, block in blocks.items()
-              if isinstance(block, dict) and isinstance(block.get("layers"), list)} if isinstance(blocks, dict) else {}
+    blocks = (
+        {
+            name: block
+            for name, block in blocks.items()
+            if isinstance(block, dict) and isinstance(block.get("layers"), list)
+        }
+        if isinstance(blocks, dict)
+        else {}
+    )
     extents = _extents(blocks)
     top = _extent(items, extents)
     problems = []
@@ -73,8 +80,14 @@ def _extents(blocks: dict[str, dict]) -> dict[str, _Extent]:
         open_ = {root}
         while stack:
             name, pending = stack[-1]
-            child = next((block for _, _, block, _ in pending
-                          if block in blocks and block not in extents and block not in open_), None)
+            child = next(
+                (
+                    block
+                    for _, _, block, _ in pending
+                    if block in blocks and block not in extents and block not in open_
+                ),
+                None,
+            )
             if child is not None:
                 stack.append((child, _uses(blocks[child]["layers"])))
                 open_.add(child)
@@ -101,24 +114,32 @@ def _of(extents: dict[str, _Extent], block: str) -> _Extent:
     return extents.get(block, _Extent(0, 0))
 
 
-def _depth_problem(items: list, blocks: dict, extents: dict[str, _Extent],
-                   locate: Callable[[SpecPath], Location]) -> Problem:
+def _depth_problem(
+    items: list, blocks: dict, extents: dict[str, _Extent], locate: Callable[[SpecPath], Location]
+) -> Problem:
     """At the use that nests one block more than MAX_DEPTH deep, following the deepest uses down."""
     where: SpecPath = ("model", "layers")
     chain: list[str] = []
     while True:
-        deep = [(index, block) for index, _, block, _ in _uses(items)
-                if len(chain) + 1 + _of(extents, block).depth > MAX_DEPTH]
+        deep = [
+            (index, block)
+            for index, _, block, _ in _uses(items)
+            if len(chain) + 1 + _of(extents, block).depth > MAX_DEPTH
+        ]
         index, block = next((use for use in deep if use[1] not in chain), deep[0])
         chain.append(block)
         if len(chain) > MAX_DEPTH:
-            return Problem(f"block {block!r} is nested {len(chain)} deep here ({_chain(chain)}); blocks nest at "
-                           f"most {MAX_DEPTH} deep: use fewer levels of blocks", locate((*where, index, "block")))
+            return Problem(
+                f"block {block!r} is nested {len(chain)} deep here ({_chain(chain)}); blocks nest at "
+                f"most {MAX_DEPTH} deep: use fewer levels of blocks",
+                locate((*where, index, "block")),
+            )
         items, where = blocks[block]["layers"], ("blocks", block, "layers")
 
 
-def _layers_problem(items: list, blocks: dict, extents: dict[str, _Extent],
-                    locate: Callable[[SpecPath], Location]) -> Problem:
+def _layers_problem(
+    items: list, blocks: dict, extents: dict[str, _Extent], locate: Callable[[SpecPath], Location]
+) -> Problem:
     """At the item that takes its scope past MAX_LAYERS: in the model, or inside the block that alone is too
     large (where that block is defined), following such blocks down (each once: a block inside itself counts
     one layer per copy, as it did when its size was counted)."""
@@ -133,19 +154,26 @@ def _layers_problem(items: list, blocks: dict, extents: dict[str, _Extent],
             return problem
         index, use, size, total = found
         count = min(size * use[3], _CEILING) if use else 1
-        what = (f"this use of block {use[2]!r} ({_count(use[3])} x {_count(size)} layers)" if use and use[3] > 1
-                else f"this use of block {use[2]!r} ({_count(size)} layers)" if use else "this layer")
+        what = (
+            f"this use of block {use[2]!r} ({_count(use[3])} x {_count(size)} layers)"
+            if use and use[3] > 1
+            else f"this use of block {use[2]!r} ({_count(size)} layers)"
+            if use
+            else "this layer"
+        )
         at = where + (index,) + (("repeat",) if use and use[3] > 1 and total + size <= MAX_LAYERS else ())
-        problem = Problem(f"{what} takes {scope} to {_count(total + count)} layers, more than the {MAX_LAYERS:,} a "
-                          "model may have; use a smaller repeat, or fewer or smaller blocks", locate(at))
+        problem = Problem(
+            f"{what} takes {scope} to {_count(total + count)} layers, more than the {MAX_LAYERS:,} a "
+            "model may have; use a smaller repeat, or fewer or smaller blocks",
+            locate(at),
+        )
         if not (use and size > MAX_LAYERS and use[2] not in chain):
             return problem
         items, where, scope = blocks[use[2]]["layers"], ("blocks", use[2], "layers"), f"block {use[2]!r}"
         chain.add(use[2])
 
 
-def _first_past(items: list, extents: dict[str, _Extent],
-                chain: set[str]) -> tuple[int, tuple | None, int, int] | None:
+def _first_past(items: list, extents: dict[str, _Extent], chain: set[str]) -> tuple[int, tuple | None, int, int] | None:
     """``(index, use, size, total before it)`` of the first of ``items`` that takes their count past
     MAX_LAYERS (``use`` as ``_uses`` gives it, None for a layer; ``size``: layers in one copy)."""
     total = 0
@@ -169,4 +197,3 @@ def _chain(blocks: list[str], keep: int = 3) -> str:
     if len(names) > 2 * keep + 1:
         names = [*names[:keep], f"... {len(names) - 2 * keep} more", *names[-keep:]]
     return "model > " + " > ".join(names)
-

@@ -49,8 +49,16 @@ class Context:
     path: SpecPath
     trail: tuple[tuple[str, SpecPath], ...] = ()
 
-    def problem(self, spec, message: str, inner: SpecPath | None = None, *, severity: str = "error",
-                at_key: bool = False, same_as: str = "") -> Problem:
+    def problem(
+        self,
+        spec,
+        message: str,
+        inner: SpecPath | None = None,
+        *,
+        severity: str = "error",
+        at_key: bool = False,
+        same_as: str = "",
+    ) -> Problem:
         """``message`` located at ``inner`` (a path in the spec) at the top level; inside a block, at the
         use of the outermost block, naming the blocks and the line of ``inner`` in their definition."""
         if not self.trail:
@@ -60,8 +68,15 @@ class Context:
         at = f" at line {line}" if line is not None else ""
         blocks = " > ".join(repr(name) for name, _ in self.trail)
         inside = f"in block {blocks}{at} ({format_path(where)})"
-        return InBlock(f"{inside}: {message}", spec.locate(self.path), severity, inside=inside, reason=message,
-                       uses=(self.path,), same_as=same_as)
+        return InBlock(
+            f"{inside}: {message}",
+            spec.locate(self.path),
+            severity,
+            inside=inside,
+            reason=message,
+            uses=(self.path,),
+            same_as=same_as,
+        )
 
     @property
     def item(self) -> SpecPath:
@@ -100,8 +115,11 @@ def merge_uses(problems: list[Problem], spec) -> list[Problem]:
         if not isinstance(problem, InBlock):
             result.append(problem)
             continue
-        key = (problem.same_as, "", problem.severity) if problem.same_as else (problem.inside, problem.reason,
-                                                                               problem.severity)
+        key = (
+            (problem.same_as, "", problem.severity)
+            if problem.same_as
+            else (problem.inside, problem.reason, problem.severity)
+        )
         first = merged.get(key)
         if first is None:
             merged[key] = problem
@@ -174,8 +192,12 @@ def flatten_model(spec) -> FlatModel:
     if output is not None and output not in outputs:
         expander.problems.append(Problem(_unknown(output, list(outputs)), spec.locate(("model", "output"))))
     last = outputs[list(outputs)[-1]]
-    return FlatModel(expander.finish(), outputs.get(output, last) if output else last,
-                     merge_uses(expander.problems, spec), frozenset(expander.failed))
+    return FlatModel(
+        expander.finish(),
+        outputs.get(output, last) if output else last,
+        merge_uses(expander.problems, spec),
+        frozenset(expander.failed),
+    )
 
 
 @dataclass
@@ -219,8 +241,10 @@ class _Expander:
     def __post_init__(self):
         schema = load_schema()
         self.blocks: dict = self.spec.config.get("blocks", {})
-        self.layer_schema = {"definitions": schema["definitions"],
-                             **schema["properties"]["model"]["properties"]["layers"]["items"]["else"]}
+        self.layer_schema = {
+            "definitions": schema["definitions"],
+            **schema["properties"]["model"]["properties"]["layers"]["items"]["else"],
+        }
         self.layer_validator = Draft7Validator(self.layer_schema)
         self._check_defaults()
 
@@ -232,14 +256,19 @@ class _Expander:
                 error = "default" in param and _rule_error(param, param["default"])
                 if error:
                     self.bad_defaults.add((block_name, name))
-                    self.problems.append(Problem(f"the default of parameter {name!r} of block {block_name!r}: {error}",
-                                                 self.spec.locate(_default_path(block_name, name))))
+                    self.problems.append(
+                        Problem(
+                            f"the default of parameter {name!r} of block {block_name!r}: {error}",
+                            self.spec.locate(_default_path(block_name, name)),
+                        )
+                    )
 
     def finish(self) -> list[FlatLayer]:
         return [FlatLayer(p.name, p.config, tuple(p.inputs), p.context) for p in self.pending]
 
-    def scope(self, items: list[dict], where: SpecPath, prefix: str, scope_input: Any, context: Context,
-              args: dict | None) -> dict[str, str]:
+    def scope(
+        self, items: list[dict], where: SpecPath, prefix: str, scope_input: Any, context: Context, args: dict | None
+    ) -> dict[str, str]:
         """Expand ``items`` (written at ``where``) into layers named ``prefix + name``; the first takes
         ``scope_input``.  Returns each item's name -> the full name of its output, in order."""
         scope_id = self.scopes = self.scopes + 1
@@ -253,9 +282,14 @@ class _Expander:
         for item, path, instances in zip(items, paths, names):
             here = context.at(path)
             given = item.get("inputs")
-            wanted = [previous] if given is None else [
-                _Ref(scope_id, name, here, path + ("inputs",) + ((position,) if isinstance(given, list) else ()))
-                for position, name in enumerate([given] if isinstance(given, str) else given)]
+            wanted = (
+                [previous]
+                if given is None
+                else [
+                    _Ref(scope_id, name, here, path + ("inputs",) + ((position,) if isinstance(given, list) else ()))
+                    for position, name in enumerate([given] if isinstance(given, str) else given)
+                ]
+            )
             if FAILED in item:
                 made = [self._fail(prefix + instance) for instance in instances]
             elif item.get("name") in outputs:  # a second layer of that name, reported by _names
@@ -291,8 +325,11 @@ class _Expander:
     def _layer(self, item: dict, path: SpecPath, name: str, wanted: list, context: Context, in_block: bool) -> str:
         config = {key: value for key, value in item.items() if key not in ("name", "inputs")}
         if in_block:
-            errors = [error for error in self.layer_validator.iter_errors(item)
-                      if not (isinstance(error.instance, str) and _PARAMETER.fullmatch(error.instance))]
+            errors = [
+                error
+                for error in self.layer_validator.iter_errors(item)
+                if not (isinstance(error.instance, str) and _PARAMETER.fullmatch(error.instance))
+            ]
             if errors:
                 for message, inner, at_key in error_messages(errors, self.layer_schema):
                     self._block_problem(context, message, path + inner, at_key)
@@ -317,14 +354,22 @@ class _Expander:
         line = self.spec.locate(where).line
         fits = f"does not fit {format_path(where)}" + (f" (line {line})" if line is not None else "")
         if parameter in given:
-            self.problems.append(use_context.problem(
-                self.spec, f"argument {parameter!r} of block {block!r} {fits}: {message}", (*use_path, parameter)))
+            self.problems.append(
+                use_context.problem(
+                    self.spec, f"argument {parameter!r} of block {block!r} {fits}: {message}", (*use_path, parameter)
+                )
+            )
         else:
-            self.problems.append(Problem(f"the default of parameter {parameter!r} of block {block!r} {fits}: "
-                                         f"{message}", self.spec.locate(source)))
+            self.problems.append(
+                Problem(
+                    f"the default of parameter {parameter!r} of block {block!r} {fits}: {message}",
+                    self.spec.locate(source),
+                )
+            )
 
-    def _use(self, item: dict, path: SpecPath, prefix: str, instances: list[str], wanted: list,
-             context: Context) -> list[str]:
+    def _use(
+        self, item: dict, path: SpecPath, prefix: str, instances: list[str], wanted: list, context: Context
+    ) -> list[str]:
         """Expand a use of a block, one copy per name in ``instances``; the full name of each copy's output."""
         block_name = item["block"]
         block = self.blocks.get(block_name, {FAILED: True})  # an unknown block is reported by _use_problem
@@ -340,19 +385,21 @@ class _Expander:
         self.active += (block_name,)
         self.uses.append((context, path, block_name, frozenset(key for key in item if key not in _USE_KEYS)))
         for instance in instances:
-            outputs = self.scope(block["layers"], ("blocks", block_name, "layers"), f"{prefix}{instance}/",
-                                 current, inner, args)
+            outputs = self.scope(
+                block["layers"], ("blocks", block_name, "layers"), f"{prefix}{instance}/", current, inner, args
+            )
             output = block.get("output", list(outputs)[-1])
             if output not in outputs:
-                self.problems.append(inner.problem(self.spec, _unknown(output, [INPUT, *outputs]),
-                                                   ("blocks", block_name, "output")))
+                self.problems.append(
+                    inner.problem(self.spec, _unknown(output, [INPUT, *outputs]), ("blocks", block_name, "output"))
+                )
                 made.append(self._fail(prefix + instance))
                 break
             current = outputs[output]
             made.append(current)
         self.active = self.active[:-1]
         self.uses.pop()
-        return made + [self._fail(name) for name in failed[len(made):]]
+        return made + [self._fail(name) for name in failed[len(made) :]]
 
     def _use_problem(self, block_name: str, wanted: list, path: SpecPath, context: Context) -> Problem | None:
         """What makes a use of ``block_name`` impossible: no such block, a block that uses itself, or several
@@ -361,16 +408,23 @@ class _Expander:
             return context.problem(self.spec, _unknown_block(block_name, list(self.blocks)), (*path, "block"))
         if block_name in self.active:
             chain = " -> ".join(repr(name) for name in (*self.active, block_name))
-            cycle = sorted(self.active[self.active.index(block_name):])
-            return context.problem(self.spec, f"block {block_name!r} uses itself ({chain}); a block cannot contain "
-                                   "itself", (*path, "block"), same_as=f"the cycle of blocks {cycle}")
+            cycle = sorted(self.active[self.active.index(block_name) :])
+            return context.problem(
+                self.spec,
+                f"block {block_name!r} uses itself ({chain}); a block cannot contain itself",
+                (*path, "block"),
+                same_as=f"the cycle of blocks {cycle}",
+            )
         if len(wanted) != 1:
-            return context.problem(self.spec, f"a block takes one input, got {len(wanted)}; merge them first (Add, "
-                                   "Concatenate, ...) or use the block on each", (*path, "inputs"))
+            return context.problem(
+                self.spec,
+                f"a block takes one input, got {len(wanted)}; merge them first (Add, "
+                "Concatenate, ...) or use the block on each",
+                (*path, "inputs"),
+            )
         return None
 
-    def _arguments(self, item: dict, block_name: str, block: dict, path: SpecPath,
-                   context: Context) -> dict | None:
+    def _arguments(self, item: dict, block_name: str, block: dict, path: SpecPath, context: Context) -> dict | None:
         """The block's parameters given values: the arguments of this use, then the defaults; None after
         reporting an argument that is missing, unknown or of the wrong type."""
         params: dict = block.get("params", {})
@@ -379,22 +433,37 @@ class _Expander:
         for key, value in given.items():
             if key not in params:
                 guess = difflib.get_close_matches(key, list(params), n=1, cutoff=0.6)
-                hint = (f"did you mean {guess[0]!r}?" if guess else
-                        f"its parameters are: {', '.join(params)}" if params else "it takes no parameters")
-                self.problems.append(context.problem(self.spec, f"block {block_name!r} has no parameter {key!r}; "
-                                                     f"{hint}", (*path, key), at_key=True))
+                hint = (
+                    f"did you mean {guess[0]!r}?"
+                    if guess
+                    else f"its parameters are: {', '.join(params)}"
+                    if params
+                    else "it takes no parameters"
+                )
+                self.problems.append(
+                    context.problem(
+                        self.spec, f"block {block_name!r} has no parameter {key!r}; {hint}", (*path, key), at_key=True
+                    )
+                )
                 continue
             error = _rule_error(params[key], value)
             if error:
-                self.problems.append(context.problem(self.spec, f"argument {key!r} of block {block_name!r}: {error}",
-                                                     (*path, key)))
+                self.problems.append(
+                    context.problem(self.spec, f"argument {key!r} of block {block_name!r}: {error}", (*path, key))
+                )
         missing = [name for name, param in params.items() if name not in given and "default" not in param]
         if missing:
             names = ", ".join(repr(name) for name in missing)
-            self.problems.append(context.problem(self.spec, f"block {block_name!r} needs {names}; add "
-                                                 f"{', '.join(f'{name}: ...' for name in missing)}", path))
-        if len(self.problems) > found or any((block_name, name) in self.bad_defaults for name in params
-                                             if name not in given):
+            self.problems.append(
+                context.problem(
+                    self.spec,
+                    f"block {block_name!r} needs {names}; add {', '.join(f'{name}: ...' for name in missing)}",
+                    path,
+                )
+            )
+        if len(self.problems) > found or any(
+            (block_name, name) in self.bad_defaults for name in params if name not in given
+        ):
             return None
         return {name: copy.deepcopy(given.get(name, param.get("default"))) for name, param in params.items()}
 
@@ -416,10 +485,16 @@ class _Expander:
         if match.group(1) not in args:
             block = context.trail[-1][0]
             guess = difflib.get_close_matches(match.group(1), list(args), n=1, cutoff=0.6)
-            hint = (f"did you mean ${guess[0]}?" if guess else
-                    f"its parameters are: {', '.join(args)}" if args else "it has no params")
-            self.problems.append(context.problem(self.spec, f"block {block!r} has no parameter "
-                                                 f"{match.group(1)!r}; {hint}", path))
+            hint = (
+                f"did you mean ${guess[0]}?"
+                if guess
+                else f"its parameters are: {', '.join(args)}"
+                if args
+                else "it has no params"
+            )
+            self.problems.append(
+                context.problem(self.spec, f"block {block!r} has no parameter {match.group(1)!r}; {hint}", path)
+            )
             return item
         self.substituted[path] = match.group(1)
         return args[match.group(1)]
@@ -433,12 +508,19 @@ class _Expander:
             if name is None:
                 continue
             if name == INPUT:
-                self.problems.append(context.at(path).problem(
-                    self.spec, f"{INPUT!r} names the input; give the layer another name", (*path, "name")))
+                self.problems.append(
+                    context.at(path).problem(
+                        self.spec, f"{INPUT!r} names the input; give the layer another name", (*path, "name")
+                    )
+                )
             elif name in seen:
-                self.problems.append(context.at(path).problem(
-                    self.spec, f"the name {name!r} is already taken by {format_path(seen[name])}; layer names "
-                               "are unique", (*path, "name")))
+                self.problems.append(
+                    context.at(path).problem(
+                        self.spec,
+                        f"the name {name!r} is already taken by {format_path(seen[name])}; layer names are unique",
+                        (*path, "name"),
+                    )
+                )
             else:
                 seen[name] = path
         counters: dict[str, int] = {}
@@ -448,12 +530,14 @@ class _Expander:
             copies = item.get("repeat", 1) if "block" in item else 1
             if "name" in item:
                 base = item["name"]
-                names.append([base] + [f"{base}_{count}" for count in range(1, copies if isinstance(copies, int)
-                                                                            else 1)])
+                names.append(
+                    [base] + [f"{base}_{count}" for count in range(1, copies if isinstance(copies, int) else 1)]
+                )
             else:
                 base = item["block"] if "block" in item else snake(item["type"]) if "type" in item else "layer"
-                names.append([_auto_name(base, counters, taken)
-                              for _ in range(copies if isinstance(copies, int) else 1)])
+                names.append(
+                    [_auto_name(base, counters, taken) for _ in range(copies if isinstance(copies, int) else 1)]
+                )
         return names
 
 
@@ -487,7 +571,11 @@ def _unknown(wanted: str, known: list[str]) -> str:
 
 def _unknown_block(wanted: str, known: list[str]) -> str:
     guess = difflib.get_close_matches(wanted, known, n=1, cutoff=0.6)
-    hint = (f"did you mean {guess[0]!r}?" if guess else
-            f"the blocks are: {', '.join(known)}" if known else "define it under blocks:")
+    hint = (
+        f"did you mean {guess[0]!r}?"
+        if guess
+        else f"the blocks are: {', '.join(known)}"
+        if known
+        else "define it under blocks:"
+    )
     return f"no block is named {wanted!r}; {hint}"
-

@@ -42,8 +42,11 @@ class Document:
     def locate(self, path: SpecPath, *, at_key: bool = False) -> Location:
         """The location of the value at ``path`` (or of its key), falling back to the nearest parent."""
         text = format_path(path)
-        overridden = [option for target, option in self.overrides.items()
-                      if target[:len(path)] == path or path[:len(target)] == target]
+        overridden = [
+            option
+            for target, option in self.overrides.items()
+            if target[: len(path)] == path or path[: len(target)] == target
+        ]
         if overridden:  # this value, something inside it, or a parent was set on the command line
             return Location(f"--set {overridden[-1]}", None, None, text)
         for depth in range(len(path), -1, -1):
@@ -65,8 +68,9 @@ def read_document(path: str | Path, *, as_json: bool | None = None) -> Document:
         raise SpecError("no such spec file; check the path (e.g. specs/mnist.yaml)", file=str(path)) from None
     except OSError as exc:
         raise SpecError(f"cannot read the spec: {exc.strerror or exc}", file=str(path)) from None
-    return parse_text(_decode(raw, str(path)), str(path),
-                      as_json=path.suffix.lower() == ".json" if as_json is None else as_json)
+    return parse_text(
+        _decode(raw, str(path)), str(path), as_json=path.suffix.lower() == ".json" if as_json is None else as_json
+    )
 
 
 def _decode(raw: bytes, file: str) -> str:
@@ -75,10 +79,14 @@ def _decode(raw: bytes, file: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line_start = raw.rfind(b"\n", 0, exc.start) + 1
-        column = len(raw[line_start:exc.start].decode("utf-8", errors="replace")) + 1
-        raise SpecError(f"byte 0x{raw[exc.start]:02x} is not UTF-8 text; a spec is a UTF-8 text file (save it as "
-                        "UTF-8, or check that this is the spec and not a binary file)", file=file,
-                        line=raw.count(b"\n", 0, exc.start) + 1, column=column) from None
+        column = len(raw[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+        raise SpecError(
+            f"byte 0x{raw[exc.start]:02x} is not UTF-8 text; a spec is a UTF-8 text file (save it as "
+            "UTF-8, or check that this is the spec and not a binary file)",
+            file=file,
+            line=raw.count(b"\n", 0, exc.start) + 1,
+            column=column,
+        ) from None
 
 
 def parse_text(text: str, file: str, *, as_json: bool = False) -> Document:
@@ -139,20 +147,30 @@ class _BoundedLoader(yaml.SafeLoader):
             if target is not None:
                 where = {"file": self.file, "line": event.start_mark.line + 1, "column": event.start_mark.column + 1}
                 if target.end_mark is None:
-                    raise SpecError(f"alias *{event.anchor} refers to a value that contains it; a spec cannot "
-                                    "contain itself", **where)
+                    raise SpecError(
+                        f"alias *{event.anchor} refers to a value that contains it; a spec cannot contain itself",
+                        **where,
+                    )
                 self._aliased += self._size(target)
                 if self._aliased > MAX_ALIASED_VALUES:
-                    raise SpecError(f"aliases expand to more than {MAX_ALIASED_VALUES:,} values by alias "
-                                    f"*{event.anchor}; write the values out, or use fewer nested aliases", **where)
+                    raise SpecError(
+                        f"aliases expand to more than {MAX_ALIASED_VALUES:,} values by alias "
+                        f"*{event.anchor}; write the values out, or use fewer nested aliases",
+                        **where,
+                    )
         return super().compose_node(parent, index)
 
     def _size(self, node: yaml.Node) -> int:
         """Values in ``node`` with every alias in it expanded (each shared node counted once per use)."""
         known = self._sizes.get(id(node))
         if known is None:
-            children = ([part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode)
-                        else node.value if isinstance(node, yaml.SequenceNode) else [])
+            children = (
+                [part for pair in node.value for part in pair]
+                if isinstance(node, yaml.MappingNode)
+                else node.value
+                if isinstance(node, yaml.SequenceNode)
+                else []
+            )
             known = self._sizes[id(node)] = 1 + sum(self._size(child) for child in children)
         return known
 
@@ -165,8 +183,12 @@ def _compose(text: str, file: str, *, strict: bool) -> yaml.Node | None:
         if not strict:
             return None
         message, mark = _explain_yaml(exc)
-        raise SpecError(f"invalid YAML: {message}", file=file,
-                        line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None) from None
+        raise SpecError(
+            f"invalid YAML: {message}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", file=file) from None
     finally:
@@ -189,8 +211,9 @@ def _explain_yaml(exc: yaml.MarkedYAMLError) -> tuple[str, yaml.Mark | None]:
         where = f"{exc.problem_mark.line + 1}:{exc.problem_mark.column + 1}"
         return f"this '{opener}' is not closed; expected ',' or '{closer}' before {found} at {where}", exc.context_mark
     if problem == "mapping values are not allowed here":
-        return ("a ':' after a value on the same line; put each key on its own line, or quote a value that "
-                "contains ': '"), mark
+        return (
+            "a ':' after a value on the same line; put each key on its own line, or quote a value that contains ': '"
+        ), mark
     if "expected <block end>" in problem:
         return "bad indentation; indent this key like the other keys of its mapping", mark
     context = f" ({exc.context})" if exc.context and exc.problem else ""
@@ -209,14 +232,23 @@ def _walk(node: yaml.Node, path: SpecPath, doc: Document) -> Any:
         for key_node, value_node in node.value:
             key = _constructor.construct_object(key_node, deep=True)
             if isinstance(key, (list, dict)):
-                raise SpecError("a key must be a plain name", file=doc.file,
-                                line=key_node.start_mark.line + 1, column=key_node.start_mark.column + 1)
+                raise SpecError(
+                    "a key must be a plain name",
+                    file=doc.file,
+                    line=key_node.start_mark.line + 1,
+                    column=key_node.start_mark.column + 1,
+                )
             key = key if isinstance(key, str) else str(key)
             child = (*path, key)
             if key in result:
                 location = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                raise SpecError(f"duplicate key {key!r}; each key may appear once", file=doc.file,
-                                line=location[0], column=location[1], path=format_path(child))
+                raise SpecError(
+                    f"duplicate key {key!r}; each key may appear once",
+                    file=doc.file,
+                    line=location[0],
+                    column=location[1],
+                    path=format_path(child),
+                )
             doc.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[key] = _walk(value_node, child, doc)
         return result

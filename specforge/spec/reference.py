@@ -21,10 +21,14 @@ def render_reference(schema: dict) -> str:
         lines += _section(f"`{section}`", props[section], schema)
     block = schema["definitions"]["block"]
     lines += _table("`blocks.NAME`", block, schema)
-    lines += _table("`blocks.NAME.params.PARAM`", block["properties"]["params"]["additionalProperties"], schema,
-                    level="####")
-    lines += _table("A block's use (`- block: NAME` in `model.layers[]` or a block's `layers[]`)",
-                    schema["definitions"]["block_use"], schema)
+    lines += _table(
+        "`blocks.NAME.params.PARAM`", block["properties"]["params"]["additionalProperties"], schema, level="####"
+    )
+    lines += _table(
+        "A block's use (`- block: NAME` in `model.layers[]` or a block's `layers[]`)",
+        schema["definitions"]["block_use"],
+        schema,
+    )
     lines += ["### Layers (`model.layers[]`)", ""]
     for kind, layer in schema["definitions"]["layers"].items():
         lines += _table(f"`{kind}`", layer, schema, skip=("type",), level="####")
@@ -62,10 +66,11 @@ def _branches(title: str, node: dict, root: dict) -> list[str]:
             lines += [f"- {heading} takes: {_key_list(options, then.get('required', []))}", ""]
         else:
             shared = node.get("properties", {})
-            options = {name: {**shared.get(name, {}), **(spec if isinstance(spec, dict) else {})}
-                       for name, spec in options.items()}
-            lines += _table(heading, {"properties": options, "required": then.get("required", [])}, root,
-                            level="####")
+            options = {
+                name: {**shared.get(name, {}), **(spec if isinstance(spec, dict) else {})}
+                for name, spec in options.items()
+            }
+            lines += _table(heading, {"properties": options, "required": then.get("required", [])}, root, level="####")
     return lines
 
 
@@ -108,4 +113,3 @@ def readme_with_reference(readme: str, schema: dict) -> str:
     head, _, rest = readme.partition(START)
     _, _, tail = rest.partition(END)
     return f"{head}{START}\n{render_reference(schema)}{END}{tail}"
-

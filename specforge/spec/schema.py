@@ -39,21 +39,32 @@ def build_schema() -> dict:
         "$id": "specforge.schema.json",
         "title": "specforge model spec",
         "description": "A model as data: where the data comes from, the layers, the compile options and the "
-                       "fit settings. Names follow Keras.",
+        "fit settings. Names follow Keras.",
         "type": "object",
         "required": ["version", "name", "model", "compile"],
         "additionalProperties": False,
-        "allOf": [{"if": {"properties": {"data": {"properties": {"source": {"enum": inferred}},
-                                                  "required": ["source"]}},
-                          "required": ["data"]},
-                   "else": {"properties": {"model": {"description": "model.input_shape is required unless the "
-                                                                    f"data source is {' or '.join(inferred)}.",
-                                                     "required": ["input_shape"]}}}}],
+        "allOf": [
+            {
+                "if": {
+                    "properties": {"data": {"properties": {"source": {"enum": inferred}}, "required": ["source"]}},
+                    "required": ["data"],
+                },
+                "else": {
+                    "properties": {
+                        "model": {
+                            "description": "model.input_shape is required unless the "
+                            f"data source is {' or '.join(inferred)}.",
+                            "required": ["input_shape"],
+                        }
+                    }
+                },
+            }
+        ],
         "properties": {
             "$schema": {"type": "string", "description": "Path or URL of this schema, for editors (JSON specs)."},
             "version": {
                 "description": f"Spec format version. {SPEC_VERSION} is the current one; later releases "
-                               "upgrade older versions instead of rejecting them.",
+                "upgrade older versions instead of rejecting them.",
                 "const": SPEC_VERSION,
                 "examples": [SPEC_VERSION],
             },
@@ -67,26 +78,26 @@ def build_schema() -> dict:
             "data": {**DATA_SCHEMA, "default": {"source": "mnist"}},
             "blocks": {
                 "description": "Named, parameterised groups of layers, used in model.layers (or in another "
-                               "block) as `- block: NAME` with arguments for their parameters.",
+                "block) as `- block: NAME` with arguments for their parameters.",
                 "type": "object",
                 "propertyNames": {"pattern": LAYER_NAME_PATTERN},
                 "additionalProperties": {"$ref": "#/definitions/block"},
             },
             "model": {
                 "description": "The network: the input shape and the layers. Layers run in order, each taking the "
-                               "output of the one before it unless its `inputs` name others, so a plain list "
-                               "is a Keras Sequential and named inputs make any directed acyclic graph with "
-                               "one input and one output.",
+                "output of the one before it unless its `inputs` name others, so a plain list "
+                "is a Keras Sequential and named inputs make any directed acyclic graph with "
+                "one input and one output.",
                 "type": "object",
                 "required": ["layers"],
                 "additionalProperties": False,
                 "properties": {
                     "input_shape": {
                         "description": "Shape of one example without the batch axis, channels last: "
-                                       "[height, width, channels] for images, [features] for vectors. Required, "
-                                       "except for data source table: there it is the features' encoded width "
-                                       "(which depends on the categories in the training split), inferred from "
-                                       "the data when left out.",
+                        "[height, width, channels] for images, [features] for vectors. Required, "
+                        "except for data source table: there it is the features' encoded width "
+                        "(which depends on the categories in the training split), inferred from "
+                        "the data when left out.",
                         "type": "array",
                         "items": {"type": "integer", "minimum": 1},
                         "minItems": 1,
@@ -95,16 +106,19 @@ def build_schema() -> dict:
                     },
                     "layers": {
                         "description": "The layers; each takes the previous one's output unless its `inputs` "
-                                       "name other layers (`input`: the model's input).",
+                        "name other layers (`input`: the model's input).",
                         "type": "array",
                         "minItems": 1,
-                        "items": {"if": {"required": ["block"]}, "then": {"$ref": "#/definitions/block_use"},
-                                  "else": layer_item},
+                        "items": {
+                            "if": {"required": ["block"]},
+                            "then": {"$ref": "#/definitions/block_use"},
+                            "else": layer_item,
+                        },
                     },
                     "output": {
                         "description": "Name of the layer whose output is the model's output. Default: the "
-                                       "last layer. Layers the output does not depend on are checked like the "
-                                       "others, then left out, with a warning.",
+                        "last layer. Layers the output does not depend on are checked like the "
+                        "others, then left out, with a warning.",
                         "type": "string",
                     },
                 },
@@ -126,44 +140,71 @@ def build_schema() -> dict:
                 "additionalProperties": False,
                 "default": {},
                 "properties": {
-                    "epochs": {"description": "Passes over the training data.", "type": "integer",
-                               "minimum": 1, "default": 1},
-                    "batch_size": {"description": "Examples per gradient step.", "type": "integer",
-                                   "minimum": 1, "default": 32},
+                    "epochs": {
+                        "description": "Passes over the training data.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "default": 1,
+                    },
+                    "batch_size": {
+                        "description": "Examples per gradient step.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "default": 32,
+                    },
                     "validation": {
                         "description": "Data evaluated after each epoch: `test` (the test split, as the "
-                                       "tutorial's validation_data), `validation` (the data's own validation "
-                                       "files), a fraction in (0, 1) held out from the end of the training "
-                                       "set (Keras' validation_split), or `none`.",
+                        "tutorial's validation_data), `validation` (the data's own validation "
+                        "files), a fraction in (0, 1) held out from the end of the training "
+                        "set (Keras' validation_split), or `none`.",
                         "oneOf": [
                             {"enum": ["test", "validation", "none"]},
                             {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
                         ],
                         "default": "none",
                     },
-                    "shuffle": {"description": "Shuffle the training data before each epoch.",
-                                "type": "boolean", "default": True},
-                    "seed": {"description": "Seed of every random choice (initial weights, shuffling, dropout): "
-                                            "the same spec and seed give bit-identical results.",
-                             "type": "integer", "minimum": 0, "default": 0},
+                    "shuffle": {
+                        "description": "Shuffle the training data before each epoch.",
+                        "type": "boolean",
+                        "default": True,
+                    },
+                    "seed": {
+                        "description": "Seed of every random choice (initial weights, shuffling, dropout): "
+                        "the same spec and seed give bit-identical results.",
+                        "type": "integer",
+                        "minimum": 0,
+                        "default": 0,
+                    },
                     "callbacks": CALLBACKS_SCHEMA,
                     "class_weight": CLASS_WEIGHT_SCHEMA,
-                    "log": {"description": "Records written besides history.csv/json: tensorboard (event files in "
-                                           "RUN/tensorboard/ for `tensorboard --logdir runs`: the loss and metrics "
-                                           "per epoch and every log_every batches, the resolved spec as text, the "
-                                           "hyperparameters; needs specforge[tensorboard]).",
-                            "type": "array", "items": {"enum": ["tensorboard"]}, "uniqueItems": True,
-                            "default": [], "examples": [["tensorboard"]]},
-                    "log_every": {"description": "Batches between two batch-level values in the logs of fit.log "
-                                                 "(0: per epoch only).",
-                                  "type": "integer", "minimum": 0, "default": 100},
-                    "backend": {"description": "What trains the model: numpy (specforge's own math, the reference, "
-                                               "on this machine's CPU), torch (the graph lowered to PyTorch, on a "
-                                               "CPU or a CUDA GPU: train --device; needs specforge[torch]) or ray "
-                                               "(PyTorch data-parallel on a Ray cluster: train --workers and "
-                                               "--address; needs specforge[torch,ray]). The run directory is the "
-                                               "same whichever trains it; train --backend overrides this.",
-                                "enum": ["numpy", "torch", "ray"], "default": "numpy"},
+                    "log": {
+                        "description": "Records written besides history.csv/json: tensorboard (event files in "
+                        "RUN/tensorboard/ for `tensorboard --logdir runs`: the loss and metrics "
+                        "per epoch and every log_every batches, the resolved spec as text, the "
+                        "hyperparameters; needs specforge[tensorboard]).",
+                        "type": "array",
+                        "items": {"enum": ["tensorboard"]},
+                        "uniqueItems": True,
+                        "default": [],
+                        "examples": [["tensorboard"]],
+                    },
+                    "log_every": {
+                        "description": "Batches between two batch-level values in the logs of fit.log "
+                        "(0: per epoch only).",
+                        "type": "integer",
+                        "minimum": 0,
+                        "default": 100,
+                    },
+                    "backend": {
+                        "description": "What trains the model: numpy (specforge's own math, the reference, "
+                        "on this machine's CPU), torch (the graph lowered to PyTorch, on a "
+                        "CPU or a CUDA GPU: train --device; needs specforge[torch]) or ray "
+                        "(PyTorch data-parallel on a Ray cluster: train --workers and "
+                        "--address; needs specforge[torch,ray]). The run directory is the "
+                        "same whichever trains it; train --backend overrides this.",
+                        "enum": ["numpy", "torch", "ray"],
+                        "default": "numpy",
+                    },
                 },
             },
             "sweep": SWEEP_SCHEMA,
@@ -173,9 +214,12 @@ def build_schema() -> dict:
             "block_layers": {kind: _with_parameters(cls.json_schema()) for kind, cls in REGISTRY.items()},
             "block": _block_schema(REGISTRY),
             "block_use": _block_use_schema(LAYER_NAME_PATTERN),
-            "parameter": {"type": "string", "pattern": "^\\$[A-Za-z_][A-Za-z0-9_]*$",
-                          "description": "A parameter of the block (`$filters`), replaced by the argument "
-                                         "given where the block is used."},
+            "parameter": {
+                "type": "string",
+                "pattern": "^\\$[A-Za-z_][A-Za-z0-9_]*$",
+                "description": "A parameter of the block (`$filters`), replaced by the argument "
+                "given where the block is used.",
+            },
         },
     }
 
@@ -188,8 +232,10 @@ def _layer_item(kinds: Collection[str], definitions: str) -> dict:
         "required": ["type"],
         "properties": {"type": {"description": "The layer kind.", "enum": list(kinds)}},
         "allOf": [
-            {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
-             "then": {"$ref": f"#/definitions/{definitions}/{kind}"}}
+            {
+                "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+                "then": {"$ref": f"#/definitions/{definitions}/{kind}"},
+            }
             for kind in kinds
         ],
     }
@@ -198,9 +244,12 @@ def _layer_item(kinds: Collection[str], definitions: str) -> dict:
 def _with_parameters(layer: dict) -> dict:
     """A layer kind's schema inside a block: every option may also be a `$parameter`."""
     fixed = ("type", "name", "inputs")
-    properties = {key: prop if key in fixed else
-                  {"description": prop.get("description", ""), "anyOf": [prop, {"$ref": "#/definitions/parameter"}]}
-                  for key, prop in layer["properties"].items()}
+    properties = {
+        key: prop
+        if key in fixed
+        else {"description": prop.get("description", ""), "anyOf": [prop, {"$ref": "#/definitions/parameter"}]}
+        for key, prop in layer["properties"].items()
+    }
     return {**layer, "properties": properties, "examples": []}
 
 
@@ -209,17 +258,26 @@ def _block_use_schema(name_pattern: str) -> dict:
     return {
         "type": "object",
         "description": "A use of a block defined under `blocks`: its layers, with the arguments (the other keys) put "
-                       "in for its parameters; `repeat` copies run one after the other.",
+        "in for its parameters; `repeat` copies run one after the other.",
         "required": ["block"],
         "properties": {
             "block": {"type": "string", "description": "Name of the block (a key of `blocks`)."},
-            "name": {"type": "string", "pattern": name_pattern,
-                     "description": "Name of the use; its layers are named NAME/LAYER. Default: the block's name with "
-                                    "a counter (residual, residual_1, ...); each repeated copy takes the next one."},
-            "inputs": {"description": "The layer whose output the block takes (one); default: the layer before it.",
-                       "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
-            "repeat": {"type": "integer", "minimum": 1, "default": 1,
-                       "description": "How many copies of the block, each taking the previous one's output."},
+            "name": {
+                "type": "string",
+                "pattern": name_pattern,
+                "description": "Name of the use; its layers are named NAME/LAYER. Default: the block's name with "
+                "a counter (residual, residual_1, ...); each repeated copy takes the next one.",
+            },
+            "inputs": {
+                "description": "The layer whose output the block takes (one); default: the layer before it.",
+                "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+            },
+            "repeat": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 1,
+                "description": "How many copies of the block, each taking the previous one's output.",
+            },
         },
         "additionalProperties": {"description": "An argument: a value for the block's parameter of that name."},
         "examples": [{"block": "residual", "filters": 64, "strides": 2}],
@@ -231,14 +289,14 @@ def _block_schema(kinds: Collection[str]) -> dict:
     return {
         "type": "object",
         "description": "A named group of layers. Inside it `input` is the block's input; its output is its last "
-                       "layer's unless `output` names another. Options written `$NAME` take the parameter NAME.",
+        "layer's unless `output` names another. Options written `$NAME` take the parameter NAME.",
         "required": ["layers"],
         "additionalProperties": False,
         "properties": {
             "description": {"type": "string", "description": "What the block is.", "default": ""},
             "params": {
                 "description": "The block's parameters, each a JSON Schema type with an optional default; a "
-                               "parameter without a default must be given where the block is used.",
+                "parameter without a default must be given where the block is used.",
                 "type": "object",
                 "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
                 "additionalProperties": {
@@ -246,8 +304,10 @@ def _block_schema(kinds: Collection[str]) -> dict:
                     "required": ["type"],
                     "additionalProperties": False,
                     "properties": {
-                        "type": {"enum": ["integer", "number", "string", "boolean", "array"],
-                                 "description": "The kind of value the parameter takes."},
+                        "type": {
+                            "enum": ["integer", "number", "string", "boolean", "array"],
+                            "description": "The kind of value the parameter takes.",
+                        },
                         "default": {"description": "The value when a use leaves the parameter out."},
                         "minimum": {"type": "number", "description": "The smallest value a number may take."},
                         "enum": {"type": "array", "description": "The values the parameter may take."},
@@ -260,11 +320,16 @@ def _block_schema(kinds: Collection[str]) -> dict:
                 "description": "The block's layers, as in model.layers (a layer or another block's use).",
                 "type": "array",
                 "minItems": 1,
-                "items": {"if": {"required": ["block"]}, "then": {"$ref": "#/definitions/block_use"},
-                          "else": _layer_item(kinds, "block_layers")},
+                "items": {
+                    "if": {"required": ["block"]},
+                    "then": {"$ref": "#/definitions/block_use"},
+                    "else": _layer_item(kinds, "block_layers"),
+                },
             },
-            "output": {"type": "string", "description": "Name of the layer whose output is the block's output. "
-                                                        "Default: the last layer."},
+            "output": {
+                "type": "string",
+                "description": "Name of the layer whose output is the block's output. Default: the last layer.",
+            },
         },
     }
 
@@ -291,4 +356,3 @@ def write_schema_copy(directory: Path) -> Path:
     if not (target.is_file() and target.read_text(encoding="utf-8") == text):
         write_text(target, text)
     return target
-

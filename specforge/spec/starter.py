@@ -31,8 +31,10 @@ def render_template(name: str, template: str, schema: str) -> str:
     if template not in TEMPLATES:
         raise SpecError(f"unknown template {template!r}; use one of: {', '.join(TEMPLATES)}", file="--template")
     if not _NAME.match(name):
-        raise SpecError(f"model name {name!r} may hold only letters, digits, '.', '_' and '-', "
-                        "starting with a letter or digit", file="NAME")
+        raise SpecError(
+            f"model name {name!r} may hold only letters, digits, '.', '_' and '-', starting with a letter or digit",
+            file="NAME",
+        )
     text = (STARTERS_DIR / f"{template}.yaml").read_text(encoding="utf-8")
     text = _SCHEMA_LINE.sub(lambda line: line[1] + schema, text, count=1)
     return _NAME_LINE.sub(f"name: {name}", text, count=1).replace("{name}", name)

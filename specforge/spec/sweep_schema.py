@@ -23,53 +23,79 @@ _KINDS = ("choice", "uniform", "loguniform", "int")
 _DISTRIBUTION = {
     "type": "object",
     "description": "The values to try: {choice: [...]}, {uniform: [low, high]}, {loguniform: [low, high]} or "
-                   "{int: [low, high], step: 1, log: false}.",
+    "{int: [low, high], step: 1, log: false}.",
     "additionalProperties": False,
     "properties": {
         "choice": {"type": "array", "minItems": 1, "description": "One of the listed values."},
         "uniform": _pair({"type": "number"}, "A float drawn uniformly from [low, high]."),
-        "loguniform": _pair({"type": "number", "exclusiveMinimum": 0},
-                            "A float drawn uniformly on a log scale from [low, high], both > 0 (learning rates)."),
+        "loguniform": _pair(
+            {"type": "number", "exclusiveMinimum": 0},
+            "A float drawn uniformly on a log scale from [low, high], both > 0 (learning rates).",
+        ),
         "int": _pair({"type": "integer"}, "An integer from [low, high], both included."),
         "step": {"type": "integer", "minimum": 1, "default": 1, "description": "int only: spacing of the values."},
-        "log": {"type": "boolean", "default": False,
-                "description": "int only: draw on a log scale (low >= 1, step 1)."},
+        "log": {
+            "type": "boolean",
+            "default": False,
+            "description": "int only: draw on a log scale (low >= 1, step 1).",
+        },
     },
     "oneOf": [{"required": [kind]} for kind in _KINDS],
 }
 
 SWEEP_SCHEMA = {
     "description": "A hyperparameter search over this spec, run by `specforge sweep`: the values to try, keyed "
-                   "by the paths --set takes, and the objective. `specforge train` ignores it.",
+    "by the paths --set takes, and the objective. `specforge train` ignores it.",
     "type": "object",
     "required": ["parameters"],
     "additionalProperties": False,
     "properties": {
         "parameters": {
             "description": "Spec path (as --set takes it: compile.optimizer.learning_rate, "
-                           "model.layers[0].filters) -> the values to try: {choice: [...]}, {uniform: [low, high]}, "
-                           "{loguniform: [low, high]} or {int: [low, high], step: 1, log: false}.",
+            "model.layers[0].filters) -> the values to try: {choice: [...]}, {uniform: [low, high]}, "
+            "{loguniform: [low, high]} or {int: [low, high], step: 1, log: false}.",
             "type": "object",
             "minProperties": 1,
             "additionalProperties": _DISTRIBUTION,
-            "examples": [{"compile.optimizer.learning_rate": {"loguniform": [1.0e-4, 1.0e-2]},
-                          "model.layers[0].filters": {"choice": [32, 64]}}],
+            "examples": [
+                {
+                    "compile.optimizer.learning_rate": {"loguniform": [1.0e-4, 1.0e-2]},
+                    "model.layers[0].filters": {"choice": [32, 64]},
+                }
+            ],
         },
-        "metric": {"type": "string", "minLength": 1, "default": "val_loss",
-                   "description": "The objective: a value training reports each epoch (loss, accuracy, "
-                                  "val_loss, val_accuracy, ...); its last epoch's value scores the trial."},
-        "direction": {"enum": list(DIRECTIONS), "default": "auto",
-                      "description": "minimize or maximize the metric; auto: minimize losses, maximize metrics."},
+        "metric": {
+            "type": "string",
+            "minLength": 1,
+            "default": "val_loss",
+            "description": "The objective: a value training reports each epoch (loss, accuracy, "
+            "val_loss, val_accuracy, ...); its last epoch's value scores the trial.",
+        },
+        "direction": {
+            "enum": list(DIRECTIONS),
+            "default": "auto",
+            "description": "minimize or maximize the metric; auto: minimize losses, maximize metrics.",
+        },
         "trials": {"type": "integer", "minimum": 1, "default": 10, "description": "Number of trials to run."},
-        "sampler": {"enum": list(SAMPLERS), "default": "tpe",
-                    "description": "How the next values are chosen: tpe (Optuna's Tree-structured Parzen "
-                                   "Estimator), random, or grid (every combination; choice and int only)."},
-        "pruner": {"enum": list(PRUNERS), "default": "median",
-                   "description": "Stops unpromising trials early from the metric of each epoch: median "
-                                  "(below the median of earlier trials at the same epoch), hyperband, or none."},
+        "sampler": {
+            "enum": list(SAMPLERS),
+            "default": "tpe",
+            "description": "How the next values are chosen: tpe (Optuna's Tree-structured Parzen "
+            "Estimator), random, or grid (every combination; choice and int only).",
+        },
+        "pruner": {
+            "enum": list(PRUNERS),
+            "default": "median",
+            "description": "Stops unpromising trials early from the metric of each epoch: median "
+            "(below the median of earlier trials at the same epoch), hyperband, or none.",
+        },
         "seed": {"type": "integer", "minimum": 0, "default": 0, "description": "Seed of the sampler."},
-        "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
-                    "description": "Time budget in seconds: no new trial starts after it (null: none)."},
+        "timeout": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "default": None,
+            "description": "Time budget in seconds: no new trial starts after it (null: none).",
+        },
     },
 }
 

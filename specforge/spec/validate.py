@@ -19,14 +19,20 @@ from specforge.base.registry import NAME_PATTERN
 from specforge.spec.reader import Document, SpecPath
 
 _PATTERNS = {
-    NAME_PATTERN: "is not a valid name: use letters, digits, '.', '_' and '-', "
-                                    "starting with a letter or digit",
+    NAME_PATTERN: "is not a valid name: use letters, digits, '.', '_' and '-', starting with a letter or digit",
     "^[A-Za-z_][A-Za-z0-9_.-]*$": "is not a valid layer name: use letters, digits, '_', '.' and '-', "
-                                  "starting with a letter or '_'",
+    "starting with a letter or '_'",
     "^[0-9a-fA-F]{64}$": "is not a SHA-256 digest: 64 hexadecimal digits",
 }
-_TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-               "array": "a list", "object": "a mapping", "null": "null"}
+_TYPE_NAMES = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
 
 
 def validate_document(doc: Document, schema: dict) -> None:
@@ -35,18 +41,26 @@ def validate_document(doc: Document, schema: dict) -> None:
     problems = list(_problems(doc, _without_misspelled_required(errors), schema))
     if problems:
         unique = {p.format(): p for p in problems}
-        ordered = sorted(unique.values(), key=lambda p: (p.location.file or "", p.location.line or 0,
-                                                         p.location.column or 0, p.message))
+        ordered = sorted(
+            unique.values(),
+            key=lambda p: (p.location.file or "", p.location.line or 0, p.location.column or 0, p.message),
+        )
         raise SpecError(problems=ordered)
 
 
 def _without_misspelled_required(errors: list[ValidationError]) -> list[ValidationError]:
     """Drop "missing key 'x'" where the same mapping has an unknown key that is a misspelling of 'x':
     the did-you-mean on the unknown key says it all."""
-    guesses = {(tuple(e.absolute_path), guess) for e in errors if e.validator == "additionalProperties"
-               for key in _unknown_keys(e) for guess in _close(key, list(_schema(e).get("properties", {})))}
-    return [e for e in errors
-            if not (e.validator == "required" and (tuple(e.absolute_path), _missing_key(e)) in guesses)]
+    guesses = {
+        (tuple(e.absolute_path), guess)
+        for e in errors
+        if e.validator == "additionalProperties"
+        for key in _unknown_keys(e)
+        for guess in _close(key, list(_schema(e).get("properties", {})))
+    }
+    return [
+        e for e in errors if not (e.validator == "required" and (tuple(e.absolute_path), _missing_key(e)) in guesses)
+    ]
 
 
 def _problems(doc: Document, errors: Iterable[ValidationError], schema: dict) -> Iterable[Problem]:
@@ -62,8 +76,11 @@ def error_messages(errors: Iterable[ValidationError], schema: dict) -> Iterable[
         if error.validator == "additionalProperties":
             allowed = list(_schema(error).get("properties", {}))
             for key in _unknown_keys(error):
-                yield _unknown_key(key, allowed, _owners(schema, error, key), _sections(schema, error, key)), \
-                    (*path, key), True
+                yield (
+                    _unknown_key(key, allowed, _owners(schema, error, key), _sections(schema, error, key)),
+                    (*path, key),
+                    True,
+                )
         elif error.validator == "required":
             yield f"missing required key {_missing_key(error)!r}{_in_kind(_instance(error))}", path, True
         else:
@@ -103,15 +120,18 @@ def _owners(schema: dict, error: ValidationError, key: str) -> tuple[str, list[s
         return None
     cut = len(path) - 1 - path[::-1].index("allOf")
     node: Any = schema
-    for part in path[:cut + 1]:
+    for part in path[: cut + 1]:
         while isinstance(node, dict) and part not in node and "$ref" in node:  # the path leaves out the $ref steps
             node = _referenced(schema, node["$ref"])
         node = node[part]
     branch = node[path[cut + 1]]
-    (field, condition), = branch["if"]["properties"].items()
-    takers = [str(other["if"]["properties"][field]["const"]) for other in node
-              if "const" in other.get("if", {}).get("properties", {}).get(field, {})
-              and key in other.get("then", {}).get("properties", {})]
+    ((field, condition),) = branch["if"]["properties"].items()
+    takers = [
+        str(other["if"]["properties"][field]["const"])
+        for other in node
+        if "const" in other.get("if", {}).get("properties", {}).get(field, {})
+        and key in other.get("then", {}).get("properties", {})
+    ]
     chosen = f"{field} {condition['const']}" if field != "name" else str(condition["const"])
     return (chosen, [f"{field} {taker}" if field != "name" else taker for taker in takers]) if takers else None
 
@@ -127,8 +147,11 @@ def _referenced(schema: dict, ref: str) -> Any:
 def _sections(schema: dict, error: ValidationError, key: str) -> list[str]:
     """Sections one level down that have ``key``: `epochs` at the top level belongs in `fit`.  A section
     written empty comes first: its keys were dedented out of it (`fit:` then `validation: test`)."""
-    owners = [name for name, prop in _schema(error).get("properties", {}).items()
-              if isinstance(prop, dict) and key in prop.get("properties", {})]
+    owners = [
+        name
+        for name, prop in _schema(error).get("properties", {}).items()
+        if isinstance(prop, dict) and key in prop.get("properties", {})
+    ]
     instance = error.instance if isinstance(error.instance, dict) else {}
     emptied = [name for name in owners if name in instance and instance[name] is None]
     return [f"{name}.{key}" for name in emptied or owners]
@@ -144,8 +167,9 @@ def _unknown_key(key: str, allowed: list[str], owners: tuple[str, list[str]] | N
     guess = sections or _close(key, allowed)  # an exact key of a section beats a spelling neighbour
     if owners:
         chosen, takers = owners
-        return (f"unknown key {key!r} for {chosen} (an option of {', '.join(takers)}); "
-                f"allowed keys: {', '.join(allowed)}")
+        return (
+            f"unknown key {key!r} for {chosen} (an option of {', '.join(takers)}); allowed keys: {', '.join(allowed)}"
+        )
     hint = f"did you mean {guess[0]!r}?" if guess else f"allowed keys: {', '.join(allowed)}"
     return f"unknown key {key!r}; {hint}"
 
@@ -169,8 +193,9 @@ def type_message(error: ValidationError) -> str:
         hint = f"did you mean {guess[0]!r}? " if guess else ""
         return f"unknown value {_show(value)}; {hint}expected one of: {', '.join(options)}"
     if validator == "const" and tuple(error.absolute_path) == ("version",):
-        return (f"this specforge reads spec version {schema['const']}, got {_show(value)}; "
-                f"use version: {schema['const']}")
+        return (
+            f"this specforge reads spec version {schema['const']}, got {_show(value)}; use version: {schema['const']}"
+        )
     if validator == "const":
         return f"expected {_show(schema['const'])}, got {_show(value)}"
     if validator == "type" and value is None and schema.get("type") == "object":
@@ -213,9 +238,11 @@ def _expected(schema: Mapping[str, Any]) -> str:
         if count is not None and count == schema.get("maxItems"):
             return f"a list of {count} {_plural(items)}"
         return f"a list of {_plural(items)}"
-    bounds = [f"{op} {schema[key]}" for key, op in
-              (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
-              if key in schema]
+    bounds = [
+        f"{op} {schema[key]}"
+        for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+        if key in schema
+    ]
     return " ".join([_TYPE_NAMES.get(kind, "a value"), " and ".join(bounds)]).strip()
 
 

@@ -49,8 +49,11 @@ class TrialLines:
             self._seen.add(record.number)
             params = " ".join(f"{key}={_short(value)}" for key, value in record.params.items())
             value = "" if record.value is None else f" {sweep.metric} {format_value(record.value)}"
-            self.console.print(f"trial {record.number} {record.state}{value} {params}"
-                               + (f": {record.error}" if record.error else ""), highlight=False, soft_wrap=True)
+            self.console.print(
+                f"trial {record.number} {record.state}{value} {params}" + (f": {record.error}" if record.error else ""),
+                highlight=False,
+                soft_wrap=True,
+            )
 
     def close(self) -> None:
         pass
@@ -68,13 +71,19 @@ def _counts(records: list[TrialRecord]) -> str:
 def print_result(result: SweepResult, console: Any) -> None:
     """The final table, best first, and where the best run and best.yaml are."""
     direction = "maximized" if result.direction == "maximize" else "minimized"
-    console.print(table(result.trials, result.sweep, title=f"sweep {runs.display_path(result.sweep_dir)}: "
-                                                    f"{_counts(result.trials)}; {result.metric} {direction}"))
+    console.print(
+        table(
+            result.trials,
+            result.sweep,
+            title=f"sweep {runs.display_path(result.sweep_dir)}: {_counts(result.trials)}; {result.metric} {direction}",
+        )
+    )
     best, best_spec = result.best, result.best_spec
     if best is None or best.value is None or best_spec is None:  # a best trial has its value and best.yaml
         console.print("no trial completed; see the errors above", highlight=False)
         return
     run = f", run {runs.display_path(Path(best.run))}" if best.run else ""
-    console.print(f"best: trial {best.number}, {result.metric} {format_value(best.value)}{run}", highlight=False,
-                  soft_wrap=True)
+    console.print(
+        f"best: trial {best.number}, {result.metric} {format_value(best.value)}{run}", highlight=False, soft_wrap=True
+    )
     console.print(f"best spec: {runs.display_path(best_spec)}", highlight=False, soft_wrap=True)

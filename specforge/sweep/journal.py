@@ -41,9 +41,12 @@ def drop_torn_record(path: Path) -> Problem | None:
         stream.truncate(start)
         stream.flush()
         os.fsync(stream.fileno())
-    return Problem(f"its last record was cut short (a crash while it was written); dropped it ({size - start} "
-                   "bytes), the sweep goes on from the records before it",
-                   Location(runs.display_path(path)), severity="warning")
+    return Problem(
+        f"its last record was cut short (a crash while it was written); dropped it ({size - start} "
+        "bytes), the sweep goes on from the records before it",
+        Location(runs.display_path(path)),
+        severity="warning",
+    )
 
 
 def _line_start(stream: BinaryIO, end: int) -> int:
@@ -68,11 +71,13 @@ def require_record_of_trials(sweep_dir: Path) -> None:
     found = len(list(trials.iterdir())) if trials.is_dir() else 0
     if found:
         runs_there = "1 trial run is" if found == 1 else f"{found} trial runs are"
-        raise RunError(f"the journal is {'empty' if journal.exists() else 'missing'} but {runs_there} in "
-                       f"{runs.display_path(trials)}: the record of the sweep is lost, and starting it "
-                       f"again there would drop them; restore {directory.JOURNAL} from a backup, or move "
-                       f"{runs.display_path(sweep_dir)} aside (its trials stay in it) to start a new sweep",
-                       file=runs.display_path(journal))
+        raise RunError(
+            f"the journal is {'empty' if journal.exists() else 'missing'} but {runs_there} in "
+            f"{runs.display_path(trials)}: the record of the sweep is lost, and starting it "
+            f"again there would drop them; restore {directory.JOURNAL} from a backup, or move "
+            f"{runs.display_path(sweep_dir)} aside (its trials stay in it) to start a new sweep",
+            file=runs.display_path(journal),
+        )
 
 
 __all__ = ["drop_torn_record", "require_record_of_trials"]

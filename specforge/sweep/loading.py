@@ -26,8 +26,11 @@ def load_sweep(source: str | Path | Spec, overrides: Sequence[str] = (), *, tria
     else:
         spec, section, locate = read_sweep(source, overrides)
     if section is None:
-        raise SpecError("the spec has no sweep section; add sweep: {parameters: {PATH: {choice: [...]}}, "
-                        "metric: val_accuracy} (see the README's Sweeps section)", file=spec.file)
+        raise SpecError(
+            "the spec has no sweep section; add sweep: {parameters: {PATH: {choice: [...]}}, "
+            "metric: val_accuracy} (see the README's Sweeps section)",
+            file=spec.file,
+        )
     graph = build_graph(spec)
     if trials is not None:
         section = {**section, "trials": trials}
@@ -45,6 +48,12 @@ def read_sweep(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Spec, d
     validate_document(doc, SWEEP_FILE_SCHEMA)
     named = Path(path).parent / doc.data["spec"]
     if not named.is_file():
-        raise SpecError(problems=[Problem(f"no such spec file {str(named)!r}; spec is relative to this file's "
-                                          "directory", doc.locate(("spec",)))])
+        raise SpecError(
+            problems=[
+                Problem(
+                    f"no such spec file {str(named)!r}; spec is relative to this file's directory",
+                    doc.locate(("spec",)),
+                )
+            ]
+        )
     return load_spec(named, overrides), with_defaults(doc.data["sweep"], SWEEP_SCHEMA), doc.locate

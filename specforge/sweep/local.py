@@ -38,16 +38,23 @@ def core_shares(jobs: int) -> list[list[int]]:
     if jobs >= len(cores):
         return [[cores[index % len(cores)]] for index in range(jobs)]
     share = len(cores) // jobs
-    return [cores[index * share:(index + 1) * share] for index in range(jobs)]
+    return [cores[index * share : (index + 1) * share] for index in range(jobs)]
 
 
-def run_local(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str, int | None],
-              on_update: Callable[[list[TrialRecord]], None],
-              on_warning: Callable[[Problem], None]) -> list[TrialRecord]:
+def run_local(
+    sweep: SweepConfig,
+    sweep_dir: Path,
+    *,
+    jobs: int,
+    limits: dict[str, int | None],
+    on_update: Callable[[list[TrialRecord]], None],
+    on_warning: Callable[[Problem], None],
+) -> list[TrialRecord]:
     """Run the sweep's remaining trials in ``jobs`` processes; ``on_update`` gets the trials as they change,
     ``on_warning`` a journal's torn last record, dropped before anything reads it."""
-    with directory.locked(sweep_dir / directory.DRIVER_LOCK,
-                          busy="the sweep is running in another process; wait for it to end or stop it"):
+    with directory.locked(
+        sweep_dir / directory.DRIVER_LOCK, busy="the sweep is running in another process; wait for it to end or stop it"
+    ):
         torn = drop_torn_record(sweep_dir / directory.JOURNAL)
         if torn is not None:
             on_warning(torn)
@@ -56,8 +63,10 @@ def run_local(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[st
         queue_grid(study, sweep)
         mark_interrupted(study, sweep)
         deadline = time.time() + sweep.timeout if sweep.timeout else None
-        workers = [_start_worker(sweep, sweep_dir, index, cores, deadline, limits)
-                   for index, cores in enumerate(core_shares(jobs))]
+        workers = [
+            _start_worker(sweep, sweep_dir, index, cores, deadline, limits)
+            for index, cores in enumerate(core_shares(jobs))
+        ]
         try:
             while any(worker.poll() is None for worker in workers):
                 on_update(records(study))
@@ -70,20 +79,40 @@ def run_local(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[st
         failed = [(index, worker) for index, worker in enumerate(workers) if worker.returncode != 0]
         if failed:
             index, worker = failed[0]
-            raise RunError(f"a trial process exited with status {worker.returncode}: "
-                           f"{_last_line(_log_path(sweep_dir, index))}", file=runs.display_path(sweep_dir))
+            raise RunError(
+                f"a trial process exited with status {worker.returncode}: {_last_line(_log_path(sweep_dir, index))}",
+                file=runs.display_path(sweep_dir),
+            )
         return found
 
 
-def _start_worker(sweep: SweepConfig, sweep_dir: Path, index: int, cores: list[int], deadline: float | None,
-                  limits: dict[str, int | None]) -> subprocess.Popen:
+def _start_worker(
+    sweep: SweepConfig,
+    sweep_dir: Path,
+    index: int,
+    cores: list[int],
+    deadline: float | None,
+    limits: dict[str, int | None],
+) -> subprocess.Popen:
     env = {**os.environ, **{name: str(len(cores)) for name in _THREAD_VARIABLES}}
     log = _log_path(sweep_dir, index).open("w")
-    process = subprocess.Popen([sys.executable, "-m", "specforge.sweep.worker"], stdin=subprocess.PIPE,
-                               stdout=log, stderr=log, env=env, preexec_fn=lambda: _confine(cores), text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "specforge.sweep.worker"],
+        stdin=subprocess.PIPE,
+        stdout=log,
+        stderr=log,
+        env=env,
+        preexec_fn=lambda: _confine(cores),
+        text=True,
+    )
     log.close()
-    orders = {"sweep": sweep_payload(sweep), "sweep_dir": str(sweep_dir), "worker": index, "deadline": deadline,
-              "limits": limits}
+    orders = {
+        "sweep": sweep_payload(sweep),
+        "sweep_dir": str(sweep_dir),
+        "worker": index,
+        "deadline": deadline,
+        "limits": limits,
+    }
     stdin = process.stdin
     assert stdin is not None  # stdin=PIPE
     stdin.write(json.dumps(orders))

@@ -29,27 +29,43 @@ OUTCOME = "outcome.json"
 RAY_STORAGE, EXPERIMENT = "ray", "tune"
 
 
-def run_ray(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str, int | None],
-            on_update: Callable[[list[TrialRecord]], None]) -> list[TrialRecord]:
+def run_ray(
+    sweep: SweepConfig,
+    sweep_dir: Path,
+    *,
+    jobs: int,
+    limits: dict[str, int | None],
+    on_update: Callable[[list[TrialRecord]], None],
+) -> list[TrialRecord]:
     """Run the sweep's trials on Ray Tune, ``jobs`` at once, each with its share of the cluster's CPUs."""
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-
     optuna = optuna_module()
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // jobs)
     mode = "max" if sweep.maximize else "min"
-    sampler = optuna.samplers.TPESampler(seed=sweep.seed) if sweep.sampler == "tpe" else \
-        optuna.samplers.RandomSampler(seed=sweep.seed)
+    sampler = (
+        optuna.samplers.TPESampler(seed=sweep.seed)
+        if sweep.sampler == "tpe"
+        else optuna.samplers.RandomSampler(seed=sweep.seed)
+    )
     grid = grid_points(sweep) if sweep.sampler == "grid" else None  # evaluated first, one trial each
     epochs = sweep.spec.config["fit"]["epochs"]
     # max_t beyond the last epoch: ASHA stops a trial that reaches max_t, before it could finish its run
-    scheduler = (ASHAScheduler(metric=sweep.metric, mode=mode, time_attr="epoch", max_t=epochs + 1, grace_period=1)
-                 if sweep.pruner != "none" else None)
-    orders = {"sweep": sweep_payload(sweep), "sweep_dir": str(sweep_dir.resolve()), "limits": limits,
-              "cpus": cpus, "cwd": os.getcwd()}
+    scheduler = (
+        ASHAScheduler(metric=sweep.metric, mode=mode, time_attr="epoch", max_t=epochs + 1, grace_period=1)
+        if sweep.pruner != "none"
+        else None
+    )
+    orders = {
+        "sweep": sweep_payload(sweep),
+        "sweep_dir": str(sweep_dir.resolve()),
+        "limits": limits,
+        "cpus": cpus,
+        "cwd": os.getcwd(),
+    }
     trainable = tune.with_resources(tune.with_parameters(_trial, orders=orders), {"cpu": cpus})
     experiment = sweep_dir / RAY_STORAGE / EXPERIMENT
     if restorable(sweep_dir):  # a sweep killed mid-run: Tune's own state (searcher, trials) carries it on
@@ -57,11 +73,17 @@ def run_ray(sweep: SweepConfig, sweep_dir: Path, *, jobs: int, limits: dict[str,
     else:
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=OptunaSearch(space=sweep.suggest, metric=sweep.metric, mode=mode,
-                                                                sampler=sampler, points_to_evaluate=grid),
-                                        scheduler=scheduler, num_samples=planned_trials(sweep),
-                                        max_concurrent_trials=jobs, time_budget_s=sweep.timeout),
-            run_config=tune.RunConfig(storage_path=str(experiment.parent.resolve()), name=EXPERIMENT, verbose=0))
+            tune_config=tune.TuneConfig(
+                search_alg=OptunaSearch(
+                    space=sweep.suggest, metric=sweep.metric, mode=mode, sampler=sampler, points_to_evaluate=grid
+                ),
+                scheduler=scheduler,
+                num_samples=planned_trials(sweep),
+                max_concurrent_trials=jobs,
+                time_budget_s=sweep.timeout,
+            ),
+            run_config=tune.RunConfig(storage_path=str(experiment.parent.resolve()), name=EXPERIMENT, verbose=0),
+        )
     with (sweep_dir / "ray.log").open("a") as log, contextlib.redirect_stdout(log):
         results = tuner.fit()
     found = [_record(results[index], sweep, sweep_dir) for index in range(len(results))]
@@ -80,7 +102,6 @@ def _trial(config: dict, orders: dict) -> None:
     """A Ray Tune trial: the spec with ``config``'s values, trained on this trial's CPUs."""
     from ray import tune
 
-
     os.chdir(orders["cwd"])
     sweep = sweep_from_payload(orders["sweep"])
     context = tune.get_context()
@@ -93,8 +114,9 @@ def _trial(config: dict, orders: dict) -> None:
 
     values = {parameter.key: config[parameter.key] for parameter in sweep.parameters}
     with limited_to(orders["cpus"]):
-        outcome = run_trial(sweep, values, run_dir, report, limit_train=orders["limits"]["train"],
-                            limit_test=orders["limits"]["test"])
+        outcome = run_trial(
+            sweep, values, run_dir, report, limit_train=orders["limits"]["train"], limit_test=orders["limits"]["test"]
+        )
     runs.write_json(run_dir / OUTCOME, {"state": outcome.state, "values": outcome.values, "error": outcome.error})
 
 

@@ -58,14 +58,19 @@ class SweepResult:
         return runs.open_run(self.best.run) if self.best is not None and self.best.run else None
 
     def to_json(self) -> dict:
-        return {"sweep": str(self.sweep_dir), "metric": self.metric, "direction": self.direction,
-                "best": asdict(self.best) if self.best else None,
-                "best_spec": str(self.best_spec) if self.best_spec else None,
-                "trials": [{**asdict(record), "value": record.value} for record in self.trials]}
+        return {
+            "sweep": str(self.sweep_dir),
+            "metric": self.metric,
+            "direction": self.direction,
+            "best": asdict(self.best) if self.best else None,
+            "best_spec": str(self.best_spec) if self.best_spec else None,
+            "trials": [{**asdict(record), "value": record.value} for record in self.trials],
+        }
 
 
 def sorted_records(records: list[TrialRecord], maximize: bool) -> list[TrialRecord]:
     """Complete trials best first, then pruned (best first), running, failed and interrupted ones."""
+
     def key(record: TrialRecord) -> tuple:
         value = record.value if record.value is not None and math.isfinite(record.value) else None
         score = math.inf if value is None else (-value if maximize else value)
@@ -90,12 +95,16 @@ def table(records: list[TrialRecord], sweep: SweepConfig, title: str | None = No
     every = [value for record in records for value in record.values if math.isfinite(value)]
     span = (min(every), max(every)) if every else None
     for record in records:
-        grid.add_row(str(record.number), record.state,
-                     *(_show(record.params.get(p.key)) for p in sweep.parameters),
-                     str(len(record.values)) if record.values else "", sparkline(record.values, span),
-                     _best(record.values, sweep.maximize),
-                     "" if record.value is None else format_value(record.value),
-                     record.error or (runs.display_path(Path(record.run)) if record.run else ""))
+        grid.add_row(
+            str(record.number),
+            record.state,
+            *(_show(record.params.get(p.key)) for p in sweep.parameters),
+            str(len(record.values)) if record.values else "",
+            sparkline(record.values, span),
+            _best(record.values, sweep.maximize),
+            "" if record.value is None else format_value(record.value),
+            record.error or (runs.display_path(Path(record.run)) if record.run else ""),
+        )
     return grid
 
 
@@ -115,8 +124,9 @@ def sparkline(values: list[float], span: tuple[float, float] | None = None) -> s
     finite = [value for value in shown if math.isfinite(value)]
     low, high = span or ((min(finite), max(finite)) if finite else (0.0, 0.0))
     span_width = (high - low) or 1.0
-    return "".join(_BARS[round((value - low) / span_width * (len(_BARS) - 1))] if math.isfinite(value) else "×"
-                   for value in shown)
+    return "".join(
+        _BARS[round((value - low) / span_width * (len(_BARS) - 1))] if math.isfinite(value) else "×" for value in shown
+    )
 
 
 def _best(values: list[float], maximize: bool) -> str:
@@ -136,8 +146,14 @@ def _show(value: Any) -> str:
 def finish(sweep: SweepConfig, sweep_dir: Path, records: list[TrialRecord]) -> SweepResult:
     """Sort the trials, write ``results.json`` and, when a trial completed, ``best.yaml``."""
     ordered = sorted_records(records, sweep.maximize)
-    best = next((record for record in ordered if record.state == COMPLETE and record.value is not None
-                 and math.isfinite(record.value)), None)
+    best = next(
+        (
+            record
+            for record in ordered
+            if record.state == COMPLETE and record.value is not None and math.isfinite(record.value)
+        ),
+        None,
+    )
     best_spec = write_best_spec(sweep, best.params, sweep_dir / directory.BEST_SPEC) if best else None
     result = SweepResult(sweep, sweep_dir, sweep.metric, sweep.direction, ordered, best, best_spec)
     runs.write_json(sweep_dir / directory.RESULTS, result.to_json())
@@ -151,9 +167,11 @@ def write_best_spec(sweep: SweepConfig, values: dict[str, Any], path: Path) -> P
     data = {key: value for key, value in data.items() if key != "sweep"}
     if isinstance(data.get("data"), dict):
         data["data"] = {key: _absolute(value, sweep.spec.base_dir) for key, value in data["data"].items()}
-    header = (f"# The best trial of {runs.display_path(path.parent)} ({sweep.metric} "
-              f"{'maximized' if sweep.maximize else 'minimized'}): {sweep.spec.file} with\n"
-              + "".join(f"#   {key} = {value!r}\n" for key, value in values.items()))
+    header = (
+        f"# The best trial of {runs.display_path(path.parent)} ({sweep.metric} "
+        f"{'maximized' if sweep.maximize else 'minimized'}): {sweep.spec.file} with\n"
+        + "".join(f"#   {key} = {value!r}\n" for key, value in values.items())
+    )
     return write_text(path, header + yaml.safe_dump(data, sort_keys=False))
 
 

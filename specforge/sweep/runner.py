@@ -25,10 +25,20 @@ OnUpdate = Callable[[SweepConfig, list[TrialRecord]], None]
 OnWarning = Callable[[Problem], None]
 
 
-def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trials: int | None = None,
-              jobs: int = 1, backend: str = "local", address: str | None = None,
-              root: str | Path = runs.RUNS_ROOT, limit_train: int | None = None, limit_test: int | None = None,
-              on_update: OnUpdate | None = None, on_warning: OnWarning | None = None) -> SweepResult:
+def run_sweep(
+    source: str | Path | Spec,
+    *,
+    overrides: Sequence[str] = (),
+    trials: int | None = None,
+    jobs: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    root: str | Path = runs.RUNS_ROOT,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    on_update: OnUpdate | None = None,
+    on_warning: OnWarning | None = None,
+) -> SweepResult:
     """Run a sweep (see ``specforge.api.sweep``) and return its trials sorted, the best one and ``best.yaml``.
     ``on_warning`` gets what the sweep put right on its way (default: a Python warning)."""
     if backend not in BACKENDS:
@@ -38,6 +48,7 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
     sweep = load_sweep(source, overrides, trials=trials)
     limits = {"train": limit_train, "test": limit_test}
     definition = {**sweep.definition(), "backend": backend, "limits": limits}
+
     def update(found: list[TrialRecord]) -> None:
         if on_update is not None:
             on_update(sweep, found)
@@ -49,8 +60,7 @@ def run_sweep(source: str | Path | Spec, *, overrides: Sequence[str] = (), trial
     else:
         optuna_module()
         sweep_dir = _continued(sweep, definition, root) or directory.create(sweep.spec.name, definition, root)
-        found = run_local(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update,
-                          on_warning=on_warning or _warn)
+        found = run_local(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update, on_warning=on_warning or _warn)
     return finish(sweep, sweep_dir, found)
 
 

@@ -106,9 +106,15 @@ class SweepConfig:
 
     def definition(self) -> dict:
         """What identifies the study: a sweep directory continues only the same definition."""
-        return {"spec_sha256": self.spec.sha256(), "metric": self.metric, "direction": self.direction,
-                "sampler": self.sampler, "pruner": self.pruner, "seed": self.seed,
-                "parameters": {p.key: [p.kind, list(p.values), p.step, p.log] for p in self.parameters}}
+        return {
+            "spec_sha256": self.spec.sha256(),
+            "metric": self.metric,
+            "direction": self.direction,
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+            "seed": self.seed,
+            "parameters": {p.key: [p.kind, list(p.values), p.step, p.log] for p in self.parameters},
+        }
 
 
 def direction_of(metric: str, direction: str) -> str:
@@ -135,8 +141,17 @@ def sweep_config(spec: Spec, section: dict, units: int, locate: Callable[[SpecPa
         parameters.append(parameter)
     if problems:
         raise SpecError(problems=problems)
-    return SweepConfig(spec, parameters, section["metric"], direction_of(section["metric"], section["direction"]),
-                       section["trials"], section["sampler"], section["pruner"], section["seed"], section["timeout"])
+    return SweepConfig(
+        spec,
+        parameters,
+        section["metric"],
+        direction_of(section["metric"], section["direction"]),
+        section["trials"],
+        section["sampler"],
+        section["pruner"],
+        section["seed"],
+        section["timeout"],
+    )
 
 
 def _metric_problems(spec: Spec, section: dict, units: int, locate: Callable[[SpecPath], Location]) -> list[Problem]:
@@ -144,17 +159,25 @@ def _metric_problems(spec: Spec, section: dict, units: int, locate: Callable[[Sp
     metric = section["metric"]
     if metric in names:
         return []
-    hint = " (there is no validation data: set fit.validation, or use a training value)" \
-        if metric.startswith("val_") and not any(name.startswith("val_") for name in names) else ""
-    return [Problem(f"training does not report {metric!r}{hint}; reported: {', '.join(names)}",
-                    locate(("sweep", "metric")))]
+    hint = (
+        " (there is no validation data: set fit.validation, or use a training value)"
+        if metric.startswith("val_") and not any(name.startswith("val_") for name in names)
+        else ""
+    )
+    return [
+        Problem(f"training does not report {metric!r}{hint}; reported: {', '.join(names)}", locate(("sweep", "metric")))
+    ]
 
 
 def _parameter_problems(spec: Spec, parameter: Parameter, sampler: str) -> list[str]:
     path = parse_path(parameter.key)
     if path is None:
-        return [(f"{parameter.key!r} is not a spec path; write it as --set takes it, e.g. "
-                "compile.optimizer.learning_rate or model.layers[0].filters")]
+        return [
+            (
+                f"{parameter.key!r} is not a spec path; write it as --set takes it, e.g. "
+                "compile.optimizer.learning_rate or model.layers[0].filters"
+            )
+        ]
     missing = _missing(spec.config, path)
     if missing:
         return [missing]
@@ -162,15 +185,21 @@ def _parameter_problems(spec: Spec, parameter: Parameter, sampler: str) -> list[
     if range_problem:
         return [range_problem]
     if sampler == "grid" and parameter.kind in FLOAT_KINDS:
-        return [(f"the grid sampler needs a finite set of values; use {{choice: [...]}} or {{int: [low, high]}} "
-                f"instead of {parameter.kind}")]
+        return [
+            (
+                f"the grid sampler needs a finite set of values; use {{choice: [...]}} or {{int: [low, high]}} "
+                f"instead of {parameter.kind}"
+            )
+        ]
     problems = []
     for value in parameter.checked_values():
         try:
             override_spec(spec, [override(parameter.key, value)])
         except SpecError as error:
-            problems += [f"{parameter.kind} value {json.dumps(value)} does not fit {parameter.key}: {p.message}"
-                         for p in error.problems]
+            problems += [
+                f"{parameter.kind} value {json.dumps(value)} does not fit {parameter.key}: {p.message}"
+                for p in error.problems
+            ]
     return problems[:1]
 
 
@@ -181,13 +210,15 @@ def _missing(config: Any, path: SpecPath) -> str | None:
         where = format_path(path[:depth]) or "the spec"
         if isinstance(node, dict) and isinstance(part, str):
             if part not in node:
-                return f"{format_path(path[:depth + 1])} does not exist in the spec; {where} has: {', '.join(node)}"
+                return f"{format_path(path[: depth + 1])} does not exist in the spec; {where} has: {', '.join(node)}"
         elif isinstance(node, list) and isinstance(part, int):
             if part >= len(node):
-                return (f"{format_path(path[:depth + 1])} does not exist in the spec; {where} has {len(node)} items "
-                        f"(0 to {len(node) - 1})")
+                return (
+                    f"{format_path(path[: depth + 1])} does not exist in the spec; {where} has {len(node)} items "
+                    f"(0 to {len(node) - 1})"
+                )
         else:
-            return f"{format_path(path[:depth + 1])} does not exist in the spec; {where} is {_kind(node)}"
+            return f"{format_path(path[: depth + 1])} does not exist in the spec; {where} is {_kind(node)}"
         node = node[part]
     return None
 
@@ -214,11 +245,19 @@ def _range_problem(parameter: Parameter) -> str | None:
 
 def sweep_payload(sweep: SweepConfig) -> dict:
     """The sweep as JSON for another process (``sweep_from_payload`` rebuilds it)."""
-    section = {"parameters": {p.key: {p.kind: list(p.values), **({"step": p.step, "log": p.log}
-                                                                  if p.kind == "int" else {})}
-                              for p in sweep.parameters},
-               "metric": sweep.metric, "direction": sweep.direction, "trials": sweep.trials,
-               "sampler": sweep.sampler, "pruner": sweep.pruner, "seed": sweep.seed, "timeout": sweep.timeout}
+    section = {
+        "parameters": {
+            p.key: {p.kind: list(p.values), **({"step": p.step, "log": p.log} if p.kind == "int" else {})}
+            for p in sweep.parameters
+        },
+        "metric": sweep.metric,
+        "direction": sweep.direction,
+        "trials": sweep.trials,
+        "sampler": sweep.sampler,
+        "pruner": sweep.pruner,
+        "seed": sweep.seed,
+        "timeout": sweep.timeout,
+    }
     return {"spec": sweep.spec.document.data, "file": sweep.spec.file, "section": section}
 
 

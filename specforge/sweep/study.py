@@ -54,13 +54,20 @@ def open_study(sweep: SweepConfig, sweep_dir: Path, *, worker: int = 0) -> Any:
         # optuna types lock_obj as its private lock base class; this lock has the same acquire and release.
         storage = JournalStorage(JournalFileBackend(str(path), lock_obj=_JournalLock(path)))  # type: ignore[arg-type]
         done = len(storage.get_all_studies()) and _trial_count(storage)
-        return optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=sweep.direction,
-                                   sampler=_sampler(optuna, sweep, worker, done), pruner=_pruner(optuna, sweep),
-                                   load_if_exists=True)
+        return optuna.create_study(
+            storage=storage,
+            study_name=STUDY_NAME,
+            direction=sweep.direction,
+            sampler=_sampler(optuna, sweep, worker, done),
+            pruner=_pruner(optuna, sweep),
+            load_if_exists=True,
+        )
     except (ValueError, KeyError, AssertionError, TypeError, json.JSONDecodeError) as error:
-        raise RunError(f"cannot read the sweep's journal ({type(error).__name__}: {error}); it is damaged or not "
-                       "written by specforge sweep: move it away to start the sweep afresh",
-                       file=runs.display_path(path)) from None
+        raise RunError(
+            f"cannot read the sweep's journal ({type(error).__name__}: {error}); it is damaged or not "
+            "written by specforge sweep: move it away to start the sweep afresh",
+            file=runs.display_path(path),
+        ) from None
 
 
 class _JournalLock:
@@ -94,12 +101,17 @@ def _check_journal(path: Path) -> None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         entry = None
     if not isinstance(entry, dict) or entry.get("op_code") != 0:
-        raise RunError("not an Optuna journal (its first line is not a study's creation); it is damaged or not "
-                       "written by specforge sweep: move it away to start the sweep afresh",
-                       file=runs.display_path(path))
+        raise RunError(
+            "not an Optuna journal (its first line is not a study's creation); it is damaged or not "
+            "written by specforge sweep: move it away to start the sweep afresh",
+            file=runs.display_path(path),
+        )
     if entry.get("study_name") != STUDY_NAME:
-        raise RunError(f"the journal holds study {entry.get('study_name')!r}, not a specforge sweep; move it away "
-                       "to start the sweep afresh", file=runs.display_path(path))
+        raise RunError(
+            f"the journal holds study {entry.get('study_name')!r}, not a specforge sweep; move it away "
+            "to start the sweep afresh",
+            file=runs.display_path(path),
+        )
 
 
 def _trial_count(storage: Any) -> int:
@@ -129,7 +141,7 @@ def grid_points(sweep: SweepConfig) -> list[dict[str, Any]]:
     points = list(itertools.product(*(parameter.grid() for parameter in sweep.parameters)))
     random.Random(sweep.seed).shuffle(points)
     keys = [parameter.key for parameter in sweep.parameters]
-    return [dict(zip(keys, point)) for point in points[:planned_trials(sweep)]]
+    return [dict(zip(keys, point)) for point in points[: planned_trials(sweep)]]
 
 
 def queue_grid(study: Any, sweep: SweepConfig) -> None:
@@ -152,8 +164,12 @@ def planned_trials(sweep: SweepConfig) -> int:
 
 def counted(trials: list[Any]) -> int:
     """Trials that count towards the sweep's number: all but interrupted and queued ones."""
-    return sum(1 for trial in trials if trial.state.name in ("COMPLETE", "PRUNED", "RUNNING")
-               or (trial.state.name == "FAIL" and not trial.user_attrs.get(INTERRUPTED)))
+    return sum(
+        1
+        for trial in trials
+        if trial.state.name in ("COMPLETE", "PRUNED", "RUNNING")
+        or (trial.state.name == "FAIL" and not trial.user_attrs.get(INTERRUPTED))
+    )
 
 
 def mark_interrupted(study: Any, sweep: SweepConfig) -> int:
@@ -188,8 +204,9 @@ def finished_value(run: str | None, sweep: SweepConfig) -> float | None:
     return float(values[-1]) if values and math.isfinite(values[-1]) else None
 
 
-def work(sweep: SweepConfig, sweep_dir: Path, *, worker: int, deadline: float | None,
-         limits: dict[str, int | None]) -> None:
+def work(
+    sweep: SweepConfig, sweep_dir: Path, *, worker: int, deadline: float | None, limits: dict[str, int | None]
+) -> None:
     """One worker process's loop: ask for a trial (while trials are left and time is), train it, tell."""
     optuna = optuna_module()
     study = open_study(sweep, sweep_dir, worker=worker)
@@ -203,15 +220,22 @@ def work(sweep: SweepConfig, sweep_dir: Path, *, worker: int, deadline: float | 
         run_dir = directory.trial_dir(sweep_dir, trial.number)
         trial.set_user_attr("run", str(run_dir))
         trial.set_user_attr("cores", sorted(os.sched_getaffinity(0)))
-        outcome = run_trial(sweep, values, run_dir, functools.partial(_report, trial),
-                            limit_train=limits.get("train"), limit_test=limits.get("test"))
+        outcome = run_trial(
+            sweep,
+            values,
+            run_dir,
+            functools.partial(_report, trial),
+            limit_train=limits.get("train"),
+            limit_test=limits.get("test"),
+        )
         if outcome.error:
             trial.set_user_attr("error", outcome.error)
         if outcome.state == COMPLETE:
             study.tell(trial, outcome.value)
         else:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED if outcome.state == PRUNED
-                       else optuna.trial.TrialState.FAIL)
+            study.tell(
+                trial, state=optuna.trial.TrialState.PRUNED if outcome.state == PRUNED else optuna.trial.TrialState.FAIL
+            )
 
 
 _STATES = {"COMPLETE": COMPLETE, "PRUNED": PRUNED, "FAIL": FAILED, "RUNNING": RUNNING}
@@ -233,8 +257,20 @@ def records(study: Any) -> list[TrialRecord]:
         values = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
         if state == COMPLETE and (not values or values[-1] != trial.value):
             values.append(trial.value)
-        seconds = ((trial.datetime_complete - trial.datetime_start).total_seconds()
-                   if trial.datetime_complete and trial.datetime_start else None)
-        found.append(TrialRecord(trial.number, state, dict(trial.params), values, trial.user_attrs.get("run"),
-                                 trial.user_attrs.get("error"), seconds))
+        seconds = (
+            (trial.datetime_complete - trial.datetime_start).total_seconds()
+            if trial.datetime_complete and trial.datetime_start
+            else None
+        )
+        found.append(
+            TrialRecord(
+                trial.number,
+                state,
+                dict(trial.params),
+                values,
+                trial.user_attrs.get("run"),
+                trial.user_attrs.get("error"),
+                seconds,
+            )
+        )
     return found

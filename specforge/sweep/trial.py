@@ -60,8 +60,15 @@ class _Reporter(Callback):
             self.pruned = trainer.stop_training = True
 
 
-def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report: Report, *,
-              limit_train: int | None = None, limit_test: int | None = None) -> Outcome:
+def run_trial(
+    sweep: SweepConfig,
+    values: dict[str, Any],
+    run_dir: Path,
+    report: Report,
+    *,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+) -> Outcome:
     """Train the spec with ``values`` into ``run_dir``; never raises for a failing trial.
 
     A ``run_dir`` that already holds this trial's run (a trial started again after its sweep was killed)
@@ -73,8 +80,14 @@ def run_trial(sweep: SweepConfig, values: dict[str, Any], run_dir: Path, report:
             if not _continued(run_dir, spec.config, reporter):
                 fit(resume=run_dir, progress=Silent(), observers=[reporter])
         else:
-            fit(spec, out=run_dir, progress=Silent(), limit_train=limit_train, limit_test=limit_test,
-                observers=[reporter])
+            fit(
+                spec,
+                out=run_dir,
+                progress=Silent(),
+                limit_train=limit_train,
+                limit_test=limit_test,
+                observers=[reporter],
+            )
     except SpecforgeError as error:
         return Outcome(FAILED, reporter.values, error.problems[0].message)
     except (ArithmeticError, ValueError, MemoryError) as error:

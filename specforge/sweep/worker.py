@@ -19,8 +19,13 @@ from specforge.sweep.study import work
 def main() -> int:
     orders = json.load(sys.stdin)
     try:
-        work(sweep_from_payload(orders["sweep"]), Path(orders["sweep_dir"]), worker=orders["worker"],
-             deadline=orders["deadline"], limits=orders["limits"])
+        work(
+            sweep_from_payload(orders["sweep"]),
+            Path(orders["sweep_dir"]),
+            worker=orders["worker"],
+            deadline=orders["deadline"],
+            limits=orders["limits"],
+        )
     except SpecforgeError as error:
         print(error.format(), file=sys.stderr)
         return 2

@@ -28,8 +28,13 @@ def labels_and_targets(loss: Loss, y: np.ndarray | None, units: int) -> tuple[np
     return labels, (y if y.shape == expected else loss.encode_labels(labels, units))
 
 
-def update_metrics(metrics: Sequence[Metric], outputs: np.ndarray, labels: np.ndarray, targets: np.ndarray,
-                   preprocessing: Preprocessing | None) -> None:
+def update_metrics(
+    metrics: Sequence[Metric],
+    outputs: np.ndarray,
+    labels: np.ndarray,
+    targets: np.ndarray,
+    preprocessing: Preprocessing | None,
+) -> None:
     """Classification metrics get the probabilities and class labels; regression metrics the outputs and the
     targets, both in the target's own units."""
     units = preprocessing.target_units if preprocessing is not None else (lambda values: values)
@@ -46,9 +51,16 @@ Observer = Callable[[np.ndarray, np.ndarray], None]
 OnBatch = Callable[[int, int], None]
 
 
-def evaluate_split(model: Model, split: Split, loss: Loss, metrics: Sequence[Metric], batch_size: int,
-                   preprocessing: Preprocessing | None = None, observe: Observer | None = None,
-                   on_batch: OnBatch | None = None) -> dict[str, float]:
+def evaluate_split(
+    model: Model,
+    split: Split,
+    loss: Loss,
+    metrics: Sequence[Metric],
+    batch_size: int,
+    preprocessing: Preprocessing | None = None,
+    observe: Observer | None = None,
+    on_batch: OnBatch | None = None,
+) -> dict[str, float]:
     """The mean loss and the metrics of ``model`` on ``split`` (inference mode); ``observe`` sees every batch,
     ``on_batch(done, total)`` is called after each (a progress bar)."""
     fused = model.fuses(loss)
@@ -73,12 +85,19 @@ def evaluate_split(model: Model, split: Split, loss: Loss, metrics: Sequence[Met
 
 def run_split(run: Run, split: str, limit: int | None = None) -> tuple[Dataset, Split]:
     """The run's data set and its split ``split`` (the first ``limit`` examples when given)."""
-    dataset = load_data(run.config, Path(run.manifest.get("base_dir", ".")), {}, run.graph.input_dtype,
-                        Preprocessing.from_dict(run.preprocessing))
+    dataset = load_data(
+        run.config,
+        Path(run.manifest.get("base_dir", ".")),
+        {},
+        run.graph.input_dtype,
+        Preprocessing.from_dict(run.preprocessing),
+    )
     chosen = dataset.splits().get(split)
     if chosen is None:
-        raise RunError(f"the run's data has no {split} split; use one of: {', '.join(dataset.splits())}",
-                       file=display_path(run.path))
+        raise RunError(
+            f"the run's data has no {split} split; use one of: {', '.join(dataset.splits())}",
+            file=display_path(run.path),
+        )
     return dataset, chosen if limit is None else chosen.part(chosen.name, None, limit)
 
 
@@ -90,8 +109,10 @@ def predict_run(run: Run, images: np.ndarray, *, batch_size: int = 256, preproce
     images = np.asarray(images)
     if not preprocess:
         return model.predict(images.astype(steps.input_dtype, copy=False), batch_size)
-    parts = [model.predict(steps.images(images[start:start + batch_size]), batch_size)
-             for start in range(0, len(images), batch_size)]
+    parts = [
+        model.predict(steps.images(images[start : start + batch_size]), batch_size)
+        for start in range(0, len(images), batch_size)
+    ]
     return np.concatenate(parts) if parts else model.predict(np.zeros((0, *steps.input_shape), steps.input_dtype))
 
 
@@ -116,13 +137,15 @@ def find_mistakes(run: Run, split: str = "test", *, limit: int | None = None, ba
         raise RunError(f"the {split} split has no labels to compare with", file=display_path(run.path))
     images = np.asarray(chosen.images)
     probabilities = predict_run(run, images, batch_size=batch_size)
-    predicted = (probabilities[:, 0] > 0.5).astype(np.int64) if probabilities.shape[-1] == 1 \
-        else probabilities.argmax(axis=-1)
+    predicted = (
+        (probabilities[:, 0] > 0.5).astype(np.int64) if probabilities.shape[-1] == 1 else probabilities.argmax(axis=-1)
+    )
     labels = np.asarray(chosen.labels, dtype=np.int64)
     wrong = np.flatnonzero(predicted != labels)
     confidence = probabilities.max(axis=-1) if probabilities.shape[-1] > 1 else np.abs(probabilities[:, 0] - 0.5) + 0.5
-    return Mistakes(images[wrong], wrong, labels[wrong], predicted[wrong], confidence[wrong],
-                    list(dataset.class_names), len(images))
+    return Mistakes(
+        images[wrong], wrong, labels[wrong], predicted[wrong], confidence[wrong], list(dataset.class_names), len(images)
+    )
 
 
 class Confusion:
@@ -132,7 +155,7 @@ class Confusion:
         self.matrix = np.zeros((max(classes, 2), max(classes, 2)), dtype=np.int64)
 
     def __call__(self, probabilities: np.ndarray, labels: np.ndarray) -> None:
-        predicted = (probabilities[:, 0] > 0.5 if probabilities.shape[-1] == 1 else probabilities.argmax(axis=-1))
+        predicted = probabilities[:, 0] > 0.5 if probabilities.shape[-1] == 1 else probabilities.argmax(axis=-1)
         np.add.at(self.matrix, (np.asarray(labels, dtype=np.int64), predicted.astype(np.int64)), 1)
 
 
@@ -145,13 +168,28 @@ def per_class(matrix: np.ndarray, class_names: Sequence[str]) -> list[dict[str, 
     recall = np.divide(right, actual, out=np.zeros_like(right), where=actual > 0)
     total = precision + recall
     f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(right), where=total > 0)
-    return [{"class": index, "name": class_names[index] if index < len(class_names) else str(index),
-             "precision": float(precision[index]), "recall": float(recall[index]), "f1": float(f1[index]),
-             "support": int(actual[index])} for index in range(len(matrix))]
+    return [
+        {
+            "class": index,
+            "name": class_names[index] if index < len(class_names) else str(index),
+            "precision": float(precision[index]),
+            "recall": float(recall[index]),
+            "f1": float(f1[index]),
+            "support": int(actual[index]),
+        }
+        for index in range(len(matrix))
+    ]
 
 
-def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None,
-                 limit: int | None = None, details: bool = False, on_batch: OnBatch | None = None) -> dict[str, Any]:
+def evaluate_run(
+    run: Run,
+    split: str = "test",
+    *,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    details: bool = False,
+    on_batch: OnBatch | None = None,
+) -> dict[str, Any]:
     """Loss and metrics of a finished run on ``split`` (test, train or validation), with the run's preprocessing;
     with ``details``, also ``class_names``, ``per_class`` (precision, recall, F1, support) and
     ``confusion_matrix`` (rows: true class, columns: predicted); ``on_batch(done, total)`` after each batch."""
@@ -159,17 +197,34 @@ def evaluate_run(run: Run, split: str = "test", *, batch_size: int | None = None
     dataset, chosen = run_split(run, split, limit)
     model = run.model
     confusion = Confusion(model.graph.output_shape[-1]) if details else None
-    results = evaluate_split(model, chosen, losses.create(config["compile"]["loss"]),
-                             metrics.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
-                             batch_size or config["fit"]["batch_size"], Preprocessing.from_dict(run.preprocessing),
-                             observe=confusion, on_batch=on_batch)
+    results = evaluate_split(
+        model,
+        chosen,
+        losses.create(config["compile"]["loss"]),
+        metrics.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
+        batch_size or config["fit"]["batch_size"],
+        Preprocessing.from_dict(run.preprocessing),
+        observe=confusion,
+        on_batch=on_batch,
+    )
     report: dict[str, Any] = {"split": split, "examples": len(chosen), **results}
     if confusion is not None:
         names = list(dataset.class_names)
-        report.update(class_names=names, per_class=per_class(confusion.matrix, names),
-                      confusion_matrix=confusion.matrix.tolist())
+        report.update(
+            class_names=names, per_class=per_class(confusion.matrix, names), confusion_matrix=confusion.matrix.tolist()
+        )
     return report
 
 
-__all__ = ["Confusion", "Mistakes", "evaluate_run", "evaluate_split", "find_mistakes", "labels_and_targets",
-           "per_class", "predict_run", "run_split", "update_metrics"]
+__all__ = [
+    "Confusion",
+    "Mistakes",
+    "evaluate_run",
+    "evaluate_split",
+    "find_mistakes",
+    "labels_and_targets",
+    "per_class",
+    "predict_run",
+    "run_split",
+    "update_metrics",
+]

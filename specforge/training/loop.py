@@ -74,9 +74,15 @@ def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None], fitted: Pr
         dataset = load_data(config, base_dir, limits, graph.input_dtype, fitted)
     except DataError as error:
         raise spec.located(error) from None
-    setup = _Setup(spec, graph, dataset, losses.create(config["compile"]["loss"]),
-                   metrics.create(config["compile"]["metrics"], graph.output_shape[-1]),
-                   optimizers.create(config["compile"]["optimizer"]), [])
+    setup = _Setup(
+        spec,
+        graph,
+        dataset,
+        losses.create(config["compile"]["loss"]),
+        metrics.create(config["compile"]["metrics"], graph.output_shape[-1]),
+        optimizers.create(config["compile"]["optimizer"]),
+        [],
+    )
     check_warmup(spec, len(dataset.train))
     try:
         setup.callbacks = callbacks.create(config["fit"]["callbacks"], setup.log_names())
@@ -94,8 +100,14 @@ def generators(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.
 class Trainer:
     """One run's training state; offers callbacks what ``specforge.options.callbacks.Trainer`` describes."""
 
-    def __init__(self, setup: _Setup, run_dir: Path, progress: Progress,
-                 observers: Sequence[callbacks.Callback] = (), backend: StepsFactory = NumpySteps):
+    def __init__(
+        self,
+        setup: _Setup,
+        run_dir: Path,
+        progress: Progress,
+        observers: Sequence[callbacks.Callback] = (),
+        backend: StepsFactory = NumpySteps,
+    ):
         self.setup = setup
         #: callbacks from outside the spec (a sweep's pruning), called after the spec's and not checkpointed
         self.callbacks = [*setup.callbacks, *observers]
@@ -107,8 +119,7 @@ class Trainer:
         self.steps = backend(self.model, setup.spec, setup.loss, setup.optimizer, self.dropout_rng)
         self.optimizer = self.steps.optimizer
         try:
-            self.weighting = weighting(setup.spec.config, setup.loss, setup.dataset.train,
-                                       setup.graph.output_shape[-1])
+            self.weighting = weighting(setup.spec.config, setup.loss, setup.dataset.train, setup.graph.output_shape[-1])
         except DataError as error:
             raise setup.spec.located(error) from None
         self.ema = weight_average(setup.spec.config["compile"]["optimizer"], self.model.trainable_params())
@@ -154,11 +165,21 @@ class Trainer:
                 else:
                     state[key] = value
             callback_states.append(state)
-        runs.save_checkpoint(directory or self.run_dir, arrays, {
-            "epoch": self.epoch, "stop_training": self.stop_training, "optimizer": scalars,
-            "callbacks": callback_states, "history": self.history,
-            "rng": {"shuffle": self.shuffle_rng.bit_generator.state, "dropout": self.dropout_rng.bit_generator.state},
-        })
+        runs.save_checkpoint(
+            directory or self.run_dir,
+            arrays,
+            {
+                "epoch": self.epoch,
+                "stop_training": self.stop_training,
+                "optimizer": scalars,
+                "callbacks": callback_states,
+                "history": self.history,
+                "rng": {
+                    "shuffle": self.shuffle_rng.bit_generator.state,
+                    "dropout": self.dropout_rng.bit_generator.state,
+                },
+            },
+        )
 
     def load_checkpoint(self, directory: Path | None = None) -> None:
         """The state of the run directory's checkpoint (or ``directory``'s)."""
@@ -172,8 +193,11 @@ class Trainer:
             self.ema.load(optimizer_state.pop("ema_steps"), _with_prefix(arrays, "ema/"))
         self.steps.load_state_dict({**optimizer_state, **_with_prefix(arrays, "optimizer/")})
         if len(state["callbacks"]) != len(self.setup.callbacks):
-            raise RunError(f"the checkpoint holds {len(state['callbacks'])} callback states for "
-                           f"{len(self.setup.callbacks)} callbacks in the spec", file=source)
+            raise RunError(
+                f"the checkpoint holds {len(state['callbacks'])} callback states for "
+                f"{len(self.setup.callbacks)} callbacks in the spec",
+                file=source,
+            )
         for index, callback in enumerate(self.setup.callbacks):
             callback.load_state_dict({**state["callbacks"][index], **_with_prefix(arrays, f"callbacks/{index}/")})
         self.shuffle_rng.bit_generator.state = state["rng"]["shuffle"]
@@ -190,8 +214,9 @@ class Trainer:
             logs = self.train_epoch()
             if setup.dataset.validation is not None:
                 with self.ema.applied() if self.ema is not None else nullcontext():
-                    validation = evaluate_split(self.model, setup.dataset.validation, setup.loss, setup.metrics,
-                                                fit["batch_size"])
+                    validation = evaluate_split(
+                        self.model, setup.dataset.validation, setup.loss, setup.metrics, fit["batch_size"]
+                    )
                 logs.update({f"val_{name}": value for name, value in validation.items()})
             for name, value in logs.items():
                 self.history[name].append(value)
@@ -233,9 +258,12 @@ class Trainer:
             if self.ema is not None and np.isfinite(value):
                 self.ema.update()
             if not np.isfinite(value):
-                raise LossNotFinite(f"loss became {value} at epoch {self.epoch + 1}, batch {step}; the last good "
-                                    f"weights are in {runs.display_path(self.run_dir / runs.CHECKPOINT)}; lower the "
-                                    "learning rate or rescale the inputs", file=runs.display_path(self.run_dir))
+                raise LossNotFinite(
+                    f"loss became {value} at epoch {self.epoch + 1}, batch {step}; the last good "
+                    f"weights are in {runs.display_path(self.run_dir / runs.CHECKPOINT)}; lower the "
+                    "learning rate or rescale the inputs",
+                    file=runs.display_path(self.run_dir),
+                )
             total += value * len(x)
             count += len(x)
             update_metrics(setup.metrics, outputs, labels, targets, train.preprocessing)
@@ -251,11 +279,20 @@ def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.nda
     return {key.removeprefix(prefix): value for key, value in arrays.items() if key.startswith(prefix)}
 
 
-def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | Path = runs.RUNS_ROOT,
-        resume: str | Path | None = None, overrides: Sequence[str] = (), quiet: bool = False,
-        progress: Progress | None = None, limit_train: int | None = None,
-        limit_test: int | None = None, observers: Sequence[callbacks.Callback] = (),
-        steps: StepsFactory = NumpySteps) -> runs.Run:
+def fit(
+    spec: Spec | None = None,
+    *,
+    out: str | Path | None = None,
+    root: str | Path = runs.RUNS_ROOT,
+    resume: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    quiet: bool = False,
+    progress: Progress | None = None,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    observers: Sequence[callbacks.Callback] = (),
+    steps: StepsFactory = NumpySteps,
+) -> runs.Run:
     """Train ``spec`` into a new run directory, or continue the run ``resume``; return the finished run.
 
     ``out`` is the run directory itself (default: the next ``root/<spec name>/<n>``).  ``overrides``
@@ -268,14 +305,32 @@ def fit(spec: Spec | None = None, *, out: str | Path | None = None, root: str | 
     Raises TrainingInterrupted on Ctrl-C and LossNotFinite when the loss stops being finite.
     """
     progress = progress or ConsoleProgress(quiet=quiet)
-    trainer = prepare(spec, steps, out=out, root=root, resume=resume, overrides=overrides, progress=progress,
-                      limits={"train": limit_train, "test": limit_test}, observers=observers)
+    trainer = prepare(
+        spec,
+        steps,
+        out=out,
+        root=root,
+        resume=resume,
+        overrides=overrides,
+        progress=progress,
+        limits={"train": limit_train, "test": limit_test},
+        observers=observers,
+    )
     return supervise(trainer, trainer.train, trainer.steps.manifest())
 
 
-def prepare(spec: Spec | None, backend: StepsFactory, *, out: str | Path | None, root: str | Path,
-            resume: str | Path | None, overrides: Sequence[str], progress: Progress,
-            limits: dict[str, int | None], observers: Sequence[callbacks.Callback] = ()) -> Trainer:
+def prepare(
+    spec: Spec | None,
+    backend: StepsFactory,
+    *,
+    out: str | Path | None,
+    root: str | Path,
+    resume: str | Path | None,
+    overrides: Sequence[str],
+    progress: Progress,
+    limits: dict[str, int | None],
+    observers: Sequence[callbacks.Callback] = (),
+) -> Trainer:
     """The trainer of a new run (its directory made, its first checkpoint written) or of the run ``resume``
     (its last checkpoint loaded)."""
     if resume is not None:
@@ -283,8 +338,12 @@ def prepare(spec: Spec | None, backend: StepsFactory, *, out: str | Path | None,
         manifest = runs.read_json(run_dir / runs.MANIFEST)
         limited = any(value is not None for value in limits.values())
         spec = runs.resume_spec(run_dir, manifest, overrides, limited=limited)
-        setup = _setup(spec, Path(manifest["base_dir"]), manifest["limits"],
-                       Preprocessing.from_dict(runs.read_json(run_dir / runs.PREPROCESSING)))
+        setup = _setup(
+            spec,
+            Path(manifest["base_dir"]),
+            manifest["limits"],
+            Preprocessing.from_dict(runs.read_json(run_dir / runs.PREPROCESSING)),
+        )
         runs.check_same_data(run_dir, manifest, setup.dataset)
         trainer = Trainer(setup, run_dir, progress, observers, backend)
         trainer.load_checkpoint()  # before anything is written: a damaged checkpoint leaves the run as it was
@@ -304,8 +363,12 @@ def run_setup(run_dir: Path) -> _Setup:
     """What the run at ``run_dir`` trains with, from its stored spec (a data-parallel worker's view)."""
     manifest = runs.read_json(run_dir / runs.MANIFEST)
     spec = runs.run_spec(run_dir, manifest, runs.read_json(run_dir / runs.RESOLVED))
-    return _setup(spec, Path(manifest["base_dir"]), manifest["limits"],
-                  Preprocessing.from_dict(runs.read_json(run_dir / runs.PREPROCESSING)))
+    return _setup(
+        spec,
+        Path(manifest["base_dir"]),
+        manifest["limits"],
+        Preprocessing.from_dict(runs.read_json(run_dir / runs.PREPROCESSING)),
+    )
 
 
 def supervise(trainer: Trainer, train: Callable[[], None], manifest: dict[str, Any]) -> runs.Run:
@@ -322,8 +385,9 @@ def supervise(trainer: Trainer, train: Callable[[], None], manifest: dict[str, A
         completed = True
     except KeyboardInterrupt:
         runs.update_manifest(run_dir, status="interrupted")
-        raise TrainingInterrupted(run_dir, min(trainer.epoch + 1, setup.fit["epochs"]), trainer.batch,
-                                 runs.display_path(run_dir)) from None
+        raise TrainingInterrupted(
+            run_dir, min(trainer.epoch + 1, setup.fit["epochs"]), trainer.batch, runs.display_path(run_dir)
+        ) from None
     except BaseException:
         runs.update_manifest(run_dir, status="failed")
         raise
@@ -340,8 +404,13 @@ def _tensorboard_log(trainer: Trainer):
         return None
 
     spec = trainer.setup.spec
-    log = TensorBoardLog(trainer.run_dir, spec.config, fit["log_every"], first_epoch=trainer.epoch,
-                         where=spec.document.locate(("fit", "log")))
+    log = TensorBoardLog(
+        trainer.run_dir,
+        spec.config,
+        fit["log_every"],
+        first_epoch=trainer.epoch,
+        where=spec.document.locate(("fit", "log")),
+    )
     trainer.progress = Both(trainer.progress, log)
     return log
 
@@ -351,8 +420,13 @@ def _final_values(trainer: Trainer) -> dict[str, float]:
     final = {name: values[-1] for name, values in trainer.history.items() if values}
     metrics_file = trainer.run_dir / runs.METRICS
     if metrics_file.exists():
-        final.update({f"test_{key}": value for key, value in runs.read_json(metrics_file).items()
-                      if key not in ("split", "examples")})
+        final.update(
+            {
+                f"test_{key}": value
+                for key, value in runs.read_json(metrics_file).items()
+                if key not in ("split", "examples")
+            }
+        )
     return final
 
 
@@ -379,8 +453,7 @@ def _finish(trainer: Trainer) -> None:
     if test is not None:
         results = evaluate_split(trainer.model, test, setup.loss, setup.metrics, setup.fit["batch_size"])
         runs.write_json(run_dir / runs.METRICS, {"split": "test", "examples": len(test), **results})
-    manifest = runs.update_manifest(run_dir, status="completed", epochs_completed=trainer.epoch,
-                                    steps_completed=steps)
+    manifest = runs.update_manifest(run_dir, status="completed", epochs_completed=trainer.epoch, steps_completed=steps)
     if runs.counts_as_latest(manifest):
         runs.point_latest(run_dir)
 

@@ -39,18 +39,27 @@ def settling_momentum(steps: int) -> float:
 def unsettled_statistics(spec: Spec, graph: Graph, steps: int) -> Problem | None:
     """A warning located at the BatchNormalization layer whose moving statistics moved least in ``steps``
     training steps, when its initial values still weigh more than UNSETTLED_SHARE; None otherwise."""
-    unsettled = [node for node in graph.nodes if isinstance(node.layer, BatchNormalization)
-                 and node.layer.config["momentum"] ** steps > UNSETTLED_SHARE]
+    unsettled = [
+        node
+        for node in graph.nodes
+        if isinstance(node.layer, BatchNormalization) and node.layer.config["momentum"] ** steps > UNSETTLED_SHARE
+    ]
     if not unsettled:
         return None
     node = max(unsettled, key=lambda candidate: candidate.layer.config["momentum"])
     momentum = node.layer.config["momentum"]
     needed = steps_needed(momentum)
     others = f" (and {len(unsettled) - 1} more BatchNormalization layers)" if len(unsettled) > 1 else ""
-    longer = (f"train for at least {needed:,} steps (more epochs, more data or a smaller batch_size) or "
-              if needed is not None else "")
-    return Problem(f"after {steps:,} training steps the moving mean and variance of {node.source!r}{others} still "
-                   f"hold {momentum ** steps:.0%} of their initial values (momentum {momentum:g}) and inference uses "
-                   f"them, so its scores can be near chance; {longer}lower the momentum (momentum: "
-                   f"{settling_momentum(steps):g} would do in {steps:,} steps)",
-                   spec.locate(node.path), severity="warning")
+    longer = (
+        f"train for at least {needed:,} steps (more epochs, more data or a smaller batch_size) or "
+        if needed is not None
+        else ""
+    )
+    return Problem(
+        f"after {steps:,} training steps the moving mean and variance of {node.source!r}{others} still "
+        f"hold {momentum**steps:.0%} of their initial values (momentum {momentum:g}) and inference uses "
+        f"them, so its scores can be near chance; {longer}lower the momentum (momentum: "
+        f"{settling_momentum(steps):g} would do in {steps:,} steps)",
+        spec.locate(node.path),
+        severity="warning",
+    )

@@ -33,7 +33,7 @@ class Weighting:
         if self.example_weights is None:
             return
         order = copy.deepcopy(rng).permutation(examples) if shuffle else np.arange(examples)
-        self._batches = [order[start:start + batch_size] for start in range(0, examples, batch_size)]
+        self._batches = [order[start : start + batch_size] for start in range(0, examples, batch_size)]
 
     def loss_for(self, step: int, labels: np.ndarray) -> Loss:
         """The loss of batch ``step`` (from 1) with class ``labels``: weighted by ``batch``."""
@@ -77,8 +77,12 @@ def column_weights(split: Split, column: str) -> np.ndarray:
     weights = table.numbers(column, where)
     bad = np.flatnonzero(~(weights >= 0))
     if len(bad):
-        raise DataError(f"{table.row_word} {table.rows[bad[0]]}, column {column!r}: the weight {weights[bad[0]]} is "
-                        "not a number >= 0; every example needs a weight", file=table.file, path=where)
+        raise DataError(
+            f"{table.row_word} {table.rows[bad[0]]}, column {column!r}: the weight {weights[bad[0]]} is "
+            "not a number >= 0; every example needs a weight",
+            file=table.file,
+            path=where,
+        )
     return weights
 
 

@@ -130,8 +130,16 @@ def bar(step: int, steps: int, width: int = BAR_WIDTH) -> str:
     return f"[{arrow}{'.' * (width - len(arrow))}]"
 
 
-def fit_lines(counter: str, step: int, steps: int, status: str, logs: Mapping[str, float], columns: int | None,
-              *, keep_values: bool) -> list[str]:
+def fit_lines(
+    counter: str,
+    step: int,
+    steps: int,
+    status: str,
+    logs: Mapping[str, float],
+    columns: int | None,
+    *,
+    keep_values: bool,
+) -> list[str]:
     """``COUNTER [BAR] - STATUS - name: value ...`` in lines shorter than ``columns`` (any length when None):
     the bar shrinks to MIN_BAR_WIDTH, then goes; then values are dropped from the end or, with
     ``keep_values``, continue on further lines indented under the counter."""
@@ -140,7 +148,7 @@ def fit_lines(counter: str, step: int, steps: int, status: str, logs: Mapping[st
     if room >= MIN_BAR_WIDTH:
         return [f"{counter} {bar(step, steps, min(room, BAR_WIDTH))} - {status}{''.join(fields)}"]
     assert columns is not None, "without columns the bar always fits"
-    lines = [f"{counter} - {status}"[:columns - 1]]
+    lines = [f"{counter} - {status}"[: columns - 1]]
     for field in fields:
         if len(lines[-1]) + len(field) < columns:
             lines[-1] += field
@@ -154,8 +162,9 @@ def fit_lines(counter: str, step: int, steps: int, status: str, logs: Mapping[st
 class ConsoleProgress:
     """Keras' progress bar (verbose=1) on ``stream``; with ``quiet`` one line per epoch (verbose=2)."""
 
-    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False, clock=time.perf_counter,
-                 columns: int | None = None):
+    def __init__(
+        self, stream: TextIO | None = None, *, quiet: bool = False, clock=time.perf_counter, columns: int | None = None
+    ):
         """``columns``: the terminal's width (default: read from the stream's terminal at each redraw)."""
         self.stream = stream or sys.stdout
         self.quiet = quiet
@@ -191,7 +200,7 @@ class ConsoleProgress:
         counter = f"{step:>{len(str(self._steps))}}/{self._steps}"
         status = f"ETA: {format_duration(eta)}"
         if self.live:
-            line, = fit_lines(counter, step, self._steps, status, logs, self._columns(), keep_values=False)
+            (line,) = fit_lines(counter, step, self._steps, status, logs, self._columns(), keep_values=False)
             self._write(f"\r{line}\x1b[K")
         else:
             self._write("\n".join(fit_lines(counter, step, self._steps, status, logs, None, keep_values=True)) + "\n")
@@ -203,8 +212,9 @@ class ConsoleProgress:
             self._write(f"{self._epoch_label} - {timing}{format_logs(logs)}\n")
             return
         columns = self._columns() if self.live else None
-        lines = fit_lines(f"{self._steps}/{self._steps}", self._steps, self._steps, timing, logs, columns,
-                          keep_values=True)
+        lines = fit_lines(
+            f"{self._steps}/{self._steps}", self._steps, self._steps, timing, logs, columns, keep_values=True
+        )
         end = "\x1b[K\n" if self.live else "\n"
         self._write(("\r" if self.live else "") + end.join(lines) + end)
 

@@ -28,23 +28,37 @@ def hyperparameters(config: Mapping[str, Any]) -> dict[str, bool | str | float |
     """Every setting of ``compile`` and ``fit`` by its spec path (``compile.optimizer.learning_rate``); lists of
     plain values (metrics, fit.log) as text."""
     values = flatten({section: config.get(section, {}) for section in ("compile", "fit")})
-    return {path: value if isinstance(value, (bool, str, int, float)) else str(value)
-            for path, value in values.items() if value is not None}
+    return {
+        path: value if isinstance(value, (bool, str, int, float)) else str(value)
+        for path, value in values.items()
+        if value is not None
+    }
 
 
 class TensorBoardLog:
     """Training reports as TensorBoard scalars, text and hyperparameters in ``run_dir/tensorboard``."""
 
-    def __init__(self, run_dir: Path, config: Mapping[str, Any], every: int, *, first_epoch: int = 0,
-                 where: Location | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        config: Mapping[str, Any],
+        every: int,
+        *,
+        first_epoch: int = 0,
+        where: Location | None = None,
+    ):
         """``where``: the place in the spec that asked for the log, named when tensorboardX is missing."""
         try:
             from tensorboardX import SummaryWriter
         except ImportError:
             where = where or Location(path="fit.log")
-            raise SpecError(f"tensorboard needs tensorboardX, which is not installed; install it with: "
-                            f"{TENSORBOARD_EXTRA}", file=where.file, line=where.line, column=where.column,
-                            path=where.path) from None
+            raise SpecError(
+                f"tensorboard needs tensorboardX, which is not installed; install it with: {TENSORBOARD_EXTRA}",
+                file=where.file,
+                line=where.line,
+                column=where.column,
+                path=where.path,
+            ) from None
         self.config = config
         self.every = every
         self.writer = SummaryWriter(logdir=str(Path(run_dir) / LOG_DIR), flush_secs=10)
@@ -74,8 +88,9 @@ class TensorBoardLog:
     def close(self, final: Mapping[str, float] | None = None) -> None:
         """Write the hyperparameters with the run's ``final`` values (when it finished), then close the files."""
         if final:
-            self.writer.add_hparams(hyperparameters(self.config), {f"final/{k}": v for k, v in final.items()},
-                                    name="hparams")
+            self.writer.add_hparams(
+                hyperparameters(self.config), {f"final/{k}": v for k, v in final.items()}, name="hparams"
+            )
         self.writer.close()
 
 

@@ -14,8 +14,14 @@ SHAPE = (4, 5, 1)
 
 
 def save_keras_layout(path, **extra):
-    np.savez(path, x_train=tiny_images(9), y_train=tiny_labels(9), x_test=tiny_images(3, seed=5),
-             y_test=tiny_labels(3, seed=6), **extra)
+    np.savez(
+        path,
+        x_train=tiny_images(9),
+        y_train=tiny_labels(9),
+        x_test=tiny_images(3, seed=5),
+        y_test=tiny_labels(3, seed=6),
+        **extra,
+    )
 
 
 def test_npz_with_keras_keys(tmp_path):
@@ -38,8 +44,9 @@ def test_npz_missing_key_lists_what_the_archive_holds(tmp_path):
     np.savez(tmp_path / "d.npz", images=tiny_images(2), y_train=tiny_labels(2))
     with pytest.raises(DataError) as error:
         load_dataset({"source": "npz", "path": "d.npz"}, SHAPE, base_dir=tmp_path)
-    assert error.value.problems[0].message == ("the archive has no array 'x_train' for the train split; it holds "
-                                               "['images', 'y_train']; name them in data.keys")
+    assert error.value.problems[0].message == (
+        "the archive has no array 'x_train' for the train split; it holds ['images', 'y_train']; name them in data.keys"
+    )
 
 
 def test_npz_half_a_split_is_refused(tmp_path):

@@ -50,7 +50,7 @@ def test_each_epoch_draws_one_permutation_so_a_saved_state_resumes_exactly(datas
 
 def test_unlabelled_split_yields_no_labels(dataset):
     unlabelled = Split("predict", dataset.test.images, None)
-    (x, y), = iterate_batches(unlabelled, 10, shuffle=False, preprocessing=dataset.preprocessing)
+    ((x, y),) = iterate_batches(unlabelled, 10, shuffle=False, preprocessing=dataset.preprocessing)
     assert y is None and x.shape == (6, 4, 5, 1)
 
 

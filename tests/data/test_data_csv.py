@@ -59,8 +59,10 @@ def test_ragged_row_names_the_line(tmp_path):
         load_dataset({"source": "csv", "train": "t.csv"}, SHAPE, base_dir=tmp_path)
     problem = error.value.problems[0]
     assert problem.location.file == str(path)
-    assert problem.message == ("cannot read the CSV: the number of columns changed from 7 to 6 on line 3; every row "
-                               "needs the label and the same number of pixel values, all numbers")
+    assert problem.message == (
+        "cannot read the CSV: the number of columns changed from 7 to 6 on line 3; every row "
+        "needs the label and the same number of pixel values, all numbers"
+    )
 
 
 def test_text_in_a_pixel_cell(tmp_path):
@@ -88,10 +90,13 @@ def test_empty_file(tmp_path):
 
 
 @pytest.mark.parametrize("header", ["label,a,b,c,d,e,f\n", ""])
-@pytest.mark.parametrize("bad_row, reported", [("0,1,x,3,4,5,6\n", ("could not convert string 'x' to float32 on "
-                                                                     "line {line}, column 3")),
-                                               ("0,1,2,3,4,5\n", ("the number of columns changed from 7 to 6 on "
-                                                                 "line {line}"))])
+@pytest.mark.parametrize(
+    "bad_row, reported",
+    [
+        ("0,1,x,3,4,5,6\n", ("could not convert string 'x' to float32 on line {line}, column 3")),
+        ("0,1,2,3,4,5\n", ("the number of columns changed from 7 to 6 on line {line}")),
+    ],
+)
 def test_a_bad_row_is_reported_on_its_own_line(tmp_path, header, bad_row, reported):
     (tmp_path / "t.csv").write_text(header + "1,0,0,0,0,0,0\n2,0,0,0,0,0,0\n" + bad_row)
     with pytest.raises(DataError) as error:

@@ -35,12 +35,15 @@ def test_validation_none_and_test(idx_set):
     assert dataset.validation is dataset.test
 
 
-@pytest.mark.parametrize("validation, message", [
-    ("validation", "fit.validation is 'validation' but the data has no validation split"),
-    (1.5, "validation fraction 1.5 is not between 0 and 1"),
-    (0.99, "validation 0.99 of 12 training examples leaves 0 to train on and 12 to validate"),
-    ("holdout", "fit.validation 'holdout' is not understood"),
-])
+@pytest.mark.parametrize(
+    "validation, message",
+    [
+        ("validation", "fit.validation is 'validation' but the data has no validation split"),
+        (1.5, "validation fraction 1.5 is not between 0 and 1"),
+        (0.99, "validation 0.99 of 12 training examples leaves 0 to train on and 12 to validate"),
+        ("holdout", "fit.validation 'holdout' is not understood"),
+    ],
+)
 def test_validation_choices_that_cannot_work(idx_set, validation, message):
     with pytest.raises(DataError, match=message) as error:
         load(idx_set, validation=validation)
@@ -71,8 +74,11 @@ def test_labels_outside_the_declared_classes(idx_set):
 
 def test_negative_labels(idx_set):
     write_idx(idx_set["root"] / "train_labels.idx.gz", np.array([0, 1, 2, -1] * 3, np.int8))
-    with pytest.raises(DataError, match=r"train label -1 at index 3 is outside \[0, 3\) \(3 such labels\); labels "
-                                        r"are class indices"):
+    with pytest.raises(
+        DataError,
+        match=r"train label -1 at index 3 is outside \[0, 3\) \(3 such labels\); labels "
+        r"are class indices",
+    ):
         load(idx_set)
 
 
@@ -88,8 +94,10 @@ def test_images_that_cannot_fit_the_input_shape(idx_set):
         load(idx_set, shape=(28, 28, 1))
     problem = error.value.problems[0]
     assert problem.location.file == str(idx_set["root"] / "train_images.idx.gz")
-    assert problem.message == ("train images are 4x5 (20 values each) and cannot be reshaped to model.input_shape "
-                               "[28, 28, 1] (784 values); use an input_shape with 20 values, e.g. [4, 5, 1]")
+    assert problem.message == (
+        "train images are 4x5 (20 values each) and cannot be reshaped to model.input_shape "
+        "[28, 28, 1] (784 values); use an input_shape with 20 values, e.g. [4, 5, 1]"
+    )
 
 
 def test_images_keep_their_stored_shape_for_a_flat_input(idx_set):

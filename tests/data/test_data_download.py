@@ -22,8 +22,13 @@ SHAPE = (4, 5, 1)
 
 def npz_payload() -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, x_train=tiny_images(20), y_train=tiny_labels(20), x_test=tiny_images(4, seed=7),
-             y_test=tiny_labels(4, seed=8))
+    np.savez(
+        buffer,
+        x_train=tiny_images(20),
+        y_train=tiny_labels(20),
+        x_test=tiny_images(4, seed=7),
+        y_test=tiny_labels(4, seed=8),
+    )
     return buffer.getvalue()
 
 
@@ -59,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if server.drops > 0:
             server.drops -= 1
-            body = body[:len(body) // 2]
+            body = body[: len(body) // 2]
             self.close_connection = True
         self.wfile.write(body)
         server.sent += len(body)
@@ -158,8 +163,9 @@ def test_wrong_sha256_is_refused_and_the_download_discarded(server, tmp_path):
         load_dataset(spec(server.url, wrong), SHAPE, base_dir=tmp_path)
     problem = error.value.problems[0]
     assert problem.location.file == server.url
-    assert problem.message == (f"the downloaded file's sha256 is {SHA256} but data.sha256 is {wrong}; check data.url "
-                               "and data.sha256")
+    assert problem.message == (
+        f"the downloaded file's sha256 is {SHA256} but data.sha256 is {wrong}; check data.url and data.sha256"
+    )
     assert not any(download.cache_dir().iterdir())
 
 
@@ -181,7 +187,8 @@ def test_connection_refused_is_a_clear_data_error(monkeypatch, tmp_path):
         load_dataset(spec(url), SHAPE, base_dir=tmp_path)
     assert error.value.problems[0].message == (
         f"cannot download {url}: Connection refused after {download.ATTEMPTS} attempts; check the network "
-        "connection and data.url, or download the file yourself and give its path (source: npz or csv)")
+        "connection and data.url, or download the file yourself and give its path (source: npz or csv)"
+    )
 
 
 def test_csv_from_a_file_url(tmp_path, monkeypatch):
@@ -190,7 +197,8 @@ def test_csv_from_a_file_url(tmp_path, monkeypatch):
     csv_path = tmp_path / "d.csv"
     csv_path.write_bytes(text)
     url = csv_path.as_uri()
-    dataset = load_dataset({**spec(url, hashlib.sha256(text).hexdigest()), "format": "csv"}, (2,),
-                           validation="none", base_dir=tmp_path)
+    dataset = load_dataset(
+        {**spec(url, hashlib.sha256(text).hexdigest()), "format": "csv"}, (2,), validation="none", base_dir=tmp_path
+    )
     assert dataset.train.labels.tolist() == [1, 0, 1]
     np.testing.assert_array_equal(dataset.train.images, [[0, 255], [3, 4], [7, 7]])

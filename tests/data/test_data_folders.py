@@ -42,8 +42,7 @@ def test_labels_follow_the_sorted_folder_names(folders):
 
 def test_images_are_converted_to_the_input_channels_and_size(folders):
     root, pictures = folders
-    dataset = load_dataset({"source": "image_folder", "train": "train"}, (2, 3, 3), validation="none",
-                           base_dir=root)
+    dataset = load_dataset({"source": "image_folder", "train": "train"}, (2, 3, 3), validation="none", base_dir=root)
     assert dataset.train.images.shape == (3, 2, 3, 3)
     reference = np.asarray(Image.fromarray(pictures["c1"]).convert("RGB").resize((3, 2), Image.Resampling.BILINEAR))
     np.testing.assert_array_equal(dataset.train.images[0], reference)
@@ -66,8 +65,9 @@ def test_a_file_that_is_no_image_says_so_in_words(folders):
     broken.write_bytes(b"plain text, not pixels")
     with pytest.raises(DataError) as error:
         load_dataset({"source": "image_folder", "train": "train"}, (4, 6, 1), base_dir=root, validation="none")
-    assert error.value.problems[0].format() == (f"{broken}: error: not an image file Pillow can read; "
-                                                "use PNG or JPEG files")
+    assert error.value.problems[0].format() == (
+        f"{broken}: error: not an image file Pillow can read; use PNG or JPEG files"
+    )
 
 
 def test_truncated_png(folders):
@@ -112,7 +112,8 @@ def test_an_empty_class_folder_is_refused_where_it_is(folders):
     (root / "train/emu").mkdir()
     with pytest.raises(DataError) as error:
         load_dataset({"source": "image_folder", "train": "train"}, (4, 6, 1), base_dir=root, validation="none")
-    problem, = error.value.problems
+    (problem,) = error.value.problems
     assert problem.location.file == str(root / "train/emu")
-    assert problem.message == ("class folder 'emu' holds no PNG or JPEG files (1 such folders); add its images or "
-                               "remove the folder")
+    assert problem.message == (
+        "class folder 'emu' holds no PNG or JPEG files (1 such folders); add its images or remove the folder"
+    )

@@ -58,8 +58,11 @@ def test_wrong_magic_number_names_the_file_and_the_expected_numbers(idx_set):
 def test_truncated_payload(idx_set):
     path = idx_set["root"] / "train_images.idx.gz"
     path.write_bytes(gzip.compress(idx_bytes(tiny_images(12))[:-7]))
-    with pytest.raises(DataError, match=r"truncated: the header declares 12x4x5 values of uint8 \(240 bytes\) but "
-                                        r"the file holds 233; download the file again") as error:
+    with pytest.raises(
+        DataError,
+        match=r"truncated: the header declares 12x4x5 values of uint8 \(240 bytes\) but "
+        r"the file holds 233; download the file again",
+    ) as error:
         load_dataset(idx_set["spec"], SHAPE, base_dir=idx_set["base_dir"])
     assert error.value.problems[0].location.file == str(path)
 
@@ -88,8 +91,9 @@ def test_image_and_label_counts_differ(idx_set):
     with pytest.raises(DataError) as error:
         load_dataset(idx_set["spec"], SHAPE, base_dir=idx_set["base_dir"])
     labels_file = idx_set["root"] / "train_labels.idx.gz"
-    assert f"train has 12 images but {labels_file} has 11 labels; every image needs exactly one label" \
-        in str(error.value)
+    assert f"train has 12 images but {labels_file} has 11 labels; every image needs exactly one label" in str(
+        error.value
+    )
 
 
 def test_missing_file_names_the_option_and_where_relative_paths_start(idx_set):
@@ -98,8 +102,9 @@ def test_missing_file_names_the_option_and_where_relative_paths_start(idx_set):
         load_dataset(spec, SHAPE, base_dir=idx_set["base_dir"])
     problem = error.value.problems[0]
     assert problem.location.file == str(idx_set["base_dir"] / "idx/nope.gz")
-    assert problem.message == ("no such file (given by data.test_labels); relative paths start at the spec file's "
-                               "directory")
+    assert problem.message == (
+        "no such file (given by data.test_labels); relative paths start at the spec file's directory"
+    )
 
 
 def test_a_split_needs_both_of_its_files(idx_set):

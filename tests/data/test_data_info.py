@@ -37,11 +37,11 @@ def test_grid_shows_images_enlarged_with_captions(idx_set, tmp_path):
     with Image.open(path) as grid:
         assert grid.size == (3 * cell_w, 2 * cell_h)  # 5 images: 3 columns, 2 rows
         pixels = np.asarray(grid.convert("L"))
-    second = pixels[0:4 * zoom:zoom, cell_w:cell_w + 5 * zoom:zoom]
+    second = pixels[0 : 4 * zoom : zoom, cell_w : cell_w + 5 * zoom : zoom]
     from specforge.data.info import every_class_in_turn
 
     np.testing.assert_array_equal(second, dataset.train.images[every_class_in_turn(dataset.train.labels, 5)[1]])
-    caption = pixels[4 * zoom:cell_h, 0:cell_w]
+    caption = pixels[4 * zoom : cell_h, 0:cell_w]
     assert caption.min() < 128  # dark text on the white caption strip
 
 
@@ -81,7 +81,7 @@ def test_a_category_panel_labels_each_bar_with_its_value_and_count():
     from specforge.data.table.info import column_panel
 
     panel = np.asarray(column_panel(["rosé"] * 5 + ["red"] * 9 + ["white"] * 2, "colour").convert("RGB")).astype(int)
-    blue = (np.abs(panel - [70, 130, 180]).sum(axis=2) < 30)
+    blue = np.abs(panel - [70, 130, 180]).sum(axis=2) < 30
     dark = panel.sum(axis=2) < 450  # text, antialiased
     rows = np.flatnonzero(blue.any(axis=1))
     bands = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
@@ -90,9 +90,9 @@ def test_a_category_panel_labels_each_bar_with_its_value_and_count():
     for band in bands:
         columns = np.flatnonzero(blue[band].any(axis=0))
         lengths.append(len(columns))
-        assert dark[band][:, :columns[0]].sum() > 10 and dark[band][:, columns[-1] + 1:].sum() > 5
+        assert dark[band][:, : columns[0]].sum() > 10 and dark[band][:, columns[-1] + 1 :].sum() > 5
     assert lengths[0] > lengths[1] > lengths[2]  # red 9, rosé 5, white 2: the most frequent first
-    assert dark[:bands[0][0]].sum() > 20  # the title above the bars
+    assert dark[: bands[0][0]].sum() > 20  # the title above the bars
 
 
 def test_a_target_panel_names_its_column_as_the_target():

@@ -38,7 +38,7 @@ def test_first_test_image_matches_a_byte_level_decode(mnist):
     raw = gzip.decompress((MNIST_DIR / FILES["test_images"]).read_bytes())
     magic, count, rows, cols = struct.unpack(">IIII", raw[:16])
     assert (magic, count, rows, cols) == (0x803, 10000, 28, 28)
-    first = np.array(list(raw[16:16 + 784]), dtype=np.uint8).reshape(28, 28)
+    first = np.array(list(raw[16 : 16 + 784]), dtype=np.uint8).reshape(28, 28)
     np.testing.assert_array_equal(mnist.test.images[0], first)
 
 

@@ -17,11 +17,17 @@ from .builders import write_idx
 
 
 def write_spec(root: Path, data: dict, input_shape=(4, 5, 1), fit: dict | None = None) -> Path:
-    spec = {"version": 1, "name": "tiny", "data": data,
-            "model": {"input_shape": list(input_shape),
-                      "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}]},
-            "compile": {"optimizer": "adam", "loss": "categorical_crossentropy", "metrics": ["accuracy"]},
-            "fit": {"epochs": 1, **(fit or {})}}
+    spec = {
+        "version": 1,
+        "name": "tiny",
+        "data": data,
+        "model": {
+            "input_shape": list(input_shape),
+            "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}],
+        },
+        "compile": {"optimizer": "adam", "loss": "categorical_crossentropy", "metrics": ["accuracy"]},
+        "fit": {"epochs": 1, **(fit or {})},
+    }
     path = root / "tiny.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
@@ -39,8 +45,10 @@ def test_a_missing_data_file_is_found_by_validate_and_skipped_with_no_data(idx_s
     spec = write_spec(idx_set["base_dir"], {**idx_set["spec"], "test_labels": "idx/gone.idx.gz"})
     result = validate(spec)
     assert result.exit_code == 2
-    assert result.output.strip() == (f"{idx_set['root'] / 'gone.idx.gz'}: error: no such file (given by "
-                                     "data.test_labels); relative paths start at the spec file's directory")
+    assert result.output.strip() == (
+        f"{idx_set['root'] / 'gone.idx.gz'}: error: no such file (given by "
+        "data.test_labels); relative paths start at the spec file's directory"
+    )
     assert validate(spec, "--no-data").exit_code == 0
 
 
@@ -91,12 +99,16 @@ def test_a_missing_validation_split_is_refused_by_validate(idx_set):
 def test_what_only_training_finds_names_the_spec_line_and_the_data_file(tmp_path):
     rows = "\n".join(f"{label},1,2,3,4" for label in (0, 1, 2, 0, 7, 1))
     (tmp_path / "train.csv").write_text(rows + "\n")
-    spec = write_spec(tmp_path, {"source": "csv", "train": "train.csv", "num_classes": 3},
-                      input_shape=(4,), fit={"validation": "none"})
+    spec = write_spec(
+        tmp_path,
+        {"source": "csv", "train": "train.csv", "num_classes": 3},
+        input_shape=(4,),
+        fit={"validation": "none"},
+    )
     assert validate(spec).exit_code == 0  # CSV labels are read only with the whole file
     try:
         api.load_data(api.load_spec(spec))
     except DataError as error:
-        problem, = error.problems
+        (problem,) = error.problems
     assert (problem.location.file, problem.location.line) == (str(spec), line_of(spec, "num_classes"))
     assert problem.message.startswith(f"in {tmp_path / 'train.csv'}: train label 7 at index 4 is outside [0, 3)")

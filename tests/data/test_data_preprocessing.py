@@ -62,12 +62,17 @@ def test_scale_and_offset_is_the_same_affine_map():
     np.testing.assert_allclose(offset, [-0.25, 2.0])
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"normalize": {"mean": [0.1, 0.2], "std": 1}},
-     "normalize.mean has 2 values; give one number or one per channel \\(1, the last axis"),
-    ({"normalize": {"mean": 0, "std": 0}}, r"normalize.std \[0.0\] has a value <= 0"),
-    ({"reshape": [6, 1]}, r"reshape \[6, 1\] differs from model.input_shape \[2, 3, 1\]"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"normalize": {"mean": [0.1, 0.2], "std": 1}},
+            "normalize.mean has 2 values; give one number or one per channel \\(1, the last axis",
+        ),
+        ({"normalize": {"mean": 0, "std": 0}}, r"normalize.std \[0.0\] has a value <= 0"),
+        ({"reshape": [6, 1]}, r"reshape \[6, 1\] differs from model.input_shape \[2, 3, 1\]"),
+    ],
+)
 def test_inconsistent_options(options, message):
     with pytest.raises(DataError, match=message):
         make(**options)
@@ -92,9 +97,13 @@ def test_rescale_written_as_a_fraction_is_that_fraction(text, factor):
 def test_the_schema_takes_only_positive_fractions(tmp_path, text):
     from specforge.spec import spec_from_dict
 
-    config = {"version": 1, "name": "f", "data": {"source": "mnist", "preprocessing": {"rescale": "1/255"}},
-              "model": {"input_shape": [28, 28, 1], "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10}]},
-              "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"}}
+    config = {
+        "version": 1,
+        "name": "f",
+        "data": {"source": "mnist", "preprocessing": {"rescale": "1/255"}},
+        "model": {"input_shape": [28, 28, 1], "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10}]},
+        "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
+    }
     assert spec_from_dict(config).config["data"]["preprocessing"]["rescale"] == "1/255"
     config["data"]["preprocessing"]["rescale"] = text
     with pytest.raises(SpecError, match=r"data\.preprocessing\.rescale"):

@@ -83,37 +83,71 @@ def test_examples_are_valid():
         assert errors(example) == []
 
 
-@pytest.mark.parametrize("instance", [
-    {},
-    {"source": "mnist", "preprocessing": {"rescale": 0.00392156862745098, "labels": "sparse",
-                                          "normalize": {"mean": 0.1307, "std": 0.3081}, "reshape": [28, 28, 1]}},
-    {"source": "npy", "train_images": "x.npy", "train_labels": "y.npy", "validation_images": "vx.npy",
-     "validation_labels": "vy.npy"},
-    {"source": "npz", "path": "d.npz", "keys": {"x_train": "a", "y_train": "b"}, "num_classes": 10},
-    {"source": "csv", "train": "train.csv", "test": "test.csv", "label_column": "label", "header": True},
-    {"source": "image_folder", "train": "images/train", "class_names": ["cat", "dog"]},
-    {"source": "url", "url": "https://example.org/d.csv", "sha256": "a" * 64, "format": "csv", "label_column": 0},
-])
+@pytest.mark.parametrize(
+    "instance",
+    [
+        {},
+        {
+            "source": "mnist",
+            "preprocessing": {
+                "rescale": 0.00392156862745098,
+                "labels": "sparse",
+                "normalize": {"mean": 0.1307, "std": 0.3081},
+                "reshape": [28, 28, 1],
+            },
+        },
+        {
+            "source": "npy",
+            "train_images": "x.npy",
+            "train_labels": "y.npy",
+            "validation_images": "vx.npy",
+            "validation_labels": "vy.npy",
+        },
+        {"source": "npz", "path": "d.npz", "keys": {"x_train": "a", "y_train": "b"}, "num_classes": 10},
+        {"source": "csv", "train": "train.csv", "test": "test.csv", "label_column": "label", "header": True},
+        {"source": "image_folder", "train": "images/train", "class_names": ["cat", "dog"]},
+        {"source": "url", "url": "https://example.org/d.csv", "sha256": "a" * 64, "format": "csv", "label_column": 0},
+    ],
+)
 def test_valid_specs(instance):
     assert errors(instance) == []
 
 
-@pytest.mark.parametrize("instance, expected", [
-    ({"source": "idx", "path": "d.npz", "train_images": "a", "train_labels": "b"},
-     [([], "additionalProperties", "Additional properties are not allowed ('path' was unexpected)")]),
-    ({"trian": "x.csv"},
-     [([], "additionalProperties", "Additional properties are not allowed ('trian' was unexpected)")]),
-    ({"source": "npz"}, [([], "required", "'path' is a required property")]),
-    ({"source": "url", "url": "ftp://x", "sha256": "abc"},
-     [(["sha256"], "pattern", "'abc' does not match '^[0-9a-fA-F]{64}$'"),
-      (["url"], "pattern", "'ftp://x' does not match '^(https?|file)://'")]),
-    ({"source": "csv", "train": "a.csv", "header": "maybe"},
-     [(["header"], "enum", "'maybe' is not one of ['auto', True, False]")]),
-    ({"preprocessing": {"labels": "onehot"}},
-     [(["preprocessing", "labels"], "enum", "'onehot' is not one of ['one_hot', 'sparse']")]),
-    ({"source": "mnst", "trian": 1},
-     [([], "additionalProperties", "Additional properties are not allowed ('trian' was unexpected)"),
-      (["source"], "enum", f"'mnst' is not one of {list(SOURCES)}")]),
-])
+@pytest.mark.parametrize(
+    "instance, expected",
+    [
+        (
+            {"source": "idx", "path": "d.npz", "train_images": "a", "train_labels": "b"},
+            [([], "additionalProperties", "Additional properties are not allowed ('path' was unexpected)")],
+        ),
+        (
+            {"trian": "x.csv"},
+            [([], "additionalProperties", "Additional properties are not allowed ('trian' was unexpected)")],
+        ),
+        ({"source": "npz"}, [([], "required", "'path' is a required property")]),
+        (
+            {"source": "url", "url": "ftp://x", "sha256": "abc"},
+            [
+                (["sha256"], "pattern", "'abc' does not match '^[0-9a-fA-F]{64}$'"),
+                (["url"], "pattern", "'ftp://x' does not match '^(https?|file)://'"),
+            ],
+        ),
+        (
+            {"source": "csv", "train": "a.csv", "header": "maybe"},
+            [(["header"], "enum", "'maybe' is not one of ['auto', True, False]")],
+        ),
+        (
+            {"preprocessing": {"labels": "onehot"}},
+            [(["preprocessing", "labels"], "enum", "'onehot' is not one of ['one_hot', 'sparse']")],
+        ),
+        (
+            {"source": "mnst", "trian": 1},
+            [
+                ([], "additionalProperties", "Additional properties are not allowed ('trian' was unexpected)"),
+                (["source"], "enum", f"'mnst' is not one of {list(SOURCES)}"),
+            ],
+        ),
+    ],
+)
 def test_each_mistake_is_reported_once_where_it_is(instance, expected):
     assert errors(instance) == expected

@@ -44,8 +44,7 @@ def write_csv(path: Path, rows: list[str], header: str = HEADER) -> Path:
 
 def table_spec(tmp_path: Path, **options) -> dict:
     write_csv(tmp_path / "train.csv", ROWS)
-    return {"source": "table", "train": "train.csv", "features": FEATURES,
-            "target": {"column": "label"}, **options}
+    return {"source": "table", "train": "train.csv", "features": FEATURES, "target": {"column": "label"}, **options}
 
 
 def load(spec: dict, tmp_path: Path, width: int = WIDTH, validation: str = "none"):
@@ -81,9 +80,14 @@ def test_the_test_file_is_encoded_with_the_training_statistics_and_unseen_catego
     np.testing.assert_array_equal(dataset.test.images[:, 1:5], [[0, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]])
 
 
-@pytest.mark.parametrize("scale, expected", [
-    ("minmax", lambda v: (v - 0) / 7000), ("none", lambda v: v), ("standardize", lambda v: (v - v.mean()) / v.std()),
-])
+@pytest.mark.parametrize(
+    "scale, expected",
+    [
+        ("minmax", lambda v: (v - 0) / 7000),
+        ("none", lambda v: v),
+        ("standardize", lambda v: (v - v.mean()) / v.std()),
+    ],
+)
 def test_numeric_scalings_and_constant_fill(tmp_path, scale, expected):
     spec = table_spec(tmp_path)
     spec["features"] = [{"column": "income", "fill": "constant", "fill_value": 0, "scale": scale}]
@@ -105,8 +109,14 @@ def test_numeric_targets_several_columns_standardized(tmp_path):
 def test_stratified_seeded_fraction(tmp_path):
     rows = [f"{i},paris,yes,{i},{'a' if i % 4 else 'b'},1" for i in range(200)]
     write_csv(tmp_path / "train.csv", rows)
-    spec = {"source": "table", "train": "train.csv", "features": [{"column": "age"}],
-            "target": {"column": "label"}, "test_fraction": 0.2, "split_seed": 3}
+    spec = {
+        "source": "table",
+        "train": "train.csv",
+        "features": [{"column": "age"}],
+        "target": {"column": "label"},
+        "test_fraction": 0.2,
+        "split_seed": 3,
+    }
     first, again = load(spec, tmp_path, 1), load(spec, tmp_path, 1)
     other = load({**spec, "split_seed": 4}, tmp_path, 1)
     assert len(first.test) == 40 and len(first.train) == 160
@@ -140,9 +150,14 @@ def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
 
 
 def write_spec(tmp_path: Path, data: dict, width: int = WIDTH) -> Path:
-    spec = {"version": 1, "name": "t", "data": data,
-            "model": {"input_shape": [width], "layers": [{"type": "Dense", "units": 2, "activation": "softmax"}]},
-            "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"}, "fit": {"epochs": 1}}
+    spec = {
+        "version": 1,
+        "name": "t",
+        "data": data,
+        "model": {"input_shape": [width], "layers": [{"type": "Dense", "units": 2, "activation": "softmax"}]},
+        "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
+        "fit": {"epochs": 1},
+    }
     path = tmp_path / "t.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
@@ -180,8 +195,13 @@ def test_missing_target_values_are_refused_with_their_rows(tmp_path):
 
 def test_missing_targets_are_refused_before_a_fraction_is_drawn(tmp_path):
     write_csv(tmp_path / "train.csv", [f"{i},paris,no,{i},{'' if i == 3 else 'ab'[i % 2]},1" for i in range(10)])
-    data = {"source": "table", "train": "train.csv", "features": [{"column": "age"}], "target": {"column": "label"},
-            "test_fraction": 0.2}
+    data = {
+        "source": "table",
+        "train": "train.csv",
+        "features": [{"column": "age"}],
+        "target": {"column": "label"},
+        "test_fraction": 0.2,
+    }
     with pytest.raises(DataError, match=r"target 'label' is missing at lines 5; .*data.drop_missing_target: true"):
         load(data, tmp_path, 1)
 
@@ -189,8 +209,14 @@ def test_missing_targets_are_refused_before_a_fraction_is_drawn(tmp_path):
 def test_rows_without_a_target_can_be_left_out_and_data_info_counts_them(tmp_path):
     write_csv(tmp_path / "train.csv", [f"{i},paris,no,{i},{'NA' if i in (3, 7) else 'ab'[i % 2]},1" for i in range(20)])
     write_csv(tmp_path / "test.csv", ["1,paris,no,1,a,1", "2,rome,no,2,,1", "3,rome,no,3,b,1"])
-    data = {"source": "table", "train": "train.csv", "test": "test.csv", "features": [{"column": "age"}],
-            "target": {"column": "label"}, "drop_missing_target": True}
+    data = {
+        "source": "table",
+        "train": "train.csv",
+        "test": "test.csv",
+        "features": [{"column": "age"}],
+        "target": {"column": "label"},
+        "drop_missing_target": True,
+    }
     dataset = load(data, tmp_path, 1)
     assert (len(dataset.train), len(dataset.test)) == (18, 2)
     assert 3 not in dataset.train.table.numbers("age") and 7 not in dataset.train.table.numbers("age")
@@ -205,8 +231,16 @@ def test_rows_without_a_target_can_be_left_out_and_data_info_counts_them(tmp_pat
 def test_data_info_lists_the_rows_of_each_drawn_split_by_their_place_in_the_file(tmp_path):
     labels = ["a" if i % 3 else "b" for i in range(30)]
     write_csv(tmp_path / "train.csv", [f"{i},paris,no,{i},{'' if i == 4 else labels[i]},1" for i in range(30)])
-    data = {"source": "table", "train": "train.csv", "features": [{"column": "age"}], "target": {"column": "label"},
-            "test_fraction": 0.2, "validation_fraction": 0.2, "split_seed": 5, "drop_missing_target": True}
+    data = {
+        "source": "table",
+        "train": "train.csv",
+        "features": [{"column": "age"}],
+        "target": {"column": "label"},
+        "test_fraction": 0.2,
+        "validation_fraction": 0.2,
+        "split_seed": 5,
+        "drop_missing_target": True,
+    }
     info = api.data_info(api.load_spec(write_spec(tmp_path, data, 1), ["fit.validation=validation"]))
     rows = {name: split["rows"] for name, split in info["split_rows"].items()}
     assert sorted(rows["train"] + rows["test"] + rows["validation"]) == [i for i in range(30) if i != 4]
@@ -225,8 +259,11 @@ def test_a_test_class_unseen_in_training_is_refused(tmp_path):
 
 
 def test_the_input_width_is_named_when_it_does_not_match(tmp_path):
-    with pytest.raises(DataError, match=r"encode to 7 values per row \(3 numeric or binary columns of 1; city 4: "
-                                        r"3 categories and the out-of-vocabulary column\).*use input_shape: \[7\]"):
+    with pytest.raises(
+        DataError,
+        match=r"encode to 7 values per row \(3 numeric or binary columns of 1; city 4: "
+        r"3 categories and the out-of-vocabulary column\).*use input_shape: \[7\]",
+    ):
         load(table_spec(tmp_path), tmp_path, width=5)
 
 
@@ -293,7 +330,8 @@ def test_a_validation_fraction_is_drawn_before_fitting(tmp_path):
     assert sorted(dataset.validation.labels.tolist()) == [0, 0, 1, 1]
     held_out = dataset.validation.table.numbers("age")
     assert dataset.preprocessing.pipeline.features[0].center == pytest.approx(
-        np.nanmean(dataset.train.table.numbers("age")))
+        np.nanmean(dataset.train.table.numbers("age"))
+    )
     assert not set(held_out[~np.isnan(held_out)]) & set(dataset.train.table.numbers("age"))
     with pytest.raises(DataError, match=r"draw them before with data\.validation_fraction"):
         load(table_spec(tmp_path), tmp_path, validation=0.25)
@@ -310,4 +348,5 @@ def test_the_command_line_names_the_parquet_extra_in_one_line(tmp_path, monkeypa
     result = CliRunner().invoke(app, ["data", "info", str(write_spec(tmp_path, data))])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"{tmp_path / 'train.parquet'}: error: reading Parquet needs pyarrow: pip install 'specforge[parquet]'"]
+        f"{tmp_path / 'train.parquet'}: error: reading Parquet needs pyarrow: pip install 'specforge[parquet]'"
+    ]

@@ -85,8 +85,9 @@ def test_the_graph_alone_names_what_reads_the_input_shape(tmp_path):
     from specforge.base.errors import SpecError
 
     spec = api.load_spec(write_wine(tmp_path))
-    with pytest.raises(SpecError,
-                       match=r"model.input_shape is left out.*specforge.graph.build.build_graph \(api.build_graph\)"):
+    with pytest.raises(
+        SpecError, match=r"model.input_shape is left out.*specforge.graph.build.build_graph \(api.build_graph\)"
+    ):
         infer_graph(spec)
     assert api.build_graph(spec).input_shape == infer_graph(spec).input_shape == (WIDTH,)
 
@@ -113,11 +114,14 @@ def test_a_sweep_over_a_table_spec_without_input_shape_reaches_its_workers(tmp_p
     from specforge.sweep.loading import load_sweep
     from specforge.sweep.space import sweep_from_payload, sweep_payload
 
-    path = write_wine(tmp_path, SPEC + "sweep:\n  parameters:\n    data.features[2].type: {choice: [binary, "
-                                       "categorical]}\n  metric: loss\n")
+    path = write_wine(
+        tmp_path,
+        SPEC + "sweep:\n  parameters:\n    data.features[2].type: {choice: [binary, categorical]}\n  metric: loss\n",
+    )
     sweep = sweep_from_payload(sweep_payload(load_sweep(path)))  # as a worker process rebuilds it
-    widths = [build_graph(sweep.trial_spec({"data.features[2].type": kind})).input_shape
-              for kind in ("binary", "categorical")]
+    widths = [
+        build_graph(sweep.trial_spec({"data.features[2].type": kind})).input_shape for kind in ("binary", "categorical")
+    ]
     assert widths == [(WIDTH,), (WIDTH + 2,)]
 
 
@@ -128,40 +132,106 @@ def test_data_info_works_without_an_input_shape(tmp_path):
 
 #: (what the user wrote instead, the spec line, path and message of the one error line)
 MISTAKES = {
-    "units": ("units: 3", "units: 4", 15, "model.layers[1].units",
-              "the model outputs 4 values but the data has 3 classes; use units: 3"),
-    "feature": ("column: color,", "column: colour,", 9, "data.features[1].column",
-                "has no column 'colour'; did you mean 'color'?"),
-    "target": ("column: cultivar}", "column: cultivr}", 11, "data.target.column",
-               "has no column 'cultivr'; did you mean 'cultivar'?"),
-    "train file": ("train: wine.csv", "train: wines.csv", 5, "data.train",
-                   "wines.csv: no such file; relative paths start at the spec file's directory"),
-    "input_shape": ("model:\n", "model:\n  input_shape: [5]\n", 13, "model.input_shape",
-                    (f"the features encode to {WIDTH} values per row (2 numeric or binary columns of 1; color 4: 3 "
-                    "categories and the out-of-vocabulary column) but model.input_shape is [5]; use input_shape: "
-                    f"[{WIDTH}] or leave it out (it is inferred)")),
-    "fill median": ("type: categorical}", "type: categorical, fill: median}", 9, "data.features[1].fill",
-                    ("fill median needs numbers and column 'color' is categorical; use fill: most_frequent, or "
-                    "constant with a fill_value")),
-    "fill constant": ("{column: alcohol}", "{column: alcohol, fill: constant}", 8, "data.features[0].fill",
-                      ("fill: constant needs fill_value, the value a missing cell takes; add fill_value: 0 (say), or "
-                      "use fill: mean")),
-    "fill_value alone": ("{column: alcohol}", "{column: alcohol, fill_value: 0}", 8, "data.features[0].fill_value",
-                         ("fill_value is the value of fill: constant and this column's fill is the default; add "
-                         "fill: constant or remove fill_value")),
-    "test file column": ("  test_fraction: 0.2\n", "  test: wine_test.csv\n", 9, "data.features[1].column",
-                         "wine_test.csv has no column 'color'; did you mean 'colour'?"),
-    "twice": ("{column: region, type: binary}", "{column: color, type: categorical}", 10, "data.features[2].column",
-              ("column 'color' is listed twice (also data.features[1]) with the same encoding, which only copies an "
-              "input; list each column once")),
-    "numbers and text": ("{column: region, type: binary}", "{column: alcohol, type: categorical}", 10,
-                         "data.features[2].column",
-                         ("column 'alcohol' is listed twice (also data.features[0]) as numbers once and as text once; "
-                         "give each column one kind (numeric, or categorical/binary) and list it once")),
-    "target as feature": ("{column: region, type: binary}", "{column: cultivar, type: categorical}", 10,
-                          "data.features[2].column",
-                          ("column 'cultivar' is the target; a model cannot take its target as a feature: remove it "
-                          "from data.features")),
+    "units": (
+        "units: 3",
+        "units: 4",
+        15,
+        "model.layers[1].units",
+        "the model outputs 4 values but the data has 3 classes; use units: 3",
+    ),
+    "feature": (
+        "column: color,",
+        "column: colour,",
+        9,
+        "data.features[1].column",
+        "has no column 'colour'; did you mean 'color'?",
+    ),
+    "target": (
+        "column: cultivar}",
+        "column: cultivr}",
+        11,
+        "data.target.column",
+        "has no column 'cultivr'; did you mean 'cultivar'?",
+    ),
+    "train file": (
+        "train: wine.csv",
+        "train: wines.csv",
+        5,
+        "data.train",
+        "wines.csv: no such file; relative paths start at the spec file's directory",
+    ),
+    "input_shape": (
+        "model:\n",
+        "model:\n  input_shape: [5]\n",
+        13,
+        "model.input_shape",
+        (
+            f"the features encode to {WIDTH} values per row (2 numeric or binary columns of 1; color 4: 3 "
+            "categories and the out-of-vocabulary column) but model.input_shape is [5]; use input_shape: "
+            f"[{WIDTH}] or leave it out (it is inferred)"
+        ),
+    ),
+    "fill median": (
+        "type: categorical}",
+        "type: categorical, fill: median}",
+        9,
+        "data.features[1].fill",
+        (
+            "fill median needs numbers and column 'color' is categorical; use fill: most_frequent, or "
+            "constant with a fill_value"
+        ),
+    ),
+    "fill constant": (
+        "{column: alcohol}",
+        "{column: alcohol, fill: constant}",
+        8,
+        "data.features[0].fill",
+        ("fill: constant needs fill_value, the value a missing cell takes; add fill_value: 0 (say), or use fill: mean"),
+    ),
+    "fill_value alone": (
+        "{column: alcohol}",
+        "{column: alcohol, fill_value: 0}",
+        8,
+        "data.features[0].fill_value",
+        (
+            "fill_value is the value of fill: constant and this column's fill is the default; add "
+            "fill: constant or remove fill_value"
+        ),
+    ),
+    "test file column": (
+        "  test_fraction: 0.2\n",
+        "  test: wine_test.csv\n",
+        9,
+        "data.features[1].column",
+        "wine_test.csv has no column 'color'; did you mean 'colour'?",
+    ),
+    "twice": (
+        "{column: region, type: binary}",
+        "{column: color, type: categorical}",
+        10,
+        "data.features[2].column",
+        (
+            "column 'color' is listed twice (also data.features[1]) with the same encoding, which only copies an "
+            "input; list each column once"
+        ),
+    ),
+    "numbers and text": (
+        "{column: region, type: binary}",
+        "{column: alcohol, type: categorical}",
+        10,
+        "data.features[2].column",
+        (
+            "column 'alcohol' is listed twice (also data.features[0]) as numbers once and as text once; "
+            "give each column one kind (numeric, or categorical/binary) and list it once"
+        ),
+    ),
+    "target as feature": (
+        "{column: region, type: binary}",
+        "{column: cultivar, type: categorical}",
+        10,
+        "data.features[2].column",
+        ("column 'cultivar' is the target; a model cannot take its target as a feature: remove it from data.features"),
+    ),
 }
 
 
@@ -186,17 +256,24 @@ def test_a_declared_class_count_the_target_contradicts_is_refused(tmp_path):
     out = invoke("validate", spec)
     assert out.exit_code == 2
     assert out.output.strip().splitlines() == [
-        (f"{spec}:11:16: error: data.num_classes: data.num_classes gives 4 classes but the target has 3 in the "
-        "training split; use num_classes: 3 or leave it out")]
+        (
+            f"{spec}:11:16: error: data.num_classes: data.num_classes gives 4 classes but the target has 3 in the "
+            "training split; use num_classes: 3 or leave it out"
+        )
+    ]
     spec = write_wine(tmp_path, SPEC.replace("  target:", "  class_names: [a, b]\n  target:"))
-    assert invoke("validate", spec).output.strip().endswith(
-        "data.class_names: data.class_names gives 2 classes but the target has 3 in the training split; give 3 "
-        "class_names or leave it out")
+    assert (
+        invoke("validate", spec)
+        .output.strip()
+        .endswith(
+            "data.class_names: data.class_names gives 2 classes but the target has 3 in the training split; give 3 "
+            "class_names or leave it out"
+        )
+    )
 
 
 def test_a_column_encoded_two_ways_is_allowed(tmp_path):
-    spec = write_wine(tmp_path, SPEC.replace("{column: region, type: binary}",
-                                             "{column: alcohol, scale: log}"))
+    spec = write_wine(tmp_path, SPEC.replace("{column: region, type: binary}", "{column: alcohol, scale: log}"))
     assert api.validate(spec)[1].input_shape == (WIDTH,)
 
 
@@ -218,14 +295,19 @@ def test_parquet_header_and_vocabularies(tmp_path):
     spec.write_text(SPEC.replace("wine.csv", "wine.parquet").replace("column: color,", "column: colr,"))
     out = invoke("validate", spec)
     assert out.exit_code == 2
-    assert out.output.strip() == (f"{spec}:9:16: error: data.features[1].column: {tmp_path / 'wine.parquet'} has no "
-                                  "column 'colr'; did you mean 'color'?")
+    assert out.output.strip() == (
+        f"{spec}:9:16: error: data.features[1].column: {tmp_path / 'wine.parquet'} has no "
+        "column 'colr'; did you mean 'color'?"
+    )
 
 
 def test_validating_a_csv_table_imports_no_parquet_reader(tmp_path):
-    probe = ("import sys; from specforge import api; api.validate(sys.argv[1]); "
-             "print(','.join(m for m in ('pyarrow', 'onnx', 'onnxruntime') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe, str(write_wine(tmp_path))], capture_output=True, text=True,
-                            cwd=ROOT, check=False)
+    probe = (
+        "import sys; from specforge import api; api.validate(sys.argv[1]); "
+        "print(','.join(m for m in ('pyarrow', 'onnx', 'onnxruntime') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(write_wine(tmp_path))], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""

@@ -23,8 +23,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "specforge", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "specforge", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_classes_are_the_sorted_sub_folders_and_each_file_one_document(tmp_path):
@@ -72,8 +79,11 @@ def test_validate_reads_the_input_shape_of_ids_from_the_data(tmp_path):
 
 def test_a_bag_of_words_mode_gives_the_model_a_vector_over_the_vocabulary(tmp_path):
     write_topics(tmp_path)
-    spec = write_spec(tmp_path / "spec.yaml", vectorize={"output_mode": "tf_idf", "max_tokens": 12},
-                      layers=[{"type": "Dense", "units": 2, "activation": "softmax"}])
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        vectorize={"output_mode": "tf_idf", "max_tokens": 12},
+        layers=[{"type": "Dense", "units": 2, "activation": "softmax"}],
+    )
     assert api.validate(spec)[1].input_shape == (12,)
 
 
@@ -88,8 +98,10 @@ def test_a_folder_without_class_sub_folders_is_refused(tmp_path):
     (tmp_path / "train" / "1.txt").write_text("loose document")
     write_spec(tmp_path / "spec.yaml")
     line = _one_line_error(run_cli("validate", "spec.yaml", cwd=tmp_path))
-    assert line.endswith("train: error: no class sub-folders; put each class's .txt documents in its own folder, "
-                         "e.g. train/positive/1.txt, train/negative/2.txt")
+    assert line.endswith(
+        "train: error: no class sub-folders; put each class's .txt documents in its own folder, "
+        "e.g. train/positive/1.txt, train/negative/2.txt"
+    )
 
 
 def test_text_that_is_not_utf8_is_refused_naming_the_file_line_and_byte(tmp_path):
@@ -97,8 +109,10 @@ def test_text_that_is_not_utf8_is_refused_naming_the_file_line_and_byte(tmp_path
     (tmp_path / "train" / "sport" / "latin1.txt").write_bytes("first line\nna\xefve caf\xe9".encode("latin-1"))
     write_spec(tmp_path / "spec.yaml")
     line = _one_line_error(run_cli("train", "spec.yaml", "--out", "run", cwd=tmp_path))
-    assert line == (f"{tmp_path / 'train' / 'sport' / 'latin1.txt'}: error: line 2: byte 0xef at offset 13 is not "
-                    "UTF-8 (documents are read as UTF-8); save the file as UTF-8")
+    assert line == (
+        f"{tmp_path / 'train' / 'sport' / 'latin1.txt'}: error: line 2: byte 0xef at offset 13 is not "
+        "UTF-8 (documents are read as UTF-8); save the file as UTF-8"
+    )
     assert not (tmp_path / "run").exists()
     with pytest.raises(DataError, match="byte 0xef at offset 13"):
         read_documents("train", tmp_path / "train", "train", None)
@@ -106,22 +120,31 @@ def test_text_that_is_not_utf8_is_refused_naming_the_file_line_and_byte(tmp_path
 
 def test_an_input_dim_smaller_than_the_vocabulary_is_refused_at_the_layer(tmp_path):
     write_topics(tmp_path)
-    spec = write_spec(tmp_path / "spec.yaml", layers=[{"type": "Embedding", "input_dim": 10, "output_dim": 4},
-                                                      {"type": "GlobalAveragePooling1D"},
-                                                      {"type": "Dense", "units": 2, "activation": "softmax"}])
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        layers=[
+            {"type": "Embedding", "input_dim": 10, "output_dim": 4},
+            {"type": "GlobalAveragePooling1D"},
+            {"type": "Dense", "units": 2, "activation": "softmax"},
+        ],
+    )
     size = api.data_info(api.load_spec(spec))["text"]["vocabulary_size"]
     line = _one_line_error(run_cli("validate", "spec.yaml", cwd=tmp_path))
-    assert line == (f"spec.yaml:12:16: error: model.layers[0].input_dim: input_dim 10 is smaller than the "
-                    f"vocabulary's {size} ids (padding 0 and out-of-vocabulary 1 included) learned from train; use "
-                    f"input_dim: {size}, or cap the vocabulary with vectorize.max_tokens: 10")
+    assert line == (
+        f"spec.yaml:12:16: error: model.layers[0].input_dim: input_dim 10 is smaller than the "
+        f"vocabulary's {size} ids (padding 0 and out-of-vocabulary 1 included) learned from train; use "
+        f"input_dim: {size}, or cap the vocabulary with vectorize.max_tokens: 10"
+    )
 
 
 def test_an_embedding_fed_a_bag_of_words_is_refused(tmp_path):
     write_topics(tmp_path)
     write_spec(tmp_path / "spec.yaml", vectorize={"output_mode": "count"})
     line = _one_line_error(run_cli("validate", "spec.yaml", cwd=tmp_path))
-    assert line.endswith("model.layers[0]: Embedding takes integer token ids and data source text_folder "
-                         "vectorizes to count values, not ids; use source: text_folder with vectorize.output_mode: int")
+    assert line.endswith(
+        "model.layers[0]: Embedding takes integer token ids and data source text_folder "
+        "vectorizes to count values, not ids; use source: text_folder with vectorize.output_mode: int"
+    )
 
 
 def test_empty_documents_are_counted_and_training_goes_on(tmp_path):
@@ -140,8 +163,12 @@ def test_data_show_writes_documents_with_their_token_ids(tmp_path):
     spec = write_spec(tmp_path / "spec.yaml", vectorize={"output_sequence_length": 4})
     path = api.render_samples(api.load_spec(spec), "train", tmp_path / "show.txt", count=5)
     assert path.read_text().splitlines() == [
-        "train[0] class 0 (a)", "  text: Red, red blue!", "  ids: 2 2 6 (+1 padding)",
-        "train[1] class 1 (b)", "  text: green grass and more green", "  ids: 3 5 7 4",
+        "train[0] class 0 (a)",
+        "  text: Red, red blue!",
+        "  ids: 2 2 6 (+1 padding)",
+        "train[1] class 1 (b)",
+        "  text: green grass and more green",
+        "  ids: 3 5 7 4",
     ]  # red, green (2 each; ties in descending order), then more, grass, blue, and
     counts = write_spec(tmp_path / "counts.yaml", vectorize={"output_mode": "count"})
     path = api.render_samples(api.load_spec(counts), "test", tmp_path / "counts.txt", count=1)
@@ -152,6 +179,8 @@ def test_a_validation_fraction_is_refused_since_the_vocabulary_has_seen_it(tmp_p
     write_topics(tmp_path, train=5, test=2)
     write_spec(tmp_path / "spec.yaml")
     line = _one_line_error(run_cli("train", "spec.yaml", "--out", "run", "--set", "fit.validation=0.2", cwd=tmp_path))
-    assert line.endswith("fit.validation: fit.validation 0.2 would hold out documents the vocabulary was already "
-                         "learned on; put them in a folder of their own, data.validation, and set fit.validation: "
-                         "validation")
+    assert line.endswith(
+        "fit.validation: fit.validation 0.2 would hold out documents the vocabulary was already "
+        "learned on; put them in a folder of their own, data.validation, and set fit.validation: "
+        "validation"
+    )

@@ -81,8 +81,9 @@ def test_tf_idf_weighs_counts_by_the_training_documents_holding_each_token():
     weights = [math.log(1 + 3 / (1 + held)) for held in (3, 1, 1)]
     expected_idf = [sum(weights) / 3, *weights]
     np.testing.assert_allclose(vectorizer.idf, expected_idf)
-    np.testing.assert_allclose(vectorizer.transform(["a a q"]), [[expected_idf[0], 0, 2 * expected_idf[2], 0]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        vectorizer.transform(["a a q"]), [[expected_idf[0], 0, 2 * expected_idf[2], 0]], rtol=1e-6
+    )
 
 
 def test_a_fitted_vectorizer_survives_its_saved_form():

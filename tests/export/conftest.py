@@ -13,8 +13,9 @@ from specforge import api
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A run of the small CNN trained for one epoch on 1024 images."""
-    return api.fit(small_spec(), out=tmp_path_factory.mktemp("runs") / "small", quiet=True, limit_train=1024,
-                   limit_test=256).path
+    return api.fit(
+        small_spec(), out=tmp_path_factory.mktemp("runs") / "small", quiet=True, limit_train=1024, limit_test=256
+    ).path
 
 
 @pytest.fixture

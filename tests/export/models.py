@@ -16,8 +16,11 @@ from specforge.spec import Spec, spec_from_dict
 
 SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
 #: The example specs of image classifiers (the table specs have their own export tests).
-SPEC_FILES = [path for path in sorted(SPECS_DIR.glob("*.yaml"))
-              if yaml.safe_load(path.read_text())["data"].get("source") != "table"]
+SPEC_FILES = [
+    path
+    for path in sorted(SPECS_DIR.glob("*.yaml"))
+    if yaml.safe_load(path.read_text())["data"].get("source") != "table"
+]
 
 #: A small CNN on MNIST with rescale and normalisation, quick to run through every path.
 SMALL_SPEC = {
@@ -60,8 +63,9 @@ def trained_model(spec: Spec, steps: int = 2, batch_size: int = 32) -> tuple[Mod
     prep = dataset.preprocessing
     for step in range(steps):
         part = slice(step * batch_size, (step + 1) * batch_size)
-        model.train_step(prep.images(dataset.train.images[part]), prep.labels(dataset.train.labels[part]),
-                         loss, optimizer, rng)
+        model.train_step(
+            prep.images(dataset.train.images[part]), prep.labels(dataset.train.labels[part]), loss, optimizer, rng
+        )
     return model, dataset
 
 
@@ -69,7 +73,15 @@ def export_spec(spec: Spec, **options):
     """``(onnx model, parity result, numpy model, dataset, raw parity batch)`` of the spec's trained model."""
     model, dataset = trained_model(spec)
     raw, data = parity_batch(spec.config, model.graph.input_shape, spec.base_dir)
-    onnx_model, parity = export_classifier(model.graph, model.params, dataset.preprocessing, raw,
-                                           spec_name=spec.name, spec_sha256=spec.sha256(), data=data,
-                                           metrics={"loss": 0.5, "accuracy": 0.875}, **options)
+    onnx_model, parity = export_classifier(
+        model.graph,
+        model.params,
+        dataset.preprocessing,
+        raw,
+        spec_name=spec.name,
+        spec_sha256=spec.sha256(),
+        data=data,
+        metrics={"loss": 0.5, "accuracy": 0.875},
+        **options,
+    )
     return onnx_model, parity, model, dataset, raw

@@ -67,8 +67,9 @@ def test_inspect(run_copy):
     assert info["ops"] == dict(Counter(node.op_type for node in model.graph.node))
     assert info["nodes"] == len(model.graph.node)
     assert info["metadata"] == {p.key: p.value for p in model.metadata_props}
-    assert info["inputs"] == [{"name": "input", "type": "float32", "shape": ["N", 28, 28, 1],
-                               "doc": model.graph.input[0].doc_string}]
+    assert info["inputs"] == [
+        {"name": "input", "type": "float32", "shape": ["N", 28, 28, 1], "doc": model.graph.input[0].doc_string}
+    ]
     assert info["size"] == path.stat().st_size
 
 
@@ -83,15 +84,20 @@ def test_inspect_counts_parameters_as_the_summary_does(run_copy, tmp_path):
     stored = sum(np.prod(tensor.dims, dtype=int) for tensor in onnx.load(str(path)).graph.initializer)
     assert stored != graph.total_params
     lines = invoke("inspect", path).stdout.splitlines()
-    assert any(line.endswith(f"parameters: {graph.total_params:,} (the model's weights, as validate counts them)")
-               for line in lines), lines
+    assert any(
+        line.endswith(f"parameters: {graph.total_params:,} (the model's weights, as validate counts them)")
+        for line in lines
+    ), lines
     assert json.loads(invoke("inspect", path, "--json").stdout)["parameters"] == graph.total_params
 
     foreign = onnx.load(str(path))
     del foreign.metadata_props[:]
     onnx.save(foreign, str(tmp_path / "foreign.onnx"))
-    counted = sum(np.prod(tensor.dims, dtype=int) for tensor in foreign.graph.initializer
-                  if tensor.data_type != onnx.TensorProto.INT64)
+    counted = sum(
+        np.prod(tensor.dims, dtype=int)
+        for tensor in foreign.graph.initializer
+        if tensor.data_type != onnx.TensorProto.INT64
+    )
     info = json.loads(invoke("inspect", tmp_path / "foreign.onnx", "--json").stdout)
     assert (info["parameters"], info["parameters_counted"]) == (counted, "initializers")
 

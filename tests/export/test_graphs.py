@@ -18,14 +18,19 @@ from specforge.graph.model import Model
 from specforge.layers import REGISTRY
 from specforge.spec import spec_from_dict
 
-MERGE_CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")
-               for kind, cls in REGISTRY.items() if cls.merges for i, (config, shapes) in enumerate(cls.examples)]
+MERGE_CASES = [
+    pytest.param(kind, config, shapes, id=f"{kind}-{i}")
+    for kind, cls in REGISTRY.items()
+    if cls.merges
+    for i, (config, shapes) in enumerate(cls.examples)
+]
 
 
 def graph_of(layers, input_shape, output=None):
     model = {"input_shape": list(input_shape), "layers": layers, **({"output": output} if output else {})}
-    return infer_graph(spec_from_dict({"version": 1, "name": "graph", "model": model,
-                                       "compile": {"loss": "mean_squared_error"}}))
+    return infer_graph(
+        spec_from_dict({"version": 1, "name": "graph", "model": model, "compile": {"loss": "mean_squared_error"}})
+    )
 
 
 def branches(shapes) -> list[dict]:
@@ -34,8 +39,10 @@ def branches(shapes) -> list[dict]:
     an NHWC input)."""
     layers = []
     for index, shape in enumerate(shapes):
-        layers += [{"type": "Dense", "units": math.prod(shape), "inputs": "input", "name": f"dense_{index}"},
-                   {"type": "Reshape", "target_shape": list(shape), "name": f"branch_{index}"}]
+        layers += [
+            {"type": "Dense", "units": math.prod(shape), "inputs": "input", "name": f"dense_{index}"},
+            {"type": "Reshape", "target_shape": list(shape), "name": f"branch_{index}"},
+        ]
         if index == 0 and len(shape) in (2, 3):
             kind = "Conv2D" if len(shape) == 3 else "Conv1D"
             layers.append({"type": kind, "filters": shape[-1], "kernel_size": 1, "name": "branch_0_conv"})
@@ -104,8 +111,7 @@ def test_onnx_node_names_follow_the_hierarchical_names_of_blocks():
     model = trained(graph)
     onnx_model = graph_to_onnx(graph, model.params)
     names = {node.name for node in onnx_model.graph.node}
-    assert {"stem", "stage1/residual/conv_a", "stage1/residual/add", "stage2/residual_1/shortcut",
-            "classes"} <= names
+    assert {"stem", "stage1/residual/conv_a", "stage1/residual/add", "stage2/residual_1/shortcut", "classes"} <= names
     x = np.random.default_rng(6).standard_normal((2, 28, 28, 1)).astype(np.float32)
     for got in run_onnx(onnx_model, x):
         np.testing.assert_allclose(got, model.forward(x), rtol=1e-4, atol=1e-5)

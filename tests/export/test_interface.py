@@ -21,9 +21,23 @@ from specforge.graph.dag import infer_graph
 from specforge.layers.base import Layer
 from specforge.spec import load_spec, spec_from_dict
 
-METADATA_KEYS = {"spec_name", "spec_sha256", "class_names", "input_name", "input_shape", "input_layout",
-                 "input_range", "image_shape", "outputs", "preprocessing", "preprocessing_in_graph",
-                 "test_accuracy", "test_metrics", "specforge_version", "parameters"}
+METADATA_KEYS = {
+    "spec_name",
+    "spec_sha256",
+    "class_names",
+    "input_name",
+    "input_shape",
+    "input_layout",
+    "input_range",
+    "image_shape",
+    "outputs",
+    "preprocessing",
+    "preprocessing_in_graph",
+    "test_accuracy",
+    "test_metrics",
+    "specforge_version",
+    "parameters",
+}
 
 
 def dims(value: onnx.ValueInfoProto) -> list:
@@ -71,8 +85,9 @@ def test_logits_are_the_final_softmax_input(small):
     assert [(o.name, dims(o)) for o in model.graph.output] == [("probabilities", ["N", 10]), ("logits", ["N", 10])]
     probabilities, logits = run(model, raw[:64, ..., None].astype(np.float32))
     x = dataset.preprocessing.images(raw[:64])
-    np.testing.assert_allclose(logits, numpy_model.forward(x, until=len(numpy_model.graph.nodes) - 1),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        logits, numpy_model.forward(x, until=len(numpy_model.graph.nodes) - 1), rtol=1e-4, atol=1e-4
+    )
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
     np.testing.assert_allclose(probabilities, exp / exp.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
 
@@ -127,16 +142,28 @@ def test_metadata_and_docs(small):
     assert model.graph.input[0].doc_string and all(output.doc_string for output in model.graph.output)
 
 
-@pytest.mark.parametrize("description, title", [
-    ("Three epochs (of 1024 images).", "small-cnn: Three epochs (of 1024 images). Input 'input'"),
-    ("Three epochs", "small-cnn: Three epochs. Input 'input'"),
-    ("Why not?", "small-cnn: Why not? Input 'input'"),
-    ("", "small-cnn. Input 'input'")])
+@pytest.mark.parametrize(
+    "description, title",
+    [
+        ("Three epochs (of 1024 images).", "small-cnn: Three epochs (of 1024 images). Input 'input'"),
+        ("Three epochs", "small-cnn: Three epochs. Input 'input'"),
+        ("Why not?", "small-cnn: Why not? Input 'input'"),
+        ("", "small-cnn. Input 'input'"),
+    ],
+)
 def test_the_doc_string_ends_the_description_with_one_stop(description, title):
     numpy_model, dataset = trained_model(small_spec(), steps=0)
     raw, data = parity_batch(small_spec().config, numpy_model.graph.input_shape, Path("."))
-    model, _ = export_classifier(numpy_model.graph, numpy_model.params, dataset.preprocessing, raw,
-                                 spec_name="small-cnn", spec_sha256="0", data=data, description=description)
+    model, _ = export_classifier(
+        numpy_model.graph,
+        numpy_model.params,
+        dataset.preprocessing,
+        raw,
+        spec_name="small-cnn",
+        spec_sha256="0",
+        data=data,
+        description=description,
+    )
     assert model.graph.doc_string.startswith(title)
 
 
@@ -153,12 +180,15 @@ def test_batch_normalization_in_inference_form_with_its_epsilon():
 
     layer = REGISTRY["BatchNormalization"]({"epsilon": 0.5})
     rng = np.random.default_rng(0)
-    params = {"gamma": rng.uniform(0.5, 2, 3), "beta": rng.normal(size=3), "moving_mean": rng.normal(size=3),
-              "moving_variance": rng.uniform(0.1, 2, 3)}
+    params = {
+        "gamma": rng.uniform(0.5, 2, 3),
+        "beta": rng.normal(size=3),
+        "moving_mean": rng.normal(size=3),
+        "moving_variance": rng.uniform(0.1, 2, 3),
+    }
     params = {name: value.astype(np.float32) for name, value in params.items()}
     x = rng.normal(size=(4, 2, 5, 3)).astype(np.float32)
-    expected = ((x - params["moving_mean"]) / np.sqrt(params["moving_variance"] + 0.5) * params["gamma"]
-                + params["beta"])
+    expected = (x - params["moving_mean"]) / np.sqrt(params["moving_variance"] + 0.5) * params["gamma"] + params["beta"]
     model = onnx_of([(layer, params)], (2, 5, 3))
     for got in (run(model, x)[0], ReferenceEvaluator(model).run(None, {"input": x})[0]):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

@@ -24,8 +24,10 @@ BATCH = 4
 def surrounded(kind: str, config: dict, shape: tuple) -> tuple[list, tuple]:
     """``[before, layer, (Flatten), Dense(3), Softmax]``: the layer inside a small classifier (first, for a kind
     that takes the model's ids)."""
-    before = {3: ("Conv2D", {"filters": shape[-1], "kernel_size": [2, 1], "padding": "same"}),
-              1: ("Dense", {"units": shape[0]})}.get(len(shape), ("ReLU", {}))
+    before = {
+        3: ("Conv2D", {"filters": shape[-1], "kernel_size": [2, 1], "padding": "same"}),
+        1: ("Dense", {"units": shape[0]}),
+    }.get(len(shape), ("ReLU", {}))
     steps = [make_layer(*before, shape, dtype=np.float32, seed=1)] if REGISTRY[kind].input_dtype == "float" else []
     steps.append(make_layer(kind, config, shape, dtype=np.float32))
     out = steps[-1][0].output_shape(shape)
@@ -52,8 +54,14 @@ def test_inside_a_network_with_preprocessing(kind, config, shape):
     """Raw 0-255 values in, per-channel normalisation in the graph before the first layer."""
     steps, shape = surrounded(kind, config, shape)
     channels = shape[-1]
-    prep = Preprocessing(shape, 3, ("a", "b", "c"), rescale=1 / 255, mean=[0.1 * (c + 1) for c in range(channels)],
-                         std=[0.2 + 0.1 * c for c in range(channels)])
+    prep = Preprocessing(
+        shape,
+        3,
+        ("a", "b", "c"),
+        rescale=1 / 255,
+        mean=[0.1 * (c + 1) for c in range(channels)],
+        std=[0.2 + 0.1 * c for c in range(channels)],
+    )
     raw = np.random.default_rng(2).integers(0, 256, (BATCH, *shape)).astype(np.float32)
     check_onnx_parity(steps, shape, raw, numpy_forward(steps, prep.images(raw)), preprocessing=prep)
 

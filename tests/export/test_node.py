@@ -39,8 +39,10 @@ RUNTIMES = ("onnxruntime-node", "onnxruntime-web")
 
 
 def loadable(package: str) -> bool:
-    return NODE is not None and subprocess.run([NODE, "-e", f"require.resolve('{package}')"],
-                                               capture_output=True).returncode == 0
+    return (
+        NODE is not None
+        and subprocess.run([NODE, "-e", f"require.resolve('{package}')"], capture_output=True).returncode == 0
+    )
 
 
 @pytest.fixture(scope="module", params=["small", "strided"])
@@ -52,15 +54,24 @@ def exported(request, tmp_path_factory):
     return path, numpy_model, dataset
 
 
-@pytest.mark.parametrize("runtime", [pytest.param(name, marks=pytest.mark.skipif(
-    not loadable(name), reason=f"node with {name} is not available")) for name in RUNTIMES])
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        pytest.param(name, marks=pytest.mark.skipif(not loadable(name), reason=f"node with {name} is not available"))
+        for name in RUNTIMES
+    ],
+)
 def test_javascript_predicts_what_python_predicts(runtime, exported, tmp_path):
     path, numpy_model, dataset = exported
     raw = dataset.test.images[:16]
     raw.astype(np.float32).tofile(tmp_path / "pixels.f32")
     (tmp_path / "predict.js").write_text(SCRIPT)
-    done = subprocess.run([NODE, str(tmp_path / "predict.js"), runtime, str(path), str(tmp_path / "pixels.f32"),
-                           "16"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [NODE, str(tmp_path / "predict.js"), runtime, str(path), str(tmp_path / "pixels.f32"), "16"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert (result["inputs"], result["outputs"], result["dims"]) == (["input"], ["probabilities"], [16, 10])
@@ -98,8 +109,13 @@ def table_model(tmp_path_factory):
     return run, api.export(run).path
 
 
-@pytest.mark.parametrize("runtime", [pytest.param(name, marks=pytest.mark.skipif(
-    not loadable(name), reason=f"node with {name} is not available")) for name in RUNTIMES])
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        pytest.param(name, marks=pytest.mark.skipif(not loadable(name), reason=f"node with {name} is not available"))
+        for name in RUNTIMES
+    ],
+)
 def test_javascript_reads_missing_and_unseen_categories_as_python_does(runtime, table_model, tmp_path):
     from specforge.data import Preprocessing
     from specforge.data.table.read import read_table
@@ -113,12 +129,19 @@ def test_javascript_reads_missing_and_unseen_categories_as_python_does(runtime, 
     (tmp_path / "rows.csv").write_text("\n".join(lines) + "\n")
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
     expected = numpy_outputs(run.graph, run.weights(), pipeline, read_table(tmp_path / "rows.csv", "rows"))[:, 0]
-    columns = {feature.column: sexes if feature.type != "numeric" else [float(row[feature.column])] * len(sexes)
-               for feature in pipeline.features}
+    columns = {
+        feature.column: sexes if feature.type != "numeric" else [float(row[feature.column])] * len(sexes)
+        for feature in pipeline.features
+    }
     (tmp_path / "rows.json").write_text(json.dumps(columns))
     (tmp_path / "predict.js").write_text(TABLE_SCRIPT)
-    done = subprocess.run([NODE, str(tmp_path / "predict.js"), runtime, str(path), str(tmp_path / "rows.json")],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [NODE, str(tmp_path / "predict.js"), runtime, str(path), str(tmp_path / "rows.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     got = np.array(json.loads(done.stdout), dtype=np.float32)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)

@@ -64,9 +64,14 @@ def test_export_run_options(run_copy, tmp_path):
     assert json.loads((run_copy / "export.json").read_text())["preprocessing_in_graph"] is False
 
 
-@pytest.mark.parametrize("kind,named", [("Conv2D", "'conv2d' (Conv2D)"),
-                                        ("BatchNormalization", "'batch_normalization' (BatchNormalization)"),
-                                        ("Dense", "'dense' (Dense)")])
+@pytest.mark.parametrize(
+    "kind,named",
+    [
+        ("Conv2D", "'conv2d' (Conv2D)"),
+        ("BatchNormalization", "'batch_normalization' (BatchNormalization)"),
+        ("Dense", "'dense' (Dense)"),
+    ],
+)
 def test_a_broken_layer_is_named_and_nothing_is_written(run_copy, monkeypatch, kind, named):
     scaled_output(monkeypatch, kind)
     before = sorted(p.name for p in run_copy.iterdir())
@@ -83,8 +88,11 @@ def test_broken_preprocessing_is_named(run_copy, monkeypatch):
     original = onnx_export._preprocess
 
     def shifted(builder, name, shape, preprocessing):
-        out = builder.node("Add", [original(builder, name, shape, preprocessing),
-                                   builder.initializer(np.asarray(0.5, np.float32), "shift")], "shifted")
+        out = builder.node(
+            "Add",
+            [original(builder, name, shape, preprocessing), builder.initializer(np.asarray(0.5, np.float32), "shift")],
+            "shifted",
+        )
         builder.shapes[out] = shape
         return out
 
@@ -106,5 +114,7 @@ def test_the_search_is_not_fooled_by_large_raw_pixel_activations(monkeypatch):
 def test_the_gate_result_is_reported():
     _, parity, *_ = export_spec(small_spec())
     assert parity.passed and parity.first_mismatch is None
-    assert parity.summary() == (f"256 examples of mnist test[0:256]: max abs difference {parity.max_abs_diff:.3g} "
-                                "(rtol 0.0001, atol 1e-05), classes agree on 256/256")
+    assert parity.summary() == (
+        f"256 examples of mnist test[0:256]: max abs difference {parity.max_abs_diff:.3g} "
+        "(rtol 0.0001, atol 1e-05), classes agree on 256/256"
+    )

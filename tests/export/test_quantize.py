@@ -34,10 +34,12 @@ def test_quantize_writes_an_int8_model_that_keeps_the_accuracy(run_copy):
     assert record["int8_accuracy"] == int8_report.accuracy
     assert abs(record["accuracy_change"]) <= 0.5
     assert record["int8_size"] == path.stat().st_size < record["float_size"]
-    assert gate == (f"int8: 10000 test examples: accuracy {100 * float_accuracy:.2f}% float, "
-                    f"{100 * int8_report.accuracy:.2f}% int8 ({100 * (int8_report.accuracy - float_accuracy):+.2f} "
-                    f"points), classes agree on {record['classes_agree']}/10000; "
-                    f"{record['float_size'] / 1024:.1f} KiB -> {record['int8_size'] / 1024:.1f} KiB")
+    assert gate == (
+        f"int8: 10000 test examples: accuracy {100 * float_accuracy:.2f}% float, "
+        f"{100 * int8_report.accuracy:.2f}% int8 ({100 * (int8_report.accuracy - float_accuracy):+.2f} "
+        f"points), classes agree on {record['classes_agree']}/10000; "
+        f"{record['float_size'] / 1024:.1f} KiB -> {record['int8_size'] / 1024:.1f} KiB"
+    )
 
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
@@ -54,9 +56,10 @@ def test_quantize_writes_an_int8_model_that_keeps_the_accuracy(run_copy):
     info = json.loads(invoke("inspect", path, "--json").stdout)
     assert info["quantized"]["type"] == "int8"
     assert info["quantized"]["int8_accuracy"] == int8_report.accuracy
-    assert (f"quantized: int8 (test accuracy {100 * float_accuracy:.2f}% float, "
-            f"{100 * int8_report.accuracy:.2f}% int8, on 10000 examples)") in invoke("inspect",
-                                                                                     path).stdout.splitlines()
+    assert (
+        f"quantized: int8 (test accuracy {100 * float_accuracy:.2f}% float, "
+        f"{100 * int8_report.accuracy:.2f}% int8, on 10000 examples)"
+    ) in invoke("inspect", path).stdout.splitlines()
     assert "quantized: no (float32)" in invoke("inspect", run_copy / "model.onnx").stdout.splitlines()
 
 
@@ -74,8 +77,9 @@ def test_the_gate_refuses_an_int8_model_that_loses_accuracy(run_copy, monkeypatc
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"{run_copy}: error: int8 quantization loses too much: 10000 test examples: accuracy ")
     assert "% float, " in line and " points), classes agree on " in line
-    assert line.endswith("more than --max-accuracy-drop 0.5 points, nothing was written "
-                         "(raise --max-accuracy-drop to accept it)")
+    assert line.endswith(
+        "more than --max-accuracy-drop 0.5 points, nothing was written (raise --max-accuracy-drop to accept it)"
+    )
     assert sorted(p.name for p in run_copy.iterdir() if "onnx" in p.name or p.name == "export.json") == []
 
 

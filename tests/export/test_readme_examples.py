@@ -23,7 +23,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def deploy_examples() -> dict[str, str]:
     """The code blocks of the README's Deploy section, by language."""
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("\n## Deploy\n"):text.index("\n## Spec reference\n")]
+    section = text[text.index("\n## Deploy\n") : text.index("\n## Spec reference\n")]
     return dict(re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL))
 
 
@@ -78,8 +78,9 @@ def test_browser_example(deployed):
     directory, digit, predicted = deployed
     (code,) = re.findall(r"<script>\n(.*?)</script>", deploy_examples()["html"], re.DOTALL)
     rgba = np.repeat(digit.ravel(), 4).tolist()
-    canvas = ("{ getContext: () => ({ getImageData: () => "
-              f"({{ data: Uint8ClampedArray.from({json.dumps(rgba)}) }}) }}) }}")
+    canvas = (
+        f"{{ getContext: () => ({{ getImageData: () => ({{ data: Uint8ClampedArray.from({json.dumps(rgba)}) }}) }}) }}"
+    )
     script = f"const ort = require('onnxruntime-web');\n{code}\nclassify({canvas}).then(console.log);\n"
     link_node_modules(directory, "onnxruntime-web")
     assert run_node(directory, "browser.js", script) == str(predicted)

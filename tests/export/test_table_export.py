@@ -52,12 +52,20 @@ WIDTH = 1 + 5 + 1 + 1 + 1
 def write_spec(tmp_path: Path, target: dict, loss: str, units: int, activation: str, metrics: list) -> Path:
     (tmp_path / "train.csv").write_text("\n".join([HEADER, *rows(300, 0)]) + "\n")
     (tmp_path / "test.csv").write_text("\n".join([HEADER, *rows(60, 1)]) + "\n")
-    spec = {"version": 1, "name": "table", "data": {"source": "table", "train": "train.csv", "test": "test.csv",
-                                                    "features": FEATURES, "target": target},
-            "model": {"input_shape": [WIDTH], "layers": [{"type": "Dense", "units": 8, "activation": "tanh"},
-                                                         {"type": "Dense", "units": units, "activation": activation}]},
-            "compile": {"optimizer": "adam", "loss": loss, "metrics": metrics},
-            "fit": {"epochs": 2, "batch_size": 32, "seed": 1}}
+    spec = {
+        "version": 1,
+        "name": "table",
+        "data": {"source": "table", "train": "train.csv", "test": "test.csv", "features": FEATURES, "target": target},
+        "model": {
+            "input_shape": [WIDTH],
+            "layers": [
+                {"type": "Dense", "units": 8, "activation": "tanh"},
+                {"type": "Dense", "units": units, "activation": activation},
+            ],
+        },
+        "compile": {"optimizer": "adam", "loss": loss, "metrics": metrics},
+        "fit": {"epochs": 2, "batch_size": 32, "seed": 1},
+    }
     path = tmp_path / "table.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
@@ -66,8 +74,14 @@ def write_spec(tmp_path: Path, target: dict, loss: str, units: int, activation: 
 @pytest.fixture(scope="module")
 def regression(tmp_path_factory):
     root = tmp_path_factory.mktemp("regression")
-    spec = write_spec(root, {"column": ["price", "weight"], "type": "numeric", "standardize": True},
-                      "mean_squared_error", 2, "linear", ["mae", "rmse", "r2"])
+    spec = write_spec(
+        root,
+        {"column": ["price", "weight"], "type": "numeric", "standardize": True},
+        "mean_squared_error",
+        2,
+        "linear",
+        ["mae", "rmse", "r2"],
+    )
     run = api.fit(spec, out=root / "run", quiet=True)
     return root, run, api.export(run)
 
@@ -87,10 +101,16 @@ def session(path: Path) -> ort.InferenceSession:
 def test_the_exported_model_takes_one_named_input_per_feature_column(regression):
     _, _, result = regression
     model = onnx.load(str(result.path))
-    inputs = [(i.name, i.type.tensor_type.elem_type, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
-              for i in model.graph.input]
-    assert inputs == [("age", onnx.TensorProto.FLOAT, ["N", 1]), ("city", onnx.TensorProto.STRING, ["N", 1]),
-                      ("smoker", onnx.TensorProto.STRING, ["N", 1]), ("income", onnx.TensorProto.FLOAT, ["N", 1])]
+    inputs = [
+        (i.name, i.type.tensor_type.elem_type, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
+        for i in model.graph.input
+    ]
+    assert inputs == [
+        ("age", onnx.TensorProto.FLOAT, ["N", 1]),
+        ("city", onnx.TensorProto.STRING, ["N", 1]),
+        ("smoker", onnx.TensorProto.STRING, ["N", 1]),
+        ("income", onnx.TensorProto.FLOAT, ["N", 1]),
+    ]
     assert [o.name for o in model.graph.output] == ["predictions"]
     assert {"LabelEncoder", "IsNaN", "Where", "Log", "Concat"} <= {node.op_type for node in model.graph.node}
     meta = {p.key: p.value for p in model.metadata_props}
@@ -104,10 +124,12 @@ def test_the_exported_model_takes_one_named_input_per_feature_column(regression)
 def test_onnxruntime_on_raw_rows_equals_the_numpy_pipeline_with_unseen_and_missing_values(regression, tmp_path):
     _root, run, result = regression
     rows_file = tmp_path / "rows.csv"
-    rows_file.write_text("price,smoker,income,extra,age,city\n"
-                         "0,yes,100,x,30,paris\n"
-                         "0,maybe,,x,,tokyo\n"        # an unseen smoker value and city, missing income and age
-                         "0,,5000,x,70,\n")           # missing smoker and city take the training's most frequent
+    rows_file.write_text(
+        "price,smoker,income,extra,age,city\n"
+        "0,yes,100,x,30,paris\n"
+        "0,maybe,,x,,tokyo\n"  # an unseen smoker value and city, missing income and age
+        "0,,5000,x,70,\n"
+    )  # missing smoker and city take the training's most frequent
     table = read_table(rows_file, "rows")
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
     expected = numpy_outputs(run.graph, run.weights(), pipeline, table)
@@ -120,8 +142,9 @@ def test_onnxruntime_on_raw_rows_equals_the_numpy_pipeline_with_unseen_and_missi
     assert np.all(np.abs(got[:, 0]) < 1000)
 
 
-def test_a_missing_cell_means_the_same_in_python_and_in_the_graph_and_an_unseen_category_adds_nothing(regression,
-                                                                                                    tmp_path):
+def test_a_missing_cell_means_the_same_in_python_and_in_the_graph_and_an_unseen_category_adds_nothing(
+    regression, tmp_path
+):
     _, run, result = regression
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
     markers = sorted(MISSING)
@@ -130,12 +153,15 @@ def test_a_missing_cell_means_the_same_in_python_and_in_the_graph_and_an_unseen_
     rows_file.write_text("age,city,smoker,income\n" + "".join(f"30,{city},NA,100\n" for city in cities))
     expected = numpy_outputs(run.graph, run.weights(), pipeline, read_table(rows_file, "rows"))
     count = len(cities)
-    feed = {"age": np.full((count, 1), 30, np.float32), "income": np.full((count, 1), 100, np.float32),
-            "city": np.array([[city] for city in cities], dtype=object),
-            "smoker": np.array([["NA"]] * count, dtype=object)}  # the raw texts, as Node or a browser send them
+    feed = {
+        "age": np.full((count, 1), 30, np.float32),
+        "income": np.full((count, 1), 100, np.float32),
+        "city": np.array([[city] for city in cities], dtype=object),
+        "smoker": np.array([["NA"]] * count, dtype=object),
+    }  # the raw texts, as Node or a browser send them
     got = session(result.path).run(["predictions"], feed)[0]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
-    np.testing.assert_array_equal(got[:len(markers)], np.repeat(got[[len(markers)]], len(markers), axis=0))
+    np.testing.assert_array_equal(got[: len(markers)], np.repeat(got[[len(markers)]], len(markers), axis=0))
     # tokyo: the network's input with no city column set, whatever the out-of-vocabulary weights hold
     x = pipeline.encode(read_table(rows_file, "rows"))[[len(markers)]]
     x[:, 1:6] = 0
@@ -162,8 +188,9 @@ def test_predict_reads_raw_rows_and_prints_numbers(regression, tmp_path):
     lines = out.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith("line 2  price ") and " weight " in lines[0]
     table = read_table(root / "test.csv", "rows")
-    got = session(result.path).run(["predictions"], rows_feed(table, [("age", False), ("city", True),
-                                                                      ("smoker", True), ("income", False)]))[0]
+    got = session(result.path).run(
+        ["predictions"], rows_feed(table, [("age", False), ("city", True), ("smoker", True), ("income", False)])
+    )[0]
     assert lines[1] == f"line 3  price {got[1, 0]:.6g}  weight {got[1, 1]:.6g}"
     written = invoke("predict", result.path, root / "test.csv", "-o", tmp_path / "p.csv")
     assert written.exit_code == 0 and len((tmp_path / "p.csv").read_text().splitlines()) == 61
@@ -173,13 +200,17 @@ def test_predict_warns_of_values_a_binary_column_never_held_and_reads_them_as_0(
     """An unseen value in a binary column is encoded as 0, as the first training value is (scikit-learn's
     handle_unknown='ignore'): predict says so on stderr, and the prediction is the first value's."""
     root, _, result = regression
-    (tmp_path / "rows.csv").write_text("age,city,smoker,income\n30,paris,no,100\n30,paris,maybe,100\n"
-                                       "30,paris,sometimes,100\n30,paris,maybe,100\n30,paris,yes,100\n")
+    (tmp_path / "rows.csv").write_text(
+        "age,city,smoker,income\n30,paris,no,100\n30,paris,maybe,100\n"
+        "30,paris,sometimes,100\n30,paris,maybe,100\n30,paris,yes,100\n"
+    )
     out = invoke("predict", result.path, tmp_path / "rows.csv")
     assert out.exit_code == 0, out.output
-    assert out.stderr == (f"{tmp_path / 'rows.csv'}: warning: binary column 'smoker' (no / yes in training) has 3 rows "
-                          "with other values ('maybe', 'sometimes'), read as 0, as 'no' is; declare the column "
-                          "categorical to tell them apart\n")
+    assert out.stderr == (
+        f"{tmp_path / 'rows.csv'}: warning: binary column 'smoker' (no / yes in training) has 3 rows "
+        "with other values ('maybe', 'sometimes'), read as 0, as 'no' is; declare the column "
+        "categorical to tell them apart\n"
+    )
     lines = out.stdout.splitlines()
     assert lines[1].split()[2:] == lines[0].split()[2:] == lines[2].split()[2:] != lines[4].split()[2:]
     clean = invoke("predict", result.path, root / "test.csv", "--limit", "3")
@@ -196,8 +227,10 @@ def test_data_info_counts_the_values_a_binary_column_never_held_in_training(tmp_
     assert smoker["unseen"] == {"train": 0, "test": 2}
     shown = invoke("data", "info", spec)
     assert shown.exit_code == 0, shown.output
-    assert "  smoker: binary, 2 values (no, yes); missing: train 18, test 4; other values, read as 0: test 2" \
+    assert (
+        "  smoker: binary, 2 values (no, yes); missing: train 18, test 4; other values, read as 0: test 2"
         in shown.stdout.splitlines()
+    )
 
 
 def test_predict_prints_classes_as_json(classifier):
@@ -215,8 +248,11 @@ def test_predict_refuses_rows_without_a_feature_column(regression, tmp_path):
     out = invoke("predict", result.path, tmp_path / "rows.csv")
     assert out.exit_code == 2
     assert out.output.strip().splitlines() == [
-        (f"{tmp_path / 'rows.csv'}: error: the model needs the columns 'income', which the file does not have; "
-        "its header has: age, city, smoker")]
+        (
+            f"{tmp_path / 'rows.csv'}: error: the model needs the columns 'income', which the file does not have; "
+            "its header has: age, city, smoker"
+        )
+    ]
 
 
 def test_a_table_model_refuses_images_and_arrays(regression, tmp_path):
@@ -224,8 +260,10 @@ def test_a_table_model_refuses_images_and_arrays(regression, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, WIDTH), np.float32))
     out = invoke("predict", result.path, tmp_path / "x.npy")
     assert out.exit_code == 2
-    assert out.output.strip() == (f"{result.path}: error: this model takes table rows: give one CSV or Parquet "
-                                  "file of raw rows with its feature columns")
+    assert out.output.strip() == (
+        f"{result.path}: error: this model takes table rows: give one CSV or Parquet "
+        "file of raw rows with its feature columns"
+    )
 
 
 def test_table_export_refuses_logits(regression):
@@ -249,8 +287,9 @@ def test_a_table_run_directory_predicts_raw_rows_as_its_exported_model_does(fixt
     values = [k for k in from_onnx[0] if k not in ("row", "class", "name")]
     if fixture == "classifier":
         assert [r["name"] for r in from_run] == [r["name"] for r in from_onnx]
-    np.testing.assert_allclose([[r[k] for k in values] for r in from_run], [[r[k] for k in values] for r in from_onnx],
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        [[r[k] for k in values] for r in from_run], [[r[k] for k in values] for r in from_onnx], rtol=1e-4, atol=1e-4
+    )
     assert api.predict_rows(run.path, root / "test.csv", limit=2).rows == ["line 2", "line 3"]
 
 
@@ -258,13 +297,25 @@ def test_a_table_run_directory_refuses_images_and_names_missing_columns(regressi
     _, run, _ = regression
     np.save(tmp_path / "x.npy", np.zeros((2, WIDTH), np.float32))
     out = invoke("predict", run.path, tmp_path / "x.npy")
-    assert (out.exit_code, out.output.strip()) == (2, (f"{run.path}: error: this model takes table rows: give one "
-                                                      "CSV or Parquet file of raw rows with its feature columns"))
+    assert (out.exit_code, out.output.strip()) == (
+        2,
+        (
+            f"{run.path}: error: this model takes table rows: give one "
+            "CSV or Parquet file of raw rows with its feature columns"
+        ),
+    )
     (tmp_path / "rows.csv").write_text("age,city\n30,paris\n")
     out = invoke("predict", run.path, tmp_path / "rows.csv")
-    assert (out.exit_code, out.output.strip()) == (2, (f"{tmp_path / 'rows.csv'}: error: the model needs the columns "
-                                                      "'smoker', 'income', which the file does not have; its header "
-                                                      "has: age, city"))
+    assert (out.exit_code, out.output.strip()) == (
+        2,
+        (
+            f"{tmp_path / 'rows.csv'}: error: the model needs the columns "
+            "'smoker', 'income', which the file does not have; its header "
+            "has: age, city"
+        ),
+    )
     out = invoke("predict", run.path, tmp_path / "gone.csv")
-    assert (out.exit_code, out.output.strip()) == (2, (f"{tmp_path / 'gone.csv'}: error: no such file; give a CSV or "
-                                                      "Parquet file of raw rows"))
+    assert (out.exit_code, out.output.strip()) == (
+        2,
+        (f"{tmp_path / 'gone.csv'}: error: no such file; give a CSV or Parquet file of raw rows"),
+    )

@@ -21,14 +21,24 @@ from specforge.predict.table import numpy_outputs
 from specforge.training.progress import Silent
 
 ROOT = Path(__file__).resolve().parents[2]
-ROW = {"age": "59", "sex": "2", "bmi": "32.1", "bp": "101", "s1": "157", "s2": "93.2", "s3": "38", "s4": "4",
-       "s5": "4.8598", "s6": "87"}
+ROW = {
+    "age": "59",
+    "sex": "2",
+    "bmi": "32.1",
+    "bp": "101",
+    "s1": "157",
+    "s2": "93.2",
+    "s3": "38",
+    "s4": "4",
+    "s5": "4.8598",
+    "s6": "87",
+}
 
 
 def table_examples() -> dict[str, str]:
     """The code blocks of the README's Tables section, by language (the last block of each language)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("\n## Tables\n"):text.index("\n## Command line\n")]
+    section = text[text.index("\n## Tables\n") : text.index("\n## Command line\n")]
     return dict(re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL))
 
 
@@ -36,8 +46,9 @@ def table_examples() -> dict[str, str]:
 def deployed(tmp_path_factory):
     """A directory holding the exported diabetes model (2 epochs) and what the numpy pipeline predicts for ROW."""
     directory = tmp_path_factory.mktemp("table")
-    run = api.fit(api.load_spec(ROOT / "specs" / "diabetes.yaml", ["fit.epochs=2"]), out=directory / "run",
-                  progress=Silent())
+    run = api.fit(
+        api.load_spec(ROOT / "specs" / "diabetes.yaml", ["fit.epochs=2"]), out=directory / "run", progress=Silent()
+    )
     result = api.export(run, output=directory / "model.onnx")
     (directory / "row.csv").write_text(",".join(ROW) + "\n" + ",".join(ROW.values()) + "\n")
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
@@ -60,8 +71,9 @@ def test_node_example(deployed):
     require(loadable("onnxruntime-node"), "node with onnxruntime-node (npm ci --ignore-scripts)")
     directory, expected = deployed
     link_node_modules(directory, "onnxruntime-node")
-    assert float(run_node(directory, "table.mjs", table_examples()["js"])) == pytest.approx(expected, rel=1e-5,
-                                                                                              abs=1e-3)
+    assert float(run_node(directory, "table.mjs", table_examples()["js"])) == pytest.approx(
+        expected, rel=1e-5, abs=1e-3
+    )
 
 
 def test_browser_example(deployed):

@@ -48,20 +48,33 @@ def site(seed_run, tmp_path_factory):
 
 def test_the_site_holds_the_page_the_model_and_the_runtime(site, seed_run):
     assert sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()) == [
-        "app.js", "index.html", "model.onnx", "ort/LICENSE", "ort/VERSION", "ort/ort-wasm-simd-threaded.wasm",
-        "ort/ort.wasm.bundle.min.mjs", "site.json", "style.css"]
+        "app.js",
+        "index.html",
+        "model.onnx",
+        "ort/LICENSE",
+        "ort/VERSION",
+        "ort/ort-wasm-simd-threaded.wasm",
+        "ort/ort.wasm.bundle.min.mjs",
+        "site.json",
+        "style.css",
+    ]
     assert (site / "model.onnx").read_bytes() == (seed_run / "model.onnx").read_bytes()
     assert json.loads((site / "site.json").read_text()) == {
-        "name": "mnist-cnn", "classes": [str(d) for d in range(10)], "input_shape": [28, 28, 1], "mode": "pad"}
+        "name": "mnist-cnn",
+        "classes": [str(d) for d in range(10)],
+        "input_shape": [28, 28, 1],
+        "mode": "pad",
+    }
     assert (site / "ort" / "VERSION").read_text() == "1.30.0\n"
     assert "MIT License" in (site / "ort" / "LICENSE").read_text()
     assert "http" not in (site / "index.html").read_text().replace('href="data:,"', "")
 
 
 def test_web_refuses_a_model_the_page_cannot_drive(tmp_path):
-    spec = small_spec().config | {"model": {"input_shape": [784], "layers": [
-        {"type": "Dense", "units": 10, "activation": "softmax"}]},
-        "data": {"source": "mnist", "preprocessing": {"reshape": [784]}}}
+    spec = small_spec().config | {
+        "model": {"input_shape": [784], "layers": [{"type": "Dense", "units": 10, "activation": "softmax"}]},
+        "data": {"source": "mnist", "preprocessing": {"reshape": [784]}},
+    }
     from specforge.spec import spec_from_dict
 
     run = api.fit(spec_from_dict(spec), out=tmp_path / "flat", quiet=True, limit_train=64, limit_test=64)
@@ -76,8 +89,10 @@ def test_web_refuses_a_model_the_page_cannot_drive(tmp_path):
 def test_web_names_the_run_whose_preprocessing_was_left_out(seed_run, tmp_path):
     result = invoke("export", seed_run, "--web", tmp_path / "site", "--no-preprocessing", "-o", tmp_path / "m.onnx")
     assert result.exit_code == 2
-    assert result.stderr == (f"{seed_run}: error: --web feeds raw pixels, so the model must hold its preprocessing: "
-                             "leave out --no-preprocessing\n")
+    assert result.stderr == (
+        f"{seed_run}: error: --web feeds raw pixels, so the model must hold its preprocessing: "
+        "leave out --no-preprocessing\n"
+    )
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
@@ -115,8 +130,11 @@ def server(site):
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
-                      ".wasm": "application/wasm"}
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".mjs": "text/javascript",
+        ".wasm": "application/wasm",
+    }
 
     def log_message(self, *args) -> None:
         pass
@@ -145,8 +163,10 @@ def opened(browser, url: str):
     page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: page.errors.append(str(error)))
     page.on("requestfailed", lambda request: page.errors.append(f"{request.url} failed"))
-    page.route(lambda address: not address.startswith(url), lambda route: (page.errors.append(route.request.url),
-                                                                          route.abort()))
+    page.route(
+        lambda address: not address.startswith(url),
+        lambda route: (page.errors.append(route.request.url), route.abort()),
+    )
     try:
         page.goto(url)
         page.wait_for_selector("body[data-state=ready]", timeout=WAIT_MS)
@@ -165,8 +185,9 @@ def predicted(page, action) -> list[str]:
     """The classes the page lists (best first) once the update that ``action`` starts has finished."""
     runs = int(page.get_attribute("body", "data-runs"))
     action()
-    page.wait_for_function(f"document.body.dataset.runs > {runs} && document.body.dataset.state === 'ready'",
-                           timeout=WAIT_MS)
+    page.wait_for_function(
+        f"document.body.dataset.runs > {runs} && document.body.dataset.state === 'ready'", timeout=WAIT_MS
+    )
     return page.eval_on_selector_all("#top li", "items => items.map(item => item.dataset.class)")
 
 
@@ -180,8 +201,11 @@ def test_the_page_reads_the_first_test_digits_and_a_drawn_stroke(page, tmp_path)
     test = load_dataset({"source": "mnist"}, (28, 28, 1), validation="none", base_dir=Path(".")).test
     read = []
     for index in range(4):
-        image = {"name": f"test-{index}.png", "mimeType": "image/png",
-                 "buffer": png(test.images[index].reshape(28, 28))}
+        image = {
+            "name": f"test-{index}.png",
+            "mimeType": "image/png",
+            "buffer": png(test.images[index].reshape(28, 28)),
+        }
         read.append(predicted(page, functools.partial(page.set_input_files, "#file", image))[0])
     assert read == ["7", "2", "1", "0"]
     assert [int(test.labels[i]) for i in range(4)] == [7, 2, 1, 0]
@@ -217,8 +241,12 @@ def test_the_page_names_the_model_and_heads_its_classes(page):
     heading = page.locator("#output-heading")
     assert heading.inner_text() == "Most likely classes"
     assert page.is_visible("#empty") and page.eval_on_selector_all("#top li", "items => items.length") == 0
-    classes = predicted(page, lambda: page.set_input_files("#file", {"name": "seven.png", "mimeType": "image/png",
-                                                                       "buffer": png(first_digits(1)[0])}))
+    classes = predicted(
+        page,
+        lambda: page.set_input_files(
+            "#file", {"name": "seven.png", "mimeType": "image/png", "buffer": png(first_digits(1)[0])}
+        ),
+    )
     assert classes[0] == "7" and page.is_hidden("#empty")
     assert heading.bounding_box()["y"] + heading.bounding_box()["height"] <= page.locator("#top").bounding_box()["y"]
     assert page.errors == []
@@ -270,11 +298,14 @@ def first_digits(count: int) -> list[np.ndarray]:
 
 def drop(page, name: str, data: bytes) -> None:
     """Drop a PNG file onto the pad, as a drag from the desktop would."""
-    page.evaluate("""([name, bytes]) => {
+    page.evaluate(
+        """([name, bytes]) => {
         const transfer = new DataTransfer();
         transfer.items.add(new File([new Uint8Array(bytes)], name, { type: 'image/png' }));
         document.getElementById('pad').dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true }));
-    }""", [name, list(data)])
+    }""",
+        [name, list(data)],
+    )
 
 
 def test_the_pad_takes_a_dropped_image(page):
@@ -299,15 +330,28 @@ def colour_folder(root: Path, count: int) -> Path:
 def test_a_colour_model_gets_a_file_picker_and_takes_dropped_images(browser, tmp_path):
     from specforge.spec import spec_from_dict
 
-    spec = spec_from_dict({
-        "version": 1, "name": "colours",
-        "data": {"source": "image_folder", "train": str(colour_folder(tmp_path / "train", 24)),
-                 "test": str(colour_folder(tmp_path / "test", 8)), "preprocessing": {"rescale": 1 / 255}},
-        "model": {"input_shape": [16, 16, 3], "layers": [
-            {"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
-            {"type": "Flatten"}, {"type": "Dense", "units": 2, "activation": "softmax"}]},
-        "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
-        "fit": {"epochs": 5, "batch_size": 8, "seed": 0}})
+    spec = spec_from_dict(
+        {
+            "version": 1,
+            "name": "colours",
+            "data": {
+                "source": "image_folder",
+                "train": str(colour_folder(tmp_path / "train", 24)),
+                "test": str(colour_folder(tmp_path / "test", 8)),
+                "preprocessing": {"rescale": 1 / 255},
+            },
+            "model": {
+                "input_shape": [16, 16, 3],
+                "layers": [
+                    {"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
+                    {"type": "Flatten"},
+                    {"type": "Dense", "units": 2, "activation": "softmax"},
+                ],
+            },
+            "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
+            "fit": {"epochs": 5, "batch_size": 8, "seed": 0},
+        }
+    )
     run = api.fit(spec, out=tmp_path / "run", quiet=True)
     assert run.metrics["accuracy"] == 1.0
     result = invoke("export", run.path, "--web", tmp_path / "site")

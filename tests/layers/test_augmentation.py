@@ -16,10 +16,17 @@ def forward(kind: str, config: dict, x: np.ndarray = X, training: bool = True, s
     return REGISTRY[kind](config).forward({}, x, training=training, rng=np.random.default_rng(seed))[0]
 
 
-@pytest.mark.parametrize("kind,config", [("RandomFlip", {}), ("RandomRotation", {"factor": 0.2}),
-                                         ("RandomZoom", {"height_factor": 0.2}),
-                                         ("RandomTranslation", {"height_factor": 0.2, "width_factor": 0.2}),
-                                         ("RandomContrast", {"factor": 0.5}), ("RandomBrightness", {"factor": 0.5})])
+@pytest.mark.parametrize(
+    "kind,config",
+    [
+        ("RandomFlip", {}),
+        ("RandomRotation", {"factor": 0.2}),
+        ("RandomZoom", {"height_factor": 0.2}),
+        ("RandomTranslation", {"height_factor": 0.2, "width_factor": 0.2}),
+        ("RandomContrast", {"factor": 0.5}),
+        ("RandomBrightness", {"factor": 0.5}),
+    ],
+)
 def test_inference_is_the_identity(kind, config):
     assert forward(kind, config, training=False) is X
     assert not np.array_equal(forward(kind, config, X * 50), X * 50)
@@ -27,8 +34,10 @@ def test_inference_is_the_identity(kind, config):
 
 def test_a_flip_mirrors_each_image_or_leaves_it():
     y = forward("RandomFlip", {"mode": "horizontal"})
-    kinds = {("same" if np.array_equal(a, x) else "mirrored" if np.array_equal(a, x[:, ::-1]) else "other")
-             for a, x in zip(y, X)}
+    kinds = {
+        ("same" if np.array_equal(a, x) else "mirrored" if np.array_equal(a, x[:, ::-1]) else "other")
+        for a, x in zip(y, X)
+    }
     assert kinds == {"same", "mirrored"}
 
 
@@ -66,7 +75,7 @@ def test_random_crop_takes_a_window_in_training_and_the_centre_at_inference():
     x = RNG.standard_normal((3, 6, 8, 1))
     layer = REGISTRY["RandomCrop"]({"height": 4, "width": 4})
     y = layer.forward({}, x, training=True, rng=np.random.default_rng(2))[0]
-    windows = [x[:, top:top + 4, left:left + 4] for top in range(3) for left in range(5)]
+    windows = [x[:, top : top + 4, left : left + 4] for top in range(3) for left in range(5)]
     assert any(np.array_equal(y, window) for window in windows)
     # inference: the largest centred 1:1 window (6 x 6, columns 1..6), resized to the output size (PyTorch's
     # half-pixel bilinear gives the same in tests/test_torch_twin.py)

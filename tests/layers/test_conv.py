@@ -22,20 +22,32 @@ CONV_CASES = [
     # dilation 2: K_eff = 2*(3-1)+1 = 5 -> 7 - 5 + 1 = 3 ; dilation 1 on width: 6 - 3 + 1 = 4
     ({"filters": 2, "kernel_size": 3, "dilation_rate": [2, 1]}, (7, 6, 1), (3, 4, 2), ((0, 0), (0, 0))),
     # same with dilation 2: K_eff 5 -> pad 4 -> (2, 2); kernel 2 dilated: K_eff 3 -> pad 2 -> (1, 1)
-    ({"filters": 2, "kernel_size": [3, 2], "dilation_rate": 2, "padding": "same"}, (6, 5, 2), (6, 5, 2),
-     ((2, 2), (1, 1))),
+    (
+        {"filters": 2, "kernel_size": [3, 2], "dilation_rate": 2, "padding": "same"},
+        (6, 5, 2),
+        (6, 5, 2),
+        ((2, 2), (1, 1)),
+    ),
     # stride 3 leaves rows unused: floor((7 - 2) / 3) + 1 = 2 ; floor((6 - 2) / 3) + 1 = 2
     ({"filters": 2, "kernel_size": 2, "strides": 3}, (7, 6, 1), (2, 2, 2), ((0, 0), (0, 0))),
     # stride (1, 3) same with kernel (2, 4) on 5x7: pad 1 -> (0, 1); ceil(7/3) = 3: 2*3 + 4 - 7 = 3 -> (1, 2)
-    ({"filters": 2, "kernel_size": [2, 4], "strides": [1, 3], "padding": "same"}, (5, 7, 2), (5, 3, 2),
-     ((0, 1), (1, 2))),
+    (
+        {"filters": 2, "kernel_size": [2, 4], "strides": [1, 3], "padding": "same"},
+        (5, 7, 2),
+        (5, 3, 2),
+        ((0, 1), (1, 2)),
+    ),
 ]
 
 DEPTHWISE_CASES = [
     ({"kernel_size": 3, "depth_multiplier": 2}, (5, 5, 3), (3, 3, 6), ((0, 0), (0, 0))),
     ({"kernel_size": [3, 2], "strides": 2, "padding": "same"}, (7, 6, 2), (4, 3, 2), ((1, 1), (0, 0))),
-    ({"kernel_size": [2, 3], "dilation_rate": 2, "padding": "same", "depth_multiplier": 3}, (6, 7, 2), (6, 7, 6),
-     ((1, 1), (2, 2))),
+    (
+        {"kernel_size": [2, 3], "dilation_rate": 2, "padding": "same", "depth_multiplier": 3},
+        (6, 7, 2),
+        (6, 7, 6),
+        ((1, 1), (2, 2)),
+    ),
     ({"kernel_size": 2, "strides": [2, 3]}, (5, 7, 2), (2, 2, 2), ((0, 0), (0, 0))),
 ]
 
@@ -64,18 +76,25 @@ def test_forward_matches_loop_reference(kind, cases):
         y, _ = layer.forward(params, x)
         strides = layer.window(input_shape).strides
         dilation = np.broadcast_to(config.get("dilation_rate", 1), 2)
-        reference = reference_conv(x, params["kernel"], params.get("bias"), strides, dilation, pads,
-                                   depthwise=kind is DepthwiseConv2D)
+        reference = reference_conv(
+            x, params["kernel"], params.get("bias"), strides, dilation, pads, depthwise=kind is DepthwiseConv2D
+        )
         assert y.shape == (2, *expected)
         np.testing.assert_allclose(y, reference, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind, config, input_shape", [
-    (Conv2D, {"filters": 3, "kernel_size": [3, 2], "strides": 2, "padding": "same", "use_bias": False}, (7, 6, 2)),
-    (Conv2D, {"filters": 2, "kernel_size": 3, "dilation_rate": [1, 2], "use_bias": False}, (5, 7, 3)),
-    (DepthwiseConv2D, {"kernel_size": [2, 3], "strides": [3, 1], "depth_multiplier": 2, "use_bias": False},
-     (7, 5, 2)),
-])
+@pytest.mark.parametrize(
+    "kind, config, input_shape",
+    [
+        (Conv2D, {"filters": 3, "kernel_size": [3, 2], "strides": 2, "padding": "same", "use_bias": False}, (7, 6, 2)),
+        (Conv2D, {"filters": 2, "kernel_size": 3, "dilation_rate": [1, 2], "use_bias": False}, (5, 7, 3)),
+        (
+            DepthwiseConv2D,
+            {"kernel_size": [2, 3], "strides": [3, 1], "depth_multiplier": 2, "use_bias": False},
+            (7, 5, 2),
+        ),
+    ],
+)
 def test_backward_is_the_adjoint(kind, config, input_shape):
     """Without bias the layer is linear in x and in the kernel: <y, dy> = <x, dx> = <kernel, dkernel>."""
     rng = np.random.default_rng(1)
@@ -134,7 +153,8 @@ def test_seed_param_counts_and_flops():
 
 def test_param_shapes():
     assert Conv2D({"filters": 5, "kernel_size": [3, 2], "use_bias": False}).param_shapes((8, 8, 4)) == {
-        "kernel": (3, 2, 4, 5)}
+        "kernel": (3, 2, 4, 5)
+    }
     depthwise = DepthwiseConv2D({"kernel_size": 3, "depth_multiplier": 2})
     assert depthwise.param_shapes((5, 5, 3)) == {"kernel": (3, 3, 3, 2), "bias": (6,)}
     assert depthwise.count_params((5, 5, 3)) == 60
@@ -147,27 +167,68 @@ def test_init_params_shapes_and_dtype():
     assert params["bias"].shape == (4,) and not params["bias"].any()
 
 
-@pytest.mark.parametrize("kind, config, input_shape, message", [
-    (Conv2D, {"filters": 1, "kernel_size": 7}, (5, 5, 1),
-     "Conv2D output height ((5 - 7 + 2*0) / 1) + 1 = -1 is not positive; use padding: same or kernel_size <= 5"),
-    (Conv2D, {"filters": 1, "kernel_size": 5, "dilation_rate": 2}, (5, 5, 1),
-     ("Conv2D output height ((5 - 9 + 2*0) / 1) + 1 = -3 is not positive, with the dilated kernel 2*(5 - 1) + 1 = 9; "
-      "use padding: same, kernel_size <= 3 or dilation_rate <= 1")),
-    (Conv2D, {"filters": 1, "kernel_size": [3, 7], "strides": 2}, (5, 6, 1),
-     "Conv2D output width floor((6 - 7 + 2*0) / 2) + 1 = 0 is not positive; use padding: same or kernel_size <= 6"),
-    (DepthwiseConv2D, {"kernel_size": [4, 2]}, (3, 1, 1),
-     ("DepthwiseConv2D output height ((3 - 4 + 2*0) / 1) + 1 = 0 is not positive; "
-      "use padding: same or kernel_size <= 3")),
-    (Conv2D, {"filters": 1, "kernel_size": 3}, (784,),
-     ("Conv2D expects an image input (height, width, channels), got shape (784,); "
-      "add a Reshape layer with target_shape [28, 28, 1] before it")),
-    (Conv2D, {"filters": 1, "kernel_size": 3}, (28, 20),
-     ("Conv2D expects an image input (height, width, channels), got shape (28, 20); "
-      "add a Reshape layer with target_shape [28, 20, 1] before it")),
-    (DepthwiseConv2D, {"kernel_size": 3}, (10,),
-     ("DepthwiseConv2D expects an image input (height, width, channels), got shape (10,); "
-      "it needs 3 axes, add a Reshape layer before it")),
-])
+@pytest.mark.parametrize(
+    "kind, config, input_shape, message",
+    [
+        (
+            Conv2D,
+            {"filters": 1, "kernel_size": 7},
+            (5, 5, 1),
+            "Conv2D output height ((5 - 7 + 2*0) / 1) + 1 = -1 is not positive; use padding: same or kernel_size <= 5",
+        ),
+        (
+            Conv2D,
+            {"filters": 1, "kernel_size": 5, "dilation_rate": 2},
+            (5, 5, 1),
+            (
+                "Conv2D output height ((5 - 9 + 2*0) / 1) + 1 = -3 is not positive, with the dilated kernel 2*(5 - 1) + 1 = 9; "
+                "use padding: same, kernel_size <= 3 or dilation_rate <= 1"
+            ),
+        ),
+        (
+            Conv2D,
+            {"filters": 1, "kernel_size": [3, 7], "strides": 2},
+            (5, 6, 1),
+            "Conv2D output width floor((6 - 7 + 2*0) / 2) + 1 = 0 is not positive; use padding: same or kernel_size <= 6",
+        ),
+        (
+            DepthwiseConv2D,
+            {"kernel_size": [4, 2]},
+            (3, 1, 1),
+            (
+                "DepthwiseConv2D output height ((3 - 4 + 2*0) / 1) + 1 = 0 is not positive; "
+                "use padding: same or kernel_size <= 3"
+            ),
+        ),
+        (
+            Conv2D,
+            {"filters": 1, "kernel_size": 3},
+            (784,),
+            (
+                "Conv2D expects an image input (height, width, channels), got shape (784,); "
+                "add a Reshape layer with target_shape [28, 28, 1] before it"
+            ),
+        ),
+        (
+            Conv2D,
+            {"filters": 1, "kernel_size": 3},
+            (28, 20),
+            (
+                "Conv2D expects an image input (height, width, channels), got shape (28, 20); "
+                "add a Reshape layer with target_shape [28, 20, 1] before it"
+            ),
+        ),
+        (
+            DepthwiseConv2D,
+            {"kernel_size": 3},
+            (10,),
+            (
+                "DepthwiseConv2D expects an image input (height, width, channels), got shape (10,); "
+                "it needs 3 axes, add a Reshape layer before it"
+            ),
+        ),
+    ],
+)
 def test_shape_errors(kind, config, input_shape, message):
     with pytest.raises(ShapeError) as error:
         kind(config).output_shape(input_shape)
@@ -178,10 +239,13 @@ def test_same_padding_never_fails():
     assert Conv2D({"filters": 1, "kernel_size": 7, "padding": "same"}).output_shape((5, 5, 1)) == (5, 5, 1)
 
 
-@pytest.mark.parametrize("kind, config", [
-    (Conv2D, {"filters": 1, "kernel_size": 3, "strides": [1, 2], "dilation_rate": 2}),
-    (DepthwiseConv2D, {"kernel_size": 3, "strides": 2, "dilation_rate": [2, 1]}),
-])
+@pytest.mark.parametrize(
+    "kind, config",
+    [
+        (Conv2D, {"filters": 1, "kernel_size": 3, "strides": [1, 2], "dilation_rate": 2}),
+        (DepthwiseConv2D, {"kernel_size": 3, "strides": 2, "dilation_rate": [2, 1]}),
+    ],
+)
 def test_strides_with_dilation_is_refused(kind, config):
     with pytest.raises(SpecError, match="cannot combine strides > 1 with dilation_rate > 1"):
         kind(config)

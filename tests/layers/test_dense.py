@@ -33,8 +33,11 @@ def test_activation_option_is_left_to_the_graph():
 
 
 def test_rejects_an_image_input():
-    with pytest.raises(ShapeError, match=r"Dense expects a flat input \(features,\), got shape \(26, 26, 64\); "
-                                         r"add a Flatten \(or GlobalAveragePooling2D\) layer before it"):
+    with pytest.raises(
+        ShapeError,
+        match=r"Dense expects a flat input \(features,\), got shape \(26, 26, 64\); "
+        r"add a Flatten \(or GlobalAveragePooling2D\) layer before it",
+    ):
         Dense({"units": 10}).output_shape((26, 26, 64))
 
 

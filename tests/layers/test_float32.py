@@ -14,8 +14,12 @@ from helpers import CASES, example_input, make_layer
 from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY
 
-MERGE_CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")
-               for kind, cls in REGISTRY.items() if cls.merges for i, (config, shapes) in enumerate(cls.examples)]
+MERGE_CASES = [
+    pytest.param(kind, config, shapes, id=f"{kind}-{i}")
+    for kind, cls in REGISTRY.items()
+    if cls.merges
+    for i, (config, shapes) in enumerate(cls.examples)
+]
 FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
 
 

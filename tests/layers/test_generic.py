@@ -18,11 +18,35 @@ from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY, Layer
 from specforge.options.activations import ACTIVATIONS
 
-KINDS = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-         "GlobalMaxPooling2D", "ZeroPadding2D", "Dense", "Flatten", "Reshape", "Dropout", "BatchNormalization",
-         "Activation", "ReLU", "LeakyReLU", "Softmax", "Conv1D", "MaxPooling1D", "AveragePooling1D",
-         "GlobalAveragePooling1D", "GlobalMaxPooling1D", "SeparableConv2D", "Conv2DTranspose",
-         "UpSampling2D", "Cropping2D", "SpatialDropout2D", "LayerNormalization")
+KINDS = (
+    "Conv2D",
+    "DepthwiseConv2D",
+    "MaxPooling2D",
+    "AveragePooling2D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "ZeroPadding2D",
+    "Dense",
+    "Flatten",
+    "Reshape",
+    "Dropout",
+    "BatchNormalization",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "Softmax",
+    "Conv1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "SeparableConv2D",
+    "Conv2DTranspose",
+    "UpSampling2D",
+    "Cropping2D",
+    "SpatialDropout2D",
+    "LayerNormalization",
+)
 BATCH = 3
 FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
 FUSABLE = sorted(name for name, function in ACTIVATIONS.items() if function.output_suffices and name != "linear")
@@ -62,8 +86,10 @@ def test_gradients(kind, config, shape):
     check_gradients(kind, config, params, example_input(kind, shape, BATCH, 4))
 
 
-@pytest.mark.parametrize("kind,config,shape,activation",
-                         [(*case.values, None) for case in CASES] + [(*case.values, "relu") for case in FUSING_CASES])
+@pytest.mark.parametrize(
+    "kind,config,shape,activation",
+    [(*case.values, None) for case in CASES] + [(*case.values, "relu") for case in FUSING_CASES],
+)
 def test_float32_step_equals_float64_step(kind, config, shape, activation):
     """Training runs in float32 and may take other kernels than the float64 the gradient checks see
     (onnxruntime's convolutions): both give the same forward and backward, up to float32 rounding."""
@@ -75,8 +101,13 @@ def test_float32_step_equals_float64_step(kind, config, shape, activation):
     for dtype in (np.float64, np.float32):
         params = {name: value.astype(dtype) for name, value in params64.items()}
         layer = REGISTRY[kind](config)  # a fresh one: a seeded dropout draws the same mask again
-        y, cache = layer.forward(params, x64 if takes_ids else x64.astype(dtype), training=True,
-                                 rng=np.random.default_rng(0), activation=fused)
+        y, cache = layer.forward(
+            params,
+            x64 if takes_ids else x64.astype(dtype),
+            training=True,
+            rng=np.random.default_rng(0),
+            activation=fused,
+        )
         dy = np.random.default_rng(13).standard_normal(y.shape).astype(dtype)
         dx, grads = layer.backward(params, cache, dy)
         assert y.dtype == dtype and all(grad.dtype == dtype for grad in grads.values())
@@ -104,8 +135,10 @@ def test_backward_without_dx(kind, config, shape):
 
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
 def test_every_kind_takes_the_same_forward_arguments(kind):
-    assert inspect.signature(REGISTRY[kind].forward).parameters.keys() == \
-        inspect.signature(Layer.forward).parameters.keys()
+    assert (
+        inspect.signature(REGISTRY[kind].forward).parameters.keys()
+        == inspect.signature(Layer.forward).parameters.keys()
+    )
 
 
 @pytest.mark.parametrize("kind,config,shape", FUSING_CASES)
@@ -191,8 +224,9 @@ def _dims(value_info) -> list:
 
 @pytest.mark.parametrize("opset,ir_version", [(13, 7), (14, 7), (15, 8), (17, 8), (18, 8), (19, 9), (21, 10)])
 def test_model_interface_and_versions(opset, ir_version):
-    steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Activation", {"activation": "softmax"}),
-                   input_shape=(4, 3, 1))
+    steps = _steps(
+        ("Conv2D", {"filters": 2, "kernel_size": 2}), ("Activation", {"activation": "softmax"}), input_shape=(4, 3, 1)
+    )
     model = onnx_of(steps, (4, 3, 1), opset=opset)
     assert model.ir_version == ir_version
     assert [(o.domain, o.version) for o in model.opset_import] == [("", opset)]
@@ -229,9 +263,16 @@ def test_layers_named_like_the_graph_tensors():
 
 
 def test_no_transposes_between_convolutions():
-    steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("ReLU", {}), ("BatchNormalization", {}),
-                   ("Conv2D", {"filters": 3, "kernel_size": 2}), ("Activation", {"activation": "gelu"}),
-                   ("Flatten", {}), ("Dense", {"units": 2}), input_shape=(5, 5, 1))
+    steps = _steps(
+        ("Conv2D", {"filters": 2, "kernel_size": 2}),
+        ("ReLU", {}),
+        ("BatchNormalization", {}),
+        ("Conv2D", {"filters": 3, "kernel_size": 2}),
+        ("Activation", {"activation": "gelu"}),
+        ("Flatten", {}),
+        ("Dense", {"units": 2}),
+        input_shape=(5, 5, 1),
+    )
     model = onnx_of(steps, (5, 5, 1))
     # the one-channel input is reshaped to NCHW (the same bytes); the Dense takes the channels-first
     # flattening with its rows permuted to match
@@ -241,10 +282,17 @@ def test_no_transposes_between_convolutions():
 
 
 def test_no_transposes_between_sequence_layers():
-    steps = _steps(("Conv1D", {"filters": 4, "kernel_size": 3, "padding": "same"}), ("BatchNormalization", {}),
-                   ("ReLU", {}), ("MaxPooling1D", {}), ("Conv1D", {"filters": 5, "kernel_size": 2}),
-                   ("LayerNormalization", {}), ("AveragePooling1D", {"pool_size": 2}), ("Flatten", {}),
-                   input_shape=(9, 3))
+    steps = _steps(
+        ("Conv1D", {"filters": 4, "kernel_size": 3, "padding": "same"}),
+        ("BatchNormalization", {}),
+        ("ReLU", {}),
+        ("MaxPooling1D", {}),
+        ("Conv1D", {"filters": 5, "kernel_size": 2}),
+        ("LayerNormalization", {}),
+        ("AveragePooling1D", {"pool_size": 2}),
+        ("Flatten", {}),
+        input_shape=(9, 3),
+    )
     model = onnx_of(steps, (9, 3))
     ops = [node.op_type for node in model.graph.node]
     # into the image form before the first Conv1D, out of it for the LayerNormalization and back, out for the Flatten
@@ -252,11 +300,17 @@ def test_no_transposes_between_sequence_layers():
     check_onnx_parity(steps, (9, 3), np.random.default_rng(13).standard_normal((2, 9, 3)).astype(np.float32))
 
 
-@pytest.mark.parametrize("after_flatten", [("Dense", {"units": 3, "use_bias": False}), ("Dropout", {"rate": 0.5}),
-                                           ("BatchNormalization", {}), ("Reshape", {"target_shape": [6, 3]})])
+@pytest.mark.parametrize(
+    "after_flatten",
+    [
+        ("Dense", {"units": 3, "use_bias": False}),
+        ("Dropout", {"rate": 0.5}),
+        ("BatchNormalization", {}),
+        ("Reshape", {"target_shape": [6, 3]}),
+    ],
+)
 def test_a_flatten_feeding_anything_but_a_product_keeps_the_keras_order(after_flatten):
-    steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Flatten", {}), after_flatten,
-                   input_shape=(4, 4, 1))
+    steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Flatten", {}), after_flatten, input_shape=(4, 4, 1))
     check_onnx_parity(steps, (4, 4, 1), np.random.default_rng(12).standard_normal((2, 4, 4, 1)).astype(np.float32))
 
 
@@ -265,8 +319,13 @@ def _producers(model) -> dict[str, str]:
 
 
 def test_outputs_are_named_by_the_nodes_that_make_them():
-    steps = _steps(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Flatten", {}), ("Dense", {"units": 3}),
-                   ("Activation", {"activation": "softmax"}), input_shape=(4, 3, 1))
+    steps = _steps(
+        ("Conv2D", {"filters": 2, "kernel_size": 2}),
+        ("Flatten", {}),
+        ("Dense", {"units": 3}),
+        ("Activation", {"activation": "softmax"}),
+        input_shape=(4, 3, 1),
+    )
     producers = _producers(onnx_of(steps, (4, 3, 1), logits_name="logits"))
     assert (producers["output"], producers["logits"]) == ("Softmax", "Gemm")
     assert "Identity" not in producers.values()

@@ -13,8 +13,11 @@ from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY
 
 MERGES = sorted(kind for kind, cls in REGISTRY.items() if cls.merges)
-CASES = [pytest.param(kind, config, shapes, id=f"{kind}-{i}")
-         for kind in MERGES for i, (config, shapes) in enumerate(REGISTRY[kind].examples)]
+CASES = [
+    pytest.param(kind, config, shapes, id=f"{kind}-{i}")
+    for kind in MERGES
+    for i, (config, shapes) in enumerate(REGISTRY[kind].examples)
+]
 BATCH = 3
 
 
@@ -95,21 +98,50 @@ def test_maximum_sends_a_tie_to_the_first_input():
     np.testing.assert_array_equal(second, [[0.0, 0.0]])
 
 
-@pytest.mark.parametrize("kind,shapes,names,message", [
-    ("Add", [(14, 14, 64), (28, 28, 64)], ["conv_b", "stem"],
-     ("Add got (14, 14, 64) from 'conv_b' and (28, 28, 64) from 'stem'; give the shortcut a 1x1 Conv2D with "
-      "strides 2")),
-    ("Add", [(14, 14, 64), (28, 28, 32)], ["conv_b", "stem"],
-     ("Add got (14, 14, 64) from 'conv_b' and (28, 28, 32) from 'stem'; give the shortcut a 1x1 Conv2D with "
-      "filters 64 and strides 2")),
-    ("Multiply", [(8, 8, 16), (8, 8, 4)], ["a", "b"],
-     "Multiply got (8, 8, 16) from 'a' and (8, 8, 4) from 'b'; give the shortcut a 1x1 Conv2D with filters 16"),
-    ("Subtract", [(10,), (12,)], None, ("Subtract got (10,) from input 0 and (12,) from input 1; Subtract needs "
-                                        "inputs of one shape")),
-    ("Concatenate", [(4, 4, 3), (5, 4, 3)], ["a", "b"],
-     ("Concatenate got (4, 4, 3) from 'a' and (5, 4, 3) from 'b'; every axis but axis -1 must agree (use axis "
-      "to join along another, or resize one input)")),
-])
+@pytest.mark.parametrize(
+    "kind,shapes,names,message",
+    [
+        (
+            "Add",
+            [(14, 14, 64), (28, 28, 64)],
+            ["conv_b", "stem"],
+            (
+                "Add got (14, 14, 64) from 'conv_b' and (28, 28, 64) from 'stem'; give the shortcut a 1x1 Conv2D with "
+                "strides 2"
+            ),
+        ),
+        (
+            "Add",
+            [(14, 14, 64), (28, 28, 32)],
+            ["conv_b", "stem"],
+            (
+                "Add got (14, 14, 64) from 'conv_b' and (28, 28, 32) from 'stem'; give the shortcut a 1x1 Conv2D with "
+                "filters 64 and strides 2"
+            ),
+        ),
+        (
+            "Multiply",
+            [(8, 8, 16), (8, 8, 4)],
+            ["a", "b"],
+            "Multiply got (8, 8, 16) from 'a' and (8, 8, 4) from 'b'; give the shortcut a 1x1 Conv2D with filters 16",
+        ),
+        (
+            "Subtract",
+            [(10,), (12,)],
+            None,
+            ("Subtract got (10,) from input 0 and (12,) from input 1; Subtract needs inputs of one shape"),
+        ),
+        (
+            "Concatenate",
+            [(4, 4, 3), (5, 4, 3)],
+            ["a", "b"],
+            (
+                "Concatenate got (4, 4, 3) from 'a' and (5, 4, 3) from 'b'; every axis but axis -1 must agree (use axis "
+                "to join along another, or resize one input)"
+            ),
+        ),
+    ],
+)
 def test_inputs_that_disagree_are_named_with_their_shapes(kind, shapes, names, message):
     layer = REGISTRY[kind]({"inputs": ["a", "b"]})
     with pytest.raises(ShapeError) as error:

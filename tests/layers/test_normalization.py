@@ -21,10 +21,13 @@ def test_parameters_like_keras():
     assert BatchNormalization.non_trainable == ("moving_mean", "moving_variance")
 
 
-@pytest.mark.parametrize("config,names", [
-    ({"center": False}, ["gamma", "moving_mean", "moving_variance"]),
-    ({"scale": False}, ["beta", "moving_mean", "moving_variance"]),
-])
+@pytest.mark.parametrize(
+    "config,names",
+    [
+        ({"center": False}, ["gamma", "moving_mean", "moving_variance"]),
+        ({"scale": False}, ["beta", "moving_mean", "moving_variance"]),
+    ],
+)
 def test_center_and_scale_options(config, names):
     assert sorted(BatchNormalization(config).param_shapes((4,))) == names
 
@@ -56,8 +59,12 @@ def test_training_moves_the_running_statistics():
 
 def test_inference_uses_the_running_statistics():
     layer = BatchNormalization({"epsilon": 0.01})
-    params = {"gamma": np.array([2.0, 0.5]), "beta": np.array([1.0, -1.0]),
-              "moving_mean": np.array([3.0, -2.0]), "moving_variance": np.array([3.99, 0.24])}
+    params = {
+        "gamma": np.array([2.0, 0.5]),
+        "beta": np.array([1.0, -1.0]),
+        "moving_mean": np.array([3.0, -2.0]),
+        "moving_variance": np.array([3.99, 0.24]),
+    }
     y, _ = layer.forward(params, np.array([[5.0, -2.0], [1.0, 0.0]]), training=False)
     np.testing.assert_allclose(y, [[3.0, -1.0], [-1.0, 1.0]])
     np.testing.assert_array_equal(params["moving_mean"], [3.0, -2.0])

@@ -11,12 +11,15 @@ from specforge.layers.conv import Conv2D
 from specforge.layers.padding import Cropping2D, ZeroPadding2D
 
 
-@pytest.mark.parametrize("padding, input_shape, expected", [
-    (1, (4, 5, 2), (6, 7, 2)),
-    (0, (4, 5, 2), (4, 5, 2)),
-    ([1, 2], (3, 4, 1), (5, 8, 1)),
-    ([[0, 2], [1, 3]], (3, 2, 2), (5, 6, 2)),
-])
+@pytest.mark.parametrize(
+    "padding, input_shape, expected",
+    [
+        (1, (4, 5, 2), (6, 7, 2)),
+        (0, (4, 5, 2), (4, 5, 2)),
+        ([1, 2], (3, 4, 1), (5, 8, 1)),
+        ([[0, 2], [1, 3]], (3, 2, 2), (5, 6, 2)),
+    ],
+)
 def test_output_shape(padding, input_shape, expected):
     assert ZeroPadding2D({"padding": padding}).output_shape(input_shape) == expected
 
@@ -41,14 +44,14 @@ def test_rank_error():
         ZeroPadding2D({}).output_shape((16,))
     assert error.value.problems[0].message == (
         "ZeroPadding2D expects an image input (height, width, channels), got shape (16,); "
-        "add a Reshape layer with target_shape [4, 4, 1] before it")
+        "add a Reshape layer with target_shape [4, 4, 1] before it"
+    )
 
 
 @pytest.mark.parametrize("after_conv", [False, True])
 def test_onnx_pad_follows_the_input_layout(after_conv):
     """The Pad node works in the input's current layout: after a Conv (NCHW) it adds no Transpose."""
     from onnx.reference import ReferenceEvaluator
-
 
     rng = np.random.default_rng(0)
     steps = [(ZeroPadding2D({"padding": [[0, 2], [1, 3]]}), {})]
@@ -65,12 +68,15 @@ def test_onnx_pad_follows_the_input_layout(after_conv):
     np.testing.assert_allclose(result, expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("cropping, input_shape, expected, window", [
-    (0, (3, 2, 2), (3, 2, 2), (slice(0, 3), slice(0, 2))),
-    (1, (4, 5, 2), (2, 3, 2), (slice(1, 3), slice(1, 4))),
-    ([1, 2], (4, 6, 1), (2, 2, 1), (slice(1, 3), slice(2, 4))),
-    ([[0, 2], [1, 3]], (5, 6, 2), (3, 2, 2), (slice(0, 3), slice(1, 3))),
-])
+@pytest.mark.parametrize(
+    "cropping, input_shape, expected, window",
+    [
+        (0, (3, 2, 2), (3, 2, 2), (slice(0, 3), slice(0, 2))),
+        (1, (4, 5, 2), (2, 3, 2), (slice(1, 3), slice(1, 4))),
+        ([1, 2], (4, 6, 1), (2, 2, 1), (slice(1, 3), slice(2, 4))),
+        ([[0, 2], [1, 3]], (5, 6, 2), (3, 2, 2), (slice(0, 3), slice(1, 3))),
+    ],
+)
 def test_cropping_keeps_the_inner_window(cropping, input_shape, expected, window):
     layer = Cropping2D({"cropping": cropping})
     assert layer.output_shape(input_shape) == expected
@@ -86,5 +92,6 @@ def test_cropping_keeps_the_inner_window(cropping, input_shape, expected, window
 def test_cropping_everything_is_a_shape_error():
     with pytest.raises(ShapeError) as error:
         Cropping2D({"cropping": [[1, 1], [3, 2]]}).output_shape((4, 5, 1))
-    assert error.value.problems[0].message == ("Cropping2D removes 3 + 2 = 5 of the 5 columns of its input, leaving "
-                                               "none; crop fewer than 5 columns in all")
+    assert error.value.problems[0].message == (
+        "Cropping2D removes 3 + 2 = 5 of the 5 columns of its input, leaving none; crop fewer than 5 columns in all"
+    )

@@ -81,10 +81,13 @@ def test_average_backward_shares_by_real_pixels():
     np.testing.assert_allclose(dx[0, :, :, 0], [[1 / 4, 1 / 4, 1 / 2], [1 / 4, 1 / 4, 1 / 2], [1 / 2, 1 / 2, 1]])
 
 
-@pytest.mark.parametrize("config, input_shape", [
-    ({"pool_size": [3, 2], "strides": [2, 1], "padding": "same"}, (7, 6, 2)),
-    ({"pool_size": [2, 3], "strides": 1}, (5, 6, 1)),
-])
+@pytest.mark.parametrize(
+    "config, input_shape",
+    [
+        ({"pool_size": [3, 2], "strides": [2, 1], "padding": "same"}, (7, 6, 2)),
+        ({"pool_size": [2, 3], "strides": 1}, (5, 6, 1)),
+    ],
+)
 def test_average_backward_is_the_adjoint(config, input_shape):
     rng = np.random.default_rng(1)
     layer = AveragePooling2D(config)
@@ -161,20 +164,47 @@ def test_global_max_ties_send_the_gradient_to_the_first_pixel():
     np.testing.assert_array_equal(dx[0, :, :, 0], [[5, 0], [0, 0]])
 
 
-@pytest.mark.parametrize("kind, config, input_shape, message", [
-    (MaxPooling2D, {"pool_size": 3}, (2, 5, 1),
-     ("MaxPooling2D output height floor((2 - 3 + 2*0) / 3) + 1 = 0 is not positive; use padding: same or "
-      "pool_size <= 2")),
-    (AveragePooling2D, {"pool_size": [2, 5], "strides": 1}, (4, 3, 2),
-     ("AveragePooling2D output width ((3 - 5 + 2*0) / 1) + 1 = -1 is not positive; "
-      "use padding: same or pool_size <= 3")),
-    (MaxPooling2D, {}, (784,),
-     ("MaxPooling2D expects an image input (height, width, channels), got shape (784,); "
-      "add a Reshape layer with target_shape [28, 28, 1] before it")),
-    (GlobalAveragePooling2D, {}, (4, 4, 4, 2),
-     ("GlobalAveragePooling2D expects an image input (height, width, channels), got shape (4, 4, 4, 2); "
-      "it needs 3 axes, add a Reshape layer before it")),
-])
+@pytest.mark.parametrize(
+    "kind, config, input_shape, message",
+    [
+        (
+            MaxPooling2D,
+            {"pool_size": 3},
+            (2, 5, 1),
+            (
+                "MaxPooling2D output height floor((2 - 3 + 2*0) / 3) + 1 = 0 is not positive; use padding: same or "
+                "pool_size <= 2"
+            ),
+        ),
+        (
+            AveragePooling2D,
+            {"pool_size": [2, 5], "strides": 1},
+            (4, 3, 2),
+            (
+                "AveragePooling2D output width ((3 - 5 + 2*0) / 1) + 1 = -1 is not positive; "
+                "use padding: same or pool_size <= 3"
+            ),
+        ),
+        (
+            MaxPooling2D,
+            {},
+            (784,),
+            (
+                "MaxPooling2D expects an image input (height, width, channels), got shape (784,); "
+                "add a Reshape layer with target_shape [28, 28, 1] before it"
+            ),
+        ),
+        (
+            GlobalAveragePooling2D,
+            {},
+            (4, 4, 4, 2),
+            (
+                "GlobalAveragePooling2D expects an image input (height, width, channels), got shape (4, 4, 4, 2); "
+                "it needs 3 axes, add a Reshape layer before it"
+            ),
+        ),
+    ],
+)
 def test_shape_errors(kind, config, input_shape, message):
     with pytest.raises(ShapeError) as error:
         kind(config).output_shape(input_shape)

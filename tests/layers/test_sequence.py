@@ -54,8 +54,9 @@ def test_conv1d_against_reference(config, shape, expected, pads):
     assert params["kernel"].shape == (config["kernel_size"], shape[1], config["filters"])
     x = rng.standard_normal((3, *shape))
     y, _ = layer.forward(params, x)
-    want = reference_conv1d(x, params["kernel"], params.get("bias"), config.get("strides", 1),
-                            config.get("dilation_rate", 1), *pads)
+    want = reference_conv1d(
+        x, params["kernel"], params.get("bias"), config.get("strides", 1), config.get("dilation_rate", 1), *pads
+    )
     np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
 
 
@@ -79,12 +80,15 @@ def test_conv1d_params_and_flops():
 
 
 @pytest.mark.parametrize("kind,reduce", [(MaxPooling1D, np.max), (AveragePooling1D, np.mean)])
-@pytest.mark.parametrize("config,shape,expected,windows", [
-    # pool 2, stride 2: steps (0, 1), (2, 3), (4, 5); the seventh is left over
-    ({}, (7, 3), (3, 3), [(0, 2), (2, 4), (4, 6)]),
-    # pool 3, stride 2, same on 6: ceil(6 / 2) = 3, pad 2*2 + 3 - 6 = 1 -> (0, 1)
-    ({"pool_size": 3, "strides": 2, "padding": "same"}, (6, 2), (3, 2), [(0, 3), (2, 5), (4, 6)]),
-])
+@pytest.mark.parametrize(
+    "config,shape,expected,windows",
+    [
+        # pool 2, stride 2: steps (0, 1), (2, 3), (4, 5); the seventh is left over
+        ({}, (7, 3), (3, 3), [(0, 2), (2, 4), (4, 6)]),
+        # pool 3, stride 2, same on 6: ceil(6 / 2) = 3, pad 2*2 + 3 - 6 = 1 -> (0, 1)
+        ({"pool_size": 3, "strides": 2, "padding": "same"}, (6, 2), (3, 2), [(0, 3), (2, 5), (4, 6)]),
+    ],
+)
 def test_pooling1d_hand_worked(kind, reduce, config, shape, expected, windows):
     layer = kind(config)
     assert layer.output_shape(shape) == expected
@@ -103,19 +107,40 @@ def test_global_pooling1d(kind, reduce, keepdims):
     np.testing.assert_allclose(y, reduce(x, axis=1, keepdims=keepdims))
 
 
-@pytest.mark.parametrize("layer,shape,message", [
-    (Conv1D({"filters": 2, "kernel_size": 7}), (5, 3),
-     "Conv1D output steps ((5 - 7 + 2*0) / 1) + 1 = -1 is not positive; use padding: same or kernel_size <= 5"),
-    (MaxPooling1D({"pool_size": 4}), (3, 2),
-     ("MaxPooling1D output steps floor((3 - 4 + 2*0) / 4) + 1 = 0 is not positive; use padding: same or "
-      "pool_size <= 3")),
-    (Conv1D({"filters": 2, "kernel_size": 3}), (28, 28, 1),
-     ("Conv1D expects a sequence input (steps, channels), got shape (28, 28, 1); add a Reshape layer with "
-      "target_shape [28, 28] before it")),
-    (GlobalMaxPooling1D(), (12,),
-     ("GlobalMaxPooling1D expects a sequence input (steps, channels), got shape (12,); add a Reshape layer with "
-      "target_shape [12, 1] before it")),
-])
+@pytest.mark.parametrize(
+    "layer,shape,message",
+    [
+        (
+            Conv1D({"filters": 2, "kernel_size": 7}),
+            (5, 3),
+            "Conv1D output steps ((5 - 7 + 2*0) / 1) + 1 = -1 is not positive; use padding: same or kernel_size <= 5",
+        ),
+        (
+            MaxPooling1D({"pool_size": 4}),
+            (3, 2),
+            (
+                "MaxPooling1D output steps floor((3 - 4 + 2*0) / 4) + 1 = 0 is not positive; use padding: same or "
+                "pool_size <= 3"
+            ),
+        ),
+        (
+            Conv1D({"filters": 2, "kernel_size": 3}),
+            (28, 28, 1),
+            (
+                "Conv1D expects a sequence input (steps, channels), got shape (28, 28, 1); add a Reshape layer with "
+                "target_shape [28, 28] before it"
+            ),
+        ),
+        (
+            GlobalMaxPooling1D(),
+            (12,),
+            (
+                "GlobalMaxPooling1D expects a sequence input (steps, channels), got shape (12,); add a Reshape layer with "
+                "target_shape [12, 1] before it"
+            ),
+        ),
+    ],
+)
 def test_shape_errors(layer, shape, message):
     with pytest.raises(ShapeError) as error:
         layer.output_shape(shape)
@@ -123,6 +148,9 @@ def test_shape_errors(layer, shape, message):
 
 
 def test_strides_with_dilation_is_a_spec_error():
-    with pytest.raises(SpecError, match=r"Conv1D cannot combine strides > 1 with dilation_rate > 1 \(received "
-                                        r"strides=2, dilation_rate=2\)"):
+    with pytest.raises(
+        SpecError,
+        match=r"Conv1D cannot combine strides > 1 with dilation_rate > 1 \(received "
+        r"strides=2, dilation_rate=2\)",
+    ):
         Conv1D({"filters": 2, "kernel_size": 3, "strides": 2, "dilation_rate": 2})

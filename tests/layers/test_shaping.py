@@ -36,12 +36,15 @@ def test_flatten_avoids_a_copy():
     assert np.shares_memory(x, y)
 
 
-@pytest.mark.parametrize("target,input_shape,expected", [
-    ([4, 6], (2, 3, 4), (4, 6)),
-    ([-1, 8], (2, 3, 4), (3, 8)),
-    ([2, -1, 2], (12,), (2, 3, 2)),
-    ([-1], (2, 3, 4), (24,)),
-])
+@pytest.mark.parametrize(
+    "target,input_shape,expected",
+    [
+        ([4, 6], (2, 3, 4), (4, 6)),
+        ([-1, 8], (2, 3, 4), (3, 8)),
+        ([2, -1, 2], (12,), (2, 3, 2)),
+        ([-1], (2, 3, 4), (24,)),
+    ],
+)
 def test_reshape_shapes(target, input_shape, expected):
     assert Reshape({"target_shape": target}).output_shape(input_shape) == expected
 
@@ -54,8 +57,11 @@ def test_reshape_keeps_element_order():
 
 
 def test_reshape_count_mismatch_message():
-    with pytest.raises(ShapeError, match=r"^<input>: error: Reshape cannot turn \(26, 26, 64\) = 43264 values into "
-                                         r"\(100, 10\) = 1000 values; the target_shape must multiply to 43264$"):
+    with pytest.raises(
+        ShapeError,
+        match=r"^<input>: error: Reshape cannot turn \(26, 26, 64\) = 43264 values into "
+        r"\(100, 10\) = 1000 values; the target_shape must multiply to 43264$",
+    ):
         Reshape({"target_shape": [100, 10]}).output_shape((26, 26, 64))
 
 

@@ -14,13 +14,16 @@ def test_nearest_repeats_every_pixel():
     np.testing.assert_array_equal(y, np.repeat(np.repeat(x, 2, axis=1), 3, axis=2))
 
 
-@pytest.mark.parametrize("size,factor,row,expected", [
-    # centres at -0.25, 0.25, 0.75, 1.25: the ends take the edge pixels, the middle mixes 3:1 and 1:3
-    (2, 2, [1.0, 2.0], [1.0, 1.25, 1.75, 2.0]),
-    # centres at -1/3, 0, 1/3, 2/3, 1, 4/3 between the pixels 0 and 3
-    (2, 3, [0.0, 3.0], [0.0, 0.0, 1.0, 2.0, 3.0, 3.0]),
-    (3, 2, [0.0, 4.0, 8.0], [0.0, 1.0, 3.0, 5.0, 7.0, 8.0]),
-])
+@pytest.mark.parametrize(
+    "size,factor,row,expected",
+    [
+        # centres at -0.25, 0.25, 0.75, 1.25: the ends take the edge pixels, the middle mixes 3:1 and 1:3
+        (2, 2, [1.0, 2.0], [1.0, 1.25, 1.75, 2.0]),
+        # centres at -1/3, 0, 1/3, 2/3, 1, 4/3 between the pixels 0 and 3
+        (2, 3, [0.0, 3.0], [0.0, 0.0, 1.0, 2.0, 3.0, 3.0]),
+        (3, 2, [0.0, 4.0, 8.0], [0.0, 1.0, 3.0, 5.0, 7.0, 8.0]),
+    ],
+)
 def test_bilinear_is_half_pixel(size, factor, row, expected):
     np.testing.assert_allclose(interpolation_matrix(size, factor, "bilinear", np.float64) @ row, expected)
 

@@ -58,4 +58,4 @@ def test_blockwise_sums_equal_numpy_per_channel_sums(block, monkeypatch):
     rows = channels.example_rows(x)
     totals, squares = channels.blockwise_sums(lambda part: [rows[part], rows[part] ** 2], rows)
     np.testing.assert_allclose(channels.channel_totals(totals, 3), x.sum(axis=(0, 1, 2)), rtol=1e-12)
-    np.testing.assert_allclose(channels.channel_totals(squares, 3), (x ** 2).sum(axis=(0, 1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(channels.channel_totals(squares, 3), (x**2).sum(axis=(0, 1, 2)), rtol=1e-12)

@@ -74,9 +74,10 @@ def test_gradients_agree_with_the_im2col_engine(window, channels, filters, depth
     relu = ACTIVATIONS["relu"]()
     *_, y, _, _, (dx, dkernel, dbias) = run(window, channels, filters, depthwise, dtype, activation=relu)
     monkeypatch.setattr(nchwc, "block_size", lambda: 1)
-    monkeypatch.setattr(taps, "MIN_CHANNELS", 10 ** 9)
+    monkeypatch.setattr(taps, "MIN_CHANNELS", 10**9)
     *_, im2col_y, im2col_record, _, (im2col_dx, im2col_dkernel, im2col_dbias) = run(
-        window, channels, filters, depthwise, dtype, activation=relu)
+        window, channels, filters, depthwise, dtype, activation=relu
+    )
     assert im2col_record.engine == convolution.IM2COL
     tolerance = 1e-4 if dtype == np.float32 else 1e-12
     for got, expected in ((y, im2col_y), (dx, im2col_dx), (dkernel, im2col_dkernel), (dbias, im2col_dbias)):
@@ -85,8 +86,7 @@ def test_gradients_agree_with_the_im2col_engine(window, channels, filters, depth
 
 @pytest.mark.parametrize("window, channels, filters, depthwise, dtype, engine", CASES, ids=str)
 def test_gradients_are_the_adjoint(window, channels, filters, depthwise, dtype, engine):
-    x, kernel, _, y, _, dy, (dx, dkernel, dbias) = run(window, channels, filters, depthwise, np.float64,
-                                                       bias=False)
+    x, kernel, _, y, _, dy, (dx, dkernel, dbias) = run(window, channels, filters, depthwise, np.float64, bias=False)
     assert dbias is None and dx.shape == x.shape and dkernel.shape == kernel.shape
     np.testing.assert_allclose(np.vdot(x, dx), np.vdot(y, dy), rtol=1e-10)
     np.testing.assert_allclose(np.vdot(kernel, dkernel), np.vdot(y, dy), rtol=1e-10)
@@ -113,8 +113,11 @@ def frame_of(window: Window, size: tuple[int, int]) -> Frame:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("window", [Window((3, 2), (1, 1), (1, 1), ((0, 0), (0, 0))),
-                                    Window((3, 3), (2, 2), (1, 1), ((0, 0), (0, 0)))], ids=str)
+@pytest.mark.parametrize(
+    "window",
+    [Window((3, 2), (1, 1), (1, 1), ((0, 0), (0, 0))), Window((3, 3), (2, 2), (1, 1), ((0, 0), (0, 0)))],
+    ids=str,
+)
 def test_conv_transpose_is_the_adjoint_of_conv(window, dtype):
     """<conv_transpose(x), z> = <x, conv(z)> with the same kernel, and its gradients are those of that map."""
     rng = np.random.default_rng(3)

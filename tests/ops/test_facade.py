@@ -16,8 +16,11 @@ OPS_MODULES = sorted(path.stem for path in Path(ops.__file__).parent.glob("*.py"
 
 
 def test_layer_modules_import_no_ops_module_but_the_facade():
-    offending = {module: sorted(name for name in imports_of(module) if name.startswith("specforge.ops."))
-                 for module in MODULES if module.startswith("specforge.layers")}
+    offending = {
+        module: sorted(name for name in imports_of(module) if name.startswith("specforge.ops."))
+        for module in MODULES
+        if module.startswith("specforge.layers")
+    }
     assert {module: names for module, names in offending.items() if names} == {}
     assert "specforge.ops" in imports_of("specforge.layers.conv")
 
@@ -25,16 +28,23 @@ def test_layer_modules_import_no_ops_module_but_the_facade():
 def test_the_ops_layer_imports_neither_the_step_planner_nor_the_option_kinds():
     """The planner (graph/) and the activations (options/) sit above the ops layer, which knows an activation
     only by what it needs of one (``ops.epilogue.ActivationFunction``)."""
-    above = {module: sorted(name for name in imports_of(module)
-                            if name.startswith(("specforge.graph.dag", "specforge.options")))
-             for module in MODULES if module == "specforge.ops" or module.startswith("specforge.ops.")}
+    above = {
+        module: sorted(
+            name for name in imports_of(module) if name.startswith(("specforge.graph.dag", "specforge.options"))
+        )
+        for module in MODULES
+        if module == "specforge.ops" or module.startswith("specforge.ops.")
+    }
     assert {module: names for module, names in above.items() if names} == {}
 
 
 def test_the_ops_layer_imports_no_layer_module():
     """The ops layer sits below the layer kinds: they call it, it knows them only by their contract."""
-    offending = {module: sorted(name for name in imports_of(module) if name.startswith("specforge.layers"))
-                 for module in MODULES if module == "specforge.ops" or module.startswith("specforge.ops.")}
+    offending = {
+        module: sorted(name for name in imports_of(module) if name.startswith("specforge.layers"))
+        for module in MODULES
+        if module == "specforge.ops" or module.startswith("specforge.ops.")
+    }
     assert {module: names for module, names in offending.items() if names} == {}
 
 
@@ -48,12 +58,15 @@ def test_every_exported_name_exists():
     assert not [name for name in ops.__all__ if name in OPS_MODULES]  # no export hides a module's name
 
 
-@pytest.mark.parametrize("kind, config, forward_op, gradient_op", [
-    ("Conv2D", {"filters": 2, "kernel_size": 3}, "conv", "conv_gradients"),
-    ("DepthwiseConv2D", {"kernel_size": 3}, "depthwise_conv", "conv_gradients"),
-    ("Conv2DTranspose", {"filters": 2, "kernel_size": 3}, "conv_transpose", "conv_transpose_gradients"),
-    ("Dense", {"units": 3}, "dense", "dense_gradients"),
-])
+@pytest.mark.parametrize(
+    "kind, config, forward_op, gradient_op",
+    [
+        ("Conv2D", {"filters": 2, "kernel_size": 3}, "conv", "conv_gradients"),
+        ("DepthwiseConv2D", {"kernel_size": 3}, "depthwise_conv", "conv_gradients"),
+        ("Conv2DTranspose", {"filters": 2, "kernel_size": 3}, "conv_transpose", "conv_transpose_gradients"),
+        ("Dense", {"units": 3}, "dense", "dense_gradients"),
+    ],
+)
 def test_a_layer_hands_its_record_back_to_the_gradient_op(kind, config, forward_op, gradient_op, monkeypatch):
     shape = (5,) if kind == "Dense" else (5, 5, 2)
     layer = REGISTRY[kind](config)

@@ -68,16 +68,16 @@ def test_gradients_are_the_adjoint(window, shape, groups, out):
     np.testing.assert_allclose(np.vdot(x, dx), np.vdot(y, dy), rtol=1e-10)
 
 
-@pytest.mark.parametrize("window, shape, groups, out", [case for case in CASES if case[2] > 1 and case[3] == 1],
-                         ids=str)
+@pytest.mark.parametrize(
+    "window, shape, groups, out", [case for case in CASES if case[2] > 1 and case[3] == 1], ids=str
+)
 def test_depthwise_kernel_gradient_without_columns_equals_the_columns_one(window, shape, groups, out):
     rng = np.random.default_rng(2)
     x, kernel = rng.standard_normal(shape), grouped_kernel(window, shape[3], groups, out, rng)
     y, cols = convolve(window, x, kernel)
     dy = rng.standard_normal(y.shape)
     from_columns = as_keras(im2col.grouped_kernel_gradient(cols, dy, kernel.shape))[..., 0]
-    np.testing.assert_allclose(im2col.depthwise_kernel_gradient(x, dy, window), from_columns, rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(im2col.depthwise_kernel_gradient(x, dy, window), from_columns, rtol=1e-12, atol=1e-12)
 
 
 def test_spread_gradient_puts_each_value_at_its_strided_position():

@@ -17,19 +17,25 @@ from specforge.ops import nchwc
 
 BLOCK = nchwc.block_size()
 # (kind, config, input shape)
-CASES = [(Conv2D, *case) for case in [
-    ({"filters": 5, "kernel_size": 3}, (7, 6, 1)),
-    ({"filters": 4, "kernel_size": [2, 3], "padding": "same"}, (6, 7, 3)),
-    ({"filters": BLOCK + 4, "kernel_size": 3, "dilation_rate": [2, 1]}, (8, 6, BLOCK)),
-    ({"filters": 2 * BLOCK, "kernel_size": [3, 2], "padding": "same", "use_bias": False}, (5, 6, BLOCK + 4)),
-    ({"filters": BLOCK + 4, "kernel_size": 3, "padding": "same"}, (5, 5, 2 * BLOCK)),
-    ({"filters": 8, "kernel_size": 3, "strides": 2, "padding": "same"}, (7, 8, 2 * BLOCK)),
-    ({"filters": 6, "kernel_size": [4, 3], "strides": [1, 2]}, (9, 7, 12)),
-]] + [(DepthwiseConv2D, *case) for case in [
-    ({"kernel_size": 3, "padding": "same"}, (6, 5, 4)),
-    ({"kernel_size": [3, 2], "strides": 2, "padding": "same"}, (7, 8, BLOCK + 4)),
-    ({"kernel_size": 3, "dilation_rate": 2, "use_bias": False}, (8, 7, 2 * BLOCK)),
-]]
+CASES = [
+    (Conv2D, *case)
+    for case in [
+        ({"filters": 5, "kernel_size": 3}, (7, 6, 1)),
+        ({"filters": 4, "kernel_size": [2, 3], "padding": "same"}, (6, 7, 3)),
+        ({"filters": BLOCK + 4, "kernel_size": 3, "dilation_rate": [2, 1]}, (8, 6, BLOCK)),
+        ({"filters": 2 * BLOCK, "kernel_size": [3, 2], "padding": "same", "use_bias": False}, (5, 6, BLOCK + 4)),
+        ({"filters": BLOCK + 4, "kernel_size": 3, "padding": "same"}, (5, 5, 2 * BLOCK)),
+        ({"filters": 8, "kernel_size": 3, "strides": 2, "padding": "same"}, (7, 8, 2 * BLOCK)),
+        ({"filters": 6, "kernel_size": [4, 3], "strides": [1, 2]}, (9, 7, 12)),
+    ]
+] + [
+    (DepthwiseConv2D, *case)
+    for case in [
+        ({"kernel_size": 3, "padding": "same"}, (6, 5, 4)),
+        ({"kernel_size": [3, 2], "strides": 2, "padding": "same"}, (7, 8, BLOCK + 4)),
+        ({"kernel_size": 3, "dilation_rate": 2, "use_bias": False}, (8, 7, 2 * BLOCK)),
+    ]
+]
 
 
 def test_the_kernels_run_here():
@@ -47,8 +53,9 @@ def test_forward_and_input_gradient(kind, config, input_shape):
     x = rng.standard_normal((3, *input_shape))
     kernel = params["kernel"].astype(np.float32)
 
-    expected = reference_conv(x, params["kernel"], params.get("bias"), window.strides, window.dilation, window.pads,
-                              depthwise)
+    expected = reference_conv(
+        x, params["kernel"], params.get("bias"), window.strides, window.dilation, window.pads, depthwise
+    )
     y = np.empty(expected.shape, np.float32)
     nchwc.forward(x.astype(np.float32), kernel, params.get("bias"), window, True, y, depthwise=depthwise)
     np.testing.assert_allclose(y, np.maximum(expected, 0), rtol=1e-4, atol=1e-4)
@@ -100,10 +107,12 @@ def test_without_the_kernels_numpy_computes(monkeypatch):
 def test_a_process_whose_first_convolution_is_an_input_gradient_does_not_hang():
     """Making a session asks for the block size, which makes the probe's session on first use (a model
     that starts with Conv2DTranspose does that in its first forward)."""
-    code = ("import numpy as np; from specforge.ops import nchwc; from specforge.ops.window import Window; "
-            "out = np.empty((1, 5, 5, 2), np.float32); "
-            "nchwc.input_gradient(np.ones((1, 3, 3, 4), np.float32), np.ones((3, 3, 2, 4), np.float32), "
-            "Window((3, 3), (1, 1), (1, 1), ((0, 0), (0, 0))), out); print(out.sum())")
+    code = (
+        "import numpy as np; from specforge.ops import nchwc; from specforge.ops.window import Window; "
+        "out = np.empty((1, 5, 5, 2), np.float32); "
+        "nchwc.input_gradient(np.ones((1, 3, 3, 4), np.float32), np.ones((3, 3, 2, 4), np.float32), "
+        "Window((3, 3), (1, 1), (1, 1), ((0, 0), (0, 0))), out); print(out.sum())"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) == 9 * 9 * 4 * 2  # 9 gradient pixels, each through 9 taps, 4 channels to 2

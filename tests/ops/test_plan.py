@@ -30,11 +30,27 @@ def layers(*specs):
 
 
 def test_plan_pairs_a_layer_with_the_activation_it_can_take():
-    chain = layers(("Conv2D", {"filters": 2, "kernel_size": 2}), ("Activation", {"activation": "relu"}),
-                   ("Conv2D", {"filters": 2, "kernel_size": 2}), ("Activation", {"activation": "gelu"}),
-                   ("Flatten", {}), ("ReLU", {}), ("Dense", {"units": 3}), ("ReLU", {"threshold": 0.5}),
-                   ("Dense", {"units": 2}), ("Softmax", {}))
+    chain = layers(
+        ("Conv2D", {"filters": 2, "kernel_size": 2}),
+        ("Activation", {"activation": "relu"}),
+        ("Conv2D", {"filters": 2, "kernel_size": 2}),
+        ("Activation", {"activation": "gelu"}),
+        ("Flatten", {}),
+        ("ReLU", {}),
+        ("Dense", {"units": 3}),
+        ("ReLU", {"threshold": 0.5}),
+        ("Dense", {"units": 2}),
+        ("Softmax", {}),
+    )
     steps = plan_steps(chain)
-    assert [(step.index, step.nodes) for step in steps] == [(0, 2), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1),
-                                                            (7, 1), (8, 2)]
+    assert [(step.index, step.nodes) for step in steps] == [
+        (0, 2),
+        (2, 1),
+        (3, 1),
+        (4, 1),
+        (5, 1),
+        (6, 1),
+        (7, 1),
+        (8, 2),
+    ]
     assert steps[0].activation.name == "relu" and steps[-1].activation.name == "softmax"

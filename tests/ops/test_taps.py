@@ -37,15 +37,14 @@ def forward_backward(config, input_shape, seed=0):
 def test_forward_matches_loop_reference(config, input_shape):
     layer, params, x, y, *_ = forward_backward(config, input_shape)
     window = layer.window(input_shape)
-    reference = reference_conv(x, params["kernel"], params.get("bias"), window.strides, window.dilation,
-                               window.pads)
+    reference = reference_conv(x, params["kernel"], params.get("bias"), window.strides, window.dilation, window.pads)
     np.testing.assert_allclose(y, reference, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("config, input_shape", CASES)
 def test_backward_matches_im2col(config, input_shape, monkeypatch):
     *_, dx, grads = forward_backward(config, input_shape)
-    monkeypatch.setattr(taps, "MIN_CHANNELS", 10 ** 9)
+    monkeypatch.setattr(taps, "MIN_CHANNELS", 10**9)
     *_, dx_im2col, grads_im2col = forward_backward(config, input_shape)
     np.testing.assert_allclose(dx, dx_im2col, rtol=1e-12, atol=1e-12)
     for name in grads:
@@ -82,7 +81,7 @@ def test_gradient_grid_keeps_zeros_between_calls():
     out_h, out_w = y.shape[1:3]
     expected = np.zeros_like(params["kernel"])
     for a, b in np.ndindex(*window.kernel):
-        expected[a, b] = np.einsum("nijc,nijo->co", xp[:, a:a + out_h, b:b + out_w], dy)
+        expected[a, b] = np.einsum("nijc,nijo->co", xp[:, a : a + out_h, b : b + out_w], dy)
     np.testing.assert_allclose(grads["kernel"], expected, rtol=1e-12, atol=1e-12)
 
 
@@ -99,6 +98,7 @@ def test_float32_stays_float32():
 
 def test_a_registry_example_takes_the_tap_products():
     """So that the generic layer tests (gradients, fusion, export) run the tap path too."""
-    tapped = [config for config, shape in Conv2D.examples
-              if taps.takes_forward(Conv2D(config).window(shape), 1, shape[-1])]
+    tapped = [
+        config for config, shape in Conv2D.examples if taps.takes_forward(Conv2D(config).window(shape), 1, shape[-1])
+    ]
     assert tapped

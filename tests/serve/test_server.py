@@ -49,8 +49,15 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def server(seed_run):
     require(_importable("uvicorn") and _importable("starlette"), "the serve extra (pip install 'specforge[serve]')")
-    process, url = start_server(seed_run, "--max-batch", str(MAX_BATCH), "--max-request-mb", str(MAX_BYTES / 2 ** 20),
-                                "--read-timeout", str(READ_TIMEOUT))
+    process, url = start_server(
+        seed_run,
+        "--max-batch",
+        str(MAX_BATCH),
+        "--max-request-mb",
+        str(MAX_BYTES / 2**20),
+        "--read-timeout",
+        str(READ_TIMEOUT),
+    )
     yield url
     stop_server(process)
 
@@ -74,8 +81,13 @@ def _importable(module: str) -> bool:
 
 
 def infer_body(pixels: np.ndarray, **changes) -> bytes:
-    tensor = {"name": "input", "shape": list(pixels.shape), "datatype": "FP32",
-              "data": pixels.astype(np.float32).reshape(-1).tolist(), **changes}
+    tensor = {
+        "name": "input",
+        "shape": list(pixels.shape),
+        "datatype": "FP32",
+        "data": pixels.astype(np.float32).reshape(-1).tolist(),
+        **changes,
+    }
     return json.dumps({"inputs": [tensor]}).encode()
 
 
@@ -106,8 +118,9 @@ def test_triton_client_reads_7_2_1_0(client, digits, seed_run, binary):
     assert client.get_server_metadata()["name"] == "specforge"
     tensor = http.InferInput("input", list(pixels.shape), "FP32")
     tensor.set_data_from_numpy(pixels.astype(np.float32), binary_data=binary)
-    result = client.infer(NAME, [tensor], outputs=[http.InferRequestedOutput("probabilities", binary_data=binary)],
-                          request_id="four")
+    result = client.infer(
+        NAME, [tensor], outputs=[http.InferRequestedOutput("probabilities", binary_data=binary)], request_id="four"
+    )
     probabilities = result.as_numpy("probabilities")
     assert list(probabilities.argmax(axis=1)) == [7, 2, 1, 0] == list(labels)
     assert result.get_response()["id"] == "four"
@@ -125,10 +138,20 @@ def test_image_upload_returns_every_class_with_its_probability(server, digits):
     assert sum(c["probability"] for c in classes) == pytest.approx(1, abs=1e-5)
 
     boundary = "specforge-test"
-    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"two.png\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + png(255 - pixels[1]) + f"\r\n--{boundary}--\r\n".encode()
-    status, body = request("POST", f"{server}/v2/models/{NAME}/classify", form,
-                           {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    form = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="two.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png(255 - pixels[1])
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, body = request(
+        "POST",
+        f"{server}/v2/models/{NAME}/classify",
+        form,
+        {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert status == 200 and body["inverted"] is True and body["classes"][0]["class"] == 2
 
 
@@ -147,36 +170,97 @@ def test_bad_requests_get_json_errors_and_the_server_keeps_serving(server, digit
         "not numbers": ("POST", infer, infer_body(pixels[:1], data=["a"] * 784), 400, "must be FP32 numbers"),
         "unknown output": ("POST", infer, with_request(pixels, outputs=[{"name": "z"}]), 400, "unknown output 'z'"),
         "JSON nested 100,000 deep": ("POST", infer, b"[" * 100_000 + b"]" * 100_000, 400, "nests too deeply"),
-        "data nested 900 deep": ("POST", infer, b'{"inputs": [{"name": "input", "shape": [1, 28, 28, 1], "datatype": '
-                                 b'"FP32", "data": ' + b"[" * 900 + b"]" * 900 + b"}]}", 400, "nested as the shape"),
+        "data nested 900 deep": (
+            "POST",
+            infer,
+            b'{"inputs": [{"name": "input", "shape": [1, 28, 28, 1], "datatype": '
+            b'"FP32", "data": ' + b"[" * 900 + b"]" * 900 + b"}]}",
+            400,
+            "nested as the shape",
+        ),
         "outputs not a list": ("POST", infer, with_request(pixels, outputs=5), 400, "request.outputs: 5 is not a list"),
-        "an output not an object": ("POST", infer, with_request(pixels, outputs=[5]), 400,
-                                    "request.outputs[0]: 5 is not an object"),
+        "an output not an object": (
+            "POST",
+            infer,
+            with_request(pixels, outputs=[5]),
+            400,
+            "request.outputs[0]: 5 is not an object",
+        ),
         "inputs not a list": ("POST", infer, b'{"inputs": {"name": "input"}}', 400, "request.inputs: {'name'"),
-        "a boolean in the shape": ("POST", infer, infer_body(pixels, shape=[True, 28, 28, 1]), 400,
-                                   "request.inputs[0].shape[0]: True is not an integer"),
-        "a negative binary size": ("POST", infer, infer_body(pixels, parameters={"binary_data_size": -1}), 400,
-                                   "binary_data_size: -1 is less than the minimum of 0"),
+        "a boolean in the shape": (
+            "POST",
+            infer,
+            infer_body(pixels, shape=[True, 28, 28, 1]),
+            400,
+            "request.inputs[0].shape[0]: True is not an integer",
+        ),
+        "a negative binary size": (
+            "POST",
+            infer,
+            infer_body(pixels, parameters={"binary_data_size": -1}),
+            400,
+            "binary_data_size: -1 is less than the minimum of 0",
+        ),
         "an id that is not text": ("POST", infer, with_request(pixels, id=[1]), 400, "request.id: [1] is not a string"),
-        "no data": ("POST", infer, json.dumps({"inputs": [{"name": "input", "shape": [1, 28, 28, 1],
-                                                           "datatype": "FP32"}]}).encode(), 400, 'neither "data"'),
-        "the same input twice": ("POST", infer,
-                                 with_request(pixels, inputs=[json.loads(infer_body(pixels))["inputs"][0]] * 2),
-                                 400, "gives 'input' more than once"),
-        "a header length of \u00b2": ("POST", infer, infer_body(pixels), 400,
-                                       "Inference-Header-Content-Length '\u00b2'",
-                                       {"Inference-Header-Content-Length": "\u00b2"}),
-        "a header length past the body": ("POST", infer, infer_body(pixels), 400, "is not the length of the JSON",
-                                          {"Inference-Header-Content-Length": str(10 ** 9)}),
-        "binary data the sizes do not cover": ("POST", infer, infer_body(pixels) + b"\0" * 8, 400,
-                                               "8 bytes after the JSON",
-                                               {"Inference-Header-Content-Length": str(len(infer_body(pixels)))}),
-        "a 20000x20000 PNG": ("POST", classify, encoded(Image.new("1", (20_000, 20_000))), 413,
-                              "more than this server decodes"),
-        "a 12000x12000 PNG": ("POST", classify, encoded(Image.new("1", (12_000, 12_000))), 413,
-                              "more than this server decodes"),
-        "batch too large": ("POST", infer, infer_body(np.zeros((MAX_BATCH + 1, 28, 28, 1)), data=[0] * 784 * 9),
-                            413, f"--max-batch {MAX_BATCH}"),
+        "no data": (
+            "POST",
+            infer,
+            json.dumps({"inputs": [{"name": "input", "shape": [1, 28, 28, 1], "datatype": "FP32"}]}).encode(),
+            400,
+            'neither "data"',
+        ),
+        "the same input twice": (
+            "POST",
+            infer,
+            with_request(pixels, inputs=[json.loads(infer_body(pixels))["inputs"][0]] * 2),
+            400,
+            "gives 'input' more than once",
+        ),
+        "a header length of \u00b2": (
+            "POST",
+            infer,
+            infer_body(pixels),
+            400,
+            "Inference-Header-Content-Length '\u00b2'",
+            {"Inference-Header-Content-Length": "\u00b2"},
+        ),
+        "a header length past the body": (
+            "POST",
+            infer,
+            infer_body(pixels),
+            400,
+            "is not the length of the JSON",
+            {"Inference-Header-Content-Length": str(10**9)},
+        ),
+        "binary data the sizes do not cover": (
+            "POST",
+            infer,
+            infer_body(pixels) + b"\0" * 8,
+            400,
+            "8 bytes after the JSON",
+            {"Inference-Header-Content-Length": str(len(infer_body(pixels)))},
+        ),
+        "a 20000x20000 PNG": (
+            "POST",
+            classify,
+            encoded(Image.new("1", (20_000, 20_000))),
+            413,
+            "more than this server decodes",
+        ),
+        "a 12000x12000 PNG": (
+            "POST",
+            classify,
+            encoded(Image.new("1", (12_000, 12_000))),
+            413,
+            "more than this server decodes",
+        ),
+        "batch too large": (
+            "POST",
+            infer,
+            infer_body(np.zeros((MAX_BATCH + 1, 28, 28, 1)), data=[0] * 784 * 9),
+            413,
+            f"--max-batch {MAX_BATCH}",
+        ),
         "body too large": ("POST", infer, b" " * (MAX_BYTES + 1), 413, "at most 250,000"),
         "unknown model": ("POST", f"{server}/v2/models/other/infer", infer_body(pixels), 404, "no model 'other'"),
         "unknown version": ("GET", f"{server}/v2/models/{NAME}/versions/2", None, 404, "version 1 only"),
@@ -201,8 +285,11 @@ def test_sigterm_lets_the_request_in_flight_finish(seed_run, digits):
         port = int(url.rsplit(":", 1)[1])
         body = infer_body(pixels[:1])
         with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-            connection.sendall(f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                               f"application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[:100])
+            connection.sendall(
+                f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                f"application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body[:100]
+            )
             time.sleep(1)
             process.send_signal(signal.SIGTERM)
             time.sleep(1)
@@ -228,8 +315,9 @@ def test_serve_refuses_a_run_without_an_exported_model(tmp_path):
 
     result = CliRunner().invoke(app, ["serve", str(tmp_path)])
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr == (f"{tmp_path}: error: the run has no model.onnx; export it first: "
-                             f"specforge export {tmp_path}\n")
+    assert result.stderr == (
+        f"{tmp_path}: error: the run has no model.onnx; export it first: specforge export {tmp_path}\n"
+    )
 
 
 def test_serve_refuses_a_port_in_use(seed_run):
@@ -241,12 +329,14 @@ def test_serve_refuses_a_port_in_use(seed_run):
         port = taken.getsockname()[1]
         result = CliRunner().invoke(app, ["serve", str(seed_run), "--port", str(port)])
     assert result.exit_code == 2
-    assert result.stderr == (f"127.0.0.1:{port}: error: cannot listen here (Address already in use); choose another "
-                             "--port or --host\n")
+    assert result.stderr == (
+        f"127.0.0.1:{port}: error: cannot listen here (Address already in use); choose another --port or --host\n"
+    )
 
 
 def strict_json(payload: bytes) -> object:
     """JSON as a strict parser reads it: bare NaN or Infinity is an error."""
+
     def refuse(constant: str) -> None:
         raise ValueError(f"bare {constant} is not JSON")
 
@@ -269,8 +359,9 @@ def test_a_model_that_gives_nan_answers_strict_json(server, client, digits):
 
     pixels = digits[0][:1].astype(np.float32)
     pixels[0, 0, 0, 0] = np.nan
-    status, payload = raw_exchange(server, "POST", f"/v2/models/{NAME}/infer",
-                                   infer_body(pixels).replace(b"NaN", b'"NaN"'))
+    status, payload = raw_exchange(
+        server, "POST", f"/v2/models/{NAME}/infer", infer_body(pixels).replace(b"NaN", b'"NaN"')
+    )
     assert status == 200
     data = strict_json(payload)["outputs"][0]["data"]
     assert data == ["NaN"] * 10
@@ -285,8 +376,11 @@ def raw_exchange(url: str, method: str, path: str, body: bytes = b"", headers: s
     is complete."""
     port = int(url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-        connection.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n{headers}"
-                           "Connection: close\r\n\r\n".encode() + body)
+        connection.sendall(
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n{headers}"
+            "Connection: close\r\n\r\n".encode()
+            + body
+        )
         return parse_response(read_all(connection))
 
 
@@ -309,10 +403,12 @@ def test_an_error_inside_inference_is_a_json_500_and_one_log_line(tmp_path):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Reshape", ["input", "shape"], ["probabilities"])], "broken",
+        [helper.make_node("Reshape", ["input", "shape"], ["probabilities"])],
+        "broken",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [3, None])],
-        [helper.make_tensor("shape", TensorProto.INT64, [2], [3, -1])])
+        [helper.make_tensor("shape", TensorProto.INT64, [2], [3, -1])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, tmp_path / "broken.onnx")
     process, url = start_server(tmp_path / "broken.onnx")
@@ -335,12 +431,15 @@ def test_an_error_inside_inference_is_a_json_500_and_one_log_line(tmp_path):
 def test_a_body_that_never_finishes_gets_408_and_the_connection_closes(server):
     port = int(server.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-        connection.sendall(f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n"
-                           '{"inputs": '.encode())
+        connection.sendall(
+            f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n"
+            '{"inputs": '.encode()
+        )
         status, payload = parse_response(read_all(connection))
     assert status == 408
-    assert json.loads(payload) == {"error": f"the request's body did not arrive within {READ_TIMEOUT} s (11 bytes "
-                                            "came); send it whole, promptly"}
+    assert json.loads(payload) == {
+        "error": f"the request's body did not arrive within {READ_TIMEOUT} s (11 bytes came); send it whole, promptly"
+    }
 
 
 def test_headers_that_never_finish_get_408_and_the_connection_closes(server):
@@ -372,8 +471,9 @@ def test_a_body_over_the_limit_is_read_so_the_client_sees_413_and_keeps_its_conn
         connection.request("POST", f"/v2/models/{NAME}/infer", body=b" " * (4 * MAX_BYTES))
         response = connection.getresponse()
         assert response.status == 413 and response.getheader("connection") is None
-        assert json.loads(response.read())["error"] == (f"the request has {4 * MAX_BYTES:,} bytes; this server "
-                                                        f"takes at most {MAX_BYTES:,} (--max-request-mb)")
+        assert json.loads(response.read())["error"] == (
+            f"the request has {4 * MAX_BYTES:,} bytes; this server takes at most {MAX_BYTES:,} (--max-request-mb)"
+        )
         first = connection.sock
         connection.request("POST", f"/v2/models/{NAME}/infer", body=infer_body(digits[0][:1]))
         response = connection.getresponse()
@@ -390,8 +490,11 @@ def test_a_body_past_the_drain_bound_gets_413_and_the_connection_closes(server):
     port = int(server.rsplit(":", 1)[1])
     size = DRAIN_FACTOR * MAX_BYTES + 1
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-        connection.sendall(f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked"
-                           f"\r\n\r\n{size:x}\r\n".encode() + b" " * size)
+        connection.sendall(
+            f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked"
+            f"\r\n\r\n{size:x}\r\n".encode()
+            + b" " * size
+        )
         status, payload = parse_response(read_all(connection))
     assert status == 413 and "more than 250,000 bytes" in json.loads(payload)["error"]
 
@@ -400,15 +503,19 @@ def test_a_body_past_the_drain_bound_gets_413_and_the_connection_closes(server):
 def test_a_declared_size_refused_at_once_is_answered_without_reading_the_body(server, expect):
     port = int(server.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-        connection.sendall(f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
-                           f"{10 ** 9 if not expect else MAX_BYTES + 1}\r\n{expect}\r\n".encode())
+        connection.sendall(
+            f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+            f"{10**9 if not expect else MAX_BYTES + 1}\r\n{expect}\r\n".encode()
+        )
         status, payload = parse_response(read_all(connection))
     assert status == 413 and "this server takes at most 250,000" in json.loads(payload)["error"]
 
 
-@pytest.mark.parametrize("head", ["HELLO\r\n\r\n", (f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                                   "Content-Length: \u00b2\r\n\r\n")],
-                         ids=["not a request line", "a Content-Length of \u00b2"])
+@pytest.mark.parametrize(
+    "head",
+    ["HELLO\r\n\r\n", (f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \u00b2\r\n\r\n")],
+    ids=["not a request line", "a Content-Length of \u00b2"],
+)
 def test_what_http_cannot_parse_gets_a_json_400(server, head):
     port = int(server.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:

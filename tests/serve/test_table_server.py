@@ -31,8 +31,9 @@ def features(name: str) -> list[tuple[str, bool]]:
 
 
 def serve_trained(name: str, root: Path):
-    run = api.fit(ROOT / "specs" / f"{name}.yaml", overrides=["fit.epochs=2"], out=root / "run", quiet=True,
-                  limit_train=200)
+    run = api.fit(
+        ROOT / "specs" / f"{name}.yaml", overrides=["fit.epochs=2"], out=root / "run", quiet=True, limit_train=200
+    )
     api.export(run)
     with open(ROOT / "specs" / "data" / f"{name}.csv", newline="") as handle:
         reader = csv.DictReader(handle)
@@ -72,8 +73,10 @@ def test_metadata_lists_one_input_per_column_with_protocol_datatypes(request, sp
     url, *_ = request.getfixturevalue(spec)
     status, metadata = call("GET", f"{url}/v2/models/{name_of(spec)}")
     assert status == 200
-    assert metadata["inputs"] == [{"name": column, "datatype": "BYTES" if is_text else "FP32", "shape": [-1, 1]}
-                                  for column, is_text in features(spec)]
+    assert metadata["inputs"] == [
+        {"name": column, "datatype": "BYTES" if is_text else "FP32", "shape": [-1, 1]}
+        for column, is_text in features(spec)
+    ]
     output = "predictions" if spec == "diabetes" else "probabilities"
     assert metadata["outputs"] == [{"name": output, "datatype": "FP32", "shape": [-1, 1 if spec == "diabetes" else 2]}]
     assert metadata["parameters"]["task"] == ("regression" if spec == "diabetes" else "classification")
@@ -90,9 +93,14 @@ def test_triton_client_gets_what_predict_gives_for_the_same_rows(request, spec, 
     try:
         tensors = []
         for column, is_text in features(spec):
-            values = (np.array([[row[column]] for row in rows], dtype=object) if is_text else
-                      np.array([[float(row[column]) if row[column] else np.nan] for row in rows],
-                               dtype=np.float32 if numbers == "FP32" else np.float64))
+            values = (
+                np.array([[row[column]] for row in rows], dtype=object)
+                if is_text
+                else np.array(
+                    [[float(row[column]) if row[column] else np.nan] for row in rows],
+                    dtype=np.float32 if numbers == "FP32" else np.float64,
+                )
+            )
             tensor = http.InferInput(column, [ROWS, 1], "BYTES" if is_text else numbers)
             tensor.set_data_from_numpy(values, binary_data=binary)
             tensors.append(tensor)
@@ -112,9 +120,16 @@ def test_bad_table_requests_get_json_errors(diabetes):
     columns = features("diabetes")
 
     def tensors(rows: int = 1, **changes: dict) -> list[dict]:
-        return [{"name": column, "shape": [rows, 1], "datatype": "BYTES" if is_text else "FP32",
-                 "data": ["1"] * rows if is_text else [1.0] * rows, **changes.get(column, {})}
-                for column, is_text in columns]
+        return [
+            {
+                "name": column,
+                "shape": [rows, 1],
+                "datatype": "BYTES" if is_text else "FP32",
+                "data": ["1"] * rows if is_text else [1.0] * rows,
+                **changes.get(column, {}),
+            }
+            for column, is_text in columns
+        ]
 
     def body(inputs: list[dict]) -> bytes:
         return json.dumps({"inputs": inputs}).encode()
@@ -123,10 +138,14 @@ def test_bad_table_requests_get_json_errors(diabetes):
         "only the first column": (body(tensors()[:1]), "the model takes 10 inputs, one per name: 'age', 'sex'"),
         "a column missing": (body(tensors()[:-1]), "the request lacks 's6'"),
         "an unknown column": (body([*tensors()[:-1], {**tensors()[-1], "name": "s7"}]), "not 's7'"),
-        "text for a number": (body(tensors(age={"datatype": "BYTES", "data": ["59"]})),
-                              "input 'age' has datatype 'BYTES'; the model takes FP32 (or FP64)"),
-        "a number for a category": (body(tensors(sex={"datatype": "FP32", "data": [2.0]})),
-                                    "input 'sex' has datatype 'FP32'; the model takes BYTES"),
+        "text for a number": (
+            body(tensors(age={"datatype": "BYTES", "data": ["59"]})),
+            "input 'age' has datatype 'BYTES'; the model takes FP32 (or FP64)",
+        ),
+        "a number for a category": (
+            body(tensors(sex={"datatype": "FP32", "data": [2.0]})),
+            "input 'sex' has datatype 'FP32'; the model takes BYTES",
+        ),
         "a category that is not text": (body(tensors(sex={"data": [2]})), "'sex': \"data\" must be strings"),
         "a column as a flat shape": (body(tensors(bmi={"shape": [1]})), "'bmi' has shape [1]; the model takes [N, 1]"),
         "two batch sizes": (body(tensors(age={"shape": [2, 1], "data": [1.0, 2.0]})), "different batch sizes"),
@@ -146,17 +165,21 @@ def test_the_readmes_served_request_runs_as_written(diabetes):
     shows (with this brief run's number) and what predict answers for the same row."""
     url, model, _, _ = diabetes
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("\n## Tables\n"):text.index("\n## Command line\n")]
+    section = text[text.index("\n## Tables\n") : text.index("\n## Command line\n")]
     (block,) = re.findall(r"```sh\n(specforge serve .*?)```", section, re.DOTALL)
     served, path, payload, shown = re.fullmatch(
         r"specforge serve (\S+) &\ncurl -s http://127\.0\.0\.1:8000(\S+) -H 'Content-Type: application/json' "
-        r"-d '(.*?)'\n# (.*)\n", block, re.DOTALL).groups()
+        r"-d '(.*?)'\n# (.*)\n",
+        block,
+        re.DOTALL,
+    ).groups()
     assert served == "runs/diabetes/latest"
     status, answer = call("POST", url + path, payload.encode(), {"Content-Type": "application/json"})
     shown = json.loads(shown)
     assert status == 200 and answer.keys() == shown.keys()
-    assert [{**output, "data": None} for output in answer["outputs"]] == [{**output, "data": None}
-                                                                            for output in shown["outputs"]]
+    assert [{**output, "data": None} for output in answer["outputs"]] == [
+        {**output, "data": None} for output in shown["outputs"]
+    ]
     row = {tensor["name"]: tensor["data"][0] for tensor in json.loads(payload)["inputs"]}
     rows = model.parent.parent / "readme_row.csv"
     rows.write_text(",".join(row) + "\n" + ",".join(map(str, row.values())) + "\n")

@@ -20,8 +20,13 @@ HEAD = [{"type": "Dense", "units": 10, "activation": "softmax"}]
 
 
 def document(layers: list, blocks: dict) -> dict:
-    return {"version": 1, "name": "bounds", "blocks": blocks, "model": {"input_shape": [4], "layers": layers},
-            "compile": {"loss": "categorical_crossentropy"}}
+    return {
+        "version": 1,
+        "name": "bounds",
+        "blocks": blocks,
+        "model": {"input_shape": [4], "layers": layers},
+        "compile": {"loss": "categorical_crossentropy"},
+    }
 
 
 def nested(levels: int) -> dict:
@@ -51,9 +56,12 @@ def messages(data: dict) -> list[str]:
 
 def test_two_thousand_nested_blocks_are_refused_at_the_first_use_too_deep_without_recursion():
     assert messages(nested(2000)) == [
-        (f"blocks.b{MAX_DEPTH}.layers[0].block: block 'b{MAX_DEPTH + 1}' is nested {MAX_DEPTH + 1} deep here "
-         f"(model > 'b1' > 'b2' > 'b3' > ... {MAX_DEPTH + 1 - 6} more > 'b{MAX_DEPTH - 1}' > 'b{MAX_DEPTH}' > "
-         f"'b{MAX_DEPTH + 1}'); blocks nest at most {MAX_DEPTH} deep: use fewer levels of blocks")]
+        (
+            f"blocks.b{MAX_DEPTH}.layers[0].block: block 'b{MAX_DEPTH + 1}' is nested {MAX_DEPTH + 1} deep here "
+            f"(model > 'b1' > 'b2' > 'b3' > ... {MAX_DEPTH + 1 - 6} more > 'b{MAX_DEPTH - 1}' > 'b{MAX_DEPTH}' > "
+            f"'b{MAX_DEPTH + 1}'); blocks nest at most {MAX_DEPTH} deep: use fewer levels of blocks"
+        )
+    ]
 
 
 def test_blocks_nested_as_deep_as_allowed_expand():
@@ -66,9 +74,11 @@ def test_forty_blocks_each_using_the_previous_twice_are_refused_where_a_block_fi
     assert len(found) == 2 and "nested 33 deep" in found[0]
     first_too_large = MAX_LAYERS.bit_length()  # the first b{k} with 2**k > MAX_LAYERS
     inner = 2 ** (first_too_large - 1)
-    assert found[1] == (f"blocks.b{first_too_large}.layers[1]: this use of block 'b{first_too_large - 1}' "
-                        f"({inner:,} layers) takes block 'b{first_too_large}' to {2 * inner:,} layers, more than "
-                        f"the {MAX_LAYERS:,} a model may have; use a smaller repeat, or fewer or smaller blocks")
+    assert found[1] == (
+        f"blocks.b{first_too_large}.layers[1]: this use of block 'b{first_too_large - 1}' "
+        f"({inner:,} layers) takes block 'b{first_too_large}' to {2 * inner:,} layers, more than "
+        f"the {MAX_LAYERS:,} a model may have; use a smaller repeat, or fewer or smaller blocks"
+    )
 
 
 def test_the_count_needs_no_expansion_and_stops_exactly_at_the_bound():
@@ -79,16 +89,22 @@ def test_the_count_needs_no_expansion_and_stops_exactly_at_the_bound():
     over["model"]["layers"][0]["repeat"] = MAX_LAYERS
     limit = f"more than the {MAX_LAYERS:,} a model may have; use a smaller repeat, or fewer or smaller blocks"
     assert [line.split(": error: ")[1] for line in problems(over)] == [
-        f"model.layers[1]: this layer takes the model to {MAX_LAYERS + 1:,} layers, {limit}"]
+        f"model.layers[1]: this layer takes the model to {MAX_LAYERS + 1:,} layers, {limit}"
+    ]
     over["model"]["layers"][0]["repeat"] = MAX_LAYERS + 1
     assert [line.split(": error: ")[1] for line in problems(over)] == [
-        (f"model.layers[0].repeat: this use of block 'one' ({MAX_LAYERS + 1:,} x 1 layers) takes the model to "
-         f"{MAX_LAYERS + 1:,} layers, {limit}")]
+        (
+            f"model.layers[0].repeat: this use of block 'one' ({MAX_LAYERS + 1:,} x 1 layers) takes the model to "
+            f"{MAX_LAYERS + 1:,} layers, {limit}"
+        )
+    ]
 
 
 def test_a_block_that_uses_itself_is_left_to_the_expansion_to_report():
-    looped = document([{"block": "a"}, *HEAD], {"a": {"layers": [{"type": "ReLU"}, {"block": "b"}]},
-                                                "b": {"layers": [{"block": "a", "repeat": 3}]}})
+    looped = document(
+        [{"block": "a"}, *HEAD],
+        {"a": {"layers": [{"type": "ReLU"}, {"block": "b"}]}, "b": {"layers": [{"block": "a", "repeat": 3}]}},
+    )
     assert problems(looped) == []
     assert messages(looped)[0].endswith("block 'a' uses itself ('a' -> 'b' -> 'a'); a block cannot contain itself")
 
@@ -105,21 +121,26 @@ def test_a_huge_repeat_in_a_file_exits_2_at_its_line(repeat: int):
 def test_a_huge_repeat_set_on_the_command_line_is_refused_at_the_option():
     result = run_cli("validate", "specs/residual.yaml", "--set", "model.layers[1].repeat=1000000000")
     assert (result.returncode, result.stdout, "Traceback" in result.stderr) == (2, "", False)
-    assert result.stderr == ("--set model.layers[1].repeat=1000000000: error: model.layers[1].repeat: this use of "
-                             "block 'stage' (1,000,000,000 x 16 layers) takes the model to 16,000,000,001 layers, "
-                             f"more than the {MAX_LAYERS:,} a model may have; use a smaller repeat, or fewer or "
-                             "smaller blocks\n")
+    assert result.stderr == (
+        "--set model.layers[1].repeat=1000000000: error: model.layers[1].repeat: this use of "
+        "block 'stage' (1,000,000,000 x 16 layers) takes the model to 16,000,000,001 layers, "
+        f"more than the {MAX_LAYERS:,} a model may have; use a smaller repeat, or fewer or "
+        "smaller blocks\n"
+    )
 
 
 def test_a_sweep_range_over_a_repeat_is_checked_at_the_largest_value_it_draws(tmp_path):
     text = (REPO / "specs" / "residual.yaml").read_text(encoding="utf-8")
     spec = tmp_path / "sweep.yaml"
-    spec.write_text(text + "sweep:\n  parameters:\n    model.layers[1].repeat: {int: [1, 1000000000]}\n",
-                    encoding="utf-8")
+    spec.write_text(
+        text + "sweep:\n  parameters:\n    model.layers[1].repeat: {int: [1, 1000000000]}\n", encoding="utf-8"
+    )
     [line] = error_lines(spec)
     assert line.startswith(f"{spec}:")
-    assert (": error: sweep.parameters.model.layers[1].repeat: int value 1000000000 does not fit "
-            "model.layers[1].repeat: this use of block 'stage' (1,000,000,000 x 16 layers)") in line
+    assert (
+        ": error: sweep.parameters.model.layers[1].repeat: int value 1000000000 does not fit "
+        "model.layers[1].repeat: this use of block 'stage' (1,000,000,000 x 16 layers)"
+    ) in line
     spec.write_text(text + "sweep:\n  parameters:\n    model.layers[1].repeat: {int: [1, 3]}\n", encoding="utf-8")
     api.validate(spec)
 
@@ -129,8 +150,11 @@ def test_an_int_range_is_checked_at_the_largest_value_its_steps_reach():
     assert Parameter("fit.epochs", "int", (2, 2)).checked_values() == [2]
 
 
-@pytest.mark.parametrize("blocks", [{}, {"a": {"layers": [{"type": "ReLU"}, {"block": "a", "repeat": 10**12}]}}],
-                         ids=["unknown block", "block using itself"])
+@pytest.mark.parametrize(
+    "blocks",
+    [{}, {"a": {"layers": [{"type": "ReLU"}, {"block": "a", "repeat": 10**12}]}}],
+    ids=["unknown block", "block using itself"],
+)
 def test_each_copy_counts_as_a_layer_even_where_its_block_cannot_be_expanded(blocks: dict):
     use = {"block": "nowhere", "repeat": 10**12} if not blocks else {"block": "a"}
     found = messages(document([use, *HEAD], blocks))

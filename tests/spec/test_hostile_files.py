@@ -17,7 +17,7 @@ def billion_laughs(levels: int = 9) -> str:
 def error_of(path):
     with pytest.raises(SpecError) as error:
         read_document(path)
-    problem, = error.value.problems
+    (problem,) = error.value.problems
     return problem.format()
 
 
@@ -26,8 +26,10 @@ def test_exponential_aliases_are_refused_at_the_alias_that_crosses_the_bound(tmp
     path.write_text(billion_laughs())
     assert path.stat().st_size < 600
     # a3 is 9**4 = 6,561 values; the first *a3 brings the aliased values past 10,000.
-    assert error_of(path) == (f"{path}:5:10: error: aliases expand to more than {MAX_ALIASED_VALUES:,} values by "
-                              "alias *a3; write the values out, or use fewer nested aliases")
+    assert error_of(path) == (
+        f"{path}:5:10: error: aliases expand to more than {MAX_ALIASED_VALUES:,} values by "
+        "alias *a3; write the values out, or use fewer nested aliases"
+    )
 
 
 def test_a_few_shared_blocks_are_still_fine(tmp_path):
@@ -39,15 +41,18 @@ def test_a_few_shared_blocks_are_still_fine(tmp_path):
 def test_an_alias_inside_its_own_anchor_is_refused(tmp_path):
     path = tmp_path / "loop.yaml"
     path.write_text("a: &x\n  b: *x\n")
-    assert error_of(path) == (f"{path}:2:6: error: alias *x refers to a value that contains it; "
-                              "a spec cannot contain itself")
+    assert error_of(path) == (
+        f"{path}:2:6: error: alias *x refers to a value that contains it; a spec cannot contain itself"
+    )
 
 
 def test_latin1_text_names_the_first_bad_byte(tmp_path):
     path = tmp_path / "latin1.yaml"
     path.write_bytes("name: net\ndescription: réseau café\n".encode("latin-1"))
-    assert error_of(path) == (f"{path}:2:15: error: byte 0xe9 is not UTF-8 text; a spec is a UTF-8 text file "
-                              "(save it as UTF-8, or check that this is the spec and not a binary file)")
+    assert error_of(path) == (
+        f"{path}:2:15: error: byte 0xe9 is not UTF-8 text; a spec is a UTF-8 text file "
+        "(save it as UTF-8, or check that this is the spec and not a binary file)"
+    )
 
 
 def test_utf8_before_the_bad_byte_counts_as_characters(tmp_path):

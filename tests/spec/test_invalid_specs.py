@@ -40,8 +40,9 @@ _METRICS = ", ".join(METRICS)
 _SOURCES = ", ".join(SOURCES)
 _LAYERS = ", ".join(REGISTRY)
 _CALLBACKS = ", ".join(CALLBACKS)
-_SGD_KEYS = ("name, learning_rate, momentum, nesterov, clipnorm, clipvalue, use_ema, ema_momentum, "
-             "ema_overwrite_frequency")
+_SGD_KEYS = (
+    "name, learning_rate, momentum, nesterov, clipnorm, clipvalue, use_ema, ema_momentum, ema_overwrite_frequency"
+)
 _TOP_KEYS = "$schema, version, name, description, data, model, compile, fit, sweep"
 _INT_OR_PAIR = "expected an integer >= 1 or a list of 2 integers"
 _EMPTY = "the spec is empty; start from `specforge init NAME`"
@@ -57,89 +58,129 @@ EXPECTED: dict[str, list[str]] = {
         "top_level_key_misplaced.yaml:3:1: error: epochs: unknown key 'epochs'; did you mean 'fit.epochs'?",
     ],
     "model_key_misspelled.yaml": [
-        ("model_key_misspelled.yaml:4:3: error: model.inputshape: unknown key 'inputshape'; "
-         "did you mean 'input_shape'?"),
+        (
+            "model_key_misspelled.yaml:4:3: error: model.inputshape: unknown key 'inputshape'; "
+            "did you mean 'input_shape'?"
+        ),
     ],
     "fit_key_misspelled.yaml": [
         "fit_key_misspelled.yaml:14:3: error: fit.epoch: unknown key 'epoch'; did you mean 'epochs'?",
     ],
     "layer_key_misspelled.yaml": [
-        ("layer_key_misspelled.yaml:8:7: error: model.layers[0].kernal_size: unknown key 'kernal_size'; "
-         "did you mean 'kernel_size'?"),
+        (
+            "layer_key_misspelled.yaml:8:7: error: model.layers[0].kernal_size: unknown key 'kernal_size'; "
+            "did you mean 'kernel_size'?"
+        ),
     ],
     "layer_key_from_other_library.yaml": [
         "layer_key_from_other_library.yaml:9:7: error: model.layers[1]: missing required key 'units' (needed by Dense)",
-        ("layer_key_from_other_library.yaml:10:7: error: model.layers[1].out_features: unknown key 'out_features'; "
-         "allowed keys: type, name, inputs, units, activation, use_bias, kernel_initializer, bias_initializer"),
+        (
+            "layer_key_from_other_library.yaml:10:7: error: model.layers[1].out_features: unknown key 'out_features'; "
+            "allowed keys: type, name, inputs, units, activation, use_bias, kernel_initializer, bias_initializer"
+        ),
     ],
     "optimizer_option_of_other.yaml": [
-        ("optimizer_option_of_other.yaml:14:5: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
-         f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}"),
+        (
+            "optimizer_option_of_other.yaml:14:5: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
+            f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}"
+        ),
     ],
     "optimizer_option_of_other.json": [
-        ("optimizer_option_of_other.json:12:57: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
-         f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}"),
+        (
+            "optimizer_option_of_other.json:12:57: error: compile.optimizer.beta_1: unknown key 'beta_1' for sgd "
+            f"(an option of adam, adamw, nadam); allowed keys: {_SGD_KEYS}"
+        ),
     ],
     "data_option_of_other_source.yaml": [
-        ("data_option_of_other_source.yaml:5:3: error: data.path: unknown key 'path' for source mnist "
-         "(an option of source npz); allowed keys: source, preprocessing, num_classes, class_names"),
+        (
+            "data_option_of_other_source.yaml:5:3: error: data.path: unknown key 'path' for source mnist "
+            "(an option of source npz); allowed keys: source, preprocessing, num_classes, class_names"
+        ),
     ],
     "options_that_exclude_each_other.yaml": [
-        ("options_that_exclude_each_other.yaml:14:16: error: compile.optimizer.clipvalue: only one of clipnorm and "
-         "clipvalue can be set; received both"),
-        ("options_that_exclude_each_other.yaml:20:7: error: fit.callbacks[1]: ReduceLROnPlateau and "
-         "LearningRateScheduler both set the learning rate; keep one of them"),
+        (
+            "options_that_exclude_each_other.yaml:14:16: error: compile.optimizer.clipvalue: only one of clipnorm and "
+            "clipvalue can be set; received both"
+        ),
+        (
+            "options_that_exclude_each_other.yaml:20:7: error: fit.callbacks[1]: ReduceLROnPlateau and "
+            "LearningRateScheduler both set the learning rate; keep one of them"
+        ),
     ],
     "callback_option_wrong.yaml": [
         "callback_option_wrong.yaml:18:17: error: fit.callbacks[0].patience: expected an integer >= 0, got '3'",
-        ("callback_option_wrong.yaml:21:7: error: fit.callbacks[1].restore_best_weights: unknown key "
-         "'restore_best_weights' for type ReduceLROnPlateau (an option of type EarlyStopping); "
-         "allowed keys: type, monitor, factor, patience, mode, min_delta, cooldown, min_lr"),
+        (
+            "callback_option_wrong.yaml:21:7: error: fit.callbacks[1].restore_best_weights: unknown key "
+            "'restore_best_weights' for type ReduceLROnPlateau (an option of type EarlyStopping); "
+            "allowed keys: type, monitor, factor, patience, mode, min_delta, cooldown, min_lr"
+        ),
     ],
     # misspelled enum values
     "activation_misspelled.yaml": [
-        ("activation_misspelled.yaml:9:19: error: model.layers[0].activation: unknown value 'rellu'; "
-         f"did you mean 'relu'? expected one of: {_ACTIVATIONS}"),
+        (
+            "activation_misspelled.yaml:9:19: error: model.layers[0].activation: unknown value 'rellu'; "
+            f"did you mean 'relu'? expected one of: {_ACTIVATIONS}"
+        ),
     ],
     "activation_misspelled.json": [
-        ("activation_misspelled.json:7:73: error: model.layers[0].activation: unknown value 'rellu'; "
-         f"did you mean 'relu'? expected one of: {_ACTIVATIONS}"),
+        (
+            "activation_misspelled.json:7:73: error: model.layers[0].activation: unknown value 'rellu'; "
+            f"did you mean 'relu'? expected one of: {_ACTIVATIONS}"
+        ),
     ],
     "padding_misspelled.yaml": [
-        ("padding_misspelled.yaml:9:16: error: model.layers[0].padding: unknown value 'samee'; "
-         "did you mean 'same'? expected one of: valid, same"),
+        (
+            "padding_misspelled.yaml:9:16: error: model.layers[0].padding: unknown value 'samee'; "
+            "did you mean 'same'? expected one of: valid, same"
+        ),
     ],
     "optimizer_misspelled.yaml": [
-        ("optimizer_misspelled.yaml:11:14: error: compile.optimizer: unknown value 'adamm'; "
-         f"did you mean 'adam'? expected one of: {_OPTIMIZERS}"),
+        (
+            "optimizer_misspelled.yaml:11:14: error: compile.optimizer: unknown value 'adamm'; "
+            f"did you mean 'adam'? expected one of: {_OPTIMIZERS}"
+        ),
     ],
     "optimizer_name_misspelled.yaml": [
-        ("optimizer_name_misspelled.yaml:11:21: error: compile.optimizer.name: unknown value 'rmsprob'; "
-         f"did you mean 'rmsprop'? expected one of: {_OPTIMIZERS}"),
+        (
+            "optimizer_name_misspelled.yaml:11:21: error: compile.optimizer.name: unknown value 'rmsprob'; "
+            f"did you mean 'rmsprop'? expected one of: {_OPTIMIZERS}"
+        ),
     ],
     "loss_misspelled.yaml": [
-        ("loss_misspelled.yaml:12:9: error: compile.loss: unknown value 'categorical_cross_entropy'; "
-         f"did you mean 'categorical_crossentropy'? expected one of: {_LOSSES}"),
+        (
+            "loss_misspelled.yaml:12:9: error: compile.loss: unknown value 'categorical_cross_entropy'; "
+            f"did you mean 'categorical_crossentropy'? expected one of: {_LOSSES}"
+        ),
     ],
     "loss_keras_alias.yaml": [
-        ("loss_keras_alias.yaml:10:9: error: compile.loss: unknown value 'mse'; "
-         f"did you mean 'mean_squared_error'? expected one of: {_LOSSES}"),
+        (
+            "loss_keras_alias.yaml:10:9: error: compile.loss: unknown value 'mse'; "
+            f"did you mean 'mean_squared_error'? expected one of: {_LOSSES}"
+        ),
     ],
     "metric_misspelled.yaml": [
-        ("metric_misspelled.yaml:13:13: error: compile.metrics[0]: unknown value 'acc'; "
-         f"did you mean 'accuracy'? expected one of: {_METRICS}"),
+        (
+            "metric_misspelled.yaml:13:13: error: compile.metrics[0]: unknown value 'acc'; "
+            f"did you mean 'accuracy'? expected one of: {_METRICS}"
+        ),
     ],
     "data_source_misspelled.yaml": [
-        ("data_source_misspelled.yaml:4:11: error: data.source: unknown value 'mnsit'; "
-         f"did you mean 'mnist'? expected one of: {_SOURCES}"),
+        (
+            "data_source_misspelled.yaml:4:11: error: data.source: unknown value 'mnsit'; "
+            f"did you mean 'mnist'? expected one of: {_SOURCES}"
+        ),
     ],
     "layer_type_wrong_case.yaml": [
-        ("layer_type_wrong_case.yaml:6:13: error: model.layers[0].type: unknown value 'Conv2d'; "
-         f"did you mean 'Conv2D'? expected one of: {_LAYERS}"),
+        (
+            "layer_type_wrong_case.yaml:6:13: error: model.layers[0].type: unknown value 'Conv2d'; "
+            f"did you mean 'Conv2D'? expected one of: {_LAYERS}"
+        ),
     ],
     "callback_type_misspelled.yaml": [
-        ("callback_type_misspelled.yaml:16:13: error: fit.callbacks[0].type: unknown value 'EarlyStoping'; "
-         f"did you mean 'EarlyStopping'? expected one of: {_CALLBACKS}"),
+        (
+            "callback_type_misspelled.yaml:16:13: error: fit.callbacks[0].type: unknown value 'EarlyStoping'; "
+            f"did you mean 'EarlyStopping'? expected one of: {_CALLBACKS}"
+        ),
     ],
     # wrong types and ranges
     "filters_quoted.yaml": [
@@ -167,15 +208,19 @@ EXPECTED: dict[str, list[str]] = {
         "dropout_rate_too_big.yaml:10:13: error: model.layers[1].rate: must be < 1, got 1.5",
     ],
     "validation_fraction_too_big.yaml": [
-        ("validation_fraction_too_big.yaml:15:15: error: fit.validation: expected one of test, validation, none "
-         "or a number > 0 and < 1, got 1.5"),
+        (
+            "validation_fraction_too_big.yaml:15:15: error: fit.validation: expected one of test, validation, none "
+            "or a number > 0 and < 1, got 1.5"
+        ),
     ],
     "callbacks_not_a_list.yaml": [
         "callbacks_not_a_list.yaml:16:5: error: fit.callbacks: expected a list of values, got a mapping",
     ],
     "name_with_space.yaml": [
-        ("name_with_space.yaml:2:7: error: name: 'my first model' is not a valid name: use letters, digits, "
-         "'.', '_' and '-', starting with a letter or digit"),
+        (
+            "name_with_space.yaml:2:7: error: name: 'my first model' is not a valid name: use letters, digits, "
+            "'.', '_' and '-', starting with a letter or digit"
+        ),
     ],
     "version_2.yaml": [
         "version_2.yaml:1:10: error: version: this specforge reads spec version 1, got 2; use version: 1",
@@ -204,56 +249,82 @@ EXPECTED: dict[str, list[str]] = {
     ],
     # every problem at once, in line order
     "several_errors.yaml": [
-        ("several_errors.yaml:9:19: error: model.layers[0].activation: unknown value 'rellu'; "
-         f"did you mean 'relu'? expected one of: {_ACTIVATIONS}"),
+        (
+            "several_errors.yaml:9:19: error: model.layers[0].activation: unknown value 'rellu'; "
+            f"did you mean 'relu'? expected one of: {_ACTIVATIONS}"
+        ),
         f"several_errors.yaml:11:18: error: model.layers[1].pool_size: {_INT_OR_PAIR}, got 0",
         "several_errors.yaml:15:7: error: model.layers[3].use_bais: unknown key 'use_bais'; did you mean 'use_bias'?",
-        ("several_errors.yaml:18:14: error: compile.optimizer: unknown value 'adamm'; "
-         f"did you mean 'adam'? expected one of: {_OPTIMIZERS}"),
+        (
+            "several_errors.yaml:18:14: error: compile.optimizer: unknown value 'adamm'; "
+            f"did you mean 'adam'? expected one of: {_OPTIMIZERS}"
+        ),
         "several_errors.yaml:21:11: error: fit.epochs: expected an integer >= 1, got 'three'",
     ],
     "several_errors.json": [
-        ("several_errors.json:7:73: error: model.layers[0].activation: unknown value 'rellu'; "
-         f"did you mean 'relu'? expected one of: {_ACTIVATIONS}"),
+        (
+            "several_errors.json:7:73: error: model.layers[0].activation: unknown value 'rellu'; "
+            f"did you mean 'relu'? expected one of: {_ACTIVATIONS}"
+        ),
         f"several_errors.json:8:45: error: model.layers[1].pool_size: {_INT_OR_PAIR}, got 0",
         "several_errors.json:10:38: error: model.layers[3].use_bais: unknown key 'use_bais'; did you mean 'use_bias'?",
-        ("several_errors.json:13:28: error: compile.optimizer: unknown value 'adamm'; "
-         f"did you mean 'adam'? expected one of: {_OPTIMIZERS}"),
+        (
+            "several_errors.json:13:28: error: compile.optimizer: unknown value 'adamm'; "
+            f"did you mean 'adam'? expected one of: {_OPTIMIZERS}"
+        ),
         "several_errors.json:14:21: error: fit.epochs: expected an integer >= 1, got 'three'",
     ],
     # every independent mistake at once: the schema's, the blocks', the shapes' of the rest of the model
     "several_stages.yaml": [
-        ("several_stages.yaml:15:62: error: model.layers[0].activaton: unknown key 'activaton'; did you mean "
-         "'activation'?"),
-        ("several_stages.yaml:16:37: error: model.layers[1].stride: block 'residual' has no parameter 'stride'; did "
-         "you mean 'strides'?"),
-        ("several_stages.yaml:18:7: error: model.layers[3]: Add got (26, 26, 8) from 'stem' and (24, 24, 8) from "
-         "'side'; Add needs inputs of one shape"),
+        (
+            "several_stages.yaml:15:62: error: model.layers[0].activaton: unknown key 'activaton'; did you mean "
+            "'activation'?"
+        ),
+        (
+            "several_stages.yaml:16:37: error: model.layers[1].stride: block 'residual' has no parameter 'stride'; did "
+            "you mean 'strides'?"
+        ),
+        (
+            "several_stages.yaml:18:7: error: model.layers[3]: Add got (26, 26, 8) from 'stem' and (24, 24, 8) from "
+            "'side'; Add needs inputs of one shape"
+        ),
     ],
     "several_stages_value_error.yaml": [
         "several_stages_value_error.yaml:7:45: error: model.layers[1].filters: must be >= 1, got 0",
-        ("several_stages_value_error.yaml:10:7: error: model.layers[4]: Concatenate got (26, 26, 8) from 'stem' and "
-         "(26, 26, 4) from 'side'; every axis but axis 1 must agree (use axis to join along another, or resize one "
-         "input)"),
-        ("several_stages_value_error.yaml:15:14: error: compile.optimizer: unknown value 'adamm'; did you mean "
-         f"'adam'? expected one of: {_OPTIMIZERS}"),
+        (
+            "several_stages_value_error.yaml:10:7: error: model.layers[4]: Concatenate got (26, 26, 8) from 'stem' and "
+            "(26, 26, 4) from 'side'; every axis but axis 1 must agree (use axis to join along another, or resize one "
+            "input)"
+        ),
+        (
+            "several_stages_value_error.yaml:15:14: error: compile.optimizer: unknown value 'adamm'; did you mean "
+            f"'adam'? expected one of: {_OPTIMIZERS}"
+        ),
     ],
     # syntax errors, duplicate keys, empty files
     "yaml_bad_indentation.yaml": [
-        ("yaml_bad_indentation.yaml:9:6: error: invalid YAML: bad indentation; indent this key like the other keys "
-         "of its mapping"),
+        (
+            "yaml_bad_indentation.yaml:9:6: error: invalid YAML: bad indentation; indent this key like the other keys "
+            "of its mapping"
+        ),
     ],
     "yaml_unclosed_bracket.yaml": [
-        ("yaml_unclosed_bracket.yaml:4:16: error: invalid YAML: this '[' is not closed; "
-         "expected ',' or ']' before ':' at 5:9"),
+        (
+            "yaml_unclosed_bracket.yaml:4:16: error: invalid YAML: this '[' is not closed; "
+            "expected ',' or ']' before ':' at 5:9"
+        ),
     ],
     "yaml_value_then_key.yaml": [
-        ("yaml_value_then_key.yaml:6:24: error: invalid YAML: a ':' after a value on the same line; put each key on "
-         "its own line, or quote a value that contains ': '"),
+        (
+            "yaml_value_then_key.yaml:6:24: error: invalid YAML: a ':' after a value on the same line; put each key on "
+            "its own line, or quote a value that contains ': '"
+        ),
     ],
     "fit_keys_dedented.yaml": [
-        ("fit_keys_dedented.yaml:40:5: error: fit: expected a mapping, got nothing; indent the keys that belong to "
-         "fit under `fit:`"),
+        (
+            "fit_keys_dedented.yaml:40:5: error: fit: expected a mapping, got nothing; indent the keys that belong to "
+            "fit under `fit:`"
+        ),
         "fit_keys_dedented.yaml:41:1: error: epochs: unknown key 'epochs'; did you mean 'fit.epochs'?",
         "fit_keys_dedented.yaml:42:1: error: batch_size: unknown key 'batch_size'; did you mean 'fit.batch_size'?",
         "fit_keys_dedented.yaml:43:1: error: validation: unknown key 'validation'; did you mean 'fit.validation'?",
@@ -264,22 +335,30 @@ EXPECTED: dict[str, list[str]] = {
         "yaml_tab_indent.yaml:8:1: error: invalid YAML: a tab cannot indent YAML; indent with spaces",
     ],
     "yaml_duplicate_key.yaml": [
-        ("yaml_duplicate_key.yaml:9:7: error: model.layers[0].filters: duplicate key 'filters'; "
-         "each key may appear once"),
+        (
+            "yaml_duplicate_key.yaml:9:7: error: model.layers[0].filters: duplicate key 'filters'; "
+            "each key may appear once"
+        ),
     ],
     "yaml_empty.yaml": [f"yaml_empty.yaml:1:1: error: {_EMPTY}"],
     "yaml_only_comments.yaml": [f"yaml_only_comments.yaml:1:1: error: {_EMPTY}"],
     "json_trailing_comma.json": [
-        ("json_trailing_comma.json:8:62: error: invalid JSON: a comma after the last item is not allowed; "
-         "remove this comma"),
+        (
+            "json_trailing_comma.json:8:62: error: invalid JSON: a comma after the last item is not allowed; "
+            "remove this comma"
+        ),
     ],
     "json_single_quotes.json": [
-        ("json_single_quotes.json:8:38: error: invalid JSON: JSON needs double quotes around keys and strings; "
-         "write \"...\" instead of '...'"),
+        (
+            "json_single_quotes.json:8:38: error: invalid JSON: JSON needs double quotes around keys and strings; "
+            "write \"...\" instead of '...'"
+        ),
     ],
     "json_comment.json": [
-        ("json_comment.json:2:3: error: invalid JSON: JSON has no comments; remove this line or write the spec "
-         "in YAML"),
+        (
+            "json_comment.json:2:3: error: invalid JSON: JSON has no comments; remove this line or write the spec "
+            "in YAML"
+        ),
     ],
     "json_duplicate_key.json": [
         "json_duplicate_key.json:8:63: error: model.layers[1].units: duplicate key 'units'; each key may appear once",
@@ -287,430 +366,605 @@ EXPECTED: dict[str, list[str]] = {
     "json_empty.json": [f"json_empty.json:1:1: error: {_EMPTY}"],
     # shapes: the offending layer, with the numbers put into the formula
     "kernel_larger_than_input.yaml": [
-        ("kernel_larger_than_input.yaml:6:7: error: model.layers[0]: Conv2D output height ((5 - 7 + 2*0) / 1) + 1 "
-         "= -1 is not positive; use padding: same or kernel_size <= 5"),
+        (
+            "kernel_larger_than_input.yaml:6:7: error: model.layers[0]: Conv2D output height ((5 - 7 + 2*0) / 1) + 1 "
+            "= -1 is not positive; use padding: same or kernel_size <= 5"
+        ),
     ],
     "kernel_larger_than_input.json": [
-        ("kernel_larger_than_input.json:7:7: error: model.layers[0]: Conv2D output height ((5 - 7 + 2*0) / 1) + 1 "
-         "= -1 is not positive; use padding: same or kernel_size <= 5"),
+        (
+            "kernel_larger_than_input.json:7:7: error: model.layers[0]: Conv2D output height ((5 - 7 + 2*0) / 1) + 1 "
+            "= -1 is not positive; use padding: same or kernel_size <= 5"
+        ),
     ],
     "kernel_larger_after_pooling.yaml": [
-        ("kernel_larger_after_pooling.yaml:18:7: error: model.layers[4]: Conv2D output height "
-         "((5 - 7 + 2*0) / 1) + 1 = -1 is not positive; use padding: same or kernel_size <= 5"),
+        (
+            "kernel_larger_after_pooling.yaml:18:7: error: model.layers[4]: Conv2D output height "
+            "((5 - 7 + 2*0) / 1) + 1 = -1 is not positive; use padding: same or kernel_size <= 5"
+        ),
     ],
     "dilation_too_wide.yaml": [
-        ("dilation_too_wide.yaml:6:7: error: model.layers[0]: Conv2D output height ((8 - 9 + 2*0) / 1) + 1 = 0 "
-         "is not positive, with the dilated kernel 4*(3 - 1) + 1 = 9; use padding: same, kernel_size <= 2 "
-         "or dilation_rate <= 3"),
+        (
+            "dilation_too_wide.yaml:6:7: error: model.layers[0]: Conv2D output height ((8 - 9 + 2*0) / 1) + 1 = 0 "
+            "is not positive, with the dilated kernel 4*(3 - 1) + 1 = 9; use padding: same, kernel_size <= 2 "
+            "or dilation_rate <= 3"
+        ),
     ],
     "strides_with_dilation.yaml": [
-        ("strides_with_dilation.yaml:6:7: error: model.layers[0]: Conv2D cannot combine strides > 1 with "
-         "dilation_rate > 1 (received strides=2, dilation_rate=2); use strides: 1 or dilation_rate: 1"),
+        (
+            "strides_with_dilation.yaml:6:7: error: model.layers[0]: Conv2D cannot combine strides > 1 with "
+            "dilation_rate > 1 (received strides=2, dilation_rate=2); use strides: 1 or dilation_rate: 1"
+        ),
     ],
     "pooling_too_big.yaml": [
-        ("pooling_too_big.yaml:11:7: error: model.layers[1]: MaxPooling2D output height floor((7 - 8 + 2*0) / 8) + 1 "
-         "= 0 is not positive; use padding: same or pool_size <= 7"),
+        (
+            "pooling_too_big.yaml:11:7: error: model.layers[1]: MaxPooling2D output height floor((7 - 8 + 2*0) / 8) + 1 "
+            "= 0 is not positive; use padding: same or pool_size <= 7"
+        ),
     ],
     "input_shape_without_channels.yaml": [
-        ("input_shape_without_channels.yaml:6:7: error: model.layers[0]: Conv2D expects an image input "
-         "(height, width, channels), got shape (28, 28); add a Reshape layer with target_shape [28, 28, 1] before it"),
+        (
+            "input_shape_without_channels.yaml:6:7: error: model.layers[0]: Conv2D expects an image input "
+            "(height, width, channels), got shape (28, 28); add a Reshape layer with target_shape [28, 28, 1] before it"
+        ),
     ],
     "relu_negative_threshold.yaml": [
         "relu_negative_threshold.yaml:11:18: error: model.layers[1].threshold: must be >= 0, got -0.5",
     ],
     "dense_without_flatten.yaml": [
-        ("dense_without_flatten.yaml:10:7: error: model.layers[1]: Dense expects a flat input (features,), "
-         "got shape (26, 26, 32); add a Flatten (or GlobalAveragePooling2D) layer before it"),
+        (
+            "dense_without_flatten.yaml:10:7: error: model.layers[1]: Dense expects a flat input (features,), "
+            "got shape (26, 26, 32); add a Flatten (or GlobalAveragePooling2D) layer before it"
+        ),
     ],
     "reshape_element_count.yaml": [
-        ("reshape_element_count.yaml:6:7: error: model.layers[0]: Reshape cannot turn (784,) = 784 values into "
-         "(28, 28, 3) = 2352 values; the target_shape must multiply to 784"),
+        (
+            "reshape_element_count.yaml:6:7: error: model.layers[0]: Reshape cannot turn (784,) = 784 values into "
+            "(28, 28, 3) = 2352 values; the target_shape must multiply to 784"
+        ),
     ],
     "loss_option_of_other.yaml": [
-        ("loss_option_of_other.yaml:17:5: error: compile.loss.delta: unknown key 'delta' for mean_squared_error "
-         "(an option of huber); allowed keys: name"),
+        (
+            "loss_option_of_other.yaml:17:5: error: compile.loss.delta: unknown key 'delta' for mean_squared_error "
+            "(an option of huber); allowed keys: name"
+        ),
     ],
     "huber_delta_negative.yaml": [
         "huber_delta_negative.yaml:17:12: error: compile.loss.delta: must be > 0, got -1",
     ],
     "conv1d_on_image.yaml": [
-        ("conv1d_on_image.yaml:6:7: error: model.layers[0]: Conv1D expects a sequence input (steps, channels), "
-         "got shape (28, 28, 1); add a Reshape layer with target_shape [28, 28] before it"),
+        (
+            "conv1d_on_image.yaml:6:7: error: model.layers[0]: Conv1D expects a sequence input (steps, channels), "
+            "got shape (28, 28, 1); add a Reshape layer with target_shape [28, 28] before it"
+        ),
     ],
     "conv1d_kernel_too_long.yaml": [
-        ("conv1d_kernel_too_long.yaml:12:7: error: model.layers[1]: Conv1D output steps ((7 - 9 + 2*0) / 1) + 1 "
-         "= -1 is not positive; use padding: same or kernel_size <= 7"),
+        (
+            "conv1d_kernel_too_long.yaml:12:7: error: model.layers[1]: Conv1D output steps ((7 - 9 + 2*0) / 1) + 1 "
+            "= -1 is not positive; use padding: same or kernel_size <= 7"
+        ),
     ],
     "transpose_output_padding.yaml": [
-        ("transpose_output_padding.yaml:10:7: error: model.layers[1]: Conv2DTranspose output_padding must be "
-         "smaller than strides along each axis (received strides=2, output_padding=2); use output_padding < "
-         "strides or null"),
+        (
+            "transpose_output_padding.yaml:10:7: error: model.layers[1]: Conv2DTranspose output_padding must be "
+            "smaller than strides along each axis (received strides=2, output_padding=2); use output_padding < "
+            "strides or null"
+        ),
     ],
     "transpose_same_output_padding.yaml": [
-        ("transpose_same_output_padding.yaml:10:7: error: model.layers[1]: Conv2DTranspose output height "
-         "((13 - 1)*2 + 4 - 2*2 + 0) = 24 with padding same, but TensorFlow requires ceil(24 / 2) = 12 to equal the "
-         "input height 13; use output_padding 1 along height, an odd kernel_size, padding: valid or "
-         "output_padding: null"),
+        (
+            "transpose_same_output_padding.yaml:10:7: error: model.layers[1]: Conv2DTranspose output height "
+            "((13 - 1)*2 + 4 - 2*2 + 0) = 24 with padding same, but TensorFlow requires ceil(24 / 2) = 12 to equal the "
+            "input height 13; use output_padding 1 along height, an odd kernel_size, padding: valid or "
+            "output_padding: null"
+        ),
     ],
     "optimizer_epsilon_zero.yaml": [
         "optimizer_epsilon_zero.yaml:11:71: error: compile.optimizer.epsilon: must be > 0, got 0",
     ],
     "cropping_everything.yaml": [
-        ("cropping_everything.yaml:10:7: error: model.layers[1]: Cropping2D removes 7 + 6 = 13 of the 13 columns "
-         "of its input, leaving none; crop fewer than 13 columns in all"),
+        (
+            "cropping_everything.yaml:10:7: error: model.layers[1]: Cropping2D removes 7 + 6 = 13 of the 13 columns "
+            "of its input, leaving none; crop fewer than 13 columns in all"
+        ),
     ],
     "layer_normalization_axis.yaml": [
-        ("layer_normalization_axis.yaml:12:7: error: model.layers[1]: LayerNormalization axis 2 is out of range "
-         "for input shape (64,) (axis 0 is the batch); use one of 1, -1"),
+        (
+            "layer_normalization_axis.yaml:12:7: error: model.layers[1]: LayerNormalization axis 2 is out of range "
+            "for input shape (64,) (axis 0 is the batch); use one of 1, -1"
+        ),
     ],
     # the model against its data and loss
     "units_not_classes.yaml": [
-        ("units_not_classes.yaml:13:14: error: model.layers[2].units: the model outputs 12 values but the data "
-         "has 10 classes; use units: 10"),
+        (
+            "units_not_classes.yaml:13:14: error: model.layers[2].units: the model outputs 12 values but the data "
+            "has 10 classes; use units: 10"
+        ),
     ],
     "units_one_softmax.yaml": [
-        ("units_one_softmax.yaml:8:14: error: model.layers[1].units: the model outputs 1 value but the data has "
-         "10 classes; use units: 10"),
-        ("units_one_softmax.yaml:9:19: error: model.layers[1].activation: softmax over 1 unit always outputs 1: "
-         "use one unit per class, or activation: sigmoid with binary_crossentropy for two classes"),
+        (
+            "units_one_softmax.yaml:8:14: error: model.layers[1].units: the model outputs 1 value but the data has "
+            "10 classes; use units: 10"
+        ),
+        (
+            "units_one_softmax.yaml:9:19: error: model.layers[1].activation: softmax over 1 unit always outputs 1: "
+            "use one unit per class, or activation: sigmoid with binary_crossentropy for two classes"
+        ),
     ],
     "loss_after_linear.yaml": [
-        ("loss_after_linear.yaml:7:7: error: model.layers[1].activation: categorical_crossentropy expects "
-         "probabilities over the classes: use activation: softmax on the last layer (received: linear)"),
+        (
+            "loss_after_linear.yaml:7:7: error: model.layers[1].activation: categorical_crossentropy expects "
+            "probabilities over the classes: use activation: softmax on the last layer (received: linear)"
+        ),
     ],
     "loss_after_relu.yaml": [
-        ("loss_after_relu.yaml:9:19: error: model.layers[1].activation: categorical_crossentropy expects "
-         "probabilities over the classes: use activation: softmax on the last layer (received: relu)"),
+        (
+            "loss_after_relu.yaml:9:19: error: model.layers[1].activation: categorical_crossentropy expects "
+            "probabilities over the classes: use activation: softmax on the last layer (received: relu)"
+        ),
     ],
     "loss_vs_sparse_labels.yaml": [
-        ("loss_vs_sparse_labels.yaml:16:9: error: compile.loss: categorical_crossentropy takes one_hot labels but "
-         "data.preprocessing.labels is sparse; use loss: sparse_categorical_crossentropy or labels: one_hot"),
+        (
+            "loss_vs_sparse_labels.yaml:16:9: error: compile.loss: categorical_crossentropy takes one_hot labels but "
+            "data.preprocessing.labels is sparse; use loss: sparse_categorical_crossentropy or labels: one_hot"
+        ),
     ],
     "reshape_vs_input_shape.yaml": [
-        ("reshape_vs_input_shape.yaml:6:14: error: data.preprocessing.reshape: [28, 28, 1] does not match "
-         "model.input_shape [784]; use reshape: [784] or leave it out"),
+        (
+            "reshape_vs_input_shape.yaml:6:14: error: data.preprocessing.reshape: [28, 28, 1] does not match "
+            "model.input_shape [784]; use reshape: [784] or leave it out"
+        ),
     ],
     # graphs: names, inputs, merges, the output
     "graph_add_channels_differ.yaml": [
-        ("graph_add_channels_differ.yaml:8:7: error: model.layers[2]: Add got (28, 28, 16) from 'conv_b' and "
-         "(28, 28, 8) from 'stem'; give the shortcut a 1x1 Conv2D with filters 16"),
+        (
+            "graph_add_channels_differ.yaml:8:7: error: model.layers[2]: Add got (28, 28, 16) from 'conv_b' and "
+            "(28, 28, 8) from 'stem'; give the shortcut a 1x1 Conv2D with filters 16"
+        ),
     ],
     "graph_add_shapes_differ.yaml": [
-        ("graph_add_shapes_differ.yaml:9:7: error: model.layers[3]: Add got (14, 14, 8) from 'conv_b' and (28, "
-         "28, 8) from 'stem'; give the shortcut a 1x1 Conv2D with strides 2"),
+        (
+            "graph_add_shapes_differ.yaml:9:7: error: model.layers[3]: Add got (14, 14, 8) from 'conv_b' and (28, "
+            "28, 8) from 'stem'; give the shortcut a 1x1 Conv2D with strides 2"
+        ),
     ],
     "graph_concatenate_axis_zero.yaml": [
-        ('graph_concatenate_axis_zero.yaml:8:57: error: model.layers[2].axis: expected an integer <= -1 or an '
-         'integer >= 1, got 0'),
+        (
+            "graph_concatenate_axis_zero.yaml:8:57: error: model.layers[2].axis: expected an integer <= -1 or an "
+            "integer >= 1, got 0"
+        ),
     ],
     "graph_concatenate_mismatch.yaml": [
-        ("graph_concatenate_mismatch.yaml:8:7: error: model.layers[2]: Concatenate got (28, 28, 8) from 'stem' "
-         "and (14, 14, 8) from 'pooled'; every axis but axis -1 must agree (use axis to join along another, or "
-         'resize one input)'),
+        (
+            "graph_concatenate_mismatch.yaml:8:7: error: model.layers[2]: Concatenate got (28, 28, 8) from 'stem' "
+            "and (14, 14, 8) from 'pooled'; every axis but axis -1 must agree (use axis to join along another, or "
+            "resize one input)"
+        ),
     ],
     "graph_unused_branch_shapes_differ.yaml": [
-        ('graph_unused_branch_shapes_differ.yaml:9:7: error: model.layers[2]: Concatenate got (26, 26, 4) from '
-         "'narrow' and (28, 28, 6) from 'wide'; every axis but axis -1 must agree (use axis to join along another,"
-         ' or resize one input)'),
+        (
+            "graph_unused_branch_shapes_differ.yaml:9:7: error: model.layers[2]: Concatenate got (26, 26, 4) from "
+            "'narrow' and (28, 28, 6) from 'wide'; every axis but axis -1 must agree (use axis to join along another,"
+            " or resize one input)"
+        ),
     ],
     "graph_cycle.yaml": [
-        ("graph_cycle.yaml:7:87: error: model.layers[1].inputs: the layers 'conv_a' -> 'conv_b' -> 'conv_a' "
-         'form a cycle; a layer cannot take its input from a layer that depends on it'),
+        (
+            "graph_cycle.yaml:7:87: error: model.layers[1].inputs: the layers 'conv_a' -> 'conv_b' -> 'conv_a' "
+            "form a cycle; a layer cannot take its input from a layer that depends on it"
+        ),
     ],
     "graph_duplicate_name.yaml": [
-        ("graph_duplicate_name.yaml:7:28: error: model.layers[1].name: the name 'stem' is already taken by "
-         'model.layers[0]; layer names are unique'),
+        (
+            "graph_duplicate_name.yaml:7:28: error: model.layers[1].name: the name 'stem' is already taken by "
+            "model.layers[0]; layer names are unique"
+        ),
     ],
     "graph_input_misspelled.yaml": [
-        ("graph_input_misspelled.yaml:6:58: error: model.layers[0].inputs: no layer is named 'inptu'; did you "
-         "mean 'input'?"),
+        (
+            "graph_input_misspelled.yaml:6:58: error: model.layers[0].inputs: no layer is named 'inptu'; did you "
+            "mean 'input'?"
+        ),
     ],
     "graph_input_unknown_layer.yaml": [
-        ("graph_input_unknown_layer.yaml:8:87: error: model.layers[2].inputs: no layer is named 'conv_c'; did "
-         "you mean 'conv_b'?"),
+        (
+            "graph_input_unknown_layer.yaml:8:87: error: model.layers[2].inputs: no layer is named 'conv_c'; did "
+            "you mean 'conv_b'?"
+        ),
     ],
     "graph_inputs_number.yaml": [
-        ('graph_inputs_number.yaml:7:58: error: model.layers[1].inputs: expected a string or a list of '
-         'strings, got 0'),
+        ("graph_inputs_number.yaml:7:58: error: model.layers[1].inputs: expected a string or a list of strings, got 0"),
     ],
     "graph_merge_input_unknown.yaml": [
-        ("graph_merge_input_unknown.yaml:8:36: error: model.layers[2].inputs[1]: no layer is named 'stemm'; "
-         "did you mean 'stem'?"),
+        (
+            "graph_merge_input_unknown.yaml:8:36: error: model.layers[2].inputs[1]: no layer is named 'stemm'; "
+            "did you mean 'stem'?"
+        ),
     ],
     "graph_merge_one_input.yaml": [
-        'graph_merge_one_input.yaml:7:27: error: model.layers[1].inputs: needs at least 2 items, got 1',
+        "graph_merge_one_input.yaml:7:27: error: model.layers[1].inputs: needs at least 2 items, got 1",
     ],
     "graph_merge_without_inputs.yaml": [
-        ("graph_merge_without_inputs.yaml:8:7: error: model.layers[2]: missing required key 'inputs' (needed "
-         'by Add)'),
+        ("graph_merge_without_inputs.yaml:8:7: error: model.layers[2]: missing required key 'inputs' (needed by Add)"),
     ],
     "graph_name_input_reserved.yaml": [
-        ("graph_name_input_reserved.yaml:6:28: error: model.layers[0].name: 'input' names the input; give the "
-         'layer another name'),
+        (
+            "graph_name_input_reserved.yaml:6:28: error: model.layers[0].name: 'input' names the input; give the "
+            "layer another name"
+        ),
     ],
     "graph_name_with_slash.yaml": [
-        ("graph_name_with_slash.yaml:6:28: error: model.layers[0].name: 'stage1/conv' is not a valid layer "
-         "name: use letters, digits, '_', '.' and '-', starting with a letter or '_'"),
+        (
+            "graph_name_with_slash.yaml:6:28: error: model.layers[0].name: 'stage1/conv' is not a valid layer "
+            "name: use letters, digits, '_', '.' and '-', starting with a letter or '_'"
+        ),
     ],
     "graph_output_not_classes.yaml": [
-        ('graph_output_not_classes.yaml:10:41: error: model.layers[3].units: the model outputs 4 values but '
-         'the data has 10 classes; use units: 10'),
-        ('graph_output_not_classes.yaml:10:7: error: model.layers[3].activation: categorical_crossentropy '
-         'expects probabilities over the classes: use activation: softmax on the last layer (received: linear)'),
+        (
+            "graph_output_not_classes.yaml:10:41: error: model.layers[3].units: the model outputs 4 values but "
+            "the data has 10 classes; use units: 10"
+        ),
+        (
+            "graph_output_not_classes.yaml:10:7: error: model.layers[3].activation: categorical_crossentropy "
+            "expects probabilities over the classes: use activation: softmax on the last layer (received: linear)"
+        ),
     ],
     "graph_output_unknown.yaml": [
-        ("graph_output_unknown.yaml:5:11: error: model.output: no layer is named 'dense_1'; did you mean "
-         "'dense'?"),
+        ("graph_output_unknown.yaml:5:11: error: model.output: no layer is named 'dense_1'; did you mean 'dense'?"),
     ],
     "graph_self_input.yaml": [
-        ("graph_self_input.yaml:7:87: error: model.layers[1].inputs: the layers 'conv_a' -> 'conv_a' form a "
-         'cycle; a layer cannot take its input from a layer that depends on it'),
+        (
+            "graph_self_input.yaml:7:87: error: model.layers[1].inputs: the layers 'conv_a' -> 'conv_a' form a "
+            "cycle; a layer cannot take its input from a layer that depends on it"
+        ),
     ],
     "graph_subtract_three_inputs.yaml": [
-        'graph_subtract_three_inputs.yaml:8:32: error: model.layers[2].inputs: takes at most 2 items, got 3',
+        "graph_subtract_three_inputs.yaml:8:32: error: model.layers[2].inputs: takes at most 2 items, got 3",
     ],
     "graph_two_inputs_to_conv.yaml": [
-        ('graph_two_inputs_to_conv.yaml:8:7: error: model.layers[2]: Conv2D takes one input, got 2: stem, a; '
-         'merge them first (Add, Concatenate, ...)'),
+        (
+            "graph_two_inputs_to_conv.yaml:8:7: error: model.layers[2]: Conv2D takes one input, got 2: stem, a; "
+            "merge them first (Add, Concatenate, ...)"
+        ),
     ],
     # blocks: definitions, uses, arguments, errors inside a block
     "block_argument_missing.yaml": [
-        ("block_argument_missing.yaml:17:7: error: model.layers[1]: block 'residual' needs 'filters'; add "
-         'filters: ...'),
+        (
+            "block_argument_missing.yaml:17:7: error: model.layers[1]: block 'residual' needs 'filters'; add "
+            "filters: ..."
+        ),
     ],
     "block_argument_out_of_range.yaml": [
-        ("block_argument_out_of_range.yaml:17:34: error: model.layers[1].filters: argument 'filters' of block "
-         "'residual' does not fit blocks.residual.layers[0].filters (line 9): must be >= 1, got 0"),
+        (
+            "block_argument_out_of_range.yaml:17:34: error: model.layers[1].filters: argument 'filters' of block "
+            "'residual' does not fit blocks.residual.layers[0].filters (line 9): must be >= 1, got 0"
+        ),
     ],
     "block_argument_unknown.yaml": [
-        ("block_argument_unknown.yaml:17:37: error: model.layers[1].stride: block 'residual' has no parameter "
-         "'stride'; did you mean 'strides'?"),
+        (
+            "block_argument_unknown.yaml:17:37: error: model.layers[1].stride: block 'residual' has no parameter "
+            "'stride'; did you mean 'strides'?"
+        ),
     ],
     "block_argument_wrong_type.yaml": [
-        ("block_argument_wrong_type.yaml:17:46: error: model.layers[1].strides: argument 'strides' of block "
-         "'residual': expected an integer, got 'two'"),
+        (
+            "block_argument_wrong_type.yaml:17:46: error: model.layers[1].strides: argument 'strides' of block "
+            "'residual': expected an integer, got 'two'"
+        ),
     ],
     "block_definition_bad_option.yaml": [
-        ('block_definition_bad_option.yaml:10:70: error: blocks.residual.layers[1].kernel_size: expected an '
-         'integer >= 1 or a list of 2 integers or a block parameter like $filters, got 0'),
+        (
+            "block_definition_bad_option.yaml:10:70: error: blocks.residual.layers[1].kernel_size: expected an "
+            "integer >= 1 or a list of 2 integers or a block parameter like $filters, got 0"
+        ),
     ],
     "block_duplicate_name_inside.yaml": [
-        ("block_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 11 "
-         "(blocks.residual.layers[2].name): the name 'conv_b' is already taken by blocks.residual.layers[1]; "
-         'layer names are unique'),
-        ("block_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
-         "(blocks.residual.layers[3].inputs[1]): no layer is named 'shortcut'; the names are: input, conv_a, "
-         'conv_b, add'),
+        (
+            "block_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 11 "
+            "(blocks.residual.layers[2].name): the name 'conv_b' is already taken by blocks.residual.layers[1]; "
+            "layer names are unique"
+        ),
+        (
+            "block_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
+            "(blocks.residual.layers[3].inputs[1]): no layer is named 'shortcut'; the names are: input, conv_a, "
+            "conv_b, add"
+        ),
     ],
     "block_input_unknown_inside.yaml": [
-        ("block_input_unknown_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
-         "(blocks.residual.layers[3].inputs[1]): no layer is named 'shortcutt'; did you mean 'shortcut'?"),
+        (
+            "block_input_unknown_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
+            "(blocks.residual.layers[3].inputs[1]): no layer is named 'shortcutt'; did you mean 'shortcut'?"
+        ),
     ],
     "block_layers_missing.yaml": [
         "block_layers_missing.yaml:4:3: error: blocks.residual: missing required key 'layers'",
     ],
     "block_nested_error.yaml": [
-        ("block_nested_error.yaml:22:7: error: model.layers[1]: in block 'stage' > 'residual' at line 12 "
-         "(blocks.residual.layers[3]): Add got (14, 14, 8) from 'stage/residual/conv_b' and (28, 28, 8) from "
-         "'stage/residual/shortcut'; give the shortcut a 1x1 Conv2D with strides 2"),
+        (
+            "block_nested_error.yaml:22:7: error: model.layers[1]: in block 'stage' > 'residual' at line 12 "
+            "(blocks.residual.layers[3]): Add got (14, 14, 8) from 'stage/residual/conv_b' and (28, 28, 8) from "
+            "'stage/residual/shortcut'; give the shortcut a 1x1 Conv2D with strides 2"
+        ),
     ],
     "block_output_unknown.yaml": [
-        ("block_output_unknown.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
-         "(blocks.residual.output): no layer is named 'ad'; did you mean 'add'?"),
+        (
+            "block_output_unknown.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
+            "(blocks.residual.output): no layer is named 'ad'; did you mean 'add'?"
+        ),
     ],
     "block_param_type_unknown.yaml": [
-        ("block_param_type_unknown.yaml:6:23: error: blocks.residual.params.filters.type: unknown value 'int'; "
-         "did you mean 'integer'? expected one of: integer, number, string, boolean, array"),
+        (
+            "block_param_type_unknown.yaml:6:23: error: blocks.residual.params.filters.type: unknown value 'int'; "
+            "did you mean 'integer'? expected one of: integer, number, string, boolean, array"
+        ),
     ],
     "block_parameter_misspelled.yaml": [
-        ("block_parameter_misspelled.yaml:17:7: error: model.layers[1]: in block 'residual' at line 10 "
-         "(blocks.residual.layers[1].kernel_size): block 'residual' has no parameter 'kernel'; its parameters "
-         'are: filters, strides'),
+        (
+            "block_parameter_misspelled.yaml:17:7: error: model.layers[1]: in block 'residual' at line 10 "
+            "(blocks.residual.layers[1].kernel_size): block 'residual' has no parameter 'kernel'; its parameters "
+            "are: filters, strides"
+        ),
     ],
     "block_repeat_zero.yaml": [
-        'block_repeat_zero.yaml:17:45: error: model.layers[1].repeat: must be >= 1, got 0',
+        "block_repeat_zero.yaml:17:45: error: model.layers[1].repeat: must be >= 1, got 0",
     ],
     "block_shapes_differ_inside.yaml": [
-        ("block_shapes_differ_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
-         "(blocks.residual.layers[3]): Add got (14, 14, 8) from 'residual/conv_b' and (28, 28, 8) from "
-         "'residual/shortcut'; give the shortcut a 1x1 Conv2D with strides 2"),
+        (
+            "block_shapes_differ_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
+            "(blocks.residual.layers[3]): Add got (14, 14, 8) from 'residual/conv_b' and (28, 28, 8) from "
+            "'residual/shortcut'; give the shortcut a 1x1 Conv2D with strides 2"
+        ),
     ],
     "block_two_inputs.yaml": [
-        ('block_two_inputs.yaml:18:45: error: model.layers[2].inputs: a block takes one input, got 2; merge '
-         'them first (Add, Concatenate, ...) or use the block on each'),
+        (
+            "block_two_inputs.yaml:18:45: error: model.layers[2].inputs: a block takes one input, got 2; merge "
+            "them first (Add, Concatenate, ...) or use the block on each"
+        ),
     ],
     "block_unknown.yaml": [
-        ("block_unknown.yaml:17:15: error: model.layers[1].block: no block is named 'residul'; did you mean "
-         "'residual'?"),
+        (
+            "block_unknown.yaml:17:15: error: model.layers[1].block: no block is named 'residul'; did you mean "
+            "'residual'?"
+        ),
     ],
     "block_uses_itself.yaml": [
-        ("block_uses_itself.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
-         "(blocks.residual.layers[4].block): block 'residual' uses itself ('residual' -> 'residual'); a block "
-         'cannot contain itself'),
+        (
+            "block_uses_itself.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
+            "(blocks.residual.layers[4].block): block 'residual' uses itself ('residual' -> 'residual'); a block "
+            "cannot contain itself"
+        ),
     ],
     # a mistake inside a block used more than once: reported once, naming every use
     "block_twice_duplicate_name_inside.yaml": [
-        ("block_twice_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 11 "
-         '(blocks.residual.layers[2].name), used by model.layers[1] (line 17) and model.layers[2] (line 18): the '
-         "name 'conv_b' is already taken by blocks.residual.layers[1]; layer names are unique"),
-        ("block_twice_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
-         '(blocks.residual.layers[3].inputs[1]), used by model.layers[1] (line 17) and model.layers[2] (line 18): '
-         "no layer is named 'shortcut'; the names are: input, conv_a, conv_b, add"),
+        (
+            "block_twice_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 11 "
+            "(blocks.residual.layers[2].name), used by model.layers[1] (line 17) and model.layers[2] (line 18): the "
+            "name 'conv_b' is already taken by blocks.residual.layers[1]; layer names are unique"
+        ),
+        (
+            "block_twice_duplicate_name_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
+            "(blocks.residual.layers[3].inputs[1]), used by model.layers[1] (line 17) and model.layers[2] (line 18): "
+            "no layer is named 'shortcut'; the names are: input, conv_a, conv_b, add"
+        ),
     ],
     "block_twice_input_unknown_inside.yaml": [
-        ("block_twice_input_unknown_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
-         '(blocks.residual.layers[3].inputs[1]), used by model.layers[1] (line 17) and model.layers[2] (line 18): '
-         "no layer is named 'shortcutt'; did you mean 'shortcut'?"),
+        (
+            "block_twice_input_unknown_inside.yaml:17:7: error: model.layers[1]: in block 'residual' at line 12 "
+            "(blocks.residual.layers[3].inputs[1]), used by model.layers[1] (line 17) and model.layers[2] (line 18): "
+            "no layer is named 'shortcutt'; did you mean 'shortcut'?"
+        ),
     ],
     "block_twice_mutual_recursion.yaml": [
-        ("block_twice_mutual_recursion.yaml:19:7: error: model.layers[0]: in block 'down' > 'up' at line 15 "
-         '(blocks.up.layers[1].block), used by model.layers[0] (line 19), model.layers[1] (line 20) and '
-         "model.layers[2] (line 21): block 'down' uses itself ('down' -> 'up' -> 'down'); a block cannot contain "
-         'itself'),
+        (
+            "block_twice_mutual_recursion.yaml:19:7: error: model.layers[0]: in block 'down' > 'up' at line 15 "
+            "(blocks.up.layers[1].block), used by model.layers[0] (line 19), model.layers[1] (line 20) and "
+            "model.layers[2] (line 21): block 'down' uses itself ('down' -> 'up' -> 'down'); a block cannot contain "
+            "itself"
+        ),
     ],
     "block_twice_output_unknown.yaml": [
-        ("block_twice_output_unknown.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
-         '(blocks.residual.output), used by model.layers[1] (line 18) and model.layers[2] (line 19): no layer is '
-         "named 'ad'; did you mean 'add'?"),
+        (
+            "block_twice_output_unknown.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
+            "(blocks.residual.output), used by model.layers[1] (line 18) and model.layers[2] (line 19): no layer is "
+            "named 'ad'; did you mean 'add'?"
+        ),
     ],
     "block_twice_parameter_misspelled.yaml": [
-        ("block_twice_parameter_misspelled.yaml:17:7: error: model.layers[1]: in block 'residual' at line 10 "
-         '(blocks.residual.layers[1].kernel_size), used by model.layers[1] (line 17) and model.layers[2] (line '
-         "18): block 'residual' has no parameter 'kernel'; its parameters are: filters, strides"),
+        (
+            "block_twice_parameter_misspelled.yaml:17:7: error: model.layers[1]: in block 'residual' at line 10 "
+            "(blocks.residual.layers[1].kernel_size), used by model.layers[1] (line 17) and model.layers[2] (line "
+            "18): block 'residual' has no parameter 'kernel'; its parameters are: filters, strides"
+        ),
     ],
     "block_twice_uses_itself.yaml": [
-        ("block_twice_uses_itself.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
-         '(blocks.residual.layers[4].block), used by model.layers[1] (line 18) and model.layers[2] (line 19): '
-         "block 'residual' uses itself ('residual' -> 'residual'); a block cannot contain itself"),
+        (
+            "block_twice_uses_itself.yaml:18:7: error: model.layers[1]: in block 'residual' at line 13 "
+            "(blocks.residual.layers[4].block), used by model.layers[1] (line 18) and model.layers[2] (line 19): "
+            "block 'residual' uses itself ('residual' -> 'residual'); a block cannot contain itself"
+        ),
     ],
     # a parameter's default: at its own line, once, however many uses leave it out
     "block_default_does_not_fit.yaml": [
-        ("block_default_does_not_fit.yaml:7:41: error: blocks.residual.params.strides.default: the default of "
-         "parameter 'strides' of block 'residual' does not fit blocks.residual.layers[0].strides (line 9): expected "
-         "an integer >= 1 or a list of 2 integers, got 0"),
+        (
+            "block_default_does_not_fit.yaml:7:41: error: blocks.residual.params.strides.default: the default of "
+            "parameter 'strides' of block 'residual' does not fit blocks.residual.layers[0].strides (line 9): expected "
+            "an integer >= 1 or a list of 2 integers, got 0"
+        ),
     ],
     "block_default_below_its_minimum.yaml": [
-        ("block_default_below_its_minimum.yaml:7:41: error: blocks.residual.params.strides.default: the default of "
-         "parameter 'strides' of block 'residual': must be >= 2, got 1"),
+        (
+            "block_default_below_its_minimum.yaml:7:41: error: blocks.residual.params.strides.default: the default of "
+            "parameter 'strides' of block 'residual': must be >= 2, got 1"
+        ),
     ],
     # the expanded graph's bound, counted before anything is expanded
     "block_repeat_billion.yaml": [
-        ("block_repeat_billion.yaml:17:45: error: model.layers[1].repeat: this use of block 'residual' "
-         f"(1,000,000,000 x 4 layers) takes the model to 4,000,000,001 layers, {_TOO_MANY}"),
+        (
+            "block_repeat_billion.yaml:17:45: error: model.layers[1].repeat: this use of block 'residual' "
+            f"(1,000,000,000 x 4 layers) takes the model to 4,000,000,001 layers, {_TOO_MANY}"
+        ),
     ],
     "block_repeat_million.yaml": [
-        ("block_repeat_million.yaml:17:45: error: model.layers[1].repeat: this use of block 'residual' "
-         f"(1,000,000 x 4 layers) takes the model to 4,000,001 layers, {_TOO_MANY}"),
+        (
+            "block_repeat_million.yaml:17:45: error: model.layers[1].repeat: this use of block 'residual' "
+            f"(1,000,000 x 4 layers) takes the model to 4,000,001 layers, {_TOO_MANY}"
+        ),
     ],
     "blocks_doubling_forty_times.yaml": [
-        ("blocks_doubling_forty_times.yaml:41:17: error: blocks.b9.layers[0].block: block 'b8' is nested 33 deep "
-         "here (model > 'b40' > 'b39' > 'b38' > ... 27 more > 'b10' > 'b9' > 'b8'); blocks nest at most 32 deep: "
-         "use fewer levels of blocks"),
-        ("blocks_doubling_forty_times.yaml:62:9: error: blocks.b14.layers[1]: this use of block 'b13' (8,192 "
-         f"layers) takes block 'b14' to 16,384 layers, {_TOO_MANY}"),
+        (
+            "blocks_doubling_forty_times.yaml:41:17: error: blocks.b9.layers[0].block: block 'b8' is nested 33 deep "
+            "here (model > 'b40' > 'b39' > 'b38' > ... 27 more > 'b10' > 'b9' > 'b8'); blocks nest at most 32 deep: "
+            "use fewer levels of blocks"
+        ),
+        (
+            "blocks_doubling_forty_times.yaml:62:9: error: blocks.b14.layers[1]: this use of block 'b13' (8,192 "
+            f"layers) takes block 'b14' to 16,384 layers, {_TOO_MANY}"
+        ),
     ],
     "blocks_nested_too_deep.yaml": [
-        ("blocks_nested_too_deep.yaml:99:17: error: blocks.level32.layers[0].block: block 'level33' is nested 33 "
-         "deep here (model > 'level1' > 'level2' > 'level3' > ... 27 more > 'level31' > 'level32' > 'level33'); "
-         "blocks nest at most 32 deep: use fewer levels of blocks"),
+        (
+            "blocks_nested_too_deep.yaml:99:17: error: blocks.level32.layers[0].block: block 'level33' is nested 33 "
+            "deep here (model > 'level1' > 'level2' > 'level3' > ... 27 more > 'level31' > 'level32' > 'level33'); "
+            "blocks nest at most 32 deep: use fewer levels of blocks"
+        ),
     ],
     # table specs: what the spec says about its columns, refused before the data is read
     "table_fill_median_on_category.yaml": [
-        ("table_fill_median_on_category.yaml:8:48: error: data.features[1].fill: fill median needs numbers and column "
-         "'color' is categorical; use fill: most_frequent, or constant with a fill_value"),
+        (
+            "table_fill_median_on_category.yaml:8:48: error: data.features[1].fill: fill median needs numbers and column "
+            "'color' is categorical; use fill: most_frequent, or constant with a fill_value"
+        ),
     ],
     "table_fill_constant_without_value.yaml": [
-        ("table_fill_constant_without_value.yaml:8:13: error: data.features[0].fill: fill: constant needs fill_value, "
-         "the value a missing cell takes; add fill_value: 0 (say), or use fill: mean"),
+        (
+            "table_fill_constant_without_value.yaml:8:13: error: data.features[0].fill: fill: constant needs fill_value, "
+            "the value a missing cell takes; add fill_value: 0 (say), or use fill: mean"
+        ),
     ],
     # a model of token ids
     "embedding_fed_floats.yaml": [
-        ("embedding_fed_floats.yaml:8:7: error: model.layers[0]: Embedding takes integer token ids and data source "
-         "mnist gives values, not ids; use source: text_folder with vectorize.output_mode: int"),
+        (
+            "embedding_fed_floats.yaml:8:7: error: model.layers[0]: Embedding takes integer token ids and data source "
+            "mnist gives values, not ids; use source: text_folder with vectorize.output_mode: int"
+        ),
     ],
     "embedding_after_dense.yaml": [
-        ("embedding_after_dense.yaml:9:7: error: model.layers[1]: Embedding takes int ids, which only the model's "
-         "input holds; give it `inputs: input` and the model token ids (source: text_folder with "
-         "vectorize.output_mode: int)"),
+        (
+            "embedding_after_dense.yaml:9:7: error: model.layers[1]: Embedding takes int ids, which only the model's "
+            "input holds; give it `inputs: input` and the model token ids (source: text_folder with "
+            "vectorize.output_mode: int)"
+        ),
     ],
     "embedding_mask_zero.yaml": [
         "embedding_mask_zero.yaml:8:70: error: model.layers[0].mask_zero: expected false, got true",
     ],
     "text_sequence_length_with_counts.yaml": [
-        ("text_sequence_length_with_counts.yaml:6:59: error: data.vectorize.output_sequence_length: "
-         "output_sequence_length applies to output_mode int only, and output_mode is count; leave "
-         "output_sequence_length out"),
+        (
+            "text_sequence_length_with_counts.yaml:6:59: error: data.vectorize.output_sequence_length: "
+            "output_sequence_length applies to output_mode int only, and output_mode is count; leave "
+            "output_sequence_length out"
+        ),
     ],
     "text_sequence_length_zero.yaml": [
         "text_sequence_length_zero.yaml:8:29: error: data.vectorize.output_sequence_length: must be >= 1, got 0",
     ],
     "table_column_listed_twice.yaml": [
-        ("table_column_listed_twice.yaml:9:16: error: data.features[2].column: column 'alcohol' is listed twice (also "
-         "data.features[0]) with the same encoding, which only copies an input; list each column once"),
-        ("table_column_listed_twice.yaml:10:16: error: data.features[3].column: column 'color' is listed twice (also "
-         "data.features[1]) as numbers once and as text once; give each column one kind (numeric, or "
-         "categorical/binary) and list it once"),
-        ("table_column_listed_twice.yaml:11:16: error: data.features[4].column: column 'cultivar' is the target; a "
-         "model cannot take its target as a feature: remove it from data.features"),
+        (
+            "table_column_listed_twice.yaml:9:16: error: data.features[2].column: column 'alcohol' is listed twice (also "
+            "data.features[0]) with the same encoding, which only copies an input; list each column once"
+        ),
+        (
+            "table_column_listed_twice.yaml:10:16: error: data.features[3].column: column 'color' is listed twice (also "
+            "data.features[1]) as numbers once and as text once; give each column one kind (numeric, or "
+            "categorical/binary) and list it once"
+        ),
+        (
+            "table_column_listed_twice.yaml:11:16: error: data.features[4].column: column 'cultivar' is the target; a "
+            "model cannot take its target as a feature: remove it from data.features"
+        ),
     ],
     "input_shape_missing.yaml": [
         "input_shape_missing.yaml:3:1: error: model: missing required key 'input_shape'",
     ],
     # augmentation layers and training options
     "augmentation_on_vector_input.yaml": [
-        ("augmentation_on_vector_input.yaml:6:7: error: model.layers[0]: RandomFlip augments images (height, width, "
-         "channels), got shape (784,); use it on an image input (model.input_shape [height, width, channels])"),
+        (
+            "augmentation_on_vector_input.yaml:6:7: error: model.layers[0]: RandomFlip augments images (height, width, "
+            "channels), got shape (784,); use it on an image input (model.input_shape [height, width, channels])"
+        ),
     ],
     "augmentation_after_conv.yaml": [
-        ("augmentation_after_conv.yaml:13:7: error: model.layers[2]: RandomZoom comes after layer conv, which changes "
-         "what the image means; augmentation layers go first, before the first layer that is not one (each takes "
-         "the model's input or another augmentation layer's output)"),
+        (
+            "augmentation_after_conv.yaml:13:7: error: model.layers[2]: RandomZoom comes after layer conv, which changes "
+            "what the image means; augmentation layers go first, before the first layer that is not one (each takes "
+            "the model's input or another augmentation layer's output)"
+        ),
     ],
     "schedule_warmup_longer_than_training.yaml": [
-        ("schedule_warmup_longer_than_training.yaml:18:21: error: compile.optimizer.learning_rate.warmup_steps: the "
-         "warmup takes 5000 steps but training takes 3750 (2 epochs of 1875 batches); use warmup_steps <= 3750 or "
-         "more epochs"),
+        (
+            "schedule_warmup_longer_than_training.yaml:18:21: error: compile.optimizer.learning_rate.warmup_steps: the "
+            "warmup takes 5000 steps but training takes 3750 (2 epochs of 1875 batches); use warmup_steps <= 3750 or "
+            "more epochs"
+        ),
     ],
     "schedule_name_misspelled.yaml": [
-        ("schedule_name_misspelled.yaml:10:27: error: compile.optimizer.learning_rate.name: unknown value "
-         "'cosine_decay_restart'; did you mean 'cosine_decay_restarts'? expected one of: exponential_decay, "
-         "piecewise_constant_decay, polynomial_decay, cosine_decay, cosine_decay_restarts"),
+        (
+            "schedule_name_misspelled.yaml:10:27: error: compile.optimizer.learning_rate.name: unknown value "
+            "'cosine_decay_restart'; did you mean 'cosine_decay_restarts'? expected one of: exponential_decay, "
+            "piecewise_constant_decay, polynomial_decay, cosine_decay, cosine_decay_restarts"
+        ),
     ],
     "schedule_with_reduce_lr_callback.yaml": [
-        ("schedule_with_reduce_lr_callback.yaml:15:7: error: fit.callbacks[0]: ReduceLROnPlateau sets the learning "
-         "rate, and compile.optimizer.learning_rate is a schedule; keep one of them"),
+        (
+            "schedule_with_reduce_lr_callback.yaml:15:7: error: fit.callbacks[0]: ReduceLROnPlateau sets the learning "
+            "rate, and compile.optimizer.learning_rate is a schedule; keep one of them"
+        ),
     ],
     "class_weight_unknown_class.yaml": [
-        ("class_weight_unknown_class.yaml:16:5: error: fit.class_weight.10: class_weight names class '10', which the "
-         "model does not have; use classes 0..9"),
+        (
+            "class_weight_unknown_class.yaml:16:5: error: fit.class_weight.10: class_weight names class '10', which the "
+            "model does not have; use classes 0..9"
+        ),
     ],
     "label_smoothing_too_big.yaml": [
         "label_smoothing_too_big.yaml:11:22: error: compile.loss.label_smoothing: must be <= 1, got 1.5",
     ],
     "class_weight_on_numeric_target.yaml": [
-        ("class_weight_on_numeric_target.yaml:17:17: error: fit.class_weight: class_weight weighs classes and the "
-         "target is numeric; use data.sample_weight to weight examples"),
+        (
+            "class_weight_on_numeric_target.yaml:17:17: error: fit.class_weight: class_weight weighs classes and the "
+            "target is numeric; use data.sample_weight to weight examples"
+        ),
     ],
     "schedule_piecewise_values_count.yaml": [
-        ("schedule_piecewise_values_count.yaml:13:15: error: compile.optimizer.learning_rate.values: 2 boundaries "
-         "need 3 values (one before the first boundary, one after each), got 2"),
+        (
+            "schedule_piecewise_values_count.yaml:13:15: error: compile.optimizer.learning_rate.values: 2 boundaries "
+            "need 3 values (one before the first boundary, one after each), got 2"
+        ),
     ],
     "class_weight_balance_misspelled.yaml": [
-        ("class_weight_balance_misspelled.yaml:11:17: error: fit.class_weight: expected null or 'balanced' or a "
-         "mapping, got 'balance'"),
+        (
+            "class_weight_balance_misspelled.yaml:11:17: error: fit.class_weight: expected null or 'balanced' or a "
+            "mapping, got 'balance'"
+        ),
     ],
     "augmentation_flip_mode_misspelled.yaml": [
-        ("augmentation_flip_mode_misspelled.yaml:6:32: error: model.layers[0].mode: unknown value 'horizontal_flip'; "
-         "did you mean 'horizontal'? expected one of: horizontal, vertical, horizontal_and_vertical"),
+        (
+            "augmentation_flip_mode_misspelled.yaml:6:32: error: model.layers[0].mode: unknown value 'horizontal_flip'; "
+            "did you mean 'horizontal'? expected one of: horizontal, vertical, horizontal_and_vertical"
+        ),
     ],
     "augmentation_brightness_factor_too_big.yaml": [
-        ("augmentation_brightness_factor_too_big.yaml:6:40: error: model.layers[0].factor: expected a number >= -1.0 "
-         "and <= 1.0 or a list of 2 numbers, got 1.5"),
+        (
+            "augmentation_brightness_factor_too_big.yaml:6:40: error: model.layers[0].factor: expected a number >= -1.0 "
+            "and <= 1.0 or a list of 2 numbers, got 1.5"
+        ),
     ],
     "augmentation_after_branch.yaml": [
-        ("augmentation_after_branch.yaml:8:7: error: model.layers[2]: RandomRotation comes after layer left, which "
-         "changes what the image means; augmentation layers go first, before the first layer that is not one (each "
-         "takes the model's input or another augmentation layer's output)"),
+        (
+            "augmentation_after_branch.yaml:8:7: error: model.layers[2]: RandomRotation comes after layer left, which "
+            "changes what the image means; augmentation layers go first, before the first layer that is not one (each "
+            "takes the model's input or another augmentation layer's output)"
+        ),
     ],
 }
 
@@ -718,13 +972,17 @@ EXPECTED: dict[str, list[str]] = {
 OVERRIDES: dict[tuple[str, ...], list[str]] = {
     ("fit.epochs=0",): ["--set fit.epochs=0: error: fit.epochs: must be >= 1, got 0"],
     ("compile.optimizer=adamm",): [
-        ("--set compile.optimizer=adamm: error: compile.optimizer: unknown value 'adamm'; did you mean 'adam'? "
-         f"expected one of: {_OPTIMIZERS}"),
+        (
+            "--set compile.optimizer=adamm: error: compile.optimizer: unknown value 'adamm'; did you mean 'adam'? "
+            f"expected one of: {_OPTIMIZERS}"
+        ),
     ],
     ("fit.epoch=3",): ["--set fit.epoch=3: error: fit.epoch: unknown key 'epoch'; did you mean 'epochs'?"],
     ("model.layers[3].units=12",): [
-        ("--set model.layers[3].units=12: error: model.layers[3].units: the model outputs 12 values but the data "
-         "has 10 classes; use units: 10"),
+        (
+            "--set model.layers[3].units=12: error: model.layers[3].units: the model outputs 12 values but the data "
+            "has 10 classes; use units: 10"
+        ),
     ],
     ("fit.epochs",): [
         "--set: error: --set takes PATH=VALUE like fit.epochs=1 or model.layers[0].filters=32, got 'fit.epochs'",
@@ -733,17 +991,29 @@ OVERRIDES: dict[tuple[str, ...], list[str]] = {
         "--set model.layers[7].units=3: error: model.layers[7]: does not exist; model.layers has 4 items (0 to 3)",
     ],
     ("model.layers[0].kernel_size=29",): [
-        ("--set model.layers[0].kernel_size=29: error: model.layers[0]: Conv2D output height "
-         "((28 - 29 + 2*0) / 1) + 1 = 0 is not positive; use padding: same or kernel_size <= 28"),
+        (
+            "--set model.layers[0].kernel_size=29: error: model.layers[0]: Conv2D output height "
+            "((28 - 29 + 2*0) / 1) + 1 = 0 is not positive; use padding: same or kernel_size <= 28"
+        ),
     ],
 }
 
 #: corpus files also checked through the real command line.
-CLI_CASES = ["several_errors.yaml", "several_stages.yaml", "kernel_larger_than_input.yaml",
-             "loss_vs_sparse_labels.yaml", "graph_add_shapes_differ.yaml", "block_argument_out_of_range.yaml",
-             "block_nested_error.yaml", "block_twice_mutual_recursion.yaml", "blocks_doubling_forty_times.yaml",
-             "table_column_listed_twice.yaml", "yaml_duplicate_key.yaml", "json_single_quotes.json",
-             "embedding_fed_floats.yaml"]
+CLI_CASES = [
+    "several_errors.yaml",
+    "several_stages.yaml",
+    "kernel_larger_than_input.yaml",
+    "loss_vs_sparse_labels.yaml",
+    "graph_add_shapes_differ.yaml",
+    "block_argument_out_of_range.yaml",
+    "block_nested_error.yaml",
+    "block_twice_mutual_recursion.yaml",
+    "blocks_doubling_forty_times.yaml",
+    "table_column_listed_twice.yaml",
+    "yaml_duplicate_key.yaml",
+    "json_single_quotes.json",
+    "embedding_fed_floats.yaml",
+]
 
 _LINE = re.compile(r"(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): error: (?:(?P<path>[^ :]+): )?(?P<message>.*)")
 
@@ -771,14 +1041,16 @@ def paths_and_messages(path: str | Path) -> list[tuple[str, str]]:
     """Each problem's spec path and message, the lines a message names inside a block left out (a JSON
     twin writes the same spec on other lines)."""
     error = validation_errors(path)
-    return [] if error is None else [(p.location.path, re.sub(r"line \d+", "line N", p.message))
-                                     for p in error.problems]
+    return (
+        [] if error is None else [(p.location.path, re.sub(r"line \d+", "line N", p.message)) for p in error.problems]
+    )
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "specforge", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "specforge", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.fixture
@@ -823,12 +1095,20 @@ def test_cli_json_errors_match_the_lines():
     expected = []
     for line in EXPECTED["several_errors.yaml"]:
         parts = _LINE.fullmatch(line).groupdict()
-        expected.append({"file": f"tests/spec/invalid/{parts['file']}", "line": int(parts["line"]),
-                         "column": int(parts["column"]), "path": parts["path"], "message": parts["message"]})
+        expected.append(
+            {
+                "file": f"tests/spec/invalid/{parts['file']}",
+                "line": int(parts["line"]),
+                "column": int(parts["column"]),
+                "path": parts["path"],
+                "message": parts["message"],
+            }
+        )
     assert json.loads(result.stdout) == {"valid": False, "errors": expected}
 
 
 # -- YAML and JSON say the same thing -------------------------------------------------------------
+
 
 def _json_twin(yaml_path: Path, directory: Path) -> Path:
     twin = directory / f"{yaml_path.stem}.json"

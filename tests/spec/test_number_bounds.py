@@ -22,8 +22,7 @@ def test_the_optimizers_with_an_epsilon_are_the_adaptive_ones():
 @pytest.mark.parametrize("name", WITH_EPSILON)
 def test_an_epsilon_of_zero_is_refused_at_validate(name: str):
     option = f"compile.optimizer={{name: {name}, epsilon: 0}}"
-    assert error_lines(SEED, [option]) == [
-        f"--set {option}: error: compile.optimizer.epsilon: must be > 0, got 0"]
+    assert error_lines(SEED, [option]) == [f"--set {option}: error: compile.optimizer.epsilon: must be > 0, got 0"]
 
 
 @pytest.mark.parametrize("name", WITH_EPSILON)
@@ -42,10 +41,16 @@ def test_an_error_quoting_a_header_of_a_million_columns_is_capped():
     [problem] = raised.value.problems
     line = problem.format()
     assert len(problem.message) <= MAX_MESSAGE + 60 and "\n" not in line
-    assert line.startswith("wide.csv: error: the model needs the columns 'age', which the file does not have; "
-                           "its header has: feature_0, feature_1, ")
-    left_out = len(", ".join(names)) + len("the model needs the columns 'age', which the file does not have; its "
-                                           "header has: ") - MAX_MESSAGE * 2 // 3 - MAX_MESSAGE // 3
+    assert line.startswith(
+        "wide.csv: error: the model needs the columns 'age', which the file does not have; "
+        "its header has: feature_0, feature_1, "
+    )
+    left_out = (
+        len(", ".join(names))
+        + len("the model needs the columns 'age', which the file does not have; its header has: ")
+        - MAX_MESSAGE * 2 // 3
+        - MAX_MESSAGE // 3
+    )
     assert f" ... [{left_out:,} characters left out] ... " in line and line.endswith("feature_999999")
 
 

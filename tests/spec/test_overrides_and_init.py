@@ -22,15 +22,15 @@ SEED = ROOT / "specs" / "mnist.yaml"
 def test_parse_override_paths_and_yaml_values():
     assert parse_override("fit.epochs=1") == (("fit", "epochs"), 1)
     assert parse_override("model.layers[0].kernel_size=[3, 5]") == (("model", "layers", 0, "kernel_size"), [3, 5])
-    assert parse_override("compile.optimizer.learning_rate=5e-4") == (("compile", "optimizer", "learning_rate"),
-                                                                      0.0005)
+    assert parse_override("compile.optimizer.learning_rate=5e-4") == (("compile", "optimizer", "learning_rate"), 0.0005)
     with pytest.raises(SpecError, match="PATH=VALUE"):
         parse_override("fit.epochs")
 
 
 def test_overrides_change_the_resolved_spec_and_shapes():
-    spec, graph = api.validate(SEED, ["fit.epochs=1", "model.layers[0].filters=16",
-                                      "compile.optimizer={name: adam, learning_rate: 0.0005}"])
+    spec, graph = api.validate(
+        SEED, ["fit.epochs=1", "model.layers[0].filters=16", "compile.optimizer={name: adam, learning_rate: 0.0005}"]
+    )
     assert spec.config["fit"]["epochs"] == 1
     assert spec.config["compile"]["optimizer"]["learning_rate"] == 0.0005
     assert graph.summary()[0].output_shape == (26, 26, 16)
@@ -50,8 +50,11 @@ def test_an_invalid_override_is_located_at_the_option():
 
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_init_writes_a_valid_commented_spec(tmp_path, template):
-    result = subprocess.run([sys.executable, "-m", "specforge", "init", "my-model", "--template", template,
-                             "--dir", str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "specforge", "init", "my-model", "--template", template, "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     path = tmp_path / "my-model.yaml"
     text = path.read_text()
@@ -78,12 +81,14 @@ def test_a_template_writes_a_pixel_rescale_as_the_fraction(tmp_path, template):
 
 def test_init_refuses_to_overwrite(tmp_path):
     (tmp_path / "taken.yaml").write_text("keep me")
-    result = subprocess.run([sys.executable, "-m", "specforge", "init", "taken", "--dir", str(tmp_path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "specforge", "init", "taken", "--dir", str(tmp_path)], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip() == (f"{tmp_path / 'taken.yaml'}: error: file exists; "
-                                     "pick another NAME or pass --force to overwrite it")
+    assert result.stderr.strip() == (
+        f"{tmp_path / 'taken.yaml'}: error: file exists; pick another NAME or pass --force to overwrite it"
+    )
     assert (tmp_path / "taken.yaml").read_text() == "keep me"
 
 
@@ -95,13 +100,18 @@ def test_the_schema_line_is_relative_and_survives_moving_the_project(tmp_path):
     schema = json.loads((moved / line.split("$schema=", 1)[1]).read_text())
     assert schema["$schema"].startswith("http://json-schema.org/draft-07/schema")
     api.write_template("second", "cnn", moved)  # the copy is shared, and left as it is when current
-    assert sorted(path.name for path in moved.rglob("*")) == ["net.yaml", "schemas", "second.yaml",
-                                                                 "specforge.schema.json"]
+    assert sorted(path.name for path in moved.rglob("*")) == [
+        "net.yaml",
+        "schemas",
+        "second.yaml",
+        "specforge.schema.json",
+    ]
 
 
 def test_schema_write_copies_the_schema_for_hand_written_specs(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "specforge", "schema", "--write", str(tmp_path / "s")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "specforge", "schema", "--write", str(tmp_path / "s")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"wrote {tmp_path / 's' / 'specforge.schema.json'}\n"
     assert (tmp_path / "s" / "specforge.schema.json").read_text() == SCHEMA_FILE.read_text()
@@ -120,6 +130,10 @@ def test_a_reference_spec_template_is_the_spec_with_its_schema_line_and_name(tmp
     spec = (ROOT / "specs" / f"{template}.yaml").read_text().splitlines()
     differ = [(ours, theirs) for ours, theirs in zip(written, spec) if ours != theirs]
     assert len(written) == len(spec)
-    assert differ == [("# yaml-language-server: $schema=schemas/specforge.schema.json",
-                       "# yaml-language-server: $schema=../schemas/specforge.schema.json"),
-                      ("name: mine", f"name: mnist-{template}")]
+    assert differ == [
+        (
+            "# yaml-language-server: $schema=schemas/specforge.schema.json",
+            "# yaml-language-server: $schema=../schemas/specforge.schema.json",
+        ),
+        ("name: mine", f"name: mnist-{template}"),
+    ]

@@ -12,7 +12,7 @@ from spec.test_invalid_specs import EXPECTED
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-SECTION = README[README.index("\n## Graphs and blocks\n"):README.index("\n## Editor support\n")]
+SECTION = README[README.index("\n## Graphs and blocks\n") : README.index("\n## Editor support\n")]
 
 
 def blocks_of(language: str) -> list[str]:

@@ -10,7 +10,7 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding=
 
 def _section(title: str) -> str:
     start = README.index(title)
-    return README[start:README.index("\n#", start + 1)]
+    return README[start : README.index("\n#", start + 1)]
 
 
 def test_the_reference_lists_every_preprocessing_key():
@@ -29,5 +29,7 @@ def test_the_reference_states_the_image_folder_layout():
 
 def test_the_npz_rule_of_predict_is_written_down_in_its_order():
     rule = ", ".join(f"`{key}`" for key in NPZ_KEYS)
-    assert f"an `.npz` archive holding one array gives that array, else the first of the arrays named {rule}" \
+    assert (
+        f"an `.npz` archive holding one array gives that array, else the first of the arrays named {rule}"
         in " ".join(README.split())
+    )

@@ -21,8 +21,9 @@ def test_schema_is_valid_draft_07():
 
 
 def test_schema_file_is_not_stale():
-    assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_text(build_schema()), \
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_text(build_schema()), (
         "regenerate with: python -m specforge.spec"
+    )
 
 
 def test_top_level_schemas_dir_holds_the_same_file():
@@ -49,8 +50,11 @@ def _properties(node, path="$"):
 
 def test_every_property_has_a_description():
     # A branch may set only the default of an option that the section documents once.
-    missing = [path for path, prop in _properties(load_schema())
-               if "description" not in prop and "$ref" not in prop and "/if" not in path and set(prop) != {"default"}]
+    missing = [
+        path
+        for path, prop in _properties(load_schema())
+        if "description" not in prop and "$ref" not in prop and "/if" not in path and set(prop) != {"default"}
+    ]
     assert not missing
 
 

@@ -35,10 +35,19 @@ def test_seed_resolved_config_is_the_tutorial():
     assert config["data"]["preprocessing"]["labels"] == "one_hot"
     assert config["compile"]["loss"] == "categorical_crossentropy"
     # the shorthand `optimizer: adam` resolved to Keras' Adam defaults
-    assert config["compile"]["optimizer"] == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
-                                              "epsilon": 1e-7, "amsgrad": False, "clipnorm": None,
-                                              "clipvalue": None, "use_ema": False, "ema_momentum": 0.99,
-                                              "ema_overwrite_frequency": None}
+    assert config["compile"]["optimizer"] == {
+        "name": "adam",
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-7,
+        "amsgrad": False,
+        "clipnorm": None,
+        "clipvalue": None,
+        "use_ema": False,
+        "ema_momentum": 0.99,
+        "ema_overwrite_frequency": None,
+    }
     assert [metric["name"] for metric in config["compile"]["metrics"]] == ["accuracy"]
     assert (config["fit"]["epochs"], config["fit"]["batch_size"], config["fit"]["validation"]) == (3, 32, "test")
     conv = config["model"]["layers"][0]
@@ -48,16 +57,18 @@ def test_seed_resolved_config_is_the_tutorial():
 
 
 def test_cli_validate_prints_the_summary():
-    result = subprocess.run([sys.executable, "-m", "specforge", "validate", str(SEED)],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "specforge", "validate", str(SEED)], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr
     for text in ("(26, 26, 64)", "(24, 24, 32)", "(18432,)", "(10,)", "203,434", "184,330", "22,381,056"):
         assert text in result.stdout
 
 
 def test_cli_validate_json():
-    result = subprocess.run([sys.executable, "-m", "specforge", "validate", str(SEED), "--json"],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "specforge", "validate", str(SEED), "--json"], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 0
     summary = json.loads(result.stdout)
     assert summary["valid"] is True
@@ -66,8 +77,10 @@ def test_cli_validate_json():
 
 
 def test_validate_imports_neither_onnx_nor_onnxruntime():
-    probe = ("import sys; from specforge import api; api.validate(sys.argv[1]); "
-             "print(','.join(m for m in ('onnx', 'onnxruntime') if m in sys.modules))")
+    probe = (
+        "import sys; from specforge import api; api.validate(sys.argv[1]); "
+        "print(','.join(m for m in ('onnx', 'onnxruntime') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", probe, str(SEED)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
@@ -87,8 +100,14 @@ def test_a_piped_summary_shows_every_layer_and_kind_whole():
 
     spec = ROOT / "specs" / "resnet.yaml"
     environment = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
-    result = subprocess.run([sys.executable, "-m", "specforge", "validate", str(spec)],
-                            capture_output=True, text=True, cwd=ROOT, env=environment, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "specforge", "validate", str(spec)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environment,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     _, graph = api.validate(spec)
     cells = [cell for line in summary_lines(graph.summary()) for cell in line[:4]]
@@ -97,8 +116,9 @@ def test_a_piped_summary_shows_every_layer_and_kind_whole():
         assert cell in result.stdout
 
 
-@pytest.mark.parametrize("count, text", [(608, "608 FLOP"), (1_000, "1.0 kFLOP"), (22_381_056, "22.4 MFLOP"),
-                                         (3.2e9, "3.2 GFLOP")])
+@pytest.mark.parametrize(
+    "count, text", [(608, "608 FLOP"), (1_000, "1.0 kFLOP"), (22_381_056, "22.4 MFLOP"), (3.2e9, "3.2 GFLOP")]
+)
 def test_counts_are_written_with_a_space_before_the_unit(count, text):
     from specforge.graph.summary import human
 

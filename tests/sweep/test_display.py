@@ -17,11 +17,13 @@ KEYS = ("compile.optimizer.learning_rate", "model.layers[1].units")
 
 
 def records(tmp_path: Path) -> list[TrialRecord]:
-    return [TrialRecord(0, "complete", dict(zip(KEYS, (0.004, 8))), [0.61, 0.74], str(tmp_path / "runs" / "0")),
-            TrialRecord(1, "pruned", dict(zip(KEYS, (0.0011, 16))), [0.32], str(tmp_path / "runs" / "1")),
-            TrialRecord(2, "failed", dict(zip(KEYS, (0.009, 8))), [], None, "loss became nan at epoch 1, batch 3"),
-            TrialRecord(3, "complete", dict(zip(KEYS, (0.002, 16))), [0.70, 0.81], str(tmp_path / "runs" / "3")),
-            TrialRecord(4, "running", dict(zip(KEYS, (0.003, 8))), [0.5], None)]
+    return [
+        TrialRecord(0, "complete", dict(zip(KEYS, (0.004, 8))), [0.61, 0.74], str(tmp_path / "runs" / "0")),
+        TrialRecord(1, "pruned", dict(zip(KEYS, (0.0011, 16))), [0.32], str(tmp_path / "runs" / "1")),
+        TrialRecord(2, "failed", dict(zip(KEYS, (0.009, 8))), [], None, "loss became nan at epoch 1, batch 3"),
+        TrialRecord(3, "complete", dict(zip(KEYS, (0.002, 16))), [0.70, 0.81], str(tmp_path / "runs" / "3")),
+        TrialRecord(4, "running", dict(zip(KEYS, (0.003, 8))), [0.5], None),
+    ]
 
 
 def test_the_live_table_shows_every_trial_and_its_epochs(tmp_path):
@@ -43,8 +45,10 @@ def test_a_trial_of_many_epochs_stays_on_one_line(tmp_path, monkeypatch):
     sweep = load_sweep(write_spec(tmp_path))
     climbing = [0.5 + 0.01 * epoch for epoch in range(40)]
     dipping = [0.9 - abs(20 - epoch) * 0.01 for epoch in range(40)]
-    trials = [TrialRecord(0, "complete", dict(zip(KEYS, (0.004, 8))), climbing, str(tmp_path / "runs" / "0")),
-              TrialRecord(1, "complete", dict(zip(KEYS, (0.002, 16))), dipping, str(tmp_path / "runs" / "1"))]
+    trials = [
+        TrialRecord(0, "complete", dict(zip(KEYS, (0.004, 8))), climbing, str(tmp_path / "runs" / "0")),
+        TrialRecord(1, "complete", dict(zip(KEYS, (0.002, 16))), dipping, str(tmp_path / "runs" / "1")),
+    ]
     stream = io.StringIO()
     Console(file=stream, width=160).print(table(trials, sweep))
     rows = [line for line in stream.getvalue().splitlines() if line.startswith("│")]
@@ -71,9 +75,12 @@ def test_lines_for_logs_name_each_finished_trial_once(tmp_path):
     assert stream.getvalue().splitlines() == [
         "trial 0 complete val_accuracy 0.7400 compile.optimizer.learning_rate=0.004 model.layers[1].units=8",
         "trial 1 pruned val_accuracy 0.3200 compile.optimizer.learning_rate=0.0011 model.layers[1].units=16",
-        ("trial 2 failed compile.optimizer.learning_rate=0.009 model.layers[1].units=8: loss became nan at epoch 1, "
-        "batch 3"),
-        "trial 3 complete val_accuracy 0.8100 compile.optimizer.learning_rate=0.002 model.layers[1].units=16"]
+        (
+            "trial 2 failed compile.optimizer.learning_rate=0.009 model.layers[1].units=8: loss became nan at epoch 1, "
+            "batch 3"
+        ),
+        "trial 3 complete val_accuracy 0.8100 compile.optimizer.learning_rate=0.002 model.layers[1].units=16",
+    ]
 
 
 def test_the_final_table_is_sorted_by_the_objective(tmp_path, monkeypatch):
@@ -95,6 +102,6 @@ def test_the_readme_sweeps_section_names_the_install_commands():
     from specforge.sweep.study import INSTALL
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("\n## Sweeps\n"):]
-    section = section[:section.index("\n## ", 1)]
+    section = readme[readme.index("\n## Sweeps\n") :]
+    section = section[: section.index("\n## ", 1)]
     assert f"`{INSTALL}`" in section and f"`{RAY_INSTALL}`" in section

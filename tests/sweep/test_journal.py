@@ -48,14 +48,16 @@ def test_a_torn_record_of_a_trials_end_is_dropped_and_the_finished_trial_kept(sw
     torn = len(json.dumps(records[-1], separators=(",", ":"))) + 1 - 40
     again = cli("sweep", str(spec), *COMMAND, cwd=spec.parent)
     assert again.returncode == 0, again.stderr
-    assert again.stderr == ("runs/tiny-mlp/sweeps/1/journal.log: warning: its last record was cut short (a crash "
-                            f"while it was written); dropped it ({torn} bytes), the sweep goes on from the records "
-                            "before it\n")
+    assert again.stderr == (
+        "runs/tiny-mlp/sweeps/1/journal.log: warning: its last record was cut short (a crash "
+        f"while it was written); dropped it ({torn} bytes), the sweep goes on from the records "
+        "before it\n"
+    )
     (trial,) = json.loads(again.stdout)["trials"]
     assert (trial["number"], trial["state"], trial["value"]) == (0, "complete", before.value)
     assert [path.name for path in (sweep_dir / directory.TRIALS).iterdir()] == ["0"]  # not trained again
     assert json.loads(again.stdout)["best"]["number"] == 0 and (sweep_dir / directory.BEST_SPEC).exists()
-    assert whole_records(journal)[:len(records) - 1] == records[:-1]
+    assert whole_records(journal)[: len(records) - 1] == records[:-1]
 
 
 def test_new_records_never_land_on_a_partial_line(swept):
@@ -70,7 +72,7 @@ def test_new_records_never_land_on_a_partial_line(swept):
     trials = {trial["number"]: trial for trial in json.loads(again.stdout)["trials"]}
     assert sorted(trials) == [0, 1] and {trial["state"] for trial in trials.values()} == {"complete"}
     after = whole_records(journal)
-    assert after[:len(records)] == records and len(after) > len(records)
+    assert after[: len(records)] == records and len(after) > len(records)
 
 
 @pytest.mark.parametrize("emptied", ["empty", "missing"])
@@ -86,22 +88,28 @@ def test_a_lost_journal_beside_finished_trials_is_refused(tmp_path, emptied):
     kept = {path: path.read_bytes() for path in sweep_dir.rglob("*") if path.is_file() and path != journal}
     refused = cli("sweep", str(spec), "--limit-train", "256", "--limit-test", "64", "--trials", "2", cwd=tmp_path)
     assert refused.returncode == 2 and refused.stdout == ""
-    assert refused.stderr == (f"runs/tiny-mlp/sweeps/1/journal.log: error: the journal is {emptied} but 1 trial "
-                              "run is in runs/tiny-mlp/sweeps/1/trials: the record of the sweep is lost, and "
-                              "starting it again there would drop them; restore journal.log from a backup, or move "
-                              "runs/tiny-mlp/sweeps/1 aside (its trials stay in it) to start a new sweep\n")
+    assert refused.stderr == (
+        f"runs/tiny-mlp/sweeps/1/journal.log: error: the journal is {emptied} but 1 trial "
+        "run is in runs/tiny-mlp/sweeps/1/trials: the record of the sweep is lost, and "
+        "starting it again there would drop them; restore journal.log from a backup, or move "
+        "runs/tiny-mlp/sweeps/1 aside (its trials stay in it) to start a new sweep\n"
+    )
     assert {path: path.read_bytes() for path in kept} == kept
     assert not (sweep_dir / "2").exists() and not (tmp_path / "runs" / "tiny-mlp" / "sweeps" / "2").exists()
 
 
-@pytest.mark.parametrize("content, kept", [
-    (b'{"op_code":0}\n{"op_code":1}\n', b'{"op_code":0}\n{"op_code":1}\n'),
-    (b'{"op_code":0}\n{"op_co', b'{"op_code":0}\n'),
-    (b'{"op_code":0}\nnot json\n', b'{"op_code":0}\nnot json\n'),
-    (b'{"op_co', b'{"op_co'),
-    (b'{"op_code":0}\n{"op_code":1,"x":"' + b"y" * 200_000, b'{"op_code":0}\n'),
-    (b"", b""),
-], ids=["whole", "cut", "garbage", "only-a-part", "longer-than-a-block", "empty"])
+@pytest.mark.parametrize(
+    "content, kept",
+    [
+        (b'{"op_code":0}\n{"op_code":1}\n', b'{"op_code":0}\n{"op_code":1}\n'),
+        (b'{"op_code":0}\n{"op_co', b'{"op_code":0}\n'),
+        (b'{"op_code":0}\nnot json\n', b'{"op_code":0}\nnot json\n'),
+        (b'{"op_co', b'{"op_co'),
+        (b'{"op_code":0}\n{"op_code":1,"x":"' + b"y" * 200_000, b'{"op_code":0}\n'),
+        (b"", b""),
+    ],
+    ids=["whole", "cut", "garbage", "only-a-part", "longer-than-a-block", "empty"],
+)
 def test_only_a_last_line_cut_short_after_whole_lines_is_cut(tmp_path, content, kept):
     journal = tmp_path / "journal.log"
     journal.write_bytes(content)

@@ -41,8 +41,9 @@ def test_a_sweep_runs_its_trials_as_run_directories(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = write_spec(tmp_path)
     seen = []
-    result = api.sweep(spec, root=tmp_path / "runs", on_update=lambda sweep, records: seen.append(len(records)),
-                       **LIMITS)
+    result = api.sweep(
+        spec, root=tmp_path / "runs", on_update=lambda sweep, records: seen.append(len(records)), **LIMITS
+    )
     assert result.sweep_dir == tmp_path / "runs" / "tiny-mlp" / "sweeps" / "1" and seen
     assert [trial.state for trial in result.trials] == [COMPLETE, COMPLETE]
     values = [trial.value for trial in result.trials]
@@ -67,8 +68,9 @@ def test_the_cli_prints_sorted_trials_and_json(tmp_path):
     assert "2 trials: 2 complete; val_loss minimized" in shown.stdout
     assert "best: trial " in shown.stdout and "best spec: runs/tiny-mlp/sweeps/1/best.yaml" in shown.stdout
     assert shown.stdout.count("trial 0 complete") == 1
-    report = cli("sweep", str(spec), "--limit-train", "256", "--limit-test", "64", "--json", "--trials", "1",
-                 cwd=tmp_path)
+    report = cli(
+        "sweep", str(spec), "--limit-train", "256", "--limit-test", "64", "--json", "--trials", "1", cwd=tmp_path
+    )
     payload = json.loads(report.stdout)
     assert payload["sweep"] == "runs/tiny-mlp/sweeps/2" and payload["direction"] == "minimize"
     assert len(payload["trials"]) == 1 and payload["best"]["run"] == "runs/tiny-mlp/sweeps/2/trials/0"
@@ -76,13 +78,19 @@ def test_the_cli_prints_sorted_trials_and_json(tmp_path):
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    spec = write_spec(tmp_path, compile={"optimizer": "sgd"},
-                      sweep={"parameters": {"compile.optimizer.learning_rate": {"choice": [0.01, 1.0e+30]}},
-                             "sampler": "grid", "trials": 2})
+    spec = write_spec(
+        tmp_path,
+        compile={"optimizer": "sgd"},
+        sweep={
+            "parameters": {"compile.optimizer.learning_rate": {"choice": [0.01, 1.0e30]}},
+            "sampler": "grid",
+            "trials": 2,
+        },
+    )
     result = api.sweep(spec, **LIMITS)
     states = {trial.params["compile.optimizer.learning_rate"]: trial for trial in result.trials}
-    assert states[0.01].state == COMPLETE and states[1.0e+30].state == FAILED
-    assert states[1.0e+30].error.startswith("loss became nan at epoch 1")
+    assert states[0.01].state == COMPLETE and states[1.0e30].state == FAILED
+    assert states[1.0e30].error.startswith("loss became nan at epoch 1")
     assert result.best is states[0.01]
 
 
@@ -128,23 +136,45 @@ def _interrupt() -> bool:
 
 def test_median_pruning_in_a_sweep(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    spec = write_spec(tmp_path, fit={"epochs": 3},
-                      sweep={"parameters": {"compile.optimizer.learning_rate": {"choice": [1.0e-6]}},
-                             "pruner": "median", "trials": 5})
+    spec = write_spec(
+        tmp_path,
+        fit={"epochs": 3},
+        sweep={
+            "parameters": {"compile.optimizer.learning_rate": {"choice": [1.0e-6]}},
+            "pruner": "median",
+            "trials": 5,
+        },
+    )
     sweep_dir = directory.create("tiny-mlp", {})
     grid = ["compile.optimizer.learning_rate"]
     optuna = need("optuna")
-    study = optuna.create_study(storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(sweep_dir / directory.JOURNAL))),
-        study_name="specforge-sweep", direction="maximize")
+    study = optuna.create_study(
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(sweep_dir / directory.JOURNAL))
+        ),
+        study_name="specforge-sweep",
+        direction="maximize",
+    )
     choice = optuna.distributions.CategoricalDistribution([1.0e-6])
     for _ in range(3):  # three finished trials set the median of each epoch; lr 1e-6 stays far below it
-        study.add_trial(optuna.trial.create_trial(params={grid[0]: 1.0e-6}, value=0.9, distributions={grid[0]: choice},
-                                                  intermediate_values={1: 0.8, 2: 0.85, 3: 0.9}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={grid[0]: 1.0e-6},
+                value=0.9,
+                distributions={grid[0]: choice},
+                intermediate_values={1: 0.8, 2: 0.85, 3: 0.9},
+            )
+        )
     from specforge.sweep.local import run_local
 
-    found = run_local(load_sweep(spec, trials=5), sweep_dir, jobs=1, limits={"train": 256, "test": 64},
-                      on_update=lambda records: None, on_warning=lambda problem: pytest.fail(problem.format()))
+    found = run_local(
+        load_sweep(spec, trials=5),
+        sweep_dir,
+        jobs=1,
+        limits={"train": 256, "test": 64},
+        on_update=lambda records: None,
+        on_warning=lambda problem: pytest.fail(problem.format()),
+    )
     pruned = [record for record in found if record.state == PRUNED]
     assert len(pruned) == 2 and all(len(record.values) == 1 for record in pruned)
     assert all(runs.read_json(Path(record.run) / runs.MANIFEST)["epochs_completed"] == 1 for record in pruned)
@@ -156,8 +186,12 @@ def test_jobs_divide_the_cores(tmp_path, monkeypatch):
     result = api.sweep(write_spec(tmp_path, sweep={"trials": 4}), jobs=2, **LIMITS)
     assert len(result.trials) == 4
     optuna = need("optuna")
-    study = optuna.load_study(study_name="specforge-sweep", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(result.sweep_dir / directory.JOURNAL))))
+    study = optuna.load_study(
+        study_name="specforge-sweep",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(result.sweep_dir / directory.JOURNAL))
+        ),
+    )
     shares = {tuple(trial.user_attrs["cores"]) for trial in study.trials}
     # Which worker takes which trial is up to the scheduler (one may take all four): every trial ran on its
     # worker's half of the cores, and the two halves do not overlap.
@@ -173,16 +207,21 @@ def _trials(journal: Path) -> dict:
     if not journal.exists():
         return {}
     try:
-        study = optuna.load_study(study_name="specforge-sweep", storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(journal))))
+        study = optuna.load_study(
+            study_name="specforge-sweep",
+            storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))),
+        )
     except KeyError:  # the sweep has not created its study yet
         return {}
     return {trial.number: trial for trial in study.trials}
 
 
 def _numbers(trials: dict, state: str, *, reported: bool = False) -> list[int]:
-    return [number for number, trial in trials.items()
-            if trial.state.name == state and (trial.intermediate_values or not reported)]
+    return [
+        number
+        for number, trial in trials.items()
+        if trial.state.name == state and (trial.intermediate_values or not reported)
+    ]
 
 
 def test_sigkill_then_the_same_command_continues_without_losing_or_repeating(tmp_path):
@@ -226,10 +265,13 @@ def test_sigkill_then_the_same_command_continues_without_losing_or_repeating(tmp
     assert runs.read_json(Path(tmp_path / interrupted[0]["run"]) / runs.MANIFEST)["status"] == "interrupted"
 
 
-@pytest.mark.parametrize("content, message", [
-    ("not a journal at all\n", "not an Optuna journal"),
-    ('{"op_code": 0, "study_name": "someone-else", "directions": [1]}\n', "holds study 'someone-else'"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("not a journal at all\n", "not an Optuna journal"),
+        ('{"op_code": 0, "study_name": "someone-else", "directions": [1]}\n', "holds study 'someone-else'"),
+    ],
+)
 def test_a_corrupt_or_foreign_journal_is_one_line_naming_it(tmp_path, content, message):
     spec = write_spec(tmp_path)
     sweep = load_sweep(spec)

@@ -48,8 +48,9 @@ def test_without_ray_one_line_names_the_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(RunError) as caught:
         api.sweep(write_spec(tmp_path), backend="ray", root=tmp_path / "runs")
-    assert caught.value.format() == ("specforge sweep: error: --backend ray needs Ray; install it with: "
-                                     "pip install 'specforge[ray]'")
+    assert caught.value.format() == (
+        "specforge sweep: error: --backend ray needs Ray; install it with: pip install 'specforge[ray]'"
+    )
     assert not (tmp_path / "runs").exists()
 
 
@@ -69,9 +70,11 @@ def test_an_address_whose_port_is_not_a_number_is_one_line_and_writes_nothing(tm
     need("ray")
     with pytest.raises(RunError) as caught:
         api.sweep(write_spec(tmp_path), backend="ray", address="127.0.0.1:head", root=tmp_path / "runs")
-    assert caught.value.format() == ("--address 127.0.0.1:head: error: no Ray cluster answers at 127.0.0.1:head "
-                                     "(invalid literal for int() with base 10: 'head'); start one with "
-                                     "`ray start --head` or give its HOST:PORT")
+    assert caught.value.format() == (
+        "--address 127.0.0.1:head: error: no Ray cluster answers at 127.0.0.1:head "
+        "(invalid literal for int() with base 10: 'head'); start one with "
+        "`ray start --head` or give its HOST:PORT"
+    )
     assert not (tmp_path / "runs").exists()
 
 
@@ -82,12 +85,27 @@ def test_a_sweep_killed_mid_run_resumes_on_rerun(tmp_path):
     need("ray")
     need("optuna")
     spec = write_spec(tmp_path, fit={"epochs": 3}, sweep={"trials": 3})
-    command = [sys.executable, "-m", "specforge", "sweep", str(spec), "--backend", "ray", "--jobs", "1",
-               "--limit-train", "3000", "--limit-test", "300", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "specforge",
+        "sweep",
+        str(spec),
+        "--backend",
+        "ray",
+        "--jobs",
+        "1",
+        "--limit-train",
+        "3000",
+        "--limit-test",
+        "300",
+        "--json",
+    ]
     env = {key: value for key, value in environment().items() if key != "RAY_ADDRESS"}
     trials = tmp_path / "runs" / "tiny-mlp" / "sweeps" / "1" / "trials"
-    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline and first.poll() is None and not _training_second_trial(trials):
@@ -119,7 +137,10 @@ def _training_second_trial(trials) -> bool:
     """Whether the first trial has finished and the second has checkpointed an epoch but not finished."""
     state = trials / "1" / runs.CHECKPOINT_STATE
     try:
-        return ((trials / "0" / "outcome.json").exists() and json.loads(state.read_text())["epoch"] >= 1
-                and runs.read_json(trials / "1" / runs.MANIFEST)["status"] == "running")
+        return (
+            (trials / "0" / "outcome.json").exists()
+            and json.loads(state.read_text())["epoch"] >= 1
+            and runs.read_json(trials / "1" / runs.MANIFEST)["status"] == "running"
+        )
     except (FileNotFoundError, json.JSONDecodeError, RunError):
         return False

@@ -26,8 +26,16 @@ def errors(path: Path) -> list[str]:
 
 def test_the_schema_describes_the_sweep_section():
     sweep = load_schema()["properties"]["sweep"]
-    assert set(sweep["properties"]) == {"parameters", "metric", "direction", "trials", "sampler", "pruner", "seed",
-                                        "timeout"}
+    assert set(sweep["properties"]) == {
+        "parameters",
+        "metric",
+        "direction",
+        "trials",
+        "sampler",
+        "pruner",
+        "seed",
+        "timeout",
+    }
     kinds = sweep["properties"]["parameters"]["additionalProperties"]["properties"]
     assert {"choice", "uniform", "loguniform", "int", "step", "log"} == set(kinds)
 
@@ -64,23 +72,33 @@ def test_every_mistake_is_located_at_validate(tmp_path):
     found = errors(path)
     assert all(line.startswith(f"{path}:") for line in found)
     joined = "\n".join(found)
-    assert ("sweep.parameters.compile.optimizer.learning_rat: compile.optimizer.learning_rat does not exist in the "
-            "spec; compile.optimizer has: name, learning_rate") in joined
+    assert (
+        "sweep.parameters.compile.optimizer.learning_rat: compile.optimizer.learning_rat does not exist in the "
+        "spec; compile.optimizer has: name, learning_rate"
+    ) in joined
     assert "model.layers[9] does not exist in the spec; model.layers has 3 items (0 to 2)" in joined
     assert "uniform value 14.695048" in joined
     assert "does not fit model.layers[1].units: expected an integer >= 1" in joined
     assert "fit.batch_size: empty range [64, 16]" in joined
     assert "choice value 1 does not fit fit.shuffle: expected true or false, got 1" in joined
     assert "compile.optimizer.beta_1: empty range [0.9, 0.9]" in joined
-    assert "sweep.metric: training does not report 'val_acc'; reported: loss, accuracy, val_loss, val_accuracy" \
-           in joined
+    assert (
+        "sweep.metric: training does not report 'val_acc'; reported: loss, accuracy, val_loss, val_accuracy" in joined
+    )
     assert len(found) == 7 and text
 
 
 def test_schema_errors_in_the_sweep_are_located(tmp_path):
-    path = write_spec(tmp_path, sweep={"parameters": {"fit.epochs": {"choice": []},
-                                                      "compile.optimizer.learning_rate": {"loguniform": [0, 1]},
-                                                      "fit.seed": {"between": [1, 2]}}})
+    path = write_spec(
+        tmp_path,
+        sweep={
+            "parameters": {
+                "fit.epochs": {"choice": []},
+                "compile.optimizer.learning_rate": {"loguniform": [0, 1]},
+                "fit.seed": {"between": [1, 2]},
+            }
+        },
+    )
     found = errors(path)
     assert any("sweep.parameters.fit.epochs.choice: needs at least 1 item, got 0" in line for line in found)
     assert any("learning_rate.loguniform[0]: must be > 0, got 0" in line for line in found)
@@ -106,8 +124,10 @@ def test_int_ranges_and_grids():
 def test_a_sweep_file_names_its_spec(tmp_path):
     spec = write_spec(tmp_path)
     sweep_file = tmp_path / "search.yaml"
-    sweep_file.write_text("spec: tiny.yaml\nsweep:\n  parameters:\n    fit.batch_size: {int: [16, 64], step: 16}\n"
-                          "  metric: val_loss\n  trials: 3\n")
+    sweep_file.write_text(
+        "spec: tiny.yaml\nsweep:\n  parameters:\n    fit.batch_size: {int: [16, 64], step: 16}\n"
+        "  metric: val_loss\n  trials: 3\n"
+    )
     sweep = load_sweep(sweep_file)
     assert sweep.spec.file == str(spec) and sweep.trials == 3 and sweep.parameters[0].step == 16
     sweep_file.write_text("spec: tiny.yaml\nsweep:\n  parameters:\n    fit.batch_sise: {int: [16, 64]}\n")
@@ -141,21 +161,27 @@ def test_validate_reads_the_shipped_sweep_file_as_its_spec_and_sweep():
 def test_validate_locates_a_sweep_file_s_mistakes_in_it_and_the_spec_s_in_the_spec(tmp_path):
     spec = write_spec(tmp_path)
     sweep_file = tmp_path / "search.yaml"
-    sweep_file.write_text("spec: tiny.yaml\nsweep:\n  parameters:\n    fit.batch_sise: {int: [16, 64]}\n"
-                          "  metric: val_acc\n")
+    sweep_file.write_text(
+        "spec: tiny.yaml\nsweep:\n  parameters:\n    fit.batch_sise: {int: [16, 64]}\n  metric: val_acc\n"
+    )
     out = cli_validate(sweep_file)
     assert out.exit_code == 2 and "Traceback" not in out.output
     lines = sorted(out.output.strip().splitlines())
     assert [line.split(" error: ")[0] for line in lines] == [f"{sweep_file}:4:21:", f"{sweep_file}:5:11:"]
-    assert lines[1].endswith("sweep.metric: training does not report 'val_acc'; reported: loss, accuracy, "
-                             "val_loss, val_accuracy")
+    assert lines[1].endswith(
+        "sweep.metric: training does not report 'val_acc'; reported: loss, accuracy, val_loss, val_accuracy"
+    )
     sweep_file.write_text("spec: tiny.yaml\nsweep:\n  parameters:\n    fit.batch_size: {int: [16, 64]}\n")
-    assert cli_validate(sweep_file, "--set", "fit.epochs=0").output.strip() == \
-        "--set fit.epochs=0: error: fit.epochs: must be >= 1, got 0"
+    assert (
+        cli_validate(sweep_file, "--set", "fit.epochs=0").output.strip()
+        == "--set fit.epochs=0: error: fit.epochs: must be >= 1, got 0"
+    )
     spec.write_text(spec.read_text().replace("epochs:", "epoch:"))
     found = cli_validate(sweep_file).output.strip().splitlines()
     assert len(found) == 1 and found[0].startswith(f"{spec}:") and "unknown key 'epoch'" in found[0]
     sweep_file.write_text("spec: gone.yaml\nsweep:\n  parameters:\n    fit.batch_size: {int: [16, 64]}\n")
-    assert cli_validate(sweep_file).output.strip() == (f"{sweep_file}:1:7: error: spec: no such spec file "
-                                                       f"'{tmp_path / 'gone.yaml'}'; spec is relative to this "
-                                                       "file's directory")
+    assert cli_validate(sweep_file).output.strip() == (
+        f"{sweep_file}:1:7: error: spec: no such spec file "
+        f"'{tmp_path / 'gone.yaml'}'; spec is relative to this "
+        "file's directory"
+    )

@@ -91,9 +91,12 @@ class Feature:
             if not present.size:
                 raise DataError(f"column {column!r} has no values in the training split", file=table.file, path=where)
             fill = fill or "mean"
-            fill_value = {"mean": lambda: float(present.mean()), "median": lambda: float(np.median(present)),
-                          "most_frequent": lambda: float(_most_frequent(present.tolist())),
-                          "constant": lambda: float(config.get("fill_value", 0.0))}[fill]()
+            fill_value = {
+                "mean": lambda: float(present.mean()),
+                "median": lambda: float(np.median(present)),
+                "most_frequent": lambda: float(_most_frequent(present.tolist())),
+                "constant": lambda: float(config.get("fill_value", 0.0)),
+            }[fill]()
             filled = np.where(np.isnan(values), fill_value, values)
             feature = cls(column, kind, fill_value, config["scale"])
             feature._learn_scale(filled, table, where)
@@ -106,15 +109,23 @@ class Feature:
         fill_text = as_text(config.get("fill_value", "")) if fill == "constant" else _most_frequent(present)
         vocabulary = sorted(set(present))
         if kind == "binary" and len(vocabulary) > 2:
-            raise DataError(f"binary column {column!r} has {len(vocabulary)} values in the training split "
-                            f"({', '.join(vocabulary[:5])}...); declare it categorical", file=table.file, path=where)
+            raise DataError(
+                f"binary column {column!r} has {len(vocabulary)} values in the training split "
+                f"({', '.join(vocabulary[:5])}...); declare it categorical",
+                file=table.file,
+                path=where,
+            )
         return cls(column, kind, fill_text, vocabulary=vocabulary)
 
     def _learn_scale(self, values: np.ndarray, table: Table, where: str) -> None:
         if self.scale == "log":
             if values.min() <= -1:
-                raise DataError(f"log scaling is ln(1 + x) and column {self.column!r} has a value "
-                                f"{values.min():g} <= -1; use standardize or minmax", file=table.file, path=where)
+                raise DataError(
+                    f"log scaling is ln(1 + x) and column {self.column!r} has a value "
+                    f"{values.min():g} <= -1; use standardize or minmax",
+                    file=table.file,
+                    path=where,
+                )
         elif self.scale == "standardize":
             self.center, self.spread = float(values.mean()), float(values.std()) or 1.0
         elif self.scale == "minmax":
@@ -167,14 +178,20 @@ class Target:
                 target.std = [float(s) or 1.0 for s in values.std(axis=0)]
             return target
         if len(columns) != 1:
-            raise DataError(f"a {target.type} target is one column; several columns are for numeric targets "
-                            "(multi-output regression)", path=f"{where}.column")
+            raise DataError(
+                f"a {target.type} target is one column; several columns are for numeric targets "
+                "(multi-output regression)",
+                path=f"{where}.column",
+            )
         target.classes = sorted(set(target._texts(table, where)))
         if len(target.classes) < 2 or (target.type == "binary" and len(target.classes) > 2):
             want = "two" if target.type == "binary" else "at least two"
-            raise DataError(f"target {columns[0]!r} has {len(target.classes)} classes in the training split "
-                            f"({', '.join(target.classes[:5])}); a {target.type} target needs {want}",
-                            file=table.file, path=where)
+            raise DataError(
+                f"target {columns[0]!r} has {len(target.classes)} classes in the training split "
+                f"({', '.join(target.classes[:5])}); a {target.type} target needs {want}",
+                file=table.file,
+                path=where,
+            )
         return target
 
     def encode(self, table: Table, where: str = "") -> np.ndarray:
@@ -188,9 +205,13 @@ class Target:
         index = {name: position for position, name in enumerate(self.classes)}
         unknown = np.array([text not in index for text in texts])
         if unknown.any():
-            raise DataError(f"target {self.columns[0]!r} has classes the training split does not have "
-                            f"({', '.join(sorted(set(texts[unknown]))[:5])}) at {_rows(table, unknown)}; "
-                            "every class needs training examples", file=table.file, path=where)
+            raise DataError(
+                f"target {self.columns[0]!r} has classes the training split does not have "
+                f"({', '.join(sorted(set(texts[unknown]))[:5])}) at {_rows(table, unknown)}; "
+                "every class needs training examples",
+                file=table.file,
+                path=where,
+            )
         return np.array([index[text] for text in texts], dtype=np.int64)
 
     def decode(self, values: np.ndarray) -> np.ndarray:
@@ -213,9 +234,12 @@ class Target:
 def refuse_missing_target(table: Table, columns: list[str], missing: np.ndarray) -> None:
     """DataError naming the rows of ``table`` that ``missing`` marks, when there are any."""
     if missing.any():
-        raise DataError(f"target {', '.join(map(repr, columns))} is missing at {_rows(table, missing)}; "
-                        "every row needs a target value: fill them in, or set data.drop_missing_target: true to "
-                        "leave those rows out", file=table.file)
+        raise DataError(
+            f"target {', '.join(map(repr, columns))} is missing at {_rows(table, missing)}; "
+            "every row needs a target value: fill them in, or set data.drop_missing_target: true to "
+            "leave those rows out",
+            file=table.file,
+        )
 
 
 @dataclass

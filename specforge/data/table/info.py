@@ -36,8 +36,12 @@ def _numbers(values: np.ndarray) -> dict:
     present = values[~np.isnan(values)]
     if not present.size:
         return {"min": None, "max": None, "mean": None, "std": None}
-    return {"min": float(present.min()), "max": float(present.max()), "mean": float(present.mean()),
-            "std": float(present.std())}
+    return {
+        "min": float(present.min()),
+        "max": float(present.max()),
+        "mean": float(present.mean()),
+        "std": float(present.std()),
+    }
 
 
 def unseen_counts(pipeline: TablePipeline, table: Table) -> dict[str, Counter]:
@@ -49,8 +53,9 @@ def unseen_counts(pipeline: TablePipeline, table: Table) -> dict[str, Counter]:
     counts = {}
     for feature in pipeline.features:
         if feature.type == "binary":
-            unseen = Counter(text for text in table.texts(feature.column)
-                             if text is not None and text not in feature.vocabulary)
+            unseen = Counter(
+                text for text in table.texts(feature.column) if text is not None and text not in feature.vocabulary
+            )
             if unseen:
                 counts[feature.column] = unseen
     return counts
@@ -64,9 +69,11 @@ def unseen_binary_notes(pipeline: TablePipeline, table: Table) -> list[str]:
         vocabulary = vocabularies[column]
         named = ", ".join(repr(value) for value, _ in unseen.most_common(SHOWN_UNSEEN))
         more = f" and {len(unseen) - SHOWN_UNSEEN} more" if len(unseen) > SHOWN_UNSEEN else ""
-        notes.append(f"binary column {column!r} ({' / '.join(vocabulary)} in training) has {sum(unseen.values())} "
-                     f"{'row' if sum(unseen.values()) == 1 else 'rows'} with other values ({named}{more}), "
-                     f"read as 0, as {vocabulary[0]!r} is; declare the column categorical to tell them apart")
+        notes.append(
+            f"binary column {column!r} ({' / '.join(vocabulary)} in training) has {sum(unseen.values())} "
+            f"{'row' if sum(unseen.values()) == 1 else 'rows'} with other values ({named}{more}), "
+            f"read as 0, as {vocabulary[0]!r} is; declare the column categorical to tell them apart"
+        )
     return notes
 
 
@@ -74,17 +81,27 @@ def column_info(pipeline: TablePipeline, splits: dict[str, Table]) -> list[dict]
     """Per feature column: its type, missing cells per split, and its range (numeric) or vocabulary size."""
     info = []
     for feature in pipeline.features:
-        entry = {"column": feature.column, "type": feature.type, "encoded_width": feature.width,
-                 "missing": {name: int(sum(cell is None for cell in table.column(feature.column)))
-                             for name, table in splits.items()}}
+        entry = {
+            "column": feature.column,
+            "type": feature.type,
+            "encoded_width": feature.width,
+            "missing": {
+                name: int(sum(cell is None for cell in table.column(feature.column))) for name, table in splits.items()
+            },
+        }
         if feature.type == "numeric":
             entry.update(_numbers(splits["train"].numbers(feature.column)), scale=feature.scale, fill=feature.fill)
         else:
-            entry.update(vocabulary_size=len(feature.vocabulary), vocabulary=feature.vocabulary[:SHOWN_CATEGORIES],
-                         fill=feature.fill)
+            entry.update(
+                vocabulary_size=len(feature.vocabulary),
+                vocabulary=feature.vocabulary[:SHOWN_CATEGORIES],
+                fill=feature.fill,
+            )
         if feature.type == "binary":  # rows whose value training never saw, read as 0 (unseen_counts)
-            entry["unseen"] = {name: sum(unseen_counts(pipeline, table).get(feature.column, {}).values())
-                               for name, table in splits.items()}
+            entry["unseen"] = {
+                name: sum(unseen_counts(pipeline, table).get(feature.column, {}).values())
+                for name, table in splits.items()
+            }
         info.append(entry)
     return info
 
@@ -96,17 +113,25 @@ def row_info(splits: dict[str, Table]) -> dict:
     files: dict[str, list[int]] = {}
     for table in splits.values():
         files.setdefault(table.file, table.dropped.tolist())
-    return {"split_rows": {name: {"file": table.file, "rows": table.index.tolist()} for name, table in splits.items()},
-            "dropped_missing_target": files}
+    return {
+        "split_rows": {name: {"file": table.file, "rows": table.index.tolist()} for name, table in splits.items()},
+        "dropped_missing_target": files,
+    }
 
 
 def target_info(pipeline: TablePipeline, splits: dict[str, Table]) -> dict:
     """The target's class counts per split, or its distribution per column and split (in its own units)."""
     target = pipeline.target
     if target.regression:
-        return {"columns": target.columns, "type": target.type, "standardized": bool(target.mean),
-                "distribution": {name: {column: _numbers(table.numbers(column)) for column in target.columns}
-                                 for name, table in splits.items()}}
+        return {
+            "columns": target.columns,
+            "type": target.type,
+            "standardized": bool(target.mean),
+            "distribution": {
+                name: {column: _numbers(table.numbers(column)) for column in target.columns}
+                for name, table in splits.items()
+            },
+        }
     counts = {}
     for name, table in splits.items():
         texts = table.texts(target.columns[0])
@@ -131,8 +156,9 @@ def column_panel(values: np.ndarray | list[str], title: str) -> Image.Image:
         for index, count in enumerate(counts):
             bar_left = round(4 + index * width)
             bar_right = round(4 + (index + 1) * width) - max(1, round(width / 10))
-            draw.rectangle([bar_left, round(bottom - (bottom - top) * count / peak), bar_right, bottom],
-                           fill="steelblue")
+            draw.rectangle(
+                [bar_left, round(bottom - (bottom - top) * count / peak), bar_right, bottom], fill="steelblue"
+            )
         return image
     names, tallies = np.unique(np.array(values, dtype=object).astype(str), return_counts=True)
     order = np.argsort(-tallies, kind="stable")
@@ -148,8 +174,10 @@ def column_panel(values: np.ndarray | list[str], title: str) -> Image.Image:
         y = top + index * height
         middle = y + height / 2
         draw.text((4, middle), _fitted(draw, name, label_width), fill="black", anchor="lm")
-        draw.rectangle([left, round(y + 1), left + max(1, round((right - left) * count / peak)),
-                        round(y + height - 1)], fill="steelblue")
+        draw.rectangle(
+            [left, round(y + 1), left + max(1, round((right - left) * count / peak)), round(y + height - 1)],
+            fill="steelblue",
+        )
         draw.text((PANEL[0] - 4, middle), f"{count:,}", fill="black", anchor="rm")
     return image
 
@@ -190,8 +218,9 @@ def render_histograms(pipeline: TablePipeline, table: Table, path: Path) -> Path
         values = table.numbers(column) if numeric else [t for t in table.texts(column) if t is not None]
         panels.append(column_panel(values, column))
     for column in pipeline.target.columns:
-        values = (table.numbers(column) if pipeline.target.regression
-                  else [t for t in table.texts(column) if t is not None])
+        values = (
+            table.numbers(column) if pipeline.target.regression else [t for t in table.texts(column) if t is not None]
+        )
         panels.append(column_panel(values, target_title(column)))
     columns = math.ceil(math.sqrt(len(panels)))
     step = (PANEL[0] + GAP, PANEL[1] + GAP)

@@ -63,11 +63,14 @@ class Table:
             try:
                 values[index] = math.nan if cell is None else float(cell)
             except (TypeError, ValueError):
-                raise DataError(f"{self.row_word} {self.rows[index]}, column {name!r}: {cell!r} is not a number; "
-                                "a numeric feature needs numbers (or an empty cell for a missing value); declare "
-                                "the column type: categorical if it holds categories",
-                                file=self.file, line=int(self.rows[index]) if self.row_word == "line" else None,
-                                path=where) from None
+                raise DataError(
+                    f"{self.row_word} {self.rows[index]}, column {name!r}: {cell!r} is not a number; "
+                    "a numeric feature needs numbers (or an empty cell for a missing value); declare "
+                    "the column type: categorical if it holds categories",
+                    file=self.file,
+                    line=int(self.rows[index]) if self.row_word == "line" else None,
+                    path=where,
+                ) from None
         return values
 
     def texts(self, name: str, where: str = "") -> np.ndarray:
@@ -76,8 +79,14 @@ class Table:
 
     def take(self, indices: np.ndarray) -> Table:
         """The rows at ``indices``, in that order (the file's dropped rows stay recorded)."""
-        return Table(self.file, {name: cells[indices] for name, cells in self.columns.items()}, self.rows[indices],
-                     self.row_word, self.index[indices], self.dropped)
+        return Table(
+            self.file,
+            {name: cells[indices] for name, cells in self.columns.items()},
+            self.rows[indices],
+            self.row_word,
+            self.index[indices],
+            self.dropped,
+        )
 
     def missing(self, names: Sequence[str], where: str = "") -> np.ndarray:
         """A boolean mask of the rows where a column of ``names`` has no value."""
@@ -136,8 +145,12 @@ def _read_csv(path: Path) -> Table:
             if not cells:
                 continue
             if len(cells) != len(header):
-                raise DataError(f"line {reader.line_num} has {len(cells)} cells but the header names {len(header)} "
-                                "columns; every row needs one cell per column", file=str(path), line=reader.line_num)
+                raise DataError(
+                    f"line {reader.line_num} has {len(cells)} cells but the header names {len(header)} "
+                    "columns; every row needs one cell per column",
+                    file=str(path),
+                    line=reader.line_num,
+                )
             rows.append([None if cell.strip() in MISSING else cell.strip() for cell in cells])
             lines.append(reader.line_num)
     if not rows:

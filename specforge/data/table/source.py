@@ -32,9 +32,12 @@ DRAWN_SPLITS = ("test", "validation")
 
 def _file(split: str) -> dict:
     need = "Required." if split == "train" else f"Optional (or {split}_fraction)."
-    return {"type": "string", "minLength": 1,
-            "description": f"CSV (with a header row) or Parquet (.parquet, .pq; needs specforge[parquet]) file of the "
-                           f"{split} split. {need} Relative paths are relative to the spec file's directory."}
+    return {
+        "type": "string",
+        "minLength": 1,
+        "description": f"CSV (with a header row) or Parquet (.parquet, .pq; needs specforge[parquet]) file of the "
+        f"{split} split. {need} Relative paths are relative to the spec file's directory.",
+    }
 
 
 FEATURE_SCHEMA = {
@@ -42,37 +45,58 @@ FEATURE_SCHEMA = {
     "description": "One input column and how it becomes model inputs (learned on the training split).",
     "properties": {
         "column": {"type": "string", "minLength": 1, "description": "The column's name in the header."},
-        "type": {"enum": list(FEATURE_TYPES), "default": "numeric",
-                 "description": "numeric: one input; binary: two values, one 0/1 input; categorical: one-hot over "
-                                "the training values plus an out-of-vocabulary input. Default: numeric."},
-        "fill": {"enum": list(FILLS),
-                 "description": "Value for a missing cell: the training split's mean or median (numeric only), its "
-                                "most frequent value, or fill_value. Default: mean for numeric, most_frequent "
-                                "otherwise."},
+        "type": {
+            "enum": list(FEATURE_TYPES),
+            "default": "numeric",
+            "description": "numeric: one input; binary: two values, one 0/1 input; categorical: one-hot over "
+            "the training values plus an out-of-vocabulary input. Default: numeric.",
+        },
+        "fill": {
+            "enum": list(FILLS),
+            "description": "Value for a missing cell: the training split's mean or median (numeric only), its "
+            "most frequent value, or fill_value. Default: mean for numeric, most_frequent "
+            "otherwise.",
+        },
         "fill_value": {"type": ["number", "string"], "description": "The value of fill: constant (required with it)."},
-        "scale": {"enum": list(SCALINGS), "default": "standardize",
-                  "description": "Numeric scaling, with the training split's statistics: standardize (x - mean) / "
-                                 "std, minmax (x - min) / (max - min), log ln(1 + x), or none. Default: standardize."},
+        "scale": {
+            "enum": list(SCALINGS),
+            "default": "standardize",
+            "description": "Numeric scaling, with the training split's statistics: standardize (x - mean) / "
+            "std, minmax (x - min) / (max - min), log ln(1 + x), or none. Default: standardize.",
+        },
     },
     "required": ["column"],
     "additionalProperties": False,
-    "examples": [{"column": "age"}, {"column": "city", "type": "categorical"},
-                 {"column": "income", "fill": "median", "scale": "log"}],
+    "examples": [
+        {"column": "age"},
+        {"column": "city", "type": "categorical"},
+        {"column": "income", "fill": "median", "scale": "log"},
+    ],
 }
 
 TARGET_SCHEMA = {
     "type": "object",
     "description": "What the model predicts.",
     "properties": {
-        "column": {"oneOf": [{"type": "string", "minLength": 1},
-                             {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}],
-                   "description": "The target column; several numeric columns for multi-output regression."},
-        "type": {"enum": list(TARGET_TYPES), "default": "categorical",
-                 "description": "categorical (classification; the classes are the training values, sorted), "
-                                "binary (two classes), or numeric (regression). Default: categorical."},
-        "standardize": {"type": "boolean", "default": False,
-                        "description": "numeric: train on (y - mean) / std of the training split; predictions and "
-                                       "metrics are turned back into the target's units. Default: false."},
+        "column": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+            ],
+            "description": "The target column; several numeric columns for multi-output regression.",
+        },
+        "type": {
+            "enum": list(TARGET_TYPES),
+            "default": "categorical",
+            "description": "categorical (classification; the classes are the training values, sorted), "
+            "binary (two classes), or numeric (regression). Default: categorical.",
+        },
+        "standardize": {
+            "type": "boolean",
+            "default": False,
+            "description": "numeric: train on (y - mean) / std of the training split; predictions and "
+            "metrics are turned back into the target's units. Default: false.",
+        },
     },
     "required": ["column"],
     "additionalProperties": False,
@@ -83,23 +107,42 @@ _FRACTION = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
 
 OPTIONS = {
     **{split: _file(split) for split in FILE_SPLITS},
-    "features": {"type": "array", "items": FEATURE_SCHEMA, "minItems": 1,
-                 "description": "The input columns, in the order the model sees them. Required for source table."},
+    "features": {
+        "type": "array",
+        "items": FEATURE_SCHEMA,
+        "minItems": 1,
+        "description": "The input columns, in the order the model sees them. Required for source table.",
+    },
     "target": TARGET_SCHEMA,
-    **{f"{split}_fraction": {**_FRACTION, "description": f"Draw this fraction of the training file's rows as the "
-                                                         f"{split} split (stratified for a class target), "
-                                                         f"instead of a {split} file."}
-       for split in DRAWN_SPLITS},
-    "split_seed": {"type": "integer", "minimum": 0, "default": 0,
-                   "description": "Seed of the rows drawn by test_fraction and validation_fraction. Default: 0."},
-    "sample_weight": {"type": "string", "minLength": 1,
-                      "description": "The column holding each training example's weight in the loss (Keras' "
-                                     "sample_weight; numbers >= 0, times the class_weight when both are set). "
-                                     "Default: every example weighs 1."},
-    "drop_missing_target": {"type": "boolean", "default": False,
-                            "description": "Leave out the rows whose target is missing, in every file, before the "
-                                           "splits are drawn (data info counts them); otherwise such rows are "
-                                           "refused, with their line numbers. Default: false."},
+    **{
+        f"{split}_fraction": {
+            **_FRACTION,
+            "description": f"Draw this fraction of the training file's rows as the "
+            f"{split} split (stratified for a class target), "
+            f"instead of a {split} file.",
+        }
+        for split in DRAWN_SPLITS
+    },
+    "split_seed": {
+        "type": "integer",
+        "minimum": 0,
+        "default": 0,
+        "description": "Seed of the rows drawn by test_fraction and validation_fraction. Default: 0.",
+    },
+    "sample_weight": {
+        "type": "string",
+        "minLength": 1,
+        "description": "The column holding each training example's weight in the loss (Keras' "
+        "sample_weight; numbers >= 0, times the class_weight when both are set). "
+        "Default: every example weighs 1.",
+    },
+    "drop_missing_target": {
+        "type": "boolean",
+        "default": False,
+        "description": "Leave out the rows whose target is missing, in every file, before the "
+        "splits are drawn (data info counts them); otherwise such rows are "
+        "refused, with their line numbers. Default: false.",
+    },
 }
 REQUIRED = ["train", "features", "target"]
 
@@ -107,17 +150,21 @@ REQUIRED = ["train", "features", "target"]
 def _draw(count: int, fraction: float, strata: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
     """A boolean mask of the rows drawn: ``fraction`` of each stratum (or of all rows), chosen by ``rng``."""
     drawn = np.zeros(count, dtype=bool)
-    groups = [np.arange(count)] if strata is None else [np.flatnonzero(strata == value)
-                                                          for value in sorted(set(strata))]
+    groups = (
+        [np.arange(count)] if strata is None else [np.flatnonzero(strata == value) for value in sorted(set(strata))]
+    )
     for rows in groups:
-        drawn[rng.permutation(rows)[:round(len(rows) * fraction)]] = True
+        drawn[rng.permutation(rows)[: round(len(rows) * fraction)]] = True
     return drawn
 
 
 def _split_tables(spec: dict, base_dir: Path) -> tuple[dict[str, Table], dict[str, str]]:
     """The tables of every split (read from files or drawn from train) and the files' digests."""
-    paths = {split: require_file(resolve(base_dir, spec[split]), split, at_option=True)
-             for split in FILE_SPLITS if split in spec}
+    paths = {
+        split: require_file(resolve(base_dir, spec[split]), split, at_option=True)
+        for split in FILE_SPLITS
+        if split in spec
+    }
     tables = {split: read_table(path, split) for split, path in paths.items()}
     digests = {split: sha256_file(path) for split, path in paths.items()}
     rng = np.random.Generator(np.random.PCG64(spec.get("split_seed", 0)))
@@ -133,16 +180,20 @@ def _split_tables(spec: dict, base_dir: Path) -> tuple[dict[str, Table], dict[st
         if fraction is None:
             continue
         if split in tables:
-            raise DataError(f"give either data.{split} or data.{split}_fraction, not both",
-                            path=f"data.{split}_fraction")
+            raise DataError(
+                f"give either data.{split} or data.{split}_fraction, not both", path=f"data.{split}_fraction"
+            )
         train = tables["train"]
-        strata = None if target.get("type", "categorical") == "numeric" else train.texts(target["column"],
-                                                                                       "data.target")
+        strata = (
+            None if target.get("type", "categorical") == "numeric" else train.texts(target["column"], "data.target")
+        )
         drawn = _draw(len(train), fraction, strata, rng)
         if drawn.all() or not drawn.any():
-            raise DataError(f"{split}_fraction {fraction} of {len(train)} rows leaves {int((~drawn).sum())} to train "
-                            f"and {int(drawn.sum())} for {split}; use a fraction that leaves both some rows",
-                            path=f"data.{split}_fraction")
+            raise DataError(
+                f"{split}_fraction {fraction} of {len(train)} rows leaves {int((~drawn).sum())} to train "
+                f"and {int(drawn.sum())} for {split}; use a fraction that leaves both some rows",
+                path=f"data.{split}_fraction",
+            )
         tables[split], tables["train"] = train.take(np.flatnonzero(drawn)), train.take(np.flatnonzero(~drawn))
     return tables, digests
 
@@ -153,8 +204,9 @@ def fit_table(spec: dict, base_dir: Path) -> tuple[dict[str, Table], dict[str, s
     tables, digests = _split_tables(spec, base_dir)
     pipeline = TablePipeline.fit(spec["features"], spec["target"], tables["train"])
     targets = spec["target"]["column"] if isinstance(spec["target"]["column"], list) else [spec["target"]["column"]]
-    named = [(f"data.features[{index}]", feature["column"]) for index, feature in enumerate(spec["features"])] + \
-        [("data.target", column) for column in targets]
+    named = [(f"data.features[{index}]", feature["column"]) for index, feature in enumerate(spec["features"])] + [
+        ("data.target", column) for column in targets
+    ]
     for split in digests.keys() - {"train"}:
         for where, column in named:
             tables[split].column(column, where)
@@ -165,12 +217,14 @@ def table_shape(pipeline: TablePipeline) -> DataShape:
     """The model input width the fitted features encode to, and the target's classes."""
     categorical = [feature for feature in pipeline.features if feature.type == "categorical"]
     singles = len(pipeline.features) - len(categorical)
-    parts = ([f"{singles} numeric or binary column{'s' if singles != 1 else ''} of 1"] if singles else []) + \
-        [f"{feature.column} {feature.width}: {len(feature.vocabulary)} categories and the out-of-vocabulary "
-         "column" for feature in categorical]
+    parts = ([f"{singles} numeric or binary column{'s' if singles != 1 else ''} of 1"] if singles else []) + [
+        f"{feature.column} {feature.width}: {len(feature.vocabulary)} categories and the out-of-vocabulary column"
+        for feature in categorical
+    ]
     classes = None if pipeline.target.regression else len(pipeline.target.classes)
-    return DataShape((pipeline.width,), classes,
-                     f"the features encode to {pipeline.width} values per row ({'; '.join(parts)})")
+    return DataShape(
+        (pipeline.width,), classes, f"the features encode to {pipeline.width} values per row ({'; '.join(parts)})"
+    )
 
 
 def load_table(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
@@ -179,13 +233,20 @@ def load_table(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Load
     problem = table_shape(pipeline).input_problem(input_shape)
     if problem:
         raise DataError(problem, path="model.input_shape")
-    splits = {name: Split(name, pipeline.encode(table), pipeline.target.encode(table, "data.target"),
-                          table.file, table.file, table=table)
-              for name, table in tables.items()}
+    splits = {
+        name: Split(
+            name,
+            pipeline.encode(table),
+            pipeline.target.encode(table, "data.target"),
+            table.file,
+            table.file,
+            table=table,
+        )
+        for name, table in tables.items()
+    }
     return Loaded(splits, digests, None if pipeline.target.regression else pipeline.target.classes, pipeline)
 
 
 def table_splits(spec: dict) -> dict[str, str]:
     """The splits a table spec gives, each with the option that gives it (a file, or a fraction of train)."""
-    return {split: option for split in FILE_SPLITS
-            for option in (split, f"{split}_fraction") if option in spec}
+    return {split: option for split in FILE_SPLITS for option in (split, f"{split}_fraction") if option in spec}

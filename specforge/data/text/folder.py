@@ -31,9 +31,12 @@ def decode(data: bytes, file: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise DataError(f"line {line}: byte 0x{data[error.start]:02x} at offset {error.start} is not UTF-8 "
-                        "(documents are read as UTF-8); save the file as UTF-8", file=file) from None
+        line = data[: error.start].count(b"\n") + 1
+        raise DataError(
+            f"line {line}: byte 0x{data[error.start]:02x} at offset {error.start} is not UTF-8 "
+            "(documents are read as UTF-8); save the file as UTF-8",
+            file=file,
+        ) from None
 
 
 def text_classes(directory: Path, option: str) -> dict[str, int]:
@@ -41,13 +44,19 @@ def text_classes(directory: Path, option: str) -> dict[str, int]:
     require_dir(directory, option)
     folders = class_folders(directory)
     if not folders:
-        raise DataError("no class sub-folders; put each class's .txt documents in its own folder, e.g. "
-                        "train/positive/1.txt, train/negative/2.txt", file=str(directory))
+        raise DataError(
+            "no class sub-folders; put each class's .txt documents in its own folder, e.g. "
+            "train/positive/1.txt, train/negative/2.txt",
+            file=str(directory),
+        )
     counts = {folder: len(_documents_in(directory / folder)) for folder in folders}
     empty = [folder for folder, count in counts.items() if count == 0]
     if empty:
-        raise DataError(f"class folder {empty[0]!r} holds no .txt files ({len(empty)} such folders); add its "
-                        "documents or remove the folder", file=str(directory / empty[0]))
+        raise DataError(
+            f"class folder {empty[0]!r} holds no .txt files ({len(empty)} such folders); add its "
+            "documents or remove the folder",
+            file=str(directory / empty[0]),
+        )
     return counts
 
 
@@ -62,8 +71,11 @@ def read_documents(name: str, directory: Path, option: str, classes: list[str] |
     classes = classes if classes is not None else folders
     unknown = [folder for folder in folders if folder not in classes]
     if unknown:
-        raise DataError(f"class folder {unknown[0]!r} is not among the classes {classes}; use the same class "
-                        "folders in every split", file=str(directory))
+        raise DataError(
+            f"class folder {unknown[0]!r} is not among the classes {classes}; use the same class "
+            "folders in every split",
+            file=str(directory),
+        )
     texts, labels, files, digests = [], [], [], {}
     for folder in folders:
         for path in _documents_in(directory / folder):

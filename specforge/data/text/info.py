@@ -27,8 +27,7 @@ def split_text_info(vectorizer: TextVectorizer, texts: list[str]) -> dict:
         "empty": int(np.sum(lengths == 0)),
         "tokens": tokens,
         "out_of_vocabulary": sum(ids.count(oov) for ids in rows) / tokens if tokens else 0.0,
-        "length_percentiles": {str(p): float(np.percentile(lengths, p)) if len(lengths) else 0.0
-                               for p in PERCENTILES},
+        "length_percentiles": {str(p): float(np.percentile(lengths, p)) if len(lengths) else 0.0 for p in PERCENTILES},
     }
     if vectorizer.output_mode == "int":
         info["truncated"] = int(np.sum(lengths > vectorizer.sequence_length))

@@ -25,18 +25,24 @@ def example_lines(split: Split, vectorizer: TextVectorizer, class_names: tuple[s
         row = split.images[index]
         if vectorizer.output_mode == "int":
             used = np.flatnonzero(row != PADDING_ID)
-            ids = row[:used[-1] + 1] if used.size else row[:0]
-            model_input = f"ids: {' '.join(map(str, ids))}" + (f" (+{len(row) - len(ids)} padding)"
-                                                               if len(ids) < len(row) else "")
+            ids = row[: used[-1] + 1] if used.size else row[:0]
+            model_input = f"ids: {' '.join(map(str, ids))}" + (
+                f" (+{len(row) - len(ids)} padding)" if len(ids) < len(row) else ""
+            )
         else:
             model_input = f"{vectorizer.output_mode}: " + ", ".join(
-                f"{entries[i]} {row[i]:.4g}" for i in np.flatnonzero(row))
+                f"{entries[i]} {row[i]:.4g}" for i in np.flatnonzero(row)
+            )
         label = int(split.labels[index]) if split.labels is not None else None
-        lines += [f"{split.name}[{index}] class {label} ({class_names[label] if label is not None else '?'})",
-                  f"  text: {cut}", f"  {model_input}"]
+        lines += [
+            f"{split.name}[{index}] class {label} ({class_names[label] if label is not None else '?'})",
+            f"  text: {cut}",
+            f"  {model_input}",
+        ]
     return lines
 
 
-def write_examples(split: Split, vectorizer: TextVectorizer, class_names: tuple[str, ...], path: Path,
-                   count: int) -> Path:
+def write_examples(
+    split: Split, vectorizer: TextVectorizer, class_names: tuple[str, ...], path: Path, count: int
+) -> Path:
     return write_text(path, "\n".join(example_lines(split, vectorizer, class_names, count)) + "\n")

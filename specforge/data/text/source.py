@@ -33,8 +33,9 @@ def load_text(spec: dict, base_dir: Path) -> Loaded:
     loaded = Loaded({}, {}, classes, text=vectorizer)
     for name, split in documents.items():
         directory = str(resolve(base_dir, spec[name]))
-        loaded.splits[name] = Split(name, vectorizer.transform(split.texts), split.labels, directory, directory,
-                                    texts=split.texts)
+        loaded.splits[name] = Split(
+            name, vectorizer.transform(split.texts), split.labels, directory, directory, texts=split.texts
+        )
         loaded.digests.update(split.digests)
     return loaded
 
@@ -48,15 +49,19 @@ def vectorized_with(loaded: Loaded, vectorizer: TextVectorizer) -> Loaded:
 
 
 def text_probe(spec: dict, base_dir: Path) -> dict[str, Probe]:
-    return {split: Probe(str(directory), classes=text_classes(directory, split))
-            for split, directory in ((split, resolve(base_dir, spec[split])) for split in SPLIT_NAMES if split in spec)}
+    return {
+        split: Probe(str(directory), classes=text_classes(directory, split))
+        for split, directory in ((split, resolve(base_dir, spec[split])) for split in SPLIT_NAMES if split in spec)
+    }
 
 
 def text_shape(spec: dict, base_dir: Path) -> DataShape:
     _, classes, vectorizer = fit_text(spec, base_dir)
     if vectorizer.output_mode == "int":
-        origin = (f"the documents become {vectorizer.output_sequence_length} token ids each "
-                  "(vectorize.output_sequence_length)")
+        origin = (
+            f"the documents become {vectorizer.output_sequence_length} token ids each "
+            "(vectorize.output_sequence_length)"
+        )
     else:
         origin = f"the documents become {vectorizer.size} values each (the vocabulary's size)"
     return DataShape(vectorizer.output_shape, len(classes), origin, vocabulary_size=vectorizer.size)

@@ -41,36 +41,59 @@ _WHITESPACE = re.compile(r"[ \t\n\r\x0b\x0c]+")
 VECTORIZE_SCHEMA = {
     "type": "object",
     "description": "How documents become model inputs, with Keras' TextVectorization options and defaults; the "
-                   "vocabulary is learned on the training split and saved with the run.",
+    "vocabulary is learned on the training split and saved with the run.",
     "properties": {
-        "standardize": {"enum": list(STANDARDIZE), "default": "lower_and_strip_punctuation",
-                        "description": "lower_and_strip_punctuation: lower ASCII letters and remove ASCII "
-                                       "punctuation; lower; strip_punctuation; none. Default: "
-                                       "lower_and_strip_punctuation."},
-        "split": {"enum": list(SPLIT), "default": "whitespace",
-                  "description": "whitespace: tokens are the runs between whitespace; character: every character "
-                                 "is a token. Default: whitespace."},
-        "ngrams": {"type": ["integer", "null"], "minimum": 2, "default": None,
-                   "description": "Also count every run of 2 up to this many tokens as a token (joined by a "
-                                  "space). Default: none, single tokens only."},
-        "max_tokens": {"type": ["integer", "null"], "minimum": 3, "default": None,
-                       "description": "Largest vocabulary, the special entries (padding and out of vocabulary for "
-                                      "int, out of vocabulary otherwise) included; the most frequent tokens are "
-                                      "kept. Default: every training token."},
-        "output_mode": {"enum": list(OUTPUT_MODES), "default": "int",
-                        "description": "int: a sequence of token ids per document (0 padding, 1 out of "
-                                       "vocabulary), for Embedding; multi_hot: 1 for each vocabulary entry in the "
-                                       "document; count: how often; tf_idf: the count times the entry's inverse "
-                                       "document frequency. Default: int."},
-        "output_sequence_length": {"type": ["integer", "null"], "minimum": 1, "default": None,
-                                   "description": "int only: documents are padded with 0 or cut at the end to "
-                                                  "this many ids. Default: the longest training document's "
-                                                  "length."},
+        "standardize": {
+            "enum": list(STANDARDIZE),
+            "default": "lower_and_strip_punctuation",
+            "description": "lower_and_strip_punctuation: lower ASCII letters and remove ASCII "
+            "punctuation; lower; strip_punctuation; none. Default: "
+            "lower_and_strip_punctuation.",
+        },
+        "split": {
+            "enum": list(SPLIT),
+            "default": "whitespace",
+            "description": "whitespace: tokens are the runs between whitespace; character: every character "
+            "is a token. Default: whitespace.",
+        },
+        "ngrams": {
+            "type": ["integer", "null"],
+            "minimum": 2,
+            "default": None,
+            "description": "Also count every run of 2 up to this many tokens as a token (joined by a "
+            "space). Default: none, single tokens only.",
+        },
+        "max_tokens": {
+            "type": ["integer", "null"],
+            "minimum": 3,
+            "default": None,
+            "description": "Largest vocabulary, the special entries (padding and out of vocabulary for "
+            "int, out of vocabulary otherwise) included; the most frequent tokens are "
+            "kept. Default: every training token.",
+        },
+        "output_mode": {
+            "enum": list(OUTPUT_MODES),
+            "default": "int",
+            "description": "int: a sequence of token ids per document (0 padding, 1 out of "
+            "vocabulary), for Embedding; multi_hot: 1 for each vocabulary entry in the "
+            "document; count: how often; tf_idf: the count times the entry's inverse "
+            "document frequency. Default: int.",
+        },
+        "output_sequence_length": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "description": "int only: documents are padded with 0 or cut at the end to "
+            "this many ids. Default: the longest training document's "
+            "length.",
+        },
     },
     "additionalProperties": False,
     "default": {},
-    "examples": [{"output_mode": "int", "output_sequence_length": 64, "max_tokens": 20000},
-                 {"output_mode": "tf_idf", "ngrams": 2}],
+    "examples": [
+        {"output_mode": "int", "output_sequence_length": 64, "max_tokens": 20000},
+        {"output_mode": "tf_idf", "ngrams": 2},
+    ],
 }
 
 
@@ -90,7 +113,7 @@ def with_ngrams(tokens: list[str], ngrams: int | None) -> list[str]:
     """``tokens`` followed by their 2..``ngrams``-grams, in Keras' order (all bigrams, then all trigrams...)."""
     grams = list(tokens)
     for width in range(2, (ngrams or 1) + 1):
-        grams += [" ".join(tokens[start:start + width]) for start in range(len(tokens) - width + 1)]
+        grams += [" ".join(tokens[start : start + width]) for start in range(len(tokens) - width + 1)]
     return grams
 
 
@@ -134,10 +157,11 @@ class TextVectorizer:
         counts = Counter(token for tokens in tokenized for token in tokens)
         ranked = sorted(counts, key=lambda token: (counts[token], token.encode()), reverse=True)
         if self.max_tokens is not None:
-            ranked = ranked[:max(self.max_tokens - self.first_id, 0)]
+            ranked = ranked[: max(self.max_tokens - self.first_id, 0)]
         if not ranked:
-            raise DataError("the training documents hold no tokens; give documents with text in them",
-                            path="data.train")
+            raise DataError(
+                "the training documents hold no tokens; give documents with text in them", path="data.train"
+            )
         self.vocabulary = ranked
         if self.output_mode == "tf_idf":
             holding = Counter(token for tokens in tokenized for token in set(tokens))
@@ -174,7 +198,7 @@ class TextVectorizer:
             length = self.sequence_length
             out = np.full((len(rows), length), PADDING_ID, dtype=np.int64)
             for row, ids in zip(out, rows):
-                row[:min(len(ids), length)] = ids[:length]
+                row[: min(len(ids), length)] = ids[:length]
             return out
         out = np.zeros((len(rows), self.size), dtype=np.float32)
         for row, ids in zip(out, rows):
@@ -186,10 +210,16 @@ class TextVectorizer:
         return out
 
     def to_dict(self) -> dict:
-        return {"standardize": self.standardize, "split": self.split, "ngrams": self.ngrams,
-                "max_tokens": self.max_tokens, "output_mode": self.output_mode,
-                "output_sequence_length": self.output_sequence_length, "vocabulary": list(self.vocabulary),
-                "idf": self.idf}
+        return {
+            "standardize": self.standardize,
+            "split": self.split,
+            "ngrams": self.ngrams,
+            "max_tokens": self.max_tokens,
+            "output_mode": self.output_mode,
+            "output_sequence_length": self.output_sequence_length,
+            "vocabulary": list(self.vocabulary),
+            "idf": self.idf,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> TextVectorizer:
