@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -79,17 +80,26 @@ def class_folders(directory: Path) -> list[str]:
 def folder_classes(directory: Path, option: str) -> dict[str, int]:
     """Each class sub-folder of a split's directory with its number of image files (the images unread)."""
     require_dir(directory, option)
+    return count_class_files(directory, _images_in, ("images", "PNG or JPEG", "images"), "train/cat/1.png")
+
+
+def count_class_files(
+    directory: Path, files_in: Callable[[Path], list[Path]], names: tuple[str, str, str], example: str
+) -> dict[str, int]:
+    """Each class sub-folder of ``directory`` with its number of files as ``files_in`` lists them (unread).
+    ``names`` says what the files are: as a class holds them, their formats, and as a folder's contents."""
+    held, formats, contents = names
     folders = class_folders(directory)
     if not folders:
         raise DataError(
-            "no class sub-folders; put each class's images in its own folder, e.g. train/cat/1.png", file=str(directory)
+            f"no class sub-folders; put each class's {held} in its own folder, e.g. {example}", file=str(directory)
         )
-    counts = {folder: len(_images_in(directory / folder)) for folder in folders}
+    counts = {folder: len(files_in(directory / folder)) for folder in folders}
     empty = [folder for folder, count in counts.items() if count == 0]
     if empty:
         raise DataError(
-            f"class folder {empty[0]!r} holds no PNG or JPEG files ({len(empty)} such folders); add its "
-            "images or remove the folder",
+            f"class folder {empty[0]!r} holds no {formats} files ({len(empty)} such folders); add its "
+            f"{contents} or remove the folder",
             file=str(directory / empty[0]),
         )
     return counts

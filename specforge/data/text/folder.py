@@ -11,7 +11,7 @@ import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.data.files import read_bytes, require_dir, sha256_bytes
-from specforge.data.folders import class_folders
+from specforge.data.folders import count_class_files
 
 TEXT_SUFFIX = ".txt"
 
@@ -42,22 +42,9 @@ def decode(data: bytes, file: str) -> str:
 def text_classes(directory: Path, option: str) -> dict[str, int]:
     """Each class sub-folder of a split's directory with its number of ``.txt`` files (the files unread)."""
     require_dir(directory, option)
-    folders = class_folders(directory)
-    if not folders:
-        raise DataError(
-            "no class sub-folders; put each class's .txt documents in its own folder, e.g. "
-            "train/positive/1.txt, train/negative/2.txt",
-            file=str(directory),
-        )
-    counts = {folder: len(_documents_in(directory / folder)) for folder in folders}
-    empty = [folder for folder, count in counts.items() if count == 0]
-    if empty:
-        raise DataError(
-            f"class folder {empty[0]!r} holds no .txt files ({len(empty)} such folders); add its "
-            "documents or remove the folder",
-            file=str(directory / empty[0]),
-        )
-    return counts
+    return count_class_files(
+        directory, _documents_in, (".txt documents", ".txt", "documents"), "train/positive/1.txt, train/negative/2.txt"
+    )
 
 
 def _documents_in(folder: Path) -> list[Path]:
