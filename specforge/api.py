@@ -51,6 +51,7 @@ from specforge.options.callbacks import Callback
 from specforge.predict import images, table
 from specforge.predict.images import PredictionReport
 from specforge.predict.run_model import is_run_dir
+from specforge.predict.session import DEFAULT_BATCH_SIZE
 from specforge.predict.table import RowPredictions
 from specforge.runs import listing, plots
 from specforge.runs.directory import Run, open_run
@@ -286,7 +287,9 @@ def plot_misclassified(
     return path, len(mistakes.indices), mistakes.examples
 
 
-def predict(run: Run | str | Path, images: np.ndarray, *, batch_size: int = 256, preprocess: bool = True) -> np.ndarray:
+def predict(
+    run: Run | str | Path, images: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE, preprocess: bool = True
+) -> np.ndarray:
     """Outputs (class probabilities) of a run's model with the numpy backend.
 
     ``images`` are as stored (uint8 pixels, ``(N, H, W[, C])`` or flat rows); the run's preprocessing is
@@ -405,7 +408,7 @@ def predict_onnx(
     limit: int | None = None,
     top_k: int = 1,
     threads: int | None = None,
-    batch_size: int = 256,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     invert: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
     backend: str = "local",

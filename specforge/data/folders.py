@@ -83,6 +83,17 @@ def folder_classes(directory: Path, option: str) -> dict[str, int]:
     return count_class_files(directory, _images_in, ("images", "PNG or JPEG", "images"), "train/cat/1.png")
 
 
+def require_known_classes(folders: list[str], classes: list[str], directory: Path) -> None:
+    """Refuse a class folder of a split that is not among the training split's ``classes``."""
+    unknown = [folder for folder in folders if folder not in classes]
+    if unknown:
+        raise DataError(
+            f"class folder {unknown[0]!r} is not among the classes {classes}; use the same class "
+            "folders in every split",
+            file=str(directory),
+        )
+
+
 def count_class_files(
     directory: Path, files_in: Callable[[Path], list[Path]], names: tuple[str, str, str], example: str
 ) -> dict[str, int]:
@@ -120,13 +131,7 @@ def load_folder_split(
     image_mode(input_shape)
     folders = list(folder_classes(directory, option))
     classes = class_names if class_names is not None else folders
-    unknown = [folder for folder in folders if folder not in classes]
-    if unknown:
-        raise DataError(
-            f"class folder {unknown[0]!r} is not among the classes {classes}; use the same class "
-            "folders in every split",
-            file=str(directory),
-        )
+    require_known_classes(folders, classes, directory)
     files = [(classes.index(folder), path) for folder in folders for path in _images_in(directory / folder)]
     if not files:
         raise DataError(f"no PNG or JPEG files in the class folders {folders}", file=str(directory))

@@ -11,7 +11,7 @@ import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.data.files import read_bytes, require_dir, sha256_bytes
-from specforge.data.folders import count_class_files
+from specforge.data.folders import count_class_files, require_known_classes
 
 TEXT_SUFFIX = ".txt"
 
@@ -56,13 +56,7 @@ def read_documents(name: str, directory: Path, option: str, classes: list[str] |
     folder that is not among ``classes`` is refused."""
     folders = list(text_classes(directory, option))
     classes = classes if classes is not None else folders
-    unknown = [folder for folder in folders if folder not in classes]
-    if unknown:
-        raise DataError(
-            f"class folder {unknown[0]!r} is not among the classes {classes}; use the same class "
-            "folders in every split",
-            file=str(directory),
-        )
+    require_known_classes(folders, classes, directory)
     texts, labels, files, digests = [], [], [], {}
     for folder in folders:
         for path in _documents_in(directory / folder):
