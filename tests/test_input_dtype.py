@@ -24,7 +24,7 @@ from specforge.options import losses, optimizers
 from specforge.predict.session import make_session
 
 
-class Lookup(Layer):
+class Lookup(Layer, register=False):
     """Row ``i`` of a learned ``(ids, units)`` table for each id ``i``: ``(steps,)`` ids to ``(steps, units)``."""
 
     type = "TestLookup"

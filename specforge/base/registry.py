@@ -46,6 +46,10 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def sort(self) -> None:
+        """Order the entries by name, so that a family whose modules load in any order lists them the same."""
+        self._entries = dict(sorted(self._entries.items()))
+
     def names(self) -> tuple[str, ...]:
         return tuple(self._entries)
 
@@ -61,17 +65,20 @@ class Kind:
 
     ``class Optimizer(Kind, registry=OPTIMIZERS, key="name")`` makes ``Optimizer`` a family; a subclass that
     sets ``key`` in its own body (``name = "adam"``) joins ``registry`` as it is defined, one that does not
-    (a shared base such as ``_Monitoring``) does not.
+    (a shared base such as ``_Monitoring``) does not. ``register=False`` defines a kind without registering
+    it (a test's own kind, registered for the test's length).
     """
 
     _registry: ClassVar[Registry[Any]]
     _key: ClassVar[str]
 
-    def __init_subclass__(cls, registry: Registry[Any] | None = None, key: str = "name", **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls, registry: Registry[Any] | None = None, key: str = "name", register: bool = True, **kwargs: Any
+    ) -> None:
         super().__init_subclass__(**kwargs)
         if registry is not None:
             cls._registry, cls._key = registry, key
-        elif cls._key in cls.__dict__:
+        elif register and cls._key in cls.__dict__:
             cls._registry.register(cls)
 
 

@@ -6,22 +6,13 @@ import importlib
 import pkgutil
 
 from specforge.base.registry import Registry
-from specforge.layers.base import Layer
+from specforge.layers.base import LAYERS, Layer
 
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+LAYERS.sort()
 
-def _collect() -> Registry[type[Layer]]:
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    kinds: list[type[Layer]] = []
-    pending = list(Layer.__subclasses__())
-    while pending:
-        cls = pending.pop(0)
-        pending.extend(cls.__subclasses__())
-        if "type" in cls.__dict__:
-            kinds.append(cls)
-    return Registry("layer", lambda cls: cls.type, sorted(kinds, key=lambda cls: cls.type))
-
-
-REGISTRY: Registry[type[Layer]] = _collect()
+#: The layer kinds by ``type``, in name order (the order of the schema and the README's reference).
+REGISTRY: Registry[type[Layer]] = LAYERS
 
 __all__ = ["REGISTRY", "Layer"]

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from specforge.base.errors import ShapeError
+from specforge.base.registry import Kind, Registry
 from specforge.options.activations import ACTIVATIONS, ActivationFunction
 from specforge.options.initializers import INITIALIZERS
 
@@ -29,7 +30,11 @@ Shape = tuple[int, ...]
 Params = dict[str, np.ndarray]
 
 
-class Layer:
+#: Every layer kind by its spec ``type``: a subclass of Layer that sets ``type`` joins it as it is defined.
+LAYERS: Registry[type[Layer]] = Registry("layer", lambda cls: cls.type)
+
+
+class Layer(Kind, registry=LAYERS, key="type"):
     """Base class of every layer kind; subclasses fill in the class attributes and the math."""
 
     type: ClassVar[str]
