@@ -50,7 +50,7 @@ def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 def make_layer(kind: str, config: dict, shape: tuple, dtype=np.float64, seed: int = 0):
     """A layer of ``kind`` with its parameters, moved off special values (zero biases, unit gammas)."""
-    layer = REGISTRY[kind](config)
+    layer = REGISTRY[kind].from_options(config)
     rng = np.random.default_rng(seed)
     params = {
         name: (value + 0.1 * rng.standard_normal(value.shape)).astype(dtype)
@@ -76,7 +76,7 @@ def example_input(kind: str, shape: tuple, count: int, seed: int, dtype=np.float
 
 def forward_fresh(kind: str, config: dict, params: dict, x: np.ndarray, training: bool):
     """Forward through a new layer with a fixed generator, so that repeated calls see the same dropout mask."""
-    layer = REGISTRY[kind](config)
+    layer = REGISTRY[kind].from_options(config)
     return layer, layer.forward(params, x, training=training, rng=np.random.default_rng(1))
 
 

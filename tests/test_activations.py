@@ -129,7 +129,7 @@ def test_onnx_after_a_convolution(name):
     """After Conv2D the tensor is NCHW in ONNX: elementwise nodes must work there and softmax must still
     normalise the channels."""
     conv, conv_params = make_layer("Conv2D", {"filters": 3, "kernel_size": 2}, (4, 5, 2), dtype=np.float32)
-    act = REGISTRY["Activation"]({"activation": name})
+    act = REGISTRY["Activation"].from_options({"activation": name})
     x = np.random.default_rng(3).standard_normal((2, 4, 5, 2)).astype(np.float32)
     check_onnx_parity([(conv, conv_params), (act, {})], (4, 5, 2), x)
 

@@ -68,22 +68,24 @@ def lookup_kind():
 
 def ids_model(seed: int = 0) -> Model:
     layers = [
-        Lookup({"ids": 5, "units": 3}),
-        REGISTRY["Flatten"]({}),
-        REGISTRY["Dense"]({"units": 2}),
-        REGISTRY["Activation"]({"activation": "softmax"}),
+        Lookup.from_options({"ids": 5, "units": 3}),
+        REGISTRY["Flatten"].from_options({}),
+        REGISTRY["Dense"].from_options({"units": 2}),
+        REGISTRY["Activation"].from_options({"activation": "softmax"}),
     ]
     return Model.initialize(Graph.chain((4,), layers), np.random.default_rng(seed))
 
 
 def test_the_graph_input_takes_the_dtype_its_first_kind_declares(lookup_kind):
     assert ids_model().graph.input_dtype == "int64"
-    assert Graph.chain((4,), [REGISTRY["Dense"]({"units": 2})]).input_dtype == "float32"
+    assert Graph.chain((4,), [REGISTRY["Dense"].from_options({"units": 2})]).input_dtype == "float32"
     assert Graph((3,)).input_dtype == "float32"
 
 
 def test_ids_from_another_layer_are_refused(lookup_kind):
-    graph = Graph.chain((4,), [REGISTRY["Activation"]({"activation": "relu"}), Lookup({"ids": 5, "units": 3})])
+    graph = Graph.chain(
+        (4,), [REGISTRY["Activation"].from_options({"activation": "relu"}), Lookup.from_options({"ids": 5, "units": 3})]
+    )
     with pytest.raises(ShapeError, match="TestLookup takes int ids, which only the model's input holds"):
         graph.input_dtype  # noqa: B018
 

@@ -140,7 +140,7 @@ def test_a_merge_kind_computes_in_pytorch_what_it_computes_in_specforge(kind, co
     xs = [rng.standard_normal((BATCH, *shape)) for shape in shapes]
     if kind in ("Maximum", "Minimum"):
         xs[1][0] = xs[0][0]  # ties go to the first input
-    _compare_layer(REGISTRY[kind](config), {}, xs, tuple(shapes))
+    _compare_layer(REGISTRY[kind].from_options(config), {}, xs, tuple(shapes))
 
 
 # -- the specs -----------------------------------------------------------------------------------------------

@@ -16,11 +16,12 @@ the loss can take logits (softmax + cross-entropy is fused with log-sum-exp).
 
 from __future__ import annotations
 
-import copy
-from typing import Any, ClassVar
+import builtins
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from specforge.base.defaults import with_defaults
 from specforge.base.errors import ShapeError
 from specforge.base.registry import Kind, Registry
 from specforge.options.activations import ACTIVATIONS, ActivationFunction
@@ -28,6 +29,7 @@ from specforge.options.initializers import INITIALIZERS
 
 Shape = tuple[int, ...]
 Params = dict[str, np.ndarray]
+L = TypeVar("L", bound="Layer")
 
 
 #: Every layer kind by its spec ``type``: a subclass of Layer that sets ``type`` joins it as it is defined.
@@ -60,12 +62,24 @@ class Layer(Kind, registry=LAYERS, key="type"):
     #: the model's input itself, since no layer outputs ids.
     input_dtype: ClassVar[str] = "float"
 
-    def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
-        config = dict(config or {})
+    def __init__(self, config: dict[str, Any], name: str | None = None):
+        """A layer of a complete ``config``, as validation leaves a spec's layers: every option with a default
+        has its value. Code that builds a layer from some of its options calls ``from_options``."""
+        config = dict(config)
         config.pop("type", None)
         self.name = config.pop("name", None) or name or self.type.lower()
-        self.config = {key: copy.deepcopy(prop["default"]) for key, prop in self.schema.items() if "default" in prop}
-        self.config.update(config)
+        missing = [key for key, prop in self.schema.items() if "default" in prop and key not in config]
+        if missing:
+            raise TypeError(f"{self.type} config without {', '.join(missing)}: use {self.type}.from_options")
+        self.config = config
+
+    @classmethod
+    def from_options(
+        cls: builtins.type[L], options: dict[str, Any] | None = None, name: str | None = None, **extra: Any
+    ) -> L:
+        """A layer of some of its options, the others filled with their defaults as validation fills a spec's
+        (``extra``: what a subclass's constructor takes beside them)."""
+        return cls(with_defaults({**(options or {}), "type": cls.type}, cls.json_schema()), name, **extra)
 
     def __repr__(self) -> str:
         return f"{self.type}({self.name!r}, {self.config})"

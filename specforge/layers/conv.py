@@ -63,7 +63,7 @@ class _Convolution(Layer):
     #: the option naming the kernel's initializer
     kernel_initializer_option: ClassVar[str]
 
-    def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
+    def __init__(self, config: dict[str, Any], name: str | None = None):
         super().__init__(config, name)
         require_strides_or_dilation(self)
 

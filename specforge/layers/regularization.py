@@ -34,7 +34,7 @@ class Dropout(Layer):
     required = ("rate",)
     examples = [({"rate": 0.5}, (3, 4)), ({"rate": 0.25, "seed": 7}, (6,))]
 
-    def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
+    def __init__(self, config: dict[str, Any], name: str | None = None):
         super().__init__(config, name)
         seed = self.config["seed"]
         self._rng = None if seed is None else np.random.default_rng(seed)

@@ -70,14 +70,14 @@ class SeparableConv2D(Layer):
         ({"filters": 2, "kernel_size": [3, 4], "strides": 2, "padding": "same"}, (5, 7, 2)),
     ]
 
-    def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
+    def __init__(self, config: dict[str, Any], name: str | None = None):
         super().__init__(config, name)
         require_strides_or_dilation(self)
         depthwise = ("kernel_size", "strides", "padding", "dilation_rate", "depth_multiplier", "depthwise_initializer")
-        self.depthwise = DepthwiseConv2D(
+        self.depthwise = DepthwiseConv2D.from_options(
             {**{key: self.config[key] for key in depthwise}, "use_bias": False}, f"{self.name}_depthwise"
         )
-        self.pointwise = Conv2D(
+        self.pointwise = Conv2D.from_options(
             {
                 "filters": self.config["filters"],
                 "kernel_size": 1,

@@ -73,7 +73,7 @@ class _SequenceLayer(Layer):
     an output of rank 3 loses it again.
     """
 
-    def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
+    def __init__(self, config: dict[str, Any], name: str | None = None):
         super().__init__(config, name)
         self.image_layer = self.make_image_layer()
 
@@ -194,7 +194,9 @@ class Conv1D(_SequenceLayer):
     def make_image_layer(self) -> Layer:
         require_strides_or_dilation(self)
         config = {key: self.config[key] for key in ("filters", "use_bias", "kernel_initializer", "bias_initializer")}
-        return _RowConv2D({**config, "kernel_size": [1, self.config["kernel_size"]]}, self.image_name, self.window)
+        return _RowConv2D.from_options(
+            {**config, "kernel_size": [1, self.config["kernel_size"]]}, self.image_name, plan=self.window
+        )
 
     def window(self, steps: int) -> ops.Window:
         k, s, d = (self.config[key] for key in ("kernel_size", "strides", "dilation_rate"))
@@ -235,7 +237,9 @@ class _Pooling1D(_SequenceLayer):
     image_kind: type[_OnRows]
 
     def make_image_layer(self) -> Layer:
-        return self.image_kind({"pool_size": [1, self.config["pool_size"]]}, self.image_name, self.window)
+        return self.image_kind.from_options(
+            {"pool_size": [1, self.config["pool_size"]]}, self.image_name, plan=self.window
+        )
 
     def window(self, steps: int) -> ops.Window:
         pool = self.config["pool_size"]

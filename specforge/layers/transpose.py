@@ -91,7 +91,7 @@ class Conv2DTranspose(Layer):
         ({"filters": 2, "kernel_size": 2, "strides": [3, 2], "padding": "same"}, (3, 2, 33)),
     ]
 
-    def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
+    def __init__(self, config: dict[str, Any], name: str | None = None):
         super().__init__(config, name)
         require_strides_or_dilation(self)
         if self.config["output_padding"] is not None:

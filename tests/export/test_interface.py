@@ -178,7 +178,7 @@ def test_batch_normalization_in_inference_form_with_its_epsilon():
     """Against the formula, worked independently of the layer's code: (x - mean) / sqrt(var + eps) * gamma + beta."""
     from specforge.layers import REGISTRY
 
-    layer = REGISTRY["BatchNormalization"]({"epsilon": 0.5})
+    layer = REGISTRY["BatchNormalization"].from_options({"epsilon": 0.5})
     rng = np.random.default_rng(0)
     params = {
         "gamma": rng.uniform(0.5, 2, 3),

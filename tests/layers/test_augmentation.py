@@ -13,7 +13,7 @@ X = RNG.standard_normal((6, 4, 5, 2))
 
 
 def forward(kind: str, config: dict, x: np.ndarray = X, training: bool = True, seed: int = 1) -> np.ndarray:
-    return REGISTRY[kind](config).forward({}, x, training=training, rng=np.random.default_rng(seed))[0]
+    return REGISTRY[kind].from_options(config).forward({}, x, training=training, rng=np.random.default_rng(seed))[0]
 
 
 @pytest.mark.parametrize(
@@ -73,12 +73,12 @@ def test_brightness_and_contrast_keep_to_the_value_range():
 
 def test_random_crop_takes_a_window_in_training_and_the_centre_at_inference():
     x = RNG.standard_normal((3, 6, 8, 1))
-    layer = REGISTRY["RandomCrop"]({"height": 4, "width": 4})
+    layer = REGISTRY["RandomCrop"].from_options({"height": 4, "width": 4})
     y = layer.forward({}, x, training=True, rng=np.random.default_rng(2))[0]
     windows = [x[:, top : top + 4, left : left + 4] for top in range(3) for left in range(5)]
     assert any(np.array_equal(y, window) for window in windows)
     # inference: the largest centred 1:1 window (6 x 6, columns 1..6), resized to the output size (PyTorch's
     # half-pixel bilinear gives the same in tests/test_torch_twin.py)
     assert layer.window(6, 8) == (0, 1, 6, 6)
-    wide = REGISTRY["RandomCrop"]({"height": 6, "width": 6}).forward({}, x, training=False)[0]
+    wide = REGISTRY["RandomCrop"].from_options({"height": 6, "width": 6}).forward({}, x, training=False)[0]
     np.testing.assert_array_equal(wide, x[:, :, 1:7])

@@ -54,14 +54,14 @@ DEPTHWISE_CASES = [
 
 @pytest.mark.parametrize("config, input_shape, expected, pads", CONV_CASES)
 def test_conv_shape_and_padding(config, input_shape, expected, pads):
-    layer = Conv2D(config)
+    layer = Conv2D.from_options(config)
     assert layer.output_shape(input_shape) == expected
     assert layer.window(input_shape).pads == pads
 
 
 @pytest.mark.parametrize("config, input_shape, expected, pads", DEPTHWISE_CASES)
 def test_depthwise_shape_and_padding(config, input_shape, expected, pads):
-    layer = DepthwiseConv2D(config)
+    layer = DepthwiseConv2D.from_options(config)
     assert layer.output_shape(input_shape) == expected
     assert layer.window(input_shape).pads == pads
 
@@ -70,7 +70,7 @@ def test_depthwise_shape_and_padding(config, input_shape, expected, pads):
 def test_forward_matches_loop_reference(kind, cases):
     rng = np.random.default_rng(0)
     for config, input_shape, expected, pads in cases:
-        layer = kind(config)
+        layer = kind.from_options(config)
         params = random_params(layer, input_shape, rng)
         x = rng.standard_normal((2, *input_shape))
         y, _ = layer.forward(params, x)
@@ -98,7 +98,7 @@ def test_forward_matches_loop_reference(kind, cases):
 def test_backward_is_the_adjoint(kind, config, input_shape):
     """Without bias the layer is linear in x and in the kernel: <y, dy> = <x, dx> = <kernel, dkernel>."""
     rng = np.random.default_rng(1)
-    layer = kind(config)
+    layer = kind.from_options(config)
     params = random_params(layer, input_shape, rng)
     x = rng.standard_normal((3, *input_shape))
     y, cache = layer.forward(params, x, training=True)
@@ -111,7 +111,7 @@ def test_backward_is_the_adjoint(kind, config, input_shape):
 
 def test_bias_gradient_and_need_dx():
     rng = np.random.default_rng(2)
-    layer = Conv2D({"filters": 3, "kernel_size": 2})
+    layer = Conv2D.from_options({"filters": 3, "kernel_size": 2})
     params = random_params(layer, (4, 5, 2), rng)
     x = rng.standard_normal((2, 4, 5, 2))
     _, cache = layer.forward(params, x, training=True)
@@ -127,7 +127,10 @@ def test_bias_gradient_and_need_dx():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dtype_is_preserved(dtype):
     rng = np.random.default_rng(3)
-    for layer in (Conv2D({"filters": 2, "kernel_size": 2, "strides": 2}), DepthwiseConv2D({"kernel_size": 2})):
+    for layer in (
+        Conv2D.from_options({"filters": 2, "kernel_size": 2, "strides": 2}),
+        DepthwiseConv2D.from_options({"kernel_size": 2}),
+    ):
         params = {k: v.astype(dtype) for k, v in random_params(layer, (4, 4, 2), rng).items()}
         y, cache = layer.forward(params, rng.standard_normal((1, 4, 4, 2)).astype(dtype), training=True)
         dx, grads = layer.backward(params, cache, np.ones_like(y))
@@ -136,7 +139,7 @@ def test_dtype_is_preserved(dtype):
 
 def test_depthwise_output_channels_are_channel_major():
     """Input channel c with multiplier m lands on output channel c * M + m (Keras' order)."""
-    layer = DepthwiseConv2D({"kernel_size": 1, "depth_multiplier": 3, "use_bias": False})
+    layer = DepthwiseConv2D.from_options({"kernel_size": 1, "depth_multiplier": 3, "use_bias": False})
     kernel = np.arange(1.0, 7.0).reshape(1, 1, 2, 3)  # channel 0: 1, 2, 3; channel 1: 4, 5, 6
     x = np.array([10.0, 100.0]).reshape(1, 1, 1, 2)
     y, _ = layer.forward({"kernel": kernel}, x)
@@ -144,7 +147,10 @@ def test_depthwise_output_channels_are_channel_major():
 
 
 def test_seed_param_counts_and_flops():
-    first, second = Conv2D({"filters": 64, "kernel_size": 3}), Conv2D({"filters": 32, "kernel_size": 3})
+    first, second = (
+        Conv2D.from_options({"filters": 64, "kernel_size": 3}),
+        Conv2D.from_options({"filters": 32, "kernel_size": 3}),
+    )
     assert first.count_params((28, 28, 1)) == 640
     assert second.count_params((26, 26, 64)) == 18_464
     assert first.flops((28, 28, 1)) == 778_752
@@ -152,17 +158,17 @@ def test_seed_param_counts_and_flops():
 
 
 def test_param_shapes():
-    assert Conv2D({"filters": 5, "kernel_size": [3, 2], "use_bias": False}).param_shapes((8, 8, 4)) == {
+    assert Conv2D.from_options({"filters": 5, "kernel_size": [3, 2], "use_bias": False}).param_shapes((8, 8, 4)) == {
         "kernel": (3, 2, 4, 5)
     }
-    depthwise = DepthwiseConv2D({"kernel_size": 3, "depth_multiplier": 2})
+    depthwise = DepthwiseConv2D.from_options({"kernel_size": 3, "depth_multiplier": 2})
     assert depthwise.param_shapes((5, 5, 3)) == {"kernel": (3, 3, 3, 2), "bias": (6,)}
     assert depthwise.count_params((5, 5, 3)) == 60
     assert depthwise.flops((5, 5, 3)) == 2 * 3 * 3 * 3 * 3 * 3 * 2
 
 
 def test_init_params_shapes_and_dtype():
-    params = Conv2D({"filters": 4, "kernel_size": [3, 2]}).init_params((6, 6, 2), np.random.default_rng(0))
+    params = Conv2D.from_options({"filters": 4, "kernel_size": [3, 2]}).init_params((6, 6, 2), np.random.default_rng(0))
     assert params["kernel"].shape == (3, 2, 2, 4) and params["kernel"].dtype == np.float32
     assert params["bias"].shape == (4,) and not params["bias"].any()
 
@@ -231,12 +237,12 @@ def test_init_params_shapes_and_dtype():
 )
 def test_shape_errors(kind, config, input_shape, message):
     with pytest.raises(ShapeError) as error:
-        kind(config).output_shape(input_shape)
+        kind.from_options(config).output_shape(input_shape)
     assert error.value.problems[0].message == message
 
 
 def test_same_padding_never_fails():
-    assert Conv2D({"filters": 1, "kernel_size": 7, "padding": "same"}).output_shape((5, 5, 1)) == (5, 5, 1)
+    assert Conv2D.from_options({"filters": 1, "kernel_size": 7, "padding": "same"}).output_shape((5, 5, 1)) == (5, 5, 1)
 
 
 @pytest.mark.parametrize(
@@ -248,4 +254,4 @@ def test_same_padding_never_fails():
 )
 def test_strides_with_dilation_is_refused(kind, config):
     with pytest.raises(SpecError, match="cannot combine strides > 1 with dilation_rate > 1"):
-        kind(config)
+        kind.from_options(config)

@@ -13,22 +13,22 @@ Dense = REGISTRY["Dense"]
 
 
 def test_seed_model_sizes():
-    layer = Dense({"units": 10})
+    layer = Dense.from_options({"units": 10})
     assert layer.output_shape((18432,)) == (10,)
     assert layer.count_params((18432,)) == 184_330
     assert layer.flops((18432,)) == 368_640
-    assert Dense({"units": 10, "use_bias": False}).count_params((18432,)) == 184_320
+    assert Dense.from_options({"units": 10, "use_bias": False}).count_params((18432,)) == 184_320
 
 
 def test_hand_worked_forward():
     params = {"kernel": np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), "bias": np.array([0.5, 0.0, -1.0])}
-    y, _ = Dense({"units": 3}).forward(params, np.array([[1.0, 2.0], [0.0, -1.0]]))
+    y, _ = Dense.from_options({"units": 3}).forward(params, np.array([[1.0, 2.0], [0.0, -1.0]]))
     np.testing.assert_allclose(y, [[9.5, 12.0, 14.0], [-3.5, -5.0, -7.0]])
 
 
 def test_activation_option_is_left_to_the_graph():
     params = {"kernel": np.array([[-1.0]]), "bias": np.array([0.0])}
-    y, _ = Dense({"units": 1, "activation": "relu"}).forward(params, np.array([[2.0]]))
+    y, _ = Dense.from_options({"units": 1, "activation": "relu"}).forward(params, np.array([[2.0]]))
     assert y[0, 0] == -2.0
 
 
@@ -38,11 +38,11 @@ def test_rejects_an_image_input():
         match=r"Dense expects a flat input \(features,\), got shape \(26, 26, 64\); "
         r"add a Flatten \(or GlobalAveragePooling2D\) layer before it",
     ):
-        Dense({"units": 10}).output_shape((26, 26, 64))
+        Dense.from_options({"units": 10}).output_shape((26, 26, 64))
 
 
 def test_initial_parameters():
-    params = Dense({"units": 6}).init_params((4,), np.random.default_rng(0))
+    params = Dense.from_options({"units": 6}).init_params((4,), np.random.default_rng(0))
     assert params["kernel"].shape == (4, 6) and params["kernel"].dtype == np.float32
     assert np.abs(params["kernel"]).max() <= np.sqrt(6 / 10)
     np.testing.assert_array_equal(params["bias"], np.zeros(6))
@@ -50,7 +50,7 @@ def test_initial_parameters():
 
 def test_hand_worked_backward():
     params = {"kernel": np.array([[1.0, 2.0], [3.0, 4.0]]), "bias": np.zeros(2)}
-    layer = Dense({"units": 2})
+    layer = Dense.from_options({"units": 2})
     _, cache = layer.forward(params, np.array([[1.0, -1.0]]))
     dx, grads = layer.backward(params, cache, np.array([[1.0, 2.0]]))
     np.testing.assert_allclose(dx, [[5.0, 11.0]])
@@ -60,7 +60,7 @@ def test_hand_worked_backward():
 
 @pytest.mark.parametrize("use_bias,op", [(True, "Gemm"), (False, "MatMul")])
 def test_export_op(use_bias, op):
-    layer = Dense({"units": 3, "use_bias": use_bias})
+    layer = Dense.from_options({"units": 3, "use_bias": use_bias})
     params = layer.init_params((4,), np.random.default_rng(0))
     model = onnx_of([(layer, params)], (4,))
     assert [node.op_type for node in model.graph.node] == [op]
@@ -73,7 +73,7 @@ def test_export_after_flatten_of_a_convolution():
     steps = []
     shape = (5, 4, 2)
     for kind, config in [("Conv2D", {"filters": 3, "kernel_size": 2}), ("Flatten", {}), ("Dense", {"units": 4})]:
-        layer = REGISTRY[kind](config)
+        layer = REGISTRY[kind].from_options(config)
         steps.append((layer, layer.init_params(shape, rng)))
         shape = layer.output_shape(shape)
     check_onnx_parity(steps, (5, 4, 2), rng.standard_normal((2, 5, 4, 2)).astype(np.float32))

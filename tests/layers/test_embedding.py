@@ -11,7 +11,7 @@ from specforge.layers import REGISTRY
 
 
 def _layer(**config):
-    return REGISTRY["Embedding"]({"input_dim": 4, "output_dim": 3, **config})
+    return REGISTRY["Embedding"].from_options({"input_dim": 4, "output_dim": 3, **config})
 
 
 def test_forward_gathers_the_rows_of_the_ids():
@@ -35,7 +35,7 @@ def test_backward_adds_each_gradient_into_its_ids_row():
 
 
 def test_the_table_starts_uniform_in_plus_minus_0_05_as_keras():
-    layer = REGISTRY["Embedding"]({"input_dim": 500, "output_dim": 40})
+    layer = REGISTRY["Embedding"].from_options({"input_dim": 500, "output_dim": 40})
     table = layer.init_params((8,), np.random.default_rng(0))["embeddings"]
     assert layer.config["embeddings_initializer"] == "random_uniform" and layer.config["mask_zero"] is False
     assert table.shape == (500, 40) and table.dtype == np.float32

@@ -54,14 +54,14 @@ def test_layer_step_stays_float32(kind, config, shape):
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "softmax"])
 def test_fused_step_stays_float32(kind, config, shape, activation):
     layer, params = make_layer(kind, config, shape, dtype=np.float32)
-    (step,) = plan_steps([layer, REGISTRY["Activation"]({"activation": activation})])
+    (step,) = plan_steps([layer, REGISTRY["Activation"].from_options({"activation": activation})])
     x = np.random.default_rng(0).standard_normal((3, *shape)).astype(np.float32)
     assert step_dtypes(step, params, x) == {np.dtype(np.float32)}
 
 
 @pytest.mark.parametrize("kind,config,shapes", MERGE_CASES)
 def test_merge_step_stays_float32(kind, config, shapes):
-    layer = REGISTRY[kind](config)
+    layer = REGISTRY[kind].from_options(config)
     (step,) = plan_steps([layer], [(-1,) * len(shapes)])
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((3, *shape)).astype(np.float32) for shape in shapes]

@@ -100,7 +100,7 @@ def test_float32_step_equals_float64_step(kind, config, shape, activation):
     results = []
     for dtype in (np.float64, np.float32):
         params = {name: value.astype(dtype) for name, value in params64.items()}
-        layer = REGISTRY[kind](config)  # a fresh one: a seeded dropout draws the same mask again
+        layer = REGISTRY[kind].from_options(config)  # a fresh one: a seeded dropout draws the same mask again
         y, cache = layer.forward(
             params,
             x64 if takes_ids else x64.astype(dtype),
@@ -146,7 +146,7 @@ def test_every_kind_takes_the_same_forward_arguments(kind):
 def test_fused_step_equals_the_two_nodes(kind, config, shape, activation):
     """A layer run with the activation after it fused computes what the two nodes compute in turn."""
     layer, params = make_layer(kind, config, shape)
-    node = REGISTRY["Activation"]({"activation": activation})
+    node = REGISTRY["Activation"].from_options({"activation": activation})
     (step,) = plan_steps([layer, node])
     assert step.activation is not None
     rng = np.random.default_rng(6)
@@ -212,7 +212,7 @@ def _steps(*layers: tuple[str, dict], input_shape: tuple) -> list:
     rng = np.random.default_rng(7)
     steps, shape = [], input_shape
     for kind, config in layers:
-        layer = REGISTRY[kind](config)
+        layer = REGISTRY[kind].from_options(config)
         steps.append((layer, layer.init_params(shape, rng)))
         shape = layer.output_shape(shape)
     return steps
@@ -255,7 +255,7 @@ def test_graph_without_nodes_gets_an_identity(layers):
 
 
 def test_layers_named_like_the_graph_tensors():
-    steps = [(REGISTRY["Dense"]({"units": 2}, name=name), {}) for name in ("input", "output")]
+    steps = [(REGISTRY["Dense"].from_options({"units": 2}, name=name), {}) for name in ("input", "output")]
     for (layer, params), shape in zip(steps, [(3,), (2,)]):
         params.update(layer.init_params(shape, np.random.default_rng(0)))
     x = np.random.default_rng(10).standard_normal((4, 3)).astype(np.float32)
@@ -339,7 +339,7 @@ def test_a_conversion_that_hints_another_node_with_the_layer_name_is_refused():
             out = super().to_onnx(builder, params, input_name)
             return builder.node("Add", [out, out], f"{self.name}_doubled")
 
-    layer = Doubled({"units": 2}, name="doubled")
+    layer = Doubled.from_options({"units": 2}, name="doubled")
     steps = [(layer, layer.init_params((3,), np.random.default_rng(0)))]
     with pytest.raises(ExportError, match=r"'doubled' .*hinted with the layer's name"):
         onnx_of(steps, (3,))

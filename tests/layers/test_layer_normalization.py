@@ -19,7 +19,7 @@ from specforge.layers.layer_normalization import LayerNormalization
     ],
 )
 def test_normalises_each_example_over_the_axes(axis, shape, params_shape, reduced):
-    layer = LayerNormalization({"axis": axis, "epsilon": 0.01})
+    layer = LayerNormalization.from_options({"axis": axis, "epsilon": 0.01})
     assert layer.param_shapes(shape) == {"gamma": params_shape, "beta": params_shape}
     rng = np.random.default_rng(0)
     params = {name: rng.standard_normal(s) for name, s in layer.param_shapes(shape).items()}
@@ -36,7 +36,7 @@ def test_normalises_each_example_over_the_axes(axis, shape, params_shape, reduce
 
 
 def test_without_scale_and_centre_the_output_is_standardised():
-    layer = LayerNormalization({"center": False, "scale": False, "epsilon": 1e-12})
+    layer = LayerNormalization.from_options({"center": False, "scale": False, "epsilon": 1e-12})
     assert layer.param_shapes((6,)) == {}
     y, _ = layer.forward({}, np.random.default_rng(1).standard_normal((4, 6)) * 5)
     np.testing.assert_allclose(y.mean(axis=-1), 0, atol=1e-12)
@@ -45,7 +45,7 @@ def test_without_scale_and_centre_the_output_is_standardised():
 
 def test_axis_out_of_range_is_a_shape_error():
     with pytest.raises(ShapeError) as error:
-        LayerNormalization({"axis": 3}).output_shape((5, 4))
+        LayerNormalization.from_options({"axis": 3}).output_shape((5, 4))
     assert error.value.problems[0].message == (
         "LayerNormalization axis 3 is out of range for input shape (5, 4) "
         "(axis 0 is the batch); use one of 1, 2, -1, -2"

@@ -33,14 +33,14 @@ def test_the_keras_merge_kinds_are_registered():
 @pytest.mark.parametrize("kind,config,shapes", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_output_shape_matches_forward(kind, config, shapes, dtype):
-    layer = REGISTRY[kind](config)
+    layer = REGISTRY[kind].from_options(config)
     y, _ = layer.forward({}, _inputs(shapes, dtype=dtype), training=True)
     assert y.shape == (BATCH, *layer.output_shape(shapes)) and y.dtype == dtype
 
 
 @pytest.mark.parametrize("kind,config,shapes", CASES)
 def test_gradients_of_every_input(kind, config, shapes, eps=1e-6):
-    layer = REGISTRY[kind](config)
+    layer = REGISTRY[kind].from_options(config)
     xs = _inputs(shapes, seed=1)
     y, cache = layer.forward({}, xs, training=True)
     w = np.random.default_rng(2).standard_normal(y.shape)
@@ -65,7 +65,7 @@ def test_gradients_of_every_input(kind, config, shapes, eps=1e-6):
 def test_fused_activation_equals_the_two_nodes(kind, config, shapes, activation):
     """A merge run with the activation after it fused (a residual Add and its ReLU) computes what the two nodes
     compute in turn, forward and backward."""
-    layer, node = REGISTRY[kind](config), REGISTRY["Activation"]({"activation": activation})
+    layer, node = REGISTRY[kind].from_options(config), REGISTRY["Activation"].from_options({"activation": activation})
     (step,) = plan_steps([layer, node], [(-1,) * len(shapes), (0,)])
     assert step.activation is not None
     xs = _inputs(shapes, seed=3)
@@ -90,7 +90,7 @@ def test_schema_needs_the_inputs(kind, config, shapes):
 
 
 def test_maximum_sends_a_tie_to_the_first_input():
-    layer = REGISTRY["Maximum"]({"inputs": ["a", "b"]})
+    layer = REGISTRY["Maximum"].from_options({"inputs": ["a", "b"]})
     x = np.array([[1.0, 2.0]])
     _, cache = layer.forward({}, [x, x.copy()])
     first, second = layer.backward({}, cache, np.ones((1, 2)))[0]
@@ -143,7 +143,7 @@ def test_maximum_sends_a_tie_to_the_first_input():
     ],
 )
 def test_inputs_that_disagree_are_named_with_their_shapes(kind, shapes, names, message):
-    layer = REGISTRY[kind]({"inputs": ["a", "b"]})
+    layer = REGISTRY[kind].from_options({"inputs": ["a", "b"]})
     with pytest.raises(ShapeError) as error:
         layer.output_shape(shapes, names)
     assert error.value.problems[0].message == message
@@ -151,4 +151,4 @@ def test_inputs_that_disagree_are_named_with_their_shapes(kind, shapes, names, m
 
 def test_concatenate_axis_beyond_the_rank():
     with pytest.raises(ShapeError, match=r"Concatenate axis 3 does not exist for inputs of rank 2"):
-        REGISTRY["Concatenate"]({"inputs": ["a", "b"], "axis": 3}).output_shape([(2, 3), (2, 3)])
+        REGISTRY["Concatenate"].from_options({"inputs": ["a", "b"], "axis": 3}).output_shape([(2, 3), (2, 3)])

@@ -12,7 +12,7 @@ BatchNormalization = REGISTRY["BatchNormalization"]
 
 
 def test_parameters_like_keras():
-    layer = BatchNormalization()
+    layer = BatchNormalization.from_options()
     params = layer.init_params((5, 5, 8), np.random.default_rng(0))
     assert sorted(params) == ["beta", "gamma", "moving_mean", "moving_variance"]
     assert layer.count_params((5, 5, 8)) == 32
@@ -29,11 +29,11 @@ def test_parameters_like_keras():
     ],
 )
 def test_center_and_scale_options(config, names):
-    assert sorted(BatchNormalization(config).param_shapes((4,))) == names
+    assert sorted(BatchNormalization.from_options(config).param_shapes((4,))) == names
 
 
 def test_training_normalises_each_channel():
-    layer = BatchNormalization()
+    layer = BatchNormalization.from_options()
     params = layer.init_params((3, 3, 2), np.random.default_rng(0))
     x = np.random.default_rng(1).normal(5.0, 3.0, size=(8, 3, 3, 2))
     y, _ = layer.forward(params, x, training=True)
@@ -44,7 +44,7 @@ def test_training_normalises_each_channel():
 
 
 def test_training_moves_the_running_statistics():
-    layer = BatchNormalization({"momentum": 0.9})
+    layer = BatchNormalization.from_options({"momentum": 0.9})
     params = layer.init_params((4,), np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((16, 4)) * 2 + 1
     before = {name: value.copy() for name, value in params.items()}
@@ -58,7 +58,7 @@ def test_training_moves_the_running_statistics():
 
 
 def test_inference_uses_the_running_statistics():
-    layer = BatchNormalization({"epsilon": 0.01})
+    layer = BatchNormalization.from_options({"epsilon": 0.01})
     params = {
         "gamma": np.array([2.0, 0.5]),
         "beta": np.array([1.0, -1.0]),

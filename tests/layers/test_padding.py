@@ -21,15 +21,15 @@ from specforge.layers.padding import Cropping2D, ZeroPadding2D
     ],
 )
 def test_output_shape(padding, input_shape, expected):
-    assert ZeroPadding2D({"padding": padding}).output_shape(input_shape) == expected
+    assert ZeroPadding2D.from_options({"padding": padding}).output_shape(input_shape) == expected
 
 
 def test_default_padding_is_one_pixel():
-    assert ZeroPadding2D({}).output_shape((2, 2, 1)) == (4, 4, 1)
+    assert ZeroPadding2D.from_options({}).output_shape((2, 2, 1)) == (4, 4, 1)
 
 
 def test_forward_places_the_image_and_backward_crops():
-    layer = ZeroPadding2D({"padding": [[0, 2], [1, 0]]})
+    layer = ZeroPadding2D.from_options({"padding": [[0, 2], [1, 0]]})
     x = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 2, 1)
     y, cache = layer.forward({}, x, training=True)
     np.testing.assert_array_equal(y[0, :, :, 0], [[0, 1, 2], [0, 3, 4], [0, 0, 0], [0, 0, 0]])
@@ -41,7 +41,7 @@ def test_forward_places_the_image_and_backward_crops():
 
 def test_rank_error():
     with pytest.raises(ShapeError) as error:
-        ZeroPadding2D({}).output_shape((16,))
+        ZeroPadding2D.from_options({}).output_shape((16,))
     assert error.value.problems[0].message == (
         "ZeroPadding2D expects an image input (height, width, channels), got shape (16,); "
         "add a Reshape layer with target_shape [4, 4, 1] before it"
@@ -54,9 +54,9 @@ def test_onnx_pad_follows_the_input_layout(after_conv):
     from onnx.reference import ReferenceEvaluator
 
     rng = np.random.default_rng(0)
-    steps = [(ZeroPadding2D({"padding": [[0, 2], [1, 3]]}), {})]
+    steps = [(ZeroPadding2D.from_options({"padding": [[0, 2], [1, 3]]}), {})]
     if after_conv:
-        conv = Conv2D({"filters": 2, "kernel_size": 1})
+        conv = Conv2D.from_options({"filters": 2, "kernel_size": 1})
         steps.insert(0, (conv, conv.init_params((3, 2, 2), rng)))
     model = onnx_of(steps, (3, 2, 2))
     x = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
@@ -78,7 +78,7 @@ def test_onnx_pad_follows_the_input_layout(after_conv):
     ],
 )
 def test_cropping_keeps_the_inner_window(cropping, input_shape, expected, window):
-    layer = Cropping2D({"cropping": cropping})
+    layer = Cropping2D.from_options({"cropping": cropping})
     assert layer.output_shape(input_shape) == expected
     x = np.random.default_rng(0).standard_normal((2, *input_shape))
     y, cache = layer.forward({}, x)
@@ -91,7 +91,7 @@ def test_cropping_keeps_the_inner_window(cropping, input_shape, expected, window
 
 def test_cropping_everything_is_a_shape_error():
     with pytest.raises(ShapeError) as error:
-        Cropping2D({"cropping": [[1, 1], [3, 2]]}).output_shape((4, 5, 1))
+        Cropping2D.from_options({"cropping": [[1, 1], [3, 2]]}).output_shape((4, 5, 1))
     assert error.value.problems[0].message == (
         "Cropping2D removes 3 + 2 = 5 of the 5 columns of its input, leaving none; crop fewer than 5 columns in all"
     )

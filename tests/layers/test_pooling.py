@@ -50,7 +50,7 @@ POOL_CASES = [
 @pytest.mark.parametrize("kind", [MaxPooling2D, AveragePooling2D])
 @pytest.mark.parametrize("config, input_shape, expected, pads", POOL_CASES)
 def test_pool_shape_and_padding(kind, config, input_shape, expected, pads):
-    layer = kind(config)
+    layer = kind.from_options(config)
     assert layer.output_shape(input_shape) == expected
     assert layer.window(input_shape).pads == pads
 
@@ -59,7 +59,7 @@ def test_pool_shape_and_padding(kind, config, input_shape, expected, pads):
 def test_forward_matches_loop_reference(kind, reduce):
     rng = np.random.default_rng(0)
     for config, input_shape, expected, pads in POOL_CASES:
-        layer = kind(config)
+        layer = kind.from_options(config)
         window = layer.window(input_shape)
         x = rng.standard_normal((2, *input_shape))
         y, _ = layer.forward({}, x)
@@ -69,12 +69,12 @@ def test_forward_matches_loop_reference(kind, reduce):
 
 def test_average_same_padding_divides_by_real_pixels():
     x = np.arange(9.0).reshape(1, 3, 3, 1)  # [[0 1 2] [3 4 5] [6 7 8]], padded after with one row and column
-    y, _ = AveragePooling2D({"padding": "same"}).forward({}, x)
+    y, _ = AveragePooling2D.from_options({"padding": "same"}).forward({}, x)
     np.testing.assert_array_equal(y[0, :, :, 0], [[2.0, 3.5], [6.5, 8.0]])
 
 
 def test_average_backward_shares_by_real_pixels():
-    layer = AveragePooling2D({"padding": "same"})
+    layer = AveragePooling2D.from_options({"padding": "same"})
     _, cache = layer.forward({}, np.zeros((1, 3, 3, 1)), training=True)
     dx, grads = layer.backward({}, cache, np.ones((1, 2, 2, 1)))
     assert grads == {}
@@ -90,7 +90,7 @@ def test_average_backward_shares_by_real_pixels():
 )
 def test_average_backward_is_the_adjoint(config, input_shape):
     rng = np.random.default_rng(1)
-    layer = AveragePooling2D(config)
+    layer = AveragePooling2D.from_options(config)
     x = rng.standard_normal((2, *input_shape))
     y, cache = layer.forward({}, x, training=True)
     dy = rng.standard_normal(y.shape)
@@ -100,7 +100,7 @@ def test_average_backward_is_the_adjoint(config, input_shape):
 
 def test_max_backward_routes_to_the_maximum():
     x = np.array([[1.0, 5.0, 2.0], [3.0, 0.0, 4.0], [9.0, 8.0, 7.0]]).reshape(1, 3, 3, 1)
-    layer = MaxPooling2D({"strides": 1})
+    layer = MaxPooling2D.from_options({"strides": 1})
     y, cache = layer.forward({}, x, training=True)
     np.testing.assert_array_equal(y[0, :, :, 0], [[5, 5], [9, 8]])
     dx, _ = layer.backward({}, cache, np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 2, 2, 1))
@@ -108,19 +108,19 @@ def test_max_backward_routes_to_the_maximum():
 
 
 def test_max_ties_send_the_gradient_to_the_first_element():
-    layer = MaxPooling2D({"pool_size": [2, 3]})
+    layer = MaxPooling2D.from_options({"pool_size": [2, 3]})
     _, cache = layer.forward({}, np.zeros((1, 2, 3, 1)), training=True)
     dx, _ = layer.backward({}, cache, np.full((1, 1, 1, 1), 7.0))
     np.testing.assert_array_equal(dx[0, :, :, 0], [[7, 0, 0], [0, 0, 0]])
 
 
 def test_max_same_padding_ignores_the_padding():
-    y, _ = MaxPooling2D({"padding": "same"}).forward({}, -np.ones((1, 3, 3, 1)))
+    y, _ = MaxPooling2D.from_options({"padding": "same"}).forward({}, -np.ones((1, 3, 3, 1)))
     np.testing.assert_array_equal(y, -np.ones((1, 2, 2, 1)))
 
 
 def test_need_dx_false_skips_the_gradient():
-    layer = MaxPooling2D({})
+    layer = MaxPooling2D.from_options({})
     _, cache = layer.forward({}, np.ones((1, 4, 4, 1)), training=True)
     assert layer.backward({}, cache, np.ones((1, 2, 2, 1)), need_dx=False) == (None, {})
 
@@ -128,7 +128,7 @@ def test_need_dx_false_skips_the_gradient():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", [MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D, GlobalAveragePooling2D])
 def test_dtype_is_preserved(kind, dtype):
-    layer = kind({"padding": "same"} if kind in (MaxPooling2D, AveragePooling2D) else {})
+    layer = kind.from_options({"padding": "same"} if kind in (MaxPooling2D, AveragePooling2D) else {})
     x = np.random.default_rng(2).standard_normal((2, 5, 3, 2)).astype(dtype)
     y, cache = layer.forward({}, x, training=True)
     dx, _ = layer.backward({}, cache, np.ones_like(y))
@@ -138,17 +138,17 @@ def test_dtype_is_preserved(kind, dtype):
 @pytest.mark.parametrize("kind", [GlobalMaxPooling2D, GlobalAveragePooling2D])
 @pytest.mark.parametrize("keepdims, expected", [(False, (3,)), (True, (1, 1, 3))])
 def test_global_shapes(kind, keepdims, expected):
-    assert kind({"keepdims": keepdims}).output_shape((5, 4, 3)) == expected
+    assert kind.from_options({"keepdims": keepdims}).output_shape((5, 4, 3)) == expected
 
 
 def test_global_values_and_gradients():
     x = np.arange(12.0).reshape(1, 2, 3, 2)  # channel 0: 0 2 4 / 6 8 10 ; channel 1: 1 3 5 / 7 9 11
-    mean, cache = GlobalAveragePooling2D({}).forward({}, x, training=True)
+    mean, cache = GlobalAveragePooling2D.from_options({}).forward({}, x, training=True)
     np.testing.assert_array_equal(mean, [[5.0, 6.0]])
-    dx, _ = GlobalAveragePooling2D({}).backward({}, cache, np.array([[6.0, 12.0]]))
+    dx, _ = GlobalAveragePooling2D.from_options({}).backward({}, cache, np.array([[6.0, 12.0]]))
     np.testing.assert_array_equal(dx[..., 0], np.ones((1, 2, 3)))
     np.testing.assert_array_equal(dx[..., 1], np.full((1, 2, 3), 2.0))
-    layer = GlobalMaxPooling2D({"keepdims": True})
+    layer = GlobalMaxPooling2D.from_options({"keepdims": True})
     peak, cache = layer.forward({}, x, training=True)
     np.testing.assert_array_equal(peak, [[[[10.0, 11.0]]]])
     dx, _ = layer.backward({}, cache, np.array([[[[1.0, 2.0]]]]))
@@ -158,7 +158,7 @@ def test_global_values_and_gradients():
 
 
 def test_global_max_ties_send_the_gradient_to_the_first_pixel():
-    layer = GlobalMaxPooling2D({})
+    layer = GlobalMaxPooling2D.from_options({})
     _, cache = layer.forward({}, np.ones((1, 2, 2, 1)), training=True)
     dx, _ = layer.backward({}, cache, np.array([[5.0]]))
     np.testing.assert_array_equal(dx[0, :, :, 0], [[5, 0], [0, 0]])
@@ -207,12 +207,16 @@ def test_global_max_ties_send_the_gradient_to_the_first_pixel():
 )
 def test_shape_errors(kind, config, input_shape, message):
     with pytest.raises(ShapeError) as error:
-        kind(config).output_shape(input_shape)
+        kind.from_options(config).output_shape(input_shape)
     assert error.value.problems[0].message == message
 
 
 def test_pooling_has_no_params_or_flops():
-    for layer in (MaxPooling2D({}), AveragePooling2D({}), GlobalAveragePooling2D({})):
+    for layer in (
+        MaxPooling2D.from_options({}),
+        AveragePooling2D.from_options({}),
+        GlobalAveragePooling2D.from_options({}),
+    ):
         assert layer.count_params((4, 4, 3)) == 0 and layer.flops((4, 4, 3)) == 0
         assert layer.init_params((4, 4, 3), np.random.default_rng()) == {}
 
@@ -221,7 +225,7 @@ def test_max_backward_after_an_inference_forward_routes_as_after_a_training_one(
     """Only a training forward records where each maximum is; after an inference forward the backward finds it."""
     rng = np.random.default_rng(2)
     x = np.maximum(rng.standard_normal((2, 5, 6, 3)), 0)  # ties at 0, which go to the first element
-    layer = MaxPooling2D({"pool_size": 3, "strides": 2, "padding": "same"})
+    layer = MaxPooling2D.from_options({"pool_size": 3, "strides": 2, "padding": "same"})
     y, training_cache = layer.forward({}, x, training=True)
     _, inference_cache = layer.forward({}, x, training=False)
     dy = rng.standard_normal(y.shape)

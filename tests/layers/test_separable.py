@@ -11,7 +11,7 @@ from specforge.layers.separable import SeparableConv2D
 
 
 def test_parameters_as_keras_stores_them():
-    layer = SeparableConv2D({"filters": 32, "kernel_size": 3, "depth_multiplier": 2})
+    layer = SeparableConv2D.from_options({"filters": 32, "kernel_size": 3, "depth_multiplier": 2})
     assert layer.param_shapes((28, 28, 16)) == {
         "depthwise_kernel": (3, 3, 16, 2),
         "pointwise_kernel": (1, 1, 32, 32),
@@ -32,7 +32,7 @@ def test_parameters_as_keras_stores_them():
     ],
 )
 def test_forward_is_depthwise_then_pointwise(config, pads):
-    layer = SeparableConv2D(config)
+    layer = SeparableConv2D.from_options(config)
     rng = np.random.default_rng(0)
     shape = (7, 6, 3)
     params = {name: rng.standard_normal(s) for name, s in layer.param_shapes(shape).items()}
@@ -45,4 +45,4 @@ def test_forward_is_depthwise_then_pointwise(config, pads):
 
 def test_strides_with_dilation_is_a_spec_error():
     with pytest.raises(SpecError, match="SeparableConv2D cannot combine strides > 1 with dilation_rate > 1"):
-        SeparableConv2D({"filters": 2, "kernel_size": 3, "strides": 2, "dilation_rate": 2})
+        SeparableConv2D.from_options({"filters": 2, "kernel_size": 3, "strides": 2, "dilation_rate": 2})

@@ -46,7 +46,7 @@ CONV_CASES = [
 
 @pytest.mark.parametrize("config,shape,expected,pads", CONV_CASES)
 def test_conv1d_against_reference(config, shape, expected, pads):
-    layer = Conv1D(config)
+    layer = Conv1D.from_options(config)
     assert layer.output_shape(shape) == expected
     assert layer.window(shape[0]).pads == ((0, 0), pads)
     rng = np.random.default_rng(0)
@@ -61,7 +61,7 @@ def test_conv1d_against_reference(config, shape, expected, pads):
 
 
 def test_causal_output_ignores_later_steps():
-    layer = Conv1D({"filters": 2, "kernel_size": 3, "padding": "causal", "dilation_rate": 2})
+    layer = Conv1D.from_options({"filters": 2, "kernel_size": 3, "padding": "causal", "dilation_rate": 2})
     params = layer.init_params((6, 2), np.random.default_rng(1))
     x = np.random.default_rng(2).standard_normal((1, 6, 2)).astype(np.float32)
     changed = x.copy()
@@ -73,7 +73,7 @@ def test_causal_output_ignores_later_steps():
 
 
 def test_conv1d_params_and_flops():
-    layer = Conv1D({"filters": 8, "kernel_size": 5})
+    layer = Conv1D.from_options({"filters": 8, "kernel_size": 5})
     assert layer.param_shapes((28, 28)) == {"kernel": (5, 28, 8), "bias": (8,)}
     assert layer.count_params((28, 28)) == 5 * 28 * 8 + 8
     assert layer.flops((28, 28)) == 2 * 24 * 5 * 28 * 8
@@ -90,7 +90,7 @@ def test_conv1d_params_and_flops():
     ],
 )
 def test_pooling1d_hand_worked(kind, reduce, config, shape, expected, windows):
-    layer = kind(config)
+    layer = kind.from_options(config)
     assert layer.output_shape(shape) == expected
     x = np.random.default_rng(3).standard_normal((2, *shape))
     y, _ = layer.forward({}, x)
@@ -100,7 +100,7 @@ def test_pooling1d_hand_worked(kind, reduce, config, shape, expected, windows):
 @pytest.mark.parametrize("kind,reduce", [(GlobalAveragePooling1D, np.mean), (GlobalMaxPooling1D, np.max)])
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_global_pooling1d(kind, reduce, keepdims):
-    layer = kind({"keepdims": keepdims})
+    layer = kind.from_options({"keepdims": keepdims})
     x = np.random.default_rng(4).standard_normal((2, 5, 3))
     y, _ = layer.forward({}, x)
     assert layer.output_shape((5, 3)) == ((1, 3) if keepdims else (3,))
@@ -111,12 +111,12 @@ def test_global_pooling1d(kind, reduce, keepdims):
     "layer,shape,message",
     [
         (
-            Conv1D({"filters": 2, "kernel_size": 7}),
+            Conv1D.from_options({"filters": 2, "kernel_size": 7}),
             (5, 3),
             "Conv1D output steps ((5 - 7 + 2*0) / 1) + 1 = -1 is not positive; use padding: same or kernel_size <= 5",
         ),
         (
-            MaxPooling1D({"pool_size": 4}),
+            MaxPooling1D.from_options({"pool_size": 4}),
             (3, 2),
             (
                 "MaxPooling1D output steps floor((3 - 4 + 2*0) / 4) + 1 = 0 is not positive; use padding: same or "
@@ -124,7 +124,7 @@ def test_global_pooling1d(kind, reduce, keepdims):
             ),
         ),
         (
-            Conv1D({"filters": 2, "kernel_size": 3}),
+            Conv1D.from_options({"filters": 2, "kernel_size": 3}),
             (28, 28, 1),
             (
                 "Conv1D expects a sequence input (steps, channels), got shape (28, 28, 1); add a Reshape layer with "
@@ -132,7 +132,7 @@ def test_global_pooling1d(kind, reduce, keepdims):
             ),
         ),
         (
-            GlobalMaxPooling1D(),
+            GlobalMaxPooling1D.from_options(),
             (12,),
             (
                 "GlobalMaxPooling1D expects a sequence input (steps, channels), got shape (12,); add a Reshape layer with "
@@ -153,4 +153,4 @@ def test_strides_with_dilation_is_a_spec_error():
         match=r"Conv1D cannot combine strides > 1 with dilation_rate > 1 \(received "
         r"strides=2, dilation_rate=2\)",
     ):
-        Conv1D({"filters": 2, "kernel_size": 3, "strides": 2, "dilation_rate": 2})
+        Conv1D.from_options({"filters": 2, "kernel_size": 3, "strides": 2, "dilation_rate": 2})

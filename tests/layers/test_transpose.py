@@ -51,7 +51,7 @@ CASES = [
 
 @pytest.mark.parametrize("config,size,expected,before", CASES)
 def test_against_reference(config, size, expected, before):
-    layer = Conv2DTranspose(config)
+    layer = Conv2DTranspose.from_options(config)
     shape = (*size, 2)
     assert layer.output_shape(shape) == (*expected, config["filters"])
     assert layer.frame(shape).before == before
@@ -67,7 +67,7 @@ def test_against_reference(config, size, expected, before):
 
 def test_keras_sizes_of_a_decoder():
     # The Keras autoencoder example: 7x7 -> 14x14 -> 28x28 with kernel 3, strides 2, padding same.
-    layer = Conv2DTranspose({"filters": 32, "kernel_size": 3, "strides": 2, "padding": "same"})
+    layer = Conv2DTranspose.from_options({"filters": 32, "kernel_size": 3, "strides": 2, "padding": "same"})
     assert layer.output_shape((7, 7, 64)) == (14, 14, 32)
     assert layer.output_shape((14, 14, 64)) == (28, 28, 32)
     assert layer.count_params((7, 7, 64)) == 3 * 3 * 32 * 64 + 32
@@ -75,7 +75,7 @@ def test_keras_sizes_of_a_decoder():
 
 def test_output_padding_must_be_below_the_stride():
     with pytest.raises(SpecError) as error:
-        Conv2DTranspose({"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": [1, 2]})
+        Conv2DTranspose.from_options({"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": [1, 2]})
     assert error.value.problems[0].message == (
         "Conv2DTranspose output_padding must be smaller than strides along each axis (received strides=2, "
         "output_padding=[1, 2]); use output_padding < strides or null"
@@ -117,7 +117,7 @@ def test_output_padding_must_be_below_the_stride():
 )
 def test_same_padding_refuses_the_output_padding_tensorflow_refuses(config, size, message):
     with pytest.raises(ShapeError) as error:
-        Conv2DTranspose(config).output_shape((*size, 1))
+        Conv2DTranspose.from_options(config).output_shape((*size, 1))
     assert error.value.problems[0].message == message
 
 
@@ -125,7 +125,7 @@ def test_same_padding_takes_every_output_padding_that_keeps_the_input_size():
     # ceil(((n - 1)*s + k % 2 + p) / s) = n for every p in 1..s-1 (and p = 0 with an odd kernel)
     for kernel in (2, 3, 4, 5):
         for padding in range(kernel % 2 == 0, 3):
-            layer = Conv2DTranspose(
+            layer = Conv2DTranspose.from_options(
                 {"filters": 1, "kernel_size": kernel, "strides": 3, "padding": "same", "output_padding": padding}
             )
             assert layer.output_shape((4, 4, 1))[0] == 9 + kernel % 2 + padding
@@ -137,4 +137,4 @@ def test_needs_an_image():
         match=r"Conv2DTranspose expects an image input \(height, width, channels\), "
         r"got shape \(784,\); add a Reshape layer with target_shape \[28, 28, 1\]",
     ):
-        Conv2DTranspose({"filters": 2, "kernel_size": 3}).output_shape((784,))
+        Conv2DTranspose.from_options({"filters": 2, "kernel_size": 3}).output_shape((784,))

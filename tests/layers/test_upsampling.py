@@ -10,7 +10,7 @@ from specforge.layers.upsampling import UpSampling2D, interpolation_matrix
 
 def test_nearest_repeats_every_pixel():
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 2))
-    y, _ = UpSampling2D({"size": [2, 3]}).forward({}, x)
+    y, _ = UpSampling2D.from_options({"size": [2, 3]}).forward({}, x)
     np.testing.assert_array_equal(y, np.repeat(np.repeat(x, 2, axis=1), 3, axis=2))
 
 
@@ -29,7 +29,7 @@ def test_bilinear_is_half_pixel(size, factor, row, expected):
 
 
 def test_bilinear_is_separable_per_axis():
-    layer = UpSampling2D({"size": [3, 2], "interpolation": "bilinear"})
+    layer = UpSampling2D.from_options({"size": [3, 2], "interpolation": "bilinear"})
     x = np.random.default_rng(1).standard_normal((2, 4, 3, 2))
     y, _ = layer.forward({}, x)
     a_h = interpolation_matrix(4, 3, "bilinear", np.float64)

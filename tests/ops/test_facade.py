@@ -69,7 +69,7 @@ def test_every_exported_name_exists():
 )
 def test_a_layer_hands_its_record_back_to_the_gradient_op(kind, config, forward_op, gradient_op, monkeypatch):
     shape = (5,) if kind == "Dense" else (5, 5, 2)
-    layer = REGISTRY[kind](config)
+    layer = REGISTRY[kind].from_options(config)
     params = layer.init_params(shape, np.random.default_rng(0))
     records, handed_back = [], []
     forward, gradients = getattr(ops, forward_op), getattr(ops, gradient_op)

@@ -46,7 +46,7 @@ def test_the_kernels_run_here():
 @pytest.mark.parametrize("kind, config, input_shape", CASES)
 def test_forward_and_input_gradient(kind, config, input_shape):
     rng = np.random.default_rng(0)
-    layer = kind(config)
+    layer = kind.from_options(config)
     depthwise = kind is DepthwiseConv2D
     params = {name: rng.standard_normal(shape) for name, shape in layer.param_shapes(input_shape).items()}
     window = layer.window(input_shape)
@@ -81,7 +81,7 @@ def test_a_float32_convolution_takes_the_kernels(monkeypatch):
     calls = []
     forward = nchwc.forward
     monkeypatch.setattr(nchwc, "forward", lambda *args, **options: calls.append(args) or forward(*args, **options))
-    layer = Conv2D({"filters": 4, "kernel_size": 3})
+    layer = Conv2D.from_options({"filters": 4, "kernel_size": 3})
     params = dict(layer.init_params((5, 5, 2), np.random.default_rng(0)).items())
     layer.forward(params, np.ones((2, 5, 5, 2), np.float32))
     layer.forward(params, np.ones((2, 5, 5, 2), np.float64))
@@ -90,7 +90,7 @@ def test_a_float32_convolution_takes_the_kernels(monkeypatch):
 
 def test_without_the_kernels_numpy_computes(monkeypatch):
     """Where onnxruntime has no NCHWc kernels (block size 1) the numpy kernels give the same result."""
-    layer = Conv2D({"filters": 4, "kernel_size": 3, "padding": "same"})
+    layer = Conv2D.from_options({"filters": 4, "kernel_size": 3, "padding": "same"})
     params = layer.init_params((5, 6, 8), np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((2, 5, 6, 8)).astype(np.float32)
     y, cache = layer.forward(params, x)

@@ -26,7 +26,7 @@ def test_relu_with_a_threshold_needs_its_input():
 
 
 def layers(*specs):
-    return [REGISTRY[kind](config) for kind, config in specs]
+    return [REGISTRY[kind].from_options(config) for kind, config in specs]
 
 
 def test_plan_pairs_a_layer_with_the_activation_it_can_take():

@@ -24,7 +24,7 @@ CASES = [
 
 def forward_backward(config, input_shape, seed=0):
     rng = np.random.default_rng(seed)
-    layer = Conv2D(config)
+    layer = Conv2D.from_options(config)
     params = random_params(layer, input_shape, rng)
     x = rng.standard_normal((3, *input_shape))
     y, cache = layer.forward(params, x, training=True)
@@ -88,7 +88,7 @@ def test_gradient_grid_keeps_zeros_between_calls():
 def test_float32_stays_float32():
     config, input_shape = CASES[1]
     rng = np.random.default_rng(4)
-    layer = Conv2D(config)
+    layer = Conv2D.from_options(config)
     params = {k: v.astype(np.float32) for k, v in random_params(layer, input_shape, rng).items()}
     x = rng.standard_normal((2, *input_shape)).astype(np.float32)
     y, cache = layer.forward(params, x, training=True)
@@ -99,6 +99,8 @@ def test_float32_stays_float32():
 def test_a_registry_example_takes_the_tap_products():
     """So that the generic layer tests (gradients, fusion, export) run the tap path too."""
     tapped = [
-        config for config, shape in Conv2D.examples if taps.takes_forward(Conv2D(config).window(shape), 1, shape[-1])
+        config
+        for config, shape in Conv2D.examples
+        if taps.takes_forward(Conv2D.from_options(config).window(shape), 1, shape[-1])
     ]
     assert tapped
