@@ -57,7 +57,6 @@ from specforge.runs import listing, plots
 from specforge.runs.directory import Run, open_run
 from specforge.runs.listing import Comparison, RunRecord
 from specforge.serve.limits import Limits
-from specforge.serve.server import serve as run_server
 from specforge.spec import RefusedSpec, Spec, load_spec
 from specforge.spec.schema import SCHEMA_FILE, write_schema_copy
 from specforge.spec.starter import write_template as write_starter
@@ -477,6 +476,8 @@ def serve(
     """``specforge serve``: serve an ONNX file (or a run's exported model) on the Open Inference Protocol until
     SIGTERM or Ctrl-C; needs ``pip install 'specforge[serve]'``.  ``read_timeout``: seconds a request's headers,
     and then its body, may take to arrive."""
+    from specforge.serve.server import serve as run_server
+
     run_server(
         model, host=host, port=port, name=name, limits=Limits(max_body_bytes, max_batch, read_timeout), threads=threads
     )

@@ -15,7 +15,6 @@ import numpy as np
 from specforge.base.errors import DataError
 from specforge.base.registry import Kind, Registry
 from specforge.data.arrays import NPZ_DEFAULT_KEYS, load_npz, read_npy, read_npy_file
-from specforge.data.download import fetch
 from specforge.data.files import require_file, resolve
 from specforge.data.folders import folder_classes, load_folder_split
 from specforge.data.idx import read_idx_dims, read_idx_file
@@ -347,6 +346,8 @@ class Url(DataSource):
     ]
 
     def load(self, spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:
+        from specforge.data.download import fetch
+
         path = fetch(spec["url"], spec["sha256"])
         if spec.get("format", "npz") == "csv":
             return _csv_splits(spec, {"train": (path, "url")})

@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from google.protobuf.message import DecodeError
-
 from specforge.export.quantize import quantization_of
 from specforge.predict.session import model_file, unloadable
 
@@ -26,6 +24,7 @@ PARAMETERS_COUNTED = {
 def describe(path: str | Path) -> dict:
     """``specforge inspect``: a JSON-friendly description of the ONNX model at ``path``."""
     import onnx
+    from google.protobuf.message import DecodeError
 
     path = model_file(path)
     try:
