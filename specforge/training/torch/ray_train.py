@@ -255,7 +255,9 @@ def fit_on_ray(
             _train_on_ray(trainer, driver, workers, device, use_gpu)
             trainer.load_checkpoint()
             if driver.restarts:
-                runs.update_manifest(trainer.run_dir, worker_restarts=len(driver.restarts))
+                runs.update_manifest(
+                    trainer.run_dir, worker_restarts=len(driver.restarts), restarted_from_epochs=driver.restarts
+                )
                 trainer.progress.message(
                     f"{len(driver.restarts)} worker failure(s) during training; each time it "
                     "continued from the last checkpoint (epochs "
