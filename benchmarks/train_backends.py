@@ -1,14 +1,23 @@
-"""Training throughput of each reference spec on every backend, side by side: numpy, PyTorch (this process),
-and PyTorch data-parallel on one and two Ray workers (a local Ray with as many CPUs as the workers).
+"""A spec's whole training run on every backend, side by side: numpy, PyTorch (this process), and PyTorch
+data-parallel on one and two Ray workers (a local Ray with as many CPUs as the workers).
 
-    python benchmarks/train_backends.py                          # every spec in specs/, 2048 training images
-    python benchmarks/train_backends.py specs/mnist.yaml --limit-train 256 --no-ray   # a quick look
+    python benchmarks/train_backends.py specs/mnist.yaml         # the spec's full run on each backend
+    python benchmarks/train_backends.py                          # every spec in specs/ (long)
+    python benchmarks/train_backends.py specs/mnist.yaml --epochs 1 --limit-train 2048 --limit-test 1000 --no-ray
 
-Each figure is ``specforge train SPEC --backend B`` for one epoch on the first ``--limit-train`` training
-images (no validation, no test split), timed from the epoch's first batch to its last as the progress
-reports show them (so neither start-up nor Ray's scheduling counts): training images per second.
-Several workers on one machine share its cores with each other (and with the driver), so on a small
-machine two workers are not expected to beat one; the figure says what DDP's gradient exchange costs.
+Each row is ``specforge train SPEC --backend B`` as the spec says it (its epochs, validation and callbacks;
+``--epochs`` and the limits change that), with figures of the finished run:
+
+- test accuracy: the run's ``metrics.json`` (the test split, evaluated by the numpy forward on every backend);
+- wall s: the whole ``train`` call, from reading the data to the test metrics (the local Ray is started
+  before, and not counted);
+- train img/s: training images per second within the epochs, from each epoch's start to its last batch's
+  report (validation and the test split excluded);
+- ratio: numpy's wall time over the row's (above 1: faster than numpy).
+
+A Ray worker takes one CPU and runs PyTorch on it, where PyTorch in this process takes every core; two
+workers on one machine share its cores with each other and with the driver, so on a small machine they are
+not expected to beat one: the figure says what DDP's gradient exchange costs.
 """
 
 from __future__ import annotations
@@ -23,49 +32,82 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from specforge import api
+from specforge.spec import Spec
 from specforge.training.progress import Silent
 
-#: (column, fit options)
+#: (row, fit options)
 BACKENDS = [
     ("numpy", {"backend": "numpy"}),
-    ("torch", {"backend": "torch", "device": "cpu"}),
-    ("ray x1", {"backend": "ray", "workers": 1, "device": "cpu"}),
-    ("ray x2", {"backend": "ray", "workers": 2, "device": "cpu"}),
+    ("torch", {"backend": "torch"}),
+    ("ray x1", {"backend": "ray", "workers": 1}),
+    ("ray x2", {"backend": "ray", "workers": 2}),
 ]
 
 
 class EpochClock(Silent):
-    """The time from the first batch's report to the last's, and the batches between."""
+    """The seconds of each epoch from its start to its last batch's report."""
 
     def __init__(self):
-        self.first: float | None = None
+        self.started = 0.0
         self.last = 0.0
-        self.steps = 0
+        self.seconds = 0.0
+
+    def epoch_start(self, epoch, epochs, steps):
+        self.started = self.last = time.perf_counter()
 
     def batch_end(self, step, logs):
-        now = time.perf_counter()
-        if self.first is None:
-            self.first = now
-        self.last, self.steps = now, step
+        self.last = time.perf_counter()
+
+    def epoch_end(self, logs):
+        self.seconds += self.last - self.started
 
 
-def images_per_second(spec_path: Path, limit_train: int, options: dict) -> float:
-    """Training images per second of one epoch of ``spec_path`` on the backend ``options`` name."""
-    spec = api.load_spec(spec_path, ["fit.epochs=1", "fit.validation=none", "fit.callbacks=[]", "fit.log=[]"])
+def full_run(spec: Spec, examples: int, limits: dict, options: dict) -> dict[str, float]:
+    """Train ``spec`` (``examples`` training images) on the backend ``options`` name: its test accuracy, wall time
+    and training images per second."""
     clock = EpochClock()
     with tempfile.TemporaryDirectory() as directory:
-        api.fit(spec, out=Path(directory) / "run", progress=clock, limit_train=limit_train, limit_test=1, **options)
-    batch_size = spec.config["fit"]["batch_size"]
-    # the first batch's report starts the clock: the images after it
-    timed = min(limit_train, clock.steps * batch_size) - batch_size
-    return timed / (clock.last - clock.first) if clock.first is not None and clock.last > clock.first else float("nan")
+        start = time.perf_counter()
+        run = api.fit(spec, out=Path(directory) / "run", progress=clock, **limits, **options)
+        wall = time.perf_counter() - start
+        images = run.manifest["epochs_completed"] * examples
+        return {
+            "accuracy": run.metrics.get("accuracy", float("nan")),
+            "wall": wall,
+            "rate": images / clock.seconds if clock.seconds > 0 else float("nan"),
+        }
+
+
+def compare(path: Path, args: argparse.Namespace, backends: list[tuple[str, dict]]) -> None:
+    """One spec's rows."""
+    overrides = ["fit.log=[]", *([f"fit.epochs={args.epochs}"] if args.epochs else [])]
+    spec = api.load_spec(path, overrides)
+    train = len(api.load_data(spec).train)
+    examples = min(train, args.limit_train) if args.limit_train else train
+    limits = {"limit_train": args.limit_train, "limit_test": args.limit_test}
+    print(f"{path.stem}: {spec.config['fit']['epochs']} epoch(s) of {examples} training images, device {args.device}")
+    print(f"  {'backend':<8}{'test acc':>10}{'wall s':>10}{'train img/s':>13}{'ratio':>8}", flush=True)
+    numpy_wall = float("nan")
+    for name, options in backends:
+        device = {} if options["backend"] == "numpy" else {"device": args.device}
+        figures = full_run(spec, examples, limits, {**options, **device})
+        if name == "numpy":
+            numpy_wall = figures["wall"]
+        ratio = numpy_wall / figures["wall"]
+        print(
+            f"  {name:<8}{figures['accuracy']:>10.4f}{figures['wall']:>10.1f}{figures['rate']:>13.1f}{ratio:>7.2f}x",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("specs", nargs="*", type=Path, help="Specs (default: every specs/*.yaml).")
-    parser.add_argument("--limit-train", type=int, default=2048, help="Training images per epoch (default 2048).")
-    parser.add_argument("--no-ray", action="store_true", help="Leave out the Ray columns.")
+    parser.add_argument("--epochs", type=int, help="Epochs (default: the spec's fit.epochs).")
+    parser.add_argument("--limit-train", type=int, help="Train on the first N training images (default: all).")
+    parser.add_argument("--limit-test", type=int, help="Validate and test on the first N images (default: all).")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="torch and ray (default cpu).")
+    parser.add_argument("--no-ray", action="store_true", help="Leave out the Ray rows.")
     args = parser.parse_args()
     specs = args.specs or sorted((ROOT / "specs").glob("*.yaml"))
     backends = [(name, options) for name, options in BACKENDS if not (args.no_ray and options["backend"] == "ray")]
@@ -74,12 +116,9 @@ def main() -> None:
         import ray
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    print(f"training images per second, one epoch of {args.limit_train} images")
-    print(f"{'spec':<16}" + "".join(f"{name:>12}" for name, _ in backends))
     try:
         for path in specs:
-            figures = [images_per_second(path, args.limit_train, options) for _, options in backends]
-            print(f"{path.stem:<16}" + "".join(f"{figure:>12.1f}" for figure in figures), flush=True)
+            compare(path, args, backends)
     finally:
         if ray is not None:
             ray.shutdown()

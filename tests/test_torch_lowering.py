@@ -241,10 +241,13 @@ LOSS_CASES = [
 ]
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("spec_value,from_logits", LOSS_CASES)
-def test_a_loss_has_its_value_and_gradient_in_pytorch(spec_value, from_logits):
+def test_a_loss_has_its_value_and_gradient_in_pytorch(spec_value, from_logits, weighted):
     loss = losses.create(spec_value)
     rng = np.random.default_rng(0)
+    weights = np.array([1.0, 0.0, 2.0, 0.5, 3.0, 1.5]) if weighted else None
+    loss.weights = weights
     logits = rng.standard_normal((6, 3))
     outputs = logits if from_logits else 1 / (1 + np.exp(-logits))
     labels, targets = labels_and_targets(loss, rng.integers(0, 3, size=6), 3)
@@ -253,7 +256,8 @@ def test_a_loss_has_its_value_and_gradient_in_pytorch(spec_value, from_logits):
     value, grad = loss.value_and_grad(outputs, targets, from_logits=from_logits)
     torch_outputs = torch.tensor(outputs, requires_grad=True)
     torch_targets = torch.tensor(labels) if takes_classes(loss, from_logits) else torch.tensor(targets)
-    torch_value = torch_loss(loss, from_logits)(torch_outputs, torch_targets)
+    torch_weights = None if weights is None else torch.tensor(weights)
+    torch_value = torch_loss(loss, from_logits)(torch_outputs, torch_targets, torch_weights)
     torch_value.backward()
     assert torch_value.item() == pytest.approx(value, rel=1e-12)
     np.testing.assert_allclose(torch_outputs.grad.numpy(), grad, rtol=1e-10, atol=1e-15)

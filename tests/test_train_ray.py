@@ -4,10 +4,12 @@ from the last checkpoint; and the one-line errors (too many workers, no cluster,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,22 @@ class Messages(Silent):
         self.lines.append(text)
 
 
+@contextlib.contextmanager
+def at_most(seconds: int) -> Iterator[None]:
+    """A TimeoutError in the test after ``seconds`` (SIGALRM): a run that hangs fails instead of waiting."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"the run did not finish in {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_two_workers_train_what_one_process_trains(local_ray, tmp_path):
     one = _fit(tmp_path, "one", ["fit.epochs=1"], backend="torch", device="cpu")
     two = _fit(tmp_path, "two", ["fit.epochs=1"], backend="ray", workers=2)
@@ -64,6 +82,24 @@ def test_two_workers_train_what_one_process_trains(local_ray, tmp_path):
             np.testing.assert_allclose(second[key], first[key], rtol=1e-3, atol=1e-5, err_msg=key)
     reported = sorted((two.path / "ray-1").glob("checkpoint_*/checkpoint.npz"))
     assert reported, "no checkpoint reported through Ray into the run directory"
+
+
+def test_two_workers_weight_examples_and_average_the_weights_as_one_process(local_ray, tmp_path):
+    overrides = [
+        "fit.epochs=1",
+        'fit.class_weight="balanced"',
+        'compile.optimizer={"name": "adam", "use_ema": true, "ema_momentum": 0.9, "ema_overwrite_frequency": 5}',
+    ]
+    one = _fit(tmp_path, "one", overrides, backend="torch", device="cpu")
+    two = _fit(tmp_path, "two", overrides, backend="ray", workers=2)
+    assert two.manifest["status"] == "completed"
+    for name in ("loss", "val_loss"):  # validation on the averages
+        np.testing.assert_allclose(two.history[name], one.history[name], rtol=1e-4, err_msg=name)
+    with np.load(one.path / "checkpoint.npz") as first, np.load(two.path / "checkpoint.npz") as second:
+        assert first.files == second.files and "ema/0" in first.files
+        for key in first.files:
+            if key.startswith(("weights/", "ema/")):
+                np.testing.assert_allclose(second[key], first[key], rtol=1e-3, atol=1e-5, err_msg=key)
 
 
 class KillAWorker(Messages):
@@ -97,19 +133,20 @@ def _train_worker_pid() -> int:
 
 def test_a_worker_killed_mid_epoch_costs_a_restart_from_the_last_checkpoint(local_ray, tmp_path):
     progress = KillAWorker()
-    run = _fit(
-        tmp_path,
-        "killed",
-        ["fit.epochs=3"],
-        backend="ray",
-        workers=2,
-        progress=progress,
-        limit_train=1024,
-        limit_test=64,
-    )
+    with at_most(420):  # Ray Train restarts the workers at most MAX_FAILURES times; this bounds a hang
+        run = _fit(
+            tmp_path,
+            "killed",
+            ["fit.epochs=3"],
+            backend="ray",
+            workers=2,
+            progress=progress,
+            limit_train=1024,
+            limit_test=64,
+        )
     assert progress.killed is not None
     assert run.manifest["status"] == "completed" and run.manifest["epochs_completed"] == 3
-    assert run.manifest["worker_restarts"] == 1
+    assert (run.manifest["worker_restarts"], run.manifest["restarted_from_epochs"]) == (1, [1])
     assert len(run.history["loss"]) == 3
     assert "A worker failed; Ray Train started the workers again, from the checkpoint of epoch 1" in progress.lines
     assert progress.lines[-1].startswith(

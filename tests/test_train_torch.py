@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from specforge import api
 from specforge.base.errors import RunError
 from specforge.cli.commands import app
+from specforge.runs import directory as runs
 from specforge.spec import spec_from_dict
 from specforge.training.progress import Silent
 
@@ -62,24 +63,53 @@ class Losses(Silent):
             self.values.append(logs["loss"])
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    """DETERMINED trained for one epoch on both backends: ``{backend: (run, first epoch's running losses)}``."""
-    root = tmp_path_factory.mktemp("pair")
+#: DETERMINED with weighted examples (Keras' balanced class weights) and a moving average of the weights that
+#: overwrites them at step 7 of the epoch's 10; without callbacks, so that the saved weights are the averages
+#: (EarlyStopping's restore_best_weights restores the raw ones, as in Keras).
+WEIGHTED = {
+    **DETERMINED,
+    "compile": {
+        **DETERMINED["compile"],
+        "optimizer": {
+            "name": "adam",
+            "learning_rate": 0.003,
+            "use_ema": True,
+            "ema_momentum": 0.9,
+            "ema_overwrite_frequency": 7,
+        },
+    },
+    "fit": {**DETERMINED["fit"], "class_weight": "balanced", "callbacks": []},
+}
+
+
+def _train_both(root: Path, spec: dict, overrides=("fit.epochs=1",)) -> dict:
+    """``spec`` trained on both backends: ``{backend: (run, first epoch's running losses)}``."""
     trained = {}
     for backend in ("numpy", "torch"):
         losses = Losses()
         run = train(
             root,
-            f"small/{backend}",
-            DETERMINED,
-            ["fit.epochs=1"],
+            f"{spec['name']}/{backend}",
+            spec,
+            list(overrides),
             progress=losses,
             backend=backend,
             **({"device": "cpu"} if backend == "torch" else {}),
         )
         trained[backend] = (run, losses.values)
     return trained
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """DETERMINED trained for one epoch on both backends."""
+    return _train_both(tmp_path_factory.mktemp("pair"), DETERMINED)
+
+
+@pytest.fixture(scope="module")
+def weighted_pair(tmp_path_factory):
+    """WEIGHTED trained for one epoch on both backends."""
+    return _train_both(tmp_path_factory.mktemp("weighted"), WEIGHTED)
 
 
 def test_both_backends_start_from_the_same_weights(tmp_path):
@@ -241,13 +271,45 @@ def test_validate_imports_no_pytorch(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "False False", result.stderr
 
 
-def test_a_moving_average_of_the_weights_stays_on_numpy_in_one_located_line(tmp_path):
-    spec = {**SMALL, "compile": {**SMALL["compile"], "optimizer": {"name": "adam", "use_ema": True}}}
-    with pytest.raises(RunError) as caught:
-        train(tmp_path, "ema", spec, backend="torch", device="cpu")
-    message = caught.value.format()
-    assert message.endswith(
-        "error: compile.optimizer.use_ema: the torch backend does not train with "
-        "compile.optimizer.use_ema yet; train this spec with --backend numpy"
-    )
-    assert "\n" not in message and not (tmp_path / "ema").exists()
+# -- weighted examples and the moving average of the weights ----------------------------------------
+def _checkpoint_averages(run) -> dict[str, np.ndarray]:
+    with np.load(run.path / "checkpoint.npz") as checkpoint:
+        return {key: checkpoint[key] for key in checkpoint.files if key.startswith("ema/")}
+
+
+def test_weighted_examples_and_the_moving_average_train_as_on_numpy(weighted_pair):
+    (numpy_run, numpy_losses), (torch_run, torch_losses) = weighted_pair["numpy"], weighted_pair["torch"]
+    assert len(numpy_losses) == len(torch_losses) == 10
+    np.testing.assert_allclose(torch_losses[:5], numpy_losses[:5], rtol=1e-4)
+    # validation runs on the averages, and the saved weights are the averages (the overwrite at step 7 included)
+    np.testing.assert_allclose(torch_run.history["val_loss"], numpy_run.history["val_loss"], rtol=1e-4)
+    numpy_weights, torch_weights = weights_of(numpy_run.path), weights_of(torch_run.path)
+    for key in numpy_weights:
+        np.testing.assert_allclose(torch_weights[key], numpy_weights[key], rtol=1e-3, atol=1e-5, err_msg=key)
+    numpy_averages, torch_averages = _checkpoint_averages(numpy_run), _checkpoint_averages(torch_run)
+    assert sorted(torch_averages) == sorted(numpy_averages) == ["ema/0", "ema/1", "ema/2", "ema/3", "ema/4"]
+    for key in numpy_averages:
+        np.testing.assert_allclose(torch_averages[key], numpy_averages[key], rtol=1e-3, atol=1e-5, err_msg=key)
+    np.testing.assert_array_equal(torch_weights["dense/kernel"], torch_averages["ema/3"])
+
+
+def test_a_resumed_weighted_torch_run_ends_with_the_weights_of_one_never_stopped(tmp_path):
+    straight = train(tmp_path, "straight", WEIGHTED, ["fit.epochs=2"], backend="torch", device="cpu")
+    with pytest.raises(api.TrainingInterrupted):
+        train(tmp_path, "stopped", WEIGHTED, ["fit.epochs=2"], progress=StopAt(2, 3), backend="torch", device="cpu")
+    api.fit(resume=tmp_path / "stopped", progress=Silent())
+    assert_same_weights(straight.path, tmp_path / "stopped")
+    assert straight.history == runs.open_run(tmp_path / "stopped").history
+
+
+def test_example_weights_from_a_table_column_train_as_on_numpy(tmp_path):
+    from test_training_options import _table_run, _table_spec
+
+    spec = _table_spec(tmp_path, ["1", "0", "2", "0.5", "3"], sample_weight="w")
+    numpy_run = _table_run(tmp_path, "numpy", spec)
+    torch_run = _table_run(tmp_path, "torch", {**spec, "fit": {**spec["fit"], "backend": "torch"}})
+    assert torch_run.manifest["backend"] == "torch"
+    np.testing.assert_allclose(torch_run.history["loss"], numpy_run.history["loss"], rtol=1e-5)
+    numpy_weights, torch_weights = weights_of(numpy_run.path), weights_of(torch_run.path)
+    for key in numpy_weights:
+        np.testing.assert_allclose(torch_weights[key], numpy_weights[key], rtol=1e-5, atol=1e-6, err_msg=key)

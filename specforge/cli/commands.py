@@ -628,8 +628,9 @@ def sweep(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Run a spec's hyperparameter sweep: each trial a run directory, then the trials sorted, the best run and
-    best.yaml.  Run again after an interruption, the same command continues the sweep."""
+    """Run a spec's hyperparameter sweep: each trial a run directory, trained on the spec's fit.backend (numpy or
+    torch; on Ray with sweep.resources' CPUs and GPU share), then the trials sorted, the best run and best.yaml.
+    Run again after an interruption, the same command continues the sweep."""
 
     terminal = sys.stdout.isatty()
     console = Console(stderr=as_json, width=None if terminal else 200)

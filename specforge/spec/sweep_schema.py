@@ -96,6 +96,29 @@ SWEEP_SCHEMA = {
             "default": None,
             "description": "Time budget in seconds: no new trial starts after it (null: none).",
         },
+        "resources": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "What each trial takes on Ray Tune (sweep --backend ray), as Ray Tune's "
+            "tune.with_resources asks for it. Trials train with the spec's fit.backend, numpy or torch; a torch "
+            "trial with a GPU share trains on that GPU, one without on its CPUs. The local backend gives each "
+            "of its --jobs processes a share of this machine's cores instead, and takes no resources.",
+            "properties": {
+                "cpu": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "description": "CPUs per trial (default: the cluster's CPUs divided by --jobs).",
+                },
+                "gpu": {
+                    "type": "number",
+                    "minimum": 0,
+                    "default": 0,
+                    "description": "GPUs per trial, or a fraction of one (0.25: four trials share a GPU); "
+                    "needs fit.backend: torch.",
+                },
+            },
+            "examples": [{"cpu": 1, "gpu": 0.25}],
+        },
     },
 }
 

@@ -1,10 +1,12 @@
 """The Ray backend: the same search on Ray Tune, with its Optuna search and the ASHA scheduler.
 
 It runs on the Ray that ``specforge.base.raycluster.connect`` joined or started.  Each trial requests
-``cpus / jobs`` CPUs and uses only that many (shards and BLAS threads), trains into ``trials/<k>/`` of
-the sweep directory like a local trial, and reports its objective after every epoch; ASHA stops the
-trials that fall behind.  A trial writes how it ended to ``trials/<k>/outcome.json``; a trial ASHA
-stopped has none and is recorded as pruned.
+``sweep.resources`` (by default the cluster's CPUs divided by ``jobs``, no GPU) and uses only its CPUs
+(shards and BLAS threads), trains with the spec's ``fit.backend`` (a torch trial on its GPU share, or on
+CPUs when it has none) into ``trials/<k>/`` of the sweep directory like a local trial, and reports its
+objective after every epoch; ASHA stops the trials that fall behind.  A trial writes how it ended, and the
+resources Ray gave it, to ``trials/<k>/outcome.json``; a trial ASHA stopped has none and is recorded as
+pruned.
 """
 
 from __future__ import annotations
@@ -29,22 +31,40 @@ OUTCOME = "outcome.json"
 RAY_STORAGE, EXPERIMENT = "ray", "tune"
 
 
+def trial_resources(sweep: SweepConfig, cluster: dict[str, float], jobs: int) -> dict[str, float]:
+    """What each trial asks Ray Tune for: ``sweep.resources``, by default the ``cluster``'s CPUs divided by ``jobs``
+    and no GPU; a SpecError at ``sweep.resources`` for more than the cluster has (Tune would wait for it forever)."""
+    asked = {"cpu": max(1, int(cluster.get("CPU", 1)) // jobs), "gpu": 0, **sweep.resources}
+    for key, unit in (("cpu", "CPU"), ("gpu", "GPU")):
+        have = cluster.get(unit, 0)
+        if asked[key] > have:
+            fix = (
+                "set sweep.resources.gpu: 0 to train the trials on CPUs, or join a cluster with GPUs (--address)"
+                if key == "gpu"
+                else f"ask for {have:g} or fewer, or join a larger cluster (--address)"
+            )
+            raise sweep.located(
+                f"each trial asks for {asked[key]:g} {unit} and the Ray cluster has {have:g}; {fix}",
+                ("sweep", "resources", key),
+            )
+    return asked
+
+
 def run_ray(
     sweep: SweepConfig,
     sweep_dir: Path,
     *,
     jobs: int,
+    resources: dict[str, float],
     limits: dict[str, int | None],
     on_update: Callable[[list[TrialRecord]], None],
 ) -> list[TrialRecord]:
-    """Run the sweep's trials on Ray Tune, ``jobs`` at once, each with its share of the cluster's CPUs."""
-    import ray
+    """Run the sweep's trials on Ray Tune, ``jobs`` at once, each with ``resources`` (``trial_resources``)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
     optuna = optuna_module()
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // jobs)
     mode = "max" if sweep.maximize else "min"
     sampler = (
         optuna.samplers.TPESampler(seed=sweep.seed)
@@ -63,10 +83,10 @@ def run_ray(
         "sweep": sweep_payload(sweep),
         "sweep_dir": str(sweep_dir.resolve()),
         "limits": limits,
-        "cpus": cpus,
+        "resources": resources,
         "cwd": os.getcwd(),
     }
-    trainable = tune.with_resources(tune.with_parameters(_trial, orders=orders), {"cpu": cpus})
+    trainable = tune.with_resources(tune.with_parameters(_trial, orders=orders), resources)
     experiment = sweep_dir / RAY_STORAGE / EXPERIMENT
     if restorable(sweep_dir):  # a sweep killed mid-run: Tune's own state (searcher, trials) carries it on
         tuner = tune.Tuner.restore(str(experiment.resolve()), trainable=trainable, resume_unfinished=True)
@@ -99,7 +119,9 @@ def restorable(sweep_dir: Path) -> bool:
 
 
 def _trial(config: dict, orders: dict) -> None:
-    """A Ray Tune trial: the spec with ``config``'s values, trained on this trial's CPUs."""
+    """A Ray Tune trial: the spec with ``config``'s values, trained on this trial's CPUs (a torch trial on its GPU
+    share when it has one: Ray makes that GPU the only one the trial's process sees)."""
+    import ray
     from ray import tune
 
     os.chdir(orders["cwd"])
@@ -113,11 +135,26 @@ def _trial(config: dict, orders: dict) -> None:
         return False  # ASHA stops the trial from outside
 
     values = {parameter.key: config[parameter.key] for parameter in sweep.parameters}
-    with limited_to(orders["cpus"]):
+    resources = orders["resources"]
+    with limited_to(max(1, int(resources["cpu"]))):
         outcome = run_trial(
-            sweep, values, run_dir, report, limit_train=orders["limits"]["train"], limit_test=orders["limits"]["test"]
+            sweep,
+            values,
+            run_dir,
+            report,
+            limit_train=orders["limits"]["train"],
+            limit_test=orders["limits"]["test"],
+            torch_device="cuda" if resources["gpu"] else "cpu",
         )
-    runs.write_json(run_dir / OUTCOME, {"state": outcome.state, "values": outcome.values, "error": outcome.error})
+    runs.write_json(
+        run_dir / OUTCOME,
+        {
+            "state": outcome.state,
+            "values": outcome.values,
+            "error": outcome.error,
+            "resources": ray.get_runtime_context().get_assigned_resources(),
+        },
+    )
 
 
 def trial_number(trial_dir_name: str, trial_id: str) -> int:

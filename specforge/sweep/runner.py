@@ -13,7 +13,7 @@ from specforge.spec import Spec
 from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
 from specforge.sweep.local import run_local
-from specforge.sweep.ray_tune import restorable, run_ray
+from specforge.sweep.ray_tune import restorable, run_ray, trial_resources
 from specforge.sweep.results import INTERRUPTED, SweepResult, TrialRecord, finish
 from specforge.sweep.space import SweepConfig
 from specforge.sweep.study import optuna_module, planned_trials
@@ -54,10 +54,17 @@ def run_sweep(
             on_update(sweep, found)
 
     if backend == "ray":
-        with connect(address, "sweep", "tune"):
+        with connect(address, "sweep", "tune") as ray:
+            resources = trial_resources(sweep, ray.cluster_resources(), jobs)
             sweep_dir = _continued(sweep, definition, root) or directory.create(sweep.spec.name, definition, root)
-            found = run_ray(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update)
+            found = run_ray(sweep, sweep_dir, jobs=jobs, resources=resources, limits=limits, on_update=update)
     else:
+        if sweep.resources:
+            raise sweep.located(
+                "what each trial takes on Ray Tune (sweep --backend ray); the local backend gives each of its "
+                "--jobs processes a share of this machine's cores: remove it, or sweep with --backend ray",
+                ("sweep", "resources"),
+            )
         optuna_module()
         sweep_dir = _continued(sweep, definition, root) or directory.create(sweep.spec.name, definition, root)
         found = run_local(sweep, sweep_dir, jobs=jobs, limits=limits, on_update=update, on_warning=on_warning or _warn)

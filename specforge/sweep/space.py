@@ -89,6 +89,14 @@ class SweepConfig:
     pruner: str
     seed: int
     timeout: float | None
+    #: each trial's ``cpu`` and ``gpu`` on Ray Tune, as ``sweep.resources`` gives them (empty: the defaults)
+    resources: dict[str, float]
+    #: where the sweep section's values are written (the spec, or the sweep file naming it)
+    locate: Callable[[SpecPath], Location]
+
+    def located(self, message: str, path: SpecPath) -> SpecError:
+        """A SpecError at ``path`` of the file holding the sweep."""
+        return SpecError(problems=[Problem(message, self.locate(path))])
 
     def overrides(self, values: dict[str, Any]) -> list[str]:
         return [override(key, value) for key, value in values.items()]
@@ -132,7 +140,7 @@ def reported_names(spec: Spec, units: int) -> list[str]:
 def sweep_config(spec: Spec, section: dict, units: int, locate: Callable[[SpecPath], Location]) -> SweepConfig:
     """The sweep of ``spec`` from its (schema-valid, defaults filled) ``section``; ``locate`` places errors in
     the file holding it.  Raises SpecError listing every problem."""
-    problems = _metric_problems(spec, section, units, locate)
+    problems = _metric_problems(spec, section, units, locate) + _backend_problems(spec, section, locate)
     parameters = []
     for key, config in section["parameters"].items():
         parameter = Parameter.from_config(key, config)
@@ -151,6 +159,8 @@ def sweep_config(spec: Spec, section: dict, units: int, locate: Callable[[SpecPa
         section["pruner"],
         section["seed"],
         section["timeout"],
+        section.get("resources") or {},
+        locate,
     )
 
 
@@ -167,6 +177,30 @@ def _metric_problems(spec: Spec, section: dict, units: int, locate: Callable[[Sp
     return [
         Problem(f"training does not report {metric!r}{hint}; reported: {', '.join(names)}", locate(("sweep", "metric")))
     ]
+
+
+def _backend_problems(spec: Spec, section: dict, locate: Callable[[SpecPath], Location]) -> list[Problem]:
+    """Trials train in the process a sweep gives them, with fit.backend numpy or torch, on a GPU only with torch."""
+    backend = spec.config["fit"].get("backend", "numpy")
+    if backend == "ray":
+        return [
+            Problem(
+                "a sweep trains each trial in the one process it gives the trial, which reports the objective after "
+                "every epoch so that the search can prune; fit.backend ray would train each trial on data-parallel "
+                "Ray Train workers of its own, taking the CPUs the other trials run on; sweep with fit.backend "
+                "torch (and sweep.resources for each trial's CPUs and GPU share on Ray Tune)",
+                spec.locate(("fit", "backend")),
+            )
+        ]
+    gpu = (section.get("resources") or {}).get("gpu", 0)
+    if gpu and backend != "torch":
+        return [
+            Problem(
+                f"the {backend} backend trains on CPUs; a trial trains on its GPU share with fit.backend: torch",
+                locate(("sweep", "resources", "gpu")),
+            )
+        ]
+    return []
 
 
 def _parameter_problems(spec: Spec, parameter: Parameter, sampler: str) -> list[str]:
@@ -257,6 +291,7 @@ def sweep_payload(sweep: SweepConfig) -> dict:
         "pruner": sweep.pruner,
         "seed": sweep.seed,
         "timeout": sweep.timeout,
+        **({"resources": sweep.resources} if sweep.resources else {}),
     }
     return {"spec": sweep.spec.document.data, "file": sweep.spec.file, "section": section}
 

@@ -68,17 +68,20 @@ def run_trial(
     *,
     limit_train: int | None = None,
     limit_test: int | None = None,
+    torch_device: str | None = None,
 ) -> Outcome:
-    """Train the spec with ``values`` into ``run_dir``; never raises for a failing trial.
+    """Train the spec with ``values`` into ``run_dir`` on its ``fit.backend`` (a torch trial on ``torch_device``,
+    by default the spec's: auto); never raises for a failing trial.
 
     A ``run_dir`` that already holds this trial's run (a trial started again after its sweep was killed)
     is continued from its last checkpoint, or, when it trained all its epochs, taken as it is."""
     spec = sweep.trial_spec(values)
     reporter = _Reporter(sweep.metric, report, spec.config["fit"]["epochs"])
+    device = torch_device if spec.config["fit"].get("backend") == "torch" else None
     try:
         if (run_dir / runs.MANIFEST).exists():
             if not _continued(run_dir, spec.config, reporter):
-                fit(resume=run_dir, progress=Silent(), observers=[reporter])
+                fit(resume=run_dir, progress=Silent(), observers=[reporter], device=device)
         else:
             fit(
                 spec,
@@ -87,6 +90,7 @@ def run_trial(
                 limit_train=limit_train,
                 limit_test=limit_test,
                 observers=[reporter],
+                device=device,
             )
     except SpecforgeError as error:
         return Outcome(FAILED, reporter.values, error.problems[0].message)

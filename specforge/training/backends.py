@@ -79,31 +79,11 @@ def choose_backend(
             "the numpy backend trains on this machine's CPU; --device is for --backend torch or ray",
             file=f"--device {device}",
         )
-    if name != "numpy" and spec is not None:
-        _refuse_numpy_only(spec, name)
     if workers is not None and name != "ray":
         raise RunError(
             "--workers is for --backend ray (data-parallel workers on a Ray cluster)", file=f"--workers {workers}"
         )
     return BackendChoice(name, device or "auto", workers or DEFAULT_WORKERS)
-
-
-def _refuse_numpy_only(spec: Spec, backend: str) -> None:
-    """What only the numpy backend trains yet: weighted examples and a moving average of the weights."""
-    config = spec.config
-    optimizer = config["compile"]["optimizer"]
-    for path, used in (
-        ("fit.class_weight", config["fit"].get("class_weight") is not None),
-        ("data.sample_weight", config["data"].get("sample_weight") is not None),
-        ("compile.optimizer.use_ema", isinstance(optimizer, dict) and bool(optimizer.get("use_ema"))),
-    ):
-        if used:
-            raise spec.located(
-                RunError(
-                    f"the {backend} backend does not train with {path} yet; train this spec with --backend numpy",
-                    path=path,
-                )
-            )
 
 
 def fit(

@@ -11,10 +11,28 @@ averages.  Validation runs on the averages too.  The averages are saved in every
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
 import numpy as np
+
+
+class MovingAverage(Protocol):
+    """What the training loop uses of a moving average of the weights, whichever backend keeps it."""
+
+    #: the steps the average has moved
+    steps: int
+
+    def update(self) -> None: ...
+
+    def overwrite(self) -> None: ...
+
+    def applied(self) -> AbstractContextManager[None]: ...
+
+    def arrays(self) -> dict[str, np.ndarray]: ...
+
+    def load(self, steps: int, arrays: dict[str, np.ndarray]) -> None: ...
 
 
 class WeightAverage:
@@ -42,16 +60,9 @@ class WeightAverage:
         for average, weight in zip(self.averages, self.weights):
             np.copyto(weight, average)
 
-    @contextmanager
-    def applied(self) -> Iterator[None]:
+    def applied(self) -> AbstractContextManager[None]:
         """The averages in the weights for the duration (validation), the weights restored after."""
-        saved = [weight.copy() for weight in self.weights]
-        self.overwrite()
-        try:
-            yield
-        finally:
-            for weight, value in zip(self.weights, saved):
-                np.copyto(weight, value)
+        return swapped_in(self.weights, self.averages)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Copies of the averages, keyed by their index, for a checkpoint (with ``steps``)."""
@@ -62,3 +73,16 @@ class WeightAverage:
         self.steps = int(steps)
         for index, average in enumerate(self.averages):
             np.copyto(average, arrays[str(index)])
+
+
+@contextmanager
+def swapped_in(weights: list[np.ndarray], values: Iterable[np.ndarray]) -> Iterator[None]:
+    """``values`` copied into ``weights`` for the duration, the weights restored after."""
+    saved = [weight.copy() for weight in weights]
+    for weight, value in zip(weights, values, strict=True):
+        np.copyto(weight, value)
+    try:
+        yield
+    finally:
+        for weight, value in zip(weights, saved):
+            np.copyto(weight, value)

@@ -122,7 +122,7 @@ class Trainer:
             self.weighting = weighting(setup.spec.config, setup.loss, setup.dataset.train, setup.graph.output_shape[-1])
         except DataError as error:
             raise setup.spec.located(error) from None
-        self.ema = weight_average(setup.spec.config["compile"]["optimizer"], self.model.trainable_params())
+        self.ema = weight_average(setup.spec.config["compile"]["optimizer"], self.steps)
         self.stop_training = False
         self.epoch = 0
         #: the batch in progress (from 1), for the interruption message
@@ -229,6 +229,7 @@ class Trainer:
                 self.progress.message(f"Epoch {self.epoch}: early stopping")
         if self.ema is not None:  # before the callbacks end, as Keras' finalize_variable_values
             self.ema.overwrite()
+            self.steps.pull()
         for callback in self.callbacks:
             callback.on_train_end(self)
 

@@ -13,7 +13,8 @@ from specforge.base.errors import DataError
 from specforge.data.splits import Split
 from specforge.options.class_weights import class_weight_vector
 from specforge.options.losses import Loss
-from specforge.training.ema import WeightAverage
+from specforge.training.ema import MovingAverage
+from specforge.training.steps import Steps
 
 
 class Weighting:
@@ -86,8 +87,8 @@ def column_weights(split: Split, column: str) -> np.ndarray:
     return weights
 
 
-def weight_average(optimizer: str | dict, weights: list[np.ndarray]) -> WeightAverage | None:
-    """The moving average ``compile.optimizer`` asks for (``use_ema``), or None."""
+def weight_average(optimizer: str | dict, steps: Steps) -> MovingAverage | None:
+    """The moving average ``compile.optimizer`` asks for (``use_ema``) of the weights ``steps`` trains, or None."""
     if isinstance(optimizer, str) or not optimizer.get("use_ema"):
         return None
-    return WeightAverage(weights, optimizer["ema_momentum"], optimizer["ema_overwrite_frequency"])
+    return steps.weight_average(optimizer["ema_momentum"], optimizer["ema_overwrite_frequency"])

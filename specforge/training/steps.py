@@ -16,6 +16,7 @@ import numpy as np
 from specforge.graph.model import Model
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
+from specforge.training.ema import MovingAverage, WeightAverage
 
 if TYPE_CHECKING:
     from specforge.spec import Spec
@@ -58,6 +59,9 @@ class Steps(Protocol):
     def manifest(self) -> dict[str, Any]:
         """What the run's manifest records about the backend (its name, device, versions)."""
 
+    def weight_average(self, momentum: float, overwrite_frequency: int | None) -> MovingAverage:
+        """Keras' moving average of the trainable weights (specforge.training.ema), moved where they train."""
+
 
 class NumpySteps:
     """The numpy backend: ``Model.train_step`` with specforge's optimizer; the weights are the model's own."""
@@ -82,6 +86,9 @@ class NumpySteps:
 
     def manifest(self) -> dict[str, Any]:
         return {"backend": "numpy"}
+
+    def weight_average(self, momentum: float, overwrite_frequency: int | None) -> MovingAverage:
+        return WeightAverage(self.model.trainable_params(), momentum, overwrite_frequency)
 
 
 #: ``(model, spec, loss, optimizer, dropout generator) -> Steps``

@@ -926,6 +926,21 @@ EXPECTED: dict[str, list[str]] = {
             "model does not have; use classes 0..9"
         ),
     ],
+    "sweep_over_ray_workers.yaml": [
+        (
+            "sweep_over_ray_workers.yaml:14:12: error: fit.backend: a sweep trains each trial in the one process it "
+            "gives the trial, which reports the objective after every epoch so that the search can prune; fit.backend "
+            "ray would train each trial on data-parallel Ray Train workers of its own, taking the CPUs the other "
+            "trials run on; sweep with fit.backend torch (and sweep.resources for each trial's CPUs and GPU share on "
+            "Ray Tune)"
+        ),
+    ],
+    "sweep_gpu_share_on_numpy.yaml": [
+        (
+            "sweep_gpu_share_on_numpy.yaml:17:28: error: sweep.resources.gpu: the numpy backend trains on CPUs; a "
+            "trial trains on its GPU share with fit.backend: torch"
+        ),
+    ],
     "label_smoothing_too_big.yaml": [
         "label_smoothing_too_big.yaml:11:22: error: compile.loss.label_smoothing: must be <= 1, got 1.5",
     ],

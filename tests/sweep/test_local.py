@@ -289,3 +289,27 @@ def test_without_optuna_one_line_names_the_install(tmp_path, monkeypatch):
     with pytest.raises(RunError, match=r"pip install 'specforge\[sweep\]'"):
         api.sweep(write_spec(tmp_path), root=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_torch_trials_train_on_pytorch(tmp_path, monkeypatch):
+    need("torch")
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(tmp_path, fit={"backend": "torch", "epochs": 1}, sweep={"trials": 1})
+    result = api.sweep(spec, root=tmp_path / "runs", **LIMITS)
+    [trial] = result.trials
+    manifest = runs.open_run(trial.run).manifest
+    assert trial.state == COMPLETE and len(trial.values) == 1
+    assert (manifest["backend"], manifest["device_request"], manifest["status"]) == ("torch", "auto", "completed")
+
+
+def test_resources_are_for_ray_tune_in_one_located_line(tmp_path):
+    spec = write_spec(tmp_path, sweep={"resources": {"cpu": 1}})
+    shown = cli("sweep", str(spec), cwd=tmp_path)
+    assert shown.returncode == 2 and shown.stdout == ""
+    line = next(number for number, text in enumerate(spec.read_text().splitlines(), 1) if "resources:" in text)
+    assert shown.stderr == (
+        f"{spec}:{line + 1}:5: error: sweep.resources: what each trial takes on Ray Tune (sweep --backend ray); the "
+        "local backend gives each of its --jobs processes a share of this machine's cores: remove it, or sweep "
+        "with --backend ray\n"
+    )
+    assert not (tmp_path / "runs").exists()

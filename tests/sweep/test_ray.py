@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,43 @@ def test_a_two_trial_sweep_on_a_local_ray(tmp_path, monkeypatch):
     best, _ = api.validate(result.best_spec)
     assert best.config["model"]["layers"][1]["units"] == result.best.params["model.layers[1].units"]
     assert json.loads((result.sweep_dir / "results.json").read_text())["best"]["number"] == result.best.number
+
+
+def test_torch_trials_on_a_local_ray_take_the_resources_the_sweep_asks_for(tmp_path, monkeypatch):
+    need("ray")
+    need("optuna")
+    need("torch")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    spec = write_spec(tmp_path, fit={"backend": "torch", "epochs": 1}, sweep={"resources": {"cpu": 1}})
+    result = api.sweep(spec, backend="ray", jobs=1, **LIMITS)  # by default one trial would take both CPUs
+    assert [trial.state for trial in result.trials] == [COMPLETE, COMPLETE]
+    for trial in result.trials:
+        manifest = runs.open_run(trial.run).manifest
+        assert (manifest["backend"], manifest["device"], manifest["device_request"]) == ("torch", "cpu", "cpu")
+        assert json.loads((Path(trial.run) / "outcome.json").read_text())["resources"] == {"CPU": 1.0}
+
+
+def test_a_gpu_share_on_a_cluster_without_gpus_is_one_located_line_and_writes_nothing(tmp_path):
+    need("ray")
+    need("optuna")
+    spec = write_spec(tmp_path, fit={"backend": "torch"}, sweep={"resources": {"cpu": 1, "gpu": 0.25}})
+    env = {key: value for key, value in environment().items() if key != "RAY_ADDRESS"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "specforge", "sweep", str(spec), "--backend", "ray"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    line = next(number for number, text in enumerate(spec.read_text().splitlines(), 1) if "gpu:" in text)
+    assert shown.returncode == 2 and shown.stdout == ""
+    assert shown.stderr.splitlines()[-1] == (
+        f"{spec}:{line}:10: error: sweep.resources.gpu: each trial asks for 0.25 GPU and the Ray cluster has 0; "
+        "set sweep.resources.gpu: 0 to train the trials on CPUs, or join a cluster with GPUs (--address)"
+    )
+    assert "Traceback" not in shown.stderr and not (tmp_path / "runs").exists()
 
 
 def test_without_ray_one_line_names_the_install(tmp_path, monkeypatch):

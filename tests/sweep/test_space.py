@@ -35,6 +35,7 @@ def test_the_schema_describes_the_sweep_section():
         "pruner",
         "seed",
         "timeout",
+        "resources",
     }
     kinds = sweep["properties"]["parameters"]["additionalProperties"]["properties"]
     assert {"choice", "uniform", "loguniform", "int", "step", "log"} == set(kinds)
@@ -185,3 +186,24 @@ def test_validate_locates_a_sweep_file_s_mistakes_in_it_and_the_spec_s_in_the_sp
         f"'{tmp_path / 'gone.yaml'}'; spec is relative to this "
         "file's directory"
     )
+
+
+def test_a_sweep_over_ray_train_workers_is_refused_where_fit_backend_says_it(tmp_path):
+    path = write_spec(tmp_path, fit={"backend": "ray"})
+    line = next(number for number, text in enumerate(path.read_text().splitlines(), 1) if "backend: ray" in text)
+    found = errors(path)
+    assert len(found) == 1
+    assert found[0].startswith(f"{path}:{line}:12: error: fit.backend: a sweep trains each trial in the one process")
+    assert found[0].endswith(
+        "sweep with fit.backend torch (and sweep.resources for each trial's CPUs and GPU share on Ray Tune)"
+    )
+
+
+def test_a_gpu_share_needs_torch_trials(tmp_path):
+    found = errors(write_spec(tmp_path, sweep={"resources": {"cpu": 1, "gpu": 0.25}}))
+    assert len(found) == 1 and found[0].endswith(
+        "error: sweep.resources.gpu: the numpy backend trains on CPUs; a trial trains on its GPU share with "
+        "fit.backend: torch"
+    )
+    sweep = load_sweep(write_spec(tmp_path, fit={"backend": "torch"}, sweep={"resources": {"gpu": 0.25}}))
+    assert sweep.resources == {"gpu": 0.25}

@@ -20,6 +20,7 @@ from specforge.layers.torch.layout import to_numpy, to_torch
 from specforge.layers.torch.modules import Augmentation
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
+from specforge.training.torch.ema import TorchWeightAverage
 from specforge.training.torch.network import TorchNetwork
 from specforge.training.torch.step import TorchStep
 
@@ -93,10 +94,19 @@ class TorchSteps:
             self.torch_step.targets(labels, targets).to(self.device, non_blocking=True),
         )
 
+    def example_weights(self, loss: Loss, rows: Any = slice(None)) -> torch.Tensor | None:
+        """The weights of the batch's examples ``rows`` on the device (``loss.weights``, which the loop sets for
+        a spec that weights its examples), or None."""
+        if loss.weights is None:
+            return None
+        return torch.from_numpy(np.asarray(loss.weights[rows], dtype=np.float32)).to(self.device)
+
     def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
-        """The spec's loss only: choose_backend refuses the example weights that would change it."""
-        value, outputs = self.torch_step.step(*self.tensors(x, labels, targets))
+        value, outputs = self.torch_step.step(*self.tensors(x, labels, targets), weights=self.example_weights(loss))
         return float(value), self.loss.to_probabilities(to_numpy(outputs.cpu()), self.torch_step.fused)
+
+    def weight_average(self, momentum: float, overwrite_frequency: int | None) -> TorchWeightAverage:
+        return TorchWeightAverage(self.network, self.model, momentum, overwrite_frequency)
 
     def pull(self) -> None:
         self.model.set_weights(self.network.specforge_params())

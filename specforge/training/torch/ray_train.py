@@ -80,7 +80,11 @@ class ShardSteps(TorchSteps):
         # a worker without rows (a last batch smaller than the workers) steps on one row, weighted 0
         share = len(rows) * self.world / len(x)
         taken = rows if len(rows) else np.arange(1)
-        value, outputs = self.torch_step.step(*self.tensors(x[taken], labels[taken], targets[taken]), scale=share)
+        value, outputs = self.torch_step.step(
+            *self.tensors(x[taken], labels[taken], targets[taken]),
+            scale=share,
+            weights=self.example_weights(loss, taken),
+        )
         total = torch.tensor([float(value) * len(rows)], dtype=torch.float64)
         dist.all_reduce(total)
         mine = self.loss.to_probabilities(_to_numpy(outputs), self.torch_step.fused)[: len(rows)]
@@ -251,7 +255,9 @@ def fit_on_ray(
             _train_on_ray(trainer, driver, workers, device, use_gpu)
             trainer.load_checkpoint()
             if driver.restarts:
-                runs.update_manifest(trainer.run_dir, worker_restarts=len(driver.restarts))
+                runs.update_manifest(
+                    trainer.run_dir, worker_restarts=len(driver.restarts), restarted_from_epochs=driver.restarts
+                )
                 trainer.progress.message(
                     f"{len(driver.restarts)} worker failure(s) during training; each time it "
                     "continued from the last checkpoint (epochs "

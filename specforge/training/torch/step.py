@@ -41,15 +41,18 @@ class TorchStep:
             return torch.from_numpy(np.asarray(labels, dtype=np.int64))
         return to_torch(np.asarray(targets, dtype=np.float32))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """One gradient step on a batch (channels-first, targets from ``targets``): ``(loss, outputs)`` before
-        it, the outputs being the loss's input (logits where the final activation is fused). The gradient is
-        that of ``scale`` times the loss (a data-parallel worker's share of the whole batch)."""
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0, weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One gradient step on a batch (channels-first, targets from ``targets``, each example weighted by
+        ``weights`` when given): ``(loss, outputs)`` before it, the outputs being the loss's input (logits where
+        the final activation is fused). The gradient is that of ``scale`` times the loss (a data-parallel
+        worker's share of the whole batch)."""
         if not self.module.training:
             self.module.train()
         self.optimizer.zero_grad(set_to_none=True)
         outputs = self.module(x, self.until)
-        value = self.loss(outputs, y)
+        value = self.loss(outputs, y, weights)
         (value * scale if scale != 1.0 else value).backward()
         clip_gradients(self.network.parameters(), *self.clipping)
         if self.schedule is not None:
