@@ -845,7 +845,8 @@ EXPECTED: dict[str, list[str]] = {
     "embedding_fed_floats.yaml": [
         (
             "embedding_fed_floats.yaml:8:7: error: model.layers[0]: Embedding takes integer token ids and data source "
-            "mnist gives values, not ids; use source: text_folder with vectorize.output_mode: int"
+            "mnist gives values, not ids; use source: text_folder with vectorize.output_mode: int, or a table's text "
+            "column with output_mode: int"
         ),
     ],
     "embedding_after_dense.yaml": [
