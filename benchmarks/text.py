@@ -10,7 +10,7 @@ The baselines are fitted on exactly the training rows of the spec's split (``dat
 ``split_seed``; the same rows specforge trains on, read by specforge's table source) and scored on the
 same test rows: scikit-learn's ``TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)`` on the raw text
 column, then ``LogisticRegression(max_iter=1000)`` or ``LinearSVC()`` with their default regularization.
-Specs that share a data section share their baselines.  A further text spec is one more name in
+Specs of the same rows and columns (vectorized in any way) share their baselines.  A further text spec is one more name in
 ``TEXT_SPECS`` (a file in specs/ with one text feature and a class target).
 """
 
@@ -53,7 +53,7 @@ def text_split(spec: Spec) -> Split:
     """The training and test rows of ``spec``'s table, read and split by specforge itself."""
     data = spec.config["data"]
     tables, _, pipeline = fit_table(data, spec.base_dir)
-    (feature,) = pipeline.texts
+    (feature,) = pipeline.text_features
     train, test = tables["train"], tables["test"]
     return Split(
         feature.documents(train),
@@ -63,6 +63,13 @@ def text_split(spec: Spec) -> Split:
         f"{data['train']}, column {feature.column!r}: {len(train)} training rows, {len(test)} test rows "
         f"(test_fraction {data.get('test_fraction')}, split_seed {data.get('split_seed', 0)})",
     )
+
+
+def split_key(spec: Spec) -> str:
+    """What fixes a spec's rows and documents: its data section but the way its text is vectorized."""
+    data = spec.config["data"]
+    columns = [feature["column"] for feature in data["features"]]
+    return json.dumps({**{key: value for key, value in data.items() if key != "features"}, "columns": columns})
 
 
 def baselines(split: Split) -> dict[str, float]:
@@ -103,7 +110,7 @@ def main() -> None:
     groups: dict[str, list[Spec]] = {}
     for name in args.specs:
         spec = api.load_spec(SPECS / f"{name}.yaml")
-        groups.setdefault(json.dumps(spec.config["data"], sort_keys=True), []).append(spec)
+        groups.setdefault(split_key(spec), []).append(spec)
     with tempfile.TemporaryDirectory() as root:
         for specs in groups.values():
             split = text_split(specs[0])

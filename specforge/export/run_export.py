@@ -160,9 +160,9 @@ def export_run(
     }
     quantization = None
     if steps.pipeline is not None:
-        if steps.pipeline.texts:
+        if steps.pipeline.text_features:
             raise ExportError(
-                f"column {steps.pipeline.texts[0].column!r} is text, whose vectorization runs in Python, not in "
+                f"column {steps.pipeline.text_features[0].column!r} is text, whose vectorization runs in Python, not in "
                 "an ONNX graph; predict and evaluate with the run directory itself (specforge predict RUN ROWS)",
                 file=str(run.path),
             )

@@ -245,3 +245,23 @@ def test_the_training_split_alone_names_the_vocabulary_when_test_is_drawn_from_i
     )
     train_words = {word for row in dataset.train.table.texts("message") for word in (row or "").split()}
     assert set(dataset.preprocessing.pipeline.features[0].vectorizer.vocabulary) == train_words
+
+
+def test_data_show_draws_a_text_column_as_its_documents_lengths(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from specforge.data.table import info
+
+    write_spec(tmp_path, MESSAGE_IDS)
+    drawn = []
+
+    def panel(values, title):
+        drawn.append((values, title))
+        return Image.new("RGB", info.PANEL)
+
+    monkeypatch.setattr(info, "column_panel", panel)
+    path = api.render_samples(api.load_spec(tmp_path / "spec.yaml"), "train", tmp_path / "train.png")
+    assert Image.open(path).size == (2 * (info.PANEL[0] + info.GAP) + info.GAP, info.PANEL[1] + 2 * info.GAP)
+    (lengths, title), (labels, _) = drawn
+    assert title == "message (tokens)" and lengths.tolist() == [3, 4, 5, 3, 3, 3]
+    assert sorted(labels) == ["ham"] * 3 + ["spam"] * 3

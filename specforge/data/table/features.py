@@ -292,8 +292,8 @@ class TablePipeline:
         return cls(fitted, Target.fit(target, train, "data.target"))
 
     @property
-    def texts(self) -> list[Feature]:
-        """The text columns' features."""
+    def text_features(self) -> list[Feature]:
+        """The features of text columns."""
         return [feature for feature in self.features if feature.vectorizer is not None]
 
     def encode(self, table: Table) -> np.ndarray:

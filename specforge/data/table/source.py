@@ -230,7 +230,7 @@ def table_shape(pipeline: TablePipeline) -> DataShape:
     """The model input width the fitted features encode to, the target's classes, and the vocabulary's size
     of a text column of token ids (an Embedding's smallest input_dim)."""
     categorical = [feature for feature in pipeline.features if feature.type == "categorical"]
-    texts = pipeline.texts
+    texts = pipeline.text_features
     singles = len(pipeline.features) - len(categorical) - len(texts)
     parts = (
         ([f"{singles} numeric or binary column{'s' if singles != 1 else ''} of 1"] if singles else [])
