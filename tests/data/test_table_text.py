@@ -162,8 +162,10 @@ def test_empty_documents_are_counted_by_data_info_and_training_goes_on(tmp_path)
     lines = result.stdout.splitlines()
     assert lines[1:3] == [
         "  message: text, 4 model inputs; missing: train 0, validation 1, test 1",
-        "    vocabulary: 14 entries (output_mode int, 4 ids per document); most frequent: 'you' 2, 'win' 2, "
-        "'see' 2, 'prize' 2, 'now' 2, 'lunch' 2, 'free' 2, 'cash' 2, 'at' 2, 'soon' 1",
+        (
+            "    vocabulary: 14 entries (output_mode int, 4 ids per document); most frequent: 'you' 2, 'win' 2, "
+            "'see' 2, 'prize' 2, 'now' 2, 'lunch' 2, 'free' 2, 'cash' 2, 'at' 2, 'soon' 1"
+        ),
     ]
     assert (
         "    test: 2 documents, 1 empty; tokens per document: p50 1.5, p90 2.7, p95 2.85, p99 2.97, max 3; "
