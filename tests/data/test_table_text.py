@@ -110,6 +110,10 @@ def test_the_vocabulary_is_saved_in_the_run_and_used_again(tmp_path):
     (tmp_path / "rows.csv").write_text("message\nwin free cash\n", encoding="utf-8")
     predictions = api.predict_rows(tmp_path / "run", tmp_path / "rows.csv")
     assert predictions.outputs.shape == (1, 2)
+    (tmp_path / "rows.jsonl").write_text('{"message": "win free cash"}\n', encoding="utf-8")
+    assert api.is_rows_file(tmp_path / "rows.jsonl")
+    from_json = api.predict_rows(tmp_path / "run", tmp_path / "rows.jsonl")
+    np.testing.assert_array_equal(from_json.outputs, predictions.outputs)
     assert pipeline.features[0].vectorizer.vocabulary == vectorizer["vocabulary"]
 
 
