@@ -15,7 +15,8 @@ def torch_onnx(twin: TorchNetwork, opset: int = 13) -> bytes:
     """The network in inference mode through torch.onnx's TorchScript exporter: input ``input`` in the network's
     (channels-first) layout with a symbolic batch axis, output ``probabilities``."""
     twin.eval()
-    example = torch.zeros(1, *torch_shape(twin.graph.input_shape))
+    ids = twin.graph.input_dtype.startswith("int")  # a model of token ids (Embedding) takes int64
+    example = torch.zeros(1, *torch_shape(twin.graph.input_shape), dtype=torch.int64 if ids else torch.float32)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated in favour of torch.export's

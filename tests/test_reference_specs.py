@@ -1,9 +1,11 @@
-"""The reference specs in specs/ train on a slice of MNIST.
+"""The reference specs in specs/ train on a slice of MNIST, and the text specs on a slice of the SMS Spam Collection.
 
 Exporting every spec in specs/ is tested in tests/export/test_interface.py; here each reference spec runs
 through ``train`` itself, with its own optimizer, callbacks and batch size, on 256 training images for two
 epochs, and must learn: the training loss falls from the first epoch to the second and below chance's
-ln(10), and the training accuracy rises above chance. Their full-run figures are in the README.
+ln(10), and the training accuracy rises above chance. The text specs train on 2,048 messages for four epochs
+and must do better on 256 test messages than answering the most frequent class. Their full-run figures are in the
+README.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import REFERENCE_SPECS
 
@@ -35,3 +38,19 @@ def test_a_reference_spec_learns_on_a_slice(tmp_path, name):
     assert history["loss"][1] < math.log(10)
     assert history["accuracy"][1] > 0.2
     assert run.metrics["loss"] == pytest.approx(history["val_loss"][1])
+
+
+#: The reference text specs: a table's text column of token ids (specs/data/sms_spam.csv).
+TEXT_SPECS = ("sms_bag_of_embeddings", "sms_conv1d")
+
+
+@pytest.mark.parametrize("name", TEXT_SPECS)
+def test_a_reference_text_spec_learns_on_a_slice(tmp_path, name):
+    spec = api.load_spec(SPECS / f"{name}.yaml", ["fit.epochs=4"])
+    run = api.fit(spec, out=tmp_path / name, progress=Silent(), limit_train=2048, limit_test=256)
+    history = json.loads((run.path / "history.json").read_text())
+    assert history["loss"][3] < history["loss"][0]
+    test_labels = api.load_data(spec).test.labels[:256]
+    most_frequent_share = np.bincount(test_labels).max() / len(test_labels)
+    assert run.metrics["examples"] == 256
+    assert run.metrics["accuracy"] > most_frequent_share + 0.03

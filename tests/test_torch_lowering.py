@@ -66,10 +66,18 @@ def _model(path: Path, dtype=np.float32) -> tuple[Model, dict]:
     ), spec.config
 
 
+def _inputs(model: Model, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    """A random batch of the model's input: values, or ids below the input_dim of a model of token ids."""
+    shape = (BATCH, *model.graph.input_shape)
+    if np.issubdtype(np.dtype(model.graph.input_dtype), np.integer):
+        return rng.integers(0, model.graph.nodes[0].layer.config["input_dim"], size=shape)
+    return rng.standard_normal(shape).astype(dtype)
+
+
 def _batch(model: Model, loss, dtype=np.float32):
     """Random inputs, class labels and the targets specforge's loss takes for them."""
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((BATCH, *model.graph.input_shape)).astype(dtype)
+    x = _inputs(model, rng, dtype)
     units = model.graph.output_shape[-1]
     labels, targets = labels_and_targets(loss, rng.integers(0, max(units, 2), size=BATCH), units)
     return x, labels, (targets.astype(dtype) if targets.dtype.kind == "f" else targets)
@@ -186,7 +194,7 @@ def test_the_torch_onnx_export_of_the_lowering_gives_the_specs_outputs(path):
     from specforge.predict.session import make_session
 
     model, _ = _model(path)
-    x = np.random.default_rng(1).standard_normal((BATCH, *model.graph.input_shape)).astype(np.float32)
+    x = _inputs(model, np.random.default_rng(1))
     session = make_session(torch_onnx(TorchNetwork(model.graph, model.params)), threads=1)
     _assert_close(
         to_numpy(torch.from_numpy(session.run(None, {"input": to_torch(x).numpy()})[0])),

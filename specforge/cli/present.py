@@ -155,6 +155,10 @@ def table_info_lines(info: dict) -> list[str]:
     ]
     for column in info["columns"]:
         missing = ", ".join(f"{name} {count}" for name, count in column["missing"].items())
+        if "text" in column:
+            lines.append(f"  {column['column']}: text, {column['encoded_width']} model inputs; missing: {missing}")
+            lines += [f"    {line}" for line in text_info_lines(column["text"])]
+            continue
         detail = (
             spread(column) + f", scale {column['scale']}"
             if column["type"] == "numeric"
@@ -181,7 +185,8 @@ def table_info_lines(info: dict) -> list[str]:
 
 
 def text_info_lines(text: dict) -> list[str]:
-    """``data info`` of a text source: the vocabulary, then each split's documents, lengths and unknown tokens."""
+    """``data info`` of text (a text folder, or a table's text column): the vocabulary, then each split's
+    documents, lengths and unknown tokens."""
     frequent = ", ".join(f"{token!r} {count}" for token, count in text["most_frequent"])
     lines = [
         f"vocabulary: {text['vocabulary_size']} entries (output_mode {text['output_mode']}"

@@ -53,6 +53,20 @@ def read_bytes(path: Path) -> bytes:
         ) from error
 
 
+def decode_utf8(data: bytes, file: str, read_as: str) -> str:
+    """``data`` as text (a leading byte order mark dropped); a DataError at the line of the first byte that is not
+    UTF-8, naming the byte and its offset in the file. ``read_as`` names what is read ("documents", "tables")."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"byte 0x{data[error.start]:02x} at offset {error.start} is not UTF-8 ({read_as} are read as UTF-8); "
+            "save the file as UTF-8",
+            file=file,
+            line=data[: error.start].count(b"\n") + 1,
+        ) from None
+
+
 def gunzip_if_compressed(data: bytes, path: Path) -> bytes:
     """``data`` decompressed when it starts with the gzip magic number, else unchanged."""
     if not data.startswith(GZIP_MAGIC):

@@ -62,7 +62,7 @@ def data_info(dataset: Dataset) -> dict:
             **dataset.preprocessing.to_dict(),
             "text": {key: value for key, value in vectorizer.to_dict().items() if key not in ("vocabulary", "idf")},
         }
-        info["text"] = text_info(vectorizer, dataset.splits())
+        info["text"] = text_info(vectorizer, {name: split.texts or [] for name, split in dataset.splits().items()})
     return info
 
 

@@ -115,8 +115,8 @@ _ALL_OPTIONS: dict[str, dict] = {
             "per class (the folder's name is the class name; classes are numbered in the folders' "
             "sorted order) holding PNG or JPEG images, e.g. train/cat/1.png, train/dog/2.png. "
             "text_folder: a directory with one sub-folder per class holding UTF-8 .txt documents. "
-            "table: a CSV file with a header row, or Parquet (.parquet, .pq; needs "
-            "specforge[parquet]); test and validation may be drawn from the training file instead "
+            "table: a CSV file with a header row, JSON lines (.jsonl, .ndjson) or Parquet (.parquet, .pq; "
+            "needs specforge[parquet]); test and validation may be drawn from the training file instead "
             "(test_fraction, validation_fraction)."
         )
         for split in SPLIT_NAMES

@@ -357,8 +357,8 @@ class Url(DataSource):
 class Table(DataSource):
     name = "table"
     description = (
-        "named numeric, binary and categorical columns from CSV or Parquet (the features and the "
-        "target, their preprocessing learned on the training split)."
+        "named numeric, binary, categorical and text columns from CSV, JSON lines or Parquet (the features "
+        "and the target, their preprocessing and text vocabularies learned on the training split)."
     )
     schema = TABLE_OPTIONS
     tells_input_shape = True
@@ -378,6 +378,15 @@ class Table(DataSource):
             "test_fraction": 0.2,
             "features": [{"column": "age"}, {"column": "sex", "type": "categorical"}, {"column": "bmi"}],
             "target": {"column": "progression", "type": "numeric", "standardize": True},
+        },
+        {
+            "source": "table",
+            "train": "data/sms_spam.csv",
+            "test_fraction": 0.2,
+            "features": [
+                {"column": "message", "type": "text", "vectorize": {"max_tokens": 10000, "output_sequence_length": 64}}
+            ],
+            "target": {"column": "label"},
         },
     ]
 

@@ -160,6 +160,12 @@ def export_run(
     }
     quantization = None
     if steps.pipeline is not None:
+        if steps.pipeline.text_features:
+            raise ExportError(
+                f"column {steps.pipeline.text_features[0].column!r} is text, whose vectorization runs in Python, not in "
+                "an ONNX graph; predict and evaluate with the run directory itself (specforge predict RUN ROWS)",
+                file=str(run.path),
+            )
         if logits or not preprocessing or quantize is not None:
             raise ExportError(
                 "a table model takes raw rows with its preprocessing in the graph, in float; leave "

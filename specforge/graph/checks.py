@@ -122,6 +122,8 @@ def _column_problems(spec: Spec) -> list[Problem]:
                     spec.locate((*where, "column")),
                 )
             )
+        if feature["type"] == "text":
+            continue  # a text column takes no fill (text_checks)
         if feature.get("fill") == "constant" and "fill_value" not in feature:
             problems.append(
                 Problem(

@@ -1,7 +1,8 @@
 """Checks of text options that span several values: ``vectorize`` options that go only with ``output_mode:
-int``, and a model whose input is integer ids (a kind with ``input_dtype = "int"``, Embedding) against its
-data: only a text source vectorizing to ``output_mode: int`` gives ids, and a vocabulary larger than a
-layer's ``input_dim`` would give ids the layer has no row for."""
+int`` or only with a text column, a table's text column of token ids beside other columns, and a model whose
+input is integer ids (a kind with ``input_dtype = "int"``, Embedding) against its data: only text vectorized
+to ``output_mode: int`` (a ``text_folder`` source, or a table's text column) gives ids, and a vocabulary larger
+than a layer's ``input_dim`` would give ids the layer has no row for."""
 
 from __future__ import annotations
 
@@ -10,27 +11,94 @@ from typing import TYPE_CHECKING
 from specforge.base.errors import Problem
 from specforge.graph.dag import INPUT_NODE, Graph
 from specforge.spec import Spec
+from specforge.spec.reader import SpecPath
 
 if TYPE_CHECKING:
     from specforge.data.splits import DataShape
 
 #: The source whose data can be token ids.
 TEXT_SOURCE = "text_folder"
+TABLE_SOURCE = "table"
+
+
+def _vectorizings(data: dict) -> list[tuple[SpecPath, dict]]:
+    """Where the spec vectorizes text, and the options: ``data.vectorize`` of a text folder, or each table text
+    column's ``vectorize``."""
+    if data.get("source") == TEXT_SOURCE:
+        return [(("data", "vectorize"), data.get("vectorize") or {})]
+    if data.get("source") == TABLE_SOURCE:
+        return [
+            (("data", "features", index, "vectorize"), feature.get("vectorize") or {})
+            for index, feature in enumerate(data["features"])
+            if feature["type"] == "text"
+        ]
+    return []
 
 
 def vectorize_problems(spec: Spec) -> list[Problem]:
-    """``output_sequence_length`` given with a bag-of-words ``output_mode``, which makes one vector per document."""
-    vectorize = spec.config["data"].get("vectorize") or {}
-    mode = vectorize.get("output_mode", "int")
-    if mode == "int" or vectorize.get("output_sequence_length") is None:
-        return []
-    return [
+    """``output_sequence_length`` given with a bag-of-words ``output_mode``, which makes one vector per document;
+    a table's ``vectorize`` or ``fill`` where they do not apply, and its text column of ids beside others."""
+    problems = [
         Problem(
             f"output_sequence_length applies to output_mode int only, and output_mode is {mode}; leave "
             "output_sequence_length out",
-            spec.locate(("data", "vectorize", "output_sequence_length")),
+            spec.locate((*where, "output_sequence_length")),
         )
+        for where, options in _vectorizings(spec.config["data"])
+        if (mode := options.get("output_mode", "int")) != "int" and options.get("output_sequence_length") is not None
     ]
+    return problems + _table_text_problems(spec)
+
+
+def _table_text_problems(spec: Spec) -> list[Problem]:
+    data = spec.config["data"]
+    if data.get("source") != TABLE_SOURCE:
+        return []
+    features = data["features"]
+    problems = []
+    for index, feature in enumerate(features):
+        where = ("data", "features", index)
+        if feature["type"] != "text":
+            if "vectorize" in feature:
+                problems.append(
+                    Problem(
+                        f"vectorize applies to text columns and column {feature['column']!r} is {feature['type']}; "
+                        "add type: text, or leave vectorize out",
+                        spec.locate((*where, "vectorize")),
+                    )
+                )
+            continue
+        for option in ("fill", "fill_value"):
+            if option in feature:
+                problems.append(
+                    Problem(
+                        f"a text column's missing cells are empty documents (data info counts them); leave {option} "
+                        "out",
+                        spec.locate((*where, option)),
+                    )
+                )
+        if (feature.get("vectorize") or {}).get("output_mode", "int") == "int" and len(features) > 1:
+            problems.append(
+                Problem(
+                    f"text column {feature['column']!r} gives token ids (output_mode int), which are the model's "
+                    f"whole input, and data.features lists {len(features)} columns; list it alone, or give it "
+                    "vectorize.output_mode multi_hot, count or tf_idf to put it beside the other columns",
+                    spec.locate(where),
+                )
+            )
+    return problems
+
+
+def _id_column(data: dict) -> int | None:
+    """The index of a table's text column of token ids, or None."""
+    return next(
+        (
+            index
+            for index, feature in enumerate(data["features"])
+            if feature["type"] == "text" and (feature.get("vectorize") or {}).get("output_mode", "int") == "int"
+        ),
+        None,
+    )
 
 
 def id_input_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[Problem]:
@@ -40,23 +108,40 @@ def id_input_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list
         return []
     data = spec.config["data"]
     source = data.get("source", "mnist")
-    mode = (data.get("vectorize") or {}).get("output_mode", "int") if source == TEXT_SOURCE else None
-    if mode != "int":
-        gives = f"vectorizes to {mode} values, not ids" if mode else "gives values, not ids"
-        return [
-            Problem(
-                f"{node.layer.type} takes integer token ids and data source {source} {gives}; use "
-                f"source: {TEXT_SOURCE} with vectorize.output_mode: int",
-                spec.locate(node.path),
-            )
-            for node in nodes
-        ]
+    if source == TABLE_SOURCE:
+        column = _id_column(data)
+        if column is None:
+            return [
+                Problem(
+                    f"{node.layer.type} takes integer token ids and the table's columns give values, not ids; "
+                    "use a text column with output_mode: int, such as features: [{column: message, type: text}] "
+                    "(output_mode int is the default)",
+                    spec.locate(node.path),
+                )
+                for node in nodes
+            ]
+        learned = f"column {data['features'][column]['column']!r} of {data['train']}"
+        cap = f"data.features[{column}].vectorize.max_tokens"
+    else:
+        mode = (data.get("vectorize") or {}).get("output_mode", "int") if source == TEXT_SOURCE else None
+        if mode != "int":
+            gives = f"vectorizes to {mode} values, not ids" if mode else "gives values, not ids"
+            return [
+                Problem(
+                    f"{node.layer.type} takes integer token ids and data source {source} {gives}; use "
+                    f"source: {TEXT_SOURCE} with vectorize.output_mode: int, or a table's text column with "
+                    "output_mode: int",
+                    spec.locate(node.path),
+                )
+                for node in nodes
+            ]
+        learned, cap = data["train"], "vectorize.max_tokens"
     size = shape.vocabulary_size if shape else None
     return [
         Problem(
             f"input_dim {node.layer.config['input_dim']} is smaller than the vocabulary's {size} ids "
-            f"(padding 0 and out-of-vocabulary 1 included) learned from {data['train']}; use input_dim: "
-            f"{size}, or cap the vocabulary with vectorize.max_tokens: {node.layer.config['input_dim']}",
+            f"(padding 0 and out-of-vocabulary 1 included) learned from {learned}; use input_dim: "
+            f"{size}, or cap the vocabulary with {cap}: {node.layer.config['input_dim']}",
             spec.locate((*node.path, "input_dim")),
         )
         for node in nodes

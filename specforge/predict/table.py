@@ -20,7 +20,7 @@ import numpy as np
 from specforge.base.errors import DataError
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.table.info import unseen_binary_notes
-from specforge.data.table.read import Table, read_table
+from specforge.data.table.read import JSON_LINES_SUFFIXES, PARQUET_SUFFIXES, Table, read_table
 from specforge.graph.model import Model
 from specforge.predict.session import OnnxPredictor
 from specforge.runs.directory import open_run
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from specforge.graph.dag import Graph
     from specforge.layers.base import Params
 
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+TABLE_SUFFIXES = (".csv", *JSON_LINES_SUFFIXES, *PARQUET_SUFFIXES)
 
 
 @dataclass
@@ -62,7 +62,7 @@ class RowPredictions:
 
 
 def is_rows_file(path: str | Path) -> bool:
-    """Whether ``path`` is a file of table rows (CSV or Parquet) rather than images or arrays."""
+    """Whether ``path`` is a file of table rows (CSV, JSON lines or Parquet) rather than images or arrays."""
     return Path(path).suffix.lower() in TABLE_SUFFIXES
 
 

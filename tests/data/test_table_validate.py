@@ -144,14 +144,14 @@ MISTAKES = {
         "column: colour,",
         9,
         "data.features[1].column",
-        "has no column 'colour'; did you mean 'color'?",
+        "has no column 'colour'; did you mean 'color'? (its columns: alcohol, color, region, cultivar)",
     ),
     "target": (
         "column: cultivar}",
         "column: cultivr}",
         11,
         "data.target.column",
-        "has no column 'cultivr'; did you mean 'cultivar'?",
+        "has no column 'cultivr'; did you mean 'cultivar'? (its columns: alcohol, color, region, cultivar)",
     ),
     "train file": (
         "train: wine.csv",
@@ -203,7 +203,7 @@ MISTAKES = {
         "  test: wine_test.csv\n",
         9,
         "data.features[1].column",
-        "wine_test.csv has no column 'color'; did you mean 'colour'?",
+        "wine_test.csv has no column 'color'; did you mean 'colour'? (its columns: alcohol, colour, region, cultivar)",
     ),
     "twice": (
         "{column: region, type: binary}",
@@ -297,7 +297,7 @@ def test_parquet_header_and_vocabularies(tmp_path):
     assert out.exit_code == 2
     assert out.output.strip() == (
         f"{spec}:9:16: error: data.features[1].column: {tmp_path / 'wine.parquet'} has no "
-        "column 'colr'; did you mean 'color'?"
+        "column 'colr'; did you mean 'color'? (its columns: alcohol, color, region, cultivar)"
     )
 
 

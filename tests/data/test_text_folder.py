@@ -110,7 +110,7 @@ def test_text_that_is_not_utf8_is_refused_naming_the_file_line_and_byte(tmp_path
     write_spec(tmp_path / "spec.yaml")
     line = _one_line_error(run_cli("train", "spec.yaml", "--out", "run", cwd=tmp_path))
     assert line == (
-        f"{tmp_path / 'train' / 'sport' / 'latin1.txt'}: error: line 2: byte 0xef at offset 13 is not "
+        f"{tmp_path / 'train' / 'sport' / 'latin1.txt'}:2: error: byte 0xef at offset 13 is not "
         "UTF-8 (documents are read as UTF-8); save the file as UTF-8"
     )
     assert not (tmp_path / "run").exists()
@@ -143,7 +143,8 @@ def test_an_embedding_fed_a_bag_of_words_is_refused(tmp_path):
     line = _one_line_error(run_cli("validate", "spec.yaml", cwd=tmp_path))
     assert line.endswith(
         "model.layers[0]: Embedding takes integer token ids and data source text_folder "
-        "vectorizes to count values, not ids; use source: text_folder with vectorize.output_mode: int"
+        "vectorizes to count values, not ids; use source: text_folder with vectorize.output_mode: int, or a "
+        "table's text column with output_mode: int"
     )
 
 

@@ -845,7 +845,8 @@ EXPECTED: dict[str, list[str]] = {
     "embedding_fed_floats.yaml": [
         (
             "embedding_fed_floats.yaml:8:7: error: model.layers[0]: Embedding takes integer token ids and data source "
-            "mnist gives values, not ids; use source: text_folder with vectorize.output_mode: int"
+            "mnist gives values, not ids; use source: text_folder with vectorize.output_mode: int, or a table's text "
+            "column with output_mode: int"
         ),
     ],
     "embedding_after_dense.yaml": [
@@ -867,6 +868,35 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "text_sequence_length_zero.yaml": [
         "text_sequence_length_zero.yaml:8:29: error: data.vectorize.output_sequence_length: must be >= 1, got 0",
+    ],
+    # a table's text columns
+    "table_text_sequence_length_zero.yaml": [
+        "table_text_sequence_length_zero.yaml:9:43: error: data.features[0].vectorize.output_sequence_length: must be >= 1, got 0",
+    ],
+    "table_text_sequence_length_with_tf_idf.yaml": [
+        "table_text_sequence_length_with_tf_idf.yaml:9:64: error: data.features[0].vectorize.output_sequence_length: output_sequence_length applies to output_mode int only, and output_mode is tf_idf; leave output_sequence_length out",
+    ],
+    "table_text_ids_beside_other_columns.yaml": [
+        "table_text_ids_beside_other_columns.yaml:7:7: error: data.features[0]: text column 'message' gives token ids (output_mode int), which are the model's whole input, and data.features lists 2 columns; list it alone, or give it vectorize.output_mode multi_hot, count or tf_idf to put it beside the other columns",
+    ],
+    "table_vectorize_on_numeric_column.yaml": [
+        "table_vectorize_on_numeric_column.yaml:7:35: error: data.features[0].vectorize: vectorize applies to text columns and column 'length' is numeric; add type: text, or leave vectorize out",
+    ],
+    "table_text_fill.yaml": [
+        "table_text_fill.yaml:7:43: error: data.features[0].fill: a text column's missing cells are empty documents (data info counts them); leave fill out",
+        "table_text_fill.yaml:7:65: error: data.features[0].fill_value: a text column's missing cells are empty documents (data info counts them); leave fill_value out",
+    ],
+    "table_text_output_mode_misspelled.yaml": [
+        "table_text_output_mode_misspelled.yaml:9:32: error: data.features[0].vectorize.output_mode: unknown value 'ids'; expected one of: int, multi_hot, count, tf_idf",
+    ],
+    "table_text_max_tokens_too_small.yaml": [
+        "table_text_max_tokens_too_small.yaml:9:31: error: data.features[0].vectorize.max_tokens: must be >= 3, got 2",
+    ],
+    "table_text_type_misspelled.yaml": [
+        "table_text_type_misspelled.yaml:7:31: error: data.features[0].type: unknown value 'txt'; did you mean 'text'? expected one of: numeric, categorical, binary, text",
+    ],
+    "table_text_ngrams_one.yaml": [
+        "table_text_ngrams_one.yaml:9:55: error: data.features[0].vectorize.ngrams: must be >= 2, got 1",
     ],
     "table_column_listed_twice.yaml": [
         (
@@ -1028,6 +1058,7 @@ CLI_CASES = [
     "yaml_duplicate_key.yaml",
     "json_single_quotes.json",
     "embedding_fed_floats.yaml",
+    "table_text_ids_beside_other_columns.yaml",
 ]
 
 _LINE = re.compile(r"(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): error: (?:(?P<path>[^ :]+): )?(?P<message>.*)")

@@ -24,7 +24,7 @@ def test_the_reference_states_the_image_folder_layout():
     train_row = next(line for line in data.splitlines() if line.startswith("| `train` |"))
     assert "image_folder: a directory with one sub-folder per class" in train_row
     assert "csv: a CSV file" in train_row
-    assert "table: a CSV file with a header row, or Parquet" in train_row
+    assert "table: a CSV file with a header row, JSON lines (.jsonl, .ndjson) or Parquet" in train_row
 
 
 def test_the_npz_rule_of_predict_is_written_down_in_its_order():

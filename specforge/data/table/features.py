@@ -14,6 +14,11 @@ build the same steps into the ONNX graph.  Encodings, in feature order:
   gives, so it adds nothing to the network's input.  The out-of-vocabulary column is therefore
   always 0: it keeps the input width of the models trained when unseen values were put there,
   where its weights, never trained, moved the prediction by their random initial values.
+- text: each cell a document, vectorized as Keras' ``TextVectorization`` does
+  (``specforge.data.text.vectorize``, the column's ``vectorize`` options) with the vocabulary learned
+  on the training split: ``output_sequence_length`` token ids (int64, for an Embedding; then the
+  column is the model's whole input) or one value per vocabulary entry.  A missing cell is an empty
+  document.
 
 A cell that is one of ``MISSING`` (``specforge.data.table.read``) is missing here, in the reader,
 and inside the exported graph alike.
@@ -29,8 +34,9 @@ import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.data.table.read import Table, as_text
+from specforge.data.text.vectorize import TextVectorizer
 
-FEATURE_TYPES = ("numeric", "categorical", "binary")
+FEATURE_TYPES = ("numeric", "categorical", "binary", "text")
 TARGET_TYPES = ("categorical", "binary", "numeric")
 FILLS = ("mean", "median", "constant", "most_frequent")
 #: The fills that need numbers (graph.checks refuses them for a categorical or binary column).
@@ -70,21 +76,45 @@ class Feature:
     spread: float = 1.0
     #: categorical and binary: the training values, sorted
     vocabulary: list[str] = field(default_factory=list)
+    #: text: the vectorizer learned on the training split's documents
+    vectorizer: TextVectorizer | None = None
 
     @property
     def width(self) -> int:
+        if self.vectorizer is not None:
+            return self.vectorizer.output_shape[0]
         return len(self.vocabulary) + 1 if self.type == "categorical" else 1
 
     @property
     def names(self) -> list[str]:
         """The name of each encoded column, for ``data info`` and the export's documentation."""
+        if self.vectorizer is not None:
+            if self.vectorizer.output_mode == "int":
+                return [f"{self.column}[{position}]" for position in range(self.width)]
+            return [f"{self.column}=<other>"] + [f"{self.column}={token}" for token in self.vectorizer.vocabulary]
         if self.type != "categorical":
             return [self.column]
         return [f"{self.column}={value}" for value in self.vocabulary] + [f"{self.column}=<other>"]
 
+    @property
+    def takes_ids(self) -> bool:
+        """Whether the column encodes to token ids (a text column of ``output_mode: int``)."""
+        return self.vectorizer is not None and self.vectorizer.output_mode == "int"
+
+    def documents(self, table: Table) -> list[str]:
+        """A text column's cells as documents, a missing cell an empty one."""
+        return ["" if text is None else text for text in table.texts(self.column)]
+
     @classmethod
     def fit(cls, config: dict, table: Table, where: str) -> Feature:
         kind, column, fill = config["type"], config["column"], config.get("fill")
+        if kind == "text":
+            feature = cls(column, kind, "")
+            table.column(column, where)
+            feature.vectorizer = TextVectorizer.from_options(config.get("vectorize") or {}).fit(
+                feature.documents(table), f"{where}.column"
+            )
+            return feature
         if kind == "numeric":
             values = table.numbers(column, where)
             present = values[~np.isnan(values)]
@@ -132,7 +162,10 @@ class Feature:
             self.center, self.spread = float(values.min()), float(values.max() - values.min()) or 1.0
 
     def encode(self, table: Table) -> np.ndarray:
-        """float32 ``(N, width)`` for this feature's column of ``table``."""
+        """float32 ``(N, width)`` for this feature's column of ``table`` (int64 token ids for a text column of
+        ``output_mode: int``)."""
+        if self.vectorizer is not None:
+            return self.vectorizer.transform(self.documents(table))
         if self.type == "numeric":
             values = table.numbers(self.column)
             values = np.where(np.isnan(values), self.fill, values)
@@ -258,13 +291,30 @@ class TablePipeline:
         fitted = [Feature.fit(config, train, f"data.features[{index}]") for index, config in enumerate(features)]
         return cls(fitted, Target.fit(target, train, "data.target"))
 
+    @property
+    def text_features(self) -> list[Feature]:
+        """The features of text columns."""
+        return [feature for feature in self.features if feature.vectorizer is not None]
+
     def encode(self, table: Table) -> np.ndarray:
-        """float32 ``(N, width)`` model inputs for the raw rows of ``table``."""
+        """float32 ``(N, width)`` model inputs for the raw rows of ``table``; int64 token ids for a table whose one
+        feature is a text column of ``output_mode: int``."""
         return np.concatenate([feature.encode(table) for feature in self.features], axis=1)
 
     def to_dict(self) -> dict:
-        return {"features": [asdict(feature) for feature in self.features], "target": asdict(self.target)}
+        """The record a run keeps: a text column's vectorizer with its feature, no such entry for the others."""
+        features = [
+            {key: value for key, value in asdict(feature).items() if key != "vectorizer" or value is not None}
+            for feature in self.features
+        ]
+        return {"features": features, "target": asdict(self.target)}
 
     @classmethod
     def from_dict(cls, data: dict) -> TablePipeline:
-        return cls([Feature(**feature) for feature in data["features"]], Target(**data["target"]))
+        features = [
+            Feature(**{**feature, "vectorizer": TextVectorizer.from_dict(feature["vectorizer"])})
+            if feature.get("vectorizer")
+            else Feature(**feature)
+            for feature in data["features"]
+        ]
+        return cls(features, Target(**data["target"]))

@@ -1,5 +1,6 @@
-"""Looking at a table: per column its type, missing cells, range or vocabulary, values a binary column never held
-in training, the target's balance or distribution, the rows of each split and those left out (``data info``), and
+"""Looking at a table: per column its type, missing cells, range or vocabulary (a text column's as the text
+folder's ``data info`` shows it: most frequent tokens, empty documents, lengths, out-of-vocabulary share per
+split), values a binary column never held in training, the target's balance or distribution, the rows of each split and those left out (``data info``), and
 a PNG of histograms, one per feature column and the target (``data show``)."""
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.base.fileio import write_bytes
-from specforge.data.table.features import TablePipeline
+from specforge.data.table.features import Feature, TablePipeline
 from specforge.data.table.read import Table
+from specforge.data.text.info import text_info
 
 if TYPE_CHECKING:
     from PIL import Image, ImageDraw
@@ -89,7 +91,11 @@ def column_info(pipeline: TablePipeline, splits: dict[str, Table]) -> list[dict]
                 name: int(sum(cell is None for cell in table.column(feature.column))) for name, table in splits.items()
             },
         }
-        if feature.type == "numeric":
+        if feature.vectorizer is not None:
+            entry["text"] = text_info(
+                feature.vectorizer, {name: feature.documents(table) for name, table in splits.items()}
+            )
+        elif feature.type == "numeric":
             entry.update(_numbers(splits["train"].numbers(feature.column)), scale=feature.scale, fill=feature.fill)
         else:
             entry.update(
@@ -207,6 +213,17 @@ def target_title(column: str) -> str:
     return f"{column} (target)"
 
 
+def _feature_panel(feature: Feature, table: Table) -> Image.Image:
+    """A feature column's picture: the histogram of a numeric column or of a text column's documents' lengths in
+    tokens, or a bar per category."""
+    if feature.vectorizer is not None:
+        lengths = [len(ids) for ids in feature.vectorizer.ids(feature.documents(table))]
+        return column_panel(np.asarray(lengths, dtype=np.float64), f"{feature.column} (tokens)")
+    if feature.type == "numeric":
+        return column_panel(table.numbers(feature.column), feature.column)
+    return column_panel([t for t in table.texts(feature.column) if t is not None], feature.column)
+
+
 def render_histograms(pipeline: TablePipeline, table: Table, path: Path) -> Path:
     """A PNG grid of histograms of ``table``'s raw values: each feature column, then the target column(s)."""
     from PIL import Image
@@ -214,9 +231,8 @@ def render_histograms(pipeline: TablePipeline, table: Table, path: Path) -> Path
     if not len(table):
         raise DataError("the split has no rows to draw", file=table.file)
     panels: list[Image.Image] = []
-    for column, numeric in {f.column: f.type == "numeric" for f in pipeline.features}.items():
-        values = table.numbers(column) if numeric else [t for t in table.texts(column) if t is not None]
-        panels.append(column_panel(values, column))
+    for feature in {f.column: f for f in pipeline.features}.values():
+        panels.append(_feature_panel(feature, table))
     for column in pipeline.target.columns:
         values = (
             table.numbers(column) if pipeline.target.regression else [t for t in table.texts(column) if t is not None]

@@ -1,7 +1,8 @@
-"""Reading a table of named columns from CSV or Parquet, cells as found, with where each row came from.
+"""Reading a table of named columns from CSV, JSON lines or Parquet, cells as found, with where each row came from.
 
 A ``Table`` keeps every cell as the file gave it (text for CSV; numbers, text or None for
-Parquet), missing cells as None, and the file line (CSV) or row number (Parquet) of each row,
+JSON lines and Parquet), missing cells as None, and the file line (CSV, JSON lines) or row number
+(Parquet) of each row,
 so that later errors can point at the cell.  Converting a column to numbers or categories is
 ``numbers``/``texts``; the feature pipeline decides which.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,11 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from specforge.base.errors import DataError
-from specforge.data.files import require_file
+from specforge.data.files import decode_utf8, read_bytes, require_file
 
 #: Cell texts read as a missing value.
 MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"})
 PARQUET_SUFFIXES = (".parquet", ".pq")
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+#: Column names an error lists.
+SHOWN_COLUMNS = 12
 PARQUET_INSTALL = "pip install 'specforge[parquet]'"
 
 
@@ -52,7 +58,11 @@ class Table:
         if name in self.columns:
             return self.columns[name]
         close = difflib.get_close_matches(name, list(self.columns), n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}?" if close else f"the header has: {', '.join(list(self.columns)[:12])}"
+        names = list(self.columns)
+        listed = ", ".join(names[:SHOWN_COLUMNS]) + (
+            f" and {len(names) - SHOWN_COLUMNS} more" if len(names) > SHOWN_COLUMNS else ""
+        )
+        hint = f"did you mean {close[0]!r}? (its columns: {listed})" if close else f"the header has: {listed}"
         raise DataError(f"{self.file} has no column {name!r}; {hint}", path=f"{where}.column" if where else "")
 
     def numbers(self, name: str, where: str = "") -> np.ndarray:
@@ -127,15 +137,18 @@ def _missing(value: object) -> bool:
 
 
 def read_table(path: Path, option: str) -> Table:
-    """The table in ``path``: Parquet for .parquet/.pq (needs pyarrow), else CSV with a header row."""
+    """The table in ``path``: Parquet for .parquet/.pq (needs pyarrow), JSON lines for .jsonl/.ndjson, else CSV
+    with a header row; a text file is read as UTF-8."""
     require_file(path, option)
-    if path.suffix.lower() in PARQUET_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
         return _read_parquet(path)
-    return _read_csv(path)
+    text = decode_utf8(read_bytes(path), str(path), "tables")
+    return _read_json_lines(path, text) if suffix in JSON_LINES_SUFFIXES else _read_csv(path, text)
 
 
-def _read_csv(path: Path) -> Table:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
+def _read_csv(path: Path, text: str) -> Table:
+    with io.StringIO(text, newline="") as handle:
         reader = csv.reader(handle)
         header = [name.strip() for name in next(reader, [])]
         if not header or not any(header):
@@ -157,6 +170,48 @@ def _read_csv(path: Path) -> Table:
         raise DataError("the CSV has a header but no rows", file=str(path))
     grid = np.array(rows, dtype=object)
     return Table(str(path), {name: grid[:, index] for index, name in enumerate(header)}, np.asarray(lines))
+
+
+def _read_json_lines(path: Path, text: str) -> Table:
+    """One JSON object per line, its keys the columns (those of every row, in the order first seen; a row
+    without a key has a missing cell there); blank lines are skipped."""
+    records: list[dict] = []
+    lines = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(
+                f"line {number} is not JSON ({error.msg}); a JSON lines file holds one object per line",
+                file=str(path),
+                line=number,
+                column=error.colno,
+            ) from None
+        if not isinstance(record, dict):
+            raise DataError(
+                f"line {number} is a JSON {type(record).__name__}, not an object; write each row as an object "
+                'of column names and values, such as {"text": "...", "label": "spam"}',
+                file=str(path),
+                line=number,
+            )
+        nested = next((key for key, value in record.items() if isinstance(value, (dict, list))), None)
+        if nested is not None:
+            raise DataError(
+                f"line {number}, column {nested!r} holds a JSON {type(record[nested]).__name__}; a cell is a "
+                "number, a string, true, false or null",
+                file=str(path),
+                line=number,
+            )
+        records.append(record)
+        lines.append(number)
+    if not records:
+        raise DataError("the JSON lines file has no rows", file=str(path))
+    names = list(dict.fromkeys(key for record in records for key in record))
+    table = cells_table(str(path), {name: [record.get(name) for record in records] for name in names})
+    table.rows, table.row_word = np.asarray(lines), "line"
+    return table
 
 
 def _read_parquet(path: Path) -> Table:

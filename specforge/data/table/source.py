@@ -1,4 +1,5 @@
-"""The ``table`` source: named columns from CSV or Parquet, features and a target, seeded stratified splits.
+"""The ``table`` source: named columns from CSV, JSON lines or Parquet, features and a target, seeded stratified
+splits.
 
 The test and validation splits come from their own files or are drawn from the training file
 (``test_fraction``, ``validation_fraction``) with ``split_seed``; for a categorical or binary
@@ -21,10 +22,12 @@ from specforge.data.table.features import (
     FILLS,
     SCALINGS,
     TARGET_TYPES,
+    Feature,
     TablePipeline,
     refuse_missing_target,
 )
 from specforge.data.table.read import Table, read_table
+from specforge.data.text.vectorize import VECTORIZE_SCHEMA
 
 FILE_SPLITS = ("train", "test", "validation")
 DRAWN_SPLITS = ("test", "validation")
@@ -35,8 +38,9 @@ def _file(split: str) -> dict:
     return {
         "type": "string",
         "minLength": 1,
-        "description": f"CSV (with a header row) or Parquet (.parquet, .pq; needs specforge[parquet]) file of the "
-        f"{split} split. {need} Relative paths are relative to the spec file's directory.",
+        "description": f"CSV (with a header row), JSON lines (.jsonl, .ndjson: an object per line) or Parquet "
+        f"(.parquet, .pq; needs specforge[parquet]) file of the {split} split, text in UTF-8. {need} Relative paths "
+        "are relative to the spec file's directory.",
     }
 
 
@@ -49,7 +53,15 @@ FEATURE_SCHEMA = {
             "enum": list(FEATURE_TYPES),
             "default": "numeric",
             "description": "numeric: one input; binary: two values, one 0/1 input; categorical: one-hot over "
-            "the training values plus an out-of-vocabulary input. Default: numeric.",
+            "the training values plus an out-of-vocabulary input; text: a document per cell, vectorized as "
+            "vectorize says (an empty cell is an empty document). Default: numeric.",
+        },
+        "vectorize": {
+            **{key: value for key, value in VECTORIZE_SCHEMA.items() if key != "default"},
+            "description": "type text only: how the column's documents become model inputs, with Keras' "
+            "TextVectorization options and defaults; the vocabulary is learned on the training split and saved "
+            "with the run. output_mode int (the default) gives token ids for an Embedding and makes the column "
+            "the model's only input; the other modes give one value per vocabulary entry, beside other columns.",
         },
         "fill": {
             "enum": list(FILLS),
@@ -71,6 +83,7 @@ FEATURE_SCHEMA = {
         {"column": "age"},
         {"column": "city", "type": "categorical"},
         {"column": "income", "fill": "median", "scale": "log"},
+        {"column": "message", "type": "text", "vectorize": {"max_tokens": 10000, "output_sequence_length": 64}},
     ],
 }
 
@@ -214,17 +227,33 @@ def fit_table(spec: dict, base_dir: Path) -> tuple[dict[str, Table], dict[str, s
 
 
 def table_shape(pipeline: TablePipeline) -> DataShape:
-    """The model input width the fitted features encode to, and the target's classes."""
+    """The model input width the fitted features encode to, the target's classes, and the vocabulary's size
+    of a text column of token ids (an Embedding's smallest input_dim)."""
     categorical = [feature for feature in pipeline.features if feature.type == "categorical"]
-    singles = len(pipeline.features) - len(categorical)
-    parts = ([f"{singles} numeric or binary column{'s' if singles != 1 else ''} of 1"] if singles else []) + [
-        f"{feature.column} {feature.width}: {len(feature.vocabulary)} categories and the out-of-vocabulary column"
-        for feature in categorical
-    ]
-    classes = None if pipeline.target.regression else len(pipeline.target.classes)
-    return DataShape(
-        (pipeline.width,), classes, f"the features encode to {pipeline.width} values per row ({'; '.join(parts)})"
+    texts = pipeline.text_features
+    singles = len(pipeline.features) - len(categorical) - len(texts)
+    parts = (
+        ([f"{singles} numeric or binary column{'s' if singles != 1 else ''} of 1"] if singles else [])
+        + [
+            f"{feature.column} {feature.width}: {len(feature.vocabulary)} categories and the out-of-vocabulary column"
+            for feature in categorical
+        ]
+        + [_text_part(feature) for feature in texts]
     )
+    classes = None if pipeline.target.regression else len(pipeline.target.classes)
+    ids = next((feature.vectorizer for feature in texts if feature.takes_ids and feature.vectorizer), None)
+    return DataShape(
+        (pipeline.width,),
+        classes,
+        f"the features encode to {pipeline.width} values per row ({'; '.join(parts)})",
+        vocabulary_size=ids.size if ids else None,
+    )
+
+
+def _text_part(feature: Feature) -> str:
+    if feature.takes_ids:
+        return f"text {feature.column} {feature.width}: token ids (vectorize.output_sequence_length)"
+    return f"text {feature.column} {feature.width}: its vocabulary's size"
 
 
 def load_table(spec: dict, base_dir: Path, input_shape: tuple[int, ...]) -> Loaded:

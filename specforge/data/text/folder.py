@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specforge.base.errors import DataError
-from specforge.data.files import read_bytes, require_dir, sha256_bytes
+from specforge.data.files import decode_utf8, read_bytes, require_dir, sha256_bytes
 from specforge.data.folders import count_class_files, require_known_classes
 
 TEXT_SUFFIX = ".txt"
@@ -24,19 +23,6 @@ class Documents:
     labels: np.ndarray
     files: list[str]
     digests: dict[str, str]
-
-
-def decode(data: bytes, file: str) -> str:
-    """A document's bytes as text; a DataError naming the file and the first byte that is not UTF-8."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise DataError(
-            f"line {line}: byte 0x{data[error.start]:02x} at offset {error.start} is not UTF-8 "
-            "(documents are read as UTF-8); save the file as UTF-8",
-            file=file,
-        ) from None
 
 
 def text_classes(directory: Path, option: str) -> dict[str, int]:
@@ -61,7 +47,7 @@ def read_documents(name: str, directory: Path, option: str, classes: list[str] |
     for folder in folders:
         for path in _documents_in(directory / folder):
             data = read_bytes(path)
-            texts.append(decode(data, str(path)))
+            texts.append(decode_utf8(data, str(path), "documents"))
             labels.append(classes.index(folder))
             files.append(str(path))
             digests[f"{name}/{path.relative_to(directory).as_posix()}"] = sha256_bytes(data)

@@ -1,6 +1,6 @@
-"""``data info`` of a text source: the vocabulary, and per split the documents' lengths in tokens, the empty
-ones and the share of tokens the vocabulary does not hold (what a user needs to choose max_tokens and
-output_sequence_length)."""
+"""``data info`` of text (a text folder's documents, or a table's text column): the vocabulary, and per split the
+documents' lengths in tokens, the empty ones and the share of tokens the vocabulary does not hold (what a user
+needs to choose max_tokens and output_sequence_length)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections import Counter
 
 import numpy as np
 
-from specforge.data.splits import Split
 from specforge.data.text.vectorize import OOV_ID, TextVectorizer
 
 #: The length percentiles ``data info`` shows.
@@ -34,14 +33,14 @@ def split_text_info(vectorizer: TextVectorizer, texts: list[str]) -> dict:
     return info
 
 
-def text_info(vectorizer: TextVectorizer, splits: dict[str, Split], top: int = 10) -> dict:
+def text_info(vectorizer: TextVectorizer, documents: dict[str, list[str]], top: int = 10) -> dict:
     """The vectorizer's settings, vocabulary size, the ``top`` most frequent training tokens with their counts,
-    and each split's ``split_text_info``."""
-    counts = Counter(token for text in splits["train"].texts or [] for token in vectorizer.tokens(text))
+    and the ``split_text_info`` of each split's ``documents`` (by split name, ``train`` among them)."""
+    counts = Counter(token for text in documents["train"] for token in vectorizer.tokens(text))
     return {
         "output_mode": vectorizer.output_mode,
         "output_sequence_length": vectorizer.output_sequence_length,
         "vocabulary_size": vectorizer.size,
         "most_frequent": [[token, counts[token]] for token in vectorizer.vocabulary[:top]],
-        "splits": {name: split_text_info(vectorizer, split.texts or []) for name, split in splits.items()},
+        "splits": {name: split_text_info(vectorizer, texts) for name, texts in documents.items()},
     }

@@ -151,17 +151,16 @@ class TextVectorizer:
         width of a document's vector."""
         return self.first_id + len(self.vocabulary)
 
-    def fit(self, documents: Sequence[str]) -> TextVectorizer:
-        """Learn the vocabulary (and the idf weights) from the training documents."""
+    def fit(self, documents: Sequence[str], where: str = "data.train") -> TextVectorizer:
+        """Learn the vocabulary (and the idf weights) from the training documents; ``where`` is the spec option
+        that gives them, for the error when they hold no token."""
         tokenized = [self.tokens(document) for document in documents]
         counts = Counter(token for tokens in tokenized for token in tokens)
         ranked = sorted(counts, key=lambda token: (counts[token], token.encode()), reverse=True)
         if self.max_tokens is not None:
             ranked = ranked[: max(self.max_tokens - self.first_id, 0)]
         if not ranked:
-            raise DataError(
-                "the training documents hold no tokens; give documents with text in them", path="data.train"
-            )
+            raise DataError("the training documents hold no tokens; give documents with text in them", path=where)
         self.vocabulary = ranked
         if self.output_mode == "tf_idf":
             holding = Counter(token for tokens in tokenized for token in set(tokens))
