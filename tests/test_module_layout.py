@@ -42,6 +42,7 @@ HEAVY = {
     "anyio",
     "pyarrow",
     "tensorboardX",
+    "numba",
 }
 
 

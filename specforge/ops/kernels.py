@@ -14,10 +14,11 @@ numba is imported here only inside :func:`load`: ``specforge validate`` never lo
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import tempfile
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -45,7 +46,7 @@ def cache_directory() -> Path:
 def load(notify: Callable[[str], None] | None = None) -> ModuleType | None:
     """The compiled kernels, or None for the numpy path; loaded (compiled on the first run) once per process.
     ``notify`` gets one line when the kernels are compiled rather than read from the cache, and one line when
-    they cannot be used (without ``notify``, that line is a RuntimeWarning)."""
+    they cannot be used (without ``notify``, that line goes to stderr)."""
     global _loaded, _decided
     with _lock:
         if not _decided:
@@ -75,17 +76,19 @@ def _load(notify: Callable[[str], None] | None) -> ModuleType | None:
     choice = os.environ.get(CHOICE, "numba").strip().lower() or "numba"
     if choice == "numpy":
         return None
-    problem = (
-        f"{CHOICE}={choice!r} is not one of {', '.join(_CHOICES)}" if choice not in _CHOICES else _prepare_cache()
-    )
+    problem: str | None
+    if choice not in _CHOICES:
+        problem = f"{CHOICE}={choice!r} is not one of {', '.join(_CHOICES)}"
+    elif importlib.util.find_spec("numba") is None:
+        problem = "numba is not installed (pip install 'specforge[fast]')"
+    else:
+        problem = _prepare_cache()
     if problem is None:
         if notify is not None and not _cached():
             notify(f"compiling kernels… (once; kept in {cache_directory()})")
         try:
             return _compile()
-        except ImportError as error:
-            problem = f"numba is not installed ({error.msg})" if error.name == "numba" else f"{error}"
-        except Exception as error:  # noqa: BLE001 - any failure to compile leaves the numpy path, said once
+        except Exception as error:  # any failure to compile leaves the numpy path, said once
             problem = f"numba could not compile them ({type(error).__name__}: {_first_line(error)})"
     _say(f"compiled kernels unavailable: {problem}; using the numpy kernels", notify)
     return None
@@ -124,4 +127,4 @@ def _say(line: str, notify: Callable[[str], None] | None) -> None:
     if notify is not None:
         notify(line)
     else:
-        warnings.warn(line, RuntimeWarning, stacklevel=4)
+        sys.stderr.write(f"specforge: warning: {line}\n")

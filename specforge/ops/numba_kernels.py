@@ -141,7 +141,7 @@ def max_pool(x, window, y, record, training):  # pragma: no cover - compiled
 @njit(f"void({_IMAGES}, {_RECORD}, UniTuple(int64, 6), {_IMAGES})", cache=True, nogil=True)
 def max_pool_gradient(dy, record, window, dx):  # pragma: no cover - compiled
     """Each window's gradient added to its recorded pixel of ``dx`` (zeros on entry)."""
-    kh, kw, sh, sw, top, left = window
+    _, kw, sh, sw, top, left = window
     _, height, width, channels = dx.shape
     for n in range(dy.shape[0]):
         for oh in range(dy.shape[1]):

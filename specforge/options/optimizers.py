@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from types import ModuleType
 from dataclasses import dataclass, field, fields
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -315,7 +315,9 @@ class SGD(Optimizer):
         compiled = _compiled(param, grad, *slots.values())
         if compiled is not None:
             velocity = slots.get("velocity", param[:0])
-            compiled.sgd(param, grad, velocity, *np.float32([self.learning_rate, self.momentum]), self.nesterov)
+            compiled.sgd(
+                param, grad, velocity, *np.array([self.learning_rate, self.momentum], np.float32), self.nesterov
+            )
             return
         scaled = np.multiply(grad, self.learning_rate, out=tmp[0])
         if self.momentum == 0:
@@ -355,7 +357,7 @@ class Adam(Optimizer):
         alpha = self.learning_rate * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
         compiled = _compiled(param, grad, *slots.values())
         if compiled is not None:
-            scalars = np.float32([1 - self.beta_1, 1 - self.beta_2, self.epsilon, alpha])
+            scalars = np.array([1 - self.beta_1, 1 - self.beta_2, self.epsilon, alpha], np.float32)
             compiled.adam(param, grad, m, v, slots.get("v_hat", param[:0]), self.amsgrad, *scalars)
             return
         move_moments(m, v, grad, self.beta_1, self.beta_2, work)
