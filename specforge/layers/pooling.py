@@ -69,7 +69,7 @@ class _Pooling2D(Layer):
         def reduce(slices: list[np.ndarray], out: np.ndarray, part: slice) -> None:
             self.reduce(slices, window, size, out, None if record is None else record[part])
 
-        y = ops.pool(x, window, reduce, self.pad_value, self.compiled, record)
+        y = ops.pool(x, window, reduce, self.pad_value, self.compiled)
         # An inference forward keeps its input instead, for a backward (a gradient check) to redo the record.
         return y, (x.shape, record, window, size, None if training else x)
 

@@ -7,7 +7,7 @@ accumulated in float64 in a fixed order, so a rerun gives the same bits). They a
 for the signatures below when this module is imported, which :mod:`specforge.ops.kernels` alone does,
 and release the GIL, so the batch shards of :mod:`specforge.ops.parallel` run them on every core.
 
-Arrays are C-contiguous float32 (records of max pooling uint8); channels-last images are ``(N, H, W, C)``
+Arrays are C-contiguous float32 (the records of max pooling uint8); channels-last images are ``(N, H, W, C)``
 and a per-channel pass sees them as ``(positions, C)`` rows.
 """
 
@@ -103,44 +103,12 @@ def add_bias_and_rectify(out, bias):  # pragma: no cover - compiled
             out[i, j] = value
 
 
-@njit(f"void({_IMAGES}, UniTuple(int64, 6), {_IMAGES}, {_RECORD}, boolean)", cache=True, nogil=True)
-def max_pool(x, window, y, record, training):  # pragma: no cover - compiled
-    """Each window's maximum; in ``training``, ``record`` gets the kernel offset (row-major) of its first
-    maximum. ``window`` is ``(kernel height, kernel width, stride, stride, pad top, pad left)``; padded
-    pixels are left out."""
-    kh, kw, sh, sw, top, left = window
-    _, height, width, channels = x.shape
-    for n in range(y.shape[0]):
-        for oh in range(y.shape[1]):
-            for ow in range(y.shape[2]):
-                first = True
-                for ki in range(kh):
-                    ih = oh * sh - top + ki
-                    if ih < 0 or ih >= height:
-                        continue
-                    for kj in range(kw):
-                        iw = ow * sw - left + kj
-                        if iw < 0 or iw >= width:
-                            continue
-                        offset = ki * kw + kj
-                        if first:
-                            first = False
-                            for c in range(channels):
-                                y[n, oh, ow, c] = x[n, ih, iw, c]
-                                if training:
-                                    record[n, oh, ow, c] = offset
-                        else:
-                            for c in range(channels):
-                                value = x[n, ih, iw, c]
-                                if value > y[n, oh, ow, c]:
-                                    y[n, oh, ow, c] = value
-                                    if training:
-                                        record[n, oh, ow, c] = offset
-
-
 @njit(f"void({_IMAGES}, {_RECORD}, UniTuple(int64, 6), {_IMAGES})", cache=True, nogil=True)
 def max_pool_gradient(dy, record, window, dx):  # pragma: no cover - compiled
-    """Each window's gradient added to its recorded pixel of ``dx`` (zeros on entry)."""
+    """Each window's gradient added to its recorded pixel of ``dx`` (zeros on entry): ``record`` holds the
+    kernel offset (row-major) of each window's first maximum, ``window`` is ``(kernel height, kernel width,
+    stride, stride, pad top, pad left)``. (Max pooling's forward stays on numpy: its vector operations per
+    kernel offset measured faster than a compiled loop with a comparison per element.)"""
     _, kw, sh, sw, top, left = window
     _, height, width, channels = dx.shape
     for n in range(dy.shape[0]):
@@ -156,7 +124,7 @@ def max_pool_gradient(dy, record, window, dx):  # pragma: no cover - compiled
 
 @njit(f"void({_IMAGES}, UniTuple(int64, 6), {_IMAGES})", cache=True, nogil=True)
 def average_pool(x, window, y):  # pragma: no cover - compiled
-    """Each window's mean over its real (unpadded) pixels."""
+    """Each window's mean over its real (unpadded) pixels (``window`` as above)."""
     kh, kw, sh, sw, top, left = window
     _, height, width, channels = x.shape
     for n in range(y.shape[0]):

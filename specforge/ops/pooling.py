@@ -25,8 +25,9 @@ Reduce = Callable[[list[np.ndarray], np.ndarray, slice], None]
 Spread = Callable[[list[np.ndarray], np.ndarray, slice, bool], None]
 
 
-#: The reductions with a compiled kernel, and what their ``record`` is: the kernel offset (row-major) of each
-#: window's first maximum, for ``max``; nothing, for ``average`` (the mean over the real, unpadded pixels).
+#: The reductions with compiled kernels: ``average``, the mean over the real (unpadded) pixels, forward and
+#: backward; ``max``, whose backward takes the forward's record (the kernel offset, row-major, of each window's
+#: first maximum), backward only.
 COMPILED = ("max", "average")
 
 
@@ -36,24 +37,16 @@ def pool(
     reduce: Reduce,
     pad_value: float = 0.0,
     compiled: str | None = None,
-    record: np.ndarray | None = None,
 ) -> np.ndarray:
     """The pooled ``x`` (N, H, W, C) over ``window``, padded pixels ``pad_value``, from ``reduce``; or from the
-    ``compiled`` kernel (one of ``COMPILED``) that computes the same, filling ``record`` when given."""
+    ``compiled`` kernel (one of ``COMPILED``) that computes the same, where it has a forward."""
     out_size = window.output_size(x.shape[1:3])
     y = np.empty((len(x), *out_size, x.shape[3]), x.dtype)
-    if _compiles(compiled, window, x, record):
+    if compiled == "average" and _compiles(compiled, window, x, None):
         fused = kernels.active()
         assert fused is not None
-        x = np.ascontiguousarray(x)
-        if compiled == "max":
-            marks = record if record is not None else np.empty((1, 1, 1, 1), np.uint8)
-            parallel.run(
-                lambda part: fused.max_pool(x[part], _geometry(window), y[part], marks[part], record is not None),
-                _parts(window, y),
-            )
-        else:
-            parallel.run(lambda part: fused.average_pool(x[part], _geometry(window), y[part]), _parts(window, y))
+        source = np.ascontiguousarray(x)
+        parallel.run(lambda part: fused.average_pool(source[part], _geometry(window), y[part]), _parts(window, y))
         return y
 
     def shard(part: slice) -> None:
