@@ -5,9 +5,10 @@ The kernels are loaded once per process, on first use (or by :func:`load`, which
 to say so on its progress line): numba compiles them on the first run and keeps the machine code in a
 per-user cache directory (``NUMBA_CACHE_DIR`` when the user set one, else ``~/.cache/specforge/numba``, or
 under ``XDG_CACHE_HOME``), so a second process loads them in a fraction of a second. Anything that keeps
-them from loading (numba not installed, a compile error, a cache directory that cannot be written) leaves
-the numpy path in use, said in one line, never a traceback. ``SPECFORGE_KERNELS=numpy`` forces the numpy
-path (for tests and debugging); ``numba`` or unset: the compiled path where it loads.
+them from loading (a compile error, a cache directory that cannot be written) leaves the numpy path in
+use, said in one line, never a traceback. ``SPECFORGE_KERNELS`` chooses: ``auto`` (the default) the
+compiled path where numba is installed (the ``fast`` extra), else numpy without a word; ``numba`` the
+compiled path, saying so when numba is missing too; ``numpy`` the numpy path (for tests and debugging).
 
 numba is imported here only inside :func:`load`: ``specforge validate`` never loads it.
 """
@@ -25,9 +26,9 @@ from types import ModuleType
 
 import numpy as np
 
-#: The environment variable that chooses the path: ``numpy``, or ``numba`` (the default).
+#: The environment variable that chooses the path: ``auto`` (the default), ``numba`` or ``numpy``.
 CHOICE = "SPECFORGE_KERNELS"
-_CHOICES = ("numba", "numpy")
+_CHOICES = ("auto", "numba", "numpy")
 
 _lock = threading.Lock()
 #: the loaded kernels, None for the numpy path; unset until the first ``load``
@@ -73,13 +74,16 @@ def reset() -> None:
 
 
 def _load(notify: Callable[[str], None] | None) -> ModuleType | None:
-    choice = os.environ.get(CHOICE, "numba").strip().lower() or "numba"
+    choice = os.environ.get(CHOICE, "auto").strip().lower() or "auto"
     if choice == "numpy":
+        return None
+    installed = importlib.util.find_spec("numba") is not None
+    if choice == "auto" and not installed:
         return None
     problem: str | None
     if choice not in _CHOICES:
         problem = f"{CHOICE}={choice!r} is not one of {', '.join(_CHOICES)}"
-    elif importlib.util.find_spec("numba") is None:
+    elif not installed:
         problem = "numba is not installed (pip install 'specforge[fast]')"
     else:
         problem = _prepare_cache()

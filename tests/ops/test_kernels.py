@@ -191,7 +191,7 @@ def test_an_unknown_choice_is_said_and_takes_the_numpy_path(monkeypatch):
     lines: list[str] = []
     assert kernels.load(lines.append) is None
     assert lines == [
-        "compiled kernels unavailable: SPECFORGE_KERNELS='fortran' is not one of numba, numpy; using the numpy kernels"
+        "compiled kernels unavailable: SPECFORGE_KERNELS='fortran' is not one of auto, numba, numpy; using the numpy kernels"
     ]
 
 
@@ -229,15 +229,18 @@ def test_kernels_that_do_not_compile_leave_the_numpy_path_in_one_line(error, sai
     ]
 
 
-def test_numba_missing_leaves_the_numpy_path(monkeypatch, tmp_path):
-    """The real import, with numba made unimportable."""
+@pytest.mark.parametrize("choice", ["auto", "numba"])
+def test_numba_missing_leaves_the_numpy_path(choice, monkeypatch, tmp_path):
+    """Without a word by default (numba is an extra), in one line when the compiled path was asked for."""
+    monkeypatch.setenv(kernels.CHOICE, choice)
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
     monkeypatch.setitem(sys.modules, "numba", None)
     lines: list[str] = []
     assert kernels.load(lines.append) is None
-    assert lines == [
+    said = (
         "compiled kernels unavailable: numba is not installed (pip install 'specforge[fast]'); using the numpy kernels"
-    ]
+    )
+    assert lines == ([said] if choice == "numba" else [])
 
 
 def test_a_cache_directory_that_cannot_be_written_leaves_the_numpy_path(monkeypatch, tmp_path):
