@@ -9,6 +9,7 @@ numpy path is used, said in one line.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -20,10 +21,12 @@ import numpy as np
 import pytest
 from helpers import CASES, example_input, make_layer
 
+from specforge import api
 from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY
 from specforge.ops import kernels, parallel
 from specforge.options import optimizers
+from specforge.training.progress import ConsoleProgress
 
 ROOT = Path(__file__).resolve().parents[2]
 MERGE_CASES = [
@@ -37,10 +40,13 @@ FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activat
 
 @pytest.fixture(autouse=True)
 def fresh_choice(monkeypatch):
-    """Each test decides the path afresh, and leaves the next to decide again."""
+    """Each test decides the path afresh; the session's choice is restored after it."""
+    saved = kernels.load()
     kernels.reset()
     yield
+    monkeypatch.undo()
     kernels.reset()
+    assert kernels.load() is saved
 
 
 def on_path(path: str, monkeypatch) -> None:
@@ -317,3 +323,26 @@ def test_validate_does_not_import_numba():
 
 def _environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_training_says_when_it_compiles_and_when_it_falls_back(monkeypatch, tmp_path):
+    """On the progress stream, before the first epoch; the run then trains on the numpy path."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(kernels, "_compile", failing_compile(RuntimeError("no target machine")))
+    stream = io.StringIO()
+    run = api.fit(
+        ROOT / "specs" / "mnist.yaml",
+        overrides=["fit.epochs=1"],
+        out=tmp_path / "run",
+        progress=ConsoleProgress(stream, quiet=True),
+        limit_train=32,
+        limit_test=16,
+    )
+    lines = stream.getvalue().splitlines()
+    failure = "numba could not compile them (RuntimeError: no target machine)"
+    assert lines[:2] == [
+        f"compiling kernels… (once; kept in {tmp_path / 'cache'})",
+        f"compiled kernels unavailable: {failure}; using the numpy kernels",
+    ]
+    assert lines[2].startswith("Epoch 1/1 - ")
+    assert run.manifest["status"] == "completed"
