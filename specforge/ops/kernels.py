@@ -109,6 +109,9 @@ def _prepare_cache() -> str | None:
     """Point numba at the cache directory and check that it can be written; what is wrong, else None."""
     directory = cache_directory()
     os.environ.setdefault("NUMBA_CACHE_DIR", str(directory))
+    config = sys.modules.get("numba.core.config")
+    if config is not None and not config.CACHE_DIR:  # numba imported before: it read its settings then
+        config.CACHE_DIR = str(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
