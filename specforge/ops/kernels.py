@@ -110,8 +110,8 @@ def _prepare_cache() -> str | None:
     directory = cache_directory()
     os.environ.setdefault("NUMBA_CACHE_DIR", str(directory))
     config = sys.modules.get("numba.core.config")
-    if config is not None and not config.CACHE_DIR:  # numba imported before: it read its settings then
-        config.CACHE_DIR = str(directory)
+    if config is not None and not getattr(config, "CACHE_DIR", ""):  # numba, imported before, read its settings
+        config.CACHE_DIR = str(directory)  # type: ignore[attr-defined]
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
