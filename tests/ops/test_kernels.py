@@ -4,7 +4,7 @@ Every registered layer kind's examples take a float32 training step (forward, ba
 fused activation where the kind fuses one) on both paths: the results agree to float32 rounding, and each
 path gives the same bits when run again. The optimizers' compiled updates give the numpy path's bits. When
 the kernels cannot load (numba missing, a compile error, a cache directory that cannot be written) the
-numpy path is used, said in one line.
+numpy path is used, said in one line. The bias and ReLU epilogue gives the numpy path's bits too.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from specforge import api
 from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY
 from specforge.ops import kernels, parallel
+from specforge.ops.epilogue import add_bias_and_activate
 from specforge.options import optimizers
+from specforge.options.activations import ACTIVATIONS
 from specforge.training.progress import ConsoleProgress
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -346,3 +348,17 @@ def test_training_says_when_it_compiles_and_when_it_falls_back(monkeypatch, tmp_
     ]
     assert lines[2].startswith("Epoch 1/1 - ")
     assert run.manifest["status"] == "completed"
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 6, 16), (33, 10)])
+def test_the_compiled_bias_and_relu_give_the_numpy_paths_bits(shape, monkeypatch):
+    rng = np.random.default_rng(0)
+    product = rng.standard_normal(shape).astype(np.float32)
+    bias = rng.standard_normal(shape[-1]).astype(np.float32)
+    outputs = {}
+    for path in ("numpy", "numba"):
+        on_path(path, monkeypatch)
+        outputs[path] = product.copy()
+        add_bias_and_activate(outputs[path], bias, ACTIVATIONS["relu"]())
+    np.testing.assert_array_equal(outputs["numba"], outputs["numpy"])
+    assert (outputs["numpy"] == 0).any() and (outputs["numpy"] > 0).any()
