@@ -6,7 +6,7 @@
 
 Each spec's model is built as benchmarks/compare.py builds it (benchmarks/side_by_side.py: fresh weights, random
 batches, the spec's batch size, PyTorch lowered from the same weights). The three measures take turns, round
-after round, on the same machine, and each figure is the best of its rounds; the ratios are taken within this
+after round (each round starting with the next one), on the same machine, and each figure is the best of its rounds; the ratios are taken within this
 run (a shared machine's load moves absolute figures from run to run). The numpy path is the one
 SPECFORGE_KERNELS=numpy forces (specforge.ops.kernels), switched in this process between rounds. Also printed:
 how long this process took to load the compiled kernels (compiled on the first run, read from the cache after).
@@ -69,9 +69,11 @@ def rates(path: Path, warmup: int, seconds: float, rounds: int) -> dict[str, flo
         PYTORCH: lambda: batch_size * steps_per_second(theirs, warmup, seconds),
     }
     best = dict.fromkeys(measures, 0.0)
-    for _ in range(rounds):
-        for name, measure in measures.items():
-            best[name] = max(best[name], measure())
+    names = list(measures)
+    for round_ in range(rounds):
+        # each round starts with another measure: none always follows PyTorch, whose threads linger spinning
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            best[name] = max(best[name], measures[name]())
     return best
 
 
