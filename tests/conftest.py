@@ -2,6 +2,8 @@
 
 - Node.js finds the JavaScript runtimes that ``npm ci`` installs from the repository's package.json
   (``node_modules/`` at the root), wherever a test runs its script.
+- The numpy backend's compiled kernels (specforge.ops.kernels) are loaded once before the first test, so that
+  no training test sees the one-time "compiling kernels…" line among its progress messages.
 - Under CI (environment CI=true) a test that would be skipped, for a tool or package that is not
   installed, fails instead: CI installs everything the suite needs, so a skip there hides a test that
   never ran (``needs.require`` fails such a test directly; this hook catches every other skip).
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from specforge import api
+from specforge.ops import kernels
 
 pytest_plugins = ["pytester"]
 
@@ -26,6 +29,11 @@ if NODE_MODULES.is_dir():
 
 def under_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels() -> None:
+    kernels.load()
 
 
 @pytest.hookimpl(hookwrapper=True)

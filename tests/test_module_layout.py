@@ -49,6 +49,7 @@ HEAVY = {
     "anyio",
     "pyarrow",
     "tensorboardX",
+    "numba",
 }
 
 

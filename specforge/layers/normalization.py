@@ -72,90 +72,28 @@ class BatchNormalization(Layer):
         return 2 * int(np.prod(input_shape))
 
     def forward(self, params, x, training=False, rng=None, activation=None):
-        """Per channel ``y = (x - mean) * scale + beta`` with ``scale = gamma / sqrt(variance + epsilon)``, on rows
-        of one example, block by block (specforge.ops.channels); the fused ``activation`` is applied to
-        ``y`` in place."""
-        rows, channels = ops.example_rows(x), x.shape[-1]
-        count = x.size // channels
-        centered = np.empty_like(rows)
+        """Per channel ``y = (x - mean) * scale + beta`` with ``scale = gamma / sqrt(variance + epsilon)``
+        (``ops.batch_norm``), the batch's statistics in training, the moving ones at inference; the fused
+        ``activation`` is applied to ``y`` in place."""
+        statistics = None if training else (params["moving_mean"], params["moving_variance"])
+        y, mean, variance, record = ops.batch_norm(
+            x, params.get("gamma"), params.get("beta"), self.config["epsilon"], activation, statistics
+        )
         state = {}
         if training:
-            (row_totals,) = ops.blockwise_sums(lambda block: [rows[block]], rows)
-            mean = ops.channel_totals(row_totals, channels) / count
-            shift = ops.tiled(mean, rows)
-
-            def center(block: slice) -> list[np.ndarray]:
-                np.subtract(rows[block], shift, out=centered[block])
-                squares = ops.scratch_buffer("batch normalization squares", centered[block].shape, rows.dtype)
-                return [np.multiply(centered[block], centered[block], out=squares)]
-
-            (row_squares,) = ops.blockwise_sums(center, rows)
-            variance = ops.channel_totals(row_squares, channels) / count
             momentum = self.config["momentum"]
             for name, batch in (("moving_mean", mean), ("moving_variance", variance)):
                 state[name] = params[name] * momentum
                 state[name] += (1 - momentum) * batch
-        else:
-            shift = ops.tiled(params["moving_mean"], rows)
-            ops.blockwise(lambda block: np.subtract(rows[block], shift, out=centered[block]), rows)
-            variance = params["moving_variance"]
-        inv_std = (1 / np.sqrt(variance + self.config["epsilon"])).astype(rows.dtype, copy=False)
-        scale = inv_std * params["gamma"] if "gamma" in params else inv_std
-        scales, betas = ops.tiled(scale, rows), ops.tiled(params["beta"], rows) if "beta" in params else None
-        y = np.empty(x.shape, rows.dtype)
-        y_rows = y.reshape(rows.shape)
-
-        def output(block: slice) -> None:
-            np.multiply(centered[block], scales, out=y_rows[block])
-            if betas is not None:
-                y_rows[block] += betas
-            if activation is not None:
-                activation.forward_into(y[block], y[block])
-
-        ops.blockwise(output, rows)
-        return y, (centered, inv_std, scale, training, state, activation, y)
+        return y, (record, state)
 
     def new_state(self, cache):
-        return cache[4]
+        return cache[1]
 
     def backward(self, params, cache, dy, need_dx=True):
-        """With ``x_hat = (x - mean) * inv_std``, ``n`` values per channel and ``g`` the gradient before the
-        fused activation: ``dgamma = sum(g x_hat)``, ``dbeta = sum(g)``, and in training
-        ``dx = scale * (g - dbeta / n - x_hat * dgamma / n)``, as per-channel multiples of ``g``, of ``x - mean``
-        and a constant; block by block, ``g`` worked out again in each pass rather than stored."""
-        centered, inv_std, scale, training, _, activation, y = cache
-        channels, row_size = len(inv_std), centered.shape[1]
-
-        def gradient(block: slice) -> np.ndarray:
-            return ops.activation_gradient(activation, y[block], dy[block]).reshape(-1, row_size)
-
-        def products(block: slice) -> list[np.ndarray]:
-            g = gradient(block)
-            product = ops.scratch_buffer("batch normalization products", g.shape, g.dtype)
-            return [g, np.multiply(g, centered[block], out=product)]
-
-        row_g, row_products = ops.blockwise_sums(products, centered)
-        dbeta = ops.channel_totals(row_g, channels)
-        dgamma = ops.channel_totals(row_products, channels) * inv_std
-        grads = {name: value for name, value in (("gamma", dgamma), ("beta", dbeta)) if name in params}
-        if not need_dx:
-            return None, grads
-        dx = np.empty(centered.shape, centered.dtype)
-        scales = ops.tiled(scale, dx)
-        if training:
-            count = centered.size // channels
-            centered_scales = ops.tiled(-scale * inv_std * dgamma / count, dx)
-            constant = ops.tiled(-scale * dbeta / count, dx)
-
-        def input_gradient(block: slice) -> None:
-            np.multiply(gradient(block), scales, out=dx[block])
-            if training:
-                product = ops.scratch_buffer("batch normalization products", dx[block].shape, dx.dtype)
-                dx[block] += np.multiply(centered[block], centered_scales, out=product)
-                dx[block] += constant
-
-        ops.blockwise(input_gradient, dx)
-        return dx.reshape(dy.shape), grads
+        """The gradients of ``ops.batch_norm`` (``ops.batch_norm_gradients``)."""
+        dx, dgamma, dbeta = ops.batch_norm_gradients(cache[0], dy, need_dx)
+        return dx, {name: value for name, value in (("gamma", dgamma), ("beta", dbeta)) if name in params}
 
     def to_onnx(self, builder, params, input_name):
         """Folded into one Mul and one Add per channel; constants shaped to broadcast in the tensor's layout."""

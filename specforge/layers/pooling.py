@@ -43,6 +43,8 @@ class _Pooling2D(Layer):
     onnx_attrs: ClassVar[dict[str, Any]] = {}
     #: the value of padded pixels, neutral for the reduction (0 for a sum, -inf for a maximum)
     pad_value: ClassVar[float] = 0.0
+    #: the ops layer's compiled kernel that computes what ``reduce`` and ``spread`` do (``ops.pool``)
+    compiled: ClassVar[str]
 
     def window(self, input_shape: Shape) -> ops.Window:
         height, width, _ = require_image(self.type, input_shape)
@@ -67,7 +69,7 @@ class _Pooling2D(Layer):
         def reduce(slices: list[np.ndarray], out: np.ndarray, part: slice) -> None:
             self.reduce(slices, window, size, out, None if record is None else record[part])
 
-        y = ops.pool(x, window, reduce, self.pad_value)
+        y = ops.pool(x, window, reduce, self.pad_value, self.compiled)
         # An inference forward keeps its input instead, for a backward (a gradient check) to redo the record.
         return y, (x.shape, record, window, size, None if training else x)
 
@@ -83,7 +85,7 @@ class _Pooling2D(Layer):
         def spread(targets: list[np.ndarray], dy_part: np.ndarray, part: slice, tiling: bool) -> None:
             self.spread(targets, None if record is None else record[part], dy_part, window, size, tiling)
 
-        return ops.pool_gradient(dy, x_shape, window, spread), {}
+        return ops.pool_gradient(dy, x_shape, window, spread, self.compiled, record), {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         window = self.window(builder.shape(input_name))
@@ -144,6 +146,7 @@ class MaxPooling2D(_Pooling2D):
     description = "Maximum over each pool_size window of an image, per channel."
     onnx_op = "MaxPool"
     pad_value = -np.inf
+    compiled = "max"
 
     def new_record(self, shape, window):
         return np.zeros(shape, np.min_scalar_type(window.kernel[0] * window.kernel[1] - 1))
@@ -181,6 +184,7 @@ class AveragePooling2D(_Pooling2D):
     )
     onnx_op = "AveragePool"
     onnx_attrs = {"count_include_pad": 0}
+    compiled = "average"
 
     def reduce(self, slices, window, size, out, record):
         np.copyto(out, slices[0])

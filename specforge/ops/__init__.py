@@ -13,7 +13,8 @@ NCHWc convolution kernels fed the current weights), ``taps`` (convolution as one
 tap), ``im2col`` (convolution as a copy and one GEMM), ``linear`` (a matrix product with bias and
 activation, ``ops.dense``), ``elementwise`` (an activation function over a batch), ``pooling`` (windowed pooling
 around a kind's reduction), ``epilogue`` (bias and fused activation on a fresh output), ``channels``
-(per-channel arithmetic over whole examples), ``parallel`` (a batch split across the cores),
+(per-channel arithmetic over whole examples), ``normalization`` (batch normalization's passes), ``kernels``
+(whether the memory-bound passes run as compiled kernels, ``numba_kernels``, or on numpy), ``parallel`` (a batch split across the cores),
 ``scratch`` (per-thread buffers reused every batch), ``memory`` (keeping freed memory for the next
 batch) and ``flat`` (arrays end to end in one buffer, updated at once). The training step's planner, which
 fuses a layer with the activation after it, is ``specforge.graph.plan``, above the layers.
@@ -39,6 +40,7 @@ from specforge.ops.convolution import (
 from specforge.ops.elementwise import activate, activate_gradient
 from specforge.ops.epilogue import activation_gradient
 from specforge.ops.linear import DenseRecord, dense, dense_gradients
+from specforge.ops.normalization import NormRecord, batch_norm, batch_norm_gradients
 from specforge.ops.pooling import pool, pool_gradient
 from specforge.ops.scratch import scratch as scratch_buffer
 from specforge.ops.window import (
@@ -55,11 +57,14 @@ __all__ = [
     "ConvTransposeRecord",
     "DenseRecord",
     "Frame",
+    "NormRecord",
     "Pads",
     "Window",
     "activate",
     "activate_gradient",
     "activation_gradient",
+    "batch_norm",
+    "batch_norm_gradients",
     "blockwise",
     "blockwise_sums",
     "channel_totals",

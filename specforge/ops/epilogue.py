@@ -1,5 +1,8 @@
 """The epilogue of a layer's product: bias and a fused activation applied in place to its fresh
-output, and the activation's gradient at the start of the backward (see specforge.graph.plan)."""
+output, and the activation's gradient at the start of the backward (see specforge.graph.plan).
+
+A bias followed by a plain ReLU is one pass of the compiled kernel when the kernels are in use
+(:mod:`specforge.ops.kernels`): the same two float32 operations per element, so the same bits."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from specforge.ops import kernels
 from specforge.ops.scratch import scratch
 
 
@@ -33,6 +37,18 @@ class Rectifier(ActivationFunction, Protocol):
 
 def add_bias_and_activate(out: np.ndarray, bias: np.ndarray | None, activation: ActivationFunction | None) -> None:
     """``out += bias``, then the fused activation in place, on a block of a layer's fresh output."""
+    if (
+        bias is not None
+        and isinstance(activation, Rectifier)
+        and activation.is_plain
+        and out.size
+        and bias.size == out.shape[-1]
+        and kernels.takes(out, bias)
+    ):
+        compiled = kernels.active()
+        assert compiled is not None
+        compiled.add_bias_and_rectify(out.reshape(-1, bias.shape[-1]), bias.reshape(-1))
+        return
     if bias is not None:
         out += bias
     if activation is not None:

@@ -7,7 +7,8 @@ block's size, so a step allocates nothing the size of the weights.  When the par
 are themselves consecutive views of one buffer (a Model's are), the gradients are
 gathered into one and every formula runs over all weights at once, block by
 block; otherwise weight by weight.  The updates are elementwise, so either way
-gives the same bits.  ``state_dict`` and ``load_state_dict`` carry the state, the
+gives the same bits.  SGD and Adam (with AdamW) run their update as one pass of a compiled kernel when
+the kernels are in use (specforge.ops.kernels), the same float32 operations in the same order.  ``state_dict`` and ``load_state_dict`` carry the state, the
 step counter and the current learning rate, so a resumed run continues bit for bit.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,7 +25,7 @@ import numpy as np
 from specforge.base.defaults import with_defaults
 from specforge.base.errors import RunError
 from specforge.base.registry import Kind, Registry, named_kind_schema
-from specforge.ops import flat
+from specforge.ops import flat, kernels
 from specforge.ops.scratch import scratch
 from specforge.options.schedules import Schedule, learning_rate_schema
 from specforge.options.schedules import create as create_schedule
@@ -267,6 +269,11 @@ class Optimizer(Kind, registry=OPTIMIZERS, key="name"):
                 )
 
 
+def _compiled(*arrays: np.ndarray) -> ModuleType | None:
+    """The compiled kernels when they are in use and take these arrays (float32, contiguous), else None."""
+    return kernels.active() if kernels.takes(*arrays) else None
+
+
 def move_moments(
     m: np.ndarray, v: np.ndarray, grad: np.ndarray, beta_1: float, beta_2: float, work: np.ndarray
 ) -> None:
@@ -305,6 +312,13 @@ class SGD(Optimizer):
         return ("velocity",) if self.momentum != 0 else ()
 
     def _update(self, param, grad, slots, t, tmp):
+        compiled = _compiled(param, grad, *slots.values())
+        if compiled is not None:
+            velocity = slots.get("velocity", param[:0])
+            compiled.sgd(
+                param, grad, velocity, *np.array([self.learning_rate, self.momentum], np.float32), self.nesterov
+            )
+            return
         scaled = np.multiply(grad, self.learning_rate, out=tmp[0])
         if self.momentum == 0:
             param -= scaled
@@ -341,6 +355,11 @@ class Adam(Optimizer):
         (work,) = tmp
         m, v = slots["m"], slots["v"]
         alpha = self.learning_rate * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        compiled = _compiled(param, grad, *slots.values())
+        if compiled is not None:
+            scalars = np.array([1 - self.beta_1, 1 - self.beta_2, self.epsilon, alpha], np.float32)
+            compiled.adam(param, grad, m, v, slots.get("v_hat", param[:0]), self.amsgrad, *scalars)
+            return
         move_moments(m, v, grad, self.beta_1, self.beta_2, work)
         if self.amsgrad:
             v = np.maximum(slots["v_hat"], v, out=slots["v_hat"])

@@ -25,6 +25,7 @@ from specforge.graph.build import build_graph
 from specforge.graph.dag import Graph
 from specforge.graph.model import Model, params_from_arrays
 from specforge.graph.training_checks import check_warmup
+from specforge.ops import kernels
 from specforge.options import callbacks, losses, metrics, optimizers
 from specforge.options.losses import Loss
 from specforge.options.metrics import Metric
@@ -114,6 +115,8 @@ class Trainer:
         self.run_dir = run_dir
         self.progress = progress
         init_rng, self.shuffle_rng, self.dropout_rng = generators(setup.fit["seed"])
+        if backend is NumpySteps:  # the compiled kernels, loaded now to say on the progress line when compiling
+            kernels.load(progress.message)
         self.model = Model.initialize(setup.graph, init_rng)
         #: the backend's step function; the model holds the weights between epochs (``steps.pull``)
         self.steps = backend(self.model, setup.spec, setup.loss, setup.optimizer, self.dropout_rng)
