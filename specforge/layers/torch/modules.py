@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from specforge.layers.attention import causal_bias, role_positions
 from specforge.layers.torch.layout import channels_first, channels_last, torch_dim, torch_shape
 
 #: A node's parameters in specforge's layout (specforge.layers.base.Params).
@@ -224,8 +225,9 @@ class TransposedConvolution(LayerModule):
 
 
 class Dense(LayerModule):
-    """``F.linear``; after a Flatten that keeps PyTorch's channels-first order (``flattened_from`` the
-    image shape), the kernel's rows are put in that order instead of reordering the activations."""
+    """``F.linear`` on the last axis of the specforge layout (a sequence's or an image's channels); after a
+    Flatten that keeps PyTorch's channels-first order (``flattened_from`` the image shape), the kernel's rows
+    are put in that order instead of reordering the activations."""
 
     def __init__(self, node: Node, params: Params, flattened_from: Shape | None = None):
         self.flattened_from = flattened_from
@@ -251,7 +253,9 @@ class Dense(LayerModule):
         return value
 
     def forward(self, x):
-        return F.linear(x, self.kernel, getattr(self, "bias", None))
+        if x.dim() == 2:
+            return F.linear(x, self.kernel, getattr(self, "bias", None))
+        return channels_first(F.linear(channels_last(x), self.kernel, getattr(self, "bias", None)))
 
 
 class Embedding(LayerModule):
@@ -520,6 +524,76 @@ class UpSampling(LayerModule):
 
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+# -- sequences --------------------------------------------------------------------------------------------
+class PositionTable(LayerModule):
+    """A position embedding's or encoding's table ``(steps, features)``, the same for every example: the
+    learned ``embeddings``' first rows, or the fixed encoding; the input gives only the batch size."""
+
+    fixed: torch.Tensor | None
+
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        self.steps, features = node.input_shape
+        fixed = None if params else torch.from_numpy(node.layer.table({}, self.steps, features))
+        self.register_buffer("fixed", fixed, persistent=False)
+
+    def forward(self, x):
+        table = self.embeddings[: self.steps] if self.fixed is None else self.fixed.to(x.dtype)
+        return channels_first(table.expand(len(x), self.steps, -1))
+
+
+class MultiHeadAttention(LayerModule):
+    """The attention of specforge.layers.attention on channels-last views of the query, value and key; dropout
+    draws PyTorch's masks, or for comparing with specforge numpy's (``numpy_masks``)."""
+
+    causal: torch.Tensor | None
+    output_kernel: torch.Tensor
+
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        layer = node.layer
+        self.heads, self.key_dim, self.value_dim = layer.heads, layer.key_dim, layer.value_dim
+        self.roles = role_positions(len(node.input_shape))
+        shapes = layer.roles(node.input_shape)
+        bias = None
+        if self.config["use_causal_mask"]:
+            bias = torch.from_numpy(causal_bias(shapes["query"][0], shapes["value"][0]))
+        self.register_buffer("causal", bias, persistent=False)
+        self.generator: np.random.Generator | None = None
+
+    def numpy_masks(self, rng: np.random.Generator | None) -> None:
+        """Draw the dropout masks from ``rng`` as specforge does; None: PyTorch's dropout again."""
+        self.generator = rng
+
+    def _project(self, x: torch.Tensor, role: str) -> torch.Tensor:
+        kernel = getattr(self, f"{role}_kernel")
+        features, heads, dim = kernel.shape
+        y = x @ kernel.reshape(features, heads * dim)
+        bias = getattr(self, f"{role}_bias", None)
+        if bias is not None:
+            y = y + bias.reshape(-1)
+        return y.reshape(*x.shape[:2], heads, dim).transpose(1, 2)
+
+    def forward(self, xs):
+        query, value, key = (channels_last(xs[position]) for position in self.roles)
+        q, k, v = self._project(query, "query"), self._project(key, "key"), self._project(value, "value")
+        scores = (q @ k.transpose(2, 3)) * (1 / float(np.sqrt(self.key_dim)))
+        if self.causal is not None:
+            scores = scores + self.causal.to(scores.dtype)
+        attention = torch.softmax(scores, dim=-1)
+        rate = self.config["dropout"]
+        if self.training and rate > 0:
+            if self.generator is None:
+                attention = F.dropout(attention, rate, True)
+            else:
+                kept = self.generator.random(tuple(attention.shape), dtype=np.float32) >= rate
+                attention = attention * (torch.from_numpy(kept).to(attention.device, attention.dtype) / (1 - rate))
+        merged = (attention @ v).transpose(1, 2).reshape(len(query), q.shape[2], self.heads * self.value_dim)
+        y = merged @ self.output_kernel.reshape(self.heads * self.value_dim, -1)
+        bias = getattr(self, "output_bias", None)
+        return channels_first(y if bias is None else y + bias)
 
 
 # -- merges ---------------------------------------------------------------------------------------------
