@@ -132,6 +132,13 @@ class MultiHeadAttention(Layer):
         }
 
     # -- sizes ---------------------------------------------------------------------------------------------
+    #: the input positions of the query, the value and the key for a count of inputs
+    positions = staticmethod(role_positions)
+
+    def mask_bias(self, query_steps: int, value_steps: int) -> np.ndarray | None:
+        """What the mask adds to the scores ``(T, S)``: the causal bias, or None without ``use_causal_mask``."""
+        return causal_bias(query_steps, value_steps) if self.config["use_causal_mask"] else None
+
     @property
     def heads(self) -> int:
         return int(self.config["num_heads"])
@@ -232,8 +239,9 @@ class MultiHeadAttention(Layer):
         )
         scale = 1 / math.sqrt(self.key_dim)
         scores = (q @ k.transpose(0, 1, 3, 2)) * np.asarray(scale, q.dtype)
-        if self.config["use_causal_mask"]:
-            scores += causal_bias(q.shape[2], k.shape[2]).astype(scores.dtype)
+        bias = self.mask_bias(q.shape[2], k.shape[2])
+        if bias is not None:
+            scores += bias.astype(scores.dtype)
         attention = softmax(scores)
         mask = None
         rate = self.config["dropout"]
@@ -298,10 +306,10 @@ class MultiHeadAttention(Layer):
         scores = builder.node("MatMul", [q, k], f"{self.name}_scores")
         scale = builder.initializer(np.asarray(1 / math.sqrt(self.key_dim), np.float32), f"{self.name}_scale")
         scores = builder.node("Mul", [scores, scale], f"{self.name}_scaled")
-        if self.config["use_causal_mask"]:
-            steps, value_steps = builder.shape(query)[0], builder.shape(value)[0]
-            bias = builder.initializer(causal_bias(steps, value_steps).astype(np.float32), f"{self.name}_causal")
-            scores = builder.node("Add", [scores, bias], f"{self.name}_masked")
+        bias = self.mask_bias(builder.shape(query)[0], builder.shape(value)[0])
+        if bias is not None:
+            masked = builder.initializer(bias.astype(np.float32), f"{self.name}_causal")
+            scores = builder.node("Add", [scores, masked], f"{self.name}_masked")
         attention = builder.node("Softmax", [scores], f"{self.name}_attention", axis=-1)
         context = builder.node("MatMul", [attention, v], f"{self.name}_context")
         context = builder.node("Transpose", [context], f"{self.name}_steps_first", perm=[0, 2, 1, 3])

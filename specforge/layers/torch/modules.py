@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from specforge.layers.attention import causal_bias, role_positions
 from specforge.layers.torch.layout import channels_first, channels_last, torch_dim, torch_shape
 
 #: A node's parameters in specforge's layout (specforge.layers.base.Params).
@@ -555,12 +554,10 @@ class MultiHeadAttention(LayerModule):
         super().__init__(node, params)
         layer = node.layer
         self.heads, self.key_dim, self.value_dim = layer.heads, layer.key_dim, layer.value_dim
-        self.roles = role_positions(len(node.input_shape))
+        self.roles = layer.positions(len(node.input_shape))
         shapes = layer.roles(node.input_shape)
-        bias = None
-        if self.config["use_causal_mask"]:
-            bias = torch.from_numpy(causal_bias(shapes["query"][0], shapes["value"][0]))
-        self.register_buffer("causal", bias, persistent=False)
+        bias = layer.mask_bias(shapes["query"][0], shapes["value"][0])
+        self.register_buffer("causal", None if bias is None else torch.from_numpy(bias), persistent=False)
         self.generator: np.random.Generator | None = None
 
     def numpy_masks(self, rng: np.random.Generator | None) -> None:
