@@ -9,6 +9,9 @@ head ``h`` projects them (Keras' weight layouts: kernels ``(features, num_heads,
     a = softmax(q @ k.T / sqrt(key_dim))                     (T, S), over the value's steps
     y = sum over h of (dropout(a) @ v) @ Wo[h] + bo          Wo (num_heads, value_dim, output_shape)
 
+The key's bias shifts every score of a query step by the same amount, which the softmax ignores: it is kept
+for Keras' weight layout, and its gradient is exactly zero (computed as such, not left to rounding).
+
 A causal mask (``use_causal_mask``) lets query step t see value steps up to t only: the scores of the others
 get Keras' large negative number (-1e9) before the softmax, whose weights there are then 0. Dropout zeroes
 attention weights in training (inverted dropout, drawn from the run's generator).
@@ -285,7 +288,8 @@ class MultiHeadAttention(Layer):
             kernel = params[f"{role}_kernel"]
             grads[f"{role}_kernel"] = (x.reshape(-1, features).T @ d2).reshape(kernel.shape)
             if f"{role}_bias" in params:
-                grads[f"{role}_bias"] = d2.sum(axis=0).reshape(params[f"{role}_bias"].shape)
+                bias = params[f"{role}_bias"]
+                grads[f"{role}_bias"] = np.zeros_like(bias) if role == "key" else d2.sum(axis=0).reshape(bias.shape)
             if need_dx:
                 dx = (d2 @ kernel.reshape(features, -1).T).reshape(x.shape)
                 position = positions[role]

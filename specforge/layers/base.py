@@ -112,10 +112,11 @@ class Layer:
             count = f"exactly {fewest}" if most == fewest else f"{fewest} or more"
             return {**names, "description": f"Names of the {count} layers merged (`input` is the model's input)."}
         return {
+            **names,
+            "type": ["string", "array"],  # the array keywords hold for a list only
             "description": "The layer or layers whose outputs this one takes, by name "
             f"({'1 or more' if most is None else f'1 to {most}'}); `input` is the model's input. "
             "Default: the layer before it.",
-            "oneOf": [{"type": "string"}, names],
         }
 
     # -- shapes and sizes ---------------------------------------------------------

@@ -540,7 +540,20 @@ class PositionTable(LayerModule):
 
     def forward(self, x):
         table = self.embeddings[: self.steps] if self.fixed is None else self.fixed.to(x.dtype)
-        return channels_first(table.expand(len(x), self.steps, -1))
+        return channels_first(table.expand(x.shape[0], self.steps, -1))
+
+
+class _ZeroGradient(torch.autograd.Function):
+    """The identity whose gradient is exactly zero: for a parameter the output does not depend on in exact
+    arithmetic (attention's key bias), as specforge computes its gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, dy):
+        return torch.zeros_like(dy)
 
 
 class MultiHeadAttention(LayerModule):
@@ -570,8 +583,8 @@ class MultiHeadAttention(LayerModule):
         y = x @ kernel.reshape(features, heads * dim)
         bias = getattr(self, f"{role}_bias", None)
         if bias is not None:
-            y = y + bias.reshape(-1)
-        return y.reshape(*x.shape[:2], heads, dim).transpose(1, 2)
+            y = y + (_ZeroGradient.apply(bias) if role == "key" else bias).reshape(-1)
+        return y.reshape(-1, x.shape[1], heads, dim).transpose(1, 2)
 
     def forward(self, xs):
         query, value, key = (channels_last(xs[position]) for position in self.roles)
@@ -587,7 +600,7 @@ class MultiHeadAttention(LayerModule):
             else:
                 kept = self.generator.random(tuple(attention.shape), dtype=np.float32) >= rate
                 attention = attention * (torch.from_numpy(kept).to(attention.device, attention.dtype) / (1 - rate))
-        merged = (attention @ v).transpose(1, 2).reshape(len(query), q.shape[2], self.heads * self.value_dim)
+        merged = (attention @ v).transpose(1, 2).reshape(-1, q.shape[2], self.heads * self.value_dim)
         y = merged @ self.output_kernel.reshape(self.heads * self.value_dim, -1)
         bias = getattr(self, "output_bias", None)
         return channels_first(y if bias is None else y + bias)
