@@ -48,6 +48,13 @@ def role_positions(count: int) -> tuple[int, int, int]:
     return 0, value, 2 if count > 2 else value
 
 
+def _sources(names: Sequence[str] | None, count: int) -> dict[str, str]:
+    """`` from 'layer'`` for each role, the layer its input comes from (nothing when the names are unknown)."""
+    if not names:
+        return dict.fromkeys(ROLES, "")
+    return {role: f" from {names[position]!r}" for role, position in zip(ROLES, role_positions(count))}
+
+
 def causal_bias(query_steps: int, value_steps: int) -> np.ndarray:
     """``(T, S)``: 0 where query step t may see value step s (s <= t), ``MASKED`` elsewhere (Keras'
     ``_compute_causal_mask``: the lower triangle of a T x S matrix)."""
@@ -157,27 +164,24 @@ class MultiHeadAttention(Layer):
 
     def roles(self, input_shapes: Sequence[Shape], names: Sequence[str] | None = None) -> dict[str, Shape]:
         """The query, value and key shapes, each checked to be a sequence; ShapeError naming the input."""
-        positions = role_positions(len(input_shapes))
+        sources = _sources(names, len(input_shapes))
         shapes: dict[str, Shape] = {}
-        for role, position in zip(ROLES, positions):
+        for role, position in zip(ROLES, role_positions(len(input_shapes))):
             shape = tuple(int(d) for d in input_shapes[position])
             if len(shape) != 2:
-                source = f" from {names[position]!r}" if names else ""
                 target = [shape[0], math.prod(shape[1:])] if len(shape) > 2 else [math.prod(shape), 1]
                 raise shape_error(
-                    f"MultiHeadAttention expects sequences (steps, features), got the {role} {shape}{source}; "
-                    f"add a Reshape layer with target_shape {target} before it"
+                    f"MultiHeadAttention expects sequences (steps, features), got the {role} {shape}"
+                    f"{sources[role]}; add a Reshape layer with target_shape {target} before it"
                 )
             shapes[role] = shape
         return shapes
 
+    # Several input shapes where Layer takes one (the contract Layer.merges documents), and their names.
     def output_shape(  # type: ignore[override]
         self, input_shapes: Sequence[Shape], names: Sequence[str] | None = None
     ) -> Shape:
-        shapes = self.roles(input_shapes, names)
-        sources = dict.fromkeys(ROLES, "")
-        if names:
-            sources = {role: f" from {names[position]!r}" for role, position in zip(ROLES, role_positions(len(names)))}
+        shapes, sources = self.roles(input_shapes, names), _sources(names, len(input_shapes))
         query, value, key = (shapes[role] for role in ROLES)
         if query[1] != value[1]:
             raise shape_error(
@@ -192,9 +196,10 @@ class MultiHeadAttention(Layer):
         output = self.config["output_shape"]
         return (query[0], query[1] if output is None else int(output))
 
-    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
-        shapes = self.roles(input_shape)  # type: ignore[arg-type]
-        out = self.output_shape(input_shape)[1]  # type: ignore[arg-type]
+    def param_shapes(self, input_shapes: Sequence[Shape]) -> dict[str, Shape]:  # type: ignore[override]
+        """Keras' layouts, in Keras' order: the query, key and value kernels ``(features, heads, dim)`` and
+        biases ``(heads, dim)``, the output kernel ``(heads, value_dim, output_shape)`` and bias."""
+        shapes, out = self.roles(input_shapes), self.output_shape(input_shapes)[1]
         dims = {"query": self.key_dim, "key": self.key_dim, "value": self.value_dim}
         params: dict[str, Shape] = {}
         for projection in PROJECTIONS:
@@ -208,16 +213,15 @@ class MultiHeadAttention(Layer):
                 params[f"{projection}_bias"] = bias
         return params
 
-    def init_params(self, input_shape: Shape, rng: np.random.Generator) -> Params:
+    def init_params(self, input_shapes: Sequence[Shape], rng: np.random.Generator) -> Params:  # type: ignore[override]
         return {
             name: initialize(self.config[f"{name.rsplit('_', 1)[1]}_initializer"], shape, *compute_fans(shape), rng)
-            for name, shape in self.param_shapes(input_shape).items()
+            for name, shape in self.param_shapes(input_shapes).items()
         }
 
-    def flops(self, input_shape: Shape) -> int:
-        shapes = self.roles(input_shape)  # type: ignore[arg-type]
+    def flops(self, input_shapes: Sequence[Shape]) -> int:  # type: ignore[override]
+        shapes, out = self.roles(input_shapes), self.output_shape(input_shapes)[1]
         (steps, features), value_steps = shapes["query"], shapes["value"][0]
-        out = self.output_shape(input_shape)[1]  # type: ignore[arg-type]
         h, d, dv = self.heads, self.key_dim, self.value_dim
         projections = steps * features * h * d + value_steps * h * (shapes["key"][1] * d + shapes["value"][1] * dv)
         attention = h * steps * value_steps * (d + dv)
