@@ -418,6 +418,13 @@ EXPECTED: dict[str, list[str]] = {
             "classifier of 10 classes needs (10,); end with Flatten (or GlobalAveragePooling2D) and Dense with units: 10"
         ),
     ],
+    "dense_on_sequence_without_pooling.yaml": [
+        (
+            "dense_on_sequence_without_pooling.yaml:7:7: error: model.layers[1]: the model's output has shape (28, 10) "
+            "but a classifier of 10 classes needs (10,); end with Flatten (or GlobalAveragePooling1D) and Dense with "
+            "units: 10"
+        ),
+    ],
     # attention and position embeddings
     "attention_key_dim_missing.yaml": [
         (
