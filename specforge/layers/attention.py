@@ -14,7 +14,7 @@ for Keras' weight layout, and its gradient is exactly zero (computed as such, no
 
 A causal mask (``use_causal_mask``) lets query step t see value steps up to t only: the scores of the others
 get Keras' large negative number (-1e9) before the softmax, whose weights there are then 0. Dropout zeroes
-attention weights in training (inverted dropout, drawn from the run's generator).
+attention weights in training (inverted dropout, drawn from the run's generator or the layer's ``seed``).
 
 A kind of one to three inputs (``Layer.merges`` with ``arity`` (1, 3)): ``inputs`` names the query, the value
 and the key in that order, as Keras' ``call(query, value, key)``; one input (or none: the layer before) is
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +92,12 @@ class MultiHeadAttention(Layer):
             "default": 0.0,
             "description": "Fraction of the attention weights dropped in training, in [0, 1).",
         },
+        "seed": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "default": None,
+            "description": "Seed of this layer's dropout masks; null: drawn from the run's random generator.",
+        },
         "use_bias": {
             "type": "boolean",
             "default": True,
@@ -130,7 +137,13 @@ class MultiHeadAttention(Layer):
             [(3, 4), (5, 4), (5, 6)],
         ),
         ({"num_heads": 2, "key_dim": 2, "dropout": 0.25, "use_causal_mask": True}, [(4, 3)]),
+        ({"num_heads": 1, "key_dim": 3, "dropout": 0.5, "seed": 7}, [(3, 2)]),
     ]
+
+    def __init__(self, config: dict[str, Any] | None = None, name: str | None = None):
+        super().__init__(config, name)
+        seed = self.config["seed"]
+        self._rng = None if seed is None else np.random.default_rng(seed)
 
     @classmethod
     def inputs_schema(cls) -> dict:
@@ -253,9 +266,10 @@ class MultiHeadAttention(Layer):
         mask = None
         rate = self.config["dropout"]
         if training and rate > 0:
-            if rng is None:
-                raise ValueError("MultiHeadAttention's dropout in training needs a random generator: pass rng")
-            mask = (rng.random(attention.shape, dtype=np.float32) >= rate).astype(attention.dtype)
+            generator = self._rng if self._rng is not None else rng
+            if generator is None:
+                raise ValueError("MultiHeadAttention's dropout in training needs a random generator: pass rng or seed")
+            mask = (generator.random(attention.shape, dtype=np.float32) >= rate).astype(attention.dtype)
             mask *= 1 / (1 - rate)
         kept = attention if mask is None else attention * mask
         n, heads, steps, value_dim = len(query), self.heads, q.shape[2], self.value_dim

@@ -231,3 +231,14 @@ def test_in_a_graph_one_input_is_self_attention_and_two_or_three_name_query_valu
     assert nodes["self"].input_shape == ((6, 4),) and nodes["self"].output_shape == (6, 4)
     assert [graph.source_of(index) for index in nodes["cross"].inputs] == ["self", "named"]
     assert nodes["all"].output_shape == (6, 3)
+
+
+def test_a_seed_gives_the_layer_its_own_masks():
+    config = {"num_heads": 2, "key_dim": 3, "dropout": 0.5, "seed": 3}
+    params = _params(Attention(config), [(6, 4)])
+    (x,) = _inputs([(6, 4)])
+    first, _ = Attention(config).forward(params, [x], training=True, rng=np.random.default_rng(0))
+    again, _ = Attention(config).forward(params, [x], training=True, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(first, again)
+    other, _ = Attention({**config, "seed": 4}).forward(params, [x], training=True, rng=np.random.default_rng(0))
+    assert not np.allclose(first, other)

@@ -44,13 +44,13 @@ def test_output_shape_matches_forward(kind, config, shapes, dtype):
 
 @pytest.mark.parametrize("kind,config,shapes", CASES)
 def test_gradients_of_every_input_and_parameter(kind, config, shapes):
-    """A training forward (a fixed generator: dropout draws the same masks each time) against central
-    differences, for every input and every parameter; without ``need_dx`` the same parameter gradients."""
+    """A training forward (a new layer and a fixed generator: dropout draws the same masks each time) against
+    central differences, for every input and every parameter; without ``need_dx`` the same parameter gradients."""
     layer, params = make_layer(kind, config, shapes)
     xs = _inputs(shapes, seed=1)
 
     def forward():
-        return layer.forward(params, xs, training=True, rng=np.random.default_rng(5))
+        return REGISTRY[kind](config).forward(params, xs, training=True, rng=np.random.default_rng(5))
 
     y, cache = forward()
     w = np.random.default_rng(2).standard_normal(y.shape)

@@ -399,6 +399,12 @@ class Activation(LayerModule):
         return self.function(x)
 
 
+def numpy_generator(seed: int | None, rng: np.random.Generator | None) -> np.random.Generator | None:
+    """The generator a specforge layer with ``seed`` draws its masks from when the run's is ``rng``: a fresh one of
+    its own seed (as a fresh specforge layer has), else ``rng``; None (PyTorch's dropout) stays None."""
+    return np.random.default_rng(seed) if rng is not None and seed is not None else rng
+
+
 class Dropout(LayerModule):
     """PyTorch's dropout (whole channels for SpatialDropout2D), or, for comparing with specforge, the masks
     specforge would draw from a numpy generator (``numpy_masks``)."""
@@ -411,8 +417,7 @@ class Dropout(LayerModule):
     def numpy_masks(self, rng: np.random.Generator | None) -> None:
         """Draw the masks as specforge's Dropout does: from ``rng``, or from the layer's own ``seed`` (a fresh
         generator, as a fresh specforge layer has); None: PyTorch's dropout again."""
-        seed = self.config["seed"]
-        self.generator = np.random.default_rng(seed) if rng is not None and seed is not None else rng
+        self.generator = numpy_generator(self.config["seed"], rng)
 
     def forward(self, x):
         rate = self.config["rate"]
@@ -574,8 +579,9 @@ class MultiHeadAttention(LayerModule):
         self.generator: np.random.Generator | None = None
 
     def numpy_masks(self, rng: np.random.Generator | None) -> None:
-        """Draw the dropout masks from ``rng`` as specforge does; None: PyTorch's dropout again."""
-        self.generator = rng
+        """Draw the dropout masks as specforge does: from ``rng``, or from the layer's own ``seed`` (a fresh
+        generator, as a fresh specforge layer has); None: PyTorch's dropout again."""
+        self.generator = numpy_generator(self.config["seed"], rng)
 
     def _project(self, x: torch.Tensor, role: str) -> torch.Tensor:
         kernel = getattr(self, f"{role}_kernel")
