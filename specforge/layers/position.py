@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from specforge.base.layout import NHWC
 from specforge.layers.base import Layer, Params, Shape, initializer_schema, shape_error
 from specforge.layers.sequence import require_sequence
 from specforge.options.initializers import compute_fans, initialize
@@ -40,12 +39,19 @@ class _PositionLayer(Layer):
         return {}
 
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
-        """The table as an initializer, expanded to the input's shape (NHWC: ``(N, steps, features)``)."""
-        x = builder.to_layout(input_name, NHWC)
+        """The table as an initializer, expanded to ``(N, steps, features)``: only the input's batch size is read
+        (whichever layout it is in, so that no Transpose is made for it)."""
         steps, features = builder.shape(input_name)
         table = builder.initializer(self.table(params, steps, features).astype(np.float32), f"{self.name}_table")
-        shape = builder.node("Shape", [x], f"{self.name}_shape")
-        return builder.node("Expand", [table, shape], self.name)
+        shape = builder.node("Shape", [input_name], f"{self.name}_input_shape")
+        batch = builder.node(
+            "Slice",
+            [shape, builder.constant_int64([0], f"{self.name}_start"), builder.constant_int64([1], f"{self.name}_end")],
+            f"{self.name}_batch",
+        )
+        rest = builder.constant_int64([steps, features], f"{self.name}_positions_shape")
+        target = builder.node("Concat", [batch, rest], f"{self.name}_shape", axis=0)
+        return builder.node("Expand", [table, target], self.name)
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""

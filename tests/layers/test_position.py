@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import check_onnx_parity
 
 from specforge.base.errors import ShapeError
 from specforge.layers import REGISTRY
@@ -54,3 +55,15 @@ def test_the_sine_encoding_is_keras_hubs():
 def test_a_flat_input_is_refused():
     with pytest.raises(ShapeError, match=r"SinePositionEncoding expects a sequence input \(steps, channels\)"):
         SinePositionEncoding({}).output_shape((784,))
+
+
+@pytest.mark.parametrize("kind,config", [("PositionEmbedding", {"sequence_length": 8}), ("SinePositionEncoding", {})])
+def test_export_after_a_convolution_reads_only_the_batch_size(kind, config):
+    """After Conv1D the sequence is an NCHW image in ONNX: the table is expanded to the batch without a
+    Transpose back (the one Transpose is the convolution's input), and gives what numpy gives."""
+    rng = np.random.default_rng(3)
+    conv = REGISTRY["Conv1D"]({"filters": 4, "kernel_size": 3, "padding": "same"})
+    position = REGISTRY[kind](config)
+    steps = [(conv, conv.init_params((6, 2), rng)), (position, position.init_params((6, 4), rng))]
+    model = check_onnx_parity(steps, (6, 2), rng.standard_normal((3, 6, 2)).astype(np.float32))
+    assert [node.op_type for node in model.graph.node].count("Transpose") == 1
