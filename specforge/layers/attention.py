@@ -149,7 +149,7 @@ class MultiHeadAttention(Layer):
     def inputs_schema(cls) -> dict:
         return {
             **super().inputs_schema(),
-            "description": "The query, value and key layers by name, as Keras' call(query, value, key): one "
+            "description": "The query, value and key layers by name (1 to 3), as Keras' call(query, value, key): one "
             "name (or none: the layer before) is self-attention; [query, value] takes the value as the key. "
             "`input` is the model's input.",
         }
