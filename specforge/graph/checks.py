@@ -191,10 +191,11 @@ def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[P
     if classes is None:
         return []
     if len(output) != 1:
+        pooling = "GlobalAveragePooling1D" if len(output) == 2 else "GlobalAveragePooling2D"
         return [
             Problem(
                 f"the model's output has shape {output} but a classifier of {classes} classes needs "
-                f"({classes},); end with Flatten (or GlobalAveragePooling2D) and Dense with units: {classes}",
+                f"({classes},); end with Flatten (or {pooling}) and Dense with units: {classes}",
                 spec.locate(path),
             )
         ]

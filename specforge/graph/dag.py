@@ -263,7 +263,7 @@ def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
             "(Add, Concatenate, ...)"
         )
     for node_layer in layers:
-        if node_layer.merges:  # a kind that merges has Merge's shape rule, which names its inputs
+        if node_layer.merges:  # a kind of several inputs (Layer.merges) takes their shapes and names, as Merge does
             taken: Any = tuple(shapes)
             merge = cast("Merge", node_layer)
             out = tuple(merge.output_shape(taken, [graph.source_of(index) for index in inputs]))

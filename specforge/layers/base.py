@@ -53,10 +53,15 @@ class Layer(Kind, registry=LAYERS, key="type"):
     #: place (one whose gradient needs only its output); ``backward`` then starts with its gradient.
     #: Kinds that do not fuse are never given one. See specforge.graph.plan.
     fuses_activation: ClassVar[bool] = False
-    #: Whether the kind takes several inputs (specforge.layers.merge): then ``output_shape`` takes a list of
-    #: shapes, ``forward`` a list of batches, ``backward`` returns a list of gradients and ``to_onnx`` takes
-    #: a list of tensor names.
+    #: Whether the kind takes a list of inputs (the merges of specforge.layers.merge, MultiHeadAttention): then
+    #: ``output_shape`` takes a list of shapes (and the names of the layers they come from), the parameter
+    #: methods (``param_shapes``, ``init_params``, ``flops``) that list, ``forward`` a list of batches,
+    #: ``backward`` returns a list of gradients and ``to_onnx`` takes a list of tensor names; the list holds
+    #: as many items as ``inputs`` names, ``arity`` says how many it may.
     merges: ClassVar[bool] = False
+    #: ``(fewest, most)`` inputs of a kind that ``merges`` (most None: no limit). With fewest 1, ``inputs`` may
+    #: be left out (the layer before) or name one layer, and the kind still gets a list, of one.
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)
     #: What the kind takes: ``"float"`` values, or ``"int"`` ids (a lookup table's rows). A model whose first
     #: layers take ids gets int64 batches and an int64 ONNX input (``Graph.input_dtype``); such a kind takes
     #: the model's input itself, since no layer outputs ids.
@@ -103,18 +108,34 @@ class Layer(Kind, registry=LAYERS, key="type"):
             "type": "object",
             "description": cls.description,
             "properties": properties,
-            "required": ["type", *(["inputs"] if cls.merges else []), *cls.required],
+            "required": ["type", *(["inputs"] if cls.arity[0] > 1 else []), *cls.required],
             "additionalProperties": False,
             "examples": [{"type": cls.type, **config} for config, _ in cls.examples[:2]],
         }
 
     @classmethod
     def inputs_schema(cls) -> dict:
-        """The schema of the ``inputs`` option: one layer name (a single-input kind)."""
+        """The schema of the ``inputs`` option: one layer name (a single-input kind), or as many names as the
+        kind's ``arity`` allows."""
+        if not cls.merges:
+            return {
+                "description": "The layer whose output this one takes, by name; `input` is the model's input. "
+                "Default: the layer before it.",
+                "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+            }
+        fewest, most = cls.arity
+        names: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "minItems": fewest}
+        if most is not None:
+            names["maxItems"] = most
+        if fewest > 1:
+            count = f"exactly {fewest}" if most == fewest else f"{fewest} or more"
+            return {**names, "description": f"Names of the {count} layers merged (`input` is the model's input)."}
         return {
-            "description": "The layer whose output this one takes, by name; `input` is the model's input. "
+            **names,
+            "type": ["string", "array"],  # the array keywords hold for a list only
+            "description": "The layer or layers whose outputs this one takes, by name "
+            f"({'1 or more' if most is None else f'1 to {most}'}); `input` is the model's input. "
             "Default: the layer before it.",
-            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
         }
 
     # -- shapes and sizes ---------------------------------------------------------

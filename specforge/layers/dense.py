@@ -1,10 +1,18 @@
-"""Dense: a fully connected layer, ``y = x @ kernel + bias``."""
+"""Dense: a fully connected layer, ``y = x @ kernel + bias``, on the last axis of its input (Keras 3): a flat
+``(features,)`` input gives ``(units,)``, a sequence ``(steps, features)`` gives ``(steps, units)`` (the same
+kernel at every step), an image ``(height, width, channels)`` gives ``(height, width, units)``.
+
+Every position's features are one row of the product, so an input of any rank is the matrix
+``(N * positions, features)`` (a reshape, no copy), and a flat input is that matrix itself."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from specforge import ops
+from specforge.base.layout import NHWC
 from specforge.layers.base import (
     Layer,
     Params,
@@ -12,14 +20,16 @@ from specforge.layers.base import (
     activation_schema,
     initializer_schema,
     kernel_and_bias,
-    shape_error,
 )
 from specforge.options.initializers import compute_fans, initialize
 
 
 class Dense(Layer):
     type = "Dense"
-    description = "Fully connected layer: every output unit is a weighted sum of all input features plus a bias."
+    description = (
+        "Fully connected layer: every output unit is a weighted sum of the input's last axis plus a bias; "
+        "applied at every position of a sequence or image (steps, features) -> (steps, units)."
+    )
     schema = {
         "units": {"type": "integer", "minimum": 1, "description": "Number of output features."},
         "activation": activation_schema(),
@@ -32,11 +42,12 @@ class Dense(Layer):
     examples = [
         ({"units": 3}, (4,)),
         ({"units": 2, "use_bias": False, "activation": "relu", "kernel_initializer": "he_normal"}, (5,)),
+        ({"units": 3, "activation": "relu"}, (4, 5)),
+        ({"units": 2, "use_bias": False}, (2, 3, 4)),
     ]
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        self._features(input_shape)
-        return (self.config["units"],)
+        return (*input_shape[:-1], self.config["units"])
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
         shapes: dict[str, Shape] = {"kernel": (self._features(input_shape), self.config["units"])}
@@ -51,30 +62,36 @@ class Dense(Layer):
         }
 
     def flops(self, input_shape: Shape) -> int:
-        return 2 * self._features(input_shape) * self.config["units"]
+        positions = math.prod(input_shape[:-1])
+        return 2 * positions * self._features(input_shape) * self.config["units"]
 
     @staticmethod
     def _features(input_shape: Shape) -> int:
-        if len(input_shape) != 1:
-            raise shape_error(
-                f"Dense expects a flat input (features,), got shape {tuple(input_shape)}; "
-                "add a Flatten (or GlobalAveragePooling2D) layer before it"
-            )
-        return int(input_shape[0])
+        return int(input_shape[-1])
 
     def forward(self, params, x, training=False, rng=None, activation=None):
-        return ops.dense(x, params["kernel"], params.get("bias"), activation)
+        rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+        y, record = ops.dense(rows, params["kernel"], params.get("bias"), activation)
+        return y.reshape(*x.shape[:-1], y.shape[-1]), (record, x.shape)
 
     def backward(self, params, cache, dy, need_dx=True):
-        dx, dkernel, dbias = ops.dense_gradients(cache, dy, need_dx)
-        return dx, kernel_and_bias(dkernel, dbias)
+        record, x_shape = cache
+        dx, dkernel, dbias = ops.dense_gradients(record, dy if dy.ndim == 2 else dy.reshape(-1, dy.shape[-1]), need_dx)
+        return (None if dx is None else dx.reshape(x_shape)), kernel_and_bias(dkernel, dbias)
 
     def to_onnx(self, builder, params, input_name):
+        """Gemm on a flat input; MatMul (and Add) on the last axis of a sequence or image, in its NHWC form."""
         kernel = builder.initializer(np.asarray(params["kernel"], np.float32), f"{self.name}_kernel")
+        flat = len(builder.shape(input_name)) == 1
+        if not flat:
+            input_name = builder.to_layout(input_name, NHWC)
         if "bias" not in params:
             return builder.node("MatMul", [input_name, kernel], self.name)
         bias = builder.initializer(np.asarray(params["bias"], np.float32), f"{self.name}_bias")
-        return builder.node("Gemm", [input_name, kernel, bias], self.name)
+        if flat:
+            return builder.node("Gemm", [input_name, kernel, bias], self.name)
+        product = builder.node("MatMul", [input_name, kernel], f"{self.name}_matmul")
+        return builder.node("Add", [product, bias], self.name)
 
     def to_torch(self, node, params: Params):
         """This layer as a PyTorch module (the PyTorch backend, specforge.training.torch)."""

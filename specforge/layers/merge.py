@@ -61,17 +61,7 @@ class Merge(Layer):
     merges = True
     fuses_activation = True
     examples = ELEMENTWISE_EXAMPLES
-    #: (fewest, most) inputs; most is None for no limit
     arity: ClassVar[tuple[int, int | None]] = (2, None)
-
-    @classmethod
-    def inputs_schema(cls) -> dict:
-        fewest, most = cls.arity
-        schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "minItems": fewest}
-        if most is not None:
-            schema["maxItems"] = most
-        count = f"exactly {fewest}" if most == fewest else f"{fewest} or more"
-        return {**schema, "description": f"Names of the {count} layers merged (`input` is the model's input)."}
 
     # A merge takes one shape per input where Layer takes one shape (the contract Layer.merges documents); the
     # graph calls it through Merge, with the inputs' names.

@@ -1,4 +1,4 @@
-"""Dense: sizes of the seed model, a hand-worked product, the flat-input rule and the export."""
+"""Dense: sizes of the seed model, a hand-worked product, the last axis of a sequence or an image, and the export."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from helpers import check_onnx_parity, onnx_of
 
-from specforge.base.errors import ShapeError
 from specforge.layers import REGISTRY
 
 Dense = REGISTRY["Dense"]
@@ -32,13 +31,24 @@ def test_activation_option_is_left_to_the_graph():
     assert y[0, 0] == -2.0
 
 
-def test_rejects_an_image_input():
-    with pytest.raises(
-        ShapeError,
-        match=r"Dense expects a flat input \(features,\), got shape \(26, 26, 64\); "
-        r"add a Flatten \(or GlobalAveragePooling2D\) layer before it",
-    ):
-        Dense.from_options({"units": 10}).output_shape((26, 26, 64))
+def test_applies_to_the_last_axis_as_keras_does():
+    """Keras 3 applies Dense to the last axis of any input: each step of a sequence, each pixel of an image,
+    through the same kernel; the rows of the product are the positions."""
+    layer = Dense.from_options({"units": 10})
+    assert layer.output_shape((26, 26, 64)) == (26, 26, 10)
+    assert layer.output_shape((28, 16)) == (28, 10)
+    assert layer.count_params((28, 16)) == 170
+    assert layer.flops((28, 16)) == 28 * 2 * 16 * 10
+    rng = np.random.default_rng(0)
+    params = layer.init_params((3, 4, 6), rng)
+    x = rng.standard_normal((2, 3, 4, 6))
+    y, cache = layer.forward(params, x)
+    np.testing.assert_allclose(y, x @ params["kernel"] + params["bias"], rtol=1e-6)
+    for row in range(3):  # each position alone gives what the flat layer gives it
+        np.testing.assert_allclose(y[:, row, 1], layer.forward(params, x[:, row, 1])[0], rtol=1e-12)
+    dx, grads = layer.backward(params, cache, np.ones_like(y))
+    assert dx.shape == x.shape
+    np.testing.assert_allclose(grads["kernel"], x.reshape(-1, 6).sum(axis=0)[:, None] * np.ones((1, 10)))
 
 
 def test_initial_parameters():
@@ -77,3 +87,17 @@ def test_export_after_flatten_of_a_convolution():
         steps.append((layer, layer.init_params(shape, rng)))
         shape = layer.output_shape(shape)
     check_onnx_parity(steps, (5, 4, 2), rng.standard_normal((2, 5, 4, 2)).astype(np.float32))
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_export_on_the_steps_of_a_convolved_sequence(use_bias):
+    """Conv1D leaves its sequence in ONNX as an NCHW image (N, C, 1, steps); Dense takes it back to (N, steps, C)
+    and multiplies its last axis."""
+    rng = np.random.default_rng(2)
+    steps = []
+    shape = (6, 3)
+    for kind, config in [("Conv1D", {"filters": 4, "kernel_size": 2}), ("Dense", {"units": 5, "use_bias": use_bias})]:
+        layer = REGISTRY[kind].from_options(config)
+        steps.append((layer, layer.init_params(shape, rng)))
+        shape = layer.output_shape(shape)
+    check_onnx_parity(steps, (6, 3), rng.standard_normal((2, 6, 3)).astype(np.float32))

@@ -61,8 +61,8 @@ def test_fused_step_stays_float32(kind, config, shape, activation):
 
 @pytest.mark.parametrize("kind,config,shapes", MERGE_CASES)
 def test_merge_step_stays_float32(kind, config, shapes):
-    layer = REGISTRY[kind].from_options(config)
+    layer, params = make_layer(kind, config, shapes, dtype=np.float32)
     (step,) = plan_steps([layer], [(-1,) * len(shapes)])
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((3, *shape)).astype(np.float32) for shape in shapes]
-    assert step_dtypes(step, {}, xs) == {np.dtype(np.float32)}
+    assert step_dtypes(step, params, xs) == {np.dtype(np.float32)}

@@ -1,11 +1,12 @@
-"""Every merge kind (a layer of several inputs) on each of its examples: shapes, gradients against central
-differences for every input, the schema, and the errors when the inputs disagree.  Export is tested with
-the graphs that use them (tests/export/test_graphs.py)."""
+"""Every kind of several inputs (``Layer.merges``: the merges, MultiHeadAttention) on each of its examples:
+shapes, gradients against central differences for every input and parameter, the schema, and the errors when
+the inputs disagree.  Export is tested with the graphs that use them (tests/export/test_graphs.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import make_layer, numerical_gradient
 from jsonschema import Draft7Validator
 
 from specforge.base.errors import ShapeError
@@ -18,6 +19,7 @@ CASES = [
     for kind in MERGES
     for i, (config, shapes) in enumerate(REGISTRY[kind].examples)
 ]
+FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
 BATCH = 3
 
 
@@ -27,40 +29,44 @@ def _inputs(shapes, seed=0, dtype=np.float64):
 
 
 def test_the_keras_merge_kinds_are_registered():
-    assert set(MERGES) == {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
+    expected = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "MultiHeadAttention"}
+    assert set(MERGES) == expected
 
 
 @pytest.mark.parametrize("kind,config,shapes", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_output_shape_matches_forward(kind, config, shapes, dtype):
-    layer = REGISTRY[kind].from_options(config)
-    y, _ = layer.forward({}, _inputs(shapes, dtype=dtype), training=True)
-    assert y.shape == (BATCH, *layer.output_shape(shapes)) and y.dtype == dtype
+    layer, params = make_layer(kind, config, shapes, dtype=dtype)
+    for training in (False, True):
+        y, _ = layer.forward(params, _inputs(shapes, dtype=dtype), training=training, rng=np.random.default_rng(0))
+        assert y.shape == (BATCH, *layer.output_shape(shapes)) and y.dtype == dtype
 
 
 @pytest.mark.parametrize("kind,config,shapes", CASES)
-def test_gradients_of_every_input(kind, config, shapes, eps=1e-6):
-    layer = REGISTRY[kind].from_options(config)
+def test_gradients_of_every_input_and_parameter(kind, config, shapes):
+    """A training forward (a new layer and a fixed generator: dropout draws the same masks each time) against
+    central differences, for every input and every parameter; without ``need_dx`` the same parameter gradients."""
+    layer, params = make_layer(kind, config, shapes)
     xs = _inputs(shapes, seed=1)
-    y, cache = layer.forward({}, xs, training=True)
+
+    def forward():
+        return REGISTRY[kind].from_options(config).forward(params, xs, training=True, rng=np.random.default_rng(5))
+
+    y, cache = forward()
     w = np.random.default_rng(2).standard_normal(y.shape)
-    dxs, grads = layer.backward({}, cache, w.copy())
-    assert grads == {} and len(dxs) == len(xs)
-    for x, dx in zip(xs, dxs):
-        numeric = np.empty_like(x)
-        for i in np.ndindex(x.shape):
-            original = x[i]
-            x[i] = original + eps
-            plus = np.sum(w * layer.forward({}, xs)[0])
-            x[i] = original - eps
-            minus = np.sum(w * layer.forward({}, xs)[0])
-            x[i] = original
-            numeric[i] = (plus - minus) / (2 * eps)
-        np.testing.assert_allclose(dx, numeric, rtol=1e-5, atol=1e-7)
-    assert layer.backward({}, cache, w, need_dx=False) == (None, {})
+    dxs, grads = layer.backward(params, cache, w.copy())
+    assert sorted(grads) == sorted(params) and len(dxs) == len(xs)
+    checked = [*zip(xs, dxs), *((params[name], grads[name]) for name in params)]
+    for array, analytic in checked:
+        numeric = numerical_gradient(lambda: float(np.sum(w * forward()[0])), array)
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
+    dx, grads_only = layer.backward(params, cache, w, need_dx=False)
+    assert dx is None and sorted(grads_only) == sorted(grads)
+    for name, grad in grads.items():
+        np.testing.assert_allclose(grads_only[name], grad)
 
 
-@pytest.mark.parametrize("kind,config,shapes", CASES)
+@pytest.mark.parametrize("kind,config,shapes", FUSING_CASES)
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 def test_fused_activation_equals_the_two_nodes(kind, config, shapes, activation):
     """A merge run with the activation after it fused (a residual Add and its ReLU) computes what the two nodes
@@ -81,12 +87,19 @@ def test_fused_activation_equals_the_two_nodes(kind, config, shapes, activation)
 
 
 @pytest.mark.parametrize("kind,config,shapes", CASES)
-def test_schema_needs_the_inputs(kind, config, shapes):
-    validator = Draft7Validator(REGISTRY[kind].json_schema())
+def test_schema_takes_as_many_inputs_as_the_arity(kind, config, shapes):
+    """``inputs`` is required, and takes at least its fewest names, where a kind needs more than one; it takes no
+    more names than its most."""
+    cls = REGISTRY[kind]
+    fewest, most = cls.arity
+    validator = Draft7Validator(cls.json_schema())
     item = {"type": kind, **config}
     validator.validate(item)
-    assert not validator.is_valid({key: value for key, value in item.items() if key != "inputs"})
-    assert not validator.is_valid({**item, "inputs": ["only"]})
+    without = {key: value for key, value in item.items() if key != "inputs"}
+    assert validator.is_valid(without) == (fewest == 1)
+    assert validator.is_valid({**item, "inputs": ["only"]}) == (fewest == 1)
+    if most is not None:
+        assert not validator.is_valid({**item, "inputs": [f"layer_{index}" for index in range(most + 1)]})
 
 
 def test_maximum_sends_a_tie_to_the_first_input():

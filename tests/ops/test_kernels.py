@@ -84,7 +84,7 @@ def training_step(layers: list, params: dict, x, merge: int = 0) -> list[np.ndar
 
 def fused(kind: str, config: dict, activation: str) -> list:
     """A layer of ``kind`` and an Activation after it, which the step planner fuses into it."""
-    return [REGISTRY[kind](config), REGISTRY["Activation"]({"activation": activation})]
+    return [REGISTRY[kind].from_options(config), REGISTRY["Activation"].from_options({"activation": activation})]
 
 
 def both_paths(make_step, monkeypatch) -> None:
@@ -105,7 +105,7 @@ def both_paths(make_step, monkeypatch) -> None:
 def test_every_layer_example_steps_alike_on_both_paths(kind, config, shape, monkeypatch):
     params = make_layer(kind, config, shape, dtype=np.float32)[1]
     x = example_input(kind, shape, 4, 0, np.float32)
-    both_paths(lambda: training_step([REGISTRY[kind](config)], params, x), monkeypatch)
+    both_paths(lambda: training_step([REGISTRY[kind].from_options(config)], params, x), monkeypatch)
 
 
 @pytest.mark.parametrize("kind,config,shape", FUSING_CASES)
@@ -120,7 +120,8 @@ def test_every_fused_example_steps_alike_on_both_paths(kind, config, shape, acti
 def test_every_merge_example_steps_alike_on_both_paths(kind, config, shapes, monkeypatch):
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((4, *shape)).astype(np.float32) for shape in shapes]
-    both_paths(lambda: training_step([REGISTRY[kind](config)], {}, xs, len(shapes)), monkeypatch)
+    params = make_layer(kind, config, shapes, dtype=np.float32)[1]
+    both_paths(lambda: training_step([REGISTRY[kind].from_options(config)], params, xs, len(shapes)), monkeypatch)
 
 
 @pytest.mark.parametrize(
@@ -140,7 +141,7 @@ def test_batches_split_across_cores_step_alike(kind, config, monkeypatch):
     shape = (12, 10, 6)
     params = make_layer(kind, config, shape, dtype=np.float32)[1]
     x = (example_input(kind, shape, 64, 0, np.float32) + 3).astype(np.float32)
-    layers = fused if REGISTRY[kind].fuses_activation else lambda kind, config, _: [REGISTRY[kind](config)]
+    layers = fused if REGISTRY[kind].fuses_activation else lambda kind, config, _: [REGISTRY[kind].from_options(config)]
     both_paths(lambda: training_step(layers(kind, config, "relu"), params, x), monkeypatch)
 
 
@@ -269,7 +270,7 @@ def test_the_fallback_is_one_line_on_stderr_and_the_step_still_runs(tmp_path):
     blocked.write_text("")
     probe = (
         "import numpy as np; from specforge.ops import kernels; from specforge.layers import REGISTRY; "
-        "layer = REGISTRY['MaxPooling2D']({}); x = np.arange(32, dtype=np.float32).reshape(1, 4, 4, 2); "
+        "layer = REGISTRY['MaxPooling2D'].from_options({}); x = np.arange(32, dtype=np.float32).reshape(1, 4, 4, 2); "
         "print(layer.forward({}, x, training=True)[0].ravel().tolist(), kernels.active())"
     )
     result = subprocess.run(

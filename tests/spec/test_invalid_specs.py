@@ -411,10 +411,61 @@ EXPECTED: dict[str, list[str]] = {
     "relu_negative_threshold.yaml": [
         "relu_negative_threshold.yaml:11:18: error: model.layers[1].threshold: must be >= 0, got -0.5",
     ],
+    # Dense applies to the last axis of an image, as Keras' does: the mistake shows where the output meets the loss.
     "dense_without_flatten.yaml": [
         (
-            "dense_without_flatten.yaml:10:7: error: model.layers[1]: Dense expects a flat input (features,), "
-            "got shape (26, 26, 32); add a Flatten (or GlobalAveragePooling2D) layer before it"
+            "dense_without_flatten.yaml:10:7: error: model.layers[1]: the model's output has shape (26, 26, 10) but a "
+            "classifier of 10 classes needs (10,); end with Flatten (or GlobalAveragePooling2D) and Dense with units: 10"
+        ),
+    ],
+    "dense_on_sequence_without_pooling.yaml": [
+        (
+            "dense_on_sequence_without_pooling.yaml:7:7: error: model.layers[1]: the model's output has shape (28, 10) "
+            "but a classifier of 10 classes needs (10,); end with Flatten (or GlobalAveragePooling1D) and Dense with "
+            "units: 10"
+        ),
+    ],
+    # attention and position embeddings
+    "attention_key_dim_missing.yaml": [
+        (
+            "attention_key_dim_missing.yaml:6:7: error: model.layers[0]: missing required key 'key_dim' "
+            "(needed by MultiHeadAttention)"
+        ),
+    ],
+    "attention_key_dim_zero.yaml": [
+        "attention_key_dim_zero.yaml:8:16: error: model.layers[0].key_dim: must be >= 1, got 0",
+    ],
+    "attention_num_heads_zero.yaml": [
+        "attention_num_heads_zero.yaml:7:18: error: model.layers[0].num_heads: must be >= 1, got 0",
+    ],
+    "attention_four_inputs.yaml": [
+        "attention_four_inputs.yaml:7:42: error: model.layers[1].inputs: takes at most 3 items, got 4",
+    ],
+    "attention_on_flat_input.yaml": [
+        (
+            "attention_on_flat_input.yaml:7:7: error: model.layers[1]: MultiHeadAttention expects sequences "
+            "(steps, features), got the query (64,) from 'dense'; add a Reshape layer with target_shape [64, 1] "
+            "before it"
+        ),
+    ],
+    "attention_query_value_features_differ.yaml": [
+        (
+            "attention_query_value_features_differ.yaml:8:7: error: model.layers[2]: MultiHeadAttention's query "
+            "(28, 32) from 'query' and value (28, 16) from 'memory' must have the same last axis (Keras' rule); "
+            "give one a Dense with units 32 first"
+        ),
+    ],
+    "attention_value_key_steps_differ.yaml": [
+        (
+            "attention_value_key_steps_differ.yaml:7:7: error: model.layers[1]: MultiHeadAttention's value (14, 28) "
+            "from 'value' and key (28, 28) from 'input' must have the same steps (each value step is weighted by its "
+            "key's score)"
+        ),
+    ],
+    "position_embedding_too_short.yaml": [
+        (
+            "position_embedding_too_short.yaml:7:7: error: model.layers[1]: PositionEmbedding has sequence_length 20 "
+            "positions but its input (28, 32) has 28 steps; give sequence_length at least 28"
         ),
     ],
     "reshape_element_count.yaml": [

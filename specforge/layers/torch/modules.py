@@ -224,8 +224,9 @@ class TransposedConvolution(LayerModule):
 
 
 class Dense(LayerModule):
-    """``F.linear``; after a Flatten that keeps PyTorch's channels-first order (``flattened_from`` the
-    image shape), the kernel's rows are put in that order instead of reordering the activations."""
+    """``F.linear`` on the last axis of the specforge layout (a sequence's or an image's channels); after a
+    Flatten that keeps PyTorch's channels-first order (``flattened_from`` the image shape), the kernel's rows
+    are put in that order instead of reordering the activations."""
 
     def __init__(self, node: Node, params: Params, flattened_from: Shape | None = None):
         self.flattened_from = flattened_from
@@ -251,7 +252,9 @@ class Dense(LayerModule):
         return value
 
     def forward(self, x):
-        return F.linear(x, self.kernel, getattr(self, "bias", None))
+        if x.dim() == 2:
+            return F.linear(x, self.kernel, getattr(self, "bias", None))
+        return channels_first(F.linear(channels_last(x), self.kernel, getattr(self, "bias", None)))
 
 
 class Embedding(LayerModule):
@@ -396,6 +399,12 @@ class Activation(LayerModule):
         return self.function(x)
 
 
+def numpy_generator(seed: int | None, rng: np.random.Generator | None) -> np.random.Generator | None:
+    """The generator a specforge layer with ``seed`` draws its masks from when the run's is ``rng``: a fresh one of
+    its own seed (as a fresh specforge layer has), else ``rng``; None (PyTorch's dropout) stays None."""
+    return np.random.default_rng(seed) if rng is not None and seed is not None else rng
+
+
 class Dropout(LayerModule):
     """PyTorch's dropout (whole channels for SpatialDropout2D), or, for comparing with specforge, the masks
     specforge would draw from a numpy generator (``numpy_masks``)."""
@@ -408,8 +417,7 @@ class Dropout(LayerModule):
     def numpy_masks(self, rng: np.random.Generator | None) -> None:
         """Draw the masks as specforge's Dropout does: from ``rng``, or from the layer's own ``seed`` (a fresh
         generator, as a fresh specforge layer has); None: PyTorch's dropout again."""
-        seed = self.config["seed"]
-        self.generator = np.random.default_rng(seed) if rng is not None and seed is not None else rng
+        self.generator = numpy_generator(self.config["seed"], rng)
 
     def forward(self, x):
         rate = self.config["rate"]
@@ -520,6 +528,88 @@ class UpSampling(LayerModule):
 
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+# -- sequences --------------------------------------------------------------------------------------------
+class PositionTable(LayerModule):
+    """A position embedding's or encoding's table ``(steps, features)``, the same for every example: the
+    learned ``embeddings``' first rows, or the fixed encoding; the input gives only the batch size."""
+
+    fixed: torch.Tensor | None
+
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        self.steps, features = node.input_shape
+        fixed = None if params else torch.from_numpy(node.layer.table({}, self.steps, features))
+        self.register_buffer("fixed", fixed, persistent=False)
+
+    def forward(self, x):
+        table = self.embeddings[: self.steps] if self.fixed is None else self.fixed.to(x.dtype)
+        return channels_first(table.expand(x.shape[0], self.steps, -1))
+
+
+class _ZeroGradient(torch.autograd.Function):
+    """The identity whose gradient is exactly zero: for a parameter the output does not depend on in exact
+    arithmetic (attention's key bias), as specforge computes its gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, dy):
+        return torch.zeros_like(dy)
+
+
+class MultiHeadAttention(LayerModule):
+    """The attention of specforge.layers.attention on channels-last views of the query, value and key; dropout
+    draws PyTorch's masks, or for comparing with specforge numpy's (``numpy_masks``)."""
+
+    causal: torch.Tensor | None
+    output_kernel: torch.Tensor
+
+    def __init__(self, node: Node, params: Params):
+        super().__init__(node, params)
+        layer = node.layer
+        self.heads, self.key_dim, self.value_dim = layer.heads, layer.key_dim, layer.value_dim
+        self.roles = layer.positions(len(node.input_shape))
+        shapes = layer.roles(node.input_shape)
+        bias = layer.mask_bias(shapes["query"][0], shapes["value"][0])
+        self.register_buffer("causal", None if bias is None else torch.from_numpy(bias), persistent=False)
+        self.generator: np.random.Generator | None = None
+
+    def numpy_masks(self, rng: np.random.Generator | None) -> None:
+        """Draw the dropout masks as specforge does: from ``rng``, or from the layer's own ``seed`` (a fresh
+        generator, as a fresh specforge layer has); None: PyTorch's dropout again."""
+        self.generator = numpy_generator(self.config["seed"], rng)
+
+    def _project(self, x: torch.Tensor, role: str) -> torch.Tensor:
+        kernel = getattr(self, f"{role}_kernel")
+        features, heads, dim = kernel.shape
+        y = x @ kernel.reshape(features, heads * dim)
+        bias = getattr(self, f"{role}_bias", None)
+        if bias is not None:
+            y = y + (_ZeroGradient.apply(bias) if role == "key" else bias).reshape(-1)
+        return y.reshape(-1, x.shape[1], heads, dim).transpose(1, 2)
+
+    def forward(self, xs):
+        query, value, key = (channels_last(xs[position]) for position in self.roles)
+        q, k, v = self._project(query, "query"), self._project(key, "key"), self._project(value, "value")
+        scores = (q @ k.transpose(2, 3)) * (1 / float(np.sqrt(self.key_dim)))
+        if self.causal is not None:
+            scores = scores + self.causal.to(scores.dtype)
+        attention = torch.softmax(scores, dim=-1)
+        rate = self.config["dropout"]
+        if self.training and rate > 0:
+            if self.generator is None:
+                attention = F.dropout(attention, rate, True)
+            else:
+                kept = self.generator.random(tuple(attention.shape), dtype=np.float32) >= rate
+                attention = attention * (torch.from_numpy(kept).to(attention.device, attention.dtype) / (1 - rate))
+        merged = (attention @ v).transpose(1, 2).reshape(-1, q.shape[2], self.heads * self.value_dim)
+        y = merged @ self.output_kernel.reshape(self.heads * self.value_dim, -1)
+        bias = getattr(self, "output_bias", None)
+        return channels_first(y if bias is None else y + bias)
 
 
 # -- merges ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from torch import nn
 
 from specforge.graph.dag import INPUT_NODE, Graph
 from specforge.layers.base import Params
-from specforge.layers.torch.modules import Augmentation, Dense, Dropout, Flatten, LayerModule
+from specforge.layers.torch.modules import Augmentation, Dense, Dropout, Flatten, LayerModule, MultiHeadAttention
 
 
 class TorchNetwork(nn.Module):
@@ -76,10 +76,10 @@ class TorchNetwork(nn.Module):
                     target.copy_(torch.from_numpy(np.ascontiguousarray(layer.to_torch_param(name, value))))
 
     def numpy_masks(self, rng: np.random.Generator | None) -> TorchNetwork:
-        """Dropout draws its masks, and augmentation its transforms, as specforge does, from ``rng`` (None:
+        """Dropout (and attention's) draws its masks, and augmentation its transforms, as specforge does, from ``rng`` (None:
         PyTorch's dropout). Only for comparing with the numpy backend: the masks of a step then agree."""
         for layer in self.layers:
-            if isinstance(layer, (Dropout, Augmentation)):
+            if isinstance(layer, (Dropout, Augmentation, MultiHeadAttention)):
                 layer.numpy_masks(rng)
         return self
 
