@@ -21,7 +21,9 @@ DOCUMENTS = ["Stir the SUGAR, then bake!", "the referee's whistle... GOAL", "Ün
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    run = trained_run(tmp_path_factory.mktemp("text"), vectorize={"output_sequence_length": 16, "ngrams": 2, "max_tokens": 32})
+    run = trained_run(
+        tmp_path_factory.mktemp("text"), vectorize={"output_sequence_length": 16, "ngrams": 2, "max_tokens": 32}
+    )
     api.export(run)
     process, url = start_server(run.path)
     yield url, run.path
