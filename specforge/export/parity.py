@@ -21,7 +21,7 @@ import numpy as np
 
 from specforge.base.errors import ExportError
 from specforge.export.onnx import DEFAULT_OPSET, INPUT_NAME, PROBABILITIES, export_graph
-from specforge.export.text import TEXT_INPUT, text_preprocessing
+from specforge.export.text import TEXT_INPUT
 from specforge.graph.model import Model
 from specforge.predict.session import make_session
 
@@ -111,22 +111,32 @@ def check_text_parity(
     data: str = "",
 ) -> ParityResult:
     """Compare a text model taking raw documents (``export.text.text_model``) under onnxruntime with the run's
-    vectorizer and the numpy forward on ``texts``.  When they differ, the graph's vectorization alone is run
-    on the documents: ids other than the vectorizer's are reported as ``the text vectorization``."""
+    vectorizer and the numpy forward on ``texts``.  When they differ, the model's own vectorization is read on
+    the documents: ids other than the vectorizer's are reported as ``the text vectorization``, else the first
+    layer that differs is searched for as ``check_parity`` does."""
     x = vectorizer.transform(texts)
     documents = np.array(list(texts), dtype=object)
     expected = _expected(graph, params, x, data)
     result = _compared(_run(model.SerializeToString(), TEXT_INPUT, documents), expected, data)
     if not result.passed:
-        vectorized = make_session(text_preprocessing(vectorizer).SerializeToString()).run(
-            [INPUT_NAME], {TEXT_INPUT: documents}
-        )[0]
         result.first_mismatch = (
             first_mismatch(graph, params, x, x, None, opset)
-            if np.array_equal(vectorized, x)
+            if np.array_equal(_vectorized(model, documents, x.dtype), x)
             else "the text vectorization"
         )
     return result
+
+
+def _vectorized(model: onnx.ModelProto, documents: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """What the vectorization in ``model`` gives the network for ``documents``: its tensor ``input``, made an
+    output of a copy of the model."""
+    from onnx import helper
+
+    probe = type(model)()
+    probe.CopyFrom(model)
+    element = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    probe.graph.output.append(helper.make_tensor_value_info(INPUT_NAME, element, None))
+    return make_session(probe.SerializeToString()).run([INPUT_NAME], {TEXT_INPUT: documents})[0]
 
 
 def _expected(graph: Graph, params: Sequence[Params], x: np.ndarray, data: str) -> np.ndarray:
@@ -158,7 +168,7 @@ def first_mismatch(
     node, with its output as the output) differs from the numpy forward (or ``"the preprocessing"``); None
     when every prefix agrees within the scaled tolerance."""
     numpy_model = Model(graph, list(params))
-    for until in range(len(graph.nodes) + 1):
+    for until in range(0 if preprocessing is not None else 1, len(graph.nodes) + 1):  # no preprocessing: 0 is x
         expected = numpy_model.forward(x, until=until)
         prefix = export_graph(graph, params, opset=opset, preprocessing=preprocessing, until=until)
         got = _run(prefix.SerializeToString(), INPUT_NAME, feed)

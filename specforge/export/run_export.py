@@ -163,8 +163,12 @@ def export_run(
     quantization = None
     text = steps.vectorizer is not None and preprocessing
     if text:
-        from specforge.export.text import TEXT_OPSET
+        from specforge.export.text import TEXT_OPSET, check_expressible
 
+        try:
+            check_expressible(steps.vectorizer)
+        except ExportError as error:
+            raise spec.located(error) from None
         if quantize is not None:
             raise ExportError(
                 "a text model taking raw documents is exported in float; leave out --quantize (or give "

@@ -33,7 +33,7 @@ from onnx import TensorProto, compose, helper
 
 from specforge.base.errors import ExportError
 from specforge.data.text.vectorize import OOV_ID, PADDING_ID, TextVectorizer
-from specforge.export.onnx import INPUT_NAME
+from specforge.export.onnx import INPUT_NAME, IR_VERSIONS
 from specforge.export.subgraph import ML_DOMAIN, ML_OPSET, Subgraph
 
 #: The graph's input: one document per string.
@@ -247,13 +247,14 @@ def text_preprocessing(vectorizer: TextVectorizer) -> onnx.ModelProto:
     return helper.make_model(
         helper.make_graph(graph.nodes, "text", [text], [out], graph.initializers),
         opset_imports=[helper.make_opsetid("", TEXT_OPSET), helper.make_opsetid(ML_DOMAIN, ML_OPSET)],
+        ir_version=IR_VERSIONS[TEXT_OPSET],
     )
 
 
 def text_model(network: onnx.ModelProto, vectorizer: TextVectorizer) -> onnx.ModelProto:
     """The exported network (input ``input``) wrapped so that it takes raw documents (``text``)."""
     preprocessing = text_preprocessing(vectorizer)
-    preprocessing.ir_version = network.ir_version
+    preprocessing.ir_version = network.ir_version  # the network's opset may be later than the vectorization's
     model = compose.merge_models(preprocessing, network, io_map=[(INPUT_NAME, INPUT_NAME)])
     model.graph.doc_string = network.graph.doc_string
     model.producer_name, model.producer_version = network.producer_name, network.producer_version
