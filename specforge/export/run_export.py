@@ -161,12 +161,13 @@ def export_run(
         "description": run.config.get("description", ""),
     }
     quantization = None
-    text = steps.vectorizer is not None and preprocessing
-    if text:
+    vectorizer = steps.vectorizer
+    text = vectorizer is not None and preprocessing
+    if vectorizer is not None and text:
         from specforge.export.text import TEXT_OPSET, check_expressible
 
         try:
-            check_expressible(steps.vectorizer)
+            check_expressible(vectorizer)
         except ExportError as error:
             raise spec.located(error) from None
         if quantize is not None:

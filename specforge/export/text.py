@@ -98,24 +98,24 @@ class _TextGraph(Subgraph):
         return self.node("Not", [self.node("Equal", [tokens, self.empty], "is_empty")], "non_empty")
 
     def replace(self, tokens: str, character: str, by: str) -> str:
-        """``tokens`` (any shape) with every ``character`` replaced by ``by`` (removed when ``by`` is empty)."""
-        shape = self.node("Shape", [tokens], "shape")
-        flat = self.node("Reshape", [tokens, self.flat], "flat")
-        pieces, counts = self.nodes_of("StringSplit", [flat], "pieces", 2, delimiter=character)
-        trips = self.node("Squeeze", [self.node("Sub", [self.dim(pieces, 1), self.one], "trips")], "trip_count")
-        first = self.node("Squeeze", [self.node("Gather", [pieces, self.zero], "first", axis=1), self.one], "first_1")
-        joined = self.node("Loop", [trips, "", first], "joined", body=_join_body(pieces, counts, by))
-        return self.node("Reshape", [joined, shape], "replaced")
+        """``tokens`` (``[M]``) with every ``character`` replaced by ``by`` (removed when ``by`` is empty)."""
+        pieces, counts = self.nodes_of("StringSplit", [tokens], "pieces", 2, delimiter=character)
+        trips = self.node("Squeeze", [self.dim(pieces, 1)], "trips")
+        start = self.node("Expand", [self.empty, self.node("Shape", [tokens], "rows")], "start")
+        return self.node("Loop", [trips, "", start], "replaced", body=_join_body(pieces, counts, by))
 
 
 def _join_body(pieces: str, counts: str, by: str) -> onnx.GraphProto:
-    """A Loop body appending piece ``i + 1`` of each row to the row's string so far, with ``by`` before it where
-    the row has that piece (``StringSplit`` pads short rows with empty pieces)."""
+    """A Loop body appending piece ``i`` of each row to the row's string so far, with ``by`` before it where the
+    row has that piece and one before it (``StringSplit`` pads short rows with empty pieces)."""
     body = Subgraph(f"{pieces}/join")
-    index = body.node("Add", ["i", body.ints(1, "one")], "index")
-    piece = body.node("Gather", [pieces, index], "piece", axis=1)
+    piece = body.node("Gather", [pieces, "i"], "piece", axis=1)
     if by:
-        held = body.node("Less", [index, counts], "held")
+        held = body.node(
+            "And",
+            [body.node("Greater", ["i", body.ints(0, "zero")], "not_first"), body.node("Less", ["i", counts], "held")],
+            "between",
+        )
         separator = body.node(
             "Where",
             [held, body.constant(np.array(by, dtype=object), "by"), body.constant(np.array("", dtype=object), "none")],
@@ -152,9 +152,22 @@ def _tokens(graph: _TextGraph, vectorizer: TextVectorizer) -> tuple[str, str]:
         replacements += [(upper, upper.lower()) for upper in UPPERCASE]
     if vectorizer.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
         replacements += [(mark, "") for mark in PUNCTUATION]
-    for character, by in replacements:
-        tokens = graph.replace(tokens, character, by)
+    if replacements:
+        tokens = _standardized(graph, tokens, replacements)
     return graph.compact(tokens, graph.non_empty(tokens))
+
+
+def _standardized(graph: _TextGraph, tokens: str, replacements: list[tuple[str, str]]) -> str:
+    """``tokens`` with each replacement made, on the distinct tokens only (``Unique``; a corpus repeats its
+    words), then put back in place."""
+    shape = graph.node("Shape", [tokens], "token_shape")
+    distinct, _, where, _ = graph.nodes_of(
+        "Unique", [graph.node("Reshape", [tokens, graph.flat], "all_tokens")], "distinct", 4, sorted=0
+    )
+    for character, by in replacements:
+        distinct = graph.replace(distinct, character, by)
+    standardized = graph.node("Gather", [distinct, where], "standardized")
+    return graph.node("Reshape", [standardized, shape], "in_place", allowzero=1)  # [N, 0]: no tokens at all
 
 
 def _with_ngrams(graph: _TextGraph, tokens: str, keep: str, ngrams: int | None) -> tuple[str, str]:

@@ -113,8 +113,9 @@ class OnnxPredictor:
         self.preprocessing = self.saved if _json(self.metadata.get("preprocessing_in_graph")) is False else None
         #: whether the model predicts on documents (a text model), and the saved vectorizer that turns them into
         #: the model's input when the graph does not hold it (exported with --no-preprocessing)
-        self.takes_documents = self.saved is not None and self.saved.vectorizer is not None
-        self.vectorizer = self.saved.vectorizer if self.takes_documents and self.preprocessing is not None else None
+        saved_vectorizer = None if self.saved is None else self.saved.vectorizer
+        self.takes_documents = saved_vectorizer is not None
+        self.vectorizer = saved_vectorizer if self.preprocessing is not None else None
 
     def class_name(self, index: int) -> str:
         names = self.class_names

@@ -179,3 +179,12 @@ def test_what_a_graph_cannot_take_as_raw_text_is_refused_in_one_line(run, tmp_pa
     assert not (characters.path / "model.onnx").exists()
     result = invoke("export", characters.path, "--no-preprocessing", "-o", tmp_path / "ids.onnx")
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("documents", [[""], ["", "  \t"], ["!!!", "..."]], ids=["empty", "whitespace", "punctuation"])
+def test_a_batch_without_tokens_is_all_padding(documents):
+    for options in (OPTIONS[1], OPTIONS[7]):
+        fitted = vectorizer(options)
+        session = make_session(text_preprocessing(fitted).SerializeToString())
+        got = session.run(None, {TEXT_INPUT: np.array(documents, dtype=object)})[0]
+        np.testing.assert_array_equal(got, fitted.transform(documents))
