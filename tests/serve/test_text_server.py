@@ -5,7 +5,9 @@ answers for them; a request that is not text gets a 4xx JSON error."""
 from __future__ import annotations
 
 import json
+import re
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from specforge import api
 from specforge.predict.run_model import RunPredictor
 from specforge.serve.process import start_server, stop_server
 
+ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = ["Stir the SUGAR, then bake!", "the referee's whistle... GOAL", "Ünïcode\tand the oven", "x"]
 
 
@@ -81,3 +84,25 @@ def test_requests_that_are_not_documents_get_json_errors(served):
     assert status == 400 and "is not UTF-8 text" in answer["error"]
     status, answer = call("POST", f"{url}/v2/models/bag/classify", b"\x89PNG")
     assert status == 400 and "takes text" in answer["error"]
+
+
+def test_the_readmes_served_request_runs_as_written(served):
+    """The exported text model section's curl request, sent as written, answers what the numpy model answers."""
+    url, run = served
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("\n### An exported text model\n") : text.index("\n## Pictures\n")]
+    (block,) = re.findall(r"```sh\n(specforge serve .*?)```", section, re.DOTALL)
+    served_run, path, payload = re.fullmatch(
+        r"specforge serve (\S+) &\ncurl -s http://127\.0\.0\.1:8000(\S+) -H 'Content-Type: application/json' \\\n"
+        r"  -d '(.*?)'\n",
+        block,
+        re.DOTALL,
+    ).groups()
+    assert served_run == "runs/bag/latest"
+    status, answer = call("POST", url + path, payload.encode(), {"Content-Type": "application/json"})
+    assert status == 200
+    (output,) = answer["outputs"]
+    documents = np.array(json.loads(payload)["inputs"][0]["data"], dtype=object)
+    expected = RunPredictor(run).run(documents)
+    assert output["shape"] == [2, 2]
+    np.testing.assert_allclose(np.array(output["data"]).reshape(2, 2), expected, rtol=1e-4, atol=1e-5)
