@@ -33,7 +33,7 @@ from onnx import TensorProto, compose, helper
 
 from specforge.base.errors import ExportError
 from specforge.data.text.vectorize import OOV_ID, PADDING_ID, TextVectorizer
-from specforge.export.onnx import INPUT_NAME, IR_VERSIONS
+from specforge.export.onnx import INPUT_NAME, IR_VERSIONS, check_model
 from specforge.export.subgraph import ML_DOMAIN, ML_OPSET, Subgraph
 
 #: The graph's input: one document per string.
@@ -124,14 +124,13 @@ def _join_body(pieces: str, counts: str, by: str) -> onnx.GraphProto:
         piece = body.node("StringConcat", [separator, piece], "with_separator")
     body.nodes.append(helper.make_node("StringConcat", ["so_far", piece], ["next"], name=body.name("append")))
     body.nodes.append(helper.make_node("Identity", ["condition"], ["condition_out"], name=body.name("go_on")))
-    string_rows = helper.make_tensor_value_info("so_far", TensorProto.STRING, ["M"])
     return helper.make_graph(
         body.nodes,
         "join",
         [
             helper.make_tensor_value_info("i", TensorProto.INT64, []),
             helper.make_tensor_value_info("condition", TensorProto.BOOL, []),
-            string_rows,
+            helper.make_tensor_value_info("so_far", TensorProto.STRING, ["M"]),
         ],
         [
             helper.make_tensor_value_info("condition_out", TensorProto.BOOL, []),
@@ -177,25 +176,22 @@ def _with_ngrams(graph: _TextGraph, tokens: str, keep: str, ngrams: int | None) 
     parts, masks = [tokens], [keep]
     space = graph.constant(np.array(" ", dtype=object), "space")
     for width in range(2, ngrams + 1):
-        gram = None
-        for offset in range(width):
-            end = graph.ints([offset - width + 1 if offset < width - 1 else np.iinfo(np.int64).max], "end")
-            column = graph.node("Slice", [tokens, graph.ints([offset], "start"), end, graph.one], "shifted")
-            gram = (
-                column
-                if gram is None
-                else graph.node("StringConcat", [graph.node("StringConcat", [gram, space], "spaced"), column], "gram")
-            )
-        assert gram is not None
-        masks.append(
-            graph.node(
-                "Slice",
-                [keep, graph.ints([width - 1], "start"), graph.ints([np.iinfo(np.int64).max], "end"), graph.one],
-                "gram_keep",
-            )
-        )
+        columns = [_columns(graph, tokens, offset, offset - width + 1 or _TO_THE_END) for offset in range(width)]
+        gram = columns[0]
+        for column in columns[1:]:
+            gram = graph.node("StringConcat", [graph.node("StringConcat", [gram, space], "spaced"), column], "gram")
         parts.append(gram)
+        masks.append(_columns(graph, keep, width - 1, _TO_THE_END))
     return graph.node("Concat", parts, "grams", axis=1), graph.node("Concat", masks, "grams_keep", axis=1)
+
+
+#: A Slice's end past the last column.
+_TO_THE_END = int(np.iinfo(np.int64).max)
+
+
+def _columns(graph: _TextGraph, tensor: str, start: int, end: int) -> str:
+    """``tensor[:, start:end]``."""
+    return graph.node("Slice", [tensor, graph.ints([start], "start"), graph.ints([end], "end"), graph.one], "columns")
 
 
 def _lookup(graph: _TextGraph, tokens: str, vectorizer: TextVectorizer) -> str:
@@ -271,4 +267,5 @@ def text_model(network: onnx.ModelProto, vectorizer: TextVectorizer) -> onnx.Mod
     model = compose.merge_models(preprocessing, network, io_map=[(INPUT_NAME, INPUT_NAME)])
     model.graph.doc_string = network.graph.doc_string
     model.producer_name, model.producer_version = network.producer_name, network.producer_version
+    check_model(model)
     return model
