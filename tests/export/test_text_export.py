@@ -188,3 +188,18 @@ def test_a_batch_without_tokens_is_all_padding(documents):
         session = make_session(text_preprocessing(fitted).SerializeToString())
         got = session.run(None, {TEXT_INPUT: np.array(documents, dtype=object)})[0]
         np.testing.assert_array_equal(got, fitted.transform(documents))
+
+
+def test_a_bag_of_words_model_exports_with_its_logits(tmp_path):
+    """A tf_idf model (Dense on one vector per document) takes raw documents too, and keeps --logits."""
+    run = trained_run(
+        tmp_path,
+        epochs=3,
+        vectorize={"output_mode": "tf_idf", "ngrams": 2, "max_tokens": 40},
+        layers=[{"type": "Dense", "units": 2, "activation": "softmax"}],
+    )
+    result = api.export(run, logits=True, output=tmp_path / "tfidf.onnx")
+    assert result.parity.passed and result.outputs == ["probabilities", "logits"]
+    documents = np.array(["Stir the sugar, then BAKE!", "goal: the team's win"], dtype=object)
+    probabilities = make_session(tmp_path / "tfidf.onnx").run(["probabilities"], {"text": documents})[0]
+    np.testing.assert_allclose(probabilities, RunPredictor(run.path).run(documents), rtol=1e-4, atol=1e-5)
