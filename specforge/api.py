@@ -48,7 +48,7 @@ from specforge.graph.training_checks import check_warmup_from_headers
 from specforge.layers.augmentation import augment
 from specforge.options import callbacks, metrics
 from specforge.options.callbacks import Callback
-from specforge.predict import images, table
+from specforge.predict import images, table, text
 from specforge.predict.images import PredictionReport
 from specforge.predict.run_model import is_run_dir
 from specforge.predict.session import DEFAULT_BATCH_SIZE
@@ -414,10 +414,16 @@ def predict_onnx(
     address: str | None = None,
     actors: int | None = None,
     raw: bool = False,
+    texts: Sequence[str] = (),
+    column: str | None = None,
 ) -> PredictionReport:
     """``specforge predict``: an exported model's top-``top_k`` classes for image/array files or ``data``
     (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches. ``model`` may also be a
     run directory: its numpy model predicts, without exporting first (local backend only).
+
+    A text model predicts on documents: ``texts``, ``.txt`` files in ``inputs`` (one document a line), or the
+    ``column`` of a ``.csv`` file (default ``text``); a run directory's documents are vectorized with its saved
+    vocabulary.
 
     A model specforge did not export (no specforge metadata) is refused unless ``raw``: its inputs are then
     fed as they are, already scaled as the model expects.
@@ -438,12 +444,20 @@ def predict_onnx(
         address=address,
         actors=actors,
         raw=raw,
+        texts=texts,
+        column=column,
     )
 
 
 def is_rows_file(path: str | Path) -> bool:
     """Whether ``path`` names a CSV or Parquet file of table rows (for ``predict_rows``)."""
     return table.is_rows_file(path)
+
+
+def predicts_documents(model: str | Path) -> bool:
+    """Whether ``model`` (a run directory or an exported file) is a text model, which reads a CSV's column of
+    documents rather than a table's rows."""
+    return text.predicts_documents(model)
 
 
 def predict_rows(

@@ -247,6 +247,8 @@ def test_arrays_that_do_not_fit_are_one_line_errors(exported, tmp_path, shape, m
         (["--data", "mnist"], "--data 'mnist' is not SOURCE:SPLIT or SPEC:SPLIT"),
         ([], "nothing to predict"),
         (["notes.txt"], "notes.txt: error: cannot predict on a .txt file"),
+        (["--text", "seven"], "error: --text and --column are for a text model; this model takes images or arrays"),
+        (["--data", "mnist:test", "--column", "review"], "--text and --column are for a text model"),
     ],
 )
 def test_usage_errors(exported, tmp_path, args, message):

@@ -1,5 +1,6 @@
 """``specforge predict --backend ray``: Ray Data with a pool of onnxruntime actors gives the local path's
-predictions for a data split, image files and arrays, and writes CSV, JSON lines and Parquet."""
+predictions for a data split, image files and arrays, and a text model's documents, and writes CSV, JSON lines and
+Parquet."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from export.models import export_spec, small_spec
 from PIL import Image
 from sweep.tiny import need
+from text_corpus import trained_run
 from typer.testing import CliRunner
 
 from specforge import api
@@ -83,3 +85,12 @@ def test_without_ray_predict_names_the_install(exported, monkeypatch):
     assert caught.value.format() == (
         "specforge predict: error: --backend ray needs Ray; install it with: pip install 'specforge[ray]'"
     )
+
+
+def test_a_text_models_documents_on_ray_data_match_the_local_path(local_ray, tmp_path):
+    run = trained_run(tmp_path, epochs=2, vectorize={"output_sequence_length": 16, "max_tokens": 32})
+    model = api.export(run).path
+    texts = ["Stir the SUGAR, then bake!", "The referee's GOAL", "oven, flour and dough", "win the match"]
+    local = api.predict_onnx(model, texts=texts, top_k=2, batch_size=2)
+    same(local, api.predict_onnx(model, texts=texts, top_k=2, batch_size=2, backend="ray", actors=2))
+    assert [p.source for p in local.predictions] == [repr(text) for text in texts]

@@ -1,6 +1,7 @@
 """A bag of embeddings (Embedding, GlobalAveragePooling1D, Dense) end to end on a text folder written here: it
-trains to separate two topics, keeps its vocabulary in the run, is exported to ONNX through the parity gate with
-an int64 input of token ids, and predicts on the test split from the export and from the run."""
+trains to separate two topics, keeps its vocabulary in the run, is exported to ONNX through the parity gate taking
+raw documents (and, with its preprocessing left out, an int64 input of token ids), and predicts on the test split
+from both exports and from the run."""
 
 from __future__ import annotations
 
@@ -27,15 +28,22 @@ def test_a_bag_of_embeddings_trains_exports_and_predicts(tmp_path):
     result = api.export(run, output=tmp_path / "bag.onnx")
     assert result.parity.passed and result.parity.examples == 80
     model = onnx.load(tmp_path / "bag.onnx")
-    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
-    assert "Gather" in {node.op_type for node in model.graph.node}
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.STRING
+    ids = api.export(run, preprocessing=False, output=tmp_path / "ids.onnx")
+    assert ids.parity.passed and ids.parity.examples == 80
+    ids_model = onnx.load(tmp_path / "ids.onnx")
+    assert ids_model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert "Gather" in {node.op_type for node in ids_model.graph.node}
 
     _, test = run_split(run, "test")
-    session = make_session((tmp_path / "bag.onnx").read_bytes())
-    probabilities = session.run(None, {model.graph.input[0].name: test.images})[0]
-    np.testing.assert_allclose(probabilities, api.predict(run, test.images), rtol=1e-4, atol=1e-5)
+    expected = api.predict(run, test.images)
+    from_text = make_session(tmp_path / "bag.onnx").run(None, {"text": np.array(test.texts, dtype=object)})[0]
+    from_ids = make_session(tmp_path / "ids.onnx").run(None, {"input": test.images})[0]
+    np.testing.assert_allclose(from_text, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(from_ids, expected, rtol=1e-4, atol=1e-5)
     report = api.predict_onnx(tmp_path / "bag.onnx", data=f"{spec}:test")
     assert len(report.predictions) == 20 and report.accuracy >= 0.9
+    assert api.predict_onnx(tmp_path / "ids.onnx", data=f"{spec}:test").accuracy == report.accuracy
     assert api.predict_onnx(run.path, data=f"{spec}:test").accuracy == report.accuracy
 
 

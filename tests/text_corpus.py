@@ -78,3 +78,11 @@ def write_spec(
     }
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+def trained_run(root: Path, **options: object):
+    """A bag of embeddings trained on ``root``'s topics (written there), run directory ``root/run``."""
+    from specforge import api
+
+    write_topics(root)
+    return api.fit(write_spec(root / "spec.yaml", **options), out=root / "run", quiet=True)

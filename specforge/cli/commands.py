@@ -476,7 +476,14 @@ def predict(
         help="PNG/JPEG images or .npy/.npz arrays "
         "(N, H, W[, C]) of raw values; an .npz gives its "
         "only array, else x_test, images, x or inputs. For a "
-        "table model: one CSV or Parquet file of raw rows.",
+        "table model: one CSV or Parquet file of raw rows. For a text model: .txt files (one document a line) "
+        "or a CSV file (its --column).",
+    ),
+    texts: list[str] | None = typer.Option(
+        None, "--text", metavar="TEXT", help="A document for a text model to classify (repeat for several)."
+    ),
+    column: str | None = typer.Option(
+        None, "--column", metavar="NAME", help="For a text model: the CSV column holding the documents (default: text)."
     ),
     data: str | None = typer.Option(
         None,
@@ -529,8 +536,17 @@ def predict(
         "inputs as they are, already scaled as the model expects.",
     ),
 ) -> None:
-    """Predict with an exported model: images, arrays, a data split, or a table model's raw rows (CSV/Parquet)."""
-    if inputs and len(inputs) == 1 and api.is_rows_file(inputs[0]) and data is None:
+    """Predict with an exported model: images, arrays, a data split, a table model's raw rows (CSV/Parquet), or a
+    text model's documents (--text, .txt lines, a CSV column)."""
+    if (
+        inputs
+        and len(inputs) == 1
+        and api.is_rows_file(inputs[0])
+        and data is None
+        and not texts
+        and column is None
+        and not api.predicts_documents(model)
+    ):
         _predict_rows(model, inputs[0], limit, as_json, output, threads)
         return
 
@@ -550,6 +566,8 @@ def predict(
             address=address,
             actors=actors,
             raw=raw,
+            texts=texts or (),
+            column=column,
         )
     finally:
         if bar is not None:

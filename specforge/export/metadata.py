@@ -22,6 +22,9 @@ Every value is a string (ONNX's rule); lists and dicts are JSON.  The keys:
 ``specforge_version``    the version that exported the file
 =======================  ===========================================================================
 
+A text model taking raw documents has ``input_name`` ``text``, ``input_shape`` ``["N"]``, ``input_layout``
+``N`` and ``input_range`` ``raw documents (UTF-8 strings)``, and no ``image_shape``.
+
 A table model (raw rows in) has ``inputs`` (JSON list of ``{"name", "type"}``, one per feature
 column, type ``float`` or ``string``) and ``task`` (``classification`` or ``regression``)
 instead of ``input_name``, ``input_shape``, ``input_layout``, ``input_range`` and ``image_shape``.
@@ -100,6 +103,34 @@ def build_metadata(
             "input_layout": input_layout(input_shape),
             "input_range": input_range(raw, preprocessing, in_graph),
             "image_shape": json.dumps([int(d) for d in raw.shape[1:]]),
+        },
+    )
+
+
+def text_metadata(
+    *,
+    spec_name: str,
+    spec_sha256: str,
+    parameters: int,
+    preprocessing: Preprocessing,
+    input_name: str,
+    outputs: Sequence[str],
+    metrics: dict | None = None,
+) -> dict[str, str]:
+    """The metadata of an exported text model that takes raw documents (its vectorization in the graph)."""
+    return _run_metadata(
+        spec_name,
+        spec_sha256,
+        parameters,
+        preprocessing,
+        outputs,
+        True,
+        metrics,
+        {
+            "input_name": input_name,
+            "input_shape": json.dumps(["N"]),
+            "input_layout": "N",
+            "input_range": "raw documents (UTF-8 strings)",
         },
     )
 

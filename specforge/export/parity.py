@@ -1,7 +1,8 @@
 """The parity gate: an exported model must compute what the numpy forward computes.
 
 Both run on the same batch of real data: the numpy ``Model`` on the preprocessed
-images, onnxruntime on raw values when the preprocessing is in the graph.  The
+images, onnxruntime on raw values when the preprocessing is in the graph (a text model: the raw
+documents in, the run's saved vocabulary vectorizing them for numpy).  The
 outputs must agree within ``RTOL``/``ATOL`` and the predicted classes on every
 example.  When they do not, each prefix of the graph is exported and compared
 with the numpy output of the same layers, and the first layer whose output
@@ -20,6 +21,7 @@ import numpy as np
 
 from specforge.base.errors import ExportError
 from specforge.export.onnx import DEFAULT_OPSET, INPUT_NAME, PROBABILITIES, export_graph
+from specforge.export.text import TEXT_INPUT
 from specforge.graph.model import Model
 from specforge.predict.session import make_session
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     import onnx
 
     from specforge.data.preprocessing import Preprocessing
+    from specforge.data.text.vectorize import TextVectorizer
     from specforge.graph.dag import Graph
     from specforge.layers.base import Params
 
@@ -90,19 +93,67 @@ def check_parity(
     """
     x = preprocessing.images(raw)
     feed = _feed(raw, x, in_graph)
+    expected = _expected(graph, params, x, data)
+    result = _compared(_run(model.SerializeToString(), INPUT_NAME, feed), expected, data)
+    if not result.passed:
+        result.first_mismatch = first_mismatch(graph, params, x, feed, preprocessing if in_graph else None, opset)
+    return result
+
+
+def check_text_parity(
+    graph: Graph,
+    params: Sequence[Params],
+    model: onnx.ModelProto,
+    vectorizer: TextVectorizer,
+    texts: Sequence[str],
+    *,
+    opset: int = DEFAULT_OPSET,
+    data: str = "",
+) -> ParityResult:
+    """Compare a text model taking raw documents (``export.text.text_model``) under onnxruntime with the run's
+    vectorizer and the numpy forward on ``texts``.  When they differ, the model's own vectorization is read on
+    the documents: ids other than the vectorizer's are reported as ``the text vectorization``, else the first
+    layer that differs is searched for as ``check_parity`` does."""
+    x = vectorizer.transform(texts)
+    documents = np.array(list(texts), dtype=object)
+    expected = _expected(graph, params, x, data)
+    result = _compared(_run(model.SerializeToString(), TEXT_INPUT, documents), expected, data)
+    if not result.passed:
+        result.first_mismatch = (
+            first_mismatch(graph, params, x, x, None, opset)
+            if np.array_equal(_vectorized(model, documents, x.dtype), x)
+            else "the text vectorization"
+        )
+    return result
+
+
+def _vectorized(model: onnx.ModelProto, documents: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """What the vectorization in ``model`` gives the network for ``documents``: its tensor ``input``, made an
+    output of a copy of the model."""
+    from onnx import helper
+
+    probe = type(model)()
+    probe.CopyFrom(model)
+    element = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    probe.graph.output.append(helper.make_tensor_value_info(INPUT_NAME, element, None))
+    return make_session(probe.SerializeToString()).run([INPUT_NAME], {TEXT_INPUT: documents})[0]
+
+
+def _expected(graph: Graph, params: Sequence[Params], x: np.ndarray, data: str) -> np.ndarray:
+    """The numpy forward on the model inputs ``x``; ExportError when it is not finite."""
     expected = Model(graph, list(params)).forward(x)
     if not np.all(np.isfinite(expected)):
         raise ExportError(
             f"the numpy forward gives NaN or infinite outputs on {data or 'the parity batch'}; "
             "the weights are not usable (did training diverge?); nothing was written"
         )
-    got = _run(model.SerializeToString(), feed)
+    return expected
+
+
+def _compared(got: np.ndarray, expected: np.ndarray, data: str) -> ParityResult:
     agree = int(np.sum(got.argmax(axis=-1) == expected.argmax(axis=-1)))
-    passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL)) and agree == len(x)
-    result = ParityResult(len(x), _max_abs_diff(got, expected), agree, passed, data=data)
-    if not passed:
-        result.first_mismatch = first_mismatch(graph, params, x, feed, preprocessing if in_graph else None, opset)
-    return result
+    passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL)) and agree == len(expected)
+    return ParityResult(len(expected), _max_abs_diff(got, expected), agree, passed, data=data)
 
 
 def first_mismatch(
@@ -117,10 +168,10 @@ def first_mismatch(
     node, with its output as the output) differs from the numpy forward (or ``"the preprocessing"``); None
     when every prefix agrees within the scaled tolerance."""
     numpy_model = Model(graph, list(params))
-    for until in range(len(graph.nodes) + 1):
+    for until in range(0 if preprocessing is not None else 1, len(graph.nodes) + 1):  # no preprocessing: 0 is x
         expected = numpy_model.forward(x, until=until)
         prefix = export_graph(graph, params, opset=opset, preprocessing=preprocessing, until=until)
-        got = _run(prefix.SerializeToString(), feed)
+        got = _run(prefix.SerializeToString(), INPUT_NAME, feed)
         scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
         if got.shape != expected.shape or not np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale):
             if until == 0:
@@ -135,9 +186,9 @@ def _feed(raw: np.ndarray, x: np.ndarray, in_graph: bool) -> np.ndarray:
     return np.asarray(raw, dtype=x.dtype).reshape(x.shape) if in_graph else x
 
 
-def _run(model_bytes: bytes, feed: np.ndarray) -> np.ndarray:
+def _run(model_bytes: bytes, input_name: str, feed: np.ndarray) -> np.ndarray:
     session = make_session(model_bytes)
-    return session.run([PROBABILITIES], {INPUT_NAME: feed})[0]
+    return session.run([PROBABILITIES], {input_name: feed})[0]
 
 
 def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:

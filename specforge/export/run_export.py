@@ -19,7 +19,7 @@ from specforge.base.fileio import write_bytes
 from specforge.data import load_dataset
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.table.read import join_tables
-from specforge.export.metadata import attach_metadata, build_metadata, table_metadata
+from specforge.export.metadata import attach_metadata, build_metadata, table_metadata, text_metadata
 from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, export_graph
 from specforge.export.parity import MIN_EXAMPLES, ParityResult, check_parity
 from specforge.export.quantize import (
@@ -144,12 +144,14 @@ def export_run(
     run = open_run(run_path)
     spec = run.spec()
     graph = run.graph
+    steps = Preprocessing.from_dict(run.preprocessing)
     if web is not None:
         try:
-            mode = page_mode(graph.input_shape, preprocessing, run=display_path(run.path))
+            mode = page_mode(
+                graph.input_shape, preprocessing, run=display_path(run.path), text=steps.vectorizer is not None
+            )
         except ExportError as error:
             raise spec.located(error) from None
-    steps = Preprocessing.from_dict(run.preprocessing)
     base_dir = Path(run.manifest.get("base_dir", spec.base_dir))
     common = {
         "spec_name": spec.name,
@@ -159,6 +161,21 @@ def export_run(
         "description": run.config.get("description", ""),
     }
     quantization = None
+    vectorizer = steps.vectorizer
+    text = vectorizer is not None and preprocessing
+    if vectorizer is not None and text:
+        from specforge.export.text import TEXT_OPSET, check_expressible
+
+        try:
+            check_expressible(vectorizer)
+        except ExportError as error:
+            raise spec.located(error) from None
+        if quantize is not None:
+            raise ExportError(
+                "a text model taking raw documents is exported in float; leave out --quantize (or give "
+                "--no-preprocessing to quantize the model of token ids)"
+            )
+        opset = common["opset"] = max(opset, TEXT_OPSET)
     if steps.pipeline is not None:
         if steps.pipeline.text_features:
             raise ExportError(
@@ -173,8 +190,11 @@ def export_run(
             )
         rows, data = parity_rows(run.config, graph.input_shape, base_dir)
         model, parity = export_table(graph, run.weights(), steps, rows, data=data, **common)
+    elif text:
+        texts, data = parity_texts(run.config, graph.input_shape, base_dir, steps)
+        model, parity = export_text(graph, run.weights(), steps, texts, logits=logits, data=data, **common)
     else:
-        raw, data = parity_batch(run.config, graph.input_shape, base_dir)
+        raw, data = parity_batch(run.config, graph.input_shape, base_dir, steps)
         model, parity = export_classifier(
             graph, run.weights(), steps, raw, logits=logits, in_graph=preprocessing, data=data, **common
         )
@@ -257,6 +277,70 @@ def export_table(
     return model, parity
 
 
+def export_text(
+    graph: Graph,
+    params: Sequence[Params],
+    preprocessing: Preprocessing,
+    texts: list[str],
+    *,
+    spec_name: str,
+    spec_sha256: str,
+    metrics: dict | None = None,
+    opset: int,
+    logits: bool = False,
+    data: str = "",
+    description: str = "",
+) -> tuple[onnx.ModelProto, ParityResult]:
+    """The checked, documented ONNX model of a text model taking raw documents (its vectorization, with the
+    run's saved vocabulary, in the graph), and its parity on ``texts``."""
+    from specforge.export.parity import check_text_parity
+    from specforge.export.text import TEXT_INPUT, text_model
+
+    vectorizer = preprocessing.vectorizer
+    if vectorizer is None:
+        raise ValueError("export_text takes a text model's preprocessing, which holds its vectorizer")
+    doc = (
+        f"{_doc_title(spec_name, description)} Input '{TEXT_INPUT}' [N] string: raw documents, standardized, "
+        f"split and looked up in the graph; output 'probabilities' [N, {', '.join(map(str, graph.output_shape))}]. "
+        "See metadata_props for classes and the vocabulary."
+    )
+    model = text_model(export_graph(graph, params, opset=opset, logits=logits, doc=doc), vectorizer)
+    parity = check_text_parity(graph, params, model, vectorizer, texts, opset=opset, data=data)
+    if not parity.passed:
+        raise ExportError(parity.failure())
+    attach_metadata(
+        model,
+        text_metadata(
+            spec_name=spec_name,
+            spec_sha256=spec_sha256,
+            parameters=graph.total_params,
+            preprocessing=preprocessing,
+            input_name=TEXT_INPUT,
+            outputs=[output.name for output in model.graph.output],
+            metrics=metrics,
+        ),
+    )
+    return model, parity
+
+
+def parity_texts(
+    config: dict, input_shape: tuple[int, ...], base_dir: Path, steps: Preprocessing, size: int = MIN_EXAMPLES
+) -> tuple[list[str], str]:
+    """The first ``size`` documents of a text spec's test split (then its training split), as written, and
+    their description; the splits are vectorized with the run's saved vocabulary, not a relearned one."""
+    dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir, fitted=steps)
+    texts: list[str] = []
+    names: list[str] = []
+    for split in (dataset.test, dataset.train):
+        take = min(size - len(texts), len(split.texts or [])) if split is not None else 0
+        if split is not None and take > 0:
+            texts += (split.texts or [])[:take]
+            names.append(f"{split.name}[0:{take}]")
+    if not texts:
+        raise DataError("the spec's data has no documents to check the export on")
+    return texts, f"{config['data']['source']} {' + '.join(names)}"
+
+
 def parity_rows(
     config: dict, input_shape: tuple[int, ...], base_dir: Path, size: int = MIN_EXAMPLES
 ) -> tuple[Table, str]:
@@ -275,11 +359,16 @@ def parity_rows(
 
 
 def parity_batch(
-    config: dict, input_shape: tuple[int, ...], base_dir: Path, size: int = MIN_EXAMPLES
+    config: dict,
+    input_shape: tuple[int, ...],
+    base_dir: Path,
+    steps: Preprocessing | None = None,
+    size: int = MIN_EXAMPLES,
 ) -> tuple[np.ndarray, str]:
     """The first ``size`` examples of the spec's test split (then its training split when the test split
-    is smaller), as stored, and a description such as ``mnist test[0:256]``."""
-    dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
+    is smaller), as stored (documents vectorized with the run's ``steps``), and a description such as
+    ``mnist test[0:256]``."""
+    dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir, fitted=steps)
     parts: list[np.ndarray] = []
     names: list[str] = []
     for split in (dataset.test, dataset.train):
@@ -300,7 +389,7 @@ def quantization_data(
     config: dict, input_shape: tuple[int, ...], base_dir: Path, steps: Preprocessing, in_graph: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model inputs to calibrate on (the first training examples), and the test split's inputs and labels."""
-    dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir)
+    dataset = load_dataset(config["data"], input_shape, validation="none", base_dir=base_dir, fitted=steps)
     if dataset.test is None or not len(dataset.test):
         raise DataError(
             "--quantize compares the int8 model with the float one on the test split, and the data "

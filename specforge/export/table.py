@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-from onnx import TensorProto, compose, helper, numpy_helper
+from onnx import TensorProto, compose, helper
 
 from specforge.base.errors import ExportError
 from specforge.data.table.features import UNSEEN
 from specforge.data.table.read import MISSING
 from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
 from specforge.export.parity import ATOL, RTOL, ParityResult
+from specforge.export.subgraph import ML_DOMAIN, ML_OPSET, Subgraph
 from specforge.predict.session import make_session
 from specforge.predict.table import numpy_outputs, rows_feed
 
@@ -39,42 +40,13 @@ if TYPE_CHECKING:
     from specforge.layers.base import Params
 
 PREDICTIONS = "predictions"
-ML_DOMAIN = "ai.onnx.ml"
-ML_OPSET = 2
 
 
 def output_name(target: Target) -> str:
     return PREDICTIONS if target.regression else PROBABILITIES
 
 
-class _Graph:
-    """Nodes and initializers of a small graph, every name under the ``table/`` prefix."""
-
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self.count = 0
-
-    def name(self, hint: str) -> str:
-        self.count += 1
-        return f"table/{self.count}_{hint}"
-
-    def constant(self, value: np.ndarray, hint: str) -> str:
-        name = self.name(hint)
-        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def floats(self, values: Sequence[float], hint: str) -> str:
-        """A float32 constant of ``values``."""
-        return self.constant(np.asarray(values, dtype=np.float32), hint)
-
-    def node(self, op: str, inputs: list[str], hint: str, domain: str = "", **attributes) -> str:
-        output = self.name(hint)
-        self.nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain, **attributes))
-        return output
-
-
-def _numeric(graph: _Graph, feature: Feature) -> str:
+def _numeric(graph: Subgraph, feature: Feature) -> str:
     x = feature.column
     filled = graph.node(
         "Where", [graph.node("IsNaN", [x], "missing"), graph.floats([float(feature.fill)], "fill"), x], "filled"
@@ -94,7 +66,7 @@ def _lookup(feature: Feature, codes: list, unseen: object) -> dict:
     return {"keys_strings": keys + markers, "values": codes + [fill] * len(markers)}
 
 
-def _categorical(graph: _Graph, feature: Feature) -> str:
+def _categorical(graph: Subgraph, feature: Feature) -> str:
     size = len(feature.vocabulary)
     lookup = _lookup(feature, list(range(size)), UNSEEN)
     codes = graph.node(
@@ -110,7 +82,7 @@ def _categorical(graph: _Graph, feature: Feature) -> str:
     return graph.node("Cast", [hot], "one_hot", to=TensorProto.FLOAT)
 
 
-def _binary(graph: _Graph, feature: Feature) -> str:
+def _binary(graph: Subgraph, feature: Feature) -> str:
     values = [0.0, 1.0] if len(feature.vocabulary) == 2 else [0.0]
     lookup = _lookup(feature, values, 0.0)
     return graph.node(
@@ -125,7 +97,7 @@ def _binary(graph: _Graph, feature: Feature) -> str:
 
 
 def _model(
-    graph: _Graph,
+    graph: Subgraph,
     inputs: list[onnx.ValueInfoProto],
     outputs: list[onnx.ValueInfoProto],
     network: onnx.ModelProto,
@@ -168,7 +140,7 @@ def input_infos(pipeline: TablePipeline) -> list[onnx.ValueInfoProto]:
 
 
 def _preprocessing(pipeline: TablePipeline, network: onnx.ModelProto) -> onnx.ModelProto:
-    graph = _Graph()
+    graph = Subgraph("table")
     encode = {"numeric": _numeric, "categorical": _categorical, "binary": _binary}
     parts = [encode[feature.type](graph, feature) for feature in pipeline.features]
     graph.nodes.append(helper.make_node("Concat", parts, [INPUT_NAME], name="table/features", axis=1))
@@ -177,7 +149,7 @@ def _preprocessing(pipeline: TablePipeline, network: onnx.ModelProto) -> onnx.Mo
 
 
 def _inverse_target(target: Target, network: onnx.ModelProto, units: int) -> onnx.ModelProto:
-    graph = _Graph()
+    graph = Subgraph("table")
     source = "table/network_output"
     scaled = graph.node("Mul", [source, graph.floats(target.std, "target_std")], "target_scaled")
     graph.nodes.append(

@@ -3,8 +3,9 @@
 The site is the page (``index.html``, ``app.js``, ``style.css``), ``model.onnx``, ``site.json`` (name,
 class names, input shape, mode) and the onnxruntime-web runtime in ``ort/`` (the WebAssembly-only build,
 shipped in this package with its licence: no CDN, it works offline from any static server).  One-channel
-28x28 models get a drawing pad; other image models a file picker with drag and drop.  The page feeds
-raw pixels, so the model must hold its preprocessing (the default export).
+28x28 models get a drawing pad; other image models a file picker with drag and drop; a text model a text box
+whose predictions follow the typing.  The page feeds raw pixels or the raw text, so the model must hold its
+preprocessing (the default export).
 """
 
 from __future__ import annotations
@@ -27,10 +28,18 @@ MODEL_FILE = "model.onnx"
 PAD_SHAPE = (28, 28, 1)
 
 
-def page_mode(input_shape: Sequence[int], preprocessing_in_graph: bool, *, run: str) -> str:
-    """``pad`` or ``picture`` for a model taking ``input_shape`` (H, W, C); ExportError for a model
-    the page cannot drive: at ``model.input_shape`` (for the run's spec to place), or naming the
+def page_mode(input_shape: Sequence[int], preprocessing_in_graph: bool, *, run: str, text: bool = False) -> str:
+    """``text`` for a text model, ``pad`` or ``picture`` for a model taking ``input_shape`` (H, W, C); ExportError
+    for a model the page cannot drive: at ``model.input_shape`` (for the run's spec to place), or naming the
     ``run`` directory the options were given for."""
+    if text:
+        if not preprocessing_in_graph:
+            raise ExportError(
+                "--web feeds the text typed in the box, so the model must hold its vectorization: leave out "
+                "--no-preprocessing",
+                file=run,
+            )
+        return "text"
     shape = tuple(input_shape)
     if len(shape) != 3 or shape[-1] not in (1, 3):
         raise ExportError(

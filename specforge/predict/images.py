@@ -24,6 +24,7 @@ from specforge.predict.ray_data import RayPredictor
 from specforge.predict.run_model import RunPredictor, is_run_dir
 from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch, OnnxPredictor
 from specforge.predict.table import is_table_model, rows_only
+from specforge.predict.text import read_texts, split_texts
 from specforge.spec import load_spec
 
 #: What predicts: an exported model's onnxruntime session (or its Ray Data batches), or a run's numpy model.
@@ -84,7 +85,8 @@ class PredictionReport:
 
 
 def read_data(data: str, model: Predictor, *, limit: int | None = None) -> Inputs:
-    """``SOURCE:SPLIT`` (e.g. ``mnist:test``) or ``SPEC:SPLIT`` (e.g. ``specs/mnist.yaml:test``), with labels."""
+    """``SOURCE:SPLIT`` (e.g. ``mnist:test``) or ``SPEC:SPLIT`` (e.g. ``specs/mnist.yaml:test``), with labels; a
+    text model's documents as written, the split vectorized with the model's saved vocabulary."""
     where, _, split_name = data.rpartition(":")
     if not where or split_name not in ("train", "test", "validation"):
         raise DataError(
@@ -93,8 +95,15 @@ def read_data(data: str, model: Predictor, *, limit: int | None = None) -> Input
             file=f"--data {data}",
         )
     data_spec, base_dir, validation, spec = _data_spec(where)
+    saved = model.saved if model.takes_documents else None
     try:
-        dataset = load_dataset(data_spec, model.input_shape, validation=validation, base_dir=base_dir)
+        dataset = load_dataset(
+            data_spec,
+            model.input_shape if saved is None else saved.input_shape,
+            validation=validation,
+            base_dir=base_dir,
+            fitted=saved,
+        )
     except DataError as error:
         raise error if spec is None else spec.located(error) from None
     split = {"train": dataset.train, "test": dataset.test, "validation": dataset.validation}[split_name]
@@ -103,7 +112,8 @@ def read_data(data: str, model: Predictor, *, limit: int | None = None) -> Input
             f"the data of {where!r} has no {split_name} split; use one of: {', '.join(dataset.splits())}",
             file=where if spec is not None else f"--data {data}",
         )
-    return split_inputs(split.part(split.name, None, limit), model, where, split_name)
+    split = split.part(split.name, None, limit)
+    return split_texts(split, split_name) if model.takes_documents else split_inputs(split, model, where, split_name)
 
 
 def _data_spec(where: str) -> tuple[dict, Path, Validation, Spec | None]:
@@ -156,22 +166,30 @@ def predict_onnx(
     address: str | None = None,
     actors: int | None = None,
     raw: bool = False,
+    texts: Sequence[str] = (),
+    column: str | None = None,
 ) -> PredictionReport:
     """The top-``top_k`` classes of ``model`` (an ONNX file or a run directory, see ``open_predictor``) for
-    image/array files ``inputs`` or ``data`` (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels)."""
-    if bool(inputs) == bool(data):
+    image/array files ``inputs`` or ``data`` (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels); a text model's
+    for ``texts``, ``.txt`` files (one document a line) or a ``.csv`` file's ``column`` (``read_texts``)."""
+    if bool(inputs or texts) == bool(data):
         raise DataError(
-            "give input files (PNG/JPEG images, .npy/.npz arrays) or --data SOURCE:SPLIT, not both"
-            if inputs
-            else "nothing to predict; give input files or --data SOURCE:SPLIT (e.g. mnist:test)"
+            "give inputs (files, or --text) or --data SOURCE:SPLIT, not both"
+            if data
+            else "nothing to predict; give input files, --text or --data SOURCE:SPLIT (e.g. mnist:test)"
         )
     with open_predictor(model, backend=backend, threads=threads, address=address, actors=actors) as predictor:
         check_image_model(predictor, raw=raw)
-        examples = (
-            read_data(data, predictor, limit=limit)
-            if data
-            else read_files(inputs, predictor, invert=invert).head(limit)
-        )
+        if (texts or column is not None) and not predictor.takes_documents:
+            raise DataError(
+                "--text and --column are for a text model; this model takes images or arrays", file=str(model)
+            )
+        if data:
+            examples = read_data(data, predictor, limit=limit)
+        elif predictor.takes_documents:
+            examples = read_texts(inputs, texts, column=column).head(limit)
+        else:
+            examples = read_files(inputs, predictor, invert=invert).head(limit)
         return predict(predictor, examples, top_k=top_k, batch_size=batch_size, on_batch=on_batch, raw=raw)
 
 

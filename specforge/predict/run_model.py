@@ -10,6 +10,7 @@ import numpy as np
 from specforge.data import Preprocessing
 from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch
 from specforge.predict.table import rows_only
+from specforge.predict.text import model_inputs
 from specforge.runs.directory import MANIFEST, Run, open_run
 
 
@@ -30,6 +31,11 @@ class RunPredictor:
         run: Run = open_run(path)
         self.path = Path(path)
         self.steps = Preprocessing.from_dict(run.preprocessing)
+        #: the run's preprocessing, as an exported model's metadata holds it
+        self.saved = self.steps
+        #: a text run's saved vectorizer turns documents into its model's input
+        self.vectorizer = self.steps.vectorizer
+        self.takes_documents = self.vectorizer is not None
         if self.steps.table is not None:
             raise rows_only(path)
         self.model = run.model
@@ -44,10 +50,12 @@ class RunPredictor:
     def run(
         self, examples: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, on_batch: OnBatch | None = None
     ) -> np.ndarray:
-        """The model's outputs for raw ``examples`` (the run's preprocessing applied), ``batch_size`` at a time."""
+        """The model's outputs for raw ``examples`` or a text run's documents (the run's preprocessing applied),
+        ``batch_size`` at a time."""
         parts = []
         for start in range(0, len(examples), batch_size):
-            batch = self.steps.images(examples[start : start + batch_size])
+            batch = examples[start : start + batch_size]
+            batch = self.steps.images(model_inputs(batch, self.vectorizer) if self.takes_documents else batch)
             parts.append(self.model.predict(batch, batch_size))
             if on_batch is not None:
                 on_batch(min(start + batch_size, len(examples)), len(examples))

@@ -12,6 +12,7 @@ import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.data.preprocessing import Preprocessing
+from specforge.predict.text import model_inputs
 
 DEFAULT_BATCH_SIZE = 256
 #: numpy dtypes of onnxruntime's input types
@@ -21,6 +22,7 @@ ONNX_TYPES = {
     "tensor(int64)": "int64",
     "tensor(int32)": "int32",
     "tensor(uint8)": "uint8",
+    "tensor(string)": "object",
 }
 
 OnBatch = Callable[[int, int], None]
@@ -102,9 +104,18 @@ class OnnxPredictor:
         self.from_specforge = "specforge_version" in self.metadata
         self.class_names: list[str] | None = _json(self.metadata.get("class_names"))
         self.image_shape: tuple[int, ...] | None = tuple(_json(self.metadata.get("image_shape")) or ()) or None
-        self.preprocessing = None
-        if _json(self.metadata.get("preprocessing_in_graph")) is False:
-            self.preprocessing = Preprocessing.from_dict(json.loads(self.metadata["preprocessing"]))
+        #: the run's preprocessing, saved in the metadata (None for a model specforge did not export)
+        self.saved = (
+            Preprocessing.from_dict(json.loads(self.metadata["preprocessing"]))
+            if "preprocessing" in self.metadata
+            else None
+        )
+        self.preprocessing = self.saved if _json(self.metadata.get("preprocessing_in_graph")) is False else None
+        #: whether the model predicts on documents (a text model), and the saved vectorizer that turns them into
+        #: the model's input when the graph does not hold it (exported with --no-preprocessing)
+        saved_vectorizer = None if self.saved is None else self.saved.vectorizer
+        self.takes_documents = saved_vectorizer is not None
+        self.vectorizer = saved_vectorizer if self.preprocessing is not None else None
 
     def class_name(self, index: int) -> str:
         names = self.class_names
@@ -113,12 +124,14 @@ class OnnxPredictor:
     def run(
         self, examples: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, on_batch: OnBatch | None = None
     ) -> np.ndarray:
-        """The model's output for ``examples`` (raw values, ``(N, *input_shape)``), ``batch_size`` at a time;
-        ``on_batch(done, total)`` after each batch."""
+        """The model's output for ``examples`` (raw values, ``(N, *input_shape)``, or a text model's documents),
+        ``batch_size`` at a time; ``on_batch(done, total)`` after each batch."""
         total = len(examples)
         out: np.ndarray | None = None
         for start in range(0, total, batch_size):
             batch = examples[start : start + batch_size]
+            if self.takes_documents:
+                batch = model_inputs(batch, self.vectorizer)
             feed = (
                 self.preprocessing.images(batch)
                 if self.preprocessing is not None

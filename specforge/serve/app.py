@@ -176,6 +176,10 @@ def _decode(image: bytes, model: OnnxPredictor) -> tuple[np.ndarray, bool]:
         raise ProtocolError(
             400, "this model takes table rows (one [N, 1] tensor per column), not images; send them to /infer"
         )
+    if model.takes_documents:
+        raise ProtocolError(
+            400, "this model takes text, not images; send the documents to /infer as a BYTES tensor of shape [N]"
+        )
     if len(shape) != 3 or shape[-1] not in (1, 3):
         raise ProtocolError(400, f"this model takes [N, {', '.join(map(str, shape))}], not images; use /infer")
     try:

@@ -38,7 +38,7 @@ ROW = {
 def table_examples() -> dict[str, str]:
     """The code blocks of the README's Tables section, by language (the last block of each language)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("\n## Tables\n") : text.index("\n## Command line\n")]
+    section = text[text.index("\n## Tables\n") : text.index("\n## Text\n")]
     return dict(re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL))
 
 

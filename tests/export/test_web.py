@@ -20,12 +20,14 @@ import numpy as np
 import pytest
 from needs import require
 from PIL import Image
+from text_corpus import trained_run
 from typer.testing import CliRunner
 
 from export.models import small_spec
 from specforge import api
 from specforge.cli.commands import app
 from specforge.data import load_dataset
+from specforge.predict.run_model import RunPredictor
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = "web-page.png"
@@ -369,3 +371,37 @@ def test_a_colour_model_gets_a_file_picker_and_takes_dropped_images(browser, tmp
         assert predicted(page, lambda: drop(page, "blue.png", png(blue)))[0] == "0"
         assert page.inner_text("#top li:first-child .name") == "blue"
         assert page.errors == []
+
+
+def test_a_text_model_gets_a_text_box_whose_classes_follow_the_typing(browser, tmp_path):
+    """The page of a text model feeds the typed text to the model's graph, which vectorizes it: its best class is
+    the run's numpy model's (with the saved vocabulary) for the same text, and an empty box lists nothing."""
+    run = trained_run(tmp_path, vectorize={"output_sequence_length": 16, "ngrams": 2, "max_tokens": 32})
+    result = invoke("export", run.path, "--web", tmp_path / "site")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "site" / "site.json").read_text())["mode"] == "text"
+    texts = ["Stir the SUGAR, then bake!", "The referee's GOAL... for the team", "oven? flour! dough."]
+    expected = RunPredictor(run.path).run(np.array(texts, dtype=object)).argmax(axis=1)
+    assert sorted(set(expected)) == [0, 1]
+    with static_server(tmp_path / "site") as url, opened(browser, url) as page:
+        assert page.is_hidden("#pad") and page.is_visible("#text")
+        assert (
+            page.title() == "bag: text classifier"
+            and page.text_content(".kicker") == "Text classifier, running in your browser"
+        )
+        for text, best in zip(texts, expected):
+            assert predicted(page, lambda text=text: page.fill("#text", text))[0] == str(best)
+        assert page.inner_text("#top li:first-child .name") == ["cooking", "sport"][expected[-1]]
+        assert predicted(page, lambda: page.fill("#text", "  ")) == [] and page.is_visible("#empty")
+        assert page.errors == []
+
+
+def test_web_names_the_text_run_whose_vectorization_was_left_out(tmp_path):
+    run = trained_run(tmp_path, epochs=1)
+    result = invoke("export", run.path, "--web", tmp_path / "site", "--no-preprocessing", "-o", tmp_path / "m.onnx")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"{run.path}: error: --web feeds the text typed in the box, so the model must hold its vectorization: "
+        "leave out --no-preprocessing\n"
+    )
+    assert not (tmp_path / "site").exists() and not (tmp_path / "m.onnx").exists()

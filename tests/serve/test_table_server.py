@@ -165,7 +165,7 @@ def test_the_readmes_served_request_runs_as_written(diabetes):
     shows (with this brief run's number) and what predict answers for the same row."""
     url, model, _, _ = diabetes
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("\n## Tables\n") : text.index("\n## Command line\n")]
+    section = text[text.index("\n## Tables\n") : text.index("\n## Text\n")]
     (block,) = re.findall(r"```sh\n(specforge serve .*?)```", section, re.DOTALL)
     served, path, payload, shown = re.fullmatch(
         r"specforge serve (\S+) &\ncurl -s http://127\.0\.0\.1:8000(\S+) -H 'Content-Type: application/json' "

@@ -2,7 +2,8 @@
 // site.json (written by `specforge export --web`) gives the class names, the input shape and the mode:
 //   "pad"      one-channel 28x28 models: a drawing pad; the drawing is fitted into a 20x20 box and centred
 //              by its centre of mass in 28x28, as MNIST's digits were, before it reaches the model;
-//   "picture"  other image models: a picked or dropped image, resized to the input's height and width.
+//   "picture"  other image models: a picked or dropped image, resized to the input's height and width;
+//   "text"     text models: a text box, its text fed as it is (the model's graph vectorizes it) as it changes.
 import * as ort from './ort/ort.wasm.bundle.min.mjs';
 
 const SHOWN = 3;             // classes listed, best first
@@ -12,6 +13,7 @@ const SIDE = 28;             // ... with its centre of mass at the centre of 28x
 const INK = 10;              // pad pixels brighter than this belong to the drawing
 
 const pad = document.getElementById('pad');
+const textBox = document.getElementById('text');
 const context = pad.getContext('2d', { willReadFrequently: true });
 const top = document.getElementById('top');
 const empty = document.getElementById('empty');
@@ -111,9 +113,16 @@ function pictureInput() {
   return input;
 }
 
+// -- the text box's document: nothing to classify while it holds no words -------------------------------
+function textInput() {
+  return textBox.value.trim() === '' ? null : textBox.value;
+}
+
 // -- classifying ---------------------------------------------------------------------------------------
 async function classify(input) {
-  const tensor = new ort.Tensor('float32', input, [1, ...site.input_shape]);
+  const tensor = site.mode === 'text'
+    ? new ort.Tensor('string', [input], [1])
+    : new ort.Tensor('float32', input, [1, ...site.input_shape]);
   const outputs = await session.run({ [session.inputNames[0]]: tensor });
   return Array.from(outputs[outputName].data);
 }
@@ -154,7 +163,7 @@ async function update() {
   try {
     while (dirty) {
       dirty = false;
-      const input = site.mode === 'pad' ? padInput() : pictureInput();
+      const input = { text: textInput, pad: padInput, picture: pictureInput }[site.mode]();
       if (input === null) list([]);
       else show(await classify(input));
     }
@@ -257,20 +266,27 @@ function enableOpening() {
 
 async function main() {
   site = await (await fetch('site.json')).json();
-  document.title = `${site.name}: image classifier`;
+  const kind = site.mode === 'text' ? 'text' : 'image';
+  document.title = `${site.name}: ${kind} classifier`;
+  document.querySelector('.kicker').textContent = `${kind[0].toUpperCase()}${kind.slice(1)} classifier, running in your browser`;
   document.body.classList.add(site.mode);
   document.getElementById('title').textContent = site.name;
-  document.getElementById('hint').textContent = site.mode === 'pad'
-    ? 'Draw a digit with the mouse or a finger, or open or drop an image onto the pad.'
-    : 'Open an image, or drop one onto the box.';
+  document.getElementById('hint').textContent = {
+    pad: 'Draw a digit with the mouse or a finger, or open or drop an image onto the pad.',
+    picture: 'Open an image, or drop one onto the box.',
+    text: 'Type or paste a text: the classes follow as you type.',
+  }[site.mode];
   context.lineWidth = pad.width / 12;
   context.lineCap = context.lineJoin = 'round';
   clearPad();
   ort.env.wasm.numThreads = 1;   // threads need cross-origin isolation, which a plain static server does not give
   session = await ort.InferenceSession.create('model.onnx', { executionProviders: ['wasm'] });
   outputName = session.outputNames.includes('probabilities') ? 'probabilities' : session.outputNames[0];
-  if (site.mode === 'pad') enableDrawing();
-  enableOpening();
+  if (site.mode === 'text') textBox.addEventListener('input', update);
+  else {
+    if (site.mode === 'pad') enableDrawing();
+    enableOpening();
+  }
   document.body.dataset.runs = '0';
   document.body.dataset.state = 'ready';
 }
