@@ -99,11 +99,11 @@ def test_unreadable_or_empty_input_is_one_located_line(exported, tmp_path):
     (tmp_path / "latin1.txt").write_bytes("a good bake\nca\xe7a\n".encode("latin-1"))
     line = one_line_error(invoke(model, tmp_path / "latin1.txt"))
     assert line == (
-        f"{tmp_path / 'latin1.txt'}: error: line 2: byte 0xe7 at offset 14 is not UTF-8 (documents are read as "
+        f"{tmp_path / 'latin1.txt'}:2: error: byte 0xe7 at offset 14 is not UTF-8 (documents are read as "
         "UTF-8); save the file as UTF-8"
     )
     (tmp_path / "latin1.csv").write_bytes("text\nca\xe7a\n".encode("latin-1"))
-    assert "line 2: byte 0xe7 at offset 7 is not UTF-8" in one_line_error(invoke(model, tmp_path / "latin1.csv"))
+    assert ":2: error: byte 0xe7 at offset 7 is not UTF-8" in one_line_error(invoke(model, tmp_path / "latin1.csv"))
     (tmp_path / "reviews.csv").write_text("id,review\n1,a good bake\n")
     assert one_line_error(invoke(model, tmp_path / "reviews.csv")) == (
         f"{tmp_path / 'reviews.csv'}:1: error: the CSV has no column 'text'; its header has: id, review; name the "

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from specforge.base.errors import DataError
-from specforge.data.files import read_bytes
+from specforge.data.files import decode_utf8, read_bytes
 from specforge.data.inputs import Inputs
 from specforge.data.splits import Split
-from specforge.data.text.folder import decode
 from specforge.data.text.vectorize import TextVectorizer
 from specforge.runs.directory import MANIFEST, PREPROCESSING, read_json
 
@@ -71,7 +70,7 @@ def _shown(text: str) -> str:
 def _decoded(path: Path) -> str:
     """The file's text (a UTF-8 byte order mark dropped); DataError naming the line and byte that is not UTF-8."""
     data = read_bytes(path)
-    return decode(data, str(path)).removeprefix("\ufeff")
+    return decode_utf8(data, str(path), "documents")
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
