@@ -3,6 +3,9 @@ examples as cases, reference convolutions and ONNX export of a chain of layers."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -24,6 +27,15 @@ CASES = [
     for kind, cls in REGISTRY.items()
     if not cls.merges
     for i, (config, shape) in enumerate(cls.examples)
+]
+#: The single-input kinds' examples whose kind fuses the activation after it (``Layer.fuses_activation``).
+FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
+#: Every kind of several inputs' examples, as pytest parameters ``kind, config, shapes`` (one shape per input).
+MERGE_CASES = [
+    pytest.param(kind, config, shapes, id=f"{kind}-{i}")
+    for kind, cls in REGISTRY.items()
+    if cls.merges
+    for i, (config, shapes) in enumerate(cls.examples)
 ]
 
 
@@ -167,3 +179,16 @@ def reference_conv(x, kernel, bias, strides, dilation, pads, depthwise=False):
 
 def random_params(layer, input_shape, rng):
     return {key: rng.standard_normal(shape) for key, shape in layer.param_shapes(input_shape).items()}
+
+
+def float_arrays(value: Any) -> Iterator[np.ndarray]:
+    """Every floating-point array in ``value`` (tuples, lists and dicts looked into, a dict's in key order)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f":
+            yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from float_arrays(item)
+    elif isinstance(value, dict):
+        for key in sorted(value):
+            yield from float_arrays(value[key])

@@ -4,36 +4,12 @@ gradients and the new state. The optimizers, activations and losses have their o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import numpy as np
 import pytest
-from helpers import CASES, example_input, make_layer
+from helpers import CASES, FUSING_CASES, MERGE_CASES, example_input, float_arrays, make_layer
 
 from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY
-
-MERGE_CASES = [
-    pytest.param(kind, config, shapes, id=f"{kind}-{i}")
-    for kind, cls in REGISTRY.items()
-    if cls.merges
-    for i, (config, shapes) in enumerate(cls.examples)
-]
-FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
-
-
-def float_arrays(value: Any) -> Iterator[np.ndarray]:
-    """Every floating-point array in ``value``, looking inside tuples, lists and dicts."""
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind == "f":
-            yield value
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from float_arrays(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from float_arrays(item)
 
 
 def step_dtypes(step, params: dict, x) -> set[np.dtype]:

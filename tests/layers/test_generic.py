@@ -10,7 +10,16 @@ import json
 
 import numpy as np
 import pytest
-from helpers import CASES, check_gradients, check_onnx_parity, example_input, make_layer, onnx_of, run_onnx
+from helpers import (
+    CASES,
+    FUSING_CASES,
+    check_gradients,
+    check_onnx_parity,
+    example_input,
+    make_layer,
+    onnx_of,
+    run_onnx,
+)
 from jsonschema import Draft7Validator
 
 from specforge.base.errors import ExportError
@@ -48,7 +57,6 @@ KINDS = (
     "LayerNormalization",
 )
 BATCH = 3
-FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
 FUSABLE = sorted(name for name, function in ACTIVATIONS.items() if function.output_suffices and name != "linear")
 
 

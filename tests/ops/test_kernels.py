@@ -13,13 +13,11 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from helpers import CASES, example_input, make_layer
+from helpers import CASES, FUSING_CASES, MERGE_CASES, example_input, float_arrays, make_layer
 
 from specforge import api
 from specforge.graph.plan import plan_steps
@@ -31,13 +29,6 @@ from specforge.options.activations import ACTIVATIONS
 from specforge.training.progress import ConsoleProgress
 
 ROOT = Path(__file__).resolve().parents[2]
-MERGE_CASES = [
-    pytest.param(kind, config, shapes, id=f"{kind}-{i}")
-    for kind, cls in REGISTRY.items()
-    if cls.merges
-    for i, (config, shapes) in enumerate(cls.examples)
-]
-FUSING_CASES = [case for case in CASES if REGISTRY[case.values[0]].fuses_activation]
 
 
 @pytest.fixture(autouse=True)
@@ -58,19 +49,6 @@ def on_path(path: str, monkeypatch) -> None:
     assert (kernels.load() is not None) == (path == "numba")
 
 
-def arrays(value: Any) -> Iterator[np.ndarray]:
-    """Every floating-point array in ``value`` (tuples, lists and dicts looked into), in order."""
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind == "f":
-            yield value
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from arrays(item)
-    elif isinstance(value, dict):
-        for key in sorted(value):
-            yield from arrays(value[key])
-
-
 def training_step(layers: list, params: dict, x, merge: int = 0) -> list[np.ndarray]:
     """Output, input gradient, parameter gradients and new state of one float32 training step of ``layers``
     (a layer and the activation it fuses; new ones each time, as a seeded Dropout draws from its own generator),
@@ -79,7 +57,7 @@ def training_step(layers: list, params: dict, x, merge: int = 0) -> list[np.ndar
     y, cache = step.forward(params, x, True, np.random.default_rng(0))
     dy = np.random.default_rng(1).standard_normal(y.shape).astype(y.dtype)
     dx, grads = step.backward(params, cache, dy)
-    return [array.copy() for array in arrays([y, dx, grads, step.new_state(cache)])]
+    return [array.copy() for array in float_arrays([y, dx, grads, step.new_state(cache)])]
 
 
 def fused(kind: str, config: dict, activation: str) -> list:
