@@ -222,8 +222,14 @@ def table_shape(pipeline: TablePipeline) -> DataShape:
         for feature in categorical
     ]
     classes = None if pipeline.target.regression else len(pipeline.target.classes)
+    widths: dict[str, int] = {}
+    for feature in pipeline.features:
+        widths[feature.column] = widths.get(feature.column, 0) + feature.width
     return DataShape(
-        (pipeline.width,), classes, f"the features encode to {pipeline.width} values per row ({'; '.join(parts)})"
+        (pipeline.width,),
+        classes,
+        f"the features encode to {pipeline.width} values per row ({'; '.join(parts)})",
+        column_widths=widths,
     )
 
 
