@@ -47,7 +47,7 @@ class Model:
             packed = flat.pack([params[index][name] for index, name in self._trainable])
             for (index, name), view in zip(self._trainable, packed):
                 params[index][name] = view
-        self._plans: dict[int | None | frozenset[int], list[Step]] = {}
+        self._plans: dict[int | frozenset[int] | None, list[Step]] = {}
 
     def __repr__(self) -> str:
         return f"Model({self.graph!r})"
@@ -189,7 +189,7 @@ class Model:
         trainable = [grads[index][name] for index, name in self._trainable]
         return (losses, outputs, trainable, state) if several else (losses[0], outputs[0], trainable, state)
 
-    def steps(self, until: int | None | frozenset[int] = None) -> list[Step]:
+    def steps(self, until: int | frozenset[int] | None = None) -> list[Step]:
         """The first ``until`` nodes (in topological order), or all but the ``skipped`` output activations when
         given a set, as the steps that compute them: a layer and the activation node that alone takes its output
         run as one step when the layer can apply it to its own output (specforge.graph.plan)."""

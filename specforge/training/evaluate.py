@@ -17,7 +17,6 @@ from specforge.graph.model import Model
 from specforge.runs.directory import Run, display_path
 from specforge.training.heads import Head, Tally, create_heads, labels_and_targets, update_metrics
 
-
 #: Called with each batch's class probabilities and integer labels.
 Observer = Callable[[np.ndarray, np.ndarray], None]
 #: Called with (examples done, examples in all) after each batch.

@@ -21,11 +21,11 @@ import numpy as np
 
 from specforge.base.errors import DataError, RunError, SpecError, TrainingInterrupted
 from specforge.data import Dataset, Preprocessing, Split, batch_count, iterate_batches, load_data
+from specforge.data.feed import Feed, make_feed
 from specforge.graph.build import build_graph
 from specforge.graph.dag import Graph
 from specforge.graph.model import Model, params_from_arrays
 from specforge.graph.training_checks import check_warmup
-from specforge.data.feed import Feed, make_feed
 from specforge.options import callbacks, optimizers
 from specforge.options.losses import Loss
 from specforge.runs import directory as runs
