@@ -7,6 +7,7 @@ those features, in the group's order.  Only a table feeds several inputs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,16 @@ class Feed:
         if self.columns is None:
             return x
         return [np.ascontiguousarray(x[:, columns]) for columns in self.columns]
+
+
+def examples_shape(config: dict) -> tuple[int, ...]:
+    """The shape of one example as the data gives it: the model's one input's, or for a table feeding several
+    inputs (vectors of its feature columns, ``model.inputs``) the width of all of them together."""
+    model = config["model"]
+    if "inputs" not in model:
+        return tuple(model["input_shape"])
+    shapes = [tuple(item["shape"]) for item in model["inputs"].values()]
+    return shapes[0] if len(shapes) == 1 else (sum(math.prod(shape) for shape in shapes),)
 
 
 def feature_columns(pipeline: TablePipeline) -> dict[str, list[int]]:
@@ -51,4 +62,4 @@ def make_feed(data_config: dict, pipeline: TablePipeline | None) -> Feed:
     )
 
 
-__all__ = ["Feed", "feature_columns", "make_feed"]
+__all__ = ["Feed", "examples_shape", "feature_columns", "make_feed"]

@@ -76,6 +76,32 @@ PREPROCESSING_SCHEMA = {
 }
 
 _COMMON: dict[str, dict] = {
+    "source": {
+        "description": "Where the data comes from. "
+        + "; ".join(f"{name}: {source.description.rstrip('.')}" for name, source in SOURCES.items())
+        + ".",
+        "enum": list(SOURCES),
+        "default": "mnist",
+    },
+    "preprocessing": PREPROCESSING_SCHEMA,
+    "num_classes": {
+        "type": "integer",
+        "minimum": 2,
+        "description": "Number of classes. Default: inferred (10 for mnist, the number of class sub-folders for "
+        "image_folder and text_folder, else the largest training label + 1).",
+        "examples": [10],
+    },
+    "class_names": {
+        "type": "array",
+        "items": {"type": "string"},
+        "minItems": 2,
+        "description": "Name of each class, in label order. Default: the folder names for image_folder and "
+        "text_folder, "
+        "else the labels as text ('0', '1', ...).",
+        "examples": [
+            ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+        ],
+    },
     "inputs": {
         "type": "object",
         "description": "What feeds each named model input (model.inputs): input name -> the table's feature "
@@ -103,32 +129,6 @@ _COMMON: dict[str, dict] = {
             },
         },
         "examples": [{"digit": {}, "parity": {"map": [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]}}],
-    },
-    "source": {
-        "description": "Where the data comes from. "
-        + "; ".join(f"{name}: {source.description.rstrip('.')}" for name, source in SOURCES.items())
-        + ".",
-        "enum": list(SOURCES),
-        "default": "mnist",
-    },
-    "preprocessing": PREPROCESSING_SCHEMA,
-    "num_classes": {
-        "type": "integer",
-        "minimum": 2,
-        "description": "Number of classes. Default: inferred (10 for mnist, the number of class sub-folders for "
-        "image_folder and text_folder, else the largest training label + 1).",
-        "examples": [10],
-    },
-    "class_names": {
-        "type": "array",
-        "items": {"type": "string"},
-        "minItems": 2,
-        "description": "Name of each class, in label order. Default: the folder names for image_folder and "
-        "text_folder, "
-        "else the labels as text ('0', '1', ...).",
-        "examples": [
-            ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-        ],
     },
 }
 

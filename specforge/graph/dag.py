@@ -295,7 +295,7 @@ def infer_graph(spec) -> Graph:
         raise SpecError(problems=merge_uses(flat.problems + cycle + shapes, spec))
     if shapes:
         raise ShapeError(problems=merge_uses(shapes, spec))
-    graph = _only(graph, _ancestors(flat.outputs, by_name), [made[name] for name in flat.outputs])
+    graph = _only(graph, _ancestors(flat.outputs, by_name), [made[name] for name in flat.outputs if name in made])
     _check_sources(graph, spec)
     conflict = graph.input_dtype_conflict()
     if conflict is not None:

@@ -60,10 +60,21 @@ def model_inputs(config: dict) -> list[InputSpec]:
 def model_outputs(config: dict) -> list[OutputSpec]:
     """The model's outputs, in order (``model.outputs``, else the one output of ``compile``'s loss and metrics)."""
     model, compile_ = config["model"], config["compile"]
+    weights = compile_.get("loss_weights") or {}
+    targets = config["data"].get("targets") or {}
     if "outputs" not in model:
-        return [OutputSpec(OUTPUT, model.get("output"), compile_.get("loss"), compile_["metrics"], 1.0, None, (), "")]
-    weights = compile_.get("loss_weights", {})
-    targets = config["data"].get("targets", {})
+        return [
+            OutputSpec(
+                OUTPUT,
+                model.get("output"),
+                compile_.get("loss"),
+                compile_["metrics"],
+                float(weights.get(OUTPUT, 1.0)),
+                _target_map(targets.get(OUTPUT)),
+                (),
+                "",
+            )
+        ]
     several = len(model["outputs"]) > 1
     return [
         OutputSpec(

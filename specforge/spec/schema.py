@@ -207,9 +207,9 @@ def build_schema() -> dict:
                 "not": {"anyOf": [{"required": ["inputs", "input_shape"]}, {"required": ["outputs", "output"]}]},
             },
             "compile": {
-                "description": "What to minimise and how (Keras' model.compile).",
+                "description": "What to minimise and how (Keras' model.compile). loss is required unless "
+                "model.outputs gives each output its own.",
                 "type": "object",
-                "required": ["loss"],
                 "additionalProperties": False,
                 "properties": {
                     "optimizer": {**OPTIMIZER_SCHEMA, "default": OPTIMIZER_SCHEMA.get("default", "rmsprop")},

@@ -94,7 +94,7 @@ EXPECTED: dict[str, list[str]] = {
     "data_option_of_other_source.yaml": [
         (
             "data_option_of_other_source.yaml:5:3: error: data.path: unknown key 'path' for source mnist "
-            "(an option of source npz); allowed keys: source, preprocessing, num_classes, class_names"
+            "(an option of source npz); allowed keys: source, preprocessing, num_classes, class_names, inputs, targets"
         ),
     ],
     "options_that_exclude_each_other.yaml": [
