@@ -89,13 +89,16 @@ def choose_backend(
 
 
 def _refuse_numpy_only(spec: Spec, backend: str) -> None:
-    """What only the numpy backend trains yet: weighted examples and a moving average of the weights."""
+    """What only the numpy backend trains yet: weighted examples, a moving average of the weights, and a model of
+    several named inputs or outputs."""
     config = spec.config
     optimizer = config["compile"]["optimizer"]
     for path, used in (
         ("fit.class_weight", config["fit"].get("class_weight") is not None),
         ("data.sample_weight", config["data"].get("sample_weight") is not None),
         ("compile.optimizer.use_ema", isinstance(optimizer, dict) and bool(optimizer.get("use_ema"))),
+        ("model.inputs", len(config["model"].get("inputs", {})) > 1),
+        ("model.outputs", len(config["model"].get("outputs", {})) > 1),
     ):
         if used:
             raise spec.located(

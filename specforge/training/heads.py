@@ -96,6 +96,13 @@ def log_names(heads: Sequence[Head]) -> list[str]:
     ]
 
 
+def reported_names(config: dict, graph: Graph) -> list[str]:
+    """The values training reports each epoch, known from the spec alone: ``log_names``, then ``val_`` of each
+    unless ``fit.validation`` is none."""
+    names = log_names(create_heads(config, graph))
+    return names if config["fit"]["validation"] == "none" else names + [f"val_{name}" for name in names]
+
+
 class Tally:
     """The running mean of each output's loss, their weighted total and the metrics over the batches of an
     epoch or a split."""
@@ -145,4 +152,13 @@ def weighted_total(heads: Sequence[Head], values: Sequence[float]) -> float:
     return sum(head.weight * value for head, value in zip(heads, values))
 
 
-__all__ = ["Head", "Tally", "create_heads", "labels_and_targets", "log_names", "update_metrics", "weighted_total"]
+__all__ = [
+    "Head",
+    "Tally",
+    "create_heads",
+    "labels_and_targets",
+    "log_names",
+    "reported_names",
+    "update_metrics",
+    "weighted_total",
+]
