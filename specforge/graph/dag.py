@@ -324,7 +324,7 @@ def _check_sources(graph: Graph, spec: Spec) -> None:
         Problem(
             f"no layer takes model input {source.name!r}; name it in the `inputs` of a layer an output depends on, "
             "or remove it",
-            spec.locate(("model", "inputs", source.name)),
+            spec.locate(("model", "inputs", source.name), at_key=True),
         )
         for position, source in enumerate(graph.sources)
         if input_node(position) not in taken

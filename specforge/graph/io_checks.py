@@ -19,7 +19,20 @@ if TYPE_CHECKING:
 
 def io_problems(spec: Spec) -> list[Problem]:
     """Every mistake in how the spec's data feeds the model's inputs and targets its outputs (no data read)."""
-    return _input_problems(spec) + _output_problems(spec) + _weighting_problems(spec)
+    return _both_problems(spec) + _input_problems(spec) + _output_problems(spec) + _weighting_problems(spec)
+
+
+def _both_problems(spec: Spec) -> list[Problem]:
+    """model.input_shape beside model.inputs, model.output beside model.outputs."""
+    model = spec.config["model"]
+    return [
+        Problem(f"{many} names the model's {what}; remove {one}", spec.locate(("model", one.split(".")[1])))
+        for one, many, what in (
+            ("model.input_shape", "model.inputs", "inputs and gives each its shape"),
+            ("model.output", "model.outputs", "outputs"),
+        )
+        if one.split(".")[1] in model and many.split(".")[1] in model
+    ]
 
 
 def _names(wanted: str, known: Sequence[str], what: str) -> str:
@@ -52,7 +65,7 @@ def _input_problems(spec: Spec) -> list[Problem]:
         return []
     problems = [
         Problem(
-            f"data.inputs names {name!r}, which is not a model input; {_names(name, inputs, 'inputs')}",
+            f"names input {name!r}, which the model does not have; {_names(name, inputs, 'inputs')}",
             spec.locate(("data", "inputs", name), at_key=True),
         )
         for name in groups
@@ -114,7 +127,7 @@ def _output_problems(spec: Spec) -> list[Problem]:
     weights: dict[str, float] = config["compile"].get("loss_weights") or {}
     problems = [
         Problem(
-            f"compile.loss_weights names output {name!r}, which the model does not have; "
+            f"names output {name!r}, which the model does not have; "
             f"{_names(name, names, 'outputs')}",
             spec.locate(("compile", "loss_weights", name), at_key=True),
         )
@@ -123,7 +136,7 @@ def _output_problems(spec: Spec) -> list[Problem]:
     ]
     problems += [
         Problem(
-            f"data.targets names {name!r}, which is not a model output; {_names(name, names, 'outputs')}",
+            f"names output {name!r}, which the model does not have; {_names(name, names, 'outputs')}",
             spec.locate(("data", "targets", name), at_key=True),
         )
         for name in targets

@@ -204,7 +204,6 @@ def build_schema() -> dict:
                     "inputs": INPUTS_SCHEMA,
                     "outputs": OUTPUTS_SCHEMA,
                 },
-                "not": {"anyOf": [{"required": ["inputs", "input_shape"]}, {"required": ["outputs", "output"]}]},
             },
             "compile": {
                 "description": "What to minimise and how (Keras' model.compile). loss is required unless "
