@@ -1,0 +1,179 @@
+"""Models of several named inputs (model.inputs, fed by a table's column groups) and several named outputs
+(model.outputs, each with its own target, loss, metrics and loss weight): the graph's sources and sinks, the
+gradient of the weighted sum of the losses, Keras' names in history, callbacks, evaluation, and the two
+reference specs (specs/mnist_parity.yaml, specs/breast_cancer_two_inputs.yaml) trained on slices."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from specforge import api
+from specforge.base.errors import SpecError
+from specforge.data.feed import Feed
+from specforge.graph.build import build_graph
+from specforge.graph.model import Model
+from specforge.options import losses
+from specforge.spec import spec_from_dict
+from specforge.training.progress import Silent
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+def _two_output_spec(**compile_options) -> dict:
+    return {
+        "version": 1,
+        "name": "two-heads",
+        "data": {
+            "source": "mnist",
+            "preprocessing": {"reshape": [784], "rescale": "1/255", "labels": "sparse"},
+            "targets": {"digit": {}, "parity": {"map": [0, 1] * 5}},
+        },
+        "model": {
+            "input_shape": [784],
+            "layers": [
+                {"type": "Dense", "name": "hidden", "units": 8, "activation": "tanh"},
+                {"type": "Dense", "name": "digit", "units": 10, "activation": "softmax", "inputs": "hidden"},
+                {"type": "Dense", "name": "parity", "units": 1, "activation": "sigmoid", "inputs": "hidden"},
+            ],
+            "outputs": {
+                "digit": {"layer": "digit", "loss": "sparse_categorical_crossentropy"},
+                "parity": {"layer": "parity", "loss": "binary_crossentropy", "metrics": ["accuracy"]},
+            },
+        },
+        "compile": {"optimizer": "adam", "metrics": ["accuracy"], **compile_options},
+        "fit": {"epochs": 1, "batch_size": 32, "validation": "test", "seed": 0},
+    }
+
+
+def test_named_outputs_are_the_graphs_sinks_in_their_order():
+    graph = build_graph(spec_from_dict(_two_output_spec()))
+    assert [graph.nodes[index].source for index in graph.output_nodes] == ["digit", "parity"]
+    assert [graph.nodes[index].output_shape for index in graph.output_nodes] == [(10,), (1,)]
+
+
+def test_the_gradient_is_that_of_the_weighted_sum_of_the_output_losses():
+    """Each output's loss on its own target, weighted by loss_weights: the gradient of the whole matches
+    central finite differences of the weighted sum, computed from the outputs of an ordinary forward pass."""
+    graph = build_graph(spec_from_dict(_two_output_spec(loss_weights={"parity": 0.25})))
+    model = Model.initialize(graph, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 784)).astype(np.float64)
+    digits = np.array([3, 4, 7, 0])
+    parity = (digits % 2).astype(np.float64).reshape(-1, 1)
+    each = [losses.create("sparse_categorical_crossentropy"), losses.create("binary_crossentropy")]
+    targets = [digits, parity]
+    weights = [1.0, 0.25]
+    for params in model.params:
+        for name in params:
+            params[name] = params[name].astype(np.float64)
+    model = Model(graph, model.params)
+
+    def weighted(model: Model) -> float:
+        outputs = model.outputs(x)
+        return sum(w * loss.value(out, t) for w, loss, out, t in zip(weights, each, outputs, targets))
+
+    values, outputs, grads, _ = model.gradients(x, targets, each, loss_weights=weights)
+    assert len(values) == 2 and sum(w * v for w, v in zip(weights, values)) == pytest.approx(weighted(model))
+    assert outputs[1].shape == (4, 1) and np.all((outputs[1] > 0) & (outputs[1] < 1))
+    trainable = model.trainable_params()
+    for param, grad in zip(trainable, grads):
+        for flat_index in (0, param.size // 2, param.size - 1):
+            index = np.unravel_index(flat_index, param.shape)
+            saved = param[index]
+            param[index] = saved + 1e-6
+            up = weighted(model)
+            param[index] = saved - 1e-6
+            down = weighted(model)
+            param[index] = saved
+            assert grad[index] == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-7)
+
+
+def test_history_and_test_metrics_name_each_output_as_keras_does(tmp_path):
+    run = api.fit(spec_from_dict(_two_output_spec()), out=tmp_path / "run", progress=Silent(), limit_train=96)
+    history = json.loads((run.path / "history.json").read_text())
+    assert list(history) == [
+        "loss",
+        "digit_loss",
+        "parity_loss",
+        "digit_accuracy",
+        "parity_accuracy",
+        "val_loss",
+        "val_digit_loss",
+        "val_parity_loss",
+        "val_digit_accuracy",
+        "val_parity_accuracy",
+    ]
+    # the total is the sum of the output losses (both weigh 1 here)
+    assert history["loss"][0] == pytest.approx(history["digit_loss"][0] + history["parity_loss"][0])
+    assert history["val_loss"][0] == pytest.approx(history["val_digit_loss"][0] + history["val_parity_loss"][0])
+    report = api.evaluate(run.path, limit=50)
+    assert report["examples"] == 50
+    assert {"digit_loss", "parity_loss", "digit_accuracy", "parity_accuracy"} <= set(report)
+
+
+def test_loss_weights_weigh_the_total_that_history_reports(tmp_path):
+    run = api.fit(
+        spec_from_dict(_two_output_spec(loss_weights={"digit": 0.5, "parity": 2.0})),
+        out=tmp_path / "run",
+        progress=Silent(),
+        limit_train=64,
+        limit_test=32,
+    )
+    history = json.loads((run.path / "history.json").read_text())
+    expected = 0.5 * history["val_digit_loss"][0] + 2.0 * history["val_parity_loss"][0]
+    assert history["val_loss"][0] == pytest.approx(expected)
+
+
+def test_a_callback_monitors_one_outputs_validation_metric(tmp_path):
+    spec = _two_output_spec()
+    spec["fit"]["callbacks"] = [{"type": "ModelCheckpoint", "monitor": "val_parity_accuracy", "mode": "max"}]
+    run = api.fit(spec_from_dict(spec), out=tmp_path / "run", progress=Silent(), limit_train=64, limit_test=32)
+    assert (run.path / "best.npz").is_file()
+
+
+def test_a_monitor_naming_no_outputs_value_lists_the_names(tmp_path):
+    spec = _two_output_spec()
+    spec["fit"]["callbacks"] = [{"type": "EarlyStopping", "monitor": "val_parity_acc"}]
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(SpecError) as error:
+        api.validate(path)
+    assert str(error.value).endswith("val_digit_accuracy, val_parity_accuracy")
+
+
+def test_a_feed_gives_each_input_its_columns_in_the_groups_order():
+    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    left, right = Feed((np.array([4, 0]), np.array([1, 2, 3, 5]))).split(x)
+    np.testing.assert_array_equal(left, x[:, [4, 0]])
+    np.testing.assert_array_equal(right, x[:, [1, 2, 3, 5]])
+    assert Feed().split(x) is x
+
+
+def test_two_table_inputs_take_their_column_groups(tmp_path):
+    spec = api.load_spec(SPECS / "breast_cancer_two_inputs.yaml", ["fit.epochs=10"])
+    graph = build_graph(spec)
+    assert [source.name for source in graph.model_inputs] == ["mean", "worst"]
+    assert [source.shape for source in graph.model_inputs] == [(10,), (10,)]
+    run = api.fit(spec, out=tmp_path / "run", progress=Silent())
+    history = json.loads((run.path / "history.json").read_text())
+    assert history["loss"][-1] < history["loss"][0]
+    assert run.metrics["accuracy"] > 0.8
+
+
+def test_the_two_output_reference_spec_learns_both_outputs_on_a_slice(tmp_path):
+    run = api.fit(
+        api.load_spec(SPECS / "mnist_parity.yaml", ["fit.epochs=2", "fit.batch_size=32"]),
+        out=tmp_path / "run",
+        progress=Silent(),
+        limit_train=256,
+        limit_test=128,
+    )
+    history = json.loads((run.path / "history.json").read_text())
+    assert history["digit_loss"][1] < history["digit_loss"][0] < math.log(10) + 0.1
+    assert history["parity_loss"][1] < history["parity_loss"][0]
+    assert "val_parity_accuracy" in history and run.metrics["loss"] == pytest.approx(history["val_loss"][1])
