@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from specforge import api
-from specforge.base.errors import SpecError
+from specforge.base.errors import RunError, SpecError
 from specforge.data.feed import Feed
 from specforge.graph.build import build_graph
 from specforge.graph.model import Model
 from specforge.options import losses
+from specforge.predict.run_model import RunPredictor
 from specforge.spec import spec_from_dict
 from specforge.training.progress import Silent
 
@@ -177,3 +178,26 @@ def test_the_two_output_reference_spec_learns_both_outputs_on_a_slice(tmp_path):
     assert history["digit_loss"][1] < history["digit_loss"][0] < math.log(10) + 0.1
     assert history["parity_loss"][1] < history["parity_loss"][0]
     assert "val_parity_accuracy" in history and run.metrics["loss"] == pytest.approx(history["val_loss"][1])
+
+
+def test_the_torch_backend_refuses_several_outputs_at_model_outputs():
+    with pytest.raises(RunError) as error:
+        api.fit(SPECS / "mnist_parity.yaml", backend="torch", limit_train=32, progress=Silent())
+    assert str(error.value) == (
+        f"{SPECS / 'mnist_parity.yaml'}:31:5: error: model.outputs: the torch backend does not train with "
+        "model.outputs yet; train this spec with --backend numpy"
+    )
+
+
+def test_export_and_predict_refuse_a_run_of_several_outputs_naming_it(tmp_path):
+    spec = _two_output_spec()
+    run = api.fit(spec_from_dict(spec), out=tmp_path / "run", progress=Silent(), limit_train=32, limit_test=32)
+    with pytest.raises(RunError) as exported:
+        api.export(run.path)
+    assert str(exported.value) == (
+        f"{run.path}: error: the model has 1 input and 2 outputs (model.inputs, model.outputs), and export "
+        "takes a model of one input and one output yet; use specforge evaluate on this run"
+    )
+    with pytest.raises(RunError, match="and predict takes a model of one input"):
+        RunPredictor(run.path)
+    assert not (run.path / "model.onnx").exists()

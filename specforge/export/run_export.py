@@ -142,6 +142,7 @@ def export_run(
     ``quantize="int8"`` writes the int8 model instead (RUN/model.int8.onnx unless ``output``), once it keeps
     the float model's test accuracy within ``max_accuracy_drop`` points (default 0.5)."""
     run = open_run(run_path)
+    run.refuse_several_io("export")
     spec = run.spec()
     graph = run.graph
     if web is not None:

@@ -127,8 +127,7 @@ def _output_problems(spec: Spec) -> list[Problem]:
     weights: dict[str, float] = config["compile"].get("loss_weights") or {}
     problems = [
         Problem(
-            f"names output {name!r}, which the model does not have; "
-            f"{_names(name, names, 'outputs')}",
+            f"names output {name!r}, which the model does not have; {_names(name, names, 'outputs')}",
             spec.locate(("compile", "loss_weights", name), at_key=True),
         )
         for name in weights

@@ -148,6 +148,7 @@ def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None)
     as the exported graph does, and a standardized target is turned back into its units."""
     run_dir, rows = Path(run_dir), Path(rows)
     run = open_run(run_dir)
+    run.refuse_several_io("predict")
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
     if pipeline is None:
         raise _not_rows(rows)
