@@ -136,7 +136,14 @@ def build_schema() -> dict:
             },
             {
                 "if": {"properties": {"model": {"required": ["outputs"]}}, "required": ["model"]},
-                "else": {"properties": {"compile": {"required": ["loss"]}}},
+                "else": {
+                    "properties": {
+                        "compile": {
+                            "description": "compile.loss is required unless model.outputs gives each output its own.",
+                            "required": ["loss"],
+                        }
+                    }
+                },
             },
         ],
         "properties": {
