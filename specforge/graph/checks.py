@@ -215,7 +215,7 @@ def _output_classes(spec: Spec, graph: Graph, output: OutputSpec, node: int, cla
                 spec.locate(path),
             )
         ]
-    loss = losses.create(output.loss)
+    loss = _loss_of(output)
     binary = loss.name == "binary_crossentropy" and shape[0] == 1 and classes == 2
     if shape[0] != classes and not binary:
         where = (*path, "units") if "units" in layer else path
@@ -233,7 +233,7 @@ def _output_classes(spec: Spec, graph: Graph, output: OutputSpec, node: int, cla
 def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
     problems = []
     for output, node in zip(model_outputs(spec.config), graph.output_nodes):
-        loss = losses.create(output.loss)
+        loss = _loss_of(output)
         path, layer = _output_layer(spec, graph, node)
         hint = loss.fits(graph.activation_of(node), graph.nodes[node].output_shape[-1])
         if hint:
@@ -251,6 +251,12 @@ def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _loss_of(output: OutputSpec) -> losses.Loss:
+    """An output's loss (check_options has refused an output without one)."""
+    assert output.loss is not None, "check_options refuses an output without a loss"
+    return losses.create(output.loss)
 
 
 def _loss_path(spec: Spec, output: OutputSpec) -> SpecPath:
@@ -287,7 +293,7 @@ def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
     ]
     if not regression:
         return problems
-    loss = losses.create(model_outputs(spec.config)[0].loss)
+    loss = _loss_of(model_outputs(spec.config)[0])
     if loss.label_encoding != "any" or loss.fused_activation is not None:
         problems.append(
             Problem(

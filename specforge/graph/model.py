@@ -149,7 +149,7 @@ class Model:
         """
         several = not isinstance(loss, Loss)
         loss_list: list[Loss] = list(loss) if not isinstance(loss, Loss) else [loss]
-        targets = list(y) if several else [y]
+        targets: list[np.ndarray] = list(y) if isinstance(y, list) else [y]
         weights = list(loss_weights) if loss_weights is not None else [1.0] * len(loss_list)
         skipped = self.skipped(loss_list)
         steps = self.steps(skipped)

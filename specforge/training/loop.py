@@ -260,9 +260,9 @@ class Trainer:
             self.batch = step
             pairs = [head.labels_and_targets(y) for head in setup.heads]
             labels, targets = ([list(part) for part in zip(*pairs)]) if several else pairs[0]
-            loss = setup.loss if self.weighting is None else self.weighting.loss_for(step, labels)
+            loss = setup.loss if self.weighting is None else self.weighting.loss_for(step, pairs[0][0])
             value, outputs = self.steps.step(setup.feed.split(x), labels, targets, loss)
-            values, outs = (value, outputs) if several else ([value], [outputs])
+            values, outs = (list(value), list(outputs)) if several else ([value], [outputs])
             total = weighted_total(setup.heads, values)
             if self.ema is not None and np.isfinite(total):
                 self.ema.update()

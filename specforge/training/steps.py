@@ -39,7 +39,7 @@ class Steps(Protocol):
     def optimizer(self) -> StepOptimizer:
         """What callbacks read and change (``learning_rate``)."""
 
-    def step(self, x: Batch, labels: Batch, targets: Batch, loss: Loss | list[Loss]) -> tuple[Any, Batch]:
+    def step(self, x: Any, labels: Any, targets: Any, loss: Any) -> tuple[Any, Any]:
         """One gradient step on a batch with ``loss`` (the spec's, or its weighted form for this batch):
         ``(loss value, outputs)``, the outputs as the model's forward gives them (probabilities for a softmax
         classifier), for the metrics.  A model of several inputs takes one array per input; one of several
