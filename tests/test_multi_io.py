@@ -201,3 +201,27 @@ def test_export_and_predict_refuse_a_run_of_several_outputs_naming_it(tmp_path):
     with pytest.raises(RunError, match="and predict takes a model of one input"):
         RunPredictor(run.path)
     assert not (run.path / "model.onnx").exists()
+
+
+@pytest.mark.parametrize("name", ["mnist_parity", "breast_cancer_two_inputs"])
+def test_the_onnx_graph_has_one_named_input_and_output_per_model_input_and_output(name):
+    """graph_to_onnx under onnxruntime against the numpy model, input by input and output by output."""
+    import onnxruntime as ort
+
+    from specforge.export.onnx import graph_to_onnx
+
+    graph = build_graph(api.load_spec(SPECS / f"{name}.yaml"))
+    model = Model.initialize(graph, np.random.default_rng(0))
+    onnx_model = graph_to_onnx(graph, model.params)
+    inputs = [item.name for item in onnx_model.graph.input]
+    outputs = [item.name for item in onnx_model.graph.output]
+    several_inputs = len(graph.model_inputs) > 1
+    assert inputs == (["mean", "worst"] if several_inputs else ["input"])
+    assert outputs == (["output"] if several_inputs else ["digit", "parity"])
+    rng = np.random.default_rng(1)
+    xs = [rng.normal(size=(5, *source.shape)).astype(np.float32) for source in graph.model_inputs]
+    session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(outputs, dict(zip(inputs, xs)))
+    expected = model.outputs(xs if several_inputs else xs[0])
+    for each_got, each_expected in zip(got, expected, strict=True):
+        np.testing.assert_allclose(each_got, each_expected, rtol=1e-4, atol=1e-5)

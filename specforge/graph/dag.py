@@ -23,6 +23,7 @@ from specforge.base.errors import Problem, ShapeError, SpecError, SpecforgeError
 from specforge.layers import REGISTRY, Layer
 from specforge.layers.base import INPUT_DTYPES, Params, Shape
 from specforge.spec.flatten import INPUT, FlatLayer, FlatModel, flatten_model, merge_uses
+from specforge.spec.model_io import OUTPUT
 from specforge.spec.reader import SpecPath
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ class Graph:
     sources: list[GraphInput] = field(default_factory=list)
     #: the node of each model output, in order; empty: the last node (``output_nodes``)
     sinks: list[int] = field(default_factory=list)
+    #: the name of each model output (``model.outputs``' keys); empty: one output, ``output``
+    sink_names: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return (
@@ -126,6 +129,11 @@ class Graph:
     def output_nodes(self) -> list[int]:
         """The node of each model output, in order."""
         return self.sinks or [len(self.nodes) - 1]
+
+    @property
+    def output_names(self) -> list[str]:
+        """The name of each model output, in order."""
+        return self.sink_names or [OUTPUT] * len(self.output_nodes)
 
     def shape_of(self, index: int) -> Shape:
         """The shape of what ``Node.inputs`` index ``index`` gives: a node's output or a model input."""
@@ -296,6 +304,7 @@ def infer_graph(spec) -> Graph:
     if shapes:
         raise ShapeError(problems=merge_uses(shapes, spec))
     graph = _only(graph, _ancestors(flat.outputs, by_name), [made[name] for name in flat.outputs if name in made])
+    graph.sink_names = list(model.get("outputs", {}))
     _check_sources(graph, spec)
     conflict = graph.input_dtype_conflict()
     if conflict is not None:
