@@ -225,3 +225,33 @@ def test_the_onnx_graph_has_one_named_input_and_output_per_model_input_and_outpu
     expected = model.outputs(xs if several_inputs else xs[0])
     for each_got, each_expected in zip(got, expected, strict=True):
         np.testing.assert_allclose(each_got, each_expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_resumed_run_of_two_outputs_ends_with_the_weights_of_one_never_stopped(tmp_path):
+    spec = _two_output_spec()
+    spec["fit"]["epochs"] = 2
+    straight = api.fit(spec_from_dict(spec), out=tmp_path / "straight", progress=Silent(), limit_train=64)
+    spec["fit"]["epochs"] = 1
+    api.fit(spec_from_dict(spec), out=tmp_path / "stopped", progress=Silent(), limit_train=64)
+    resumed = api.fit(resume=tmp_path / "stopped", overrides=["fit.epochs=2"], progress=Silent())
+    with np.load(straight.path / "weights.npz") as a, np.load(resumed.path / "weights.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert straight.history == resumed.history
+
+
+def test_a_sweep_may_optimise_one_outputs_validation_metric(tmp_path):
+    spec = _two_output_spec()
+    spec["sweep"] = {
+        "parameters": {"compile.optimizer.learning_rate": {"choice": [0.001, 0.01]}},
+        "metric": "val_parity_accuracy",
+        "trials": 2,
+    }
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    api.validate(path)
+    spec["sweep"]["metric"] = "val_parity_acc"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(SpecError, match="val_parity_accuracy"):
+        api.validate(path)
