@@ -17,6 +17,7 @@ import numpy as np
 from specforge.base.errors import DataError, ExportError
 from specforge.base.fileio import write_bytes
 from specforge.data import load_dataset
+from specforge.data.feed import examples_shape, make_feed
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.table.read import join_tables
 from specforge.export.metadata import attach_metadata, build_metadata, table_metadata
@@ -142,7 +143,7 @@ def export_run(
     ``quantize="int8"`` writes the int8 model instead (RUN/model.int8.onnx unless ``output``), once it keeps
     the float model's test accuracy within ``max_accuracy_drop`` points (default 0.5)."""
     run = open_run(run_path)
-    run.refuse_several_io("export")
+    run.refuse_several_outputs("export")
     spec = run.spec()
     graph = run.graph
     if web is not None:
@@ -166,8 +167,10 @@ def export_run(
                 "a table model takes raw rows with its preprocessing in the graph, in float; leave "
                 "out --logits, --no-preprocessing and --quantize"
             )
-        rows, data = parity_rows(run.config, graph.input_shape, base_dir)
-        model, parity = export_table(graph, run.weights(), steps, rows, data=data, **common)
+        rows, data = parity_rows(run.config, examples_shape(run.config), base_dir)
+        model, parity = export_table(
+            graph, run.weights(), steps, rows, data=data, groups=run.config["data"].get("inputs"), **common
+        )
     else:
         raw, data = parity_batch(run.config, graph.input_shape, base_dir)
         model, parity = export_classifier(
@@ -220,8 +223,10 @@ def export_table(
     opset: int = DEFAULT_OPSET,
     data: str = "",
     description: str = "",
+    groups: dict[str, list[str]] | None = None,
 ) -> tuple[onnx.ModelProto, ParityResult]:
-    """The checked, documented ONNX model of a table model, taking raw rows, and its parity on ``rows``."""
+    """The checked, documented ONNX model of a table model, taking raw rows, and its parity on ``rows``;
+    ``groups`` (``data.inputs``) are the feature columns of each named model input."""
     from specforge.export.table import check_table_parity, input_infos, table_model
 
     pipeline = preprocessing.pipeline
@@ -233,8 +238,8 @@ def export_table(
         f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph."
     )
     network = export_graph(graph, params, opset=opset)
-    model = table_model(network, pipeline, doc)
-    parity = check_table_parity(graph, params, model, pipeline, rows, data)
+    model = table_model(network, pipeline, doc, groups)
+    parity = check_table_parity(graph, params, model, pipeline, rows, data, make_feed({"inputs": groups}, pipeline))
     if not parity.passed:
         raise ExportError(parity.failure())
     attach_metadata(

@@ -140,8 +140,10 @@ class Graph:
         return self.model_inputs[input_position(index)].shape if index < 0 else self.nodes[index].output_shape
 
     def prefix(self, until: int | None) -> Graph:
-        """The graph of the first ``until`` nodes (all of them for None)."""
-        return Graph(self.input_shape, self.nodes[:until])
+        """The graph of the first ``until`` nodes (all of them for None; a prefix's output is its last node)."""
+        if until is None:
+            return self
+        return Graph(self.input_shape, self.nodes[:until], sources=self.sources)
 
     @property
     def output_shape(self) -> Shape:

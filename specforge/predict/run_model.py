@@ -28,7 +28,7 @@ class RunPredictor:
 
     def __init__(self, path: str | Path):
         run: Run = open_run(path)
-        run.refuse_several_io("predict")
+        run.refuse_several_outputs("predict")
         self.path = Path(path)
         self.steps = Preprocessing.from_dict(run.preprocessing)
         if self.steps.table is not None:

@@ -351,14 +351,13 @@ class Run:
             self._graph = infer_graph(self.spec())
         return self._graph
 
-    def refuse_several_io(self, use: str) -> None:
-        """RunError naming the run when its model has several inputs or outputs, which ``use`` does not take
-        yet (training and evaluation do)."""
-        inputs, outputs = len(self.graph.model_inputs), len(self.graph.output_nodes)
-        if inputs > 1 or outputs > 1:
+    def refuse_several_outputs(self, use: str) -> None:
+        """RunError naming the run when its model has several outputs, which ``use`` does not take yet
+        (training and evaluation do)."""
+        outputs = len(self.graph.output_nodes)
+        if outputs > 1:
             raise RunError(
-                f"the model has {inputs} input{'s' * (inputs > 1)} and {outputs} output{'s' * (outputs > 1)} "
-                f"(model.inputs, model.outputs), and {use} takes a model of one input and one output yet; "
+                f"the model has {outputs} outputs (model.outputs), and {use} takes a model of one output yet; "
                 "use specforge evaluate on this run",
                 file=display_path(self.path),
             )
