@@ -85,7 +85,7 @@ class Model:
         return [nodes[index].inputs[0] if index in skipped else index for index in self.graph.output_nodes]
 
     def forward(
-        self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None, until: int | None = None
+        self, x: Batch, training: bool = False, rng: np.random.Generator | None = None, until: int | None = None
     ) -> np.ndarray:
         """The output of the first ``until`` nodes (all by default) for a batch ``x`` of shape ``(N, *input)``
         (a list, one array per input, for a model of several)."""
