@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from specforge import api
-from specforge.base.errors import RunError, SpecError
+from specforge.base.errors import DataError, ExportError, RunError, SpecError
 from specforge.data.feed import Feed
 from specforge.graph.build import build_graph
 from specforge.graph.model import Model
 from specforge.options import losses
 from specforge.predict.run_model import RunPredictor
+from specforge.runs.directory import open_run
 from specforge.spec import spec_from_dict
 from specforge.training.progress import Silent
 
@@ -189,42 +190,41 @@ def test_the_torch_backend_refuses_several_outputs_at_model_outputs():
     )
 
 
-def test_export_and_predict_refuse_a_run_of_several_outputs_naming_it(tmp_path):
-    spec = _two_output_spec()
-    run = api.fit(spec_from_dict(spec), out=tmp_path / "run", progress=Silent(), limit_train=32, limit_test=32)
-    with pytest.raises(RunError) as exported:
-        api.export(run.path)
-    assert str(exported.value) == (
-        f"{run.path}: error: the model has 2 outputs (model.outputs), and export takes a model of one output "
-        "yet; use specforge evaluate on this run"
+def test_a_two_output_model_exports_one_named_onnx_output_per_model_output(tmp_path):
+    """The export's outputs are the model's, by name, under the parity gate; serve gives both by name;
+    predict (which shows one output's classes) and the options of one output refuse it, naming it."""
+    import onnxruntime as ort
+
+    from specforge.data import load_data
+    from specforge.predict.session import OnnxPredictor
+    from specforge.serve.interface import ServedModel
+
+    run = api.fit(
+        spec_from_dict(_two_output_spec()), out=tmp_path / "run", progress=Silent(), limit_train=32, limit_test=32
+    )
+    result = api.export(run.path)
+    assert result.parity.passed and result.parity.classes_agree == result.parity.examples
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    assert [item.name for item in session.get_outputs()] == ["digit", "parity"]
+    raw = load_data(run.config, run.path, {"train": 8}).train.images[:8]
+    got = session.run(["digit", "parity"], {"input": raw.reshape(8, 784).astype(np.float32)})
+    steps = open_run(run.path).model
+    expected = steps.outputs(raw.reshape(8, 784).astype(np.float32) / 255)
+    for each_got, each_expected in zip(got, expected, strict=True):
+        np.testing.assert_allclose(each_got, each_expected, rtol=1e-4, atol=1e-5)
+    served = ServedModel(OnnxPredictor(result.path))
+    assert served.output_names == ["digit", "parity"]
+    assert [out.shape for out in served.run(["digit", "parity"], {"input": raw.reshape(8, 784)})] == [(8, 10), (8, 1)]
+    with pytest.raises(ExportError, match="the model has 2 outputs"):
+        api.export(run.path, quantize="int8")
+    with pytest.raises(DataError) as predicted:
+        api.predict_onnx(result.path, data="mnist:test", limit=2)
+    assert str(predicted.value) == (
+        f"{result.path}: error: the model has outputs 'digit', 'parity', and predict shows one output's classes "
+        "yet; serve it (specforge serve) to get every output by name"
     )
     with pytest.raises(RunError, match="and predict takes a model of one output"):
         RunPredictor(run.path)
-    assert not (run.path / "model.onnx").exists()
-
-
-@pytest.mark.parametrize("name", ["mnist_parity", "breast_cancer_two_inputs"])
-def test_the_onnx_graph_has_one_named_input_and_output_per_model_input_and_output(name):
-    """graph_to_onnx under onnxruntime against the numpy model, input by input and output by output."""
-    import onnxruntime as ort
-
-    from specforge.export.onnx import graph_to_onnx
-
-    graph = build_graph(api.load_spec(SPECS / f"{name}.yaml"))
-    model = Model.initialize(graph, np.random.default_rng(0))
-    onnx_model = graph_to_onnx(graph, model.params)
-    inputs = [item.name for item in onnx_model.graph.input]
-    outputs = [item.name for item in onnx_model.graph.output]
-    several_inputs = len(graph.model_inputs) > 1
-    assert inputs == (["mean", "worst"] if several_inputs else ["input"])
-    assert outputs == (["output"] if several_inputs else ["digit", "parity"])
-    rng = np.random.default_rng(1)
-    xs = [rng.normal(size=(5, *source.shape)).astype(np.float32) for source in graph.model_inputs]
-    session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = session.run(outputs, dict(zip(inputs, xs)))
-    expected = model.outputs(xs if several_inputs else xs[0])
-    for each_got, each_expected in zip(got, expected, strict=True):
-        np.testing.assert_allclose(each_got, each_expected, rtol=1e-4, atol=1e-5)
 
 
 def test_a_resumed_run_of_two_outputs_ends_with_the_weights_of_one_never_stopped(tmp_path):

@@ -2,8 +2,8 @@
 
 Both run on the same batch of real data: the numpy ``Model`` on the preprocessed
 images, onnxruntime on raw values when the preprocessing is in the graph.  The
-outputs must agree within ``RTOL``/``ATOL`` and the predicted classes on every
-example.  When they do not, each prefix of the graph is exported and compared
+outputs (each of them, for a model of several) must agree within ``RTOL``/``ATOL`` and the predicted
+classes on every example.  When they do not, each prefix of the graph is exported and compared
 with the numpy output of the same layers, and the first layer whose output
 differs is named.  Intermediate tensors can be large (raw 0-255 pixels give
 activations in the hundreds), so that search scales the absolute tolerance by
@@ -90,16 +90,20 @@ def check_parity(
     """
     x = preprocessing.images(raw)
     feed = _feed(raw, x, in_graph)
-    expected = Model(graph, list(params)).forward(x)
-    if not np.all(np.isfinite(expected)):
+    expected = Model(graph, list(params)).outputs(x)
+    if not all(np.all(np.isfinite(each)) for each in expected):
         raise ExportError(
             f"the numpy forward gives NaN or infinite outputs on {data or 'the parity batch'}; "
             "the weights are not usable (did training diverge?); nothing was written"
         )
-    got = _run(model.SerializeToString(), feed)
-    agree = int(np.sum(got.argmax(axis=-1) == expected.argmax(axis=-1)))
-    passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL)) and agree == len(x)
-    result = ParityResult(len(x), _max_abs_diff(got, expected), agree, passed, data=data)
+    names = [PROBABILITIES] if len(expected) == 1 else graph.output_names
+    got = _run(model.SerializeToString(), feed, names)
+    agreeing = np.logical_and.reduce([a.argmax(axis=-1) == b.argmax(axis=-1) for a, b in zip(got, expected)])
+    agree = int(np.sum(agreeing))
+    close = all(np.allclose(a, b, rtol=RTOL, atol=ATOL) for a, b in zip(got, expected))
+    passed = close and agree == len(x)
+    difference = max(_max_abs_diff(a, b) for a, b in zip(got, expected))
+    result = ParityResult(len(x), difference, agree, passed, data=data)
     if not passed:
         result.first_mismatch = first_mismatch(graph, params, x, feed, preprocessing if in_graph else None, opset)
     return result
@@ -120,7 +124,7 @@ def first_mismatch(
     for until in range(len(graph.nodes) + 1):
         expected = numpy_model.forward(x, until=until)
         prefix = export_graph(graph, params, opset=opset, preprocessing=preprocessing, until=until)
-        got = _run(prefix.SerializeToString(), feed)
+        (got,) = _run(prefix.SerializeToString(), feed, [PROBABILITIES])
         scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
         if got.shape != expected.shape or not np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale):
             if until == 0:
@@ -135,9 +139,9 @@ def _feed(raw: np.ndarray, x: np.ndarray, in_graph: bool) -> np.ndarray:
     return np.asarray(raw, dtype=x.dtype).reshape(x.shape) if in_graph else x
 
 
-def _run(model_bytes: bytes, feed: np.ndarray) -> np.ndarray:
+def _run(model_bytes: bytes, feed: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
     session = make_session(model_bytes)
-    return session.run([PROBABILITIES], {INPUT_NAME: feed})[0]
+    return list(session.run(list(names), {INPUT_NAME: feed}))
 
 
 def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:

@@ -92,10 +92,16 @@ def export_classifier(
     ``raw`` is the parity batch as stored (at least ``MIN_EXAMPLES`` examples where the data
     has them).  Raises ExportError when a layer cannot be converted or the gate fails.
     """
+    outputs = (
+        [("probabilities", graph.output_shape)]
+        if len(graph.output_nodes) == 1
+        else [(name, graph.nodes[node].output_shape) for name, node in zip(graph.output_names, graph.output_nodes)]
+    )
+    described = "; ".join(f"output '{name}' [N, {', '.join(map(str, shape))}]" for name, shape in outputs)
     doc = (
         f"{_doc_title(spec_name, description)} Input 'input' [N, "
-        f"{', '.join(map(str, graph.input_shape))}] {graph.input_dtype} NHWC; output 'probabilities' "
-        f"[N, {', '.join(map(str, graph.output_shape))}]. See metadata_props for classes and preprocessing."
+        f"{', '.join(map(str, graph.input_shape))}] {graph.input_dtype} NHWC; {described}. "
+        "See metadata_props for classes and preprocessing."
     )
     model = export_graph(
         graph, params, opset=opset, logits=logits, preprocessing=preprocessing if in_graph else None, doc=doc
@@ -143,9 +149,16 @@ def export_run(
     ``quantize="int8"`` writes the int8 model instead (RUN/model.int8.onnx unless ``output``), once it keeps
     the float model's test accuracy within ``max_accuracy_drop`` points (default 0.5)."""
     run = open_run(run_path)
-    run.refuse_several_outputs("export")
     spec = run.spec()
     graph = run.graph
+    outputs = len(graph.output_nodes)
+    several = outputs > 1
+    if several and (web is not None or quantize is not None or logits or run.config["data"].get("source") == "table"):
+        raise ExportError(
+            f"the model has {outputs} outputs (model.outputs); --web, --quantize, --logits and a table model's "
+            "export take a model of one output yet; export it without them",
+            file=display_path(run.path),
+        )
     if web is not None:
         try:
             mode = page_mode(graph.input_shape, preprocessing, run=display_path(run.path))
