@@ -16,8 +16,8 @@ from specforge.layers.base import INPUT_DTYPES
 
 #: The reference specs in specs/, each also a template of ``specforge init`` (a link in specforge/starters/).
 REFERENCE_SPECS = ("inception", "mobilenet", "resnet", "sequence")
-#: The specs in specs/ of several named inputs or outputs, which only the numpy backend trains (and whose several
-#: outputs export, predict and serve refuse yet); tests/test_multi_io.py tests them.
+#: The specs in specs/ of several named inputs or outputs, which only the numpy backend trains and which the
+#: generic export harness (one loss, one input) leaves out: tests/test_multi_io.py trains and exports them.
 SEVERAL_IO_SPECS = ("breast_cancer_two_inputs", "mnist_parity")
 
 #: Every registered single-input layer kind's examples, as pytest parameters ``kind, config, shape`` (the merge
