@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from export.test_node import loadable
+from export.test_readme_examples import link_node_modules, run_node
 
 from specforge import api
 from specforge.base.errors import DataError, ExportError, RunError, SpecError
+from specforge.data import load_data
 from specforge.data.feed import Feed
 from specforge.graph.build import build_graph
 from specforge.graph.model import Model
@@ -195,7 +199,6 @@ def test_a_two_output_model_exports_one_named_onnx_output_per_model_output(tmp_p
     predict (which shows one output's classes) and the options of one output refuse it, naming it."""
     import onnxruntime as ort
 
-    from specforge.data import load_data
     from specforge.predict.session import OnnxPredictor
     from specforge.serve.interface import ServedModel
 
@@ -279,3 +282,30 @@ def test_a_two_input_table_model_exports_taking_raw_rows_and_predicts_as_its_run
     from_run = api.predict_rows(run.path, rows, limit=20)
     assert exported.outputs.shape == (20, 2)
     np.testing.assert_allclose(exported.outputs, from_run.outputs, rtol=1e-4, atol=1e-5)
+
+
+def _readme_block(heading: str, language: str) -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"\n{heading}\n")
+    return re.search(rf"```{language}\n(.*?)```", text[start:], re.DOTALL).group(1)
+
+
+@pytest.mark.skipif(not loadable("onnxruntime-node"), reason="node with onnxruntime-node is not available")
+def test_the_readmes_node_example_reads_each_output_by_name(tmp_path):
+    spec = _two_output_spec()
+    spec["data"]["preprocessing"]["reshape"] = [28, 28, 1]
+    spec["model"]["input_shape"] = [28, 28, 1]
+    spec["model"]["layers"].insert(0, {"type": "Flatten"})
+    run = api.fit(spec_from_dict(spec), out=tmp_path / "run", progress=Silent(), limit_train=64, limit_test=32)
+    result = api.export(run.path)
+    directory = tmp_path / "deployed"
+    directory.mkdir()
+    (directory / "model.onnx").write_bytes(result.path.read_bytes())
+    digit = load_data(run.config, run.path, {"test": 1}).test.images[0]
+    digit_scores, parity = open_run(run.path).model.outputs(digit.reshape(1, 28, 28, 1).astype(np.float32) / 255)
+    expected = f"{int(digit_scores.argmax())} {'odd' if parity[0, 0] > 0.5 else 'even'}"
+    link_node_modules(directory, "onnxruntime-node")
+    script = (
+        f"const pixels = {json.dumps(digit.ravel().tolist())};\n{_readme_block('### Several inputs and outputs', 'js')}"
+    )
+    assert run_node(directory, "example.mjs", script) == expected
