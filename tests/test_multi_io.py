@@ -309,3 +309,11 @@ def test_the_readmes_node_example_reads_each_output_by_name(tmp_path):
         f"const pixels = {json.dumps(digit.ravel().tolist())};\n{_readme_block('### Several inputs and outputs', 'js')}"
     )
     assert run_node(directory, "example.mjs", script) == expected
+
+
+def test_the_graph_picture_draws_each_named_input():
+    from specforge.graph.picture import graph_dot
+
+    dot = graph_dot(build_graph(api.load_spec(SPECS / "breast_cancer_two_inputs.yaml")), "two")
+    assert '"mean" [label="mean\\n(10,)"' in dot and '"worst" [label="worst\\n(10,)"' in dot
+    assert '"mean" -> "mean_branch";' in dot and '"input"' not in dot
