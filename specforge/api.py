@@ -46,7 +46,7 @@ from specforge.graph.checks import check_options
 from specforge.graph.dag import Graph
 from specforge.graph.training_checks import check_warmup_from_headers
 from specforge.layers.augmentation import augment
-from specforge.options import callbacks, metrics
+from specforge.options import callbacks
 from specforge.options.callbacks import Callback
 from specforge.predict import images, table, text
 from specforge.predict.images import PredictionReport
@@ -66,6 +66,7 @@ from specforge.sweep.runner import OnUpdate, OnWarning, run_sweep
 from specforge.sweep.space import sweep_config
 from specforge.training import backends, loop
 from specforge.training import evaluate as evaluation
+from specforge.training.heads import reported_names
 from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.progress import Progress
 
@@ -125,21 +126,12 @@ def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = Tr
         if data:
             check_data(spec.config, spec.base_dir, graph.output_shape[-1])
             check_warmup_from_headers(spec, spec.base_dir)
-        callbacks.create(spec.config["fit"]["callbacks"], _log_names(spec, graph))
+        callbacks.create(spec.config["fit"]["callbacks"], reported_names(spec.config, graph))
     except SpecforgeError as error:
         raise spec.located(error) from None
     if sweep is not None:
-        sweep_config(spec, sweep, graph.output_shape[-1], locate)
+        sweep_config(spec, sweep, graph, locate)
     return spec, graph
-
-
-def _log_names(spec: Spec, graph: Graph) -> list[str]:
-    """The names training will report each epoch (as ``train._Setup.log_names``), known from the spec alone."""
-    names = [
-        "loss",
-        *(metric.name for metric in metrics.create(spec.config["compile"]["metrics"], graph.output_shape[-1])),
-    ]
-    return names if spec.config["fit"]["validation"] == "none" else names + [f"val_{name}" for name in names]
 
 
 def fit(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import overload
 
 from specforge.data.dataset import Dataset, load_dataset
+from specforge.data.feed import examples_shape
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.splits import Split
 
@@ -42,7 +43,7 @@ def load_data(
     vocabulary when given."""
     dataset = load_dataset(
         config["data"],
-        tuple(config["model"]["input_shape"]),
+        examples_shape(config),
         validation=config["fit"]["validation"],
         base_dir=base_dir,
         input_dtype=input_dtype,

@@ -14,6 +14,7 @@ from specforge.data.dataset import (
     missing_split,
     shape_setting,
 )
+from specforge.data.feed import examples_shape
 from specforge.data.sources import create as create_source
 
 
@@ -23,7 +24,7 @@ def check_data(config: dict, base_dir: Path, output_units: int) -> None:
     probes = create_source(data.get("source", "mnist")).probe(data, Path(base_dir))
     if probes is None:
         return
-    input_shape = tuple(config["model"]["input_shape"])
+    input_shape = examples_shape(config)
     declared = declared_num_classes(data)
     classes, counted_by = (declared, "data.num_classes") if declared is not None else (output_units, "model.layers")
     validation = config["fit"]["validation"]

@@ -102,6 +102,34 @@ _COMMON: dict[str, dict] = {
             ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
         ],
     },
+    "inputs": {
+        "type": "object",
+        "description": "What feeds each named model input (model.inputs): input name -> the table's feature "
+        "columns that feed it, in order (each feature feeds one input). Only a table feeds several "
+        "inputs; another source, or a table without data.inputs, feeds its examples to the one input.",
+        "additionalProperties": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "examples": [{"mean": ["mean_radius", "mean_texture"], "worst": ["worst_radius", "worst_texture"]}],
+    },
+    "targets": {
+        "type": "object",
+        "description": "The target of each named model output (model.outputs), derived from the data's class "
+        "labels: output name -> {} (the labels as they are) or {map: [...]} (label i becomes map[i], "
+        "one class per entry: [0, 1, 0, 1, 0, 1, 0, 1, 0, 1] gives MNIST digits' parity). Every "
+        "output of several needs one; a single output takes the labels.",
+        "additionalProperties": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "map": {
+                    "description": "The class each data label becomes, one entry per data class, in label order.",
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0},
+                    "minItems": 2,
+                }
+            },
+        },
+        "examples": [{"digit": {}, "parity": {"map": [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]}}],
+    },
 }
 
 # The top level lists every option once, without the defaults that belong to a source; a split, which is a

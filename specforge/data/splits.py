@@ -42,6 +42,8 @@ class DataShape:
     origin: str
     #: a text source's vocabulary size, special entries included (an Embedding's smallest input_dim)
     vocabulary_size: int | None = None
+    #: a table's encoded width of each feature column (what ``data.inputs`` groups feed each model input)
+    column_widths: dict[str, int] | None = None
 
     def input_problem(self, given: tuple[int, ...] | list[int]) -> str | None:
         """What is wrong with a model.input_shape of ``given`` for this data, or None when it fits."""

@@ -1,6 +1,7 @@
 """Graph + weights -> ONNX model.
 
-The model's input is ``input``: the graph's input dtype (float32, or int64 ids for a model whose
+The model's input is ``input`` (a model of several named inputs has one ONNX input per model input, named as
+it is, and one of several outputs one ONNX output per model output, named as it is): the graph's input dtype (float32, or int64 ids for a model whose
 first layers take ids), NHWC as in the spec, with a symbolic batch axis ``N``.  Optional preprocessing
 (``x * scale + offset``, the run's rescale and normalisation) comes first, so a deployed model takes raw values.
 Each layer emits its nodes through an OnnxBuilder, which inserts NHWC <-> NCHW
@@ -23,7 +24,7 @@ import specforge
 from specforge.base.errors import ExportError
 from specforge.export.builder import NHWC, OnnxBuilder
 from specforge.export.folding import fold_flatten_transposes
-from specforge.graph.dag import INPUT_NODE
+from specforge.graph.dag import input_node
 from specforge.layers.base import Layer, Params
 
 if TYPE_CHECKING:
@@ -54,23 +55,32 @@ def graph_to_onnx(
     ``preprocessing`` puts its scale and offset before the first node.  ``logits_name``
     also outputs the input of the last node (which must be the final softmax).  Every
     tensor takes its shape from the graph's nodes, and the graph's outputs are named when
-    the nodes that make them are added.  Raises ExportError naming a layer that cannot be
-    converted.
+    the nodes that make them are added.  A graph of several inputs or outputs takes and gives them
+    under their model names (``output_name`` and ``logits_name`` name a single output; ``preprocessing`` is
+    for a single input).  Raises ExportError naming a layer that cannot be converted.
     """
     if opset not in IR_VERSIONS:
         raise ExportError(f"Received: opset={opset}; use an opset from {min(IR_VERSIONS)} to {max(IR_VERSIONS)}")
     builder = OnnxBuilder(opset)
+    sources = graph.model_inputs
+    input_names = [INPUT_NAME] if len(sources) == 1 else [source.name for source in sources]
+    several = len(graph.output_nodes) > 1
+    if (several and logits_name) or (len(sources) > 1 and preprocessing is not None):
+        raise ValueError("logits and preprocessing in the graph are for a model of one input and one output")
+    last = len(graph.nodes) - 1
+    publics: dict[int, str | None] = (
+        dict(zip(graph.output_nodes, graph.output_names)) if several else {last: output_name, last - 1: logits_name}
+    )
     # Reserve the graph's own names so that no layer's tensor can take them.
-    for reserved in (INPUT_NAME, output_name, logits_name):
+    for reserved in (*input_names, *publics.values()):
         if reserved:
             builder.unique(reserved)
-    input_shape = graph.input_shape
-    name = _preprocess(builder, INPUT_NAME, input_shape, preprocessing)
-    last = len(graph.nodes) - 1
-    publics = {last: output_name, last - 1: logits_name}
+    tensors = {
+        input_node(position): _preprocess(builder, input_name, source.shape, preprocessing)
+        for position, (input_name, source) in enumerate(zip(input_names, sources))
+    }
     if last == -1:
-        name = _publish(builder, name, output_name)
-    tensors = {INPUT_NODE: name}
+        tensors[input_node(0)] = _publish(builder, tensors[input_node(0)], output_name)
     for index, (node, node_params) in enumerate(zip(graph.nodes, params)):
         public = publics.get(index)
         if public:
@@ -87,7 +97,11 @@ def graph_to_onnx(
             name = _publish(builder, name, public)
             builder.shapes[name] = node.output_shape
         tensors[index] = name
-    outputs = [(output_name, graph.output_shape)]
+    outputs = (
+        [(public, graph.nodes[index].output_shape) for index, public in zip(graph.output_nodes, graph.output_names)]
+        if several
+        else [(output_name, graph.output_shape)]
+    )
     if logits_name:
         outputs.append((logits_name, graph.output_shape))
     fold_flatten_transposes(builder, {public for public, _ in outputs})
@@ -96,12 +110,8 @@ def graph_to_onnx(
         builder.nodes,
         "specforge",
         [
-            builder.value_info(
-                INPUT_NAME,
-                ["N", *input_shape],
-                _input_doc(input_shape, graph.input_dtype, preprocessing),
-                graph.input_dtype,
-            )
+            builder.value_info(input_name, ["N", *source.shape], _input_doc(source.shape, dtype, preprocessing), dtype)
+            for input_name, source, dtype in zip(input_names, sources, graph.input_dtypes)
         ],
         [builder.value_info(public, ["N", *dims], _OUTPUT_DOCS.get(public, "")) for public, dims in outputs],
         initializer=builder.initializers,

@@ -3,8 +3,8 @@
 Both run on the same batch of real data: the numpy ``Model`` on the preprocessed
 images, onnxruntime on raw values when the preprocessing is in the graph (a text model: the raw
 documents in, the run's saved vocabulary vectorizing them for numpy).  The
-outputs must agree within ``RTOL``/``ATOL`` and the predicted classes on every
-example.  When they do not, each prefix of the graph is exported and compared
+outputs (each of them, for a model of several) must agree within ``RTOL``/``ATOL`` and the predicted
+classes on every example.  When they do not, each prefix of the graph is exported and compared
 with the numpy output of the same layers, and the first layer whose output
 differs is named.  Intermediate tensors can be large (raw 0-255 pixels give
 activations in the hundreds), so that search scales the absolute tolerance by
@@ -94,7 +94,7 @@ def check_parity(
     x = preprocessing.images(raw)
     feed = _feed(raw, x, in_graph)
     expected = _expected(graph, params, x, data)
-    result = _compared(_run(model.SerializeToString(), INPUT_NAME, feed), expected, data)
+    result = _compared(_run(model.SerializeToString(), INPUT_NAME, feed, _names(graph, expected)), expected, data)
     if not result.passed:
         result.first_mismatch = first_mismatch(graph, params, x, feed, preprocessing if in_graph else None, opset)
     return result
@@ -117,7 +117,8 @@ def check_text_parity(
     x = vectorizer.transform(texts)
     documents = np.array(list(texts), dtype=object)
     expected = _expected(graph, params, x, data)
-    result = _compared(_run(model.SerializeToString(), TEXT_INPUT, documents), expected, data)
+    got = _run(model.SerializeToString(), TEXT_INPUT, documents, _names(graph, expected))
+    result = _compared(got, expected, data)
     if not result.passed:
         result.first_mismatch = (
             first_mismatch(graph, params, x, x, None, opset)
@@ -139,10 +140,10 @@ def _vectorized(model: onnx.ModelProto, documents: np.ndarray, dtype: np.dtype) 
     return make_session(probe.SerializeToString()).run([INPUT_NAME], {TEXT_INPUT: documents})[0]
 
 
-def _expected(graph: Graph, params: Sequence[Params], x: np.ndarray, data: str) -> np.ndarray:
-    """The numpy forward on the model inputs ``x``; ExportError when it is not finite."""
-    expected = Model(graph, list(params)).forward(x)
-    if not np.all(np.isfinite(expected)):
+def _expected(graph: Graph, params: Sequence[Params], x: np.ndarray, data: str) -> list[np.ndarray]:
+    """The numpy forward's outputs on the model inputs ``x``; ExportError when one is not finite."""
+    expected = Model(graph, list(params)).outputs(x)
+    if not all(np.all(np.isfinite(each)) for each in expected):
         raise ExportError(
             f"the numpy forward gives NaN or infinite outputs on {data or 'the parity batch'}; "
             "the weights are not usable (did training diverge?); nothing was written"
@@ -150,10 +151,19 @@ def _expected(graph: Graph, params: Sequence[Params], x: np.ndarray, data: str) 
     return expected
 
 
-def _compared(got: np.ndarray, expected: np.ndarray, data: str) -> ParityResult:
-    agree = int(np.sum(got.argmax(axis=-1) == expected.argmax(axis=-1)))
-    passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL)) and agree == len(expected)
-    return ParityResult(len(expected), _max_abs_diff(got, expected), agree, passed, data=data)
+def _names(graph: Graph, expected: list[np.ndarray]) -> list[str]:
+    """The exported model's output names: ``probabilities`` for one output, the model's output names for several."""
+    return [PROBABILITIES] if len(expected) == 1 else list(graph.output_names)
+
+
+def _compared(got: list[np.ndarray], expected: list[np.ndarray], data: str) -> ParityResult:
+    """Every output within the tolerances and every example's class agreeing in each output."""
+    agreeing = np.logical_and.reduce([a.argmax(axis=-1) == b.argmax(axis=-1) for a, b in zip(got, expected)])
+    agree = int(np.sum(agreeing))
+    close = all(np.allclose(a, b, rtol=RTOL, atol=ATOL) for a, b in zip(got, expected))
+    examples = len(expected[0])
+    difference = max(_max_abs_diff(a, b) for a, b in zip(got, expected))
+    return ParityResult(examples, difference, agree, close and agree == examples, data=data)
 
 
 def first_mismatch(
@@ -171,7 +181,7 @@ def first_mismatch(
     for until in range(0 if preprocessing is not None else 1, len(graph.nodes) + 1):  # no preprocessing: 0 is x
         expected = numpy_model.forward(x, until=until)
         prefix = export_graph(graph, params, opset=opset, preprocessing=preprocessing, until=until)
-        got = _run(prefix.SerializeToString(), INPUT_NAME, feed)
+        (got,) = _run(prefix.SerializeToString(), INPUT_NAME, feed, [PROBABILITIES])
         scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
         if got.shape != expected.shape or not np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale):
             if until == 0:
@@ -186,9 +196,9 @@ def _feed(raw: np.ndarray, x: np.ndarray, in_graph: bool) -> np.ndarray:
     return np.asarray(raw, dtype=x.dtype).reshape(x.shape) if in_graph else x
 
 
-def _run(model_bytes: bytes, input_name: str, feed: np.ndarray) -> np.ndarray:
+def _run(model_bytes: bytes, input_name: str, feed: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
     session = make_session(model_bytes)
-    return session.run([PROBABILITIES], {input_name: feed})[0]
+    return list(session.run(list(names), {input_name: feed}))
 
 
 def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:

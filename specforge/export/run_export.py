@@ -17,6 +17,7 @@ import numpy as np
 from specforge.base.errors import DataError, ExportError
 from specforge.base.fileio import write_bytes
 from specforge.data import load_dataset
+from specforge.data.feed import examples_shape, make_feed
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.table.read import join_tables
 from specforge.export.metadata import attach_metadata, build_metadata, table_metadata, text_metadata
@@ -91,10 +92,16 @@ def export_classifier(
     ``raw`` is the parity batch as stored (at least ``MIN_EXAMPLES`` examples where the data
     has them).  Raises ExportError when a layer cannot be converted or the gate fails.
     """
+    outputs = (
+        [("probabilities", graph.output_shape)]
+        if len(graph.output_nodes) == 1
+        else [(name, graph.nodes[node].output_shape) for name, node in zip(graph.output_names, graph.output_nodes)]
+    )
+    described = "; ".join(f"output '{name}' [N, {', '.join(map(str, shape))}]" for name, shape in outputs)
     doc = (
         f"{_doc_title(spec_name, description)} Input 'input' [N, "
-        f"{', '.join(map(str, graph.input_shape))}] {graph.input_dtype} NHWC; output 'probabilities' "
-        f"[N, {', '.join(map(str, graph.output_shape))}]. See metadata_props for classes and preprocessing."
+        f"{', '.join(map(str, graph.input_shape))}] {graph.input_dtype} NHWC; {described}. "
+        "See metadata_props for classes and preprocessing."
     )
     model = export_graph(
         graph, params, opset=opset, logits=logits, preprocessing=preprocessing if in_graph else None, doc=doc
@@ -144,6 +151,14 @@ def export_run(
     run = open_run(run_path)
     spec = run.spec()
     graph = run.graph
+    outputs = len(graph.output_nodes)
+    several = outputs > 1
+    if several and (web is not None or quantize is not None or logits or run.config["data"].get("source") == "table"):
+        raise ExportError(
+            f"the model has {outputs} outputs (model.outputs); --web, --quantize, --logits and a table model's "
+            "export take a model of one output yet; export it without them",
+            file=display_path(run.path),
+        )
     steps = Preprocessing.from_dict(run.preprocessing)
     if web is not None:
         try:
@@ -188,8 +203,10 @@ def export_run(
                 "a table model takes raw rows with its preprocessing in the graph, in float; leave "
                 "out --logits, --no-preprocessing and --quantize"
             )
-        rows, data = parity_rows(run.config, graph.input_shape, base_dir)
-        model, parity = export_table(graph, run.weights(), steps, rows, data=data, **common)
+        rows, data = parity_rows(run.config, examples_shape(run.config), base_dir)
+        model, parity = export_table(
+            graph, run.weights(), steps, rows, data=data, groups=run.config["data"].get("inputs"), **common
+        )
     elif text:
         texts, data = parity_texts(run.config, graph.input_shape, base_dir, steps)
         model, parity = export_text(graph, run.weights(), steps, texts, logits=logits, data=data, **common)
@@ -245,8 +262,10 @@ def export_table(
     opset: int = DEFAULT_OPSET,
     data: str = "",
     description: str = "",
+    groups: dict[str, list[str]] | None = None,
 ) -> tuple[onnx.ModelProto, ParityResult]:
-    """The checked, documented ONNX model of a table model, taking raw rows, and its parity on ``rows``."""
+    """The checked, documented ONNX model of a table model, taking raw rows, and its parity on ``rows``;
+    ``groups`` (``data.inputs``) are the feature columns of each named model input."""
     from specforge.export.table import check_table_parity, input_infos, table_model
 
     pipeline = preprocessing.pipeline
@@ -258,8 +277,8 @@ def export_table(
         f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph."
     )
     network = export_graph(graph, params, opset=opset)
-    model = table_model(network, pipeline, doc)
-    parity = check_table_parity(graph, params, model, pipeline, rows, data)
+    model = table_model(network, pipeline, doc, groups)
+    parity = check_table_parity(graph, params, model, pipeline, rows, data, make_feed({"inputs": groups}, pipeline))
     if not parity.passed:
         raise ExportError(parity.failure())
     attach_metadata(

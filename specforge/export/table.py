@@ -25,6 +25,7 @@ import onnx
 from onnx import TensorProto, compose, helper
 
 from specforge.base.errors import ExportError
+from specforge.data.feed import Feed
 from specforge.data.table.features import UNSEEN
 from specforge.data.table.read import MISSING
 from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
@@ -139,13 +140,30 @@ def input_infos(pipeline: TablePipeline) -> list[onnx.ValueInfoProto]:
     return infos
 
 
-def _preprocessing(pipeline: TablePipeline, network: onnx.ModelProto) -> onnx.ModelProto:
+def _preprocessing(
+    pipeline: TablePipeline, network: onnx.ModelProto, groups: dict[str, list[str]] | None = None
+) -> onnx.ModelProto:
+    """Raw rows to the network's input ``input``, the encoded features in order; or, with ``groups``
+    (``data.inputs``), to each named model input, the encoded features of its columns in the group's order."""
     graph = Subgraph("table")
     encode = {"numeric": _numeric, "categorical": _categorical, "binary": _binary}
-    parts = [encode[feature.type](graph, feature) for feature in pipeline.features]
-    graph.nodes.append(helper.make_node("Concat", parts, [INPUT_NAME], name="table/features", axis=1))
-    out = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", pipeline.width])
-    return _model(graph, input_infos(pipeline), [out], network)
+    encoded = [(feature.column, encode[feature.type](graph, feature), feature.width) for feature in pipeline.features]
+    wanted = (
+        {
+            name: [item for column in columns for item in encoded if item[0] == column]
+            for name, columns in groups.items()
+        }
+        if groups
+        else {INPUT_NAME: encoded}
+    )
+    outputs = []
+    for name, taken in wanted.items():
+        graph.nodes.append(
+            helper.make_node("Concat", [part for _, part, _ in taken], [name], name=f"table/{name}", axis=1)
+        )
+        width = sum(size for _, _, size in taken)
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", width]))
+    return _model(graph, input_infos(pipeline), outputs, network)
 
 
 def _inverse_target(target: Target, network: onnx.ModelProto, units: int) -> onnx.ModelProto:
@@ -175,10 +193,16 @@ def _renamed_output(network: onnx.ModelProto, name: str) -> onnx.ModelProto:
     return model
 
 
-def table_model(network: onnx.ModelProto, pipeline: TablePipeline, doc: str = "") -> onnx.ModelProto:
-    """The exported network (input ``input``, output ``probabilities``) wrapped so that it takes raw rows."""
+def table_model(
+    network: onnx.ModelProto, pipeline: TablePipeline, doc: str = "", groups: dict[str, list[str]] | None = None
+) -> onnx.ModelProto:
+    """The exported network (input ``input``, or one input per group of ``groups``, ``data.inputs``; output
+    ``probabilities``) wrapped so that it takes raw rows: one input per feature column, as without groups."""
     target = pipeline.target
-    model = compose.merge_models(_preprocessing(pipeline, network), network, io_map=[(INPUT_NAME, INPUT_NAME)])
+    names = list(groups) if groups else [INPUT_NAME]
+    model = compose.merge_models(
+        _preprocessing(pipeline, network, groups), network, io_map=[(name, name) for name in names]
+    )
     if target.regression:
         units = len(target.columns)
         if target.mean:
@@ -204,9 +228,11 @@ def check_table_parity(
     pipeline: TablePipeline,
     table: Table,
     data: str = "",
+    feed: Feed | None = None,
 ) -> ParityResult:
-    """The exported table model under onnxruntime against the numpy pipeline, on the raw rows of ``table``."""
-    expected = numpy_outputs(graph, params, pipeline, table)
+    """The exported table model under onnxruntime against the numpy pipeline, on the raw rows of ``table``
+    (split into the model's inputs by ``feed``)."""
+    expected = numpy_outputs(graph, params, pipeline, table, feed)
     if not np.all(np.isfinite(expected)):
         raise ExportError(
             f"the numpy forward gives NaN or infinite outputs on {data or 'the parity rows'}; "

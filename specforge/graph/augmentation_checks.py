@@ -5,7 +5,7 @@ features flipped or brightened are no longer what the next layer learned)."""
 from __future__ import annotations
 
 from specforge.base.errors import Problem
-from specforge.graph.dag import INPUT_NODE, Graph
+from specforge.graph.dag import Graph
 from specforge.spec import Spec
 
 
@@ -15,7 +15,7 @@ def augmentation_problems(spec: Spec, graph: Graph) -> list[Problem]:
     problems = []
     for index in sorted(augmenting):
         node = graph.nodes[index]
-        before = [graph.nodes[source] for source in node.inputs if source != INPUT_NODE and source not in augmenting]
+        before = [graph.nodes[source] for source in node.inputs if source >= 0 and source not in augmenting]
         if before:
             problems.append(
                 Problem(

@@ -24,7 +24,8 @@ def build_graph(spec: Spec, *, read_data: bool = True) -> Graph:
     on the categories in the training split), the data's columns are read (no training), unless ``read_data``
     is false and the spec gives model.input_shape."""
     check_options(spec)
-    shape = data_shape(spec) if read_data or "input_shape" not in spec.config["model"] else None
+    model = spec.config["model"]
+    shape = data_shape(spec) if read_data or ("input_shape" not in model and "inputs" not in model) else None
     graph = infer_graph(spec)
     check_compatibility(spec, graph, shape)
     return graph
@@ -38,7 +39,8 @@ def data_shape(spec: Spec) -> DataShape | None:
         shape = create_source(data.get("source", "mnist")).shape(data, spec.base_dir)
     except DataError as error:
         raise spec.located(error) from None
-    if shape is not None and "input_shape" not in spec.config["model"]:
+    model = spec.config["model"]
+    if shape is not None and "input_shape" not in model and "inputs" not in model:
         spec.config["model"]["input_shape"] = list(shape.input_shape)
         spec.inferred_input_shape = True
     return shape

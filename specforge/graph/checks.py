@@ -11,12 +11,14 @@ from specforge.data import declared_num_classes
 from specforge.data.table.features import NUMERIC_FILLS
 from specforge.graph.augmentation_checks import augmentation_problems
 from specforge.graph.dag import Graph
+from specforge.graph.io_checks import input_width_problems, io_problems
 from specforge.graph.text_checks import id_input_problems, vectorize_problems
 from specforge.graph.training_checks import training_option_problems, training_problems
 from specforge.options import losses
 from specforge.options.callbacks import CALLBACKS
 from specforge.options.metrics import METRICS
 from specforge.spec import Spec
+from specforge.spec.model_io import OutputSpec, model_outputs
 from specforge.spec.reader import SpecPath
 
 if TYPE_CHECKING:
@@ -25,7 +27,13 @@ if TYPE_CHECKING:
 
 def check_options(spec: Spec) -> None:
     """Raise SpecError listing every clash the spec's values make among themselves (no graph, no data needed)."""
-    _raise(option_problems(spec) + _column_problems(spec) + vectorize_problems(spec) + training_option_problems(spec))
+    _raise(
+        option_problems(spec)
+        + _column_problems(spec)
+        + io_problems(spec)
+        + vectorize_problems(spec)
+        + training_option_problems(spec)
+    )
 
 
 def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None) -> None:
@@ -35,6 +43,7 @@ def check_compatibility(spec: Spec, graph: Graph, shape: DataShape | None = None
     _raise(
         _reshape_problems(spec)
         + _input_problems(spec, shape)
+        + input_width_problems(spec, shape)
         + id_input_problems(spec, graph, shape)
         + _class_problems(spec, graph, shape)
         + _loss_problems(spec, graph)
@@ -75,8 +84,8 @@ def option_problems(spec: Spec) -> list[Problem]:
 
 def _reshape_problems(spec: Spec) -> list[Problem]:
     reshape = spec.config["data"]["preprocessing"]["reshape"]
-    input_shape = spec.config["model"]["input_shape"]
-    if reshape is None or list(reshape) == list(input_shape):
+    input_shape = spec.config["model"].get("input_shape")
+    if reshape is None or input_shape is None or list(reshape) == list(input_shape):
         return []
     return [
         Problem(
@@ -166,13 +175,14 @@ def _second_use(first: dict, second: dict) -> str:
 
 
 def _input_problems(spec: Spec, shape: DataShape | None) -> list[Problem]:
-    problem = shape and shape.input_problem(spec.config["model"]["input_shape"])
+    given = spec.config["model"].get("input_shape")
+    problem = shape and given is not None and shape.input_problem(given)
     return [Problem(problem, spec.locate(("model", "input_shape")))] if problem else []
 
 
 def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[Problem]:
-    """The output layer against the classes the spec declares, or else those the data has (MNIST's ten, a
-    table target's values); a declared count the data contradicts."""
+    """Each output layer against the classes the spec declares, or else those the data has (MNIST's ten, a
+    table target's values), or those its target's map gives; a declared count the data contradicts."""
     declared = declared_num_classes(spec.config["data"])
     found = shape.num_classes if shape else None
     if declared is not None and found is not None and declared != found:
@@ -185,28 +195,38 @@ def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[P
                 spec.locate(("data", setting)),
             )
         ]
-    classes = declared if declared is not None else found
-    path, layer = _output_layer(spec, graph)
-    output = graph.output_shape
+    data_classes = declared if declared is not None else found
+    problems = []
+    for output, node in zip(model_outputs(spec.config), graph.output_nodes):
+        classes = data_classes if output.target_map is None else max(max(output.target_map) + 1, 2)
+        problems += _output_classes(spec, graph, output, node, classes)
+    return problems
+
+
+def _output_classes(spec: Spec, graph: Graph, output: OutputSpec, node: int, classes: int | None) -> list[Problem]:
+    """One output layer against the classes of its target."""
+    path, layer = _output_layer(spec, graph, node)
+    shape = graph.nodes[node].output_shape
     if classes is None:
         return []
-    if len(output) != 1:
-        pooling = "GlobalAveragePooling1D" if len(output) == 2 else "GlobalAveragePooling2D"
+    if len(shape) != 1:
+        pooling = "GlobalAveragePooling1D" if len(shape) == 2 else "GlobalAveragePooling2D"
         return [
             Problem(
-                f"the model's output has shape {output} but a classifier of {classes} classes needs "
+                f"the model's output has shape {shape} but a classifier of {classes} classes needs "
                 f"({classes},); end with Flatten (or {pooling}) and Dense with units: {classes}",
                 spec.locate(path),
             )
         ]
-    loss = losses.create(spec.config["compile"]["loss"])
-    binary = loss.name == "binary_crossentropy" and output[0] == 1 and classes == 2
-    if output[0] != classes and not binary:
+    loss = _loss_of(output)
+    binary = loss.name == "binary_crossentropy" and shape[0] == 1 and classes == 2
+    if shape[0] != classes and not binary:
         where = (*path, "units") if "units" in layer else path
-        values = "value" if output[0] == 1 else "values"
+        values = "value" if shape[0] == 1 else "values"
+        target = "the data has" if output.target_map is None else f"data.targets.{output.name} gives"
         return [
             Problem(
-                f"the model outputs {output[0]} {values} but the data has {classes} classes; use units: {classes}",
+                f"the model outputs {shape[0]} {values} but {target} {classes} classes; use units: {classes}",
                 spec.locate(where),
             )
         ]
@@ -214,29 +234,44 @@ def _class_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[P
 
 
 def _loss_problems(spec: Spec, graph: Graph) -> list[Problem]:
-    loss = losses.create(spec.config["compile"]["loss"])
     problems = []
-    path, layer = _output_layer(spec, graph)
-    hint = loss.fits(graph.final_activation, graph.output_shape[-1])
-    if hint:
-        where = (*path, "activation") if "activation" in layer else path
-        problems.append(Problem(hint, spec.locate(where)))
-    encoding = spec.config["data"]["preprocessing"]["labels"]
-    if loss.label_encoding in ("one_hot", "sparse") and encoding != loss.label_encoding:
-        other = "sparse_categorical_crossentropy" if encoding == "sparse" else "categorical_crossentropy"
-        problems.append(
-            Problem(
-                f"{loss.name} takes {loss.label_encoding} labels but data.preprocessing.labels is "
-                f"{encoding}; use loss: {other} or labels: {loss.label_encoding}",
-                spec.locate(("compile", "loss")),
+    for output, node in zip(model_outputs(spec.config), graph.output_nodes):
+        loss = _loss_of(output)
+        path, layer = _output_layer(spec, graph, node)
+        hint = loss.fits(graph.activation_of(node), graph.nodes[node].output_shape[-1])
+        if hint:
+            where = (*path, "activation") if "activation" in layer else path
+            problems.append(Problem(hint, spec.locate(where)))
+        encoding = spec.config["data"]["preprocessing"]["labels"]
+        mapped = output.target_map is not None
+        if not mapped and loss.label_encoding in ("one_hot", "sparse") and encoding != loss.label_encoding:
+            other = "sparse_categorical_crossentropy" if encoding == "sparse" else "categorical_crossentropy"
+            problems.append(
+                Problem(
+                    f"{loss.name} takes {loss.label_encoding} labels but data.preprocessing.labels is "
+                    f"{encoding}; use loss: {other} or labels: {loss.label_encoding}",
+                    spec.locate(_loss_path(spec, output)),
+                )
             )
-        )
     return problems
 
 
-def _output_layer(spec: Spec, graph: Graph) -> tuple[SpecPath, dict]:
-    """Where the spec writes the layer that makes the model's output, and that ``model.layers`` item."""
-    path = graph.nodes[-1].path
+def _loss_of(output: OutputSpec) -> losses.Loss:
+    """An output's loss (check_options has refused an output without one)."""
+    assert output.loss is not None, "check_options refuses an output without a loss"
+    return losses.create(output.loss)
+
+
+def _loss_path(spec: Spec, output: OutputSpec) -> SpecPath:
+    """Where the spec writes ``output``'s loss: its own, or compile.loss."""
+    own = bool(output.path) and "loss" in spec.config["model"]["outputs"][output.name]
+    return (*output.path, "loss") if own else ("compile", "loss")
+
+
+def _output_layer(spec: Spec, graph: Graph, node: int | None = None) -> tuple[SpecPath, dict]:
+    """Where the spec writes the layer that makes the model's output (node ``node``, the first output's by
+    default), and that ``model.layers`` item."""
+    path = graph.nodes[graph.output_nodes[0] if node is None else node].path
     return path, spec.config["model"]["layers"][path[2]]
 
 
@@ -261,7 +296,7 @@ def _target_problems(spec: Spec, graph: Graph) -> list[Problem]:
     ]
     if not regression:
         return problems
-    loss = losses.create(spec.config["compile"]["loss"])
+    loss = _loss_of(model_outputs(spec.config)[0])
     if loss.label_encoding != "any" or loss.fused_activation is not None:
         problems.append(
             Problem(

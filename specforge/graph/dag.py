@@ -23,14 +23,35 @@ from specforge.base.errors import Problem, ShapeError, SpecError, SpecforgeError
 from specforge.layers import REGISTRY, Layer
 from specforge.layers.base import INPUT_DTYPES, Params, Shape
 from specforge.spec.flatten import INPUT, FlatLayer, FlatModel, flatten_model, merge_uses
+from specforge.spec.model_io import OUTPUT
 from specforge.spec.reader import SpecPath
 
 if TYPE_CHECKING:
     from specforge.layers.merge import Merge
     from specforge.spec import Spec
 
-#: the index that stands for the model's input in ``Node.inputs``
+#: the index that stands for the model's (first) input in ``Node.inputs``; input k is ``input_node(k)``
 INPUT_NODE = -1
+
+
+def input_node(position: int) -> int:
+    """The index that stands for the model's input number ``position`` in ``Node.inputs``: -1, -2, ..."""
+    return INPUT_NODE - position
+
+
+def input_position(index: int) -> int:
+    """Which model input a negative ``Node.inputs`` index stands for."""
+    return INPUT_NODE - index
+
+
+@dataclass(frozen=True)
+class GraphInput:
+    """A model input: its name, the shape of one example and the dtype the spec declares (None: what the
+    layers taking it take)."""
+
+    name: str
+    shape: Shape
+    dtype: str | None = None
 
 
 @dataclass
@@ -39,7 +60,7 @@ class Node:
     #: what the layer takes: its input's shape, or for a merge one shape per input
     input_shape: Any
     output_shape: Shape
-    #: the nodes whose outputs it takes, in order (INPUT_NODE: the model's input)
+    #: the nodes whose outputs it takes, in order (a negative index: a model input, ``input_node``)
     inputs: tuple[int, ...] = (INPUT_NODE,)
     #: the full name of the spec layer it comes from (a layer and its activation node share it)
     source: str = ""
@@ -76,6 +97,12 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     #: located remarks that do not stop the model (a layer nothing uses)
     warnings: list[Problem] = field(default_factory=list)
+    #: the model's named inputs, in order; empty: one input ``input`` of ``input_shape`` (``model_inputs``)
+    sources: list[GraphInput] = field(default_factory=list)
+    #: the node of each model output, in order; empty: the last node (``output_nodes``)
+    sinks: list[int] = field(default_factory=list)
+    #: the name of each model output (``model.outputs``' keys); empty: one output, ``output``
+    sink_names: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return (
@@ -93,58 +120,101 @@ class Graph:
             shape = out
         return graph
 
+    @property
+    def model_inputs(self) -> list[GraphInput]:
+        """The model's inputs, in order."""
+        return self.sources or [GraphInput(INPUT, tuple(self.input_shape))]
+
+    @property
+    def output_nodes(self) -> list[int]:
+        """The node of each model output, in order."""
+        return self.sinks or [len(self.nodes) - 1]
+
+    @property
+    def output_names(self) -> list[str]:
+        """The name of each model output, in order."""
+        return self.sink_names or [OUTPUT] * len(self.output_nodes)
+
+    def shape_of(self, index: int) -> Shape:
+        """The shape of what ``Node.inputs`` index ``index`` gives: a node's output or a model input."""
+        return self.model_inputs[input_position(index)].shape if index < 0 else self.nodes[index].output_shape
+
     def prefix(self, until: int | None) -> Graph:
-        """The graph of the first ``until`` nodes (all of them for None)."""
-        return Graph(self.input_shape, self.nodes[:until])
+        """The graph of the first ``until`` nodes (all of them for None; a prefix's output is its last node)."""
+        if until is None:
+            return self
+        return Graph(self.input_shape, self.nodes[:until], sources=self.sources)
 
     @property
     def output_shape(self) -> Shape:
-        return self.nodes[-1].output_shape if self.nodes else self.input_shape
+        """The shape of the model's (first) output."""
+        return self.nodes[self.output_nodes[0]].output_shape if self.nodes else self.input_shape
 
     @property
     def input_dtype(self) -> str:
-        """The numpy dtype of the model's input: what the kinds taking it declare (``Layer.input_dtype``),
-        float32 for a graph without nodes; ShapeError where ``input_dtype_conflict`` finds one."""
+        """The numpy dtype of the model's (first) input (``input_dtypes``)."""
+        return self.input_dtypes[0]
+
+    @property
+    def input_dtypes(self) -> list[str]:
+        """The numpy dtype of each model input: the one the spec declares, else what the kinds taking it
+        declare (``Layer.input_dtype``), float32 for an input no node takes; ShapeError where
+        ``input_dtype_conflict`` finds one."""
         conflict = self.input_dtype_conflict()
         if conflict is not None:
             raise ShapeError(conflict[1])
-        kinds = [node.layer.input_dtype for node in self.nodes if INPUT_NODE in node.inputs]
-        return INPUT_DTYPES[kinds[0] if kinds else "float"]
+        dtypes = []
+        for position, source in enumerate(self.model_inputs):
+            kinds = [node.layer.input_dtype for node in self.nodes if input_node(position) in node.inputs]
+            dtypes.append(source.dtype or INPUT_DTYPES[kinds[0] if kinds else "float"])
+        return dtypes
 
     def input_dtype_conflict(self) -> tuple[Node, str] | None:
         """A node whose kind cannot take what it is given, and why: ids from another layer's output (no layer
-        outputs ids), or a kind of input other than the first node taking the model's input takes."""
-        first: Node | None = None
+        outputs ids), or a kind of input other than the model input holds (as declared, or as the first node
+        taking it takes)."""
+        first: dict[int, tuple[str, str]] = {
+            input_node(position): (kind, f"model.inputs.{source.name} is {source.dtype}")
+            for position, source in enumerate(self.model_inputs)
+            if source.dtype is not None
+            for kind in [next(k for k, dtype in INPUT_DTYPES.items() if dtype == source.dtype)]
+        }
         for node in self.nodes:
             kind = node.layer.input_dtype
-            if INPUT_NODE not in node.inputs:
+            taken = [index for index in node.inputs if index < 0]
+            if not taken:
                 if kind != "float":
                     return node, (
                         f"{node.layer.type} takes {kind} ids, which only the model's input holds; "
                         "give it `inputs: input` and the model token ids (source: text_folder with "
                         "vectorize.output_mode: int)"
                     )
-            elif first is None:
-                first = node
-            elif kind != first.layer.input_dtype:
-                return node, (
-                    f"{node.layer.type} takes {kind} input, and {first.layer.name!r} "
-                    f"({first.layer.type}) takes {first.layer.input_dtype} from the same model input; "
-                    "make the layers taking the input take one kind"
-                )
+                continue
+            for index in taken:
+                if index not in first:
+                    first[index] = (kind, f"{node.layer.name!r} ({node.layer.type}) takes {kind}")
+                elif kind != first[index][0]:
+                    return node, (
+                        f"{node.layer.type} takes {kind} input, and {first[index][1]} from the same model input; "
+                        "make the layers taking the input take one kind"
+                    )
         return None
 
     @property
     def final_activation(self) -> str:
-        """The activation of the model's output ('linear' when the last node is not an activation)."""
-        layer = self.nodes[-1].layer
+        """The activation of the model's (first) output (``activation_of``)."""
+        return self.activation_of(self.output_nodes[0])
+
+    def activation_of(self, index: int) -> str:
+        """The activation node ``index`` applies ('linear' when it is not an activation)."""
+        layer = self.nodes[index].layer
         if layer.type in ("Activation", "Softmax"):
             return layer.config.get("activation", "softmax")
         return "linear"
 
     def source_of(self, index: int) -> str:
-        """The spec layer that node ``index`` belongs to (``input`` for INPUT_NODE)."""
-        return INPUT if index == INPUT_NODE else self.nodes[index].source
+        """The spec layer that node ``index`` belongs to (the model input's name for a negative index)."""
+        return self.model_inputs[input_position(index)].name if index < 0 else self.nodes[index].source
 
     def summary(self) -> list[SummaryRow]:
         """One row per spec layer (its activation node folded in), with the layers it is connected to."""
@@ -202,7 +272,8 @@ def infer_graph(spec) -> Graph:
     naming every mistake: names and inputs, blocks, a cycle, and each layer that cannot take what it is given
     (what depends on a mistake is not checked further), each located at the layer.  A table spec that leaves
     model.input_shape out needs its data read first: ``specforge.graph.build.build_graph`` does both."""
-    if "input_shape" not in spec.config["model"]:
+    model = spec.config["model"]
+    if "input_shape" not in model and "inputs" not in model:
         raise SpecError(
             "model.input_shape is left out, so it comes from the table's data: build the graph with "
             "specforge.graph.build.build_graph (api.build_graph), which reads it",
@@ -212,8 +283,15 @@ def infer_graph(spec) -> Graph:
     flat = flatten_model(spec)
     by_name = {layer.name: layer for layer in flat.layers}
     order, cycle = _topological(flat, by_name, spec)
-    graph = Graph(input_shape=tuple(spec.config["model"]["input_shape"]), warnings=_unused(flat, spec))
-    made: dict[str, int] = {INPUT: INPUT_NODE}
+    sources = [
+        GraphInput(name, tuple(item["shape"]), item.get("dtype")) for name, item in model.get("inputs", {}).items()
+    ]
+    graph = Graph(
+        input_shape=sources[0].shape if sources else tuple(model["input_shape"]),
+        warnings=_unused(flat, spec),
+        sources=sources,
+    )
+    made: dict[str, int] = {name: input_node(position) for position, name in enumerate(flat.sources)}
     shapes: list[Problem] = []
     for flat_layer in order:
         if any(name not in made for name in flat_layer.inputs):
@@ -227,7 +305,9 @@ def infer_graph(spec) -> Graph:
         raise SpecError(problems=merge_uses(flat.problems + cycle + shapes, spec))
     if shapes:
         raise ShapeError(problems=merge_uses(shapes, spec))
-    graph = _only(graph, _ancestors(flat.output, by_name))
+    graph = _only(graph, _ancestors(flat.outputs, by_name), [made[name] for name in flat.outputs if name in made])
+    graph.sink_names = list(model.get("outputs", {}))
+    _check_sources(graph, spec)
     conflict = graph.input_dtype_conflict()
     if conflict is not None:
         node, message = conflict
@@ -236,15 +316,32 @@ def infer_graph(spec) -> Graph:
     return graph
 
 
-def _only(graph: Graph, sources: set[str]) -> Graph:
-    """``graph`` without the nodes of layers outside ``sources`` (those the output does not depend on: checked
-    like the others, then left out), the inputs of the others renumbered."""
+def _only(graph: Graph, sources: set[str], outputs: list[int]) -> Graph:
+    """``graph`` without the nodes of layers outside ``sources`` (those no output depends on: checked like the
+    others, then left out), the inputs of the others renumbered; ``outputs`` (node indices) become its sinks."""
     kept = [index for index, node in enumerate(graph.nodes) if node.source in sources]
-    renumbered = {INPUT_NODE: INPUT_NODE, **{old: new for new, old in enumerate(kept)}}
+    renumbered = {old: new for new, old in enumerate(kept)}
     nodes = [
-        replace(graph.nodes[index], inputs=tuple(renumbered[i] for i in graph.nodes[index].inputs)) for index in kept
+        replace(graph.nodes[index], inputs=tuple(i if i < 0 else renumbered[i] for i in graph.nodes[index].inputs))
+        for index in kept
     ]
-    return replace(graph, nodes=nodes)
+    return replace(graph, nodes=nodes, sinks=[renumbered[index] for index in outputs])
+
+
+def _check_sources(graph: Graph, spec: Spec) -> None:
+    """Every named model input is taken by a layer the outputs depend on."""
+    taken = {index for node in graph.nodes for index in node.inputs if index < 0}
+    problems = [
+        Problem(
+            f"no layer takes model input {source.name!r}; name it in the `inputs` of a layer an output depends on, "
+            "or remove it",
+            spec.locate(("model", "inputs", source.name), at_key=True),
+        )
+        for position, source in enumerate(graph.sources)
+        if input_node(position) not in taken
+    ]
+    if problems:
+        raise SpecError(problems=problems)
 
 
 def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
@@ -256,7 +353,7 @@ def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
     layers = [layer]
     if activation != "linear":
         layers.append(REGISTRY["Activation"]({"activation": activation}, name=f"{flat.name}_{activation}"))
-    shapes = [graph.input_shape if index == INPUT_NODE else graph.nodes[index].output_shape for index in inputs]
+    shapes = [graph.shape_of(index) for index in inputs]
     if not layer.merges and len(inputs) != 1:
         raise ShapeError(
             f"{kind} takes one input, got {len(inputs)}: {', '.join(flat.inputs)}; merge them first "
@@ -279,10 +376,11 @@ def _topological(flat: FlatModel, by_name: dict[str, FlatLayer], spec: Spec) -> 
     """The layers in an order where each comes after its inputs, otherwise as written (an input that failed
     counts as ready); and the problem of a cycle, whose layers (and what takes them) are left out of the order."""
     position = {layer.name: index for index, layer in enumerate(flat.layers)}
-    waiting = {layer.name: len(set(layer.inputs) - {INPUT} - flat.failed) for layer in flat.layers}
+    outside = set(flat.sources) | flat.failed
+    waiting = {layer.name: len(set(layer.inputs) - outside) for layer in flat.layers}
     users: dict[str, list[str]] = {}
     for layer in flat.layers:
-        for name in set(layer.inputs) - {INPUT} - flat.failed:
+        for name in set(layer.inputs) - outside:
             users.setdefault(name, []).append(layer.name)
     ready = [position[name] for name, count in waiting.items() if count == 0]
     heapq.heapify(ready)
@@ -321,9 +419,9 @@ def _cycle(stuck: list[FlatLayer], by_name: dict[str, FlatLayer]) -> list[str]:
     return cycle[::-1]
 
 
-def _ancestors(output: str, by_name: dict[str, FlatLayer]) -> set[str]:
-    """The layers the output depends on, itself included."""
-    seen, pending = set(), [output]
+def _ancestors(outputs: Sequence[str], by_name: dict[str, FlatLayer]) -> set[str]:
+    """The layers the outputs depend on, themselves included."""
+    seen, pending = set(), list(outputs)
     while pending:
         name = pending.pop()
         if name in seen or name not in by_name:
@@ -345,7 +443,7 @@ def _unused(flat: FlatModel, spec: Spec) -> list[Problem]:
                 severity="warning",
             )
             for layer in flat.layers
-            if layer.name not in taken and layer.name != flat.output
+            if layer.name not in taken and layer.name not in flat.outputs
         ],
         spec,
     )

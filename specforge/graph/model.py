@@ -13,15 +13,16 @@ from __future__ import annotations
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from specforge.base.errors import RunError
 from specforge.base.fileio import atomic_open
-from specforge.graph.dag import Graph
-from specforge.graph.plan import MODEL_INPUT, Step, plan_steps
+from specforge.graph.dag import Graph, input_node
+from specforge.graph.plan import Step, plan_steps
 from specforge.layers.base import Params
 from specforge.ops import flat
 from specforge.options.losses import Loss
@@ -46,7 +47,7 @@ class Model:
             packed = flat.pack([params[index][name] for index, name in self._trainable])
             for (index, name), view in zip(self._trainable, packed):
                 params[index][name] = view
-        self._plans: dict[int | None, list[Step]] = {}
+        self._plans: dict[int | frozenset[int] | None, list[Step]] = {}
 
     def __repr__(self) -> str:
         return f"Model({self.graph!r})"
@@ -61,10 +62,35 @@ class Model:
         return [node.layer.name for node in self.graph.nodes]
 
     # -- inference ---------------------------------------------------------------------------
+    def outputs(
+        self,
+        xs: Batch,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        skipped: frozenset[int] = frozenset(),
+    ) -> list[np.ndarray]:
+        """Each model output for a batch ``xs`` (one array per model input, or the array of the only one);
+        an output whose node is in ``skipped`` (see ``skipped``) gives its activation's input, the logits."""
+        steps = self.steps(skipped)
+        wanted = self.output_values(skipped)
+        values = StepValues(steps, xs, wanted)
+        for step in steps:
+            y, _ = step.forward(self.params[step.index], values.take(step), training, rng)
+            values.put(step, y)
+        return [values.get(index) for index in wanted]
+
+    def output_values(self, skipped: frozenset[int]) -> list[int]:
+        """The node whose value each model output takes: its own, or its input's when it is ``skipped``."""
+        nodes = self.graph.nodes
+        return [nodes[index].inputs[0] if index in skipped else index for index in self.graph.output_nodes]
+
     def forward(
-        self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None, until: int | None = None
+        self, x: Batch, training: bool = False, rng: np.random.Generator | None = None, until: int | None = None
     ) -> np.ndarray:
-        """The output of the first ``until`` nodes (all by default) for a batch ``x`` of shape ``(N, *input)``."""
+        """The output of the first ``until`` nodes (all by default) for a batch ``x`` of shape ``(N, *input)``
+        (a list, one array per input, for a model of several)."""
+        if until is None:
+            return self.outputs(x, training, rng)[0]
         steps = self.steps(until)
         values = StepValues(steps, x)
         for step in steps:
@@ -85,27 +111,50 @@ class Model:
 
     # -- training ------------------------------------------------------------------------------
     def fuses(self, loss: Loss) -> bool:
-        """Whether the last node is the activation ``loss`` takes the logits of (softmax for cross-entropy)."""
-        return loss.fused_activation is not None and self.graph.final_activation == loss.fused_activation
+        """Whether the (first) output is the activation ``loss`` takes the logits of (softmax for cross-entropy)."""
+        return bool(self.skipped([loss]))
+
+    def skipped(self, losses: Sequence[Loss]) -> frozenset[int]:
+        """The output nodes, one loss per model output, that are the activation their loss takes the logits of
+        (softmax for cross-entropy) and that no other node takes: training and evaluation skip them, and the
+        loss works on the logits."""
+        graph = self.graph
+        taken = {index for node in graph.nodes for index in node.inputs}
+        return frozenset(
+            index
+            for index, loss in zip(graph.output_nodes, losses, strict=True)
+            if loss.fused_activation is not None
+            and graph.activation_of(index) == loss.fused_activation
+            and index not in taken
+        )
 
     def gradients(
         self,
-        x: np.ndarray,
-        y: np.ndarray,
-        loss: Loss,
+        x: Batch,
+        y: Batch,
+        loss: Loss | Sequence[Loss],
         rng: np.random.Generator | None = None,
-    ) -> tuple[float, np.ndarray, list[np.ndarray], list[tuple[int, Params]]]:
+        loss_weights: Sequence[float] | None = None,
+    ) -> tuple[Any, Batch, list[np.ndarray], list[tuple[int, Params]]]:
         """``(loss value, outputs, gradients of the trainable parameters, state)`` for one batch, training
         mode; ``state`` is ``(node index, new non-trainable values)`` per node that has any (the moving
         statistics), for ``apply_state``: the parameters themselves are left unchanged.
 
-        With a fused loss the last activation is skipped and the loss works on the logits;
+        A model of several outputs takes one target, one loss and one weight per output (lists) and gives one
+        loss value and one output array per output; the gradients are those of the weighted sum of the losses
+        (Keras' loss_weights).
+        With a fused loss the output's activation is skipped and the loss works on the logits;
         ``outputs`` are then the activation of the logits, so they are always what
         ``forward`` would return (probabilities for metrics).
         """
-        fused = self.fuses(loss)
-        steps = self.steps(len(self.graph.nodes) - 1 if fused else None)
-        values = StepValues(steps, x)
+        several = not isinstance(loss, Loss)
+        loss_list: list[Loss] = list(loss) if not isinstance(loss, Loss) else [loss]
+        targets: list[np.ndarray] = list(y) if isinstance(y, list) else [y]
+        weights = list(loss_weights) if loss_weights is not None else [1.0] * len(loss_list)
+        skipped = self.skipped(loss_list)
+        steps = self.steps(skipped)
+        wanted = self.output_values(skipped)
+        values = StepValues(steps, x, wanted)
         caches, state = [], []
         for step in steps:
             out, cache = step.forward(self.params[step.index], values.take(step), True, rng)
@@ -114,11 +163,20 @@ class Model:
             new_state = step.new_state(cache)
             if new_state:
                 state.append((step.index, new_state))
-        x = values.last
-        value, dy = loss.value_and_grad(x, y, from_logits=fused)
-        outputs = loss.to_probabilities(x, fused)
+        losses, outputs = [], []
+        upstream: dict[int, np.ndarray] = {}
+        for output, index, each, target, weight in zip(
+            self.graph.output_nodes, wanted, loss_list, targets, weights, strict=True
+        ):
+            fused = output in skipped
+            out = values.get(index)
+            each_value, dy = each.value_and_grad(out, target, from_logits=fused)
+            losses.append(each_value)
+            upstream[index] = (
+                upstream[index] + weight * dy if index in upstream else (dy if weight == 1 else weight * dy)
+            )
+            outputs.append(each.to_probabilities(out, fused))
         grads: list[Params] = [{} for _ in self.params]
-        upstream = {steps[-1].output: dy}
         for position in range(len(steps) - 1, -1, -1):
             step = steps[position]
             dx, grads[step.index] = step.backward(
@@ -128,27 +186,36 @@ class Model:
             if step.needs_dx:
                 assert dx is not None, "backward gives dx when need_dx is True"
                 gather_gradients(upstream, step, dx)
-        return value, outputs, [grads[index][name] for index, name in self._trainable], state
+        trainable = [grads[index][name] for index, name in self._trainable]
+        return (losses, outputs, trainable, state) if several else (losses[0], outputs[0], trainable, state)
 
-    def steps(self, until: int | None = None) -> list[Step]:
-        """The first ``until`` nodes (in topological order) as the steps that compute them: a layer and the
-        activation node that alone takes its output run as one step when the layer can apply it to its own
-        output (specforge.graph.plan)."""
+    def steps(self, until: int | frozenset[int] | None = None) -> list[Step]:
+        """The first ``until`` nodes (in topological order), or all but the ``skipped`` output activations when
+        given a set, as the steps that compute them: a layer and the activation node that alone takes its output
+        run as one step when the layer can apply it to its own output (specforge.graph.plan)."""
         if until not in self._plans:
-            nodes = self.graph.nodes[:until]
-            self._plans[until] = plan_steps([node.layer for node in nodes], [node.inputs for node in nodes])
+            nodes = self.graph.nodes[: None if isinstance(until, frozenset) else until]
+            skipped = until if isinstance(until, frozenset) else frozenset()
+            planned = plan_steps([node.layer for node in nodes], [node.inputs for node in nodes], skipped)
+            self._plans[until] = [step for step in planned if step.index not in skipped]
         return self._plans[until]
 
     def train_step(
-        self, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer, rng: np.random.Generator | None = None
-    ) -> tuple[float, np.ndarray]:
-        """One gradient step on a batch: ``(loss value, outputs)``.
+        self,
+        x: Batch,
+        y: Batch,
+        loss: Loss | Sequence[Loss],
+        optimizer: Optimizer,
+        rng: np.random.Generator | None = None,
+        loss_weights: Sequence[float] | None = None,
+    ) -> tuple[Any, Batch]:
+        """One gradient step on a batch: ``(loss value, outputs)`` (see ``gradients``).
 
         When the loss is not finite the parameters (the moving statistics included) are left as they
         were, so the caller can stop with the last good weights.
         """
-        value, outputs, grads, state = self.gradients(x, y, loss, rng)
-        if np.isfinite(value):
+        value, outputs, grads, state = self.gradients(x, y, loss, rng, loss_weights)
+        if np.all(np.isfinite(value)):
             optimizer.step(self.trainable_params(), grads)
             self.apply_state(state)
         return value, outputs
@@ -203,26 +270,38 @@ class Model:
         self.set_weights(params_from_arrays(self.graph, read_npz(path), str(path)))
 
 
+#: a batch of a model's inputs, targets or outputs: one array, or a list of one per input or output
+Batch = np.ndarray | list[np.ndarray]
+
+
 class StepValues:
     """The outputs a run of ``steps`` has made and not yet handed to every step that takes them: each is
-    dropped when its last user has it, so that a chain holds one activation at a time, as a loop would."""
+    dropped when its last user has it (those of nodes in ``kept`` aside: the model's outputs), so that a chain
+    holds one activation at a time, as a loop would.  ``xs`` is the batch of each model input (or of the only
+    one)."""
 
-    def __init__(self, steps: list[Step], x: np.ndarray):
+    def __init__(self, steps: list[Step], xs: Batch, kept: Sequence[int] = ()):
         self._users = Counter(index for step in steps for index in step.inputs)
-        self._values: dict[int, np.ndarray] = {MODEL_INPUT: x}
-        self.last = x
+        inputs = xs if isinstance(xs, list) else [xs]
+        self._values: dict[int, np.ndarray] = {input_node(position): x for position, x in enumerate(inputs)}
+        self._kept = set(kept)
+        self.last = inputs[0]
 
     def take(self, step: Step) -> np.ndarray | list[np.ndarray]:
         """The step's input (a list for a merge), released where this step is its last user."""
         taken = [self._values[index] for index in step.inputs]
         for index in step.inputs:
             self._users[index] -= 1
-            if not self._users[index]:
+            if not self._users[index] and index not in self._kept:
                 del self._values[index]
         return taken if step.layer.merges else taken[0]
 
     def put(self, step: Step, y: np.ndarray) -> None:
         self._values[step.output] = self.last = y
+
+    def get(self, index: int) -> np.ndarray:
+        """The value of node ``index`` (one of ``kept``, or a model input)."""
+        return self._values[index]
 
 
 def gather_gradients(upstream: dict[int, np.ndarray], step: Step, dx: np.ndarray | list[np.ndarray]) -> None:
@@ -232,7 +311,7 @@ def gather_gradients(upstream: dict[int, np.ndarray], step: Step, dx: np.ndarray
     (bit-identical reruns); the sum is a new array because a gradient may be another one's view.
     """
     for index, gradient in zip(step.inputs, dx if step.layer.merges else [dx]):
-        if index == MODEL_INPUT:
+        if index < 0:  # a model input
             continue
         upstream[index] = upstream[index] + gradient if index in upstream else gradient
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from specforge.base.errors import SpecError
 from specforge.base.fileio import atomic_open, write_text
 from specforge.graph.dag import Graph, SummaryRow
-from specforge.spec.flatten import INPUT
 
 IMAGE_FORMATS = ("svg", "png")
 
@@ -24,7 +23,10 @@ def graph_dot(graph: Graph, title: str) -> str:
         "  rankdir=TB;",
         '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=10];',
         '  edge [color="#555555"];',
-        f'  {_quote(INPUT)} [label={_quote(f"input{chr(10)}{graph.input_shape}")}, fillcolor="#ffffff"];',
+        *(
+            f'  {_quote(source.name)} [label={_quote(f"{source.name}{chr(10)}{source.shape}")}, fillcolor="#ffffff"];'
+            for source in graph.model_inputs
+        ),
     ]
     rows = graph.summary()
     _clusters(rows, lines, prefix="", depth=1)

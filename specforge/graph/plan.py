@@ -53,7 +53,8 @@ class ActivationNode(Protocol):
     def function(self) -> ActivationFunction: ...
 
 
-#: the index standing for the model's input among a step's inputs (as specforge.graph.dag.INPUT_NODE)
+#: the index standing for the model's (first) input among a step's inputs (as specforge.graph.dag.INPUT_NODE);
+#: every negative index is a model input
 MODEL_INPUT = -1
 
 
@@ -78,8 +79,8 @@ class Step:
 
     @property
     def needs_dx(self) -> bool:
-        """Whether any input comes from a node (the model's input needs no gradient)."""
-        return any(index != MODEL_INPUT for index in self.inputs)
+        """Whether any input comes from a node (the model's inputs need no gradient)."""
+        return any(index >= 0 for index in self.inputs)
 
     def forward(
         self,
@@ -99,9 +100,12 @@ class Step:
         return self.layer.backward(params, cache, dy, need_dx)
 
 
-def plan_steps(layers: Sequence[StepLayer], inputs: Sequence[tuple[int, ...]] | None = None) -> list[Step]:
+def plan_steps(
+    layers: Sequence[StepLayer], inputs: Sequence[tuple[int, ...]] | None = None, unfused: frozenset[int] = frozenset()
+) -> list[Step]:
     """``layers`` (nodes in topological order, taking the outputs of ``inputs``; a chain when None) as
-    steps, each fusing layer taking the activation that is the only user of its output."""
+    steps, each fusing layer taking the activation that is the only user of its output, unless that
+    activation's node is in ``unfused`` (one the loss takes the logits of, left out by the caller)."""
     if inputs is None:
         inputs = [(index - 1,) for index in range(len(layers))]
     users = Counter(index for node_inputs in inputs for index in node_inputs)
@@ -110,7 +114,9 @@ def plan_steps(layers: Sequence[StepLayer], inputs: Sequence[tuple[int, ...]] | 
     while index < len(layers):
         layer = layers[index]
         follower = layers[index + 1] if index + 1 < len(layers) else None
-        sole_user = follower is not None and inputs[index + 1] == (index,) and users[index] == 1
+        sole_user = (
+            follower is not None and inputs[index + 1] == (index,) and users[index] == 1 and index + 1 not in unfused
+        )
         activation = follower.function() if sole_user and isinstance(follower, ActivationNode) else None
         if layer.fuses_activation and activation is not None and activation.output_suffices:
             steps.append(Step(index, layer, tuple(inputs[index]), activation))

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from specforge.graph.dag import Graph, SummaryRow
 from specforge.spec import Spec
+from specforge.spec.model_io import model_outputs
 
 
 def human(count: float, unit: str) -> str:
@@ -47,12 +48,27 @@ def summary_json(spec: Spec, graph: Graph) -> dict:
     }
 
 
+def _interface(spec: Spec, graph: Graph) -> str:
+    """The model's input (``input (28, 28, 1)``), or its named inputs and outputs with their shapes."""
+    dtypes = graph.input_dtypes
+    if "inputs" not in spec.config["model"] and "outputs" not in spec.config["model"]:
+        return f"input {graph.input_shape}" + ("" if dtypes[0] == "float32" else f" of {dtypes[0]} ids")
+    inputs = ", ".join(
+        f"{source.name} {source.shape}" + ("" if dtype == "float32" else f" of {dtype} ids")
+        for source, dtype in zip(graph.model_inputs, dtypes)
+    )
+    outputs = ", ".join(
+        f"{output.name} {graph.nodes[node].output_shape}"
+        for output, node in zip(model_outputs(spec.config), graph.output_nodes)
+    )
+    return f"inputs {inputs}; outputs {outputs}"
+
+
 def summary_parts(spec: Spec, graph: Graph) -> list[RenderableType]:
     """The summary as rich renderables (the table, the totals, the verdict), for a console to print (see
     ``fit_width``)."""
     lines = summary_lines(graph.summary())
-    ids = "" if graph.input_dtype == "float32" else f" of {graph.input_dtype} ids"
-    table = Table(title=f"{spec.name}: input {graph.input_shape}{ids}", title_justify="left")
+    table = Table(title=f"{spec.name}: {_interface(spec, graph)}", title_justify="left")
     # a layer's name and kind are never cut short, on a narrow terminal either
     table.add_column("Layer (type)", no_wrap=True, min_width=max(len(cells[0]) for cells in lines))
     table.add_column("Output shape")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from specforge.base.errors import Problem
-from specforge.graph.dag import INPUT_NODE, Graph
+from specforge.graph.dag import Graph
 from specforge.spec import Spec
 from specforge.spec.reader import SpecPath
 
@@ -103,7 +103,7 @@ def _id_column(data: dict) -> int | None:
 
 def id_input_problems(spec: Spec, graph: Graph, shape: DataShape | None) -> list[Problem]:
     """What is wrong with the data the kinds taking the model's ids get: floats, or ids past their table."""
-    nodes = [node for node in graph.nodes if node.layer.input_dtype == "int" and INPUT_NODE in node.inputs]
+    nodes = [node for node in graph.nodes if node.layer.input_dtype == "int" and min(node.inputs) < 0]
     if not nodes:
         return []
     data = spec.config["data"]

@@ -345,12 +345,13 @@ CLASS_WEIGHT_SCHEMA = {
 }
 
 
-def create(spec_value: str | dict) -> Loss:
-    """The loss a spec's ``compile.loss`` describes (a name, or a mapping with the name and its options), its
-    options' defaults filled in here: the spec keeps the loss as the user wrote it."""
+def create(spec_value: str | dict, where: str = "compile.loss") -> Loss:
+    """The loss a spec's ``compile.loss`` (or an output's, written at ``where``) describes (a name, or a mapping
+    with the name and its options), its options' defaults filled in here: the spec keeps the loss as the user
+    wrote it."""
     name = spec_value if isinstance(spec_value, str) else spec_value.get("name")
     if not isinstance(name, str) or name not in LOSSES:
-        raise SpecError(f"unknown loss {name!r}; expected one of: {', '.join(LOSS_NAMES)}", path="compile.loss")
+        raise SpecError(f"unknown loss {name!r}; expected one of: {', '.join(LOSS_NAMES)}", path=where)
     options = with_defaults({"name": name} if isinstance(spec_value, str) else dict(spec_value), LOSS_SCHEMA)
     del options["name"]
     return LOSSES[name](**options)

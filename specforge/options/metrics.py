@@ -298,9 +298,9 @@ def resolve(spec_list: list[str | dict]) -> list[dict[str, Any]]:
     )
 
 
-def create(resolved: Sequence[Mapping[str, Any]], num_classes: int) -> list[Metric]:
-    """The metrics of a resolved ``compile.metrics`` (every option given, see ``resolve``) for a last layer of
-    ``num_classes`` output units.
+def create(resolved: Sequence[Mapping[str, Any]], num_classes: int, where: str = "compile.metrics") -> list[Metric]:
+    """The metrics of a resolved ``compile.metrics`` (every option given, see ``resolve``; written at ``where``)
+    for a last layer of ``num_classes`` output units.
 
     Names are Keras': the metric's name, with ``_1``, ``_2``, ... for repeats.
     """
@@ -312,7 +312,7 @@ def create(resolved: Sequence[Mapping[str, Any]], num_classes: int) -> list[Metr
         problem = METRICS[name].check(num_classes, **options)
         if problem:
             key, message = problem
-            raise SpecError(message, path=f"compile.metrics[{index}].{key}")
+            raise SpecError(message, path=f"{where}[{index}].{key}")
         repeat = seen.get(name, 0)
         seen[name] = repeat + 1
         metrics.append(METRICS[name](name=f"{name}_{repeat}" if repeat else name, **options))

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -146,9 +146,24 @@ def open_predictor(
         yield RunPredictor(model)
     elif backend == "ray":
         with connect(address, "predict", "data"):
-            yield RayPredictor(model, threads=threads or 1, actors=actors)
+            yield _one_output(RayPredictor(model, threads=threads or 1, actors=actors))
     else:
-        yield OnnxPredictor(model, threads)
+        yield _one_output(OnnxPredictor(model, threads))
+
+
+_Predictor = TypeVar("_Predictor", bound=OnnxPredictor)
+
+
+def _one_output(predictor: _Predictor) -> _Predictor:
+    """``predictor``, refused (naming the model) when the model has several outputs: predict shows one
+    output's classes; ``specforge serve`` gives every output by name."""
+    if len(predictor.output_names) > 1 and "probabilities" not in predictor.output_names:
+        raise DataError(
+            f"the model has outputs {', '.join(map(repr, predictor.output_names))}, and predict shows one "
+            "output's classes yet; serve it (specforge serve) to get every output by name",
+            file=str(predictor.path),
+        )
+    return predictor
 
 
 def predict_onnx(

@@ -29,6 +29,7 @@ class RunPredictor:
 
     def __init__(self, path: str | Path):
         run: Run = open_run(path)
+        run.refuse_several_outputs("predict")
         self.path = Path(path)
         self.steps = Preprocessing.from_dict(run.preprocessing)
         #: the run's preprocessing, as an exported model's metadata holds it

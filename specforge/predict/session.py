@@ -95,6 +95,8 @@ class OnnxPredictor:
         #: the numpy dtype the input takes (float32, or int64 ids; float32 for a type numpy has no name for)
         self.input_dtype = np.dtype(ONNX_TYPES.get(model_input.type, "float32"))
         outputs = {output.name: output for output in self.session.get_outputs()}
+        #: every output's name (a model of several named outputs has one per model output)
+        self.output_names = list(outputs)
         self.output_name = "probabilities" if "probabilities" in outputs else next(iter(outputs))
         #: classes per example, when the output's shape says so ([N, classes] with a fixed size)
         dims = outputs[self.output_name].shape

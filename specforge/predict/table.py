@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.feed import Feed, make_feed
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.table.info import unseen_binary_notes
 from specforge.data.table.read import JSON_LINES_SUFFIXES, PARQUET_SUFFIXES, Table, read_table
@@ -96,9 +97,12 @@ def require_columns(table: Table, names: Sequence[str]) -> None:
         )
 
 
-def numpy_outputs(graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table) -> np.ndarray:
-    """What the numpy pipeline computes for the raw rows of ``table``: encode, forward, target units."""
-    outputs = Model(graph, list(params)).forward(pipeline.encode(table))
+def numpy_outputs(
+    graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table, feed: Feed | None = None
+) -> np.ndarray:
+    """What the numpy pipeline computes for the raw rows of ``table``: encode, split into the model's inputs by
+    ``feed`` (the whole row by default), forward, target units."""
+    outputs = Model(graph, list(params)).forward((feed or Feed()).split(pipeline.encode(table)))
     return pipeline.target.decode(outputs) if pipeline.target.regression else outputs
 
 
@@ -148,12 +152,13 @@ def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None)
     as the exported graph does, and a standardized target is turned back into its units."""
     run_dir, rows = Path(run_dir), Path(rows)
     run = open_run(run_dir)
+    run.refuse_several_outputs("predict")
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
     if pipeline is None:
         raise _not_rows(rows)
     table = _read_rows(rows, limit)
     require_columns(table, [feature.column for feature in pipeline.features])
-    outputs = numpy_outputs(run.graph, run.weights(), pipeline, table)
+    outputs = numpy_outputs(run.graph, run.weights(), pipeline, table, make_feed(run.config["data"], pipeline))
     target = pipeline.target
     return RowPredictions(
         str(run_dir),

@@ -172,6 +172,9 @@ def _resolve_sections(doc: Document, config: dict) -> None:
     compile_, fit = config["compile"], config["fit"]
     compile_["optimizer"] = optimizers.resolve(compile_["optimizer"])
     compile_["metrics"] = metrics.resolve(compile_["metrics"])
+    for output in config["model"].get("outputs", {}).values():
+        if "metrics" in output:
+            output["metrics"] = metrics.resolve(output["metrics"])
     fit["callbacks"] = callbacks.resolve(fit["callbacks"], fit["epochs"])
 
 

@@ -167,13 +167,17 @@ class FlatLayer:
 @dataclass(frozen=True)
 class FlatModel:
     layers: list[FlatLayer]
-    #: the full name of the layer whose output is the model's output
+    #: the full name of the layer whose output is the model's (first) output
     output: str
     #: every mistake found, each inside a block once per place in its definition
     problems: list[Problem] = field(default_factory=list)
     #: full names that layers may take as inputs but that are not layers: those that failed (refused by the
     #: schema, a block use with a mistake, an input naming nothing); what takes them is not checked further
     failed: frozenset[str] = frozenset()
+    #: the full names of the layers whose outputs are the model's outputs, in ``model.outputs`` order
+    outputs: tuple[str, ...] = ()
+    #: the names of the model's inputs (``input`` alone unless ``model.inputs`` names them)
+    sources: tuple[str, ...] = (INPUT,)
 
 
 def snake(kind: str) -> str:
@@ -185,18 +189,28 @@ def flatten_model(spec) -> FlatModel:
     """The layers of ``spec``'s model, blocks expanded, every name and input resolved, with every mistake
     found (what a mistake leaves undefined is among the model's ``failed`` names, so that the rest of the
     model is still checked)."""
-    expander = _Expander(spec)
     model = spec.config["model"]
-    outputs = expander.scope(model["layers"], ("model", "layers"), "", INPUT, Context(()), None)
-    output = model.get("output")
-    if output is not None and output not in outputs:
-        expander.problems.append(Problem(_unknown(output, list(outputs)), spec.locate(("model", "output"))))
+    sources = tuple(model.get("inputs", {})) or (INPUT,)
+    expander = _Expander(spec, sources=sources)
+    outputs = expander.scope(model["layers"], ("model", "layers"), "", sources[0], Context(()), None)
     last = outputs[list(outputs)[-1]]
+    wanted = (
+        {("model", "outputs", name, "layer"): item["layer"] for name, item in model["outputs"].items()}
+        if "outputs" in model
+        else {("model", "output"): model.get("output")}
+    )
+    chosen = []
+    for path, name in wanted.items():
+        if name is not None and name not in outputs:
+            expander.problems.append(Problem(_unknown(name, list(outputs)), spec.locate(path)))
+        chosen.append(outputs.get(name, last) if name else last)
     return FlatModel(
         expander.finish(),
-        outputs.get(output, last) if output else last,
+        chosen[0],
         merge_uses(expander.problems, spec),
         frozenset(expander.failed),
+        tuple(chosen),
+        sources,
     )
 
 
@@ -223,6 +237,8 @@ class _Ref:
 @dataclass
 class _Expander:
     spec: Any
+    #: the model's input names, which layers of the top level take by name
+    sources: tuple[str, ...] = (INPUT,)
     problems: list[Problem] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
     scopes: int = 0
@@ -309,12 +325,16 @@ class _Expander:
 
     def _resolve(self, scope_id: int, outputs: dict[str, str], scope_input: Any, first: int) -> None:
         """Replace the references to this scope's names by full names; an unknown name is a problem."""
-        known = [INPUT, *outputs]
+        top = scope_id == 1
+        named = top and self.sources != (INPUT,)
+        known = [*(self.sources if named else [INPUT]), *outputs]
         for pending in self.pending[first:]:
             for position, ref in enumerate(pending.inputs):
                 if not isinstance(ref, _Ref) or ref.scope != scope_id:
                     continue
-                if ref.name == INPUT:
+                if named and ref.name in self.sources:
+                    pending.inputs[position] = ref.name
+                elif ref.name == INPUT and not named:
                     pending.inputs[position] = scope_input
                 elif ref.name in outputs:
                     pending.inputs[position] = outputs[ref.name]
@@ -507,10 +527,11 @@ class _Expander:
             name = item.get("name")
             if name is None:
                 continue
-            if name == INPUT:
+            if name == INPUT or name in self.sources:
+                what = "the input" if name == INPUT else "a model input (model.inputs)"
                 self.problems.append(
                     context.at(path).problem(
-                        self.spec, f"{INPUT!r} names the input; give the layer another name", (*path, "name")
+                        self.spec, f"{name!r} names {what}; give the layer another name", (*path, "name")
                     )
                 )
             elif name in seen:

@@ -29,6 +29,74 @@ from specforge.spec.sweep_schema import SWEEP_SCHEMA
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "specforge.schema.json"
 SPEC_VERSION = 1
 
+#: ``model.inputs``: the model's named inputs, graph sources layers take by name.
+INPUTS_SCHEMA = {
+    "description": "The model's named inputs (Keras' functional inputs), in the order the export lists them: "
+    "input name -> its shape and dtype. Layers take one by its name in `inputs` (the first layer, "
+    "without `inputs`, takes the first). A table feeds each input the feature columns that "
+    "data.inputs gives it; another source feeds a single input. Instead of model.input_shape.",
+    "type": "object",
+    "minProperties": 1,
+    "propertyNames": {"pattern": LAYER_NAME_PATTERN},
+    "additionalProperties": {
+        "type": "object",
+        "required": ["shape"],
+        "additionalProperties": False,
+        "properties": {
+            "shape": {
+                "description": "Shape of one example of this input without the batch axis, as model.input_shape.",
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1},
+                "minItems": 1,
+                "maxItems": 3,
+            },
+            "dtype": {
+                "description": "What the input holds: float32 values, or int64 token ids (for Embedding). "
+                "Default: what the layers taking it take.",
+                "enum": ["float32", "int64"],
+            },
+        },
+    },
+    "examples": [{"mean": {"shape": [10]}, "worst": {"shape": [10]}}],
+}
+
+#: ``model.outputs``: the model's named outputs, graph sinks, each with its own loss and metrics.
+OUTPUTS_SCHEMA = {
+    "description": "The model's named outputs (Keras' functional outputs), in the order the export lists them: "
+    "output name -> the layer whose output it is, its loss (default: compile.loss) and metrics "
+    "(default: compile.metrics). Each output's target is data.targets' entry of its name; "
+    "compile.loss_weights weighs their losses. History and progress name each output's values "
+    "as Keras does: `digit_loss`, `val_parity_accuracy`, beside the total `loss`.",
+    "type": "object",
+    "minProperties": 1,
+    "propertyNames": {"pattern": LAYER_NAME_PATTERN},
+    "additionalProperties": {
+        "type": "object",
+        "required": ["layer"],
+        "additionalProperties": False,
+        "properties": {
+            "layer": {"description": "Name of the layer whose output this output is.", "type": "string"},
+            "loss": LOSS_SCHEMA,
+            "metrics": {key: value for key, value in METRICS_SCHEMA.items() if key != "default"},
+        },
+    },
+    "examples": [
+        {
+            "digit": {"layer": "digit", "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
+            "parity": {"layer": "parity", "loss": "binary_crossentropy", "metrics": ["accuracy"]},
+        }
+    ],
+}
+
+#: ``compile.loss_weights``: Keras' loss_weights, by output name.
+LOSS_WEIGHTS_SCHEMA = {
+    "description": "Keras' loss_weights: output name (model.outputs) -> the weight of its loss in the total "
+    "loss that training minimises; outputs left out weigh 1.",
+    "type": "object",
+    "additionalProperties": {"type": "number", "minimum": 0},
+    "examples": [{"digit": 1.0, "parity": 0.5}],
+}
+
 
 def build_schema() -> dict:
     """Assemble the full schema from the registry and the section owners."""
@@ -46,8 +114,15 @@ def build_schema() -> dict:
         "allOf": [
             {
                 "if": {
-                    "properties": {"data": {"properties": {"source": {"enum": inferred}}, "required": ["source"]}},
-                    "required": ["data"],
+                    "anyOf": [
+                        {
+                            "properties": {
+                                "data": {"properties": {"source": {"enum": inferred}}, "required": ["source"]}
+                            },
+                            "required": ["data"],
+                        },
+                        {"properties": {"model": {"required": ["inputs"]}}, "required": ["model"]},
+                    ]
                 },
                 "else": {
                     "properties": {
@@ -58,7 +133,18 @@ def build_schema() -> dict:
                         }
                     }
                 },
-            }
+            },
+            {
+                "if": {"properties": {"model": {"required": ["outputs"]}}, "required": ["model"]},
+                "else": {
+                    "properties": {
+                        "compile": {
+                            "description": "compile.loss is required unless model.outputs gives each output its own.",
+                            "required": ["loss"],
+                        }
+                    }
+                },
+            },
         ],
         "properties": {
             "$schema": {"type": "string", "description": "Path or URL of this schema, for editors (JSON specs)."},
@@ -86,8 +172,9 @@ def build_schema() -> dict:
             "model": {
                 "description": "The network: the input shape and the layers. Layers run in order, each taking the "
                 "output of the one before it unless its `inputs` name others, so a plain list "
-                "is a Keras Sequential and named inputs make any directed acyclic graph with "
-                "one input and one output.",
+                "is a Keras Sequential and named inputs make any directed acyclic graph; "
+                "`inputs` and `outputs` name several model inputs and outputs (Keras' functional "
+                "API), one input and one output otherwise.",
                 "type": "object",
                 "required": ["layers"],
                 "additionalProperties": False,
@@ -121,17 +208,20 @@ def build_schema() -> dict:
                         "others, then left out, with a warning.",
                         "type": "string",
                     },
+                    "inputs": INPUTS_SCHEMA,
+                    "outputs": OUTPUTS_SCHEMA,
                 },
             },
             "compile": {
-                "description": "What to minimise and how (Keras' model.compile).",
+                "description": "What to minimise and how (Keras' model.compile). loss is required unless "
+                "model.outputs gives each output its own.",
                 "type": "object",
-                "required": ["loss"],
                 "additionalProperties": False,
                 "properties": {
                     "optimizer": {**OPTIMIZER_SCHEMA, "default": OPTIMIZER_SCHEMA.get("default", "rmsprop")},
                     "loss": LOSS_SCHEMA,
                     "metrics": METRICS_SCHEMA,
+                    "loss_weights": LOSS_WEIGHTS_SCHEMA,
                 },
             },
             "fit": {

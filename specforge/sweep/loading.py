@@ -34,7 +34,7 @@ def load_sweep(source: str | Path | Spec, overrides: Sequence[str] = (), *, tria
     graph = build_graph(spec)
     if trials is not None:
         section = {**section, "trials": trials}
-    return sweep_config(spec, section, graph.output_shape[-1], locate)
+    return sweep_config(spec, section, graph, locate)
 
 
 def read_sweep(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Spec, dict | None, Locate]:

@@ -16,9 +16,10 @@ from typing import Any
 
 from specforge.base.errors import Location, Problem, SpecError
 from specforge.graph.build import build_graph
-from specforge.options import metrics
+from specforge.graph.dag import Graph
 from specforge.spec import Spec, format_path, override_spec, parse_path, spec_from_dict
 from specforge.spec.reader import SpecPath
+from specforge.training.heads import reported_names
 
 FLOAT_KINDS = ("uniform", "loguniform")
 #: Where inside a float range the extra checked value sits (not a whole number for whole-number ends).
@@ -131,16 +132,10 @@ def direction_of(metric: str, direction: str) -> str:
     return "minimize" if metric.removeprefix("val_") == "loss" else "maximize"
 
 
-def reported_names(spec: Spec, units: int) -> list[str]:
-    """The values training reports each epoch, as in its logs (loss, metrics, then val_ of each)."""
-    names = ["loss", *(metric.name for metric in metrics.create(spec.config["compile"]["metrics"], units))]
-    return names + [f"val_{name}" for name in names] if spec.config["fit"]["validation"] != "none" else names
-
-
-def sweep_config(spec: Spec, section: dict, units: int, locate: Callable[[SpecPath], Location]) -> SweepConfig:
+def sweep_config(spec: Spec, section: dict, graph: Graph, locate: Callable[[SpecPath], Location]) -> SweepConfig:
     """The sweep of ``spec`` from its (schema-valid, defaults filled) ``section``; ``locate`` places errors in
     the file holding it.  Raises SpecError listing every problem."""
-    problems = _metric_problems(spec, section, units, locate) + _backend_problems(spec, section, locate)
+    problems = _metric_problems(spec, section, graph, locate) + _backend_problems(spec, section, locate)
     parameters = []
     for key, config in section["parameters"].items():
         parameter = Parameter.from_config(key, config)
@@ -164,8 +159,8 @@ def sweep_config(spec: Spec, section: dict, units: int, locate: Callable[[SpecPa
     )
 
 
-def _metric_problems(spec: Spec, section: dict, units: int, locate: Callable[[SpecPath], Location]) -> list[Problem]:
-    names = reported_names(spec, units)
+def _metric_problems(spec: Spec, section: dict, graph: Graph, locate: Callable[[SpecPath], Location]) -> list[Problem]:
+    names = reported_names(spec.config, graph)
     metric = section["metric"]
     if metric in names:
         return []
@@ -298,4 +293,4 @@ def sweep_payload(sweep: SweepConfig) -> dict:
 
 def sweep_from_payload(payload: dict) -> SweepConfig:
     spec = spec_from_dict(payload["spec"], file=payload["file"])
-    return sweep_config(spec, payload["section"], build_graph(spec).output_shape[-1], spec.locate)
+    return sweep_config(spec, payload["section"], build_graph(spec), spec.locate)

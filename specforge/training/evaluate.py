@@ -12,38 +12,10 @@ import numpy as np
 
 from specforge.base.errors import RunError
 from specforge.data import Dataset, Preprocessing, Split, iterate_batches, load_data
+from specforge.data.feed import Feed, make_feed
 from specforge.graph.model import Model
-from specforge.options import losses, metrics
-from specforge.options.losses import Loss
-from specforge.options.metrics import Metric
 from specforge.runs.directory import Run, display_path
-
-
-def labels_and_targets(loss: Loss, y: np.ndarray | None, units: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer class labels (for metrics) and the loss's targets from a batch's preprocessed labels (a batch of
-    the labelled splits that training and evaluation read: ``iterate_batches`` gives None only for others)."""
-    assert y is not None, "training and evaluation read labelled splits"
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    expected = y.shape[:1] if loss.label_encoding == "sparse" else (len(y), units)
-    return labels, (y if y.shape == expected else loss.encode_labels(labels, units))
-
-
-def update_metrics(
-    metrics: Sequence[Metric],
-    outputs: np.ndarray,
-    labels: np.ndarray,
-    targets: np.ndarray,
-    preprocessing: Preprocessing | None,
-) -> None:
-    """Classification metrics get the probabilities and class labels; regression metrics the outputs and the
-    targets, both in the target's own units."""
-    units = preprocessing.target_units if preprocessing is not None else (lambda values: values)
-    for metric in metrics:
-        if metric.takes_targets:
-            metric.update(units(outputs), units(targets))
-        else:
-            metric.update(outputs, labels)
-
+from specforge.training.heads import Head, Tally, create_heads, labels_and_targets, update_metrics
 
 #: Called with each batch's class probabilities and integer labels.
 Observer = Callable[[np.ndarray, np.ndarray], None]
@@ -54,33 +26,37 @@ OnBatch = Callable[[int, int], None]
 def evaluate_split(
     model: Model,
     split: Split,
-    loss: Loss,
-    metrics: Sequence[Metric],
+    heads: Sequence[Head],
     batch_size: int,
     preprocessing: Preprocessing | None = None,
     observe: Observer | None = None,
     on_batch: OnBatch | None = None,
+    feed: Feed | None = None,
 ) -> dict[str, float]:
-    """The mean loss and the metrics of ``model`` on ``split`` (inference mode); ``observe`` sees every batch,
-    ``on_batch(done, total)`` is called after each (a progress bar)."""
-    fused = model.fuses(loss)
-    until = len(model.graph.nodes) - 1 if fused else None
-    units = model.graph.output_shape[-1]
-    for metric in metrics:
-        metric.reset()
-    total, count = 0.0, 0
+    """The mean loss and the metrics of ``model`` on ``split`` (inference mode), each output's named as in
+    training's logs (``specforge.training.heads``); ``feed`` splits a batch into the model's inputs (the whole
+    batch by default); ``observe`` sees every batch's first output, ``on_batch(done, total)`` is called after
+    each (a progress bar)."""
+    skipped = model.skipped([head.loss for head in heads])
+    feed = feed or Feed()
+    tally = Tally(heads)
     for x, y in iterate_batches(split, batch_size, shuffle=False, preprocessing=preprocessing):
-        outputs = model.forward(x, until=until)
-        labels, targets = labels_and_targets(loss, y, units)
-        total += loss.value(outputs, targets, from_logits=fused) * len(x)
-        count += len(x)
-        probabilities = loss.to_probabilities(outputs, fused)
-        update_metrics(metrics, probabilities, labels, targets, preprocessing or split.preprocessing)
+        outputs = model.outputs(feed.split(x), skipped=skipped)
+        pairs = [head.labels_and_targets(y) for head in heads]
+        fused = [head.node in skipped for head in heads]
+        values = [
+            head.loss.value(output, targets, from_logits=logits)
+            for head, output, (_, targets), logits in zip(heads, outputs, pairs, fused)
+        ]
+        probabilities = [
+            head.loss.to_probabilities(output, logits) for head, output, logits in zip(heads, outputs, fused)
+        ]
+        tally.add(values, probabilities, pairs, preprocessing or split.preprocessing)
         if observe is not None:
-            observe(probabilities, labels)
+            observe(probabilities[0], pairs[0][0])
         if on_batch is not None:
-            on_batch(count, len(split))
-    return {"loss": total / count if count else float("nan"), **{m.name: m.result() for m in metrics}}
+            on_batch(tally.count, len(split))
+    return tally.logs()
 
 
 def run_split(run: Run, split: str, limit: int | None = None) -> tuple[Dataset, Split]:
@@ -197,15 +173,16 @@ def evaluate_run(
     dataset, chosen = run_split(run, split, limit)
     model = run.model
     confusion = Confusion(model.graph.output_shape[-1]) if details else None
+    preprocessing = Preprocessing.from_dict(run.preprocessing)
     results = evaluate_split(
         model,
         chosen,
-        losses.create(config["compile"]["loss"]),
-        metrics.create(config["compile"]["metrics"], model.graph.output_shape[-1]),
+        create_heads(config, model.graph),
         batch_size or config["fit"]["batch_size"],
-        Preprocessing.from_dict(run.preprocessing),
+        preprocessing,
         observe=confusion,
         on_batch=on_batch,
+        feed=make_feed(config["data"], preprocessing.pipeline),
     )
     report: dict[str, Any] = {"split": split, "examples": len(chosen), **results}
     if confusion is not None:

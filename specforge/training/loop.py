@@ -20,22 +20,19 @@ from typing import Any
 import numpy as np
 
 from specforge.base.errors import DataError, RunError, SpecError, TrainingInterrupted
-from specforge.data import Dataset, Preprocessing, batch_count, iterate_batches, load_data
+from specforge.data import Dataset, Preprocessing, Split, batch_count, iterate_batches, load_data
+from specforge.data.feed import Feed, make_feed
 from specforge.graph.build import build_graph
 from specforge.graph.dag import Graph
 from specforge.graph.model import Model, params_from_arrays
 from specforge.graph.training_checks import check_warmup
 from specforge.ops import kernels
-from specforge.options import callbacks, losses, metrics, optimizers
+from specforge.options import callbacks, optimizers
 from specforge.options.losses import Loss
-from specforge.options.metrics import Metric
 from specforge.runs import directory as runs
 from specforge.spec import Spec
-from specforge.training.evaluate import (
-    evaluate_split,
-    labels_and_targets,
-    update_metrics,
-)
+from specforge.training.evaluate import evaluate_split
+from specforge.training.heads import Head, Tally, create_heads, log_names, weighted_total
 from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.options import weight_average, weighting
 from specforge.training.progress import Both, ConsoleProgress, Progress
@@ -54,18 +51,29 @@ class _Setup:
     spec: Spec
     graph: Graph
     dataset: Dataset
-    loss: Loss
-    metrics: list[Metric]
+    #: the model's outputs, each with its loss, metrics and weight (specforge.training.heads)
+    heads: list[Head]
     optimizer: optimizers.Optimizer
     callbacks: list[callbacks.Callback]
+    #: how a batch feeds the model's inputs
+    feed: Feed
 
     @property
     def fit(self) -> dict:
         return self.spec.config["fit"]
 
+    @property
+    def loss(self) -> Loss | list[Loss]:
+        """What the backend's step takes: the loss of the only output, or one loss per output."""
+        return self.heads[0].loss if len(self.heads) == 1 else [head.loss for head in self.heads]
+
     def log_names(self) -> list[str]:
-        names = ["loss", *(metric.name for metric in self.metrics)]
+        names = log_names(self.heads)
         return names + [f"val_{name}" for name in names] if self.dataset.validation is not None else names
+
+    def evaluate(self, model: Model, split: Split) -> dict[str, float]:
+        """Loss and metrics of ``model`` on ``split``, as training logs them."""
+        return evaluate_split(model, split, self.heads, self.fit["batch_size"], feed=self.feed)
 
 
 def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None], fitted: Preprocessing | None = None) -> _Setup:
@@ -79,10 +87,10 @@ def _setup(spec: Spec, base_dir: Path, limits: dict[str, int | None], fitted: Pr
         spec,
         graph,
         dataset,
-        losses.create(config["compile"]["loss"]),
-        metrics.create(config["compile"]["metrics"], graph.output_shape[-1]),
+        create_heads(config, graph),
         optimizers.create(config["compile"]["optimizer"]),
         [],
+        make_feed(config["data"], dataset.preprocessing.pipeline),
     )
     check_warmup(spec, len(dataset.train))
     try:
@@ -122,7 +130,9 @@ class Trainer:
         self.steps = backend(self.model, setup.spec, setup.loss, setup.optimizer, self.dropout_rng)
         self.optimizer = self.steps.optimizer
         try:
-            self.weighting = weighting(setup.spec.config, setup.loss, setup.dataset.train, setup.graph.output_shape[-1])
+            self.weighting = weighting(
+                setup.spec.config, setup.heads[0].loss, setup.dataset.train, setup.graph.output_shape[-1]
+            )
         except DataError as error:
             raise setup.spec.located(error) from None
         self.ema = weight_average(setup.spec.config["compile"]["optimizer"], self.steps)
@@ -217,9 +227,7 @@ class Trainer:
             logs = self.train_epoch()
             if setup.dataset.validation is not None:
                 with self.ema.applied() if self.ema is not None else nullcontext():
-                    validation = evaluate_split(
-                        self.model, setup.dataset.validation, setup.loss, setup.metrics, fit["batch_size"]
-                    )
+                    validation = setup.evaluate(self.model, setup.dataset.validation)
                 logs.update({f"val_{name}": value for name, value in validation.items()})
             for name, value in logs.items():
                 self.history[name].append(value)
@@ -244,36 +252,35 @@ class Trainer:
     def train_epoch(self) -> dict[str, float]:
         setup, fit = self.setup, self.setup.fit
         train = setup.dataset.train
-        units = setup.graph.output_shape[-1]
         for callback in self.callbacks:
             callback.on_epoch_begin(self.epoch, self)
         self.progress.epoch_start(self.epoch, fit["epochs"], batch_count(train, fit["batch_size"]))
-        for metric in setup.metrics:
-            metric.reset()
-        total, count = 0.0, 0
+        tally = Tally(setup.heads)
+        several = len(setup.heads) > 1
         if self.weighting is not None:
             self.weighting.start_epoch(len(train), fit["batch_size"], fit["shuffle"], self.shuffle_rng)
         batches = iterate_batches(train, fit["batch_size"], shuffle=fit["shuffle"], rng=self.shuffle_rng)
         for step, (x, y) in enumerate(batches, 1):
             self.batch = step
-            labels, targets = labels_and_targets(setup.loss, y, units)
-            loss = setup.loss if self.weighting is None else self.weighting.loss_for(step, labels)
-            value, outputs = self.steps.step(x, labels, targets, loss)
-            if self.ema is not None and np.isfinite(value):
+            pairs = [head.labels_and_targets(y) for head in setup.heads]
+            labels, targets = ([list(part) for part in zip(*pairs)]) if several else pairs[0]
+            loss = setup.loss if self.weighting is None else self.weighting.loss_for(step, pairs[0][0])
+            value, outputs = self.steps.step(setup.feed.split(x), labels, targets, loss)
+            values, outs = (list(value), list(outputs)) if several else ([value], [outputs])
+            total = weighted_total(setup.heads, values)
+            if self.ema is not None and np.isfinite(total):
                 self.ema.update()
-            if not np.isfinite(value):
+            if not np.isfinite(total):
                 raise LossNotFinite(
-                    f"loss became {value} at epoch {self.epoch + 1}, batch {step}; the last good "
+                    f"loss became {total} at epoch {self.epoch + 1}, batch {step}; the last good "
                     f"weights are in {runs.display_path(self.run_dir / runs.CHECKPOINT)}; lower the "
                     "learning rate or rescale the inputs",
                     file=runs.display_path(self.run_dir),
                 )
-            total += value * len(x)
-            count += len(x)
-            update_metrics(setup.metrics, outputs, labels, targets, train.preprocessing)
-            self.progress.batch_end(step, {"loss": total / count, **{m.name: m.result() for m in setup.metrics}})
+            tally.add(values, outs, pairs, train.preprocessing)
+            self.progress.batch_end(step, tally.logs())
         self.steps.pull()
-        logs = {"loss": total / count, **{m.name: m.result() for m in setup.metrics}}
+        logs = tally.logs()
         if self.optimizer.schedule is not None:
             logs["learning_rate"] = self.optimizer.learning_rate
         return logs
@@ -455,7 +462,7 @@ def _finish(trainer: Trainer) -> None:
         trainer.progress.message(unsettled.format())
     test = setup.dataset.test
     if test is not None:
-        results = evaluate_split(trainer.model, test, setup.loss, setup.metrics, setup.fit["batch_size"])
+        results = setup.evaluate(trainer.model, test)
         runs.write_json(run_dir / runs.METRICS, {"split": "test", "examples": len(test), **results})
     manifest = runs.update_manifest(run_dir, status="completed", epochs_completed=trainer.epoch, steps_completed=steps)
     if runs.counts_as_latest(manifest):

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from specforge.graph.model import Model
+from specforge.graph.model import Batch, Model
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
+from specforge.spec.model_io import model_outputs
 from specforge.training.ema import MovingAverage, WeightAverage
 
 if TYPE_CHECKING:
@@ -39,10 +40,12 @@ class Steps(Protocol):
     def optimizer(self) -> StepOptimizer:
         """What callbacks read and change (``learning_rate``)."""
 
-    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
+    def step(self, x: Any, labels: Any, targets: Any, loss: Any) -> tuple[Any, Any]:
         """One gradient step on a batch with ``loss`` (the spec's, or its weighted form for this batch):
         ``(loss value, outputs)``, the outputs as the model's forward gives them (probabilities for a softmax
-        classifier), for the metrics."""
+        classifier), for the metrics.  A model of several inputs takes one array per input; one of several
+        outputs takes lists of labels, targets and losses, one per output, and gives a list of loss values
+        and of outputs."""
 
     def pull(self) -> None:
         """Copy the backend's current weights into the numpy model."""
@@ -66,11 +69,14 @@ class Steps(Protocol):
 class NumpySteps:
     """The numpy backend: ``Model.train_step`` with specforge's optimizer; the weights are the model's own."""
 
-    def __init__(self, model: Model, spec: Spec, loss: Loss, optimizer: Optimizer, dropout_rng: np.random.Generator):
+    def __init__(
+        self, model: Model, spec: Spec, loss: Loss | list[Loss], optimizer: Optimizer, dropout_rng: np.random.Generator
+    ):
         self.model, self.loss, self.optimizer, self.dropout_rng = model, loss, optimizer, dropout_rng
+        self.loss_weights = [output.loss_weight for output in model_outputs(spec.config)]
 
-    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
-        return self.model.train_step(x, targets, loss, self.optimizer, self.dropout_rng)
+    def step(self, x: Batch, labels: Batch, targets: Batch, loss: Loss | list[Loss]) -> tuple[Any, Batch]:
+        return self.model.train_step(x, targets, loss, self.optimizer, self.dropout_rng, self.loss_weights)
 
     def pull(self) -> None:
         """The weights are the model's: nothing to copy."""
@@ -92,4 +98,4 @@ class NumpySteps:
 
 
 #: ``(model, spec, loss, optimizer, dropout generator) -> Steps``
-StepsFactory = Callable[[Model, "Spec", Loss, Optimizer, np.random.Generator], Steps]
+StepsFactory = Callable[[Model, "Spec", Any, Optimizer, np.random.Generator], Steps]

@@ -87,7 +87,13 @@ def test_validate_imports_neither_onnx_nor_onnxruntime():
 
 
 def test_every_example_spec_validates():
-    outputs = {"breast_cancer": (2,), "diabetes": (1,), "sms_bag_of_embeddings": (2,), "sms_conv1d": (2,)}
+    outputs = {
+        "breast_cancer": (2,),
+        "breast_cancer_two_inputs": (2,),
+        "diabetes": (1,),
+        "sms_bag_of_embeddings": (2,),
+        "sms_conv1d": (2,),
+    }
     for path in sorted((ROOT / "specs").glob("*.yaml")):
         _spec, graph = api.validate(path)
         assert graph.output_shape == outputs.get(path.stem, (10,)), path

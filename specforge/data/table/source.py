@@ -242,11 +242,15 @@ def table_shape(pipeline: TablePipeline) -> DataShape:
     )
     classes = None if pipeline.target.regression else len(pipeline.target.classes)
     ids = next((feature.vectorizer for feature in texts if feature.takes_ids and feature.vectorizer), None)
+    widths: dict[str, int] = {}
+    for feature in pipeline.features:
+        widths[feature.column] = widths.get(feature.column, 0) + feature.width
     return DataShape(
         (pipeline.width,),
         classes,
         f"the features encode to {pipeline.width} values per row ({'; '.join(parts)})",
         vocabulary_size=ids.size if ids else None,
+        column_widths=widths,
     )
 
 

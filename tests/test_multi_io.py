@@ -1,0 +1,319 @@
+"""Models of several named inputs (model.inputs, fed by a table's column groups) and several named outputs
+(model.outputs, each with its own target, loss, metrics and loss weight): the graph's sources and sinks, the
+gradient of the weighted sum of the losses, Keras' names in history, callbacks, evaluation, and the two
+reference specs (specs/mnist_parity.yaml, specs/breast_cancer_two_inputs.yaml) trained on slices."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from export.test_node import loadable
+from export.test_readme_examples import link_node_modules, run_node
+
+from specforge import api
+from specforge.base.errors import DataError, ExportError, RunError, SpecError
+from specforge.data import load_data
+from specforge.data.feed import Feed
+from specforge.graph.build import build_graph
+from specforge.graph.model import Model
+from specforge.options import losses
+from specforge.predict.run_model import RunPredictor
+from specforge.runs.directory import open_run
+from specforge.spec import spec_from_dict
+from specforge.training.progress import Silent
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+def _two_output_spec(**compile_options) -> dict:
+    return {
+        "version": 1,
+        "name": "two-heads",
+        "data": {
+            "source": "mnist",
+            "preprocessing": {"reshape": [784], "rescale": "1/255", "labels": "sparse"},
+            "targets": {"digit": {}, "parity": {"map": [0, 1] * 5}},
+        },
+        "model": {
+            "input_shape": [784],
+            "layers": [
+                {"type": "Dense", "name": "hidden", "units": 8, "activation": "tanh"},
+                {"type": "Dense", "name": "digit", "units": 10, "activation": "softmax", "inputs": "hidden"},
+                {"type": "Dense", "name": "parity", "units": 1, "activation": "sigmoid", "inputs": "hidden"},
+            ],
+            "outputs": {
+                "digit": {"layer": "digit", "loss": "sparse_categorical_crossentropy"},
+                "parity": {"layer": "parity", "loss": "binary_crossentropy", "metrics": ["accuracy"]},
+            },
+        },
+        "compile": {"optimizer": "adam", "metrics": ["accuracy"], **compile_options},
+        "fit": {"epochs": 1, "batch_size": 32, "validation": "test", "seed": 0},
+    }
+
+
+def test_named_outputs_are_the_graphs_sinks_in_their_order():
+    graph = build_graph(spec_from_dict(_two_output_spec()))
+    assert [graph.nodes[index].source for index in graph.output_nodes] == ["digit", "parity"]
+    assert [graph.nodes[index].output_shape for index in graph.output_nodes] == [(10,), (1,)]
+
+
+def test_the_gradient_is_that_of_the_weighted_sum_of_the_output_losses():
+    """Each output's loss on its own target, weighted by loss_weights: the gradient of the whole matches
+    central finite differences of the weighted sum, computed from the outputs of an ordinary forward pass."""
+    graph = build_graph(spec_from_dict(_two_output_spec(loss_weights={"parity": 0.25})))
+    model = Model.initialize(graph, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 784)).astype(np.float64)
+    digits = np.array([3, 4, 7, 0])
+    parity = (digits % 2).astype(np.float64).reshape(-1, 1)
+    each = [losses.create("sparse_categorical_crossentropy"), losses.create("binary_crossentropy")]
+    targets = [digits, parity]
+    weights = [1.0, 0.25]
+    for params in model.params:
+        for name in params:
+            params[name] = params[name].astype(np.float64)
+    model = Model(graph, model.params)
+
+    def weighted(model: Model) -> float:
+        outputs = model.outputs(x)
+        return sum(w * loss.value(out, t) for w, loss, out, t in zip(weights, each, outputs, targets))
+
+    values, outputs, grads, _ = model.gradients(x, targets, each, loss_weights=weights)
+    assert len(values) == 2 and sum(w * v for w, v in zip(weights, values)) == pytest.approx(weighted(model))
+    assert outputs[1].shape == (4, 1) and np.all((outputs[1] > 0) & (outputs[1] < 1))
+    trainable = model.trainable_params()
+    for param, grad in zip(trainable, grads):
+        for flat_index in (0, param.size // 2, param.size - 1):
+            index = np.unravel_index(flat_index, param.shape)
+            saved = param[index]
+            param[index] = saved + 1e-6
+            up = weighted(model)
+            param[index] = saved - 1e-6
+            down = weighted(model)
+            param[index] = saved
+            assert grad[index] == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-7)
+
+
+def test_history_and_test_metrics_name_each_output_as_keras_does(tmp_path):
+    run = api.fit(spec_from_dict(_two_output_spec()), out=tmp_path / "run", progress=Silent(), limit_train=96)
+    history = json.loads((run.path / "history.json").read_text())
+    assert list(history) == [
+        "loss",
+        "digit_loss",
+        "parity_loss",
+        "digit_accuracy",
+        "parity_accuracy",
+        "val_loss",
+        "val_digit_loss",
+        "val_parity_loss",
+        "val_digit_accuracy",
+        "val_parity_accuracy",
+    ]
+    # the total is the sum of the output losses (both weigh 1 here)
+    assert history["loss"][0] == pytest.approx(history["digit_loss"][0] + history["parity_loss"][0])
+    assert history["val_loss"][0] == pytest.approx(history["val_digit_loss"][0] + history["val_parity_loss"][0])
+    report = api.evaluate(run.path, limit=50)
+    assert report["examples"] == 50
+    assert {"digit_loss", "parity_loss", "digit_accuracy", "parity_accuracy"} <= set(report)
+
+
+def test_loss_weights_weigh_the_total_that_history_reports(tmp_path):
+    run = api.fit(
+        spec_from_dict(_two_output_spec(loss_weights={"digit": 0.5, "parity": 2.0})),
+        out=tmp_path / "run",
+        progress=Silent(),
+        limit_train=64,
+        limit_test=32,
+    )
+    history = json.loads((run.path / "history.json").read_text())
+    expected = 0.5 * history["val_digit_loss"][0] + 2.0 * history["val_parity_loss"][0]
+    assert history["val_loss"][0] == pytest.approx(expected)
+
+
+def test_a_callback_monitors_one_outputs_validation_metric(tmp_path):
+    spec = _two_output_spec()
+    spec["fit"]["callbacks"] = [{"type": "ModelCheckpoint", "monitor": "val_parity_accuracy", "mode": "max"}]
+    run = api.fit(spec_from_dict(spec), out=tmp_path / "run", progress=Silent(), limit_train=64, limit_test=32)
+    assert (run.path / "best.npz").is_file()
+
+
+def test_a_monitor_naming_no_outputs_value_lists_the_names(tmp_path):
+    spec = _two_output_spec()
+    spec["fit"]["callbacks"] = [{"type": "EarlyStopping", "monitor": "val_parity_acc"}]
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(SpecError) as error:
+        api.validate(path)
+    assert str(error.value).endswith("val_digit_accuracy, val_parity_accuracy")
+
+
+def test_a_feed_gives_each_input_its_columns_in_the_groups_order():
+    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    left, right = Feed((np.array([4, 0]), np.array([1, 2, 3, 5]))).split(x)
+    np.testing.assert_array_equal(left, x[:, [4, 0]])
+    np.testing.assert_array_equal(right, x[:, [1, 2, 3, 5]])
+    assert Feed().split(x) is x
+
+
+def test_two_table_inputs_take_their_column_groups(tmp_path):
+    spec = api.load_spec(SPECS / "breast_cancer_two_inputs.yaml", ["fit.epochs=10"])
+    graph = build_graph(spec)
+    assert [source.name for source in graph.model_inputs] == ["mean", "worst"]
+    assert [source.shape for source in graph.model_inputs] == [(10,), (10,)]
+    run = api.fit(spec, out=tmp_path / "run", progress=Silent())
+    history = json.loads((run.path / "history.json").read_text())
+    assert history["loss"][-1] < history["loss"][0]
+    assert run.metrics["accuracy"] > 0.8
+
+
+def test_the_two_output_reference_spec_learns_both_outputs_on_a_slice(tmp_path):
+    run = api.fit(
+        api.load_spec(SPECS / "mnist_parity.yaml", ["fit.epochs=2", "fit.batch_size=32"]),
+        out=tmp_path / "run",
+        progress=Silent(),
+        limit_train=256,
+        limit_test=128,
+    )
+    history = json.loads((run.path / "history.json").read_text())
+    assert history["digit_loss"][1] < history["digit_loss"][0] < math.log(10) + 0.1
+    assert history["parity_loss"][1] < history["parity_loss"][0]
+    assert "val_parity_accuracy" in history and run.metrics["loss"] == pytest.approx(history["val_loss"][1])
+
+
+def test_the_torch_backend_refuses_several_outputs_at_model_outputs():
+    with pytest.raises(RunError) as error:
+        api.fit(SPECS / "mnist_parity.yaml", backend="torch", limit_train=32, progress=Silent())
+    assert str(error.value) == (
+        f"{SPECS / 'mnist_parity.yaml'}:31:5: error: model.outputs: the torch backend does not train with "
+        "model.outputs yet; train this spec with --backend numpy"
+    )
+
+
+def test_a_two_output_model_exports_one_named_onnx_output_per_model_output(tmp_path):
+    """The export's outputs are the model's, by name, under the parity gate; serve gives both by name;
+    predict (which shows one output's classes) and the options of one output refuse it, naming it."""
+    import onnxruntime as ort
+
+    from specforge.predict.session import OnnxPredictor
+    from specforge.serve.interface import ServedModel
+
+    run = api.fit(
+        spec_from_dict(_two_output_spec()), out=tmp_path / "run", progress=Silent(), limit_train=32, limit_test=32
+    )
+    result = api.export(run.path)
+    assert result.parity.passed and result.parity.classes_agree == result.parity.examples
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    assert [item.name for item in session.get_outputs()] == ["digit", "parity"]
+    raw = load_data(run.config, run.path, {"train": 8}).train.images[:8]
+    got = session.run(["digit", "parity"], {"input": raw.reshape(8, 784).astype(np.float32)})
+    steps = open_run(run.path).model
+    expected = steps.outputs(raw.reshape(8, 784).astype(np.float32) / 255)
+    for each_got, each_expected in zip(got, expected, strict=True):
+        np.testing.assert_allclose(each_got, each_expected, rtol=1e-4, atol=1e-5)
+    served = ServedModel(OnnxPredictor(result.path))
+    assert served.output_names == ["digit", "parity"]
+    assert [out.shape for out in served.run(["digit", "parity"], {"input": raw.reshape(8, 784)})] == [(8, 10), (8, 1)]
+    with pytest.raises(ExportError, match="the model has 2 outputs"):
+        api.export(run.path, quantize="int8")
+    with pytest.raises(DataError) as predicted:
+        api.predict_onnx(result.path, data="mnist:test", limit=2)
+    assert str(predicted.value) == (
+        f"{result.path}: error: the model has outputs 'digit', 'parity', and predict shows one output's classes "
+        "yet; serve it (specforge serve) to get every output by name"
+    )
+    with pytest.raises(RunError, match="and predict takes a model of one output"):
+        RunPredictor(run.path)
+
+
+def test_a_resumed_run_of_two_outputs_ends_with_the_weights_of_one_never_stopped(tmp_path):
+    spec = _two_output_spec()
+    spec["fit"]["epochs"] = 2
+    straight = api.fit(spec_from_dict(spec), out=tmp_path / "straight", progress=Silent(), limit_train=64)
+    spec["fit"]["epochs"] = 1
+    api.fit(spec_from_dict(spec), out=tmp_path / "stopped", progress=Silent(), limit_train=64)
+    resumed = api.fit(resume=tmp_path / "stopped", overrides=["fit.epochs=2"], progress=Silent())
+    with np.load(straight.path / "weights.npz") as a, np.load(resumed.path / "weights.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert straight.history == resumed.history
+
+
+def test_a_sweep_may_optimise_one_outputs_validation_metric(tmp_path):
+    spec = _two_output_spec()
+    spec["sweep"] = {
+        "parameters": {"compile.optimizer.learning_rate": {"choice": [0.001, 0.01]}},
+        "metric": "val_parity_accuracy",
+        "trials": 2,
+    }
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    api.validate(path)
+    spec["sweep"]["metric"] = "val_parity_acc"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(SpecError, match="val_parity_accuracy"):
+        api.validate(path)
+
+
+def test_a_two_input_table_model_exports_taking_raw_rows_and_predicts_as_its_run(tmp_path):
+    """The export of a table model of two inputs takes raw rows, one input per feature column as every table
+    model's, and routes each column to its model input: the parity gate passes and predictions from the ONNX
+    model and from the run directory agree."""
+    import onnx
+
+    run = api.fit(
+        api.load_spec(SPECS / "breast_cancer_two_inputs.yaml", ["fit.epochs=2"]),
+        out=tmp_path / "run",
+        progress=Silent(),
+    )
+    result = api.export(run.path)
+    assert result.parity.passed
+    model = onnx.load(str(result.path))
+    spec = api.load_spec(SPECS / "breast_cancer_two_inputs.yaml")
+    features = [feature["column"] for feature in spec.config["data"]["features"]]
+    assert [item.name for item in model.graph.input] == features
+    rows = SPECS / "data" / "breast_cancer.csv"
+    exported = api.predict_rows(result.path, rows, limit=20)
+    from_run = api.predict_rows(run.path, rows, limit=20)
+    assert exported.outputs.shape == (20, 2)
+    np.testing.assert_allclose(exported.outputs, from_run.outputs, rtol=1e-4, atol=1e-5)
+
+
+def _readme_block(heading: str, language: str) -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"\n{heading}\n")
+    return re.search(rf"```{language}\n(.*?)```", text[start:], re.DOTALL).group(1)
+
+
+@pytest.mark.skipif(not loadable("onnxruntime-node"), reason="node with onnxruntime-node is not available")
+def test_the_readmes_node_example_reads_each_output_by_name(tmp_path):
+    spec = _two_output_spec()
+    spec["data"]["preprocessing"]["reshape"] = [28, 28, 1]
+    spec["model"]["input_shape"] = [28, 28, 1]
+    spec["model"]["layers"].insert(0, {"type": "Flatten"})
+    run = api.fit(spec_from_dict(spec), out=tmp_path / "run", progress=Silent(), limit_train=64, limit_test=32)
+    result = api.export(run.path)
+    directory = tmp_path / "deployed"
+    directory.mkdir()
+    (directory / "model.onnx").write_bytes(result.path.read_bytes())
+    digit = load_data(run.config, run.path, {"test": 1}).test.images[0]
+    digit_scores, parity = open_run(run.path).model.outputs(digit.reshape(1, 28, 28, 1).astype(np.float32) / 255)
+    expected = f"{int(digit_scores.argmax())} {'odd' if parity[0, 0] > 0.5 else 'even'}"
+    link_node_modules(directory, "onnxruntime-node")
+    script = (
+        f"const pixels = {json.dumps(digit.ravel().tolist())};\n{_readme_block('### Several inputs and outputs', 'js')}"
+    )
+    assert run_node(directory, "example.mjs", script) == expected
+
+
+def test_the_graph_picture_draws_each_named_input():
+    from specforge.graph.picture import graph_dot
+
+    dot = graph_dot(build_graph(api.load_spec(SPECS / "breast_cancer_two_inputs.yaml")), "two")
+    assert '"mean" [label="mean\\n(10,)"' in dot and '"worst" [label="worst\\n(10,)"' in dot
+    assert '"mean" -> "mean_branch";' in dot and '"input"' not in dot
