@@ -189,8 +189,8 @@ def test_the_torch_backend_refuses_several_outputs_at_model_outputs():
     with pytest.raises(RunError) as error:
         api.fit(SPECS / "mnist_parity.yaml", backend="torch", limit_train=32, progress=Silent())
     assert str(error.value) == (
-        f"{SPECS / 'mnist_parity.yaml'}:31:5: error: model.outputs: the torch backend does not train with "
-        "model.outputs yet; train this spec with --backend numpy"
+        f"{SPECS / 'mnist_parity.yaml'}:31:5: error: model.outputs: the torch backend does not train a model of "
+        "several outputs (model.outputs) yet; train this spec with --backend numpy"
     )
 
 

@@ -93,6 +93,7 @@ def test_every_example_spec_validates():
         "diabetes": (1,),
         "sms_bag_of_embeddings": (2,),
         "sms_conv1d": (2,),
+        "sms_transformer": (2,),
     }
     for path in sorted((ROOT / "specs").glob("*.yaml")):
         _spec, graph = api.validate(path)
