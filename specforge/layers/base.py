@@ -46,6 +46,9 @@ class Layer:
     #: place (one whose gradient needs only its output); ``backward`` then starts with its gradient.
     #: Kinds that do not fuse are never given one. See specforge.graph.plan.
     fuses_activation: ClassVar[bool] = False
+    #: Whether the kind applies its ``activation`` option itself (an activation layer; a recurrent cell, inside
+    #: each step) rather than the graph following its node with an Activation node.
+    applies_activation: ClassVar[bool] = False
     #: Whether the kind takes several inputs (specforge.layers.merge): then ``output_shape`` takes a list of
     #: shapes, ``forward`` a list of batches, ``backward`` returns a list of gradients and ``to_onnx`` takes
     #: a list of tensor names.
