@@ -15,7 +15,7 @@ from specforge.layers import REGISTRY
 from specforge.layers.base import INPUT_DTYPES
 
 #: The reference specs in specs/, each also a template of ``specforge init`` (a link in specforge/starters/).
-REFERENCE_SPECS = ("inception", "mobilenet", "resnet", "sequence")
+REFERENCE_SPECS = ("inception", "mobilenet", "recurrent", "resnet", "sequence")
 
 #: Every registered single-input layer kind's examples, as pytest parameters ``kind, config, shape`` (the merge
 #: kinds, whose examples take several shapes, have tests/layers/test_merge.py and tests/export/test_graphs.py).
