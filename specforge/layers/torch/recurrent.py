@@ -4,8 +4,9 @@ Bidirectional over one of them.
 The parameters are held in PyTorch's layout (``weight_ih`` ``(gates * units, features)``, ``weight_hh``
 ``(gates * units, units)``, the gates in PyTorch's order: LSTM ``i, f, g, o`` as Keras', GRU ``r, z, n`` where
 Keras has ``z, r, h``). A cell PyTorch has (``nn.RNN`` with tanh or relu, ``nn.LSTM`` with tanh and sigmoid,
-``nn.GRU`` with tanh and sigmoid and Keras' ``reset_after``, which is PyTorch's formulation) runs as that module
-on these weights; any other (other activations, GRU's reset before the recurrent product) runs its formula step
+``nn.GRU`` with tanh and sigmoid and Keras' ``reset_after``, which is PyTorch's formulation) runs on the function
+those modules call (``torch.rnn_tanh``, ``torch.lstm``, ...) with these weights, which torch.onnx exports as
+ONNX's recurrent ops; any other (other activations, GRU's reset before the recurrent product) runs its formula step
 by step. The sequence arrives channels-first, ``(N, features, steps)``.
 """
 
@@ -15,15 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-from torch.func import functional_call
 
 from specforge.layers.torch.layout import channels_first, channels_last
 from specforge.layers.torch.modules import ACTIVATIONS, LayerModule, Node, Params
-
-#: specforge kind -> the PyTorch module of its cell
-_MODULES = {"SimpleRNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}
-
 
 class Cell:
     """One recurrent layer's computation in PyTorch on weights in PyTorch's layout."""
@@ -35,17 +30,16 @@ class Cell:
         self.activation = ACTIVATIONS[config["activation"]]
         self.gate_activation = ACTIVATIONS[config.get("recurrent_activation", "sigmoid")]
         self.generator: np.random.Generator | None = None
-        self.module: nn.Module | None = None
-        native = {
-            "SimpleRNN": config["activation"] in ("tanh", "relu"),
-            "LSTM": config["activation"] == "tanh" and config.get("recurrent_activation") == "sigmoid",
-            "GRU": config["activation"] == "tanh"
+        #: PyTorch's fused function for this cell, or None: the formula step by step
+        self.function = {
+            "SimpleRNN": {"tanh": torch.rnn_tanh, "relu": torch.rnn_relu}.get(config["activation"]),
+            "LSTM": torch.lstm if config["activation"] == "tanh" and config.get("recurrent_activation") == "sigmoid" else None,
+            "GRU": torch.gru
+            if config["activation"] == "tanh"
             and config.get("recurrent_activation") == "sigmoid"
-            and config.get("reset_after", False),
+            and config.get("reset_after", False)
+            else None,
         }[layer.type]
-        if native:
-            options = {"nonlinearity": config["activation"]} if layer.type == "SimpleRNN" else {}
-            self.module = _MODULES[layer.type](features, config["units"], bias=config["use_bias"], batch_first=True, **options)
 
     # -- parameters ---------------------------------------------------------------------------------
     def to_torch_param(self, name: str, value: np.ndarray) -> np.ndarray:
@@ -67,8 +61,8 @@ class Cell:
         if self.config["go_backwards"]:
             x = x.flip(1)
         kernel, recurrent, bias = weights["kernel"], weights["recurrent_kernel"], weights.get("bias")
-        if self.module is not None:
-            y = functional_call(self.module, self._native_weights(kernel, recurrent, bias), (x,))[0]
+        if self.function is not None:
+            y = self._fused(x, kernel, recurrent, bias, training)
         else:
             y = self._steps(x, kernel, recurrent, bias)
         return y if self.config["return_sequences"] else y[:, -1]
@@ -83,15 +77,24 @@ class Cell:
             kept = torch.rand(shape, device=x.device) >= rate
         return kept.to(x.device, x.dtype) * (1 / (1 - rate))
 
-    def _native_weights(
-        self, kernel: torch.Tensor, recurrent: torch.Tensor, bias: torch.Tensor | None
-    ) -> dict[str, torch.Tensor]:
-        weights = {"weight_ih_l0": kernel, "weight_hh_l0": recurrent}
+    def _fused(
+        self,
+        x: torch.Tensor,
+        kernel: torch.Tensor,
+        recurrent: torch.Tensor,
+        bias: torch.Tensor | None,
+        training: bool,
+    ) -> torch.Tensor:
+        """PyTorch's own kernel of the cell (what ``nn.RNN``, ``nn.LSTM`` and ``nn.GRU`` call, batch first, one
+        layer, one direction) on these weights; Keras' one bias is PyTorch's input bias, with a recurrent bias
+        of zeros, but for GRU's two."""
+        weights = [kernel, recurrent]
         if bias is not None:
-            two = bias.dim() == 2  # GRU's input and recurrent biases
-            weights["bias_ih_l0"] = bias[0] if two else bias
-            weights["bias_hh_l0"] = bias[1] if two else torch.zeros_like(bias)
-        return weights
+            two = bias.dim() == 2
+            weights += [bias[0], bias[1]] if two else [bias, torch.zeros_like(bias)]
+        zeros = x.new_zeros(1, x.shape[0], self.config["units"])
+        state: Any = (zeros, zeros) if self.layer.type == "LSTM" else zeros
+        return self.function(x, state, weights, bias is not None, 1, 0.0, training, False, True)[0]
 
     def _steps(
         self, x: torch.Tensor, kernel: torch.Tensor, recurrent: torch.Tensor, bias: torch.Tensor | None
