@@ -540,7 +540,7 @@ RECURRENT_KINDS: dict[str, type[Recurrent]] = {cls.type: cls for cls in (SimpleR
 def _inner_schema(cls: type[Recurrent]) -> dict:
     return {
         "type": "object",
-        "properties": {"type": {"const": cls.type}, **cls.schema},
+        "properties": {"type": {"const": cls.type, "description": cls.description}, **cls.schema},
         "required": ["type", *cls.required],
         "additionalProperties": False,
     }
