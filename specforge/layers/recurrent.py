@@ -77,7 +77,11 @@ _COMMON_SCHEMA: dict[str, dict] = {
     ),
 }
 #: parameter -> the option naming its initializer
-_INITIALIZER_OPTIONS = {"kernel": "kernel_initializer", "recurrent_kernel": "recurrent_initializer", "bias": "bias_initializer"}
+_INITIALIZER_OPTIONS = {
+    "kernel": "kernel_initializer",
+    "recurrent_kernel": "recurrent_initializer",
+    "bias": "bias_initializer",
+}
 _RECURRENT_ACTIVATION = _activation_schema("sigmoid", "Activation of the gates")
 
 
@@ -200,7 +204,9 @@ class Recurrent(Layer):
             dhidden = np.zeros(hidden[1:].shape, np.result_type(dy, hidden))
             dhidden[-1] = dy
         dprojected, grads = self.run_backward(params, hidden, cache.cell, dhidden)
-        dflat, dkernel, dbias = ops.dense_gradients(cache.projection, dprojected.reshape(-1, dprojected.shape[2]), need_dx)
+        dflat, dkernel, dbias = ops.dense_gradients(
+            cache.projection, dprojected.reshape(-1, dprojected.shape[2]), need_dx
+        )
         grads["kernel"] = dkernel
         if dbias is not None:
             grads["bias"] = self.with_input_bias_gradient(grads.get("bias"), dbias)
@@ -221,16 +227,16 @@ class Recurrent(Layer):
         return dbias
 
     # -- export ----------------------------------------------------------------------------------------
-    def onnx_weights(self, params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """``W`` ``(gates * units, features)``, ``R`` ``(gates * units, units)`` and ``B`` ``(2 * gates * units,)``
-        (input then recurrent biases; None without a bias) in the ONNX op's gate order."""
+    def onnx_weights(self, params: Params) -> list[np.ndarray]:
+        """``W`` ``(gates * units, features)``, ``R`` ``(gates * units, units)`` and, with a bias, ``B``
+        ``(2 * gates * units,)`` (the input then the recurrent biases), in the ONNX op's gate order."""
         kernel = self.gate_blocks(params["kernel"], self.onnx_gates).T
         recurrent = self.gate_blocks(params["recurrent_kernel"], self.onnx_gates).T
         if "bias" not in params:
-            return kernel, recurrent, None
+            return [kernel, recurrent]
         bias = params["bias"].reshape(-1, self.gates * self.config["units"])
         both = np.concatenate([bias, np.zeros_like(bias)]) if len(bias) == 1 else bias
-        return kernel, recurrent, self.gate_blocks(both, self.onnx_gates).reshape(-1)
+        return [kernel, recurrent, self.gate_blocks(both, self.onnx_gates).reshape(-1)]
 
     def onnx_activations(self) -> list[str]:
         """Keras' names of the op's activation functions, in its order (ONNX's f, g, h)."""
@@ -256,9 +262,7 @@ class Recurrent(Layer):
         return RecurrentModule(node, params)
 
 
-def recurrent_onnx(
-    builder, cells: list[tuple[Recurrent, Params]], input_name: str, direction: str
-) -> tuple[str, str]:
+def recurrent_onnx(builder, cells: list[tuple[Recurrent, Params]], input_name: str, direction: str) -> tuple[str, str]:
     """The ONNX op of one cell (``forward`` or ``reverse``) or two (``bidirectional``: the first reads forwards)
     on the sequence ``input_name``: its outputs ``Y`` ``(steps, directions, N, units)`` and ``Y_h``
     ``(directions, N, units)``, ``Y`` in the input's step order whatever the direction."""
@@ -266,19 +270,19 @@ def recurrent_onnx(
     hint = layer.name
     sequence = builder.to_layout(input_name, NHWC)
     steps_first = builder.node("Transpose", [sequence], f"{hint}_steps_first", perm=[1, 0, 2])
-    weights = [layer.onnx_weights(params) for layer, params in cells]
+    weights = zip(*(layer.onnx_weights(params) for layer, params in cells))
     inputs = [steps_first]
-    for index, what in enumerate(("W", "R", "B")):
-        if weights[0][index] is None:
-            break
-        stacked = np.stack([w[index] for w in weights]).astype(np.float32)
-        inputs.append(builder.initializer(stacked, f"{hint}_{what}"))
+    for what, arrays in zip(("W", "R", "B"), weights):
+        inputs.append(builder.initializer(np.stack(arrays).astype(np.float32), f"{hint}_{what}"))
     functions = [ONNX_ACTIVATIONS[name] for cell, _ in cells for name in cell.onnx_activations()]
-    attributes = {"activations": [function for function, _, _ in functions], **layer.onnx_attributes()}
-    for key, position in (("activation_alpha", 1), ("activation_beta", 2)):
-        values = [float(f[position]) for f in functions if f[position] is not None]
-        if values:
-            attributes[key] = values
+    attributes: dict[str, Any] = {"activations": [function for function, _, _ in functions]}
+    alphas = [alpha for _, alpha, _ in functions if alpha is not None]
+    betas = [beta for _, _, beta in functions if beta is not None]
+    if alphas:
+        attributes["activation_alpha"] = alphas
+    if betas:
+        attributes["activation_beta"] = betas
+    attributes.update(layer.onnx_attributes())
     y, last = builder.node(
         layer.onnx_op,
         inputs,
@@ -605,7 +609,11 @@ class Bidirectional(Layer):
         )
 
     def join(self, forward: dict[str, Any], backward: dict[str, Any]) -> dict[str, Any]:
-        return {f"{prefix}{name}": value for prefix, part in zip(self.DIRECTIONS, (forward, backward)) for name, value in part.items()}
+        return {
+            f"{prefix}{name}": value
+            for prefix, part in zip(self.DIRECTIONS, (forward, backward))
+            for name, value in part.items()
+        }
 
     # -- shapes and sizes ---------------------------------------------------------------------------
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -671,7 +679,8 @@ class Bidirectional(Layer):
             dx, layer_grads = layer.backward(part, layer_cache, np.ascontiguousarray(dpart), need_dx)
             dxs.append(dx)
             grads.append(layer_grads)
-        return (dxs[0] + dxs[1] if need_dx else None), self.join(*grads)
+        first_dx, second_dx = dxs
+        return (None if first_dx is None or second_dx is None else first_dx + second_dx), self.join(*grads)
 
     # -- export ----------------------------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:

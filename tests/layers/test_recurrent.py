@@ -88,7 +88,9 @@ def test_bidirectional_is_the_layer_and_its_reversed_copy_merged():
     inner = {"type": "GRU", "units": 2, "return_sequences": True}
     layer, params = make_layer("Bidirectional", {"layer": inner}, (4, 3))
     assert sorted(params) == [
-        f"{direction}_{name}" for direction in ("backward", "forward") for name in ("bias", "kernel", "recurrent_kernel")
+        f"{direction}_{name}"
+        for direction in ("backward", "forward")
+        for name in ("bias", "kernel", "recurrent_kernel")
     ]
     forward = {name[len("forward_") :]: value for name, value in params.items() if name.startswith("forward_")}
     backward = {name[len("backward_") :]: value for name, value in params.items() if name.startswith("backward_")}

@@ -12,6 +12,7 @@ by step. The sequence arrives channels-first, ``(N, features, steps)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 
 from specforge.layers.torch.layout import channels_first, channels_last
 from specforge.layers.torch.modules import ACTIVATIONS, LayerModule, Node, Params
+
 
 class Cell:
     """One recurrent layer's computation in PyTorch on weights in PyTorch's layout."""
@@ -33,7 +35,9 @@ class Cell:
         #: PyTorch's fused function for this cell, or None: the formula step by step
         self.function = {
             "SimpleRNN": {"tanh": torch.rnn_tanh, "relu": torch.rnn_relu}.get(config["activation"]),
-            "LSTM": torch.lstm if config["activation"] == "tanh" and config.get("recurrent_activation") == "sigmoid" else None,
+            "LSTM": torch.lstm
+            if config["activation"] == "tanh" and config.get("recurrent_activation") == "sigmoid"
+            else None,
             "GRU": torch.gru
             if config["activation"] == "tanh"
             and config.get("recurrent_activation") == "sigmoid"
@@ -62,7 +66,7 @@ class Cell:
             x = x.flip(1)
         kernel, recurrent, bias = weights["kernel"], weights["recurrent_kernel"], weights.get("bias")
         if self.function is not None:
-            y = self._fused(x, kernel, recurrent, bias, training)
+            y = self._fused(self.function, x, kernel, recurrent, bias, training)
         else:
             y = self._steps(x, kernel, recurrent, bias)
         return y if self.config["return_sequences"] else y[:, -1]
@@ -79,6 +83,7 @@ class Cell:
 
     def _fused(
         self,
+        function: Callable[..., Any],
         x: torch.Tensor,
         kernel: torch.Tensor,
         recurrent: torch.Tensor,
@@ -94,7 +99,7 @@ class Cell:
             weights += [bias[0], bias[1]] if two else [bias, torch.zeros_like(bias)]
         zeros = x.new_zeros(1, x.shape[0], self.config["units"])
         state: Any = (zeros, zeros) if self.layer.type == "LSTM" else zeros
-        return self.function(x, state, weights, bias is not None, 1, 0.0, training, False, True)[0]
+        return function(x, state, weights, bias is not None, 1, 0.0, training, False, True)[0]
 
     def _steps(
         self, x: torch.Tensor, kernel: torch.Tensor, recurrent: torch.Tensor, bias: torch.Tensor | None
