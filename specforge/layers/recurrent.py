@@ -586,6 +586,7 @@ class Bidirectional(Layer):
         ({"layer": {"type": "SimpleRNN", "units": 2, "return_sequences": True}, "merge_mode": "mul"}, (3, 3)),
         ({"layer": {"type": "LSTM", "units": 2, "go_backwards": True, "dropout": 0.25}, "merge_mode": "ave"}, (3, 2)),
         ({"layer": {"type": "GRU", "units": 2, "return_sequences": True, "go_backwards": True}}, (2, 2)),
+        ({"layer": {"type": "SimpleRNN", "units": 2, "return_sequences": True}}, (3, 2)),
     ]
     #: The parameter prefixes of the two layers, as Keras names them.
     DIRECTIONS = ("forward_", "backward_")
@@ -685,14 +686,24 @@ class Bidirectional(Layer):
     # -- export ----------------------------------------------------------------------------------------
     def to_onnx(self, builder, params: Params, input_name: str) -> str:
         """One bidirectional op: its first direction reads forwards, which is the backward layer's when the
-        wrapped layer goes backwards; the two outputs, in step order, are then merged (and the merged sequence
-        reversed when the wrapped layer goes backwards: both of Keras' outputs are then in reversed order)."""
+        wrapped layer goes backwards. Its two outputs, in step order, are then merged: concatenated by a reshape of
+        the op's output, else taken apart and combined (and the merged sequence reversed when the wrapped layer
+        goes backwards: both of Keras' outputs are then in reversed order)."""
         reading = list(zip(self.layers, self.split(params)))
         goes_backwards = bool(self.layers[0].config["go_backwards"])
         if goes_backwards:
             reading.reverse()
         sequence, last = recurrent_onnx(builder, reading, input_name, "bidirectional")
         name = self.name
+        mode = self.config["merge_mode"]
+        if mode == "concat" and not goes_backwards:  # the directions side by side are the concatenation
+            if self.returns_sequences:  # (steps, 2, N, units) -> (N, steps, 2, units) -> (N, steps, 2 * units)
+                batch_first = builder.node("Transpose", [sequence], f"{name}_batch_first", perm=[2, 0, 1, 3])
+                target = builder.constant_int64([0, 0, -1], f"{name}_shape")
+            else:  # (2, N, units) -> (N, 2, units) -> (N, 2 * units)
+                batch_first = builder.node("Transpose", [last], f"{name}_batch_first", perm=[1, 0, 2])
+                target = builder.constant_int64([0, -1], f"{name}_shape")
+            return builder.node("Reshape", [batch_first, target], name, layout=NHWC)
         if self.returns_sequences:  # (steps, 2, N, units) -> (N, steps, 2, units)
             both, axis = builder.node("Transpose", [sequence], f"{name}_batch_first", perm=[2, 0, 1, 3]), 2
         else:  # (2, N, units)
@@ -706,7 +717,6 @@ class Bidirectional(Layer):
             )
             for index, prefix in zip((1, 0) if goes_backwards else (0, 1), self.DIRECTIONS)
         ]
-        mode = self.config["merge_mode"]
         hint = f"{name}_merged" if goes_backwards and self.returns_sequences else name
         if mode == "concat":
             merged = builder.node("Concat", picked, hint, axis=-1, layout=NHWC)
