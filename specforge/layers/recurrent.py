@@ -96,12 +96,13 @@ def _input_mask(rng: np.random.Generator | None, shape: tuple[int, int], rate: f
 
 @dataclass
 class _Pass:
-    """What the backward of one forward pass needs: the input projection's record, the hidden states
-    ``(steps + 1, N, units)`` from the initial zeros on, the cell's own per-step values and the dropout mask."""
+    """What the backward of one forward pass needs: the input projection's record, the slices of the batch the
+    time loop ran on (``ops.shards``) and, for each, its hidden states ``(steps + 1, part, units)`` from the
+    initial zeros on and the cell's own per-step values; the dropout mask and the input's shape."""
 
     projection: ops.DenseRecord
-    hidden: np.ndarray
-    cell: Any
+    parts: list[slice]
+    runs: list[tuple[np.ndarray, Any]]
     mask: np.ndarray | None
     shape: tuple[int, ...]
 
@@ -190,30 +191,44 @@ class Recurrent(Layer):
         steps, n, features = steps_first.shape
         flat = np.ascontiguousarray(steps_first).reshape(steps * n, features)
         projected, record = ops.dense(flat, params["kernel"], self.input_bias(params))
-        hidden, cell = self.run(params, projected.reshape(steps, n, -1))
-        y = hidden[1:].transpose(1, 0, 2).copy() if self.config["return_sequences"] else hidden[-1].copy()
-        return y, _Pass(record, hidden, cell, mask, x.shape)
+        projected = projected.reshape(steps, n, -1)
+        # the examples' loops are independent: the batch is split across the cores, BLAS at one thread
+        parts = ops.shards(n, 2 * steps * self.gates * self.config["units"] ** 2)
+        runs = ops.in_parallel(lambda part: self.run(params, projected[:, part]), parts)
+        if self.config["return_sequences"]:
+            y = np.concatenate([hidden[1:] for hidden, _ in runs], axis=1).transpose(1, 0, 2).copy()
+        else:
+            y = np.concatenate([hidden[-1] for hidden, _ in runs])
+        return y, _Pass(record, parts, runs, mask, x.shape)
 
     def backward(
         self, params: Params, cache: _Pass, dy: np.ndarray, need_dx: bool = True
     ) -> tuple[np.ndarray | None, Params]:
-        hidden = cache.hidden
+        n, steps, features = cache.shape
+        units = self.config["units"]
+        dtype = np.result_type(dy, params["recurrent_kernel"])
         if self.config["return_sequences"]:
             dhidden = np.ascontiguousarray(dy.transpose(1, 0, 2))
         else:
-            dhidden = np.zeros(hidden[1:].shape, np.result_type(dy, hidden))
+            dhidden = np.zeros((steps, n, units), dtype)
             dhidden[-1] = dy
-        dprojected, grads = self.run_backward(params, hidden, cache.cell, dhidden)
-        dflat, dkernel, dbias = ops.dense_gradients(
-            cache.projection, dprojected.reshape(-1, dprojected.shape[2]), need_dx
-        )
+        dprojected = np.empty((steps, n, self.gates * units), dtype)
+
+        def shard(index: int) -> Params:
+            part = cache.parts[index]
+            hidden, cell = cache.runs[index]
+            dprojected[:, part], grads = self.run_backward(params, hidden, cell, dhidden[:, part])
+            return grads
+
+        shard_grads = ops.in_parallel(shard, range(len(cache.parts)))
+        grads = {name: ops.sum_in_order([each[name] for each in shard_grads]) for name in shard_grads[0]}
+        dflat, dkernel, dbias = ops.dense_gradients(cache.projection, dprojected.reshape(steps * n, -1), need_dx)
         grads["kernel"] = dkernel
         if dbias is not None:
             grads["bias"] = self.with_input_bias_gradient(grads.get("bias"), dbias)
         grads = {name: grads[name] for name in params}
         if dflat is None:
             return None, grads
-        n, steps, features = cache.shape
         dx = dflat.reshape(steps, n, features)
         if self.config["go_backwards"]:
             dx = dx[::-1]

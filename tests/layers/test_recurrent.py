@@ -199,3 +199,29 @@ def test_cells_pytorch_lacks_run_their_formula_in_pytorch(kind, config):
 
     layer, params = make_layer(kind, config, (4, 3))
     _compare_layer(layer, params, [np.random.default_rng(2).standard_normal((BATCH, 4, 3))], (4, 3))
+
+
+@pytest.mark.parametrize(
+    "kind,config",
+    [
+        ("LSTM", {"units": 3, "return_sequences": True, "dropout": 0.2}),
+        ("GRU", {"units": 3, "go_backwards": True}),
+        ("GRU", {"units": 2, "reset_after": False, "return_sequences": True}),
+        ("SimpleRNN", {"units": 3}),
+    ],
+)
+def test_a_batch_split_across_the_cores_gives_the_same_step(kind, config, monkeypatch):
+    """The time loop runs on slices of the batch (``ops.shards``) in parallel: any split computes what one
+    slice computes, the recurrent gradients summed over the slices."""
+    layer, params = make_layer(kind, config, (4, 3))
+    x = np.random.default_rng(7).standard_normal((5, 4, 3))
+    results = []
+    for split in ([slice(0, 5)], [slice(0, 2), slice(2, 3), slice(3, 5)]):
+        monkeypatch.setattr(recurrent_module.ops, "shards", lambda batch, flops, _split=split: _split)
+        y, cache = layer.forward(params, x, training=True, rng=np.random.default_rng(1))
+        results.append((y, *layer.backward(params, cache, np.cos(y))))
+    (y1, dx1, grads1), (y2, dx2, grads2) = results
+    np.testing.assert_allclose(y2, y1, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx2, dx1, rtol=1e-12, atol=1e-14)
+    for name in grads1:
+        np.testing.assert_allclose(grads2[name], grads1[name], rtol=1e-12, atol=1e-14)
