@@ -18,7 +18,7 @@ from specforge.layers import REGISTRY
 from specforge.layers.base import INPUT_DTYPES
 
 #: The reference specs in specs/, each also a template of ``specforge init`` (a link in specforge/starters/).
-REFERENCE_SPECS = ("inception", "mobilenet", "resnet", "sequence", "transformer")
+REFERENCE_SPECS = ("inception", "mobilenet", "recurrent", "resnet", "sequence", "transformer")
 #: The specs in specs/ of several named inputs or outputs, which only the numpy backend trains and which the
 #: generic export harness (one loss, one input) leaves out: tests/test_multi_io.py trains and exports them.
 SEVERAL_IO_SPECS = ("breast_cancer_two_inputs", "mnist_parity")

@@ -92,3 +92,19 @@ def test_compute_fans(shape, fans):
 def test_unknown_initializer_is_a_spec_error():
     with pytest.raises(SpecError, match=r"unknown initializer 'glorot'.*glorot_uniform"):
         draw("glorot")
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (7, 3), (3, 12), (2, 3, 4)])
+def test_orthogonal_is_keras_qr_with_the_sign_correction(shape):
+    """Orthonormal columns (rows when the kernel is wide), and the Q of the normal draw whose R has a positive
+    diagonal: ``Q.T @ draw`` is that R."""
+    values = draw("orthogonal", shape=shape, dtype=np.float64)
+    assert values.shape == shape
+    rows, columns = math.prod(shape[:-1]), shape[-1]
+    matrix = values.reshape(rows, columns)
+    q = matrix if rows >= columns else matrix.T
+    np.testing.assert_allclose(q.T @ q, np.eye(q.shape[1]), atol=1e-12)
+    normal = np.random.default_rng(0).standard_normal((max(rows, columns), min(rows, columns)))
+    r = q.T @ normal
+    np.testing.assert_allclose(np.tril(r, -1), 0, atol=1e-12)
+    assert (np.diag(r) > 0).all()

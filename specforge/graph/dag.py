@@ -348,10 +348,10 @@ def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
     """Add ``flat``'s node (and its activation node) taking the outputs of nodes ``inputs``; the last node's index."""
     config = dict(flat.config)
     kind = config["type"]
-    activation = config.get("activation", "linear") if kind != "Activation" else "linear"
     layer = REGISTRY[kind](config, name=flat.name)
     layers = [layer]
-    if activation != "linear":
+    activation = config.get("activation", "linear")
+    if activation != "linear" and not layer.applies_activation:
         layers.append(REGISTRY["Activation"]({"activation": activation}, name=f"{flat.name}_{activation}"))
     shapes = [graph.shape_of(index) for index in inputs]
     if not layer.merges and len(inputs) != 1:

@@ -11,6 +11,8 @@ class ActivationLayer(Layer):
     """A layer that applies one activation function elementwise (softmax: over the channels); the step planner
     knows it by ``function`` (specforge.graph.plan.ActivationNode) and fuses that function into the layer before."""
 
+    applies_activation = True
+
     def function(self) -> activations.ActivationFunction:
         raise NotImplementedError
 

@@ -53,6 +53,9 @@ class Layer(Kind, registry=LAYERS, key="type"):
     #: place (one whose gradient needs only its output); ``backward`` then starts with its gradient.
     #: Kinds that do not fuse are never given one. See specforge.graph.plan.
     fuses_activation: ClassVar[bool] = False
+    #: Whether the kind applies its ``activation`` option itself (an activation layer; a recurrent cell, inside
+    #: each step) rather than the graph following its node with an Activation node.
+    applies_activation: ClassVar[bool] = False
     #: Whether the kind takes a list of inputs (the merges of specforge.layers.merge, MultiHeadAttention): then
     #: ``output_shape`` takes a list of shapes (and the names of the layers they come from), the parameter
     #: methods (``param_shapes``, ``init_params``, ``flops``) that list, ``forward`` a list of batches,

@@ -41,6 +41,8 @@ from specforge.ops.elementwise import activate, activate_gradient
 from specforge.ops.epilogue import activation_gradient
 from specforge.ops.linear import DenseRecord, dense, dense_gradients
 from specforge.ops.normalization import NormRecord, batch_norm, batch_norm_gradients
+from specforge.ops.parallel import run as in_parallel
+from specforge.ops.parallel import shards, sum_in_order
 from specforge.ops.pooling import pool, pool_gradient
 from specforge.ops.scratch import scratch as scratch_buffer
 from specforge.ops.window import (
@@ -77,11 +79,14 @@ __all__ = [
     "dense_gradients",
     "depthwise_conv",
     "example_rows",
+    "in_parallel",
     "offset_slices",
     "pad_image",
     "pool",
     "pool_gradient",
     "position_sums",
     "scratch_buffer",
+    "shards",
+    "sum_in_order",
     "tiled",
 ]

@@ -148,6 +148,21 @@ class RandomUniform(Initializer):
         return rng.uniform(-_RANDOM_SCALE, _RANDOM_SCALE, size=shape)
 
 
+class Orthogonal(Initializer):
+    """Keras' Orthogonal (gain 1): the Q of a normal matrix's QR decomposition, its columns' signs set by R's
+    diagonal so that the draw is uniform over orthogonal matrices; a kernel with fewer rows than columns gets
+    the transpose (orthonormal rows)."""
+
+    name = "orthogonal"
+    description = "A (semi-)orthogonal matrix: Q of the QR decomposition of a standard normal draw (Keras' Orthogonal)."
+
+    def draw(self, shape, fan_in, fan_out, rng):
+        rows, columns = math.prod(shape[:-1]), shape[-1]
+        q, r = np.linalg.qr(rng.standard_normal((max(rows, columns), min(rows, columns))))
+        q *= np.sign(np.diag(r))
+        return (q.T if rows < columns else q).reshape(shape)
+
+
 def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
     """Keras' fans of a kernel: ``(in, out)`` for a matrix; for a conv kernel ``(kh, kw, in, out)``
     both are multiplied by the receptive field ``kh * kw``."""

@@ -489,6 +489,53 @@ EXPECTED: dict[str, list[str]] = {
             "got shape (28, 28, 1); add a Reshape layer with target_shape [28, 28] before it"
         ),
     ],
+    # recurrent layers
+    "lstm_on_image.yaml": [
+        (
+            "lstm_on_image.yaml:6:7: error: model.layers[0]: LSTM expects a sequence input (steps, "
+            "channels), got shape (28, 28, 1); add a Reshape layer with target_shape [28, 28] before it"
+        ),
+    ],
+    "gru_on_flat_input.yaml": [
+        (
+            "gru_on_flat_input.yaml:6:7: error: model.layers[0]: GRU expects a sequence input (steps, "
+            "channels), got shape (784,); add a Reshape layer with target_shape [784, 1] before it"
+        ),
+    ],
+    "bidirectional_wraps_dense.yaml": [
+        (
+            "bidirectional_wraps_dense.yaml:7:21: error: model.layers[0].layer.type: unknown value 'Dense'; "
+            "expected one of: SimpleRNN, LSTM, GRU"
+        ),
+    ],
+    "bidirectional_merge_mode_misspelled.yaml": [
+        (
+            "bidirectional_merge_mode_misspelled.yaml:8:19: error: model.layers[0].merge_mode: unknown value "
+            "'concatenate'; did you mean 'concat'? expected one of: concat, sum, mul, ave"
+        ),
+    ],
+    "bidirectional_inner_option_misspelled.yaml": [
+        (
+            "bidirectional_inner_option_misspelled.yaml:10:9: error: model.layers[0].layer.reset_before: "
+            "unknown key 'reset_before'; did you mean 'reset_after'?"
+        ),
+    ],
+    "lstm_dropout_one.yaml": [
+        "lstm_dropout_one.yaml:8:16: error: model.layers[0].dropout: must be < 1, got 1",
+    ],
+    "simple_rnn_activation_softmax.yaml": [
+        (
+            "simple_rnn_activation_softmax.yaml:8:19: error: model.layers[0].activation: unknown value "
+            "'softmax'; did you mean 'softsign'? expected one of: tanh, sigmoid, relu, linear, elu, "
+            "leaky_relu, softsign, softplus, hard_sigmoid"
+        ),
+    ],
+    "bidirectional_inner_units_missing.yaml": [
+        (
+            "bidirectional_inner_units_missing.yaml:7:7: error: model.layers[0].layer: missing required key "
+            "'units' (needed by LSTM)"
+        ),
+    ],
     "conv1d_kernel_too_long.yaml": [
         (
             "conv1d_kernel_too_long.yaml:12:7: error: model.layers[1]: Conv1D output steps ((7 - 9 + 2*0) / 1) + 1 "
