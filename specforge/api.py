@@ -408,6 +408,7 @@ def predict_onnx(
     raw: bool = False,
     texts: Sequence[str] = (),
     column: str | None = None,
+    output_name: str | None = None,
 ) -> PredictionReport:
     """``specforge predict``: an exported model's top-``top_k`` classes for image/array files or ``data``
     (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels), computed by onnxruntime in batches. ``model`` may also be a
@@ -416,6 +417,8 @@ def predict_onnx(
     A text model predicts on documents: ``texts``, ``.txt`` files in ``inputs`` (one document a line), or the
     ``column`` of a ``.csv`` file (default ``text``); a run directory's documents are vectorized with its saved
     vocabulary.
+
+    A model of several outputs (``model.outputs``) gives output ``output_name``'s classes (required for it).
 
     A model specforge did not export (no specforge metadata) is refused unless ``raw``: its inputs are then
     fed as they are, already scaled as the model expects.
@@ -438,6 +441,7 @@ def predict_onnx(
         raw=raw,
         texts=texts,
         column=column,
+        output_name=output_name,
     )
 
 

@@ -22,7 +22,6 @@ from specforge.data.feed import Feed
 from specforge.graph.build import build_graph
 from specforge.graph.model import Model
 from specforge.options import losses
-from specforge.predict.run_model import RunPredictor
 from specforge.runs.directory import open_run
 from specforge.spec import spec_from_dict
 from specforge.training.progress import Silent
@@ -220,14 +219,36 @@ def test_a_two_output_model_exports_one_named_onnx_output_per_model_output(tmp_p
     assert [out.shape for out in served.run(["digit", "parity"], {"input": raw.reshape(8, 784)})] == [(8, 10), (8, 1)]
     with pytest.raises(ExportError, match="the model has 2 outputs"):
         api.export(run.path, quantize="int8")
-    with pytest.raises(DataError) as predicted:
-        api.predict_onnx(result.path, data="mnist:test", limit=2)
-    assert str(predicted.value) == (
-        f"{result.path}: error: the model has outputs 'digit', 'parity', and predict shows one output's classes "
-        "yet; serve it (specforge serve) to get every output by name"
+
+
+def test_predict_shows_the_classes_of_the_output_it_is_given(tmp_path):
+    """A model of several outputs predicts one output's classes at a time, by name, the same from its ONNX file
+    and from its run directory: the digit's names are the data's, parity's (a mapped target) its class numbers,
+    its one sigmoid unit read as two classes."""
+    run = api.fit(
+        spec_from_dict(_two_output_spec()), out=tmp_path / "run", progress=Silent(), limit_train=32, limit_test=32
     )
-    with pytest.raises(RunError, match="and predict takes a model of one output"):
-        RunPredictor(run.path)
+    exported = api.export(run.path).path
+    for model in (exported, run.path):
+        with pytest.raises(DataError) as unchosen:
+            api.predict_onnx(model, data="mnist:test", limit=2)
+        assert str(unchosen.value) == (
+            f"{model}: error: the model has outputs 'digit', 'parity'; choose the one whose classes to show with "
+            "--output-name digit"
+        )
+        with pytest.raises(DataError, match=r"no output 'odd'; its outputs: digit, parity"):
+            api.predict_onnx(model, data="mnist:test", limit=2, output_name="odd")
+    probabilities = {}
+    for model in (exported, run.path):
+        digits = api.predict_onnx(model, data="mnist:test", limit=8, output_name="digit", top_k=3)
+        parity = api.predict_onnx(model, data="mnist:test", limit=8, output_name="parity", top_k=2)
+        assert {name for p in digits.predictions for _, name, _ in p.top} <= set("0123456789")
+        assert all(sorted(c for c, _, _ in p.top) == [0, 1] for p in parity.predictions)
+        assert all(abs(sum(v for _, _, v in p.top) - 1) < 1e-5 for p in parity.predictions)
+        assert [p.label for p in parity.predictions] == [d.label % 2 for d in digits.predictions]  # mapped labels
+        probabilities[model] = [[v for _, _, v in p.top] for p in digits.predictions + parity.predictions]
+    for onnx_values, numpy_values in zip(probabilities[exported], probabilities[run.path], strict=True):
+        np.testing.assert_allclose(onnx_values, numpy_values, rtol=1e-4, atol=1e-5)
 
 
 def test_a_resumed_run_of_two_outputs_ends_with_the_weights_of_one_never_stopped(tmp_path):

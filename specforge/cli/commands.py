@@ -485,6 +485,12 @@ def predict(
     column: str | None = typer.Option(
         None, "--column", metavar="NAME", help="For a text model: the CSV column holding the documents (default: text)."
     ),
+    output_name: str | None = typer.Option(
+        None,
+        "--output-name",
+        metavar="NAME",
+        help="For a model of several outputs (model.outputs): the output whose classes to show.",
+    ),
     data: str | None = typer.Option(
         None,
         "--data",
@@ -568,6 +574,7 @@ def predict(
             raw=raw,
             texts=texts or (),
             column=column,
+            output_name=output_name,
         )
     finally:
         if bar is not None:

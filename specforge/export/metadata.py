@@ -15,6 +15,9 @@ Every value is a string (ONNX's rule); lists and dicts are JSON.  The keys:
 ``input_range``          the values the input expects, e.g. ``0-255 raw pixels``
 ``image_shape``          JSON list: the shape of one stored example (e.g. ``[28, 28]``), for image decoders
 ``outputs``              JSON list of the output names (``probabilities``, and ``logits`` when exported)
+``output_class_names``   a model of several outputs: JSON, output name -> its class names (index = class)
+``output_label_maps``    a model of several outputs: JSON, output name -> the map from the data's labels to its
+                         classes (``data.targets``), or null where they are the labels
 ``preprocessing``        JSON: the run's preprocessing (rescale, mean, std, ...)
 ``preprocessing_in_graph``  ``true``: feed raw values; ``false``: apply ``preprocessing`` first
 ``test_accuracy``        the run's test accuracy (absent when the run has none)
@@ -39,11 +42,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import specforge
+from specforge.spec.model_io import model_outputs
 
 if TYPE_CHECKING:
     import onnx
 
     from specforge.data.preprocessing import Preprocessing
+    from specforge.graph.dag import Graph
 
 
 def _run_metadata(
@@ -189,6 +194,11 @@ def input_layout(input_shape: Sequence[int]) -> str:
     return {3: "NHWC", 2: "NHW", 1: "NC"}.get(len(input_shape), "N" + "D" * len(input_shape))
 
 
+def model_metadata(model: onnx.ModelProto) -> dict[str, str]:
+    """The ``metadata_props`` of ``model`` as a dict."""
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
 def attach_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
     from onnx import helper
 
@@ -197,3 +207,21 @@ def attach_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
 
 def _span(low: float, high: float) -> str:
     return f"{low:.4g}-{high:.4g}" if low >= 0 else f"{low:.4g} to {high:.4g}"
+
+
+def output_label_maps(config: dict) -> dict[str, list[int] | None]:
+    """Each output's map from the data's labels to its classes (``data.targets``), None where they are the labels."""
+    return {
+        output.name: None if output.target_map is None else list(output.target_map) for output in model_outputs(config)
+    }
+
+
+def output_class_names(config: dict, graph: Graph, class_names: Sequence[str]) -> dict[str, list[str]]:
+    """Each output's class names in a model of several outputs: the data's for an output of the data's labels,
+    the class numbers for one whose target maps them (``data.targets``); one sigmoid unit has two classes."""
+    names = {}
+    for output, node in zip(model_outputs(config), graph.output_nodes, strict=True):
+        classes = max(2, graph.nodes[node].output_shape[-1])
+        labels = output.target_map is None and len(class_names) == classes
+        names[output.name] = list(class_names) if labels else [str(index) for index in range(classes)]
+    return names

@@ -7,6 +7,7 @@ run (``export.json``) beside the file's path, hash and interface.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +21,15 @@ from specforge.data import load_dataset
 from specforge.data.feed import examples_shape, make_feed
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.table.read import join_tables
-from specforge.export.metadata import attach_metadata, build_metadata, table_metadata, text_metadata
+from specforge.export.metadata import (
+    attach_metadata,
+    build_metadata,
+    model_metadata,
+    output_class_names,
+    output_label_maps,
+    table_metadata,
+    text_metadata,
+)
 from specforge.export.onnx import DEFAULT_OPSET, IR_VERSIONS, export_graph
 from specforge.export.parity import MIN_EXAMPLES, ParityResult, check_parity
 from specforge.export.quantize import (
@@ -215,6 +224,17 @@ def export_run(
         model, parity = export_classifier(
             graph, run.weights(), steps, raw, logits=logits, in_graph=preprocessing, data=data, **common
         )
+        if several:
+            names = output_class_names(run.config, graph, steps.class_names)
+            maps = output_label_maps(run.config)
+            attach_metadata(
+                model,
+                {
+                    **model_metadata(model),
+                    "output_class_names": json.dumps(names),
+                    "output_label_maps": json.dumps(maps),
+                },
+            )
     if quantize is not None:
         calibration, test_inputs, test_labels = quantization_data(
             run.config, graph.input_shape, base_dir, steps, preprocessing

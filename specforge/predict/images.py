@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -146,24 +146,35 @@ def open_predictor(
         yield RunPredictor(model)
     elif backend == "ray":
         with connect(address, "predict", "data"):
-            yield _one_output(RayPredictor(model, threads=threads or 1, actors=actors))
+            predictor = RayPredictor(model, threads=threads or 1, actors=actors)
+            if _several_outputs(predictor):
+                raise DataError(
+                    "predict --backend ray takes a model of one output yet; predict here (--backend local) with "
+                    "--output-name",
+                    file=str(predictor.path),
+                )
+            yield predictor
     else:
-        yield _one_output(OnnxPredictor(model, threads))
+        yield OnnxPredictor(model, threads)
 
 
-_Predictor = TypeVar("_Predictor", bound=OnnxPredictor)
+def _several_outputs(predictor: Predictor) -> bool:
+    """Whether the model has several named outputs (an exported classifier's ``probabilities`` and ``logits``
+    are one output's two forms)."""
+    return len(predictor.output_names) > 1 and "probabilities" not in predictor.output_names
 
 
-def _one_output(predictor: _Predictor) -> _Predictor:
-    """``predictor``, refused (naming the model) when the model has several outputs: predict shows one
-    output's classes; ``specforge serve`` gives every output by name."""
-    if len(predictor.output_names) > 1 and "probabilities" not in predictor.output_names:
+def choose_output(predictor: Predictor, name: str | None) -> None:
+    """Have ``predictor`` give the classes of output ``name``: required for a model of several outputs, whose
+    predictions show one output's classes at a time (``specforge serve`` gives every output by name)."""
+    if name is not None:
+        predictor.choose_output(name)
+    elif _several_outputs(predictor):
         raise DataError(
-            f"the model has outputs {', '.join(map(repr, predictor.output_names))}, and predict shows one "
-            "output's classes yet; serve it (specforge serve) to get every output by name",
+            f"the model has outputs {', '.join(map(repr, predictor.output_names))}; choose the one whose "
+            f"classes to show with --output-name {predictor.output_names[0]}",
             file=str(predictor.path),
         )
-    return predictor
 
 
 def predict_onnx(
@@ -183,10 +194,12 @@ def predict_onnx(
     raw: bool = False,
     texts: Sequence[str] = (),
     column: str | None = None,
+    output_name: str | None = None,
 ) -> PredictionReport:
     """The top-``top_k`` classes of ``model`` (an ONNX file or a run directory, see ``open_predictor``) for
     image/array files ``inputs`` or ``data`` (``SOURCE:SPLIT`` or ``SPEC:SPLIT``, with labels); a text model's
-    for ``texts``, ``.txt`` files (one document a line) or a ``.csv`` file's ``column`` (``read_texts``)."""
+    for ``texts``, ``.txt`` files (one document a line) or a ``.csv`` file's ``column`` (``read_texts``); of a
+    model of several outputs, output ``output_name``'s classes."""
     if bool(inputs or texts) == bool(data):
         raise DataError(
             "give inputs (files, or --text) or --data SOURCE:SPLIT, not both"
@@ -195,6 +208,7 @@ def predict_onnx(
         )
     with open_predictor(model, backend=backend, threads=threads, address=address, actors=actors) as predictor:
         check_image_model(predictor, raw=raw)
+        choose_output(predictor, output_name)
         if (texts or column is not None) and not predictor.takes_documents:
             raise DataError(
                 "--text and --column are for a text model; this model takes images or arrays", file=str(model)
@@ -242,12 +256,16 @@ def predict(
             f"the model's output has shape {list(outputs.shape)}; predict needs a classifier's [N, classes]",
             file=str(model.path),
         )
+    if outputs.shape[1] == 1:  # one sigmoid unit: the probability of class 1
+        outputs = np.concatenate([1 - outputs, outputs], axis=1)
     _check_top_k(top_k, outputs.shape[1])
     order = np.argsort(-outputs, axis=1, kind="stable")[:, :top_k]
     values = np.take_along_axis(outputs, order, axis=1)
     report = PredictionReport(str(model.path))
     for i, source in enumerate(inputs.sources):
         label = None if inputs.labels is None else int(inputs.labels[i])
+        if label is not None and model.label_map is not None:
+            label = model.label_map[label]
         report.predictions.append(
             Prediction(
                 source,
@@ -271,6 +289,7 @@ __all__ = [
     "PredictionReport",
     "Predictor",
     "check_image_model",
+    "choose_output",
     "open_predictor",
     "predict",
     "predict_onnx",

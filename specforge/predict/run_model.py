@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.errors import DataError
 from specforge.data import Preprocessing
+from specforge.export.metadata import output_class_names, output_label_maps
 from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch
 from specforge.predict.table import rows_only
 from specforge.predict.text import model_inputs
@@ -29,7 +31,6 @@ class RunPredictor:
 
     def __init__(self, path: str | Path):
         run: Run = open_run(path)
-        run.refuse_several_outputs("predict")
         self.path = Path(path)
         self.steps = Preprocessing.from_dict(run.preprocessing)
         #: the run's preprocessing, as an exported model's metadata holds it
@@ -42,11 +43,32 @@ class RunPredictor:
         self.model = run.model
         self.input_shape: tuple[int, ...] = tuple(self.steps.input_shape)
         self.class_names: list[str] = list(self.steps.class_names)
-        output = run.graph.output_shape
-        self.num_classes: int | None = output[0] if len(output) == 1 else None
+        graph = run.graph
+        #: the model's outputs by name (``output`` for a model of one), and the one whose classes ``run`` gives
+        self.output_names = list(graph.output_names)
+        self.output_index = 0
+        self.output_shapes = [graph.nodes[node].output_shape for node in graph.output_nodes]
+        self.num_classes: int | None = _classes(self.output_shapes[0])
+        several = len(graph.output_nodes) > 1
+        self.output_class_names = output_class_names(run.config, graph, self.class_names) if several else {}
+        self.output_label_maps = output_label_maps(run.config) if several else {}
+        #: the map from the data's labels to the chosen output's classes (None: they are the labels)
+        self.label_map: list[int] | None = None
 
     def class_name(self, index: int) -> str:
         return self.class_names[index] if index < len(self.class_names) else str(index)
+
+    def choose_output(self, name: str) -> None:
+        """Predict ``name``'s classes: one of the outputs of a model of several (``output_names``)."""
+        if name not in self.output_names:
+            raise DataError(
+                f"the model has no output {name!r}; its outputs: {', '.join(self.output_names)}",
+                file=f"--output-name {name}",
+            )
+        self.output_index = self.output_names.index(name)
+        self.num_classes = _classes(self.output_shapes[self.output_index])
+        self.class_names = self.output_class_names.get(name, self.class_names)
+        self.label_map = self.output_label_maps.get(name)
 
     def run(
         self, examples: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, on_batch: OnBatch | None = None
@@ -57,7 +79,12 @@ class RunPredictor:
         for start in range(0, len(examples), batch_size):
             batch = examples[start : start + batch_size]
             batch = self.steps.images(model_inputs(batch, self.vectorizer) if self.takes_documents else batch)
-            parts.append(self.model.predict(batch, batch_size))
+            parts.append(self.model.outputs(batch)[self.output_index])
             if on_batch is not None:
                 on_batch(min(start + batch_size, len(examples)), len(examples))
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
+
+def _classes(shape: tuple[int, ...]) -> int | None:
+    """The classes of an output of shape ``(classes,)``; one sigmoid unit has two."""
+    return max(2, shape[0]) if len(shape) == 1 else None

@@ -99,12 +99,16 @@ class OnnxPredictor:
         self.output_names = list(outputs)
         self.output_name = "probabilities" if "probabilities" in outputs else next(iter(outputs))
         #: classes per example, when the output's shape says so ([N, classes] with a fixed size)
-        dims = outputs[self.output_name].shape
-        self.num_classes: int | None = dims[1] if len(dims) == 2 and isinstance(dims[1], int) else None
+        self.num_classes: int | None = _classes(outputs[self.output_name].shape)
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         #: whether specforge exported it (else its input scaling and class names are unknown)
         self.from_specforge = "specforge_version" in self.metadata
         self.class_names: list[str] | None = _json(self.metadata.get("class_names"))
+        #: a model of several outputs: each output's class names, by output name
+        self.output_class_names: dict[str, list[str]] = _json(self.metadata.get("output_class_names")) or {}
+        self.output_label_maps: dict[str, list[int] | None] = _json(self.metadata.get("output_label_maps")) or {}
+        #: the map from the data's labels to the chosen output's classes (None: they are the labels)
+        self.label_map: list[int] | None = None
         self.image_shape: tuple[int, ...] | None = tuple(_json(self.metadata.get("image_shape")) or ()) or None
         #: the run's preprocessing, saved in the metadata (None for a model specforge did not export)
         self.saved = (
@@ -122,6 +126,19 @@ class OnnxPredictor:
     def class_name(self, index: int) -> str:
         names = self.class_names
         return names[index] if names is not None and index < len(names) else str(index)
+
+    def choose_output(self, name: str) -> None:
+        """Predict ``name``'s classes: one of the outputs of a model of several (``output_names``)."""
+        output = next((each for each in self.session.get_outputs() if each.name == name), None)
+        if output is None:
+            raise DataError(
+                f"the model has no output {name!r}; its outputs: {', '.join(self.output_names)}",
+                file=f"--output-name {name}",
+            )
+        self.output_name = name
+        self.num_classes = _classes(output.shape)
+        self.class_names = self.output_class_names.get(name, self.class_names)
+        self.label_map = self.output_label_maps.get(name)
 
     def run(
         self, examples: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, on_batch: OnBatch | None = None
@@ -146,6 +163,11 @@ class OnnxPredictor:
             if on_batch is not None:
                 on_batch(min(start + batch_size, total), total)
         return out if out is not None else np.zeros((0,), dtype=np.float32)
+
+
+def _classes(dims: list) -> int | None:
+    """The classes of an output of shape ``[N, classes]`` with a fixed size; one sigmoid unit has two."""
+    return max(2, dims[1]) if len(dims) == 2 and isinstance(dims[1], int) else None
 
 
 def _json(value: str | None):
