@@ -164,7 +164,9 @@ def test_an_error_about_a_run_names_its_spec_yaml_at_the_real_line(finished):
         api.evaluate(finished.path)
     spec_text = finished.path / runs.SPEC_TEXT
     line = _line_of(spec_text, "- type: Dense")
-    assert caught.value.format().startswith(f"{spec_text}:{line}:5: error: model.layers[0]: MaxPooling2D expects")
+    assert caught.value.format().startswith(
+        f"{spec_text}:{line}:5: error: model.layers[0]: MaxPooling2D has no value for pool_size, strides, padding"
+    )
 
 
 def test_a_resumed_run_locates_errors_in_its_spec_yaml_and_at_the_option(finished):

@@ -68,10 +68,18 @@ def _model(path: Path, dtype=np.float32) -> tuple[Model, dict]:
     ), spec.config
 
 
+def _inputs(model: Model, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    """A random batch of the model's input: values, or ids below the input_dim of a model of token ids."""
+    shape = (BATCH, *model.graph.input_shape)
+    if np.issubdtype(np.dtype(model.graph.input_dtype), np.integer):
+        return rng.integers(0, model.graph.nodes[0].layer.config["input_dim"], size=shape)
+    return rng.standard_normal(shape).astype(dtype)
+
+
 def _batch(model: Model, loss, dtype=np.float32):
     """Random inputs, class labels and the targets specforge's loss takes for them."""
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((BATCH, *model.graph.input_shape)).astype(dtype)
+    x = _inputs(model, rng, dtype)
     units = model.graph.output_shape[-1]
     labels, targets = labels_and_targets(loss, rng.integers(0, max(units, 2), size=BATCH), units)
     return x, labels, (targets.astype(dtype) if targets.dtype.kind == "f" else targets)
@@ -192,7 +200,7 @@ def test_the_torch_onnx_export_of_the_lowering_gives_the_specs_outputs(path):
     from specforge.predict.session import make_session
 
     model, _ = _model(path)
-    x = np.random.default_rng(1).standard_normal((BATCH, *model.graph.input_shape)).astype(np.float32)
+    x = _inputs(model, np.random.default_rng(1))
     session = make_session(torch_onnx(TorchNetwork(model.graph, model.params)), threads=1)
     _assert_close(
         to_numpy(torch.from_numpy(session.run(None, {"input": to_torch(x).numpy()})[0])),
@@ -247,10 +255,13 @@ LOSS_CASES = [
 ]
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("spec_value,from_logits", LOSS_CASES)
-def test_a_loss_has_its_value_and_gradient_in_pytorch(spec_value, from_logits):
+def test_a_loss_has_its_value_and_gradient_in_pytorch(spec_value, from_logits, weighted):
     loss = losses.create(spec_value)
     rng = np.random.default_rng(0)
+    weights = np.array([1.0, 0.0, 2.0, 0.5, 3.0, 1.5]) if weighted else None
+    loss.weights = weights
     logits = rng.standard_normal((6, 3))
     outputs = logits if from_logits else 1 / (1 + np.exp(-logits))
     labels, targets = labels_and_targets(loss, rng.integers(0, 3, size=6), 3)
@@ -259,7 +270,8 @@ def test_a_loss_has_its_value_and_gradient_in_pytorch(spec_value, from_logits):
     value, grad = loss.value_and_grad(outputs, targets, from_logits=from_logits)
     torch_outputs = torch.tensor(outputs, requires_grad=True)
     torch_targets = torch.tensor(labels) if takes_classes(loss, from_logits) else torch.tensor(targets)
-    torch_value = torch_loss(loss, from_logits)(torch_outputs, torch_targets)
+    torch_weights = None if weights is None else torch.tensor(weights)
+    torch_value = torch_loss(loss, from_logits)(torch_outputs, torch_targets, torch_weights)
     torch_value.backward()
     assert torch_value.item() == pytest.approx(value, rel=1e-12)
     np.testing.assert_allclose(torch_outputs.grad.numpy(), grad, rtol=1e-10, atol=1e-15)

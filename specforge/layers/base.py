@@ -78,7 +78,10 @@ class Layer(Kind, registry=LAYERS, key="type"):
         self.name = config.pop("name", None) or name or self.type.lower()
         missing = [key for key, prop in self.schema.items() if "default" in prop and key not in config]
         if missing:
-            raise TypeError(f"{self.type} config without {', '.join(missing)}: use {self.type}.from_options")
+            raise ShapeError(
+                f"{self.type} has no value for {', '.join(missing)}: a layer takes every option (validation fills "
+                f"a spec's defaults, {self.type}.from_options those of a layer built in code)"
+            )
         self.config = config
 
     @classmethod
