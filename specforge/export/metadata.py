@@ -42,13 +42,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import specforge
-from specforge.spec.model_io import model_outputs
 
 if TYPE_CHECKING:
     import onnx
 
     from specforge.data.preprocessing import Preprocessing
-    from specforge.graph.dag import Graph
 
 
 def _run_metadata(
@@ -207,21 +205,3 @@ def attach_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
 
 def _span(low: float, high: float) -> str:
     return f"{low:.4g}-{high:.4g}" if low >= 0 else f"{low:.4g} to {high:.4g}"
-
-
-def output_label_maps(config: dict) -> dict[str, list[int] | None]:
-    """Each output's map from the data's labels to its classes (``data.targets``), None where they are the labels."""
-    return {
-        output.name: None if output.target_map is None else list(output.target_map) for output in model_outputs(config)
-    }
-
-
-def output_class_names(config: dict, graph: Graph, class_names: Sequence[str]) -> dict[str, list[str]]:
-    """Each output's class names in a model of several outputs: the data's for an output of the data's labels,
-    the class numbers for one whose target maps them (``data.targets``); one sigmoid unit has two classes."""
-    names = {}
-    for output, node in zip(model_outputs(config), graph.output_nodes, strict=True):
-        classes = max(2, graph.nodes[node].output_shape[-1])
-        labels = output.target_map is None and len(class_names) == classes
-        names[output.name] = list(class_names) if labels else [str(index) for index in range(classes)]
-    return names

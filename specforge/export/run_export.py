@@ -25,8 +25,6 @@ from specforge.export.metadata import (
     attach_metadata,
     build_metadata,
     model_metadata,
-    output_class_names,
-    output_label_maps,
     table_metadata,
     text_metadata,
 )
@@ -39,6 +37,7 @@ from specforge.export.quantize import (
 )
 from specforge.export.web import page_mode, write_site
 from specforge.runs.directory import display_path, open_run, write_json
+from specforge.spec.model_io import output_class_names, output_label_maps
 
 if TYPE_CHECKING:
     import onnx
@@ -225,7 +224,8 @@ def export_run(
             graph, run.weights(), steps, raw, logits=logits, in_graph=preprocessing, data=data, **common
         )
         if several:
-            names = output_class_names(run.config, graph, steps.class_names)
+            widths = [graph.nodes[node].output_shape[-1] for node in graph.output_nodes]
+            names = output_class_names(run.config, widths, steps.class_names)
             maps = output_label_maps(run.config)
             attach_metadata(
                 model,

@@ -9,11 +9,11 @@ import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.data import Preprocessing
-from specforge.export.metadata import output_class_names, output_label_maps
 from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch
 from specforge.predict.table import rows_only
 from specforge.predict.text import model_inputs
 from specforge.runs.directory import MANIFEST, Run, open_run
+from specforge.spec.model_io import output_class_names, output_label_maps
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -50,7 +50,8 @@ class RunPredictor:
         self.output_shapes = [graph.nodes[node].output_shape for node in graph.output_nodes]
         self.num_classes: int | None = _classes(self.output_shapes[0])
         several = len(graph.output_nodes) > 1
-        self.output_class_names = output_class_names(run.config, graph, self.class_names) if several else {}
+        widths = [shape[-1] for shape in self.output_shapes]
+        self.output_class_names = output_class_names(run.config, widths, self.class_names) if several else {}
         self.output_label_maps = output_label_maps(run.config) if several else {}
         #: the map from the data's labels to the chosen output's classes (None: they are the labels)
         self.label_map: list[int] | None = None

@@ -9,6 +9,7 @@ several outputs' have the output's name (``digit_loss``, ``parity_accuracy``) be
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,4 +96,31 @@ def _target_map(target: dict | None) -> tuple[int, ...] | None:
     return tuple(target["map"]) if target is not None and "map" in target else None
 
 
-__all__ = ["OUTPUT", "InputSpec", "OutputSpec", "model_inputs", "model_outputs"]
+def output_label_maps(config: dict) -> dict[str, list[int] | None]:
+    """Each output's map from the data's labels to its classes (``data.targets``), None where they are the labels."""
+    return {
+        output.name: None if output.target_map is None else list(output.target_map) for output in model_outputs(config)
+    }
+
+
+def output_class_names(config: dict, widths: Sequence[int], class_names: Sequence[str]) -> dict[str, list[str]]:
+    """Each output's class names in a model of several outputs (``widths``: each output's last axis): the data's
+    for an output of the data's labels, the class numbers for one whose target maps them (``data.targets``); one
+    sigmoid unit has two classes."""
+    names = {}
+    for output, width in zip(model_outputs(config), widths, strict=True):
+        classes = max(2, width)
+        labels = output.target_map is None and len(class_names) == classes
+        names[output.name] = list(class_names) if labels else [str(index) for index in range(classes)]
+    return names
+
+
+__all__ = [
+    "OUTPUT",
+    "InputSpec",
+    "OutputSpec",
+    "model_inputs",
+    "model_outputs",
+    "output_class_names",
+    "output_label_maps",
+]
