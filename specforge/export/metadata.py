@@ -192,11 +192,6 @@ def input_layout(input_shape: Sequence[int]) -> str:
     return {3: "NHWC", 2: "NHW", 1: "NC"}.get(len(input_shape), "N" + "D" * len(input_shape))
 
 
-def model_metadata(model: onnx.ModelProto) -> dict[str, str]:
-    """The ``metadata_props`` of ``model`` as a dict."""
-    return {prop.key: prop.value for prop in model.metadata_props}
-
-
 def attach_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
     from onnx import helper
 

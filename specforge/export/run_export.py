@@ -24,7 +24,6 @@ from specforge.data.table.read import join_tables
 from specforge.export.metadata import (
     attach_metadata,
     build_metadata,
-    model_metadata,
     table_metadata,
     text_metadata,
 )
@@ -94,11 +93,13 @@ def export_classifier(
     in_graph: bool = True,
     data: str = "",
     description: str = "",
+    outputs_metadata: dict[str, str] | None = None,
 ) -> tuple[onnx.ModelProto, ParityResult]:
     """The checked, documented ONNX model of a classifier, and its parity result.
 
     ``raw`` is the parity batch as stored (at least ``MIN_EXAMPLES`` examples where the data
-    has them).  Raises ExportError when a layer cannot be converted or the gate fails.
+    has them); ``outputs_metadata`` describes the outputs of a model of several (``outputs_metadata``).
+    Raises ExportError when a layer cannot be converted or the gate fails.
     """
     outputs = (
         [("probabilities", graph.output_shape)]
@@ -129,7 +130,8 @@ def export_classifier(
             outputs=[output.name for output in model.graph.output],
             raw=raw,
             metrics=metrics,
-        ),
+        )
+        | (outputs_metadata or {}),
     )
     return model, parity
 
@@ -221,20 +223,16 @@ def export_run(
     else:
         raw, data = parity_batch(run.config, graph.input_shape, base_dir, steps)
         model, parity = export_classifier(
-            graph, run.weights(), steps, raw, logits=logits, in_graph=preprocessing, data=data, **common
+            graph,
+            run.weights(),
+            steps,
+            raw,
+            logits=logits,
+            in_graph=preprocessing,
+            data=data,
+            outputs_metadata=outputs_metadata(run.config, graph, steps) if several else None,
+            **common,
         )
-        if several:
-            widths = [graph.nodes[node].output_shape[-1] for node in graph.output_nodes]
-            names = output_class_names(run.config, widths, steps.class_names)
-            maps = output_label_maps(run.config)
-            attach_metadata(
-                model,
-                {
-                    **model_metadata(model),
-                    "output_class_names": json.dumps(names),
-                    "output_label_maps": json.dumps(maps),
-                },
-            )
     if quantize is not None:
         calibration, test_inputs, test_labels = quantization_data(
             run.config, graph.input_shape, base_dir, steps, preprocessing
@@ -446,3 +444,12 @@ def quantization_data(
         inputs(dataset.test.images),
         np.asarray(dataset.test.labels),
     )
+
+
+def outputs_metadata(config: dict, graph: Graph, preprocessing: Preprocessing) -> dict[str, str]:
+    """The metadata of a model of several outputs: each output's class names and map from the data's labels."""
+    widths = [graph.nodes[node].output_shape[-1] for node in graph.output_nodes]
+    return {
+        "output_class_names": json.dumps(output_class_names(config, widths, preprocessing.class_names)),
+        "output_label_maps": json.dumps(output_label_maps(config)),
+    }

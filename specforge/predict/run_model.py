@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from specforge.base.errors import DataError
 from specforge.data import Preprocessing
-from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch
+from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch, output_classes, unknown_output
 from specforge.predict.table import rows_only
 from specforge.predict.text import model_inputs
 from specforge.runs.directory import MANIFEST, Run, open_run
@@ -48,7 +47,7 @@ class RunPredictor:
         self.output_names = list(graph.output_names)
         self.output_index = 0
         self.output_shapes = [graph.nodes[node].output_shape for node in graph.output_nodes]
-        self.num_classes: int | None = _classes(self.output_shapes[0])
+        self.num_classes: int | None = output_classes(self.output_shapes[0])
         several = len(graph.output_nodes) > 1
         widths = [shape[-1] for shape in self.output_shapes]
         self.output_class_names = output_class_names(run.config, widths, self.class_names) if several else {}
@@ -62,12 +61,9 @@ class RunPredictor:
     def choose_output(self, name: str) -> None:
         """Predict ``name``'s classes: one of the outputs of a model of several (``output_names``)."""
         if name not in self.output_names:
-            raise DataError(
-                f"the model has no output {name!r}; its outputs: {', '.join(self.output_names)}",
-                file=f"--output-name {name}",
-            )
+            raise unknown_output(name, self.output_names)
         self.output_index = self.output_names.index(name)
-        self.num_classes = _classes(self.output_shapes[self.output_index])
+        self.num_classes = output_classes(self.output_shapes[self.output_index])
         self.class_names = self.output_class_names.get(name, self.class_names)
         self.label_map = self.output_label_maps.get(name)
 
@@ -84,8 +80,3 @@ class RunPredictor:
             if on_batch is not None:
                 on_batch(min(start + batch_size, len(examples)), len(examples))
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
-
-
-def _classes(shape: tuple[int, ...]) -> int | None:
-    """The classes of an output of shape ``(classes,)``; one sigmoid unit has two."""
-    return max(2, shape[0]) if len(shape) == 1 else None

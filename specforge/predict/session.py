@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +99,7 @@ class OnnxPredictor:
         self.output_names = list(outputs)
         self.output_name = "probabilities" if "probabilities" in outputs else next(iter(outputs))
         #: classes per example, when the output's shape says so ([N, classes] with a fixed size)
-        self.num_classes: int | None = _classes(outputs[self.output_name].shape)
+        self.num_classes: int | None = output_classes(outputs[self.output_name].shape[1:])
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         #: whether specforge exported it (else its input scaling and class names are unknown)
         self.from_specforge = "specforge_version" in self.metadata
@@ -131,12 +131,9 @@ class OnnxPredictor:
         """Predict ``name``'s classes: one of the outputs of a model of several (``output_names``)."""
         output = next((each for each in self.session.get_outputs() if each.name == name), None)
         if output is None:
-            raise DataError(
-                f"the model has no output {name!r}; its outputs: {', '.join(self.output_names)}",
-                file=f"--output-name {name}",
-            )
+            raise unknown_output(name, self.output_names)
         self.output_name = name
-        self.num_classes = _classes(output.shape)
+        self.num_classes = output_classes(output.shape[1:])
         self.class_names = self.output_class_names.get(name, self.class_names)
         self.label_map = self.output_label_maps.get(name)
 
@@ -165,9 +162,15 @@ class OnnxPredictor:
         return out if out is not None else np.zeros((0,), dtype=np.float32)
 
 
-def _classes(dims: list) -> int | None:
-    """The classes of an output of shape ``[N, classes]`` with a fixed size; one sigmoid unit has two."""
-    return max(2, dims[1]) if len(dims) == 2 and isinstance(dims[1], int) else None
+def output_classes(shape: Sequence) -> int | None:
+    """The classes of an output whose examples have ``shape``: ``(classes,)`` with a fixed size, one sigmoid unit
+    read as two; None for other shapes."""
+    return max(2, shape[0]) if len(shape) == 1 and isinstance(shape[0], int) else None
+
+
+def unknown_output(name: str, names: Sequence[str]) -> DataError:
+    """The refusal of ``--output-name`` naming no output of the model, with those it has."""
+    return DataError(f"the model has no output {name!r}; its outputs: {', '.join(names)}", file=f"--output-name {name}")
 
 
 def _json(value: str | None):
