@@ -2,7 +2,8 @@
 
 A source's examples are one array per batch.  The model's single input takes it whole; several inputs
 (``model.inputs``) each take a group of a table's feature columns (``data.inputs``): the encoded columns of
-those features, in the group's order.  Only a table feeds several inputs.
+those features, in the group's order; an image column, alone in its group, gives its input the pixels as
+``[height, width, channels]``.  Only a table feeds several inputs.
 """
 
 from __future__ import annotations
@@ -17,15 +18,21 @@ from specforge.data.table.features import TablePipeline
 
 @dataclass(frozen=True)
 class Feed:
-    """The encoded columns each model input takes (None: the only input takes the whole batch)."""
+    """The encoded columns each model input takes (None: the only input takes the whole batch), and the shape of
+    one example of each (None: the columns as they are; an image column's ``[height, width, channels]``)."""
 
     columns: tuple[np.ndarray, ...] | None = None
+    shapes: tuple[tuple[int, ...] | None, ...] = ()
 
     def split(self, x: np.ndarray) -> np.ndarray | list[np.ndarray]:
         """A batch as the model takes it: ``x`` itself, or one array per input."""
         if self.columns is None:
             return x
-        return [np.ascontiguousarray(x[:, columns]) for columns in self.columns]
+        shapes = self.shapes or (None,) * len(self.columns)
+        return [
+            np.ascontiguousarray(x[:, columns]).reshape(len(x), *(shape or (len(columns),)))
+            for columns, shape in zip(self.columns, shapes, strict=True)
+        ]
 
 
 def examples_shape(config: dict) -> tuple[int, ...]:
@@ -54,11 +61,13 @@ def make_feed(data_config: dict, pipeline: TablePipeline | None) -> Feed:
     if not groups or pipeline is None:
         return Feed()
     positions = feature_columns(pipeline)
+    images = {feature.column: tuple(feature.shape) for feature in pipeline.features if feature.type == "image"}
     return Feed(
         tuple(
             np.array([index for column in columns for index in positions[column]], dtype=np.int64)
             for columns in groups.values()
-        )
+        ),
+        tuple(images.get(columns[0]) if len(columns) == 1 else None for columns in groups.values()),
     )
 
 

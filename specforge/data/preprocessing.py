@@ -16,19 +16,9 @@ from math import prod
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.rescale import rescale_factor
 from specforge.data.table.features import TablePipeline
 from specforge.data.text.vectorize import TextVectorizer
-
-#: A rescale factor written as a fraction: positive numerator and denominator (``1/255``).
-FRACTION_PATTERN = r"^\s*(?=[0-9.]*[1-9])[0-9]*\.?[0-9]+\s*/\s*(?=[0-9.]*[1-9])[0-9]*\.?[0-9]+\s*$"
-
-
-def rescale_factor(value: float | str) -> float:
-    """``data.preprocessing.rescale`` as a number: ``"1/255"`` is 1/255 (the schema admits only such fractions)."""
-    if isinstance(value, str):
-        numerator, denominator = value.split("/")
-        return float(numerator) / float(denominator)
-    return float(value)
 
 
 def _values(value: float | list[float] | tuple[float, ...] | None) -> tuple[float, ...] | None:

@@ -13,7 +13,7 @@ against the options of the source in use.
 
 from __future__ import annotations
 
-from specforge.data.preprocessing import FRACTION_PATTERN
+from specforge.data.rescale import RESCALE_VALUES
 from specforge.data.sources import SOURCES, DataSource, need, path_option
 from specforge.data.splits import SPLIT_NAMES
 
@@ -27,7 +27,7 @@ PREPROCESSING_SCHEMA = {
     "in this order: reshape, rescale, normalize. They are recorded in the run directory.",
     "properties": {
         "rescale": {
-            "oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "pattern": FRACTION_PATTERN}],
+            **RESCALE_VALUES,
             "default": 1.0,
             "description": "Multiply every pixel by this factor, a number or a fraction such as 1/255 (for [0, 1]). "
             "Default 1.0: raw 0-255 pixels, as the seed tutorial.",

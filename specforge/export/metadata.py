@@ -29,7 +29,7 @@ A text model taking raw documents has ``input_name`` ``text``, ``input_shape`` `
 ``N`` and ``input_range`` ``raw documents (UTF-8 strings)``, and no ``image_shape``.
 
 A table model (raw rows in) has ``inputs`` (JSON list of ``{"name", "type"}``, one per feature
-column, type ``float`` or ``string``) and ``task`` (``classification`` or ``regression``)
+column, type ``float`` or ``string``; an image column's ``{"name", "type": "image", "shape"}``) and ``task`` (``classification`` or ``regression``)
 instead of ``input_name``, ``input_shape``, ``input_layout``, ``input_range`` and ``image_shape``.
 """
 
@@ -149,8 +149,6 @@ def table_metadata(
     metrics: dict | None = None,
 ) -> dict[str, str]:
     """The metadata of an exported table model: the task, its named inputs, the classes or target columns."""
-    from onnx import TensorProto
-
     return _run_metadata(
         spec_name,
         spec_sha256,
@@ -161,17 +159,20 @@ def table_metadata(
         metrics,
         {
             "task": "regression" if preprocessing.regression else "classification",
-            "inputs": json.dumps(
-                [
-                    {
-                        "name": info.name,
-                        "type": "string" if info.type.tensor_type.elem_type == TensorProto.STRING else "float",
-                    }
-                    for info in inputs
-                ]
-            ),
+            "inputs": json.dumps([_table_input(info) for info in inputs]),
         },
     )
+
+
+def _table_input(info: onnx.ValueInfoProto) -> dict:
+    """A table model's input in its metadata: its name and type, ``string`` or ``float`` for a column of one value
+    per row, ``image`` (with the pixels' shape) for an image column's ``[N, height, width, channels]``."""
+    from onnx import TensorProto
+
+    dims = [dim.dim_value for dim in info.type.tensor_type.shape.dim[1:]]
+    if len(dims) > 1:
+        return {"name": info.name, "type": "image", "shape": dims}
+    return {"name": info.name, "type": "string" if info.type.tensor_type.elem_type == TensorProto.STRING else "float"}
 
 
 def input_range(raw: np.ndarray, preprocessing: Preprocessing, in_graph: bool) -> str:

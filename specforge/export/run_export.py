@@ -291,7 +291,8 @@ def export_table(
         raise ValueError("export_table takes a table model's preprocessing, which holds its table pipeline")
     doc = (
         f"{_doc_title(spec_name, description)} One input per feature column, [N, 1] "
-        "(float for numeric columns, string for categorical and binary ones); output "
+        "(float for numeric columns, string for categorical and binary ones; an image column's raw 0-255 pixels, "
+        "[N, height, width, channels]); output "
         f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph."
     )
     network = export_graph(graph, params, opset=opset)

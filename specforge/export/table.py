@@ -1,7 +1,8 @@
 """A table model's ONNX interface: raw rows in, with every preprocessing step inside the graph.
 
 One input per feature column, ``[N, 1]``: float for numeric columns (NaN for a missing value),
-string for categorical and binary ones, where ``""`` and every other text the table reader takes
+string for categorical and binary ones (an image column: float ``[N, height, width, channels]``, the raw 0-255
+pixels of the images its cells name, which the graph multiplies by the column's ``rescale``), where ``""`` and every other text the table reader takes
 for a missing cell (``MISSING``: ``NA``, ``null``, ``?``, ...) are missing, so that the same cell
 means the same in Python and wherever the graph runs.  The graph fills missing values, scales
 numbers, looks categories up in the training vocabulary (ai.onnx.ml LabelEncoder; a value never
@@ -56,6 +57,10 @@ def _numeric(graph: Subgraph, feature: Feature) -> str:
         filled = graph.node("Log", [graph.node("Add", [filled, graph.floats([1], "one")], "plus_one")], "log")
     centered = graph.node("Sub", [filled, graph.floats([feature.center], "center")], "centered")
     return graph.node("Div", [centered, graph.floats([feature.spread], "spread")], "scaled")
+
+
+def _image(graph: Subgraph, feature: Feature) -> str:
+    return graph.node("Mul", [feature.column, graph.floats([feature.rescale], "rescale")], "rescaled")
 
 
 def _lookup(feature: Feature, codes: list, unseen: object) -> dict:
@@ -120,10 +125,23 @@ def _first_of_each_column(pipeline: TablePipeline) -> list[Feature]:
     return list(seen.values())
 
 
+def _image_info(feature: Feature) -> onnx.ValueInfoProto:
+    info = helper.make_tensor_value_info(feature.column, TensorProto.FLOAT, ["N", *feature.shape])
+    info.doc_string = (
+        f"image column {feature.column!r}: raw 0-255 pixels {feature.shape} of the images its cells name, converted "
+        "and resized as image folders are"
+    )
+    return info
+
+
 def input_infos(pipeline: TablePipeline) -> list[onnx.ValueInfoProto]:
-    """The model's inputs: one ``[N, 1]`` tensor per feature column, float or string."""
+    """The model's inputs: one ``[N, 1]`` tensor per feature column, float or string (an image column's pixels
+    ``[N, height, width, channels]``)."""
     infos = []
     for feature in _first_of_each_column(pipeline):
+        if feature.type == "image":
+            infos.append(_image_info(feature))
+            continue
         numeric = feature.type == "numeric"
         unseen = "adds nothing (an all-zero one-hot)" if feature.type == "categorical" else "reads as 0"
         doc = f"{feature.type} column {feature.column!r}: " + (
@@ -144,9 +162,10 @@ def _preprocessing(
     pipeline: TablePipeline, network: onnx.ModelProto, groups: dict[str, list[str]] | None = None
 ) -> onnx.ModelProto:
     """Raw rows to the network's input ``input``, the encoded features in order; or, with ``groups``
-    (``data.inputs``), to each named model input, the encoded features of its columns in the group's order."""
+    (``data.inputs``), to each named model input, the encoded features of its columns in the group's order (an
+    image column, alone in its group, its rescaled pixels ``[N, height, width, channels]``)."""
     graph = Subgraph("table")
-    encode = {"numeric": _numeric, "categorical": _categorical, "binary": _binary}
+    encode = {"numeric": _numeric, "categorical": _categorical, "binary": _binary, "image": _image}
     encoded = [(feature.column, encode[feature.type](graph, feature), feature.width) for feature in pipeline.features]
     wanted = (
         {
@@ -161,8 +180,8 @@ def _preprocessing(
         graph.nodes.append(
             helper.make_node("Concat", [part for _, part, _ in taken], [name], name=f"table/{name}", axis=1)
         )
-        width = sum(size for _, _, size in taken)
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", width]))
+        shape = pipeline_images(pipeline).get(taken[0][0]) or (sum(size for _, _, size in taken),)
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape]))
     return _model(graph, input_infos(pipeline), outputs, network)
 
 
@@ -218,7 +237,17 @@ def table_model(
 
 
 def pipeline_inputs(pipeline: TablePipeline) -> list[tuple[str, bool]]:
-    return [(feature.column, feature.type != "numeric") for feature in _first_of_each_column(pipeline)]
+    """``(column, is_text)`` for each input of raw cells (the image columns' are in ``pipeline_images``)."""
+    return [
+        (feature.column, feature.type != "numeric")
+        for feature in _first_of_each_column(pipeline)
+        if feature.type != "image"
+    ]
+
+
+def pipeline_images(pipeline: TablePipeline) -> dict[str, tuple[int, ...]]:
+    """Each image column's input and the shape of its pixels."""
+    return {feature.column: tuple(feature.shape) for feature in pipeline.features if feature.type == "image"}
 
 
 def check_table_parity(
@@ -239,7 +268,8 @@ def check_table_parity(
             "the weights are not usable (did training diverge?); nothing was written"
         )
     session = make_session(model.SerializeToString())
-    got = session.run([output_name(pipeline.target)], rows_feed(table, pipeline_inputs(pipeline)))[0]
+    feed = rows_feed(table, pipeline_inputs(pipeline), pipeline_images(pipeline))
+    got = session.run([output_name(pipeline.target)], feed)[0]
     agree = len(got) if pipeline.target.regression else int(np.sum(got.argmax(-1) == expected.argmax(-1)))
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
     passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale)) and agree == len(got)

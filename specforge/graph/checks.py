@@ -11,6 +11,7 @@ from specforge.data import declared_num_classes
 from specforge.data.table.features import NUMERIC_FILLS
 from specforge.graph.augmentation_checks import augmentation_problems
 from specforge.graph.dag import Graph
+from specforge.graph.image_checks import image_column_problems
 from specforge.graph.io_checks import input_width_problems, io_problems
 from specforge.graph.text_checks import id_input_problems, vectorize_problems
 from specforge.graph.training_checks import training_option_problems, training_problems
@@ -32,6 +33,7 @@ def check_options(spec: Spec) -> None:
         + _column_problems(spec)
         + io_problems(spec)
         + vectorize_problems(spec)
+        + image_column_problems(spec)
         + training_option_problems(spec)
     )
 
@@ -131,8 +133,8 @@ def _column_problems(spec: Spec) -> list[Problem]:
                     spec.locate((*where, "column")),
                 )
             )
-        if feature["type"] == "text":
-            continue  # a text column takes no fill (text_checks)
+        if feature["type"] in ("text", "image"):
+            continue  # a text or image column takes no fill (text_checks, image_checks)
         if feature.get("fill") == "constant" and "fill_value" not in feature:
             problems.append(
                 Problem(

@@ -3,14 +3,15 @@
 The model (``specforge export`` of a ``table`` spec) takes one input per feature column; the
 file must have those columns (by header name; other columns are ignored) and its cells are fed
 as they are: numbers for numeric columns, text for categorical and binary ones, missing cells as
-NaN and ``""``, which the graph fills as training did.  A classifier gives each row's most
+NaN and ``""``, which the graph fills as training did; an image column's cells are paths of PNG or JPEG files
+relative to the rows file, fed as their raw pixels (decoded as in training).  A classifier gives each row's most
 probable class and its probability, a regression the predicted numbers in the target's units.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ import numpy as np
 from specforge.base.errors import DataError
 from specforge.data.feed import Feed, make_feed
 from specforge.data.preprocessing import Preprocessing
+from specforge.data.table.images import column_pixels
 from specforge.data.table.info import unseen_binary_notes
 from specforge.data.table.read import JSON_LINES_SUFFIXES, PARQUET_SUFFIXES, Table, read_table
 from specforge.graph.model import Model
@@ -71,13 +73,17 @@ def is_table_model(metadata: dict[str, str]) -> bool:
     return "inputs" in metadata
 
 
-def rows_feed(table: Table, inputs: Sequence[tuple[str, bool]]) -> dict[str, np.ndarray]:
-    """onnxruntime's feed for the raw rows of ``table``: ``(column, is_text)`` per model input, ``[N, 1]`` each.
+def rows_feed(
+    table: Table, inputs: Sequence[tuple[str, bool]], images: Mapping[str, tuple[int, ...]] | None = None
+) -> dict[str, np.ndarray]:
+    """onnxruntime's feed for the raw rows of ``table``: ``(column, is_text)`` per model input, ``[N, 1]`` each,
+    and each image column of ``images`` (its pixels' shape) as float32 raw pixels ``[N, *shape]``.
 
     A column the model takes and the table lacks is refused, naming every missing column; other columns of the
     table are ignored."""
-    require_columns(table, [name for name, _ in inputs])
-    feed = {}
+    images = images or {}
+    require_columns(table, [name for name, _ in inputs] + list(images))
+    feed = {name: column_pixels(table, name, shape).astype(np.float32) for name, shape in images.items()}
     for name, is_text in inputs:
         if is_text:
             feed[name] = np.array([[text or ""] for text in table.texts(name)], dtype=object)
@@ -107,8 +113,16 @@ def numpy_outputs(
 
 
 def table_inputs(metadata: dict[str, str]) -> list[tuple[str, bool]]:
-    """``(column, is_text)`` for each input of an exported table model, in the model's order, from its metadata."""
-    return [(item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"])]
+    """``(column, is_text)`` for each input of raw cells of an exported table model, in the model's order, from its
+    metadata (the image columns' are ``image_inputs``)."""
+    return [
+        (item["name"], item["type"] == "string") for item in json.loads(metadata["inputs"]) if item["type"] != "image"
+    ]
+
+
+def image_inputs(metadata: dict[str, str]) -> dict[str, tuple[int, ...]]:
+    """Each image column's input of an exported table model and the shape of its pixels, from its metadata."""
+    return {item["name"]: tuple(item["shape"]) for item in json.loads(metadata["inputs"]) if item["type"] == "image"}
 
 
 def rows_only(model: str | Path) -> DataError:
@@ -136,7 +150,7 @@ def predict_rows(
         raise _not_rows(rows)
     table = _read_rows(rows, limit)
     (output,) = json.loads(metadata["outputs"])
-    outputs = onnx_model.session.run([output], rows_feed(table, table_inputs(metadata)))[0]
+    outputs = onnx_model.session.run([output], rows_feed(table, table_inputs(metadata), image_inputs(metadata)))[0]
     return RowPredictions(
         str(model),
         metadata["task"],

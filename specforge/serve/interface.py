@@ -4,7 +4,8 @@ request's tensors.
 An image or array model takes its tensors as they are (FP64 cast to the FP32 it wants).  A table model
 (``specforge export`` of a table spec) takes one ``[N, 1]`` tensor per feature column, FP32 (or FP64) for a
 numeric column and BYTES for a categorical or binary one, and its rows are fed exactly as
-``specforge predict MODEL rows.csv`` feeds the rows of a file: the same missing values, the same conversion.
+``specforge predict MODEL rows.csv`` feeds the rows of a file: the same missing values, the same conversion;
+an image column's input takes the raw 0-255 pixels ``[N, height, width, channels]`` as FP32 (or FP64).
 A text model takes one BYTES tensor ``text`` of shape ``[N]``, one raw document per element (UTF-8), which
 its graph vectorizes as ``specforge predict MODEL --text`` does.
 """
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from specforge.data.table.read import cells_table
-from specforge.predict.table import is_table_model, table_inputs
+from specforge.predict.table import image_inputs, is_table_model, table_inputs
 from specforge.serve.protocol import DATATYPES, NUMPY_TYPES, TensorSpec
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ class ServedModel:
         self.outputs = [_spec(tensor) for tensor in self.session.get_outputs()]
         #: ``(column, is_text)`` per input of a table model; None for an image or array model
         self.columns = table_inputs(model.metadata) if is_table_model(model.metadata) else None
+        #: a table model's image columns, whose pixels are fed as they come
+        self.images = image_inputs(model.metadata) if is_table_model(model.metadata) else {}
 
     @property
     def output_names(self) -> list[str]:
@@ -53,7 +56,8 @@ class ServedModel:
         from specforge.export.table import rows_feed
 
         cells = {name: tensors[name].reshape(-1).tolist() for name, _ in self.columns}
-        return rows_feed(cells_table("the request", cells), self.columns)
+        pixels = {name: tensors[name].astype(np.float32, copy=False) for name in self.images}
+        return rows_feed(cells_table("the request", cells), self.columns) | pixels
 
 
 def _spec(tensor: Any) -> TensorSpec:  # onnxruntime's NodeArg, which has no type hints

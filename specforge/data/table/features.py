@@ -19,6 +19,10 @@ build the same steps into the ONNX graph.  Encodings, in feature order:
   on the training split: ``output_sequence_length`` token ids (int64, for an Embedding; then the
   column is the model's whole input) or one value per vocabulary entry.  A missing cell is an empty
   document.
+- image: each cell the path of a PNG or JPEG file relative to the table file, decoded to the column's
+  ``shape`` (``specforge.data.table.images``), its raw 0-255 pixels times ``rescale``; the row's values, flat.
+  The column feeds a model input of its own (``data.inputs``), which takes them as ``[height, width,
+  channels]`` (``specforge.data.feed``).
 
 A cell that is one of ``MISSING`` (``specforge.data.table.read``) is missing here, in the reader,
 and inside the exported graph alike.
@@ -28,15 +32,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from math import prod
 from typing import TypeVar
 
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.rescale import rescale_factor
+from specforge.data.table.images import column_pixels
 from specforge.data.table.read import Table, as_text
 from specforge.data.text.vectorize import TextVectorizer
 
-FEATURE_TYPES = ("numeric", "categorical", "binary", "text")
+FEATURE_TYPES = ("numeric", "categorical", "binary", "text", "image")
 TARGET_TYPES = ("categorical", "binary", "numeric")
 FILLS = ("mean", "median", "constant", "most_frequent")
 #: The fills that need numbers (graph.checks refuses them for a categorical or binary column).
@@ -46,6 +53,8 @@ SCALINGS = ("standardize", "minmax", "log", "none")
 UNSEEN = -1
 #: How many row numbers an error lists.
 SHOWN_ROWS = 10
+#: The fields of a feature record only an image column has.
+IMAGE_FIELDS = ("shape", "rescale")
 
 _Value = TypeVar("_Value", float, str)
 
@@ -78,11 +87,16 @@ class Feature:
     vocabulary: list[str] = field(default_factory=list)
     #: text: the vectorizer learned on the training split's documents
     vectorizer: TextVectorizer | None = None
+    #: image: the pixels' [height, width, channels] and the factor they are multiplied by
+    shape: list[int] = field(default_factory=list)
+    rescale: float = 1.0
 
     @property
     def width(self) -> int:
         if self.vectorizer is not None:
             return self.vectorizer.output_shape[0]
+        if self.type == "image":
+            return prod(self.shape)
         return len(self.vocabulary) + 1 if self.type == "categorical" else 1
 
     @property
@@ -92,6 +106,8 @@ class Feature:
             if self.vectorizer.output_mode == "int":
                 return [f"{self.column}[{position}]" for position in range(self.width)]
             return [f"{self.column}=<other>"] + [f"{self.column}={token}" for token in self.vectorizer.vocabulary]
+        if self.type == "image":
+            return [f"{self.column}[{position}]" for position in range(self.width)]
         if self.type != "categorical":
             return [self.column]
         return [f"{self.column}={value}" for value in self.vocabulary] + [f"{self.column}=<other>"]
@@ -115,6 +131,9 @@ class Feature:
                 feature.documents(table), f"{where}.column"
             )
             return feature
+        if kind == "image":
+            table.column(column, where)
+            return cls(column, kind, "", shape=list(config["shape"]), rescale=rescale_factor(config.get("rescale", 1)))
         if kind == "numeric":
             values = table.numbers(column, where)
             present = values[~np.isnan(values)]
@@ -166,6 +185,9 @@ class Feature:
         ``output_mode: int``)."""
         if self.vectorizer is not None:
             return self.vectorizer.transform(self.documents(table))
+        if self.type == "image":
+            pixels = column_pixels(table, self.column, tuple(self.shape))
+            return np.multiply(pixels.reshape(len(table), -1), np.float32(self.rescale), dtype=np.float32)
         if self.type == "numeric":
             values = table.numbers(self.column)
             values = np.where(np.isnan(values), self.fill, values)
@@ -302,9 +324,14 @@ class TablePipeline:
         return np.concatenate([feature.encode(table) for feature in self.features], axis=1)
 
     def to_dict(self) -> dict:
-        """The record a run keeps: a text column's vectorizer with its feature, no such entry for the others."""
+        """The record a run keeps: a text column's vectorizer and an image column's shape and rescale with their
+        feature, no such entries for the others."""
         features = [
-            {key: value for key, value in asdict(feature).items() if key != "vectorizer" or value is not None}
+            {
+                key: value
+                for key, value in asdict(feature).items()
+                if (key != "vectorizer" or value is not None) and (key not in IMAGE_FIELDS or feature.type == "image")
+            }
             for feature in self.features
         ]
         return {"features": features, "target": asdict(self.target)}

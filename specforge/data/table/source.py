@@ -16,6 +16,7 @@ import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.data.files import require_file, resolve, sha256_file
+from specforge.data.rescale import RESCALE_VALUES
 from specforge.data.splits import DataShape, Loaded, Split
 from specforge.data.table.features import (
     FEATURE_TYPES,
@@ -54,7 +55,8 @@ FEATURE_SCHEMA = {
             "default": "numeric",
             "description": "numeric: one input; binary: two values, one 0/1 input; categorical: one-hot over "
             "the training values plus an out-of-vocabulary input; text: a document per cell, vectorized as "
-            "vectorize says (an empty cell is an empty document). Default: numeric.",
+            "vectorize says (an empty cell is an empty document); image: the path of a PNG or JPEG file, relative to "
+            "the table file, whose pixels feed a model input of their own (data.inputs). Default: numeric.",
         },
         "vectorize": {
             **{key: value for key, value in VECTORIZE_SCHEMA.items() if key != "default"},
@@ -62,6 +64,20 @@ FEATURE_SCHEMA = {
             "TextVectorization options and defaults; the vocabulary is learned on the training split and saved "
             "with the run. output_mode int (the default) gives token ids for an Embedding and makes the column "
             "the model's only input; the other modes give one value per vocabulary entry, beside other columns.",
+        },
+        "shape": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1},
+            "minItems": 3,
+            "maxItems": 3,
+            "description": "type image only (required with it): [height, width, channels] the images are converted "
+            "to as image folders' are (1 channel: grayscale, 3: RGB, 4: RGBA; resized bilinearly), the shape of the "
+            "model input the column feeds.",
+        },
+        "rescale": {
+            **RESCALE_VALUES,
+            "description": "type image only: multiply the raw 0-255 pixels by this factor, a number or a fraction "
+            "such as 1/255 (for [0, 1]); in the exported graph too, which takes raw pixels. Default: 1.",
         },
         "fill": {
             "enum": list(FILLS),
@@ -78,12 +94,15 @@ FEATURE_SCHEMA = {
         },
     },
     "required": ["column"],
+    "if": {"properties": {"type": {"const": "image"}}, "required": ["type"]},
+    "then": {"required": ["shape"]},
     "additionalProperties": False,
     "examples": [
         {"column": "age"},
         {"column": "city", "type": "categorical"},
         {"column": "income", "fill": "median", "scale": "log"},
         {"column": "message", "type": "text", "vectorize": {"max_tokens": 10000, "output_sequence_length": 64}},
+        {"column": "photo", "type": "image", "shape": [28, 28, 1], "rescale": "1/255"},
     ],
 }
 
@@ -231,7 +250,8 @@ def table_shape(pipeline: TablePipeline) -> DataShape:
     of a text column of token ids (an Embedding's smallest input_dim)."""
     categorical = [feature for feature in pipeline.features if feature.type == "categorical"]
     texts = pipeline.text_features
-    singles = len(pipeline.features) - len(categorical) - len(texts)
+    images = [feature for feature in pipeline.features if feature.type == "image"]
+    singles = len(pipeline.features) - len(categorical) - len(texts) - len(images)
     parts = (
         ([f"{singles} numeric or binary column{'s' if singles != 1 else ''} of 1"] if singles else [])
         + [
@@ -239,12 +259,14 @@ def table_shape(pipeline: TablePipeline) -> DataShape:
             for feature in categorical
         ]
         + [_text_part(feature) for feature in texts]
+        + [f"image {feature.column} {feature.width}: {feature.shape} pixels" for feature in images]
     )
     classes = None if pipeline.target.regression else len(pipeline.target.classes)
     ids = next((feature.vectorizer for feature in texts if feature.takes_ids and feature.vectorizer), None)
     widths: dict[str, int] = {}
     for feature in pipeline.features:
-        widths[feature.column] = widths.get(feature.column, 0) + feature.width
+        if feature.type != "image":  # an image input's shape is its column's (graph.image_checks)
+            widths[feature.column] = widths.get(feature.column, 0) + feature.width
     return DataShape(
         (pipeline.width,),
         classes,
