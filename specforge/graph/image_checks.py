@@ -49,7 +49,8 @@ def _option_problems(spec: Spec) -> list[Problem]:
         ]
         channels = feature["shape"][2]
         if channels not in CHANNELS:
-            choices = ", ".join(f"{count} ({mode})" for count, mode in CHANNELS.items())
+            *others, last = (f"{count} ({mode})" for count, mode in CHANNELS.items())
+            choices = f"{', '.join(others)} or {last}"
             problems.append(
                 Problem(
                     f"images convert to {choices} channels, not {channels}; use one of them",

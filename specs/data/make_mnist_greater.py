@@ -19,7 +19,7 @@ from PIL import Image
 
 from specforge.data.mnist import MNIST_DIR, read_mnist
 
-COUNT = 2000
+COUNT = 4000
 SEED = 0
 HERE = Path(__file__).resolve().parent
 FOLDER = "mnist_greater"

@@ -977,6 +977,26 @@ EXPECTED: dict[str, list[str]] = {
     "table_text_ids_beside_other_columns.yaml": [
         "table_text_ids_beside_other_columns.yaml:7:7: error: data.features[0]: text column 'message' gives token ids (output_mode int), which are the model's whole input, and data.features lists 2 columns; list it alone, or give it vectorize.output_mode multi_hot, count or tf_idf to put it beside the other columns",
     ],
+    "table_image_beside_other_columns.yaml": [
+        "table_image_beside_other_columns.yaml:12:11: error: data.inputs.both: image column 'image' feeds a model input of its own and data.inputs.both lists 2 columns; give it a group of its own (e.g. image: [image], with model.inputs.image: {shape: [28, 28, 1]}) and keep the other columns in both",
+    ],
+    "table_image_input_shape.yaml": [
+        "table_image_input_shape.yaml:16:20: error: model.inputs.digit.shape: data.inputs.digit is image column 'image' of shape [28, 28, 1] and the input's shape is [784]; use shape: [28, 28, 1]",
+    ],
+    "table_image_options_on_numeric_column.yaml": [
+        "table_image_options_on_numeric_column.yaml:7:26: error: data.features[0].shape: shape applies to image columns and column 'n' is numeric; add type: image, or leave shape out",
+        "table_image_options_on_numeric_column.yaml:7:48: error: data.features[0].rescale: rescale applies to image columns and column 'n' is numeric; add type: image, or leave rescale out",
+    ],
+    "table_image_shape_missing.yaml": [
+        "table_image_shape_missing.yaml:7:7: error: data.features[0]: missing required key 'shape' (needed by image)",
+    ],
+    "table_image_two_channels.yaml": [
+        "table_image_two_channels.yaml:8:62: error: data.features[0].fill: an image column has no missing values to fill (every row names an image file); leave fill out",
+        "table_image_two_channels.yaml:8:52: error: data.features[0].shape[2]: images convert to 1 (grayscale), 3 (RGB) or 4 (RGBA) channels, not 2; use one of them",
+    ],
+    "table_image_without_inputs.yaml": [
+        "table_image_without_inputs.yaml:8:7: error: data.features[0]: image column 'image' feeds a model input of its own; give model.inputs and data.inputs, with the column alone in its group (e.g. data.inputs.image: [image] and model.inputs.image: {shape: [28, 28, 1]}) and the other columns in another",
+    ],
     "table_vectorize_on_numeric_column.yaml": [
         "table_vectorize_on_numeric_column.yaml:7:35: error: data.features[0].vectorize: vectorize applies to text columns and column 'length' is numeric; add type: text, or leave vectorize out",
     ],
@@ -1217,6 +1237,7 @@ CLI_CASES = [
     "json_single_quotes.json",
     "embedding_fed_floats.yaml",
     "table_text_ids_beside_other_columns.yaml",
+    "table_image_beside_other_columns.yaml",
 ]
 
 _LINE = re.compile(r"(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): error: (?:(?P<path>[^ :]+): )?(?P<message>.*)")
