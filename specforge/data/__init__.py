@@ -43,7 +43,7 @@ Every problem with the data is a ``DataError`` naming the file, what is wrong an
 
 from specforge.data.batches import batch_count, iterate_batches
 from specforge.data.dataset import Dataset, declared_num_classes, load_dataset
-from specforge.data.folders import read_image
+from specforge.data.image_decode import read_image
 from specforge.data.info import data_info, render_grid
 from specforge.data.loading import limit_dataset, load_data
 from specforge.data.preprocessing import Preprocessing

@@ -18,7 +18,7 @@ import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.data.files import read_bytes
-from specforge.data.folders import decode_image
+from specforge.data.image_decode import decode_image
 from specforge.data.splits import Split
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -23,7 +23,7 @@ import numpy as np
 
 import specforge
 from specforge.base.errors import DataError
-from specforge.data.folders import ImageTooLarge, decode_image
+from specforge.data.image_decode import ImageTooLarge, decode_image
 from specforge.predict.table import is_table_model
 from specforge.serve.guard import RequestGuard
 from specforge.serve.interface import ServedModel

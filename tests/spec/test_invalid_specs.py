@@ -1011,7 +1011,7 @@ EXPECTED: dict[str, list[str]] = {
         "table_text_max_tokens_too_small.yaml:9:31: error: data.features[0].vectorize.max_tokens: must be >= 3, got 2",
     ],
     "table_text_type_misspelled.yaml": [
-        "table_text_type_misspelled.yaml:7:31: error: data.features[0].type: unknown value 'txt'; did you mean 'text'? expected one of: numeric, categorical, binary, text",
+        "table_text_type_misspelled.yaml:7:31: error: data.features[0].type: unknown value 'txt'; did you mean 'text'? expected one of: numeric, categorical, binary, text, image",
     ],
     "table_text_ngrams_one.yaml": [
         "table_text_ngrams_one.yaml:9:55: error: data.features[0].vectorize.ngrams: must be >= 2, got 1",

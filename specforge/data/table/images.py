@@ -1,6 +1,6 @@
 """A table's image column: each cell the path of a PNG or JPEG file, relative to the table file's directory.
 
-The images are decoded as image folders decode theirs (``specforge.data.folders.decode_image``: converted to
+The images are decoded as image folders decode theirs (``specforge.data.image_decode.decode_image``: converted to
 the column's channels, resized to its height and width) into raw 0-255 pixels, once per file: the decoded
 pixels are kept in memory, keyed by the file, its size and modification time, so that the splits, evaluation,
 the export's parity rows and predictions on the same files read each file once.  A missing cell, a missing
@@ -15,7 +15,7 @@ import numpy as np
 
 from specforge.base.errors import DataError
 from specforge.data.files import read_bytes
-from specforge.data.folders import IMAGE_SUFFIXES, decode_image
+from specforge.data.image_decode import IMAGE_SUFFIXES, decode_image
 from specforge.data.table.read import Table
 
 _DECODED: dict[tuple[str, int, int, tuple[int, ...]], np.ndarray] = {}
