@@ -200,3 +200,10 @@ def test_the_readmes_node_example_feeds_pixels_and_the_number_by_name(exported, 
         f"{_readme_block('### Image columns', 'js')}"
     )
     assert run_node(tmp_path, "example.mjs", script) == ("greater" if probability > 0.5 else "not greater")
+
+
+def test_data_info_gives_an_image_columns_shape_and_rescale():
+    info = api.data_info(api.load_spec(SPEC))
+    (image,) = [column for column in info["columns"] if column["column"] == "image"]
+    assert (image["type"], image["encoded_width"], image["shape"]) == ("image", 784, [28, 28, 1])
+    assert image["rescale"] == pytest.approx(1 / 255)

@@ -162,6 +162,8 @@ def table_info_lines(info: dict) -> list[str]:
         detail = (
             spread(column) + f", scale {column['scale']}"
             if column["type"] == "numeric"
+            else f"{column['shape']} pixels, rescale {column['rescale']:g}"
+            if column["type"] == "image"
             else f"{column['vocabulary_size']} values ({', '.join(column['vocabulary'])}"
             f"{', ...' if column['vocabulary_size'] > len(column['vocabulary']) else ''})"
         )

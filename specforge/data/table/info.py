@@ -97,6 +97,8 @@ def column_info(pipeline: TablePipeline, splits: dict[str, Table]) -> list[dict]
             )
         elif feature.type == "numeric":
             entry.update(_numbers(splits["train"].numbers(feature.column)), scale=feature.scale, fill=feature.fill)
+        elif feature.type == "image":
+            entry.update(shape=feature.shape, rescale=feature.rescale)
         else:
             entry.update(
                 vocabulary_size=len(feature.vocabulary),
@@ -231,7 +233,7 @@ def render_histograms(pipeline: TablePipeline, table: Table, path: Path) -> Path
     if not len(table):
         raise DataError("the split has no rows to draw", file=table.file)
     panels: list[Image.Image] = []
-    for feature in {f.column: f for f in pipeline.features}.values():
+    for feature in {f.column: f for f in pipeline.features if f.type != "image"}.values():  # paths: no histogram
         panels.append(_feature_panel(feature, table))
     for column in pipeline.target.columns:
         values = (
