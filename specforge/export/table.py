@@ -268,8 +268,8 @@ def check_table_parity(
             "the weights are not usable (did training diverge?); nothing was written"
         )
     session = make_session(model.SerializeToString())
-    feed = rows_feed(table, pipeline_inputs(pipeline), pipeline_images(pipeline))
-    got = session.run([output_name(pipeline.target)], feed)[0]
+    rows = rows_feed(table, pipeline_inputs(pipeline), pipeline_images(pipeline))
+    got = session.run([output_name(pipeline.target)], rows)[0]
     agree = len(got) if pipeline.target.regression else int(np.sum(got.argmax(-1) == expected.argmax(-1)))
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
     passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale)) and agree == len(got)
