@@ -983,6 +983,9 @@ EXPECTED: dict[str, list[str]] = {
     "table_image_input_shape.yaml": [
         "table_image_input_shape.yaml:16:20: error: model.inputs.digit.shape: data.inputs.digit is image column 'image' of shape [28, 28, 1] and the input's shape is [784]; use shape: [28, 28, 1]",
     ],
+    "table_image_listed_twice.yaml": [
+        "table_image_listed_twice.yaml:9:16: error: data.features[1].column: image column 'image' is listed twice (also data.features[0]); an image column feeds one model input: list it once",
+    ],
     "table_image_options_on_numeric_column.yaml": [
         "table_image_options_on_numeric_column.yaml:7:26: error: data.features[0].shape: shape applies to image columns and column 'n' is numeric; add type: image, or leave shape out",
         "table_image_options_on_numeric_column.yaml:7:48: error: data.features[0].rescale: rescale applies to image columns and column 'n' is numeric; add type: image, or leave rescale out",
