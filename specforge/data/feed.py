@@ -2,7 +2,8 @@
 
 A source's examples are one array per batch.  The model's single input takes it whole; several inputs
 (``model.inputs``) each take a group of a table's feature columns (``data.inputs``): the encoded columns of
-those features, in the group's order.  Only a table feeds several inputs.
+those features, in the group's order, in the input's own dtype: int64 for a text column of token ids (which
+has an input of its own), float32 for the others.  Only a table feeds several inputs.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ from specforge.data.table.features import TablePipeline
 
 @dataclass(frozen=True)
 class Feed:
-    """The encoded columns each model input takes (None: the only input takes the whole batch)."""
+    """The encoded columns each model input takes and their dtype (None: the only input takes the whole batch)."""
 
     columns: tuple[np.ndarray, ...] | None = None
+    dtypes: tuple[str, ...] = ()
 
     def split(self, x: np.ndarray) -> np.ndarray | list[np.ndarray]:
         """A batch as the model takes it: ``x`` itself, or one array per input."""
         if self.columns is None:
             return x
-        return [np.ascontiguousarray(x[:, columns]) for columns in self.columns]
+        return [
+            np.ascontiguousarray(x[:, columns], dtype=dtype) for columns, dtype in zip(self.columns, self.dtypes)
+        ]
 
 
 def examples_shape(config: dict) -> tuple[int, ...]:
@@ -54,11 +58,13 @@ def make_feed(data_config: dict, pipeline: TablePipeline | None) -> Feed:
     if not groups or pipeline is None:
         return Feed()
     positions = feature_columns(pipeline)
+    ids = {feature.column for feature in pipeline.features if feature.takes_ids}
     return Feed(
         tuple(
             np.array([index for column in columns for index in positions[column]], dtype=np.int64)
             for columns in groups.values()
-        )
+        ),
+        tuple("int64" if set(columns) <= ids else "float32" for columns in groups.values()),
     )
 
 
