@@ -18,18 +18,18 @@ from specforge.data.table.features import TablePipeline
 
 @dataclass(frozen=True)
 class Feed:
-    """The encoded columns each model input takes and their dtype (None: the only input takes the whole batch)."""
+    """The encoded columns each model input takes (None: the only input takes the whole batch) and each input's
+    dtype (None: the batch's)."""
 
     columns: tuple[np.ndarray, ...] | None = None
-    dtypes: tuple[str, ...] = ()
+    dtypes: tuple[str, ...] | None = None
 
     def split(self, x: np.ndarray) -> np.ndarray | list[np.ndarray]:
         """A batch as the model takes it: ``x`` itself, or one array per input."""
         if self.columns is None:
             return x
-        return [
-            np.ascontiguousarray(x[:, columns], dtype=dtype) for columns, dtype in zip(self.columns, self.dtypes)
-        ]
+        dtypes = self.dtypes or (None,) * len(self.columns)
+        return [np.ascontiguousarray(x[:, columns], dtype=dtype) for columns, dtype in zip(self.columns, dtypes)]
 
 
 def examples_shape(config: dict) -> tuple[int, ...]:

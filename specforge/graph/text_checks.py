@@ -201,9 +201,9 @@ def _input_dtype_problems(spec: Spec, graph: Graph) -> list[Problem]:
         elif takes_ids and not gives_ids:
             problems.append(
                 Problem(
-                    f"input {source.name!r} takes integer token ids and data.inputs.{source.name} gives values; "
-                    "feed it a text column of output_mode int alone, such as "
-                    f"data.inputs.{source.name}: [message] with {{column: message, type: text}}",
+                    f"input {source.name!r} takes integer token ids (Embedding) and data.inputs.{source.name} "
+                    "gives values; feed it one text column of output_mode int (the default), alone, or take it "
+                    "with layers of values (Dense)",
                     spec.locate(source.path, at_key=True),
                 )
             )

@@ -975,7 +975,16 @@ EXPECTED: dict[str, list[str]] = {
         "table_text_sequence_length_with_tf_idf.yaml:9:64: error: data.features[0].vectorize.output_sequence_length: output_sequence_length applies to output_mode int only, and output_mode is tf_idf; leave output_sequence_length out",
     ],
     "table_text_ids_beside_other_columns.yaml": [
-        "table_text_ids_beside_other_columns.yaml:7:7: error: data.features[0]: text column 'message' gives token ids (output_mode int), which are the model's whole input, and data.features lists 2 columns; list it alone, or give it vectorize.output_mode multi_hot, count or tf_idf to put it beside the other columns",
+        "table_text_ids_beside_other_columns.yaml:7:7: error: data.features[0]: text column 'message' gives token ids (output_mode int), which are the model's whole input, and data.features lists 2 columns; list it alone, give it a model input of its own (model.inputs and data.inputs), or give it vectorize.output_mode multi_hot, count or tf_idf to put it beside the other columns",
+    ],
+    "table_text_ids_mixed_in_an_input.yaml": [
+        "table_text_ids_mixed_in_an_input.yaml:13:12: error: data.inputs.text[0]: column 'message' gives token ids (output_mode int) and input 'text' takes 'length' too; give the ids a model input of their own (data.inputs.message: [message] with an Embedding taking it), or give the column vectorize.output_mode multi_hot, count or tf_idf",
+    ],
+    "table_text_ids_input_taken_by_dense.yaml": [
+        "table_text_ids_input_taken_by_dense.yaml:16:5: error: model.inputs.text: data.inputs.text gives the token ids of column 'message' (output_mode int) and the layers taking input 'text' take values; take it with an Embedding, or give the column vectorize.output_mode multi_hot, count or tf_idf",
+    ],
+    "table_values_input_taken_by_embedding.yaml": [
+        "table_values_input_taken_by_embedding.yaml:17:5: error: model.inputs.counts: input 'counts' takes integer token ids (Embedding) and data.inputs.counts gives values; feed it one text column of output_mode int (the default), alone, or take it with layers of values (Dense)",
     ],
     "table_vectorize_on_numeric_column.yaml": [
         "table_vectorize_on_numeric_column.yaml:7:35: error: data.features[0].vectorize: vectorize applies to text columns and column 'length' is numeric; add type: text, or leave vectorize out",
@@ -1217,6 +1226,7 @@ CLI_CASES = [
     "json_single_quotes.json",
     "embedding_fed_floats.yaml",
     "table_text_ids_beside_other_columns.yaml",
+    "table_text_ids_mixed_in_an_input.yaml",
 ]
 
 _LINE = re.compile(r"(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): error: (?:(?P<path>[^ :]+): )?(?P<message>.*)")
