@@ -108,8 +108,12 @@ def _text(graph: Subgraph, feature: Feature) -> str:
     text = TextGraph(f"{graph.prefix}/{feature.column}")
     cells = text.node("Reshape", [feature.column, text.flat], "cells")
     markers = text.constant(np.array(sorted(MISSING), dtype=object), "missing_markers")
-    marked = text.node("Cast", [text.node("Equal", [feature.column, markers], "is_marker")], "marked", to=TensorProto.INT64)
-    missing = text.node("Cast", [text.node("ReduceMax", [marked, text.one], "any_marker", keepdims=0)], "missing", to=TensorProto.BOOL)
+    marked = text.node(
+        "Cast", [text.node("Equal", [feature.column, markers], "is_marker")], "marked", to=TensorProto.INT64
+    )
+    missing = text.node(
+        "Cast", [text.node("ReduceMax", [marked, text.one], "any_marker", keepdims=0)], "missing", to=TensorProto.BOOL
+    )
     documents = text.node("Where", [missing, text.empty, cells], "documents")
     vectors = vectorized(text, documents, feature.vectorizer)
     graph.nodes += text.nodes

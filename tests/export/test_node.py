@@ -160,7 +160,6 @@ def test_javascript_vectorizes_a_table_text_column_as_python_does(runtime, tmp_p
     """The message's token ids as a model input of their own beside a number and a category: raw strings in
     (missing, out-of-vocabulary, punctuation, a non-ASCII letter), the vectorization in the graph."""
     from export.test_table_text_export import ODD, rows, two_inputs_spec, write_csv
-
     from specforge import api
     from specforge.data import Preprocessing
     from specforge.data.feed import make_feed

@@ -14,8 +14,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import yaml
-
 from serve.test_server import request as call
+
 from specforge import api
 from specforge.data import Preprocessing
 from specforge.data.feed import make_feed
@@ -182,11 +182,13 @@ def test_token_ids_feed_their_own_input_as_int64_beside_float_values(two_inputs)
     assert ids.dtype == np.int64 and ids.shape == (4, 6) and values.dtype == np.float32 and values.shape == (4, 5)
     table = dataset.train.table.take(np.arange(4))
     np.testing.assert_array_equal(ids, pipeline.features[0].encode(table))
-    np.testing.assert_array_equal(values, np.concatenate([feature.encode(table) for feature in pipeline.features[1:]], 1))
+    np.testing.assert_array_equal(
+        values, np.concatenate([feature.encode(table) for feature in pipeline.features[1:]], 1)
+    )
 
 
 def test_the_export_vectorizes_the_text_input_in_the_graph(two_inputs):
-    root, run, result = two_inputs
+    _, run, result = two_inputs
     assert result.parity.passed and result.parity.classes_agree == result.parity.examples
     inputs = {item.name: (item.type, item.shape) for item in session(result.path).get_inputs()}
     assert inputs == {
