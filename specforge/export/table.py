@@ -102,10 +102,10 @@ def _binary(graph: Subgraph, feature: Feature) -> str:
 
 def _text(graph: Subgraph, feature: Feature) -> str:
     """A text column's ``[N, 1]`` cells, a missing one (``MISSING``) an empty document, vectorized by the text
-    export's nodes, named under the column's own prefix."""
+    export's nodes, named under a prefix of the feature's own (a column may feed two features)."""
     if feature.vectorizer is None:
         raise ValueError(f"text column {feature.column!r} has no fitted vectorizer")
-    text = TextGraph(f"{graph.prefix}/{feature.column}")
+    text = TextGraph(graph.name(feature.column))
     cells = text.node("Reshape", [feature.column, text.flat], "cells")
     markers = text.constant(np.array(sorted(MISSING), dtype=object), "missing_markers")
     marked = text.node(

@@ -102,11 +102,12 @@ def _mixed_group_problems(spec: Spec) -> list[Problem]:
     dtype, and ids are not values."""
     data = spec.config["data"]
     ids = {feature["column"] for feature in data["features"] if _gives_ids(feature)}
+    values = {feature["column"] for feature in data["features"] if not _gives_ids(feature)}
     problems = []
     for name, group in (data.get("inputs") or {}).items():
         taken = [column for column in group if column in ids]
-        if taken and len(group) > len(taken):
-            others = ", ".join(repr(column) for column in group if column not in ids)
+        if taken and values & set(group):
+            others = ", ".join(repr(column) for column in group if column in values)
             problems.append(
                 Problem(
                     f"column {taken[0]!r} gives token ids (output_mode int) and input {name!r} takes {others} "
@@ -183,16 +184,18 @@ def _input_dtype_problems(spec: Spec, graph: Graph) -> list[Problem]:
         return []  # the graph's own error says it
     data = spec.config["data"]
     ids = {feature["column"] for feature in data["features"] if _gives_ids(feature)}
+    values = {feature["column"] for feature in data["features"] if not _gives_ids(feature)}
     problems = []
     for source, dtype in zip(model_inputs(spec.config), graph.input_dtypes):
-        group = data["inputs"].get(source.name)
-        if not group or (ids & set(group) and not set(group) <= ids):
+        columns = data["inputs"].get(source.name) or []
+        group = set(columns)
+        if not group or (ids & group and values & group):
             continue  # fed by nothing, or ids mixed with values: io_problems and _mixed_group_problems say it
-        gives_ids, takes_ids = set(group) <= ids, dtype == "int64"
+        gives_ids, takes_ids = group <= ids, dtype == "int64"
         if gives_ids and not takes_ids:
             problems.append(
                 Problem(
-                    f"data.inputs.{source.name} gives the token ids of column {group[0]!r} (output_mode int) and "
+                    f"data.inputs.{source.name} gives the token ids of column {columns[0]!r} (output_mode int) and "
                     f"the layers taking input {source.name!r} take values; take it with an Embedding, or give the "
                     "column vectorize.output_mode multi_hot, count or tf_idf",
                     spec.locate(source.path, at_key=True),
