@@ -21,6 +21,9 @@ replacement between them.  The steps, each what ``specforge.data.text.vectorize`
 
 A ``character`` split makes every Unicode character a token, and no standard operator splits a string into
 characters: such a model is not exported with raw strings (``check_expressible``).
+
+The same nodes (``vectorized``) vectorize a table's text columns (``specforge.export.table``), each under a
+prefix of its own in the table's graph.
 """
 
 from __future__ import annotations

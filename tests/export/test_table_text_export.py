@@ -243,3 +243,15 @@ def test_serve_takes_the_text_column_as_a_bytes_tensor(two_inputs):
     (output,) = answer["outputs"]
     expected = predict_rows(result.path, write_csv(root / "served.csv", chosen)).outputs
     np.testing.assert_allclose(np.reshape(output["data"], output["shape"]), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_column_feeding_two_text_features_is_one_input_vectorized_twice(tmp_path):
+    features = [
+        {"column": "message", "type": "text", "vectorize": {"output_mode": "multi_hot"}},
+        {"column": "message", "type": "text", "vectorize": {"output_mode": "tf_idf", "ngrams": 2}},
+    ]
+    model = {"layers": [{"type": "Dense", "units": 4, "activation": "relu"}, DENSE_OUT]}
+    run, result = trained(tmp_path, write_spec(tmp_path, features, model))
+    assert result.parity.passed
+    assert [item.name for item in session(result.path).get_inputs()] == ["message"]
+    agrees_with_numpy(run.path, result.path)
