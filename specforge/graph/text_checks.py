@@ -106,16 +106,23 @@ def _mixed_group_problems(spec: Spec) -> list[Problem]:
     problems = []
     for name, group in (data.get("inputs") or {}).items():
         taken = [column for column in group if column in ids]
-        if taken and values & set(group):
-            others = ", ".join(repr(column) for column in group if column in values)
-            problems.append(
-                Problem(
-                    f"column {taken[0]!r} gives token ids (output_mode int) and input {name!r} takes {others} "
-                    f"too; give the ids a model input of their own (data.inputs.{taken[0]}: [{taken[0]}] with an "
-                    "Embedding taking it), or give the column vectorize.output_mode multi_hot, count or tf_idf",
-                    spec.locate(("data", "inputs", name, group.index(taken[0]))),
-                )
+        if not taken or not values & set(group):
+            continue
+        column = taken[0]
+        where = spec.locate(("data", "inputs", name, group.index(column)))
+        if column in values:
+            message = (
+                f"column {column!r} is listed as token ids (output_mode int) and as values, and data.inputs feeds a "
+                f"column's features to one input, {name!r}, of one dtype; keep one of the column's text features"
             )
+        else:
+            others = ", ".join(repr(other) for other in group if other in values)
+            message = (
+                f"column {column!r} gives token ids (output_mode int) and input {name!r} takes the values of "
+                f"{others} too; give the ids a model input of their own (data.inputs.{column}: [{column}] with an "
+                "Embedding taking it), or give the column vectorize.output_mode multi_hot, count or tf_idf"
+            )
+        problems.append(Problem(message, where))
     return problems
     return problems
 
