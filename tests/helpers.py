@@ -21,7 +21,7 @@ from specforge.layers.base import INPUT_DTYPES
 REFERENCE_SPECS = ("inception", "mobilenet", "recurrent", "resnet", "sequence", "transformer")
 #: The specs in specs/ of several named inputs or outputs, which only the numpy backend trains and which the
 #: generic export harness (one loss, one input) leaves out: tests/test_multi_io.py trains and exports them.
-SEVERAL_IO_SPECS = ("breast_cancer_two_inputs", "mnist_greater", "mnist_parity")
+SEVERAL_IO_SPECS = ("breast_cancer_two_inputs", "mnist_greater", "mnist_parity", "sms_text_and_table")
 
 #: Every registered single-input layer kind's examples, as pytest parameters ``kind, config, shape`` (the merge
 #: kinds, whose examples take several shapes, have tests/layers/test_merge.py and tests/export/test_graphs.py).

@@ -1,7 +1,8 @@
 """Models of several named inputs (model.inputs, fed by a table's column groups) and several named outputs
 (model.outputs, each with its own target, loss, metrics and loss weight): the graph's sources and sinks, the
 gradient of the weighted sum of the losses, Keras' names in history, callbacks, evaluation, and the two
-reference specs (specs/mnist_parity.yaml, specs/breast_cancer_two_inputs.yaml) trained on slices."""
+reference specs (specs/mnist_parity.yaml, specs/breast_cancer_two_inputs.yaml, specs/sms_text_and_table.yaml)
+trained on slices."""
 
 from __future__ import annotations
 
@@ -168,6 +169,30 @@ def test_two_table_inputs_take_their_column_groups(tmp_path):
     history = json.loads((run.path / "history.json").read_text())
     assert history["loss"][-1] < history["loss"][0]
     assert run.metrics["accuracy"] > 0.8
+
+
+def test_the_text_and_table_reference_spec_learns_exports_and_predicts_raw_rows(tmp_path):
+    """specs/sms_text_and_table.yaml: the message's token ids through an Embedding beside five counts through a
+    Dense layer, trained on a slice; its export takes raw rows (the message as a string) and predicts them as the
+    run directory does."""
+    spec = api.load_spec(SPECS / "sms_text_and_table.yaml", ["fit.epochs=3"])
+    graph = build_graph(spec)
+    assert [(source.name, source.shape) for source in graph.model_inputs] == [("text", (64,)), ("counts", (5,))]
+    assert graph.input_dtypes == ["int64", "float32"]
+    run = api.fit(spec, out=tmp_path / "run", progress=Silent(), limit_train=1024, limit_test=256)
+    history = json.loads((run.path / "history.json").read_text())
+    assert history["loss"][-1] < history["loss"][0]
+    labels = api.load_data(spec).test.labels[:256]
+    assert run.metrics["accuracy"] > np.bincount(labels).max() / len(labels) + 0.03
+    result = api.export(run.path)
+    assert result.parity.passed and result.parity.classes_agree == result.parity.examples
+    lines = (SPECS / "data" / "sms_spam_features.csv").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "rows.csv").write_text("\n".join(lines[:1] + lines[1:40]) + "\n", encoding="utf-8")
+    exported = api.predict_rows(result.path, tmp_path / "rows.csv")
+    np.testing.assert_allclose(
+        exported.outputs, api.predict_rows(run.path, tmp_path / "rows.csv").outputs, rtol=1e-4, atol=1e-5
+    )
+    assert len(exported.records()) == 39 and {record["name"] for record in exported.records()} <= {"ham", "spam"}
 
 
 def test_the_two_output_reference_spec_learns_both_outputs_on_a_slice(tmp_path):

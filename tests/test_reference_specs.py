@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +56,10 @@ def test_a_reference_text_spec_learns_on_a_slice(tmp_path, name):
     most_frequent_share = np.bincount(test_labels).max() / len(test_labels)
     assert run.metrics["examples"] == 256
     assert run.metrics["accuracy"] > most_frequent_share + 0.03
+
+
+def test_the_derived_sms_table_is_what_its_script_derives():
+    """specs/data/sms_spam_features.csv is tools/derive_sms_features.py's output from specs/data/sms_spam.csv."""
+    script = SPECS.parent / "tools" / "derive_sms_features.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "sms_spam_features.csv: up to date\n"), done.stderr

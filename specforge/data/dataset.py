@@ -194,10 +194,19 @@ def load_dataset(
         loaded = vectorized_with(loaded, fitted.vectorizer)
     setting = shape_setting(data_spec)
     splits = {name: _fit_images(split, input_shape, setting) for name, split in loaded.splits.items()}
+    if loaded.pipeline is not None and data_spec.get("inputs"):
+        # a table feeding several inputs: its batches keep the encoded dtype (float64 where token ids sit beside
+        # values), and the feed (``specforge.data.feed``) gives each input its own
+        input_dtype = str(splits["train"].images.dtype)
     if loaded.pipeline is not None and loaded.pipeline.target.regression:
         names = loaded.pipeline.target.names
         preprocessing = Preprocessing(
-            input_shape, len(names), tuple(names), labels_encoding="values", table=loaded.pipeline.to_dict()
+            input_shape,
+            len(names),
+            tuple(names),
+            labels_encoding="values",
+            table=loaded.pipeline.to_dict(),
+            input_dtype=input_dtype,
         )
     else:
         num_classes = _num_classes(data_spec, loaded)

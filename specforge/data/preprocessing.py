@@ -4,7 +4,7 @@ A ``Preprocessing`` is built from the spec once, saved with the run (``to_dict``
 read back (``from_dict``) by evaluate, predict and export, so that every stage applies
 the same steps: reshape to ``input_shape``, multiply by ``rescale``, subtract ``mean``
 and divide by ``std`` (scalars or one value per channel, the last axis), giving float32; or, for a
-model whose input is integer ids (``input_dtype`` int64), reshape only.
+model whose input is integer ids (``input_dtype`` int64) or a table feeding several inputs, reshape only.
 """
 
 from __future__ import annotations
@@ -165,6 +165,12 @@ class Preprocessing:
         return np.issubdtype(np.dtype(self.input_dtype), np.integer)
 
     @property
+    def as_stored(self) -> bool:
+        """Whether a batch keeps its stored values, reshaped only: integer ids, or a table's columns feeding
+        several inputs (float64 where ids sit beside values), which the feed gives each input in its dtype."""
+        return np.dtype(self.input_dtype) != np.float32
+
+    @property
     def regression(self) -> bool:
         return self.labels_encoding == "values"
 
@@ -194,7 +200,7 @@ class Preprocessing:
                 f"images of shape {list(batch.shape[1:])} ({per_example} values) cannot be reshaped "
                 f"to input_shape {list(self.input_shape)} ({prod(self.input_shape)} values)"
             )
-        if self.takes_ids:
+        if self.as_stored:
             return batch.reshape((len(batch), *self.input_shape)).astype(self.input_dtype)
         scale, offset = self.scale_and_offset
         out = np.multiply(batch.reshape((len(batch), *self.input_shape)), scale, dtype=np.float32)

@@ -42,10 +42,12 @@ if TYPE_CHECKING:
     import onnx
 
     from specforge.data.preprocessing import Preprocessing
+    from specforge.data.table.features import TablePipeline
     from specforge.data.table.read import Table
     from specforge.export.quantize import QuantizationResult
     from specforge.graph.dag import Graph
     from specforge.layers.base import Params
+    from specforge.spec import Spec
 
 MODEL_FILE = "model.onnx"
 INT8_MODEL_FILE = "model.int8.onnx"
@@ -202,17 +204,13 @@ def export_run(
             )
         opset = common["opset"] = max(opset, TEXT_OPSET)
     if steps.pipeline is not None:
-        if steps.pipeline.text_features:
-            raise ExportError(
-                f"column {steps.pipeline.text_features[0].column!r} is text, whose vectorization runs in Python, not in "
-                "an ONNX graph; predict and evaluate with the run directory itself (specforge predict RUN ROWS)",
-                file=str(run.path),
-            )
         if logits or not preprocessing or quantize is not None:
             raise ExportError(
                 "a table model takes raw rows with its preprocessing in the graph, in float; leave "
                 "out --logits, --no-preprocessing and --quantize"
             )
+        if steps.pipeline.text_features:
+            opset = common["opset"] = max(opset, _table_text_opset(spec, steps.pipeline))
         rows, data = parity_rows(run.config, examples_shape(run.config), base_dir)
         model, parity = export_table(
             graph, run.weights(), steps, rows, data=data, groups=run.config["data"].get("inputs"), **common
@@ -268,6 +266,20 @@ def export_run(
     return result
 
 
+def _table_text_opset(spec: Spec, pipeline: TablePipeline) -> int:
+    """The opset a table's text columns need, their vectorizations in the graph; a located ExportError for one
+    standard operators cannot compute."""
+    from specforge.export.text import TEXT_OPSET, check_expressible
+
+    for index, feature in enumerate(pipeline.features):
+        if feature.vectorizer is not None:
+            try:
+                check_expressible(feature.vectorizer, f"data.features[{index}].vectorize")
+            except ExportError as error:
+                raise spec.located(error) from None
+    return TEXT_OPSET
+
+
 def export_table(
     graph: Graph,
     params: Sequence[Params],
@@ -291,8 +303,8 @@ def export_table(
         raise ValueError("export_table takes a table model's preprocessing, which holds its table pipeline")
     doc = (
         f"{_doc_title(spec_name, description)} One input per feature column, [N, 1] "
-        "(float for numeric columns, string for categorical and binary ones; an image column's raw 0-255 pixels, "
-        "[N, height, width, channels]); output "
+        "(float for numeric columns, string for categorical, binary and text ones; an image column's raw 0-255 "
+        "pixels, [N, height, width, channels]); output "
         f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph."
     )
     network = export_graph(graph, params, opset=opset)

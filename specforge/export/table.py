@@ -1,14 +1,16 @@
 """A table model's ONNX interface: raw rows in, with every preprocessing step inside the graph.
 
 One input per feature column, ``[N, 1]``: float for numeric columns (NaN for a missing value),
-string for categorical and binary ones (an image column: float ``[N, height, width, channels]``, the raw 0-255
-pixels of the images its cells name, which the graph multiplies by the column's ``rescale``), where ``""`` and every other text the table reader takes
+string for categorical, binary and text ones (an image column: float ``[N, height, width, channels]``, the raw
+0-255 pixels of the images its cells name, which the graph multiplies by the column's ``rescale``), where ``""`` and every other text the table reader takes
 for a missing cell (``MISSING``: ``NA``, ``null``, ``?``, ...) are missing, so that the same cell
 means the same in Python and wherever the graph runs.  The graph fills missing values, scales
 numbers, looks categories up in the training vocabulary (ai.onnx.ml LabelEncoder; a value never
 seen in training matches no column, an all-zero one-hot, as scikit-learn's
-``handle_unknown='ignore'``) and one-hot encodes them, concatenates everything into the
-network's ``input``, and, for a standardized regression target, turns the network's output back
+``handle_unknown='ignore'``) and one-hot encodes them, vectorizes a text column's documents as the
+text export does (``specforge.export.text``; a missing cell is an empty document), concatenates
+everything into the network's ``input`` (or each named input's columns into that input: a text column
+of token ids alone, int64), and, for a standardized regression target, turns the network's output back
 into the target's units.  The output is ``probabilities`` for a classifier and ``predictions``
 for a regression.
 
@@ -32,6 +34,7 @@ from specforge.data.table.read import MISSING
 from specforge.export.onnx import INPUT_NAME, PROBABILITIES, check_model
 from specforge.export.parity import ATOL, RTOL, ParityResult
 from specforge.export.subgraph import ML_DOMAIN, ML_OPSET, Subgraph
+from specforge.export.text import TextGraph, vectorized
 from specforge.predict.session import make_session
 from specforge.predict.table import numpy_outputs, rows_feed
 
@@ -102,6 +105,27 @@ def _binary(graph: Subgraph, feature: Feature) -> str:
     )
 
 
+def _text(graph: Subgraph, feature: Feature) -> str:
+    """A text column's ``[N, 1]`` cells, a missing one (``MISSING``) an empty document, vectorized by the text
+    export's nodes, named under a prefix of the feature's own (a column may feed two features)."""
+    if feature.vectorizer is None:
+        raise ValueError(f"text column {feature.column!r} has no fitted vectorizer")
+    text = TextGraph(graph.name(feature.column))
+    cells = text.node("Reshape", [feature.column, text.flat], "cells")
+    markers = text.constant(np.array(sorted(MISSING), dtype=object), "missing_markers")
+    marked = text.node(
+        "Cast", [text.node("Equal", [feature.column, markers], "is_marker")], "marked", to=TensorProto.INT64
+    )
+    missing = text.node(
+        "Cast", [text.node("ReduceMax", [marked, text.one], "any_marker", keepdims=0)], "missing", to=TensorProto.BOOL
+    )
+    documents = text.node("Where", [missing, text.empty, cells], "documents")
+    vectors = vectorized(text, documents, feature.vectorizer)
+    graph.nodes += text.nodes
+    graph.initializers += text.initializers
+    return vectors
+
+
 def _model(
     graph: Subgraph,
     inputs: list[onnx.ValueInfoProto],
@@ -134,6 +158,17 @@ def _image_info(feature: Feature) -> onnx.ValueInfoProto:
     return info
 
 
+def _input_doc(feature: Feature) -> str:
+    """What a feature column's input takes, in words."""
+    missing = f"missing when one of {', '.join(map(repr, sorted(MISSING)))}"
+    if feature.type == "numeric":
+        return "raw number, NaN when missing"
+    if feature.type == "text":
+        return f"raw document (UTF-8), an empty document when {missing}; vectorized in the graph"
+    unseen = "adds nothing (an all-zero one-hot)" if feature.type == "categorical" else "reads as 0"
+    return f"raw text, {missing}; a value not seen in training {unseen}"
+
+
 def input_infos(pipeline: TablePipeline) -> list[onnx.ValueInfoProto]:
     """The model's inputs: one ``[N, 1]`` tensor per feature column, float or string (an image column's pixels
     ``[N, height, width, channels]``)."""
@@ -143,13 +178,7 @@ def input_infos(pipeline: TablePipeline) -> list[onnx.ValueInfoProto]:
             infos.append(_image_info(feature))
             continue
         numeric = feature.type == "numeric"
-        unseen = "adds nothing (an all-zero one-hot)" if feature.type == "categorical" else "reads as 0"
-        doc = f"{feature.type} column {feature.column!r}: " + (
-            "raw number, NaN when missing"
-            if numeric
-            else f"raw text, missing when one of {', '.join(map(repr, sorted(MISSING)))}; a value not seen in "
-            f"training {unseen}"
-        )
+        doc = f"{feature.type} column {feature.column!r}: {_input_doc(feature)}"
         info = helper.make_tensor_value_info(
             feature.column, TensorProto.FLOAT if numeric else TensorProto.STRING, ["N", 1]
         )
@@ -165,8 +194,9 @@ def _preprocessing(
     (``data.inputs``), to each named model input, the encoded features of its columns in the group's order (an
     image column, alone in its group, its rescaled pixels ``[N, height, width, channels]``)."""
     graph = Subgraph("table")
-    encode = {"numeric": _numeric, "categorical": _categorical, "binary": _binary, "image": _image}
+    encode = {"numeric": _numeric, "categorical": _categorical, "binary": _binary, "image": _image, "text": _text}
     encoded = [(feature.column, encode[feature.type](graph, feature), feature.width) for feature in pipeline.features]
+    ids = {feature.column for feature in pipeline.features if feature.takes_ids}
     wanted = (
         {
             name: [item for column in columns for item in encoded if item[0] == column]
@@ -181,7 +211,8 @@ def _preprocessing(
             helper.make_node("Concat", [part for _, part, _ in taken], [name], name=f"table/{name}", axis=1)
         )
         shape = pipeline_images(pipeline).get(taken[0][0]) or (sum(size for _, _, size in taken),)
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape]))
+        dtype = TensorProto.INT64 if all(column in ids for column, _, _ in taken) else TensorProto.FLOAT
+        outputs.append(helper.make_tensor_value_info(name, dtype, ["N", *shape]))
     return _model(graph, input_infos(pipeline), outputs, network)
 
 

@@ -21,6 +21,9 @@ replacement between them.  The steps, each what ``specforge.data.text.vectorize`
 
 A ``character`` split makes every Unicode character a token, and no standard operator splits a string into
 characters: such a model is not exported with raw strings (``check_expressible``).
+
+The same nodes (``vectorized``) vectorize a table's text columns (``specforge.export.table``), each under a
+prefix of its own in the table's graph.
 """
 
 from __future__ import annotations
@@ -46,21 +49,23 @@ PUNCTUATION = string.punctuation
 UPPERCASE = string.ascii_uppercase
 
 
-def check_expressible(vectorizer: TextVectorizer) -> None:
-    """Refuse a vectorization that standard ONNX operators cannot compute from raw strings."""
+def check_expressible(vectorizer: TextVectorizer, where: str = "data.vectorize") -> None:
+    """Refuse a vectorization that standard ONNX operators cannot compute from raw strings (``where``: its
+    ``vectorize`` options in the spec)."""
     if vectorizer.split == "character":
         raise ExportError(
             "a text model that splits documents into characters (vectorize.split: character) cannot take raw "
             "strings in ONNX (no standard operator splits a string into characters); use split: whitespace",
-            path="data.vectorize.split",
+            path=f"{where}.split",
         )
 
 
-class _TextGraph(Subgraph):
-    """The vectorization's nodes, with the shape helpers the steps share."""
+class TextGraph(Subgraph):
+    """The vectorization's nodes, with the shape helpers the steps share; ``prefix`` names them (a table's text
+    column has its own, so that several columns' vectorizations sit in one graph)."""
 
-    def __init__(self) -> None:
-        super().__init__("text")
+    def __init__(self, prefix: str = "text") -> None:
+        super().__init__(prefix)
         self.zero = self.ints([0], "zero")
         self.one = self.ints([1], "one")
         self.flat = self.ints([-1], "flat")
@@ -140,10 +145,11 @@ def _join_body(pieces: str, counts: str, by: str) -> onnx.GraphProto:
     )
 
 
-def _tokens(graph: _TextGraph, vectorizer: TextVectorizer) -> tuple[str, str]:
-    """The documents' standardized, non-empty tokens ``[N, L]`` and their mask (a prefix of each row)."""
-    rows = graph.dim(TEXT_INPUT, 0)
-    tokens = graph.node("Unsqueeze", [TEXT_INPUT, graph.one], "documents")
+def _tokens(graph: TextGraph, documents: str, vectorizer: TextVectorizer) -> tuple[str, str]:
+    """The standardized, non-empty tokens ``[N, L]`` of ``documents`` (``[N]``) and their mask (a prefix of each
+    row)."""
+    rows = graph.dim(documents, 0)
+    tokens = graph.node("Unsqueeze", [documents, graph.one], "documents")
     for separator in WHITESPACE:
         tokens, _ = graph.compact(split := graph.split(tokens, rows, separator), graph.non_empty(split))
     replacements = []
@@ -156,7 +162,7 @@ def _tokens(graph: _TextGraph, vectorizer: TextVectorizer) -> tuple[str, str]:
     return graph.compact(tokens, graph.non_empty(tokens))
 
 
-def _standardized(graph: _TextGraph, tokens: str, replacements: list[tuple[str, str]]) -> str:
+def _standardized(graph: TextGraph, tokens: str, replacements: list[tuple[str, str]]) -> str:
     """``tokens`` with each replacement made, on the distinct tokens only (``Unique``; a corpus repeats its
     words), then put back in place."""
     shape = graph.node("Shape", [tokens], "token_shape")
@@ -169,7 +175,7 @@ def _standardized(graph: _TextGraph, tokens: str, replacements: list[tuple[str, 
     return graph.node("Reshape", [standardized, shape], "in_place", allowzero=1)  # [N, 0]: no tokens at all
 
 
-def _with_ngrams(graph: _TextGraph, tokens: str, keep: str, ngrams: int | None) -> tuple[str, str]:
+def _with_ngrams(graph: TextGraph, tokens: str, keep: str, ngrams: int | None) -> tuple[str, str]:
     """The tokens followed by their 2..``ngrams``-grams (those of a row that fit in its tokens kept)."""
     if not ngrams:
         return tokens, keep
@@ -189,12 +195,12 @@ def _with_ngrams(graph: _TextGraph, tokens: str, keep: str, ngrams: int | None) 
 _TO_THE_END = int(np.iinfo(np.int64).max)
 
 
-def _columns(graph: _TextGraph, tensor: str, start: int, end: int) -> str:
+def _columns(graph: TextGraph, tensor: str, start: int, end: int) -> str:
     """``tensor[:, start:end]``."""
     return graph.node("Slice", [tensor, graph.ints([start], "start"), graph.ints([end], "end"), graph.one], "columns")
 
 
-def _lookup(graph: _TextGraph, tokens: str, vectorizer: TextVectorizer) -> str:
+def _lookup(graph: TextGraph, tokens: str, vectorizer: TextVectorizer) -> str:
     oov = OOV_ID if vectorizer.output_mode == "int" else 0
     return graph.node(
         "LabelEncoder",
@@ -207,7 +213,7 @@ def _lookup(graph: _TextGraph, tokens: str, vectorizer: TextVectorizer) -> str:
     )
 
 
-def _sequence(graph: _TextGraph, ids: str, keep: str, length: int) -> str:
+def _sequence(graph: TextGraph, ids: str, keep: str, length: int) -> str:
     """Each row's ids, padded with ``PADDING_ID`` or cut to ``length``."""
     ids, _ = graph.compact(graph.node("Where", [keep, ids, graph.ints(PADDING_ID, "padding")], "masked"), keep)
     padding = graph.node(
@@ -220,7 +226,7 @@ def _sequence(graph: _TextGraph, ids: str, keep: str, length: int) -> str:
     return graph.node("Slice", [padded, graph.zero, graph.ints([length], "length"), graph.one], "sequence")
 
 
-def _bag(graph: _TextGraph, ids: str, keep: str, vectorizer: TextVectorizer) -> str:
+def _bag(graph: TextGraph, ids: str, keep: str, vectorizer: TextVectorizer) -> str:
     """Each row's count per vocabulary entry (the dropped entries add 0), then its mode's vector."""
     zeros = graph.node(
         "ConstantOfShape",
@@ -237,24 +243,34 @@ def _bag(graph: _TextGraph, ids: str, keep: str, vectorizer: TextVectorizer) -> 
     return counts
 
 
-def text_preprocessing(vectorizer: TextVectorizer) -> onnx.ModelProto:
-    """The vectorization alone: ``text`` ``[N]`` strings to the network's ``input``."""
+def vectorized(graph: TextGraph, documents: str, vectorizer: TextVectorizer) -> str:
+    """The nodes vectorizing ``documents`` (``[N]`` strings) added to ``graph``; the vectors' name: int64 ids
+    ``[N, output_sequence_length]`` (``output_mode: int``), else float32 ``[N, vocabulary size]``."""
     check_expressible(vectorizer)
-    graph = _TextGraph()
-    tokens, keep = _tokens(graph, vectorizer)
+    tokens, keep = _tokens(graph, documents, vectorizer)
     tokens, keep = _with_ngrams(graph, tokens, keep, vectorizer.ngrams)
     ids = _lookup(graph, tokens, vectorizer)
     if vectorizer.output_mode == "int":
-        last = _sequence(graph, ids, keep, vectorizer.sequence_length)
-        out = helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT64, ["N", vectorizer.sequence_length])
-    else:
-        last = _bag(graph, ids, keep, vectorizer)
-        out = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", vectorizer.size])
+        return _sequence(graph, ids, keep, vectorizer.sequence_length)
+    return _bag(graph, ids, keep, vectorizer)
+
+
+def vectors_info(name: str, vectorizer: TextVectorizer) -> onnx.ValueInfoProto:
+    """The type and shape of ``vectorized``'s output, under ``name``."""
+    if vectorizer.output_mode == "int":
+        return helper.make_tensor_value_info(name, TensorProto.INT64, ["N", vectorizer.sequence_length])
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", vectorizer.size])
+
+
+def text_preprocessing(vectorizer: TextVectorizer) -> onnx.ModelProto:
+    """The vectorization alone: ``text`` ``[N]`` strings to the network's ``input``."""
+    graph = TextGraph()
+    last = vectorized(graph, TEXT_INPUT, vectorizer)
     graph.nodes.append(helper.make_node("Identity", [last], [INPUT_NAME], name="text/vectorized"))
     text = helper.make_tensor_value_info(TEXT_INPUT, TensorProto.STRING, ["N"])
     text.doc_string = "one raw document per string (UTF-8); the graph standardizes, splits and looks up its tokens"
     return helper.make_model(
-        helper.make_graph(graph.nodes, "text", [text], [out], graph.initializers),
+        helper.make_graph(graph.nodes, "text", [text], [vectors_info(INPUT_NAME, vectorizer)], graph.initializers),
         opset_imports=[helper.make_opsetid("", TEXT_OPSET), helper.make_opsetid(ML_DOMAIN, ML_OPSET)],
         ir_version=IR_VERSIONS[TEXT_OPSET],
     )

@@ -3,7 +3,7 @@ request's tensors.
 
 An image or array model takes its tensors as they are (FP64 cast to the FP32 it wants).  A table model
 (``specforge export`` of a table spec) takes one ``[N, 1]`` tensor per feature column, FP32 (or FP64) for a
-numeric column and BYTES for a categorical or binary one, and its rows are fed exactly as
+numeric column and BYTES for a categorical, binary or text one, and its rows are fed exactly as
 ``specforge predict MODEL rows.csv`` feeds the rows of a file: the same missing values, the same conversion;
 an image column's input takes the raw 0-255 pixels ``[N, height, width, channels]`` as FP32 (or FP64).
 A text model takes one BYTES tensor ``text`` of shape ``[N]``, one raw document per element (UTF-8), which

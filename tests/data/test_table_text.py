@@ -229,13 +229,15 @@ def test_an_embedding_smaller_than_the_vocabulary_is_refused(tmp_path):
     )
 
 
-def test_a_table_model_with_a_text_column_is_not_exported_but_says_what_works(tmp_path):
-    write_spec(tmp_path, MESSAGE_IDS)
+def test_a_text_column_split_into_characters_is_not_exported_and_says_what_works(tmp_path):
+    features = [{"column": "message", "type": "text", "vectorize": {"split": "character", "output_sequence_length": 4}}]
+    write_spec(tmp_path, features)
     assert run_cli("train", "spec.yaml", "--out", "run", cwd=tmp_path).returncode == 0
     line = one_line_error(run_cli("export", "run", "--onnx", cwd=tmp_path))
     assert line == (
-        "run: error: column 'message' is text, whose vectorization runs in Python, not in an ONNX graph; predict "
-        "and evaluate with the run directory itself (specforge predict RUN ROWS)"
+        "run/spec.yaml:11:14: error: data.features[0].vectorize.split: a text model that splits documents into "
+        "characters (vectorize.split: character) cannot take raw strings in ONNX (no standard operator splits a "
+        "string into characters); use split: whitespace"
     )
     assert not (tmp_path / "run" / "model.onnx").exists()
 

@@ -1,6 +1,6 @@
 """Exported files under onnxruntime-node and onnxruntime-web (its WebAssembly backend, run by Node.js) give
 Python's predictions: the README's JavaScript example, on the small CNN and on the strided example spec, and a
-table model's raw rows with missing and unseen categories.
+table model's raw rows with missing and unseen categories, and one with a text column vectorized in its graph.
 
 Each package's test is skipped unless ``node`` is installed and can load it (``npm install onnxruntime-node
 onnxruntime-web`` in this directory or a parent, or a folder on NODE_PATH).
@@ -93,8 +93,8 @@ async function main(runtime, modelPath, rowsPath) {
     feeds[name] = typeof values[0] === 'string' ? new ort.Tensor('string', values, shape)
                                                 : new ort.Tensor('float32', Float32Array.from(values), shape);
   }
-  const { predictions } = await session.run(feeds);
-  console.log(JSON.stringify(Array.from(predictions.data)));
+  const [output] = Object.values(await session.run(feeds));   // predictions, or a classifier's probabilities
+  console.log(JSON.stringify(Array.from(output.data)));
 }
 main(...process.argv.slice(2, 5));
 """
@@ -147,3 +147,42 @@ def test_javascript_reads_missing_and_unseen_categories_as_python_does(runtime, 
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
     (sex,) = [feature for feature in pipeline.features if feature.column == "sex"]
     assert got[0] == got[1] == got[sexes.index(sex.fill)] and got[2] != got[3]
+
+
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        pytest.param(name, marks=pytest.mark.skipif(not loadable(name), reason=f"node with {name} is not available"))
+        for name in RUNTIMES
+    ],
+)
+def test_javascript_vectorizes_a_table_text_column_as_python_does(runtime, tmp_path):
+    """The message's token ids as a model input of their own beside a number and a category: raw strings in
+    (missing, out-of-vocabulary, punctuation, a non-ASCII letter), the vectorization in the graph."""
+    from export.test_table_text_export import ODD, rows, two_inputs_spec, write_csv
+    from specforge import api
+    from specforge.data import Preprocessing
+    from specforge.data.feed import make_feed
+    from specforge.data.table.read import read_table
+    from specforge.predict.table import numpy_outputs
+
+    run = api.fit(two_inputs_spec(tmp_path), out=tmp_path / "run", quiet=True)
+    path = api.export(run).path
+    chosen = ODD + rows(8, 2)
+    pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
+    table = read_table(write_csv(tmp_path / "rows.csv", chosen), "rows")
+    expected = numpy_outputs(run.graph, run.weights(), pipeline, table, make_feed(run.config["data"], pipeline))
+    columns = {"message": [row[1] for row in chosen], "words": [float(row[2]) for row in chosen]}
+    columns["city"] = [row[3] for row in chosen]
+    (tmp_path / "rows.json").write_text(json.dumps(columns))
+    (tmp_path / "predict.js").write_text(TABLE_SCRIPT)
+    done = subprocess.run(
+        [NODE, str(tmp_path / "predict.js"), runtime, str(path), str(tmp_path / "rows.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    got = np.array(json.loads(done.stdout), dtype=np.float32).reshape(expected.shape)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

@@ -975,7 +975,19 @@ EXPECTED: dict[str, list[str]] = {
         "table_text_sequence_length_with_tf_idf.yaml:9:64: error: data.features[0].vectorize.output_sequence_length: output_sequence_length applies to output_mode int only, and output_mode is tf_idf; leave output_sequence_length out",
     ],
     "table_text_ids_beside_other_columns.yaml": [
-        "table_text_ids_beside_other_columns.yaml:7:7: error: data.features[0]: text column 'message' gives token ids (output_mode int), which are the model's whole input, and data.features lists 2 columns; list it alone, or give it vectorize.output_mode multi_hot, count or tf_idf to put it beside the other columns",
+        "table_text_ids_beside_other_columns.yaml:7:7: error: data.features[0]: text column 'message' gives token ids (output_mode int), which are the model's whole input, and data.features lists 2 columns; list it alone, give it a model input of its own (model.inputs and data.inputs), or give it vectorize.output_mode multi_hot, count or tf_idf to put it beside the other columns",
+    ],
+    "table_text_ids_mixed_in_an_input.yaml": [
+        "table_text_ids_mixed_in_an_input.yaml:13:12: error: data.inputs.text[0]: column 'message' gives token ids (output_mode int) and input 'text' takes the values of 'length' too; give the ids a model input of their own (data.inputs.message: [message] with an Embedding taking it), or give the column vectorize.output_mode multi_hot, count or tf_idf",
+    ],
+    "table_text_ids_and_values_of_one_column.yaml": [
+        "table_text_ids_and_values_of_one_column.yaml:13:12: error: data.inputs.text[0]: column 'message' is listed as token ids (output_mode int) and as values, and data.inputs feeds a column's features to one input, 'text', of one dtype; keep one of the column's text features",
+    ],
+    "table_text_ids_input_taken_by_dense.yaml": [
+        "table_text_ids_input_taken_by_dense.yaml:16:5: error: model.inputs.text: data.inputs.text gives the token ids of column 'message' (output_mode int) and the layers taking input 'text' take values; take it with an Embedding, or give the column vectorize.output_mode multi_hot, count or tf_idf",
+    ],
+    "table_values_input_taken_by_embedding.yaml": [
+        "table_values_input_taken_by_embedding.yaml:17:5: error: model.inputs.counts: input 'counts' takes integer token ids (Embedding) and data.inputs.counts gives values; feed it one text column of output_mode int (the default), alone, or take it with layers of values (Dense)",
     ],
     "table_image_beside_other_columns.yaml": [
         "table_image_beside_other_columns.yaml:12:11: error: data.inputs.both: image column 'image' feeds a model input of its own and data.inputs.both lists 2 columns; give it a group of its own (e.g. image: [image], with model.inputs.image: {shape: [28, 28, 1]}) and keep the other columns in both",
@@ -1241,6 +1253,7 @@ CLI_CASES = [
     "embedding_fed_floats.yaml",
     "table_text_ids_beside_other_columns.yaml",
     "table_image_beside_other_columns.yaml",
+    "table_text_ids_mixed_in_an_input.yaml",
 ]
 
 _LINE = re.compile(r"(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): error: (?:(?P<path>[^ :]+): )?(?P<message>.*)")

@@ -17,7 +17,8 @@ build the same steps into the ONNX graph.  Encodings, in feature order:
 - text: each cell a document, vectorized as Keras' ``TextVectorization`` does
   (``specforge.data.text.vectorize``, the column's ``vectorize`` options) with the vocabulary learned
   on the training split: ``output_sequence_length`` token ids (int64, for an Embedding; then the
-  column is the model's whole input) or one value per vocabulary entry.  A missing cell is an empty
+  column is the model's whole input, or one model input of its own, ``data.inputs``) or one value per
+  vocabulary entry.  A missing cell is an empty
   document.
 - image: each cell the path of a PNG or JPEG file relative to the table file, decoded to the column's
   ``shape`` (``specforge.data.table.images``), its raw 0-255 pixels times ``rescale``; the row's values, flat.
@@ -320,7 +321,8 @@ class TablePipeline:
 
     def encode(self, table: Table) -> np.ndarray:
         """float32 ``(N, width)`` model inputs for the raw rows of ``table``; int64 token ids for a table whose one
-        feature is a text column of ``output_mode: int``."""
+        feature is a text column of ``output_mode: int``, float64 where such ids sit beside values (both exact,
+        until the feed gives each model input its own dtype, ``specforge.data.feed``)."""
         return np.concatenate([feature.encode(table) for feature in self.features], axis=1)
 
     def to_dict(self) -> dict:

@@ -63,7 +63,9 @@ FEATURE_SCHEMA = {
             "description": "type text only: how the column's documents become model inputs, with Keras' "
             "TextVectorization options and defaults; the vocabulary is learned on the training split and saved "
             "with the run. output_mode int (the default) gives token ids for an Embedding and makes the column "
-            "the model's only input; the other modes give one value per vocabulary entry, beside other columns.",
+            "the model's only input, or one model input of its own (data.inputs); the other modes give one value "
+            "per vocabulary entry, beside other columns. The export takes the column's raw text and vectorizes it "
+            "in the graph.",
         },
         "shape": {
             "type": "array",
