@@ -16,7 +16,7 @@ from export.test_node import loadable
 from export.test_readme_examples import link_node_modules, run_node
 
 from specforge import api
-from specforge.base.errors import DataError, ExportError, RunError, SpecError
+from specforge.base.errors import DataError, ExportError, SpecError
 from specforge.data import load_data
 from specforge.data.feed import Feed
 from specforge.graph.build import build_graph
@@ -182,15 +182,6 @@ def test_the_two_output_reference_spec_learns_both_outputs_on_a_slice(tmp_path):
     assert history["digit_loss"][1] < history["digit_loss"][0] < math.log(10) + 0.1
     assert history["parity_loss"][1] < history["parity_loss"][0]
     assert "val_parity_accuracy" in history and run.metrics["loss"] == pytest.approx(history["val_loss"][1])
-
-
-def test_the_torch_backend_refuses_several_outputs_at_model_outputs():
-    with pytest.raises(RunError) as error:
-        api.fit(SPECS / "mnist_parity.yaml", backend="torch", limit_train=32, progress=Silent())
-    assert str(error.value) == (
-        f"{SPECS / 'mnist_parity.yaml'}:31:5: error: model.outputs: the torch backend does not train a model of "
-        "several outputs (model.outputs) yet; train this spec with --backend numpy"
-    )
 
 
 def test_a_two_output_model_exports_one_named_onnx_output_per_model_output(tmp_path):
