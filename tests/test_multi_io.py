@@ -209,7 +209,49 @@ def test_a_two_output_model_exports_one_named_onnx_output_per_model_output(tmp_p
     assert served.output_names == ["digit", "parity"]
     assert [out.shape for out in served.run(["digit", "parity"], {"input": raw.reshape(8, 784)})] == [(8, 10), (8, 1)]
     with pytest.raises(ExportError, match="the model has 2 outputs"):
-        api.export(run.path, quantize="int8")
+        api.export(run.path, web=tmp_path / "site")
+
+
+def test_logits_of_a_two_output_model_are_each_softmax_outputs_input(tmp_path):
+    """--logits adds NAME_logits for each softmax output (digit's), none for a sigmoid one (parity's)."""
+    import onnxruntime as ort
+
+    run = api.fit(
+        spec_from_dict(_two_output_spec()), out=tmp_path / "run", progress=Silent(), limit_train=32, limit_test=32
+    )
+    result = api.export(run.path, logits=True)
+    assert result.parity.passed and result.outputs == ["digit", "parity", "digit_logits"]
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    raw = load_data(run.config, run.path, {"test": 8}).test.images[:8].reshape(8, 784).astype(np.float32)
+    digit, logits = session.run(["digit", "digit_logits"], {"input": raw})
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(exp / exp.sum(axis=1, keepdims=True), digit, rtol=1e-5, atol=1e-6)
+
+
+def test_int8_export_of_two_outputs_gates_each_outputs_accuracy(tmp_path):
+    """--quantize int8 measures each output's accuracy on the test split against its own labels (parity's mapped),
+    and records both; the gate fails when any one output drops too far."""
+    from specforge.export.quantize import OutputAccuracy, QuantizationResult
+
+    run = api.fit(
+        spec_from_dict(_two_output_spec()), out=tmp_path / "run", progress=Silent(), limit_train=256, limit_test=32
+    )
+    result = api.export(run.path, quantize="int8", max_accuracy_drop=100)
+    gate = result.quantization
+    assert gate is not None and gate.examples == 10_000 and list(gate.outputs) == ["digit", "parity"]
+    report = api.evaluate(run.path)
+    assert gate.outputs["digit"].float_accuracy == pytest.approx(report["digit_accuracy"], abs=1e-4)
+    assert gate.outputs["parity"].float_accuracy == pytest.approx(report["parity_accuracy"], abs=1e-4)
+    assert "digit: accuracy" in gate.summary() and "parity: accuracy" in gate.summary()
+    recorded = json.loads((run.path / "export.json").read_text())["quantization"]["outputs"]
+    assert set(recorded) == {"digit", "parity"}
+
+    def gated(parity_int8: float) -> QuantizationResult:
+        outputs = {"digit": OutputAccuracy(0.9, 0.9, 10), "parity": OutputAccuracy(0.8, parity_int8, 10)}
+        return QuantizationResult("int8", 10, 0.9, 0.9, 10, 0.5, 100, 50, outputs=outputs)
+
+    assert gated(0.797).passed and not gated(0.79).passed
+    assert "more than --max-accuracy-drop 0.5 points for an output" in gated(0.79).failure()
 
 
 def test_predict_shows_the_classes_of_the_output_it_is_given(tmp_path):

@@ -163,9 +163,9 @@ def export_run(
     graph = run.graph
     outputs = len(graph.output_nodes)
     several = outputs > 1
-    if several and (web is not None or quantize is not None or logits or run.config["data"].get("source") == "table"):
+    if several and (web is not None or run.config["data"].get("source") == "table"):
         raise ExportError(
-            f"the model has {outputs} outputs (model.outputs); --web, --quantize, --logits and a table model's "
+            f"the model has {outputs} outputs (model.outputs); --web and a table model's "
             "export take a model of one output yet; export it without them",
             file=display_path(run.path),
         )
@@ -241,7 +241,7 @@ def export_run(
             model,
             calibration,
             test_inputs,
-            test_labels,
+            per_output_labels(run.config, test_labels) if several else test_labels,
             max_accuracy_drop=(DEFAULT_MAX_ACCURACY_DROP if max_accuracy_drop is None else max_accuracy_drop),
             file=str(run.path),
         )
@@ -444,6 +444,14 @@ def quantization_data(
         inputs(dataset.test.images),
         np.asarray(dataset.test.labels),
     )
+
+
+def per_output_labels(config: dict, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Each output's labels, by its name, from the data's (mapped where ``data.targets`` maps them)."""
+    return {
+        name: labels if label_map is None else np.asarray(label_map)[labels]
+        for name, label_map in output_label_maps(config).items()
+    }
 
 
 def outputs_metadata(config: dict, graph: Graph, preprocessing: Preprocessing) -> dict[str, str]:
