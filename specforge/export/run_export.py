@@ -163,10 +163,10 @@ def export_run(
     graph = run.graph
     outputs = len(graph.output_nodes)
     several = outputs > 1
-    if several and (web is not None or run.config["data"].get("source") == "table"):
+    if several and run.config["data"].get("source") == "table":
         raise ExportError(
-            f"the model has {outputs} outputs (model.outputs); --web and a table model's "
-            "export take a model of one output yet; export it without them",
+            f"the model has {outputs} outputs (model.outputs), and a table model's export takes a model of one "
+            "output yet; predict and evaluate with the run directory itself",
             file=display_path(run.path),
         )
     steps = Preprocessing.from_dict(run.preprocessing)
@@ -250,7 +250,13 @@ def export_run(
     write_bytes(path, payload)
     if web is not None:
         web = write_site(
-            web, payload, name=spec.name, class_names=steps.class_names, input_shape=graph.input_shape, mode=mode
+            web,
+            payload,
+            name=spec.name,
+            class_names=steps.class_names,
+            input_shape=graph.input_shape,
+            mode=mode,
+            outputs=output_class_names(run.config, output_widths(graph), steps.class_names) if several else None,
         )
     result = ExportResult(
         path,
@@ -454,10 +460,14 @@ def per_output_labels(config: dict, labels: np.ndarray) -> dict[str, np.ndarray]
     }
 
 
+def output_widths(graph: Graph) -> list[int]:
+    """The last axis of each model output."""
+    return [graph.nodes[node].output_shape[-1] for node in graph.output_nodes]
+
+
 def outputs_metadata(config: dict, graph: Graph, preprocessing: Preprocessing) -> dict[str, str]:
     """The metadata of a model of several outputs: each output's class names and map from the data's labels."""
-    widths = [graph.nodes[node].output_shape[-1] for node in graph.output_nodes]
     return {
-        "output_class_names": json.dumps(output_class_names(config, widths, preprocessing.class_names)),
+        "output_class_names": json.dumps(output_class_names(config, output_widths(graph), preprocessing.class_names)),
         "output_label_maps": json.dumps(output_label_maps(config)),
     }
