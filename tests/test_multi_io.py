@@ -16,9 +16,10 @@ from export.test_node import loadable
 from export.test_readme_examples import link_node_modules, run_node
 
 from specforge import api
-from specforge.base.errors import DataError, ExportError, SpecError
+from specforge.base.errors import DataError, SpecError
 from specforge.data import load_data
-from specforge.data.feed import Feed
+from specforge.data.feed import Feed, make_feed
+from specforge.data.preprocessing import Preprocessing
 from specforge.graph.build import build_graph
 from specforge.graph.model import Model
 from specforge.options import losses
@@ -185,8 +186,7 @@ def test_the_two_output_reference_spec_learns_both_outputs_on_a_slice(tmp_path):
 
 
 def test_a_two_output_model_exports_one_named_onnx_output_per_model_output(tmp_path):
-    """The export's outputs are the model's, by name, under the parity gate; serve gives both by name;
-    predict (which shows one output's classes) and the options of one output refuse it, naming it."""
+    """The export's outputs are the model's, by name, under the parity gate; serve gives both by name."""
     import onnxruntime as ort
 
     from specforge.predict.session import OnnxPredictor
@@ -208,8 +208,6 @@ def test_a_two_output_model_exports_one_named_onnx_output_per_model_output(tmp_p
     served = ServedModel(OnnxPredictor(result.path))
     assert served.output_names == ["digit", "parity"]
     assert [out.shape for out in served.run(["digit", "parity"], {"input": raw.reshape(8, 784)})] == [(8, 10), (8, 1)]
-    with pytest.raises(ExportError, match="the model has 2 outputs"):
-        api.export(run.path, web=tmp_path / "site")
 
 
 def test_logits_of_a_two_output_model_are_each_softmax_outputs_input(tmp_path):
@@ -371,3 +369,42 @@ def test_the_graph_picture_draws_each_named_input():
     dot = graph_dot(build_graph(api.load_spec(SPECS / "breast_cancer_two_inputs.yaml")), "two")
     assert '"mean" [label="mean\\n(10,)"' in dot and '"worst" [label="worst\\n(10,)"' in dot
     assert '"mean" -> "mean_branch";' in dot and '"input"' not in dot
+
+
+def test_a_two_output_table_model_exports_taking_raw_rows_each_output_by_name(tmp_path):
+    """A table model's outputs (the diagnosis and its map to the other class) export by name under the parity gate
+    on each, the same as the run's numpy outputs on raw rows; predict of rows, one output's, refuses it naming
+    them."""
+    import onnxruntime as ort
+    import yaml
+
+    from specforge.data.table.read import read_table
+    from specforge.predict.table import each_numpy_output, rows_feed, table_inputs
+
+    spec = yaml.safe_load((SPECS / "breast_cancer_two_inputs.yaml").read_text())
+    spec["data"]["train"] = str(SPECS / "data" / "breast_cancer.csv")
+    spec["data"]["targets"] = {"diagnosis": {}, "other": {"map": [1, 0]}}
+    spec["model"]["layers"][-1] = {"type": "Dense", "name": "diagnosis", "units": 2, "activation": "softmax"}
+    spec["model"]["layers"].append(
+        {"type": "Dense", "name": "other", "units": 1, "activation": "sigmoid", "inputs": "concatenate"}
+    )
+    spec["model"]["outputs"] = {
+        "diagnosis": {"layer": "diagnosis"},
+        "other": {"layer": "other", "loss": "binary_crossentropy"},
+    }
+    spec["fit"]["epochs"] = 2
+    run = api.fit(spec_from_dict(spec), out=tmp_path / "run", progress=Silent())
+    result = api.export(run.path)
+    assert result.parity.passed and result.outputs == ["diagnosis", "other"]
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["output_class_names"])["other"] == ["0", "1"]
+    rows = read_table(SPECS / "data" / "breast_cancer.csv", "rows")
+    got = session.run(["diagnosis", "other"], rows_feed(rows, table_inputs(metadata)))
+    steps = open_run(run.path)
+    pipeline = Preprocessing.from_dict(steps.preprocessing).pipeline
+    expected = each_numpy_output(steps.graph, steps.weights(), pipeline, rows, make_feed(run.config["data"], pipeline))
+    for mine, theirs in zip(got, expected, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
+    with pytest.raises(DataError, match="the model has outputs 'diagnosis', 'other', and predict takes a table"):
+        api.predict_rows(result.path, SPECS / "data" / "breast_cancer.csv", limit=3)

@@ -163,12 +163,6 @@ def export_run(
     graph = run.graph
     outputs = len(graph.output_nodes)
     several = outputs > 1
-    if several and run.config["data"].get("source") == "table":
-        raise ExportError(
-            f"the model has {outputs} outputs (model.outputs), and a table model's export takes a model of one "
-            "output yet; predict and evaluate with the run directory itself",
-            file=display_path(run.path),
-        )
     steps = Preprocessing.from_dict(run.preprocessing)
     if web is not None:
         try:
@@ -215,7 +209,14 @@ def export_run(
             )
         rows, data = parity_rows(run.config, examples_shape(run.config), base_dir)
         model, parity = export_table(
-            graph, run.weights(), steps, rows, data=data, groups=run.config["data"].get("inputs"), **common
+            graph,
+            run.weights(),
+            steps,
+            rows,
+            data=data,
+            groups=run.config["data"].get("inputs"),
+            outputs_metadata=outputs_metadata(run.config, graph, steps) if several else None,
+            **common,
         )
     elif text:
         texts, data = parity_texts(run.config, graph.input_shape, base_dir, steps)
@@ -287,18 +288,25 @@ def export_table(
     data: str = "",
     description: str = "",
     groups: dict[str, list[str]] | None = None,
+    outputs_metadata: dict[str, str] | None = None,
 ) -> tuple[onnx.ModelProto, ParityResult]:
     """The checked, documented ONNX model of a table model, taking raw rows, and its parity on ``rows``;
-    ``groups`` (``data.inputs``) are the feature columns of each named model input."""
+    ``groups`` (``data.inputs``) are the feature columns of each named model input, ``outputs_metadata`` the
+    outputs of a model of several (``outputs_metadata``)."""
     from specforge.export.table import check_table_parity, input_infos, table_model
 
     pipeline = preprocessing.pipeline
     if pipeline is None:
         raise ValueError("export_table takes a table model's preprocessing, which holds its table pipeline")
+    named = (
+        [("predictions" if pipeline.target.regression else "probabilities")]
+        if len(graph.output_nodes) == 1
+        else graph.output_names
+    )
     doc = (
         f"{_doc_title(spec_name, description)} One input per feature column, [N, 1] "
-        "(float for numeric columns, string for categorical and binary ones); output "
-        f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph."
+        "(float for numeric columns, string for categorical and binary ones); "
+        f"output{'s' if len(named) > 1 else ''} {', '.join(repr(name) for name in named)}. Preprocessing is in the graph."
     )
     network = export_graph(graph, params, opset=opset)
     model = table_model(network, pipeline, doc, groups)
@@ -315,7 +323,8 @@ def export_table(
             inputs=input_infos(pipeline),
             outputs=[output.name for output in model.graph.output],
             metrics=metrics,
-        ),
+        )
+        | (outputs_metadata or {}),
     )
     return model, parity
 
