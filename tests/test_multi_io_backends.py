@@ -75,11 +75,11 @@ def test_the_torch_backend_weighs_each_outputs_loss_in_the_total(tmp_path):
         assert logs["loss"] == pytest.approx(logs["digit_loss"] + 0.5 * logs["parity_loss"], rel=1e-6)
 
 
-def test_two_ray_workers_train_two_outputs_as_one_process(local_ray, tmp_path):  # noqa: F811 (the fixture)
-    one = _fit(tmp_path / "one", "mnist_parity", "torch", device="cpu")
-    two = _fit(tmp_path / "two", "mnist_parity", "ray", workers=2)
+@pytest.mark.parametrize("name", sorted(SLICES))
+def test_two_ray_workers_train_several_inputs_or_outputs_as_one_process(local_ray, tmp_path, name):  # noqa: F811
+    one = _fit(tmp_path / "one", name, "torch", device="cpu")
+    two = _fit(tmp_path / "two", name, "ray", workers=2)
     assert (two.manifest["backend"], two.manifest["workers"], two.manifest["status"]) == ("ray", 2, "completed")
     assert list(two.history) == list(one.history)
-    assert "val_parity_accuracy" in two.history
     for key in (key for key in one.history if key.endswith("loss")):
         np.testing.assert_allclose(two.history[key], one.history[key], rtol=1e-4, err_msg=key)
