@@ -20,8 +20,9 @@ class TorchNetwork(nn.Module):
     """``graph`` in PyTorch, starting from ``params`` (one dict per node, specforge's layout).
 
     It takes one tensor per model input and gives one per model output, channels-first
-    (specforge.layers.torch.layout). A Flatten whose users are all Dense layers flattens in PyTorch's own order and those layers take their kernel rows in that
-    order, as a PyTorch user would write the model; the weights it hands back are in specforge's order.
+    (specforge.layers.torch.layout). A Flatten whose users are all Dense layers flattens in PyTorch's own
+    order and those layers take their kernel rows in that order, as a PyTorch user would write the model;
+    the weights it hands back are in specforge's order.
     """
 
     def __init__(self, graph: Graph, params: list[Params]):
@@ -46,8 +47,8 @@ class TorchNetwork(nn.Module):
     ) -> torch.Tensor | list[torch.Tensor]:
         """The model's outputs for ``x`` (one tensor per model input, or the only input's): a tensor for a model
         of one output, a list for several. An output node in ``skipped`` (``graph.model.fused_outputs``; a tuple,
-        which torch.jit traces) is not computed and gives its input, the logits its loss takes. Each value is let go when its last user has it,
-        as a chain of modules would."""
+        which torch.jit traces) is not computed and gives its input, the logits its loss takes. Each value is
+        let go when its last user has it, as a chain of modules would."""
         inputs = [x] if isinstance(x, torch.Tensor) else list(x)
         values: dict[int, torch.Tensor] = {input_node(position): each for position, each in enumerate(inputs)}
         wanted = [self.inputs[index][0] if index in skipped else index for index in self.graph.output_nodes]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,9 +58,10 @@ class TorchStep:
 
     def targets(self, labels: Batch, targets: Batch) -> torch.Tensor | list[torch.Tensor]:
         """What the losses take for a batch whose class ``labels`` specforge's losses take as ``targets``."""
-        if not self.several:
-            return _target(self.classes_each[0], labels, targets)  # type: ignore[arg-type]
-        return [_target(*each) for each in zip(self.classes_each, labels, targets, strict=True)]
+        if isinstance(labels, list) and isinstance(targets, list):
+            return [_target(*each) for each in zip(self.classes_each, labels, targets, strict=True)]
+        assert not isinstance(labels, list) and not isinstance(targets, list), "one output's labels and targets"
+        return _target(self.classes_each[0], labels, targets)
 
     def step(self, x: Any, y: Any, scale: float = 1.0, weights: torch.Tensor | None = None) -> tuple[Any, Any]:
         """One gradient step on a batch (channels-first, a tensor per model input; targets from ``targets``, each
@@ -72,9 +75,8 @@ class TorchStep:
         outputs = self.module(x, self.skipped)
         outs, ys = (outputs, y) if self.several else ([outputs], [y])
         values = [loss(out, target, weights) for loss, out, target in zip(self.losses, outs, ys, strict=True)]
-        total = values[0] if self.loss_weights[0] == 1 else self.loss_weights[0] * values[0]
-        for weight, value in zip(self.loss_weights[1:], values[1:]):
-            total = total + (value if weight == 1 else weight * value)
+        weighted = [value if weight == 1 else weight * value for weight, value in zip(self.loss_weights, values)]
+        total = functools.reduce(operator.add, weighted)
         (total * scale if scale != 1.0 else total).backward()
         clip_gradients(self.network.parameters(), *self.clipping)
         if self.schedule is not None:
