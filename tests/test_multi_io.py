@@ -229,6 +229,7 @@ def test_logits_of_a_two_output_model_are_each_softmax_outputs_input(tmp_path):
 def test_int8_export_of_two_outputs_gates_each_outputs_accuracy(tmp_path):
     """--quantize int8 measures each output's accuracy on the test split against its own labels (parity's mapped),
     and records both; the gate fails when any one output drops too far."""
+    from specforge.export.inspect import describe, format_description
     from specforge.export.quantize import OutputAccuracy, QuantizationResult
 
     run = api.fit(
@@ -243,6 +244,13 @@ def test_int8_export_of_two_outputs_gates_each_outputs_accuracy(tmp_path):
     assert "digit: accuracy" in gate.summary() and "parity: accuracy" in gate.summary()
     recorded = json.loads((run.path / "export.json").read_text())["quantization"]["outputs"]
     assert set(recorded) == {"digit", "parity"}
+    described = format_description(describe(result.path))
+    digit, parity = gate.outputs["digit"], gate.outputs["parity"]
+    assert (
+        f"quantized: int8 (test accuracy digit {100 * digit.float_accuracy:.2f}% float, "
+        f"{100 * digit.int8_accuracy:.2f}% int8; parity {100 * parity.float_accuracy:.2f}% float, "
+        f"{100 * parity.int8_accuracy:.2f}% int8, on 10000 examples)"
+    ) in described
 
     def gated(parity_int8: float) -> QuantizationResult:
         outputs = {"digit": OutputAccuracy(0.9, 0.9, 10), "parity": OutputAccuracy(0.8, parity_int8, 10)}
