@@ -387,7 +387,9 @@ def test_a_two_output_table_model_exports_taking_raw_rows_each_output_by_name(tm
     import yaml
 
     from specforge.data.table.read import read_table
+    from specforge.predict.session import OnnxPredictor
     from specforge.predict.table import each_numpy_output, rows_feed, table_inputs
+    from specforge.serve.interface import ServedModel
 
     spec = yaml.safe_load((SPECS / "breast_cancer_two_inputs.yaml").read_text())
     spec["data"]["train"] = str(SPECS / "data" / "breast_cancer.csv")
@@ -414,5 +416,10 @@ def test_a_two_output_table_model_exports_taking_raw_rows_each_output_by_name(tm
     expected = each_numpy_output(steps.graph, steps.weights(), pipeline, rows, make_feed(run.config["data"], pipeline))
     for mine, theirs in zip(got, expected, strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
+    served = ServedModel(OnnxPredictor(result.path))
+    assert served.output_names == ["diagnosis", "other"] and served.columns is not None
+    cells = {column: rows.column(column).astype(np.float32).reshape(-1, 1) for column, _ in served.columns}
+    for mine, theirs in zip(served.run(["diagnosis", "other"], cells), got, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-6)
     with pytest.raises(DataError, match="the model has outputs 'diagnosis', 'other', and predict takes a table"):
         api.predict_rows(result.path, SPECS / "data" / "breast_cancer.csv", limit=3)
