@@ -16,7 +16,7 @@ from export.test_node import loadable
 from export.test_readme_examples import link_node_modules, run_node
 
 from specforge import api
-from specforge.base.errors import DataError, SpecError
+from specforge.base.errors import DataError, ExportError, SpecError
 from specforge.data import load_data
 from specforge.data.feed import Feed, make_feed
 from specforge.data.preprocessing import Preprocessing
@@ -423,3 +423,16 @@ def test_a_two_output_table_model_exports_taking_raw_rows_each_output_by_name(tm
         np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-6)
     with pytest.raises(DataError, match="the model has outputs 'diagnosis', 'other', and predict takes a table"):
         api.predict_rows(result.path, SPECS / "data" / "breast_cancer.csv", limit=3)
+
+
+def test_logits_of_a_model_without_a_softmax_output_are_refused_naming_why():
+    from specforge.export.onnx import export_graph
+
+    spec = _two_output_spec()
+    spec["model"]["layers"][1] = {**spec["model"]["layers"][1], "units": 1, "activation": "sigmoid"}
+    spec["model"]["outputs"]["digit"]["loss"] = "binary_crossentropy"
+    spec["data"]["targets"]["digit"] = {"map": [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]}
+    graph = build_graph(spec_from_dict(spec))
+    model = Model.initialize(graph, np.random.default_rng(0))
+    with pytest.raises(ExportError, match="--logits needs an output whose activation is softmax, and no output"):
+        export_graph(graph, model.params, logits=True)
