@@ -17,9 +17,10 @@ from export.test_node import loadable
 from export.test_readme_examples import link_node_modules, run_node
 
 from specforge import api
-from specforge.base.errors import DataError, ExportError, RunError, SpecError
+from specforge.base.errors import DataError, ExportError, SpecError
 from specforge.data import load_data
-from specforge.data.feed import Feed
+from specforge.data.feed import Feed, make_feed
+from specforge.data.preprocessing import Preprocessing
 from specforge.graph.build import build_graph
 from specforge.graph.model import Model
 from specforge.options import losses
@@ -209,18 +210,8 @@ def test_the_two_output_reference_spec_learns_both_outputs_on_a_slice(tmp_path):
     assert "val_parity_accuracy" in history and run.metrics["loss"] == pytest.approx(history["val_loss"][1])
 
 
-def test_the_torch_backend_refuses_several_outputs_at_model_outputs():
-    with pytest.raises(RunError) as error:
-        api.fit(SPECS / "mnist_parity.yaml", backend="torch", limit_train=32, progress=Silent())
-    assert str(error.value) == (
-        f"{SPECS / 'mnist_parity.yaml'}:31:5: error: model.outputs: the torch backend does not train a model of "
-        "several outputs (model.outputs) yet; train this spec with --backend numpy"
-    )
-
-
 def test_a_two_output_model_exports_one_named_onnx_output_per_model_output(tmp_path):
-    """The export's outputs are the model's, by name, under the parity gate; serve gives both by name;
-    predict (which shows one output's classes) and the options of one output refuse it, naming it."""
+    """The export's outputs are the model's, by name, under the parity gate; serve gives both by name."""
     import onnxruntime as ort
 
     from specforge.predict.session import OnnxPredictor
@@ -242,8 +233,56 @@ def test_a_two_output_model_exports_one_named_onnx_output_per_model_output(tmp_p
     served = ServedModel(OnnxPredictor(result.path))
     assert served.output_names == ["digit", "parity"]
     assert [out.shape for out in served.run(["digit", "parity"], {"input": raw.reshape(8, 784)})] == [(8, 10), (8, 1)]
-    with pytest.raises(ExportError, match="the model has 2 outputs"):
-        api.export(run.path, quantize="int8")
+
+
+def test_logits_of_a_two_output_model_are_each_softmax_outputs_input(tmp_path):
+    """--logits adds NAME_logits for each softmax output (digit's), none for a sigmoid one (parity's)."""
+    import onnxruntime as ort
+
+    run = api.fit(
+        spec_from_dict(_two_output_spec()), out=tmp_path / "run", progress=Silent(), limit_train=32, limit_test=32
+    )
+    result = api.export(run.path, logits=True)
+    assert result.parity.passed and result.outputs == ["digit", "parity", "digit_logits"]
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    raw = load_data(run.config, run.path, {"test": 8}).test.images[:8].reshape(8, 784).astype(np.float32)
+    digit, logits = session.run(["digit", "digit_logits"], {"input": raw})
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(exp / exp.sum(axis=1, keepdims=True), digit, rtol=1e-5, atol=1e-6)
+
+
+def test_int8_export_of_two_outputs_gates_each_outputs_accuracy(tmp_path):
+    """--quantize int8 measures each output's accuracy on the test split against its own labels (parity's mapped),
+    and records both; the gate fails when any one output drops too far."""
+    from specforge.export.inspect import describe, format_description
+    from specforge.export.quantize import OutputAccuracy, QuantizationResult
+
+    run = api.fit(
+        spec_from_dict(_two_output_spec()), out=tmp_path / "run", progress=Silent(), limit_train=256, limit_test=32
+    )
+    result = api.export(run.path, quantize="int8", max_accuracy_drop=100)
+    gate = result.quantization
+    assert gate is not None and gate.examples == 10_000 and list(gate.outputs) == ["digit", "parity"]
+    report = api.evaluate(run.path)
+    assert gate.outputs["digit"].float_accuracy == pytest.approx(report["digit_accuracy"], abs=1e-4)
+    assert gate.outputs["parity"].float_accuracy == pytest.approx(report["parity_accuracy"], abs=1e-4)
+    assert "digit: accuracy" in gate.summary() and "parity: accuracy" in gate.summary()
+    recorded = json.loads((run.path / "export.json").read_text())["quantization"]["outputs"]
+    assert set(recorded) == {"digit", "parity"}
+    described = format_description(describe(result.path))
+    digit, parity = gate.outputs["digit"], gate.outputs["parity"]
+    assert (
+        f"quantized: int8 (test accuracy digit {100 * digit.float_accuracy:.2f}% float, "
+        f"{100 * digit.int8_accuracy:.2f}% int8; parity {100 * parity.float_accuracy:.2f}% float, "
+        f"{100 * parity.int8_accuracy:.2f}% int8, on 10000 examples)"
+    ) in described
+
+    def gated(parity_int8: float) -> QuantizationResult:
+        outputs = {"digit": OutputAccuracy(0.9, 0.9, 10), "parity": OutputAccuracy(0.8, parity_int8, 10)}
+        return QuantizationResult("int8", 10, 0.9, 0.9, 10, 0.5, 100, 50, outputs=outputs)
+
+    assert gated(0.797).passed and not gated(0.79).passed
+    assert "more than --max-accuracy-drop 0.5 points for an output" in gated(0.79).failure()
 
 
 def test_predict_shows_the_classes_of_the_output_it_is_given(tmp_path):
@@ -363,3 +402,62 @@ def test_the_graph_picture_draws_each_named_input():
     dot = graph_dot(build_graph(api.load_spec(SPECS / "breast_cancer_two_inputs.yaml")), "two")
     assert '"mean" [label="mean\\n(10,)"' in dot and '"worst" [label="worst\\n(10,)"' in dot
     assert '"mean" -> "mean_branch";' in dot and '"input"' not in dot
+
+
+def test_a_two_output_table_model_exports_taking_raw_rows_each_output_by_name(tmp_path):
+    """A table model's outputs (the diagnosis and its map to the other class) export by name under the parity gate
+    on each, the same as the run's numpy outputs on raw rows; predict of rows, one output's, refuses it naming
+    them."""
+    import onnxruntime as ort
+    import yaml
+
+    from specforge.data.table.read import read_table
+    from specforge.predict.session import OnnxPredictor
+    from specforge.predict.table import each_numpy_output, rows_feed, table_inputs
+    from specforge.serve.interface import ServedModel
+
+    spec = yaml.safe_load((SPECS / "breast_cancer_two_inputs.yaml").read_text())
+    spec["data"]["train"] = str(SPECS / "data" / "breast_cancer.csv")
+    spec["data"]["targets"] = {"diagnosis": {}, "other": {"map": [1, 0]}}
+    spec["model"]["layers"][-1] = {"type": "Dense", "name": "diagnosis", "units": 2, "activation": "softmax"}
+    spec["model"]["layers"].append(
+        {"type": "Dense", "name": "other", "units": 1, "activation": "sigmoid", "inputs": "concatenate"}
+    )
+    spec["model"]["outputs"] = {
+        "diagnosis": {"layer": "diagnosis"},
+        "other": {"layer": "other", "loss": "binary_crossentropy"},
+    }
+    spec["fit"]["epochs"] = 2
+    run = api.fit(spec_from_dict(spec), out=tmp_path / "run", progress=Silent())
+    result = api.export(run.path)
+    assert result.parity.passed and result.outputs == ["diagnosis", "other"]
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["output_class_names"])["other"] == ["0", "1"]
+    rows = read_table(SPECS / "data" / "breast_cancer.csv", "rows")
+    got = session.run(["diagnosis", "other"], rows_feed(rows, table_inputs(metadata)))
+    steps = open_run(run.path)
+    pipeline = Preprocessing.from_dict(steps.preprocessing).pipeline
+    expected = each_numpy_output(steps.graph, steps.weights(), pipeline, rows, make_feed(run.config["data"], pipeline))
+    for mine, theirs in zip(got, expected, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
+    served = ServedModel(OnnxPredictor(result.path))
+    assert served.output_names == ["diagnosis", "other"] and served.columns is not None
+    cells = {column: rows.column(column).astype(np.float32).reshape(-1, 1) for column, _ in served.columns}
+    for mine, theirs in zip(served.run(["diagnosis", "other"], cells), got, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-6)
+    with pytest.raises(DataError, match="the model has outputs 'diagnosis', 'other', and predict takes a table"):
+        api.predict_rows(result.path, SPECS / "data" / "breast_cancer.csv", limit=3)
+
+
+def test_logits_of_a_model_without_a_softmax_output_are_refused_naming_why():
+    from specforge.export.onnx import export_graph
+
+    spec = _two_output_spec()
+    spec["model"]["layers"][1] = {**spec["model"]["layers"][1], "units": 1, "activation": "sigmoid"}
+    spec["model"]["outputs"]["digit"]["loss"] = "binary_crossentropy"
+    spec["data"]["targets"]["digit"] = {"map": [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]}
+    graph = build_graph(spec_from_dict(spec))
+    model = Model.initialize(graph, np.random.default_rng(0))
+    with pytest.raises(ExportError, match="--logits needs an output whose activation is softmax, and no output"):
+        export_graph(graph, model.params, logits=True)

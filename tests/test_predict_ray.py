@@ -94,3 +94,22 @@ def test_a_text_models_documents_on_ray_data_match_the_local_path(local_ray, tmp
     local = api.predict_onnx(model, texts=texts, top_k=2, batch_size=2)
     same(local, api.predict_onnx(model, texts=texts, top_k=2, batch_size=2, backend="ray", actors=2))
     assert [p.source for p in local.predictions] == [repr(text) for text in texts]
+
+
+def test_each_output_of_a_model_of_several_on_ray_data_matches_the_local_path(local_ray, tmp_path):
+    from test_multi_io import _two_output_spec
+
+    from specforge.spec import spec_from_dict
+    from specforge.training.progress import Silent
+
+    run = api.fit(
+        spec_from_dict(_two_output_spec()), out=tmp_path / "run", progress=Silent(), limit_train=32, limit_test=32
+    )
+    path = api.export(run.path).path
+    for name in ("digit", "parity"):
+        options = {"data": "mnist:test", "limit": 300, "top_k": 2, "batch_size": 128, "output_name": name}
+        local = api.predict_onnx(path, **options)
+        distributed = api.predict_onnx(path, backend="ray", actors=2, **options)
+        same(local, distributed)
+        assert distributed.accuracy == local.accuracy
+    assert {c for p in distributed.predictions for c, _, _ in p.top} == {0, 1}

@@ -29,6 +29,7 @@ from specforge.layers import REGISTRY
 from specforge.layers.base import Layer
 from specforge.options import losses, optimizers
 from specforge.training.evaluate import labels_and_targets
+from specforge.training.heads import create_heads
 
 try:
     import torch
@@ -168,7 +169,7 @@ def test_the_lowering_of_a_spec_gives_its_outputs_and_gradients(path):
         _assert_close(to_numpy(network(to_torch(x))), model.forward(x), 1e-4, "forward")
     trainer = TorchStep(network, loss, config["compile"]["optimizer"])
     network.train().numpy_masks(np.random.default_rng(5))
-    trainer.loss(network(to_torch(x), trainer.until), trainer.targets(labels, targets)).backward()
+    trainer.loss(network(to_torch(x), trainer.skipped), trainer.targets(labels, targets)).backward()
     grads = model.gradients(x, targets, loss, np.random.default_rng(5))[2]
     torch_grads = [params[name] for params in network.specforge_gradients() for name in params]
     assert len(torch_grads) == len(grads)
@@ -192,6 +193,44 @@ def test_one_training_step_in_pytorch_is_numpys(path):
     for node, actual, params in zip(model.graph.nodes, network.specforge_params(), model.params):
         for name, expected_value in params.items():
             _assert_close(actual[name], expected_value, 1e-7, f"{node.layer.name}/{name}")
+
+
+def _one_or_all(items: list):
+    """What a model takes or gives for ``items``, one per input or output: the item itself when there is one."""
+    return items if len(items) > 1 else items[0]
+
+
+@pytest.mark.parametrize("name", SEVERAL_IO_SPECS)
+def test_one_training_step_of_several_inputs_or_outputs_in_pytorch_is_numpys(name):
+    """Each input takes its own tensor, each output gives its loss, and the step is that of the weighted total
+    (compile.loss_weights), as numpy's."""
+    model, config = _model(SEED_SPEC.with_name(f"{name}.yaml"), np.float64)
+    rng = np.random.default_rng(1)
+    x = [rng.standard_normal((BATCH, *source.shape)) for source in model.graph.model_inputs]
+    heads = create_heads(config, model.graph)
+    pairs = [head.labels_and_targets(rng.integers(0, 2, size=BATCH)) for head in heads]
+    labels = [each for each, _ in pairs]
+    targets = [each.astype(np.float64) if each.dtype.kind == "f" else each for _, each in pairs]
+    each_loss = _one_or_all([head.loss for head in heads])
+    weights = [head.weight for head in heads]
+    network = TorchNetwork(model.graph, model.params).double()
+    trainer = TorchStep(network, each_loss, config["compile"]["optimizer"], loss_weights=weights)
+    values = trainer.step(
+        _one_or_all([to_torch(each) for each in x]), trainer.targets(_one_or_all(labels), _one_or_all(targets))
+    )[0]
+    expected = model.train_step(
+        _one_or_all(x),
+        _one_or_all(targets),
+        each_loss,
+        optimizers.create(config["compile"]["optimizer"]),
+        None,
+        weights,
+    )[0]
+    # PyTorch's targets are float32 (parity's 0 and 1 exactly), which binary cross-entropy on logits keeps
+    assert [float(value) for value in np.atleast_1d(values)] == pytest.approx(np.atleast_1d(expected), rel=1e-7)
+    for node, actual, params in zip(model.graph.nodes, network.specforge_params(), model.params):
+        for param, expected_value in params.items():
+            _assert_close(actual[param], expected_value, 1e-7, f"{node.layer.name}/{param}")
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[path.stem for path in SPECS])

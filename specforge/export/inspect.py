@@ -105,10 +105,13 @@ def _quantized(record: dict | None) -> str:
         return "no (float32)"
     if "int8_accuracy" not in record:
         return f"{record['type']} (by another tool)"
-    return (
-        f"{record['type']} (test accuracy {100 * record['float_accuracy']:.2f}% float, "
-        f"{100 * record['int8_accuracy']:.2f}% int8, on {record['examples']} examples)"
+    each = record.get("outputs") or {"": record}  # a model of several outputs: each one's, by its name
+    accuracies = "; ".join(
+        f"{f'{name} ' if name else ''}{100 * values['float_accuracy']:.2f}% float, "
+        f"{100 * values['int8_accuracy']:.2f}% int8"
+        for name, values in each.items()
     )
+    return f"{record['type']} (test accuracy {accuracies}, on {record['examples']} examples)"
 
 
 def _value(value: onnx.ValueInfoProto) -> dict:

@@ -47,17 +47,16 @@ def graph_to_onnx(
     opset: int = DEFAULT_OPSET,
     output_name: str = "output",
     preprocessing: Preprocessing | None = None,
-    logits_name: str | None = None,
+    logits: bool = False,
     doc: str = "",
 ) -> onnx.ModelProto:
     """The ONNX model computing ``graph`` with ``params`` (one dict per node) in inference mode.
 
-    ``preprocessing`` puts its scale and offset before the first node.  ``logits_name``
-    also outputs the input of the last node (which must be the final softmax).  Every
+    ``preprocessing`` puts its scale and offset before the first node.  ``logits``
+    also outputs each softmax output's input (``logits_outputs``).  Every
     tensor takes its shape from the graph's nodes, and the graph's outputs are named when
     the nodes that make them are added.  A graph of several inputs or outputs takes and gives them
-    under their model names (``output_name`` and ``logits_name`` name a single output; ``preprocessing`` is
-    for a single input).  Raises ExportError naming a layer that cannot be converted.
+    under their model names (``output_name`` names a single output; ``preprocessing`` is for a single input).  Raises ExportError naming a layer that cannot be converted.
     """
     if opset not in IR_VERSIONS:
         raise ExportError(f"Received: opset={opset}; use an opset from {min(IR_VERSIONS)} to {max(IR_VERSIONS)}")
@@ -65,12 +64,14 @@ def graph_to_onnx(
     sources = graph.model_inputs
     input_names = [INPUT_NAME] if len(sources) == 1 else [source.name for source in sources]
     several = len(graph.output_nodes) > 1
-    if (several and logits_name) or (len(sources) > 1 and preprocessing is not None):
-        raise ValueError("logits and preprocessing in the graph are for a model of one input and one output")
+    if len(sources) > 1 and preprocessing is not None:
+        raise ValueError("preprocessing in the graph is for a model of one input")
     last = len(graph.nodes) - 1
-    publics: dict[int, str | None] = (
-        dict(zip(graph.output_nodes, graph.output_names)) if several else {last: output_name, last - 1: logits_name}
-    )
+    publics: dict[int, str] = dict(zip(graph.output_nodes, graph.output_names)) if several else {last: output_name}
+    logit_names = logits_outputs(graph) if logits else {}
+    if set(logit_names) & set(publics):
+        raise ExportError("--logits: a softmax output's input is another output of the model; leave --logits out")
+    publics.update(logit_names)
     # Reserve the graph's own names so that no layer's tensor can take them.
     for reserved in (*input_names, *publics.values()):
         if reserved:
@@ -102,8 +103,7 @@ def graph_to_onnx(
         if several
         else [(output_name, graph.output_shape)]
     )
-    if logits_name:
-        outputs.append((logits_name, graph.output_shape))
+    outputs += [(name, graph.nodes[index].output_shape) for index, name in logit_names.items()]
     fold_flatten_transposes(builder, {public for public, _ in outputs})
 
     onnx_graph = helper.make_graph(
@@ -113,7 +113,7 @@ def graph_to_onnx(
             builder.value_info(input_name, ["N", *source.shape], _input_doc(source.shape, dtype, preprocessing), dtype)
             for input_name, source, dtype in zip(input_names, sources, graph.input_dtypes)
         ],
-        [builder.value_info(public, ["N", *dims], _OUTPUT_DOCS.get(public, "")) for public, dims in outputs],
+        [builder.value_info(public, ["N", *dims], _output_doc(public)) for public, dims in outputs],
         initializer=builder.initializers,
         doc_string=doc,
     )
@@ -138,15 +138,19 @@ def export_graph(
     until: int | None = None,
     doc: str = "",
 ) -> onnx.ModelProto:
-    """A classifier's deployment model: ``input`` -> ``probabilities`` (and ``logits`` when asked).
+    """A classifier's deployment model: ``input`` -> ``probabilities`` (and ``logits`` when asked), or a model
+    of several outputs' named outputs (and ``NAME_logits`` of each softmax output, ``logits_outputs``).
 
-    ``logits`` needs a final softmax.  ``until`` exports only the first ``until`` nodes, for the
+    ``logits`` needs a softmax output.  ``until`` exports only the first ``until`` nodes, for the
     parity gate's comparison of prefixes (not combined with ``logits``).
     """
-    if logits and graph.final_activation != "softmax":
+    if logits and not logits_outputs(graph):
         raise ExportError(
             f"--logits needs a model whose last activation is softmax; this one ends with "
             f"{graph.final_activation!r}, so its output already is what the last layer computes; "
+            "leave --logits out"
+            if len(graph.output_nodes) == 1
+            else "--logits needs an output whose activation is softmax, and no output of this model has one; "
             "leave --logits out"
         )
     return graph_to_onnx(
@@ -155,9 +159,21 @@ def export_graph(
         opset=opset,
         output_name=PROBABILITIES,
         preprocessing=preprocessing,
-        logits_name=LOGITS if logits else None,
+        logits=logits,
         doc=doc,
     )
+
+
+def logits_outputs(graph: Graph) -> dict[int, str]:
+    """The logits ``--logits`` adds: for each output whose activation is softmax, the node giving its input (the
+    softmax's logits), and the logits output's name: ``logits`` for a model of one output, ``NAME_logits`` (e.g.
+    ``digit_logits``) for each softmax output of a model of several."""
+    several = len(graph.output_nodes) > 1
+    return {
+        graph.nodes[index].inputs[0]: f"{name}_{LOGITS}" if several else LOGITS
+        for index, name in zip(graph.output_nodes, graph.output_names)
+        if graph.activation_of(index) == "softmax"
+    }
 
 
 def check_model(model: onnx.ModelProto) -> None:
@@ -174,6 +190,12 @@ _OUTPUT_DOCS = {
     PROBABILITIES: "[N, classes] float32: the model's output (class probabilities after a final softmax).",
     LOGITS: "[N, classes] float32: the final softmax's input.",
 }
+
+
+def _output_doc(name: str) -> str:
+    if name.endswith(f"_{LOGITS}"):
+        return f"[N, classes] float32: the softmax's input of output {name.removesuffix(f'_{LOGITS}')!r}."
+    return _OUTPUT_DOCS.get(name, "")
 
 
 def _input_doc(input_shape: Sequence[int], dtype: str, preprocessing: Preprocessing | None) -> str:

@@ -165,12 +165,6 @@ def export_run(
     graph = run.graph
     outputs = len(graph.output_nodes)
     several = outputs > 1
-    if several and (web is not None or quantize is not None or logits or run.config["data"].get("source") == "table"):
-        raise ExportError(
-            f"the model has {outputs} outputs (model.outputs); --web, --quantize, --logits and a table model's "
-            "export take a model of one output yet; export it without them",
-            file=display_path(run.path),
-        )
     steps = Preprocessing.from_dict(run.preprocessing)
     if web is not None:
         try:
@@ -213,7 +207,14 @@ def export_run(
             opset = common["opset"] = max(opset, _table_text_opset(spec, steps.pipeline))
         rows, data = parity_rows(run.config, examples_shape(run.config), base_dir)
         model, parity = export_table(
-            graph, run.weights(), steps, rows, data=data, groups=run.config["data"].get("inputs"), **common
+            graph,
+            run.weights(),
+            steps,
+            rows,
+            data=data,
+            groups=run.config["data"].get("inputs"),
+            outputs_metadata=outputs_metadata(run.config, graph, steps) if several else None,
+            **common,
         )
     elif text:
         texts, data = parity_texts(run.config, graph.input_shape, base_dir, steps)
@@ -239,7 +240,7 @@ def export_run(
             model,
             calibration,
             test_inputs,
-            test_labels,
+            per_output_labels(run.config, test_labels) if several else test_labels,
             max_accuracy_drop=(DEFAULT_MAX_ACCURACY_DROP if max_accuracy_drop is None else max_accuracy_drop),
             file=str(run.path),
         )
@@ -248,7 +249,13 @@ def export_run(
     write_bytes(path, payload)
     if web is not None:
         web = write_site(
-            web, payload, name=spec.name, class_names=steps.class_names, input_shape=graph.input_shape, mode=mode
+            web,
+            payload,
+            name=spec.name,
+            class_names=steps.class_names,
+            input_shape=graph.input_shape,
+            mode=mode,
+            outputs=output_class_names(run.config, output_widths(graph), steps.class_names) if several else None,
         )
     result = ExportResult(
         path,
@@ -293,19 +300,26 @@ def export_table(
     data: str = "",
     description: str = "",
     groups: dict[str, list[str]] | None = None,
+    outputs_metadata: dict[str, str] | None = None,
 ) -> tuple[onnx.ModelProto, ParityResult]:
     """The checked, documented ONNX model of a table model, taking raw rows, and its parity on ``rows``;
-    ``groups`` (``data.inputs``) are the feature columns of each named model input."""
+    ``groups`` (``data.inputs``) are the feature columns of each named model input, ``outputs_metadata`` the
+    outputs of a model of several (``outputs_metadata``)."""
     from specforge.export.table import check_table_parity, input_infos, table_model
 
     pipeline = preprocessing.pipeline
     if pipeline is None:
         raise ValueError("export_table takes a table model's preprocessing, which holds its table pipeline")
+    named = (
+        [("predictions" if pipeline.target.regression else "probabilities")]
+        if len(graph.output_nodes) == 1
+        else graph.output_names
+    )
     doc = (
         f"{_doc_title(spec_name, description)} One input per feature column, [N, 1] "
         "(float for numeric columns, string for categorical, binary and text ones; an image column's raw 0-255 "
-        "pixels, [N, height, width, channels]); output "
-        f"'{'predictions' if pipeline.target.regression else 'probabilities'}'. Preprocessing is in the graph."
+        "pixels, [N, height, width, channels]); "
+        f"output{'s' if len(named) > 1 else ''} {', '.join(repr(name) for name in named)}. Preprocessing is in the graph."
     )
     network = export_graph(graph, params, opset=opset)
     model = table_model(network, pipeline, doc, groups)
@@ -322,7 +336,8 @@ def export_table(
             inputs=input_infos(pipeline),
             outputs=[output.name for output in model.graph.output],
             metrics=metrics,
-        ),
+        )
+        | (outputs_metadata or {}),
     )
     return model, parity
 
@@ -459,10 +474,22 @@ def quantization_data(
     )
 
 
+def per_output_labels(config: dict, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Each output's labels, by its name, from the data's (mapped where ``data.targets`` maps them)."""
+    return {
+        name: labels if label_map is None else np.asarray(label_map)[labels]
+        for name, label_map in output_label_maps(config).items()
+    }
+
+
+def output_widths(graph: Graph) -> list[int]:
+    """The last axis of each model output."""
+    return [graph.nodes[node].output_shape[-1] for node in graph.output_nodes]
+
+
 def outputs_metadata(config: dict, graph: Graph, preprocessing: Preprocessing) -> dict[str, str]:
     """The metadata of a model of several outputs: each output's class names and map from the data's labels."""
-    widths = [graph.nodes[node].output_shape[-1] for node in graph.output_nodes]
     return {
-        "output_class_names": json.dumps(output_class_names(config, widths, preprocessing.class_names)),
+        "output_class_names": json.dumps(output_class_names(config, output_widths(graph), preprocessing.class_names)),
         "output_label_maps": json.dumps(output_label_maps(config)),
     }

@@ -36,7 +36,7 @@ from specforge.export.parity import ATOL, RTOL, ParityResult
 from specforge.export.subgraph import ML_DOMAIN, ML_OPSET, Subgraph
 from specforge.export.text import TextGraph, vectorized
 from specforge.predict.session import make_session
-from specforge.predict.table import numpy_outputs, rows_feed
+from specforge.predict.table import each_numpy_output, rows_feed
 
 if TYPE_CHECKING:
     from specforge.data.table.features import Feature, TablePipeline, Target
@@ -291,20 +291,36 @@ def check_table_parity(
     feed: Feed | None = None,
 ) -> ParityResult:
     """The exported table model under onnxruntime against the numpy pipeline, on the raw rows of ``table``
-    (split into the model's inputs by ``feed``)."""
-    expected = numpy_outputs(graph, params, pipeline, table, feed)
-    if not np.all(np.isfinite(expected)):
+    (split into the model's inputs by ``feed``): every output (each of a model of several, by its name) within
+    the tolerances and every row's class agreeing in each."""
+    expected = each_numpy_output(graph, params, pipeline, table, feed)
+    if not all(np.all(np.isfinite(each)) for each in expected):
         raise ExportError(
             f"the numpy forward gives NaN or infinite outputs on {data or 'the parity rows'}; "
             "the weights are not usable (did training diverge?); nothing was written"
         )
+    names = [output_name(pipeline.target)] if len(expected) == 1 else list(graph.output_names)
     session = make_session(model.SerializeToString())
-    rows = rows_feed(table, pipeline_inputs(pipeline), pipeline_images(pipeline))
-    got = session.run([output_name(pipeline.target)], rows)[0]
-    agree = len(got) if pipeline.target.regression else int(np.sum(got.argmax(-1) == expected.argmax(-1)))
-    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-    passed = bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL * scale)) and agree == len(got)
-    difference = float(np.max(np.abs(got.astype(np.float64) - expected), initial=0.0))
-    return ParityResult(
-        len(got), difference, agree, passed, atol=ATOL * scale, data=data, classes=not pipeline.target.regression
+    got = session.run(names, rows_feed(table, pipeline_inputs(pipeline), pipeline_images(pipeline)))
+    rows = len(got[0])
+    agree = (
+        rows
+        if pipeline.target.regression
+        else min(int(np.sum(_classes(mine) == _classes(theirs))) for mine, theirs in zip(got, expected))
     )
+    scale = max(1.0, max(float(np.max(np.abs(each), initial=0.0)) for each in expected))
+    passed = (
+        all(np.allclose(mine, theirs, rtol=RTOL, atol=ATOL * scale) for mine, theirs in zip(got, expected))
+        and agree == rows
+    )
+    difference = max(
+        float(np.max(np.abs(mine.astype(np.float64) - theirs), initial=0.0)) for mine, theirs in zip(got, expected)
+    )
+    return ParityResult(
+        rows, difference, agree, passed, atol=ATOL * scale, data=data, classes=not pipeline.target.regression
+    )
+
+
+def _classes(scores: np.ndarray) -> np.ndarray:
+    """Each row's class: the argmax, or for one sigmoid unit whether it is above 0.5."""
+    return scores.argmax(-1) if scores.shape[-1] > 1 else scores[:, 0] > 0.5

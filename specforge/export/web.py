@@ -1,7 +1,7 @@
 """``specforge export RUN --web DIR``: a static site that runs the exported model in the browser.
 
 The site is the page (``index.html``, ``app.js``, ``style.css``), ``model.onnx``, ``site.json`` (name,
-class names, input shape, mode) and the onnxruntime-web runtime in ``ort/`` (the WebAssembly-only build,
+class names, input shape, mode; a model of several outputs' names and class names, each listed under its name) and the onnxruntime-web runtime in ``ort/`` (the WebAssembly-only build,
 shipped in this package with its licence: no CDN, it works offline from any static server).  One-channel
 28x28 models get a drawing pad; other image models a file picker with drag and drop; a text model a text box
 whose predictions follow the typing.  The page feeds raw pixels or the raw text, so the model must hold its
@@ -55,10 +55,18 @@ def page_mode(input_shape: Sequence[int], preprocessing_in_graph: bool, *, run: 
 
 
 def write_site(
-    directory: str | Path, model: bytes, *, name: str, class_names: Sequence[str], input_shape: Sequence[int], mode: str
+    directory: str | Path,
+    model: bytes,
+    *,
+    name: str,
+    class_names: Sequence[str],
+    input_shape: Sequence[int],
+    mode: str,
+    outputs: dict[str, list[str]] | None = None,
 ) -> Path:
     """Write the site into ``directory`` (created, or its files replaced): built in a temporary folder
-    beside it first, so a failure leaves no half-written site."""
+    beside it first, so a failure leaves no half-written site. ``outputs``: a model of several outputs' class
+    names, by output name, each output listed by the page under its name."""
     directory = Path(directory)
     staging = staging_folder(directory)
     try:
@@ -74,6 +82,11 @@ def write_site(
                     "classes": list(class_names),
                     "input_shape": [int(d) for d in input_shape],
                     "mode": mode,
+                    **(
+                        {"outputs": [{"name": output, "classes": names} for output, names in outputs.items()]}
+                        if outputs
+                        else {}
+                    ),
                 },
                 indent=2,
             )

@@ -115,18 +115,8 @@ class Model:
         return bool(self.skipped([loss]))
 
     def skipped(self, losses: Sequence[Loss]) -> frozenset[int]:
-        """The output nodes, one loss per model output, that are the activation their loss takes the logits of
-        (softmax for cross-entropy) and that no other node takes: training and evaluation skip them, and the
-        loss works on the logits."""
-        graph = self.graph
-        taken = {index for node in graph.nodes for index in node.inputs}
-        return frozenset(
-            index
-            for index, loss in zip(graph.output_nodes, losses, strict=True)
-            if loss.fused_activation is not None
-            and graph.activation_of(index) == loss.fused_activation
-            and index not in taken
-        )
+        """The output nodes training and evaluation skip (``fused_outputs``)."""
+        return fused_outputs(self.graph, losses)
 
     def gradients(
         self,
@@ -268,6 +258,20 @@ class Model:
     def load_weights(self, path: str | Path) -> None:
         """Read parameters written by ``save_weights`` into this model."""
         self.set_weights(params_from_arrays(self.graph, read_npz(path), str(path)))
+
+
+def fused_outputs(graph: Graph, losses: Sequence[Loss]) -> frozenset[int]:
+    """The output nodes, one loss per model output, that are the activation their loss takes the logits of
+    (softmax for cross-entropy) and that no other node takes: training and evaluation skip them, and the
+    loss works on the logits (on every backend)."""
+    taken = {index for node in graph.nodes for index in node.inputs}
+    return frozenset(
+        index
+        for index, loss in zip(graph.output_nodes, losses, strict=True)
+        if loss.fused_activation is not None
+        and graph.activation_of(index) == loss.fused_activation
+        and index not in taken
+    )
 
 
 #: a batch of a model's inputs, targets or outputs: one array, or a list of one per input or output

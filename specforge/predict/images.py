@@ -146,14 +146,7 @@ def open_predictor(
         yield RunPredictor(model)
     elif backend == "ray":
         with connect(address, "predict", "data"):
-            predictor = RayPredictor(model, threads=threads or 1, actors=actors)
-            if _several_outputs(predictor):
-                raise DataError(
-                    "predict --backend ray takes a model of one output yet; predict here (--backend local) with "
-                    "--output-name",
-                    file=str(predictor.path),
-                )
-            yield predictor
+            yield RayPredictor(model, threads=threads or 1, actors=actors)
     else:
         yield OnnxPredictor(model, threads)
 

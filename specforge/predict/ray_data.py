@@ -18,10 +18,12 @@ from specforge.predict.session import OnBatch, OnnxPredictor
 
 
 class _Session:
-    """A Ray Data actor: one onnxruntime session (the model's whole ``run``, preprocessing included)."""
+    """A Ray Data actor: one onnxruntime session (the model's whole ``run``, preprocessing included) giving the
+    output ``output``."""
 
-    def __init__(self, path: str, threads: int):
+    def __init__(self, path: str, threads: int, output: str):
         self.model = OnnxPredictor(path, threads)
+        self.model.choose_output(output)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"outputs": self.model.run(batch["data"], len(batch["data"]))}
@@ -29,7 +31,8 @@ class _Session:
 
 class RayPredictor(OnnxPredictor):
     """An exported model whose ``run`` maps the examples over ``actors`` Ray actors of ``threads`` CPUs each
-    (default: as many actors as the cluster's CPUs allow).  Needs a connected Ray."""
+    (default: as many actors as the cluster's CPUs allow), each giving the output ``choose_output`` chose (one of
+    a model of several outputs).  Needs a connected Ray."""
 
     def __init__(self, path: str | Path, *, threads: int = 1, actors: int | None = None):
         super().__init__(path, threads=1)  # here only for the interface and the metadata
@@ -48,7 +51,11 @@ class RayPredictor(OnnxPredictor):
         blocks = [examples[start : start + batch_size] for start in range(0, len(examples), batch_size)]
         outputs = ray.data.from_numpy(blocks).map_batches(
             _Session,
-            fn_constructor_kwargs={"path": str(self.path.resolve()), "threads": self.actor_threads},
+            fn_constructor_kwargs={
+                "path": str(self.path.resolve()),
+                "threads": self.actor_threads,
+                "output": self.output_name,
+            },
             batch_size=batch_size,
             batch_format="numpy",
             concurrency=actors,

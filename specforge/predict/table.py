@@ -107,9 +107,17 @@ def numpy_outputs(
     graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table, feed: Feed | None = None
 ) -> np.ndarray:
     """What the numpy pipeline computes for the raw rows of ``table``: encode, split into the model's inputs by
-    ``feed`` (the whole row by default), forward, target units."""
-    outputs = Model(graph, list(params)).forward((feed or Feed()).split(pipeline.encode(table)))
-    return pipeline.target.decode(outputs) if pipeline.target.regression else outputs
+    ``feed`` (the whole row by default), forward, target units (the first output's, ``each_numpy_output``)."""
+    return each_numpy_output(graph, params, pipeline, table, feed)[0]
+
+
+def each_numpy_output(
+    graph: Graph, params: Sequence[Params], pipeline: TablePipeline, table: Table, feed: Feed | None = None
+) -> list[np.ndarray]:
+    """``numpy_outputs`` of each model output (a model of several outputs is a classifier's: targets derived
+    from its class labels, ``data.targets``)."""
+    outputs = Model(graph, list(params)).outputs((feed or Feed()).split(pipeline.encode(table)))
+    return [pipeline.target.decode(outputs[0])] if pipeline.target.regression else outputs
 
 
 def table_inputs(metadata: dict[str, str]) -> list[tuple[str, bool]]:
@@ -148,8 +156,15 @@ def predict_rows(
     metadata = onnx_model.metadata
     if not is_table_model(metadata):
         raise _not_rows(rows)
+    outputs_of = json.loads(metadata["outputs"])
+    if len(outputs_of) > 1:
+        raise DataError(
+            f"the model has outputs {', '.join(map(repr, outputs_of))}, and predict takes a table model of one "
+            "output yet; run it from your own code (each output by its name) or serve it (specforge serve)",
+            file=str(model),
+        )
     table = _read_rows(rows, limit)
-    (output,) = json.loads(metadata["outputs"])
+    (output,) = outputs_of
     outputs = onnx_model.session.run([output], rows_feed(table, table_inputs(metadata), image_inputs(metadata)))[0]
     return RowPredictions(
         str(model),

@@ -79,27 +79,11 @@ def choose_backend(
             "the numpy backend trains on this machine's CPU; --device is for --backend torch or ray",
             file=f"--device {device}",
         )
-    if name != "numpy" and spec is not None:
-        _refuse_several_io(spec, name)
     if workers is not None and name != "ray":
         raise RunError(
             "--workers is for --backend ray (data-parallel workers on a Ray cluster)", file=f"--workers {workers}"
         )
     return BackendChoice(name, device or "auto", workers or DEFAULT_WORKERS)
-
-
-def _refuse_several_io(spec: Spec, backend: str) -> None:
-    """What only the numpy backend trains yet: a model of several named inputs or outputs."""
-    for part in ("inputs", "outputs"):
-        path = f"model.{part}"
-        if len(spec.config["model"].get(part) or {}) > 1:
-            raise spec.located(
-                RunError(
-                    f"the {backend} backend does not train a model of several {part} ({path}) yet; train "
-                    "this spec with --backend numpy",
-                    path=path,
-                )
-            )
 
 
 def fit(

@@ -405,3 +405,47 @@ def test_web_names_the_text_run_whose_vectorization_was_left_out(tmp_path):
         "leave out --no-preprocessing\n"
     )
     assert not (tmp_path / "site").exists() and not (tmp_path / "m.onnx").exists()
+
+
+def test_a_two_output_models_page_lists_each_outputs_classes_under_its_name(browser, tmp_path):
+    """The page of mnist's digit and parity lists both outputs' classes, each under its name: the digit's best
+    class and parity's (its one sigmoid unit read as classes 0 and 1) are those onnxruntime gives for the same
+    digit, and a cleared pad empties both lists."""
+    from test_multi_io import _two_output_spec
+
+    from specforge.predict.session import OnnxPredictor
+    from specforge.spec import spec_from_dict
+
+    spec = _two_output_spec()
+    spec["data"]["preprocessing"]["reshape"] = [28, 28, 1]
+    spec["model"]["input_shape"] = [28, 28, 1]
+    spec["model"]["layers"][0]["units"] = 64
+    spec["model"]["layers"].insert(0, {"type": "Flatten"})
+    run = api.fit(spec_from_dict(spec), out=tmp_path / "run", quiet=True, limit_train=4096, limit_test=64)
+    result = invoke("export", run.path, "--web", tmp_path / "site")
+    assert result.exit_code == 0, result.output
+    site = json.loads((tmp_path / "site" / "site.json").read_text())
+    assert site["mode"] == "pad" and [output["name"] for output in site["outputs"]] == ["digit", "parity"]
+    assert site["outputs"][1]["classes"] == ["0", "1"]
+    model = OnnxPredictor(tmp_path / "site" / "model.onnx")
+    digits = first_digits(4)
+    scores = model.session.run(
+        ["digit", "parity"], {"input": np.stack(digits).reshape(4, 28, 28, 1).astype(np.float32)}
+    )
+    with static_server(tmp_path / "site") as url, opened(browser, url) as page:
+        assert page.eval_on_selector_all(".head h3", "names => names.map(name => name.textContent)") == [
+            "digit",
+            "parity",
+        ]
+        for index, digit in enumerate(digits):
+            image = {"name": f"test-{index}.png", "mimeType": "image/png", "buffer": png(digit)}
+            predicted(page, functools.partial(page.set_input_files, "#file", image))
+            shown = page.eval_on_selector_all(
+                ".head", "heads => heads.map(head => [...head.querySelectorAll('li')].map(li => li.dataset.class))"
+            )
+            assert len(shown[0]) == 3 and sorted(shown[1]) == ["0", "1"]
+            assert shown[0][0] == str(scores[0][index].argmax())
+            assert shown[1][0] == str(int(scores[1][index, 0] > 0.5))
+        assert predicted(page, lambda: page.click("#clear")) == []
+        assert page.eval_on_selector_all(".head li", "items => items.length") == 0 and page.is_visible("#empty")
+        assert page.errors == []

@@ -334,7 +334,7 @@ def test_outputs_are_named_by_the_nodes_that_make_them():
         ("Activation", {"activation": "softmax"}),
         input_shape=(4, 3, 1),
     )
-    producers = _producers(onnx_of(steps, (4, 3, 1), logits_name="logits"))
+    producers = _producers(onnx_of(steps, (4, 3, 1), logits=True))
     assert (producers["output"], producers["logits"]) == ("Softmax", "Gemm")
     assert "Identity" not in producers.values()
     image_out = onnx_of(_steps(("Conv2D", {"filters": 2, "kernel_size": 2}), input_shape=(4, 3, 1)), (4, 3, 1))

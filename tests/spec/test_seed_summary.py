@@ -91,6 +91,7 @@ def test_every_example_spec_validates():
         "breast_cancer": (2,),
         "breast_cancer_two_inputs": (2,),
         "diabetes": (1,),
+        "mnist_greater": (2,),
         "sms_bag_of_embeddings": (2,),
         "sms_conv1d": (2,),
         "sms_transformer": (2,),

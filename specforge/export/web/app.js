@@ -4,6 +4,8 @@
 //              by its centre of mass in 28x28, as MNIST's digits were, before it reaches the model;
 //   "picture"  other image models: a picked or dropped image, resized to the input's height and width;
 //   "text"     text models: a text box, its text fed as it is (the model's graph vectorizes it) as it changes.
+// A model of several outputs lists each one's classes under its name (site.json's "outputs": each output's name
+// and class names); one sigmoid unit reads as classes 0 and 1.
 import * as ort from './ort/ort.wasm.bundle.min.mjs';
 
 const SHOWN = 3;             // classes listed, best first
@@ -18,7 +20,7 @@ const context = pad.getContext('2d', { willReadFrequently: true });
 const top = document.getElementById('top');
 const empty = document.getElementById('empty');
 const status = document.getElementById('status');
-let site, session, outputName;
+let site, session, heads;
 let running = false, dirty = false, runs = 0;
 
 function luminance(rgba, i) {   // as Pillow's convert('L')
@@ -124,23 +126,50 @@ async function classify(input) {
     ? new ort.Tensor('string', [input], [1])
     : new ort.Tensor('float32', input, [1, ...site.input_shape]);
   const outputs = await session.run({ [session.inputNames[0]]: tensor });
-  return Array.from(outputs[outputName].data);
+  return heads.map((head) => {
+    const scores = Array.from(outputs[head.name].data);
+    return scores.length === 1 ? [1 - scores[0], scores[0]] : scores;
+  });
 }
 
-// The listed classes (none: the "nothing to classify" line instead).
-function list(items) {
-  top.replaceChildren(...items);
-  empty.hidden = items.length > 0;
+// Where each output's classes are listed: the one list, or for a model of several a list under each output's name.
+function makeHeads(outputNames) {
+  if (!site.outputs) {
+    const name = outputNames.includes('probabilities') ? 'probabilities' : outputNames[0];
+    return [{ name, classes: site.classes, list: top }];
+  }
+  top.hidden = true;
+  return site.outputs.map(({ name, classes }) => {
+    const part = document.createElement('div');
+    part.className = 'head';
+    part.dataset.output = name;
+    const heading = document.createElement('h3');
+    heading.textContent = name;
+    const list = document.createElement('ol');
+    part.append(heading, list);
+    status.before(part);
+    return { name, classes, list };
+  });
 }
 
-function show(probabilities) {
-  list(probabilities.map((p, index) => ({ p, index }))
+// The listed classes, one array of items per output (none: the "nothing to classify" line instead).
+function list(rows) {
+  heads.forEach((head, index) => head.list.replaceChildren(...(rows[index] ?? [])));
+  empty.hidden = rows.length > 0;
+}
+
+function show(scores) {
+  list(scores.map((probabilities, index) => items(probabilities, heads[index].classes)));
+}
+
+function items(probabilities, classes) {
+  return probabilities.map((p, index) => ({ p, index }))
     .sort((a, b) => b.p - a.p).slice(0, SHOWN).map(({ p, index }) => {
       const item = document.createElement('li');
       item.dataset.class = String(index);
       const name = document.createElement('span');
       name.className = 'name';
-      name.textContent = site.classes[index] ?? String(index);
+      name.textContent = classes[index] ?? String(index);
       const bar = document.createElement('span');
       bar.className = 'bar';
       const fill = document.createElement('span');
@@ -151,7 +180,7 @@ function show(probabilities) {
       value.textContent = `${(100 * p).toFixed(1)}%`;
       item.append(name, bar, value);
       return item;
-    }));
+    });
 }
 
 // Runs until the input stops changing; `data-runs` on <body> counts finished updates.
@@ -281,7 +310,7 @@ async function main() {
   clearPad();
   ort.env.wasm.numThreads = 1;   // threads need cross-origin isolation, which a plain static server does not give
   session = await ort.InferenceSession.create('model.onnx', { executionProviders: ['wasm'] });
-  outputName = session.outputNames.includes('probabilities') ? 'probabilities' : session.outputNames[0];
+  heads = makeHeads(session.outputNames);
   if (site.mode === 'text') textBox.addEventListener('input', update);
   else {
     if (site.mode === 'pad') enableDrawing();

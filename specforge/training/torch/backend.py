@@ -15,11 +15,12 @@ import numpy as np
 import torch
 
 from specforge.base.errors import RunError
-from specforge.graph.model import Model
+from specforge.graph.model import Batch, Model
 from specforge.layers.torch.layout import to_numpy, to_torch
 from specforge.layers.torch.modules import Augmentation
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
+from specforge.spec.model_io import model_outputs
 from specforge.training.torch.ema import TorchWeightAverage
 from specforge.training.torch.network import TorchNetwork
 from specforge.training.torch.step import TorchStep
@@ -67,7 +68,7 @@ class TorchSteps:
         self,
         model: Model,
         spec: Any,
-        loss: Loss,
+        loss: Loss | list[Loss],
         optimizer: Optimizer,
         dropout_rng: np.random.Generator,
         device: torch.device,
@@ -78,32 +79,56 @@ class TorchSteps:
         if device.type == "cpu":
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(spec.config["fit"]["seed"] + seed_offset)
-        self.model, self.loss, self.device, self.request = model, loss, device, request
+        self.model, self.device, self.request = model, device, request
+        #: each model output's loss
+        self.losses = [loss] if isinstance(loss, Loss) else list(loss)
         self.network = TorchNetwork(model.graph, model.params).to(device)
         module = wrap(self.network) if wrap is not None else None
-        self.torch_step = TorchStep(self.network, loss, spec.config["compile"]["optimizer"], module)
+        weights = [output.loss_weight for output in model_outputs(spec.config)]
+        self.torch_step = TorchStep(self.network, loss, spec.config["compile"]["optimizer"], module, weights)
         self.optimizer = LearningRate(self.torch_step.optimizer, self.torch_step.schedule)
         for layer in self.network.nodes():
             if isinstance(layer, Augmentation):  # specforge's transforms, from the run's saved generator
                 layer.numpy_masks(dropout_rng)
 
-    def tensors(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch on the device, as the network and the loss take it."""
+    def tensors(self, x: Batch, labels: Batch, targets: Batch) -> tuple[Any, Any]:
+        """A batch on the device, as the network and the losses take it (a list per model input and per output
+        for a model of several)."""
+        inputs = [self._on_device(to_torch(each)) for each in (x if isinstance(x, list) else [x])]
+        made = self.torch_step.targets(labels, targets)
+        wanted = [self._on_device(each) for each in (made if isinstance(made, list) else [made])]
         return (
-            to_torch(x).to(self.device, non_blocking=True),
-            self.torch_step.targets(labels, targets).to(self.device, non_blocking=True),
+            inputs if isinstance(x, list) else inputs[0],
+            wanted if self.torch_step.several else wanted[0],
         )
 
-    def example_weights(self, loss: Loss, rows: Any = slice(None)) -> torch.Tensor | None:
+    def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(self.device, non_blocking=True)
+
+    def example_weights(self, loss: Loss | list[Loss], rows: Any = slice(None)) -> torch.Tensor | None:
         """The weights of the batch's examples ``rows`` on the device (``loss.weights``, which the loop sets for
-        a spec that weights its examples), or None."""
-        if loss.weights is None:
+        a spec that weights its examples, which a model of several outputs cannot), or None."""
+        if not isinstance(loss, Loss) or loss.weights is None:
             return None
         return torch.from_numpy(np.asarray(loss.weights[rows], dtype=np.float32)).to(self.device)
 
-    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
+    def results(self, value: Any, outputs: Any) -> tuple[list[float], list[np.ndarray]]:
+        """Each output's loss value and outputs (what its metrics take: probabilities where the loss took the
+        logits) from a step's tensors."""
+        values = value if self.torch_step.several else [value]
+        outs = outputs if self.torch_step.several else [outputs]
+        return [float(each) for each in values], [
+            loss.to_probabilities(to_numpy(out.cpu()), fused)
+            for loss, out, fused in zip(self.losses, outs, self.torch_step.fused_each, strict=True)
+        ]
+
+    def as_taken(self, values: list[float], outputs: list[np.ndarray]) -> tuple[Any, Any]:
+        """What the loop takes of a step (``Steps.step``): the values themselves for one output, lists for several."""
+        return (values, outputs) if self.torch_step.several else (values[0], outputs[0])
+
+    def step(self, x: Batch, labels: Batch, targets: Batch, loss: Loss | list[Loss]) -> tuple[Any, Any]:
         value, outputs = self.torch_step.step(*self.tensors(x, labels, targets), weights=self.example_weights(loss))
-        return float(value), self.loss.to_probabilities(to_numpy(outputs.cpu()), self.torch_step.fused)
+        return self.as_taken(*self.results(value, outputs))
 
     def weight_average(self, momentum: float, overwrite_frequency: int | None) -> TorchWeightAverage:
         return TorchWeightAverage(self.network, self.model, momentum, overwrite_frequency)

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from specforge.graph.dag import INPUT_NODE, Graph
+from specforge.graph.dag import Graph, input_node
 from specforge.layers.base import Params
 from specforge.layers.torch.modules import Augmentation, Dense, Dropout, Flatten, LayerModule, MultiHeadAttention
 
@@ -18,9 +19,10 @@ from specforge.layers.torch.modules import Augmentation, Dense, Dropout, Flatten
 class TorchNetwork(nn.Module):
     """``graph`` in PyTorch, starting from ``params`` (one dict per node, specforge's layout).
 
-    It takes and returns channels-first tensors (specforge.layers.torch.layout). A Flatten whose users
-    are all Dense layers flattens in PyTorch's own order and those layers take their kernel rows in that
-    order, as a PyTorch user would write the model; the weights it hands back are in specforge's order.
+    It takes one tensor per model input and gives one per model output, channels-first
+    (specforge.layers.torch.layout). A Flatten whose users are all Dense layers flattens in PyTorch's own
+    order and those layers take their kernel rows in that order, as a PyTorch user would write the model;
+    the weights it hands back are in specforge's order.
     """
 
     def __init__(self, graph: Graph, params: list[Params]):
@@ -40,20 +42,27 @@ class TorchNetwork(nn.Module):
         self.merges = [node.layer.merges for node in graph.nodes]
         self.graph = graph
 
-    def forward(self, x: torch.Tensor, until: int | None = None) -> torch.Tensor:
-        """The output of the first ``until`` nodes (all by default); each value is let go when its last
-        user has it, as a chain of modules would."""
-        count = len(self.layers) if until is None else until
-        users = Counter(index for inputs in self.inputs[:count] for index in inputs)
-        values = {INPUT_NODE: x}
-        for index in range(count):
+    def forward(
+        self, x: torch.Tensor | Sequence[torch.Tensor], skipped: tuple[int, ...] = ()
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """The model's outputs for ``x`` (one tensor per model input, or the only input's): a tensor for a model
+        of one output, a list for several. An output node in ``skipped`` (``graph.model.fused_outputs``; a tuple,
+        which torch.jit traces) is not computed and gives its input, the logits its loss takes. Each value is
+        let go when its last user has it, as a chain of modules would."""
+        inputs = [x] if isinstance(x, torch.Tensor) else list(x)
+        values: dict[int, torch.Tensor] = {input_node(position): each for position, each in enumerate(inputs)}
+        wanted = [self.inputs[index][0] if index in skipped else index for index in self.graph.output_nodes]
+        order = [index for index in range(len(self.layers)) if index not in skipped]
+        users = Counter(source for index in order for source in self.inputs[index])
+        for index in order:
             taken = [values[source] for source in self.inputs[index]]
             for source in self.inputs[index]:
                 users[source] -= 1
-                if not users[source]:
+                if not users[source] and source not in wanted:
                     del values[source]
             values[index] = self.layers[index](taken if self.merges[index] else taken[0])
-        return values[count - 1]
+        outputs = [values[index] for index in wanted]
+        return outputs if len(outputs) > 1 else outputs[0]
 
     def nodes(self) -> list[LayerModule]:
         """The nodes' modules, in the graph's order."""
@@ -97,5 +106,6 @@ def _flattens_feeding_dense(graph: Graph) -> set[int]:
         if node.layer.type == "Flatten"
         and len(node.input_shape) > 1
         and index in users
+        and index not in graph.output_nodes
         and all(graph.nodes[user].layer.type == "Dense" for user in users[index])
     }

@@ -33,7 +33,7 @@ import torch.distributed as dist
 
 from specforge.base.errors import RunError
 from specforge.base.raycluster import connect
-from specforge.graph.model import Model
+from specforge.graph.model import Batch, Model
 from specforge.options import callbacks as callback_kinds
 from specforge.options.losses import Loss
 from specforge.options.optimizers import Optimizer
@@ -60,7 +60,7 @@ class ShardSteps(TorchSteps):
         self,
         model: Model,
         spec: Spec,
-        loss: Loss,
+        loss: Loss | list[Loss],
         optimizer: Optimizer,
         dropout_rng: np.random.Generator,
         device: torch.device,
@@ -75,28 +75,31 @@ class ShardSteps(TorchSteps):
             model, spec, loss, optimizer, dropout_rng, device, request, seed_offset=rank, wrap=DistributedDataParallel
         )
 
-    def step(self, x: np.ndarray, labels: np.ndarray, targets: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
-        rows = np.array_split(np.arange(len(x)), self.world)[self.rank]
+    def step(self, x: Batch, labels: Batch, targets: Batch, loss: Loss | list[Loss]) -> tuple[Any, Any]:
+        size = len(x[0] if isinstance(x, list) else x)
+        rows = np.array_split(np.arange(size), self.world)[self.rank]
         # a worker without rows (a last batch smaller than the workers) steps on one row, weighted 0
-        share = len(rows) * self.world / len(x)
+        share = len(rows) * self.world / size
         taken = rows if len(rows) else np.arange(1)
         value, outputs = self.torch_step.step(
-            *self.tensors(x[taken], labels[taken], targets[taken]),
+            *self.tensors(_rows(x, taken), _rows(labels, taken), _rows(targets, taken)),
             scale=share,
             weights=self.example_weights(loss, taken),
         )
-        total = torch.tensor([float(value) * len(rows)], dtype=torch.float64)
-        dist.all_reduce(total)
-        mine = self.loss.to_probabilities(_to_numpy(outputs), self.torch_step.fused)[: len(rows)]
+        values, outs = self.results(value, outputs)
+        totals = torch.tensor([each * len(rows) for each in values], dtype=torch.float64)
+        dist.all_reduce(totals)
         everyone: list[Any] = [None] * self.world
-        dist.all_gather_object(everyone, mine)
-        return float(total) / len(x), np.concatenate(everyone)
+        dist.all_gather_object(everyone, [out[: len(rows)] for out in outs])
+        return self.as_taken(
+            [float(total) / size for total in totals],
+            [np.concatenate([shares[index] for shares in everyone]) for index in range(len(outs))],
+        )
 
 
-def _to_numpy(outputs: torch.Tensor) -> np.ndarray:
-    from specforge.layers.torch.layout import to_numpy
-
-    return to_numpy(outputs.cpu())
+def _rows(batch: Batch, rows: np.ndarray) -> Batch:
+    """The rows ``rows`` of a batch: of its array, or of each of its arrays (one per model input or output)."""
+    return [each[rows] for each in batch] if isinstance(batch, list) else batch[rows]
 
 
 class WorkerTrainer(loop.Trainer):
