@@ -39,6 +39,8 @@ class StepLayer(Protocol):
         training: bool = False,
         rng: np.random.Generator | None = None,
         activation: ActivationFunction | None = None,
+        *,
+        mask: Any = None,
     ) -> tuple[np.ndarray, Any]: ...
 
     def new_state(self, cache: Any) -> Params: ...
@@ -88,8 +90,13 @@ class Step:
         x: np.ndarray | list[np.ndarray],
         training: bool = False,
         rng: np.random.Generator | None = None,
+        mask: np.ndarray | list[np.ndarray | None] | None = None,
     ) -> tuple[np.ndarray, Any]:
-        return self.layer.forward(params, x, training, rng, self.activation)
+        """The step's output and cache; ``mask`` (the mask of its input, for a kind that takes masks and that one
+        reaches) is handed to the layer only when there is one, so that a model without masks runs as before."""
+        if mask is None:
+            return self.layer.forward(params, x, training, rng, self.activation)
+        return self.layer.forward(params, x, training, rng, self.activation, mask=mask)
 
     def new_state(self, cache: Any) -> Params:
         return self.layer.new_state(cache)
