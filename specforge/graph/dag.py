@@ -115,12 +115,14 @@ class Graph:
 
     @classmethod
     def chain(cls, input_shape: Shape, layers: Sequence[Layer]) -> Graph:
-        """The graph of ``layers`` one after the other, every shape inferred (ShapeError when one does not fit)."""
+        """The graph of ``layers`` one after the other, every shape inferred (ShapeError when one does not fit); a
+        kind of several inputs (``Layer.merges``) takes the one before as its only input."""
         graph, shape = cls(tuple(input_shape)), tuple(input_shape)
         for index, layer in enumerate(layers):
-            out = tuple(layer.output_shape(shape))
+            taken: Any = (shape,) if layer.merges else shape
+            out = tuple(layer.output_shape(taken))
             inputs = (index - 1,)
-            graph.nodes.append(Node(layer, shape, out, inputs, layer.name, mask=graph.output_mask(layer, inputs)))
+            graph.nodes.append(Node(layer, taken, out, inputs, layer.name, mask=graph.output_mask(layer, inputs)))
             shape = out
         return graph
 

@@ -434,7 +434,7 @@ def masked_outputs(
         weight = builder.node("Unsqueeze", [valid, builder.constant_int64([2], f"{hint}_{reading}_w")], f"{hint}_w")
         kept = builder.node("Mul", [taken, weight], f"{hint}_{reading}_kept")  # (N, steps, units)
         back = builder.node("Transpose", [kept], f"{hint}_{reading}_steps", perm=[1, 0, 2])
-        outputs.append(builder.node("Unsqueeze", [back, builder.constant_int64([1], f"{hint}_{reading}_d")], hint))
+        outputs.append(builder.node("Unsqueeze", [back, builder.constant_int64([1], f"{hint}_{reading}_d")], f"{hint}_{reading}_y"))
     sequence = outputs[0] if len(outputs) == 1 else builder.node("Concat", outputs, f"{hint}_directions", axis=1)
     return sequence, last
 
