@@ -391,7 +391,7 @@ def _mask_warnings(graph: Graph, by_name: dict[str, FlatLayer], spec: Spec) -> l
             severity="warning",
         )
         for index in graph.output_nodes
-        if graph.nodes[index].mask
+        if graph.mask_at(index)
     )
     return merge_uses(warnings, spec)
 

@@ -198,14 +198,13 @@ class Layer(Kind, registry=LAYERS, key="type"):
         training: bool = False,
         rng: np.random.Generator | None = None,
         activation: ActivationFunction | None = None,
-        *,
-        mask: Any = None,
     ) -> tuple[np.ndarray, Any]:
-        """``(y, cache)``: the output and whatever backward needs; every kind takes the same arguments.
+        """``(y, cache)``: the output and whatever backward needs; every kind takes the same arguments, and a
+        kind whose ``masking`` is ``"take"`` the keyword ``mask`` besides (boolean ``(N, steps)``, true at the
+        steps that count; a list, one per input, None for one without, for a merge), given only when a mask
+        reaches it; its ``to_onnx`` takes the keyword ``mask`` likewise (float tensors, 1 where a step counts).
 
-        ``activation`` is only given to a kind that ``fuses_activation``, which applies it to ``y``; ``mask``
-        (boolean ``(N, steps)``, true at the steps that count; a list, one per input, for a merge) only to a
-        kind whose ``masking`` is ``"take"``, when a mask reaches it.
+        ``activation`` is only given to a kind that ``fuses_activation``, which applies it to ``y``.
         """
         raise NotImplementedError
 
