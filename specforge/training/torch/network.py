@@ -38,6 +38,8 @@ class TorchNetwork(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.inputs = [node.inputs for node in graph.nodes]
         self.merges = [node.layer.merges for node in graph.nodes]
+        #: the masks each node takes (Graph.taken_masks): None, or per input the model inputs whose ids make one
+        self.masks = [graph.taken_masks(index) for index in range(len(graph.nodes))]
         self.graph = graph
 
     def forward(self, x: torch.Tensor, until: int | None = None) -> torch.Tensor:
@@ -52,7 +54,14 @@ class TorchNetwork(nn.Module):
                 users[source] -= 1
                 if not users[source]:
                     del values[source]
-            values[index] = self.layers[index](taken if self.merges[index] else taken[0])
+            masks = self.masks[index]
+            if masks is None:
+                values[index] = self.layers[index](taken if self.merges[index] else taken[0])
+            else:  # a kind that takes masks: the steps whose ids are not 0 (the one model input's)
+                kept = [(x != 0) if sources else None for sources in masks]
+                values[index] = self.layers[index](
+                    taken if self.merges[index] else taken[0], mask=kept if self.merges[index] else kept[0]
+                )
         return values[count - 1]
 
     def nodes(self) -> list[LayerModule]:
