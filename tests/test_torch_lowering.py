@@ -291,7 +291,9 @@ MASKED_HEADS = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "config"), MASKED_HEADS, ids=[f"{kind}-{i}" for i, (kind, _) in enumerate(MASKED_HEADS)])
+@pytest.mark.parametrize(
+    ("kind", "config"), MASKED_HEADS, ids=[f"{kind}-{i}" for i, (kind, _) in enumerate(MASKED_HEADS)]
+)
 def test_a_masked_model_computes_in_pytorch_what_it_computes_in_specforge(kind, config):
     from specforge.graph.dag import Graph
 

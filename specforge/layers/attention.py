@@ -375,7 +375,8 @@ class MultiHeadAttention(Layer):
         query, value, key = (masks[position] for position in role_positions(len(masks)))
         factors = []
         if query is not None:
-            factors.append(builder.node(
+            factors.append(
+                builder.node(
                     "Unsqueeze",
                     [query, builder.constant_int64([2], f"{self.name}_query_axis")],
                     f"{self.name}_query_allowed",

@@ -423,7 +423,9 @@ def masked_outputs(
             valid = builder.node("Min", [builder.node("Sub", [count, before], f"{hint}_after"), one], f"{hint}_v")
         if cells[0][0].zero_masked_outputs:
             valid = mask
-        limits = [builder.initializer(np.float32(bound), f"{hint}_{what}") for what, bound in (("lo", 0), ("hi", steps - 1))]
+        limits = [
+            builder.initializer(np.float32(bound), f"{hint}_{what}") for what, bound in (("lo", 0), ("hi", steps - 1))
+        ]
         clipped = builder.node("Clip", [source, *limits], f"{hint}_{reading}_clipped")
         source_index = builder.node("Cast", [clipped], f"{hint}_{reading}_index", to=_ONNX_INT64)
         picked = builder.initializer(np.asarray([index], np.int64), f"{hint}_{reading}_direction")
@@ -434,7 +436,9 @@ def masked_outputs(
         weight = builder.node("Unsqueeze", [valid, builder.constant_int64([2], f"{hint}_{reading}_w")], f"{hint}_w")
         kept = builder.node("Mul", [taken, weight], f"{hint}_{reading}_kept")  # (N, steps, units)
         back = builder.node("Transpose", [kept], f"{hint}_{reading}_steps", perm=[1, 0, 2])
-        outputs.append(builder.node("Unsqueeze", [back, builder.constant_int64([1], f"{hint}_{reading}_d")], f"{hint}_{reading}_y"))
+        outputs.append(
+            builder.node("Unsqueeze", [back, builder.constant_int64([1], f"{hint}_{reading}_d")], f"{hint}_{reading}_y")
+        )
     sequence = outputs[0] if len(outputs) == 1 else builder.node("Concat", outputs, f"{hint}_directions", axis=1)
     return sequence, last
 

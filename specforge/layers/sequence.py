@@ -335,7 +335,9 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         count = builder.node("ReduceSum", [mask, steps_axis], f"{self.name}_count", keepdims=1)
         one = builder.initializer(np.ones((), np.float32), f"{self.name}_one")
         share = builder.node("Div", [mask, builder.node("Max", [count, one], f"{self.name}_divisor")], f"{self.name}_w")
-        weights = builder.node("Unsqueeze", [share, builder.constant_int64([2], f"{self.name}_axis")], f"{self.name}_ws")
+        weights = builder.node(
+            "Unsqueeze", [share, builder.constant_int64([2], f"{self.name}_axis")], f"{self.name}_ws"
+        )
         weighted = builder.node("Mul", [x, weights], f"{self.name}_weighted", layout=NHWC)
         keepdims = int(self.config["keepdims"])
         return builder.node("ReduceSum", [weighted, steps_axis], self.name, keepdims=keepdims, layout=NHWC)
