@@ -10,9 +10,10 @@ import pytest
 from helpers import numerical_gradient
 
 from specforge.export.onnx import graph_to_onnx
-from specforge.graph.dag import Graph
+from specforge.graph.dag import Graph, infer_graph
 from specforge.graph.model import Model
 from specforge.layers import REGISTRY
+from specforge.spec import load_spec
 
 RECURRENT = ["SimpleRNN", "LSTM", "GRU"]
 #: rows of ids, 0 the padding: trailing (what vectorization makes), leading, in the middle, none, all
@@ -175,3 +176,41 @@ def test_onnx_computes_the_masked_model_wherever_the_padding_is(kind, config):
     session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": IDS})[0]
     np.testing.assert_allclose(got, masked.forward(IDS), rtol=1e-4, atol=1e-5)
+
+
+SPEC = """version: 1
+name: drop
+data: {{source: npz, path: x.npz}}
+model:
+  input_shape: [6]
+  layers:
+    - {{type: Embedding, input_dim: 6, output_dim: 3, mask_zero: true}}
+    - {{type: {pooling}}}
+    - {{type: Dense, units: 2, activation: softmax}}
+compile: {{loss: categorical_crossentropy}}
+"""
+
+
+def test_a_layer_that_drops_the_mask_is_warned_about_at_its_line(tmp_path):
+    path = tmp_path / "drop.yaml"
+    path.write_text(SPEC.format(pooling="GlobalMaxPooling1D"))
+    (warning,) = infer_graph(load_spec(path)).warnings
+    assert warning.format() == (
+        f"{path}:8:7: warning: model.layers[1]: GlobalMaxPooling1D does not use the mask of the padding "
+        "(Embedding mask_zero), so it is dropped here, as Keras drops it: from here on the padded steps count; "
+        "the README's Masks section lists the kinds that take or pass one"
+    )
+    path.write_text(SPEC.format(pooling="GlobalAveragePooling1D"))
+    assert infer_graph(load_spec(path)).warnings == []
+
+
+def test_a_model_output_that_carries_a_mask_is_warned_about(tmp_path):
+    path = tmp_path / "sequence.yaml"
+    path.write_text(
+        SPEC.format(pooling="LSTM, units: 2, return_sequences: true").replace(
+            "categorical_crossentropy", "mean_squared_error"
+        )
+    )
+    (warning,) = infer_graph(load_spec(path)).warnings
+    assert "this model output carries the mask of the padding" in warning.format()
+    assert ":9:7: warning: model.layers[2]:" in warning.format()
