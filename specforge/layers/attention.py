@@ -162,6 +162,8 @@ class MultiHeadAttention(Layer):
     positions = staticmethod(role_positions)
 
     masking = "take"
+    #: what a mask adds to the scores it hides (read by the PyTorch module, which does not import this one)
+    masked_score = MASKED
 
     def passes_mask(self) -> bool:
         return True

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from specforge.layers.attention import MASKED
 from specforge.layers.torch.layout import channels_first, channels_last, torch_dim, torch_shape
 
 #: A node's parameters in specforge's layout (specforge.layers.base.Params).
@@ -582,6 +581,7 @@ class MultiHeadAttention(LayerModule):
         shapes = layer.roles(node.input_shape)
         bias = layer.mask_bias(shapes["query"][0], shapes["value"][0])
         self.register_buffer("causal", None if bias is None else torch.from_numpy(bias), persistent=False)
+        self.masked_score = layer.masked_score
         self.generator: np.random.Generator | None = None
 
     def numpy_masks(self, rng: np.random.Generator | None) -> None:
@@ -601,7 +601,7 @@ class MultiHeadAttention(LayerModule):
                 allowed = allowed & each[:, None, :]
         if self.causal is not None:
             allowed = allowed & (self.causal == 0)
-        return torch.where(allowed, 0.0, MASKED)[:, None]
+        return torch.where(allowed, 0.0, self.masked_score)[:, None]
 
     def _project(self, x: torch.Tensor, role: str) -> torch.Tensor:
         kernel = getattr(self, f"{role}_kernel")
