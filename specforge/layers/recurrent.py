@@ -7,6 +7,9 @@ then makes one product per step with the recurrent kernel (GRU without ``reset_a
 the reset hidden state). Back-propagation through time runs the loop backwards with one product per step for the
 hidden state's gradient, and makes the kernels' gradients afterwards as one product each over all the steps.
 
+A mask of the steps (``Layer.masking``, Keras' from ``Embedding(mask_zero)``) carries the states over the steps it
+hides, as Keras' ``backend.rnn`` does; their gradient then goes straight to the state before them.
+
 Keras' gate orders: LSTM ``i, f, c, o`` (input, forget, cell candidate, output), GRU ``z, r, h`` (update, reset,
 candidate). ONNX's recurrent ops and PyTorch's modules take other orders; each kind names its permutation.
 """
