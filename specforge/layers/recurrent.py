@@ -356,10 +356,12 @@ def recurrent_onnx(
     if mask is not None:
         if len(weights) < 3:
             inputs.append("")  # no bias: the optional input left out
-        count = builder.node("ReduceSum", [mask, builder.constant_int64([1], f"{hint}_steps_axis")], keepdims=0)
+        axis = builder.constant_int64([1], f"{hint}_steps_axis")
+        count = builder.node("ReduceSum", [mask, axis], f"{hint}_count", keepdims=1)  # (N, 1)
         one = builder.initializer(np.ones((), np.float32), f"{hint}_one")
         read = builder.node("Max", [count, one], f"{hint}_read")  # an op reads one step at least
-        inputs.append(builder.node("Cast", [read], f"{hint}_sequence_lens", to=_ONNX_INT32))
+        lengths = builder.node("Squeeze", [read, axis], f"{hint}_lengths")
+        inputs.append(builder.node("Cast", [lengths], f"{hint}_sequence_lens", to=_ONNX_INT32))
     functions = [ONNX_ACTIVATIONS[name] for cell, _ in cells for name in cell.onnx_activations()]
     attributes: dict[str, Any] = {"activations": [function for function, _, _ in functions]}
     alphas = [alpha for _, alpha, _ in functions if alpha is not None]
@@ -380,7 +382,10 @@ def recurrent_onnx(
     )
     if mask is None:
         return y, last
-    return masked_outputs(builder, cells, y, last, mask, steps, direction)
+    last = builder.node("Mul", [last, builder.node("Min", [count, one], f"{hint}_any")], f"{hint}_last")
+    if not layer.config["return_sequences"]:
+        return y, last
+    return masked_sequence(builder, cells, y, mask, count, steps, direction), last
 
 
 def compact_steps(builder, sequence: str, mask: str, steps: int, hint: str) -> str:
@@ -401,19 +406,18 @@ def gather_steps(builder, sequence: str, index: str, hint: str) -> str:
     return builder.node("GatherElements", [sequence, builder.node("Expand", [wide, shape], hint)], hint, axis=1)
 
 
-def masked_outputs(
-    builder, cells: list[tuple[Recurrent, Params]], y: str, last: str, mask: str, steps: int, direction: str
-) -> tuple[str, str]:
-    """The op's outputs on the compacted steps as Keras' on the masked sequence. A direction reading forwards
-    gives step t the state after the steps that count up to t (those before the first: zeros); one reading
-    backwards, after those from t on; where a layer zeroes the masked steps' outputs (``zero_masked_outputs``),
-    those are zeros. A sequence with no step that counts ends in zeros."""
+def masked_sequence(
+    builder, cells: list[tuple[Recurrent, Params]], y: str, mask: str, count: str, steps: int, direction: str
+) -> str:
+    """The op's output sequence on the compacted steps as Keras' on the masked sequence (``count``: the steps
+    that count, ``(N, 1)``). A direction reading forwards gives step t the state after the steps that count up
+    to t (those before the first: zeros); one reading backwards, after those from t on; where a layer zeroes
+    the masked steps' outputs (``zero_masked_outputs``), those are zeros."""
     hint = cells[0][0].name
-    axis = builder.constant_int64([1], f"{hint}_steps_axis")
     one = builder.initializer(np.ones((), np.float32), f"{hint}_unit")
-    count = builder.node("ReduceSum", [mask, axis], f"{hint}_count", keepdims=1)  # (N, 1)
-    last = builder.node("Mul", [last, builder.node("Min", [count, one], f"{hint}_any")], f"{hint}_last")
-    through = builder.node("CumSum", [mask, builder.constant_int64([1], f"{hint}_cumsum_axis")], f"{hint}_through")
+    through = builder.node(
+        "CumSum", [mask, builder.initializer(np.asarray(1, np.int64), f"{hint}_cumsum_axis")], f"{hint}_through"
+    )
     before = builder.node("Sub", [through, mask], f"{hint}_before")
     readings = ["forward", "reverse"] if direction == "bidirectional" else [direction]
     outputs = []
@@ -442,8 +446,7 @@ def masked_outputs(
         outputs.append(
             builder.node("Unsqueeze", [back, builder.constant_int64([1], f"{hint}_{reading}_d")], f"{hint}_{reading}_y")
         )
-    sequence = outputs[0] if len(outputs) == 1 else builder.node("Concat", outputs, f"{hint}_directions", axis=1)
-    return sequence, last
+    return outputs[0] if len(outputs) == 1 else builder.node("Concat", outputs, f"{hint}_directions", axis=1)
 
 
 def reverse_steps(builder, name: str, axis: int, hint: str) -> str:
