@@ -35,7 +35,7 @@ from specforge.training.progress import Silent
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 #: The text specs compared, by file name in specs/ without ``.yaml``.
-TEXT_SPECS = ("sms_bag_of_embeddings", "sms_conv1d", "sms_transformer")
+TEXT_SPECS = ("sms_bag_of_embeddings", "sms_conv1d", "sms_transformer", "sms_bilstm")
 
 
 @dataclass

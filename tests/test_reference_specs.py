@@ -43,7 +43,7 @@ def test_a_reference_spec_learns_on_a_slice(tmp_path, name):
 
 
 #: The reference text specs: a table's text column of token ids (specs/data/sms_spam.csv).
-TEXT_SPECS = ("sms_bag_of_embeddings", "sms_conv1d", "sms_transformer")
+TEXT_SPECS = ("sms_bag_of_embeddings", "sms_conv1d", "sms_transformer", "sms_bilstm")
 
 
 @pytest.mark.parametrize("name", TEXT_SPECS)

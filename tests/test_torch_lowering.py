@@ -314,3 +314,41 @@ def test_a_loss_has_its_value_and_gradient_in_pytorch(spec_value, from_logits, w
     torch_value.backward()
     assert torch_value.item() == pytest.approx(value, rel=1e-12)
     np.testing.assert_allclose(torch_outputs.grad.numpy(), grad, rtol=1e-10, atol=1e-15)
+
+
+# -- masks -----------------------------------------------------------------------------------------------------
+#: rows of ids, 0 the padding: trailing, leading, in the middle, none, all
+PADDED_IDS = np.array([[3, 4, 5, 0, 0, 0], [0, 0, 2, 1, 5, 0], [2, 0, 3, 0, 0, 4], [1, 2, 3, 4, 5, 1], [0] * 6])
+MASKED_HEADS = [
+    ("LSTM", {"units": 2, "return_sequences": True, "go_backwards": True}),
+    ("GRU", {"units": 2}),
+    ("SimpleRNN", {"units": 2, "return_sequences": True}),
+    ("Bidirectional", {"layer": {"type": "LSTM", "units": 2, "return_sequences": True}}),
+    ("Bidirectional", {"layer": {"type": "GRU", "units": 2, "go_backwards": True}, "merge_mode": "ave"}),
+    ("GlobalAveragePooling1D", {}),
+    ("MultiHeadAttention", {"num_heads": 2, "key_dim": 2, "use_causal_mask": True}),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "config"), MASKED_HEADS, ids=[f"{kind}-{i}" for i, (kind, _) in enumerate(MASKED_HEADS)]
+)
+def test_a_masked_model_computes_in_pytorch_what_it_computes_in_specforge(kind, config):
+    from specforge.graph.dag import Graph
+
+    layers = [
+        REGISTRY["Embedding"].from_options({"input_dim": 6, "output_dim": 3, "mask_zero": True}),
+        REGISTRY["Dense"].from_options({"units": 3}),
+        REGISTRY[kind].from_options(config),
+    ]
+    model = Model.initialize(Graph.chain((6,), layers), np.random.default_rng(0))
+    model = Model(model.graph, [{name: value.astype(np.float64) for name, value in p.items()} for p in model.params])
+    network = TorchNetwork(model.graph, model.params).double()
+    out, expected = network(to_torch(PADDED_IDS)), model.forward(PADDED_IDS)
+    _assert_close(to_numpy(out.detach()), expected, 1e-9, "forward")
+    w = np.random.default_rng(2).standard_normal(expected.shape)
+    ((out - to_torch(w)) ** 2).mean().backward()
+    grads = model.gradients(PADDED_IDS, w, losses.create("mean_squared_error"))[2]
+    torch_grads = [params[name] for params in network.specforge_gradients() for name in params]
+    for index, (actual, expected) in enumerate(zip(torch_grads, grads)):
+        _assert_close(actual, expected, 1e-9, f"gradient {index}")

@@ -82,12 +82,14 @@ def graph_to_onnx(
     }
     if last == -1:
         tensors[input_node(0)] = _publish(builder, tensors[input_node(0)], output_name)
+    mask_tensors: dict[tuple[int, ...], str] = {}
     for index, (node, node_params) in enumerate(zip(graph.nodes, params)):
         public = publics.get(index)
         if public:
             builder.claim(node.layer.name, public, len(node.output_shape))
         taken = [tensors[source] for source in node.inputs]
-        name = _convert(node.layer, builder, node_params, taken if node.layer.merges else taken[0])
+        masks = _masks(builder, graph, index, tensors, mask_tensors)
+        name = _convert(node.layer, builder, node_params, taken if node.layer.merges else taken[0], masks)
         builder.shapes[name] = node.output_shape
         if public:
             if not builder.release(node.layer.name) and name != public:
@@ -224,12 +226,58 @@ def _preprocess(builder: OnnxBuilder, name: str, shape: tuple[int, ...], preproc
     return name
 
 
-def _convert(layer: Layer, builder: OnnxBuilder, params: Params, input_name: str | list[str]) -> str:
-    """``layer.to_onnx`` with its failures named after the layer; a merging layer takes the list of its inputs."""
+def _masks(
+    builder: OnnxBuilder, graph: Graph, index: int, tensors: dict[int, str], made: dict[tuple[int, ...], str]
+) -> str | list[str | None] | None:
+    """The masks node ``index`` takes (``Graph.taken_masks``) as float ``(N, steps)`` tensors, 1 where a step
+    counts: the model inputs' ids other than 0, each mask made once (in ``made``); a list for a merge."""
+    taken = graph.taken_masks(index)
+    if taken is None:
+        return None
+    names: list[str | None] = []
+    for sources in taken:
+        if sources and sources not in made:
+            kept = [
+                builder.node(
+                    "Cast",
+                    [
+                        builder.node(
+                            "Not",
+                            [builder.node("Equal", [tensors[source], _zero_id(builder)], "padding")],
+                            "counts",
+                        )
+                    ],
+                    "mask",
+                    to=onnx.TensorProto.FLOAT,
+                )
+                for source in sources
+            ]
+            joined = kept[0]
+            for other in kept[1:]:
+                joined = builder.node("Mul", [joined, other], "mask")
+            made[sources] = joined
+        names.append(made[sources] if sources else None)
+    return names if graph.nodes[index].layer.merges else names[0]
+
+
+def _zero_id(builder: OnnxBuilder) -> str:
+    return builder.initializer(np.zeros((), np.int64), "padding_id")
+
+
+def _convert(
+    layer: Layer,
+    builder: OnnxBuilder,
+    params: Params,
+    input_name: str | list[str],
+    mask: str | list[str | None] | None = None,
+) -> str:
+    """``layer.to_onnx`` with its failures named after the layer; a merging layer takes the list of its inputs, a
+    layer that takes masks the ``mask`` of its input (only when one reaches it)."""
+    extra = {} if mask is None else {"mask": mask}
     try:
         if isinstance(input_name, list):  # a merging kind (Layer.merges) takes its inputs' names
-            return cast("Merge", layer).to_onnx(builder, params, input_name)
-        return layer.to_onnx(builder, params, input_name)
+            return cast("Merge", layer).to_onnx(builder, params, input_name, **extra)
+        return layer.to_onnx(builder, params, input_name, **extra)
     except NotImplementedError:
         raise ExportError(
             f"layer {layer.name!r} ({layer.type}) has no ONNX conversion; export supports "

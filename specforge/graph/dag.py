@@ -68,6 +68,9 @@ class Node:
     path: SpecPath = ()
     #: the blocks that layer sits in, outermost first (their names under ``blocks:``)
     blocks: tuple[str, ...] = ()
+    #: the mask its output carries (Keras' masking, ``Layer.masking``): the model inputs (negative indices) whose
+    #: ids other than 0 are the steps that count, joined; empty: none
+    mask: tuple[int, ...] = ()
 
     @property
     def param_count(self) -> int:
@@ -112,13 +115,49 @@ class Graph:
 
     @classmethod
     def chain(cls, input_shape: Shape, layers: Sequence[Layer]) -> Graph:
-        """The graph of ``layers`` one after the other, every shape inferred (ShapeError when one does not fit)."""
+        """The graph of ``layers`` one after the other, every shape inferred (ShapeError when one does not fit); a
+        kind of several inputs (``Layer.merges``) takes the one before as its only input."""
         graph, shape = cls(tuple(input_shape)), tuple(input_shape)
         for index, layer in enumerate(layers):
-            out = tuple(layer.output_shape(shape))
-            graph.nodes.append(Node(layer, shape, out, (index - 1,), layer.name))
+            taken: Any = (shape,) if layer.merges else shape
+            out = tuple(layer.output_shape(taken))
+            inputs = (index - 1,)
+            graph.nodes.append(Node(layer, taken, out, inputs, layer.name, mask=graph.output_mask(layer, inputs)))
             shape = out
         return graph
+
+    # -- masks -------------------------------------------------------------------------------------------
+    def mask_at(self, index: int) -> tuple[int, ...]:
+        """The mask ``Node.inputs`` index ``index`` carries (a model input carries none)."""
+        return () if index < 0 else self.nodes[index].mask
+
+    def received_mask(self, inputs: Sequence[int]) -> tuple[int, ...]:
+        """The mask a node taking ``inputs`` receives: theirs joined (Keras' merges join their inputs' masks)."""
+        return tuple(sorted({source for index in inputs for source in self.mask_at(index)}, reverse=True))
+
+    def output_mask(self, layer: Layer, inputs: Sequence[int]) -> tuple[int, ...]:
+        """The mask the output of ``layer`` taking ``inputs`` carries: the one it makes, or the one it receives
+        when it passes it on (``Layer.masking``)."""
+        if layer.makes_mask():
+            return tuple(index for index in inputs if index < 0)
+        return self.received_mask(layer.mask_inputs(inputs)) if layer.passes_mask() else ()
+
+    def drops_mask(self, index: int) -> bool:
+        """Whether node ``index`` receives a mask it neither takes nor passes on (Keras drops it, with a
+        warning)."""
+        node = self.nodes[index]
+        return (
+            bool(self.received_mask(node.inputs))
+            and node.layer.masking != "take"
+            and not node.layer.passes_mask()
+            and not node.layer.makes_mask()
+        )
+
+    def taken_masks(self, index: int) -> list[tuple[int, ...]] | None:
+        """The mask of each input of node ``index`` when its kind takes masks and one reaches it, else None."""
+        node = self.nodes[index]
+        masks = [self.mask_at(source) for source in node.inputs]
+        return masks if node.layer.masking == "take" and any(masks) else None
 
     @property
     def model_inputs(self) -> list[GraphInput]:
@@ -307,6 +346,7 @@ def infer_graph(spec) -> Graph:
         raise ShapeError(problems=merge_uses(shapes, spec))
     graph = _only(graph, _ancestors(flat.outputs, by_name), [made[name] for name in flat.outputs if name in made])
     graph.sink_names = list(model.get("outputs", {}))
+    graph.warnings.extend(_mask_warnings(graph, by_name, spec))
     _check_sources(graph, spec)
     conflict = graph.input_dtype_conflict()
     if conflict is not None:
@@ -326,6 +366,34 @@ def _only(graph: Graph, sources: set[str], outputs: list[int]) -> Graph:
         for index in kept
     ]
     return replace(graph, nodes=nodes, sinks=[renumbered[index] for index in outputs])
+
+
+def _mask_warnings(graph: Graph, by_name: dict[str, FlatLayer], spec: Spec) -> list[Problem]:
+    """A warning at each layer that drops a mask it receives, and at each model output that carries one (which
+    the loss does not weigh by, where Keras' would)."""
+    warnings = [
+        by_name[node.source].context.problem(
+            spec,
+            f"{node.layer.type} does not use the mask of the padding (Embedding mask_zero), so it is dropped here, "
+            "as Keras drops it: from here on the padded steps count; the README's Masks section lists the kinds "
+            "that take or pass one",
+            severity="warning",
+        )
+        for index, node in enumerate(graph.nodes)
+        if graph.drops_mask(index)
+    ]
+    warnings.extend(
+        by_name[graph.nodes[index].source].context.problem(
+            spec,
+            "this model output carries the mask of the padding, which the loss does not weigh its steps by (Keras' "
+            "would): every step counts in the loss; end with a layer that consumes the mask (a recurrent layer "
+            "without return_sequences, GlobalAveragePooling1D)",
+            severity="warning",
+        )
+        for index in graph.output_nodes
+        if graph.mask_at(index)
+    )
+    return merge_uses(warnings, spec)
 
 
 def _check_sources(graph: Graph, spec: Spec) -> None:
@@ -367,7 +435,8 @@ def _add_layer(graph: Graph, flat: FlatLayer, inputs: list[int]) -> int:
         else:
             taken = shapes[0]
             out = tuple(node_layer.output_shape(taken))
-        graph.nodes.append(Node(node_layer, taken, out, tuple(inputs), flat.name, flat.path, flat.blocks))
+        mask = graph.output_mask(node_layer, inputs)
+        graph.nodes.append(Node(node_layer, taken, out, tuple(inputs), flat.name, flat.path, flat.blocks, mask))
         inputs, shapes = [len(graph.nodes) - 1], [out]
     return len(graph.nodes) - 1
 

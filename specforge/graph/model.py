@@ -21,7 +21,7 @@ import numpy as np
 
 from specforge.base.errors import RunError
 from specforge.base.fileio import atomic_open
-from specforge.graph.dag import Graph, input_node
+from specforge.graph.dag import Graph, input_node, input_position
 from specforge.graph.plan import Step, plan_steps
 from specforge.layers.base import Params
 from specforge.ops import flat
@@ -73,9 +73,9 @@ class Model:
         an output whose node is in ``skipped`` (see ``skipped``) gives its activation's input, the logits."""
         steps = self.steps(skipped)
         wanted = self.output_values(skipped)
-        values = StepValues(steps, xs, wanted)
+        values = StepValues(steps, xs, wanted, self.graph)
         for step in steps:
-            y, _ = step.forward(self.params[step.index], values.take(step), training, rng)
+            y, _ = step.forward(self.params[step.index], values.take(step), training, rng, values.mask(step))
             values.put(step, y)
         return [values.get(index) for index in wanted]
 
@@ -92,9 +92,9 @@ class Model:
         if until is None:
             return self.outputs(x, training, rng)[0]
         steps = self.steps(until)
-        values = StepValues(steps, x)
+        values = StepValues(steps, x, graph=self.graph)
         for step in steps:
-            y, _ = step.forward(self.params[step.index], values.take(step), training, rng)
+            y, _ = step.forward(self.params[step.index], values.take(step), training, rng, values.mask(step))
             values.put(step, y)
         return values.last
 
@@ -144,10 +144,10 @@ class Model:
         skipped = self.skipped(loss_list)
         steps = self.steps(skipped)
         wanted = self.output_values(skipped)
-        values = StepValues(steps, x, wanted)
+        values = StepValues(steps, x, wanted, self.graph)
         caches, state = [], []
         for step in steps:
-            out, cache = step.forward(self.params[step.index], values.take(step), True, rng)
+            out, cache = step.forward(self.params[step.index], values.take(step), True, rng, values.mask(step))
             values.put(step, out)
             caches.append(cache)
             new_state = step.new_state(cache)
@@ -282,14 +282,32 @@ class StepValues:
     """The outputs a run of ``steps`` has made and not yet handed to every step that takes them: each is
     dropped when its last user has it (those of nodes in ``kept`` aside: the model's outputs), so that a chain
     holds one activation at a time, as a loop would.  ``xs`` is the batch of each model input (or of the only
-    one)."""
+    one). With the ``graph`` they run, they also make the masks of the steps that take them (``mask``)."""
 
-    def __init__(self, steps: list[Step], xs: Batch, kept: Sequence[int] = ()):
+    def __init__(self, steps: list[Step], xs: Batch, kept: Sequence[int] = (), graph: Graph | None = None):
         self._users = Counter(index for step in steps for index in step.inputs)
         inputs = xs if isinstance(xs, list) else [xs]
         self._values: dict[int, np.ndarray] = {input_node(position): x for position, x in enumerate(inputs)}
         self._kept = set(kept)
         self.last = inputs[0]
+        self._inputs = inputs
+        self._graph = graph
+        self._masks: dict[tuple[int, ...], np.ndarray] = {}
+
+    def mask(self, step: Step) -> np.ndarray | list[np.ndarray | None] | None:
+        """The mask the step's layer takes (``Layer.masking``; a list, one per input, for a merge), None when
+        it takes none or none reaches it."""
+        taken = None if self._graph is None else self._graph.taken_masks(step.index)
+        if taken is None:
+            return None
+        masks = [self._mask_of(sources) if sources else None for sources in taken]
+        return masks if step.layer.merges else masks[0]
+
+    def _mask_of(self, sources: tuple[int, ...]) -> np.ndarray:
+        """The steps that count where the ids of every model input in ``sources`` are not 0, made once."""
+        if sources not in self._masks:
+            self._masks[sources] = np.logical_and.reduce([self._inputs[input_position(s)] != 0 for s in sources])
+        return self._masks[sources]
 
     def take(self, step: Step) -> np.ndarray | list[np.ndarray]:
         """The step's input (a list for a merge), released where this step is its last user."""

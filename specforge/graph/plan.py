@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -44,6 +44,22 @@ class StepLayer(Protocol):
     def new_state(self, cache: Any) -> Params: ...
 
     def backward(self, params: Params, cache: Any, dy: np.ndarray, need_dx: bool = True) -> tuple[Any, Params]: ...
+
+
+class MaskTaker(Protocol):
+    """A layer that takes the mask of its input's steps (``Layer.masking`` ``"take"``): its forward takes the
+    keyword ``mask``."""
+
+    def forward(
+        self,
+        params: Params,
+        x: Any,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        activation: ActivationFunction | None = None,
+        *,
+        mask: Any = None,
+    ) -> tuple[np.ndarray, Any]: ...
 
 
 @runtime_checkable
@@ -88,8 +104,13 @@ class Step:
         x: np.ndarray | list[np.ndarray],
         training: bool = False,
         rng: np.random.Generator | None = None,
+        mask: np.ndarray | list[np.ndarray | None] | None = None,
     ) -> tuple[np.ndarray, Any]:
-        return self.layer.forward(params, x, training, rng, self.activation)
+        """The step's output and cache; ``mask`` (the mask of its input, for a kind that takes masks and that one
+        reaches) is handed to the layer only when there is one, so that a model without masks runs as before."""
+        if mask is None:
+            return self.layer.forward(params, x, training, rng, self.activation)
+        return cast(MaskTaker, self.layer).forward(params, x, training, rng, self.activation, mask=mask)
 
     def new_state(self, cache: Any) -> Params:
         return self.layer.new_state(cache)

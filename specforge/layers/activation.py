@@ -41,6 +41,7 @@ class ActivationLayer(Layer):
 
 class Activation(ActivationLayer):
     type = "Activation"
+    masking = "pass"
     description = "Applies an activation function to its input."
     schema = {
         "activation": {
@@ -62,6 +63,7 @@ class Activation(ActivationLayer):
 
 class ReLU(ActivationLayer):
     type = "ReLU"
+    masking = "pass"
     description = (
         "Rectified linear unit: x above threshold (capped at max_value), negative_slope * (x - threshold) below."
     )
@@ -94,6 +96,7 @@ class ReLU(ActivationLayer):
 
 class LeakyReLU(ActivationLayer):
     type = "LeakyReLU"
+    masking = "pass"
     description = "Leaky rectified linear unit: x for x >= 0, negative_slope * x below."
     schema = {
         "negative_slope": {"type": "number", "minimum": 0, "default": 0.3, "description": "Slope for negative inputs."},

@@ -13,7 +13,10 @@ The key's bias shifts every score of a query step by the same amount, which the 
 for Keras' weight layout, and its gradient is exactly zero (computed as such, not left to rounding).
 
 A causal mask (``use_causal_mask``) lets query step t see value steps up to t only: the scores of the others
-get Keras' large negative number (-1e9) before the softmax, whose weights there are then 0. Dropout zeroes
+get Keras' large negative number (-1e9) before the softmax, whose weights there are then 0. The masks of the
+padding (``Layer.masking``) join it as Keras' ``_compute_attention_mask`` joins them: a query step that does
+not count sees no value step (its weights come out uniform, as Keras'), and no query step sees a value or key
+step that does not count; the output carries the query's mask. Dropout zeroes
 attention weights in training (inverted dropout, drawn from the run's generator or the layer's ``seed``).
 
 A kind of one to three inputs (``Layer.merges`` with ``arity`` (1, 3)): ``inputs`` names the query, the value
@@ -158,9 +161,33 @@ class MultiHeadAttention(Layer):
     #: the input positions of the query, the value and the key for a count of inputs
     positions = staticmethod(role_positions)
 
-    def mask_bias(self, query_steps: int, value_steps: int) -> np.ndarray | None:
-        """What the mask adds to the scores ``(T, S)``: the causal bias, or None without ``use_causal_mask``."""
-        return causal_bias(query_steps, value_steps) if self.config["use_causal_mask"] else None
+    masking = "take"
+    #: what a mask adds to the scores it hides (read by the PyTorch module, which does not import this one)
+    masked_score = MASKED
+
+    def passes_mask(self) -> bool:
+        return True
+
+    def mask_inputs(self, inputs):
+        return inputs[:1]
+
+    def mask_bias(
+        self, query_steps: int, value_steps: int, masks: Sequence[np.ndarray | None] | None = None
+    ) -> np.ndarray | None:
+        """What the masks add to the scores: the causal bias ``(T, S)``, None without ``use_causal_mask``; with the
+        masks of the inputs' steps (one per input, None for one without), ``(N, 1, T, S)``."""
+        if masks is None:
+            return causal_bias(query_steps, value_steps) if self.config["use_causal_mask"] else None
+        query, value, key = (masks[position] for position in role_positions(len(masks)))
+        allowed = np.ones((1, query_steps, value_steps), bool)
+        if query is not None:
+            allowed = allowed & query[:, :, None]
+        for mask in (value, key):
+            if mask is not None:
+                allowed = allowed & mask[:, None, :]
+        if self.config["use_causal_mask"]:
+            allowed = allowed & (causal_bias(query_steps, value_steps) == 0)
+        return np.where(allowed, 0.0, MASKED)[:, None]
 
     @property
     def heads(self) -> int:
@@ -250,7 +277,7 @@ class MultiHeadAttention(Layer):
             y += bias.reshape(-1)
         return y.reshape(len(x), -1, heads, dim).transpose(0, 2, 1, 3)
 
-    def forward(self, params, x, training=False, rng=None, activation=None):
+    def forward(self, params, x, training=False, rng=None, activation=None, *, mask=None):
         xs = list(x)
         query, value, key = (xs[position] for position in role_positions(len(xs)))
         q, k, v = (
@@ -259,7 +286,7 @@ class MultiHeadAttention(Layer):
         )
         scale = 1 / math.sqrt(self.key_dim)
         scores = (q @ k.transpose(0, 1, 3, 2)) * np.asarray(scale, q.dtype)
-        bias = self.mask_bias(q.shape[2], k.shape[2])
+        bias = self.mask_bias(q.shape[2], k.shape[2], mask)
         if bias is not None:
             scores += bias.astype(scores.dtype)
         attention = softmax(scores)
@@ -317,9 +344,12 @@ class MultiHeadAttention(Layer):
         return (dxs if need_dx else None), grads
 
     # -- export --------------------------------------------------------------------------------------------------
-    def to_onnx(self, builder, params: Params, input_names: list[str]) -> str:  # type: ignore[override]
+    def to_onnx(  # type: ignore[override]
+        self, builder, params: Params, input_names: list[str], *, mask: list[str | None] | None = None
+    ) -> str:
         """MatMuls, Reshapes and Transposes on the sequences in their NHWC form ``(N, steps, features)``, and a
-        Softmax over the last axis (the same in every opset)."""
+        Softmax over the last axis (the same in every opset); the masks of the inputs' steps (float ``(N,
+        steps)``, 1 where a step counts) make the scores' bias as ``mask_bias`` does."""
         names = [builder.to_layout(name, NHWC) for name in input_names]
         query, value, key = (names[position] for position in role_positions(len(names)))
         q = self._onnx_project(builder, params, "query", query, [0, 2, 1, 3])
@@ -329,7 +359,9 @@ class MultiHeadAttention(Layer):
         scale = builder.initializer(np.asarray(1 / math.sqrt(self.key_dim), np.float32), f"{self.name}_scale")
         scores = builder.node("Mul", [scores, scale], f"{self.name}_scaled")
         bias = self.mask_bias(builder.shape(query)[0], builder.shape(value)[0])
-        if bias is not None:
+        if mask is not None:
+            scores = builder.node("Add", [scores, self._onnx_bias(builder, mask, bias)], f"{self.name}_masked")
+        elif bias is not None:
             masked = builder.initializer(bias.astype(np.float32), f"{self.name}_causal")
             scores = builder.node("Add", [scores, masked], f"{self.name}_masked")
         attention = builder.node("Softmax", [scores], f"{self.name}_attention", axis=-1)
@@ -338,6 +370,35 @@ class MultiHeadAttention(Layer):
         width = builder.constant_int64([0, 0, self.heads * self.value_dim], f"{self.name}_merged_shape")
         merged = builder.node("Reshape", [context, width], f"{self.name}_merged")
         return self._onnx_dense(builder, params, "output", merged, self.name)
+
+    def _onnx_bias(self, builder, masks: list[str | None], causal: np.ndarray | None) -> str:
+        """The scores' bias ``(N, 1, T, S)`` of the masks of the inputs' steps and the causal bias: ``MASKED``
+        where a pair is not allowed, as ``mask_bias``."""
+        query, value, key = (masks[position] for position in role_positions(len(masks)))
+        factors = []
+        if query is not None:
+            factors.append(
+                builder.node(
+                    "Unsqueeze",
+                    [query, builder.constant_int64([2], f"{self.name}_query_axis")],
+                    f"{self.name}_query_allowed",
+                )
+            )
+        for role, mask in (("value", value), ("key", key)):
+            if mask is not None:
+                axis = builder.constant_int64([1], f"{self.name}_{role}_axis")
+                factors.append(builder.node("Unsqueeze", [mask, axis], f"{self.name}_{role}_allowed"))
+        if causal is not None:
+            factors.append(builder.initializer((causal == 0).astype(np.float32), f"{self.name}_causal_allowed"))
+        allowed = factors[0]
+        for factor in factors[1:]:
+            allowed = builder.node("Mul", [allowed, factor], f"{self.name}_allowed")
+        one = builder.initializer(np.ones((), np.float32), f"{self.name}_one")
+        hidden = builder.node("Sub", [one, allowed], f"{self.name}_hidden")
+        large = builder.initializer(np.asarray(MASKED, np.float32), f"{self.name}_large_negative")
+        bias = builder.node("Mul", [hidden, large], f"{self.name}_bias")
+        heads_axis = builder.constant_int64([1], f"{self.name}_heads_axis")
+        return builder.node("Unsqueeze", [bias, heads_axis], f"{self.name}_mask_bias")
 
     def _onnx_dense(self, builder, params: Params, projection: str, x: str, hint: str) -> str:
         kernel = params[f"{projection}_kernel"]

@@ -17,6 +17,7 @@ the loss can take logits (softmax + cross-entropy is fused with log-sum-exp).
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -69,6 +70,15 @@ class Layer(Kind, registry=LAYERS, key="type"):
     #: layers take ids gets int64 batches and an int64 ONNX input (``Graph.input_dtype``); such a kind takes
     #: the model's input itself, since no layer outputs ids.
     input_dtype: ClassVar[str] = "float"
+    #: What the kind does with a mask of its input's steps (Keras' masking; a mask is ``(N, steps)``, true at
+    #: the steps that count, made by ``Embedding(mask_zero: true)``, see ``makes_mask``): ``"pass"``: its output
+    #: carries the same mask and it computes as without (a per-step kind: Dense, Dropout, LayerNormalization,
+    #: the elementwise merges, which pass their inputs' masks joined); ``"take"``: ``forward`` and ``to_onnx``
+    #: take it as the keyword ``mask`` (a merge: a list, None for an input without one) and the output
+    #: carries it on when ``passes_mask`` says so (a recurrent kind with return_sequences; MultiHeadAttention
+    #: the query's); ``"none"``: the kind does not use masks, and one reaching it is dropped with a warning, as
+    #: Keras drops it.
+    masking: ClassVar[str] = "none"
 
     def __init__(self, config: dict[str, Any], name: str | None = None):
         """A layer of a complete ``config``, as validation leaves a spec's layers: every option with a default
@@ -144,6 +154,22 @@ class Layer(Kind, registry=LAYERS, key="type"):
             "Default: the layer before it.",
         }
 
+    # -- masks -------------------------------------------------------------------
+    def makes_mask(self) -> bool:
+        """Whether the output carries a mask the layer makes itself (``Embedding(mask_zero: true)``: the steps
+        whose id is not 0), whatever its input carries."""
+        return False
+
+    def passes_mask(self) -> bool:
+        """Whether the output carries its input's mask on (``masking``: every ``"pass"`` kind, a ``"take"``
+        kind as it says)."""
+        return self.masking == "pass"
+
+    def mask_inputs(self, inputs: Sequence[int]) -> Sequence[int]:
+        """Of the inputs ``inputs``, those whose masks (joined) the output carries when it passes a mask on (all
+        of them; MultiHeadAttention: the query's)."""
+        return inputs
+
     # -- shapes and sizes ---------------------------------------------------------
     def output_shape(self, input_shape: Shape) -> Shape:
         """The output shape for ``input_shape``; raises ShapeError with the numbers put in the formula."""
@@ -173,7 +199,10 @@ class Layer(Kind, registry=LAYERS, key="type"):
         rng: np.random.Generator | None = None,
         activation: ActivationFunction | None = None,
     ) -> tuple[np.ndarray, Any]:
-        """``(y, cache)``: the output and whatever backward needs; every kind takes the same arguments.
+        """``(y, cache)``: the output and whatever backward needs; every kind takes the same arguments, and a
+        kind whose ``masking`` is ``"take"`` the keyword ``mask`` besides (boolean ``(N, steps)``, true at the
+        steps that count; a list, one per input, None for one without, for a merge), given only when a mask
+        reaches it; its ``to_onnx`` takes the keyword ``mask`` likewise (float tensors, 1 where a step counts).
 
         ``activation`` is only given to a kind that ``fuses_activation``, which applies it to ``y``.
         """

@@ -26,6 +26,7 @@ from specforge.options.initializers import compute_fans, initialize
 
 class Dense(Layer):
     type = "Dense"
+    masking = "pass"
     description = (
         "Fully connected layer: every output unit is a weighted sum of the input's last axis plus a bias; "
         "applied at every position of a sequence or image (steps, features) -> (steps, units)."

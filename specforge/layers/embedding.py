@@ -29,19 +29,24 @@ class Embedding(Layer):
             "random_uniform", "table (Keras' default: uniform on [-0.05, 0.05])"
         ),
         "mask_zero": {
-            "const": False,
+            "type": "boolean",
             "default": False,
-            "description": "Whether id 0 (padding) is masked in the layers after. Only false for now: "
-            "masks do not travel through the graph yet, so padding is averaged in by "
-            "the poolings after.",
+            "description": "Whether id 0 (padding) is masked: the output carries a mask, false at the steps "
+            "whose id is 0, which the layers after pass on or take as Keras' do (the recurrent layers skip "
+            "those steps, attention does not attend to them, GlobalAveragePooling1D leaves them out of its "
+            "mean). Id 0 must then be padding only, as vectorization makes it.",
         },
     }
     required = ("input_dim", "output_dim")
     examples = [
         ({"input_dim": 5, "output_dim": 3}, (4,)),
         ({"input_dim": 7, "output_dim": 2, "embeddings_initializer": "glorot_uniform"}, (3, 2)),
+        ({"input_dim": 6, "output_dim": 2, "mask_zero": True}, (5,)),
     ]
     input_dtype = "int"
+
+    def makes_mask(self) -> bool:
+        return bool(self.config["mask_zero"])
 
     def output_shape(self, input_shape):
         return (*input_shape, self.config["output_dim"])

@@ -29,6 +29,7 @@ _AXIS = {"type": "integer", "not": {"const": 0}}
 
 class LayerNormalization(Layer):
     type = "LayerNormalization"
+    masking = "pass"
     description = (
         "Normalises each example over the given axes (by default its last: the channels) to zero mean "
         "and unit variance, then scales by gamma and shifts by beta; the same in training and inference."

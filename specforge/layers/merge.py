@@ -60,6 +60,7 @@ class Merge(Layer):
 
     merges = True
     fuses_activation = True
+    masking = "pass"  # the inputs' masks joined: a step counts where it counts in every input with a mask
     examples = ELEMENTWISE_EXAMPLES
     arity: ClassVar[tuple[int, int | None]] = (2, None)
 
@@ -241,6 +242,12 @@ class Concatenate(Merge):
         ({"inputs": ["a", "b"]}, [(3, 2), (3, 4)]),
         ({"inputs": ["a", "b"], "axis": 2}, [(2, 3, 2), (2, 1, 2)]),
     ]
+
+    def passes_mask(self) -> bool:
+        """Joined along the features (the last axis, or one after the steps), the inputs' masks pass; along the
+        steps, as a mask of the steps may not be, they are dropped."""
+        axis = self.config["axis"]
+        return axis == -1 or axis > 1
 
     def axis(self, rank: int) -> int:
         """The axis of a shape without the batch axis; ShapeError when out of range."""

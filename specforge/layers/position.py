@@ -62,6 +62,7 @@ class _PositionLayer(Layer):
 
 class PositionEmbedding(_PositionLayer):
     type = "PositionEmbedding"
+    masking = "pass"
     description = (
         "A learned embedding per position (keras_hub's PositionEmbedding): the output is row t of a "
         "(sequence_length, features) table at step t, for every example; add it to the sequence with Add."
@@ -113,6 +114,7 @@ def sine_table(steps: int, features: int, max_wavelength: float) -> np.ndarray:
 
 class SinePositionEncoding(_PositionLayer):
     type = "SinePositionEncoding"
+    masking = "pass"
     description = (
         "The fixed sinusoidal encoding of each position (keras_hub's SinePositionEncoding, from 'Attention Is "
         "All You Need'): sines on the even features, cosines on the odd, over geometrically spaced "

@@ -7,6 +7,9 @@ then makes one product per step with the recurrent kernel (GRU without ``reset_a
 the reset hidden state). Back-propagation through time runs the loop backwards with one product per step for the
 hidden state's gradient, and makes the kernels' gradients afterwards as one product each over all the steps.
 
+A mask of the steps (``Layer.masking``, Keras' from ``Embedding(mask_zero)``) carries the states over the steps it
+hides, as Keras' ``backend.rnn`` does; their gradient then goes straight to the state before them.
+
 Keras' gate orders: LSTM ``i, f, c, o`` (input, forget, cell candidate, output), GRU ``z, r, h`` (update, reset,
 candidate). ONNX's recurrent ops and PyTorch's modules take other orders; each kind names its permutation.
 """
@@ -76,6 +79,8 @@ _COMMON_SCHEMA: dict[str, dict] = {
         False, "Read the sequence from its last step; the output sequence comes in that (reversed) order, as Keras'."
     ),
 }
+#: ONNX's codes of the int32 and int64 tensor types (onnx.TensorProto's, which is not imported by the layers)
+_ONNX_INT32, _ONNX_INT64 = 6, 7
 #: parameter -> the option naming its initializer
 _INITIALIZER_OPTIONS = {
     "kernel": "kernel_initializer",
@@ -98,13 +103,34 @@ def _input_mask(rng: np.random.Generator | None, shape: tuple[int, int], rate: f
 class _Pass:
     """What the backward of one forward pass needs: the input projection's record, the slices of the batch the
     time loop ran on (``ops.shards``) and, for each, its hidden states ``(steps + 1, part, units)`` from the
-    initial zeros on and the cell's own per-step values; the dropout mask and the input's shape."""
+    initial zeros on and the cell's own per-step values; the dropout mask, the input's shape and the steps that
+    count (``(steps, N, 1)`` in reading order, None without a mask of the steps)."""
 
     projection: ops.DenseRecord
     parts: list[slice]
     runs: list[tuple[np.ndarray, Any]]
     mask: np.ndarray | None
     shape: tuple[int, ...]
+    keep: np.ndarray | None = None
+
+
+def _carry(states: np.ndarray, t: int, keep: np.ndarray | None) -> None:
+    """Keras' masked step: where step ``t`` does not count (``keep[t]`` false) the state after it is the state
+    before it, carried over."""
+    if keep is not None:
+        states[t + 1] = np.where(keep[t], states[t + 1], states[t])
+
+
+def _split_skipped(dstate: np.ndarray, t: int, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A state's gradient after step ``t`` parted into what goes through the step's cell (the rows where the step
+    counts) and what goes straight to the state before it (where ``_carry`` carried it; None without a mask)."""
+    if keep is None:
+        return dstate, None
+    return np.where(keep[t], dstate, 0), np.where(keep[t], 0, dstate)
+
+
+def _with_skipped(dstate: np.ndarray, skipped: np.ndarray | None) -> np.ndarray:
+    return dstate if skipped is None else dstate + skipped
 
 
 class Recurrent(Layer):
@@ -119,11 +145,19 @@ class Recurrent(Layer):
     #: For each gate of the PyTorch module, in its order, Keras' index of that gate.
     torch_gates: ClassVar[tuple[int, ...]]
     applies_activation = True
+    masking = "take"
+    #: Whether the steps a mask hides output zeros rather than the output before them (Keras'
+    #: ``zero_output_for_mask``, which Bidirectional sets on its layers that return sequences).
+    zero_masked_outputs = False
 
     def __init__(self, config: dict[str, Any], name: str | None = None):
         super().__init__(config, name)
         self.activation = activations.create(self.config["activation"])
         self.gate_activation = activations.create(self.config.get("recurrent_activation", "sigmoid"))
+
+    def passes_mask(self) -> bool:
+        """An output sequence carries the input's mask; the last state, none (Keras' ``compute_mask``)."""
+        return bool(self.config["return_sequences"])
 
     # -- shapes and sizes ---------------------------------------------------------------------------
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -157,16 +191,17 @@ class Recurrent(Layer):
         """The part of the bias added to the input projection (all of it but for GRU's reset_after)."""
         return params.get("bias")
 
-    def run(self, params: Params, projected: np.ndarray) -> tuple[np.ndarray, Any]:
+    def run(self, params: Params, projected: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
         """The time loop over ``projected`` ``(steps, N, gates * units)``: the hidden states ``(steps + 1, N,
-        units)`` (the first the initial zeros) and what ``run_backward`` needs."""
+        units)`` (the first the initial zeros) and what ``run_backward`` needs. ``keep`` ``(steps, N, 1)``: the
+        steps that count; at the others the states are carried over (``_carry``)."""
         raise NotImplementedError
 
     def run_backward(
-        self, params: Params, hidden: np.ndarray, cell: Any, dhidden: np.ndarray
+        self, params: Params, hidden: np.ndarray, cell: Any, dhidden: np.ndarray, keep: np.ndarray | None = None
     ) -> tuple[np.ndarray, Params]:
         """The gradient of the projections ``(steps, N, gates * units)`` and of the recurrent parameters, given
-        that of the hidden states after each step ``dhidden`` ``(steps, N, units)``."""
+        that of the hidden states after each step ``dhidden`` ``(steps, N, units)`` (and the ``keep`` of ``run``)."""
         raise NotImplementedError
 
     def gate_blocks(self, value: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
@@ -182,10 +217,12 @@ class Recurrent(Layer):
         training: bool = False,
         rng: np.random.Generator | None = None,
         activation: ActivationFunction | None = None,
+        *,
+        mask: np.ndarray | None = None,
     ) -> tuple[np.ndarray, Any]:
         rate = self.config["dropout"]
-        mask = _input_mask(rng, (len(x), x.shape[2]), rate, x.dtype) if training and rate > 0 else None
-        steps_first = (x if mask is None else x * mask[:, None]).transpose(1, 0, 2)
+        dropped = _input_mask(rng, (len(x), x.shape[2]), rate, x.dtype) if training and rate > 0 else None
+        steps_first = (x if dropped is None else x * dropped[:, None]).transpose(1, 0, 2)
         if self.config["go_backwards"]:
             steps_first = steps_first[::-1]
         steps, n, features = steps_first.shape
@@ -194,12 +231,23 @@ class Recurrent(Layer):
         projected = projected.reshape(steps, n, -1)
         # the examples' loops are independent: the batch is split across the cores, BLAS at one thread
         parts = ops.shards(n, 2 * steps * self.gates * self.config["units"] ** 2)
-        runs = ops.in_parallel(lambda part: self.run(params, projected[:, part]), parts)
+        keep = None if mask is None else self.steps_kept(mask)
+        runs = ops.in_parallel(
+            lambda part: self.run(params, projected[:, part], None if keep is None else keep[:, part]), parts
+        )
         if self.config["return_sequences"]:
-            y = np.concatenate([hidden[1:] for hidden, _ in runs], axis=1).transpose(1, 0, 2).copy()
+            sequence = np.concatenate([hidden[1:] for hidden, _ in runs], axis=1)
+            if keep is not None and self.zero_masked_outputs:
+                sequence = np.where(keep, sequence, 0)
+            y = sequence.transpose(1, 0, 2).copy()
         else:
             y = np.concatenate([hidden[-1] for hidden, _ in runs])
-        return y, _Pass(record, parts, runs, mask, x.shape)
+        return y, _Pass(record, parts, runs, dropped, x.shape, keep)
+
+    def steps_kept(self, mask: np.ndarray) -> np.ndarray:
+        """``mask`` ``(N, steps)`` as the time loop reads it: ``(steps, N, 1)``, reversed when it goes backwards."""
+        keep = mask.T[:, :, None]
+        return np.ascontiguousarray(keep[::-1] if self.config["go_backwards"] else keep)
 
     def backward(
         self, params: Params, cache: _Pass, dy: np.ndarray, need_dx: bool = True
@@ -212,12 +260,17 @@ class Recurrent(Layer):
         else:
             dhidden = np.zeros((steps, n, units), dtype)
             dhidden[-1] = dy
+        keep = cache.keep
+        if keep is not None and self.zero_masked_outputs and self.config["return_sequences"]:
+            dhidden = np.where(keep, dhidden, 0)
         dprojected = np.empty((steps, n, self.gates * units), dtype)
 
         def shard(index: int) -> Params:
             part = cache.parts[index]
             hidden, cell = cache.runs[index]
-            dprojected[:, part], grads = self.run_backward(params, hidden, cell, dhidden[:, part])
+            dprojected[:, part], grads = self.run_backward(
+                params, hidden, cell, dhidden[:, part], None if keep is None else keep[:, part]
+            )
             return grads
 
         shard_grads = ops.in_parallel(shard, range(len(cache.parts)))
@@ -260,9 +313,9 @@ class Recurrent(Layer):
     def onnx_attributes(self) -> dict[str, Any]:
         return {}
 
-    def to_onnx(self, builder, params: Params, input_name: str) -> str:
+    def to_onnx(self, builder, params: Params, input_name: str, *, mask: str | None = None) -> str:
         direction = "reverse" if self.config["go_backwards"] else "forward"
-        sequence, last = recurrent_onnx(builder, [(self, params)], input_name, direction)
+        sequence, last = recurrent_onnx(builder, [(self, params)], input_name, direction, mask)
         if not self.config["return_sequences"]:
             return builder.node("Squeeze", [last, builder.constant_int64([0], f"{self.name}_axis")], self.name)
         one = builder.node("Squeeze", [sequence, builder.constant_int64([1], f"{self.name}_axis")], f"{self.name}_y")
@@ -277,18 +330,38 @@ class Recurrent(Layer):
         return RecurrentModule(node, params)
 
 
-def recurrent_onnx(builder, cells: list[tuple[Recurrent, Params]], input_name: str, direction: str) -> tuple[str, str]:
+def recurrent_onnx(
+    builder, cells: list[tuple[Recurrent, Params]], input_name: str, direction: str, mask: str | None = None
+) -> tuple[str, str]:
     """The ONNX op of one cell (``forward`` or ``reverse``) or two (``bidirectional``: the first reads forwards)
     on the sequence ``input_name``: its outputs ``Y`` ``(steps, directions, N, units)`` and ``Y_h``
-    ``(directions, N, units)``, ``Y`` in the input's step order whatever the direction."""
+    ``(directions, N, units)``, ``Y`` in the input's step order whatever the direction.
+
+    With a ``mask`` of the steps (float ``(N, steps)``, 1 where a step counts) the outputs are Keras': the steps
+    that count are moved to the front of each sequence in their order (``compact_steps``), the op reads as many
+    as there are (its ``sequence_lens``), which skips the others as Keras' carrying of the state over them does,
+    wherever they are; each output step then takes the state after the last step read up to it
+    (``masked_outputs``)."""
     layer = cells[0][0]
     hint = layer.name
     sequence = builder.to_layout(input_name, NHWC)
+    steps = builder.shape(input_name)[0]
+    if mask is not None:
+        sequence = compact_steps(builder, sequence, mask, steps, hint)
     steps_first = builder.node("Transpose", [sequence], f"{hint}_steps_first", perm=[1, 0, 2])
-    weights = zip(*(layer.onnx_weights(params) for layer, params in cells))
+    weights = list(zip(*(layer.onnx_weights(params) for layer, params in cells)))
     inputs = [steps_first]
     for what, arrays in zip(("W", "R", "B"), weights):
         inputs.append(builder.initializer(np.stack(arrays).astype(np.float32), f"{hint}_{what}"))
+    if mask is not None:
+        if len(weights) < 3:
+            inputs.append("")  # no bias: the optional input left out
+        axis = builder.constant_int64([1], f"{hint}_steps_axis")
+        count = builder.node("ReduceSum", [mask, axis], f"{hint}_count", keepdims=1)  # (N, 1)
+        one = builder.initializer(np.ones((), np.float32), f"{hint}_one")
+        read = builder.node("Max", [count, one], f"{hint}_read")  # an op reads one step at least
+        lengths = builder.node("Squeeze", [read, axis], f"{hint}_lengths")
+        inputs.append(builder.node("Cast", [lengths], f"{hint}_sequence_lens", to=_ONNX_INT32))
     functions = [ONNX_ACTIVATIONS[name] for cell, _ in cells for name in cell.onnx_activations()]
     attributes: dict[str, Any] = {"activations": [function for function, _, _ in functions]}
     alphas = [alpha for _, alpha, _ in functions if alpha is not None]
@@ -307,7 +380,73 @@ def recurrent_onnx(builder, cells: list[tuple[Recurrent, Params]], input_name: s
         hidden_size=layer.config["units"],
         **attributes,
     )
-    return y, last
+    if mask is None:
+        return y, last
+    last = builder.node("Mul", [last, builder.node("Min", [count, one], f"{hint}_any")], f"{hint}_last")
+    if not layer.config["return_sequences"]:
+        return y, last
+    return masked_sequence(builder, cells, y, mask, count, steps, direction), last
+
+
+def compact_steps(builder, sequence: str, mask: str, steps: int, hint: str) -> str:
+    """``sequence`` ``(N, steps, features)`` with the steps that count first, in their order, then the others."""
+    position = builder.initializer(np.arange(steps, dtype=np.float32), f"{hint}_position")
+    hidden = builder.node("Sub", [builder.initializer(np.ones((), np.float32), f"{hint}_all"), mask], f"{hint}_hid")
+    past = builder.node("Mul", [hidden, builder.initializer(np.float32(steps), f"{hint}_steps")], f"{hint}_past")
+    key = builder.node("Add", [position, past], f"{hint}_key")
+    k = builder.constant_int64([steps], f"{hint}_k")
+    order = builder.node("TopK", [key, k], f"{hint}_order", outputs=2, axis=1, largest=0, sorted=1)[1]
+    return gather_steps(builder, sequence, order, f"{hint}_compacted")
+
+
+def gather_steps(builder, sequence: str, index: str, hint: str) -> str:
+    """``sequence`` ``(N, steps, features)``'s steps ``index`` ``(N, steps)`` (int64) of each example."""
+    wide = builder.node("Unsqueeze", [index, builder.constant_int64([2], f"{hint}_axis")], f"{hint}_index")
+    shape = builder.node("Shape", [sequence], f"{hint}_shape")
+    return builder.node("GatherElements", [sequence, builder.node("Expand", [wide, shape], hint)], hint, axis=1)
+
+
+def masked_sequence(
+    builder, cells: list[tuple[Recurrent, Params]], y: str, mask: str, count: str, steps: int, direction: str
+) -> str:
+    """The op's output sequence on the compacted steps as Keras' on the masked sequence (``count``: the steps
+    that count, ``(N, 1)``). A direction reading forwards gives step t the state after the steps that count up
+    to t (those before the first: zeros); one reading backwards, after those from t on; where a layer zeroes
+    the masked steps' outputs (``zero_masked_outputs``), those are zeros."""
+    hint = cells[0][0].name
+    one = builder.initializer(np.ones((), np.float32), f"{hint}_unit")
+    through = builder.node(
+        "CumSum", [mask, builder.initializer(np.asarray(1, np.int64), f"{hint}_cumsum_axis")], f"{hint}_through"
+    )
+    before = builder.node("Sub", [through, mask], f"{hint}_before")
+    readings = ["forward", "reverse"] if direction == "bidirectional" else [direction]
+    outputs = []
+    for index, reading in enumerate(readings):
+        if reading == "forward":
+            source = builder.node("Sub", [through, one], f"{hint}_{reading}_source")
+            valid = builder.node("Min", [through, one], f"{hint}_{reading}_valid")
+        else:
+            source = before
+            valid = builder.node("Min", [builder.node("Sub", [count, before], f"{hint}_after"), one], f"{hint}_v")
+        if cells[0][0].zero_masked_outputs:
+            valid = mask
+        limits = [
+            builder.initializer(np.float32(bound), f"{hint}_{what}") for what, bound in (("lo", 0), ("hi", steps - 1))
+        ]
+        clipped = builder.node("Clip", [source, *limits], f"{hint}_{reading}_clipped")
+        source_index = builder.node("Cast", [clipped], f"{hint}_{reading}_index", to=_ONNX_INT64)
+        picked = builder.initializer(np.asarray([index], np.int64), f"{hint}_{reading}_direction")
+        states = builder.node("Gather", [y, picked], f"{hint}_{reading}_states", axis=1)  # (steps, 1, N, units)
+        batch_first = builder.node("Transpose", [states], f"{hint}_{reading}_batch_first", perm=[2, 0, 1, 3])
+        flat = builder.node("Squeeze", [batch_first, builder.constant_int64([2], f"{hint}_{reading}_sq")], f"{hint}_s")
+        taken = gather_steps(builder, flat, source_index, f"{hint}_{reading}_taken")
+        weight = builder.node("Unsqueeze", [valid, builder.constant_int64([2], f"{hint}_{reading}_w")], f"{hint}_w")
+        kept = builder.node("Mul", [taken, weight], f"{hint}_{reading}_kept")  # (N, steps, units)
+        back = builder.node("Transpose", [kept], f"{hint}_{reading}_steps", perm=[1, 0, 2])
+        outputs.append(
+            builder.node("Unsqueeze", [back, builder.constant_int64([1], f"{hint}_{reading}_d")], f"{hint}_{reading}_y")
+        )
+    return outputs[0] if len(outputs) == 1 else builder.node("Concat", outputs, f"{hint}_directions", axis=1)
 
 
 def reverse_steps(builder, name: str, axis: int, hint: str) -> str:
@@ -336,7 +475,7 @@ class SimpleRNN(Recurrent):
     onnx_op = "RNN"
     onnx_gates = torch_gates = (0,)
 
-    def run(self, params, projected):
+    def run(self, params, projected, keep=None):
         recurrent = params["recurrent_kernel"]
         steps, n, units = projected.shape
         hidden = np.zeros((steps + 1, n, units), np.result_type(projected, recurrent))
@@ -344,16 +483,17 @@ class SimpleRNN(Recurrent):
         for t in range(steps):
             np.add(projected[t], hidden[t] @ recurrent, out=before[t])
             hidden[t + 1] = self.activation.forward(before[t])
+            _carry(hidden, t, keep)
         return hidden, before
 
-    def run_backward(self, params, hidden, cell, dhidden):
+    def run_backward(self, params, hidden, cell, dhidden, keep=None):
         recurrent = params["recurrent_kernel"]
         dbefore = np.empty(cell.shape, np.result_type(dhidden, recurrent))
         dh = np.zeros_like(dhidden[0])
         for t in reversed(range(len(dhidden))):
-            dh += dhidden[t]
+            dh, skipped = _split_skipped(dh + dhidden[t], t, keep)
             dbefore[t] = self.activation.backward(cell[t], hidden[t + 1], dh)
-            dh = dbefore[t] @ recurrent.T
+            dh = _with_skipped(dbefore[t] @ recurrent.T, skipped)
         return dbefore, {"recurrent_kernel": _summed_product(hidden[:-1], dbefore)}
 
 
@@ -393,7 +533,7 @@ class LSTM(Recurrent):
             params["bias"][units : 2 * units] = 1
         return params
 
-    def run(self, params, projected):
+    def run(self, params, projected, keep=None):
         recurrent = params["recurrent_kernel"]
         steps, n, width = projected.shape
         units = width // 4
@@ -411,9 +551,11 @@ class LSTM(Recurrent):
             cells[t + 1] = f * cells[t] + i * c
             squashed[t] = self.activation.forward(cells[t + 1])
             hidden[t + 1] = o * squashed[t]
+            _carry(cells, t, keep)
+            _carry(hidden, t, keep)
         return hidden, (before, gates, cells, squashed)
 
-    def run_backward(self, params, hidden, cell, dhidden):
+    def run_backward(self, params, hidden, cell, dhidden, keep=None):
         before, gates, cells, squashed = cell
         recurrent = params["recurrent_kernel"]
         dbefore = np.empty(before.shape, np.result_type(dhidden, recurrent))
@@ -422,14 +564,15 @@ class LSTM(Recurrent):
         units = dh.shape[1]
         candidate = slice(2 * units, 3 * units)
         for t in reversed(range(len(dhidden))):
-            dh += dhidden[t]
+            dh, skipped = _split_skipped(dh + dhidden[t], t, keep)
+            dc, cell_skipped = _split_skipped(dc, t, keep)
             i, f, c, o = np.split(gates[t], 4, axis=1)
             dc += self.activation.backward(cells[t + 1], squashed[t], dh * o)
             dgates = np.concatenate([dc * c, dc * cells[t], dc * i, dh * squashed[t]], axis=1)
             dbefore[t] = self.gate_activation.backward(before[t], gates[t], dgates)
             dbefore[t, :, candidate] = self.activation.backward(before[t, :, candidate], c, dgates[:, candidate])
-            dc = dc * f
-            dh = dbefore[t] @ recurrent.T
+            dc = _with_skipped(dc * f, cell_skipped)
+            dh = _with_skipped(dbefore[t] @ recurrent.T, skipped)
         return dbefore, {"recurrent_kernel": _summed_product(hidden[:-1], dbefore)}
 
     def onnx_activations(self):
@@ -476,7 +619,7 @@ class GRU(Recurrent):
     def with_input_bias_gradient(self, recurrent, dbias):
         return dbias if recurrent is None else np.stack([dbias, recurrent])
 
-    def run(self, params, projected):
+    def run(self, params, projected, keep=None):
         recurrent = params["recurrent_kernel"]
         recurrent_bias = params["bias"][1] if "bias" in params and self.config["reset_after"] else None
         steps, n, width = projected.shape
@@ -504,9 +647,10 @@ class GRU(Recurrent):
             gates[t, :, 2 * units :] = self.activation.forward(before[t, :, 2 * units :])
             z, _, candidate = np.split(gates[t], 3, axis=1)
             hidden[t + 1] = z * h + (1 - z) * candidate
+            _carry(hidden, t, keep)
         return hidden, (before, gates, inner)
 
-    def run_backward(self, params, hidden, cell, dhidden):
+    def run_backward(self, params, hidden, cell, dhidden, keep=None):
         before, gates, inner = cell
         recurrent = params["recurrent_kernel"]
         reset_after = self.config["reset_after"]
@@ -517,7 +661,7 @@ class GRU(Recurrent):
         units = dh.shape[1]
         gated, last = slice(0, 2 * units), slice(2 * units, 3 * units)
         for t in reversed(range(len(dhidden))):
-            dh += dhidden[t]
+            dh, skipped = _split_skipped(dh + dhidden[t], t, keep)
             h = hidden[t]
             z, r, candidate = np.split(gates[t], 3, axis=1)
             dcandidate = self.activation.backward(before[t, :, last], candidate, dh * (1 - z))
@@ -532,9 +676,9 @@ class GRU(Recurrent):
             if drecurrent is not None:
                 drecurrent[t, :, gated] = dbefore[t, :, gated]
                 drecurrent[t, :, last] = dcandidate * r
-                dh = dh * z + drecurrent[t] @ recurrent.T
+                dh = _with_skipped(dh * z + drecurrent[t] @ recurrent.T, skipped)
             else:
-                dh = dh * z + dinner * r + dbefore[t, :, gated] @ recurrent[:, gated].T
+                dh = _with_skipped(dh * z + dinner * r + dbefore[t, :, gated] @ recurrent[:, gated].T, skipped)
         if drecurrent is not None:
             grads = {"recurrent_kernel": _summed_product(hidden[:-1], drecurrent)}
             if "bias" in params:
@@ -605,6 +749,7 @@ class Bidirectional(Layer):
     ]
     #: The parameter prefixes of the two layers, as Keras names them.
     DIRECTIONS = ("forward_", "backward_")
+    masking = "take"
 
     def __init__(self, config: dict[str, Any], name: str | None = None):
         super().__init__(config, name)
@@ -615,6 +760,11 @@ class Bidirectional(Layer):
             cls.from_options(inner, f"{self.name}_forward"),
             cls.from_options(backward, f"{self.name}_backward"),
         )
+        for layer in self.layers:  # as Keras' Bidirectional: masked steps of its output sequences are zeros
+            layer.zero_masked_outputs = layer.config["return_sequences"]
+
+    def passes_mask(self) -> bool:
+        return self.returns_sequences
 
     @property
     def returns_sequences(self) -> bool:
@@ -660,10 +810,12 @@ class Bidirectional(Layer):
         training: bool = False,
         rng: np.random.Generator | None = None,
         activation: ActivationFunction | None = None,
+        *,
+        mask: np.ndarray | None = None,
     ) -> tuple[np.ndarray, Any]:
         outputs, caches = [], []
         for layer, part in zip(self.layers, self.split(params)):
-            y, cache = layer.forward(part, x, training, rng)
+            y, cache = layer.forward(part, x, training, rng, mask=mask)
             outputs.append(y)
             caches.append(cache)
         first, second = outputs[0], self._aligned(outputs[1])
@@ -702,7 +854,7 @@ class Bidirectional(Layer):
         return (None if first_dx is None or second_dx is None else first_dx + second_dx), self.join(*grads)
 
     # -- export ----------------------------------------------------------------------------------------
-    def to_onnx(self, builder, params: Params, input_name: str) -> str:
+    def to_onnx(self, builder, params: Params, input_name: str, *, mask: str | None = None) -> str:
         """One bidirectional op: its first direction reads forwards, which is the backward layer's when the
         wrapped layer goes backwards. Its two outputs, in step order, are then merged: concatenated by a reshape of
         the op's output, else taken apart and combined (and the merged sequence reversed when the wrapped layer
@@ -711,7 +863,7 @@ class Bidirectional(Layer):
         goes_backwards = bool(self.layers[0].config["go_backwards"])
         if goes_backwards:
             reading.reverse()
-        sequence, last = recurrent_onnx(builder, reading, input_name, "bidirectional")
+        sequence, last = recurrent_onnx(builder, reading, input_name, "bidirectional", mask)
         name = self.name
         mode = self.config["merge_mode"]
         if mode == "concat" and not goes_backwards:  # the directions side by side are the concatenation

@@ -13,6 +13,7 @@ from specforge.layers.windows import require_image
 
 class Dropout(Layer):
     type = "Dropout"
+    masking = "pass"
     description = (
         "During training, sets each input to 0 with probability rate and scales the others by "
         "1 / (1 - rate), so that inference needs no rescaling; does nothing at inference."

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from specforge import ops
-from specforge.base.layout import NCHW
+from specforge.base.layout import NCHW, NHWC
 from specforge.layers.base import Layer, Params, Shape, initializer_schema, shape_error
 from specforge.layers.conv import Conv2D, require_strides_or_dilation
 from specforge.layers.pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
@@ -293,9 +294,60 @@ class _GlobalPooling1D(_SequenceLayer):
 
 
 class GlobalAveragePooling1D(_GlobalPooling1D):
+    """With a mask of the steps (``Layer.masking``), the mean of the steps that count, as Keras'; a sequence
+    with none that counts gives zeros (where Keras' 0 / 0 gives NaN)."""
+
     type = "GlobalAveragePooling1D"
-    description = "Mean of each channel over all the steps of a sequence."
+    description = (
+        "Mean of each channel over all the steps of a sequence (over the steps that count when a mask of the "
+        "padding reaches it: Embedding mask_zero)."
+    )
     image_kind = GlobalAveragePooling2D
+    masking = "take"
+
+    @staticmethod
+    def step_weights(mask: np.ndarray, dtype) -> np.ndarray:
+        """``(N, steps, 1)``: 1 / (the steps that count) at each of them, 0 elsewhere."""
+        kept = mask.astype(dtype)
+        return (kept / np.maximum(kept.sum(axis=1, keepdims=True), 1))[:, :, None]
+
+    def forward(self, params, x, training=False, rng=None, activation=None, *, mask=None):
+        if mask is None:
+            return super().forward(params, x, training, rng, activation)
+        weights = self.step_weights(mask, x.dtype)
+        y = (x * weights).sum(axis=1, keepdims=self.config["keepdims"])
+        return y, _MaskedMean(weights)
+
+    def backward(self, params, cache, dy, need_dx=True):
+        if not isinstance(cache, _MaskedMean):
+            return super().backward(params, cache, dy, need_dx)
+        if not need_dx:
+            return None, {}
+        return cache.weights * dy.reshape(len(dy), 1, -1), {}
+
+    def to_onnx(self, builder, params: Params, input_name: str, *, mask: str | None = None) -> str:
+        """With a mask (float ``(N, steps)``, 1 where a step counts), the weighted sum of the steps in their
+        NHWC form, ``(N, steps, channels)``."""
+        if mask is None:
+            return super().to_onnx(builder, params, input_name)
+        x = builder.to_layout(input_name, NHWC)
+        steps_axis = builder.constant_int64([1], f"{self.name}_steps_axis")
+        count = builder.node("ReduceSum", [mask, steps_axis], f"{self.name}_count", keepdims=1)
+        one = builder.initializer(np.ones((), np.float32), f"{self.name}_one")
+        share = builder.node("Div", [mask, builder.node("Max", [count, one], f"{self.name}_divisor")], f"{self.name}_w")
+        weights = builder.node(
+            "Unsqueeze", [share, builder.constant_int64([2], f"{self.name}_axis")], f"{self.name}_ws"
+        )
+        weighted = builder.node("Mul", [x, weights], f"{self.name}_weighted", layout=NHWC)
+        keepdims = int(self.config["keepdims"])
+        return builder.node("ReduceSum", [weighted, steps_axis], self.name, keepdims=keepdims, layout=NHWC)
+
+
+@dataclass
+class _MaskedMean:
+    """What the backward of a masked mean needs: each step's weight, ``(N, steps, 1)``."""
+
+    weights: np.ndarray
 
 
 class GlobalMaxPooling1D(_GlobalPooling1D):

@@ -203,3 +203,26 @@ def test_a_bag_of_words_model_exports_with_its_logits(tmp_path):
     documents = np.array(["Stir the sugar, then BAKE!", "goal: the team's win"], dtype=object)
     probabilities = make_session(tmp_path / "tfidf.onnx").run(["probabilities"], {"text": documents})[0]
     np.testing.assert_allclose(probabilities, RunPredictor(run.path).run(documents), rtol=1e-4, atol=1e-5)
+
+
+def test_a_masked_recurrent_model_exports_with_its_masks_in_the_graph(tmp_path):
+    """Embedding(mask_zero) into a Bidirectional LSTM and a masked average: the padding vectorization adds at the
+    end is masked in the ONNX graph as in numpy, which the parity gate checks on the documents."""
+    run = trained_run(
+        tmp_path,
+        epochs=2,
+        vectorize={"output_sequence_length": 12, "max_tokens": 32},
+        layers=[
+            {"type": "Embedding", "input_dim": 32, "output_dim": 4, "mask_zero": True},
+            {"type": "Bidirectional", "layer": {"type": "LSTM", "units": 3, "return_sequences": True}},
+            {"type": "GlobalAveragePooling1D"},
+            {"type": "Dense", "units": 2, "activation": "softmax"},
+        ],
+    )
+    result = api.export(run, output=tmp_path / "masked.onnx")
+    assert result.parity.passed
+    ops = {node.op_type for node in onnx.load(tmp_path / "masked.onnx").graph.node}
+    assert {"LSTM", "TopK", "CumSum", "Equal"} <= ops
+    documents = np.array(["Stir the sugar, then BAKE!", "goal", ""], dtype=object)
+    probabilities = make_session(tmp_path / "masked.onnx").run(["probabilities"], {"text": documents})[0]
+    np.testing.assert_allclose(probabilities, RunPredictor(run.path).run(documents), rtol=1e-4, atol=1e-5)

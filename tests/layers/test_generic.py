@@ -143,10 +143,11 @@ def test_backward_without_dx(kind, config, shape):
 
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
 def test_every_kind_takes_the_same_forward_arguments(kind):
-    assert (
-        inspect.signature(REGISTRY[kind].forward).parameters.keys()
-        == inspect.signature(Layer.forward).parameters.keys()
-    )
+    """The same arguments, and the keyword ``mask`` exactly for a kind that takes masks (``Layer.masking``)."""
+    takes_masks = REGISTRY[kind].masking == "take"
+    expected = [*inspect.signature(Layer.forward).parameters, *(["mask"] if takes_masks else [])]
+    assert list(inspect.signature(REGISTRY[kind].forward).parameters) == expected
+    assert ("mask" in inspect.signature(REGISTRY[kind].to_onnx).parameters) == takes_masks
 
 
 @pytest.mark.parametrize("kind,config,shape", FUSING_CASES)

@@ -954,9 +954,6 @@ EXPECTED: dict[str, list[str]] = {
             "vectorize.output_mode: int)"
         ),
     ],
-    "embedding_mask_zero.yaml": [
-        "embedding_mask_zero.yaml:8:70: error: model.layers[0].mask_zero: expected false, got true",
-    ],
     "text_sequence_length_with_counts.yaml": [
         (
             "text_sequence_length_with_counts.yaml:6:59: error: data.vectorize.output_sequence_length: "

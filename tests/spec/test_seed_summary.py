@@ -96,6 +96,7 @@ def test_every_example_spec_validates():
         "sms_conv1d": (2,),
         "sms_transformer": (2,),
         "sms_text_and_table": (2,),
+        "sms_bilstm": (2,),
     }
     for path in sorted((ROOT / "specs").glob("*.yaml")):
         _spec, graph = api.validate(path)

@@ -306,9 +306,14 @@ class GlobalPooling(LayerModule):
     """A mean or maximum over every axis after the channels; the maximum's gradient goes to the first
     maximal pixel (``max`` with its index, not ``amax``, which shares it among ties)."""
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
+        """``mask`` (GlobalAveragePooling1D's, ``(N, steps)``): the mean of the steps that count."""
         flat = x.flatten(2)
-        y = flat.mean(dim=2) if "Average" in self.kind else flat.max(dim=2).values
+        if mask is not None:
+            kept = mask.to(flat.dtype)[:, None]
+            y = (flat * (kept / kept.sum(dim=2, keepdim=True).clamp(min=1))).sum(dim=2)
+        else:
+            y = flat.mean(dim=2) if "Average" in self.kind else flat.max(dim=2).values
         return y.reshape(*y.shape, *[1] * (x.dim() - 2)) if self.config["keepdims"] else y
 
 
@@ -576,12 +581,27 @@ class MultiHeadAttention(LayerModule):
         shapes = layer.roles(node.input_shape)
         bias = layer.mask_bias(shapes["query"][0], shapes["value"][0])
         self.register_buffer("causal", None if bias is None else torch.from_numpy(bias), persistent=False)
+        self.masked_score = layer.masked_score
         self.generator: np.random.Generator | None = None
 
     def numpy_masks(self, rng: np.random.Generator | None) -> None:
         """Draw the dropout masks as specforge does: from ``rng``, or from the layer's own ``seed`` (a fresh
         generator, as a fresh specforge layer has); None: PyTorch's dropout again."""
         self.generator = numpy_generator(self.config["seed"], rng)
+
+    def _mask_bias(self, masks: Sequence[torch.Tensor | None], query_steps: int, value_steps: int) -> torch.Tensor:
+        """The scores' bias ``(N, 1, T, S)`` of the masks of the inputs' steps and the causal mask, as
+        specforge.layers.attention's ``mask_bias``."""
+        query, value, key = (masks[position] for position in self.roles)
+        allowed = torch.ones((1, query_steps, value_steps), dtype=torch.bool, device=self.output_kernel.device)
+        if query is not None:
+            allowed = allowed & query[:, :, None]
+        for each in (value, key):
+            if each is not None:
+                allowed = allowed & each[:, None, :]
+        if self.causal is not None:
+            allowed = allowed & (self.causal == 0)
+        return torch.where(allowed, 0.0, self.masked_score)[:, None]
 
     def _project(self, x: torch.Tensor, role: str) -> torch.Tensor:
         kernel = getattr(self, f"{role}_kernel")
@@ -592,11 +612,13 @@ class MultiHeadAttention(LayerModule):
             y = y + (_ZeroGradient.apply(bias) if role == "key" else bias).reshape(-1)
         return y.reshape(-1, x.shape[1], heads, dim).transpose(1, 2)
 
-    def forward(self, xs):
+    def forward(self, xs, mask=None):
         query, value, key = (channels_last(xs[position]) for position in self.roles)
         q, k, v = self._project(query, "query"), self._project(key, "key"), self._project(value, "value")
         scores = (q @ k.transpose(2, 3)) * (1 / float(np.sqrt(self.key_dim)))
-        if self.causal is not None:
+        if mask is not None:
+            scores = scores + self._mask_bias(mask, q.shape[2], k.shape[2]).to(scores.dtype)
+        elif self.causal is not None:
             scores = scores + self.causal.to(scores.dtype)
         attention = torch.softmax(scores, dim=-1)
         rate = self.config["dropout"]

@@ -57,18 +57,25 @@ class Cell:
         return self.layer.gate_blocks(value if name == "bias" else value.T, inverse)
 
     # -- math -------------------------------------------------------------------------------------------
-    def __call__(self, x: torch.Tensor, weights: dict[str, torch.Tensor], training: bool) -> torch.Tensor:
-        """The layer's output for ``x`` ``(N, steps, features)``: ``(N, steps, units)`` or ``(N, units)``."""
+    def __call__(
+        self, x: torch.Tensor, weights: dict[str, torch.Tensor], training: bool, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The layer's output for ``x`` ``(N, steps, features)``: ``(N, steps, units)`` or ``(N, units)``. With a
+        ``mask`` of the steps (``(N, steps)``, true where a step counts) the formula runs step by step (PyTorch's
+        fused kernels take none), the states carried over the others as specforge's numpy does."""
         rate = self.config["dropout"]
         if training and rate > 0:
             x = x * self._mask(x)[:, None]
         if self.config["go_backwards"]:
             x = x.flip(1)
+            mask = None if mask is None else mask.flip(1)
         kernel, recurrent, bias = weights["kernel"], weights["recurrent_kernel"], weights.get("bias")
-        if self.function is not None:
+        if self.function is not None and mask is None:
             y = self._fused(self.function, x, kernel, recurrent, bias, training)
         else:
-            y = self._steps(x, kernel, recurrent, bias)
+            y = self._steps(x, kernel, recurrent, bias, mask)
+            if mask is not None and self.layer.zero_masked_outputs:
+                y = torch.where(mask[:, :, None], y, 0.0)
         return y if self.config["return_sequences"] else y[:, -1]
 
     def _mask(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,9 +109,15 @@ class Cell:
         return function(x, state, weights, bias is not None, 1, 0.0, training, False, True)[0]
 
     def _steps(
-        self, x: torch.Tensor, kernel: torch.Tensor, recurrent: torch.Tensor, bias: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        kernel: torch.Tensor,
+        recurrent: torch.Tensor,
+        bias: torch.Tensor | None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The cell's formula, one step at a time, after one product for every step's input projection."""
+        """The cell's formula, one step at a time, after one product for every step's input projection; where
+        ``mask`` says a step does not count, the states before it are kept."""
         reset_after = self.layer.type == "GRU" and self.config["reset_after"]
         projected = x @ kernel.T
         recurrent_bias = None
@@ -117,6 +130,7 @@ class Cell:
         outputs = []
         for t in range(x.shape[1]):
             p = projected[:, t]
+            before = (h, c)
             if self.layer.type == "SimpleRNN":
                 h = self.activation(p + h @ recurrent.T)
             elif self.layer.type == "LSTM":
@@ -137,6 +151,9 @@ class Cell:
                     r, z = self.gate_activation(p_r + i_r), self.gate_activation(p_z + i_z)
                     n = self.activation(p_n + (r * h) @ recurrent[2 * units :].T)
                 h = z * h + (1 - z) * n
+            if mask is not None:
+                kept = mask[:, t, None]
+                h, c = torch.where(kept, h, before[0]), torch.where(kept, c, before[1])
             outputs.append(h)
         return torch.stack(outputs, dim=1)
 
@@ -158,9 +175,9 @@ class Recurrent(LayerModule):
         """Draw the dropout masks as specforge does, from ``rng``; None: PyTorch's own again."""
         self.cell.generator = rng
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
         weights = {name: getattr(self, name) for name in self.param_names}
-        return channels_first(self.cell(channels_last(x), weights, self.training))
+        return channels_first(self.cell(channels_last(x), weights, self.training, mask))
 
 
 class Bidirectional(LayerModule):
@@ -188,12 +205,12 @@ class Bidirectional(LayerModule):
         for cell in self.cells.values():
             cell.generator = rng
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
         sequence = channels_last(x)
         outputs = []
         for prefix, cell in self.cells.items():
             weights = {name[len(prefix) :]: getattr(self, name) for name in self.param_names if name.startswith(prefix)}
-            outputs.append(cell(sequence, weights, self.training))
+            outputs.append(cell(sequence, weights, self.training, mask))
         first, second = outputs
         if cell.config["return_sequences"]:
             second = second.flip(1)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from specforge.graph.dag import Graph, input_node
+from specforge.graph.dag import Graph, input_node, input_position
 from specforge.layers.base import Params
 from specforge.layers.torch.modules import Augmentation, Dense, Dropout, Flatten, LayerModule, MultiHeadAttention
 
@@ -40,6 +40,8 @@ class TorchNetwork(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.inputs = [node.inputs for node in graph.nodes]
         self.merges = [node.layer.merges for node in graph.nodes]
+        #: the masks each node takes (Graph.taken_masks): None, or per input the model inputs whose ids make one
+        self.masks = [graph.taken_masks(index) for index in range(len(graph.nodes))]
         self.graph = graph
 
     def forward(
@@ -60,9 +62,24 @@ class TorchNetwork(nn.Module):
                 users[source] -= 1
                 if not users[source] and source not in wanted:
                     del values[source]
-            values[index] = self.layers[index](taken if self.merges[index] else taken[0])
+            masks = self.masks[index]
+            if masks is None:
+                values[index] = self.layers[index](taken if self.merges[index] else taken[0])
+            else:  # a kind that takes masks: the steps whose ids (of the model inputs named) are not 0
+                kept = [self._mask_of(sources, inputs) if sources else None for sources in masks]
+                values[index] = self.layers[index](
+                    taken if self.merges[index] else taken[0], mask=kept if self.merges[index] else kept[0]
+                )
         outputs = [values[index] for index in wanted]
         return outputs if len(outputs) > 1 else outputs[0]
+
+    @staticmethod
+    def _mask_of(sources: tuple[int, ...], inputs: list[torch.Tensor]) -> torch.Tensor:
+        """The steps kept where every model input in ``sources`` has a non-zero id (as numpy's ``_mask_of``)."""
+        kept = inputs[input_position(sources[0])] != 0
+        for source in sources[1:]:
+            kept = kept & (inputs[input_position(source)] != 0)
+        return kept
 
     def nodes(self) -> list[LayerModule]:
         """The nodes' modules, in the graph's order."""
