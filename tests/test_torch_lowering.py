@@ -23,7 +23,7 @@ from helpers import CASES, SEVERAL_IO_SPECS, example_input, make_layer
 from needs import require
 
 from specforge.api import build_graph, load_spec
-from specforge.graph.dag import Node
+from specforge.graph.dag import Node, input_node
 from specforge.graph.model import Model
 from specforge.layers import REGISTRY
 from specforge.layers.base import Layer
@@ -75,6 +75,16 @@ def _inputs(model: Model, rng: np.random.Generator, dtype=np.float32) -> np.ndar
     if np.issubdtype(np.dtype(model.graph.input_dtype), np.integer):
         return rng.integers(0, model.graph.nodes[0].layer.config["input_dim"], size=shape)
     return rng.standard_normal(shape).astype(dtype)
+
+
+def _each_input(model: Model, position: int, rng: np.random.Generator) -> np.ndarray:
+    """A random batch of one of several model inputs: float64 values, or ids below the input_dim of the
+    Embeddings taking an input of token ids."""
+    shape = (BATCH, *model.graph.model_inputs[position].shape)
+    takers = [node.layer for node in model.graph.nodes if input_node(position) in node.inputs]
+    if all(layer.type == "Embedding" for layer in takers):
+        return rng.integers(0, min(layer.config["input_dim"] for layer in takers), size=shape)
+    return rng.standard_normal(shape)
 
 
 def _batch(model: Model, loss, dtype=np.float32):
@@ -206,7 +216,7 @@ def test_one_training_step_of_several_inputs_or_outputs_in_pytorch_is_numpys(nam
     (compile.loss_weights), as numpy's."""
     model, config = _model(SEED_SPEC.with_name(f"{name}.yaml"), np.float64)
     rng = np.random.default_rng(1)
-    x = [rng.standard_normal((BATCH, *source.shape)) for source in model.graph.model_inputs]
+    x = [_each_input(model, position, rng) for position in range(len(model.graph.model_inputs))]
     heads = create_heads(config, model.graph)
     pairs = [head.labels_and_targets(rng.integers(0, 2, size=BATCH)) for head in heads]
     labels = [each for each, _ in pairs]
