@@ -36,17 +36,13 @@ from specforge.data import Dataset, render_grid
 from specforge.data import data_info as describe_data
 from specforge.data import load_data as load_dataset
 from specforge.data.info import every_class_in_turn
-from specforge.data.precheck import check_data
 from specforge.data.splits import Split
 from specforge.data.table.info import render_histograms
 from specforge.data.text.show import write_examples
 from specforge.export.inspect import describe as describe_model
-from specforge.graph.build import build_graph, data_shape, load_and_build, with_rest_checked
+from specforge.graph.build import build_graph, data_shape, load_and_build
 from specforge.graph.checks import check_options
-from specforge.graph.dag import Graph
-from specforge.graph.training_checks import check_warmup_from_headers
 from specforge.layers.augmentation import augment
-from specforge.options import callbacks
 from specforge.options.callbacks import Callback
 from specforge.predict import images, table, text
 from specforge.predict.images import PredictionReport
@@ -57,16 +53,12 @@ from specforge.runs import listing, plots
 from specforge.runs.directory import Run, open_run
 from specforge.runs.listing import Comparison, RunRecord
 from specforge.serve.limits import Limits
-from specforge.spec import RefusedSpec, Spec, load_spec
-from specforge.spec.schema import SCHEMA_FILE, write_schema_copy
-from specforge.spec.starter import write_template as write_starter
-from specforge.sweep.loading import read_sweep
+from specforge.spec import Spec, load_spec
+from specforge.spec_api import schema_text, validate, write_schema, write_template
 from specforge.sweep.results import SweepResult
 from specforge.sweep.runner import OnUpdate, OnWarning, run_sweep
-from specforge.sweep.space import sweep_config
 from specforge.training import backends, loop
 from specforge.training import evaluate as evaluation
-from specforge.training.heads import reported_names
 from specforge.training.moving_statistics import unsettled_statistics
 from specforge.training.progress import Progress
 
@@ -108,30 +100,6 @@ __all__ = [
     "write_schema",
     "write_template",
 ]
-
-
-def validate(path: str | Path, overrides: Sequence[str] = (), *, data: bool = True) -> tuple[Spec, Graph]:
-    """``specforge validate``: the resolved spec and its graph, or a SpecError/ShapeError naming every problem.
-    ``path`` may be a sweep file: the spec it names is validated, and its sweep section against that spec.
-
-    Also refused: callbacks monitoring a value training will not report, and (unless ``data`` is false) data
-    that training would refuse as far as the files' headers and small label files tell
-    (``specforge.data.precheck``)."""
-    try:
-        spec, sweep, locate = read_sweep(path, overrides)
-    except RefusedSpec as refused:
-        raise with_rest_checked(refused, read_data=data) from None
-    graph = build_graph(spec, read_data=data)
-    try:
-        if data:
-            check_data(spec.config, spec.base_dir, graph.output_shape[-1])
-            check_warmup_from_headers(spec, spec.base_dir)
-        callbacks.create(spec.config["fit"]["callbacks"], reported_names(spec.config, graph))
-    except SpecforgeError as error:
-        raise spec.located(error) from None
-    if sweep is not None:
-        sweep_config(spec, sweep, graph, locate)
-    return spec, graph
 
 
 def fit(
@@ -344,22 +312,6 @@ def _augmented(spec: Spec, split: Split, preprocessing: Preprocessing, count: in
     images = augment(layers, preprocessing.images(split.images[chosen]), rng)
     labels = None if split.labels is None else np.asarray(split.labels)[chosen]
     return Split(split.name, images, labels, split.images_file, split.labels_file, preprocessing)
-
-
-def schema_text() -> str:
-    """``specforge schema``: the spec's JSON Schema (draft-07) as stored in the package."""
-    return SCHEMA_FILE.read_text(encoding="utf-8")
-
-
-def write_schema(directory: str | Path) -> Path:
-    """``specforge schema --write DIR``: copy the schema to DIR/specforge.schema.json for editors."""
-    return write_schema_copy(Path(directory))
-
-
-def write_template(name: str, template: str = "cnn", directory: str | Path = ".", *, force: bool = False) -> Path:
-    """``specforge init``: a new, valid, commented spec NAME.yaml from ``template`` (cnn, mlp, lenet or
-    a reference spec of specs/: inception, mobilenet, resnet, sequence)."""
-    return write_starter(name, template, Path(directory), force=force)
 
 
 def export(

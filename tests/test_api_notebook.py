@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from specforge import api
-from specforge.cli.present import print_summary
+from specforge.cli.summary import print_summary
 
 SEED_SPEC = Path(__file__).resolve().parents[1] / "specs" / "mnist.yaml"
 

@@ -70,10 +70,10 @@ def test_a_closed_pipe_ends_the_command_quietly(work, args):
 def test_an_unexpected_exception_is_one_line_naming_the_traceback_file(tmp_path):
     crash = (
         "import sys\n"
-        "from specforge import api\n"
+        "from specforge import spec_api\n"
         "def fail(*args, **kwargs):\n"
         "    raise ZeroDivisionError('a slip\\nover two lines')\n"
-        "api.validate = fail\n"
+        "spec_api.validate = fail\n"
         "from specforge.cli.commands import main\n"
         "main(sys.argv[1:])\n"
     )

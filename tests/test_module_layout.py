@@ -5,6 +5,8 @@ command line reaching the rest only through the API and its presenters."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import specforge
@@ -185,6 +187,50 @@ def test_the_heavy_module_finder_finds_them():
     assert not loads_heavy("specforge.spec")
 
 
+#: What the command line may import of the rest of specforge: the API (``spec_api`` is the part on spec files that
+#: ``api`` re-exports), the user errors it turns into exit codes, and the version.
+API = {"specforge", "specforge.api", "specforge.spec_api", "specforge.base.errors"}
+PRESENTERS = {"specforge.cli.present", "specforge.cli.summary"}
+
+
 def test_the_command_line_imports_only_the_api_and_its_presenters():
-    assert imports_of("specforge.cli.commands") <= {"specforge.api", "specforge.cli.present"}
-    assert "specforge.api" in imports_of("specforge.cli.commands")
+    commands = [module for module in MODULES if module.startswith("specforge.cli.") and module not in PRESENTERS]
+    for module in commands:
+        outside = {target for target in imports_of(module) if not target.startswith("specforge.cli.")}
+        assert outside <= API, module
+    assert "specforge.api" in imports_of("specforge.cli.pipeline_commands")
+    assert imports_of("specforge.cli.spec_commands") & API == {"specforge.spec_api"}
+
+
+#: What ``specforge validate`` has no use for: training's loop, runs, export, prediction, serving, sweeps' runner, and
+#: the API and commands that import them.
+NOT_FOR_VALIDATE = (
+    "specforge.api",
+    "specforge.cli.pipeline_commands",
+    "specforge.cli.present",
+    "specforge.training.loop",
+    "specforge.runs",
+    "specforge.export",
+    "specforge.predict",
+    "specforge.serve",
+    "specforge.sweep.runner",
+    "rich.progress",
+)
+
+
+def test_validate_imports_only_what_it_uses():
+    """The command modules are loaded by name as their commands run (``specforge.cli.commands``), which the import
+    statements above do not show: this runs ``specforge validate`` and looks at what it imported."""
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print(*sorted(sys.modules), file=sys.stderr))\n"
+        "from specforge.cli.commands import main\n"
+        "main(['validate', '--no-data', sys.argv[1]])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(PACKAGE.parent / "specs" / "mnist.yaml")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    imported = result.stderr.split()
+    assert "specforge.cli.spec_commands" in imported
+    assert [name for name in imported if name.startswith(NOT_FOR_VALIDATE) or _is_heavy(name)] == []

@@ -1,6 +1,6 @@
-"""How the ``specforge`` command shows results: the model summary, training and evaluation lines, predictions
-as text lines, JSON lines or CSV/JSON files, an ONNX file's description.  The command imports the API and
-these presenters only."""
+"""How the ``specforge`` command shows results: training and evaluation lines, predictions as text lines, JSON
+lines or CSV/JSON files, an ONNX file's description, runs and sweeps (``validate``'s summary is
+``specforge.cli.summary``'s).  The command imports the API and these presenters only."""
 
 from __future__ import annotations
 
@@ -10,20 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.text import Text
-
 from specforge.base.errors import DataError
 from specforge.base.fileio import atomic_open, write_text
 from specforge.export.inspect import format_description
-from specforge.graph.dag import Graph
-from specforge.graph.picture import write_picture
-from specforge.graph.summary import fit_width, summary_json, summary_parts
 from specforge.predict.images import Prediction, PredictionReport
 from specforge.predict.table import RowPredictions
 from specforge.runs.directory import LATEST, Run, counts_as_latest, display_path
 from specforge.runs.listing import Comparison, RunRecord
-from specforge.spec import Spec
 from specforge.sweep.display import LiveTable, TrialLines, print_result
 from specforge.training.progress import format_logs
 
@@ -335,15 +328,6 @@ def format_confusion(results: dict) -> str:
     return "\n".join(lines)
 
 
-def print_summary(spec: Spec, graph: Graph) -> None:
-    """The model summary ``validate`` prints: the layer table, the totals and the verdict."""
-    console = Console()
-    parts = summary_parts(spec, graph)
-    fit_width(console, parts)
-    for part in parts:
-        console.print(part, soft_wrap=isinstance(part, Text))
-
-
 __all__ = [
     "accuracy_line",
     "display_path",
@@ -356,10 +340,7 @@ __all__ = [
     "format_runs",
     "json_line",
     "latest_note",
-    "print_summary",
     "print_sweep",
-    "summary_json",
     "sweep_view",
-    "write_picture",
     "write_report",
 ]

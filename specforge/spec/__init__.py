@@ -32,6 +32,7 @@ __all__ = [
     "parse_path",
     "resolved_spec",
     "spec_from_dict",
+    "spec_from_document",
 ]
 
 
@@ -90,6 +91,12 @@ class Spec:
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
     """Read, override, validate and resolve a spec file; raises SpecError listing every problem."""
     return _resolve(read_document(path), overrides)
+
+
+def spec_from_document(doc: Document, overrides: Sequence[str] = ()) -> Spec:
+    """``load_spec`` of a file read already (``read_document``), which it takes over: the overrides are applied
+    to ``doc`` itself."""
+    return _resolve(doc, overrides)
 
 
 def spec_from_dict(data: dict, overrides: Sequence[str] = (), *, file: str = "<spec>") -> Spec:

@@ -8,7 +8,7 @@ from pathlib import Path
 from specforge.base.defaults import with_defaults
 from specforge.base.errors import Location, Problem, SpecError
 from specforge.graph.build import build_graph
-from specforge.spec import Spec, load_spec
+from specforge.spec import Spec, load_spec, spec_from_document
 from specforge.spec.reader import SpecPath, read_document
 from specforge.spec.sweep_schema import SWEEP_FILE_SCHEMA, SWEEP_SCHEMA
 from specforge.spec.validate import validate_document
@@ -43,7 +43,7 @@ def read_sweep(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Spec, d
     where the section's values are written.  Both are validated by their schemas."""
     doc = read_document(path)
     if not (isinstance(doc.data, dict) and "spec" in doc.data and "model" not in doc.data):
-        spec = load_spec(path, overrides)
+        spec = spec_from_document(doc, overrides)
         return spec, spec.config.get("sweep"), spec.locate
     validate_document(doc, SWEEP_FILE_SCHEMA)
     named = Path(path).parent / doc.data["spec"]
