@@ -23,8 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from specforge.ops import nchwc, parallel, taps
-from specforge.ops.epilogue import ActivationFunction, Rectifier, activation_gradient, add_bias_and_activate
+from specforge.ops import costs, nchwc, parallel, taps
+from specforge.ops.epilogue import (
+    ActivationFunction,
+    Rectifier,
+    activation_gradient,
+    add_bias_and_activate,
+    epilogue_work,
+)
 from specforge.ops.im2col import (
     columns,
     depthwise_kernel_gradient,
@@ -193,7 +199,8 @@ def conv_transpose(
         y[part][frame.output_region()] = full[frame.full_region()]
         add_bias_and_activate(y[part], bias, activation)
 
-    parallel.run(shard, parallel.shards(len(x), 2 * x.shape[1] * x.shape[2] * kernel.size))
+    pixels = x.shape[1] * x.shape[2]
+    parallel.run(shard, costs.shards(len(x), _work(x, pixels, kernel, y[0].size, activation)))
     return y, ConvTransposeRecord(x, kernel, frame, bias is not None, activation, y)
 
 
@@ -228,8 +235,8 @@ def _convolve(
     filters = channels * kernel.shape[3] if depthwise else kernel.shape[3]
     dtype = np.result_type(x, kernel)
     out_h, out_w = window.output_size(x.shape[1:3])
-    parts = parallel.shards(len(x), 2 * out_h * out_w * kernel.size)
     y = np.empty((len(x), out_h, out_w, filters), dtype)
+    parts = costs.shards(len(x), _work(x, out_h * out_w, kernel, y[0].size, activation))
     engine = engine_of(window, groups, channels, filters, dtype)
     if engine == NCHWC:
         relu = isinstance(activation, Rectifier) and activation.name == "relu" and activation.is_plain
@@ -262,6 +269,21 @@ def _convolve(
 
         kept = parallel.run(im2col_shard, parts)
     return y, ConvRecord(engine, window, kernel, depthwise, bias is not None, parts, x.shape, activation, y, kept)
+
+
+def _work(
+    x: np.ndarray, pixels: int, kernel: np.ndarray, outputs: int, activation: ActivationFunction | None
+) -> costs.Work:
+    """A convolution's work per example: one product of the kernel per pixel (of the output; of the input for
+    a transposed convolution), every kernel tap a call that reads its weights again in every shard, the input
+    and the ``outputs`` elements moved once, and the bias and activation over the output."""
+    offsets = kernel.shape[0] * kernel.shape[1]
+    return costs.Work(
+        flops=2.0 * pixels * kernel.size,
+        bytes=float(x.itemsize * (x[0].size + outputs)),
+        weights=float(kernel.size),
+        calls=float(offsets),
+    ) + epilogue_work(outputs, activation, x.itemsize)
 
 
 def _to_grouped(kernel: np.ndarray, depthwise: bool) -> np.ndarray:

@@ -1,0 +1,192 @@
+"""The machine constants the cost model decides from (:mod:`specforge.ops.costs`), measured once and kept.
+
+A short calibration (well under a second) times, on this machine: a single-threaded float32 matrix product
+large and small (its rate, what each call costs, and what reading its weight operand costs per call), an
+elementwise pass in cache, a large copy on one core and on every core (the memory bandwidth one core and
+all of them get), and what handing work to the other cores' threads and waiting for it adds. Each figure
+is the best of several tries: it says what the machine can do, not how busy it was at that moment.
+
+The constants are kept in ``$XDG_CACHE_HOME/specforge/machine.json`` (default ``~/.cache/specforge``),
+one entry per processor model and core count, and read back as they were written, so that every process on
+the machine decides alike and trains alike. ``SPECFORGE_CALIBRATE=1`` measures them again (and rewrites the
+entry); where the cache cannot be read or written, the constants measured stay in memory for the process.
+With one core, nothing is ever split and nothing is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from specforge.ops import parallel
+
+#: The environment variable that, set to 1, measures the constants again rather than reading them.
+RECALIBRATE = "SPECFORGE_CALIBRATE"
+#: Tries per timing; the best counts.
+TRIES = 15
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What operations cost on this machine, one core's figures unless named otherwise."""
+
+    #: float32 matrix-product FLOPs per second, once the product is large enough to run at full speed
+    flops_per_s: float
+    #: weight-operand elements per second that a product reads and repacks once per call, however few rows
+    packed_per_s: float
+    #: the fixed cost of one numpy or BLAS call, seconds
+    call_s: float
+    #: elements per second of one elementwise pass (a ReLU) over an array in cache
+    elements_per_s: float
+    #: bytes per second one core reads and writes, a copy far larger than the caches
+    bytes_per_s: float
+    #: bytes per second all the cores read and write together
+    all_bytes_per_s: float
+    #: what computing on one more core's thread adds: handing it its part and waiting for it, seconds
+    handoff_s: float
+
+
+def constants() -> Machine:
+    """This machine's constants: read from the cache once per process, measured (and kept) where absent."""
+    global _constants
+    if _constants is None:
+        with _lock:
+            if _constants is None:
+                _constants = _cached_or_measured()
+    return _constants
+
+
+_constants: Machine | None = None
+_lock = threading.Lock()
+
+
+def cache_file() -> Path:
+    """Where the constants are kept: ``$XDG_CACHE_HOME/specforge/machine.json`` or ``~/.cache/specforge/…``."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "specforge" / "machine.json"
+
+
+def machine_key() -> str:
+    """The cache entry of this machine: its processor model and the cores this process may use."""
+    return f"{processor()} / {parallel.worker_count()} cores"
+
+
+def processor() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cached_or_measured() -> Machine:
+    key, path = machine_key(), cache_file()
+    entries = _read(path)
+    if os.environ.get(RECALIBRATE, "").strip() not in ("", "0") or key not in entries:
+        entries[key] = asdict(measure())
+        _write(path, entries)
+    return Machine(**entries[key])
+
+
+def _read(path: Path) -> dict[str, dict[str, float]]:
+    """The cache's entries; none where it is missing, unreadable or not what this module writes."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(entries, dict):
+        return {}
+    names = {field.name for field in fields(Machine)}
+    return {
+        key: entry
+        for key, entry in entries.items()
+        if isinstance(entry, dict)
+        and set(entry) == names
+        and all(isinstance(value, float) and value > 0 for value in entry.values())
+    }
+
+
+def _write(path: Path, entries: dict[str, dict[str, float]]) -> None:
+    """Replace the cache at once (another process may be reading it); where it cannot be written, keep the
+    constants in memory only."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(entries, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:
+        pass
+
+
+# -- the calibration ---------------------------------------------------------------------------------------
+def measure() -> Machine:
+    """Time this machine's constants (BLAS at one thread, as the shards run)."""
+    rng = np.random.default_rng(0)
+    with parallel.single_threaded_blas():
+        call = _best(_product(rng, 1, 8, 8))
+        large_s, small_s = _best(_product(rng, 256, 256, 256)), _best(_product(rng, 32, 256, 256))
+        flops_per_s = 2 * (256 - 32) * 256 * 256 / max(large_s - small_s, 1e-9)
+        packing_s = small_s - call - 2 * 32 * 256 * 256 / flops_per_s
+        elementwise = rng.standard_normal(16384).astype(np.float32)
+        relu_s = _best(lambda: np.maximum(elementwise, 0, out=elementwise))
+        one_core, all_cores, handoff = _memory_and_handoff()
+    return Machine(
+        flops_per_s=flops_per_s,
+        packed_per_s=256 * 256 / max(packing_s, 1e-9),
+        call_s=max(call, 1e-9),
+        elements_per_s=elementwise.size / max(relu_s - call, 1e-9),
+        bytes_per_s=one_core,
+        all_bytes_per_s=max(all_cores, one_core),
+        handoff_s=max(handoff, 1e-9),
+    )
+
+
+def _product(rng: np.random.Generator, m: int, k: int, n: int) -> Callable[[], object]:
+    """A float32 product (m, k) @ (k, n) into a kept output."""
+    a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    out = np.empty((m, n), np.float32)
+    return lambda: np.matmul(a, b, out=out)
+
+
+def _best(work: Callable[[], object], tries: int = TRIES) -> float:
+    """The shortest of ``tries`` timings of ``work``, seconds (after one untimed run)."""
+    work()
+    best = float("inf")
+    for _ in range(tries):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _memory_and_handoff() -> tuple[float, float, float]:
+    """``(bytes per second on one core, on every core, seconds one more core's thread adds)``."""
+    workers = parallel.worker_count()
+    source = np.ones(8 << 20, np.float32)  # 32 MiB, beyond the caches
+    target = np.empty_like(source)
+    whole = [slice(0, len(source))]
+    split = [slice(len(source) * i // workers, len(source) * (i + 1) // workers) for i in range(workers)]
+
+    def copy(part: slice) -> None:
+        np.copyto(target[part], source[part])
+
+    one_core = 2 * source.nbytes / _best(lambda: parallel.run(copy, whole), 4)
+    all_cores = 2 * source.nbytes / _best(lambda: parallel.run(copy, split), 4)
+    alone = _best(lambda: parallel.run(_nothing, [0]), 100)
+    together = _best(lambda: parallel.run(_nothing, list(range(workers))), 100)
+    return one_core, all_cores, (together - alone) / max(workers - 1, 1)
+
+
+def _nothing(_: object) -> None:
+    return None
