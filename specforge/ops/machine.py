@@ -4,7 +4,9 @@ A short calibration (well under a second) times, on this machine: a single-threa
 large and small (its rate, what each call costs, and what reading its weight operand costs per call), an
 elementwise pass in cache, a large copy on one core and on every core (the memory bandwidth one core and
 all of them get), and what handing work to the other cores' threads and waiting for it adds. Each figure
-is the best of several tries: it says what the machine can do, not how busy it was at that moment.
+is the best of several tries, what the machine can do rather than how busy it was at one moment; where other
+processes keep every core busy through the calibration, it measures that (a dearer hand-off, bandwidth that
+does not grow with the cores) and batches split less.
 
 The constants are kept in ``$XDG_CACHE_HOME/specforge/machine.json`` (default ``~/.cache/specforge``),
 one entry per processor model and core count, and read back as they were written, so that every process on
@@ -15,6 +17,7 @@ With one core, nothing is ever split and nothing is measured.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from specforge.base.fileio import user_cache, write_text
 from specforge.ops import parallel
 
 #: The environment variable that, set to 1, measures the constants again rather than reading them.
@@ -54,6 +58,10 @@ class Machine:
     handoff_s: float
 
 
+_constants: Machine | None = None
+_lock = threading.Lock()
+
+
 def constants() -> Machine:
     """This machine's constants: read from the cache once per process, measured (and kept) where absent."""
     global _constants
@@ -64,14 +72,9 @@ def constants() -> Machine:
     return _constants
 
 
-_constants: Machine | None = None
-_lock = threading.Lock()
-
-
 def cache_file() -> Path:
     """Where the constants are kept: ``$XDG_CACHE_HOME/specforge/machine.json`` or ``~/.cache/specforge/…``."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "specforge" / "machine.json"
+    return user_cache() / "machine.json"
 
 
 def machine_key() -> str:
@@ -120,13 +123,8 @@ def _read(path: Path) -> dict[str, dict[str, float]]:
 def _write(path: Path, entries: dict[str, dict[str, float]]) -> None:
     """Replace the cache at once (another process may be reading it); where it cannot be written, keep the
     constants in memory only."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps(entries, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(partial, path)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        write_text(path, json.dumps(entries, indent=1, sort_keys=True))
 
 
 # -- the calibration ---------------------------------------------------------------------------------------
