@@ -207,6 +207,7 @@ TEST_MACHINE = Machine(
     flops_per_s=5e10,
     packed_per_s=4e9,
     call_s=1.5e-6,
+    session_s=3e-5,
     elements_per_s=2e9,
     bytes_per_s=1e10,
     all_bytes_per_s=1.6e10,
@@ -214,7 +215,13 @@ TEST_MACHINE = Machine(
 )
 #: A machine on which only the arithmetic costs: splitting any batch pays.
 FREE_HANDOFF = replace(
-    TEST_MACHINE, packed_per_s=1e30, call_s=1e-30, bytes_per_s=1e30, all_bytes_per_s=1e30, handoff_s=1e-30
+    TEST_MACHINE,
+    packed_per_s=1e30,
+    call_s=1e-30,
+    session_s=1e-30,
+    bytes_per_s=1e30,
+    all_bytes_per_s=1e30,
+    handoff_s=1e-30,
 )
 
 

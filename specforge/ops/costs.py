@@ -2,13 +2,13 @@
 
 An operation describes its work (:class:`Work`): per example, its matrix-product FLOPs, its elementwise
 passes and the bytes it moves; per shard, whatever the shard's size, the weight elements its products read
-whole and the numpy or BLAS calls it makes. With the machine's constants (:mod:`specforge.ops.machine`,
+whole, the numpy or BLAS calls it makes and its runs of onnxruntime's convolution kernels. With the machine's constants (:mod:`specforge.ops.machine`,
 measured once and kept) the time of ``count`` shards of a batch is
 
     max(per-shard compute, the batch's bytes / the bandwidth ``count`` cores share) + hand-off
 
 where the per-shard compute is the largest shard's FLOPs and passes at one core's rates plus, paid again by
-every shard, its calls and its weight reads; the hand-off is what each core beyond the first adds
+every shard, its calls, kernel runs and weight reads; the hand-off is what each core beyond the first adds
 (``count - 1`` times the measured hand-off). The batch is split into the count that takes least time, and
 only when that saves at least ``1 - MARGIN`` of the whole batch's time: a split that saves less is within
 the model's error, and on a machine that other work keeps busy a second core is not always there.
@@ -55,6 +55,8 @@ class Work:
     weights: float = 0.0
     #: numpy or BLAS calls a shard makes
     calls: float = 1.0
+    #: runs of onnxruntime's kernels a shard makes (:mod:`specforge.ops.nchwc`)
+    sessions: float = 0.0
 
     def __add__(self, other: Work) -> Work:
         return Work(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other))))
@@ -87,6 +89,7 @@ def seconds(work: Work, batch: int, count: int, constants: Machine) -> float:
         largest * (work.flops / constants.flops_per_s + work.elements / constants.elements_per_s)
         + work.weights / constants.packed_per_s
         + work.calls * constants.call_s
+        + work.sessions * constants.session_s
     )
     bandwidth = min(count * constants.bytes_per_s, constants.all_bytes_per_s)
     return max(compute, batch * work.bytes / bandwidth) + (count - 1) * constants.handoff_s

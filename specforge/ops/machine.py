@@ -1,9 +1,10 @@
 """The machine constants the cost model decides from (:mod:`specforge.ops.costs`), measured once and kept.
 
 A short calibration (well under a second) times, on this machine: a single-threaded float32 matrix product
-large and small (its rate, what each call costs, and what reading its weight operand costs per call), an
-elementwise pass in cache, a large copy on one core and on every core (the memory bandwidth one core and
-all of them get), and what handing work to the other cores' threads and waiting for it adds. Each figure
+large and small (its rate, what each call costs, and what reading its weight operand costs per call), a run
+of onnxruntime's convolution kernels on one pixel (what each run costs, whatever the batch), an
+elementwise pass in cache, a copy of a batch's worth of activations on one core and on every core (the
+memory bandwidth one core and all of them get), and what handing work to the other cores' threads and waiting for it adds. Each figure
 is the best of several tries, what the machine can do rather than how busy it was at one moment; where other
 processes keep every core busy through the calibration, it measures that (a dearer hand-off, bandwidth that
 does not grow with the cores) and batches split less.
@@ -30,12 +31,18 @@ from pathlib import Path
 import numpy as np
 
 from specforge.base.fileio import user_cache, write_text
-from specforge.ops import parallel
+from specforge.ops import nchwc, parallel
+from specforge.ops.window import Window
 
 #: The environment variable that, set to 1, measures the constants again rather than reading them.
 RECALIBRATE = "SPECFORGE_CALIBRATE"
 #: Tries per timing; the best counts.
 TRIES = 15
+#: Tries of a hand-off (tens of microseconds each): enough to catch the other cores free on a busy machine.
+HANDOFFS = 400
+#: Bytes of the copy that measures the memory bandwidth: about a layer's activations for a batch (the seed
+#: model's second convolution makes 4.7 MB at batch 32), in the last-level cache of many machines, not all.
+STREAMED = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,11 @@ class Machine:
     packed_per_s: float
     #: the fixed cost of one numpy or BLAS call, seconds
     call_s: float
+    #: the fixed cost of one run of onnxruntime's convolution kernels (:mod:`specforge.ops.nchwc`), seconds
+    session_s: float
     #: elements per second of one elementwise pass (a ReLU) over an array in cache
     elements_per_s: float
-    #: bytes per second one core reads and writes, a copy far larger than the caches
+    #: bytes per second one core reads and writes, copying a batch's worth of activations
     bytes_per_s: float
     #: bytes per second all the cores read and write together
     all_bytes_per_s: float
@@ -133,6 +142,7 @@ def measure() -> Machine:
     rng = np.random.default_rng(0)
     with parallel.single_threaded_blas():
         call = _best(_product(rng, 1, 8, 8))
+        session = _best(_smallest_convolution()) if nchwc.block_size() > 1 else call
         large_s, small_s = _best(_product(rng, 256, 256, 256)), _best(_product(rng, 32, 256, 256))
         flops_per_s = 2 * (256 - 32) * 256 * 256 / max(large_s - small_s, 1e-9)
         packing_s = small_s - call - 2 * 32 * 256 * 256 / flops_per_s
@@ -143,6 +153,7 @@ def measure() -> Machine:
         flops_per_s=flops_per_s,
         packed_per_s=256 * 256 / max(packing_s, 1e-9),
         call_s=max(call, 1e-9),
+        session_s=max(session, 1e-9),
         elements_per_s=elementwise.size / max(relu_s - call, 1e-9),
         bytes_per_s=one_core,
         all_bytes_per_s=max(all_cores, one_core),
@@ -155,6 +166,14 @@ def _product(rng: np.random.Generator, m: int, k: int, n: int) -> Callable[[], o
     a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
     out = np.empty((m, n), np.float32)
     return lambda: np.matmul(a, b, out=out)
+
+
+def _smallest_convolution() -> Callable[[], object]:
+    """A run of onnxruntime's NCHWc convolution kernels on one pixel of one block of channels."""
+    block = nchwc.block_size()
+    x, kernel = np.ones((1, 1, 1, block), np.float32), np.ones((1, 1, block, block), np.float32)
+    out, window = np.empty((1, 1, 1, block), np.float32), Window((1, 1), (1, 1), (1, 1), ((0, 0), (0, 0)))
+    return lambda: nchwc.forward(x, kernel, None, window, False, out)
 
 
 def _best(work: Callable[[], object], tries: int = TRIES) -> float:
@@ -171,7 +190,7 @@ def _best(work: Callable[[], object], tries: int = TRIES) -> float:
 def _memory_and_handoff() -> tuple[float, float, float]:
     """``(bytes per second on one core, on every core, seconds one more core's thread adds)``."""
     workers = parallel.worker_count()
-    source = np.ones(8 << 20, np.float32)  # 32 MiB, beyond the caches
+    source = np.ones(STREAMED // 4, np.float32)
     target = np.empty_like(source)
     whole = [slice(0, len(source))]
     split = [slice(len(source) * i // workers, len(source) * (i + 1) // workers) for i in range(workers)]
@@ -181,8 +200,8 @@ def _memory_and_handoff() -> tuple[float, float, float]:
 
     one_core = 2 * source.nbytes / _best(lambda: parallel.run(copy, whole), 4)
     all_cores = 2 * source.nbytes / _best(lambda: parallel.run(copy, split), 4)
-    alone = _best(lambda: parallel.run(_nothing, [0]), 100)
-    together = _best(lambda: parallel.run(_nothing, list(range(workers))), 100)
+    alone = _best(lambda: parallel.run(_nothing, [0]), HANDOFFS)
+    together = _best(lambda: parallel.run(_nothing, list(range(workers))), HANDOFFS)
     return one_core, all_cores, (together - alone) / max(workers - 1, 1)
 
 

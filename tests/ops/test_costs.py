@@ -41,6 +41,13 @@ def test_a_small_batch_stays_whole_where_every_shard_reads_the_whole_weights():
     assert shard_count(wide, 512, 2, free_hand_off) == 2
 
 
+def test_a_small_batch_stays_whole_where_every_shard_runs_the_convolution_kernels_again():
+    """Each shard of a convolution on onnxruntime's kernels pays for a run of them, however few its examples."""
+    convolution = Work(flops=2e6, sessions=1.0)
+    assert shard_count(convolution, 8, 2, replace(TEST_MACHINE, session_s=1e-3)) == 1
+    assert shard_count(convolution, 8, 2, replace(TEST_MACHINE, session_s=1e-6)) == 2
+
+
 def test_memory_bound_passes_split_only_while_the_bandwidth_grows():
     copy = Work.passes(1 << 16, 1.0)  # 256 KiB per example, read and written
     fast_cores = replace(TEST_MACHINE, elements_per_s=1e12)
