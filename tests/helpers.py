@@ -212,6 +212,7 @@ TEST_MACHINE = Machine(
     bytes_per_s=1e10,
     all_bytes_per_s=1.6e10,
     handoff_s=3e-5,
+    core_share=1.0,
 )
 #: A machine on which only the arithmetic costs: splitting any batch pays.
 FREE_HANDOFF = replace(

@@ -2,14 +2,16 @@
 
 An operation describes its work (:class:`Work`): per example, its matrix-product FLOPs, its elementwise
 passes and the bytes it moves; per shard, whatever the shard's size, the weight elements its products read
-whole, the numpy or BLAS calls it makes and its runs of onnxruntime's convolution kernels. With the machine's constants (:mod:`specforge.ops.machine`,
-measured once and kept) the time of ``count`` shards of a batch is
+whole, the numpy or BLAS calls it makes and its runs of onnxruntime's convolution kernels. With the
+machine's constants (:mod:`specforge.ops.machine`, measured once and kept) the time of ``count`` shards of
+a batch is
 
     max(per-shard compute, the batch's bytes / the bandwidth ``count`` cores share) + hand-off
 
-where the per-shard compute is the largest shard's FLOPs and passes at one core's rates plus, paid again by
-every shard, its calls, kernel runs and weight reads; the hand-off is what each core beyond the first adds
-(``count - 1`` times the measured hand-off). The batch is split into the count that takes least time, and
+where the per-shard compute is the largest shard's FLOPs and passes at one core's rates, slowed by the
+share of the other cores a split actually gets (1 on free cores, less where other processes take them),
+plus, paid again by every shard, its calls, kernel runs and weight reads; the hand-off is what each core
+beyond the first adds (``count - 1`` times the measured hand-off). The batch is split into the count that takes least time, and
 only when that saves at least ``1 - MARGIN`` of the whole batch's time: a split that saves less is within
 the model's error, and on a machine that other work keeps busy a second core is not always there.
 
@@ -43,7 +45,7 @@ ACTIVATION_PASSES = 4
 @dataclass(frozen=True)
 class Work:
     """What an operation costs: per example (``flops``, ``elements``, ``bytes``) and per shard, whatever its
-    size (``weights``, ``calls``)."""
+    size (``weights``, ``calls``, ``sessions``)."""
 
     #: matrix-product FLOPs per example
     flops: float = 0.0
@@ -84,9 +86,11 @@ class Work:
 
 def seconds(work: Work, batch: int, count: int, constants: Machine) -> float:
     """The model's time for ``batch`` examples of ``work`` in ``count`` shards on ``count`` cores."""
-    largest = -(-batch // count)
+    # the largest shard's arithmetic, on cores of which a split gets ``core_share`` beyond the first
+    cores = 1 + (count - 1) * constants.core_share
+    arithmetic = -(-batch // count) * count / cores
     compute = (
-        largest * (work.flops / constants.flops_per_s + work.elements / constants.elements_per_s)
+        arithmetic * (work.flops / constants.flops_per_s + work.elements / constants.elements_per_s)
         + work.weights / constants.packed_per_s
         + work.calls * constants.call_s
         + work.sessions * constants.session_s

@@ -1,13 +1,15 @@
 """The machine constants the cost model decides from (:mod:`specforge.ops.costs`), measured once and kept.
 
-A short calibration (well under a second) times, on this machine: a single-threaded float32 matrix product
+A short calibration (under a second) times, on this machine: a single-threaded float32 matrix product
 large and small (its rate, what each call costs, and what reading its weight operand costs per call), a run
 of onnxruntime's convolution kernels on one pixel (what each run costs, whatever the batch), an
 elementwise pass in cache, a copy of a batch's worth of activations on one core and on every core (the
-memory bandwidth one core and all of them get), and what handing work to the other cores' threads and waiting for it adds. Each figure
-is the best of several tries, what the machine can do rather than how busy it was at one moment; where other
-processes keep every core busy through the calibration, it measures that (a dearer hand-off, bandwidth that
-does not grow with the cores) and batches split less.
+memory bandwidth one core and all of them get), and what handing work to the other cores' threads and
+waiting for it adds: each the best of several tries, what the machine can do. Last, the share of the other
+cores a split actually gets: a product run whole and on every core at once, in turns, their typical
+(median) times compared. On free cores the share is 1; where other processes keep the cores busy, a shard
+waits for its core, the share is lower and batches split less (measured on a busy 2-core machine: a
+product split in two took 374 us against 246 us whole, its halves 122 us each).
 
 The constants are kept in ``$XDG_CACHE_HOME/specforge/machine.json`` (default ``~/.cache/specforge``),
 one entry per processor model and core count, and read back as they were written, so that every process on
@@ -20,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +42,8 @@ from specforge.ops.window import Window
 RECALIBRATE = "SPECFORGE_CALIBRATE"
 #: Tries per timing; the best counts.
 TRIES = 15
+#: Turns of a product whole and split that the cores' share is the median of.
+SHARES = 41
 #: Tries of a hand-off (tens of microseconds each): enough to catch the other cores free on a busy machine.
 HANDOFFS = 400
 #: Bytes of the copy that measures the memory bandwidth: about a layer's activations for a batch (the seed
@@ -65,6 +71,9 @@ class Machine:
     all_bytes_per_s: float
     #: what computing on one more core's thread adds: handing it its part and waiting for it, seconds
     handoff_s: float
+    #: the share of each further core's time a split gets, 0 to 1: 1 where the cores are free, less where
+    #: other processes take them (a shard on a busy core waits for it)
+    core_share: float
 
 
 _constants: Machine | None = None
@@ -125,7 +134,7 @@ def _read(path: Path) -> dict[str, dict[str, float]]:
         for key, entry in entries.items()
         if isinstance(entry, dict)
         and set(entry) == names
-        and all(isinstance(value, float) and value > 0 for value in entry.values())
+        and all(isinstance(value, float) and math.isfinite(value) and value >= 0 for value in entry.values())
     }
 
 
@@ -149,6 +158,7 @@ def measure() -> Machine:
         elementwise = rng.standard_normal(16384).astype(np.float32)
         relu_s = _best(lambda: np.maximum(elementwise, 0, out=elementwise))
         one_core, all_cores, handoff = _memory_and_handoff()
+        share = _core_share(_product(rng, 64, 256, 256), handoff)
     return Machine(
         flops_per_s=flops_per_s,
         packed_per_s=256 * 256 / max(packing_s, 1e-9),
@@ -158,6 +168,7 @@ def measure() -> Machine:
         bytes_per_s=one_core,
         all_bytes_per_s=max(all_cores, one_core),
         handoff_s=max(handoff, 1e-9),
+        core_share=share,
     )
 
 
@@ -203,6 +214,28 @@ def _memory_and_handoff() -> tuple[float, float, float]:
     alone = _best(lambda: parallel.run(_nothing, [0]), HANDOFFS)
     together = _best(lambda: parallel.run(_nothing, list(range(workers))), HANDOFFS)
     return one_core, all_cores, (together - alone) / max(workers - 1, 1)
+
+
+def _core_share(product: Callable[[], object], handoff: float) -> float:
+    """The share of each further core a split of ``product``'s rows gets, from the typical (median) times of
+    the product whole and split across every core, taken in turns: what splitting gains as the machine is
+    used, other processes included."""
+    workers = parallel.worker_count()
+    if workers == 1:
+        return 1.0
+    whole, split = [], []
+    for _ in range(SHARES):
+        whole.append(_timed(lambda: parallel.run(lambda _: product(), [None])))
+        split.append(_timed(lambda: parallel.run(lambda _: product(), [None] * workers)))
+    # the split runs ``workers`` whole products, one per core: on free cores it takes as long as one
+    alone, together = statistics.median(whole), statistics.median(split) - (workers - 1) * handoff
+    return min(1.0, max(0.0, (workers * alone / max(together, 1e-9) - 1) / (workers - 1)))
+
+
+def _timed(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
 
 
 def _nothing(_: object) -> None:

@@ -56,6 +56,19 @@ def test_memory_bound_passes_split_only_while_the_bandwidth_grows():
     assert shard_count(copy, 64, 2, shared_bus) == 1
 
 
+def test_cores_that_other_processes_take_split_less():
+    """Where a split gets half of the second core, the arithmetic runs on one and a half cores: it saves a third
+    of the time rather than half, and a fifth of a core saves less than the margin."""
+    work = Work(flops=TEST_MACHINE.flops_per_s * 1e-4, calls=0.0)
+    free = replace(TEST_MACHINE, handoff_s=1e-30)
+    assert costs.seconds(work, 64, 2, replace(free, core_share=0.5)) == pytest.approx(
+        2 / 3 * costs.seconds(work, 64, 1, free)
+    )
+    assert shard_count(work, 64, 2, replace(free, core_share=0.5)) == 2
+    assert shard_count(work, 64, 2, replace(free, core_share=0.2)) == 1
+    assert shard_count(work, 64, 2, replace(free, core_share=0.0)) == 1
+
+
 def test_each_core_adds_its_hand_off():
     """With 8 cores, each one's hand-off weighed against the shard it saves: fewer shards than cores."""
     count = shard_count(Work(flops=2e6), 64, 8, replace(TEST_MACHINE, call_s=1e-30, handoff_s=2e-4))

@@ -50,6 +50,14 @@ def test_the_environment_variable_measures_them_again(cache, monkeypatch):
     assert len(cache) == 2
 
 
+def test_a_machine_whose_other_cores_gave_nothing_is_kept(cache, tmp_path, monkeypatch):
+    """A share of 0 (the other cores taken all through the calibration) is a measure like any other."""
+    monkeypatch.setattr(machine, "measure", lambda: replace(TEST_MACHINE, core_share=0.0))
+    machine.constants()
+    monkeypatch.setattr(machine, "measure", pytest.fail)
+    assert fresh_process(monkeypatch).core_share == 0.0
+
+
 def test_other_machines_entries_are_kept(cache, tmp_path, monkeypatch):
     path = tmp_path / "specforge" / "machine.json"
     path.parent.mkdir()
@@ -93,5 +101,6 @@ def test_the_calibration_gives_every_constant():
     """The real calibration runs (what it measures depends on the machine and its load: only its form is checked)."""
     measured = machine.measure()
     assert [field.name for field in fields(measured)] == [field.name for field in fields(TEST_MACHINE)]
-    assert all(math.isfinite(value) and value > 0 for value in asdict(measured).values())
-    assert measured.all_bytes_per_s >= measured.bytes_per_s
+    rates = {name: value for name, value in asdict(measured).items() if name != "core_share"}
+    assert all(math.isfinite(value) and value > 0 for value in rates.values())
+    assert measured.all_bytes_per_s >= measured.bytes_per_s and 0 <= measured.core_share <= 1
