@@ -158,7 +158,7 @@ def measure() -> Machine:
         elementwise = rng.standard_normal(16384).astype(np.float32)
         relu_s = _best(lambda: np.maximum(elementwise, 0, out=elementwise))
         one_core, all_cores, handoff = _memory_and_handoff()
-        share = _core_share(_product(rng, 64, 256, 256), handoff)
+        share = _core_share([_product(rng, 64, 256, 256) for _ in range(parallel.worker_count())], handoff)
     return Machine(
         flops_per_s=flops_per_s,
         packed_per_s=256 * 256 / max(packing_s, 1e-9),
@@ -216,18 +216,18 @@ def _memory_and_handoff() -> tuple[float, float, float]:
     return one_core, all_cores, (together - alone) / max(workers - 1, 1)
 
 
-def _core_share(product: Callable[[], object], handoff: float) -> float:
-    """The share of each further core a split of ``product``'s rows gets, from the typical (median) times of
-    the product whole and split across every core, taken in turns: what splitting gains as the machine is
-    used, other processes included."""
-    workers = parallel.worker_count()
+def _core_share(products: list[Callable[[], object]], handoff: float) -> float:
+    """The share of each further core a split gets, from the typical (median) times of one of ``products`` (one
+    per core) alone and of all of them at once, one per core, taken in turns: what splitting gains as the
+    machine is used, other processes included."""
+    workers = len(products)
     if workers == 1:
         return 1.0
     whole, split = [], []
     for _ in range(SHARES):
-        whole.append(_timed(lambda: parallel.run(lambda _: product(), [None])))
-        split.append(_timed(lambda: parallel.run(lambda _: product(), [None] * workers)))
-    # the split runs ``workers`` whole products, one per core: on free cores it takes as long as one
+        whole.append(_timed(lambda: parallel.run(lambda index: products[index](), [0])))
+        split.append(_timed(lambda: parallel.run(lambda index: products[index](), list(range(workers)))))
+    # on free cores, the products run side by side in the time of one
     alone, together = statistics.median(whole), statistics.median(split) - (workers - 1) * handoff
     return min(1.0, max(0.0, (workers * alone / max(together, 1e-9) - 1) / (workers - 1)))
 
