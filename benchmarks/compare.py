@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from benchmarks.matmul import gemm_gflops
 from benchmarks.rounds import QUIET_LIMIT, RETRIES, Measured
 from benchmarks.side_by_side import PYTORCH, SPECFORGE, SideBySide, inference_rates, training_rates
 from benchmarks.tables import Table
+from specforge.ops.machine import processor
 from specforge.predict.session import default_threads
 
 SPECS = ROOT / "specs"
@@ -284,17 +284,6 @@ def compare_full_runs(epochs: int = 3) -> None:
 
 
 # -- report -----------------------------------------------------------------------------------------------
-def cpu_name() -> str:
-    """The processor's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def load() -> str:
     """The system's load average: other processes on the cores slow PyTorch's spinning OpenMP threads most."""
     return "load average {:.1f} {:.1f} {:.1f} (1, 5, 15 minutes)".format(*os.getloadavg())
@@ -334,7 +323,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     paths = spec_paths(args.specs)
     print(
-        f"machine: {cpu_name()}, {threads} cores; numpy {np.__version__}, torch {torch.__version__} "
+        f"machine: {processor()}, {threads} cores; numpy {np.__version__}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}; {load()}"
     )
     gemm = gemm_gflops()

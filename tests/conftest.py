@@ -4,6 +4,9 @@
   (``node_modules/`` at the root), wherever a test runs its script.
 - The numpy backend's compiled kernels (specforge.ops.kernels) are loaded once before the first test, so that
   no training test sees the one-time "compiling kernels…" line among its progress messages.
+- The cost model that decides whether a batch is split across the cores (specforge.ops.costs) decides from
+  fixed machine constants (helpers.TEST_MACHINE), never from ones measured (or cached) on the machine that
+  runs the tests.
 - Under CI (environment CI=true) a test that would be skipped, for a tool or package that is not
   installed, fails instead: CI installs everything the suite needs, so a skip there hides a test that
   never ran (``needs.require`` fails such a test directly; this hook catches every other skip).
@@ -15,9 +18,10 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import TEST_MACHINE
 
 from specforge import api
-from specforge.ops import kernels
+from specforge.ops import kernels, machine
 
 pytest_plugins = ["pytester"]
 
@@ -45,6 +49,11 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session", autouse=True)
 def compiled_kernels() -> None:
     kernels.load()
+
+
+@pytest.fixture(autouse=True)
+def fixed_machine_constants(monkeypatch) -> None:
+    monkeypatch.setattr(machine, "_constants", TEST_MACHINE)
 
 
 @pytest.fixture(scope="session")

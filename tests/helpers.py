@@ -1,9 +1,11 @@
 """Helpers shared by the test modules: layers with parameters, the numerical gradient, the layer
-examples as cases, reference convolutions and ONNX export of a chain of layers."""
+examples as cases, reference convolutions, ONNX export of a chain of layers, and the machine constants the
+cost model decides from in tests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,8 @@ from specforge.export.onnx import graph_to_onnx
 from specforge.graph.dag import Graph
 from specforge.layers import REGISTRY
 from specforge.layers.base import INPUT_DTYPES
+from specforge.ops import machine, parallel
+from specforge.ops.machine import Machine
 
 #: The reference specs in specs/, each also a template of ``specforge init`` (a link in specforge/starters/).
 REFERENCE_SPECS = ("inception", "mobilenet", "recurrent", "resnet", "sequence", "transformer")
@@ -195,3 +199,34 @@ def float_arrays(value: Any) -> Iterator[np.ndarray]:
     elif isinstance(value, dict):
         for key in sorted(value):
             yield from float_arrays(value[key])
+
+
+#: The machine constants every test's cost model decides from (tests/conftest.py), rather than the ones measured
+#: on the machine that runs them: a test splits a batch, or not, on every machine alike.
+TEST_MACHINE = Machine(
+    flops_per_s=5e10,
+    packed_per_s=4e9,
+    call_s=1.5e-6,
+    session_s=3e-5,
+    elements_per_s=2e9,
+    bytes_per_s=1e10,
+    all_bytes_per_s=1.6e10,
+    handoff_s=3e-5,
+    core_share=1.0,
+)
+#: A machine on which only the arithmetic costs: splitting any batch pays.
+FREE_HANDOFF = replace(
+    TEST_MACHINE,
+    packed_per_s=1e30,
+    call_s=1e-30,
+    session_s=1e-30,
+    bytes_per_s=1e30,
+    all_bytes_per_s=1e30,
+    handoff_s=1e-30,
+)
+
+
+def split_every_batch(monkeypatch, cores: int) -> None:
+    """Split every batch into up to ``cores`` shards (one per example at most), however little work it holds."""
+    monkeypatch.setattr(parallel, "_WORKERS", cores)
+    monkeypatch.setattr(machine, "_constants", FREE_HANDOFF)

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written file, and a crash never loses the old one."""
+"""Atomic file writes (a reader never sees a half-written file, and a crash never loses the old one), and where
+specforge keeps its per-user cache."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def staging_folder(path: str | Path) -> Path:
     folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     os.chmod(folder, 0o777 & ~_umask())
     return folder
+
+
+def user_cache() -> Path:
+    """specforge's per-user cache: ``$XDG_CACHE_HOME/specforge``, or ``~/.cache/specforge`` when the variable is
+    unset or empty."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "specforge"
 
 
 def _umask() -> int:

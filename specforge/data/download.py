@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from specforge.base.errors import DataError
+from specforge.base.fileio import user_cache
 from specforge.data.files import sha256_file
 
 ATTEMPTS = 4
@@ -34,15 +35,9 @@ TIMEOUT_S = 30.0
 _CHUNK = 1 << 16
 
 
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/specforge``, or ``~/.cache/specforge`` when the variable is unset or empty."""
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "specforge"
-
-
 def cached_path(url: str, sha256: str) -> Path:
     name = Path(urllib.parse.urlparse(url).path).name or "download"
-    return cache_dir() / f"{sha256.lower()[:16]}-{name}"
+    return user_cache() / f"{sha256.lower()[:16]}-{name}"
 
 
 class _Permanent(Exception):

@@ -230,7 +230,9 @@ class Recurrent(Layer):
         projected, record = ops.dense(flat, params["kernel"], self.input_bias(params))
         projected = projected.reshape(steps, n, -1)
         # the examples' loops are independent: the batch is split across the cores, BLAS at one thread
-        parts = ops.shards(n, 2 * steps * self.gates * self.config["units"] ** 2)
+        units = self.config["units"]
+        step = ops.Work.product(1, units, self.gates * units, x.itemsize)
+        parts = ops.shards(n, (step + ops.Work.passes(self.gates * units, ops.ACTIVATION_PASSES, x.itemsize)) * steps)
         keep = None if mask is None else self.steps_kept(mask)
         runs = ops.in_parallel(
             lambda part: self.run(params, projected[:, part], None if keep is None else keep[:, part]), parts

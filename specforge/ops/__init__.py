@@ -14,7 +14,9 @@ tap), ``im2col`` (convolution as a copy and one GEMM), ``linear`` (a matrix prod
 activation, ``ops.dense``), ``elementwise`` (an activation function over a batch), ``pooling`` (windowed pooling
 around a kind's reduction), ``epilogue`` (bias and fused activation on a fresh output), ``channels``
 (per-channel arithmetic over whole examples), ``normalization`` (batch normalization's passes), ``kernels``
-(whether the memory-bound passes run as compiled kernels, ``numba_kernels``, or on numpy), ``parallel`` (a batch split across the cores),
+(whether the memory-bound passes run as compiled kernels, ``numba_kernels``, or on numpy), ``parallel`` (a batch's shards computed on every core at once), ``costs`` (whether and into how many
+shards an operation splits its batch, from what it costs), ``machine`` (the machine constants the costs
+are reckoned from, measured once and kept),
 ``scratch`` (per-thread buffers reused every batch), ``memory`` (keeping freed memory for the next
 batch) and ``flat`` (arrays end to end in one buffer, updated at once). The training step's planner, which
 fuses a layer with the activation after it, is ``specforge.graph.plan``, above the layers.
@@ -37,12 +39,13 @@ from specforge.ops.convolution import (
     conv_transpose_gradients,
     depthwise_conv,
 )
+from specforge.ops.costs import ACTIVATION_PASSES, Work, shards
 from specforge.ops.elementwise import activate, activate_gradient
 from specforge.ops.epilogue import activation_gradient
 from specforge.ops.linear import DenseRecord, dense, dense_gradients
 from specforge.ops.normalization import NormRecord, batch_norm, batch_norm_gradients
 from specforge.ops.parallel import run as in_parallel
-from specforge.ops.parallel import shards, sum_in_order
+from specforge.ops.parallel import sum_in_order
 from specforge.ops.pooling import pool, pool_gradient
 from specforge.ops.scratch import scratch as scratch_buffer
 from specforge.ops.window import (
@@ -55,6 +58,7 @@ from specforge.ops.window import (
 )
 
 __all__ = [
+    "ACTIVATION_PASSES",
     "ConvRecord",
     "ConvTransposeRecord",
     "DenseRecord",
@@ -62,6 +66,7 @@ __all__ = [
     "NormRecord",
     "Pads",
     "Window",
+    "Work",
     "activate",
     "activate_gradient",
     "activation_gradient",

@@ -23,8 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from specforge.ops import nchwc, parallel, taps
-from specforge.ops.epilogue import ActivationFunction, Rectifier, activation_gradient, add_bias_and_activate
+from specforge.ops import costs, nchwc, parallel, taps
+from specforge.ops.epilogue import (
+    ActivationFunction,
+    Rectifier,
+    activation_gradient,
+    add_bias_and_activate,
+    epilogue_work,
+)
 from specforge.ops.im2col import (
     columns,
     depthwise_kernel_gradient,
@@ -127,6 +133,7 @@ def conv_gradients(
     tap_dkernel = engine == TAPS or (engine == NCHWC and taps.takes_forward(window, record.groups, channels))
     dx = np.empty((n, *padded, channels) if tap_dx else record.x_shape if need_dx else (0,), dtype)
     grouped = _to_grouped(kernel, record.depthwise)
+    flipped = nchwc.gradient_filter(kernel, not one_group) if need_dx and engine == NCHWC else None
 
     def shard(index: int) -> tuple[np.ndarray, np.ndarray | None]:
         part = record.parts[index]
@@ -149,7 +156,7 @@ def conv_gradients(
         else:
             dkernel = depthwise_kernel_gradient(record.kept[part], dz, window).reshape(kernel.shape)
         if need_dx and engine == NCHWC:
-            nchwc.input_gradient(dz, kernel, window, dx[part], depthwise=not one_group)
+            nchwc.input_gradient(dz, kernel, window, dx[part], not one_group, flipped)
         elif tap_dx:
             taps.input_gradient(grid, kernel, plan, dx[part].reshape(-1, channels))
         elif need_dx:
@@ -178,13 +185,14 @@ def conv_transpose(
     filters = kernel.shape[2]
     y = np.zeros((len(x), *frame.size, filters), dtype)
     on_nchwc_kernels = nchwc.supports(1, filters, kernel.shape[3], dtype)
+    flipped = nchwc.gradient_filter(kernel) if on_nchwc_kernels else None
 
     def shard(part: slice) -> None:
         if on_nchwc_kernels:
             full = scratch(
                 ("transposed convolution image", frame), (part.stop - part.start, *frame.full, filters), dtype
             )
-            nchwc.input_gradient(x[part], kernel, frame.window, full)
+            nchwc.input_gradient(x[part], kernel, frame.window, full, blocked=flipped)
         else:
             plan = taps.TapPlan.of(frame.window, (part.stop - part.start, *frame.full))
             full = scratch(("transposed convolution image", plan), (plan.grid_rows, filters), dtype)
@@ -193,7 +201,8 @@ def conv_transpose(
         y[part][frame.output_region()] = full[frame.full_region()]
         add_bias_and_activate(y[part], bias, activation)
 
-    parallel.run(shard, parallel.shards(len(x), 2 * x.shape[1] * x.shape[2] * kernel.size))
+    pixels = x.shape[1] * x.shape[2]
+    parallel.run(shard, costs.shards(len(x), _work(x, pixels, kernel, y[0].size, activation, on_nchwc_kernels)))
     return y, ConvTransposeRecord(x, kernel, frame, bias is not None, activation, y)
 
 
@@ -228,15 +237,16 @@ def _convolve(
     filters = channels * kernel.shape[3] if depthwise else kernel.shape[3]
     dtype = np.result_type(x, kernel)
     out_h, out_w = window.output_size(x.shape[1:3])
-    parts = parallel.shards(len(x), 2 * out_h * out_w * kernel.size)
     y = np.empty((len(x), out_h, out_w, filters), dtype)
     engine = engine_of(window, groups, channels, filters, dtype)
+    parts = costs.shards(len(x), _work(x, out_h * out_w, kernel, y[0].size, activation, engine == NCHWC))
     if engine == NCHWC:
         relu = isinstance(activation, Rectifier) and activation.name == "relu" and activation.is_plain
         finish = None if relu else activation
+        blocked = nchwc.forward_filter(kernel, groups > 1)
 
         def nchwc_shard(part: slice) -> None:
-            nchwc.forward(x[part], kernel, bias, window, relu, y[part], depthwise=groups > 1)
+            nchwc.forward(x[part], kernel, bias, window, relu, y[part], groups > 1, blocked)
             add_bias_and_activate(y[part], None, finish)
 
         parallel.run(nchwc_shard, parts)
@@ -262,6 +272,28 @@ def _convolve(
 
         kept = parallel.run(im2col_shard, parts)
     return y, ConvRecord(engine, window, kernel, depthwise, bias is not None, parts, x.shape, activation, y, kept)
+
+
+def _work(
+    x: np.ndarray,
+    pixels: int,
+    kernel: np.ndarray,
+    outputs: int,
+    activation: ActivationFunction | None,
+    on_nchwc_kernels: bool,
+) -> costs.Work:
+    """A convolution's work per example: one product of the kernel per pixel (of the output; of the input for
+    a transposed convolution), the input and the ``outputs`` elements moved once, and the bias and activation
+    over the output; per shard, one run of the NCHWc kernels or a product per kernel tap, each reading the
+    weights again."""
+    offsets = kernel.shape[0] * kernel.shape[1]
+    return costs.Work(
+        flops=2.0 * pixels * kernel.size,
+        bytes=float(x.itemsize * (x[0].size + outputs)),
+        weights=float(kernel.size),
+        calls=0.0 if on_nchwc_kernels else float(offsets),
+        sessions=1.0 if on_nchwc_kernels else 0.0,
+    ) + epilogue_work(outputs, activation, x.itemsize)
 
 
 def _to_grouped(kernel: np.ndarray, depthwise: bool) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from specforge.ops import parallel
+from specforge.ops import costs, parallel
 from specforge.ops.epilogue import ActivationFunction
 
 
@@ -25,4 +25,4 @@ def activate_gradient(function: ActivationFunction, x: np.ndarray, y: np.ndarray
 
 
 def _parts(x: np.ndarray) -> list[slice]:
-    return parallel.shards(len(x), parallel.ELEMENTWISE_FLOPS * x[0].size)
+    return costs.shards(len(x), costs.Work.passes(x[0].size, costs.ACTIVATION_PASSES, x.itemsize))

@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from specforge.ops import kernels
+from specforge.ops import costs, kernels
 from specforge.ops.scratch import scratch
 
 
@@ -53,6 +53,11 @@ def add_bias_and_activate(out: np.ndarray, bias: np.ndarray | None, activation: 
         out += bias
     if activation is not None:
         activation.forward_into(out, out)
+
+
+def epilogue_work(size: int, activation: ActivationFunction | None, itemsize: int) -> costs.Work:
+    """What :func:`add_bias_and_activate` costs over each example's ``size`` outputs."""
+    return costs.Work.passes(size, 1 + (costs.ACTIVATION_PASSES if activation else 0), itemsize, arrays=1)
 
 
 def activation_gradient(activation: ActivationFunction | None, y: np.ndarray, dy: np.ndarray) -> np.ndarray:

@@ -26,6 +26,8 @@ from types import ModuleType
 
 import numpy as np
 
+from specforge.base.fileio import user_cache
+
 #: The environment variable that chooses the path: ``auto`` (the default), ``numba`` or ``numpy``.
 CHOICE = "SPECFORGE_KERNELS"
 _CHOICES = ("auto", "numba", "numpy")
@@ -40,8 +42,7 @@ def cache_directory() -> Path:
     """Where numba keeps the compiled kernels: ``NUMBA_CACHE_DIR`` if set, else specforge's per-user cache."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return Path(os.environ["NUMBA_CACHE_DIR"])
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "specforge" / "numba"
+    return user_cache() / "numba"
 
 
 def load(notify: Callable[[str], None] | None = None) -> ModuleType | None:

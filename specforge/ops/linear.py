@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from specforge.ops import parallel
-from specforge.ops.epilogue import ActivationFunction, activation_gradient, add_bias_and_activate
+from specforge.ops import costs, parallel
+from specforge.ops.epilogue import ActivationFunction, activation_gradient, add_bias_and_activate, epilogue_work
 from specforge.ops.scratch import column_sums
 
 
@@ -30,7 +30,10 @@ def dense(
     """``(y, record)``: ``x`` (N, features) ``@ kernel`` (features, units), plus ``bias``, through ``activation``
     applied in place."""
     y = np.empty((len(x), kernel.shape[1]), np.result_type(x, kernel))
-    parts = parallel.shards(len(x), 2 * kernel.size)
+    features, units = kernel.shape
+    parts = costs.shards(
+        len(x), costs.Work.product(1, features, units, y.itemsize) + epilogue_work(units, activation, y.itemsize)
+    )
 
     def shard(part: slice) -> None:
         np.matmul(x[part], kernel, out=y[part])

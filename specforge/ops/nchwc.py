@@ -87,9 +87,12 @@ def forward(
     relu: bool,
     out: np.ndarray,
     depthwise: bool = False,
+    blocked: np.ndarray | None = None,
 ) -> None:
     """Write to ``out`` (N, OH, OW, Cout) the convolution of NHWC ``x`` with ``kernel`` as Keras stores it
-    ((KH, KW, Cin, Cout), or depthwise (KH, KW, C, 1)), plus ``bias``, through ReLU when ``relu``."""
+    ((KH, KW, Cin, Cout), or depthwise (KH, KW, C, 1)), plus ``bias``, through ReLU when ``relu``; ``blocked``
+    is the kernel already in the order the kernels read (:func:`forward_filter`), where the caller reordered
+    it once for every shard of a batch."""
     kh, kw, channels, filters = kernel.shape
     filters = channels if depthwise else filters
     top, left, bottom, right = window.onnx_pads
@@ -105,20 +108,23 @@ def forward(
         bias is not None,
         depthwise,
     )
-    feeds = {
-        "x": x,
-        "w": _blocked_filter(kernel.transpose(2 if depthwise else 3, 3 if depthwise else 2, 0, 1), channels, depthwise),
-    }
+    feeds = {"x": x, "w": forward_filter(kernel, depthwise) if blocked is None else blocked}
     if bias is not None:
         feeds["b"] = _padded(bias, 0, _round_up(filters))
     _run(geometry, feeds, out)
 
 
 def input_gradient(
-    dz: np.ndarray, kernel: np.ndarray, window: Window, out: np.ndarray, depthwise: bool = False
+    dz: np.ndarray,
+    kernel: np.ndarray,
+    window: Window,
+    out: np.ndarray,
+    depthwise: bool = False,
+    blocked: np.ndarray | None = None,
 ) -> None:
     """Write to ``out`` (N, H, W, Cin) the gradient of the input of :func:`forward`, from ``dz``
-    (N, OH, OW, Cout), the gradient of its output before the bias.
+    (N, OH, OW, Cout), the gradient of its output before the bias (``blocked``: :func:`gradient_filter`, where
+    the caller made it once for every shard).
 
     It is the full correlation of ``dz`` with the kernel flipped and its channel axes swapped (a
     depthwise kernel has nothing to swap): at stride 1 the padding does it; with strides ``dz`` is
@@ -132,8 +138,19 @@ def input_gradient(
     else:
         dz, pads = spread_gradient(dz, window, out.shape[1:3]), (0, 0, 0, 0)
     geometry = _Geometry("conv", filters, channels, (kh, kw), (1, 1), window.dilation, pads, depthwise=depthwise)
+    _run(geometry, {"x": dz, "w": gradient_filter(kernel, depthwise) if blocked is None else blocked}, out)
+
+
+def forward_filter(kernel: np.ndarray, depthwise: bool = False) -> np.ndarray:
+    """``kernel``, as Keras stores it, in the order :func:`forward` reads it."""
+    transposed = kernel.transpose(2 if depthwise else 3, 3 if depthwise else 2, 0, 1)
+    return _blocked_filter(transposed, kernel.shape[2], depthwise)
+
+
+def gradient_filter(kernel: np.ndarray, depthwise: bool = False) -> np.ndarray:
+    """``kernel`` flipped, its channel axes swapped, in the order :func:`input_gradient` reads it."""
     flipped = kernel[::-1, ::-1].transpose(2, 3, 0, 1)  # (Cin, Cout, KH, KW); depthwise (C, 1, KH, KW)
-    _run(geometry, {"x": dz, "w": _blocked_filter(flipped, filters, depthwise)}, out)
+    return _blocked_filter(flipped, kernel.shape[2] if depthwise else kernel.shape[3], depthwise)
 
 
 # -- layouts ----------------------------------------------------------------------------------------

@@ -8,15 +8,15 @@ the threads do not fight over the cores. The split lives in the layers rather th
 step because only a layer knows whether its examples are independent (BatchNormalization's batch
 statistics are not), and so that inference, training and tests all take the same path.
 
-Shard boundaries depend only on the batch size, the layer's work and the number of cores, and
-per-shard results are combined in shard order (``sum_in_order``), so results are the same from
-run to run on a machine (one with another number of cores rounds differently). BLAS's thread
+How many shards a batch takes is the cost model's decision (:mod:`specforge.ops.costs`), from the
+operation's work, the number of cores and the machine's constants, measured once and kept; per-shard
+results are combined in shard order (``sum_in_order``), so results are the same from run to run on a
+machine (one with another number of cores, or other constants, may round differently). BLAS's thread
 count is a process-wide setting, so layers are not meant to compute from several threads at once.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import threading
@@ -33,11 +33,6 @@ from specforge.ops.memory import keep_freed_memory
 T = TypeVar("T")
 P = TypeVar("P")
 
-#: Below this many FLOPs per shard, the thread hand-off costs more than the shard saves.
-MIN_FLOPS_PER_SHARD = 4_000_000
-#: What one element of elementwise work costs, in FLOPs of a matrix product (for ``shards``).
-ELEMENTWISE_FLOPS = 20
-
 
 def worker_count() -> int:
     """The cores this process may run on."""
@@ -53,11 +48,9 @@ _blas = None
 _lock = threading.Lock()
 
 
-def shards(batch: int, flops_per_example: float) -> list[slice]:
-    """Contiguous slices of a batch, one per core when each gets enough work, else the whole batch."""
-    count = max(1, min(_WORKERS, batch, int(batch * flops_per_example // MIN_FLOPS_PER_SHARD)))
-    bounds = [batch * index // count for index in range(count + 1)]
-    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
+def workers() -> int:
+    """The cores a batch may be split over now: this process's, or fewer inside :func:`limited_to`."""
+    return _WORKERS
 
 
 def run(work: Callable[[P], T], parts: Sequence[P]) -> list[T]:
@@ -67,7 +60,7 @@ def run(work: Callable[[P], T], parts: Sequence[P]) -> list[T]:
     for a while and would take the cores from the next shards.
     """
     keep_freed_memory()
-    with _single_threaded_blas():
+    with single_threaded_blas():
         if len(parts) == 1:
             return [work(parts[0])]
         futures = [_executor().submit(work, part) for part in parts[1:]]
@@ -124,7 +117,7 @@ def _started_pool(workers: int) -> ThreadPoolExecutor:
 
 
 @contextmanager
-def _single_threaded_blas() -> Iterator[None]:
+def single_threaded_blas() -> Iterator[None]:
     """BLAS at one thread inside the block (its controllers found on first use: commands that never compute
     a batch do not look for them)."""
     global _blas

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from specforge.ops import kernels, parallel
+from specforge.ops import costs, kernels, parallel
 from specforge.ops.window import Window, crop_padding, offset_slices, pad_image
 
 #: ``reduce(slices, out, part)``: write into ``out`` the pooled output of batch rows ``part`` from the input
@@ -118,4 +118,7 @@ def _geometry(window: Window) -> tuple[int, int, int, int, int, int]:
 
 
 def _parts(window: Window, y: np.ndarray) -> list[slice]:
-    return parallel.shards(len(y), parallel.ELEMENTWISE_FLOPS * window.kernel[0] * window.kernel[1] * y[0].size)
+    """The shards of a pooling of output (or output gradient) ``y``: a pass per kernel offset over the output,
+    reading an input about the strides' area times as large."""
+    (kh, kw), (sh, sw) = window.kernel, window.strides
+    return costs.shards(len(y), costs.Work.passes(y[0].size, kh * kw, y.itemsize, arrays=1 + sh * sw))

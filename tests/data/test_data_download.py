@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from specforge.base.errors import DataError
+from specforge.base.fileio import user_cache
 from specforge.data import download, load_dataset
 
 from .builders import tiny_images, tiny_labels
@@ -108,7 +109,7 @@ def test_downloads_once_into_the_xdg_cache(server, tmp_path):
 def test_cache_defaults_to_home_dot_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert download.cache_dir() == tmp_path / ".cache" / "specforge"
+    assert user_cache() == tmp_path / ".cache" / "specforge"
 
 
 def test_resumes_a_partial_file_with_a_range_request(server, tmp_path):
@@ -166,7 +167,7 @@ def test_wrong_sha256_is_refused_and_the_download_discarded(server, tmp_path):
     assert problem.message == (
         f"the downloaded file's sha256 is {SHA256} but data.sha256 is {wrong}; check data.url and data.sha256"
     )
-    assert not any(download.cache_dir().iterdir())
+    assert not any(user_cache().iterdir())
 
 
 def test_not_found_is_not_retried(server, tmp_path):

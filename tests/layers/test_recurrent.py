@@ -217,7 +217,7 @@ def test_a_batch_split_across_the_cores_gives_the_same_step(kind, config, monkey
     x = np.random.default_rng(7).standard_normal((5, 4, 3))
     results = []
     for split in ([slice(0, 5)], [slice(0, 2), slice(2, 3), slice(3, 5)]):
-        monkeypatch.setattr(recurrent_module.ops, "shards", lambda batch, flops, _split=split: _split)
+        monkeypatch.setattr(recurrent_module.ops, "shards", lambda batch, work, _split=split: _split)
         y, cache = layer.forward(params, x, training=True, rng=np.random.default_rng(1))
         results.append((y, *layer.backward(params, cache, np.cos(y))))
     (y1, dx1, grads1), (y2, dx2, grads2) = results

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import split_every_batch
 
-from specforge.ops import parallel
 from specforge.ops.elementwise import activate, activate_gradient
 from specforge.options.activations import ACTIVATIONS
 
@@ -13,8 +13,7 @@ from specforge.options.activations import ACTIVATIONS
 @pytest.mark.parametrize("name", ["relu", "gelu", "softmax"])
 @pytest.mark.parametrize("shards", [1, 3])
 def test_activate_and_its_gradient_are_the_functions(name, shards, monkeypatch):
-    monkeypatch.setattr(parallel, "_WORKERS", shards)
-    monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", 1)
+    split_every_batch(monkeypatch, shards)
     function = ACTIVATIONS[name]()
     rng = np.random.default_rng(0)
     x, dy = rng.standard_normal((7, 4, 3)), rng.standard_normal((7, 4, 3))

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CASES, FUSING_CASES, MERGE_CASES, example_input, float_arrays, make_layer
+from helpers import CASES, FUSING_CASES, MERGE_CASES, example_input, float_arrays, make_layer, split_every_batch
 
 from specforge import api
 from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY
-from specforge.ops import kernels, parallel
+from specforge.ops import kernels
 from specforge.ops.epilogue import add_bias_and_activate
 from specforge.options import optimizers
 from specforge.options.activations import ACTIVATIONS
@@ -114,8 +114,7 @@ def test_every_merge_example_steps_alike_on_both_paths(kind, config, shapes, mon
 )
 def test_batches_split_across_cores_step_alike(kind, config, monkeypatch):
     """A batch large enough to be split into shards (pooling) or blocks (normalization), mean far from 0."""
-    monkeypatch.setattr(parallel, "_WORKERS", 3)
-    monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", 1)
+    split_every_batch(monkeypatch, 3)
     shape = (12, 10, 6)
     params = make_layer(kind, config, shape, dtype=np.float32)[1]
     x = (example_input(kind, shape, 64, 0, np.float32) + 3).astype(np.float32)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import split_every_batch
 
-from specforge.ops import parallel
 from specforge.ops.linear import dense, dense_gradients
 from specforge.options.activations import ACTIVATIONS
 
@@ -42,8 +42,7 @@ def test_shards_give_the_whole_batch_result(dtype, monkeypatch):
     whole_y, whole = dense(x, kernel, bias)
     assert len(whole.parts) == 1
     expected = dense_gradients(whole, dy)
-    monkeypatch.setattr(parallel, "_WORKERS", 3)
-    monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", 1)
+    split_every_batch(monkeypatch, 3)
     y, split = dense(x, kernel, bias)
     assert len(split.parts) == 3 and y.dtype == dtype
     np.testing.assert_array_equal(y, whole_y)

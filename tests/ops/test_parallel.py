@@ -1,4 +1,4 @@
-"""Batch shards: their boundaries, and layers computing the same values split or whole, run after run."""
+"""Batch shards computed in threads, in order, and layers computing the same values split or whole, run after run."""
 
 from __future__ import annotations
 
@@ -6,31 +6,15 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import make_layer
+from helpers import make_layer, split_every_batch
 
 from specforge.ops import parallel
+from specforge.ops.costs import Work, shards
 
 
-@pytest.fixture
-def many_shards(monkeypatch):
-    """Split every batch into up to 3 shards, however little work it holds."""
-    monkeypatch.setattr(parallel, "_WORKERS", 3)
-    monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", 1)
-
-
-def test_shards_cover_the_batch_in_order(many_shards):
-    assert parallel.shards(7, 1e9) == [slice(0, 2), slice(2, 4), slice(4, 7)]
-    assert parallel.shards(2, 1e9) == [slice(0, 1), slice(1, 2)]
-
-
-def test_small_work_stays_whole(monkeypatch):
-    monkeypatch.setattr(parallel, "_WORKERS", 2)
-    assert parallel.shards(32, parallel.MIN_FLOPS_PER_SHARD / 32) == [slice(0, 32)]
-    assert parallel.shards(32, parallel.MIN_FLOPS_PER_SHARD) == [slice(0, 16), slice(16, 32)]
-
-
-def test_run_keeps_the_order_of_the_parts(many_shards):
-    threads = parallel.run(lambda part: (part.start, threading.get_ident()), parallel.shards(9, 1e9))
+def test_run_keeps_the_order_of_the_parts(monkeypatch):
+    split_every_batch(monkeypatch, 3)
+    threads = parallel.run(lambda part: (part.start, threading.get_ident()), shards(9, Work(flops=1e6)))
     assert [start for start, _ in threads] == [0, 3, 6]
     assert threads[0][1] == threading.get_ident() and len({ident for _, ident in threads}) > 1
 
@@ -64,17 +48,17 @@ def forward_backward(kind, config, shape, dtype=np.float64):
 
 @pytest.mark.parametrize("kind, config, shape", LAYERS)
 def test_split_batch_computes_the_whole_batch_result(kind, config, shape, monkeypatch):
-    monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", float("inf"))
+    monkeypatch.setattr(parallel, "_WORKERS", 1)
     whole = forward_backward(kind, config, shape)
-    monkeypatch.setattr(parallel, "_WORKERS", 3)
-    monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", 1)
+    split_every_batch(monkeypatch, 3)
     split = forward_backward(kind, config, shape)
     for expected, actual in zip(whole, split, strict=True):
         np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind, config, shape", LAYERS)
-def test_split_batch_is_deterministic_in_float32(kind, config, shape, many_shards):
+def test_split_batch_is_deterministic_in_float32(kind, config, shape, monkeypatch):
+    split_every_batch(monkeypatch, 3)
     first = forward_backward(kind, config, shape, np.float32)
     for _ in range(3):
         for expected, actual in zip(first, forward_backward(kind, config, shape, np.float32), strict=True):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import split_every_batch
 
-from specforge.ops import parallel
 from specforge.ops.pooling import pool, pool_gradient
 from specforge.ops.window import Window
 
@@ -33,8 +33,7 @@ def sum_spread(targets, dy, part, tiling):
 @pytest.mark.parametrize("window", WINDOWS, ids=str)
 @pytest.mark.parametrize("shards", [1, 3])
 def test_sum_pooling_and_its_gradient_are_adjoint(window, shards, monkeypatch):
-    monkeypatch.setattr(parallel, "_WORKERS", shards)
-    monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", 1)
+    split_every_batch(monkeypatch, shards)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 6, 4, 2))
     y = pool(x, window, sum_reduce)
@@ -46,8 +45,7 @@ def test_sum_pooling_and_its_gradient_are_adjoint(window, shards, monkeypatch):
 
 
 def test_padded_pixels_take_the_pad_value_and_parts_cover_the_batch(monkeypatch):
-    monkeypatch.setattr(parallel, "_WORKERS", 2)
-    monkeypatch.setattr(parallel, "MIN_FLOPS_PER_SHARD", 1)
+    split_every_batch(monkeypatch, 2)
     window = Window((2, 2), (1, 1), (1, 1), ((1, 0), (1, 0)))
     x = -np.ones((4, 2, 2, 1))
     parts = []
