@@ -409,14 +409,19 @@ def predicts_documents(model: str | Path) -> bool:
 
 
 def predict_rows(
-    model: str | Path, rows: str | Path, *, threads: int | None = None, limit: int | None = None
+    model: str | Path,
+    rows: str | Path,
+    *,
+    threads: int | None = None,
+    limit: int | None = None,
+    output_name: str | None = None,
 ) -> RowPredictions:
     """``specforge predict MODEL rows.csv``: an exported table model's predictions (or a table run directory's,
     with its numpy model) for the raw rows of a CSV or Parquet file (the model's feature columns by name; other
-    columns are ignored)."""
+    columns are ignored); for a model of several outputs, output ``output_name``'s classes."""
     if is_run_dir(model):
-        return table.run_rows(model, rows, limit=limit)
-    return table.predict_rows(model, rows, threads=threads, limit=limit)
+        return table.run_rows(model, rows, limit=limit, output_name=output_name)
+    return table.predict_rows(model, rows, threads=threads, limit=limit, output_name=output_name)
 
 
 def inspect(model: str | Path) -> dict:

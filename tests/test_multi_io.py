@@ -406,8 +406,8 @@ def test_the_graph_picture_draws_each_named_input():
 
 def test_a_two_output_table_model_exports_taking_raw_rows_each_output_by_name(tmp_path):
     """A table model's outputs (the diagnosis and its map to the other class) export by name under the parity gate
-    on each, the same as the run's numpy outputs on raw rows; predict of rows, one output's, refuses it naming
-    them."""
+    on each, the same as the run's numpy outputs on raw rows; predict of rows shows the output --output-name
+    names, from the exported file and from the run directory alike, and without it refuses naming them."""
     import onnxruntime as ort
     import yaml
 
@@ -446,8 +446,19 @@ def test_a_two_output_table_model_exports_taking_raw_rows_each_output_by_name(tm
     cells = {column: rows.column(column).astype(np.float32).reshape(-1, 1) for column, _ in served.columns}
     for mine, theirs in zip(served.run(["diagnosis", "other"], cells), got, strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-6)
-    with pytest.raises(DataError, match="the model has outputs 'diagnosis', 'other', and predict takes a table"):
-        api.predict_rows(result.path, SPECS / "data" / "breast_cancer.csv", limit=3)
+    table_file = SPECS / "data" / "breast_cancer.csv"
+    for model in (result.path, run.path):
+        with pytest.raises(DataError, match="the model has outputs 'diagnosis', 'other'; choose the one whose"):
+            api.predict_rows(model, table_file, limit=3)
+        with pytest.raises(DataError, match="the model has no output 'parity'; its outputs: diagnosis, other"):
+            api.predict_rows(model, table_file, limit=3, output_name="parity")
+        diagnosis = api.predict_rows(model, table_file, limit=5, output_name="diagnosis")
+        other = api.predict_rows(model, table_file, limit=5, output_name="other")
+        assert diagnosis.names == pipeline.target.names and other.names == ["0", "1"]
+        np.testing.assert_allclose(diagnosis.outputs, got[0][:5], rtol=1e-4, atol=1e-5)
+        # one sigmoid unit: the probabilities of classes 0 and 1
+        np.testing.assert_allclose(other.outputs, np.hstack([1 - got[1][:5], got[1][:5]]), rtol=1e-4, atol=1e-5)
+        assert [record["class"] for record in other.records()] == [int(p > 0.5) for p in got[1][:5, 0]]
 
 
 def test_logits_of_a_model_without_a_softmax_output_are_refused_naming_why():

@@ -417,7 +417,7 @@ def predict(
         and column is None
         and not api.predicts_documents(model)
     ):
-        _predict_rows(model, inputs[0], limit, as_json, output, threads)
+        _predict_rows(model, inputs[0], limit, as_json, output, threads, output_name)
         return
 
     bar = _ProgressBar() if sys.stderr.isatty() else None
@@ -459,9 +459,15 @@ def predict(
 
 
 def _predict_rows(
-    model: Path, rows: Path, limit: int | None, as_json: bool, output: Path | None, threads: int | None
+    model: Path,
+    rows: Path,
+    limit: int | None,
+    as_json: bool,
+    output: Path | None,
+    threads: int | None,
+    output_name: str | None,
 ) -> None:
-    predictions = api.predict_rows(model, rows, threads=threads, limit=limit)
+    predictions = api.predict_rows(model, rows, threads=threads, limit=limit, output_name=output_name)
     for note in predictions.notes:
         typer.echo(f"{rows}: warning: {note}", err=True)
     if output is not None:

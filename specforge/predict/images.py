@@ -22,7 +22,7 @@ from specforge.data import load_dataset
 from specforge.data.inputs import Inputs, read_files, split_inputs
 from specforge.predict.ray_data import RayPredictor
 from specforge.predict.run_model import RunPredictor, is_run_dir
-from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch, OnnxPredictor
+from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch, OnnxPredictor, output_not_chosen
 from specforge.predict.table import is_table_model, rows_only
 from specforge.predict.text import read_texts, split_texts
 from specforge.spec import load_spec
@@ -163,11 +163,7 @@ def choose_output(predictor: Predictor, name: str | None) -> None:
     if name is not None:
         predictor.choose_output(name)
     elif _several_outputs(predictor):
-        raise DataError(
-            f"the model has outputs {', '.join(map(repr, predictor.output_names))}; choose the one whose "
-            f"classes to show with --output-name {predictor.output_names[0]}",
-            file=str(predictor.path),
-        )
+        raise output_not_chosen(predictor.output_names, str(predictor.path))
 
 
 def predict_onnx(

@@ -168,6 +168,16 @@ def output_classes(shape: Sequence) -> int | None:
     return max(2, shape[0]) if len(shape) == 1 and isinstance(shape[0], int) else None
 
 
+def output_not_chosen(names: Sequence[str], file: str) -> DataError:
+    """The refusal of a model of several outputs without ``--output-name``: predictions show one output's classes
+    at a time (``specforge serve`` gives every output by name)."""
+    return DataError(
+        f"the model has outputs {', '.join(map(repr, names))}; choose the one whose classes to show with "
+        f"--output-name {names[0]}",
+        file=file,
+    )
+
+
 def unknown_output(name: str, names: Sequence[str]) -> DataError:
     """The refusal of ``--output-name`` naming no output of the model, with those it has."""
     return DataError(f"the model has no output {name!r}; its outputs: {', '.join(names)}", file=f"--output-name {name}")

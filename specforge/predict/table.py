@@ -25,8 +25,9 @@ from specforge.data.table.images import column_pixels
 from specforge.data.table.info import unseen_binary_notes
 from specforge.data.table.read import JSON_LINES_SUFFIXES, PARQUET_SUFFIXES, Table, read_table
 from specforge.graph.model import Model
-from specforge.predict.session import OnnxPredictor
+from specforge.predict.session import OnnxPredictor, output_not_chosen, unknown_output
 from specforge.runs.directory import open_run
+from specforge.spec.model_io import output_class_names
 
 if TYPE_CHECKING:
     from specforge.data.table.features import TablePipeline
@@ -148,53 +149,77 @@ def _not_rows(rows: Path) -> DataError:
 
 
 def predict_rows(
-    model: str | Path, rows: str | Path, *, threads: int | None = None, limit: int | None = None
+    model: str | Path,
+    rows: str | Path,
+    *,
+    threads: int | None = None,
+    limit: int | None = None,
+    output_name: str | None = None,
 ) -> RowPredictions:
-    """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet)."""
+    """Run the exported table model ``model`` on the raw rows of ``rows`` (CSV with a header, or Parquet); for a
+    model of several outputs, output ``output_name``'s classes."""
     model, rows = Path(model), Path(rows)
     onnx_model = OnnxPredictor(model, threads)
     metadata = onnx_model.metadata
     if not is_table_model(metadata):
         raise _not_rows(rows)
     outputs_of = json.loads(metadata["outputs"])
-    if len(outputs_of) > 1:
-        raise DataError(
-            f"the model has outputs {', '.join(map(repr, outputs_of))}, and predict takes a table model of one "
-            "output yet; run it from your own code (each output by its name) or serve it (specforge serve)",
-            file=str(model),
-        )
+    output = outputs_of[choose_output(outputs_of, output_name, str(model))]
     table = _read_rows(rows, limit)
-    (output,) = outputs_of
     outputs = onnx_model.session.run([output], rows_feed(table, table_inputs(metadata), image_inputs(metadata)))[0]
+    several = len(outputs_of) > 1
     return RowPredictions(
         str(model),
         metadata["task"],
-        json.loads(metadata["class_names"]),
+        json.loads(metadata["output_class_names"])[output] if several else json.loads(metadata["class_names"]),
         [f"{table.row_word} {row}" for row in table.rows],
-        outputs,
+        _two_classes(outputs) if several else outputs,
         _notes(Preprocessing.from_dict(json.loads(metadata["preprocessing"])).pipeline, table),
     )
 
 
-def run_rows(run_dir: str | Path, rows: str | Path, *, limit: int | None = None) -> RowPredictions:
+def choose_output(names: Sequence[str], output_name: str | None, file: str) -> int:
+    """The position of the output whose predictions to show: ``output_name``, required for a model of several
+    outputs (``specforge serve`` gives every output by name)."""
+    if output_name is not None:
+        if output_name not in names:
+            raise unknown_output(output_name, names)
+        return list(names).index(output_name)
+    if len(names) > 1:
+        raise output_not_chosen(names, file)
+    return 0
+
+
+def _two_classes(outputs: np.ndarray) -> np.ndarray:
+    """A classifier output's probabilities per class: one sigmoid unit is the probability of class 1."""
+    return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
+
+
+def run_rows(
+    run_dir: str | Path, rows: str | Path, *, limit: int | None = None, output_name: str | None = None
+) -> RowPredictions:
     """A table run directory's numpy model on the raw rows of ``rows``: the run's recorded pipeline encodes them
-    as the exported graph does, and a standardized target is turned back into its units."""
+    as the exported graph does, and a standardized target is turned back into its units; for a model of several
+    outputs, output ``output_name``'s classes."""
     run_dir, rows = Path(run_dir), Path(rows)
     run = open_run(run_dir)
-    run.refuse_several_outputs("predict")
     pipeline = Preprocessing.from_dict(run.preprocessing).pipeline
     if pipeline is None:
         raise _not_rows(rows)
+    names = list(run.graph.output_names)
+    chosen = choose_output(names, output_name, str(run_dir))
     table = _read_rows(rows, limit)
     require_columns(table, [feature.column for feature in pipeline.features])
-    outputs = numpy_outputs(run.graph, run.weights(), pipeline, table, make_feed(run.config["data"], pipeline))
+    outputs = each_numpy_output(run.graph, run.weights(), pipeline, table, make_feed(run.config["data"], pipeline))
     target = pipeline.target
+    several = len(names) > 1
+    widths = [run.graph.nodes[node].output_shape[-1] for node in run.graph.output_nodes]
     return RowPredictions(
         str(run_dir),
         "regression" if target.regression else "classification",
-        target.names,
+        output_class_names(run.config, widths, target.names)[names[chosen]] if several else target.names,
         [f"{table.row_word} {row}" for row in table.rows],
-        outputs,
+        _two_classes(outputs[chosen]) if several else outputs[chosen],
         _notes(pipeline, table),
     )
 

@@ -351,17 +351,6 @@ class Run:
             self._graph = infer_graph(self.spec())
         return self._graph
 
-    def refuse_several_outputs(self, use: str) -> None:
-        """RunError naming the run when its model has several outputs, which ``use`` does not take yet
-        (training and evaluation do)."""
-        outputs = len(self.graph.output_nodes)
-        if outputs > 1:
-            raise RunError(
-                f"the model has {outputs} outputs (model.outputs), and {use} takes a model of one output yet; "
-                "use specforge evaluate on this run",
-                file=display_path(self.path),
-            )
-
     @property
     def model(self) -> Model:
         """The trained model (a ``specforge.graph.model.Model``) with the final weights."""
