@@ -271,6 +271,26 @@ def test_validate_imports_no_pytorch(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "False False", result.stderr
 
 
+@pytest.mark.parametrize("environment,policy", [({}, "PASSIVE"), ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE")])
+def test_openmp_threads_sleep_unless_the_environment_says_and_the_cpu_runs_deterministic_algorithms(
+    environment, policy
+):
+    import os
+    import subprocess
+
+    code = (
+        "import os, sys; from specforge.training.torch import require_torch; torch = require_torch()\n"
+        "from specforge.training.torch.backend import deterministic_algorithms; deterministic_algorithms()\n"
+        "print(os.environ['OMP_WAIT_POLICY'], torch.are_deterministic_algorithms_enabled(), "
+        "'torch._inductor' in sys.modules)"
+    )
+    inherited = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**inherited, **environment}, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.split() == [policy, "True", "False"], result.stderr
+
+
 # -- weighted examples and the moving average of the weights ----------------------------------------
 def _checkpoint_averages(run) -> dict[str, np.ndarray]:
     with np.load(run.path / "checkpoint.npz") as checkpoint:

@@ -26,7 +26,7 @@ def keras_order(rank: int) -> tuple[int, ...]:
 
 def to_torch(x: np.ndarray) -> torch.Tensor:
     """A specforge batch as a contiguous channels-first tensor (a copy, never a view of ``x``)."""
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(torch_order(x.ndim))).copy())
+    return torch.from_numpy(np.array(x.transpose(torch_order(x.ndim)), order="C"))
 
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:

@@ -42,6 +42,16 @@ def resolve_device(request: str) -> torch.device:
     return torch.device(request)
 
 
+def deterministic_algorithms() -> None:
+    """PyTorch's deterministic algorithms, as ``torch.use_deterministic_algorithms(True)`` turns them on, less two
+    costs that buy nothing here: that function imports TorchInductor to set its flag too (seconds of start-up;
+    the backend compiles nothing), and the mode fills every new tensor's memory with NaN
+    (``torch.utils.deterministic.fill_uninitialized_memory``, a check for kernels that read memory they never
+    wrote; a step's results do not depend on it)."""
+    torch._C._set_deterministic_algorithms(True)
+    torch._C._set_deterministic_fill_uninitialized_memory(False)
+
+
 class LearningRate:
     """The optimizer's learning rate as callbacks see it (``trainer.optimizer.learning_rate``)."""
 
@@ -77,7 +87,7 @@ class TorchSteps:
         wrap=None,
     ):
         if device.type == "cpu":
-            torch.use_deterministic_algorithms(True)
+            deterministic_algorithms()
         torch.manual_seed(spec.config["fit"]["seed"] + seed_offset)
         self.model, self.device, self.request = model, device, request
         #: each model output's loss

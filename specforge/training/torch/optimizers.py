@@ -50,9 +50,31 @@ class KerasAdamW(KerasEpsilon, torch.optim.AdamW):
     pass
 
 
-class KerasRMSprop(torch.optim.Optimizer):
+class ForeachOptimizer(torch.optim.Optimizer):
+    """An optimizer whose update is written with PyTorch's ``torch._foreach_*`` operations: each operation
+    runs over all of a group's weights in one call, rather than one Python call per weight."""
+
+    #: each slot of a weight's state, and the value it starts at (an option of the group's, or a number)
+    slots: dict[str, str | float] = {}
+
+    def group_state(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], dict[str, list]]:
+        """The group's weights that have gradients, their gradients and their state by slot (made on their first
+        step)."""
+        params = [param for param in group["params"] if param.grad is not None]
+        for param in params:
+            state = self.state[param]
+            if not state:
+                for name, start in self.slots.items():
+                    state[name] = torch.full_like(param, group[start] if isinstance(start, str) else start)
+        slots = {name: [self.state[param][name] for param in params] for name in self.slots}
+        return params, [param.grad for param in params], slots
+
+
+class KerasRMSprop(ForeachOptimizer):
     """v = rho v + (1 - rho) g^2; step = lr g / sqrt(v + epsilon) (centered: sqrt(v - a^2 + epsilon),
     a = rho a + (1 - rho) g); with momentum: velocity = momentum * velocity + step; weights -= velocity."""
+
+    slots = {"v": 0.0, "mean": 0.0, "velocity": 0.0}
 
     def __init__(
         self, params: Iterable[torch.Tensor], lr: float, rho: float, momentum: float, eps: float, centered: bool
@@ -62,30 +84,29 @@ class KerasRMSprop(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
+            params, grads, state = self.group_state(group)
             rho = group["rho"]
-            for param in group["params"]:
-                grad, state = param.grad, self.state[param]
-                if not state:
-                    state.update(
-                        {
-                            "v": torch.zeros_like(param),
-                            "mean": torch.zeros_like(param),
-                            "velocity": torch.zeros_like(param),
-                        }
-                    )
-                state["v"].mul_(rho).addcmul_(grad, grad, value=1 - rho)
-                denominator = state["v"] + group["eps"]
-                if group["centered"]:
-                    state["mean"].mul_(rho).add_(grad, alpha=1 - rho)
-                    denominator.sub_(state["mean"] * state["mean"])
-                change = (grad * group["lr"]).div_(denominator.sqrt_())
-                if group["momentum"] > 0:
-                    change = state["velocity"].mul_(group["momentum"]).add_(change)
-                param.sub_(change)
+            torch._foreach_mul_(state["v"], rho)
+            torch._foreach_addcmul_(state["v"], grads, grads, value=1 - rho)
+            denominators = torch._foreach_add(state["v"], group["eps"])
+            if group["centered"]:
+                torch._foreach_mul_(state["mean"], rho)
+                torch._foreach_add_(state["mean"], grads, alpha=1 - rho)
+                torch._foreach_sub_(denominators, torch._foreach_mul(state["mean"], state["mean"]))
+            torch._foreach_sqrt_(denominators)
+            changes = torch._foreach_mul(grads, group["lr"])
+            torch._foreach_div_(changes, denominators)
+            momentum = group["momentum"]
+            if momentum > 0:
+                torch._foreach_mul_(state["velocity"], momentum)
+                torch._foreach_add_(state["velocity"], changes)
+            torch._foreach_sub_(params, state["velocity"] if momentum > 0 else changes)
 
 
-class KerasAdagrad(torch.optim.Optimizer):
+class KerasAdagrad(ForeachOptimizer):
     """accumulator = initial_accumulator_value + sum of g^2 so far; weights -= lr g / sqrt(accumulator + epsilon)."""
+
+    slots = {"accumulator": "initial"}
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float, initial_accumulator_value: float, eps: float):
         super().__init__(params, {"lr": lr, "initial": initial_accumulator_value, "eps": eps})
@@ -93,12 +114,11 @@ class KerasAdagrad(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
-            for param in group["params"]:
-                grad, state = param.grad, self.state[param]
-                if not state:
-                    state["accumulator"] = torch.full_like(param, group["initial"])
-                state["accumulator"].addcmul_(grad, grad)
-                param.addcdiv_(grad, (state["accumulator"] + group["eps"]).sqrt_(), value=-group["lr"])
+            params, grads, state = self.group_state(group)
+            torch._foreach_addcmul_(state["accumulator"], grads, grads)
+            denominators = torch._foreach_add(state["accumulator"], group["eps"])
+            torch._foreach_sqrt_(denominators)
+            torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
 
 
 def torch_optimizer(spec_value: str | dict, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
