@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,17 +134,7 @@ def test_javascript_reads_missing_and_unseen_categories_as_python_does(runtime, 
         feature.column: sexes if feature.type != "numeric" else [float(row[feature.column])] * len(sexes)
         for feature in pipeline.features
     }
-    (tmp_path / "rows.json").write_text(json.dumps(columns))
-    (tmp_path / "predict.js").write_text(TABLE_SCRIPT)
-    done = subprocess.run(
-        [NODE, str(tmp_path / "predict.js"), runtime, str(path), str(tmp_path / "rows.json")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    got = np.array(json.loads(done.stdout), dtype=np.float32)
+    got = _run_table_script(tmp_path, runtime, path, columns)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
     (sex,) = [feature for feature in pipeline.features if feature.column == "sex"]
     assert got[0] == got[1] == got[sexes.index(sex.fill)] and got[2] != got[3]
@@ -174,15 +165,21 @@ def test_javascript_vectorizes_a_table_text_column_as_python_does(runtime, tmp_p
     expected = numpy_outputs(run.graph, run.weights(), pipeline, table, make_feed(run.config["data"], pipeline))
     columns = {"message": [row[1] for row in chosen], "words": [float(row[2]) for row in chosen]}
     columns["city"] = [row[3] for row in chosen]
+    got = _run_table_script(tmp_path, runtime, path, columns).reshape(expected.shape)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def _run_table_script(tmp_path: Path, runtime: str, model: Path, columns: dict[str, list]) -> np.ndarray:
+    """The table model's outputs for ``columns`` (column name -> its cells) as the README's script computes them
+    under ``runtime``."""
     (tmp_path / "rows.json").write_text(json.dumps(columns))
     (tmp_path / "predict.js").write_text(TABLE_SCRIPT)
     done = subprocess.run(
-        [NODE, str(tmp_path / "predict.js"), runtime, str(path), str(tmp_path / "rows.json")],
+        [NODE, str(tmp_path / "predict.js"), runtime, str(model), str(tmp_path / "rows.json")],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    got = np.array(json.loads(done.stdout), dtype=np.float32).reshape(expected.shape)
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    return np.array(json.loads(done.stdout), dtype=np.float32)
