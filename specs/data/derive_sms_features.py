@@ -1,7 +1,7 @@
 """Derive numeric columns from the SMS Spam Collection: specs/data/sms_spam.csv -> specs/data/sms_spam_features.csv.
 
-    python tools/derive_sms_features.py            # writes specs/data/sms_spam_features.csv
-    python tools/derive_sms_features.py --check    # exit 1 when the committed file differs from a fresh derivation
+    python specs/data/derive_sms_features.py            # writes specs/data/sms_spam_features.csv
+    python specs/data/derive_sms_features.py --check    # exit 1 when the committed file differs from a fresh derivation
 
 Each message keeps its label and text and gains counts computed from the text alone, in the file's order:
 ``length`` (characters), ``digits`` (ASCII digits), ``uppercase`` (ASCII capital letters), ``urls`` (the
@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1] / "specs" / "data"
+DATA = Path(__file__).resolve().parent
 SOURCE = DATA / "sms_spam.csv"
 TARGET = DATA / "sms_spam_features.csv"
 COLUMNS = ("label", "message", "length", "digits", "uppercase", "urls", "currency")
