@@ -194,13 +194,11 @@ def test_batch_normalization_in_inference_form_with_its_epsilon():
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
-class Squash:
-    """A layer kind without an ONNX conversion (not a Layer subclass, so no registry ever sees it)."""
+class Squash(Layer, register=False):
+    """A layer kind without an ONNX conversion (``register=False``: no registry ever sees it)."""
 
     type = "Squash"
-    name = "squash_1"
-    to_onnx = Layer.to_onnx
-    merges = False
+    description = "The identity, with no ONNX conversion."
 
     def output_shape(self, input_shape):
         return input_shape
@@ -208,4 +206,4 @@ class Squash:
 
 def test_a_layer_without_conversion_is_refused_by_name():
     with pytest.raises(ExportError, match=r"layer 'squash_1' \(Squash\) has no ONNX conversion"):
-        onnx_of([(Squash(), {})], (3,))
+        onnx_of([(Squash({"name": "squash_1"}), {})], (3,))
