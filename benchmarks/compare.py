@@ -37,7 +37,7 @@ from benchmarks.matmul import gemm_gflops
 from benchmarks.rounds import QUIET_LIMIT, RETRIES, Measured
 from benchmarks.side_by_side import PYTORCH, SPECFORGE, SideBySide, inference_rates, training_rates
 from benchmarks.tables import Table
-from specforge.ops.machine import processor
+from specforge.ops.machine import constants, processor
 from specforge.predict.session import default_threads
 
 SPECS = ROOT / "specs"
@@ -317,6 +317,10 @@ def main() -> None:
 
     import numpy as np
     import onnxruntime
+
+    # specforge's machine constants, measured (when not kept yet) before PyTorch's threads exist: once a step has
+    # run, they spin on the cores between its calls, and the cores' share a split gets would be measured as none
+    constants()
     import torch
 
     threads = default_threads()
