@@ -76,8 +76,15 @@ class SideBySide:
         rng = np.random.default_rng(seed)
         units = self.graph.output_shape[-1]
         made = []
+        shape = (batch_size, *self.graph.input_shape)
+        ids = np.issubdtype(np.dtype(self.graph.input_dtype), np.integer)
         for _ in range(count):
-            x = rng.random((batch_size, *self.graph.input_shape), dtype=np.float32)
+            # a model of token ids takes ids below its Embedding's vocabulary, others values in [0, 1)
+            x = (
+                rng.integers(0, self.graph.nodes[0].layer.config["input_dim"], size=shape)
+                if ids
+                else rng.random(shape, dtype=np.float32)
+            )
             labels, targets = labels_and_targets(self.loss, rng.integers(0, max(units, 2), size=batch_size), units)
             made.append(Batch(x, labels, targets))
         return made
