@@ -51,9 +51,7 @@ TEXT_SLICES = {"sms_bilstm": 1024}
 @pytest.mark.parametrize("name", TEXT_SPECS)
 def test_a_reference_text_spec_learns_on_a_slice(tmp_path, name):
     spec = api.load_spec(SPECS / f"{name}.yaml", ["fit.epochs=4"])
-    run = api.fit(
-        spec, out=tmp_path / name, progress=Silent(), limit_train=TEXT_SLICES.get(name, 2048), limit_test=256
-    )
+    run = api.fit(spec, out=tmp_path / name, progress=Silent(), limit_train=TEXT_SLICES.get(name, 2048), limit_test=256)
     history = json.loads((run.path / "history.json").read_text())
     assert history["loss"][3] < history["loss"][0]
     test_labels = api.load_data(spec).test.labels[:256]
