@@ -255,7 +255,7 @@ def export_run(
             class_names=steps.class_names,
             input_shape=graph.input_shape,
             mode=mode,
-            outputs=output_class_names(run.config, output_widths(graph), steps.class_names) if several else None,
+            outputs=output_class_names(run.config, graph.output_widths, steps.class_names) if several else None,
         )
     result = ExportResult(
         path,
@@ -482,14 +482,9 @@ def per_output_labels(config: dict, labels: np.ndarray) -> dict[str, np.ndarray]
     }
 
 
-def output_widths(graph: Graph) -> list[int]:
-    """The last axis of each model output."""
-    return [graph.nodes[node].output_shape[-1] for node in graph.output_nodes]
-
-
 def outputs_metadata(config: dict, graph: Graph, preprocessing: Preprocessing) -> dict[str, str]:
     """The metadata of a model of several outputs: each output's class names and map from the data's labels."""
     return {
-        "output_class_names": json.dumps(output_class_names(config, output_widths(graph), preprocessing.class_names)),
+        "output_class_names": json.dumps(output_class_names(config, graph.output_widths, preprocessing.class_names)),
         "output_label_maps": json.dumps(output_label_maps(config)),
     }

@@ -170,6 +170,11 @@ class Graph:
         return self.sinks or [len(self.nodes) - 1]
 
     @property
+    def output_widths(self) -> list[int]:
+        """The last axis of each model output, in order."""
+        return [self.nodes[node].output_shape[-1] for node in self.output_nodes]
+
+    @property
     def output_names(self) -> list[str]:
         """The name of each model output, in order."""
         return self.sink_names or [OUTPUT] * len(self.output_nodes)

@@ -22,7 +22,13 @@ from specforge.data import load_dataset
 from specforge.data.inputs import Inputs, read_files, split_inputs
 from specforge.predict.ray_data import RayPredictor
 from specforge.predict.run_model import RunPredictor, is_run_dir
-from specforge.predict.session import DEFAULT_BATCH_SIZE, OnBatch, OnnxPredictor, output_not_chosen
+from specforge.predict.session import (
+    DEFAULT_BATCH_SIZE,
+    OnBatch,
+    OnnxPredictor,
+    class_probabilities,
+    output_not_chosen,
+)
 from specforge.predict.table import is_table_model, rows_only
 from specforge.predict.text import read_texts, split_texts
 from specforge.spec import load_spec
@@ -245,8 +251,7 @@ def predict(
             f"the model's output has shape {list(outputs.shape)}; predict needs a classifier's [N, classes]",
             file=str(model.path),
         )
-    if outputs.shape[1] == 1:  # one sigmoid unit: the probability of class 1
-        outputs = np.concatenate([1 - outputs, outputs], axis=1)
+    outputs = class_probabilities(outputs)
     _check_top_k(top_k, outputs.shape[1])
     order = np.argsort(-outputs, axis=1, kind="stable")[:, :top_k]
     values = np.take_along_axis(outputs, order, axis=1)

@@ -168,6 +168,11 @@ def output_classes(shape: Sequence) -> int | None:
     return max(2, shape[0]) if len(shape) == 1 and isinstance(shape[0], int) else None
 
 
+def class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """A classifier output's probabilities per class: one sigmoid unit is the probability of class 1."""
+    return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
+
+
 def output_not_chosen(names: Sequence[str], file: str) -> DataError:
     """The refusal of a model of several outputs without ``--output-name``: predictions show one output's classes
     at a time (``specforge serve`` gives every output by name)."""

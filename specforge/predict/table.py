@@ -25,7 +25,7 @@ from specforge.data.table.images import column_pixels
 from specforge.data.table.info import unseen_binary_notes
 from specforge.data.table.read import JSON_LINES_SUFFIXES, PARQUET_SUFFIXES, Table, read_table
 from specforge.graph.model import Model
-from specforge.predict.session import OnnxPredictor, output_not_chosen, unknown_output
+from specforge.predict.session import OnnxPredictor, class_probabilities, output_not_chosen, unknown_output
 from specforge.runs.directory import open_run
 from specforge.spec.model_io import output_class_names
 
@@ -173,7 +173,7 @@ def predict_rows(
         metadata["task"],
         json.loads(metadata["output_class_names"])[output] if several else json.loads(metadata["class_names"]),
         [f"{table.row_word} {row}" for row in table.rows],
-        _two_classes(outputs) if several else outputs,
+        class_probabilities(outputs) if several else outputs,
         _notes(Preprocessing.from_dict(json.loads(metadata["preprocessing"])).pipeline, table),
     )
 
@@ -188,11 +188,6 @@ def choose_output(names: Sequence[str], output_name: str | None, file: str) -> i
     if len(names) > 1:
         raise output_not_chosen(names, file)
     return 0
-
-
-def _two_classes(outputs: np.ndarray) -> np.ndarray:
-    """A classifier output's probabilities per class: one sigmoid unit is the probability of class 1."""
-    return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
 
 
 def run_rows(
@@ -213,13 +208,14 @@ def run_rows(
     outputs = each_numpy_output(run.graph, run.weights(), pipeline, table, make_feed(run.config["data"], pipeline))
     target = pipeline.target
     several = len(names) > 1
-    widths = [run.graph.nodes[node].output_shape[-1] for node in run.graph.output_nodes]
     return RowPredictions(
         str(run_dir),
         "regression" if target.regression else "classification",
-        output_class_names(run.config, widths, target.names)[names[chosen]] if several else target.names,
+        output_class_names(run.config, run.graph.output_widths, target.names)[names[chosen]]
+        if several
+        else target.names,
         [f"{table.row_word} {row}" for row in table.rows],
-        _two_classes(outputs[chosen]) if several else outputs[chosen],
+        class_probabilities(outputs[chosen]) if several else outputs[chosen],
         _notes(pipeline, table),
     )
 
