@@ -42,6 +42,8 @@ def test_without_nchwc_kernels_float32_takes_numpy(without_nchwc):
 CASES = [
     (SAME_3X3, 8, 4, False, np.float32, convolution.NCHWC),
     (STRIDED, 8, 4, False, np.float32, convolution.NCHWC),
+    (SAME_3X3, 1, 6, False, np.float32, convolution.NCHWC),  # kernel gradient from tap-major columns
+    (STRIDED, convolution.TAP_MAJOR_CHANNELS, 4, False, np.float32, convolution.NCHWC),
     (SAME_3X3, 8, 1, True, np.float32, convolution.NCHWC),
     (SAME_3X3, taps.MIN_CHANNELS, 3, False, np.float64, convolution.TAPS),
     (STRIDED, 3, 2, False, np.float64, convolution.IM2COL),

@@ -54,6 +54,17 @@ def test_columns_hold_each_window_with_channels_innermost():
     np.testing.assert_array_equal(cols[0, 3], x[0, 1:, 1:].reshape(-1))
 
 
+DILATED = (Window((2, 3), (1, 1), (2, 1), ((1, 0), (1, 1))), (3, 6, 6, 2))
+
+
+@pytest.mark.parametrize(
+    "window, shape", [*((window, shape) for window, shape, groups, _ in CASES if groups == 1), DILATED], ids=str
+)
+def test_tap_major_columns_are_the_columns_transposed(window, shape):
+    x = np.random.default_rng(2).standard_normal(shape)
+    np.testing.assert_array_equal(im2col.tap_major_columns(x, window), im2col.columns(x, window, 1)[0].T)
+
+
 @pytest.mark.parametrize("window, shape, groups, out", CASES, ids=str)
 def test_gradients_are_the_adjoint(window, shape, groups, out):
     """<y, dy> = <x, dx> = <kernel, dkernel> for the linear map y = conv(x, kernel)."""
