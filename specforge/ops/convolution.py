@@ -37,6 +37,7 @@ from specforge.ops.im2col import (
     grouped_conv,
     grouped_input_gradient,
     grouped_kernel_gradient,
+    scattered_input_gradient,
     tap_major_columns,
 )
 from specforge.ops.scratch import column_sums, scratch
@@ -132,13 +133,16 @@ def conv_gradients(
     n, height, width, channels = record.x_shape
     (top, bottom), (left, right) = window.pads
     padded = (height + top + bottom, width + left + right)
-    # where the forward ran on onnxruntime's kernels, so does the input gradient (unpadded); the tap
-    # products give it padded, for one group; im2col for the others
-    tap_dx = need_dx and one_group and engine != NCHWC
+    # a strided one-group convolution's input gradient is scattered back from each tap; otherwise, where the
+    # forward ran on onnxruntime's kernels, so does the input gradient (unpadded); the tap products give it
+    # padded, for one group; im2col for the others
+    scattered_dx = need_dx and one_group and window.strides != (1, 1)
+    tap_dx = need_dx and not scattered_dx and one_group and engine != NCHWC
     tap_dkernel = engine == TAPS or (engine == NCHWC and taps.takes_forward(window, record.groups, channels))
     dx = np.empty((n, *padded, channels) if tap_dx else record.x_shape if need_dx else (0,), dtype)
     grouped = _to_grouped(kernel, record.depthwise)
-    flipped = nchwc.gradient_filter(kernel, not one_group) if need_dx and engine == NCHWC else None
+    nchwc_dx = need_dx and not scattered_dx and engine == NCHWC
+    flipped = nchwc.gradient_filter(kernel, not one_group) if nchwc_dx else None
 
     def shard(index: int) -> tuple[np.ndarray, np.ndarray | None]:
         part = record.parts[index]
@@ -164,7 +168,9 @@ def conv_gradients(
             dkernel = _from_grouped(grouped_kernel_gradient(cols, dz, grouped.shape), record.depthwise)
         else:
             dkernel = depthwise_kernel_gradient(record.kept[part], dz, window).reshape(kernel.shape)
-        if need_dx and engine == NCHWC:
+        if scattered_dx:
+            scattered_input_gradient(dz, kernel, window, dx[part])
+        elif nchwc_dx:
             nchwc.input_gradient(dz, kernel, window, dx[part], not one_group, flipped)
         elif tap_dx:
             taps.input_gradient(grid, kernel, plan, dx[part].reshape(-1, channels))

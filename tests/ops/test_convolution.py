@@ -48,6 +48,8 @@ CASES = [
     (SAME_3X3, taps.MIN_CHANNELS, 3, False, np.float64, convolution.TAPS),
     (STRIDED, 3, 2, False, np.float64, convolution.IM2COL),
     (SAME_3X3, 3, 2, True, np.float64, convolution.IM2COL),
+    (STRIDED, 8, 1, True, np.float32, convolution.NCHWC),
+    (STRIDED, 3, 2, True, np.float64, convolution.IM2COL),
 ]
 
 
