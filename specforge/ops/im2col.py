@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from specforge.ops import kernels
 from specforge.ops.window import Window, offset_slices, pad_image, window_view
 
 
@@ -66,7 +67,20 @@ def grouped_kernel_gradient(cols: np.ndarray, dy: np.ndarray, kernel_shape: tupl
 def depthwise_kernel_gradient(x: np.ndarray, dy: np.ndarray, window: Window) -> np.ndarray:
     """The (KH, KW, C) kernel gradient of a depthwise convolution with one output per channel, from its
     input ``x`` (N, H, W, C) and output gradient ``dy``: for each kernel offset, the sum over the batch
-    and the pixels of the input it reads times the gradient, channel by channel (no im2col copy)."""
+    and the pixels of the input it reads times the gradient, channel by channel (no im2col copy); in one
+    pass by the compiled kernel where it is in use."""
+    if kernels.takes(x, dy) and dy.shape[3] == x.shape[3]:
+        compiled = kernels.active()
+        assert compiled is not None
+        (kh, kw), (sh, sw), (dh, dw), ((top, _), (left, _)) = (
+            window.kernel,
+            window.strides,
+            window.dilation,
+            window.pads,
+        )
+        dkernel = np.empty((kh, kw, x.shape[3]), np.float64)
+        compiled.depthwise_kernel_gradient(x, dy, (kh, kw, sh, sw, dh, dw, top, left), dkernel)
+        return dkernel.astype(x.dtype)
     xp = pad_image(x, window.pads)
     taps = [np.einsum("nyxc,nyxc->c", xp[index], dy) for index in offset_slices(window, dy.shape[1:3])]
     return np.stack(taps).reshape(*window.kernel, x.shape[3])

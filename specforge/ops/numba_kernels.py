@@ -204,3 +204,27 @@ def sgd(param, grad, velocity, learning_rate, momentum, nesterov):  # pragma: no
             param[i] += moved * momentum - scaled
         else:
             param[i] += moved
+
+
+@njit(f"void({_IMAGES}, {_IMAGES}, UniTuple(int64, 8), float64[:, :, ::1])", cache=True, nogil=True)
+def depthwise_kernel_gradient(x, dy, window, dkernel):  # pragma: no cover - compiled
+    """The kernel gradient ``dkernel`` (KH, KW, C) of a depthwise convolution with one output per channel: per
+    tap and channel, the input pixel the tap reads (zero where it reads padding) times the output gradient,
+    summed over the batch and the output pixels in one pass (numpy: a pass per tap). ``window`` is ``(kernel
+    height, kernel width, stride, stride, dilation, dilation, pad top, pad left)``."""
+    kh, kw, sh, sw, dh, dw, top, left = window
+    _, height, width, channels = x.shape
+    dkernel[:] = 0
+    for n in range(dy.shape[0]):
+        for oh in range(dy.shape[1]):
+            for ki in range(kh):
+                ih = oh * sh - top + ki * dh
+                if ih < 0 or ih >= height:
+                    continue
+                for ow in range(dy.shape[2]):
+                    for kj in range(kw):
+                        iw = ow * sw - left + kj * dw
+                        if iw < 0 or iw >= width:
+                            continue
+                        for c in range(channels):
+                            dkernel[ki, kj, c] += x[n, ih, iw, c] * dy[n, oh, ow, c]

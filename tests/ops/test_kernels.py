@@ -22,8 +22,9 @@ from helpers import CASES, FUSING_CASES, MERGE_CASES, example_input, float_array
 from specforge import api
 from specforge.graph.plan import plan_steps
 from specforge.layers import REGISTRY
-from specforge.ops import kernels
+from specforge.ops import im2col, kernels
 from specforge.ops.epilogue import add_bias_and_activate
+from specforge.ops.window import Window
 from specforge.options import optimizers
 from specforge.options.activations import ACTIVATIONS
 from specforge.training.progress import ConsoleProgress
@@ -340,3 +341,24 @@ def test_the_compiled_bias_and_relu_give_the_numpy_paths_bits(shape, monkeypatch
         add_bias_and_activate(outputs[path], bias, ACTIVATIONS["relu"]())
     np.testing.assert_array_equal(outputs["numba"], outputs["numpy"])
     assert (outputs["numpy"] == 0).any() and (outputs["numpy"] > 0).any()
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        Window((3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),
+        Window((3, 3), (2, 2), (1, 1), ((0, 1), (0, 1))),
+        Window((3, 2), (1, 1), (2, 1), ((2, 2), (0, 1))),
+    ],
+    ids=str,
+)
+def test_the_compiled_depthwise_kernel_gradient_is_the_numpy_one(window, monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 9, 8, 5)).astype(np.float32)
+    dy = rng.standard_normal((3, *window.output_size(x.shape[1:3]), 5)).astype(np.float32)
+    gradients = {}
+    for path in ("numpy", "numba"):
+        on_path(path, monkeypatch)
+        gradients[path] = im2col.depthwise_kernel_gradient(x, dy, window)
+    assert gradients["numba"].dtype == np.float32
+    np.testing.assert_allclose(gradients["numba"], gradients["numpy"], rtol=1e-4, atol=1e-4)
