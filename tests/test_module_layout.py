@@ -203,7 +203,8 @@ def test_the_command_line_imports_only_the_api_and_its_presenters():
 
 
 #: What ``specforge validate`` has no use for: training's loop, runs, export, prediction, serving, sweeps' runner, and
-#: the API and commands that import them.
+#: the API and commands that import them; the ops layer's computations (the layer kinds it loads for their shape
+#: rules load them when they first compute), its thread pools and threadpoolctl.
 NOT_FOR_VALIDATE = (
     "specforge.api",
     "specforge.cli.pipeline_commands",
@@ -214,6 +215,14 @@ NOT_FOR_VALIDATE = (
     "specforge.predict",
     "specforge.serve",
     "specforge.sweep.runner",
+    "specforge.ops.channels",
+    "specforge.ops.convolution",
+    "specforge.ops.costs",
+    "specforge.ops.linear",
+    "specforge.ops.machine",
+    "specforge.ops.parallel",
+    "threadpoolctl",
+    "concurrent.futures",
     "rich.progress",
 )
 
