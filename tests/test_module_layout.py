@@ -30,11 +30,12 @@ def _owner(name: str) -> str | None:
 
 
 #: The heavy modules: the optional ones and their extras (the server is starlette, uvicorn and their anyio; onnx
-#: is protobuf's ``google``), and the standard library's networking, whose imports (ssl, email, selectors) cost
-#: ``validate`` a tenth of its start: only these are imported inside functions, so that ``specforge validate``
-#: starts without them.
+#: is protobuf's ``google``), the standard library's networking, whose imports (ssl, email, selectors) cost
+#: ``validate`` a tenth of its start, and hashlib, which loads OpenSSL: only these are imported inside functions, so
+#: that ``specforge validate`` starts without them.
 HEAVY = {
     "asyncio",
+    "hashlib",
     "http",
     "ssl",
     "urllib.request",
