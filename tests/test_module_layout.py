@@ -30,11 +30,12 @@ def _owner(name: str) -> str | None:
 
 
 #: The heavy modules: the optional ones and their extras (the server is starlette, uvicorn and their anyio; onnx
-#: is protobuf's ``google``), and the standard library's networking, whose imports (ssl, email, selectors) cost
-#: ``validate`` a tenth of its start: only these are imported inside functions, so that ``specforge validate``
-#: starts without them.
+#: is protobuf's ``google``), the standard library's networking, whose imports (ssl, email, selectors) cost
+#: ``validate`` a tenth of its start, and hashlib, which loads OpenSSL: only these are imported inside functions, so
+#: that ``specforge validate`` starts without them.
 HEAVY = {
     "asyncio",
+    "hashlib",
     "http",
     "ssl",
     "urllib.request",
@@ -203,7 +204,9 @@ def test_the_command_line_imports_only_the_api_and_its_presenters():
 
 
 #: What ``specforge validate`` has no use for: training's loop, runs, export, prediction, serving, sweeps' runner, and
-#: the API and commands that import them.
+#: the API and commands that import them; the ops layer's computations (the layer kinds it loads for their shape
+#: rules load them when they first compute), its thread pools and threadpoolctl; rich's table of emoji codes, which
+#: the summary's names cannot hold.
 NOT_FOR_VALIDATE = (
     "specforge.api",
     "specforge.cli.pipeline_commands",
@@ -214,7 +217,16 @@ NOT_FOR_VALIDATE = (
     "specforge.predict",
     "specforge.serve",
     "specforge.sweep.runner",
+    "specforge.ops.channels",
+    "specforge.ops.convolution",
+    "specforge.ops.costs",
+    "specforge.ops.linear",
+    "specforge.ops.machine",
+    "specforge.ops.parallel",
+    "threadpoolctl",
+    "concurrent.futures",
     "rich.progress",
+    "rich._emoji_codes",
 )
 
 

@@ -7,7 +7,6 @@ without importing training, export or prediction."""
 
 from __future__ import annotations
 
-import gc
 import importlib
 import os
 import sys
@@ -21,6 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from specforge import __version__
+from specforge.cli.collector import paused_collector
 from specforge.cli.common import INTERRUPTED_EXIT
 
 try:
@@ -71,22 +71,12 @@ class _Commands(MutableMapping[str, click.Command]):
 
 
 def _imported(name: str) -> ModuleType:
-    """The command module ``name``, imported the first time with the cyclic garbage collector paused.
-
-    Its import makes most of the objects a command starts with (modules, classes, functions, registries), and they
-    live as long as the process: collections run while they are made find nothing to free (a sixth of validate's
-    start went to them), so they are made without any, then frozen out of the collections that follow
-    (``gc.freeze``), which would otherwise go through them all again."""
+    """The command module ``name``, imported the first time with the cyclic garbage collector paused
+    (``specforge.cli.collector``)."""
     if name in sys.modules:
         return sys.modules[name]
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_collector():
         return importlib.import_module(name)
-    finally:
-        gc.freeze()
-        if collecting:
-            gc.enable()
 
 
 class _Specforge(TyperGroup):

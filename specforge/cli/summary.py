@@ -15,8 +15,11 @@ __all__ = ["print_summary", "summary_json", "write_picture"]
 
 
 def print_summary(spec: Spec, graph: Graph) -> None:
-    """The model summary ``validate`` prints: the layer table, the totals and the verdict."""
-    console = Console()
+    """The model summary ``validate`` prints: the layer table, the totals and the verdict.
+
+    Its cells are names, shapes and counts, never emoji codes (``:smile:``), which names cannot hold: the console
+    does not look for them, which would load rich's table of every emoji."""
+    console = Console(emoji=False)
     parts = summary_parts(spec, graph)
     fit_width(console, parts)
     for part in parts:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from specforge.base.errors import DataError
+from specforge.data.files import sha256_bytes
 from specforge.data.mnist import NUM_CLASSES as MNIST_CLASSES
 from specforge.data.preprocessing import Preprocessing
 from specforge.data.sources import create as create_source
@@ -59,7 +59,7 @@ def declared_num_classes(data_spec: dict) -> int | None:
 def source_hash(digests: dict[str, str]) -> str:
     """SHA-256 of ``role sha256`` lines in role order: independent of where the files are stored."""
     text = "".join(f"{role} {digest}\n" for role, digest in sorted(digests.items()))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_bytes(text.encode())
 
 
 def shape_setting(data_spec: dict) -> str:

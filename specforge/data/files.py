@@ -6,7 +6,6 @@ Every failure is a DataError naming the file and what would work.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import zlib
 from pathlib import Path
 
@@ -78,11 +77,15 @@ def gunzip_if_compressed(data: bytes, path: Path) -> bytes:
 
 
 def sha256_bytes(data: bytes) -> str:
+    import hashlib  # loads OpenSSL, which validate has no use for
+
     return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
     """SHA-256 of a file, read in chunks so that large files are not held in memory."""
+    import hashlib  # loads OpenSSL, which validate has no use for
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):

@@ -106,7 +106,7 @@ def fit_width(console: Console, parts: list[RenderableType]) -> None:
 def summary_text(spec: Spec, graph: Graph) -> str:
     """The summary as plain text (a notebook's ``print(run.summary())``)."""
     text = io.StringIO()
-    console = Console(file=text, color_system=None)
+    console = Console(file=text, color_system=None, emoji=False)
     parts = summary_parts(spec, graph)
     fit_width(console, parts)
     for part in parts:

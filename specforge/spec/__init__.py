@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -85,6 +84,8 @@ class Spec:
 
     def sha256(self) -> str:
         """Hash of the resolved config (stable key order), recorded in runs and ONNX metadata."""
+        import hashlib  # loads OpenSSL, which validate has no use for
+
         return hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()
 
 

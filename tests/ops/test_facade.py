@@ -3,6 +3,10 @@ record a layer gets from a forward op handed back unchanged to its gradient op."
 
 from __future__ import annotations
 
+import ast
+import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +60,41 @@ def test_the_docstring_names_every_ops_module():
 def test_every_exported_name_exists():
     assert all(hasattr(ops, name) for name in ops.__all__)
     assert not [name for name in ops.__all__ if name in OPS_MODULES]  # no export hides a module's name
+
+
+def _type_checking_imports() -> dict[str, tuple[str, str]]:
+    """What the facade's ``if TYPE_CHECKING:`` block imports: each name -> its ops module and its name there."""
+    tree = ast.parse(Path(ops.__file__).read_text(encoding="utf-8"))
+    (block,) = [node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"]
+    return {
+        alias.asname or alias.name: (statement.module.removeprefix("specforge.ops."), alias.name)
+        for statement in block.body
+        if isinstance(statement, ast.ImportFrom) and statement.module
+        for alias in statement.names
+    }
+
+
+def test_the_type_checker_sees_the_names_the_facade_loads():
+    assert _type_checking_imports() == ops._EXPORTS
+    assert sorted(ops._EXPORTS) == sorted(ops.__all__)
+
+
+def test_a_name_is_its_module_s_own_object():
+    for name, (module, attribute) in ops._EXPORTS.items():
+        assert getattr(ops, name) is getattr(importlib.import_module(f"specforge.ops.{module}"), attribute), name
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'convolve'"):
+        ops.convolve  # noqa: B018
+
+
+def test_importing_the_facade_loads_no_ops_module():
+    """The layer kinds import the facade, and ``specforge validate`` imports the layer kinds for their shape rules:
+    the computations' modules are loaded when a name of theirs is first used."""
+    probe = "import sys, specforge.ops; print(sorted(m for m in sys.modules if m.startswith('specforge.ops.')))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.split() == ["[]"]
 
 
 @pytest.mark.parametrize(
