@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sweep.tiny import need
+from needs import need
 from test_train_ray import local_ray  # noqa: F401 (a fixture)
 from test_train_torch import Losses
 

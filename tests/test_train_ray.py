@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sweep.tiny import TINY, need
+from needs import need
+from sweep.tiny import TINY
 
 from specforge import api
 from specforge.base.errors import RunError
@@ -27,14 +28,11 @@ SPEC = {key: value for key, value in TINY.items() if key != "sweep"}
 LIMITS = {"limit_train": 256, "limit_test": 64}
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray for the module's runs (specforge joins a Ray already started, as in a notebook)."""
+@pytest.fixture
+def local_ray(local_ray):
+    """The shared local Ray (tests/conftest.py), which the runs join as they would a notebook's; with PyTorch."""
     need("torch")
-    ray = need("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
+    return local_ray
 
 
 def _fit(tmp_path, name, overrides=(), **options):
@@ -137,7 +135,7 @@ def test_a_worker_killed_mid_epoch_costs_a_restart_from_the_last_checkpoint(loca
         run = _fit(
             tmp_path,
             "killed",
-            ["fit.epochs=3"],
+            ["fit.epochs=2"],
             backend="ray",
             workers=2,
             progress=progress,
@@ -145,9 +143,9 @@ def test_a_worker_killed_mid_epoch_costs_a_restart_from_the_last_checkpoint(loca
             limit_test=64,
         )
     assert progress.killed is not None
-    assert run.manifest["status"] == "completed" and run.manifest["epochs_completed"] == 3
+    assert run.manifest["status"] == "completed" and run.manifest["epochs_completed"] == 2
     assert (run.manifest["worker_restarts"], run.manifest["restarted_from_epochs"]) == (1, [1])
-    assert len(run.history["loss"]) == 3
+    assert len(run.history["loss"]) == 2
     assert "A worker failed; Ray Train started the workers again, from the checkpoint of epoch 1" in progress.lines
     assert progress.lines[-1].startswith(
         "1 worker failure(s) during training; each time it continued from the last checkpoint (epochs 1)"

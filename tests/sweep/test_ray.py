@@ -1,5 +1,5 @@
-"""The Ray backend for real: a local Ray instance (2 CPUs, no dashboard) through a 2-trial sweep, and the
-one-line errors without Ray or without a cluster."""
+"""The Ray backend for real: a local Ray instance (2 CPUs, no dashboard) through a 2-trial sweep, the sweep command
+starting its own local Ray (killed and rerun), and the one-line errors without Ray or without a cluster."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from needs import need
 
 from specforge import api
 from specforge.base.errors import RunError
@@ -21,14 +22,12 @@ from specforge.runs import directory as runs
 from specforge.sweep.trial import COMPLETE
 from tests.test_cli_train import environment
 
-from .tiny import LIMITS, need, write_spec
+from .tiny import LIMITS, write_spec
 
 
-def test_a_two_trial_sweep_on_a_local_ray(tmp_path, monkeypatch):
-    need("ray")
+def test_a_two_trial_sweep_on_a_local_ray(local_ray, tmp_path, monkeypatch):
     need("optuna")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     result = api.sweep(write_spec(tmp_path), backend="ray", jobs=2, **LIMITS)
     assert result.sweep_dir.resolve() == tmp_path / "runs" / "tiny-mlp" / "sweeps" / "1"
     assert sorted(trial.number for trial in result.trials) == [0, 1]
@@ -45,12 +44,10 @@ def test_a_two_trial_sweep_on_a_local_ray(tmp_path, monkeypatch):
     assert json.loads((result.sweep_dir / "results.json").read_text())["best"]["number"] == result.best.number
 
 
-def test_torch_trials_on_a_local_ray_take_the_resources_the_sweep_asks_for(tmp_path, monkeypatch):
-    need("ray")
+def test_torch_trials_on_a_local_ray_take_the_resources_the_sweep_asks_for(local_ray, tmp_path, monkeypatch):
     need("optuna")
     need("torch")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     spec = write_spec(tmp_path, fit={"backend": "torch", "epochs": 1}, sweep={"resources": {"cpu": 1}})
     result = api.sweep(spec, backend="ray", jobs=1, **LIMITS)  # by default one trial would take both CPUs
     assert [trial.state for trial in result.trials] == [COMPLETE, COMPLETE]
@@ -93,7 +90,8 @@ def test_without_ray_one_line_names_the_install(tmp_path, monkeypatch):
 
 
 def test_an_unreachable_cluster_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
-    need("ray")
+    ray = need("ray")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as a fresh process, whatever ran before
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -104,8 +102,9 @@ def test_an_unreachable_cluster_is_one_line_and_writes_nothing(tmp_path, monkeyp
     assert "\n" not in line and not (tmp_path / "runs").exists()
 
 
-def test_an_address_whose_port_is_not_a_number_is_one_line_and_writes_nothing(tmp_path):
-    need("ray")
+def test_an_address_whose_port_is_not_a_number_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    ray = need("ray")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as a fresh process, whatever ran before
     with pytest.raises(RunError) as caught:
         api.sweep(write_spec(tmp_path), backend="ray", address="127.0.0.1:head", root=tmp_path / "runs")
     assert caught.value.format() == (
