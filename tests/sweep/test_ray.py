@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 from needs import need
+from typer.testing import CliRunner
 
 from specforge import api
 from specforge.base.errors import RunError
+from specforge.cli.commands import app
 from specforge.runs import directory as runs
 from specforge.sweep.trial import COMPLETE
 from tests.test_cli_train import environment
@@ -57,21 +59,13 @@ def test_torch_trials_on_a_local_ray_take_the_resources_the_sweep_asks_for(local
         assert json.loads((Path(trial.run) / "outcome.json").read_text())["resources"] == {"CPU": 1.0}
 
 
-def test_a_gpu_share_on_a_cluster_without_gpus_is_one_located_line_and_writes_nothing(tmp_path):
-    need("ray")
+def test_a_gpu_share_on_a_cluster_without_gpus_is_one_located_line_and_writes_nothing(local_ray, tmp_path, monkeypatch):
     need("optuna")
+    monkeypatch.chdir(tmp_path)
     spec = write_spec(tmp_path, fit={"backend": "torch"}, sweep={"resources": {"cpu": 1, "gpu": 0.25}})
-    env = {key: value for key, value in environment().items() if key != "RAY_ADDRESS"}
-    shown = subprocess.run(
-        [sys.executable, "-m", "specforge", "sweep", str(spec), "--backend", "ray"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    shown = CliRunner().invoke(app, ["sweep", str(spec), "--backend", "ray"])
     line = next(number for number, text in enumerate(spec.read_text().splitlines(), 1) if "gpu:" in text)
-    assert shown.returncode == 2 and shown.stdout == ""
+    assert shown.exit_code == 2 and shown.stdout == ""
     assert shown.stderr.splitlines()[-1] == (
         f"{spec}:{line}:10: error: sweep.resources.gpu: each trial asks for 0.25 GPU and the Ray cluster has 0; "
         "set sweep.resources.gpu: 0 to train the trials on CPUs, or join a cluster with GPUs (--address)"
