@@ -8,7 +8,8 @@
   fixed machine constants (helpers.TEST_MACHINE), never from ones measured (or cached) on the machine that
   runs the tests.
 - One local Ray (2 CPUs, no dashboard) serves every test that asks for ``local_ray``: started by the first,
-  shut down after the last, so that the Ray tests pay for one start and the rest of the suite runs without it.
+  shut down after the last, so that the Ray tests pay for one start and the rest of the suite runs without it
+  (the modules holding such tests run one after another, where the last of them stands).
   specforge joins a Ray already started (as a notebook's own ``ray.init()``); starting a local Ray for a command
   is tested where the command runs as its own process.
 - Under CI (environment CI=true) a test that would be skipped, for a tool or package that is not
@@ -50,6 +51,17 @@ def pytest_runtest_makereport(item, call):
         reason = reason.removeprefix("Skipped: ")
         report.outcome = "failed"
         report.longrepr = f"skipped under CI, where every test must run: {reason}"
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Move the modules whose tests ask for ``local_ray`` together, in their order, to where the last one starts."""
+    shared = list(dict.fromkeys(item.path for item in items if "local_ray" in item.fixturenames))
+    if len(shared) < 2:
+        return
+    last_start = next(index for index, item in enumerate(items) if item.path == shared[-1])
+    rest = [item for item in items if item.path not in shared]
+    place = sum(1 for item in items[:last_start] if item.path not in shared)
+    items[:] = rest[:place] + [item for item in items if item.path in shared] + rest[place:]
 
 
 @pytest.hookimpl(hookwrapper=True)
