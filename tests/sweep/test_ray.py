@@ -50,13 +50,13 @@ def test_torch_trials_on_a_local_ray_take_the_resources_the_sweep_asks_for(local
     need("optuna")
     need("torch")
     monkeypatch.chdir(tmp_path)
-    spec = write_spec(tmp_path, fit={"backend": "torch", "epochs": 1}, sweep={"resources": {"cpu": 1}})
-    result = api.sweep(spec, backend="ray", jobs=1, **LIMITS)  # by default one trial would take both CPUs
-    assert [trial.state for trial in result.trials] == [COMPLETE, COMPLETE]
-    for trial in result.trials:
-        manifest = runs.open_run(trial.run).manifest
-        assert (manifest["backend"], manifest["device"], manifest["device_request"]) == ("torch", "cpu", "cpu")
-        assert json.loads((Path(trial.run) / "outcome.json").read_text())["resources"] == {"CPU": 1.0}
+    spec = write_spec(tmp_path, fit={"backend": "torch", "epochs": 1}, sweep={"resources": {"cpu": 1}, "trials": 1})
+    result = api.sweep(spec, backend="ray", jobs=1, **LIMITS)  # by default the trial would take both CPUs
+    [trial] = result.trials
+    assert trial.state == COMPLETE
+    manifest = runs.open_run(trial.run).manifest
+    assert (manifest["backend"], manifest["device"], manifest["device_request"]) == ("torch", "cpu", "cpu")
+    assert json.loads((Path(trial.run) / "outcome.json").read_text())["resources"] == {"CPU": 1.0}
 
 
 def test_a_gpu_share_on_a_cluster_without_gpus_is_one_located_line_and_writes_nothing(local_ray, tmp_path, monkeypatch):
