@@ -7,6 +7,11 @@
 - The cost model that decides whether a batch is split across the cores (specforge.ops.costs) decides from
   fixed machine constants (helpers.TEST_MACHINE), never from ones measured (or cached) on the machine that
   runs the tests.
+- One local Ray (2 CPUs, no dashboard) serves every test that asks for ``local_ray``: started by the first,
+  shut down after the last, so that the Ray tests pay for one start and the rest of the suite runs without it
+  (the modules holding such tests run one after another, where the last of them stands).
+  specforge joins a Ray already started (as a notebook's own ``ray.init()``); starting a local Ray for a command
+  is tested where the command runs as its own process.
 - Under CI (environment CI=true) a test that would be skipped, for a tool or package that is not
   installed, fails instead: CI installs everything the suite needs, so a skip there hides a test that
   never ran (``needs.require`` fails such a test directly; this hook catches every other skip).
@@ -15,10 +20,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from helpers import TEST_MACHINE
+from needs import need
 
 from specforge import api
 from specforge.ops import kernels, machine
@@ -44,6 +51,40 @@ def pytest_runtest_makereport(item, call):
         reason = reason.removeprefix("Skipped: ")
         report.outcome = "failed"
         report.longrepr = f"skipped under CI, where every test must run: {reason}"
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Move the modules whose tests ask for ``local_ray`` together, in their order, to where the last one starts."""
+    shared = list(dict.fromkeys(item.path for item in items if "local_ray" in item.fixturenames))
+    if len(shared) < 2:
+        return
+    last_start = next(index for index, item in enumerate(items) if item.path == shared[-1])
+    rest = [item for item in items if item.path not in shared]
+    place = sum(1 for item in items[:last_start] if item.path not in shared)
+    items[:] = rest[:place] + [item for item in items if item.path in shared] + rest[place:]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    if "local_ray" in item.fixturenames and not _later_tests_use_ray(item):
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            ray.shutdown()
+
+
+def _later_tests_use_ray(item) -> bool:
+    items = item.session.items
+    return any("local_ray" in later.fixturenames for later in items[items.index(item) + 1 :])
+
+
+@pytest.fixture
+def local_ray():
+    """The local Ray the Ray tests share (see the module's docstring), started here when none runs."""
+    ray = need("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    return ray
 
 
 @pytest.fixture(scope="session", autouse=True)

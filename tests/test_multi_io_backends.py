@@ -2,7 +2,8 @@
 (specs/mnist_parity.yaml, two outputs; specs/breast_cancer_two_inputs.yaml, two inputs) take the numpy
 backend's first steps on PyTorch, each output's loss and the weighted total (compile.loss_weights), under the
 names numpy's history gives them; and two Ray Train workers, each given its share of every input's rows, train
-what one PyTorch process trains."""
+what one PyTorch process trains: the same history, metrics and weights, each epoch's checkpoint reported through Ray
+into the run directory."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sweep.tiny import need
+from needs import need
 from test_train_ray import local_ray  # noqa: F401 (a fixture)
 from test_train_torch import Losses
 
@@ -79,7 +80,17 @@ def test_the_torch_backend_weighs_each_outputs_loss_in_the_total(tmp_path):
 def test_two_ray_workers_train_several_inputs_or_outputs_as_one_process(local_ray, tmp_path, name):  # noqa: F811
     one = _fit(tmp_path / "one", name, "torch", device="cpu")
     two = _fit(tmp_path / "two", name, "ray", workers=2)
-    assert (two.manifest["backend"], two.manifest["workers"], two.manifest["status"]) == ("ray", 2, "completed")
+    assert (two.manifest["backend"], two.manifest["workers"], two.manifest["device"]) == ("ray", 2, "cpu")
+    assert two.manifest["status"] == "completed" and two.manifest["epochs_completed"] == 1
     assert list(two.history) == list(one.history)
     for key in (key for key in one.history if key.endswith("loss")):
         np.testing.assert_allclose(two.history[key], one.history[key], rtol=1e-4, err_msg=key)
+    assert set(two.metrics) == set(one.metrics)
+    for key in (key for key in one.metrics if key.endswith("accuracy")):
+        assert abs(two.metrics[key] - one.metrics[key]) <= 0.005, key
+    with np.load(one.path / "weights.npz") as first, np.load(two.path / "weights.npz") as second:
+        assert first.files == second.files
+        for key in first.files:
+            np.testing.assert_allclose(second[key], first[key], rtol=1e-3, atol=1e-5, err_msg=key)
+    reported = sorted((two.path / "ray-1").glob("checkpoint_*/checkpoint.npz"))
+    assert reported, "no checkpoint reported through Ray into the run directory"

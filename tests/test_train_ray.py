@@ -1,6 +1,8 @@
 """``train --backend ray``: two data-parallel workers on a real local Ray (2 CPUs, no dashboard) train what one
-process trains, into the same run directory; a worker killed mid-epoch costs the run nothing but a restart
-from the last checkpoint; and the one-line errors (too many workers, no cluster, no Ray)."""
+process trains, into the same run directory, and a worker killed mid-epoch costs the run nothing but a restart
+from the last checkpoint (here with weighted examples and a moving average of the weights; the models of several
+inputs or outputs in tests/test_multi_io_backends.py); and the one-line errors (too many workers, no cluster, no
+Ray)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sweep.tiny import TINY, need
+from needs import need
+from sweep.tiny import TINY
 
 from specforge import api
 from specforge.base.errors import RunError
@@ -27,14 +30,11 @@ SPEC = {key: value for key, value in TINY.items() if key != "sweep"}
 LIMITS = {"limit_train": 256, "limit_test": 64}
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray for the module's runs (specforge joins a Ray already started, as in a notebook)."""
+@pytest.fixture
+def local_ray(local_ray):
+    """The shared local Ray (tests/conftest.py), which the runs join as they would a notebook's; with PyTorch."""
     need("torch")
-    ray = need("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
+    return local_ray
 
 
 def _fit(tmp_path, name, overrides=(), **options):
@@ -69,39 +69,6 @@ def at_most(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def test_two_workers_train_what_one_process_trains(local_ray, tmp_path):
-    one = _fit(tmp_path, "one", ["fit.epochs=1"], backend="torch", device="cpu")
-    two = _fit(tmp_path, "two", ["fit.epochs=1"], backend="ray", workers=2)
-    assert (two.manifest["backend"], two.manifest["workers"], two.manifest["device"]) == ("ray", 2, "cpu")
-    assert two.manifest["status"] == "completed" and two.manifest["epochs_completed"] == 1
-    np.testing.assert_allclose(two.history["loss"], one.history["loss"], rtol=1e-4)
-    assert abs(two.metrics["accuracy"] - one.metrics["accuracy"]) <= 0.005
-    with np.load(one.path / "weights.npz") as first, np.load(two.path / "weights.npz") as second:
-        assert first.files == second.files
-        for key in first.files:
-            np.testing.assert_allclose(second[key], first[key], rtol=1e-3, atol=1e-5, err_msg=key)
-    reported = sorted((two.path / "ray-1").glob("checkpoint_*/checkpoint.npz"))
-    assert reported, "no checkpoint reported through Ray into the run directory"
-
-
-def test_two_workers_weight_examples_and_average_the_weights_as_one_process(local_ray, tmp_path):
-    overrides = [
-        "fit.epochs=1",
-        'fit.class_weight="balanced"',
-        'compile.optimizer={"name": "adam", "use_ema": true, "ema_momentum": 0.9, "ema_overwrite_frequency": 5}',
-    ]
-    one = _fit(tmp_path, "one", overrides, backend="torch", device="cpu")
-    two = _fit(tmp_path, "two", overrides, backend="ray", workers=2)
-    assert two.manifest["status"] == "completed"
-    for name in ("loss", "val_loss"):  # validation on the averages
-        np.testing.assert_allclose(two.history[name], one.history[name], rtol=1e-4, err_msg=name)
-    with np.load(one.path / "checkpoint.npz") as first, np.load(two.path / "checkpoint.npz") as second:
-        assert first.files == second.files and "ema/0" in first.files
-        for key in first.files:
-            if key.startswith(("weights/", "ema/")):
-                np.testing.assert_allclose(second[key], first[key], rtol=1e-3, atol=1e-5, err_msg=key)
-
-
 class KillAWorker(Messages):
     """Kills one Ray Train worker (SIGKILL) when the second epoch's first batch is reported."""
 
@@ -132,22 +99,30 @@ def _train_worker_pid() -> int:
 
 
 def test_a_worker_killed_mid_epoch_costs_a_restart_from_the_last_checkpoint(local_ray, tmp_path):
+    """Two workers weighing examples and averaging the weights, one killed in the second epoch, end where one
+    process ends: the same history, validation on the averages, weights and averages."""
+    overrides = [
+        "fit.epochs=2",
+        'fit.class_weight="balanced"',
+        'compile.optimizer={"name": "adam", "use_ema": true, "ema_momentum": 0.9, "ema_overwrite_frequency": 5}',
+    ]
+    limits = {"limit_train": 1024, "limit_test": 64}
+    one = _fit(tmp_path, "one", overrides, backend="torch", device="cpu", **limits)
     progress = KillAWorker()
     with at_most(420):  # Ray Train restarts the workers at most MAX_FAILURES times; this bounds a hang
-        run = _fit(
-            tmp_path,
-            "killed",
-            ["fit.epochs=3"],
-            backend="ray",
-            workers=2,
-            progress=progress,
-            limit_train=1024,
-            limit_test=64,
-        )
+        run = _fit(tmp_path, "killed", overrides, backend="ray", workers=2, progress=progress, **limits)
     assert progress.killed is not None
-    assert run.manifest["status"] == "completed" and run.manifest["epochs_completed"] == 3
+    assert (run.manifest["backend"], run.manifest["workers"], run.manifest["device"]) == ("ray", 2, "cpu")
+    assert run.manifest["status"] == "completed" and run.manifest["epochs_completed"] == 2
     assert (run.manifest["worker_restarts"], run.manifest["restarted_from_epochs"]) == (1, [1])
-    assert len(run.history["loss"]) == 3
+    assert len(run.history["loss"]) == 2
+    for name in ("loss", "val_loss"):  # validation on the averages
+        np.testing.assert_allclose(run.history[name], one.history[name], rtol=1e-4, err_msg=name)
+    with np.load(one.path / "checkpoint.npz") as first, np.load(run.path / "checkpoint.npz") as second:
+        assert first.files == second.files and "ema/0" in first.files
+        for key in first.files:
+            if key.startswith(("weights/", "ema/")):
+                np.testing.assert_allclose(second[key], first[key], rtol=1e-3, atol=1e-5, err_msg=key)
     assert "A worker failed; Ray Train started the workers again, from the checkpoint of epoch 1" in progress.lines
     assert progress.lines[-1].startswith(
         "1 worker failure(s) during training; each time it continued from the last checkpoint (epochs 1)"

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from needs import need
 
 from specforge import api
 from specforge.base.errors import RunError, TrainingInterrupted
@@ -19,7 +20,7 @@ from specforge.sweep import directory
 from specforge.sweep.loading import load_sweep
 from specforge.sweep.trial import COMPLETE, FAILED, PRUNED, run_trial
 
-from .tiny import LIMITS, need, write_spec
+from .tiny import LIMITS, write_spec
 
 REPO = Path(__file__).resolve().parents[2]
 

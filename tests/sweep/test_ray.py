@@ -1,5 +1,5 @@
-"""The Ray backend for real: a local Ray instance (2 CPUs, no dashboard) through a 2-trial sweep, and the
-one-line errors without Ray or without a cluster."""
+"""The Ray backend for real: a local Ray instance (2 CPUs, no dashboard) through a 2-trial sweep, the sweep command
+starting its own local Ray (killed and rerun), and the one-line errors without Ray or without a cluster."""
 
 from __future__ import annotations
 
@@ -14,21 +14,22 @@ import time
 from pathlib import Path
 
 import pytest
+from needs import need
+from typer.testing import CliRunner
 
 from specforge import api
 from specforge.base.errors import RunError
+from specforge.cli.commands import app
 from specforge.runs import directory as runs
 from specforge.sweep.trial import COMPLETE
 from tests.test_cli_train import environment
 
-from .tiny import LIMITS, need, write_spec
+from .tiny import LIMITS, write_spec
 
 
-def test_a_two_trial_sweep_on_a_local_ray(tmp_path, monkeypatch):
-    need("ray")
+def test_a_two_trial_sweep_on_a_local_ray(local_ray, tmp_path, monkeypatch):
     need("optuna")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     result = api.sweep(write_spec(tmp_path), backend="ray", jobs=2, **LIMITS)
     assert result.sweep_dir.resolve() == tmp_path / "runs" / "tiny-mlp" / "sweeps" / "1"
     assert sorted(trial.number for trial in result.trials) == [0, 1]
@@ -45,36 +46,26 @@ def test_a_two_trial_sweep_on_a_local_ray(tmp_path, monkeypatch):
     assert json.loads((result.sweep_dir / "results.json").read_text())["best"]["number"] == result.best.number
 
 
-def test_torch_trials_on_a_local_ray_take_the_resources_the_sweep_asks_for(tmp_path, monkeypatch):
-    need("ray")
+def test_torch_trials_on_a_local_ray_take_the_resources_the_sweep_asks_for(local_ray, tmp_path, monkeypatch):
     need("optuna")
     need("torch")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    spec = write_spec(tmp_path, fit={"backend": "torch", "epochs": 1}, sweep={"resources": {"cpu": 1}})
-    result = api.sweep(spec, backend="ray", jobs=1, **LIMITS)  # by default one trial would take both CPUs
-    assert [trial.state for trial in result.trials] == [COMPLETE, COMPLETE]
-    for trial in result.trials:
-        manifest = runs.open_run(trial.run).manifest
-        assert (manifest["backend"], manifest["device"], manifest["device_request"]) == ("torch", "cpu", "cpu")
-        assert json.loads((Path(trial.run) / "outcome.json").read_text())["resources"] == {"CPU": 1.0}
+    spec = write_spec(tmp_path, fit={"backend": "torch", "epochs": 1}, sweep={"resources": {"cpu": 1}, "trials": 1})
+    result = api.sweep(spec, backend="ray", jobs=1, **LIMITS)  # by default the trial would take both CPUs
+    [trial] = result.trials
+    assert trial.state == COMPLETE
+    manifest = runs.open_run(trial.run).manifest
+    assert (manifest["backend"], manifest["device"], manifest["device_request"]) == ("torch", "cpu", "cpu")
+    assert json.loads((Path(trial.run) / "outcome.json").read_text())["resources"] == {"CPU": 1.0}
 
 
-def test_a_gpu_share_on_a_cluster_without_gpus_is_one_located_line_and_writes_nothing(tmp_path):
-    need("ray")
+def test_a_gpu_share_on_a_cluster_without_gpus_is_one_located_line_and_writes_nothing(local_ray, tmp_path, monkeypatch):
     need("optuna")
+    monkeypatch.chdir(tmp_path)
     spec = write_spec(tmp_path, fit={"backend": "torch"}, sweep={"resources": {"cpu": 1, "gpu": 0.25}})
-    env = {key: value for key, value in environment().items() if key != "RAY_ADDRESS"}
-    shown = subprocess.run(
-        [sys.executable, "-m", "specforge", "sweep", str(spec), "--backend", "ray"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    shown = CliRunner().invoke(app, ["sweep", str(spec), "--backend", "ray"])
     line = next(number for number, text in enumerate(spec.read_text().splitlines(), 1) if "gpu:" in text)
-    assert shown.returncode == 2 and shown.stdout == ""
+    assert shown.exit_code == 2 and shown.stdout == ""
     assert shown.stderr.splitlines()[-1] == (
         f"{spec}:{line}:10: error: sweep.resources.gpu: each trial asks for 0.25 GPU and the Ray cluster has 0; "
         "set sweep.resources.gpu: 0 to train the trials on CPUs, or join a cluster with GPUs (--address)"
@@ -93,7 +84,8 @@ def test_without_ray_one_line_names_the_install(tmp_path, monkeypatch):
 
 
 def test_an_unreachable_cluster_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
-    need("ray")
+    ray = need("ray")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as a fresh process, whatever ran before
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -104,8 +96,9 @@ def test_an_unreachable_cluster_is_one_line_and_writes_nothing(tmp_path, monkeyp
     assert "\n" not in line and not (tmp_path / "runs").exists()
 
 
-def test_an_address_whose_port_is_not_a_number_is_one_line_and_writes_nothing(tmp_path):
-    need("ray")
+def test_an_address_whose_port_is_not_a_number_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    ray = need("ray")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as a fresh process, whatever ran before
     with pytest.raises(RunError) as caught:
         api.sweep(write_spec(tmp_path), backend="ray", address="127.0.0.1:head", root=tmp_path / "runs")
     assert caught.value.format() == (

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import yaml
-from needs import require
 
 #: An MLP on MNIST with two searched values; trials run on slices of the data (LIMITS).
 TINY = {
@@ -47,9 +43,3 @@ def write_spec(directory: Path, name: str = "tiny.yaml", **changes: dict) -> Pat
     path = directory / name
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
-
-
-def need(module: str) -> ModuleType:
-    """``module``, or a skip when it is not installed (a failure under CI, see ``needs.require``)."""
-    require(importlib.util.find_spec(module.partition(".")[0]) is not None, f"{module} (pip install -e '.[test]')")
-    return importlib.import_module(module)
