@@ -115,9 +115,12 @@ def compare_specs(paths: list[Path], args: argparse.Namespace, gemm: float) -> l
             "MiB PyTorch",
         ]
     )
-    missed, largest_difference = [], 0.0
+    missed, largest_difference, several = [], 0.0, []
     for path in paths:
         pair = SideBySide(path)
+        if len(pair.graph.model_inputs) > 1 or len(pair.graph.output_nodes) > 1:
+            several.append(pair.name)
+            continue
         batch_size = pair.batch_size
         # inference first, while both exports hold the same weights (training moves each side's own)
         inference, difference = inference_rates(pair, INFERENCE_BATCHES, args.seconds / 2, args.rounds)
@@ -168,7 +171,13 @@ def compare_specs(paths: list[Path], args: argparse.Namespace, gemm: float) -> l
         "MiB: peak resident memory a training step adds (VmHWM during 3 steps minus VmRSS before them), each "
         "framework in a process of its own"
     )
-    print(DISTURBED + "\n")
+    print(DISTURBED)
+    if several:
+        print(
+            "left out, as models of several inputs or outputs, which the side-by-side batches do not feed: "
+            + ", ".join(several)
+        )
+    print()
     table.print(args.markdown)
     return missed
 
