@@ -51,7 +51,8 @@ def random_batch(
     index = np.sort(rng.choice(len(train), size=batch_size, replace=batch_size > len(train)))
     steps = train.preprocessing
     labels, targets = labels_and_targets(loss, steps.labels(train.labels[index]), model.graph.output_shape[-1])
-    return steps.images(train.images[index]), labels, targets
+    # a model of token ids takes them as its input's dtype says, as training feeds them
+    return steps.images(train.images[index]).astype(model.graph.input_dtype, copy=False), labels, targets
 
 
 class PhaseClock:
@@ -93,10 +94,10 @@ def profile(
         x, labels, y = random_batch(train, model, loss, batch_size, rng)
         clock.enabled = batch >= warmup
         caches = []
-        values = StepValues(steps, x)
+        values = StepValues(steps, x, graph=model.graph)
         for step, name in zip(steps, names):
             with clock(f"forward  {name}"):
-                out, cache = step.forward(model.params[step.index], values.take(step), True, rng)
+                out, cache = step.forward(model.params[step.index], values.take(step), True, rng, values.mask(step))
                 values.put(step, out)
             caches.append(cache)
         with clock("loss (value, gradient, probabilities)"):
