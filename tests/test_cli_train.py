@@ -139,6 +139,10 @@ def test_ctrl_c_saves_and_resume_finishes_the_run(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C's signal at its default, as a terminal starts a command: a process that ignores SIGINT (this
+        # one, after some library set it so) starts children that ignore it, and Python then never raises
+        # KeyboardInterrupt in them.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         # The epoch's first line is written once its checkpoint is saved and the batches begin: from then
