@@ -73,11 +73,7 @@ class Model:
         an output whose node is in ``skipped`` (see ``skipped``) gives its activation's input, the logits."""
         steps = self.steps(skipped)
         wanted = self.output_values(skipped)
-        values = StepValues(steps, xs, wanted, self.graph)
-        with parallel.single_threaded_blas():
-            for step in steps:
-                y, _ = step.forward(self.params[step.index], values.take(step), training, rng, values.mask(step))
-                values.put(step, y)
+        values = self._forward(steps, StepValues(steps, xs, wanted, self.graph), training, rng)
         return [values.get(index) for index in wanted]
 
     def output_values(self, skipped: frozenset[int]) -> list[int]:
@@ -93,12 +89,17 @@ class Model:
         if until is None:
             return self.outputs(x, training, rng)[0]
         steps = self.steps(until)
-        values = StepValues(steps, x, graph=self.graph)
+        return self._forward(steps, StepValues(steps, x, graph=self.graph), training, rng).last
+
+    def _forward(
+        self, steps: list[Step], values: StepValues, training: bool, rng: np.random.Generator | None
+    ) -> StepValues:
+        """``values`` with each of ``steps`` computed in turn, BLAS at one thread (see ``gradients``)."""
         with parallel.single_threaded_blas():
             for step in steps:
                 y, _ = step.forward(self.params[step.index], values.take(step), training, rng, values.mask(step))
                 values.put(step, y)
-        return values.last
+        return values
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The model's outputs (probabilities for a softmax classifier) for ``x``, in batches, inference mode."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from specforge.ops import kernels
-from specforge.ops.window import Window, offset_slices, pad_image, window_view
+from specforge.ops.window import Window, crop_padding, offset_slices, pad_image, window_view
 
 
 # -- grouped convolution (Conv2D is one group, DepthwiseConv2D one group per channel) ----------------
@@ -127,7 +127,7 @@ def scattered_input_gradient(dy: np.ndarray, kernel: np.ndarray, window: Window,
                 n, out_h, out_w, channels
             )
         phase[...] = total
-    out[...] = padded[:, top : top + out.shape[1], left : left + out.shape[2]]
+    out[...] = crop_padding(padded, window.pads)
 
 
 def spread_gradient(dy: np.ndarray, window: Window, size: tuple[int, int]) -> np.ndarray:
